@@ -1,0 +1,96 @@
+//! The loom engine: exhaustive exploration within a preemption bound.
+//!
+//! loom has no way to stop a model early, so when the verdict is settled the model closure
+//! panics with a private payload that this module catches (and keeps out of the panic output).
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex as StdMutex, Once};
+use std::time::Instant;
+
+use super::collect::{Collector, Exploration};
+use super::{EngineConfig, Refusal};
+use crate::ir::Program;
+
+mod driver {
+    super::super::threads::threaded_driver!(loom);
+}
+
+/// loom's fixed thread limit (`loom::MAX_THREADS`), the engine's main thread included. racelab
+/// runs the first actor on the main thread, so a scenario may have this many actors.
+pub const MAX_ACTORS: usize = 5;
+
+/// The panic payload that ends a loom model early.
+struct StopExploring;
+
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<StopExploring>().is_none() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
+    if prog.actors.len() > MAX_ACTORS {
+        return Err(Refusal(format!(
+            "loom explores at most {MAX_ACTORS} actors (its MAX_THREADS), and `{}` has {}; explore it with shuttle-random, shuttle-pct or shuttle-dfs, which have no such limit, or use fewer actors",
+            prog.scenario,
+            prog.actors.len()
+        )));
+    }
+    install_quiet_hook();
+    let start = Instant::now();
+    let collector = Arc::new(StdMutex::new(Collector::new(Arc::clone(prog))));
+
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(cfg.preemption_bound);
+    builder.max_branches = 1_000_000;
+    builder.max_permutations = Some(usize::try_from(cfg.budget.schedules.max(1)).unwrap_or(usize::MAX));
+    builder.max_duration = Some(cfg.budget.time);
+    // loom checks the two limits above only every `checkpoint_interval` iterations.
+    builder.checkpoint_interval = 1;
+    builder.checkpoint_file = None;
+    builder.log = false;
+    builder.location = false;
+
+    let (p, c) = (Arc::clone(prog), Arc::clone(&collector));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        builder.check(move || {
+            let m = driver::run_execution(&p);
+            let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
+            col.absorb(&m);
+            if col.stop {
+                drop(col);
+                panic::panic_any(StopExploring);
+            }
+        });
+    }));
+    let col = collector.lock().unwrap_or_else(|e| e.into_inner());
+    let stopped_early = match result {
+        Ok(()) => false,
+        Err(payload) if payload.downcast_ref::<StopExploring>().is_some() => true,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            return Err(Refusal(format!("loom stopped with an internal error: {msg}")));
+        }
+    };
+    // loom returns normally both when it covered every schedule within the bound and when a
+    // budget ran out; only the former is a proof.
+    let within_budget = col.executions < cfg.budget.schedules && start.elapsed() < cfg.budget.time;
+    Ok(Exploration {
+        engine: "loom",
+        schedules: col.executions,
+        seconds: start.elapsed().as_secs_f64(),
+        exhaustive: !stopped_early && within_budget,
+        findings: col.findings.clone(),
+        bound: cfg.describe_bound(),
+    })
+}

@@ -1,0 +1,115 @@
+//! Exploration: drive a scenario's machine under shuttle's schedulers and loom, collect findings.
+//!
+//! Each engine runs actors as its own threads (shuttle tasks, loom threads) over one shared
+//! [`Machine`]: an actor takes the machine's lock (the scheduling point), steps if it is
+//! runnable, and otherwise waits on its own condition variable until a step makes it runnable.
+//! The engine thus chooses every interleaving of steps; the machine decides what is runnable
+//! and when virtual time moves. racelab records its own schedule, so findings replay on any
+//! engine or backend.
+
+pub mod collect;
+pub mod loom_engine;
+pub mod portfolio;
+pub mod shuttle_engine;
+mod threads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ir::Program;
+pub use collect::{Exploration, Found};
+
+/// Which engine decides the interleavings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    ShuttleRandom,
+    ShuttlePct,
+    ShuttleDfs,
+    Loom,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 4] = [EngineKind::ShuttleRandom, EngineKind::ShuttlePct, EngineKind::ShuttleDfs, EngineKind::Loom];
+
+    /// The name used in `summary.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::ShuttleRandom => "shuttle-random",
+            EngineKind::ShuttlePct => "shuttle-pct",
+            EngineKind::ShuttleDfs => "shuttle-dfs",
+            EngineKind::Loom => "loom",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<EngineKind> {
+        EngineKind::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
+/// How much exploring one engine run may do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Budget {
+    /// The most executions (schedules) to explore.
+    pub schedules: u64,
+    /// The most wall-clock time to spend.
+    pub time: Duration,
+}
+
+impl Budget {
+    pub fn new(schedules: u64, time: Duration) -> Budget {
+        Budget { schedules, time }
+    }
+}
+
+/// One engine run's configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    pub kind: EngineKind,
+    pub budget: Budget,
+    /// Seed for shuttle random and PCT.
+    pub seed: u64,
+    /// PCT's bug depth (the number of priority change points plus one).
+    pub pct_depth: usize,
+    /// loom's preemption bound: exhaustive among schedules with at most this many preemptions.
+    pub preemption_bound: usize,
+}
+
+impl EngineConfig {
+    pub fn new(kind: EngineKind, budget: Budget) -> EngineConfig {
+        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2 }
+    }
+    pub fn seed(mut self, seed: u64) -> EngineConfig {
+        self.seed = seed;
+        self
+    }
+    pub fn preemption_bound(mut self, bound: usize) -> EngineConfig {
+        self.preemption_bound = bound;
+        self
+    }
+
+    /// The bound this run explores within, in words for reports.
+    pub fn describe_bound(&self) -> String {
+        let budget = format!("{} schedules or {:.0}s", self.budget.schedules, self.budget.time.as_secs_f64());
+        match self.kind {
+            EngineKind::ShuttleRandom => format!("random, seed {:#x}, {budget}", self.seed),
+            EngineKind::ShuttlePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
+            EngineKind::ShuttleDfs => format!("depth-first, {budget}"),
+            EngineKind::Loom => format!("preemption bound {}, {budget}", self.preemption_bound),
+        }
+    }
+}
+
+/// Why an engine could not run a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub String);
+
+/// Explores `prog` with one engine. Never panics on a scenario; a refusal (too many actors for
+/// loom) comes back as `Err` with a message that names the alternative.
+pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
+    match cfg.kind {
+        EngineKind::Loom => loom_engine::explore(prog, cfg),
+        _ => Ok(shuttle_engine::explore(prog, cfg)),
+    }
+}

@@ -1,0 +1,102 @@
+//! The shuttle engines: random, PCT and DFS schedulers driving actors as shuttle tasks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Instant;
+
+use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule as ShuttleSchedule, Scheduler, Task, TaskId};
+
+use super::collect::{Collector, Exploration};
+use super::{EngineConfig, EngineKind};
+use crate::ir::Program;
+
+mod driver {
+    super::super::threads::threaded_driver!(shuttle);
+}
+
+/// Wraps a shuttle scheduler to end the run when the verdict is settled or the budget is spent,
+/// and to tell whether the inner scheduler ran out of schedules (an exhaustive search).
+struct Bounded<S> {
+    inner: S,
+    stop: Arc<AtomicBool>,
+    started: Arc<AtomicU64>,
+    exhausted: Arc<AtomicBool>,
+    max: u64,
+    deadline: Instant,
+}
+
+impl<S: Scheduler> Scheduler for Bounded<S> {
+    fn new_execution(&mut self) -> Option<ShuttleSchedule> {
+        if self.stop.load(Ordering::SeqCst) || self.started.load(Ordering::SeqCst) >= self.max || Instant::now() >= self.deadline {
+            return None;
+        }
+        match self.inner.new_execution() {
+            Some(s) => {
+                self.started.fetch_add(1, Ordering::SeqCst);
+                Some(s)
+            }
+            None => {
+                self.exhausted.store(true, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+        self.inner.next_task(runnable, current, is_yielding)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}
+
+pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
+    let start = Instant::now();
+    let max = cfg.budget.schedules.max(1);
+    let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
+    match cfg.kind {
+        EngineKind::ShuttleRandom => run(prog, cfg, RandomScheduler::new_from_seed(cfg.seed, max_usize), start),
+        EngineKind::ShuttlePct => run(prog, cfg, PctScheduler::new_from_seed(cfg.seed, cfg.pct_depth, max_usize), start),
+        EngineKind::ShuttleDfs => run(prog, cfg, DfsScheduler::new(Some(max_usize), false), start),
+        EngineKind::Loom => unreachable!("loom is not a shuttle scheduler"),
+    }
+}
+
+fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S, start: Instant) -> Exploration {
+    let collector = Arc::new(StdMutex::new(Collector::new(Arc::clone(prog))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU64::new(0));
+    let exhausted = Arc::new(AtomicBool::new(false));
+    let scheduler = Bounded {
+        inner,
+        stop: Arc::clone(&stop),
+        started: Arc::clone(&started),
+        exhausted: Arc::clone(&exhausted),
+        max: cfg.budget.schedules.max(1),
+        deadline: start + cfg.budget.time,
+    };
+    let mut config = shuttle::Config::new();
+    config.silence_warnings = true;
+    // Our machine bounds steps itself (and reports a livelock); shuttle must not cut executions short.
+    config.max_steps = shuttle::MaxSteps::None;
+    let runner = shuttle::Runner::new(scheduler, config);
+    let (p, c, s) = (Arc::clone(prog), Arc::clone(&collector), Arc::clone(&stop));
+    runner.run(move || {
+        let m = driver::run_execution(&p);
+        let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
+        col.absorb(&m);
+        if col.stop {
+            s.store(true, Ordering::SeqCst);
+        }
+    });
+    let col = collector.lock().unwrap_or_else(|e| e.into_inner());
+    // DFS with no remaining schedule covered everything; random and PCT never can.
+    let exhaustive = cfg.kind == EngineKind::ShuttleDfs && exhausted.load(Ordering::SeqCst);
+    Exploration {
+        engine: cfg.kind.name(),
+        schedules: col.executions,
+        seconds: start.elapsed().as_secs_f64(),
+        exhaustive,
+        findings: col.findings.clone(),
+        bound: cfg.describe_bound(),
+    }
+}

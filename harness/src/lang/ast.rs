@@ -1,0 +1,184 @@
+//! The syntax tree of a scenario file, as written (names unresolved, variants not yet applied).
+
+use super::diag::Span;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    pub name: Option<Ident>,
+    pub about: Option<(String, Span)>,
+    pub sources: Vec<(String, Span)>,
+    pub items: Vec<Item>,
+    pub variants: Vec<Variant>,
+    /// Expectations written at the top level apply to the implicit `default` variant.
+    pub expects: Vec<Expect>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Const { name: Ident, value: Expr },
+    Fs { entries: Vec<FsEntry>, span: Span },
+    Cell { name: Ident, init: Expr },
+    Log { name: Ident },
+    Proc(Proc),
+    Actor(Actor),
+    Invariant(Invariant),
+}
+
+#[derive(Debug, Clone)]
+pub enum FsEntry {
+    Dir { path: Expr },
+    File { path: Expr, contents: Expr },
+}
+
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub name: Ident,
+    pub params: Vec<Ident>,
+    pub body: Block,
+}
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: Ident,
+    pub count: Option<(i64, Span)>,
+    pub body: Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Checked after every step.
+    Always,
+    /// Checked once, when every actor has finished.
+    AtEnd,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invariant {
+    pub name: Ident,
+    pub when: When,
+    pub cond: Expr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: Ident,
+    /// Constants and procedures that replace the base scenario's of the same name.
+    pub items: Vec<Item>,
+    pub expects: Vec<Expect>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectKind {
+    Violates(Vec<Ident>),
+    Deadlock,
+    Holds,
+}
+
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub kind: ExpectKind,
+    pub span: Span,
+}
+
+pub type Block = Vec<Stmt>;
+
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum StmtKind {
+    Let(Ident, Expr),
+    Assign(Ident, Expr),
+    /// `set cell = value`: a write to a shared cell (one step).
+    Set(Ident, Expr),
+    If(Expr, Block, Option<Block>),
+    Loop(Block),
+    While(Expr, Block),
+    Break,
+    Continue,
+    Return(Option<Expr>),
+    Match(Expr, Vec<Arm>),
+    Sleep(Expr),
+    Work(Expr),
+    Append(Ident, Expr),
+    Critical(Ident, Block),
+    Assert(Expr, Option<Expr>),
+    Fail(Expr),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pub pat: Pattern,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    /// `ok` or `ok(name)` or `ok(_)`.
+    Ok(Option<Ident>),
+    /// `err`, `err(EEXIST)` or `err(e)` (a lowercase name binds the errno's name as a string).
+    Err(Option<Ident>),
+    Lit(Expr),
+    Wildcard(Span),
+}
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Debug, Clone)]
+pub enum StrPart {
+    Lit(String),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    Int(i64),
+    Duration(i64),
+    Str(Vec<StrPart>),
+    Bool(bool),
+    None,
+    Name(Ident),
+    /// A bare errno name used as a value (`EEXIST`).
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call(Ident, Vec<Expr>),
+    Field(Box<Expr>, Ident),
+}

@@ -1,0 +1,113 @@
+//! Diagnostics for scenario files: spans, collected errors, and their miette rendering.
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use std::fmt;
+
+/// A byte range in the scenario source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start, end: end.max(start) }
+    }
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+/// One problem in a scenario file: what is wrong, where, and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diag {
+    pub span: Span,
+    pub message: String,
+    pub label: String,
+    pub help: Option<String>,
+}
+
+impl Diag {
+    pub fn new(span: Span, message: impl Into<String>, label: impl Into<String>) -> Diag {
+        Diag { span, message: message.into(), label: label.into(), help: None }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Diag {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Every problem found in one scenario file, ready for miette to render with the source.
+#[derive(Debug)]
+pub struct ScenarioErrors {
+    pub name: String,
+    pub diags: Vec<Diag>,
+    singles: Vec<SingleDiag>,
+}
+
+impl ScenarioErrors {
+    pub fn new(name: &str, src: &str, mut diags: Vec<Diag>) -> ScenarioErrors {
+        diags.sort_by_key(|d| (d.span.start, d.span.end));
+        diags.dedup();
+        let source = NamedSource::new(name, src.to_string());
+        let singles = diags.iter().map(|d| SingleDiag { diag: d.clone(), src: source.clone() }).collect();
+        ScenarioErrors { name: name.to_string(), diags, singles }
+    }
+}
+
+impl fmt::Display for ScenarioErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.diags.len();
+        write!(f, "{} error{} in {}", n, if n == 1 { "" } else { "s" }, self.name)
+    }
+}
+
+impl std::error::Error for ScenarioErrors {}
+
+impl Diagnostic for ScenarioErrors {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("see docs/language.md for the grammar; `racelab check FILE` checks a file without running it"))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.singles.iter().map(|d| d as &dyn Diagnostic)))
+    }
+}
+
+/// One [`Diag`] with the source it points into, as miette wants it.
+#[derive(Debug)]
+struct SingleDiag {
+    diag: Diag,
+    src: NamedSource<String>,
+}
+
+impl fmt::Display for SingleDiag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diag.message)
+    }
+}
+
+impl std::error::Error for SingleDiag {}
+
+impl Diagnostic for SingleDiag {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.src)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = SourceSpan::new(self.diag.span.start.into(), self.diag.span.end - self.diag.span.start);
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.diag.label.clone()), span))))
+    }
+}
+
+/// Renders errors as plain text (no colour, ASCII-safe unicode box drawing), for tests and non-TTY output.
+pub fn render_plain(errors: &ScenarioErrors) -> String {
+    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100);
+    let mut out = String::new();
+    for single in &errors.singles {
+        let _ = handler.render_report(&mut out, single);
+    }
+    out
+}

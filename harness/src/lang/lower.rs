@@ -1,0 +1,925 @@
+//! Name resolution and lowering: one variant of the syntax tree to the flat [`Program`] IR.
+//!
+//! Expressions that contain world operations or procedure calls are flattened: each such call
+//! becomes its own instruction writing a temporary register, in evaluation order (left to right),
+//! so that every world operation is exactly one step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ast::{self, Expr, ExprKind, Ident, Item, Pattern, Stmt, StmtKind, StrPart};
+use super::diag::{Diag, Span};
+use crate::eval::{self, Env};
+use crate::ir::*;
+
+const FS_OPS: &[(&str, usize)] = &[
+    ("create", 1),
+    ("write", 2),
+    ("read", 1),
+    ("link", 2),
+    ("unlink", 1),
+    ("rename", 2),
+    ("stat", 1),
+    ("utime", 2),
+    ("touch", 1),
+    ("mkdir", 1),
+    ("rmdir", 1),
+];
+const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
+    ("len", Builtin::Len, 1),
+    ("str", Builtin::Str, 1),
+    ("contains", Builtin::Contains, 2),
+    ("min", Builtin::Min, 2),
+    ("max", Builtin::Max, 2),
+];
+const QUERIES: &[&str] = &["holders", "count", "exists"];
+
+/// The items of one variant: the base scenario's, with the variant's replacements applied.
+pub struct VariantInput<'a> {
+    pub scenario: &'a str,
+    pub variant: &'a str,
+    pub items: Vec<&'a Item>,
+    pub expected: Option<Expected>,
+    pub fingerprint: u32,
+}
+
+pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Program {
+    let mut cx = Cx {
+        src,
+        diags,
+        consts: HashMap::new(),
+        cells: HashMap::new(),
+        logs: HashMap::new(),
+        sections: HashMap::new(),
+        section_names: vec![],
+        procs: HashMap::new(),
+        labels: vec![],
+    };
+    let mut prog = Program {
+        scenario: input.scenario.to_string(),
+        variant: input.variant.to_string(),
+        procs: vec![],
+        actors: vec![],
+        cells: vec![],
+        logs: vec![],
+        sections: vec![],
+        fs: vec![],
+        invariants: vec![],
+        expected: input.expected,
+        labels: vec![],
+        fingerprint: input.fingerprint,
+    };
+
+    // Declarations first, so that procedures and actors may refer to anything in any order.
+    let mut proc_defs: Vec<&ast::Proc> = vec![];
+    let mut actor_defs: Vec<&ast::Actor> = vec![];
+    for item in &input.items {
+        match item {
+            Item::Const { name, value } => {
+                let v = cx.const_value(value);
+                if cx.consts.insert(name.name.clone(), v).is_some() {
+                    cx.dup(name, "constant");
+                }
+            }
+            Item::Cell { name, init } => {
+                let v = cx.const_value(init);
+                let id = prog.cells.len() as u32;
+                if cx.cells.insert(name.name.clone(), id).is_some() {
+                    cx.dup(name, "cell");
+                }
+                prog.cells.push((name.name.clone(), v));
+            }
+            Item::Log { name } => {
+                let id = prog.logs.len() as u32;
+                if cx.logs.insert(name.name.clone(), id).is_some() {
+                    cx.dup(name, "log");
+                }
+                prog.logs.push(name.name.clone());
+            }
+            Item::Fs { entries, .. } => {
+                for e in entries {
+                    match e {
+                        ast::FsEntry::Dir { path } => {
+                            if let Some(p) = cx.const_path(path) {
+                                prog.fs.push(FsInit::Dir(p));
+                            }
+                        }
+                        ast::FsEntry::File { path, contents } => {
+                            let c = cx.const_value(contents);
+                            if let Some(p) = cx.const_path(path) {
+                                prog.fs.push(FsInit::File(p, c.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+            Item::Proc(p) => {
+                let id = proc_defs.len() as u32;
+                if cx.procs.insert(p.name.name.clone(), (id, p.params.len())).is_some() {
+                    cx.dup(&p.name, "procedure");
+                }
+                proc_defs.push(p);
+            }
+            Item::Actor(a) => actor_defs.push(a),
+            Item::Invariant(_) => {}
+        }
+    }
+
+    for p in &proc_defs {
+        let params: Vec<&Ident> = p.params.iter().collect();
+        let lowered = cx.lower_proc(&p.name.name, &params, &p.body, false);
+        prog.procs.push(lowered);
+    }
+    let mut actor_names: HashMap<String, Span> = HashMap::new();
+    for a in &actor_defs {
+        if actor_names.insert(a.name.name.clone(), a.name.span).is_some() {
+            cx.dup(&a.name, "actor");
+        }
+        let id = prog.procs.len() as u32;
+        prog.procs.push(cx.lower_proc(&a.name.name, &[], &a.body, true));
+        let count = match a.count {
+            None => 1,
+            Some((n, span)) if !(1..=64).contains(&n) => {
+                cx.diags.push(
+                    Diag::new(span, format!("an actor count must be between 1 and 64, not {n}"), "out of range")
+                        .help("explore with a few actors: races need two or three, not hundreds"),
+                );
+                1
+            }
+            Some((n, _)) => n as usize,
+        };
+        for i in 1..=count {
+            let name = if count == 1 { a.name.name.clone() } else { format!("{}{}", a.name.name, i) };
+            prog.actors.push(ActorIr { name: Arc::from(name.as_str()), proc: id });
+        }
+    }
+    if actor_defs.is_empty() {
+        cx.diags.push(
+            Diag::new(Span::new(0, 0), "the scenario has no actors", "nothing would run")
+                .help("declare at least one actor: `actor worker x 2 { ... }`"),
+        );
+    }
+
+    for item in &input.items {
+        if let Item::Invariant(inv) = item {
+            if prog.invariants.iter().any(|i| i.name == inv.name.name) || oracle::ALL.contains(&inv.name.name.as_str()) {
+                cx.dup(&inv.name, "invariant");
+            }
+            let cond = cx.lower_pure(&inv.cond);
+            prog.invariants.push(InvariantIr {
+                name: inv.name.name.clone(),
+                when: match inv.when {
+                    ast::When::Always => When::Always,
+                    ast::When::AtEnd => When::AtEnd,
+                },
+                cond,
+                text: src[inv.cond.span.start..inv.cond.span.end].to_string(),
+            });
+        }
+    }
+    prog.sections = cx.section_names.clone();
+    prog.labels = std::mem::take(&mut cx.labels);
+    prog
+}
+
+struct Cx<'a> {
+    src: &'a str,
+    diags: &'a mut Vec<Diag>,
+    consts: HashMap<String, Value>,
+    cells: HashMap<String, u32>,
+    logs: HashMap<String, u32>,
+    sections: HashMap<String, u32>,
+    section_names: Vec<String>,
+    procs: HashMap<String, (ProcId, usize)>,
+    labels: Vec<Label>,
+}
+
+/// The function being lowered.
+struct Fx {
+    code: Vec<Instr>,
+    scopes: Vec<Vec<(String, Reg)>>,
+    nregs: u32,
+    loops: Vec<LoopCx>,
+    /// Sections entered and not yet left, innermost last.
+    open_sections: Vec<u32>,
+    is_actor: bool,
+}
+
+struct LoopCx {
+    start: Pc,
+    breaks: Vec<usize>,
+    sections_at_entry: usize,
+}
+
+struct NoEnv;
+impl Env for NoEnv {
+    fn reg(&self, _: Reg) -> Value {
+        Value::None
+    }
+    fn self_name(&self) -> Option<&str> {
+        None
+    }
+    fn query(&self, _: Query, _: &[Value]) -> Result<Value, String> {
+        Err("not a constant".into())
+    }
+}
+
+impl Fx {
+    fn reg(&mut self) -> Reg {
+        self.nregs += 1;
+        self.nregs - 1
+    }
+    fn pc(&self) -> Pc {
+        self.code.len() as Pc
+    }
+    fn emit(&mut self, i: Instr) -> usize {
+        self.code.push(i);
+        self.code.len() - 1
+    }
+    fn patch(&mut self, at: usize, target: Pc) {
+        match &mut self.code[at] {
+            Instr::Jump(t) | Instr::JumpIfNot(_, t) => *t = target,
+            _ => unreachable!("only jumps are patched"),
+        }
+    }
+    fn lookup(&self, name: &str) -> Option<Reg> {
+        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _)| n == name).map(|(_, r)| *r)
+    }
+    fn bind(&mut self, name: &str, r: Reg) {
+        if let Some(s) = self.scopes.last_mut() {
+            s.push((name.to_string(), r));
+        }
+    }
+}
+
+impl<'a> Cx<'a> {
+    fn err(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+        self.diags.push(Diag::new(span, msg, label).help(help));
+    }
+
+    fn dup(&mut self, name: &Ident, what: &str) {
+        let n = name.name.clone();
+        self.err(name.span, format!("{what} `{n}` is declared twice"), "declared again here", format!("rename one of the two; names of {what}s must be unique"));
+    }
+
+    fn label(&mut self, span: Span) -> u32 {
+        let text = self.src.get(span.start..span.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = self.src[..span.start.min(self.src.len())].matches('\n').count() as u32 + 1;
+        self.labels.push(Label { text, line });
+        self.labels.len() as u32 - 1
+    }
+
+    fn const_value(&mut self, e: &Expr) -> Value {
+        let p = self.lower_pure(e);
+        match eval::eval(&p, &NoEnv) {
+            Ok(v) => v,
+            Err(msg) => {
+                self.err(e.span, format!("not a constant value: {msg}"), "must be known before the run", "constants and initial values may use literals, other constants and arithmetic");
+                Value::None
+            }
+        }
+    }
+
+    fn const_path(&mut self, e: &Expr) -> Option<String> {
+        match self.const_value(e) {
+            Value::Str(s) if s.starts_with('/') => Some(s.to_string()),
+            Value::None => None,
+            v => {
+                self.err(e.span, format!("expected an absolute path, found {v}"), "not an absolute path", "paths are strings starting with `/`; they are relative to the scenario's root");
+                None
+            }
+        }
+    }
+
+    fn section_id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.sections.get(name) {
+            return *id;
+        }
+        let id = self.section_names.len() as u32;
+        self.sections.insert(name.to_string(), id);
+        self.section_names.push(name.to_string());
+        id
+    }
+
+    fn lower_proc(&mut self, name: &str, params: &[&Ident], body: &[Stmt], is_actor: bool) -> Proc {
+        let mut fx = Fx { code: vec![], scopes: vec![vec![]], nregs: 0, loops: vec![], open_sections: vec![], is_actor };
+        for p in params {
+            let r = fx.reg();
+            fx.bind(&p.name, r);
+        }
+        self.block(&mut fx, body);
+        fx.emit(Instr::Return(None));
+        Proc { name: name.to_string(), nparams: params.len() as u32, nregs: fx.nregs, code: fx.code }
+    }
+
+    fn block(&mut self, fx: &mut Fx, stmts: &[Stmt]) {
+        fx.scopes.push(vec![]);
+        for s in stmts {
+            self.stmt(fx, s);
+        }
+        fx.scopes.pop();
+    }
+
+    fn leave_sections(fx: &mut Fx, down_to: usize) {
+        for &s in fx.open_sections[down_to..].iter().rev() {
+            fx.code.push(Instr::Leave(s));
+        }
+    }
+
+    fn stmt(&mut self, fx: &mut Fx, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Let(name, e) => {
+                let v = self.expr(fx, e);
+                let r = fx.reg();
+                fx.emit(Instr::Eval { dst: r, e: v });
+                fx.bind(&name.name, r);
+            }
+            StmtKind::Assign(name, e) => {
+                let v = self.expr(fx, e);
+                match fx.lookup(&name.name) {
+                    Some(r) => {
+                        fx.emit(Instr::Eval { dst: r, e: v });
+                    }
+                    None if self.cells.contains_key(&name.name) => self.err(name.span, format!("`{}` is a shared cell", name.name), "a cell", format!("write a cell with `set {} = ...`; that is a step", name.name)),
+                    None => self.err(name.span, format!("assignment to undeclared variable `{}`", name.name), "not declared", format!("declare it first: `let {} = ...`", name.name)),
+                }
+            }
+            StmtKind::Set(name, e) => {
+                let v = self.expr(fx, e);
+                match self.cells.get(&name.name) {
+                    Some(&id) => {
+                        let label = self.label(s.span);
+                        fx.emit(Instr::Op { dst: None, op: Op::CellSet(id), args: vec![v], catch: false, label });
+                    }
+                    None => self.err(name.span, format!("unknown cell `{}`", name.name), "not a cell", "declare it at the top level: `cell NAME = initial value`"),
+                }
+            }
+            StmtKind::If(cond, then, els) => {
+                let c = self.expr(fx, cond);
+                let jif = fx.emit(Instr::JumpIfNot(c, 0));
+                self.block(fx, then);
+                if let Some(els) = els {
+                    let jend = fx.emit(Instr::Jump(0));
+                    let pc = fx.pc();
+                    fx.patch(jif, pc);
+                    self.block(fx, els);
+                    let pc = fx.pc();
+                    fx.patch(jend, pc);
+                } else {
+                    let pc = fx.pc();
+                    fx.patch(jif, pc);
+                }
+            }
+            StmtKind::Loop(body) => {
+                let start = fx.pc();
+                fx.loops.push(LoopCx { start, breaks: vec![], sections_at_entry: fx.open_sections.len() });
+                self.block(fx, body);
+                fx.emit(Instr::Jump(start));
+                self.close_loop(fx);
+            }
+            StmtKind::While(cond, body) => {
+                let start = fx.pc();
+                let c = self.expr(fx, cond);
+                let jif = fx.emit(Instr::JumpIfNot(c, 0));
+                fx.loops.push(LoopCx { start, breaks: vec![jif], sections_at_entry: fx.open_sections.len() });
+                self.block(fx, body);
+                fx.emit(Instr::Jump(start));
+                self.close_loop(fx);
+            }
+            StmtKind::Break | StmtKind::Continue => {
+                let is_break = matches!(s.kind, StmtKind::Break);
+                let Some(l) = fx.loops.last() else {
+                    let kw = if is_break { "break" } else { "continue" };
+                    self.err(s.span, format!("`{kw}` outside of a loop"), "not in a loop", "`break` and `continue` belong inside `loop { ... }` or `while COND { ... }`");
+                    return;
+                };
+                let (start, depth) = (l.start, l.sections_at_entry);
+                Self::leave_sections(fx, depth);
+                if is_break {
+                    let j = fx.emit(Instr::Jump(0));
+                    if let Some(l) = fx.loops.last_mut() {
+                        l.breaks.push(j);
+                    }
+                } else {
+                    fx.emit(Instr::Jump(start));
+                }
+            }
+            StmtKind::Return(e) => {
+                let v = e.as_ref().map(|e| self.expr(fx, e));
+                Self::leave_sections(fx, 0);
+                fx.emit(Instr::Return(v));
+            }
+            StmtKind::Match(scrutinee, arms) => self.match_stmt(fx, scrutinee, arms),
+            StmtKind::Sleep(e) | StmtKind::Work(e) => {
+                let v = self.expr(fx, e);
+                let op = if matches!(s.kind, StmtKind::Sleep(_)) { Op::Sleep } else { Op::Work };
+                let label = self.label(s.span);
+                fx.emit(Instr::Op { dst: None, op, args: vec![v], catch: false, label });
+            }
+            StmtKind::Append(log, e) => {
+                let v = self.expr(fx, e);
+                match self.logs.get(&log.name) {
+                    Some(&id) => {
+                        let label = self.label(s.span);
+                        fx.emit(Instr::Op { dst: None, op: Op::Append(id), args: vec![v], catch: false, label });
+                    }
+                    None => self.err(log.span, format!("unknown log `{}`", log.name), "not a log", "declare it at the top level: `log NAME`"),
+                }
+            }
+            StmtKind::Critical(name, body) => {
+                let id = self.section_id(&name.name);
+                fx.emit(Instr::Enter(id));
+                fx.open_sections.push(id);
+                self.block(fx, body);
+                fx.open_sections.pop();
+                fx.emit(Instr::Leave(id));
+            }
+            StmtKind::Assert(cond, msg) => {
+                let c = self.expr(fx, cond);
+                let text = self.src[cond.span.start..cond.span.end].to_string();
+                let msg = match msg {
+                    Some(m) => self.expr(fx, m),
+                    None => PExpr::Const(Value::str(&format!("assertion failed: {text}"))),
+                };
+                let j = fx.emit(Instr::JumpIfNot(PExpr::Not(Box::new(c)), 0));
+                let label = self.label(s.span);
+                fx.emit(Instr::Fail { kind: FailKind::Assertion, msg, label });
+                let pc = fx.pc();
+                fx.patch(j, pc);
+            }
+            StmtKind::Fail(e) => {
+                let msg = self.expr(fx, e);
+                let label = self.label(s.span);
+                fx.emit(Instr::Fail { kind: FailKind::Raised, msg, label });
+            }
+            StmtKind::Expr(e) => match &e.kind {
+                ExprKind::Call(..) => {
+                    self.call(fx, e, false, false);
+                }
+                ExprKind::Name(n) if n.name == "now" => {
+                    self.expr(fx, e);
+                }
+                _ => self.err(e.span, "this expression does nothing", "value is computed and dropped", "a statement is a call, an operation, or a `let`/`set`; bind the value with `let` to use it"),
+            },
+        }
+    }
+
+    fn close_loop(&mut self, fx: &mut Fx) {
+        let l = fx.loops.pop().expect("a loop is open");
+        let end = fx.pc();
+        for b in l.breaks {
+            fx.patch(b, end);
+        }
+    }
+
+    fn match_stmt(&mut self, fx: &mut Fx, scrutinee: &Expr, arms: &[ast::Arm]) {
+        let is_op = matches!(&scrutinee.kind, ExprKind::Call(name, _) if FS_OPS.iter().any(|(n, _)| *n == name.name));
+        let r = if is_op {
+            match self.call(fx, scrutinee, true, true) {
+                Some(PExpr::Reg(r)) => r,
+                _ => return,
+            }
+        } else {
+            let v = self.expr(fx, scrutinee);
+            let r = fx.reg();
+            fx.emit(Instr::Eval { dst: r, e: v });
+            r
+        };
+        let mut ends = vec![];
+        let mut catch_all = false;
+        let mut handles_err = false;
+        for arm in arms {
+            fx.scopes.push(vec![]);
+            let test = match &arm.pat {
+                Pattern::Wildcard(_) => {
+                    catch_all = true;
+                    None
+                }
+                Pattern::Ok(bind) => {
+                    if !is_op {
+                        self.err(arm.span, "`ok` matches the result of an operation", "not an operation result", "match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`; match plain values with literals");
+                    }
+                    if let Some(b) = bind.as_ref().filter(|b| b.name != "_") {
+                        fx.bind(&b.name, r);
+                    }
+                    Some(PExpr::IsOk(r))
+                }
+                Pattern::Err(inner) => {
+                    if !is_op {
+                        self.err(arm.span, "`err` matches the result of an operation", "not an operation result", "match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`");
+                    }
+                    match inner {
+                        None => {
+                            handles_err = true;
+                            Some(PExpr::Not(Box::new(PExpr::IsOk(r))))
+                        }
+                        Some(id) if id.name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => match Errno::from_name(&id.name) {
+                            Some(e) => Some(PExpr::IsErrno(r, e)),
+                            None => {
+                                let known: Vec<_> = Errno::ALL.iter().map(|e| e.name()).collect();
+                                self.err(id.span, format!("unknown errno `{}`", id.name), "not an errno", format!("known errnos: {}", known.join(", ")));
+                                None
+                            }
+                        },
+                        Some(id) => {
+                            handles_err = true;
+                            let b = fx.reg();
+                            fx.emit(Instr::Eval { dst: b, e: PExpr::ErrName(r) });
+                            fx.bind(&id.name, b);
+                            Some(PExpr::Not(Box::new(PExpr::IsOk(r))))
+                        }
+                    }
+                }
+                Pattern::Lit(e) => {
+                    let v = self.expr(fx, e);
+                    Some(PExpr::Bin(BinOp::Eq, Box::new(PExpr::Reg(r)), Box::new(v)))
+                }
+            };
+            let jnext = test.map(|t| fx.emit(Instr::JumpIfNot(t, 0)));
+            self.block(fx, &arm.body);
+            ends.push(fx.emit(Instr::Jump(0)));
+            if let Some(j) = jnext {
+                let pc = fx.pc();
+                fx.patch(j, pc);
+            }
+            fx.scopes.pop();
+        }
+        if is_op && !catch_all && !handles_err {
+            let label = self.label(scrutinee.span);
+            fx.emit(Instr::Unhandled { reg: r, label });
+        }
+        let end = fx.pc();
+        for j in ends {
+            fx.patch(j, end);
+        }
+    }
+
+    /// Lowers a call (world operation, procedure or pure builtin) and returns its value.
+    fn call(&mut self, fx: &mut Fx, e: &Expr, catch: bool, want_value: bool) -> Option<PExpr> {
+        let ExprKind::Call(name, args) = &e.kind else { unreachable!("call() is given calls") };
+        if let Some(&(_, arity)) = FS_OPS.iter().find(|(n, _)| *n == name.name) {
+            let mut op = match name.name.as_str() {
+                "create" => Op::Create { excl: false },
+                "write" => Op::Write,
+                "read" => Op::Read,
+                "link" => Op::Link,
+                "unlink" => Op::Unlink,
+                "rename" => Op::Rename,
+                "stat" => Op::Stat,
+                "utime" => Op::Utime,
+                "touch" => Op::Touch,
+                "mkdir" => Op::Mkdir,
+                _ => Op::Rmdir,
+            };
+            let mut args: &[Expr] = args;
+            if op == (Op::Create { excl: false }) && args.len() == 2 {
+                if matches!(&args[1].kind, ExprKind::Name(n) if n.name == "excl") {
+                    op = Op::Create { excl: true };
+                    args = &args[..1];
+                } else {
+                    self.err(args[1].span, "the second argument of `create` can only be `excl`", "expected `excl`", "write `create(path)` or `create(path, excl)` for O_EXCL");
+                    return None;
+                }
+            }
+            if args.len() != arity {
+                self.err(e.span, format!("`{}` takes {arity} argument{}, not {}", name.name, if arity == 1 { "" } else { "s" }, args.len()), "wrong number of arguments", op_signature(&name.name));
+                return None;
+            }
+            let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
+            let dst = fx.reg();
+            let label = self.label(e.span);
+            fx.emit(Instr::Op { dst: Some(dst), op, args: vals, catch, label });
+            return Some(PExpr::Reg(dst));
+        }
+        if let Some(&(id, arity)) = self.procs.get(&name.name) {
+            if args.len() != arity {
+                self.err(e.span, format!("procedure `{}` takes {arity} argument{}, not {}", name.name, if arity == 1 { "" } else { "s" }, args.len()), "wrong number of arguments", "match the procedure's parameters");
+                return None;
+            }
+            let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
+            let dst = want_value.then(|| fx.reg());
+            fx.emit(Instr::Call { proc: id, args: vals, dst });
+            return Some(dst.map_or(PExpr::Const(Value::None), PExpr::Reg));
+        }
+        if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name) {
+            if args.len() != arity {
+                self.err(e.span, format!("`{}` takes {arity} argument{}", name.name, if arity == 1 { "" } else { "s" }), "wrong number of arguments", "see docs/language.md for the built-in functions");
+                return None;
+            }
+            let vals = args.iter().map(|a| self.expr(fx, a)).collect();
+            return Some(PExpr::Call(b, vals));
+        }
+        if QUERIES.contains(&name.name.as_str()) {
+            self.err(name.span, format!("`{}` can only be used in invariants", name.name), "not a step", "invariants observe the world without taking a step; inside actors use operations such as `stat(path)`");
+            return None;
+        }
+        self.unknown_call(name);
+        None
+    }
+
+    fn unknown_call(&mut self, name: &Ident) {
+        let mut known: Vec<&str> = FS_OPS.iter().map(|(n, _)| *n).collect();
+        known.extend(PURE_BUILTINS.iter().map(|(n, _, _)| *n));
+        let procs: Vec<String> = self.procs.keys().cloned().collect();
+        let suggestion = closest(&name.name, known.iter().copied().chain(procs.iter().map(String::as_str)));
+        let help = match suggestion {
+            Some(s) => format!("did you mean `{s}`? operations: {}", known.join(", ")),
+            None => format!("operations: {}; or declare `proc {}(...) {{ ... }}`", known.join(", "), name.name),
+        };
+        self.err(name.span, format!("unknown operation or procedure `{}`", name.name), "unknown", help);
+    }
+
+    /// Lowers an expression inside a procedure or actor; calls become instructions.
+    fn expr(&mut self, fx: &mut Fx, e: &Expr) -> PExpr {
+        match &e.kind {
+            ExprKind::Int(n) | ExprKind::Duration(n) => PExpr::Const(Value::Int(*n)),
+            ExprKind::Bool(b) => PExpr::Const(Value::Bool(*b)),
+            ExprKind::None => PExpr::Const(Value::None),
+            ExprKind::Str(parts) => {
+                let ps: Vec<PExpr> = parts
+                    .iter()
+                    .map(|p| match p {
+                        StrPart::Lit(s) => PExpr::Const(Value::str(s)),
+                        StrPart::Expr(e) => self.expr(fx, e),
+                    })
+                    .collect();
+                simplify_concat(ps)
+            }
+            ExprKind::Name(n) => {
+                if let Some(r) = fx.lookup(&n.name) {
+                    return PExpr::Reg(r);
+                }
+                match n.name.as_str() {
+                    "self" => return PExpr::SelfName,
+                    "now" => {
+                        let dst = fx.reg();
+                        let label = self.label(e.span);
+                        fx.emit(Instr::Op { dst: Some(dst), op: Op::Now, args: vec![], catch: false, label });
+                        return PExpr::Reg(dst);
+                    }
+                    _ => {}
+                }
+                if let Some(v) = self.consts.get(&n.name) {
+                    return PExpr::Const(v.clone());
+                }
+                if let Some(&id) = self.cells.get(&n.name) {
+                    let dst = fx.reg();
+                    let label = self.label(e.span);
+                    fx.emit(Instr::Op { dst: Some(dst), op: Op::CellGet(id), args: vec![], catch: false, label });
+                    return PExpr::Reg(dst);
+                }
+                self.unknown_name(fx, n);
+                PExpr::Const(Value::None)
+            }
+            ExprKind::Unary(op, inner) => {
+                let v = self.expr(fx, inner);
+                match op {
+                    ast::UnOp::Neg => PExpr::Neg(Box::new(v)),
+                    ast::UnOp::Not => PExpr::Not(Box::new(v)),
+                }
+            }
+            ExprKind::Binary(op @ (ast::BinOp::And | ast::BinOp::Or), a, b) if has_effects(b) => {
+                // Short-circuit: the right side's steps happen only when they would in the program.
+                let t = fx.reg();
+                let av = self.expr(fx, a);
+                fx.emit(Instr::Eval { dst: t, e: av });
+                let skip_if = if *op == ast::BinOp::And {
+                    PExpr::Reg(t)
+                } else {
+                    PExpr::Not(Box::new(PExpr::Reg(t)))
+                };
+                let j = fx.emit(Instr::JumpIfNot(skip_if, 0));
+                let bv = self.expr(fx, b);
+                fx.emit(Instr::Eval { dst: t, e: PExpr::Not(Box::new(PExpr::Not(Box::new(bv)))) });
+                let pc = fx.pc();
+                fx.patch(j, pc);
+                PExpr::Reg(t)
+            }
+            ExprKind::Binary(op, a, b) => {
+                let av = self.expr(fx, a);
+                let bv = self.expr(fx, b);
+                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+            }
+            ExprKind::Call(..) => self.call(fx, e, false, true).unwrap_or(PExpr::Const(Value::None)),
+            ExprKind::Field(inner, f) => {
+                let v = self.expr(fx, inner);
+                self.field(v, f)
+            }
+        }
+    }
+
+    fn field(&mut self, v: PExpr, f: &Ident) -> PExpr {
+        let field = match f.name.as_str() {
+            "nlink" => StatField::Nlink,
+            "mtime" => StatField::Mtime,
+            "size" => StatField::Size,
+            "ino" => StatField::Ino,
+            other => {
+                self.err(f.span, format!("unknown field `{other}`"), "no such field", "stat results have `nlink`, `mtime`, `size` and `ino`");
+                return PExpr::Const(Value::None);
+            }
+        };
+        PExpr::Field(Box::new(v), field)
+    }
+
+    fn unknown_name(&mut self, fx: &Fx, n: &Ident) {
+        let mut candidates: Vec<String> = fx.scopes.iter().flatten().map(|(s, _)| s.clone()).collect();
+        candidates.extend(self.consts.keys().cloned());
+        candidates.extend(self.cells.keys().cloned());
+        let help = match closest(&n.name, candidates.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if Errno::from_name(&n.name).is_some() => "errno names are matched with `err(NAME)` in a `match` arm".to_string(),
+            None => format!("declare it with `let {} = ...`, `const {} = ...` or `cell {} = ...`", n.name, n.name, n.name),
+        };
+        self.err(n.span, format!("unknown name `{}`", n.name), "not declared", help);
+    }
+
+    /// Lowers an invariant or a constant: no steps; cells and the filesystem are observed directly.
+    fn lower_pure(&mut self, e: &Expr) -> PExpr {
+        match &e.kind {
+            ExprKind::Int(n) | ExprKind::Duration(n) => PExpr::Const(Value::Int(*n)),
+            ExprKind::Bool(b) => PExpr::Const(Value::Bool(*b)),
+            ExprKind::None => PExpr::Const(Value::None),
+            ExprKind::Str(parts) => {
+                let ps = parts
+                    .iter()
+                    .map(|p| match p {
+                        StrPart::Lit(s) => PExpr::Const(Value::str(s)),
+                        StrPart::Expr(e) => self.lower_pure(e),
+                    })
+                    .collect();
+                simplify_concat(ps)
+            }
+            ExprKind::Name(n) => {
+                if let Some(v) = self.consts.get(&n.name) {
+                    return PExpr::Const(v.clone());
+                }
+                if let Some(&id) = self.cells.get(&n.name) {
+                    return PExpr::Query(Query::Cell(id), vec![]);
+                }
+                if n.name == "now" {
+                    return PExpr::Query(Query::Now, vec![]);
+                }
+                let candidates: Vec<String> = self.consts.keys().chain(self.cells.keys()).cloned().collect();
+                let help = match closest(&n.name, candidates.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "invariants and constants may use constants, cells, `now` and queries such as `holders(section)`".into(),
+                };
+                self.err(n.span, format!("unknown name `{}`", n.name), "not a constant or cell", help);
+                PExpr::Const(Value::None)
+            }
+            ExprKind::Unary(op, inner) => {
+                let v = self.lower_pure(inner);
+                match op {
+                    ast::UnOp::Neg => PExpr::Neg(Box::new(v)),
+                    ast::UnOp::Not => PExpr::Not(Box::new(v)),
+                }
+            }
+            ExprKind::Binary(op, a, b) => {
+                let av = self.lower_pure(a);
+                let bv = self.lower_pure(b);
+                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+            }
+            ExprKind::Field(inner, f) => {
+                let v = self.lower_pure(inner);
+                self.field(v, f)
+            }
+            ExprKind::Call(name, args) => self.pure_call(e.span, name, args),
+        }
+    }
+
+    fn pure_call(&mut self, span: Span, name: &Ident, args: &[Expr]) -> PExpr {
+        let by_name = |args: &[Expr], i: usize| -> Option<String> {
+            match args.get(i).map(|a| &a.kind) {
+                Some(ExprKind::Name(n)) => Some(n.name.clone()),
+                _ => None,
+            }
+        };
+        match (name.name.as_str(), args.len()) {
+            ("holders", 1) => match by_name(args, 0) {
+                Some(s) => {
+                    let id = self.section_id(&s);
+                    PExpr::Query(Query::Holders(id), vec![])
+                }
+                None => {
+                    self.err(args[0].span, "`holders` takes the name of a critical section", "expected a section name", "write `holders(section)` for `critical section { ... }`");
+                    PExpr::Const(Value::None)
+                }
+            },
+            ("count", 1 | 2) => match by_name(args, 0).and_then(|s| self.logs.get(&s).copied()) {
+                Some(id) if args.len() == 1 => PExpr::Query(Query::LogCount(id), vec![]),
+                Some(id) => {
+                    let needle = self.lower_pure(&args[1]);
+                    PExpr::Query(Query::LogCountMatching(id), vec![needle])
+                }
+                None => {
+                    self.err(args[0].span, "`count` takes the name of a log", "not a log", "write `count(log)` or `count(log, \"text\")` for a `log NAME` declaration");
+                    PExpr::Const(Value::None)
+                }
+            },
+            ("exists", 1) => {
+                let p = self.lower_pure(&args[0]);
+                PExpr::Query(Query::Exists, vec![p])
+            }
+            ("read", 1) => {
+                let p = self.lower_pure(&args[0]);
+                PExpr::Query(Query::Contents, vec![p])
+            }
+            _ => {
+                if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name) {
+                    if args.len() == arity {
+                        let vals = args.iter().map(|a| self.lower_pure(a)).collect();
+                        return PExpr::Call(b, vals);
+                    }
+                }
+                self.err(
+                    span,
+                    format!("`{}` with {} argument{} cannot be used here", name.name, args.len(), if args.len() == 1 { "" } else { "s" }),
+                    "not allowed in an invariant or constant",
+                    "invariants may use holders(section), count(log), count(log, text), exists(path), read(path), len, str, contains, min, max",
+                );
+                PExpr::Const(Value::None)
+            }
+        }
+    }
+}
+
+fn op_signature(name: &str) -> String {
+    let sig = match name {
+        "create" => "create(path) or create(path, excl)",
+        "write" => "write(path, data)",
+        "read" => "read(path)",
+        "link" => "link(existing, new)",
+        "unlink" => "unlink(path)",
+        "rename" => "rename(from, to)",
+        "stat" => "stat(path)",
+        "utime" => "utime(path, time)",
+        "touch" => "touch(path)",
+        "mkdir" => "mkdir(path)",
+        _ => "rmdir(path)",
+    };
+    format!("write `{sig}`")
+}
+
+fn binop(op: ast::BinOp) -> BinOp {
+    match op {
+        ast::BinOp::Add => BinOp::Add,
+        ast::BinOp::Sub => BinOp::Sub,
+        ast::BinOp::Mul => BinOp::Mul,
+        ast::BinOp::Div => BinOp::Div,
+        ast::BinOp::Rem => BinOp::Rem,
+        ast::BinOp::Eq => BinOp::Eq,
+        ast::BinOp::Ne => BinOp::Ne,
+        ast::BinOp::Lt => BinOp::Lt,
+        ast::BinOp::Le => BinOp::Le,
+        ast::BinOp::Gt => BinOp::Gt,
+        ast::BinOp::Ge => BinOp::Ge,
+        ast::BinOp::And => BinOp::And,
+        ast::BinOp::Or => BinOp::Or,
+    }
+}
+
+fn simplify_concat(mut parts: Vec<PExpr>) -> PExpr {
+    if parts.len() == 1 {
+        if let PExpr::Const(Value::Str(_)) = &parts[0] {
+            return parts.pop().unwrap_or(PExpr::Const(Value::None));
+        }
+    }
+    PExpr::Concat(parts)
+}
+
+/// True when evaluating `e` takes a step or calls a procedure (so it cannot be hoisted).
+fn has_effects(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Call(name, args) => {
+            !PURE_BUILTINS.iter().any(|(n, _, _)| *n == name.name) || args.iter().any(has_effects)
+        }
+        ExprKind::Name(n) => n.name == "now" || n.name.chars().next().is_some_and(char::is_lowercase),
+        ExprKind::Unary(_, a) | ExprKind::Field(a, _) => has_effects(a),
+        ExprKind::Binary(_, a, b) => has_effects(a) || has_effects(b),
+        ExprKind::Str(parts) => parts.iter().any(|p| matches!(p, StrPart::Expr(e) if has_effects(e))),
+        _ => false,
+    }
+}
+
+/// The candidate with the smallest edit distance, when it is close enough to be a typo.
+fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
+    candidates
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(name.len() / 4) && *d < c.len().max(name.len()))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,163 @@
+//! The scenario language: lexing, parsing, checking and lowering `*.race` files to the IR.
+//!
+//! Architecture invariant: nothing in this module does I/O; callers hand it the text.
+
+pub mod ast;
+pub mod diag;
+pub mod lexer;
+pub mod lower;
+pub mod parser;
+
+use crate::ir::{Expected, Program};
+use ast::{ExpectKind, Item};
+pub use diag::{render_plain, Diag, ScenarioErrors, Span};
+
+/// A checked scenario: its metadata and one [`Program`] per variant.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub about: Option<String>,
+    pub sources: Vec<String>,
+    pub variants: Vec<Program>,
+}
+
+impl Scenario {
+    pub fn variant(&self, name: &str) -> Option<&Program> {
+        self.variants.iter().find(|p| p.variant == name)
+    }
+    pub fn variant_names(&self) -> Vec<&str> {
+        self.variants.iter().map(|p| p.variant.as_str()).collect()
+    }
+}
+
+/// Parses and checks `src` (named `file` in diagnostics); every problem is reported at once.
+pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
+    let mut diags = Vec::new();
+    let sc = parser::parse(src, &mut diags);
+    let tree_fingerprint = fingerprint_tokens(src);
+    let name = sc.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
+
+    let mut variants = Vec::new();
+    let mut inputs: Vec<(String, Vec<&Item>, &[ast::Expect], Span)> = Vec::new();
+    if sc.variants.is_empty() {
+        inputs.push(("default".to_string(), sc.items.iter().collect(), &sc.expects, Span::default()));
+    } else {
+        for e in &sc.expects {
+            diags.push(
+                Diag::new(e.span, "expectation outside of a variant", "belongs to a variant")
+                    .help("this scenario has variants: write each `expect` inside its `variant NAME { ... }`"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for v in &sc.variants {
+            if !seen.insert(v.name.name.clone()) {
+                diags.push(Diag::new(v.name.span, format!("variant `{}` is declared twice", v.name.name), "declared again here").help("variant names must be unique"));
+            }
+            let items = apply_variant(&sc.items, v, &mut diags);
+            inputs.push((v.name.name.clone(), items, &v.expects, v.name.span));
+        }
+    }
+    for (variant, items, expects, span) in inputs {
+        let expected = expectation(expects, &variant, span, &mut diags);
+        let fingerprint = fnv32(tree_fingerprint, variant.as_bytes());
+        let prog = lower::lower(src, lower::VariantInput { scenario: &name, variant: &variant, items, expected, fingerprint }, &mut diags);
+        check_expectation(&prog, expects, &mut diags);
+        variants.push(prog);
+    }
+    if !diags.is_empty() {
+        return Err(ScenarioErrors::new(file, src, diags));
+    }
+    Ok(Scenario {
+        name,
+        about: sc.about.map(|a| a.0),
+        sources: sc.sources.into_iter().map(|s| s.0).collect(),
+        variants,
+    })
+}
+
+fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag>) -> Vec<&'a Item> {
+    let mut items: Vec<&Item> = base.iter().collect();
+    for repl in &v.items {
+        let (name, kind) = match repl {
+            Item::Const { name, .. } => (name, "constant"),
+            Item::Proc(p) => (&p.name, "procedure"),
+            _ => continue,
+        };
+        let slot = items.iter().position(|it| match (it, repl) {
+            (Item::Const { name: n, .. }, Item::Const { .. }) => n.name == name.name,
+            (Item::Proc(p), Item::Proc(_)) => p.name.name == name.name,
+            _ => false,
+        });
+        match slot {
+            Some(i) => {
+                if let (Item::Proc(old), Item::Proc(new)) = (items[i], repl) {
+                    if old.params.len() != new.params.len() {
+                        diags.push(
+                            Diag::new(new.name.span, format!("`{}` takes {} parameters here but {} in the scenario", name.name, new.params.len(), old.params.len()), "different parameters")
+                                .help("a variant's procedure replaces the original and must take the same parameters"),
+                        );
+                    }
+                }
+                items[i] = repl;
+            }
+            None => diags.push(
+                Diag::new(name.span, format!("variant `{}` replaces {kind} `{}`, which the scenario does not declare", v.name.name, name.name), "nothing to replace")
+                    .help(format!("declare `{}` at the top level; a variant only replaces constants and procedures", name.name)),
+            ),
+        }
+    }
+    items
+}
+
+fn expectation(expects: &[ast::Expect], variant: &str, span: Span, diags: &mut Vec<Diag>) -> Option<Expected> {
+    if expects.len() > 1 {
+        let all_violates = expects.iter().all(|e| matches!(e.kind, ExpectKind::Violates(_)));
+        if !all_violates {
+            diags.push(Diag::new(expects[1].span, format!("variant `{variant}` has conflicting expectations"), "second expectation").help("a variant either holds, deadlocks, or violates one or more invariants"));
+        }
+    }
+    let _ = span;
+    let mut names = Vec::new();
+    for e in expects {
+        match &e.kind {
+            ExpectKind::Holds => return Some(Expected::Holds),
+            ExpectKind::Deadlock => return Some(Expected::Deadlock),
+            ExpectKind::Violates(ns) => names.extend(ns.iter().map(|n| n.name.clone())),
+        }
+    }
+    (!names.is_empty()).then_some(Expected::Violates(names))
+}
+
+fn check_expectation(prog: &Program, expects: &[ast::Expect], diags: &mut Vec<Diag>) {
+    for e in expects {
+        if let ExpectKind::Violates(ns) = &e.kind {
+            for n in ns {
+                let known = prog.invariants.iter().any(|i| i.name == n.name) || crate::ir::oracle::ALL.contains(&n.name.as_str());
+                if !known {
+                    let mut names: Vec<&str> = prog.invariants.iter().map(|i| i.name.as_str()).collect();
+                    names.extend(crate::ir::oracle::ALL);
+                    diags.push(Diag::new(n.span, format!("unknown invariant `{}`", n.name), "not an invariant").help(format!("invariants here: {}", names.join(", "))));
+                }
+            }
+        }
+    }
+}
+
+/// A fingerprint of the scenario's tokens: comments and layout may change without invalidating
+/// replay tokens; any change to what the scenario does invalidates them.
+fn fingerprint_tokens(src: &str) -> u32 {
+    let mut ignored = Vec::new();
+    let mut h = 0x811c_9dc5u32;
+    for t in lexer::lex(src, &mut ignored) {
+        h = fnv32(h, format!("{:?}", t.tok).as_bytes());
+    }
+    h
+}
+
+pub(crate) fn fnv32(mut h: u32, bytes: &[u8]) -> u32 {
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}

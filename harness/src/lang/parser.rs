@@ -1,0 +1,850 @@
+//! The parser: tokens to a [`Scenario`] syntax tree, recovering after each error so all are reported.
+
+use super::ast::*;
+use super::diag::{Diag, Span};
+use super::lexer::{lex, Tok, Token};
+
+const KEYWORDS: &[&str] = &[
+    "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep", "work", "append",
+    "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
+];
+
+const ITEM_KEYWORDS: &[&str] =
+    &["about", "source", "const", "fs", "cell", "log", "proc", "actor", "invariant", "variant", "expect"];
+
+/// Parses a whole scenario file. The tree is returned even when there were errors, so that later
+/// passes can report theirs too; callers must treat a non-empty `diags` as failure.
+pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
+    let toks = lex(src, diags);
+    let mut p = Parser { src, toks, pos: 0, diags };
+    p.scenario()
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<Token>,
+    pos: usize,
+    diags: &'a mut Vec<Diag>,
+}
+
+type PResult<T> = Result<T, ()>;
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> &Token {
+        &self.toks[self.pos.min(self.toks.len() - 1)]
+    }
+    fn peek_at(&self, n: usize) -> &Token {
+        &self.toks[(self.pos + n).min(self.toks.len() - 1)]
+    }
+    fn bump(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.toks.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+    fn at_punct(&self, p: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Punct(q) if *q == p)
+    }
+    fn at_kw(&self, kw: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Ident(s) if s == kw)
+    }
+    fn at_eof(&self) -> bool {
+        matches!(self.peek().tok, Tok::Eof)
+    }
+    fn prev_span(&self) -> Span {
+        self.toks[self.pos.saturating_sub(1)].span
+    }
+
+    fn error(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+        self.diags.push(Diag::new(span, msg, label).help(help));
+    }
+
+    fn describe(t: &Tok) -> String {
+        match t {
+            Tok::Ident(s) => format!("`{s}`"),
+            Tok::Int(n) => format!("number `{n}`"),
+            Tok::Duration(_) => "a duration".into(),
+            Tok::Str(_) => "a string".into(),
+            Tok::Punct(p) => format!("`{p}`"),
+            Tok::Eof => "end of file".into(),
+        }
+    }
+
+    fn expect_punct(&mut self, p: &str, help: &str) -> PResult<Span> {
+        if self.at_punct(p) {
+            return Ok(self.bump().span);
+        }
+        let t = self.peek().clone();
+        self.error(t.span, format!("expected `{p}`, found {}", Self::describe(&t.tok)), format!("expected `{p}` here"), help);
+        Err(())
+    }
+
+    fn ident(&mut self, what: &str) -> PResult<Ident> {
+        let t = self.peek().clone();
+        if let Tok::Ident(s) = &t.tok {
+            if KEYWORDS.contains(&s.as_str()) {
+                self.error(t.span, format!("`{s}` is a keyword and cannot be used as {what}"), "keyword", "pick another name");
+                return Err(());
+            }
+            self.bump();
+            return Ok(Ident { name: s.clone(), span: t.span });
+        }
+        self.error(
+            t.span,
+            format!("expected {what}, found {}", Self::describe(&t.tok)),
+            format!("expected {what}"),
+            "names start with a letter or `_` and contain letters, digits and `_`",
+        );
+        Err(())
+    }
+
+    /// Scenario and variant names may contain dashes and dots (`mailman-2.1`): a run of adjacent tokens.
+    fn compound_name(&mut self, what: &str) -> PResult<Ident> {
+        let first = self.peek().clone();
+        match &first.tok {
+            Tok::Ident(_) | Tok::Int(_) => {}
+            Tok::Str(s) => {
+                self.bump();
+                return Ok(Ident { name: s.clone(), span: first.span });
+            }
+            other => {
+                self.error(
+                    first.span,
+                    format!("expected {what}, found {}", Self::describe(other)),
+                    format!("expected {what}"),
+                    "names are like `mailman-lockfile` or `mailman-2.1`",
+                );
+                return Err(());
+            }
+        }
+        self.bump();
+        let mut span = first.span;
+        loop {
+            let t = self.peek();
+            let adjacent = t.span.start == span.end;
+            let ok = adjacent
+                && match &t.tok {
+                    Tok::Ident(_) | Tok::Int(_) => true,
+                    Tok::Punct(p) => (*p == "-" || *p == ".")
+                        && matches!(self.peek_at(1).tok, Tok::Ident(_) | Tok::Int(_))
+                        && self.peek_at(1).span.start == t.span.end,
+                    _ => false,
+                };
+            if !ok {
+                break;
+            }
+            span = span.to(self.bump().span);
+        }
+        Ok(Ident { name: self.src[span.start..span.end].to_string(), span })
+    }
+
+    fn string(&mut self, what: &str) -> PResult<(String, Span)> {
+        let t = self.peek().clone();
+        if let Tok::Str(s) = &t.tok {
+            self.bump();
+            return Ok((s.clone(), t.span));
+        }
+        self.error(t.span, format!("expected {what} (a string), found {}", Self::describe(&t.tok)), "expected a string", "strings are written in double quotes");
+        Err(())
+    }
+
+    // ---------------------------------------------------------------- items
+
+    fn scenario(&mut self) -> Scenario {
+        let mut sc = Scenario::default();
+        if !self.at_kw("scenario") {
+            let t = self.peek().clone();
+            self.error(
+                t.span,
+                format!("expected `scenario`, found {}", Self::describe(&t.tok)),
+                "a scenario file starts here",
+                "a scenario file is `scenario NAME { ... }`",
+            );
+            return sc;
+        }
+        self.bump();
+        sc.name = self.compound_name("a scenario name").ok();
+        if self.expect_punct("{", "the scenario's body is written in braces").is_err() {
+            return sc;
+        }
+        while !self.at_punct("}") && !self.at_eof() {
+            let before = self.pos;
+            if self.item(&mut sc).is_err() {
+                self.sync_item(before);
+            }
+        }
+        if self.at_eof() {
+            let span = self.peek().span;
+            self.error(span, "unexpected end of file", "the scenario is not closed", "add the `}` that closes `scenario { ... }`");
+            return sc;
+        }
+        self.bump();
+        if !self.at_eof() {
+            let t = self.peek().clone();
+            self.error(t.span, "text after the end of the scenario", "unexpected", "a file holds exactly one `scenario { ... }`");
+        }
+        sc
+    }
+
+    /// After an error in an item, skips to the next item keyword that starts a line at depth 0.
+    fn sync_item(&mut self, start: usize) {
+        if self.pos == start {
+            self.bump();
+        }
+        let mut depth = 0i32;
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Eof => return,
+                Tok::Punct("{") => depth += 1,
+                Tok::Punct("}") => {
+                    if depth == 0 {
+                        return;
+                    }
+                    depth -= 1;
+                }
+                Tok::Ident(s) if depth == 0 && t.nl_before && ITEM_KEYWORDS.contains(&s.as_str()) => return,
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    fn item(&mut self, sc: &mut Scenario) -> PResult<()> {
+        let t = self.peek().clone();
+        let kw = match &t.tok {
+            Tok::Ident(s) => s.clone(),
+            other => {
+                self.error(
+                    t.span,
+                    format!("expected a declaration, found {}", Self::describe(other)),
+                    "not a declaration",
+                    format!("a scenario holds {}", ITEM_KEYWORDS.join(", ")),
+                );
+                return Err(());
+            }
+        };
+        match kw.as_str() {
+            "about" => {
+                self.bump();
+                let s = self.string("the description")?;
+                if sc.about.is_some() {
+                    self.error(s.1, "`about` is given twice", "second `about`", "keep one description");
+                }
+                sc.about = Some(s);
+            }
+            "source" => {
+                self.bump();
+                let s = self.string("the source")?;
+                sc.sources.push(s);
+            }
+            "variant" => {
+                let v = self.variant()?;
+                sc.variants.push(v);
+            }
+            "expect" => {
+                let e = self.expect()?;
+                sc.expects.push(e);
+            }
+            _ => {
+                let item = self.common_item(&kw, true)?;
+                sc.items.push(item);
+            }
+        }
+        Ok(())
+    }
+
+    /// Items allowed both at the top level and (`const`, `proc`) inside a variant.
+    fn common_item(&mut self, kw: &str, top: bool) -> PResult<Item> {
+        let t = self.peek().clone();
+        match kw {
+            "const" => {
+                self.bump();
+                let name = self.ident("a constant name")?;
+                self.expect_punct("=", "constants are written `const NAME = value`")?;
+                let value = self.expr()?;
+                Ok(Item::Const { name, value })
+            }
+            "proc" => {
+                self.bump();
+                Ok(Item::Proc(self.proc()?))
+            }
+            "fs" if top => {
+                self.bump();
+                self.fs(t.span)
+            }
+            "cell" if top => {
+                self.bump();
+                let name = self.ident("a cell name")?;
+                self.expect_punct("=", "cells are declared with an initial value: `cell NAME = 0`")?;
+                let init = self.expr()?;
+                Ok(Item::Cell { name, init })
+            }
+            "log" if top => {
+                self.bump();
+                Ok(Item::Log { name: self.ident("a log name")? })
+            }
+            "actor" if top => {
+                self.bump();
+                let name = self.ident("an actor name")?;
+                let mut count = None;
+                if self.at_kw("x") {
+                    self.bump();
+                    let c = self.peek().clone();
+                    match c.tok {
+                        Tok::Int(n) => {
+                            self.bump();
+                            count = Some((n, c.span));
+                        }
+                        ref other => {
+                            self.error(c.span, format!("expected a count, found {}", Self::describe(other)), "expected a number", "write `actor NAME x 3 { ... }`");
+                            return Err(());
+                        }
+                    }
+                }
+                let body = self.block()?;
+                Ok(Item::Actor(Actor { name, count, body }))
+            }
+            "invariant" if top => {
+                self.bump();
+                let name = self.ident("an invariant name")?;
+                self.expect_punct(":", "invariants are written `invariant NAME: always EXPR` or `invariant NAME: at end EXPR`")?;
+                let when = if self.at_kw("always") {
+                    self.bump();
+                    When::Always
+                } else if self.at_kw("at") && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s == "end") {
+                    self.bump();
+                    self.bump();
+                    When::AtEnd
+                } else {
+                    let t = self.peek().clone();
+                    self.error(t.span, "expected `always` or `at end`", "say when the invariant is checked", "`always` checks after every step; `at end` checks once when all actors have finished");
+                    return Err(());
+                };
+                let cond = self.expr()?;
+                Ok(Item::Invariant(Invariant { name, when, cond }))
+            }
+            _ => {
+                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, expect".to_string() };
+                self.error(
+                    t.span,
+                    format!("unknown declaration `{kw}`"),
+                    if top { "not a declaration" } else { "not allowed in a variant" },
+                    format!("expected one of: {allowed}"),
+                );
+                Err(())
+            }
+        }
+    }
+
+    fn fs(&mut self, start: Span) -> PResult<Item> {
+        self.expect_punct("{", "write `fs { dir \"/path\"  file \"/path\" = \"contents\" }`")?;
+        let mut entries = Vec::new();
+        while !self.at_punct("}") && !self.at_eof() {
+            if self.at_kw("dir") {
+                self.bump();
+                entries.push(FsEntry::Dir { path: self.expr()? });
+            } else if self.at_kw("file") {
+                self.bump();
+                let path = self.expr()?;
+                let contents = if self.at_punct("=") {
+                    self.bump();
+                    self.expr()?
+                } else {
+                    Expr { kind: ExprKind::Str(vec![]), span: path.span }
+                };
+                entries.push(FsEntry::File { path, contents });
+            } else {
+                let t = self.peek().clone();
+                self.error(t.span, format!("expected `dir` or `file`, found {}", Self::describe(&t.tok)), "not a filesystem entry", "write `dir \"/path\"` or `file \"/path\" = \"contents\"`");
+                return Err(());
+            }
+        }
+        let end = self.expect_punct("}", "close the `fs` block")?;
+        Ok(Item::Fs { entries, span: start.to(end) })
+    }
+
+    fn proc(&mut self) -> PResult<Proc> {
+        let name = self.ident("a procedure name")?;
+        self.expect_punct("(", "procedures are written `proc NAME(param, ...) { ... }`")?;
+        let mut params = Vec::new();
+        while !self.at_punct(")") {
+            params.push(self.ident("a parameter name")?);
+            if !self.at_punct(")") {
+                self.expect_punct(",", "separate parameters with commas")?;
+            }
+        }
+        self.bump();
+        let body = self.block()?;
+        Ok(Proc { name, params, body })
+    }
+
+    fn variant(&mut self) -> PResult<Variant> {
+        self.bump();
+        let name = self.compound_name("a variant name")?;
+        self.expect_punct("{", "a variant's body is written in braces")?;
+        let mut v = Variant { name, items: vec![], expects: vec![] };
+        while !self.at_punct("}") && !self.at_eof() {
+            let before = self.pos;
+            let t = self.peek().clone();
+            let r = match &t.tok {
+                Tok::Ident(s) if s == "expect" => self.expect().map(|e| v.expects.push(e)),
+                Tok::Ident(s) => {
+                    let s = s.clone();
+                    self.common_item(&s, false).map(|i| v.items.push(i))
+                }
+                other => {
+                    self.error(t.span, format!("expected `const`, `proc` or `expect`, found {}", Self::describe(other)), "not allowed in a variant", "a variant replaces constants and procedures and states its expectations");
+                    Err(())
+                }
+            };
+            if r.is_err() {
+                self.sync_item(before);
+            }
+        }
+        self.expect_punct("}", "close the variant")?;
+        Ok(v)
+    }
+
+    fn expect(&mut self) -> PResult<Expect> {
+        let start = self.bump().span;
+        let t = self.peek().clone();
+        let kind = match &t.tok {
+            Tok::Ident(s) if s == "violates" => {
+                self.bump();
+                let mut names = vec![self.ident("an invariant name")?];
+                while self.at_punct(",") {
+                    self.bump();
+                    names.push(self.ident("an invariant name")?);
+                }
+                ExpectKind::Violates(names)
+            }
+            Tok::Ident(s) if s == "deadlock" => {
+                self.bump();
+                ExpectKind::Deadlock
+            }
+            Tok::Ident(s) if s == "holds" => {
+                self.bump();
+                ExpectKind::Holds
+            }
+            other => {
+                self.error(t.span, format!("expected `violates`, `deadlock` or `holds`, found {}", Self::describe(other)), "unknown expectation", "write `expect violates INVARIANT`, `expect deadlock` or `expect holds`");
+                return Err(());
+            }
+        };
+        Ok(Expect { kind, span: start.to(self.prev_span()) })
+    }
+
+    // ---------------------------------------------------------------- statements
+
+    fn block(&mut self) -> PResult<Block> {
+        self.expect_punct("{", "a block is written in braces")?;
+        let mut stmts = Vec::new();
+        let mut failed = false;
+        while !self.at_punct("}") && !self.at_eof() {
+            let before = self.pos;
+            match self.stmt() {
+                Ok(s) => stmts.push(s),
+                Err(()) => {
+                    failed = true;
+                    self.sync_stmt(before);
+                }
+            }
+            if self.at_punct(";") {
+                self.bump();
+            }
+        }
+        if self.at_eof() {
+            let span = self.peek().span;
+            self.error(span, "unexpected end of file", "a block is not closed", "add the missing `}`");
+            return Err(());
+        }
+        self.bump();
+        // An error inside was reported already; the block itself is well-formed.
+        let _ = failed;
+        Ok(stmts)
+    }
+
+    /// After an error in a statement, skips to the start of the next line or the closing brace.
+    fn sync_stmt(&mut self, start: usize) {
+        if self.pos == start && !self.at_punct("}") {
+            self.bump();
+        }
+        let mut depth = 0i32;
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Eof => return,
+                Tok::Punct("{") | Tok::Punct("(") => depth += 1,
+                Tok::Punct("}") | Tok::Punct(")") => {
+                    if depth == 0 {
+                        return;
+                    }
+                    depth -= 1;
+                }
+                _ if depth == 0 && t.nl_before && self.pos != start => return,
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    fn stmt(&mut self) -> PResult<Stmt> {
+        let t = self.peek().clone();
+        let start = t.span;
+        let kw = if let Tok::Ident(s) = &t.tok { s.clone() } else { String::new() };
+        let kind = match kw.as_str() {
+            "let" => {
+                self.bump();
+                let name = self.ident("a variable name")?;
+                self.expect_punct("=", "write `let NAME = value`")?;
+                StmtKind::Let(name, self.expr()?)
+            }
+            "set" => {
+                self.bump();
+                let name = self.ident("a cell name")?;
+                self.expect_punct("=", "write `set CELL = value`")?;
+                StmtKind::Set(name, self.expr()?)
+            }
+            "if" => self.if_stmt()?,
+            "loop" => {
+                self.bump();
+                StmtKind::Loop(self.block()?)
+            }
+            "while" => {
+                self.bump();
+                let cond = self.expr()?;
+                StmtKind::While(cond, self.block()?)
+            }
+            "break" => {
+                self.bump();
+                StmtKind::Break
+            }
+            "continue" => {
+                self.bump();
+                StmtKind::Continue
+            }
+            "return" => {
+                self.bump();
+                let next = self.peek();
+                let value = if next.nl_before || matches!(next.tok, Tok::Punct("}") | Tok::Punct(";") | Tok::Eof) {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
+                StmtKind::Return(value)
+            }
+            "match" => self.match_stmt()?,
+            "sleep" => {
+                self.bump();
+                StmtKind::Sleep(self.expr()?)
+            }
+            "work" => {
+                self.bump();
+                StmtKind::Work(self.expr()?)
+            }
+            "append" => {
+                self.bump();
+                let log = self.ident("a log name")?;
+                StmtKind::Append(log, self.expr()?)
+            }
+            "critical" => {
+                self.bump();
+                let name = self.ident("a section name")?;
+                StmtKind::Critical(name, self.block()?)
+            }
+            "assert" => {
+                self.bump();
+                let cond = self.expr()?;
+                let msg = if self.at_punct(",") {
+                    self.bump();
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                StmtKind::Assert(cond, msg)
+            }
+            "fail" => {
+                self.bump();
+                StmtKind::Fail(self.expr()?)
+            }
+            _ if matches!(t.tok, Tok::Ident(_)) && matches!(self.peek_at(1).tok, Tok::Punct("=")) => {
+                let name = self.ident("a variable name")?;
+                self.bump();
+                StmtKind::Assign(name, self.expr()?)
+            }
+            _ => StmtKind::Expr(self.expr()?),
+        };
+        Ok(Stmt { kind, span: start.to(self.prev_span()) })
+    }
+
+    fn if_stmt(&mut self) -> PResult<StmtKind> {
+        self.bump();
+        let cond = self.expr()?;
+        let then = self.block()?;
+        let els = if self.at_kw("else") {
+            self.bump();
+            if self.at_kw("if") {
+                let start = self.peek().span;
+                let kind = self.if_stmt()?;
+                Some(vec![Stmt { kind, span: start.to(self.prev_span()) }])
+            } else {
+                Some(self.block()?)
+            }
+        } else {
+            None
+        };
+        Ok(StmtKind::If(cond, then, els))
+    }
+
+    fn match_stmt(&mut self) -> PResult<StmtKind> {
+        self.bump();
+        let scrutinee = self.expr()?;
+        self.expect_punct("{", "write `match EXPR { ok(x) => ..., err(ENOENT) => ... }`")?;
+        let mut arms = Vec::new();
+        while !self.at_punct("}") && !self.at_eof() {
+            let start = self.peek().span;
+            let before = self.pos;
+            let arm = (|| -> PResult<Arm> {
+                let pat = self.pattern()?;
+                self.expect_punct("=>", "each arm is written `PATTERN => { ... }`")?;
+                let body = if self.at_punct("{") { self.block()? } else { vec![self.stmt()?] };
+                Ok(Arm { pat, body, span: start.to(self.prev_span()) })
+            })();
+            match arm {
+                Ok(a) => arms.push(a),
+                Err(()) => self.sync_stmt(before),
+            }
+            if self.at_punct(",") {
+                self.bump();
+            }
+        }
+        self.expect_punct("}", "close the match")?;
+        Ok(StmtKind::Match(scrutinee, arms))
+    }
+
+    fn pattern(&mut self) -> PResult<Pattern> {
+        let t = self.peek().clone();
+        match &t.tok {
+            Tok::Ident(s) if s == "_" => {
+                self.bump();
+                Ok(Pattern::Wildcard(t.span))
+            }
+            Tok::Ident(s) if s == "ok" || s == "err" => {
+                let is_ok = s == "ok";
+                self.bump();
+                let inner = if self.at_punct("(") {
+                    self.bump();
+                    let id = self.ident(if is_ok { "a name for the value" } else { "an errno such as ENOENT, or a name" })?;
+                    self.expect_punct(")", "close the pattern")?;
+                    Some(id)
+                } else {
+                    None
+                };
+                Ok(if is_ok { Pattern::Ok(inner) } else { Pattern::Err(inner) })
+            }
+            _ => Ok(Pattern::Lit(self.unary()?)),
+        }
+    }
+
+    // ---------------------------------------------------------------- expressions
+
+    pub(crate) fn expr(&mut self) -> PResult<Expr> {
+        self.binary(0)
+    }
+
+    fn binop(&self) -> Option<(BinOp, u8)> {
+        let t = &self.peek().tok;
+        Some(match t {
+            Tok::Ident(s) if s == "or" => (BinOp::Or, 1),
+            Tok::Ident(s) if s == "and" => (BinOp::And, 2),
+            Tok::Punct("==") => (BinOp::Eq, 3),
+            Tok::Punct("!=") => (BinOp::Ne, 3),
+            Tok::Punct("<") => (BinOp::Lt, 3),
+            Tok::Punct("<=") => (BinOp::Le, 3),
+            Tok::Punct(">") => (BinOp::Gt, 3),
+            Tok::Punct(">=") => (BinOp::Ge, 3),
+            Tok::Punct("+") => (BinOp::Add, 4),
+            Tok::Punct("-") => (BinOp::Sub, 4),
+            Tok::Punct("*") => (BinOp::Mul, 5),
+            Tok::Punct("/") => (BinOp::Div, 5),
+            Tok::Punct("%") => (BinOp::Rem, 5),
+            _ => return None,
+        })
+    }
+
+    fn binary(&mut self, min: u8) -> PResult<Expr> {
+        let mut lhs = self.unary()?;
+        while let Some((op, prec)) = self.binop() {
+            if prec <= min {
+                break;
+            }
+            self.bump();
+            let rhs = self.binary(prec)?;
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> PResult<Expr> {
+        let t = self.peek().clone();
+        if matches!(t.tok, Tok::Punct("-")) {
+            self.bump();
+            let e = self.unary()?;
+            let span = t.span.to(e.span);
+            return Ok(Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(e)), span });
+        }
+        if matches!(&t.tok, Tok::Ident(s) if s == "not") {
+            self.bump();
+            // `not` binds looser than comparisons: `not a == b` is `not (a == b)`.
+            let e = self.binary(2)?;
+            let span = t.span.to(e.span);
+            return Ok(Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(e)), span });
+        }
+        self.postfix()
+    }
+
+    fn postfix(&mut self) -> PResult<Expr> {
+        let mut e = self.primary()?;
+        while self.at_punct(".") {
+            self.bump();
+            let field = self.ident("a field name")?;
+            let span = e.span.to(field.span);
+            e = Expr { kind: ExprKind::Field(Box::new(e), field), span };
+        }
+        Ok(e)
+    }
+
+    fn primary(&mut self) -> PResult<Expr> {
+        let t = self.peek().clone();
+        let kind = match &t.tok {
+            Tok::Int(n) => ExprKind::Int(*n),
+            Tok::Duration(ms) => ExprKind::Duration(*ms),
+            Tok::Str(_) => {
+                self.bump();
+                let parts = self.interpolate(t.span)?;
+                return Ok(Expr { kind: ExprKind::Str(parts), span: t.span });
+            }
+            Tok::Punct("(") => {
+                self.bump();
+                let e = self.expr()?;
+                self.expect_punct(")", "close the parenthesis")?;
+                return Ok(Expr { kind: e.kind, span: t.span.to(self.prev_span()) });
+            }
+            Tok::Ident(s) => match s.as_str() {
+                "true" => ExprKind::Bool(true),
+                "false" => ExprKind::Bool(false),
+                "none" => ExprKind::None,
+                s if KEYWORDS.contains(&s) => {
+                    self.error(t.span, format!("expected an expression, found keyword `{s}`"), "expected an expression", "statements such as `let` or `if` start a line of their own");
+                    return Err(());
+                }
+                _ => {
+                    let name = self.ident("a name")?;
+                    if self.at_punct("(") && self.peek().span.start == name.span.end {
+                        self.bump();
+                        let mut args = Vec::new();
+                        while !self.at_punct(")") {
+                            args.push(self.expr()?);
+                            if !self.at_punct(")") {
+                                self.expect_punct(",", "separate arguments with commas")?;
+                            }
+                        }
+                        self.bump();
+                        let span = name.span.to(self.prev_span());
+                        return Ok(Expr { kind: ExprKind::Call(name, args), span });
+                    }
+                    return Ok(Expr { span: name.span, kind: ExprKind::Name(name) });
+                }
+            },
+            other => {
+                self.error(t.span, format!("expected an expression, found {}", Self::describe(other)), "expected an expression", "an expression is a value, a name, a call like `stat(path)`, or an operation on those");
+                return Err(());
+            }
+        };
+        self.bump();
+        Ok(Expr { kind, span: t.span })
+    }
+
+    /// Splits a string literal into text and `{expr}` parts, parsing each expression in place.
+    fn interpolate(&mut self, span: Span) -> PResult<Vec<StrPart>> {
+        let raw_start = span.start + 1;
+        let raw_end = if span.end > raw_start && self.src[..span.end].ends_with('"') { span.end - 1 } else { span.end };
+        let raw = &self.src[raw_start..raw_end.max(raw_start)];
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut i = 0;
+        let bytes = raw.as_bytes();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    lit.push('{');
+                    i += 2;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    lit.push('}');
+                    i += 2;
+                }
+                b'{' => {
+                    let Some(close) = raw[i..].find('}') else {
+                        let s = Span::new(raw_start + i, raw_start + i + 1);
+                        self.error(s, "unclosed `{` in string", "interpolation starts here", "close it with `}`, or write `{{` for a literal brace");
+                        return Err(());
+                    };
+                    let inner_start = raw_start + i + 1;
+                    let inner_end = raw_start + i + close;
+                    if !lit.is_empty() {
+                        parts.push(StrPart::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(StrPart::Expr(self.sub_expr(inner_start, inner_end)?));
+                    i += close + 1;
+                }
+                b'\\' => {
+                    let next = raw[i + 1..].chars().next();
+                    match next {
+                        Some('n') => lit.push('\n'),
+                        Some('t') => lit.push('\t'),
+                        Some(c) => lit.push(c),
+                        None => {}
+                    }
+                    i += 1 + next.map_or(0, char::len_utf8);
+                }
+                _ => {
+                    let c = raw[i..].chars().next().unwrap_or('\0');
+                    lit.push(c);
+                    i += c.len_utf8().max(1);
+                }
+            }
+        }
+        if !lit.is_empty() || parts.is_empty() {
+            parts.push(StrPart::Lit(lit));
+        }
+        Ok(parts)
+    }
+
+    fn sub_expr(&mut self, start: usize, end: usize) -> PResult<Expr> {
+        let mut inner_diags = Vec::new();
+        let mut toks = lex(&self.src[start..end], &mut inner_diags);
+        for t in &mut toks {
+            t.span = Span::new(t.span.start + start, t.span.end + start);
+        }
+        for d in &mut inner_diags {
+            d.span = Span::new(d.span.start + start, d.span.end + start);
+        }
+        self.diags.extend(inner_diags);
+        if toks.len() == 1 {
+            self.error(Span::new(start.saturating_sub(1), end + 1), "empty interpolation `{}`", "nothing inside", "put an expression inside, or write `{{}}` for literal braces");
+            return Err(());
+        }
+        let mut sub = Parser { src: self.src, toks, pos: 0, diags: self.diags };
+        let e = sub.expr()?;
+        if !sub.at_eof() {
+            let t = sub.peek().clone();
+            sub.error(t.span, "unexpected text in interpolation", "expected `}`", "an interpolation holds one expression");
+            return Err(());
+        }
+        Ok(e)
+    }
+}

@@ -1,0 +1,16 @@
+//! racelab: write a reported race down as a scenario, explore its interleavings with shuttle and
+//! loom, print the failing one as a step table with a replay token, and replay it.
+//!
+//! The pipeline: [`lang::compile`] turns a `*.race` file into one [`ir::Program`] per variant;
+//! [`model::Machine`] runs a program as a step function; [`explore`] drives machines under
+//! shuttle's schedulers and loom; [`schedule`] encodes what happened as a portable token; and
+//! [`replay`] reproduces it.
+
+pub mod eval;
+pub mod explore;
+pub mod ir;
+pub mod lang;
+pub mod model;
+pub mod replay;
+pub mod schedule;
+pub mod suite;

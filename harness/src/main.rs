@@ -1,0 +1,379 @@
+//! The `racelab` command line: check, explore, replay and suite.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use racelab::explore::{self, Budget, EngineConfig, EngineKind};
+use racelab::lang::{self, Scenario};
+use racelab::schedule::{Schedule, TokenError};
+use racelab::{replay, suite};
+use reports::table::{render_result_line, render_trace, Style};
+
+/// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3 infrastructure.
+const BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "racelab", version, about = "Find, print and replay races described as scenarios")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check scenario files for errors without running them.
+    Check {
+        /// Scenario files (*.race).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Explore a scenario's interleavings until an invariant breaks or the budget runs out.
+    Explore {
+        file: PathBuf,
+        /// The variant to explore (default: every variant).
+        #[arg(long)]
+        variant: Option<String>,
+        /// shuttle-random, shuttle-pct, shuttle-dfs, loom, or all.
+        #[arg(long, default_value = "shuttle-random")]
+        engine: String,
+        /// The most schedules to explore per engine.
+        #[arg(long, default_value_t = 20_000)]
+        schedules: u64,
+        /// The most seconds to spend per engine.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+        /// loom's preemption bound.
+        #[arg(long, default_value_t = 2)]
+        preemption_bound: usize,
+        /// Print the results as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a recorded schedule and print its step table.
+    Replay {
+        file: PathBuf,
+        /// The variant the token was recorded for.
+        #[arg(long)]
+        variant: String,
+        /// The replay token printed by `racelab explore`.
+        token: String,
+        /// Where to replay: only `model` in this build.
+        #[arg(long, default_value = "model")]
+        backend: String,
+        /// Replay this many times and check that every run gives the same outcome.
+        #[arg(long, default_value_t = 1)]
+        times: u32,
+    },
+    /// Run every scenario × variant × engine and write summary.json, summary.md, summary.html, junit.xml.
+    Suite {
+        /// Scenario files or directories (default: ./scenarios).
+        paths: Vec<PathBuf>,
+        /// Where to write the reports.
+        #[arg(long, default_value = "target/racelab")]
+        out: PathBuf,
+        /// A run under two minutes on two cores.
+        #[arg(long)]
+        quick: bool,
+        /// Engines to use (comma-separated); default all.
+        #[arg(long, value_delimiter = ',')]
+        engines: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { BAD_INPUT } else { 0 });
+        }
+    };
+    let out = Output::detect();
+    let code = match cli.command {
+        Command::Check { files } => check(&files, &out),
+        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, json } => {
+            let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
+            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
+        }
+        Command::Replay { file, variant, token, backend, times } => replay_cmd(&file, &variant, &token, &backend, times, &out),
+        Command::Suite { paths, out: dir, quick, engines } => suite_cmd(&paths, &dir, quick, &engines, &out),
+    };
+    ExitCode::from(code)
+}
+
+/// How to print: colour and Unicode only on a terminal, and never when NO_COLOR is set.
+struct Output {
+    color: bool,
+    tty: bool,
+}
+
+impl Output {
+    fn detect() -> Output {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Output { color: tty && !no_color, tty }
+    }
+    fn style(&self) -> Style {
+        Style { color: self.color, unicode: self.tty }
+    }
+}
+
+fn eprint_error(msg: impl std::fmt::Display) {
+    eprintln!("error: {msg}");
+}
+
+/// Reads and compiles a scenario file, printing diagnostics on failure.
+fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(format_args!("cannot read {}: {e}", path.display()));
+            return Err(BAD_INPUT);
+        }
+    };
+    match lang::compile(&path.display().to_string(), &src) {
+        Ok(sc) => Ok(sc),
+        Err(errors) => {
+            let theme = if out.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+            let mut text = String::new();
+            let _ = handler.render_report(&mut text, &errors);
+            eprint!("{text}");
+            Err(BAD_INPUT)
+        }
+    }
+}
+
+fn check(files: &[PathBuf], out: &Output) -> u8 {
+    let mut code = 0;
+    for f in files {
+        match load(f, out) {
+            Ok(sc) => println!("{}: ok ({} variant{}: {})", f.display(), sc.variants.len(), if sc.variants.len() == 1 { "" } else { "s" }, sc.variant_names().join(", ")),
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn parse_engines(spec: &[String]) -> Result<Vec<EngineKind>, String> {
+    if spec.is_empty() || spec.iter().any(|s| s == "all") {
+        return Ok(EngineKind::ALL.to_vec());
+    }
+    spec.iter()
+        .map(|s| {
+            EngineKind::from_name(s).ok_or_else(|| {
+                let names: Vec<_> = EngineKind::ALL.iter().map(|e| e.name()).collect();
+                format!("unknown engine `{s}`; choose from {} or all", names.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Result<Vec<&'s racelab::ir::Program>, u8> {
+    match variant {
+        None => Ok(sc.variants.iter().collect()),
+        Some(v) => match sc.variant(v) {
+            Some(p) => Ok(vec![p]),
+            None => {
+                eprint_error(format_args!("{} has no variant `{v}`; its variants are: {}", file.display(), sc.variant_names().join(", ")));
+                Err(BAD_INPUT)
+            }
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, bound: usize, json: bool, out: &Output) -> u8 {
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let engines = match parse_engines(&[engine.to_string()]) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprint_error(msg);
+            return BAD_INPUT;
+        }
+    };
+    let progs = match pick_variants(&sc, variant, file) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let mut rows = Vec::new();
+    for prog in progs {
+        let prog = Arc::new(prog.clone());
+        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound)).collect();
+        for (cfg, res) in explore::portfolio::run(&prog, &configs) {
+            rows.push(suite::result_row(&stem(file), &prog, &cfg, res));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        for r in &rows {
+            println!("{}", render_result_line(r));
+            if let Some(reason) = &r.reason {
+                println!("  {reason}");
+            }
+            for f in &r.findings {
+                println!("  {} broke after {} schedule(s); replay: racelab replay {} --variant {} {}", f.invariant, f.after, file.display(), r.variant, f.replay);
+            }
+            if let Some(t) = &r.trace {
+                println!();
+                print!("{}", render_trace(t, out.style()));
+                println!();
+            }
+        }
+    }
+    suite::exit_code(&rows) as u8
+}
+
+fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32, out: &Output) -> u8 {
+    if backend != "model" {
+        eprint_error(format_args!(
+            "backend `{backend}` is not available in this build; replay runs on `model` (real filesystems, processes and databases are tracked in issues 4-6)"
+        ));
+        return BAD_INPUT;
+    }
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let prog = match pick_variants(&sc, Some(variant), file) {
+        Ok(p) => Arc::new(p[0].clone()),
+        Err(c) => return c,
+    };
+    let sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog.scenario, &prog.variant, prog.fingerprint).map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let mut first: Option<replay::Replayed> = None;
+    for i in 0..times.max(1) {
+        match replay::replay(&prog, &sched) {
+            Ok(r) => {
+                if let Some(f) = &first {
+                    if f.broken != r.broken {
+                        eprint_error(format_args!("replay {} gave a different outcome than replay 1: the model is not deterministic (a racelab bug)", i + 1));
+                        return 1;
+                    }
+                } else {
+                    first = Some(r);
+                }
+            }
+            Err(e @ TokenError::Diverged { .. }) | Err(e) => {
+                eprint_error(e);
+                return BAD_INPUT;
+            }
+        }
+    }
+    let Some(r) = first else { return 1 };
+    print!("{}", render_trace(&r.trace, out.style()));
+    let reproduced = r.reproduced(&sched);
+    let what = sched.target.as_deref().unwrap_or("a violation");
+    if times > 1 {
+        println!("\n{times} replays, identical outcome every time");
+    }
+    if reproduced {
+        println!("\nreproduced: {what}");
+        0
+    } else {
+        println!("\nnot reproduced: {what} did not break");
+        1
+    }
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let roots = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths.to_vec() };
+    let mut files = Vec::new();
+    for p in roots {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|f| f.extension().is_some_and(|x| x == "race")).collect())
+                .unwrap_or_default();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out: &Output) -> u8 {
+    let engines = match parse_engines(engines) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprint_error(msg);
+            return BAD_INPUT;
+        }
+    };
+    let files = scenario_files(paths);
+    if files.is_empty() {
+        eprint_error("no scenario files found; pass *.race files or directories holding them");
+        return BAD_INPUT;
+    }
+    let mut scenarios = Vec::new();
+    let mut bad = false;
+    for f in &files {
+        match load(f, out) {
+            Ok(sc) => {
+                for p in &sc.variants {
+                    if p.expected.is_none() {
+                        eprint_error(format_args!("{}: variant `{}` states no expectation; explore it and write `expect ...`", f.display(), p.variant));
+                        bad = true;
+                    }
+                }
+                scenarios.push((stem(f), sc));
+            }
+            Err(_) => bad = true,
+        }
+    }
+    if bad {
+        return BAD_INPUT;
+    }
+    let cfg = if quick { suite::SuiteConfig::quick() } else { suite::SuiteConfig::full() };
+    let jobs = suite::jobs(&scenarios, &cfg, &engines);
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let results = suite::run(&jobs, &|r| {
+        bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
+        bar.inc(1);
+        if !out.tty {
+            println!("{}", render_result_line(r));
+        }
+    });
+    bar.finish_and_clear();
+    if out.tty {
+        for r in &results {
+            println!("{}", render_result_line(r));
+        }
+    }
+    let summary = reports::Summary { ok: suite::exit_code(&results) == 0, results };
+    match reports::write_all(&summary, dir) {
+        Ok(paths) => {
+            println!("\n{}", summary.tally().describe());
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+        }
+        Err(e) => {
+            eprint_error(format_args!("cannot write reports to {}: {e}", dir.display()));
+            return 3;
+        }
+    }
+    suite::exit_code(&summary.results) as u8
+}

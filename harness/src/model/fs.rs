@@ -1,0 +1,314 @@
+//! The model filesystem: names to inodes, contents, link counts, mtimes, and POSIX errno results.
+
+use std::collections::BTreeMap;
+
+use crate::ir::{Errno, Op, Stat, Value};
+
+/// What a filesystem operation needs besides its arguments.
+pub struct OpCtx {
+    /// The current time, in milliseconds since the epoch (sets mtime on writes).
+    pub now: i64,
+}
+
+/// A filesystem that can perform the language's operations: the model below, or a real directory.
+///
+/// Call order: `perform` once per step, in the order the schedule dictates. Implementations must
+/// map every failure to an [`Errno`]; `Err(String)` is reserved for misuse by the scenario
+/// (a path that is not a string), which stops the actor.
+pub trait Filesystem {
+    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String>;
+    /// Whether `path` exists, for invariants (not a step).
+    fn observe_exists(&self, path: &str) -> bool;
+    /// The contents of a regular file at `path`, for invariants (not a step).
+    fn observe_contents(&self, path: &str) -> Option<String>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    File(String),
+    Dir,
+}
+
+#[derive(Debug, Clone)]
+struct Inode {
+    kind: Kind,
+    nlink: i64,
+    mtime: i64,
+}
+
+/// An in-memory POSIX filesystem, deterministic and cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ModelFs {
+    /// invariant: every key is a normalised absolute path whose parent is a directory in `names`
+    /// (or `/`), and every value indexes a live inode.
+    names: BTreeMap<String, usize>,
+    inodes: Vec<Option<Inode>>,
+}
+
+/// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
+    match args.get(i) {
+        Some(Value::Str(s)) => Ok(normalize(s)),
+        Some(v) => Err(format!("{} expects a path (a string), got a {} ({v})", op.name(), v.type_name())),
+        None => Err(format!("{} is missing an argument", op.name())),
+    }
+}
+
+impl ModelFs {
+    pub fn new() -> ModelFs {
+        ModelFs::default()
+    }
+
+    /// Creates a directory and its parents (for the scenario's initial `fs { ... }` block).
+    pub fn mkdir_all(&mut self, path: &str, now: i64) {
+        let path = normalize(path);
+        if path == "/" || self.names.contains_key(&path) {
+            return;
+        }
+        self.mkdir_all(parent(&path), now);
+        self.insert(path, Kind::Dir, now);
+    }
+
+    /// Creates a file with contents (and its parent directories).
+    pub fn put_file(&mut self, path: &str, contents: &str, now: i64) {
+        let path = normalize(path);
+        self.mkdir_all(parent(&path), now);
+        if let Some(ino) = self.names.get(&path).copied() {
+            self.unlink_name(&path, ino);
+        }
+        self.insert(path, Kind::File(contents.to_string()), now);
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        let p = normalize(path);
+        p == "/" || self.names.contains_key(&p)
+    }
+
+    pub fn contents(&self, path: &str) -> Option<&str> {
+        match &self.inode(&normalize(path))?.kind {
+            Kind::File(s) => Some(s),
+            Kind::Dir => None,
+        }
+    }
+
+    fn insert(&mut self, path: String, kind: Kind, now: i64) {
+        let nlink = if kind == Kind::Dir { 2 } else { 1 };
+        self.inodes.push(Some(Inode { kind, nlink, mtime: now }));
+        self.names.insert(path, self.inodes.len() - 1);
+    }
+
+    fn inode(&self, path: &str) -> Option<&Inode> {
+        self.names.get(path).and_then(|i| self.inodes[*i].as_ref())
+    }
+
+    fn inode_mut(&mut self, ino: usize) -> &mut Inode {
+        self.inodes[ino].as_mut().expect("names only point at live inodes")
+    }
+
+    fn unlink_name(&mut self, path: &str, ino: usize) {
+        self.names.remove(path);
+        let node = self.inode_mut(ino);
+        node.nlink -= 1;
+        if node.nlink <= 0 || node.kind == Kind::Dir {
+            self.inodes[ino] = None;
+        }
+    }
+
+    /// ENOENT when the parent is missing, ENOTDIR when it is a file.
+    fn check_parent(&self, path: &str) -> Result<(), Errno> {
+        let p = parent(path);
+        if p == "/" {
+            return Ok(());
+        }
+        match self.inode(p) {
+            None => Err(Errno::ENOENT),
+            Some(Inode { kind: Kind::Dir, .. }) => Ok(()),
+            Some(_) => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn has_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.names.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    fn open_for_write(&mut self, path: String, excl: bool, data: Option<String>, now: i64) -> Result<Value, Errno> {
+        self.check_parent(&path)?;
+        if path == "/" {
+            return Err(Errno::EISDIR);
+        }
+        match self.names.get(&path).copied() {
+            Some(ino) => {
+                if excl {
+                    return Err(Errno::EEXIST);
+                }
+                let node = self.inode_mut(ino);
+                if node.kind == Kind::Dir {
+                    return Err(Errno::EISDIR);
+                }
+                node.kind = Kind::File(data.unwrap_or_default());
+                node.mtime = now;
+            }
+            None => self.insert(path, Kind::File(data.unwrap_or_default()), now),
+        }
+        Ok(Value::None)
+    }
+
+    fn rename(&mut self, from: String, to: String) -> Result<Value, Errno> {
+        let src = *self.names.get(&from).ok_or(Errno::ENOENT)?;
+        self.check_parent(&to)?;
+        if from == to {
+            return Ok(Value::None);
+        }
+        let src_is_dir = self.inode(&from).is_some_and(|n| n.kind == Kind::Dir);
+        if src_is_dir && to.starts_with(&format!("{from}/")) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(dst) = self.names.get(&to).copied() {
+            let dst_is_dir = self.inode(&to).is_some_and(|n| n.kind == Kind::Dir);
+            match (src_is_dir, dst_is_dir) {
+                (false, true) => return Err(Errno::EISDIR),
+                (true, false) => return Err(Errno::ENOTDIR),
+                (true, true) if self.has_children(&to) => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+            if dst == src {
+                // Two names of one inode: POSIX says rename does nothing.
+                return Ok(Value::None);
+            }
+            self.unlink_name(&to, dst);
+        }
+        self.names.remove(&from);
+        if src_is_dir {
+            let prefix = format!("{from}/");
+            let moved: Vec<(String, usize)> = self.names.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), *v)).collect();
+            for (k, v) in moved {
+                self.names.remove(&k);
+                self.names.insert(format!("{to}/{}", &k[prefix.len()..]), v);
+            }
+        }
+        self.names.insert(to, src);
+        Ok(Value::None)
+    }
+}
+
+impl Filesystem for ModelFs {
+    fn observe_exists(&self, path: &str) -> bool {
+        self.exists(path)
+    }
+    fn observe_contents(&self, path: &str) -> Option<String> {
+        self.contents(path).map(str::to_string)
+    }
+    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+        let path = path_arg(args, 0, op)?;
+        Ok(match op {
+            Op::Create { excl } => self.open_for_write(path, excl, None, cx.now),
+            Op::Write => {
+                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
+                self.open_for_write(path, false, Some(data), cx.now)
+            }
+            Op::Read => match self.inode(&path) {
+                None => Err(Errno::ENOENT),
+                Some(Inode { kind: Kind::Dir, .. }) => Err(Errno::EISDIR),
+                Some(Inode { kind: Kind::File(s), .. }) => Ok(Value::str(s)),
+            },
+            Op::Link => {
+                let to = path_arg(args, 1, op)?;
+                (|| {
+                    let ino = *self.names.get(&path).ok_or(Errno::ENOENT)?;
+                    if self.inode_mut(ino).kind == Kind::Dir {
+                        return Err(Errno::EPERM);
+                    }
+                    self.check_parent(&to)?;
+                    if to == "/" || self.names.contains_key(&to) {
+                        return Err(Errno::EEXIST);
+                    }
+                    self.inode_mut(ino).nlink += 1;
+                    self.names.insert(to, ino);
+                    Ok(Value::None)
+                })()
+            }
+            Op::Unlink => match self.names.get(&path).copied() {
+                None => Err(Errno::ENOENT),
+                Some(ino) if self.inode_mut(ino).kind == Kind::Dir => Err(Errno::EISDIR),
+                Some(ino) => {
+                    self.unlink_name(&path, ino);
+                    Ok(Value::None)
+                }
+            },
+            Op::Rename => {
+                let to = path_arg(args, 1, op)?;
+                self.rename(path, to)
+            }
+            Op::Stat => match self.names.get(&path) {
+                None if path == "/" => Ok(Value::Stat(Stat { nlink: 2, mtime: 0, size: 0, ino: 1 })),
+                None => Err(Errno::ENOENT),
+                Some(&ino) => {
+                    let n = self.inode_mut(ino);
+                    let size = match &n.kind {
+                        Kind::File(s) => s.len() as i64,
+                        Kind::Dir => 4096,
+                    };
+                    // Inode numbers start at 2, as on ext4 where 2 is the root.
+                    Ok(Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 2 }))
+                }
+            },
+            Op::Utime | Op::Touch => {
+                let t = match (op, args.get(1)) {
+                    (Op::Touch, _) => cx.now,
+                    (_, Some(Value::Int(t))) => *t,
+                    (_, other) => return Err(format!("utime expects a time (an int), got {}", other.map_or("nothing", Value::type_name))),
+                };
+                match self.names.get(&path) {
+                    None => Err(Errno::ENOENT),
+                    Some(&ino) => {
+                        self.inode_mut(ino).mtime = t;
+                        Ok(Value::None)
+                    }
+                }
+            }
+            Op::Mkdir => {
+                if path == "/" || self.names.contains_key(&path) {
+                    Err(Errno::EEXIST)
+                } else {
+                    self.check_parent(&path).map(|()| {
+                        self.insert(path, Kind::Dir, cx.now);
+                        Value::None
+                    })
+                }
+            }
+            Op::Rmdir => match self.names.get(&path).copied() {
+                None if path == "/" => Err(Errno::EBUSY),
+                None => Err(Errno::ENOENT),
+                Some(ino) if self.inode_mut(ino).kind != Kind::Dir => Err(Errno::ENOTDIR),
+                Some(_) if self.has_children(&path) => Err(Errno::ENOTEMPTY),
+                Some(ino) => {
+                    self.unlink_name(&path, ino);
+                    Ok(Value::None)
+                }
+            },
+            other => return Err(format!("{} is not a filesystem operation", other.name())),
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The model world: an in-memory POSIX filesystem and the interpreter that runs actors over it.
+//!
+//! Architecture invariant: no I/O here. Real backends implement [`fs::Filesystem`] elsewhere.
+
+pub mod fs;
+pub mod machine;
+
+pub use machine::{Broken, End, Machine, Status, StepDetail, EPOCH_MS};

@@ -1,0 +1,149 @@
+//! Deterministic replay of a portable schedule on the model, producing the step table.
+
+use std::sync::Arc;
+
+use crate::ir::Program;
+use crate::model::{Broken, End, Machine};
+use crate::schedule::{Schedule, TokenError};
+
+/// What a replay showed.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// Every invariant broken by the end of the schedule, in the order they broke.
+    pub broken: Vec<Broken>,
+    /// Set when the execution ended (all finished, deadlock, livelock) within the schedule.
+    pub end: Option<End>,
+    pub trace: reports::Trace,
+}
+
+impl Replayed {
+    /// True when the schedule's target (if any) broke.
+    pub fn reproduced(&self, sched: &Schedule) -> bool {
+        match &sched.target {
+            Some(t) => self.broken.iter().any(|b| &b.invariant == t),
+            None => !self.broken.is_empty(),
+        }
+    }
+}
+
+/// Runs `sched` on a fresh model machine for `prog`, refusing tokens that do not fit.
+pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenError> {
+    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    let mut m = Machine::new(Arc::clone(prog));
+    m.record_details();
+    m.set_max_steps(usize::MAX);
+    for (i, &a) in sched.steps.iter().enumerate() {
+        let a = a as usize;
+        if a >= m.actor_count() {
+            return Err(TokenError::Diverged { step: i + 1, actor: a, why: format!("does not exist (the scenario has {} actors)", m.actor_count()) });
+        }
+        if !m.is_runnable(a) {
+            let why = if m.is_finished() { "comes after the end of the execution".to_string() } else { format!("is not runnable ({:?})", m.status(a)) };
+            return Err(TokenError::Diverged { step: i + 1, actor: a, why });
+        }
+        m.step(a);
+    }
+    let trace = trace_of(&m);
+    Ok(Replayed { broken: m.broken().to_vec(), end: m.end(), trace })
+}
+
+/// The machine's recorded steps as a [`reports::Trace`].
+pub fn trace_of(m: &Machine) -> reports::Trace {
+    let prog = m.program();
+    let steps = m
+        .details()
+        .iter()
+        .map(|d| {
+            let label = &prog.labels[d.label as usize];
+            reports::TraceStep {
+                actor: Some(d.actor),
+                time_ms: d.time_ms,
+                operation: label.text.clone(),
+                result: d.result.clone(),
+                broke: d.broke.clone(),
+                line: label.line,
+            }
+        })
+        .collect();
+    let verdict = match m.broken().last() {
+        Some(_) => m.broken().iter().map(|b| format!("{} broke: {}", b.invariant, b.message)).collect::<Vec<_>>().join("; "),
+        None => match m.end() {
+            Some(End::Finished) => "finished; every invariant held".to_string(),
+            _ => "no invariant broke within the schedule".to_string(),
+        },
+    };
+    reports::Trace {
+        scenario: prog.scenario.clone(),
+        variant: prog.variant.clone(),
+        actors: prog.actors.iter().map(|a| a.name.to_string()).collect(),
+        steps,
+        verdict,
+    }
+}
+
+/// Runs `steps` on a fresh machine; when every step is runnable and `target` breaks, returns
+/// the prefix that ends where it broke.
+fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
+    let mut m = Machine::new(Arc::clone(prog));
+    m.set_max_steps(usize::MAX);
+    for &a in steps {
+        if !m.is_runnable(a as usize) {
+            return None;
+        }
+        m.step(a as usize);
+        if let Some(b) = m.broken().iter().find(|b| b.invariant == target) {
+            return Some(steps[..b.at_step].to_vec());
+        }
+    }
+    m.broken().iter().find(|b| b.invariant == target).map(|b| steps[..b.at_step].to_vec())
+}
+
+/// Shrinks a failing schedule towards the fewest context switches that still break its target.
+///
+/// Greedy: the schedule is a sequence of blocks (runs of one actor); swapping two adjacent
+/// blocks so that one merges with a neighbour removes a switch. A swap is kept when the
+/// schedule still replays and still breaks the target. Bounded, so it always terminates fast.
+pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
+    let Some(target) = sched.target.clone() else { return sched.clone() };
+    let mut best = sched.steps.clone();
+    let mut attempts = 0;
+    'improve: loop {
+        let blocks = blocks_of(&best);
+        for i in 0..blocks.len().saturating_sub(1) {
+            let merges = (i > 0 && blocks[i - 1].0 == blocks[i + 1].0) || (i + 2 < blocks.len() && blocks[i + 2].0 == blocks[i].0);
+            if !merges {
+                continue;
+            }
+            attempts += 1;
+            if attempts > 400 {
+                break 'improve;
+            }
+            let mut swapped = blocks.clone();
+            swapped.swap(i, i + 1);
+            let candidate: Vec<u8> = swapped.iter().flat_map(|(a, n)| std::iter::repeat_n(*a, *n)).collect();
+            if let Some(prefix) = reproduces(prog, &candidate, &target) {
+                if switches(&prefix) < switches(&best) {
+                    best = prefix;
+                    continue 'improve;
+                }
+            }
+        }
+        break;
+    }
+    Schedule { steps: best, ..sched.clone() }
+}
+
+fn blocks_of(steps: &[u8]) -> Vec<(u8, usize)> {
+    let mut out: Vec<(u8, usize)> = Vec::new();
+    for &a in steps {
+        match out.last_mut() {
+            Some((b, n)) if *b == a => *n += 1,
+            _ => out.push((a, 1)),
+        }
+    }
+    out
+}
+
+fn switches(steps: &[u8]) -> usize {
+    steps.windows(2).filter(|w| w[0] != w[1]).count()
+}

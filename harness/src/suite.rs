@@ -1,0 +1,171 @@
+//! The suite: every scenario × variant × engine, turned into `summary.json` result rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use reports::{Finding, Outcome, RunResult, Verdict};
+
+use crate::explore::{self, Budget, EngineConfig, EngineKind, Exploration, Refusal};
+use crate::ir::{Expected, Program};
+use crate::lang::Scenario;
+use crate::replay;
+
+/// How hard the suite explores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct SuiteConfig {
+    /// Per engine run.
+    pub budget: Budget,
+    /// Random and PCT seed.
+    pub seed: u64,
+    pub preemption_bound: usize,
+}
+
+impl SuiteConfig {
+    /// `--quick`: the whole built-in suite in under two minutes on two cores.
+    pub fn quick() -> SuiteConfig {
+        SuiteConfig { budget: Budget::new(20_000, Duration::from_secs(8)), seed: 0x5eed, preemption_bound: 2 }
+    }
+    pub fn full() -> SuiteConfig {
+        SuiteConfig { budget: Budget::new(200_000, Duration::from_secs(60)), seed: 0x5eed, preemption_bound: 3 }
+    }
+}
+
+/// One unit of work: a variant under an engine.
+pub struct Job {
+    pub scenario: String,
+    pub prog: Arc<Program>,
+    pub config: EngineConfig,
+}
+
+pub fn jobs(scenarios: &[(String, Scenario)], cfg: &SuiteConfig, engines: &[EngineKind]) -> Vec<Job> {
+    let mut out = Vec::new();
+    for (stem, sc) in scenarios {
+        for prog in &sc.variants {
+            for &kind in engines {
+                let config = EngineConfig::new(kind, cfg.budget).seed(cfg.seed).preemption_bound(cfg.preemption_bound);
+                out.push(Job { scenario: stem.clone(), prog: Arc::new(prog.clone()), config });
+            }
+        }
+    }
+    out
+}
+
+/// Runs every job in parallel (rayon), calling `progress` after each.
+pub fn run(jobs: &[Job], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResult> {
+    jobs.par_iter()
+        .map(|job| {
+            let r = result_row(&job.scenario, &job.prog, &job.config, explore::explore(&job.prog, &job.config));
+            progress(&r);
+            r
+        })
+        .collect()
+}
+
+/// Turns one exploration into a `summary.json` row, judged against the variant's expectation.
+pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: Result<Exploration, Refusal>) -> RunResult {
+    let (expected, expected_invariants) = match &prog.expected {
+        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
+        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
+    };
+    let mut row = RunResult {
+        scenario: stem.to_string(),
+        variant: prog.variant.clone(),
+        engine: cfg.kind.name().to_string(),
+        backend: "model".to_string(),
+        faults: None,
+        expected,
+        expected_invariants: expected_invariants.clone(),
+        outcome: Outcome::Error,
+        invariant: None,
+        exhaustive: false,
+        schedules: 0,
+        seconds: 0.0,
+        first_failure_after: None,
+        replay: None,
+        met: false,
+        findings: vec![],
+        switches: None,
+        shrunk_switches: None,
+        rate: None,
+        divergence: None,
+        env: None,
+        bound: Some(cfg.describe_bound()),
+        reason: None,
+        trace: None,
+    };
+    let ex = match outcome {
+        Ok(ex) => ex,
+        Err(Refusal(why)) => {
+            row.outcome = Outcome::Skipped;
+            row.reason = Some(why);
+            return row;
+        }
+    };
+    row.schedules = ex.schedules;
+    row.seconds = ex.seconds;
+    row.exhaustive = ex.exhaustive;
+    if prog.expected.is_none() {
+        row.outcome = Outcome::Error;
+        row.reason = Some(format!("variant `{}` states no expectation; explore it, then write `expect ...` in the scenario", prog.variant));
+        return row;
+    }
+    if ex.schedules == 0 {
+        row.outcome = Outcome::Error;
+        row.reason = Some("no schedule was explored; a verdict from zero schedules would be a lie".into());
+        return row;
+    }
+    let shrunk: Vec<(crate::schedule::Schedule, u32)> = ex
+        .findings
+        .iter()
+        .map(|f| {
+            let s = replay::shrink(prog, &f.schedule);
+            let n = s.switches();
+            (s, n)
+        })
+        .collect();
+    row.findings = ex
+        .findings
+        .iter()
+        .zip(&shrunk)
+        .map(|(f, (s, n))| Finding { invariant: f.invariant.clone(), replay: s.encode(), after: f.after, switches: f.schedule.switches(), shrunk_switches: *n })
+        .collect();
+    let primary = ex
+        .findings
+        .iter()
+        .position(|f| expected_invariants.contains(&f.invariant))
+        .or(if ex.findings.is_empty() { None } else { Some(0) });
+    if let Some(i) = primary {
+        let f = &ex.findings[i];
+        row.outcome = if f.invariant == crate::ir::oracle::DEADLOCK { Outcome::Deadlock } else { Outcome::Violation };
+        row.invariant = Some(f.invariant.clone());
+        row.first_failure_after = ex.findings.iter().map(|f| f.after).min();
+        row.replay = Some(row.findings[i].replay.clone());
+        row.switches = Some(row.findings[i].switches);
+        row.shrunk_switches = Some(row.findings[i].shrunk_switches);
+        row.trace = replay::replay(prog, &shrunk[i].0).ok().map(|r| r.trace);
+    } else {
+        row.outcome = Outcome::Holds;
+    }
+    let found: Vec<&str> = ex.findings.iter().map(|f| f.invariant.as_str()).collect();
+    row.met = match &prog.expected {
+        Some(Expected::Holds) => found.is_empty(),
+        Some(Expected::Violates(names)) => names.iter().all(|n| found.contains(&n.as_str())) && found.iter().all(|f| names.iter().any(|n| n == f)),
+        Some(Expected::Deadlock) => found.contains(&crate::ir::oracle::DEADLOCK) && found.len() == 1,
+        None => false,
+    };
+    row
+}
+
+/// Exit code of a run of results: 0 all met, 1 an expectation failed, 3 an infrastructure error.
+pub fn exit_code(results: &[RunResult]) -> i32 {
+    if results.iter().any(|r| r.outcome == Outcome::Error) {
+        return 3;
+    }
+    if results.iter().any(|r| r.outcome != Outcome::Skipped && !r.met) {
+        return 1;
+    }
+    0
+}

@@ -1,0 +1,37 @@
+//! Turns racelab's run results (plain serde data) into text tables, Markdown, HTML, JSON and JUnit XML.
+//!
+//! Architecture invariant: this crate depends only on the result types in [`model`]; it never
+//! runs a scenario, and the harness never formats text for humans outside of this crate.
+
+mod facts;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod model;
+pub mod table;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+
+/// Writes `summary.json`, `summary.md`, `summary.html` and `junit.xml` into `dir` (creating it)
+/// and returns the paths written, in that order.
+pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;
+    json.push('\n');
+    let files = [
+        ("summary.json", json),
+        ("summary.md", markdown::render_summary(summary)),
+        ("summary.html", html::render_html(summary)),
+        ("junit.xml", junit::render_junit(summary)),
+    ];
+    let mut written = Vec::with_capacity(files.len());
+    for (name, contents) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, contents)?;
+        written.push(path);
+    }
+    Ok(written)
+}

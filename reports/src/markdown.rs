@@ -1,0 +1,203 @@
+//! Renders a whole summary as a Markdown report: overall status, a table of every run, the
+//! skipped and errored runs with their reasons, and the details (replay tokens, traces) of each.
+
+use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
+use crate::model::{RunResult, Summary};
+use crate::table::{render_trace, Style};
+
+const COLUMNS: [(&str, &str); 11] = [
+    ("scenario", "---"),
+    ("variant", "---"),
+    ("engine", "---"),
+    ("backend", "---"),
+    ("expected", "---"),
+    ("outcome", "---"),
+    ("exhaustive", ":---:"),
+    ("schedules", "---:"),
+    ("seconds", "---:"),
+    ("first failure after", "---:"),
+    ("met", ":---:"),
+];
+
+/// The whole report, ending with a newline.
+pub fn render_summary(summary: &Summary) -> String {
+    let mut out = String::from("# racelab summary\n\n");
+    out.push_str(&overall_line(summary));
+    out.push_str(&results_table(&summary.results));
+    out.push_str(&skipped_section(&summary.results));
+    out.push_str(&details_sections(&summary.results));
+    out
+}
+
+fn overall_line(summary: &Summary) -> String {
+    let status = if summary.ok { "OK" } else { "FAILED" };
+    format!("Overall: **{status}** ({})\n", summary.tally().describe())
+}
+
+fn results_table(results: &[RunResult]) -> String {
+    let mut out = String::from("\n");
+    out.push_str(&table_row(COLUMNS.iter().map(|c| c.0.to_string())));
+    out.push_str(&table_row(COLUMNS.iter().map(|c| c.1.to_string())));
+    for r in results {
+        out.push_str(&table_row(result_cells(r).into_iter()));
+    }
+    out
+}
+
+fn table_row(cells: impl Iterator<Item = String>) -> String {
+    let cells: Vec<String> = cells.collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
+fn result_cells(r: &RunResult) -> Vec<String> {
+    vec![
+        text(&r.scenario),
+        text(&r.variant),
+        text(&r.engine),
+        text(&r.backend),
+        text(&r.expected_label()),
+        text(&r.outcome_label()),
+        yes_no(r.exhaustive).to_string(),
+        r.schedules.to_string(),
+        format!("{:.2}", r.seconds),
+        first_failure(r),
+        met_mark(r).to_string(),
+    ]
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn skipped_section(results: &[RunResult]) -> String {
+    let rows: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.outcome.is_skipped_or_error())
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Skipped and errors\n\n");
+    for r in rows {
+        out.push_str(&format!("- **{}** {}: ", r.outcome, text(&run_name(r))));
+        out.push_str(&list_item_body(
+            r.reason.as_deref().unwrap_or("no reason given"),
+        ));
+    }
+    out
+}
+
+/// Lines end in a hard break (a trailing backslash) so a multi-line reason keeps its lines;
+/// continuation lines are indented to stay inside the list item, and a line that would start
+/// a heading, list or quote there is escaped.
+fn list_item_body(reason: &str) -> String {
+    let lines: Vec<String> = reason
+        .lines()
+        .map(|line| escape_block_start(&text(line.trim_start())))
+        .collect();
+    format!("{}\n", lines.join("\\\n  "))
+}
+
+fn escape_block_start(line: &str) -> String {
+    match line.chars().next() {
+        Some('#' | '-' | '+' | '>' | '=' | '~') => format!("\\{line}"),
+        _ => line.to_string(),
+    }
+}
+
+fn details_sections(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    let detailed = results.iter().filter(|r| r.has_details());
+    for (i, r) in detailed.enumerate() {
+        if i == 0 {
+            out.push_str("\n## Details\n");
+        }
+        out.push_str(&details(r));
+    }
+    out
+}
+
+fn details(r: &RunResult) -> String {
+    let mut out = format!("\n### {}\n\n", text(&run_name(r)));
+    out.push_str(&fact_lines(r));
+    if let Some(token) = &r.replay {
+        out.push_str("\nReplay token:\n\n");
+        out.push_str(&fenced(token));
+    }
+    if let Some(trace) = &r.trace {
+        out.push_str("\nTrace:\n\n");
+        out.push_str(&fenced(&render_trace(trace, Style::plain())));
+    }
+    out
+}
+
+/// The Markdown flavour of the shared per-run facts.
+const MARKUP: Markup = Markup { text, code };
+
+fn fact_lines(r: &RunResult) -> String {
+    let mut out = String::new();
+    for fact in facts(r, &MARKUP) {
+        out.push_str(&format!("- {}\n", fact.line));
+        for child in &fact.children {
+            out.push_str(&format!("  - {child}\n"));
+        }
+    }
+    out
+}
+
+/// Escapes text for Markdown prose and table cells: characters that could start formatting,
+/// HTML or a cell boundary are backslash-escaped, and newlines become spaces so a value can
+/// never end a table row. Underscores inside words are left alone (`mutual_exclusion` does not
+/// emphasise anything in CommonMark) to keep the raw file readable.
+fn text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '|' | '<' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '_' if !intraword(&chars, i) => out.push_str("\\_"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn intraword(chars: &[char], i: usize) -> bool {
+    let alnum = |j: Option<usize>| {
+        j.and_then(|j| chars.get(j))
+            .is_some_and(|c| c.is_alphanumeric())
+    };
+    alnum(i.checked_sub(1)) && alnum(Some(i + 1))
+}
+
+/// An inline code span whose backtick fence is longer than any run of backticks inside it.
+fn code(s: &str) -> String {
+    let s = s.replace(['\n', '\r'], " ");
+    let ticks = "`".repeat(longest_backtick_run(&s) + 1);
+    // A space keeps a leading or trailing backtick from merging with the fence.
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{s}{pad}{ticks}")
+}
+
+/// A fenced `text` block that no line of `content` can close early.
+fn fenced(content: &str) -> String {
+    let ticks = "`".repeat((longest_backtick_run(content) + 1).max(3));
+    let body = content.strip_suffix('\n').unwrap_or(content);
+    format!("{ticks}text\n{body}\n{ticks}\n")
+}
+
+fn longest_backtick_run(s: &str) -> usize {
+    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}

@@ -1,0 +1,93 @@
+//! The Markdown report.
+
+use expect_test::expect;
+use reports::markdown::render_summary;
+
+use crate::fixtures;
+
+#[test]
+fn summary_with_violation_holds_and_skipped() {
+    let md = render_summary(&fixtures::passing_summary());
+    expect![[r##"
+        # racelab summary
+
+        Overall: **OK** (3 runs: 2 met, 0 not met, 1 skipped, 0 errors)
+
+        | scenario | variant | engine | backend | expected | outcome | exhaustive | schedules | seconds | first failure after | met |
+        | --- | --- | --- | --- | --- | --- | :---: | ---: | ---: | ---: | :---: |
+        | lockfile | naive | shuttle-pct | model | violation (mutual_exclusion) | violation (mutual_exclusion) | no | 1234 | 2.50 | 17 | ✓ |
+        | lockfile | fenced | stress | fs:ext4 | holds | holds | no | 500 | 20.12 | – | ✓ |
+        | lockfile | naive | stress | fs:nfs | violation (mutual_exclusion) | skipped | no | 0 | 0.00 | – | – |
+
+        ## Skipped and errors
+
+        - **skipped** lockfile/naive/stress/fs:nfs: no NFS mount found\
+          set RACELAB_NFS_DIR to a directory on an NFS mount to enable it
+
+        ## Details
+
+        ### lockfile/naive/shuttle-pct/model
+
+        - expected violation (mutual_exclusion), got violation (mutual_exclusion)
+        - bound: preemption bound 2
+        - context switches: 5, shrunk to 2
+        - findings:
+          - `mutual_exclusion` after 17 schedules (5 switches, shrunk to 2): replay `rl1:lockfile:naive:AAECAwQFBgc`
+          - `no_orphan_tmp` after 40 schedules (3 switches, shrunk to 3): replay `rl1:lockfile:naive:CAkKCwwN`
+
+        Replay token:
+
+        ```text
+        rl1:lockfile:naive:AAECAwQFBgc
+        ```
+
+        Trace:
+
+        ```text
+        step     time | qrunner1                        | qrunner2                                     | qrunner3
+        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+           1  +0.000s | open(tmp, O_CREAT|O_EXCL) -> ok
+           2  +0.000s | link(tmp, LOCKFILE) -> ok
+           3  +0.001s |                                 | link(tmp, LOCKFILE) -> EEXIST
+           4  +3.000s | world: clock.advance(3s)
+           5  +3.000s |                                 |                                              | stat(LOCKFILE).mtime < now - 2s -> true
+           6  +3.001s |                                 |                                              | unlink(LOCKFILE) -> ok
+           7  +3.002s |                                 | link(tmp, LOCKFILE) -> ok
+           x mutual_exclusion broke
+           8  +3.002s |                                 | write(section, "a payload long enough to ...
+        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+        verdict: mutual_exclusion broke: holders(section) <= 1
+        ```
+
+        ### lockfile/fenced/stress/fs:ext4
+
+        - expected holds, got holds
+        - bound: 500 runs or 20s
+        - rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)
+        - env: filesystem `ext4`, mount options `rw,relatime`
+    "##]]
+    .assert_eq(&md);
+}
+
+#[test]
+fn failing_summary_says_so_and_marks_rows() {
+    let md = render_summary(&fixtures::failing_summary());
+    assert!(md.contains("Overall: **FAILED** (6 runs: 2 met, 2 not met, 1 skipped, 1 error)"));
+    let missed = md
+        .lines()
+        .find(|l| l.starts_with("| queue | at_least_once | loom"))
+        .unwrap();
+    assert!(missed.ends_with("| ✗ |"), "{missed}");
+    // Reasons are escaped: the angle brackets must not open an HTML tag.
+    assert!(md.contains("\\<is the server running?>"), "{md}");
+}
+
+#[test]
+fn values_cannot_break_out_of_table_cells_or_fences() {
+    let mut s = fixtures::passing_summary();
+    s.results[0].variant = "a|b\nc".to_string();
+    s.results[0].replay = Some("x```y".to_string());
+    let md = render_summary(&s);
+    assert!(md.contains("| lockfile | a\\|b c | shuttle-pct |"), "{md}");
+    assert!(md.contains("````text\nx```y\n````\n"), "{md}");
+}

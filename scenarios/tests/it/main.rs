@@ -1,0 +1,1 @@
+//! Tests that hold the built-in scenarios to their expectations.
