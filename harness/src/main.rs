@@ -217,6 +217,7 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
             rows.push(suite::result_row(&stem(file), &prog, &cfg, res));
         }
     }
+    suite::judge_portfolio(&mut rows);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
@@ -352,14 +353,13 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out
     let results = suite::run(&jobs, &|r| {
         bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
         bar.inc(1);
-        if !out.tty {
-            println!("{}", render_result_line(r));
-        }
     });
     bar.finish_and_clear();
-    if out.tty {
-        for r in &results {
-            println!("{}", render_result_line(r));
+    // Printed after the portfolio is judged: a row's verdict can depend on other engines' findings.
+    for r in &results {
+        println!("{}", render_result_line(r));
+        if let Some(reason) = &r.reason {
+            println!("  {reason}");
         }
     }
     let summary = reports::Summary { ok: suite::exit_code(&results) == 0, results };

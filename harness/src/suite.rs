@@ -54,13 +54,60 @@ pub fn jobs(scenarios: &[(String, Scenario)], cfg: &SuiteConfig, engines: &[Engi
 
 /// Runs every job in parallel (rayon), calling `progress` after each.
 pub fn run(jobs: &[Job], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResult> {
-    jobs.par_iter()
+    let mut rows: Vec<RunResult> = jobs
+        .par_iter()
         .map(|job| {
             let r = result_row(&job.scenario, &job.prog, &job.config, explore::explore(&job.prog, &job.config));
             progress(&r);
             r
         })
-        .collect()
+        .collect();
+    judge_portfolio(&mut rows);
+    rows
+}
+
+/// A violation is established by the portfolio, not by each engine: an engine that did not
+/// find an expected violation within its budget has not contradicted it (it was looking at a
+/// different part of the search space), as long as another engine found it and this engine saw
+/// nothing unexpected. Such rows are met, with a reason that says who found what.
+pub fn judge_portfolio(rows: &mut [RunResult]) {
+    let snapshot: Vec<(String, String, String, Vec<String>)> = rows
+        .iter()
+        .map(|r| (r.scenario.clone(), r.variant.clone(), r.engine.clone(), r.findings.iter().map(|f| f.invariant.clone()).collect()))
+        .collect();
+    for r in rows.iter_mut() {
+        if r.met || r.expected != Verdict::Violation || r.outcome == Outcome::Skipped || r.outcome == Outcome::Error {
+            continue;
+        }
+        let own: Vec<&str> = r.findings.iter().map(|f| f.invariant.as_str()).collect();
+        if own.iter().any(|f| !r.expected_invariants.iter().any(|e| e == f)) {
+            continue;
+        }
+        let missing: Vec<&String> = r.expected_invariants.iter().filter(|e| !own.contains(&e.as_str())).collect();
+        let mut found_by = Vec::new();
+        let mut all_found = true;
+        for m in &missing {
+            let engines: Vec<&str> = snapshot
+                .iter()
+                .filter(|(s, v, _, f)| *s == r.scenario && *v == r.variant && f.contains(m))
+                .map(|(_, _, e, _)| e.as_str())
+                .collect();
+            if engines.is_empty() {
+                all_found = false;
+            } else {
+                found_by.push(format!("{m} by {}", engines.join(", ")));
+            }
+        }
+        if all_found {
+            r.met = true;
+            r.reason = Some(format!(
+                "this engine did not find {} within its bound ({}); the portfolio did: {}",
+                missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+                r.bound.as_deref().unwrap_or("its budget"),
+                found_by.join("; ")
+            ));
+        }
+    }
 }
 
 /// Turns one exploration into a `summary.json` row, judged against the variant's expectation.

@@ -4,7 +4,7 @@
 //! panics with a private payload that this module catches (and keeps out of the panic output).
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex as StdMutex, Once};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
 use super::collect::{Collector, Exploration};
@@ -20,19 +20,7 @@ mod driver {
 pub const MAX_ACTORS: usize = 5;
 
 /// The panic payload that ends a loom model early.
-struct StopExploring;
-
-fn install_quiet_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<StopExploring>().is_none() {
-                previous(info);
-            }
-        }));
-    });
-}
+pub(crate) struct StopExploring;
 
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
     if prog.actors.len() > MAX_ACTORS {
@@ -42,7 +30,7 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
             prog.actors.len()
         )));
     }
-    install_quiet_hook();
+    super::install_panic_hooks();
     let start = Instant::now();
     let collector = Arc::new(StdMutex::new(Collector::new(Arc::clone(prog))));
 
@@ -60,7 +48,7 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
     let (p, c) = (Arc::clone(prog), Arc::clone(&collector));
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         builder.check(move || {
-            let m = driver::run_execution(&p);
+            let m = driver::run_execution(&p, &Arc::new(std::sync::atomic::AtomicU64::new(0)));
             let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
             col.absorb(&m);
             if col.stop {
@@ -84,7 +72,8 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
     };
     // loom returns normally both when it covered every schedule within the bound and when a
     // budget ran out; only the former is a proof.
-    let within_budget = col.executions < cfg.budget.schedules && start.elapsed() < cfg.budget.time;
+    // loom stops before iteration `max_permutations`, so a spent budget shows as one fewer.
+    let within_budget = col.executions + 1 < cfg.budget.schedules && start.elapsed() < cfg.budget.time;
     Ok(Exploration {
         engine: "loom",
         schedules: col.executions,

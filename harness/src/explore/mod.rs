@@ -113,3 +113,23 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
         _ => Ok(shuttle_engine::explore(prog, cfg)),
     }
 }
+
+/// Installs, once per process and in this order, shuttle's global panic hook (which shuttle
+/// would otherwise install lazily at its first run, on top of whatever is there) and then
+/// racelab's, which silences the payload that ends a loom model early. Running engines in
+/// parallel would otherwise race on the hook chain, and shuttle's hook would report loom's
+/// early stop as a failing shuttle task.
+pub(crate) fn install_panic_hooks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut config = shuttle::Config::new();
+        config.silence_warnings = true;
+        shuttle::Runner::new(shuttle::scheduler::DfsScheduler::new(Some(1), false), config).run(|| {});
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<loom_engine::StopExploring>().is_none() {
+                previous(info);
+            }
+        }));
+    });
+}

@@ -17,10 +17,13 @@ mod driver {
 /// Wraps a shuttle scheduler to end the run when the verdict is settled or the budget is spent,
 /// and to tell whether the inner scheduler ran out of schedules (an exhaustive search).
 struct Bounded<S> {
-    inner: S,
+    /// Always `Some` until drop; see the `Drop` impl.
+    inner: Option<S>,
     stop: Arc<AtomicBool>,
     started: Arc<AtomicU64>,
     exhausted: Arc<AtomicBool>,
+    /// The runnable actors of the current execution (see `threads.rs`); actor `i` is task `i`.
+    enabled: Arc<AtomicU64>,
     max: u64,
     deadline: Instant,
 }
@@ -30,7 +33,7 @@ impl<S: Scheduler> Scheduler for Bounded<S> {
         if self.stop.load(Ordering::SeqCst) || self.started.load(Ordering::SeqCst) >= self.max || Instant::now() >= self.deadline {
             return None;
         }
-        match self.inner.new_execution() {
+        match self.inner.as_mut()?.new_execution() {
             Some(s) => {
                 self.started.fetch_add(1, Ordering::SeqCst);
                 Some(s)
@@ -42,14 +45,36 @@ impl<S: Scheduler> Scheduler for Bounded<S> {
         }
     }
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
-        self.inner.next_task(runnable, current, is_yielding)
+        // Offer only tasks whose actor can take a step, so every choice is a step. When the
+        // execution has ended, every task must be allowed to run to its exit.
+        let mask = self.enabled.load(Ordering::SeqCst);
+        let finished = mask & (1 << 63) != 0;
+        let offered: Vec<&Task> = if finished {
+            runnable.to_vec()
+        } else {
+            runnable.iter().copied().filter(|t| mask & (1 << usize::from(t.id()).min(62)) != 0).collect()
+        };
+        let offered = if offered.is_empty() { runnable.to_vec() } else { offered };
+        self.inner.as_mut()?.next_task(&offered, current, is_yielding)
     }
     fn next_u64(&mut self) -> u64 {
-        self.inner.next_u64()
+        self.inner.as_mut().map_or(0, Scheduler::next_u64)
+    }
+}
+
+impl<S> Drop for Bounded<S> {
+    fn drop(&mut self) {
+        // shuttle's RandomScheduler prints "failing seed" when dropped before it ran out of
+        // iterations, assuming a test failed. Stopping early is our normal case, and racelab
+        // reports its own replay tokens, so the scheduler is forgotten instead (a few bytes).
+        if !self.exhausted.load(Ordering::SeqCst) {
+            std::mem::forget(self.inner.take());
+        }
     }
 }
 
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
+    super::install_panic_hooks();
     let start = Instant::now();
     let max = cfg.budget.schedules.max(1);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
@@ -66,8 +91,10 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicU64::new(0));
     let exhausted = Arc::new(AtomicBool::new(false));
+    let enabled = Arc::new(AtomicU64::new(0));
     let scheduler = Bounded {
-        inner,
+        enabled: Arc::clone(&enabled),
+        inner: Some(inner),
         stop: Arc::clone(&stop),
         started: Arc::clone(&started),
         exhausted: Arc::clone(&exhausted),
@@ -81,7 +108,7 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     let runner = shuttle::Runner::new(scheduler, config);
     let (p, c, s) = (Arc::clone(prog), Arc::clone(&collector), Arc::clone(&stop));
     runner.run(move || {
-        let m = driver::run_execution(&p);
+        let m = driver::run_execution(&p, &enabled);
         let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
         col.absorb(&m);
         if col.stop {

@@ -1,38 +1,54 @@
 //! One execution with actors as engine-controlled threads; instantiated for shuttle and for loom.
 //!
 //! Both crates mirror std's `sync` and `thread` APIs, so one macro writes the driver for both.
+//! Each step is preceded by exactly one scheduling point (an atomic increment the engine
+//! controls); an actor that is not runnable parks until a step makes it runnable. So the
+//! engine's choices are the machine's choices: which runnable actor takes the next step. The
+//! machine itself sits in a std mutex that is never contended (the engines run one task at a
+//! time), so taking it adds no scheduling point of its own.
 
-/// Defines `run_execution(prog) -> Machine` using `$rt::sync::{Mutex, Condvar}` and `$rt::thread`.
+/// Defines `run_execution(prog, enabled) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
+///
+/// `enabled` receives, after every step, a bit mask of the runnable actors (bit 63: the
+/// execution has ended). shuttle's scheduler wrapper filters its choices by it, so a shuttle
+/// task whose actor is not runnable is never chosen and never needs to block: shuttle's `park`
+/// may wake spuriously, which would give DFS infinitely many schedules. loom's `park` does not,
+/// so under loom a non-runnable actor parks.
 macro_rules! threaded_driver {
     ($rt:ident) => {
-        use std::sync::Arc;
+        use std::sync::{Arc, Mutex as StdMutex};
 
-        use $rt::sync::{Condvar, Mutex};
+        use $rt::sync::atomic::{AtomicUsize, Ordering};
+        use $rt::thread::Thread;
 
         use crate::ir::Program;
         use crate::model::{Machine, Status};
 
         struct Shared {
-            machine: Mutex<Machine>,
-            /// One per actor: an actor waits on its own, so a step wakes exactly the actors it
-            /// made runnable and the engine sees no spurious choices.
-            wake: Vec<Condvar>,
+            machine: StdMutex<Machine>,
+            /// Touched before every step: the one scheduling point the engine decides at.
+            turn: AtomicUsize,
+            /// Each actor's thread, registered when it starts, so that a step can unpark the
+            /// actors it made runnable (and only those).
+            threads: StdMutex<Vec<Option<Thread>>>,
         }
 
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
-        pub(crate) fn run_execution(prog: &Arc<Program>) -> Machine {
+        pub(crate) fn run_execution(prog: &Arc<Program>, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
             let machine = Machine::new(Arc::clone(prog));
+            publish(&machine, enabled);
             let n = machine.actor_count();
-            let shared = Arc::new(Shared { machine: Mutex::new(machine), wake: (0..n).map(|_| Condvar::new()).collect() });
+            let shared = Arc::new(Shared { machine: StdMutex::new(machine), turn: AtomicUsize::new(0), threads: StdMutex::new(vec![None; n]) });
             let handles: Vec<_> = (1..n)
                 .map(|a| {
                     let shared = Arc::clone(&shared);
-                    $rt::thread::spawn(move || actor_loop(a, &shared))
+                    let enabled = Arc::clone(enabled);
+                    $rt::thread::spawn(move || actor_loop(a, &shared, &enabled))
                 })
                 .collect();
             // Actor 0 runs on the engine's main thread: one thread fewer (loom allows five).
             if n > 0 {
-                actor_loop(0, &shared);
+                actor_loop(0, &shared, enabled);
             }
             for h in handles {
                 let _ = h.join();
@@ -41,27 +57,44 @@ macro_rules! threaded_driver {
             m.clone()
         }
 
-        fn actor_loop(me: usize, shared: &Shared) {
-            let mut m = shared.machine.lock().unwrap_or_else(|e| e.into_inner());
+        fn publish(m: &Machine, enabled: &std::sync::atomic::AtomicU64) {
+            let mut mask = if m.is_finished() { 1u64 << 63 } else { 0 };
+            for a in m.runnable() {
+                mask |= 1 << a.min(62);
+            }
+            enabled.store(mask, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn actor_loop(me: usize, shared: &Shared, enabled: &std::sync::atomic::AtomicU64) {
+            shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] = Some($rt::thread::current());
             loop {
+                shared.turn.fetch_add(1, Ordering::SeqCst);
+                let mut m = shared.machine.lock().unwrap_or_else(|e| e.into_inner());
                 if m.is_finished() || matches!(m.status(me), Status::Done | Status::Failed) {
                     return;
                 }
                 if !m.is_runnable(me) {
-                    m = shared.wake[me].wait(m).unwrap_or_else(|e| e.into_inner());
+                    drop(m);
+                    // No scheduling point lies between the check and here, so no step can
+                    // make us runnable unseen; an unpark that came earlier is remembered.
+                    $rt::thread::park();
                     continue;
                 }
                 m.step(me);
+                publish(&m, enabled);
                 let finished = m.is_finished();
-                for (other, cv) in shared.wake.iter().enumerate() {
-                    if other != me && (finished || m.is_runnable(other)) {
-                        cv.notify_one();
+                // Never unpark an actor that has finished: its thread may be gone, and loom
+                // counts an unpark of a finished thread against its join.
+                let wake: Vec<usize> = (0..m.actor_count())
+                    .filter(|&o| o != me && !matches!(m.status(o), Status::Done | Status::Failed) && (finished || m.is_runnable(o)))
+                    .collect();
+                drop(m);
+                let threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for o in wake {
+                    if let Some(t) = &threads[o] {
+                        t.unpark();
                     }
                 }
-                // Release the machine between steps: taking it again is the scheduling point
-                // where the engine may switch to another actor.
-                drop(m);
-                m = shared.machine.lock().unwrap_or_else(|e| e.into_inner());
             }
         }
     };

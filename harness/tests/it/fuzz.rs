@@ -1,0 +1,286 @@
+//! Property tests for the scenario front end: `compile` never panics, on noise or on
+//! near-valid programs, and every failure renders as a non-empty report naming the file.
+
+use proptest::prelude::*;
+use racelab::lang::{compile, render_plain};
+
+const FILE: &str = "fuzz.race";
+
+const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+
+const SMALL_COUNTER: &str = r#"scenario counter {
+  about "two workers increment a shared counter without a lock"
+  source "textbook"
+  const ROUNDS = 2
+  cell n = 0
+  log events
+  actor worker x 2 {
+    let i = 0
+    while i < ROUNDS {
+      let v = n
+      set n = v + 1
+      append events "worker {self} wrote {v + 1}"
+      i = i + 1
+    }
+  }
+  invariant total: at end n == ROUNDS * 2
+  invariant quiet: always count(events, "x") >= 0
+  expect violates total
+}
+"#;
+
+const SMALL_FILES: &str = r#"scenario files {
+  const DIR = "/tmp/d"
+  const T = 10ms
+  fs {
+    dir "/tmp"
+    dir DIR
+    file "{DIR}/a" = "hello {{world}}"
+  }
+  proc try_lock(path) {
+    match create(path, excl) {
+      ok => return true
+      err(EEXIST) => return false
+      err(e) => fail "create: {e}"
+    }
+  }
+  actor a x 2 {
+    loop {
+      if try_lock("{DIR}/lock") { break } else if true { sleep T } else { continue }
+    }
+    critical held {
+      match stat("{DIR}/a") {
+        ok(st) => assert st.nlink == 1 and st.size > 0, "odd {st.ino} {st.mtime}"
+        err => {}
+      }
+      write("{DIR}/b", "x")
+      rename("{DIR}/b", "{DIR}/c")
+      link("{DIR}/c", "{DIR}/d")
+      touch("{DIR}/d")
+      utime("{DIR}/d", now + 1m)
+      match read("{DIR}/d") {
+        "x" => {}
+        _ => {}
+      }
+      unlink("{DIR}/c")
+      unlink("{DIR}/d")
+      mkdir("{DIR}/e")
+      rmdir("{DIR}/e")
+    }
+    unlink("{DIR}/lock")
+  }
+  invariant one: always holders(held) <= 1
+  invariant gone: at end not exists("{DIR}/lock") and read("{DIR}/a") != none
+  variant base { expect holds }
+  variant slow {
+    const T = 1h
+    proc try_lock(p) { return not false }
+    expect violates one, deadlock
+  }
+}
+"#;
+
+const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES];
+
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "=>",
+    ",",
+    "\"",
+    "x",
+    "3",
+    "15s",
+    "loop",
+    "match",
+    "err(",
+    "ok",
+    "break",
+    "ENOENT",
+    "proc",
+    "actor",
+    "\n",
+    " ",
+    "{}",
+    "\"{\"",
+    "\"{}\"",
+    "-",
+    ".",
+    "not",
+    "and",
+    "let",
+    "if",
+    "else",
+    "variant",
+    "expect",
+    "invariant",
+    "always",
+    "at end",
+    "holders(",
+    "count(",
+    "critical",
+    "return",
+    "5q",
+    "@",
+    "#",
+    "\\",
+    "é",
+    "0",
+    "99999999999999999999",
+    "_",
+    "continue",
+    "set",
+    "cell",
+    "const",
+    "fs",
+    "dir",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// Delete the bytes of a range (positions are fractions of the current length).
+    Delete(f64, f64),
+    /// Insert a token at a position.
+    Insert(f64, usize),
+    /// Duplicate one line.
+    DupLine(f64),
+    /// Swap two lines.
+    SwapLines(f64, f64),
+    /// Cut the text at a position.
+    Truncate(f64),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let frac = || 0.0..1.0f64;
+    prop_oneof![
+        (frac(), 0.0..0.05f64).prop_map(|(a, len)| Mutation::Delete(a, len)),
+        (frac(), 0..TOKENS.len()).prop_map(|(a, t)| Mutation::Insert(a, t)),
+        frac().prop_map(Mutation::DupLine),
+        (frac(), frac()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+        frac().prop_map(Mutation::Truncate),
+    ]
+}
+
+/// The char boundary at or before the fraction `f` of `s`.
+fn at(s: &str, f: f64) -> usize {
+    let mut i = ((s.len() as f64) * f) as usize;
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(src: &str, m: &Mutation) -> String {
+    match *m {
+        Mutation::Delete(a, len) => {
+            let start = at(src, a);
+            let end = at(src, (a + len).min(1.0)).max(start);
+            format!("{}{}", &src[..start], &src[end..])
+        }
+        Mutation::Insert(a, t) => {
+            let i = at(src, a);
+            format!("{}{}{}", &src[..i], TOKENS[t], &src[i..])
+        }
+        Mutation::DupLine(a) => {
+            let mut lines: Vec<&str> = src.lines().collect();
+            if !lines.is_empty() {
+                let i = ((lines.len() as f64 * a) as usize).min(lines.len() - 1);
+                lines.insert(i, lines[i]);
+            }
+            lines.join("\n")
+        }
+        Mutation::SwapLines(a, b) => {
+            let mut lines: Vec<&str> = src.lines().collect();
+            if !lines.is_empty() {
+                let n = lines.len();
+                lines.swap(
+                    ((n as f64 * a) as usize).min(n - 1),
+                    ((n as f64 * b) as usize).min(n - 1),
+                );
+            }
+            lines.join("\n")
+        }
+        Mutation::Truncate(a) => src[..at(src, a)].to_string(),
+    }
+}
+
+/// Compiles `src`; on failure, the plain rendering must be non-empty and name the file.
+fn compile_checked(src: &str) -> Result<(), TestCaseError> {
+    if let Err(e) = compile(FILE, src) {
+        prop_assert!(!e.diags.is_empty(), "an error without diagnostics");
+        let text = render_plain(&e);
+        prop_assert!(
+            !text.trim().is_empty(),
+            "empty rendering for {} diagnostics",
+            e.diags.len()
+        );
+        prop_assert!(
+            text.contains(FILE),
+            "rendering does not name the file:\n{text}"
+        );
+        for d in &e.diags {
+            prop_assert!(
+                d.span.start <= d.span.end && d.span.end <= src.len(),
+                "span {:?} outside the source",
+                d.span
+            );
+            prop_assert!(
+                src.is_char_boundary(d.span.start) && src.is_char_boundary(d.span.end),
+                "span {:?} splits a character",
+                d.span
+            );
+            prop_assert!(!d.message.is_empty());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn seeds_compile() {
+    for s in SEEDS {
+        if let Err(e) = compile(FILE, s) {
+            panic!("a seed does not compile:\n{}", render_plain(&e));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let src = String::from_utf8_lossy(&bytes);
+        compile_checked(&src)?;
+    }
+
+    #[test]
+    fn random_text_from_language_alphabet_never_panics(
+        chars in proptest::collection::vec(prop::sample::select(&b"scenario actor{}()\"=>,.x3s_\n #-+*/%<!ENOENTokerr"[..]), 0..300)
+    ) {
+        let src: String = chars.into_iter().map(char::from).collect();
+        compile_checked(&src)?;
+    }
+
+    #[test]
+    fn mutated_scenarios_never_panic(
+        seed in 0..SEEDS.len(),
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let mut src = SEEDS[seed].to_string();
+        for m in &mutations {
+            src = apply(&src, m);
+        }
+        compile_checked(&src)?;
+    }
+
+    #[test]
+    fn token_soups_inside_an_actor_never_panic(toks in proptest::collection::vec(0..TOKENS.len(), 0..40)) {
+        let body: Vec<&str> = toks.iter().map(|&t| TOKENS[t]).collect();
+        let src = format!("scenario s {{\n  log l\n  cell c = 0\n  actor a {{\n    {}\n  }}\n}}\n", body.join(" "));
+        compile_checked(&src)?;
+    }
+}

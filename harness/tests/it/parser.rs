@@ -1,0 +1,2161 @@
+//! Expect-tests for the scenario language: every construct compiles to the expected shape, and
+//! malformed inputs produce the expected diagnostics (rendered in full, as a user sees them).
+
+use std::fmt::Write as _;
+
+use expect_test::{expect, Expect};
+use racelab::ir::{self, Instr, Program};
+use racelab::lang::{compile, render_plain, Scenario};
+
+const FILE: &str = "test.race";
+
+/// A compact, stable rendering of a compiled scenario: metadata, and per variant its
+/// declarations, invariants and one line per procedure with a short tag per instruction.
+fn render(sc: &Scenario) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario {}", sc.name);
+    if let Some(a) = &sc.about {
+        let _ = writeln!(out, "about {a:?}");
+    }
+    for s in &sc.sources {
+        let _ = writeln!(out, "source {s:?}");
+    }
+    for p in &sc.variants {
+        render_program(&mut out, p);
+    }
+    out
+}
+
+fn render_program(out: &mut String, p: &Program) {
+    let _ = writeln!(
+        out,
+        "variant {} expect={}",
+        p.variant,
+        expected(&p.expected)
+    );
+    let actors: Vec<String> = p
+        .actors
+        .iter()
+        .map(|a| format!("{}->{}", a.name, p.procs[a.proc as usize].name))
+        .collect();
+    let _ = writeln!(out, "  actors: {}", actors.join(" "));
+    if !p.cells.is_empty() {
+        let cells: Vec<String> = p.cells.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+        let _ = writeln!(out, "  cells: {}", cells.join(" "));
+    }
+    if !p.logs.is_empty() {
+        let _ = writeln!(out, "  logs: {}", p.logs.join(" "));
+    }
+    if !p.sections.is_empty() {
+        let _ = writeln!(out, "  sections: {}", p.sections.join(" "));
+    }
+    for f in &p.fs {
+        match f {
+            ir::FsInit::Dir(d) => {
+                let _ = writeln!(out, "  fs dir {d:?}");
+            }
+            ir::FsInit::File(path, c) => {
+                let _ = writeln!(out, "  fs file {path:?} = {c:?}");
+            }
+        }
+    }
+    for i in &p.invariants {
+        let when = match i.when {
+            ir::When::Always => "always",
+            ir::When::AtEnd => "at end",
+        };
+        let _ = writeln!(out, "  invariant {}: {when} {}", i.name, i.text);
+    }
+    for pr in &p.procs {
+        let code: Vec<String> = pr.code.iter().map(|i| instr(p, i)).collect();
+        let _ = writeln!(
+            out,
+            "  proc {}/{} regs={} [{}]: {}",
+            pr.name,
+            pr.nparams,
+            pr.nregs,
+            pr.code.len(),
+            code.join(" ")
+        );
+    }
+}
+
+fn expected(e: &Option<ir::Expected>) -> String {
+    match e {
+        None => "none".into(),
+        Some(ir::Expected::Holds) => "holds".into(),
+        Some(ir::Expected::Deadlock) => "deadlock".into(),
+        Some(ir::Expected::Violates(v)) => format!("violates({})", v.join(",")),
+    }
+}
+
+/// One short tag per instruction: `op` names the operation (`?` when its error is caught),
+/// jumps show their target, calls the procedure called.
+fn instr(p: &Program, i: &Instr) -> String {
+    match i {
+        Instr::Eval { .. } => "eval".into(),
+        Instr::Op { op, catch, .. } => {
+            let name = match op {
+                ir::Op::Create { excl: true } => "create!".to_string(),
+                ir::Op::CellGet(c) | ir::Op::CellSet(c) => {
+                    format!("{}:{}", op.name(), p.cells[*c as usize].0)
+                }
+                ir::Op::Append(l) => format!("append:{}", p.logs[*l as usize]),
+                _ => op.name().to_string(),
+            };
+            format!("{name}{}", if *catch { "?" } else { "" })
+        }
+        Instr::Jump(t) => format!("j{t}"),
+        Instr::JumpIfNot(_, t) => format!("jn{t}"),
+        Instr::Call { proc, dst, .. } => format!(
+            "call:{}{}",
+            p.procs[*proc as usize].name,
+            if dst.is_some() { "=" } else { "" }
+        ),
+        Instr::Return(v) => if v.is_some() { "ret=" } else { "ret" }.into(),
+        Instr::Enter(s) => format!("enter:{}", p.sections[*s as usize]),
+        Instr::Leave(s) => format!("leave:{}", p.sections[*s as usize]),
+        Instr::Fail { kind, .. } => match kind {
+            ir::FailKind::Assertion => "assertfail".into(),
+            ir::FailKind::Raised => "fail".into(),
+        },
+        Instr::Unhandled { .. } => "unhandled".into(),
+    }
+}
+
+#[track_caller]
+fn check_ok(src: &str, expect: Expect) {
+    match compile(FILE, src) {
+        Ok(sc) => expect.assert_eq(&render(&sc)),
+        Err(e) => panic!(
+            "expected the scenario to compile, got:\n{}",
+            render_plain(&e)
+        ),
+    }
+}
+
+#[track_caller]
+fn check_err(src: &str, expect: Expect) {
+    match compile(FILE, src) {
+        Ok(sc) => panic!(
+            "expected errors, but the scenario compiled:\n{}",
+            render(&sc)
+        ),
+        Err(e) => {
+            let text = render_plain(&e);
+            assert_eq!(
+                e.diags.len(),
+                text.matches(FILE).count(),
+                "every diagnostic names the file:\n{text}"
+            );
+            // The summary line starts at column 0, which also keeps expect-test's indentation
+            // trimming from eating the report's own leading spaces.
+            expect.assert_eq(&format!("{e}\n{text}"));
+        }
+    }
+}
+
+/// Wraps statements in a scenario with one actor and the usual declarations.
+fn in_actor(body: &str) -> String {
+    format!(
+        "scenario t {{\n  const P = \"/f\"\n  cell c = 0\n  log l\n  proc id(v) {{ return v }}\n  actor a {{\n{body}\n  }}\n}}\n"
+    )
+}
+
+// ============================================================================ well-formed input
+
+#[test]
+fn mailman_lockfile() {
+    let src = include_str!("../../../scenarios/mailman-lockfile.race");
+    let sc =
+        compile("mailman-lockfile.race", src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    assert_eq!(sc.variant_names(), ["mailman-2.1", "patched"]);
+    let short: String = render(&sc)
+        .lines()
+        .filter(|l| !l.starts_with("  proc"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    expect![[r#"
+        scenario mailman-lockfile
+        about "qrunners contend for a list lock; a waiter that saw EEXIST can find the lock file gone, log nonsense, and break a lock that someone else has just taken"
+        source "seed 001: mailman-Patches-1045656, Race in LockFile.py resulting in extraneous log entries (Brian Greenberg, 2004-10-12)"
+        source "Mailman/LockFile.py (Mailman 2.1.39): LockFile.lock(), unlock(), locked(), __break(), __linkcount(), __releasetime(), __touch(), __write(), __read(), __sleep()"
+        variant mailman-2.1 expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant patched expect=holds
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+    "#]]
+    .assert_eq(&short);
+    // The variant replaces `lock` only: every other procedure lowers identically.
+    let (a, b) = (&sc.variants[0], &sc.variants[1]);
+    for (pa, pb) in a.procs.iter().zip(&b.procs) {
+        assert_eq!(pa.name, pb.name);
+        assert_eq!(
+            pa.code == pb.code,
+            pa.name != "lock",
+            "procedure {}",
+            pa.name
+        );
+    }
+}
+
+#[test]
+fn header_about_sources_and_consts() {
+    check_ok(
+        r#"
+# a comment before the scenario
+scenario demo-1.2 {
+  about "what it shows"
+  source "one"
+  source "two"
+  source "three"
+  const MS = 10ms
+  const S = 15s
+  const M = 2m
+  const H = 1h
+  const N = 1_000
+  const SUM = MS + S * 2 - -1
+  const TXT = "a{N}b"
+  const YES = true
+  const NO = false
+  const NOTHING = none
+  cell c = SUM
+  cell m = M
+  cell h = H
+  cell t = TXT
+  cell y = YES
+  cell n = NO
+  cell z = NOTHING
+  actor a { }
+}
+"#,
+        expect![[r#"
+            scenario demo-1.2
+            about "what it shows"
+            source "one"
+            source "two"
+            source "three"
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(30011) m=Int(120000) h=Int(3600000) t=Str("a1000b") y=Bool(true) n=Bool(false) z=None
+              proc a/0 regs=0 [1]: ret
+        "#]],
+    );
+}
+
+#[test]
+fn fs_cell_log_and_actor_counts() {
+    check_ok(
+        r#"scenario s {
+  const DIR = "/d"
+  fs {
+    dir "/d"
+    dir "{DIR}/sub"
+    file "/d/a" = "hello"
+    file "/d/empty"
+  }
+  cell counter = 0
+  log events
+  log other
+  actor one { }
+  actor many x 3 { }
+}"#,
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: one->one many1->many many2->many many3->many
+              cells: counter=Int(0)
+              logs: events other
+              fs dir "/d"
+              fs dir "/d/sub"
+              fs file "/d/a" = "hello"
+              fs file "/d/empty" = ""
+              proc one/0 regs=0 [1]: ret
+              proc many/0 regs=0 [1]: ret
+        "#]],
+    );
+}
+
+#[test]
+fn procs_params_and_returns() {
+    check_ok(
+        r#"scenario s {
+  proc nothing() { }
+  proc early(a) {
+    if a { return }
+    return
+  }
+  proc sum(a, b, c) { return a + b + c }
+  proc twice(x) {
+    let y = sum(x, x, 0)
+    return y
+  }
+  actor a {
+    nothing()
+    early(true)
+    let v = twice(2)
+    sum(v, 1, 2)
+  }
+}"#,
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: a->a
+              proc nothing/0 regs=0 [1]: ret
+              proc early/1 regs=1 [4]: jn2 ret ret ret
+              proc sum/3 regs=3 [2]: ret= ret
+              proc twice/1 regs=3 [4]: call:sum= eval ret= ret
+              proc a/0 regs=2 [6]: call:nothing call:early call:twice= eval call:sum ret
+        "#]],
+    );
+}
+
+#[test]
+fn let_assign_set_and_cells() {
+    check_ok(
+        &in_actor(
+            r#"    let x = 1
+    x = x + 1
+    set c = x
+    let y = c
+    set c = c + y"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=4 [8]: eval eval set:c get:c eval get:c set:c ret
+        "#]],
+    );
+}
+
+#[test]
+fn if_else_if_else() {
+    check_ok(
+        &in_actor(
+            r#"    let x = 1
+    if x == 1 {
+      x = 2
+    } else if x == 2 {
+      x = 3
+    } else if x == 3 { x = 4 } else {
+      x = 5
+    }
+    if x > 0 { x = 0 }"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=1 [14]: eval jn4 eval j11 jn7 eval j11 jn10 eval j11 eval jn13 eval ret
+        "#]],
+    );
+}
+
+#[test]
+fn loops_while_break_continue() {
+    check_ok(
+        &in_actor(
+            r#"    let i = 0
+    loop {
+      i = i + 1
+      if i == 2 { continue }
+      if i > 5 { break }
+    }
+    while i > 0 {
+      i = i - 1
+      if i == 3 { break } else { continue }
+    }
+    loop { break }"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=1 [17]: eval eval jn4 j1 jn6 j7 j1 jn14 eval jn12 j14 j13 j7 j7 j16 j14 ret
+        "#]],
+    );
+}
+
+#[test]
+fn match_patterns_on_operations() {
+    check_ok(
+        &in_actor(
+            r#"    match stat(P) {
+      ok(st) => { let n = st.nlink }
+      err(ENOENT) => {}
+      err(e) => { append l "error {e}" }
+    }
+    match read(P) {
+      ok => {}
+      err => fail "cannot read"
+    }
+    match unlink(P) {
+      ok(_) => {}
+      _ => {}
+    }
+    match mkdir(P) {
+      ok => {}
+      err(EEXIST) => {}
+    }"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=6 [27]: stat? jn4 eval j10 jn6 j10 eval jn10 append:l j10 read? jn13 j16 jn16 fail j16 unlink? jn19 j20 j20 mkdir? jn23 j26 jn25 j26 unhandled ret
+        "#]],
+    );
+}
+
+#[test]
+fn match_literal_patterns_on_values() {
+    check_ok(
+        &in_actor(
+            r#"    let x = id(2)
+    match x {
+      1 => { set c = 1 }
+      "two" => set c = 2
+      none => {}
+      true => {}
+      -3 => {}
+      _ => { set c = 0 }
+    }"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=3 [18]: call:id= eval eval jn6 set:c j17 jn9 set:c j17 jn11 j17 jn13 j17 jn15 j17 set:c j17 ret
+        "#]],
+    );
+}
+
+#[test]
+fn time_sleep_work_now() {
+    check_ok(
+        &in_actor(
+            r#"    let t = now
+    sleep 10ms
+    work 2m
+    sleep t - now + 1h
+    now"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=4 [8]: now eval sleep work now sleep now ret
+        "#]],
+    );
+}
+
+#[test]
+fn append_critical_assert_fail() {
+    check_ok(
+        &in_actor(
+            r#"    append l "plain"
+    append l "with {self} and {1 + 2}"
+    critical sec {
+      critical inner { work 1s }
+      assert c == 0
+      assert c >= 0, "negative: {c}"
+    }
+    critical sec { return }
+    fail "boom""#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              sections: sec inner
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=3 [20]: append:l append:l enter:sec enter:inner work leave:inner get:c jn9 assertfail get:c get:c jn13 assertfail leave:sec enter:sec leave:sec ret leave:sec fail ret
+        "#]],
+    );
+}
+
+#[test]
+fn loops_leave_critical_sections_on_break_continue_return() {
+    check_ok(
+        &in_actor(
+            r#"    loop {
+      critical a {
+        critical b {
+          if c == 0 { break }
+          continue
+        }
+      }
+    }
+    critical x { return 1 }"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              sections: a b x
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=1 [18]: enter:a enter:b get:c jn7 leave:b leave:a j13 leave:b leave:a j0 leave:b leave:a j0 enter:x leave:x ret= leave:x ret
+        "#]],
+    );
+}
+
+#[test]
+fn strings_interpolation_and_escapes() {
+    check_ok(
+        r#"scenario s {
+  const A = "x"
+  const B = "{{literal}} {A}{A} \"q\" \\ tab\there"
+  const C = "{A + A}-{1 + 2}"
+  const D = "{{}}"
+  const E = ""
+  cell b = B
+  cell c = C
+  cell d = D
+  cell e = E
+  actor a { }
+}"#,
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: a->a
+              cells: b=Str("{literal} xx \"q\" \\ tab\there") c=Str("xx-3") d=Str("{}") e=Str("")
+              proc a/0 regs=0 [1]: ret
+        "#]],
+    );
+}
+
+#[test]
+fn expression_precedence() {
+    // Constants are folded, so the cell values show how each expression was grouped.
+    check_ok(
+        r#"scenario s {
+  cell a = 1 + 2 * 3
+  cell b = (1 + 2) * 3
+  cell c = 10 - 4 - 3
+  cell d = 7 / 2 % 3
+  cell e = -2 * 3
+  cell f = 1 + 1 == 2
+  cell g = 1 < 2 and 2 <= 2 and 3 > 2 and 3 >= 3 and 1 != 2
+  cell h = true or false and false
+  cell i = not 1 == 2
+  cell j = not true or true
+  cell k = not (true or true)
+  cell l = false and false or true
+  cell m = "a" == "a" and none == none
+  actor z { }
+}"#,
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: z->z
+              cells: a=Int(7) b=Int(9) c=Int(3) d=Int(0) e=Int(-6) f=Bool(true) g=Bool(true) h=Bool(true) i=Bool(true) j=Bool(true) k=Bool(false) l=Bool(true) m=Bool(true)
+              proc z/0 regs=0 [1]: ret
+        "#]],
+    );
+}
+
+#[test]
+fn short_circuit_with_effects() {
+    check_ok(
+        &in_actor(
+            r#"    let x = c == 0 and id(1) == 1
+    let y = c == 1 or exists_file()
+    let z = 1 < 2 and 2 < 3"#,
+        )
+        .replace(
+            "proc id(v) { return v }",
+            "proc id(v) { return v }\n  proc exists_file() { return true }",
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc exists_file/0 regs=0 [2]: ret= ret
+              proc a/0 regs=9 [14]: get:c eval jn5 call:id= eval eval get:c eval jn11 call:exists_file= eval eval eval ret
+        "#]],
+    );
+}
+
+#[test]
+fn stat_fields_and_every_fs_op() {
+    check_ok(
+        &in_actor(
+            r#"    create(P)
+    create(P, excl)
+    write(P, "data")
+    let s = read(P)
+    link(P, "/g")
+    unlink("/g")
+    rename(P, "/h")
+    let st = stat("/h")
+    let sum = st.nlink + st.mtime + st.size + st.ino
+    utime("/h", now + 1s)
+    touch("/h")
+    mkdir("/dir")
+    rmdir("/dir")
+    let n = len(s) + min(1, 2) + max(1, 2)
+    let b = contains(s, "a")
+    let t = str(n)"#,
+        ),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=19 [20]: create create! write read eval link unlink rename stat eval eval now utime touch mkdir rmdir eval eval eval ret
+        "#]],
+    );
+}
+
+#[test]
+fn invariants_always_and_at_end_with_queries() {
+    check_ok(
+        r#"scenario s {
+  const P = "/lock"
+  cell owners = 0
+  log events
+  invariant one_holder: always holders(sec) <= 1
+  invariant quiet: always count(events) == 0
+  invariant no_oops: at end count(events, "oops") == 0
+  invariant cleaned: at end not exists(P)
+  invariant content: at end read(P) == none or read("/lock") == "me"
+  invariant cells: always owners >= 0 and now >= 0
+  invariant pure: always len("ab") == 2 and contains("abc", "b") and min(1, 2) < max(1, 2) and str(1) == "1"
+  actor a { critical sec { append events "x" } }
+}"#,
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: a->a
+              cells: owners=Int(0)
+              logs: events
+              sections: sec
+              invariant one_holder: always holders(sec) <= 1
+              invariant quiet: always count(events) == 0
+              invariant no_oops: at end count(events, "oops") == 0
+              invariant cleaned: at end not exists(P)
+              invariant content: at end read(P) == none or read("/lock") == "me"
+              invariant cells: always owners >= 0 and now >= 0
+              invariant pure: always len("ab") == 2 and contains("abc", "b") and min(1, 2) < max(1, 2) and str(1) == "1"
+              proc a/0 regs=0 [4]: enter:sec append:events leave:sec ret
+        "#]],
+    );
+}
+
+#[test]
+fn top_level_expectations() {
+    for (exp, want) in [
+        ("expect holds", "holds"),
+        ("expect deadlock", "deadlock"),
+        ("expect violates inv", "violates(inv)"),
+        (
+            "expect violates inv, assertion, unhandled_error, deadlock, livelock",
+            "violates(inv,assertion,unhandled_error,deadlock,livelock)",
+        ),
+        (
+            "expect violates inv\n  expect violates assertion",
+            "violates(inv,assertion)",
+        ),
+    ] {
+        let src =
+            format!("scenario s {{\n  invariant inv: always true\n  actor a {{ }}\n  {exp}\n}}");
+        let sc = compile(FILE, &src).unwrap_or_else(|e| panic!("{exp}: {}", render_plain(&e)));
+        assert_eq!(sc.variant_names(), ["default"]);
+        assert_eq!(expected(&sc.variants[0].expected), want, "{exp}");
+    }
+}
+
+#[test]
+fn variants_replace_consts_and_procs() {
+    check_ok(
+        r#"scenario s {
+  const N = 1
+  const NAP = 1s
+  log l
+  proc step(x) { append l "{x}" }
+  proc other() { }
+  actor a { step(N) sleep NAP }
+  invariant quiet: always count(l) <= N
+  variant base {
+    expect violates quiet
+  }
+  variant more {
+    const N = 5
+    proc step(y) {
+      append l "{y}"
+      append l "again"
+    }
+    expect holds
+  }
+  variant stuck {
+    const NAP = 2s
+    expect deadlock
+  }
+  variant no-expectation { }
+}"#,
+        expect![[r#"
+            scenario s
+            variant base expect=violates(quiet)
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= N
+              proc step/1 regs=1 [2]: append:l ret
+              proc other/0 regs=0 [1]: ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+            variant more expect=holds
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= N
+              proc step/1 regs=1 [3]: append:l append:l ret
+              proc other/0 regs=0 [1]: ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+            variant stuck expect=deadlock
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= N
+              proc step/1 regs=1 [2]: append:l ret
+              proc other/0 regs=0 [1]: ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+            variant no-expectation expect=none
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= N
+              proc step/1 regs=1 [2]: append:l ret
+              proc other/0 regs=0 [1]: ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+        "#]],
+    );
+    // The replaced constant is visible in the lowered code, not only in the rendering above.
+    let sc = compile(FILE, "scenario s {\n const N = 1\n actor a { sleep N }\n variant one { }\n variant two { const N = 2 }\n}").unwrap();
+    let arg = |v: &str| match &sc.variant(v).unwrap().procs[0].code[0] {
+        Instr::Op { args, .. } => format!("{:?}", args[0]),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(arg("one"), "Const(Int(1))");
+    assert_eq!(arg("two"), "Const(Int(2))");
+}
+
+#[test]
+fn statements_separated_by_semicolons_and_comments() {
+    check_ok(
+        "scenario s { # trailing comment\n  actor a { let x = 1; let y = 2; x = y # done\n  }\n}\n",
+        expect![[r#"
+            scenario s
+            variant default expect=none
+              actors: a->a
+              proc a/0 regs=2 [4]: eval eval eval ret
+        "#]],
+    );
+}
+
+// ============================================================================ malformed input
+
+#[test]
+fn err_missing_closing_brace() {
+    check_err(
+        "scenario s {\n  actor a {\n    sleep 1s\n",
+        expect![[r#"
+            3 errors in test.race
+              × the scenario has no actors
+               ╭─[test.race:1:1]
+             1 │ scenario s {
+               · ▲
+               · ╰── nothing would run
+             2 │   actor a {
+               ╰────
+              help: declare at least one actor: `actor worker x 2 { ... }`
+              × unexpected end of file
+               ╭─[test.race:4:1]
+             3 │     sleep 1s
+               ╰────
+              help: add the missing `}`
+              × unexpected end of file
+               ╭─[test.race:4:1]
+             3 │     sleep 1s
+               ╰────
+              help: add the `}` that closes `scenario { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_unterminated_string() {
+    check_err(
+        "scenario s {\n  about \"never closed\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unterminated string
+               ╭─[test.race:2:9]
+             1 │ scenario s {
+             2 │   about "never closed
+               ·         ──────┬──────
+               ·               ╰── this string is never closed
+             3 │   actor a { }
+               ╰────
+              help: close the string with `"` on the same line
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_duration_unit() {
+    check_err(
+        "scenario s {\n  const NAP = 5q\n  actor a { sleep NAP }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown duration unit `q`
+               ╭─[test.race:2:16]
+             1 │ scenario s {
+             2 │   const NAP = 5q
+               ·                ┬
+               ·                ╰── unknown unit
+             3 │   actor a { sleep NAP }
+               ╰────
+              help: durations are written like `10ms`, `15s`, `2m` or `1h`
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_operation_suggests_link() {
+    check_err(
+        "scenario s {\n  actor a {\n    lnk(\"/a\", \"/b\")\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown operation or procedure `lnk`
+               ╭─[test.race:3:5]
+             2 │   actor a {
+             3 │     lnk("/a", "/b")
+               ·     ─┬─
+               ·      ╰── unknown
+             4 │   }
+               ╰────
+              help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
+                    touch, mkdir, rmdir, len, str, contains, min, max
+        "#]],
+    );
+}
+
+#[test]
+fn err_wrong_arity_of_operation() {
+    check_err(
+        "scenario s {\n  actor a {\n    rename(\"/a\")\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `rename` takes 2 arguments, not 1
+               ╭─[test.race:3:5]
+             2 │   actor a {
+             3 │     rename("/a")
+               ·     ──────┬─────
+               ·           ╰── wrong number of arguments
+             4 │   }
+               ╰────
+              help: write `rename(from, to)`
+        "#]],
+    );
+}
+
+#[test]
+fn err_wrong_arity_of_procedure() {
+    check_err(
+        "scenario s {\n  proc p(a, b) { }\n  actor a {\n    p(1)\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × procedure `p` takes 2 arguments, not 1
+               ╭─[test.race:4:5]
+             3 │   actor a {
+             4 │     p(1)
+               ·     ──┬─
+               ·       ╰── wrong number of arguments
+             5 │   }
+               ╰────
+              help: match the procedure's parameters
+        "#]],
+    );
+}
+
+#[test]
+fn err_create_second_argument_not_excl() {
+    check_err(
+        "scenario s {\n  actor a {\n    create(\"/a\", true)\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × the second argument of `create` can only be `excl`
+               ╭─[test.race:3:18]
+             2 │   actor a {
+             3 │     create("/a", true)
+               ·                  ──┬─
+               ·                    ╰── expected `excl`
+             4 │   }
+               ╰────
+              help: write `create(path)` or `create(path, excl)` for O_EXCL
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_errno() {
+    check_err(
+        "scenario s {\n  actor a {\n    match stat(\"/a\") {\n      ok => {}\n      err(ENOFILE) => {}\n    }\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown errno `ENOFILE`
+               ╭─[test.race:5:11]
+             4 │       ok => {}
+             5 │       err(ENOFILE) => {}
+               ·           ───┬───
+               ·              ╰── not an errno
+             6 │     }
+               ╰────
+              help: known errnos: EPERM, ENOENT, EINTR, EIO, EBADF, EAGAIN, EACCES, EBUSY, EEXIST, EXDEV,
+                    ENOTDIR, EISDIR, EINVAL, ENOSPC, EROFS, EMLINK, ENAMETOOLONG, ENOTEMPTY, ELOOP, ESTALE
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_variable_with_typo_suggestion() {
+    check_err(
+        "scenario s {\n  actor a {\n    let counter = 1\n    let y = countr + 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown name `countr`
+               ╭─[test.race:4:13]
+             3 │     let counter = 1
+             4 │     let y = countr + 1
+               ·             ───┬──
+               ·                ╰── not declared
+             5 │   }
+               ╰────
+              help: did you mean `counter`?
+        "#]],
+    );
+}
+
+#[test]
+fn err_errno_used_as_value() {
+    check_err(
+        "scenario s {\n  actor a {\n    let e = ENOENT\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown name `ENOENT`
+               ╭─[test.race:3:13]
+             2 │   actor a {
+             3 │     let e = ENOENT
+               ·             ───┬──
+               ·                ╰── not declared
+             4 │   }
+               ╰────
+              help: errno names are matched with `err(NAME)` in a `match` arm
+        "#]],
+    );
+}
+
+#[test]
+fn err_assignment_to_undeclared() {
+    check_err(
+        "scenario s {\n  actor a {\n    x = 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × assignment to undeclared variable `x`
+               ╭─[test.race:3:5]
+             2 │   actor a {
+             3 │     x = 1
+               ·     ┬
+               ·     ╰── not declared
+             4 │   }
+               ╰────
+              help: declare it first: `let x = ...`
+        "#]],
+    );
+}
+
+#[test]
+fn err_assignment_to_cell_without_set() {
+    check_err(
+        "scenario s {\n  cell c = 0\n  actor a {\n    c = 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `c` is a shared cell
+               ╭─[test.race:4:5]
+             3 │   actor a {
+             4 │     c = 1
+               ·     ┬
+               ·     ╰── a cell
+             5 │   }
+               ╰────
+              help: write a cell with `set c = ...`; that is a step
+        "#]],
+    );
+}
+
+#[test]
+fn err_set_unknown_cell() {
+    check_err(
+        "scenario s {\n  actor a {\n    set nothere = 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown cell `nothere`
+               ╭─[test.race:3:9]
+             2 │   actor a {
+             3 │     set nothere = 1
+               ·         ───┬───
+               ·            ╰── not a cell
+             4 │   }
+               ╰────
+              help: declare it at the top level: `cell NAME = initial value`
+        "#]],
+    );
+}
+
+#[test]
+fn err_append_unknown_log() {
+    check_err(
+        "scenario s {\n  actor a {\n    append nolog \"x\"\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown log `nolog`
+               ╭─[test.race:3:12]
+             2 │   actor a {
+             3 │     append nolog "x"
+               ·            ──┬──
+               ·              ╰── not a log
+             4 │   }
+               ╰────
+              help: declare it at the top level: `log NAME`
+        "#]],
+    );
+}
+
+#[test]
+fn err_break_outside_loop() {
+    check_err(
+        "scenario s {\n  actor a {\n    break\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `break` outside of a loop
+               ╭─[test.race:3:5]
+             2 │   actor a {
+             3 │     break
+               ·     ──┬──
+               ·       ╰── not in a loop
+             4 │   }
+               ╰────
+              help: `break` and `continue` belong inside `loop { ... }` or `while COND { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_continue_outside_loop() {
+    check_err(
+        "scenario s {\n  proc p() {\n    if true { continue }\n  }\n  actor a { p() }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `continue` outside of a loop
+               ╭─[test.race:3:15]
+             2 │   proc p() {
+             3 │     if true { continue }
+               ·               ────┬───
+               ·                   ╰── not in a loop
+             4 │   }
+               ╰────
+              help: `break` and `continue` belong inside `loop { ... }` or `while COND { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_invariant_in_expect() {
+    check_err(
+        "scenario s {\n  invariant safe: always true\n  actor a { }\n  expect violates sfae\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown invariant `sfae`
+               ╭─[test.race:4:19]
+             3 │   actor a { }
+             4 │   expect violates sfae
+               ·                   ──┬─
+               ·                     ╰── not an invariant
+             5 │ }
+               ╰────
+              help: invariants here: safe, unhandled_error, assertion, deadlock, livelock
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_expectation_kind() {
+    check_err(
+        "scenario s {\n  actor a { }\n  expect fails\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expected `violates`, `deadlock` or `holds`, found `fails`
+               ╭─[test.race:3:10]
+             2 │   actor a { }
+             3 │   expect fails
+               ·          ──┬──
+               ·            ╰── unknown expectation
+             4 │ }
+               ╰────
+              help: write `expect violates INVARIANT`, `expect deadlock` or `expect holds`
+        "#]],
+    );
+}
+
+#[test]
+fn err_conflicting_expectations() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant v {\n    expect holds\n    expect deadlock\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `v` has conflicting expectations
+               ╭─[test.race:5:5]
+             4 │     expect holds
+             5 │     expect deadlock
+               ·     ───────┬───────
+               ·            ╰── second expectation
+             6 │   }
+               ╰────
+              help: a variant either holds, deadlocks, or violates one or more invariants
+        "#]],
+    );
+}
+
+#[test]
+fn err_variant_replaces_undeclared_proc() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant v {\n    proc nothere() { }\n    expect holds\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `v` replaces procedure `nothere`, which the scenario does not declare
+               ╭─[test.race:4:10]
+             3 │   variant v {
+             4 │     proc nothere() { }
+               ·          ───┬───
+               ·             ╰── nothing to replace
+             5 │     expect holds
+               ╰────
+              help: declare `nothere` at the top level; a variant only replaces constants and procedures
+        "#]],
+    );
+}
+
+#[test]
+fn err_variant_replaces_undeclared_const() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant v {\n    const NOPE = 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `v` replaces constant `NOPE`, which the scenario does not declare
+               ╭─[test.race:4:11]
+             3 │   variant v {
+             4 │     const NOPE = 1
+               ·           ──┬─
+               ·             ╰── nothing to replace
+             5 │   }
+               ╰────
+              help: declare `NOPE` at the top level; a variant only replaces constants and procedures
+        "#]],
+    );
+}
+
+#[test]
+fn err_variant_proc_with_different_params() {
+    check_err(
+        "scenario s {\n  proc p(a) { }\n  actor a { p(1) }\n  variant v {\n    proc p(a, b) { }\n  }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × procedure `p` takes 2 arguments, not 1
+               ╭─[test.race:3:13]
+             2 │   proc p(a) { }
+             3 │   actor a { p(1) }
+               ·             ──┬─
+               ·               ╰── wrong number of arguments
+             4 │   variant v {
+               ╰────
+              help: match the procedure's parameters
+              × `p` takes 2 parameters here but 1 in the scenario
+               ╭─[test.race:5:10]
+             4 │   variant v {
+             5 │     proc p(a, b) { }
+               ·          ┬
+               ·          ╰── different parameters
+             6 │   }
+               ╰────
+              help: a variant's procedure replaces the original and must take the same parameters
+        "#]],
+    );
+}
+
+#[test]
+fn err_variant_declares_actor() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant v {\n    actor b { }\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown declaration `actor`
+               ╭─[test.race:4:5]
+             3 │   variant v {
+             4 │     actor b { }
+               ·     ──┬──
+               ·       ╰── not allowed in a variant
+             5 │   }
+               ╰────
+              help: expected one of: const, proc, expect
+        "#]],
+    );
+}
+
+#[test]
+fn err_duplicate_variant() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant v { }\n  variant v { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `v` is declared twice
+               ╭─[test.race:4:11]
+             3 │   variant v { }
+             4 │   variant v { }
+               ·           ┬
+               ·           ╰── declared again here
+             5 │ }
+               ╰────
+              help: variant names must be unique
+        "#]],
+    );
+}
+
+#[test]
+fn err_duplicate_proc() {
+    check_err(
+        "scenario s {\n  proc p() { }\n  proc p() { }\n  actor a { p() }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × procedure `p` is declared twice
+               ╭─[test.race:3:8]
+             2 │   proc p() { }
+             3 │   proc p() { }
+               ·        ┬
+               ·        ╰── declared again here
+             4 │   actor a { p() }
+               ╰────
+              help: rename one of the two; names of procedures must be unique
+        "#]],
+    );
+}
+
+#[test]
+fn err_duplicate_invariant() {
+    check_err(
+        "scenario s {\n  invariant inv: always true\n  invariant inv: at end true\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × invariant `inv` is declared twice
+               ╭─[test.race:3:13]
+             2 │   invariant inv: always true
+             3 │   invariant inv: at end true
+               ·             ─┬─
+               ·              ╰── declared again here
+             4 │   actor a { }
+               ╰────
+              help: rename one of the two; names of invariants must be unique
+        "#]],
+    );
+}
+
+#[test]
+fn err_invariant_named_like_builtin_oracle() {
+    check_err(
+        "scenario s {\n  invariant deadlock: always true\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × invariant `deadlock` is declared twice
+               ╭─[test.race:2:13]
+             1 │ scenario s {
+             2 │   invariant deadlock: always true
+               ·             ────┬───
+               ·                 ╰── declared again here
+             3 │   actor a { }
+               ╰────
+              help: rename one of the two; names of invariants must be unique
+        "#]],
+    );
+}
+
+#[test]
+fn err_duplicate_const_cell_log_actor() {
+    check_err(
+        "scenario s {\n  const C = 1\n  const C = 2\n  cell c = 0\n  cell c = 1\n  log l\n  log l\n  actor a { }\n  actor a { }\n}\n",
+        expect![[r#"
+            4 errors in test.race
+              × constant `C` is declared twice
+               ╭─[test.race:3:9]
+             2 │   const C = 1
+             3 │   const C = 2
+               ·         ┬
+               ·         ╰── declared again here
+             4 │   cell c = 0
+               ╰────
+              help: rename one of the two; names of constants must be unique
+              × cell `c` is declared twice
+               ╭─[test.race:5:8]
+             4 │   cell c = 0
+             5 │   cell c = 1
+               ·        ┬
+               ·        ╰── declared again here
+             6 │   log l
+               ╰────
+              help: rename one of the two; names of cells must be unique
+              × log `l` is declared twice
+               ╭─[test.race:7:7]
+             6 │   log l
+             7 │   log l
+               ·       ┬
+               ·       ╰── declared again here
+             8 │   actor a { }
+               ╰────
+              help: rename one of the two; names of logs must be unique
+              × actor `a` is declared twice
+                ╭─[test.race:9:9]
+              8 │   actor a { }
+              9 │   actor a { }
+                ·         ┬
+                ·         ╰── declared again here
+             10 │ }
+                ╰────
+              help: rename one of the two; names of actors must be unique
+        "#]],
+    );
+}
+
+#[test]
+fn err_about_given_twice() {
+    check_err(
+        "scenario s {\n  about \"one\"\n  about \"two\"\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `about` is given twice
+               ╭─[test.race:3:9]
+             2 │   about "one"
+             3 │   about "two"
+               ·         ──┬──
+               ·           ╰── second `about`
+             4 │   actor a { }
+               ╰────
+              help: keep one description
+        "#]],
+    );
+}
+
+#[test]
+fn err_expectation_outside_variant_when_variants_exist() {
+    check_err(
+        "scenario s {\n  actor a { }\n  expect holds\n  variant v { expect holds }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expectation outside of a variant
+               ╭─[test.race:3:3]
+             2 │   actor a { }
+             3 │   expect holds
+               ·   ──────┬─────
+               ·         ╰── belongs to a variant
+             4 │   variant v { expect holds }
+               ╰────
+              help: this scenario has variants: write each `expect` inside its `variant NAME { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_holders_of_non_name() {
+    check_err(
+        "scenario s {\n  actor a { critical sec { } }\n  invariant one: always holders(\"sec\") <= 1\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `holders` takes the name of a critical section
+               ╭─[test.race:3:33]
+             2 │   actor a { critical sec { } }
+             3 │   invariant one: always holders("sec") <= 1
+               ·                                 ──┬──
+               ·                                   ╰── expected a section name
+             4 │ }
+               ╰────
+              help: write `holders(section)` for `critical section { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_count_of_unknown_log() {
+    check_err(
+        "scenario s {\n  actor a { }\n  invariant quiet: always count(nolog) == 0\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `count` takes the name of a log
+               ╭─[test.race:3:33]
+             2 │   actor a { }
+             3 │   invariant quiet: always count(nolog) == 0
+               ·                                 ──┬──
+               ·                                   ╰── not a log
+             4 │ }
+               ╰────
+              help: write `count(log)` or `count(log, "text")` for a `log NAME` declaration
+        "#]],
+    );
+}
+
+#[test]
+fn err_operation_in_invariant() {
+    check_err(
+        "scenario s {\n  actor a { }\n  invariant bad: always stat(\"/x\") == none\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `stat` with 1 argument cannot be used here
+               ╭─[test.race:3:25]
+             2 │   actor a { }
+             3 │   invariant bad: always stat("/x") == none
+               ·                         ─────┬────
+               ·                              ╰── not allowed in an invariant or constant
+             4 │ }
+               ╰────
+              help: invariants may use holders(section), count(log), count(log, text), exists(path),
+                    read(path), len, str, contains, min, max
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_name_in_invariant() {
+    check_err(
+        "scenario s {\n  const LIMIT = 1\n  actor a { }\n  invariant bad: always LIMTI > 0\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown name `LIMTI`
+               ╭─[test.race:4:25]
+             3 │   actor a { }
+             4 │   invariant bad: always LIMTI > 0
+               ·                         ──┬──
+               ·                           ╰── not a constant or cell
+             5 │ }
+               ╰────
+              help: did you mean `LIMIT`?
+        "#]],
+    );
+}
+
+#[test]
+fn err_query_used_in_actor_body() {
+    check_err(
+        "scenario s {\n  actor a {\n    critical sec {\n      let h = holders(sec)\n    }\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `holders` can only be used in invariants
+               ╭─[test.race:4:15]
+             3 │     critical sec {
+             4 │       let h = holders(sec)
+               ·               ───┬───
+               ·                  ╰── not a step
+             5 │     }
+               ╰────
+              help: invariants observe the world without taking a step; inside actors use operations such as
+                    `stat(path)`
+        "#]],
+    );
+}
+
+#[test]
+fn err_ok_pattern_on_non_operation() {
+    check_err(
+        "scenario s {\n  actor a {\n    let x = 1\n    match x {\n      ok => {}\n      err => {}\n    }\n  }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × `ok` matches the result of an operation
+               ╭─[test.race:5:7]
+             4 │     match x {
+             5 │       ok => {}
+               ·       ────┬───
+               ·           ╰── not an operation result
+             6 │       err => {}
+               ╰────
+              help: match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`; match plain values with literals
+              × `err` matches the result of an operation
+               ╭─[test.race:6:7]
+             5 │       ok => {}
+             6 │       err => {}
+               ·       ────┬────
+               ·           ╰── not an operation result
+             7 │     }
+               ╰────
+              help: match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`
+        "#]],
+    );
+}
+
+#[test]
+fn err_keyword_as_name() {
+    check_err(
+        "scenario s {\n  actor a {\n    let if = 1\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `if` is a keyword and cannot be used as a variable name
+               ╭─[test.race:3:9]
+             2 │   actor a {
+             3 │     let if = 1
+               ·         ─┬
+               ·          ╰── keyword
+             4 │   }
+               ╰────
+              help: pick another name
+        "#]],
+    );
+}
+
+#[test]
+fn err_keyword_in_expression() {
+    check_err(
+        "scenario s {\n  actor a {\n    let x = loop\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expected an expression, found keyword `loop`
+               ╭─[test.race:3:13]
+             2 │   actor a {
+             3 │     let x = loop
+               ·             ──┬─
+               ·               ╰── expected an expression
+             4 │   }
+               ╰────
+              help: statements such as `let` or `if` start a line of their own
+        "#]],
+    );
+}
+
+#[test]
+fn err_unexpected_character() {
+    check_err(
+        "scenario s {\n  actor a {\n    let x = 1 @ 2\n  }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × unexpected character `@`
+               ╭─[test.race:3:15]
+             2 │   actor a {
+             3 │     let x = 1 @ 2
+               ·               ┬
+               ·               ╰── not part of the language
+             4 │   }
+               ╰────
+              help: comments start with `#`; strings are written in double quotes
+              × this expression does nothing
+               ╭─[test.race:3:17]
+             2 │   actor a {
+             3 │     let x = 1 @ 2
+               ·                 ┬
+               ·                 ╰── value is computed and dropped
+             4 │   }
+               ╰────
+              help: a statement is a call, an operation, or a `let`/`set`; bind the value with `let` to use it
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_escape_in_string() {
+    check_err(
+        "scenario s {\n  const S = \"a\\qb\"\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown escape `\q`
+               ╭─[test.race:2:15]
+             1 │ scenario s {
+             2 │   const S = "a\qb"
+               ·               ─┬
+               ·                ╰── unknown escape
+             3 │   actor a { }
+               ╰────
+              help: strings know `\n`, `\t`, `\"` and `\\`; write `{{` and `}}` for literal braces
+        "#]],
+    );
+}
+
+#[test]
+fn err_text_after_the_scenario() {
+    check_err(
+        "scenario s {\n  actor a { }\n}\nactor b { }\n",
+        expect![[r#"
+            1 error in test.race
+              × text after the end of the scenario
+               ╭─[test.race:4:1]
+             3 │ }
+             4 │ actor b { }
+               · ──┬──
+               ·   ╰── unexpected
+               ╰────
+              help: a file holds exactly one `scenario { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_file_does_not_start_with_scenario() {
+    check_err(
+        "senario s {\n  actor a { }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × the scenario has no actors
+               ╭─[test.race:1:1]
+             1 │ senario s {
+               · ▲
+               · ╰── nothing would run
+             2 │   actor a { }
+               ╰────
+              help: declare at least one actor: `actor worker x 2 { ... }`
+              × expected `scenario`, found `senario`
+               ╭─[test.race:1:1]
+             1 │ senario s {
+               · ───┬───
+               ·    ╰── a scenario file starts here
+             2 │   actor a { }
+               ╰────
+              help: a scenario file is `scenario NAME { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_missing_always_or_at_end() {
+    check_err(
+        "scenario s {\n  actor a { }\n  invariant inv: holders(sec) <= 1\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expected `always` or `at end`
+               ╭─[test.race:3:18]
+             2 │   actor a { }
+             3 │   invariant inv: holders(sec) <= 1
+               ·                  ───┬───
+               ·                     ╰── say when the invariant is checked
+             4 │ }
+               ╰────
+              help: `always` checks after every step; `at end` checks once when all actors have finished
+        "#]],
+    );
+}
+
+#[test]
+fn err_actor_count_zero() {
+    check_err(
+        "scenario s {\n  actor a x 0 { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × an actor count must be between 1 and 64, not 0
+               ╭─[test.race:2:13]
+             1 │ scenario s {
+             2 │   actor a x 0 { }
+               ·             ┬
+               ·             ╰── out of range
+             3 │ }
+               ╰────
+              help: explore with a few actors: races need two or three, not hundreds
+        "#]],
+    );
+}
+
+#[test]
+fn err_actor_count_not_a_number() {
+    check_err(
+        "scenario s {\n  actor a x many { }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × the scenario has no actors
+               ╭─[test.race:1:1]
+             1 │ scenario s {
+               · ▲
+               · ╰── nothing would run
+             2 │   actor a x many { }
+               ╰────
+              help: declare at least one actor: `actor worker x 2 { ... }`
+              × expected a count, found `many`
+               ╭─[test.race:2:13]
+             1 │ scenario s {
+             2 │   actor a x many { }
+               ·             ──┬─
+               ·               ╰── expected a number
+             3 │ }
+               ╰────
+              help: write `actor NAME x 3 { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_no_actors() {
+    check_err(
+        "scenario s {\n  const A = 1\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × the scenario has no actors
+               ╭─[test.race:1:1]
+             1 │ scenario s {
+               · ▲
+               · ╰── nothing would run
+             2 │   const A = 1
+               ╰────
+              help: declare at least one actor: `actor worker x 2 { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_empty_interpolation() {
+    check_err(
+        "scenario s {\n  actor a {\n    fail \"value: {}\"\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × empty interpolation `{}`
+               ╭─[test.race:3:18]
+             2 │   actor a {
+             3 │     fail "value: {}"
+               ·                  ─┬
+               ·                   ╰── nothing inside
+             4 │   }
+               ╰────
+              help: put an expression inside, or write `{{}}` for literal braces
+        "#]],
+    );
+}
+
+#[test]
+fn err_unclosed_interpolation() {
+    check_err(
+        "scenario s {\n  actor a {\n    fail \"value: {self\"\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unclosed `{` in string
+               ╭─[test.race:3:18]
+             2 │   actor a {
+             3 │     fail "value: {self"
+               ·                  ┬
+               ·                  ╰── interpolation starts here
+             4 │   }
+               ╰────
+              help: close it with `}`, or write `{{` for a literal brace
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_declaration() {
+    check_err(
+        "scenario s {\n  actr a { }\n  actor b { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown declaration `actr`
+               ╭─[test.race:2:3]
+             1 │ scenario s {
+             2 │   actr a { }
+               ·   ──┬─
+               ·     ╰── not a declaration
+             3 │   actor b { }
+               ╰────
+              help: expected one of: about, source, const, fs, cell, log, proc, actor, invariant, variant,
+                    expect
+        "#]],
+    );
+}
+
+#[test]
+fn err_unknown_stat_field() {
+    check_err(
+        "scenario s {\n  actor a {\n    match stat(\"/a\") {\n      ok(st) => { let n = st.links }\n      err => {}\n    }\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × unknown field `links`
+               ╭─[test.race:4:30]
+             3 │     match stat("/a") {
+             4 │       ok(st) => { let n = st.links }
+               ·                              ──┬──
+               ·                                ╰── no such field
+             5 │       err => {}
+               ╰────
+              help: stat results have `nlink`, `mtime`, `size` and `ino`
+        "#]],
+    );
+}
+
+#[test]
+fn err_expression_statement_does_nothing() {
+    check_err(
+        "scenario s {\n  actor a {\n    1 + 2\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × this expression does nothing
+               ╭─[test.race:3:5]
+             2 │   actor a {
+             3 │     1 + 2
+               ·     ──┬──
+               ·       ╰── value is computed and dropped
+             4 │   }
+               ╰────
+              help: a statement is a call, an operation, or a `let`/`set`; bind the value with `let` to use it
+        "#]],
+    );
+}
+
+#[test]
+fn err_non_constant_const() {
+    check_err(
+        "scenario s {\n  const T = stat(\"/a\")\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `stat` with 1 argument cannot be used here
+               ╭─[test.race:2:13]
+             1 │ scenario s {
+             2 │   const T = stat("/a")
+               ·             ─────┬────
+               ·                  ╰── not allowed in an invariant or constant
+             3 │   actor a { }
+               ╰────
+              help: invariants may use holders(section), count(log), count(log, text), exists(path),
+                    read(path), len, str, contains, min, max
+        "#]],
+    );
+}
+
+#[test]
+fn err_relative_fs_path() {
+    check_err(
+        "scenario s {\n  fs { dir \"relative\"  file 3 }\n  actor a { }\n}\n",
+        expect![[r#"
+            2 errors in test.race
+              × expected an absolute path, found relative
+               ╭─[test.race:2:12]
+             1 │ scenario s {
+             2 │   fs { dir "relative"  file 3 }
+               ·            ─────┬────
+               ·                 ╰── not an absolute path
+             3 │   actor a { }
+               ╰────
+              help: paths are strings starting with `/`; they are relative to the scenario's root
+              × expected an absolute path, found 3
+               ╭─[test.race:2:29]
+             1 │ scenario s {
+             2 │   fs { dir "relative"  file 3 }
+               ·                             ┬
+               ·                             ╰── not an absolute path
+             3 │   actor a { }
+               ╰────
+              help: paths are strings starting with `/`; they are relative to the scenario's root
+        "#]],
+    );
+}
+
+#[test]
+fn err_missing_arrow_in_match_arm() {
+    check_err(
+        "scenario s {\n  actor a {\n    match stat(\"/a\") {\n      ok { }\n      err => {}\n    }\n  }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expected `=>`, found `{`
+               ╭─[test.race:4:10]
+             3 │     match stat("/a") {
+             4 │       ok { }
+               ·          ┬
+               ·          ╰── expected `=>` here
+             5 │       err => {}
+               ╰────
+              help: each arm is written `PATTERN => { ... }`
+        "#]],
+    );
+}
+
+#[test]
+fn err_integer_too_large() {
+    check_err(
+        "scenario s {\n  const BIG = 99999999999999999999\n  actor a { }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × integer literal is too large
+               ╭─[test.race:2:15]
+             1 │ scenario s {
+             2 │   const BIG = 99999999999999999999
+               ·               ──────────┬─────────
+               ·                         ╰── this number
+             3 │   actor a { }
+               ╰────
+              help: integers are 64-bit signed
+        "#]],
+    );
+}
+
+#[test]
+fn err_several_errors_reported_at_once() {
+    let src = "scenario s {\n  const NAP = 5q\n  actor a {\n    lnk(\"/a\", \"/b\")\n    break\n  }\n  invariant inv: always count(nolog) == 0\n}\n";
+    let e = compile(FILE, src).map(|_| ()).unwrap_err();
+    assert_eq!(e.diags.len(), 4, "{}", render_plain(&e));
+    check_err(
+        src,
+        expect![[r#"
+        4 errors in test.race
+          × unknown duration unit `q`
+           ╭─[test.race:2:16]
+         1 │ scenario s {
+         2 │   const NAP = 5q
+           ·                ┬
+           ·                ╰── unknown unit
+         3 │   actor a {
+           ╰────
+          help: durations are written like `10ms`, `15s`, `2m` or `1h`
+          × unknown operation or procedure `lnk`
+           ╭─[test.race:4:5]
+         3 │   actor a {
+         4 │     lnk("/a", "/b")
+           ·     ─┬─
+           ·      ╰── unknown
+         5 │     break
+           ╰────
+          help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
+                touch, mkdir, rmdir, len, str, contains, min, max
+          × `break` outside of a loop
+           ╭─[test.race:5:5]
+         4 │     lnk("/a", "/b")
+         5 │     break
+           ·     ──┬──
+           ·       ╰── not in a loop
+         6 │   }
+           ╰────
+          help: `break` and `continue` belong inside `loop { ... }` or `while COND { ... }`
+          × `count` takes the name of a log
+           ╭─[test.race:7:31]
+         6 │   }
+         7 │   invariant inv: always count(nolog) == 0
+           ·                               ──┬──
+           ·                                 ╰── not a log
+         8 │ }
+           ╰────
+          help: write `count(log)` or `count(log, "text")` for a `log NAME` declaration
+    "#]],
+    );
+}
+
+#[test]
+fn err_errors_in_every_variant_and_syntax_errors_together() {
+    // One syntax error does not hide the checks of the rest of the file.
+    check_err(
+        "scenario s {\n  proc p() { let = 1 }\n  actor a { p()\n    x = 2 }\n  variant one { expect violates nope }\n  variant two { proc q() { } }\n}\n",
+        expect![[r#"
+            4 errors in test.race
+              × expected a variable name, found `=`
+               ╭─[test.race:2:18]
+             1 │ scenario s {
+             2 │   proc p() { let = 1 }
+               ·                  ┬
+               ·                  ╰── expected a variable name
+             3 │   actor a { p()
+               ╰────
+              help: names start with a letter or `_` and contain letters, digits and `_`
+              × assignment to undeclared variable `x`
+               ╭─[test.race:4:5]
+             3 │   actor a { p()
+             4 │     x = 2 }
+               ·     ┬
+               ·     ╰── not declared
+             5 │   variant one { expect violates nope }
+               ╰────
+              help: declare it first: `let x = ...`
+              × unknown invariant `nope`
+               ╭─[test.race:5:33]
+             4 │     x = 2 }
+             5 │   variant one { expect violates nope }
+               ·                                 ──┬─
+               ·                                   ╰── not an invariant
+             6 │   variant two { proc q() { } }
+               ╰────
+              help: invariants here: unhandled_error, assertion, deadlock, livelock
+              × variant `two` replaces procedure `q`, which the scenario does not declare
+               ╭─[test.race:6:22]
+             5 │   variant one { expect violates nope }
+             6 │   variant two { proc q() { } }
+               ·                      ┬
+               ·                      ╰── nothing to replace
+             7 │ }
+               ╰────
+              help: declare `q` at the top level; a variant only replaces constants and procedures
+        "#]],
+    );
+}
+
+#[test]
+fn err_empty_file() {
+    check_err(
+        "",
+        expect![[r#"
+        2 errors in test.race
+          × expected `scenario`, found end of file
+           ╭─[test.race:1:1]
+           ╰────
+          help: a scenario file is `scenario NAME { ... }`
+          × the scenario has no actors
+           ╭─[test.race:1:1]
+           ╰────
+          help: declare at least one actor: `actor worker x 2 { ... }`
+    "#]],
+    );
+}
+
+#[test]
+fn err_actor_without_body() {
+    check_err(
+        "scenario s {\n  actor a x 3\n}\n",
+        expect![[r#"
+        2 errors in test.race
+          × the scenario has no actors
+           ╭─[test.race:1:1]
+         1 │ scenario s {
+           · ▲
+           · ╰── nothing would run
+         2 │   actor a x 3
+           ╰────
+          help: declare at least one actor: `actor worker x 2 { ... }`
+          × expected `{`, found `}`
+           ╭─[test.race:3:1]
+         2 │   actor a x 3
+         3 │ }
+           · ┬
+           · ╰── expected `{` here
+           ╰────
+          help: a block is written in braces
+    "#]],
+    );
+}
+
+#[test]
+fn err_create_with_three_arguments() {
+    check_err(
+        "scenario s {\n  actor a {\n    create(\"/a\", excl, 1)\n  }\n}\n",
+        expect![[r#"
+        1 error in test.race
+          × `create` takes 1 argument, not 3
+           ╭─[test.race:3:5]
+         2 │   actor a {
+         3 │     create("/a", excl, 1)
+           ·     ──────────┬──────────
+           ·               ╰── wrong number of arguments
+         4 │   }
+           ╰────
+          help: write `create(path) or create(path, excl)`
+    "#]],
+    );
+}
+
+#[test]
+fn err_query_in_constant() {
+    check_err(
+        "scenario s {\n  const X = holders(sec)\n  actor a { critical sec { } }\n}\n",
+        expect![[r#"
+        1 error in test.race
+          × not a constant value: not a constant
+           ╭─[test.race:2:13]
+         1 │ scenario s {
+         2 │   const X = holders(sec)
+           ·             ──────┬─────
+           ·                   ╰── must be known before the run
+         3 │   actor a { critical sec { } }
+           ╰────
+          help: constants and initial values may use literals, other constants and arithmetic
+    "#]],
+    );
+}
+
+#[test]
+fn err_assignment_in_condition() {
+    check_err(
+        "scenario s {\n  actor a {\n    let x = 1\n    if x = 1 { }\n  }\n}\n",
+        expect![[r#"
+        1 error in test.race
+          × expected `{`, found `=`
+           ╭─[test.race:4:10]
+         3 │     let x = 1
+         4 │     if x = 1 { }
+           ·          ┬
+           ·          ╰── expected `{` here
+         5 │   }
+           ╰────
+          help: a block is written in braces
+    "#]],
+    );
+}
+
+#[test]
+fn err_sleep_without_duration() {
+    check_err(
+        "scenario s {\n  actor a {\n    sleep\n  }\n}\n",
+        expect![[r#"
+        1 error in test.race
+          × expected an expression, found `}`
+           ╭─[test.race:4:3]
+         3 │     sleep
+         4 │   }
+           ·   ┬
+           ·   ╰── expected an expression
+         5 │ }
+           ╰────
+          help: an expression is a value, a name, a call like `stat(path)`, or an operation on those
+    "#]],
+    );
+}
+
+#[test]
+fn err_unclosed_call_parenthesis() {
+    check_err(
+        "scenario s {\n  actor a {\n    stat(\"/a\"\n    sleep 1s\n  }\n}\n",
+        expect![[r#"
+        1 error in test.race
+          × expected `,`, found `sleep`
+           ╭─[test.race:4:5]
+         3 │     stat("/a"
+         4 │     sleep 1s
+           ·     ──┬──
+           ·       ╰── expected `,` here
+         5 │   }
+           ╰────
+          help: separate arguments with commas
+    "#]],
+    );
+}
