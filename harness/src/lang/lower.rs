@@ -127,7 +127,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
 
     for p in &proc_defs {
         let params: Vec<&Ident> = p.params.iter().collect();
-        let lowered = cx.lower_proc(&p.name.name, &params, &p.body, false);
+        let lowered = cx.lower_proc(&p.name.name, &params, &p.body);
         prog.procs.push(lowered);
     }
     let mut actor_names: HashMap<String, Span> = HashMap::new();
@@ -136,7 +136,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             cx.dup(&a.name, "actor");
         }
         let id = prog.procs.len() as u32;
-        prog.procs.push(cx.lower_proc(&a.name.name, &[], &a.body, true));
+        prog.procs.push(cx.lower_proc(&a.name.name, &[], &a.body));
         let count = match a.count {
             None => 1,
             Some((n, span)) if !(1..=64).contains(&n) => {
@@ -202,7 +202,6 @@ struct Fx {
     loops: Vec<LoopCx>,
     /// Sections entered and not yet left, innermost last.
     open_sections: Vec<u32>,
-    is_actor: bool,
 }
 
 struct LoopCx {
@@ -301,8 +300,8 @@ impl<'a> Cx<'a> {
         id
     }
 
-    fn lower_proc(&mut self, name: &str, params: &[&Ident], body: &[Stmt], is_actor: bool) -> Proc {
-        let mut fx = Fx { code: vec![], scopes: vec![vec![]], nregs: 0, loops: vec![], open_sections: vec![], is_actor };
+    fn lower_proc(&mut self, name: &str, params: &[&Ident], body: &[Stmt]) -> Proc {
+        let mut fx = Fx { code: vec![], scopes: vec![vec![]], nregs: 0, loops: vec![], open_sections: vec![] };
         for p in params {
             let r = fx.reg();
             fx.bind(&p.name, r);
