@@ -31,7 +31,6 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
     sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
     let mut m = Machine::new(Arc::clone(prog));
     m.record_details();
-    m.set_max_steps(usize::MAX);
     for (i, &a) in sched.steps.iter().enumerate() {
         let a = a as usize;
         if a >= m.actor_count() {
@@ -85,7 +84,6 @@ pub fn trace_of(m: &Machine) -> reports::Trace {
 /// the prefix that ends where it broke.
 fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
     let mut m = Machine::new(Arc::clone(prog));
-    m.set_max_steps(usize::MAX);
     for &a in steps {
         if !m.is_runnable(a as usize) {
             return None;

@@ -211,6 +211,10 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
     if results.iter().any(|r| r.outcome == Outcome::Error) {
         return 3;
     }
+    // Nothing ran at all: that is not a pass.
+    if results.iter().all(|r| r.outcome == Outcome::Skipped) {
+        return 3;
+    }
     if results.iter().any(|r| r.outcome != Outcome::Skipped && !r.met) {
         return 1;
     }

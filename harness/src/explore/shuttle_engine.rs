@@ -22,7 +22,7 @@ struct Bounded<S> {
     stop: Arc<AtomicBool>,
     started: Arc<AtomicU64>,
     exhausted: Arc<AtomicBool>,
-    /// The runnable actors of the current execution (see `threads.rs`); actor `i` is task `i`.
+    /// The runnable actors of the current execution, as a mask over task ids (see `threads.rs`).
     enabled: Arc<AtomicU64>,
     max: u64,
     deadline: Instant,
@@ -103,6 +103,8 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     };
     let mut config = shuttle::Config::new();
     config.silence_warnings = true;
+    // The main task runs the driver (and actor 0 when loom's limit is reached); give it room.
+    config.stack_size = 1 << 20;
     // Our machine bounds steps itself (and reports a livelock); shuttle must not cut executions short.
     config.max_steps = shuttle::MaxSteps::None;
     let runner = shuttle::Runner::new(scheduler, config);

@@ -24,6 +24,8 @@ macro_rules! threaded_driver {
         use crate::ir::Program;
         use crate::model::{Machine, Status};
 
+        const ACTOR_STACK: usize = 1 << 20;
+
         struct Shared {
             machine: StdMutex<Machine>,
             /// Touched before every step: the one scheduling point the engine decides at.
@@ -36,19 +38,27 @@ macro_rules! threaded_driver {
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
         pub(crate) fn run_execution(prog: &Arc<Program>, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
             let machine = Machine::new(Arc::clone(prog));
-            publish(&machine, enabled);
             let n = machine.actor_count();
+            // Actors get their own threads with a roomy stack (the engines' default task stacks
+            // are a few dozen KiB, too small for a debug build evaluating a long expression).
+            // Only when loom's thread limit requires it does actor 0 run on the main thread.
+            let on_main = usize::from(n >= crate::explore::loom_engine::MAX_ACTORS);
+            // Task ids: the main task is 0, spawned tasks count up from 1.
+            let task_of_actor = 1 - on_main;
+            // Until every actor's thread exists, only the main task may run: otherwise the
+            // first actors could take steps before the later ones exist, hiding interleavings.
+            enabled.store(1, std::sync::atomic::Ordering::SeqCst);
             let shared = Arc::new(Shared { machine: StdMutex::new(machine), turn: AtomicUsize::new(0), threads: StdMutex::new(vec![None; n]) });
-            let handles: Vec<_> = (1..n)
-                .map(|a| {
+            let handles: Vec<_> = (on_main..n)
+                .filter_map(|a| {
                     let shared = Arc::clone(&shared);
                     let enabled = Arc::clone(enabled);
-                    $rt::thread::spawn(move || actor_loop(a, &shared, &enabled))
+                    $rt::thread::Builder::new().stack_size(ACTOR_STACK).spawn(move || actor_loop(a, &shared, &enabled, task_of_actor)).ok()
                 })
                 .collect();
-            // Actor 0 runs on the engine's main thread: one thread fewer (loom allows five).
-            if n > 0 {
-                actor_loop(0, &shared, enabled);
+            publish(&shared.machine.lock().unwrap_or_else(|e| e.into_inner()), enabled, task_of_actor);
+            if on_main == 1 {
+                actor_loop(0, &shared, enabled, task_of_actor);
             }
             for h in handles {
                 let _ = h.join();
@@ -57,15 +67,16 @@ macro_rules! threaded_driver {
             m.clone()
         }
 
-        fn publish(m: &Machine, enabled: &std::sync::atomic::AtomicU64) {
+        /// Publishes the runnable actors as a mask over task ids (actor `a` is task `a + offset`).
+        fn publish(m: &Machine, enabled: &std::sync::atomic::AtomicU64, offset: usize) {
             let mut mask = if m.is_finished() { 1u64 << 63 } else { 0 };
             for a in m.runnable() {
-                mask |= 1 << a.min(62);
+                mask |= 1 << (a + offset).min(62);
             }
             enabled.store(mask, std::sync::atomic::Ordering::SeqCst);
         }
 
-        fn actor_loop(me: usize, shared: &Shared, enabled: &std::sync::atomic::AtomicU64) {
+        fn actor_loop(me: usize, shared: &Shared, enabled: &std::sync::atomic::AtomicU64, offset: usize) {
             shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] = Some($rt::thread::current());
             loop {
                 shared.turn.fetch_add(1, Ordering::SeqCst);
@@ -81,7 +92,7 @@ macro_rules! threaded_driver {
                     continue;
                 }
                 m.step(me);
-                publish(&m, enabled);
+                publish(&m, enabled, offset);
                 let finished = m.is_finished();
                 // Never unpark an actor that has finished: its thread may be gone, and loom
                 // counts an unpark of a finished thread against its join.

@@ -54,6 +54,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         section_names: vec![],
         procs: HashMap::new(),
         labels: vec![],
+        in_const: false,
     };
     let mut prog = Program {
         scenario: input.scenario.to_string(),
@@ -192,6 +193,8 @@ struct Cx<'a> {
     section_names: Vec<String>,
     procs: HashMap<String, (ProcId, usize)>,
     labels: Vec<Label>,
+    /// Set while a constant or initial value is lowered: queries are not constants.
+    in_const: bool,
 }
 
 /// The function being lowered.
@@ -269,7 +272,9 @@ impl<'a> Cx<'a> {
     }
 
     fn const_value(&mut self, e: &Expr) -> Value {
+        self.in_const = true;
         let p = self.lower_pure(e);
+        self.in_const = false;
         match eval::eval(&p, &NoEnv) {
             Ok(v) => v,
             Err(msg) => {
@@ -796,9 +801,17 @@ impl<'a> Cx<'a> {
         };
         match (name.name.as_str(), args.len()) {
             ("holders", 1) => match by_name(args, 0) {
-                Some(s) => {
+                Some(s) if self.in_const || self.sections.contains_key(&s) => {
                     let id = self.section_id(&s);
                     PExpr::Query(Query::Holders(id), vec![])
+                }
+                Some(s) => {
+                    let help = match closest(&s, self.section_names.iter().map(String::as_str)) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => format!("declare it in an actor or procedure: `critical {s} {{ ... }}`"),
+                    };
+                    self.err(args[0].span, format!("no critical section is named `{s}`"), "unknown section", help);
+                    PExpr::Const(Value::None)
                 }
                 None => {
                     self.err(args[0].span, "`holders` takes the name of a critical section", "expected a section name", "write `holders(section)` for `critical section { ... }`");

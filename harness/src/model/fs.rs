@@ -148,6 +148,19 @@ impl ModelFs {
         }
     }
 
+    /// The errno for a path that is not in the namespace: ENOTDIR when an ancestor is a
+    /// regular file (as the kernel's path walk reports), ENOENT otherwise.
+    fn missing(&self, path: &str) -> Errno {
+        let mut p = parent(path);
+        while p != "/" {
+            if let Some(Inode { kind: Kind::File(_), .. }) = self.inode(p) {
+                return Errno::ENOTDIR;
+            }
+            p = parent(p);
+        }
+        Errno::ENOENT
+    }
+
     fn has_children(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
         self.names.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix))
@@ -229,7 +242,8 @@ impl Filesystem for ModelFs {
                 self.open_for_write(path, false, Some(data), cx.now)
             }
             Op::Read => match self.inode(&path) {
-                None => Err(Errno::ENOENT),
+                None if path == "/" => Err(Errno::EISDIR),
+                None => Err(self.missing(&path)),
                 Some(Inode { kind: Kind::Dir, .. }) => Err(Errno::EISDIR),
                 Some(Inode { kind: Kind::File(s), .. }) => Ok(Value::str(s)),
             },
@@ -250,7 +264,7 @@ impl Filesystem for ModelFs {
                 })()
             }
             Op::Unlink => match self.names.get(&path).copied() {
-                None => Err(Errno::ENOENT),
+                None => Err(self.missing(&path)),
                 Some(ino) if self.inode_mut(ino).kind == Kind::Dir => Err(Errno::EISDIR),
                 Some(ino) => {
                     self.unlink_name(&path, ino);
@@ -262,16 +276,16 @@ impl Filesystem for ModelFs {
                 self.rename(path, to)
             }
             Op::Stat => match self.names.get(&path) {
-                None if path == "/" => Ok(Value::Stat(Stat { nlink: 2, mtime: 0, size: 0, ino: 1 })),
-                None => Err(Errno::ENOENT),
+                None if path == "/" => Ok(Value::Stat(Stat { nlink: 2, mtime: cx.now, size: 4096, ino: 2 })),
+                None => Err(self.missing(&path)),
                 Some(&ino) => {
                     let n = self.inode_mut(ino);
                     let size = match &n.kind {
                         Kind::File(s) => s.len() as i64,
                         Kind::Dir => 4096,
                     };
-                    // Inode numbers start at 2, as on ext4 where 2 is the root.
-                    Ok(Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 2 }))
+                    // Inode 2 is the root, as on ext4; files start at 3.
+                    Ok(Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 3 }))
                 }
             },
             Op::Utime | Op::Touch => {
@@ -281,7 +295,7 @@ impl Filesystem for ModelFs {
                     (_, other) => return Err(format!("utime expects a time (an int), got {}", other.map_or("nothing", Value::type_name))),
                 };
                 match self.names.get(&path) {
-                    None => Err(Errno::ENOENT),
+                    None => Err(self.missing(&path)),
                     Some(&ino) => {
                         self.inode_mut(ino).mtime = t;
                         Ok(Value::None)
