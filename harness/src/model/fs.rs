@@ -47,6 +47,17 @@ pub struct ModelFs {
 
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
 pub fn normalize(path: &str) -> String {
+    // Fast path: most scenario paths are already normal; checking is cheaper than rebuilding.
+    let already_normal = path.starts_with('/')
+        && (path == "/" || !path.ends_with('/'))
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..");
+    if already_normal {
+        return path.to_string();
+    }
     let mut parts: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {

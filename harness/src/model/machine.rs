@@ -197,21 +197,24 @@ impl<F: Filesystem> Machine<F> {
         assert!(self.is_runnable(a), "actor {a} is not runnable");
         self.schedule.push(a as u8);
         let broken_before = self.broken.len();
+        // One Arc clone per step lets the instruction be borrowed while the machine changes.
+        let prog = Arc::clone(&self.prog);
         let (op, args, dst, catch, label) = {
             let frame = self.actors[a].frames.last().expect("a ready actor has a frame");
-            match &self.prog.procs[frame.proc as usize].code[frame.pc as usize] {
-                Instr::Op { op, args, dst, catch, label } => (*op, args.clone(), *dst, *catch, *label),
+            match &prog.procs[frame.proc as usize].code[frame.pc as usize] {
+                Instr::Op { op, args, dst, catch, label } => (*op, args, *dst, *catch, *label),
                 other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
             }
         };
         let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
         let result = vals.and_then(|vals| self.perform(a, op, &vals));
-        let shown = match &result {
+        // Rendering the result costs an allocation per step; only traces need it.
+        let shown = self.details.is_some().then(|| match &result {
             Ok(Ok(Value::None)) => "ok".to_string(),
             Ok(Ok(v)) => v.to_string(),
             Ok(Err(e)) => e.name().to_string(),
             Err(msg) => format!("error: {msg}"),
-        };
+        });
         let time_ms = self.clock;
         match result {
             Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
@@ -235,7 +238,7 @@ impl<F: Filesystem> Machine<F> {
         if self.details.is_some() {
             let broke = self.broken[broken_before..].iter().map(|b| b.invariant.clone()).collect();
             if let Some(d) = self.details.as_mut() {
-                d.push(StepDetail { actor: a, time_ms, label, result: shown, broke });
+                d.push(StepDetail { actor: a, time_ms, label, result: shown.unwrap_or_default(), broke });
             }
         }
         if self.schedule.len() >= self.max_steps && self.end.is_none() {
@@ -276,6 +279,9 @@ impl<F: Filesystem> Machine<F> {
         // A bound on local computation between two steps: an infinite loop without a step is a
         // scenario bug that would otherwise hang every engine.
         let mut budget = 1_000_000u32;
+        // Borrow instructions from our own handle on the program, not from `self`, so that
+        // executing them needs no clones.
+        let prog = Arc::clone(&self.prog);
         loop {
             budget -= 1;
             if budget == 0 {
@@ -286,15 +292,15 @@ impl<F: Filesystem> Machine<F> {
                 self.actors[a].status = Status::Done;
                 return;
             };
-            let instr = &self.prog.procs[frame.proc as usize].code[frame.pc as usize];
+            let instr = &prog.procs[frame.proc as usize].code[frame.pc as usize];
             match instr {
                 Instr::Op { .. } => {
                     self.actors[a].status = Status::Ready;
                     return;
                 }
                 Instr::Eval { dst, e } => {
-                    let (dst, e) = (*dst, e.clone());
-                    match self.eval_in(a, &e) {
+                    let dst = *dst;
+                    match self.eval_in(a, e) {
                         Ok(v) => {
                             let f = self.frame(a);
                             f.regs[dst as usize] = v;
@@ -308,15 +314,15 @@ impl<F: Filesystem> Machine<F> {
                     self.frame(a).pc = t;
                 }
                 Instr::JumpIfNot(c, t) => {
-                    let (c, t) = (c.clone(), *t);
-                    match self.eval_in(a, &c).and_then(|v| eval::truthy(&v)) {
+                    let t = *t;
+                    match self.eval_in(a, c).and_then(|v| eval::truthy(&v)) {
                         Ok(true) => self.frame(a).pc += 1,
                         Ok(false) => self.frame(a).pc = t,
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     }
                 }
                 Instr::Call { proc, args, dst } => {
-                    let (proc, args, dst) = (*proc, args.clone(), *dst);
+                    let (proc, dst) = (*proc, *dst);
                     let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
                     let vals = match vals {
                         Ok(v) => v,
@@ -333,7 +339,7 @@ impl<F: Filesystem> Machine<F> {
                     self.actors[a].frames.push(Frame { proc, pc: 0, regs, ret: dst });
                 }
                 Instr::Return(e) => {
-                    let v = match e.clone().map(|e| self.eval_in(a, &e)).transpose() {
+                    let v = match e.as_ref().map(|e| self.eval_in(a, e)).transpose() {
                         Ok(v) => v.unwrap_or(Value::None),
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     };
@@ -355,8 +361,8 @@ impl<F: Filesystem> Machine<F> {
                     self.frame(a).pc += 1;
                 }
                 Instr::Fail { kind, msg, label } => {
-                    let (kind, msg, label) = (*kind, msg.clone(), *label);
-                    let text = self.eval_in(a, &msg).map(|v| v.to_string()).unwrap_or_else(|e| e);
+                    let (kind, label) = (*kind, *label);
+                    let text = self.eval_in(a, msg).map(|v| v.to_string()).unwrap_or_else(|e| e);
                     let line = self.prog.labels[label as usize].line;
                     let oracle = match kind {
                         FailKind::Assertion => oracle::ASSERTION,
@@ -404,10 +410,13 @@ impl<F: Filesystem> Machine<F> {
 
     /// Checks the invariants that apply at this point and records the first break of each.
     fn check(&mut self, when: When) {
+        if self.prog.invariants.is_empty() {
+            return;
+        }
         let prog = Arc::clone(&self.prog);
         for inv in &prog.invariants {
             let applies = inv.when == When::Always || when == When::AtEnd;
-            if !applies || self.broken.iter().any(|b| b.invariant == inv.name) {
+            if !applies || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name)) {
                 continue;
             }
             let res = eval::eval(&inv.cond, &ActorEnv { m: self, actor: None }).and_then(|v| eval::truthy(&v));
