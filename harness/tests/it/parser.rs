@@ -2159,3 +2159,22 @@ fn err_unclosed_call_parenthesis() {
     "#]],
     );
 }
+
+#[test]
+fn err_holders_of_unknown_section() {
+    check_err(
+        "scenario s {\n  actor a { critical list { } }\n  invariant one: always holders(lsit) <= 1\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × no critical section is named `lsit`
+               ╭─[test.race:3:33]
+             2 │   actor a { critical list { } }
+             3 │   invariant one: always holders(lsit) <= 1
+               ·                                 ──┬─
+               ·                                   ╰── unknown section
+             4 │ }
+               ╰────
+              help: did you mean `list`?
+        "#]],
+    );
+}
