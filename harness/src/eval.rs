@@ -6,6 +6,10 @@ use crate::ir::{BinOp, Builtin, PExpr, Query, Reg, StatField, Value};
 pub trait Env {
     fn reg(&self, r: Reg) -> Value;
     fn self_name(&self) -> Option<&str>;
+    /// The running actor's thread-local variable (none outside an actor).
+    fn local(&self, _l: u32) -> Value {
+        Value::None
+    }
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String>;
 }
 
@@ -15,6 +19,7 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
     Ok(match e {
         PExpr::Const(v) => v.clone(),
         PExpr::Reg(r) => env.reg(*r),
+        PExpr::Local(l) => env.local(*l),
         PExpr::SelfName => match env.self_name() {
             Some(s) => Value::str(s),
             None => return Err("`self` is only defined inside an actor".into()),
@@ -115,6 +120,8 @@ fn builtin(b: Builtin, args: &[Value]) -> Result<Value, String> {
         (Builtin::Contains, [Value::Str(s), Value::Str(sub)]) => Value::Bool(s.contains(&**sub)),
         (Builtin::Min, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.min(b)),
         (Builtin::Max, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.max(b)),
+        (Builtin::Len, [Value::Rows(rows)]) => Value::Int(rows.len() as i64),
+        (Builtin::First, [Value::Rows(rows)]) => rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::None),
         (b, args) => {
             let types: Vec<_> = args.iter().map(Value::type_name).collect();
             return Err(format!("{b:?} does not take ({})", types.join(", ")).to_lowercase());

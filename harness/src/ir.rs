@@ -18,6 +18,8 @@ pub enum Value {
     Stat(Stat),
     /// The failure of a world operation, kept in a register by `match` until an arm inspects it.
     Err(Errno),
+    /// The rows a SQL query returned (each row its columns, in SELECT order).
+    Rows(Arc<Vec<Vec<Value>>>),
 }
 
 impl Value {
@@ -32,6 +34,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Stat(_) => "stat",
             Value::Err(_) => "error",
+            Value::Rows(_) => "rows",
         }
     }
 }
@@ -45,6 +48,26 @@ impl fmt::Display for Value {
             Value::Str(s) => f.write_str(s),
             Value::Stat(s) => write!(f, "{{nlink {}, mtime {}, size {}, ino {}}}", s.nlink, s.mtime, s.size, s.ino),
             Value::Err(e) => f.write_str(e.name()),
+            Value::Rows(rows) => {
+                f.write_str("[")?;
+                for (i, row) in rows.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str("(")?;
+                    for (j, v) in row.iter().enumerate() {
+                        if j > 0 {
+                            f.write_str(", ")?;
+                        }
+                        match v {
+                            Value::Str(s) => write!(f, "'{s}'")?,
+                            v => write!(f, "{v}")?,
+                        }
+                    }
+                    f.write_str(")")?;
+                }
+                f.write_str("]")
+            }
         }
     }
 }
@@ -59,11 +82,11 @@ pub struct Stat {
 }
 
 macro_rules! errnos {
-    ($($name:ident = $code:expr),* $(,)?) => {
+    ($($(#[$doc:meta])* $name:ident = $code:expr),* $(,)?) => {
         /// The errno values a world operation can fail with (Linux numbering).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[allow(clippy::upper_case_acronyms)]
-        pub enum Errno { $($name),* }
+        pub enum Errno { $($(#[$doc])* $name),* }
         impl Errno {
             pub const ALL: &'static [Errno] = &[$(Errno::$name),*];
             pub fn name(self) -> &'static str { match self { $(Errno::$name => stringify!($name)),* } }
@@ -78,6 +101,15 @@ errnos! {
     EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, EACCES = 13, EBUSY = 16,
     EEXIST = 17, EXDEV = 18, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOSPC = 28, EROFS = 30,
     EMLINK = 31, ENAMETOOLONG = 36, ENOTEMPTY = 39, ELOOP = 40, ESTALE = 116,
+    // Database errors, named as Python's DB-API raises them. Negative codes keep them apart from
+    // errnos; the MySQL error number is in the magnitude where there is one.
+    /// A unique or primary key violation (PostgreSQL 23505, MySQL 1062).
+    IntegrityError = -1062,
+    /// MySQL 1213, "Deadlock found when trying to get lock; try restarting transaction": InnoDB
+    /// chose this transaction as the deadlock victim and rolled it back.
+    OperationalError = -1213,
+    /// A statement the database refused (bad SQL, unknown table or column, type mismatch).
+    ProgrammingError = -1064,
 }
 
 pub type Reg = u32;
@@ -111,6 +143,105 @@ pub enum Op {
     CellGet(u32),
     CellSet(u32),
     Append(u32),
+    /// `acquire L` (or `acquire read L` / `acquire write L` on an rwlock). When the lock is not
+    /// available the step leaves the actor blocked on it; it retries once the lock is released.
+    Acquire { lock: u32, mode: LockMode },
+    Release { lock: u32 },
+    /// `sql("...", args)`: one statement on the actor's own database connection. Like a
+    /// blocked acquire, a statement that waits for another transaction's lock blocks the actor.
+    Sql(u32),
+}
+
+/// How a lock is taken: every lock kind supports `Exclusive`; only rwlocks take `Shared`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockMode {
+    Exclusive,
+    Shared,
+}
+
+/// The kinds of named lock a scenario declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// `lock L`: a mutex such as `threading.Lock`; acquiring it twice from one actor deadlocks.
+    Mutex,
+    /// `rlock L`: a reentrant lock such as `threading.RLock` or Python 2's import lock.
+    Reentrant,
+    /// `rwlock L`: many readers or one writer.
+    ReadWrite,
+}
+
+impl LockKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            LockKind::Mutex => "lock",
+            LockKind::Reentrant => "rlock",
+            LockKind::ReadWrite => "rwlock",
+        }
+    }
+}
+
+/// Signals a fault can deliver; the default action of each terminates the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Term,
+    Int,
+    Hup,
+    Usr1,
+    Usr2,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 5] = [Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1, Signal::Usr2];
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "TERM",
+            Signal::Int => "INT",
+            Signal::Hup => "HUP",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Signal> {
+        let s = s.strip_prefix("SIG").unwrap_or(s);
+        Signal::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// What a fault does to its target when the explorer lets it land.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// SIGKILL: the actor stops for good. Its files stay; the locks and the database
+    /// connection it held are released, as the kernel and the server do for a dead process.
+    Crash,
+    /// A signal. With a handler installed (`on TERM call handler(...)`) the handler runs at the
+    /// actor's next step boundary, as CPython runs Python-level handlers between bytecodes;
+    /// without one the actor dies. `kill_after` is a follow-up SIGKILL that lands that much
+    /// later if the actor is still alive (Apache's mod_cgi: SIGTERM, three seconds, SIGKILL).
+    Signal { signal: Signal, kill_after: Option<i64> },
+    /// The actor is paused for a duration (a GC pause, SIGSTOP, a slow NFS server): time goes
+    /// on for everyone else. The only way a holder outlives its lease under discrete-event time.
+    Stall { for_ms: i64 },
+}
+
+/// A fault the explorer may inject: the choice of *when* is part of the schedule.
+#[derive(Debug, Clone)]
+pub struct FaultIr {
+    pub name: String,
+    pub target: usize,
+    pub kind: FaultKind,
+    /// The declaration, for trace tables.
+    pub text: String,
+}
+
+/// A database the scenario's actors share; each actor has its own connection.
+#[derive(Debug, Clone)]
+pub struct DatabaseIr {
+    pub flavour: crate::model::db::Flavour,
+    /// The database after its CREATE TABLE and INSERT statements ran (committed), before any
+    /// actor starts; every execution starts from a clone.
+    pub initial: crate::model::db::Db,
+    /// The setup statements as written, for real backends.
+    pub setup_text: Vec<String>,
 }
 
 impl Op {
@@ -133,6 +264,9 @@ impl Op {
             Op::CellGet(_) => "get",
             Op::CellSet(_) => "set",
             Op::Append(_) => "append",
+            Op::Acquire { .. } => "acquire",
+            Op::Release { .. } => "release",
+            Op::Sql(_) => "sql",
         }
     }
 }
@@ -145,6 +279,8 @@ pub enum Builtin {
     Contains,
     Min,
     Max,
+    /// `first(rows)`: the first column of the first row, or none when there are no rows.
+    First,
 }
 
 /// Read-only questions about the world, allowed only in invariants (they are not steps).
@@ -157,6 +293,10 @@ pub enum Query {
     Contents,
     Cell(u32),
     Now,
+    /// `count(local, value)`: how many actors' thread-local `local` equals `value`.
+    LocalCount(u32),
+    /// `sql("SELECT ...")` in an invariant: a query on committed data, taking no locks.
+    Sql(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +321,8 @@ pub enum BinOp {
 pub enum PExpr {
     Const(Value),
     Reg(Reg),
+    /// The running actor's thread-local variable.
+    Local(u32),
     SelfName,
     Neg(Box<PExpr>),
     Not(Box<PExpr>),
@@ -226,6 +368,13 @@ pub enum Instr {
     Fail { kind: FailKind, msg: PExpr, label: u32 },
     /// A `match` on an error no arm handles: the actor stops with the error unhandled.
     Unhandled { reg: Reg, label: u32 },
+    /// An assignment to a thread-local variable (not a step: no other actor can see it).
+    SetLocal { local: u32, e: PExpr },
+    /// `on SIG call handler(args)`: installs a signal handler, its arguments bound now (as
+    /// Mailman binds `mlist` through a default argument). `proc: None` restores the default.
+    Handle { signal: Signal, proc: Option<ProcId>, args: Vec<PExpr> },
+    /// `exit`: the actor ends normally (Python's `sys.exit(0)`), from any depth.
+    Exit,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +438,15 @@ pub struct Program {
     pub cells: Vec<(String, Value)>,
     pub logs: Vec<String>,
     pub sections: Vec<String>,
+    /// Thread-local variables: a name and the initial value every actor starts with.
+    pub locals: Vec<(String, Value)>,
+    pub locks: Vec<(String, LockKind)>,
+    pub faults: Vec<FaultIr>,
+    /// How many faults may land in one execution.
+    pub fault_budget: usize,
+    pub database: Option<DatabaseIr>,
+    /// Every SQL statement of the scenario, parsed once; `Op::Sql` and `Query::Sql` index it.
+    pub sql: Vec<Arc<crate::model::db::Prepared>>,
     pub fs: Vec<FsInit>,
     pub invariants: Vec<InvariantIr>,
     pub expected: Option<Expected>,
@@ -303,5 +461,19 @@ pub mod oracle {
     pub const ASSERTION: &str = "assertion";
     pub const DEADLOCK: &str = "deadlock";
     pub const LIVELOCK: &str = "livelock";
-    pub const ALL: &[&str] = &[UNHANDLED_ERROR, ASSERTION, DEADLOCK, LIVELOCK];
+    /// Two actors took the same locks in opposite orders, with no common lock guarding both:
+    /// a deadlock waiting for a less lucky schedule, reported even when this run did not hang.
+    pub const LOCK_ORDER: &str = "lock_order";
+    pub const ALL: &[&str] = &[UNHANDLED_ERROR, ASSERTION, DEADLOCK, LIVELOCK, LOCK_ORDER];
+}
+
+/// A duration in milliseconds as a scenario would write it: `3s`, `1500ms`, `2m`.
+pub fn format_duration(ms: i64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
 }

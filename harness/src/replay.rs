@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::ir::Program;
-use crate::model::{Broken, End, Machine};
+use crate::model::{Broken, End, Machine, StepWhat};
 use crate::schedule::{Schedule, TokenError};
 
 /// What a replay showed.
@@ -33,11 +33,18 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
     m.record_details();
     for (i, &a) in sched.steps.iter().enumerate() {
         let a = a as usize;
-        if a >= m.actor_count() {
-            return Err(TokenError::Diverged { step: i + 1, actor: a, why: format!("does not exist (the scenario has {} actors)", m.actor_count()) });
+        if a >= m.choice_count() {
+            let why = format!("does not exist (the scenario has {} actors and {} faults)", m.actor_count(), m.choice_count() - m.actor_count());
+            return Err(TokenError::Diverged { step: i + 1, actor: a, why });
         }
         if !m.is_runnable(a) {
-            let why = if m.is_finished() { "comes after the end of the execution".to_string() } else { format!("is not runnable ({:?})", m.status(a)) };
+            let why = if m.is_finished() {
+                "comes after the end of the execution".to_string()
+            } else if a >= m.actor_count() {
+                format!("is fault `{}`, which cannot land here", prog.faults[a - m.actor_count()].name)
+            } else {
+                format!("is not runnable ({:?})", m.status(a))
+            };
             return Err(TokenError::Diverged { step: i + 1, actor: a, why });
         }
         m.step(a);
@@ -53,15 +60,11 @@ pub fn trace_of(m: &Machine) -> reports::Trace {
         .details()
         .iter()
         .map(|d| {
-            let label = &prog.labels[d.label as usize];
-            reports::TraceStep {
-                actor: Some(d.actor),
-                time_ms: d.time_ms,
-                operation: label.text.clone(),
-                result: d.result.clone(),
-                broke: d.broke.clone(),
-                line: label.line,
-            }
+            let (operation, line) = match d.what {
+                StepWhat::Op(label) => (prog.labels[label as usize].text.clone(), prog.labels[label as usize].line),
+                StepWhat::Fault(f) => (format!("FAULT {}", prog.faults[f].text), 0),
+            };
+            reports::TraceStep { actor: Some(d.actor), time_ms: d.time_ms, operation, result: d.result.clone(), broke: d.broke.clone(), line }
         })
         .collect();
     let verdict = match m.broken().last() {

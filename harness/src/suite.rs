@@ -6,7 +6,7 @@ use std::time::Duration;
 use rayon::prelude::*;
 use reports::{Finding, Outcome, RunResult, Verdict};
 
-use crate::explore::{self, Budget, EngineConfig, EngineKind, Exploration, Refusal};
+use crate::explore::{self, collect, Budget, EngineConfig, EngineKind, Exploration, Refusal};
 use crate::ir::{Expected, Program};
 use crate::lang::Scenario;
 use crate::replay;
@@ -76,11 +76,12 @@ pub fn judge_portfolio(rows: &mut [RunResult]) {
         .map(|r| (r.scenario.clone(), r.variant.clone(), r.engine.clone(), r.findings.iter().map(|f| f.invariant.clone()).collect()))
         .collect();
     for r in rows.iter_mut() {
-        if r.met || r.expected != Verdict::Violation || r.outcome == Outcome::Skipped || r.outcome == Outcome::Error {
+        if r.met || r.expected == Verdict::Holds || r.outcome == Outcome::Skipped || r.outcome == Outcome::Error {
             continue;
         }
         let own: Vec<&str> = r.findings.iter().map(|f| f.invariant.as_str()).collect();
-        if own.iter().any(|f| !r.expected_invariants.iter().any(|e| e == f)) {
+        let deadlock_tolerates = |f: &str| r.expected == Verdict::Deadlock && f == crate::ir::oracle::LOCK_ORDER;
+        if own.iter().any(|f| !r.expected_invariants.iter().any(|e| e == f) && !deadlock_tolerates(f)) {
             continue;
         }
         let missing: Vec<&String> = r.expected_invariants.iter().filter(|e| !own.contains(&e.as_str())).collect();
@@ -122,7 +123,10 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         variant: prog.variant.clone(),
         engine: cfg.kind.name().to_string(),
         backend: "model".to_string(),
-        faults: None,
+        faults: (!prog.faults.is_empty()).then(|| {
+            let names: Vec<String> = prog.faults.iter().map(|f| f.text.trim_start_matches("fault ").to_string()).collect();
+            format!("at most {} per execution of: {}", prog.fault_budget, names.join("; "))
+        }),
         expected,
         expected_invariants: expected_invariants.clone(),
         outcome: Outcome::Error,
@@ -200,7 +204,9 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
     row.met = match &prog.expected {
         Some(Expected::Holds) => found.is_empty(),
         Some(Expected::Violates(names)) => names.iter().all(|n| found.contains(&n.as_str())) && found.iter().all(|f| names.iter().any(|n| n == f)),
-        Some(Expected::Deadlock) => found.contains(&crate::ir::oracle::DEADLOCK) && found.len() == 1,
+        Some(Expected::Deadlock) => {
+            found.contains(&crate::ir::oracle::DEADLOCK) && found.iter().all(|f| *f == crate::ir::oracle::DEADLOCK || collect::tolerated(&prog.expected, f))
+        }
         None => false,
     };
     row

@@ -23,9 +23,12 @@ pub const MAX_ACTORS: usize = 5;
 pub(crate) struct StopExploring;
 
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
-    if prog.actors.len() > MAX_ACTORS {
+    // Every actor and every fault is a loom thread.
+    let threads = prog.actors.len() + prog.faults.len();
+    if threads > MAX_ACTORS {
+        let faults = if prog.faults.is_empty() { String::new() } else { format!(" and {} faults", prog.faults.len()) };
         return Err(Refusal(format!(
-            "loom explores at most {MAX_ACTORS} actors (its MAX_THREADS), and `{}` has {}; explore it with shuttle-random, shuttle-pct or shuttle-dfs, which have no such limit, or use fewer actors",
+            "loom explores at most {MAX_ACTORS} actors and faults together (its MAX_THREADS), and `{}` has {} actors{faults}; explore it with shuttle-random, shuttle-pct or shuttle-dfs, which have no such limit, or use fewer actors",
             prog.scenario,
             prog.actors.len()
         )));

@@ -45,16 +45,23 @@ impl<S: Scheduler> Scheduler for Bounded<S> {
         }
     }
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
-        // Offer only tasks whose actor can take a step, so every choice is a step. When the
-        // execution has ended, every task must be allowed to run to its exit.
+        // Offer only tasks whose choice (an actor's step, a fault) can be taken, so every
+        // choice is a step. Where none of those can run (the execution has ended, or a step is
+        // still waking the threads it made runnable) the order is immaterial: continue the
+        // current task, else the first, and so add no branches to DFS.
         let mask = self.enabled.load(Ordering::SeqCst);
         let finished = mask & (1 << 63) != 0;
         let offered: Vec<&Task> = if finished {
-            runnable.to_vec()
+            Vec::new()
         } else {
             runnable.iter().copied().filter(|t| mask & (1 << usize::from(t.id()).min(62)) != 0).collect()
         };
-        let offered = if offered.is_empty() { runnable.to_vec() } else { offered };
+        let offered = if offered.is_empty() {
+            let keep = runnable.iter().copied().find(|t| Some(t.id()) == current).or_else(|| runnable.first().copied());
+            keep.into_iter().collect()
+        } else {
+            offered
+        };
         self.inner.as_mut()?.next_task(&offered, current, is_yielding)
     }
     fn next_u64(&mut self) -> u64 {

@@ -22,7 +22,7 @@ macro_rules! threaded_driver {
         use $rt::thread::Thread;
 
         use crate::ir::Program;
-        use crate::model::{Machine, Status};
+        use crate::model::Machine;
 
         const ACTOR_STACK: usize = 1 << 20;
 
@@ -38,7 +38,9 @@ macro_rules! threaded_driver {
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
         pub(crate) fn run_execution(prog: &Arc<Program>, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
             let machine = Machine::new(Arc::clone(prog));
-            let n = machine.actor_count();
+            // Every choice (actor or fault) is a thread: the engine deciding which thread runs
+            // decides where faults land too.
+            let n = machine.choice_count();
             // Actors get their own threads with a roomy stack (the engines' default task stacks
             // are a few dozen KiB, too small for a debug build evaluating a long expression).
             // Only when loom's thread limit requires it does actor 0 run on the main thread.
@@ -81,7 +83,10 @@ macro_rules! threaded_driver {
             loop {
                 shared.turn.fetch_add(1, Ordering::SeqCst);
                 let mut m = shared.machine.lock().unwrap_or_else(|e| e.into_inner());
-                if m.is_finished() || matches!(m.status(me), Status::Done | Status::Failed) {
+                if m.is_spent(me) {
+                    drop(m);
+                    // Gone: nobody may unpark this thread any more.
+                    shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] = None;
                     return;
                 }
                 if !m.is_runnable(me) {
@@ -96,9 +101,9 @@ macro_rules! threaded_driver {
                 let finished = m.is_finished();
                 // Never unpark an actor that has finished: its thread may be gone, and loom
                 // counts an unpark of a finished thread against its join.
-                let wake: Vec<usize> = (0..m.actor_count())
-                    .filter(|&o| o != me && !matches!(m.status(o), Status::Done | Status::Failed) && (finished || m.is_runnable(o)))
-                    .collect();
+                // Wake the threads that can now step, and those that must now exit (an actor a
+                // fault killed, a fault that can no longer land) — never one that has exited.
+                let wake: Vec<usize> = (0..m.choice_count()).filter(|&o| o != me && (finished || m.is_runnable(o) || m.is_spent(o))).collect();
                 drop(m);
                 let threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for o in wake {

@@ -28,6 +28,32 @@ pub enum Item {
     Proc(Proc),
     Actor(Actor),
     Invariant(Invariant),
+    /// `local NAME = value`: a thread-local variable; every actor has its own copy.
+    Local { name: Ident, init: Expr },
+    /// `lock NAME`, `rlock NAME`, `rwlock NAME`.
+    Lock { name: Ident, kind: crate::ir::LockKind },
+    Fault(Fault),
+    /// `faults N`: how many faults may land in one execution.
+    FaultBudget { n: i64, span: Span },
+    /// `database [innodb|postgres] { "CREATE TABLE ..." "INSERT ..." }`.
+    Database { flavour: Option<Ident>, statements: Vec<(String, Span)>, span: Span },
+}
+
+/// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,
+/// `fault NAME: signal ACTOR TERM [then kill after 3s]`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub name: Ident,
+    pub target: Ident,
+    pub kind: FaultSpec,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum FaultSpec {
+    Crash,
+    Stall(Expr),
+    Signal { signal: Ident, kill_after: Option<Expr> },
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +140,15 @@ pub enum StmtKind {
     Assert(Expr, Option<Expr>),
     Fail(Expr),
     Expr(Expr),
+    /// `acquire L`, `acquire read L`, `acquire write L`.
+    Acquire { lock: Ident, mode: Option<Ident> },
+    Release(Ident),
+    /// `with L { ... }`: acquire, the body, release (also on break, continue and return).
+    With { lock: Ident, mode: Option<Ident>, body: Block },
+    /// `on TERM call handler(args)` installs a handler; `on TERM default` removes it.
+    On { signal: Ident, handler: Option<(Ident, Vec<Expr>)> },
+    /// `exit`: the actor ends here, from any depth (Python's `sys.exit(0)`).
+    Exit,
 }
 
 #[derive(Debug, Clone)]

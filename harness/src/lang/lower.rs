@@ -11,6 +11,7 @@ use super::ast::{self, Expr, ExprKind, Ident, Item, Pattern, Stmt, StmtKind, Str
 use super::diag::{Diag, Span};
 use crate::eval::{self, Env};
 use crate::ir::*;
+use crate::model::db;
 
 const FS_OPS: &[(&str, usize)] = &[
     ("create", 1),
@@ -31,6 +32,7 @@ const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
     ("contains", Builtin::Contains, 2),
     ("min", Builtin::Min, 2),
     ("max", Builtin::Max, 2),
+    ("first", Builtin::First, 1),
 ];
 const QUERIES: &[&str] = &["holders", "count", "exists"];
 
@@ -55,6 +57,10 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         procs: HashMap::new(),
         labels: vec![],
         in_const: false,
+        locals: HashMap::new(),
+        locks: HashMap::new(),
+        has_database: false,
+        sql: vec![],
     };
     let mut prog = Program {
         scenario: input.scenario.to_string(),
@@ -64,6 +70,12 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         cells: vec![],
         logs: vec![],
         sections: vec![],
+        locals: vec![],
+        locks: vec![],
+        faults: vec![],
+        fault_budget: 1,
+        database: None,
+        sql: vec![],
         fs: vec![],
         invariants: vec![],
         expected: input.expected,
@@ -74,8 +86,39 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     // Declarations first, so that procedures and actors may refer to anything in any order.
     let mut proc_defs: Vec<&ast::Proc> = vec![];
     let mut actor_defs: Vec<&ast::Actor> = vec![];
+    let mut fault_defs: Vec<&ast::Fault> = vec![];
     for item in &input.items {
         match item {
+            Item::Local { name, init } => {
+                let v = cx.const_value(init);
+                let id = prog.locals.len() as u32;
+                if cx.locals.insert(name.name.clone(), id).is_some() {
+                    cx.dup(name, "thread-local");
+                }
+                prog.locals.push((name.name.clone(), v));
+            }
+            Item::Lock { name, kind } => {
+                let id = prog.locks.len() as u32;
+                if cx.locks.insert(name.name.clone(), (id, *kind)).is_some() {
+                    cx.dup(name, "lock");
+                }
+                prog.locks.push((name.name.clone(), *kind));
+            }
+            Item::Database { flavour, statements, span } => {
+                if cx.has_database {
+                    cx.err(*span, "a second `database`", "declared again here", "a scenario has one database; put every table in the same `database { ... }` block");
+                }
+                cx.has_database = true;
+                prog.database = cx.database(flavour.as_ref(), statements);
+            }
+            Item::Fault(f) => fault_defs.push(f),
+            Item::FaultBudget { n, span } => {
+                if !(0..=8).contains(n) {
+                    cx.err(*span, format!("a fault budget must be between 0 and 8, not {n}"), "out of range", "one or two faults per execution find most bugs; each one multiplies the schedules");
+                } else {
+                    prog.fault_budget = *n as usize;
+                }
+            }
             Item::Const { name, value } => {
                 let v = cx.const_value(value);
                 if cx.consts.insert(name.name.clone(), v).is_some() {
@@ -154,6 +197,14 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             prog.actors.push(ActorIr { name: Arc::from(name.as_str()), proc: id });
         }
     }
+    for f in &fault_defs {
+        if let Some(fault) = cx.fault(f, &prog) {
+            if prog.faults.iter().any(|x| x.name == fault.name) {
+                cx.dup(&f.name, "fault");
+            }
+            prog.faults.push(fault);
+        }
+    }
     if actor_defs.is_empty() {
         cx.diags.push(
             Diag::new(Span::new(0, 0), "the scenario has no actors", "nothing would run")
@@ -180,6 +231,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     }
     prog.sections = cx.section_names.clone();
     prog.labels = std::mem::take(&mut cx.labels);
+    prog.sql = std::mem::take(&mut cx.sql);
     prog
 }
 
@@ -195,6 +247,11 @@ struct Cx<'a> {
     labels: Vec<Label>,
     /// Set while a constant or initial value is lowered: queries are not constants.
     in_const: bool,
+    locals: HashMap<String, u32>,
+    locks: HashMap<String, (u32, LockKind)>,
+    has_database: bool,
+    /// Every SQL statement, prepared once (`Op::Sql` and `Query::Sql` index this).
+    sql: Vec<Arc<db::Prepared>>,
 }
 
 /// The function being lowered.
@@ -203,8 +260,16 @@ struct Fx {
     scopes: Vec<Vec<(String, Reg)>>,
     nregs: u32,
     loops: Vec<LoopCx>,
-    /// Sections entered and not yet left, innermost last.
-    open_sections: Vec<u32>,
+    /// Sections entered and `with` locks taken and not yet left, innermost last: `break`,
+    /// `continue` and `return` leave them on the way out.
+    open_sections: Vec<Open>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    Section(u32),
+    /// A `with` lock, and the label of its implicit release.
+    Lock(u32, u32),
 }
 
 struct LoopCx {
@@ -266,9 +331,13 @@ impl<'a> Cx<'a> {
 
     fn label(&mut self, span: Span) -> u32 {
         let text = self.src.get(span.start..span.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
-        let line = self.src[..span.start.min(self.src.len())].matches('\n').count() as u32 + 1;
+        let line = self.line_of(span.start);
         self.labels.push(Label { text, line });
         self.labels.len() as u32 - 1
+    }
+
+    fn line_of(&self, offset: usize) -> u32 {
+        self.src[..offset.min(self.src.len())].matches('\n').count() as u32 + 1
     }
 
     fn const_value(&mut self, e: &Expr) -> Value {
@@ -293,6 +362,129 @@ impl<'a> Cx<'a> {
                 None
             }
         }
+    }
+
+    /// Prepares the setup statements and runs them on a fresh model database.
+    fn database(&mut self, flavour: Option<&Ident>, statements: &[(String, Span)]) -> Option<DatabaseIr> {
+        let flavour = match flavour.map(|f| f.name.as_str()) {
+            None | Some("postgres") | Some("postgresql") => db::Flavour::Postgres,
+            Some("innodb") | Some("mysql") | Some("mariadb") => db::Flavour::InnoDb,
+            Some(other) => {
+                let span = flavour.map(|f| f.span).unwrap_or_default();
+                self.err(span, format!("unknown database flavour `{other}`"), "not a flavour", "write `database { ... }` (PostgreSQL rules) or `database innodb { ... }` (MySQL/MariaDB InnoDB rules, with gap locks)");
+                return None;
+            }
+        };
+        let mut setup = Vec::new();
+        for (text, span) in statements {
+            match db::prepare(text) {
+                Ok(p) => setup.push(p),
+                Err(msg) => self.err(*span, format!("bad SQL: {msg}"), "this statement", "the database model supports CREATE TABLE, INSERT, SELECT, UPDATE, DELETE, BEGIN, COMMIT and ROLLBACK"),
+            }
+        }
+        if setup.len() != statements.len() {
+            return None;
+        }
+        match db::Db::new(flavour, &setup) {
+            Ok(initial) => Some(DatabaseIr { flavour, initial, setup_text: statements.iter().map(|(t, _)| t.clone()).collect() }),
+            Err(msg) => {
+                let span = statements.first().map(|s| s.1).unwrap_or_default();
+                self.err(span, format!("the database setup failed: {msg}"), "in these statements", "check the CREATE TABLE and INSERT statements");
+                None
+            }
+        }
+    }
+
+    /// Prepares the SQL text of a `sql(...)` call, which must be a constant string.
+    fn prepare_sql(&mut self, e: &Expr) -> Option<(u32, usize)> {
+        if !self.has_database {
+            self.err(e.span, "`sql` needs a database", "no database declared", "declare the tables first: `database { \"CREATE TABLE t (...)\" }`");
+            return None;
+        }
+        let text = match self.const_value(e) {
+            Value::Str(s) => s,
+            Value::None => return None,
+            v => {
+                self.err(e.span, format!("the SQL text must be a string, not {v}"), "not SQL text", "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`");
+                return None;
+            }
+        };
+        match db::prepare(&text) {
+            Ok(p) => {
+                let params = p.params();
+                self.sql.push(p);
+                Some((self.sql.len() as u32 - 1, params))
+            }
+            Err(msg) => {
+                self.err(e.span, format!("bad SQL: {msg}"), "this statement", "pass values as `?` parameters: `sql(\"... WHERE email = ?\", email)`");
+                None
+            }
+        }
+    }
+
+    fn fault(&mut self, f: &ast::Fault, prog: &Program) -> Option<FaultIr> {
+        let Some(target) = prog.actors.iter().position(|a| *a.name == f.target.name) else {
+            let names: Vec<&str> = prog.actors.iter().map(|a| &*a.name).collect();
+            let help = match closest(&f.target.name, names.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? actors: {}", names.join(", ")),
+                None => format!("a fault hits one actor instance: {}", names.join(", ")),
+            };
+            self.err(f.target.span, format!("no actor is named `{}`", f.target.name), "unknown actor", help);
+            return None;
+        };
+        let duration = |cx: &mut Self, e: &Expr| match cx.const_value(e) {
+            Value::Int(ms) if ms >= 0 => Some(ms),
+            v => {
+                cx.err(e.span, format!("expected a duration, found {v}"), "not a duration", "write a duration such as `3s` or `500ms`");
+                None
+            }
+        };
+        let kind = match &f.kind {
+            ast::FaultSpec::Crash => FaultKind::Crash,
+            ast::FaultSpec::Stall(d) => FaultKind::Stall { for_ms: duration(self, d)? },
+            ast::FaultSpec::Signal { signal, kill_after } => {
+                let sig = self.signal(signal)?;
+                let kill_after = match kill_after {
+                    Some(d) => Some(duration(self, d)?),
+                    None => None,
+                };
+                FaultKind::Signal { signal: sig, kill_after }
+            }
+        };
+        let text = self.src[f.span.start..f.span.end].split_whitespace().collect::<Vec<_>>().join(" ");
+        Some(FaultIr { name: f.name.name.clone(), target, kind, text })
+    }
+
+    fn signal(&mut self, id: &Ident) -> Option<Signal> {
+        let s = Signal::from_name(&id.name);
+        if s.is_none() {
+            let known: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+            self.err(id.span, format!("unknown signal `{}`", id.name), "not a signal", format!("signals: {}", known.join(", ")));
+        }
+        s
+    }
+
+    fn lock_id(&mut self, id: &Ident, mode: Option<&Ident>) -> Option<(u32, LockMode)> {
+        let Some(&(lock, kind)) = self.locks.get(&id.name) else {
+            let names: Vec<String> = self.locks.keys().cloned().collect();
+            let help = match closest(&id.name, names.iter().map(String::as_str)) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!("declare it at the top level: `lock {}`, `rlock {}` or `rwlock {}`", id.name, id.name, id.name),
+            };
+            self.err(id.span, format!("unknown lock `{}`", id.name), "not a lock", help);
+            return None;
+        };
+        let mode = match (mode.map(|m| m.name.as_str()), kind) {
+            (None, _) => LockMode::Exclusive,
+            (Some("write"), LockKind::ReadWrite) => LockMode::Exclusive,
+            (Some("read"), LockKind::ReadWrite) => LockMode::Shared,
+            (Some(m), _) => {
+                let span = mode.map(|m| m.span).unwrap_or(id.span);
+                self.err(span, format!("`{m}` mode on {} `{}`", kind.keyword(), id.name), "only rwlocks have modes", format!("write `acquire {}`; declare `rwlock {}` for readers and writers", id.name, id.name));
+                return None;
+            }
+        };
+        Some((lock, mode))
     }
 
     fn section_id(&mut self, name: &str) -> u32 {
@@ -325,8 +517,11 @@ impl<'a> Cx<'a> {
     }
 
     fn leave_sections(fx: &mut Fx, down_to: usize) {
-        for &s in fx.open_sections[down_to..].iter().rev() {
-            fx.code.push(Instr::Leave(s));
+        for &open in fx.open_sections[down_to..].iter().rev() {
+            fx.code.push(match open {
+                Open::Section(s) => Instr::Leave(s),
+                Open::Lock(lock, label) => Instr::Op { dst: None, op: Op::Release { lock }, args: vec![], catch: false, label },
+            });
         }
     }
 
@@ -343,6 +538,10 @@ impl<'a> Cx<'a> {
                 match fx.lookup(&name.name) {
                     Some(r) => {
                         fx.emit(Instr::Eval { dst: r, e: v });
+                    }
+                    None if self.locals.contains_key(&name.name) => {
+                        let local = self.locals[&name.name];
+                        fx.emit(Instr::SetLocal { local, e: v });
                     }
                     None if self.cells.contains_key(&name.name) => self.err(name.span, format!("`{}` is a shared cell", name.name), "a cell", format!("write a cell with `set {} = ...`; that is a step", name.name)),
                     None => self.err(name.span, format!("assignment to undeclared variable `{}`", name.name), "not declared", format!("declare it first: `let {} = ...`", name.name)),
@@ -433,7 +632,7 @@ impl<'a> Cx<'a> {
             StmtKind::Critical(name, body) => {
                 let id = self.section_id(&name.name);
                 fx.emit(Instr::Enter(id));
-                fx.open_sections.push(id);
+                fx.open_sections.push(Open::Section(id));
                 self.block(fx, body);
                 fx.open_sections.pop();
                 fx.emit(Instr::Leave(id));
@@ -456,6 +655,49 @@ impl<'a> Cx<'a> {
                 let label = self.label(s.span);
                 fx.emit(Instr::Fail { kind: FailKind::Raised, msg, label });
             }
+            StmtKind::Acquire { lock, mode } => {
+                if let Some((lock, mode)) = self.lock_id(lock, mode.as_ref()) {
+                    let label = self.label(s.span);
+                    fx.emit(Instr::Op { dst: None, op: Op::Acquire { lock, mode }, args: vec![], catch: false, label });
+                }
+            }
+            StmtKind::Release(lock) => {
+                if let Some((lock, _)) = self.lock_id(lock, None) {
+                    let label = self.label(s.span);
+                    fx.emit(Instr::Op { dst: None, op: Op::Release { lock }, args: vec![], catch: false, label });
+                }
+            }
+            StmtKind::With { lock: name, mode, body } => {
+                let Some((lock, lmode)) = self.lock_id(name, mode.as_ref()) else { return };
+                let head = Span::new(s.span.start, name.span.end);
+                let label = self.label(head);
+                fx.emit(Instr::Op { dst: None, op: Op::Acquire { lock, mode: lmode }, args: vec![], catch: false, label });
+                let release = self.labels.len() as u32;
+                self.labels.push(Label { text: format!("release {} (end of with)", name.name), line: self.line_of(s.span.end.saturating_sub(1)) });
+                fx.open_sections.push(Open::Lock(lock, release));
+                self.block(fx, body);
+                fx.open_sections.pop();
+                fx.emit(Instr::Op { dst: None, op: Op::Release { lock }, args: vec![], catch: false, label: release });
+            }
+            StmtKind::On { signal, handler } => {
+                let Some(sig) = self.signal(signal) else { return };
+                match handler {
+                    None => {
+                        fx.emit(Instr::Handle { signal: sig, proc: None, args: vec![] });
+                    }
+                    Some((name, args)) => match self.procs.get(&name.name).copied() {
+                        Some((id, arity)) if arity == args.len() => {
+                            let vals = args.iter().map(|a| self.expr(fx, a)).collect();
+                            fx.emit(Instr::Handle { signal: sig, proc: Some(id), args: vals });
+                        }
+                        Some((_, arity)) => self.err(name.span, format!("handler `{}` takes {arity} arguments, not {}", name.name, args.len()), "wrong number of arguments", "the arguments are bound when the handler is installed"),
+                        None => self.err(name.span, format!("unknown procedure `{}`", name.name), "not a procedure", "a handler is a procedure: `proc handler(args) { ... }`"),
+                    },
+                }
+            }
+            StmtKind::Exit => {
+                fx.emit(Instr::Exit);
+            }
             StmtKind::Expr(e) => match &e.kind {
                 ExprKind::Call(..) => {
                     self.call(fx, e, false, false);
@@ -477,7 +719,7 @@ impl<'a> Cx<'a> {
     }
 
     fn match_stmt(&mut self, fx: &mut Fx, scrutinee: &Expr, arms: &[ast::Arm]) {
-        let is_op = matches!(&scrutinee.kind, ExprKind::Call(name, _) if FS_OPS.iter().any(|(n, _)| *n == name.name));
+        let is_op = matches!(&scrutinee.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name));
         let r = if is_op {
             match self.call(fx, scrutinee, true, true) {
                 Some(PExpr::Reg(r)) => r,
@@ -561,6 +803,22 @@ impl<'a> Cx<'a> {
     /// Lowers a call (world operation, procedure or pure builtin) and returns its value.
     fn call(&mut self, fx: &mut Fx, e: &Expr, catch: bool, want_value: bool) -> Option<PExpr> {
         let ExprKind::Call(name, args) = &e.kind else { unreachable!("call() is given calls") };
+        if name.name == "sql" {
+            let Some(text) = args.first() else {
+                self.err(e.span, "`sql` takes the statement and its parameters", "no statement", "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`");
+                return None;
+            };
+            let (id, params) = self.prepare_sql(text)?;
+            if args.len() - 1 != params {
+                self.err(e.span, format!("the statement has {params} parameter{} but {} value{} given", if params == 1 { "" } else { "s" }, args.len() - 1, if args.len() == 2 { " is" } else { "s are" }), "wrong number of values", "pass one value per `?` in the statement, in order");
+                return None;
+            }
+            let vals: Vec<PExpr> = args[1..].iter().map(|a| self.expr(fx, a)).collect();
+            let dst = fx.reg();
+            let label = self.label(e.span);
+            fx.emit(Instr::Op { dst: Some(dst), op: Op::Sql(id), args: vals, catch, label });
+            return Some(PExpr::Reg(dst));
+        }
         if let Some(&(_, arity)) = FS_OPS.iter().find(|(n, _)| *n == name.name) {
             let mut op = match name.name.as_str() {
                 "create" => Op::Create { excl: false },
@@ -623,6 +881,9 @@ impl<'a> Cx<'a> {
 
     fn unknown_call(&mut self, name: &Ident) {
         let mut known: Vec<&str> = FS_OPS.iter().map(|(n, _)| *n).collect();
+        if self.has_database {
+            known.push("sql");
+        }
         known.extend(PURE_BUILTINS.iter().map(|(n, _, _)| *n));
         let procs: Vec<String> = self.procs.keys().cloned().collect();
         let suggestion = closest(&name.name, known.iter().copied().chain(procs.iter().map(String::as_str)));
@@ -665,6 +926,9 @@ impl<'a> Cx<'a> {
                 }
                 if let Some(v) = self.consts.get(&n.name) {
                     return PExpr::Const(v.clone());
+                }
+                if let Some(&id) = self.locals.get(&n.name) {
+                    return PExpr::Local(id);
                 }
                 if let Some(&id) = self.cells.get(&n.name) {
                     let dst = fx.reg();
@@ -817,6 +1081,22 @@ impl<'a> Cx<'a> {
                     self.err(args[0].span, "`holders` takes the name of a critical section", "expected a section name", "write `holders(section)` for `critical section { ... }`");
                     PExpr::Const(Value::None)
                 }
+            },
+            ("count", 2) if by_name(args, 0).is_some_and(|s| self.locals.contains_key(&s)) => {
+                let id = by_name(args, 0).and_then(|s| self.locals.get(&s).copied()).unwrap_or(0);
+                let v = self.lower_pure(&args[1]);
+                PExpr::Query(Query::LocalCount(id), vec![v])
+            }
+            ("sql", n) if n >= 1 => match self.prepare_sql(&args[0]) {
+                Some((id, params)) if params == n - 1 => {
+                    let vals = args[1..].iter().map(|a| self.lower_pure(a)).collect();
+                    PExpr::Query(Query::Sql(id), vals)
+                }
+                Some((_, params)) => {
+                    self.err(span, format!("the statement has {params} parameters but {} values are given", n - 1), "wrong number of values", "pass one value per `?`");
+                    PExpr::Const(Value::None)
+                }
+                None => PExpr::Const(Value::None),
             },
             ("count", 1 | 2) => match by_name(args, 0).and_then(|s| self.logs.get(&s).copied()) {
                 Some(id) if args.len() == 1 => PExpr::Query(Query::LogCount(id), vec![]),

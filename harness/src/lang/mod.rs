@@ -81,13 +81,26 @@ fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag
         let (name, kind) = match repl {
             Item::Const { name, .. } => (name, "constant"),
             Item::Proc(p) => (&p.name, "procedure"),
+            Item::Fault(f) => (&f.name, "fault"),
+            Item::FaultBudget { .. } => {
+                items.retain(|it| !matches!(it, Item::FaultBudget { .. }));
+                items.push(repl);
+                continue;
+            }
             _ => continue,
         };
         let slot = items.iter().position(|it| match (it, repl) {
             (Item::Const { name: n, .. }, Item::Const { .. }) => n.name == name.name,
             (Item::Proc(p), Item::Proc(_)) => p.name.name == name.name,
+            (Item::Fault(f), Item::Fault(_)) => f.name.name == name.name,
             _ => false,
         });
+        // A variant may add faults; constants and procedures it may only replace, so that a
+        // misspelt name is an error, not a silent no-op.
+        if slot.is_none() && matches!(repl, Item::Fault(_)) {
+            items.push(repl);
+            continue;
+        }
         match slot {
             Some(i) => {
                 if let (Item::Proc(old), Item::Proc(new)) = (items[i], repl) {

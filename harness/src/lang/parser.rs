@@ -9,8 +9,10 @@ const KEYWORDS: &[&str] = &[
     "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
 ];
 
-const ITEM_KEYWORDS: &[&str] =
-    &["about", "source", "const", "fs", "cell", "log", "proc", "actor", "invariant", "variant", "expect"];
+const ITEM_KEYWORDS: &[&str] = &[
+    "about", "source", "const", "fs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
+    "fault", "faults", "variant", "expect",
+];
 
 /// Parses a whole scenario file. The tree is returned even when there were errors, so that later
 /// passes can report theirs too; callers must treat a non-empty `diags` as failure.
@@ -285,6 +287,44 @@ impl<'a> Parser<'a> {
                 self.bump();
                 Ok(Item::Log { name: self.ident("a log name")? })
             }
+            "local" if top => {
+                self.bump();
+                let name = self.ident("a thread-local name")?;
+                self.expect_punct("=", "thread-locals are declared with an initial value: `local NAME = none`")?;
+                let init = self.expr()?;
+                Ok(Item::Local { name, init })
+            }
+            "lock" | "rlock" | "rwlock" if top => {
+                self.bump();
+                let kind = match kw {
+                    "lock" => crate::ir::LockKind::Mutex,
+                    "rlock" => crate::ir::LockKind::Reentrant,
+                    _ => crate::ir::LockKind::ReadWrite,
+                };
+                Ok(Item::Lock { name: self.ident("a lock name")?, kind })
+            }
+            "database" if top => {
+                self.bump();
+                self.database(t.span)
+            }
+            "fault" => {
+                self.bump();
+                self.fault(t.span)
+            }
+            "faults" => {
+                self.bump();
+                let c = self.peek().clone();
+                match c.tok {
+                    Tok::Int(n) => {
+                        self.bump();
+                        Ok(Item::FaultBudget { n, span: c.span })
+                    }
+                    ref other => {
+                        self.error(c.span, format!("expected a number, found {}", Self::describe(other)), "expected the fault budget", "write `faults 2`: at most two faults land in one execution");
+                        Err(())
+                    }
+                }
+            }
             "actor" if top => {
                 self.bump();
                 let name = self.ident("an actor name")?;
@@ -326,7 +366,7 @@ impl<'a> Parser<'a> {
                 Ok(Item::Invariant(Invariant { name, when, cond }))
             }
             _ => {
-                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, expect".to_string() };
+                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, fault, faults, expect".to_string() };
                 self.error(
                     t.span,
                     format!("unknown declaration `{kw}`"),
@@ -363,6 +403,65 @@ impl<'a> Parser<'a> {
         }
         let end = self.expect_punct("}", "close the `fs` block")?;
         Ok(Item::Fs { entries, span: start.to(end) })
+    }
+
+    fn database(&mut self, start: Span) -> PResult<Item> {
+        let flavour = if matches!(self.peek().tok, Tok::Ident(_)) { Some(self.ident("a database flavour")?) } else { None };
+        self.expect_punct("{", "write `database innodb { \"CREATE TABLE ...\" \"INSERT ...\" }`")?;
+        let mut statements = Vec::new();
+        while !self.at_punct("}") && !self.at_eof() {
+            statements.push(self.string("an SQL statement")?);
+            if self.at_punct(";") || self.at_punct(",") {
+                self.bump();
+            }
+        }
+        let end = self.expect_punct("}", "close the `database` block")?;
+        Ok(Item::Database { flavour, statements, span: start.to(end) })
+    }
+
+    fn fault(&mut self, start: Span) -> PResult<Item> {
+        let name = self.ident("a fault name")?;
+        self.expect_punct(":", "faults are written `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s` or `fault NAME: signal ACTOR TERM`")?;
+        let t = self.peek().clone();
+        let kind_word = if let Tok::Ident(s) = &t.tok { s.clone() } else { String::new() };
+        let help = "a fault is `crash ACTOR`, `stall ACTOR for DURATION` or `signal ACTOR SIGNAL [then kill after DURATION]`";
+        if !matches!(kind_word.as_str(), "crash" | "stall" | "signal") {
+            self.error(t.span, format!("expected `crash`, `stall` or `signal`, found {}", Self::describe(&t.tok)), "unknown fault", help);
+            return Err(());
+        }
+        self.bump();
+        let target = self.compound_name("the actor the fault hits")?;
+        let kind = match kind_word.as_str() {
+            "crash" => FaultSpec::Crash,
+            "stall" => {
+                if !self.at_kw("for") {
+                    let t = self.peek().clone();
+                    self.error(t.span, format!("expected `for`, found {}", Self::describe(&t.tok)), "expected `for DURATION`", "write `stall ACTOR for 30s`");
+                    return Err(());
+                }
+                self.bump();
+                FaultSpec::Stall(self.expr()?)
+            }
+            _ => {
+                let signal = self.ident("a signal name such as TERM")?;
+                let kill_after = if self.at_kw("then") {
+                    self.bump();
+                    for word in ["kill", "after"] {
+                        if !self.at_kw(word) {
+                            let t = self.peek().clone();
+                            self.error(t.span, format!("expected `{word}`, found {}", Self::describe(&t.tok)), "expected `then kill after DURATION`", "write `signal cgi TERM then kill after 3s`");
+                            return Err(());
+                        }
+                        self.bump();
+                    }
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                FaultSpec::Signal { signal, kill_after }
+            }
+        };
+        Ok(Item::Fault(Fault { name, target, kind, span: start.to(self.prev_span()) }))
     }
 
     fn proc(&mut self) -> PResult<Proc> {
@@ -569,6 +668,51 @@ impl<'a> Parser<'a> {
                 self.bump();
                 StmtKind::Fail(self.expr()?)
             }
+            // Lock and signal statements are recognised by their shape, so that `release` or
+            // `with` stay usable as variable names (`let release = releasetime()`).
+            "acquire" | "release" | "with" if self.next_is_word_on_same_line() => {
+                self.bump();
+                let mode = if kw != "release" && matches!(&self.peek().tok, Tok::Ident(m) if m == "read" || m == "write") && matches!(self.peek_at(1).tok, Tok::Ident(_)) {
+                    Some(self.ident("a lock mode")?)
+                } else {
+                    None
+                };
+                let lock = self.ident("a lock name")?;
+                match kw.as_str() {
+                    "acquire" => StmtKind::Acquire { lock, mode },
+                    "release" => StmtKind::Release(lock),
+                    _ => StmtKind::With { lock, mode, body: self.block()? },
+                }
+            }
+            "on" if self.next_is_word_on_same_line() => {
+                self.bump();
+                let signal = self.ident("a signal name such as TERM")?;
+                if self.at_kw("default") {
+                    self.bump();
+                    StmtKind::On { signal, handler: None }
+                } else if self.at_kw("call") {
+                    self.bump();
+                    let name = self.ident("a handler procedure")?;
+                    self.expect_punct("(", "write `on TERM call handler(args)`")?;
+                    let mut args = Vec::new();
+                    while !self.at_punct(")") {
+                        args.push(self.expr()?);
+                        if !self.at_punct(")") {
+                            self.expect_punct(",", "separate arguments with commas")?;
+                        }
+                    }
+                    self.bump();
+                    StmtKind::On { signal, handler: Some((name, args)) }
+                } else {
+                    let t = self.peek().clone();
+                    self.error(t.span, format!("expected `call` or `default`, found {}", Self::describe(&t.tok)), "expected a handler", "write `on TERM call handler(args)` or `on TERM default`");
+                    return Err(());
+                }
+            }
+            "exit" if self.next_ends_statement() => {
+                self.bump();
+                StmtKind::Exit
+            }
             _ if matches!(t.tok, Tok::Ident(_)) && matches!(self.peek_at(1).tok, Tok::Punct("=")) => {
                 let name = self.ident("a variable name")?;
                 self.bump();
@@ -577,6 +721,18 @@ impl<'a> Parser<'a> {
             _ => StmtKind::Expr(self.expr()?),
         };
         Ok(Stmt { kind, span: start.to(self.prev_span()) })
+    }
+
+    /// True when the token after the current one is a name on the same line.
+    fn next_is_word_on_same_line(&self) -> bool {
+        let next = self.peek_at(1);
+        matches!(next.tok, Tok::Ident(_)) && !next.nl_before
+    }
+
+    /// True when the current token is the whole statement (a line, `}` or `;` follows).
+    fn next_ends_statement(&self) -> bool {
+        let next = self.peek_at(1);
+        next.nl_before || matches!(next.tok, Tok::Punct("}") | Tok::Punct(";") | Tok::Eof)
     }
 
     fn if_stmt(&mut self) -> PResult<StmtKind> {

@@ -7,10 +7,16 @@
 //!
 //! Time is discrete-event: it advances only when no actor is runnable, and then jumps to the
 //! earliest wake-up (see DESIGN.md). Computation is free.
+//!
+//! The engine's choices are *choices*, not only actors: choice `c < actor_count()` is a step of
+//! actor `c`; choice `actor_count() + f` lands fault `f` (a crash, a signal, a stall) right now.
+//! So where a fault lands is part of the schedule, explored and replayed like an interleaving.
 
 use std::sync::Arc;
 
+use super::db::{self, Db};
 use super::fs::{Filesystem, ModelFs, OpCtx};
+use super::locks::{LockOrder, LockState};
 use crate::eval::{self, Env};
 use crate::ir::*;
 
@@ -27,23 +33,63 @@ struct Frame {
     pc: Pc,
     regs: Vec<Value>,
     ret: Option<Reg>,
+    /// Set on a signal handler's frame that interrupted `work`: when the handler returns, the
+    /// actor goes back to its work until this time.
+    resume_work_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Parked at a world operation, ready to take it.
     Ready,
-    /// In `sleep` or `work` until the given time.
+    /// In `sleep`, `work` or a stall until the given time.
     Sleeping(i64),
+    /// Parked at an `acquire` or SQL statement that waits for a lock another actor holds; it
+    /// becomes ready (and retries) when that actor releases something.
+    Blocked,
     Done,
     /// Stopped by an unhandled error, a failed assertion or `fail`.
     Failed,
+    /// Stopped by a fault: a crash, or a signal without a handler.
+    Killed,
+}
+
+impl Status {
+    /// True for an actor that will never take another step.
+    pub fn is_over(self) -> bool {
+        matches!(self, Status::Done | Status::Failed | Status::Killed)
+    }
+}
+
+/// What a blocked actor waits for.
+#[derive(Debug, Clone, PartialEq)]
+enum Wait {
+    Lock(u32),
+    /// Database locks held by these actors' transactions, described for the trace.
+    Rows { on: Vec<usize>, what: String },
 }
 
 #[derive(Debug, Clone)]
 struct Actor {
     frames: Vec<Frame>,
     status: Status,
+    /// True while sleeping in `work` (busy), false in `sleep` or a stall: a signal handler
+    /// interrupts a sleep for good, but work resumes after the handler.
+    busy: bool,
+    waiting: Option<Wait>,
+    locals: Vec<Value>,
+    /// Installed signal handlers: the procedure and its bound arguments.
+    handlers: Vec<(Signal, ProcId, Vec<Value>)>,
+    /// Locks held, in acquisition order (a reentrant lock appears once).
+    held: Vec<u32>,
+}
+
+/// A follow-up SIGKILL scheduled by a signal fault (`then kill after 3s`).
+#[derive(Debug, Clone, Copy)]
+struct KillTimer {
+    at: i64,
+    actor: usize,
+    fault: usize,
 }
 
 /// An invariant (or implicit oracle) that broke, and when.
@@ -69,11 +115,31 @@ pub enum End {
 /// One step as it happened, for trace tables.
 #[derive(Debug, Clone)]
 pub struct StepDetail {
+    /// The actor whose column shows the step: for a fault, its target.
     pub actor: usize,
     pub time_ms: i64,
-    pub label: u32,
+    /// What ran: an operation of the program, or a fault.
+    pub what: StepWhat,
     pub result: String,
     pub broke: Vec<String>,
+}
+
+/// The source of a [`StepDetail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepWhat {
+    /// An operation; indexes [`Program::labels`].
+    Op(u32),
+    /// Fault `f` of [`Program::faults`] landed (or its follow-up kill, which is not a choice).
+    Fault(usize),
+}
+
+/// What a world operation came to.
+enum Done {
+    Value(Value),
+    /// It failed with an errno (or a database error and its message).
+    Error(Errno, String),
+    /// It must wait for a lock another actor holds; the actor is now blocked.
+    Blocked(String),
 }
 
 /// The whole state of one execution of one scenario variant.
@@ -85,8 +151,14 @@ pub struct Machine<F: Filesystem = ModelFs> {
     logs: Vec<Vec<Arc<str>>>,
     /// Per section, the actors inside it (ghost state: entering is not a step).
     holders: Vec<Vec<usize>>,
+    locks: Vec<LockState>,
+    lock_order: LockOrder,
+    db: Option<Db>,
     clock: i64,
     actors: Vec<Actor>,
+    /// Per fault: whether it has landed.
+    fired: Vec<bool>,
+    timers: Vec<KillTimer>,
     /// The schedule so far: the actor of each step.
     schedule: Vec<u8>,
     broken: Vec<Broken>,
@@ -116,15 +188,31 @@ impl<F: Filesystem> Machine<F> {
             .actors
             .iter()
             .map(|a| Actor {
-                frames: vec![Frame { proc: a.proc, pc: 0, regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize], ret: None }],
+                frames: vec![Frame {
+                    proc: a.proc,
+                    pc: 0,
+                    regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
+                    ret: None,
+                    resume_work_until: None,
+                }],
                 status: Status::Ready,
+                busy: false,
+                waiting: None,
+                locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
+                handlers: Vec::new(),
+                held: Vec::new(),
             })
             .collect();
         let mut m = Machine {
             cells: prog.cells.iter().map(|(_, v)| v.clone()).collect(),
             logs: vec![Vec::new(); prog.logs.len()],
             holders: vec![Vec::new(); prog.sections.len()],
+            locks: vec![LockState::default(); prog.locks.len()],
+            lock_order: LockOrder::default(),
+            db: prog.database.as_ref().map(|d| d.initial.clone()),
             clock: EPOCH_MS,
+            fired: vec![false; prog.faults.len()],
+            timers: Vec::new(),
             actors,
             schedule: Vec::new(),
             broken: Vec::new(),
@@ -175,17 +263,62 @@ impl<F: Filesystem> Machine<F> {
     pub fn actor_count(&self) -> usize {
         self.actors.len()
     }
+    /// Actors plus faults: the number of distinct choices an engine can make.
+    pub fn choice_count(&self) -> usize {
+        self.actors.len() + self.fired.len()
+    }
     pub fn status(&self, a: usize) -> Status {
         self.actors[a].status
     }
+    /// The value of thread-local `name` in actor `a`, for tests and reports.
+    pub fn local(&self, a: usize, name: &str) -> Option<&Value> {
+        let i = self.prog.locals.iter().position(|(n, _)| n == name)?;
+        self.actors.get(a)?.locals.get(i)
+    }
 
-    /// Whether actor `a` can take a step now.
-    pub fn is_runnable(&self, a: usize) -> bool {
-        self.end.is_none() && self.actors[a].status == Status::Ready
+    /// Whether choice `c` can be taken now: actor `c` is ready, or fault `c - actor_count()`
+    /// may land. A fault may land at any step boundary while its target lives, within the
+    /// budget; never while every actor waits for time, which it would otherwise stop.
+    pub fn is_runnable(&self, c: usize) -> bool {
+        if self.end.is_some() {
+            return false;
+        }
+        match c.checked_sub(self.actors.len()) {
+            None => self.actors[c].status == Status::Ready,
+            Some(f) => self.fault_enabled(f),
+        }
+    }
+
+    fn fault_enabled(&self, f: usize) -> bool {
+        let Some(fault) = self.prog.faults.get(f) else { return false };
+        !self.fired[f]
+            && self.fired.iter().filter(|x| **x).count() < self.prog.fault_budget
+            && !self.actors[fault.target].status.is_over()
+            && self.actors.iter().any(|a| a.status == Status::Ready)
+    }
+
+    /// True for a choice that can never be taken again in this execution (an actor that ended,
+    /// a fault that landed or cannot land any more): its engine thread may exit.
+    pub fn is_spent(&self, c: usize) -> bool {
+        if self.end.is_some() {
+            return true;
+        }
+        match c.checked_sub(self.actors.len()) {
+            None => self.actors[c].status.is_over(),
+            Some(f) => {
+                self.fired[f]
+                    || self.fired.iter().filter(|x| **x).count() >= self.prog.fault_budget
+                    || self.actors[self.prog.faults[f].target].status.is_over()
+            }
+        }
     }
 
     pub fn runnable(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.actors.len()).filter(|&a| self.is_runnable(a))
+        (0..self.choice_count()).filter(|&c| self.is_runnable(c))
+    }
+
+    fn any_actor_ready(&self) -> bool {
+        self.actors.iter().any(|a| a.status == Status::Ready)
     }
 
     /// Takes one step of actor `a`: performs its pending world operation, then runs its local
@@ -194,9 +327,15 @@ impl<F: Filesystem> Machine<F> {
     ///
     /// Panics if `a` is not runnable: engines must only choose runnable actors.
     pub fn step(&mut self, a: usize) {
-        assert!(self.is_runnable(a), "actor {a} is not runnable");
+        assert!(self.is_runnable(a), "choice {a} is not runnable");
         self.schedule.push(a as u8);
         let broken_before = self.broken.len();
+        if let Some(f) = a.checked_sub(self.actors.len()) {
+            let time_ms = self.clock;
+            let result = self.land_fault(f);
+            self.after_step(broken_before, self.prog.faults[f].target, time_ms, StepWhat::Fault(f), result);
+            return;
+        }
         // One Arc clone per step lets the instruction be borrowed while the machine changes.
         let prog = Arc::clone(&self.prog);
         let (op, args, dst, catch, label) = {
@@ -207,23 +346,31 @@ impl<F: Filesystem> Machine<F> {
             }
         };
         let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+        let time_ms = self.clock;
         let result = vals.and_then(|vals| self.perform(a, op, &vals));
         // Rendering the result costs an allocation per step; only traces need it.
-        let shown = self.details.is_some().then(|| match &result {
-            Ok(Ok(Value::None)) => "ok".to_string(),
-            Ok(Ok(v)) => v.to_string(),
-            Ok(Err(e)) => e.name().to_string(),
+        let mut shown = self.details.is_some().then(|| match &result {
+            Ok(Done::Value(Value::None)) => "ok".to_string(),
+            Ok(Done::Value(v)) => v.to_string(),
+            Ok(Done::Error(e, msg)) if msg.is_empty() => e.name().to_string(),
+            Ok(Done::Error(e, msg)) => format!("{} {msg}", e.name()),
+            Ok(Done::Blocked(why)) => format!("blocked: {why}"),
             Err(msg) => format!("error: {msg}"),
         });
-        let time_ms = self.clock;
         match result {
             Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
-            Ok(Err(errno)) if !catch => {
+            Ok(Done::Blocked(_)) => {}
+            Ok(Done::Error(errno, msg)) if !catch => {
                 let text = self.prog.labels[label as usize].text.clone();
-                self.fail(a, oracle::UNHANDLED_ERROR, format!("{text} failed with {} and nothing handles it", errno.name()));
+                let why = if msg.is_empty() { String::new() } else { format!(" {msg}") };
+                self.fail(a, oracle::UNHANDLED_ERROR, format!("{text} failed with {}{why} and nothing handles it", errno.name()));
             }
             Ok(r) => {
-                let v = r.unwrap_or_else(Value::Err);
+                let v = match r {
+                    Done::Value(v) => v,
+                    Done::Error(e, _) => Value::Err(e),
+                    Done::Blocked(_) => unreachable!("handled above"),
+                };
                 let frame = self.actors[a].frames.last_mut().expect("frame");
                 if let Some(d) = dst {
                     frame.regs[d as usize] = v;
@@ -234,11 +381,17 @@ impl<F: Filesystem> Machine<F> {
                 }
             }
         }
+        self.after_step(broken_before, a, time_ms, StepWhat::Op(label), shown.take().unwrap_or_default());
+    }
+
+    /// What every step ends with: waking actors a release unblocked, the invariants, the trace
+    /// row, the step bound, and letting time advance when nobody can move.
+    fn after_step(&mut self, broken_before: usize, column: usize, time_ms: i64, what: StepWhat, result: String) {
         self.check(When::Always);
         if self.details.is_some() {
             let broke = self.broken[broken_before..].iter().map(|b| b.invariant.clone()).collect();
             if let Some(d) = self.details.as_mut() {
-                d.push(StepDetail { actor: a, time_ms, label, result: shown.unwrap_or_default(), broke });
+                d.push(StepDetail { actor: column, time_ms, what, result, broke });
             }
         }
         if self.schedule.len() >= self.max_steps && self.end.is_none() {
@@ -249,18 +402,33 @@ impl<F: Filesystem> Machine<F> {
         self.settle();
     }
 
-    fn perform(&mut self, a: usize, op: Op, args: &[Value]) -> Result<Result<Value, Errno>, String> {
+    fn perform(&mut self, a: usize, op: Op, args: &[Value]) -> Result<Done, String> {
         let int_arg = |i: usize| match args.get(i) {
             Some(Value::Int(n)) => Ok(*n),
             other => Err(format!("{} expects a duration, got {}", op.name(), other.map_or("nothing", Value::type_name))),
         };
-        Ok(Ok(match op {
+        Ok(Done::Value(match op {
             Op::Now => Value::Int(self.clock),
             Op::Sleep | Op::Work => {
                 let d = int_arg(0)?.max(0);
                 self.actors[a].status = Status::Sleeping(self.clock + d);
+                self.actors[a].busy = op == Op::Work;
                 Value::None
             }
+            Op::Acquire { lock, mode } => return Ok(self.acquire(a, lock, mode)),
+            Op::Release { lock } => {
+                let freed = self.locks[lock as usize].release(a).map_err(|e| format!("{e}: `{}`", self.prog.locks[lock as usize].0))?;
+                if let Some(i) = self.actors[a].held.iter().position(|l| *l == lock) {
+                    if !self.locks[lock as usize].is_held_by(a) {
+                        self.actors[a].held.remove(i);
+                    }
+                }
+                if freed {
+                    self.wake_lock_waiters(lock);
+                }
+                Value::None
+            }
+            Op::Sql(id) => return Ok(self.sql(a, id, args)),
             Op::CellGet(id) => self.cells[id as usize].clone(),
             Op::CellSet(id) => {
                 self.cells[id as usize] = args[0].clone();
@@ -270,8 +438,158 @@ impl<F: Filesystem> Machine<F> {
                 self.logs[id as usize].push(Arc::from(args[0].to_string().as_str()));
                 Value::None
             }
-            fs_op => return self.fs.perform(fs_op, args, &OpCtx { now: self.clock }),
+            fs_op => {
+                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock })? {
+                    Ok(v) => Done::Value(v),
+                    Err(e) => Done::Error(e, String::new()),
+                })
+            }
         }))
+    }
+
+    fn acquire(&mut self, a: usize, lock: u32, mode: LockMode) -> Done {
+        let kind = self.prog.locks[lock as usize].1;
+        match self.locks[lock as usize].try_acquire(kind, mode, a) {
+            Ok(first) => {
+                if first {
+                    let held = self.actors[a].held.clone();
+                    self.lock_order.acquired(a, lock, &held);
+                    self.actors[a].held.push(lock);
+                }
+                Done::Value(Value::None)
+            }
+            Err(holders) => {
+                self.actors[a].status = Status::Blocked;
+                self.actors[a].waiting = Some(Wait::Lock(lock));
+                let names: Vec<&str> = holders.iter().map(|h| &*self.prog.actors[*h].name).collect();
+                Done::Blocked(format!("{} is held by {}", self.prog.locks[lock as usize].0, names.join(", ")))
+            }
+        }
+    }
+
+    fn sql(&mut self, a: usize, id: u32, args: &[Value]) -> Done {
+        let Some(db) = self.db.as_mut() else {
+            return Done::Error(Errno::ProgrammingError, "the scenario declares no database".into());
+        };
+        let stmt = Arc::clone(&self.prog.sql[id as usize]);
+        let outcome = db.execute(a, &stmt, args);
+        // Another transaction may have ended with this statement: its waiters retry.
+        self.wake_row_waiters(a);
+        match outcome {
+            db::Outcome::Done(v) => Done::Value(v),
+            db::Outcome::Failed { error, message } => Done::Error(error, message),
+            db::Outcome::Blocked { on, lock } => {
+                self.actors[a].status = Status::Blocked;
+                let names: Vec<&str> = on.iter().filter_map(|h| self.prog.actors.get(*h)).map(|x| &*x.name).collect();
+                let what = format!("{lock} is locked by {}", names.join(", "));
+                self.actors[a].waiting = Some(Wait::Rows { on, what: what.clone() });
+                Done::Blocked(what)
+            }
+        }
+    }
+
+    /// After `lock` became free, every actor blocked on it retries.
+    fn wake_lock_waiters(&mut self, lock: u32) {
+        for w in &mut self.actors {
+            if w.status == Status::Blocked && w.waiting == Some(Wait::Lock(lock)) {
+                w.status = Status::Ready;
+                w.waiting = None;
+            }
+        }
+    }
+
+    /// After actor `a` ran a statement (or died), actors waiting for its rows retry.
+    fn wake_row_waiters(&mut self, a: usize) {
+        for w in &mut self.actors {
+            if w.status == Status::Blocked && matches!(&w.waiting, Some(Wait::Rows { on, .. }) if on.contains(&a)) {
+                w.status = Status::Ready;
+                w.waiting = None;
+            }
+        }
+    }
+
+    /// Lets fault `f` land now. Returns the trace row's text.
+    fn land_fault(&mut self, f: usize) -> String {
+        self.fired[f] = true;
+        let fault = self.prog.faults[f].clone();
+        let t = fault.target;
+        match fault.kind {
+            FaultKind::Crash => {
+                self.kill(t, "killed (SIGKILL)");
+                "crashed (SIGKILL): stops for good; its files stay".to_string()
+            }
+            FaultKind::Stall { for_ms } => {
+                let actor = &mut self.actors[t];
+                let until = match actor.status {
+                    // Busy work is delayed by the whole pause; a sleep ends no earlier than it.
+                    Status::Sleeping(w) if actor.busy => w + for_ms,
+                    Status::Sleeping(w) => w.max(self.clock + for_ms),
+                    _ => self.clock + for_ms,
+                };
+                actor.status = Status::Sleeping(until);
+                actor.waiting = None;
+                format!("stalled for {}", format_duration(for_ms))
+            }
+            FaultKind::Signal { signal, kill_after } => {
+                if let Some(d) = kill_after {
+                    self.timers.push(KillTimer { at: self.clock + d, actor: t, fault: f });
+                }
+                let handler = self.actors[t].handlers.iter().find(|(s, _, _)| *s == signal).cloned();
+                match handler {
+                    None => {
+                        self.kill(t, &format!("killed by SIG{} (no handler)", signal.name()));
+                        format!("SIG{}: no handler, so the process dies", signal.name())
+                    }
+                    Some((_, proc, args)) => {
+                        self.run_handler(t, proc, args);
+                        format!("SIG{}: the handler runs at the next step boundary", signal.name())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes a signal handler's frame on top of whatever actor `t` was doing.
+    fn run_handler(&mut self, t: usize, proc: ProcId, args: Vec<Value>) {
+        let actor = &mut self.actors[t];
+        let resume_work_until = match actor.status {
+            Status::Sleeping(w) if actor.busy && w > self.clock => Some(w),
+            _ => None,
+        };
+        let mut regs = vec![Value::None; self.prog.procs[proc as usize].nregs as usize];
+        for (slot, v) in regs.iter_mut().zip(args) {
+            *slot = v;
+        }
+        actor.frames.push(Frame { proc, pc: 0, regs, ret: None, resume_work_until });
+        actor.status = Status::Ready;
+        actor.busy = false;
+        actor.waiting = None;
+        self.advance(t);
+    }
+
+    /// Ends actor `a` by a fault. Files stay; locks, sections and the connection are released.
+    fn kill(&mut self, a: usize, why: &str) {
+        let _ = why;
+        self.actors[a].status = Status::Killed;
+        self.release_everything(a);
+    }
+
+    /// What the kernel and the database server do for a process that is gone.
+    fn release_everything(&mut self, a: usize) {
+        self.actors[a].frames.clear();
+        self.actors[a].waiting = None;
+        for h in &mut self.holders {
+            h.retain(|x| *x != a);
+        }
+        for l in std::mem::take(&mut self.actors[a].held) {
+            if self.locks[l as usize].release_all(a) {
+                self.wake_lock_waiters(l);
+            }
+        }
+        if let Some(db) = self.db.as_mut() {
+            db.disconnect(a);
+            self.wake_row_waiters(a);
+        }
     }
 
     /// Runs actor `a`'s local computation until it is parked at a world operation, finishes, or fails.
@@ -290,6 +608,7 @@ impl<F: Filesystem> Machine<F> {
             }
             let Some(frame) = self.actors[a].frames.last() else {
                 self.actors[a].status = Status::Done;
+                self.release_everything(a);
                 return;
             };
             let instr = &prog.procs[frame.proc as usize].code[frame.pc as usize];
@@ -336,7 +655,7 @@ impl<F: Filesystem> Machine<F> {
                     for (slot, v) in regs.iter_mut().zip(vals) {
                         *slot = v;
                     }
-                    self.actors[a].frames.push(Frame { proc, pc: 0, regs, ret: dst });
+                    self.actors[a].frames.push(Frame { proc, pc: 0, regs, ret: dst, resume_work_until: None });
                 }
                 Instr::Return(e) => {
                     let v = match e.as_ref().map(|e| self.eval_in(a, e)).transpose() {
@@ -347,6 +666,39 @@ impl<F: Filesystem> Machine<F> {
                     if let (Some(r), Some(caller)) = (done.ret, self.actors[a].frames.last_mut()) {
                         caller.regs[r as usize] = v;
                     }
+                    if let Some(until) = done.resume_work_until.filter(|&w| w > self.clock) {
+                        // A handler interrupted `work`; the computation goes on where it was.
+                        self.actors[a].status = Status::Sleeping(until);
+                        self.actors[a].busy = true;
+                        return;
+                    }
+                }
+                Instr::SetLocal { local, e } => {
+                    let local = *local as usize;
+                    match self.eval_in(a, e) {
+                        Ok(v) => {
+                            self.actors[a].locals[local] = v;
+                            self.frame(a).pc += 1;
+                        }
+                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                    }
+                }
+                Instr::Handle { signal, proc, args } => {
+                    let (signal, proc) = (*signal, *proc);
+                    let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+                    let vals = match vals {
+                        Ok(v) => v,
+                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                    };
+                    let handlers = &mut self.actors[a].handlers;
+                    handlers.retain(|(s, _, _)| *s != signal);
+                    if let Some(p) = proc {
+                        handlers.push((signal, p, vals));
+                    }
+                    self.frame(a).pc += 1;
+                }
+                Instr::Exit => {
+                    self.actors[a].frames.clear();
                 }
                 Instr::Enter(s) => {
                     let s = *s as usize;
@@ -394,10 +746,9 @@ impl<F: Filesystem> Machine<F> {
     fn fail(&mut self, a: usize, oracle: &str, msg: String) {
         let name = self.prog.actors[a].name.clone();
         self.actors[a].status = Status::Failed;
-        self.actors[a].frames.clear();
-        for h in &mut self.holders {
-            h.retain(|x| *x != a);
-        }
+        // The exception unwinds through `with` blocks (releasing their locks) and the thread
+        // or process ends, closing its database connection.
+        self.release_everything(a);
         self.record(oracle, format!("{name}: {msg}"));
     }
 
@@ -431,34 +782,122 @@ impl<F: Filesystem> Machine<F> {
     /// When no actor is runnable: wakes the earliest sleepers (advancing the clock), or ends the
     /// execution as finished or deadlocked.
     fn settle(&mut self) {
-        while self.end.is_none() && self.runnable().next().is_none() {
-            let next_wake = self.actors.iter().filter_map(|a| match a.status {
+        while self.end.is_none() && !self.any_actor_ready() {
+            let sleepers = self.actors.iter().filter_map(|a| match a.status {
                 Status::Sleeping(t) => Some(t),
                 _ => None,
             });
-            match next_wake.min() {
+            let live = |m: &Self, k: &KillTimer| !m.actors[k.actor].status.is_over();
+            let timers = self.timers.iter().filter(|k| live(self, k)).map(|k| k.at);
+            match sleepers.chain(timers).min() {
                 Some(t) => {
                     self.clock = self.clock.max(t);
+                    self.fire_timers();
                     for a in 0..self.actors.len() {
                         if matches!(self.actors[a].status, Status::Sleeping(w) if w <= self.clock) {
                             self.actors[a].status = Status::Ready;
+                            self.actors[a].busy = false;
                             self.advance(a);
                         }
                     }
                     self.check(When::Always);
                 }
                 None => {
-                    let all_done = self.actors.iter().all(|a| matches!(a.status, Status::Done | Status::Failed));
-                    if all_done {
+                    if self.actors.iter().all(|a| a.status.is_over()) {
                         self.check(When::AtEnd);
+                        if let Some(cycle) = self.lock_order.potential_deadlock() {
+                            let msg = self.describe_order_cycle(&cycle);
+                            self.record(oracle::LOCK_ORDER, msg);
+                        }
                         self.end = Some(End::Finished);
                     } else {
-                        self.record(oracle::DEADLOCK, "every live actor is blocked".into());
+                        let msg = self.describe_wait_cycle();
+                        self.record(oracle::DEADLOCK, msg);
                         self.end = Some(End::Deadlock);
                     }
                 }
             }
         }
+    }
+
+    /// Follow-up kills whose time has come land before sleepers at the same instant wake.
+    fn fire_timers(&mut self) {
+        let due: Vec<KillTimer> = self.timers.iter().copied().filter(|k| k.at <= self.clock).collect();
+        self.timers.retain(|k| k.at > self.clock);
+        for k in due {
+            if self.actors[k.actor].status.is_over() {
+                continue;
+            }
+            self.kill(k.actor, "killed (SIGKILL)");
+            if let Some(d) = self.details.as_mut() {
+                d.push(StepDetail {
+                    actor: k.actor,
+                    time_ms: self.clock,
+                    what: StepWhat::Fault(k.fault),
+                    result: "SIGKILL: still alive, so it is killed".into(),
+                    broke: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// The wait-for cycle of a deadlock, in words: `a waits for L held by b; b waits for …`.
+    fn describe_wait_cycle(&self) -> String {
+        let waits_for = |a: usize| -> Vec<usize> {
+            match &self.actors[a].waiting {
+                Some(Wait::Lock(l)) => self.locks[*l as usize].holders(),
+                Some(Wait::Rows { on, .. }) => on.clone(),
+                None => Vec::new(),
+            }
+        };
+        let what = |a: usize| -> String {
+            match &self.actors[a].waiting {
+                Some(Wait::Lock(l)) => format!("{} `{}`", self.prog.locks[*l as usize].1.keyword(), self.prog.locks[*l as usize].0),
+                Some(Wait::Rows { what, .. }) => what.clone(),
+                None => "nothing".into(),
+            }
+        };
+        let name = |a: usize| self.prog.actors[a].name.to_string();
+        let start = (0..self.actors.len()).find(|&a| self.actors[a].status == Status::Blocked);
+        let Some(start) = start else { return "every live actor is blocked".into() };
+        // Walk the wait-for graph from a blocked actor until an actor repeats.
+        let mut path = vec![start];
+        loop {
+            let cur = *path.last().unwrap_or(&start);
+            let next = waits_for(cur).into_iter().find(|h| *h != cur).or_else(|| waits_for(cur).first().copied());
+            match next {
+                Some(n) if path.contains(&n) || n == cur => {
+                    let from = path.iter().position(|p| *p == n).unwrap_or(0);
+                    let cycle: Vec<usize> = path[from..].to_vec();
+                    let parts: Vec<String> = cycle
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| format!("{} waits for {} held by {}", name(a), what(a), name(cycle[(i + 1) % cycle.len()])))
+                        .collect();
+                    return format!("deadlock: {}", parts.join("; "));
+                }
+                Some(n) if self.actors[n].status == Status::Blocked => path.push(n),
+                Some(n) => {
+                    return format!(
+                        "{} waits for {} held by {}, which {} without releasing it",
+                        name(cur),
+                        what(cur),
+                        name(n),
+                        if self.actors[n].status.is_over() { "has ended" } else { "is stuck" }
+                    )
+                }
+                None => return format!("{} waits for {} and nobody can release it", name(cur), what(cur)),
+            }
+        }
+    }
+
+    fn describe_order_cycle(&self, cycle: &[super::locks::OrderEdge]) -> String {
+        let lock = |l: u32| self.prog.locks[l as usize].0.as_str();
+        let parts: Vec<String> = cycle
+            .iter()
+            .map(|e| format!("{} took {} while holding {}", self.prog.actors[e.actor].name, lock(e.to), lock(e.from)))
+            .collect();
+        format!("potential deadlock (lock-order cycle; this run did not hang): {}", parts.join("; "))
     }
 
     /// The world's answer to an invariant's query.
@@ -478,6 +917,14 @@ impl<F: Filesystem> Machine<F> {
             Query::Now => Value::Int(self.clock),
             Query::Exists => Value::Bool(self.fs.observe_exists(&path()?)),
             Query::Contents => self.fs.observe_contents(&path()?).map_or(Value::None, |c| Value::str(&c)),
+            Query::LocalCount(l) => {
+                let want = args.first().cloned().unwrap_or(Value::None);
+                Value::Int(self.actors.iter().filter(|a| a.locals[l as usize] == want).count() as i64)
+            }
+            Query::Sql(id) => match &self.db {
+                Some(db) => db.query(&self.prog.sql[id as usize], args)?,
+                None => return Err("the scenario declares no database".into()),
+            },
         })
     }
 }
@@ -504,6 +951,9 @@ impl<F: Filesystem> Env for ActorEnv<'_, F> {
     }
     fn self_name(&self) -> Option<&str> {
         self.actor.map(|a| &*self.m.prog.actors[a].name)
+    }
+    fn local(&self, l: u32) -> Value {
+        self.actor.and_then(|a| self.m.actors[a].locals.get(l as usize).cloned()).unwrap_or(Value::None)
     }
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         self.m.query(q, args)

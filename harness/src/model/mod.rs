@@ -2,7 +2,9 @@
 //!
 //! Architecture invariant: no I/O here. Real backends implement [`fs::Filesystem`] elsewhere.
 
+pub mod db;
 pub mod fs;
+pub mod locks;
 pub mod machine;
 
-pub use machine::{Broken, End, Machine, Status, StepDetail, EPOCH_MS};
+pub use machine::{Broken, End, Machine, Status, StepDetail, StepWhat, EPOCH_MS};

@@ -1,6 +1,7 @@
 //! The harness's integration tests: one binary, one module per area.
 
 mod engines;
+mod faults;
 mod replay;
 mod fuzz;
 mod parser;

@@ -120,6 +120,12 @@ fn instr(p: &Program, i: &Instr) -> String {
             ir::FailKind::Raised => "fail".into(),
         },
         Instr::Unhandled { .. } => "unhandled".into(),
+        Instr::SetLocal { local, .. } => format!("local:{}", p.locals[*local as usize].0),
+        Instr::Handle { signal, proc, .. } => match proc {
+            Some(h) => format!("on:{}:{}", signal.name(), p.procs[*h as usize].name),
+            None => format!("on:{}:default", signal.name()),
+        },
+        Instr::Exit => "exit".into(),
     }
 }
 
@@ -869,7 +875,7 @@ fn err_unknown_operation_suggests_link() {
              4 │   }
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, len, str, contains, min, max
+                    touch, mkdir, rmdir, len, str, contains, min, max, first
         "#]],
     );
 }
@@ -946,7 +952,8 @@ fn err_unknown_errno() {
              6 │     }
                ╰────
               help: known errnos: EPERM, ENOENT, EINTR, EIO, EBADF, EAGAIN, EACCES, EBUSY, EEXIST, EXDEV,
-                    ENOTDIR, EISDIR, EINVAL, ENOSPC, EROFS, EMLINK, ENAMETOOLONG, ENOTEMPTY, ELOOP, ESTALE
+                    ENOTDIR, EISDIR, EINVAL, ENOSPC, EROFS, EMLINK, ENAMETOOLONG, ENOTEMPTY, ELOOP, ESTALE,
+                    IntegrityError, OperationalError, ProgrammingError
         "#]],
     );
 }
@@ -1117,7 +1124,7 @@ fn err_unknown_invariant_in_expect() {
                ·                     ╰── not an invariant
              5 │ }
                ╰────
-              help: invariants here: safe, unhandled_error, assertion, deadlock, livelock
+              help: invariants here: safe, unhandled_error, assertion, deadlock, livelock, lock_order
         "#]],
     );
 }
@@ -1240,7 +1247,7 @@ fn err_variant_declares_actor() {
                ·       ╰── not allowed in a variant
              5 │   }
                ╰────
-              help: expected one of: const, proc, expect
+              help: expected one of: const, proc, fault, faults, expect
         "#]],
     );
 }
@@ -1794,8 +1801,8 @@ fn err_unknown_declaration() {
                ·     ╰── not a declaration
              3 │   actor b { }
                ╰────
-              help: expected one of: about, source, const, fs, cell, log, proc, actor, invariant, variant,
-                    expect
+              help: expected one of: about, source, const, fs, cell, local, log, lock, rlock, rwlock,
+                    database, proc, actor, invariant, fault, faults, variant, expect
         "#]],
     );
 }
@@ -1932,45 +1939,45 @@ fn err_several_errors_reported_at_once() {
     check_err(
         src,
         expect![[r#"
-        4 errors in test.race
-          × unknown duration unit `q`
-           ╭─[test.race:2:16]
-         1 │ scenario s {
-         2 │   const NAP = 5q
-           ·                ┬
-           ·                ╰── unknown unit
-         3 │   actor a {
-           ╰────
-          help: durations are written like `10ms`, `15s`, `2m` or `1h`
-          × unknown operation or procedure `lnk`
-           ╭─[test.race:4:5]
-         3 │   actor a {
-         4 │     lnk("/a", "/b")
-           ·     ─┬─
-           ·      ╰── unknown
-         5 │     break
-           ╰────
-          help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                touch, mkdir, rmdir, len, str, contains, min, max
-          × `break` outside of a loop
-           ╭─[test.race:5:5]
-         4 │     lnk("/a", "/b")
-         5 │     break
-           ·     ──┬──
-           ·       ╰── not in a loop
-         6 │   }
-           ╰────
-          help: `break` and `continue` belong inside `loop { ... }` or `while COND { ... }`
-          × `count` takes the name of a log
-           ╭─[test.race:7:31]
-         6 │   }
-         7 │   invariant inv: always count(nolog) == 0
-           ·                               ──┬──
-           ·                                 ╰── not a log
-         8 │ }
-           ╰────
-          help: write `count(log)` or `count(log, "text")` for a `log NAME` declaration
-    "#]],
+            4 errors in test.race
+              × unknown duration unit `q`
+               ╭─[test.race:2:16]
+             1 │ scenario s {
+             2 │   const NAP = 5q
+               ·                ┬
+               ·                ╰── unknown unit
+             3 │   actor a {
+               ╰────
+              help: durations are written like `10ms`, `15s`, `2m` or `1h`
+              × unknown operation or procedure `lnk`
+               ╭─[test.race:4:5]
+             3 │   actor a {
+             4 │     lnk("/a", "/b")
+               ·     ─┬─
+               ·      ╰── unknown
+             5 │     break
+               ╰────
+              help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
+                    touch, mkdir, rmdir, len, str, contains, min, max, first
+              × `break` outside of a loop
+               ╭─[test.race:5:5]
+             4 │     lnk("/a", "/b")
+             5 │     break
+               ·     ──┬──
+               ·       ╰── not in a loop
+             6 │   }
+               ╰────
+              help: `break` and `continue` belong inside `loop { ... }` or `while COND { ... }`
+              × `count` takes the name of a log
+               ╭─[test.race:7:31]
+             6 │   }
+             7 │   invariant inv: always count(nolog) == 0
+               ·                               ──┬──
+               ·                                 ╰── not a log
+             8 │ }
+               ╰────
+              help: write `count(log)` or `count(log, "text")` for a `log NAME` declaration
+        "#]],
     );
 }
 
@@ -2007,7 +2014,7 @@ fn err_errors_in_every_variant_and_syntax_errors_together() {
                ·                                   ╰── not an invariant
              6 │   variant two { proc q() { } }
                ╰────
-              help: invariants here: unhandled_error, assertion, deadlock, livelock
+              help: invariants here: unhandled_error, assertion, deadlock, livelock, lock_order
               × variant `two` replaces procedure `q`, which the scenario does not declare
                ╭─[test.race:6:22]
              5 │   variant one { expect violates nope }
