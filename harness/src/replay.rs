@@ -62,7 +62,7 @@ pub fn trace_of(m: &Machine) -> reports::Trace {
         .map(|d| {
             let (operation, line) = match d.what {
                 StepWhat::Op(label) => (prog.labels[label as usize].text.clone(), prog.labels[label as usize].line),
-                StepWhat::Fault(f) => (format!("FAULT {}", prog.faults[f].text), 0),
+                StepWhat::Fault(f) => (fault_text(&prog.faults[f]), 0),
             };
             reports::TraceStep { actor: Some(d.actor), time_ms: d.time_ms, operation, result: d.result.clone(), broke: d.broke.clone(), line }
         })
@@ -147,4 +147,15 @@ fn blocks_of(steps: &[u8]) -> Vec<(u8, usize)> {
 
 fn switches(steps: &[u8]) -> usize {
     steps.windows(2).filter(|w| w[0] != w[1]).count()
+}
+
+/// A fault's trace row: short enough for a table column, naming the fault as declared.
+fn fault_text(f: &crate::ir::FaultIr) -> String {
+    use crate::ir::{format_duration, FaultKind};
+    let what = match &f.kind {
+        FaultKind::Crash => "crash".to_string(),
+        FaultKind::Stall { for_ms } => format!("stall {}", format_duration(*for_ms)),
+        FaultKind::Signal { signal, .. } => format!("SIG{}", signal.name()),
+    };
+    format!("FAULT {}: {what}", f.name)
 }

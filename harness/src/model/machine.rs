@@ -515,7 +515,7 @@ impl<F: Filesystem> Machine<F> {
         let t = fault.target;
         match fault.kind {
             FaultKind::Crash => {
-                self.kill(t, "killed (SIGKILL)");
+                self.kill(t);
                 "crashed (SIGKILL): stops for good; its files stay".to_string()
             }
             FaultKind::Stall { for_ms } => {
@@ -537,7 +537,7 @@ impl<F: Filesystem> Machine<F> {
                 let handler = self.actors[t].handlers.iter().find(|(s, _, _)| *s == signal).cloned();
                 match handler {
                     None => {
-                        self.kill(t, &format!("killed by SIG{} (no handler)", signal.name()));
+                        self.kill(t);
                         format!("SIG{}: no handler, so the process dies", signal.name())
                     }
                     Some((_, proc, args)) => {
@@ -568,8 +568,7 @@ impl<F: Filesystem> Machine<F> {
     }
 
     /// Ends actor `a` by a fault. Files stay; locks, sections and the connection are released.
-    fn kill(&mut self, a: usize, why: &str) {
-        let _ = why;
+    fn kill(&mut self, a: usize) {
         self.actors[a].status = Status::Killed;
         self.release_everything(a);
     }
@@ -828,7 +827,7 @@ impl<F: Filesystem> Machine<F> {
             if self.actors[k.actor].status.is_over() {
                 continue;
             }
-            self.kill(k.actor, "killed (SIGKILL)");
+            self.kill(k.actor);
             if let Some(d) = self.details.as_mut() {
                 d.push(StepDetail {
                     actor: k.actor,

@@ -1,0 +1,534 @@
+//! Running one SELECT, INSERT, UPDATE or DELETE against the tables.
+//!
+//! A statement either finishes (having written into the tables it was given), fails, or stops at
+//! the first lock another transaction holds. The caller runs it on a copy of the tables and keeps
+//! the copy only when it finished, which makes every statement atomic and makes "blocked" and
+//! "failed" leave no trace, whatever the statement had done before it stopped.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::ir::{Errno, Value};
+
+use super::expr::{coerce, order, CmpOp, Expr, Scope};
+use super::sql::{Delete, Insert, LockMode, Projection, Select, Update};
+use super::table::{GapLock, Key, Lock, Row, Schema, Table, Ty, Vals, Write};
+use super::Flavour;
+
+/// Why a statement did not finish.
+#[derive(Debug)]
+pub(super) enum Stop {
+    Blocked(Wait),
+    Failed(Errno, String),
+}
+
+/// A lock a statement waits for: who holds it, what to call it, and how to find it again (to tell
+/// later whether the wait is still real, for deadlock detection).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Wait {
+    pub on: Vec<usize>,
+    pub lock: String,
+    pub what: LockRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum LockRef {
+    Row {
+        table: usize,
+        row: u64,
+    },
+    /// An insert intention into the gap of index `key` where `at` would go.
+    Gap {
+        table: usize,
+        key: usize,
+        at: Vec<Value>,
+    },
+}
+
+/// The statement's environment: which database, on whose behalf, with which parameters.
+pub(super) struct Ctx<'a> {
+    pub flavour: Flavour,
+    /// `None`: a read of committed data only (invariants), which takes no locks.
+    pub conn: Option<usize>,
+    pub params: &'a [Value],
+}
+
+fn programming(msg: String) -> Stop {
+    Stop::Failed(Errno::ProgrammingError, msg)
+}
+
+impl Ctx<'_> {
+    fn innodb(&self) -> bool {
+        self.flavour == Flavour::InnoDb
+    }
+
+    fn find_table(&self, tables: &[Arc<Table>], name: &str) -> Result<usize, Stop> {
+        tables.iter().position(|t| t.schema.name == name).ok_or_else(|| {
+            programming(match self.flavour {
+                Flavour::Postgres => format!("relation \"{name}\" does not exist"),
+                Flavour::InnoDb => format!("(1146, \"Table '{name}' doesn't exist\")"),
+            })
+        })
+    }
+
+    fn no_column(&self, name: &str) -> Stop {
+        programming(match self.flavour {
+            Flavour::Postgres => format!("column \"{name}\" does not exist"),
+            Flavour::InnoDb => format!("(1054, \"Unknown column '{name}' in 'field list'\")"),
+        })
+    }
+
+    /// Every column named in `exprs` exists.
+    fn check<'e>(&self, schema: &Schema, exprs: impl IntoIterator<Item = &'e Expr>) -> Result<(), Stop> {
+        exprs.into_iter().try_for_each(|e| e.check(schema).map_err(|c| self.no_column(&c)))
+    }
+
+    fn scope<'s>(&'s self, schema: &'s Schema, row: &'s [Value]) -> Scope<'s> {
+        Scope { params: self.params, row: Some((schema, row)) }
+    }
+
+    fn eval(&self, e: &Expr, schema: &Schema, row: &[Value]) -> Result<Value, Stop> {
+        e.eval(&self.scope(schema, row)).map_err(programming)
+    }
+
+    fn matches(&self, filter: Option<&Expr>, schema: &Schema, row: &[Value]) -> Result<bool, Stop> {
+        filter.map_or(Ok(true), |f| f.holds(&self.scope(schema, row)).map_err(programming))
+    }
+
+    fn duplicate(&self, schema: &Schema, key: &Key, values: &[Value]) -> Stop {
+        let msg = match self.flavour {
+            Flavour::Postgres => format!("duplicate key value violates unique constraint \"{}\"", key.pg_name),
+            Flavour::InnoDb => {
+                let entry: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                format!("(1062, \"Duplicate entry '{}' for key '{}.{}'\")", entry.join("-"), schema.name, key.my_name)
+            }
+        };
+        Stop::Failed(Errno::IntegrityError, msg)
+    }
+
+    fn key_name<'k>(&self, key: &'k Key) -> &'k str {
+        match self.flavour {
+            Flavour::Postgres => &key.pg_name,
+            Flavour::InnoDb => &key.my_name,
+        }
+    }
+}
+
+/// A row a statement applies to: where it is, the version the statement works with, and who
+/// else holds its lock.
+struct Hit {
+    idx: usize,
+    vals: Vals,
+    other: Option<usize>,
+}
+
+/// The order a scan visits rows in: PostgreSQL's heap (insertion) order, InnoDB's clustered
+/// index (primary key) order.
+fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..table.rows.len()).collect();
+    if let (Flavour::InnoDb, Some(pk)) = (flavour, table.schema.primary()) {
+        let key = |r: &Row| r.latest().or(r.committed.as_ref()).and_then(|v| table.schema.key_of(pk, v));
+        order.sort_by_cached_key(|&i| table.rows.get(i).and_then(key));
+    }
+    order
+}
+
+/// The rows the WHERE selects, in scan order. A plain read looks at the version READ COMMITTED
+/// shows this connection. A locking statement (`locking`) must also stop at rows another
+/// transaction holds: in PostgreSQL those whose committed version matches; in InnoDB, whose
+/// locking reads see the newest version, also those whose uncommitted version matches.
+fn scan(ctx: &Ctx<'_>, table: &Table, filter: Option<&Expr>, locking: bool) -> Result<Vec<Hit>, Stop> {
+    let schema = &table.schema;
+    let mut hits = Vec::new();
+    for idx in scan_order(table, ctx.flavour) {
+        let Some(row) = table.rows.get(idx) else { continue };
+        let other = row.locked_by_other(ctx.conn).filter(|_| locking);
+        let visible = match row.visible(ctx.conn) {
+            Some(v) if ctx.matches(filter, schema, v)? => Some(v),
+            _ => None,
+        };
+        let newest = match (other, ctx.innodb(), row.latest()) {
+            (Some(_), true, Some(v)) if ctx.matches(filter, schema, v)? => Some(v),
+            _ => None,
+        };
+        if let Some(vals) = visible.or(newest) {
+            hits.push(Hit { idx, vals: vals.clone(), other });
+        }
+    }
+    Ok(hits)
+}
+
+/// The wait for the first row in `hits` another transaction holds, if there is one.
+fn first_conflict(table_idx: usize, table: &Table, hits: &[Hit]) -> Option<Wait> {
+    let hit = hits.iter().find(|h| h.other.is_some())?;
+    let row = table.rows.get(hit.idx)?;
+    Some(Wait {
+        on: hit.other.into_iter().collect(),
+        lock: format!("row {}", table.schema.describe_row(&hit.vals)),
+        what: LockRef::Row { table: table_idx, row: row.id },
+    })
+}
+
+/// Takes `conn`'s exclusive lock on the row, keeping any write it already made.
+fn lock_row(table: &mut Table, idx: usize, conn: usize) {
+    if let Some(row) = table.rows.get_mut(idx) {
+        row.lock.get_or_insert(Lock { conn, write: Write::Locked });
+    }
+}
+
+fn write_row(table: &mut Table, idx: usize, conn: usize, write: Write) {
+    if let Some(row) = table.rows.get_mut(idx) {
+        row.lock = Some(Lock { conn, write });
+    }
+}
+
+pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Result<Value, Stop> {
+    let t = ctx.find_table(tables, &s.table)?;
+    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let schema = Arc::clone(&table.schema);
+    let projected = match &s.projection {
+        Projection::Exprs(exprs) => exprs.as_slice(),
+        Projection::Star | Projection::CountStar => &[],
+    };
+    ctx.check(&schema, s.filter.iter().chain(projected).chain(s.order.iter().map(|(e, _)| e)))?;
+    let locking = s.lock.filter(|_| ctx.conn.is_some());
+    let mut hits = scan(ctx, table, s.filter.as_ref(), locking.is_some())?;
+    if locking == Some(LockMode::SkipLocked) {
+        hits.retain(|h| h.other.is_none());
+    }
+    sort(ctx, &schema, &mut hits, &s.order)?;
+    if let Some(limit) = &s.limit {
+        hits.truncate(limit_value(ctx, limit)?);
+    }
+    if let (Some(mode), Some(conn)) = (locking, ctx.conn) {
+        if let Some(wait) = first_conflict(t, table, &hits) {
+            return Err(match mode {
+                LockMode::NoWait => nowait(ctx.flavour, &schema.name),
+                _ => Stop::Blocked(wait),
+            });
+        }
+        gap_lock_if_absent(ctx, table, conn, s.filter.as_ref());
+        if !hits.is_empty() {
+            let table = Arc::make_mut(table);
+            hits.iter().for_each(|h| lock_row(table, h.idx, conn));
+        }
+    }
+    project(ctx, &schema, &hits, &s.projection)
+}
+
+fn nowait(flavour: Flavour, table: &str) -> Stop {
+    Stop::Failed(
+        Errno::OperationalError,
+        match flavour {
+            Flavour::Postgres => format!("could not obtain lock on row in relation \"{table}\""),
+            Flavour::InnoDb => "(3572, 'Statement aborted because lock(s) could not be acquired immediately and NOWAIT is set.')".to_string(),
+        },
+    )
+}
+
+fn limit_value(ctx: &Ctx<'_>, limit: &Expr) -> Result<usize, Stop> {
+    match limit.eval(&Scope { params: ctx.params, row: None }).map_err(programming)? {
+        Value::Int(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        v => Err(programming(format!("LIMIT must be a non-negative integer, not {v}"))),
+    }
+}
+
+/// ORDER BY, stable (ties keep scan order). NULLs sort last ascending in PostgreSQL and first
+/// in MySQL.
+fn sort(ctx: &Ctx<'_>, schema: &Schema, hits: &mut Vec<Hit>, order_by: &[(Expr, bool)]) -> Result<(), Stop> {
+    if order_by.is_empty() {
+        return Ok(());
+    }
+    let mut keyed = Vec::with_capacity(hits.len());
+    for hit in hits.drain(..) {
+        let key = order_by.iter().map(|(e, _)| ctx.eval(e, schema, &hit.vals)).collect::<Result<Vec<_>, _>>()?;
+        keyed.push((key, hit));
+    }
+    let nulls_high = ctx.flavour == Flavour::Postgres;
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), (_, desc)) in a.iter().zip(b).zip(order_by) {
+            let o = sort_cmp(x, y, nulls_high);
+            if o.is_ne() {
+                return if *desc { o.reverse() } else { o };
+            }
+        }
+        Ordering::Equal
+    });
+    hits.extend(keyed.into_iter().map(|(_, h)| h));
+    Ok(())
+}
+
+fn sort_cmp(x: &Value, y: &Value, nulls_high: bool) -> Ordering {
+    match (x, y) {
+        (Value::None, Value::None) => Ordering::Equal,
+        (Value::None, _) => {
+            if nulls_high {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (_, Value::None) => {
+            if nulls_high {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        _ => order(x, y).ok().flatten().unwrap_or_else(|| x.cmp(y)),
+    }
+}
+
+fn project(ctx: &Ctx<'_>, schema: &Schema, hits: &[Hit], projection: &Projection) -> Result<Value, Stop> {
+    let rows = match projection {
+        Projection::CountStar => vec![vec![Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX))]],
+        Projection::Star => hits.iter().map(|h| h.vals.to_vec()).collect(),
+        Projection::Exprs(exprs) => {
+            let row = |h: &Hit| exprs.iter().map(|e| ctx.eval(e, schema, &h.vals)).collect::<Result<Vec<_>, _>>();
+            hits.iter().map(row).collect::<Result<_, _>>()?
+        }
+    };
+    Ok(Value::Rows(Arc::new(rows)))
+}
+
+pub(super) fn update(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], u: &Update) -> Result<Value, Stop> {
+    let t = ctx.find_table(tables, &u.table)?;
+    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let schema = Arc::clone(&table.schema);
+    let sets = u.sets.iter().map(|(c, e)| schema.column(c).map(|i| (i, e)).ok_or_else(|| ctx.no_column(c))).collect::<Result<Vec<_>, _>>()?;
+    ctx.check(&schema, u.filter.iter().chain(u.sets.iter().map(|(_, e)| e)))?;
+    let hits = scan(ctx, table, u.filter.as_ref(), true)?;
+    if let Some(wait) = first_conflict(t, table, &hits) {
+        return Err(Stop::Blocked(wait));
+    }
+    gap_lock_if_absent(ctx, table, conn, u.filter.as_ref());
+    if hits.is_empty() {
+        return Ok(Value::Int(0));
+    }
+    let table = Arc::make_mut(table);
+    for hit in &hits {
+        let new = updated_row(ctx, &schema, &hit.vals, &sets)?;
+        check_row(ctx, &schema, &new)?;
+        check_unique(ctx, t, table, conn, &new, Some(hit.idx))?;
+        check_insert_intention(ctx, t, table, conn, &new, Some(&hit.vals))?;
+        write_row(table, hit.idx, conn, Write::Put(new.into()));
+    }
+    Ok(Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX)))
+}
+
+/// The new version of a row. PostgreSQL evaluates every SET expression on the old row; MySQL
+/// evaluates them left to right, each seeing the assignments before it.
+fn updated_row(ctx: &Ctx<'_>, schema: &Schema, old: &[Value], sets: &[(usize, &Expr)]) -> Result<Vec<Value>, Stop> {
+    let mut new = old.to_vec();
+    for &(col, e) in sets {
+        let source = if ctx.innodb() { new.as_slice() } else { old };
+        let v = ctx.eval(e, schema, source)?;
+        let ty = schema.columns.get(col).map_or(Ty::Text(None), |c| c.ty);
+        if let Some(slot) = new.get_mut(col) {
+            *slot = coerce(ty, v).map_err(programming)?;
+        }
+    }
+    Ok(new)
+}
+
+pub(super) fn delete(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], d: &Delete) -> Result<Value, Stop> {
+    let t = ctx.find_table(tables, &d.table)?;
+    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    ctx.check(&table.schema, d.filter.iter())?;
+    let hits = scan(ctx, table, d.filter.as_ref(), true)?;
+    if let Some(wait) = first_conflict(t, table, &hits) {
+        return Err(Stop::Blocked(wait));
+    }
+    gap_lock_if_absent(ctx, table, conn, d.filter.as_ref());
+    if hits.is_empty() {
+        return Ok(Value::Int(0));
+    }
+    let table = Arc::make_mut(table);
+    hits.iter().for_each(|h| write_row(table, h.idx, conn, Write::Deleted));
+    Ok(Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX)))
+}
+
+pub(super) fn insert(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], i: &Insert) -> Result<Value, Stop> {
+    let t = ctx.find_table(tables, &i.table)?;
+    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let table = Arc::make_mut(table);
+    let schema = Arc::clone(&table.schema);
+    let targets = target_columns(ctx, &schema, i.columns.as_deref())?;
+    for (n, exprs) in i.rows.iter().enumerate() {
+        if exprs.len() != targets.len() {
+            return Err(programming(match ctx.flavour {
+                Flavour::Postgres => format!("INSERT has {} expressions but {} target columns", exprs.len(), targets.len()),
+                Flavour::InnoDb => format!("(1136, \"Column count doesn't match value count at row {}\")", n + 1),
+            }));
+        }
+        let vals = new_row(ctx, table, &targets, exprs)?;
+        check_row(ctx, &schema, &vals)?;
+        check_unique(ctx, t, table, conn, &vals, None)?;
+        check_insert_intention(ctx, t, table, conn, &vals, None)?;
+        let id = table.next_row_id;
+        table.next_row_id += 1;
+        table.rows.push(Row { id, committed: None, lock: Some(Lock { conn, write: Write::Put(vals.into()) }) });
+    }
+    Ok(Value::Int(i64::try_from(i.rows.len()).unwrap_or(i64::MAX)))
+}
+
+fn target_columns(ctx: &Ctx<'_>, schema: &Schema, columns: Option<&[String]>) -> Result<Vec<usize>, Stop> {
+    let Some(columns) = columns else { return Ok((0..schema.columns.len()).collect()) };
+    let mut targets = Vec::new();
+    for c in columns {
+        let i = schema.column(c).ok_or_else(|| ctx.no_column(c))?;
+        if targets.contains(&i) {
+            return Err(programming(format!("column \"{c}\" specified more than once")));
+        }
+        targets.push(i);
+    }
+    Ok(targets)
+}
+
+/// The values of a new row: the given ones, then defaults, and the auto-increment counter for
+/// the auto column when it was left out (or, in MySQL, given as NULL or 0).
+fn new_row(ctx: &Ctx<'_>, table: &mut Table, targets: &[usize], exprs: &[Expr]) -> Result<Vec<Value>, Stop> {
+    let schema = Arc::clone(&table.schema);
+    let mut vals: Vec<Value> = schema.columns.iter().map(|c| c.default.clone().unwrap_or(Value::None)).collect();
+    let mut given: BTreeMap<usize, Value> = BTreeMap::new();
+    for (&col, e) in targets.iter().zip(exprs) {
+        let v = e.eval(&Scope { params: ctx.params, row: None }).map_err(programming)?;
+        let ty = schema.columns.get(col).map_or(Ty::Text(None), |c| c.ty);
+        given.insert(col, coerce(ty, v).map_err(programming)?);
+    }
+    for (col, v) in &given {
+        if let Some(slot) = vals.get_mut(*col) {
+            *slot = v.clone();
+        }
+    }
+    if let Some(auto) = schema.auto {
+        let generate = match given.get(&auto) {
+            None => true,
+            Some(Value::None | Value::Int(0)) => ctx.innodb(),
+            Some(_) => false,
+        };
+        if generate {
+            if let Some(slot) = vals.get_mut(auto) {
+                *slot = Value::Int(table.auto_next);
+            }
+            table.auto_next = table.auto_next.saturating_add(1);
+        } else if let (true, Some(Value::Int(n))) = (ctx.innodb(), given.get(&auto)) {
+            // InnoDB moves its counter past an explicit value; a PostgreSQL sequence does not.
+            table.auto_next = table.auto_next.max(n.saturating_add(1));
+        }
+    }
+    Ok(vals)
+}
+
+/// NOT NULL and VARCHAR(n) length.
+fn check_row(ctx: &Ctx<'_>, schema: &Schema, vals: &[Value]) -> Result<(), Stop> {
+    for (col, v) in schema.columns.iter().zip(vals) {
+        if col.not_null && *v == Value::None {
+            return Err(Stop::Failed(
+                Errno::IntegrityError,
+                match ctx.flavour {
+                    Flavour::Postgres => format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, schema.name),
+                    Flavour::InnoDb => format!("(1048, \"Column '{}' cannot be null\")", col.name),
+                },
+            ));
+        }
+        if let (Ty::Text(Some(max)), Value::Str(s)) = (col.ty, v) {
+            if u64::try_from(s.chars().count()).unwrap_or(u64::MAX) > max {
+                return Err(programming(match ctx.flavour {
+                    Flavour::Postgres => format!("value too long for type character varying({max})"),
+                    Flavour::InnoDb => format!("(1406, \"Data too long for column '{}' at row 1\")", col.name),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Unique and primary keys. A row this transaction can see with the same key is a violation; a
+/// row another transaction holds whose old or new version has the key makes both databases
+/// wait for that transaction (its outcome decides between a violation and success).
+fn check_unique(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Value], skip: Option<usize>) -> Result<(), Stop> {
+    let schema = &table.schema;
+    let mut wait = None;
+    for key in &schema.keys {
+        let Some(k) = schema.key_of(key, vals) else { continue };
+        let has_key = |v: &Vals| schema.key_of(key, v).as_ref() == Some(&k);
+        let others = table.rows.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, row)| row);
+        for row in others {
+            match row.locked_by_other(Some(conn)) {
+                Some(other) if wait.is_none() && row.versions().any(has_key) => {
+                    let holder = row.latest().or(row.committed.as_ref()).map_or(&[][..], |v| v);
+                    let lock = format!("row {} holding key {} of {}", schema.describe_row(holder), schema.describe_key(key, &k), ctx.key_name(key));
+                    wait = Some(Wait { on: vec![other], lock, what: LockRef::Row { table: t, row: row.id } });
+                }
+                Some(_) => {}
+                None if row.visible(Some(conn)).is_some_and(has_key) => return Err(ctx.duplicate(schema, key, &k)),
+                None => {}
+            }
+        }
+    }
+    wait.map_or(Ok(()), |w| Err(Stop::Blocked(w)))
+}
+
+/// InnoDB: a new index entry must wait while another transaction holds a gap lock on the gap
+/// it goes into (the insert intention lock conflicts with gap locks). An update that keeps a
+/// key inserts no new entry for it.
+fn check_insert_intention(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Value], old: Option<&[Value]>) -> Result<(), Stop> {
+    if !ctx.innodb() {
+        return Ok(());
+    }
+    let schema = &table.schema;
+    for (ki, key) in schema.keys.iter().enumerate() {
+        let Some(at) = schema.key_of(key, vals) else { continue };
+        if old.is_some_and(|o| schema.key_of(key, o).as_ref() == Some(&at)) {
+            continue;
+        }
+        let gaps: Vec<&GapLock> = table.gaps.iter().filter(|g| g.conn != conn && g.covers(ki, &at)).collect();
+        let Some(first) = gaps.first() else { continue };
+        let mut on: Vec<usize> = gaps.iter().map(|g| g.conn).collect();
+        on.sort_unstable();
+        on.dedup();
+        return Err(Stop::Blocked(Wait { on, lock: table.describe_gap(first), what: LockRef::Gap { table: t, key: ki, at } }));
+    }
+    Ok(())
+}
+
+/// InnoDB: a locking statement whose WHERE looks up one key of a unique index that is not there
+/// locks the gap where it would be (REPEATABLE READ behaviour; see the module docs).
+fn gap_lock_if_absent(ctx: &Ctx<'_>, table: &mut Arc<Table>, conn: usize, filter: Option<&Expr>) {
+    if !ctx.innodb() {
+        return;
+    }
+    let Some((ki, at)) = unique_lookup(ctx, &table.schema, filter) else { return };
+    let Some(key) = table.schema.keys.get(ki) else { return };
+    if table.rows.iter().flat_map(|r| r.versions()).any(|v| table.schema.key_of(key, v).as_ref() == Some(&at)) {
+        return;
+    }
+    let (lo, hi) = table.gap_around(ki, &at);
+    let gap = GapLock { conn, key: ki, lo, hi };
+    if !table.gaps.contains(&gap) {
+        Arc::make_mut(table).gaps.push(gap);
+    }
+}
+
+/// The unique index (primary key first) whose every column the WHERE fixes with `col = constant`,
+/// and the key it looks up.
+fn unique_lookup(ctx: &Ctx<'_>, schema: &Schema, filter: Option<&Expr>) -> Option<(usize, Vec<Value>)> {
+    let mut fixed: BTreeMap<usize, Value> = BTreeMap::new();
+    for c in filter?.conjuncts() {
+        let Expr::Cmp(CmpOp::Eq, a, b) = c else { continue };
+        let (col, e) = match (a.as_ref(), b.as_ref()) {
+            (Expr::Col(col), e) | (e, Expr::Col(col)) if e.is_constant() => (col, e),
+            _ => continue,
+        };
+        let Some(i) = schema.column(col) else { continue };
+        let ty = schema.columns.get(i).map_or(Ty::Text(None), |c| c.ty);
+        let Ok(v) = e.eval(&Scope { params: ctx.params, row: None }).and_then(|v| coerce(ty, v)) else { continue };
+        fixed.insert(i, v);
+    }
+    schema.keys.iter().enumerate().find_map(|(ki, key)| {
+        let at: Option<Vec<Value>> = key.cols.iter().map(|c| fixed.get(c).filter(|v| **v != Value::None).cloned()).collect();
+        at.map(|at| (ki, at))
+    })
+}
