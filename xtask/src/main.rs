@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks, one module each (rust-analyzer style).
 
+mod fs_cmd;
 mod run_scenarios;
 #[cfg(test)]
 mod tidy;
@@ -10,12 +11,17 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   run-scenarios [--quick] [--engines E1,E2]   every scenario x variant x engine; writes target/racelab/summary.json
+  fs up [--root DIR] [--only LIST] [--json] [--hold]
+                                              mount tmpfs, ext4, xfs, btrfs, overlay under one temp root (root only)
+  fs down (--root DIR | --state FILE)         unmount, detach and delete what `fs up` made
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run-scenarios") => run_scenarios::run(&args[1..]),
+        // fs reports its own errors: its exit codes distinguish bad input, infrastructure and signals.
+        Some("fs") => return ExitCode::from(fs_cmd::run(&args[1..])),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,4 @@
+//! The xtask library: machinery that several tasks (and their tests) share, such as the real filesystem matrix.
+
+pub mod fs_matrix;
+pub mod signals;
