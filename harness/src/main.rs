@@ -9,12 +9,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use racelab::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
+use racelab::backend::forced::{forced_replay, ForcedError};
+use racelab::backend::{ActorMode, BackendSpec};
 use racelab::schedule::{Schedule, TokenError};
 use racelab::{replay, suite};
 use reports::table::{render_result_line, render_trace, Style};
 
 /// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3 infrastructure.
 const BAD_INPUT: u8 = 2;
+const INFRASTRUCTURE: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "racelab", version, about = "Find, print and replay races described as scenarios")]
@@ -63,13 +66,20 @@ enum Command {
         variant: String,
         /// The replay token printed by `racelab explore`.
         token: String,
-        /// Where to replay: only `model` in this build.
+        /// Where to replay: `model`, or `fs:DIR` (real syscalls in a fresh directory under DIR,
+        /// checked step by step against the model).
         #[arg(long, default_value = "model")]
         backend: String,
+        /// Real actors: `threads` or `processes` (real signals). Only with `--backend fs:DIR`.
+        #[arg(long, default_value = "processes")]
+        actors: String,
         /// Replay this many times and check that every run gives the same outcome.
         #[arg(long, default_value_t = 1)]
         times: u32,
     },
+    /// (internal) A worker process performing one actor's operations for a real backend.
+    #[command(name = "__worker", hide = true)]
+    Worker { root: PathBuf, parent: u32 },
     /// Run every scenario × variant × engine and write summary.json, summary.md, summary.html, junit.xml.
     Suite {
         /// Scenario files or directories (default: ./scenarios).
@@ -101,7 +111,8 @@ fn main() -> ExitCode {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
         }
-        Command::Replay { file, variant, token, backend, times } => replay_cmd(&file, &variant, &token, &backend, times, &out),
+        Command::Replay { file, variant, token, backend, actors, times } => replay_cmd(&file, &variant, &token, &backend, &actors, times, &out),
+        Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
         Command::Suite { paths, out: dir, quick, engines } => suite_cmd(&paths, &dir, quick, &engines, &out),
     };
     ExitCode::from(code)
@@ -239,13 +250,21 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     suite::exit_code(&rows) as u8
 }
 
-fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32, out: &Output) -> u8 {
-    if backend != "model" {
-        eprint_error(format_args!(
-            "backend `{backend}` is not available in this build; replay runs on `model` (real filesystems, processes and databases are tracked in issues 4-6)"
-        ));
-        return BAD_INPUT;
-    }
+fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, out: &Output) -> u8 {
+    let backend = match BackendSpec::parse(backend) {
+        Ok(b) => b,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let mode = match ActorMode::parse(actors) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -261,6 +280,9 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32
             return BAD_INPUT;
         }
     };
+    if let BackendSpec::Fs(root) = backend {
+        return forced_replay_cmd(&prog, &sched, &root, mode, times, out);
+    }
     let mut first: Option<replay::Replayed> = None;
     for i in 0..times.max(1) {
         match replay::replay(&prog, &sched) {
@@ -292,6 +314,62 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32
         0
     } else {
         println!("\nnot reproduced: {what} did not break");
+        1
+    }
+}
+
+/// Forces the schedule on real actors `times` times; every run must reproduce, none diverge.
+fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, root: &Path, mode: ActorMode, times: u32, out: &Output) -> u8 {
+    racelab::backend::cancel::install();
+    let what = sched.target.as_deref().unwrap_or("a violation");
+    let mut reproduced = 0;
+    for i in 0..times.max(1) {
+        let r = match forced_replay(prog, sched, root, mode) {
+            Ok(r) => r,
+            Err(ForcedError::Token(e)) => {
+                eprint_error(e);
+                return BAD_INPUT;
+            }
+            Err(ForcedError::Infrastructure(why)) => {
+                eprint_error(format_args!("the real backend failed (run {}): {why}", i + 1));
+                return INFRASTRUCTURE;
+            }
+            Err(e @ ForcedError::Interrupted(sig)) => {
+                eprint_error(e);
+                return (128 + sig).clamp(0, 255) as u8;
+            }
+        };
+        if i == 0 {
+            print!("{}", render_trace(&r.trace, out.style()));
+            println!("
+backend: {} ({}, mounted at {}, options {}), actors as {}", root.display(), r.env.fs_type, r.env.mount_point, r.env.options, mode.name());
+        }
+        if let Some(d) = &r.divergence {
+            println!(
+                "
+run {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real system said {}",
+                i + 1,
+                d.step,
+                d.actor,
+                d.operation,
+                d.model,
+                d.real
+            );
+            return 1;
+        }
+        if r.reproduced(sched) {
+            reproduced += 1;
+        } else {
+            println!("
+run {}: {what} did not break on the real system", i + 1);
+        }
+    }
+    let times = times.max(1);
+    println!("
+reproduced {what} on the real system in {reproduced} of {times} forced replays, no divergence from the model");
+    if reproduced == times {
+        0
+    } else {
         1
     }
 }

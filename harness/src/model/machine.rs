@@ -101,9 +101,22 @@ pub struct Broken {
     pub message: String,
 }
 
+/// What one step came to, for comparing a real run with the model step by step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Value(Value),
+    Error(Errno),
+    Blocked,
+    /// A fault landed.
+    Fault,
+}
+
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
+    /// A real backend failed (a signal could not be delivered, a worker died unasked): the run
+    /// says nothing about the scenario.
+    Aborted,
     /// Every actor finished or failed.
     Finished,
     /// Every live actor is blocked and nothing can wake one.
@@ -165,6 +178,9 @@ pub struct Machine<F: Filesystem = ModelFs> {
     end: Option<End>,
     max_steps: usize,
     details: Option<Vec<StepDetail>>,
+    /// The last step's outcome, kept only while details are recorded (replays).
+    last: Option<StepOutcome>,
+    infrastructure: Option<String>,
 }
 
 impl Machine<ModelFs> {
@@ -219,6 +235,8 @@ impl<F: Filesystem> Machine<F> {
             end: None,
             max_steps: DEFAULT_MAX_STEPS,
             details: None,
+            last: None,
+            infrastructure: None,
             fs,
             prog,
         };
@@ -253,6 +271,18 @@ impl<F: Filesystem> Machine<F> {
     }
     pub fn is_finished(&self) -> bool {
         self.end.is_some()
+    }
+    /// The outcome of the last step (recorded only after [`Machine::record_details`]).
+    pub fn last_outcome(&self) -> Option<&StepOutcome> {
+        self.last.as_ref()
+    }
+    /// Why a real backend aborted the run, if it did.
+    pub fn infrastructure_error(&self) -> Option<&str> {
+        self.infrastructure.as_deref()
+    }
+    fn abort(&mut self, why: String) {
+        self.infrastructure.get_or_insert(why);
+        self.end = Some(End::Aborted);
     }
     pub fn details(&self) -> &[StepDetail] {
         self.details.as_deref().unwrap_or(&[])
@@ -333,6 +363,9 @@ impl<F: Filesystem> Machine<F> {
         if let Some(f) = a.checked_sub(self.actors.len()) {
             let time_ms = self.clock;
             let result = self.land_fault(f);
+            if self.details.is_some() {
+                self.last = Some(StepOutcome::Fault);
+            }
             self.after_step(broken_before, self.prog.faults[f].target, time_ms, StepWhat::Fault(f), result);
             return;
         }
@@ -357,6 +390,14 @@ impl<F: Filesystem> Machine<F> {
             Ok(Done::Blocked(why)) => format!("blocked: {why}"),
             Err(msg) => format!("error: {msg}"),
         });
+        if self.details.is_some() {
+            self.last = Some(match &result {
+                Ok(Done::Value(v)) => StepOutcome::Value(v.clone()),
+                Ok(Done::Error(e, _)) => StepOutcome::Error(*e),
+                Ok(Done::Blocked(_)) => StepOutcome::Blocked,
+                Err(msg) => StepOutcome::Value(Value::str(msg)),
+            });
+        }
         match result {
             Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
             Ok(Done::Blocked(_)) => {}
@@ -439,7 +480,7 @@ impl<F: Filesystem> Machine<F> {
                 Value::None
             }
             fs_op => {
-                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock })? {
+                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })? {
                     Ok(v) => Done::Value(v),
                     Err(e) => Done::Error(e, String::new()),
                 })
@@ -513,6 +554,14 @@ impl<F: Filesystem> Machine<F> {
         self.fired[f] = true;
         let fault = self.prog.faults[f].clone();
         let t = fault.target;
+        let handled = match &fault.kind {
+            FaultKind::Signal { signal, .. } => self.actors[t].handlers.iter().any(|(s, _, _)| s == signal),
+            _ => false,
+        };
+        if let Err(why) = self.fs.fault(t, &fault.kind, handled) {
+            self.abort(format!("fault `{}` could not be made real: {why}", fault.name));
+            return format!("infrastructure error: {why}");
+        }
         match fault.kind {
             FaultKind::Crash => {
                 self.kill(t);
@@ -689,6 +738,10 @@ impl<F: Filesystem> Machine<F> {
                         Ok(v) => v,
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     };
+                    if let Err(why) = self.fs.handler(a, signal, proc.is_some()) {
+                        self.abort(format!("the SIG{} handler could not be installed in the real actor: {why}", signal.name()));
+                        return;
+                    }
                     let handlers = &mut self.actors[a].handlers;
                     handlers.retain(|(s, _, _)| *s != signal);
                     if let Some(p) = proc {
@@ -826,6 +879,10 @@ impl<F: Filesystem> Machine<F> {
         for k in due {
             if self.actors[k.actor].status.is_over() {
                 continue;
+            }
+            if let Err(why) = self.fs.fault(k.actor, &FaultKind::Crash, false) {
+                self.abort(format!("the follow-up SIGKILL could not be made real: {why}"));
+                return;
             }
             self.kill(k.actor);
             if let Some(d) = self.details.as_mut() {

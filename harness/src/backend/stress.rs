@@ -1,0 +1,1 @@
+//! Stress runs: free-running real actors, many runs, reproduction rates with Wilson intervals.
