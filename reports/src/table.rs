@@ -30,6 +30,9 @@ impl Style {
 
 /// The widest a cell may be; one long operation must not push the other actors off screen.
 pub const MAX_CELL: usize = 44;
+/// In a cell that shows a result, the operation gets this much and the result this much.
+pub const MAX_OPERATION: usize = 32;
+pub const MAX_RESULT: usize = 80;
 
 const BOLD: &str = "\x1b[1m";
 const RED: &str = "\x1b[31m";
@@ -191,7 +194,7 @@ fn relative_time(ms: i64) -> String {
 fn step_cell(step: &TraceStep, columns: usize, style: Style, g: &Glyphs) -> Cell {
     let text = operation_text(step, style, g);
     match step.actor {
-        Some(a) if a < columns => Cell::Actor(a, truncate(&text, MAX_CELL, g)),
+        Some(a) if a < columns => Cell::Actor(a, text),
         // An actor index the header does not know is shown rather than dropped: a renderer
         // must never hide a step of a failing schedule.
         Some(a) => Cell::Span(truncate(&format!("actor #{a}: {text}"), MAX_CELL, g)),
@@ -199,13 +202,15 @@ fn step_cell(step: &TraceStep, columns: usize, style: Style, g: &Glyphs) -> Cell
     }
 }
 
-/// `operation → result`, or just the operation when it returned nothing worth showing.
+/// `operation → result`, or just the operation when it returned nothing worth showing. The
+/// operation is cut first: the source line is one `--json` away, but the result (`blocked: …
+/// held by X`, `IntegrityError …`) is what the reader of a failing schedule needs.
 fn operation_text(step: &TraceStep, style: Style, g: &Glyphs) -> String {
     let op = clean(&step.operation, style);
     if step.result.is_empty() {
-        op
+        truncate(&op, MAX_CELL, g)
     } else {
-        format!("{op} {} {}", g.arrow, clean(&step.result, style))
+        format!("{} {} {}", truncate(&op, MAX_OPERATION, g), g.arrow, truncate(&clean(&step.result, style), MAX_RESULT, g))
     }
 }
 

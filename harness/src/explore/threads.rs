@@ -33,6 +33,11 @@ macro_rules! threaded_driver {
             /// Each actor's thread, registered when it starts, so that a step can unpark the
             /// actors it made runnable (and only those).
             threads: StdMutex<Vec<Option<Thread>>>,
+            /// Which threads are parked. Only those are unparked: an unpark is a scheduling
+            /// point, and unparking a thread that is about to step anyway would give the engine
+            /// a choice that changes no interleaving (DFS on two actors of four steps explored
+            /// 8706 schedules instead of 70).
+            parked: StdMutex<Vec<bool>>,
         }
 
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
@@ -50,7 +55,7 @@ macro_rules! threaded_driver {
             // Until every actor's thread exists, only the main task may run: otherwise the
             // first actors could take steps before the later ones exist, hiding interleavings.
             enabled.store(1, std::sync::atomic::Ordering::SeqCst);
-            let shared = Arc::new(Shared { machine: StdMutex::new(machine), turn: AtomicUsize::new(0), threads: StdMutex::new(vec![None; n]) });
+            let shared = Arc::new(Shared { machine: StdMutex::new(machine), turn: AtomicUsize::new(0), threads: StdMutex::new(vec![None; n]), parked: StdMutex::new(vec![false; n]) });
             let handles: Vec<_> = (on_main..n)
                 .filter_map(|a| {
                     let shared = Arc::clone(&shared);
@@ -90,10 +95,12 @@ macro_rules! threaded_driver {
                     return;
                 }
                 if !m.is_runnable(me) {
+                    shared.parked.lock().unwrap_or_else(|e| e.into_inner())[me] = true;
                     drop(m);
                     // No scheduling point lies between the check and here, so no step can
                     // make us runnable unseen; an unpark that came earlier is remembered.
                     $rt::thread::park();
+                    shared.parked.lock().unwrap_or_else(|e| e.into_inner())[me] = false;
                     continue;
                 }
                 m.step(me);
@@ -103,7 +110,15 @@ macro_rules! threaded_driver {
                 // counts an unpark of a finished thread against its join.
                 // Wake the threads that can now step, and those that must now exit (an actor a
                 // fault killed, a fault that can no longer land) — never one that has exited.
-                let wake: Vec<usize> = (0..m.choice_count()).filter(|&o| o != me && (finished || m.is_runnable(o) || m.is_spent(o))).collect();
+                let wake: Vec<usize> = {
+                    let mut parked = shared.parked.lock().unwrap_or_else(|e| e.into_inner());
+                    let wake: Vec<usize> =
+                        (0..m.choice_count()).filter(|&o| o != me && parked[o] && (finished || m.is_runnable(o) || m.is_spent(o))).collect();
+                    for &o in &wake {
+                        parked[o] = false;
+                    }
+                    wake
+                };
                 drop(m);
                 let threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 for o in wake {

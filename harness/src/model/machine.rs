@@ -622,6 +622,19 @@ impl<F: Filesystem> Machine<F> {
         self.release_everything(a);
     }
 
+    /// An actor that ends normally leaves its sections and closes its database connection
+    /// (rolling back what it did not commit, as Django closes it at the end of a request); a
+    /// lock it acquired and never released stays held, as a `threading.Lock` does.
+    fn finish(&mut self, a: usize) {
+        for h in &mut self.holders {
+            h.retain(|x| *x != a);
+        }
+        if let Some(db) = self.db.as_mut() {
+            db.disconnect(a);
+            self.wake_row_waiters(a);
+        }
+    }
+
     /// What the kernel and the database server do for a process that is gone.
     fn release_everything(&mut self, a: usize) {
         self.actors[a].frames.clear();
@@ -656,7 +669,7 @@ impl<F: Filesystem> Machine<F> {
             }
             let Some(frame) = self.actors[a].frames.last() else {
                 self.actors[a].status = Status::Done;
-                self.release_everything(a);
+                self.finish(a);
                 return;
             };
             let instr = &prog.procs[frame.proc as usize].code[frame.pc as usize];

@@ -44,18 +44,18 @@ fn summary_with_violation_holds_and_skipped() {
         Trace:
 
         ```text
-        step     time | qrunner1                        | qrunner2                                     | qrunner3
-        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+        step     time | qrunner1                        | qrunner2                               | qrunner3
+        --------------+---------------------------------+----------------------------------------+----------------------------------------
            1  +0.000s | open(tmp, O_CREAT|O_EXCL) -> ok
            2  +0.000s | link(tmp, LOCKFILE) -> ok
            3  +0.001s |                                 | link(tmp, LOCKFILE) -> EEXIST
            4  +3.000s | world: clock.advance(3s)
-           5  +3.000s |                                 |                                              | stat(LOCKFILE).mtime < now - 2s -> true
-           6  +3.001s |                                 |                                              | unlink(LOCKFILE) -> ok
+           5  +3.000s |                                 |                                        | stat(LOCKFILE).mtime < now - 2s -> true
+           6  +3.001s |                                 |                                        | unlink(LOCKFILE) -> ok
            7  +3.002s |                                 | link(tmp, LOCKFILE) -> ok
            x mutual_exclusion broke
-           8  +3.002s |                                 | write(section, "a payload long enough to ...
-        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+           8  +3.002s |                                 | write(section, "a payload lon... -> ok
+        --------------+---------------------------------+----------------------------------------+----------------------------------------
         verdict: mutual_exclusion broke: holders(section) <= 1
         ```
 

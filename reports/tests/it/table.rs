@@ -1,7 +1,7 @@
 //! The per-actor trace table and the one-line run summary.
 
 use expect_test::expect;
-use reports::table::{render_result_line, render_trace, Style, MAX_CELL};
+use reports::table::{MAX_OPERATION, MAX_RESULT, render_result_line, render_trace, Style, MAX_CELL};
 use reports::{Trace, TraceStep};
 
 use crate::fixtures;
@@ -10,18 +10,18 @@ use crate::fixtures;
 fn plain_trace_has_one_column_per_actor() {
     let out = render_trace(&fixtures::lockfile_trace(), Style::plain());
     expect![[r#"
-        step     time | qrunner1                        | qrunner2                                     | qrunner3
-        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+        step     time | qrunner1                        | qrunner2                               | qrunner3
+        --------------+---------------------------------+----------------------------------------+----------------------------------------
            1  +0.000s | open(tmp, O_CREAT|O_EXCL) -> ok
            2  +0.000s | link(tmp, LOCKFILE) -> ok
            3  +0.001s |                                 | link(tmp, LOCKFILE) -> EEXIST
            4  +3.000s | world: clock.advance(3s)
-           5  +3.000s |                                 |                                              | stat(LOCKFILE).mtime < now - 2s -> true
-           6  +3.001s |                                 |                                              | unlink(LOCKFILE) -> ok
+           5  +3.000s |                                 |                                        | stat(LOCKFILE).mtime < now - 2s -> true
+           6  +3.001s |                                 |                                        | unlink(LOCKFILE) -> ok
            7  +3.002s |                                 | link(tmp, LOCKFILE) -> ok
            x mutual_exclusion broke
-           8  +3.002s |                                 | write(section, "a payload long enough to ...
-        --------------+---------------------------------+----------------------------------------------+----------------------------------------
+           8  +3.002s |                                 | write(section, "a payload lon... -> ok
+        --------------+---------------------------------+----------------------------------------+----------------------------------------
         verdict: mutual_exclusion broke: holders(section) <= 1
     "#]]
     .assert_eq(&out);
@@ -73,15 +73,22 @@ fn color_only_changes_escape_codes() {
 }
 
 #[test]
-fn cells_are_capped() {
-    let out = render_trace(&fixtures::lockfile_trace(), Style::plain());
-    let write_row = out.lines().find(|l| l.contains("write(")).unwrap();
-    let cell = write_row
-        .split(" | ")
-        .find(|c| c.contains("write("))
-        .unwrap();
-    assert_eq!(cell.chars().count(), MAX_CELL, "{cell:?}");
-    assert!(cell.ends_with("..."));
+fn long_operations_are_cut_but_results_stay_visible() {
+    let mut trace = fixtures::lockfile_trace();
+    let step = trace.steps.iter_mut().find(|s| s.operation.contains("write(")).unwrap();
+    step.operation = format!("write({})", "x".repeat(200));
+    step.result = "blocked: gap before supremum in patch (next-key lock) is locked by parser1".into();
+    let out = render_trace(&trace, Style::plain());
+    let row = out.lines().find(|l| l.contains("write(")).unwrap();
+    let cell = row.split(" | ").find(|c| c.contains("write(")).unwrap().trim_end();
+    let (op, result) = cell.split_once(" -> ").unwrap();
+    assert_eq!(op.chars().count(), MAX_OPERATION, "{op:?}");
+    assert!(op.ends_with("..."));
+    assert_eq!(result, "blocked: gap before supremum in patch (next-key lock) is locked by parser1");
+    assert!(cell.chars().count() <= MAX_OPERATION + 4 + MAX_RESULT);
+    // A cell without a result is capped as a whole.
+    assert!(out.lines().all(|l| l.chars().count() < 4 * (MAX_OPERATION + 4 + MAX_RESULT) + 40), "{out}");
+    let _ = MAX_CELL;
 }
 
 fn tiny_trace(steps: Vec<TraceStep>, actors: &[&str]) -> Trace {
