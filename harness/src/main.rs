@@ -77,6 +77,32 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         times: u32,
     },
+    /// Run a variant many times with free-running real actors and measure how often each invariant breaks.
+    Stress {
+        file: PathBuf,
+        #[arg(long)]
+        variant: String,
+        /// `fs:DIR`: a real directory (each run gets a fresh subdirectory, removed after).
+        #[arg(long)]
+        backend: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 200)]
+        runs: u64,
+        /// Random pauses before real operations (like rr's chaos mode).
+        #[arg(long)]
+        chaos: bool,
+        /// `threads` or `processes`.
+        #[arg(long, default_value = "processes")]
+        actors: String,
+        /// Runs in parallel (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+        /// Print the result as JSON (a summary.json row).
+        #[arg(long)]
+        json: bool,
+    },
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
     Worker { root: PathBuf, parent: u32 },
@@ -112,6 +138,9 @@ fn main() -> ExitCode {
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
         }
         Command::Replay { file, variant, token, backend, actors, times } => replay_cmd(&file, &variant, &token, &backend, &actors, times, &out),
+        Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, json } => {
+            stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
+        }
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
         Command::Suite { paths, out: dir, quick, engines } => suite_cmd(&paths, &dir, quick, &engines, &out),
     };
@@ -372,6 +401,97 @@ reproduced {what} on the real system in {reproduced} of {times} forced replays, 
     } else {
         1
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool, actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+    let root = match BackendSpec::parse(backend) {
+        Ok(BackendSpec::Fs(root)) => root,
+        Ok(BackendSpec::Model) => {
+            eprint_error("stress runs real actors: pass `--backend fs:DIR` (the model is explored, not stressed: use `racelab explore`)");
+            return BAD_INPUT;
+        }
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let mode = match ActorMode::parse(actors) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    if runs == 0 {
+        eprint_error("--runs must be at least 1: a rate from zero runs says nothing");
+        return BAD_INPUT;
+    }
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let prog = match pick_variants(&sc, Some(variant), file) {
+        Ok(p) => Arc::new(p[0].clone()),
+        Err(c) => return c,
+    };
+    racelab::backend::cancel::install();
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = racelab::backend::stress::StressConfig { runs, chaos, mode, jobs, seed };
+    let bar = progress_bar(runs, out, &format!("stress {} {}", prog.variant, if chaos { "(chaos)" } else { "" }));
+    let result = racelab::backend::stress::stress(&prog, &root, &cfg, &|_| bar.inc(1));
+    bar.finish_and_clear();
+    let r = match result {
+        Ok(r) => r,
+        Err(why) => {
+            eprint_error(format_args!("the real backend failed: {why}"));
+            return if racelab::backend::cancel::requested().is_some() { 130 } else { INFRASTRUCTURE };
+        }
+    };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let row = racelab::suite::stress_row(&stem, &prog, &r, &root);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
+    } else {
+        println!(
+            "{}/{} on {} ({}, {}), {} actors{}: {} runs in {:.1}s ({:.1} runs/s)",
+            stem,
+            prog.variant,
+            root.display(),
+            r.env.fs_type,
+            r.env.options,
+            mode.name(),
+            if chaos { ", chaos" } else { "" },
+            r.runs,
+            r.seconds,
+            r.runs_per_second()
+        );
+        for rate in &r.rates {
+            println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+        }
+        if let Some((i, sched, trace)) = &r.first_failure {
+            println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
+            print!("{}", render_trace(trace, out.style()));
+        }
+    }
+    if row.met {
+        0
+    } else {
+        1
+    }
+}
+
+/// A progress bar on a terminal; nothing (hidden) otherwise.
+fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
+    if !out.tty {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {

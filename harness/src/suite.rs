@@ -141,6 +141,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         switches: None,
         shrunk_switches: None,
         rate: None,
+        rates: vec![],
         divergence: None,
         env: None,
         bound: Some(cfg.describe_bound()),
@@ -225,4 +226,54 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
         return 1;
     }
     0
+}
+
+/// A stress campaign as a `summary.json` row: the rate of the primary expected invariant (or of
+/// the first one that broke), every invariant's rate in `rates`, the filesystem in `env`.
+/// Met when every expected violation was seen at least once (a race seen once is real), or,
+/// for a variant expected to hold, when nothing broke.
+pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::StressResult, root: &std::path::Path) -> RunResult {
+    let (expected, expected_invariants) = match &prog.expected {
+        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
+        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
+    };
+    let hit: Vec<&crate::backend::stress::InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
+    let primary = r.rates.iter().find(|x| expected_invariants.contains(&x.invariant) && x.hits > 0).or(hit.first().copied());
+    let met = match expected {
+        Verdict::Holds => hit.is_empty(),
+        _ => expected_invariants.iter().all(|e| hit.iter().any(|h| &h.invariant == e)),
+    };
+    let shown = primary.or_else(|| r.rates.iter().find(|x| expected_invariants.contains(&x.invariant)));
+    RunResult {
+        scenario: stem.to_string(),
+        variant: prog.variant.clone(),
+        engine: if r.chaos { "stress-chaos".into() } else { "stress".into() },
+        backend: format!("fs:{}", r.env.fs_type),
+        faults: (!prog.faults.is_empty()).then(|| "not injected in stress runs".to_string()),
+        expected,
+        expected_invariants,
+        outcome: match primary {
+            Some(p) if p.invariant == crate::ir::oracle::DEADLOCK => Outcome::Deadlock,
+            Some(_) => Outcome::Violation,
+            None => Outcome::Holds,
+        },
+        invariant: primary.map(|p| p.invariant.clone()),
+        exhaustive: false,
+        schedules: r.runs,
+        seconds: r.seconds,
+        first_failure_after: r.first_failure.as_ref().map(|(i, _, _)| i + 1),
+        replay: r.first_failure.as_ref().map(|(_, s, _)| s.encode()),
+        met,
+        findings: vec![],
+        switches: r.first_failure.as_ref().map(|(_, s, _)| s.switches()),
+        shrunk_switches: None,
+        rate: shown.map(|p| reports::Rate { hits: p.hits, runs: p.runs, low: p.low, high: p.high }),
+        rates: r.rates.iter().map(|x| reports::InvariantRate { invariant: x.invariant.clone(), hits: x.hits, runs: x.runs, low: x.low, high: x.high }).collect(),
+        divergence: None,
+        env: Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() }),
+        bound: Some(format!("{} free-running runs with {} actors{} in {}", r.runs, r.mode.name(), if r.chaos { " and chaos" } else { "" }, root.display())),
+        reason: None,
+        trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
+    }
 }

@@ -37,7 +37,8 @@ pub fn worker_exe() -> Result<PathBuf, String> {
     }
 }
 
-struct Worker {
+/// One actor's worker process. Dropping it kills its process group.
+pub struct Worker {
     child: Child,
     input: ChildStdin,
     output: BufReader<ChildStdout>,
@@ -50,6 +51,20 @@ struct Worker {
 impl Worker {
     fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Performs one filesystem operation in this worker.
+    pub fn perform(&mut self, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+        if self.dead {
+            return Err(format!("worker {} is dead", self.child.id()));
+        }
+        if self.stopped {
+            kill(self.pid(), NixSignal::SIGCONT).map_err(|e| format!("SIGCONT to worker {}: {e}", self.child.id()))?;
+            self.stopped = false;
+        }
+        let args = args.iter().map(WireValue::from_value).collect::<Result<Vec<_>, _>>()?;
+        let r = self.ask(&Request::Perform { op: wire::op_name(op)?.to_string(), args, now })?;
+        wire::result_of(r)
     }
 
     fn ask(&mut self, req: &Request) -> Result<Response, String> {
@@ -124,6 +139,11 @@ impl ProcessExecutor {
         Ok(ProcessExecutor { workers })
     }
 
+    /// Hands out the workers, one per actor, for drivers that run actors in parallel.
+    pub fn into_workers(mut self) -> Vec<Worker> {
+        std::mem::take(&mut self.workers)
+    }
+
     /// The process ids of the live workers, for tests and reports.
     pub fn pids(&self) -> Vec<u32> {
         self.workers.iter().filter(|w| !w.dead).map(|w| w.child.id()).collect()
@@ -150,14 +170,7 @@ fn nix_signal(s: Signal) -> NixSignal {
 
 impl Executor for ProcessExecutor {
     fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
-        let w = self.worker(actor)?;
-        if w.stopped {
-            kill(w.pid(), NixSignal::SIGCONT).map_err(|e| format!("SIGCONT to worker {}: {e}", w.child.id()))?;
-            w.stopped = false;
-        }
-        let args = args.iter().map(WireValue::from_value).collect::<Result<Vec<_>, _>>()?;
-        let r = w.ask(&Request::Perform { op: wire::op_name(op)?.to_string(), args, now })?;
-        wire::result_of(r)
+        self.worker(actor)?.perform(op, args, now)
     }
 
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
@@ -211,14 +224,12 @@ impl Executor for ProcessExecutor {
     }
 }
 
-impl Drop for ProcessExecutor {
+impl Drop for Worker {
     fn drop(&mut self) {
-        for w in &mut self.workers {
-            if !w.dead {
-                // The whole process group: a worker never forks, but nothing may outlive us.
-                let _ = nix::sys::signal::killpg(w.pid(), NixSignal::SIGKILL);
-                let _ = w.child.wait();
-            }
+        if !self.dead {
+            // The whole process group: a worker never forks, but nothing may outlive us.
+            let _ = nix::sys::signal::killpg(self.pid(), NixSignal::SIGKILL);
+            let _ = self.child.wait();
         }
     }
 }

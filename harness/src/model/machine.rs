@@ -52,6 +52,8 @@ pub enum Status {
     Failed,
     /// Stopped by a fault: a crash, or a signal without a handler.
     Killed,
+    /// Performing a real operation outside the machine (free-running real actors).
+    InFlight,
 }
 
 impl Status {
@@ -371,16 +373,68 @@ impl<F: Filesystem> Machine<F> {
         }
         // One Arc clone per step lets the instruction be borrowed while the machine changes.
         let prog = Arc::clone(&self.prog);
-        let (op, args, dst, catch, label) = {
-            let frame = self.actors[a].frames.last().expect("a ready actor has a frame");
-            match &prog.procs[frame.proc as usize].code[frame.pc as usize] {
-                Instr::Op { op, args, dst, catch, label } => (*op, args, *dst, *catch, *label),
-                other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
-            }
+        let (op, args) = match Self::pending_in(&prog, &self.actors[a]) {
+            Instr::Op { op, args, .. } => (*op, args),
+            other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
         };
         let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
-        let time_ms = self.clock;
         let result = vals.and_then(|vals| self.perform(a, op, &vals));
+        self.conclude(a, broken_before, result);
+    }
+
+    /// The instruction actor `a` is parked at.
+    fn pending_in<'p>(prog: &'p Program, actor: &Actor) -> &'p Instr {
+        let frame = actor.frames.last().expect("a ready actor has a frame");
+        &prog.procs[frame.proc as usize].code[frame.pc as usize]
+    }
+
+    /// The operation actor `a` is parked at, with its arguments.
+    fn pending(&self, a: usize) -> (Op, Vec<PExpr>, Option<Reg>, bool, u32) {
+        match Self::pending_in(&self.prog, &self.actors[a]) {
+            Instr::Op { op, args, dst, catch, label } => (*op, args.clone(), *dst, *catch, *label),
+            other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
+        }
+    }
+
+    /// Starts actor `a`'s step *outside* the machine, for free-running real actors: when its
+    /// next operation is a filesystem call, returns it with its arguments and marks the actor
+    /// in flight (not runnable, and time cannot jump) until [`Machine::complete`]. Returns
+    /// `None` for operations the machine performs itself (cells, locks, sleeps): take those
+    /// with [`Machine::step`].
+    pub fn begin(&mut self, a: usize) -> Option<Result<(Op, Vec<Value>, i64), String>> {
+        if !self.is_runnable(a) || a >= self.actors.len() {
+            return None;
+        }
+        let (op, args, _, _, _) = self.pending(a);
+        if !op.is_filesystem() {
+            return None;
+        }
+        let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+        self.actors[a].status = Status::InFlight;
+        Some(vals.map(|v| (op, v, self.clock)))
+    }
+
+    /// Finishes a step begun with [`Machine::begin`], with the real system's result.
+    pub fn complete(&mut self, a: usize, result: Result<Result<Value, Errno>, String>) {
+        assert_eq!(self.actors[a].status, Status::InFlight, "actor {a} has no step in flight");
+        self.actors[a].status = Status::Ready;
+        self.schedule.push(a as u8);
+        let broken_before = self.broken.len();
+        let done = result.map(|r| match r {
+            Ok(v) => Done::Value(v),
+            Err(e) => Done::Error(e, String::new()),
+        });
+        self.conclude(a, broken_before, done);
+    }
+
+    /// Everything a step does after its operation: the result into the actor's register (or
+    /// its failure), local computation up to the next operation, and [`Machine::after_step`].
+    fn conclude(&mut self, a: usize, broken_before: usize, result: Result<Done, String>) {
+        let (dst, catch, label) = match Self::pending_in(&self.prog, &self.actors[a]) {
+            Instr::Op { dst, catch, label, .. } => (*dst, *catch, *label),
+            other => unreachable!("a stepping actor is parked at an operation, not {other:?}"),
+        };
+        let time_ms = self.clock;
         // Rendering the result costs an allocation per step; only traces need it.
         let mut shown = self.details.is_some().then(|| match &result {
             Ok(Done::Value(Value::None)) => "ok".to_string(),
@@ -847,7 +901,8 @@ impl<F: Filesystem> Machine<F> {
     /// When no actor is runnable: wakes the earliest sleepers (advancing the clock), or ends the
     /// execution as finished or deadlocked.
     fn settle(&mut self) {
-        while self.end.is_none() && !self.any_actor_ready() {
+        // An actor in flight will come back with a result: nothing to decide until it does.
+        while self.end.is_none() && !self.any_actor_ready() && !self.actors.iter().any(|a| a.status == Status::InFlight) {
             let sleepers = self.actors.iter().filter_map(|a| match a.status {
                 Status::Sleeping(t) => Some(t),
                 _ => None,
