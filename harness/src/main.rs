@@ -445,7 +445,7 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
         Ok(r) => r,
         Err(why) => {
             eprint_error(format_args!("the real backend failed: {why}"));
-            return if racelab::backend::cancel::requested().is_some() { 130 } else { INFRASTRUCTURE };
+            return racelab::backend::cancel::requested().map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
         }
     };
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

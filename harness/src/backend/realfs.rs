@@ -23,7 +23,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::ir::{Errno, FsInit, Op, Stat, Value};
-use crate::model::fs::{normalize, Filesystem, OpCtx};
+use crate::model::fs::{normalize, path_arg, Filesystem, OpCtx};
 
 /// The scenario's filesystem in a real directory.
 #[derive(Debug)]
@@ -159,14 +159,8 @@ impl RealFs {
 
 impl Filesystem for RealFs {
     fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
-        let path = match args.first() {
-            Some(Value::Str(s)) => normalize(s),
-            other => return Err(format!("{} expects a path (a string), got {}", op.name(), other.map_or("nothing", Value::type_name))),
-        };
-        let second_path = || match args.get(1) {
-            Some(Value::Str(s)) => Ok(normalize(s)),
-            other => Err(format!("{} expects a second path, got {}", op.name(), other.map_or("nothing", Value::type_name))),
-        };
+        let path = path_arg(args, 0, op)?;
+        let second_path = || path_arg(args, 1, op);
         Ok(match op {
             Op::Create { excl } => self.open_for_write(&path, excl, None, cx.now),
             Op::Write => {

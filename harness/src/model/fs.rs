@@ -92,9 +92,31 @@ fn parent(path: &str) -> &str {
     }
 }
 
-fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
+/// Refuses a path whose `..` would climb above the scenario's root (`/..`, `/a/../..`): on a
+/// real backend the root is a directory of the host, and a scenario must never reach out of
+/// it. The model refuses the same paths, so model and real runs agree.
+pub fn check_confined(path: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if depth == 0 => {
+                return Err(format!("the path `{path}` climbs above the scenario's root with `..`; scenario paths are relative to the root and cannot leave it"))
+            }
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The `i`-th argument as a normalised path, or the misuse that stops the actor.
+pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
     match args.get(i) {
-        Some(Value::Str(s)) => Ok(normalize(s)),
+        Some(Value::Str(s)) => {
+            check_confined(s)?;
+            Ok(normalize(s))
+        }
         Some(v) => Err(format!("{} expects a path (a string), got a {} ({v})", op.name(), v.type_name())),
         None => Err(format!("{} is missing an argument", op.name())),
     }
