@@ -119,6 +119,10 @@ enum Command {
         /// Engines to use (comma-separated); default all.
         #[arg(long, value_delimiter = ',')]
         engines: Vec<String>,
+        /// Also run on a real filesystem: `NAME=DIR` (forced replays of every model finding,
+        /// and stress runs). Repeatable. `NAME=!reason` lists it as skipped.
+        #[arg(long = "real")]
+        real: Vec<String>,
     },
 }
 
@@ -142,7 +146,7 @@ fn main() -> ExitCode {
             stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
         }
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
-        Command::Suite { paths, out: dir, quick, engines } => suite_cmd(&paths, &dir, quick, &engines, &out),
+        Command::Suite { paths, out: dir, quick, engines, real } => suite_cmd(&paths, &dir, quick, &engines, &real, &out),
     };
     ExitCode::from(code)
 }
@@ -449,7 +453,7 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
         }
     };
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let row = racelab::suite::stress_row(&stem, &prog, &r, &root);
+    let row = racelab::suite::stress_row(&stem, &prog, &r, &r.env.fs_type, &root);
     if json {
         println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
     } else {
@@ -511,7 +515,7 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out: &Output) -> u8 {
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], out: &Output) -> u8 {
     let engines = match parse_engines(engines) {
         Ok(e) => e,
         Err(msg) => {
@@ -519,6 +523,20 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out
             return BAD_INPUT;
         }
     };
+    let mut targets = Vec::new();
+    for r in real {
+        match r.split_once('=') {
+            Some((name, reason)) if reason.starts_with('!') => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
+            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Ok(PathBuf::from(d)) }),
+            _ => {
+                eprint_error(format_args!("--real {r}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
+                return BAD_INPUT;
+            }
+        }
+    }
+    if !targets.is_empty() {
+        racelab::backend::cancel::install();
+    }
     let files = scenario_files(paths);
     if files.is_empty() {
         eprint_error("no scenario files found; pass *.race files or directories holding them");
@@ -548,11 +566,23 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let results = suite::run(&jobs, &|r| {
+    let mut results = suite::run(&jobs, &|r| {
         bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
         bar.inc(1);
     });
     bar.finish_and_clear();
+    if !targets.is_empty() {
+        let rc = if quick { suite::RealConfig { replays: 20, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 100, stress_runs: 500, jobs: 2 } };
+        let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let real_rows = suite::real_rows(&scenarios, &results, &targets, &rc, &|r| spinner.set_message(format!("real: {}/{}/{} on {}", r.scenario, r.variant, r.engine, r.backend)));
+        spinner.finish_and_clear();
+        results.extend(real_rows);
+        if let Some(sig) = racelab::backend::cancel::requested() {
+            eprint_error(format_args!("interrupted by signal {sig}; real runs were cleaned up"));
+            return (128 + sig).clamp(0, 255) as u8;
+        }
+    }
     // Printed after the portfolio is judged: a row's verdict can depend on other engines' findings.
     for r in &results {
         println!("{}", render_result_line(r));
