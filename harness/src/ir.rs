@@ -245,6 +245,14 @@ pub struct DatabaseIr {
 }
 
 impl Op {
+    /// True for the operations a filesystem (model or real) performs.
+    pub fn is_filesystem(self) -> bool {
+        matches!(
+            self,
+            Op::Create { .. } | Op::Write | Op::Read | Op::Link | Op::Unlink | Op::Rename | Op::Stat | Op::Utime | Op::Touch | Op::Mkdir | Op::Rmdir
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Op::Create { .. } => "create",

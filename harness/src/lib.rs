@@ -6,6 +6,7 @@
 //! shuttle's schedulers and loom; [`schedule`] encodes what happened as a portable token; and
 //! [`replay`] reproduces it.
 
+pub mod backend;
 pub mod eval;
 pub mod explore;
 pub mod ir;

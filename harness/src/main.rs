@@ -9,12 +9,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use racelab::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
+use racelab::backend::forced::{forced_replay, ForcedError};
+use racelab::backend::{ActorMode, BackendSpec};
 use racelab::schedule::{Schedule, TokenError};
 use racelab::{replay, suite};
 use reports::table::{render_result_line, render_trace, Style};
 
 /// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3 infrastructure.
 const BAD_INPUT: u8 = 2;
+const INFRASTRUCTURE: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "racelab", version, about = "Find, print and replay races described as scenarios")]
@@ -63,13 +66,46 @@ enum Command {
         variant: String,
         /// The replay token printed by `racelab explore`.
         token: String,
-        /// Where to replay: only `model` in this build.
+        /// Where to replay: `model`, or `fs:DIR` (real syscalls in a fresh directory under DIR,
+        /// checked step by step against the model).
         #[arg(long, default_value = "model")]
         backend: String,
+        /// Real actors: `threads` or `processes` (real signals). Only with `--backend fs:DIR`.
+        #[arg(long, default_value = "processes")]
+        actors: String,
         /// Replay this many times and check that every run gives the same outcome.
         #[arg(long, default_value_t = 1)]
         times: u32,
     },
+    /// Run a variant many times with free-running real actors and measure how often each invariant breaks.
+    Stress {
+        file: PathBuf,
+        #[arg(long)]
+        variant: String,
+        /// `fs:DIR`: a real directory (each run gets a fresh subdirectory, removed after).
+        #[arg(long)]
+        backend: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 200)]
+        runs: u64,
+        /// Random pauses before real operations (like rr's chaos mode).
+        #[arg(long)]
+        chaos: bool,
+        /// `threads` or `processes`.
+        #[arg(long, default_value = "processes")]
+        actors: String,
+        /// Runs in parallel (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+        /// Print the result as JSON (a summary.json row).
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) A worker process performing one actor's operations for a real backend.
+    #[command(name = "__worker", hide = true)]
+    Worker { root: PathBuf, parent: u32 },
     /// Run every scenario × variant × engine and write summary.json, summary.md, summary.html, junit.xml.
     Suite {
         /// Scenario files or directories (default: ./scenarios).
@@ -83,6 +119,10 @@ enum Command {
         /// Engines to use (comma-separated); default all.
         #[arg(long, value_delimiter = ',')]
         engines: Vec<String>,
+        /// Also run on a real filesystem: `NAME=DIR` (forced replays of every model finding,
+        /// and stress runs). Repeatable. `NAME=!reason` lists it as skipped.
+        #[arg(long = "real")]
+        real: Vec<String>,
     },
 }
 
@@ -101,8 +141,12 @@ fn main() -> ExitCode {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
         }
-        Command::Replay { file, variant, token, backend, times } => replay_cmd(&file, &variant, &token, &backend, times, &out),
-        Command::Suite { paths, out: dir, quick, engines } => suite_cmd(&paths, &dir, quick, &engines, &out),
+        Command::Replay { file, variant, token, backend, actors, times } => replay_cmd(&file, &variant, &token, &backend, &actors, times, &out),
+        Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, json } => {
+            stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
+        }
+        Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
+        Command::Suite { paths, out: dir, quick, engines, real } => suite_cmd(&paths, &dir, quick, &engines, &real, &out),
     };
     ExitCode::from(code)
 }
@@ -239,13 +283,21 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     suite::exit_code(&rows) as u8
 }
 
-fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32, out: &Output) -> u8 {
-    if backend != "model" {
-        eprint_error(format_args!(
-            "backend `{backend}` is not available in this build; replay runs on `model` (real filesystems, processes and databases are tracked in issues 4-6)"
-        ));
-        return BAD_INPUT;
-    }
+fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, out: &Output) -> u8 {
+    let backend = match BackendSpec::parse(backend) {
+        Ok(b) => b,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let mode = match ActorMode::parse(actors) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -261,6 +313,9 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32
             return BAD_INPUT;
         }
     };
+    if let BackendSpec::Fs(root) = backend {
+        return forced_replay_cmd(&prog, &sched, &root, mode, times, out);
+    }
     let mut first: Option<replay::Replayed> = None;
     for i in 0..times.max(1) {
         match replay::replay(&prog, &sched) {
@@ -296,6 +351,153 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, times: u32
     }
 }
 
+/// Forces the schedule on real actors `times` times; every run must reproduce, none diverge.
+fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, root: &Path, mode: ActorMode, times: u32, out: &Output) -> u8 {
+    racelab::backend::cancel::install();
+    let what = sched.target.as_deref().unwrap_or("a violation");
+    let mut reproduced = 0;
+    for i in 0..times.max(1) {
+        let r = match forced_replay(prog, sched, root, mode) {
+            Ok(r) => r,
+            Err(ForcedError::Token(e)) => {
+                eprint_error(e);
+                return BAD_INPUT;
+            }
+            Err(ForcedError::Infrastructure(why)) => {
+                eprint_error(format_args!("the real backend failed (run {}): {why}", i + 1));
+                return INFRASTRUCTURE;
+            }
+            Err(e @ ForcedError::Interrupted(sig)) => {
+                eprint_error(e);
+                return (128 + sig).clamp(0, 255) as u8;
+            }
+        };
+        if i == 0 {
+            print!("{}", render_trace(&r.trace, out.style()));
+            println!("
+backend: {} ({}, mounted at {}, options {}), actors as {}", root.display(), r.env.fs_type, r.env.mount_point, r.env.options, mode.name());
+        }
+        if let Some(d) = &r.divergence {
+            println!(
+                "
+run {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real system said {}",
+                i + 1,
+                d.step,
+                d.actor,
+                d.operation,
+                d.model,
+                d.real
+            );
+            return 1;
+        }
+        if r.reproduced(sched) {
+            reproduced += 1;
+        } else {
+            println!("
+run {}: {what} did not break on the real system", i + 1);
+        }
+    }
+    let times = times.max(1);
+    println!("
+reproduced {what} on the real system in {reproduced} of {times} forced replays, no divergence from the model");
+    if reproduced == times {
+        0
+    } else {
+        1
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool, actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+    let root = match BackendSpec::parse(backend) {
+        Ok(BackendSpec::Fs(root)) => root,
+        Ok(BackendSpec::Model) => {
+            eprint_error("stress runs real actors: pass `--backend fs:DIR` (the model is explored, not stressed: use `racelab explore`)");
+            return BAD_INPUT;
+        }
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let mode = match ActorMode::parse(actors) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    if runs == 0 {
+        eprint_error("--runs must be at least 1: a rate from zero runs says nothing");
+        return BAD_INPUT;
+    }
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let prog = match pick_variants(&sc, Some(variant), file) {
+        Ok(p) => Arc::new(p[0].clone()),
+        Err(c) => return c,
+    };
+    racelab::backend::cancel::install();
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = racelab::backend::stress::StressConfig { runs, chaos, mode, jobs, seed };
+    let bar = progress_bar(runs, out, &format!("stress {} {}", prog.variant, if chaos { "(chaos)" } else { "" }));
+    let result = racelab::backend::stress::stress(&prog, &root, &cfg, &|_| bar.inc(1));
+    bar.finish_and_clear();
+    let r = match result {
+        Ok(r) => r,
+        Err(why) => {
+            eprint_error(format_args!("the real backend failed: {why}"));
+            return racelab::backend::cancel::requested().map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
+        }
+    };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let row = racelab::suite::stress_row(&stem, &prog, &r, &r.env.fs_type, &root);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
+    } else {
+        println!(
+            "{}/{} on {} ({}, {}), {} actors{}: {} runs in {:.1}s ({:.1} runs/s)",
+            stem,
+            prog.variant,
+            root.display(),
+            r.env.fs_type,
+            r.env.options,
+            mode.name(),
+            if chaos { ", chaos" } else { "" },
+            r.runs,
+            r.seconds,
+            r.runs_per_second()
+        );
+        for rate in &r.rates {
+            println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+        }
+        if let Some((i, sched, trace)) = &r.first_failure {
+            println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
+            print!("{}", render_trace(trace, out.style()));
+        }
+    }
+    if row.met {
+        0
+    } else {
+        1
+    }
+}
+
+/// A progress bar on a terminal; nothing (hidden) otherwise.
+fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
+    if !out.tty {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
 fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let roots = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths.to_vec() };
     let mut files = Vec::new();
@@ -313,7 +515,7 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out: &Output) -> u8 {
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], out: &Output) -> u8 {
     let engines = match parse_engines(engines) {
         Ok(e) => e,
         Err(msg) => {
@@ -321,6 +523,20 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out
             return BAD_INPUT;
         }
     };
+    let mut targets = Vec::new();
+    for r in real {
+        match r.split_once('=') {
+            Some((name, reason)) if reason.starts_with('!') => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
+            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Ok(PathBuf::from(d)) }),
+            _ => {
+                eprint_error(format_args!("--real {r}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
+                return BAD_INPUT;
+            }
+        }
+    }
+    if !targets.is_empty() {
+        racelab::backend::cancel::install();
+    }
     let files = scenario_files(paths);
     if files.is_empty() {
         eprint_error("no scenario files found; pass *.race files or directories holding them");
@@ -350,11 +566,23 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], out
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
     bar.enable_steady_tick(Duration::from_millis(200));
-    let results = suite::run(&jobs, &|r| {
+    let mut results = suite::run(&jobs, &|r| {
         bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
         bar.inc(1);
     });
     bar.finish_and_clear();
+    if !targets.is_empty() {
+        let rc = if quick { suite::RealConfig { replays: 20, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 100, stress_runs: 500, jobs: 2 } };
+        let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let real_rows = suite::real_rows(&scenarios, &results, &targets, &rc, &|r| spinner.set_message(format!("real: {}/{}/{} on {}", r.scenario, r.variant, r.engine, r.backend)));
+        spinner.finish_and_clear();
+        results.extend(real_rows);
+        if let Some(sig) = racelab::backend::cancel::requested() {
+            eprint_error(format_args!("interrupted by signal {sig}; real runs were cleaned up"));
+            return (128 + sig).clamp(0, 255) as u8;
+        }
+    }
     // Printed after the portfolio is judged: a row's verdict can depend on other engines' findings.
     for r in &results {
         println!("{}", render_result_line(r));

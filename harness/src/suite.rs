@@ -141,6 +141,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         switches: None,
         shrunk_switches: None,
         rate: None,
+        rates: vec![],
         divergence: None,
         env: None,
         bound: Some(cfg.describe_bound()),
@@ -225,4 +226,232 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
         return 1;
     }
     0
+}
+
+/// A stress campaign as a `summary.json` row: the rate of the primary expected invariant (or of
+/// the first one that broke), every invariant's rate in `rates`, the filesystem in `env`.
+/// Met when every expected violation was seen at least once (a race seen once is real), or,
+/// for a variant expected to hold, when nothing broke.
+pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::StressResult, backend: &str, root: &std::path::Path) -> RunResult {
+    let (expected, expected_invariants) = match &prog.expected {
+        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
+        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
+    };
+    let hit: Vec<&crate::backend::stress::InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
+    let primary = r.rates.iter().find(|x| expected_invariants.contains(&x.invariant) && x.hits > 0).or(hit.first().copied());
+    let met = match expected {
+        Verdict::Holds => hit.is_empty(),
+        _ => expected_invariants.iter().all(|e| hit.iter().any(|h| &h.invariant == e)),
+    };
+    let shown = primary.or_else(|| r.rates.iter().find(|x| expected_invariants.contains(&x.invariant)));
+    RunResult {
+        scenario: stem.to_string(),
+        variant: prog.variant.clone(),
+        engine: if r.chaos { "stress-chaos".into() } else { "stress".into() },
+        backend: format!("fs:{backend}"),
+        faults: (!prog.faults.is_empty()).then(|| "not injected in stress runs".to_string()),
+        expected,
+        expected_invariants,
+        outcome: match primary {
+            Some(p) if p.invariant == crate::ir::oracle::DEADLOCK => Outcome::Deadlock,
+            Some(_) => Outcome::Violation,
+            None => Outcome::Holds,
+        },
+        invariant: primary.map(|p| p.invariant.clone()),
+        exhaustive: false,
+        schedules: r.runs,
+        seconds: r.seconds,
+        first_failure_after: r.first_failure.as_ref().map(|(i, _, _)| i + 1),
+        replay: r.first_failure.as_ref().map(|(_, s, _)| s.encode()),
+        met,
+        findings: vec![],
+        switches: r.first_failure.as_ref().map(|(_, s, _)| s.switches()),
+        shrunk_switches: None,
+        rate: shown.map(|p| reports::Rate { hits: p.hits, runs: p.runs, low: p.low, high: p.high }),
+        rates: r.rates.iter().map(|x| reports::InvariantRate { invariant: x.invariant.clone(), hits: x.hits, runs: x.runs, low: x.low, high: x.high }).collect(),
+        divergence: None,
+        env: Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() }),
+        bound: Some(format!("{} free-running runs with {} actors{} in {}", r.runs, r.mode.name(), if r.chaos { " and chaos" } else { "" }, root.display())),
+        reason: None,
+        trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
+    }
+}
+
+/// A real filesystem the suite runs on: a name for reports and a writable directory, or the
+/// reason it is not available (reported as a skipped row, never as a pass).
+#[derive(Debug, Clone)]
+pub struct RealFsTarget {
+    pub name: String,
+    pub dir: Result<std::path::PathBuf, String>,
+}
+
+/// How hard the suite works real filesystems.
+#[derive(Debug, Clone, Copy)]
+pub struct RealConfig {
+    /// Forced replays per token.
+    pub replays: u32,
+    /// Stress runs per variant, with and without chaos.
+    pub stress_runs: u64,
+    pub jobs: usize,
+}
+
+/// True for variants a real filesystem backend can run: they use the filesystem and no
+/// database (real databases are another backend).
+pub fn runs_on_real_fs(prog: &Program) -> bool {
+    let ops = || prog.procs.iter().flat_map(|p| &p.code).filter_map(|i| match i {
+        crate::ir::Instr::Op { op, .. } => Some(*op),
+        _ => None,
+    });
+    ops().any(crate::ir::Op::is_filesystem) && !ops().any(|o| matches!(o, crate::ir::Op::Sql(_))) && prog.database.is_none()
+}
+
+/// Rows for real filesystems: every model finding of a variant forced on each target with
+/// process actors (`forced-replay`), and stress runs with and without chaos.
+pub fn real_rows(
+    scenarios: &[(String, Scenario)],
+    model_rows: &[RunResult],
+    targets: &[RealFsTarget],
+    cfg: &RealConfig,
+    progress: &(dyn Fn(&RunResult) + Sync),
+) -> Vec<RunResult> {
+    let mut rows = Vec::new();
+    for (stem, sc) in scenarios {
+        for prog in sc.variants.iter().filter(|p| runs_on_real_fs(p)) {
+            let prog = Arc::new(prog.clone());
+            // One token per invariant the model's engines found broken: the shortest.
+            let mut by_target: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+            for f in model_rows.iter().filter(|r| &r.scenario == stem && r.variant == prog.variant).flat_map(|r| &r.findings) {
+                let slot = by_target.entry(f.invariant.clone()).or_insert_with(|| f.replay.clone());
+                if f.replay.len() < slot.len() {
+                    *slot = f.replay.clone();
+                }
+            }
+            let tokens: Vec<String> = by_target.into_values().collect();
+            for t in targets {
+                let dir = match &t.dir {
+                    Ok(d) => d,
+                    Err(why) => {
+                        let row = skipped_row(stem, &prog, "forced-replay", &t.name, why);
+                        progress(&row);
+                        rows.push(row);
+                        continue;
+                    }
+                };
+                for token in &tokens {
+                    let row = forced_row(stem, &prog, token, &t.name, dir, cfg.replays);
+                    progress(&row);
+                    rows.push(row);
+                }
+                if !matches!(prog.expected, Some(Expected::Holds)) {
+                    for chaos in [false, true] {
+                        let sc = crate::backend::stress::StressConfig { runs: cfg.stress_runs, chaos, mode: crate::backend::ActorMode::Processes, jobs: cfg.jobs, seed: 0x5eed };
+                        let row = match crate::backend::stress::stress(&prog, dir, &sc, &|_| {}) {
+                            Ok(r) => stress_row(stem, &prog, &r, &t.name, dir),
+                            Err(why) => error_row(stem, &prog, if chaos { "stress-chaos" } else { "stress" }, &t.name, &why),
+                        };
+                        progress(&row);
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+    rows
+}
+
+fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
+    let (expected, expected_invariants) = match &prog.expected {
+        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
+        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
+    };
+    RunResult {
+        scenario: stem.to_string(),
+        variant: prog.variant.clone(),
+        engine: engine.to_string(),
+        backend: format!("fs:{backend}"),
+        faults: None,
+        expected,
+        expected_invariants,
+        outcome: Outcome::Error,
+        invariant: None,
+        exhaustive: false,
+        schedules: 0,
+        seconds: 0.0,
+        first_failure_after: None,
+        replay: None,
+        met: false,
+        findings: vec![],
+        switches: None,
+        shrunk_switches: None,
+        rate: None,
+        rates: vec![],
+        divergence: None,
+        env: None,
+        bound: None,
+        reason: None,
+        trace: None,
+    }
+}
+
+fn skipped_row(stem: &str, prog: &Program, engine: &str, backend: &str, why: &str) -> RunResult {
+    RunResult { outcome: Outcome::Skipped, reason: Some(why.to_string()), ..base_row(stem, prog, engine, backend) }
+}
+
+fn error_row(stem: &str, prog: &Program, engine: &str, backend: &str, why: &str) -> RunResult {
+    RunResult { outcome: Outcome::Error, reason: Some(format!("the real backend failed: {why}")), ..base_row(stem, prog, engine, backend) }
+}
+
+/// Forces `token` `times` times on `dir` with process actors. Met when every replay broke the
+/// token's target with no divergence from the model.
+fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: &std::path::Path, times: u32) -> RunResult {
+    let mut row = base_row(stem, prog, "forced-replay", backend);
+    let sched = match crate::schedule::Schedule::decode(token) {
+        Ok(s) => s,
+        Err(e) => return error_row(stem, prog, "forced-replay", backend, &e.to_string()),
+    };
+    let start = std::time::Instant::now();
+    let mut hits = 0u64;
+    let mut runs = 0u64;
+    for _ in 0..times.max(1) {
+        match crate::backend::forced::forced_replay(prog, &sched, dir, crate::backend::ActorMode::Processes) {
+            Ok(r) => {
+                runs += 1;
+                row.env = Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() });
+                if let Some(d) = r.divergence {
+                    row.divergence = Some(reports::Divergence { step: d.step, actor: d.actor, operation: d.operation, model: d.model, real: d.real });
+                    row.trace = Some(r.trace);
+                    break;
+                }
+                if r.reproduced(&sched) {
+                    hits += 1;
+                    row.trace.get_or_insert(r.trace);
+                }
+            }
+            Err(e) => return error_row(stem, prog, "forced-replay", backend, &e.to_string()),
+        }
+    }
+    let (low, high) = crate::backend::stress::wilson(hits, runs);
+    row.rate = Some(reports::Rate { hits, runs, low, high });
+    row.seconds = start.elapsed().as_secs_f64();
+    row.schedules = runs;
+    row.invariant = sched.target.clone();
+    row.replay = Some(token.to_string());
+    row.switches = Some(sched.switches());
+    row.bound = Some(format!("{} forced replays of the model's token with process actors", times.max(1)));
+    let all = hits == runs && row.divergence.is_none();
+    row.outcome = match (&row.divergence, sched.target.as_deref()) {
+        (Some(_), _) => Outcome::Holds,
+        (None, Some(crate::ir::oracle::DEADLOCK)) if hits > 0 => Outcome::Deadlock,
+        (None, _) if hits > 0 => Outcome::Violation,
+        _ => Outcome::Holds,
+    };
+    row.met = all && row.expected != Verdict::Holds;
+    row.reason = Some(if let Some(d) = &row.divergence {
+        format!("diverged from the model at step {} ({}: {}): model {}, real {}", d.step, d.actor, d.operation, d.model, d.real)
+    } else {
+        format!("{} reproduced in {hits} of {runs} forced replays", sched.target.as_deref().unwrap_or("the violation"))
+    });
+    row
 }

@@ -24,6 +24,7 @@ pub fn render_summary(summary: &Summary) -> String {
     let mut out = String::from("# racelab summary\n\n");
     out.push_str(&overall_line(summary));
     out.push_str(&results_table(&summary.results));
+    out.push_str(&rates_section(&summary.results));
     out.push_str(&skipped_section(&summary.results));
     out.push_str(&details_sections(&summary.results));
     out
@@ -40,6 +41,32 @@ fn results_table(results: &[RunResult]) -> String {
     out.push_str(&table_row(COLUMNS.iter().map(|c| c.1.to_string())));
     for r in results {
         out.push_str(&table_row(result_cells(r).into_iter()));
+    }
+    out
+}
+
+/// Reproduction rates on real systems: one line per invariant of every stress or forced-replay
+/// row, so rates can be compared across filesystems and with and without chaos at a glance.
+fn rates_section(results: &[RunResult]) -> String {
+    let mut lines = Vec::new();
+    for r in results {
+        if !r.rates.is_empty() {
+            for x in &r.rates {
+                let rate = crate::model::Rate { hits: x.hits, runs: x.runs, low: x.low, high: x.high };
+                lines.push((r, x.invariant.clone(), rate.describe()));
+            }
+        } else if let Some(rate) = &r.rate {
+            lines.push((r, r.invariant.clone().unwrap_or_default(), rate.describe()));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Reproduction rates on real systems\n\n");
+    out.push_str(&table_row(["scenario", "variant", "run", "backend", "invariant", "rate"].iter().map(|c| c.to_string())));
+    out.push_str(&table_row(["---", "---", "---", "---", "---", "---"].iter().map(|c| c.to_string())));
+    for (r, inv, rate) in lines {
+        out.push_str(&table_row([text(&r.scenario), text(&r.variant), text(&r.engine), text(&r.backend), text(&inv), text(&rate)].into_iter()));
     }
     out
 }

@@ -65,6 +65,16 @@ pub struct Rate {
 }
 
 /// The first step where a real backend answered differently from the model.
+/// A stress campaign's rate for one invariant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvariantRate {
+    pub invariant: String,
+    pub hits: u64,
+    pub runs: u64,
+    pub low: f64,
+    pub high: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Divergence {
     pub step: usize,
@@ -123,6 +133,9 @@ pub struct RunResult {
     pub shrunk_switches: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<Rate>,
+    /// Stress runs: every invariant's rate (`rate` is the primary one's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<InvariantRate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub divergence: Option<Divergence>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -355,7 +355,13 @@ impl<'a> Cx<'a> {
 
     fn const_path(&mut self, e: &Expr) -> Option<String> {
         match self.const_value(e) {
-            Value::Str(s) if s.starts_with('/') => Some(s.to_string()),
+            Value::Str(s) if s.starts_with('/') => match crate::model::fs::check_confined(&s) {
+                Ok(()) => Some(s.to_string()),
+                Err(msg) => {
+                    self.err(e.span, msg, "leaves the scenario's root", "initial files live under the scenario's `/`");
+                    None
+                }
+            },
             Value::None => None,
             v => {
                 self.err(e.span, format!("expected an absolute path, found {v}"), "not an absolute path", "paths are strings starting with `/`; they are relative to the scenario's root");
@@ -848,6 +854,14 @@ impl<'a> Cx<'a> {
                 return None;
             }
             let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
+            let path_args = if matches!(op, Op::Link | Op::Rename) { 2 } else { 1 };
+            for (v, a) in vals.iter().zip(args).take(path_args) {
+                if let PExpr::Const(Value::Str(p)) = v {
+                    if let Err(msg) = crate::model::fs::check_confined(p) {
+                        self.err(a.span, msg, "leaves the scenario's root", "write the path from the scenario's `/`; on a real backend `/` is the directory given to --backend fs:DIR");
+                    }
+                }
+            }
             let dst = fx.reg();
             let label = self.label(e.span);
             fx.emit(Instr::Op { dst: Some(dst), op, args: vals, catch, label });

@@ -8,6 +8,8 @@ use crate::ir::{Errno, Op, Stat, Value};
 pub struct OpCtx {
     /// The current time, in milliseconds since the epoch (sets mtime on writes).
     pub now: i64,
+    /// The actor taking the step: a real backend performs it in that actor's thread or process.
+    pub actor: usize,
 }
 
 /// A filesystem that can perform the language's operations: the model below, or a real directory.
@@ -21,6 +23,18 @@ pub trait Filesystem {
     fn observe_exists(&self, path: &str) -> bool;
     /// The contents of a regular file at `path`, for invariants (not a step).
     fn observe_contents(&self, path: &str) -> Option<String>;
+
+    /// A fault lands on `actor`: a real backend makes it real (SIGKILL, the signal, SIGSTOP).
+    /// `handled` says whether the actor has a handler for the signal. An `Err` is an
+    /// infrastructure failure (the signal could not be delivered), never a finding.
+    fn fault(&mut self, _actor: usize, _fault: &crate::ir::FaultKind, _handled: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The actor installed (or removed) a handler for `signal`: a real process catches it from now on.
+    fn handler(&mut self, _actor: usize, _signal: crate::ir::Signal, _installed: bool) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,9 +92,31 @@ fn parent(path: &str) -> &str {
     }
 }
 
-fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
+/// Refuses a path whose `..` would climb above the scenario's root (`/..`, `/a/../..`): on a
+/// real backend the root is a directory of the host, and a scenario must never reach out of
+/// it. The model refuses the same paths, so model and real runs agree.
+pub fn check_confined(path: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if depth == 0 => {
+                return Err(format!("the path `{path}` climbs above the scenario's root with `..`; scenario paths are relative to the root and cannot leave it"))
+            }
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The `i`-th argument as a normalised path, or the misuse that stops the actor.
+pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
     match args.get(i) {
-        Some(Value::Str(s)) => Ok(normalize(s)),
+        Some(Value::Str(s)) => {
+            check_confined(s)?;
+            Ok(normalize(s))
+        }
         Some(v) => Err(format!("{} expects a path (a string), got a {} ({v})", op.name(), v.type_name())),
         None => Err(format!("{} is missing an argument", op.name())),
     }

@@ -52,6 +52,8 @@ pub enum Status {
     Failed,
     /// Stopped by a fault: a crash, or a signal without a handler.
     Killed,
+    /// Performing a real operation outside the machine (free-running real actors).
+    InFlight,
 }
 
 impl Status {
@@ -101,9 +103,22 @@ pub struct Broken {
     pub message: String,
 }
 
+/// What one step came to, for comparing a real run with the model step by step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Value(Value),
+    Error(Errno),
+    Blocked,
+    /// A fault landed.
+    Fault,
+}
+
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
+    /// A real backend failed (a signal could not be delivered, a worker died unasked): the run
+    /// says nothing about the scenario.
+    Aborted,
     /// Every actor finished or failed.
     Finished,
     /// Every live actor is blocked and nothing can wake one.
@@ -165,6 +180,9 @@ pub struct Machine<F: Filesystem = ModelFs> {
     end: Option<End>,
     max_steps: usize,
     details: Option<Vec<StepDetail>>,
+    /// The last step's outcome, kept only while details are recorded (replays).
+    last: Option<StepOutcome>,
+    infrastructure: Option<String>,
 }
 
 impl Machine<ModelFs> {
@@ -219,6 +237,8 @@ impl<F: Filesystem> Machine<F> {
             end: None,
             max_steps: DEFAULT_MAX_STEPS,
             details: None,
+            last: None,
+            infrastructure: None,
             fs,
             prog,
         };
@@ -253,6 +273,18 @@ impl<F: Filesystem> Machine<F> {
     }
     pub fn is_finished(&self) -> bool {
         self.end.is_some()
+    }
+    /// The outcome of the last step (recorded only after [`Machine::record_details`]).
+    pub fn last_outcome(&self) -> Option<&StepOutcome> {
+        self.last.as_ref()
+    }
+    /// Why a real backend aborted the run, if it did.
+    pub fn infrastructure_error(&self) -> Option<&str> {
+        self.infrastructure.as_deref()
+    }
+    fn abort(&mut self, why: String) {
+        self.infrastructure.get_or_insert(why);
+        self.end = Some(End::Aborted);
     }
     pub fn details(&self) -> &[StepDetail] {
         self.details.as_deref().unwrap_or(&[])
@@ -333,21 +365,76 @@ impl<F: Filesystem> Machine<F> {
         if let Some(f) = a.checked_sub(self.actors.len()) {
             let time_ms = self.clock;
             let result = self.land_fault(f);
+            if self.details.is_some() {
+                self.last = Some(StepOutcome::Fault);
+            }
             self.after_step(broken_before, self.prog.faults[f].target, time_ms, StepWhat::Fault(f), result);
             return;
         }
         // One Arc clone per step lets the instruction be borrowed while the machine changes.
         let prog = Arc::clone(&self.prog);
-        let (op, args, dst, catch, label) = {
-            let frame = self.actors[a].frames.last().expect("a ready actor has a frame");
-            match &prog.procs[frame.proc as usize].code[frame.pc as usize] {
-                Instr::Op { op, args, dst, catch, label } => (*op, args, *dst, *catch, *label),
-                other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
-            }
+        let (op, args) = match Self::pending_in(&prog, &self.actors[a]) {
+            Instr::Op { op, args, .. } => (*op, args),
+            other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
         };
         let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
-        let time_ms = self.clock;
         let result = vals.and_then(|vals| self.perform(a, op, &vals));
+        self.conclude(a, broken_before, result);
+    }
+
+    /// The instruction actor `a` is parked at.
+    fn pending_in<'p>(prog: &'p Program, actor: &Actor) -> &'p Instr {
+        let frame = actor.frames.last().expect("a ready actor has a frame");
+        &prog.procs[frame.proc as usize].code[frame.pc as usize]
+    }
+
+    /// The operation actor `a` is parked at, with its arguments.
+    fn pending(&self, a: usize) -> (Op, Vec<PExpr>, Option<Reg>, bool, u32) {
+        match Self::pending_in(&self.prog, &self.actors[a]) {
+            Instr::Op { op, args, dst, catch, label } => (*op, args.clone(), *dst, *catch, *label),
+            other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
+        }
+    }
+
+    /// Starts actor `a`'s step *outside* the machine, for free-running real actors: when its
+    /// next operation is a filesystem call, returns it with its arguments and marks the actor
+    /// in flight (not runnable, and time cannot jump) until [`Machine::complete`]. Returns
+    /// `None` for operations the machine performs itself (cells, locks, sleeps): take those
+    /// with [`Machine::step`].
+    pub fn begin(&mut self, a: usize) -> Option<Result<(Op, Vec<Value>, i64), String>> {
+        if !self.is_runnable(a) || a >= self.actors.len() {
+            return None;
+        }
+        let (op, args, _, _, _) = self.pending(a);
+        if !op.is_filesystem() {
+            return None;
+        }
+        let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+        self.actors[a].status = Status::InFlight;
+        Some(vals.map(|v| (op, v, self.clock)))
+    }
+
+    /// Finishes a step begun with [`Machine::begin`], with the real system's result.
+    pub fn complete(&mut self, a: usize, result: Result<Result<Value, Errno>, String>) {
+        assert_eq!(self.actors[a].status, Status::InFlight, "actor {a} has no step in flight");
+        self.actors[a].status = Status::Ready;
+        self.schedule.push(a as u8);
+        let broken_before = self.broken.len();
+        let done = result.map(|r| match r {
+            Ok(v) => Done::Value(v),
+            Err(e) => Done::Error(e, String::new()),
+        });
+        self.conclude(a, broken_before, done);
+    }
+
+    /// Everything a step does after its operation: the result into the actor's register (or
+    /// its failure), local computation up to the next operation, and [`Machine::after_step`].
+    fn conclude(&mut self, a: usize, broken_before: usize, result: Result<Done, String>) {
+        let (dst, catch, label) = match Self::pending_in(&self.prog, &self.actors[a]) {
+            Instr::Op { dst, catch, label, .. } => (*dst, *catch, *label),
+            other => unreachable!("a stepping actor is parked at an operation, not {other:?}"),
+        };
+        let time_ms = self.clock;
         // Rendering the result costs an allocation per step; only traces need it.
         let mut shown = self.details.is_some().then(|| match &result {
             Ok(Done::Value(Value::None)) => "ok".to_string(),
@@ -357,6 +444,14 @@ impl<F: Filesystem> Machine<F> {
             Ok(Done::Blocked(why)) => format!("blocked: {why}"),
             Err(msg) => format!("error: {msg}"),
         });
+        if self.details.is_some() {
+            self.last = Some(match &result {
+                Ok(Done::Value(v)) => StepOutcome::Value(v.clone()),
+                Ok(Done::Error(e, _)) => StepOutcome::Error(*e),
+                Ok(Done::Blocked(_)) => StepOutcome::Blocked,
+                Err(msg) => StepOutcome::Value(Value::str(msg)),
+            });
+        }
         match result {
             Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
             Ok(Done::Blocked(_)) => {}
@@ -439,7 +534,7 @@ impl<F: Filesystem> Machine<F> {
                 Value::None
             }
             fs_op => {
-                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock })? {
+                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })? {
                     Ok(v) => Done::Value(v),
                     Err(e) => Done::Error(e, String::new()),
                 })
@@ -513,6 +608,14 @@ impl<F: Filesystem> Machine<F> {
         self.fired[f] = true;
         let fault = self.prog.faults[f].clone();
         let t = fault.target;
+        let handled = match &fault.kind {
+            FaultKind::Signal { signal, .. } => self.actors[t].handlers.iter().any(|(s, _, _)| s == signal),
+            _ => false,
+        };
+        if let Err(why) = self.fs.fault(t, &fault.kind, handled) {
+            self.abort(format!("fault `{}` could not be made real: {why}", fault.name));
+            return format!("infrastructure error: {why}");
+        }
         match fault.kind {
             FaultKind::Crash => {
                 self.kill(t);
@@ -702,6 +805,10 @@ impl<F: Filesystem> Machine<F> {
                         Ok(v) => v,
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     };
+                    if let Err(why) = self.fs.handler(a, signal, proc.is_some()) {
+                        self.abort(format!("the SIG{} handler could not be installed in the real actor: {why}", signal.name()));
+                        return;
+                    }
                     let handlers = &mut self.actors[a].handlers;
                     handlers.retain(|(s, _, _)| *s != signal);
                     if let Some(p) = proc {
@@ -794,7 +901,8 @@ impl<F: Filesystem> Machine<F> {
     /// When no actor is runnable: wakes the earliest sleepers (advancing the clock), or ends the
     /// execution as finished or deadlocked.
     fn settle(&mut self) {
-        while self.end.is_none() && !self.any_actor_ready() {
+        // An actor in flight will come back with a result: nothing to decide until it does.
+        while self.end.is_none() && !self.any_actor_ready() && !self.actors.iter().any(|a| a.status == Status::InFlight) {
             let sleepers = self.actors.iter().filter_map(|a| match a.status {
                 Status::Sleeping(t) => Some(t),
                 _ => None,
@@ -839,6 +947,10 @@ impl<F: Filesystem> Machine<F> {
         for k in due {
             if self.actors[k.actor].status.is_over() {
                 continue;
+            }
+            if let Err(why) = self.fs.fault(k.actor, &FaultKind::Crash, false) {
+                self.abort(format!("the follow-up SIGKILL could not be made real: {why}"));
+                return;
             }
             self.kill(k.actor);
             if let Some(d) = self.details.as_mut() {

@@ -3,6 +3,7 @@
 mod db;
 mod engines;
 mod faults;
+mod real;
 mod replay;
 mod fuzz;
 mod parser;

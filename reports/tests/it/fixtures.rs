@@ -74,6 +74,7 @@ pub fn run(scenario: &str, variant: &str, engine: &str, backend: &str) -> RunRes
         switches: None,
         shrunk_switches: None,
         rate: None,
+        rates: vec![],
         divergence: None,
         env: None,
         bound: None,

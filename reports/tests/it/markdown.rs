@@ -19,6 +19,12 @@ fn summary_with_violation_holds_and_skipped() {
         | lockfile | fenced | stress | fs:ext4 | holds | holds | no | 500 | 20.12 | – | ✓ |
         | lockfile | naive | stress | fs:nfs | violation (mutual_exclusion) | skipped | no | 0 | 0.00 | – | – |
 
+        ## Reproduction rates on real systems
+
+        | scenario | variant | run | backend | invariant | rate |
+        | --- | --- | --- | --- | --- | --- |
+        | lockfile | fenced | stress | fs:ext4 |  | 0/500 runs (0.00%, 95% CI 0.00%-0.76%) |
+
         ## Skipped and errors
 
         - **skipped** lockfile/naive/stress/fs:nfs: no NFS mount found\

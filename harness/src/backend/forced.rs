@@ -1,0 +1,152 @@
+//! Forced replay: a recorded schedule executed step by step by real actors, checked against the model.
+//!
+//! The interpreter is the turnstile: it lets exactly one actor perform its next operation, for
+//! real, in the recorded order. The model runs the same schedule in lockstep; the first step
+//! whose real result differs from the model's (success where the model said EEXIST, another
+//! link count) stops the run and is reported with both values.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::fsinfo::{fs_info, FsInfo};
+use super::{start, ActorFs, ActorMode, RealFs};
+use crate::ir::{Program, Value};
+use crate::model::{Broken, End, Machine, StepOutcome, EPOCH_MS};
+use crate::replay::trace_of;
+use crate::schedule::{Schedule, TokenError};
+
+/// The first step where reality disagreed with the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Divergence {
+    /// 1-based, as in the step table.
+    pub step: usize,
+    pub actor: String,
+    pub operation: String,
+    pub model: String,
+    pub real: String,
+}
+
+/// What a forced replay showed.
+#[derive(Debug, Clone)]
+pub struct Forced {
+    pub broken: Vec<Broken>,
+    pub end: Option<End>,
+    pub trace: reports::Trace,
+    pub divergence: Option<Divergence>,
+    pub env: FsInfo,
+    pub mode: ActorMode,
+}
+
+impl Forced {
+    /// True when the schedule's target broke on the real system (and nothing diverged first).
+    pub fn reproduced(&self, sched: &Schedule) -> bool {
+        self.divergence.is_none()
+            && match &sched.target {
+                Some(t) => self.broken.iter().any(|b| &b.invariant == t),
+                None => !self.broken.is_empty(),
+            }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForcedError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The real system could not be set up or failed under us: not a result about the scenario.
+    #[error("{0}")]
+    Infrastructure(String),
+    /// SIGINT or SIGTERM asked us to stop; everything real was cleaned up.
+    #[error("interrupted by signal {0}; workers and run directories were cleaned up")]
+    Interrupted(i32),
+}
+
+/// Replays `sched` with real actors in a fresh directory under `root`, which is removed after.
+pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, root: &Path, mode: ActorMode) -> Result<Forced, ForcedError> {
+    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    let infra = ForcedError::Infrastructure;
+    let run_dir = tempfile::Builder::new()
+        .prefix("racelab-run-")
+        .tempdir_in(root)
+        .map_err(|e| infra(format!("cannot create a run directory under {}: {e}; pass a writable directory", root.display())))?;
+    let env = fs_info(run_dir.path()).map_err(|e| infra(format!("statfs {}: {e}", run_dir.path().display())))?;
+    RealFs::open(run_dir.path()).and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS)).map_err(|e| infra(e.to_string()))?;
+    let observer = RealFs::open(run_dir.path()).map_err(|e| infra(e.to_string()))?;
+    let exec = start(mode, prog.actors.len(), run_dir.path()).map_err(infra)?;
+
+    let mut real = Machine::with_fs(Arc::clone(prog), ActorFs::new(exec, observer));
+    let mut model = Machine::new(Arc::clone(prog));
+    real.record_details();
+    model.record_details();
+    let mut divergence = None;
+    for (i, &c) in sched.steps.iter().enumerate() {
+        if let Some(sig) = super::cancel::requested() {
+            return Err(ForcedError::Interrupted(sig));
+        }
+        let c = c as usize;
+        if c >= model.choice_count() || !model.is_runnable(c) {
+            return Err(TokenError::Diverged { step: i + 1, actor: c, why: "is not runnable on the model".into() }.into());
+        }
+        if !real.is_runnable(c) {
+            divergence = Some(Divergence {
+                step: i + 1,
+                actor: name_of(prog, c),
+                operation: "(the next step)".into(),
+                model: "runnable".into(),
+                real: format!("not runnable: {}", real.infrastructure_error().unwrap_or("the real run went elsewhere")),
+            });
+            break;
+        }
+        model.step(c);
+        real.step(c);
+        if let Some(why) = real.infrastructure_error() {
+            return Err(infra(format!("step {}: {why}", i + 1)));
+        }
+        let (m, r) = (model.last_outcome().map(comparable), real.last_outcome().map(comparable));
+        if m != r {
+            let operation = real.details().last().map(|d| match d.what {
+                crate::model::StepWhat::Op(l) => prog.labels[l as usize].text.clone(),
+                crate::model::StepWhat::Fault(f) => format!("fault {}", prog.faults[f].name),
+            });
+            divergence = Some(Divergence {
+                step: i + 1,
+                actor: name_of(prog, c),
+                operation: operation.unwrap_or_default(),
+                model: m.map_or("nothing".into(), |o| describe(&o)),
+                real: r.map_or("nothing".into(), |o| describe(&o)),
+            });
+            break;
+        }
+    }
+    let trace = trace_of(&real);
+    let out = Forced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, env, mode };
+    // Workers first (they hold files open under the run directory), then the directory.
+    drop(real);
+    run_dir.close().map_err(|e| infra(format!("cannot remove the run directory: {e}")))?;
+    Ok(out)
+}
+
+fn name_of(prog: &Program, c: usize) -> String {
+    match prog.actors.get(c) {
+        Some(a) => a.name.to_string(),
+        None => prog.faults.get(c - prog.actors.len()).map_or_else(|| format!("#{c}"), |f| format!("fault {}", f.name)),
+    }
+}
+
+/// An outcome with what legitimately differs between systems masked: inode numbers.
+fn comparable(o: &StepOutcome) -> StepOutcome {
+    match o {
+        StepOutcome::Value(Value::Stat(s)) => StepOutcome::Value(Value::Stat(crate::ir::Stat { ino: 0, ..*s })),
+        other => other.clone(),
+    }
+}
+
+fn describe(o: &StepOutcome) -> String {
+    match o {
+        StepOutcome::Value(Value::None) => "ok".into(),
+        StepOutcome::Value(Value::Stat(s)) => format!("{{nlink {}, mtime {}, size {}}}", s.nlink, s.mtime, s.size),
+        StepOutcome::Value(v) => v.to_string(),
+        StepOutcome::Error(e) => e.name().to_string(),
+        StepOutcome::Blocked => "blocked".into(),
+        StepOutcome::Fault => "fault landed".into(),
+    }
+}

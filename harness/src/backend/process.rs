@@ -1,0 +1,321 @@
+//! Actors as real processes: the racelab binary re-executed as one worker per actor.
+//!
+//! Each worker runs in its own process group, asks the kernel to SIGKILL it when the harness
+//! dies (PR_SET_PDEATHSIG, checked against a race with the parent's death), and performs the
+//! operations the harness sends it over a pipe, one JSON line each. Faults are real: a crash is
+//! SIGKILL, a signal is the real signal — caught by a real handler only while the scenario has
+//! one installed, otherwise the worker dies of it — and a stall is SIGSTOP until the actor's
+//! next step, then SIGCONT. The harness waits for the kernel to confirm each.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal as NixSignal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::realfs::RealFs;
+use super::wire::{self, Request, Response, WireValue};
+use super::Executor;
+use crate::ir::{Errno, FaultKind, Op, Signal, Value};
+use crate::model::fs::{Filesystem, OpCtx};
+
+/// The hidden subcommand that runs a worker.
+pub const WORKER_COMMAND: &str = "__worker";
+
+/// The binary to re-execute: `RACELAB_WORKER_EXE` when set (tests run from another binary),
+/// else this very executable.
+pub fn worker_exe() -> Result<PathBuf, String> {
+    match std::env::var_os("RACELAB_WORKER_EXE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => std::env::current_exe().map_err(|e| format!("cannot find the racelab binary to start workers: {e}")),
+    }
+}
+
+/// One actor's worker process. Dropping it kills its process group.
+pub struct Worker {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    /// SIGSTOPped by a stall; continued before its next operation.
+    stopped: bool,
+    /// Reaped: killed by a fault or gone.
+    dead: bool,
+}
+
+impl Worker {
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Performs one filesystem operation in this worker.
+    pub fn perform(&mut self, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+        if self.dead {
+            return Err(format!("worker {} is dead", self.child.id()));
+        }
+        if self.stopped {
+            kill(self.pid(), NixSignal::SIGCONT).map_err(|e| format!("SIGCONT to worker {}: {e}", self.child.id()))?;
+            self.stopped = false;
+        }
+        let args = args.iter().map(WireValue::from_value).collect::<Result<Vec<_>, _>>()?;
+        let r = self.ask(&Request::Perform { op: wire::op_name(op)?.to_string(), args, now })?;
+        wire::result_of(r)
+    }
+
+    fn ask(&mut self, req: &Request) -> Result<Response, String> {
+        let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        line.push('\n');
+        self.input.write_all(line.as_bytes()).and_then(|()| self.input.flush()).map_err(|e| format!("the worker (pid {}) is gone: {e}", self.child.id()))?;
+        let mut answer = String::new();
+        match self.output.read_line(&mut answer) {
+            Ok(0) => Err(format!("the worker (pid {}) exited without answering", self.child.id())),
+            Ok(_) => serde_json::from_str(&answer).map_err(|e| format!("the worker answered garbage ({e}): {answer:?}")),
+            Err(e) => Err(format!("reading from the worker (pid {}): {e}", self.child.id())),
+        }
+    }
+
+    /// Waits (bounded) until the kernel reports the worker killed by `sig`.
+    fn reap_killed_by(&mut self, sig: NixSignal) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match waitpid(self.pid(), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Signaled(_, s, _)) if s == sig => {
+                    self.dead = true;
+                    return Ok(());
+                }
+                Ok(WaitStatus::StillAlive) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Ok(WaitStatus::StillAlive) => return Err(format!("worker {} still alive 10 s after {sig}", self.child.id())),
+                Ok(other) => {
+                    self.dead = true;
+                    return Err(format!("worker {} ended as {other:?}, not by {sig}", self.child.id()));
+                }
+                Err(e) => return Err(format!("waiting for worker {}: {e}", self.child.id())),
+            }
+        }
+    }
+}
+
+/// One worker process per actor.
+pub struct ProcessExecutor {
+    workers: Vec<Worker>,
+}
+
+impl ProcessExecutor {
+    pub fn start(actors: usize, root: &Path) -> Result<ProcessExecutor, String> {
+        let exe = worker_exe()?;
+        let me = std::process::id().to_string();
+        let mut workers = Vec::with_capacity(actors);
+        for a in 0..actors {
+            let mut child = Command::new(&exe)
+                .arg(WORKER_COMMAND)
+                .arg(root)
+                .arg(&me)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("cannot start worker process {} for actor {a}: {e}", exe.display()))?;
+            let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+                let _ = child.kill();
+                return Err("worker pipes missing".into());
+            };
+            let mut w = Worker { child, input, output: BufReader::new(output), stopped: false, dead: false };
+            // The worker says `Done` once PR_SET_PDEATHSIG is in place and its root is open.
+            let mut hello = String::new();
+            let ready = w.output.read_line(&mut hello).ok().filter(|n| *n > 0).and_then(|_| serde_json::from_str::<Response>(&hello).ok());
+            if !matches!(ready, Some(Response::Done)) {
+                let _ = w.child.kill();
+                let _ = w.child.wait();
+                return Err(format!("worker for actor {a} did not start (said {hello:?}); see its message above"));
+            }
+            workers.push(w);
+        }
+        Ok(ProcessExecutor { workers })
+    }
+
+    /// Hands out the workers, one per actor, for drivers that run actors in parallel.
+    pub fn into_workers(mut self) -> Vec<Worker> {
+        std::mem::take(&mut self.workers)
+    }
+
+    /// The process ids of the live workers, for tests and reports.
+    pub fn pids(&self) -> Vec<u32> {
+        self.workers.iter().filter(|w| !w.dead).map(|w| w.child.id()).collect()
+    }
+
+    fn worker(&mut self, actor: usize) -> Result<&mut Worker, String> {
+        let w = self.workers.get_mut(actor).ok_or_else(|| format!("no worker for actor {actor}"))?;
+        if w.dead {
+            return Err(format!("actor {actor}'s process is dead"));
+        }
+        Ok(w)
+    }
+}
+
+fn nix_signal(s: Signal) -> NixSignal {
+    match s {
+        Signal::Term => NixSignal::SIGTERM,
+        Signal::Int => NixSignal::SIGINT,
+        Signal::Hup => NixSignal::SIGHUP,
+        Signal::Usr1 => NixSignal::SIGUSR1,
+        Signal::Usr2 => NixSignal::SIGUSR2,
+    }
+}
+
+impl Executor for ProcessExecutor {
+    fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+        self.worker(actor)?.perform(op, args, now)
+    }
+
+    fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
+        let w = self.worker(actor)?;
+        let pid = w.pid();
+        match fault {
+            FaultKind::Crash => {
+                kill(pid, NixSignal::SIGKILL).map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
+                w.reap_killed_by(NixSignal::SIGKILL)
+            }
+            FaultKind::Stall { .. } => {
+                kill(pid, NixSignal::SIGSTOP).map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
+                match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+                    Ok(WaitStatus::Stopped(_, NixSignal::SIGSTOP)) => {
+                        w.stopped = true;
+                        Ok(())
+                    }
+                    other => Err(format!("worker {pid} did not stop: {other:?}")),
+                }
+            }
+            FaultKind::Signal { signal, .. } => {
+                let sig = nix_signal(*signal);
+                if w.stopped {
+                    let _ = kill(pid, NixSignal::SIGCONT);
+                    w.stopped = false;
+                }
+                kill(pid, sig).map_err(|e| format!("{sig} to worker {pid}: {e}"))?;
+                if !handled {
+                    // No handler: the default action must kill it, for real.
+                    return w.reap_killed_by(sig);
+                }
+                // The worker's real handler sets a flag; wait until it reports the signal.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match w.ask(&Request::Signals)? {
+                        Response::Signals(got) if got.iter().any(|s| s == signal.name()) => return Ok(()),
+                        Response::Signals(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                        other => return Err(format!("worker {pid} did not report SIG{} ({other:?})", signal.name())),
+                    }
+                }
+            }
+        }
+    }
+
+    fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String> {
+        let w = self.worker(actor)?;
+        match w.ask(&Request::Handler { signal: signal.name().to_string(), installed })? {
+            Response::Done => Ok(()),
+            other => Err(format!("installing a SIG{} handler: {other:?}", signal.name())),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if !self.dead {
+            // The whole process group: a worker never forks, but nothing may outlive us.
+            let _ = nix::sys::signal::killpg(self.pid(), NixSignal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The worker's main loop (`racelab __worker ROOT PARENT_PID`). Returns the exit code.
+pub fn worker_main(root: &Path, parent: u32) -> i32 {
+    // Die with the harness; and if it died before this line, notice and go.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(NixSignal::SIGKILL) {
+        eprintln!("racelab worker: PR_SET_PDEATHSIG failed: {e}");
+        return 3;
+    }
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return 3;
+    }
+    let mut fs = match RealFs::open(root) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("racelab worker: {e}");
+            return 3;
+        }
+    };
+    let mut signals = SignalFlags::default();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    if send(&mut out, &Response::Done).is_err() {
+        return 3;
+    }
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { return 3 };
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Fail(format!("bad request ({e})")),
+            Ok(Request::Perform { op, args, now }) => match wire::op_of(&op) {
+                None => Response::Fail(format!("unknown operation `{op}`")),
+                Some(op) => {
+                    let args: Vec<Value> = args.into_iter().map(WireValue::into_value).collect();
+                    match fs.perform(op, &args, &OpCtx { now, actor: 0 }) {
+                        Ok(Ok(v)) => WireValue::from_value(&v).map_or_else(Response::Fail, Response::Ok),
+                        Ok(Err(e)) => Response::Errno(e.name().to_string()),
+                        Err(msg) => Response::Fail(msg),
+                    }
+                }
+            },
+            Ok(Request::Handler { signal, installed }) => match Signal::from_name(&signal) {
+                Some(s) => signals.set(s, installed).map_or_else(Response::Fail, |()| Response::Done),
+                None => Response::Fail(format!("unknown signal {signal}")),
+            },
+            Ok(Request::Signals) => Response::Signals(signals.take()),
+        };
+        if send(&mut out, &response).is_err() {
+            return 3;
+        }
+    }
+    0
+}
+
+fn send(out: &mut impl Write, r: &Response) -> std::io::Result<()> {
+    let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// Real signal handlers that only set a flag, as CPython's C-level handler does; the scenario's
+/// handler then runs at the actor's next step boundary. While no handler is installed, the
+/// default action is emulated, so the worker dies of the signal as an unhandled process would.
+#[derive(Default)]
+struct SignalFlags {
+    hooks: Vec<(Signal, Arc<AtomicBool>, Arc<AtomicBool>)>,
+}
+
+impl SignalFlags {
+    fn set(&mut self, s: Signal, installed: bool) -> Result<(), String> {
+        if let Some((_, catching, _)) = self.hooks.iter().find(|(x, _, _)| *x == s) {
+            catching.store(installed, Ordering::SeqCst);
+            return Ok(());
+        }
+        let catching = Arc::new(AtomicBool::new(installed));
+        let received = Arc::new(AtomicBool::new(false));
+        let raw = nix_signal(s) as i32;
+        // The default action runs whenever `catching` is false; the flag is set either way.
+        signal_hook::flag::register_conditional_default(raw, Arc::clone(&catching)).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(raw, Arc::clone(&received)).map_err(|e| e.to_string())?;
+        self.hooks.push((s, catching, received));
+        Ok(())
+    }
+
+    fn take(&self) -> Vec<String> {
+        self.hooks.iter().filter(|(_, _, r)| r.swap(false, Ordering::SeqCst)).map(|(s, _, _)| s.name().to_string()).collect()
+    }
+}

@@ -1,0 +1,213 @@
+//! Real backends: forced replays and stress runs on real directories with real processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use racelab::backend::forced::forced_replay;
+use racelab::backend::stress::{stress, StressConfig};
+use racelab::backend::ActorMode;
+use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab::ir::Program;
+use racelab::schedule::Schedule;
+
+const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
+
+fn mailman(variant: &str) -> Arc<Program> {
+    let sc = racelab::lang::compile("mailman-lockfile.race", MAILMAN).expect("compiles");
+    Arc::new(sc.variant(variant).expect("variant").clone())
+}
+
+/// Worker processes are this crate's `racelab` binary, not the test executable.
+fn use_racelab_workers() {
+    std::env::set_var("RACELAB_WORKER_EXE", RACELAB);
+}
+
+/// The model's token for `target` in mailman-2.1 (loom finds every invariant deterministically).
+fn model_token(prog: &Arc<Program>, target: &str) -> Schedule {
+    let ex = explore(prog, &EngineConfig::new(EngineKind::Loom, Budget::new(50_000, Duration::from_secs(60)))).expect("loom runs 3 actors");
+    ex.findings.iter().find(|f| f.invariant == target).unwrap_or_else(|| panic!("loom did not find {target}")).schedule.clone()
+}
+
+/// Worker processes of this test process working under `root` (tests run in parallel).
+fn my_workers(root: &Path) -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let root = root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["PPid:", me.as_str()]) && cmdline.contains("__worker") && cmdline.contains(&root)
+        })
+        .collect()
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn force_100_times(root: &Path, mode: ActorMode) {
+    use_racelab_workers();
+    let prog = mailman("mailman-2.1");
+    let sched = model_token(&prog, "mutual_exclusion");
+    for i in 0..100 {
+        let r = forced_replay(&prog, &sched, root, mode).unwrap_or_else(|e| panic!("run {i}: {e}"));
+        assert_eq!(r.divergence, None, "run {i} diverged");
+        assert!(r.reproduced(&sched), "run {i}: mutual_exclusion did not break for real");
+        // Two qrunners are inside the list's critical section at the last step: both had the
+        // real link() to the real lock file succeed while the other's lock was in place.
+        let broke = r.trace.steps.iter().rposition(|s| s.broke.iter().any(|b| b == "mutual_exclusion")).expect("the breaking step");
+        let step = &r.trace.steps[broke];
+        assert!(step.operation.contains("link") || step.operation.contains("utime") || step.operation.contains("now") || step.operation.contains("work"), "{step:?}");
+    }
+    assert!(entries(root).is_empty(), "run directories left behind: {:?}", entries(root));
+    assert!(my_workers(root).is_empty(), "worker processes left behind: {:?}", my_workers(root));
+}
+
+#[test]
+fn the_model_token_forced_on_a_temp_dir_with_processes_breaks_mutual_exclusion_100_of_100() {
+    let root = tempfile::tempdir().expect("temp dir");
+    force_100_times(root.path(), ActorMode::Processes);
+}
+
+#[test]
+fn the_model_token_forced_on_tmpfs_with_processes_breaks_mutual_exclusion_100_of_100() {
+    // /dev/shm is a tmpfs on every Linux this runs on; the test checks that it is.
+    let root = tempfile::tempdir_in("/dev/shm").expect("/dev/shm is writable");
+    let info = racelab::backend::fsinfo::fs_info(root.path()).expect("statfs");
+    assert_eq!(info.fs_type, "tmpfs", "{info:?}");
+    force_100_times(root.path(), ActorMode::Processes);
+}
+
+#[test]
+fn the_model_token_forced_with_thread_actors_reproduces_too() {
+    let root = tempfile::tempdir().expect("temp dir");
+    use_racelab_workers();
+    let prog = mailman("mailman-2.1");
+    for target in ["no_spurious_log", "mutual_exclusion", "unhandled_error"] {
+        let sched = model_token(&prog, target);
+        let r = forced_replay(&prog, &sched, root.path(), ActorMode::Threads).expect("runs");
+        assert!(r.reproduced(&sched), "{target} did not reproduce on real threads: {:?}", r.divergence);
+    }
+}
+
+#[test]
+fn a_divergence_names_the_first_step_where_reality_differs() {
+    use_racelab_workers();
+    // The model has no limit on name length; every real filesystem stops at 255 bytes.
+    let long = "x".repeat(300);
+    let src = format!(
+        r#"
+scenario diverge {{
+  about "a name longer than NAME_MAX"
+  source "racelab tests"
+  fs {{ dir "/locks" }}
+  actor a {{
+    write("/locks/ok", "fine")
+    match create("/locks/{long}", excl) {{
+      ok => {{}}
+      err(EEXIST) => {{ fail "taken" }}
+    }}
+  }}
+  expect holds
+}}
+"#
+    );
+    let prog = Arc::new(racelab::lang::compile("diverge.race", &src).expect("compiles").variants[0].clone());
+    let sched = Schedule { scenario: prog.scenario.clone(), variant: prog.variant.clone(), fingerprint: prog.fingerprint, target: None, steps: vec![0, 0] };
+    let root = tempfile::tempdir().expect("temp dir");
+    for mode in [ActorMode::Processes, ActorMode::Threads] {
+        let r = forced_replay(&prog, &sched, root.path(), mode).expect("runs");
+        let d = r.divergence.expect("the create diverges");
+        assert_eq!((d.step, d.actor.as_str(), d.model.as_str(), d.real.as_str()), (2, "a", "ok", "ENAMETOOLONG"), "{d:?}");
+        assert!(d.operation.starts_with("create("), "{d:?}");
+    }
+}
+
+#[test]
+fn nothing_outside_the_root_is_touched_by_paths_or_symlinks() {
+    use_racelab_workers();
+    let outside = tempfile::tempdir().expect("outside dir");
+    let target = outside.path().join("victim");
+    std::fs::write(&target, "untouched").expect("write victim");
+    let root = tempfile::tempdir().expect("root");
+    // A symlink inside the root that points outside: with RESOLVE_IN_ROOT it resolves inside.
+    std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).expect("symlink");
+    let mut fs = racelab::backend::RealFs::open(root.path()).expect("root");
+    use racelab::model::fs::{Filesystem, OpCtx};
+    let cx = OpCtx { now: racelab::model::EPOCH_MS, actor: 0 };
+    let v = |s: &str| racelab::ir::Value::str(s);
+    let through_link = format!("/escape/{}", "victim");
+    let r = fs.perform(racelab::ir::Op::Write, &[v(&through_link), v("overwritten")], &cx).expect("a path");
+    assert!(r.is_err(), "writing through a symlink that points outside must fail inside the root, got {r:?}");
+    let r = fs.perform(racelab::ir::Op::Unlink, &[v(&through_link)], &cx).expect("a path");
+    assert!(r.is_err(), "{r:?}");
+    // `..` above the root is refused before any syscall.
+    let climbing = format!("/../..{}", target.display());
+    assert!(fs.perform(racelab::ir::Op::Write, &[v(&climbing), v("x")], &cx).is_err());
+    assert!(fs.perform(racelab::ir::Op::Unlink, &[v(&climbing)], &cx).is_err());
+    assert_eq!(std::fs::read_to_string(&target).expect("victim"), "untouched");
+    // And the scenario language refuses such constant paths at compile time, with a caret.
+    let src = format!("scenario esc {{\n  actor a {{\n    unlink(\"{climbing}\")\n  }}\n  expect holds\n}}\n");
+    let err = racelab::lang::compile("esc.race", &src).expect_err("refused");
+    let text = racelab::lang::render_plain(&err);
+    assert!(text.contains("climbs above the scenario's root") && text.contains("esc.race:3:12"), "{text}");
+}
+
+#[test]
+fn stress_measures_the_real_race_and_leaves_nothing_behind() {
+    use_racelab_workers();
+    let root = tempfile::tempdir().expect("temp dir");
+    let prog = mailman("mailman-2.1");
+    let cfg = StressConfig { runs: 100, chaos: true, mode: ActorMode::Processes, jobs: 2, seed: 1 };
+    let r = stress(&prog, root.path(), &cfg, &|_| {}).expect("stress runs");
+    assert_eq!(r.runs, 100);
+    let log = r.rates.iter().find(|x| x.invariant == "no_spurious_log").expect("rate");
+    assert!(log.hits > 0, "the log noise of the report happens on a real filesystem: {:?}", r.rates);
+    assert!(log.low <= log.hits as f64 / 100.0 && log.high >= log.hits as f64 / 100.0);
+    assert!(entries(root.path()).is_empty(), "{:?}", entries(root.path()));
+    assert!(my_workers(root.path()).is_empty());
+}
+
+#[test]
+fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mailman-lockfile.race");
+    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let mut child = Command::new(RACELAB)
+            .args(["stress"])
+            .arg(&scenario)
+            .args(["--variant", "mailman-2.1", "--runs", "100000", "--jobs", "2"])
+            .arg(format!("--backend=fs:{}", root.path().display()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("racelab starts");
+        // Wait until runs are under way (a run directory exists), then interrupt.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while entries(root.path()).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!entries(root.path()).is_empty(), "stress never started a run");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("signal");
+        let status = child.wait().expect("exits");
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status:?}");
+        assert!(entries(root.path()).is_empty(), "{sig}: left behind {:?}", entries(root.path()));
+        // Its workers died with it (PR_SET_PDEATHSIG) or were killed on the way out.
+        let orphans: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+            .filter(|c| c.contains("__worker") && c.contains(&*root.path().to_string_lossy()))
+            .collect();
+        assert!(orphans.is_empty(), "{sig}: workers left: {orphans:?}");
+    }
+}
