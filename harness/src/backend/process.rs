@@ -301,17 +301,18 @@ struct SignalFlags {
 
 impl SignalFlags {
     fn set(&mut self, s: Signal, installed: bool) -> Result<(), String> {
-        if let Some((_, catching, _)) = self.hooks.iter().find(|(x, _, _)| *x == s) {
-            catching.store(installed, Ordering::SeqCst);
+        if let Some((_, default_action, _)) = self.hooks.iter().find(|(x, _, _)| *x == s) {
+            default_action.store(!installed, Ordering::SeqCst);
             return Ok(());
         }
-        let catching = Arc::new(AtomicBool::new(installed));
+        let default_action = Arc::new(AtomicBool::new(!installed));
         let received = Arc::new(AtomicBool::new(false));
         let raw = nix_signal(s) as i32;
-        // The default action runs whenever `catching` is false; the flag is set either way.
-        signal_hook::flag::register_conditional_default(raw, Arc::clone(&catching)).map_err(|e| e.to_string())?;
+        // signal-hook runs the default action while `default_action` is true (no handler
+        // installed); the flag is set either way.
+        signal_hook::flag::register_conditional_default(raw, Arc::clone(&default_action)).map_err(|e| e.to_string())?;
         signal_hook::flag::register(raw, Arc::clone(&received)).map_err(|e| e.to_string())?;
-        self.hooks.push((s, catching, received));
+        self.hooks.push((s, default_action, received));
         Ok(())
     }
 
