@@ -48,10 +48,11 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
     builder.log = false;
     builder.location = false;
 
-    let (p, c) = (Arc::clone(prog), Arc::clone(&collector));
+    let initial = Arc::new(crate::model::Machine::new(Arc::clone(prog)));
+    let c = Arc::clone(&collector);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         builder.check(move || {
-            let m = driver::run_execution(&p, &Arc::new(std::sync::atomic::AtomicU64::new(0)));
+            let m = driver::run_execution(&initial, &Arc::new(std::sync::atomic::AtomicU64::new(0)));
             let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
             col.absorb(&m);
             if col.stop {

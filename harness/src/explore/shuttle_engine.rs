@@ -115,9 +115,10 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     // Our machine bounds steps itself (and reports a livelock); shuttle must not cut executions short.
     config.max_steps = shuttle::MaxSteps::None;
     let runner = shuttle::Runner::new(scheduler, config);
-    let (p, c, s) = (Arc::clone(prog), Arc::clone(&collector), Arc::clone(&stop));
+    let initial = Arc::new(crate::model::Machine::new(Arc::clone(prog)));
+    let (c, s) = (Arc::clone(&collector), Arc::clone(&stop));
     runner.run(move || {
-        let m = driver::run_execution(&p, &enabled);
+        let m = driver::run_execution(&initial, &enabled);
         let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
         col.absorb(&m);
         if col.stop {

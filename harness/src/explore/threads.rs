@@ -7,7 +7,11 @@
 //! machine itself sits in a std mutex that is never contended (the engines run one task at a
 //! time), so taking it adds no scheduling point of its own.
 
-/// Defines `run_execution(prog, enabled) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
+/// Defines `run_execution(initial, enabled) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
+///
+/// `initial` is the machine before any step, built once per exploration outside the engine:
+/// building it evaluates the `always` invariants, and the engine's main task may have a small
+/// stack (loom's main coroutine has 32 KiB), too small for a deep invariant in a debug build.
 ///
 /// `enabled` receives, after every step, a bit mask of the runnable actors (bit 63: the
 /// execution has ended). shuttle's scheduler wrapper filters its choices by it, so a shuttle
@@ -21,7 +25,6 @@ macro_rules! threaded_driver {
         use $rt::sync::atomic::{AtomicUsize, Ordering};
         use $rt::thread::Thread;
 
-        use crate::ir::Program;
         use crate::model::Machine;
 
         const ACTOR_STACK: usize = 1 << 20;
@@ -41,8 +44,8 @@ macro_rules! threaded_driver {
         }
 
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
-        pub(crate) fn run_execution(prog: &Arc<Program>, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
-            let machine = Machine::new(Arc::clone(prog));
+        pub(crate) fn run_execution(initial: &Machine, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
+            let machine = initial.clone();
             // Every choice (actor or fault) is a thread: the engine deciding which thread runs
             // decides where faults land too.
             let n = machine.choice_count();

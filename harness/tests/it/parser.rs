@@ -175,7 +175,7 @@ fn mailman_lockfile() {
     let src = include_str!("../../../scenarios/mailman-lockfile.race");
     let sc =
         compile("mailman-lockfile.race", src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
-    assert_eq!(sc.variant_names(), ["mailman-2.1", "patched"]);
+    assert_eq!(sc.variant_names(), ["mailman-2.1", "patched", "patched-crash", "patched-stall"]);
     let short: String = render(&sc)
         .lines()
         .filter(|l| !l.starts_with("  proc"))
@@ -194,6 +194,20 @@ fn mailman_lockfile() {
           invariant mutual_exclusion: always holders(list) <= 1
           invariant no_spurious_log: always count(locks) == 0
         variant patched expect=holds
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant patched-crash expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant patched-stall expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
           actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
           logs: locks
           sections: list

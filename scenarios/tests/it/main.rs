@@ -1,5 +1,9 @@
 //! Tests that hold the built-in scenarios to their expectations, under the whole portfolio.
 
+mod launchpad;
+mod patchwork;
+mod mailman_faults;
+mod django;
 use std::sync::Arc;
 use std::time::Duration;
 
