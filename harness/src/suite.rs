@@ -342,6 +342,9 @@ pub fn real_rows(
             }
             let tokens: Vec<String> = by_target.into_values().collect();
             for t in targets {
+                if crate::backend::cancel::requested().is_some() {
+                    return rows;
+                }
                 let dir = match &t.dir {
                     Ok(d) => d,
                     Err(why) => {

@@ -6,6 +6,7 @@
 //! on Ctrl-C or when the suite fails. A filesystem that cannot come up is passed to the suite as
 //! skipped, with the reason, so it shows in the report instead of silently missing.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
@@ -18,28 +19,40 @@ pub fn run(args: &[String]) -> Result<u8> {
     let mut quick = false;
     let mut real = true;
     let mut engines: Option<String> = None;
+    let mut racelab: Option<PathBuf> = None;
+    let mut scenarios: Option<PathBuf> = None;
     let mut it = args.iter();
+    let usage = "options: --quick, --engines E1,E2, --model-only, --scenarios PATH, --racelab BINARY";
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--model-only" => real = false,
             "--engines" => engines = Some(it.next().context("--engines needs a value, e.g. --engines shuttle-random,loom")?.clone()),
-            other => bail!("unknown option `{other}` for run-scenarios; options: --quick, --engines E1,E2, --model-only"),
+            // For tests: run an already built racelab, on some scenarios only.
+            "--racelab" => racelab = Some(PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?)),
+            "--scenarios" => scenarios = Some(PathBuf::from(it.next().context("--scenarios needs a file or directory of *.race files")?)),
+            other => bail!("unknown option `{other}` for run-scenarios; {usage}"),
         }
     }
     let root = crate::root();
-    // Exploration is CPU-bound: a debug build would explore ~20x fewer schedules in the same budget.
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--package", "harness", "--bin", "racelab"])
-        .current_dir(&root)
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building racelab failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), std::path::PathBuf::from);
-    let mut cmd = Command::new(target.join("release").join("racelab"));
-    cmd.current_dir(&root).arg("suite").arg(root.join("scenarios")).arg("--out").arg(target.join("racelab"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let racelab = match racelab {
+        Some(r) => r,
+        None => {
+            // Exploration is CPU-bound: a debug build would explore ~20x fewer schedules in the same budget.
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--quiet", "--package", "harness", "--bin", "racelab"])
+                .current_dir(&root)
+                .status()
+                .context("running cargo build")?;
+            if !status.success() {
+                bail!("building racelab failed");
+            }
+            target.join("release").join("racelab")
+        }
+    };
+    let mut cmd = Command::new(racelab);
+    cmd.current_dir(&root).arg("suite").arg(scenarios.unwrap_or_else(|| root.join("scenarios"))).arg("--out").arg(target.join("racelab"));
     if quick {
         cmd.arg("--quick");
     }
@@ -57,6 +70,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         temp = Some(dir);
         match bring_up_matrix() {
             Ok(m) => {
+                println!("filesystem matrix up at {} in {:.2}s", m.root().display(), m.up_seconds());
                 for e in m.entries() {
                     match &e.skipped {
                         None => cmd.arg(format!("--real={}={}", e.name, e.dir.display())),

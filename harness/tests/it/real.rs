@@ -211,3 +211,27 @@ fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
         assert!(orphans.is_empty(), "{sig}: workers left: {orphans:?}");
     }
 }
+
+#[test]
+fn mailman_stale_lock_with_real_sigterm_and_sigkill_leaves_the_real_lock_file_behind() {
+    use_racelab_workers();
+    let src = include_str!("../../../scenarios/mailman-stale-lock.race");
+    let sc = racelab::lang::compile("mailman-stale-lock.race", src).expect("compiles");
+    let root = tempfile::tempdir().expect("temp dir");
+    for (variant, target) in [("no-handler", "no_stale_lock"), ("unlock-and-return", "locked_writes"), ("unlock-and-exit", "no_stale_lock")] {
+        let prog = Arc::new(sc.variant(variant).expect("variant").clone());
+        let sched = model_token(&prog, target);
+        let r = forced_replay(&prog, &sched, root.path(), ActorMode::Processes).unwrap_or_else(|e| panic!("{variant}: {e}"));
+        assert_eq!(r.divergence, None, "{variant}");
+        assert!(r.reproduced(&sched), "{variant}: {target} did not break on the real filesystem");
+        // The fault row shows what the real signal did to the real worker.
+        let fault = r.trace.steps.iter().find(|s| s.operation.starts_with("FAULT")).expect("a fault row");
+        // unlock-and-exit's stale lock is a SIGTERM that lands before signal.signal() runs.
+        let expected = if variant == "unlock-and-return" { "the handler runs" } else { "no handler, so the process dies" };
+        assert!(fault.result.contains(expected), "{variant}: {fault:?}");
+        // `loadable` (config or .last exists) is checked on the real files after every step.
+        assert!(!r.broken.iter().any(|b| b.invariant == "loadable"), "{variant}: {:?}", r.broken);
+    }
+    assert!(entries(root.path()).is_empty());
+    assert!(my_workers(root.path()).is_empty());
+}
