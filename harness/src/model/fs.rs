@@ -35,6 +35,20 @@ pub trait Filesystem {
     fn handler(&mut self, _actor: usize, _signal: crate::ir::Signal, _installed: bool) -> Result<(), String> {
         Ok(())
     }
+
+    /// Runs an SQL statement on a real database, on `actor`'s own connection. `None` (the
+    /// default) means "no real database here": the machine uses its model database.
+    fn sql(&mut self, _actor: usize, _stmt: &crate::model::db::Prepared, _args: &[Value]) -> Option<crate::model::db::Outcome> {
+        None
+    }
+
+    /// An invariant's `sql("SELECT ...")` on the real database's committed data; `None` as above.
+    fn observe_sql(&self, _stmt: &crate::model::db::Prepared, _args: &[Value]) -> Option<Result<Value, String>> {
+        None
+    }
+
+    /// The actor ended (or died): a real backend closes its database connection.
+    fn disconnect(&mut self, _actor: usize) {}
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -563,11 +563,15 @@ impl<F: Filesystem> Machine<F> {
     }
 
     fn sql(&mut self, a: usize, id: u32, args: &[Value]) -> Done {
-        let Some(db) = self.db.as_mut() else {
-            return Done::Error(Errno::ProgrammingError, "the scenario declares no database".into());
-        };
         let stmt = Arc::clone(&self.prog.sql[id as usize]);
-        let outcome = db.execute(a, &stmt, args);
+        // A real database backend answers first; the model database otherwise.
+        let outcome = match self.fs.sql(a, &stmt, args) {
+            Some(o) => o,
+            None => match self.db.as_mut() {
+                Some(db) => db.execute(a, &stmt, args),
+                None => return Done::Error(Errno::ProgrammingError, "the scenario declares no database".into()),
+            },
+        };
         // Another transaction may have ended with this statement: its waiters retry.
         self.wake_row_waiters(a);
         match outcome {
@@ -687,6 +691,7 @@ impl<F: Filesystem> Machine<F> {
             db.disconnect(a);
             self.wake_row_waiters(a);
         }
+        self.fs.disconnect(a);
     }
 
     /// What the kernel and the database server do for a process that is gone.
@@ -705,6 +710,7 @@ impl<F: Filesystem> Machine<F> {
             db.disconnect(a);
             self.wake_row_waiters(a);
         }
+        self.fs.disconnect(a);
     }
 
     /// Runs actor `a`'s local computation until it is parked at a world operation, finishes, or fails.
@@ -1045,9 +1051,12 @@ impl<F: Filesystem> Machine<F> {
                 let want = args.first().cloned().unwrap_or(Value::None);
                 Value::Int(self.actors.iter().filter(|a| a.locals[l as usize] == want).count() as i64)
             }
-            Query::Sql(id) => match &self.db {
-                Some(db) => db.query(&self.prog.sql[id as usize], args)?,
-                None => return Err("the scenario declares no database".into()),
+            Query::Sql(id) => match self.fs.observe_sql(&self.prog.sql[id as usize], args) {
+                Some(r) => r?,
+                None => match &self.db {
+                    Some(db) => db.query(&self.prog.sql[id as usize], args)?,
+                    None => return Err("the scenario declares no database".into()),
+                },
             },
         })
     }
