@@ -221,6 +221,11 @@ pub enum FaultKind {
     /// The actor is paused for a duration (a GC pause, SIGSTOP, a slow NFS server): time goes
     /// on for everyone else. The only way a holder outlives its lease under discrete-event time.
     Stall { for_ms: i64 },
+    /// NFS: the reply to the actor's next `link` is lost and the client retransmits it; the
+    /// server has already made the link, so the retransmission fails with EEXIST although the
+    /// link succeeded (NFSv3's non-idempotent LINK: the reason Mailman checks st_nlink == 2).
+    /// Model only: a real kernel cannot be told to lose a reply.
+    Retransmit,
 }
 
 /// A fault the explorer may inject: the choice of *when* is part of the schedule.
@@ -399,6 +404,8 @@ pub struct ActorIr {
     /// `qrunner1`, `qrunner2`, … (or the bare name when the count is 1).
     pub name: Arc<str>,
     pub proc: ProcId,
+    /// The NFS client (mount) the actor works through: an index into [`Program::clients`].
+    pub client: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,6 +462,12 @@ pub struct Program {
     pub database: Option<DatabaseIr>,
     /// Every SQL statement of the scenario, parsed once; `Op::Sql` and `Query::Sql` index it.
     pub sql: Vec<Arc<crate::model::db::Prepared>>,
+    /// The clients (mounts of one export) actors work through, `A` first; one unless the
+    /// scenario says `actor NAME on B`.
+    pub clients: Vec<String>,
+    /// `nfs cache D`: the model filesystem behaves as seen through NFS clients whose attribute
+    /// cache holds what they fetched for `D` of virtual time. None: a local POSIX filesystem.
+    pub nfs_cache_ms: Option<i64>,
     pub fs: Vec<FsInit>,
     pub invariants: Vec<InvariantIr>,
     pub expected: Option<Expected>,

@@ -156,6 +156,7 @@ fn fault_text(f: &crate::ir::FaultIr) -> String {
         FaultKind::Crash => "crash".to_string(),
         FaultKind::Stall { for_ms } => format!("stall {}", format_duration(*for_ms)),
         FaultKind::Signal { signal, .. } => format!("SIG{}", signal.name()),
+        FaultKind::Retransmit => "lost link reply".to_string(),
     };
     format!("FAULT {}: {what}", f.name)
 }

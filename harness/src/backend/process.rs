@@ -181,6 +181,9 @@ impl Executor for ProcessExecutor {
                 kill(pid, NixSignal::SIGKILL).map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
                 w.reap_killed_by(NixSignal::SIGKILL)
             }
+            // A real kernel cannot be told to lose a reply: the real run goes on, and forced
+            // replay reports where it diverges from the model.
+            FaultKind::Retransmit => Ok(()),
             FaultKind::Stall { .. } => {
                 kill(pid, NixSignal::SIGSTOP).map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
                 match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {

@@ -68,7 +68,7 @@ impl Executor for ThreadExecutor {
         match fault {
             FaultKind::Crash => self.stop(actor),
             FaultKind::Signal { .. } if !handled => self.stop(actor),
-            FaultKind::Signal { .. } | FaultKind::Stall { .. } => {}
+            FaultKind::Signal { .. } | FaultKind::Stall { .. } | FaultKind::Retransmit => {}
         }
         Ok(())
     }

@@ -35,6 +35,8 @@ pub enum Item {
     Fault(Fault),
     /// `faults N`: how many faults may land in one execution.
     FaultBudget { n: i64, span: Span },
+    /// `nfs cache 3s`: model the filesystem as seen through caching NFS clients.
+    Nfs { cache: Expr, span: Span },
     /// `database [innodb|postgres] { "CREATE TABLE ..." "INSERT ..." }`.
     Database { flavour: Option<Ident>, statements: Vec<(String, Span)>, span: Span },
 }
@@ -54,6 +56,8 @@ pub enum FaultSpec {
     Crash,
     Stall(Expr),
     Signal { signal: Ident, kill_after: Option<Expr> },
+    /// `retransmit ACTOR link`.
+    Retransmit { op: Ident },
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +77,8 @@ pub struct Proc {
 pub struct Actor {
     pub name: Ident,
     pub count: Option<(i64, Span)>,
+    /// `on B`: the NFS client (mount) the actor works through.
+    pub client: Option<Ident>,
     pub body: Block,
 }
 

@@ -76,6 +76,8 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         fault_budget: 1,
         database: None,
         sql: vec![],
+        clients: vec!["A".to_string()],
+        nfs_cache_ms: None,
         fs: vec![],
         invariants: vec![],
         expected: input.expected,
@@ -112,6 +114,10 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                 prog.database = cx.database(flavour.as_ref(), statements);
             }
             Item::Fault(f) => fault_defs.push(f),
+            Item::Nfs { cache, span } => match cx.const_value(cache) {
+                Value::Int(ms) if ms >= 0 => prog.nfs_cache_ms = Some(ms),
+                v => cx.err(*span, format!("expected a duration, found {v}"), "not a duration", "write `nfs cache 3s` (Linux's acregmin is 3 s)"),
+            },
             Item::FaultBudget { n, span } => {
                 if !(0..=8).contains(n) {
                     cx.err(*span, format!("a fault budget must be between 0 and 8, not {n}"), "out of range", "one or two faults per execution find most bugs; each one multiplies the schedules");
@@ -192,9 +198,19 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             }
             Some((n, _)) => n as usize,
         };
+        let client = match &a.client {
+            None => 0,
+            Some(c) => match prog.clients.iter().position(|x| *x == c.name) {
+                Some(i) => i as u32,
+                None => {
+                    prog.clients.push(c.name.clone());
+                    prog.clients.len() as u32 - 1
+                }
+            },
+        };
         for i in 1..=count {
             let name = if count == 1 { a.name.name.clone() } else { format!("{}{}", a.name.name, i) };
-            prog.actors.push(ActorIr { name: Arc::from(name.as_str()), proc: id });
+            prog.actors.push(ActorIr { name: Arc::from(name.as_str()), proc: id, client });
         }
     }
     for f in &fault_defs {
@@ -447,6 +463,13 @@ impl<'a> Cx<'a> {
         };
         let kind = match &f.kind {
             ast::FaultSpec::Crash => FaultKind::Crash,
+            ast::FaultSpec::Retransmit { op } => {
+                if op.name != "link" {
+                    self.err(op.span, format!("only `link` replies can be lost and retransmitted, not `{}`", op.name), "not modelled", "NFSv3 LINK is the non-idempotent call Mailman's nlink check guards against: write `retransmit ACTOR link`");
+                    return None;
+                }
+                FaultKind::Retransmit
+            }
             ast::FaultSpec::Stall(d) => FaultKind::Stall { for_ms: duration(self, d)? },
             ast::FaultSpec::Signal { signal, kill_after } => {
                 let sig = self.signal(signal)?;

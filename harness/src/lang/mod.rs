@@ -87,6 +87,11 @@ fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag
                 items.push(repl);
                 continue;
             }
+            Item::Nfs { .. } => {
+                items.retain(|it| !matches!(it, Item::Nfs { .. }));
+                items.push(repl);
+                continue;
+            }
             _ => continue,
         };
         let slot = items.iter().position(|it| match (it, repl) {

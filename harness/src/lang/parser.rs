@@ -10,7 +10,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "about", "source", "const", "fs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
+    "about", "source", "const", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
     "fault", "faults", "variant", "expect",
 ];
 
@@ -311,6 +311,17 @@ impl<'a> Parser<'a> {
                 self.bump();
                 self.fault(t.span)
             }
+            "nfs" => {
+                self.bump();
+                if !self.at_kw("cache") {
+                    let t = self.peek().clone();
+                    self.error(t.span, format!("expected `cache`, found {}", Self::describe(&t.tok)), "expected `cache DURATION`", "write `nfs cache 3s`: clients keep the attributes they fetched for 3 s");
+                    return Err(());
+                }
+                self.bump();
+                let cache = self.expr()?;
+                Ok(Item::Nfs { span: t.span.to(cache.span), cache })
+            }
             "faults" => {
                 self.bump();
                 let c = self.peek().clone();
@@ -343,8 +354,14 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
+                let client = if self.at_kw("on") {
+                    self.bump();
+                    Some(self.ident("a client name such as B")?)
+                } else {
+                    None
+                };
                 let body = self.block()?;
-                Ok(Item::Actor(Actor { name, count, body }))
+                Ok(Item::Actor(Actor { name, count, client, body }))
             }
             "invariant" if top => {
                 self.bump();
@@ -366,7 +383,7 @@ impl<'a> Parser<'a> {
                 Ok(Item::Invariant(Invariant { name, when, cond }))
             }
             _ => {
-                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, fault, faults, expect".to_string() };
+                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, fault, faults, nfs, expect".to_string() };
                 self.error(
                     t.span,
                     format!("unknown declaration `{kw}`"),
@@ -424,15 +441,16 @@ impl<'a> Parser<'a> {
         self.expect_punct(":", "faults are written `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s` or `fault NAME: signal ACTOR TERM`")?;
         let t = self.peek().clone();
         let kind_word = if let Tok::Ident(s) = &t.tok { s.clone() } else { String::new() };
-        let help = "a fault is `crash ACTOR`, `stall ACTOR for DURATION` or `signal ACTOR SIGNAL [then kill after DURATION]`";
-        if !matches!(kind_word.as_str(), "crash" | "stall" | "signal") {
-            self.error(t.span, format!("expected `crash`, `stall` or `signal`, found {}", Self::describe(&t.tok)), "unknown fault", help);
+        let help = "a fault is `crash ACTOR`, `stall ACTOR for DURATION`, `signal ACTOR SIGNAL [then kill after DURATION]` or `retransmit ACTOR link`";
+        if !matches!(kind_word.as_str(), "crash" | "stall" | "signal" | "retransmit") {
+            self.error(t.span, format!("expected `crash`, `stall`, `signal` or `retransmit`, found {}", Self::describe(&t.tok)), "unknown fault", help);
             return Err(());
         }
         self.bump();
         let target = self.compound_name("the actor the fault hits")?;
         let kind = match kind_word.as_str() {
             "crash" => FaultSpec::Crash,
+            "retransmit" => FaultSpec::Retransmit { op: self.ident("the operation whose reply is lost (`link`)")? },
             "stall" => {
                 if !self.at_kw("for") {
                     let t = self.peek().clone();

@@ -71,6 +71,24 @@ pub struct ModelFs {
     /// (or `/`), and every value indexes a live inode.
     names: BTreeMap<String, usize>,
     inodes: Vec<Option<Inode>>,
+    /// Set for `nfs cache D`: the world as NFS clients see it.
+    nfs: Option<NfsClients>,
+}
+
+/// NFS client caches over the model server: each client keeps the attributes (and existence) it
+/// last fetched for a path for `cache_ms` of virtual time, as Linux's attribute cache does
+/// (acregmin = 3 s). `stat` answers from the cache while it is fresh; opening a file (`read`)
+/// revalidates it (close-to-open consistency); a client's own changes update its own cache
+/// from the reply's post-operation attributes. Other clients' caches are left as they were:
+/// client B still sees `st_nlink == 1` just after client A's `link`, and still sees a file A
+/// has just unlinked — the staleness Mailman's LockFile comments worry about.
+#[derive(Debug, Clone)]
+struct NfsClients {
+    cache_ms: i64,
+    /// The client of each actor.
+    client_of: Vec<u32>,
+    /// Per client: path → (when fetched, what stat said).
+    caches: Vec<BTreeMap<String, (i64, Result<Value, Errno>)>>,
 }
 
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
@@ -295,6 +313,51 @@ impl Filesystem for ModelFs {
         self.contents(path).map(str::to_string)
     }
     fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+        if self.nfs.is_none() {
+            return self.server(op, args, cx);
+        }
+        self.through_client(op, args, cx)
+    }
+}
+
+impl ModelFs {
+    /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
+    /// each client caching attributes for `cache_ms`.
+    pub fn set_nfs(&mut self, cache_ms: i64, client_of: Vec<u32>) {
+        let clients = client_of.iter().copied().max().map_or(1, |m| m as usize + 1);
+        self.nfs = Some(NfsClients { cache_ms, client_of, caches: vec![BTreeMap::new(); clients] });
+    }
+
+    /// One operation through the actor's NFS client.
+    fn through_client(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+        let path = path_arg(args, 0, op)?;
+        let nfs = self.nfs.as_ref().expect("called only with NFS clients");
+        let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
+        if op == Op::Stat {
+            if let Some((at, cached)) = nfs.caches[client].get(&path) {
+                if cx.now - at < nfs.cache_ms {
+                    return Ok(cached.clone());
+                }
+            }
+        }
+        let result = self.server(op, args, cx)?;
+        // The reply refreshes what this client knows of the paths involved: post-operation
+        // attributes for changes, a fresh GETATTR for `stat` and for an open (`read`).
+        let mut touched = vec![path];
+        if matches!(op, Op::Link | Op::Rename) {
+            touched.push(path_arg(args, 1, op)?);
+        }
+        for p in touched {
+            let attrs = self.server(Op::Stat, &[Value::str(&p)], cx)?;
+            if let Some(nfs) = self.nfs.as_mut() {
+                nfs.caches[client].insert(p, (cx.now, attrs));
+            }
+        }
+        Ok(result)
+    }
+
+    /// The operation on the server's (the model's) state, as every client will eventually see it.
+    fn server(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
         let path = path_arg(args, 0, op)?;
         Ok(match op {
             Op::Create { excl } => self.open_for_write(path, excl, None, cx.now),

@@ -84,6 +84,8 @@ struct Actor {
     handlers: Vec<(Signal, ProcId, Vec<Value>)>,
     /// Locks held, in acquisition order (a reentrant lock appears once).
     held: Vec<u32>,
+    /// A `retransmit` fault landed: the reply to this actor's next `link` is lost.
+    lose_next_link: bool,
 }
 
 /// A follow-up SIGKILL scheduled by a signal fault (`then kill after 3s`).
@@ -189,6 +191,9 @@ impl Machine<ModelFs> {
     /// A fresh execution on the model filesystem.
     pub fn new(prog: Arc<Program>) -> Machine<ModelFs> {
         let mut fs = ModelFs::new();
+        if let Some(ms) = prog.nfs_cache_ms {
+            fs.set_nfs(ms, prog.actors.iter().map(|a| a.client).collect());
+        }
         for entry in &prog.fs {
             match entry {
                 FsInit::Dir(p) => fs.mkdir_all(p, EPOCH_MS),
@@ -219,6 +224,7 @@ impl<F: Filesystem> Machine<F> {
                 locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
                 handlers: Vec::new(),
                 held: Vec::new(),
+                lose_next_link: false,
             })
             .collect();
         let mut m = Machine {
@@ -534,10 +540,16 @@ impl<F: Filesystem> Machine<F> {
                 Value::None
             }
             fs_op => {
-                return Ok(match self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })? {
+                let result = self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })?;
+                if fs_op == Op::Link && std::mem::take(&mut self.actors[a].lose_next_link) && result.is_ok() {
+                    // The server made the link; its reply was lost; the retransmitted LINK finds
+                    // the name taken.
+                    return Ok(Done::Error(Errno::EEXIST, "(the first reply was lost: the link was made)".into()));
+                }
+                return Ok(match result {
                     Ok(v) => Done::Value(v),
                     Err(e) => Done::Error(e, String::new()),
-                })
+                });
             }
         }))
     }
@@ -621,6 +633,10 @@ impl<F: Filesystem> Machine<F> {
             return format!("infrastructure error: {why}");
         }
         match fault.kind {
+            FaultKind::Retransmit => {
+                self.actors[t].lose_next_link = true;
+                "the reply to its next link will be lost, and the client will retransmit".to_string()
+            }
             FaultKind::Crash => {
                 self.kill(t);
                 "crashed (SIGKILL): stops for good; its files stay".to_string()

@@ -1261,7 +1261,7 @@ fn err_variant_declares_actor() {
                ·       ╰── not allowed in a variant
              5 │   }
                ╰────
-              help: expected one of: const, proc, fault, faults, expect
+              help: expected one of: const, proc, fault, faults, nfs, expect
         "#]],
     );
 }
@@ -1815,7 +1815,7 @@ fn err_unknown_declaration() {
                ·     ╰── not a declaration
              3 │   actor b { }
                ╰────
-              help: expected one of: about, source, const, fs, cell, local, log, lock, rlock, rwlock,
+              help: expected one of: about, source, const, fs, nfs, cell, local, log, lock, rlock, rwlock,
                     database, proc, actor, invariant, fault, faults, variant, expect
         "#]],
     );
