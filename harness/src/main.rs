@@ -76,6 +76,10 @@ enum Command {
         /// Replay this many times and check that every run gives the same outcome.
         #[arg(long, default_value_t = 1)]
         times: u32,
+        /// Run the token's schedule on another variant of the same scenario: does the fix
+        /// survive the failing interleaving, does the POSIX model predict what NFS did?
+        #[arg(long)]
+        on_variant: Option<String>,
     },
     /// Run a variant many times with free-running real actors and measure how often each invariant breaks.
     Stress {
@@ -141,7 +145,9 @@ fn main() -> ExitCode {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
         }
-        Command::Replay { file, variant, token, backend, actors, times } => replay_cmd(&file, &variant, &token, &backend, &actors, times, &out),
+        Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
+            replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
+        }
         Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, json } => {
             stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
         }
@@ -283,7 +289,8 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     suite::exit_code(&rows) as u8
 }
 
-fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, out: &Output) -> u8 {
+#[allow(clippy::too_many_arguments)]
+fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, on_variant: Option<&str>, out: &Output) -> u8 {
     let backend = match BackendSpec::parse(backend) {
         Ok(b) => b,
         Err(e) => {
@@ -306,12 +313,26 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
         Ok(p) => Arc::new(p[0].clone()),
         Err(c) => return c,
     };
-    let sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog.scenario, &prog.variant, prog.fingerprint).map(|()| s)) {
+    let mut sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog.scenario, &prog.variant, prog.fingerprint).map(|()| s)) {
         Ok(s) => s,
         Err(e) => {
             eprint_error(e);
             return BAD_INPUT;
         }
+    };
+    // The same steps, on another variant: the token is checked against the variant it was
+    // recorded for, then re-addressed.
+    let prog = match on_variant {
+        None => prog,
+        Some(w) => match pick_variants(&sc, Some(w), file) {
+            Ok(p) => {
+                let p = Arc::new(p[0].clone());
+                sched.variant = p.variant.clone();
+                sched.fingerprint = p.fingerprint;
+                p
+            }
+            Err(c) => return c,
+        },
     };
     if let BackendSpec::Fs(root) = backend {
         return forced_replay_cmd(&prog, &sched, &root, mode, times, out);
@@ -352,12 +373,12 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
 }
 
 /// Forces the schedule on real actors `times` times; every run must reproduce, none diverge.
-fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, root: &Path, mode: ActorMode, times: u32, out: &Output) -> u8 {
+fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: &[PathBuf], mode: ActorMode, times: u32, out: &Output) -> u8 {
     racelab::backend::cancel::install();
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
     for i in 0..times.max(1) {
-        let r = match forced_replay(prog, sched, root, mode) {
+        let r = match forced_replay(prog, sched, roots, mode) {
             Ok(r) => r,
             Err(ForcedError::Token(e)) => {
                 eprint_error(e);
@@ -374,13 +395,12 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, root: &
         };
         if i == 0 {
             print!("{}", render_trace(&r.trace, out.style()));
-            println!("
-backend: {} ({}, mounted at {}, options {}), actors as {}", root.display(), r.env.fs_type, r.env.mount_point, r.env.options, mode.name());
+            let dirs: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+            println!("\nbackend: {} ({}, mounted at {}, options {}), actors as {}", dirs.join(", "), r.env.fs_type, r.env.mount_point, r.env.options, mode.name());
         }
         if let Some(d) = &r.divergence {
             println!(
-                "
-run {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real system said {}",
+                "\nrun {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real system said {}",
                 i + 1,
                 d.step,
                 d.actor,
@@ -393,13 +413,11 @@ run {}: reality diverged from the model at step {} ({}: {}): the model says {}, 
         if r.reproduced(sched) {
             reproduced += 1;
         } else {
-            println!("
-run {}: {what} did not break on the real system", i + 1);
+            println!("\nrun {}: {what} did not break on the real system", i + 1);
         }
     }
     let times = times.max(1);
-    println!("
-reproduced {what} on the real system in {reproduced} of {times} forced replays, no divergence from the model");
+    println!("\nreproduced {what} on the real system in {reproduced} of {times} forced replays, no divergence from the model");
     if reproduced == times {
         0
     } else {
@@ -453,7 +471,7 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
         }
     };
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let row = racelab::suite::stress_row(&stem, &prog, &r, &r.env.fs_type, &root);
+    let row = racelab::suite::stress_row(&stem, &prog, &r, &r.env.fs_type, &root[0]);
     if json {
         println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
     } else {
@@ -461,7 +479,7 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
             "{}/{} on {} ({}, {}), {} actors{}: {} runs in {:.1}s ({:.1} runs/s)",
             stem,
             prog.variant,
-            root.display(),
+            root.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(","),
             r.env.fs_type,
             r.env.options,
             mode.name(),
@@ -527,7 +545,9 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
     for r in real {
         match r.split_once('=') {
             Some((name, reason)) if reason.starts_with('!') => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
-            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Ok(PathBuf::from(d)) }),
+            Some((name, d)) if !name.is_empty() && d.split(',').all(|p| Path::new(p).is_dir()) => {
+                targets.push(suite::RealFsTarget { name: name.to_string(), dir: Ok(d.split(',').map(PathBuf::from).collect()) })
+            }
             _ => {
                 eprint_error(format_args!("--real {r}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
                 return BAD_INPUT;

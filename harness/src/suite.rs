@@ -296,7 +296,8 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
 #[derive(Debug, Clone)]
 pub struct RealFsTarget {
     pub name: String,
-    pub dir: Result<std::path::PathBuf, String>,
+    /// One directory, or several: the same export through different NFS clients.
+    pub dir: Result<Vec<std::path::PathBuf>, String>,
 }
 
 /// How hard the suite works real filesystems.
@@ -369,7 +370,7 @@ pub fn real_rows(
                     for chaos in [false, true] {
                         let sc = crate::backend::stress::StressConfig { runs: cfg.stress_runs, chaos, mode: crate::backend::ActorMode::Processes, jobs: cfg.jobs, seed: 0x5eed };
                         let row = match crate::backend::stress::stress(&prog, dir, &sc, &|_| {}) {
-                            Ok(r) => stress_row(stem, &prog, &r, &t.name, dir),
+                            Ok(r) => stress_row(stem, &prog, &r, &t.name, &dir[0]),
                             Err(why) => error_row(stem, &prog, if chaos { "stress-chaos" } else { "stress" }, &t.name, &why),
                         };
                         progress(&row);
@@ -427,7 +428,7 @@ fn error_row(stem: &str, prog: &Program, engine: &str, backend: &str, why: &str)
 
 /// Forces `token` `times` times on `dir` with process actors. Met when every replay broke the
 /// token's target with no divergence from the model.
-fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: &std::path::Path, times: u32) -> RunResult {
+fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: &[std::path::PathBuf], times: u32) -> RunResult {
     let mut row = base_row(stem, prog, "forced-replay", backend);
     let sched = match crate::schedule::Schedule::decode(token) {
         Ok(s) => s,

@@ -60,8 +60,11 @@ pub enum ForcedError {
     Interrupted(i32),
 }
 
-/// Replays `sched` with real actors in a fresh directory under `root`, which is removed after.
-pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, root: &Path, mode: ActorMode) -> Result<Forced, ForcedError> {
+/// Replays `sched` with real actors in a fresh directory under `roots[0]`, which is removed
+/// after. With several roots (mounts of one export through different NFS clients), each actor
+/// works through its client's mount (see [`super::actor_roots`]).
+pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::PathBuf], mode: ActorMode) -> Result<Forced, ForcedError> {
+    let root: &Path = roots.first().map(|p| p.as_path()).ok_or_else(|| ForcedError::Infrastructure("no directory to run in".into()))?;
     sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
     let infra = ForcedError::Infrastructure;
     let run_dir = tempfile::Builder::new()
@@ -71,7 +74,8 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, root: &Path, mode: A
     let env = fs_info(run_dir.path()).map_err(|e| infra(format!("statfs {}: {e}", run_dir.path().display())))?;
     RealFs::open(run_dir.path()).and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS)).map_err(|e| infra(e.to_string()))?;
     let observer = RealFs::open(run_dir.path()).map_err(|e| infra(e.to_string()))?;
-    let exec = start(mode, prog.actors.len(), run_dir.path()).map_err(infra)?;
+    let run_name = run_dir.path().file_name().unwrap_or_default().to_os_string();
+    let exec = start(mode, &super::actor_roots(prog, roots, &run_name)).map_err(infra)?;
 
     let mut real = Machine::with_fs(Arc::clone(prog), ActorFs::new(exec, observer));
     let mut model = Machine::new(Arc::clone(prog));

@@ -34,7 +34,15 @@ pub fn fs_info(dir: &Path) -> std::io::Result<FsInfo> {
     let canonical = std::fs::canonicalize(dir)?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let (mount_point, options) = mount_of(&mountinfo, &canonical.to_string_lossy()).unwrap_or_else(|| ("?".into(), "?".into()));
+    // NFS's magic is the same for every version; the mount options say which one.
+    let fs_type = if fs_type == "nfs" { nfs_version(&options).unwrap_or(fs_type) } else { fs_type };
     Ok(FsInfo { fs_type, mount_point, options })
+}
+
+/// `nfs3` or `nfs4` from mount options holding `vers=3` / `vers=4.2`.
+fn nfs_version(options: &str) -> Option<String> {
+    let vers = options.split([',', ' ']).find_map(|o| o.strip_prefix("vers="))?;
+    Some(format!("nfs{}", vers.split('.').next().unwrap_or(vers)))
 }
 
 /// The longest mount point in `mountinfo` that contains `path`, and its options.
@@ -72,6 +80,13 @@ mod tests {
         assert_eq!(mount_of(mi, "/tmp/x y/z"), Some(("/tmp/x y".into(), "rw rw,attr2".into())));
         assert_eq!(mount_of(mi, "/home"), Some(("/".into(), "rw,relatime rw".into())));
         assert_eq!(mount_of(mi, "/tmpfoo"), Some(("/".into(), "rw,relatime rw".into())));
+    }
+
+    #[test]
+    fn nfs_versions_come_from_the_mount_options() {
+        assert_eq!(nfs_version("rw,relatime rw,vers=3,rsize=131072,hard").as_deref(), Some("nfs3"));
+        assert_eq!(nfs_version("rw rw,vers=4.2,rsize=131072").as_deref(), Some("nfs4"));
+        assert_eq!(nfs_version("rw,relatime"), None);
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub use realfs::RealFs;
 pub enum BackendSpec {
     /// The in-memory model world.
     Model,
-    /// A real directory, on whatever filesystem holds it.
-    Fs(PathBuf),
+    /// A real directory, on whatever filesystem holds it; several when they are mounts of one
+    /// export through different NFS clients (`fs:/mnt/a,/mnt/b`: the same files, two caches).
+    Fs(Vec<PathBuf>),
 }
 
 impl BackendSpec {
@@ -41,7 +42,7 @@ impl BackendSpec {
             "model" => Ok(BackendSpec::Model),
             _ => match s.strip_prefix("fs:") {
                 Some("") => Err("`fs:` needs a directory: `--backend fs:/tmp/race`".into()),
-                Some(dir) => Ok(BackendSpec::Fs(PathBuf::from(dir))),
+                Some(dirs) => Ok(BackendSpec::Fs(dirs.split(',').map(PathBuf::from).collect())),
                 None => Err(format!("unknown backend `{s}`; backends: `model`, `fs:DIR` (a real directory on any filesystem)")),
             },
         }
@@ -117,9 +118,27 @@ impl Filesystem for ActorFs {
 }
 
 /// Starts the executor for `mode` with `actors` actors working in `root`.
-pub fn start(mode: ActorMode, actors: usize, root: &std::path::Path) -> Result<Box<dyn Executor>, String> {
+/// Starts the executor for `mode`: actor `i` works in `roots[i]` (its client's view of the run
+/// directory).
+pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, String> {
     Ok(match mode {
-        ActorMode::Threads => Box::new(threads::ThreadExecutor::start(actors, root)?),
-        ActorMode::Processes => Box::new(process::ProcessExecutor::start(actors, root)?),
+        ActorMode::Threads => Box::new(threads::ThreadExecutor::start(roots)?),
+        ActorMode::Processes => Box::new(process::ProcessExecutor::start(roots)?),
     })
+}
+
+/// Each actor's view of a run directory named `run` that exists in every one of `clients`
+/// (several mounts of one export: NFS clients A, B, …). Actors go to the client the scenario
+/// puts them on; a scenario that names no clients spreads its actors over the mounts in turn,
+/// so that a single-client race can also be run across clients.
+pub fn actor_roots(prog: &crate::ir::Program, clients: &[PathBuf], run: &std::ffi::OsStr) -> Vec<PathBuf> {
+    let n = clients.len().max(1);
+    prog.actors
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let c = if prog.clients.len() > 1 { a.client as usize % n } else { i % n };
+            clients.get(c).unwrap_or(&clients[0]).join(run)
+        })
+        .collect()
 }

@@ -106,11 +106,12 @@ pub struct ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    pub fn start(actors: usize, root: &Path) -> Result<ProcessExecutor, String> {
+    /// One worker process per actor; actor `a` works in `roots[a]`.
+    pub fn start(roots: &[PathBuf]) -> Result<ProcessExecutor, String> {
         let exe = worker_exe()?;
         let me = std::process::id().to_string();
-        let mut workers = Vec::with_capacity(actors);
-        for a in 0..actors {
+        let mut workers = Vec::with_capacity(roots.len());
+        for (a, root) in roots.iter().enumerate() {
             let mut child = Command::new(&exe)
                 .arg(WORKER_COMMAND)
                 .arg(root)

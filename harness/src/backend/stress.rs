@@ -11,7 +11,7 @@
 //! Faults are not injected in stress runs (they are explored on the model and forced on real
 //! actors by replay); a scenario's faults are reported as not landed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,8 +85,10 @@ struct RunOutcome {
     trace: Option<reports::Trace>,
 }
 
-/// Runs `cfg.runs` free-running executions of `prog` under `root`, `progress` after each.
-pub fn stress(prog: &Arc<Program>, root: &Path, cfg: &StressConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<StressResult, String> {
+/// Runs `cfg.runs` free-running executions of `prog` under `roots[0]` (each actor through its
+/// client's mount when there are several, see [`super::actor_roots`]), `progress` after each.
+pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<StressResult, String> {
+    let root: &Path = roots.first().map(PathBuf::as_path).ok_or("no directory to run in")?;
     let env = fs_info(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
     let start = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(cfg.jobs.max(1)).build().map_err(|e| e.to_string())?;
@@ -97,7 +99,7 @@ pub fn stress(prog: &Arc<Program>, root: &Path, cfg: &StressConfig, progress: &(
                 if let Some(sig) = super::cancel::requested() {
                     return Err(format!("interrupted by signal {sig}"));
                 }
-                let r = one_run(prog, root, cfg, cfg.seed.wrapping_add(i));
+                let r = one_run(prog, roots, cfg, cfg.seed.wrapping_add(i));
                 progress(i);
                 r
             })
@@ -153,13 +155,14 @@ impl Performer {
     }
 }
 
-fn one_run(prog: &Arc<Program>, root: &Path, cfg: &StressConfig, seed: u64) -> Result<RunOutcome, String> {
+fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64) -> Result<RunOutcome, String> {
+    let root = &roots[0];
     let dir = tempfile::Builder::new().prefix("racelab-stress-").tempdir_in(root).map_err(|e| format!("cannot create a run directory under {}: {e}", root.display()))?;
+    let actor_roots = super::actor_roots(prog, roots, dir.path().file_name().unwrap_or_default());
     RealFs::open(dir.path()).and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS)).map_err(|e| e.to_string())?;
-    let n = prog.actors.len();
     let performers: Vec<Performer> = match cfg.mode {
-        ActorMode::Threads => (0..n).map(|_| RealFs::open(dir.path()).map(Performer::Thread).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
-        ActorMode::Processes => ProcessExecutor::start(n, dir.path())?.into_workers().into_iter().map(Performer::Process).collect(),
+        ActorMode::Threads => actor_roots.iter().map(|r| RealFs::open(r).map(Performer::Thread).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
+        ActorMode::Processes => ProcessExecutor::start(&actor_roots)?.into_workers().into_iter().map(Performer::Process).collect(),
     };
     let observer = RealFs::open(dir.path()).map_err(|e| e.to_string())?;
     let mut machine = Machine::with_fs(Arc::clone(prog), observer);

@@ -4,7 +4,7 @@
 //! a crash ends the actor's thread (its files stay), a signal without a handler likewise, a
 //! stall only delays the actor's next step. Use process actors for real signals.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
@@ -27,9 +27,10 @@ pub struct ThreadExecutor {
 }
 
 impl ThreadExecutor {
-    pub fn start(actors: usize, root: &Path) -> Result<ThreadExecutor, String> {
-        let mut out = Vec::with_capacity(actors);
-        for a in 0..actors {
+    /// One thread per actor; actor `a` works in `roots[a]`.
+    pub fn start(roots: &[PathBuf]) -> Result<ThreadExecutor, String> {
+        let mut out = Vec::with_capacity(roots.len());
+        for (a, root) in roots.iter().enumerate() {
             let mut fs = RealFs::open(root).map_err(|e| e.to_string())?;
             let (jobs, job_rx) = channel::<(Op, Vec<Value>, i64)>();
             let (reply_tx, replies) = channel();

@@ -59,7 +59,7 @@ fn force_100_times(root: &Path, mode: ActorMode) {
     let prog = mailman("mailman-2.1");
     let sched = model_token(&prog, "mutual_exclusion");
     for i in 0..100 {
-        let r = forced_replay(&prog, &sched, root, mode).unwrap_or_else(|e| panic!("run {i}: {e}"));
+        let r = forced_replay(&prog, &sched, &[root.to_path_buf()], mode).unwrap_or_else(|e| panic!("run {i}: {e}"));
         assert_eq!(r.divergence, None, "run {i} diverged");
         assert!(r.reproduced(&sched), "run {i}: mutual_exclusion did not break for real");
         // Two qrunners are inside the list's critical section at the last step: both had the
@@ -94,7 +94,7 @@ fn the_model_token_forced_with_thread_actors_reproduces_too() {
     let prog = mailman("mailman-2.1");
     for target in ["no_spurious_log", "mutual_exclusion", "unhandled_error"] {
         let sched = model_token(&prog, target);
-        let r = forced_replay(&prog, &sched, root.path(), ActorMode::Threads).expect("runs");
+        let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], ActorMode::Threads).expect("runs");
         assert!(r.reproduced(&sched), "{target} did not reproduce on real threads: {:?}", r.divergence);
     }
 }
@@ -125,7 +125,7 @@ scenario diverge {{
     let sched = Schedule { scenario: prog.scenario.clone(), variant: prog.variant.clone(), fingerprint: prog.fingerprint, target: None, steps: vec![0, 0] };
     let root = tempfile::tempdir().expect("temp dir");
     for mode in [ActorMode::Processes, ActorMode::Threads] {
-        let r = forced_replay(&prog, &sched, root.path(), mode).expect("runs");
+        let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], mode).expect("runs");
         let d = r.divergence.expect("the create diverges");
         assert_eq!((d.step, d.actor.as_str(), d.model.as_str(), d.real.as_str()), (2, "a", "ok", "ENAMETOOLONG"), "{d:?}");
         assert!(d.operation.starts_with("create("), "{d:?}");
@@ -168,7 +168,7 @@ fn stress_measures_the_real_race_and_leaves_nothing_behind() {
     let root = tempfile::tempdir().expect("temp dir");
     let prog = mailman("mailman-2.1");
     let cfg = StressConfig { runs: 100, chaos: true, mode: ActorMode::Processes, jobs: 2, seed: 1 };
-    let r = stress(&prog, root.path(), &cfg, &|_| {}).expect("stress runs");
+    let r = stress(&prog, &[root.path().to_path_buf()], &cfg, &|_| {}).expect("stress runs");
     assert_eq!(r.runs, 100);
     let log = r.rates.iter().find(|x| x.invariant == "no_spurious_log").expect("rate");
     assert!(log.hits > 0, "the log noise of the report happens on a real filesystem: {:?}", r.rates);
@@ -221,7 +221,7 @@ fn mailman_stale_lock_with_real_sigterm_and_sigkill_leaves_the_real_lock_file_be
     for (variant, target) in [("no-handler", "no_stale_lock"), ("unlock-and-return", "locked_writes"), ("unlock-and-exit", "no_stale_lock")] {
         let prog = Arc::new(sc.variant(variant).expect("variant").clone());
         let sched = model_token(&prog, target);
-        let r = forced_replay(&prog, &sched, root.path(), ActorMode::Processes).unwrap_or_else(|e| panic!("{variant}: {e}"));
+        let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], ActorMode::Processes).unwrap_or_else(|e| panic!("{variant}: {e}"));
         assert_eq!(r.divergence, None, "{variant}");
         assert!(r.reproduced(&sched), "{variant}: {target} did not break on the real filesystem");
         // The fault row shows what the real signal did to the real worker.
