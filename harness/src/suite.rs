@@ -355,6 +355,12 @@ pub fn real_rows(
                         continue;
                     }
                 };
+                if let Some(why) = model_only_reason(&prog, dir) {
+                    let row = skipped_row(stem, &prog, "forced-replay", &t.name, &why);
+                    progress(&row);
+                    rows.push(row);
+                    continue;
+                }
                 for token in &tokens {
                     let row = forced_row(stem, &prog, token, &t.name, dir, cfg.replays);
                     progress(&row);
@@ -381,6 +387,22 @@ pub fn real_rows(
         }
     }
     rows
+}
+
+/// Why a variant says nothing about this real target: it models NFS client caches and the
+/// target is local (one cache: it would diverge by design), or it injects a fault only the
+/// model can (a lost reply).
+fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<String> {
+    if prog.faults.iter().any(|f| matches!(f.kind, crate::ir::FaultKind::Retransmit)) {
+        return Some("the variant loses an NFS reply (`retransmit`), which only the model can do".into());
+    }
+    if prog.nfs_cache_ms.is_some() {
+        let fs = dirs.first().and_then(|d| crate::backend::fsinfo::fs_info(d).ok()).map(|i| i.fs_type).unwrap_or_default();
+        if !fs.starts_with("nfs") || dirs.len() < 2 {
+            return Some(format!("the variant models two NFS clients' caches; this target is {} with {} mount(s)", if fs.is_empty() { "unknown" } else { &fs }, dirs.len()));
+        }
+    }
+    None
 }
 
 fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
