@@ -471,6 +471,9 @@ pub struct Program {
     pub fs: Vec<FsInit>,
     pub invariants: Vec<InvariantIr>,
     pub expected: Option<Expected>,
+    /// `expect on real ...`: the expectation for real backends where reality differs from the
+    /// model (found by running there); `None`: the same as `expected`.
+    pub expected_real: Option<Expected>,
     pub labels: Vec<Label>,
     /// Identifies this scenario text and variant; replay tokens carry it.
     pub fingerprint: u32,

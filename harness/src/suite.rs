@@ -234,7 +234,7 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
 /// Met when every expected violation was seen at least once (a race seen once is real), or,
 /// for a variant expected to hold, when nothing broke.
 pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::StressResult, backend: &str, root: &std::path::Path) -> RunResult {
-    let (expected, expected_invariants) = match &prog.expected {
+    let (expected, expected_invariants) = match prog.expected_real.as_ref().or(prog.expected.as_ref()) {
         Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
         Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
         Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
@@ -406,7 +406,7 @@ fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<Stri
 }
 
 fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
-    let (expected, expected_invariants) = match &prog.expected {
+    let (expected, expected_invariants) = match prog.expected_real.as_ref().or(prog.expected.as_ref()) {
         Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
         Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
         Some(Expected::Holds) | None => (Verdict::Holds, vec![]),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::fsinfo::{fs_info, FsInfo};
 use super::{start, ActorFs, ActorMode, RealFs};
 use crate::ir::{Program, Value};
+use crate::model::fs::Filesystem;
 use crate::model::{Broken, End, Machine, StepOutcome, EPOCH_MS};
 use crate::replay::trace_of;
 use crate::schedule::{Schedule, TokenError};
@@ -78,8 +79,24 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::
     let exec = start(mode, &super::actor_roots(prog, roots, &run_name)).map_err(infra)?;
 
     let mut real = Machine::with_fs(Arc::clone(prog), ActorFs::new(exec, observer));
-    let mut model = Machine::new(Arc::clone(prog));
+    let divergence = lockstep(prog, sched, &mut real)?;
+    let trace = trace_of(&real);
+    let out = Forced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, env, mode };
+    // Workers first (they hold files open under the run directory), then the directory.
+    drop(real);
+    run_dir.close().map_err(|e| infra(format!("cannot remove the run directory: {e}")))?;
+    Ok(out)
+}
+
+/// Runs `sched` on `real` (any world: real actors on a real directory, real database
+/// connections, ...) and on a fresh model in lockstep, and returns the first step whose real
+/// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
+/// caller. Infrastructure failures and interruptions are errors, not divergences.
+pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut Machine<F>) -> Result<Option<Divergence>, ForcedError> {
+    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    let infra = ForcedError::Infrastructure;
     real.record_details();
+    let mut model = Machine::new(Arc::clone(prog));
     model.record_details();
     let mut divergence = None;
     for (i, &c) in sched.steps.iter().enumerate() {
@@ -121,12 +138,7 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::
             break;
         }
     }
-    let trace = trace_of(&real);
-    let out = Forced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, env, mode };
-    // Workers first (they hold files open under the run directory), then the directory.
-    drop(real);
-    run_dir.close().map_err(|e| infra(format!("cannot remove the run directory: {e}")))?;
-    Ok(out)
+    Ok(divergence)
 }
 
 fn name_of(prog: &Program, c: usize) -> String {

@@ -116,6 +116,8 @@ pub enum ExpectKind {
 pub struct Expect {
     pub kind: ExpectKind,
     pub span: Span,
+    /// `expect on real ...`: what real systems show, where they differ from the model.
+    pub real: bool,
 }
 
 pub type Block = Vec<Stmt>;

@@ -81,6 +81,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         fs: vec![],
         invariants: vec![],
         expected: input.expected,
+        expected_real: None,
         labels: vec![],
         fingerprint: input.fingerprint,
     };

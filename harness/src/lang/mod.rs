@@ -57,11 +57,17 @@ pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
             inputs.push((v.name.name.clone(), items, &v.expects, v.name.span));
         }
     }
-    for (variant, items, expects, span) in inputs {
+    for (variant, items, all_expects, span) in inputs {
+        let (real, expects): (Vec<ast::Expect>, Vec<ast::Expect>) = all_expects.iter().cloned().partition(|e| e.real);
+        let expects = &expects;
         let expected = expectation(expects, &variant, span, &mut diags);
+        let expected_real = (!real.is_empty()).then(|| expectation(&real, &variant, span, &mut diags)).flatten();
         let fingerprint = fnv32(tree_fingerprint, variant.as_bytes());
         let prog = lower::lower(src, lower::VariantInput { scenario: &name, variant: &variant, items, expected, fingerprint }, &mut diags);
         check_expectation(&prog, expects, &mut diags);
+        check_expectation(&prog, &real, &mut diags);
+        let mut prog = prog;
+        prog.expected_real = expected_real;
         variants.push(prog);
     }
     if !diags.is_empty() {

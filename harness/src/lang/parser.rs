@@ -526,6 +526,11 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self) -> PResult<Expect> {
         let start = self.bump().span;
+        let real = self.at_kw("on") && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s == "real");
+        if real {
+            self.bump();
+            self.bump();
+        }
         let t = self.peek().clone();
         let kind = match &t.tok {
             Tok::Ident(s) if s == "violates" => {
@@ -550,7 +555,7 @@ impl<'a> Parser<'a> {
                 return Err(());
             }
         };
-        Ok(Expect { kind, span: start.to(self.prev_span()) })
+        Ok(Expect { kind, span: start.to(self.prev_span()), real })
     }
 
     // ---------------------------------------------------------------- statements
