@@ -11,6 +11,7 @@ pub mod eval;
 pub mod explore;
 pub mod ir;
 pub mod lang;
+pub mod lockfile;
 pub mod model;
 pub mod replay;
 pub mod schedule;

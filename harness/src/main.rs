@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use racelab::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
 use racelab::backend::forced::{forced_replay, ForcedError};
+use racelab::backend::db::DbSpec;
 use racelab::backend::{ActorMode, BackendSpec};
 use racelab::schedule::{Schedule, TokenError};
 use racelab::{replay, suite};
@@ -110,6 +111,26 @@ enum Command {
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
     Worker { root: PathBuf, parent: u32 },
+    /// (internal) One lock owner of a contention run (benchmarks, the flufl.lock interop test):
+    /// prints a JSON report (racelab::lockfile::worker::Report).
+    #[command(name = "__lockbench", hide = true)]
+    LockBench {
+        #[arg(long)]
+        strategy: String,
+        #[arg(long)]
+        lock: PathBuf,
+        #[arg(long)]
+        iters: u64,
+        /// CLOCK_MONOTONIC instant (ns) to start at, so that all owners start together.
+        #[arg(long, default_value_t = 0)]
+        start_ns: u64,
+        #[arg(long)]
+        counter: Option<PathBuf>,
+        #[arg(long)]
+        lifetime_ms: Option<u64>,
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
     /// Run every scenario × variant × engine and write summary.json, summary.md, summary.html, junit.xml.
     Suite {
         /// Scenario files or directories (default: ./scenarios).
@@ -127,6 +148,18 @@ enum Command {
         /// and stress runs). Repeatable. `NAME=!reason` lists it as skipped.
         #[arg(long = "real")]
         real: Vec<String>,
+        /// Forced replays per model finding on each real target (default 100).
+        #[arg(long)]
+        replays: Option<u32>,
+        /// Stress runs per variant on each real target, with and without chaos (default: 100
+        /// with --quick, else 500).
+        #[arg(long)]
+        stress_runs: Option<u64>,
+        /// Also run the database scenarios on a real database: `sqlite`, `postgres=URL`,
+        /// `mariadb=URL` (forced replays statement by statement, and stress runs). Repeatable.
+        /// `NAME=!reason` lists it as skipped.
+        #[arg(long = "db")]
+        db: Vec<String>,
     },
 }
 
@@ -152,9 +185,47 @@ fn main() -> ExitCode {
             stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
         }
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
-        Command::Suite { paths, out: dir, quick, engines, real } => suite_cmd(&paths, &dir, quick, &engines, &real, &out),
+        Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
+            lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
+        }
+        Command::Suite { paths, out: dir, quick, engines, real, db, replays, stress_runs } => {
+            suite_cmd(&paths, &dir, quick, &engines, &real, &db, (replays, stress_runs), &out)
+        }
     };
     ExitCode::from(code)
+}
+
+/// `racelab __lockbench`: one owner of a lock contention run; its report on stdout as JSON.
+fn lockbench_cmd(strategy: &str, lock: PathBuf, iters: u64, start_ns: u64, counter: Option<PathBuf>, lifetime_ms: Option<u64>, timeout_ms: Option<u64>) -> u8 {
+    use racelab::lockfile::{worker, MutexLock, Strategy};
+    let strategy = match Strategy::parse(strategy) {
+        Ok(s) if s.excludes_processes() => s,
+        Ok(s) => {
+            eprintln!("error: lock strategy `{}` excludes threads of one process only; a lock worker process cannot use it", s.name());
+            return BAD_INPUT;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let opts = worker::WorkerOpts { strategy, lock, iters, counter, lifetime: lifetime_ms.map(Duration::from_millis), timeout: timeout_ms.map(Duration::from_millis) };
+    match worker::run(&opts, &MutexLock::new(), start_ns) {
+        Ok(report) => match serde_json::to_string(&report) {
+            Ok(json) => {
+                println!("{json}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: encoding the report: {e}");
+                3
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 /// How to print: colour and Unicode only on a terminal, and never when NO_COLOR is set.
@@ -291,6 +362,16 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
 
 #[allow(clippy::too_many_arguments)]
 fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, on_variant: Option<&str>, out: &Output) -> u8 {
+    // `db:sqlite|postgres[=URL]|mariadb[=URL]`: the same token, one statement per step on real connections.
+    let db = match backend.strip_prefix("db:").map(DbSpec::parse) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+        None => None,
+    };
+    let backend = if db.is_some() { "model" } else { backend };
     let backend = match BackendSpec::parse(backend) {
         Ok(b) => b,
         Err(e) => {
@@ -334,6 +415,9 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
             Err(c) => return c,
         },
     };
+    if let Some(db) = &db {
+        return db_forced_replay_cmd(&prog, &sched, db, times, out);
+    }
     if let BackendSpec::Fs(root) = backend {
         return forced_replay_cmd(&prog, &sched, &root, mode, times, out);
     }
@@ -427,6 +511,9 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: 
 
 #[allow(clippy::too_many_arguments)]
 fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool, actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+    if let Some(db) = backend.strip_prefix("db:") {
+        return db_stress_cmd(file, variant, db, runs, jobs, seed, json, out);
+    }
     let root = match BackendSpec::parse(backend) {
         Ok(BackendSpec::Fs(root)) => root,
         Ok(BackendSpec::Model) => {
@@ -533,7 +620,25 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], out: &Output) -> u8 {
+#[allow(clippy::too_many_arguments)]
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], db: &[String], counts: (Option<u32>, Option<u64>), out: &Output) -> u8 {
+    let mut db_targets = Vec::new();
+    for d in db {
+        let target = match d.split_once('=') {
+            Some((name, reason)) if reason.starts_with('!') => suite::RealDbTarget { name: name.to_string(), spec: Err(reason[1..].to_string()) },
+            _ => match DbSpec::parse(d) {
+                Ok(spec) => suite::RealDbTarget { name: spec.name().trim_start_matches("db:").to_string(), spec: Ok(spec) },
+                Err(e) => {
+                    eprint_error(format_args!("--db {d}: {e}"));
+                    return BAD_INPUT;
+                }
+            },
+        };
+        db_targets.push(target);
+    }
+    if !db_targets.is_empty() {
+        racelab::backend::cancel::install();
+    }
     let engines = match parse_engines(engines) {
         Ok(e) => e,
         Err(msg) => {
@@ -594,12 +699,27 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
     if !targets.is_empty() {
         // Forced replays are cheap (a few ms each): 100 even in quick mode, so "reproduces every
         // time" is measured, not assumed.
-        let rc = if quick { suite::RealConfig { replays: 100, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 100, stress_runs: 500, jobs: 2 } };
+        let mut rc = if quick { suite::RealConfig { replays: 100, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 100, stress_runs: 500, jobs: 2 } };
+        rc.replays = counts.0.unwrap_or(rc.replays).max(1);
+        rc.stress_runs = counts.1.unwrap_or(rc.stress_runs).max(1);
         let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
         spinner.enable_steady_tick(Duration::from_millis(200));
         let real_rows = suite::real_rows(&scenarios, &results, &targets, &rc, &|r| spinner.set_message(format!("real: {}/{}/{} on {}", r.scenario, r.variant, r.engine, r.backend)));
         spinner.finish_and_clear();
         results.extend(real_rows);
+        if let Some(sig) = racelab::backend::cancel::requested() {
+            eprint_error(format_args!("interrupted by signal {sig}; real runs were cleaned up"));
+            return (128 + sig).clamp(0, 255) as u8;
+        }
+    }
+    if !db_targets.is_empty() {
+        // A forced replay on a server costs a CREATE DATABASE (~0.1-0.3 s): 5 per schedule.
+        let rc = if quick { suite::RealConfig { replays: 5, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 20, stress_runs: 500, jobs: 2 } };
+        let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let rows = suite::db_rows(&scenarios, &results, &db_targets, &rc, &|r| spinner.set_message(format!("db: {}/{}/{} on {}", r.scenario, r.variant, r.engine, r.backend)));
+        spinner.finish_and_clear();
+        results.extend(rows);
         if let Some(sig) = racelab::backend::cancel::requested() {
             eprint_error(format_args!("interrupted by signal {sig}; real runs were cleaned up"));
             return (128 + sig).clamp(0, 255) as u8;
@@ -626,4 +746,109 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
         }
     }
     suite::exit_code(&summary.results) as u8
+}
+
+/// Forces the schedule on a real database `times` times, one statement per step, each actor on
+/// its own connection; every run must reproduce, none diverge.
+fn db_forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, db: &DbSpec, times: u32, out: &Output) -> u8 {
+    racelab::backend::cancel::install();
+    let what = sched.target.as_deref().unwrap_or("a violation");
+    let mut reproduced = 0;
+    for i in 0..times.max(1) {
+        let r = match racelab::backend::db::forced::forced_replay(prog, sched, db) {
+            Ok(r) => r,
+            Err(ForcedError::Token(e)) => {
+                eprint_error(e);
+                return BAD_INPUT;
+            }
+            Err(ForcedError::Infrastructure(why)) => {
+                eprint_error(format_args!("the real database failed (run {}): {why}", i + 1));
+                return INFRASTRUCTURE;
+            }
+            Err(ForcedError::Interrupted(sig)) => return (128 + sig).clamp(0, 255) as u8,
+        };
+        if i == 0 {
+            print!("{}", render_trace(&r.trace, out.style()));
+            println!("\nbackend: {} ({}, isolation {}), one connection per actor", r.info.backend, r.info.server_version, r.info.isolation_level);
+        }
+        if let Some(d) = &r.divergence {
+            println!("\nrun {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real database said {}", i + 1, d.step, d.actor, d.operation, d.model, d.real);
+            return 1;
+        }
+        if r.reproduced(sched) {
+            reproduced += 1;
+        } else {
+            println!("\nrun {}: {what} did not break on the real database", i + 1);
+        }
+    }
+    let times = times.max(1);
+    println!("\nreproduced {what} on the real database in {reproduced} of {times} forced replays, no divergence from the model");
+    if reproduced == times {
+        0
+    } else {
+        1
+    }
+}
+
+/// Stress runs on a real database: free-running actors, each on its own connection.
+#[allow(clippy::too_many_arguments)]
+fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+    let db = match DbSpec::parse(db) {
+        Ok(d) => d,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    if runs == 0 {
+        eprint_error("--runs must be at least 1: a rate from zero runs says nothing");
+        return BAD_INPUT;
+    }
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let prog = match pick_variants(&sc, Some(variant), file) {
+        Ok(p) => Arc::new(p[0].clone()),
+        Err(c) => return c,
+    };
+    racelab::backend::cancel::install();
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let r = match racelab::backend::db::stress::stress(&prog, &db, runs, jobs, seed) {
+        Ok(r) => r,
+        Err(why) => {
+            eprint_error(format_args!("the real database failed: {why}"));
+            return racelab::backend::cancel::requested().map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
+        }
+    };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let row = racelab::suite::db_stress_row(&stem, &prog, &r);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
+    } else {
+        println!(
+            "{}/{} on {} ({}, isolation {}), {} actors on their own connections: {} runs in {:.1}s ({:.1} runs/s)",
+            stem,
+            prog.variant,
+            r.info.backend,
+            r.info.server_version,
+            r.info.isolation_level,
+            prog.actors.len(),
+            r.runs,
+            r.seconds,
+            r.runs as f64 / r.seconds.max(1e-9)
+        );
+        for rate in &r.rates {
+            println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+        }
+        if let Some((i, sched, trace)) = &r.first_failure {
+            println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
+            print!("{}", render_trace(trace, out.style()));
+        }
+    }
+    if row.met {
+        0
+    } else {
+        1
+    }
 }

@@ -1,5 +1,7 @@
 //! `cargo xtask`: the project's tasks, one module each (rust-analyzer style).
 
+mod db_cmd;
+mod bench_locks;
 mod fs_cmd;
 mod run_scenarios;
 #[cfg(test)]
@@ -11,17 +13,27 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   run-scenarios [--quick] [--engines E1,E2]   every scenario x variant x engine; writes target/racelab/summary.json
+                                              (as root also the lock scenarios on real NFS in a UML guest; --no-nfs skips it)
   fs up [--root DIR] [--only LIST] [--json] [--hold]
                                               mount tmpfs, ext4, xfs, btrfs, overlay under one temp root (root only)
   fs down (--root DIR | --state FILE)         unmount, detach and delete what `fs up` made
+  bench-locks [--quick] [--no-matrix]        lock benchmarks on every filesystem; writes target/bench-locks/report.md + SVGs
+  nfs run [--rig DIR] -- COMMAND...            run COMMAND in a User-mode Linux guest with real NFSv4.2/NFSv3 mounts (root only)
+  db up [--root DIR] [--only LIST] [--env] [--hold]
+                                              start throwaway PostgreSQL and MariaDB servers, print their URLs
+  db down [--root DIR]                        stop them and delete their directory
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run-scenarios") => run_scenarios::run(&args[1..]),
+        Some("bench-locks") => bench_locks::run(&args[1..]),
         // fs reports its own errors: its exit codes distinguish bad input, infrastructure and signals.
         Some("fs") => return ExitCode::from(fs_cmd::run(&args[1..])),
+        // nfs exits with the guest command's own status.
+        Some("nfs") => return ExitCode::from(xtask::nfs::cli::run(&args[1..])),
+        Some("db") => return ExitCode::from(db_cmd::run(&args[1..])),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -11,6 +11,7 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use xtask::db_servers;
 use xtask::fs_matrix::{Matrix, Options};
 use xtask::signals;
 
@@ -18,15 +19,18 @@ use xtask::signals;
 pub fn run(args: &[String]) -> Result<u8> {
     let mut quick = false;
     let mut real = true;
+    let mut nfs = true;
     let mut engines: Option<String> = None;
     let mut racelab: Option<PathBuf> = None;
     let mut scenarios: Option<PathBuf> = None;
     let mut it = args.iter();
-    let usage = "options: --quick, --engines E1,E2, --model-only, --scenarios PATH, --racelab BINARY";
+    let usage = "options: --quick, --engines E1,E2, --model-only, --no-nfs, --scenarios PATH, --racelab BINARY";
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--model-only" => real = false,
+            // The NFS part boots a User-mode Linux guest and takes minutes; this leaves it out.
+            "--no-nfs" => nfs = false,
             "--engines" => engines = Some(it.next().context("--engines needs a value, e.g. --engines shuttle-random,loom")?.clone()),
             // For tests: run an already built racelab, on some scenarios only.
             "--racelab" => racelab = Some(PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?)),
@@ -51,7 +55,7 @@ pub fn run(args: &[String]) -> Result<u8> {
             target.join("release").join("racelab")
         }
     };
-    let mut cmd = Command::new(racelab);
+    let mut cmd = Command::new(&racelab);
     cmd.current_dir(&root).arg("suite").arg(scenarios.unwrap_or_else(|| root.join("scenarios"))).arg("--out").arg(target.join("racelab"));
     if quick {
         cmd.arg("--quick");
@@ -87,6 +91,17 @@ pub fn run(args: &[String]) -> Result<u8> {
             }
         }
     }
+    // Real databases: SQLite always; PostgreSQL and MariaDB from `$RACELAB_*_URL` when set (an
+    // existing server), else started here for the run and stopped after (also on Ctrl-C).
+    let mut db_servers = None;
+    if real {
+        cmd.arg("--db=sqlite");
+        let (servers, args) = bring_up_databases();
+        for a in args {
+            cmd.arg(a);
+        }
+        db_servers = servers;
+    }
     let status = run_child(&mut cmd, real)?;
     if let Some(m) = matrix {
         let report = m.down().map_err(|e| anyhow::anyhow!("tearing down the filesystem matrix: {e}"))?;
@@ -94,12 +109,25 @@ pub fn run(args: &[String]) -> Result<u8> {
             eprintln!("warning: the filesystem matrix did not tear down cleanly: {:?}", report.problems);
         }
     }
+    if let Some(servers) = db_servers {
+        if let Err(e) = servers.down() {
+            eprintln!("warning: the database servers did not stop cleanly: {e}");
+        }
+    }
     drop(temp);
+    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
+    // NFS: the lock scenarios again, inside a User-mode Linux guest, merged into the summary
+    // (skipped rows with the reason when the guest cannot come up).
+    if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {
+        if let Some(c) = xtask::nfs::suite::run(&xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target))? {
+            code = code.max(c);
+        }
+    }
     if let Some(sig) = signals::pending() {
         eprintln!("interrupted by {}; the suite was stopped and everything real was cleaned up", signals::name(sig));
         return Ok(signals::exit_code(sig));
     }
-    Ok(status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)))
+    Ok(code)
 }
 
 /// The matrix, when this machine can have one: root, loop devices, the mkfs tools.
@@ -129,5 +157,46 @@ fn run_child(cmd: &mut Command, poll_signals: bool) -> Result<ExitStatus> {
             forwarded = true;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--db` arguments for PostgreSQL and MariaDB: a URL from the environment, or a server started
+/// now (held until the suite is done), or `NAME=!reason` when neither is possible.
+fn bring_up_databases() -> (Option<db_servers::Servers>, Vec<String>) {
+    let mut args = Vec::new();
+    let mut wanted = Vec::new();
+    for kind in db_servers::Kind::ALL {
+        match std::env::var(kind.url_var()) {
+            Ok(url) if !url.is_empty() => args.push(format!("--db={}={url}", kind.name())),
+            _ => wanted.push(kind),
+        }
+    }
+    if wanted.is_empty() {
+        return (None, args);
+    }
+    match db_servers::up(None, &wanted) {
+        Ok(servers) => {
+            for e in servers.entries() {
+                match (&e.url, &e.skipped) {
+                    (Some(url), _) => {
+                        println!("{} up for the run: {url}", e.kind.name());
+                        args.push(format!("--db={}={url}", e.kind.name()));
+                    }
+                    (None, why) => {
+                        let why = why.clone().unwrap_or_else(|| "did not start".into()).replace('\n', " ");
+                        println!("{} unavailable: {why}", e.kind.name());
+                        args.push(format!("--db={}=!{why}", e.kind.name()));
+                    }
+                }
+            }
+            (Some(servers), args)
+        }
+        Err(why) => {
+            println!("database servers unavailable: {why}");
+            for kind in wanted {
+                args.push(format!("--db={}=!{}", kind.name(), why.replace('\n', " ")));
+            }
+            (None, args)
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! backends only through the `Filesystem` trait.
 
 pub mod cancel;
+pub mod db;
 pub mod forced;
 pub mod fsinfo;
 pub mod process;

@@ -88,8 +88,11 @@ struct NfsClients {
     /// The client of each actor.
     client_of: Vec<u32>,
     /// Per client: path → (when fetched, what stat said).
-    caches: Vec<BTreeMap<String, (i64, Result<Value, Errno>)>>,
+    caches: Vec<AttrCache>,
 }
+
+/// One client's attribute cache: path → (when fetched, what `stat` said).
+type AttrCache = BTreeMap<String, (i64, Result<Value, Errno>)>;
 
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
 pub fn normalize(path: &str) -> String {

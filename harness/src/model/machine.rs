@@ -150,6 +150,10 @@ pub enum StepWhat {
     Fault(usize),
 }
 
+/// A filesystem operation handed out by [`Machine::begin`]: the operation, its arguments, and
+/// the virtual time it runs at.
+pub type Intent = (Op, Vec<Value>, i64);
+
 /// What a world operation came to.
 enum Done {
     Value(Value),
@@ -407,7 +411,7 @@ impl<F: Filesystem> Machine<F> {
     /// in flight (not runnable, and time cannot jump) until [`Machine::complete`]. Returns
     /// `None` for operations the machine performs itself (cells, locks, sleeps): take those
     /// with [`Machine::step`].
-    pub fn begin(&mut self, a: usize) -> Option<Result<(Op, Vec<Value>, i64), String>> {
+    pub fn begin(&mut self, a: usize) -> Option<Result<Intent, String>> {
         if !self.is_runnable(a) || a >= self.actors.len() {
             return None;
         }

@@ -4,6 +4,8 @@ mod db;
 mod engines;
 mod faults;
 mod real;
+mod realdb;
 mod replay;
 mod fuzz;
 mod parser;
+mod lockfile;

@@ -4,6 +4,7 @@ mod launchpad;
 mod patchwork;
 mod mailman_faults;
 mod django;
+mod linklock;
 use std::sync::Arc;
 use std::time::Duration;
 

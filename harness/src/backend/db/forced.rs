@@ -1,0 +1,62 @@
+//! Statement-level forced replay on a real database: the recorded schedule, one statement per
+//! step, each actor on its own real connection, checked against the model in lockstep.
+
+use std::sync::Arc;
+
+use super::{DbInfo, DbSpec, RealDbWorld};
+use crate::backend::forced::{lockstep, Divergence, ForcedError};
+use crate::ir::Program;
+use crate::model::{Broken, End, Machine};
+use crate::replay::trace_of;
+use crate::schedule::Schedule;
+
+/// What a forced replay on a real database showed.
+#[derive(Debug, Clone)]
+pub struct DbForced {
+    pub broken: Vec<Broken>,
+    pub end: Option<End>,
+    pub trace: reports::Trace,
+    pub divergence: Option<Divergence>,
+    pub info: DbInfo,
+}
+
+impl DbForced {
+    /// True when the schedule's target broke on the real database (and nothing diverged first).
+    pub fn reproduced(&self, sched: &Schedule) -> bool {
+        self.divergence.is_none()
+            && match &sched.target {
+                Some(t) => self.broken.iter().any(|b| &b.invariant == t),
+                None => !self.broken.is_empty(),
+            }
+    }
+}
+
+/// Replays `sched` on a fresh database of `spec` (dropped after), one real connection per actor.
+pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Result<DbForced, ForcedError> {
+    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    if prog.database.is_none() {
+        return Err(ForcedError::Infrastructure(format!("{}/{} declares no database; a database backend has nothing to run", prog.scenario, prog.variant)));
+    }
+    let backend = spec.open(prog).map_err(ForcedError::Infrastructure)?;
+    let world = RealDbWorld::new(prog, backend).map_err(ForcedError::Infrastructure)?;
+    let info = world.info();
+    let mut real = Machine::with_fs(Arc::clone(prog), world);
+    let divergence = lockstep(prog, sched, &mut real)?;
+    let mut trace = trace_of(&real);
+    mark_completions(&mut trace);
+    Ok(DbForced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, info })
+}
+
+/// Marks the result of a statement that had been waiting in the server, as isolationtester
+/// prints `<... completed>`: the step after an actor's `<waiting>` step is its completion.
+pub fn mark_completions(trace: &mut reports::Trace) {
+    let mut waiting: Vec<bool> = vec![false; trace.actors.len()];
+    for step in &mut trace.steps {
+        let Some(a) = step.actor.filter(|&a| a < waiting.len()) else { continue };
+        let now_waiting = step.result.contains("<waiting>");
+        if waiting[a] && !now_waiting {
+            step.result = format!("<... completed> {}", step.result);
+        }
+        waiting[a] = now_waiting;
+    }
+}

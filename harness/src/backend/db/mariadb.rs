@@ -1,0 +1,246 @@
+//! MariaDB (InnoDB) as a real database: a throwaway database per run, a connection per actor
+//! with CLIENT_FOUND_ROWS (as Django sets it: UPDATE reports matched rows), the server's default
+//! REPEATABLE READ (its gap locks are what Patchwork's 1213 needs), and a monitor that reads
+//! `information_schema.INNODB_LOCK_WAITS` to see who waits for whom.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mysql::consts::CapabilityFlags;
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder};
+
+use super::{created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError};
+use crate::ir::{Errno, Value};
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+pub struct MariaDb {
+    admin: Mutex<Conn>,
+    opts: Opts,
+    name: String,
+    setup: Vec<String>,
+    info: DbInfo,
+}
+
+fn connect(opts: &Opts) -> Result<Conn, String> {
+    Conn::new(opts.clone()).map_err(|e| format!("cannot connect to MariaDB: {e}; is the server up (`cargo xtask db up`) and the URL right?"))
+}
+
+impl MariaDb {
+    pub fn create(url: &str, setup: &[String]) -> Result<MariaDb, String> {
+        let base = Opts::from_url(url).map_err(|e| format!("bad MariaDB URL `{url}`: {e}"))?;
+        let mut admin = connect(&base)?;
+        if matches!(base.get_ip_or_hostname().as_ref(), "127.0.0.1" | "localhost" | "::1") {
+            let names: Vec<String> = admin.query("SHOW DATABASES LIKE 'racelab\\_%'").unwrap_or_default();
+            for stale in super::stale_run_databases(&names) {
+                let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {stale}"));
+            }
+        }
+        let name = format!("racelab_{}_{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+        admin.query_drop(format!("DROP DATABASE IF EXISTS {name}")).map_err(|e| e.to_string())?;
+        admin.query_drop(format!("CREATE DATABASE {name}")).map_err(|e| format!("cannot create database {name}: {e}"))?;
+        let opts: Opts = OptsBuilder::from_opts(base).db_name(Some(name.clone())).additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS).into();
+        let mut probe = connect(&opts)?;
+        let (version, isolation): (String, String) =
+            probe.query_first("SELECT VERSION(), @@SESSION.tx_isolation").map_err(|e| e.to_string())?.ok_or("the server did not say its version")?;
+        let db = MariaDb {
+            admin: Mutex::new(admin),
+            opts,
+            name,
+            setup: setup.to_vec(),
+            info: DbInfo { backend: "db:mariadb".into(), server_version: format!("MariaDB {version}"), isolation_level: isolation.replace('-', " ").to_lowercase() },
+        };
+        db.reset()?;
+        Ok(db)
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
+    }
+}
+
+impl Backend for MariaDb {
+    fn connect(&self, _actor: usize) -> Result<Box<dyn Session>, String> {
+        let conn = connect(&self.opts)?;
+        Ok(Box::new(MariaSession { conn }))
+    }
+    fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
+        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, last_read: None }))
+    }
+    fn info(&self) -> DbInfo {
+        self.info.clone()
+    }
+    fn dialect(&self) -> Dialect {
+        Dialect::MariaDb
+    }
+    fn reset(&self) -> Result<(), String> {
+        let mut c = connect(&self.opts)?;
+        c.query_drop("SET FOREIGN_KEY_CHECKS = 0").map_err(|e| e.to_string())?;
+        for stmt in &self.setup {
+            if let Some(t) = created_table(stmt) {
+                c.query_drop(format!("DROP TABLE IF EXISTS `{t}`")).map_err(|e| e.to_string())?;
+            }
+        }
+        for stmt in &self.setup {
+            c.query_drop(translate_ddl(stmt, Dialect::MariaDb)).map_err(|e| format!("setup statement `{stmt}` failed on MariaDB: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+struct MariaSession {
+    conn: Conn,
+}
+
+fn to_my(v: &Value) -> mysql::Value {
+    match v {
+        Value::None => mysql::Value::NULL,
+        Value::Bool(b) => mysql::Value::Int(*b as i64),
+        Value::Int(n) => mysql::Value::Int(*n),
+        other => mysql::Value::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+fn is_integer(t: mysql::consts::ColumnType) -> bool {
+    use mysql::consts::ColumnType::*;
+    matches!(t, MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_INT24)
+}
+
+/// The text protocol sends every value as text: integer columns become ints again.
+fn typed(v: mysql::Value, integer: bool) -> Value {
+    match (&v, integer) {
+        (mysql::Value::Bytes(b), true) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).map_or_else(|| from_my(v), Value::Int),
+        _ => from_my(v),
+    }
+}
+
+fn from_my(v: mysql::Value) -> Value {
+    match v {
+        mysql::Value::NULL => Value::None,
+        mysql::Value::Int(n) => Value::Int(n),
+        mysql::Value::UInt(n) => Value::Int(n as i64),
+        mysql::Value::Bytes(b) => Value::str(&String::from_utf8_lossy(&b)),
+        other => Value::str(&other.as_sql(true)),
+    }
+}
+
+/// The statement with its `?` placeholders replaced by quoted literals, as MySQLdb (Django's
+/// driver) interpolates on the client and sends plain text. (It matters beyond fidelity:
+/// MariaDB 10.11 showed a statement run with COM_STMT_EXECUTE waiting for a lock as RUNNING in
+/// INNODB_TRX, with no row in INNODB_LOCK_WAITS, so the monitor could not see it wait.)
+fn interpolate(sql: &str, args: &[Value]) -> String {
+    let mut out = String::with_capacity(sql.len() + 16 * args.len());
+    let mut args = args.iter();
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => out.push_str(&to_my(args.next().unwrap_or(&Value::None)).as_sql(false)),
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// MySQLdb's exception classes by error code; the message as MySQLdb shows it, `(1213, '...')`.
+fn map_err(e: mysql::Error) -> SqlError {
+    match e {
+        mysql::Error::MySqlError(m) => {
+            let error = match m.code {
+                1022 | 1048 | 1062 | 1169 | 1216 | 1217 | 1451 | 1452 | 1557 | 1586 => Errno::IntegrityError,
+                1205 | 1213 | 1040 | 1053 | 2006 | 2013 | 1927 => Errno::OperationalError,
+                _ => Errno::ProgrammingError,
+            };
+            (error, format!("({}, '{}')", m.code, m.message))
+        }
+        other => (Errno::OperationalError, other.to_string()),
+    }
+}
+
+fn rows(conn: &mut Conn, sql: &str, args: &[Value]) -> Result<Value, SqlError> {
+    let rows: Vec<mysql::Row> = conn.query(interpolate(sql, args)).map_err(map_err)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let integer: Vec<bool> = row.columns_ref().iter().map(|c| is_integer(c.column_type())).collect();
+        out.push(row.unwrap().into_iter().zip(integer).map(|(v, int)| typed(v, int)).collect());
+    }
+    Ok(Value::Rows(Arc::new(out)))
+}
+
+impl Session for MariaSession {
+    fn id(&self) -> i64 {
+        self.conn.connection_id().into()
+    }
+    fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError> {
+        match kind {
+            Kind::Select => rows(&mut self.conn, sql, args),
+            Kind::Control => self.conn.query_drop(sql).map(|_| Value::None).map_err(map_err),
+            Kind::Change => {
+                self.conn.query_drop(interpolate(sql, args)).map_err(map_err)?;
+                Ok(Value::Int(self.conn.affected_rows() as i64))
+            }
+        }
+    }
+}
+
+struct MariaMonitor {
+    conn: Conn,
+    /// When INNODB_TRX was last read.
+    last_read: Option<std::time::Instant>,
+}
+
+/// InnoDB refreshes the cache behind INNODB_TRX/INNODB_LOCK_WAITS only when nobody has read it
+/// for 100 ms (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): a monitor polling faster would read the
+/// same stale snapshot forever. So reads are spaced wider than that, and every read is fresh.
+const INNODB_CACHE_IDLE: std::time::Duration = std::time::Duration::from_millis(120);
+
+impl Monitor for MariaMonitor {
+    fn waiting_for(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
+        if let Some(wait) = self.last_read.and_then(|t| INNODB_CACHE_IDLE.checked_sub(t.elapsed())) {
+            std::thread::sleep(wait);
+        }
+        let result = self.read_waits(id);
+        self.last_read = Some(std::time::Instant::now());
+        result
+    }
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String> {
+        rows(&mut self.conn, sql, args).map_err(|(_, m)| m)
+    }
+    fn terminate(&mut self, id: i64) {
+        let _ = self.conn.query_drop(format!("KILL {id}"));
+    }
+}
+
+impl MariaMonitor {
+    fn read_waits(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
+        let waits: Vec<(u64, String)> = self
+            .conn
+            .exec(
+                "SELECT b.trx_mysql_thread_id, CONCAT(l.lock_mode, ' ', l.lock_type, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''), COALESCE(CONCAT(' at ', l.lock_data), '')) \
+                 FROM information_schema.INNODB_LOCK_WAITS w \
+                 JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
+                 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
+                 JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id \
+                 WHERE r.trx_mysql_thread_id = ?",
+                (id as u64,),
+            )
+            .map_err(|e| e.to_string())?;
+        if waits.is_empty() {
+            return Ok(None);
+        }
+        let what = waits[0].1.clone();
+        Ok(Some((waits.into_iter().map(|(t, _)| t as i64).collect(), format!("InnoDB: {what}"))))
+    }
+}

@@ -1,0 +1,108 @@
+//! `cargo xtask nfs run [--rig DIR] -- COMMAND...`: the command line over [`super::run`], with its exit codes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::{Ended, Error, Options, DEFAULT_RIG};
+
+pub const HELP: &str = "usage: cargo xtask nfs run [--rig DIR] -- COMMAND [ARGS...]
+
+Runs COMMAND inside a User-mode Linux guest (Debian's user-mode-linux package) booted on this
+machine's own root filesystem, with real kernel NFS: the guest's nfsd exports a tmpfs and the
+guest's NFS client mounts it back three times. COMMAND sees the host's files and runs in the
+current directory with the caller's environment plus:
+
+  RACELAB_NFS4=DIR/nfs4/racelab    through an NFSv4.2 mount
+  RACELAB_NFS3=DIR/nfs3/racelab    through an NFSv3 mount (client A)
+  RACELAB_NFS3B=DIR/nfs3b/racelab  the same directory through a second NFSv3 client
+                                   (nosharecache: its own attribute cache)
+
+The mounts exist only inside the guest; nothing is ever mounted on the host. The guest's
+console (its NFS mount lines, then COMMAND's stdout and stderr) is streamed to stdout.
+
+Needs root. Installs what is missing with apt-get (nfs-kernel-server, kmod) and unpacks
+user-mode-linux into the rig; that unpacked package is kept in the rig as a cache, so only the
+first run downloads it (about 120 MB on disk). Everything else the run puts in the rig is
+removed when it ends, also on failure and on Ctrl-C/SIGTERM (which kill the guest).
+
+options:
+  --rig DIR   the rig directory (default /tmp/racelab-nfs); one run at a time per rig
+
+exit status: COMMAND's own; 3 when the guest could not run it (not root, set-up or boot
+failed); 128+N when stopped by signal N.
+";
+
+/// Returns the process exit code.
+pub fn run(args: &[String]) -> u8 {
+    match args.first().map(String::as_str) {
+        Some("run") => {}
+        Some("-h" | "--help" | "help") => {
+            print!("{HELP}");
+            return 0;
+        }
+        Some(other) => {
+            eprintln!("error: unknown nfs subcommand `{other}`\n\n{HELP}");
+            return 2;
+        }
+        None => {
+            eprint!("{HELP}");
+            return 2;
+        }
+    }
+    let mut opts = Options::new();
+    let mut argv: Vec<OsString> = Vec::new();
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--" => {
+                argv.extend(it.by_ref().map(OsString::from));
+                break;
+            }
+            "--rig" => match it.next() {
+                Some(d) => opts.rig = PathBuf::from(d),
+                None => {
+                    eprintln!("error: --rig needs a directory, e.g. --rig {DEFAULT_RIG}");
+                    return 2;
+                }
+            },
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return 0;
+            }
+            other if other.starts_with('-') => {
+                eprintln!("error: unknown option `{other}` for `nfs run`; put the command after `--`\n\n{HELP}");
+                return 2;
+            }
+            // No `--`: the rest is the command.
+            _ => {
+                argv.push(OsString::from(a));
+                argv.extend(it.by_ref().map(OsString::from));
+                break;
+            }
+        }
+    }
+    if argv.is_empty() {
+        eprintln!("error: no command; usage: cargo xtask nfs run [--rig DIR] -- COMMAND [ARGS...]");
+        return 2;
+    }
+    if opts.rig.is_relative() {
+        opts.rig = opts.cwd.join(&opts.rig);
+    }
+    match super::run(&opts, &argv) {
+        Ok(run) => match run.ended {
+            Ended::Exited(n) => u8::try_from(n).unwrap_or(1),
+            Ended::Interrupted(sig) => crate::signals::exit_code(sig),
+        },
+        Err(e @ Error::NotRoot) => {
+            eprintln!("error: {e}");
+            3
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(sig) = crate::signals::pending() {
+                return crate::signals::exit_code(sig);
+            }
+            3
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! `cargo xtask nfs run` end to end: real kernel NFS in a User-mode Linux guest — the mounts, the exit status, real attribute caching between two NFSv3 clients, Ctrl-C teardown, and no mount ever on the host.
+//!
+//! As root these boot the guest (a few seconds each once the rig's package cache is warm; the
+//! first run also downloads it). Not as root, each asserts the refusal (exit 3 and why).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+/// The default rig, shared with `cargo xtask run-scenarios` so its package cache serves both.
+const RIG: &str = "/tmp/racelab-nfs";
+
+/// One guest at a time: the runs share the rig (its lock would serialise them anyway), and the
+/// teardown test must see the rig as its own run left it, not mid-way through another test's.
+static GUEST: Mutex<()> = Mutex::new(());
+
+fn one_guest() -> MutexGuard<'static, ()> {
+    GUEST.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// `cargo xtask nfs run -- sh -c SCRIPT`, waited for (with a generous limit: a first run
+/// downloads the UML package).
+fn nfs_sh(script: &str) -> Output {
+    let child = Command::new(XTASK).args(["nfs", "run", "--", "sh", "-c", script]).current_dir(workspace()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("xtask starts");
+    wait_output(child, Duration::from_secs(300))
+}
+
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_limited(&mut child, limit);
+    Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() }
+}
+
+fn wait_limited(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("waiting for xtask") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("xtask nfs run did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Not root: `nfs run` refuses with exit 3 and says why, before touching anything.
+fn assert_refusal(out: &Output) {
+    assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("needs root"), "the refusal should say it needs root: {}", text(&out.stderr));
+}
+
+/// Runs the test body only as root; otherwise checks the refusal instead.
+fn as_root_or_refused(script: &str) -> Option<Output> {
+    if is_root() {
+        return Some(nfs_sh(script));
+    }
+    assert_refusal(&nfs_sh(script));
+    None
+}
+
+/// Host processes of a UML guest from the rig.
+fn uml_processes() -> Vec<String> {
+    let binary = format!("{RIG}/uml/usr/bin/linux.uml");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|p| std::fs::read_link(p.path().join("exe")).is_ok_and(|e| e.to_string_lossy().starts_with(&binary)))
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn mountinfo() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+/// The host's mounts that mention the rig or are NFS: there must never be any.
+fn host_nfs_mounts() -> Vec<String> {
+    mountinfo().into_iter().filter(|l| l.contains(RIG) || l.contains(" - nfs")).collect()
+}
+
+#[test]
+fn the_command_sees_nfs4_and_nfs3_mounts_and_its_exit_status_comes_back() {
+    let _g = one_guest();
+    let script = r#"grep -E ' nfs4? ' /proc/mounts | while read -r src dir fs opts rest; do echo "mount $dir $fs $opts"; done
+echo "cwd=$(pwd)"
+echo "dirs: $(test -d "$RACELAB_NFS4" && echo nfs4) $(test -d "$RACELAB_NFS3" && echo nfs3) $(test -d "$RACELAB_NFS3B" && echo nfs3b)"
+exit 7"#;
+    let Some(out) = as_root_or_refused(script) else { return };
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "the command's own exit status must come back\nstdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
+    let has = |needle: &str| stdout.lines().any(|l| l.starts_with("mount ") && l.contains(needle));
+    assert!(has(&format!("{RIG}/nfs4 nfs4 ")) && has("vers=4.2"), "no NFSv4.2 mount inside:\n{stdout}");
+    assert!(has(&format!("{RIG}/nfs3 nfs ")) && has("vers=3"), "no NFSv3 mount inside:\n{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with(&format!("mount {RIG}/nfs3b nfs ")) && l.contains("nosharecache")), "no second NFSv3 client (nosharecache) inside:\n{stdout}");
+    assert!(stdout.contains(&format!("cwd={}", workspace().display())), "the command runs in the caller's directory:\n{stdout}");
+    assert!(stdout.contains("dirs: nfs4 nfs3 nfs3b"), "RACELAB_NFS4/3/3B name existing directories:\n{stdout}");
+    assert!(host_nfs_mounts().is_empty(), "host mounts: {:?}", host_nfs_mounts());
+}
+
+/// Real NFS semantics racelab's NFS model must predict: client B (nfs3b) keeps the attributes
+/// it fetched, so right after client A links a file, B still reports st_nlink == 1; after the
+/// attribute cache times out (acregmin, 3 s) it sees 2.
+#[test]
+fn a_second_nfs3_client_sees_a_stale_link_count_right_after_a_link() {
+    let _g = one_guest();
+    let script = r#"set -e
+cd "$RACELAB_NFS3"
+rm -f claim lock
+echo x > claim
+echo "B-before=$(stat -c %h "$RACELAB_NFS3B/claim")"
+ln claim lock
+echo "A-after=$(stat -c %h claim)"
+echo "B-after=$(stat -c %h "$RACELAB_NFS3B/claim")"
+sleep 4
+echo "B-later=$(stat -c %h "$RACELAB_NFS3B/claim")"
+rm -f claim lock"#;
+    let Some(out) = as_root_or_refused(script) else { return };
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
+    for (what, want) in [("B-before", "1"), ("A-after", "2"), ("B-after", "1"), ("B-later", "2")] {
+        assert!(stdout.lines().any(|l| l == format!("{what}={want}")), "expected {what}={want} (client B's attribute cache):\n{stdout}");
+    }
+}
+
+#[test]
+fn sigint_during_a_run_leaves_no_guest_process_and_no_runtime_files() {
+    let _g = one_guest();
+    let mut child = Command::new(XTASK)
+        .args(["nfs", "run", "--", "sh", "-c", "echo racelab-test-ready; sleep 600"])
+        .current_dir(workspace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask starts");
+    if !is_root() {
+        assert_refusal(&wait_output(child, Duration::from_secs(60)));
+        return;
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(l) if l == "racelab-test-ready" => break,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("xtask ended before the command ran: {:?}", child.wait()),
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+    }
+    // Mid-run: the guest is up with its three NFS mounts, and none of them is on the host.
+    assert!(!uml_processes().is_empty(), "expected the guest's linux.uml processes while the command runs");
+    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
+    assert!(Path::new(RIG).join("cmd").exists(), "expected the command file while the command runs");
+
+    kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGINT).expect("SIGINT delivered");
+    let status = wait_limited(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "an interrupted run exits 128 + SIGINT");
+    assert_eq!(uml_processes(), Vec::<String>::new(), "linux.uml processes left behind");
+    let left: Vec<&str> = ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"].into_iter().filter(|f| Path::new(RIG).join(f).exists()).collect();
+    assert!(left.is_empty(), "runtime files left in {RIG}: {left:?}");
+    assert!(Path::new(RIG).join("uml/usr/bin/linux.uml").exists(), "the unpacked UML package is a cache and stays");
+    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
+}
+
+/// Watches the host's mount table for a whole run: the guest's mounts live in its own kernel.
+#[test]
+fn nothing_is_ever_mounted_on_the_host() {
+    let _g = one_guest();
+    let before = mountinfo();
+    let mut child = Command::new(XTASK).args(["nfs", "run", "--", "sh", "-c", "touch \"$RACELAB_NFS4/x\" \"$RACELAB_NFS3/y\"; sleep 1"]).current_dir(workspace()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("xtask starts");
+    let mut appeared: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        for l in mountinfo() {
+            if !before.contains(&l) && !appeared.contains(&l) {
+                appeared.push(l);
+            }
+        }
+        if let Some(s) = child.try_wait().expect("waiting") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "nfs run did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !is_root() {
+        assert_eq!(status.code(), Some(3));
+        return;
+    }
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    assert!(err.contains("guest up in"), "the guest should have booted:\n{err}");
+    assert_eq!(appeared, Vec::<String>::new(), "mounts appeared on the host during a run");
+}
+
+#[test]
+fn not_root_is_refused_with_exit_3() {
+    let out = if is_root() {
+        // Drop to nobody for this one run.
+        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", XTASK, "nfs", "run", "--", "true"]).current_dir("/").output().expect("setpriv runs")
+    } else {
+        Command::new(XTASK).args(["nfs", "run", "--", "true"]).output().expect("xtask runs")
+    };
+    assert_refusal(&out);
+}
+
+/// The NFS part of `cargo xtask run-scenarios`: racelab's suite runs inside the guest with the
+/// three NFS targets, and its `fs:nfs…` rows (with the guest's mount options) are merged into
+/// the main summary. The guest and its mounts are real; racelab is a stand-in script here, so
+/// the test takes seconds instead of the real suite's minutes.
+#[test]
+fn run_scenarios_merges_the_guest_suite_rows_into_the_main_summary() {
+    let _g = one_guest();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path();
+    // The main suite's summary: a lock-scenario variant that ran on a local real filesystem.
+    let row = |backend: &str| -> reports::RunResult {
+        serde_json::from_str(&format!(
+            r#"{{"scenario":"mailman-lockfile","variant":"mailman-2.1","engine":"forced-replay","backend":"{backend}","faults":null,"expected":"violation","expected_invariants":["mutual_exclusion"],"outcome":"violation","invariant":"mutual_exclusion","exhaustive":false,"schedules":100,"seconds":1.0,"first_failure_after":1,"replay":"rl1_x","met":true}}"#
+        ))
+        .expect("a valid row")
+    };
+    let main = reports::Summary { ok: true, results: vec![row("fs:tempdir")] };
+    reports::write_all(&main, &target.join("racelab")).expect("main summary written");
+    // The stand-in racelab: records its arguments and writes one row per NFS target, with the
+    // options of the mount its directory is on, as racelab's fsinfo would.
+    let fake = target.join("fake-racelab");
+    let args_file = target.join("args");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+echo "$@" > {args}
+out=; prev=
+for a; do [ "$prev" = --out ] && out=$a; prev=$a; done
+mkdir -p "$out"
+opts() {{ awk -v m="$1" '$2 == m {{ print $4 }}' /proc/mounts; }}
+row() {{ printf '{{"scenario":"mailman-lockfile","variant":"mailman-2.1","engine":"forced-replay","backend":"fs:%s","faults":null,"expected":"violation","outcome":"violation","invariant":"mutual_exclusion","exhaustive":false,"schedules":10,"seconds":1.0,"first_failure_after":1,"replay":"rl1_x","met":true,"env":{{"fs_type":"%s","mount_options":"%s"}}}}' "$1" "$2" "$3"; }}
+printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
+  "$(row nfs3 nfs3 "$(opts {rig}/nfs3)")" "$(row nfs4 nfs4 "$(opts {rig}/nfs4)")" "$(row nfs3x2 nfs3 "$(opts {rig}/nfs3b)")" \
+  '{{"scenario":"mailman-lockfile","variant":"mailman-2.1","engine":"loom","backend":"model","faults":null,"expected":"violation","outcome":"violation","invariant":"mutual_exclusion","exhaustive":false,"schedules":10,"seconds":1.0,"first_failure_after":1,"replay":"rl1_x","met":true}}' > "$out/summary.json"
+"#,
+            args = args_file.display(),
+            rig = RIG
+        ),
+    )
+    .expect("stand-in written");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let params = xtask::nfs::suite::Params::new(fake.clone(), workspace(), target);
+    let code = xtask::nfs::suite::run(&params).expect("the NFS part runs");
+    let merged: reports::Summary = serde_json::from_str(&std::fs::read_to_string(target.join("racelab/summary.json")).expect("merged summary")).expect("parses");
+    let backends: Vec<&str> = merged.results.iter().map(|r| r.backend.as_str()).collect();
+    if !is_root() {
+        assert_eq!(code, Some(0));
+        assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"]);
+        assert!(merged.results[1..].iter().all(|r| r.outcome == reports::Outcome::Skipped && r.reason.as_deref().is_some_and(|w| w.contains("not root"))));
+        return;
+    }
+    assert_eq!(code, Some(0), "merged rows: {backends:?}");
+    assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"], "only the guest's NFS rows are merged, after the main ones");
+    let opts = |i: usize| merged.results[i].env.as_ref().and_then(|e| e.mount_options.clone()).unwrap_or_default();
+    assert!(opts(1).contains("vers=3") && opts(2).contains("vers=4.2") && opts(3).contains("nosharecache"), "mount options from the guest: {:?}", (opts(1), opts(2), opts(3)));
+    let args = std::fs::read_to_string(&args_file).expect("racelab ran in the guest");
+    // Only the lock scenarios the main run covered (here mailman-lockfile alone) are rerun.
+    assert!(!args.contains("mailman-stale-lock"), "mailman-stale-lock was not in the main run: {args}");
+    for want in ["suite", "mailman-lockfile.race", "--quick", "--engines loom", &format!("--real=nfs3={RIG}/nfs3/racelab"), &format!("--real=nfs4={RIG}/nfs4/racelab"), &format!("--real=nfs3x2={RIG}/nfs3/racelab,{RIG}/nfs3b/racelab")] {
+        assert!(args.contains(want), "racelab suite should get {want}: {args}");
+    }
+    let md = std::fs::read_to_string(target.join("racelab/summary.md")).expect("summary.md re-rendered");
+    assert!(md.contains("nfs4"), "summary.md lists the NFS rows:\n{md}");
+}
