@@ -6,14 +6,9 @@ use std::time::Duration;
 
 use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
 use racelab::suite;
+use super::load;
 
 const STEM: &str = "django-import-deadlock";
-
-fn load(stem: &str) -> racelab::lang::Scenario {
-    let path = scenarios::dir().join(format!("{stem}.race"));
-    let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
-}
 
 fn variant(name: &str) -> Arc<racelab::ir::Program> {
     Arc::new(load(STEM).variant(name).unwrap_or_else(|| panic!("variant {name}")).clone())

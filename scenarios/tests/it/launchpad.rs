@@ -4,28 +4,14 @@
 //! `raw_connect()` reads the shared DSN back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
+use racelab::explore::{portfolio, EngineConfig, EngineKind, Exploration, Refusal};
 use racelab::ir::Program;
 use racelab::suite;
+use super::{load, portfolio_configs};
 
 const STEM: &str = "launchpad-readonly-switch";
 const INVARIANT: &str = "no_rw_connections";
-
-fn load(stem: &str) -> racelab::lang::Scenario {
-    let path = scenarios::dir().join(format!("{stem}.race"));
-    let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
-}
-
-fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
-    let budget = Budget::new(50_000, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
-    // A second random seed: the portfolio spreads seeds as well as engines across cores.
-    configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
-    configs
-}
 
 fn variant(name: &str) -> Arc<Program> {
     Arc::new(load(STEM).variant(name).unwrap_or_else(|| panic!("{STEM} has no variant {name}")).clone())

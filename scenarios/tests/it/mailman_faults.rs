@@ -4,24 +4,10 @@
 //! token: it reproduces, and its trace shows the fault that caused it, in the target's column.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind};
+use racelab::explore::portfolio;
 use racelab::suite;
-
-fn load(stem: &str) -> racelab::lang::Scenario {
-    let path = scenarios::dir().join(format!("{stem}.race"));
-    let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
-}
-
-fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
-    let budget = Budget::new(50_000, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
-    // A second random seed: the portfolio spreads seeds as well as engines across cores.
-    configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
-    configs
-}
+use super::{load, portfolio_configs};
 
 /// Explores `stem`/`variant` with the portfolio (`seconds` per engine) and asserts that:
 /// - every invariant in `expected` is found, and nothing else (the portfolio meets the variant's

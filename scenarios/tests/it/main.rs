@@ -11,13 +11,15 @@ use std::time::Duration;
 use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind};
 use racelab::suite;
 
-fn load(stem: &str) -> racelab::lang::Scenario {
+/// A built-in scenario, compiled (the submodules share it).
+pub(crate) fn load(stem: &str) -> racelab::lang::Scenario {
     let path = scenarios::dir().join(format!("{stem}.race"));
     let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
     racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
 }
 
-fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
+/// Every engine, plus a second random seed, with the same budget (the submodules share it).
+pub(crate) fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
     let budget = Budget::new(50_000, Duration::from_secs(seconds));
     let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
     // A second random seed: the portfolio spreads seeds as well as engines across cores.

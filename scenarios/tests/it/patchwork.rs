@@ -4,25 +4,11 @@
 //! deadlock victim).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
+use racelab::explore::{portfolio, EngineConfig, Exploration, Refusal};
 use racelab::schedule::Schedule;
 use racelab::suite;
-
-fn load(stem: &str) -> racelab::lang::Scenario {
-    let path = scenarios::dir().join(format!("{stem}.race"));
-    let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
-}
-
-fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
-    let budget = Budget::new(50_000, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
-    // A second random seed: the portfolio spreads seeds as well as engines across cores.
-    configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
-    configs
-}
+use super::{load, portfolio_configs};
 
 type Results = Vec<(EngineConfig, Result<Exploration, Refusal>)>;
 
