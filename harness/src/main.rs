@@ -249,6 +249,12 @@ fn eprint_error(msg: impl std::fmt::Display) {
     eprintln!("error: {msg}");
 }
 
+/// Reads and compiles a scenario file and picks one variant, printing what went wrong.
+fn load_variant(file: &Path, variant: &str, out: &Output) -> Result<Arc<racelab::ir::Program>, u8> {
+    let sc = load(file, out)?;
+    pick_variants(&sc, Some(variant), file).map(|p| Arc::new(p[0].clone()))
+}
+
 /// Reads and compiles a scenario file, printing diagnostics on failure.
 fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
     let src = match std::fs::read_to_string(path) {
@@ -386,12 +392,8 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
             return BAD_INPUT;
         }
     };
-    let sc = match load(file, out) {
-        Ok(sc) => sc,
-        Err(c) => return c,
-    };
-    let prog = match pick_variants(&sc, Some(variant), file) {
-        Ok(p) => Arc::new(p[0].clone()),
+    let prog = match load_variant(file, variant, out) {
+        Ok(p) => p,
         Err(c) => return c,
     };
     let mut sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog.scenario, &prog.variant, prog.fingerprint).map(|()| s)) {
@@ -405,9 +407,8 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
     // recorded for, then re-addressed.
     let prog = match on_variant {
         None => prog,
-        Some(w) => match pick_variants(&sc, Some(w), file) {
+        Some(w) => match load_variant(file, w, out) {
             Ok(p) => {
-                let p = Arc::new(p[0].clone());
                 sched.variant = p.variant.clone();
                 sched.fingerprint = p.fingerprint;
                 p
@@ -536,12 +537,8 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
         eprint_error("--runs must be at least 1: a rate from zero runs says nothing");
         return BAD_INPUT;
     }
-    let sc = match load(file, out) {
-        Ok(sc) => sc,
-        Err(c) => return c,
-    };
-    let prog = match pick_variants(&sc, Some(variant), file) {
-        Ok(p) => Arc::new(p[0].clone()),
+    let prog = match load_variant(file, variant, out) {
+        Ok(p) => p,
         Err(c) => return c,
     };
     racelab::backend::cancel::install();
@@ -804,12 +801,8 @@ fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<u
         eprint_error("--runs must be at least 1: a rate from zero runs says nothing");
         return BAD_INPUT;
     }
-    let sc = match load(file, out) {
-        Ok(sc) => sc,
-        Err(c) => return c,
-    };
-    let prog = match pick_variants(&sc, Some(variant), file) {
-        Ok(p) => Arc::new(p[0].clone()),
+    let prog = match load_variant(file, variant, out) {
+        Ok(p) => p,
         Err(c) => return c,
     };
     racelab::backend::cancel::install();

@@ -114,11 +114,7 @@ pub fn judge_portfolio(rows: &mut [RunResult]) {
 
 /// Turns one exploration into a `summary.json` row, judged against the variant's expectation.
 pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: Result<Exploration, Refusal>) -> RunResult {
-    let (expected, expected_invariants) = match &prog.expected {
-        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
-        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
-        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
-    };
+    let (expected, expected_invariants) = verdict_of(prog.expected.as_ref());
     let mut row = RunResult {
         scenario: stem.to_string(),
         variant: prog.variant.clone(),
@@ -234,11 +230,7 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
 /// Met when every expected violation was seen at least once (a race seen once is real), or,
 /// for a variant expected to hold, when nothing broke.
 pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::StressResult, backend: &str, root: &std::path::Path) -> RunResult {
-    let (expected, expected_invariants) = match prog.expected_real.as_ref().or(prog.expected.as_ref()) {
-        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
-        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
-        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
-    };
+    let (expected, expected_invariants) = verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
     let hit: Vec<&crate::backend::stress::InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
     let primary = r.rates.iter().find(|x| expected_invariants.contains(&x.invariant) && x.hits > 0).or(hit.first().copied());
     // Free runs can refute `holds` (a real system broke what the model proved), never a
@@ -410,11 +402,7 @@ fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<Stri
 }
 
 fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
-    let (expected, expected_invariants) = match prog.expected_real.as_ref().or(prog.expected.as_ref()) {
-        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
-        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
-        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
-    };
+    let (expected, expected_invariants) = verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
     RunResult {
         scenario: stem.to_string(),
         variant: prog.variant.clone(),
@@ -707,4 +695,13 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
         }
     }
     rows
+}
+
+/// An expectation as `summary.json` states it: the verdict and the invariants it names.
+fn verdict_of(expected: Option<&Expected>) -> (Verdict, Vec<String>) {
+    match expected {
+        Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
+        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
+    }
 }
