@@ -150,6 +150,12 @@ pub enum Op {
     /// `sql("...", args)`: one statement on the actor's own database connection. Like a
     /// blocked acquire, a statement that waits for another transaction's lock blocks the actor.
     Sql(u32),
+    /// `connect(name)`: a new connection to the named database (`database NAME`); its value is
+    /// a handle such as `rw_main_master#1`. Connections outlive the actor that opened them, as
+    /// a thread-local Store in a thread that lives on does.
+    Connect,
+    /// `close(handle)`: closes a connection; closing a closed one does nothing (psycopg2's rule).
+    Close,
 }
 
 /// How a lock is taken: every lock kind supports `Exclusive`; only rwlocks take `Shared`.
@@ -247,6 +253,9 @@ pub struct DatabaseIr {
     pub initial: crate::model::db::Db,
     /// The setup statements as written, for real backends.
     pub setup_text: Vec<String>,
+    /// `database NAME`: the other databases on the server that `connect("NAME")` opens
+    /// connections to (no tables; what matters is who is connected).
+    pub names: Vec<String>,
 }
 
 impl Op {
@@ -280,6 +289,8 @@ impl Op {
             Op::Acquire { .. } => "acquire",
             Op::Release { .. } => "release",
             Op::Sql(_) => "sql",
+            Op::Connect => "connect",
+            Op::Close => "close",
         }
     }
 }
@@ -310,6 +321,9 @@ pub enum Query {
     LocalCount(u32),
     /// `sql("SELECT ...")` in an invariant: a query on committed data, taking no locks.
     Sql(u32),
+    /// `connections(name)`: how many connections to the named database are open (on a real
+    /// server: its own list of sessions, such as PostgreSQL's pg_stat_activity).
+    Connections,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

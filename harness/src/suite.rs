@@ -683,6 +683,12 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
                         continue;
                     }
                 };
+                if let Err(why) = spec.supports(&prog) {
+                    for engine in ["forced-replay", "stress"] {
+                        push(RunResult { backend: spec.name().to_string(), ..skipped_row(stem, &prog, engine, &t.name, &why) }, &mut rows);
+                    }
+                    continue;
+                }
                 for sched in &scheds {
                     push(db_forced_row(stem, &prog, sched, &t.name, spec, cfg.replays), &mut rows);
                 }

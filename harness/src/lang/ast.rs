@@ -39,6 +39,9 @@ pub enum Item {
     Nfs { cache: Expr, span: Span },
     /// `database [innodb|postgres] { "CREATE TABLE ..." "INSERT ..." }`.
     Database { flavour: Option<Ident>, statements: Vec<(String, Span)>, span: Span },
+    /// `database NAME`: another database on the same server, with no tables, that actors open
+    /// connections to with `connect("NAME")` (Launchpad's read-write master and its replica).
+    NamedDatabase { name: Ident },
 }
 
 /// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,

@@ -34,7 +34,12 @@ const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
     ("max", Builtin::Max, 2),
     ("first", Builtin::First, 1),
 ];
-const QUERIES: &[&str] = &["holders", "count", "exists"];
+const QUERIES: &[&str] = &["holders", "count", "exists", "connections"];
+
+/// Whether a call of `name` is an operation, so that no procedure may take the name.
+fn is_operation(name: &str) -> bool {
+    FS_OPS.iter().any(|(n, _)| *n == name) || matches!(name, "sql" | "connect" | "close")
+}
 
 /// The items of one variant: the base scenario's, with the variant's replacements applied.
 pub struct VariantInput<'a> {
@@ -60,6 +65,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         locals: HashMap::new(),
         locks: HashMap::new(),
         has_database: false,
+        named_databases: vec![],
         sql: vec![],
     };
     let mut prog = Program {
@@ -90,6 +96,13 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     let mut proc_defs: Vec<&ast::Proc> = vec![];
     let mut actor_defs: Vec<&ast::Actor> = vec![];
     let mut fault_defs: Vec<&ast::Fault> = vec![];
+    let mut named_databases: Vec<Ident> = vec![];
+    // `database NAME` may come before or after the scenario's own `database { ... }` block.
+    for item in &input.items {
+        if let Item::NamedDatabase { name } = item {
+            cx.named_databases.push(name.name.clone());
+        }
+    }
     for item in &input.items {
         match item {
             Item::Local { name, init } => {
@@ -106,6 +119,12 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                     cx.dup(name, "lock");
                 }
                 prog.locks.push((name.name.clone(), *kind));
+            }
+            Item::NamedDatabase { name } => {
+                if named_databases.iter().any(|n: &Ident| n.name == name.name) {
+                    cx.dup(name, "database");
+                }
+                named_databases.push(name.clone());
             }
             Item::Database { flavour, statements, span } => {
                 if cx.has_database {
@@ -165,6 +184,14 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                 }
             }
             Item::Proc(p) => {
+                if is_operation(&p.name.name) {
+                    cx.err(
+                        p.name.span,
+                        format!("a procedure cannot be named `{}`: that is an operation", p.name.name),
+                        "the name of an operation",
+                        format!("calls of `{}` would run the operation, not this procedure; rename it (e.g. `{}_`)", p.name.name, p.name.name),
+                    );
+                }
                 let id = proc_defs.len() as u32;
                 if cx.procs.insert(p.name.name.clone(), (id, p.params.len())).is_some() {
                     cx.dup(&p.name, "procedure");
@@ -246,6 +273,17 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             });
         }
     }
+    if !named_databases.is_empty() {
+        // Named databases live on the scenario's server: without a `database { ... }` block,
+        // that server's own database is an empty one under PostgreSQL's rules.
+        let db = prog.database.get_or_insert_with(|| DatabaseIr {
+            flavour: db::Flavour::Postgres,
+            initial: db::Db::new(db::Flavour::Postgres, &[]).expect("an empty database sets up"),
+            setup_text: vec![],
+            names: vec![],
+        });
+        db.names = named_databases.iter().map(|n| n.name.clone()).collect();
+    }
     prog.sections = cx.section_names.clone();
     prog.labels = std::mem::take(&mut cx.labels);
     prog.sql = std::mem::take(&mut cx.sql);
@@ -267,6 +305,8 @@ struct Cx<'a> {
     locals: HashMap<String, u32>,
     locks: HashMap<String, (u32, LockKind)>,
     has_database: bool,
+    /// `database NAME` declarations, for `connect` and `connections`.
+    named_databases: Vec<String>,
     /// Every SQL statement, prepared once (`Op::Sql` and `Query::Sql` index this).
     sql: Vec<Arc<db::Prepared>>,
 }
@@ -409,12 +449,25 @@ impl<'a> Cx<'a> {
             return None;
         }
         match db::Db::new(flavour, &setup) {
-            Ok(initial) => Some(DatabaseIr { flavour, initial, setup_text: statements.iter().map(|(t, _)| t.clone()).collect() }),
+            Ok(initial) => Some(DatabaseIr { flavour, initial, setup_text: statements.iter().map(|(t, _)| t.clone()).collect(), names: vec![] }),
             Err(msg) => {
                 let span = statements.first().map(|s| s.1).unwrap_or_default();
                 self.err(span, format!("the database setup failed: {msg}"), "in these statements", "check the CREATE TABLE and INSERT statements");
                 None
             }
+        }
+    }
+
+    /// A constant database name given to `connect` or `connections` must be declared.
+    fn check_database_name(&mut self, span: Span, v: &Value) {
+        let known = match v {
+            Value::Str(s) => self.named_databases.iter().any(|n| **n == **s),
+            Value::None => return,
+            _ => false,
+        };
+        if !known {
+            let names = self.named_databases.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+            self.err(span, format!("no database is named {v}"), "unknown database", format!("declared databases: {names}; declare others with `database NAME`"));
         }
     }
 
@@ -849,6 +902,26 @@ impl<'a> Cx<'a> {
             fx.emit(Instr::Op { dst: Some(dst), op: Op::Sql(id), args: vals, catch, label });
             return Some(PExpr::Reg(dst));
         }
+        if name.name == "connect" || name.name == "close" {
+            let op = if name.name == "connect" { Op::Connect } else { Op::Close };
+            if self.named_databases.is_empty() {
+                self.err(name.span, format!("`{}` needs a database to connect to", name.name), "no `database NAME` declared", "declare the server's databases first: `database rw_main_master`");
+                return None;
+            }
+            if args.len() != 1 {
+                let sig = if op == Op::Connect { "connect(database)" } else { "close(connection)" };
+                self.err(e.span, format!("`{}` takes 1 argument, not {}", name.name, args.len()), "wrong number of arguments", format!("write `{sig}`"));
+                return None;
+            }
+            let arg = self.expr(fx, &args[0]);
+            if let (Op::Connect, PExpr::Const(v)) = (op, &arg) {
+                self.check_database_name(args[0].span, v);
+            }
+            let dst = fx.reg();
+            let label = self.label(e.span);
+            fx.emit(Instr::Op { dst: Some(dst), op, args: vec![arg], catch, label });
+            return Some(PExpr::Reg(dst));
+        }
         if let Some(&(_, arity)) = FS_OPS.iter().find(|(n, _)| *n == name.name) {
             let mut op = match name.name.as_str() {
                 "create" => Op::Create { excl: false },
@@ -921,6 +994,9 @@ impl<'a> Cx<'a> {
         let mut known: Vec<&str> = FS_OPS.iter().map(|(n, _)| *n).collect();
         if self.has_database {
             known.push("sql");
+        }
+        if !self.named_databases.is_empty() {
+            known.extend(["connect", "close"]);
         }
         known.extend(PURE_BUILTINS.iter().map(|(n, _, _)| *n));
         let procs: Vec<String> = self.procs.keys().cloned().collect();
@@ -1147,6 +1223,13 @@ impl<'a> Cx<'a> {
                     PExpr::Const(Value::None)
                 }
             },
+            ("connections", 1) => {
+                let db = self.lower_pure(&args[0]);
+                if let PExpr::Const(v) = &db {
+                    self.check_database_name(args[0].span, v);
+                }
+                PExpr::Query(Query::Connections, vec![db])
+            }
             ("exists", 1) => {
                 let p = self.lower_pure(&args[0]);
                 PExpr::Query(Query::Exists, vec![p])
@@ -1166,7 +1249,7 @@ impl<'a> Cx<'a> {
                     span,
                     format!("`{}` with {} argument{} cannot be used here", name.name, args.len(), if args.len() == 1 { "" } else { "s" }),
                     "not allowed in an invariant or constant",
-                    "invariants may use holders(section), count(log), count(log, text), exists(path), read(path), len, str, contains, min, max",
+                    "invariants may use holders(section), count(log), count(log, text), count(local, value), exists(path), read(path), sql(...), connections(database), len, str, contains, min, max",
                 );
                 PExpr::Const(Value::None)
             }

@@ -423,6 +423,11 @@ impl<'a> Parser<'a> {
     }
 
     fn database(&mut self, start: Span) -> PResult<Item> {
+        // `database NAME` (no block) names another database on the server; `database innodb {`
+        // gives the flavour of the scenario's own database.
+        if matches!(self.peek().tok, Tok::Ident(_)) && !matches!(&self.peek_at(1).tok, Tok::Punct(p) if *p == "{") {
+            return Ok(Item::NamedDatabase { name: self.ident("a database name")? });
+        }
         let flavour = if matches!(self.peek().tok, Tok::Ident(_)) { Some(self.ident("a database flavour")?) } else { None };
         self.expect_punct("{", "write `database innodb { \"CREATE TABLE ...\" \"INSERT ...\" }`")?;
         let mut statements = Vec::new();

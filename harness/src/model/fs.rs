@@ -49,6 +49,25 @@ pub trait Filesystem {
 
     /// The actor ended (or died): a real backend closes its database connection.
     fn disconnect(&mut self, _actor: usize) {}
+
+    /// `connect(db)`: a real backend opens a real connection to the server's database `db` for
+    /// `actor`, known to the machine as connection `handle`. `None` (the default): no real
+    /// server here, the model's connection table is all there is. `Some(Err)` is an
+    /// infrastructure failure.
+    fn connect(&mut self, _actor: usize, _handle: usize, _db: &str) -> Option<Result<(), String>> {
+        None
+    }
+
+    /// `close(handle)`: a real backend closes that connection and waits until the server has
+    /// forgotten it, so that `connections()` never counts a closed one.
+    fn close(&mut self, _handle: usize) -> Option<Result<(), String>> {
+        None
+    }
+
+    /// An invariant's `connections(db)`: the server's own count of open connections to `db`.
+    fn observe_connections(&self, _db: &str) -> Option<Result<i64, String>> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -534,6 +534,8 @@ impl<F: Filesystem> Machine<F> {
                 Value::None
             }
             Op::Sql(id) => return Ok(self.sql(a, id, args)),
+            Op::Connect => return self.connect(a, args.first()),
+            Op::Close => return self.close(args.first()),
             Op::CellGet(id) => self.cells[id as usize].clone(),
             Op::CellSet(id) => {
                 self.cells[id as usize] = args[0].clone();
@@ -576,6 +578,42 @@ impl<F: Filesystem> Machine<F> {
                 Done::Blocked(format!("{} is held by {}", self.prog.locks[lock as usize].0, names.join(", ")))
             }
         }
+    }
+
+    /// `connect(name)`: the model's server records the connection; a real server opens it.
+    fn connect(&mut self, a: usize, name: Option<&Value>) -> Result<Done, String> {
+        let prog = Arc::clone(&self.prog);
+        let names = prog.database.as_ref().map_or(&[][..], |d| &d.names[..]);
+        let found = match name {
+            Some(Value::Str(s)) => names.iter().position(|n| **n == **s),
+            _ => None,
+        };
+        let Some(db) = found else {
+            let given = name.map_or("nothing".to_string(), Value::to_string);
+            return Err(format!("connect({given}): no such database; the server has {}", names.join(", ")));
+        };
+        let handle = self.db.as_mut().expect("named databases come with the scenario's database").open_named(db as u32);
+        if let Some(Err(why)) = self.fs.connect(a, handle, &names[db]) {
+            self.abort(format!("could not connect to database {}: {why}", names[db]));
+        }
+        Ok(Done::Value(Value::str(&format!("{}#{handle}", names[db]))))
+    }
+
+    /// `close(handle)`: a handle from `connect`; closing twice does nothing.
+    fn close(&mut self, handle: Option<&Value>) -> Result<Done, String> {
+        let number = match handle {
+            Some(Value::Str(s)) => s.rsplit_once('#').and_then(|(_, n)| n.parse::<usize>().ok()),
+            _ => None,
+        };
+        let known = number.is_some_and(|n| self.db.as_mut().is_some_and(|db| db.close_named(n)));
+        let (Some(n), true) = (number, known) else {
+            let given = handle.map_or("nothing".to_string(), Value::to_string);
+            return Err(format!("close({given}): not a connection; close() takes what connect() returned"));
+        };
+        if let Some(Err(why)) = self.fs.close(n) {
+            self.abort(format!("could not close connection {n}: {why}"));
+        }
+        Ok(Done::Value(Value::None))
     }
 
     fn sql(&mut self, a: usize, id: u32, args: &[Value]) -> Done {
@@ -918,7 +956,11 @@ impl<F: Filesystem> Machine<F> {
             let res = eval::eval(&inv.cond, &ActorEnv { m: self, actor: None }).and_then(|v| eval::truthy(&v));
             match res {
                 Ok(true) => {}
-                Ok(false) => self.record(&inv.name, format!("{} is false", inv.text)),
+                Ok(false) => {
+                    let seen = self.witness(&inv.cond);
+                    let seen = if seen.is_empty() { String::new() } else { format!(" ({})", seen.join(", ")) };
+                    self.record(&inv.name, format!("{} is false{seen}", inv.text));
+                }
                 Err(msg) => self.record(&inv.name, format!("{} could not be evaluated: {msg}", inv.text)),
             }
         }
@@ -1050,6 +1092,45 @@ impl<F: Filesystem> Machine<F> {
         format!("potential deadlock (lock-order cycle; this run did not hang): {}", parts.join("; "))
     }
 
+    /// What the world answered to the counting queries in a broken invariant, for its message:
+    /// `connections("rw_main_master") = 2` says more than "is false".
+    fn witness(&self, e: &PExpr) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![e];
+        while let Some(e) = stack.pop() {
+            match e {
+                PExpr::Query(q, args) => {
+                    let env = ActorEnv { m: self, actor: None };
+                    let vals: Vec<Value> = args.iter().filter_map(|a| eval::eval(a, &env).ok()).collect();
+                    let shown = |v: &Value| match v {
+                        Value::Str(s) => format!("{s:?}"),
+                        v => v.to_string(),
+                    };
+                    let name = match q {
+                        Query::Connections => format!("connections({})", vals.iter().map(shown).collect::<Vec<_>>().join(", ")),
+                        Query::Holders(s) => format!("holders({})", self.prog.sections[*s as usize]),
+                        Query::LogCount(l) => format!("count({})", self.prog.logs[*l as usize]),
+                        Query::LogCountMatching(l) => format!("count({}, {})", self.prog.logs[*l as usize], vals.first().map(shown).unwrap_or_default()),
+                        Query::LocalCount(l) => format!("count({}, {})", self.prog.locals[*l as usize].0, vals.first().map(shown).unwrap_or_default()),
+                        _ => continue,
+                    };
+                    if let Ok(v) = self.query(*q, &vals) {
+                        out.push(format!("{name} = {v}"));
+                    }
+                }
+                PExpr::Neg(x) | PExpr::Not(x) | PExpr::Field(x, _) => stack.push(x),
+                PExpr::Bin(_, a, b) => {
+                    stack.push(b);
+                    stack.push(a);
+                }
+                PExpr::Concat(xs) | PExpr::Call(_, xs) => stack.extend(xs.iter().rev()),
+                _ => {}
+            }
+        }
+        out.dedup();
+        out
+    }
+
     /// The world's answer to an invariant's query.
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         let path = || match args.first() {
@@ -1070,6 +1151,20 @@ impl<F: Filesystem> Machine<F> {
             Query::LocalCount(l) => {
                 let want = args.first().cloned().unwrap_or(Value::None);
                 Value::Int(self.actors.iter().filter(|a| a.locals[l as usize] == want).count() as i64)
+            }
+            Query::Connections => {
+                let name = match args.first() {
+                    Some(Value::Str(s)) => s.clone(),
+                    other => return Err(format!("connections() takes a database name, got {}", other.map_or("nothing", Value::type_name))),
+                };
+                let names = self.prog.database.as_ref().map_or(&[][..], |d| &d.names[..]);
+                let Some(db) = names.iter().position(|n| **n == *name) else {
+                    return Err(format!("connections({name}): no such database; the server has {}", names.join(", ")));
+                };
+                match self.fs.observe_connections(&name) {
+                    Some(n) => Value::Int(n?),
+                    None => Value::Int(self.db.as_ref().map_or(0, |d| d.named_connections(db as u32)) as i64),
+                }
             }
             Query::Sql(id) => match self.fs.observe_sql(&self.prog.sql[id as usize], args) {
                 Some(r) => r?,

@@ -1,5 +1,6 @@
 //! Real databases: the Patchwork scenarios forced statement by statement and stress-run on
-//! SQLite, PostgreSQL and MariaDB.
+//! SQLite, PostgreSQL and MariaDB; Launchpad's read-only switch with real connections to two
+//! real databases, counted by the server.
 //!
 //! SQLite is compiled in. PostgreSQL and MariaDB come from `$RACELAB_POSTGRES_URL` and
 //! `$RACELAB_MARIADB_URL`, which `cargo xtask db up` prints (and `.ci/run` exports): a test that
@@ -18,6 +19,7 @@ use racelab::schedule::Schedule;
 
 const PERSON: &str = include_str!("../../../scenarios/patchwork-person.race");
 const DEADLOCK: &str = include_str!("../../../scenarios/patchwork-deadlock-1213.race");
+const LAUNCHPAD: &str = include_str!("../../../scenarios/launchpad-readonly-switch.race");
 
 fn program(file: &str, src: &str, variant: &str) -> Arc<Program> {
     let sc = racelab::lang::compile(file, src).expect("compiles");
@@ -30,6 +32,10 @@ fn person(variant: &str) -> Arc<Program> {
 
 fn deadlock(variant: &str) -> Arc<Program> {
     program("patchwork-deadlock-1213.race", DEADLOCK, variant)
+}
+
+fn launchpad(variant: &str) -> Arc<Program> {
+    program("launchpad-readonly-switch.race", LAUNCHPAD, variant)
 }
 
 fn server(var: &str, name: &str) -> DbSpec {
@@ -257,4 +263,77 @@ fn postgres_stress_get_or_create_loses_none_of_1000_mails() {
 #[test]
 fn mariadb_stress_get_or_create_loses_none_of_1000_mails() {
     stress_person(&mariadb());
+}
+
+// ---------------------------------------------------- Launchpad: connections the server counts
+
+/// shared-dsn, forced along the model's finding: a worker that saw read-only.txt keeps its
+/// real connection to the read-write database, and the server's own list of sessions says so
+/// at the end (PostgreSQL: pg_stat_activity; MariaDB: the process list).
+fn shared_dsn_leaves_a_real_connection_to_the_master(spec: &DbSpec) {
+    let prog = launchpad("shared-dsn");
+    let sched = model_token(&prog, "no_rw_connections");
+    let r = force(&prog, &sched, spec);
+    assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
+    assert!(r.reproduced(&sched), "{}: no_rw_connections did not break: {:#?}", spec.name(), results(&r));
+    let broke = r.broken.iter().find(|b| b.invariant == "no_rw_connections").expect("broke");
+    // The count comes from the server, not from the model: one connection is left open.
+    assert!(broke.message.contains(r#"connections("rw_main_master") = 1"#), "{}: {broke:?}", spec.name());
+    let all = results(&r);
+    assert!(all.iter().any(|s| s.starts_with("connect(dsn) rw_main_master#")), "{all:#?}");
+    assert!(all.iter().any(|s| s.starts_with("connect(dsn) ro_main_master#")), "{all:#?}");
+}
+
+/// per-thread-flag, forced along the model's round robin and 10 random schedules: every
+/// worker closes its read-write connection, and the server lists none at the end.
+fn per_thread_flag_leaves_none(spec: &DbSpec) {
+    let prog = launchpad("per-thread-flag");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut scheds = vec![round_robin(&prog)];
+    for _ in 0..10 {
+        scheds.push(model_schedule(&prog, |_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        }));
+    }
+    for sched in &scheds {
+        let r = force(&prog, sched, spec);
+        assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
+        assert!(r.broken.is_empty(), "{}: {:?} broke: {:#?}", spec.name(), r.broken, results(&r));
+        // Not vacuous: connections to the master were opened and then closed for real.
+        let all = results(&r);
+        assert!(all.iter().any(|s| s.starts_with("connect(dsn) rw_main_master#")), "{all:#?}");
+        assert!(all.iter().any(|s| s.starts_with("close(conn)")), "{all:#?}");
+    }
+}
+
+#[test]
+fn postgres_launchpad_shared_dsn_leaves_a_connection_to_the_master_in_pg_stat_activity() {
+    shared_dsn_leaves_a_real_connection_to_the_master(&postgres());
+}
+
+#[test]
+fn postgres_launchpad_per_thread_flag_leaves_none() {
+    per_thread_flag_leaves_none(&postgres());
+}
+
+#[test]
+fn mariadb_launchpad_shared_dsn_leaves_a_connection_to_the_master_in_the_process_list() {
+    shared_dsn_leaves_a_real_connection_to_the_master(&mariadb());
+}
+
+#[test]
+fn mariadb_launchpad_per_thread_flag_leaves_none() {
+    per_thread_flag_leaves_none(&mariadb());
+}
+
+#[test]
+fn sqlite_refuses_launchpad_saying_why() {
+    let prog = launchpad("shared-dsn");
+    let sched = model_token(&prog, "no_rw_connections");
+    let err = forced_replay(&prog, &sched, &DbSpec::Sqlite).expect_err("SQLite has no server to count connections on");
+    let text = err.to_string();
+    assert!(text.contains("SQLite is a file, not a server") && text.contains("db:postgres"), "{text}");
 }

@@ -20,6 +20,8 @@ pub struct MariaDb {
     opts: Opts,
     name: String,
     setup: Vec<String>,
+    /// The scenario's `database NAME`s, each a real database `<name>_<NAME>` beside this one.
+    named: Vec<String>,
     info: DbInfo,
 }
 
@@ -28,7 +30,7 @@ fn connect(opts: &Opts) -> Result<Conn, String> {
 }
 
 impl MariaDb {
-    pub fn create(url: &str, setup: &[String]) -> Result<MariaDb, String> {
+    pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<MariaDb, String> {
         let base = Opts::from_url(url).map_err(|e| format!("bad MariaDB URL `{url}`: {e}"))?;
         let mut admin = connect(&base)?;
         if matches!(base.get_ip_or_hostname().as_ref(), "127.0.0.1" | "localhost" | "::1") {
@@ -40,7 +42,12 @@ impl MariaDb {
         let name = format!("racelab_{}_{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
         admin.query_drop(format!("DROP DATABASE IF EXISTS {name}")).map_err(|e| e.to_string())?;
         admin.query_drop(format!("CREATE DATABASE {name}")).map_err(|e| format!("cannot create database {name}: {e}"))?;
-        let opts: Opts = OptsBuilder::from_opts(base).db_name(Some(name.clone())).additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS).into();
+        for db in named {
+            let full = format!("{name}_{db}");
+            admin.query_drop(format!("DROP DATABASE IF EXISTS {full}")).map_err(|e| e.to_string())?;
+            admin.query_drop(format!("CREATE DATABASE {full}")).map_err(|e| format!("cannot create database {full}: {e}"))?;
+        }
+        let opts: Opts = OptsBuilder::from_opts(base.clone()).db_name(Some(name.clone())).additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS).into();
         let mut probe = connect(&opts)?;
         let (version, isolation): (String, String) =
             probe.query_first("SELECT VERSION(), @@SESSION.tx_isolation").map_err(|e| e.to_string())?.ok_or("the server did not say its version")?;
@@ -49,6 +56,7 @@ impl MariaDb {
             opts,
             name,
             setup: setup.to_vec(),
+            named: named.to_vec(),
             info: DbInfo { backend: "db:mariadb".into(), server_version: format!("MariaDB {version}"), isolation_level: isolation.replace('-', " ").to_lowercase() },
         };
         db.reset()?;
@@ -59,6 +67,9 @@ impl MariaDb {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        for db in &self.named {
+            let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {}_{db}", self.name));
+        }
         let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {}", self.name));
     }
 }
@@ -69,7 +80,14 @@ impl Backend for MariaDb {
         Ok(Box::new(MariaSession { conn }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
-        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, last_read: None }))
+        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, last_read: None, run: self.name.clone() }))
+    }
+    fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
+        if !self.named.iter().any(|n| n == db) {
+            return Err(format!("the scenario declares no `database {db}`"));
+        }
+        let opts: Opts = OptsBuilder::from_opts(self.opts.clone()).db_name(Some(format!("{}_{db}", self.name))).into();
+        Ok(Box::new(MariaSession { conn: connect(&opts)? }))
     }
     fn info(&self) -> DbInfo {
         self.info.clone()
@@ -197,6 +215,8 @@ impl Session for MariaSession {
 
 struct MariaMonitor {
     conn: Conn,
+    /// This run's database; a `database NAME` is `<run>_<NAME>` on the server.
+    run: String,
     /// When INNODB_TRX was last read.
     last_read: Option<std::time::Instant>,
 }
@@ -220,6 +240,15 @@ impl Monitor for MariaMonitor {
     }
     fn terminate(&mut self, id: i64) {
         let _ = self.conn.query_drop(format!("KILL {id}"));
+    }
+    fn connections(&mut self, db: &str) -> Result<i64, String> {
+        let full = format!("{}_{db}", self.run);
+        let n: Option<i64> = self.conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", (full,)).map_err(|e| e.to_string())?;
+        Ok(n.unwrap_or(0))
+    }
+    fn session_open(&mut self, id: i64) -> Result<bool, String> {
+        let n: Option<i64> = self.conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", (id as u64,)).map_err(|e| e.to_string())?;
+        Ok(n.unwrap_or(0) > 0)
     }
 }
 

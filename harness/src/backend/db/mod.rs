@@ -78,12 +78,26 @@ impl DbSpec {
 
     /// A fresh database for one run of `prog`, with its setup statements run and committed.
     pub fn open(&self, prog: &Program) -> Result<Arc<dyn Backend>, String> {
+        self.supports(prog)?;
         let setup = prog.database.as_ref().map(|d| d.setup_text.clone()).unwrap_or_default();
+        let names = prog.database.as_ref().map(|d| d.names.clone()).unwrap_or_default();
         Ok(match self {
             DbSpec::Sqlite => Arc::new(sqlite::SqliteDb::create(&setup, prog.actors.len())?),
-            DbSpec::Postgres(url) => Arc::new(postgres::PgDb::create(url, &setup)?),
-            DbSpec::MariaDb(url) => Arc::new(mariadb::MariaDb::create(url, &setup)?),
+            DbSpec::Postgres(url) => Arc::new(postgres::PgDb::create(url, &setup, &names)?),
+            DbSpec::MariaDb(url) => Arc::new(mariadb::MariaDb::create(url, &setup, &names)?),
         })
+    }
+
+    /// Whether this kind of database can run `prog` at all; the reason when it cannot.
+    pub fn supports(&self, prog: &Program) -> Result<(), String> {
+        let named = prog.database.as_ref().is_some_and(|d| !d.names.is_empty());
+        if named && *self == DbSpec::Sqlite {
+            return Err(format!(
+                "{}/{} connects to the server's databases (`database NAME`, `connect`, `connections`); SQLite is a file, not a server: it has no other databases and no list of who is connected, so it cannot answer `connections()`. Run it on db:postgres or db:mariadb",
+                prog.scenario, prog.variant
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +144,10 @@ pub trait Backend: Send + Sync {
     fn dialect(&self) -> Dialect;
     /// Empties the database and runs the setup again (stress runs reuse one database).
     fn reset(&self) -> Result<(), String>;
+    /// A connection to one of the server's other databases (`database NAME`), for `connect()`.
+    fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
+        Err(format!("this database has no other database `{db}` to connect to"))
+    }
 }
 
 /// One actor's connection.
@@ -150,6 +168,15 @@ pub trait Monitor: Send {
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String>;
     /// Ends session `id` at the server (its statement fails, its transaction rolls back).
     fn terminate(&mut self, id: i64);
+    /// How many sessions the server has open to its database `db` (`database NAME`), in its
+    /// own bookkeeping (PostgreSQL: pg_stat_activity; MariaDB: the process list).
+    fn connections(&mut self, db: &str) -> Result<i64, String> {
+        Err(format!("this database cannot count the connections to `{db}`"))
+    }
+    /// Whether the server still lists session `id`.
+    fn session_open(&mut self, _id: i64) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 /// A statement's text in `dialect`, with the argument index behind each placeholder.
@@ -254,7 +281,8 @@ pub fn created_table(sql: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// Databases named `racelab_<pid>_<n>` whose process is gone: left behind by a run that was
+/// Databases named `racelab_<pid>_<n>` (or `racelab_<pid>_<n>_<NAME>` for a scenario's
+/// `database NAME`) whose process is gone: left behind by a run that was
 /// killed before it could drop them. Only meaningful for a server on this machine.
 pub fn stale_run_databases(names: &[String]) -> Vec<String> {
     names
@@ -262,7 +290,7 @@ pub fn stale_run_databases(names: &[String]) -> Vec<String> {
         .filter(|n| {
             let mut parts = n.strip_prefix("racelab_").unwrap_or("").split('_');
             match (parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next().and_then(|p| p.parse::<u64>().ok()), parts.next()) {
-                (Some(pid), Some(_), None) => pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                (Some(pid), Some(_), _) => pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
                 _ => false,
             }
         })
@@ -344,11 +372,16 @@ impl Drop for Conn {
 /// How long a statement may neither finish nor wait for a lock before the step fails.
 const STATEMENT_LIMIT: Duration = Duration::from_secs(30);
 
+/// How long the server may take to forget a closed connection.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
 /// The scenario's world with a real database: files in the model filesystem, SQL on real
 /// connections, one per actor.
 pub struct RealDbWorld {
     fs: ModelFs,
     conns: Vec<Option<Conn>>,
+    /// `connect("NAME")` connections, by the machine's handle number; they only have to exist.
+    named: std::collections::BTreeMap<usize, Box<dyn Session>>,
     monitor: Mutex<Box<dyn Monitor>>,
     backend: Arc<dyn Backend>,
 }
@@ -369,7 +402,7 @@ impl RealDbWorld {
         for a in 0..prog.actors.len() {
             conns.push(Some(Conn::start(&backend, a)?));
         }
-        Ok(RealDbWorld { fs, conns, monitor, backend })
+        Ok(RealDbWorld { fs, conns, named: Default::default(), monitor, backend })
     }
 
     pub fn info(&self) -> DbInfo {
@@ -471,6 +504,31 @@ impl Filesystem for RealDbWorld {
     fn observe_sql(&self, stmt: &Prepared, args: &[Value]) -> Option<Result<Value, String>> {
         let (sql, order) = translate(stmt.sql(), self.backend.dialect());
         Some(self.monitor.lock().unwrap_or_else(|e| e.into_inner()).query(&sql, &ordered(args, &order)))
+    }
+    fn connect(&mut self, _actor: usize, handle: usize, db: &str) -> Option<Result<(), String>> {
+        Some(self.backend.connect_named(db).map(|session| {
+            self.named.insert(handle, session);
+        }))
+    }
+    fn close(&mut self, handle: usize) -> Option<Result<(), String>> {
+        let Some(session) = self.named.remove(&handle) else { return Some(Ok(())) };
+        let id = session.id();
+        drop(session);
+        // The client has said goodbye; the server's backend process goes a moment later. Wait
+        // for it, so that `connections()` right after a close does not count it.
+        let started = Instant::now();
+        let mut monitor = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match monitor.session_open(id) {
+                Ok(false) => return Some(Ok(())),
+                Ok(true) if started.elapsed() < CLOSE_LIMIT => std::thread::sleep(Duration::from_millis(1)),
+                Ok(true) => return Some(Err(format!("the server still lists session {id} {}s after it was closed", CLOSE_LIMIT.as_secs()))),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+    fn observe_connections(&self, db: &str) -> Option<Result<i64, String>> {
+        Some(self.monitor.lock().unwrap_or_else(|e| e.into_inner()).connections(db))
     }
     fn disconnect(&mut self, actor: usize) {
         let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else { return };

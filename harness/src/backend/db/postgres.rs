@@ -19,6 +19,8 @@ pub struct PgDb {
     config: Config,
     name: String,
     setup: Vec<String>,
+    /// The scenario's `database NAME`s, each a real database `<name>_<NAME>` beside this one.
+    named: Vec<String>,
     info: DbInfo,
 }
 
@@ -27,7 +29,7 @@ fn connect(config: &Config) -> Result<Client, String> {
 }
 
 impl PgDb {
-    pub fn create(url: &str, setup: &[String]) -> Result<PgDb, String> {
+    pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<PgDb, String> {
         let base: Config = url.parse().map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
         let mut admin = connect(&base)?;
         let local = base.get_hosts().iter().all(|h| match h {
@@ -44,6 +46,11 @@ impl PgDb {
         // Two statements: CREATE DATABASE cannot run inside the implicit transaction of a batch.
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).map_err(|e| format!("cannot drop database {name}: {}", message(&e)))?;
         admin.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| format!("cannot create database {name}: {}", message(&e)))?;
+        for db in named {
+            let full = format!("{name}_{db}");
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {full}")).map_err(|e| format!("cannot drop database {full}: {}", message(&e)))?;
+            admin.batch_execute(&format!("CREATE DATABASE {full}")).map_err(|e| format!("cannot create database {full}: {}", message(&e)))?;
+        }
         let mut config = base.clone();
         config.dbname(&name);
         let mut probe = connect(&config)?;
@@ -56,6 +63,7 @@ impl PgDb {
             config,
             name,
             setup: setup.to_vec(),
+            named: named.to_vec(),
             info: DbInfo { backend: "db:postgres".into(), server_version: format!("PostgreSQL {version}"), isolation_level: isolation },
         };
         db.reset()?;
@@ -66,6 +74,9 @@ impl PgDb {
 impl Drop for PgDb {
     fn drop(&mut self) {
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        for db in &self.named {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}_{db} WITH (FORCE)", self.name));
+        }
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
@@ -79,7 +90,17 @@ impl Backend for PgDb {
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
         let client = connect(&self.config)?;
         let cancel = connect(&self.config)?;
-        Ok(Box::new(PgMonitor { client, cancel }))
+        Ok(Box::new(PgMonitor { client, cancel, run: self.name.clone() }))
+    }
+    fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
+        if !self.named.iter().any(|n| n == db) {
+            return Err(format!("the scenario declares no `database {db}`"));
+        }
+        let mut config = self.config.clone();
+        config.dbname(&format!("{}_{db}", self.name));
+        let mut client = connect(&config)?;
+        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(|e| e.to_string())?.get(0);
+        Ok(Box::new(PgSession { client, pid }))
     }
     fn info(&self) -> DbInfo {
         self.info.clone()
@@ -193,6 +214,8 @@ struct PgMonitor {
     client: Client,
     /// A second connection, for ending sessions (never inside a query of `client`).
     cancel: Client,
+    /// This run's database; a `database NAME` is `<run>_<NAME>` on the server.
+    run: String,
 }
 
 impl Monitor for PgMonitor {
@@ -219,5 +242,14 @@ impl Monitor for PgMonitor {
     }
     fn terminate(&mut self, id: i64) {
         let _ = self.cancel.execute("SELECT pg_terminate_backend($1)", &[&(id as i32)]);
+    }
+    fn connections(&mut self, db: &str) -> Result<i64, String> {
+        let full = format!("{}_{db}", self.run);
+        let row = self.client.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", &[&full]).map_err(|e| e.to_string())?;
+        Ok(row.get::<_, i64>(0))
+    }
+    fn session_open(&mut self, id: i64) -> Result<bool, String> {
+        let row = self.client.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&(id as i32)]).map_err(|e| e.to_string())?;
+        Ok(row.get::<_, i64>(0) > 0)
     }
 }

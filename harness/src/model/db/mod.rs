@@ -122,13 +122,16 @@ pub struct Db {
     conns: BTreeMap<usize, Conn>,
     /// The last Blocked outcome of each connection that has not run a statement since.
     waits: BTreeMap<usize, Wait>,
+    /// Connections to the server's other databases (`connect("NAME")`), by handle number - 1:
+    /// the database's index among the named ones, and whether the connection is still open.
+    named: Vec<(u32, bool)>,
 }
 
 impl Db {
     /// A database with the tables of the CREATE TABLE statements in `setup` and the rows of its
     /// INSERTs (and any other statements), all committed.
     pub fn new(flavour: Flavour, setup: &[Arc<Prepared>]) -> Result<Db, String> {
-        let mut db = Db { flavour, tables: Vec::new(), conns: BTreeMap::new(), waits: BTreeMap::new() };
+        let mut db = Db { flavour, tables: Vec::new(), conns: BTreeMap::new(), waits: BTreeMap::new(), named: Vec::new() };
         for stmt in setup {
             if stmt.params() > 0 {
                 return Err(format!("setup statement `{}` has placeholders; setup takes no parameters", stmt.sql()));
@@ -343,6 +346,29 @@ impl Db {
         self.waits.remove(&conn);
     }
 
+    /// Opens a connection to named database `db` and returns its handle number (from 1).
+    pub fn open_named(&mut self, db: u32) -> usize {
+        self.named.push((db, true));
+        self.named.len()
+    }
+
+    /// Closes connection `handle`; false when there is no such connection. Closing a closed
+    /// connection does nothing, as psycopg2's `close()`.
+    pub fn close_named(&mut self, handle: usize) -> bool {
+        match handle.checked_sub(1).and_then(|i| self.named.get_mut(i)) {
+            Some(c) => {
+                c.1 = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many connections to named database `db` are open.
+    pub fn named_connections(&self, db: u32) -> usize {
+        self.named.iter().filter(|(d, open)| *d == db && *open).count()
+    }
+
     /// The number of committed rows of `table`, for invariants.
     pub fn count(&self, table: &str) -> Option<usize> {
         let name = table.to_lowercase();
@@ -402,6 +428,6 @@ impl Db {
     /// Equal data, locks and transaction states, ignoring the wait-for bookkeeping that a
     /// Blocked outcome records (a blocked statement changes nothing else).
     pub fn same_state(&self, other: &Db) -> bool {
-        self.flavour == other.flavour && self.tables == other.tables && self.conns == other.conns
+        self.flavour == other.flavour && self.tables == other.tables && self.conns == other.conns && self.named == other.named
     }
 }
