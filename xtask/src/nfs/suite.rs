@@ -15,11 +15,9 @@
 //! reason: a missing NFS run is never a pass.
 //!
 //! UML system calls are 10-100x slower than the host's, so the guest suite is `--quick` with
-//! loom only (its model part just finds the tokens to force). Even so it is slow: racelab's
-//! quick real config forces every token 100 times and stress-runs each fault-free variant 2 x 100
-//! times per target, at about 0.25 s per forced replay and 0.3 s per stress run in the guest:
-//! measured 24 minutes for the three targets (about 8 per target). A smaller real budget for
-//! this suite needs a racelab option (`suite` has none yet); `--no-nfs` leaves the part out.
+//! loom only (its model part just finds the tokens to force), with 10 forced replays per token
+//! and 20 stress runs per variant and target instead of the host's 100 (`--replays`,
+//! `--stress-runs`): enough to reproduce and to rate. `--no-nfs` leaves the part out.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
