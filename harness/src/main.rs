@@ -41,7 +41,8 @@ enum Command {
         /// The variant to explore (default: every variant).
         #[arg(long)]
         variant: Option<String>,
-        /// shuttle-random, shuttle-pct, shuttle-dfs, loom, or all.
+        /// shuttle-random, shuttle-pct, shuttle-dfs, loom, native-random, native-pct, native-dfs,
+        /// or all.
         #[arg(long, default_value = "shuttle-random")]
         engine: String,
         /// The most schedules to explore per engine.
@@ -55,6 +56,9 @@ enum Command {
         /// loom's preemption bound.
         #[arg(long, default_value_t = 2)]
         preemption_bound: usize,
+        /// native-dfs: the most distinct states to expand (16 bytes each) before giving up on a proof.
+        #[arg(long, default_value_t = racelab::explore::native::DEFAULT_MAX_STATES)]
+        max_states: u64,
         /// Print the results as JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -174,9 +178,9 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, json } => {
+        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, json } => {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
-            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, preemption_bound, json, &out)
+            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states), json, &out)
         }
         Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
@@ -320,7 +324,7 @@ fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, bound: usize, json: bool, out: &Output) -> u8 {
+fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states): (usize, u64), json: bool, out: &Output) -> u8 {
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -339,7 +343,7 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     let mut rows = Vec::new();
     for prog in progs {
         let prog = Arc::new(prog.clone());
-        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound)).collect();
+        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound).max_states(max_states)).collect();
         for (cfg, res) in explore::portfolio::run(&prog, &configs) {
             rows.push(suite::result_row(&stem(file), &prog, &cfg, res));
         }

@@ -142,6 +142,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         divergence: None,
         env: None,
         bound: Some(cfg.describe_bound()),
+        states: None,
         reason: None,
         trace: None,
     };
@@ -156,6 +157,8 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
     row.schedules = ex.schedules;
     row.seconds = ex.seconds;
     row.exhaustive = ex.exhaustive;
+    row.states = ex.states;
+    row.bound = Some(ex.bound.clone());
     if prog.expected.is_none() {
         row.outcome = Outcome::Error;
         row.reason = Some(format!("variant `{}` states no expectation; explore it, then write `expect ...` in the scenario", prog.variant));
@@ -278,6 +281,7 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         divergence: None,
         env: Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() }),
         bound: Some(format!("{} free-running runs with {} actors{} in {}", r.runs, r.mode.name(), if r.chaos { " and chaos" } else { "" }, root.display())),
+        states: None,
         reason,
         trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
     }
@@ -427,6 +431,7 @@ fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResul
         divergence: None,
         env: None,
         bound: None,
+        states: None,
         reason: None,
         trace: None,
     }

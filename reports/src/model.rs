@@ -143,6 +143,10 @@ pub struct RunResult {
     /// The engine's bound, in words ("preemption bound 2", "10000 schedules or 20s").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<String>,
+    /// Distinct states the stateful search (`native-dfs`) expanded; with `exhaustive: true`,
+    /// every reachable state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<u64>,
     /// Why a run was skipped or errored, and what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

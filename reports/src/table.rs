@@ -342,6 +342,9 @@ pub fn render_result_line(r: &RunResult) -> String {
         r.expected_label(),
         r.schedules,
     );
+    if let Some(states) = r.states {
+        line.push_str(&format!(", {states} states"));
+    }
     if r.exhaustive {
         line.push_str(" (exhaustive)");
     }

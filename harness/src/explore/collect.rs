@@ -26,6 +26,8 @@ pub struct Exploration {
     pub exhaustive: bool,
     pub findings: Vec<Found>,
     pub bound: String,
+    /// Distinct states expanded, for the stateful search (`native-dfs`).
+    pub states: Option<u64>,
 }
 
 /// Shared between the executions of one exploration.

@@ -85,5 +85,6 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
         exhaustive: !stopped_early && within_budget,
         findings: col.findings.clone(),
         bound: cfg.describe_bound(),
+        states: None,
     })
 }

@@ -9,6 +9,7 @@
 
 pub mod collect;
 pub mod loom_engine;
+pub mod native;
 pub mod portfolio;
 pub mod shuttle_engine;
 mod threads;
@@ -26,10 +27,21 @@ pub enum EngineKind {
     ShuttlePct,
     ShuttleDfs,
     Loom,
+    NativeRandom,
+    NativePct,
+    NativeDfs,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [EngineKind::ShuttleRandom, EngineKind::ShuttlePct, EngineKind::ShuttleDfs, EngineKind::Loom];
+    pub const ALL: [EngineKind; 7] = [
+        EngineKind::ShuttleRandom,
+        EngineKind::ShuttlePct,
+        EngineKind::ShuttleDfs,
+        EngineKind::Loom,
+        EngineKind::NativeRandom,
+        EngineKind::NativePct,
+        EngineKind::NativeDfs,
+    ];
 
     /// The name used in `summary.json` and on the command line.
     pub fn name(self) -> &'static str {
@@ -38,6 +50,9 @@ impl EngineKind {
             EngineKind::ShuttlePct => "shuttle-pct",
             EngineKind::ShuttleDfs => "shuttle-dfs",
             EngineKind::Loom => "loom",
+            EngineKind::NativeRandom => "native-random",
+            EngineKind::NativePct => "native-pct",
+            EngineKind::NativeDfs => "native-dfs",
         }
     }
 
@@ -74,11 +89,13 @@ pub struct EngineConfig {
     pub pct_depth: usize,
     /// loom's preemption bound: exhaustive among schedules with at most this many preemptions.
     pub preemption_bound: usize,
+    /// native-dfs: the most distinct states to expand before giving up on a proof.
+    pub max_states: u64,
 }
 
 impl EngineConfig {
     pub fn new(kind: EngineKind, budget: Budget) -> EngineConfig {
-        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2 }
+        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2, max_states: native::DEFAULT_MAX_STATES }
     }
     pub fn seed(mut self, seed: u64) -> EngineConfig {
         self.seed = seed;
@@ -88,12 +105,18 @@ impl EngineConfig {
         self.preemption_bound = bound;
         self
     }
+    pub fn max_states(mut self, n: u64) -> EngineConfig {
+        self.max_states = n;
+        self
+    }
 
     /// The bound this run explores within, in words for reports.
     pub fn describe_bound(&self) -> String {
         let budget = format!("{} schedules or {:.0}s", self.budget.schedules, self.budget.time.as_secs_f64());
         match self.kind {
-            EngineKind::ShuttleRandom => format!("random, seed {:#x}, {budget}", self.seed),
+            EngineKind::ShuttleRandom | EngineKind::NativeRandom => format!("random, seed {:#x}, {budget}", self.seed),
+            EngineKind::NativePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
+            EngineKind::NativeDfs => format!("stateful depth-first search, at most {} states or {:.0}s", self.max_states, self.budget.time.as_secs_f64()),
             EngineKind::ShuttlePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
             EngineKind::ShuttleDfs => format!("depth-first, {budget}"),
             EngineKind::Loom => format!("preemption bound {}, {budget}", self.preemption_bound),
@@ -110,6 +133,7 @@ pub struct Refusal(pub String);
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
     match cfg.kind {
         EngineKind::Loom => loom_engine::explore(prog, cfg),
+        EngineKind::NativeRandom | EngineKind::NativePct | EngineKind::NativeDfs => Ok(native::explore(prog, cfg)),
         _ => Ok(shuttle_engine::explore(prog, cfg)),
     }
 }

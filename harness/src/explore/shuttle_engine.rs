@@ -89,7 +89,7 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
         EngineKind::ShuttleRandom => run(prog, cfg, RandomScheduler::new_from_seed(cfg.seed, max_usize), start),
         EngineKind::ShuttlePct => run(prog, cfg, PctScheduler::new_from_seed(cfg.seed, cfg.pct_depth, max_usize), start),
         EngineKind::ShuttleDfs => run(prog, cfg, DfsScheduler::new(Some(max_usize), false), start),
-        EngineKind::Loom => unreachable!("loom is not a shuttle scheduler"),
+        other => unreachable!("{} is not a shuttle scheduler", other.name()),
     }
 }
 
@@ -135,5 +135,6 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
         exhaustive,
         findings: col.findings.clone(),
         bound: cfg.describe_bound(),
+        states: None,
     }
 }

@@ -70,13 +70,13 @@ pub trait Filesystem {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 enum Kind {
     File(String),
     Dir,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct Inode {
     kind: Kind,
     nlink: i64,
@@ -84,7 +84,7 @@ struct Inode {
 }
 
 /// An in-memory POSIX filesystem, deterministic and cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct ModelFs {
     /// invariant: every key is a normalised absolute path whose parent is a directory in `names`
     /// (or `/`), and every value indexes a live inode.
@@ -101,7 +101,7 @@ pub struct ModelFs {
 /// from the reply's post-operation attributes. Other clients' caches are left as they were:
 /// client B still sees `st_nlink == 1` just after client A's `link`, and still sees a file A
 /// has just unlinked — the staleness Mailman's LockFile comments worry about.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct NfsClients {
     cache_ms: i64,
     /// The client of each actor.

@@ -9,7 +9,7 @@
 use crate::ir::{LockKind, LockMode};
 
 /// The state of one lock.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct LockState {
     /// The exclusive holder and how many times it holds the lock (reentrant locks count).
     pub owner: Option<(usize, u32)>,
@@ -78,7 +78,7 @@ impl LockState {
 }
 
 /// One observed acquisition order: `actor` took `to` while holding `from` (and `gates`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrderEdge {
     pub from: u32,
     pub to: u32,
@@ -87,7 +87,7 @@ pub struct OrderEdge {
 }
 
 /// The lock-order graph of one execution.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct LockOrder {
     edges: Vec<OrderEdge>,
 }

@@ -27,7 +27,7 @@ pub const EPOCH_MS: i64 = 1_098_604_800_000;
 /// The default bound on steps in one execution; beyond it the run is reported as a livelock.
 pub const DEFAULT_MAX_STEPS: usize = 20_000;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct Frame {
     proc: ProcId,
     pc: Pc,
@@ -38,7 +38,7 @@ struct Frame {
     resume_work_until: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     /// Parked at a world operation, ready to take it.
     Ready,
@@ -64,14 +64,14 @@ impl Status {
 }
 
 /// What a blocked actor waits for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 enum Wait {
     Lock(u32),
     /// Database locks held by these actors' transactions, described for the trace.
     Rows { on: Vec<usize>, what: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct Actor {
     frames: Vec<Frame>,
     status: Status,
@@ -89,7 +89,7 @@ struct Actor {
 }
 
 /// A follow-up SIGKILL scheduled by a signal fault (`then kill after 3s`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 struct KillTimer {
     at: i64,
     actor: usize,
@@ -116,7 +116,7 @@ pub enum StepOutcome {
 }
 
 /// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum End {
     /// A real backend failed (a signal could not be delivered, a worker died unasked): the run
     /// says nothing about the scenario.
@@ -1178,6 +1178,37 @@ impl<F: Filesystem> Machine<F> {
 }
 
 impl Machine<ModelFs> {
+    /// A 128-bit fingerprint of everything that decides this execution's future: every actor's
+    /// frames, status and thread-locals, the world (files, cells, logs, sections, locks, the
+    /// lock-order graph, the database), the clock, the faults landed and pending, and which
+    /// invariants have broken. Not the schedule that led here: two schedules that reach the
+    /// same state have the same futures, which is what lets a stateful search expand it once.
+    pub fn state_fingerprint(&self) -> u128 {
+        use std::hash::{Hash, Hasher};
+        let mut lo = std::hash::DefaultHasher::new();
+        let mut hi = std::hash::DefaultHasher::new();
+        // Two independent 64-bit hashes (the second salted): a collision needs both to collide.
+        0xa5a5_u16.hash(&mut hi);
+        for h in [&mut lo, &mut hi] {
+            self.fs.hash(h);
+            self.cells.hash(h);
+            self.logs.hash(h);
+            self.holders.hash(h);
+            self.locks.hash(h);
+            self.lock_order.hash(h);
+            self.db.hash(h);
+            self.clock.hash(h);
+            self.actors.hash(h);
+            self.fired.hash(h);
+            self.timers.hash(h);
+            for b in &self.broken {
+                b.invariant.hash(h);
+            }
+            self.end.hash(h);
+        }
+        (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
+    }
+
     /// The contents of a log, for tests and reports.
     pub fn log(&self, name: &str) -> Option<&[Arc<str>]> {
         let i = self.prog.logs.iter().position(|l| l == name)?;

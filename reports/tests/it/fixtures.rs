@@ -78,6 +78,7 @@ pub fn run(scenario: &str, variant: &str, engine: &str, backend: &str) -> RunRes
         divergence: None,
         env: None,
         bound: None,
+        states: None,
         reason: None,
         trace: None,
     }

@@ -179,6 +179,7 @@ fn marked(template: &RunResult, target: &str, outcome: Outcome, why: &str) -> Ru
         divergence: None,
         env: None,
         bound: None,
+        states: None,
         reason: Some(why.to_string()),
         trace: None,
         ..template.clone()

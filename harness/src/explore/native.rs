@@ -1,0 +1,210 @@
+//! racelab's own engines: the machine stepped directly, no threads, and a stateful search.
+//!
+//! loom and shuttle run every actor as a thread (or coroutine) and learn only what a step did to
+//! their own bookkeeping. The [`Machine`] is already explicit state (frames, program counters,
+//! the world, the clock), so an engine can step it as a value: clone it, step a choice, look at
+//! the result. That is all three engines here:
+//!
+//! - `native-random`: at each step, a uniformly random runnable choice (an actor, or a fault).
+//! - `native-pct`: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random
+//!   distinct priorities, `depth - 1` priority change points at random steps, and always the
+//!   highest-priority runnable choice.
+//! - `native-dfs`: depth-first search over the whole state space, expanding every distinct
+//!   state once (a 128-bit fingerprint of [`Machine::state_fingerprint`] in a visited set). When
+//!   it finishes within its budget, `holds` is a proof over every reachable state, not only
+//!   within a preemption bound.
+//!
+//! Every engine records the machine's own schedule (the choice of each step), so a finding is
+//! the same portable token that loom, shuttle and every real backend replay.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::collect::{Collector, Exploration};
+use super::{EngineConfig, EngineKind};
+use crate::ir::Program;
+use crate::model::Machine;
+
+/// Explores `prog` with one of the native engines.
+pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
+    let start = Instant::now();
+    let initial = Machine::new(Arc::clone(prog));
+    let mut col = Collector::new(Arc::clone(prog));
+    let (exhaustive, states, note, paths) = match cfg.kind {
+        EngineKind::NativeDfs => {
+            let s = dfs(&initial, cfg, &mut col, start);
+            (s.complete, Some(s.states), s.note, s.paths)
+        }
+        EngineKind::NativePct => {
+            pct(&initial, cfg, &mut col, start);
+            (false, None, None, col.executions)
+        }
+        _ => {
+            random(&initial, cfg, &mut col, start);
+            (false, None, None, col.executions)
+        }
+    };
+    let mut bound = cfg.describe_bound();
+    if let Some(n) = note {
+        bound = format!("{bound}; {n}");
+    }
+    Exploration { engine: cfg.kind.name(), schedules: paths, seconds: start.elapsed().as_secs_f64(), exhaustive, findings: col.findings, bound, states }
+}
+
+/// A small, fast, seedable generator (xorshift64*): the engines need reproducible choices, not
+/// cryptographic ones.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn out_of_budget(cfg: &EngineConfig, col: &Collector, start: Instant) -> bool {
+    col.stop || col.executions >= cfg.budget.schedules.max(1) || start.elapsed() >= cfg.budget.time
+}
+
+fn random(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) {
+    let mut rng = Rng::new(cfg.seed);
+    let mut runnable = Vec::new();
+    while !out_of_budget(cfg, col, start) {
+        let mut m = initial.clone();
+        while !m.is_finished() {
+            runnable.clear();
+            runnable.extend(m.runnable());
+            if runnable.is_empty() {
+                break;
+            }
+            m.step(runnable[rng.below(runnable.len())]);
+        }
+        col.absorb(&m);
+    }
+}
+
+fn pct(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) {
+    let mut rng = Rng::new(cfg.seed);
+    let n = initial.choice_count();
+    // The number of steps an execution takes, estimated from the longest one so far: change
+    // points are drawn among them.
+    let mut length = 32usize;
+    let mut runnable = Vec::new();
+    while !out_of_budget(cfg, col, start) {
+        // Priorities depth..depth+n, distinct and shuffled; change points lower a choice to
+        // 1..depth-1, below every initial priority.
+        let mut priority: Vec<usize> = (0..n).map(|i| cfg.pct_depth + i).collect();
+        for i in (1..n).rev() {
+            priority.swap(i, rng.below(i + 1));
+        }
+        let changes: Vec<usize> = (1..cfg.pct_depth).map(|_| rng.below(length)).collect();
+        let mut m = initial.clone();
+        let mut step = 0usize;
+        while !m.is_finished() {
+            runnable.clear();
+            runnable.extend(m.runnable());
+            let Some(&chosen) = runnable.iter().max_by_key(|&&c| priority[c]) else { break };
+            if let Some(k) = changes.iter().position(|&at| at == step) {
+                priority[chosen] = cfg.pct_depth - 1 - k;
+                let Some(&rechosen) = runnable.iter().max_by_key(|&&c| priority[c]) else { break };
+                m.step(rechosen);
+            } else {
+                m.step(chosen);
+            }
+            step += 1;
+        }
+        length = length.max(step);
+        col.absorb(&m);
+    }
+}
+
+/// What a stateful search covered.
+struct Searched {
+    states: u64,
+    /// Paths of the search tree: each ends at a finished execution or at a state expanded
+    /// before (whose futures were all explored from there), so they stand for every schedule.
+    paths: u64,
+    /// The whole state space was expanded: no budget ran out.
+    complete: bool,
+    note: Option<String>,
+}
+
+/// The default bound on distinct states: 16 bytes each in the visited set, so about 200 MB at
+/// most with the set's overhead.
+pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
+
+/// Depth-first search that expands each distinct state once.
+///
+/// Soundness for safety properties: the future of a state depends only on the state (the
+/// machine is deterministic given a choice), and the fingerprint covers everything the machine
+/// reads, including which invariants already broke. So every invariant break reachable from a
+/// pruned state is also reachable from the state's first visit, and reported from there. A
+/// state reached again on the current path is a cycle (a spin loop); pruning it cuts the
+/// cycle, which loses no safety violation but means the step bound (livelock) is never hit.
+fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) -> Searched {
+    let max_states = cfg.max_states;
+    let mut visited: HashSet<u128> = HashSet::new();
+    visited.insert(initial.state_fingerprint());
+    // Each frame: a state and the choices not yet tried from it.
+    let mut stack: Vec<(Machine, Vec<usize>)> = vec![(initial.clone(), initial.runnable().collect())];
+    if initial.is_finished() {
+        col.absorb(initial);
+    }
+    let mut note = None;
+    let mut checked = 0u32;
+    let mut paths = 0u64;
+    while let Some((state, choices)) = stack.last_mut() {
+        let Some(c) = choices.pop() else {
+            stack.pop();
+            continue;
+        };
+        let mut next = state.clone();
+        next.step(c);
+        if !visited.insert(next.state_fingerprint()) {
+            paths += 1;
+            continue;
+        }
+        if next.is_finished() {
+            paths += 1;
+        }
+        if next.is_finished() || next.broken().len() > state.broken().len() {
+            // An ended execution, or one that broke something: its schedule is a finding or a
+            // complete run; report it (the collector keeps the first break of each invariant).
+            col.absorb(&next);
+            if col.stop {
+                note = Some("stopped once the verdict was settled".to_string());
+                break;
+            }
+        }
+        if !next.is_finished() {
+            let runnable: Vec<usize> = next.runnable().collect();
+            stack.push((next, runnable));
+        }
+        if visited.len() as u64 >= max_states {
+            note = Some(format!(
+                "the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"
+            ));
+            break;
+        }
+        // The clock is read only now and then: it costs more than a step.
+        checked += 1;
+        if checked.is_multiple_of(1024) && start.elapsed() >= cfg.budget.time {
+            note = Some(format!("the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof", cfg.budget.time.as_secs_f64(), visited.len()));
+            break;
+        }
+    }
+    let complete = note.is_none();
+    if complete {
+        note = Some(format!("exhaustive over the whole state space: {} distinct states", visited.len()));
+    }
+    Searched { states: visited.len() as u64, paths, complete, note }
+}
