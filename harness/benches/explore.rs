@@ -8,6 +8,11 @@
 //! exploration early, so every iteration explores exactly `SCHEDULES` schedules and criterion's
 //! elements/s is schedules/s.
 //!
+//! A third side is racelab's own engine (`native-random`): the same machine and the same uniform
+//! random choice, stepped directly with no threads; its goal is ten times the hand-written
+//! shuttle test's schedules/s. The ratios are printed at the end of the run (measured in this
+//! one run, so the machine's load affects all sides alike).
+//!
 //! Run with `cargo bench -p harness --bench explore`. The ratio to watch is the interpreter's time
 //! per schedule over the hand-written test's; the goal is at most 1.5.
 
@@ -33,7 +38,12 @@ fn mailman(variant: &str) -> Arc<Program> {
 
 /// racelab: explore `n` schedules of `prog` with shuttle random; returns the invariants broken.
 fn racelab_explore(prog: &Arc<Program>, n: u64, seed: u64) -> Vec<String> {
-    let cfg = EngineConfig::new(EngineKind::ShuttleRandom, Budget::new(n, Duration::from_secs(600))).seed(seed);
+    explore_on(EngineKind::ShuttleRandom, prog, n, seed)
+}
+
+/// racelab: explore `n` schedules of `prog` with `engine`; returns the invariants broken.
+fn explore_on(engine: EngineKind, prog: &Arc<Program>, n: u64, seed: u64) -> Vec<String> {
+    let cfg = EngineConfig::new(engine, Budget::new(n, Duration::from_secs(600))).seed(seed);
     let ex = explore::explore(prog, &cfg).expect("shuttle explores any scenario");
     assert_eq!(ex.schedules, n, "racelab stopped early: {:?}", ex.findings);
     ex.findings.into_iter().map(|f| f.invariant).collect()
@@ -444,7 +454,53 @@ fn bench(c: &mut Criterion) {
     group.bench_function("handwritten-shuttle", |b| {
         b.iter(|| black_box(handwritten::explore(SCHEDULES, seed.fetch_add(1, Ordering::Relaxed), true)));
     });
+    seed.store(0, Ordering::Relaxed);
+    group.bench_function("racelab-native-random", |b| {
+        b.iter(|| black_box(explore_on(EngineKind::NativeRandom, &prog, SCHEDULES, seed.fetch_add(1, Ordering::Relaxed))));
+    });
     group.finish();
+    print_ratios();
+}
+
+/// Schedules per second of each side, timed back to back in this run (criterion's own numbers
+/// are in `target/criterion`), and the ratios the issue asks for.
+fn print_ratios() {
+    let prog = mailman("patched");
+    let rounds = 5u64;
+    let time = |f: &dyn Fn(u64)| {
+        let start = std::time::Instant::now();
+        for r in 0..rounds {
+            f(r);
+        }
+        (rounds * SCHEDULES) as f64 / start.elapsed().as_secs_f64()
+    };
+    let shuttle_rl = time(&|r| {
+        black_box(racelab_explore(&prog, SCHEDULES, r));
+    });
+    let handwritten = time(&|r| {
+        black_box(handwritten::explore(SCHEDULES, r, true));
+    });
+    let native = time(&|r| {
+        black_box(explore_on(EngineKind::NativeRandom, &prog, SCHEDULES, r));
+    });
+    eprintln!(
+        "schedules/s on mailman-lockfile/patched: native-random {native:.0}, shuttle on racelab {shuttle_rl:.0}, hand-written shuttle {handwritten:.0}; native-random / hand-written = {:.2}x (goal 10x), native-random / shuttle-on-racelab = {:.2}x",
+        native / handwritten,
+        native / shuttle_rl
+    );
+    // The stateful search does not run schedules one by one: it expands each distinct state
+    // once, and the schedules it covers are counted over its state graph.
+    let cfg = EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(600)));
+    let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
+    assert!(ex.exhaustive && ex.findings.is_empty(), "native-dfs did not prove the patched lock: {}", ex.bound);
+    let covered = ex.covered.expect("the patched lock's state graph has no cycles") as f64;
+    eprintln!(
+        "native-dfs on mailman-lockfile/patched: {} distinct states in {:.2}s (exhaustive), covering {covered:.3e} complete schedules: {:.3e} schedules/s covered, {:.3e}x the hand-written shuttle test's schedules/s",
+        ex.states.unwrap_or(0),
+        ex.seconds,
+        covered / ex.seconds,
+        covered / ex.seconds / handwritten
+    );
 }
 
 criterion_group!(benches, bench);

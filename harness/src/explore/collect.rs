@@ -28,6 +28,9 @@ pub struct Exploration {
     pub bound: String,
     /// Distinct states expanded, for the stateful search (`native-dfs`).
     pub states: Option<u64>,
+    /// The complete schedules a finished stateful search covered (counted over its state
+    /// graph); None for the other engines, or where the graph has cycles.
+    pub covered: Option<u128>,
 }
 
 /// Shared between the executions of one exploration.

@@ -52,7 +52,7 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
     let c = Arc::clone(&collector);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         builder.check(move || {
-            let m = driver::run_execution(&initial, &Arc::new(std::sync::atomic::AtomicU64::new(0)));
+            let m = driver::run_execution(&initial, &Arc::new(std::sync::atomic::AtomicU64::new(0)), &Arc::new(std::sync::atomic::AtomicUsize::new(0)));
             let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
             col.absorb(&m);
             if col.stop {
@@ -86,5 +86,6 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, R
         findings: col.findings.clone(),
         bound: cfg.describe_bound(),
         states: None,
+        covered: None,
     })
 }

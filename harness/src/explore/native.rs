@@ -17,7 +17,7 @@
 //! Every engine records the machine's own schedule (the choice of each step), so a finding is
 //! the same portable token that loom, shuttle and every real backend replay.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,9 +31,11 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     let start = Instant::now();
     let initial = Machine::new(Arc::clone(prog));
     let mut col = Collector::new(Arc::clone(prog));
+    let mut covered = None;
     let (exhaustive, states, note, paths) = match cfg.kind {
         EngineKind::NativeDfs => {
             let s = dfs(&initial, cfg, &mut col, start);
+            covered = s.covered;
             (s.complete, Some(s.states), s.note, s.paths)
         }
         EngineKind::NativePct => {
@@ -49,7 +51,7 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     if let Some(n) = note {
         bound = format!("{bound}; {n}");
     }
-    Exploration { engine: cfg.kind.name(), schedules: paths, seconds: start.elapsed().as_secs_f64(), exhaustive, findings: col.findings, bound, states }
+    Exploration { engine: cfg.kind.name(), schedules: paths, seconds: start.elapsed().as_secs_f64(), exhaustive, findings: col.findings, bound, states, covered }
 }
 
 /// A small, fast, seedable generator (xorshift64*): the engines need reproducible choices, not
@@ -131,16 +133,32 @@ fn pct(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
 struct Searched {
     states: u64,
     /// Paths of the search tree: each ends at a finished execution or at a state expanded
-    /// before (whose futures were all explored from there), so they stand for every schedule.
+    /// before (whose futures were all explored from there).
     paths: u64,
+    /// The complete schedules the search covered, counted over the state graph (a state's
+    /// count is the sum of its successors'; a finished execution counts one). None when the
+    /// graph has a cycle (a spin loop without time passing), whose schedules are unbounded.
+    covered: Option<u128>,
     /// The whole state space was expanded: no budget ran out.
     complete: bool,
     note: Option<String>,
 }
 
-/// The default bound on distinct states: 16 bytes each in the visited set, so about 200 MB at
-/// most with the set's overhead.
+/// The default bound on distinct states: 32 bytes each in the visited map, so about 250 MB at
+/// most with the map's overhead.
 pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
+
+/// A state being expanded: the machine, the choices not yet tried, and the schedules counted
+/// so far below it.
+struct Frame {
+    machine: Machine,
+    fingerprint: u128,
+    choices: Vec<usize>,
+    below: u128,
+}
+
+/// The count of a state still on the search stack: reaching it again is a cycle.
+const ON_STACK: u128 = u128::MAX;
 
 /// Depth-first search that expands each distinct state once.
 ///
@@ -152,31 +170,44 @@ pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
 /// cycle, which loses no safety violation but means the step bound (livelock) is never hit.
 fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) -> Searched {
     let max_states = cfg.max_states;
-    let mut visited: HashSet<u128> = HashSet::new();
-    visited.insert(initial.state_fingerprint());
-    // Each frame: a state and the choices not yet tried from it.
-    let mut stack: Vec<(Machine, Vec<usize>)> = vec![(initial.clone(), initial.runnable().collect())];
+    // Every state seen, with the number of complete schedules from it once it is expanded.
+    let mut seen: HashMap<u128, u128> = HashMap::new();
+    let root = initial.state_fingerprint();
+    seen.insert(root, ON_STACK);
+    let mut stack = vec![Frame { machine: initial.clone(), fingerprint: root, choices: initial.runnable().collect(), below: 0 }];
     if initial.is_finished() {
         col.absorb(initial);
+        stack[0].below = 1;
     }
     let mut note = None;
     let mut checked = 0u32;
     let mut paths = 0u64;
-    while let Some((state, choices)) = stack.last_mut() {
-        let Some(c) = choices.pop() else {
-            stack.pop();
+    let mut cyclic = false;
+    let mut covered = None;
+    while let Some(top) = stack.last_mut() {
+        let Some(c) = top.choices.pop() else {
+            let done = stack.pop().expect("the loop saw a top frame");
+            seen.insert(done.fingerprint, done.below);
+            match stack.last_mut() {
+                Some(parent) => parent.below = parent.below.saturating_add(done.below),
+                None => covered = Some(done.below),
+            }
             continue;
         };
-        let mut next = state.clone();
+        let mut next = top.machine.clone();
         next.step(c);
-        if !visited.insert(next.state_fingerprint()) {
+        let fingerprint = next.state_fingerprint();
+        if let Some(&count) = seen.get(&fingerprint) {
             paths += 1;
+            if count == ON_STACK {
+                cyclic = true;
+            } else {
+                top.below = top.below.saturating_add(count);
+            }
             continue;
         }
-        if next.is_finished() {
-            paths += 1;
-        }
-        if next.is_finished() || next.broken().len() > state.broken().len() {
+        let broke = next.broken().len() > top.machine.broken().len();
+        if next.is_finished() || broke {
             // An ended execution, or one that broke something: its schedule is a finding or a
             // complete run; report it (the collector keeps the first break of each invariant).
             col.absorb(&next);
@@ -185,11 +216,16 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
                 break;
             }
         }
-        if !next.is_finished() {
-            let runnable: Vec<usize> = next.runnable().collect();
-            stack.push((next, runnable));
+        if next.is_finished() {
+            paths += 1;
+            seen.insert(fingerprint, 1);
+            top.below = top.below.saturating_add(1);
+        } else {
+            seen.insert(fingerprint, ON_STACK);
+            let choices = next.runnable().collect();
+            stack.push(Frame { machine: next, fingerprint, choices, below: 0 });
         }
-        if visited.len() as u64 >= max_states {
+        if seen.len() as u64 >= max_states {
             note = Some(format!(
                 "the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"
             ));
@@ -198,13 +234,17 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         // The clock is read only now and then: it costs more than a step.
         checked += 1;
         if checked.is_multiple_of(1024) && start.elapsed() >= cfg.budget.time {
-            note = Some(format!("the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof", cfg.budget.time.as_secs_f64(), visited.len()));
+            note = Some(format!("the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof", cfg.budget.time.as_secs_f64(), seen.len()));
             break;
         }
     }
     let complete = note.is_none();
+    let covered = covered.filter(|_| complete && !cyclic);
     if complete {
-        note = Some(format!("exhaustive over the whole state space: {} distinct states", visited.len()));
+        note = Some(match covered {
+            Some(n) => format!("exhaustive over the whole state space: {} distinct states, covering {n} complete schedules", seen.len()),
+            None => format!("exhaustive over the whole state space: {} distinct states (with cycles: spin loops where no time passes)", seen.len()),
+        });
     }
-    Searched { states: visited.len() as u64, paths, complete, note }
+    Searched { states: seen.len() as u64, paths, covered, complete, note }
 }

@@ -1,6 +1,6 @@
 //! The shuttle engines: random, PCT and DFS schedulers driving actors as shuttle tasks.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
@@ -99,6 +99,7 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     let started = Arc::new(AtomicU64::new(0));
     let exhausted = Arc::new(AtomicBool::new(false));
     let enabled = Arc::new(AtomicU64::new(0));
+    let taken = Arc::new(AtomicUsize::new(0));
     let scheduler = Bounded {
         enabled: Arc::clone(&enabled),
         inner: Some(inner),
@@ -118,7 +119,7 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
     let initial = Arc::new(crate::model::Machine::new(Arc::clone(prog)));
     let (c, s) = (Arc::clone(&collector), Arc::clone(&stop));
     runner.run(move || {
-        let m = driver::run_execution(&initial, &enabled);
+        let m = driver::run_execution(&initial, &enabled, &taken);
         let mut col = c.lock().unwrap_or_else(|e| e.into_inner());
         col.absorb(&m);
         if col.stop {
@@ -136,5 +137,74 @@ fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S
         findings: col.findings.clone(),
         bound: cfg.describe_bound(),
         states: None,
+        covered: None,
     }
+}
+
+/// A shuttle scheduler that follows a recorded portable schedule: before each step it picks the
+/// task of the choice the schedule names next (and, once the schedule is spent, the first
+/// runnable task, so the execution runs to its end).
+struct Follow {
+    steps: Vec<u8>,
+    /// Steps taken so far, published by the driver after every step.
+    taken: Arc<AtomicUsize>,
+    /// Task id of choice 0.
+    offset: usize,
+    started: bool,
+}
+
+impl Scheduler for Follow {
+    fn new_execution(&mut self) -> Option<ShuttleSchedule> {
+        if std::mem::replace(&mut self.started, true) {
+            return None;
+        }
+        Some(ShuttleSchedule::new(0))
+    }
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _is_yielding: bool) -> Option<TaskId> {
+        let next = self.steps.get(self.taken.load(Ordering::SeqCst)).map(|&c| TaskId::from(usize::from(c) + self.offset));
+        let wanted = next.and_then(|w| runnable.iter().find(|t| t.id() == w));
+        let fallback = runnable.iter().find(|t| Some(t.id()) == current).or_else(|| runnable.first());
+        wanted.or(fallback).map(|t| t.id())
+    }
+    fn next_u64(&mut self) -> u64 {
+        0
+    }
+}
+
+/// Replays `steps` (a portable schedule's choices) with actors as shuttle tasks: the same
+/// threaded driver the shuttle engines explore with, steered by [`Follow`]. Returns the
+/// machine at the end, or why the schedule could not be followed.
+pub fn replay(prog: &Arc<Program>, steps: &[u8]) -> Result<crate::model::Machine, String> {
+    super::install_panic_hooks();
+    let initial = Arc::new(crate::model::Machine::new(Arc::clone(prog)));
+    let offset = 1 - usize::from(initial.choice_count() >= super::loom_engine::MAX_ACTORS);
+    let taken = Arc::new(AtomicUsize::new(0));
+    let enabled = Arc::new(AtomicU64::new(0));
+    let follow = Follow { steps: steps.to_vec(), taken: Arc::clone(&taken), offset, started: false };
+    let scheduler = Bounded {
+        enabled: Arc::clone(&enabled),
+        inner: Some(follow),
+        stop: Arc::new(AtomicBool::new(false)),
+        started: Arc::new(AtomicU64::new(0)),
+        exhausted: Arc::new(AtomicBool::new(false)),
+        max: 1,
+        deadline: Instant::now() + std::time::Duration::from_secs(600),
+    };
+    let mut config = shuttle::Config::new();
+    config.silence_warnings = true;
+    config.stack_size = 1 << 20;
+    config.max_steps = shuttle::MaxSteps::None;
+    let result: Arc<StdMutex<Option<crate::model::Machine>>> = Arc::new(StdMutex::new(None));
+    let out = Arc::clone(&result);
+    shuttle::Runner::new(scheduler, config).run(move || {
+        let m = driver::run_execution(&initial, &enabled, &taken);
+        *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+    });
+    let m = result.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or("shuttle ran no execution")?;
+    let followed = m.schedule().len() >= steps.len() && m.schedule()[..steps.len()] == *steps;
+    if !followed {
+        let at = m.schedule().iter().zip(steps).position(|(a, b)| a != b).unwrap_or(m.schedule().len().min(steps.len()));
+        return Err(format!("shuttle could not follow the schedule: at step {} it took choice {:?}, the schedule says {:?}", at + 1, m.schedule().get(at), steps.get(at)));
+    }
+    Ok(m)
 }

@@ -7,14 +7,15 @@
 //! machine itself sits in a std mutex that is never contended (the engines run one task at a
 //! time), so taking it adds no scheduling point of its own.
 
-/// Defines `run_execution(initial, enabled) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
+/// Defines `run_execution(initial, enabled, taken) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
 ///
 /// `initial` is the machine before any step, built once per exploration outside the engine:
 /// building it evaluates the `always` invariants, and the engine's main task may have a small
 /// stack (loom's main coroutine has 32 KiB), too small for a deep invariant in a debug build.
 ///
 /// `enabled` receives, after every step, a bit mask of the runnable actors (bit 63: the
-/// execution has ended). shuttle's scheduler wrapper filters its choices by it, so a shuttle
+/// execution has ended), and `taken` the number of steps taken so far (a scheduler that follows
+/// a recorded schedule needs to know which step is next). shuttle's scheduler wrapper filters its choices by it, so a shuttle
 /// task whose actor is not runnable is never chosen and never needs to block: shuttle's `park`
 /// may wake spuriously, which would give DFS infinitely many schedules. loom's `park` does not,
 /// so under loom a non-runnable actor parks.
@@ -44,7 +45,7 @@ macro_rules! threaded_driver {
         }
 
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
-        pub(crate) fn run_execution(initial: &Machine, enabled: &Arc<std::sync::atomic::AtomicU64>) -> Machine {
+        pub(crate) fn run_execution(initial: &Machine, enabled: &Arc<std::sync::atomic::AtomicU64>, taken: &Arc<std::sync::atomic::AtomicUsize>) -> Machine {
             let machine = initial.clone();
             // Every choice (actor or fault) is a thread: the engine deciding which thread runs
             // decides where faults land too.
@@ -63,12 +64,13 @@ macro_rules! threaded_driver {
                 .filter_map(|a| {
                     let shared = Arc::clone(&shared);
                     let enabled = Arc::clone(enabled);
-                    $rt::thread::Builder::new().stack_size(ACTOR_STACK).spawn(move || actor_loop(a, &shared, &enabled, task_of_actor)).ok()
+                    let taken = Arc::clone(taken);
+                    $rt::thread::Builder::new().stack_size(ACTOR_STACK).spawn(move || actor_loop(a, &shared, (&enabled, &taken), task_of_actor)).ok()
                 })
                 .collect();
-            publish(&shared.machine.lock().unwrap_or_else(|e| e.into_inner()), enabled, task_of_actor);
+            publish(&shared.machine.lock().unwrap_or_else(|e| e.into_inner()), (enabled, taken), task_of_actor);
             if on_main == 1 {
-                actor_loop(0, &shared, enabled, task_of_actor);
+                actor_loop(0, &shared, (enabled, taken), task_of_actor);
             }
             for h in handles {
                 let _ = h.join();
@@ -78,7 +80,8 @@ macro_rules! threaded_driver {
         }
 
         /// Publishes the runnable actors as a mask over task ids (actor `a` is task `a + offset`).
-        fn publish(m: &Machine, enabled: &std::sync::atomic::AtomicU64, offset: usize) {
+        fn publish(m: &Machine, (enabled, taken): Published<'_>, offset: usize) {
+            taken.store(m.schedule().len(), std::sync::atomic::Ordering::SeqCst);
             let mut mask = if m.is_finished() { 1u64 << 63 } else { 0 };
             for a in m.runnable() {
                 mask |= 1 << (a + offset).min(62);
@@ -86,7 +89,10 @@ macro_rules! threaded_driver {
             enabled.store(mask, std::sync::atomic::Ordering::SeqCst);
         }
 
-        fn actor_loop(me: usize, shared: &Shared, enabled: &std::sync::atomic::AtomicU64, offset: usize) {
+        /// Where a step's effect on the choices is published: the runnable mask, the step count.
+        type Published<'a> = (&'a std::sync::atomic::AtomicU64, &'a std::sync::atomic::AtomicUsize);
+
+        fn actor_loop(me: usize, shared: &Shared, published: Published<'_>, offset: usize) {
             shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] = Some($rt::thread::current());
             loop {
                 shared.turn.fetch_add(1, Ordering::SeqCst);
@@ -107,7 +113,7 @@ macro_rules! threaded_driver {
                     continue;
                 }
                 m.step(me);
-                publish(&m, enabled, offset);
+                publish(&m, published, offset);
                 let finished = m.is_finished();
                 // Never unpark an actor that has finished: its thread may be gone, and loom
                 // counts an unpark of a finished thread against its join.
