@@ -207,6 +207,11 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             continue;
         }
         let broke = next.broken().len() > top.machine.broken().len();
+        if broke || next.is_finished() {
+            // A finished execution is a path; so is the schedule up to a break (the finding's
+            // token), also when the search stops there.
+            paths += 1;
+        }
         if next.is_finished() || broke {
             // An ended execution, or one that broke something: its schedule is a finding or a
             // complete run; report it (the collector keeps the first break of each invariant).
@@ -217,7 +222,6 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             }
         }
         if next.is_finished() {
-            paths += 1;
             seen.insert(fingerprint, 1);
             top.below = top.below.saturating_add(1);
         } else {

@@ -5,6 +5,7 @@ mod patchwork;
 mod mailman_faults;
 mod django;
 mod linklock;
+mod native;
 use std::sync::Arc;
 use std::time::Duration;
 
