@@ -15,4 +15,5 @@ pub mod lockfile;
 pub mod model;
 pub mod replay;
 pub mod schedule;
+pub mod shrink;
 pub mod suite;

@@ -358,7 +358,19 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
                 println!("  {reason}");
             }
             for f in &r.findings {
-                println!("  {} broke after {} schedule(s); replay: racelab replay {} --variant {} {}", f.invariant, f.after, file.display(), r.variant, f.replay);
+                println!(
+                    "  {} broke after {} schedule(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {}",
+                    f.invariant,
+                    f.after,
+                    f.switches,
+                    f.shrunk_switches,
+                    file.display(),
+                    r.variant,
+                    f.replay
+                );
+                if f.original != f.replay && !f.original.is_empty() {
+                    println!("    as found (before shrinking): {}", f.original);
+                }
             }
             if let Some(t) = &r.trace {
                 println!();

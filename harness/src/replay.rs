@@ -85,7 +85,7 @@ pub fn trace_of<F: crate::model::fs::Filesystem>(m: &Machine<F>) -> reports::Tra
 
 /// Runs `steps` on a fresh machine; when every step is runnable and `target` breaks, returns
 /// the prefix that ends where it broke.
-fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
+pub(crate) fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
     let mut m = Machine::new(Arc::clone(prog));
     for &a in steps {
         if !m.is_runnable(a as usize) {
@@ -99,55 +99,7 @@ fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>
     m.broken().iter().find(|b| b.invariant == target).map(|b| steps[..b.at_step].to_vec())
 }
 
-/// Shrinks a failing schedule towards the fewest context switches that still break its target.
-///
-/// Greedy: the schedule is a sequence of blocks (runs of one actor); swapping two adjacent
-/// blocks so that one merges with a neighbour removes a switch. A swap is kept when the
-/// schedule still replays and still breaks the target. Bounded, so it always terminates fast.
-pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
-    let Some(target) = sched.target.clone() else { return sched.clone() };
-    let mut best = sched.steps.clone();
-    let mut attempts = 0;
-    'improve: loop {
-        let blocks = blocks_of(&best);
-        for i in 0..blocks.len().saturating_sub(1) {
-            let merges = (i > 0 && blocks[i - 1].0 == blocks[i + 1].0) || (i + 2 < blocks.len() && blocks[i + 2].0 == blocks[i].0);
-            if !merges {
-                continue;
-            }
-            attempts += 1;
-            if attempts > 400 {
-                break 'improve;
-            }
-            let mut swapped = blocks.clone();
-            swapped.swap(i, i + 1);
-            let candidate: Vec<u8> = swapped.iter().flat_map(|(a, n)| std::iter::repeat_n(*a, *n)).collect();
-            if let Some(prefix) = reproduces(prog, &candidate, &target) {
-                if switches(&prefix) < switches(&best) {
-                    best = prefix;
-                    continue 'improve;
-                }
-            }
-        }
-        break;
-    }
-    Schedule { steps: best, ..sched.clone() }
-}
-
-fn blocks_of(steps: &[u8]) -> Vec<(u8, usize)> {
-    let mut out: Vec<(u8, usize)> = Vec::new();
-    for &a in steps {
-        match out.last_mut() {
-            Some((b, n)) if *b == a => *n += 1,
-            _ => out.push((a, 1)),
-        }
-    }
-    out
-}
-
-fn switches(steps: &[u8]) -> usize {
-    steps.windows(2).filter(|w| w[0] != w[1]).count()
-}
+pub use crate::shrink::shrink;
 
 /// A fault's trace row: short enough for a table column, naming the fault as declared.
 fn fault_text(f: &crate::ir::FaultIr) -> String {

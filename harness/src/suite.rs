@@ -182,7 +182,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         .findings
         .iter()
         .zip(&shrunk)
-        .map(|(f, (s, n))| Finding { invariant: f.invariant.clone(), replay: s.encode(), after: f.after, switches: f.schedule.switches(), shrunk_switches: *n })
+        .map(|(f, (s, n))| Finding { invariant: f.invariant.clone(), replay: s.encode(), original: f.schedule.encode(), after: f.after, switches: f.schedule.switches(), shrunk_switches: *n })
         .collect();
     let primary = ex
         .findings

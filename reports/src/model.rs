@@ -45,8 +45,12 @@ impl From<Verdict> for Outcome {
 pub struct Finding {
     /// The invariant's name, or an implicit oracle (`unhandled_error`, `assertion`, `deadlock`, `livelock`).
     pub invariant: String,
-    /// The replay token of the shortest failing schedule this run saw for it.
+    /// The replay token of the failing schedule, shrunk to the fewest context switches (then
+    /// steps, then faults) that still break the invariant.
     pub replay: String,
+    /// The token of the schedule as the engine found it, before shrinking.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub original: String,
     /// How many schedules were explored up to and including the one that broke it.
     pub after: u64,
     /// Context switches in the recorded schedule.

@@ -100,6 +100,7 @@ pub fn violation_met() -> RunResult {
     r.bound = Some("preemption bound 2".to_string());
     r.findings = vec![
         Finding {
+            original: String::new(),
             invariant: "mutual_exclusion".to_string(),
             replay: "rl1:lockfile:naive:AAECAwQFBgc".to_string(),
             after: 17,
@@ -107,6 +108,7 @@ pub fn violation_met() -> RunResult {
             shrunk_switches: 2,
         },
         Finding {
+            original: String::new(),
             invariant: "no_orphan_tmp".to_string(),
             replay: "rl1:lockfile:naive:CAkKCwwN".to_string(),
             after: 40,

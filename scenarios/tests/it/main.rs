@@ -6,6 +6,7 @@ mod mailman_faults;
 mod django;
 mod linklock;
 mod native;
+mod shrink;
 use std::sync::Arc;
 use std::time::Duration;
 
