@@ -15,5 +15,6 @@ pub mod lockfile;
 pub mod model;
 pub mod replay;
 pub mod schedule;
+pub mod shard;
 pub mod shrink;
 pub mod suite;

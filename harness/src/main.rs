@@ -59,6 +59,9 @@ enum Command {
         /// native-dfs: the most distinct states to expand (16 bytes each) before giving up on a proof.
         #[arg(long, default_value_t = racelab::explore::native::DEFAULT_MAX_STATES)]
         max_states: u64,
+        /// Explore only shard I of N of the file's variants (`--shard 2/3`).
+        #[arg(long, value_parser = racelab::shard::parse)]
+        shard: Option<reports::Shard>,
         /// Print the results as JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -164,6 +167,20 @@ enum Command {
         /// `NAME=!reason` lists it as skipped.
         #[arg(long = "db")]
         db: Vec<String>,
+        /// Run only shard I of N (`--shard 1/2`): the variants whose position in the suite is
+        /// I-1 modulo N, with every engine and backend; `racelab merge` combines the shards.
+        #[arg(long, value_parser = racelab::shard::parse)]
+        shard: Option<reports::Shard>,
+    },
+    /// Combine the summary.json files of every shard of a sharded suite into one summary (and
+    /// its Markdown, HTML and JUnit XML).
+    Merge {
+        /// The shards' summary.json files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write the merged reports.
+        #[arg(long, default_value = "target/racelab")]
+        out: PathBuf,
     },
 }
 
@@ -178,9 +195,9 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, json } => {
+        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, shard, json } => {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
-            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states), json, &out)
+            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard), json, &out)
         }
         Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
@@ -192,9 +209,10 @@ fn main() -> ExitCode {
         Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
             lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
         }
-        Command::Suite { paths, out: dir, quick, engines, real, db, replays, stress_runs } => {
-            suite_cmd(&paths, &dir, quick, &engines, &real, &db, (replays, stress_runs), &out)
+        Command::Suite { paths, out: dir, quick, engines, real, db, replays, stress_runs, shard } => {
+            suite_cmd(&paths, &dir, quick, &engines, &real, &db, (replays, stress_runs), shard, &out)
         }
+        Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
     };
     ExitCode::from(code)
 }
@@ -324,7 +342,7 @@ fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states): (usize, u64), json: bool, out: &Output) -> u8 {
+fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard): (usize, u64, Option<reports::Shard>), json: bool, out: &Output) -> u8 {
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -336,10 +354,17 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
             return BAD_INPUT;
         }
     };
-    let progs = match pick_variants(&sc, variant, file) {
+    let mut progs = match pick_variants(&sc, variant, file) {
         Ok(p) => p,
         Err(c) => return c,
     };
+    if let Some(s) = shard {
+        let mut position = 0u32;
+        progs.retain(|_| {
+            position += 1;
+            (position - 1) % s.count == s.index - 1
+        });
+    }
     let mut rows = Vec::new();
     for prog in progs {
         let prog = Arc::new(prog.clone());
@@ -634,7 +659,7 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], db: &[String], counts: (Option<u32>, Option<u64>), out: &Output) -> u8 {
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], db: &[String], counts: (Option<u32>, Option<u64>), shard: Option<reports::Shard>, out: &Output) -> u8 {
     let mut db_targets = Vec::new();
     for d in db {
         let target = match d.split_once('=') {
@@ -699,6 +724,10 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
     if bad {
         return BAD_INPUT;
     }
+    if let Some(s) = shard {
+        scenarios = racelab::shard::select(scenarios, s);
+        println!("shard {}/{}: {} variants", s.index, s.count, scenarios.iter().map(|(_, sc)| sc.variants.len()).sum::<usize>());
+    }
     let cfg = if quick { suite::SuiteConfig::quick() } else { suite::SuiteConfig::full() };
     let jobs = suite::jobs(&scenarios, &cfg, &engines);
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
@@ -745,7 +774,7 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
             println!("  {reason}");
         }
     }
-    let summary = reports::Summary { ok: suite::exit_code(&results) == 0, results };
+    let summary = reports::Summary { ok: suite::exit_code(&results) == 0, results, shard };
     match reports::write_all(&summary, dir) {
         Ok(paths) => {
             println!("\n{}", summary.tally().describe());
@@ -859,5 +888,46 @@ fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<u
         0
     } else {
         1
+    }
+}
+
+/// `racelab merge`: the shards' summaries, checked to be one complete split, as one summary.
+fn merge_cmd(files: &[PathBuf], dir: &Path) -> u8 {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprint_error(format_args!("cannot read {}: {e}", f.display()));
+                return BAD_INPUT;
+            }
+        };
+        match serde_json::from_str::<reports::Summary>(&text) {
+            Ok(s) => parts.push((f.display().to_string(), s)),
+            Err(e) => {
+                eprint_error(format_args!("{} is not a racelab summary.json: {e}", f.display()));
+                return BAD_INPUT;
+            }
+        }
+    }
+    let summary = match racelab::shard::merge(parts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    match reports::write_all(&summary, dir) {
+        Ok(paths) => {
+            println!("merged {} shards: {}", files.len(), summary.tally().describe());
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            suite::exit_code(&summary.results) as u8
+        }
+        Err(e) => {
+            eprint_error(format_args!("cannot write reports to {}: {e}", dir.display()));
+            3
+        }
     }
 }

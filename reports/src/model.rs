@@ -164,6 +164,18 @@ pub struct RunResult {
 pub struct Summary {
     pub ok: bool,
     pub results: Vec<RunResult>,
+    /// Set on the summary of one shard of a sharded run (`--shard I/N`); `racelab merge`
+    /// combines the shards' summaries into one without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` of `count` (1-based): the scenario variants whose position in the sorted list
+/// is `index - 1` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
 }
 
 /// A failing interleaving, step by step, ready to render as a table with one column per actor.

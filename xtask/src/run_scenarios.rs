@@ -23,14 +23,17 @@ pub fn run(args: &[String]) -> Result<u8> {
     let mut engines: Option<String> = None;
     let mut racelab: Option<PathBuf> = None;
     let mut scenarios: Option<PathBuf> = None;
+    let mut shard: Option<String> = None;
     let mut it = args.iter();
-    let usage = "options: --quick, --engines E1,E2, --model-only, --no-nfs, --scenarios PATH, --racelab BINARY";
+    let usage = "options: --quick, --engines E1,E2, --model-only, --no-nfs, --shard I/N, --scenarios PATH, --racelab BINARY";
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--model-only" => real = false,
             // The NFS part boots a User-mode Linux guest and takes minutes; this leaves it out.
             "--no-nfs" => nfs = false,
+            // One machine's part of a CI job matrix; `racelab merge` combines the summaries.
+            "--shard" => shard = Some(it.next().context("--shard needs I/N, e.g. --shard 1/2")?.clone()),
             "--engines" => engines = Some(it.next().context("--engines needs a value, e.g. --engines shuttle-random,loom")?.clone()),
             // For tests: run an already built racelab, on some scenarios only.
             "--racelab" => racelab = Some(PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?)),
@@ -62,6 +65,9 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
     if let Some(e) = engines {
         cmd.arg("--engines").arg(e);
+    }
+    if let Some(s) = &shard {
+        cmd.arg("--shard").arg(s);
     }
 
     // Held until the suite is done; dropping them removes the temp dir and tears the matrix down.

@@ -258,7 +258,7 @@ fn run_scenarios_merges_the_guest_suite_rows_into_the_main_summary() {
         ))
         .expect("a valid row")
     };
-    let main = reports::Summary { ok: true, results: vec![row("fs:tempdir")] };
+    let main = reports::Summary { ok: true, results: vec![row("fs:tempdir")], shard: None };
     reports::write_all(&main, &target.join("racelab")).expect("main summary written");
     // The stand-in racelab: records its arguments and writes one row per NFS target, with the
     // options of the mount its directory is on, as racelab's fsinfo would.

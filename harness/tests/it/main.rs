@@ -6,6 +6,7 @@ mod faults;
 mod real;
 mod realdb;
 mod replay;
+mod shard;
 mod fuzz;
 mod parser;
 mod lockfile;

@@ -210,6 +210,7 @@ pub fn passing_summary() -> Summary {
     Summary {
         ok: true,
         results: vec![violation_met(), holds_met(), skipped()],
+        shard: None,
     }
 }
 
