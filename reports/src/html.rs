@@ -1,5 +1,7 @@
-//! Renders a whole summary as one self-contained HTML page (inline CSS, no scripts, no external
-//! resources) with the same content as the Markdown report, for CI artifact viewers.
+//! Renders a whole summary as one self-contained HTML page (inline CSS and SVG, no scripts, no
+//! external resources): per scenario and variant the outcome on each engine and backend, each
+//! failing interleaving as a sequence diagram, divergences between the model and real backends,
+//! reproduction rates with their intervals, and the lock benchmark's charts when they exist.
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
 use crate::model::{Outcome, RunResult, Summary};
@@ -23,6 +25,14 @@ tr.error { background: #fff8c5; }
 pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; }
 pre.token { white-space: pre-wrap; word-break: break-all; }
 .reason { white-space: pre-wrap; }
+td.cell { text-align: center; font-size: 0.9em; }
+td.cell.met { background: #dafbe1; }
+td.cell.not-met { background: #ffebe9; }
+td.cell.skipped { background: #f6f8fa; color: #6e7781; }
+td.cell.error { background: #fff8c5; }
+.diagram { overflow-x: auto; border: 1px solid #d0d7de; padding: 0.5em; }
+svg.rate { vertical-align: middle; }
+.chart svg { max-width: 100%; height: auto; }
 ";
 
 const COLUMNS: [&str; 11] = [
@@ -41,6 +51,11 @@ const COLUMNS: [&str; 11] = [
 
 /// The whole page, ending with a newline.
 pub fn render_html(summary: &Summary) -> String {
+    render_html_with_charts(summary, &[])
+}
+
+/// The whole page, with the lock benchmark's charts (name, SVG text) inlined at the end.
+pub fn render_html_with_charts(summary: &Summary, charts: &[(String, String)]) -> String {
     let mut out = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>racelab summary</title>\n",
@@ -48,11 +63,155 @@ pub fn render_html(summary: &Summary) -> String {
     out.push_str(&format!("<style>\n{CSS}</style>\n</head>\n<body>\n"));
     out.push_str("<h1>racelab summary</h1>\n");
     out.push_str(&overall(summary));
+    out.push_str(&matrix(&summary.results));
+    out.push_str(&divergences(&summary.results));
+    out.push_str(&rates(&summary.results));
+    out.push_str("<h2>Every run</h2>\n");
     out.push_str(&results_table(&summary.results));
     out.push_str(&skipped_section(&summary.results));
     out.push_str(&details_sections(&summary.results));
+    out.push_str(&charts_section(charts));
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// Per scenario and variant (rows), the outcome on each engine and backend (columns): the
+/// page's first answer to "what broke where".
+fn matrix(results: &[RunResult]) -> String {
+    let mut columns: Vec<(String, String)> = Vec::new();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for r in results {
+        let c = (r.engine.clone(), r.backend.clone());
+        if !columns.contains(&c) {
+            columns.push(c);
+        }
+        let v = (r.scenario.clone(), r.variant.clone());
+        if !rows.contains(&v) {
+            rows.push(v);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Outcomes by engine and backend</h2>\n<table class=\"matrix\">\n<thead><tr><th>scenario / variant</th><th>expected</th>");
+    for (engine, backend) in &columns {
+        out.push_str(&format!("<th>{}<br><small>{}</small></th>", escape(engine), escape(backend)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for (scenario, variant) in &rows {
+        let mine: Vec<(usize, &RunResult)> = results.iter().enumerate().filter(|(_, r)| &r.scenario == scenario && &r.variant == variant).collect();
+        let expected = mine.first().map(|(_, r)| r.expected_label()).unwrap_or_default();
+        out.push_str(&format!("<tr><td>{}/{}</td><td>{}</td>", escape(scenario), escape(variant), escape(&expected)));
+        for (engine, backend) in &columns {
+            let runs: Vec<&(usize, &RunResult)> = mine.iter().filter(|(_, r)| &r.engine == engine && &r.backend == backend).collect();
+            match runs.first() {
+                None => out.push_str("<td class=\"cell\"></td>"),
+                Some((i, r)) => {
+                    // Several runs in one cell (forced replays of several findings): the worst decides.
+                    let worst = runs.iter().map(|(_, r)| *r).min_by_key(|r| match row_class(r) {
+                        "not-met" => 0,
+                        "error" => 1,
+                        "met" => 2,
+                        _ => 3,
+                    });
+                    let shown = worst.unwrap_or(r);
+                    let text = format!("{} {}", met_mark(shown), shown.outcome_label());
+                    let link = if shown.has_details() { format!("<a href=\"#{}\">{}</a>", anchor(*i), escape(&text)) } else { escape(&text) };
+                    out.push_str(&format!("<td class=\"cell {}\">{link}</td>", row_class(shown)));
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// Where a real backend answered differently from the model, step by step.
+fn divergences(results: &[RunResult]) -> String {
+    let rows: Vec<&RunResult> = results.iter().filter(|r| r.divergence.is_some()).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Divergences between the model and real backends</h2>\n<table>\n<thead><tr><th>run</th><th>step</th><th>actor</th><th>operation</th><th>model</th><th>real</th><th>met</th></tr></thead>\n<tbody>\n");
+    for r in rows {
+        let d = r.divergence.as_ref().expect("filtered");
+        out.push_str(&format!(
+            "<tr class=\"{}\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td><td class=\"mark\">{}</td></tr>\n",
+            row_class(r),
+            escape(&run_name(r)),
+            d.step,
+            escape(&d.actor),
+            escape(&d.operation),
+            escape(&d.model),
+            escape(&d.real),
+            met_mark(r)
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// A 95% interval as a small bar: the interval shaded, the measured rate a tick.
+fn rate_bar(hits: u64, runs: u64, low: f64, high: f64) -> String {
+    let w = 160.0;
+    let p = if runs == 0 { 0.0 } else { hits as f64 / runs as f64 };
+    format!(
+        "<svg class=\"rate\" width=\"170\" height=\"14\" role=\"img\"><title>{hits}/{runs}, 95% interval {:.1}%–{:.1}%</title><rect x=\"5\" y=\"5\" width=\"{w}\" height=\"4\" fill=\"#eaeef2\"/><rect x=\"{:.1}\" y=\"2\" width=\"{:.1}\" height=\"10\" fill=\"#54aeff\" opacity=\"0.5\"/><rect x=\"{:.1}\" y=\"0\" width=\"2\" height=\"14\" fill=\"#0969da\"/></svg>",
+        low * 100.0,
+        high * 100.0,
+        5.0 + low * w,
+        ((high - low) * w).max(1.0),
+        4.0 + p * w
+    )
+}
+
+/// Reproduction rates on real systems (forced replays and stress runs), with Wilson intervals.
+fn rates(results: &[RunResult]) -> String {
+    let mut lines = Vec::new();
+    for r in results {
+        if !r.rates.is_empty() {
+            for x in &r.rates {
+                lines.push((r, x.invariant.clone(), x.hits, x.runs, x.low, x.high));
+            }
+        } else if let Some(x) = &r.rate {
+            lines.push((r, r.invariant.clone().unwrap_or_default(), x.hits, x.runs, x.low, x.high));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Reproduction rates on real systems</h2>\n<table>\n<thead><tr><th>run</th><th>invariant</th><th>hits / runs</th><th>95% interval (Wilson)</th><th></th></tr></thead>\n<tbody>\n");
+    for (r, inv, hits, runs, low, high) in lines {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{hits} / {runs}</td><td class=\"num\">{:.1}% – {:.1}%</td><td>{}</td></tr>\n",
+            escape(&run_name(r)),
+            escape(&inv),
+            low * 100.0,
+            high * 100.0,
+            rate_bar(hits, runs, low, high)
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// The lock benchmark's charts (SVG files written by `cargo xtask bench-locks`), inline.
+fn charts_section(charts: &[(String, String)]) -> String {
+    let mut out = String::from("<h2>Lock benchmarks</h2>\n");
+    if charts.is_empty() {
+        out.push_str("<p>No charts yet: <code>cargo xtask bench-locks</code> measures the lock strategies on every filesystem and draws them; the next report includes them.</p>\n");
+        return out;
+    }
+    for (name, svg) in charts {
+        out.push_str(&format!("<figure class=\"chart\"><figcaption>{}</figcaption>\n{}\n</figure>\n", escape(name), strip_xml_prolog(svg)));
+    }
+    out
+}
+
+/// An SVG file's content, ready to inline: without its XML declaration or doctype.
+fn strip_xml_prolog(svg: &str) -> &str {
+    svg.find("<svg").map_or(svg, |i| &svg[i..])
 }
 
 fn overall(summary: &Summary) -> String {
@@ -170,6 +329,8 @@ fn details(i: usize, r: &RunResult) -> String {
         out.push_str(&format!("<pre class=\"token\">{}</pre>\n", escape(token)));
     }
     if let Some(trace) = &r.trace {
+        out.push_str("<p>The interleaving (shrunk), one lane per actor:</p>\n");
+        out.push_str(&format!("<div class=\"diagram\">\n{}</div>\n", crate::sequence::render_sequence(trace)));
         out.push_str("<p>Trace:</p>\n");
         let table = render_trace(trace, Style::plain());
         out.push_str(&format!("<pre class=\"trace\">{}</pre>\n", escape(&table)));

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod sequence;
 pub mod table;
 
 use std::io;
@@ -24,7 +25,7 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
     let files = [
         ("summary.json", json),
         ("summary.md", markdown::render_summary(summary)),
-        ("summary.html", html::render_html(summary)),
+        ("summary.html", html::render_html_with_charts(summary, &lock_charts(dir))),
         ("junit.xml", junit::render_junit(summary)),
     ];
     let mut written = Vec::with_capacity(files.len());
@@ -34,4 +35,19 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// The SVG charts `cargo xtask bench-locks` writes to `target/bench-locks/` (a sibling of the
+/// report directory `target/racelab/`), by file name, for the HTML report; none when the
+/// benchmark has not run.
+fn lock_charts(dir: &Path) -> Vec<(String, String)> {
+    let Some(bench) = dir.parent().map(|p| p.join("bench-locks")) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&bench)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "svg")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), std::fs::read_to_string(&p).ok()?)))
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! The harness's integration tests: one binary, one module per area.
 
+mod browser;
 mod db;
 mod engines;
 mod faults;

@@ -43,3 +43,39 @@ fn every_string_is_escaped() {
     assert!(page.contains("&lt;is the server running?&gt;"));
     assert_eq!(escape("a&b<'c'>"), "a&amp;b&lt;&#39;c&#39;&gt;");
 }
+
+/// The sequence diagram of a failing interleaving: lanes, one box per step, the fault and
+/// blocked steps marked, the verdict at the end.
+#[test]
+fn the_sequence_diagram_has_a_lane_per_actor_and_marks_faults_blocks_and_the_break() {
+    let mut trace = fixtures::lockfile_trace();
+    trace.steps[1].operation = "FAULT crash_holder: crash".into();
+    trace.steps[2].result = "blocked: import_lock is held by thread2".into();
+    let svg = reports::sequence::render_sequence(&trace);
+    assert!(svg.starts_with("<svg class=\"sequence\""));
+    for actor in &trace.actors {
+        assert!(svg.contains(&format!(">{actor}</text>")), "no lane header for {actor}");
+    }
+    assert_eq!(svg.matches("<g class=\"row ").count(), trace.steps.len());
+    assert!(svg.contains("class=\"fault\""), "the fault is not marked");
+    assert!(svg.contains("class=\"blocked\""), "the blocked step is not marked");
+    let broke = trace.steps.iter().filter(|s| !s.broke.is_empty()).count();
+    assert_eq!(svg.matches("class=\"broke\"").count(), broke);
+    assert!(svg.contains(&reports::html::escape(&trace.verdict)), "the verdict is not at the end");
+}
+
+/// Self-contained: nothing on the page would be fetched (no src, no external href, no url()).
+#[test]
+fn the_page_references_no_external_resource() {
+    let charts = vec![("throughput".to_string(), "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>".to_string())];
+    let page = reports::html::render_html_with_charts(&fixtures::failing_summary(), &charts);
+    assert!(page.contains("<svg class=\"sequence\""), "no sequence diagram on the page");
+    assert!(page.contains("<figure class=\"chart\">"), "the lock chart is not inlined");
+    assert!(!page.contains("<?xml"), "an XML prolog was inlined");
+    for pattern in ["src=", "url(", "@import", "<link", "<script"] {
+        assert!(!page.contains(pattern), "the page has `{pattern}`");
+    }
+    for (i, _) in page.match_indices("href=\"") {
+        assert!(page[i + 6..].starts_with('#'), "an external link: {}", &page[i..(i + 60).min(page.len())]);
+    }
+}
