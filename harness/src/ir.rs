@@ -244,6 +244,15 @@ pub struct FaultIr {
     pub text: String,
 }
 
+/// `param NAME in LOW..=HIGH`: the range, and the value a program was compiled with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamIr {
+    pub name: String,
+    pub low: i64,
+    pub high: i64,
+    pub value: i64,
+}
+
 /// A database the scenario's actors share; each actor has its own connection.
 #[derive(Debug, Clone)]
 pub struct DatabaseIr {
@@ -474,6 +483,8 @@ pub struct Program {
     /// How many faults may land in one execution.
     pub fault_budget: usize,
     pub database: Option<DatabaseIr>,
+    /// `param NAME in LOW..=HIGH`, with the value this program was compiled with.
+    pub params: Vec<ParamIr>,
     /// Every SQL statement of the scenario, parsed once; `Op::Sql` and `Query::Sql` index it.
     pub sql: Vec<Arc<crate::model::db::Prepared>>,
     /// The clients (mounts of one export) actors work through, `A` first; one unless the

@@ -13,6 +13,7 @@ pub mod ir;
 pub mod lang;
 pub mod lockfile;
 pub mod model;
+pub mod params;
 pub mod replay;
 pub mod schedule;
 pub mod shard;

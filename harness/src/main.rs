@@ -59,6 +59,10 @@ enum Command {
         /// native-dfs: the most distinct states to expand (16 bytes each) before giving up on a proof.
         #[arg(long, default_value_t = racelab::explore::native::DEFAULT_MAX_STATES)]
         max_states: u64,
+        /// For a scenario with `param`s: how many draws of their values to explore (each with
+        /// the whole budget); a failing draw is shrunk to the smallest values that still fail.
+        #[arg(long, default_value_t = 8)]
+        param_draws: u32,
         /// Explore only shard I of N of the file's variants (`--shard 2/3`).
         #[arg(long, value_parser = racelab::shard::parse)]
         shard: Option<reports::Shard>,
@@ -195,9 +199,9 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, shard, json } => {
+        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, param_draws, shard, json } => {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
-            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard), json, &out)
+            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws), json, &out)
         }
         Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
@@ -273,12 +277,22 @@ fn eprint_error(msg: impl std::fmt::Display) {
 
 /// Reads and compiles a scenario file and picks one variant, printing what went wrong.
 fn load_variant(file: &Path, variant: &str, out: &Output) -> Result<Arc<racelab::ir::Program>, u8> {
-    let sc = load(file, out)?;
+    load_variant_with(file, variant, &Default::default(), out)
+}
+
+/// [`load_variant`] with values for the scenario's parameters (a replay token's).
+fn load_variant_with(file: &Path, variant: &str, params: &std::collections::BTreeMap<String, i64>, out: &Output) -> Result<Arc<racelab::ir::Program>, u8> {
+    let sc = load_with(file, params, out)?;
     pick_variants(&sc, Some(variant), file).map(|p| Arc::new(p[0].clone()))
 }
 
 /// Reads and compiles a scenario file, printing diagnostics on failure.
 fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
+    load_with(path, &Default::default(), out)
+}
+
+/// [`load`] with values for the scenario's parameters.
+fn load_with(path: &Path, params: &std::collections::BTreeMap<String, i64>, out: &Output) -> Result<Scenario, u8> {
     let src = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => {
@@ -286,7 +300,7 @@ fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
             return Err(BAD_INPUT);
         }
     };
-    match lang::compile(&path.display().to_string(), &src) {
+    match lang::compile_with(&path.display().to_string(), &src, params) {
         Ok(sc) => Ok(sc),
         Err(errors) => {
             let theme = if out.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
@@ -342,7 +356,7 @@ fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard): (usize, u64, Option<reports::Shard>), json: bool, out: &Output) -> u8 {
+fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard, param_draws): (usize, u64, Option<reports::Shard>, u32), json: bool, out: &Output) -> u8 {
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -369,6 +383,31 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     for prog in progs {
         let prog = Arc::new(prog.clone());
         let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound).max_states(max_states)).collect();
+        if !prog.params.is_empty() {
+            // Parameters: each engine explores draws of their values; a failure is shrunk.
+            let src = std::fs::read_to_string(file).unwrap_or_default();
+            for cfg in &configs {
+                match racelab::params::search(&file.display().to_string(), &src, &prog.variant, &prog.params, cfg, param_draws, seed) {
+                    Ok(s) => {
+                        let show = |v: &std::collections::BTreeMap<String, i64>| v.iter().map(|(n, x)| format!("{n} = {x}")).collect::<Vec<_>>().join(", ");
+                        let drawn: Vec<String> = s.draws.iter().map(|d| format!("({})", show(d))).collect();
+                        match &s.failing_before_shrink {
+                            Some(before) => println!(
+                                "{}/{} [{}]: parameters drawn {}; the failure at ({}) shrinks to ({}) in {} steps",
+                                stem(file), prog.variant, cfg.kind.name(), drawn.join(" "), show(before), show(&s.result.values), s.shrink_steps
+                            ),
+                            None => println!("{}/{} [{}]: parameters drawn {}; none broke anything", stem(file), prog.variant, cfg.kind.name(), drawn.join(" ")),
+                        }
+                        rows.push(suite::result_row(&stem(file), &s.result.prog, cfg, s.result.outcome));
+                    }
+                    Err(e) => {
+                        eprint_error(e);
+                        return BAD_INPUT;
+                    }
+                }
+            }
+            continue;
+        }
         for (cfg, res) in explore::portfolio::run(&prog, &configs) {
             rows.push(suite::result_row(&stem(file), &prog, &cfg, res));
         }
@@ -433,11 +472,13 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
             return BAD_INPUT;
         }
     };
-    let prog = match load_variant(file, variant, out) {
+    // A token recorded with parameter values replays on the scenario compiled with them.
+    let params = Schedule::decode(token).map(|s| s.param_values()).unwrap_or_default();
+    let prog = match load_variant_with(file, variant, &params, out) {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let mut sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog.scenario, &prog.variant, prog.fingerprint).map(|()| s)) {
+    let mut sched = match Schedule::decode(token).and_then(|s| s.check_fits(&prog).map(|()| s)) {
         Ok(s) => s,
         Err(e) => {
             eprint_error(e);

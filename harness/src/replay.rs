@@ -28,7 +28,7 @@ impl Replayed {
 
 /// Runs `sched` on a fresh model machine for `prog`, refusing tokens that do not fit.
 pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenError> {
-    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    sched.check_fits(prog)?;
     let mut m = Machine::new(Arc::clone(prog));
     m.record_details();
     for (i, &a) in sched.steps.iter().enumerate() {

@@ -11,7 +11,9 @@ use std::fmt;
 use crate::lang::fnv32;
 
 const PREFIX: &str = "rl1_";
+/// Version 1: no parameters. Version 2 adds the values of the scenario's `param`s.
 const VERSION: u8 = 1;
+const VERSION_WITH_PARAMS: u8 = 2;
 
 /// A recorded schedule and what it reproduces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub struct Schedule {
     pub target: Option<String>,
     /// The actor of each step, in order.
     pub steps: Vec<u8>,
+    /// The values of the scenario's `param`s the schedule was recorded with, by name.
+    pub params: Vec<(String, i64)>,
 }
 
 /// Why a token was refused.
@@ -36,6 +40,8 @@ pub enum TokenError {
     WrongScenario { token_scenario: String, token_variant: String, scenario: String, variant: String },
     /// The scenario's text changed since the token was recorded.
     Stale { scenario: String, variant: String },
+    /// The token was recorded with other parameter values than the scenario was compiled with.
+    Params { token: String, compiled: String },
     /// The schedule asks for a step the scenario cannot take (an actor that is not runnable).
     Diverged { step: usize, actor: usize, why: String },
 }
@@ -53,6 +59,10 @@ impl fmt::Display for TokenError {
                 f,
                 "the token was recorded for an earlier version of `{scenario}` variant `{variant}`; the scenario has changed since, so run `racelab explore` again for a fresh token"
             ),
+            TokenError::Params { token, compiled } => write!(
+                f,
+                "the token was recorded with parameters {token}, but the scenario was compiled with {compiled}; `racelab replay` compiles it with the token's parameters"
+            ),
             TokenError::Diverged { step, actor, why } => {
                 write!(f, "the token does not fit this scenario: at step {step}, actor #{actor} {why}")
             }
@@ -63,17 +73,43 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 impl Schedule {
+    /// A schedule of `prog` (its scenario, variant, fingerprint and parameter values).
+    pub fn of(prog: &crate::ir::Program, target: Option<String>, steps: Vec<u8>) -> Schedule {
+        Schedule {
+            scenario: prog.scenario.clone(),
+            variant: prog.variant.clone(),
+            fingerprint: prog.fingerprint,
+            target,
+            steps,
+            params: prog.params.iter().map(|p| (p.name.clone(), p.value)).collect(),
+        }
+    }
+
+    /// The parameter values as `compile_with` takes them.
+    pub fn param_values(&self) -> std::collections::BTreeMap<String, i64> {
+        self.params.iter().cloned().collect()
+    }
+
     /// Context switches: steps whose actor differs from the previous step's.
     pub fn switches(&self) -> u32 {
         self.steps.windows(2).filter(|w| w[0] != w[1]).count() as u32
     }
 
     pub fn encode(&self) -> String {
-        let mut b = vec![VERSION];
+        let mut b = vec![if self.params.is_empty() { VERSION } else { VERSION_WITH_PARAMS }];
         b.extend_from_slice(&self.fingerprint.to_le_bytes());
         for s in [&self.scenario, &self.variant, self.target.as_deref().unwrap_or("")] {
             put_varint(&mut b, s.len() as u64);
             b.extend_from_slice(s.as_bytes());
+        }
+        if !self.params.is_empty() {
+            put_varint(&mut b, self.params.len() as u64);
+            for (name, value) in &self.params {
+                put_varint(&mut b, name.len() as u64);
+                b.extend_from_slice(name.as_bytes());
+                // Zigzag, so that small negative values stay short too.
+                put_varint(&mut b, ((value << 1) ^ (value >> 63)) as u64);
+            }
         }
         let mut i = 0;
         while i < self.steps.len() {
@@ -100,7 +136,7 @@ impl Schedule {
         if fnv32(0x811c_9dc5, data).to_le_bytes() != sum {
             return Err(TokenError::Corrupted);
         }
-        if data[0] != VERSION {
+        if data[0] != VERSION && data[0] != VERSION_WITH_PARAMS {
             return Err(TokenError::Malformed(format!("token version {} is not supported by this racelab", data[0])));
         }
         let mut r = Reader { b: data, i: 1 };
@@ -110,6 +146,16 @@ impl Schedule {
             let n = r.varint()? as usize;
             let s = std::str::from_utf8(r.take(n)?).map_err(|_| TokenError::Malformed("bad name".into()))?;
             strings.push(s.to_string());
+        }
+        let mut params = Vec::new();
+        if data[0] == VERSION_WITH_PARAMS {
+            let n = r.varint()?;
+            for _ in 0..n.min(64) {
+                let len = r.varint()? as usize;
+                let name = std::str::from_utf8(r.take(len)?).map_err(|_| TokenError::Malformed("bad parameter name".into()))?.to_string();
+                let z = r.varint()?;
+                params.push((name, ((z >> 1) as i64) ^ -((z & 1) as i64)));
+            }
         }
         let mut steps = Vec::new();
         while r.i < data.len() {
@@ -123,11 +169,13 @@ impl Schedule {
         let target = Some(strings.pop().unwrap_or_default()).filter(|t| !t.is_empty());
         let variant = strings.pop().unwrap_or_default();
         let scenario = strings.pop().unwrap_or_default();
-        Ok(Schedule { scenario, variant, fingerprint, target, steps })
+        Ok(Schedule { scenario, variant, fingerprint, target, steps, params })
     }
 
-    /// Refuses a token recorded for another scenario, variant, or version of the scenario.
-    pub fn check_fits(&self, scenario: &str, variant: &str, fingerprint: u32) -> Result<(), TokenError> {
+    /// Refuses a token recorded for another scenario, variant, version of the scenario, or
+    /// other parameter values than `prog` was compiled with.
+    pub fn check_fits(&self, prog: &crate::ir::Program) -> Result<(), TokenError> {
+        let (scenario, variant) = (prog.scenario.as_str(), prog.variant.as_str());
         if self.scenario != scenario || self.variant != variant {
             return Err(TokenError::WrongScenario {
                 token_scenario: self.scenario.clone(),
@@ -136,8 +184,13 @@ impl Schedule {
                 variant: variant.to_string(),
             });
         }
-        if self.fingerprint != fingerprint {
+        if self.fingerprint != prog.fingerprint {
             return Err(TokenError::Stale { scenario: scenario.to_string(), variant: variant.to_string() });
+        }
+        let compiled: Vec<(String, i64)> = prog.params.iter().map(|p| (p.name.clone(), p.value)).collect();
+        if self.params != compiled {
+            let show = |ps: &[(String, i64)]| if ps.is_empty() { "none".to_string() } else { ps.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", ") };
+            return Err(TokenError::Params { token: show(&self.params), compiled: show(&compiled) });
         }
         Ok(())
     }

@@ -66,7 +66,7 @@ pub enum ForcedError {
 /// works through its client's mount (see [`super::actor_roots`]).
 pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::PathBuf], mode: ActorMode) -> Result<Forced, ForcedError> {
     let root: &Path = roots.first().map(|p| p.as_path()).ok_or_else(|| ForcedError::Infrastructure("no directory to run in".into()))?;
-    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    sched.check_fits(prog)?;
     let infra = ForcedError::Infrastructure;
     let run_dir = tempfile::Builder::new()
         .prefix("racelab-run-")
@@ -93,7 +93,7 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::
 /// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
 /// caller. Infrastructure failures and interruptions are errors, not divergences.
 pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut Machine<F>) -> Result<Option<Divergence>, ForcedError> {
-    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    sched.check_fits(prog)?;
     let infra = ForcedError::Infrastructure;
     real.record_details();
     let mut model = Machine::new(Arc::clone(prog));

@@ -55,13 +55,7 @@ impl Collector {
             if self.findings.iter().any(|f| f.invariant == b.invariant) {
                 continue;
             }
-            let schedule = Schedule {
-                scenario: self.prog.scenario.clone(),
-                variant: self.prog.variant.clone(),
-                fingerprint: self.prog.fingerprint,
-                target: Some(b.invariant.clone()),
-                steps: m.schedule()[..b.at_step].to_vec(),
-            };
+            let schedule = Schedule::of(&self.prog, Some(b.invariant.clone()), m.schedule()[..b.at_step].to_vec());
             self.findings.push(Found { invariant: b.invariant.clone(), message: b.message.clone(), schedule, after: self.executions });
         }
         self.stop = self.stop || self.verdict_settled();

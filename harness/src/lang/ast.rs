@@ -39,6 +39,8 @@ pub enum Item {
     Nfs { cache: Expr, span: Span },
     /// `database [innodb|postgres] { "CREATE TABLE ..." "INSERT ..." }`.
     Database { flavour: Option<Ident>, statements: Vec<(String, Span)>, span: Span },
+    /// `param NAME in LOW..=HIGH`: a constant whose value each exploration draws from the range.
+    Param { name: Ident, low: Expr, high: Expr, span: Span },
     /// `database NAME`: another database on the same server, with no tables, that actors open
     /// connections to with `connect("NAME")` (Launchpad's read-write master and its replica).
     NamedDatabase { name: Ident },

@@ -48,6 +48,8 @@ pub struct VariantInput<'a> {
     pub items: Vec<&'a Item>,
     pub expected: Option<Expected>,
     pub fingerprint: u32,
+    /// Values for `param` declarations (the rest take their range's low end).
+    pub params: &'a std::collections::BTreeMap<String, i64>,
 }
 
 pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Program {
@@ -81,6 +83,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         faults: vec![],
         fault_budget: 1,
         database: None,
+        params: vec![],
         sql: vec![],
         clients: vec!["A".to_string()],
         nfs_cache_ms: None,
@@ -103,6 +106,28 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             cx.named_databases.push(name.name.clone());
         }
     }
+    // Parameters first: constants and everything else may use them.
+    for item in &input.items {
+        if let Item::Param { name, low, high, span } = item {
+            let (lo, hi) = (cx.const_value(low), cx.const_value(high));
+            let (Value::Int(lo), Value::Int(hi)) = (lo, hi) else {
+                cx.err(*span, "a parameter ranges over integers or durations", "not a range of numbers", "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`");
+                continue;
+            };
+            if lo > hi {
+                cx.err(*span, format!("the range {lo}..={hi} is empty"), "empty range", "write the low end first");
+                continue;
+            }
+            let value = input.params.get(&name.name).copied().unwrap_or(lo);
+            if !(lo..=hi).contains(&value) {
+                cx.err(name.span, format!("parameter `{}` = {value} is outside its range {lo}..={hi}", name.name), "out of range", "a replay token's parameters must fit the scenario's ranges; explore again for a fresh token");
+            }
+            if cx.consts.insert(name.name.clone(), Value::Int(value)).is_some() || prog.params.iter().any(|p| p.name == name.name) {
+                cx.dup(name, "parameter");
+            }
+            prog.params.push(ParamIr { name: name.name.clone(), low: lo, high: hi, value });
+        }
+    }
     for item in &input.items {
         match item {
             Item::Local { name, init } => {
@@ -120,6 +145,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                 }
                 prog.locks.push((name.name.clone(), *kind));
             }
+            Item::Param { .. } => {}
             Item::NamedDatabase { name } => {
                 if named_databases.iter().any(|n: &Ident| n.name == name.name) {
                     cx.dup(name, "database");

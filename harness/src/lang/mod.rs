@@ -31,7 +31,14 @@ impl Scenario {
 }
 
 /// Parses and checks `src` (named `file` in diagnostics); every problem is reported at once.
+/// Parameters take the low end of their range.
 pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
+    compile_with(file, src, &std::collections::BTreeMap::new())
+}
+
+/// [`compile`] with values for some of the scenario's `param`s (from an exploration's draw, or
+/// a replay token). A value for a parameter the scenario does not declare is an error.
+pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<String, i64>) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
     let sc = parser::parse(src, &mut diags);
     let tree_fingerprint = fingerprint_tokens(src);
@@ -63,12 +70,17 @@ pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
         let expected = expectation(expects, &variant, span, &mut diags);
         let expected_real = (!real.is_empty()).then(|| expectation(&real, &variant, span, &mut diags)).flatten();
         let fingerprint = fnv32(tree_fingerprint, variant.as_bytes());
-        let prog = lower::lower(src, lower::VariantInput { scenario: &name, variant: &variant, items, expected, fingerprint }, &mut diags);
+        let prog = lower::lower(src, lower::VariantInput { scenario: &name, variant: &variant, items, expected, fingerprint, params }, &mut diags);
         check_expectation(&prog, expects, &mut diags);
         check_expectation(&prog, &real, &mut diags);
         let mut prog = prog;
         prog.expected_real = expected_real;
         variants.push(prog);
+    }
+    let declared: Vec<&str> = sc.items.iter().filter_map(|i| if let Item::Param { name, .. } = i { Some(name.name.as_str()) } else { None }).collect();
+    for unknown in params.keys().filter(|k| !declared.contains(&k.as_str())) {
+        let help = if declared.is_empty() { "this scenario declares no parameters".to_string() } else { format!("its parameters: {}", declared.join(", ")) };
+        diags.push(Diag::new(Span::default(), format!("a value was given for parameter `{unknown}`, which the scenario does not declare"), "no such parameter").help(help));
     }
     if !diags.is_empty() {
         return Err(ScenarioErrors::new(file, src, diags));

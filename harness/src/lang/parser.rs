@@ -10,7 +10,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "about", "source", "const", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
+    "about", "source", "const", "param", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
     "fault", "faults", "variant", "expect",
 ];
 
@@ -261,6 +261,21 @@ impl<'a> Parser<'a> {
     fn common_item(&mut self, kw: &str, top: bool) -> PResult<Item> {
         let t = self.peek().clone();
         match kw {
+            "param" if top => {
+                self.bump();
+                let name = self.ident("a parameter name")?;
+                let t = self.peek().clone();
+                if !matches!(&t.tok, Tok::Ident(w) if w == "in") {
+                    self.error(t.span, format!("expected `in`, found {}", Self::describe(&t.tok)), "expected `in`", "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`");
+                    return Err(());
+                }
+                self.bump();
+                let low = self.expr()?;
+                self.expect_punct("..=", "a parameter's range is written `LOW..=HIGH`, both ends included")?;
+                let high = self.expr()?;
+                let span = t.span.to(high.span);
+                Ok(Item::Param { name, low, high, span })
+            }
             "const" => {
                 self.bump();
                 let name = self.ident("a constant name")?;

@@ -9,5 +9,6 @@ mod realdb;
 mod replay;
 mod shard;
 mod fuzz;
+mod params;
 mod parser;
 mod lockfile;

@@ -122,7 +122,7 @@ scenario diverge {{
 "#
     );
     let prog = Arc::new(racelab::lang::compile("diverge.race", &src).expect("compiles").variants[0].clone());
-    let sched = Schedule { scenario: prog.scenario.clone(), variant: prog.variant.clone(), fingerprint: prog.fingerprint, target: None, steps: vec![0, 0] };
+    let sched = Schedule::of(&prog, None, vec![0, 0]);
     let root = tempfile::tempdir().expect("temp dir");
     for mode in [ActorMode::Processes, ActorMode::Threads] {
         let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], mode).expect("runs");

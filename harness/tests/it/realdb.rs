@@ -70,7 +70,7 @@ fn model_schedule(prog: &Arc<Program>, mut pick: impl FnMut(&[usize]) -> usize) 
         m.step(a);
         steps.push(a as u8);
     }
-    Schedule { scenario: prog.scenario.clone(), variant: prog.variant.clone(), fingerprint: prog.fingerprint, target: None, steps }
+    Schedule::of(&prog, None, steps)
 }
 
 /// Round robin: both parsers SELECT before either INSERTs, the window of the race.

@@ -39,7 +39,7 @@ fn every_recorded_mailman_token_replays_to_the_same_outcome_100_times() {
 
 #[test]
 fn tokens_round_trip() {
-    let s = Schedule { scenario: "s".into(), variant: "v-2.1".into(), fingerprint: 0xdead_beef, target: Some("inv".into()), steps: vec![0, 0, 1, 2, 2, 2, 0] };
+    let s = Schedule { scenario: "s".into(), variant: "v-2.1".into(), fingerprint: 0xdead_beef, target: Some("inv".into()), steps: vec![0, 0, 1, 2, 2, 2, 0], params: vec![] };
     assert_eq!(Schedule::decode(&s.encode()), Ok(s.clone()));
     let untargeted = Schedule { target: None, steps: vec![], ..s };
     assert_eq!(Schedule::decode(&untargeted.encode()), Ok(untargeted));

@@ -33,7 +33,7 @@ impl DbForced {
 
 /// Replays `sched` on a fresh database of `spec` (dropped after), one real connection per actor.
 pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Result<DbForced, ForcedError> {
-    sched.check_fits(&prog.scenario, &prog.variant, prog.fingerprint)?;
+    sched.check_fits(prog)?;
     if prog.database.is_none() {
         return Err(ForcedError::Infrastructure(format!("{}/{} declares no database; a database backend has nothing to run", prog.scenario, prog.variant)));
     }
