@@ -643,7 +643,7 @@ pub fn model_schedules(prog: &Arc<Program>, random: usize) -> Vec<crate::schedul
             m.step(a);
             steps.push(a as u8);
         }
-        let s = crate::schedule::Schedule::of(&prog, None, steps);
+        let s = crate::schedule::Schedule::of(prog, None, steps);
         if !out.contains(&s) {
             out.push(s);
         }

@@ -128,7 +128,7 @@ pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progre
         })
         .collect();
     let first_failure = ok.iter().enumerate().find(|(_, o)| !o.broken.is_empty()).and_then(|(i, o)| {
-        let schedule = Schedule::of(&prog, o.broken.first().cloned(), o.schedule.clone());
+        let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
         o.trace.clone().map(|t| (i as u64, schedule, t))
     });
     Ok(StressResult { runs, seconds, rates, first_failure, env, chaos: cfg.chaos, mode: cfg.mode })

@@ -76,7 +76,7 @@ fn program(variant: &str) -> Arc<Program> {
 }
 
 fn schedule(prog: &Program, steps: &[u8]) -> Schedule {
-    Schedule::of(&prog, None, steps.to_vec())
+    Schedule::of(prog, None, steps.to_vec())
 }
 
 /// Runs `steps`, then lets every actor finish in index order, and returns the final machine.

@@ -70,7 +70,7 @@ fn model_schedule(prog: &Arc<Program>, mut pick: impl FnMut(&[usize]) -> usize) 
         m.step(a);
         steps.push(a as u8);
     }
-    Schedule::of(&prog, None, steps)
+    Schedule::of(prog, None, steps)
 }
 
 /// Round robin: both parsers SELECT before either INSERTs, the window of the race.

@@ -91,7 +91,7 @@ pub fn stress(prog: &Arc<Program>, spec: &DbSpec, runs: u64, jobs: usize, seed: 
         })
         .collect();
     let first_failure = all.iter().find(|(_, o)| !o.broken.is_empty()).and_then(|(i, o)| {
-        let schedule = Schedule::of(&prog, o.broken.first().cloned(), o.schedule.clone());
+        let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
         o.trace.clone().map(|t| (*i, schedule, t))
     });
     let info = info.ok_or("no run took place")?;
