@@ -59,6 +59,10 @@ enum Command {
         /// native-dfs: the most distinct states to expand (16 bytes each) before giving up on a proof.
         #[arg(long, default_value_t = racelab::explore::native::DEFAULT_MAX_STATES)]
         max_states: u64,
+        /// native-dfs: partial-order reduction with sleep sets. It skips transitions, never
+        /// states, and on the built-in scenarios costs more than it saves (see ARCHITECTURE.md).
+        #[arg(long)]
+        por: bool,
         /// For a scenario with `param`s: how many draws of their values to explore (each with
         /// the whole budget); a failing draw is shrunk to the smallest values that still fail.
         #[arg(long, default_value_t = 8)]
@@ -199,9 +203,9 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, param_draws, shard, json } => {
+        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, por, param_draws, shard, json } => {
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
-            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws), json, &out)
+            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws, por), json, &out)
         }
         Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
@@ -356,7 +360,7 @@ fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard, param_draws): (usize, u64, Option<reports::Shard>, u32), json: bool, out: &Output) -> u8 {
+fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard, param_draws, por): (usize, u64, Option<reports::Shard>, u32, bool), json: bool, out: &Output) -> u8 {
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -382,7 +386,7 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     let mut rows = Vec::new();
     for prog in progs {
         let prog = Arc::new(prog.clone());
-        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound).max_states(max_states)).collect();
+        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound).max_states(max_states).por(por)).collect();
         if !prog.params.is_empty() {
             // Parameters: each engine explores draws of their values; a failure is shrunk.
             let src = std::fs::read_to_string(file).unwrap_or_default();
@@ -391,12 +395,14 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
                     Ok(s) => {
                         let show = |v: &std::collections::BTreeMap<String, i64>| v.iter().map(|(n, x)| format!("{n} = {x}")).collect::<Vec<_>>().join(", ");
                         let drawn: Vec<String> = s.draws.iter().map(|d| format!("({})", show(d))).collect();
+                        // Beside the JSON on stdout, the parameter search goes to stderr.
+                        let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
                         match &s.failing_before_shrink {
-                            Some(before) => println!(
+                            Some(before) => say(format!(
                                 "{}/{} [{}]: parameters drawn {}; the failure at ({}) shrinks to ({}) in {} steps",
                                 stem(file), prog.variant, cfg.kind.name(), drawn.join(" "), show(before), show(&s.result.values), s.shrink_steps
-                            ),
-                            None => println!("{}/{} [{}]: parameters drawn {}; none broke anything", stem(file), prog.variant, cfg.kind.name(), drawn.join(" ")),
+                            )),
+                            None => say(format!("{}/{} [{}]: parameters drawn {}; none broke anything", stem(file), prog.variant, cfg.kind.name(), drawn.join(" "))),
                         }
                         rows.push(suite::result_row(&stem(file), &s.result.prog, cfg, s.result.outcome));
                     }

@@ -91,11 +91,14 @@ pub struct EngineConfig {
     pub preemption_bound: usize,
     /// native-dfs: the most distinct states to expand before giving up on a proof.
     pub max_states: u64,
+    /// native-dfs: partial-order reduction with sleep sets (off by default: it skips transitions,
+    /// never states, and costs more than it saves on the built-in scenarios).
+    pub por: bool,
 }
 
 impl EngineConfig {
     pub fn new(kind: EngineKind, budget: Budget) -> EngineConfig {
-        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2, max_states: native::DEFAULT_MAX_STATES }
+        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2, max_states: native::DEFAULT_MAX_STATES, por: false }
     }
     pub fn seed(mut self, seed: u64) -> EngineConfig {
         self.seed = seed;
@@ -109,6 +112,10 @@ impl EngineConfig {
         self.max_states = n;
         self
     }
+    pub fn por(mut self, on: bool) -> EngineConfig {
+        self.por = on;
+        self
+    }
 
     /// The bound this run explores within, in words for reports.
     pub fn describe_bound(&self) -> String {
@@ -116,7 +123,12 @@ impl EngineConfig {
         match self.kind {
             EngineKind::ShuttleRandom | EngineKind::NativeRandom => format!("random, seed {:#x}, {budget}", self.seed),
             EngineKind::NativePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
-            EngineKind::NativeDfs => format!("stateful depth-first search, at most {} states or {:.0}s", self.max_states, self.budget.time.as_secs_f64()),
+            EngineKind::NativeDfs => format!(
+                "stateful depth-first search{}, at most {} states or {:.0}s",
+                if self.por { " with sleep sets" } else { "" },
+                self.max_states,
+                self.budget.time.as_secs_f64()
+            ),
             EngineKind::ShuttlePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
             EngineKind::ShuttleDfs => format!("depth-first, {budget}"),
             EngineKind::Loom => format!("preemption bound {}, {budget}", self.preemption_bound),

@@ -148,17 +148,42 @@ struct Searched {
 /// most with the map's overhead.
 pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
 
-/// A state being expanded: the machine, the choices not yet tried, and the schedules counted
-/// so far below it.
+/// A state being expanded: the machine, the choices not yet tried, the schedules counted so
+/// far below it, and for partial-order reduction its sleep set and the choices already taken.
 struct Frame {
     machine: Machine,
     fingerprint: u128,
     choices: Vec<usize>,
     below: u128,
+    sleep: Vec<usize>,
+    done: Vec<usize>,
+}
+
+impl Frame {
+    fn new(machine: Machine, fingerprint: u128, sleep: Vec<usize>) -> Frame {
+        let choices = machine.runnable().filter(|c| !sleep.contains(c)).collect();
+        Frame { machine, fingerprint, choices, below: 0, sleep, done: Vec::new() }
+    }
 }
 
 /// The count of a state still on the search stack: reaching it again is a cycle.
 const ON_STACK: u128 = u128::MAX;
+
+/// True when the next steps of choices `a` and `b` in `m` touch disjoint resources.
+fn independent(m: &Machine, a: usize, b: usize) -> bool {
+    match (m.footprint(a), m.footprint(b)) {
+        (Some(x), Some(y)) => x.iter().all(|r| !y.contains(r)),
+        _ => false,
+    }
+}
+
+/// What the search remembers of a state: the schedules below it (once expanded; `ON_STACK`
+/// while it is on the stack) and, with partial-order reduction, the sleep set it was expanded
+/// with.
+struct Seen {
+    below: u128,
+    sleep: Vec<usize>,
+}
 
 /// Depth-first search that expands each distinct state once.
 ///
@@ -168,13 +193,21 @@ const ON_STACK: u128 = u128::MAX;
 /// pruned state is also reachable from the state's first visit, and reported from there. A
 /// state reached again on the current path is a cycle (a spin loop); pruning it cuts the
 /// cycle, which loses no safety violation but means the step bound (livelock) is never hit.
+///
+/// With `cfg.por`, sleep sets (Godefroid) skip transitions that commute with one already
+/// explored: after exploring choice `t` from a state, a sibling `c` independent of `t` (their
+/// footprints are disjoint, [`Machine::footprint`]) need not explore `t` again right after `c`,
+/// since `c;t` reaches the state `t;c` did. Sleep sets alone never skip a state, only
+/// transitions, so every state is still checked against the invariants. Combined with the
+/// visited set: a state reached again with a sleep set that is not a superset of the one it
+/// was expanded with is expanded again with their intersection. Re-expansions make the
+/// schedule count meaningless, so it is only given without POR.
 fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) -> Searched {
     let max_states = cfg.max_states;
-    // Every state seen, with the number of complete schedules from it once it is expanded.
-    let mut seen: HashMap<u128, u128> = HashMap::new();
+    let mut seen: HashMap<u128, Seen> = HashMap::new();
     let root = initial.state_fingerprint();
-    seen.insert(root, ON_STACK);
-    let mut stack = vec![Frame { machine: initial.clone(), fingerprint: root, choices: initial.runnable().collect(), below: 0 }];
+    seen.insert(root, Seen { below: ON_STACK, sleep: Vec::new() });
+    let mut stack = vec![Frame::new(initial.clone(), root, Vec::new())];
     if initial.is_finished() {
         col.absorb(initial);
         stack[0].below = 1;
@@ -184,37 +217,54 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
     let mut paths = 0u64;
     let mut cyclic = false;
     let mut covered = None;
+    let mut skipped = 0u64;
     while let Some(top) = stack.last_mut() {
         let Some(c) = top.choices.pop() else {
             let done = stack.pop().expect("the loop saw a top frame");
-            seen.insert(done.fingerprint, done.below);
+            if let Some(entry) = seen.get_mut(&done.fingerprint) {
+                entry.below = done.below;
+            }
             match stack.last_mut() {
                 Some(parent) => parent.below = parent.below.saturating_add(done.below),
                 None => covered = Some(done.below),
             }
             continue;
         };
+        // The child's sleep set: what this state sleeps on or has explored, that commutes with c.
+        let child_sleep: Vec<usize> = if cfg.por {
+            top.sleep.iter().chain(top.done.iter()).copied().filter(|&t| t != c && independent(&top.machine, t, c)).collect()
+        } else {
+            Vec::new()
+        };
+        if cfg.por {
+            skipped += top.machine.runnable().filter(|t| child_sleep.contains(t)).count() as u64;
+            top.done.push(c);
+        }
         let mut next = top.machine.clone();
         next.step(c);
         let fingerprint = next.state_fingerprint();
-        if let Some(&count) = seen.get(&fingerprint) {
-            paths += 1;
-            if count == ON_STACK {
+        let mut revisit = None;
+        if let Some(entry) = seen.get_mut(&fingerprint) {
+            if entry.below == ON_STACK {
                 cyclic = true;
-            } else {
-                top.below = top.below.saturating_add(count);
+                paths += 1;
+                continue;
             }
-            continue;
+            if !cfg.por || entry.sleep.iter().all(|t| child_sleep.contains(t)) {
+                paths += 1;
+                top.below = top.below.saturating_add(entry.below);
+                continue;
+            }
+            // Reached with a smaller sleep set than it was expanded with: expand it again
+            // with the intersection, so nothing it slept on goes unexplored.
+            entry.sleep.retain(|t| child_sleep.contains(t));
+            revisit = Some(entry.sleep.clone());
         }
         let broke = next.broken().len() > top.machine.broken().len();
-        if broke || next.is_finished() {
+        if (broke || next.is_finished()) && revisit.is_none() {
             // A finished execution is a path; so is the schedule up to a break (the finding's
             // token), also when the search stops there.
             paths += 1;
-        }
-        if next.is_finished() || broke {
-            // An ended execution, or one that broke something: its schedule is a finding or a
-            // complete run; report it (the collector keeps the first break of each invariant).
             col.absorb(&next);
             if col.stop {
                 note = Some("stopped once the verdict was settled".to_string());
@@ -222,12 +272,12 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             }
         }
         if next.is_finished() {
-            seen.insert(fingerprint, 1);
+            seen.entry(fingerprint).or_insert(Seen { below: 1, sleep: Vec::new() });
             top.below = top.below.saturating_add(1);
         } else {
-            seen.insert(fingerprint, ON_STACK);
-            let choices = next.runnable().collect();
-            stack.push(Frame { machine: next, fingerprint, choices, below: 0 });
+            let sleep = revisit.unwrap_or(child_sleep);
+            seen.insert(fingerprint, Seen { below: ON_STACK, sleep: sleep.clone() });
+            stack.push(Frame::new(next, fingerprint, sleep));
         }
         if seen.len() as u64 >= max_states {
             note = Some(format!(
@@ -243,11 +293,12 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         }
     }
     let complete = note.is_none();
-    let covered = covered.filter(|_| complete && !cyclic);
+    let covered = covered.filter(|_| complete && !cyclic && !cfg.por);
     if complete {
+        let por = if cfg.por { format!("; partial-order reduction skipped {skipped} commuting transitions") } else { String::new() };
         note = Some(match covered {
-            Some(n) => format!("exhaustive over the whole state space: {} distinct states, covering {n} complete schedules", seen.len()),
-            None => format!("exhaustive over the whole state space: {} distinct states (with cycles: spin loops where no time passes)", seen.len()),
+            Some(n) => format!("exhaustive over the whole state space: {} distinct states, covering {n} complete schedules{por}", seen.len()),
+            None => format!("exhaustive over the whole state space: {} distinct states{por}", seen.len()),
         });
     }
     Searched { states: seen.len() as u64, paths, covered, complete, note }

@@ -105,6 +105,17 @@ pub struct Broken {
     pub message: String,
 }
 
+/// Something a step reads or writes, for partial-order reduction (see [`Machine::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Path(String),
+    Cell(u32),
+    Log(u32),
+    Lock(u32),
+    /// The inode numbering: creating or freeing a file is ordered against every other.
+    Inodes,
+}
+
 /// What one step came to, for comparing a real run with the model step by step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
@@ -404,6 +415,34 @@ impl<F: Filesystem> Machine<F> {
             Instr::Op { op, args, dst, catch, label } => (*op, args.clone(), *dst, *catch, *label),
             other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
         }
+    }
+
+    /// What the next step of choice `c` touches, for partial-order reduction: two steps whose
+    /// footprints are disjoint commute (either order reaches the same state, and neither step
+    /// enables or disables the other). Conservative: faults, time (sleep, work, now), SQL and
+    /// connections, directories, anything on NFS clients' caches, and every step that may
+    /// allocate or free an inode (numbers are handed out in order) are `None`: dependent on
+    /// everything.
+    pub fn footprint(&self, c: usize) -> Option<Vec<Resource>> {
+        if c >= self.actors.len() || !self.is_runnable(c) {
+            return None;
+        }
+        let Instr::Op { op, args, .. } = Self::pending_in(&self.prog, &self.actors[c]) else { return None };
+        let path = |i: usize| match args.get(i).map(|e| self.eval_in(c, e)) {
+            Some(Ok(Value::Str(p))) => Some(Resource::Path(crate::model::fs::normalize(&p))),
+            _ => None,
+        };
+        let nfs = self.prog.nfs_cache_ms.is_some();
+        Some(match *op {
+            Op::CellGet(id) | Op::CellSet(id) => vec![Resource::Cell(id)],
+            Op::Append(id) => vec![Resource::Log(id)],
+            Op::Acquire { lock, .. } | Op::Release { lock } => vec![Resource::Lock(lock)],
+            Op::Read | Op::Stat | Op::Utime | Op::Touch if !nfs => vec![path(0)?],
+            Op::Link if !nfs => vec![path(0)?, path(1)?],
+            Op::Rename if !nfs => vec![path(0)?, path(1)?, Resource::Inodes],
+            Op::Create { .. } | Op::Write | Op::Unlink if !nfs => vec![path(0)?, Resource::Inodes],
+            _ => return None,
+        })
     }
 
     /// Starts actor `a`'s step *outside* the machine, for free-running real actors: when its

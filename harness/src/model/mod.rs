@@ -7,4 +7,4 @@ pub mod fs;
 pub mod locks;
 pub mod machine;
 
-pub use machine::{Broken, End, Machine, Status, StepDetail, StepOutcome, StepWhat, EPOCH_MS};
+pub use machine::{Broken, End, Machine, Resource, Status, StepDetail, StepOutcome, StepWhat, EPOCH_MS};

@@ -1815,8 +1815,8 @@ fn err_unknown_declaration() {
                ·     ╰── not a declaration
              3 │   actor b { }
                ╰────
-              help: expected one of: about, source, const, fs, nfs, cell, local, log, lock, rlock, rwlock,
-                    database, proc, actor, invariant, fault, faults, variant, expect
+              help: expected one of: about, source, const, param, fs, nfs, cell, local, log, lock, rlock,
+                    rwlock, database, proc, actor, invariant, fault, faults, variant, expect
         "#]],
     );
 }
