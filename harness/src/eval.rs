@@ -117,6 +117,12 @@ fn builtin(b: Builtin, args: &[Value]) -> Result<Value, String> {
     Ok(match (b, args) {
         (Builtin::Len, [Value::Str(s)]) => Value::Int(s.chars().count() as i64),
         (Builtin::Str, [v]) => Value::str(&v.to_string()),
+        (Builtin::Int, [Value::Int(n)]) => Value::Int(*n),
+        (Builtin::Int, [Value::None]) => Value::Int(0),
+        (Builtin::Int, [Value::Str(s)]) => match s.trim() {
+            "" => Value::Int(0),
+            t => Value::Int(t.parse().map_err(|_| format!("int({s:?}): not a decimal integer"))?),
+        },
         (Builtin::Contains, [Value::Str(s), Value::Str(sub)]) => Value::Bool(s.contains(&**sub)),
         (Builtin::Min, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.min(b)),
         (Builtin::Max, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.max(b)),

@@ -309,6 +309,8 @@ impl Op {
 pub enum Builtin {
     Len,
     Str,
+    /// `int(s)`: a decimal integer read from a string (a counter file's contents); `int(none)` is 0.
+    Int,
     Contains,
     Min,
     Max,
@@ -493,6 +495,8 @@ pub struct Program {
     /// `nfs cache D`: the model filesystem behaves as seen through NFS clients whose attribute
     /// cache holds what they fetched for `D` of virtual time. None: a local POSIX filesystem.
     pub nfs_cache_ms: Option<i64>,
+    /// `gate "COMMAND"`: the real program every actor runs under `--backend gate`.
+    pub gate: Option<String>,
     pub fs: Vec<FsInit>,
     pub invariants: Vec<InvariantIr>,
     pub expected: Option<Expected>,

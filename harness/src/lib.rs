@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod eval;
 pub mod explore;
+pub mod gate;
 pub mod ir;
 pub mod lang;
 pub mod lockfile;

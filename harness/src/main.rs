@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod gate_cmd;
+
 use clap::{Parser, Subcommand};
 use racelab::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
@@ -42,9 +44,22 @@ enum Command {
         #[arg(long)]
         variant: Option<String>,
         /// shuttle-random, shuttle-pct, shuttle-dfs, loom, native-random, native-pct, native-dfs,
-        /// or all.
-        #[arg(long, default_value = "shuttle-random")]
-        engine: String,
+        /// or all (default shuttle-random); with --backend gate: gate-random, gate-pct or all
+        /// (default gate-random).
+        #[arg(long)]
+        engine: Option<String>,
+        /// `model` (the default), or `gate[:DIR]`: the scenario's real program (`gate "..."`),
+        /// its file-system calls under racelab's schedules, in fresh directories under DIR (the
+        /// temp dir by default). Budgets then count real executions.
+        #[arg(long, default_value = "model")]
+        backend: String,
+        /// The gate: wake-ups fall on ticks of this many milliseconds (0: exact).
+        #[arg(long, default_value_t = 1000)]
+        tick_ms: u64,
+        /// The gate: a process that makes no gated call for this many seconds is hung: it is
+        /// killed, reaped and reported.
+        #[arg(long, default_value_t = 20.0)]
+        step_timeout: f64,
         /// The most schedules to explore per engine.
         #[arg(long, default_value_t = 20_000)]
         schedules: u64,
@@ -83,9 +98,13 @@ enum Command {
         /// The replay token printed by `racelab explore`.
         token: String,
         /// Where to replay: `model`, or `fs:DIR` (real syscalls in a fresh directory under DIR,
-        /// checked step by step against the model).
+        /// checked step by step against the model), or `gate[:DIR]` for a token found through
+        /// the gate.
         #[arg(long, default_value = "model")]
         backend: String,
+        /// The gate: a process that makes no gated call for this many seconds is hung.
+        #[arg(long, default_value_t = 20.0)]
+        step_timeout: f64,
         /// Real actors: `threads` or `processes` (real signals). Only with `--backend fs:DIR`.
         #[arg(long, default_value = "processes")]
         actors: String,
@@ -122,6 +141,12 @@ enum Command {
         /// Print the result as JSON (a summary.json row).
         #[arg(long)]
         json: bool,
+    },
+    /// (internal) Starts a program under racelab's gate: traced, with its seccomp filter.
+    #[command(name = "__gate-exec", hide = true)]
+    GateExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
     },
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
@@ -203,16 +228,28 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, schedules, seconds, seed, preemption_bound, max_states, por, param_draws, shard, json } => {
+        Command::Explore { file, variant, engine, backend, tick_ms, step_timeout, schedules, seconds, seed, preemption_bound, max_states, por, param_draws, shard, json } => {
+            if let Some(gate) = gate_cmd::GateArgs::parse(&backend, tick_ms, step_timeout) {
+                return ExitCode::from(gate_explore_cmd(&file, variant.as_deref(), engine.as_deref().unwrap_or("gate-random"), gate, schedules, seconds, seed, json, &out));
+            }
+            if backend != "model" {
+                eprint_error(format_args!("explore runs on `--backend model` or `--backend gate[:DIR]`, not `{backend}`; real filesystems and databases replay and stress what the model finds (racelab replay, racelab stress)"));
+                return ExitCode::from(BAD_INPUT);
+            }
+            let engine = engine.unwrap_or_else(|| "shuttle-random".to_string());
             let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws, por), json, &out)
         }
-        Command::Replay { file, variant, token, backend, actors, times, on_variant } => {
+        Command::Replay { file, variant, token, backend, step_timeout, actors, times, on_variant } => {
+            if let Some(gate) = gate_cmd::GateArgs::parse(&backend, 1000, step_timeout) {
+                return ExitCode::from(gate_replay_cmd(&file, &variant, &token, gate, times, &out));
+            }
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
         }
         Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, json } => {
             stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
         }
+        Command::GateExec { argv } => return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8),
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
         Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
             lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
@@ -450,6 +487,55 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
         }
     }
     suite::exit_code(&rows) as u8
+}
+
+/// `racelab explore --backend gate[:DIR]`.
+#[allow(clippy::too_many_arguments)]
+fn gate_explore_cmd(file: &Path, variant: Option<&str>, engine: &str, gate: Result<gate_cmd::GateArgs, String>, executions: u64, seconds: f64, seed: u64, json: bool, out: &Output) -> u8 {
+    let gate = match gate {
+        Ok(g) => g,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let progs = match pick_variants(&sc, variant, file) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    // Real executions cost milliseconds each, not microseconds: the model's default budget of
+    // 20,000 schedules becomes 200 executions.
+    let executions = if executions == 20_000 { 200 } else { executions };
+    gate_cmd::explore(file, &stem(file), &progs, engine, &gate, executions, seconds, seed, json, out.style(), out.tty)
+}
+
+/// `racelab replay --backend gate[:DIR] TOKEN`.
+fn gate_replay_cmd(file: &Path, variant: &str, token: &str, gate: Result<gate_cmd::GateArgs, String>, times: u32, out: &Output) -> u8 {
+    let gate = match gate {
+        Ok(g) => g,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let sched = match Schedule::decode(token) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    // The token's own parameters (its seed and tick are the gate's, not the scenario's).
+    let params = sched.params.iter().filter(|(n, _)| !n.starts_with("gate.")).cloned().collect();
+    let prog = match load_variant_with(file, variant, &params, out) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    gate_cmd::replay_token(&prog, &sched, file, &gate, times, out.style())
 }
 
 #[allow(clippy::too_many_arguments)]

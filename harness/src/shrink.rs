@@ -18,8 +18,7 @@ use crate::schedule::Schedule;
 const MAX_ATTEMPTS: usize = 1_000;
 
 /// What "smaller" means, in order: context switches, then steps, then faults.
-fn size(prog: &Program, steps: &[u8]) -> (usize, usize, usize) {
-    let actors = prog.actors.len();
+fn size(actors: usize, steps: &[u8]) -> (usize, usize, usize) {
     (switches(steps), steps.len(), steps.iter().filter(|&&c| usize::from(c) >= actors).count())
 }
 
@@ -46,8 +45,7 @@ fn flatten(blocks: &[(u8, usize)]) -> Vec<u8> {
 /// Candidates one edit away from `steps`, most promising first: every fault dropped; every
 /// block moved next to the nearest block of the same choice before or after it (which merges
 /// them); every block swapped with its right neighbour.
-fn candidates(prog: &Program, steps: &[u8]) -> Vec<Vec<u8>> {
-    let actors = prog.actors.len();
+fn candidates(actors: usize, steps: &[u8]) -> Vec<Vec<u8>> {
     let blocks = blocks_of(steps);
     let mut out = Vec::new();
     for (i, &(c, _)) in blocks.iter().enumerate() {
@@ -91,20 +89,28 @@ fn candidates(prog: &Program, steps: &[u8]) -> Vec<Vec<u8>> {
 /// schedule does not reproduce, it is returned as it is.
 pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
     let Some(target) = sched.target.clone() else { return sched.clone() };
-    let Some(mut best) = reproduces(prog, &sched.steps, &target) else { return sched.clone() };
+    let steps = shrink_steps(prog.actors.len(), &sched.steps, MAX_ATTEMPTS, &mut |candidate| reproduces(prog, candidate, &target));
+    Schedule { steps, ..sched.clone() }
+}
+
+/// The search itself, for any way of replaying: `reproduces(candidate)` runs a candidate and
+/// returns the prefix that broke the target invariant, or `None`. Choices `>= actors` are
+/// faults. The gate uses it with real processes, and so a much smaller `max_attempts`.
+pub fn shrink_steps(actors: usize, steps: &[u8], max_attempts: usize, reproduces: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    let Some(mut best) = reproduces(steps) else { return steps.to_vec() };
     let mut attempts = 0;
-    'improve: while attempts < MAX_ATTEMPTS {
-        let current = size(prog, &best);
-        for candidate in candidates(prog, &best) {
+    'improve: while attempts < max_attempts {
+        let current = size(actors, &best);
+        for candidate in candidates(actors, &best) {
             attempts += 1;
-            if attempts > MAX_ATTEMPTS {
+            if attempts > max_attempts {
                 break 'improve;
             }
             if candidate == best {
                 continue;
             }
-            if let Some(prefix) = reproduces(prog, &candidate, &target) {
-                if size(prog, &prefix) < current {
+            if let Some(prefix) = reproduces(&candidate) {
+                if size(actors, &prefix) < current {
                     best = prefix;
                     continue 'improve;
                 }
@@ -112,5 +118,5 @@ pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
         }
         break;
     }
-    Schedule { steps: best, ..sched.clone() }
+    best
 }

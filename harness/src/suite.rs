@@ -405,7 +405,7 @@ fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<Stri
     None
 }
 
-fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
+pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
     let (expected, expected_invariants) = verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
     RunResult {
         scenario: stem.to_string(),

@@ -44,6 +44,9 @@ pub enum Item {
     /// `database NAME`: another database on the same server, with no tables, that actors open
     /// connections to with `connect("NAME")` (Launchpad's read-write master and its replica).
     NamedDatabase { name: Ident },
+    /// `gate "python3 $SCENARIO_DIR/drivers/x.py $ROOT"`: the real program each actor runs
+    /// under racelab's gate (`--backend gate`); `gate none` in a variant that has no real twin.
+    Gate { command: Option<String>, span: Span },
 }
 
 /// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,

@@ -29,6 +29,7 @@ const FS_OPS: &[(&str, usize)] = &[
 const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
     ("len", Builtin::Len, 1),
     ("str", Builtin::Str, 1),
+    ("int", Builtin::Int, 1),
     ("contains", Builtin::Contains, 2),
     ("min", Builtin::Min, 2),
     ("max", Builtin::Max, 2),
@@ -87,6 +88,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         sql: vec![],
         clients: vec!["A".to_string()],
         nfs_cache_ms: None,
+        gate: None,
         fs: vec![],
         invariants: vec![],
         expected: input.expected,
@@ -160,6 +162,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                 prog.database = cx.database(flavour.as_ref(), statements);
             }
             Item::Fault(f) => fault_defs.push(f),
+            Item::Gate { command, .. } => prog.gate = command.clone(),
             Item::Nfs { cache, span } => match cx.const_value(cache) {
                 Value::Int(ms) if ms >= 0 => prog.nfs_cache_ms = Some(ms),
                 v => cx.err(*span, format!("expected a duration, found {v}"), "not a duration", "write `nfs cache 3s` (Linux's acregmin is 3 s)"),
@@ -1275,7 +1278,7 @@ impl<'a> Cx<'a> {
                     span,
                     format!("`{}` with {} argument{} cannot be used here", name.name, args.len(), if args.len() == 1 { "" } else { "s" }),
                     "not allowed in an invariant or constant",
-                    "invariants may use holders(section), count(log), count(log, text), count(local, value), exists(path), read(path), sql(...), connections(database), len, str, contains, min, max",
+                    "invariants may use holders(section), count(log), count(log, text), count(local, value), exists(path), read(path), sql(...), connections(database), len, str, int, contains, min, max",
                 );
                 PExpr::Const(Value::None)
             }

@@ -105,6 +105,11 @@ fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag
                 items.push(repl);
                 continue;
             }
+            Item::Gate { .. } => {
+                items.retain(|it| !matches!(it, Item::Gate { .. }));
+                items.push(repl);
+                continue;
+            }
             Item::Nfs { .. } => {
                 items.retain(|it| !matches!(it, Item::Nfs { .. }));
                 items.push(repl);

@@ -10,7 +10,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "about", "source", "const", "param", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "proc", "actor", "invariant",
+    "about", "source", "const", "param", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "gate", "proc", "actor", "invariant",
     "fault", "faults", "variant", "expect",
 ];
 
@@ -325,6 +325,15 @@ impl<'a> Parser<'a> {
             "fault" => {
                 self.bump();
                 self.fault(t.span)
+            }
+            "gate" => {
+                self.bump();
+                if self.at_kw("none") {
+                    let span = self.bump().span;
+                    return Ok(Item::Gate { command: None, span: t.span.to(span) });
+                }
+                let (command, span) = self.string("the command each actor runs under the gate")?;
+                Ok(Item::Gate { command: Some(command), span: t.span.to(span) })
             }
             "nfs" => {
                 self.bump();

@@ -1,0 +1,89 @@
+//! Gate explorations as `summary.json` rows, judged like the model's: the same findings,
+//! tokens, shrunk interleavings and step tables.
+
+use std::time::Duration;
+
+use reports::{Finding, Outcome, RunResult, Trace, Verdict};
+
+use super::explore::{explore, shrink, Strategy};
+use super::run::GateOptions;
+use crate::ir::Program;
+
+/// The most real executions spent shrinking one finding.
+pub const SHRINK_ATTEMPTS: usize = 40;
+
+/// `gate:tmpfs`, `gate:ext4`, `gate:nfs4`: the gate and the filesystem its runs were on.
+pub fn backend_name(opts: &GateOptions) -> String {
+    match crate::backend::fsinfo::fs_info(&opts.base) {
+        Ok(fs) => format!("gate:{}", fs.fs_type),
+        Err(_) => "gate".to_string(),
+    }
+}
+
+/// Explores `prog` through the gate and makes its row.
+#[allow(clippy::too_many_arguments)]
+pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Strategy, max_executions: u64, max_time: Duration, seed: u64, progress: &mut dyn FnMut(u64, usize)) -> RunResult {
+    let mut row = crate::suite::base_row(stem, prog, strategy.engine_name(), "");
+    row.backend = backend_name(opts);
+    row.faults = (!prog.faults.is_empty()).then(|| prog.fault_budget.to_string());
+    row.bound = Some(format!("{max_executions} executions or {}s, ticks of {} ms", max_time.as_secs(), opts.tick_ns / 1_000_000));
+    let want = row.expected_invariants.clone();
+    let ex = match explore(prog, opts, strategy, max_executions, max_time, &want, seed, progress) {
+        Ok(ex) => ex,
+        Err(why) => {
+            row.outcome = Outcome::Error;
+            row.reason = Some(format!("the gate could not run the program: {why}"));
+            return row;
+        }
+    };
+    row.schedules = ex.executions;
+    row.seconds = ex.seconds;
+    let mut findings = ex.findings;
+    for f in findings.iter_mut() {
+        shrink(prog, opts, f, SHRINK_ATTEMPTS);
+    }
+    row.findings = findings
+        .iter()
+        .map(|f| Finding {
+            invariant: f.invariant.clone(),
+            replay: f.shrunk.encode(),
+            original: f.original.encode(),
+            after: f.after,
+            switches: f.original.switches(),
+            shrunk_switches: f.shrunk.switches(),
+        })
+        .collect();
+    let found: Vec<&str> = row.findings.iter().map(|f| f.invariant.as_str()).collect();
+    let primary = findings.iter().position(|f| want.contains(&f.invariant)).or((!findings.is_empty()).then_some(0));
+    match primary {
+        Some(i) => {
+            let f = &findings[i];
+            row.outcome = Outcome::Violation;
+            row.invariant = Some(f.invariant.clone());
+            row.first_failure_after = findings.iter().map(|f| f.after).min();
+            row.replay = Some(row.findings[i].replay.clone());
+            row.switches = Some(row.findings[i].switches);
+            row.shrunk_switches = Some(row.findings[i].shrunk_switches);
+            // The table ends where the invariant broke.
+            let upto = f.execution.broken.iter().find(|b| b.invariant == f.invariant).map_or(f.execution.trace.len(), |b| b.steps);
+            let verdict = f.execution.broken.iter().filter(|b| b.steps <= upto).map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ");
+            let steps = f.execution.trace[..upto.min(f.execution.trace.len())].to_vec();
+            row.trace = Some(Trace { scenario: prog.scenario.clone(), variant: prog.variant.clone(), actors: prog.actors.iter().map(|a| a.name.to_string()).collect(), steps, verdict });
+        }
+        None => row.outcome = Outcome::Holds,
+    }
+    let unexpected: Vec<&&str> = found.iter().filter(|f| !want.iter().any(|w| w == **f)).collect();
+    row.met = match row.expected {
+        Verdict::Holds => found.is_empty(),
+        _ => unexpected.is_empty() && !found.is_empty(),
+    };
+    let unseen: Vec<&String> = want.iter().filter(|w| !found.contains(&w.as_str())).collect();
+    if row.expected != Verdict::Holds && !unseen.is_empty() {
+        row.reason = Some(format!(
+            "not seen through the gate within {} executions: {}",
+            ex.executions,
+            unseen.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    row
+}

@@ -1,0 +1,155 @@
+//! `racelab explore --backend gate` and `racelab replay --backend gate`: a scenario's real
+//! program under the gate, on a real directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use racelab::gate::explore::{replay, Strategy};
+use racelab::gate::report::explore_row;
+use racelab::gate::run::GateOptions;
+use racelab::ir::Program;
+use racelab::schedule::Schedule;
+use reports::table::{render_result_line, render_trace, Style};
+use reports::Trace;
+
+/// How the gate runs, from the command line.
+pub struct GateArgs {
+    /// Where runs are made (`gate:DIR`; default the temp dir).
+    pub base: PathBuf,
+    pub tick_ms: u64,
+    pub step_timeout: Duration,
+}
+
+impl GateArgs {
+    /// `gate` or `gate:DIR`; `None` for other backends.
+    pub fn parse(backend: &str, tick_ms: u64, step_timeout_s: f64) -> Option<Result<GateArgs, String>> {
+        let rest = if backend == "gate" { Some("") } else { backend.strip_prefix("gate:") }?;
+        let base = if rest.is_empty() { std::env::temp_dir() } else { PathBuf::from(rest) };
+        if !base.is_dir() {
+            return Some(Err(format!("--backend gate:{}: not a directory; give an existing directory on the filesystem to test", base.display())));
+        }
+        Some(Ok(GateArgs { base, tick_ms, step_timeout: Duration::from_secs_f64(step_timeout_s.max(0.1)) }))
+    }
+
+    fn options(&self, file: &Path) -> Result<GateOptions, String> {
+        let mut opts = GateOptions::new(file, &self.base)?;
+        opts.tick_ns = self.tick_ms * 1_000_000;
+        opts.step_timeout = self.step_timeout;
+        Ok(opts)
+    }
+}
+
+pub fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
+    match engine {
+        "gate-random" => Ok(vec![Strategy::Random]),
+        "gate-pct" => Ok(vec![Strategy::Pct { depth: 3 }]),
+        "all" => Ok(vec![Strategy::Random, Strategy::Pct { depth: 3 }]),
+        other => Err(format!("engine `{other}` does not drive real programs; with --backend gate, use gate-random, gate-pct or all")),
+    }
+}
+
+/// Explores each program through the gate; prints rows (or JSON) and returns the exit code.
+#[allow(clippy::too_many_arguments)]
+pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: &GateArgs, executions: u64, seconds: f64, seed: u64, json: bool, style: Style, tty: bool) -> u8 {
+    racelab::backend::cancel::install();
+    let strategies = match strategies(engine) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let opts = match args.options(file) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 3;
+        }
+    };
+    let mut rows = Vec::new();
+    for prog in progs {
+        if prog.gate.is_none() {
+            eprintln!("{stem}/{}: skipped: the variant has no `gate \"COMMAND\"` (no real program to run)", prog.variant);
+            continue;
+        }
+        for &s in &strategies {
+            let bar = if tty { indicatif::ProgressBar::new(executions) } else { indicatif::ProgressBar::hidden() };
+            bar.set_message(format!("{stem}/{} [{}]", prog.variant, s.engine_name()));
+            let mut progress = |n: u64, found: usize| {
+                bar.set_position(n);
+                bar.set_message(format!("{stem}/{} [{}] {found} found", prog.variant, s.engine_name()));
+            };
+            let row = explore_row(stem, prog, &opts, s, executions, Duration::from_secs_f64(seconds), seed, &mut progress);
+            bar.finish_and_clear();
+            rows.push(row);
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        for r in &rows {
+            println!("{}", render_result_line(r));
+            if let Some(reason) = &r.reason {
+                println!("  {reason}");
+            }
+            for f in &r.findings {
+                println!(
+                    "  {} broke after {} execution(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} --backend gate {}",
+                    f.invariant,
+                    f.after,
+                    f.switches,
+                    f.shrunk_switches,
+                    file.display(),
+                    r.variant,
+                    f.replay
+                );
+            }
+            if let Some(t) = &r.trace {
+                println!();
+                print!("{}", render_trace(t, style));
+                println!();
+            }
+        }
+    }
+    racelab::suite::exit_code(&rows) as u8
+}
+
+/// Replays a gate token `times` times; every run must break the token's invariant.
+pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &GateArgs, times: u32, style: Style) -> u8 {
+    racelab::backend::cancel::install();
+    let opts = match args.options(file) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 3;
+        }
+    };
+    let what = sched.target.as_deref().unwrap_or("a violation");
+    let mut reproduced = 0;
+    let mut shown = false;
+    for i in 0..times.max(1) {
+        let exec = match replay(prog, &opts, sched) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: replay {} through the gate: {e}", i + 1);
+                return if e.contains("token") { 2 } else { 3 };
+            }
+        };
+        if !shown {
+            let verdict = exec.verdict();
+            let trace = Trace { scenario: prog.scenario.clone(), variant: prog.variant.clone(), actors: prog.actors.iter().map(|a| a.name.to_string()).collect(), steps: exec.trace.clone(), verdict };
+            print!("{}", render_trace(&trace, style));
+            shown = true;
+        }
+        if sched.target.as_ref().is_some_and(|t| exec.broke(t)) {
+            reproduced += 1;
+        }
+    }
+    println!("\n{reproduced}/{} gated replays reproduced {what}", times.max(1));
+    if reproduced == times.max(1) {
+        0
+    } else {
+        1
+    }
+}
