@@ -148,6 +148,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// (internal) The gate benchmark's program: `calls` file-system calls (stat and utime, by
+    /// turns) on FILE, then exit.
+    #[command(name = "__gate-bench", hide = true)]
+    GateBench { file: PathBuf, calls: u64 },
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
     Worker { root: PathBuf, parent: u32 },
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
             stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
         }
         Command::GateExec { argv } => return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8),
+        Command::GateBench { file, calls } => return ExitCode::from(gate_bench_cmd(&file, calls)),
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
         Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
             lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
@@ -487,6 +492,27 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
         }
     }
     suite::exit_code(&rows) as u8
+}
+
+/// `racelab __gate-bench FILE CALLS`: a program whose every call is a gated step.
+fn gate_bench_cmd(file: &Path, calls: u64) -> u8 {
+    if let Err(e) = std::fs::write(file, b"bench") {
+        eprint_error(format_args!("{}: {e}", file.display()));
+        return 1;
+    }
+    let now = nix::sys::time::TimeSpec::new(1_100_000_000, 0);
+    for i in 0..calls {
+        let r = if i % 2 == 0 {
+            nix::sys::stat::stat(file).map(|_| ())
+        } else {
+            nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, file, &now, &now, nix::sys::stat::UtimensatFlags::FollowSymlink)
+        };
+        if let Err(e) = r {
+            eprint_error(format_args!("{}: {e}", file.display()));
+            return 1;
+        }
+    }
+    0
 }
 
 /// `racelab explore --backend gate[:DIR]`.

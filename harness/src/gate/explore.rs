@@ -45,7 +45,12 @@ impl Rng {
     }
 }
 
-/// Uniform over the enabled actors; a fault, when one may land, one time in `1/fault_odds`.
+/// A random walk that keeps running one process and preempts it mostly where it matters:
+/// after a step that changed a file others see, it switches to another ready process one time
+/// in two; after any other step, one time in four. (Uniform choices at every step would split
+/// every read-decide-write sequence of a real program, whose calls are many, and almost never
+/// let one process run a whole decision while another waits right after its write.) A fault,
+/// when one may land, lands one time in `fault_odds`.
 struct RandomChooser {
     rng: Rng,
     actors: usize,
@@ -53,10 +58,17 @@ struct RandomChooser {
 }
 
 impl Chooser for RandomChooser {
-    fn choose(&mut self, _step: usize, enabled: &[u8]) -> Result<Option<u8>, String> {
+    fn choose(&mut self, _step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
         let (actors, faults): (Vec<u8>, Vec<u8>) = enabled.iter().partition(|&&c| (c as usize) < self.actors);
         if !faults.is_empty() && (actors.is_empty() || self.rng.below(self.fault_odds) == 0) {
             return Ok(Some(faults[self.rng.below(faults.len())]));
+        }
+        if let Some((prev, changed)) = last {
+            let others: Vec<u8> = actors.iter().copied().filter(|&a| a as usize != prev).collect();
+            if actors.contains(&(prev as u8)) {
+                let switch = !others.is_empty() && self.rng.below(if changed { 2 } else { 4 }) == 0;
+                return Ok(Some(if switch { others[self.rng.below(others.len())] } else { prev as u8 }));
+            }
         }
         Ok(Some(actors[self.rng.below(actors.len())]))
     }
@@ -85,7 +97,7 @@ impl PctChooser {
 }
 
 impl Chooser for PctChooser {
-    fn choose(&mut self, step: usize, enabled: &[u8]) -> Result<Option<u8>, String> {
+    fn choose(&mut self, step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
         let faults: Vec<u8> = enabled.iter().copied().filter(|&c| c as usize >= self.actors).collect();
         if let Some(&f) = faults.iter().find(|&&f| self.fault_points.get(f as usize - self.actors).is_some_and(|&p| p <= step)) {
             return Ok(Some(f));
@@ -97,7 +109,7 @@ impl Chooser for PctChooser {
             self.priority[best as usize] = k;
             self.change_points[k] = usize::MAX;
             let _ = self.rng.next();
-            return self.choose(step, enabled);
+            return self.choose(step, enabled, last);
         }
         Ok(Some(best))
     }
@@ -109,7 +121,7 @@ pub struct Follow<'a> {
 }
 
 impl Chooser for Follow<'_> {
-    fn choose(&mut self, step: usize, enabled: &[u8]) -> Result<Option<u8>, String> {
+    fn choose(&mut self, step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
         match self.steps.get(step) {
             None => Ok(None),
             Some(c) if enabled.contains(c) => Ok(Some(*c)),

@@ -55,7 +55,8 @@ impl GateOptions {
 /// Decides each step of a gated run.
 pub trait Chooser {
     /// One of `enabled` (sorted), or `None` to stop the run here (a replayed prefix has ended).
-    fn choose(&mut self, step: usize, enabled: &[u8]) -> Result<Option<u8>, String>;
+    /// `last` is the previous step's actor and whether that step changed a file others see.
+    fn choose(&mut self, step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String>;
 }
 
 /// How a gated run ended.
@@ -256,7 +257,7 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
 
     let mut procs = Vec::new();
     for (i, a) in prog.actors.iter().enumerate() {
-        let argv = expand_command(command, &root, &a.name, i, &opts.scenario_dir);
+        let argv = expand_command(command, &root, &a.name, i, &opts.scenario_dir, &opts.racelab);
         let env = vec![
             ("RACELAB_ROOT".to_string(), root.display().to_string()),
             ("RACELAB_ACTOR".to_string(), a.name.to_string()),
@@ -275,9 +276,13 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
     let n = prog.actors.len();
     let mut status = Vec::with_capacity(n);
     for p in procs.iter_mut() {
+        p.start()?;
+    }
+    for p in procs.iter_mut() {
         status.push(resume(p, &clock, &watchdog, opts)?);
     }
     let mut fired = vec![false; prog.faults.len()];
+    let mut last: Option<(usize, bool)> = None;
     let mut exec = Execution { choices: Vec::new(), trace: Vec::new(), broken: Vec::new(), end: GateEnd::Finished, elapsed_ms: 0 };
 
     let result = (|| -> Result<(), GateError> {
@@ -323,7 +328,7 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                 exec.record(oracle::LIVELOCK, format!("livelock: no end after {} gated steps", opts.max_steps));
                 return Ok(());
             }
-            let Some(c) = chooser.choose(exec.choices.len(), &enabled)? else {
+            let Some(c) = chooser.choose(exec.choices.len(), &enabled, last)? else {
                 exec.end = GateEnd::Cut;
                 return Ok(());
             };
@@ -362,6 +367,7 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                 };
                 (t, fault.text.clone(), result)
             };
+            last = Some((actor, c < n && changes_files(&operation, &result)));
             // A process that ended badly in this step is a finding at this step.
             if c < n {
                 let who = &prog.actors[c].name;
@@ -426,6 +432,14 @@ fn resume(p: &mut Tracee, clock: &VirtualClock, watchdog: &Watchdog, opts: &Gate
         Stop::Killed(_) if hung => Status::Done(Ended::Hung),
         Stop::Killed(sig) => Status::Done(Ended::Killed(sig)),
     })
+}
+
+/// Whether a step changed what other processes can see: a successful link, unlink, rename,
+/// utime, write, or entering or leaving a section. Schedulers prefer to switch after these.
+fn changes_files(operation: &str, result: &str) -> bool {
+    let op = operation.split('(').next().unwrap_or("");
+    let failed = result.starts_with('E');
+    matches!(op, "link" | "unlink" | "rename" | "utime" | "write" | "mkdir" | "rmdir") && !failed || operation.starts_with("enter ") || operation.starts_with("leave ")
 }
 
 fn describe_end(s: &Status) -> String {
