@@ -67,6 +67,10 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
             return 3;
         }
     };
+    if progs.iter().all(|p| p.gate.is_none()) {
+        eprintln!("error: {}: no variant names a real program; add `gate \"COMMAND\"` to the scenario (docs/language.md, section 5.15) or explore the model (`--backend model`)", file.display());
+        return 2;
+    }
     let mut rows = Vec::new();
     for prog in progs {
         if prog.gate.is_none() {
@@ -80,7 +84,8 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
                 bar.set_position(n);
                 bar.set_message(format!("{stem}/{} [{}] {found} found", prog.variant, s.engine_name()));
             };
-            let row = explore_row(stem, prog, &opts, s, executions, Duration::from_secs_f64(seconds), seed, &mut progress);
+            let budget = racelab::gate::explore::GateBudget { executions, seconds };
+            let row = explore_row(stem, prog, &opts, s, budget, seed, &mut progress);
             bar.finish_and_clear();
             rows.push(row);
         }

@@ -204,6 +204,10 @@ enum Command {
         /// `NAME=!reason` lists it as skipped.
         #[arg(long = "db")]
         db: Vec<String>,
+        /// Also run every variant that names a real program (`gate "..."`) through the gate, in
+        /// a real directory: `NAME=DIR`. Repeatable. `NAME=!reason` lists it as skipped.
+        #[arg(long = "gate")]
+        gate: Vec<String>,
         /// Run only shard I of N (`--shard 1/2`): the variants whose position in the suite is
         /// I-1 modulo N, with every engine and backend; `racelab merge` combines the shards.
         #[arg(long, value_parser = racelab::shard::parse)]
@@ -259,8 +263,8 @@ fn main() -> ExitCode {
         Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
             lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
         }
-        Command::Suite { paths, out: dir, quick, engines, real, db, replays, stress_runs, shard } => {
-            suite_cmd(&paths, &dir, quick, &engines, &real, &db, (replays, stress_runs), shard, &out)
+        Command::Suite { paths, out: dir, quick, engines, real, db, gate, replays, stress_runs, shard } => {
+            suite_cmd(&paths, &dir, quick, &engines, (&real, &db, &gate), (replays, stress_runs), shard, &out)
         }
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
     };
@@ -818,7 +822,18 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], real: &[String], db: &[String], counts: (Option<u32>, Option<u64>), shard: Option<reports::Shard>, out: &Output) -> u8 {
+fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (real, db, gate): (&[String], &[String], &[String]), counts: (Option<u32>, Option<u64>), shard: Option<reports::Shard>, out: &Output) -> u8 {
+    let mut gate_targets = Vec::new();
+    for g in gate {
+        match g.split_once('=') {
+            Some((name, reason)) if reason.starts_with('!') => gate_targets.push(racelab::gate::report::GateTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
+            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => gate_targets.push(racelab::gate::report::GateTarget { name: name.to_string(), dir: Ok(PathBuf::from(d)) }),
+            _ => {
+                eprint_error(format_args!("--gate {g}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
+                return BAD_INPUT;
+            }
+        }
+    }
     let mut db_targets = Vec::new();
     for d in db {
         let target = match d.split_once('=') {
@@ -923,6 +938,24 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], rea
         results.extend(rows);
         if let Some(sig) = racelab::backend::cancel::requested() {
             eprint_error(format_args!("interrupted by signal {sig}; real runs were cleaned up"));
+            return (128 + sig).clamp(0, 255) as u8;
+        }
+    }
+    if !gate_targets.is_empty() {
+        racelab::backend::cancel::install();
+        // Each execution starts real processes (a fraction of a second): budgets in executions.
+        let budget = if quick { racelab::gate::explore::GateBudget { executions: 150, seconds: 75.0 } } else { racelab::gate::explore::GateBudget { executions: 600, seconds: 300.0 } };
+        let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
+            .iter()
+            .filter_map(|(stem, sc)| files.iter().find(|f| self::stem(f) == *stem).map(|f| (stem.clone(), f.clone(), sc.clone())))
+            .collect();
+        let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let rows = racelab::gate::report::suite_rows(&with_files, &gate_targets, budget, 0x5eed, &|r| spinner.set_message(format!("gate: {}/{} on {}", r.scenario, r.variant, r.backend)));
+        spinner.finish_and_clear();
+        results.extend(rows);
+        if let Some(sig) = racelab::backend::cancel::requested() {
+            eprint_error(format_args!("interrupted by signal {sig}; gated processes were reaped"));
             return (128 + sig).clamp(0, 255) as u8;
         }
     }

@@ -42,6 +42,9 @@ pub enum TokenError {
     Stale { scenario: String, variant: String },
     /// The token was recorded with other parameter values than the scenario was compiled with.
     Params { token: String, compiled: String },
+    /// A token recorded through the gate, whose steps are a real program's calls, given to a
+    /// replay whose steps are the scenario's operations.
+    ThroughGate,
     /// The schedule asks for a step the scenario cannot take (an actor that is not runnable).
     Diverged { step: usize, actor: usize, why: String },
 }
@@ -62,6 +65,10 @@ impl fmt::Display for TokenError {
             TokenError::Params { token, compiled } => write!(
                 f,
                 "the token was recorded with parameters {token}, but the scenario was compiled with {compiled}; `racelab replay` compiles it with the token's parameters"
+            ),
+            TokenError::ThroughGate => write!(
+                f,
+                "this token was recorded through the gate: its steps are the real program's system calls, not the scenario's operations; replay it with `--backend gate`"
             ),
             TokenError::Diverged { step, actor, why } => {
                 write!(f, "the token does not fit this scenario: at step {step}, actor #{actor} {why}")
@@ -183,6 +190,9 @@ impl Schedule {
                 scenario: scenario.to_string(),
                 variant: variant.to_string(),
             });
+        }
+        if self.params.iter().any(|(n, _)| n.starts_with("gate.")) {
+            return Err(TokenError::ThroughGate);
         }
         if self.fingerprint != prog.fingerprint {
             return Err(TokenError::Stale { scenario: scenario.to_string(), variant: variant.to_string() });

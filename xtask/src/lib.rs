@@ -4,3 +4,4 @@ pub mod db_servers;
 pub mod fs_matrix;
 pub mod nfs;
 pub mod signals;
+pub mod venv;

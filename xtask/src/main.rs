@@ -22,6 +22,7 @@ tasks:
   db up [--root DIR] [--only LIST] [--env] [--hold]
                                               start throwaway PostgreSQL and MariaDB servers, print their URLs
   db down [--root DIR]                        stop them and delete their directory
+  venv                                        the Python venv gated drivers run in (flufl.lock 10.0.0); prints its path
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +35,10 @@ fn main() -> ExitCode {
         // nfs exits with the guest command's own status.
         Some("nfs") => return ExitCode::from(xtask::nfs::cli::run(&args[1..])),
         Some("db") => return ExitCode::from(db_cmd::run(&args[1..])),
+        Some("venv") => {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), std::path::PathBuf::from);
+            return ExitCode::from(xtask::venv::run(&target));
+        }
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -97,6 +97,20 @@ pub fn run(args: &[String]) -> Result<u8> {
             }
         }
     }
+    // The gate: the scenarios' real programs (flufl.lock under its driver) in a temp directory,
+    // their Python packages in the venv `cargo xtask venv` makes.
+    if real {
+        let dir = temp.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default();
+        match xtask::venv::ensure(&target) {
+            Ok(venv) => {
+                cmd.env("RACELAB_VENV", venv);
+                cmd.arg(format!("--gate=tempdir={dir}"));
+            }
+            Err(why) => {
+                cmd.arg(format!("--gate=tempdir=!{}", why.replace('\n', " ")));
+            }
+        }
+    }
     // Real databases: SQLite always; PostgreSQL and MariaDB from `$RACELAB_*_URL` when set (an
     // existing server), else started here for the run and stopped after (also on Ctrl-C).
     let mut db_servers = None;

@@ -97,21 +97,25 @@ impl PctChooser {
 }
 
 impl Chooser for PctChooser {
-    fn choose(&mut self, step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
+    fn choose(&mut self, step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
         let faults: Vec<u8> = enabled.iter().copied().filter(|&c| c as usize >= self.actors).collect();
         if let Some(&f) = faults.iter().find(|&&f| self.fault_points.get(f as usize - self.actors).is_some_and(|&p| p <= step)) {
             return Ok(Some(f));
         }
-        let Some(&best) = enabled.iter().filter(|&&c| (c as usize) < self.actors).max_by_key(|&&c| self.priority[c as usize]) else {
-            return Ok(faults.first().copied());
-        };
-        if let Some(k) = self.change_points.iter().position(|&p| p == step) {
-            self.priority[best as usize] = k;
-            self.change_points[k] = usize::MAX;
-            let _ = self.rng.next();
-            return self.choose(step, enabled, last);
+        loop {
+            let Some(&best) = enabled.iter().filter(|&&c| (c as usize) < self.actors).max_by_key(|&&c| self.priority[c as usize]) else {
+                return Ok(faults.first().copied());
+            };
+            // At a change point the highest-priority actor drops below every other.
+            match self.change_points.iter().position(|&p| p == step) {
+                Some(k) => {
+                    self.priority[best as usize] = k;
+                    self.change_points[k] = usize::MAX;
+                    let _ = self.rng.next();
+                }
+                None => return Ok(Some(best)),
+            }
         }
-        Ok(Some(best))
     }
 }
 
@@ -148,6 +152,13 @@ pub fn gate_schedule(prog: &Program, opts: &GateOptions, target: Option<String>,
     s
 }
 
+/// How long a gated exploration may go on: real executions, and seconds of wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct GateBudget {
+    pub executions: u64,
+    pub seconds: f64,
+}
+
 /// The result of exploring one variant through the gate.
 #[derive(Debug)]
 pub struct GateExploration {
@@ -168,7 +179,8 @@ pub struct GateFinding {
 }
 
 /// Explores until every invariant the expectation names has broken, or the budget is spent.
-pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, max_executions: u64, max_time: Duration, want: &[String], seed: u64, progress: &mut dyn FnMut(u64, usize)) -> Result<GateExploration, GateError> {
+pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, budget: GateBudget, want: &[String], seed: u64, progress: &mut dyn FnMut(u64, usize)) -> Result<GateExploration, GateError> {
+    let (max_executions, max_time) = (budget.executions, Duration::from_secs_f64(budget.seconds));
     let started = Instant::now();
     let mut out = GateExploration { executions: 0, seconds: 0.0, findings: Vec::new() };
     let mut expected_steps = 200;

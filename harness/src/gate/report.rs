@@ -1,11 +1,9 @@
 //! Gate explorations as `summary.json` rows, judged like the model's: the same findings,
 //! tokens, shrunk interleavings and step tables.
 
-use std::time::Duration;
-
 use reports::{Finding, Outcome, RunResult, Trace, Verdict};
 
-use super::explore::{explore, shrink, Strategy};
+use super::explore::{explore, shrink, GateBudget, Strategy};
 use super::run::GateOptions;
 use crate::ir::Program;
 
@@ -22,13 +20,13 @@ pub fn backend_name(opts: &GateOptions) -> String {
 
 /// Explores `prog` through the gate and makes its row.
 #[allow(clippy::too_many_arguments)]
-pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Strategy, max_executions: u64, max_time: Duration, seed: u64, progress: &mut dyn FnMut(u64, usize)) -> RunResult {
+pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Strategy, budget: GateBudget, seed: u64, progress: &mut dyn FnMut(u64, usize)) -> RunResult {
     let mut row = crate::suite::base_row(stem, prog, strategy.engine_name(), "");
     row.backend = backend_name(opts);
     row.faults = (!prog.faults.is_empty()).then(|| prog.fault_budget.to_string());
-    row.bound = Some(format!("{max_executions} executions or {}s, ticks of {} ms", max_time.as_secs(), opts.tick_ns / 1_000_000));
+    row.bound = Some(format!("{} executions or {}s, ticks of {} ms", budget.executions, budget.seconds, opts.tick_ns / 1_000_000));
     let want = row.expected_invariants.clone();
-    let ex = match explore(prog, opts, strategy, max_executions, max_time, &want, seed, progress) {
+    let ex = match explore(prog, opts, strategy, budget, &want, seed, progress) {
         Ok(ex) => ex,
         Err(why) => {
             row.outcome = Outcome::Error;
@@ -89,4 +87,51 @@ pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Str
         ));
     }
     row
+}
+
+/// A directory the suite runs gated programs on, or why there is none (a skipped row).
+#[derive(Debug, Clone)]
+pub struct GateTarget {
+    pub name: String,
+    pub dir: Result<std::path::PathBuf, String>,
+}
+
+/// Rows for every variant with a `gate` command, on every target: gate-random exploration of
+/// the real program, judged against the variant's expectation.
+pub fn suite_rows(scenarios: &[(String, std::path::PathBuf, crate::lang::Scenario)], targets: &[GateTarget], budget: GateBudget, seed: u64, progress: &dyn Fn(&RunResult)) -> Vec<RunResult> {
+    let mut rows = Vec::new();
+    for (stem, file, sc) in scenarios {
+        for prog in sc.variants.iter().filter(|p| p.gate.is_some()) {
+            for t in targets {
+                let row = match &t.dir {
+                    Err(why) => {
+                        let mut r = crate::suite::base_row(stem, prog, Strategy::Random.engine_name(), "");
+                        r.backend = format!("gate:{}", t.name);
+                        r.outcome = Outcome::Skipped;
+                        r.reason = Some(why.clone());
+                        r
+                    }
+                    Ok(dir) => match GateOptions::new(file, dir) {
+                        Ok(opts) => {
+                            let mut r = explore_row(stem, prog, &opts, Strategy::Random, budget, seed, &mut |_, _| {});
+                            r.backend = format!("gate:{}", t.name);
+                            r
+                        }
+                        Err(why) => {
+                            let mut r = crate::suite::base_row(stem, prog, Strategy::Random.engine_name(), "");
+                            r.backend = format!("gate:{}", t.name);
+                            r.reason = Some(why);
+                            r
+                        }
+                    },
+                };
+                progress(&row);
+                rows.push(row);
+                if crate::backend::cancel::requested().is_some() {
+                    return rows;
+                }
+            }
+        }
+    }
+    rows
 }

@@ -38,6 +38,9 @@ pub struct GateOptions {
     /// one tick wake at the same instant, and the schedule orders them: the real-world analogue
     /// of the model's fixed NAP (docs/language.md, "The gate").
     pub tick_ns: u64,
+    /// Put first on the gated programs' PATH: `$RACELAB_VENV/bin`, where `cargo xtask venv`
+    /// installs the Python packages the built-in drivers import (flufl.lock).
+    pub path_prefix: Option<PathBuf>,
 }
 
 impl GateOptions {
@@ -48,7 +51,7 @@ impl GateOptions {
         };
         let dir = scenario_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let scenario_dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(GateOptions { racelab, scenario_dir, base: base.to_path_buf(), step_timeout: Duration::from_secs(20), max_steps: 5_000, seed: 1, tick_ns: 1_000_000_000 })
+        Ok(GateOptions { racelab, scenario_dir, base: base.to_path_buf(), step_timeout: Duration::from_secs(20), max_steps: 5_000, seed: 1, tick_ns: 1_000_000_000, path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")) })
     }
 }
 
@@ -268,6 +271,11 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
             ("TZ".to_string(), "UTC".to_string()),
         ];
+        let mut env = env;
+        if let Some(bin) = &opts.path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            env.push(("PATH".to_string(), format!("{}:{path}", bin.display())));
+        }
         procs.push(Tracee::spawn(&opts.racelab, &argv, &env, &opts.scenario_dir, &root, &logs, opts.seed.wrapping_mul(0x100_0000_01B3).wrapping_add(i as u64 + 1))?);
     }
 
@@ -278,8 +286,16 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
     for p in procs.iter_mut() {
         p.start()?;
     }
-    for p in procs.iter_mut() {
-        status.push(resume(p, &clock, &watchdog, opts)?);
+    for (i, p) in procs.iter_mut().enumerate() {
+        let st = resume(p, &clock, &watchdog, opts)?;
+        // A program that fails before its first gated call did not run the scenario at all
+        // (a missing interpreter or module, a typo in the command): that is the setup's fault.
+        if let Status::Done(end) = &st {
+            if *end != Ended::Exited(0) {
+                return Err(format!("{} ({}) ended before its first gated call ({end:?}): {}", prog.actors[i].name, command, p.stderr_tail()));
+            }
+        }
+        status.push(st);
     }
     let mut fired = vec![false; prog.faults.len()];
     let mut last: Option<(usize, bool)> = None;
@@ -341,7 +357,11 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
             let (actor, operation, result) = if c < n {
                 let Status::Ready(call) = status[c].clone() else { unreachable!("enabled actors are ready") };
                 status[c] = resume(&mut procs[c], &clock, &watchdog, opts)?;
-                let result = if procs[c].last_result.is_empty() { describe_end(&status[c]) } else { procs[c].last_result.clone() };
+                let result = match (procs[c].last_result.is_empty(), &status[c]) {
+                    (true, _) => describe_end(&status[c]),
+                    (false, Status::Done(_)) => format!("{}, then {}", procs[c].last_result, describe_end(&status[c])),
+                    (false, _) => procs[c].last_result.clone(),
+                };
                 (c, call, result)
             } else {
                 let f = c - n;

@@ -32,6 +32,10 @@ pub const TRAPPED: &[i64] = &[
     libc::SYS_pread64,
     libc::SYS_pwrite64,
     libc::SYS_close,
+    libc::SYS_dup,
+    libc::SYS_dup2,
+    libc::SYS_dup3,
+    libc::SYS_fcntl,
     libc::SYS_clock_gettime,
     libc::SYS_gettimeofday,
     libc::SYS_time,
@@ -51,6 +55,8 @@ pub enum Call {
     Path { op: &'static str, paths: Vec<(i64, u64)> },
     /// read/write/close on a file descriptor.
     Fd { op: &'static str, fd: i64 },
+    /// A copy of descriptor `fd` (dup, dup2, dup3, fcntl F_DUPFD): tracked like the original.
+    Dup { fd: i64 },
     /// What time is it: `clock` (or -1 for gettimeofday, -2 for time), into `buf`.
     Time { clock: i64, buf: u64, kind: TimeKind },
     /// Sleep: relative (`abs` false) or until an absolute time on `clock`, read from `req`.
@@ -59,6 +65,8 @@ pub enum Call {
     Random { buf: u64, len: u64 },
     /// A new thread or process, which the gate does not follow.
     Spawn,
+    /// Trapped, but nothing to the gate (fcntl other than F_DUPFD).
+    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +105,9 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
         libc::SYS_read | libc::SYS_pread64 => fd("read", a[0]),
         libc::SYS_write | libc::SYS_pwrite64 => fd("write", a[0]),
         libc::SYS_close => fd("close", a[0]),
+        libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 => Call::Dup { fd: a[0] as i32 as i64 },
+        libc::SYS_fcntl if matches!(a[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => Call::Dup { fd: a[0] as i32 as i64 },
+        libc::SYS_fcntl => Call::Other,
         libc::SYS_clock_gettime => Call::Time { clock: a[0] as i64, buf: a[1], kind: TimeKind::Timespec },
         libc::SYS_gettimeofday => Call::Time { clock: -1, buf: a[0], kind: TimeKind::Timeval },
         libc::SYS_time => Call::Time { clock: -2, buf: a[0], kind: TimeKind::Seconds },

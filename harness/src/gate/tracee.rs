@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -64,6 +65,8 @@ pub struct Tracee {
     /// The result of the last step resumed, for the step table (`ok`, `3`, `EEXIST`).
     pub last_result: String,
     pub stderr: PathBuf,
+    /// How the process ended, when a wait inside a step saw it.
+    exit_status: Option<Stop>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +74,6 @@ struct Pending {
     op: &'static str,
     /// The first path (for `open`, what the new descriptor names).
     path: Option<String>,
-    fd: Option<i64>,
 }
 
 impl Tracee {
@@ -83,7 +85,10 @@ impl Tracee {
         let stdout = File::create(logs.join(format!("{name}.out"))).map_err(|e| format!("cannot create the gated process's log: {e}"))?;
         let stderr_path = logs.join(format!("{name}.err"));
         let stderr = File::create(&stderr_path).map_err(|e| format!("cannot create the gated process's log: {e}"))?;
+        // Its own process group: a Ctrl-C at the terminal reaches racelab, which stops between
+        // steps and reaps every gated process (PTRACE_O_EXITKILL kills them if racelab dies).
         let child = Command::new(racelab)
+            .process_group(0)
             .arg("__gate-exec")
             .args(argv)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -106,6 +111,7 @@ impl Tracee {
             execed: false,
             last_result: String::new(),
             stderr: stderr_path,
+            exit_status: None,
         };
         // The launcher stops itself before installing the filter; set our options then.
         match waitpid(pid, None) {
@@ -184,6 +190,10 @@ impl Tracee {
     }
 
     fn ended(&mut self) -> Result<Stop, GateError> {
+        if let Some(st) = self.exit_status.take() {
+            let _ = self.child.wait();
+            return Ok(st);
+        }
         match self.child.wait() {
             Ok(st) => {
                 use std::os::unix::process::ExitStatusExt;
@@ -270,7 +280,7 @@ impl Tracee {
                     self.cont(None)?;
                     return Ok(None);
                 }
-                self.pending = Some(Pending { op, path: model_path, fd: None });
+                self.pending = Some(Pending { op, path: model_path });
                 self.at = At::Step;
                 Ok(Some(Stop::Step(show_call(op, &shown))))
             }
@@ -289,7 +299,7 @@ impl Tracee {
                     return Ok(None);
                 }
                 let shown = short_name(Path::new(path.trim_start_matches('/')));
-                self.pending = Some(Pending { op, path: Some(path), fd: Some(fd) });
+                self.pending = Some(Pending { op, path: Some(path) });
                 self.at = At::Step;
                 Ok(Some(Stop::Step(show_call(op, &[shown]))))
             }
@@ -353,31 +363,39 @@ impl Tracee {
                 self.cont(None)?;
                 Ok(None)
             }
+            Call::Dup { fd } => {
+                // dup2(3, 1): the copy writes to the same file, so it is tracked too.
+                if let Some(path) = self.fds.get(&fd).cloned() {
+                    let newfd = self.run_to_exit()?;
+                    if self.at == At::Gone {
+                        return Ok(Some(self.ended()?));
+                    }
+                    if newfd >= 0 {
+                        self.fds.insert(newfd, path);
+                    }
+                } else if let Ok(regs) = ptrace::getregs(self.pid) {
+                    // dup2(other, tracked): the tracked descriptor now names another file.
+                    if matches!(regs.orig_rax as i64, libc::SYS_dup2 | libc::SYS_dup3) {
+                        self.fds.remove(&(regs.rsi as i32 as i64));
+                    }
+                }
+                self.cont(None)?;
+                Ok(None)
+            }
+            Call::Other => {
+                self.cont(None)?;
+                Ok(None)
+            }
             Call::Spawn => Err("the gated program started a thread or a process; the gate follows single-threaded programs only".into()),
         }
     }
 
     /// Performs the pending step: the call runs, we read its result at the syscall exit.
     fn finish_step(&mut self) -> Result<(), GateError> {
-        ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?;
-        loop {
-            match waitpid(self.pid, None).map_err(|e| format!("waitpid: {e}"))? {
-                WaitStatus::PtraceSyscall(_) => {
-                    let info = ptrace::syscall_info(self.pid).map_err(|e| format!("PTRACE_GET_SYSCALL_INFO: {e}"))?;
-                    if info.op == libc::PTRACE_SYSCALL_INFO_EXIT {
-                        break;
-                    }
-                    ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?;
-                }
-                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
-                    self.at = At::Gone;
-                    return Ok(());
-                }
-                WaitStatus::Stopped(_, sig) => ptrace::syscall(self.pid, Some(sig)).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
-                _ => ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
-            }
+        let ret = self.run_to_exit()?;
+        if self.at == At::Gone {
+            return Ok(());
         }
-        let ret = ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?.rax as i64;
         let pending = self.pending.take();
         self.last_result = if ret < 0 {
             nix::errno::Errno::from_raw(-ret as i32).to_string().split(':').next().unwrap_or("error").to_string()
@@ -394,10 +412,39 @@ impl Tracee {
                     self.fds.insert(ret, path);
                 }
             }
-            let _ = p.fd;
         }
         self.at = At::Start;
         Ok(())
+    }
+
+    /// Lets the call the tracee is stopped at run, and returns its result (the process may end
+    /// instead: then `at` is `Gone`).
+    fn run_to_exit(&mut self) -> Result<i64, GateError> {
+        ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?;
+        loop {
+            match waitpid(self.pid, None).map_err(|e| format!("waitpid: {e}"))? {
+                WaitStatus::PtraceSyscall(_) => {
+                    let info = ptrace::syscall_info(self.pid).map_err(|e| format!("PTRACE_GET_SYSCALL_INFO: {e}"))?;
+                    if info.op == libc::PTRACE_SYSCALL_INFO_EXIT {
+                        break;
+                    }
+                    ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?;
+                }
+                WaitStatus::Exited(_, code) => {
+                    self.at = At::Gone;
+                    self.exit_status = Some(Stop::Exited(code));
+                    return Ok(0);
+                }
+                WaitStatus::Signaled(_, sig, _) => {
+                    self.at = At::Gone;
+                    self.exit_status = Some(Stop::Killed(sig));
+                    return Ok(0);
+                }
+                WaitStatus::Stopped(_, sig) => ptrace::syscall(self.pid, Some(sig)).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
+                _ => ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
+            }
+        }
+        Ok(ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?.rax as i64)
     }
 
     /// Skips the call the tracee is stopped at (seccomp stop): it returns `ret` without running.

@@ -176,7 +176,7 @@ fn flufl_python() -> &'static Result<PathBuf, String> {
         };
         let _ = std::fs::remove_dir_all(&venv);
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv (Debian: apt-get install python3-venv)")?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "flufl.lock"]), "pip install flufl.lock (needs PyPI)")?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "flufl.lock==10.0.0"]), "pip install flufl.lock==10.0.0 (needs PyPI)")?;
         if ok(&py) {
             Ok(py)
         } else {
@@ -185,7 +185,7 @@ fn flufl_python() -> &'static Result<PathBuf, String> {
     })
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     match flufl_python() {
         Ok(p) => p.clone(),
         Err(why) => panic!("the flufl.lock interop test needs Python with flufl.lock: {why}. Install python3-venv and allow PyPI, or point RACELAB_FLUFL_PYTHON at a python3 that has flufl.lock"),

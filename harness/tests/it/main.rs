@@ -12,3 +12,4 @@ mod fuzz;
 mod params;
 mod parser;
 mod lockfile;
+mod gate;

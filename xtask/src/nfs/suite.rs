@@ -125,7 +125,7 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<Vec<RunResult>, Stop> {
     let _ = std::fs::remove_file(p.out.join("summary.json"));
     let run = match super::run(&opts, &argv) {
         Ok(run) => run,
-        Err(e) => return Err(Stop::Skip(format!("the NFS guest could not come up: {}", first_line(&e.to_string())))),
+        Err(e) => return Err(Stop::Skip(format!("the NFS guest could not come up: {}", why_down(&e.to_string())))),
     };
     let status = match run.ended {
         Ended::Interrupted(_) => return Err(Stop::Signal),
@@ -135,6 +135,16 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<Vec<RunResult>, Stop> {
     let text = std::fs::read_to_string(&path).map_err(|e| Stop::Error(format!("racelab suite in the guest exited with {status} and left no {}: {e}", path.display())))?;
     let nfs: Summary = serde_json::from_str(&text).map_err(|e| Stop::Error(format!("parsing {}: {e}", path.display())))?;
     Ok(nfs.results.into_iter().filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))).collect())
+}
+
+/// The error's first line, and the guest console's line that says what failed, if there is
+/// one (UML on some host kernels: "userspace - ptrace set fp regs failed, errno = 14").
+fn why_down(s: &str) -> String {
+    let first = first_line(s);
+    match s.lines().find(|l| l.contains("failed") && !l.contains("find_iomem") && !l.contains("ubd device")) {
+        Some(cause) if cause != first => format!("{first} (guest console: {})", cause.trim()),
+        _ => first,
+    }
 }
 
 fn first_line(s: &str) -> String {
