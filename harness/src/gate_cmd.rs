@@ -88,6 +88,10 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
             let row = explore_row(stem, prog, &opts, s, budget, seed, &mut progress);
             bar.finish_and_clear();
             rows.push(row);
+            if let Some(sig) = racelab::backend::cancel::requested() {
+                eprintln!("interrupted by signal {sig}: every gated process was killed and reaped, every run directory removed");
+                return (128 + sig).clamp(0, 255) as u8;
+            }
         }
     }
     if json {

@@ -889,7 +889,7 @@ fn err_unknown_operation_suggests_link() {
              4 │   }
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, len, str, contains, min, max, first
+                    touch, mkdir, rmdir, len, str, int, contains, min, max, first
         "#]],
     );
 }
@@ -1479,7 +1479,8 @@ fn err_operation_in_invariant() {
              4 │ }
                ╰────
               help: invariants may use holders(section), count(log), count(log, text), count(local, value),
-                    exists(path), read(path), sql(...), connections(database), len, str, contains, min, max
+                    exists(path), read(path), sql(...), connections(database), len, str, int, contains, min,
+                    max
         "#]],
     );
 }
@@ -1816,7 +1817,7 @@ fn err_unknown_declaration() {
              3 │   actor b { }
                ╰────
               help: expected one of: about, source, const, param, fs, nfs, cell, local, log, lock, rlock,
-                    rwlock, database, proc, actor, invariant, fault, faults, variant, expect
+                    rwlock, database, gate, proc, actor, invariant, fault, faults, variant, expect
         "#]],
     );
 }
@@ -1874,7 +1875,8 @@ fn err_non_constant_const() {
              3 │   actor a { }
                ╰────
               help: invariants may use holders(section), count(log), count(log, text), count(local, value),
-                    exists(path), read(path), sql(...), connections(database), len, str, contains, min, max
+                    exists(path), read(path), sql(...), connections(database), len, str, int, contains, min,
+                    max
         "#]],
     );
 }
@@ -1972,7 +1974,7 @@ fn err_several_errors_reported_at_once() {
              5 │     break
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, len, str, contains, min, max, first
+                    touch, mkdir, rmdir, len, str, int, contains, min, max, first
               × `break` outside of a loop
                ╭─[test.race:5:5]
              4 │     lnk("/a", "/b")

@@ -40,7 +40,11 @@ fn rows(summary: &Path) -> BTreeSet<Row> {
         .into_iter()
         .map(|r| {
             let outcome = r.outcome_label().to_string();
-            (r.scenario, r.variant, r.engine, r.backend, outcome, r.invariant, r.met, r.exhaustive, r.schedules)
+            // An exhaustive search covers the same schedules however it is split; a search that
+            // ran out of time covers as many as the machine allowed then (a loaded 2-core CI box
+            // ran shuttle-dfs to 13,515 of its 20,000 in one run and all of them in the other).
+            let schedules = if r.exhaustive { r.schedules } else { 0 };
+            (r.scenario, r.variant, r.engine, r.backend, outcome, r.invariant, r.met, r.exhaustive, schedules)
         })
         .collect()
 }
