@@ -162,3 +162,60 @@ pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &G
         1
     }
 }
+
+/// `racelab __gate-linklock LOCKFILE COUNTER WORK_MS`: one locker of
+/// `scenarios/racelab-linklock.race` with racelab's real LinkLock, for the gate (a Rust program
+/// beside flufl.lock's Python). It follows the conventions of docs/language.md section 5.15:
+/// paths are the scenario's, under `$RACELAB_ROOT`; the critical section is the file
+/// `.racelab/critical/list/$RACELAB_ACTOR`; NotLocked on release is a line in `.racelab/logs/events`.
+pub fn linklock_driver(lockfile: &Path, counter: &Path, work_ms: u64) -> u8 {
+    use racelab::lockfile::{FileLock, LinkLock, LinkOptions};
+    use std::io::Write;
+    let (Ok(root), Ok(me)) = (std::env::var("RACELAB_ROOT"), std::env::var("RACELAB_ACTOR")) else {
+        eprintln!("error: __gate-linklock runs under the gate, which sets RACELAB_ROOT and RACELAB_ACTOR");
+        return 2;
+    };
+    let under = |p: &Path| PathBuf::from(format!("{root}{}", p.display()));
+    let log = |name: &str, line: &str| {
+        let path = format!("{root}/.racelab/logs/{name}");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    };
+    let marker = PathBuf::from(format!("{root}/.racelab/critical/list/{me}"));
+    let mut lock = match LinkLock::new(&under(lockfile), LinkOptions::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = lock.acquire(None) {
+        eprintln!("error: acquire: {e}");
+        return 1;
+    }
+    let step = || -> std::io::Result<()> {
+        std::fs::write(&marker, b"")?;
+        let n: u64 = match std::fs::read_to_string(under(counter)) {
+            Ok(s) => s.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        std::thread::sleep(Duration::from_millis(work_ms));
+        std::fs::write(under(counter), (n + 1).to_string())?;
+        log("done", &me);
+        std::fs::remove_file(&marker)
+    };
+    if let Err(e) = step() {
+        eprintln!("error: in the critical section: {e}");
+        return 1;
+    }
+    match lock.release() {
+        Ok(()) => 0,
+        Err(e) => {
+            log("events", &format!("{me}: NotLockedError"));
+            eprintln!("error: release: {e}");
+            1
+        }
+    }
+}

@@ -152,6 +152,9 @@ enum Command {
     /// turns) on FILE, then exit.
     #[command(name = "__gate-bench", hide = true)]
     GateBench { file: PathBuf, calls: u64 },
+    /// (internal) One locker of racelab-linklock.race with the real LinkLock, run under the gate.
+    #[command(name = "__gate-linklock", hide = true)]
+    GateLinkLock { lockfile: PathBuf, counter: PathBuf, work_ms: u64 },
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
     Worker { root: PathBuf, parent: u32 },
@@ -259,6 +262,7 @@ fn main() -> ExitCode {
         }
         Command::GateExec { argv } => return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8),
         Command::GateBench { file, calls } => return ExitCode::from(gate_bench_cmd(&file, calls)),
+        Command::GateLinkLock { lockfile, counter, work_ms } => return ExitCode::from(gate_cmd::linklock_driver(&lockfile, &counter, work_ms)),
         Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
         Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
             lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)

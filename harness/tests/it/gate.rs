@@ -207,3 +207,30 @@ fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("recorded on the model"), "{err}");
 }
+
+/// scenarios/racelab-linklock.race: racelab's own LinkLock, a Rust program, through the gate.
+fn linklock(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/racelab-linklock.race");
+    let src = std::fs::read_to_string(&file).expect("read racelab-linklock.race");
+    let sc = racelab::lang::compile(&file.display().to_string(), &src).expect("racelab-linklock.race compiles");
+    let prog = sc.variant(variant).expect("the variant exists").clone();
+    let base = tempfile::tempdir().expect("a temp dir");
+    let mut opts = GateOptions::new(&file, base.path()).expect("gate options");
+    opts.racelab = PathBuf::from(env!("CARGO_BIN_EXE_racelab"));
+    (prog, opts, base)
+}
+
+#[test]
+fn the_real_linklock_holds_through_the_gate_with_a_crash_and_breaks_with_a_long_stall() {
+    let (prog, opts, _base) = linklock("crash");
+    let ex = explore(&prog, &opts, Strategy::Random, GateBudget { executions: 40, seconds: 120.0 }, &[], 3, &mut |_, _| {}).expect("explore through the gate");
+    assert_eq!(ex.executions, 40, "every execution ran");
+    assert!(ex.findings.is_empty(), "LinkLock broke under a crash: {:#?}", ex.findings.iter().map(|f| &f.message).collect::<Vec<_>>());
+    let (prog, opts, _base) = linklock("stall-past-lifetime");
+    let want = vec!["mutual_exclusion".to_string()];
+    let ex = explore(&prog, &opts, Strategy::Random, GateBudget { executions: 100, seconds: 120.0 }, &want, 3, &mut |_, _| {}).expect("explore through the gate");
+    assert!(ex.findings.iter().any(|f| f.invariant == "mutual_exclusion"), "a 40 s stall is past any lease, the model says; the real LinkLock agrees");
+    // No racelab-linklock variant without a real twin is run: flufl-lock-10 says `gate none`.
+    let (prog, _, _) = linklock("flufl-lock-10");
+    assert!(prog.gate.is_none());
+}
