@@ -10,7 +10,7 @@ use racelab::gate::report::explore_row;
 use racelab::gate::run::GateOptions;
 use racelab::ir::Program;
 use racelab::schedule::Schedule;
-use reports::table::{render_result_line, render_trace, Style};
+use reports::table::{render_trace, Style};
 use reports::Trace;
 
 /// How the gate runs, from the command line.
@@ -94,33 +94,7 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
             }
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-    } else {
-        for r in &rows {
-            println!("{}", render_result_line(r));
-            if let Some(reason) = &r.reason {
-                println!("  {reason}");
-            }
-            for f in &r.findings {
-                println!(
-                    "  {} broke after {} execution(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} --backend gate {}",
-                    f.invariant,
-                    f.after,
-                    f.switches,
-                    f.shrunk_switches,
-                    file.display(),
-                    r.variant,
-                    f.replay
-                );
-            }
-            if let Some(t) = &r.trace {
-                println!();
-                print!("{}", render_trace(t, style));
-                println!();
-            }
-        }
-    }
+    crate::print_rows(&rows, file, json, "execution", "--backend gate ", style);
     racelab::suite::exit_code(&rows) as u8
 }
 

@@ -469,37 +469,43 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
         }
     }
     suite::judge_portfolio(&mut rows);
+    print_rows(&rows, file, json, "schedule", "", out.style());
+    suite::exit_code(&rows) as u8
+}
+
+/// Prints exploration rows: as JSON, or each row's result line, its findings with their replay
+/// commands (`replay_flags` added, such as `--backend gate`), and the lead finding's step table.
+fn print_rows(rows: &[reports::RunResult], file: &Path, json: bool, unit: &str, replay_flags: &str, style: Style) {
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-    } else {
-        for r in &rows {
-            println!("{}", render_result_line(r));
-            if let Some(reason) = &r.reason {
-                println!("  {reason}");
-            }
-            for f in &r.findings {
-                println!(
-                    "  {} broke after {} schedule(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {}",
-                    f.invariant,
-                    f.after,
-                    f.switches,
-                    f.shrunk_switches,
-                    file.display(),
-                    r.variant,
-                    f.replay
-                );
-                if f.original != f.replay && !f.original.is_empty() {
-                    println!("    as found (before shrinking): {}", f.original);
-                }
-            }
-            if let Some(t) = &r.trace {
-                println!();
-                print!("{}", render_trace(t, out.style()));
-                println!();
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    for r in rows {
+        println!("{}", render_result_line(r));
+        if let Some(reason) = &r.reason {
+            println!("  {reason}");
+        }
+        for f in &r.findings {
+            println!(
+                "  {} broke after {} {unit}(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {replay_flags}{}",
+                f.invariant,
+                f.after,
+                f.switches,
+                f.shrunk_switches,
+                file.display(),
+                r.variant,
+                f.replay
+            );
+            if f.original != f.replay && !f.original.is_empty() {
+                println!("    as found (before shrinking): {}", f.original);
             }
         }
+        if let Some(t) = &r.trace {
+            println!();
+            print!("{}", render_trace(t, style));
+            println!();
+        }
     }
-    suite::exit_code(&rows) as u8
 }
 
 /// `racelab __gate-bench FILE CALLS`: a program whose every call is a gated step.
