@@ -263,6 +263,16 @@ pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[O
     match (status, setup_failed) {
         (Some(n), _) => Ok(Run { ended: Ended::Exited(n), boot, mounts }),
         (None, Some(what)) => Err(Error::Guest { what: format!("setting up NFS in the guest failed: {what}"), console: console.join("\n") }),
+        // UML saves and restores its processes' FPU state through ptrace with a fixed-size
+        // buffer; on host kernels with a larger one (6.18 here) every guest process dies at once.
+        (None, None) if state == State::Booting && console.iter().any(|l| l.contains("ptrace set fp regs failed")) => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            Err(Error::HostUnsupported(format!(
+                "User-mode Linux cannot run on this host kernel ({}): the guest's init died at boot with \"{}\", so there is no guest and no real NFS on this machine",
+                host.trim(),
+                console.iter().find(|l| l.contains("ptrace set fp regs failed")).map_or("", |l| l.trim())
+            )))
+        }
         (None, None) if state == State::Booting => Err(Error::Guest { what: "the guest stopped before its NFS mounts were up".into(), console: console.join("\n") }),
         (None, None) => Err(Error::Guest { what: "the guest stopped while the command was running, without reporting its exit status (did the guest kernel panic or run out of memory?)".into(), console: console.join("\n") }),
     }

@@ -62,6 +62,9 @@ pub enum Error {
     Guest { what: String, console: String },
     #[error("{0}")]
     Io(String),
+    /// The guest cannot boot on this host at all (not a failure of one run).
+    #[error("{0}")]
+    HostUnsupported(String),
 }
 
 /// The same export seen through each client: the directories a command (or racelab's `--real`
