@@ -43,6 +43,11 @@ fn client_b_sees_a_stale_link_count_that_only_the_nfs_model_predicts() {
         assert_eq!(out.status.code(), Some(3), "without root `nfs run` must refuse with exit 3:\n{all}");
         return;
     }
+    if out.status.code() == Some(3) && all.contains("cannot run on this host kernel") {
+        // No guest can boot on this host (see tests/nfs.rs): refused, saying why; nothing ran.
+        assert!(!all.contains("nfs-model-exit"), "{all}");
+        return;
+    }
     assert!(all.contains("nfs-model-exit=0"), "the NFS model must agree with two real clients:\n{all}");
     assert!(all.contains("reproduced sees_link on the real system in 1 of 1 forced replays, no divergence from the model"), "{all}");
     assert!(all.contains("posix-model-exit=1"), "the POSIX model must diverge:\n{all}");
