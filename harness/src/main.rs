@@ -60,9 +60,10 @@ enum Command {
         /// killed, reaped and reported.
         #[arg(long, default_value_t = 20.0)]
         step_timeout: f64,
-        /// The most schedules to explore per engine.
-        #[arg(long, default_value_t = 20_000)]
-        schedules: u64,
+        /// The most schedules to explore per engine (default 20000; with --backend gate, real
+        /// executions, default 200).
+        #[arg(long)]
+        schedules: Option<u64>,
         /// The most seconds to spend per engine.
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
@@ -241,14 +242,15 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files, &out),
         Command::Explore { file, variant, engine, backend, tick_ms, step_timeout, schedules, seconds, seed, preemption_bound, max_states, por, param_draws, shard, json } => {
             if let Some(gate) = gate_cmd::GateArgs::parse(&backend, tick_ms, step_timeout) {
-                return ExitCode::from(gate_explore_cmd(&file, variant.as_deref(), engine.as_deref().unwrap_or("gate-random"), gate, schedules, seconds, seed, json, &out));
+                // Real executions cost a fraction of a second each, not microseconds.
+                return ExitCode::from(gate_explore_cmd(&file, variant.as_deref(), engine.as_deref().unwrap_or("gate-random"), gate, schedules.unwrap_or(200), seconds, seed, json, &out));
             }
             if backend != "model" {
                 eprint_error(format_args!("explore runs on `--backend model` or `--backend gate[:DIR]`, not `{backend}`; real filesystems and databases replay and stress what the model finds (racelab replay, racelab stress)"));
                 return ExitCode::from(BAD_INPUT);
             }
             let engine = engine.unwrap_or_else(|| "shuttle-random".to_string());
-            let budget = Budget::new(schedules, Duration::from_secs_f64(seconds.max(0.001)));
+            let budget = Budget::new(schedules.unwrap_or(20_000), Duration::from_secs_f64(seconds.max(0.001)));
             explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws, por), json, &out)
         }
         Command::Replay { file, variant, token, backend, step_timeout, actors, times, on_variant } => {
@@ -547,9 +549,6 @@ fn gate_explore_cmd(file: &Path, variant: Option<&str>, engine: &str, gate: Resu
         Ok(p) => p,
         Err(c) => return c,
     };
-    // Real executions cost milliseconds each, not microseconds: the model's default budget of
-    // 20,000 schedules becomes 200 executions.
-    let executions = if executions == 20_000 { 200 } else { executions };
     gate_cmd::explore(file, &stem(file), &progs, engine, &gate, executions, seconds, seed, json, out.style(), out.tty)
 }
 

@@ -263,10 +263,11 @@ impl Tracee {
                 for (dirfd, p) in paths {
                     // An empty path with AT_EMPTY_PATH names the descriptor itself (fstat,
                     // futimens): like calls on descriptors, no step.
-                    if p == 0 || self.read_cstr(p)?.is_empty() {
+                    let raw = if p == 0 { String::new() } else { self.read_cstr(p)? };
+                    if raw.is_empty() {
                         continue;
                     }
-                    let path = self.resolve(dirfd, p)?;
+                    let path = self.resolve(dirfd, &raw);
                     match path.strip_prefix(&self.root) {
                         Ok(rel) => {
                             gated = true;
@@ -490,9 +491,8 @@ impl Tracee {
     }
 
     /// The absolute path a (dirfd, pointer) pair names, lexically normalized.
-    fn resolve(&self, dirfd: i64, ptr: u64) -> Result<PathBuf, GateError> {
-        let raw = self.read_cstr(ptr)?;
-        let p = PathBuf::from(&raw);
+    fn resolve(&self, dirfd: i64, raw: &str) -> PathBuf {
+        let p = PathBuf::from(raw);
         let full = if p.is_absolute() {
             p
         } else {
@@ -509,7 +509,7 @@ impl Tracee {
                 c => out.push(c),
             }
         }
-        Ok(out)
+        out
     }
 
     fn read_cstr(&self, mut at: u64) -> Result<String, GateError> {

@@ -140,15 +140,21 @@ fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() 
     assert_eq!(sched.check_fits(prog), Err(TokenError::ThroughGate));
 }
 
-/// scenarios/flufl-lock.race with its driver, on the real flufl.lock 10.0.0.
-fn flufl(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flufl-lock.race");
-    let src = std::fs::read_to_string(&file).expect("read flufl-lock.race");
-    let sc = racelab::lang::compile(&file.display().to_string(), &src).expect("flufl-lock.race compiles");
+/// A built-in scenario's variant, with gate options for a fresh directory.
+fn builtin(stem: &str, variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"));
+    let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
+    let sc = racelab::lang::compile(&file.display().to_string(), &src).unwrap_or_else(|e| panic!("{stem}.race compiles: {e:?}"));
     let prog = sc.variant(variant).expect("the variant exists").clone();
     let base = tempfile::tempdir().expect("a temp dir");
     let mut opts = GateOptions::new(&file, base.path()).expect("gate options");
     opts.racelab = PathBuf::from(env!("CARGO_BIN_EXE_racelab"));
+    (prog, opts, base)
+}
+
+/// scenarios/flufl-lock.race with its driver, on the real flufl.lock 10.0.0.
+fn flufl(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
+    let (prog, mut opts, base) = builtin("flufl-lock", variant);
     let python = crate::lockfile::python();
     opts.path_prefix = python.parent().map(Path::to_path_buf);
     (prog, opts, base)
@@ -210,14 +216,7 @@ fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
 
 /// scenarios/racelab-linklock.race: racelab's own LinkLock, a Rust program, through the gate.
 fn linklock(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/racelab-linklock.race");
-    let src = std::fs::read_to_string(&file).expect("read racelab-linklock.race");
-    let sc = racelab::lang::compile(&file.display().to_string(), &src).expect("racelab-linklock.race compiles");
-    let prog = sc.variant(variant).expect("the variant exists").clone();
-    let base = tempfile::tempdir().expect("a temp dir");
-    let mut opts = GateOptions::new(&file, base.path()).expect("gate options");
-    opts.racelab = PathBuf::from(env!("CARGO_BIN_EXE_racelab"));
-    (prog, opts, base)
+    builtin("racelab-linklock", variant)
 }
 
 #[test]
