@@ -9,7 +9,7 @@ use std::time::Duration;
 mod gate_cmd;
 
 use clap::{Parser, Subcommand};
-use racelab::explore::{self, Budget, EngineConfig, EngineKind};
+use racelab::explore::{Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
 use racelab::backend::forced::{forced_replay, ForcedError};
 use racelab::backend::db::DbSpec;
@@ -466,9 +466,9 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
             }
             continue;
         }
-        for (cfg, res) in explore::portfolio::run(&prog, &configs) {
-            rows.push(suite::result_row(&stem(file), &prog, &cfg, res));
-        }
+        // One portfolio per variant: a native-dfs proof settles it for the other engines.
+        let jobs: Vec<suite::Job> = configs.iter().map(|&config| suite::Job { scenario: stem(file), prog: prog.clone(), config }).collect();
+        rows.extend(suite::run(&jobs, &|_| {}));
     }
     suite::judge_portfolio(&mut rows);
     print_rows(&rows, file, json, "schedule", "", out.style());

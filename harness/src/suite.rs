@@ -53,18 +53,79 @@ pub fn jobs(scenarios: &[(String, Scenario)], cfg: &SuiteConfig, engines: &[Engi
     out
 }
 
-/// Runs every job in parallel (rayon), calling `progress` after each.
+/// Runs every job, variants in parallel (rayon), calling `progress` after each.
+///
+/// A variant's engines are a portfolio that stops when its verdict is settled: native-dfs runs
+/// first, and when it proves the variant over every reachable state the other engines are not
+/// run (their rows say "proved by native-dfs"): no schedule they could try is outside that proof.
+/// When it finds a violation or runs out of budget the others run as usual, since each adds
+/// information (how soon it finds the bug, a search the state bound did not finish).
 pub fn run(jobs: &[Job], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResult> {
-    let mut rows: Vec<RunResult> = jobs
-        .par_iter()
-        .map(|job| {
-            let r = result_row(&job.scenario, &job.prog, &job.config, explore::explore(&job.prog, &job.config));
-            progress(&r);
-            r
-        })
-        .collect();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        match groups.iter_mut().find(|g| jobs[g[0]].scenario == job.scenario && jobs[g[0]].prog.variant == job.prog.variant) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let mut indexed: Vec<(usize, RunResult)> = groups.par_iter().flat_map_iter(|g| run_variant(jobs, g, progress)).collect();
+    indexed.sort_by_key(|(i, _)| *i);
+    let mut rows: Vec<RunResult> = indexed.into_iter().map(|(_, r)| r).collect();
     judge_portfolio(&mut rows);
     rows
+}
+
+/// One variant's jobs (indices into `jobs`): the prover first, then the rest unless it proved.
+fn run_variant(jobs: &[Job], group: &[usize], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<(usize, RunResult)> {
+    let run_one = |i: usize| {
+        let job = &jobs[i];
+        let r = result_row(&job.scenario, &job.prog, &job.config, explore::explore(&job.prog, &job.config));
+        progress(&r);
+        (i, r)
+    };
+    let prover = group.iter().copied().find(|&i| jobs[i].config.kind == EngineKind::NativeDfs);
+    let mut out = Vec::with_capacity(group.len());
+    if let Some(p) = prover {
+        out.push(run_one(p));
+    }
+    let proof = out.first().map(|(_, r)| r).filter(|r| is_proof(r)).cloned();
+    let rest: Vec<usize> = group.iter().copied().filter(|&i| Some(i) != prover).collect();
+    match proof {
+        Some(proof) => out.extend(rest.into_iter().map(|i| {
+            let r = proved_row(&jobs[i].config, &proof);
+            progress(&r);
+            (i, r)
+        })),
+        None => out.extend(rest.par_iter().map(|&i| run_one(i)).collect::<Vec<_>>()),
+    }
+    out
+}
+
+/// Whether a row is a proof over every reachable state: native-dfs covered its whole state
+/// graph (no preemption or depth bound, no state or time limit hit) and nothing broke.
+pub fn is_proof(row: &RunResult) -> bool {
+    row.engine == EngineKind::NativeDfs.name() && row.exhaustive && row.outcome == Outcome::Holds && row.findings.is_empty()
+}
+
+/// The row of an engine that was not run because native-dfs proved the variant: the proof's
+/// verdict, zero schedules of its own, and a reason that says so.
+pub fn proved_row(cfg: &EngineConfig, proof: &RunResult) -> RunResult {
+    RunResult {
+        engine: cfg.kind.name().to_string(),
+        exhaustive: false,
+        schedules: 0,
+        seconds: 0.0,
+        states: None,
+        bound: Some(cfg.describe_bound()),
+        proved_by: Some(proof.engine.clone()),
+        reason: Some(format!(
+            "not run: {} proved this variant over every reachable state ({} states in {:.2}s), so no schedule of this engine can break it",
+            proof.engine,
+            proof.states.unwrap_or(0),
+            proof.seconds
+        )),
+        ..proof.clone()
+    }
 }
 
 /// A violation is established by the portfolio, not by each engine: an engine that did not
@@ -145,6 +206,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         states: None,
         reason: None,
         trace: None,
+        proved_by: None,
     };
     let ex = match outcome {
         Ok(ex) => ex,
@@ -284,6 +346,7 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         states: None,
         reason,
         trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
+        proved_by: None,
     }
 }
 
@@ -434,6 +497,7 @@ pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunR
         states: None,
         reason: None,
         trace: None,
+        proved_by: None,
     }
 }
 

@@ -157,6 +157,10 @@ pub struct RunResult {
     /// The failing interleaving of the primary finding, for the human summary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
+    /// Set when this engine was not run because another engine (`native-dfs`) proved the
+    /// variant over every reachable state; the row then carries that proof's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proved_by: Option<String>,
 }
 
 /// The whole `summary.json`.

@@ -332,6 +332,10 @@ fn paint(line: &str, code: &str, style: Style) -> String {
 /// expected violation (mutual_exclusion); 1234 schedules in 2.50s, first failure after 17 -> MET`.
 /// Pure ASCII apart from what the run's own strings contain.
 pub fn render_result_line(r: &RunResult) -> String {
+    if let Some(by) = &r.proved_by {
+        let met = if r.is_met() { "MET" } else { "NOT MET" };
+        return format!("{}/{} [{}, {}]: {}, expected {}; proved by {by} over every reachable state, not run -> {met}", r.scenario, r.variant, r.engine, r.backend, r.outcome_label(), r.expected_label());
+    }
     let mut line = format!(
         "{}/{} [{}, {}]: {}, expected {}; {} schedules",
         r.scenario,

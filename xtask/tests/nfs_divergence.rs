@@ -10,11 +10,22 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
+/// The racelab binary the workspace's tests built, in this test's own profile directory
+/// (`target/debug`, or `target/ci` under CI's `--profile ci`), building it there if needed.
 fn racelab() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
-    let bin = target.join("debug").join("racelab");
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary lives in target/PROFILE/deps").to_path_buf();
+    let bin = profile_dir.join("racelab");
     if !bin.exists() {
-        let ok = Command::new(env!("CARGO")).args(["build", "-q", "-p", "harness", "--bin", "racelab"]).current_dir(workspace()).status().expect("cargo runs");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(p) => p.to_string(),
+        };
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "harness", "--bin", "racelab", "--profile", &profile])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo runs");
         assert!(ok.success(), "building racelab failed");
     }
     bin

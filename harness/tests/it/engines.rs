@@ -134,3 +134,34 @@ scenario wakeup {
     assert!(ex.findings.is_empty(), "{:?}", ex.findings);
     assert!(ex.exhaustive);
 }
+
+/// The suite's portfolio stops when the verdict is settled: a native-dfs proof over every
+/// reachable state means the other engines are not run, and their rows say who proved it.
+#[test]
+fn a_native_dfs_proof_settles_the_portfolio() {
+    use racelab::suite::{self, Job};
+    let budget = Budget::new(2_000, Duration::from_secs(20));
+    let kinds = [EngineKind::ShuttleRandom, EngineKind::NativeRandom, EngineKind::NativeDfs];
+    let jobs = |src: &str| -> Vec<Job> {
+        let prog = program(src);
+        kinds.iter().map(|&k| Job { scenario: "test".into(), prog: prog.clone(), config: EngineConfig::new(k, budget) }).collect()
+    };
+
+    let rows = suite::run(&jobs(NO_RACE), &|_| {});
+    let dfs = rows.iter().find(|r| r.engine == "native-dfs").expect("a native-dfs row");
+    assert!(suite::is_proof(dfs), "native-dfs proves the race-free scenario: {dfs:?}");
+    for r in rows.iter().filter(|r| r.engine != "native-dfs") {
+        assert_eq!(r.proved_by.as_deref(), Some("native-dfs"), "{} was settled by the proof", r.engine);
+        assert_eq!(r.schedules, 0, "{} ran no schedule of its own", r.engine);
+        assert!(r.met && r.outcome == reports::Outcome::Holds, "{} carries the proof's verdict: {r:?}", r.engine);
+        assert!(r.reason.as_deref().is_some_and(|m| m.contains("not run")), "{} says it was not run", r.engine);
+    }
+
+    // A violation settles nothing for the others: each engine still runs and finds it itself.
+    let rows = suite::run(&jobs(LOST_UPDATE), &|_| {});
+    assert_eq!(rows.len(), kinds.len());
+    for r in &rows {
+        assert_eq!(r.proved_by, None, "{}", r.engine);
+        assert!(r.schedules > 0 && r.outcome == reports::Outcome::Violation && r.met, "{} ran and found the lost update: {r:?}", r.engine);
+    }
+}

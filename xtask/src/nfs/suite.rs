@@ -192,6 +192,7 @@ fn marked(template: &RunResult, target: &str, outcome: Outcome, why: &str) -> Ru
         states: None,
         reason: Some(why.to_string()),
         trace: None,
+        proved_by: None,
         ..template.clone()
     }
 }

@@ -80,7 +80,7 @@ impl Backend for MariaDb {
         Ok(Box::new(MariaSession { conn }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
-        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, last_read: None, run: self.name.clone() }))
+        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, run: self.name.clone(), waits: lock_waits(&self.opts)? }))
     }
     fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
         if !self.named.iter().any(|n| n == db) {
@@ -217,23 +217,79 @@ struct MariaMonitor {
     conn: Conn,
     /// This run's database; a `database NAME` is `<run>_<NAME>` on the server.
     run: String,
-    /// When INNODB_TRX was last read.
-    last_read: Option<std::time::Instant>,
+    /// The server's lock waits, shared by every monitor of this process on this server.
+    waits: Arc<LockWaits>,
 }
 
 /// InnoDB refreshes the cache behind INNODB_TRX/INNODB_LOCK_WAITS only when nobody has read it
 /// for 100 ms (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): a monitor polling faster would read the
-/// same stale snapshot forever. So reads are spaced wider than that, and every read is fresh.
-const INNODB_CACHE_IDLE: std::time::Duration = std::time::Duration::from_millis(120);
+/// same stale snapshot forever, and so would two monitors each polling slowly but in turn. So
+/// one picture of the server's waits is kept per server for the whole process, read again only
+/// when it is older than this, and every read is fresh.
+const INNODB_CACHE_IDLE: std::time::Duration = std::time::Duration::from_millis(110);
+
+/// One server's lock waits as last read: (waiting session, blocking session, the lock).
+struct LockWaits {
+    opts: Opts,
+    conn: Mutex<Conn>,
+    picture: Mutex<Option<(std::time::Instant, Vec<(u64, u64, String)>)>>,
+}
+
+/// The shared [`LockWaits`] of the server `opts` points at (by host and port).
+fn lock_waits(opts: &Opts) -> Result<Arc<LockWaits>, String> {
+    static SERVERS: Mutex<Vec<(String, Arc<LockWaits>)>> = Mutex::new(Vec::new());
+    let key = format!("{}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, w)) = servers.iter().find(|(k, _)| *k == key) {
+        return Ok(Arc::clone(w));
+    }
+    let w = Arc::new(LockWaits { opts: opts.clone(), conn: Mutex::new(connect(opts)?), picture: Mutex::new(None) });
+    servers.push((key, Arc::clone(&w)));
+    Ok(w)
+}
+
+/// Every lock wait on the server: waiting session, blocking session, the lock in words.
+const LOCK_WAITS: &str = "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id, CONCAT(l.lock_mode, ' ', l.lock_type, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''), COALESCE(CONCAT(' at ', l.lock_data), '')) \
+     FROM information_schema.INNODB_LOCK_WAITS w \
+     JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
+     JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
+     JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id";
+
+impl LockWaits {
+    /// The waits of session `id` as the server knew them after `since`, reading the server's
+    /// tables again if the last picture is old enough to be refreshed; `None` inside when no
+    /// picture newer than `since` exists yet (the caller asks again on its next poll).
+    fn of(&self, id: u64, since: std::time::Instant) -> Result<Option<Vec<(u64, String)>>, String> {
+        let mut picture = self.picture.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = picture.as_ref().is_none_or(|(at, _)| at.elapsed() >= INNODB_CACHE_IDLE);
+        if stale {
+            let at = std::time::Instant::now();
+            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let rows = match conn.query(LOCK_WAITS) {
+                Ok(rows) => rows,
+                // The process outlives a server restart (tests start servers of their own):
+                // one new connection, then the error is real.
+                Err(_) => {
+                    *conn = connect(&self.opts)?;
+                    conn.query(LOCK_WAITS).map_err(|e| e.to_string())?
+                }
+            };
+            *picture = Some((at, rows));
+        }
+        let Some((at, rows)) = picture.as_ref() else { return Ok(None) };
+        if *at <= since {
+            return Ok(None);
+        }
+        Ok(Some(rows.iter().filter(|(r, _, _)| *r == id).map(|(_, b, l)| (*b, l.clone())).collect()))
+    }
+}
 
 impl Monitor for MariaMonitor {
-    fn waiting_for(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
-        if let Some(wait) = self.last_read.and_then(|t| INNODB_CACHE_IDLE.checked_sub(t.elapsed())) {
-            std::thread::sleep(wait);
-        }
-        let result = self.read_waits(id);
-        self.last_read = Some(std::time::Instant::now());
-        result
+    fn waiting_for(&mut self, id: i64, since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
+        let Some(waits) = self.waits.of(id as u64, since)? else { return Ok(None) };
+        let Some((_, what)) = waits.first() else { return Ok(None) };
+        let what = format!("InnoDB: {what}");
+        Ok(Some((waits.into_iter().map(|(t, _)| t as i64).collect(), what)))
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String> {
         rows(&mut self.conn, sql, args).map_err(|(_, m)| m)
@@ -252,24 +308,3 @@ impl Monitor for MariaMonitor {
     }
 }
 
-impl MariaMonitor {
-    fn read_waits(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
-        let waits: Vec<(u64, String)> = self
-            .conn
-            .exec(
-                "SELECT b.trx_mysql_thread_id, CONCAT(l.lock_mode, ' ', l.lock_type, ' lock on ', l.lock_table, COALESCE(CONCAT(' index ', l.lock_index), ''), COALESCE(CONCAT(' at ', l.lock_data), '')) \
-                 FROM information_schema.INNODB_LOCK_WAITS w \
-                 JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
-                 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
-                 JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id \
-                 WHERE r.trx_mysql_thread_id = ?",
-                (id as u64,),
-            )
-            .map_err(|e| e.to_string())?;
-        if waits.is_empty() {
-            return Ok(None);
-        }
-        let what = waits[0].1.clone();
-        Ok(Some((waits.into_iter().map(|(t, _)| t as i64).collect(), format!("InnoDB: {what}"))))
-    }
-}

@@ -161,9 +161,11 @@ pub trait Session: Send {
 
 /// The harness's own connection: who waits for whom, committed data, and ending sessions.
 pub trait Monitor: Send {
-    /// `None` when session `id` is not waiting for a lock; otherwise the sessions holding it
-    /// and a description of the lock.
-    fn waiting_for(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String>;
+    /// `None` when session `id` is not waiting for a lock, or when the server cannot yet tell
+    /// anything newer than `since` (the moment its statement was sent: an older picture could
+    /// show the wait of its previous statement); otherwise the sessions holding the lock and a
+    /// description of it. Must not sleep: the caller polls, and a result may arrive meanwhile.
+    fn waiting_for(&mut self, id: i64, since: Instant) -> Result<Option<(Vec<i64>, String)>, String>;
     /// A SELECT on committed data, for invariants.
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String>;
     /// Ends session `id` at the server (its statement fails, its transaction rolls back).
@@ -324,6 +326,8 @@ struct Conn {
     replies: Receiver<Result<Value, SqlError>>,
     /// A statement was sent and its result has not been collected.
     pending: bool,
+    /// When the pending statement was sent.
+    sent_at: Instant,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -356,7 +360,7 @@ impl Conn {
             })
             .map_err(|e| format!("cannot start a connection thread: {e}"))?;
         let id = id_rx.recv().map_err(|_| "a connection thread died while connecting".to_string())??;
-        Ok(Conn { id, jobs: Some(job_tx), replies: reply_rx, pending: false, thread: Some(thread) })
+        Ok(Conn { id, jobs: Some(job_tx), replies: reply_rx, pending: false, sent_at: Instant::now(), thread: Some(thread) })
     }
 }
 
@@ -371,6 +375,10 @@ impl Drop for Conn {
 
 /// How long a statement may neither finish nor wait for a lock before the step fails.
 const STATEMENT_LIMIT: Duration = Duration::from_secs(30);
+
+/// The slowest rate at which a running statement is checked for a lock wait: isolationtester's
+/// 10 ms. Quicker statements are noticed sooner: the wait for a reply starts at 200 µs and doubles.
+const BLOCKED_POLL: Duration = Duration::from_millis(10);
 
 /// How long the server may take to forget a closed connection.
 const CLOSE_LIMIT: Duration = Duration::from_secs(10);
@@ -433,8 +441,9 @@ impl RealDbWorld {
                 return Outcome::Failed { error: Errno::OperationalError, message: "the connection's thread is gone".into() };
             }
             conn.pending = true;
+            conn.sent_at = Instant::now();
         }
-        let id = conn.id;
+        let (id, since) = (conn.id, conn.sent_at);
         let started = Instant::now();
         let mut poll = Duration::from_micros(200);
         loop {
@@ -453,8 +462,8 @@ impl RealDbWorld {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            poll = (poll * 2).min(Duration::from_millis(5));
-            let waiting = self.monitor.lock().unwrap_or_else(|e| e.into_inner()).waiting_for(id);
+            poll = (poll * 2).min(BLOCKED_POLL);
+            let waiting = self.monitor.lock().unwrap_or_else(|e| e.into_inner()).waiting_for(id, since);
             match waiting {
                 Ok(Some((holders, lock))) => {
                     // It may have finished in the meantime: a result beats a stale wait.

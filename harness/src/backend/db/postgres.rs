@@ -219,7 +219,7 @@ struct PgMonitor {
 }
 
 impl Monitor for PgMonitor {
-    fn waiting_for(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
+    fn waiting_for(&mut self, id: i64, _since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
         let pid = id as i32;
         let row = self.client.query_one("SELECT pg_blocking_pids($1)", &[&pid]).map_err(|e| e.to_string())?;
         let holders: Vec<i32> = row.get(0);

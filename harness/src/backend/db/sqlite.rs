@@ -189,7 +189,7 @@ struct SqliteMonitor {
 }
 
 impl Monitor for SqliteMonitor {
-    fn waiting_for(&mut self, id: i64) -> Result<Option<(Vec<i64>, String)>, String> {
+    fn waiting_for(&mut self, id: i64, _since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
         let me = id as usize;
         if !self.shared.flags.get(me).is_some_and(|f| f.busy.load(Ordering::SeqCst)) {
             return Ok(None);
