@@ -3,7 +3,6 @@
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
 use crate::model::{RunResult, Summary};
-use crate::table::{render_trace, Style};
 
 const COLUMNS: [(&str, &str); 11] = [
     ("scenario", "---"),
@@ -12,7 +11,7 @@ const COLUMNS: [(&str, &str); 11] = [
     ("backend", "---"),
     ("expected", "---"),
     ("outcome", "---"),
-    ("exhaustive", ":---:"),
+    ("coverage", ":---:"),
     ("schedules", "---:"),
     ("seconds", "---:"),
     ("first failure after", "---:"),
@@ -24,6 +23,7 @@ pub fn render_summary(summary: &Summary) -> String {
     let mut out = String::from("# racelab summary\n\n");
     out.push_str(&overall_line(summary));
     out.push_str(&results_table(&summary.results));
+    out.push_str(&assumptions_section(&summary.results));
     out.push_str(&rates_section(&summary.results));
     out.push_str(&skipped_section(&summary.results));
     out.push_str(&details_sections(&summary.results));
@@ -71,6 +71,22 @@ fn rates_section(results: &[RunResult]) -> String {
     out
 }
 
+/// Each variant's model assumptions, once (every engine's row of a variant states the same).
+fn assumptions_section(results: &[RunResult]) -> String {
+    let groups = crate::facts::assumptions_by_variant(results);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Model assumptions\n\nWhat a model verdict (`proof`, `bounded`, `budget`) holds under, per variant.\n\n");
+    for (name, assumptions) in groups {
+        out.push_str(&format!("- {}\n", text(&name)));
+        for a in assumptions {
+            out.push_str(&format!("  - {}\n", text(a)));
+        }
+    }
+    out
+}
+
 fn table_row(cells: impl Iterator<Item = String>) -> String {
     let cells: Vec<String> = cells.collect();
     format!("| {} |\n", cells.join(" | "))
@@ -84,20 +100,12 @@ fn result_cells(r: &RunResult) -> Vec<String> {
         text(&r.backend),
         text(&r.expected_label()),
         text(&r.outcome_label()),
-        yes_no(r.exhaustive).to_string(),
+        text(&r.coverage_cell()),
         r.schedules.to_string(),
         format!("{:.2}", r.seconds),
         first_failure(r),
         met_mark(r).to_string(),
     ]
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 fn skipped_section(results: &[RunResult]) -> String {
@@ -156,8 +164,10 @@ fn details(r: &RunResult) -> String {
         out.push_str(&fenced(token));
     }
     if let Some(trace) = &r.trace {
-        out.push_str("\nTrace:\n\n");
-        out.push_str(&fenced(&render_trace(trace, Style::plain())));
+        // Stored once per distinct trace beside the report (`write_all`): inlining it in every
+        // row made a quick run's Markdown 9 MB.
+        let path = crate::trace_path(trace, "txt");
+        out.push_str(&format!("\nTrace ({} steps; {}): [{path}]({path})\n", trace.steps.len(), text(&trace.verdict)));
     }
     out
 }

@@ -167,12 +167,43 @@ fn stress_measures_the_real_race_and_leaves_nothing_behind() {
     use_racelab_workers();
     let root = tempfile::tempdir().expect("temp dir");
     let prog = mailman("mailman-2.1");
-    let cfg = StressConfig { runs: 100, chaos: true, mode: ActorMode::Processes, jobs: 2, seed: 1 };
+    let cfg = StressConfig { runs: 100, chaos: true, mode: ActorMode::Processes, jobs: 2, seed: 1, nemesis: false };
     let r = stress(&prog, &[root.path().to_path_buf()], &cfg, &|_| {}).expect("stress runs");
     assert_eq!(r.runs, 100);
     let log = r.rates.iter().find(|x| x.invariant == "no_spurious_log").expect("rate");
     assert!(log.hits > 0, "the log noise of the report happens on a real filesystem: {:?}", r.rates);
     assert!(log.low <= log.hits as f64 / 100.0 && log.high >= log.hits as f64 / 100.0);
+    assert!(entries(root.path()).is_empty(), "{:?}", entries(root.path()));
+    assert!(my_workers(root.path()).is_empty());
+}
+
+/// The nemesis: free runs of variants whose violations need their faults land those faults for
+/// real (a SIGKILL, a SIGSTOP, a SIGTERM and its follow-up SIGKILL) at random moments, so
+/// their violations show up at a measured rate instead of never; without it they cannot.
+#[test]
+fn the_nemesis_makes_declared_faults_real_in_free_runs() {
+    use_racelab_workers();
+    let root = tempfile::tempdir().expect("temp dir");
+    let stale = racelab::lang::compile("mailman-stale-lock.race", include_str!("../../../scenarios/mailman-stale-lock.race")).expect("compiles");
+    let cases = [(mailman("patched-crash"), "mutual_exclusion"), (mailman("patched-stall"), "mutual_exclusion"), (Arc::new(stale.variant("no-handler").expect("variant").clone()), "no_stale_lock")];
+    for (prog, target) in cases {
+        let run = |nemesis: bool| {
+            let cfg = StressConfig { runs: 60, chaos: false, mode: ActorMode::Processes, jobs: 2, seed: 7, nemesis };
+            stress(&prog, &[root.path().to_path_buf()], &cfg, &|_| {}).unwrap_or_else(|e| panic!("{}: {e}", prog.variant))
+        };
+        let quiet = run(false);
+        let hits = |r: &racelab::backend::stress::StressResult| r.rates.iter().find(|x| x.invariant == target).map_or(0, |x| x.hits);
+        assert_eq!(hits(&quiet), 0, "{}: {target} broke with no fault injected: {:?}", prog.variant, quiet.rates);
+        assert!(quiet.landed.is_empty() && quiet.nemesis_seed.is_none());
+        let r = run(true);
+        assert_eq!(r.landed.len(), prog.faults.len(), "{}", prog.variant);
+        assert!(r.landed.iter().all(|(_, n)| *n > 0), "{}: a fault never landed: {:?}", prog.variant, r.landed);
+        assert!(hits(&r) > 0, "{}: {target} never broke with real faults: {:?} (landed {:?})", prog.variant, r.rates, r.landed);
+        // The first failing run's schedule carries the fault that landed in it.
+        let (_, sched, trace) = r.first_failure.as_ref().expect("a failing run");
+        assert!(sched.steps.iter().any(|&c| c as usize >= prog.actors.len()), "{}: no fault in {}", prog.variant, sched.encode());
+        assert!(trace.steps.iter().any(|s| s.operation.starts_with("FAULT")), "{}", prog.variant);
+    }
     assert!(entries(root.path()).is_empty(), "{:?}", entries(root.path()));
     assert!(my_workers(root.path()).is_empty());
 }
