@@ -1,8 +1,13 @@
-//! Renders a whole summary as a Markdown report: overall status, a table of every run, the
-//! skipped and errored runs with their reasons, and the details (replay tokens, traces) of each.
+//! Renders a whole summary as Markdown: `summary.md` (overall status, a table of every run,
+//! the model's assumptions, rates, the skipped and errored runs with their reasons, and the
+//! details of the runs that did not meet their expectation) and `runs.md` (every run's details:
+//! coverage, bound, replay tokens, and a link to its trace in `traces/`).
+//!
+//! Traces are never inlined, and met runs' details live in `runs.md`: with a trace (some 200
+//! steps) and a details section per run, a quick run's `summary.md` was 9.3 MB.
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
-use crate::model::{RunResult, Summary};
+use crate::model::{Outcome, RunResult, Summary};
 
 const COLUMNS: [(&str, &str); 11] = [
     ("scenario", "---"),
@@ -26,7 +31,22 @@ pub fn render_summary(summary: &Summary) -> String {
     out.push_str(&assumptions_section(&summary.results));
     out.push_str(&rates_section(&summary.results));
     out.push_str(&skipped_section(&summary.results));
-    out.push_str(&details_sections(&summary.results));
+    out.push_str(&attention_sections(&summary.results));
+    if summary.results.iter().any(|r| r.has_details()) {
+        out.push_str(&format!("\nEvery run's details (coverage, bound, replay tokens, traces): [{RUNS_FILE}]({RUNS_FILE})\n"));
+    }
+    out
+}
+
+/// The file [`render_runs`] is written to, beside `summary.md`.
+pub const RUNS_FILE: &str = "runs.md";
+
+/// `runs.md`: the details of every run that has any, ending with a newline.
+pub fn render_runs(summary: &Summary) -> String {
+    let mut out = String::from("# racelab runs\n\nThe details of every run in [summary.md](summary.md); each trace is a file in `traces/`.\n");
+    for r in summary.results.iter().filter(|r| r.has_details()) {
+        out.push_str(&details(r));
+    }
     out
 }
 
@@ -144,12 +164,14 @@ fn escape_block_start(line: &str) -> String {
     }
 }
 
-fn details_sections(results: &[RunResult]) -> String {
+/// Details of the runs that did not meet their expectation (errors included): what a reader
+/// of the summary has to act on.
+fn attention_sections(results: &[RunResult]) -> String {
     let mut out = String::new();
-    let detailed = results.iter().filter(|r| r.has_details());
+    let detailed = results.iter().filter(|r| r.outcome != Outcome::Skipped && !r.is_met());
     for (i, r) in detailed.enumerate() {
         if i == 0 {
-            out.push_str("\n## Details\n");
+            out.push_str("\n## Not met\n");
         }
         out.push_str(&details(r));
     }

@@ -38,33 +38,7 @@ fn summary_with_violation_holds_and_skipped() {
         - **skipped** lockfile/naive/stress/fs:nfs: no NFS mount found\
           set RACELAB_NFS_DIR to a directory on an NFS mount to enable it
 
-        ## Details
-
-        ### lockfile/naive/shuttle-pct/model
-
-        - expected violation (mutual_exclusion), got violation (mutual_exclusion)
-        - coverage: budget: 1234 schedules (PCT depth 3, seed 0x5eed)
-        - bound: preemption bound 2
-        - context switches: 5, shrunk to 2
-        - findings:
-          - `mutual_exclusion` after 17 schedules (5 switches, shrunk to 2): replay `rl1:lockfile:naive:AAECAwQFBgc`
-          - `no_orphan_tmp` after 40 schedules (3 switches, shrunk to 3): replay `rl1:lockfile:naive:CAkKCwwN`
-
-        Replay token:
-
-        ```text
-        rl1:lockfile:naive:AAECAwQFBgc
-        ```
-
-        Trace (8 steps; mutual_exclusion broke: holders(section) \<= 1): [traces/ta29ed72c9e05ac34.txt](traces/ta29ed72c9e05ac34.txt)
-
-        ### lockfile/fenced/stress/fs:ext4
-
-        - expected holds, got holds
-        - coverage: budget: 500 free runs
-        - bound: 500 runs or 20s
-        - rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)
-        - env: filesystem `ext4`, mount options `rw,relatime`
+        Every run's details (coverage, bound, replay tokens, traces): [runs.md](runs.md)
     "#]]
     .assert_eq(&md);
 }
@@ -89,5 +63,19 @@ fn values_cannot_break_out_of_table_cells_or_fences() {
     s.results[0].replay = Some("x```y".to_string());
     let md = render_summary(&s);
     assert!(md.contains("| lockfile | a\\|b c | shuttle-pct |"), "{md}");
-    assert!(md.contains("````text\nx```y\n````\n"), "{md}");
+    let runs = reports::markdown::render_runs(&s);
+    assert!(runs.contains("````text\nx```y\n````\n"), "{runs}");
+}
+
+/// runs.md: every run with details, each linking its trace file instead of inlining it.
+#[test]
+fn runs_md_has_every_run_s_details_and_links_its_trace() {
+    let s = fixtures::passing_summary();
+    let runs = reports::markdown::render_runs(&s);
+    assert!(runs.starts_with("# racelab runs\n"));
+    assert!(runs.contains("### lockfile/naive/shuttle-pct/model") && runs.contains("### lockfile/fenced/stress/fs:ext4"), "{runs}");
+    assert!(runs.contains("- coverage: budget: 1234 schedules (PCT depth 3, seed 0x5eed)"), "{runs}");
+    let key = reports::trace_key(s.results[0].trace.as_ref().unwrap());
+    assert!(runs.contains(&format!("Trace (8 steps; mutual_exclusion broke: holders(section) \\<= 1): [traces/{key}.txt](traces/{key}.txt)")), "{runs}");
+    assert!(!runs.contains("-> EEXIST"), "the trace is not inlined");
 }

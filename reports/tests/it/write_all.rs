@@ -27,7 +27,7 @@ fn writes_every_format_and_json_round_trips() {
         .collect();
     assert_eq!(
         names,
-        ["summary.json", "summary.md", "summary.html", "junit.xml"]
+        ["summary.json", "summary.md", "summary.html", "junit.xml", "runs.md"]
     );
     assert!(paths.iter().all(|p| p.starts_with(&dir) && p.is_file()));
 
@@ -92,9 +92,10 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
     assert_eq!(page.matches("<g class=\"row ").count(), lead.trace.as_ref().unwrap().steps.len(), "one box per step");
     assert!(page.contains("link(tmp, LOCKFILE) -&gt; EEXIST"));
 
-    let md = std::fs::read_to_string(&paths[1]).unwrap();
+    let md = std::fs::read_to_string(&paths[4]).unwrap();
     assert_eq!(md.matches(&format!("[traces/{key}.txt](traces/{key}.txt)")).count(), 4, "{md}");
-    assert!(!md.contains("-> EEXIST"), "no trace is inlined in the Markdown");
+    assert!(!md.contains("-> EEXIST"), "no trace is inlined in runs.md");
+    assert!(!std::fs::read_to_string(&paths[1]).unwrap().contains("-> EEXIST"), "no trace is inlined in summary.md");
     let html = std::fs::read_to_string(&paths[2]).unwrap();
     assert_eq!(html.matches(&format!("href=\"traces/{key}.html\"")).count(), 4);
     assert!(!html.contains("<svg class=\"sequence\""), "no diagram is inlined in the page");
