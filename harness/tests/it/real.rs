@@ -185,7 +185,10 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
     use_racelab_workers();
     let root = tempfile::tempdir().expect("temp dir");
     let stale = racelab::lang::compile("mailman-stale-lock.race", include_str!("../../../scenarios/mailman-stale-lock.race")).expect("compiles");
-    let cases = [(mailman("patched-crash"), "mutual_exclusion"), (mailman("patched-stall"), "mutual_exclusion"), (Arc::new(stale.variant("no-handler").expect("variant").clone()), "no_stale_lock")];
+    // Rates measured with 200 runs: patched-crash's log noise 35% with the nemesis (its
+    // mutual_exclusion only 2%, too rare for a 60-run test), patched-stall's mutual_exclusion
+    // 31%, no-handler's stale lock 61%; each 0 of 200 without it.
+    let cases = [(mailman("patched-crash"), "no_spurious_log"), (mailman("patched-stall"), "mutual_exclusion"), (Arc::new(stale.variant("no-handler").expect("variant").clone()), "no_stale_lock")];
     for (prog, target) in cases {
         let run = |nemesis: bool| {
             let cfg = StressConfig { runs: 60, chaos: false, mode: ActorMode::Processes, jobs: 2, seed: 7, nemesis };
@@ -193,12 +196,15 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
         };
         let quiet = run(false);
         let hits = |r: &racelab::backend::stress::StressResult| r.rates.iter().find(|x| x.invariant == target).map_or(0, |x| x.hits);
-        assert_eq!(hits(&quiet), 0, "{}: {target} broke with no fault injected: {:?}", prog.variant, quiet.rates);
+        // patched's real `stat` can log "unexpected linkcount: 1" with no fault at all (rarely).
+        if target != "no_spurious_log" {
+            assert_eq!(hits(&quiet), 0, "{}: {target} broke with no fault injected: {:?}", prog.variant, quiet.rates);
+        }
         assert!(quiet.landed.is_empty() && quiet.nemesis_seed.is_none());
         let r = run(true);
         assert_eq!(r.landed.len(), prog.faults.len(), "{}", prog.variant);
         assert!(r.landed.iter().all(|(_, n)| *n > 0), "{}: a fault never landed: {:?}", prog.variant, r.landed);
-        assert!(hits(&r) > 0, "{}: {target} never broke with real faults: {:?} (landed {:?})", prog.variant, r.rates, r.landed);
+        assert!(hits(&r) > hits(&quiet), "{}: {target} did not break more often with real faults: {:?} (landed {:?}) vs {:?}", prog.variant, r.rates, r.landed, quiet.rates);
         // The first failing run's schedule carries the fault that landed in it.
         let (_, sched, trace) = r.first_failure.as_ref().expect("a failing run");
         assert!(sched.steps.iter().any(|&c| c as usize >= prog.actors.len()), "{}: no fault in {}", prog.variant, sched.encode());
