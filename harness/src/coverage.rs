@@ -47,7 +47,9 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
     out.push(faults(prog));
     out.push(atomicity(prog));
     if let Some(ms) = prog.nfs_cache_ms {
-        out.push(format!("nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so"));
+        out.push(format!(
+            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so"
+        ));
     }
     out
 }
@@ -68,7 +70,10 @@ pub fn isolation_level(flavour: Flavour) -> String {
 /// choices the engines explore.
 fn durations(prog: &Program) -> Option<String> {
     let timed = prog.procs.iter().flat_map(|p| &p.code).any(|i| matches!(i, Instr::Op { op: Op::Sleep | Op::Work, .. }));
-    let stalls = prog.faults.iter().any(|f| matches!(f.kind, FaultKind::Stall { .. } | FaultKind::Signal { kill_after: Some(_), .. }));
+    let stalls = prog
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::Stall { .. } | FaultKind::Signal { kill_after: Some(_), .. }));
     (timed || stalls).then(|| {
         "durations: fixed as written: every sleep, work and stall takes exactly its stated virtual time, so wake-up orders other durations would give are not explored".to_string()
     })
@@ -79,7 +84,11 @@ fn faults(prog: &Program) -> String {
         return "faults: none declared: no crash, signal or stall is explored".to_string();
     }
     let names: Vec<&str> = prog.faults.iter().map(|f| f.text.trim_start_matches("fault ")).collect();
-    format!("faults: at most {} per execution, landing at any step boundary, of: {}", prog.fault_budget, names.join("; "))
+    format!(
+        "faults: at most {} per execution, landing at any step boundary, of: {}",
+        prog.fault_budget,
+        names.join("; ")
+    )
 }
 
 fn atomicity(_prog: &Program) -> String {

@@ -23,7 +23,9 @@ pub fn expected_steps(prog: &Arc<Program>) -> usize {
     let mut turn = 0usize;
     let mut steps = 0usize;
     while !m.is_finished() && steps < 10_000 {
-        let Some(a) = (0..actors).map(|k| (turn + k) % actors).find(|&a| m.is_runnable(a)) else { break };
+        let Some(a) = (0..actors).map(|k| (turn + k) % actors).find(|&a| m.is_runnable(a)) else {
+            break;
+        };
         m.step(a);
         turn = a + 1;
         steps += 1;
@@ -47,7 +49,11 @@ impl Plan {
     /// Draws each fault's moment from `seed`, uniformly in `0..=steps`.
     pub fn draw(prog: &Program, steps: usize, seed: u64) -> Plan {
         let mut rng = SplitMix(seed ^ 0x6e65_6d65_7369_7321);
-        let due = prog.faults.iter().map(|f| injectable(&f.kind).then(|| (rng.next() % (steps as u64 + 1)) as usize)).collect();
+        let due = prog
+            .faults
+            .iter()
+            .map(|f| injectable(&f.kind).then(|| (rng.next() % (steps as u64 + 1)) as usize))
+            .collect();
         Plan { due }
     }
 
