@@ -139,6 +139,10 @@ enum Command {
         jobs: Option<usize>,
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
+        /// Inject none of the variant's faults (by default a nemesis makes them real at random
+        /// step boundaries of every run: SIGKILL, SIGSTOP/SIGCONT, the signal).
+        #[arg(long)]
+        no_nemesis: bool,
         /// Print the result as JSON (a summary.json row).
         #[arg(long)]
         json: bool,
@@ -259,8 +263,8 @@ fn main() -> ExitCode {
             }
             replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
         }
-        Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, json } => {
-            stress_cmd(&file, &variant, &backend, runs, chaos, &actors, jobs, seed, json, &out)
+        Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, no_nemesis, json } => {
+            stress_cmd(&file, &variant, &backend, runs, (chaos, !no_nemesis), &actors, jobs, seed, json, &out)
         }
         Command::GateExec { argv } => return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8),
         Command::GateBench { file, calls } => return ExitCode::from(gate_bench_cmd(&file, calls)),
@@ -487,6 +491,9 @@ fn print_rows(rows: &[reports::RunResult], file: &Path, json: bool, unit: &str, 
         if let Some(reason) = &r.reason {
             println!("  {reason}");
         }
+        if let (Some(c), Some(covers)) = (r.coverage, &r.covers) {
+            println!("  coverage: {} ({covers})", c.as_str());
+        }
         for f in &r.findings {
             println!(
                 "  {} broke after {} {unit}(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {replay_flags}{}",
@@ -506,6 +513,17 @@ fn print_rows(rows: &[reports::RunResult], file: &Path, json: bool, unit: &str, 
             println!();
             print!("{}", render_trace(t, style));
             println!();
+        }
+    }
+    // Every engine's row of a variant states the same assumptions: print them once.
+    let mut shown: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| !r.assumptions.is_empty()) {
+        if !shown.contains(&r.variant.as_str()) {
+            shown.push(&r.variant);
+            println!("model assumptions ({}):", r.variant);
+            for a in &r.assumptions {
+                println!("  - {a}");
+            }
         }
     }
 }
@@ -724,7 +742,7 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool, actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, (chaos, nemesis): (bool, bool), actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
     if let Some(db) = backend.strip_prefix("db:") {
         return db_stress_cmd(file, variant, db, runs, jobs, seed, json, out);
     }
@@ -756,7 +774,8 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
     };
     racelab::backend::cancel::install();
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let cfg = racelab::backend::stress::StressConfig { runs, chaos, mode, jobs, seed };
+    let nemesis = nemesis && prog.faults.iter().any(|f| racelab::backend::nemesis::injectable(&f.kind));
+    let cfg = racelab::backend::stress::StressConfig { runs, chaos, mode, jobs, seed, nemesis };
     let bar = progress_bar(runs, out, &format!("stress {} {}", prog.variant, if chaos { "(chaos)" } else { "" }));
     let result = racelab::backend::stress::stress(&prog, &root, &cfg, &|_| bar.inc(1));
     bar.finish_and_clear();
@@ -787,6 +806,9 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, chaos: bool,
         );
         for rate in &r.rates {
             println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+        }
+        if let Some(faults) = &row.faults {
+            println!("  faults: {faults}");
         }
         if let Some((i, sched, trace)) = &r.first_failure {
             println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
@@ -1079,6 +1101,9 @@ fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<u
         );
         for rate in &r.rates {
             println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+        }
+        if let Some(faults) = &row.faults {
+            println!("  faults: {faults}");
         }
         if let Some((i, sched, trace)) = &r.first_failure {
             println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());

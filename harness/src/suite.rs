@@ -190,6 +190,9 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         outcome: Outcome::Error,
         invariant: None,
         exhaustive: false,
+        coverage: None,
+        covers: None,
+        assumptions: vec![],
         schedules: 0,
         seconds: 0.0,
         first_failure_after: None,
@@ -219,6 +222,10 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
     row.schedules = ex.schedules;
     row.seconds = ex.seconds;
     row.exhaustive = ex.exhaustive;
+    let (coverage, covers) = crate::coverage::of_exploration(cfg, &ex);
+    row.coverage = Some(coverage);
+    row.covers = Some(covers);
+    row.assumptions = crate::coverage::model_assumptions(prog);
     row.states = ex.states;
     row.bound = Some(ex.bound.clone());
     if prog.expected.is_none() {
@@ -320,7 +327,7 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         variant: prog.variant.clone(),
         engine: if r.chaos { "stress-chaos".into() } else { "stress".into() },
         backend: format!("fs:{backend}"),
-        faults: (!prog.faults.is_empty()).then(|| "not injected in stress runs".to_string()),
+        faults: (!prog.faults.is_empty()).then(|| nemesis_faults(prog, r)),
         expected,
         expected_invariants,
         outcome: match primary {
@@ -330,6 +337,9 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         },
         invariant: primary.map(|p| p.invariant.clone()),
         exhaustive: false,
+        coverage: Some(reports::Coverage::Budget),
+        covers: Some(format!("{} free runs{}", r.runs, if r.nemesis_seed.is_some() { " with the nemesis" } else { "" })),
+        assumptions: vec![],
         schedules: r.runs,
         seconds: r.seconds,
         first_failure_after: r.first_failure.as_ref().map(|(i, _, _)| i + 1),
@@ -348,6 +358,23 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
         proved_by: None,
     }
+}
+
+/// `coverage` and `covers` of runs on a real system, as the row fields take them.
+fn real_coverage(runs: u64, what: &str) -> (Option<reports::Coverage>, Option<String>) {
+    let (c, text) = crate::coverage::of_real_runs(runs, what);
+    (Some(c), Some(text))
+}
+
+/// A stress row's `faults`: the nemesis's seed, the budget, and how many runs each fault landed in.
+fn nemesis_faults(prog: &Program, r: &crate::backend::stress::StressResult) -> String {
+    let Some(seed) = r.nemesis_seed else { return "not injected in these stress runs (--no-nemesis)".to_string() };
+    let landed: Vec<String> = r.landed.iter().map(|(name, n)| format!("{name} in {n}/{}", r.runs)).collect();
+    format!(
+        "nemesis (seed {seed:#x}; run i draws from seed+i): at most {} per run, each at a random step boundary; landed: {}",
+        prog.fault_budget,
+        landed.join(", ")
+    )
 }
 
 /// A real filesystem the suite runs on: a name for reports and a writable directory, or the
@@ -425,22 +452,16 @@ pub fn real_rows(
                     progress(&row);
                     rows.push(row);
                 }
-                if !prog.faults.is_empty() {
-                    for engine in ["stress", "stress-chaos"] {
-                        let row = skipped_row(stem, &prog, engine, &t.name, "the variant's violations need its faults, and stress runs inject none; forced replay runs them with real signals");
-                        progress(&row);
-                        rows.push(row);
-                    }
-                } else {
-                    for chaos in [false, true] {
-                        let sc = crate::backend::stress::StressConfig { runs: cfg.stress_runs, chaos, mode: crate::backend::ActorMode::Processes, jobs: cfg.jobs, seed: 0x5eed };
-                        let row = match crate::backend::stress::stress(&prog, dir, &sc, &|_| {}) {
-                            Ok(r) => stress_row(stem, &prog, &r, &t.name, &dir[0]),
-                            Err(why) => error_row(stem, &prog, if chaos { "stress-chaos" } else { "stress" }, &t.name, &why),
-                        };
-                        progress(&row);
-                        rows.push(row);
-                    }
+                // The variant's faults happen for real at random moments (the nemesis).
+                let nemesis = prog.faults.iter().any(|f| crate::backend::nemesis::injectable(&f.kind));
+                for chaos in [false, true] {
+                    let sc = crate::backend::stress::StressConfig { runs: cfg.stress_runs, chaos, mode: crate::backend::ActorMode::Processes, jobs: cfg.jobs, seed: 0x5eed, nemesis };
+                    let row = match crate::backend::stress::stress(&prog, dir, &sc, &|_| {}) {
+                        Ok(r) => stress_row(stem, &prog, &r, &t.name, &dir[0]),
+                        Err(why) => error_row(stem, &prog, if chaos { "stress-chaos" } else { "stress" }, &t.name, &why),
+                    };
+                    progress(&row);
+                    rows.push(row);
                 }
             }
         }
@@ -481,6 +502,9 @@ pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunR
         outcome: Outcome::Error,
         invariant: None,
         exhaustive: false,
+        coverage: None,
+        covers: None,
+        assumptions: vec![],
         schedules: 0,
         seconds: 0.0,
         first_failure_after: None,
@@ -546,6 +570,7 @@ fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: 
     row.replay = Some(token.to_string());
     row.switches = Some(sched.switches());
     row.bound = Some(format!("{} forced replays of the model's token with process actors", times.max(1)));
+    (row.coverage, row.covers) = real_coverage(runs, "forced replays of one schedule");
     let all = hits == runs && row.divergence.is_none();
     row.outcome = match (&row.divergence, sched.target.as_deref()) {
         (Some(_), _) => Outcome::Holds,
@@ -611,6 +636,7 @@ pub fn db_stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::db::st
     row.rates = r.rates.iter().map(|x| reports::InvariantRate { invariant: x.invariant.clone(), hits: x.hits, runs: x.runs, low: x.low, high: x.high }).collect();
     row.env = Some(db_env(&r.info));
     row.bound = Some(format!("{} free-running runs, {} actors each on its own connection", r.runs, prog.actors.len()));
+    (row.coverage, row.covers) = real_coverage(r.runs, "free runs");
     row.trace = r.first_failure.as_ref().map(|(_, _, t)| t.clone());
     row
 }
@@ -653,6 +679,7 @@ fn db_forced_row(stem: &str, prog: &Arc<Program>, sched: &crate::schedule::Sched
     row.replay = Some(sched.encode());
     row.switches = Some(sched.switches());
     row.bound = Some(format!("{} forced replays, one statement per step, each actor on its own connection", times.max(1)));
+    (row.coverage, row.covers) = real_coverage(runs, "forced replays of one schedule");
     row.outcome = match (&row.divergence, hits) {
         (Some(_), _) => Outcome::Holds,
         (None, 0) => Outcome::Holds,

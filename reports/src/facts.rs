@@ -53,6 +53,10 @@ pub(crate) fn facts(r: &RunResult, m: &Markup) -> Vec<Fact> {
         text(&r.expected_label()),
         text(&r.outcome_label())
     ))];
+    if let Some(covers) = &r.covers {
+        let label = r.coverage.map_or("", |c| c.as_str());
+        facts.push(Fact::leaf(format!("coverage: {}: {}", text(label), text(covers))));
+    }
     if let Some(bound) = &r.bound {
         facts.push(Fact::leaf(format!("bound: {}", text(bound))));
     }
@@ -117,4 +121,17 @@ fn finding(f: &Finding, m: &Markup) -> String {
         f.shrunk_switches,
         (m.code)(&f.replay)
     )
+}
+
+/// `scenario/variant` and its model assumptions, once per variant that states any, in the
+/// order the rows first show them.
+pub(crate) fn assumptions_by_variant(results: &[RunResult]) -> Vec<(String, &[String])> {
+    let mut out: Vec<(String, &[String])> = Vec::new();
+    for r in results.iter().filter(|r| !r.assumptions.is_empty()) {
+        let name = format!("{}/{}", r.scenario, r.variant);
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, &r.assumptions));
+        }
+    }
+    out
 }

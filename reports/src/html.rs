@@ -1,13 +1,13 @@
-//! Renders a whole summary as one self-contained HTML page (inline CSS and SVG, no scripts, no
-//! external resources): per scenario and variant the outcome on each engine and backend, each
-//! failing interleaving as a sequence diagram, divergences between the model and real backends,
-//! reproduction rates with their intervals, and the lock benchmark's charts when they exist.
+//! Renders a whole summary as one HTML page (inline CSS and SVG, no scripts, nothing fetched):
+//! per scenario and variant the outcome on each engine and backend, what each verdict covers and
+//! assumes, divergences between the model and real backends, reproduction rates with their
+//! intervals, and the lock benchmark's charts when they exist. Each run's failing interleaving
+//! is a link to its page in `traces/` (written once per distinct trace by `write_all`).
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
 use crate::model::{Outcome, RunResult, Summary};
-use crate::table::{render_trace, Style};
 
-const CSS: &str = "\
+pub(crate) const CSS: &str = "\
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 h1 { margin-bottom: 0.2em; }
 .overall { font-size: 1.1em; }
@@ -42,7 +42,7 @@ const COLUMNS: [&str; 11] = [
     "backend",
     "expected",
     "outcome",
-    "exhaustive",
+    "coverage",
     "schedules",
     "seconds",
     "first failure after",
@@ -66,6 +66,7 @@ pub fn render_html_with_charts(summary: &Summary, charts: &[(String, String)]) -
     out.push_str(&matrix(&summary.results));
     out.push_str(&divergences(&summary.results));
     out.push_str(&rates(&summary.results));
+    out.push_str(&assumptions(&summary.results));
     out.push_str("<h2>Every run</h2>\n");
     out.push_str(&results_table(&summary.results));
     out.push_str(&skipped_section(&summary.results));
@@ -196,6 +197,24 @@ fn rates(results: &[RunResult]) -> String {
     out
 }
 
+/// Each variant's model assumptions, once.
+fn assumptions(results: &[RunResult]) -> String {
+    let groups = crate::facts::assumptions_by_variant(results);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Model assumptions</h2>\n<p>What a model verdict (proof, bounded, budget) holds under, per variant.</p>\n<ul>\n");
+    for (name, list) in groups {
+        out.push_str(&format!("<li>{}<ul>\n", escape(&name)));
+        for a in list {
+            out.push_str(&format!("<li>{}</li>\n", escape(a)));
+        }
+        out.push_str("</ul></li>\n");
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
 /// The lock benchmark's charts (SVG files written by `cargo xtask bench-locks`), inline.
 fn charts_section(charts: &[(String, String)]) -> String {
     let mut out = String::from("<h2>Lock benchmarks</h2>\n");
@@ -254,7 +273,7 @@ fn result_row(i: usize, r: &RunResult) -> String {
         td("", &escape(&r.backend)),
         td("", &escape(&r.expected_label())),
         td("", &outcome),
-        td("mark", if r.exhaustive { "yes" } else { "no" }),
+        td("mark", &escape(&r.coverage_cell())),
         td("num", &r.schedules.to_string()),
         td("num", &format!("{:.2}", r.seconds)),
         td("num", &first_failure(r)),
@@ -329,11 +348,15 @@ fn details(i: usize, r: &RunResult) -> String {
         out.push_str(&format!("<pre class=\"token\">{}</pre>\n", escape(token)));
     }
     if let Some(trace) = &r.trace {
-        out.push_str("<p>The interleaving (shrunk), one lane per actor:</p>\n");
-        out.push_str(&format!("<div class=\"diagram\">\n{}</div>\n", crate::sequence::render_sequence(trace)));
-        out.push_str("<p>Trace:</p>\n");
-        let table = render_trace(trace, Style::plain());
-        out.push_str(&format!("<pre class=\"trace\">{}</pre>\n", escape(&table)));
+        // One page per distinct trace beside the report, opened on demand: inlined in every
+        // run, the diagrams made a quick run's page 27 MB.
+        out.push_str(&format!(
+            "<p>The interleaving ({} steps; {}): <a href=\"{}\">sequence diagram and table</a>, <a href=\"{}\">text</a></p>\n",
+            trace.steps.len(),
+            escape(&trace.verdict),
+            crate::trace_path(trace, "html"),
+            crate::trace_path(trace, "txt")
+        ));
     }
     out.push_str("</section>\n");
     out

@@ -10,16 +10,22 @@ pub mod markdown;
 pub mod model;
 pub mod sequence;
 pub mod table;
+pub mod traces;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use traces::{distinct_traces, trace_key, trace_path, TRACES_DIR};
 pub use model::*;
 
-/// Writes `summary.json`, `summary.md`, `summary.html` and `junit.xml` into `dir` (creating it)
-/// and returns the paths written, in that order.
+/// Writes `summary.json`, `summary.md`, `summary.html`, `junit.xml` and `runs.md` (every run's
+/// details, linked from `summary.md`) into `dir` (creating it) and returns the paths written, in
+/// that order. Beside them, `traces/` holds every distinct
+/// trace once (`traces/KEY.txt`, `traces/KEY.html`; see [`traces`]), which `summary.md` and
+/// `summary.html` link to; `summary.json` keeps every row's trace as data.
 pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
+    traces::write_traces(summary, &dir.join(TRACES_DIR))?;
     let mut json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;
     json.push('\n');
     let files = [
@@ -27,6 +33,7 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
         ("summary.md", markdown::render_summary(summary)),
         ("summary.html", html::render_html_with_charts(summary, &lock_charts(dir))),
         ("junit.xml", junit::render_junit(summary)),
+        (markdown::RUNS_FILE, markdown::render_runs(summary)),
     ];
     let mut written = Vec::with_capacity(files.len());
     for (name, contents) in files {

@@ -1,9 +1,13 @@
-//! Renders a whole summary as a Markdown report: overall status, a table of every run, the
-//! skipped and errored runs with their reasons, and the details (replay tokens, traces) of each.
+//! Renders a whole summary as Markdown: `summary.md` (overall status, a table of every run,
+//! the model's assumptions, rates, the skipped and errored runs with their reasons, and the
+//! details of the runs that did not meet their expectation) and `runs.md` (every run's details:
+//! coverage, bound, replay tokens, and a link to its trace in `traces/`).
+//!
+//! Traces are never inlined, and met runs' details live in `runs.md`: with a trace (some 200
+//! steps) and a details section per run, a quick run's `summary.md` was 9.3 MB.
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
-use crate::model::{RunResult, Summary};
-use crate::table::{render_trace, Style};
+use crate::model::{Outcome, RunResult, Summary};
 
 const COLUMNS: [(&str, &str); 11] = [
     ("scenario", "---"),
@@ -12,7 +16,7 @@ const COLUMNS: [(&str, &str); 11] = [
     ("backend", "---"),
     ("expected", "---"),
     ("outcome", "---"),
-    ("exhaustive", ":---:"),
+    ("coverage", ":---:"),
     ("schedules", "---:"),
     ("seconds", "---:"),
     ("first failure after", "---:"),
@@ -24,9 +28,25 @@ pub fn render_summary(summary: &Summary) -> String {
     let mut out = String::from("# racelab summary\n\n");
     out.push_str(&overall_line(summary));
     out.push_str(&results_table(&summary.results));
+    out.push_str(&assumptions_section(&summary.results));
     out.push_str(&rates_section(&summary.results));
     out.push_str(&skipped_section(&summary.results));
-    out.push_str(&details_sections(&summary.results));
+    out.push_str(&attention_sections(&summary.results));
+    if summary.results.iter().any(|r| r.has_details()) {
+        out.push_str(&format!("\nEvery run's details (coverage, bound, replay tokens, traces): [{RUNS_FILE}]({RUNS_FILE})\n"));
+    }
+    out
+}
+
+/// The file [`render_runs`] is written to, beside `summary.md`.
+pub const RUNS_FILE: &str = "runs.md";
+
+/// `runs.md`: the details of every run that has any, ending with a newline.
+pub fn render_runs(summary: &Summary) -> String {
+    let mut out = String::from("# racelab runs\n\nThe details of every run in [summary.md](summary.md); each trace is a file in `traces/`.\n");
+    for r in summary.results.iter().filter(|r| r.has_details()) {
+        out.push_str(&details(r));
+    }
     out
 }
 
@@ -71,6 +91,22 @@ fn rates_section(results: &[RunResult]) -> String {
     out
 }
 
+/// Each variant's model assumptions, once (every engine's row of a variant states the same).
+fn assumptions_section(results: &[RunResult]) -> String {
+    let groups = crate::facts::assumptions_by_variant(results);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Model assumptions\n\nWhat a model verdict (`proof`, `bounded`, `budget`) holds under, per variant.\n\n");
+    for (name, assumptions) in groups {
+        out.push_str(&format!("- {}\n", text(&name)));
+        for a in assumptions {
+            out.push_str(&format!("  - {}\n", text(a)));
+        }
+    }
+    out
+}
+
 fn table_row(cells: impl Iterator<Item = String>) -> String {
     let cells: Vec<String> = cells.collect();
     format!("| {} |\n", cells.join(" | "))
@@ -84,20 +120,12 @@ fn result_cells(r: &RunResult) -> Vec<String> {
         text(&r.backend),
         text(&r.expected_label()),
         text(&r.outcome_label()),
-        yes_no(r.exhaustive).to_string(),
+        text(&r.coverage_cell()),
         r.schedules.to_string(),
         format!("{:.2}", r.seconds),
         first_failure(r),
         met_mark(r).to_string(),
     ]
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 fn skipped_section(results: &[RunResult]) -> String {
@@ -136,12 +164,14 @@ fn escape_block_start(line: &str) -> String {
     }
 }
 
-fn details_sections(results: &[RunResult]) -> String {
+/// Details of the runs that did not meet their expectation (errors included): what a reader
+/// of the summary has to act on.
+fn attention_sections(results: &[RunResult]) -> String {
     let mut out = String::new();
-    let detailed = results.iter().filter(|r| r.has_details());
+    let detailed = results.iter().filter(|r| r.outcome != Outcome::Skipped && !r.is_met());
     for (i, r) in detailed.enumerate() {
         if i == 0 {
-            out.push_str("\n## Details\n");
+            out.push_str("\n## Not met\n");
         }
         out.push_str(&details(r));
     }
@@ -156,8 +186,10 @@ fn details(r: &RunResult) -> String {
         out.push_str(&fenced(token));
     }
     if let Some(trace) = &r.trace {
-        out.push_str("\nTrace:\n\n");
-        out.push_str(&fenced(&render_trace(trace, Style::plain())));
+        // Stored once per distinct trace beside the report (`write_all`): inlining it in every
+        // row made a quick run's Markdown 9 MB.
+        let path = crate::trace_path(trace, "txt");
+        out.push_str(&format!("\nTrace ({} steps; {}): [{path}]({path})\n", trace.steps.len(), text(&trace.verdict)));
     }
     out
 }

@@ -59,6 +59,32 @@ pub struct Finding {
     pub shrunk_switches: u32,
 }
 
+/// What a run's search covered, so that `holds` says what it is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Coverage {
+    /// Every reachable state of the model was visited (native-dfs, or a stateless DFS that ran
+    /// out of schedules with no bound): `holds` is a proof, under the run's `assumptions`.
+    Proof,
+    /// Every schedule within a stated bound (loom's preemption bound) was covered: `holds` is a
+    /// proof within that bound only; `covers` names it.
+    Bounded,
+    /// Only what the budget allowed was tried (random, PCT, a search cut short, free runs,
+    /// forced replays): `holds` means "not refuted".
+    Budget,
+}
+
+impl Coverage {
+    /// The lowercase name used in `summary.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coverage::Proof => "proof",
+            Coverage::Bounded => "bounded",
+            Coverage::Budget => "budget",
+        }
+    }
+}
+
 /// A 95% Wilson score interval over `hits` of `runs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
@@ -120,8 +146,21 @@ pub struct RunResult {
     pub outcome: Outcome,
     /// The invariant that broke (the first expected one found, else the first found), or null.
     pub invariant: Option<String>,
-    /// True when the whole search space within the stated bound was covered.
+    /// True when the whole search space within the stated bound was covered. Kept for tools;
+    /// `coverage` says whether that bound is the whole state space.
     pub exhaustive: bool,
+    /// `proof` | `bounded` | `budget`: what the run covered. Absent for skipped and errored
+    /// runs (and in summaries written before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+    /// The coverage in words, naming its bound: "every reachable state (52576 states)",
+    /// "every schedule within preemption bound 2", "not refuted by 20000 schedules".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
+    /// The model assumptions a verdict holds under, one per line: the isolation level per
+    /// database, how durations are chosen, the fault budget, atomicity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
     pub schedules: u64,
     pub seconds: f64,
     pub first_failure_after: Option<u64>,
@@ -275,6 +314,38 @@ impl RunResult {
     /// Whether the run met its expectation; an error never does, whatever `met` says.
     pub fn is_met(&self) -> bool {
         self.met && self.outcome != Outcome::Error
+    }
+
+    /// What the verdict is worth, in a few words, for the result line and the reports:
+    /// "proof over every reachable state", "exhaustive within preemption bound 2", "not
+    /// refuted: budget spent". A violation is settled by its counterexample, so a budget says nothing more
+    /// about it (empty); empty too for runs with no coverage (skipped, errors, old summaries).
+    pub fn coverage_label(&self) -> String {
+        let holds = self.outcome == Outcome::Holds;
+        match self.coverage {
+            None => String::new(),
+            Some(Coverage::Proof) if holds => "proof over every reachable state".to_string(),
+            Some(Coverage::Proof) => "exhaustive over every reachable state".to_string(),
+            Some(Coverage::Bounded) => match self.covers.as_deref().and_then(|c| c.strip_prefix("every schedule ")) {
+                Some(within) => format!("exhaustive {within}"),
+                None => "exhaustive within a bound".to_string(),
+            },
+            Some(Coverage::Budget) if holds => "not refuted: budget spent".to_string(),
+            Some(Coverage::Budget) => String::new(),
+        }
+    }
+
+    /// The coverage in one short table cell: `proof`, `bounded (preemption bound 2)`, `budget`,
+    /// or a dash.
+    pub fn coverage_cell(&self) -> String {
+        match self.coverage {
+            None => "–".to_string(),
+            Some(Coverage::Bounded) => match self.covers.as_deref().and_then(|c| c.strip_prefix("every schedule within ")) {
+                Some(bound) => format!("bounded ({bound})"),
+                None => "bounded".to_string(),
+            },
+            Some(c) => c.as_str().to_string(),
+        }
     }
 
     /// The first line of `reason`, for places that have room for one line only.

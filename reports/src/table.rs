@@ -349,7 +349,11 @@ pub fn render_result_line(r: &RunResult) -> String {
     if let Some(states) = r.states {
         line.push_str(&format!(", {states} states"));
     }
-    if r.exhaustive {
+    let coverage = r.coverage_label();
+    if !coverage.is_empty() {
+        line.push_str(&format!(" ({coverage})"));
+    } else if r.exhaustive && r.coverage.is_none() {
+        // A row from a summary written before `coverage` existed.
         line.push_str(" (exhaustive)");
     }
     line.push_str(&format!(" in {:.2}s", r.seconds));

@@ -13,6 +13,7 @@
 pub mod cancel;
 pub mod db;
 pub mod forced;
+pub mod nemesis;
 pub mod fsinfo;
 pub mod process;
 pub mod realfs;

@@ -79,6 +79,60 @@ impl Worker {
         }
     }
 
+    /// Makes a fault real on this worker: SIGKILL (reaped), SIGSTOP (until its next
+    /// operation), or the signal, waiting until a handler reports it or the default action kills.
+    pub fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
+        let pid = self.pid();
+        match fault {
+            FaultKind::Crash => {
+                kill(pid, NixSignal::SIGKILL).map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
+                self.reap_killed_by(NixSignal::SIGKILL)
+            }
+            // A real kernel cannot be told to lose a reply: the real run goes on, and forced
+            // replay reports where it diverges from the model.
+            FaultKind::Retransmit => Ok(()),
+            FaultKind::Stall { .. } => {
+                kill(pid, NixSignal::SIGSTOP).map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
+                match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+                    Ok(WaitStatus::Stopped(_, NixSignal::SIGSTOP)) => {
+                        self.stopped = true;
+                        Ok(())
+                    }
+                    other => Err(format!("worker {pid} did not stop: {other:?}")),
+                }
+            }
+            FaultKind::Signal { signal, .. } => {
+                let sig = nix_signal(*signal);
+                if self.stopped {
+                    let _ = kill(pid, NixSignal::SIGCONT);
+                    self.stopped = false;
+                }
+                kill(pid, sig).map_err(|e| format!("{sig} to worker {pid}: {e}"))?;
+                if !handled {
+                    // No handler: the default action must kill it, for real.
+                    return self.reap_killed_by(sig);
+                }
+                // The worker's real handler sets a flag; wait until it reports the signal.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match self.ask(&Request::Signals)? {
+                        Response::Signals(got) if got.iter().any(|s| s == signal.name()) => return Ok(()),
+                        Response::Signals(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                        other => return Err(format!("worker {pid} did not report SIG{} ({other:?})", signal.name())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Installs (or removes) a real flag-setting handler for `signal` in the worker.
+    pub fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
+        match self.ask(&Request::Handler { signal: signal.name().to_string(), installed })? {
+            Response::Done => Ok(()),
+            other => Err(format!("installing a SIG{} handler: {other:?}", signal.name())),
+        }
+    }
+
     /// Waits (bounded) until the kernel reports the worker killed by `sig`.
     fn reap_killed_by(&mut self, sig: NixSignal) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -175,56 +229,11 @@ impl Executor for ProcessExecutor {
     }
 
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
-        let w = self.worker(actor)?;
-        let pid = w.pid();
-        match fault {
-            FaultKind::Crash => {
-                kill(pid, NixSignal::SIGKILL).map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
-                w.reap_killed_by(NixSignal::SIGKILL)
-            }
-            // A real kernel cannot be told to lose a reply: the real run goes on, and forced
-            // replay reports where it diverges from the model.
-            FaultKind::Retransmit => Ok(()),
-            FaultKind::Stall { .. } => {
-                kill(pid, NixSignal::SIGSTOP).map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
-                match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
-                    Ok(WaitStatus::Stopped(_, NixSignal::SIGSTOP)) => {
-                        w.stopped = true;
-                        Ok(())
-                    }
-                    other => Err(format!("worker {pid} did not stop: {other:?}")),
-                }
-            }
-            FaultKind::Signal { signal, .. } => {
-                let sig = nix_signal(*signal);
-                if w.stopped {
-                    let _ = kill(pid, NixSignal::SIGCONT);
-                    w.stopped = false;
-                }
-                kill(pid, sig).map_err(|e| format!("{sig} to worker {pid}: {e}"))?;
-                if !handled {
-                    // No handler: the default action must kill it, for real.
-                    return w.reap_killed_by(sig);
-                }
-                // The worker's real handler sets a flag; wait until it reports the signal.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                loop {
-                    match w.ask(&Request::Signals)? {
-                        Response::Signals(got) if got.iter().any(|s| s == signal.name()) => return Ok(()),
-                        Response::Signals(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                        other => return Err(format!("worker {pid} did not report SIG{} ({other:?})", signal.name())),
-                    }
-                }
-            }
-        }
+        self.worker(actor)?.fault(fault, handled)
     }
 
     fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String> {
-        let w = self.worker(actor)?;
-        match w.ask(&Request::Handler { signal: signal.name().to_string(), installed })? {
-            Response::Done => Ok(()),
-            other => Err(format!("installing a SIG{} handler: {other:?}", signal.name())),
-        }
+        self.worker(actor)?.handler(signal, installed)
     }
 }
 

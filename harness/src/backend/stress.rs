@@ -8,8 +8,9 @@
 //! random, by a short sleep or a yield (in the spirit of rr's chaos mode), which shakes out
 //! interleavings a quiet machine never produces.
 //!
-//! Faults are not injected in stress runs (they are explored on the model and forced on real
-//! actors by replay); a scenario's faults are reported as not landed.
+//! With `nemesis`, the variant's declared faults happen for real at random step boundaries of
+//! each run (see [`super::nemesis`]): SIGKILL, SIGSTOP/SIGCONT, the signal and its follow-up
+//! kill, each on the target's worker process; the result counts the runs each fault landed in.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,7 +21,8 @@ use rayon::prelude::*;
 use super::fsinfo::{fs_info, FsInfo};
 use super::process::{ProcessExecutor, Worker};
 use super::{ActorMode, RealFs};
-use crate::ir::{Errno, Op, Program, Value};
+use super::nemesis::Plan;
+use crate::ir::{Errno, FaultKind, Op, Program, Signal, Value};
 use crate::model::fs::{Filesystem, OpCtx};
 use crate::model::{Machine, EPOCH_MS};
 use crate::schedule::Schedule;
@@ -34,6 +36,8 @@ pub struct StressConfig {
     /// Runs in parallel.
     pub jobs: usize,
     pub seed: u64,
+    /// Make the variant's declared faults real at random moments of every run.
+    pub nemesis: bool,
 }
 
 /// How often one invariant broke.
@@ -58,6 +62,11 @@ pub struct StressResult {
     pub env: FsInfo,
     pub chaos: bool,
     pub mode: ActorMode,
+    /// With the nemesis: each declared fault's name and the number of runs it landed in
+    /// (empty without the nemesis).
+    pub landed: Vec<(String, u64)>,
+    /// The nemesis's base seed (run `i` draws its moments from `seed + i`), when it ran.
+    pub nemesis_seed: Option<u64>,
 }
 
 impl StressResult {
@@ -81,6 +90,7 @@ pub fn wilson(hits: u64, runs: u64) -> (f64, f64) {
 /// One run's outcome.
 struct RunOutcome {
     broken: Vec<String>,
+    landed: Vec<bool>,
     schedule: Vec<u8>,
     trace: Option<reports::Trace>,
 }
@@ -90,6 +100,7 @@ struct RunOutcome {
 pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<StressResult, String> {
     let root: &Path = roots.first().map(PathBuf::as_path).ok_or("no directory to run in")?;
     let env = fs_info(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
+    let steps = cfg.nemesis.then(|| super::nemesis::expected_steps(prog));
     let start = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(cfg.jobs.max(1)).build().map_err(|e| e.to_string())?;
     let outcomes: Vec<Result<RunOutcome, String>> = pool.install(|| {
@@ -99,7 +110,7 @@ pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progre
                 if let Some(sig) = super::cancel::requested() {
                     return Err(format!("interrupted by signal {sig}"));
                 }
-                let r = one_run(prog, roots, cfg, cfg.seed.wrapping_add(i));
+                let r = one_run(prog, roots, cfg, steps, cfg.seed.wrapping_add(i));
                 progress(i);
                 r
             })
@@ -131,7 +142,12 @@ pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progre
         let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
         o.trace.clone().map(|t| (i as u64, schedule, t))
     });
-    Ok(StressResult { runs, seconds, rates, first_failure, env, chaos: cfg.chaos, mode: cfg.mode })
+    let landed = if cfg.nemesis {
+        prog.faults.iter().enumerate().map(|(f, fault)| (fault.name.clone(), ok.iter().filter(|o| o.landed[f]).count() as u64)).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(StressResult { runs, seconds, rates, first_failure, env, chaos: cfg.chaos, mode: cfg.mode, landed, nemesis_seed: cfg.nemesis.then_some(cfg.seed) })
 }
 
 /// Performs one actor's real operations: its own thread's syscalls, or its worker process.
@@ -147,9 +163,60 @@ impl Performer {
             Performer::Process(w) => w.perform(op, args, now),
         }
     }
+
+    /// Makes a fault real: on a worker process, the real signal; on a thread (which cannot be
+    /// killed or stopped alone) it is emulated, as the thread executor does: the machine stops
+    /// driving the actor.
+    fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
+        match self {
+            Performer::Thread(_) => Ok(()),
+            Performer::Process(w) => w.fault(fault, handled),
+        }
+    }
+
+    fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
+        match self {
+            Performer::Thread(_) => Ok(()),
+            Performer::Process(w) => w.handler(signal, installed),
+        }
+    }
 }
 
-fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64) -> Result<RunOutcome, String> {
+/// The machine's world in a free run: invariants observe the run directory; faults and signal
+/// handlers go to the target actor's performer. A performer is locked by its driver only while
+/// it performs a real call (outside the machine's lock), and a fault never lands on an actor in
+/// flight, so taking it here, under the machine's lock, never waits for a call.
+struct FreeRunFs {
+    observer: RealFs,
+    performers: Vec<Arc<Mutex<Performer>>>,
+}
+
+impl FreeRunFs {
+    fn performer(&self, actor: usize) -> Result<std::sync::MutexGuard<'_, Performer>, String> {
+        let p = self.performers.get(actor).ok_or_else(|| format!("no performer for actor {actor}"))?;
+        Ok(p.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Filesystem for FreeRunFs {
+    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+        self.performer(cx.actor)?.perform(cx.actor, op, args, cx.now)
+    }
+    fn observe_exists(&self, path: &str) -> bool {
+        self.observer.observe_exists(path)
+    }
+    fn observe_contents(&self, path: &str) -> Option<String> {
+        self.observer.observe_contents(path)
+    }
+    fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
+        self.performer(actor)?.fault(fault, handled)
+    }
+    fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String> {
+        self.performer(actor)?.handler(signal, installed)
+    }
+}
+
+fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_steps: Option<usize>, seed: u64) -> Result<RunOutcome, String> {
     let root = &roots[0];
     let dir = tempfile::Builder::new().prefix("racelab-stress-").tempdir_in(root).map_err(|e| format!("cannot create a run directory under {}: {e}", root.display()))?;
     let actor_roots = super::actor_roots(prog, roots, dir.path().file_name().unwrap_or_default());
@@ -158,17 +225,20 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64
         ActorMode::Threads => actor_roots.iter().map(|r| RealFs::open(r).map(Performer::Thread).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
         ActorMode::Processes => ProcessExecutor::start(&actor_roots)?.into_workers().into_iter().map(Performer::Process).collect(),
     };
+    let performers: Vec<Arc<Mutex<Performer>>> = performers.into_iter().map(|p| Arc::new(Mutex::new(p))).collect();
     let observer = RealFs::open(dir.path()).map_err(|e| e.to_string())?;
-    let mut machine = Machine::with_fs(Arc::clone(prog), observer);
+    let mut machine = Machine::with_fs(Arc::clone(prog), FreeRunFs { observer, performers: performers.clone() });
     machine.record_details();
+    let plan = Arc::new(nemesis_steps.map(|steps| Plan::draw(prog, steps, seed)));
     let shared = Arc::new((Mutex::new(machine), Condvar::new()));
     let handles: Vec<_> = performers
         .into_iter()
         .enumerate()
         .map(|(a, performer)| {
             let shared = Arc::clone(&shared);
+            let plan = Arc::clone(&plan);
             let chaos = cfg.chaos.then(|| Chaos::new(seed.wrapping_mul(31).wrapping_add(a as u64)));
-            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, performer, &shared, chaos))
+            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, &performer, &shared, chaos, Option::as_ref(&*plan)))
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start actor threads: {e}"))?;
@@ -179,23 +249,29 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64
         }
     }
     let m = shared.0.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = failure {
+    if let Some(e) = failure.or_else(|| m.infrastructure_error().map(str::to_string)) {
         return Err(e);
     }
     let broken: Vec<String> = m.broken().iter().map(|b| b.invariant.clone()).collect();
     let trace = (!broken.is_empty()).then(|| crate::replay::trace_of(&*m));
-    Ok(RunOutcome { broken, schedule: m.schedule().to_vec(), trace })
+    let landed = super::nemesis::landed(prog, m.schedule());
+    Ok(RunOutcome { broken, landed, schedule: m.schedule().to_vec(), trace })
 }
 
 /// One actor's driver thread: wait for its turn to be possible, take internal steps under the
-/// lock, and real operations outside it.
-fn drive(a: usize, mut performer: Performer, shared: &(Mutex<Machine<RealFs>>, Condvar), mut chaos: Option<Chaos>) -> Result<(), String> {
+/// lock, and real operations outside it. At every boundary it passes, the nemesis (if any) may
+/// land a due fault on any actor.
+fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRunFs>>, Condvar), mut chaos: Option<Chaos>, plan: Option<&Plan>) -> Result<(), String> {
     let (lock, cv) = shared;
     let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if m.is_finished() || m.status(a).is_over() {
             cv.notify_all();
             return Ok(());
+        }
+        if plan.is_some_and(|p| p.strike(&mut m)) {
+            cv.notify_all();
+            continue;
         }
         if !m.is_runnable(a) {
             m = cv.wait(m).unwrap_or_else(|e| e.into_inner());
@@ -209,7 +285,8 @@ fn drive(a: usize, mut performer: Performer, shared: &(Mutex<Machine<RealFs>>, C
                 if let Some(c) = chaos.as_mut() {
                     c.pause();
                 }
-                let result = performer.perform(a, op, &args, now);
+                // The performer's lock is held only for the call, never with the machine's.
+                let result = performer.lock().unwrap_or_else(|e| e.into_inner()).perform(a, op, &args, now);
                 if let Err(e) = &result {
                     if e.contains("worker") {
                         // The worker died under us: an infrastructure failure, not a finding.

@@ -36,6 +36,9 @@ pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Str
     };
     row.schedules = ex.executions;
     row.seconds = ex.seconds;
+    let (coverage, covers) = crate::coverage::of_real_runs(ex.executions, "gated executions of the real program");
+    row.coverage = Some(coverage);
+    row.covers = Some(covers);
     let mut findings = ex.findings;
     // Every real execution costs a fraction of a second: shrink the finding the report leads
     // with; the others keep their schedules as found (their shrunk count says so).

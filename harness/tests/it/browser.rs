@@ -60,23 +60,24 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
     let url = format!("file://{}#run-{race}", page.display());
     let profile = dir.path().join("profile");
 
-    // It renders: the DOM chromium built holds the matrix, and the race's diagram with a box
-    // per step of its trace.
+    // It renders: the DOM chromium built holds the matrix, and the race's section links to its
+    // interleaving's page (written once per distinct trace), whose diagram has a box per step.
     let dom = headless(&url, &["--dump-dom"], &profile);
     assert!(dom.contains("<table class=\"matrix\">"), "no outcome matrix in the rendered page");
     let section = dom.split(&format!("<section id=\"run-{race}\">")).nth(1).expect("the race's section is in the DOM");
-    let svg = section.split("</svg>").next().expect("svg");
-    assert!(svg.contains("<svg class=\"sequence\""), "no sequence diagram in the race's section");
-    let steps = summary.results[race].trace.as_ref().map_or(0, |t| t.steps.len());
-    assert_eq!(svg.matches("<g class=\"row ").count(), steps, "one box per step");
+    let section = section.split("</section>").next().expect("section");
+    let trace = summary.results[race].trace.as_ref().expect("a trace");
+    let link = reports::trace_path(trace, "html");
+    assert!(section.contains(&format!("href=\"{link}\"")), "the race's section does not link to its interleaving");
+    let trace_page = out.join(&link);
+    let trace_dom = headless(&format!("file://{}", trace_page.display()), &["--dump-dom"], &profile);
+    let svg = trace_dom.split("</svg>").next().expect("svg");
+    assert!(svg.contains("<svg class=\"sequence\""), "no sequence diagram on the interleaving's page");
+    assert_eq!(svg.matches("<g class=\"row ").count(), trace.steps.len(), "one box per step");
 
-    // A screenshot of the race, kept for a person to look at: the report of that one run, so
-    // the diagram is on screen without scrolling.
-    let one = reports::Summary { ok: true, results: vec![summary.results[race].clone()], shard: None };
-    let race_page = dir.path().join("race.html");
-    std::fs::write(&race_page, reports::html::render_html(&one)).expect("write the race's page");
+    // A screenshot of the race's interleaving, kept for a person to look at.
     let shot = dir.path().join("race.png");
-    headless(&format!("file://{}", race_page.display()), &[&format!("--screenshot={}", shot.display()), "--window-size=1400,1800"], &profile);
+    headless(&format!("file://{}", trace_page.display()), &[&format!("--screenshot={}", shot.display()), "--window-size=1400,1800"], &profile);
     let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert_eq!(png_size(&bytes), (1400, 1800));
     assert!(bytes.len() > 20_000, "the screenshot is nearly empty ({} bytes)", bytes.len());

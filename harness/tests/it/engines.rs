@@ -101,6 +101,40 @@ fn dfs_and_loom_cover_a_small_scenario_exhaustively() {
     assert!(!ex.exhaustive);
 }
 
+/// Each row says what its `holds` is worth: native-dfs a proof over every reachable state, loom
+/// every schedule within its preemption bound (named), random search "not refuted"; and every
+/// model row lists the model's assumptions.
+#[test]
+fn rows_state_what_their_verdict_covers_and_assumes() {
+    use reports::Coverage;
+    let prog = program(NO_RACE);
+    let row = |kind: EngineKind| {
+        let cfg = EngineConfig::new(kind, budget()).preemption_bound(2);
+        racelab::suite::result_row("appends", &prog, &cfg, explore(&prog, &cfg))
+    };
+    let dfs = row(EngineKind::NativeDfs);
+    assert_eq!((dfs.coverage, dfs.exhaustive), (Some(Coverage::Proof), true));
+    assert!(dfs.covers.as_deref().is_some_and(|c| c.starts_with("every reachable state (")), "{:?}", dfs.covers);
+    assert!(reports::table::render_result_line(&dfs).contains("(proof over every reachable state)"));
+    let loom = row(EngineKind::Loom);
+    assert_eq!((loom.coverage, loom.exhaustive), (Some(Coverage::Bounded), true));
+    assert_eq!(loom.covers.as_deref(), Some("every schedule within preemption bound 2"));
+    assert!(reports::table::render_result_line(&loom).contains("(exhaustive within preemption bound 2)"));
+    let random = row(EngineKind::NativeRandom);
+    assert_eq!((random.coverage, random.exhaustive), (Some(Coverage::Budget), false));
+    assert!(reports::table::render_result_line(&random).contains("(not refuted: budget spent)"));
+    for r in [&dfs, &loom, &random] {
+        assert!(r.assumptions.iter().any(|a| a.starts_with("faults: none declared")), "{:?}", r.assumptions);
+        assert!(r.assumptions.iter().any(|a| a.starts_with("atomicity: ")), "{:?}", r.assumptions);
+    }
+    // A database variant names its isolation level.
+    let db = racelab::lang::compile("person.race", include_str!("../../../scenarios/patchwork-person.race")).expect("compiles");
+    let prog = Arc::new(db.variants[0].clone());
+    let cfg = EngineConfig::new(EngineKind::NativeRandom, Budget::new(20, Duration::from_secs(10)));
+    let r = racelab::suite::result_row("patchwork-person", &prog, &cfg, explore(&prog, &cfg));
+    assert!(r.assumptions.iter().any(|a| a.starts_with("isolation: postgres READ COMMITTED")), "{:?}", r.assumptions);
+}
+
 #[test]
 fn loom_refuses_more_actors_than_it_supports_and_names_the_alternative() {
     let src = LOST_UPDATE.replace("worker x 2", "worker x 6").replace("counter == 2", "counter == 6");

@@ -1,7 +1,7 @@
 //! Hand-written results that look like what the harness produces for the lockfile and queue
 //! scenarios, shared by every test so the renderers are compared on the same data.
 
-use reports::{Env, Finding, Outcome, Rate, RunResult, Summary, Trace, TraceStep, Verdict};
+use reports::{Coverage, Env, Finding, Outcome, Rate, RunResult, Summary, Trace, TraceStep, Verdict};
 
 /// 2023-11-14T22:13:20Z: virtual clocks start at a real-looking epoch time.
 const T0: i64 = 1_700_000_000_000;
@@ -65,6 +65,9 @@ pub fn run(scenario: &str, variant: &str, engine: &str, backend: &str) -> RunRes
         outcome: Outcome::Holds,
         invariant: None,
         exhaustive: false,
+        coverage: None,
+        covers: None,
+        assumptions: Vec::new(),
         schedules: 0,
         seconds: 0.0,
         first_failure_after: None,
@@ -98,6 +101,9 @@ pub fn violation_met() -> RunResult {
     r.switches = Some(5);
     r.shrunk_switches = Some(2);
     r.bound = Some("preemption bound 2".to_string());
+    r.coverage = Some(Coverage::Budget);
+    r.covers = Some("1234 schedules (PCT depth 3, seed 0x5eed)".to_string());
+    r.assumptions = vec!["faults: none declared".to_string(), "atomicity: every world operation is one step".to_string()];
     r.findings = vec![
         Finding {
             original: String::new(),
@@ -126,6 +132,8 @@ pub fn holds_met() -> RunResult {
     r.schedules = 500;
     r.seconds = 20.125;
     r.bound = Some("500 runs or 20s".to_string());
+    r.coverage = Some(Coverage::Budget);
+    r.covers = Some("500 free runs".to_string());
     r.rate = Some(Rate {
         hits: 0,
         runs: 500,
@@ -162,6 +170,8 @@ pub fn violation_missed() -> RunResult {
     r.outcome = Outcome::Holds;
     r.met = false;
     r.exhaustive = true;
+    r.coverage = Some(Coverage::Bounded);
+    r.covers = Some("every schedule within preemption bound 2".to_string());
     r.schedules = 96;
     r.seconds = 0.75;
     r.bound = Some("preemption bound 2".to_string());

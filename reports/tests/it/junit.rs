@@ -24,7 +24,7 @@ fn one_suite_per_scenario_one_case_per_run() {
             </testsuite>
             <testsuite name="queue" tests="3" disabled="0" errors="1" failures="2">
                 <testcase name="at_least_once/loom/model" classname="queue" time="0.750">
-                    <failure message="expected violation (no_duplicate_delivery), got holds" type="holds">queue/at_least_once [loom, model]: holds, expected violation (no_duplicate_delivery); 96 schedules (exhaustive) in 0.75s -&gt; NOT MET
+                    <failure message="expected violation (no_duplicate_delivery), got holds" type="holds">queue/at_least_once [loom, model]: holds, expected violation (no_duplicate_delivery); 96 schedules (exhaustive within preemption bound 2) in 0.75s -&gt; NOT MET
         </failure>
                 </testcase>
                 <testcase name="exactly_once/shuttle-random/model" classname="queue" time="1.000">

@@ -8,16 +8,24 @@ use crate::fixtures;
 #[test]
 fn summary_with_violation_holds_and_skipped() {
     let md = render_summary(&fixtures::passing_summary());
-    expect![[r##"
+    expect![[r#"
         # racelab summary
 
         Overall: **OK** (3 runs: 2 met, 0 not met, 1 skipped, 0 errors)
 
-        | scenario | variant | engine | backend | expected | outcome | exhaustive | schedules | seconds | first failure after | met |
+        | scenario | variant | engine | backend | expected | outcome | coverage | schedules | seconds | first failure after | met |
         | --- | --- | --- | --- | --- | --- | :---: | ---: | ---: | ---: | :---: |
-        | lockfile | naive | shuttle-pct | model | violation (mutual_exclusion) | violation (mutual_exclusion) | no | 1234 | 2.50 | 17 | ✓ |
-        | lockfile | fenced | stress | fs:ext4 | holds | holds | no | 500 | 20.12 | – | ✓ |
-        | lockfile | naive | stress | fs:nfs | violation (mutual_exclusion) | skipped | no | 0 | 0.00 | – | – |
+        | lockfile | naive | shuttle-pct | model | violation (mutual_exclusion) | violation (mutual_exclusion) | budget | 1234 | 2.50 | 17 | ✓ |
+        | lockfile | fenced | stress | fs:ext4 | holds | holds | budget | 500 | 20.12 | – | ✓ |
+        | lockfile | naive | stress | fs:nfs | violation (mutual_exclusion) | skipped | – | 0 | 0.00 | – | – |
+
+        ## Model assumptions
+
+        What a model verdict (`proof`, `bounded`, `budget`) holds under, per variant.
+
+        - lockfile/naive
+          - faults: none declared
+          - atomicity: every world operation is one step
 
         ## Reproduction rates on real systems
 
@@ -30,48 +38,8 @@ fn summary_with_violation_holds_and_skipped() {
         - **skipped** lockfile/naive/stress/fs:nfs: no NFS mount found\
           set RACELAB_NFS_DIR to a directory on an NFS mount to enable it
 
-        ## Details
-
-        ### lockfile/naive/shuttle-pct/model
-
-        - expected violation (mutual_exclusion), got violation (mutual_exclusion)
-        - bound: preemption bound 2
-        - context switches: 5, shrunk to 2
-        - findings:
-          - `mutual_exclusion` after 17 schedules (5 switches, shrunk to 2): replay `rl1:lockfile:naive:AAECAwQFBgc`
-          - `no_orphan_tmp` after 40 schedules (3 switches, shrunk to 3): replay `rl1:lockfile:naive:CAkKCwwN`
-
-        Replay token:
-
-        ```text
-        rl1:lockfile:naive:AAECAwQFBgc
-        ```
-
-        Trace:
-
-        ```text
-        step     time | qrunner1                        | qrunner2                               | qrunner3
-        --------------+---------------------------------+----------------------------------------+----------------------------------------
-           1  +0.000s | open(tmp, O_CREAT|O_EXCL) -> ok
-           2  +0.000s | link(tmp, LOCKFILE) -> ok
-           3  +0.001s |                                 | link(tmp, LOCKFILE) -> EEXIST
-           4  +3.000s | world: clock.advance(3s)
-           5  +3.000s |                                 |                                        | stat(LOCKFILE).mtime < now - 2s -> true
-           6  +3.001s |                                 |                                        | unlink(LOCKFILE) -> ok
-           7  +3.002s |                                 | link(tmp, LOCKFILE) -> ok
-           x mutual_exclusion broke
-           8  +3.002s |                                 | write(section, "a payload lon... -> ok
-        --------------+---------------------------------+----------------------------------------+----------------------------------------
-        verdict: mutual_exclusion broke: holders(section) <= 1
-        ```
-
-        ### lockfile/fenced/stress/fs:ext4
-
-        - expected holds, got holds
-        - bound: 500 runs or 20s
-        - rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)
-        - env: filesystem `ext4`, mount options `rw,relatime`
-    "##]]
+        Every run's details (coverage, bound, replay tokens, traces): [runs.md](runs.md)
+    "#]]
     .assert_eq(&md);
 }
 
@@ -95,5 +63,19 @@ fn values_cannot_break_out_of_table_cells_or_fences() {
     s.results[0].replay = Some("x```y".to_string());
     let md = render_summary(&s);
     assert!(md.contains("| lockfile | a\\|b c | shuttle-pct |"), "{md}");
-    assert!(md.contains("````text\nx```y\n````\n"), "{md}");
+    let runs = reports::markdown::render_runs(&s);
+    assert!(runs.contains("````text\nx```y\n````\n"), "{runs}");
+}
+
+/// runs.md: every run with details, each linking its trace file instead of inlining it.
+#[test]
+fn runs_md_has_every_run_s_details_and_links_its_trace() {
+    let s = fixtures::passing_summary();
+    let runs = reports::markdown::render_runs(&s);
+    assert!(runs.starts_with("# racelab runs\n"));
+    assert!(runs.contains("### lockfile/naive/shuttle-pct/model") && runs.contains("### lockfile/fenced/stress/fs:ext4"), "{runs}");
+    assert!(runs.contains("- coverage: budget: 1234 schedules (PCT depth 3, seed 0x5eed)"), "{runs}");
+    let key = reports::trace_key(s.results[0].trace.as_ref().unwrap());
+    assert!(runs.contains(&format!("Trace (8 steps; mutual_exclusion broke: holders(section) \\<= 1): [traces/{key}.txt](traces/{key}.txt)")), "{runs}");
+    assert!(!runs.contains("-> EEXIST"), "the trace is not inlined");
 }

@@ -159,10 +159,34 @@ fn result_lines_summarise_each_run() {
         .collect();
     expect![[r#"
         lockfile/naive [shuttle-pct, model]: violation (mutual_exclusion), expected violation (mutual_exclusion); 1234 schedules in 2.50s, first failure after 17 -> MET
-        lockfile/fenced [stress, fs:ext4]: holds, expected holds; 500 schedules in 20.12s -> MET
+        lockfile/fenced [stress, fs:ext4]: holds, expected holds; 500 schedules (not refuted: budget spent) in 20.12s -> MET
         lockfile/naive [stress, fs:nfs]: skipped, expected violation (mutual_exclusion); 0 schedules in 0.00s -> SKIPPED (no NFS mount found)
-        queue/at_least_once [loom, model]: holds, expected violation (no_duplicate_delivery); 96 schedules (exhaustive) in 0.75s -> NOT MET
+        queue/at_least_once [loom, model]: holds, expected violation (no_duplicate_delivery); 96 schedules (exhaustive within preemption bound 2) in 0.75s -> NOT MET
         queue/exactly_once [shuttle-random, model]: violation (no_duplicate_delivery), expected holds; 310 schedules in 1.00s, first failure after 310 -> NOT MET
         queue/at_least_once [replay, db:postgres]: error, expected violation; 0 schedules in 0.00s -> NOT MET (connection refused (127.0.0.1:5432) <is the server running?>)"#]]
     .assert_eq(&lines.join("\n"));
+}
+
+/// The result line says what a verdict covers: a proof over every reachable state, a search
+/// exhaustive within a named bound, or "not refuted" when a budget ran out.
+#[test]
+fn result_lines_distinguish_proof_bound_and_budget() {
+    use reports::{Coverage, Outcome};
+    let line = |coverage: Coverage, covers: &str, outcome: Outcome| {
+        let mut r = fixtures::run("lockfile", "fenced", "engine", "model");
+        r.coverage = Some(coverage);
+        r.covers = Some(covers.to_string());
+        r.outcome = outcome;
+        r.exhaustive = coverage != Coverage::Budget;
+        render_result_line(&r)
+    };
+    let proof = line(Coverage::Proof, "every reachable state (52576 states)", Outcome::Holds);
+    assert!(proof.contains("(proof over every reachable state)"), "{proof}");
+    let bounded = line(Coverage::Bounded, "every schedule within preemption bound 2", Outcome::Holds);
+    assert!(bounded.contains("(exhaustive within preemption bound 2)") && !bounded.contains("proof"), "{bounded}");
+    let budget = line(Coverage::Budget, "20000 schedules (random)", Outcome::Holds);
+    assert!(budget.contains("(not refuted: budget spent)") && !budget.contains("exhaustive"), "{budget}");
+    // A violation is settled by its counterexample: a budget adds nothing to say.
+    let found = line(Coverage::Budget, "17 schedules (random)", Outcome::Violation);
+    assert!(!found.contains("not refuted") && !found.contains("exhaustive"), "{found}");
 }

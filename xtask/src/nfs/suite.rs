@@ -176,6 +176,8 @@ fn marked(template: &RunResult, target: &str, outcome: Outcome, why: &str) -> Ru
         outcome,
         invariant: None,
         exhaustive: false,
+        coverage: None,
+        covers: None,
         schedules: 0,
         seconds: 0.0,
         first_failure_after: None,

@@ -1,0 +1,96 @@
+//! What a verdict covers and what it assumes: `summary.json`'s `coverage`, `covers` and
+//! `assumptions`.
+//!
+//! `exhaustive: true` meant two different things: native-dfs visited every reachable state (a
+//! proof), loom covered every schedule within its preemption bound (a proof within that bound
+//! only). A `holds` is worth what the search covered, under the model's assumptions (the
+//! isolation level it gives a database, the durations it gives sleeps, the faults it may
+//! inject, which calls are one atomic step); this module states both for every row.
+
+use reports::Coverage;
+
+use crate::explore::{EngineConfig, EngineKind, Exploration};
+use crate::ir::{FaultKind, Instr, Op, Program};
+use crate::model::db::Flavour;
+
+/// What one model exploration covered, and the same in words.
+pub fn of_exploration(cfg: &EngineConfig, ex: &Exploration) -> (Coverage, String) {
+    match cfg.kind {
+        EngineKind::NativeDfs if ex.exhaustive => {
+            let states = ex.states.map_or(String::new(), |n| format!(" ({n} states)"));
+            (Coverage::Proof, format!("every reachable state{states}"))
+        }
+        // shuttle's DFS has no depth or preemption bound here: when it runs out of schedules it
+        // has run every schedule, and so reached every reachable state.
+        EngineKind::ShuttleDfs if ex.exhaustive => (Coverage::Proof, format!("every schedule ({} schedules, stateless depth-first)", ex.schedules)),
+        EngineKind::Loom if ex.exhaustive => (Coverage::Bounded, format!("every schedule within preemption bound {}", cfg.preemption_bound)),
+        _ => (Coverage::Budget, format!("{} schedules ({})", ex.schedules, ex.bound)),
+    }
+}
+
+/// The coverage of runs on real systems: only what ran (free runs, forced replays, gated
+/// executions), never a proof.
+pub fn of_real_runs(runs: u64, what: &str) -> (Coverage, String) {
+    (Coverage::Budget, format!("{runs} {what}"))
+}
+
+/// The model's assumptions for `prog`, one line each, in a fixed order: isolation, durations,
+/// faults, atomicity (and NFS caches where modelled).
+pub fn model_assumptions(prog: &Program) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(db) = &prog.database {
+        out.push(format!("isolation: {}", isolation_level(db.flavour)));
+    }
+    if let Some(d) = durations(prog) {
+        out.push(d);
+    }
+    out.push(faults(prog));
+    out.push(atomicity(prog));
+    if let Some(ms) = prog.nfs_cache_ms {
+        out.push(format!(
+            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so"
+        ));
+    }
+    out
+}
+
+/// The isolation level the model gives a database of `flavour`: the server's default level.
+/// The one place to update when the model gains isolation levels (`database ... isolation X`).
+pub fn isolation_level(flavour: Flavour) -> String {
+    match flavour {
+        Flavour::Postgres => "postgres READ COMMITTED (the server's default)".to_string(),
+        // The model's InnoDB takes REPEATABLE READ's gap locks (the Patchwork deadlock needs
+        // them) while its plain reads see the latest committed version; see model/db/mod.rs.
+        Flavour::InnoDb => "innodb REPEATABLE READ (the server's default: gap locks; plain reads see the latest committed row, as at READ COMMITTED)".to_string(),
+    }
+}
+
+/// How the model chooses durations, when the variant has any (`sleep`, `work`, a stall).
+/// The hook for explored durations: when a sleep can take a range of times, say here which
+/// choices the engines explore.
+fn durations(prog: &Program) -> Option<String> {
+    let timed = prog.procs.iter().flat_map(|p| &p.code).any(|i| matches!(i, Instr::Op { op: Op::Sleep | Op::Work, .. }));
+    let stalls = prog
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::Stall { .. } | FaultKind::Signal { kill_after: Some(_), .. }));
+    (timed || stalls).then(|| {
+        "durations: fixed as written: every sleep, work and stall takes exactly its stated virtual time, so wake-up orders other durations would give are not explored".to_string()
+    })
+}
+
+fn faults(prog: &Program) -> String {
+    if prog.faults.is_empty() {
+        return "faults: none declared: no crash, signal or stall is explored".to_string();
+    }
+    let names: Vec<&str> = prog.faults.iter().map(|f| f.text.trim_start_matches("fault ")).collect();
+    format!(
+        "faults: at most {} per execution, landing at any step boundary, of: {}",
+        prog.fault_budget,
+        names.join("; ")
+    )
+}
+
+fn atomicity(_prog: &Program) -> String {
+    "atomicity: every world operation is one indivisible step (a filesystem call, an SQL statement, a lock or cell operation); nothing happens between a call's parts".to_string()
+}
