@@ -118,6 +118,7 @@ pub fn proved_row(cfg: &EngineConfig, proof: &RunResult) -> RunResult {
         states: None,
         bound: Some(cfg.describe_bound()),
         proved_by: Some(proof.engine.clone()),
+        covers: Some(format!("{}'s proof: {}", proof.engine, proof.covers.as_deref().unwrap_or("every reachable state"))),
         reason: Some(format!(
             "not run: {} proved this variant over every reachable state ({} states in {:.2}s), so no schedule of this engine can break it",
             proof.engine,
