@@ -1,4 +1,4 @@
-//! The NFS part of `cargo xtask run-scenarios`: the lock scenarios rerun inside the guest on nfs3, nfs4 and two NFSv3 clients, merged into the main summary.
+//! The NFS part of `cargo xtask run-scenarios`: the lock scenarios rerun inside the NFS guest on nfs3, nfs4 and two NFSv3 clients, merged into the main summary.
 //!
 //! The main suite (model engines, local filesystems) has already written
 //! `target/racelab/summary.json`. This runs racelab's suite a second time, inside the guest
@@ -9,12 +9,13 @@
 //! - `nfs3x2`: `DIR_A,DIR_B`, the same directory through the two NFSv3 clients, so actors on
 //!   client B see client A's changes through their own attribute cache.
 //!
-//! Its real rows (`fs:nfs…`, each with the mount options the guest kernel reports) are appended
-//! to the main summary and every report is re-rendered with `reports::write_all`. When the rig
-//! cannot come up (not root, no apt, a failed boot) the rows are still there, `skipped` with the
-//! reason: a missing NFS run is never a pass.
+//! Its real rows (`fs:nfs…`, each with the mount options the guest kernel reports, and in
+//! `env.server_version` which guest and kernel served them) are appended to the main summary and
+//! every report is re-rendered with `reports::write_all`. When the rig cannot come up (not root,
+//! no apt, no guest boots) the rows are still there, `skipped` with the reason: a missing NFS
+//! run is never a pass.
 //!
-//! UML system calls are 10-100x slower than the host's, so the guest suite is `--quick` with
+//! System calls in a guest are 10-100x slower than the host's, so the guest suite is `--quick` with
 //! loom only (its model part just finds the tokens to force), with 10 forced replays per token
 //! and 20 stress runs per variant and target instead of the host's 100 (`--replays`,
 //! `--stress-runs`): enough to reproduce and to rate. `--no-nfs` leaves the part out.
@@ -72,7 +73,7 @@ pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
         return Ok(None);
     }
     let scenarios: Vec<&str> = SCENARIOS.iter().copied().filter(|s| templates.iter().any(|t| t.scenario == *s)).collect();
-    println!("\n== NFS: {} on {} inside a User-mode Linux guest", scenarios.join(", "), TARGETS.join(", "));
+    println!("\n== NFS: {} on {} inside a guest (User-mode Linux, else qemu)", scenarios.join(", "), TARGETS.join(", "));
     let t = Instant::now();
     let rows = match guest_rows(p, &scenarios) {
         Ok(rows) => rows,
@@ -106,7 +107,7 @@ enum Stop {
 /// Runs racelab's suite in the guest and returns its NFS rows.
 fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<Vec<RunResult>, Stop> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Err(Stop::Skip("not root: real NFS needs a User-mode Linux guest with nfsd, which `cargo xtask nfs run` sets up only as root; run as root to include nfs3 and nfs4".into()));
+        return Err(Stop::Skip("not root: real NFS needs a guest with nfsd, which `cargo xtask nfs run` sets up only as root; run as root to include nfs3 and nfs4".into()));
     }
     let mut opts = Options::new();
     opts.rig.clone_from(&p.rig);
@@ -125,8 +126,11 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<Vec<RunResult>, Stop> {
     let _ = std::fs::remove_file(p.out.join("summary.json"));
     let run = match super::run(&opts, &argv) {
         Ok(run) => run,
+        // A guest that should boot on every x86_64 host and did not is an error, not a skip.
+        Err(e @ super::Error::NoGuest(_)) => return Err(Stop::Error(why_down(&e.to_string()))),
         Err(e) => return Err(Stop::Skip(format!("the NFS guest could not come up: {}", why_down(&e.to_string())))),
     };
+    println!("NFS guest: {}", run.guest);
     let status = match run.ended {
         Ended::Interrupted(_) => return Err(Stop::Signal),
         Ended::Exited(n) => n,
@@ -134,12 +138,19 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<Vec<RunResult>, Stop> {
     let path = p.out.join("summary.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Stop::Error(format!("racelab suite in the guest exited with {status} and left no {}: {e}", path.display())))?;
     let nfs: Summary = serde_json::from_str(&text).map_err(|e| Stop::Error(format!("parsing {}: {e}", path.display())))?;
-    Ok(nfs.results.into_iter().filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))).collect())
+    let mut rows: Vec<RunResult> = nfs.results.into_iter().filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))).collect();
+    for r in &mut rows {
+        r.env.get_or_insert_with(Default::default).server_version = Some(format!("Linux knfsd in {}", run.guest));
+    }
+    Ok(rows)
 }
 
 /// The error's first line, and the guest console's line that says what failed, if there is
-/// one (UML on some host kernels: "userspace - ptrace set fp regs failed, errno = 14").
+/// one. [`super::Error::NoGuest`] names every attempt's failing line on lines of their own.
 fn why_down(s: &str) -> String {
+    if s.starts_with("no NFS guest could boot") {
+        return s.lines().map(str::trim).collect::<Vec<_>>().join("; ");
+    }
     let first = first_line(s);
     match s.lines().find(|l| l.contains("failed") && !l.contains("find_iomem") && !l.contains("ubd device")) {
         Some(cause) if cause != first => format!("{first} (guest console: {})", cause.trim()),
