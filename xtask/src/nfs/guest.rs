@@ -232,13 +232,15 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 match state {
                     State::Booting => {
-                        if text == BEGIN {
+                        // qemu's firmware may leave its last words on the line the guest's
+                        // first marker lands on ("Booting from ROM..racelab-nfs-begin").
+                        if text.ends_with(BEGIN) {
                             state = State::Mounts;
                             let t = started.elapsed();
                             boot = Some(t);
                             eprintln!("nfs: guest up in {:.1}s ({})", t.as_secs_f64(), machine.title);
-                        } else if let Some(what) = text.strip_prefix(SETUP_FAILED) {
-                            setup_failed = Some(what.to_string());
+                        } else if let Some(at) = text.find(SETUP_FAILED) {
+                            setup_failed = Some(text[at + SETUP_FAILED.len()..].to_string());
                         }
                         keep(&mut console, text);
                     }

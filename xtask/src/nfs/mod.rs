@@ -192,8 +192,11 @@ pub fn run(opts: &Options, argv: &[OsString]) -> Result<Run, Error> {
             }
         };
         match guest::boot_and_run(&rig, &machine, opts, argv, forced.contains(name), &mut reaper) {
-            Err(Error::Boot { failing_line, .. }) => {
+            Err(Error::Boot { failing_line, console, .. }) => {
                 eprintln!("nfs: {} did not boot: {failing_line}", machine.title);
+                if !console.is_empty() {
+                    eprintln!("--- its console (last lines) ---\n{console}\n--- end of its console ---");
+                }
                 attempts.push((format!("{name} ({})", machine.title), failing_line));
             }
             other => {
