@@ -47,7 +47,7 @@ impl Archive {
 
     /// newc aligns every header and every file's data to 4 bytes.
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }
