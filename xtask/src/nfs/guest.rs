@@ -50,11 +50,13 @@ pub struct Run {
     pub mounts: Vec<String>,
     /// Which guest ran, and its kernel (e.g. "User-mode Linux 7.2.7 (...)"); empty when none.
     pub guest: String,
+    /// Its short name (`uml`, `qemu`; [`super::GUESTS`]); empty when none.
+    pub guest_name: &'static str,
 }
 
 impl Run {
     pub(crate) fn interrupted(sig: i32) -> Run {
-        Run { ended: Ended::Interrupted(sig), boot: None, mounts: vec![], guest: String::new() }
+        Run { ended: Ended::Interrupted(sig), boot: None, mounts: vec![], guest: String::new(), guest_name: "" }
     }
 }
 
@@ -214,7 +216,7 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
             guest.stop();
             reaper.unguard();
             eprintln!("nfs: {} stopped the guest; the rig's runtime files are removed", crate::signals::name(sig));
-            return Ok(Run { ended: Ended::Interrupted(sig), boot, mounts, guest: machine.title.clone() });
+            return Ok(Run { ended: Ended::Interrupted(sig), boot, mounts, guest: machine.title.clone(), guest_name: machine.name });
         }
         if state == State::Booting && started.elapsed() > opts.boot_timeout {
             guest.stop();
@@ -277,7 +279,7 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
     drop(rt);
     let guest_name = machine.title.clone();
     match (status, setup_failed) {
-        (Some(n), _) => Ok(Run { ended: Ended::Exited(n), boot, mounts, guest: guest_name }),
+        (Some(n), _) => Ok(Run { ended: Ended::Exited(n), boot, mounts, guest: guest_name, guest_name: machine.name }),
         (None, Some(what)) if state == State::Booting => Err(Error::Boot { failing_line: what.clone(), what: format!("setting up NFS in the guest failed: {what}"), console: console.join("\n") }),
         (None, _) if state == State::Booting => {
             // E.g. UML 6.1 on hosts with AVX-512: "userspace - ptrace set fp regs failed, errno = 14".
