@@ -149,7 +149,7 @@ fn guest_processes() -> Vec<String> {
         .filter(|p| {
             let exe = std::fs::read_link(p.path().join("exe")).map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&std::fs::read(p.path().join("cmdline")).unwrap_or_default()).into_owned();
-            exe.starts_with(&uml) || (exe.contains("qemu-system") && cmdline.contains(&init)) || cmdline.contains("racelab-nfs-reaper")
+            exe.starts_with(&uml) || (exe.contains("qemu-system") && cmdline.contains(&init)) || (cmdline.contains("racelab-nfs-reaper") && cmdline.contains(&format!("{RIG}/init\0")))
         })
         .map(|p| p.file_name().to_string_lossy().into_owned())
         .collect()
