@@ -115,14 +115,14 @@ pub struct Mounts {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The rig directory: the cached UML package and the run's runtime files (`--rig`).
+    /// The rig directory: the cached guest kernels and the run's runtime files (`--rig`).
     pub rig: PathBuf,
     /// The command's working directory inside the guest (the same path as on the host).
     pub cwd: PathBuf,
     /// How long the guest may take from start to the mounts being up before the run is
     /// abandoned as a failed boot (cached boots take seconds; a first one also unpacks modules).
     pub boot_timeout: Duration,
-    /// Guest memory (UML's `mem=`).
+    /// Guest memory (UML's `mem=`, qemu's `-m`).
     pub memory: String,
 }
 
