@@ -28,14 +28,16 @@ use reports::{Outcome, RunResult, Summary};
 
 use super::{Ended, Options};
 
-/// The scenarios rerun on NFS: the lock races whose reports are about NFS, and the lock
-/// implementations that claim to be safe on NFS (flufl.lock, racelab's LinkLock).
-pub const SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock", "flufl-lock", "racelab-linklock"];
+/// The scenarios rerun on NFS: the lock races whose reports are about NFS, the lock
+/// implementations that claim to be safe on NFS (flufl.lock, racelab's LinkLock), and
+/// nfs-two-clients, whose `nfs` variant runs on the two-client target (`nfs3x2`): client B's
+/// stale attribute cache, forced and under stress.
+pub const SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock", "flufl-lock", "racelab-linklock", "nfs-two-clients"];
 
 /// The scenarios the qemu fallback reruns: its system calls are about 10x slower than UML's and
-/// its model part runs emulated, so only the two Mailman races fit the NFS part's 10 minutes.
-/// The others' NFS rows are then skipped, saying so.
-pub const QEMU_SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock"];
+/// its model part runs emulated, so only the two Mailman races and the small two-client
+/// scenario fit the NFS part's 10 minutes. The others' NFS rows are then skipped, saying so.
+pub const QEMU_SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock", "nfs-two-clients"];
 
 /// The real targets inside the guest, as the summary names them.
 pub const TARGETS: &[&str] = &["nfs3", "nfs4", "nfs3x2"];
