@@ -195,6 +195,7 @@ fn archive_in(text: &str) -> Option<String> {
             rest.drain(..=end);
         }
         if let [uri, suite, ..] = rest[..] {
+            let uri = uri.trim_end_matches('/');
             if uri.ends_with("/debian") && plain(suite) {
                 return Some(uri.to_string());
             }
@@ -222,7 +223,7 @@ mod tests {
     fn the_host_archive_is_found_in_either_sources_format_and_security_is_not_it() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n";
         assert_eq!(archive_in(deb822).as_deref(), Some("http://mirror.example/debian"));
-        let one_line = "deb http://mirror.example/debian-security bookworm-security main\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n";
+        let one_line = "deb http://mirror.example/debian-security bookworm-security main\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n";
         assert_eq!(archive_in(one_line).as_deref(), Some("http://mirror.example/debian"));
         assert_eq!(archive_in("deb https://elsewhere.example/apt cloud-sdk main\n"), None);
     }
