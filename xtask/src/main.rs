@@ -13,12 +13,12 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   run-scenarios [--quick] [--engines E1,E2]   every scenario x variant x engine; writes target/racelab/summary.json
-                                              (as root also the lock scenarios on real NFS in a UML guest; --no-nfs skips it)
+                                              (as root also the lock scenarios on real NFS in a guest; --no-nfs skips it)
   fs up [--root DIR] [--only LIST] [--json] [--hold]
                                               mount tmpfs, ext4, xfs, btrfs, overlay under one temp root (root only)
   fs down (--root DIR | --state FILE)         unmount, detach and delete what `fs up` made
   bench-locks [--quick] [--no-matrix]        lock benchmarks on every filesystem; writes target/bench-locks/report.md + SVGs
-  nfs run [--rig DIR] -- COMMAND...            run COMMAND in a User-mode Linux guest with real NFSv4.2/NFSv3 mounts (root only)
+  nfs run [--rig DIR] -- COMMAND...            run COMMAND in a guest (UML, else qemu) with real NFSv4.2/NFSv3 mounts (root only)
   db up [--root DIR] [--only LIST] [--env] [--hold]
                                               start throwaway PostgreSQL and MariaDB servers, print their URLs
   db down [--root DIR]                        stop them and delete their directory

@@ -30,7 +30,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         match a.as_str() {
             "--quick" => quick = true,
             "--model-only" => real = false,
-            // The NFS part boots a User-mode Linux guest and takes minutes; this leaves it out.
+            // The NFS part boots a guest (User-mode Linux, else qemu) and takes minutes; this leaves it out.
             "--no-nfs" => nfs = false,
             // One machine's part of a CI job matrix; `racelab merge` combines the summaries.
             "--shard" => shard = Some(it.next().context("--shard needs I/N, e.g. --shard 1/2")?.clone()),
@@ -136,7 +136,7 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
     drop(temp);
     let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
-    // NFS: the lock scenarios again, inside a User-mode Linux guest, merged into the summary
+    // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), merged into the summary
     // (skipped rows with the reason when the guest cannot come up).
     if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {
         if let Some(c) = xtask::nfs::suite::run(&xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target))? {

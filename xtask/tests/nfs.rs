@@ -1,14 +1,13 @@
-//! `cargo xtask nfs run` end to end: real kernel NFS in a User-mode Linux guest — the mounts, the exit status, real attribute caching between two NFSv3 clients, Ctrl-C teardown, and no mount ever on the host.
+//! `cargo xtask nfs run` end to end: real kernel NFS in a guest — the mounts, the exit status, real attribute caching between two NFSv3 clients, the fallback from User-mode Linux to qemu, teardown after Ctrl-C and SIGKILL, and no mount ever on the host.
 //!
-//! As root these boot the guest (a few seconds each once the rig's package cache is warm; the
-//! first run also downloads it). Not as root, each asserts the refusal (exit 3 and why). On a
-//! host kernel where User-mode Linux cannot run at all (its init dies at boot: 6.18 here), each
-//! asserts that refusal instead: exit 3, the reason, and nothing left behind.
+//! As root these boot the guest (about 2 s each with User-mode Linux once the rig's cache is
+//! warm; the first run also downloads it; 15-30 s with the qemu fallback, which the fallback
+//! tests force with `RACELAB_NFS_FAIL`). Not as root, each asserts the refusal (exit 3 and why).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -38,8 +37,19 @@ fn is_root() -> bool {
 /// `cargo xtask nfs run -- sh -c SCRIPT`, waited for (with a generous limit: a first run
 /// downloads the UML package).
 fn nfs_sh(script: &str) -> Output {
-    let child = Command::new(XTASK).args(["nfs", "run", "--", "sh", "-c", script]).current_dir(workspace()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("xtask starts");
+    nfs_sh_failing(script, "")
+}
+
+/// `nfs_sh` with `RACELAB_NFS_FAIL=fail` (the guests to make fail on purpose).
+fn nfs_sh_failing(script: &str, fail: &str) -> Output {
+    let child = nfs_command(&["sh", "-c", script], fail).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("xtask starts");
     wait_output(child, Duration::from_secs(300))
+}
+
+fn nfs_command(argv: &[&str], fail: &str) -> Command {
+    let mut cmd = Command::new(XTASK);
+    cmd.args(["nfs", "run", "--"]).args(argv).current_dir(workspace()).env("RACELAB_NFS_FAIL", fail);
+    cmd
 }
 
 fn wait_output(mut child: Child, limit: Duration) -> Output {
@@ -83,53 +93,64 @@ fn assert_refusal(out: &Output) {
     assert!(text(&out.stderr).contains("needs root"), "the refusal should say it needs root: {}", text(&out.stderr));
 }
 
-/// As root on a host whose kernel User-mode Linux cannot run on: `nfs run -- true` says so
-/// (once per test binary); `None` where the guest boots, or when not root.
-fn host_cannot_run_uml() -> Option<&'static str> {
-    static WHY: OnceLock<Option<String>> = OnceLock::new();
-    WHY.get_or_init(|| {
-        if !is_root() {
-            return None;
-        }
-        let out = nfs_sh("true");
-        let err = text(&out.stderr);
-        (out.status.code() == Some(3) && err.contains("cannot run on this host kernel")).then_some(err)
-    })
-    .as_deref()
-}
-
-/// Where UML cannot run: exit 3, the reason, and no guest process, host mount or runtime file.
-fn assert_host_refusal(out: &Output) {
-    assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stderr).contains("cannot run on this host kernel"), "the refusal should say why: {}", text(&out.stderr));
-    assert_eq!(uml_processes(), Vec::<String>::new(), "linux.uml processes left behind");
-    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
-    let left: Vec<&str> = ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"].into_iter().filter(|f| Path::new(RIG).join(f).exists()).collect();
-    assert!(left.is_empty(), "runtime files left in {RIG}: {left:?}");
-}
-
-/// Runs the test body only as root on a host where the guest boots; otherwise checks the
-/// refusal instead.
+/// Runs the test body only as root; otherwise checks the refusal instead.
 fn as_root_or_refused(script: &str) -> Option<Output> {
+    let out = nfs_sh(script);
     if is_root() {
-        if host_cannot_run_uml().is_some() {
-            assert_host_refusal(&nfs_sh(script));
-            return None;
-        }
-        return Some(nfs_sh(script));
+        return Some(out);
     }
-    assert_refusal(&nfs_sh(script));
+    assert_refusal(&out);
     None
 }
 
-/// Host processes of a UML guest from the rig.
-fn uml_processes() -> Vec<String> {
-    let binary = format!("{RIG}/uml/usr/bin/linux.uml");
+/// The runtime files a run puts in the rig: all gone when it has ended, however it ended.
+fn runtime_files_left() -> Vec<&'static str> {
+    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"].into_iter().filter(|f| Path::new(RIG).join(f).exists()).collect()
+}
+
+/// Nothing of a run is left: no guest process, no host mount, no runtime file.
+fn assert_nothing_left() {
+    assert_eq!(guest_processes(), Vec::<String>::new(), "guest processes left behind");
+    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
+    assert_eq!(runtime_files_left(), Vec::<&str>::new(), "runtime files left in {RIG}");
+}
+
+/// Starts `nfs run` with a command that prints a line and sleeps, and waits for that line:
+/// the guest is up, its mounts are made and the command runs. Returns the child (stdout taken).
+fn start_sleeping_run(fail: &str) -> Child {
+    let mut child = nfs_command(&["sh", "-c", "echo racelab-test-ready; sleep 600"], fail).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("xtask starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(l) if l == "racelab-test-ready" => return child,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("xtask ended before the command ran: {:?}", child.wait()),
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+    }
+}
+
+/// Host processes of a guest from the rig: UML's (its binary is in the rig) or qemu's (its
+/// kernel command line names the rig's init), and the clean-up watchdog.
+fn guest_processes() -> Vec<String> {
+    let uml = format!("{RIG}/uml72/");
+    let init = format!("racelab_init={RIG}/init");
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|p| std::fs::read_link(p.path().join("exe")).is_ok_and(|e| e.to_string_lossy().starts_with(&binary)))
+        .filter(|p| {
+            let exe = std::fs::read_link(p.path().join("exe")).map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&std::fs::read(p.path().join("cmdline")).unwrap_or_default()).into_owned();
+            exe.starts_with(&uml) || (exe.contains("qemu-system") && cmdline.contains(&init)) || (cmdline.contains("racelab-nfs-reaper") && cmdline.contains(&format!("{RIG}/init\0")))
+        })
         .map(|p| p.file_name().to_string_lossy().into_owned())
         .collect()
 }
@@ -190,50 +211,84 @@ rm -f claim lock"#;
 #[test]
 fn sigint_during_a_run_leaves_no_guest_process_and_no_runtime_files() {
     let _g = one_guest();
-    let mut child = Command::new(XTASK)
-        .args(["nfs", "run", "--", "sh", "-c", "echo racelab-test-ready; sleep 600"])
-        .current_dir(workspace())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xtask starts");
     if !is_root() {
-        assert_refusal(&wait_output(child, Duration::from_secs(60)));
+        assert_refusal(&nfs_sh("true"));
         return;
     }
-    if host_cannot_run_uml().is_some() {
-        assert_host_refusal(&wait_output(child, Duration::from_secs(120)));
-        return;
-    }
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(l) if l == "racelab-test-ready" => break,
-            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("xtask ended before the command ran: {:?}", child.wait()),
-        }
-        assert!(Instant::now() < deadline, "the command never started");
-    }
+    let mut child = start_sleeping_run("");
     // Mid-run: the guest is up with its three NFS mounts, and none of them is on the host.
-    assert!(!uml_processes().is_empty(), "expected the guest's linux.uml processes while the command runs");
+    assert!(!guest_processes().is_empty(), "expected the guest's processes while the command runs");
     assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
     assert!(Path::new(RIG).join("cmd").exists(), "expected the command file while the command runs");
 
     kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGINT).expect("SIGINT delivered");
     let status = wait_limited(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(130), "an interrupted run exits 128 + SIGINT");
-    assert_eq!(uml_processes(), Vec::<String>::new(), "linux.uml processes left behind");
-    let left: Vec<&str> = ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"].into_iter().filter(|f| Path::new(RIG).join(f).exists()).collect();
-    assert!(left.is_empty(), "runtime files left in {RIG}: {left:?}");
-    assert!(Path::new(RIG).join("uml/usr/bin/linux.uml").exists(), "the unpacked UML package is a cache and stays");
-    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
+    assert_nothing_left();
+    assert!(Path::new(RIG).join("uml72/uml/usr/bin/linux.uml").exists(), "the unpacked UML package is a cache and stays");
+}
+
+/// SIGKILL gives the run no chance to clean up: its watchdog kills the guest (here the qemu
+/// fallback, forced) and removes the runtime files, holding the rig's lock until it is done.
+#[test]
+fn sigkill_during_a_run_leaves_nothing_behind_either() {
+    let _g = one_guest();
+    if !is_root() {
+        assert_refusal(&nfs_sh("true"));
+        return;
+    }
+    let mut child = start_sleeping_run("uml");
+    assert!(!guest_processes().is_empty(), "expected the guest's processes while the command runs");
+    child.kill().expect("SIGKILL delivered");
+    let _ = child.wait();
+    // The watchdog works asynchronously: give it a moment, then everything must be gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (!guest_processes().is_empty() || !runtime_files_left().is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_nothing_left();
+}
+
+/// The fallback: when User-mode Linux fails (forced), qemu boots instead, with the same mounts,
+/// the same view of the host, and the failed attempt named.
+#[test]
+fn the_qemu_fallback_is_taken_when_uml_fails() {
+    let _g = one_guest();
+    let script = r#"echo "kernel=$(uname -r)"; grep -E ' nfs4? ' /proc/mounts | while read -r src dir fs opts rest; do echo "mount $dir $fs"; done; echo "cwd=$(pwd)"; echo hi > "$RACELAB_NFS3/f"; echo "B sees: $(cat "$RACELAB_NFS3B/f")"; exit 5"#;
+    let out = nfs_sh_failing(script, "uml");
+    if !is_root() {
+        assert_refusal(&out);
+        return;
+    }
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "the command's status comes back from qemu too\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("did not boot") && stderr.contains("forced to fail on purpose"), "the failed UML attempt is named:\n{stderr}");
+    assert!(stderr.contains("guest up in") && stderr.contains("qemu with TCG"), "qemu should have booted:\n{stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("kernel=") && !l.starts_with("kernel=7.")), "a Debian 12 kernel, not UML's:\n{stdout}");
+    for m in [format!("mount {RIG}/nfs4 nfs4"), format!("mount {RIG}/nfs3 nfs"), format!("mount {RIG}/nfs3b nfs")] {
+        assert!(stdout.lines().any(|l| l == m), "missing `{m}`:\n{stdout}");
+    }
+    assert!(stdout.contains(&format!("cwd={}", workspace().display())), "the host's files at the same paths:\n{stdout}");
+    assert!(stdout.contains("B sees: hi"), "client B reads what client A wrote:\n{stdout}");
+    assert_nothing_left();
+}
+
+/// No guest boots: exit 3, and the error names each attempt with its failing line.
+#[test]
+fn when_no_guest_boots_the_error_names_each_attempt_and_exits_3() {
+    let _g = one_guest();
+    let out = nfs_sh_failing("echo should-not-run", "uml,qemu");
+    if !is_root() {
+        assert_refusal(&out);
+        return;
+    }
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stdout.contains("should-not-run"), "the command must not have run:\n{stdout}");
+    let report: Vec<&str> = stderr.lines().skip_while(|l| !l.contains("no NFS guest could boot")).collect();
+    assert!(report.iter().any(|l| l.trim_start().starts_with("uml (User-mode Linux") && l.contains("forced to fail on purpose")), "the UML attempt and its line:\n{stderr}");
+    assert!(report.iter().any(|l| l.trim_start().starts_with("qemu (") && l.contains("forced to fail on purpose")), "the qemu attempt and its line:\n{stderr}");
+    assert_nothing_left();
 }
 
 /// Watches the host's mount table for a whole run: the guest's mounts live in its own kernel.
@@ -256,7 +311,7 @@ fn nothing_is_ever_mounted_on_the_host() {
         assert!(Instant::now() < deadline, "nfs run did not finish");
         std::thread::sleep(Duration::from_millis(20));
     };
-    if !is_root() || host_cannot_run_uml().is_some() {
+    if !is_root() {
         assert_eq!(status.code(), Some(3));
         assert_eq!(appeared, Vec::<String>::new(), "mounts appeared on the host during a refused run");
         return;
@@ -331,17 +386,12 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
         assert!(merged.results[1..].iter().all(|r| r.outcome == reports::Outcome::Skipped && r.reason.as_deref().is_some_and(|w| w.contains("not root"))));
         return;
     }
-    if host_cannot_run_uml().is_some() {
-        // Skipped rows, each with the reason; never a pass, never a failure of the suite.
-        assert_eq!(code, Some(0));
-        assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"]);
-        assert!(merged.results[1..].iter().all(|r| r.outcome == reports::Outcome::Skipped && r.reason.as_deref().is_some_and(|w| w.contains("cannot run on this host kernel"))), "{:#?}", merged.results);
-        return;
-    }
     assert_eq!(code, Some(0), "merged rows: {backends:?}");
     assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"], "only the guest's NFS rows are merged, after the main ones");
     let opts = |i: usize| merged.results[i].env.as_ref().and_then(|e| e.mount_options.clone()).unwrap_or_default();
     assert!(opts(1).contains("vers=3") && opts(2).contains("vers=4.2") && opts(3).contains("nosharecache"), "mount options from the guest: {:?}", (opts(1), opts(2), opts(3)));
+    let served_by = |i: usize| merged.results[i].env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default();
+    assert!((1..4).all(|i| served_by(i).starts_with("Linux knfsd in ") && (served_by(i).contains("User-mode Linux") || served_by(i).contains("qemu"))), "each row names the guest and kernel: {:?}", served_by(1));
     let args = std::fs::read_to_string(&args_file).expect("racelab ran in the guest");
     // Only the lock scenarios the main run covered (here mailman-lockfile alone) are rerun.
     assert!(!args.contains("mailman-stale-lock"), "mailman-stale-lock was not in the main run: {args}");

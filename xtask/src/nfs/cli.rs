@@ -7,10 +7,16 @@ use super::{Ended, Error, Options, DEFAULT_RIG};
 
 pub const HELP: &str = "usage: cargo xtask nfs run [--rig DIR] -- COMMAND [ARGS...]
 
-Runs COMMAND inside a User-mode Linux guest (Debian's user-mode-linux package) booted on this
-machine's own root filesystem, with real kernel NFS: the guest's nfsd exports a tmpfs and the
-guest's NFS client mounts it back three times. COMMAND sees the host's files and runs in the
-current directory with the caller's environment plus:
+Runs COMMAND inside a Linux guest booted on this machine's own root filesystem, with real
+kernel NFS: the guest's nfsd exports a tmpfs and the guest's NFS client mounts it back three
+times. The guest is the first of these that boots on this host:
+
+  uml    User-mode Linux 7.2 (Debian unstable's user-mode-linux, fetched through a private apt
+         configuration, run with trixie's glibc) in seccomp mode, host root through hostfs
+  qemu   Debian 12's kernel in qemu with TCG (one vCPU, no KVM), host root over 9p
+
+COMMAND sees the host's files and runs in the current directory with the caller's environment
+plus:
 
   RACELAB_NFS4=DIR/nfs4/racelab    through an NFSv4.2 mount
   RACELAB_NFS3=DIR/nfs3/racelab    through an NFSv3 mount (client A)
@@ -20,16 +26,19 @@ current directory with the caller's environment plus:
 The mounts exist only inside the guest; nothing is ever mounted on the host. The guest's
 console (its NFS mount lines, then COMMAND's stdout and stderr) is streamed to stdout.
 
-Needs root. Installs what is missing with apt-get (nfs-kernel-server, kmod) and unpacks
-user-mode-linux into the rig; that unpacked package is kept in the rig as a cache, so only the
-first run downloads it (about 120 MB on disk). Everything else the run puts in the rig is
-removed when it ends, also on failure and on Ctrl-C/SIGTERM (which kill the guest).
+Needs root. Installs what is missing with apt-get (nfs-kernel-server, kmod, iproute2, patchelf;
+qemu-system-x86 when the fallback is needed) and keeps the guests' kernels in the rig as a
+cache, so only the first run downloads them. Everything else the run puts in the rig is
+removed when it ends, also on failure, on Ctrl-C/SIGTERM, and (by a watchdog) on SIGKILL.
+
+environment:
+  RACELAB_NFS_FAIL=uml[,qemu]   make these guests fail on purpose (tests the fallback)
 
 options:
   --rig DIR   the rig directory (default /tmp/racelab-nfs); one run at a time per rig
 
-exit status: COMMAND's own; 3 when the guest could not run it (not root, set-up or boot
-failed); 128+N when stopped by signal N.
+exit status: COMMAND's own; 3 when no guest could run it (not root, set-up failed, or no
+guest booted: the error names each attempt's failing line); 128+N when stopped by signal N.
 ";
 
 /// Returns the process exit code.

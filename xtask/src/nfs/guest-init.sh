@@ -2,7 +2,8 @@
 # racelab's NFS guest init, written by `cargo xtask nfs run` from xtask/src/nfs/guest-init.sh
 # (rewritten every run: edit the template, not this copy).
 #
-# PID 1 of a User-mode Linux guest booted on the host's own root through hostfs. It brings up a
+# PID 1 of the guest, on the host's own root: User-mode Linux boots it through hostfs; qemu's
+# initramfs runs it chrooted into the host's root shared over 9p. It brings up a
 # kernel nfsd exporting a guest tmpfs and mounts it back over loopback with the guest kernel's NFS
 # client, three times: NFSv4.2, NFSv3, and NFSv3 again with `nosharecache` (a second client with
 # its own attribute cache). Then it runs the command the host wrote into the rig and powers off.
@@ -16,6 +17,8 @@
 #   racelab-nfs-exit=N                the command exited with status N
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 R=@RIG@
+# The guest kernel's modules: modprobe -d finds them under $M/lib/modules/$(uname -r).
+M=@MODULES@
 fail() {
   echo "racelab-nfs-setup-failed: $*"
   echo o > /proc/sysrq-trigger
@@ -23,7 +26,10 @@ fail() {
   while :; do sleep 60; done
 }
 mount -t proc proc /proc || fail "mount /proc"
+@FORCE_FAIL@
 mount -t sysfs sys /sys
+# Shared memory for the command's programs (python's multiprocessing), guest-private.
+mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm
 # Keep the guest kernel's routine messages off the console: they would interleave with the
 # command's output. Warnings and errors (levels 0-4) still show.
 echo 5 > /proc/sys/kernel/printk
@@ -36,9 +42,9 @@ mkdir -p /run/rpc_pipefs /var/lib/nfs/v4recovery /var/lib/nfs/sm /var/lib/nfs/sm
 mount --bind /run/exports /etc/exports || fail "bind over /etc/exports"
 ip link set lo up || fail "ip link set lo up (is iproute2 installed?)"
 # lockd first, with short NLM grace periods: the default 50 s stalls the first NFSv3 lock.
-modprobe -d "$R/mods" lockd nlm_grace_period=3 nlm_timeout=3 || fail "modprobe lockd from $R/mods"
+modprobe -d "$M" lockd nlm_grace_period=3 nlm_timeout=3 || fail "modprobe lockd from $M"
 for m in nfsd nfsv3 nfsv4; do
-  modprobe -d "$R/mods" $m || fail "modprobe $m from $R/mods"
+  modprobe -d "$M" $m || fail "modprobe $m from $M"
 done
 mount -t nfsd nfsd /proc/fs/nfsd || fail "mount nfsd"
 # Where Debian's nfs-utils look for it (pipefs-directory in /etc/nfs.conf).

@@ -1,4 +1,4 @@
-//! One guest run: write the init script and the command file into the rig, boot `linux.uml`, stream its console, read the command's exit status, and tear down.
+//! One guest run: write the init script and the command file into the rig, boot the guest (User-mode Linux or qemu), stream its console, read the command's exit status, and tear down.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::setup::{Kernel, Rig};
+use super::machine::Machine;
+use super::reaper::Reaper;
+use super::setup::Rig;
 use super::{Error, Options};
 
-/// The init script's template; `@RIG@` becomes the rig's path, shell-quoted.
+/// The init script's template: `@RIG@` becomes the rig's path and `@MODULES@` the guest
+/// kernel's module root, shell-quoted; `@FORCE_FAIL@` a deliberate set-up failure or nothing.
 const INIT_TEMPLATE: &str = include_str!("guest-init.sh");
 
 /// Console markers the init script prints (see guest-init.sh).
@@ -45,16 +48,20 @@ pub struct Run {
     pub boot: Option<Duration>,
     /// The guest's /proc/mounts lines for the three NFS mounts (the real mount options).
     pub mounts: Vec<String>,
+    /// Which guest ran, and its kernel (e.g. "User-mode Linux 7.2.7 (...)"); empty when none.
+    pub guest: String,
+    /// Its short name (`uml`, `qemu`; [`super::GUESTS`]); empty when none.
+    pub guest_name: &'static str,
 }
 
 impl Run {
     pub(crate) fn interrupted(sig: i32) -> Run {
-        Run { ended: Ended::Interrupted(sig), boot: None, mounts: vec![] }
+        Run { ended: Ended::Interrupted(sig), boot: None, mounts: vec![], guest: String::new(), guest_name: "" }
     }
 }
 
 /// The rig's runtime files: created for one run, removed when it ends, however it ends.
-struct Runtime {
+pub(crate) struct Runtime {
     init: PathBuf,
     cmd: PathBuf,
     umid: PathBuf,
@@ -62,6 +69,13 @@ struct Runtime {
 }
 
 impl Runtime {
+    /// The runtime files (removed with their contents) and the mount-point directories
+    /// (removed only when empty) of a run in `rig`, for the clean-up watchdog.
+    pub(crate) fn paths(rig: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let rt = Runtime::new(rig);
+        (vec![rt.init.clone(), rt.cmd.clone(), rt.umid.clone()], rt.dirs.clone())
+    }
+
     fn new(rig: &Path) -> Runtime {
         Runtime {
             init: rig.join("init"),
@@ -129,28 +143,23 @@ enum Line {
     OutClosed,
 }
 
-pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[OsString]) -> Result<Run, Error> {
+/// Boots `machine`, runs `argv` in it and tears it down. A guest that fails before the
+/// command starts is [`Error::Boot`] (the caller then tries the next guest); `force_fail` makes
+/// the init fail on purpose at its first step, to exercise that path.
+pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &[OsString], force_fail: bool, reaper: &mut Reaper) -> Result<Run, Error> {
     let io = |what: &str, path: &Path, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
     let rt = Runtime::new(&rig.dir);
     // Leftovers of a run that was killed outright (SIGKILL leaves no chance to clean up).
     rt.remove();
-    std::fs::write(&rt.init, render_init(&rig.dir)).map_err(|e| io("writing", &rt.init, e))?;
+    let force = force_fail.then(|| format!("RACELAB_NFS_FAIL names {}", machine.name));
+    std::fs::write(&rt.init, render_init(&rig.dir, &machine.modules, force.as_deref())).map_err(|e| io("writing", &rt.init, e))?;
     std::fs::set_permissions(&rt.init, std::fs::Permissions::from_mode(0o755)).map_err(|e| io("chmod", &rt.init, e))?;
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     std::fs::write(&rt.cmd, render_cmd(&opts.cwd, &env, &opts.mounts(), argv)).map_err(|e| io("writing", &rt.cmd, e))?;
 
     let started = Instant::now();
-    let mut cmd = Command::new(&kernel.binary);
-    cmd.arg(format!("mem={}", opts.memory))
-        .args(["root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw"])
-        .arg(format!("init={}", rt.init.display()))
-        // `quiet`: the boot log is kept for error messages, not shown.
-        .arg("quiet")
-        // The guest console on our pipes; no other consoles (UML would open xterms or ptys).
-        .args(["con=null", "con0=fd:0,fd:1"])
-        // UML's pid file and mconsole socket go into the rig, not ~/.uml.
-        .arg(format!("uml_dir={}", rt.umid.display()))
-        .arg("umid=racelab-nfs")
+    let mut cmd = Command::new(&machine.program);
+    cmd.args(&machine.args)
         // Our stdin stays open and silent: EOF on the console's input would hang it up.
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -158,22 +167,23 @@ pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[O
         // Its own process group, so it can be killed as a whole, and a terminal's Ctrl-C
         // reaches only us: we decide how the guest stops.
         .process_group(0);
-    let child = cmd.spawn().map_err(|e| io("starting", &kernel.binary, e))?;
+    let child = cmd.spawn().map_err(|e| Error::Boot { failing_line: format!("starting {}: {e}", machine.program.display()), what: format!("could not start {}", machine.program.display()), console: String::new() })?;
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    reaper.guard(pgid.as_raw());
     let mut guest = Guest { child, pgid };
     let (tx, rx) = mpsc::channel();
-    let stdout = guest.child.stdout.take().ok_or_else(|| Error::Io("no stdout pipe for linux.uml".into()))?;
-    let stderr = guest.child.stderr.take().ok_or_else(|| Error::Io("no stderr pipe for linux.uml".into()))?;
+    let stdout = guest.child.stdout.take().ok_or_else(|| Error::Io("no stdout pipe for the guest".into()))?;
+    let stderr = guest.child.stderr.take().ok_or_else(|| Error::Io("no stderr pipe for the guest".into()))?;
     let tx_out = tx.clone();
     std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
         while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-            // The guest console is a tty: lines end in \r\n.
-            while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                buf.pop();
-            }
-            if tx_out.send(Line::Out(std::mem::take(&mut buf))).is_err() {
+            // The guest console is a tty (lines end in \r\n), and qemu's firmware writes
+            // terminal control sequences before the kernel's first line.
+            let line = strip_terminal_codes(&buf);
+            buf.clear();
+            if tx_out.send(Line::Out(line)).is_err() {
                 return;
             }
         }
@@ -204,12 +214,16 @@ pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[O
     loop {
         if let Some(sig) = crate::signals::pending() {
             guest.stop();
+            reaper.unguard();
             eprintln!("nfs: {} stopped the guest; the rig's runtime files are removed", crate::signals::name(sig));
-            return Ok(Run { ended: Ended::Interrupted(sig), boot, mounts });
+            return Ok(Run { ended: Ended::Interrupted(sig), boot, mounts, guest: machine.title.clone(), guest_name: machine.name });
         }
         if state == State::Booting && started.elapsed() > opts.boot_timeout {
             guest.stop();
-            return Err(Error::Guest { what: format!("the guest did not bring its NFS mounts up within {:?}; the console below says how far it got", opts.boot_timeout), console: console.join("\n") });
+            reaper.unguard();
+            let what = format!("the guest did not bring its NFS mounts up within {:?}", opts.boot_timeout);
+            let failing_line = setup_failed.clone().or_else(|| failing_line(&console)).map_or_else(|| what.clone(), |l| format!("{what}; last: {l}"));
+            return Err(Error::Boot { failing_line, what: format!("{what}; the console below says how far it got"), console: console.join("\n") });
         }
         // After power-off UML may linger (it ends by SIGABRT); the status is known, so stop it.
         if exit_seen_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -220,13 +234,15 @@ pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[O
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 match state {
                     State::Booting => {
-                        if text == BEGIN {
+                        // qemu's firmware may leave its last words on the line the guest's
+                        // first marker lands on ("Booting from ROM..racelab-nfs-begin").
+                        if text.ends_with(BEGIN) {
                             state = State::Mounts;
                             let t = started.elapsed();
                             boot = Some(t);
-                            eprintln!("nfs: guest up in {:.1}s (User-mode Linux {}, host root through hostfs)", t.as_secs_f64(), kernel.version);
-                        } else if let Some(what) = text.strip_prefix(SETUP_FAILED) {
-                            setup_failed = Some(what.to_string());
+                            eprintln!("nfs: guest up in {:.1}s ({})", t.as_secs_f64(), machine.title);
+                        } else if let Some(at) = text.find(SETUP_FAILED) {
+                            setup_failed = Some(text[at + SETUP_FAILED.len()..].to_string());
                         }
                         keep(&mut console, text);
                     }
@@ -259,23 +275,54 @@ pub(crate) fn boot_and_run(rig: &Rig, kernel: &Kernel, opts: &Options, argv: &[O
         }
     }
     guest.stop();
+    reaper.unguard();
     drop(rt);
+    let guest_name = machine.title.clone();
     match (status, setup_failed) {
-        (Some(n), _) => Ok(Run { ended: Ended::Exited(n), boot, mounts }),
-        (None, Some(what)) => Err(Error::Guest { what: format!("setting up NFS in the guest failed: {what}"), console: console.join("\n") }),
-        // UML saves and restores its processes' FPU state through ptrace with a fixed-size
-        // buffer; on host kernels with a larger one (6.18 here) every guest process dies at once.
-        (None, None) if state == State::Booting && console.iter().any(|l| l.contains("ptrace set fp regs failed")) => {
-            let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            Err(Error::HostUnsupported(format!(
-                "User-mode Linux cannot run on this host kernel ({}): the guest's init died at boot with \"{}\", so there is no guest and no real NFS on this machine",
-                host.trim(),
-                console.iter().find(|l| l.contains("ptrace set fp regs failed")).map_or("", |l| l.trim())
-            )))
+        (Some(n), _) => Ok(Run { ended: Ended::Exited(n), boot, mounts, guest: guest_name, guest_name: machine.name }),
+        (None, Some(what)) if state == State::Booting => Err(Error::Boot { failing_line: what.clone(), what: format!("setting up NFS in the guest failed: {what}"), console: console.join("\n") }),
+        (None, _) if state == State::Booting => {
+            // E.g. UML 6.1 on hosts with AVX-512: "userspace - ptrace set fp regs failed, errno = 14".
+            let failing_line = failing_line(&console).unwrap_or_else(|| "the guest stopped before its NFS mounts were up (no console line says why)".into());
+            Err(Error::Boot { failing_line, what: "the guest stopped before its NFS mounts were up".into(), console: console.join("\n") })
         }
-        (None, None) if state == State::Booting => Err(Error::Guest { what: "the guest stopped before its NFS mounts were up".into(), console: console.join("\n") }),
-        (None, None) => Err(Error::Guest { what: "the guest stopped while the command was running, without reporting its exit status (did the guest kernel panic or run out of memory?)".into(), console: console.join("\n") }),
+        (None, _) => Err(Error::Guest { what: "the guest stopped while the command was running, without reporting its exit status (did the guest kernel panic or run out of memory?)".into(), console: console.join("\n") }),
     }
+}
+
+/// The console line that best says why a boot failed: the last one that reports a failure or a
+/// panic, leaving out UML's harmless complaints about devices it was not given.
+fn failing_line(console: &[String]) -> Option<String> {
+    let noise = |l: &str| l.contains("find_iomem") || l.contains("ubd device") || l.contains("epollctl");
+    let bad = |l: &str| {
+        let l = l.to_ascii_lowercase();
+        l.contains("failed") || l.contains("panic") || l.contains("error") || l.contains("cannot") || l.contains("unable")
+    };
+    console.iter().rev().find(|l| bad(l) && !noise(l)).or_else(|| console.last()).map(|l| l.trim().to_string())
+}
+
+/// A console line without its line ending and terminal control sequences (ESC c, ESC [ ... X).
+fn strip_terminal_codes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            0x1b if raw.get(i + 1) == Some(&b'[') => {
+                i += 2;
+                while i < raw.len() && !raw[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+                i += 1;
+            }
+            0x1b => i += 2,
+            b'\r' | b'\n' => i += 1,
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,9 +337,11 @@ enum State {
     Done,
 }
 
-/// The init script for a rig: the template with the rig's path substituted.
-pub(crate) fn render_init(rig: &Path) -> String {
-    INIT_TEMPLATE.replace("@RIG@", &quote(rig.as_os_str()))
+/// The init script for a rig: the template with the rig's path and the guest kernel's module
+/// root substituted, and with a deliberate failure at its first step when `force_fail` says why.
+pub(crate) fn render_init(rig: &Path, modules: &Path, force_fail: Option<&str>) -> String {
+    let force = force_fail.map_or_else(String::new, |why| format!("fail {}", quote(OsStr::new(&format!("forced to fail on purpose ({why})")))));
+    INIT_TEMPLATE.replace("@RIG@", &quote(rig.as_os_str())).replace("@MODULES@", &quote(modules.as_os_str())).replace("@FORCE_FAIL@", &force)
 }
 
 /// The command file the init runs with `sh`: the caller's directory and environment (plus the
@@ -349,6 +398,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn terminal_codes_and_line_ends_are_stripped_from_console_lines() {
+        assert_eq!(strip_terminal_codes(b"\x1bc\x1b[?7l\x1b[2Jracelab-nfs-begin\r\n"), b"racelab-nfs-begin");
+        assert_eq!(strip_terminal_codes(b"plain"), b"plain");
+    }
+
+    #[test]
+    fn the_failing_line_is_the_last_failure_not_device_noise() {
+        let console: Vec<String> = ["Failed to initialize ubd device 0", "userspace - ptrace set fp regs failed, errno = 14", "Aborted"].map(String::from).to_vec();
+        assert_eq!(failing_line(&console).as_deref(), Some("userspace - ptrace set fp regs failed, errno = 14"));
+    }
+
+    #[test]
     fn quoting_survives_spaces_quotes_and_dollars() {
         assert_eq!(quote(OsStr::new("a b")), "'a b'");
         assert_eq!(quote(OsStr::new("it's $HOME")), r"'it'\''s $HOME'");
@@ -369,9 +430,13 @@ mod tests {
 
     #[test]
     fn the_init_script_names_the_rig_and_writes_no_host_config() {
-        let s = render_init(Path::new("/tmp/rig"));
+        let s = render_init(Path::new("/tmp/rig"), Path::new("/tmp/rig/uml72/mods"), None);
         assert!(s.contains("R='/tmp/rig'"));
-        assert!(!s.contains("@RIG@"));
+        assert!(s.contains("M='/tmp/rig/uml72/mods'"));
+        assert!(!s.contains('@'), "a placeholder was left: {s}");
+        assert!(!s.contains("forced to fail"));
+        let forced = render_init(Path::new("/tmp/rig"), Path::new("/m"), Some("RACELAB_NFS_FAIL names uml"));
+        assert!(forced.contains("fail 'forced to fail on purpose (RACELAB_NFS_FAIL names uml)'"), "{forced}");
         assert!(s.contains("mount --bind /run/exports /etc/exports"));
         for marker in [BEGIN, COMMAND, EXIT, SETUP_FAILED.trim_end()] {
             assert!(s.contains(marker), "the init script no longer prints {marker}");

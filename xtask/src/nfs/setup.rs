@@ -1,4 +1,4 @@
-//! The rig directory: its checks, its lock, and what it caches (the unpacked `user-mode-linux` package), installed from Debian's packages when missing.
+//! The rig directory (its checks and its lock), the host tools the guests' init runs, and the apt/dpkg helpers the guests' caches are installed with.
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,17 +21,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("/usr/sbin/rpcbind", "rpcbind"),
     ("/usr/sbin/modprobe", "kmod"),
     ("/usr/sbin/ip", "iproute2"),
+    // Both guests load their kernel's modules from the rig (`modprobe -d`); depmod indexes them.
+    ("/usr/sbin/depmod", "kmod"),
 ];
 
 /// A checked rig directory.
 pub(crate) struct Rig {
     pub dir: PathBuf,
-}
-
-/// The unpacked kernel. Its modules are found by the init script as `$RIG/mods`.
-pub(crate) struct Kernel {
-    pub binary: PathBuf,
-    pub version: String,
 }
 
 impl Rig {
@@ -89,88 +85,93 @@ impl Rig {
         }
     }
 
-    /// Installs what is missing: the host's NFS tools (apt-get install) and the UML kernel
-    /// (apt-get download + dpkg -x into the rig, cached for later runs).
-    pub fn ensure_installed(&self) -> Result<Kernel, Error> {
-        let missing: Vec<&str> = TOOLS.iter().filter(|(p, _)| !Path::new(p).exists()).map(|(_, pkg)| *pkg).collect();
-        if !missing.is_empty() {
-            let mut pkgs: Vec<&str> = vec!["nfs-kernel-server", "kmod"];
-            pkgs.extend(missing.iter().filter(|p| !pkgs.contains(p)).collect::<Vec<_>>());
-            let t = Instant::now();
-            eprintln!("nfs: installing {} (apt-get)", pkgs.join(" "));
-            apt(&["update", "-qq"])?;
-            let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-            args.extend(&pkgs);
-            apt(&args)?;
-            eprintln!("nfs: installed in {:.1}s", t.elapsed().as_secs_f64());
-            if let Some((p, pkg)) = TOOLS.iter().find(|(p, _)| !Path::new(p).exists()) {
-                return Err(Error::Setup(format!("{p} is still missing after installing {pkg}; install it by hand (apt-get install {pkg})")));
-            }
-        }
-        if let Some(k) = self.kernel() {
-            return Ok(k);
-        }
-        self.install_uml()?;
-        self.kernel().ok_or_else(|| Error::Setup(format!("the unpacked user-mode-linux package in {} has no usr/bin/linux.uml or no usr/lib/uml/modules/VERSION; remove {} and run again", self.dir.display(), self.dir.join("uml").display())))
+    /// Installs the host tools every guest's init runs (the guest's `/` is the host's) when
+    /// any is missing, with the host's own apt configuration.
+    pub fn ensure_host_tools(&self) -> Result<(), Error> {
+        ensure_host_packages(TOOLS)
     }
 
-    /// The cached kernel, when the package is unpacked and the modules link is in place.
-    fn kernel(&self) -> Option<Kernel> {
-        let binary = self.dir.join("uml/usr/bin/linux.uml");
-        let version = std::fs::read_dir(self.dir.join("uml/usr/lib/uml/modules")).ok()?.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).next()?;
-        // `modprobe -d DIR` looks in DIR/lib/modules/VERSION; the package has them elsewhere.
-        let modules = self.dir.join("mods");
-        let link = modules.join("lib/modules").join(&version);
-        if !link.exists() {
-            std::fs::create_dir_all(modules.join("lib/modules")).ok()?;
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(self.dir.join("uml/usr/lib/uml/modules").join(&version), &link).ok()?;
+    /// Removes what earlier versions of the rig cached (Debian 12's UML 6.1 and its modules
+    /// link): it cannot boot on hosts with AVX-512 or AMX, and the cache is 120 MB.
+    pub fn drop_stale_cache(&self) {
+        for old in ["uml", "mods", "download", "uml.partial"] {
+            let _ = std::fs::remove_dir_all(self.dir.join(old));
         }
-        binary.is_file().then_some(Kernel { binary, version })
-    }
-
-    /// Downloads and unpacks `user-mode-linux` into `uml/`. The unpacked tree only gets its
-    /// final name once complete, so an interrupted install is redone, never half used.
-    fn install_uml(&self) -> Result<(), Error> {
-        let t = Instant::now();
-        eprintln!("nfs: fetching Debian's user-mode-linux package into {} (once; later runs reuse it)", self.dir.display());
-        let download = self.dir.join("download");
-        let partial = self.dir.join("uml.partial");
-        let _ = std::fs::remove_dir_all(&download);
-        let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&download).map_err(|e| Error::Setup(format!("creating {}: {e}", download.display())))?;
-        // The sandbox user `_apt` cannot write a root-owned directory; we are root already.
-        let get = |d: &Path| run_tool(Command::new("apt-get").args(["-o", "APT::Sandbox::User=root", "download", "-qq", "user-mode-linux"]).current_dir(d), "apt-get download user-mode-linux");
-        if get(&download).is_err() {
-            // A fresh machine may have no package lists yet.
-            apt(&["update", "-qq"])?;
-            get(&download)?;
-        }
-        let deb = std::fs::read_dir(&download)
-            .map_err(|e| Error::Setup(format!("reading {}: {e}", download.display())))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .ok_or_else(|| Error::Setup(format!("apt-get download left no .deb in {}", download.display())))?;
-        run_tool(Command::new("dpkg").arg("-x").arg(&deb).arg(&partial), "dpkg -x user-mode-linux")?;
-        let target = self.dir.join("uml");
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&partial, &target).map_err(|e| Error::Setup(format!("renaming {} to {}: {e}", partial.display(), target.display())))?;
-        // The unpacked tree is the cache; the .deb is not needed again.
-        let _ = std::fs::remove_dir_all(&download);
-        eprintln!("nfs: user-mode-linux unpacked in {:.1}s", t.elapsed().as_secs_f64());
-        Ok(())
     }
 }
 
-fn apt(args: &[&str]) -> Result<(), Error> {
+/// Installs the packages of `tools` whose file is missing (apt-get update + install), and checks
+/// they are there afterwards.
+pub(crate) fn ensure_host_packages(tools: &[(&str, &str)]) -> Result<(), Error> {
+    let mut pkgs: Vec<&str> = Vec::new();
+    for (path, pkg) in tools {
+        if !Path::new(path).exists() && !pkgs.contains(pkg) {
+            pkgs.push(pkg);
+        }
+    }
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let t = Instant::now();
+    eprintln!("nfs: installing {} (apt-get)", pkgs.join(" "));
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&pkgs);
+    apt(&args)?;
+    eprintln!("nfs: installed in {:.1}s", t.elapsed().as_secs_f64());
+    if let Some((p, pkg)) = tools.iter().find(|(p, _)| !Path::new(p).exists()) {
+        return Err(Error::Setup(format!("{p} is still missing after installing {pkg}; install it by hand (apt-get install {pkg})")));
+    }
+    Ok(())
+}
+
+/// `apt-get download PACKAGE...` into `dir` with the host's apt configuration (Debian 12's
+/// archive), updating the package lists once if the first try fails (a fresh machine has none).
+pub(crate) fn host_download(dir: &Path, packages: &[&str]) -> Result<(), Error> {
+    let get = || {
+        let mut cmd = Command::new("apt-get");
+        // The sandbox user `_apt` cannot write a root-owned directory; we are root already.
+        cmd.args(["-o", "APT::Sandbox::User=root", "download", "-qq"]).args(packages).current_dir(dir);
+        run_tool(&mut cmd, &format!("apt-get download {}", packages.join(" ")))
+    };
+    if get().is_err() {
+        apt(&["update", "-qq"])?;
+        get()?;
+    }
+    Ok(())
+}
+
+/// The `.deb` in `dir` whose name starts with `package_`.
+pub(crate) fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, Error> {
+    let prefix = format!("{package}_");
+    std::fs::read_dir(dir)
+        .map_err(|e| Error::Setup(format!("reading {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .ok_or_else(|| Error::Setup(format!("apt-get download left no {package}_*.deb in {}", dir.display())))
+}
+
+/// `dpkg -x DEB DIR`.
+pub(crate) fn unpack(deb: &Path, dir: &Path) -> Result<(), Error> {
+    run_tool(Command::new("dpkg").arg("-x").arg(deb).arg(dir), &format!("dpkg -x {}", deb.display()))
+}
+
+/// Moves a completed `partial` tree to its final name: a cache directory only ever exists
+/// complete, so an interrupted install is redone, never half used.
+pub(crate) fn commit(partial: &Path, target: &Path) -> Result<(), Error> {
+    let _ = std::fs::remove_dir_all(target);
+    std::fs::rename(partial, target).map_err(|e| Error::Setup(format!("renaming {} to {}: {e}", partial.display(), target.display())))
+}
+
+pub(crate) fn apt(args: &[&str]) -> Result<(), Error> {
     let mut cmd = Command::new("apt-get");
     cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
     run_tool(&mut cmd, &format!("apt-get {}", args.join(" ")))
 }
 
 /// Runs a set-up tool quietly; its output becomes the error when it fails.
-fn run_tool(cmd: &mut Command, what: &str) -> Result<(), Error> {
+pub(crate) fn run_tool(cmd: &mut Command, what: &str) -> Result<(), Error> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| Error::Setup(format!("{what}: cannot start it: {e} (is this Debian with apt-get and dpkg?)")))?;
     if out.status.success() {
         return Ok(());

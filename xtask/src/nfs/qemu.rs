@@ -1,0 +1,178 @@
+//! The fallback guest: full-system qemu with software emulation (TCG, one vCPU), Debian 12's kernel, a busybox initramfs, and the host's root shared over 9p/virtio.
+//!
+//! It runs on any x86_64 host: no KVM (this machine kind's /dev/kvm rejects unmodified guests
+//! with `failed to set MSR 0x10a` or an emulation failure on `lock cmpxchg16b`) and no
+//! dependence on the host CPU's FP-state size. One vCPU, because two are about 5x slower on a
+//! two-core host (the vCPU threads contend with each other and with the host).
+//!
+//! To give the command the same world as in User-mode Linux (the host's files at the same
+//! paths, the host's binaries), the initramfs's first stage loads the virtio and 9p modules,
+//! mounts the host's `/` over 9p at `/host`, puts the guest's devtmpfs on its `/dev`, and
+//! `chroot`s into it to run the rig's `init` — the same init script as UML's. Every mount is in
+//! the guest kernel; qemu serves the host's files as root (`security_model=passthrough`).
+//!
+//! The rig caches `qemu/`: the unpacked kernel package (indexed with depmod, so the init's
+//! `modprobe -d` finds nfsd and the NFS client), busybox-static, and the initramfs.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::cpio::Archive;
+use super::machine::Machine;
+use super::setup::{self, Rig};
+use super::Error;
+
+const CACHE: &str = "qemu";
+
+/// The host tool this guest needs: qemu itself (installed on the host like the NFS tools).
+const TOOLS: &[(&str, &str)] = &[("/usr/bin/qemu-system-x86_64", "qemu-system-x86")];
+
+/// Modules the first stage loads to reach the host's files (dependencies included by modprobe).
+const FIRST_STAGE_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
+
+/// The initramfs's `/init`: load the 9p modules, mount the host's root, chroot into it and run
+/// the rig's init (named on the kernel command line). Failures print the marker the runner
+/// reads and power off.
+const FIRST_STAGE: &str = r#"#!/bin/busybox sh
+# racelab NFS guest, first stage (qemu initramfs; built by xtask/src/nfs/qemu.rs).
+/bin/busybox --install -s /bin
+fail() { echo "racelab-nfs-setup-failed: $*"; poweroff -f; }
+mount -t proc proc /proc || fail "mount /proc in the initramfs"
+INIT=$(sed -n 's/.*racelab_init=\([^ ]*\).*/\1/p' /proc/cmdline)
+for m in $(cat /modules.list); do insmod "/modules/$m" || fail "insmod $m"; done
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=mmap hostroot /host || fail "mount the host's root over 9p"
+umount /proc
+mount -t devtmpfs dev /host/dev || fail "devtmpfs on /host/dev"
+exec chroot /host /bin/sh "$INIT"
+"#;
+
+/// The guest for `rig`, installing qemu and the rig's kernel cache first if needed.
+pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
+    setup::ensure_host_packages(TOOLS)?;
+    let cache = rig.dir.join(CACHE);
+    let version = match std::fs::read_to_string(cache.join("kernel-version")) {
+        Ok(v) if cache.join("initrd.cpio").is_file() => v.trim().to_string(),
+        _ => install(rig, &cache)?,
+    };
+    let append = format!("console=ttyS0 quiet panic=-1 racelab_init={}", rig.dir.join("init").display());
+    let kernel_root = cache.join("kernel");
+    let args: Vec<OsString> = [
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "1",
+        "-m",
+        memory,
+        // The serial console on stdio, no display, no network (NFS runs over the guest's loopback).
+        "-nographic",
+        "-nic",
+        "none",
+        // Power-off and panics end qemu instead of rebooting the guest.
+        "-no-reboot",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .chain([
+        "-kernel".into(),
+        kernel_root.join(format!("boot/vmlinuz-{version}")).into_os_string(),
+        "-initrd".into(),
+        cache.join("initrd.cpio").into_os_string(),
+        "-append".into(),
+        append.into(),
+        // multidevs=remap: the host's / spans several filesystems; keep their inode numbers apart.
+        "-virtfs".into(),
+        "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot".into(),
+    ])
+    .collect();
+    Ok(Machine {
+        name: "qemu",
+        title: format!("Linux {version} (Debian 12 kernel) in qemu with TCG, one vCPU, host root over 9p"),
+        program: PathBuf::from(TOOLS[0].0),
+        args,
+        modules: kernel_root,
+    })
+}
+
+/// Downloads Debian 12's kernel and busybox-static with the host's apt, unpacks them into
+/// `qemu.partial/`, indexes the modules, builds the initramfs, then renames the tree to `qemu/`.
+/// Returns the kernel version.
+fn install(rig: &Rig, cache: &Path) -> Result<String, Error> {
+    let t = Instant::now();
+    let package = kernel_package()?;
+    let version = package.trim_start_matches("linux-image-").to_string();
+    eprintln!("nfs: fetching Debian's {package} and busybox-static into {} (once; later runs reuse it)", cache.display());
+    let partial = rig.dir.join(format!("{CACHE}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    let debs = partial.join("debs");
+    std::fs::create_dir_all(&debs).map_err(|e| Error::Setup(format!("creating {}: {e}", debs.display())))?;
+    setup::host_download(&debs, &[&package, "busybox-static"])?;
+    let kernel_root = partial.join("kernel");
+    setup::unpack(&setup::find_deb(&debs, &package)?, &kernel_root)?;
+    setup::unpack(&setup::find_deb(&debs, "busybox-static")?, &partial.join("busybox"))?;
+    // The package's postinst would run depmod; modprobe -d needs its index.
+    setup::run_tool(Command::new("depmod").arg("-b").arg(&kernel_root).arg(&version), "depmod for the guest kernel")?;
+    let initrd = initramfs(&partial, &kernel_root, &version)?;
+    std::fs::write(partial.join("initrd.cpio"), initrd).map_err(|e| Error::Setup(format!("writing the initramfs: {e}")))?;
+    std::fs::write(partial.join("kernel-version"), format!("{version}\n")).map_err(|e| Error::Setup(format!("writing kernel-version: {e}")))?;
+    let _ = std::fs::remove_dir_all(&debs);
+    setup::commit(&partial, cache)?;
+    eprintln!("nfs: kernel {version} and initramfs ready in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(version)
+}
+
+/// The kernel package `linux-image-amd64` points at (e.g. linux-image-6.1.0-57-amd64).
+fn kernel_package() -> Result<String, Error> {
+    let ask = || Command::new("apt-cache").args(["depends", "linux-image-amd64"]).output();
+    let parse = |out: &[u8]| String::from_utf8_lossy(out).lines().find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-") && p.as_bytes().get(12).is_some_and(u8::is_ascii_digit)).map(str::to_string));
+    if let Ok(out) = ask() {
+        if let Some(p) = parse(&out.stdout) {
+            return Ok(p);
+        }
+    }
+    // A fresh machine may have no package lists yet.
+    setup::apt(&["update", "-qq"])?;
+    let out = ask().map_err(|e| Error::Setup(format!("apt-cache depends linux-image-amd64: {e}")))?;
+    parse(&out.stdout).ok_or_else(|| Error::Setup("apt-cache depends linux-image-amd64 names no kernel package".into()))
+}
+
+/// The initramfs: static busybox, `/dev/console`, the first-stage init, and the modules it
+/// loads, in dependency order (modprobe --show-depends against the unpacked kernel).
+fn initramfs(partial: &Path, kernel_root: &Path, version: &str) -> Result<Vec<u8>, Error> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Setup(format!("reading {}: {e}", p.display())));
+    let mut a = Archive::default();
+    for d in ["bin", "dev", "proc", "host", "modules"] {
+        a.dir(d);
+    }
+    a.char_device("dev/console", 5, 1);
+    a.file("bin/busybox", 0o755, &read(&partial.join("busybox/bin/busybox"))?);
+    a.file("init", 0o755, FIRST_STAGE.as_bytes());
+    let mut order: Vec<PathBuf> = Vec::new();
+    for m in FIRST_STAGE_MODULES {
+        let out = Command::new("modprobe").arg("-d").arg(kernel_root).args(["-S", version, "--show-depends", m]).output().map_err(|e| Error::Setup(format!("modprobe --show-depends {m}: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Setup(format!("modprobe --show-depends {m} for the guest kernel failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "insmod /path/x.ko [params]" or "builtin x" (nothing to load).
+            if let Some(path) = line.strip_prefix("insmod ").and_then(|r| r.split_whitespace().next()) {
+                let path = PathBuf::from(path);
+                if !order.contains(&path) {
+                    order.push(path);
+                }
+            }
+        }
+    }
+    let mut list = String::new();
+    for path in &order {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        a.file(&format!("modules/{name}"), 0o644, &read(path)?);
+        list.push_str(&name);
+        list.push('\n');
+    }
+    a.file("modules.list", 0o644, list.as_bytes());
+    Ok(a.finish())
+}
