@@ -36,7 +36,12 @@ pub fn run(args: &[String]) -> Result<u8> {
             "--shard" => shard = Some(it.next().context("--shard needs I/N, e.g. --shard 1/2")?.clone()),
             "--engines" => engines = Some(it.next().context("--engines needs a value, e.g. --engines shuttle-random,loom")?.clone()),
             // For tests: run an already built racelab, on some scenarios only.
-            "--racelab" => racelab = Some(PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?)),
+            "--racelab" => {
+                let given = PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?);
+                // Absolute: the NFS guest and the suite run it from other directories.
+                let path = std::fs::canonicalize(&given).with_context(|| format!("--racelab {}: no such binary; build it first (e.g. cargo build --profile ci -p harness)", given.display()))?;
+                racelab = Some(path);
+            }
             "--scenarios" => scenarios = Some(PathBuf::from(it.next().context("--scenarios needs a file or directory of *.race files")?)),
             other => bail!("unknown option `{other}` for run-scenarios; {usage}"),
         }
