@@ -122,7 +122,15 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
         db_servers = servers;
     }
+    let pg_url = cmd.get_args().filter_map(|a| a.to_str()?.strip_prefix("--db=postgres=").map(str::to_string)).find(|u| !u.starts_with('!'));
     let status = run_child(&mut cmd, real)?;
+    // PostgreSQL's isolation suite on the same server, one row per spec merged into the summary,
+    // timed against PostgreSQL's own isolationtester in the same run.
+    let mut isolation_code = 0;
+    if let (Some(url), true, None) = (&pg_url, matches!(status.code(), Some(0 | 1)), signals::pending()) {
+        let status = run_child(&mut crate::pg_isolation::command(&racelab, &root, &target, url), true)?;
+        isolation_code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
+    }
     if let Some(m) = matrix {
         let report = m.down().map_err(|e| anyhow::anyhow!("tearing down the filesystem matrix: {e}"))?;
         if !report.is_clean() {
@@ -135,7 +143,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
     }
     drop(temp);
-    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
+    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)).max(isolation_code);
     // NFS: the lock scenarios again, inside a User-mode Linux guest, merged into the summary
     // (skipped rows with the reason when the guest cannot come up).
     if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {

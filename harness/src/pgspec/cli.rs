@@ -40,6 +40,10 @@ pub struct Args {
     pub full_diffs: bool,
 }
 
+/// pg_regress's database name; a spec (intra-grant-inplace-db) names it. Each tester gets a
+/// fresh one, in turn.
+const ISOLATION_DB: &str = "isolation_regression";
+
 const BAD_INPUT: u8 = 2;
 const INFRASTRUCTURE: u8 = 3;
 
@@ -123,7 +127,7 @@ pub fn main(args: &Args) -> u8 {
         path => Some(PathBuf::from(path)),
     };
     let step_wait = Duration::from_secs(args.step_timeout.max(1));
-    let db = match Database::create(&url, "racelab") {
+    let db = match Database::create(&url, ISOLATION_DB) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("error: {e}");
@@ -143,7 +147,7 @@ pub fn main(args: &Args) -> u8 {
     let mut theirs = Vec::new();
     let mut their_seconds = 0.0;
     if let Some(bin) = &tester {
-        let db = match Database::create(&url, "isolationtester") {
+        let db = match Database::create(&url, ISOLATION_DB) {
             Ok(db) => db,
             Err(e) => {
                 eprintln!("error: {e}");

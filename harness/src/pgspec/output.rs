@@ -50,8 +50,8 @@ pub fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option
         }
     }
     out.push('\n');
-    for j in 0..n {
-        out.extend(std::iter::repeat_n('-', width[j]));
+    for (j, w) in width.iter().enumerate() {
+        out.extend(std::iter::repeat_n('-', *w));
         if j + 1 < n {
             out.push('+');
         }
@@ -76,6 +76,7 @@ pub fn print_step_result(out: &mut String, r: &PgResult) {
         PgResult::Command | PgResult::Empty => {}
         PgResult::Tuples { columns, rows } => print_result_set(out, columns, rows),
         PgResult::Error { severity, message, .. } => out.push_str(&format!("{severity}:  {message}\n")),
+        PgResult::Lost(text) => out.push_str(&format!("{text}\n")),
     }
 }
 

@@ -232,7 +232,15 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
             _ => {
                 let len = src[start..].chars().next().map_or(1, char::len_utf8);
                 let ch = &src[start..start + len];
-                return Err(Diag::new(Span::new(start, start + len), format!("unexpected character `{ch}`"), "not part of the spec syntax").help("SQL goes inside `{ ... }`; `#` starts a comment"));
+                let mut d = Diag::new(Span::new(start, start + len), format!("unexpected character `{ch}`"), "not part of the spec syntax").help("SQL goes inside `{ ... }`; `#` starts a comment");
+                // An unclosed `{` swallows spec text up to the next block's `}`: say so.
+                if let Some((Tok::Sql(body), span)) = out.last() {
+                    if ["session", "step", "permutation", "setup", "teardown"].iter().any(|k| body.contains(&format!("\n{k} "))) {
+                        let line = |at: usize| src[..at].matches('\n').count() + 1;
+                        d = d.help(format!("the `{{` on line {} is not closed before the next section: its SQL block runs to the `}}` on line {} and swallows the spec text between", line(span.start), line(span.end - 1)));
+                    }
+                }
+                return Err(d);
             }
         }
     }
@@ -309,7 +317,7 @@ pub fn parse(src: &str) -> Result<Spec, Vec<Diag>> {
 
 /// The syntax: stops at the first error, as isolationtester's bison parser does (a spec has
 /// no line structure to resynchronise on: an SQL block spans lines).
-fn parse_tokens(p: &mut Parser) -> Result<(Vec<String>, Option<String>, Vec<(Name, Session, Vec<Name>)>, Vec<(Vec<RawPermStep>, Span)>), Diag> {
+fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {
     let mut setup = Vec::new();
     while p.at_keyword("setup") {
         p.bump();

@@ -171,6 +171,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
             match r {
                 PgResult::Tuples { columns, rows } => print_result_set(&mut self.out, &columns, &rows),
                 PgResult::Error { severity, message, .. } => return Err(format!("{what} failed: {severity}:  {message}")),
+                PgResult::Lost(text) => return Err(format!("{what} failed: {text}")),
                 _ => {}
             }
         }
@@ -319,11 +320,9 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                 }
             }
             let waited = start.elapsed();
-            if waited > self.max_step_wait && !canceled {
-                if self.conns[s].cancel().is_ok() {
-                    self.out.push_str(&format!("isolationtester: canceling step {} after {} seconds\n", step.name, waited.as_secs()));
-                    canceled = true;
-                }
+            if waited > self.max_step_wait && !canceled && self.conns[s].cancel().is_ok() {
+                self.out.push_str(&format!("isolationtester: canceling step {} after {} seconds\n", step.name, waited.as_secs()));
+                canceled = true;
             }
             if waited > 2 * self.max_step_wait {
                 return Err(format!("step {} timed out after {} seconds", step.name, waited.as_secs()));

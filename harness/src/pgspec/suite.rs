@@ -133,12 +133,13 @@ fn command(c: &mut Conn, sql: &str) -> Result<(), String> {
 }
 
 impl Database {
-    /// Creates `racelab_iso_<tag>_<pid>` on the server `url` names, as pg_regress creates its
-    /// database, and removes a leftover of the same name first.
-    pub fn create(url: &str, tag: &str) -> Result<Database, String> {
+    /// Creates database `name` on the server `url` names, as pg_regress creates its
+    /// `isolation_regression` (one spec, intra-grant-inplace-db, names it), dropping an
+    /// existing one first as pg_regress does.
+    pub fn create(url: &str, name: &str) -> Result<Database, String> {
         let base = ConnParams::from_url(url)?;
         let mut admin = Conn::connect(&base)?;
-        let name = format!("racelab_iso_{tag}_{}", std::process::id());
+        let name = name.to_string();
         command(&mut admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
         command(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE=template0"))?;
         for setting in ["lc_messages TO 'C'", "lc_monetary TO 'C'", "lc_numeric TO 'C'", "lc_time TO 'C'", "bytea_output TO 'hex'", "timezone_abbreviations TO 'Default'"] {

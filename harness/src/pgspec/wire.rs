@@ -24,6 +24,8 @@ pub enum PgResult {
     Empty,
     /// Rows (PGRES_TUPLES_OK): column names and text values (None is NULL).
     Tuples { columns: Vec<String>, rows: Vec<Vec<Option<String>>> },
+    /// libpq's own error when the connection is lost (no fields; printed as its message).
+    Lost(String),
     /// An error (PGRES_FATAL_ERROR): severity and primary message.
     Error { severity: String, message: String, sqlstate: String },
 }
@@ -68,6 +70,12 @@ enum Stream {
 }
 
 impl Stream {
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
     fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
@@ -131,8 +139,10 @@ pub struct Conn {
     notifies: Vec<Notify>,
     pub pid: i32,
     secret: i32,
-    /// Set when the server closed the connection or sent garbage.
+    /// libpq's message once the server closed the connection (or it failed).
     broken: Option<String>,
+    /// The lost-connection result was handed out: the query is over.
+    lost: bool,
 }
 
 fn put_cstr(buf: &mut Vec<u8>, s: &str) {
@@ -213,7 +223,7 @@ impl Conn {
         let mut startup = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         startup.extend_from_slice(&body);
         stream.write_all(&startup).map_err(|e| format!("cannot talk to PostgreSQL: {e}"))?;
-        let mut conn = Conn { stream, target: params.target.clone(), inbuf: Vec::new(), status: Async::Busy, result: None, notices: vec![], notifies: vec![], pid: 0, secret: 0, broken: None };
+        let mut conn = Conn { stream, target: params.target.clone(), inbuf: Vec::new(), status: Async::Busy, result: None, notices: vec![], notifies: vec![], pid: 0, secret: 0, broken: None, lost: false };
         loop {
             let (kind, body) = conn.next_message_blocking()?;
             match kind {
@@ -269,27 +279,25 @@ impl Conn {
 
     /// Reads what is available (blocking up to `timeout`, forever for None). Ok(false) on timeout.
     fn read_some(&mut self, timeout: Option<Duration>) -> Result<bool, String> {
-        if let Some(b) = &self.broken {
-            return Err(b.clone());
+        if self.broken.is_some() {
+            return Ok(false);
         }
         self.stream.set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1)))).map_err(|e| e.to_string())?;
         let mut buf = [0u8; 65536];
         match self.stream.read(&mut buf) {
             Ok(0) => {
-                let e = "server closed the connection unexpectedly".to_string();
-                self.broken = Some(e.clone());
-                Err(e)
+                // libpq's words, which isolationtester prints as the step's last result.
+                self.broken = Some("server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n".into());
+                Ok(true)
             }
             Ok(n) => {
                 self.inbuf.extend_from_slice(&buf[..n]);
                 Ok(true)
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
-            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => Ok(false),
             Err(e) => {
-                let e = format!("connection to PostgreSQL failed: {e}");
-                self.broken = Some(e.clone());
-                Err(e)
+                self.broken = Some(format!("could not receive data from server: {e}\n"));
+                Ok(true)
             }
         }
     }
@@ -298,6 +306,9 @@ impl Conn {
     pub fn send_query(&mut self, sql: &str) -> Result<(), String> {
         if self.status != Async::Idle {
             return Err("another command is already in progress".into());
+        }
+        if self.broken.is_some() {
+            return Err("connection not open".into());
         }
         let mut body = Vec::new();
         put_cstr(&mut body, sql);
@@ -387,22 +398,50 @@ impl Conn {
                     self.result = Some(PgResult::Error { severity: "ERROR".into(), message: "racelab's isolation runner does not support COPY".into(), sqlstate: String::new() });
                     self.broken = Some("COPY is not supported".into());
                     self.status = Async::Ready;
+                    self.lost = true;
                 }
                 _ => {}
             }
         }
     }
 
+    /// Once the connection is lost and every complete message is parsed, the query's last
+    /// result is libpq's own error (no fields: printed as its message).
+    fn lost_connection_result(&mut self) {
+        if let Some(text) = &self.broken {
+            if self.status == Async::Busy && self.peek_message().is_none() {
+                self.result = Some(PgResult::Lost(text.clone()));
+                self.status = Async::Ready;
+                self.lost = true;
+            }
+        }
+    }
+
     /// PQconsumeInput: reads whatever has arrived, without waiting.
     pub fn consume_input(&mut self) -> Result<(), String> {
-        while self.read_some(Some(Duration::from_micros(1)))? {}
-        Ok(())
+        // Non-blocking reads, not a tiny read timeout: the kernel rounds SO_RCVTIMEO up to a
+        // scheduler tick, which made every step several milliseconds slower.
+        self.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut r = Ok(());
+        loop {
+            match self.read_some(None) {
+                Ok(true) if self.broken.is_none() => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            }
+        }
+        self.stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+        r
     }
 
     /// PQisBusy: parses what has arrived; true while the next result is not ready.
     pub fn is_busy(&mut self) -> bool {
         self.parse_input();
-        self.status == Async::Busy && self.broken.is_none()
+        self.lost_connection_result();
+        self.status == Async::Busy
     }
 
     /// select() on the socket for up to `timeout`, then PQconsumeInput: true when data came.
@@ -417,18 +456,17 @@ impl Conn {
     /// PQgetResult: the next result, waiting for it; None once the query is over.
     pub fn get_result(&mut self) -> Result<Option<PgResult>, String> {
         self.parse_input();
+        self.lost_connection_result();
         while self.status == Async::Busy {
-            if let Some(b) = &self.broken {
-                self.status = Async::Idle;
-                return Ok(Some(PgResult::Error { severity: "FATAL".into(), message: b.clone(), sqlstate: String::new() }));
-            }
             self.read_some(None)?;
             self.parse_input();
+            self.lost_connection_result();
         }
         match self.status {
             Async::Idle => Ok(None),
             _ => {
-                self.status = Async::Busy;
+                // After a lost connection there is nothing more; otherwise parsing goes on.
+                self.status = if self.lost { Async::Idle } else { Async::Busy };
                 Ok(self.result.take())
             }
         }
