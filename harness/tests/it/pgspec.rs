@@ -302,8 +302,9 @@ fn pg_url() -> String {
 }
 
 /// A lock wait is detected by polling (the second UPDATE is reported `<waiting ...>` and
-/// completes after the COMMIT), a marker holds a completion back, notices and result sets are
-/// printed as isolationtester prints them, and an error after a result set keeps the set.
+/// completes after the COMMIT), `(*)` reports a step waiting at once, notices and result sets
+/// are printed as isolationtester prints them, and an error after a result set keeps the set.
+/// The snapshot is byte for byte what PostgreSQL 15's isolationtester prints for this spec.
 #[test]
 fn a_blocking_spec_runs_on_postgres_with_isolationtesters_output() {
     use racelab::pgspec::{run, suite};
@@ -322,6 +323,47 @@ fn a_blocking_spec_runs_on_postgres_with_isolationtesters_output() {
     let outcome = run::run_spec(&spec, control, sessions, std::time::Duration::from_secs(60));
     assert_eq!(outcome.fatal, None);
     expect![[r#"
+        Parsed test spec with 2 sessions
+
+        starting permutation: u1 u2 c1 n2
+        step u1: UPDATE racelab_t SET v = 'b' WHERE id = 1;
+        step u2: UPDATE racelab_t SET v = 'c' WHERE id = 1 RETURNING id, v; <waiting ...>
+        step c1: COMMIT;
+        step u2: <... completed>
+        id|v
+        --+-
+         1|c
+        (1 row)
+
+        s2: NOTICE:  hello
+        step n2: DO $$ BEGIN RAISE NOTICE 'hello'; END $$; SELECT id, v FROM racelab_t ORDER BY id; SELECT 1/0;
+        id|v
+        --+-
+         1|c
+        20| 
+        (2 rows)
+
+        ERROR:  division by zero
+
+        starting permutation: u1 u2 c1 n2
+        step u1: UPDATE racelab_t SET v = 'b' WHERE id = 1;
+        step u2: UPDATE racelab_t SET v = 'c' WHERE id = 1 RETURNING id, v; <waiting ...>
+        step c1: COMMIT;
+        step u2: <... completed>
+        id|v
+        --+-
+         1|c
+        (1 row)
+
+        s2: NOTICE:  hello
+        step n2: DO $$ BEGIN RAISE NOTICE 'hello'; END $$; SELECT id, v FROM racelab_t ORDER BY id; SELECT 1/0;
+        id|v
+        --+-
+         1|c
+        20| 
+        (2 rows)
+
+        ERROR:  division by zero
     "#]]
     .assert_eq(&outcome.output);
 }
