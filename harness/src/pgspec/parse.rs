@@ -232,14 +232,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
             _ => {
                 let len = src[start..].chars().next().map_or(1, char::len_utf8);
                 let ch = &src[start..start + len];
-                let mut d = Diag::new(Span::new(start, start + len), format!("unexpected character `{ch}`"), "not part of the spec syntax").help("SQL goes inside `{ ... }`; `#` starts a comment");
-                // An unclosed `{` swallows spec text up to the next block's `}`: say so.
-                if let Some((Tok::Sql(body), span)) = out.last() {
-                    if ["session", "step", "permutation", "setup", "teardown"].iter().any(|k| body.contains(&format!("\n{k} "))) {
-                        let line = |at: usize| src[..at].matches('\n').count() + 1;
-                        d = d.help(format!("the `{{` on line {} is not closed before the next section: its SQL block runs to the `}}` on line {} and swallows the spec text between", line(span.start), line(span.end - 1)));
-                    }
-                }
+                let d = Diag::new(Span::new(start, start + len), format!("unexpected character `{ch}`"), "not part of the spec syntax").help("SQL goes inside `{ ... }`; `#` starts a comment");
+                let d = swallowed_help(d, &out, src);
                 return Err(d);
             }
         }
@@ -311,8 +305,21 @@ impl Parser {
 pub fn parse(src: &str) -> Result<Spec, Vec<Diag>> {
     let toks = lex(src).map_err(|d| vec![d])?;
     let mut p = Parser { toks, pos: 0 };
-    let spec = parse_tokens(&mut p).map_err(|d| vec![d])?;
+    let spec = parse_tokens(&mut p).map_err(|d| vec![swallowed_help(d, &p.toks[..p.pos], src)])?;
     check(spec)
+}
+
+/// An unclosed `{` swallows spec text up to the next block's `}`, and the error shows up far
+/// from the cause: name the brace.
+fn swallowed_help(d: Diag, before: &[(Tok, Span)], src: &str) -> Diag {
+    let swallowing = before.iter().rev().find(|(t, _)| matches!(t, Tok::Sql(body) if ["session", "step", "permutation", "setup", "teardown"].iter().any(|k| body.contains(&format!("\n{k} ")))));
+    match swallowing {
+        Some((_, span)) => {
+            let line = |at: usize| src[..at].matches('\n').count() + 1;
+            d.help(format!("the `{{` on line {} is not closed before the next section: its SQL block runs to the `}}` on line {} and swallows the spec text between", line(span.start), line(span.end - 1)))
+        }
+        None => d,
+    }
 }
 
 /// The syntax: stops at the first error, as isolationtester's bison parser does (a spec has

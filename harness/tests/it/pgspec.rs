@@ -226,7 +226,8 @@ fn an_unterminated_sql_block_points_at_its_brace() {
                ╭─[bad.spec:4:1]
              3 │ step a { SELECT 1; }
                ╰────
-              help: a spec needs at least one `session NAME` with steps
+              help: the `{` on line 1 is not closed before the next section: its SQL block runs to the `}` on
+                    line 3 and swallows the spec text between
         "#]],
     );
     errors(
