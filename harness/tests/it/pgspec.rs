@@ -9,7 +9,8 @@ use racelab::pgspec::{self, LoadError};
 fn errors(src: &str, want: Expect) {
     match pgspec::parse_named("bad.spec", src) {
         Ok(spec) => panic!("expected errors, parsed {spec:?}"),
-        Err(LoadError::Syntax(e)) => want.assert_eq(&render_plain(&e)),
+        // A first line at column 0, so that expect-test's indentation trimming round-trips.
+        Err(LoadError::Syntax(e)) => want.assert_eq(&format!("{e}\n{}", render_plain(&e))),
         Err(e) => panic!("{e}"),
     }
 }
@@ -171,6 +172,7 @@ fn an_undefined_step_and_a_misspelt_marker_are_each_reported() {
     errors(
         "session s1\nstep one { SELECT 1; }\nsession s2\nstep two { SELECT 2; }\npermutation one tow three(onw)\n",
         expect![[r#"
+            2 errors in bad.spec
               × undefined step `tow` in permutation
                ╭─[bad.spec:5:17]
              4 │ step two { SELECT 2; }
@@ -196,6 +198,7 @@ fn a_marker_on_its_own_session_and_a_duplicate_step_are_errors() {
     errors(
         "session s1\nstep a { SELECT 1; }\nstep b { SELECT 2; }\nsession s2\nstep a { SELECT 3; }\npermutation a b(a)\n",
         expect![[r#"
+            2 errors in bad.spec
               × duplicate step name `a`
                ╭─[bad.spec:5:6]
              4 │ session s2
@@ -222,6 +225,7 @@ fn an_unterminated_sql_block_points_at_its_brace() {
     errors(
         "setup { CREATE TABLE t (a int);\nsession s1\nstep a { SELECT 1; }\n",
         expect![[r#"
+            1 error in bad.spec
               × expected `session NAME`, found the end of the file
                ╭─[bad.spec:4:1]
              3 │ step a { SELECT 1; }
@@ -233,6 +237,7 @@ fn an_unterminated_sql_block_points_at_its_brace() {
     errors(
         "session s1\nstep a { SELECT 1;\n",
         expect![[r#"
+            1 error in bad.spec
               × unterminated sql block
                ╭─[bad.spec:2:8]
              1 │ session s1
@@ -250,6 +255,7 @@ fn sections_out_of_order_and_keywords_as_names_are_explained() {
     errors(
         "session s1\nstep a { SELECT 1; }\nsetup { SELECT 2; }\n",
         expect![[r#"
+            1 error in bad.spec
               × expected `permutation` or the end of the file, found keyword `setup`
                ╭─[bad.spec:3:1]
              2 │ step a { SELECT 1; }
@@ -263,6 +269,7 @@ fn sections_out_of_order_and_keywords_as_names_are_explained() {
     errors(
         "session step\nstep a { SELECT 1; }\n",
         expect![[r#"
+            1 error in bad.spec
               × `step` is a keyword, not a session name
                ╭─[bad.spec:1:9]
              1 │ session step
@@ -276,6 +283,7 @@ fn sections_out_of_order_and_keywords_as_names_are_explained() {
     errors(
         "session s1\nstep a { SELECT 1; }\npermutation a(b notices)\n",
         expect![[r#"
+            1 error in bad.spec
               × expected a number of notices, found `)`
                ╭─[bad.spec:3:24]
              2 │ step a { SELECT 1; }
@@ -288,6 +296,7 @@ fn sections_out_of_order_and_keywords_as_names_are_explained() {
     errors(
         "session s1\n",
         expect![[r#"
+            1 error in bad.spec
               × expected `step NAME { SQL }`, found the end of the file
                ╭─[bad.spec:2:1]
              1 │ session s1
