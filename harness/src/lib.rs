@@ -16,6 +16,7 @@ pub mod lang;
 pub mod lockfile;
 pub mod model;
 pub mod params;
+pub mod pgspec;
 pub mod replay;
 pub mod schedule;
 pub mod shard;

@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Check scenario files for errors without running them.
     Check {
-        /// Scenario files (*.race).
+        /// Scenario files (*.race), or PostgreSQL isolation specs (*.spec).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -183,6 +183,9 @@ enum Command {
         #[arg(long)]
         timeout_ms: Option<u64>,
     },
+    /// Run PostgreSQL isolation specs (*.spec) on a real PostgreSQL server and compare the
+    /// output with their expected files, as PostgreSQL's isolationtester does (docs/isolation.md).
+    Isolation(racelab::pgspec::cli::Args),
     /// Run every scenario × variant × engine and write summary.json, summary.md, summary.html, junit.xml.
     Suite {
         /// Scenario files or directories (default: ./scenarios).
@@ -277,6 +280,7 @@ fn main() -> ExitCode {
             suite_cmd(&paths, &dir, quick, &engines, (&real, &db, &gate), (replays, stress_runs), shard, &out)
         }
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
+        Command::Isolation(args) => racelab::pgspec::cli::main(&args),
     };
     ExitCode::from(code)
 }
@@ -376,12 +380,38 @@ fn load_with(path: &Path, params: &std::collections::BTreeMap<String, i64>, out:
 fn check(files: &[PathBuf], out: &Output) -> u8 {
     let mut code = 0;
     for f in files {
+        if f.extension().is_some_and(|x| x == "spec") {
+            match check_spec(f, out) {
+                Ok(line) => println!("{line}"),
+                Err(c) => code = c,
+            }
+            continue;
+        }
         match load(f, out) {
             Ok(sc) => println!("{}: ok ({} variant{}: {})", f.display(), sc.variants.len(), if sc.variants.len() == 1 { "" } else { "s" }, sc.variant_names().join(", ")),
             Err(c) => code = c,
         }
     }
     code
+}
+
+/// `racelab check FILE.spec`: a PostgreSQL isolation spec, with the same diagnostics.
+fn check_spec(path: &Path, out: &Output) -> Result<String, u8> {
+    match racelab::pgspec::load(path) {
+        Ok(spec) => Ok(format!("{}: ok (isolation spec: {} sessions, {} permutations)", path.display(), spec.sessions.len(), spec.permutation_count())),
+        Err(racelab::pgspec::LoadError::Syntax(errors)) => {
+            let theme = if out.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+            let mut text = String::new();
+            let _ = handler.render_report(&mut text, &errors);
+            eprint!("{text}");
+            Err(BAD_INPUT)
+        }
+        Err(e) => {
+            eprint_error(e);
+            Err(BAD_INPUT)
+        }
+    }
 }
 
 fn stem(path: &Path) -> String {

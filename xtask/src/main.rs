@@ -3,6 +3,7 @@
 mod db_cmd;
 mod bench_locks;
 mod fs_cmd;
+mod pg_isolation;
 mod run_scenarios;
 #[cfg(test)]
 mod tidy;

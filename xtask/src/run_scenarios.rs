@@ -127,7 +127,15 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
         db_servers = servers;
     }
+    let pg_url = cmd.get_args().filter_map(|a| a.to_str()?.strip_prefix("--db=postgres=").map(str::to_string)).find(|u| !u.starts_with('!'));
     let status = run_child(&mut cmd, real)?;
+    // PostgreSQL's isolation suite on the same server, one row per spec merged into the summary,
+    // timed against PostgreSQL's own isolationtester in the same run.
+    let mut isolation_code = 0;
+    if let (Some(url), None) = (&pg_url, signals::pending()) {
+        let status = run_child(&mut crate::pg_isolation::command(&racelab, &root, &target, url), true)?;
+        isolation_code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
+    }
     if let Some(m) = matrix {
         let report = m.down().map_err(|e| anyhow::anyhow!("tearing down the filesystem matrix: {e}"))?;
         if !report.is_clean() {
@@ -140,7 +148,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
     }
     drop(temp);
-    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
+    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)).max(isolation_code);
     // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), merged into the summary
     // (skipped rows with the reason when the guest cannot come up).
     if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {

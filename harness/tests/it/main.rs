@@ -13,3 +13,4 @@ mod params;
 mod parser;
 mod lockfile;
 mod gate;
+mod pgspec;

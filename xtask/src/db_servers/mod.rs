@@ -215,7 +215,7 @@ fn start_postgres(e: &mut Entry) -> Result<(), String> {
     let user = Some("postgres");
     run_as(user, &bin.join("initdb"), &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])?;
     let log = e.dir.join("server.log");
-    let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", e.port, sock.display());
+    let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_prepared_transactions=10", e.port, sock.display());
     run_as(user, &bin.join("pg_ctl"), &["-D", &data.to_string_lossy(), "-o", &opts, "-l", &log.to_string_lossy(), "-w", "-t", "60", "start"])?;
     let pid_file = e.pid_file.clone();
     wait_ready(e.port, &|| read_pid(&pid_file).is_some_and(alive), "postgres", &log)?;

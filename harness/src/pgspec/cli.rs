@@ -1,0 +1,326 @@
+//! `racelab isolation`: runs PostgreSQL isolation specs on a real server, prints a verdict per
+//! spec (matches / differs with a diff / unsupported / error), optionally runs PostgreSQL's
+//! own `isolationtester` on the same specs for comparison and timing, and can merge one
+//! `summary.json` row per spec (backend `db:postgres`) into an existing summary.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::suite::{self, Case, Database, Report, Verdict};
+use crate::backend::db::DbSpec;
+
+/// Arguments of `racelab isolation`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Spec files (*.spec), or directories laid out like PostgreSQL's src/test/isolation
+    /// (specs/, expected/, isolation_schedule: the schedule's specs, then the
+    /// prepared-transaction ones). Default: scenarios/pg-isolation.
+    pub paths: Vec<PathBuf>,
+    /// `db:postgres` (the server in $RACELAB_POSTGRES_URL, from `cargo xtask db up`) or
+    /// `db:postgres=URL`.
+    #[arg(long, default_value = "db:postgres")]
+    pub backend: String,
+    /// Where each spec's output goes (`racelab/NAME.out`, `isolationtester/NAME.out`).
+    #[arg(long, default_value = "target/racelab/pg-isolation")]
+    pub results: PathBuf,
+    /// Also run PostgreSQL's isolationtester on the same specs, in the same run: `auto` (find
+    /// Debian's, in the pgxs directory), a path, or `none`.
+    #[arg(long, default_value = "none")]
+    pub isolationtester: String,
+    /// Seconds a step may run before it is cancelled (isolationtester's PGISOLATIONTIMEOUT);
+    /// the run stops at twice this.
+    #[arg(long, default_value_t = 300)]
+    pub step_timeout: u64,
+    /// Append one row per spec (and one for the suite) to this summary.json and render its
+    /// Markdown, HTML and JUnit reports again beside it.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Print every diff in full (default: the first 40 lines of each).
+    #[arg(long)]
+    pub full_diffs: bool,
+}
+
+/// pg_regress's database name; a spec (intra-grant-inplace-db) names it. Each tester gets a
+/// fresh one, in turn.
+const ISOLATION_DB: &str = "isolation_regression";
+
+const BAD_INPUT: u8 = 2;
+const INFRASTRUCTURE: u8 = 3;
+
+fn cases(paths: &[PathBuf]) -> Result<Vec<Case>, String> {
+    let default = [PathBuf::from("scenarios/pg-isolation")];
+    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let schedule = p.join("isolation_schedule");
+            if schedule.exists() {
+                out.extend(suite::cases_from_schedule(p, &schedule, &["prepared-transactions", "prepared-transactions-cic"])?);
+            } else {
+                let dir = if p.join("specs").is_dir() { p.join("specs") } else { p.clone() };
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?.filter_map(Result::ok).map(|e| e.path()).filter(|f| f.extension().is_some_and(|x| x == "spec")).collect();
+                files.sort();
+                for f in files {
+                    out.push(suite::case(&f)?);
+                }
+            }
+        } else {
+            out.push(suite::case(p)?);
+        }
+    }
+    if out.is_empty() {
+        return Err("no spec files found".into());
+    }
+    Ok(out)
+}
+
+/// Runs the command; the exit code per DESIGN.md (0 every spec matches or is unsupported with
+/// a reason, 1 some spec differs or failed, 2 bad input, 3 the server is unreachable).
+pub fn main(args: &Args) -> u8 {
+    let cases = match cases(&args.paths) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    // Every spec must parse before anything runs: a malformed one is bad input, with its
+    // diagnostics, as for `.race` files.
+    let mut bad = false;
+    for c in &cases {
+        if let Err(e) = super::load(&c.spec) {
+            bad = true;
+            match e {
+                super::LoadError::Syntax(errors) => {
+                    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100);
+                    let mut text = String::new();
+                    let _ = handler.render_report(&mut text, &errors);
+                    eprint!("{text}");
+                }
+                other => eprintln!("error: {other}"),
+            }
+        }
+    }
+    if bad {
+        return BAD_INPUT;
+    }
+    let url = match DbSpec::parse(args.backend.strip_prefix("db:").unwrap_or(&args.backend)) {
+        Ok(DbSpec::Postgres(url)) => url,
+        Ok(other) => {
+            eprintln!("error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL", other.name());
+            return BAD_INPUT;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INFRASTRUCTURE;
+        }
+    };
+    let tester = match args.isolationtester.as_str() {
+        "none" => None,
+        "auto" => match suite::find_isolationtester() {
+            Some(p) => Some(p),
+            None => {
+                eprintln!("warning: PostgreSQL's isolationtester is not installed, so there is no time ratio (Debian: postgresql-client-15 ships it under /usr/lib/postgresql/15/lib/pgxs/src/test/isolation/)");
+                None
+            }
+        },
+        path => Some(PathBuf::from(path)),
+    };
+    let step_wait = Duration::from_secs(args.step_timeout.max(1));
+    let db = match Database::create(&url, ISOLATION_DB) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return INFRASTRUCTURE;
+        }
+    };
+    println!("PostgreSQL {} (database {}), {} specs", db.server_version, db.name, cases.len());
+    let started = Instant::now();
+    let mut ours = Vec::new();
+    for c in &cases {
+        let r = suite::run_case(&db, c, &args.results.join("racelab"), step_wait);
+        print_report(&r, args.full_diffs);
+        ours.push(r);
+    }
+    let our_seconds = started.elapsed().as_secs_f64();
+    drop(db);
+    let mut theirs = Vec::new();
+    let mut their_seconds = 0.0;
+    if let Some(bin) = &tester {
+        let db = match Database::create(&url, ISOLATION_DB) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return INFRASTRUCTURE;
+            }
+        };
+        let started = Instant::now();
+        for c in &cases {
+            theirs.push(suite::run_isolationtester(bin, &db, c, &args.results.join("isolationtester")));
+        }
+        their_seconds = started.elapsed().as_secs_f64();
+    }
+    let totals = Totals::new(&ours, &theirs, our_seconds, their_seconds);
+    println!("\n{}", totals.describe());
+    if let Some(path) = &args.summary {
+        if let Err(e) = merge_into_summary(path, &ours, &theirs, &totals, &args.results) {
+            eprintln!("error: {e}");
+            return INFRASTRUCTURE;
+        }
+    }
+    let failed = ours.iter().zip(rows_agree(&ours, &theirs, &args.results)).any(|(r, ok)| !ok && !matches!(r.verdict, Verdict::Unsupported(_)));
+    u8::from(failed)
+}
+
+fn print_report(r: &Report, full: bool) {
+    let what = match &r.verdict {
+        Verdict::Matches(p) => format!("matches {}", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()),
+        Verdict::Differs { closest, .. } => format!("DIFFERS from {}", closest.display()),
+        Verdict::Unsupported(why) => format!("unsupported: {why}"),
+        Verdict::Error(e) => format!("ERROR: {e}"),
+    };
+    println!("{:<44} {:>4} permutations {:>7.2} s  {what}", r.name, r.permutations, r.seconds);
+    if let Verdict::Differs { diff, .. } = &r.verdict {
+        let lines: Vec<&str> = diff.lines().collect();
+        let shown = if full { lines.len() } else { lines.len().min(40) };
+        for l in &lines[..shown] {
+            println!("    {l}");
+        }
+        if shown < lines.len() {
+            println!("    ... {} more diff lines (--full-diffs)", lines.len() - shown);
+        }
+    }
+}
+
+/// The run's figures: how many specs matched under each tester, and the wall times.
+pub struct Totals {
+    pub specs: usize,
+    pub matched: usize,
+    pub differs: usize,
+    pub unsupported: usize,
+    pub errors: usize,
+    pub seconds: f64,
+    /// isolationtester's figures, when it ran.
+    pub theirs: Option<(usize, f64)>,
+}
+
+impl Totals {
+    fn new(ours: &[Report], theirs: &[Report], our_seconds: f64, their_seconds: f64) -> Totals {
+        let count = |f: fn(&Verdict) -> bool| ours.iter().filter(|r| f(&r.verdict)).count();
+        Totals {
+            specs: ours.len(),
+            matched: count(|v| matches!(v, Verdict::Matches(_))),
+            differs: count(|v| matches!(v, Verdict::Differs { .. })),
+            unsupported: count(|v| matches!(v, Verdict::Unsupported(_))),
+            errors: count(|v| matches!(v, Verdict::Error(_))),
+            seconds: our_seconds,
+            theirs: (!theirs.is_empty()).then(|| (theirs.iter().filter(|r| matches!(r.verdict, Verdict::Matches(_))).count(), their_seconds)),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!("racelab: {}/{} specs match their expected output ({} differ, {} unsupported, {} errors) in {:.1} s", self.matched, self.specs, self.differs, self.unsupported, self.errors, self.seconds);
+        if let Some((m, secs)) = self.theirs {
+            s.push_str(&format!("; PostgreSQL's isolationtester: {m}/{} in {secs:.1} s; wall-time ratio racelab/isolationtester {:.2}", self.specs, self.seconds / secs.max(1e-9)));
+        }
+        s
+    }
+}
+
+/// Per spec: whether racelab's run counts as agreeing with PostgreSQL: its output equals an
+/// expected file, or (where isolationtester's own output on this server matches none either)
+/// it equals isolationtester's output byte for byte.
+fn rows_agree(ours: &[Report], theirs: &[Report], results: &Path) -> Vec<bool> {
+    ours.iter()
+        .map(|r| match &r.verdict {
+            Verdict::Matches(_) => true,
+            Verdict::Differs { .. } => theirs.iter().find(|t| t.name == r.name).is_some_and(|t| matches!(t.verdict, Verdict::Differs { .. }) && same_output(results, &r.name)),
+            _ => false,
+        })
+        .collect()
+}
+
+fn same_output(results: &Path, name: &str) -> bool {
+    let read = |who: &str| std::fs::read_to_string(results.join(who).join(format!("{name}.out"))).ok();
+    matches!((read("racelab"), read("isolationtester")), (Some(a), Some(b)) if a == b)
+}
+
+fn merge_into_summary(path: &Path, ours: &[Report], theirs: &[Report], totals: &Totals, results: &Path) -> Result<(), String> {
+    let mut summary: reports::Summary = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?,
+        Err(_) => reports::Summary { ok: true, results: vec![], shard: None },
+    };
+    let agree = rows_agree(ours, theirs, results);
+    for (r, ok) in ours.iter().zip(&agree) {
+        let theirs = theirs.iter().find(|t| t.name == r.name);
+        summary.results.push(row(r, *ok, theirs));
+    }
+    let all = agree.iter().zip(ours).all(|(ok, r)| *ok || matches!(r.verdict, Verdict::Unsupported(_)));
+    let mut suite_row = row(&Report { name: "pg-isolation".into(), verdict: Verdict::Unsupported(String::new()), seconds: totals.seconds, permutations: ours.iter().map(|r| r.permutations).sum() }, all, None);
+    // The table of summary.md shows the variant, not the reason: the figures go there.
+    suite_row.variant = match totals.theirs {
+        Some((m, secs)) => format!("{}/{} match; isolationtester {m}/{}; time {:.1}s vs {secs:.1}s (ratio {:.2})", totals.matched, totals.specs, totals.specs, totals.seconds, totals.seconds / secs.max(1e-9)),
+        None => format!("{}/{} match", totals.matched, totals.specs),
+    };
+    suite_row.outcome = if all { reports::Outcome::Holds } else { reports::Outcome::Violation };
+    suite_row.invariant = (!all).then(|| "expected_output".into());
+    suite_row.met = all;
+    suite_row.bound = Some(totals.describe());
+    suite_row.reason = Some(totals.describe());
+    summary.results.push(suite_row);
+    summary.ok = summary.ok && all;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    reports::write_all(&summary, dir).map_err(|e| format!("cannot write the reports in {}: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// One summary.json row: the spec's listed permutations (or all interleavings) replayed on
+/// the server, expected to print PostgreSQL's expected output.
+fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult {
+    let (outcome, invariant, reason) = match &r.verdict {
+        Verdict::Matches(p) => (reports::Outcome::Holds, None, Some(format!("output equals {}", p.display()))),
+        Verdict::Differs { closest, diff } if agrees => (
+            reports::Outcome::Holds,
+            None,
+            Some(format!("output differs from {} exactly as PostgreSQL's isolationtester's output does on this server (compared byte for byte)\n{}", closest.display(), diff.lines().take(30).collect::<Vec<_>>().join("\n"))),
+        ),
+        Verdict::Differs { closest, diff } => {
+            let note = match theirs.map(|t| &t.verdict) {
+                Some(Verdict::Differs { .. }) => "; PostgreSQL's isolationtester differs too, differently",
+                Some(Verdict::Matches(_)) => "; PostgreSQL's isolationtester matches",
+                _ => "",
+            };
+            (reports::Outcome::Violation, Some("expected_output".to_string()), Some(format!("output differs from {}{note}\n{}", closest.display(), diff.lines().take(30).collect::<Vec<_>>().join("\n"))))
+        }
+        Verdict::Unsupported(why) => (reports::Outcome::Skipped, None, Some(why.clone())),
+        Verdict::Error(e) => (reports::Outcome::Error, None, Some(e.clone())),
+    };
+    reports::RunResult {
+        scenario: r.name.clone(),
+        variant: "pg-isolation".into(),
+        engine: "replay".into(),
+        backend: "db:postgres".into(),
+        faults: None,
+        expected: reports::Verdict::Holds,
+        expected_invariants: vec![],
+        outcome,
+        invariant,
+        exhaustive: false,
+        schedules: r.permutations,
+        seconds: r.seconds,
+        first_failure_after: None,
+        replay: None,
+        met: agrees,
+        findings: vec![],
+        switches: None,
+        shrunk_switches: None,
+        rate: None,
+        rates: vec![],
+        divergence: None,
+        env: None,
+        bound: Some(format!("{} permutations (the spec's, or every interleaving when it lists none)", r.permutations)),
+        states: None,
+        reason,
+        trace: None,
+    }
+}

@@ -1,0 +1,360 @@
+//! Runs a spec's permutations the way isolationtester does (run_permutation,
+//! try_complete_step, try_complete_steps in isolationtester.c), over the [`Link`] and [`Watch`]
+//! traits: the real server through [`super::wire::Conn`], and (later) the model through the same
+//! interface. A launched step is watched by polling every 10 ms whether its session waits for a
+//! lock (`pg_isolation_test_session_is_blocked`), never by a fixed sleep.
+
+use std::time::{Duration, Instant};
+
+use super::output::{print_result_set, print_step_result};
+use super::parse::{Blocker, PermStep, Spec};
+use super::wire::{Conn, ConnParams, Notify, PgResult};
+
+/// One session's connection, driven like libpq's asynchronous API.
+pub trait Link {
+    fn send_query(&mut self, sql: &str) -> Result<(), String>;
+    /// Parses what arrived; true while the next result is not ready.
+    fn is_busy(&mut self) -> bool;
+    /// Waits up to `timeout` for data; true when some came.
+    fn wait_readable(&mut self, timeout: Duration) -> Result<bool, String>;
+    fn consume_input(&mut self) -> Result<(), String>;
+    /// The next result (waiting for it), None when the step's statements are all done.
+    fn get_result(&mut self) -> Result<Option<PgResult>, String>;
+    fn take_notices(&mut self) -> Vec<String>;
+    fn take_notifies(&mut self) -> Vec<Notify>;
+    /// The server's id for the session (the backend pid).
+    fn pid(&self) -> i32;
+    /// Asks the server to cancel the running statement.
+    fn cancel(&self) -> Result<(), String>;
+}
+
+impl Link for Conn {
+    fn send_query(&mut self, sql: &str) -> Result<(), String> {
+        Conn::send_query(self, sql)
+    }
+    fn is_busy(&mut self) -> bool {
+        Conn::is_busy(self)
+    }
+    fn wait_readable(&mut self, timeout: Duration) -> Result<bool, String> {
+        Conn::wait_readable(self, timeout)
+    }
+    fn consume_input(&mut self) -> Result<(), String> {
+        Conn::consume_input(self)
+    }
+    fn get_result(&mut self) -> Result<Option<PgResult>, String> {
+        Conn::get_result(self)
+    }
+    fn take_notices(&mut self) -> Vec<String> {
+        Conn::take_notices(self)
+    }
+    fn take_notifies(&mut self) -> Vec<Notify> {
+        Conn::take_notifies(self)
+    }
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+    fn cancel(&self) -> Result<(), String> {
+        Conn::cancel(self)
+    }
+}
+
+/// The control connection: setup and teardown, and the lock-wait question.
+pub trait Watch {
+    fn exec(&mut self, sql: &str) -> Result<Vec<PgResult>, String>;
+    /// Whether session `pid` waits for a lock held by one of `pids` (or for a safe snapshot).
+    fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String>;
+}
+
+impl Watch for Conn {
+    fn exec(&mut self, sql: &str) -> Result<Vec<PgResult>, String> {
+        let r = Conn::exec(self, sql);
+        self.take_notices(); // the control connection's notices are hidden (blackhole processor)
+        r
+    }
+    fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String> {
+        let list = pids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        let rows = Watch::exec(self, &format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked({pid}, '{{{list}}}')"))?;
+        match rows.first() {
+            Some(PgResult::Tuples { rows, .. }) if rows.len() == 1 => Ok(rows[0].first().cloned().flatten().is_some_and(|v| v.starts_with('t'))),
+            other => Err(format!("lock wait query failed: {other:?}")),
+        }
+    }
+}
+
+/// Opens the connections a spec needs: a control connection and one per session.
+pub fn connect_real(params: &ConnParams, test: &str, spec: &Spec) -> Result<(Conn, Vec<Conn>), String> {
+    let with_app = |name: &str| {
+        let mut p = params.clone();
+        p.options.push(("application_name".into(), format!("isolation/{test}/{name}")));
+        p
+    };
+    let control = Conn::connect(&with_app("control connection"))?;
+    let sessions = spec.sessions.iter().map(|s| Conn::connect(&with_app(&s.name))).collect::<Result<Vec<_>, _>>()?;
+    Ok((control, sessions))
+}
+
+const STEP_NONBLOCK: u8 = 1;
+const STEP_RETRY: u8 = 2;
+/// isolationtester checks for lock waits every 10 ms.
+const POLL: Duration = Duration::from_millis(10);
+
+/// One spec's run: the output isolationtester would print (stdout and stderr, as pg_regress
+/// captures both), and whether it ran to the end.
+pub struct Outcome {
+    pub output: String,
+    /// Why the run stopped early (isolationtester would have exited 1), if it did.
+    pub fatal: Option<String>,
+    pub permutations: usize,
+}
+
+struct Runner<'a, L: Link, W: Watch> {
+    spec: &'a Spec,
+    control: W,
+    conns: Vec<L>,
+    pids: Vec<i32>,
+    /// Per session: the index (in the current permutation) of its active step.
+    active: Vec<Option<usize>>,
+    total_notices: Vec<u64>,
+    any_new_notice: bool,
+    /// Per permutation step, per marker: the notice count to reach (`notices N`).
+    target_notices: Vec<Vec<u64>>,
+    out: String,
+    max_step_wait: Duration,
+}
+
+/// Runs every permutation of `spec` (listed, or all interleavings) on the given connections.
+pub fn run_spec<L: Link, W: Watch>(spec: &Spec, control: W, conns: Vec<L>, max_step_wait: Duration) -> Outcome {
+    let pids = conns.iter().map(Link::pid).collect();
+    let mut r = Runner { spec, control, active: vec![None; conns.len()], total_notices: vec![0; conns.len()], pids, conns, any_new_notice: false, target_notices: vec![], out: String::new(), max_step_wait };
+    if !spec.permutations.is_empty() {
+        let mut unused: Vec<&str> = spec.sessions.iter().flat_map(|s| s.steps.iter().map(|t| t.name.as_str())).filter(|name| !spec.permutations.iter().any(|p| p.steps.iter().any(|ps| spec.step(ps).name == *name))).collect();
+        unused.sort();
+        for u in unused {
+            r.out.push_str(&format!("unused step name: {u}\n"));
+        }
+    }
+    r.out.push_str(&format!("Parsed test spec with {} sessions\n", spec.sessions.len()));
+    let perms = spec.permutations_to_run();
+    let mut fatal = None;
+    let mut ran = 0;
+    for p in &perms {
+        ran += 1;
+        if let Err(e) = r.run_permutation(p) {
+            r.out.push_str(&e);
+            if !e.ends_with('\n') {
+                r.out.push('\n');
+            }
+            fatal = Some(e.trim_end().to_string());
+            break;
+        }
+    }
+    Outcome { output: r.out, fatal, permutations: ran }
+}
+
+impl<L: Link, W: Watch> Runner<'_, L, W> {
+    fn drain_notices(&mut self, s: usize) {
+        for n in self.conns[s].take_notices() {
+            self.out.push_str(&format!("{}: {n}", self.spec.sessions[s].name));
+            self.total_notices[s] += 1;
+            self.any_new_notice = true;
+        }
+    }
+
+    fn is_busy(&mut self, s: usize) -> bool {
+        let busy = self.conns[s].is_busy();
+        self.drain_notices(s);
+        busy
+    }
+
+    fn print_exec(&mut self, results: Vec<PgResult>, what: &str) -> Result<(), String> {
+        for r in results {
+            match r {
+                PgResult::Tuples { columns, rows } => print_result_set(&mut self.out, &columns, &rows),
+                PgResult::Error { severity, message, .. } => return Err(format!("{what} failed: {severity}:  {message}")),
+                PgResult::Lost(text) => return Err(format!("{what} failed: {text}")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn session_exec(&mut self, s: usize, sql: &str) -> Result<Vec<PgResult>, String> {
+        self.conns[s].send_query(sql)?;
+        let mut out = Vec::new();
+        loop {
+            let r = self.conns[s].get_result();
+            self.drain_notices(s);
+            match r? {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_permutation(&mut self, steps: &[PermStep]) -> Result<(), String> {
+        let spec = self.spec;
+        self.out.push_str("\nstarting permutation:");
+        for p in steps {
+            self.out.push_str(&format!(" {}", spec.step(p).name));
+        }
+        self.out.push('\n');
+        for sql in &spec.setup {
+            let res = self.control.exec(sql)?;
+            self.print_exec(res, "setup")?;
+        }
+        for s in 0..spec.sessions.len() {
+            if let Some(sql) = &spec.sessions[s].setup {
+                let res = self.session_exec(s, sql)?;
+                self.print_exec(res, &format!("setup of session {}", spec.sessions[s].name))?;
+            }
+        }
+        self.target_notices = steps.iter().map(|p| vec![0; p.blockers.len()]).collect();
+        let mut waiting: Vec<usize> = Vec::new();
+        for i in 0..steps.len() {
+            let s = steps[i].session;
+            if self.active[s].is_some() {
+                let start = Instant::now();
+                while let Some(old) = self.active[s] {
+                    if !self.try_complete_step(steps, old, STEP_RETRY)? {
+                        waiting.retain(|&w| w != old);
+                    }
+                    waiting = self.try_complete_steps(steps, waiting, STEP_NONBLOCK | STEP_RETRY)?;
+                    if self.active[s].is_some() && start.elapsed() > 2 * self.max_step_wait {
+                        let active: Vec<&str> = self.active.iter().flatten().map(|&a| spec.step(&steps[a]).name.as_str()).collect();
+                        return Err(format!("step {} timed out after {} seconds\nactive steps are: {}", spec.step(&steps[old]).name, start.elapsed().as_secs(), active.join(" ")));
+                    }
+                }
+            }
+            let sql = &spec.step(&steps[i]).sql;
+            self.conns[s].send_query(sql).map_err(|e| format!("failed to send query for step {}: {e}", spec.step(&steps[i]).name))?;
+            self.active[s] = Some(i);
+            for (k, b) in steps[i].blockers.iter().enumerate() {
+                if let Blocker::Notices { session, count, .. } = b {
+                    self.target_notices[i][k] = u64::from(*count) + self.total_notices[*session];
+                }
+            }
+            let must_wait = self.try_complete_step(steps, i, STEP_NONBLOCK)?;
+            waiting = self.try_complete_steps(steps, waiting, STEP_NONBLOCK | STEP_RETRY)?;
+            if must_wait {
+                waiting.push(i);
+            }
+        }
+        let waiting = self.try_complete_steps(steps, waiting, STEP_RETRY)?;
+        if !waiting.is_empty() {
+            return Err("failed to complete permutation due to mutually-blocking steps".into());
+        }
+        for s in 0..spec.sessions.len() {
+            if let Some(sql) = &spec.sessions[s].teardown {
+                let res = self.session_exec(s, sql)?;
+                if let Err(e) = self.print_exec(res, &format!("teardown of session {}", spec.sessions[s].name)) {
+                    self.out.push_str(&format!("{e}\n")); // isolationtester does not stop on teardown failure
+                }
+            }
+        }
+        if let Some(sql) = &spec.teardown {
+            let res = self.control.exec(sql)?;
+            if let Err(e) = self.print_exec(res, "teardown") {
+                self.out.push_str(&format!("{e}\n"));
+            }
+        }
+        Ok(())
+    }
+
+    fn try_complete_steps(&mut self, steps: &[PermStep], mut waiting: Vec<usize>, flags: u8) -> Result<Vec<usize>, String> {
+        loop {
+            self.any_new_notice = false;
+            let old = waiting.len();
+            let mut have_blocker = false;
+            let mut w = 0;
+            while w < waiting.len() {
+                if self.try_complete_step(steps, waiting[w], flags)? {
+                    if !steps[waiting[w]].blockers.is_empty() {
+                        have_blocker = true;
+                    }
+                    w += 1;
+                } else {
+                    waiting.remove(w);
+                }
+            }
+            if !(have_blocker && (waiting.len() < old || self.any_new_notice)) {
+                return Ok(waiting);
+            }
+        }
+    }
+
+    fn has_blocker(&self, steps: &[PermStep], i: usize) -> bool {
+        steps[i].blockers.iter().enumerate().any(|(k, b)| match b {
+            Blocker::Once => false,
+            Blocker::Step { session, step } => self.active[*session].is_some_and(|a| steps[a].session == *session && steps[a].step == *step),
+            Blocker::Notices { session, .. } => self.total_notices[*session] < self.target_notices[i][k],
+        })
+    }
+
+    /// True when the step is *not* complete (waits for a lock, or for its markers).
+    fn try_complete_step(&mut self, steps: &[PermStep], i: usize, flags: u8) -> Result<bool, String> {
+        let spec = self.spec;
+        let step = spec.step(&steps[i]);
+        let s = steps[i].session;
+        if flags & STEP_RETRY == 0 && steps[i].blockers.contains(&Blocker::Once) {
+            self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+            return Ok(true);
+        }
+        let start = Instant::now();
+        let mut canceled = false;
+        while self.is_busy(s) {
+            if self.conns[s].wait_readable(POLL)? {
+                continue;
+            }
+            if flags & STEP_NONBLOCK != 0 {
+                let blocked = self.control.is_blocked(self.pids[s], &self.pids).map_err(|e| format!("lock wait query failed: {e}"))?;
+                if blocked {
+                    self.conns[s].consume_input()?;
+                    if !self.is_busy(s) {
+                        break;
+                    }
+                    if flags & STEP_RETRY == 0 {
+                        self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+                    }
+                    return Ok(true);
+                }
+            }
+            let waited = start.elapsed();
+            if waited > self.max_step_wait && !canceled && self.conns[s].cancel().is_ok() {
+                self.out.push_str(&format!("isolationtester: canceling step {} after {} seconds\n", step.name, waited.as_secs()));
+                canceled = true;
+            }
+            if waited > 2 * self.max_step_wait {
+                return Err(format!("step {} timed out after {} seconds", step.name, waited.as_secs()));
+            }
+        }
+        if self.has_blocker(steps, i) {
+            if flags & STEP_RETRY == 0 {
+                self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+            }
+            return Ok(true);
+        }
+        if flags & STEP_RETRY != 0 {
+            self.out.push_str(&format!("step {}: <... completed>\n", step.name));
+        } else {
+            self.out.push_str(&format!("step {}: {}\n", step.name, step.sql));
+        }
+        loop {
+            let r = self.conns[s].get_result();
+            self.drain_notices(s);
+            match r? {
+                Some(r) => print_step_result(&mut self.out, &r),
+                None => break,
+            }
+        }
+        self.conns[s].consume_input()?;
+        // libpq parses NOTIFY messages on PQconsumeInput's caller's next parse; is_busy parses.
+        self.is_busy(s);
+        for n in self.conns[s].take_notifies() {
+            let sender = self.pids.iter().position(|&p| p == n.pid).map(|k| spec.sessions[k].name.clone()).unwrap_or_else(|| format!("PID {}", n.pid));
+            self.out.push_str(&format!("{}: NOTIFY \"{}\" with payload \"{}\" from {}\n", spec.sessions[s].name, n.channel, n.payload, sender));
+        }
+        self.active[s] = None;
+        Ok(false)
+    }
+}

@@ -1,0 +1,23 @@
+//! The PostgreSQL isolation suite's part of `cargo xtask run-scenarios`: `racelab isolation` on
+//! the run's PostgreSQL server over scenarios/pg-isolation (PostgreSQL 15's specs and expected
+//! outputs), with PostgreSQL's own isolationtester on the same specs for the wall-time ratio,
+//! one row per spec merged into `target/racelab/summary.json` (and its Markdown, HTML, JUnit).
+
+use std::path::Path;
+use std::process::Command;
+
+/// The command that runs the suite; the caller runs it (forwarding Ctrl-C) after the main suite
+/// has written summary.json.
+pub fn command(racelab: &Path, root: &Path, target: &Path, url: &str) -> Command {
+    let mut cmd = Command::new(racelab);
+    cmd.current_dir(root)
+        .arg("isolation")
+        .arg(root.join("scenarios/pg-isolation"))
+        .arg(format!("--backend=db:postgres={url}"))
+        .arg("--isolationtester=auto")
+        .arg("--results")
+        .arg(target.join("racelab/pg-isolation"))
+        .arg("--summary")
+        .arg(target.join("racelab/summary.json"));
+    cmd
+}
