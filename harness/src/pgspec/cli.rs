@@ -322,5 +322,9 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult 
         states: None,
         reason,
         trace: None,
+        proved_by: None,
+        coverage: (outcome != reports::Outcome::Skipped && outcome != reports::Outcome::Error).then_some(reports::Coverage::Bounded),
+        covers: Some(format!("the spec's {} permutations on the real server", r.permutations)),
+        assumptions: vec![],
     }
 }
