@@ -6,6 +6,7 @@ mod engines;
 mod faults;
 mod real;
 mod realdb;
+mod isolation;
 mod replay;
 mod shard;
 mod fuzz;

@@ -373,7 +373,6 @@ impl Db {
     /// plain (non-locking) read of a REPEATABLE READ one.
     fn take_snapshot(&mut self, conn: usize, stmt: &Stmt) {
         let mut state = self.conn(conn);
-        state.queried = true;
         let level = state.level.unwrap_or(Level::ReadCommitted);
         let wanted = match (self.flavour, level) {
             (_, Level::ReadCommitted) => false,
@@ -385,8 +384,8 @@ impl Db {
             if level == Level::Serializable {
                 self.start_sxact(conn, self.clock);
             }
+            self.set_conn(conn, state);
         }
-        self.set_conn(conn, state);
     }
 
     fn run(&mut self, conn: usize, stmt: &Stmt, params: &[Value]) -> Outcome {
@@ -430,6 +429,11 @@ impl Db {
             Ok(value) => {
                 self.tables = tables;
                 self.waits.remove(&conn);
+                // Set only once the statement ran: a blocked one is retried before the
+                // connection can send anything else, so nothing could tell the difference.
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.queried = true;
+                }
                 if implicit {
                     if let Outcome::Failed { error, message } = self.end(conn, true) {
                         return Outcome::Failed { error, message };
