@@ -7,6 +7,7 @@ mod faults;
 mod real;
 mod realdb;
 mod isolation;
+mod realdb_isolation;
 mod replay;
 mod shard;
 mod fuzz;
