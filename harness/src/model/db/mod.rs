@@ -296,7 +296,7 @@ impl Db {
         self.waits.remove(&conn);
         let mut state = self.conn(conn);
         match (session, self.flavour) {
-            (Session::Characteristics | Session::MySqlSession, _) => state.session_level = Some(level),
+            (Session::Characteristics | Session::MySql, _) => state.session_level = Some(level),
             // PostgreSQL outside a transaction: a warning, and no effect.
             (Session::Transaction, Flavour::Postgres) if !state.in_txn => {}
             (Session::Transaction, Flavour::Postgres) if state.queried => {

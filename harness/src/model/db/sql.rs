@@ -77,7 +77,7 @@ impl Prepared {
             (Stmt::SetLevel { session: Session::Characteristics, .. }, Flavour::InnoDb) => {
                 Err("SET SESSION CHARACTERISTICS is PostgreSQL's; MariaDB/MySQL write `SET SESSION TRANSACTION ISOLATION LEVEL x`".to_string())
             }
-            (Stmt::SetLevel { session: Session::MySqlSession, .. }, Flavour::Postgres) => Err(
+            (Stmt::SetLevel { session: Session::MySql, .. }, Flavour::Postgres) => Err(
                 "PostgreSQL has no SET SESSION TRANSACTION; write `SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x`, or `BEGIN ISOLATION LEVEL x`".to_string(),
             ),
             _ => match self.isolation_level() {
@@ -134,7 +134,7 @@ pub(super) enum Session {
     /// `SET SESSION CHARACTERISTICS AS TRANSACTION` (PostgreSQL): later transactions.
     Characteristics,
     /// `SET SESSION TRANSACTION` (MySQL/MariaDB): later transactions.
-    MySqlSession,
+    MySql,
 }
 
 impl fmt::Debug for Prepared {
@@ -234,7 +234,7 @@ pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
         // sqlparser drops MySQL's SESSION keyword in SET SESSION TRANSACTION; the text keeps it.
         let words: Vec<String> = text.split_whitespace().take(3).map(str::to_ascii_uppercase).collect();
         if *session == Session::Transaction && words.get(1).is_some_and(|w| w == "SESSION") {
-            *session = Session::MySqlSession;
+            *session = Session::MySql;
         } else if words.get(1).is_some_and(|w| w == "GLOBAL" || w == "LOCAL") {
             return Err(unsupported("SET GLOBAL/LOCAL TRANSACTION (the model sets the transaction's or the session's level)"));
         }
