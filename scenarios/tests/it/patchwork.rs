@@ -68,11 +68,6 @@ fn patchwork_get_or_create_in_an_innodb_transaction_loses_the_mail() {
 }
 
 #[test]
-fn patchwork_get_or_create_at_innodb_read_committed_holds() {
-    holds("patchwork-person-innodb", "read-committed");
-}
-
-#[test]
 fn patchwork_save_at_innodb_read_committed_takes_no_gap_lock_and_holds() {
     holds("patchwork-deadlock-1213", "save-read-committed");
 }
