@@ -267,6 +267,24 @@ pub struct DatabaseIr {
     pub names: Vec<String>,
 }
 
+impl Program {
+    /// The isolation levels the scenario's model database runs transactions at: the flavour's
+    /// default, then any level its SQL sets (`repeatable read`, or `read committed (default),
+    /// serializable`). `None` without a database.
+    pub fn isolation_levels(&self) -> Option<String> {
+        let db = self.database.as_ref()?;
+        let default = db.flavour.default_level();
+        let mut set: Vec<crate::model::db::Level> = self.sql.iter().filter_map(|s| s.isolation_level()).filter(|l| *l != default).collect();
+        set.sort();
+        set.dedup();
+        if set.is_empty() {
+            return Some(default.name().to_string());
+        }
+        let named: Vec<&str> = set.iter().map(|l| l.name()).collect();
+        Some(format!("{} (default), {}", default.name(), named.join(", ")))
+    }
+}
+
 impl Op {
     /// True for the operations a filesystem (model or real) performs.
     pub fn is_filesystem(self) -> bool {

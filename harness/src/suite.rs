@@ -205,7 +205,7 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         rate: None,
         rates: vec![],
         divergence: None,
-        env: None,
+        env: prog.isolation_levels().map(|level| reports::Env { isolation_level: Some(level), ..Default::default() }),
         bound: Some(cfg.describe_bound()),
         states: None,
         reason: None,

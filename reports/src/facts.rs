@@ -78,6 +78,10 @@ pub(crate) fn facts(r: &RunResult, m: &Markup) -> Vec<Fact> {
     if let Some(env) = r.env.as_ref().filter(|e| e.has_fs_facts()) {
         facts.push(Fact::leaf(env_fact(env, m)));
     }
+    if let Some(level) = r.env.as_ref().and_then(|e| e.isolation_level.as_deref()) {
+        let server = r.env.as_ref().and_then(|e| e.server_version.as_deref()).map_or(String::new(), |v| format!(" on {}", (m.code)(v)));
+        facts.push(Fact::leaf(format!("database isolation: {}{server}", (m.code)(level))));
+    }
     // The primary finding's token is shown on its own below; list them all only when a run
     // broke more than one invariant, each with its own token.
     if r.findings.len() > 1 {

@@ -356,6 +356,9 @@ pub fn render_result_line(r: &RunResult) -> String {
         // A row from a summary written before `coverage` existed.
         line.push_str(" (exhaustive)");
     }
+    if let Some(level) = r.env.as_ref().and_then(|e| e.isolation_level.as_deref()) {
+        line.push_str(&format!(", isolation {level}"));
+    }
     line.push_str(&format!(" in {:.2}s", r.seconds));
     if let Some(after) = r.first_failure_after {
         line.push_str(&format!(", first failure after {after}"));

@@ -68,6 +68,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         locals: HashMap::new(),
         locks: HashMap::new(),
         has_database: false,
+        db_flavour: None,
         named_databases: vec![],
         sql: vec![],
     };
@@ -334,6 +335,9 @@ struct Cx<'a> {
     locals: HashMap<String, u32>,
     locks: HashMap<String, (u32, LockKind)>,
     has_database: bool,
+    /// The flavour of the scenario's database, once its block is lowered: SQL is checked
+    /// against what that server accepts (isolation levels, SET TRANSACTION spellings).
+    db_flavour: Option<db::Flavour>,
     /// `database NAME` declarations, for `connect` and `connections`.
     named_databases: Vec<String>,
     /// Every SQL statement, prepared once (`Op::Sql` and `Query::Sql` index this).
@@ -463,10 +467,11 @@ impl<'a> Cx<'a> {
             Some("innodb") | Some("mysql") | Some("mariadb") => db::Flavour::InnoDb,
             Some(other) => {
                 let span = flavour.map(|f| f.span).unwrap_or_default();
-                self.err(span, format!("unknown database flavour `{other}`"), "not a flavour", "write `database { ... }` (PostgreSQL rules) or `database innodb { ... }` (MySQL/MariaDB InnoDB rules, with gap locks)");
+                self.err(span, format!("unknown database flavour `{other}`"), "not a flavour", "write `database { ... }` (PostgreSQL rules, READ COMMITTED by default) or `database innodb { ... }` (MySQL/MariaDB InnoDB rules, REPEATABLE READ by default)");
                 return None;
             }
         };
+        self.db_flavour = Some(flavour);
         let mut setup = Vec::new();
         for (text, span) in statements {
             match db::prepare(text) {
@@ -514,7 +519,11 @@ impl<'a> Cx<'a> {
                 return None;
             }
         };
-        match db::prepare(&text) {
+        let checked = db::prepare(&text).and_then(|p| match self.db_flavour.map(|f| p.check_flavour(f)) {
+            Some(Err(why)) => Err(why),
+            _ => Ok(p),
+        });
+        match checked {
             Ok(p) => {
                 let params = p.params();
                 self.sql.push(p);

@@ -6,6 +6,8 @@ mod engines;
 mod faults;
 mod real;
 mod realdb;
+mod isolation;
+mod realdb_isolation;
 mod replay;
 mod shard;
 mod fuzz;

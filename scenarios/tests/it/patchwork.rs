@@ -61,6 +61,17 @@ fn patchwork_person_get_or_create_holds() {
     holds("patchwork-person", "get-or-create");
 }
 
+/// Django #13906: at InnoDB's default REPEATABLE READ the retry get() reads the old snapshot.
+#[test]
+fn patchwork_get_or_create_in_an_innodb_transaction_loses_the_mail() {
+    violates("patchwork-person-innodb", "get-or-create-in-a-transaction", &["no_mail_lost", "unhandled_error"]);
+}
+
+#[test]
+fn patchwork_save_at_innodb_read_committed_takes_no_gap_lock_and_holds() {
+    holds("patchwork-deadlock-1213", "save-read-committed");
+}
+
 #[test]
 fn patchwork_objects_create_holds_under_innodb() {
     holds("patchwork-deadlock-1213", "objects-create");

@@ -39,7 +39,7 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Re
     }
     let backend = spec.open(prog).map_err(ForcedError::Infrastructure)?;
     let world = RealDbWorld::new(prog, backend).map_err(ForcedError::Infrastructure)?;
-    let info = world.info();
+    let info = world.info().with_scenario_levels(prog);
     let mut real = Machine::with_fs(Arc::clone(prog), world);
     let divergence = lockstep(prog, sched, &mut real)?;
     let mut trace = trace_of(&real);

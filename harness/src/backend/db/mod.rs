@@ -112,6 +112,20 @@ pub struct DbInfo {
     pub isolation_level: String,
 }
 
+impl DbInfo {
+    /// The server's default level, and the levels the scenario's own SQL sets (BEGIN ISOLATION
+    /// LEVEL, SET TRANSACTION), which its transactions then run at instead.
+    pub fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
+        let mut set: Vec<&str> = prog.sql.iter().filter_map(|s| s.isolation_level()).map(|l| l.name()).filter(|l| *l != self.isolation_level).collect();
+        set.sort_unstable();
+        set.dedup();
+        if !set.is_empty() {
+            self.isolation_level = format!("{} (server default), {} (set by the scenario)", self.isolation_level, set.join(", "));
+        }
+        self
+    }
+}
+
 /// How a statement's placeholders are written for the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -307,7 +321,7 @@ pub fn kind_of(stmt: &Prepared) -> Kind {
     }
     let first = stmt.sql().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
     match first.as_str() {
-        "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "END" => Kind::Control,
+        "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "END" | "SET" => Kind::Control,
         _ => Kind::Change,
     }
 }

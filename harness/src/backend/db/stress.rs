@@ -94,7 +94,7 @@ pub fn stress(prog: &Arc<Program>, spec: &DbSpec, runs: u64, jobs: usize, seed: 
         let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
         o.trace.clone().map(|t| (*i, schedule, t))
     });
-    let info = info.ok_or("no run took place")?;
+    let info = info.ok_or("no run took place")?.with_scenario_levels(prog);
     Ok(DbStress { runs: n, seconds, rates, first_failure, info })
 }
 

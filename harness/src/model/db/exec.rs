@@ -5,6 +5,7 @@
 //! the copy only when it finished, which makes every statement atomic and makes "blocked" and
 //! "failed" leave no trace, whatever the statement had done before it stopped.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,12 +47,64 @@ pub(super) enum LockRef {
     },
 }
 
-/// The statement's environment: which database, on whose behalf, with which parameters.
+/// The statement's environment: which database, on whose behalf, with which parameters, and
+/// what its transaction's isolation level makes it see.
 pub(super) struct Ctx<'a> {
     pub flavour: Flavour,
     /// `None`: a read of committed data only (invariants), which takes no locks.
     pub conn: Option<usize>,
     pub params: &'a [Value],
+    /// The commit clock of the transaction's snapshot (REPEATABLE READ, SERIALIZABLE): plain
+    /// reads see the versions committed by then. `None`: the latest committed (READ COMMITTED).
+    pub snapshot: Option<u64>,
+    /// PostgreSQL REPEATABLE READ and SERIALIZABLE: UPDATE, DELETE and locking reads also work on
+    /// the snapshot, and fail with 40001 on a row a later commit changed. (InnoDB's act on the
+    /// latest committed version whatever the level.)
+    pub snapshot_writes: bool,
+    /// InnoDB at REPEATABLE READ takes gap locks; at READ COMMITTED it does not.
+    pub gap_locks: bool,
+    /// SERIALIZABLE (PostgreSQL SSI): what the statement read and wrote, for the caller's
+    /// rw-antidependency bookkeeping.
+    pub ssi: Option<RefCell<Trail>>,
+}
+
+/// A SERIALIZABLE statement's reads and writes, as SSI needs them.
+#[derive(Debug, Default)]
+pub(super) struct Trail {
+    /// The predicates read: (table, WHERE, parameters). A later write by another transaction of
+    /// a row version matching one is a rw-antidependency from this transaction to that one.
+    pub reads: Vec<PredRead>,
+    /// Writers of versions this statement read past (not in its snapshot, but matching): this
+    /// transaction has a rw-antidependency to each.
+    pub read_past: Vec<Writer>,
+    /// Row versions written (old and new), by table: others' earlier reads matching them are
+    /// rw-antidependencies to this transaction.
+    pub writes: Vec<(usize, Vals)>,
+}
+
+/// A predicate a SERIALIZABLE transaction read (PostgreSQL's SIREAD lock, kept exact).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct PredRead {
+    pub table: usize,
+    pub filter: Option<Expr>,
+    pub params: Vec<Value>,
+}
+
+impl PredRead {
+    /// Whether a row version of this table matches the predicate (an error counts as a match:
+    /// conservative, as PostgreSQL's coarser locks are).
+    pub fn covers(&self, schema: &Schema, row: &[Value]) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.holds(&Scope { params: &self.params, row: Some((schema, row)) }).unwrap_or(true))
+    }
+}
+
+/// Who wrote a version a snapshot did not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writer {
+    /// The transaction that committed at this clock.
+    Committed(u64),
+    /// The open transaction of this connection.
+    Active(usize),
 }
 
 fn programming(msg: String) -> Stop {
@@ -115,12 +168,13 @@ impl Ctx<'_> {
     }
 }
 
-/// A row a statement applies to: where it is, the version the statement works with, and who
-/// else holds its lock.
+/// A row a statement applies to: where it is, the version the statement works with, who else
+/// holds its lock, and whether a commit after the snapshot changed it.
 struct Hit {
     idx: usize,
     vals: Vals,
     other: Option<usize>,
+    stale: bool,
 }
 
 /// The order a scan visits rows in: PostgreSQL's heap (insertion) order, InnoDB's clustered
@@ -138,13 +192,21 @@ fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
 /// shows this connection. A locking statement (`locking`) must also stop at rows another
 /// transaction holds: in PostgreSQL those whose committed version matches; in InnoDB, whose
 /// locking reads see the newest version, also those whose uncommitted version matches.
-fn scan(ctx: &Ctx<'_>, table: &Table, filter: Option<&Expr>, locking: bool) -> Result<Vec<Hit>, Stop> {
+fn scan(ctx: &Ctx<'_>, t: usize, table: &Table, filter: Option<&Expr>, locking: bool) -> Result<Vec<Hit>, Stop> {
     let schema = &table.schema;
+    let snapshot = if locking && !ctx.snapshot_writes { None } else { ctx.snapshot };
+    if let Some(trail) = &ctx.ssi {
+        let read = PredRead { table: t, filter: filter.cloned(), params: ctx.params.to_vec() };
+        let mut trail = trail.borrow_mut();
+        if !trail.reads.contains(&read) {
+            trail.reads.push(read);
+        }
+    }
     let mut hits = Vec::new();
     for idx in scan_order(table, ctx.flavour) {
         let Some(row) = table.rows.get(idx) else { continue };
         let other = row.locked_by_other(ctx.conn).filter(|_| locking);
-        let visible = match row.visible(ctx.conn) {
+        let visible = match row.visible_at(ctx.conn, snapshot) {
             Some(v) if ctx.matches(filter, schema, v)? => Some(v),
             _ => None,
         };
@@ -152,11 +214,69 @@ fn scan(ctx: &Ctx<'_>, table: &Table, filter: Option<&Expr>, locking: bool) -> R
             (Some(_), true, Some(v)) if ctx.matches(filter, schema, v)? => Some(v),
             _ => None,
         };
+        if ctx.ssi.is_some() {
+            read_past(ctx, schema, row, snapshot, filter, visible.is_some())?;
+        }
         if let Some(vals) = visible.or(newest) {
-            hits.push(Hit { idx, vals: vals.clone(), other });
+            let own = row.lock.as_ref().is_some_and(|l| Some(l.conn) == ctx.conn);
+            let stale = !own && snapshot.is_some_and(|at| row.committed_at > at);
+            hits.push(Hit { idx, vals: vals.clone(), other, stale });
         }
     }
     Ok(hits)
+}
+
+/// SSI: the writers of the versions of `row` a SERIALIZABLE read did not see (another
+/// transaction's pending write, versions committed after its snapshot), where either that
+/// version or the one it saw matches the WHERE: a rw-antidependency from the reader to each.
+fn read_past(ctx: &Ctx<'_>, schema: &Schema, row: &Row, snapshot: Option<u64>, filter: Option<&Expr>, saw_match: bool) -> Result<(), Stop> {
+    let Some(trail) = &ctx.ssi else { return Ok(()) };
+    let mut unseen: Vec<(Writer, Option<&Vals>)> = Vec::new();
+    if let Some(lock) = row.lock.as_ref().filter(|l| Some(l.conn) != ctx.conn) {
+        match &lock.write {
+            Write::Put(v) => unseen.push((Writer::Active(lock.conn), Some(v))),
+            Write::Deleted => unseen.push((Writer::Active(lock.conn), None)),
+            Write::Locked => {}
+        }
+    }
+    if let Some(at) = snapshot {
+        if row.committed_at > at {
+            unseen.push((Writer::Committed(row.committed_at), row.committed.as_ref()));
+        }
+        unseen.extend(row.older.iter().filter(|(ts, _)| *ts > at).map(|(ts, v)| (Writer::Committed(*ts), v.as_ref())));
+    }
+    for (writer, version) in unseen {
+        let matches = match version {
+            Some(v) => ctx.matches(filter, schema, v).unwrap_or(true),
+            None => false,
+        };
+        if matches || saw_match {
+            trail.borrow_mut().read_past.push(writer);
+        }
+    }
+    Ok(())
+}
+
+/// SSI: a row version this statement wrote (or, for a duplicate key, would have met).
+fn wrote(ctx: &Ctx<'_>, t: usize, vals: &Vals) {
+    if let Some(trail) = &ctx.ssi {
+        trail.borrow_mut().writes.push((t, vals.clone()));
+    }
+}
+
+/// PostgreSQL REPEATABLE READ/SERIALIZABLE: UPDATE, DELETE or SELECT ... FOR UPDATE of a row
+/// that a transaction committed after the snapshot changed.
+fn check_not_stale(ctx: &Ctx<'_>, table: &Table, hits: &[Hit]) -> Result<(), Stop> {
+    if !ctx.snapshot_writes {
+        return Ok(());
+    }
+    match hits.iter().find(|h| h.stale).and_then(|h| table.rows.get(h.idx)) {
+        Some(row) => Err(Stop::Failed(
+            Errno::OperationalError,
+            format!("could not serialize access due to concurrent {}", if row.committed.is_none() { "delete" } else { "update" }),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The wait for the first row in `hits` another transaction holds, if there is one.
@@ -193,7 +313,7 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
     };
     ctx.check(&schema, s.filter.iter().chain(projected).chain(s.order.iter().map(|(e, _)| e)))?;
     let locking = s.lock.filter(|_| ctx.conn.is_some());
-    let mut hits = scan(ctx, table, s.filter.as_ref(), locking.is_some())?;
+    let mut hits = scan(ctx, t, table, s.filter.as_ref(), locking.is_some())?;
     if locking == Some(LockMode::SkipLocked) {
         hits.retain(|h| h.other.is_none());
     }
@@ -208,6 +328,7 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
                 _ => Stop::Blocked(wait),
             });
         }
+        check_not_stale(ctx, table, &hits)?;
         gap_lock_if_absent(ctx, table, conn, s.filter.as_ref());
         if !hits.is_empty() {
             let table = Arc::make_mut(table);
@@ -298,10 +419,11 @@ pub(super) fn update(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], u: &
     let schema = Arc::clone(&table.schema);
     let sets = u.sets.iter().map(|(c, e)| schema.column(c).map(|i| (i, e)).ok_or_else(|| ctx.no_column(c))).collect::<Result<Vec<_>, _>>()?;
     ctx.check(&schema, u.filter.iter().chain(u.sets.iter().map(|(_, e)| e)))?;
-    let hits = scan(ctx, table, u.filter.as_ref(), true)?;
+    let hits = scan(ctx, t, table, u.filter.as_ref(), true)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
         return Err(Stop::Blocked(wait));
     }
+    check_not_stale(ctx, table, &hits)?;
     gap_lock_if_absent(ctx, table, conn, u.filter.as_ref());
     if hits.is_empty() {
         return Ok(Value::Int(0));
@@ -312,7 +434,10 @@ pub(super) fn update(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], u: &
         check_row(ctx, &schema, &new)?;
         check_unique(ctx, t, table, conn, &new, Some(hit.idx))?;
         check_insert_intention(ctx, t, table, conn, &new, Some(&hit.vals))?;
-        write_row(table, hit.idx, conn, Write::Put(new.into()));
+        let new: Vals = new.into();
+        wrote(ctx, t, &hit.vals);
+        wrote(ctx, t, &new);
+        write_row(table, hit.idx, conn, Write::Put(new));
     }
     Ok(Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX)))
 }
@@ -336,16 +461,20 @@ pub(super) fn delete(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], d: &
     let t = ctx.find_table(tables, &d.table)?;
     let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
     ctx.check(&table.schema, d.filter.iter())?;
-    let hits = scan(ctx, table, d.filter.as_ref(), true)?;
+    let hits = scan(ctx, t, table, d.filter.as_ref(), true)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
         return Err(Stop::Blocked(wait));
     }
+    check_not_stale(ctx, table, &hits)?;
     gap_lock_if_absent(ctx, table, conn, d.filter.as_ref());
     if hits.is_empty() {
         return Ok(Value::Int(0));
     }
     let table = Arc::make_mut(table);
-    hits.iter().for_each(|h| write_row(table, h.idx, conn, Write::Deleted));
+    for h in &hits {
+        wrote(ctx, t, &h.vals);
+        write_row(table, h.idx, conn, Write::Deleted);
+    }
     Ok(Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX)))
 }
 
@@ -368,7 +497,9 @@ pub(super) fn insert(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], i: &
         check_insert_intention(ctx, t, table, conn, &vals, None)?;
         let id = table.next_row_id;
         table.next_row_id += 1;
-        table.rows.push(Row { id, committed: None, lock: Some(Lock { conn, write: Write::Put(vals.into()) }) });
+        let vals: Vals = vals.into();
+        wrote(ctx, t, &vals);
+        table.rows.push(Row { id, committed: None, committed_at: 0, older: Vec::new(), lock: Some(Lock { conn, write: Write::Put(vals) }) });
     }
     Ok(Value::Int(i64::try_from(i.rows.len()).unwrap_or(i64::MAX)))
 }
@@ -463,7 +594,14 @@ fn check_unique(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Val
                     wait = Some(Wait { on: vec![other], lock, what: LockRef::Row { table: t, row: row.id } });
                 }
                 Some(_) => {}
-                None if row.visible(Some(conn)).is_some_and(has_key) => return Err(ctx.duplicate(schema, key, &k)),
+                None if row.visible(Some(conn)).is_some_and(has_key) => {
+                    // SSI: PostgreSQL checks for a rw-conflict on the index entry before
+                    // reporting the violation, so a serialization failure wins over it.
+                    if let Some(v) = row.visible(Some(conn)) {
+                        wrote(ctx, t, v);
+                    }
+                    return Err(ctx.duplicate(schema, key, &k));
+                }
                 None => {}
             }
         }
@@ -497,7 +635,7 @@ fn check_insert_intention(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, v
 /// InnoDB: a locking statement whose WHERE looks up one key of a unique index that is not there
 /// locks the gap where it would be (REPEATABLE READ behaviour; see the module docs).
 fn gap_lock_if_absent(ctx: &Ctx<'_>, table: &mut Arc<Table>, conn: usize, filter: Option<&Expr>) {
-    if !ctx.innodb() {
+    if !ctx.gap_locks {
         return;
     }
     let Some((ki, at)) = unique_lookup(ctx, &table.schema, filter) else { return };

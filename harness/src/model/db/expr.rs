@@ -10,7 +10,7 @@ use crate::ir::Value;
 
 use super::table::{Schema, Ty};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum CmpOp {
     Eq,
     Ne,
@@ -20,7 +20,7 @@ pub(super) enum CmpOp {
     Ge,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum ArithOp {
     Add,
     Sub,
@@ -30,7 +30,7 @@ pub(super) enum ArithOp {
 }
 
 /// A scalar expression: literals, placeholders, column references and the operators of WHERE.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Expr {
     Lit(Value),
     /// The n-th (0-based) parameter, in the order the placeholders appear in the SQL text.

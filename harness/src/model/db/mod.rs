@@ -1,17 +1,25 @@
-//! The model world's database: PostgreSQL or MySQL/InnoDB at READ COMMITTED, in memory.
+//! The model world's database: PostgreSQL or MySQL/InnoDB, at per-transaction isolation levels, in memory.
 //!
 //! Scenario actors each hold a connection and run one SQL statement per step. The exploration
 //! engine interleaves their steps, so a statement must be decided on the spot: it finishes
 //! ([`Outcome::Done`]), fails ([`Outcome::Failed`]), or would wait for a lock another connection
-//! holds ([`Outcome::Blocked`]). A blocked statement changes nothing; the actor retries it later,
+//! holds ([`Outcome::Blocked`]). A blocked statement changes nothing (except that, as in
+//! PostgreSQL, a REPEATABLE READ or SERIALIZABLE transaction's first statement has taken its
+//! snapshot before it waits); the actor retries it later,
 //! and the retry simply runs it again on the data as it is then (PostgreSQL re-checks the WHERE
 //! of rows it waited for the same way, with EvalPlanQual). The model is pure and deterministic,
 //! and a clone is cheap (tables are shared until written), so engines can branch on it freely.
 //!
 //! What is modelled, and the choices made where the two databases differ:
 //!
-//! - **Visibility (READ COMMITTED).** A plain SELECT sees committed rows plus its own
-//!   transaction's changes, takes no locks and never blocks.
+//! - **Isolation levels.** PostgreSQL defaults to READ COMMITTED, InnoDB to REPEATABLE READ;
+//!   BEGIN ISOLATION LEVEL, SET TRANSACTION and SET SESSION change it as each server allows.
+//! - **Visibility.** A plain SELECT takes no locks and never blocks. At READ COMMITTED it sees
+//!   committed rows plus its own transaction's changes; at REPEATABLE READ and SERIALIZABLE it
+//!   sees the transaction's snapshot (PostgreSQL: taken at the first statement; InnoDB: at the
+//!   first plain SELECT) plus its own changes. PostgreSQL's UPDATE, DELETE and FOR UPDATE then
+//!   also work on the snapshot and fail with 40001 on rows committed since; InnoDB's act on the
+//!   latest committed version. SERIALIZABLE adds PostgreSQL's SSI (`ssi.rs`).
 //! - **Row locks.** UPDATE, DELETE and SELECT ... FOR UPDATE lock the rows they match, exclusively,
 //!   until the transaction ends; a matched row another transaction holds blocks the statement (on
 //!   the first such row in scan order). PostgreSQL matches on the committed version; InnoDB's
@@ -28,10 +36,8 @@
 //! - **InnoDB gap locks.** An UPDATE, DELETE or SELECT ... FOR UPDATE whose WHERE fixes every
 //!   column of a unique index (primary key first) to a key that is not in the index locks the gap
 //!   where it would be; gap locks do not conflict with each other, but an insert (or key-changing
-//!   update) into a gap another transaction has locked must wait. This is how InnoDB behaves at
-//!   its default REPEATABLE READ; at a real READ COMMITTED InnoDB takes no such gap locks. The
-//!   model keeps them because the races it exists for (Patchwork's deadlock) happened at
-//!   MySQL's default level. Range scans take no next-key locks.
+//!   update) into a gap another transaction has locked must wait. InnoDB takes them at
+//!   REPEATABLE READ, not at READ COMMITTED. Range scans take no next-key locks.
 //! - **Deadlocks.** Each Blocked outcome is remembered as a wait-for edge (until that connection's
 //!   next statement finishes or fails); an edge counts only while its holder still holds the
 //!   lock. When a statement would block and the wait-for graph then has a cycle through it, the
@@ -54,6 +60,7 @@ mod ddl;
 mod exec;
 mod expr;
 mod sql;
+mod ssi;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,17 +68,38 @@ use std::sync::Arc;
 
 use crate::ir::{Errno, Value};
 
+use std::cell::RefCell;
+
 use exec::{Ctx, LockRef, Stop, Wait};
-use sql::Stmt;
+use sql::{Session, Stmt};
+use ssi::Sxact;
 use table::Table;
 
-pub use sql::{prepare, Prepared};
+pub use sql::{prepare, Level, Prepared};
 
-/// Which database the model imitates. Both run at READ COMMITTED.
+/// Which database the model imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flavour {
     Postgres,
     InnoDb,
+}
+
+impl Flavour {
+    /// The level a transaction runs at unless the scenario sets another: the server's default.
+    pub fn default_level(self) -> Level {
+        match self {
+            Flavour::Postgres => Level::ReadCommitted,
+            Flavour::InnoDb => Level::RepeatableRead,
+        }
+    }
+
+    /// The server, for messages.
+    pub fn server(self) -> &'static str {
+        match self {
+            Flavour::Postgres => "PostgreSQL",
+            Flavour::InnoDb => "InnoDB (MariaDB/MySQL)",
+        }
+    }
 }
 
 /// What a statement attempt came to.
@@ -101,12 +129,30 @@ pub struct Held {
     pub lock: String,
 }
 
-/// A connection's transaction state; the default (autocommit, no transaction) is not stored.
+/// A connection's transaction state; the default (autocommit, no transaction, the flavour's
+/// default level) is not stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct Conn {
     in_txn: bool,
     /// PostgreSQL: an error happened in the transaction; only ROLLBACK/COMMIT are accepted.
     aborted: bool,
+    /// The open transaction's isolation level.
+    level: Option<Level>,
+    /// The open transaction ran a statement (PostgreSQL refuses SET TRANSACTION after that).
+    queried: bool,
+    /// The commit clock of the open transaction's snapshot, once taken.
+    snapshot: Option<u64>,
+    /// MySQL's SET TRANSACTION outside a transaction: the next transaction's level.
+    next_level: Option<Level>,
+    /// SET SESSION ...: the level of the connection's later transactions.
+    session_level: Option<Level>,
+}
+
+impl Conn {
+    /// The state after the transaction ends: only the session's level stays.
+    fn after_txn(self) -> Conn {
+        Conn { session_level: self.session_level, next_level: self.next_level, ..Conn::default() }
+    }
 }
 
 /// The connection that runs the setup statements.
@@ -125,13 +171,19 @@ pub struct Db {
     /// Connections to the server's other databases (`connect("NAME")`), by handle number - 1:
     /// the database's index among the named ones, and whether the connection is still open.
     named: Vec<(u32, bool)>,
+    /// The commit clock: it advances at each commit while a snapshot is open, and is 0 again
+    /// (with every commit stamp) once none is, so states without snapshots stay canonical.
+    clock: u64,
+    /// SERIALIZABLE transactions, open or overlapping an open one (SSI).
+    sxacts: Vec<Sxact>,
+    next_sxact: u64,
 }
 
 impl Db {
     /// A database with the tables of the CREATE TABLE statements in `setup` and the rows of its
     /// INSERTs (and any other statements), all committed.
     pub fn new(flavour: Flavour, setup: &[Arc<Prepared>]) -> Result<Db, String> {
-        let mut db = Db { flavour, tables: Vec::new(), conns: BTreeMap::new(), waits: BTreeMap::new(), named: Vec::new() };
+        let mut db = Db { flavour, tables: Vec::new(), conns: BTreeMap::new(), waits: BTreeMap::new(), named: Vec::new(), clock: 0, sxacts: Vec::new(), next_sxact: 0 };
         for stmt in setup {
             if stmt.params() > 0 {
                 return Err(format!("setup statement `{}` has placeholders; setup takes no parameters", stmt.sql()));
@@ -195,7 +247,8 @@ impl Db {
             return Outcome::failed(Errno::ProgrammingError, "current transaction is aborted, commands ignored until end of transaction block");
         }
         match &stmt.stmt {
-            Stmt::Begin => self.begin(conn),
+            Stmt::Begin { level } => self.begin(conn, *level),
+            Stmt::SetLevel { level, session } => self.set_level(conn, *level, *session),
             Stmt::Commit => self.end(conn, !state.aborted),
             Stmt::Rollback => self.end(conn, false),
             Stmt::Create(_) => self.fail(conn, Errno::ProgrammingError, "CREATE TABLE is only supported in the setup".to_string()),
@@ -215,35 +268,148 @@ impl Db {
         }
     }
 
-    fn begin(&mut self, conn: usize) -> Outcome {
+    fn begin(&mut self, conn: usize, level: Option<Level>) -> Outcome {
         self.waits.remove(&conn);
-        if self.conn(conn).in_txn && self.flavour == Flavour::InnoDb {
-            // MySQL: BEGIN implicitly commits the open transaction. (PostgreSQL only warns.)
+        if self.conn(conn).in_txn {
+            if self.flavour == Flavour::Postgres {
+                // PostgreSQL only warns ("there is already a transaction in progress").
+                return Outcome::Done(Value::None);
+            }
+            // MySQL: BEGIN implicitly commits the open transaction.
             self.finish(conn, true);
+            self.set_conn(conn, self.conn(conn).after_txn());
         }
-        self.set_conn(conn, Conn { in_txn: true, aborted: false });
+        self.open_txn(conn, level);
+        Outcome::Done(Value::None)
+    }
+
+    /// Starts `conn`'s transaction at `level`, or else at the level SET TRANSACTION, SET SESSION
+    /// or the flavour gives it.
+    fn open_txn(&mut self, conn: usize, level: Option<Level>) {
+        let state = self.conn(conn);
+        let level = level.or(state.next_level).or(state.session_level).unwrap_or(self.flavour.default_level());
+        self.set_conn(conn, Conn { in_txn: true, level: Some(level), next_level: None, ..state.after_txn() });
+    }
+
+    /// SET [SESSION] TRANSACTION ISOLATION LEVEL, with each server's rules for when it may run.
+    fn set_level(&mut self, conn: usize, level: Level, session: Session) -> Outcome {
+        self.waits.remove(&conn);
+        let mut state = self.conn(conn);
+        match (session, self.flavour) {
+            (Session::Characteristics | Session::MySql, _) => state.session_level = Some(level),
+            // PostgreSQL outside a transaction: a warning, and no effect.
+            (Session::Transaction, Flavour::Postgres) if !state.in_txn => {}
+            (Session::Transaction, Flavour::Postgres) if state.queried => {
+                return self.fail(conn, Errno::ProgrammingError, "SET TRANSACTION ISOLATION LEVEL must be called before any query".to_string());
+            }
+            (Session::Transaction, Flavour::Postgres) => state.level = Some(level),
+            (Session::Transaction, Flavour::InnoDb) if state.in_txn => {
+                return self.fail(conn, Errno::ProgrammingError, "(1568, \"Transaction characteristics can't be changed while a transaction is in progress\")".to_string());
+            }
+            (Session::Transaction, Flavour::InnoDb) => state.next_level = Some(level),
+        }
+        self.set_conn(conn, state);
         Outcome::Done(Value::None)
     }
 
     fn end(&mut self, conn: usize, commit: bool) -> Outcome {
         self.waits.remove(&conn);
-        self.finish(conn, commit);
-        self.set_conn(conn, Conn::default());
-        Outcome::Done(Value::None)
+        let outcome = match commit.then(|| self.pre_commit(conn)) {
+            Some(Err(message)) => {
+                // PostgreSQL: the COMMIT fails and the transaction is rolled back.
+                self.finish(conn, false);
+                Outcome::failed(Errno::OperationalError, message)
+            }
+            _ => {
+                self.finish(conn, commit);
+                Outcome::Done(Value::None)
+            }
+        };
+        self.set_conn(conn, self.conn(conn).after_txn());
+        outcome
     }
 
     /// Commits or rolls back `conn`'s changes and releases its locks, touching only the tables
-    /// it has something in (so clones keep sharing the others).
+    /// it has something in (so clones keep sharing the others). A commit made while another
+    /// connection holds a snapshot advances the clock and keeps the versions it replaces.
     fn finish(&mut self, conn: usize, commit: bool) {
+        let others_snapshot = self.conns.iter().any(|(&c, s)| c != conn && s.snapshot.is_some());
+        if commit && others_snapshot {
+            self.clock += 1;
+        }
+        let at = self.clock;
         for table in &mut self.tables {
             if table.touched_by(conn) {
-                Arc::make_mut(table).finish(conn, commit);
+                Arc::make_mut(table).finish(conn, commit, at, others_snapshot);
             }
+        }
+        self.end_sxact(conn, commit, at);
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.snapshot = None;
+        }
+        self.forget_history();
+    }
+
+    /// Drops the versions and SERIALIZABLE transactions no open snapshot needs any more.
+    fn forget_history(&mut self) {
+        self.prune_sxacts();
+        let oldest = self.conns.values().filter_map(|s| s.snapshot).min();
+        for table in &mut self.tables {
+            let stale = match oldest {
+                None => table.has_history(),
+                Some(_) => table.rows.iter().any(|r| !r.older.is_empty()),
+            };
+            if stale {
+                Arc::make_mut(table).prune(oldest);
+            }
+        }
+        if oldest.is_none() {
+            self.clock = 0;
+        }
+    }
+
+    /// Takes the transaction's snapshot where its level and server take it: PostgreSQL at the
+    /// first statement of a REPEATABLE READ or SERIALIZABLE transaction, InnoDB at the first
+    /// plain (non-locking) read of a REPEATABLE READ one.
+    fn take_snapshot(&mut self, conn: usize, stmt: &Stmt) {
+        let mut state = self.conn(conn);
+        let level = state.level.unwrap_or(Level::ReadCommitted);
+        let wanted = match (self.flavour, level) {
+            (_, Level::ReadCommitted) => false,
+            (Flavour::Postgres, _) => true,
+            (Flavour::InnoDb, _) => matches!(stmt, Stmt::Select(s) if s.lock.is_none()),
+        };
+        if wanted && state.snapshot.is_none() {
+            state.snapshot = Some(self.clock);
+            if level == Level::Serializable {
+                self.start_sxact(conn, self.clock);
+            }
+            self.set_conn(conn, state);
         }
     }
 
     fn run(&mut self, conn: usize, stmt: &Stmt, params: &[Value]) -> Outcome {
-        let ctx = Ctx { flavour: self.flavour, conn: Some(conn), params };
+        let before = self.conn(conn);
+        // Autocommit: the statement is a transaction of its own.
+        let implicit = !before.in_txn;
+        if implicit {
+            self.open_txn(conn, None);
+        }
+        if self.active_sxact(conn).is_some_and(|x| x.doomed) {
+            return self.stop(conn, implicit, before, Stop::Failed(Errno::OperationalError, ssi::SSI_FAILURE.to_string()), &[]);
+        }
+        self.take_snapshot(conn, stmt);
+        let state = self.conn(conn);
+        let level = state.level.unwrap_or(Level::ReadCommitted);
+        let ctx = Ctx {
+            flavour: self.flavour,
+            conn: Some(conn),
+            params,
+            snapshot: state.snapshot,
+            snapshot_writes: self.flavour == Flavour::Postgres && state.snapshot.is_some(),
+            gap_locks: self.flavour == Flavour::InnoDb && level == Level::RepeatableRead,
+            ssi: self.active_sxact(conn).map(|_| RefCell::default()),
+        };
         let mut tables = self.tables.clone();
         let result = match stmt {
             Stmt::Select(s) => exec::select(&ctx, &mut tables, s),
@@ -252,18 +418,43 @@ impl Db {
             Stmt::Delete(d) => exec::delete(&ctx, conn, &mut tables, d),
             _ => Err(Stop::Failed(Errno::ProgrammingError, "internal: not a data statement".to_string())),
         };
+        let result = match (result, ctx.ssi.map(RefCell::into_inner)) {
+            (Ok(value), Some(trail)) => self.record_ssi(conn, &tables, trail).map(|()| value),
+            (Err(Stop::Failed(Errno::IntegrityError, message)), Some(trail)) => {
+                self.conflict_in(conn, &tables, &trail.writes).and(Err(Stop::Failed(Errno::IntegrityError, message)))
+            }
+            (result, _) => result,
+        };
         match result {
             Ok(value) => {
                 self.tables = tables;
                 self.waits.remove(&conn);
-                if !self.conn(conn).in_txn {
-                    self.finish(conn, true);
+                // Set only once the statement ran: a blocked one is retried before the
+                // connection can send anything else, so nothing could tell the difference.
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.queried = true;
+                }
+                if implicit {
+                    if let Outcome::Failed { error, message } = self.end(conn, true) {
+                        return Outcome::Failed { error, message };
+                    }
                 }
                 Outcome::Done(value)
             }
-            Err(Stop::Blocked(wait)) => self.block(conn, wait),
-            Err(Stop::Failed(error, message)) => {
-                self.keep_counters(&tables);
+            Err(stop) => self.stop(conn, implicit, before, stop, &tables),
+        }
+    }
+
+    /// A statement that did not finish: an autocommit one leaves no transaction behind.
+    fn stop(&mut self, conn: usize, implicit: bool, before: Conn, stop: Stop, attempted: &[Arc<Table>]) -> Outcome {
+        if implicit {
+            self.finish(conn, false);
+            self.set_conn(conn, before);
+        }
+        match stop {
+            Stop::Blocked(wait) => self.block(conn, wait),
+            Stop::Failed(error, message) => {
+                self.keep_counters(attempted);
                 self.fail(conn, error, message)
             }
         }
@@ -284,7 +475,7 @@ impl Db {
         let state = self.conn(conn);
         if self.flavour == Flavour::Postgres && state.in_txn {
             self.finish(conn, false);
-            self.set_conn(conn, Conn { in_txn: true, aborted: true });
+            self.set_conn(conn, Conn { in_txn: true, aborted: true, ..state.after_txn() });
         }
         Outcome::failed(error, message)
     }
@@ -300,12 +491,12 @@ impl Db {
         self.finish(conn, false);
         match self.flavour {
             Flavour::InnoDb => {
-                self.set_conn(conn, Conn::default());
+                self.set_conn(conn, self.conn(conn).after_txn());
                 Outcome::failed(Errno::OperationalError, MYSQL_DEADLOCK)
             }
             Flavour::Postgres => {
-                let in_txn = self.conn(conn).in_txn;
-                self.set_conn(conn, Conn { in_txn, aborted: in_txn });
+                let state = self.conn(conn);
+                self.set_conn(conn, Conn { in_txn: state.in_txn, aborted: state.in_txn, ..state.after_txn() });
                 Outcome::failed(Errno::OperationalError, "deadlock detected")
             }
         }
@@ -387,7 +578,7 @@ impl Db {
         if params.len() != stmt.params() {
             return Err(format!("the statement has {} placeholders but {} parameters were given", stmt.params(), params.len()));
         }
-        let ctx = Ctx { flavour: self.flavour, conn: None, params };
+        let ctx = Ctx { flavour: self.flavour, conn: None, params, snapshot: None, snapshot_writes: false, gap_locks: false, ssi: None };
         let mut tables = self.tables.clone();
         exec::select(&ctx, &mut tables, select).map_err(|stop| match stop {
             Stop::Failed(_, message) => message,
@@ -420,6 +611,12 @@ impl Db {
         self.conn(conn).in_txn
     }
 
+    /// The isolation level `conn`'s open transaction runs at, or its next one will.
+    pub fn isolation_level(&self, conn: usize) -> Level {
+        let state = self.conn(conn);
+        state.level.or(state.next_level).or(state.session_level).unwrap_or(self.flavour.default_level())
+    }
+
     /// Whether `conn`'s transaction is aborted (PostgreSQL, after an error).
     pub fn is_aborted(&self, conn: usize) -> bool {
         self.conn(conn).aborted
@@ -428,6 +625,6 @@ impl Db {
     /// Equal data, locks and transaction states, ignoring the wait-for bookkeeping that a
     /// Blocked outcome records (a blocked statement changes nothing else).
     pub fn same_state(&self, other: &Db) -> bool {
-        self.flavour == other.flavour && self.tables == other.tables && self.conns == other.conns && self.named == other.named
+        self.flavour == other.flavour && self.tables == other.tables && self.conns == other.conns && self.named == other.named && self.sxacts == other.sxacts && self.clock == other.clock
     }
 }

@@ -24,7 +24,8 @@ use super::table::Schema;
 /// What the model supports, for error messages.
 pub(super) const SUPPORTED: &str = "supported: CREATE TABLE (setup only), INSERT INTO t (cols) VALUES (...), \
 SELECT cols|*|COUNT(*) FROM t [WHERE ...] [ORDER BY ...] [LIMIT n] [FOR UPDATE [NOWAIT|SKIP LOCKED]], \
-UPDATE t SET col = expr, ... [WHERE ...], DELETE FROM t [WHERE ...], BEGIN/START TRANSACTION, COMMIT, ROLLBACK";
+UPDATE t SET col = expr, ... [WHERE ...], DELETE FROM t [WHERE ...], BEGIN/START TRANSACTION [ISOLATION LEVEL x], \
+SET [SESSION] TRANSACTION ISOLATION LEVEL x, SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x, COMMIT, ROLLBACK";
 
 /// Limits that keep parsing, lowering and evaluation well inside the stack.
 const MAX_TOKENS: usize = 4000;
@@ -53,6 +54,87 @@ impl Prepared {
     pub fn is_select(&self) -> bool {
         matches!(self.stmt, Stmt::Select(_))
     }
+
+    /// The isolation level this statement names (BEGIN ISOLATION LEVEL x, SET ... TRANSACTION
+    /// ISOLATION LEVEL x), if any.
+    pub fn isolation_level(&self) -> Option<Level> {
+        match self.stmt {
+            Stmt::Begin { level } => level,
+            Stmt::SetLevel { level, .. } => Some(level),
+            _ => None,
+        }
+    }
+
+    /// Whether `flavour`'s server accepts this statement and the model can run it as that
+    /// server would; the reason, and what is supported, when not.
+    pub fn check_flavour(&self, flavour: super::Flavour) -> Result<(), String> {
+        use super::Flavour;
+        let supported = Level::supported(flavour);
+        match (&self.stmt, flavour) {
+            (Stmt::Begin { level: Some(_) }, Flavour::InnoDb) => Err(format!(
+                "MariaDB/MySQL have no BEGIN/START TRANSACTION ISOLATION LEVEL; write `SET TRANSACTION ISOLATION LEVEL x` before BEGIN (next transaction) or `SET SESSION TRANSACTION ISOLATION LEVEL x` (the connection); levels the innodb model runs: {supported}"
+            )),
+            (Stmt::SetLevel { session: Session::Characteristics, .. }, Flavour::InnoDb) => {
+                Err("SET SESSION CHARACTERISTICS is PostgreSQL's; MariaDB/MySQL write `SET SESSION TRANSACTION ISOLATION LEVEL x`".to_string())
+            }
+            (Stmt::SetLevel { session: Session::MySql, .. }, Flavour::Postgres) => Err(
+                "PostgreSQL has no SET SESSION TRANSACTION; write `SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x`, or `BEGIN ISOLATION LEVEL x`".to_string(),
+            ),
+            _ => match self.isolation_level() {
+                Some(level) if !Level::all(flavour).contains(&level) => Err(format!("the model does not run {} on {}: {}; levels it runs there: {supported}", level.name(), flavour.server(), level.why_not(flavour))),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// A transaction isolation level the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+}
+
+impl Level {
+    /// As the servers spell it in SHOW transaction_isolation / @@tx_isolation, lowercased.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::ReadCommitted => "read committed",
+            Level::RepeatableRead => "repeatable read",
+            Level::Serializable => "serializable",
+        }
+    }
+
+    /// The levels the model runs for `flavour`.
+    pub fn all(flavour: super::Flavour) -> &'static [Level] {
+        match flavour {
+            super::Flavour::Postgres => &[Level::ReadCommitted, Level::RepeatableRead, Level::Serializable],
+            super::Flavour::InnoDb => &[Level::ReadCommitted, Level::RepeatableRead],
+        }
+    }
+
+    fn supported(flavour: super::Flavour) -> String {
+        Level::all(flavour).iter().map(|l| l.name().to_uppercase()).collect::<Vec<_>>().join(", ")
+    }
+
+    fn why_not(self, flavour: super::Flavour) -> &'static str {
+        match (self, flavour) {
+            (Level::Serializable, super::Flavour::InnoDb) => "InnoDB's SERIALIZABLE turns every plain SELECT into a shared-lock read, and the model has exclusive row locks only",
+            _ => "not modelled",
+        }
+    }
+}
+
+/// How a SET ... TRANSACTION statement was spelled: which transactions it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Session {
+    /// `SET TRANSACTION`: PostgreSQL, the current transaction; MySQL, the next one.
+    Transaction,
+    /// `SET SESSION CHARACTERISTICS AS TRANSACTION` (PostgreSQL): later transactions.
+    Characteristics,
+    /// `SET SESSION TRANSACTION` (MySQL/MariaDB): later transactions.
+    MySql,
 }
 
 impl fmt::Debug for Prepared {
@@ -68,7 +150,15 @@ pub(super) enum Stmt {
     Select(Select),
     Update(Update),
     Delete(Delete),
-    Begin,
+    /// BEGIN / START TRANSACTION, with its ISOLATION LEVEL if given.
+    Begin {
+        level: Option<Level>,
+    },
+    /// SET [SESSION] TRANSACTION ISOLATION LEVEL x.
+    SetLevel {
+        level: Level,
+        session: Session,
+    },
     Commit,
     Rollback,
 }
@@ -139,7 +229,16 @@ pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
         [] => return Err("empty SQL: expected one statement".to_string()),
         more => return Err(format!("expected one statement, found {} in `{}`", more.len(), clip(sql))),
     };
-    let stmt = Lower { placeholders: &placeholders, qualifiers: Vec::new(), depth: Cell::new(0) }.statement(statement)?;
+    let mut stmt = Lower { placeholders: &placeholders, qualifiers: Vec::new(), depth: Cell::new(0) }.statement(statement)?;
+    if let Stmt::SetLevel { session, .. } = &mut stmt {
+        // sqlparser drops MySQL's SESSION keyword in SET SESSION TRANSACTION; the text keeps it.
+        let words: Vec<String> = text.split_whitespace().take(3).map(str::to_ascii_uppercase).collect();
+        if *session == Session::Transaction && words.get(1).is_some_and(|w| w == "SESSION") {
+            *session = Session::MySql;
+        } else if words.get(1).is_some_and(|w| w == "GLOBAL" || w == "LOCAL") {
+            return Err(unsupported("SET GLOBAL/LOCAL TRANSACTION (the model sets the transaction's or the session's level)"));
+        }
+    }
     Ok(Arc::new(Prepared { sql: sql.to_string(), params: placeholders.count, stmt }))
 }
 
@@ -248,13 +347,14 @@ impl Lower<'_> {
             Statement::Update(u) => self.update(u).map(Stmt::Update),
             Statement::Delete(d) => self.delete(d).map(Stmt::Delete),
             Statement::StartTransaction { modes, statements, exception, .. } => {
-                if !modes.is_empty() {
-                    return Err(unsupported("transaction modes (the model is always READ COMMITTED)"));
-                }
                 if !statements.is_empty() || exception.is_some() {
                     return Err(unsupported("BEGIN ... END blocks"));
                 }
-                Ok(Stmt::Begin)
+                Ok(Stmt::Begin { level: isolation_mode(modes)? })
+            }
+            Statement::Set(ast::Set::SetTransaction { modes, snapshot: None, session }) => {
+                let level = isolation_mode(modes)?.ok_or_else(|| unsupported("SET TRANSACTION without ISOLATION LEVEL"))?;
+                Ok(Stmt::SetLevel { level, session: if *session { Session::Characteristics } else { Session::Transaction } })
             }
             Statement::Commit { chain: false, modifier: None, .. } => Ok(Stmt::Commit),
             Statement::Rollback { chain: false, savepoint: None } => Ok(Stmt::Rollback),
@@ -542,6 +642,25 @@ fn check_select_clauses(s: &ast::Select) -> Result<(), String> {
         Some((_, what)) => Err(unsupported(*what)),
         None => Ok(()),
     }
+}
+
+/// The ISOLATION LEVEL among a transaction's modes; READ ONLY/READ WRITE are refused (the model
+/// does not check access modes, so it would silently ignore them).
+fn isolation_mode(modes: &[ast::TransactionMode]) -> Result<Option<Level>, String> {
+    use ast::TransactionIsolationLevel as L;
+    let mut level = None;
+    for mode in modes {
+        let ast::TransactionMode::IsolationLevel(l) = mode else {
+            return Err(unsupported(format!("the transaction mode `{mode}` (only ISOLATION LEVEL)")));
+        };
+        level = Some(match l {
+            L::ReadCommitted => Level::ReadCommitted,
+            L::RepeatableRead => Level::RepeatableRead,
+            L::Serializable => Level::Serializable,
+            other => return Err(unsupported(format!("ISOLATION LEVEL {other} (levels: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)"))),
+        });
+    }
+    Ok(level)
 }
 
 fn lock_mode(locks: &[ast::LockClause]) -> Result<Option<LockMode>, String> {

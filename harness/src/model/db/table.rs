@@ -1,9 +1,11 @@
 //! Tables: schema, rows with their committed and uncommitted versions, and InnoDB gap locks.
 //!
 //! Every write takes an exclusive row lock held to the end of the transaction, so at most one
-//! transaction has an uncommitted version of a row; a row therefore needs just its committed
-//! version and, while it is locked, the lock holder's pending write. That is all READ COMMITTED
-//! needs: others see the committed version, the holder sees its own write.
+//! transaction has an uncommitted version of a row; a row therefore needs its committed version
+//! and, while it is locked, the lock holder's pending write. That is all READ COMMITTED needs:
+//! others see the committed version, the holder sees its own write. Snapshots (REPEATABLE READ,
+//! SERIALIZABLE) also need the versions they saw: while a snapshot is open, each commit stamps
+//! the row with the database's commit clock and keeps the version it replaced in `older`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -126,8 +128,15 @@ pub(super) struct Lock {
 pub(super) struct Row {
     /// Stable identity (insertion order), so a waiter can name the row it waits for.
     pub id: u64,
-    /// `None` while the row is an uncommitted insert.
+    /// `None` while the row is an uncommitted insert, and once its deletion is committed (the row
+    /// then stays only while an open snapshot still sees an older version).
     pub committed: Option<Vals>,
+    /// The commit clock when `committed` became the committed version (0 when no snapshot was
+    /// open then: every snapshot taken since sees it).
+    pub committed_at: u64,
+    /// Earlier committed versions an open snapshot may still see: (committed at, version),
+    /// oldest first. `None` is "deleted".
+    pub older: Vec<(u64, Option<Vals>)>,
     pub lock: Option<Lock>,
 }
 
@@ -143,6 +152,24 @@ impl Row {
             },
             _ => self.committed.as_ref(),
         }
+    }
+
+    /// The version `viewer` sees: its own write if it holds the lock, else the committed version
+    /// a snapshot taken at `snapshot` saw (or the latest committed one, without a snapshot).
+    pub fn visible_at(&self, viewer: Option<usize>, snapshot: Option<u64>) -> Option<&Vals> {
+        match (&self.lock, snapshot) {
+            (Some(lock), _) if Some(lock.conn) == viewer && lock.write != Write::Locked => self.visible(viewer),
+            (_, Some(at)) => self.version_at(at),
+            _ => self.committed.as_ref(),
+        }
+    }
+
+    /// The committed version a snapshot taken at clock `at` sees.
+    pub fn version_at(&self, at: u64) -> Option<&Vals> {
+        if self.committed_at <= at {
+            return self.committed.as_ref();
+        }
+        self.older.iter().rev().find(|(ts, _)| *ts <= at).and_then(|(_, v)| v.as_ref())
     }
 
     /// The newest version, committed or not: what InnoDB's locking reads look at.
@@ -208,20 +235,48 @@ impl Table {
         self.rows.iter().any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn)) || self.gaps.iter().any(|g| g.conn == conn)
     }
 
-    /// Ends `conn`'s transaction here: its writes become committed, or vanish; its locks go.
-    pub fn finish(&mut self, conn: usize, commit: bool) {
+    /// Ends `conn`'s transaction here: its writes become committed at clock `at` (keeping the
+    /// versions they replace when `keep_history`: a snapshot is open), or vanish; its locks go.
+    pub fn finish(&mut self, conn: usize, commit: bool, at: u64, keep_history: bool) {
         for row in &mut self.rows {
             let Some(lock) = row.lock.take_if(|l| l.conn == conn) else { continue };
-            if commit {
-                match lock.write {
-                    Write::Locked => {}
-                    Write::Put(v) => row.committed = Some(v),
-                    Write::Deleted => row.committed = None,
+            let new = match lock.write {
+                Write::Put(v) if commit => Some(v),
+                Write::Deleted if commit => None,
+                _ => continue,
+            };
+            let old = std::mem::replace(&mut row.committed, new);
+            if keep_history && (old.is_some() || row.committed_at > 0 || !row.older.is_empty()) {
+                row.older.push((row.committed_at, old));
+            }
+            row.committed_at = at;
+        }
+        self.rows.retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
+        self.gaps.retain(|g| g.conn != conn);
+    }
+
+    /// Forgets the versions no snapshot taken at `oldest` or later can see; with no snapshot
+    /// open (`None`), every old version and every commit stamp.
+    pub fn prune(&mut self, oldest: Option<u64>) {
+        for row in &mut self.rows {
+            match oldest {
+                None => {
+                    row.older.clear();
+                    row.committed_at = 0;
+                }
+                Some(at) => {
+                    let successors: Vec<u64> = row.older.iter().skip(1).map(|(ts, _)| *ts).chain([row.committed_at]).collect();
+                    let mut next = successors.into_iter();
+                    row.older.retain(|_| next.next().is_some_and(|succ| succ > at));
                 }
             }
         }
-        self.rows.retain(|r| r.committed.is_some() || r.lock.is_some());
-        self.gaps.retain(|g| g.conn != conn);
+        self.rows.retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
+    }
+
+    /// Whether [`Table::prune`] with no snapshot open would change anything.
+    pub fn has_history(&self) -> bool {
+        self.rows.iter().any(|r| r.committed_at > 0 || !r.older.is_empty())
     }
 
     /// The neighbours of `at` among every entry of index `key` (all versions of all rows), which
