@@ -168,7 +168,9 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64
         .map(|(a, performer)| {
             let shared = Arc::clone(&shared);
             let chaos = cfg.chaos.then(|| Chaos::new(seed.wrapping_mul(31).wrapping_add(a as u64)));
-            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, performer, &shared, chaos))
+            // Durations (`sleep between`) are drawn from the run's seed, one coin per actor.
+            let coin = Chaos::new(seed.wrapping_mul(131).wrapping_add(a as u64));
+            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, performer, &shared, (chaos, coin)))
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start actor threads: {e}"))?;
@@ -189,13 +191,21 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, seed: u64
 
 /// One actor's driver thread: wait for its turn to be possible, take internal steps under the
 /// lock, and real operations outside it.
-fn drive(a: usize, mut performer: Performer, shared: &(Mutex<Machine<RealFs>>, Condvar), mut chaos: Option<Chaos>) -> Result<(), String> {
+fn drive(a: usize, mut performer: Performer, shared: &(Mutex<Machine<RealFs>>, Condvar), (mut chaos, mut coin): (Option<Chaos>, Chaos)) -> Result<(), String> {
     let (lock, cv) = shared;
     let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if m.is_finished() || m.status(a).is_over() {
             cv.notify_all();
             return Ok(());
+        }
+        // This actor's `sleep between` duration is being chosen: its driver tosses the digits
+        // (digit 0 is always possible; digit 1, the decision choice, when it fits).
+        if let (Some(d), Some(_)) = (m.decision_choice(), m.deciding_actor().filter(|&x| x == a)) {
+            let digit = if m.is_runnable(d) && coin.next() % 2 == 1 { d } else { a };
+            m.step(digit);
+            cv.notify_all();
+            continue;
         }
         if !m.is_runnable(a) {
             m = cv.wait(m).unwrap_or_else(|e| e.into_inner());

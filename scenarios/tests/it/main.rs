@@ -7,6 +7,8 @@ mod django;
 mod linklock;
 mod native;
 mod shrink;
+mod readme;
+mod kernel_calls;
 use std::sync::Arc;
 use std::time::Duration;
 
