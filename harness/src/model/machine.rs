@@ -96,7 +96,7 @@ struct Actor {
 #[derive(Debug, Clone, Hash)]
 struct Decision {
     actor: usize,
-    /// The representative wake-up times, ascending (see `Machine::representative_wake_ups`).
+    /// The representative wake-up times, latest first (see `Machine::representative_wake_ups`).
     wake: Vec<i64>,
     /// The digits chosen so far, most significant first, as a number.
     prefix: usize,
@@ -712,7 +712,7 @@ impl<F: Filesystem> Machine<F> {
         self.actors[a].busy = busy;
         // Until the choice is made no other choice exists, so no time passes: the status only
         // keeps the actor from being stepped as an actor.
-        self.actors[a].status = Status::Sleeping(wake[0]);
+        self.actors[a].status = Status::Sleeping(wake[wake.len() - 1]);
         if wake.len() == 1 {
             return Ok(Done::Value(Value::None));
         }
@@ -728,24 +728,28 @@ impl<F: Filesystem> Machine<F> {
 
     /// The wake-ups that stand for every time in `[from, to]`. Under discrete-event time what a
     /// wake-up changes is its order against the other pending deadlines (sleepers, stalls,
-    /// follow-up kills): for each deadline `d`, the times just before (`d - 1 ms`), at, and just
-    /// after (`d + 1 ms`) it, clamped to the window, and the window's ends. The earliest and the
-    /// latest time of each open stretch between deadlines are both kept: the earliest lets this
-    /// actor's next steps come as soon as possible, the latest lets other actors' next steps
-    /// come before it.
+    /// follow-up kills): for each deadline `d` in the window, the times just before (`d - 1 ms`),
+    /// at, and just after (`d + 1 ms`) it, and the window's end, which is after every deadline
+    /// it holds. Both the last instant before a deadline and the first after it are kept: the
+    /// first lets this actor's next steps come as early as they can, the last lets the others'
+    /// come before it. The window's start is not a choice of its own: waking at `from` orders
+    /// this actor against the others exactly as `d - 1` for the first deadline does (or as
+    /// `to`, when the window holds none), and would let a waiter poll every `from` for as long
+    /// as it waits (Mailman's 10 ms: 2,500 polls for a 25 s lease), which the step bound
+    /// reports as a livelock.
     fn representative_wake_ups(&self, a: usize, from: i64, to: i64) -> Vec<i64> {
-        let mut points = std::collections::BTreeSet::from([from, to]);
+        let mut points = std::collections::BTreeSet::from([to]);
         let sleepers = self.actors.iter().enumerate().filter(|(b, _)| *b != a).filter_map(|(_, x)| match x.status {
             Status::Sleeping(t) => Some(t),
             _ => None,
         });
         let timers = self.timers.iter().filter(|k| !self.actors[k.actor].status.is_over()).map(|k| k.at);
         for d in sleepers.chain(timers) {
-            for p in [d - 1, d, d + 1] {
-                points.insert(p.clamp(from, to));
-            }
+            points.extend([d - 1, d, d + 1].into_iter().filter(|p| (from..=to).contains(p)));
         }
-        points.into_iter().collect()
+        // Latest first: a depth-first search tries long naps before short ones, so its first
+        // executions are short (few polls) and it backtracks into the orders near deadlines early.
+        points.into_iter().rev().collect()
     }
 
     /// One digit of the duration being chosen; the last one puts the sleeper to sleep.

@@ -1,6 +1,7 @@
 //! The README's worked example is generated, not pasted: each trace block in README.md between
 //! `<!-- trace: SCENARIO VARIANT INVARIANT -->` and `<!-- end trace -->` must be exactly what
-//! this test renders (native-dfs's finding for that invariant, shrunk, replayed, and printed as
+//! this test renders (native-random's finding for that invariant with its default seed, which
+//! is deterministic, shrunk, replayed, and printed as
 //! `racelab replay` prints it), so the story cannot drift from the code. After a change to the
 //! scenario or the engines, `RACELAB_BLESS=1 cargo test -p scenarios --test it readme` rewrites
 //! the blocks; review the diff of README.md like any other.
@@ -19,9 +20,10 @@ const END: &str = "<!-- end trace -->";
 /// The block for one marker: the replay command with its token, then the step table.
 fn render(stem: &str, variant: &str, invariant: &str) -> String {
     let prog = Arc::new(load(stem).variant(variant).unwrap_or_else(|| panic!("{stem} has no variant {variant}")).clone());
-    let cfg = EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(600)));
-    let ex = explore(&prog, &cfg).expect("native-dfs explores every scenario");
-    let found = ex.findings.iter().find(|f| f.invariant == invariant).unwrap_or_else(|| panic!("native-dfs did not find {invariant} in {stem}/{variant}"));
+    // A schedule budget, not a time budget: the same schedules on any machine.
+    let cfg = EngineConfig::new(EngineKind::NativeRandom, Budget::new(100_000, Duration::from_secs(3600)));
+    let ex = explore(&prog, &cfg).expect("native-random explores every scenario");
+    let found = ex.findings.iter().find(|f| f.invariant == invariant).unwrap_or_else(|| panic!("native-random did not find {invariant} in {stem}/{variant}"));
     let shrunk = racelab::replay::shrink(&prog, &found.schedule);
     let replayed = racelab::replay::replay(&prog, &shrunk).expect("our own token fits");
     assert!(replayed.reproduced(&shrunk), "the shrunk schedule must still break {invariant}");
