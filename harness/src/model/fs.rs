@@ -485,11 +485,10 @@ impl ModelFs {
                 self.unpin(cx.actor);
                 Ok(v)
             }
-            Op::WriteOpen => self.open_for_write(path.clone(), false, Some(String::new()), cx.now).map(|v| {
+            Op::WriteOpen => self.open_for_write(path.clone(), false, Some(String::new()), cx.now).inspect(|_| {
                 let ino = self.names[&path];
                 self.unpin(cx.actor);
                 self.pinned.insert(cx.actor, ino);
-                v
             }),
             Op::WriteData => {
                 let Some(&ino) = self.pinned.get(&cx.actor) else { return Err("write's second half came without its open".into()) };
