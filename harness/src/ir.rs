@@ -137,8 +137,11 @@ pub enum Op {
     Rmdir,
     /// `now`: read the clock.
     Now,
+    /// `sleep d`, or `sleep between(lo, hi)` (two arguments): a duration the engines explore
+    /// (see [`Program::explores_durations`]).
     Sleep,
-    /// `work d`: a critical section that takes `d` of virtual time (like sleep, but busy).
+    /// `work d`: a critical section that takes `d` of virtual time (like sleep, but busy);
+    /// `work between(lo, hi)` as for sleep.
     Work,
     CellGet(u32),
     CellSet(u32),
@@ -156,6 +159,19 @@ pub enum Op {
     Connect,
     /// `close(handle)`: closes a connection; closing a closed one does nothing (psycopg2's rule).
     Close,
+    /// The first half of `stat(path)` as the kernel makes it: the path lookup, which pins the
+    /// inode it found (a real backend opens it with O_PATH). Never written in a scenario: the
+    /// machine performs `Stat` as `StatLookup` then `StatAttrs` (see [`Program::split_calls`]).
+    StatLookup,
+    /// The second half of `stat`: the attributes of the inode the lookup pinned, whatever
+    /// happened to its names in between (a real backend: `fstat` on the O_PATH descriptor).
+    StatAttrs,
+    /// The first half of `write(path, data)`: open with O_CREAT|O_TRUNC. The file is now
+    /// empty, and a reader sees it so until the second half.
+    WriteOpen,
+    /// The second half of `write`: the data written through the descriptor the open gave, then
+    /// close (even if the name was unlinked or replaced in between).
+    WriteData,
 }
 
 /// How a lock is taken: every lock kind supports `Exclusive`; only rwlocks take `Shared`.
@@ -290,7 +306,21 @@ impl Op {
     pub fn is_filesystem(self) -> bool {
         matches!(
             self,
-            Op::Create { .. } | Op::Write | Op::Read | Op::Link | Op::Unlink | Op::Rename | Op::Stat | Op::Utime | Op::Touch | Op::Mkdir | Op::Rmdir
+            Op::Create { .. }
+                | Op::Write
+                | Op::Read
+                | Op::Link
+                | Op::Unlink
+                | Op::Rename
+                | Op::Stat
+                | Op::Utime
+                | Op::Touch
+                | Op::Mkdir
+                | Op::Rmdir
+                | Op::StatLookup
+                | Op::StatAttrs
+                | Op::WriteOpen
+                | Op::WriteData
         )
     }
 
@@ -318,6 +348,10 @@ impl Op {
             Op::Sql(_) => "sql",
             Op::Connect => "connect",
             Op::Close => "close",
+            Op::StatLookup => "stat-lookup",
+            Op::StatAttrs => "stat-attrs",
+            Op::WriteOpen => "write-open",
+            Op::WriteData => "write-data",
         }
     }
 }
@@ -522,6 +556,13 @@ pub struct Program {
     /// model (found by running there); `None`: the same as `expected`.
     pub expected_real: Option<Expected>,
     pub labels: Vec<Label>,
+    /// Some `sleep` or `work` takes `between(lo, hi)`: its duration is an engine choice, made
+    /// by one more choice index (see `Machine::decision_choice`).
+    pub explores_durations: bool,
+    /// `stat` and `write` are two steps each, as the kernel makes them (lookup then attributes;
+    /// open with truncation then write). True unless the filesystem is the NFS model, whose
+    /// clients answer `stat` from their attribute cache.
+    pub split_calls: bool,
     /// Identifies this scenario text and variant; replay tokens carry it.
     pub fingerprint: u32,
 }

@@ -34,12 +34,16 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
     for (i, &a) in sched.steps.iter().enumerate() {
         let a = a as usize;
         if a >= m.choice_count() {
-            let why = format!("does not exist (the scenario has {} actors and {} faults)", m.actor_count(), m.choice_count() - m.actor_count());
+            let faults = prog.faults.len();
+            let decision = if prog.explores_durations { " and a decision choice" } else { "" };
+            let why = format!("does not exist (the scenario has {} actors, {faults} faults{decision})", m.actor_count());
             return Err(TokenError::Diverged { step: i + 1, actor: a, why });
         }
         if !m.is_runnable(a) {
             let why = if m.is_finished() {
                 "comes after the end of the execution".to_string()
+            } else if Some(a) == m.decision_choice() || m.deciding_actor().is_some() {
+                "is not a digit of the duration being chosen here".to_string()
             } else if a >= m.actor_count() {
                 format!("is fault `{}`, which cannot land here", prog.faults[a - m.actor_count()].name)
             } else {

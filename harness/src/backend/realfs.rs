@@ -30,6 +30,9 @@ use crate::model::fs::{normalize, path_arg, Filesystem, OpCtx};
 pub struct RealFs {
     root: OwnedFd,
     root_path: PathBuf,
+    /// The descriptor the first half of a two-step call left open for its second half: an
+    /// O_PATH descriptor after a stat's lookup, a truncated file after a write's open.
+    half: Option<std::fs::File>,
 }
 
 /// Why a real filesystem could not be set up.
@@ -46,7 +49,7 @@ impl RealFs {
     pub fn open(root: &Path) -> Result<RealFs, RealFsError> {
         let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC);
         let fd = openat2(nix::fcntl::AT_FDCWD, root, how).map_err(|errno| RealFsError::Root { path: root.to_path_buf(), errno })?;
-        Ok(RealFs { root: fd, root_path: root.to_path_buf() })
+        Ok(RealFs { root: fd, root_path: root.to_path_buf(), half: None })
     }
 
     pub fn root(&self) -> &Path {
@@ -145,15 +148,7 @@ impl RealFs {
     fn stat(&self, path: &str) -> Result<Value, Errno> {
         let (dir, name) = self.parent(path)?;
         let st = fstatat(dir.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno_of)?;
-        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-        Ok(Value::Stat(Stat {
-            // Directories: the model reports 2 links and 4096 bytes whatever the filesystem says
-            // (btrfs reports 1 link, tmpfs a size that grows with entries); files are compared as is.
-            nlink: if is_dir { 2 } else { st.st_nlink as i64 },
-            mtime: st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000,
-            size: if is_dir { 4096 } else { st.st_size },
-            ino: st.st_ino as i64,
-        }))
+        Ok(stat_value(&st))
     }
 }
 
@@ -199,6 +194,42 @@ impl Filesystem for RealFs {
                 })()
             }
             Op::Stat => self.stat(&path),
+            // stat(2) in two halves, each done for real once: the lookup pins the inode (O_PATH,
+            // not following a final symlink, as fstatat's AT_SYMLINK_NOFOLLOW), and fstat reads
+            // its attributes later, after whatever other actors did to its names in between.
+            Op::StatLookup => self.open_in_root(&path, OFlag::O_PATH | OFlag::O_NOFOLLOW).map(|f| {
+                self.half = Some(f);
+                Value::None
+            }),
+            Op::StatAttrs => match self.half.take() {
+                Some(f) => nix::sys::stat::fstat(f.as_fd()).map_err(errno_of).map(|st| stat_value(&st)),
+                None => return Err("stat's second half came without its lookup".into()),
+            },
+            // write(path, data) in two halves: open with O_TRUNC (the file is empty from now on),
+            // then the data through that descriptor and close; both mtimes pinned to the clock.
+            Op::WriteOpen => {
+                if normalize(&path) == "/" {
+                    Err(Errno::EISDIR)
+                } else {
+                    self.open_in_root(&path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW).and_then(|f| {
+                        let ts = timespec(cx.now);
+                        nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
+                        self.half = Some(f);
+                        Ok(Value::None)
+                    })
+                }
+            }
+            Op::WriteData => match self.half.take() {
+                Some(mut f) => {
+                    let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
+                    f.write_all(data.as_bytes()).map_err(io_errno).and_then(|()| {
+                        let ts = timespec(cx.now);
+                        nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
+                        Ok(Value::None)
+                    })
+                }
+                None => return Err("write's second half came without its open".into()),
+            },
             Op::Utime | Op::Touch => {
                 let t = match (op, args.get(1)) {
                     (Op::Touch, _) => cx.now,
@@ -231,6 +262,19 @@ impl Filesystem for RealFs {
         f.read_to_string(&mut s).ok()?;
         Some(s)
     }
+}
+
+/// What `stat` says, as the model says it.
+fn stat_value(st: &nix::sys::stat::FileStat) -> Value {
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    Value::Stat(Stat {
+        // Directories: the model reports 2 links and 4096 bytes whatever the filesystem says
+        // (btrfs reports 1 link, tmpfs a size that grows with entries); files are compared as is.
+        nlink: if is_dir { 2 } else { st.st_nlink as i64 },
+        mtime: st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000,
+        size: if is_dir { 4096 } else { st.st_size },
+        ino: st.st_ino as i64,
+    })
 }
 
 fn parent_of(path: &str) -> &str {

@@ -238,7 +238,9 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_s
             let shared = Arc::clone(&shared);
             let plan = Arc::clone(&plan);
             let chaos = cfg.chaos.then(|| Chaos::new(seed.wrapping_mul(31).wrapping_add(a as u64)));
-            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, &performer, &shared, chaos, Option::as_ref(&*plan)))
+            // Durations (`sleep between`) are drawn from the run's seed, one coin per actor.
+            let coin = Chaos::new(seed.wrapping_mul(131).wrapping_add(a as u64));
+            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, &performer, &shared, (chaos, coin), Option::as_ref(&*plan)))
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start actor threads: {e}"))?;
@@ -261,13 +263,21 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_s
 /// One actor's driver thread: wait for its turn to be possible, take internal steps under the
 /// lock, and real operations outside it. At every boundary it passes, the nemesis (if any) may
 /// land a due fault on any actor.
-fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRunFs>>, Condvar), mut chaos: Option<Chaos>, plan: Option<&Plan>) -> Result<(), String> {
+fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRunFs>>, Condvar), (mut chaos, mut coin): (Option<Chaos>, Chaos), plan: Option<&Plan>) -> Result<(), String> {
     let (lock, cv) = shared;
     let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if m.is_finished() || m.status(a).is_over() {
             cv.notify_all();
             return Ok(());
+        }
+        // This actor's `sleep between` duration is being chosen: its driver tosses the digits
+        // (digit 0 is always possible; digit 1, the decision choice, when it fits).
+        if let (Some(d), Some(_)) = (m.decision_choice(), m.deciding_actor().filter(|&x| x == a)) {
+            let digit = if m.is_runnable(d) && coin.next() % 2 == 1 { d } else { a };
+            m.step(digit);
+            cv.notify_all();
+            continue;
         }
         if plan.is_some_and(|p| p.strike(&mut m)) {
             cv.notify_all();

@@ -64,7 +64,20 @@ pub fn op_name(op: Op) -> Result<&'static str, String> {
     Ok(match op {
         Op::Create { excl: true } => "create!",
         Op::Create { excl: false } => "create",
-        Op::Write | Op::Read | Op::Link | Op::Unlink | Op::Rename | Op::Stat | Op::Utime | Op::Touch | Op::Mkdir | Op::Rmdir => op.name(),
+        Op::Write
+        | Op::Read
+        | Op::Link
+        | Op::Unlink
+        | Op::Rename
+        | Op::Stat
+        | Op::Utime
+        | Op::Touch
+        | Op::Mkdir
+        | Op::Rmdir
+        | Op::StatLookup
+        | Op::StatAttrs
+        | Op::WriteOpen
+        | Op::WriteData => op.name(),
         other => return Err(format!("`{}` is not performed by worker processes", other.name())),
     })
 }
@@ -84,6 +97,10 @@ pub fn op_of(name: &str) -> Option<Op> {
         "touch" => Op::Touch,
         "mkdir" => Op::Mkdir,
         "rmdir" => Op::Rmdir,
+        "stat-lookup" => Op::StatLookup,
+        "stat-attrs" => Op::StatAttrs,
+        "write-open" => Op::WriteOpen,
+        "write-data" => Op::WriteData,
         _ => return None,
     })
 }

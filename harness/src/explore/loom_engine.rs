@@ -23,8 +23,8 @@ pub const MAX_ACTORS: usize = 5;
 pub(crate) struct StopExploring;
 
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
-    // Every actor and every fault is a loom thread.
-    let threads = prog.actors.len() + prog.faults.len();
+    // Every actor and every fault is a loom thread, and so is the decision choice of `between` durations.
+    let threads = prog.actors.len() + prog.faults.len() + usize::from(prog.explores_durations);
     if threads > MAX_ACTORS {
         let faults = if prog.faults.is_empty() { String::new() } else { format!(" and {} faults", prog.faults.len()) };
         return Err(Refusal(format!(

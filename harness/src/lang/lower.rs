@@ -71,6 +71,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         db_flavour: None,
         named_databases: vec![],
         sql: vec![],
+        explores_durations: false,
     };
     let mut prog = Program {
         scenario: input.scenario.to_string(),
@@ -95,6 +96,8 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
         expected: input.expected,
         expected_real: None,
         labels: vec![],
+        explores_durations: false,
+        split_calls: true,
         fingerprint: input.fingerprint,
     };
 
@@ -317,6 +320,8 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     prog.sections = cx.section_names.clone();
     prog.labels = std::mem::take(&mut cx.labels);
     prog.sql = std::mem::take(&mut cx.sql);
+    prog.explores_durations = cx.explores_durations;
+    prog.split_calls = prog.nfs_cache_ms.is_none();
     prog
 }
 
@@ -342,6 +347,8 @@ struct Cx<'a> {
     named_databases: Vec<String>,
     /// Every SQL statement, prepared once (`Op::Sql` and `Query::Sql` index this).
     sql: Vec<Arc<db::Prepared>>,
+    /// Some `sleep` or `work` takes `between(lo, hi)`.
+    explores_durations: bool,
 }
 
 /// The function being lowered.
@@ -735,10 +742,21 @@ impl<'a> Cx<'a> {
             }
             StmtKind::Match(scrutinee, arms) => self.match_stmt(fx, scrutinee, arms),
             StmtKind::Sleep(e) | StmtKind::Work(e) => {
-                let v = self.expr(fx, e);
                 let op = if matches!(s.kind, StmtKind::Sleep(_)) { Op::Sleep } else { Op::Work };
+                // `sleep between(lo, hi)`: two arguments, and the engines choose the duration.
+                let args = match &e.kind {
+                    ExprKind::Call(name, bounds) if name.name == "between" => {
+                        if bounds.len() != 2 {
+                            self.err(e.span, "`between` takes two durations", "not two arguments", "write `sleep between(10ms, 2010ms)`: the shortest and the longest duration");
+                            return;
+                        }
+                        self.explores_durations = true;
+                        vec![self.expr(fx, &bounds[0]), self.expr(fx, &bounds[1])]
+                    }
+                    _ => vec![self.expr(fx, e)],
+                };
                 let label = self.label(s.span);
-                fx.emit(Instr::Op { dst: None, op, args: vec![v], catch: false, label });
+                fx.emit(Instr::Op { dst: None, op, args, catch: false, label });
             }
             StmtKind::Append(log, e) => {
                 let v = self.expr(fx, e);
@@ -924,6 +942,10 @@ impl<'a> Cx<'a> {
     /// Lowers a call (world operation, procedure or pure builtin) and returns its value.
     fn call(&mut self, fx: &mut Fx, e: &Expr, catch: bool, want_value: bool) -> Option<PExpr> {
         let ExprKind::Call(name, args) = &e.kind else { unreachable!("call() is given calls") };
+        if name.name == "between" {
+            self.err(e.span, "`between(lo, hi)` is a duration the engines choose, not a value", "only a duration of `sleep` or `work`", "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`");
+            return None;
+        }
         if name.name == "sql" {
             let Some(text) = args.first() else {
                 self.err(e.span, "`sql` takes the statement and its parameters", "no statement", "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`");
@@ -1275,6 +1297,10 @@ impl<'a> Cx<'a> {
             ("read", 1) => {
                 let p = self.lower_pure(&args[0]);
                 PExpr::Query(Query::Contents, vec![p])
+            }
+            ("between", _) => {
+                self.err(span, "`between(lo, hi)` is a duration the engines choose, not a value", "only a duration of `sleep` or `work`", "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`");
+                PExpr::Const(Value::None)
             }
             _ => {
                 if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name) {

@@ -92,7 +92,14 @@ pub struct ModelFs {
     inodes: Vec<Option<Inode>>,
     /// Set for `nfs cache D`: the world as NFS clients see it.
     nfs: Option<NfsClients>,
+    /// Per actor, the inode the first half of its `stat` or `write` holds for the second half
+    /// (the kernel's reference from the lookup, or the open file). A pinned inode outlives its
+    /// last name until the second half lets it go, as an open file does.
+    pinned: BTreeMap<usize, usize>,
 }
+
+/// The pin of `stat("/")`: the root has no inode in `names`.
+const ROOT_PIN: usize = usize::MAX;
 
 /// NFS client caches over the model server: each client keeps the attributes (and existence) it
 /// last fetched for a path for `cache_ms` of virtual time, as Linux's attribute cache does
@@ -231,9 +238,38 @@ impl ModelFs {
         self.names.remove(path);
         let node = self.inode_mut(ino);
         node.nlink -= 1;
-        if node.nlink <= 0 || node.kind == Kind::Dir {
+        if node.kind == Kind::Dir {
+            node.nlink = 0;
+        }
+        self.free_if_unreferenced(ino);
+    }
+
+    /// Frees an inode that no name and no pin refers to.
+    fn free_if_unreferenced(&mut self, ino: usize) {
+        let unnamed = self.inodes[ino].as_ref().is_some_and(|n| n.nlink <= 0);
+        if unnamed && !self.pinned.values().any(|p| *p == ino) {
             self.inodes[ino] = None;
         }
+    }
+
+    /// The attributes of inode `ino` (alive: named or pinned).
+    fn stat_of(&self, ino: usize) -> Value {
+        let n = self.inodes[ino].as_ref().expect("a pinned inode stays alive");
+        let size = match &n.kind {
+            Kind::File(s) => s.len() as i64,
+            Kind::Dir => 4096,
+        };
+        // Inode 2 is the root, as on ext4; files start at 3.
+        Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 3 })
+    }
+
+    /// Lets go of what the first half of actor `actor`'s `stat` or `write` held.
+    fn unpin(&mut self, actor: usize) -> Option<usize> {
+        let ino = self.pinned.remove(&actor)?;
+        if ino != ROOT_PIN {
+            self.free_if_unreferenced(ino);
+        }
+        Some(ino)
     }
 
     /// ENOENT when the parent is missing, ENOTDIR when it is a file.
@@ -331,6 +367,10 @@ impl Filesystem for ModelFs {
     fn observe_exists(&self, path: &str) -> bool {
         self.exists(path)
     }
+    fn disconnect(&mut self, actor: usize) {
+        // A process that is gone holds no inode any more.
+        self.unpin(actor);
+    }
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
     }
@@ -424,16 +464,41 @@ impl ModelFs {
             Op::Stat => match self.names.get(&path) {
                 None if path == "/" => Ok(Value::Stat(Stat { nlink: 2, mtime: cx.now, size: 4096, ino: 2 })),
                 None => Err(self.missing(&path)),
+                Some(&ino) => Ok(self.stat_of(ino)),
+            },
+            Op::StatLookup => match self.names.get(&path) {
+                None if path == "/" => {
+                    self.unpin(cx.actor);
+                    self.pinned.insert(cx.actor, ROOT_PIN);
+                    Ok(Value::None)
+                }
+                None => Err(self.missing(&path)),
                 Some(&ino) => {
-                    let n = self.inode_mut(ino);
-                    let size = match &n.kind {
-                        Kind::File(s) => s.len() as i64,
-                        Kind::Dir => 4096,
-                    };
-                    // Inode 2 is the root, as on ext4; files start at 3.
-                    Ok(Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 3 }))
+                    self.unpin(cx.actor);
+                    self.pinned.insert(cx.actor, ino);
+                    Ok(Value::None)
                 }
             },
+            Op::StatAttrs => {
+                let Some(&ino) = self.pinned.get(&cx.actor) else { return Err("stat's second half came without its lookup".into()) };
+                let v = if ino == ROOT_PIN { Value::Stat(Stat { nlink: 2, mtime: cx.now, size: 4096, ino: 2 }) } else { self.stat_of(ino) };
+                self.unpin(cx.actor);
+                Ok(v)
+            }
+            Op::WriteOpen => self.open_for_write(path.clone(), false, Some(String::new()), cx.now).inspect(|_| {
+                let ino = self.names[&path];
+                self.unpin(cx.actor);
+                self.pinned.insert(cx.actor, ino);
+            }),
+            Op::WriteData => {
+                let Some(&ino) = self.pinned.get(&cx.actor) else { return Err("write's second half came without its open".into()) };
+                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
+                let node = self.inode_mut(ino);
+                node.kind = Kind::File(data);
+                node.mtime = cx.now;
+                self.unpin(cx.actor);
+                Ok(Value::None)
+            }
             Op::Utime | Op::Touch => {
                 let t = match (op, args.get(1)) {
                     (Op::Touch, _) => cx.now,

@@ -86,6 +86,31 @@ struct Actor {
     held: Vec<u32>,
     /// A `retransmit` fault landed: the reply to this actor's next `link` is lost.
     lose_next_link: bool,
+    /// The first half of the two-step call this actor is parked at (`stat`, `write`) is done:
+    /// its next step is the second half.
+    half_done: bool,
+}
+
+/// A `sleep between(lo, hi)` whose wake-up the engine is choosing, one binary digit per step:
+/// digit 0 is the sleeper's own choice index, digit 1 the decision choice.
+#[derive(Debug, Clone, Hash)]
+struct Decision {
+    actor: usize,
+    /// The representative wake-up times, latest first (see `Machine::representative_wake_ups`).
+    wake: Vec<i64>,
+    /// The digits chosen so far, most significant first, as a number.
+    prefix: usize,
+    digits_left: u32,
+    busy: bool,
+    label: u32,
+}
+
+impl Decision {
+    /// Whether digit `bit` keeps the choice within `wake`: the smallest number it can still
+    /// become must index a wake-up.
+    fn allows(&self, bit: usize) -> bool {
+        ((self.prefix << 1 | bit) << (self.digits_left - 1)) < self.wake.len()
+    }
 }
 
 /// A follow-up SIGKILL scheduled by a signal fault (`then kill after 3s`).
@@ -172,6 +197,8 @@ enum Done {
     Error(Errno, String),
     /// It must wait for a lock another actor holds; the actor is now blocked.
     Blocked(String),
+    /// The first half of a two-step call: the actor stays at the operation for the second.
+    Half(&'static str),
 }
 
 /// The whole state of one execution of one scenario variant.
@@ -200,6 +227,8 @@ pub struct Machine<F: Filesystem = ModelFs> {
     /// The last step's outcome, kept only while details are recorded (replays).
     last: Option<StepOutcome>,
     infrastructure: Option<String>,
+    /// A duration being chosen: until it is, only its digits are choices.
+    deciding: Option<Decision>,
 }
 
 impl Machine<ModelFs> {
@@ -240,6 +269,7 @@ impl<F: Filesystem> Machine<F> {
                 handlers: Vec::new(),
                 held: Vec::new(),
                 lose_next_link: false,
+                half_done: false,
             })
             .collect();
         let mut m = Machine {
@@ -260,6 +290,7 @@ impl<F: Filesystem> Machine<F> {
             details: None,
             last: None,
             infrastructure: None,
+            deciding: None,
             fs,
             prog,
         };
@@ -316,9 +347,32 @@ impl<F: Filesystem> Machine<F> {
     pub fn actor_count(&self) -> usize {
         self.actors.len()
     }
-    /// Actors plus faults: the number of distinct choices an engine can make.
+    /// Actors, faults, and the decision choice: the number of distinct choices an engine can make.
     pub fn choice_count(&self) -> usize {
-        self.actors.len() + self.fired.len()
+        self.actors.len() + self.fired.len() + usize::from(self.prog.explores_durations)
+    }
+
+    /// The choice that is digit 1 of a duration being chosen (digit 0 is the sleeper itself),
+    /// when the program has `between` durations: the last choice index, after the faults.
+    pub fn decision_choice(&self) -> Option<usize> {
+        self.prog.explores_durations.then(|| self.actors.len() + self.fired.len())
+    }
+
+    /// The actor whose duration is being chosen, if one is.
+    pub fn deciding_actor(&self) -> Option<usize> {
+        self.deciding.as_ref().map(|d| d.actor)
+    }
+
+    /// The digit choice `c` stands for while a duration is being chosen.
+    fn digit_of(&self, c: usize) -> Option<usize> {
+        let d = self.deciding.as_ref()?;
+        if c == d.actor {
+            Some(0)
+        } else if Some(c) == self.decision_choice() {
+            Some(1)
+        } else {
+            None
+        }
     }
     pub fn status(&self, a: usize) -> Status {
         self.actors[a].status
@@ -334,6 +388,12 @@ impl<F: Filesystem> Machine<F> {
     /// budget; never while every actor waits for time, which it would otherwise stop.
     pub fn is_runnable(&self, c: usize) -> bool {
         if self.end.is_some() {
+            return false;
+        }
+        if let Some(d) = &self.deciding {
+            return self.digit_of(c).is_some_and(|bit| d.allows(bit));
+        }
+        if Some(c) == self.decision_choice() {
             return false;
         }
         match c.checked_sub(self.actors.len()) {
@@ -355,6 +415,9 @@ impl<F: Filesystem> Machine<F> {
     pub fn is_spent(&self, c: usize) -> bool {
         if self.end.is_some() {
             return true;
+        }
+        if Some(c) == self.decision_choice() {
+            return self.actors.iter().all(|a| a.status.is_over());
         }
         match c.checked_sub(self.actors.len()) {
             None => self.actors[c].status.is_over(),
@@ -381,6 +444,9 @@ impl<F: Filesystem> Machine<F> {
     /// Panics if `a` is not runnable: engines must only choose runnable actors.
     pub fn step(&mut self, a: usize) {
         assert!(self.is_runnable(a), "choice {a} is not runnable");
+        if self.deciding.is_some() {
+            return self.decide(a);
+        }
         self.schedule.push(a as u8);
         let broken_before = self.broken.len();
         if let Some(f) = a.checked_sub(self.actors.len()) {
@@ -424,7 +490,7 @@ impl<F: Filesystem> Machine<F> {
     /// allocate or free an inode (numbers are handed out in order) are `None`: dependent on
     /// everything.
     pub fn footprint(&self, c: usize) -> Option<Vec<Resource>> {
-        if c >= self.actors.len() || !self.is_runnable(c) {
+        if c >= self.actors.len() || !self.is_runnable(c) || self.deciding.is_some() {
             return None;
         }
         let Instr::Op { op, args, .. } = Self::pending_in(&self.prog, &self.actors[c]) else { return None };
@@ -437,6 +503,8 @@ impl<F: Filesystem> Machine<F> {
             Op::CellGet(id) | Op::CellSet(id) => vec![Resource::Cell(id)],
             Op::Append(id) => vec![Resource::Log(id)],
             Op::Acquire { lock, .. } | Op::Release { lock } => vec![Resource::Lock(lock)],
+            // A second half acts on a pinned inode, whatever names it has now.
+            Op::Write | Op::Stat if self.actors[c].half_done => return None,
             Op::Read | Op::Stat | Op::Utime | Op::Touch if !nfs => vec![path(0)?],
             Op::Link if !nfs => vec![path(0)?, path(1)?],
             Op::Rename if !nfs => vec![path(0)?, path(1)?, Resource::Inodes],
@@ -451,13 +519,14 @@ impl<F: Filesystem> Machine<F> {
     /// `None` for operations the machine performs itself (cells, locks, sleeps): take those
     /// with [`Machine::step`].
     pub fn begin(&mut self, a: usize) -> Option<Result<Intent, String>> {
-        if !self.is_runnable(a) || a >= self.actors.len() {
+        if !self.is_runnable(a) || a >= self.actors.len() || self.deciding.is_some() {
             return None;
         }
         let (op, args, _, _, _) = self.pending(a);
         if !op.is_filesystem() {
             return None;
         }
+        let op = self.half_of(a, op);
         let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
         self.actors[a].status = Status::InFlight;
         Some(vals.map(|v| (op, v, self.clock)))
@@ -469,10 +538,9 @@ impl<F: Filesystem> Machine<F> {
         self.actors[a].status = Status::Ready;
         self.schedule.push(a as u8);
         let broken_before = self.broken.len();
-        let done = result.map(|r| match r {
-            Ok(v) => Done::Value(v),
-            Err(e) => Done::Error(e, String::new()),
-        });
+        let (op, ..) = self.pending(a);
+        let half = self.half_of(a, op);
+        let done = result.map(|r| self.halves(a, half, r));
         self.conclude(a, broken_before, done);
     }
 
@@ -491,6 +559,7 @@ impl<F: Filesystem> Machine<F> {
             Ok(Done::Error(e, msg)) if msg.is_empty() => e.name().to_string(),
             Ok(Done::Error(e, msg)) => format!("{} {msg}", e.name()),
             Ok(Done::Blocked(why)) => format!("blocked: {why}"),
+            Ok(Done::Half(what)) => what.to_string(),
             Err(msg) => format!("error: {msg}"),
         });
         if self.details.is_some() {
@@ -498,12 +567,14 @@ impl<F: Filesystem> Machine<F> {
                 Ok(Done::Value(v)) => StepOutcome::Value(v.clone()),
                 Ok(Done::Error(e, _)) => StepOutcome::Error(*e),
                 Ok(Done::Blocked(_)) => StepOutcome::Blocked,
+                Ok(Done::Half(_)) => StepOutcome::Value(Value::None),
                 Err(msg) => StepOutcome::Value(Value::str(msg)),
             });
         }
         match result {
             Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
-            Ok(Done::Blocked(_)) => {}
+            // The actor stays parked at the operation for its second half.
+            Ok(Done::Blocked(_) | Done::Half(_)) => {}
             Ok(Done::Error(errno, msg)) if !catch => {
                 let text = self.prog.labels[label as usize].text.clone();
                 let why = if msg.is_empty() { String::new() } else { format!(" {msg}") };
@@ -513,7 +584,7 @@ impl<F: Filesystem> Machine<F> {
                 let v = match r {
                     Done::Value(v) => v,
                     Done::Error(e, _) => Value::Err(e),
-                    Done::Blocked(_) => unreachable!("handled above"),
+                    Done::Blocked(_) | Done::Half(_) => unreachable!("handled above"),
                 };
                 let frame = self.actors[a].frames.last_mut().expect("frame");
                 if let Some(d) = dst {
@@ -553,6 +624,7 @@ impl<F: Filesystem> Machine<F> {
         };
         Ok(Done::Value(match op {
             Op::Now => Value::Int(self.clock),
+            Op::Sleep | Op::Work if args.len() == 2 => return self.begin_decision(a, op == Op::Work, int_arg(0)?, int_arg(1)?),
             Op::Sleep | Op::Work => {
                 let d = int_arg(0)?.max(0);
                 self.actors[a].status = Status::Sleeping(self.clock + d);
@@ -585,7 +657,11 @@ impl<F: Filesystem> Machine<F> {
                 Value::None
             }
             fs_op => {
+                let fs_op = self.half_of(a, fs_op);
                 let result = self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })?;
+                if matches!(fs_op, Op::StatLookup | Op::StatAttrs | Op::WriteOpen | Op::WriteData) {
+                    return Ok(self.halves(a, fs_op, result));
+                }
                 if fs_op == Op::Link && std::mem::take(&mut self.actors[a].lose_next_link) && result.is_ok() {
                     // The server made the link; its reply was lost; the retransmitted LINK finds
                     // the name taken.
@@ -597,6 +673,113 @@ impl<F: Filesystem> Machine<F> {
                 });
             }
         }))
+    }
+
+    /// The half of a two-step call (`stat`, `write`) actor `a` takes next; other operations as they are.
+    fn half_of(&self, a: usize, op: Op) -> Op {
+        if !self.prog.split_calls {
+            return op;
+        }
+        match (op, self.actors[a].half_done) {
+            (Op::Stat, false) => Op::StatLookup,
+            (Op::Stat, true) => Op::StatAttrs,
+            (Op::Write, false) => Op::WriteOpen,
+            (Op::Write, true) => Op::WriteData,
+            (op, _) => op,
+        }
+    }
+
+    /// What a half of a two-step call came to: a first half that succeeded keeps the actor at
+    /// the operation; a failed first half (ENOENT from the lookup) ends the call, as in the kernel.
+    fn halves(&mut self, a: usize, half: Op, result: Result<Value, Errno>) -> Done {
+        let first = matches!(half, Op::StatLookup | Op::WriteOpen);
+        self.actors[a].half_done = first && result.is_ok();
+        match result {
+            Ok(_) if half == Op::StatLookup => Done::Half("looked up: the inode is pinned, its attributes not read yet"),
+            Ok(_) if half == Op::WriteOpen => Done::Half("opened with O_TRUNC: the file is empty until the write"),
+            Ok(v) => Done::Value(v),
+            Err(e) => Done::Error(e, String::new()),
+        }
+    }
+
+    /// `sleep between(lo, hi)` (or `work`): the wake-up becomes the engine's choice among the
+    /// representative times; with one, the actor just sleeps.
+    fn begin_decision(&mut self, a: usize, busy: bool, lo: i64, hi: i64) -> Result<Done, String> {
+        if lo < 0 || lo > hi {
+            return Err(format!("between({}, {}) is not a range of durations (the low end first, neither negative)", format_duration(lo), format_duration(hi)));
+        }
+        let wake = self.representative_wake_ups(a, self.clock + lo, self.clock + hi);
+        self.actors[a].busy = busy;
+        // Until the choice is made no other choice exists, so no time passes: the status only
+        // keeps the actor from being stepped as an actor.
+        self.actors[a].status = Status::Sleeping(wake[wake.len() - 1]);
+        if wake.len() == 1 {
+            return Ok(Done::Value(Value::None));
+        }
+        let label = match Self::pending_in(&self.prog, &self.actors[a]) {
+            Instr::Op { label, .. } => *label,
+            _ => 0,
+        };
+        let digits = usize::BITS - (wake.len() - 1).leading_zeros();
+        let text = format!("chooses among {} wake-ups", wake.len());
+        self.deciding = Some(Decision { actor: a, wake, prefix: 0, digits_left: digits, busy, label });
+        Ok(Done::Value(Value::str(&text)))
+    }
+
+    /// The wake-ups that stand for every time in `[from, to]`. Under discrete-event time what a
+    /// wake-up changes is its order against the other pending deadlines (sleepers, stalls,
+    /// follow-up kills): for each deadline `d` in the window, the times just before (`d - 1 ms`),
+    /// at, and just after (`d + 1 ms`) it, and the window's end, which is after every deadline
+    /// it holds. Both the last instant before a deadline and the first after it are kept: the
+    /// first lets this actor's next steps come as early as they can, the last lets the others'
+    /// come before it. The window's start is not a choice of its own: waking at `from` orders
+    /// this actor against the others exactly as `d - 1` for the first deadline does (or as
+    /// `to`, when the window holds none), and would let a waiter poll every `from` for as long
+    /// as it waits (Mailman's 10 ms: 2,500 polls for a 25 s lease), which the step bound
+    /// reports as a livelock.
+    fn representative_wake_ups(&self, a: usize, from: i64, to: i64) -> Vec<i64> {
+        let mut points = std::collections::BTreeSet::from([to]);
+        let sleepers = self.actors.iter().enumerate().filter(|(b, _)| *b != a).filter_map(|(_, x)| match x.status {
+            Status::Sleeping(t) => Some(t),
+            _ => None,
+        });
+        let timers = self.timers.iter().filter(|k| !self.actors[k.actor].status.is_over()).map(|k| k.at);
+        for d in sleepers.chain(timers) {
+            points.extend([d - 1, d, d + 1].into_iter().filter(|p| (from..=to).contains(p)));
+        }
+        // Latest first: a depth-first search tries long naps before short ones, so its first
+        // executions are short (few polls) and it backtracks into the orders near deadlines early.
+        points.into_iter().rev().collect()
+    }
+
+    /// One digit of the duration being chosen; the last one puts the sleeper to sleep.
+    fn decide(&mut self, c: usize) {
+        self.schedule.push(c as u8);
+        let broken_before = self.broken.len();
+        let bit = self.digit_of(c).expect("a runnable choice is a digit while deciding");
+        let d = self.deciding.as_mut().expect("deciding");
+        d.prefix = d.prefix << 1 | bit;
+        d.digits_left -= 1;
+        if d.digits_left > 0 {
+            if self.details.is_some() {
+                self.last = Some(StepOutcome::Value(Value::Int(bit as i64)));
+            }
+            if self.schedule.len() >= self.max_steps {
+                self.record(oracle::LIVELOCK, format!("no end after {} steps", self.max_steps));
+                self.end = Some(End::Livelock);
+            }
+            return;
+        }
+        let d = self.deciding.take().expect("deciding");
+        let wake = d.wake[d.prefix];
+        self.actors[d.actor].status = Status::Sleeping(wake);
+        self.actors[d.actor].busy = d.busy;
+        if self.details.is_some() {
+            self.last = Some(StepOutcome::Value(Value::Int(wake - self.clock)));
+        }
+        let verb = if d.busy { "works" } else { "sleeps" };
+        let result = format!("{verb} {} (chosen among {} wake-ups)", format_duration(wake - self.clock), d.wake.len());
+        self.after_step(broken_before, d.actor, self.clock, StepWhat::Op(d.label), result);
     }
 
     fn acquire(&mut self, a: usize, lock: u32, mode: LockMode) -> Done {
@@ -765,6 +948,8 @@ impl<F: Filesystem> Machine<F> {
             *slot = v;
         }
         actor.frames.push(Frame { proc, pc: 0, regs, ret: None, resume_work_until });
+        // Interrupted between the halves of a call, the actor makes the whole call again later.
+        actor.half_done = false;
         actor.status = Status::Ready;
         actor.busy = false;
         actor.waiting = None;
@@ -1009,7 +1194,7 @@ impl<F: Filesystem> Machine<F> {
     /// execution as finished or deadlocked.
     fn settle(&mut self) {
         // An actor in flight will come back with a result: nothing to decide until it does.
-        while self.end.is_none() && !self.any_actor_ready() && !self.actors.iter().any(|a| a.status == Status::InFlight) {
+        while self.end.is_none() && self.deciding.is_none() && !self.any_actor_ready() && !self.actors.iter().any(|a| a.status == Status::InFlight) {
             let sleepers = self.actors.iter().filter_map(|a| match a.status {
                 Status::Sleeping(t) => Some(t),
                 _ => None,
@@ -1240,6 +1425,7 @@ impl Machine<ModelFs> {
             self.actors.hash(h);
             self.fired.hash(h);
             self.timers.hash(h);
+            self.deciding.hash(h);
             for b in &self.broken {
                 b.invariant.hash(h);
             }

