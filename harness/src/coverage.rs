@@ -66,14 +66,18 @@ pub fn isolation_level(flavour: Flavour) -> String {
 }
 
 /// How the model chooses durations, when the variant has any (`sleep`, `work`, a stall).
-/// The hook for explored durations: when a sleep can take a range of times, say here which
-/// choices the engines explore.
 fn durations(prog: &Program) -> Option<String> {
     let timed = prog.procs.iter().flat_map(|p| &p.code).any(|i| matches!(i, Instr::Op { op: Op::Sleep | Op::Work, .. }));
     let stalls = prog
         .faults
         .iter()
         .any(|f| matches!(f.kind, FaultKind::Stall { .. } | FaultKind::Signal { kill_after: Some(_), .. }));
+    if prog.explores_durations {
+        return Some(
+            "durations: explored: every `sleep/work between(lo, hi)` ends at hi or 1 ms before, at or after each other pending deadline in its window (every wake-up order); the window's start and times between deadlines are not tried; fixed durations take exactly their stated time"
+                .to_string(),
+        );
+    }
     (timed || stalls).then(|| {
         "durations: fixed as written: every sleep, work and stall takes exactly its stated virtual time, so wake-up orders other durations would give are not explored".to_string()
     })
@@ -91,6 +95,10 @@ fn faults(prog: &Program) -> String {
     )
 }
 
-fn atomicity(_prog: &Program) -> String {
-    "atomicity: every world operation is one indivisible step (a filesystem call, an SQL statement, a lock or cell operation); nothing happens between a call's parts".to_string()
+fn atomicity(prog: &Program) -> String {
+    if prog.split_calls {
+        "atomicity: `stat` is a path lookup then an attribute read, and `write` an open with truncation then the write (two steps each, as the kernel makes them); every other world operation is one indivisible step".to_string()
+    } else {
+        "atomicity: every world operation is one indivisible step (the NFS client model answers `stat` from its attribute cache in one step)".to_string()
+    }
 }

@@ -133,6 +133,13 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     let cfg = EngineConfig::new(EngineKind::NativeRandom, Budget::new(20, Duration::from_secs(10)));
     let r = racelab::suite::result_row("patchwork-person", &prog, &cfg, explore(&prog, &cfg));
     assert!(r.assumptions.iter().any(|a| a.starts_with("isolation: postgres READ COMMITTED")), "{:?}", r.assumptions);
+    // Explored durations and two-step kernel calls are assumptions too: Mailman's naps are
+    // `sleep between(...)`, and its `stat` is a lookup then an attribute read.
+    let mailman = racelab::lang::compile("mailman-lockfile.race", include_str!("../../../scenarios/mailman-lockfile.race")).expect("compiles");
+    let prog = Arc::new(mailman.variants.iter().find(|v| v.variant == "patched").expect("variant patched").clone());
+    let r = racelab::suite::result_row("mailman-lockfile", &prog, &cfg, explore(&prog, &cfg));
+    assert!(r.assumptions.iter().any(|a| a.starts_with("durations: explored")), "{:?}", r.assumptions);
+    assert!(r.assumptions.iter().any(|a| a.starts_with("atomicity: `stat` is a path lookup then an attribute read")), "{:?}", r.assumptions);
 }
 
 #[test]
