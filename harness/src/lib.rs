@@ -18,6 +18,7 @@ pub mod model;
 pub mod params;
 pub mod pgspec;
 pub mod replay;
+mod rng;
 pub mod schedule;
 pub mod shard;
 pub mod shrink;

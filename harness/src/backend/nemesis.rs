@@ -48,7 +48,7 @@ pub struct Plan {
 impl Plan {
     /// Draws each fault's moment from `seed`, uniformly in `0..=steps`.
     pub fn draw(prog: &Program, steps: usize, seed: u64) -> Plan {
-        let mut rng = SplitMix(seed ^ 0x6e65_6d65_7369_7321);
+        let mut rng = crate::rng::Rng(seed ^ 0x6e65_6d65_7369_7321);
         let due = prog
             .faults
             .iter()
@@ -80,15 +80,3 @@ pub fn landed(prog: &Program, schedule: &[u8]) -> Vec<bool> {
     (0..prog.faults.len()).map(|f| schedule.iter().any(|&c| c as usize == actors + f)).collect()
 }
 
-/// SplitMix64: tiny, seedable, well mixed even for consecutive seeds.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}

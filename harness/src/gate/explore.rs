@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::run::{execute, Chooser, Execution, GateEnd, GateOptions};
 use super::tracee::GateError;
 use crate::ir::Program;
+use crate::rng::Rng;
 use crate::schedule::{Schedule, TokenError};
 
 /// The schedule-picking strategies the gate offers.
@@ -29,21 +30,6 @@ impl Strategy {
     }
 }
 
-/// splitmix64, seeded per execution: the gate's explorers are reproducible from their seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// A random walk that keeps running one process and preempts it mostly where it matters:
 /// after a step that changed a file others see, it switches to another ready process one time
