@@ -84,6 +84,7 @@ pub fn run(scenario: &str, variant: &str, engine: &str, backend: &str) -> RunRes
         states: None,
         reason: None,
         trace: None,
+        proved_by: None,
     }
 }
 
