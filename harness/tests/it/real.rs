@@ -124,12 +124,13 @@ scenario diverge {{
 "#
     );
     let prog = Arc::new(racelab::lang::compile("diverge.race", &src).expect("compiles").variants[0].clone());
-    let sched = Schedule::of(&prog, None, vec![0, 0]);
+    // `write` is two steps (open with truncation, then the write), so the create is step 3.
+    let sched = Schedule::of(&prog, None, vec![0, 0, 0]);
     let root = tempfile::tempdir().expect("temp dir");
     for mode in [ActorMode::Processes, ActorMode::Threads] {
         let r = forced_replay(&prog, &sched, &[root.path().to_path_buf()], mode).expect("runs");
         let d = r.divergence.expect("the create diverges");
-        assert_eq!((d.step, d.actor.as_str(), d.model.as_str(), d.real.as_str()), (2, "a", "ok", "ENAMETOOLONG"), "{d:?}");
+        assert_eq!((d.step, d.actor.as_str(), d.model.as_str(), d.real.as_str()), (3, "a", "ok", "ENAMETOOLONG"), "{d:?}");
         assert!(d.operation.starts_with("create("), "{d:?}");
     }
 }
