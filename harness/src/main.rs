@@ -672,6 +672,9 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
             Ok(p) => {
                 sched.variant = p.variant.clone();
                 sched.fingerprint = p.fingerprint;
+                if p.split_calls && !prog.split_calls {
+                    sched = racelab::replay::split_halves(&p, &sched);
+                }
                 p
             }
             Err(c) => return c,

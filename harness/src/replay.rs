@@ -116,3 +116,27 @@ fn fault_text(f: &crate::ir::FaultIr) -> String {
     };
     format!("FAULT {}: {what}", f.name)
 }
+
+/// A schedule recorded on a variant whose `stat` and `write` are one step each (the NFS client
+/// model), re-addressed to one that makes them two (`Program::split_calls`): each recorded step
+/// of an actor that leaves it half way through such a call is followed by the call's second
+/// half, so the same calls happen in the same order. Used by `replay --on-variant`.
+pub fn split_halves(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
+    let mut m = Machine::new(Arc::clone(prog));
+    let actors = prog.actors.len();
+    let mut steps = Vec::with_capacity(sched.steps.len());
+    for &c in &sched.steps {
+        steps.push(c);
+        if m.is_finished() || !m.is_runnable(c as usize) {
+            // Let the replay report where the schedule stops fitting.
+            continue;
+        }
+        m.step(c as usize);
+        while (c as usize) < actors && m.mid_call(c as usize) && m.is_runnable(c as usize) {
+            m.step(c as usize);
+            steps.push(c);
+        }
+    }
+    Schedule { steps, ..sched.clone() }
+}
+

@@ -675,6 +675,12 @@ impl<F: Filesystem> Machine<F> {
         }))
     }
 
+    /// Whether actor `a` has taken the first half of a two-step call (`stat`, `write`) and not
+    /// the second.
+    pub fn mid_call(&self, a: usize) -> bool {
+        self.actors.get(a).is_some_and(|x| x.half_done)
+    }
+
     /// The half of a two-step call (`stat`, `write`) actor `a` takes next; other operations as they are.
     fn half_of(&self, a: usize, op: Op) -> Op {
         if !self.prog.split_calls {
