@@ -201,8 +201,14 @@ impl Filesystem for RealFs {
                 self.half = Some(f);
                 Value::None
             }),
+            // On NFS the pinned file may have been removed by another client: its handle is
+            // stale (ESTALE). stat(2) never says so, because the kernel then repeats the lookup
+            // with revalidation (LOOKUP_REVAL); so does this half, by name.
             Op::StatAttrs => match self.half.take() {
-                Some(f) => nix::sys::stat::fstat(f.as_fd()).map_err(errno_of).map(|st| stat_value(&st)),
+                Some(f) => match nix::sys::stat::fstat(f.as_fd()) {
+                    Err(nix::errno::Errno::ESTALE) => self.stat(&path),
+                    other => other.map_err(errno_of).map(|st| stat_value(&st)),
+                },
                 None => return Err("stat's second half came without its lookup".into()),
             },
             // write(path, data) in two halves: open with O_TRUNC (the file is empty from now on),
