@@ -32,8 +32,13 @@ const SCENARIO: &str = include_str!("../../scenarios/mailman-lockfile.race");
 const SCHEDULES: u64 = 200;
 
 fn mailman(variant: &str) -> Arc<Program> {
-    let sc = racelab::lang::compile("mailman-lockfile.race", SCENARIO).expect("the built-in scenario compiles");
-    Arc::new(sc.variant(variant).expect("the scenario has this variant").clone())
+    let sc = racelab::lang::compile("mailman-lockfile.race", SCENARIO)
+        .expect("the built-in scenario compiles");
+    Arc::new(
+        sc.variant(variant)
+            .expect("the scenario has this variant")
+            .clone(),
+    )
 }
 
 /// racelab: explore `n` schedules of `prog` with shuttle random; returns the invariants broken.
@@ -98,7 +103,11 @@ mod handwritten {
                     n.mtime = now;
                 }
                 None => {
-                    self.inodes.push(Inode { nlink: 1, mtime: now, contents: data.to_string() });
+                    self.inodes.push(Inode {
+                        nlink: 1,
+                        mtime: now,
+                        contents: data.to_string(),
+                    });
                     self.names.insert(path.to_string(), self.inodes.len() - 1);
                 }
             }
@@ -123,7 +132,9 @@ mod handwritten {
             Ok((n.nlink, n.mtime))
         }
         fn read(&self, path: &str) -> Result<String, Errno> {
-            Ok(self.inodes[*self.names.get(path).ok_or(Errno::ENOENT)?].contents.clone())
+            Ok(self.inodes[*self.names.get(path).ok_or(Errno::ENOENT)?]
+                .contents
+                .clone())
         }
         fn unlink(&mut self, path: &str) -> Result<(), Errno> {
             let ino = self.names.remove(path).ok_or(Errno::ENOENT)?;
@@ -199,7 +210,12 @@ mod handwritten {
             self.advance_clock(&mut w);
         }
 
-        fn block<'a>(&self, mut w: MutexGuard<'a, World>, me: usize, d: i64) -> MutexGuard<'a, World> {
+        fn block<'a>(
+            &self,
+            mut w: MutexGuard<'a, World>,
+            me: usize,
+            d: i64,
+        ) -> MutexGuard<'a, World> {
             w.wake_at[me] = Some(w.clock + d);
             self.advance_clock(&mut w);
             while w.wake_at[me].is_some() {
@@ -215,7 +231,9 @@ mod handwritten {
             if runnable {
                 return;
             }
-            let Some(t) = w.wake_at.iter().flatten().copied().min() else { return };
+            let Some(t) = w.wake_at.iter().flatten().copied().min() else {
+                return;
+            };
             w.clock = w.clock.max(t);
             for i in 0..QRUNNERS {
                 if w.wake_at[i].is_some_and(|at| at <= w.clock) {
@@ -238,11 +256,13 @@ mod handwritten {
     }
 
     fn linkcount(sh: &Shared) -> i64 {
-        sh.op(|w| w.fs.stat(LOCKFILE)).map_or(-1, |(nlink, _)| nlink)
+        sh.op(|w| w.fs.stat(LOCKFILE))
+            .map_or(-1, |(nlink, _)| nlink)
     }
 
     fn releasetime(sh: &Shared) -> i64 {
-        sh.op(|w| w.fs.stat(LOCKFILE)).map_or(-1, |(_, mtime)| mtime)
+        sh.op(|w| w.fs.stat(LOCKFILE))
+            .map_or(-1, |(_, mtime)| mtime)
     }
 
     fn break_lock(sh: &Shared) {
@@ -366,7 +386,10 @@ mod handwritten {
                 errors: Vec::new(),
                 ops: 0,
             };
-            let sh = Arc::new(Shared { world: Mutex::new(world), wake: std::array::from_fn(|_| Condvar::new()) });
+            let sh = Arc::new(Shared {
+                world: Mutex::new(world),
+                wake: std::array::from_fn(|_| Condvar::new()),
+            });
             // As racelab does, qrunner 0 runs on the test's main thread.
             let others: Vec<_> = (1..QRUNNERS)
                 .map(|me| {
@@ -381,9 +404,12 @@ mod handwritten {
             let w = sh.world.lock().unwrap();
             out.schedules.fetch_add(1, Ordering::Relaxed);
             out.ops.fetch_add(w.ops, Ordering::Relaxed);
-            out.mutual_exclusion.fetch_add(u64::from(w.two_in_critical), Ordering::Relaxed);
-            out.spurious_log.fetch_add(u64::from(!w.locks_log.is_empty()), Ordering::Relaxed);
-            out.errors.fetch_add(u64::from(!w.errors.is_empty()), Ordering::Relaxed);
+            out.mutual_exclusion
+                .fetch_add(u64::from(w.two_in_critical), Ordering::Relaxed);
+            out.spurious_log
+                .fetch_add(u64::from(!w.locks_log.is_empty()), Ordering::Relaxed);
+            out.errors
+                .fetch_add(u64::from(!w.errors.is_empty()), Ordering::Relaxed);
         });
         outcome
     }
@@ -413,12 +439,27 @@ fn racelab_mean_steps(prog: &Arc<Program>, runs: u64) -> f64 {
 fn sanity() {
     let patched = mailman("patched");
     let found = racelab_explore(&patched, 50, 1);
-    assert!(found.is_empty(), "racelab found {found:?} in the patched lock");
+    assert!(
+        found.is_empty(),
+        "racelab found {found:?} in the patched lock"
+    );
     let hw = handwritten::explore(50, 1, true);
     assert_eq!(hw.schedules.load(Ordering::Relaxed), 50);
-    assert_eq!(hw.mutual_exclusion.load(Ordering::Relaxed), 0, "the hand-written test broke mutual exclusion in the patched lock");
-    assert_eq!(hw.spurious_log.load(Ordering::Relaxed), 0, "the hand-written test logged noise in the patched lock");
-    assert_eq!(hw.errors.load(Ordering::Relaxed), 0, "the hand-written test raised an error in the patched lock");
+    assert_eq!(
+        hw.mutual_exclusion.load(Ordering::Relaxed),
+        0,
+        "the hand-written test broke mutual exclusion in the patched lock"
+    );
+    assert_eq!(
+        hw.spurious_log.load(Ordering::Relaxed),
+        0,
+        "the hand-written test logged noise in the patched lock"
+    );
+    assert_eq!(
+        hw.errors.load(Ordering::Relaxed),
+        0,
+        "the hand-written test raised an error in the patched lock"
+    );
 
     let hw_steps = hw.ops.load(Ordering::Relaxed) as f64 / 50.0;
     let rl_steps = racelab_mean_steps(&patched, 200);
@@ -428,10 +469,22 @@ fn sanity() {
     // finds within the same budget is shown beside it (how soon depends on the seed).
     let hw = handwritten::explore(20_000, 1, false);
     let me = hw.mutual_exclusion.load(Ordering::Relaxed);
-    assert!(me > 0, "the hand-written test missed the race in mailman-2.1");
-    let cfg = EngineConfig::new(EngineKind::ShuttleRandom, Budget::new(20_000, Duration::from_secs(120))).seed(1);
-    let ex = explore::explore(&mailman("mailman-2.1"), &cfg).expect("shuttle explores any scenario");
-    let rl: Vec<(&str, u64)> = ex.findings.iter().map(|f| (f.invariant.as_str(), f.after)).collect();
+    assert!(
+        me > 0,
+        "the hand-written test missed the race in mailman-2.1"
+    );
+    let cfg = EngineConfig::new(
+        EngineKind::ShuttleRandom,
+        Budget::new(20_000, Duration::from_secs(120)),
+    )
+    .seed(1);
+    let ex =
+        explore::explore(&mailman("mailman-2.1"), &cfg).expect("shuttle explores any scenario");
+    let rl: Vec<(&str, u64)> = ex
+        .findings
+        .iter()
+        .map(|f| (f.invariant.as_str(), f.after))
+        .collect();
     eprintln!(
         "sanity: mailman-2.1, 20000 schedules at most: hand-written broke mutual exclusion in {me} schedules (log noise in {}, errors in {}); racelab broke (invariant, after schedules) {rl:?} in {} schedules",
         hw.spurious_log.load(Ordering::Relaxed),
@@ -444,19 +497,41 @@ fn bench(c: &mut Criterion) {
     sanity();
     let prog = mailman("patched");
     let mut group = c.benchmark_group("mailman-lockfile/shuttle-random");
-    group.sample_size(10).warm_up_time(Duration::from_secs(3)).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(SCHEDULES));
     let seed = AtomicU64::new(0);
     group.bench_function("racelab-interpreter", |b| {
-        b.iter(|| black_box(racelab_explore(&prog, SCHEDULES, seed.fetch_add(1, Ordering::Relaxed))));
+        b.iter(|| {
+            black_box(racelab_explore(
+                &prog,
+                SCHEDULES,
+                seed.fetch_add(1, Ordering::Relaxed),
+            ))
+        });
     });
     seed.store(0, Ordering::Relaxed);
     group.bench_function("handwritten-shuttle", |b| {
-        b.iter(|| black_box(handwritten::explore(SCHEDULES, seed.fetch_add(1, Ordering::Relaxed), true)));
+        b.iter(|| {
+            black_box(handwritten::explore(
+                SCHEDULES,
+                seed.fetch_add(1, Ordering::Relaxed),
+                true,
+            ))
+        });
     });
     seed.store(0, Ordering::Relaxed);
     group.bench_function("racelab-native-random", |b| {
-        b.iter(|| black_box(explore_on(EngineKind::NativeRandom, &prog, SCHEDULES, seed.fetch_add(1, Ordering::Relaxed))));
+        b.iter(|| {
+            black_box(explore_on(
+                EngineKind::NativeRandom,
+                &prog,
+                SCHEDULES,
+                seed.fetch_add(1, Ordering::Relaxed),
+            ))
+        });
     });
     group.finish();
     print_ratios();
@@ -490,10 +565,19 @@ fn print_ratios() {
     );
     // The stateful search does not run schedules one by one: it expands each distinct state
     // once, and the schedules it covers are counted over its state graph.
-    let cfg = EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(600)));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(600)),
+    );
     let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
-    assert!(ex.exhaustive && ex.findings.is_empty(), "native-dfs did not prove the patched lock: {}", ex.bound);
-    let covered = ex.covered.expect("the patched lock's state graph has no cycles") as f64;
+    assert!(
+        ex.exhaustive && ex.findings.is_empty(),
+        "native-dfs did not prove the patched lock: {}",
+        ex.bound
+    );
+    let covered = ex
+        .covered
+        .expect("the patched lock's state graph has no cycles") as f64;
     eprintln!(
         "native-dfs on mailman-lockfile/patched: {} distinct states in {:.2}s (exhaustive), covering {covered:.3e} complete schedules: {:.3e} schedules/s covered, {:.3e}x the hand-written shuttle test's schedules/s",
         ex.states.unwrap_or(0),

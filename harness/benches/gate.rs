@@ -23,7 +23,8 @@ fn program() -> Program {
     let src = format!(
         "scenario gate-bench {{\n  gate \"$RACELAB __gate-bench $ROOT/bench {CALLS}\"\n  actor worker {{\n    sleep 1s\n  }}\n  expect holds\n}}\n"
     );
-    let sc = racelab::lang::compile("gate-bench.race", &src).expect("the benchmark's scenario compiles");
+    let sc =
+        racelab::lang::compile("gate-bench.race", &src).expect("the benchmark's scenario compiles");
     sc.variants[0].clone()
 }
 
@@ -31,14 +32,24 @@ fn program() -> Program {
 struct First;
 
 impl Chooser for First {
-    fn choose(&mut self, _step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
+    fn choose(
+        &mut self,
+        _step: usize,
+        enabled: &[u8],
+        _last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
         Ok(enabled.first().copied())
     }
 }
 
 fn plain(dir: &Path) -> Duration {
     let t = Instant::now();
-    let status = Command::new(RACELAB).arg("__gate-bench").arg(dir.join("bench")).arg(CALLS.to_string()).status().expect("run the benchmark program");
+    let status = Command::new(RACELAB)
+        .arg("__gate-bench")
+        .arg(dir.join("bench"))
+        .arg(CALLS.to_string())
+        .status()
+        .expect("run the benchmark program");
     assert!(status.success(), "the benchmark program failed");
     t.elapsed()
 }
@@ -47,23 +58,36 @@ fn gated(prog: &Program, opts: &GateOptions) -> Duration {
     let t = Instant::now();
     let exec = execute(prog, opts, &mut First).expect("the gated run");
     // Every call is one gated step: the CALLS, after the open and write that create the file.
-    assert_eq!(exec.choices.len() as u64, CALLS + 2, "every call of the program is one gated step");
-    assert!(exec.broken.is_empty(), "the benchmark program ended badly: {:?}", exec.broken);
+    assert_eq!(
+        exec.choices.len() as u64,
+        CALLS + 2,
+        "every call of the program is one gated step"
+    );
+    assert!(
+        exec.broken.is_empty(),
+        "the benchmark program ended badly: {:?}",
+        exec.broken
+    );
     t.elapsed()
 }
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let prog = program();
-    let mut opts = GateOptions::new(Path::new("gate-bench.race"), dir.path()).expect("gate options");
+    let mut opts =
+        GateOptions::new(Path::new("gate-bench.race"), dir.path()).expect("gate options");
     opts.racelab = RACELAB.into();
     opts.max_steps = CALLS as usize + 10;
 
     let mut group = c.benchmark_group("gate");
     group.throughput(Throughput::Elements(CALLS));
     group.sample_size(10);
-    group.bench_function("ungated", |b| b.iter_custom(|iters| (0..iters).map(|_| plain(dir.path())).sum()));
-    group.bench_function("gated", |b| b.iter_custom(|iters| (0..iters).map(|_| gated(&prog, &opts)).sum()));
+    group.bench_function("ungated", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain(dir.path())).sum())
+    });
+    group.bench_function("gated", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| gated(&prog, &opts)).sum())
+    });
     group.finish();
 
     // The ratio, measured here and now: medians of interleaved runs.

@@ -30,7 +30,10 @@ const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 static WAITS: Mutex<BTreeMap<String, Histogram>> = Mutex::new(BTreeMap::new());
 
 fn out_dir() -> PathBuf {
-    std::env::var_os("RACELAB_BENCH_LOCKS_OUT").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-locks/raw"), PathBuf::from)
+    std::env::var_os("RACELAB_BENCH_LOCKS_OUT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-locks/raw"),
+        PathBuf::from,
+    )
 }
 
 fn save_waits() {
@@ -41,9 +44,17 @@ fn save_waits() {
         .iter()
         .map(|(k, h)| (k, serde_json::json!({"count": h.count, "p50_ns": h.quantile(0.5), "p99_ns": h.quantile(0.99), "max_ns": h.max, "mean_ns": h.mean()})))
         .collect();
-    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join("waits.json"), serde_json::to_vec_pretty(&summary).unwrap_or_default()));
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join("waits.json"),
+            serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+        )
+    });
     if let Err(e) = written {
-        eprintln!("warning: could not write {}: {e} (wait percentiles will be missing from the report)", dir.join("waits.json").display());
+        eprintln!(
+            "warning: could not write {}: {e} (wait percentiles will be missing from the report)",
+            dir.join("waits.json").display()
+        );
     }
 }
 
@@ -54,12 +65,17 @@ fn filesystems() -> Vec<(String, PathBuf, Option<tempfile::TempDir>)> {
             .filter_map(|e| match e.split_once('=') {
                 Some((name, dir)) => Some((name.to_string(), PathBuf::from(dir), None)),
                 None => {
-                    eprintln!("warning: ignoring `{e}` in RACELAB_BENCH_LOCKS_DIRS: expected name=dir");
+                    eprintln!(
+                        "warning: ignoring `{e}` in RACELAB_BENCH_LOCKS_DIRS: expected name=dir"
+                    );
                     None
                 }
             })
             .collect(),
-        _ => match tempfile::Builder::new().prefix("racelab-bench-locks-").tempdir() {
+        _ => match tempfile::Builder::new()
+            .prefix("racelab-bench-locks-")
+            .tempdir()
+        {
             Ok(t) => vec![("tempdir".into(), t.path().to_path_buf(), Some(t))],
             Err(e) => {
                 eprintln!("error: cannot create a temp dir to benchmark locks in: {e}; set TMPDIR or RACELAB_BENCH_LOCKS_DIRS");
@@ -82,7 +98,13 @@ fn locks(c: &mut Criterion) {
             g.measurement_time(Duration::from_millis(if quick { 400 } else { 1000 }));
             match Floor::new(s, &dir.join(format!("floor.{}", s.name()))) {
                 Ok(floor) => {
-                    g.bench_function("floor", |b| b.iter(|| floor.cycle().unwrap_or_else(|e| panic!("{fs}/{}: floor: {e}", s.name()))));
+                    g.bench_function("floor", |b| {
+                        b.iter(|| {
+                            floor
+                                .cycle()
+                                .unwrap_or_else(|e| panic!("{fs}/{}: floor: {e}", s.name()))
+                        })
+                    });
                 }
                 Err(e) => eprintln!("warning: {fs}/{}: no floor: {e}", s.name()),
             }
@@ -96,12 +118,31 @@ fn locks(c: &mut Criterion) {
                     g.bench_function(format!("{mode}-{n}"), |b| {
                         b.iter_custom(|iters| {
                             let each = iters.div_ceil(n as u64).max(1);
-                            let opts = worker::WorkerOpts { strategy: s, lock: lock.clone(), iters: each, counter: None, lifetime: None, timeout: Some(Duration::from_secs(60)) };
-                            let r = if procs { worker::run_processes(Path::new(RACELAB), &opts, n) } else { worker::run_threads(&opts, n) };
+                            let opts = worker::WorkerOpts {
+                                strategy: s,
+                                lock: lock.clone(),
+                                iters: each,
+                                counter: None,
+                                lifetime: None,
+                                timeout: Some(Duration::from_secs(60)),
+                            };
+                            let r = if procs {
+                                worker::run_processes(Path::new(RACELAB), &opts, n)
+                            } else {
+                                worker::run_threads(&opts, n)
+                            };
                             let r = r.unwrap_or_else(|e| panic!("{key}: {e}"));
-                            WAITS.lock().unwrap_or_else(|p| p.into_inner()).entry(key.clone()).or_default().merge(&r.waits);
+                            WAITS
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .entry(key.clone())
+                                .or_default()
+                                .merge(&r.waits);
                             // Time for `iters` cycles, from the cycles actually run.
-                            Duration::from_nanos((r.elapsed_ns as u128 * iters as u128 / r.acquired.max(1) as u128) as u64)
+                            Duration::from_nanos(
+                                (r.elapsed_ns as u128 * iters as u128 / r.acquired.max(1) as u128)
+                                    as u64,
+                            )
                         })
                     });
                 }

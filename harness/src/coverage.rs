@@ -17,14 +17,31 @@ use crate::model::db::Flavour;
 pub fn of_exploration(cfg: &EngineConfig, ex: &Exploration) -> (Coverage, String) {
     match cfg.kind {
         EngineKind::NativeDfs if ex.exhaustive => {
-            let states = ex.states.map_or(String::new(), |n| format!(" ({n} states)"));
+            let states = ex
+                .states
+                .map_or(String::new(), |n| format!(" ({n} states)"));
             (Coverage::Proof, format!("every reachable state{states}"))
         }
         // shuttle's DFS has no depth or preemption bound here: when it runs out of schedules it
         // has run every schedule, and so reached every reachable state.
-        EngineKind::ShuttleDfs if ex.exhaustive => (Coverage::Proof, format!("every schedule ({} schedules, stateless depth-first)", ex.schedules)),
-        EngineKind::Loom if ex.exhaustive => (Coverage::Bounded, format!("every schedule within preemption bound {}", cfg.preemption_bound)),
-        _ => (Coverage::Budget, format!("{} schedules ({})", ex.schedules, ex.bound)),
+        EngineKind::ShuttleDfs if ex.exhaustive => (
+            Coverage::Proof,
+            format!(
+                "every schedule ({} schedules, stateless depth-first)",
+                ex.schedules
+            ),
+        ),
+        EngineKind::Loom if ex.exhaustive => (
+            Coverage::Bounded,
+            format!(
+                "every schedule within preemption bound {}",
+                cfg.preemption_bound
+            ),
+        ),
+        _ => (
+            Coverage::Budget,
+            format!("{} schedules ({})", ex.schedules, ex.bound),
+        ),
     }
 }
 
@@ -67,11 +84,25 @@ pub fn isolation_level(flavour: Flavour) -> String {
 
 /// How the model chooses durations, when the variant has any (`sleep`, `work`, a stall).
 fn durations(prog: &Program) -> Option<String> {
-    let timed = prog.procs.iter().flat_map(|p| &p.code).any(|i| matches!(i, Instr::Op { op: Op::Sleep | Op::Work, .. }));
-    let stalls = prog
-        .faults
-        .iter()
-        .any(|f| matches!(f.kind, FaultKind::Stall { .. } | FaultKind::Signal { kill_after: Some(_), .. }));
+    let timed = prog.procs.iter().flat_map(|p| &p.code).any(|i| {
+        matches!(
+            i,
+            Instr::Op {
+                op: Op::Sleep | Op::Work,
+                ..
+            }
+        )
+    });
+    let stalls = prog.faults.iter().any(|f| {
+        matches!(
+            f.kind,
+            FaultKind::Stall { .. }
+                | FaultKind::Signal {
+                    kill_after: Some(_),
+                    ..
+                }
+        )
+    });
     if prog.explores_durations {
         return Some(
             "durations: explored: every `sleep/work between(lo, hi)` ends at hi or 1 ms before, at or after each other pending deadline in its window (every wake-up order); the window's start and times between deadlines are not tried; fixed durations take exactly their stated time"
@@ -87,7 +118,11 @@ fn faults(prog: &Program) -> String {
     if prog.faults.is_empty() {
         return "faults: none declared: no crash, signal or stall is explored".to_string();
     }
-    let names: Vec<&str> = prog.faults.iter().map(|f| f.text.trim_start_matches("fault ")).collect();
+    let names: Vec<&str> = prog
+        .faults
+        .iter()
+        .map(|f| f.text.trim_start_matches("fault "))
+        .collect();
     format!(
         "faults: at most {} per execution, landing at any step boundary, of: {}",
         prog.fault_budget,

@@ -29,8 +29,12 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
             v => return Err(format!("cannot negate a {}", v.type_name())),
         },
         PExpr::Not(e) => Value::Bool(!truthy(&eval(e, env)?)?),
-        PExpr::Bin(BinOp::And, a, b) => Value::Bool(truthy(&eval(a, env)?)? && truthy(&eval(b, env)?)?),
-        PExpr::Bin(BinOp::Or, a, b) => Value::Bool(truthy(&eval(a, env)?)? || truthy(&eval(b, env)?)?),
+        PExpr::Bin(BinOp::And, a, b) => {
+            Value::Bool(truthy(&eval(a, env)?)? && truthy(&eval(b, env)?)?)
+        }
+        PExpr::Bin(BinOp::Or, a, b) => {
+            Value::Bool(truthy(&eval(a, env)?)? || truthy(&eval(b, env)?)?)
+        }
         PExpr::Bin(op, a, b) => binary(*op, eval(a, env)?, eval(b, env)?)?,
         PExpr::Field(e, f) => match eval(e, env)? {
             Value::Stat(s) => Value::Int(match f {
@@ -39,7 +43,12 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
                 StatField::Size => s.size,
                 StatField::Ino => s.ino,
             }),
-            v => return Err(format!("a {} has no fields; only stat results do", v.type_name())),
+            v => {
+                return Err(format!(
+                    "a {} has no fields; only stat results do",
+                    v.type_name()
+                ))
+            }
         },
         PExpr::Concat(parts) => {
             let mut s = String::new();
@@ -56,11 +65,17 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
             v => v,
         },
         PExpr::Call(b, args) => {
-            let vals = args.iter().map(|a| eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+            let vals = args
+                .iter()
+                .map(|a| eval(a, env))
+                .collect::<Result<Vec<_>, _>>()?;
             builtin(*b, &vals)?
         }
         PExpr::Query(q, args) => {
-            let vals = args.iter().map(|a| eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+            let vals = args
+                .iter()
+                .map(|a| eval(a, env))
+                .collect::<Result<Vec<_>, _>>()?;
             env.query(*q, &vals)?
         }
     })
@@ -76,7 +91,12 @@ pub fn truthy(v: &Value) -> Result<bool, String> {
 fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     use Value::{Bool, Int, Str};
     let type_err = |a: &Value, b: &Value| -> Result<Value, String> {
-        Err(format!("cannot apply `{}` to {} and {}", op_text(op), a.type_name(), b.type_name()))
+        Err(format!(
+            "cannot apply `{}` to {} and {}",
+            op_text(op),
+            a.type_name(),
+            b.type_name()
+        ))
     };
     Ok(match op {
         BinOp::Eq => Bool(a == b),
@@ -100,7 +120,9 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
             _ => return type_err(&a, &b),
         },
         BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => match (&a, &b) {
-            (Int(_), Int(0)) if matches!(op, BinOp::Div | BinOp::Rem) => return Err(String::from("division by zero")),
+            (Int(_), Int(0)) if matches!(op, BinOp::Div | BinOp::Rem) => {
+                return Err(String::from("division by zero"))
+            }
             (Int(x), Int(y)) => Int(match op {
                 BinOp::Sub => x.wrapping_sub(*y),
                 BinOp::Mul => x.wrapping_mul(*y),
@@ -121,13 +143,20 @@ fn builtin(b: Builtin, args: &[Value]) -> Result<Value, String> {
         (Builtin::Int, [Value::None]) => Value::Int(0),
         (Builtin::Int, [Value::Str(s)]) => match s.trim() {
             "" => Value::Int(0),
-            t => Value::Int(t.parse().map_err(|_| format!("int({s:?}): not a decimal integer"))?),
+            t => Value::Int(
+                t.parse()
+                    .map_err(|_| format!("int({s:?}): not a decimal integer"))?,
+            ),
         },
         (Builtin::Contains, [Value::Str(s), Value::Str(sub)]) => Value::Bool(s.contains(&**sub)),
         (Builtin::Min, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.min(b)),
         (Builtin::Max, [Value::Int(a), Value::Int(b)]) => Value::Int(*a.max(b)),
         (Builtin::Len, [Value::Rows(rows)]) => Value::Int(rows.len() as i64),
-        (Builtin::First, [Value::Rows(rows)]) => rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::None),
+        (Builtin::First, [Value::Rows(rows)]) => rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or(Value::None),
         (b, args) => {
             let types: Vec<_> = args.iter().map(Value::type_name).collect();
             return Err(format!("{b:?} does not take ({})", types.join(", ")).to_lowercase());

@@ -23,13 +23,29 @@ pub struct GateArgs {
 
 impl GateArgs {
     /// `gate` or `gate:DIR`; `None` for other backends.
-    pub fn parse(backend: &str, tick_ms: u64, step_timeout_s: f64) -> Option<Result<GateArgs, String>> {
-        let rest = if backend == "gate" { Some("") } else { backend.strip_prefix("gate:") }?;
-        let base = if rest.is_empty() { std::env::temp_dir() } else { PathBuf::from(rest) };
+    pub fn parse(
+        backend: &str,
+        tick_ms: u64,
+        step_timeout_s: f64,
+    ) -> Option<Result<GateArgs, String>> {
+        let rest = if backend == "gate" {
+            Some("")
+        } else {
+            backend.strip_prefix("gate:")
+        }?;
+        let base = if rest.is_empty() {
+            std::env::temp_dir()
+        } else {
+            PathBuf::from(rest)
+        };
         if !base.is_dir() {
             return Some(Err(format!("--backend gate:{}: not a directory; give an existing directory on the filesystem to test", base.display())));
         }
-        Some(Ok(GateArgs { base, tick_ms, step_timeout: Duration::from_secs_f64(step_timeout_s.max(0.1)) }))
+        Some(Ok(GateArgs {
+            base,
+            tick_ms,
+            step_timeout: Duration::from_secs_f64(step_timeout_s.max(0.1)),
+        }))
     }
 
     fn options(&self, file: &Path) -> Result<GateOptions, String> {
@@ -51,7 +67,19 @@ pub fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
 
 /// Explores each program through the gate; prints rows (or JSON) and returns the exit code.
 #[allow(clippy::too_many_arguments)]
-pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: &GateArgs, executions: u64, seconds: f64, seed: u64, json: bool, style: Style, tty: bool) -> u8 {
+pub fn explore(
+    file: &Path,
+    stem: &str,
+    progs: &[&Program],
+    engine: &str,
+    args: &GateArgs,
+    executions: u64,
+    seconds: f64,
+    seed: u64,
+    json: bool,
+    style: Style,
+    tty: bool,
+) -> u8 {
     racelab::backend::cancel::install();
     let strategies = match strategies(engine) {
         Ok(s) => s,
@@ -78,13 +106,24 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
             continue;
         }
         for &s in &strategies {
-            let bar = if tty { indicatif::ProgressBar::new(executions) } else { indicatif::ProgressBar::hidden() };
+            let bar = if tty {
+                indicatif::ProgressBar::new(executions)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
             bar.set_message(format!("{stem}/{} [{}]", prog.variant, s.engine_name()));
             let mut progress = |n: u64, found: usize| {
                 bar.set_position(n);
-                bar.set_message(format!("{stem}/{} [{}] {found} found", prog.variant, s.engine_name()));
+                bar.set_message(format!(
+                    "{stem}/{} [{}] {found} found",
+                    prog.variant,
+                    s.engine_name()
+                ));
             };
-            let budget = racelab::gate::explore::GateBudget { executions, seconds };
+            let budget = racelab::gate::explore::GateBudget {
+                executions,
+                seconds,
+            };
             let row = explore_row(stem, prog, &opts, s, budget, seed, &mut progress);
             bar.finish_and_clear();
             rows.push(row);
@@ -99,7 +138,14 @@ pub fn explore(file: &Path, stem: &str, progs: &[&Program], engine: &str, args: 
 }
 
 /// Replays a gate token `times` times; every run must break the token's invariant.
-pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &GateArgs, times: u32, style: Style) -> u8 {
+pub fn replay_token(
+    prog: &Arc<Program>,
+    sched: &Schedule,
+    file: &Path,
+    args: &GateArgs,
+    times: u32,
+    style: Style,
+) -> u8 {
     racelab::backend::cancel::install();
     let opts = match args.options(file) {
         Ok(o) => o,
@@ -121,7 +167,13 @@ pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &G
         };
         if !shown {
             let verdict = exec.verdict();
-            let trace = Trace { scenario: prog.scenario.clone(), variant: prog.variant.clone(), actors: prog.actors.iter().map(|a| a.name.to_string()).collect(), steps: exec.trace.clone(), verdict };
+            let trace = Trace {
+                scenario: prog.scenario.clone(),
+                variant: prog.variant.clone(),
+                actors: prog.actors.iter().map(|a| a.name.to_string()).collect(),
+                steps: exec.trace.clone(),
+                verdict,
+            };
             print!("{}", render_trace(&trace, style));
             shown = true;
         }
@@ -129,7 +181,10 @@ pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &G
             reproduced += 1;
         }
     }
-    println!("\n{reproduced}/{} gated replays reproduced {what}", times.max(1));
+    println!(
+        "\n{reproduced}/{} gated replays reproduced {what}",
+        times.max(1)
+    );
     if reproduced == times.max(1) {
         0
     } else {
@@ -145,14 +200,23 @@ pub fn replay_token(prog: &Arc<Program>, sched: &Schedule, file: &Path, args: &G
 pub fn linklock_driver(lockfile: &Path, counter: &Path, work_ms: u64) -> u8 {
     use racelab::lockfile::{FileLock, LinkLock, LinkOptions};
     use std::io::Write;
-    let (Ok(root), Ok(me)) = (std::env::var("RACELAB_ROOT"), std::env::var("RACELAB_ACTOR")) else {
-        eprintln!("error: __gate-linklock runs under the gate, which sets RACELAB_ROOT and RACELAB_ACTOR");
+    let (Ok(root), Ok(me)) = (
+        std::env::var("RACELAB_ROOT"),
+        std::env::var("RACELAB_ACTOR"),
+    ) else {
+        eprintln!(
+            "error: __gate-linklock runs under the gate, which sets RACELAB_ROOT and RACELAB_ACTOR"
+        );
         return 2;
     };
     let under = |p: &Path| PathBuf::from(format!("{root}{}", p.display()));
     let log = |name: &str, line: &str| {
         let path = format!("{root}/.racelab/logs/{name}");
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     };

@@ -46,7 +46,11 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(n) => write!(f, "{n}"),
             Value::Str(s) => f.write_str(s),
-            Value::Stat(s) => write!(f, "{{nlink {}, mtime {}, size {}, ino {}}}", s.nlink, s.mtime, s.size, s.ino),
+            Value::Stat(s) => write!(
+                f,
+                "{{nlink {}, mtime {}, size {}, ino {}}}",
+                s.nlink, s.mtime, s.size, s.ino
+            ),
             Value::Err(e) => f.write_str(e.name()),
             Value::Rows(rows) => {
                 f.write_str("[")?;
@@ -120,7 +124,9 @@ pub type Pc = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// `create(path)` or `create(path, excl)`: open with O_CREAT|O_TRUNC (and O_EXCL), then close.
-    Create { excl: bool },
+    Create {
+        excl: bool,
+    },
     /// `write(path, data)`: open for writing (creating, truncating), write everything, close.
     Write,
     /// `read(path)`: the whole contents.
@@ -148,8 +154,13 @@ pub enum Op {
     Append(u32),
     /// `acquire L` (or `acquire read L` / `acquire write L` on an rwlock). When the lock is not
     /// available the step leaves the actor blocked on it; it retries once the lock is released.
-    Acquire { lock: u32, mode: LockMode },
-    Release { lock: u32 },
+    Acquire {
+        lock: u32,
+        mode: LockMode,
+    },
+    Release {
+        lock: u32,
+    },
     /// `sql("...", args)`: one statement on the actor's own database connection. Like a
     /// blocked acquire, a statement that waits for another transaction's lock blocks the actor.
     Sql(u32),
@@ -213,7 +224,13 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 5] = [Signal::Term, Signal::Int, Signal::Hup, Signal::Usr1, Signal::Usr2];
+    pub const ALL: [Signal; 5] = [
+        Signal::Term,
+        Signal::Int,
+        Signal::Hup,
+        Signal::Usr1,
+        Signal::Usr2,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Signal::Term => "TERM",
@@ -239,7 +256,10 @@ pub enum FaultKind {
     /// actor's next step boundary, as CPython runs Python-level handlers between bytecodes;
     /// without one the actor dies. `kill_after` is a follow-up SIGKILL that lands that much
     /// later if the actor is still alive (Apache's mod_cgi: SIGTERM, three seconds, SIGKILL).
-    Signal { signal: Signal, kill_after: Option<i64> },
+    Signal {
+        signal: Signal,
+        kill_after: Option<i64>,
+    },
     /// The actor is paused for a duration (a GC pause, SIGSTOP, a slow NFS server): time goes
     /// on for everyone else. The only way a holder outlives its lease under discrete-event time.
     Stall { for_ms: i64 },
@@ -290,14 +310,23 @@ impl Program {
     pub fn isolation_levels(&self) -> Option<String> {
         let db = self.database.as_ref()?;
         let default = db.flavour.default_level();
-        let mut set: Vec<crate::model::db::Level> = self.sql.iter().filter_map(|s| s.isolation_level()).filter(|l| *l != default).collect();
+        let mut set: Vec<crate::model::db::Level> = self
+            .sql
+            .iter()
+            .filter_map(|s| s.isolation_level())
+            .filter(|l| *l != default)
+            .collect();
         set.sort();
         set.dedup();
         if set.is_empty() {
             return Some(default.name().to_string());
         }
         let named: Vec<&str> = set.iter().map(|l| l.name()).collect();
-        Some(format!("{} (default), {}", default.name(), named.join(", ")))
+        Some(format!(
+            "{} (default), {}",
+            default.name(),
+            named.join(", ")
+        ))
     }
 }
 
@@ -445,24 +474,51 @@ pub enum FailKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instr {
-    Eval { dst: Reg, e: PExpr },
+    Eval {
+        dst: Reg,
+        e: PExpr,
+    },
     /// A world operation. When `catch` is false, an error result stops the actor as an
     /// unhandled error (what Python's `raise` does); `match` sets `catch`.
-    Op { dst: Option<Reg>, op: Op, args: Vec<PExpr>, catch: bool, label: u32 },
+    Op {
+        dst: Option<Reg>,
+        op: Op,
+        args: Vec<PExpr>,
+        catch: bool,
+        label: u32,
+    },
     Jump(Pc),
     JumpIfNot(PExpr, Pc),
-    Call { proc: ProcId, args: Vec<PExpr>, dst: Option<Reg> },
+    Call {
+        proc: ProcId,
+        args: Vec<PExpr>,
+        dst: Option<Reg>,
+    },
     Return(Option<PExpr>),
     Enter(u32),
     Leave(u32),
-    Fail { kind: FailKind, msg: PExpr, label: u32 },
+    Fail {
+        kind: FailKind,
+        msg: PExpr,
+        label: u32,
+    },
     /// A `match` on an error no arm handles: the actor stops with the error unhandled.
-    Unhandled { reg: Reg, label: u32 },
+    Unhandled {
+        reg: Reg,
+        label: u32,
+    },
     /// An assignment to a thread-local variable (not a step: no other actor can see it).
-    SetLocal { local: u32, e: PExpr },
+    SetLocal {
+        local: u32,
+        e: PExpr,
+    },
     /// `on SIG call handler(args)`: installs a signal handler, its arguments bound now (as
     /// Mailman binds `mlist` through a default argument). `proc: None` restores the default.
-    Handle { signal: Signal, proc: Option<ProcId>, args: Vec<PExpr> },
+    Handle {
+        signal: Signal,
+        proc: Option<ProcId>,
+        args: Vec<PExpr>,
+    },
     /// `exit`: the actor ends normally (Python's `sys.exit(0)`), from any depth.
     Exit,
 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 mod gate_cmd;
 
 use clap::{Parser, Subcommand};
+use racelab::backend::db::DbSpec;
+use racelab::backend::forced::{forced_replay, ForcedError};
+use racelab::backend::{ActorMode, BackendSpec};
 use racelab::explore::{Budget, EngineConfig, EngineKind};
 use racelab::lang::{self, Scenario};
-use racelab::backend::forced::{forced_replay, ForcedError};
-use racelab::backend::db::DbSpec;
-use racelab::backend::{ActorMode, BackendSpec};
 use racelab::schedule::{Schedule, TokenError};
 use racelab::{replay, suite};
 use reports::table::{render_result_line, render_trace, Style};
@@ -23,7 +23,11 @@ const BAD_INPUT: u8 = 2;
 const INFRASTRUCTURE: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "racelab", version, about = "Find, print and replay races described as scenarios")]
+#[command(
+    name = "racelab",
+    version,
+    about = "Find, print and replay races described as scenarios"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -159,7 +163,11 @@ enum Command {
     GateBench { file: PathBuf, calls: u64 },
     /// (internal) One locker of racelab-linklock.race with the real LinkLock, run under the gate.
     #[command(name = "__gate-linklock", hide = true)]
-    GateLinkLock { lockfile: PathBuf, counter: PathBuf, work_ms: u64 },
+    GateLinkLock {
+        lockfile: PathBuf,
+        counter: PathBuf,
+        work_ms: u64,
+    },
     /// (internal) A worker process performing one actor's operations for a real backend.
     #[command(name = "__worker", hide = true)]
     Worker { root: PathBuf, parent: u32 },
@@ -247,38 +255,156 @@ fn main() -> ExitCode {
     let out = Output::detect();
     let code = match cli.command {
         Command::Check { files } => check(&files, &out),
-        Command::Explore { file, variant, engine, backend, tick_ms, step_timeout, schedules, seconds, seed, preemption_bound, max_states, por, param_draws, shard, json } => {
+        Command::Explore {
+            file,
+            variant,
+            engine,
+            backend,
+            tick_ms,
+            step_timeout,
+            schedules,
+            seconds,
+            seed,
+            preemption_bound,
+            max_states,
+            por,
+            param_draws,
+            shard,
+            json,
+        } => {
             if let Some(gate) = gate_cmd::GateArgs::parse(&backend, tick_ms, step_timeout) {
                 // Real executions cost a fraction of a second each, not microseconds.
-                return ExitCode::from(gate_explore_cmd(&file, variant.as_deref(), engine.as_deref().unwrap_or("gate-random"), gate, schedules.unwrap_or(200), seconds, seed, json, &out));
+                return ExitCode::from(gate_explore_cmd(
+                    &file,
+                    variant.as_deref(),
+                    engine.as_deref().unwrap_or("gate-random"),
+                    gate,
+                    schedules.unwrap_or(200),
+                    seconds,
+                    seed,
+                    json,
+                    &out,
+                ));
             }
             if backend != "model" {
                 eprint_error(format_args!("explore runs on `--backend model` or `--backend gate[:DIR]`, not `{backend}`; real filesystems and databases replay and stress what the model finds (racelab replay, racelab stress)"));
                 return ExitCode::from(BAD_INPUT);
             }
             let engine = engine.unwrap_or_else(|| "shuttle-random".to_string());
-            let budget = Budget::new(schedules.unwrap_or(20_000), Duration::from_secs_f64(seconds.max(0.001)));
-            explore_cmd(&file, variant.as_deref(), &engine, budget, seed, (preemption_bound, max_states, shard, param_draws, por), json, &out)
+            let budget = Budget::new(
+                schedules.unwrap_or(20_000),
+                Duration::from_secs_f64(seconds.max(0.001)),
+            );
+            explore_cmd(
+                &file,
+                variant.as_deref(),
+                &engine,
+                budget,
+                seed,
+                (preemption_bound, max_states, shard, param_draws, por),
+                json,
+                &out,
+            )
         }
-        Command::Replay { file, variant, token, backend, step_timeout, actors, times, on_variant } => {
+        Command::Replay {
+            file,
+            variant,
+            token,
+            backend,
+            step_timeout,
+            actors,
+            times,
+            on_variant,
+        } => {
             if let Some(gate) = gate_cmd::GateArgs::parse(&backend, 1000, step_timeout) {
                 return ExitCode::from(gate_replay_cmd(&file, &variant, &token, gate, times, &out));
             }
-            replay_cmd(&file, &variant, &token, &backend, &actors, times, on_variant.as_deref(), &out)
+            replay_cmd(
+                &file,
+                &variant,
+                &token,
+                &backend,
+                &actors,
+                times,
+                on_variant.as_deref(),
+                &out,
+            )
         }
-        Command::Stress { file, variant, backend, runs, chaos, actors, jobs, seed, no_nemesis, json } => {
-            stress_cmd(&file, &variant, &backend, runs, (chaos, !no_nemesis), &actors, jobs, seed, json, &out)
+        Command::Stress {
+            file,
+            variant,
+            backend,
+            runs,
+            chaos,
+            actors,
+            jobs,
+            seed,
+            no_nemesis,
+            json,
+        } => stress_cmd(
+            &file,
+            &variant,
+            &backend,
+            runs,
+            (chaos, !no_nemesis),
+            &actors,
+            jobs,
+            seed,
+            json,
+            &out,
+        ),
+        Command::GateExec { argv } => {
+            return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8)
         }
-        Command::GateExec { argv } => return ExitCode::from(racelab::gate::launch::gate_exec(&argv).clamp(0, 255) as u8),
         Command::GateBench { file, calls } => return ExitCode::from(gate_bench_cmd(&file, calls)),
-        Command::GateLinkLock { lockfile, counter, work_ms } => return ExitCode::from(gate_cmd::linklock_driver(&lockfile, &counter, work_ms)),
-        Command::Worker { root, parent } => return ExitCode::from(racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8),
-        Command::LockBench { strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms } => {
-            lockbench_cmd(&strategy, lock, iters, start_ns, counter, lifetime_ms, timeout_ms)
+        Command::GateLinkLock {
+            lockfile,
+            counter,
+            work_ms,
+        } => return ExitCode::from(gate_cmd::linklock_driver(&lockfile, &counter, work_ms)),
+        Command::Worker { root, parent } => {
+            return ExitCode::from(
+                racelab::backend::process::worker_main(&root, parent).clamp(0, 255) as u8,
+            )
         }
-        Command::Suite { paths, out: dir, quick, engines, real, db, gate, replays, stress_runs, shard } => {
-            suite_cmd(&paths, &dir, quick, &engines, (&real, &db, &gate), (replays, stress_runs), shard, &out)
-        }
+        Command::LockBench {
+            strategy,
+            lock,
+            iters,
+            start_ns,
+            counter,
+            lifetime_ms,
+            timeout_ms,
+        } => lockbench_cmd(
+            &strategy,
+            lock,
+            iters,
+            start_ns,
+            counter,
+            lifetime_ms,
+            timeout_ms,
+        ),
+        Command::Suite {
+            paths,
+            out: dir,
+            quick,
+            engines,
+            real,
+            db,
+            gate,
+            replays,
+            stress_runs,
+            shard,
+        } => suite_cmd(
+            &paths,
+            &dir,
+            quick,
+            &engines,
+            (&real, &db, &gate),
+            (replays, stress_runs),
+            shard,
+            &out,
+        ),
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
         Command::Isolation(args) => racelab::pgspec::cli::main(&args),
     };
@@ -286,7 +412,15 @@ fn main() -> ExitCode {
 }
 
 /// `racelab __lockbench`: one owner of a lock contention run; its report on stdout as JSON.
-fn lockbench_cmd(strategy: &str, lock: PathBuf, iters: u64, start_ns: u64, counter: Option<PathBuf>, lifetime_ms: Option<u64>, timeout_ms: Option<u64>) -> u8 {
+fn lockbench_cmd(
+    strategy: &str,
+    lock: PathBuf,
+    iters: u64,
+    start_ns: u64,
+    counter: Option<PathBuf>,
+    lifetime_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+) -> u8 {
     use racelab::lockfile::{worker, MutexLock, Strategy};
     let strategy = match Strategy::parse(strategy) {
         Ok(s) if s.excludes_processes() => s,
@@ -299,7 +433,14 @@ fn lockbench_cmd(strategy: &str, lock: PathBuf, iters: u64, start_ns: u64, count
             return BAD_INPUT;
         }
     };
-    let opts = worker::WorkerOpts { strategy, lock, iters, counter, lifetime: lifetime_ms.map(Duration::from_millis), timeout: timeout_ms.map(Duration::from_millis) };
+    let opts = worker::WorkerOpts {
+        strategy,
+        lock,
+        iters,
+        counter,
+        lifetime: lifetime_ms.map(Duration::from_millis),
+        timeout: timeout_ms.map(Duration::from_millis),
+    };
     match worker::run(&opts, &MutexLock::new(), start_ns) {
         Ok(report) => match serde_json::to_string(&report) {
             Ok(json) => {
@@ -328,10 +469,16 @@ impl Output {
     fn detect() -> Output {
         let tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Output { color: tty && !no_color, tty }
+        Output {
+            color: tty && !no_color,
+            tty,
+        }
     }
     fn style(&self) -> Style {
-        Style { color: self.color, unicode: self.tty }
+        Style {
+            color: self.color,
+            unicode: self.tty,
+        }
     }
 }
 
@@ -345,7 +492,12 @@ fn load_variant(file: &Path, variant: &str, out: &Output) -> Result<Arc<racelab:
 }
 
 /// [`load_variant`] with values for the scenario's parameters (a replay token's).
-fn load_variant_with(file: &Path, variant: &str, params: &std::collections::BTreeMap<String, i64>, out: &Output) -> Result<Arc<racelab::ir::Program>, u8> {
+fn load_variant_with(
+    file: &Path,
+    variant: &str,
+    params: &std::collections::BTreeMap<String, i64>,
+    out: &Output,
+) -> Result<Arc<racelab::ir::Program>, u8> {
     let sc = load_with(file, params, out)?;
     pick_variants(&sc, Some(variant), file).map(|p| Arc::new(p[0].clone()))
 }
@@ -356,7 +508,11 @@ fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
 }
 
 /// [`load`] with values for the scenario's parameters.
-fn load_with(path: &Path, params: &std::collections::BTreeMap<String, i64>, out: &Output) -> Result<Scenario, u8> {
+fn load_with(
+    path: &Path,
+    params: &std::collections::BTreeMap<String, i64>,
+    out: &Output,
+) -> Result<Scenario, u8> {
     let src = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => {
@@ -367,7 +523,11 @@ fn load_with(path: &Path, params: &std::collections::BTreeMap<String, i64>, out:
     match lang::compile_with(&path.display().to_string(), &src, params) {
         Ok(sc) => Ok(sc),
         Err(errors) => {
-            let theme = if out.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+            let theme = if out.color {
+                miette::GraphicalTheme::unicode()
+            } else {
+                miette::GraphicalTheme::unicode_nocolor()
+            };
             let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
             let mut text = String::new();
             let _ = handler.render_report(&mut text, &errors);
@@ -388,7 +548,13 @@ fn check(files: &[PathBuf], out: &Output) -> u8 {
             continue;
         }
         match load(f, out) {
-            Ok(sc) => println!("{}: ok ({} variant{}: {})", f.display(), sc.variants.len(), if sc.variants.len() == 1 { "" } else { "s" }, sc.variant_names().join(", ")),
+            Ok(sc) => println!(
+                "{}: ok ({} variant{}: {})",
+                f.display(),
+                sc.variants.len(),
+                if sc.variants.len() == 1 { "" } else { "s" },
+                sc.variant_names().join(", ")
+            ),
             Err(c) => code = c,
         }
     }
@@ -398,9 +564,18 @@ fn check(files: &[PathBuf], out: &Output) -> u8 {
 /// `racelab check FILE.spec`: a PostgreSQL isolation spec, with the same diagnostics.
 fn check_spec(path: &Path, out: &Output) -> Result<String, u8> {
     match racelab::pgspec::load(path) {
-        Ok(spec) => Ok(format!("{}: ok (isolation spec: {} sessions, {} permutations)", path.display(), spec.sessions.len(), spec.permutation_count())),
+        Ok(spec) => Ok(format!(
+            "{}: ok (isolation spec: {} sessions, {} permutations)",
+            path.display(),
+            spec.sessions.len(),
+            spec.permutation_count()
+        )),
         Err(racelab::pgspec::LoadError::Syntax(errors)) => {
-            let theme = if out.color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+            let theme = if out.color {
+                miette::GraphicalTheme::unicode()
+            } else {
+                miette::GraphicalTheme::unicode_nocolor()
+            };
             let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
             let mut text = String::new();
             let _ = handler.render_report(&mut text, &errors);
@@ -415,7 +590,9 @@ fn check_spec(path: &Path, out: &Output) -> Result<String, u8> {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn parse_engines(spec: &[String]) -> Result<Vec<EngineKind>, String> {
@@ -426,19 +603,30 @@ fn parse_engines(spec: &[String]) -> Result<Vec<EngineKind>, String> {
         .map(|s| {
             EngineKind::from_name(s).ok_or_else(|| {
                 let names: Vec<_> = EngineKind::ALL.iter().map(|e| e.name()).collect();
-                format!("unknown engine `{s}`; choose from {} or all", names.join(", "))
+                format!(
+                    "unknown engine `{s}`; choose from {} or all",
+                    names.join(", ")
+                )
             })
         })
         .collect()
 }
 
-fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Result<Vec<&'s racelab::ir::Program>, u8> {
+fn pick_variants<'s>(
+    sc: &'s Scenario,
+    variant: Option<&str>,
+    file: &Path,
+) -> Result<Vec<&'s racelab::ir::Program>, u8> {
     match variant {
         None => Ok(sc.variants.iter().collect()),
         Some(v) => match sc.variant(v) {
             Some(p) => Ok(vec![p]),
             None => {
-                eprint_error(format_args!("{} has no variant `{v}`; its variants are: {}", file.display(), sc.variant_names().join(", ")));
+                eprint_error(format_args!(
+                    "{} has no variant `{v}`; its variants are: {}",
+                    file.display(),
+                    sc.variant_names().join(", ")
+                ));
                 Err(BAD_INPUT)
             }
         },
@@ -446,7 +634,16 @@ fn pick_variants<'s>(sc: &'s Scenario, variant: Option<&str>, file: &Path) -> Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget, seed: u64, (bound, max_states, shard, param_draws, por): (usize, u64, Option<reports::Shard>, u32, bool), json: bool, out: &Output) -> u8 {
+fn explore_cmd(
+    file: &Path,
+    variant: Option<&str>,
+    engine: &str,
+    budget: Budget,
+    seed: u64,
+    (bound, max_states, shard, param_draws, por): (usize, u64, Option<reports::Shard>, u32, bool),
+    json: bool,
+    out: &Output,
+) -> u8 {
     let sc = match load(file, out) {
         Ok(sc) => sc,
         Err(c) => return c,
@@ -472,17 +669,46 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
     let mut rows = Vec::new();
     for prog in progs {
         let prog = Arc::new(prog.clone());
-        let configs: Vec<EngineConfig> = engines.iter().map(|&k| EngineConfig::new(k, budget).seed(seed).preemption_bound(bound).max_states(max_states).por(por)).collect();
+        let configs: Vec<EngineConfig> = engines
+            .iter()
+            .map(|&k| {
+                EngineConfig::new(k, budget)
+                    .seed(seed)
+                    .preemption_bound(bound)
+                    .max_states(max_states)
+                    .por(por)
+            })
+            .collect();
         if !prog.params.is_empty() {
             // Parameters: each engine explores draws of their values; a failure is shrunk.
             let src = std::fs::read_to_string(file).unwrap_or_default();
             for cfg in &configs {
-                match racelab::params::search(&file.display().to_string(), &src, &prog.variant, &prog.params, cfg, param_draws, seed) {
+                match racelab::params::search(
+                    &file.display().to_string(),
+                    &src,
+                    &prog.variant,
+                    &prog.params,
+                    cfg,
+                    param_draws,
+                    seed,
+                ) {
                     Ok(s) => {
-                        let show = |v: &std::collections::BTreeMap<String, i64>| v.iter().map(|(n, x)| format!("{n} = {x}")).collect::<Vec<_>>().join(", ");
-                        let drawn: Vec<String> = s.draws.iter().map(|d| format!("({})", show(d))).collect();
+                        let show = |v: &std::collections::BTreeMap<String, i64>| {
+                            v.iter()
+                                .map(|(n, x)| format!("{n} = {x}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let drawn: Vec<String> =
+                            s.draws.iter().map(|d| format!("({})", show(d))).collect();
                         // Beside the JSON on stdout, the parameter search goes to stderr.
-                        let say = |line: String| if json { eprintln!("{line}") } else { println!("{line}") };
+                        let say = |line: String| {
+                            if json {
+                                eprintln!("{line}")
+                            } else {
+                                println!("{line}")
+                            }
+                        };
                         match &s.failing_before_shrink {
                             Some(before) => say(format!(
                                 "{}/{} [{}]: parameters drawn {}; the failure at ({}) shrinks to ({}) in {} steps",
@@ -490,7 +716,12 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
                             )),
                             None => say(format!("{}/{} [{}]: parameters drawn {}; none broke anything", stem(file), prog.variant, cfg.kind.name(), drawn.join(" "))),
                         }
-                        rows.push(suite::result_row(&stem(file), &s.result.prog, cfg, s.result.outcome));
+                        rows.push(suite::result_row(
+                            &stem(file),
+                            &s.result.prog,
+                            cfg,
+                            s.result.outcome,
+                        ));
                     }
                     Err(e) => {
                         eprint_error(e);
@@ -501,7 +732,14 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
             continue;
         }
         // One portfolio per variant: a native-dfs proof settles it for the other engines.
-        let jobs: Vec<suite::Job> = configs.iter().map(|&config| suite::Job { scenario: stem(file), prog: prog.clone(), config }).collect();
+        let jobs: Vec<suite::Job> = configs
+            .iter()
+            .map(|&config| suite::Job {
+                scenario: stem(file),
+                prog: prog.clone(),
+                config,
+            })
+            .collect();
         rows.extend(suite::run(&jobs, &|_| {}));
     }
     suite::judge_portfolio(&mut rows);
@@ -511,7 +749,14 @@ fn explore_cmd(file: &Path, variant: Option<&str>, engine: &str, budget: Budget,
 
 /// Prints exploration rows: as JSON, or each row's result line, its findings with their replay
 /// commands (`replay_flags` added, such as `--backend gate`), and the lead finding's step table.
-fn print_rows(rows: &[reports::RunResult], file: &Path, json: bool, unit: &str, replay_flags: &str, style: Style) {
+fn print_rows(
+    rows: &[reports::RunResult],
+    file: &Path,
+    json: bool,
+    unit: &str,
+    replay_flags: &str,
+    style: Style,
+) {
     if json {
         println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
         return;
@@ -569,7 +814,13 @@ fn gate_bench_cmd(file: &Path, calls: u64) -> u8 {
         let r = if i % 2 == 0 {
             nix::sys::stat::stat(file).map(|_| ())
         } else {
-            nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, file, &now, &now, nix::sys::stat::UtimensatFlags::FollowSymlink)
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                file,
+                &now,
+                &now,
+                nix::sys::stat::UtimensatFlags::FollowSymlink,
+            )
         };
         if let Err(e) = r {
             eprint_error(format_args!("{}: {e}", file.display()));
@@ -581,7 +832,17 @@ fn gate_bench_cmd(file: &Path, calls: u64) -> u8 {
 
 /// `racelab explore --backend gate[:DIR]`.
 #[allow(clippy::too_many_arguments)]
-fn gate_explore_cmd(file: &Path, variant: Option<&str>, engine: &str, gate: Result<gate_cmd::GateArgs, String>, executions: u64, seconds: f64, seed: u64, json: bool, out: &Output) -> u8 {
+fn gate_explore_cmd(
+    file: &Path,
+    variant: Option<&str>,
+    engine: &str,
+    gate: Result<gate_cmd::GateArgs, String>,
+    executions: u64,
+    seconds: f64,
+    seed: u64,
+    json: bool,
+    out: &Output,
+) -> u8 {
     let gate = match gate {
         Ok(g) => g,
         Err(e) => {
@@ -597,11 +858,30 @@ fn gate_explore_cmd(file: &Path, variant: Option<&str>, engine: &str, gate: Resu
         Ok(p) => p,
         Err(c) => return c,
     };
-    gate_cmd::explore(file, &stem(file), &progs, engine, &gate, executions, seconds, seed, json, out.style(), out.tty)
+    gate_cmd::explore(
+        file,
+        &stem(file),
+        &progs,
+        engine,
+        &gate,
+        executions,
+        seconds,
+        seed,
+        json,
+        out.style(),
+        out.tty,
+    )
 }
 
 /// `racelab replay --backend gate[:DIR] TOKEN`.
-fn gate_replay_cmd(file: &Path, variant: &str, token: &str, gate: Result<gate_cmd::GateArgs, String>, times: u32, out: &Output) -> u8 {
+fn gate_replay_cmd(
+    file: &Path,
+    variant: &str,
+    token: &str,
+    gate: Result<gate_cmd::GateArgs, String>,
+    times: u32,
+    out: &Output,
+) -> u8 {
     let gate = match gate {
         Ok(g) => g,
         Err(e) => {
@@ -617,7 +897,12 @@ fn gate_replay_cmd(file: &Path, variant: &str, token: &str, gate: Result<gate_cm
         }
     };
     // The token's own parameters (its seed and tick are the gate's, not the scenario's).
-    let params = sched.params.iter().filter(|(n, _)| !n.starts_with("gate.")).cloned().collect();
+    let params = sched
+        .params
+        .iter()
+        .filter(|(n, _)| !n.starts_with("gate."))
+        .cloned()
+        .collect();
     let prog = match load_variant_with(file, variant, &params, out) {
         Ok(p) => p,
         Err(c) => return c,
@@ -626,7 +911,16 @@ fn gate_replay_cmd(file: &Path, variant: &str, token: &str, gate: Result<gate_cm
 }
 
 #[allow(clippy::too_many_arguments)]
-fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &str, times: u32, on_variant: Option<&str>, out: &Output) -> u8 {
+fn replay_cmd(
+    file: &Path,
+    variant: &str,
+    token: &str,
+    backend: &str,
+    actors: &str,
+    times: u32,
+    on_variant: Option<&str>,
+    out: &Output,
+) -> u8 {
     // `db:sqlite|postgres[=URL]|mariadb[=URL]`: the same token, one statement per step on real connections.
     let db = match backend.strip_prefix("db:").map(DbSpec::parse) {
         Some(Ok(d)) => Some(d),
@@ -652,7 +946,9 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
         }
     };
     // A token recorded with parameter values replays on the scenario compiled with them.
-    let params = Schedule::decode(token).map(|s| s.param_values()).unwrap_or_default();
+    let params = Schedule::decode(token)
+        .map(|s| s.param_values())
+        .unwrap_or_default();
     let prog = match load_variant_with(file, variant, &params, out) {
         Ok(p) => p,
         Err(c) => return c,
@@ -722,7 +1018,14 @@ fn replay_cmd(file: &Path, variant: &str, token: &str, backend: &str, actors: &s
 }
 
 /// Forces the schedule on real actors `times` times; every run must reproduce, none diverge.
-fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: &[PathBuf], mode: ActorMode, times: u32, out: &Output) -> u8 {
+fn forced_replay_cmd(
+    prog: &Arc<racelab::ir::Program>,
+    sched: &Schedule,
+    roots: &[PathBuf],
+    mode: ActorMode,
+    times: u32,
+    out: &Output,
+) -> u8 {
     racelab::backend::cancel::install();
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
@@ -734,7 +1037,10 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: 
                 return BAD_INPUT;
             }
             Err(ForcedError::Infrastructure(why)) => {
-                eprint_error(format_args!("the real backend failed (run {}): {why}", i + 1));
+                eprint_error(format_args!(
+                    "the real backend failed (run {}): {why}",
+                    i + 1
+                ));
                 return INFRASTRUCTURE;
             }
             Err(e @ ForcedError::Interrupted(sig)) => {
@@ -745,7 +1051,14 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: 
         if i == 0 {
             print!("{}", render_trace(&r.trace, out.style()));
             let dirs: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-            println!("\nbackend: {} ({}, mounted at {}, options {}), actors as {}", dirs.join(", "), r.env.fs_type, r.env.mount_point, r.env.options, mode.name());
+            println!(
+                "\nbackend: {} ({}, mounted at {}, options {}), actors as {}",
+                dirs.join(", "),
+                r.env.fs_type,
+                r.env.mount_point,
+                r.env.options,
+                mode.name()
+            );
         }
         if let Some(d) = &r.divergence {
             println!(
@@ -775,7 +1088,18 @@ fn forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, roots: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, (chaos, nemesis): (bool, bool), actors: &str, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+fn stress_cmd(
+    file: &Path,
+    variant: &str,
+    backend: &str,
+    runs: u64,
+    (chaos, nemesis): (bool, bool),
+    actors: &str,
+    jobs: Option<usize>,
+    seed: u64,
+    json: bool,
+    out: &Output,
+) -> u8 {
     if let Some(db) = backend.strip_prefix("db:") {
         return db_stress_cmd(file, variant, db, runs, jobs, seed, json, out);
     }
@@ -807,19 +1131,42 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, (chaos, neme
     };
     racelab::backend::cancel::install();
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let nemesis = nemesis && prog.faults.iter().any(|f| racelab::backend::nemesis::injectable(&f.kind));
-    let cfg = racelab::backend::stress::StressConfig { runs, chaos, mode, jobs, seed, nemesis };
-    let bar = progress_bar(runs, out, &format!("stress {} {}", prog.variant, if chaos { "(chaos)" } else { "" }));
+    let nemesis = nemesis
+        && prog
+            .faults
+            .iter()
+            .any(|f| racelab::backend::nemesis::injectable(&f.kind));
+    let cfg = racelab::backend::stress::StressConfig {
+        runs,
+        chaos,
+        mode,
+        jobs,
+        seed,
+        nemesis,
+    };
+    let bar = progress_bar(
+        runs,
+        out,
+        &format!(
+            "stress {} {}",
+            prog.variant,
+            if chaos { "(chaos)" } else { "" }
+        ),
+    );
     let result = racelab::backend::stress::stress(&prog, &root, &cfg, &|_| bar.inc(1));
     bar.finish_and_clear();
     let r = match result {
         Ok(r) => r,
         Err(why) => {
             eprint_error(format_args!("the real backend failed: {why}"));
-            return racelab::backend::cancel::requested().map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
+            return racelab::backend::cancel::requested()
+                .map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
         }
     };
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let row = racelab::suite::stress_row(&stem, &prog, &r, &r.env.fs_type, &root[0]);
     if json {
         println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
@@ -828,7 +1175,10 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, (chaos, neme
             "{}/{} on {} ({}, {}), {} actors{}: {} runs in {:.1}s ({:.1} runs/s)",
             stem,
             prog.variant,
-            root.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(","),
+            root.iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             r.env.fs_type,
             r.env.options,
             mode.name(),
@@ -838,13 +1188,25 @@ fn stress_cmd(file: &Path, variant: &str, backend: &str, runs: u64, (chaos, neme
             r.runs_per_second()
         );
         for rate in &r.rates {
-            println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+            println!(
+                "  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)",
+                rate.invariant,
+                rate.hits,
+                rate.runs,
+                100.0 * rate.hits as f64 / rate.runs.max(1) as f64,
+                100.0 * rate.low,
+                100.0 * rate.high
+            );
         }
         if let Some(faults) = &row.faults {
             println!("  faults: {faults}");
         }
         if let Some((i, sched, trace)) = &r.first_failure {
-            println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
+            println!(
+                "\nfirst failing run (#{}): schedule {}",
+                i + 1,
+                sched.encode()
+            );
             print!("{}", render_trace(trace, out.style()));
         }
     }
@@ -861,7 +1223,9 @@ fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_string());
@@ -869,12 +1233,21 @@ fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let roots = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths.to_vec() };
+    let roots = if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths.to_vec()
+    };
     let mut files = Vec::new();
     for p in roots {
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|f| f.extension().is_some_and(|x| x == "race")).collect())
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|f| f.extension().is_some_and(|x| x == "race"))
+                        .collect()
+                })
                 .unwrap_or_default();
             found.sort();
             files.extend(found);
@@ -886,14 +1259,35 @@ fn scenario_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (real, db, gate): (&[String], &[String], &[String]), counts: (Option<u32>, Option<u64>), shard: Option<reports::Shard>, out: &Output) -> u8 {
+fn suite_cmd(
+    paths: &[PathBuf],
+    dir: &Path,
+    quick: bool,
+    engines: &[String],
+    (real, db, gate): (&[String], &[String], &[String]),
+    counts: (Option<u32>, Option<u64>),
+    shard: Option<reports::Shard>,
+    out: &Output,
+) -> u8 {
     let mut gate_targets = Vec::new();
     for g in gate {
         match g.split_once('=') {
-            Some((name, reason)) if reason.starts_with('!') => gate_targets.push(racelab::gate::report::GateTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
-            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => gate_targets.push(racelab::gate::report::GateTarget { name: name.to_string(), dir: Ok(PathBuf::from(d)) }),
+            Some((name, reason)) if reason.starts_with('!') => {
+                gate_targets.push(racelab::gate::report::GateTarget {
+                    name: name.to_string(),
+                    dir: Err(reason[1..].to_string()),
+                })
+            }
+            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => {
+                gate_targets.push(racelab::gate::report::GateTarget {
+                    name: name.to_string(),
+                    dir: Ok(PathBuf::from(d)),
+                })
+            }
             _ => {
-                eprint_error(format_args!("--gate {g}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
+                eprint_error(format_args!(
+                    "--gate {g}: expected NAME=DIR with an existing directory (or NAME=!reason)"
+                ));
                 return BAD_INPUT;
             }
         }
@@ -901,9 +1295,15 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
     let mut db_targets = Vec::new();
     for d in db {
         let target = match d.split_once('=') {
-            Some((name, reason)) if reason.starts_with('!') => suite::RealDbTarget { name: name.to_string(), spec: Err(reason[1..].to_string()) },
+            Some((name, reason)) if reason.starts_with('!') => suite::RealDbTarget {
+                name: name.to_string(),
+                spec: Err(reason[1..].to_string()),
+            },
             _ => match DbSpec::parse(d) {
-                Ok(spec) => suite::RealDbTarget { name: spec.name().trim_start_matches("db:").to_string(), spec: Ok(spec) },
+                Ok(spec) => suite::RealDbTarget {
+                    name: spec.name().trim_start_matches("db:").to_string(),
+                    spec: Ok(spec),
+                },
                 Err(e) => {
                     eprint_error(format_args!("--db {d}: {e}"));
                     return BAD_INPUT;
@@ -925,12 +1325,20 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
     let mut targets = Vec::new();
     for r in real {
         match r.split_once('=') {
-            Some((name, reason)) if reason.starts_with('!') => targets.push(suite::RealFsTarget { name: name.to_string(), dir: Err(reason[1..].to_string()) }),
+            Some((name, reason)) if reason.starts_with('!') => targets.push(suite::RealFsTarget {
+                name: name.to_string(),
+                dir: Err(reason[1..].to_string()),
+            }),
             Some((name, d)) if !name.is_empty() && d.split(',').all(|p| Path::new(p).is_dir()) => {
-                targets.push(suite::RealFsTarget { name: name.to_string(), dir: Ok(d.split(',').map(PathBuf::from).collect()) })
+                targets.push(suite::RealFsTarget {
+                    name: name.to_string(),
+                    dir: Ok(d.split(',').map(PathBuf::from).collect()),
+                })
             }
             _ => {
-                eprint_error(format_args!("--real {r}: expected NAME=DIR with an existing directory (or NAME=!reason)"));
+                eprint_error(format_args!(
+                    "--real {r}: expected NAME=DIR with an existing directory (or NAME=!reason)"
+                ));
                 return BAD_INPUT;
             }
         }
@@ -964,12 +1372,27 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
     }
     if let Some(s) = shard {
         scenarios = racelab::shard::select(scenarios, s);
-        println!("shard {}/{}: {} variants", s.index, s.count, scenarios.iter().map(|(_, sc)| sc.variants.len()).sum::<usize>());
+        println!(
+            "shard {}/{}: {} variants",
+            s.index,
+            s.count,
+            scenarios
+                .iter()
+                .map(|(_, sc)| sc.variants.len())
+                .sum::<usize>()
+        );
     }
-    let cfg = if quick { suite::SuiteConfig::quick() } else { suite::SuiteConfig::full() };
+    let cfg = if quick {
+        suite::SuiteConfig::quick()
+    } else {
+        suite::SuiteConfig::full()
+    };
     let jobs = suite::jobs(&scenarios, &cfg, &engines);
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut results = suite::run(&jobs, &|r| {
         bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
@@ -979,9 +1402,18 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
     // The real runs: the database servers at the same time as the filesystems and the gate.
     // Database rows spend their time waiting for a server (the blocked-statement polls), the
     // others on processes and disks, so the two overlap on two cores instead of queueing.
-    let spinner = if out.tty { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+    let spinner = if out.tty {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     spinner.enable_steady_tick(Duration::from_millis(200));
-    let say = |what: &str, r: &reports::RunResult| spinner.set_message(format!("{what}: {}/{}/{} on {}", r.scenario, r.variant, r.engine, r.backend));
+    let say = |what: &str, r: &reports::RunResult| {
+        spinner.set_message(format!(
+            "{what}: {}/{}/{} on {}",
+            r.scenario, r.variant, r.engine, r.backend
+        ))
+    };
     let model_rows = &results;
     let ((fs_rows, gate_rows), db_rows) = std::thread::scope(|s| {
         let db = s.spawn(|| {
@@ -989,7 +1421,19 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
                 return Vec::new();
             }
             // A forced replay on a server costs a CREATE DATABASE (~0.1-0.3 s): 5 per schedule.
-            let rc = if quick { suite::RealConfig { replays: 5, stress_runs: 100, jobs: 2 } } else { suite::RealConfig { replays: 20, stress_runs: 500, jobs: 2 } };
+            let rc = if quick {
+                suite::RealConfig {
+                    replays: 5,
+                    stress_runs: 100,
+                    jobs: 2,
+                }
+            } else {
+                suite::RealConfig {
+                    replays: 20,
+                    stress_runs: 500,
+                    jobs: 2,
+                }
+            };
             suite::db_rows(&scenarios, model_rows, &db_targets, &rc, &|r| say("db", r))
         });
         let (mut fs_rows, mut gate_rows) = (Vec::new(), Vec::new());
@@ -998,7 +1442,19 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
             // every time" is measured (Wilson lower bound 0.84), not assumed; 100 in full runs.
             // Quick mode's 50 free runs per variant and filesystem keep CI's real part to a few
             // minutes on six filesystems (measured: 100 replays and 100 runs took 9 minutes).
-            let mut rc = if quick { suite::RealConfig { replays: 20, stress_runs: 50, jobs: 2 } } else { suite::RealConfig { replays: 100, stress_runs: 500, jobs: 2 } };
+            let mut rc = if quick {
+                suite::RealConfig {
+                    replays: 20,
+                    stress_runs: 50,
+                    jobs: 2,
+                }
+            } else {
+                suite::RealConfig {
+                    replays: 100,
+                    stress_runs: 500,
+                    jobs: 2,
+                }
+            };
             rc.replays = counts.0.unwrap_or(rc.replays).max(1);
             rc.stress_runs = counts.1.unwrap_or(rc.stress_runs).max(1);
             fs_rows = suite::real_rows(&scenarios, model_rows, &targets, &rc, &|r| say("real", r));
@@ -1006,12 +1462,33 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
         if !gate_targets.is_empty() && racelab::backend::cancel::requested().is_none() {
             racelab::backend::cancel::install();
             // Each execution starts real processes (a fraction of a second): budgets in executions.
-            let budget = if quick { racelab::gate::explore::GateBudget { executions: 150, seconds: 75.0 } } else { racelab::gate::explore::GateBudget { executions: 600, seconds: 300.0 } };
+            let budget = if quick {
+                racelab::gate::explore::GateBudget {
+                    executions: 150,
+                    seconds: 75.0,
+                }
+            } else {
+                racelab::gate::explore::GateBudget {
+                    executions: 600,
+                    seconds: 300.0,
+                }
+            };
             let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
                 .iter()
-                .filter_map(|(stem, sc)| files.iter().find(|f| self::stem(f) == *stem).map(|f| (stem.clone(), f.clone(), sc.clone())))
+                .filter_map(|(stem, sc)| {
+                    files
+                        .iter()
+                        .find(|f| self::stem(f) == *stem)
+                        .map(|f| (stem.clone(), f.clone(), sc.clone()))
+                })
                 .collect();
-            gate_rows = racelab::gate::report::suite_rows(&with_files, &gate_targets, budget, 0x5eed, &|r| say("gate", r));
+            gate_rows = racelab::gate::report::suite_rows(
+                &with_files,
+                &gate_targets,
+                budget,
+                0x5eed,
+                &|r| say("gate", r),
+            );
         }
         ((fs_rows, gate_rows), db.join().unwrap_or_default())
     });
@@ -1021,7 +1498,9 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
     results.extend(db_rows);
     results.extend(gate_rows);
     if let Some(sig) = racelab::backend::cancel::requested() {
-        eprint_error(format_args!("interrupted by signal {sig}; real runs and gated processes were cleaned up"));
+        eprint_error(format_args!(
+            "interrupted by signal {sig}; real runs and gated processes were cleaned up"
+        ));
         return (128 + sig).clamp(0, 255) as u8;
     }
     // Printed after the portfolio is judged: a row's verdict can depend on other engines' findings.
@@ -1031,7 +1510,11 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
             println!("  {reason}");
         }
     }
-    let summary = reports::Summary { ok: suite::exit_code(&results) == 0, results, shard };
+    let summary = reports::Summary {
+        ok: suite::exit_code(&results) == 0,
+        results,
+        shard,
+    };
     match reports::write_all(&summary, dir) {
         Ok(paths) => {
             println!("\n{}", summary.tally().describe());
@@ -1040,7 +1523,10 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
             }
         }
         Err(e) => {
-            eprint_error(format_args!("cannot write reports to {}: {e}", dir.display()));
+            eprint_error(format_args!(
+                "cannot write reports to {}: {e}",
+                dir.display()
+            ));
             return 3;
         }
     }
@@ -1049,7 +1535,13 @@ fn suite_cmd(paths: &[PathBuf], dir: &Path, quick: bool, engines: &[String], (re
 
 /// Forces the schedule on a real database `times` times, one statement per step, each actor on
 /// its own connection; every run must reproduce, none diverge.
-fn db_forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, db: &DbSpec, times: u32, out: &Output) -> u8 {
+fn db_forced_replay_cmd(
+    prog: &Arc<racelab::ir::Program>,
+    sched: &Schedule,
+    db: &DbSpec,
+    times: u32,
+    out: &Output,
+) -> u8 {
     racelab::backend::cancel::install();
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
@@ -1061,14 +1553,20 @@ fn db_forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, db: 
                 return BAD_INPUT;
             }
             Err(ForcedError::Infrastructure(why)) => {
-                eprint_error(format_args!("the real database failed (run {}): {why}", i + 1));
+                eprint_error(format_args!(
+                    "the real database failed (run {}): {why}",
+                    i + 1
+                ));
                 return INFRASTRUCTURE;
             }
             Err(ForcedError::Interrupted(sig)) => return (128 + sig).clamp(0, 255) as u8,
         };
         if i == 0 {
             print!("{}", render_trace(&r.trace, out.style()));
-            println!("\nbackend: {} ({}, isolation {}), one connection per actor", r.info.backend, r.info.server_version, r.info.isolation_level);
+            println!(
+                "\nbackend: {} ({}, isolation {}), one connection per actor",
+                r.info.backend, r.info.server_version, r.info.isolation_level
+            );
         }
         if let Some(d) = &r.divergence {
             println!("\nrun {}: reality diverged from the model at step {} ({}: {}): the model says {}, the real database said {}", i + 1, d.step, d.actor, d.operation, d.model, d.real);
@@ -1091,7 +1589,16 @@ fn db_forced_replay_cmd(prog: &Arc<racelab::ir::Program>, sched: &Schedule, db: 
 
 /// Stress runs on a real database: free-running actors, each on its own connection.
 #[allow(clippy::too_many_arguments)]
-fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<usize>, seed: u64, json: bool, out: &Output) -> u8 {
+fn db_stress_cmd(
+    file: &Path,
+    variant: &str,
+    db: &str,
+    runs: u64,
+    jobs: Option<usize>,
+    seed: u64,
+    json: bool,
+    out: &Output,
+) -> u8 {
     let db = match DbSpec::parse(db) {
         Ok(d) => d,
         Err(e) => {
@@ -1113,10 +1620,14 @@ fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<u
         Ok(r) => r,
         Err(why) => {
             eprint_error(format_args!("the real database failed: {why}"));
-            return racelab::backend::cancel::requested().map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
+            return racelab::backend::cancel::requested()
+                .map_or(INFRASTRUCTURE, |sig| (128 + sig).clamp(0, 255) as u8);
         }
     };
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let row = racelab::suite::db_stress_row(&stem, &prog, &r);
     if json {
         println!("{}", serde_json::to_string_pretty(&row).unwrap_or_default());
@@ -1134,13 +1645,25 @@ fn db_stress_cmd(file: &Path, variant: &str, db: &str, runs: u64, jobs: Option<u
             r.runs as f64 / r.seconds.max(1e-9)
         );
         for rate in &r.rates {
-            println!("  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)", rate.invariant, rate.hits, rate.runs, 100.0 * rate.hits as f64 / rate.runs.max(1) as f64, 100.0 * rate.low, 100.0 * rate.high);
+            println!(
+                "  {:<20} {:>5} / {:<5} = {:>6.2}%  (95% CI {:.2}%..{:.2}%)",
+                rate.invariant,
+                rate.hits,
+                rate.runs,
+                100.0 * rate.hits as f64 / rate.runs.max(1) as f64,
+                100.0 * rate.low,
+                100.0 * rate.high
+            );
         }
         if let Some(faults) = &row.faults {
             println!("  faults: {faults}");
         }
         if let Some((i, sched, trace)) = &r.first_failure {
-            println!("\nfirst failing run (#{}): schedule {}", i + 1, sched.encode());
+            println!(
+                "\nfirst failing run (#{}): schedule {}",
+                i + 1,
+                sched.encode()
+            );
             print!("{}", render_trace(trace, out.style()));
         }
     }
@@ -1165,7 +1688,10 @@ fn merge_cmd(files: &[PathBuf], dir: &Path) -> u8 {
         match serde_json::from_str::<reports::Summary>(&text) {
             Ok(s) => parts.push((f.display().to_string(), s)),
             Err(e) => {
-                eprint_error(format_args!("{} is not a racelab summary.json: {e}", f.display()));
+                eprint_error(format_args!(
+                    "{} is not a racelab summary.json: {e}",
+                    f.display()
+                ));
                 return BAD_INPUT;
             }
         }
@@ -1179,14 +1705,21 @@ fn merge_cmd(files: &[PathBuf], dir: &Path) -> u8 {
     };
     match reports::write_all(&summary, dir) {
         Ok(paths) => {
-            println!("merged {} shards: {}", files.len(), summary.tally().describe());
+            println!(
+                "merged {} shards: {}",
+                files.len(),
+                summary.tally().describe()
+            );
             for p in paths {
                 println!("wrote {}", p.display());
             }
             suite::exit_code(&summary.results) as u8
         }
         Err(e) => {
-            eprint_error(format_args!("cannot write reports to {}: {e}", dir.display()));
+            eprint_error(format_args!(
+                "cannot write reports to {}: {e}",
+                dir.display()
+            ));
             3
         }
     }

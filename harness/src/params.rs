@@ -38,41 +38,85 @@ pub struct ParamSearch {
 }
 
 fn values(params: &[ParamIr], current: &[i64]) -> BTreeMap<String, i64> {
-    params.iter().zip(current).map(|(p, v)| (p.name.clone(), *v)).collect()
+    params
+        .iter()
+        .zip(current)
+        .map(|(p, v)| (p.name.clone(), *v))
+        .collect()
 }
 
 /// Compiles `src` with `values`, picks `variant` and explores it with `cfg`.
-fn explore_with(file: &str, src: &str, variant: &str, values: &BTreeMap<String, i64>, cfg: &EngineConfig) -> Result<Draw, String> {
-    let sc = crate::lang::compile_with(file, src, values).map_err(|e| crate::lang::render_plain(&e))?;
-    let prog = Arc::new(sc.variant(variant).ok_or_else(|| format!("no variant `{variant}`"))?.clone());
+fn explore_with(
+    file: &str,
+    src: &str,
+    variant: &str,
+    values: &BTreeMap<String, i64>,
+    cfg: &EngineConfig,
+) -> Result<Draw, String> {
+    let sc =
+        crate::lang::compile_with(file, src, values).map_err(|e| crate::lang::render_plain(&e))?;
+    let prog = Arc::new(
+        sc.variant(variant)
+            .ok_or_else(|| format!("no variant `{variant}`"))?
+            .clone(),
+    );
     let outcome = explore::explore(&prog, cfg);
-    Ok(Draw { values: values.clone(), prog, outcome })
+    Ok(Draw {
+        values: values.clone(),
+        prog,
+        outcome,
+    })
 }
 
 fn broke(d: &Draw, invariant: &str) -> bool {
-    d.outcome.as_ref().is_ok_and(|ex| ex.findings.iter().any(|f| f.invariant == invariant))
+    d.outcome
+        .as_ref()
+        .is_ok_and(|ex| ex.findings.iter().any(|f| f.invariant == invariant))
 }
 
 /// Explores `variant` of the scenario in `src` with its parameters at their low ends, then over
 /// `draws` random draws (seeded by `seed`), stopping at the first that breaks something, which
 /// is then shrunk.
-pub fn search(file: &str, src: &str, variant: &str, params: &[ParamIr], cfg: &EngineConfig, draws: u32, seed: u64) -> Result<ParamSearch, String> {
-    let strategy: Vec<std::ops::RangeInclusive<i64>> = params.iter().map(|p| p.low..=p.high).collect();
+pub fn search(
+    file: &str,
+    src: &str,
+    variant: &str,
+    params: &[ParamIr],
+    cfg: &EngineConfig,
+    draws: u32,
+    seed: u64,
+) -> Result<ParamSearch, String> {
+    let strategy: Vec<std::ops::RangeInclusive<i64>> =
+        params.iter().map(|p| p.low..=p.high).collect();
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    );
     // The low ends first: the values the suite explores and the expectation is written for.
     // A failure there is already as small as it gets.
     let lows: Vec<i64> = params.iter().map(|p| p.low).collect();
     let first = explore_with(file, src, variant, &values(params, &lows), cfg)?;
-    if first.outcome.as_ref().is_ok_and(|ex| !ex.findings.is_empty()) {
+    if first
+        .outcome
+        .as_ref()
+        .is_ok_and(|ex| !ex.findings.is_empty())
+    {
         let v = first.values.clone();
-        return Ok(ParamSearch { draws: vec![v.clone()], failing_before_shrink: Some(v), result: first, shrink_steps: 0 });
+        return Ok(ParamSearch {
+            draws: vec![v.clone()],
+            failing_before_shrink: Some(v),
+            result: first,
+            shrink_steps: 0,
+        });
     }
     let mut tried = vec![first.values.clone()];
     let mut last = Some(first);
     for _ in 0..draws.max(1) {
-        let mut tree = strategy.new_tree(&mut runner).map_err(|e| format!("cannot draw parameters: {e}"))?;
+        let mut tree = strategy
+            .new_tree(&mut runner)
+            .map_err(|e| format!("cannot draw parameters: {e}"))?;
         let drawn = values(params, &tree.current());
         tried.push(drawn.clone());
         let draw = explore_with(file, src, variant, &drawn, cfg)?;
@@ -90,7 +134,8 @@ pub fn search(file: &str, src: &str, variant: &str, params: &[ParamIr], cfg: &En
         let mut progressed = tree.simplify();
         while progressed && steps < 64 {
             steps += 1;
-            let candidate = explore_with(file, src, variant, &values(params, &tree.current()), cfg)?;
+            let candidate =
+                explore_with(file, src, variant, &values(params, &tree.current()), cfg)?;
             if broke(&candidate, &target) {
                 best = candidate;
                 progressed = tree.simplify();
@@ -98,8 +143,18 @@ pub fn search(file: &str, src: &str, variant: &str, params: &[ParamIr], cfg: &En
                 progressed = tree.complicate();
             }
         }
-        return Ok(ParamSearch { draws: tried, failing_before_shrink: Some(drawn), result: best, shrink_steps: steps });
+        return Ok(ParamSearch {
+            draws: tried,
+            failing_before_shrink: Some(drawn),
+            result: best,
+            shrink_steps: steps,
+        });
     }
     let result = last.ok_or("no draw was explored")?;
-    Ok(ParamSearch { draws: tried, result, failing_before_shrink: None, shrink_steps: 0 })
+    Ok(ParamSearch {
+        draws: tried,
+        result,
+        failing_before_shrink: None,
+        shrink_steps: 0,
+    })
 }

@@ -35,9 +35,20 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
         let a = a as usize;
         if a >= m.choice_count() {
             let faults = prog.faults.len();
-            let decision = if prog.explores_durations { " and a decision choice" } else { "" };
-            let why = format!("does not exist (the scenario has {} actors, {faults} faults{decision})", m.actor_count());
-            return Err(TokenError::Diverged { step: i + 1, actor: a, why });
+            let decision = if prog.explores_durations {
+                " and a decision choice"
+            } else {
+                ""
+            };
+            let why = format!(
+                "does not exist (the scenario has {} actors, {faults} faults{decision})",
+                m.actor_count()
+            );
+            return Err(TokenError::Diverged {
+                step: i + 1,
+                actor: a,
+                why,
+            });
         }
         if !m.is_runnable(a) {
             let why = if m.is_finished() {
@@ -45,16 +56,27 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
             } else if Some(a) == m.decision_choice() || m.deciding_actor().is_some() {
                 "is not a digit of the duration being chosen here".to_string()
             } else if a >= m.actor_count() {
-                format!("is fault `{}`, which cannot land here", prog.faults[a - m.actor_count()].name)
+                format!(
+                    "is fault `{}`, which cannot land here",
+                    prog.faults[a - m.actor_count()].name
+                )
             } else {
                 format!("is not runnable ({:?})", m.status(a))
             };
-            return Err(TokenError::Diverged { step: i + 1, actor: a, why });
+            return Err(TokenError::Diverged {
+                step: i + 1,
+                actor: a,
+                why,
+            });
         }
         m.step(a);
     }
     let trace = trace_of(&m);
-    Ok(Replayed { broken: m.broken().to_vec(), end: m.end(), trace })
+    Ok(Replayed {
+        broken: m.broken().to_vec(),
+        end: m.end(),
+        trace,
+    })
 }
 
 /// The machine's recorded steps as a [`reports::Trace`].
@@ -65,14 +87,29 @@ pub fn trace_of<F: crate::model::fs::Filesystem>(m: &Machine<F>) -> reports::Tra
         .iter()
         .map(|d| {
             let (operation, line) = match d.what {
-                StepWhat::Op(label) => (prog.labels[label as usize].text.clone(), prog.labels[label as usize].line),
+                StepWhat::Op(label) => (
+                    prog.labels[label as usize].text.clone(),
+                    prog.labels[label as usize].line,
+                ),
                 StepWhat::Fault(f) => (fault_text(&prog.faults[f]), 0),
             };
-            reports::TraceStep { actor: Some(d.actor), time_ms: d.time_ms, operation, result: d.result.clone(), broke: d.broke.clone(), line }
+            reports::TraceStep {
+                actor: Some(d.actor),
+                time_ms: d.time_ms,
+                operation,
+                result: d.result.clone(),
+                broke: d.broke.clone(),
+                line,
+            }
         })
         .collect();
     let verdict = match m.broken().last() {
-        Some(_) => m.broken().iter().map(|b| format!("{} broke: {}", b.invariant, b.message)).collect::<Vec<_>>().join("; "),
+        Some(_) => m
+            .broken()
+            .iter()
+            .map(|b| format!("{} broke: {}", b.invariant, b.message))
+            .collect::<Vec<_>>()
+            .join("; "),
         None => match m.end() {
             Some(End::Finished) => "finished; every invariant held".to_string(),
             _ => "no invariant broke within the schedule".to_string(),
@@ -100,7 +137,10 @@ pub(crate) fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Opt
             return Some(steps[..b.at_step].to_vec());
         }
     }
-    m.broken().iter().find(|b| b.invariant == target).map(|b| steps[..b.at_step].to_vec())
+    m.broken()
+        .iter()
+        .find(|b| b.invariant == target)
+        .map(|b| steps[..b.at_step].to_vec())
 }
 
 pub use crate::shrink::shrink;
@@ -137,6 +177,8 @@ pub fn split_halves(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
             steps.push(c);
         }
     }
-    Schedule { steps, ..sched.clone() }
+    Schedule {
+        steps,
+        ..sched.clone()
+    }
 }
-

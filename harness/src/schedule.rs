@@ -37,7 +37,12 @@ pub enum TokenError {
     /// The checksum does not match: a character was changed or lost in copying.
     Corrupted,
     /// A token recorded for another scenario or variant.
-    WrongScenario { token_scenario: String, token_variant: String, scenario: String, variant: String },
+    WrongScenario {
+        token_scenario: String,
+        token_variant: String,
+        scenario: String,
+        variant: String,
+    },
     /// The scenario's text changed since the token was recorded.
     Stale { scenario: String, variant: String },
     /// The token was recorded with other parameter values than the scenario was compiled with.
@@ -46,7 +51,11 @@ pub enum TokenError {
     /// replay whose steps are the scenario's operations.
     ThroughGate,
     /// The schedule asks for a step the scenario cannot take (an actor that is not runnable).
-    Diverged { step: usize, actor: usize, why: String },
+    Diverged {
+        step: usize,
+        actor: usize,
+        why: String,
+    },
 }
 
 impl fmt::Display for TokenError {
@@ -88,7 +97,11 @@ impl Schedule {
             fingerprint: prog.fingerprint,
             target,
             steps,
-            params: prog.params.iter().map(|p| (p.name.clone(), p.value)).collect(),
+            params: prog
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.value))
+                .collect(),
         }
     }
 
@@ -103,9 +116,17 @@ impl Schedule {
     }
 
     pub fn encode(&self) -> String {
-        let mut b = vec![if self.params.is_empty() { VERSION } else { VERSION_WITH_PARAMS }];
+        let mut b = vec![if self.params.is_empty() {
+            VERSION
+        } else {
+            VERSION_WITH_PARAMS
+        }];
         b.extend_from_slice(&self.fingerprint.to_le_bytes());
-        for s in [&self.scenario, &self.variant, self.target.as_deref().unwrap_or("")] {
+        for s in [
+            &self.scenario,
+            &self.variant,
+            self.target.as_deref().unwrap_or(""),
+        ] {
             put_varint(&mut b, s.len() as u64);
             b.extend_from_slice(s.as_bytes());
         }
@@ -128,11 +149,17 @@ impl Schedule {
         }
         let sum = fnv32(0x811c_9dc5, &b);
         b.extend_from_slice(&sum.to_le_bytes());
-        format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+        format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+        )
     }
 
     pub fn decode(token: &str) -> Result<Schedule, TokenError> {
-        let body = token.trim().strip_prefix(PREFIX).ok_or_else(|| TokenError::Malformed(format!("it does not start with `{PREFIX}`")))?;
+        let body = token
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| TokenError::Malformed(format!("it does not start with `{PREFIX}`")))?;
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|e| TokenError::Malformed(format!("invalid characters: {e}")))?;
@@ -144,14 +171,22 @@ impl Schedule {
             return Err(TokenError::Corrupted);
         }
         if data[0] != VERSION && data[0] != VERSION_WITH_PARAMS {
-            return Err(TokenError::Malformed(format!("token version {} is not supported by this racelab", data[0])));
+            return Err(TokenError::Malformed(format!(
+                "token version {} is not supported by this racelab",
+                data[0]
+            )));
         }
         let mut r = Reader { b: data, i: 1 };
-        let fingerprint = u32::from_le_bytes(r.take(4)?.try_into().map_err(|_| TokenError::Malformed("short fingerprint".into()))?);
+        let fingerprint = u32::from_le_bytes(
+            r.take(4)?
+                .try_into()
+                .map_err(|_| TokenError::Malformed("short fingerprint".into()))?,
+        );
         let mut strings = Vec::new();
         for _ in 0..3 {
             let n = r.varint()? as usize;
-            let s = std::str::from_utf8(r.take(n)?).map_err(|_| TokenError::Malformed("bad name".into()))?;
+            let s = std::str::from_utf8(r.take(n)?)
+                .map_err(|_| TokenError::Malformed("bad name".into()))?;
             strings.push(s.to_string());
         }
         let mut params = Vec::new();
@@ -159,7 +194,9 @@ impl Schedule {
             let n = r.varint()?;
             for _ in 0..n.min(64) {
                 let len = r.varint()? as usize;
-                let name = std::str::from_utf8(r.take(len)?).map_err(|_| TokenError::Malformed("bad parameter name".into()))?.to_string();
+                let name = std::str::from_utf8(r.take(len)?)
+                    .map_err(|_| TokenError::Malformed("bad parameter name".into()))?
+                    .to_string();
                 let z = r.varint()?;
                 params.push((name, ((z >> 1) as i64) ^ -((z & 1) as i64)));
             }
@@ -176,7 +213,14 @@ impl Schedule {
         let target = Some(strings.pop().unwrap_or_default()).filter(|t| !t.is_empty());
         let variant = strings.pop().unwrap_or_default();
         let scenario = strings.pop().unwrap_or_default();
-        Ok(Schedule { scenario, variant, fingerprint, target, steps, params })
+        Ok(Schedule {
+            scenario,
+            variant,
+            fingerprint,
+            target,
+            steps,
+            params,
+        })
     }
 
     /// Refuses a token recorded for another scenario, variant, version of the scenario, or
@@ -195,12 +239,31 @@ impl Schedule {
             return Err(TokenError::ThroughGate);
         }
         if self.fingerprint != prog.fingerprint {
-            return Err(TokenError::Stale { scenario: scenario.to_string(), variant: variant.to_string() });
+            return Err(TokenError::Stale {
+                scenario: scenario.to_string(),
+                variant: variant.to_string(),
+            });
         }
-        let compiled: Vec<(String, i64)> = prog.params.iter().map(|p| (p.name.clone(), p.value)).collect();
+        let compiled: Vec<(String, i64)> = prog
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.value))
+            .collect();
         if self.params != compiled {
-            let show = |ps: &[(String, i64)]| if ps.is_empty() { "none".to_string() } else { ps.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", ") };
-            return Err(TokenError::Params { token: show(&self.params), compiled: show(&compiled) });
+            let show = |ps: &[(String, i64)]| {
+                if ps.is_empty() {
+                    "none".to_string()
+                } else {
+                    ps.iter()
+                        .map(|(n, v)| format!("{n} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            return Err(TokenError::Params {
+                token: show(&self.params),
+                compiled: show(&compiled),
+            });
         }
         Ok(())
     }
@@ -225,7 +288,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], TokenError> {
-        let s = self.b.get(self.i..self.i + n).ok_or_else(|| TokenError::Malformed("it is cut short".into()))?;
+        let s = self
+            .b
+            .get(self.i..self.i + n)
+            .ok_or_else(|| TokenError::Malformed("it is cut short".into()))?;
         self.i += n;
         Ok(s)
     }

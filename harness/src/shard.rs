@@ -13,9 +13,14 @@ use crate::lang::Scenario;
 
 /// Parses `I/N` (1 <= I <= N).
 pub fn parse(text: &str) -> Result<Shard, String> {
-    let usage = || format!("--shard {text}: expected I/N with 1 <= I <= N, such as --shard 1/2 and --shard 2/2 on two machines");
+    let usage = || {
+        format!("--shard {text}: expected I/N with 1 <= I <= N, such as --shard 1/2 and --shard 2/2 on two machines")
+    };
     let (i, n) = text.split_once('/').ok_or_else(usage)?;
-    let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| usage())?, n.trim().parse().map_err(|_| usage())?);
+    let (index, count): (u32, u32) = (
+        i.trim().parse().map_err(|_| usage())?,
+        n.trim().parse().map_err(|_| usage())?,
+    );
     if index == 0 || count == 0 || index > count {
         return Err(usage());
     }
@@ -49,23 +54,41 @@ pub fn merge(parts: Vec<(String, Summary)>) -> Result<Summary, String> {
     let mut count = None;
     let mut seen: Vec<Option<String>> = Vec::new();
     for (name, s) in &parts {
-        let shard = s.shard.ok_or_else(|| format!("{name} is not the summary of a shard (it was not written with --shard I/N)"))?;
+        let shard = s.shard.ok_or_else(|| {
+            format!("{name} is not the summary of a shard (it was not written with --shard I/N)")
+        })?;
         let n = *count.get_or_insert(shard.count);
         if shard.count != n {
-            return Err(format!("{name} is shard {}/{}, but the others split the run in {n}", shard.index, shard.count));
+            return Err(format!(
+                "{name} is shard {}/{}, but the others split the run in {n}",
+                shard.index, shard.count
+            ));
         }
         seen.resize(n as usize, None);
         let slot = &mut seen[shard.index as usize - 1];
         if let Some(other) = slot {
-            return Err(format!("{name} and {other} are both shard {}/{n}", shard.index));
+            return Err(format!(
+                "{name} and {other} are both shard {}/{n}",
+                shard.index
+            ));
         }
         *slot = Some(name.clone());
     }
-    let missing: Vec<String> = seen.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| format!("{}/{}", i + 1, seen.len())).collect();
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| format!("{}/{}", i + 1, seen.len()))
+        .collect();
     if !missing.is_empty() {
-        return Err(format!("missing shard {}: merge the summaries of all {} shards", missing.join(", "), seen.len()));
+        return Err(format!(
+            "missing shard {}: merge the summaries of all {} shards",
+            missing.join(", "),
+            seen.len()
+        ));
     }
-    let mut owner: std::collections::HashMap<(String, String), &str> = std::collections::HashMap::new();
+    let mut owner: std::collections::HashMap<(String, String), &str> =
+        std::collections::HashMap::new();
     let mut results: Vec<RunResult> = Vec::new();
     for (name, s) in &parts {
         for r in &s.results {
@@ -84,5 +107,9 @@ pub fn merge(parts: Vec<(String, Summary)>) -> Result<Summary, String> {
     // Each shard judged its own variants' portfolios whole; judging again changes nothing
     // except through a bug, and keeps the merged summary's verdicts computed in one place.
     crate::suite::judge_portfolio(&mut results);
-    Ok(Summary { ok: crate::suite::exit_code(&results) == 0, results, shard: None })
+    Ok(Summary {
+        ok: crate::suite::exit_code(&results) == 0,
+        results,
+        shard: None,
+    })
 }

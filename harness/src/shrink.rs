@@ -19,7 +19,11 @@ const MAX_ATTEMPTS: usize = 1_000;
 
 /// What "smaller" means, in order: context switches, then steps, then faults.
 fn size(actors: usize, steps: &[u8]) -> (usize, usize, usize) {
-    (switches(steps), steps.len(), steps.iter().filter(|&&c| usize::from(c) >= actors).count())
+    (
+        switches(steps),
+        steps.len(),
+        steps.iter().filter(|&&c| usize::from(c) >= actors).count(),
+    )
 }
 
 fn switches(steps: &[u8]) -> usize {
@@ -39,7 +43,10 @@ fn blocks_of(steps: &[u8]) -> Vec<(u8, usize)> {
 }
 
 fn flatten(blocks: &[(u8, usize)]) -> Vec<u8> {
-    blocks.iter().flat_map(|(a, n)| std::iter::repeat_n(*a, *n)).collect()
+    blocks
+        .iter()
+        .flat_map(|(a, n)| std::iter::repeat_n(*a, *n))
+        .collect()
 }
 
 /// Candidates one edit away from `steps`, most promising first: every fault dropped; every
@@ -88,16 +95,33 @@ fn candidates(actors: usize, steps: &[u8]) -> Vec<Vec<u8>> {
 /// invariant with no more context switches, steps or faults. Without a target, or if the
 /// schedule does not reproduce, it is returned as it is.
 pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
-    let Some(target) = sched.target.clone() else { return sched.clone() };
-    let steps = shrink_steps(prog.actors.len(), &sched.steps, MAX_ATTEMPTS, &mut |candidate| reproduces(prog, candidate, &target));
-    Schedule { steps, ..sched.clone() }
+    let Some(target) = sched.target.clone() else {
+        return sched.clone();
+    };
+    let steps = shrink_steps(
+        prog.actors.len(),
+        &sched.steps,
+        MAX_ATTEMPTS,
+        &mut |candidate| reproduces(prog, candidate, &target),
+    );
+    Schedule {
+        steps,
+        ..sched.clone()
+    }
 }
 
 /// The search itself, for any way of replaying: `reproduces(candidate)` runs a candidate and
 /// returns the prefix that broke the target invariant, or `None`. Choices `>= actors` are
 /// faults. The gate uses it with real processes, and so a much smaller `max_attempts`.
-pub fn shrink_steps(actors: usize, steps: &[u8], max_attempts: usize, reproduces: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
-    let Some(mut best) = reproduces(steps) else { return steps.to_vec() };
+pub fn shrink_steps(
+    actors: usize,
+    steps: &[u8],
+    max_attempts: usize,
+    reproduces: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Vec<u8> {
+    let Some(mut best) = reproduces(steps) else {
+        return steps.to_vec();
+    };
     let mut attempts = 0;
     'improve: while attempts < max_attempts {
         let current = size(actors, &best);

@@ -6,10 +6,10 @@ use std::time::Duration;
 use rayon::prelude::*;
 use reports::{Finding, Outcome, RunResult, Verdict};
 
+use crate::backend::stress::wilson;
 use crate::explore::{self, collect, Budget, EngineConfig, EngineKind, Exploration, Refusal};
 use crate::ir::{Expected, Program};
 use crate::lang::Scenario;
-use crate::backend::stress::wilson;
 use crate::replay;
 
 /// How hard the suite explores.
@@ -26,10 +26,18 @@ pub struct SuiteConfig {
 impl SuiteConfig {
     /// `--quick`: the whole built-in suite in under two minutes on two cores.
     pub fn quick() -> SuiteConfig {
-        SuiteConfig { budget: Budget::new(20_000, Duration::from_secs(8)), seed: 0x5eed, preemption_bound: 2 }
+        SuiteConfig {
+            budget: Budget::new(20_000, Duration::from_secs(8)),
+            seed: 0x5eed,
+            preemption_bound: 2,
+        }
     }
     pub fn full() -> SuiteConfig {
-        SuiteConfig { budget: Budget::new(200_000, Duration::from_secs(60)), seed: 0x5eed, preemption_bound: 3 }
+        SuiteConfig {
+            budget: Budget::new(200_000, Duration::from_secs(60)),
+            seed: 0x5eed,
+            preemption_bound: 3,
+        }
     }
 }
 
@@ -40,13 +48,23 @@ pub struct Job {
     pub config: EngineConfig,
 }
 
-pub fn jobs(scenarios: &[(String, Scenario)], cfg: &SuiteConfig, engines: &[EngineKind]) -> Vec<Job> {
+pub fn jobs(
+    scenarios: &[(String, Scenario)],
+    cfg: &SuiteConfig,
+    engines: &[EngineKind],
+) -> Vec<Job> {
     let mut out = Vec::new();
     for (stem, sc) in scenarios {
         for prog in &sc.variants {
             for &kind in engines {
-                let config = EngineConfig::new(kind, cfg.budget).seed(cfg.seed).preemption_bound(cfg.preemption_bound);
-                out.push(Job { scenario: stem.clone(), prog: Arc::new(prog.clone()), config });
+                let config = EngineConfig::new(kind, cfg.budget)
+                    .seed(cfg.seed)
+                    .preemption_bound(cfg.preemption_bound);
+                out.push(Job {
+                    scenario: stem.clone(),
+                    prog: Arc::new(prog.clone()),
+                    config,
+                });
             }
         }
     }
@@ -63,12 +81,17 @@ pub fn jobs(scenarios: &[(String, Scenario)], cfg: &SuiteConfig, engines: &[Engi
 pub fn run(jobs: &[Job], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResult> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        match groups.iter_mut().find(|g| jobs[g[0]].scenario == job.scenario && jobs[g[0]].prog.variant == job.prog.variant) {
+        match groups.iter_mut().find(|g| {
+            jobs[g[0]].scenario == job.scenario && jobs[g[0]].prog.variant == job.prog.variant
+        }) {
             Some(g) => g.push(i),
             None => groups.push(vec![i]),
         }
     }
-    let mut indexed: Vec<(usize, RunResult)> = groups.par_iter().flat_map_iter(|g| run_variant(jobs, g, progress)).collect();
+    let mut indexed: Vec<(usize, RunResult)> = groups
+        .par_iter()
+        .flat_map_iter(|g| run_variant(jobs, g, progress))
+        .collect();
     indexed.sort_by_key(|(i, _)| *i);
     let mut rows: Vec<RunResult> = indexed.into_iter().map(|(_, r)| r).collect();
     judge_portfolio(&mut rows);
@@ -76,20 +99,36 @@ pub fn run(jobs: &[Job], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResul
 }
 
 /// One variant's jobs (indices into `jobs`): the prover first, then the rest unless it proved.
-fn run_variant(jobs: &[Job], group: &[usize], progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<(usize, RunResult)> {
+fn run_variant(
+    jobs: &[Job],
+    group: &[usize],
+    progress: &(dyn Fn(&RunResult) + Sync),
+) -> Vec<(usize, RunResult)> {
     let run_one = |i: usize| {
         let job = &jobs[i];
-        let r = result_row(&job.scenario, &job.prog, &job.config, explore::explore(&job.prog, &job.config));
+        let r = result_row(
+            &job.scenario,
+            &job.prog,
+            &job.config,
+            explore::explore(&job.prog, &job.config),
+        );
         progress(&r);
         (i, r)
     };
-    let prover = group.iter().copied().find(|&i| jobs[i].config.kind == EngineKind::NativeDfs);
+    let prover = group
+        .iter()
+        .copied()
+        .find(|&i| jobs[i].config.kind == EngineKind::NativeDfs);
     let mut out = Vec::with_capacity(group.len());
     if let Some(p) = prover {
         out.push(run_one(p));
     }
     let proof = out.first().map(|(_, r)| r).filter(|r| is_proof(r)).cloned();
-    let rest: Vec<usize> = group.iter().copied().filter(|&i| Some(i) != prover).collect();
+    let rest: Vec<usize> = group
+        .iter()
+        .copied()
+        .filter(|&i| Some(i) != prover)
+        .collect();
     match proof {
         Some(proof) => out.extend(rest.into_iter().map(|i| {
             let r = proved_row(&jobs[i].config, &proof);
@@ -104,7 +143,10 @@ fn run_variant(jobs: &[Job], group: &[usize], progress: &(dyn Fn(&RunResult) + S
 /// Whether a row is a proof over every reachable state: native-dfs covered its whole state
 /// graph (no preemption or depth bound, no state or time limit hit) and nothing broke.
 pub fn is_proof(row: &RunResult) -> bool {
-    row.engine == EngineKind::NativeDfs.name() && row.exhaustive && row.outcome == Outcome::Holds && row.findings.is_empty()
+    row.engine == EngineKind::NativeDfs.name()
+        && row.exhaustive
+        && row.outcome == Outcome::Holds
+        && row.findings.is_empty()
 }
 
 /// The row of an engine that was not run because native-dfs proved the variant: the proof's
@@ -136,18 +178,37 @@ pub fn proved_row(cfg: &EngineConfig, proof: &RunResult) -> RunResult {
 pub fn judge_portfolio(rows: &mut [RunResult]) {
     let snapshot: Vec<(String, String, String, Vec<String>)> = rows
         .iter()
-        .map(|r| (r.scenario.clone(), r.variant.clone(), r.engine.clone(), r.findings.iter().map(|f| f.invariant.clone()).collect()))
+        .map(|r| {
+            (
+                r.scenario.clone(),
+                r.variant.clone(),
+                r.engine.clone(),
+                r.findings.iter().map(|f| f.invariant.clone()).collect(),
+            )
+        })
         .collect();
     for r in rows.iter_mut() {
-        if r.met || r.expected == Verdict::Holds || r.outcome == Outcome::Skipped || r.outcome == Outcome::Error {
+        if r.met
+            || r.expected == Verdict::Holds
+            || r.outcome == Outcome::Skipped
+            || r.outcome == Outcome::Error
+        {
             continue;
         }
         let own: Vec<&str> = r.findings.iter().map(|f| f.invariant.as_str()).collect();
-        let deadlock_tolerates = |f: &str| r.expected == Verdict::Deadlock && f == crate::ir::oracle::LOCK_ORDER;
-        if own.iter().any(|f| !r.expected_invariants.iter().any(|e| e == f) && !deadlock_tolerates(f)) {
+        let deadlock_tolerates =
+            |f: &str| r.expected == Verdict::Deadlock && f == crate::ir::oracle::LOCK_ORDER;
+        if own
+            .iter()
+            .any(|f| !r.expected_invariants.iter().any(|e| e == f) && !deadlock_tolerates(f))
+        {
             continue;
         }
-        let missing: Vec<&String> = r.expected_invariants.iter().filter(|e| !own.contains(&e.as_str())).collect();
+        let missing: Vec<&String> = r
+            .expected_invariants
+            .iter()
+            .filter(|e| !own.contains(&e.as_str()))
+            .collect();
         let mut found_by = Vec::new();
         let mut all_found = true;
         for m in &missing {
@@ -166,7 +227,11 @@ pub fn judge_portfolio(rows: &mut [RunResult]) {
             r.met = true;
             r.reason = Some(format!(
                 "this engine did not find {} within its bound ({}); the portfolio did: {}",
-                missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.bound.as_deref().unwrap_or("its budget"),
                 found_by.join("; ")
             ));
@@ -175,7 +240,12 @@ pub fn judge_portfolio(rows: &mut [RunResult]) {
 }
 
 /// Turns one exploration into a `summary.json` row, judged against the variant's expectation.
-pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: Result<Exploration, Refusal>) -> RunResult {
+pub fn result_row(
+    stem: &str,
+    prog: &Arc<Program>,
+    cfg: &EngineConfig,
+    outcome: Result<Exploration, Refusal>,
+) -> RunResult {
     let (expected, expected_invariants) = verdict_of(prog.expected.as_ref());
     let mut row = RunResult {
         scenario: stem.to_string(),
@@ -183,8 +253,16 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         engine: cfg.kind.name().to_string(),
         backend: "model".to_string(),
         faults: (!prog.faults.is_empty()).then(|| {
-            let names: Vec<String> = prog.faults.iter().map(|f| f.text.trim_start_matches("fault ").to_string()).collect();
-            format!("at most {} per execution of: {}", prog.fault_budget, names.join("; "))
+            let names: Vec<String> = prog
+                .faults
+                .iter()
+                .map(|f| f.text.trim_start_matches("fault ").to_string())
+                .collect();
+            format!(
+                "at most {} per execution of: {}",
+                prog.fault_budget,
+                names.join("; ")
+            )
         }),
         expected,
         expected_invariants: expected_invariants.clone(),
@@ -205,7 +283,10 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         rate: None,
         rates: vec![],
         divergence: None,
-        env: prog.isolation_levels().map(|level| reports::Env { isolation_level: Some(level), ..Default::default() }),
+        env: prog.isolation_levels().map(|level| reports::Env {
+            isolation_level: Some(level),
+            ..Default::default()
+        }),
         bound: Some(cfg.describe_bound()),
         states: None,
         reason: None,
@@ -236,7 +317,8 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
     }
     if ex.schedules == 0 {
         row.outcome = Outcome::Error;
-        row.reason = Some("no schedule was explored; a verdict from zero schedules would be a lie".into());
+        row.reason =
+            Some("no schedule was explored; a verdict from zero schedules would be a lie".into());
         return row;
     }
     let shrunk: Vec<(crate::schedule::Schedule, u32)> = ex
@@ -252,16 +334,31 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
         .findings
         .iter()
         .zip(&shrunk)
-        .map(|(f, (s, n))| Finding { invariant: f.invariant.clone(), replay: s.encode(), original: f.schedule.encode(), after: f.after, switches: f.schedule.switches(), shrunk_switches: *n })
+        .map(|(f, (s, n))| Finding {
+            invariant: f.invariant.clone(),
+            replay: s.encode(),
+            original: f.schedule.encode(),
+            after: f.after,
+            switches: f.schedule.switches(),
+            shrunk_switches: *n,
+        })
         .collect();
     let primary = ex
         .findings
         .iter()
         .position(|f| expected_invariants.contains(&f.invariant))
-        .or(if ex.findings.is_empty() { None } else { Some(0) });
+        .or(if ex.findings.is_empty() {
+            None
+        } else {
+            Some(0)
+        });
     if let Some(i) = primary {
         let f = &ex.findings[i];
-        row.outcome = if f.invariant == crate::ir::oracle::DEADLOCK { Outcome::Deadlock } else { Outcome::Violation };
+        row.outcome = if f.invariant == crate::ir::oracle::DEADLOCK {
+            Outcome::Deadlock
+        } else {
+            Outcome::Violation
+        };
         row.invariant = Some(f.invariant.clone());
         row.first_failure_after = ex.findings.iter().map(|f| f.after).min();
         row.replay = Some(row.findings[i].replay.clone());
@@ -274,9 +371,15 @@ pub fn result_row(stem: &str, prog: &Arc<Program>, cfg: &EngineConfig, outcome: 
     let found: Vec<&str> = ex.findings.iter().map(|f| f.invariant.as_str()).collect();
     row.met = match &prog.expected {
         Some(Expected::Holds) => found.is_empty(),
-        Some(Expected::Violates(names)) => names.iter().all(|n| found.contains(&n.as_str())) && found.iter().all(|f| names.iter().any(|n| n == f)),
+        Some(Expected::Violates(names)) => {
+            names.iter().all(|n| found.contains(&n.as_str()))
+                && found.iter().all(|f| names.iter().any(|n| n == f))
+        }
         Some(Expected::Deadlock) => {
-            found.contains(&crate::ir::oracle::DEADLOCK) && found.iter().all(|f| *f == crate::ir::oracle::DEADLOCK || collect::tolerated(&prog.expected, f))
+            found.contains(&crate::ir::oracle::DEADLOCK)
+                && found.iter().all(|f| {
+                    *f == crate::ir::oracle::DEADLOCK || collect::tolerated(&prog.expected, f)
+                })
         }
         None => false,
     };
@@ -292,7 +395,10 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
     if results.iter().all(|r| r.outcome == Outcome::Skipped) {
         return 3;
     }
-    if results.iter().any(|r| r.outcome != Outcome::Skipped && !r.met) {
+    if results
+        .iter()
+        .any(|r| r.outcome != Outcome::Skipped && !r.met)
+    {
         return 1;
     }
     0
@@ -302,10 +408,22 @@ pub fn exit_code(results: &[RunResult]) -> i32 {
 /// the first one that broke), every invariant's rate in `rates`, the filesystem in `env`.
 /// Met when every expected violation was seen at least once (a race seen once is real), or,
 /// for a variant expected to hold, when nothing broke.
-pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::StressResult, backend: &str, root: &std::path::Path) -> RunResult {
-    let (expected, expected_invariants) = verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
-    let hit: Vec<&crate::backend::stress::InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
-    let primary = r.rates.iter().find(|x| expected_invariants.contains(&x.invariant) && x.hits > 0).or(hit.first().copied());
+pub fn stress_row(
+    stem: &str,
+    prog: &Arc<Program>,
+    r: &crate::backend::stress::StressResult,
+    backend: &str,
+    root: &std::path::Path,
+) -> RunResult {
+    let (expected, expected_invariants) =
+        verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
+    let hit: Vec<&crate::backend::stress::InvariantRate> =
+        r.rates.iter().filter(|x| x.hits > 0).collect();
+    let primary = r
+        .rates
+        .iter()
+        .find(|x| expected_invariants.contains(&x.invariant) && x.hits > 0)
+        .or(hit.first().copied());
     // Free runs can refute `holds` (a real system broke what the model proved), never a
     // violation: the model established it and forced replay reproduces it; stress measures how
     // often the kernel's own scheduling hits it.
@@ -313,7 +431,10 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         Verdict::Holds => hit.is_empty(),
         _ => true,
     };
-    let unseen: Vec<&String> = expected_invariants.iter().filter(|e| !hit.iter().any(|h| &h.invariant == *e)).collect();
+    let unseen: Vec<&String> = expected_invariants
+        .iter()
+        .filter(|e| !hit.iter().any(|h| &h.invariant == *e))
+        .collect();
     let reason = (!unseen.is_empty() && expected != Verdict::Holds).then(|| {
         let upper = wilson(0, r.runs).1 * 100.0;
         format!(
@@ -322,11 +443,19 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
             unseen.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         )
     });
-    let shown = primary.or_else(|| r.rates.iter().find(|x| expected_invariants.contains(&x.invariant)));
+    let shown = primary.or_else(|| {
+        r.rates
+            .iter()
+            .find(|x| expected_invariants.contains(&x.invariant))
+    });
     RunResult {
         scenario: stem.to_string(),
         variant: prog.variant.clone(),
-        engine: if r.chaos { "stress-chaos".into() } else { "stress".into() },
+        engine: if r.chaos {
+            "stress-chaos".into()
+        } else {
+            "stress".into()
+        },
         backend: format!("fs:{backend}"),
         faults: (!prog.faults.is_empty()).then(|| nemesis_faults(prog, r)),
         expected,
@@ -339,7 +468,15 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         invariant: primary.map(|p| p.invariant.clone()),
         exhaustive: false,
         coverage: Some(reports::Coverage::Budget),
-        covers: Some(format!("{} free runs{}", r.runs, if r.nemesis_seed.is_some() { " with the nemesis" } else { "" })),
+        covers: Some(format!(
+            "{} free runs{}",
+            r.runs,
+            if r.nemesis_seed.is_some() {
+                " with the nemesis"
+            } else {
+                ""
+            }
+        )),
         assumptions: vec![],
         schedules: r.runs,
         seconds: r.seconds,
@@ -349,11 +486,36 @@ pub fn stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::stress::S
         findings: vec![],
         switches: r.first_failure.as_ref().map(|(_, s, _)| s.switches()),
         shrunk_switches: None,
-        rate: shown.map(|p| reports::Rate { hits: p.hits, runs: p.runs, low: p.low, high: p.high }),
-        rates: r.rates.iter().map(|x| reports::InvariantRate { invariant: x.invariant.clone(), hits: x.hits, runs: x.runs, low: x.low, high: x.high }).collect(),
+        rate: shown.map(|p| reports::Rate {
+            hits: p.hits,
+            runs: p.runs,
+            low: p.low,
+            high: p.high,
+        }),
+        rates: r
+            .rates
+            .iter()
+            .map(|x| reports::InvariantRate {
+                invariant: x.invariant.clone(),
+                hits: x.hits,
+                runs: x.runs,
+                low: x.low,
+                high: x.high,
+            })
+            .collect(),
         divergence: None,
-        env: Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() }),
-        bound: Some(format!("{} free-running runs with {} actors{} in {}", r.runs, r.mode.name(), if r.chaos { " and chaos" } else { "" }, root.display())),
+        env: Some(reports::Env {
+            fs_type: Some(r.env.fs_type.clone()),
+            mount_options: Some(r.env.options.clone()),
+            ..Default::default()
+        }),
+        bound: Some(format!(
+            "{} free-running runs with {} actors{} in {}",
+            r.runs,
+            r.mode.name(),
+            if r.chaos { " and chaos" } else { "" },
+            root.display()
+        )),
         states: None,
         reason,
         trace: r.first_failure.as_ref().map(|(_, _, t)| t.clone()),
@@ -369,8 +531,14 @@ fn real_coverage(runs: u64, what: &str) -> (Option<reports::Coverage>, Option<St
 
 /// A stress row's `faults`: the nemesis's seed, the budget, and how many runs each fault landed in.
 fn nemesis_faults(prog: &Program, r: &crate::backend::stress::StressResult) -> String {
-    let Some(seed) = r.nemesis_seed else { return "not injected in these stress runs (--no-nemesis)".to_string() };
-    let landed: Vec<String> = r.landed.iter().map(|(name, n)| format!("{name} in {n}/{}", r.runs)).collect();
+    let Some(seed) = r.nemesis_seed else {
+        return "not injected in these stress runs (--no-nemesis)".to_string();
+    };
+    let landed: Vec<String> = r
+        .landed
+        .iter()
+        .map(|(name, n)| format!("{name} in {n}/{}", r.runs))
+        .collect();
     format!(
         "nemesis (seed {seed:#x}; run i draws from seed+i): at most {} per run, each at a random step boundary; landed: {}",
         prog.fault_budget,
@@ -400,11 +568,18 @@ pub struct RealConfig {
 /// True for variants a real filesystem backend can run: they use the filesystem and no
 /// database (real databases are another backend).
 pub fn runs_on_real_fs(prog: &Program) -> bool {
-    let ops = || prog.procs.iter().flat_map(|p| &p.code).filter_map(|i| match i {
-        crate::ir::Instr::Op { op, .. } => Some(*op),
-        _ => None,
-    });
-    ops().any(crate::ir::Op::is_filesystem) && !ops().any(|o| matches!(o, crate::ir::Op::Sql(_))) && prog.database.is_none()
+    let ops = || {
+        prog.procs
+            .iter()
+            .flat_map(|p| &p.code)
+            .filter_map(|i| match i {
+                crate::ir::Instr::Op { op, .. } => Some(*op),
+                _ => None,
+            })
+    };
+    ops().any(crate::ir::Op::is_filesystem)
+        && !ops().any(|o| matches!(o, crate::ir::Op::Sql(_)))
+        && prog.database.is_none()
 }
 
 /// Rows for real filesystems: every model finding of a variant forced on each target with
@@ -421,9 +596,16 @@ pub fn real_rows(
         for prog in sc.variants.iter().filter(|p| runs_on_real_fs(p)) {
             let prog = Arc::new(prog.clone());
             // One token per invariant the model's engines found broken: the shortest.
-            let mut by_target: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-            for f in model_rows.iter().filter(|r| &r.scenario == stem && r.variant == prog.variant).flat_map(|r| &r.findings) {
-                let slot = by_target.entry(f.invariant.clone()).or_insert_with(|| f.replay.clone());
+            let mut by_target: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
+            for f in model_rows
+                .iter()
+                .filter(|r| &r.scenario == stem && r.variant == prog.variant)
+                .flat_map(|r| &r.findings)
+            {
+                let slot = by_target
+                    .entry(f.invariant.clone())
+                    .or_insert_with(|| f.replay.clone());
                 if f.replay.len() < slot.len() {
                     *slot = f.replay.clone();
                 }
@@ -454,12 +636,28 @@ pub fn real_rows(
                     rows.push(row);
                 }
                 // The variant's faults happen for real at random moments (the nemesis).
-                let nemesis = prog.faults.iter().any(|f| crate::backend::nemesis::injectable(&f.kind));
+                let nemesis = prog
+                    .faults
+                    .iter()
+                    .any(|f| crate::backend::nemesis::injectable(&f.kind));
                 for chaos in [false, true] {
-                    let sc = crate::backend::stress::StressConfig { runs: cfg.stress_runs, chaos, mode: crate::backend::ActorMode::Processes, jobs: cfg.jobs, seed: 0x5eed, nemesis };
+                    let sc = crate::backend::stress::StressConfig {
+                        runs: cfg.stress_runs,
+                        chaos,
+                        mode: crate::backend::ActorMode::Processes,
+                        jobs: cfg.jobs,
+                        seed: 0x5eed,
+                        nemesis,
+                    };
                     let row = match crate::backend::stress::stress(&prog, dir, &sc, &|_| {}) {
                         Ok(r) => stress_row(stem, &prog, &r, &t.name, &dir[0]),
-                        Err(why) => error_row(stem, &prog, if chaos { "stress-chaos" } else { "stress" }, &t.name, &why),
+                        Err(why) => error_row(
+                            stem,
+                            &prog,
+                            if chaos { "stress-chaos" } else { "stress" },
+                            &t.name,
+                            &why,
+                        ),
                     };
                     progress(&row);
                     rows.push(row);
@@ -474,13 +672,27 @@ pub fn real_rows(
 /// target is local (one cache: it would diverge by design), or it injects a fault only the
 /// model can (a lost reply).
 fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<String> {
-    if prog.faults.iter().any(|f| matches!(f.kind, crate::ir::FaultKind::Retransmit)) {
-        return Some("the variant loses an NFS reply (`retransmit`), which only the model can do".into());
+    if prog
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, crate::ir::FaultKind::Retransmit))
+    {
+        return Some(
+            "the variant loses an NFS reply (`retransmit`), which only the model can do".into(),
+        );
     }
     if prog.nfs_cache_ms.is_some() {
-        let fs = dirs.first().and_then(|d| crate::backend::fsinfo::fs_info(d).ok()).map(|i| i.fs_type).unwrap_or_default();
+        let fs = dirs
+            .first()
+            .and_then(|d| crate::backend::fsinfo::fs_info(d).ok())
+            .map(|i| i.fs_type)
+            .unwrap_or_default();
         if !fs.starts_with("nfs") || dirs.len() < 2 {
-            return Some(format!("the variant models two NFS clients' caches; this target is {} with {} mount(s)", if fs.is_empty() { "unknown" } else { &fs }, dirs.len()));
+            return Some(format!(
+                "the variant models two NFS clients' caches; this target is {} with {} mount(s)",
+                if fs.is_empty() { "unknown" } else { &fs },
+                dirs.len()
+            ));
         }
     } else if dirs.len() > 1 {
         // Two clients with their own caches are not a POSIX filesystem: the POSIX model's
@@ -491,7 +703,8 @@ fn model_only_reason(prog: &Program, dirs: &[std::path::PathBuf]) -> Option<Stri
 }
 
 pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
-    let (expected, expected_invariants) = verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
+    let (expected, expected_invariants) =
+        verdict_of(prog.expected_real.as_ref().or(prog.expected.as_ref()));
     RunResult {
         scenario: stem.to_string(),
         variant: prog.variant.clone(),
@@ -527,16 +740,31 @@ pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunR
 }
 
 fn skipped_row(stem: &str, prog: &Program, engine: &str, backend: &str, why: &str) -> RunResult {
-    RunResult { outcome: Outcome::Skipped, reason: Some(why.to_string()), ..base_row(stem, prog, engine, backend) }
+    RunResult {
+        outcome: Outcome::Skipped,
+        reason: Some(why.to_string()),
+        ..base_row(stem, prog, engine, backend)
+    }
 }
 
 fn error_row(stem: &str, prog: &Program, engine: &str, backend: &str, why: &str) -> RunResult {
-    RunResult { outcome: Outcome::Error, reason: Some(format!("the real backend failed: {why}")), ..base_row(stem, prog, engine, backend) }
+    RunResult {
+        outcome: Outcome::Error,
+        reason: Some(format!("the real backend failed: {why}")),
+        ..base_row(stem, prog, engine, backend)
+    }
 }
 
 /// Forces `token` `times` times on `dir` with process actors. Met when every replay broke the
 /// token's target with no divergence from the model.
-fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: &[std::path::PathBuf], times: u32) -> RunResult {
+fn forced_row(
+    stem: &str,
+    prog: &Arc<Program>,
+    token: &str,
+    backend: &str,
+    dir: &[std::path::PathBuf],
+    times: u32,
+) -> RunResult {
     let mut row = base_row(stem, prog, "forced-replay", backend);
     let sched = match crate::schedule::Schedule::decode(token) {
         Ok(s) => s,
@@ -546,12 +774,27 @@ fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: 
     let mut hits = 0u64;
     let mut runs = 0u64;
     for _ in 0..times.max(1) {
-        match crate::backend::forced::forced_replay(prog, &sched, dir, crate::backend::ActorMode::Processes) {
+        match crate::backend::forced::forced_replay(
+            prog,
+            &sched,
+            dir,
+            crate::backend::ActorMode::Processes,
+        ) {
             Ok(r) => {
                 runs += 1;
-                row.env = Some(reports::Env { fs_type: Some(r.env.fs_type.clone()), mount_options: Some(r.env.options.clone()), ..Default::default() });
+                row.env = Some(reports::Env {
+                    fs_type: Some(r.env.fs_type.clone()),
+                    mount_options: Some(r.env.options.clone()),
+                    ..Default::default()
+                });
                 if let Some(d) = r.divergence {
-                    row.divergence = Some(reports::Divergence { step: d.step, actor: d.actor, operation: d.operation, model: d.model, real: d.real });
+                    row.divergence = Some(reports::Divergence {
+                        step: d.step,
+                        actor: d.actor,
+                        operation: d.operation,
+                        model: d.model,
+                        real: d.real,
+                    });
                     row.trace = Some(r.trace);
                     break;
                 }
@@ -564,13 +807,21 @@ fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: 
         }
     }
     let (low, high) = crate::backend::stress::wilson(hits, runs);
-    row.rate = Some(reports::Rate { hits, runs, low, high });
+    row.rate = Some(reports::Rate {
+        hits,
+        runs,
+        low,
+        high,
+    });
     row.seconds = start.elapsed().as_secs_f64();
     row.schedules = runs;
     row.invariant = sched.target.clone();
     row.replay = Some(token.to_string());
     row.switches = Some(sched.switches());
-    row.bound = Some(format!("{} forced replays of the model's token with process actors", times.max(1)));
+    row.bound = Some(format!(
+        "{} forced replays of the model's token with process actors",
+        times.max(1)
+    ));
     (row.coverage, row.covers) = real_coverage(runs, "forced replays of one schedule");
     let all = hits == runs && row.divergence.is_none();
     row.outcome = match (&row.divergence, sched.target.as_deref()) {
@@ -581,9 +832,15 @@ fn forced_row(stem: &str, prog: &Arc<Program>, token: &str, backend: &str, dir: 
     };
     row.met = all && row.expected != Verdict::Holds;
     row.reason = Some(if let Some(d) = &row.divergence {
-        format!("diverged from the model at step {} ({}: {}): model {}, real {}", d.step, d.actor, d.operation, d.model, d.real)
+        format!(
+            "diverged from the model at step {} ({}: {}): model {}, real {}",
+            d.step, d.actor, d.operation, d.model, d.real
+        )
     } else {
-        format!("{} reproduced in {hits} of {runs} forced replays", sched.target.as_deref().unwrap_or("the violation"))
+        format!(
+            "{} reproduced in {hits} of {runs} forced replays",
+            sched.target.as_deref().unwrap_or("the violation")
+        )
     });
     row
 }
@@ -603,24 +860,45 @@ pub struct RealDbTarget {
 fn same_rules(prog: &Program, spec: &crate::backend::db::DbSpec) -> bool {
     use crate::backend::db::DbSpec;
     use crate::model::db::Flavour;
-    matches!((prog.database.as_ref().map(|d| d.flavour), spec), (Some(Flavour::Postgres), DbSpec::Postgres(_)) | (Some(Flavour::InnoDb), DbSpec::MariaDb(_)))
+    matches!(
+        (prog.database.as_ref().map(|d| d.flavour), spec),
+        (Some(Flavour::Postgres), DbSpec::Postgres(_))
+            | (Some(Flavour::InnoDb), DbSpec::MariaDb(_))
+    )
 }
 
 fn db_env(info: &crate::backend::db::DbInfo) -> reports::Env {
-    reports::Env { server_version: Some(info.server_version.clone()), isolation_level: Some(info.isolation_level.clone()), ..Default::default() }
+    reports::Env {
+        server_version: Some(info.server_version.clone()),
+        isolation_level: Some(info.isolation_level.clone()),
+        ..Default::default()
+    }
 }
 
 /// A stress campaign on a real database as a report row (judged like filesystem stress rows:
 /// it can refute `holds`, never a violation).
-pub fn db_stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::db::stress::DbStress) -> RunResult {
+pub fn db_stress_row(
+    stem: &str,
+    prog: &Arc<Program>,
+    r: &crate::backend::db::stress::DbStress,
+) -> RunResult {
     let mut row = base_row(stem, prog, "stress", "");
     row.backend = r.info.backend.clone();
-    let hit: Vec<&crate::backend::stress::InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
-    let primary = r.rates.iter().find(|x| row.expected_invariants.contains(&x.invariant) && x.hits > 0).or(hit.first().copied());
+    let hit: Vec<&crate::backend::stress::InvariantRate> =
+        r.rates.iter().filter(|x| x.hits > 0).collect();
+    let primary = r
+        .rates
+        .iter()
+        .find(|x| row.expected_invariants.contains(&x.invariant) && x.hits > 0)
+        .or(hit.first().copied());
     // A variant written for InnoDB (`database innodb`: its SQL and its expectation are MariaDB's)
     // that breaks on another server records what that server does; it is not judged there, as
     // its forced replays are not.
-    let innodb_elsewhere = prog.database.as_ref().is_some_and(|d| d.flavour == crate::model::db::Flavour::InnoDb) && r.info.backend != "db:mariadb";
+    let innodb_elsewhere = prog
+        .database
+        .as_ref()
+        .is_some_and(|d| d.flavour == crate::model::db::Flavour::InnoDb)
+        && r.info.backend != "db:mariadb";
     row.met = match row.expected {
         Verdict::Holds => hit.is_empty() || innodb_elsewhere,
         _ => true,
@@ -639,11 +917,34 @@ pub fn db_stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::db::st
     row.first_failure_after = r.first_failure.as_ref().map(|(i, _, _)| i + 1);
     row.replay = r.first_failure.as_ref().map(|(_, s, _)| s.encode());
     row.switches = r.first_failure.as_ref().map(|(_, s, _)| s.switches());
-    let shown = primary.or_else(|| r.rates.iter().find(|x| row.expected_invariants.contains(&x.invariant)));
-    row.rate = shown.map(|p| reports::Rate { hits: p.hits, runs: p.runs, low: p.low, high: p.high });
-    row.rates = r.rates.iter().map(|x| reports::InvariantRate { invariant: x.invariant.clone(), hits: x.hits, runs: x.runs, low: x.low, high: x.high }).collect();
+    let shown = primary.or_else(|| {
+        r.rates
+            .iter()
+            .find(|x| row.expected_invariants.contains(&x.invariant))
+    });
+    row.rate = shown.map(|p| reports::Rate {
+        hits: p.hits,
+        runs: p.runs,
+        low: p.low,
+        high: p.high,
+    });
+    row.rates = r
+        .rates
+        .iter()
+        .map(|x| reports::InvariantRate {
+            invariant: x.invariant.clone(),
+            hits: x.hits,
+            runs: x.runs,
+            low: x.low,
+            high: x.high,
+        })
+        .collect();
     row.env = Some(db_env(&r.info));
-    row.bound = Some(format!("{} free-running runs, {} actors each on its own connection", r.runs, prog.actors.len()));
+    row.bound = Some(format!(
+        "{} free-running runs, {} actors each on its own connection",
+        r.runs,
+        prog.actors.len()
+    ));
     (row.coverage, row.covers) = real_coverage(r.runs, "free runs");
     row.trace = r.first_failure.as_ref().map(|(_, _, t)| t.clone());
     row
@@ -652,7 +953,14 @@ pub fn db_stress_row(stem: &str, prog: &Arc<Program>, r: &crate::backend::db::st
 /// Forces `sched` `times` times on a real database. With a target (a model finding): met when
 /// every replay broke it with no divergence. Without (a variant expected to hold): met when no
 /// replay broke anything or diverged.
-fn db_forced_row(stem: &str, prog: &Arc<Program>, sched: &crate::schedule::Schedule, name: &str, spec: &crate::backend::db::DbSpec, times: u32) -> RunResult {
+fn db_forced_row(
+    stem: &str,
+    prog: &Arc<Program>,
+    sched: &crate::schedule::Schedule,
+    name: &str,
+    spec: &crate::backend::db::DbSpec,
+    times: u32,
+) -> RunResult {
     let mut row = base_row(stem, prog, "forced-replay", "");
     row.backend = spec.name().to_string();
     let start = std::time::Instant::now();
@@ -663,7 +971,13 @@ fn db_forced_row(stem: &str, prog: &Arc<Program>, sched: &crate::schedule::Sched
                 runs += 1;
                 row.env = Some(db_env(&r.info));
                 if let Some(d) = r.divergence {
-                    row.divergence = Some(reports::Divergence { step: d.step, actor: d.actor, operation: d.operation, model: d.model, real: d.real });
+                    row.divergence = Some(reports::Divergence {
+                        step: d.step,
+                        actor: d.actor,
+                        operation: d.operation,
+                        model: d.model,
+                        real: d.real,
+                    });
                     row.trace = Some(r.trace);
                     break;
                 }
@@ -677,21 +991,36 @@ fn db_forced_row(stem: &str, prog: &Arc<Program>, sched: &crate::schedule::Sched
                     row.trace.get_or_insert(r.trace);
                 }
             }
-            Err(e) => return RunResult { backend: spec.name().to_string(), ..error_row(stem, prog, "forced-replay", name, &e.to_string()) },
+            Err(e) => {
+                return RunResult {
+                    backend: spec.name().to_string(),
+                    ..error_row(stem, prog, "forced-replay", name, &e.to_string())
+                }
+            }
         }
     }
     let (low, high) = crate::backend::stress::wilson(hits, runs);
-    row.rate = Some(reports::Rate { hits, runs, low, high });
+    row.rate = Some(reports::Rate {
+        hits,
+        runs,
+        low,
+        high,
+    });
     row.seconds = start.elapsed().as_secs_f64();
     row.schedules = runs;
     row.replay = Some(sched.encode());
     row.switches = Some(sched.switches());
-    row.bound = Some(format!("{} forced replays, one statement per step, each actor on its own connection", times.max(1)));
+    row.bound = Some(format!(
+        "{} forced replays, one statement per step, each actor on its own connection",
+        times.max(1)
+    ));
     (row.coverage, row.covers) = real_coverage(runs, "forced replays of one schedule");
     row.outcome = match (&row.divergence, hits) {
         (Some(_), _) => Outcome::Holds,
         (None, 0) => Outcome::Holds,
-        (None, _) if sched.target.as_deref() == Some(crate::ir::oracle::DEADLOCK) => Outcome::Deadlock,
+        (None, _) if sched.target.as_deref() == Some(crate::ir::oracle::DEADLOCK) => {
+            Outcome::Deadlock
+        }
         _ => Outcome::Violation,
     };
     let judged = same_rules(prog, spec);
@@ -725,7 +1054,9 @@ pub fn model_schedules(prog: &Arc<Program>, random: usize) -> Vec<crate::schedul
         let mut steps = Vec::new();
         let mut turn = 0usize;
         while !m.is_finished() && steps.len() < 10_000 {
-            let runnable: Vec<usize> = (0..prog.actors.len()).filter(|&a| m.is_runnable(a)).collect();
+            let runnable: Vec<usize> = (0..prog.actors.len())
+                .filter(|&a| m.is_runnable(a))
+                .collect();
             if runnable.is_empty() {
                 break;
             }
@@ -753,7 +1084,13 @@ pub fn model_schedules(prog: &Arc<Program>, random: usize) -> Vec<crate::schedul
 /// Rows for real databases: every variant that declares a database, on every target. The model's
 /// findings are forced statement by statement; a variant expected to hold is forced along a few
 /// of the model's schedules; and every variant is stress-run.
-pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targets: &[RealDbTarget], cfg: &RealConfig, progress: &(dyn Fn(&RunResult) + Sync)) -> Vec<RunResult> {
+pub fn db_rows(
+    scenarios: &[(String, Scenario)],
+    model_rows: &[RunResult],
+    targets: &[RealDbTarget],
+    cfg: &RealConfig,
+    progress: &(dyn Fn(&RunResult) + Sync),
+) -> Vec<RunResult> {
     let mut rows = Vec::new();
     let push = |row: RunResult, rows: &mut Vec<RunResult>| {
         progress(&row);
@@ -762,14 +1099,24 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
     for (stem, sc) in scenarios {
         for prog in sc.variants.iter().filter(|p| p.database.is_some()) {
             let prog = Arc::new(prog.clone());
-            let mut by_target: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-            for f in model_rows.iter().filter(|r| &r.scenario == stem && r.variant == prog.variant).flat_map(|r| &r.findings) {
-                let slot = by_target.entry(f.invariant.clone()).or_insert_with(|| f.replay.clone());
+            let mut by_target: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
+            for f in model_rows
+                .iter()
+                .filter(|r| &r.scenario == stem && r.variant == prog.variant)
+                .flat_map(|r| &r.findings)
+            {
+                let slot = by_target
+                    .entry(f.invariant.clone())
+                    .or_insert_with(|| f.replay.clone());
                 if f.replay.len() < slot.len() {
                     *slot = f.replay.clone();
                 }
             }
-            let mut scheds: Vec<crate::schedule::Schedule> = by_target.values().filter_map(|t| crate::schedule::Schedule::decode(t).ok()).collect();
+            let mut scheds: Vec<crate::schedule::Schedule> = by_target
+                .values()
+                .filter_map(|t| crate::schedule::Schedule::decode(t).ok())
+                .collect();
             if scheds.is_empty() {
                 scheds = model_schedules(&prog, 3);
             }
@@ -781,7 +1128,10 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
                     Ok(s) => s,
                     Err(why) => {
                         for engine in ["forced-replay", "stress"] {
-                            let row = RunResult { backend: format!("db:{}", t.name), ..skipped_row(stem, &prog, engine, &t.name, why) };
+                            let row = RunResult {
+                                backend: format!("db:{}", t.name),
+                                ..skipped_row(stem, &prog, engine, &t.name, why)
+                            };
                             push(row, &mut rows);
                         }
                         continue;
@@ -789,16 +1139,34 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
                 };
                 if let Err(why) = spec.supports(&prog) {
                     for engine in ["forced-replay", "stress"] {
-                        push(RunResult { backend: spec.name().to_string(), ..skipped_row(stem, &prog, engine, &t.name, &why) }, &mut rows);
+                        push(
+                            RunResult {
+                                backend: spec.name().to_string(),
+                                ..skipped_row(stem, &prog, engine, &t.name, &why)
+                            },
+                            &mut rows,
+                        );
                     }
                     continue;
                 }
                 for sched in &scheds {
-                    push(db_forced_row(stem, &prog, sched, &t.name, spec, cfg.replays), &mut rows);
+                    push(
+                        db_forced_row(stem, &prog, sched, &t.name, spec, cfg.replays),
+                        &mut rows,
+                    );
                 }
-                let row = match crate::backend::db::stress::stress(&prog, spec, cfg.stress_runs, cfg.jobs, 0x5eed) {
+                let row = match crate::backend::db::stress::stress(
+                    &prog,
+                    spec,
+                    cfg.stress_runs,
+                    cfg.jobs,
+                    0x5eed,
+                ) {
                     Ok(r) => db_stress_row(stem, &prog, &r),
-                    Err(why) => RunResult { backend: spec.name().to_string(), ..error_row(stem, &prog, "stress", &t.name, &why) },
+                    Err(why) => RunResult {
+                        backend: spec.name().to_string(),
+                        ..error_row(stem, &prog, "stress", &t.name, &why)
+                    },
                 };
                 push(row, &mut rows);
             }
@@ -811,7 +1179,10 @@ pub fn db_rows(scenarios: &[(String, Scenario)], model_rows: &[RunResult], targe
 fn verdict_of(expected: Option<&Expected>) -> (Verdict, Vec<String>) {
     match expected {
         Some(Expected::Violates(names)) => (Verdict::Violation, names.clone()),
-        Some(Expected::Deadlock) => (Verdict::Deadlock, vec![crate::ir::oracle::DEADLOCK.to_string()]),
+        Some(Expected::Deadlock) => (
+            Verdict::Deadlock,
+            vec![crate::ir::oracle::DEADLOCK.to_string()],
+        ),
         Some(Expected::Holds) | None => (Verdict::Holds, vec![]),
     }
 }

@@ -55,7 +55,11 @@ pub(crate) fn facts(r: &RunResult, m: &Markup) -> Vec<Fact> {
     ))];
     if let Some(covers) = &r.covers {
         let label = r.coverage.map_or("", |c| c.as_str());
-        facts.push(Fact::leaf(format!("coverage: {}: {}", text(label), text(covers))));
+        facts.push(Fact::leaf(format!(
+            "coverage: {}: {}",
+            text(label),
+            text(covers)
+        )));
     }
     if let Some(bound) = &r.bound {
         facts.push(Fact::leaf(format!("bound: {}", text(bound))));
@@ -79,8 +83,15 @@ pub(crate) fn facts(r: &RunResult, m: &Markup) -> Vec<Fact> {
         facts.push(Fact::leaf(env_fact(env, m)));
     }
     if let Some(level) = r.env.as_ref().and_then(|e| e.isolation_level.as_deref()) {
-        let server = r.env.as_ref().and_then(|e| e.server_version.as_deref()).map_or(String::new(), |v| format!(" on {}", (m.code)(v)));
-        facts.push(Fact::leaf(format!("database isolation: {}{server}", (m.code)(level))));
+        let server = r
+            .env
+            .as_ref()
+            .and_then(|e| e.server_version.as_deref())
+            .map_or(String::new(), |v| format!(" on {}", (m.code)(v)));
+        facts.push(Fact::leaf(format!(
+            "database isolation: {}{server}",
+            (m.code)(level)
+        )));
     }
     // The primary finding's token is shown on its own below; list them all only when a run
     // broke more than one invariant, each with its own token.

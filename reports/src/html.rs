@@ -96,29 +96,58 @@ fn matrix(results: &[RunResult]) -> String {
     }
     let mut out = String::from("<h2>Outcomes by engine and backend</h2>\n<table class=\"matrix\">\n<thead><tr><th>scenario / variant</th><th>expected</th>");
     for (engine, backend) in &columns {
-        out.push_str(&format!("<th>{}<br><small>{}</small></th>", escape(engine), escape(backend)));
+        out.push_str(&format!(
+            "<th>{}<br><small>{}</small></th>",
+            escape(engine),
+            escape(backend)
+        ));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for (scenario, variant) in &rows {
-        let mine: Vec<(usize, &RunResult)> = results.iter().enumerate().filter(|(_, r)| &r.scenario == scenario && &r.variant == variant).collect();
-        let expected = mine.first().map(|(_, r)| r.expected_label()).unwrap_or_default();
-        out.push_str(&format!("<tr><td>{}/{}</td><td>{}</td>", escape(scenario), escape(variant), escape(&expected)));
+        let mine: Vec<(usize, &RunResult)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| &r.scenario == scenario && &r.variant == variant)
+            .collect();
+        let expected = mine
+            .first()
+            .map(|(_, r)| r.expected_label())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "<tr><td>{}/{}</td><td>{}</td>",
+            escape(scenario),
+            escape(variant),
+            escape(&expected)
+        ));
         for (engine, backend) in &columns {
-            let runs: Vec<&(usize, &RunResult)> = mine.iter().filter(|(_, r)| &r.engine == engine && &r.backend == backend).collect();
+            let runs: Vec<&(usize, &RunResult)> = mine
+                .iter()
+                .filter(|(_, r)| &r.engine == engine && &r.backend == backend)
+                .collect();
             match runs.first() {
                 None => out.push_str("<td class=\"cell\"></td>"),
                 Some((i, r)) => {
                     // Several runs in one cell (forced replays of several findings): the worst decides.
-                    let worst = runs.iter().map(|(_, r)| *r).min_by_key(|r| match row_class(r) {
-                        "not-met" => 0,
-                        "error" => 1,
-                        "met" => 2,
-                        _ => 3,
-                    });
+                    let worst = runs
+                        .iter()
+                        .map(|(_, r)| *r)
+                        .min_by_key(|r| match row_class(r) {
+                            "not-met" => 0,
+                            "error" => 1,
+                            "met" => 2,
+                            _ => 3,
+                        });
                     let shown = worst.unwrap_or(r);
                     let text = format!("{} {}", met_mark(shown), shown.outcome_label());
-                    let link = if shown.has_details() { format!("<a href=\"#{}\">{}</a>", anchor(*i), escape(&text)) } else { escape(&text) };
-                    out.push_str(&format!("<td class=\"cell {}\">{link}</td>", row_class(shown)));
+                    let link = if shown.has_details() {
+                        format!("<a href=\"#{}\">{}</a>", anchor(*i), escape(&text))
+                    } else {
+                        escape(&text)
+                    };
+                    out.push_str(&format!(
+                        "<td class=\"cell {}\">{link}</td>",
+                        row_class(shown)
+                    ));
                 }
             }
         }
@@ -156,7 +185,11 @@ fn divergences(results: &[RunResult]) -> String {
 /// A 95% interval as a small bar: the interval shaded, the measured rate a tick.
 fn rate_bar(hits: u64, runs: u64, low: f64, high: f64) -> String {
     let w = 160.0;
-    let p = if runs == 0 { 0.0 } else { hits as f64 / runs as f64 };
+    let p = if runs == 0 {
+        0.0
+    } else {
+        hits as f64 / runs as f64
+    };
     format!(
         "<svg class=\"rate\" width=\"170\" height=\"14\" role=\"img\"><title>{hits}/{runs}, 95% interval {:.1}%–{:.1}%</title><rect x=\"5\" y=\"5\" width=\"{w}\" height=\"4\" fill=\"#eaeef2\"/><rect x=\"{:.1}\" y=\"2\" width=\"{:.1}\" height=\"10\" fill=\"#54aeff\" opacity=\"0.5\"/><rect x=\"{:.1}\" y=\"0\" width=\"2\" height=\"14\" fill=\"#0969da\"/></svg>",
         low * 100.0,
@@ -176,7 +209,14 @@ fn rates(results: &[RunResult]) -> String {
                 lines.push((r, x.invariant.clone(), x.hits, x.runs, x.low, x.high));
             }
         } else if let Some(x) = &r.rate {
-            lines.push((r, r.invariant.clone().unwrap_or_default(), x.hits, x.runs, x.low, x.high));
+            lines.push((
+                r,
+                r.invariant.clone().unwrap_or_default(),
+                x.hits,
+                x.runs,
+                x.low,
+                x.high,
+            ));
         }
     }
     if lines.is_empty() {
@@ -223,7 +263,11 @@ fn charts_section(charts: &[(String, String)]) -> String {
         return out;
     }
     for (name, svg) in charts {
-        out.push_str(&format!("<figure class=\"chart\"><figcaption>{}</figcaption>\n{}\n</figure>\n", escape(name), strip_xml_prolog(svg)));
+        out.push_str(&format!(
+            "<figure class=\"chart\"><figcaption>{}</figcaption>\n{}\n</figure>\n",
+            escape(name),
+            strip_xml_prolog(svg)
+        ));
     }
     out
 }

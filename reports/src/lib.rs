@@ -15,8 +15,8 @@ pub mod traces;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use traces::{distinct_traces, trace_key, trace_path, TRACES_DIR};
 pub use model::*;
+pub use traces::{distinct_traces, trace_key, trace_path, TRACES_DIR};
 
 /// Writes `summary.json`, `summary.md`, `summary.html`, `junit.xml` and `runs.md` (every run's
 /// details, linked from `summary.md`) into `dir` (creating it) and returns the paths written, in
@@ -31,7 +31,10 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
     let files = [
         ("summary.json", json),
         ("summary.md", markdown::render_summary(summary)),
-        ("summary.html", html::render_html_with_charts(summary, &lock_charts(dir))),
+        (
+            "summary.html",
+            html::render_html_with_charts(summary, &lock_charts(dir)),
+        ),
         ("junit.xml", junit::render_junit(summary)),
         (markdown::RUNS_FILE, markdown::render_runs(summary)),
     ];
@@ -48,13 +51,25 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// report directory `target/racelab/`), by file name, for the HTML report; none when the
 /// benchmark has not run.
 fn lock_charts(dir: &Path) -> Vec<(String, String)> {
-    let Some(bench) = dir.parent().map(|p| p.join("bench-locks")) else { return Vec::new() };
+    let Some(bench) = dir.parent().map(|p| p.join("bench-locks")) else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&bench)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "svg")).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "svg"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
         .into_iter()
-        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), std::fs::read_to_string(&p).ok()?)))
+        .filter_map(|p| {
+            Some((
+                p.file_stem()?.to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).ok()?,
+            ))
+        })
         .collect()
 }

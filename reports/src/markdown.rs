@@ -72,7 +72,12 @@ fn rates_section(results: &[RunResult]) -> String {
     for r in results {
         if !r.rates.is_empty() {
             for x in &r.rates {
-                let rate = crate::model::Rate { hits: x.hits, runs: x.runs, low: x.low, high: x.high };
+                let rate = crate::model::Rate {
+                    hits: x.hits,
+                    runs: x.runs,
+                    low: x.low,
+                    high: x.high,
+                };
                 lines.push((r, x.invariant.clone(), rate.describe()));
             }
         } else if let Some(rate) = &r.rate {
@@ -83,10 +88,28 @@ fn rates_section(results: &[RunResult]) -> String {
         return String::new();
     }
     let mut out = String::from("\n## Reproduction rates on real systems\n\n");
-    out.push_str(&table_row(["scenario", "variant", "run", "backend", "invariant", "rate"].iter().map(|c| c.to_string())));
-    out.push_str(&table_row(["---", "---", "---", "---", "---", "---"].iter().map(|c| c.to_string())));
+    out.push_str(&table_row(
+        ["scenario", "variant", "run", "backend", "invariant", "rate"]
+            .iter()
+            .map(|c| c.to_string()),
+    ));
+    out.push_str(&table_row(
+        ["---", "---", "---", "---", "---", "---"]
+            .iter()
+            .map(|c| c.to_string()),
+    ));
     for (r, inv, rate) in lines {
-        out.push_str(&table_row([text(&r.scenario), text(&r.variant), text(&r.engine), text(&r.backend), text(&inv), text(&rate)].into_iter()));
+        out.push_str(&table_row(
+            [
+                text(&r.scenario),
+                text(&r.variant),
+                text(&r.engine),
+                text(&r.backend),
+                text(&inv),
+                text(&rate),
+            ]
+            .into_iter(),
+        ));
     }
     out
 }
@@ -168,7 +191,9 @@ fn escape_block_start(line: &str) -> String {
 /// of the summary has to act on.
 fn attention_sections(results: &[RunResult]) -> String {
     let mut out = String::new();
-    let detailed = results.iter().filter(|r| r.outcome != Outcome::Skipped && !r.is_met());
+    let detailed = results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Skipped && !r.is_met());
     for (i, r) in detailed.enumerate() {
         if i == 0 {
             out.push_str("\n## Not met\n");
@@ -189,7 +214,11 @@ fn details(r: &RunResult) -> String {
         // Stored once per distinct trace beside the report (`write_all`): inlining it in every
         // row made a quick run's Markdown 9 MB.
         let path = crate::trace_path(trace, "txt");
-        out.push_str(&format!("\nTrace ({} steps; {}): [{path}]({path})\n", trace.steps.len(), text(&trace.verdict)));
+        out.push_str(&format!(
+            "\nTrace ({} steps; {}): [{path}]({path})\n",
+            trace.steps.len(),
+            text(&trace.verdict)
+        ));
     }
     out
 }

@@ -326,7 +326,11 @@ impl RunResult {
             None => String::new(),
             Some(Coverage::Proof) if holds => "proof over every reachable state".to_string(),
             Some(Coverage::Proof) => "exhaustive over every reachable state".to_string(),
-            Some(Coverage::Bounded) => match self.covers.as_deref().and_then(|c| c.strip_prefix("every schedule ")) {
+            Some(Coverage::Bounded) => match self
+                .covers
+                .as_deref()
+                .and_then(|c| c.strip_prefix("every schedule "))
+            {
                 Some(within) => format!("exhaustive {within}"),
                 None => "exhaustive within a bound".to_string(),
             },
@@ -340,7 +344,11 @@ impl RunResult {
     pub fn coverage_cell(&self) -> String {
         match self.coverage {
             None => "–".to_string(),
-            Some(Coverage::Bounded) => match self.covers.as_deref().and_then(|c| c.strip_prefix("every schedule within ")) {
+            Some(Coverage::Bounded) => match self
+                .covers
+                .as_deref()
+                .and_then(|c| c.strip_prefix("every schedule within "))
+            {
                 Some(bound) => format!("bounded ({bound})"),
                 None => "bounded".to_string(),
             },

@@ -64,14 +64,26 @@ pub fn render_sequence(trace: &Trace) -> String {
     let mut out = format!(
         "<svg class=\"sequence\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" font-family=\"ui-monospace, monospace\" font-size=\"11\">\n"
     );
-    out.push_str(&format!("<title>{}/{}: {}</title>\n", escape(&trace.scenario), escape(&trace.variant), escape(&trace.verdict)));
+    out.push_str(&format!(
+        "<title>{}/{}: {}</title>\n",
+        escape(&trace.scenario),
+        escape(&trace.variant),
+        escape(&trace.verdict)
+    ));
     out.push_str(
         "<style>.lane{stroke:#8c959f;stroke-dasharray:4 3}.step{fill:#ddf4ff;stroke:#54aeff}.fault{fill:#ffebe9;stroke:#cf222e}.blocked{fill:#fff8c5;stroke:#bf8700;stroke-dasharray:3 2}.broke{fill:#ffebe9;stroke:#cf222e;stroke-width:2}.switch{stroke:#afb8c1}.time{fill:#57606a}.head{font-weight:bold;font-family:system-ui,sans-serif;font-size:12px}.verdict{fill:#cf222e;font-weight:bold}</style>\n",
     );
     for (a, name) in trace.actors.iter().enumerate() {
         let x = lane_x(a);
-        out.push_str(&format!("<text class=\"head\" x=\"{x}\" y=\"18\" text-anchor=\"middle\">{}</text>\n", escape(name)));
-        out.push_str(&format!("<line class=\"lane\" x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\"/>\n", HEADER - 8, verdict_y - 10));
+        out.push_str(&format!(
+            "<text class=\"head\" x=\"{x}\" y=\"18\" text-anchor=\"middle\">{}</text>\n",
+            escape(name)
+        ));
+        out.push_str(&format!(
+            "<line class=\"lane\" x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\"/>\n",
+            HEADER - 8,
+            verdict_y - 10
+        ));
     }
     let mut previous: Option<(usize, usize)> = None;
     for (i, step) in trace.steps.iter().enumerate() {
@@ -81,10 +93,19 @@ pub fn render_sequence(trace: &Trace) -> String {
         let k = kind(step);
         // A context switch: a thin connector from the previous step's lane to this one.
         if let Some((pa, py)) = previous.filter(|(pa, _)| *pa != lane) {
-            out.push_str(&format!("<line class=\"switch\" x1=\"{}\" y1=\"{}\" x2=\"{x}\" y2=\"{y}\"/>\n", lane_x(pa), py + BOX_HEIGHT));
+            out.push_str(&format!(
+                "<line class=\"switch\" x1=\"{}\" y1=\"{}\" x2=\"{x}\" y2=\"{y}\"/>\n",
+                lane_x(pa),
+                py + BOX_HEIGHT
+            ));
         }
         previous = Some((lane, y));
-        out.push_str(&format!("<text class=\"time\" x=\"4\" y=\"{}\">{} {}</text>\n", y + 14, i + 1, offset(step.time_ms, start)));
+        out.push_str(&format!(
+            "<text class=\"time\" x=\"4\" y=\"{}\">{} {}</text>\n",
+            y + 14,
+            i + 1,
+            offset(step.time_ms, start)
+        ));
         let class = match k {
             Kind::Step => "step",
             Kind::Fault => "fault",
@@ -93,8 +114,16 @@ pub fn render_sequence(trace: &Trace) -> String {
         };
         let left = x - LANE_WIDTH / 2 + 6;
         out.push_str(&format!("<g class=\"row {class}-row\">"));
-        let broke = if step.broke.is_empty() { String::new() } else { format!("; broke {}", step.broke.join(", ")) };
-        out.push_str(&format!("<title>{} → {}{broke}</title>", escape(&step.operation), escape(&step.result)));
+        let broke = if step.broke.is_empty() {
+            String::new()
+        } else {
+            format!("; broke {}", step.broke.join(", "))
+        };
+        out.push_str(&format!(
+            "<title>{} → {}{broke}</title>",
+            escape(&step.operation),
+            escape(&step.result)
+        ));
         out.push_str(&format!("<rect class=\"{class}\" x=\"{left}\" y=\"{y}\" width=\"{}\" height=\"{BOX_HEIGHT}\" rx=\"3\"/>", LANE_WIDTH - 12));
         let label = if step.result.is_empty() || step.result == "ok" {
             step.operation.clone()
@@ -107,9 +136,18 @@ pub fn render_sequence(trace: &Trace) -> String {
             Kind::Broke => "✗ ",
             Kind::Step => "",
         };
-        out.push_str(&format!("<text x=\"{}\" y=\"{}\">{}</text></g>\n", left + 5, y + 14, escape(&shorten(&format!("{marker}{label}"), BOX_CHARS))));
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\">{}</text></g>\n",
+            left + 5,
+            y + 14,
+            escape(&shorten(&format!("{marker}{label}"), BOX_CHARS))
+        ));
     }
-    out.push_str(&format!("<text class=\"verdict\" x=\"4\" y=\"{}\">{}</text>\n", verdict_y + 4, escape(&shorten(&trace.verdict, 160))));
+    out.push_str(&format!(
+        "<text class=\"verdict\" x=\"4\" y=\"{}\">{}</text>\n",
+        verdict_y + 4,
+        escape(&shorten(&trace.verdict, 160))
+    ));
     out.push_str("</svg>\n");
     out
 }

@@ -210,7 +210,12 @@ fn operation_text(step: &TraceStep, style: Style, g: &Glyphs) -> String {
     if step.result.is_empty() {
         truncate(&op, MAX_CELL, g)
     } else {
-        format!("{} {} {}", truncate(&op, MAX_OPERATION, g), g.arrow, truncate(&clean(&step.result, style), MAX_RESULT, g))
+        format!(
+            "{} {} {}",
+            truncate(&op, MAX_OPERATION, g),
+            g.arrow,
+            truncate(&clean(&step.result, style), MAX_RESULT, g)
+        )
     }
 }
 

@@ -66,7 +66,10 @@ pub(crate) fn write_traces(summary: &Summary, dir: &Path) -> io::Result<()> {
         let table = render_trace(trace, Style::plain());
         std::fs::write(
             dir.join(format!("{key}.txt")),
-            format!("{}/{}: {}\n\n{table}", trace.scenario, trace.variant, trace.verdict),
+            format!(
+                "{}/{}: {}\n\n{table}",
+                trace.scenario, trace.variant, trace.verdict
+            ),
         )?;
         std::fs::write(dir.join(format!("{key}.html")), trace_page(trace, &table))?;
     }
@@ -75,7 +78,10 @@ pub(crate) fn write_traces(summary: &Summary, dir: &Path) -> io::Result<()> {
 
 /// `t` + 16 hex digits + `.txt` or `.html`: a name [`write_traces`] writes.
 fn is_trace_file(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".txt").or_else(|| name.strip_suffix(".html")) else {
+    let Some(stem) = name
+        .strip_suffix(".txt")
+        .or_else(|| name.strip_suffix(".html"))
+    else {
         return false;
     };
     stem.len() == 17 && stem.starts_with('t') && stem[1..].bytes().all(|b| b.is_ascii_hexdigit())

@@ -10,7 +10,12 @@ pub fn dir() -> PathBuf {
 /// Every built-in scenario file, sorted by name.
 pub fn all() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "race")).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "race"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files

@@ -6,7 +6,8 @@ use std::time::Duration;
 use xtask::db_servers::{self, Kind};
 use xtask::signals;
 
-pub const USAGE: &str = "usage: cargo xtask db up [--root DIR] [--only postgres,mariadb] [--env] [--hold]
+pub const USAGE: &str =
+    "usage: cargo xtask db up [--root DIR] [--only postgres,mariadb] [--env] [--hold]
        cargo xtask db down [--root DIR]
 
 db up starts PostgreSQL (initdb + pg_ctl) and MariaDB (mariadb-install-db + mariadbd) from
@@ -48,7 +49,10 @@ fn up(args: &[String]) -> u8 {
                 Some(r) => root = Some(PathBuf::from(r)),
                 None => return bad("--root needs a directory"),
             },
-            "--only" => match it.next().map(|l| l.split(',').map(Kind::parse).collect::<Option<Vec<_>>>()) {
+            "--only" => match it
+                .next()
+                .map(|l| l.split(',').map(Kind::parse).collect::<Option<Vec<_>>>())
+            {
                 Some(Some(k)) => kinds = k,
                 _ => return bad("--only needs a list of postgres,mariadb"),
             },
@@ -72,7 +76,11 @@ fn up(args: &[String]) -> u8 {
     for e in servers.entries() {
         match (&e.url, &e.skipped) {
             (Some(url), _) if env => println!("export {}='{}'", e.kind.url_var(), url),
-            (Some(url), _) => println!("{:<9} up   {url}   ({})", e.kind.name(), e.version.as_deref().unwrap_or("?")),
+            (Some(url), _) => println!(
+                "{:<9} up   {url}   ({})",
+                e.kind.name(),
+                e.version.as_deref().unwrap_or("?")
+            ),
             (None, Some(why)) => {
                 failed = true;
                 eprintln!("{:<9} could not start: {why}", e.kind.name());
@@ -83,7 +91,10 @@ fn up(args: &[String]) -> u8 {
     if env {
         println!("export RACELAB_DB_ROOT='{}'", servers.root().display());
     } else {
-        eprintln!("stop them with: cargo xtask db down --root {}", servers.root().display());
+        eprintln!(
+            "stop them with: cargo xtask db down --root {}",
+            servers.root().display()
+        );
     }
     if hold {
         while signals::pending().is_none() {
@@ -111,13 +122,18 @@ fn down(args: &[String]) -> u8 {
         [flag, r] if flag == "--root" => PathBuf::from(r),
         [] => match std::env::var_os("RACELAB_DB_ROOT") {
             Some(r) => PathBuf::from(r),
-            None => return bad("db down needs --root DIR (what `db up` printed), or $RACELAB_DB_ROOT"),
+            None => {
+                return bad("db down needs --root DIR (what `db up` printed), or $RACELAB_DB_ROOT")
+            }
         },
         _ => return bad("db down takes only --root DIR"),
     };
     match db_servers::down(&root) {
         Ok(()) => {
-            eprintln!("stopped the servers under {} and removed it", root.display());
+            eprintln!(
+                "stopped the servers under {} and removed it",
+                root.display()
+            );
             0
         }
         Err(e) => {

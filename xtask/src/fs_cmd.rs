@@ -72,8 +72,13 @@ fn usage_error(msg: &str) -> u8 {
     2
 }
 
-fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str, example: &str) -> Result<&'a String, u8> {
-    it.next().ok_or_else(|| usage_error(&format!("{flag} needs a value, e.g. {flag} {example}")))
+fn value<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    flag: &str,
+    example: &str,
+) -> Result<&'a String, u8> {
+    it.next()
+        .ok_or_else(|| usage_error(&format!("{flag} needs a value, e.g. {flag} {example}")))
 }
 
 fn up(args: &[String]) -> u8 {
@@ -148,14 +153,25 @@ fn up(args: &[String]) -> u8 {
     };
     let Some(sig) = signal else {
         let (root, _) = matrix.keep();
-        eprintln!("the matrix stays up; tear it down with: cargo xtask fs down --root {}", root.display());
+        eprintln!(
+            "the matrix stays up; tear it down with: cargo xtask fs down --root {}",
+            root.display()
+        );
         return 0;
     };
-    eprintln!("{}: tearing down the fs matrix at {}", signals::name(sig), matrix.root().display());
+    eprintln!(
+        "{}: tearing down the fs matrix at {}",
+        signals::name(sig),
+        matrix.root().display()
+    );
     let started = Instant::now();
     match matrix.down() {
         Ok(report) => {
-            eprintln!("torn down in {:.2}s ({})", started.elapsed().as_secs_f64(), summary(&report));
+            eprintln!(
+                "torn down in {:.2}s ({})",
+                started.elapsed().as_secs_f64(),
+                summary(&report)
+            );
             signals::exit_code(sig)
         }
         Err(e) => {
@@ -179,7 +195,12 @@ fn print_up(m: &Matrix, json: bool) {
         let _ = std::io::stdout().flush();
         return;
     }
-    println!("fs matrix at {}  (state: {}; up in {:.2}s)", m.root().display(), m.state_path().display(), m.up_seconds());
+    println!(
+        "fs matrix at {}  (state: {}; up in {:.2}s)",
+        m.root().display(),
+        m.state_path().display(),
+        m.up_seconds()
+    );
     println!("{}", table(m.entries()));
     let _ = std::io::stdout().flush();
 }
@@ -190,7 +211,14 @@ fn table(entries: &[Entry]) -> String {
     let rows: Vec<[String; 6]> = up
         .iter()
         .map(|e| {
-            [e.name.clone(), e.mountpoint.display().to_string(), e.fstype.clone(), e.statfs.clone(), e.source.clone(), e.options.clone()]
+            [
+                e.name.clone(),
+                e.mountpoint.display().to_string(),
+                e.fstype.clone(),
+                e.statfs.clone(),
+                e.source.clone(),
+                e.options.clone(),
+            ]
         })
         .collect();
     let mut width = header.map(str::len);
@@ -211,9 +239,16 @@ fn table(entries: &[Entry]) -> String {
         s
     };
     let mut out = vec![line(header)];
-    out.extend(rows.iter().map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]])));
+    out.extend(
+        rows.iter()
+            .map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]])),
+    );
     for e in entries.iter().filter(|e| e.skipped.is_some()) {
-        out.push(format!("skipped {}: {}", e.name, e.skipped.as_deref().unwrap_or_default()));
+        out.push(format!(
+            "skipped {}: {}",
+            e.name,
+            e.skipped.as_deref().unwrap_or_default()
+        ));
     }
     out.join("\n")
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's tasks, one module each (rust-analyzer style).
 
-mod db_cmd;
 mod bench_locks;
+mod db_cmd;
 mod fs_cmd;
 mod pg_isolation;
 mod run_scenarios;
@@ -37,7 +37,8 @@ fn main() -> ExitCode {
         Some("nfs") => return ExitCode::from(xtask::nfs::cli::run(&args[1..])),
         Some("db") => return ExitCode::from(db_cmd::run(&args[1..])),
         Some("venv") => {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), std::path::PathBuf::from);
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root().join("target"), std::path::PathBuf::from);
             return ExitCode::from(xtask::venv::run(&target));
         }
         Some("-h" | "--help" | "help") => {
@@ -65,5 +66,7 @@ fn main() -> ExitCode {
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> std::path::PathBuf {
     let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(std::path::Path::to_path_buf).unwrap_or(here)
+    here.parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(here)
 }

@@ -33,27 +33,56 @@ pub fn run(args: &[String]) -> Result<u8> {
             // The NFS part boots a guest (User-mode Linux, else qemu) and takes minutes; this leaves it out.
             "--no-nfs" => nfs = false,
             // One machine's part of a CI job matrix; `racelab merge` combines the summaries.
-            "--shard" => shard = Some(it.next().context("--shard needs I/N, e.g. --shard 1/2")?.clone()),
-            "--engines" => engines = Some(it.next().context("--engines needs a value, e.g. --engines shuttle-random,loom")?.clone()),
+            "--shard" => {
+                shard = Some(
+                    it.next()
+                        .context("--shard needs I/N, e.g. --shard 1/2")?
+                        .clone(),
+                )
+            }
+            "--engines" => {
+                engines = Some(
+                    it.next()
+                        .context("--engines needs a value, e.g. --engines shuttle-random,loom")?
+                        .clone(),
+                )
+            }
             // For tests: run an already built racelab, on some scenarios only.
             "--racelab" => {
-                let given = PathBuf::from(it.next().context("--racelab needs the path of a racelab binary")?);
+                let given = PathBuf::from(
+                    it.next()
+                        .context("--racelab needs the path of a racelab binary")?,
+                );
                 // Absolute: the NFS guest and the suite run it from other directories.
                 let path = std::fs::canonicalize(&given).with_context(|| format!("--racelab {}: no such binary; build it first (e.g. cargo build --profile ci -p harness)", given.display()))?;
                 racelab = Some(path);
             }
-            "--scenarios" => scenarios = Some(PathBuf::from(it.next().context("--scenarios needs a file or directory of *.race files")?)),
+            "--scenarios" => {
+                scenarios = Some(PathBuf::from(
+                    it.next()
+                        .context("--scenarios needs a file or directory of *.race files")?,
+                ))
+            }
             other => bail!("unknown option `{other}` for run-scenarios; {usage}"),
         }
     }
     let root = crate::root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let racelab = match racelab {
         Some(r) => r,
         None => {
             // Exploration is CPU-bound: a debug build would explore ~20x fewer schedules in the same budget.
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--quiet", "--package", "harness", "--bin", "racelab"])
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "--package",
+                    "harness",
+                    "--bin",
+                    "racelab",
+                ])
                 .current_dir(&root)
                 .status()
                 .context("running cargo build")?;
@@ -64,7 +93,11 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
     };
     let mut cmd = Command::new(&racelab);
-    cmd.current_dir(&root).arg("suite").arg(scenarios.unwrap_or_else(|| root.join("scenarios"))).arg("--out").arg(target.join("racelab"));
+    cmd.current_dir(&root)
+        .arg("suite")
+        .arg(scenarios.unwrap_or_else(|| root.join("scenarios")))
+        .arg("--out")
+        .arg(target.join("racelab"));
     if quick {
         cmd.arg("--quick");
     }
@@ -80,16 +113,25 @@ pub fn run(args: &[String]) -> Result<u8> {
     let mut matrix = None;
     if real {
         signals::install()?;
-        let dir = tempfile::Builder::new().prefix("racelab-tempdir-").tempdir().context("creating a temp directory for the real runs")?;
+        let dir = tempfile::Builder::new()
+            .prefix("racelab-tempdir-")
+            .tempdir()
+            .context("creating a temp directory for the real runs")?;
         cmd.arg(format!("--real=tempdir={}", dir.path().display()));
         temp = Some(dir);
         match bring_up_matrix() {
             Ok(m) => {
-                println!("filesystem matrix up at {} in {:.2}s", m.root().display(), m.up_seconds());
+                println!(
+                    "filesystem matrix up at {} in {:.2}s",
+                    m.root().display(),
+                    m.up_seconds()
+                );
                 for e in m.entries() {
                     match &e.skipped {
                         None => cmd.arg(format!("--real={}={}", e.name, e.dir.display())),
-                        Some(why) => cmd.arg(format!("--real={}=!{}", e.name, why.replace('\n', " "))),
+                        Some(why) => {
+                            cmd.arg(format!("--real={}=!{}", e.name, why.replace('\n', " ")))
+                        }
                     };
                 }
                 matrix = Some(m);
@@ -105,7 +147,10 @@ pub fn run(args: &[String]) -> Result<u8> {
     // The gate: the scenarios' real programs (flufl.lock under its driver) in a temp directory,
     // their Python packages in the venv `cargo xtask venv` makes.
     if real {
-        let dir = temp.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default();
+        let dir = temp
+            .as_ref()
+            .map(|d| d.path().display().to_string())
+            .unwrap_or_default();
         match xtask::venv::ensure(&target) {
             Ok(venv) => {
                 cmd.env("RACELAB_VENV", venv);
@@ -127,19 +172,34 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
         db_servers = servers;
     }
-    let pg_url = cmd.get_args().filter_map(|a| a.to_str()?.strip_prefix("--db=postgres=").map(str::to_string)).find(|u| !u.starts_with('!'));
+    let pg_url = cmd
+        .get_args()
+        .filter_map(|a| {
+            a.to_str()?
+                .strip_prefix("--db=postgres=")
+                .map(str::to_string)
+        })
+        .find(|u| !u.starts_with('!'));
     let status = run_child(&mut cmd, real)?;
     // PostgreSQL's isolation suite on the same server, one row per spec merged into the summary,
     // timed against PostgreSQL's own isolationtester in the same run.
     let mut isolation_code = 0;
     if let (Some(url), None) = (&pg_url, signals::pending()) {
-        let status = run_child(&mut crate::pg_isolation::command(&racelab, &root, &target, url), true)?;
+        let status = run_child(
+            &mut crate::pg_isolation::command(&racelab, &root, &target, url),
+            true,
+        )?;
         isolation_code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
     }
     if let Some(m) = matrix {
-        let report = m.down().map_err(|e| anyhow::anyhow!("tearing down the filesystem matrix: {e}"))?;
+        let report = m
+            .down()
+            .map_err(|e| anyhow::anyhow!("tearing down the filesystem matrix: {e}"))?;
         if !report.is_clean() {
-            eprintln!("warning: the filesystem matrix did not tear down cleanly: {:?}", report.problems);
+            eprintln!(
+                "warning: the filesystem matrix did not tear down cleanly: {:?}",
+                report.problems
+            );
         }
     }
     if let Some(servers) = db_servers {
@@ -148,16 +208,26 @@ pub fn run(args: &[String]) -> Result<u8> {
         }
     }
     drop(temp);
-    let mut code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)).max(isolation_code);
+    let mut code = status
+        .code()
+        .map_or(3, |c| u8::try_from(c).unwrap_or(3))
+        .max(isolation_code);
     // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), merged into the summary
     // (skipped rows with the reason when the guest cannot come up).
     if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {
-        if let Some(c) = xtask::nfs::suite::run(&xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target))? {
+        if let Some(c) = xtask::nfs::suite::run(&xtask::nfs::suite::Params::new(
+            racelab.clone(),
+            root.clone(),
+            &target,
+        ))? {
             code = code.max(c);
         }
     }
     if let Some(sig) = signals::pending() {
-        eprintln!("interrupted by {}; the suite was stopped and everything real was cleaned up", signals::name(sig));
+        eprintln!(
+            "interrupted by {}; the suite was stopped and everything real was cleaned up",
+            signals::name(sig)
+        );
         return Ok(signals::exit_code(sig));
     }
     Ok(code)
@@ -185,7 +255,8 @@ fn run_child(cmd: &mut Command, poll_signals: bool) -> Result<ExitStatus> {
         }
         if let (Some(sig), false) = (signals::pending(), forwarded) {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-            let sig = nix::sys::signal::Signal::try_from(sig).unwrap_or(nix::sys::signal::Signal::SIGTERM);
+            let sig = nix::sys::signal::Signal::try_from(sig)
+                .unwrap_or(nix::sys::signal::Signal::SIGTERM);
             let _ = nix::sys::signal::kill(pid, sig);
             forwarded = true;
         }
@@ -216,7 +287,10 @@ fn bring_up_databases() -> (Option<db_servers::Servers>, Vec<String>) {
                         args.push(format!("--db={}={url}", e.kind.name()));
                     }
                     (None, why) => {
-                        let why = why.clone().unwrap_or_else(|| "did not start".into()).replace('\n', " ");
+                        let why = why
+                            .clone()
+                            .unwrap_or_else(|| "did not start".into())
+                            .replace('\n', " ");
                         println!("{} unavailable: {why}", e.kind.name());
                         args.push(format!("--db={}=!{why}", e.kind.name()));
                     }

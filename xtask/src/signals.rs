@@ -28,11 +28,20 @@ pub fn install() -> anyhow::Result<()> {
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             // Order matters (signal-hook runs actions in registration order): the conditional exit
             // must see ARMED as it was before this signal, so it is registered first.
-            let registered = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, &ARMED)
-                .and_then(|_| signal_hook::flag::register(sig, &ARMED))
-                .and_then(|_| signal_hook::flag::register_usize(sig, &SIGNAL, usize::try_from(sig).unwrap_or(0)));
+            let registered =
+                signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, &ARMED)
+                    .and_then(|_| signal_hook::flag::register(sig, &ARMED))
+                    .and_then(|_| {
+                        signal_hook::flag::register_usize(
+                            sig,
+                            &SIGNAL,
+                            usize::try_from(sig).unwrap_or(0),
+                        )
+                    });
             if let Err(e) = registered {
-                return Err(format!("installing the handler for signal {sig} failed: {e}"));
+                return Err(format!(
+                    "installing the handler for signal {sig} failed: {e}"
+                ));
             }
         }
         Ok(())

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let p = entry.path();
         let name = entry.file_name();
@@ -22,13 +24,30 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_rust_file_starts_with_a_module_doc_line() {
     let mut files = Vec::new();
     rust_files(&crate::root(), &mut files);
-    assert!(files.len() > 10, "expected to find the workspace's Rust files, found {}", files.len());
+    assert!(
+        files.len() > 10,
+        "expected to find the workspace's Rust files, found {}",
+        files.len()
+    );
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
-        .map(|f| f.strip_prefix(crate::root()).unwrap_or(f).display().to_string())
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .starts_with("//!")
+        })
+        .map(|f| {
+            f.strip_prefix(crate::root())
+                .unwrap_or(f)
+                .display()
+                .to_string()
+        })
         .collect();
-    assert!(missing.is_empty(), "these files do not start with a `//!` line saying what they are for:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "these files do not start with a `//!` line saying what they are for:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -38,8 +57,15 @@ fn no_test_is_switched_off() {
     let needle = ["#[", "ignore"].concat();
     let offenders: Vec<String> = files
         .iter()
-        .filter(|f| std::fs::read_to_string(f).unwrap_or_default().contains(&needle))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains(&needle)
+        })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "switched-off tests prove nothing: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "switched-off tests prove nothing: {offenders:?}"
+    );
 }

@@ -28,16 +28,34 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     };
     let _ = std::fs::remove_dir_all(&venv);
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv (Debian: apt-get install python3-venv)")?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", FLUFL_LOCK]), &format!("pip install {FLUFL_LOCK} (needs PyPI)"))?;
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        "python3 -m venv (Debian: apt-get install python3-venv)",
+    )?;
+    run(
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            FLUFL_LOCK,
+        ]),
+        &format!("pip install {FLUFL_LOCK} (needs PyPI)"),
+    )?;
     if ready() {
         Ok(venv)
     } else {
-        Err(format!("{} has no {FLUFL_LOCK} after installing it", venv.display()))
+        Err(format!(
+            "{} has no {FLUFL_LOCK} after installing it",
+            venv.display()
+        ))
     }
 }
 

@@ -23,11 +23,16 @@ const RIG: &str = "/tmp/racelab-nfs";
 static GUEST: Mutex<()> = Mutex::new(());
 
 fn one_guest() -> MutexGuard<'static, ()> {
-    GUEST.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    GUEST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn is_root() -> bool {
@@ -42,13 +47,20 @@ fn nfs_sh(script: &str) -> Output {
 
 /// `nfs_sh` with `RACELAB_NFS_FAIL=fail` (the guests to make fail on purpose).
 fn nfs_sh_failing(script: &str, fail: &str) -> Output {
-    let child = nfs_command(&["sh", "-c", script], fail).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("xtask starts");
+    let child = nfs_command(&["sh", "-c", script], fail)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask starts");
     wait_output(child, Duration::from_secs(300))
 }
 
 fn nfs_command(argv: &[&str], fail: &str) -> Command {
     let mut cmd = Command::new(XTASK);
-    cmd.args(["nfs", "run", "--"]).args(argv).current_dir(workspace()).env("RACELAB_NFS_FAIL", fail);
+    cmd.args(["nfs", "run", "--"])
+        .args(argv)
+        .current_dir(workspace())
+        .env("RACELAB_NFS_FAIL", fail);
     cmd
 }
 
@@ -66,7 +78,11 @@ fn wait_output(mut child: Child, limit: Duration) -> Output {
         v
     });
     let status = wait_limited(&mut child, limit);
-    Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
 }
 
 fn wait_limited(child: &mut Child, limit: Duration) -> ExitStatus {
@@ -89,8 +105,18 @@ fn text(b: &[u8]) -> String {
 
 /// Not root: `nfs run` refuses with exit 3 and says why, before touching anything.
 fn assert_refusal(out: &Output) {
-    assert_eq!(out.status.code(), Some(3), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stderr).contains("needs root"), "the refusal should say it needs root: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("needs root"),
+        "the refusal should say it needs root: {}",
+        text(&out.stderr)
+    );
 }
 
 /// Runs the test body only as root; otherwise checks the refusal instead.
@@ -105,20 +131,39 @@ fn as_root_or_refused(script: &str) -> Option<Output> {
 
 /// The runtime files a run puts in the rig: all gone when it has ended, however it ended.
 fn runtime_files_left() -> Vec<&'static str> {
-    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"].into_iter().filter(|f| Path::new(RIG).join(f).exists()).collect()
+    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"]
+        .into_iter()
+        .filter(|f| Path::new(RIG).join(f).exists())
+        .collect()
 }
 
 /// Nothing of a run is left: no guest process, no host mount, no runtime file.
 fn assert_nothing_left() {
-    assert_eq!(guest_processes(), Vec::<String>::new(), "guest processes left behind");
-    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
-    assert_eq!(runtime_files_left(), Vec::<&str>::new(), "runtime files left in {RIG}");
+    assert_eq!(
+        guest_processes(),
+        Vec::<String>::new(),
+        "guest processes left behind"
+    );
+    assert!(
+        host_nfs_mounts().is_empty(),
+        "NFS mounted on the host: {:?}",
+        host_nfs_mounts()
+    );
+    assert_eq!(
+        runtime_files_left(),
+        Vec::<&str>::new(),
+        "runtime files left in {RIG}"
+    );
 }
 
 /// Starts `nfs run` with a command that prints a line and sleeps, and waits for that line:
 /// the guest is up, its mounts are made and the command runs. Returns the child (stdout taken).
 fn start_sleeping_run(fail: &str) -> Child {
-    let mut child = nfs_command(&["sh", "-c", "echo racelab-test-ready; sleep 600"], fail).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("xtask starts");
+    let mut child = nfs_command(&["sh", "-c", "echo racelab-test-ready; sleep 600"], fail)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xtask starts");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -131,7 +176,9 @@ fn start_sleeping_run(fail: &str) -> Child {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(l) if l == "racelab-test-ready" => return child,
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("xtask ended before the command ran: {:?}", child.wait()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("xtask ended before the command ran: {:?}", child.wait())
+            }
         }
         assert!(Instant::now() < deadline, "the command never started");
     }
@@ -147,21 +194,36 @@ fn guest_processes() -> Vec<String> {
         .flatten()
         .filter_map(Result::ok)
         .filter(|p| {
-            let exe = std::fs::read_link(p.path().join("exe")).map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&std::fs::read(p.path().join("cmdline")).unwrap_or_default()).into_owned();
-            exe.starts_with(&uml) || (exe.contains("qemu-system") && cmdline.contains(&init)) || (cmdline.contains("racelab-nfs-reaper") && cmdline.contains(&format!("{RIG}/init\0")))
+            let exe = std::fs::read_link(p.path().join("exe"))
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(
+                &std::fs::read(p.path().join("cmdline")).unwrap_or_default(),
+            )
+            .into_owned();
+            exe.starts_with(&uml)
+                || (exe.contains("qemu-system") && cmdline.contains(&init))
+                || (cmdline.contains("racelab-nfs-reaper")
+                    && cmdline.contains(&format!("{RIG}/init\0")))
         })
         .map(|p| p.file_name().to_string_lossy().into_owned())
         .collect()
 }
 
 fn mountinfo() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The host's mounts that mention the rig or are NFS: there must never be any.
 fn host_nfs_mounts() -> Vec<String> {
-    mountinfo().into_iter().filter(|l| l.contains(RIG) || l.contains(" - nfs")).collect()
+    mountinfo()
+        .into_iter()
+        .filter(|l| l.contains(RIG) || l.contains(" - nfs"))
+        .collect()
 }
 
 #[test]
@@ -171,16 +233,48 @@ fn the_command_sees_nfs4_and_nfs3_mounts_and_its_exit_status_comes_back() {
 echo "cwd=$(pwd)"
 echo "dirs: $(test -d "$RACELAB_NFS4" && echo nfs4) $(test -d "$RACELAB_NFS3" && echo nfs3) $(test -d "$RACELAB_NFS3B" && echo nfs3b)"
 exit 7"#;
-    let Some(out) = as_root_or_refused(script) else { return };
+    let Some(out) = as_root_or_refused(script) else {
+        return;
+    };
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(7), "the command's own exit status must come back\nstdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
-    let has = |needle: &str| stdout.lines().any(|l| l.starts_with("mount ") && l.contains(needle));
-    assert!(has(&format!("{RIG}/nfs4 nfs4 ")) && has("vers=4.2"), "no NFSv4.2 mount inside:\n{stdout}");
-    assert!(has(&format!("{RIG}/nfs3 nfs ")) && has("vers=3"), "no NFSv3 mount inside:\n{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with(&format!("mount {RIG}/nfs3b nfs ")) && l.contains("nosharecache")), "no second NFSv3 client (nosharecache) inside:\n{stdout}");
-    assert!(stdout.contains(&format!("cwd={}", workspace().display())), "the command runs in the caller's directory:\n{stdout}");
-    assert!(stdout.contains("dirs: nfs4 nfs3 nfs3b"), "RACELAB_NFS4/3/3B name existing directories:\n{stdout}");
-    assert!(host_nfs_mounts().is_empty(), "host mounts: {:?}", host_nfs_mounts());
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the command's own exit status must come back\nstdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    let has = |needle: &str| {
+        stdout
+            .lines()
+            .any(|l| l.starts_with("mount ") && l.contains(needle))
+    };
+    assert!(
+        has(&format!("{RIG}/nfs4 nfs4 ")) && has("vers=4.2"),
+        "no NFSv4.2 mount inside:\n{stdout}"
+    );
+    assert!(
+        has(&format!("{RIG}/nfs3 nfs ")) && has("vers=3"),
+        "no NFSv3 mount inside:\n{stdout}"
+    );
+    assert!(
+        stdout.lines().any(
+            |l| l.starts_with(&format!("mount {RIG}/nfs3b nfs ")) && l.contains("nosharecache")
+        ),
+        "no second NFSv3 client (nosharecache) inside:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("cwd={}", workspace().display())),
+        "the command runs in the caller's directory:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("dirs: nfs4 nfs3 nfs3b"),
+        "RACELAB_NFS4/3/3B name existing directories:\n{stdout}"
+    );
+    assert!(
+        host_nfs_mounts().is_empty(),
+        "host mounts: {:?}",
+        host_nfs_mounts()
+    );
 }
 
 /// Real NFS semantics racelab's NFS model must predict: client B (nfs3b) keeps the attributes
@@ -200,11 +294,26 @@ echo "B-after=$(stat -c %h "$RACELAB_NFS3B/claim")"
 sleep 4
 echo "B-later=$(stat -c %h "$RACELAB_NFS3B/claim")"
 rm -f claim lock"#;
-    let Some(out) = as_root_or_refused(script) else { return };
+    let Some(out) = as_root_or_refused(script) else {
+        return;
+    };
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
-    for (what, want) in [("B-before", "1"), ("A-after", "2"), ("B-after", "1"), ("B-later", "2")] {
-        assert!(stdout.lines().any(|l| l == format!("{what}={want}")), "expected {what}={want} (client B's attribute cache):\n{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    for (what, want) in [
+        ("B-before", "1"),
+        ("A-after", "2"),
+        ("B-after", "1"),
+        ("B-later", "2"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == format!("{what}={want}")),
+            "expected {what}={want} (client B's attribute cache):\n{stdout}"
+        );
     }
 }
 
@@ -217,15 +326,36 @@ fn sigint_during_a_run_leaves_no_guest_process_and_no_runtime_files() {
     }
     let mut child = start_sleeping_run("");
     // Mid-run: the guest is up with its three NFS mounts, and none of them is on the host.
-    assert!(!guest_processes().is_empty(), "expected the guest's processes while the command runs");
-    assert!(host_nfs_mounts().is_empty(), "NFS mounted on the host: {:?}", host_nfs_mounts());
-    assert!(Path::new(RIG).join("cmd").exists(), "expected the command file while the command runs");
+    assert!(
+        !guest_processes().is_empty(),
+        "expected the guest's processes while the command runs"
+    );
+    assert!(
+        host_nfs_mounts().is_empty(),
+        "NFS mounted on the host: {:?}",
+        host_nfs_mounts()
+    );
+    assert!(
+        Path::new(RIG).join("cmd").exists(),
+        "expected the command file while the command runs"
+    );
 
-    kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGINT).expect("SIGINT delivered");
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        Signal::SIGINT,
+    )
+    .expect("SIGINT delivered");
     let status = wait_limited(&mut child, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(130), "an interrupted run exits 128 + SIGINT");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "an interrupted run exits 128 + SIGINT"
+    );
     assert_nothing_left();
-    assert!(Path::new(RIG).join("uml72/uml/usr/bin/linux.uml").exists(), "the unpacked UML package is a cache and stays");
+    assert!(
+        Path::new(RIG).join("uml72/uml/usr/bin/linux.uml").exists(),
+        "the unpacked UML package is a cache and stays"
+    );
 }
 
 /// SIGKILL gives the run no chance to clean up: its watchdog kills the guest (here the qemu
@@ -238,12 +368,17 @@ fn sigkill_during_a_run_leaves_nothing_behind_either() {
         return;
     }
     let mut child = start_sleeping_run("uml");
-    assert!(!guest_processes().is_empty(), "expected the guest's processes while the command runs");
+    assert!(
+        !guest_processes().is_empty(),
+        "expected the guest's processes while the command runs"
+    );
     child.kill().expect("SIGKILL delivered");
     let _ = child.wait();
     // The watchdog works asynchronously: give it a moment, then everything must be gone.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (!guest_processes().is_empty() || !runtime_files_left().is_empty()) && Instant::now() < deadline {
+    while (!guest_processes().is_empty() || !runtime_files_left().is_empty())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_nothing_left();
@@ -261,15 +396,40 @@ fn the_qemu_fallback_is_taken_when_uml_fails() {
         return;
     }
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(5), "the command's status comes back from qemu too\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stderr.contains("did not boot") && stderr.contains("forced to fail on purpose"), "the failed UML attempt is named:\n{stderr}");
-    assert!(stderr.contains("guest up in") && stderr.contains("qemu with TCG"), "qemu should have booted:\n{stderr}");
-    assert!(stdout.lines().any(|l| l.starts_with("kernel=") && !l.starts_with("kernel=7.")), "a Debian 12 kernel, not UML's:\n{stdout}");
-    for m in [format!("mount {RIG}/nfs4 nfs4"), format!("mount {RIG}/nfs3 nfs"), format!("mount {RIG}/nfs3b nfs")] {
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the command's status comes back from qemu too\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("did not boot") && stderr.contains("forced to fail on purpose"),
+        "the failed UML attempt is named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("guest up in") && stderr.contains("qemu with TCG"),
+        "qemu should have booted:\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("kernel=") && !l.starts_with("kernel=7.")),
+        "a Debian 12 kernel, not UML's:\n{stdout}"
+    );
+    for m in [
+        format!("mount {RIG}/nfs4 nfs4"),
+        format!("mount {RIG}/nfs3 nfs"),
+        format!("mount {RIG}/nfs3b nfs"),
+    ] {
         assert!(stdout.lines().any(|l| l == m), "missing `{m}`:\n{stdout}");
     }
-    assert!(stdout.contains(&format!("cwd={}", workspace().display())), "the host's files at the same paths:\n{stdout}");
-    assert!(stdout.contains("B sees: hi"), "client B reads what client A wrote:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("cwd={}", workspace().display())),
+        "the host's files at the same paths:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("B sees: hi"),
+        "client B reads what client A wrote:\n{stdout}"
+    );
     assert_nothing_left();
 }
 
@@ -283,11 +443,32 @@ fn when_no_guest_boots_the_error_names_each_attempt_and_exits_3() {
         return;
     }
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(!stdout.contains("should-not-run"), "the command must not have run:\n{stdout}");
-    let report: Vec<&str> = stderr.lines().skip_while(|l| !l.contains("no NFS guest could boot")).collect();
-    assert!(report.iter().any(|l| l.trim_start().starts_with("uml (User-mode Linux") && l.contains("forced to fail on purpose")), "the UML attempt and its line:\n{stderr}");
-    assert!(report.iter().any(|l| l.trim_start().starts_with("qemu (") && l.contains("forced to fail on purpose")), "the qemu attempt and its line:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("should-not-run"),
+        "the command must not have run:\n{stdout}"
+    );
+    let report: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.contains("no NFS guest could boot"))
+        .collect();
+    assert!(
+        report
+            .iter()
+            .any(|l| l.trim_start().starts_with("uml (User-mode Linux")
+                && l.contains("forced to fail on purpose")),
+        "the UML attempt and its line:\n{stderr}"
+    );
+    assert!(
+        report.iter().any(
+            |l| l.trim_start().starts_with("qemu (") && l.contains("forced to fail on purpose")
+        ),
+        "the qemu attempt and its line:\n{stderr}"
+    );
     assert_nothing_left();
 }
 
@@ -296,7 +477,20 @@ fn when_no_guest_boots_the_error_names_each_attempt_and_exits_3() {
 fn nothing_is_ever_mounted_on_the_host() {
     let _g = one_guest();
     let before = mountinfo();
-    let mut child = Command::new(XTASK).args(["nfs", "run", "--", "sh", "-c", "touch \"$RACELAB_NFS4/x\" \"$RACELAB_NFS3/y\"; sleep 1"]).current_dir(workspace()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("xtask starts");
+    let mut child = Command::new(XTASK)
+        .args([
+            "nfs",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "touch \"$RACELAB_NFS4/x\" \"$RACELAB_NFS3/y\"; sleep 1",
+        ])
+        .current_dir(workspace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask starts");
     let mut appeared: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
@@ -313,23 +507,54 @@ fn nothing_is_ever_mounted_on_the_host() {
     };
     if !is_root() {
         assert_eq!(status.code(), Some(3));
-        assert_eq!(appeared, Vec::<String>::new(), "mounts appeared on the host during a refused run");
+        assert_eq!(
+            appeared,
+            Vec::<String>::new(),
+            "mounts appeared on the host during a refused run"
+        );
         return;
     }
     let mut err = String::new();
-    let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
     assert_eq!(status.code(), Some(0), "stderr:\n{err}");
-    assert!(err.contains("guest up in"), "the guest should have booted:\n{err}");
-    assert_eq!(appeared, Vec::<String>::new(), "mounts appeared on the host during a run");
+    assert!(
+        err.contains("guest up in"),
+        "the guest should have booted:\n{err}"
+    );
+    assert_eq!(
+        appeared,
+        Vec::<String>::new(),
+        "mounts appeared on the host during a run"
+    );
 }
 
 #[test]
 fn not_root_is_refused_with_exit_3() {
     let out = if is_root() {
         // Drop to nobody for this one run.
-        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", XTASK, "nfs", "run", "--", "true"]).current_dir("/").output().expect("setpriv runs")
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                XTASK,
+                "nfs",
+                "run",
+                "--",
+                "true",
+            ])
+            .current_dir("/")
+            .output()
+            .expect("setpriv runs")
     } else {
-        Command::new(XTASK).args(["nfs", "run", "--", "true"]).output().expect("xtask runs")
+        Command::new(XTASK)
+            .args(["nfs", "run", "--", "true"])
+            .output()
+            .expect("xtask runs")
     };
     assert_refusal(&out);
 }
@@ -350,7 +575,11 @@ fn run_scenarios_merges_the_guest_suite_rows_into_the_main_summary() {
         ))
         .expect("a valid row")
     };
-    let main = reports::Summary { ok: true, results: vec![row("fs:tempdir")], shard: None };
+    let main = reports::Summary {
+        ok: true,
+        results: vec![row("fs:tempdir")],
+        shard: None,
+    };
     reports::write_all(&main, &target.join("racelab")).expect("main summary written");
     // The stand-in racelab: records its arguments and writes one row per NFS target, with the
     // options of the mount its directory is on, as racelab's fsinfo would.
@@ -375,29 +604,78 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
         ),
     )
     .expect("stand-in written");
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
     let params = xtask::nfs::suite::Params::new(fake.clone(), workspace(), target);
     let code = xtask::nfs::suite::run(&params).expect("the NFS part runs");
-    let merged: reports::Summary = serde_json::from_str(&std::fs::read_to_string(target.join("racelab/summary.json")).expect("merged summary")).expect("parses");
+    let merged: reports::Summary = serde_json::from_str(
+        &std::fs::read_to_string(target.join("racelab/summary.json")).expect("merged summary"),
+    )
+    .expect("parses");
     let backends: Vec<&str> = merged.results.iter().map(|r| r.backend.as_str()).collect();
     if !is_root() {
         assert_eq!(code, Some(0));
         assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"]);
-        assert!(merged.results[1..].iter().all(|r| r.outcome == reports::Outcome::Skipped && r.reason.as_deref().is_some_and(|w| w.contains("not root"))));
+        assert!(merged.results[1..]
+            .iter()
+            .all(|r| r.outcome == reports::Outcome::Skipped
+                && r.reason.as_deref().is_some_and(|w| w.contains("not root"))));
         return;
     }
     assert_eq!(code, Some(0), "merged rows: {backends:?}");
-    assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"], "only the guest's NFS rows are merged, after the main ones");
-    let opts = |i: usize| merged.results[i].env.as_ref().and_then(|e| e.mount_options.clone()).unwrap_or_default();
-    assert!(opts(1).contains("vers=3") && opts(2).contains("vers=4.2") && opts(3).contains("nosharecache"), "mount options from the guest: {:?}", (opts(1), opts(2), opts(3)));
-    let served_by = |i: usize| merged.results[i].env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default();
-    assert!((1..4).all(|i| served_by(i).starts_with("Linux knfsd in ") && (served_by(i).contains("User-mode Linux") || served_by(i).contains("qemu"))), "each row names the guest and kernel: {:?}", served_by(1));
+    assert_eq!(
+        backends,
+        ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"],
+        "only the guest's NFS rows are merged, after the main ones"
+    );
+    let opts = |i: usize| {
+        merged.results[i]
+            .env
+            .as_ref()
+            .and_then(|e| e.mount_options.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        opts(1).contains("vers=3")
+            && opts(2).contains("vers=4.2")
+            && opts(3).contains("nosharecache"),
+        "mount options from the guest: {:?}",
+        (opts(1), opts(2), opts(3))
+    );
+    let served_by = |i: usize| {
+        merged.results[i]
+            .env
+            .as_ref()
+            .and_then(|e| e.server_version.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        (1..4).all(|i| served_by(i).starts_with("Linux knfsd in ")
+            && (served_by(i).contains("User-mode Linux") || served_by(i).contains("qemu"))),
+        "each row names the guest and kernel: {:?}",
+        served_by(1)
+    );
     let args = std::fs::read_to_string(&args_file).expect("racelab ran in the guest");
     // Only the lock scenarios the main run covered (here mailman-lockfile alone) are rerun.
-    assert!(!args.contains("mailman-stale-lock"), "mailman-stale-lock was not in the main run: {args}");
-    for want in ["suite", "mailman-lockfile.race", "--quick", "--engines loom", &format!("--real=nfs3={RIG}/nfs3/racelab"), &format!("--real=nfs4={RIG}/nfs4/racelab"), &format!("--real=nfs3x2={RIG}/nfs3/racelab,{RIG}/nfs3b/racelab")] {
-        assert!(args.contains(want), "racelab suite should get {want}: {args}");
+    assert!(
+        !args.contains("mailman-stale-lock"),
+        "mailman-stale-lock was not in the main run: {args}"
+    );
+    for want in [
+        "suite",
+        "mailman-lockfile.race",
+        "--quick",
+        "--engines loom",
+        &format!("--real=nfs3={RIG}/nfs3/racelab"),
+        &format!("--real=nfs4={RIG}/nfs4/racelab"),
+        &format!("--real=nfs3x2={RIG}/nfs3/racelab,{RIG}/nfs3b/racelab"),
+    ] {
+        assert!(
+            args.contains(want),
+            "racelab suite should get {want}: {args}"
+        );
     }
-    let md = std::fs::read_to_string(target.join("racelab/summary.md")).expect("summary.md re-rendered");
+    let md =
+        std::fs::read_to_string(target.join("racelab/summary.md")).expect("summary.md re-rendered");
     assert!(md.contains("nfs4"), "summary.md lists the NFS rows:\n{md}");
 }

@@ -12,27 +12,45 @@ use nix::unistd::Pid;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
-
 mod common;
 use common::{racelab, workspace};
 
 fn lines_of(path: &str) -> Vec<String> {
-    std::fs::read_to_string(path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Mount points and loop backing files under `root`, and worker processes working under `dir`.
 fn leftovers(root: &Path, worker_dir: Option<&Path>) -> Vec<String> {
     let root_s = root.to_string_lossy().into_owned();
-    let mut out: Vec<String> = lines_of("/proc/self/mountinfo").into_iter().filter(|l| l.contains(&root_s)).collect();
-    for e in std::fs::read_dir("/sys/block").into_iter().flatten().filter_map(Result::ok) {
-        let backing = std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+    let mut out: Vec<String> = lines_of("/proc/self/mountinfo")
+        .into_iter()
+        .filter(|l| l.contains(&root_s))
+        .collect();
+    for e in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
         if backing.contains(&root_s) {
-            out.push(format!("loop device {:?} backed by {}", e.file_name(), backing.trim()));
+            out.push(format!(
+                "loop device {:?} backed by {}",
+                e.file_name(),
+                backing.trim()
+            ));
         }
     }
-    for p in std::fs::read_dir("/proc").into_iter().flatten().filter_map(Result::ok) {
+    for p in std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
         let cmd = std::fs::read_to_string(p.path().join("cmdline")).unwrap_or_default();
-        let in_dir = worker_dir.is_some_and(|d| cmd.contains(&*d.to_string_lossy())) || cmd.contains(&root_s);
+        let in_dir = worker_dir.is_some_and(|d| cmd.contains(&*d.to_string_lossy()))
+            || cmd.contains(&root_s);
         if cmd.contains("__worker") && in_dir {
             out.push(format!("worker process {:?}", p.file_name()));
         }
@@ -49,7 +67,13 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
     let scenario = workspace().join("scenarios").join("mailman-lockfile.race");
     let is_root = nix::unistd::Uid::effective().is_root();
     let temp_dirs = || -> Vec<PathBuf> {
-        std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().filter_map(Result::ok).map(|e| e.path()).filter(|p| p.to_string_lossy().contains("racelab-tempdir-")).collect()
+        std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("racelab-tempdir-"))
+            .collect()
     };
     let before = temp_dirs();
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
@@ -98,21 +122,38 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
         // Wait until real runs are under way on the matrix: a run directory in one of its
         // filesystems (the model part of the suite comes first).
         let busy = |root: &Path| {
-            std::fs::read_dir(root.join("mnt")).into_iter().flatten().filter_map(Result::ok).any(|m| {
-                std::fs::read_dir(m.path().join("racelab")).into_iter().flatten().filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("racelab-"))
-            })
+            std::fs::read_dir(root.join("mnt"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .any(|m| {
+                    std::fs::read_dir(m.path().join("racelab"))
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Result::ok)
+                        .any(|e| e.file_name().to_string_lossy().starts_with("racelab-"))
+                })
         };
         let deadline = Instant::now() + Duration::from_secs(240);
         while !busy(&root) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(busy(&root), "{sig}: no real run started on the matrix in 240 s");
+        assert!(
+            busy(&root),
+            "{sig}: no real run started on the matrix in 240 s"
+        );
         kill(Pid::from_raw(child.id() as i32), sig).expect("signal");
         let status = child.wait().expect("exits");
         assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status:?}");
         let left = leftovers(&root, None);
         assert!(left.is_empty(), "{sig}: left behind: {left:#?}");
-        let new_temp: Vec<PathBuf> = temp_dirs().into_iter().filter(|p| !before.contains(p)).collect();
-        assert!(new_temp.is_empty(), "{sig}: temp dirs left behind: {new_temp:?}");
+        let new_temp: Vec<PathBuf> = temp_dirs()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert!(
+            new_temp.is_empty(),
+            "{sig}: temp dirs left behind: {new_temp:?}"
+        );
     }
 }

@@ -16,7 +16,8 @@ pub fn install() {
         let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // Registered first, so it sees `seen` as an *earlier* signal left it.
-            let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&seen));
+            let _ =
+                signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&seen));
             let _ = signal_hook::flag::register(sig, Arc::clone(&seen));
             let _ = signal_hook::flag::register_usize(sig, Arc::clone(&got), sig as usize);
         }

@@ -64,27 +64,56 @@ pub enum ForcedError {
 /// Replays `sched` with real actors in a fresh directory under `roots[0]`, which is removed
 /// after. With several roots (mounts of one export through different NFS clients), each actor
 /// works through its client's mount (see [`super::actor_roots`]).
-pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::PathBuf], mode: ActorMode) -> Result<Forced, ForcedError> {
-    let root: &Path = roots.first().map(|p| p.as_path()).ok_or_else(|| ForcedError::Infrastructure("no directory to run in".into()))?;
+pub fn forced_replay(
+    prog: &Arc<Program>,
+    sched: &Schedule,
+    roots: &[std::path::PathBuf],
+    mode: ActorMode,
+) -> Result<Forced, ForcedError> {
+    let root: &Path = roots
+        .first()
+        .map(|p| p.as_path())
+        .ok_or_else(|| ForcedError::Infrastructure("no directory to run in".into()))?;
     sched.check_fits(prog)?;
     let infra = ForcedError::Infrastructure;
     let run_dir = tempfile::Builder::new()
         .prefix("racelab-run-")
         .tempdir_in(root)
-        .map_err(|e| infra(format!("cannot create a run directory under {}: {e}; pass a writable directory", root.display())))?;
-    let env = fs_info(run_dir.path()).map_err(|e| infra(format!("statfs {}: {e}", run_dir.path().display())))?;
-    RealFs::open(run_dir.path()).and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS)).map_err(|e| infra(e.to_string()))?;
+        .map_err(|e| {
+            infra(format!(
+                "cannot create a run directory under {}: {e}; pass a writable directory",
+                root.display()
+            ))
+        })?;
+    let env = fs_info(run_dir.path())
+        .map_err(|e| infra(format!("statfs {}: {e}", run_dir.path().display())))?;
+    RealFs::open(run_dir.path())
+        .and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS))
+        .map_err(|e| infra(e.to_string()))?;
     let observer = RealFs::open(run_dir.path()).map_err(|e| infra(e.to_string()))?;
-    let run_name = run_dir.path().file_name().unwrap_or_default().to_os_string();
+    let run_name = run_dir
+        .path()
+        .file_name()
+        .unwrap_or_default()
+        .to_os_string();
     let exec = start(mode, &super::actor_roots(prog, roots, &run_name)).map_err(infra)?;
 
     let mut real = Machine::with_fs(Arc::clone(prog), ActorFs::new(exec, observer));
     let divergence = lockstep(prog, sched, &mut real)?;
     let trace = trace_of(&real);
-    let out = Forced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, env, mode };
+    let out = Forced {
+        broken: real.broken().to_vec(),
+        end: real.end(),
+        trace,
+        divergence,
+        env,
+        mode,
+    };
     // Workers first (they hold files open under the run directory), then the directory.
     drop(real);
-    run_dir.close().map_err(|e| infra(format!("cannot remove the run directory: {e}")))?;
+    run_dir
+        .close()
+        .map_err(|e| infra(format!("cannot remove the run directory: {e}")))?;
     Ok(out)
 }
 
@@ -92,7 +121,11 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, roots: &[std::path::
 /// connections, ...) and on a fresh model in lockstep, and returns the first step whose real
 /// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
 /// caller. Infrastructure failures and interruptions are errors, not divergences.
-pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut Machine<F>) -> Result<Option<Divergence>, ForcedError> {
+pub fn lockstep<F: Filesystem>(
+    prog: &Arc<Program>,
+    sched: &Schedule,
+    real: &mut Machine<F>,
+) -> Result<Option<Divergence>, ForcedError> {
     sched.check_fits(prog)?;
     let infra = ForcedError::Infrastructure;
     real.record_details();
@@ -105,7 +138,12 @@ pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut
         }
         let c = c as usize;
         if c >= model.choice_count() || !model.is_runnable(c) {
-            return Err(TokenError::Diverged { step: i + 1, actor: c, why: "is not runnable on the model".into() }.into());
+            return Err(TokenError::Diverged {
+                step: i + 1,
+                actor: c,
+                why: "is not runnable on the model".into(),
+            }
+            .into());
         }
         if !real.is_runnable(c) {
             divergence = Some(Divergence {
@@ -113,7 +151,11 @@ pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut
                 actor: name_of(prog, c),
                 operation: "(the next step)".into(),
                 model: "runnable".into(),
-                real: format!("not runnable: {}", real.infrastructure_error().unwrap_or("the real run went elsewhere")),
+                real: format!(
+                    "not runnable: {}",
+                    real.infrastructure_error()
+                        .unwrap_or("the real run went elsewhere")
+                ),
             });
             break;
         }
@@ -122,7 +164,10 @@ pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut
         if let Some(why) = real.infrastructure_error() {
             return Err(infra(format!("step {}: {why}", i + 1)));
         }
-        let (m, r) = (model.last_outcome().map(comparable), real.last_outcome().map(comparable));
+        let (m, r) = (
+            model.last_outcome().map(comparable),
+            real.last_outcome().map(comparable),
+        );
         if m != r {
             let operation = real.details().last().map(|d| match d.what {
                 crate::model::StepWhat::Op(l) => prog.labels[l as usize].text.clone(),
@@ -144,14 +189,19 @@ pub fn lockstep<F: Filesystem>(prog: &Arc<Program>, sched: &Schedule, real: &mut
 fn name_of(prog: &Program, c: usize) -> String {
     match prog.actors.get(c) {
         Some(a) => a.name.to_string(),
-        None => prog.faults.get(c - prog.actors.len()).map_or_else(|| format!("#{c}"), |f| format!("fault {}", f.name)),
+        None => prog
+            .faults
+            .get(c - prog.actors.len())
+            .map_or_else(|| format!("#{c}"), |f| format!("fault {}", f.name)),
     }
 }
 
 /// An outcome with what legitimately differs between systems masked: inode numbers.
 fn comparable(o: &StepOutcome) -> StepOutcome {
     match o {
-        StepOutcome::Value(Value::Stat(s)) => StepOutcome::Value(Value::Stat(crate::ir::Stat { ino: 0, ..*s })),
+        StepOutcome::Value(Value::Stat(s)) => {
+            StepOutcome::Value(Value::Stat(crate::ir::Stat { ino: 0, ..*s }))
+        }
         other => other.clone(),
     }
 }
@@ -159,7 +209,9 @@ fn comparable(o: &StepOutcome) -> StepOutcome {
 fn describe(o: &StepOutcome) -> String {
     match o {
         StepOutcome::Value(Value::None) => "ok".into(),
-        StepOutcome::Value(Value::Stat(s)) => format!("{{nlink {}, mtime {}, size {}}}", s.nlink, s.mtime, s.size),
+        StepOutcome::Value(Value::Stat(s)) => {
+            format!("{{nlink {}, mtime {}, size {}}}", s.nlink, s.mtime, s.size)
+        }
         StepOutcome::Value(v) => v.to_string(),
         StepOutcome::Error(e) => e.name().to_string(),
         StepOutcome::Blocked => "blocked".into(),

@@ -13,8 +13,8 @@
 pub mod cancel;
 pub mod db;
 pub mod forced;
-pub mod nemesis;
 pub mod fsinfo;
+pub mod nemesis;
 pub mod process;
 pub mod realfs;
 pub mod stress;
@@ -67,7 +67,9 @@ impl ActorMode {
         match s {
             "threads" => Ok(ActorMode::Threads),
             "processes" => Ok(ActorMode::Processes),
-            _ => Err(format!("unknown actor mode `{s}`; use `threads` or `processes`")),
+            _ => Err(format!(
+                "unknown actor mode `{s}`; use `threads` or `processes`"
+            )),
         }
     }
     pub fn name(self) -> &'static str {
@@ -81,7 +83,13 @@ impl ActorMode {
 /// Performs the actors' operations on real threads or processes.
 pub trait Executor: Send {
     /// Actor `actor` performs `op` now, in its own thread or process.
-    fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String>;
+    fn perform(
+        &mut self,
+        actor: usize,
+        op: Op,
+        args: &[Value],
+        now: i64,
+    ) -> Result<Result<Value, Errno>, String>;
     /// Makes a fault real. `handled`: the actor has a handler installed for the signal.
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String>;
     /// The actor installed or removed a signal handler.
@@ -102,7 +110,12 @@ impl ActorFs {
 }
 
 impl Filesystem for ActorFs {
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         self.exec.perform(cx.actor, op, args, cx.now)
     }
     fn observe_exists(&self, path: &str) -> bool {
@@ -133,13 +146,21 @@ pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, St
 /// (several mounts of one export: NFS clients A, B, …). Actors go to the client the scenario
 /// puts them on; a scenario that names no clients spreads its actors over the mounts in turn,
 /// so that a single-client race can also be run across clients.
-pub fn actor_roots(prog: &crate::ir::Program, clients: &[PathBuf], run: &std::ffi::OsStr) -> Vec<PathBuf> {
+pub fn actor_roots(
+    prog: &crate::ir::Program,
+    clients: &[PathBuf],
+    run: &std::ffi::OsStr,
+) -> Vec<PathBuf> {
     let n = clients.len().max(1);
     prog.actors
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let c = if prog.clients.len() > 1 { a.client as usize % n } else { i % n };
+            let c = if prog.clients.len() > 1 {
+                a.client as usize % n
+            } else {
+                i % n
+            };
             clients.get(c).unwrap_or(&clients[0]).join(run)
         })
         .collect()

@@ -23,7 +23,10 @@ pub fn expected_steps(prog: &Arc<Program>) -> usize {
     let mut turn = 0usize;
     let mut steps = 0usize;
     while !m.is_finished() && steps < 10_000 {
-        let Some(a) = (0..actors).map(|k| (turn + k) % actors).find(|&a| m.is_runnable(a)) else {
+        let Some(a) = (0..actors)
+            .map(|k| (turn + k) % actors)
+            .find(|&a| m.is_runnable(a))
+        else {
             break;
         };
         m.step(a);
@@ -77,6 +80,7 @@ impl Plan {
 /// Which faults landed in a finished run's schedule.
 pub fn landed(prog: &Program, schedule: &[u8]) -> Vec<bool> {
     let actors = prog.actors.len();
-    (0..prog.faults.len()).map(|f| schedule.iter().any(|&c| c as usize == actors + f)).collect()
+    (0..prog.faults.len())
+        .map(|f| schedule.iter().any(|&c| c as usize == actors + f))
+        .collect()
 }
-

@@ -33,7 +33,8 @@ pub const WORKER_COMMAND: &str = "__worker";
 pub fn worker_exe() -> Result<PathBuf, String> {
     match std::env::var_os("RACELAB_WORKER_EXE") {
         Some(p) => Ok(PathBuf::from(p)),
-        None => std::env::current_exe().map_err(|e| format!("cannot find the racelab binary to start workers: {e}")),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the racelab binary to start workers: {e}")),
     }
 }
 
@@ -54,28 +55,51 @@ impl Worker {
     }
 
     /// Performs one filesystem operation in this worker.
-    pub fn perform(&mut self, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+    pub fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        now: i64,
+    ) -> Result<Result<Value, Errno>, String> {
         if self.dead {
             return Err(format!("worker {} is dead", self.child.id()));
         }
         if self.stopped {
-            kill(self.pid(), NixSignal::SIGCONT).map_err(|e| format!("SIGCONT to worker {}: {e}", self.child.id()))?;
+            kill(self.pid(), NixSignal::SIGCONT)
+                .map_err(|e| format!("SIGCONT to worker {}: {e}", self.child.id()))?;
             self.stopped = false;
         }
-        let args = args.iter().map(WireValue::from_value).collect::<Result<Vec<_>, _>>()?;
-        let r = self.ask(&Request::Perform { op: wire::op_name(op)?.to_string(), args, now })?;
+        let args = args
+            .iter()
+            .map(WireValue::from_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        let r = self.ask(&Request::Perform {
+            op: wire::op_name(op)?.to_string(),
+            args,
+            now,
+        })?;
         wire::result_of(r)
     }
 
     fn ask(&mut self, req: &Request) -> Result<Response, String> {
         let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
         line.push('\n');
-        self.input.write_all(line.as_bytes()).and_then(|()| self.input.flush()).map_err(|e| format!("the worker (pid {}) is gone: {e}", self.child.id()))?;
+        self.input
+            .write_all(line.as_bytes())
+            .and_then(|()| self.input.flush())
+            .map_err(|e| format!("the worker (pid {}) is gone: {e}", self.child.id()))?;
         let mut answer = String::new();
         match self.output.read_line(&mut answer) {
-            Ok(0) => Err(format!("the worker (pid {}) exited without answering", self.child.id())),
-            Ok(_) => serde_json::from_str(&answer).map_err(|e| format!("the worker answered garbage ({e}): {answer:?}")),
-            Err(e) => Err(format!("reading from the worker (pid {}): {e}", self.child.id())),
+            Ok(0) => Err(format!(
+                "the worker (pid {}) exited without answering",
+                self.child.id()
+            )),
+            Ok(_) => serde_json::from_str(&answer)
+                .map_err(|e| format!("the worker answered garbage ({e}): {answer:?}")),
+            Err(e) => Err(format!(
+                "reading from the worker (pid {}): {e}",
+                self.child.id()
+            )),
         }
     }
 
@@ -85,14 +109,16 @@ impl Worker {
         let pid = self.pid();
         match fault {
             FaultKind::Crash => {
-                kill(pid, NixSignal::SIGKILL).map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
+                kill(pid, NixSignal::SIGKILL)
+                    .map_err(|e| format!("SIGKILL to worker {pid}: {e}"))?;
                 self.reap_killed_by(NixSignal::SIGKILL)
             }
             // A real kernel cannot be told to lose a reply: the real run goes on, and forced
             // replay reports where it diverges from the model.
             FaultKind::Retransmit => Ok(()),
             FaultKind::Stall { .. } => {
-                kill(pid, NixSignal::SIGSTOP).map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
+                kill(pid, NixSignal::SIGSTOP)
+                    .map_err(|e| format!("SIGSTOP to worker {pid}: {e}"))?;
                 match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
                     Ok(WaitStatus::Stopped(_, NixSignal::SIGSTOP)) => {
                         self.stopped = true;
@@ -116,9 +142,18 @@ impl Worker {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 loop {
                     match self.ask(&Request::Signals)? {
-                        Response::Signals(got) if got.iter().any(|s| s == signal.name()) => return Ok(()),
-                        Response::Signals(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                        other => return Err(format!("worker {pid} did not report SIG{} ({other:?})", signal.name())),
+                        Response::Signals(got) if got.iter().any(|s| s == signal.name()) => {
+                            return Ok(())
+                        }
+                        Response::Signals(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        other => {
+                            return Err(format!(
+                                "worker {pid} did not report SIG{} ({other:?})",
+                                signal.name()
+                            ))
+                        }
                     }
                 }
             }
@@ -127,9 +162,15 @@ impl Worker {
 
     /// Installs (or removes) a real flag-setting handler for `signal` in the worker.
     pub fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
-        match self.ask(&Request::Handler { signal: signal.name().to_string(), installed })? {
+        match self.ask(&Request::Handler {
+            signal: signal.name().to_string(),
+            installed,
+        })? {
             Response::Done => Ok(()),
-            other => Err(format!("installing a SIG{} handler: {other:?}", signal.name())),
+            other => Err(format!(
+                "installing a SIG{} handler: {other:?}",
+                signal.name()
+            )),
         }
     }
 
@@ -142,11 +183,21 @@ impl Worker {
                     self.dead = true;
                     return Ok(());
                 }
-                Ok(WaitStatus::StillAlive) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                Ok(WaitStatus::StillAlive) => return Err(format!("worker {} still alive 10 s after {sig}", self.child.id())),
+                Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Ok(WaitStatus::StillAlive) => {
+                    return Err(format!(
+                        "worker {} still alive 10 s after {sig}",
+                        self.child.id()
+                    ))
+                }
                 Ok(other) => {
                     self.dead = true;
-                    return Err(format!("worker {} ended as {other:?}, not by {sig}", self.child.id()));
+                    return Err(format!(
+                        "worker {} ended as {other:?}, not by {sig}",
+                        self.child.id()
+                    ));
                 }
                 Err(e) => return Err(format!("waiting for worker {}: {e}", self.child.id())),
             }
@@ -175,19 +226,37 @@ impl ProcessExecutor {
                 .stderr(Stdio::inherit())
                 .process_group(0)
                 .spawn()
-                .map_err(|e| format!("cannot start worker process {} for actor {a}: {e}", exe.display()))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot start worker process {} for actor {a}: {e}",
+                        exe.display()
+                    )
+                })?;
             let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
                 let _ = child.kill();
                 return Err("worker pipes missing".into());
             };
-            let mut w = Worker { child, input, output: BufReader::new(output), stopped: false, dead: false };
+            let mut w = Worker {
+                child,
+                input,
+                output: BufReader::new(output),
+                stopped: false,
+                dead: false,
+            };
             // The worker says `Done` once PR_SET_PDEATHSIG is in place and its root is open.
             let mut hello = String::new();
-            let ready = w.output.read_line(&mut hello).ok().filter(|n| *n > 0).and_then(|_| serde_json::from_str::<Response>(&hello).ok());
+            let ready = w
+                .output
+                .read_line(&mut hello)
+                .ok()
+                .filter(|n| *n > 0)
+                .and_then(|_| serde_json::from_str::<Response>(&hello).ok());
             if !matches!(ready, Some(Response::Done)) {
                 let _ = w.child.kill();
                 let _ = w.child.wait();
-                return Err(format!("worker for actor {a} did not start (said {hello:?}); see its message above"));
+                return Err(format!(
+                    "worker for actor {a} did not start (said {hello:?}); see its message above"
+                ));
             }
             workers.push(w);
         }
@@ -201,11 +270,18 @@ impl ProcessExecutor {
 
     /// The process ids of the live workers, for tests and reports.
     pub fn pids(&self) -> Vec<u32> {
-        self.workers.iter().filter(|w| !w.dead).map(|w| w.child.id()).collect()
+        self.workers
+            .iter()
+            .filter(|w| !w.dead)
+            .map(|w| w.child.id())
+            .collect()
     }
 
     fn worker(&mut self, actor: usize) -> Result<&mut Worker, String> {
-        let w = self.workers.get_mut(actor).ok_or_else(|| format!("no worker for actor {actor}"))?;
+        let w = self
+            .workers
+            .get_mut(actor)
+            .ok_or_else(|| format!("no worker for actor {actor}"))?;
         if w.dead {
             return Err(format!("actor {actor}'s process is dead"));
         }
@@ -224,7 +300,13 @@ fn nix_signal(s: Signal) -> NixSignal {
 }
 
 impl Executor for ProcessExecutor {
-    fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        actor: usize,
+        op: Op,
+        args: &[Value],
+        now: i64,
+    ) -> Result<Result<Value, Errno>, String> {
         self.worker(actor)?.perform(op, args, now)
     }
 
@@ -279,14 +361,18 @@ pub fn worker_main(root: &Path, parent: u32) -> i32 {
                 Some(op) => {
                     let args: Vec<Value> = args.into_iter().map(WireValue::into_value).collect();
                     match fs.perform(op, &args, &OpCtx { now, actor: 0 }) {
-                        Ok(Ok(v)) => WireValue::from_value(&v).map_or_else(Response::Fail, Response::Ok),
+                        Ok(Ok(v)) => {
+                            WireValue::from_value(&v).map_or_else(Response::Fail, Response::Ok)
+                        }
                         Ok(Err(e)) => Response::Errno(e.name().to_string()),
                         Err(msg) => Response::Fail(msg),
                     }
                 }
             },
             Ok(Request::Handler { signal, installed }) => match Signal::from_name(&signal) {
-                Some(s) => signals.set(s, installed).map_or_else(Response::Fail, |()| Response::Done),
+                Some(s) => signals
+                    .set(s, installed)
+                    .map_or_else(Response::Fail, |()| Response::Done),
                 None => Response::Fail(format!("unknown signal {signal}")),
             },
             Ok(Request::Signals) => Response::Signals(signals.take()),
@@ -323,13 +409,18 @@ impl SignalFlags {
         let raw = nix_signal(s) as i32;
         // signal-hook runs the default action while `default_action` is true (no handler
         // installed); the flag is set either way.
-        signal_hook::flag::register_conditional_default(raw, Arc::clone(&default_action)).map_err(|e| e.to_string())?;
+        signal_hook::flag::register_conditional_default(raw, Arc::clone(&default_action))
+            .map_err(|e| e.to_string())?;
         signal_hook::flag::register(raw, Arc::clone(&received)).map_err(|e| e.to_string())?;
         self.hooks.push((s, default_action, received));
         Ok(())
     }
 
     fn take(&self) -> Vec<String> {
-        self.hooks.iter().filter(|(_, _, r)| r.swap(false, Ordering::SeqCst)).map(|(s, _, _)| s.name().to_string()).collect()
+        self.hooks
+            .iter()
+            .filter(|(_, _, r)| r.swap(false, Ordering::SeqCst))
+            .map(|(s, _, _)| s.name().to_string())
+            .collect()
     }
 }

@@ -41,15 +41,26 @@ pub enum RealFsError {
     #[error("cannot open {path} as the scenario's root: {errno}; pass an existing, writable directory to --backend fs:DIR")]
     Root { path: PathBuf, errno: NixErrno },
     #[error("cannot create the scenario's initial file {path} under {root}: {errno}")]
-    Init { root: PathBuf, path: String, errno: String },
+    Init {
+        root: PathBuf,
+        path: String,
+        errno: String,
+    },
 }
 
 impl RealFs {
     /// Opens `root` (which must exist and be a directory) as the scenario's `/`.
     pub fn open(root: &Path) -> Result<RealFs, RealFsError> {
         let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC);
-        let fd = openat2(nix::fcntl::AT_FDCWD, root, how).map_err(|errno| RealFsError::Root { path: root.to_path_buf(), errno })?;
-        Ok(RealFs { root: fd, root_path: root.to_path_buf(), half: None })
+        let fd = openat2(nix::fcntl::AT_FDCWD, root, how).map_err(|errno| RealFsError::Root {
+            path: root.to_path_buf(),
+            errno,
+        })?;
+        Ok(RealFs {
+            root: fd,
+            root_path: root.to_path_buf(),
+            half: None,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -65,15 +76,21 @@ impl RealFs {
                 FsInit::File(p, contents) => {
                     let parent = parent_of(&normalize(p)).to_string();
                     let made = self.mkdir_all(&parent, now);
-                    let written = made.and_then(|()| match self.perform(Op::Write, &[Value::str(p), Value::str(contents)], &cx) {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(e.name().to_string()),
-                        Err(msg) => Err(msg),
+                    let written = made.and_then(|()| {
+                        match self.perform(Op::Write, &[Value::str(p), Value::str(contents)], &cx) {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.name().to_string()),
+                            Err(msg) => Err(msg),
+                        }
                     });
                     (p, written)
                 }
             };
-            result.map_err(|errno| RealFsError::Init { root: self.root_path.clone(), path: path.clone(), errno })?;
+            result.map_err(|errno| RealFsError::Init {
+                root: self.root_path.clone(),
+                path: path.clone(),
+                errno,
+            })?;
         }
         Ok(())
     }
@@ -101,12 +118,23 @@ impl RealFs {
             Some(i) => (&norm[..i], &norm[i + 1..]),
             None => ("", norm.as_str()),
         };
-        let dir = if dir.is_empty() { "." } else { dir.trim_start_matches('/') };
+        let dir = if dir.is_empty() {
+            "."
+        } else {
+            dir.trim_start_matches('/')
+        };
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let fd = openat2(self.root.as_fd(), dir, how).map_err(errno_of)?;
-        Ok((fd, if name.is_empty() { ".".to_string() } else { name.to_string() }))
+        Ok((
+            fd,
+            if name.is_empty() {
+                ".".to_string()
+            } else {
+                name.to_string()
+            },
+        ))
     }
 
     /// Opens `path` itself inside the root (symlinks resolved inside the root).
@@ -114,21 +142,38 @@ impl RealFs {
         let rel = normalize(path);
         let rel = rel.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
-        let mut how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let mut how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         // openat2 refuses a mode without O_CREAT (EINVAL), unlike open(2), which ignores it.
         if flags.contains(OFlag::O_CREAT) {
             how = how.mode(Mode::from_bits_truncate(0o644));
         }
-        openat2(self.root.as_fd(), rel, how).map(std::fs::File::from).map_err(errno_of)
+        openat2(self.root.as_fd(), rel, how)
+            .map(std::fs::File::from)
+            .map_err(errno_of)
     }
 
     fn pin_mtime(&self, path: &str, t: i64) -> Result<(), Errno> {
         let (dir, name) = self.parent(path)?;
         let ts = timespec(t);
-        utimensat(dir.as_fd(), name.as_str(), &ts, &ts, UtimensatFlags::NoFollowSymlink).map_err(errno_of)
+        utimensat(
+            dir.as_fd(),
+            name.as_str(),
+            &ts,
+            &ts,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(errno_of)
     }
 
-    fn open_for_write(&self, path: &str, excl: bool, data: Option<&str>, now: i64) -> Result<Value, Errno> {
+    fn open_for_write(
+        &self,
+        path: &str,
+        excl: bool,
+        data: Option<&str>,
+        now: i64,
+    ) -> Result<Value, Errno> {
         if normalize(path) == "/" {
             return Err(Errno::EISDIR);
         }
@@ -147,13 +192,19 @@ impl RealFs {
 
     fn stat(&self, path: &str) -> Result<Value, Errno> {
         let (dir, name) = self.parent(path)?;
-        let st = fstatat(dir.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno_of)?;
+        let st =
+            fstatat(dir.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno_of)?;
         Ok(stat_value(&st))
     }
 }
 
 impl Filesystem for RealFs {
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         let path = path_arg(args, 0, op)?;
         let second_path = || path_arg(args, 1, op);
         Ok(match op {
@@ -172,16 +223,35 @@ impl Filesystem for RealFs {
                 (|| {
                     let (from_dir, from_name) = self.parent(&path)?;
                     let (to_dir, to_name) = self.parent(&to)?;
-                    linkat(from_dir.as_fd(), from_name.as_str(), to_dir.as_fd(), to_name.as_str(), AtFlags::empty()).map_err(errno_of)?;
+                    linkat(
+                        from_dir.as_fd(),
+                        from_name.as_str(),
+                        to_dir.as_fd(),
+                        to_name.as_str(),
+                        AtFlags::empty(),
+                    )
+                    .map_err(errno_of)?;
                     Ok(Value::None)
                 })()
             }
             Op::Unlink | Op::Rmdir => {
                 if path == "/" {
-                    Err(if op == Op::Unlink { Errno::EISDIR } else { Errno::EBUSY })
+                    Err(if op == Op::Unlink {
+                        Errno::EISDIR
+                    } else {
+                        Errno::EBUSY
+                    })
                 } else {
-                    let flag = if op == Op::Unlink { UnlinkatFlags::NoRemoveDir } else { UnlinkatFlags::RemoveDir };
-                    self.parent(&path).and_then(|(dir, name)| unlinkat(dir.as_fd(), name.as_str(), flag).map_err(errno_of)).map(|()| Value::None)
+                    let flag = if op == Op::Unlink {
+                        UnlinkatFlags::NoRemoveDir
+                    } else {
+                        UnlinkatFlags::RemoveDir
+                    };
+                    self.parent(&path)
+                        .and_then(|(dir, name)| {
+                            unlinkat(dir.as_fd(), name.as_str(), flag).map_err(errno_of)
+                        })
+                        .map(|()| Value::None)
                 }
             }
             Op::Rename => {
@@ -189,7 +259,13 @@ impl Filesystem for RealFs {
                 (|| {
                     let (from_dir, from_name) = self.parent(&path)?;
                     let (to_dir, to_name) = self.parent(&to)?;
-                    nix::fcntl::renameat(from_dir.as_fd(), from_name.as_str(), to_dir.as_fd(), to_name.as_str()).map_err(errno_of)?;
+                    nix::fcntl::renameat(
+                        from_dir.as_fd(),
+                        from_name.as_str(),
+                        to_dir.as_fd(),
+                        to_name.as_str(),
+                    )
+                    .map_err(errno_of)?;
                     Ok(Value::None)
                 })()
             }
@@ -197,10 +273,12 @@ impl Filesystem for RealFs {
             // stat(2) in two halves, each done for real once: the lookup pins the inode (O_PATH,
             // not following a final symlink, as fstatat's AT_SYMLINK_NOFOLLOW), and fstat reads
             // its attributes later, after whatever other actors did to its names in between.
-            Op::StatLookup => self.open_in_root(&path, OFlag::O_PATH | OFlag::O_NOFOLLOW).map(|f| {
-                self.half = Some(f);
-                Value::None
-            }),
+            Op::StatLookup => self
+                .open_in_root(&path, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .map(|f| {
+                    self.half = Some(f);
+                    Value::None
+                }),
             // On NFS the pinned file may have been removed by another client: its handle is
             // stale (ESTALE). stat(2) never says so, because the kernel then repeats the lookup
             // with revalidation (LOOKUP_REVAL); so does this half, by name.
@@ -217,7 +295,11 @@ impl Filesystem for RealFs {
                 if normalize(&path) == "/" {
                     Err(Errno::EISDIR)
                 } else {
-                    self.open_in_root(&path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW).and_then(|f| {
+                    self.open_in_root(
+                        &path,
+                        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW,
+                    )
+                    .and_then(|f| {
                         let ts = timespec(cx.now);
                         nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
                         self.half = Some(f);
@@ -228,11 +310,13 @@ impl Filesystem for RealFs {
             Op::WriteData => match self.half.take() {
                 Some(mut f) => {
                     let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
-                    f.write_all(data.as_bytes()).map_err(io_errno).and_then(|()| {
-                        let ts = timespec(cx.now);
-                        nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
-                        Ok(Value::None)
-                    })
+                    f.write_all(data.as_bytes())
+                        .map_err(io_errno)
+                        .and_then(|()| {
+                            let ts = timespec(cx.now);
+                            nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
+                            Ok(Value::None)
+                        })
                 }
                 None => return Err("write's second half came without its open".into()),
             },
@@ -240,7 +324,12 @@ impl Filesystem for RealFs {
                 let t = match (op, args.get(1)) {
                     (Op::Touch, _) => cx.now,
                     (_, Some(Value::Int(t))) => *t,
-                    (_, other) => return Err(format!("utime expects a time (an int), got {}", other.map_or("nothing", Value::type_name))),
+                    (_, other) => {
+                        return Err(format!(
+                            "utime expects a time (an int), got {}",
+                            other.map_or("nothing", Value::type_name)
+                        ))
+                    }
                 };
                 self.pin_mtime(&path, t).map(|()| Value::None)
             }
@@ -249,7 +338,10 @@ impl Filesystem for RealFs {
                     Err(Errno::EEXIST)
                 } else {
                     self.parent(&path)
-                        .and_then(|(dir, name)| mkdirat(dir.as_fd(), name.as_str(), Mode::from_bits_truncate(0o755)).map_err(errno_of))
+                        .and_then(|(dir, name)| {
+                            mkdirat(dir.as_fd(), name.as_str(), Mode::from_bits_truncate(0o755))
+                                .map_err(errno_of)
+                        })
                         .and_then(|()| self.pin_mtime(&path, cx.now))
                         .map(|()| Value::None)
                 }
@@ -301,5 +393,7 @@ fn errno_of(e: NixErrno) -> Errno {
 }
 
 fn io_errno(e: std::io::Error) -> Errno {
-    e.raw_os_error().and_then(Errno::from_code).unwrap_or(Errno::EIO)
+    e.raw_os_error()
+        .and_then(Errno::from_code)
+        .unwrap_or(Errno::EIO)
 }

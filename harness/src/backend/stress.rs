@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::fsinfo::{fs_info, FsInfo};
+use super::nemesis::Plan;
 use super::process::{ProcessExecutor, Worker};
 use super::{ActorMode, RealFs};
-use super::nemesis::Plan;
 use crate::ir::{Errno, FaultKind, Op, Program, Signal, Value};
 use crate::model::fs::{Filesystem, OpCtx};
 use crate::model::{Machine, EPOCH_MS};
@@ -97,12 +97,23 @@ struct RunOutcome {
 
 /// Runs `cfg.runs` free-running executions of `prog` under `roots[0]` (each actor through its
 /// client's mount when there are several, see [`super::actor_roots`]), `progress` after each.
-pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<StressResult, String> {
-    let root: &Path = roots.first().map(PathBuf::as_path).ok_or("no directory to run in")?;
+pub fn stress(
+    prog: &Arc<Program>,
+    roots: &[PathBuf],
+    cfg: &StressConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<StressResult, String> {
+    let root: &Path = roots
+        .first()
+        .map(PathBuf::as_path)
+        .ok_or("no directory to run in")?;
     let env = fs_info(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
     let steps = cfg.nemesis.then(|| super::nemesis::expected_steps(prog));
     let start = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(cfg.jobs.max(1)).build().map_err(|e| e.to_string())?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.jobs.max(1))
+        .build()
+        .map_err(|e| e.to_string())?;
     let outcomes: Vec<Result<RunOutcome, String>> = pool.install(|| {
         (0..cfg.runs)
             .into_par_iter()
@@ -135,19 +146,48 @@ pub fn stress(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, progre
         .map(|invariant| {
             let hits = ok.iter().filter(|o| o.broken.contains(&invariant)).count() as u64;
             let (low, high) = wilson(hits, runs);
-            InvariantRate { invariant, hits, runs, low, high }
+            InvariantRate {
+                invariant,
+                hits,
+                runs,
+                low,
+                high,
+            }
         })
         .collect();
-    let first_failure = ok.iter().enumerate().find(|(_, o)| !o.broken.is_empty()).and_then(|(i, o)| {
-        let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
-        o.trace.clone().map(|t| (i as u64, schedule, t))
-    });
+    let first_failure = ok
+        .iter()
+        .enumerate()
+        .find(|(_, o)| !o.broken.is_empty())
+        .and_then(|(i, o)| {
+            let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
+            o.trace.clone().map(|t| (i as u64, schedule, t))
+        });
     let landed = if cfg.nemesis {
-        prog.faults.iter().enumerate().map(|(f, fault)| (fault.name.clone(), ok.iter().filter(|o| o.landed[f]).count() as u64)).collect()
+        prog.faults
+            .iter()
+            .enumerate()
+            .map(|(f, fault)| {
+                (
+                    fault.name.clone(),
+                    ok.iter().filter(|o| o.landed[f]).count() as u64,
+                )
+            })
+            .collect()
     } else {
         Vec::new()
     };
-    Ok(StressResult { runs, seconds, rates, first_failure, env, chaos: cfg.chaos, mode: cfg.mode, landed, nemesis_seed: cfg.nemesis.then_some(cfg.seed) })
+    Ok(StressResult {
+        runs,
+        seconds,
+        rates,
+        first_failure,
+        env,
+        chaos: cfg.chaos,
+        mode: cfg.mode,
+        landed,
+        nemesis_seed: cfg.nemesis.then_some(cfg.seed),
+    })
 }
 
 /// Performs one actor's real operations: its own thread's syscalls, or its worker process.
@@ -157,7 +197,13 @@ enum Performer {
 }
 
 impl Performer {
-    fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        actor: usize,
+        op: Op,
+        args: &[Value],
+        now: i64,
+    ) -> Result<Result<Value, Errno>, String> {
         match self {
             Performer::Thread(fs) => fs.perform(op, args, &OpCtx { now, actor }),
             Performer::Process(w) => w.perform(op, args, now),
@@ -193,14 +239,23 @@ struct FreeRunFs {
 
 impl FreeRunFs {
     fn performer(&self, actor: usize) -> Result<std::sync::MutexGuard<'_, Performer>, String> {
-        let p = self.performers.get(actor).ok_or_else(|| format!("no performer for actor {actor}"))?;
+        let p = self
+            .performers
+            .get(actor)
+            .ok_or_else(|| format!("no performer for actor {actor}"))?;
         Ok(p.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
 impl Filesystem for FreeRunFs {
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
-        self.performer(cx.actor)?.perform(cx.actor, op, args, cx.now)
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
+        self.performer(cx.actor)?
+            .perform(cx.actor, op, args, cx.now)
     }
     fn observe_exists(&self, path: &str) -> bool {
         self.observer.observe_exists(path)
@@ -216,18 +271,54 @@ impl Filesystem for FreeRunFs {
     }
 }
 
-fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_steps: Option<usize>, seed: u64) -> Result<RunOutcome, String> {
+fn one_run(
+    prog: &Arc<Program>,
+    roots: &[PathBuf],
+    cfg: &StressConfig,
+    nemesis_steps: Option<usize>,
+    seed: u64,
+) -> Result<RunOutcome, String> {
     let root = &roots[0];
-    let dir = tempfile::Builder::new().prefix("racelab-stress-").tempdir_in(root).map_err(|e| format!("cannot create a run directory under {}: {e}", root.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("racelab-stress-")
+        .tempdir_in(root)
+        .map_err(|e| {
+            format!(
+                "cannot create a run directory under {}: {e}",
+                root.display()
+            )
+        })?;
     let actor_roots = super::actor_roots(prog, roots, dir.path().file_name().unwrap_or_default());
-    RealFs::open(dir.path()).and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS)).map_err(|e| e.to_string())?;
+    RealFs::open(dir.path())
+        .and_then(|mut fs| fs.populate(&prog.fs, EPOCH_MS))
+        .map_err(|e| e.to_string())?;
     let performers: Vec<Performer> = match cfg.mode {
-        ActorMode::Threads => actor_roots.iter().map(|r| RealFs::open(r).map(Performer::Thread).map_err(|e| e.to_string())).collect::<Result<_, _>>()?,
-        ActorMode::Processes => ProcessExecutor::start(&actor_roots)?.into_workers().into_iter().map(Performer::Process).collect(),
+        ActorMode::Threads => actor_roots
+            .iter()
+            .map(|r| {
+                RealFs::open(r)
+                    .map(Performer::Thread)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?,
+        ActorMode::Processes => ProcessExecutor::start(&actor_roots)?
+            .into_workers()
+            .into_iter()
+            .map(Performer::Process)
+            .collect(),
     };
-    let performers: Vec<Arc<Mutex<Performer>>> = performers.into_iter().map(|p| Arc::new(Mutex::new(p))).collect();
+    let performers: Vec<Arc<Mutex<Performer>>> = performers
+        .into_iter()
+        .map(|p| Arc::new(Mutex::new(p)))
+        .collect();
     let observer = RealFs::open(dir.path()).map_err(|e| e.to_string())?;
-    let mut machine = Machine::with_fs(Arc::clone(prog), FreeRunFs { observer, performers: performers.clone() });
+    let mut machine = Machine::with_fs(
+        Arc::clone(prog),
+        FreeRunFs {
+            observer,
+            performers: performers.clone(),
+        },
+    );
     machine.record_details();
     let plan = Arc::new(nemesis_steps.map(|steps| Plan::draw(prog, steps, seed)));
     let shared = Arc::new((Mutex::new(machine), Condvar::new()));
@@ -237,16 +328,31 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_s
         .map(|(a, performer)| {
             let shared = Arc::clone(&shared);
             let plan = Arc::clone(&plan);
-            let chaos = cfg.chaos.then(|| Chaos::new(seed.wrapping_mul(31).wrapping_add(a as u64)));
+            let chaos = cfg
+                .chaos
+                .then(|| Chaos::new(seed.wrapping_mul(31).wrapping_add(a as u64)));
             // Durations (`sleep between`) are drawn from the run's seed, one coin per actor.
             let coin = Chaos::new(seed.wrapping_mul(131).wrapping_add(a as u64));
-            std::thread::Builder::new().name(format!("racelab-stress-{a}")).spawn(move || drive(a, &performer, &shared, (chaos, coin), Option::as_ref(&*plan)))
+            std::thread::Builder::new()
+                .name(format!("racelab-stress-{a}"))
+                .spawn(move || {
+                    drive(
+                        a,
+                        &performer,
+                        &shared,
+                        (chaos, coin),
+                        Option::as_ref(&*plan),
+                    )
+                })
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start actor threads: {e}"))?;
     let mut failure = None;
     for h in handles {
-        if let Err(e) = h.join().unwrap_or_else(|_| Err("an actor thread panicked".into())) {
+        if let Err(e) = h
+            .join()
+            .unwrap_or_else(|_| Err("an actor thread panicked".into()))
+        {
             failure.get_or_insert(e);
         }
     }
@@ -257,13 +363,24 @@ fn one_run(prog: &Arc<Program>, roots: &[PathBuf], cfg: &StressConfig, nemesis_s
     let broken: Vec<String> = m.broken().iter().map(|b| b.invariant.clone()).collect();
     let trace = (!broken.is_empty()).then(|| crate::replay::trace_of(&*m));
     let landed = super::nemesis::landed(prog, m.schedule());
-    Ok(RunOutcome { broken, landed, schedule: m.schedule().to_vec(), trace })
+    Ok(RunOutcome {
+        broken,
+        landed,
+        schedule: m.schedule().to_vec(),
+        trace,
+    })
 }
 
 /// One actor's driver thread: wait for its turn to be possible, take internal steps under the
 /// lock, and real operations outside it. At every boundary it passes, the nemesis (if any) may
 /// land a due fault on any actor.
-fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRunFs>>, Condvar), (mut chaos, mut coin): (Option<Chaos>, Chaos), plan: Option<&Plan>) -> Result<(), String> {
+fn drive(
+    a: usize,
+    performer: &Mutex<Performer>,
+    shared: &(Mutex<Machine<FreeRunFs>>, Condvar),
+    (mut chaos, mut coin): (Option<Chaos>, Chaos),
+    plan: Option<&Plan>,
+) -> Result<(), String> {
     let (lock, cv) = shared;
     let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
     loop {
@@ -274,7 +391,11 @@ fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRun
         // This actor's `sleep between` duration is being chosen: its driver tosses the digits
         // (digit 0 is always possible; digit 1, the decision choice, when it fits).
         if let (Some(d), Some(_)) = (m.decision_choice(), m.deciding_actor().filter(|&x| x == a)) {
-            let digit = if m.is_runnable(d) && coin.next() % 2 == 1 { d } else { a };
+            let digit = if m.is_runnable(d) && coin.next() % 2 == 1 {
+                d
+            } else {
+                a
+            };
             m.step(digit);
             cv.notify_all();
             continue;
@@ -296,7 +417,10 @@ fn drive(a: usize, performer: &Mutex<Performer>, shared: &(Mutex<Machine<FreeRun
                     c.pause();
                 }
                 // The performer's lock is held only for the call, never with the machine's.
-                let result = performer.lock().unwrap_or_else(|e| e.into_inner()).perform(a, op, &args, now);
+                let result = performer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .perform(a, op, &args, now);
                 if let Err(e) = &result {
                     if e.contains("worker") {
                         // The worker died under us: an infrastructure failure, not a finding.

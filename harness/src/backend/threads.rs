@@ -45,7 +45,11 @@ impl ThreadExecutor {
                     }
                 })
                 .map_err(|e| format!("cannot start a thread for actor {a}: {e}"))?;
-            out.push(Some(ActorThread { jobs, replies, handle }));
+            out.push(Some(ActorThread {
+                jobs,
+                replies,
+                handle,
+            }));
         }
         Ok(ThreadExecutor { actors: out })
     }
@@ -60,9 +64,17 @@ impl ThreadExecutor {
 
 impl Executor for ThreadExecutor {
     fn perform(&mut self, actor: usize, op: Op, args: &[Value], now: i64) -> Reply {
-        let t = self.actors.get(actor).and_then(Option::as_ref).ok_or_else(|| format!("actor {actor} has no thread (it crashed)"))?;
-        t.jobs.send((op, args.to_vec(), now)).map_err(|_| format!("actor {actor}'s thread is gone"))?;
-        t.replies.recv().map_err(|_| format!("actor {actor}'s thread died during {}", op.name()))?
+        let t = self
+            .actors
+            .get(actor)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| format!("actor {actor} has no thread (it crashed)"))?;
+        t.jobs
+            .send((op, args.to_vec(), now))
+            .map_err(|_| format!("actor {actor}'s thread is gone"))?;
+        t.replies
+            .recv()
+            .map_err(|_| format!("actor {actor}'s thread died during {}", op.name()))?
     }
 
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {

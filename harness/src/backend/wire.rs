@@ -11,7 +11,12 @@ pub enum WireValue {
     Bool(bool),
     Int(i64),
     Str(String),
-    Stat { nlink: i64, mtime: i64, size: i64, ino: i64 },
+    Stat {
+        nlink: i64,
+        mtime: i64,
+        size: i64,
+        ino: i64,
+    },
 }
 
 impl WireValue {
@@ -21,8 +26,18 @@ impl WireValue {
             Value::Bool(b) => WireValue::Bool(*b),
             Value::Int(n) => WireValue::Int(*n),
             Value::Str(s) => WireValue::Str(s.to_string()),
-            Value::Stat(s) => WireValue::Stat { nlink: s.nlink, mtime: s.mtime, size: s.size, ino: s.ino },
-            other => return Err(format!("a {} cannot be passed to a worker process", other.type_name())),
+            Value::Stat(s) => WireValue::Stat {
+                nlink: s.nlink,
+                mtime: s.mtime,
+                size: s.size,
+                ino: s.ino,
+            },
+            other => {
+                return Err(format!(
+                    "a {} cannot be passed to a worker process",
+                    other.type_name()
+                ))
+            }
         })
     }
     pub fn into_value(self) -> Value {
@@ -31,7 +46,17 @@ impl WireValue {
             WireValue::Bool(b) => Value::Bool(b),
             WireValue::Int(n) => Value::Int(n),
             WireValue::Str(s) => Value::str(&s),
-            WireValue::Stat { nlink, mtime, size, ino } => Value::Stat(Stat { nlink, mtime, size, ino }),
+            WireValue::Stat {
+                nlink,
+                mtime,
+                size,
+                ino,
+            } => Value::Stat(Stat {
+                nlink,
+                mtime,
+                size,
+                ino,
+            }),
         }
     }
 }
@@ -40,7 +65,11 @@ impl WireValue {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Perform a filesystem operation (`op` is its name, `create!` for O_EXCL).
-    Perform { op: String, args: Vec<WireValue>, now: i64 },
+    Perform {
+        op: String,
+        args: Vec<WireValue>,
+        now: i64,
+    },
     /// Catch (or stop catching) a signal: the scenario installed or removed a handler.
     Handler { signal: String, installed: bool },
     /// Which caught signals arrived since the last ask.
@@ -78,7 +107,12 @@ pub fn op_name(op: Op) -> Result<&'static str, String> {
         | Op::StatAttrs
         | Op::WriteOpen
         | Op::WriteData => op.name(),
-        other => return Err(format!("`{}` is not performed by worker processes", other.name())),
+        other => {
+            return Err(format!(
+                "`{}` is not performed by worker processes",
+                other.name()
+            ))
+        }
     })
 }
 
@@ -109,7 +143,9 @@ pub fn op_of(name: &str) -> Option<Op> {
 pub fn result_of(r: Response) -> Result<Result<Value, Errno>, String> {
     match r {
         Response::Ok(v) => Ok(Ok(v.into_value())),
-        Response::Errno(name) => Errno::from_name(&name).map(Err).ok_or_else(|| format!("the worker answered an unknown errno `{name}`")),
+        Response::Errno(name) => Errno::from_name(&name)
+            .map(Err)
+            .ok_or_else(|| format!("the worker answered an unknown errno `{name}`")),
         Response::Fail(msg) => Err(msg),
         other => Err(format!("the worker answered {other:?} to an operation")),
     }

@@ -45,7 +45,12 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(prog: Arc<Program>) -> Collector {
-        Collector { prog, executions: 0, findings: Vec::new(), stop: false }
+        Collector {
+            prog,
+            executions: 0,
+            findings: Vec::new(),
+            stop: false,
+        }
     }
 
     /// Takes in one finished execution.
@@ -55,8 +60,17 @@ impl Collector {
             if self.findings.iter().any(|f| f.invariant == b.invariant) {
                 continue;
             }
-            let schedule = Schedule::of(&self.prog, Some(b.invariant.clone()), m.schedule()[..b.at_step].to_vec());
-            self.findings.push(Found { invariant: b.invariant.clone(), message: b.message.clone(), schedule, after: self.executions });
+            let schedule = Schedule::of(
+                &self.prog,
+                Some(b.invariant.clone()),
+                m.schedule()[..b.at_step].to_vec(),
+            );
+            self.findings.push(Found {
+                invariant: b.invariant.clone(),
+                message: b.message.clone(),
+                schedule,
+                after: self.executions,
+            });
         }
         self.stop = self.stop || self.verdict_settled();
     }
@@ -77,8 +91,12 @@ impl Collector {
                 return self.findings.len() >= n.max(1);
             }
         };
-        let unexpected = self.findings.iter().any(|f| !wanted.contains(&f.invariant.as_str()) && !tolerated(&self.prog.expected, &f.invariant));
-        let all_found = wanted.iter().all(|w| self.findings.iter().any(|f| f.invariant == *w));
+        let unexpected = self.findings.iter().any(|f| {
+            !wanted.contains(&f.invariant.as_str()) && !tolerated(&self.prog.expected, &f.invariant)
+        });
+        let all_found = wanted
+            .iter()
+            .all(|w| self.findings.iter().any(|f| f.invariant == *w));
         unexpected || all_found
     }
 }

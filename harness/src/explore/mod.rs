@@ -98,7 +98,15 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     pub fn new(kind: EngineKind, budget: Budget) -> EngineConfig {
-        EngineConfig { kind, budget, seed: 0x5eed, pct_depth: 3, preemption_bound: 2, max_states: native::DEFAULT_MAX_STATES, por: false }
+        EngineConfig {
+            kind,
+            budget,
+            seed: 0x5eed,
+            pct_depth: 3,
+            preemption_bound: 2,
+            max_states: native::DEFAULT_MAX_STATES,
+            por: false,
+        }
     }
     pub fn seed(mut self, seed: u64) -> EngineConfig {
         self.seed = seed;
@@ -119,17 +127,29 @@ impl EngineConfig {
 
     /// The bound this run explores within, in words for reports.
     pub fn describe_bound(&self) -> String {
-        let budget = format!("{} schedules or {:.0}s", self.budget.schedules, self.budget.time.as_secs_f64());
+        let budget = format!(
+            "{} schedules or {:.0}s",
+            self.budget.schedules,
+            self.budget.time.as_secs_f64()
+        );
         match self.kind {
-            EngineKind::ShuttleRandom | EngineKind::NativeRandom => format!("random, seed {:#x}, {budget}", self.seed),
-            EngineKind::NativePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
+            EngineKind::ShuttleRandom | EngineKind::NativeRandom => {
+                format!("random, seed {:#x}, {budget}", self.seed)
+            }
+            EngineKind::NativePct => format!(
+                "PCT depth {}, seed {:#x}, {budget}",
+                self.pct_depth, self.seed
+            ),
             EngineKind::NativeDfs => format!(
                 "stateful depth-first search{}, at most {} states or {:.0}s",
                 if self.por { " with sleep sets" } else { "" },
                 self.max_states,
                 self.budget.time.as_secs_f64()
             ),
-            EngineKind::ShuttlePct => format!("PCT depth {}, seed {:#x}, {budget}", self.pct_depth, self.seed),
+            EngineKind::ShuttlePct => format!(
+                "PCT depth {}, seed {:#x}, {budget}",
+                self.pct_depth, self.seed
+            ),
             EngineKind::ShuttleDfs => format!("depth-first, {budget}"),
             EngineKind::Loom => format!("preemption bound {}, {budget}", self.preemption_bound),
         }
@@ -145,7 +165,9 @@ pub struct Refusal(pub String);
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
     match cfg.kind {
         EngineKind::Loom => loom_engine::explore(prog, cfg),
-        EngineKind::NativeRandom | EngineKind::NativePct | EngineKind::NativeDfs => Ok(native::explore(prog, cfg)),
+        EngineKind::NativeRandom | EngineKind::NativePct | EngineKind::NativeDfs => {
+            Ok(native::explore(prog, cfg))
+        }
         _ => Ok(shuttle_engine::explore(prog, cfg)),
     }
 }
@@ -160,10 +182,18 @@ pub(crate) fn install_panic_hooks() {
     ONCE.call_once(|| {
         let mut config = shuttle::Config::new();
         config.silence_warnings = true;
-        shuttle::Runner::new(shuttle::scheduler::DfsScheduler::new(Some(1), false), config).run(|| {});
+        shuttle::Runner::new(
+            shuttle::scheduler::DfsScheduler::new(Some(1), false),
+            config,
+        )
+        .run(|| {});
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<loom_engine::StopExploring>().is_none() {
+            if info
+                .payload()
+                .downcast_ref::<loom_engine::StopExploring>()
+                .is_none()
+            {
                 previous(info);
             }
         }));

@@ -51,7 +51,16 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     if let Some(n) = note {
         bound = format!("{bound}; {n}");
     }
-    Exploration { engine: cfg.kind.name(), schedules: paths, seconds: start.elapsed().as_secs_f64(), exhaustive, findings: col.findings, bound, states, covered }
+    Exploration {
+        engine: cfg.kind.name(),
+        schedules: paths,
+        seconds: start.elapsed().as_secs_f64(),
+        exhaustive,
+        findings: col.findings,
+        bound,
+        states,
+        covered,
+    }
 }
 
 /// A small, fast, seedable generator (xorshift64*): the engines need reproducible choices, not
@@ -114,10 +123,14 @@ fn pct(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         while !m.is_finished() {
             runnable.clear();
             runnable.extend(m.runnable());
-            let Some(&chosen) = runnable.iter().max_by_key(|&&c| priority[c]) else { break };
+            let Some(&chosen) = runnable.iter().max_by_key(|&&c| priority[c]) else {
+                break;
+            };
             if let Some(k) = changes.iter().position(|&at| at == step) {
                 priority[chosen] = cfg.pct_depth - 1 - k;
-                let Some(&rechosen) = runnable.iter().max_by_key(|&&c| priority[c]) else { break };
+                let Some(&rechosen) = runnable.iter().max_by_key(|&&c| priority[c]) else {
+                    break;
+                };
                 m.step(rechosen);
             } else {
                 m.step(chosen);
@@ -162,7 +175,14 @@ struct Frame {
 impl Frame {
     fn new(machine: Machine, fingerprint: u128, sleep: Vec<usize>) -> Frame {
         let choices = machine.runnable().filter(|c| !sleep.contains(c)).collect();
-        Frame { machine, fingerprint, choices, below: 0, sleep, done: Vec::new() }
+        Frame {
+            machine,
+            fingerprint,
+            choices,
+            below: 0,
+            sleep,
+            done: Vec::new(),
+        }
     }
 }
 
@@ -206,7 +226,13 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
     let max_states = cfg.max_states;
     let mut seen: HashMap<u128, Seen> = HashMap::new();
     let root = initial.state_fingerprint();
-    seen.insert(root, Seen { below: ON_STACK, sleep: Vec::new() });
+    seen.insert(
+        root,
+        Seen {
+            below: ON_STACK,
+            sleep: Vec::new(),
+        },
+    );
     let mut stack = vec![Frame::new(initial.clone(), root, Vec::new())];
     if initial.is_finished() {
         col.absorb(initial);
@@ -232,12 +258,21 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         };
         // The child's sleep set: what this state sleeps on or has explored, that commutes with c.
         let child_sleep: Vec<usize> = if cfg.por {
-            top.sleep.iter().chain(top.done.iter()).copied().filter(|&t| t != c && independent(&top.machine, t, c)).collect()
+            top.sleep
+                .iter()
+                .chain(top.done.iter())
+                .copied()
+                .filter(|&t| t != c && independent(&top.machine, t, c))
+                .collect()
         } else {
             Vec::new()
         };
         if cfg.por {
-            skipped += top.machine.runnable().filter(|t| child_sleep.contains(t)).count() as u64;
+            skipped += top
+                .machine
+                .runnable()
+                .filter(|t| child_sleep.contains(t))
+                .count() as u64;
             top.done.push(c);
         }
         let mut next = top.machine.clone();
@@ -272,11 +307,20 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             }
         }
         if next.is_finished() {
-            seen.entry(fingerprint).or_insert(Seen { below: 1, sleep: Vec::new() });
+            seen.entry(fingerprint).or_insert(Seen {
+                below: 1,
+                sleep: Vec::new(),
+            });
             top.below = top.below.saturating_add(1);
         } else {
             let sleep = revisit.unwrap_or(child_sleep);
-            seen.insert(fingerprint, Seen { below: ON_STACK, sleep: sleep.clone() });
+            seen.insert(
+                fingerprint,
+                Seen {
+                    below: ON_STACK,
+                    sleep: sleep.clone(),
+                },
+            );
             stack.push(Frame::new(next, fingerprint, sleep));
         }
         if seen.len() as u64 >= max_states {
@@ -288,18 +332,32 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         // The clock is read only now and then: it costs more than a step.
         checked += 1;
         if checked.is_multiple_of(1024) && start.elapsed() >= cfg.budget.time {
-            note = Some(format!("the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof", cfg.budget.time.as_secs_f64(), seen.len()));
+            note = Some(format!(
+                "the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof",
+                cfg.budget.time.as_secs_f64(),
+                seen.len()
+            ));
             break;
         }
     }
     let complete = note.is_none();
     let covered = covered.filter(|_| complete && !cyclic && !cfg.por);
     if complete {
-        let por = if cfg.por { format!("; partial-order reduction skipped {skipped} commuting transitions") } else { String::new() };
+        let por = if cfg.por {
+            format!("; partial-order reduction skipped {skipped} commuting transitions")
+        } else {
+            String::new()
+        };
         note = Some(match covered {
             Some(n) => format!("exhaustive over the whole state space: {} distinct states, covering {n} complete schedules{por}", seen.len()),
             None => format!("exhaustive over the whole state space: {} distinct states{por}", seen.len()),
         });
     }
-    Searched { states: seen.len() as u64, paths, covered, complete, note }
+    Searched {
+        states: seen.len() as u64,
+        paths,
+        covered,
+        complete,
+        note,
+    }
 }

@@ -4,7 +4,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
-use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule as ShuttleSchedule, Scheduler, Task, TaskId};
+use shuttle::scheduler::{
+    DfsScheduler, PctScheduler, RandomScheduler, Schedule as ShuttleSchedule, Scheduler, Task,
+    TaskId,
+};
 
 use super::collect::{Collector, Exploration};
 use super::{EngineConfig, EngineKind};
@@ -30,7 +33,10 @@ struct Bounded<S> {
 
 impl<S: Scheduler> Scheduler for Bounded<S> {
     fn new_execution(&mut self) -> Option<ShuttleSchedule> {
-        if self.stop.load(Ordering::SeqCst) || self.started.load(Ordering::SeqCst) >= self.max || Instant::now() >= self.deadline {
+        if self.stop.load(Ordering::SeqCst)
+            || self.started.load(Ordering::SeqCst) >= self.max
+            || Instant::now() >= self.deadline
+        {
             return None;
         }
         match self.inner.as_mut()?.new_execution() {
@@ -44,7 +50,12 @@ impl<S: Scheduler> Scheduler for Bounded<S> {
             }
         }
     }
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
         // Offer only tasks whose choice (an actor's step, a fault) can be taken, so every
         // choice is a step. Where none of those can run (the execution has ended, or a step is
         // still waking the threads it made runnable) the order is immaterial: continue the
@@ -54,15 +65,25 @@ impl<S: Scheduler> Scheduler for Bounded<S> {
         let offered: Vec<&Task> = if finished {
             Vec::new()
         } else {
-            runnable.iter().copied().filter(|t| mask & (1 << usize::from(t.id()).min(62)) != 0).collect()
+            runnable
+                .iter()
+                .copied()
+                .filter(|t| mask & (1 << usize::from(t.id()).min(62)) != 0)
+                .collect()
         };
         let offered = if offered.is_empty() {
-            let keep = runnable.iter().copied().find(|t| Some(t.id()) == current).or_else(|| runnable.first().copied());
+            let keep = runnable
+                .iter()
+                .copied()
+                .find(|t| Some(t.id()) == current)
+                .or_else(|| runnable.first().copied());
             keep.into_iter().collect()
         } else {
             offered
         };
-        self.inner.as_mut()?.next_task(&offered, current, is_yielding)
+        self.inner
+            .as_mut()?
+            .next_task(&offered, current, is_yielding)
     }
     fn next_u64(&mut self) -> u64 {
         self.inner.as_mut().map_or(0, Scheduler::next_u64)
@@ -86,14 +107,29 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     let max = cfg.budget.schedules.max(1);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
     match cfg.kind {
-        EngineKind::ShuttleRandom => run(prog, cfg, RandomScheduler::new_from_seed(cfg.seed, max_usize), start),
-        EngineKind::ShuttlePct => run(prog, cfg, PctScheduler::new_from_seed(cfg.seed, cfg.pct_depth, max_usize), start),
+        EngineKind::ShuttleRandom => run(
+            prog,
+            cfg,
+            RandomScheduler::new_from_seed(cfg.seed, max_usize),
+            start,
+        ),
+        EngineKind::ShuttlePct => run(
+            prog,
+            cfg,
+            PctScheduler::new_from_seed(cfg.seed, cfg.pct_depth, max_usize),
+            start,
+        ),
         EngineKind::ShuttleDfs => run(prog, cfg, DfsScheduler::new(Some(max_usize), false), start),
         other => unreachable!("{} is not a shuttle scheduler", other.name()),
     }
 }
 
-fn run<S: Scheduler + 'static>(prog: &Arc<Program>, cfg: &EngineConfig, inner: S, start: Instant) -> Exploration {
+fn run<S: Scheduler + 'static>(
+    prog: &Arc<Program>,
+    cfg: &EngineConfig,
+    inner: S,
+    start: Instant,
+) -> Exploration {
     let collector = Arc::new(StdMutex::new(Collector::new(Arc::clone(prog))));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicU64::new(0));
@@ -160,10 +196,21 @@ impl Scheduler for Follow {
         }
         Some(ShuttleSchedule::new(0))
     }
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _is_yielding: bool) -> Option<TaskId> {
-        let next = self.steps.get(self.taken.load(Ordering::SeqCst)).map(|&c| TaskId::from(usize::from(c) + self.offset));
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        _is_yielding: bool,
+    ) -> Option<TaskId> {
+        let next = self
+            .steps
+            .get(self.taken.load(Ordering::SeqCst))
+            .map(|&c| TaskId::from(usize::from(c) + self.offset));
         let wanted = next.and_then(|w| runnable.iter().find(|t| t.id() == w));
-        let fallback = runnable.iter().find(|t| Some(t.id()) == current).or_else(|| runnable.first());
+        let fallback = runnable
+            .iter()
+            .find(|t| Some(t.id()) == current)
+            .or_else(|| runnable.first());
         wanted.or(fallback).map(|t| t.id())
     }
     fn next_u64(&mut self) -> u64 {
@@ -180,7 +227,12 @@ pub fn replay(prog: &Arc<Program>, steps: &[u8]) -> Result<crate::model::Machine
     let offset = 1 - usize::from(initial.choice_count() >= super::loom_engine::MAX_ACTORS);
     let taken = Arc::new(AtomicUsize::new(0));
     let enabled = Arc::new(AtomicU64::new(0));
-    let follow = Follow { steps: steps.to_vec(), taken: Arc::clone(&taken), offset, started: false };
+    let follow = Follow {
+        steps: steps.to_vec(),
+        taken: Arc::clone(&taken),
+        offset,
+        started: false,
+    };
     let scheduler = Bounded {
         enabled: Arc::clone(&enabled),
         inner: Some(follow),
@@ -200,10 +252,19 @@ pub fn replay(prog: &Arc<Program>, steps: &[u8]) -> Result<crate::model::Machine
         let m = driver::run_execution(&initial, &enabled, &taken);
         *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
     });
-    let m = result.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or("shuttle ran no execution")?;
+    let m = result
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or("shuttle ran no execution")?;
     let followed = m.schedule().len() >= steps.len() && m.schedule()[..steps.len()] == *steps;
     if !followed {
-        let at = m.schedule().iter().zip(steps).position(|(a, b)| a != b).unwrap_or(m.schedule().len().min(steps.len()));
+        let at = m
+            .schedule()
+            .iter()
+            .zip(steps)
+            .position(|(a, b)| a != b)
+            .unwrap_or(m.schedule().len().min(steps.len()));
         return Err(format!("shuttle could not follow the schedule: at step {} it took choice {:?}, the schedule says {:?}", at + 1, m.schedule().get(at), steps.get(at)));
     }
     Ok(m)

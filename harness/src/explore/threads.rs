@@ -45,7 +45,11 @@ macro_rules! threaded_driver {
         }
 
         /// Runs one execution to its end under the engine's scheduler and returns the machine.
-        pub(crate) fn run_execution(initial: &Machine, enabled: &Arc<std::sync::atomic::AtomicU64>, taken: &Arc<std::sync::atomic::AtomicUsize>) -> Machine {
+        pub(crate) fn run_execution(
+            initial: &Machine,
+            enabled: &Arc<std::sync::atomic::AtomicU64>,
+            taken: &Arc<std::sync::atomic::AtomicUsize>,
+        ) -> Machine {
             let machine = initial.clone();
             // Every choice (actor or fault) is a thread: the engine deciding which thread runs
             // decides where faults land too.
@@ -59,16 +63,28 @@ macro_rules! threaded_driver {
             // Until every actor's thread exists, only the main task may run: otherwise the
             // first actors could take steps before the later ones exist, hiding interleavings.
             enabled.store(1, std::sync::atomic::Ordering::SeqCst);
-            let shared = Arc::new(Shared { machine: StdMutex::new(machine), turn: AtomicUsize::new(0), threads: StdMutex::new(vec![None; n]), parked: StdMutex::new(vec![false; n]) });
+            let shared = Arc::new(Shared {
+                machine: StdMutex::new(machine),
+                turn: AtomicUsize::new(0),
+                threads: StdMutex::new(vec![None; n]),
+                parked: StdMutex::new(vec![false; n]),
+            });
             let handles: Vec<_> = (on_main..n)
                 .filter_map(|a| {
                     let shared = Arc::clone(&shared);
                     let enabled = Arc::clone(enabled);
                     let taken = Arc::clone(taken);
-                    $rt::thread::Builder::new().stack_size(ACTOR_STACK).spawn(move || actor_loop(a, &shared, (&enabled, &taken), task_of_actor)).ok()
+                    $rt::thread::Builder::new()
+                        .stack_size(ACTOR_STACK)
+                        .spawn(move || actor_loop(a, &shared, (&enabled, &taken), task_of_actor))
+                        .ok()
                 })
                 .collect();
-            publish(&shared.machine.lock().unwrap_or_else(|e| e.into_inner()), (enabled, taken), task_of_actor);
+            publish(
+                &shared.machine.lock().unwrap_or_else(|e| e.into_inner()),
+                (enabled, taken),
+                task_of_actor,
+            );
             if on_main == 1 {
                 actor_loop(0, &shared, (enabled, taken), task_of_actor);
             }
@@ -90,10 +106,14 @@ macro_rules! threaded_driver {
         }
 
         /// Where a step's effect on the choices is published: the runnable mask, the step count.
-        type Published<'a> = (&'a std::sync::atomic::AtomicU64, &'a std::sync::atomic::AtomicUsize);
+        type Published<'a> = (
+            &'a std::sync::atomic::AtomicU64,
+            &'a std::sync::atomic::AtomicUsize,
+        );
 
         fn actor_loop(me: usize, shared: &Shared, published: Published<'_>, offset: usize) {
-            shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] = Some($rt::thread::current());
+            shared.threads.lock().unwrap_or_else(|e| e.into_inner())[me] =
+                Some($rt::thread::current());
             loop {
                 shared.turn.fetch_add(1, Ordering::SeqCst);
                 let mut m = shared.machine.lock().unwrap_or_else(|e| e.into_inner());
@@ -121,15 +141,22 @@ macro_rules! threaded_driver {
                 // fault killed, a fault that can no longer land) — never one that has exited.
                 let wake: Vec<usize> = {
                     let mut parked = shared.parked.lock().unwrap_or_else(|e| e.into_inner());
-                    let wake: Vec<usize> =
-                        (0..m.choice_count()).filter(|&o| o != me && parked[o] && (finished || m.is_runnable(o) || m.is_spent(o))).collect();
+                    let wake: Vec<usize> = (0..m.choice_count())
+                        .filter(|&o| {
+                            o != me && parked[o] && (finished || m.is_runnable(o) || m.is_spent(o))
+                        })
+                        .collect();
                     for &o in &wake {
                         parked[o] = false;
                     }
                     wake
                 };
                 drop(m);
-                let threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let threads = shared
+                    .threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 for o in wake {
                     if let Some(t) = &threads[o] {
                         t.unpark();

@@ -18,7 +18,9 @@ pub enum Strategy {
     Random,
     /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random actor
     /// priorities, `depth - 1` priority drops at random steps; faults land at random steps.
-    Pct { depth: usize },
+    Pct {
+        depth: usize,
+    },
 }
 
 impl Strategy {
@@ -29,7 +31,6 @@ impl Strategy {
         }
     }
 }
-
 
 /// A random walk that keeps running one process and preempts it mostly where it matters:
 /// after a step that changed a file others see, it switches to another ready process one time
@@ -44,16 +45,30 @@ struct RandomChooser {
 }
 
 impl Chooser for RandomChooser {
-    fn choose(&mut self, _step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
-        let (actors, faults): (Vec<u8>, Vec<u8>) = enabled.iter().partition(|&&c| (c as usize) < self.actors);
+    fn choose(
+        &mut self,
+        _step: usize,
+        enabled: &[u8],
+        last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
+        let (actors, faults): (Vec<u8>, Vec<u8>) =
+            enabled.iter().partition(|&&c| (c as usize) < self.actors);
         if !faults.is_empty() && (actors.is_empty() || self.rng.below(self.fault_odds) == 0) {
             return Ok(Some(faults[self.rng.below(faults.len())]));
         }
         if let Some((prev, changed)) = last {
-            let others: Vec<u8> = actors.iter().copied().filter(|&a| a as usize != prev).collect();
+            let others: Vec<u8> = actors
+                .iter()
+                .copied()
+                .filter(|&a| a as usize != prev)
+                .collect();
             if actors.contains(&(prev as u8)) {
                 let switch = !others.is_empty() && self.rng.below(if changed { 2 } else { 4 }) == 0;
-                return Ok(Some(if switch { others[self.rng.below(others.len())] } else { prev as u8 }));
+                return Ok(Some(if switch {
+                    others[self.rng.below(others.len())]
+                } else {
+                    prev as u8
+                }));
             }
         }
         Ok(Some(actors[self.rng.below(actors.len())]))
@@ -69,7 +84,13 @@ struct PctChooser {
 }
 
 impl PctChooser {
-    fn new(actors: usize, faults: usize, depth: usize, expected_steps: usize, mut rng: Rng) -> PctChooser {
+    fn new(
+        actors: usize,
+        faults: usize,
+        depth: usize,
+        expected_steps: usize,
+        mut rng: Rng,
+    ) -> PctChooser {
         // Distinct random priorities, all above the ones handed out at change points.
         let mut priority: Vec<usize> = (depth..depth + actors).collect();
         for i in (1..priority.len()).rev() {
@@ -78,18 +99,41 @@ impl PctChooser {
         }
         let change_points = (1..depth).map(|_| rng.below(expected_steps)).collect();
         let fault_points = (0..faults).map(|_| rng.below(expected_steps)).collect();
-        PctChooser { actors, priority, change_points, fault_points, rng }
+        PctChooser {
+            actors,
+            priority,
+            change_points,
+            fault_points,
+            rng,
+        }
     }
 }
 
 impl Chooser for PctChooser {
-    fn choose(&mut self, step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
-        let faults: Vec<u8> = enabled.iter().copied().filter(|&c| c as usize >= self.actors).collect();
-        if let Some(&f) = faults.iter().find(|&&f| self.fault_points.get(f as usize - self.actors).is_some_and(|&p| p <= step)) {
+    fn choose(
+        &mut self,
+        step: usize,
+        enabled: &[u8],
+        _last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
+        let faults: Vec<u8> = enabled
+            .iter()
+            .copied()
+            .filter(|&c| c as usize >= self.actors)
+            .collect();
+        if let Some(&f) = faults.iter().find(|&&f| {
+            self.fault_points
+                .get(f as usize - self.actors)
+                .is_some_and(|&p| p <= step)
+        }) {
             return Ok(Some(f));
         }
         loop {
-            let Some(&best) = enabled.iter().filter(|&&c| (c as usize) < self.actors).max_by_key(|&&c| self.priority[c as usize]) else {
+            let Some(&best) = enabled
+                .iter()
+                .filter(|&&c| (c as usize) < self.actors)
+                .max_by_key(|&&c| self.priority[c as usize])
+            else {
                 return Ok(faults.first().copied());
             };
             // At a change point the highest-priority actor drops below every other.
@@ -111,7 +155,12 @@ pub struct Follow<'a> {
 }
 
 impl Chooser for Follow<'_> {
-    fn choose(&mut self, step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
+    fn choose(
+        &mut self,
+        step: usize,
+        enabled: &[u8],
+        _last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
         match self.steps.get(step) {
             None => Ok(None),
             Some(c) if enabled.contains(c) => Ok(Some(*c)),
@@ -123,7 +172,10 @@ impl Chooser for Follow<'_> {
 /// A gate token is refused by the model and a model token by the gate: their steps are
 /// different things (calls of the real program, operations of the model).
 pub fn gate_fingerprint(prog: &Program) -> u32 {
-    crate::lang::fnv32(prog.fingerprint, format!("gate:{}", prog.gate.as_deref().unwrap_or("")).as_bytes())
+    crate::lang::fnv32(
+        prog.fingerprint,
+        format!("gate:{}", prog.gate.as_deref().unwrap_or("")).as_bytes(),
+    )
 }
 
 /// The names under which a gate schedule carries its seed and tick among the parameters.
@@ -131,10 +183,19 @@ const SEED_PARAM: &str = "gate.seed";
 const TICK_PARAM: &str = "gate.tick_ms";
 
 /// A portable schedule of a gated run: the choices, plus what else the run depended on.
-pub fn gate_schedule(prog: &Program, opts: &GateOptions, target: Option<String>, steps: Vec<u8>) -> Schedule {
-    let mut s = Schedule { fingerprint: gate_fingerprint(prog), ..Schedule::of(prog, target, steps) };
+pub fn gate_schedule(
+    prog: &Program,
+    opts: &GateOptions,
+    target: Option<String>,
+    steps: Vec<u8>,
+) -> Schedule {
+    let mut s = Schedule {
+        fingerprint: gate_fingerprint(prog),
+        ..Schedule::of(prog, target, steps)
+    };
     s.params.push((SEED_PARAM.into(), opts.seed as i64));
-    s.params.push((TICK_PARAM.into(), (opts.tick_ns / 1_000_000) as i64));
+    s.params
+        .push((TICK_PARAM.into(), (opts.tick_ns / 1_000_000) as i64));
     s
 }
 
@@ -165,10 +226,22 @@ pub struct GateFinding {
 }
 
 /// Explores until every invariant the expectation names has broken, or the budget is spent.
-pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, budget: GateBudget, want: &[String], seed: u64, progress: &mut dyn FnMut(u64, usize)) -> Result<GateExploration, GateError> {
+pub fn explore(
+    prog: &Program,
+    opts: &GateOptions,
+    strategy: Strategy,
+    budget: GateBudget,
+    want: &[String],
+    seed: u64,
+    progress: &mut dyn FnMut(u64, usize),
+) -> Result<GateExploration, GateError> {
     let (max_executions, max_time) = (budget.executions, Duration::from_secs_f64(budget.seconds));
     let started = Instant::now();
-    let mut out = GateExploration { executions: 0, seconds: 0.0, findings: Vec::new() };
+    let mut out = GateExploration {
+        executions: 0,
+        seconds: 0.0,
+        findings: Vec::new(),
+    };
     let mut expected_steps = 200;
     let mut opts = opts.clone();
     while out.executions < max_executions && started.elapsed() < max_time {
@@ -177,8 +250,26 @@ pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, budget: G
         opts.seed = rng.next() >> 1;
         let opts = &opts;
         let exec = match strategy {
-            Strategy::Random => execute(prog, opts, &mut RandomChooser { rng, actors: prog.actors.len(), fault_odds: 16 })?,
-            Strategy::Pct { depth } => execute(prog, opts, &mut PctChooser::new(prog.actors.len(), prog.faults.len(), depth, expected_steps, rng))?,
+            Strategy::Random => execute(
+                prog,
+                opts,
+                &mut RandomChooser {
+                    rng,
+                    actors: prog.actors.len(),
+                    fault_odds: 16,
+                },
+            )?,
+            Strategy::Pct { depth } => execute(
+                prog,
+                opts,
+                &mut PctChooser::new(
+                    prog.actors.len(),
+                    prog.faults.len(),
+                    depth,
+                    expected_steps,
+                    rng,
+                ),
+            )?,
         };
         out.executions += 1;
         if exec.end == GateEnd::Finished {
@@ -188,11 +279,27 @@ pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, budget: G
             if out.findings.iter().any(|f| f.invariant == b.invariant) {
                 continue;
             }
-            let sched = gate_schedule(prog, opts, Some(b.invariant.clone()), exec.choices[..b.steps].to_vec());
-            out.findings.push(GateFinding { invariant: b.invariant.clone(), message: b.message.clone(), shrunk: sched.clone(), original: sched, after: out.executions, execution: exec.clone() });
+            let sched = gate_schedule(
+                prog,
+                opts,
+                Some(b.invariant.clone()),
+                exec.choices[..b.steps].to_vec(),
+            );
+            out.findings.push(GateFinding {
+                invariant: b.invariant.clone(),
+                message: b.message.clone(),
+                shrunk: sched.clone(),
+                original: sched,
+                after: out.executions,
+                execution: exec.clone(),
+            });
         }
         progress(out.executions, out.findings.len());
-        if !want.is_empty() && want.iter().all(|w| out.findings.iter().any(|f| f.invariant == *w)) {
+        if !want.is_empty()
+            && want
+                .iter()
+                .all(|w| out.findings.iter().any(|f| f.invariant == *w))
+        {
             break;
         }
     }
@@ -203,13 +310,23 @@ pub fn explore(prog: &Program, opts: &GateOptions, strategy: Strategy, budget: G
 /// Replays `sched` through the gate. The token must be a gate token for this variant.
 pub fn replay(prog: &Program, opts: &GateOptions, sched: &Schedule) -> Result<Execution, String> {
     if sched.scenario != prog.scenario || sched.variant != prog.variant {
-        return Err(TokenError::WrongScenario { token_scenario: sched.scenario.clone(), token_variant: sched.variant.clone(), scenario: prog.scenario.clone(), variant: prog.variant.clone() }.to_string());
+        return Err(TokenError::WrongScenario {
+            token_scenario: sched.scenario.clone(),
+            token_variant: sched.variant.clone(),
+            scenario: prog.scenario.clone(),
+            variant: prog.variant.clone(),
+        }
+        .to_string());
     }
     if sched.fingerprint == prog.fingerprint {
         return Err("this token was recorded on the model, whose steps are the scenario's operations; a gated run's steps are the real program's calls. Replay it with `--backend model` (or a real fs backend), or explore with `--backend gate` for a gate token".into());
     }
     if sched.fingerprint != gate_fingerprint(prog) {
-        return Err(TokenError::Stale { scenario: prog.scenario.clone(), variant: prog.variant.clone() }.to_string());
+        return Err(TokenError::Stale {
+            scenario: prog.scenario.clone(),
+            variant: prog.variant.clone(),
+        }
+        .to_string());
     }
     let mut opts = opts.clone();
     for (name, value) in &sched.params {
@@ -219,7 +336,13 @@ pub fn replay(prog: &Program, opts: &GateOptions, sched: &Schedule) -> Result<Ex
             _ => {}
         }
     }
-    execute(prog, &opts, &mut Follow { steps: &sched.steps })
+    execute(
+        prog,
+        &opts,
+        &mut Follow {
+            steps: &sched.steps,
+        },
+    )
 }
 
 /// Shrinks a finding by replaying candidates through the gate: at most `max_attempts` real
@@ -228,14 +351,37 @@ pub fn shrink(prog: &Program, opts: &GateOptions, finding: &mut GateFinding, max
     let target = finding.invariant.clone();
     let original = finding.original.clone();
     let mut reproduces = |candidate: &[u8]| -> Option<Vec<u8>> {
-        let exec = replay(prog, opts, &Schedule { steps: candidate.to_vec(), ..original.clone() }).ok()?;
+        let exec = replay(
+            prog,
+            opts,
+            &Schedule {
+                steps: candidate.to_vec(),
+                ..original.clone()
+            },
+        )
+        .ok()?;
         let b = exec.broken.iter().find(|b| b.invariant == target)?;
         Some(exec.choices[..b.steps].to_vec())
     };
-    let steps = crate::shrink::shrink_steps(prog.actors.len(), &finding.original.steps, max_attempts, &mut reproduces);
-    if let Ok(exec) = replay(prog, opts, &Schedule { steps: steps.clone(), ..original.clone() }) {
+    let steps = crate::shrink::shrink_steps(
+        prog.actors.len(),
+        &finding.original.steps,
+        max_attempts,
+        &mut reproduces,
+    );
+    if let Ok(exec) = replay(
+        prog,
+        opts,
+        &Schedule {
+            steps: steps.clone(),
+            ..original.clone()
+        },
+    ) {
         if exec.broke(&target) {
-            finding.shrunk = Schedule { steps: exec.choices.clone(), ..finding.original.clone() };
+            finding.shrunk = Schedule {
+                steps: exec.choices.clone(),
+                ..finding.original.clone()
+            };
             finding.execution = exec;
         }
     }

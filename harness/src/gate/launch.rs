@@ -49,6 +49,13 @@ pub fn gate_exec(argv: &[String]) -> i32 {
 
 /// SECCOMP_RET_TRACE for every trapped call, whatever its arguments; everything else runs free.
 fn build_filter() -> Result<BpfProgram, seccompiler::BackendError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = TRAPPED.iter().map(|&nr| (nr, Vec::new())).collect();
-    SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Trace(0), TargetArch::x86_64)?.try_into()
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        TRAPPED.iter().map(|&nr| (nr, Vec::new())).collect();
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Trace(0),
+        TargetArch::x86_64,
+    )?
+    .try_into()
 }

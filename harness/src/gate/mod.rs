@@ -51,7 +51,14 @@ impl VirtualClock {
 /// Splits a `gate "..."` command into words and fills in `$ROOT`, `$ACTOR`, `$INDEX`,
 /// `$SCENARIO_DIR` and `$RACELAB` (this racelab binary). Words are separated by spaces; there
 /// is no quoting (a program that needs more gets a small wrapper script).
-pub fn expand_command(command: &str, root: &std::path::Path, actor: &str, index: usize, scenario_dir: &std::path::Path, racelab: &std::path::Path) -> Vec<String> {
+pub fn expand_command(
+    command: &str,
+    root: &std::path::Path,
+    actor: &str,
+    index: usize,
+    scenario_dir: &std::path::Path,
+    racelab: &std::path::Path,
+) -> Vec<String> {
     command
         .split_whitespace()
         .map(|w| {

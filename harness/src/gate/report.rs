@@ -20,11 +20,24 @@ pub fn backend_name(opts: &GateOptions) -> String {
 
 /// Explores `prog` through the gate and makes its row.
 #[allow(clippy::too_many_arguments)]
-pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Strategy, budget: GateBudget, seed: u64, progress: &mut dyn FnMut(u64, usize)) -> RunResult {
+pub fn explore_row(
+    stem: &str,
+    prog: &Program,
+    opts: &GateOptions,
+    strategy: Strategy,
+    budget: GateBudget,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, usize),
+) -> RunResult {
     let mut row = crate::suite::base_row(stem, prog, strategy.engine_name(), "");
     row.backend = backend_name(opts);
     row.faults = (!prog.faults.is_empty()).then(|| prog.fault_budget.to_string());
-    row.bound = Some(format!("{} executions or {}s, ticks of {} ms", budget.executions, budget.seconds, opts.tick_ns / 1_000_000));
+    row.bound = Some(format!(
+        "{} executions or {}s, ticks of {} ms",
+        budget.executions,
+        budget.seconds,
+        opts.tick_ns / 1_000_000
+    ));
     let want = row.expected_invariants.clone();
     let ex = match explore(prog, opts, strategy, budget, &want, seed, progress) {
         Ok(ex) => ex,
@@ -36,13 +49,17 @@ pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Str
     };
     row.schedules = ex.executions;
     row.seconds = ex.seconds;
-    let (coverage, covers) = crate::coverage::of_real_runs(ex.executions, "gated executions of the real program");
+    let (coverage, covers) =
+        crate::coverage::of_real_runs(ex.executions, "gated executions of the real program");
     row.coverage = Some(coverage);
     row.covers = Some(covers);
     let mut findings = ex.findings;
     // Every real execution costs a fraction of a second: shrink the finding the report leads
     // with; the others keep their schedules as found (their shrunk count says so).
-    let lead = findings.iter().position(|f| want.contains(&f.invariant)).or((!findings.is_empty()).then_some(0));
+    let lead = findings
+        .iter()
+        .position(|f| want.contains(&f.invariant))
+        .or((!findings.is_empty()).then_some(0));
     if let Some(i) = lead {
         shrink(prog, opts, &mut findings[i], SHRINK_ATTEMPTS);
     }
@@ -58,7 +75,10 @@ pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Str
         })
         .collect();
     let found: Vec<&str> = row.findings.iter().map(|f| f.invariant.as_str()).collect();
-    let primary = findings.iter().position(|f| want.contains(&f.invariant)).or((!findings.is_empty()).then_some(0));
+    let primary = findings
+        .iter()
+        .position(|f| want.contains(&f.invariant))
+        .or((!findings.is_empty()).then_some(0));
     match primary {
         Some(i) => {
             let f = &findings[i];
@@ -69,24 +89,52 @@ pub fn explore_row(stem: &str, prog: &Program, opts: &GateOptions, strategy: Str
             row.switches = Some(row.findings[i].switches);
             row.shrunk_switches = Some(row.findings[i].shrunk_switches);
             // The table ends where the invariant broke.
-            let upto = f.execution.broken.iter().find(|b| b.invariant == f.invariant).map_or(f.execution.trace.len(), |b| b.steps);
-            let verdict = f.execution.broken.iter().filter(|b| b.steps <= upto).map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ");
+            let upto = f
+                .execution
+                .broken
+                .iter()
+                .find(|b| b.invariant == f.invariant)
+                .map_or(f.execution.trace.len(), |b| b.steps);
+            let verdict = f
+                .execution
+                .broken
+                .iter()
+                .filter(|b| b.steps <= upto)
+                .map(|b| b.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
             let steps = f.execution.trace[..upto.min(f.execution.trace.len())].to_vec();
-            row.trace = Some(Trace { scenario: prog.scenario.clone(), variant: prog.variant.clone(), actors: prog.actors.iter().map(|a| a.name.to_string()).collect(), steps, verdict });
+            row.trace = Some(Trace {
+                scenario: prog.scenario.clone(),
+                variant: prog.variant.clone(),
+                actors: prog.actors.iter().map(|a| a.name.to_string()).collect(),
+                steps,
+                verdict,
+            });
         }
         None => row.outcome = Outcome::Holds,
     }
-    let unexpected: Vec<&&str> = found.iter().filter(|f| !want.iter().any(|w| w == **f)).collect();
+    let unexpected: Vec<&&str> = found
+        .iter()
+        .filter(|f| !want.iter().any(|w| w == **f))
+        .collect();
     row.met = match row.expected {
         Verdict::Holds => found.is_empty(),
         _ => unexpected.is_empty() && !found.is_empty(),
     };
-    let unseen: Vec<&String> = want.iter().filter(|w| !found.contains(&w.as_str())).collect();
+    let unseen: Vec<&String> = want
+        .iter()
+        .filter(|w| !found.contains(&w.as_str()))
+        .collect();
     if row.expected != Verdict::Holds && !unseen.is_empty() {
         row.reason = Some(format!(
             "not seen through the gate within {} executions: {}",
             ex.executions,
-            unseen.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            unseen
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     row
@@ -101,14 +149,21 @@ pub struct GateTarget {
 
 /// Rows for every variant with a `gate` command, on every target: gate-random exploration of
 /// the real program, judged against the variant's expectation.
-pub fn suite_rows(scenarios: &[(String, std::path::PathBuf, crate::lang::Scenario)], targets: &[GateTarget], budget: GateBudget, seed: u64, progress: &dyn Fn(&RunResult)) -> Vec<RunResult> {
+pub fn suite_rows(
+    scenarios: &[(String, std::path::PathBuf, crate::lang::Scenario)],
+    targets: &[GateTarget],
+    budget: GateBudget,
+    seed: u64,
+    progress: &dyn Fn(&RunResult),
+) -> Vec<RunResult> {
     let mut rows = Vec::new();
     for (stem, file, sc) in scenarios {
         for prog in sc.variants.iter().filter(|p| p.gate.is_some()) {
             for t in targets {
                 let row = match &t.dir {
                     Err(why) => {
-                        let mut r = crate::suite::base_row(stem, prog, Strategy::Random.engine_name(), "");
+                        let mut r =
+                            crate::suite::base_row(stem, prog, Strategy::Random.engine_name(), "");
                         r.backend = format!("gate:{}", t.name);
                         r.outcome = Outcome::Skipped;
                         r.reason = Some(why.clone());
@@ -116,12 +171,25 @@ pub fn suite_rows(scenarios: &[(String, std::path::PathBuf, crate::lang::Scenari
                     }
                     Ok(dir) => match GateOptions::new(file, dir) {
                         Ok(opts) => {
-                            let mut r = explore_row(stem, prog, &opts, Strategy::Random, budget, seed, &mut |_, _| {});
+                            let mut r = explore_row(
+                                stem,
+                                prog,
+                                &opts,
+                                Strategy::Random,
+                                budget,
+                                seed,
+                                &mut |_, _| {},
+                            );
                             r.backend = format!("gate:{}", t.name);
                             r
                         }
                         Err(why) => {
-                            let mut r = crate::suite::base_row(stem, prog, Strategy::Random.engine_name(), "");
+                            let mut r = crate::suite::base_row(
+                                stem,
+                                prog,
+                                Strategy::Random.engine_name(),
+                                "",
+                            );
                             r.backend = format!("gate:{}", t.name);
                             r.reason = Some(why);
                             r

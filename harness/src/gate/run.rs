@@ -47,11 +47,27 @@ impl GateOptions {
     pub fn new(scenario_file: &Path, base: &Path) -> Result<GateOptions, String> {
         let racelab = match std::env::var_os("RACELAB_BIN") {
             Some(p) => PathBuf::from(p),
-            None => std::env::current_exe().map_err(|e| format!("cannot find the racelab binary to launch gated processes: {e}"))?,
+            None => std::env::current_exe().map_err(|e| {
+                format!("cannot find the racelab binary to launch gated processes: {e}")
+            })?,
         };
-        let dir = scenario_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let scenario_dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(GateOptions { racelab, scenario_dir, base: base.to_path_buf(), step_timeout: Duration::from_secs(20), max_steps: 5_000, seed: 1, tick_ns: 1_000_000_000, path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")) })
+        let dir = scenario_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let scenario_dir = dir
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(GateOptions {
+            racelab,
+            scenario_dir,
+            base: base.to_path_buf(),
+            step_timeout: Duration::from_secs(20),
+            max_steps: 5_000,
+            seed: 1,
+            tick_ns: 1_000_000_000,
+            path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
+        })
     }
 }
 
@@ -59,7 +75,12 @@ impl GateOptions {
 pub trait Chooser {
     /// One of `enabled` (sorted), or `None` to stop the run here (a replayed prefix has ended).
     /// `last` is the previous step's actor and whether that step changed a file others see.
-    fn choose(&mut self, step: usize, enabled: &[u8], last: Option<(usize, bool)>) -> Result<Option<u8>, String>;
+    fn choose(
+        &mut self,
+        step: usize,
+        enabled: &[u8],
+        last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String>;
 }
 
 /// How a gated run ended.
@@ -100,7 +121,11 @@ impl Execution {
 
     fn record(&mut self, invariant: &str, message: String) {
         if !self.broke(invariant) {
-            self.broken.push(Broken { invariant: invariant.to_string(), message, steps: self.choices.len() });
+            self.broken.push(Broken {
+                invariant: invariant.to_string(),
+                message,
+                steps: self.choices.len(),
+            });
         }
     }
 
@@ -109,7 +134,11 @@ impl Execution {
         if self.broken.is_empty() {
             return "nothing broke".into();
         }
-        self.broken.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ")
+        self.broken
+            .iter()
+            .map(|b| b.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -118,7 +147,10 @@ enum Status {
     /// Stopped at a gated call, shown as text.
     Ready(String),
     /// Asleep (or stalled) until this virtual time; then `Ready` again, or resumed from a sleep.
-    Waiting { until: u64, then: Option<String> },
+    Waiting {
+        until: u64,
+        then: Option<String>,
+    },
     Done(Ended),
 }
 
@@ -153,15 +185,24 @@ impl Watchdog {
                 if let Some((pid, deadline)) = due {
                     if Instant::now() > deadline {
                         f.store(pid, Ordering::SeqCst);
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            Signal::SIGKILL,
+                        );
                     }
                 }
             }
         });
-        Watchdog { armed, fired, stop, thread: Some(thread) }
+        Watchdog {
+            armed,
+            fired,
+            stop,
+            thread: Some(thread),
+        }
     }
     fn arm(&self, pid: i32, timeout: Duration) {
-        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some((pid, Instant::now() + timeout));
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((pid, Instant::now() + timeout));
     }
     fn disarm(&self) -> bool {
         *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -192,8 +233,15 @@ impl GateWorld<'_> {
         self.root.join(model_path.trim_start_matches('/'))
     }
     fn log_lines(&self, l: u32) -> Vec<String> {
-        let path = self.root.join(".racelab/logs").join(&self.prog.logs[l as usize]);
-        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+        let path = self
+            .root
+            .join(".racelab/logs")
+            .join(&self.prog.logs[l as usize]);
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -207,7 +255,10 @@ impl Env for GateWorld<'_> {
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         let path = || match args.first() {
             Some(Value::Str(s)) => Ok(s.to_string()),
-            other => Err(format!("expected a path, got {}", other.map_or("nothing", Value::type_name))),
+            other => Err(format!(
+                "expected a path, got {}",
+                other.map_or("nothing", Value::type_name)
+            )),
         };
         Ok(match q {
             // A section's holders are the marker files of live actors: a crashed holder's
@@ -236,18 +287,34 @@ impl Env for GateWorld<'_> {
 }
 
 /// Runs `prog`'s gate command once per actor and steps them as `chooser` says.
-pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) -> Result<Execution, GateError> {
+pub fn execute(
+    prog: &Program,
+    opts: &GateOptions,
+    chooser: &mut dyn Chooser,
+) -> Result<Execution, GateError> {
     let Some(command) = prog.gate.as_deref() else {
-        return Err(format!("scenario `{}` variant `{}` has no `gate \"COMMAND\"`: there is no real program to run", prog.scenario, prog.variant));
+        return Err(format!(
+            "scenario `{}` variant `{}` has no `gate \"COMMAND\"`: there is no real program to run",
+            prog.scenario, prog.variant
+        ));
     };
-    let run = tempfile::Builder::new().prefix("racelab-gate-").tempdir_in(&opts.base).map_err(|e| format!("cannot make a run directory in {}: {e}", opts.base.display()))?;
+    let run = tempfile::Builder::new()
+        .prefix("racelab-gate-")
+        .tempdir_in(&opts.base)
+        .map_err(|e| {
+            format!(
+                "cannot make a run directory in {}: {e}",
+                opts.base.display()
+            )
+        })?;
     let root = run.path().join("root");
     let logs = run.path().join("logs");
     for d in [root.join(".racelab/logs"), logs.clone()] {
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     for s in &prog.sections {
-        std::fs::create_dir_all(root.join(".racelab/critical").join(s)).map_err(|e| format!("{}: {e}", root.display()))?;
+        std::fs::create_dir_all(root.join(".racelab/critical").join(s))
+            .map_err(|e| format!("{}: {e}", root.display()))?;
     }
     for init in &prog.fs {
         let r = match init {
@@ -256,11 +323,20 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
         };
         r.map_err(|e| format!("setting up the run's files: {e}"))?;
     }
-    let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
 
     let mut procs = Vec::new();
     for (i, a) in prog.actors.iter().enumerate() {
-        let argv = expand_command(command, &root, &a.name, i, &opts.scenario_dir, &opts.racelab);
+        let argv = expand_command(
+            command,
+            &root,
+            &a.name,
+            i,
+            &opts.scenario_dir,
+            &opts.racelab,
+        );
         let env = vec![
             ("RACELAB_ROOT".to_string(), root.display().to_string()),
             ("RACELAB_ACTOR".to_string(), a.name.to_string()),
@@ -276,7 +352,17 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
             let path = std::env::var("PATH").unwrap_or_default();
             env.push(("PATH".to_string(), format!("{}:{path}", bin.display())));
         }
-        procs.push(Tracee::spawn(&opts.racelab, &argv, &env, &opts.scenario_dir, &root, &logs, opts.seed.wrapping_mul(0x100_0000_01B3).wrapping_add(i as u64 + 1))?);
+        procs.push(Tracee::spawn(
+            &opts.racelab,
+            &argv,
+            &env,
+            &opts.scenario_dir,
+            &root,
+            &logs,
+            opts.seed
+                .wrapping_mul(0x100_0000_01B3)
+                .wrapping_add(i as u64 + 1),
+        )?);
     }
 
     let watchdog = Watchdog::start();
@@ -292,14 +378,25 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
         // (a missing interpreter or module, a typo in the command): that is the setup's fault.
         if let Status::Done(end) = &st {
             if *end != Ended::Exited(0) {
-                return Err(format!("{} ({}) ended before its first gated call ({end:?}): {}", prog.actors[i].name, command, p.stderr_tail()));
+                return Err(format!(
+                    "{} ({}) ended before its first gated call ({end:?}): {}",
+                    prog.actors[i].name,
+                    command,
+                    p.stderr_tail()
+                ));
             }
         }
         status.push(st);
     }
     let mut fired = vec![false; prog.faults.len()];
     let mut last: Option<(usize, bool)> = None;
-    let mut exec = Execution { choices: Vec::new(), trace: Vec::new(), broken: Vec::new(), end: GateEnd::Finished, elapsed_ms: 0 };
+    let mut exec = Execution {
+        choices: Vec::new(),
+        trace: Vec::new(),
+        broken: Vec::new(),
+        end: GateEnd::Finished,
+        elapsed_ms: 0,
+    };
 
     let result = (|| -> Result<(), GateError> {
         loop {
@@ -309,7 +406,16 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
             // Wake whoever is due; when nobody can run, the clock jumps to the next wake-up.
             loop {
                 let ready = status.iter().any(|s| matches!(s, Status::Ready(_)));
-                let next = status.iter().filter_map(|s| if let Status::Waiting { until, .. } = s { Some(*until) } else { None }).min();
+                let next = status
+                    .iter()
+                    .filter_map(|s| {
+                        if let Status::Waiting { until, .. } = s {
+                            Some(*until)
+                        } else {
+                            None
+                        }
+                    })
+                    .min();
                 match next {
                     Some(t) if !ready || t <= clock.now_ns() => {
                         clock.advance_to(t);
@@ -330,7 +436,10 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                 }
             }
             let budget_left = fired.iter().filter(|f| **f).count() < prog.fault_budget;
-            let mut enabled: Vec<u8> = (0..n).filter(|&i| matches!(status[i], Status::Ready(_))).map(|i| i as u8).collect();
+            let mut enabled: Vec<u8> = (0..n)
+                .filter(|&i| matches!(status[i], Status::Ready(_)))
+                .map(|i| i as u8)
+                .collect();
             if enabled.is_empty() {
                 return Ok(());
             }
@@ -341,7 +450,10 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
             }
             if exec.choices.len() >= opts.max_steps {
                 exec.end = GateEnd::Livelock;
-                exec.record(oracle::LIVELOCK, format!("livelock: no end after {} gated steps", opts.max_steps));
+                exec.record(
+                    oracle::LIVELOCK,
+                    format!("livelock: no end after {} gated steps", opts.max_steps),
+                );
                 return Ok(());
             }
             let Some(c) = chooser.choose(exec.choices.len(), &enabled, last)? else {
@@ -349,17 +461,25 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                 return Ok(());
             };
             if !enabled.contains(&c) {
-                return Err(format!("the schedule chose #{c}, which is not enabled here (enabled: {enabled:?})"));
+                return Err(format!(
+                    "the schedule chose #{c}, which is not enabled here (enabled: {enabled:?})"
+                ));
             }
             exec.choices.push(c);
             let time_ms = clock.wall_ms();
             let c = c as usize;
             let (actor, operation, result) = if c < n {
-                let Status::Ready(call) = status[c].clone() else { unreachable!("enabled actors are ready") };
+                let Status::Ready(call) = status[c].clone() else {
+                    unreachable!("enabled actors are ready")
+                };
                 status[c] = resume(&mut procs[c], &clock, &watchdog, opts)?;
                 let result = match (procs[c].last_result.is_empty(), &status[c]) {
                     (true, _) => describe_end(&status[c]),
-                    (false, Status::Done(_)) => format!("{}, then {}", procs[c].last_result, describe_end(&status[c])),
+                    (false, Status::Done(_)) => format!(
+                        "{}, then {}",
+                        procs[c].last_result,
+                        describe_end(&status[c])
+                    ),
                     (false, _) => procs[c].last_result.clone(),
                 };
                 (c, call, result)
@@ -401,14 +521,27 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                     _ => {}
                 }
             }
-            let alive: Vec<bool> = status.iter().map(|s| !matches!(s, Status::Done(_))).collect();
-            let world = GateWorld { prog, root: &root, alive, clock };
+            let alive: Vec<bool> = status
+                .iter()
+                .map(|s| !matches!(s, Status::Done(_)))
+                .collect();
+            let world = GateWorld {
+                prog,
+                root: &root,
+                alive,
+                clock,
+            };
             let mut broke = Vec::new();
             for inv in prog.invariants.iter().filter(|i| i.when == When::Always) {
                 match eval(&inv.cond, &world).and_then(|v| truthy(&v)) {
                     Ok(true) => {}
                     Ok(false) => broke.push(inv.name.clone()),
-                    Err(e) => return Err(format!("invariant `{}` cannot be read from the real files: {e}", inv.name)),
+                    Err(e) => {
+                        return Err(format!(
+                            "invariant `{}` cannot be read from the real files: {e}",
+                            inv.name
+                        ))
+                    }
                 }
             }
             for name in &broke {
@@ -416,7 +549,14 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
                     exec.record(name, format!("{} broke: {}", inv.name, inv.text));
                 }
             }
-            exec.trace.push(TraceStep { actor: Some(actor), time_ms, operation, result, broke, line: 0 });
+            exec.trace.push(TraceStep {
+                actor: Some(actor),
+                time_ms,
+                operation,
+                result,
+                broke,
+                line: 0,
+            });
         }
     })();
     drop(watchdog);
@@ -427,12 +567,25 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
     }
     result?;
     if exec.end == GateEnd::Finished {
-        let world = GateWorld { prog, root: &root, alive: vec![false; n], clock };
+        let world = GateWorld {
+            prog,
+            root: &root,
+            alive: vec![false; n],
+            clock,
+        };
         for inv in prog.invariants.iter().filter(|i| i.when == When::AtEnd) {
             match eval(&inv.cond, &world).and_then(|v| truthy(&v)) {
                 Ok(true) => {}
-                Ok(false) => exec.record(&inv.name, format!("{} broke at the end: {}", inv.name, inv.text)),
-                Err(e) => return Err(format!("invariant `{}` cannot be read from the real files: {e}", inv.name)),
+                Ok(false) => exec.record(
+                    &inv.name,
+                    format!("{} broke at the end: {}", inv.name, inv.text),
+                ),
+                Err(e) => {
+                    return Err(format!(
+                        "invariant `{}` cannot be read from the real files: {e}",
+                        inv.name
+                    ))
+                }
             }
         }
     }
@@ -440,13 +593,21 @@ pub fn execute(prog: &Program, opts: &GateOptions, chooser: &mut dyn Chooser) ->
 }
 
 /// Lets `p`'s pending call happen and runs it to its next stop, under the watchdog.
-fn resume(p: &mut Tracee, clock: &VirtualClock, watchdog: &Watchdog, opts: &GateOptions) -> Result<Status, GateError> {
+fn resume(
+    p: &mut Tracee,
+    clock: &VirtualClock,
+    watchdog: &Watchdog,
+    opts: &GateOptions,
+) -> Result<Status, GateError> {
     watchdog.arm(p.pid.as_raw(), opts.step_timeout);
     let stop = p.resume(clock);
     let hung = watchdog.disarm();
     Ok(match stop? {
         Stop::Step(call) => Status::Ready(call),
-        Stop::Sleep(until) if opts.tick_ns > 0 => Status::Waiting { until: until.div_ceil(opts.tick_ns) * opts.tick_ns, then: None },
+        Stop::Sleep(until) if opts.tick_ns > 0 => Status::Waiting {
+            until: until.div_ceil(opts.tick_ns) * opts.tick_ns,
+            then: None,
+        },
         Stop::Sleep(until) => Status::Waiting { until, then: None },
         Stop::Exited(code) => Status::Done(Ended::Exited(code)),
         Stop::Killed(_) if hung => Status::Done(Ended::Hung),
@@ -459,7 +620,12 @@ fn resume(p: &mut Tracee, clock: &VirtualClock, watchdog: &Watchdog, opts: &Gate
 fn changes_files(operation: &str, result: &str) -> bool {
     let op = operation.split('(').next().unwrap_or("");
     let failed = result.starts_with('E');
-    matches!(op, "link" | "unlink" | "rename" | "utime" | "write" | "mkdir" | "rmdir") && !failed || operation.starts_with("enter ") || operation.starts_with("leave ")
+    matches!(
+        op,
+        "link" | "unlink" | "rename" | "utime" | "write" | "mkdir" | "rmdir"
+    ) && !failed
+        || operation.starts_with("enter ")
+        || operation.starts_with("leave ")
 }
 
 fn describe_end(s: &Status) -> String {

@@ -52,13 +52,20 @@ pub const TRAPPED: &[i64] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     /// A call that names files: `paths` are (dirfd, path pointer) pairs still to be read.
-    Path { op: &'static str, paths: Vec<(i64, u64)> },
+    Path {
+        op: &'static str,
+        paths: Vec<(i64, u64)>,
+    },
     /// read/write/close on a file descriptor.
     Fd { op: &'static str, fd: i64 },
     /// A copy of descriptor `fd` (dup, dup2, dup3, fcntl F_DUPFD): tracked like the original.
     Dup { fd: i64 },
     /// What time is it: `clock` (or -1 for gettimeofday, -2 for time), into `buf`.
-    Time { clock: i64, buf: u64, kind: TimeKind },
+    Time {
+        clock: i64,
+        buf: u64,
+        kind: TimeKind,
+    },
     /// Sleep: relative (`abs` false) or until an absolute time on `clock`, read from `req`.
     Sleep { clock: i64, req: u64, abs: bool },
     /// Random bytes, `len` of them into `buf`.
@@ -81,18 +88,37 @@ const AT_FDCWD: i64 = libc::AT_FDCWD as i64;
 /// Decodes syscall `nr` with arguments `a`. `None`: not a trapped call (cannot happen with the
 /// gate's own filter).
 pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
-    let path = |op, dirfd: i64, p: u64| Call::Path { op, paths: vec![(dirfd, p)] };
-    let two = |op, d1: i64, p1: u64, d2: i64, p2: u64| Call::Path { op, paths: vec![(d1, p1), (d2, p2)] };
-    let fd = |op, fd: u64| Call::Fd { op, fd: fd as i32 as i64 };
+    let path = |op, dirfd: i64, p: u64| Call::Path {
+        op,
+        paths: vec![(dirfd, p)],
+    };
+    let two = |op, d1: i64, p1: u64, d2: i64, p2: u64| Call::Path {
+        op,
+        paths: vec![(d1, p1), (d2, p2)],
+    };
+    let fd = |op, fd: u64| Call::Fd {
+        op,
+        fd: fd as i32 as i64,
+    };
     Some(match nr {
         libc::SYS_open | libc::SYS_creat => path("open", AT_FDCWD, a[0]),
         libc::SYS_openat => path("open", a[0] as i32 as i64, a[1]),
         libc::SYS_link => two("link", AT_FDCWD, a[0], AT_FDCWD, a[1]),
         libc::SYS_linkat => two("link", a[0] as i32 as i64, a[1], a[2] as i32 as i64, a[3]),
         libc::SYS_unlink => path("unlink", AT_FDCWD, a[0]),
-        libc::SYS_unlinkat => path(if a[2] as i32 & libc::AT_REMOVEDIR != 0 { "rmdir" } else { "unlink" }, a[0] as i32 as i64, a[1]),
+        libc::SYS_unlinkat => path(
+            if a[2] as i32 & libc::AT_REMOVEDIR != 0 {
+                "rmdir"
+            } else {
+                "unlink"
+            },
+            a[0] as i32 as i64,
+            a[1],
+        ),
         libc::SYS_rename => two("rename", AT_FDCWD, a[0], AT_FDCWD, a[1]),
-        libc::SYS_renameat | libc::SYS_renameat2 => two("rename", a[0] as i32 as i64, a[1], a[2] as i32 as i64, a[3]),
+        libc::SYS_renameat | libc::SYS_renameat2 => {
+            two("rename", a[0] as i32 as i64, a[1], a[2] as i32 as i64, a[3])
+        }
         libc::SYS_mkdir => path("mkdir", AT_FDCWD, a[0]),
         libc::SYS_mkdirat => path("mkdir", a[0] as i32 as i64, a[1]),
         libc::SYS_rmdir => path("rmdir", AT_FDCWD, a[0]),
@@ -105,15 +131,44 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
         libc::SYS_read | libc::SYS_pread64 => fd("read", a[0]),
         libc::SYS_write | libc::SYS_pwrite64 => fd("write", a[0]),
         libc::SYS_close => fd("close", a[0]),
-        libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 => Call::Dup { fd: a[0] as i32 as i64 },
-        libc::SYS_fcntl if matches!(a[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => Call::Dup { fd: a[0] as i32 as i64 },
+        libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 => Call::Dup {
+            fd: a[0] as i32 as i64,
+        },
+        libc::SYS_fcntl if matches!(a[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
+            Call::Dup {
+                fd: a[0] as i32 as i64,
+            }
+        }
         libc::SYS_fcntl => Call::Other,
-        libc::SYS_clock_gettime => Call::Time { clock: a[0] as i64, buf: a[1], kind: TimeKind::Timespec },
-        libc::SYS_gettimeofday => Call::Time { clock: -1, buf: a[0], kind: TimeKind::Timeval },
-        libc::SYS_time => Call::Time { clock: -2, buf: a[0], kind: TimeKind::Seconds },
-        libc::SYS_nanosleep => Call::Sleep { clock: libc::CLOCK_MONOTONIC as i64, req: a[0], abs: false },
-        libc::SYS_clock_nanosleep => Call::Sleep { clock: a[0] as i64, req: a[2], abs: a[1] as i32 & libc::TIMER_ABSTIME != 0 },
-        libc::SYS_getrandom => Call::Random { buf: a[0], len: a[1] },
+        libc::SYS_clock_gettime => Call::Time {
+            clock: a[0] as i64,
+            buf: a[1],
+            kind: TimeKind::Timespec,
+        },
+        libc::SYS_gettimeofday => Call::Time {
+            clock: -1,
+            buf: a[0],
+            kind: TimeKind::Timeval,
+        },
+        libc::SYS_time => Call::Time {
+            clock: -2,
+            buf: a[0],
+            kind: TimeKind::Seconds,
+        },
+        libc::SYS_nanosleep => Call::Sleep {
+            clock: libc::CLOCK_MONOTONIC as i64,
+            req: a[0],
+            abs: false,
+        },
+        libc::SYS_clock_nanosleep => Call::Sleep {
+            clock: a[0] as i64,
+            req: a[2],
+            abs: a[1] as i32 & libc::TIMER_ABSTIME != 0,
+        },
+        libc::SYS_getrandom => Call::Random {
+            buf: a[0],
+            len: a[1],
+        },
         libc::SYS_fork | libc::SYS_vfork | libc::SYS_clone | libc::SYS_clone3 => Call::Spawn,
         _ => return None,
     })
@@ -136,5 +191,8 @@ pub fn virtual_clock(clock: i64) -> bool {
 
 /// Whether `clock` counts from the epoch (wall clocks) rather than from boot.
 pub fn wall_clock(clock: i64) -> bool {
-    matches!(clock as i32, libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI) || clock < 0
+    matches!(
+        clock as i32,
+        libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI
+    ) || clock < 0
 }

@@ -80,11 +80,21 @@ impl Tracee {
     /// Starts `argv` under the gate: the racelab binary re-executed as `__gate-exec`, stopped
     /// before the program itself runs. Output goes to files in `logs` (a full pipe would
     /// block a process racelab keeps stopped).
-    pub fn spawn(racelab: &Path, argv: &[String], env: &[(String, String)], cwd: &Path, root: &Path, logs: &Path, seed: u64) -> Result<Tracee, GateError> {
+    pub fn spawn(
+        racelab: &Path,
+        argv: &[String],
+        env: &[(String, String)],
+        cwd: &Path,
+        root: &Path,
+        logs: &Path,
+        seed: u64,
+    ) -> Result<Tracee, GateError> {
         let name = format!("{seed}");
-        let stdout = File::create(logs.join(format!("{name}.out"))).map_err(|e| format!("cannot create the gated process's log: {e}"))?;
+        let stdout = File::create(logs.join(format!("{name}.out")))
+            .map_err(|e| format!("cannot create the gated process's log: {e}"))?;
         let stderr_path = logs.join(format!("{name}.err"));
-        let stderr = File::create(&stderr_path).map_err(|e| format!("cannot create the gated process's log: {e}"))?;
+        let stderr = File::create(&stderr_path)
+            .map_err(|e| format!("cannot create the gated process's log: {e}"))?;
         // Its own process group: a Ctrl-C at the terminal reaches racelab, which stops between
         // steps and reaps every gated process (PTRACE_O_EXITKILL kills them if racelab dies).
         let child = Command::new(racelab)
@@ -118,11 +128,21 @@ impl Tracee {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
             Ok(WaitStatus::Exited(_, code)) => {
                 t.at = At::Gone;
-                return Err(format!("the gate launcher exited with status {code}: {}", t.stderr_tail()));
+                return Err(format!(
+                    "the gate launcher exited with status {code}: {}",
+                    t.stderr_tail()
+                ));
             }
-            other => return Err(format!("the gate launcher did not stop as expected: {other:?}")),
+            other => {
+                return Err(format!(
+                    "the gate launcher did not stop as expected: {other:?}"
+                ))
+            }
         }
-        let opts = Options::PTRACE_O_TRACESECCOMP | Options::PTRACE_O_TRACEEXEC | Options::PTRACE_O_EXITKILL | Options::PTRACE_O_TRACESYSGOOD;
+        let opts = Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_TRACEEXEC
+            | Options::PTRACE_O_EXITKILL
+            | Options::PTRACE_O_TRACESYSGOOD;
         ptrace::setoptions(pid, opts).map_err(|e| format!("PTRACE_SETOPTIONS: {e}"))?;
         Ok(t)
     }
@@ -199,7 +219,9 @@ impl Tracee {
                 use std::os::unix::process::ExitStatusExt;
                 match (st.code(), st.signal()) {
                     (Some(c), _) => Ok(Stop::Exited(c)),
-                    (_, Some(s)) => Ok(Stop::Killed(Signal::try_from(s).unwrap_or(Signal::SIGKILL))),
+                    (_, Some(s)) => {
+                        Ok(Stop::Killed(Signal::try_from(s).unwrap_or(Signal::SIGKILL)))
+                    }
                     _ => Ok(Stop::Exited(-1)),
                 }
             }
@@ -222,11 +244,15 @@ impl Tracee {
                     let _ = self.child.wait();
                     return Ok(Stop::Killed(sig));
                 }
-                WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_EXEC as i32 => {
+                WaitStatus::PtraceEvent(_, _, ev)
+                    if ev == ptrace::Event::PTRACE_EVENT_EXEC as i32 =>
+                {
                     self.on_exec()?;
                     self.cont(None)?;
                 }
-                WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_SECCOMP as i32 => {
+                WaitStatus::PtraceEvent(_, _, ev)
+                    if ev == ptrace::Event::PTRACE_EVENT_SECCOMP as i32 =>
+                {
                     if !self.execed {
                         // The launcher's own calls between its filter and exec.
                         self.cont(None)?;
@@ -399,7 +425,12 @@ impl Tracee {
         }
         let pending = self.pending.take();
         self.last_result = if ret < 0 {
-            nix::errno::Errno::from_raw(-ret as i32).to_string().split(':').next().unwrap_or("error").to_string()
+            nix::errno::Errno::from_raw(-ret as i32)
+                .to_string()
+                .split(':')
+                .next()
+                .unwrap_or("error")
+                .to_string()
         } else {
             match pending.as_ref().map(|p| p.op) {
                 Some("read") | Some("write") => format!("{ret} bytes"),
@@ -425,7 +456,8 @@ impl Tracee {
         loop {
             match waitpid(self.pid, None).map_err(|e| format!("waitpid: {e}"))? {
                 WaitStatus::PtraceSyscall(_) => {
-                    let info = ptrace::syscall_info(self.pid).map_err(|e| format!("PTRACE_GET_SYSCALL_INFO: {e}"))?;
+                    let info = ptrace::syscall_info(self.pid)
+                        .map_err(|e| format!("PTRACE_GET_SYSCALL_INFO: {e}"))?;
                     if info.op == libc::PTRACE_SYSCALL_INFO_EXIT {
                         break;
                     }
@@ -441,11 +473,14 @@ impl Tracee {
                     self.exit_status = Some(Stop::Killed(sig));
                     return Ok(0);
                 }
-                WaitStatus::Stopped(_, sig) => ptrace::syscall(self.pid, Some(sig)).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
+                WaitStatus::Stopped(_, sig) => ptrace::syscall(self.pid, Some(sig))
+                    .map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
                 _ => ptrace::syscall(self.pid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
             }
         }
-        Ok(ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?.rax as i64)
+        Ok(ptrace::getregs(self.pid)
+            .map_err(|e| format!("PTRACE_GETREGS: {e}"))?
+            .rax as i64)
     }
 
     /// Skips the call the tracee is stopped at (seccomp stop): it returns `ret` without running.
@@ -468,9 +503,15 @@ impl Tracee {
             .open(format!("/proc/{}/mem", self.pid))
             .map_err(|e| format!("cannot open the gated process's memory: {e}"))?;
         self.mem = Some(mem);
-        let sp = ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?.rsp;
+        let sp = ptrace::getregs(self.pid)
+            .map_err(|e| format!("PTRACE_GETREGS: {e}"))?
+            .rsp;
         // The initial stack: argc, argv..., NULL, envp..., NULL, then the auxiliary vector.
-        let word = |t: &Tracee, at: u64| -> Result<u64, GateError> { Ok(u64::from_ne_bytes(t.read_mem(at, 8)?.try_into().unwrap_or_default())) };
+        let word = |t: &Tracee, at: u64| -> Result<u64, GateError> {
+            Ok(u64::from_ne_bytes(
+                t.read_mem(at, 8)?.try_into().unwrap_or_default(),
+            ))
+        };
         let argc = word(self, sp)?;
         let mut at = sp + 8 * (argc + 2);
         while word(self, at)? != 0 {
@@ -496,7 +537,11 @@ impl Tracee {
         let full = if p.is_absolute() {
             p
         } else {
-            let base = if dirfd == libc::AT_FDCWD as i64 { format!("/proc/{}/cwd", self.pid) } else { format!("/proc/{}/fd/{dirfd}", self.pid) };
+            let base = if dirfd == libc::AT_FDCWD as i64 {
+                format!("/proc/{}/cwd", self.pid)
+            } else {
+                format!("/proc/{}/fd/{dirfd}", self.pid)
+            };
             std::fs::read_link(&base).unwrap_or_default().join(p)
         };
         let mut out = PathBuf::new();
@@ -527,19 +572,30 @@ impl Tracee {
     }
 
     fn read_mem(&self, at: u64, len: usize) -> Result<Vec<u8>, GateError> {
-        let mem = self.mem.as_ref().ok_or("the process's memory is not open yet")?;
+        let mem = self
+            .mem
+            .as_ref()
+            .ok_or("the process's memory is not open yet")?;
         let mut buf = vec![0; len];
-        let n = mem.read_at(&mut buf, at).map_err(|e| format!("reading the gated process's memory at {at:#x}: {e}"))?;
+        let n = mem
+            .read_at(&mut buf, at)
+            .map_err(|e| format!("reading the gated process's memory at {at:#x}: {e}"))?;
         buf.truncate(n);
         if n == 0 {
-            return Err(format!("reading the gated process's memory at {at:#x}: nothing there"));
+            return Err(format!(
+                "reading the gated process's memory at {at:#x}: nothing there"
+            ));
         }
         Ok(buf)
     }
 
     fn write_mem(&self, at: u64, bytes: &[u8]) -> Result<(), GateError> {
-        let mem = self.mem.as_ref().ok_or("the process's memory is not open yet")?;
-        mem.write_all_at(bytes, at).map_err(|e| format!("writing the gated process's memory at {at:#x}: {e}"))
+        let mem = self
+            .mem
+            .as_ref()
+            .ok_or("the process's memory is not open yet")?;
+        mem.write_all_at(bytes, at)
+            .map_err(|e| format!("writing the gated process's memory at {at:#x}: {e}"))
     }
 
     /// splitmix64: the gated program's "random" bytes, the same on every run of a schedule.
@@ -555,7 +611,10 @@ impl Tracee {
 /// A root-relative path as the step table shows it: the file name (the directory is the
 /// scenario's), or what racelab's own conventions mean (`section list/locker1`, `log done`).
 fn short_name(rel: &Path) -> String {
-    let parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = rel
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
     match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [".racelab", "critical", s, a] => format!("section {s}/{a}"),
         [".racelab", "logs", l] => format!("log {l}"),

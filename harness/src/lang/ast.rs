@@ -21,32 +21,69 @@ pub struct Scenario {
 
 #[derive(Debug, Clone)]
 pub enum Item {
-    Const { name: Ident, value: Expr },
-    Fs { entries: Vec<FsEntry>, span: Span },
-    Cell { name: Ident, init: Expr },
-    Log { name: Ident },
+    Const {
+        name: Ident,
+        value: Expr,
+    },
+    Fs {
+        entries: Vec<FsEntry>,
+        span: Span,
+    },
+    Cell {
+        name: Ident,
+        init: Expr,
+    },
+    Log {
+        name: Ident,
+    },
     Proc(Proc),
     Actor(Actor),
     Invariant(Invariant),
     /// `local NAME = value`: a thread-local variable; every actor has its own copy.
-    Local { name: Ident, init: Expr },
+    Local {
+        name: Ident,
+        init: Expr,
+    },
     /// `lock NAME`, `rlock NAME`, `rwlock NAME`.
-    Lock { name: Ident, kind: crate::ir::LockKind },
+    Lock {
+        name: Ident,
+        kind: crate::ir::LockKind,
+    },
     Fault(Fault),
     /// `faults N`: how many faults may land in one execution.
-    FaultBudget { n: i64, span: Span },
+    FaultBudget {
+        n: i64,
+        span: Span,
+    },
     /// `nfs cache 3s`: model the filesystem as seen through caching NFS clients.
-    Nfs { cache: Expr, span: Span },
+    Nfs {
+        cache: Expr,
+        span: Span,
+    },
     /// `database [innodb|postgres] { "CREATE TABLE ..." "INSERT ..." }`.
-    Database { flavour: Option<Ident>, statements: Vec<(String, Span)>, span: Span },
+    Database {
+        flavour: Option<Ident>,
+        statements: Vec<(String, Span)>,
+        span: Span,
+    },
     /// `param NAME in LOW..=HIGH`: a constant whose value each exploration draws from the range.
-    Param { name: Ident, low: Expr, high: Expr, span: Span },
+    Param {
+        name: Ident,
+        low: Expr,
+        high: Expr,
+        span: Span,
+    },
     /// `database NAME`: another database on the same server, with no tables, that actors open
     /// connections to with `connect("NAME")` (Launchpad's read-write master and its replica).
-    NamedDatabase { name: Ident },
+    NamedDatabase {
+        name: Ident,
+    },
     /// `gate "python3 $SCENARIO_DIR/drivers/x.py $ROOT"`: the real program each actor runs
     /// under racelab's gate (`--backend gate`); `gate none` in a variant that has no real twin.
-    Gate { command: Option<String>, span: Span },
+    Gate {
+        command: Option<String>,
+        span: Span,
+    },
 }
 
 /// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,
@@ -63,9 +100,14 @@ pub struct Fault {
 pub enum FaultSpec {
     Crash,
     Stall(Expr),
-    Signal { signal: Ident, kill_after: Option<Expr> },
+    Signal {
+        signal: Ident,
+        kill_after: Option<Expr>,
+    },
     /// `retransmit ACTOR link`.
-    Retransmit { op: Ident },
+    Retransmit {
+        op: Ident,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -157,12 +199,22 @@ pub enum StmtKind {
     Fail(Expr),
     Expr(Expr),
     /// `acquire L`, `acquire read L`, `acquire write L`.
-    Acquire { lock: Ident, mode: Option<Ident> },
+    Acquire {
+        lock: Ident,
+        mode: Option<Ident>,
+    },
     Release(Ident),
     /// `with L { ... }`: acquire, the body, release (also on break, continue and return).
-    With { lock: Ident, mode: Option<Ident>, body: Block },
+    With {
+        lock: Ident,
+        mode: Option<Ident>,
+        body: Block,
+    },
     /// `on TERM call handler(args)` installs a handler; `on TERM default` removes it.
-    On { signal: Ident, handler: Option<(Ident, Vec<Expr>)> },
+    On {
+        signal: Ident,
+        handler: Option<(Ident, Vec<Expr>)>,
+    },
     /// `exit`: the actor ends here, from any depth (Python's `sys.exit(0)`).
     Exit,
 }

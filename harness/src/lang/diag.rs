@@ -12,7 +12,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start, end: end.max(start) }
+        Span {
+            start,
+            end: end.max(start),
+        }
     }
     pub fn to(self, other: Span) -> Span {
         Span::new(self.start.min(other.start), self.end.max(other.end))
@@ -30,7 +33,12 @@ pub struct Diag {
 
 impl Diag {
     pub fn new(span: Span, message: impl Into<String>, label: impl Into<String>) -> Diag {
-        Diag { span, message: message.into(), label: label.into(), help: None }
+        Diag {
+            span,
+            message: message.into(),
+            label: label.into(),
+            help: None,
+        }
     }
     pub fn help(mut self, help: impl Into<String>) -> Diag {
         self.help = Some(help.into());
@@ -51,15 +59,31 @@ impl ScenarioErrors {
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         diags.dedup();
         let source = NamedSource::new(name, src.to_string());
-        let singles = diags.iter().map(|d| SingleDiag { diag: d.clone(), src: source.clone() }).collect();
-        ScenarioErrors { name: name.to_string(), diags, singles }
+        let singles = diags
+            .iter()
+            .map(|d| SingleDiag {
+                diag: d.clone(),
+                src: source.clone(),
+            })
+            .collect();
+        ScenarioErrors {
+            name: name.to_string(),
+            diags,
+            singles,
+        }
     }
 }
 
 impl fmt::Display for ScenarioErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.diags.len();
-        write!(f, "{} error{} in {}", n, if n == 1 { "" } else { "s" }, self.name)
+        write!(
+            f,
+            "{} error{} in {}",
+            n,
+            if n == 1 { "" } else { "s" },
+            self.name
+        )
     }
 }
 
@@ -91,20 +115,31 @@ impl std::error::Error for SingleDiag {}
 
 impl Diagnostic for SingleDiag {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.src)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = SourceSpan::new(self.diag.span.start.into(), self.diag.span.end - self.diag.span.start);
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(self.diag.label.clone()), span))))
+        let span = SourceSpan::new(
+            self.diag.span.start.into(),
+            self.diag.span.end - self.diag.span.start,
+        );
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.diag.label.clone()),
+            span,
+        ))))
     }
 }
 
 /// Renders errors as plain text (no colour, ASCII-safe unicode box drawing), for tests and non-TTY output.
 pub fn render_plain(errors: &ScenarioErrors) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100);
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
     let mut out = String::new();
     for single in &errors.singles {
         let _ = handler.render_report(&mut out, single);

@@ -25,8 +25,8 @@ pub struct Token {
 }
 
 const PUNCTS: &[&str] = &[
-    "..=", "=>", "==", "!=", "<=", ">=", "{", "}", "(", ")", "[", "]", ",", ":", ";", ".", "=", "<", ">",
-    "+", "-", "*", "/", "%",
+    "..=", "=>", "==", "!=", "<=", ">=", "{", "}", "(", ")", "[", "]", ",", ":", ";", ".", "=",
+    "<", ">", "+", "-", "*", "/", "%",
 ];
 
 /// Splits `src` into tokens. Lexical errors are collected, and lexing goes on after each.
@@ -71,7 +71,14 @@ pub fn lex(src: &str, diags: &mut Vec<Diag>) -> Vec<Token> {
             let unit = &src[unit_start..i];
             match digits.parse::<i64>() {
                 Err(_) => {
-                    diags.push(Diag::new(Span::new(start, i), "integer literal is too large", "this number").help("integers are 64-bit signed"));
+                    diags.push(
+                        Diag::new(
+                            Span::new(start, i),
+                            "integer literal is too large",
+                            "this number",
+                        )
+                        .help("integers are 64-bit signed"),
+                    );
                     Tok::Int(0)
                 }
                 Ok(n) => match unit {
@@ -82,8 +89,12 @@ pub fn lex(src: &str, diags: &mut Vec<Diag>) -> Vec<Token> {
                     "h" => Tok::Duration(n.saturating_mul(3_600_000)),
                     _ => {
                         diags.push(
-                            Diag::new(Span::new(unit_start, i), format!("unknown duration unit `{unit}`"), "unknown unit")
-                                .help("durations are written like `10ms`, `15s`, `2m` or `1h`"),
+                            Diag::new(
+                                Span::new(unit_start, i),
+                                format!("unknown duration unit `{unit}`"),
+                                "unknown unit",
+                            )
+                            .help("durations are written like `10ms`, `15s`, `2m` or `1h`"),
                         );
                         Tok::Duration(n)
                     }
@@ -127,8 +138,12 @@ pub fn lex(src: &str, diags: &mut Vec<Diag>) -> Vec<Token> {
             }
             if !closed {
                 diags.push(
-                    Diag::new(Span::new(start, i), "unterminated string", "this string is never closed")
-                        .help("close the string with `\"` on the same line"),
+                    Diag::new(
+                        Span::new(start, i),
+                        "unterminated string",
+                        "this string is never closed",
+                    )
+                    .help("close the string with `\"` on the same line"),
                 );
             }
             Tok::Str(s)
@@ -139,15 +154,29 @@ pub fn lex(src: &str, diags: &mut Vec<Diag>) -> Vec<Token> {
             let ch = src[i..].chars().next().unwrap_or('\0');
             i += ch.len_utf8().max(1);
             diags.push(
-                Diag::new(Span::new(start, i), format!("unexpected character `{}`", ch.escape_debug()), "not part of the language")
-                    .help("comments start with `#`; strings are written in double quotes"),
+                Diag::new(
+                    Span::new(start, i),
+                    format!("unexpected character `{}`", ch.escape_debug()),
+                    "not part of the language",
+                )
+                .help("comments start with `#`; strings are written in double quotes"),
             );
             nl = false;
             continue;
         };
-        out.push(Token { tok, span: Span::new(start, i), nl_before: nl, content_start });
+        out.push(Token {
+            tok,
+            span: Span::new(start, i),
+            nl_before: nl,
+            content_start,
+        });
         nl = false;
     }
-    out.push(Token { tok: Tok::Eof, span: Span::new(src.len(), src.len()), nl_before: true, content_start: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        span: Span::new(src.len(), src.len()),
+        nl_before: true,
+        content_start: src.len(),
+    });
     out
 }

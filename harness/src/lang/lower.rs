@@ -114,24 +114,50 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     }
     // Parameters first: constants and everything else may use them.
     for item in &input.items {
-        if let Item::Param { name, low, high, span } = item {
+        if let Item::Param {
+            name,
+            low,
+            high,
+            span,
+        } = item
+        {
             let (lo, hi) = (cx.const_value(low), cx.const_value(high));
             let (Value::Int(lo), Value::Int(hi)) = (lo, hi) else {
-                cx.err(*span, "a parameter ranges over integers or durations", "not a range of numbers", "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`");
+                cx.err(
+                    *span,
+                    "a parameter ranges over integers or durations",
+                    "not a range of numbers",
+                    "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`",
+                );
                 continue;
             };
             if lo > hi {
-                cx.err(*span, format!("the range {lo}..={hi} is empty"), "empty range", "write the low end first");
+                cx.err(
+                    *span,
+                    format!("the range {lo}..={hi} is empty"),
+                    "empty range",
+                    "write the low end first",
+                );
                 continue;
             }
             let value = input.params.get(&name.name).copied().unwrap_or(lo);
             if !(lo..=hi).contains(&value) {
                 cx.err(name.span, format!("parameter `{}` = {value} is outside its range {lo}..={hi}", name.name), "out of range", "a replay token's parameters must fit the scenario's ranges; explore again for a fresh token");
             }
-            if cx.consts.insert(name.name.clone(), Value::Int(value)).is_some() || prog.params.iter().any(|p| p.name == name.name) {
+            if cx
+                .consts
+                .insert(name.name.clone(), Value::Int(value))
+                .is_some()
+                || prog.params.iter().any(|p| p.name == name.name)
+            {
                 cx.dup(name, "parameter");
             }
-            prog.params.push(ParamIr { name: name.name.clone(), low: lo, high: hi, value });
+            prog.params.push(ParamIr {
+                name: name.name.clone(),
+                low: lo,
+                high: hi,
+                value,
+            });
         }
     }
     for item in &input.items {
@@ -158,7 +184,11 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                 }
                 named_databases.push(name.clone());
             }
-            Item::Database { flavour, statements, span } => {
+            Item::Database {
+                flavour,
+                statements,
+                span,
+            } => {
                 if cx.has_database {
                     cx.err(*span, "a second `database`", "declared again here", "a scenario has one database; put every table in the same `database { ... }` block");
                 }
@@ -169,7 +199,12 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             Item::Gate { command, .. } => prog.gate = command.clone(),
             Item::Nfs { cache, span } => match cx.const_value(cache) {
                 Value::Int(ms) if ms >= 0 => prog.nfs_cache_ms = Some(ms),
-                v => cx.err(*span, format!("expected a duration, found {v}"), "not a duration", "write `nfs cache 3s` (Linux's acregmin is 3 s)"),
+                v => cx.err(
+                    *span,
+                    format!("expected a duration, found {v}"),
+                    "not a duration",
+                    "write `nfs cache 3s` (Linux's acregmin is 3 s)",
+                ),
             },
             Item::FaultBudget { n, span } => {
                 if !(0..=8).contains(n) {
@@ -226,7 +261,11 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                     );
                 }
                 let id = proc_defs.len() as u32;
-                if cx.procs.insert(p.name.name.clone(), (id, p.params.len())).is_some() {
+                if cx
+                    .procs
+                    .insert(p.name.name.clone(), (id, p.params.len()))
+                    .is_some()
+                {
                     cx.dup(&p.name, "procedure");
                 }
                 proc_defs.push(p);
@@ -243,7 +282,10 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     }
     let mut actor_names: HashMap<String, Span> = HashMap::new();
     for a in &actor_defs {
-        if actor_names.insert(a.name.name.clone(), a.name.span).is_some() {
+        if actor_names
+            .insert(a.name.name.clone(), a.name.span)
+            .is_some()
+        {
             cx.dup(&a.name, "actor");
         }
         let id = prog.procs.len() as u32;
@@ -252,8 +294,12 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             None => 1,
             Some((n, span)) if !(1..=64).contains(&n) => {
                 cx.diags.push(
-                    Diag::new(span, format!("an actor count must be between 1 and 64, not {n}"), "out of range")
-                        .help("explore with a few actors: races need two or three, not hundreds"),
+                    Diag::new(
+                        span,
+                        format!("an actor count must be between 1 and 64, not {n}"),
+                        "out of range",
+                    )
+                    .help("explore with a few actors: races need two or three, not hundreds"),
                 );
                 1
             }
@@ -270,8 +316,16 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             },
         };
         for i in 1..=count {
-            let name = if count == 1 { a.name.name.clone() } else { format!("{}{}", a.name.name, i) };
-            prog.actors.push(ActorIr { name: Arc::from(name.as_str()), proc: id, client });
+            let name = if count == 1 {
+                a.name.name.clone()
+            } else {
+                format!("{}{}", a.name.name, i)
+            };
+            prog.actors.push(ActorIr {
+                name: Arc::from(name.as_str()),
+                proc: id,
+                client,
+            });
         }
     }
     for f in &fault_defs {
@@ -284,14 +338,20 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
     }
     if actor_defs.is_empty() {
         cx.diags.push(
-            Diag::new(Span::new(0, 0), "the scenario has no actors", "nothing would run")
-                .help("declare at least one actor: `actor worker x 2 { ... }`"),
+            Diag::new(
+                Span::new(0, 0),
+                "the scenario has no actors",
+                "nothing would run",
+            )
+            .help("declare at least one actor: `actor worker x 2 { ... }`"),
         );
     }
 
     for item in &input.items {
         if let Item::Invariant(inv) = item {
-            if prog.invariants.iter().any(|i| i.name == inv.name.name) || oracle::ALL.contains(&inv.name.name.as_str()) {
+            if prog.invariants.iter().any(|i| i.name == inv.name.name)
+                || oracle::ALL.contains(&inv.name.name.as_str())
+            {
                 cx.dup(&inv.name, "invariant");
             }
             let cond = cx.lower_pure(&inv.cond);
@@ -407,7 +467,12 @@ impl Fx {
         }
     }
     fn lookup(&self, name: &str) -> Option<Reg> {
-        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _)| n == name).map(|(_, r)| *r)
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| *r)
     }
     fn bind(&mut self, name: &str, r: Reg) {
         if let Some(s) = self.scopes.last_mut() {
@@ -417,17 +482,34 @@ impl Fx {
 }
 
 impl<'a> Cx<'a> {
-    fn err(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+    fn err(
+        &mut self,
+        span: Span,
+        msg: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diags.push(Diag::new(span, msg, label).help(help));
     }
 
     fn dup(&mut self, name: &Ident, what: &str) {
         let n = name.name.clone();
-        self.err(name.span, format!("{what} `{n}` is declared twice"), "declared again here", format!("rename one of the two; names of {what}s must be unique"));
+        self.err(
+            name.span,
+            format!("{what} `{n}` is declared twice"),
+            "declared again here",
+            format!("rename one of the two; names of {what}s must be unique"),
+        );
     }
 
     fn label(&mut self, span: Span) -> u32 {
-        let text = self.src.get(span.start..span.end).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = self
+            .src
+            .get(span.start..span.end)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let line = self.line_of(span.start);
         self.labels.push(Label { text, line });
         self.labels.len() as u32 - 1
@@ -444,7 +526,12 @@ impl<'a> Cx<'a> {
         match eval::eval(&p, &NoEnv) {
             Ok(v) => v,
             Err(msg) => {
-                self.err(e.span, format!("not a constant value: {msg}"), "must be known before the run", "constants and initial values may use literals, other constants and arithmetic");
+                self.err(
+                    e.span,
+                    format!("not a constant value: {msg}"),
+                    "must be known before the run",
+                    "constants and initial values may use literals, other constants and arithmetic",
+                );
                 Value::None
             }
         }
@@ -455,20 +542,34 @@ impl<'a> Cx<'a> {
             Value::Str(s) if s.starts_with('/') => match crate::model::fs::check_confined(&s) {
                 Ok(()) => Some(s.to_string()),
                 Err(msg) => {
-                    self.err(e.span, msg, "leaves the scenario's root", "initial files live under the scenario's `/`");
+                    self.err(
+                        e.span,
+                        msg,
+                        "leaves the scenario's root",
+                        "initial files live under the scenario's `/`",
+                    );
                     None
                 }
             },
             Value::None => None,
             v => {
-                self.err(e.span, format!("expected an absolute path, found {v}"), "not an absolute path", "paths are strings starting with `/`; they are relative to the scenario's root");
+                self.err(
+                    e.span,
+                    format!("expected an absolute path, found {v}"),
+                    "not an absolute path",
+                    "paths are strings starting with `/`; they are relative to the scenario's root",
+                );
                 None
             }
         }
     }
 
     /// Prepares the setup statements and runs them on a fresh model database.
-    fn database(&mut self, flavour: Option<&Ident>, statements: &[(String, Span)]) -> Option<DatabaseIr> {
+    fn database(
+        &mut self,
+        flavour: Option<&Ident>,
+        statements: &[(String, Span)],
+    ) -> Option<DatabaseIr> {
         let flavour = match flavour.map(|f| f.name.as_str()) {
             None | Some("postgres") | Some("postgresql") => db::Flavour::Postgres,
             Some("innodb") | Some("mysql") | Some("mariadb") => db::Flavour::InnoDb,
@@ -490,10 +591,20 @@ impl<'a> Cx<'a> {
             return None;
         }
         match db::Db::new(flavour, &setup) {
-            Ok(initial) => Some(DatabaseIr { flavour, initial, setup_text: statements.iter().map(|(t, _)| t.clone()).collect(), names: vec![] }),
+            Ok(initial) => Some(DatabaseIr {
+                flavour,
+                initial,
+                setup_text: statements.iter().map(|(t, _)| t.clone()).collect(),
+                names: vec![],
+            }),
             Err(msg) => {
                 let span = statements.first().map(|s| s.1).unwrap_or_default();
-                self.err(span, format!("the database setup failed: {msg}"), "in these statements", "check the CREATE TABLE and INSERT statements");
+                self.err(
+                    span,
+                    format!("the database setup failed: {msg}"),
+                    "in these statements",
+                    "check the CREATE TABLE and INSERT statements",
+                );
                 None
             }
         }
@@ -507,29 +618,50 @@ impl<'a> Cx<'a> {
             _ => false,
         };
         if !known {
-            let names = self.named_databases.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-            self.err(span, format!("no database is named {v}"), "unknown database", format!("declared databases: {names}; declare others with `database NAME`"));
+            let names = self
+                .named_databases
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.err(
+                span,
+                format!("no database is named {v}"),
+                "unknown database",
+                format!("declared databases: {names}; declare others with `database NAME`"),
+            );
         }
     }
 
     /// Prepares the SQL text of a `sql(...)` call, which must be a constant string.
     fn prepare_sql(&mut self, e: &Expr) -> Option<(u32, usize)> {
         if !self.has_database {
-            self.err(e.span, "`sql` needs a database", "no database declared", "declare the tables first: `database { \"CREATE TABLE t (...)\" }`");
+            self.err(
+                e.span,
+                "`sql` needs a database",
+                "no database declared",
+                "declare the tables first: `database { \"CREATE TABLE t (...)\" }`",
+            );
             return None;
         }
         let text = match self.const_value(e) {
             Value::Str(s) => s,
             Value::None => return None,
             v => {
-                self.err(e.span, format!("the SQL text must be a string, not {v}"), "not SQL text", "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`");
+                self.err(
+                    e.span,
+                    format!("the SQL text must be a string, not {v}"),
+                    "not SQL text",
+                    "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`",
+                );
                 return None;
             }
         };
-        let checked = db::prepare(&text).and_then(|p| match self.db_flavour.map(|f| p.check_flavour(f)) {
-            Some(Err(why)) => Err(why),
-            _ => Ok(p),
-        });
+        let checked =
+            db::prepare(&text).and_then(|p| match self.db_flavour.map(|f| p.check_flavour(f)) {
+                Some(Err(why)) => Err(why),
+                _ => Ok(p),
+            });
         match checked {
             Ok(p) => {
                 let params = p.params();
@@ -537,7 +669,12 @@ impl<'a> Cx<'a> {
                 Some((self.sql.len() as u32 - 1, params))
             }
             Err(msg) => {
-                self.err(e.span, format!("bad SQL: {msg}"), "this statement", "pass values as `?` parameters: `sql(\"... WHERE email = ?\", email)`");
+                self.err(
+                    e.span,
+                    format!("bad SQL: {msg}"),
+                    "this statement",
+                    "pass values as `?` parameters: `sql(\"... WHERE email = ?\", email)`",
+                );
                 None
             }
         }
@@ -550,13 +687,23 @@ impl<'a> Cx<'a> {
                 Some(c) => format!("did you mean `{c}`? actors: {}", names.join(", ")),
                 None => format!("a fault hits one actor instance: {}", names.join(", ")),
             };
-            self.err(f.target.span, format!("no actor is named `{}`", f.target.name), "unknown actor", help);
+            self.err(
+                f.target.span,
+                format!("no actor is named `{}`", f.target.name),
+                "unknown actor",
+                help,
+            );
             return None;
         };
         let duration = |cx: &mut Self, e: &Expr| match cx.const_value(e) {
             Value::Int(ms) if ms >= 0 => Some(ms),
             v => {
-                cx.err(e.span, format!("expected a duration, found {v}"), "not a duration", "write a duration such as `3s` or `500ms`");
+                cx.err(
+                    e.span,
+                    format!("expected a duration, found {v}"),
+                    "not a duration",
+                    "write a duration such as `3s` or `500ms`",
+                );
                 None
             }
         };
@@ -569,25 +716,43 @@ impl<'a> Cx<'a> {
                 }
                 FaultKind::Retransmit
             }
-            ast::FaultSpec::Stall(d) => FaultKind::Stall { for_ms: duration(self, d)? },
+            ast::FaultSpec::Stall(d) => FaultKind::Stall {
+                for_ms: duration(self, d)?,
+            },
             ast::FaultSpec::Signal { signal, kill_after } => {
                 let sig = self.signal(signal)?;
                 let kill_after = match kill_after {
                     Some(d) => Some(duration(self, d)?),
                     None => None,
                 };
-                FaultKind::Signal { signal: sig, kill_after }
+                FaultKind::Signal {
+                    signal: sig,
+                    kill_after,
+                }
             }
         };
-        let text = self.src[f.span.start..f.span.end].split_whitespace().collect::<Vec<_>>().join(" ");
-        Some(FaultIr { name: f.name.name.clone(), target, kind, text })
+        let text = self.src[f.span.start..f.span.end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(FaultIr {
+            name: f.name.name.clone(),
+            target,
+            kind,
+            text,
+        })
     }
 
     fn signal(&mut self, id: &Ident) -> Option<Signal> {
         let s = Signal::from_name(&id.name);
         if s.is_none() {
             let known: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
-            self.err(id.span, format!("unknown signal `{}`", id.name), "not a signal", format!("signals: {}", known.join(", ")));
+            self.err(
+                id.span,
+                format!("unknown signal `{}`", id.name),
+                "not a signal",
+                format!("signals: {}", known.join(", ")),
+            );
         }
         s
     }
@@ -597,9 +762,17 @@ impl<'a> Cx<'a> {
             let names: Vec<String> = self.locks.keys().cloned().collect();
             let help = match closest(&id.name, names.iter().map(String::as_str)) {
                 Some(c) => format!("did you mean `{c}`?"),
-                None => format!("declare it at the top level: `lock {}`, `rlock {}` or `rwlock {}`", id.name, id.name, id.name),
+                None => format!(
+                    "declare it at the top level: `lock {}`, `rlock {}` or `rwlock {}`",
+                    id.name, id.name, id.name
+                ),
             };
-            self.err(id.span, format!("unknown lock `{}`", id.name), "not a lock", help);
+            self.err(
+                id.span,
+                format!("unknown lock `{}`", id.name),
+                "not a lock",
+                help,
+            );
             return None;
         };
         let mode = match (mode.map(|m| m.name.as_str()), kind) {
@@ -608,7 +781,15 @@ impl<'a> Cx<'a> {
             (Some("read"), LockKind::ReadWrite) => LockMode::Shared,
             (Some(m), _) => {
                 let span = mode.map(|m| m.span).unwrap_or(id.span);
-                self.err(span, format!("`{m}` mode on {} `{}`", kind.keyword(), id.name), "only rwlocks have modes", format!("write `acquire {}`; declare `rwlock {}` for readers and writers", id.name, id.name));
+                self.err(
+                    span,
+                    format!("`{m}` mode on {} `{}`", kind.keyword(), id.name),
+                    "only rwlocks have modes",
+                    format!(
+                        "write `acquire {}`; declare `rwlock {}` for readers and writers",
+                        id.name, id.name
+                    ),
+                );
                 return None;
             }
         };
@@ -626,14 +807,25 @@ impl<'a> Cx<'a> {
     }
 
     fn lower_proc(&mut self, name: &str, params: &[&Ident], body: &[Stmt]) -> Proc {
-        let mut fx = Fx { code: vec![], scopes: vec![vec![]], nregs: 0, loops: vec![], open_sections: vec![] };
+        let mut fx = Fx {
+            code: vec![],
+            scopes: vec![vec![]],
+            nregs: 0,
+            loops: vec![],
+            open_sections: vec![],
+        };
         for p in params {
             let r = fx.reg();
             fx.bind(&p.name, r);
         }
         self.block(&mut fx, body);
         fx.emit(Instr::Return(None));
-        Proc { name: name.to_string(), nparams: params.len() as u32, nregs: fx.nregs, code: fx.code }
+        Proc {
+            name: name.to_string(),
+            nparams: params.len() as u32,
+            nregs: fx.nregs,
+            code: fx.code,
+        }
     }
 
     fn block(&mut self, fx: &mut Fx, stmts: &[Stmt]) {
@@ -648,7 +840,13 @@ impl<'a> Cx<'a> {
         for &open in fx.open_sections[down_to..].iter().rev() {
             fx.code.push(match open {
                 Open::Section(s) => Instr::Leave(s),
-                Open::Lock(lock, label) => Instr::Op { dst: None, op: Op::Release { lock }, args: vec![], catch: false, label },
+                Open::Lock(lock, label) => Instr::Op {
+                    dst: None,
+                    op: Op::Release { lock },
+                    args: vec![],
+                    catch: false,
+                    label,
+                },
             });
         }
     }
@@ -891,25 +1089,47 @@ impl<'a> Cx<'a> {
                 }
                 Pattern::Err(inner) => {
                     if !is_op {
-                        self.err(arm.span, "`err` matches the result of an operation", "not an operation result", "match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`");
+                        self.err(
+                            arm.span,
+                            "`err` matches the result of an operation",
+                            "not an operation result",
+                            "match `ok(x)`/`err(ENOENT)` on calls like `stat(path)`",
+                        );
                     }
                     match inner {
                         None => {
                             handles_err = true;
                             Some(PExpr::Not(Box::new(PExpr::IsOk(r))))
                         }
-                        Some(id) if id.name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => match Errno::from_name(&id.name) {
-                            Some(e) => Some(PExpr::IsErrno(r, e)),
-                            None => {
-                                let known: Vec<_> = Errno::ALL.iter().map(|e| e.name()).collect();
-                                self.err(id.span, format!("unknown errno `{}`", id.name), "not an errno", format!("known errnos: {}", known.join(", ")));
-                                None
+                        Some(id)
+                            if id
+                                .name
+                                .chars()
+                                .next()
+                                .is_some_and(|c| c.is_ascii_uppercase()) =>
+                        {
+                            match Errno::from_name(&id.name) {
+                                Some(e) => Some(PExpr::IsErrno(r, e)),
+                                None => {
+                                    let known: Vec<_> =
+                                        Errno::ALL.iter().map(|e| e.name()).collect();
+                                    self.err(
+                                        id.span,
+                                        format!("unknown errno `{}`", id.name),
+                                        "not an errno",
+                                        format!("known errnos: {}", known.join(", ")),
+                                    );
+                                    None
+                                }
                             }
-                        },
+                        }
                         Some(id) => {
                             handles_err = true;
                             let b = fx.reg();
-                            fx.emit(Instr::Eval { dst: b, e: PExpr::ErrName(r) });
+                            fx.emit(Instr::Eval {
+                                dst: b,
+                                e: PExpr::ErrName(r),
+                            });
                             fx.bind(&id.name, b);
                             Some(PExpr::Not(Box::new(PExpr::IsOk(r))))
                         }
@@ -941,36 +1161,82 @@ impl<'a> Cx<'a> {
 
     /// Lowers a call (world operation, procedure or pure builtin) and returns its value.
     fn call(&mut self, fx: &mut Fx, e: &Expr, catch: bool, want_value: bool) -> Option<PExpr> {
-        let ExprKind::Call(name, args) = &e.kind else { unreachable!("call() is given calls") };
+        let ExprKind::Call(name, args) = &e.kind else {
+            unreachable!("call() is given calls")
+        };
         if name.name == "between" {
-            self.err(e.span, "`between(lo, hi)` is a duration the engines choose, not a value", "only a duration of `sleep` or `work`", "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`");
+            self.err(
+                e.span,
+                "`between(lo, hi)` is a duration the engines choose, not a value",
+                "only a duration of `sleep` or `work`",
+                "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`",
+            );
             return None;
         }
         if name.name == "sql" {
             let Some(text) = args.first() else {
-                self.err(e.span, "`sql` takes the statement and its parameters", "no statement", "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`");
+                self.err(
+                    e.span,
+                    "`sql` takes the statement and its parameters",
+                    "no statement",
+                    "write `sql(\"SELECT id FROM person WHERE email = ?\", email)`",
+                );
                 return None;
             };
             let (id, params) = self.prepare_sql(text)?;
             if args.len() - 1 != params {
-                self.err(e.span, format!("the statement has {params} parameter{} but {} value{} given", if params == 1 { "" } else { "s" }, args.len() - 1, if args.len() == 2 { " is" } else { "s are" }), "wrong number of values", "pass one value per `?` in the statement, in order");
+                self.err(
+                    e.span,
+                    format!(
+                        "the statement has {params} parameter{} but {} value{} given",
+                        if params == 1 { "" } else { "s" },
+                        args.len() - 1,
+                        if args.len() == 2 { " is" } else { "s are" }
+                    ),
+                    "wrong number of values",
+                    "pass one value per `?` in the statement, in order",
+                );
                 return None;
             }
             let vals: Vec<PExpr> = args[1..].iter().map(|a| self.expr(fx, a)).collect();
             let dst = fx.reg();
             let label = self.label(e.span);
-            fx.emit(Instr::Op { dst: Some(dst), op: Op::Sql(id), args: vals, catch, label });
+            fx.emit(Instr::Op {
+                dst: Some(dst),
+                op: Op::Sql(id),
+                args: vals,
+                catch,
+                label,
+            });
             return Some(PExpr::Reg(dst));
         }
         if name.name == "connect" || name.name == "close" {
-            let op = if name.name == "connect" { Op::Connect } else { Op::Close };
+            let op = if name.name == "connect" {
+                Op::Connect
+            } else {
+                Op::Close
+            };
             if self.named_databases.is_empty() {
-                self.err(name.span, format!("`{}` needs a database to connect to", name.name), "no `database NAME` declared", "declare the server's databases first: `database rw_main_master`");
+                self.err(
+                    name.span,
+                    format!("`{}` needs a database to connect to", name.name),
+                    "no `database NAME` declared",
+                    "declare the server's databases first: `database rw_main_master`",
+                );
                 return None;
             }
             if args.len() != 1 {
-                let sig = if op == Op::Connect { "connect(database)" } else { "close(connection)" };
-                self.err(e.span, format!("`{}` takes 1 argument, not {}", name.name, args.len()), "wrong number of arguments", format!("write `{sig}`"));
+                let sig = if op == Op::Connect {
+                    "connect(database)"
+                } else {
+                    "close(connection)"
+                };
+                self.err(
+                    e.span,
+                    format!("`{}` takes 1 argument, not {}", name.name, args.len()),
+                    "wrong number of arguments",
+                    format!("write `{sig}`"),
+                );
                 return None;
             }
             let arg = self.expr(fx, &args[0]);
@@ -979,7 +1245,13 @@ impl<'a> Cx<'a> {
             }
             let dst = fx.reg();
             let label = self.label(e.span);
-            fx.emit(Instr::Op { dst: Some(dst), op, args: vec![arg], catch, label });
+            fx.emit(Instr::Op {
+                dst: Some(dst),
+                op,
+                args: vec![arg],
+                catch,
+                label,
+            });
             return Some(PExpr::Reg(dst));
         }
         if let Some(&(_, arity)) = FS_OPS.iter().find(|(n, _)| *n == name.name) {
@@ -1002,16 +1274,35 @@ impl<'a> Cx<'a> {
                     op = Op::Create { excl: true };
                     args = &args[..1];
                 } else {
-                    self.err(args[1].span, "the second argument of `create` can only be `excl`", "expected `excl`", "write `create(path)` or `create(path, excl)` for O_EXCL");
+                    self.err(
+                        args[1].span,
+                        "the second argument of `create` can only be `excl`",
+                        "expected `excl`",
+                        "write `create(path)` or `create(path, excl)` for O_EXCL",
+                    );
                     return None;
                 }
             }
             if args.len() != arity {
-                self.err(e.span, format!("`{}` takes {arity} argument{}, not {}", name.name, if arity == 1 { "" } else { "s" }, args.len()), "wrong number of arguments", op_signature(&name.name));
+                self.err(
+                    e.span,
+                    format!(
+                        "`{}` takes {arity} argument{}, not {}",
+                        name.name,
+                        if arity == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                    "wrong number of arguments",
+                    op_signature(&name.name),
+                );
                 return None;
             }
             let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
-            let path_args = if matches!(op, Op::Link | Op::Rename) { 2 } else { 1 };
+            let path_args = if matches!(op, Op::Link | Op::Rename) {
+                2
+            } else {
+                1
+            };
             for (v, a) in vals.iter().zip(args).take(path_args) {
                 if let PExpr::Const(Value::Str(p)) = v {
                     if let Err(msg) = crate::model::fs::check_confined(p) {
@@ -1021,22 +1312,51 @@ impl<'a> Cx<'a> {
             }
             let dst = fx.reg();
             let label = self.label(e.span);
-            fx.emit(Instr::Op { dst: Some(dst), op, args: vals, catch, label });
+            fx.emit(Instr::Op {
+                dst: Some(dst),
+                op,
+                args: vals,
+                catch,
+                label,
+            });
             return Some(PExpr::Reg(dst));
         }
         if let Some(&(id, arity)) = self.procs.get(&name.name) {
             if args.len() != arity {
-                self.err(e.span, format!("procedure `{}` takes {arity} argument{}, not {}", name.name, if arity == 1 { "" } else { "s" }, args.len()), "wrong number of arguments", "match the procedure's parameters");
+                self.err(
+                    e.span,
+                    format!(
+                        "procedure `{}` takes {arity} argument{}, not {}",
+                        name.name,
+                        if arity == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                    "wrong number of arguments",
+                    "match the procedure's parameters",
+                );
                 return None;
             }
             let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
             let dst = want_value.then(|| fx.reg());
-            fx.emit(Instr::Call { proc: id, args: vals, dst });
+            fx.emit(Instr::Call {
+                proc: id,
+                args: vals,
+                dst,
+            });
             return Some(dst.map_or(PExpr::Const(Value::None), PExpr::Reg));
         }
         if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name) {
             if args.len() != arity {
-                self.err(e.span, format!("`{}` takes {arity} argument{}", name.name, if arity == 1 { "" } else { "s" }), "wrong number of arguments", "see docs/language.md for the built-in functions");
+                self.err(
+                    e.span,
+                    format!(
+                        "`{}` takes {arity} argument{}",
+                        name.name,
+                        if arity == 1 { "" } else { "s" }
+                    ),
+                    "wrong number of arguments",
+                    "see docs/language.md for the built-in functions",
+                );
                 return None;
             }
             let vals = args.iter().map(|a| self.expr(fx, a)).collect();
@@ -1060,12 +1380,27 @@ impl<'a> Cx<'a> {
         }
         known.extend(PURE_BUILTINS.iter().map(|(n, _, _)| *n));
         let procs: Vec<String> = self.procs.keys().cloned().collect();
-        let suggestion = closest(&name.name, known.iter().copied().chain(procs.iter().map(String::as_str)));
+        let suggestion = closest(
+            &name.name,
+            known
+                .iter()
+                .copied()
+                .chain(procs.iter().map(String::as_str)),
+        );
         let help = match suggestion {
             Some(s) => format!("did you mean `{s}`? operations: {}", known.join(", ")),
-            None => format!("operations: {}; or declare `proc {}(...) {{ ... }}`", known.join(", "), name.name),
+            None => format!(
+                "operations: {}; or declare `proc {}(...) {{ ... }}`",
+                known.join(", "),
+                name.name
+            ),
         };
-        self.err(name.span, format!("unknown operation or procedure `{}`", name.name), "unknown", help);
+        self.err(
+            name.span,
+            format!("unknown operation or procedure `{}`", name.name),
+            "unknown",
+            help,
+        );
     }
 
     /// Lowers an expression inside a procedure or actor; calls become instructions.
@@ -1093,7 +1428,13 @@ impl<'a> Cx<'a> {
                     "now" => {
                         let dst = fx.reg();
                         let label = self.label(e.span);
-                        fx.emit(Instr::Op { dst: Some(dst), op: Op::Now, args: vec![], catch: false, label });
+                        fx.emit(Instr::Op {
+                            dst: Some(dst),
+                            op: Op::Now,
+                            args: vec![],
+                            catch: false,
+                            label,
+                        });
                         return PExpr::Reg(dst);
                     }
                     _ => {}
@@ -1107,7 +1448,13 @@ impl<'a> Cx<'a> {
                 if let Some(&id) = self.cells.get(&n.name) {
                     let dst = fx.reg();
                     let label = self.label(e.span);
-                    fx.emit(Instr::Op { dst: Some(dst), op: Op::CellGet(id), args: vec![], catch: false, label });
+                    fx.emit(Instr::Op {
+                        dst: Some(dst),
+                        op: Op::CellGet(id),
+                        args: vec![],
+                        catch: false,
+                        label,
+                    });
                     return PExpr::Reg(dst);
                 }
                 self.unknown_name(fx, n);
@@ -1132,7 +1479,10 @@ impl<'a> Cx<'a> {
                 };
                 let j = fx.emit(Instr::JumpIfNot(skip_if, 0));
                 let bv = self.expr(fx, b);
-                fx.emit(Instr::Eval { dst: t, e: PExpr::Not(Box::new(PExpr::Not(Box::new(bv)))) });
+                fx.emit(Instr::Eval {
+                    dst: t,
+                    e: PExpr::Not(Box::new(PExpr::Not(Box::new(bv)))),
+                });
                 let pc = fx.pc();
                 fx.patch(j, pc);
                 PExpr::Reg(t)
@@ -1142,7 +1492,9 @@ impl<'a> Cx<'a> {
                 let bv = self.expr(fx, b);
                 PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
             }
-            ExprKind::Call(..) => self.call(fx, e, false, true).unwrap_or(PExpr::Const(Value::None)),
+            ExprKind::Call(..) => self
+                .call(fx, e, false, true)
+                .unwrap_or(PExpr::Const(Value::None)),
             ExprKind::Field(inner, f) => {
                 let v = self.expr(fx, inner);
                 self.field(v, f)
@@ -1157,7 +1509,12 @@ impl<'a> Cx<'a> {
             "size" => StatField::Size,
             "ino" => StatField::Ino,
             other => {
-                self.err(f.span, format!("unknown field `{other}`"), "no such field", "stat results have `nlink`, `mtime`, `size` and `ino`");
+                self.err(
+                    f.span,
+                    format!("unknown field `{other}`"),
+                    "no such field",
+                    "stat results have `nlink`, `mtime`, `size` and `ino`",
+                );
                 return PExpr::Const(Value::None);
             }
         };
@@ -1165,15 +1522,26 @@ impl<'a> Cx<'a> {
     }
 
     fn unknown_name(&mut self, fx: &Fx, n: &Ident) {
-        let mut candidates: Vec<String> = fx.scopes.iter().flatten().map(|(s, _)| s.clone()).collect();
+        let mut candidates: Vec<String> =
+            fx.scopes.iter().flatten().map(|(s, _)| s.clone()).collect();
         candidates.extend(self.consts.keys().cloned());
         candidates.extend(self.cells.keys().cloned());
         let help = match closest(&n.name, candidates.iter().map(String::as_str)) {
             Some(s) => format!("did you mean `{s}`?"),
-            None if Errno::from_name(&n.name).is_some() => "errno names are matched with `err(NAME)` in a `match` arm".to_string(),
-            None => format!("declare it with `let {} = ...`, `const {} = ...` or `cell {} = ...`", n.name, n.name, n.name),
+            None if Errno::from_name(&n.name).is_some() => {
+                "errno names are matched with `err(NAME)` in a `match` arm".to_string()
+            }
+            None => format!(
+                "declare it with `let {} = ...`, `const {} = ...` or `cell {} = ...`",
+                n.name, n.name, n.name
+            ),
         };
-        self.err(n.span, format!("unknown name `{}`", n.name), "not declared", help);
+        self.err(
+            n.span,
+            format!("unknown name `{}`", n.name),
+            "not declared",
+            help,
+        );
     }
 
     /// Lowers an invariant or a constant: no steps; cells and the filesystem are observed directly.
@@ -1202,12 +1570,22 @@ impl<'a> Cx<'a> {
                 if n.name == "now" {
                     return PExpr::Query(Query::Now, vec![]);
                 }
-                let candidates: Vec<String> = self.consts.keys().chain(self.cells.keys()).cloned().collect();
+                let candidates: Vec<String> = self
+                    .consts
+                    .keys()
+                    .chain(self.cells.keys())
+                    .cloned()
+                    .collect();
                 let help = match closest(&n.name, candidates.iter().map(String::as_str)) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "invariants and constants may use constants, cells, `now` and queries such as `holders(section)`".into(),
                 };
-                self.err(n.span, format!("unknown name `{}`", n.name), "not a constant or cell", help);
+                self.err(
+                    n.span,
+                    format!("unknown name `{}`", n.name),
+                    "not a constant or cell",
+                    help,
+                );
                 PExpr::Const(Value::None)
             }
             ExprKind::Unary(op, inner) => {
@@ -1246,18 +1624,32 @@ impl<'a> Cx<'a> {
                 Some(s) => {
                     let help = match closest(&s, self.section_names.iter().map(String::as_str)) {
                         Some(c) => format!("did you mean `{c}`?"),
-                        None => format!("declare it in an actor or procedure: `critical {s} {{ ... }}`"),
+                        None => {
+                            format!("declare it in an actor or procedure: `critical {s} {{ ... }}`")
+                        }
                     };
-                    self.err(args[0].span, format!("no critical section is named `{s}`"), "unknown section", help);
+                    self.err(
+                        args[0].span,
+                        format!("no critical section is named `{s}`"),
+                        "unknown section",
+                        help,
+                    );
                     PExpr::Const(Value::None)
                 }
                 None => {
-                    self.err(args[0].span, "`holders` takes the name of a critical section", "expected a section name", "write `holders(section)` for `critical section { ... }`");
+                    self.err(
+                        args[0].span,
+                        "`holders` takes the name of a critical section",
+                        "expected a section name",
+                        "write `holders(section)` for `critical section { ... }`",
+                    );
                     PExpr::Const(Value::None)
                 }
             },
             ("count", 2) if by_name(args, 0).is_some_and(|s| self.locals.contains_key(&s)) => {
-                let id = by_name(args, 0).and_then(|s| self.locals.get(&s).copied()).unwrap_or(0);
+                let id = by_name(args, 0)
+                    .and_then(|s| self.locals.get(&s).copied())
+                    .unwrap_or(0);
                 let v = self.lower_pure(&args[1]);
                 PExpr::Query(Query::LocalCount(id), vec![v])
             }
@@ -1267,22 +1659,32 @@ impl<'a> Cx<'a> {
                     PExpr::Query(Query::Sql(id), vals)
                 }
                 Some((_, params)) => {
-                    self.err(span, format!("the statement has {params} parameters but {} values are given", n - 1), "wrong number of values", "pass one value per `?`");
+                    self.err(
+                        span,
+                        format!(
+                            "the statement has {params} parameters but {} values are given",
+                            n - 1
+                        ),
+                        "wrong number of values",
+                        "pass one value per `?`",
+                    );
                     PExpr::Const(Value::None)
                 }
                 None => PExpr::Const(Value::None),
             },
-            ("count", 1 | 2) => match by_name(args, 0).and_then(|s| self.logs.get(&s).copied()) {
-                Some(id) if args.len() == 1 => PExpr::Query(Query::LogCount(id), vec![]),
-                Some(id) => {
-                    let needle = self.lower_pure(&args[1]);
-                    PExpr::Query(Query::LogCountMatching(id), vec![needle])
+            ("count", 1 | 2) => {
+                match by_name(args, 0).and_then(|s| self.logs.get(&s).copied()) {
+                    Some(id) if args.len() == 1 => PExpr::Query(Query::LogCount(id), vec![]),
+                    Some(id) => {
+                        let needle = self.lower_pure(&args[1]);
+                        PExpr::Query(Query::LogCountMatching(id), vec![needle])
+                    }
+                    None => {
+                        self.err(args[0].span, "`count` takes the name of a log", "not a log", "write `count(log)` or `count(log, \"text\")` for a `log NAME` declaration");
+                        PExpr::Const(Value::None)
+                    }
                 }
-                None => {
-                    self.err(args[0].span, "`count` takes the name of a log", "not a log", "write `count(log)` or `count(log, \"text\")` for a `log NAME` declaration");
-                    PExpr::Const(Value::None)
-                }
-            },
+            }
             ("connections", 1) => {
                 let db = self.lower_pure(&args[0]);
                 if let PExpr::Const(v) = &db {
@@ -1299,11 +1701,17 @@ impl<'a> Cx<'a> {
                 PExpr::Query(Query::Contents, vec![p])
             }
             ("between", _) => {
-                self.err(span, "`between(lo, hi)` is a duration the engines choose, not a value", "only a duration of `sleep` or `work`", "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`");
+                self.err(
+                    span,
+                    "`between(lo, hi)` is a duration the engines choose, not a value",
+                    "only a duration of `sleep` or `work`",
+                    "write `sleep between(10ms, 2010ms)` or `work between(1s, 3s)`",
+                );
                 PExpr::Const(Value::None)
             }
             _ => {
-                if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name) {
+                if let Some(&(_, b, arity)) = PURE_BUILTINS.iter().find(|(n, _, _)| *n == name.name)
+                {
                     if args.len() == arity {
                         let vals = args.iter().map(|a| self.lower_pure(a)).collect();
                         return PExpr::Call(b, vals);
@@ -1371,10 +1779,14 @@ fn has_effects(e: &Expr) -> bool {
         ExprKind::Call(name, args) => {
             !PURE_BUILTINS.iter().any(|(n, _, _)| *n == name.name) || args.iter().any(has_effects)
         }
-        ExprKind::Name(n) => n.name == "now" || n.name.chars().next().is_some_and(char::is_lowercase),
+        ExprKind::Name(n) => {
+            n.name == "now" || n.name.chars().next().is_some_and(char::is_lowercase)
+        }
         ExprKind::Unary(_, a) | ExprKind::Field(a, _) => has_effects(a),
         ExprKind::Binary(_, a, b) => has_effects(a) || has_effects(b),
-        ExprKind::Str(parts) => parts.iter().any(|p| matches!(p, StrPart::Expr(e) if has_effects(e))),
+        ExprKind::Str(parts) => parts
+            .iter()
+            .any(|p| matches!(p, StrPart::Expr(e) if has_effects(e))),
         _ => false,
     }
 }
@@ -1394,7 +1806,11 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }

@@ -38,7 +38,11 @@ pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
 
 /// [`compile`] with values for some of the scenario's `param`s (from an exploration's draw, or
 /// a replay token). A value for a parameter the scenario does not declare is an error.
-pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<String, i64>) -> Result<Scenario, ScenarioErrors> {
+pub fn compile_with(
+    file: &str,
+    src: &str,
+    params: &std::collections::BTreeMap<String, i64>,
+) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
     let sc = parser::parse(src, &mut diags);
     let tree_fingerprint = fingerprint_tokens(src);
@@ -47,7 +51,12 @@ pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<S
     let mut variants = Vec::new();
     let mut inputs: Vec<(String, Vec<&Item>, &[ast::Expect], Span)> = Vec::new();
     if sc.variants.is_empty() {
-        inputs.push(("default".to_string(), sc.items.iter().collect(), &sc.expects, Span::default()));
+        inputs.push((
+            "default".to_string(),
+            sc.items.iter().collect(),
+            &sc.expects,
+            Span::default(),
+        ));
     } else {
         for e in &sc.expects {
             diags.push(
@@ -58,19 +67,40 @@ pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<S
         let mut seen = std::collections::HashSet::new();
         for v in &sc.variants {
             if !seen.insert(v.name.name.clone()) {
-                diags.push(Diag::new(v.name.span, format!("variant `{}` is declared twice", v.name.name), "declared again here").help("variant names must be unique"));
+                diags.push(
+                    Diag::new(
+                        v.name.span,
+                        format!("variant `{}` is declared twice", v.name.name),
+                        "declared again here",
+                    )
+                    .help("variant names must be unique"),
+                );
             }
             let items = apply_variant(&sc.items, v, &mut diags);
             inputs.push((v.name.name.clone(), items, &v.expects, v.name.span));
         }
     }
     for (variant, items, all_expects, span) in inputs {
-        let (real, expects): (Vec<ast::Expect>, Vec<ast::Expect>) = all_expects.iter().cloned().partition(|e| e.real);
+        let (real, expects): (Vec<ast::Expect>, Vec<ast::Expect>) =
+            all_expects.iter().cloned().partition(|e| e.real);
         let expects = &expects;
         let expected = expectation(expects, &variant, span, &mut diags);
-        let expected_real = (!real.is_empty()).then(|| expectation(&real, &variant, span, &mut diags)).flatten();
+        let expected_real = (!real.is_empty())
+            .then(|| expectation(&real, &variant, span, &mut diags))
+            .flatten();
         let fingerprint = fnv32(tree_fingerprint, variant.as_bytes());
-        let prog = lower::lower(src, lower::VariantInput { scenario: &name, variant: &variant, items, expected, fingerprint, params }, &mut diags);
+        let prog = lower::lower(
+            src,
+            lower::VariantInput {
+                scenario: &name,
+                variant: &variant,
+                items,
+                expected,
+                fingerprint,
+                params,
+            },
+            &mut diags,
+        );
         check_expectation(&prog, expects, &mut diags);
         check_expectation(&prog, &real, &mut diags);
         let mut prog = prog;
@@ -82,9 +112,23 @@ pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<S
         }
         variants.push(prog);
     }
-    let declared: Vec<&str> = sc.items.iter().filter_map(|i| if let Item::Param { name, .. } = i { Some(name.name.as_str()) } else { None }).collect();
+    let declared: Vec<&str> = sc
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let Item::Param { name, .. } = i {
+                Some(name.name.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     for unknown in params.keys().filter(|k| !declared.contains(&k.as_str())) {
-        let help = if declared.is_empty() { "this scenario declares no parameters".to_string() } else { format!("its parameters: {}", declared.join(", ")) };
+        let help = if declared.is_empty() {
+            "this scenario declares no parameters".to_string()
+        } else {
+            format!("its parameters: {}", declared.join(", "))
+        };
         diags.push(Diag::new(Span::default(), format!("a value was given for parameter `{unknown}`, which the scenario does not declare"), "no such parameter").help(help));
     }
     if !diags.is_empty() {
@@ -98,7 +142,11 @@ pub fn compile_with(file: &str, src: &str, params: &std::collections::BTreeMap<S
     })
 }
 
-fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag>) -> Vec<&'a Item> {
+fn apply_variant<'a>(
+    base: &'a [Item],
+    v: &'a ast::Variant,
+    diags: &mut Vec<Diag>,
+) -> Vec<&'a Item> {
     let mut items: Vec<&Item> = base.iter().collect();
     for repl in &v.items {
         let (name, kind) = match repl {
@@ -155,11 +203,25 @@ fn apply_variant<'a>(base: &'a [Item], v: &'a ast::Variant, diags: &mut Vec<Diag
     items
 }
 
-fn expectation(expects: &[ast::Expect], variant: &str, span: Span, diags: &mut Vec<Diag>) -> Option<Expected> {
+fn expectation(
+    expects: &[ast::Expect],
+    variant: &str,
+    span: Span,
+    diags: &mut Vec<Diag>,
+) -> Option<Expected> {
     if expects.len() > 1 {
-        let all_violates = expects.iter().all(|e| matches!(e.kind, ExpectKind::Violates(_)));
+        let all_violates = expects
+            .iter()
+            .all(|e| matches!(e.kind, ExpectKind::Violates(_)));
         if !all_violates {
-            diags.push(Diag::new(expects[1].span, format!("variant `{variant}` has conflicting expectations"), "second expectation").help("a variant either holds, deadlocks, or violates one or more invariants"));
+            diags.push(
+                Diag::new(
+                    expects[1].span,
+                    format!("variant `{variant}` has conflicting expectations"),
+                    "second expectation",
+                )
+                .help("a variant either holds, deadlocks, or violates one or more invariants"),
+            );
         }
     }
     let _ = span;
@@ -178,11 +240,20 @@ fn check_expectation(prog: &Program, expects: &[ast::Expect], diags: &mut Vec<Di
     for e in expects {
         if let ExpectKind::Violates(ns) = &e.kind {
             for n in ns {
-                let known = prog.invariants.iter().any(|i| i.name == n.name) || crate::ir::oracle::ALL.contains(&n.name.as_str());
+                let known = prog.invariants.iter().any(|i| i.name == n.name)
+                    || crate::ir::oracle::ALL.contains(&n.name.as_str());
                 if !known {
-                    let mut names: Vec<&str> = prog.invariants.iter().map(|i| i.name.as_str()).collect();
+                    let mut names: Vec<&str> =
+                        prog.invariants.iter().map(|i| i.name.as_str()).collect();
                     names.extend(crate::ir::oracle::ALL);
-                    diags.push(Diag::new(n.span, format!("unknown invariant `{}`", n.name), "not an invariant").help(format!("invariants here: {}", names.join(", "))));
+                    diags.push(
+                        Diag::new(
+                            n.span,
+                            format!("unknown invariant `{}`", n.name),
+                            "not an invariant",
+                        )
+                        .help(format!("invariants here: {}", names.join(", "))),
+                    );
                 }
             }
         }
@@ -191,7 +262,15 @@ fn check_expectation(prog: &Program, expects: &[ast::Expect], diags: &mut Vec<Di
 
 /// Whether the program makes a call the machine performs in two steps (`stat`, `write`).
 fn uses_split_calls(prog: &crate::ir::Program) -> bool {
-    prog.procs.iter().flat_map(|p| &p.code).any(|i| matches!(i, crate::ir::Instr::Op { op: crate::ir::Op::Stat | crate::ir::Op::Write, .. }))
+    prog.procs.iter().flat_map(|p| &p.code).any(|i| {
+        matches!(
+            i,
+            crate::ir::Instr::Op {
+                op: crate::ir::Op::Stat | crate::ir::Op::Write,
+                ..
+            }
+        )
+    })
 }
 
 /// A fingerprint of the scenario's tokens: comments and layout may change without invalidating

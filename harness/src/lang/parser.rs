@@ -5,20 +5,44 @@ use super::diag::{Diag, Span};
 use super::lexer::{lex, Tok, Token};
 
 const KEYWORDS: &[&str] = &[
-    "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep", "work", "append",
-    "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
+    "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep",
+    "work", "append", "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
 ];
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "about", "source", "const", "param", "fs", "nfs", "cell", "local", "log", "lock", "rlock", "rwlock", "database", "gate", "proc", "actor", "invariant",
-    "fault", "faults", "variant", "expect",
+    "about",
+    "source",
+    "const",
+    "param",
+    "fs",
+    "nfs",
+    "cell",
+    "local",
+    "log",
+    "lock",
+    "rlock",
+    "rwlock",
+    "database",
+    "gate",
+    "proc",
+    "actor",
+    "invariant",
+    "fault",
+    "faults",
+    "variant",
+    "expect",
 ];
 
 /// Parses a whole scenario file. The tree is returned even when there were errors, so that later
 /// passes can report theirs too; callers must treat a non-empty `diags` as failure.
 pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
     let toks = lex(src, diags);
-    let mut p = Parser { src, toks, pos: 0, diags };
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        diags,
+    };
     p.scenario()
 }
 
@@ -58,7 +82,13 @@ impl<'a> Parser<'a> {
         self.toks[self.pos.saturating_sub(1)].span
     }
 
-    fn error(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+    fn error(
+        &mut self,
+        span: Span,
+        msg: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diags.push(Diag::new(span, msg, label).help(help));
     }
 
@@ -78,7 +108,12 @@ impl<'a> Parser<'a> {
             return Ok(self.bump().span);
         }
         let t = self.peek().clone();
-        self.error(t.span, format!("expected `{p}`, found {}", Self::describe(&t.tok)), format!("expected `{p}` here"), help);
+        self.error(
+            t.span,
+            format!("expected `{p}`, found {}", Self::describe(&t.tok)),
+            format!("expected `{p}` here"),
+            help,
+        );
         Err(())
     }
 
@@ -86,11 +121,19 @@ impl<'a> Parser<'a> {
         let t = self.peek().clone();
         if let Tok::Ident(s) = &t.tok {
             if KEYWORDS.contains(&s.as_str()) {
-                self.error(t.span, format!("`{s}` is a keyword and cannot be used as {what}"), "keyword", "pick another name");
+                self.error(
+                    t.span,
+                    format!("`{s}` is a keyword and cannot be used as {what}"),
+                    "keyword",
+                    "pick another name",
+                );
                 return Err(());
             }
             self.bump();
-            return Ok(Ident { name: s.clone(), span: t.span });
+            return Ok(Ident {
+                name: s.clone(),
+                span: t.span,
+            });
         }
         self.error(
             t.span,
@@ -108,7 +151,10 @@ impl<'a> Parser<'a> {
             Tok::Ident(_) | Tok::Int(_) => {}
             Tok::Str(s) => {
                 self.bump();
-                return Ok(Ident { name: s.clone(), span: first.span });
+                return Ok(Ident {
+                    name: s.clone(),
+                    span: first.span,
+                });
             }
             other => {
                 self.error(
@@ -128,9 +174,11 @@ impl<'a> Parser<'a> {
             let ok = adjacent
                 && match &t.tok {
                     Tok::Ident(_) | Tok::Int(_) => true,
-                    Tok::Punct(p) => (*p == "-" || *p == ".")
-                        && matches!(self.peek_at(1).tok, Tok::Ident(_) | Tok::Int(_))
-                        && self.peek_at(1).span.start == t.span.end,
+                    Tok::Punct(p) => {
+                        (*p == "-" || *p == ".")
+                            && matches!(self.peek_at(1).tok, Tok::Ident(_) | Tok::Int(_))
+                            && self.peek_at(1).span.start == t.span.end
+                    }
                     _ => false,
                 };
             if !ok {
@@ -138,7 +186,10 @@ impl<'a> Parser<'a> {
             }
             span = span.to(self.bump().span);
         }
-        Ok(Ident { name: self.src[span.start..span.end].to_string(), span })
+        Ok(Ident {
+            name: self.src[span.start..span.end].to_string(),
+            span,
+        })
     }
 
     fn string(&mut self, what: &str) -> PResult<(String, Span)> {
@@ -147,7 +198,15 @@ impl<'a> Parser<'a> {
             self.bump();
             return Ok((s.clone(), t.span));
         }
-        self.error(t.span, format!("expected {what} (a string), found {}", Self::describe(&t.tok)), "expected a string", "strings are written in double quotes");
+        self.error(
+            t.span,
+            format!(
+                "expected {what} (a string), found {}",
+                Self::describe(&t.tok)
+            ),
+            "expected a string",
+            "strings are written in double quotes",
+        );
         Err(())
     }
 
@@ -167,7 +226,10 @@ impl<'a> Parser<'a> {
         }
         self.bump();
         sc.name = self.compound_name("a scenario name").ok();
-        if self.expect_punct("{", "the scenario's body is written in braces").is_err() {
+        if self
+            .expect_punct("{", "the scenario's body is written in braces")
+            .is_err()
+        {
             return sc;
         }
         while !self.at_punct("}") && !self.at_eof() {
@@ -178,13 +240,23 @@ impl<'a> Parser<'a> {
         }
         if self.at_eof() {
             let span = self.peek().span;
-            self.error(span, "unexpected end of file", "the scenario is not closed", "add the `}` that closes `scenario { ... }`");
+            self.error(
+                span,
+                "unexpected end of file",
+                "the scenario is not closed",
+                "add the `}` that closes `scenario { ... }`",
+            );
             return sc;
         }
         self.bump();
         if !self.at_eof() {
             let t = self.peek().clone();
-            self.error(t.span, "text after the end of the scenario", "unexpected", "a file holds exactly one `scenario { ... }`");
+            self.error(
+                t.span,
+                "text after the end of the scenario",
+                "unexpected",
+                "a file holds exactly one `scenario { ... }`",
+            );
         }
         sc
     }
@@ -206,7 +278,11 @@ impl<'a> Parser<'a> {
                     }
                     depth -= 1;
                 }
-                Tok::Ident(s) if depth == 0 && t.nl_before && ITEM_KEYWORDS.contains(&s.as_str()) => return,
+                Tok::Ident(s)
+                    if depth == 0 && t.nl_before && ITEM_KEYWORDS.contains(&s.as_str()) =>
+                {
+                    return
+                }
                 _ => {}
             }
             self.bump();
@@ -232,7 +308,12 @@ impl<'a> Parser<'a> {
                 self.bump();
                 let s = self.string("the description")?;
                 if sc.about.is_some() {
-                    self.error(s.1, "`about` is given twice", "second `about`", "keep one description");
+                    self.error(
+                        s.1,
+                        "`about` is given twice",
+                        "second `about`",
+                        "keep one description",
+                    );
                 }
                 sc.about = Some(s);
             }
@@ -266,15 +347,28 @@ impl<'a> Parser<'a> {
                 let name = self.ident("a parameter name")?;
                 let t = self.peek().clone();
                 if !matches!(&t.tok, Tok::Ident(w) if w == "in") {
-                    self.error(t.span, format!("expected `in`, found {}", Self::describe(&t.tok)), "expected `in`", "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`");
+                    self.error(
+                        t.span,
+                        format!("expected `in`, found {}", Self::describe(&t.tok)),
+                        "expected `in`",
+                        "write `param waiters in 2..=5` or `param lifetime in 1s..=20s`",
+                    );
                     return Err(());
                 }
                 self.bump();
                 let low = self.expr()?;
-                self.expect_punct("..=", "a parameter's range is written `LOW..=HIGH`, both ends included")?;
+                self.expect_punct(
+                    "..=",
+                    "a parameter's range is written `LOW..=HIGH`, both ends included",
+                )?;
                 let high = self.expr()?;
                 let span = t.span.to(high.span);
-                Ok(Item::Param { name, low, high, span })
+                Ok(Item::Param {
+                    name,
+                    low,
+                    high,
+                    span,
+                })
             }
             "const" => {
                 self.bump();
@@ -294,18 +388,26 @@ impl<'a> Parser<'a> {
             "cell" if top => {
                 self.bump();
                 let name = self.ident("a cell name")?;
-                self.expect_punct("=", "cells are declared with an initial value: `cell NAME = 0`")?;
+                self.expect_punct(
+                    "=",
+                    "cells are declared with an initial value: `cell NAME = 0`",
+                )?;
                 let init = self.expr()?;
                 Ok(Item::Cell { name, init })
             }
             "log" if top => {
                 self.bump();
-                Ok(Item::Log { name: self.ident("a log name")? })
+                Ok(Item::Log {
+                    name: self.ident("a log name")?,
+                })
             }
             "local" if top => {
                 self.bump();
                 let name = self.ident("a thread-local name")?;
-                self.expect_punct("=", "thread-locals are declared with an initial value: `local NAME = none`")?;
+                self.expect_punct(
+                    "=",
+                    "thread-locals are declared with an initial value: `local NAME = none`",
+                )?;
                 let init = self.expr()?;
                 Ok(Item::Local { name, init })
             }
@@ -316,7 +418,10 @@ impl<'a> Parser<'a> {
                     "rlock" => crate::ir::LockKind::Reentrant,
                     _ => crate::ir::LockKind::ReadWrite,
                 };
-                Ok(Item::Lock { name: self.ident("a lock name")?, kind })
+                Ok(Item::Lock {
+                    name: self.ident("a lock name")?,
+                    kind,
+                })
             }
             "database" if top => {
                 self.bump();
@@ -330,21 +435,35 @@ impl<'a> Parser<'a> {
                 self.bump();
                 if self.at_kw("none") {
                     let span = self.bump().span;
-                    return Ok(Item::Gate { command: None, span: t.span.to(span) });
+                    return Ok(Item::Gate {
+                        command: None,
+                        span: t.span.to(span),
+                    });
                 }
                 let (command, span) = self.string("the command each actor runs under the gate")?;
-                Ok(Item::Gate { command: Some(command), span: t.span.to(span) })
+                Ok(Item::Gate {
+                    command: Some(command),
+                    span: t.span.to(span),
+                })
             }
             "nfs" => {
                 self.bump();
                 if !self.at_kw("cache") {
                     let t = self.peek().clone();
-                    self.error(t.span, format!("expected `cache`, found {}", Self::describe(&t.tok)), "expected `cache DURATION`", "write `nfs cache 3s`: clients keep the attributes they fetched for 3 s");
+                    self.error(
+                        t.span,
+                        format!("expected `cache`, found {}", Self::describe(&t.tok)),
+                        "expected `cache DURATION`",
+                        "write `nfs cache 3s`: clients keep the attributes they fetched for 3 s",
+                    );
                     return Err(());
                 }
                 self.bump();
                 let cache = self.expr()?;
-                Ok(Item::Nfs { span: t.span.to(cache.span), cache })
+                Ok(Item::Nfs {
+                    span: t.span.to(cache.span),
+                    cache,
+                })
             }
             "faults" => {
                 self.bump();
@@ -355,7 +474,12 @@ impl<'a> Parser<'a> {
                         Ok(Item::FaultBudget { n, span: c.span })
                     }
                     ref other => {
-                        self.error(c.span, format!("expected a number, found {}", Self::describe(other)), "expected the fault budget", "write `faults 2`: at most two faults land in one execution");
+                        self.error(
+                            c.span,
+                            format!("expected a number, found {}", Self::describe(other)),
+                            "expected the fault budget",
+                            "write `faults 2`: at most two faults land in one execution",
+                        );
                         Err(())
                     }
                 }
@@ -373,7 +497,12 @@ impl<'a> Parser<'a> {
                             count = Some((n, c.span));
                         }
                         ref other => {
-                            self.error(c.span, format!("expected a count, found {}", Self::describe(other)), "expected a number", "write `actor NAME x 3 { ... }`");
+                            self.error(
+                                c.span,
+                                format!("expected a count, found {}", Self::describe(other)),
+                                "expected a number",
+                                "write `actor NAME x 3 { ... }`",
+                            );
                             return Err(());
                         }
                     }
@@ -385,7 +514,12 @@ impl<'a> Parser<'a> {
                     None
                 };
                 let body = self.block()?;
-                Ok(Item::Actor(Actor { name, count, client, body }))
+                Ok(Item::Actor(Actor {
+                    name,
+                    count,
+                    client,
+                    body,
+                }))
             }
             "invariant" if top => {
                 self.bump();
@@ -394,7 +528,9 @@ impl<'a> Parser<'a> {
                 let when = if self.at_kw("always") {
                     self.bump();
                     When::Always
-                } else if self.at_kw("at") && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s == "end") {
+                } else if self.at_kw("at")
+                    && matches!(&self.peek_at(1).tok, Tok::Ident(s) if s == "end")
+                {
                     self.bump();
                     self.bump();
                     When::AtEnd
@@ -407,11 +543,19 @@ impl<'a> Parser<'a> {
                 Ok(Item::Invariant(Invariant { name, when, cond }))
             }
             _ => {
-                let allowed = if top { ITEM_KEYWORDS.join(", ") } else { "const, proc, fault, faults, nfs, expect".to_string() };
+                let allowed = if top {
+                    ITEM_KEYWORDS.join(", ")
+                } else {
+                    "const, proc, fault, faults, nfs, expect".to_string()
+                };
                 self.error(
                     t.span,
                     format!("unknown declaration `{kw}`"),
-                    if top { "not a declaration" } else { "not allowed in a variant" },
+                    if top {
+                        "not a declaration"
+                    } else {
+                        "not allowed in a variant"
+                    },
                     format!("expected one of: {allowed}"),
                 );
                 Err(())
@@ -420,7 +564,10 @@ impl<'a> Parser<'a> {
     }
 
     fn fs(&mut self, start: Span) -> PResult<Item> {
-        self.expect_punct("{", "write `fs { dir \"/path\"  file \"/path\" = \"contents\" }`")?;
+        self.expect_punct(
+            "{",
+            "write `fs { dir \"/path\"  file \"/path\" = \"contents\" }`",
+        )?;
         let mut entries = Vec::new();
         while !self.at_punct("}") && !self.at_eof() {
             if self.at_kw("dir") {
@@ -433,27 +580,49 @@ impl<'a> Parser<'a> {
                     self.bump();
                     self.expr()?
                 } else {
-                    Expr { kind: ExprKind::Str(vec![]), span: path.span }
+                    Expr {
+                        kind: ExprKind::Str(vec![]),
+                        span: path.span,
+                    }
                 };
                 entries.push(FsEntry::File { path, contents });
             } else {
                 let t = self.peek().clone();
-                self.error(t.span, format!("expected `dir` or `file`, found {}", Self::describe(&t.tok)), "not a filesystem entry", "write `dir \"/path\"` or `file \"/path\" = \"contents\"`");
+                self.error(
+                    t.span,
+                    format!("expected `dir` or `file`, found {}", Self::describe(&t.tok)),
+                    "not a filesystem entry",
+                    "write `dir \"/path\"` or `file \"/path\" = \"contents\"`",
+                );
                 return Err(());
             }
         }
         let end = self.expect_punct("}", "close the `fs` block")?;
-        Ok(Item::Fs { entries, span: start.to(end) })
+        Ok(Item::Fs {
+            entries,
+            span: start.to(end),
+        })
     }
 
     fn database(&mut self, start: Span) -> PResult<Item> {
         // `database NAME` (no block) names another database on the server; `database innodb {`
         // gives the flavour of the scenario's own database.
-        if matches!(self.peek().tok, Tok::Ident(_)) && !matches!(&self.peek_at(1).tok, Tok::Punct(p) if *p == "{") {
-            return Ok(Item::NamedDatabase { name: self.ident("a database name")? });
+        if matches!(self.peek().tok, Tok::Ident(_))
+            && !matches!(&self.peek_at(1).tok, Tok::Punct(p) if *p == "{")
+        {
+            return Ok(Item::NamedDatabase {
+                name: self.ident("a database name")?,
+            });
         }
-        let flavour = if matches!(self.peek().tok, Tok::Ident(_)) { Some(self.ident("a database flavour")?) } else { None };
-        self.expect_punct("{", "write `database innodb { \"CREATE TABLE ...\" \"INSERT ...\" }`")?;
+        let flavour = if matches!(self.peek().tok, Tok::Ident(_)) {
+            Some(self.ident("a database flavour")?)
+        } else {
+            None
+        };
+        self.expect_punct(
+            "{",
+            "write `database innodb { \"CREATE TABLE ...\" \"INSERT ...\" }`",
+        )?;
         let mut statements = Vec::new();
         while !self.at_punct("}") && !self.at_eof() {
             statements.push(self.string("an SQL statement")?);
@@ -462,28 +631,54 @@ impl<'a> Parser<'a> {
             }
         }
         let end = self.expect_punct("}", "close the `database` block")?;
-        Ok(Item::Database { flavour, statements, span: start.to(end) })
+        Ok(Item::Database {
+            flavour,
+            statements,
+            span: start.to(end),
+        })
     }
 
     fn fault(&mut self, start: Span) -> PResult<Item> {
         let name = self.ident("a fault name")?;
         self.expect_punct(":", "faults are written `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s` or `fault NAME: signal ACTOR TERM`")?;
         let t = self.peek().clone();
-        let kind_word = if let Tok::Ident(s) = &t.tok { s.clone() } else { String::new() };
+        let kind_word = if let Tok::Ident(s) = &t.tok {
+            s.clone()
+        } else {
+            String::new()
+        };
         let help = "a fault is `crash ACTOR`, `stall ACTOR for DURATION`, `signal ACTOR SIGNAL [then kill after DURATION]` or `retransmit ACTOR link`";
-        if !matches!(kind_word.as_str(), "crash" | "stall" | "signal" | "retransmit") {
-            self.error(t.span, format!("expected `crash`, `stall`, `signal` or `retransmit`, found {}", Self::describe(&t.tok)), "unknown fault", help);
+        if !matches!(
+            kind_word.as_str(),
+            "crash" | "stall" | "signal" | "retransmit"
+        ) {
+            self.error(
+                t.span,
+                format!(
+                    "expected `crash`, `stall`, `signal` or `retransmit`, found {}",
+                    Self::describe(&t.tok)
+                ),
+                "unknown fault",
+                help,
+            );
             return Err(());
         }
         self.bump();
         let target = self.compound_name("the actor the fault hits")?;
         let kind = match kind_word.as_str() {
             "crash" => FaultSpec::Crash,
-            "retransmit" => FaultSpec::Retransmit { op: self.ident("the operation whose reply is lost (`link`)")? },
+            "retransmit" => FaultSpec::Retransmit {
+                op: self.ident("the operation whose reply is lost (`link`)")?,
+            },
             "stall" => {
                 if !self.at_kw("for") {
                     let t = self.peek().clone();
-                    self.error(t.span, format!("expected `for`, found {}", Self::describe(&t.tok)), "expected `for DURATION`", "write `stall ACTOR for 30s`");
+                    self.error(
+                        t.span,
+                        format!("expected `for`, found {}", Self::describe(&t.tok)),
+                        "expected `for DURATION`",
+                        "write `stall ACTOR for 30s`",
+                    );
                     return Err(());
                 }
                 self.bump();
@@ -496,7 +691,12 @@ impl<'a> Parser<'a> {
                     for word in ["kill", "after"] {
                         if !self.at_kw(word) {
                             let t = self.peek().clone();
-                            self.error(t.span, format!("expected `{word}`, found {}", Self::describe(&t.tok)), "expected `then kill after DURATION`", "write `signal cgi TERM then kill after 3s`");
+                            self.error(
+                                t.span,
+                                format!("expected `{word}`, found {}", Self::describe(&t.tok)),
+                                "expected `then kill after DURATION`",
+                                "write `signal cgi TERM then kill after 3s`",
+                            );
                             return Err(());
                         }
                         self.bump();
@@ -508,12 +708,20 @@ impl<'a> Parser<'a> {
                 FaultSpec::Signal { signal, kill_after }
             }
         };
-        Ok(Item::Fault(Fault { name, target, kind, span: start.to(self.prev_span()) }))
+        Ok(Item::Fault(Fault {
+            name,
+            target,
+            kind,
+            span: start.to(self.prev_span()),
+        }))
     }
 
     fn proc(&mut self) -> PResult<Proc> {
         let name = self.ident("a procedure name")?;
-        self.expect_punct("(", "procedures are written `proc NAME(param, ...) { ... }`")?;
+        self.expect_punct(
+            "(",
+            "procedures are written `proc NAME(param, ...) { ... }`",
+        )?;
         let mut params = Vec::new();
         while !self.at_punct(")") {
             params.push(self.ident("a parameter name")?);
@@ -530,7 +738,11 @@ impl<'a> Parser<'a> {
         self.bump();
         let name = self.compound_name("a variant name")?;
         self.expect_punct("{", "a variant's body is written in braces")?;
-        let mut v = Variant { name, items: vec![], expects: vec![] };
+        let mut v = Variant {
+            name,
+            items: vec![],
+            expects: vec![],
+        };
         while !self.at_punct("}") && !self.at_eof() {
             let before = self.pos;
             let t = self.peek().clone();
@@ -541,7 +753,15 @@ impl<'a> Parser<'a> {
                     self.common_item(&s, false).map(|i| v.items.push(i))
                 }
                 other => {
-                    self.error(t.span, format!("expected `const`, `proc` or `expect`, found {}", Self::describe(other)), "not allowed in a variant", "a variant replaces constants and procedures and states its expectations");
+                    self.error(
+                        t.span,
+                        format!(
+                            "expected `const`, `proc` or `expect`, found {}",
+                            Self::describe(other)
+                        ),
+                        "not allowed in a variant",
+                        "a variant replaces constants and procedures and states its expectations",
+                    );
                     Err(())
                 }
             };
@@ -580,11 +800,23 @@ impl<'a> Parser<'a> {
                 ExpectKind::Holds
             }
             other => {
-                self.error(t.span, format!("expected `violates`, `deadlock` or `holds`, found {}", Self::describe(other)), "unknown expectation", "write `expect violates INVARIANT`, `expect deadlock` or `expect holds`");
+                self.error(
+                    t.span,
+                    format!(
+                        "expected `violates`, `deadlock` or `holds`, found {}",
+                        Self::describe(other)
+                    ),
+                    "unknown expectation",
+                    "write `expect violates INVARIANT`, `expect deadlock` or `expect holds`",
+                );
                 return Err(());
             }
         };
-        Ok(Expect { kind, span: start.to(self.prev_span()), real })
+        Ok(Expect {
+            kind,
+            span: start.to(self.prev_span()),
+            real,
+        })
     }
 
     // ---------------------------------------------------------------- statements
@@ -608,7 +840,12 @@ impl<'a> Parser<'a> {
         }
         if self.at_eof() {
             let span = self.peek().span;
-            self.error(span, "unexpected end of file", "a block is not closed", "add the missing `}`");
+            self.error(
+                span,
+                "unexpected end of file",
+                "a block is not closed",
+                "add the missing `}`",
+            );
             return Err(());
         }
         self.bump();
@@ -644,7 +881,11 @@ impl<'a> Parser<'a> {
     fn stmt(&mut self) -> PResult<Stmt> {
         let t = self.peek().clone();
         let start = t.span;
-        let kw = if let Tok::Ident(s) = &t.tok { s.clone() } else { String::new() };
+        let kw = if let Tok::Ident(s) = &t.tok {
+            s.clone()
+        } else {
+            String::new()
+        };
         let kind = match kw.as_str() {
             "let" => {
                 self.bump();
@@ -679,7 +920,9 @@ impl<'a> Parser<'a> {
             "return" => {
                 self.bump();
                 let next = self.peek();
-                let value = if next.nl_before || matches!(next.tok, Tok::Punct("}") | Tok::Punct(";") | Tok::Eof) {
+                let value = if next.nl_before
+                    || matches!(next.tok, Tok::Punct("}") | Tok::Punct(";") | Tok::Eof)
+                {
                     None
                 } else {
                     Some(self.expr()?)
@@ -724,7 +967,10 @@ impl<'a> Parser<'a> {
             // `with` stay usable as variable names (`let release = releasetime()`).
             "acquire" | "release" | "with" if self.next_is_word_on_same_line() => {
                 self.bump();
-                let mode = if kw != "release" && matches!(&self.peek().tok, Tok::Ident(m) if m == "read" || m == "write") && matches!(self.peek_at(1).tok, Tok::Ident(_)) {
+                let mode = if kw != "release"
+                    && matches!(&self.peek().tok, Tok::Ident(m) if m == "read" || m == "write")
+                    && matches!(self.peek_at(1).tok, Tok::Ident(_))
+                {
                     Some(self.ident("a lock mode")?)
                 } else {
                     None
@@ -733,7 +979,11 @@ impl<'a> Parser<'a> {
                 match kw.as_str() {
                     "acquire" => StmtKind::Acquire { lock, mode },
                     "release" => StmtKind::Release(lock),
-                    _ => StmtKind::With { lock, mode, body: self.block()? },
+                    _ => StmtKind::With {
+                        lock,
+                        mode,
+                        body: self.block()?,
+                    },
                 }
             }
             "on" if self.next_is_word_on_same_line() => {
@@ -741,7 +991,10 @@ impl<'a> Parser<'a> {
                 let signal = self.ident("a signal name such as TERM")?;
                 if self.at_kw("default") {
                     self.bump();
-                    StmtKind::On { signal, handler: None }
+                    StmtKind::On {
+                        signal,
+                        handler: None,
+                    }
                 } else if self.at_kw("call") {
                     self.bump();
                     let name = self.ident("a handler procedure")?;
@@ -754,10 +1007,21 @@ impl<'a> Parser<'a> {
                         }
                     }
                     self.bump();
-                    StmtKind::On { signal, handler: Some((name, args)) }
+                    StmtKind::On {
+                        signal,
+                        handler: Some((name, args)),
+                    }
                 } else {
                     let t = self.peek().clone();
-                    self.error(t.span, format!("expected `call` or `default`, found {}", Self::describe(&t.tok)), "expected a handler", "write `on TERM call handler(args)` or `on TERM default`");
+                    self.error(
+                        t.span,
+                        format!(
+                            "expected `call` or `default`, found {}",
+                            Self::describe(&t.tok)
+                        ),
+                        "expected a handler",
+                        "write `on TERM call handler(args)` or `on TERM default`",
+                    );
                     return Err(());
                 }
             }
@@ -765,14 +1029,19 @@ impl<'a> Parser<'a> {
                 self.bump();
                 StmtKind::Exit
             }
-            _ if matches!(t.tok, Tok::Ident(_)) && matches!(self.peek_at(1).tok, Tok::Punct("=")) => {
+            _ if matches!(t.tok, Tok::Ident(_))
+                && matches!(self.peek_at(1).tok, Tok::Punct("=")) =>
+            {
                 let name = self.ident("a variable name")?;
                 self.bump();
                 StmtKind::Assign(name, self.expr()?)
             }
             _ => StmtKind::Expr(self.expr()?),
         };
-        Ok(Stmt { kind, span: start.to(self.prev_span()) })
+        Ok(Stmt {
+            kind,
+            span: start.to(self.prev_span()),
+        })
     }
 
     /// True when the token after the current one is a name on the same line.
@@ -796,7 +1065,10 @@ impl<'a> Parser<'a> {
             if self.at_kw("if") {
                 let start = self.peek().span;
                 let kind = self.if_stmt()?;
-                Some(vec![Stmt { kind, span: start.to(self.prev_span()) }])
+                Some(vec![Stmt {
+                    kind,
+                    span: start.to(self.prev_span()),
+                }])
             } else {
                 Some(self.block()?)
             }
@@ -809,7 +1081,10 @@ impl<'a> Parser<'a> {
     fn match_stmt(&mut self) -> PResult<StmtKind> {
         self.bump();
         let scrutinee = self.expr()?;
-        self.expect_punct("{", "write `match EXPR { ok(x) => ..., err(ENOENT) => ... }`")?;
+        self.expect_punct(
+            "{",
+            "write `match EXPR { ok(x) => ..., err(ENOENT) => ... }`",
+        )?;
         let mut arms = Vec::new();
         while !self.at_punct("}") && !self.at_eof() {
             let start = self.peek().span;
@@ -817,8 +1092,16 @@ impl<'a> Parser<'a> {
             let arm = (|| -> PResult<Arm> {
                 let pat = self.pattern()?;
                 self.expect_punct("=>", "each arm is written `PATTERN => { ... }`")?;
-                let body = if self.at_punct("{") { self.block()? } else { vec![self.stmt()?] };
-                Ok(Arm { pat, body, span: start.to(self.prev_span()) })
+                let body = if self.at_punct("{") {
+                    self.block()?
+                } else {
+                    vec![self.stmt()?]
+                };
+                Ok(Arm {
+                    pat,
+                    body,
+                    span: start.to(self.prev_span()),
+                })
             })();
             match arm {
                 Ok(a) => arms.push(a),
@@ -844,13 +1127,21 @@ impl<'a> Parser<'a> {
                 self.bump();
                 let inner = if self.at_punct("(") {
                     self.bump();
-                    let id = self.ident(if is_ok { "a name for the value" } else { "an errno such as ENOENT, or a name" })?;
+                    let id = self.ident(if is_ok {
+                        "a name for the value"
+                    } else {
+                        "an errno such as ENOENT, or a name"
+                    })?;
                     self.expect_punct(")", "close the pattern")?;
                     Some(id)
                 } else {
                     None
                 };
-                Ok(if is_ok { Pattern::Ok(inner) } else { Pattern::Err(inner) })
+                Ok(if is_ok {
+                    Pattern::Ok(inner)
+                } else {
+                    Pattern::Err(inner)
+                })
             }
             _ => Ok(Pattern::Lit(self.unary()?)),
         }
@@ -891,7 +1182,10 @@ impl<'a> Parser<'a> {
             self.bump();
             let rhs = self.binary(prec)?;
             let span = lhs.span.to(rhs.span);
-            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                span,
+            };
         }
         Ok(lhs)
     }
@@ -902,14 +1196,20 @@ impl<'a> Parser<'a> {
             self.bump();
             let e = self.unary()?;
             let span = t.span.to(e.span);
-            return Ok(Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Unary(UnOp::Neg, Box::new(e)),
+                span,
+            });
         }
         if matches!(&t.tok, Tok::Ident(s) if s == "not") {
             self.bump();
             // `not` binds looser than comparisons: `not a == b` is `not (a == b)`.
             let e = self.binary(2)?;
             let span = t.span.to(e.span);
-            return Ok(Expr { kind: ExprKind::Unary(UnOp::Not, Box::new(e)), span });
+            return Ok(Expr {
+                kind: ExprKind::Unary(UnOp::Not, Box::new(e)),
+                span,
+            });
         }
         self.postfix()
     }
@@ -920,7 +1220,10 @@ impl<'a> Parser<'a> {
             self.bump();
             let field = self.ident("a field name")?;
             let span = e.span.to(field.span);
-            e = Expr { kind: ExprKind::Field(Box::new(e), field), span };
+            e = Expr {
+                kind: ExprKind::Field(Box::new(e), field),
+                span,
+            };
         }
         Ok(e)
     }
@@ -933,20 +1236,31 @@ impl<'a> Parser<'a> {
             Tok::Str(_) => {
                 self.bump();
                 let parts = self.interpolate(t.span)?;
-                return Ok(Expr { kind: ExprKind::Str(parts), span: t.span });
+                return Ok(Expr {
+                    kind: ExprKind::Str(parts),
+                    span: t.span,
+                });
             }
             Tok::Punct("(") => {
                 self.bump();
                 let e = self.expr()?;
                 self.expect_punct(")", "close the parenthesis")?;
-                return Ok(Expr { kind: e.kind, span: t.span.to(self.prev_span()) });
+                return Ok(Expr {
+                    kind: e.kind,
+                    span: t.span.to(self.prev_span()),
+                });
             }
             Tok::Ident(s) => match s.as_str() {
                 "true" => ExprKind::Bool(true),
                 "false" => ExprKind::Bool(false),
                 "none" => ExprKind::None,
                 s if KEYWORDS.contains(&s) => {
-                    self.error(t.span, format!("expected an expression, found keyword `{s}`"), "expected an expression", "statements such as `let` or `if` start a line of their own");
+                    self.error(
+                        t.span,
+                        format!("expected an expression, found keyword `{s}`"),
+                        "expected an expression",
+                        "statements such as `let` or `if` start a line of their own",
+                    );
                     return Err(());
                 }
                 _ => {
@@ -962,9 +1276,15 @@ impl<'a> Parser<'a> {
                         }
                         self.bump();
                         let span = name.span.to(self.prev_span());
-                        return Ok(Expr { kind: ExprKind::Call(name, args), span });
+                        return Ok(Expr {
+                            kind: ExprKind::Call(name, args),
+                            span,
+                        });
                     }
-                    return Ok(Expr { span: name.span, kind: ExprKind::Name(name) });
+                    return Ok(Expr {
+                        span: name.span,
+                        kind: ExprKind::Name(name),
+                    });
                 }
             },
             other => {
@@ -979,7 +1299,11 @@ impl<'a> Parser<'a> {
     /// Splits a string literal into text and `{expr}` parts, parsing each expression in place.
     fn interpolate(&mut self, span: Span) -> PResult<Vec<StrPart>> {
         let raw_start = span.start + 1;
-        let raw_end = if span.end > raw_start && self.src[..span.end].ends_with('"') { span.end - 1 } else { span.end };
+        let raw_end = if span.end > raw_start && self.src[..span.end].ends_with('"') {
+            span.end - 1
+        } else {
+            span.end
+        };
         let raw = &self.src[raw_start..raw_end.max(raw_start)];
         let mut parts = Vec::new();
         let mut lit = String::new();
@@ -998,7 +1322,12 @@ impl<'a> Parser<'a> {
                 b'{' => {
                     let Some(close) = raw[i..].find('}') else {
                         let s = Span::new(raw_start + i, raw_start + i + 1);
-                        self.error(s, "unclosed `{` in string", "interpolation starts here", "close it with `}`, or write `{{` for a literal brace");
+                        self.error(
+                            s,
+                            "unclosed `{` in string",
+                            "interpolation starts here",
+                            "close it with `}`, or write `{{` for a literal brace",
+                        );
                         return Err(());
                     };
                     let inner_start = raw_start + i + 1;
@@ -1043,14 +1372,29 @@ impl<'a> Parser<'a> {
         }
         self.diags.extend(inner_diags);
         if toks.len() == 1 {
-            self.error(Span::new(start.saturating_sub(1), end + 1), "empty interpolation `{}`", "nothing inside", "put an expression inside, or write `{{}}` for literal braces");
+            self.error(
+                Span::new(start.saturating_sub(1), end + 1),
+                "empty interpolation `{}`",
+                "nothing inside",
+                "put an expression inside, or write `{{}}` for literal braces",
+            );
             return Err(());
         }
-        let mut sub = Parser { src: self.src, toks, pos: 0, diags: self.diags };
+        let mut sub = Parser {
+            src: self.src,
+            toks,
+            pos: 0,
+            diags: self.diags,
+        };
         let e = sub.expr()?;
         if !sub.at_eof() {
             let t = sub.peek().clone();
-            sub.error(t.span, "unexpected text in interpolation", "expected `}`", "an interpolation holds one expression");
+            sub.error(
+                t.span,
+                "unexpected text in interpolation",
+                "expected `}`",
+                "an interpolation holds one expression",
+            );
             return Err(());
         }
         Ok(e)

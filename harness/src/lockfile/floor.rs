@@ -40,7 +40,8 @@ pub struct Floor {
 }
 
 fn cstring(p: &Path) -> Result<CString, LockError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| LockError::BadInput(format!("path {} contains a NUL byte", p.display())))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| LockError::BadInput(format!("path {} contains a NUL byte", p.display())))
 }
 
 impl Floor {
@@ -49,26 +50,53 @@ impl Floor {
         let claim = lock.with_extension("floor-claim");
         let file = match strategy {
             Strategy::Flock | Strategy::Fcntl | Strategy::Ofd => Some(
-                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(lock).map_err(|e| LockError::io("opening the lock file", lock, e))?,
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(lock)
+                    .map_err(|e| LockError::io("opening the lock file", lock, e))?,
             ),
             _ => None,
         };
-        Ok(Floor { strategy, lock: cstring(lock)?, claim: cstring(&claim)?, claim_bytes: claim.as_os_str().as_bytes().to_vec(), file, mutex: Mutex::new(()) })
+        Ok(Floor {
+            strategy,
+            lock: cstring(lock)?,
+            claim: cstring(&claim)?,
+            claim_bytes: claim.as_os_str().as_bytes().to_vec(),
+            file,
+            mutex: Mutex::new(()),
+        })
     }
 
     /// One acquire/release. Errors name the call; the floor never waits (nobody contends).
     pub fn cycle(&self) -> nix::Result<()> {
         match self.strategy {
             Strategy::Link => {
-                let fd = open(self.claim.as_c_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?;
+                let fd = open(
+                    self.claim.as_c_str(),
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )?;
                 write(&fd, &self.claim_bytes)?;
                 drop(fd);
-                linkat(AT_FDCWD, self.claim.as_c_str(), AT_FDCWD, self.lock.as_c_str(), AtFlags::empty())?;
+                linkat(
+                    AT_FDCWD,
+                    self.claim.as_c_str(),
+                    AT_FDCWD,
+                    self.lock.as_c_str(),
+                    AtFlags::empty(),
+                )?;
                 unlink(self.lock.as_c_str())?;
                 unlink(self.claim.as_c_str())
             }
             Strategy::Excl => {
-                drop(open(self.lock.as_c_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?);
+                drop(open(
+                    self.lock.as_c_str(),
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )?);
                 unlink(self.lock.as_c_str())
             }
             Strategy::Mkdir => {
@@ -77,14 +105,21 @@ impl Floor {
             }
             Strategy::Flock => {
                 let fd = self.fd();
-                #[allow(deprecated)] // the raw call on purpose: Flock<T> would move the File in and out
+                #[allow(deprecated)]
+                // the raw call on purpose: Flock<T> would move the File in and out
                 nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive)?;
                 #[allow(deprecated)]
                 nix::fcntl::flock(fd.as_raw_fd(), nix::fcntl::FlockArg::Unlock)
             }
             Strategy::Fcntl | Strategy::Ofd => {
                 let fd = self.fd();
-                let lk = |t: libc::c_int| libc::flock { l_type: t as libc::c_short, l_whence: libc::SEEK_SET as libc::c_short, l_start: 0, l_len: 0, l_pid: 0 };
+                let lk = |t: libc::c_int| libc::flock {
+                    l_type: t as libc::c_short,
+                    l_whence: libc::SEEK_SET as libc::c_short,
+                    l_start: 0,
+                    l_len: 0,
+                    l_pid: 0,
+                };
                 let (w, u) = (lk(libc::F_WRLCK), lk(libc::F_UNLCK));
                 if self.strategy == Strategy::Fcntl {
                     fcntl(fd.as_fd(), FcntlArg::F_SETLK(&w))?;
@@ -102,7 +137,9 @@ impl Floor {
     }
 
     fn fd(&self) -> &File {
-        let Some(f) = self.file.as_ref() else { unreachable!("Floor::new opens the file for kernel locks") };
+        let Some(f) = self.file.as_ref() else {
+            unreachable!("Floor::new opens the file for kernel locks")
+        };
         f
     }
 }

@@ -85,7 +85,11 @@ fn random_u63() -> u64 {
     // RandomState is seeded from the OS per process and per instance: unique enough for a claim
     // name, without a dependency. flufl.lock uses random.randint(0, sys.maxsize).
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish() >> 1
 }
 
@@ -110,14 +114,30 @@ impl LinkLock {
             Some(h) => h.clone(),
             // A machine whose host name cannot be read still locks correctly: the name is only
             // informative (flufl.lock's `details`), uniqueness comes from the pid and the random part.
-            None => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into()),
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".into()),
         };
         if host.contains(SEP) {
-            return Err(LockError::BadInput(format!("host name {host} contains `{SEP}`; set LinkOptions::hostname")));
+            return Err(LockError::BadInput(format!(
+                "host name {host} contains `{SEP}`; set LinkOptions::hostname"
+            )));
         }
-        let claim_name = format!("{path}{SEP}{host}{SEP}{}{SEP}{}", std::process::id(), random_u63());
+        let claim_name = format!(
+            "{path}{SEP}{host}{SEP}{}{SEP}{}",
+            std::process::id(),
+            random_u63()
+        );
         let backoff = Backoff::new(opts.poll.0, opts.poll.1);
-        Ok(LinkLock { lockfile: lockfile.to_path_buf(), claim: PathBuf::from(&claim_name), claim_name, opts, locked: false, backoff })
+        Ok(LinkLock {
+            lockfile: lockfile.to_path_buf(),
+            claim: PathBuf::from(&claim_name),
+            claim_name,
+            opts,
+            locked: false,
+            backoff,
+        })
     }
 
     /// This owner's claim file.
@@ -134,17 +154,28 @@ impl LinkLock {
     }
 
     fn write_claim(&self) -> Result<(), LockError> {
-        std::fs::write(&self.claim, self.claim_name.as_bytes()).map_err(|e| LockError::io("writing the claim file", &self.claim, e))
+        std::fs::write(&self.claim, self.claim_name.as_bytes())
+            .map_err(|e| LockError::io("writing the claim file", &self.claim, e))
     }
 
     /// Sets the claim's expiry to now + lifetime. ENOENT: a breaker removed it (we were judged
     /// dead); the caller writes it again where that matters.
     fn refresh(&self) -> Result<(), LockError> {
         let t = timespec(SystemTime::now() + self.opts.lifetime);
-        match utimensat(nix::fcntl::AT_FDCWD, &self.claim, &t, &t, UtimensatFlags::FollowSymlink) {
+        match utimensat(
+            nix::fcntl::AT_FDCWD,
+            &self.claim,
+            &t,
+            &t,
+            UtimensatFlags::FollowSymlink,
+        ) {
             Ok(()) => Ok(()),
             Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ESTALE) => Ok(()),
-            Err(e) => Err(LockError::io("setting the expiry (mtime) of", &self.claim, e)),
+            Err(e) => Err(LockError::io(
+                "setting the expiry (mtime) of",
+                &self.claim,
+                e,
+            )),
         }
     }
 
@@ -175,18 +206,39 @@ impl LinkLock {
         match std::fs::hard_link(&self.claim, &brk) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(LockError::io("linking the claim to its takeover name", &brk, e)),
+            Err(e) => {
+                return Err(LockError::io(
+                    "linking the claim to its takeover name",
+                    &brk,
+                    e,
+                ))
+            }
         }
-        std::fs::rename(&brk, &self.lockfile).map_err(|e| LockError::io("renaming the claim over the expired lock file", &self.lockfile, e))?;
+        std::fs::rename(&brk, &self.lockfile).map_err(|e| {
+            LockError::io(
+                "renaming the claim over the expired lock file",
+                &self.lockfile,
+                e,
+            )
+        })?;
         // The dead holder's claim, if the lock file named one of this lock's claims: never
         // remove a file the lock file merely names (flufl.lock refuses such locks, too).
         if let Ok(w) = std::str::from_utf8(&winner) {
             let ours = self.lockfile.to_str().map(|p| format!("{p}{SEP}"));
-            if w != self.claim_name && ours.is_some_and(|p| w.starts_with(&p)) && w.split(SEP).count() == 4 {
+            if w != self.claim_name
+                && ours.is_some_and(|p| w.starts_with(&p))
+                && w.split(SEP).count() == 4
+            {
                 match std::fs::remove_file(w) {
                     Ok(()) => {}
                     Err(e) if not_found(&e) => {}
-                    Err(e) => return Err(LockError::io("removing the expired holder's claim", Path::new(w), e)),
+                    Err(e) => {
+                        return Err(LockError::io(
+                            "removing the expired holder's claim",
+                            Path::new(w),
+                            e,
+                        ))
+                    }
                 }
             }
         }
@@ -209,7 +261,9 @@ impl LinkLock {
 impl FileLock for LinkLock {
     fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), LockError> {
         if self.locked {
-            return Err(LockError::AlreadyLocked { path: self.lockfile.clone() });
+            return Err(LockError::AlreadyLocked {
+                path: self.lockfile.clone(),
+            });
         }
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
@@ -232,16 +286,27 @@ impl FileLock for LinkLock {
                 Err(e) if not_found(&e) => self.write_claim()?,
                 Err(e) => {
                     self.give_up();
-                    return Err(LockError::io("linking the claim file to", &self.lockfile, e));
+                    return Err(LockError::io(
+                        "linking the claim file to",
+                        &self.lockfile,
+                        e,
+                    ));
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 self.give_up();
-                return Err(LockError::TimedOut { path: self.lockfile.clone(), waited: start.elapsed() });
+                return Err(LockError::TimedOut {
+                    path: self.lockfile.clone(),
+                    waited: start.elapsed(),
+                });
             }
             let expired = match std::fs::metadata(&self.lockfile) {
                 Ok(m) => {
-                    let expiry = UNIX_EPOCH + Duration::new(m.mtime().max(0) as u64, m.mtime_nsec().clamp(0, 999_999_999) as u32);
+                    let expiry = UNIX_EPOCH
+                        + Duration::new(
+                            m.mtime().max(0) as u64,
+                            m.mtime_nsec().clamp(0, 999_999_999) as u32,
+                        );
                     SystemTime::now() > expiry + self.opts.clock_slop
                 }
                 Err(e) if not_found(&e) => continue, // released: link again at once
@@ -260,7 +325,10 @@ impl FileLock for LinkLock {
 
     fn release(&mut self) -> Result<(), LockError> {
         if !self.locked {
-            return Err(LockError::NotLocked { path: self.lockfile.clone(), why: "by this lock object (release without acquire)".into() });
+            return Err(LockError::NotLocked {
+                path: self.lockfile.clone(),
+                why: "by this lock object (release without acquire)".into(),
+            });
         }
         self.locked = false;
         self.refresh()?;

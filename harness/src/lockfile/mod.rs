@@ -31,9 +31,9 @@
 //! `flufl-lock-10` shows flufl.lock 10.0's own algorithm breaking mutual exclusion with a mere
 //! crash; [`link`] explains the two differences that fix it.
 
+pub mod floor;
 mod link;
 mod simple;
-pub mod floor;
 pub mod stats;
 pub mod worker;
 
@@ -53,21 +53,37 @@ pub enum LockError {
     #[error("already locked by this lock object: {path} (release it before acquiring again)")]
     AlreadyLocked { path: PathBuf },
     #[error("{what} {}: {source} ({hint})", path.display())]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error, hint: &'static str },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        hint: &'static str,
+    },
     #[error("{0}")]
     BadInput(String),
 }
 
 impl LockError {
-    pub(crate) fn io(what: &'static str, path: &Path, source: impl Into<std::io::Error>) -> LockError {
+    pub(crate) fn io(
+        what: &'static str,
+        path: &Path,
+        source: impl Into<std::io::Error>,
+    ) -> LockError {
         let source = source.into();
         let hint = match source.kind() {
             std::io::ErrorKind::PermissionDenied => "check the directory's permissions and owner",
             std::io::ErrorKind::NotFound => "does the lock's directory exist?",
-            std::io::ErrorKind::Unsupported => "this filesystem does not support this lock strategy; pick another",
+            std::io::ErrorKind::Unsupported => {
+                "this filesystem does not support this lock strategy; pick another"
+            }
             _ => "check the filesystem the lock lives on",
         };
-        LockError::Io { what, path: path.to_path_buf(), source, hint }
+        LockError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+            hint,
+        }
     }
 }
 
@@ -93,7 +109,15 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 7] = [Strategy::Link, Strategy::Excl, Strategy::Mkdir, Strategy::Flock, Strategy::Fcntl, Strategy::Ofd, Strategy::Mutex];
+    pub const ALL: [Strategy; 7] = [
+        Strategy::Link,
+        Strategy::Excl,
+        Strategy::Mkdir,
+        Strategy::Flock,
+        Strategy::Fcntl,
+        Strategy::Ofd,
+        Strategy::Mutex,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -108,9 +132,15 @@ impl Strategy {
     }
 
     pub fn parse(s: &str) -> Result<Strategy, LockError> {
-        Strategy::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            LockError::BadInput(format!("unknown lock strategy `{s}`; one of: {}", Strategy::ALL.map(Strategy::name).join(", ")))
-        })
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                LockError::BadInput(format!(
+                    "unknown lock strategy `{s}`; one of: {}",
+                    Strategy::ALL.map(Strategy::name).join(", ")
+                ))
+            })
     }
 
     /// Whether several threads of one process exclude each other with it.
@@ -153,8 +183,16 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.subsec_nanos() as u64) ^ (std::process::id() as u64) << 32;
-        Backoff { next: min, min, max, seed: seed | 1 }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos() as u64)
+            ^ (std::process::id() as u64) << 32;
+        Backoff {
+            next: min,
+            min,
+            max,
+            seed: seed | 1,
+        }
     }
 
     pub(crate) fn reset(&mut self) {

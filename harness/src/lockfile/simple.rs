@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, Flock, FlockArg, FcntlArg};
+use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
 use nix::libc;
 
 use super::{Backoff, FileLock, LockError};
@@ -18,11 +18,18 @@ use super::{Backoff, FileLock, LockError};
 const POLL: (Duration, Duration) = (Duration::from_micros(50), Duration::from_millis(20));
 
 fn timed_out(path: &Path, start: Instant) -> LockError {
-    LockError::TimedOut { path: path.to_path_buf(), waited: start.elapsed() }
+    LockError::TimedOut {
+        path: path.to_path_buf(),
+        waited: start.elapsed(),
+    }
 }
 
 /// Polls `attempt` (true: got it) with back-off until it succeeds or the deadline passes.
-fn poll(path: &Path, timeout: Option<Duration>, mut attempt: impl FnMut() -> Result<bool, LockError>) -> Result<(), LockError> {
+fn poll(
+    path: &Path,
+    timeout: Option<Duration>,
+    mut attempt: impl FnMut() -> Result<bool, LockError>,
+) -> Result<(), LockError> {
     let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
     let mut backoff = Backoff::new(POLL.0, POLL.1);
@@ -46,20 +53,32 @@ pub struct ExclLock {
 
 impl ExclLock {
     pub fn new(path: &Path) -> ExclLock {
-        ExclLock { path: path.to_path_buf(), locked: false }
+        ExclLock {
+            path: path.to_path_buf(),
+            locked: false,
+        }
     }
 }
 
 impl FileLock for ExclLock {
     fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), LockError> {
         if self.locked {
-            return Err(LockError::AlreadyLocked { path: self.path.clone() });
+            return Err(LockError::AlreadyLocked {
+                path: self.path.clone(),
+            });
         }
         let path = self.path.clone();
-        poll(&path, timeout, || match OpenOptions::new().write(true).create_new(true).mode(0o644).open(&path) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(LockError::io("creating (O_EXCL)", &path, e)),
+        poll(&path, timeout, || {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(LockError::io("creating (O_EXCL)", &path, e)),
+            }
         })?;
         self.locked = true;
         Ok(())
@@ -67,7 +86,10 @@ impl FileLock for ExclLock {
 
     fn release(&mut self) -> Result<(), LockError> {
         if !std::mem::take(&mut self.locked) {
-            return Err(LockError::NotLocked { path: self.path.clone(), why: "by this lock object".into() });
+            return Err(LockError::NotLocked {
+                path: self.path.clone(),
+                why: "by this lock object".into(),
+            });
         }
         std::fs::remove_file(&self.path).map_err(|e| LockError::io("removing", &self.path, e))
     }
@@ -81,14 +103,19 @@ pub struct MkdirLock {
 
 impl MkdirLock {
     pub fn new(path: &Path) -> MkdirLock {
-        MkdirLock { path: path.to_path_buf(), locked: false }
+        MkdirLock {
+            path: path.to_path_buf(),
+            locked: false,
+        }
     }
 }
 
 impl FileLock for MkdirLock {
     fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), LockError> {
         if self.locked {
-            return Err(LockError::AlreadyLocked { path: self.path.clone() });
+            return Err(LockError::AlreadyLocked {
+                path: self.path.clone(),
+            });
         }
         let path = self.path.clone();
         poll(&path, timeout, || match std::fs::create_dir(&path) {
@@ -102,7 +129,10 @@ impl FileLock for MkdirLock {
 
     fn release(&mut self) -> Result<(), LockError> {
         if !std::mem::take(&mut self.locked) {
-            return Err(LockError::NotLocked { path: self.path.clone(), why: "by this lock object".into() });
+            return Err(LockError::NotLocked {
+                path: self.path.clone(),
+                why: "by this lock object".into(),
+            });
         }
         std::fs::remove_dir(&self.path).map_err(|e| LockError::io("rmdir", &self.path, e))
     }
@@ -112,7 +142,14 @@ impl FileLock for MkdirLock {
 /// acquiring is only the lock call. The file is never removed: removing it while another owner
 /// waits on its descriptor would let a third owner lock a different inode of the same name.
 fn open_lock_file(path: &Path) -> Result<File, LockError> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path).map_err(|e| LockError::io("opening the lock file", path, e))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| LockError::io("opening the lock file", path, e))
 }
 
 /// `flock(LOCK_EX)` on a descriptor of its own: excludes threads and processes; the kernel
@@ -125,14 +162,20 @@ pub struct FlockLock {
 
 impl FlockLock {
     pub fn new(path: &Path) -> FlockLock {
-        FlockLock { path: path.to_path_buf(), file: None, held: None }
+        FlockLock {
+            path: path.to_path_buf(),
+            file: None,
+            held: None,
+        }
     }
 }
 
 impl FileLock for FlockLock {
     fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), LockError> {
         if self.held.is_some() {
-            return Err(LockError::AlreadyLocked { path: self.path.clone() });
+            return Err(LockError::AlreadyLocked {
+                path: self.path.clone(),
+            });
         }
         let mut file = match self.file.take() {
             Some(f) => f,
@@ -141,7 +184,11 @@ impl FileLock for FlockLock {
         let start = Instant::now();
         let mut backoff = Backoff::new(POLL.0, POLL.1);
         loop {
-            let arg = if timeout.is_some() { FlockArg::LockExclusiveNonblock } else { FlockArg::LockExclusive };
+            let arg = if timeout.is_some() {
+                FlockArg::LockExclusiveNonblock
+            } else {
+                FlockArg::LockExclusive
+            };
             match Flock::lock(file, arg) {
                 Ok(held) => {
                     self.held = Some(held);
@@ -162,7 +209,10 @@ impl FileLock for FlockLock {
     }
 
     fn release(&mut self) -> Result<(), LockError> {
-        let held = self.held.take().ok_or_else(|| LockError::NotLocked { path: self.path.clone(), why: "by this lock object".into() })?;
+        let held = self.held.take().ok_or_else(|| LockError::NotLocked {
+            path: self.path.clone(),
+            why: "by this lock object".into(),
+        })?;
         match held.unlock() {
             Ok(f) => {
                 self.file = Some(f);
@@ -179,7 +229,13 @@ impl FileLock for FlockLock {
 
 /// A whole-file write lock request for fcntl: `l_type` F_WRLCK or F_UNLCK.
 fn whole_file(l_type: libc::c_int) -> libc::flock {
-    libc::flock { l_type: l_type as libc::c_short, l_whence: libc::SEEK_SET as libc::c_short, l_start: 0, l_len: 0, l_pid: 0 }
+    libc::flock {
+        l_type: l_type as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
 }
 
 /// What a record lock is owned by: the process (POSIX) or the open file description (OFD).
@@ -218,7 +274,9 @@ impl RecordLock {
 
     fn acquire(&mut self, timeout: Option<Duration>) -> Result<(), LockError> {
         if self.locked {
-            return Err(LockError::AlreadyLocked { path: self.path.clone() });
+            return Err(LockError::AlreadyLocked {
+                path: self.path.clone(),
+            });
         }
         if self.file.is_none() {
             self.file = Some(open_lock_file(&self.path)?);
@@ -226,7 +284,9 @@ impl RecordLock {
         let start = Instant::now();
         let mut backoff = Backoff::new(POLL.0, POLL.1);
         loop {
-            let Some(file) = self.file.as_ref() else { unreachable!("opened above") };
+            let Some(file) = self.file.as_ref() else {
+                unreachable!("opened above")
+            };
             match self.call(file, libc::F_WRLCK, timeout.is_none()) {
                 Ok(_) => {
                     self.locked = true;
@@ -244,10 +304,17 @@ impl RecordLock {
 
     fn release(&mut self) -> Result<(), LockError> {
         if !std::mem::take(&mut self.locked) {
-            return Err(LockError::NotLocked { path: self.path.clone(), why: "by this lock object".into() });
+            return Err(LockError::NotLocked {
+                path: self.path.clone(),
+                why: "by this lock object".into(),
+            });
         }
-        let Some(file) = self.file.as_ref() else { unreachable!("a locked RecordLock has its file") };
-        self.call(file, libc::F_UNLCK, false).map(drop).map_err(|e| LockError::io("fcntl(F_UNLCK)", &self.path, e))
+        let Some(file) = self.file.as_ref() else {
+            unreachable!("a locked RecordLock has its file")
+        };
+        self.call(file, libc::F_UNLCK, false)
+            .map(drop)
+            .map_err(|e| LockError::io("fcntl(F_UNLCK)", &self.path, e))
     }
 }
 
@@ -257,7 +324,12 @@ pub struct FcntlLock(RecordLock);
 
 impl FcntlLock {
     pub fn new(path: &Path) -> FcntlLock {
-        FcntlLock(RecordLock { path: path.to_path_buf(), file: None, locked: false, owner: RecordOwner::Process })
+        FcntlLock(RecordLock {
+            path: path.to_path_buf(),
+            file: None,
+            locked: false,
+            owner: RecordOwner::Process,
+        })
     }
 }
 
@@ -276,7 +348,12 @@ pub struct OfdLock(RecordLock);
 
 impl OfdLock {
     pub fn new(path: &Path) -> OfdLock {
-        OfdLock(RecordLock { path: path.to_path_buf(), file: None, locked: false, owner: RecordOwner::Description })
+        OfdLock(RecordLock {
+            path: path.to_path_buf(),
+            file: None,
+            locked: false,
+            owner: RecordOwner::Description,
+        })
     }
 }
 
@@ -317,7 +394,9 @@ impl FileLock for MutexLock {
                     if left.is_zero() {
                         return Err(timed_out(Path::new("(in-process mutex)"), start));
                     }
-                    cv.wait_timeout(held, left).unwrap_or_else(|p| p.into_inner()).0
+                    cv.wait_timeout(held, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
             };
         }
@@ -328,7 +407,10 @@ impl FileLock for MutexLock {
 
     fn release(&mut self) -> Result<(), LockError> {
         if !std::mem::take(&mut self.mine) {
-            return Err(LockError::NotLocked { path: PathBuf::from("(in-process mutex)"), why: "by this handle".into() });
+            return Err(LockError::NotLocked {
+                path: PathBuf::from("(in-process mutex)"),
+                why: "by this handle".into(),
+            });
         }
         let (m, cv) = &*self.shared;
         *m.lock().unwrap_or_else(|p| p.into_inner()) = false;

@@ -50,7 +50,11 @@ impl Histogram {
             Ok(i) => self.buckets[i].1 += 1,
             Err(i) => self.buckets.insert(i, (b, 1)),
         }
-        self.min = if self.count == 0 { ns } else { self.min.min(ns) };
+        self.min = if self.count == 0 {
+            ns
+        } else {
+            self.min.min(ns)
+        };
         self.max = self.max.max(ns);
         self.count += 1;
         self.sum += ns as u128;
@@ -64,7 +68,11 @@ impl Histogram {
             }
         }
         if other.count > 0 {
-            self.min = if self.count == 0 { other.min } else { self.min.min(other.min) };
+            self.min = if self.count == 0 {
+                other.min
+            } else {
+                self.min.min(other.min)
+            };
         }
         self.max = self.max.max(other.max);
         self.count += other.count;
@@ -106,7 +114,10 @@ mod tests {
             let b = bucket_of(v);
             assert!(upper_of(b) >= v, "{v}: bucket {b} ends at {}", upper_of(b));
             if b > 0 {
-                assert!(upper_of(b - 1) < v, "{v}: the previous bucket already holds it");
+                assert!(
+                    upper_of(b - 1) < v,
+                    "{v}: the previous bucket already holds it"
+                );
             }
         }
     }
@@ -118,7 +129,10 @@ mod tests {
             h.record(v * 1000);
         }
         let p50 = h.quantile(0.5) as f64;
-        assert!((p50 - 5_000_000.0).abs() / 5_000_000.0 < 1.0 / 16.0, "p50 {p50}");
+        assert!(
+            (p50 - 5_000_000.0).abs() / 5_000_000.0 < 1.0 / 16.0,
+            "p50 {p50}"
+        );
         assert_eq!(h.quantile(1.0), 10_000_000);
         let mut g = Histogram::new();
         g.record(1);

@@ -58,7 +58,9 @@ impl Report {
 /// CLOCK_MONOTONIC in ns: one clock for every process on the machine, so a parent can give its
 /// children a common start instant.
 pub fn monotonic_ns() -> u64 {
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
 }
 
 fn wait_until(start_ns: u64) {
@@ -74,15 +76,29 @@ fn wait_until(start_ns: u64) {
 fn bump(counter: &Path) -> Result<(), LockError> {
     // Deliberately two separate calls: without the lock, concurrent owners lose increments.
     let mut text = String::new();
-    std::fs::File::open(counter).and_then(|mut f| f.read_to_string(&mut text)).map_err(|e| LockError::io("reading the counter", counter, e))?;
-    let n: u64 = text.trim().parse().map_err(|_| LockError::BadInput(format!("counter file {} holds {text:?}, not a number", counter.display())))?;
-    std::fs::write(counter, format!("{}\n", n + 1)).map_err(|e| LockError::io("writing the counter", counter, e))
+    std::fs::File::open(counter)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| LockError::io("reading the counter", counter, e))?;
+    let n: u64 = text.trim().parse().map_err(|_| {
+        LockError::BadInput(format!(
+            "counter file {} holds {text:?}, not a number",
+            counter.display()
+        ))
+    })?;
+    std::fs::write(counter, format!("{}\n", n + 1))
+        .map_err(|e| LockError::io("writing the counter", counter, e))
 }
 
 /// Runs one owner: `iters` acquire/(bump)/release cycles, starting at `start_ns` (monotonic).
 pub fn run(opts: &WorkerOpts, shared: &MutexLock, start_ns: u64) -> Result<Report, LockError> {
     let mut lock = match (opts.strategy, opts.lifetime) {
-        (Strategy::Link, Some(lifetime)) => Box::new(LinkLock::new(&opts.lock, LinkOptions { lifetime, ..LinkOptions::default() })?),
+        (Strategy::Link, Some(lifetime)) => Box::new(LinkLock::new(
+            &opts.lock,
+            LinkOptions {
+                lifetime,
+                ..LinkOptions::default()
+            },
+        )?),
         (s, _) => s.open(&opts.lock, shared)?,
     };
     let mut report = Report::default();
@@ -112,8 +128,16 @@ pub fn run_threads(opts: &WorkerOpts, threads: usize) -> Result<Report, LockErro
     // Room for the threads to start before the clock starts.
     let start = monotonic_ns() + 2_000_000;
     let results: Vec<Result<Report, LockError>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads).map(|_| s.spawn(|| run(opts, &shared, start))).collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LockError::BadInput("a lock worker thread panicked".into())))).collect()
+        let hs: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| run(opts, &shared, start)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LockError::BadInput("a lock worker thread panicked".into()))
+                })
+            })
+            .collect()
     });
     let mut total = Report::default();
     for r in results {
@@ -130,7 +154,15 @@ pub fn run_processes(racelab: &Path, opts: &WorkerOpts, procs: usize) -> Result<
     let mut children = Vec::new();
     for _ in 0..procs {
         let mut cmd = Command::new(racelab);
-        cmd.arg("__lockbench").arg("--strategy").arg(opts.strategy.name()).arg("--lock").arg(&opts.lock).arg("--iters").arg(opts.iters.to_string()).arg("--start-ns").arg(start.to_string());
+        cmd.arg("__lockbench")
+            .arg("--strategy")
+            .arg(opts.strategy.name())
+            .arg("--lock")
+            .arg(&opts.lock)
+            .arg("--iters")
+            .arg(opts.iters.to_string())
+            .arg("--start-ns")
+            .arg(start.to_string());
         if let Some(c) = &opts.counter {
             cmd.arg("--counter").arg(c);
         }
@@ -140,7 +172,9 @@ pub fn run_processes(racelab: &Path, opts: &WorkerOpts, procs: usize) -> Result<
         if let Some(t) = opts.timeout {
             cmd.arg("--timeout-ms").arg(t.as_millis().to_string());
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         match cmd.spawn() {
             Ok(c) => children.push(c),
             Err(e) => {
@@ -156,17 +190,32 @@ pub fn run_processes(racelab: &Path, opts: &WorkerOpts, procs: usize) -> Result<
     let mut failures = Vec::new();
     for c in children {
         match c.wait_with_output() {
-            Ok(out) if out.status.success() => match serde_json::from_slice::<Report>(&out.stdout) {
-                Ok(r) => total.merge(&r),
-                Err(e) => failures.push(format!("unreadable report ({e}): {}", String::from_utf8_lossy(&out.stdout))),
-            },
-            Ok(out) => failures.push(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())),
+            Ok(out) if out.status.success() => {
+                match serde_json::from_slice::<Report>(&out.stdout) {
+                    Ok(r) => total.merge(&r),
+                    Err(e) => failures.push(format!(
+                        "unreadable report ({e}): {}",
+                        String::from_utf8_lossy(&out.stdout)
+                    )),
+                }
+            }
+            Ok(out) => failures.push(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
             Err(e) => failures.push(format!("waiting for it: {e}")),
         }
     }
     if failures.is_empty() {
         Ok(total)
     } else {
-        Err(LockError::BadInput(format!("{} of {procs} lock worker processes ({} {}) failed:\n  {}", failures.len(), racelab.display(), opts.strategy.name(), failures.join("\n  "))))
+        Err(LockError::BadInput(format!(
+            "{} of {procs} lock worker processes ({} {}) failed:\n  {}",
+            failures.len(),
+            racelab.display(),
+            opts.strategy.name(),
+            failures.join("\n  ")
+        )))
     }
 }

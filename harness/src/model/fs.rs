@@ -18,7 +18,12 @@ pub struct OpCtx {
 /// map every failure to an [`Errno`]; `Err(String)` is reserved for misuse by the scenario
 /// (a path that is not a string), which stops the actor.
 pub trait Filesystem {
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String>;
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String>;
     /// Whether `path` exists, for invariants (not a step).
     fn observe_exists(&self, path: &str) -> bool;
     /// The contents of a regular file at `path`, for invariants (not a step).
@@ -27,23 +32,42 @@ pub trait Filesystem {
     /// A fault lands on `actor`: a real backend makes it real (SIGKILL, the signal, SIGSTOP).
     /// `handled` says whether the actor has a handler for the signal. An `Err` is an
     /// infrastructure failure (the signal could not be delivered), never a finding.
-    fn fault(&mut self, _actor: usize, _fault: &crate::ir::FaultKind, _handled: bool) -> Result<(), String> {
+    fn fault(
+        &mut self,
+        _actor: usize,
+        _fault: &crate::ir::FaultKind,
+        _handled: bool,
+    ) -> Result<(), String> {
         Ok(())
     }
 
     /// The actor installed (or removed) a handler for `signal`: a real process catches it from now on.
-    fn handler(&mut self, _actor: usize, _signal: crate::ir::Signal, _installed: bool) -> Result<(), String> {
+    fn handler(
+        &mut self,
+        _actor: usize,
+        _signal: crate::ir::Signal,
+        _installed: bool,
+    ) -> Result<(), String> {
         Ok(())
     }
 
     /// Runs an SQL statement on a real database, on `actor`'s own connection. `None` (the
     /// default) means "no real database here": the machine uses its model database.
-    fn sql(&mut self, _actor: usize, _stmt: &crate::model::db::Prepared, _args: &[Value]) -> Option<crate::model::db::Outcome> {
+    fn sql(
+        &mut self,
+        _actor: usize,
+        _stmt: &crate::model::db::Prepared,
+        _args: &[Value],
+    ) -> Option<crate::model::db::Outcome> {
         None
     }
 
     /// An invariant's `sql("SELECT ...")` on the real database's committed data; `None` as above.
-    fn observe_sql(&self, _stmt: &crate::model::db::Prepared, _args: &[Value]) -> Option<Result<Value, String>> {
+    fn observe_sql(
+        &self,
+        _stmt: &crate::model::db::Prepared,
+        _args: &[Value],
+    ) -> Option<Result<Value, String>> {
         None
     }
 
@@ -178,7 +202,11 @@ pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
             check_confined(s)?;
             Ok(normalize(s))
         }
-        Some(v) => Err(format!("{} expects a path (a string), got a {} ({v})", op.name(), v.type_name())),
+        Some(v) => Err(format!(
+            "{} expects a path (a string), got a {} ({v})",
+            op.name(),
+            v.type_name()
+        )),
         None => Err(format!("{} is missing an argument", op.name())),
     }
 }
@@ -222,7 +250,11 @@ impl ModelFs {
 
     fn insert(&mut self, path: String, kind: Kind, now: i64) {
         let nlink = if kind == Kind::Dir { 2 } else { 1 };
-        self.inodes.push(Some(Inode { kind, nlink, mtime: now }));
+        self.inodes.push(Some(Inode {
+            kind,
+            nlink,
+            mtime: now,
+        }));
         self.names.insert(path, self.inodes.len() - 1);
     }
 
@@ -231,7 +263,9 @@ impl ModelFs {
     }
 
     fn inode_mut(&mut self, ino: usize) -> &mut Inode {
-        self.inodes[ino].as_mut().expect("names only point at live inodes")
+        self.inodes[ino]
+            .as_mut()
+            .expect("names only point at live inodes")
     }
 
     fn unlink_name(&mut self, path: &str, ino: usize) {
@@ -254,13 +288,20 @@ impl ModelFs {
 
     /// The attributes of inode `ino` (alive: named or pinned).
     fn stat_of(&self, ino: usize) -> Value {
-        let n = self.inodes[ino].as_ref().expect("a pinned inode stays alive");
+        let n = self.inodes[ino]
+            .as_ref()
+            .expect("a pinned inode stays alive");
         let size = match &n.kind {
             Kind::File(s) => s.len() as i64,
             Kind::Dir => 4096,
         };
         // Inode 2 is the root, as on ext4; files start at 3.
-        Value::Stat(Stat { nlink: n.nlink, mtime: n.mtime, size, ino: ino as i64 + 3 })
+        Value::Stat(Stat {
+            nlink: n.nlink,
+            mtime: n.mtime,
+            size,
+            ino: ino as i64 + 3,
+        })
     }
 
     /// Lets go of what the first half of actor `actor`'s `stat` or `write` held.
@@ -280,7 +321,9 @@ impl ModelFs {
         }
         match self.inode(p) {
             None => Err(Errno::ENOENT),
-            Some(Inode { kind: Kind::Dir, .. }) => Ok(()),
+            Some(Inode {
+                kind: Kind::Dir, ..
+            }) => Ok(()),
             Some(_) => Err(Errno::ENOTDIR),
         }
     }
@@ -290,7 +333,11 @@ impl ModelFs {
     fn missing(&self, path: &str) -> Errno {
         let mut p = parent(path);
         while p != "/" {
-            if let Some(Inode { kind: Kind::File(_), .. }) = self.inode(p) {
+            if let Some(Inode {
+                kind: Kind::File(_),
+                ..
+            }) = self.inode(p)
+            {
                 return Errno::ENOTDIR;
             }
             p = parent(p);
@@ -300,10 +347,19 @@ impl ModelFs {
 
     fn has_children(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
-        self.names.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix))
+        self.names
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
     }
 
-    fn open_for_write(&mut self, path: String, excl: bool, data: Option<String>, now: i64) -> Result<Value, Errno> {
+    fn open_for_write(
+        &mut self,
+        path: String,
+        excl: bool,
+        data: Option<String>,
+        now: i64,
+    ) -> Result<Value, Errno> {
         self.check_parent(&path)?;
         if path == "/" {
             return Err(Errno::EISDIR);
@@ -352,7 +408,12 @@ impl ModelFs {
         self.names.remove(&from);
         if src_is_dir {
             let prefix = format!("{from}/");
-            let moved: Vec<(String, usize)> = self.names.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), *v)).collect();
+            let moved: Vec<(String, usize)> = self
+                .names
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
             for (k, v) in moved {
                 self.names.remove(&k);
                 self.names.insert(format!("{to}/{}", &k[prefix.len()..]), v);
@@ -374,7 +435,12 @@ impl Filesystem for ModelFs {
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
     }
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         if self.nfs.is_none() {
             return self.server(op, args, cx);
         }
@@ -386,12 +452,25 @@ impl ModelFs {
     /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
     /// each client caching attributes for `cache_ms`.
     pub fn set_nfs(&mut self, cache_ms: i64, client_of: Vec<u32>) {
-        let clients = client_of.iter().copied().max().map_or(1, |m| m as usize + 1);
-        self.nfs = Some(NfsClients { cache_ms, client_of, caches: vec![BTreeMap::new(); clients] });
+        let clients = client_of
+            .iter()
+            .copied()
+            .max()
+            .map_or(1, |m| m as usize + 1);
+        self.nfs = Some(NfsClients {
+            cache_ms,
+            client_of,
+            caches: vec![BTreeMap::new(); clients],
+        });
     }
 
     /// One operation through the actor's NFS client.
-    fn through_client(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn through_client(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         let path = path_arg(args, 0, op)?;
         let nfs = self.nfs.as_ref().expect("called only with NFS clients");
         let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
@@ -419,7 +498,12 @@ impl ModelFs {
     }
 
     /// The operation on the server's (the model's) state, as every client will eventually see it.
-    fn server(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn server(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         let path = path_arg(args, 0, op)?;
         Ok(match op {
             Op::Create { excl } => self.open_for_write(path, excl, None, cx.now),
@@ -430,8 +514,13 @@ impl ModelFs {
             Op::Read => match self.inode(&path) {
                 None if path == "/" => Err(Errno::EISDIR),
                 None => Err(self.missing(&path)),
-                Some(Inode { kind: Kind::Dir, .. }) => Err(Errno::EISDIR),
-                Some(Inode { kind: Kind::File(s), .. }) => Ok(Value::str(s)),
+                Some(Inode {
+                    kind: Kind::Dir, ..
+                }) => Err(Errno::EISDIR),
+                Some(Inode {
+                    kind: Kind::File(s),
+                    ..
+                }) => Ok(Value::str(s)),
             },
             Op::Link => {
                 let to = path_arg(args, 1, op)?;
@@ -462,7 +551,12 @@ impl ModelFs {
                 self.rename(path, to)
             }
             Op::Stat => match self.names.get(&path) {
-                None if path == "/" => Ok(Value::Stat(Stat { nlink: 2, mtime: cx.now, size: 4096, ino: 2 })),
+                None if path == "/" => Ok(Value::Stat(Stat {
+                    nlink: 2,
+                    mtime: cx.now,
+                    size: 4096,
+                    ino: 2,
+                })),
                 None => Err(self.missing(&path)),
                 Some(&ino) => Ok(self.stat_of(ino)),
             },
@@ -480,18 +574,33 @@ impl ModelFs {
                 }
             },
             Op::StatAttrs => {
-                let Some(&ino) = self.pinned.get(&cx.actor) else { return Err("stat's second half came without its lookup".into()) };
-                let v = if ino == ROOT_PIN { Value::Stat(Stat { nlink: 2, mtime: cx.now, size: 4096, ino: 2 }) } else { self.stat_of(ino) };
+                let Some(&ino) = self.pinned.get(&cx.actor) else {
+                    return Err("stat's second half came without its lookup".into());
+                };
+                let v = if ino == ROOT_PIN {
+                    Value::Stat(Stat {
+                        nlink: 2,
+                        mtime: cx.now,
+                        size: 4096,
+                        ino: 2,
+                    })
+                } else {
+                    self.stat_of(ino)
+                };
                 self.unpin(cx.actor);
                 Ok(v)
             }
-            Op::WriteOpen => self.open_for_write(path.clone(), false, Some(String::new()), cx.now).inspect(|_| {
-                let ino = self.names[&path];
-                self.unpin(cx.actor);
-                self.pinned.insert(cx.actor, ino);
-            }),
+            Op::WriteOpen => self
+                .open_for_write(path.clone(), false, Some(String::new()), cx.now)
+                .inspect(|_| {
+                    let ino = self.names[&path];
+                    self.unpin(cx.actor);
+                    self.pinned.insert(cx.actor, ino);
+                }),
             Op::WriteData => {
-                let Some(&ino) = self.pinned.get(&cx.actor) else { return Err("write's second half came without its open".into()) };
+                let Some(&ino) = self.pinned.get(&cx.actor) else {
+                    return Err("write's second half came without its open".into());
+                };
                 let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
                 let node = self.inode_mut(ino);
                 node.kind = Kind::File(data);
@@ -503,7 +612,12 @@ impl ModelFs {
                 let t = match (op, args.get(1)) {
                     (Op::Touch, _) => cx.now,
                     (_, Some(Value::Int(t))) => *t,
-                    (_, other) => return Err(format!("utime expects a time (an int), got {}", other.map_or("nothing", Value::type_name))),
+                    (_, other) => {
+                        return Err(format!(
+                            "utime expects a time (an int), got {}",
+                            other.map_or("nothing", Value::type_name)
+                        ))
+                    }
                 };
                 match self.names.get(&path) {
                     None => Err(self.missing(&path)),

@@ -31,7 +31,12 @@ impl LockState {
 
     /// Tries to take the lock; on failure returns the holders the actor would wait for.
     /// `Ok(true)` when this acquisition is the actor's first hold (not a reentrant one).
-    pub fn try_acquire(&mut self, kind: LockKind, mode: LockMode, actor: usize) -> Result<bool, Vec<usize>> {
+    pub fn try_acquire(
+        &mut self,
+        kind: LockKind,
+        mode: LockMode,
+        actor: usize,
+    ) -> Result<bool, Vec<usize>> {
         match (mode, self.owner) {
             (LockMode::Exclusive, None) if self.readers.is_empty() => {
                 self.owner = Some((actor, 1));
@@ -96,8 +101,17 @@ impl LockOrder {
     /// Records that `actor` acquired `to` while holding `held` (in acquisition order).
     pub fn acquired(&mut self, actor: usize, to: u32, held: &[u32]) {
         for &from in held.iter().filter(|&&h| h != to) {
-            let gates: Vec<u32> = held.iter().copied().filter(|&g| g != from && g != to).collect();
-            let edge = OrderEdge { from, to, actor, gates };
+            let gates: Vec<u32> = held
+                .iter()
+                .copied()
+                .filter(|&g| g != from && g != to)
+                .collect();
+            let edge = OrderEdge {
+                from,
+                to,
+                actor,
+                gates,
+            };
             if !self.edges.contains(&edge) {
                 self.edges.push(edge);
             }
@@ -130,7 +144,9 @@ impl LockOrder {
             let compatible = e.from == last.to
                 && path.iter().all(|&p| {
                     let q = &self.edges[p];
-                    q.actor != e.actor && q.from != e.from && !q.gates.iter().any(|g| e.gates.contains(g))
+                    q.actor != e.actor
+                        && q.from != e.from
+                        && !q.gates.iter().any(|g| e.gates.contains(g))
                 });
             if compatible {
                 path.push(i);

@@ -68,7 +68,10 @@ impl Status {
 enum Wait {
     Lock(u32),
     /// Database locks held by these actors' transactions, described for the trace.
-    Rows { on: Vec<usize>, what: String },
+    Rows {
+        on: Vec<usize>,
+        what: String,
+    },
 }
 
 #[derive(Debug, Clone, Hash)]
@@ -355,7 +358,9 @@ impl<F: Filesystem> Machine<F> {
     /// The choice that is digit 1 of a duration being chosen (digit 0 is the sleeper itself),
     /// when the program has `between` durations: the last choice index, after the faults.
     pub fn decision_choice(&self) -> Option<usize> {
-        self.prog.explores_durations.then(|| self.actors.len() + self.fired.len())
+        self.prog
+            .explores_durations
+            .then(|| self.actors.len() + self.fired.len())
     }
 
     /// The actor whose duration is being chosen, if one is.
@@ -403,7 +408,9 @@ impl<F: Filesystem> Machine<F> {
     }
 
     fn fault_enabled(&self, f: usize) -> bool {
-        let Some(fault) = self.prog.faults.get(f) else { return false };
+        let Some(fault) = self.prog.faults.get(f) else {
+            return false;
+        };
         !self.fired[f]
             && self.fired.iter().filter(|x| **x).count() < self.prog.fault_budget
             && !self.actors[fault.target].status.is_over()
@@ -455,7 +462,13 @@ impl<F: Filesystem> Machine<F> {
             if self.details.is_some() {
                 self.last = Some(StepOutcome::Fault);
             }
-            self.after_step(broken_before, self.prog.faults[f].target, time_ms, StepWhat::Fault(f), result);
+            self.after_step(
+                broken_before,
+                self.prog.faults[f].target,
+                time_ms,
+                StepWhat::Fault(f),
+                result,
+            );
             return;
         }
         // One Arc clone per step lets the instruction be borrowed while the machine changes.
@@ -478,7 +491,13 @@ impl<F: Filesystem> Machine<F> {
     /// The operation actor `a` is parked at, with its arguments.
     fn pending(&self, a: usize) -> (Op, Vec<PExpr>, Option<Reg>, bool, u32) {
         match Self::pending_in(&self.prog, &self.actors[a]) {
-            Instr::Op { op, args, dst, catch, label } => (*op, args.clone(), *dst, *catch, *label),
+            Instr::Op {
+                op,
+                args,
+                dst,
+                catch,
+                label,
+            } => (*op, args.clone(), *dst, *catch, *label),
             other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
         }
     }
@@ -493,7 +512,9 @@ impl<F: Filesystem> Machine<F> {
         if c >= self.actors.len() || !self.is_runnable(c) || self.deciding.is_some() {
             return None;
         }
-        let Instr::Op { op, args, .. } = Self::pending_in(&self.prog, &self.actors[c]) else { return None };
+        let Instr::Op { op, args, .. } = Self::pending_in(&self.prog, &self.actors[c]) else {
+            return None;
+        };
         let path = |i: usize| match args.get(i).map(|e| self.eval_in(c, e)) {
             Some(Ok(Value::Str(p))) => Some(Resource::Path(crate::model::fs::normalize(&p))),
             _ => None,
@@ -534,7 +555,11 @@ impl<F: Filesystem> Machine<F> {
 
     /// Finishes a step begun with [`Machine::begin`], with the real system's result.
     pub fn complete(&mut self, a: usize, result: Result<Result<Value, Errno>, String>) {
-        assert_eq!(self.actors[a].status, Status::InFlight, "actor {a} has no step in flight");
+        assert_eq!(
+            self.actors[a].status,
+            Status::InFlight,
+            "actor {a} has no step in flight"
+        );
         self.actors[a].status = Status::Ready;
         self.schedule.push(a as u8);
         let broken_before = self.broken.len();
@@ -548,7 +573,9 @@ impl<F: Filesystem> Machine<F> {
     /// its failure), local computation up to the next operation, and [`Machine::after_step`].
     fn conclude(&mut self, a: usize, broken_before: usize, result: Result<Done, String>) {
         let (dst, catch, label) = match Self::pending_in(&self.prog, &self.actors[a]) {
-            Instr::Op { dst, catch, label, .. } => (*dst, *catch, *label),
+            Instr::Op {
+                dst, catch, label, ..
+            } => (*dst, *catch, *label),
             other => unreachable!("a stepping actor is parked at an operation, not {other:?}"),
         };
         let time_ms = self.clock;
@@ -577,8 +604,19 @@ impl<F: Filesystem> Machine<F> {
             Ok(Done::Blocked(_) | Done::Half(_)) => {}
             Ok(Done::Error(errno, msg)) if !catch => {
                 let text = self.prog.labels[label as usize].text.clone();
-                let why = if msg.is_empty() { String::new() } else { format!(" {msg}") };
-                self.fail(a, oracle::UNHANDLED_ERROR, format!("{text} failed with {}{why} and nothing handles it", errno.name()));
+                let why = if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {msg}")
+                };
+                self.fail(
+                    a,
+                    oracle::UNHANDLED_ERROR,
+                    format!(
+                        "{text} failed with {}{why} and nothing handles it",
+                        errno.name()
+                    ),
+                );
             }
             Ok(r) => {
                 let v = match r {
@@ -596,21 +634,46 @@ impl<F: Filesystem> Machine<F> {
                 }
             }
         }
-        self.after_step(broken_before, a, time_ms, StepWhat::Op(label), shown.take().unwrap_or_default());
+        self.after_step(
+            broken_before,
+            a,
+            time_ms,
+            StepWhat::Op(label),
+            shown.take().unwrap_or_default(),
+        );
     }
 
     /// What every step ends with: waking actors a release unblocked, the invariants, the trace
     /// row, the step bound, and letting time advance when nobody can move.
-    fn after_step(&mut self, broken_before: usize, column: usize, time_ms: i64, what: StepWhat, result: String) {
+    fn after_step(
+        &mut self,
+        broken_before: usize,
+        column: usize,
+        time_ms: i64,
+        what: StepWhat,
+        result: String,
+    ) {
         self.check(When::Always);
         if self.details.is_some() {
-            let broke = self.broken[broken_before..].iter().map(|b| b.invariant.clone()).collect();
+            let broke = self.broken[broken_before..]
+                .iter()
+                .map(|b| b.invariant.clone())
+                .collect();
             if let Some(d) = self.details.as_mut() {
-                d.push(StepDetail { actor: column, time_ms, what, result, broke });
+                d.push(StepDetail {
+                    actor: column,
+                    time_ms,
+                    what,
+                    result,
+                    broke,
+                });
             }
         }
         if self.schedule.len() >= self.max_steps && self.end.is_none() {
-            self.record(oracle::LIVELOCK, format!("no end after {} steps", self.max_steps));
+            self.record(
+                oracle::LIVELOCK,
+                format!("no end after {} steps", self.max_steps),
+            );
             self.end = Some(End::Livelock);
             return;
         }
@@ -620,11 +683,17 @@ impl<F: Filesystem> Machine<F> {
     fn perform(&mut self, a: usize, op: Op, args: &[Value]) -> Result<Done, String> {
         let int_arg = |i: usize| match args.get(i) {
             Some(Value::Int(n)) => Ok(*n),
-            other => Err(format!("{} expects a duration, got {}", op.name(), other.map_or("nothing", Value::type_name))),
+            other => Err(format!(
+                "{} expects a duration, got {}",
+                op.name(),
+                other.map_or("nothing", Value::type_name)
+            )),
         };
         Ok(Done::Value(match op {
             Op::Now => Value::Int(self.clock),
-            Op::Sleep | Op::Work if args.len() == 2 => return self.begin_decision(a, op == Op::Work, int_arg(0)?, int_arg(1)?),
+            Op::Sleep | Op::Work if args.len() == 2 => {
+                return self.begin_decision(a, op == Op::Work, int_arg(0)?, int_arg(1)?)
+            }
             Op::Sleep | Op::Work => {
                 let d = int_arg(0)?.max(0);
                 self.actors[a].status = Status::Sleeping(self.clock + d);
@@ -633,7 +702,9 @@ impl<F: Filesystem> Machine<F> {
             }
             Op::Acquire { lock, mode } => return Ok(self.acquire(a, lock, mode)),
             Op::Release { lock } => {
-                let freed = self.locks[lock as usize].release(a).map_err(|e| format!("{e}: `{}`", self.prog.locks[lock as usize].0))?;
+                let freed = self.locks[lock as usize]
+                    .release(a)
+                    .map_err(|e| format!("{e}: `{}`", self.prog.locks[lock as usize].0))?;
                 if let Some(i) = self.actors[a].held.iter().position(|l| *l == lock) {
                     if !self.locks[lock as usize].is_held_by(a) {
                         self.actors[a].held.remove(i);
@@ -658,14 +729,30 @@ impl<F: Filesystem> Machine<F> {
             }
             fs_op => {
                 let fs_op = self.half_of(a, fs_op);
-                let result = self.fs.perform(fs_op, args, &OpCtx { now: self.clock, actor: a })?;
-                if matches!(fs_op, Op::StatLookup | Op::StatAttrs | Op::WriteOpen | Op::WriteData) {
+                let result = self.fs.perform(
+                    fs_op,
+                    args,
+                    &OpCtx {
+                        now: self.clock,
+                        actor: a,
+                    },
+                )?;
+                if matches!(
+                    fs_op,
+                    Op::StatLookup | Op::StatAttrs | Op::WriteOpen | Op::WriteData
+                ) {
                     return Ok(self.halves(a, fs_op, result));
                 }
-                if fs_op == Op::Link && std::mem::take(&mut self.actors[a].lose_next_link) && result.is_ok() {
+                if fs_op == Op::Link
+                    && std::mem::take(&mut self.actors[a].lose_next_link)
+                    && result.is_ok()
+                {
                     // The server made the link; its reply was lost; the retransmitted LINK finds
                     // the name taken.
-                    return Ok(Done::Error(Errno::EEXIST, "(the first reply was lost: the link was made)".into()));
+                    return Ok(Done::Error(
+                        Errno::EEXIST,
+                        "(the first reply was lost: the link was made)".into(),
+                    ));
                 }
                 return Ok(match result {
                     Ok(v) => Done::Value(v),
@@ -701,8 +788,12 @@ impl<F: Filesystem> Machine<F> {
         let first = matches!(half, Op::StatLookup | Op::WriteOpen);
         self.actors[a].half_done = first && result.is_ok();
         match result {
-            Ok(_) if half == Op::StatLookup => Done::Half("looked up: the inode is pinned, its attributes not read yet"),
-            Ok(_) if half == Op::WriteOpen => Done::Half("opened with O_TRUNC: the file is empty until the write"),
+            Ok(_) if half == Op::StatLookup => {
+                Done::Half("looked up: the inode is pinned, its attributes not read yet")
+            }
+            Ok(_) if half == Op::WriteOpen => {
+                Done::Half("opened with O_TRUNC: the file is empty until the write")
+            }
             Ok(v) => Done::Value(v),
             Err(e) => Done::Error(e, String::new()),
         }
@@ -712,7 +803,11 @@ impl<F: Filesystem> Machine<F> {
     /// representative times; with one, the actor just sleeps.
     fn begin_decision(&mut self, a: usize, busy: bool, lo: i64, hi: i64) -> Result<Done, String> {
         if lo < 0 || lo > hi {
-            return Err(format!("between({}, {}) is not a range of durations (the low end first, neither negative)", format_duration(lo), format_duration(hi)));
+            return Err(format!(
+                "between({}, {}) is not a range of durations (the low end first, neither negative)",
+                format_duration(lo),
+                format_duration(hi)
+            ));
         }
         let wake = self.representative_wake_ups(a, self.clock + lo, self.clock + hi);
         self.actors[a].busy = busy;
@@ -728,7 +823,14 @@ impl<F: Filesystem> Machine<F> {
         };
         let digits = usize::BITS - (wake.len() - 1).leading_zeros();
         let text = format!("chooses among {} wake-ups", wake.len());
-        self.deciding = Some(Decision { actor: a, wake, prefix: 0, digits_left: digits, busy, label });
+        self.deciding = Some(Decision {
+            actor: a,
+            wake,
+            prefix: 0,
+            digits_left: digits,
+            busy,
+            label,
+        });
         Ok(Done::Value(Value::str(&text)))
     }
 
@@ -745,13 +847,26 @@ impl<F: Filesystem> Machine<F> {
     /// reports as a livelock.
     fn representative_wake_ups(&self, a: usize, from: i64, to: i64) -> Vec<i64> {
         let mut points = std::collections::BTreeSet::from([to]);
-        let sleepers = self.actors.iter().enumerate().filter(|(b, _)| *b != a).filter_map(|(_, x)| match x.status {
-            Status::Sleeping(t) => Some(t),
-            _ => None,
-        });
-        let timers = self.timers.iter().filter(|k| !self.actors[k.actor].status.is_over()).map(|k| k.at);
+        let sleepers = self
+            .actors
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| *b != a)
+            .filter_map(|(_, x)| match x.status {
+                Status::Sleeping(t) => Some(t),
+                _ => None,
+            });
+        let timers = self
+            .timers
+            .iter()
+            .filter(|k| !self.actors[k.actor].status.is_over())
+            .map(|k| k.at);
         for d in sleepers.chain(timers) {
-            points.extend([d - 1, d, d + 1].into_iter().filter(|p| (from..=to).contains(p)));
+            points.extend(
+                [d - 1, d, d + 1]
+                    .into_iter()
+                    .filter(|p| (from..=to).contains(p)),
+            );
         }
         // Latest first: a depth-first search tries long naps before short ones, so its first
         // executions are short (few polls) and it backtracks into the orders near deadlines early.
@@ -762,7 +877,9 @@ impl<F: Filesystem> Machine<F> {
     fn decide(&mut self, c: usize) {
         self.schedule.push(c as u8);
         let broken_before = self.broken.len();
-        let bit = self.digit_of(c).expect("a runnable choice is a digit while deciding");
+        let bit = self
+            .digit_of(c)
+            .expect("a runnable choice is a digit while deciding");
         let d = self.deciding.as_mut().expect("deciding");
         d.prefix = d.prefix << 1 | bit;
         d.digits_left -= 1;
@@ -771,7 +888,10 @@ impl<F: Filesystem> Machine<F> {
                 self.last = Some(StepOutcome::Value(Value::Int(bit as i64)));
             }
             if self.schedule.len() >= self.max_steps {
-                self.record(oracle::LIVELOCK, format!("no end after {} steps", self.max_steps));
+                self.record(
+                    oracle::LIVELOCK,
+                    format!("no end after {} steps", self.max_steps),
+                );
                 self.end = Some(End::Livelock);
             }
             return;
@@ -784,8 +904,18 @@ impl<F: Filesystem> Machine<F> {
             self.last = Some(StepOutcome::Value(Value::Int(wake - self.clock)));
         }
         let verb = if d.busy { "works" } else { "sleeps" };
-        let result = format!("{verb} {} (chosen among {} wake-ups)", format_duration(wake - self.clock), d.wake.len());
-        self.after_step(broken_before, d.actor, self.clock, StepWhat::Op(d.label), result);
+        let result = format!(
+            "{verb} {} (chosen among {} wake-ups)",
+            format_duration(wake - self.clock),
+            d.wake.len()
+        );
+        self.after_step(
+            broken_before,
+            d.actor,
+            self.clock,
+            StepWhat::Op(d.label),
+            result,
+        );
     }
 
     fn acquire(&mut self, a: usize, lock: u32, mode: LockMode) -> Done {
@@ -802,8 +932,15 @@ impl<F: Filesystem> Machine<F> {
             Err(holders) => {
                 self.actors[a].status = Status::Blocked;
                 self.actors[a].waiting = Some(Wait::Lock(lock));
-                let names: Vec<&str> = holders.iter().map(|h| &*self.prog.actors[*h].name).collect();
-                Done::Blocked(format!("{} is held by {}", self.prog.locks[lock as usize].0, names.join(", ")))
+                let names: Vec<&str> = holders
+                    .iter()
+                    .map(|h| &*self.prog.actors[*h].name)
+                    .collect();
+                Done::Blocked(format!(
+                    "{} is held by {}",
+                    self.prog.locks[lock as usize].0,
+                    names.join(", ")
+                ))
             }
         }
     }
@@ -818,11 +955,21 @@ impl<F: Filesystem> Machine<F> {
         };
         let Some(db) = found else {
             let given = name.map_or("nothing".to_string(), Value::to_string);
-            return Err(format!("connect({given}): no such database; the server has {}", names.join(", ")));
+            return Err(format!(
+                "connect({given}): no such database; the server has {}",
+                names.join(", ")
+            ));
         };
-        let handle = self.db.as_mut().expect("named databases come with the scenario's database").open_named(db as u32);
+        let handle = self
+            .db
+            .as_mut()
+            .expect("named databases come with the scenario's database")
+            .open_named(db as u32);
         if let Some(Err(why)) = self.fs.connect(a, handle, &names[db]) {
-            self.abort(format!("could not connect to database {}: {why}", names[db]));
+            self.abort(format!(
+                "could not connect to database {}: {why}",
+                names[db]
+            ));
         }
         Ok(Done::Value(Value::str(&format!("{}#{handle}", names[db]))))
     }
@@ -830,13 +977,17 @@ impl<F: Filesystem> Machine<F> {
     /// `close(handle)`: a handle from `connect`; closing twice does nothing.
     fn close(&mut self, handle: Option<&Value>) -> Result<Done, String> {
         let number = match handle {
-            Some(Value::Str(s)) => s.rsplit_once('#').and_then(|(_, n)| n.parse::<usize>().ok()),
+            Some(Value::Str(s)) => s
+                .rsplit_once('#')
+                .and_then(|(_, n)| n.parse::<usize>().ok()),
             _ => None,
         };
         let known = number.is_some_and(|n| self.db.as_mut().is_some_and(|db| db.close_named(n)));
         let (Some(n), true) = (number, known) else {
             let given = handle.map_or("nothing".to_string(), Value::to_string);
-            return Err(format!("close({given}): not a connection; close() takes what connect() returned"));
+            return Err(format!(
+                "close({given}): not a connection; close() takes what connect() returned"
+            ));
         };
         if let Some(Err(why)) = self.fs.close(n) {
             self.abort(format!("could not close connection {n}: {why}"));
@@ -851,7 +1002,12 @@ impl<F: Filesystem> Machine<F> {
             Some(o) => o,
             None => match self.db.as_mut() {
                 Some(db) => db.execute(a, &stmt, args),
-                None => return Done::Error(Errno::ProgrammingError, "the scenario declares no database".into()),
+                None => {
+                    return Done::Error(
+                        Errno::ProgrammingError,
+                        "the scenario declares no database".into(),
+                    )
+                }
             },
         };
         // Another transaction may have ended with this statement: its waiters retry.
@@ -861,9 +1017,16 @@ impl<F: Filesystem> Machine<F> {
             db::Outcome::Failed { error, message } => Done::Error(error, message),
             db::Outcome::Blocked { on, lock } => {
                 self.actors[a].status = Status::Blocked;
-                let names: Vec<&str> = on.iter().filter_map(|h| self.prog.actors.get(*h)).map(|x| &*x.name).collect();
+                let names: Vec<&str> = on
+                    .iter()
+                    .filter_map(|h| self.prog.actors.get(*h))
+                    .map(|x| &*x.name)
+                    .collect();
                 let what = format!("{lock} is locked by {}", names.join(", "));
-                self.actors[a].waiting = Some(Wait::Rows { on, what: what.clone() });
+                self.actors[a].waiting = Some(Wait::Rows {
+                    on,
+                    what: what.clone(),
+                });
                 Done::Blocked(what)
             }
         }
@@ -882,7 +1045,9 @@ impl<F: Filesystem> Machine<F> {
     /// After actor `a` ran a statement (or died), actors waiting for its rows retry.
     fn wake_row_waiters(&mut self, a: usize) {
         for w in &mut self.actors {
-            if w.status == Status::Blocked && matches!(&w.waiting, Some(Wait::Rows { on, .. }) if on.contains(&a)) {
+            if w.status == Status::Blocked
+                && matches!(&w.waiting, Some(Wait::Rows { on, .. }) if on.contains(&a))
+            {
                 w.status = Status::Ready;
                 w.waiting = None;
             }
@@ -895,17 +1060,23 @@ impl<F: Filesystem> Machine<F> {
         let fault = self.prog.faults[f].clone();
         let t = fault.target;
         let handled = match &fault.kind {
-            FaultKind::Signal { signal, .. } => self.actors[t].handlers.iter().any(|(s, _, _)| s == signal),
+            FaultKind::Signal { signal, .. } => {
+                self.actors[t].handlers.iter().any(|(s, _, _)| s == signal)
+            }
             _ => false,
         };
         if let Err(why) = self.fs.fault(t, &fault.kind, handled) {
-            self.abort(format!("fault `{}` could not be made real: {why}", fault.name));
+            self.abort(format!(
+                "fault `{}` could not be made real: {why}",
+                fault.name
+            ));
             return format!("infrastructure error: {why}");
         }
         match fault.kind {
             FaultKind::Retransmit => {
                 self.actors[t].lose_next_link = true;
-                "the reply to its next link will be lost, and the client will retransmit".to_string()
+                "the reply to its next link will be lost, and the client will retransmit"
+                    .to_string()
             }
             FaultKind::Crash => {
                 self.kill(t);
@@ -925,9 +1096,17 @@ impl<F: Filesystem> Machine<F> {
             }
             FaultKind::Signal { signal, kill_after } => {
                 if let Some(d) = kill_after {
-                    self.timers.push(KillTimer { at: self.clock + d, actor: t, fault: f });
+                    self.timers.push(KillTimer {
+                        at: self.clock + d,
+                        actor: t,
+                        fault: f,
+                    });
                 }
-                let handler = self.actors[t].handlers.iter().find(|(s, _, _)| *s == signal).cloned();
+                let handler = self.actors[t]
+                    .handlers
+                    .iter()
+                    .find(|(s, _, _)| *s == signal)
+                    .cloned();
                 match handler {
                     None => {
                         self.kill(t);
@@ -935,7 +1114,10 @@ impl<F: Filesystem> Machine<F> {
                     }
                     Some((_, proc, args)) => {
                         self.run_handler(t, proc, args);
-                        format!("SIG{}: the handler runs at the next step boundary", signal.name())
+                        format!(
+                            "SIG{}: the handler runs at the next step boundary",
+                            signal.name()
+                        )
                     }
                 }
             }
@@ -953,7 +1135,13 @@ impl<F: Filesystem> Machine<F> {
         for (slot, v) in regs.iter_mut().zip(args) {
             *slot = v;
         }
-        actor.frames.push(Frame { proc, pc: 0, regs, ret: None, resume_work_until });
+        actor.frames.push(Frame {
+            proc,
+            pc: 0,
+            regs,
+            ret: None,
+            resume_work_until,
+        });
         // Interrupted between the halves of a call, the actor makes the whole call again later.
         actor.half_done = false;
         actor.status = Status::Ready;
@@ -1051,20 +1239,31 @@ impl<F: Filesystem> Machine<F> {
                 }
                 Instr::Call { proc, args, dst } => {
                     let (proc, dst) = (*proc, *dst);
-                    let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+                    let vals: Result<Vec<Value>, String> =
+                        args.iter().map(|e| self.eval_in(a, e)).collect();
                     let vals = match vals {
                         Ok(v) => v,
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     };
                     if self.actors[a].frames.len() >= 256 {
-                        return self.fail(a, oracle::UNHANDLED_ERROR, "procedure calls nested 256 deep (unbounded recursion?)".into());
+                        return self.fail(
+                            a,
+                            oracle::UNHANDLED_ERROR,
+                            "procedure calls nested 256 deep (unbounded recursion?)".into(),
+                        );
                     }
                     self.frame(a).pc += 1;
                     let mut regs = vec![Value::None; self.prog.procs[proc as usize].nregs as usize];
                     for (slot, v) in regs.iter_mut().zip(vals) {
                         *slot = v;
                     }
-                    self.actors[a].frames.push(Frame { proc, pc: 0, regs, ret: dst, resume_work_until: None });
+                    self.actors[a].frames.push(Frame {
+                        proc,
+                        pc: 0,
+                        regs,
+                        ret: dst,
+                        resume_work_until: None,
+                    });
                 }
                 Instr::Return(e) => {
                     let v = match e.as_ref().map(|e| self.eval_in(a, e)).transpose() {
@@ -1094,13 +1293,17 @@ impl<F: Filesystem> Machine<F> {
                 }
                 Instr::Handle { signal, proc, args } => {
                     let (signal, proc) = (*signal, *proc);
-                    let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
+                    let vals: Result<Vec<Value>, String> =
+                        args.iter().map(|e| self.eval_in(a, e)).collect();
                     let vals = match vals {
                         Ok(v) => v,
                         Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
                     };
                     if let Err(why) = self.fs.handler(a, signal, proc.is_some()) {
-                        self.abort(format!("the SIG{} handler could not be installed in the real actor: {why}", signal.name()));
+                        self.abort(format!(
+                            "the SIG{} handler could not be installed in the real actor: {why}",
+                            signal.name()
+                        ));
                         return;
                     }
                     let handlers = &mut self.actors[a].handlers;
@@ -1127,7 +1330,10 @@ impl<F: Filesystem> Machine<F> {
                 }
                 Instr::Fail { kind, msg, label } => {
                     let (kind, label) = (*kind, *label);
-                    let text = self.eval_in(a, msg).map(|v| v.to_string()).unwrap_or_else(|e| e);
+                    let text = self
+                        .eval_in(a, msg)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|e| e);
                     let line = self.prog.labels[label as usize].line;
                     let oracle = match kind {
                         FailKind::Assertion => oracle::ASSERTION,
@@ -1140,7 +1346,11 @@ impl<F: Filesystem> Machine<F> {
                     if let Value::Err(e) = &self.frame(a).regs[reg as usize] {
                         let e = e.name();
                         let text = self.prog.labels[label as usize].text.clone();
-                        return self.fail(a, oracle::UNHANDLED_ERROR, format!("{text} failed with {e} and no arm of the match handles it"));
+                        return self.fail(
+                            a,
+                            oracle::UNHANDLED_ERROR,
+                            format!("{text} failed with {e} and no arm of the match handles it"),
+                        );
                     }
                     self.frame(a).pc += 1;
                 }
@@ -1149,11 +1359,20 @@ impl<F: Filesystem> Machine<F> {
     }
 
     fn frame(&mut self, a: usize) -> &mut Frame {
-        self.actors[a].frames.last_mut().expect("a running actor has a frame")
+        self.actors[a]
+            .frames
+            .last_mut()
+            .expect("a running actor has a frame")
     }
 
     fn eval_in(&self, a: usize, e: &PExpr) -> Result<Value, String> {
-        eval::eval(e, &ActorEnv { m: self, actor: Some(a) })
+        eval::eval(
+            e,
+            &ActorEnv {
+                m: self,
+                actor: Some(a),
+            },
+        )
     }
 
     fn fail(&mut self, a: usize, oracle: &str, msg: String) {
@@ -1169,7 +1388,11 @@ impl<F: Filesystem> Machine<F> {
         if self.broken.iter().any(|b| b.invariant == invariant) {
             return;
         }
-        self.broken.push(Broken { invariant: invariant.to_string(), at_step: self.schedule.len(), message });
+        self.broken.push(Broken {
+            invariant: invariant.to_string(),
+            at_step: self.schedule.len(),
+            message,
+        });
     }
 
     /// Checks the invariants that apply at this point and records the first break of each.
@@ -1180,18 +1403,34 @@ impl<F: Filesystem> Machine<F> {
         let prog = Arc::clone(&self.prog);
         for inv in &prog.invariants {
             let applies = inv.when == When::Always || when == When::AtEnd;
-            if !applies || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name)) {
+            if !applies
+                || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name))
+            {
                 continue;
             }
-            let res = eval::eval(&inv.cond, &ActorEnv { m: self, actor: None }).and_then(|v| eval::truthy(&v));
+            let res = eval::eval(
+                &inv.cond,
+                &ActorEnv {
+                    m: self,
+                    actor: None,
+                },
+            )
+            .and_then(|v| eval::truthy(&v));
             match res {
                 Ok(true) => {}
                 Ok(false) => {
                     let seen = self.witness(&inv.cond);
-                    let seen = if seen.is_empty() { String::new() } else { format!(" ({})", seen.join(", ")) };
+                    let seen = if seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", seen.join(", "))
+                    };
                     self.record(&inv.name, format!("{} is false{seen}", inv.text));
                 }
-                Err(msg) => self.record(&inv.name, format!("{} could not be evaluated: {msg}", inv.text)),
+                Err(msg) => self.record(
+                    &inv.name,
+                    format!("{} could not be evaluated: {msg}", inv.text),
+                ),
             }
         }
     }
@@ -1200,7 +1439,11 @@ impl<F: Filesystem> Machine<F> {
     /// execution as finished or deadlocked.
     fn settle(&mut self) {
         // An actor in flight will come back with a result: nothing to decide until it does.
-        while self.end.is_none() && self.deciding.is_none() && !self.any_actor_ready() && !self.actors.iter().any(|a| a.status == Status::InFlight) {
+        while self.end.is_none()
+            && self.deciding.is_none()
+            && !self.any_actor_ready()
+            && !self.actors.iter().any(|a| a.status == Status::InFlight)
+        {
             let sleepers = self.actors.iter().filter_map(|a| match a.status {
                 Status::Sleeping(t) => Some(t),
                 _ => None,
@@ -1240,14 +1483,21 @@ impl<F: Filesystem> Machine<F> {
 
     /// Follow-up kills whose time has come land before sleepers at the same instant wake.
     fn fire_timers(&mut self) {
-        let due: Vec<KillTimer> = self.timers.iter().copied().filter(|k| k.at <= self.clock).collect();
+        let due: Vec<KillTimer> = self
+            .timers
+            .iter()
+            .copied()
+            .filter(|k| k.at <= self.clock)
+            .collect();
         self.timers.retain(|k| k.at > self.clock);
         for k in due {
             if self.actors[k.actor].status.is_over() {
                 continue;
             }
             if let Err(why) = self.fs.fault(k.actor, &FaultKind::Crash, false) {
-                self.abort(format!("the follow-up SIGKILL could not be made real: {why}"));
+                self.abort(format!(
+                    "the follow-up SIGKILL could not be made real: {why}"
+                ));
                 return;
             }
             self.kill(k.actor);
@@ -1274,19 +1524,28 @@ impl<F: Filesystem> Machine<F> {
         };
         let what = |a: usize| -> String {
             match &self.actors[a].waiting {
-                Some(Wait::Lock(l)) => format!("{} `{}`", self.prog.locks[*l as usize].1.keyword(), self.prog.locks[*l as usize].0),
+                Some(Wait::Lock(l)) => format!(
+                    "{} `{}`",
+                    self.prog.locks[*l as usize].1.keyword(),
+                    self.prog.locks[*l as usize].0
+                ),
                 Some(Wait::Rows { what, .. }) => what.clone(),
                 None => "nothing".into(),
             }
         };
         let name = |a: usize| self.prog.actors[a].name.to_string();
         let start = (0..self.actors.len()).find(|&a| self.actors[a].status == Status::Blocked);
-        let Some(start) = start else { return "every live actor is blocked".into() };
+        let Some(start) = start else {
+            return "every live actor is blocked".into();
+        };
         // Walk the wait-for graph from a blocked actor until an actor repeats.
         let mut path = vec![start];
         loop {
             let cur = *path.last().unwrap_or(&start);
-            let next = waits_for(cur).into_iter().find(|h| *h != cur).or_else(|| waits_for(cur).first().copied());
+            let next = waits_for(cur)
+                .into_iter()
+                .find(|h| *h != cur)
+                .or_else(|| waits_for(cur).first().copied());
             match next {
                 Some(n) if path.contains(&n) || n == cur => {
                     let from = path.iter().position(|p| *p == n).unwrap_or(0);
@@ -1294,7 +1553,14 @@ impl<F: Filesystem> Machine<F> {
                     let parts: Vec<String> = cycle
                         .iter()
                         .enumerate()
-                        .map(|(i, &a)| format!("{} waits for {} held by {}", name(a), what(a), name(cycle[(i + 1) % cycle.len()])))
+                        .map(|(i, &a)| {
+                            format!(
+                                "{} waits for {} held by {}",
+                                name(a),
+                                what(a),
+                                name(cycle[(i + 1) % cycle.len()])
+                            )
+                        })
                         .collect();
                     return format!("deadlock: {}", parts.join("; "));
                 }
@@ -1305,10 +1571,20 @@ impl<F: Filesystem> Machine<F> {
                         name(cur),
                         what(cur),
                         name(n),
-                        if self.actors[n].status.is_over() { "has ended" } else { "is stuck" }
+                        if self.actors[n].status.is_over() {
+                            "has ended"
+                        } else {
+                            "is stuck"
+                        }
                     )
                 }
-                None => return format!("{} waits for {} and nobody can release it", name(cur), what(cur)),
+                None => {
+                    return format!(
+                        "{} waits for {} and nobody can release it",
+                        name(cur),
+                        what(cur)
+                    )
+                }
             }
         }
     }
@@ -1317,9 +1593,19 @@ impl<F: Filesystem> Machine<F> {
         let lock = |l: u32| self.prog.locks[l as usize].0.as_str();
         let parts: Vec<String> = cycle
             .iter()
-            .map(|e| format!("{} took {} while holding {}", self.prog.actors[e.actor].name, lock(e.to), lock(e.from)))
+            .map(|e| {
+                format!(
+                    "{} took {} while holding {}",
+                    self.prog.actors[e.actor].name,
+                    lock(e.to),
+                    lock(e.from)
+                )
+            })
             .collect();
-        format!("potential deadlock (lock-order cycle; this run did not hang): {}", parts.join("; "))
+        format!(
+            "potential deadlock (lock-order cycle; this run did not hang): {}",
+            parts.join("; ")
+        )
     }
 
     /// What the world answered to the counting queries in a broken invariant, for its message:
@@ -1330,18 +1616,37 @@ impl<F: Filesystem> Machine<F> {
         while let Some(e) = stack.pop() {
             match e {
                 PExpr::Query(q, args) => {
-                    let env = ActorEnv { m: self, actor: None };
-                    let vals: Vec<Value> = args.iter().filter_map(|a| eval::eval(a, &env).ok()).collect();
+                    let env = ActorEnv {
+                        m: self,
+                        actor: None,
+                    };
+                    let vals: Vec<Value> = args
+                        .iter()
+                        .filter_map(|a| eval::eval(a, &env).ok())
+                        .collect();
                     let shown = |v: &Value| match v {
                         Value::Str(s) => format!("{s:?}"),
                         v => v.to_string(),
                     };
                     let name = match q {
-                        Query::Connections => format!("connections({})", vals.iter().map(shown).collect::<Vec<_>>().join(", ")),
-                        Query::Holders(s) => format!("holders({})", self.prog.sections[*s as usize]),
+                        Query::Connections => format!(
+                            "connections({})",
+                            vals.iter().map(shown).collect::<Vec<_>>().join(", ")
+                        ),
+                        Query::Holders(s) => {
+                            format!("holders({})", self.prog.sections[*s as usize])
+                        }
                         Query::LogCount(l) => format!("count({})", self.prog.logs[*l as usize]),
-                        Query::LogCountMatching(l) => format!("count({}, {})", self.prog.logs[*l as usize], vals.first().map(shown).unwrap_or_default()),
-                        Query::LocalCount(l) => format!("count({}, {})", self.prog.locals[*l as usize].0, vals.first().map(shown).unwrap_or_default()),
+                        Query::LogCountMatching(l) => format!(
+                            "count({}, {})",
+                            self.prog.logs[*l as usize],
+                            vals.first().map(shown).unwrap_or_default()
+                        ),
+                        Query::LocalCount(l) => format!(
+                            "count({}, {})",
+                            self.prog.locals[*l as usize].0,
+                            vals.first().map(shown).unwrap_or_default()
+                        ),
                         _ => continue,
                     };
                     if let Ok(v) = self.query(*q, &vals) {
@@ -1365,35 +1670,70 @@ impl<F: Filesystem> Machine<F> {
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         let path = || match args.first() {
             Some(Value::Str(s)) => Ok(s.clone()),
-            other => Err(format!("expected a path, got {}", other.map_or("nothing", Value::type_name))),
+            other => Err(format!(
+                "expected a path, got {}",
+                other.map_or("nothing", Value::type_name)
+            )),
         };
         Ok(match q {
-            Query::Holders(s) => Value::Int(self.holders.get(s as usize).map_or(0, Vec::len) as i64),
+            Query::Holders(s) => {
+                Value::Int(self.holders.get(s as usize).map_or(0, Vec::len) as i64)
+            }
             Query::LogCount(l) => Value::Int(self.logs[l as usize].len() as i64),
             Query::LogCountMatching(l) => {
                 let needle = args.first().map(|v| v.to_string()).unwrap_or_default();
-                Value::Int(self.logs[l as usize].iter().filter(|e| e.contains(&needle)).count() as i64)
+                Value::Int(
+                    self.logs[l as usize]
+                        .iter()
+                        .filter(|e| e.contains(&needle))
+                        .count() as i64,
+                )
             }
             Query::Cell(c) => self.cells[c as usize].clone(),
             Query::Now => Value::Int(self.clock),
             Query::Exists => Value::Bool(self.fs.observe_exists(&path()?)),
-            Query::Contents => self.fs.observe_contents(&path()?).map_or(Value::None, |c| Value::str(&c)),
+            Query::Contents => self
+                .fs
+                .observe_contents(&path()?)
+                .map_or(Value::None, |c| Value::str(&c)),
             Query::LocalCount(l) => {
                 let want = args.first().cloned().unwrap_or(Value::None);
-                Value::Int(self.actors.iter().filter(|a| a.locals[l as usize] == want).count() as i64)
+                Value::Int(
+                    self.actors
+                        .iter()
+                        .filter(|a| a.locals[l as usize] == want)
+                        .count() as i64,
+                )
             }
             Query::Connections => {
                 let name = match args.first() {
                     Some(Value::Str(s)) => s.clone(),
-                    other => return Err(format!("connections() takes a database name, got {}", other.map_or("nothing", Value::type_name))),
+                    other => {
+                        return Err(format!(
+                            "connections() takes a database name, got {}",
+                            other.map_or("nothing", Value::type_name)
+                        ))
+                    }
                 };
-                let names = self.prog.database.as_ref().map_or(&[][..], |d| &d.names[..]);
+                let names = self
+                    .prog
+                    .database
+                    .as_ref()
+                    .map_or(&[][..], |d| &d.names[..]);
                 let Some(db) = names.iter().position(|n| **n == *name) else {
-                    return Err(format!("connections({name}): no such database; the server has {}", names.join(", ")));
+                    return Err(format!(
+                        "connections({name}): no such database; the server has {}",
+                        names.join(", ")
+                    ));
                 };
                 match self.fs.observe_connections(&name) {
                     Some(n) => Value::Int(n?),
-                    None => Value::Int(self.db.as_ref().map_or(0, |d| d.named_connections(db as u32)) as i64),
+                    None => Value::Int(
+                        self.db
+                            .as_ref()
+                            .map_or(0, |d| d.named_connections(db as u32))
+                            as i64,
+                    ),
                 }
             }
             Query::Sql(id) => match self.fs.observe_sql(&self.prog.sql[id as usize], args) {
@@ -1463,7 +1803,9 @@ impl<F: Filesystem> Env for ActorEnv<'_, F> {
         self.actor.map(|a| &*self.m.prog.actors[a].name)
     }
     fn local(&self, l: u32) -> Value {
-        self.actor.and_then(|a| self.m.actors[a].locals.get(l as usize).cloned()).unwrap_or(Value::None)
+        self.actor
+            .and_then(|a| self.m.actors[a].locals.get(l as usize).cloned())
+            .unwrap_or(Value::None)
     }
     fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         self.m.query(q, args)

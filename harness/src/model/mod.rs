@@ -7,4 +7,6 @@ pub mod fs;
 pub mod locks;
 pub mod machine;
 
-pub use machine::{Broken, End, Machine, Resource, Status, StepDetail, StepOutcome, StepWhat, EPOCH_MS};
+pub use machine::{
+    Broken, End, Machine, Resource, Status, StepDetail, StepOutcome, StepWhat, EPOCH_MS,
+};

@@ -49,16 +49,33 @@ const INFRASTRUCTURE: u8 = 3;
 
 fn cases(paths: &[PathBuf]) -> Result<Vec<Case>, String> {
     let default = [PathBuf::from("scenarios/pg-isolation")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             let schedule = p.join("isolation_schedule");
             if schedule.exists() {
-                out.extend(suite::cases_from_schedule(p, &schedule, &["prepared-transactions", "prepared-transactions-cic"])?);
+                out.extend(suite::cases_from_schedule(
+                    p,
+                    &schedule,
+                    &["prepared-transactions", "prepared-transactions-cic"],
+                )?);
             } else {
-                let dir = if p.join("specs").is_dir() { p.join("specs") } else { p.clone() };
-                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?.filter_map(Result::ok).map(|e| e.path()).filter(|f| f.extension().is_some_and(|x| x == "spec")).collect();
+                let dir = if p.join("specs").is_dir() {
+                    p.join("specs")
+                } else {
+                    p.clone()
+                };
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|f| f.extension().is_some_and(|x| x == "spec"))
+                    .collect();
                 files.sort();
                 for f in files {
                     out.push(suite::case(&f)?);
@@ -92,7 +109,10 @@ pub fn main(args: &Args) -> u8 {
             bad = true;
             match e {
                 super::LoadError::Syntax(errors) => {
-                    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100);
+                    let handler = miette::GraphicalReportHandler::new_themed(
+                        miette::GraphicalTheme::unicode_nocolor(),
+                    )
+                    .with_width(100);
                     let mut text = String::new();
                     let _ = handler.render_report(&mut text, &errors);
                     eprint!("{text}");
@@ -107,7 +127,10 @@ pub fn main(args: &Args) -> u8 {
     let url = match DbSpec::parse(args.backend.strip_prefix("db:").unwrap_or(&args.backend)) {
         Ok(DbSpec::Postgres(url)) => url,
         Ok(other) => {
-            eprintln!("error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL", other.name());
+            eprintln!(
+                "error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL",
+                other.name()
+            );
             return BAD_INPUT;
         }
         Err(e) => {
@@ -134,7 +157,12 @@ pub fn main(args: &Args) -> u8 {
             return INFRASTRUCTURE;
         }
     };
-    println!("PostgreSQL {} (database {}), {} specs", db.server_version, db.name, cases.len());
+    println!(
+        "PostgreSQL {} (database {}), {} specs",
+        db.server_version,
+        db.name,
+        cases.len()
+    );
     let started = Instant::now();
     let mut ours = Vec::new();
     for c in &cases {
@@ -156,7 +184,12 @@ pub fn main(args: &Args) -> u8 {
         };
         let started = Instant::now();
         for c in &cases {
-            theirs.push(suite::run_isolationtester(bin, &db, c, &args.results.join("isolationtester")));
+            theirs.push(suite::run_isolationtester(
+                bin,
+                &db,
+                c,
+                &args.results.join("isolationtester"),
+            ));
         }
         their_seconds = started.elapsed().as_secs_f64();
     }
@@ -168,26 +201,44 @@ pub fn main(args: &Args) -> u8 {
             return INFRASTRUCTURE;
         }
     }
-    let failed = ours.iter().zip(rows_agree(&ours, &theirs, &args.results)).any(|(r, ok)| !ok && !matches!(r.verdict, Verdict::Unsupported(_)));
+    let failed = ours
+        .iter()
+        .zip(rows_agree(&ours, &theirs, &args.results))
+        .any(|(r, ok)| !ok && !matches!(r.verdict, Verdict::Unsupported(_)));
     u8::from(failed)
 }
 
 fn print_report(r: &Report, full: bool) {
     let what = match &r.verdict {
-        Verdict::Matches(p) => format!("matches {}", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()),
+        Verdict::Matches(p) => format!(
+            "matches {}",
+            p.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
         Verdict::Differs { closest, .. } => format!("DIFFERS from {}", closest.display()),
         Verdict::Unsupported(why) => format!("unsupported: {why}"),
         Verdict::Error(e) => format!("ERROR: {e}"),
     };
-    println!("{:<44} {:>4} permutations {:>7.2} s  {what}", r.name, r.permutations, r.seconds);
+    println!(
+        "{:<44} {:>4} permutations {:>7.2} s  {what}",
+        r.name, r.permutations, r.seconds
+    );
     if let Verdict::Differs { diff, .. } = &r.verdict {
         let lines: Vec<&str> = diff.lines().collect();
-        let shown = if full { lines.len() } else { lines.len().min(40) };
+        let shown = if full {
+            lines.len()
+        } else {
+            lines.len().min(40)
+        };
         for l in &lines[..shown] {
             println!("    {l}");
         }
         if shown < lines.len() {
-            println!("    ... {} more diff lines (--full-diffs)", lines.len() - shown);
+            println!(
+                "    ... {} more diff lines (--full-diffs)",
+                lines.len() - shown
+            );
         }
     }
 }
@@ -214,7 +265,15 @@ impl Totals {
             unsupported: count(|v| matches!(v, Verdict::Unsupported(_))),
             errors: count(|v| matches!(v, Verdict::Error(_))),
             seconds: our_seconds,
-            theirs: (!theirs.is_empty()).then(|| (theirs.iter().filter(|r| matches!(r.verdict, Verdict::Matches(_))).count(), their_seconds)),
+            theirs: (!theirs.is_empty()).then(|| {
+                (
+                    theirs
+                        .iter()
+                        .filter(|r| matches!(r.verdict, Verdict::Matches(_)))
+                        .count(),
+                    their_seconds,
+                )
+            }),
         }
     }
 
@@ -234,35 +293,72 @@ fn rows_agree(ours: &[Report], theirs: &[Report], results: &Path) -> Vec<bool> {
     ours.iter()
         .map(|r| match &r.verdict {
             Verdict::Matches(_) => true,
-            Verdict::Differs { .. } => theirs.iter().find(|t| t.name == r.name).is_some_and(|t| matches!(t.verdict, Verdict::Differs { .. }) && same_output(results, &r.name)),
+            Verdict::Differs { .. } => theirs.iter().find(|t| t.name == r.name).is_some_and(|t| {
+                matches!(t.verdict, Verdict::Differs { .. }) && same_output(results, &r.name)
+            }),
             _ => false,
         })
         .collect()
 }
 
 fn same_output(results: &Path, name: &str) -> bool {
-    let read = |who: &str| std::fs::read_to_string(results.join(who).join(format!("{name}.out"))).ok();
+    let read =
+        |who: &str| std::fs::read_to_string(results.join(who).join(format!("{name}.out"))).ok();
     matches!((read("racelab"), read("isolationtester")), (Some(a), Some(b)) if a == b)
 }
 
-fn merge_into_summary(path: &Path, ours: &[Report], theirs: &[Report], totals: &Totals, results: &Path) -> Result<(), String> {
+fn merge_into_summary(
+    path: &Path,
+    ours: &[Report],
+    theirs: &[Report],
+    totals: &Totals,
+    results: &Path,
+) -> Result<(), String> {
     let mut summary: reports::Summary = match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?,
-        Err(_) => reports::Summary { ok: true, results: vec![], shard: None },
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("cannot parse {}: {e}", path.display()))?,
+        Err(_) => reports::Summary {
+            ok: true,
+            results: vec![],
+            shard: None,
+        },
     };
     let agree = rows_agree(ours, theirs, results);
     for (r, ok) in ours.iter().zip(&agree) {
         let theirs = theirs.iter().find(|t| t.name == r.name);
         summary.results.push(row(r, *ok, theirs));
     }
-    let all = agree.iter().zip(ours).all(|(ok, r)| *ok || matches!(r.verdict, Verdict::Unsupported(_)));
-    let mut suite_row = row(&Report { name: "pg-isolation".into(), verdict: Verdict::Unsupported(String::new()), seconds: totals.seconds, permutations: ours.iter().map(|r| r.permutations).sum() }, all, None);
+    let all = agree
+        .iter()
+        .zip(ours)
+        .all(|(ok, r)| *ok || matches!(r.verdict, Verdict::Unsupported(_)));
+    let mut suite_row = row(
+        &Report {
+            name: "pg-isolation".into(),
+            verdict: Verdict::Unsupported(String::new()),
+            seconds: totals.seconds,
+            permutations: ours.iter().map(|r| r.permutations).sum(),
+        },
+        all,
+        None,
+    );
     // The table of summary.md shows the variant, not the reason: the figures go there.
     suite_row.variant = match totals.theirs {
-        Some((m, secs)) => format!("{}/{} match; isolationtester {m}/{}; time {:.1}s vs {secs:.1}s (ratio {:.2})", totals.matched, totals.specs, totals.specs, totals.seconds, totals.seconds / secs.max(1e-9)),
+        Some((m, secs)) => format!(
+            "{}/{} match; isolationtester {m}/{}; time {:.1}s vs {secs:.1}s (ratio {:.2})",
+            totals.matched,
+            totals.specs,
+            totals.specs,
+            totals.seconds,
+            totals.seconds / secs.max(1e-9)
+        ),
         None => format!("{}/{} match", totals.matched, totals.specs),
     };
-    suite_row.outcome = if all { reports::Outcome::Holds } else { reports::Outcome::Violation };
+    suite_row.outcome = if all {
+        reports::Outcome::Holds
+    } else {
+        reports::Outcome::Violation
+    };
     suite_row.invariant = (!all).then(|| "expected_output".into());
     suite_row.met = all;
     suite_row.bound = Some(totals.describe());
@@ -270,7 +366,8 @@ fn merge_into_summary(path: &Path, ours: &[Report], theirs: &[Report], totals: &
     summary.results.push(suite_row);
     summary.ok = summary.ok && all;
     let dir = path.parent().unwrap_or(Path::new("."));
-    reports::write_all(&summary, dir).map_err(|e| format!("cannot write the reports in {}: {e}", dir.display()))?;
+    reports::write_all(&summary, dir)
+        .map_err(|e| format!("cannot write the reports in {}: {e}", dir.display()))?;
     Ok(())
 }
 
@@ -318,13 +415,20 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult 
         rates: vec![],
         divergence: None,
         env: None,
-        bound: Some(format!("{} permutations (the spec's, or every interleaving when it lists none)", r.permutations)),
+        bound: Some(format!(
+            "{} permutations (the spec's, or every interleaving when it lists none)",
+            r.permutations
+        )),
         states: None,
         reason,
         trace: None,
         proved_by: None,
-        coverage: (outcome != reports::Outcome::Skipped && outcome != reports::Outcome::Error).then_some(reports::Coverage::Bounded),
-        covers: Some(format!("the spec's {} permutations on the real server", r.permutations)),
+        coverage: (outcome != reports::Outcome::Skipped && outcome != reports::Outcome::Error)
+            .then_some(reports::Coverage::Bounded),
+        covers: Some(format!(
+            "the spec's {} permutations on the real server",
+            r.permutations
+        )),
         assumptions: vec![],
     }
 }

@@ -12,7 +12,11 @@ pub fn unified(expected: &str, actual: &str, expected_name: &str, actual_name: &
     let ops = match myers(&a, &b, 1000) {
         Some(ops) => ops,
         None => {
-            let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            let first = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
             return format!("--- {expected_name}\n+++ {actual_name}\n(too many differences for a diff; first at line {}:)\n-{}\n+{}\n", first + 1, a.get(first).unwrap_or(&"<end of file>"), b.get(first).unwrap_or(&"<end of file>"));
         }
     };
@@ -38,7 +42,11 @@ fn myers(a: &[&str], b: &[&str], max_d: usize) -> Option<Vec<Op>> {
         let mut k = -d;
         while k <= d {
             let idx = (k + off as isize) as usize;
-            let mut x = if k == -d || (k != d && v[idx - 1] < v[idx + 1]) { v[idx + 1] } else { v[idx - 1] + 1 };
+            let mut x = if k == -d || (k != d && v[idx - 1] < v[idx + 1]) {
+                v[idx + 1]
+            } else {
+                v[idx - 1] + 1
+            };
             let mut y = x - k;
             while x < n && y < m && a[x as usize] == b[y as usize] {
                 x += 1;
@@ -60,7 +68,11 @@ fn myers(a: &[&str], b: &[&str], max_d: usize) -> Option<Vec<Op>> {
         let window = &trace[d as usize];
         let at = |k: isize| window[(k + d) as usize];
         let k = x - y;
-        let prev_k = if k == -d || (k != d && at(k - 1) < at(k + 1)) { k + 1 } else { k - 1 };
+        let prev_k = if k == -d || (k != d && at(k - 1) < at(k + 1)) {
+            k + 1
+        } else {
+            k - 1
+        };
         let prev_x = at(prev_k);
         let prev_y = prev_x - prev_k;
         while x > prev_x && y > prev_y {
@@ -88,7 +100,12 @@ fn myers(a: &[&str], b: &[&str], max_d: usize) -> Option<Vec<Op>> {
 fn render(ops: &[Op], a: &[&str], b: &[&str], an: &str, bn: &str) -> String {
     const CONTEXT: usize = 3;
     let mut out = format!("--- {an}\n+++ {bn}\n");
-    let changed: Vec<usize> = ops.iter().enumerate().filter(|(_, o)| !matches!(o, Op::Same(..))).map(|(i, _)| i).collect();
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !matches!(o, Op::Same(..)))
+        .map(|(i, _)| i)
+        .collect();
     let mut i = 0;
     while i < changed.len() {
         let start = changed[i].saturating_sub(CONTEXT);
@@ -109,7 +126,13 @@ fn render(ops: &[Op], a: &[&str], b: &[&str], an: &str, bn: &str) -> String {
         });
         let a_len = hunk.iter().filter(|o| !matches!(o, Op::Ins(_))).count();
         let b_len = hunk.iter().filter(|o| !matches!(o, Op::Del(_))).count();
-        out.push_str(&format!("@@ -{},{} +{},{} @@\n", a_start.map_or(0, |s| s + 1), a_len, b_start.map_or(0, |s| s + 1), b_len));
+        out.push_str(&format!(
+            "@@ -{},{} +{},{} @@\n",
+            a_start.map_or(0, |s| s + 1),
+            a_len,
+            b_start.map_or(0, |s| s + 1),
+            b_len
+        ));
         for o in hunk {
             match o {
                 Op::Same(x, _) => out.push_str(&format!(" {}\n", a[*x])),

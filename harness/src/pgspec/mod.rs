@@ -32,14 +32,23 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Io(e) => f.write_str(e),
-            LoadError::Syntax(e) => write!(f, "{e}: {}", e.diags.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")),
+            LoadError::Syntax(e) => write!(
+                f,
+                "{e}: {}",
+                e.diags
+                    .iter()
+                    .map(|d| d.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         }
     }
 }
 
 /// Reads and checks a spec file.
 pub fn load(path: &Path) -> Result<Spec, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
     parse_named(&path.display().to_string(), &src)
 }
 

@@ -14,7 +14,9 @@ pub fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option
     let mut not_num = vec![false; n];
     for row in rows {
         for (j, v) in row.iter().enumerate().take(n) {
-            let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else { continue };
+            let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else {
+                continue;
+            };
             if !not_num[j] {
                 // fe-print.c: digits, '.', 'E', 'e', ' ', '-' only; not starting with E/e;
                 // ending in a digit. A multibyte character counts as one non-numeric char.
@@ -67,7 +69,11 @@ pub fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option
         }
         out.push('\n');
     }
-    out.push_str(&format!("({} row{})\n\n", rows.len(), if rows.len() == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "({} row{})\n\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    ));
 }
 
 /// How try_complete_step prints one result of a completed step.
@@ -75,7 +81,9 @@ pub fn print_step_result(out: &mut String, r: &PgResult) {
     match r {
         PgResult::Command | PgResult::Empty => {}
         PgResult::Tuples { columns, rows } => print_result_set(out, columns, rows),
-        PgResult::Error { severity, message, .. } => out.push_str(&format!("{severity}:  {message}\n")),
+        PgResult::Error {
+            severity, message, ..
+        } => out.push_str(&format!("{severity}:  {message}\n")),
         PgResult::Lost(text) => out.push_str(&format!("{text}\n")),
     }
 }
@@ -85,13 +93,19 @@ mod tests {
     use super::*;
 
     fn rows(v: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
-        v.iter().map(|r| r.iter().map(|c| c.map(str::to_string)).collect()).collect()
+        v.iter()
+            .map(|r| r.iter().map(|c| c.map(str::to_string)).collect())
+            .collect()
     }
 
     #[test]
     fn numbers_are_right_aligned_and_text_left_aligned() {
         let mut out = String::new();
-        print_result_set(&mut out, &["id".into(), "data".into()], &rows(&[&[Some("1"), Some("foo")], &[Some("100"), None]]));
+        print_result_set(
+            &mut out,
+            &["id".into(), "data".into()],
+            &rows(&[&[Some("1"), Some("foo")], &[Some("100"), None]]),
+        );
         expect_test::expect![[r#"
              id|data
             ---+----
@@ -106,7 +120,11 @@ mod tests {
     #[test]
     fn a_value_ending_in_a_letter_is_text() {
         let mut out = String::new();
-        print_result_set(&mut out, &["balance".into()], &rows(&[&[Some("1e")], &[Some("12345")]]));
+        print_result_set(
+            &mut out,
+            &["balance".into()],
+            &rows(&[&[Some("1e")], &[Some("12345")]]),
+        );
         expect_test::expect![[r#"
             balance
             -------

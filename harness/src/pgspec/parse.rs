@@ -59,7 +59,11 @@ pub enum Blocker {
     /// `other`: not reported complete while step `other` (session, step) is active.
     Step { session: usize, step: usize },
     /// `other notices N`: not reported complete until other's session sent N more notices.
-    Notices { session: usize, step: usize, count: u32 },
+    Notices {
+        session: usize,
+        step: usize,
+        count: u32,
+    },
 }
 
 impl Spec {
@@ -81,11 +85,20 @@ impl Spec {
         out
     }
 
-    fn interleave(&self, piles: &mut [usize], current: &mut Vec<PermStep>, out: &mut Vec<Vec<PermStep>>) {
+    fn interleave(
+        &self,
+        piles: &mut [usize],
+        current: &mut Vec<PermStep>,
+        out: &mut Vec<Vec<PermStep>>,
+    ) {
         let mut found = false;
         for s in 0..self.sessions.len() {
             if piles[s] < self.sessions[s].steps.len() {
-                current.push(PermStep { session: s, step: piles[s], blockers: vec![] });
+                current.push(PermStep {
+                    session: s,
+                    step: piles[s],
+                    blockers: vec![],
+                });
                 piles[s] += 1;
                 self.interleave(piles, current, out);
                 piles[s] -= 1;
@@ -139,7 +152,14 @@ impl Tok {
     }
 }
 
-const KEYWORDS: [&str; 6] = ["notices", "permutation", "session", "setup", "step", "teardown"];
+const KEYWORDS: [&str; 6] = [
+    "notices",
+    "permutation",
+    "session",
+    "setup",
+    "step",
+    "teardown",
+];
 
 fn ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
@@ -170,8 +190,22 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
                 let mut name = Vec::new();
                 loop {
                     match b.get(i) {
-                        None => return Err(Diag::new(Span::new(start, start + 1), "unterminated quoted identifier", "this quote is never closed").help("close the name with `\"`")),
-                        Some(b'\n') => return Err(Diag::new(Span::new(start, i), "unexpected newline in quoted identifier", "the name starts here").help("a quoted name must end on its own line")),
+                        None => {
+                            return Err(Diag::new(
+                                Span::new(start, start + 1),
+                                "unterminated quoted identifier",
+                                "this quote is never closed",
+                            )
+                            .help("close the name with `\"`"))
+                        }
+                        Some(b'\n') => {
+                            return Err(Diag::new(
+                                Span::new(start, i),
+                                "unexpected newline in quoted identifier",
+                                "the name starts here",
+                            )
+                            .help("a quoted name must end on its own line"))
+                        }
                         Some(b'"') if b.get(i + 1) == Some(&b'"') => {
                             name.push(b'"');
                             i += 2;
@@ -186,7 +220,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
                         }
                     }
                 }
-                out.push((Tok::Ident(String::from_utf8_lossy(&name).into_owned()), Span::new(start, i)));
+                out.push((
+                    Tok::Ident(String::from_utf8_lossy(&name).into_owned()),
+                    Span::new(start, i),
+                ));
             }
             b'{' => {
                 i += 1;
@@ -198,20 +235,30 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
                     i += 1;
                 }
                 if i >= b.len() {
-                    return Err(Diag::new(Span::new(start, start + 1), "unterminated sql block", "this `{` is never closed").help("end the SQL block with `}` (an SQL block cannot contain `}`)"));
+                    return Err(Diag::new(
+                        Span::new(start, start + 1),
+                        "unterminated sql block",
+                        "this `{` is never closed",
+                    )
+                    .help("end the SQL block with `}` (an SQL block cannot contain `}`)"));
                 }
                 let mut end = i;
                 while end > body && matches!(b[end - 1], b' ' | b'\t' | b'\r' | 0x0c) {
                     end -= 1;
                 }
-                out.push((Tok::Sql(src[body..end].to_string()), Span::new(start, i + 1)));
+                out.push((
+                    Tok::Sql(src[body..end].to_string()),
+                    Span::new(start, i + 1),
+                ));
                 i += 1;
             }
             b'0'..=b'9' => {
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
                 }
-                let n = src[start..i].parse::<u32>().map_err(|_| Diag::new(Span::new(start, i), "number too large", "here"))?;
+                let n = src[start..i]
+                    .parse::<u32>()
+                    .map_err(|_| Diag::new(Span::new(start, i), "number too large", "here"))?;
                 out.push((Tok::Int(n), Span::new(start, i)));
             }
             b',' | b'(' | b')' | b'*' => {
@@ -232,7 +279,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
             _ => {
                 let len = src[start..].chars().next().map_or(1, char::len_utf8);
                 let ch = &src[start..start + len];
-                let d = Diag::new(Span::new(start, start + len), format!("unexpected character `{ch}`"), "not part of the spec syntax").help("SQL goes inside `{ ... }`; `#` starts a comment");
+                let d = Diag::new(
+                    Span::new(start, start + len),
+                    format!("unexpected character `{ch}`"),
+                    "not part of the spec syntax",
+                )
+                .help("SQL goes inside `{ ... }`; `#` starts a comment");
                 let d = swallowed_help(d, &out, src);
                 return Err(d);
             }
@@ -278,7 +330,11 @@ impl Parser {
     }
     fn unexpected(&self, wanted: &str) -> Diag {
         let t = self.peek();
-        Diag::new(self.span(), format!("expected {wanted}, found {}", t.describe()), format!("expected {wanted}"))
+        Diag::new(
+            self.span(),
+            format!("expected {wanted}, found {}", t.describe()),
+            format!("expected {wanted}"),
+        )
     }
     fn name(&mut self, what: &str) -> Result<Name, Diag> {
         match self.peek().clone() {
@@ -286,7 +342,12 @@ impl Parser {
                 let (_, span) = self.bump();
                 Ok(Name { text, span })
             }
-            Tok::Keyword(k) => Err(Diag::new(self.span(), format!("`{k}` is a keyword, not a {what}"), format!("expected a {what}")).help(format!("quote it to use it as a name: `\"{k}\"`"))),
+            Tok::Keyword(k) => Err(Diag::new(
+                self.span(),
+                format!("`{k}` is a keyword, not a {what}"),
+                format!("expected a {what}"),
+            )
+            .help(format!("quote it to use it as a name: `\"{k}\"`"))),
             _ => Err(self.unexpected(&format!("a {what}"))),
         }
     }
@@ -339,7 +400,12 @@ fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {
     while p.at_keyword("session") {
         p.bump();
         let name = p.name("session name")?;
-        let mut session = Session { name: name.text.clone(), setup: None, steps: vec![], teardown: None };
+        let mut session = Session {
+            name: name.text.clone(),
+            setup: None,
+            steps: vec![],
+            teardown: None,
+        };
         if p.at_keyword("setup") {
             p.bump();
             session.setup = Some(p.sql("setup")?);
@@ -350,7 +416,11 @@ fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {
             let step = p.name("step name")?;
             let sql_span = p.span();
             let sql = p.sql("step")?;
-            session.steps.push(Step { name: step.text.clone(), sql, span: step.span.to(sql_span) });
+            session.steps.push(Step {
+                name: step.text.clone(),
+                sql,
+                span: step.span.to(sql_span),
+            });
             step_names.push(step);
         }
         if session.steps.is_empty() {
@@ -424,7 +494,9 @@ fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {
             steps.push(RawPermStep { name, blockers });
         }
         if steps.is_empty() {
-            return Err(p.unexpected("a step name").help("a permutation lists at least one step"));
+            return Err(p
+                .unexpected("a step name")
+                .help("a permutation lists at least one step"));
         }
         let end = p.toks[p.pos - 1].1;
         perms.push((steps, start.to(end)));
@@ -441,7 +513,12 @@ fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {
     Ok((setup, teardown, sessions, perms))
 }
 
-type Parsed = (Vec<String>, Option<String>, Vec<(Name, Session, Vec<Name>)>, Vec<(Vec<RawPermStep>, Span)>);
+type Parsed = (
+    Vec<String>,
+    Option<String>,
+    Vec<(Name, Session, Vec<Name>)>,
+    Vec<(Vec<RawPermStep>, Span)>,
+);
 
 /// isolationtester's check_testspec: unique step names, steps and blockers that exist, no
 /// blocker on its own session. Unlike isolationtester, every problem is reported, not the first.
@@ -452,7 +529,17 @@ fn check(parsed: Parsed) -> Result<Spec, Vec<Diag>> {
     for (si, (_, _, names)) in raw_sessions.iter().enumerate() {
         for (ti, n) in names.iter().enumerate() {
             if let Some((_, _, first)) = by_name.get(&n.text) {
-                diags.push(Diag::new(n.span, format!("duplicate step name `{}`", n.text), "defined again here").help(format!("step names are unique across the whole spec; the first `{}` is at byte {}", n.text, first.start)));
+                diags.push(
+                    Diag::new(
+                        n.span,
+                        format!("duplicate step name `{}`", n.text),
+                        "defined again here",
+                    )
+                    .help(format!(
+                        "step names are unique across the whole spec; the first `{}` is at byte {}",
+                        n.text, first.start
+                    )),
+                );
             } else {
                 by_name.insert(n.text.clone(), (si, ti, n.span));
             }
@@ -461,7 +548,11 @@ fn check(parsed: Parsed) -> Result<Spec, Vec<Diag>> {
     let mut session_names: std::collections::BTreeMap<&str, Span> = Default::default();
     for (n, _, _) in &raw_sessions {
         if session_names.insert(&n.text, n.span).is_some() {
-            diags.push(Diag::new(n.span, format!("duplicate session name `{}`", n.text), "defined again here"));
+            diags.push(Diag::new(
+                n.span,
+                format!("duplicate session name `{}`", n.text),
+                "defined again here",
+            ));
         }
     }
     let mut permutations = Vec::new();
@@ -469,7 +560,14 @@ fn check(parsed: Parsed) -> Result<Spec, Vec<Diag>> {
         let mut out = Vec::new();
         for s in steps {
             let Some(&(own, step, _)) = by_name.get(&s.name.text) else {
-                diags.push(Diag::new(s.name.span, format!("undefined step `{}` in permutation", s.name.text), "no step has this name").help(suggest(&s.name.text, by_name.keys())));
+                diags.push(
+                    Diag::new(
+                        s.name.span,
+                        format!("undefined step `{}` in permutation", s.name.text),
+                        "no step has this name",
+                    )
+                    .help(suggest(&s.name.text, by_name.keys())),
+                );
                 continue;
             };
             // A marker may name any step of this permutation, also a later one.
@@ -486,23 +584,56 @@ fn check(parsed: Parsed) -> Result<Spec, Vec<Diag>> {
                             diags.push(Diag::new(*bspan, format!("permutation step `{}` cannot block on its own session", s.name.text), format!("`{}` is a step of the same session", other.text)).help("a step of one session always completes before the session's next step starts"));
                         }
                         blockers.push(match count {
-                            Some(count) => Blocker::Notices { session, step, count: *count },
+                            Some(count) => Blocker::Notices {
+                                session,
+                                step,
+                                count: *count,
+                            },
                             None => Blocker::Step { session, step },
                         });
                     }
-                    Some(_) => diags.push(Diag::new(other.span, format!("blocking step `{}` is not in this permutation", other.text), "not listed in this permutation").help("a marker can only wait for a step of the same permutation")),
-                    None => diags.push(Diag::new(other.span, format!("undefined blocking step `{}` referenced in permutation step `{}`", other.text, s.name.text), "no step has this name").help(suggest(&other.text, by_name.keys()))),
+                    Some(_) => diags.push(
+                        Diag::new(
+                            other.span,
+                            format!("blocking step `{}` is not in this permutation", other.text),
+                            "not listed in this permutation",
+                        )
+                        .help("a marker can only wait for a step of the same permutation"),
+                    ),
+                    None => diags.push(
+                        Diag::new(
+                            other.span,
+                            format!(
+                                "undefined blocking step `{}` referenced in permutation step `{}`",
+                                other.text, s.name.text
+                            ),
+                            "no step has this name",
+                        )
+                        .help(suggest(&other.text, by_name.keys())),
+                    ),
                 }
             }
-            out.push(PermStep { session: own, step, blockers });
+            out.push(PermStep {
+                session: own,
+                step,
+                blockers,
+            });
         }
-        permutations.push(Permutation { steps: out, span: *span });
+        permutations.push(Permutation {
+            steps: out,
+            span: *span,
+        });
     }
     if !diags.is_empty() {
         return Err(diags);
     }
     let sessions = raw_sessions.into_iter().map(|(_, s, _)| s).collect();
-    Ok(Spec { setup, teardown, sessions, permutations })
+    Ok(Spec {
+        setup,
+        teardown,
+        sessions,
+        permutations,
+    })
 }
 
 /// "did you mean" for a misspelt step name: the closest by edit distance, when close.
@@ -520,7 +651,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }

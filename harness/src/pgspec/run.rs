@@ -72,24 +72,46 @@ impl Watch for Conn {
         r
     }
     fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String> {
-        let list = pids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-        let rows = Watch::exec(self, &format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked({pid}, '{{{list}}}')"))?;
+        let list = pids
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = Watch::exec(
+            self,
+            &format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked({pid}, '{{{list}}}')"),
+        )?;
         match rows.first() {
-            Some(PgResult::Tuples { rows, .. }) if rows.len() == 1 => Ok(rows[0].first().cloned().flatten().is_some_and(|v| v.starts_with('t'))),
+            Some(PgResult::Tuples { rows, .. }) if rows.len() == 1 => Ok(rows[0]
+                .first()
+                .cloned()
+                .flatten()
+                .is_some_and(|v| v.starts_with('t'))),
             other => Err(format!("lock wait query failed: {other:?}")),
         }
     }
 }
 
 /// Opens the connections a spec needs: a control connection and one per session.
-pub fn connect_real(params: &ConnParams, test: &str, spec: &Spec) -> Result<(Conn, Vec<Conn>), String> {
+pub fn connect_real(
+    params: &ConnParams,
+    test: &str,
+    spec: &Spec,
+) -> Result<(Conn, Vec<Conn>), String> {
     let with_app = |name: &str| {
         let mut p = params.clone();
-        p.options.push(("application_name".into(), format!("isolation/{test}/{name}")));
+        p.options.push((
+            "application_name".into(),
+            format!("isolation/{test}/{name}"),
+        ));
         p
     };
     let control = Conn::connect(&with_app("control connection"))?;
-    let sessions = spec.sessions.iter().map(|s| Conn::connect(&with_app(&s.name))).collect::<Result<Vec<_>, _>>()?;
+    let sessions = spec
+        .sessions
+        .iter()
+        .map(|s| Conn::connect(&with_app(&s.name)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((control, sessions))
 }
 
@@ -123,17 +145,46 @@ struct Runner<'a, L: Link, W: Watch> {
 }
 
 /// Runs every permutation of `spec` (listed, or all interleavings) on the given connections.
-pub fn run_spec<L: Link, W: Watch>(spec: &Spec, control: W, conns: Vec<L>, max_step_wait: Duration) -> Outcome {
+pub fn run_spec<L: Link, W: Watch>(
+    spec: &Spec,
+    control: W,
+    conns: Vec<L>,
+    max_step_wait: Duration,
+) -> Outcome {
     let pids = conns.iter().map(Link::pid).collect();
-    let mut r = Runner { spec, control, active: vec![None; conns.len()], total_notices: vec![0; conns.len()], pids, conns, any_new_notice: false, target_notices: vec![], out: String::new(), max_step_wait };
+    let mut r = Runner {
+        spec,
+        control,
+        active: vec![None; conns.len()],
+        total_notices: vec![0; conns.len()],
+        pids,
+        conns,
+        any_new_notice: false,
+        target_notices: vec![],
+        out: String::new(),
+        max_step_wait,
+    };
     if !spec.permutations.is_empty() {
-        let mut unused: Vec<&str> = spec.sessions.iter().flat_map(|s| s.steps.iter().map(|t| t.name.as_str())).filter(|name| !spec.permutations.iter().any(|p| p.steps.iter().any(|ps| spec.step(ps).name == *name))).collect();
+        let mut unused: Vec<&str> = spec
+            .sessions
+            .iter()
+            .flat_map(|s| s.steps.iter().map(|t| t.name.as_str()))
+            .filter(|name| {
+                !spec
+                    .permutations
+                    .iter()
+                    .any(|p| p.steps.iter().any(|ps| spec.step(ps).name == *name))
+            })
+            .collect();
         unused.sort();
         for u in unused {
             r.out.push_str(&format!("unused step name: {u}\n"));
         }
     }
-    r.out.push_str(&format!("Parsed test spec with {} sessions\n", spec.sessions.len()));
+    r.out.push_str(&format!(
+        "Parsed test spec with {} sessions\n",
+        spec.sessions.len()
+    ));
     let perms = spec.permutations_to_run();
     let mut fatal = None;
     let mut ran = 0;
@@ -148,13 +199,18 @@ pub fn run_spec<L: Link, W: Watch>(spec: &Spec, control: W, conns: Vec<L>, max_s
             break;
         }
     }
-    Outcome { output: r.out, fatal, permutations: ran }
+    Outcome {
+        output: r.out,
+        fatal,
+        permutations: ran,
+    }
 }
 
 impl<L: Link, W: Watch> Runner<'_, L, W> {
     fn drain_notices(&mut self, s: usize) {
         for n in self.conns[s].take_notices() {
-            self.out.push_str(&format!("{}: {n}", self.spec.sessions[s].name));
+            self.out
+                .push_str(&format!("{}: {n}", self.spec.sessions[s].name));
             self.total_notices[s] += 1;
             self.any_new_notice = true;
         }
@@ -169,8 +225,12 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
     fn print_exec(&mut self, results: Vec<PgResult>, what: &str) -> Result<(), String> {
         for r in results {
             match r {
-                PgResult::Tuples { columns, rows } => print_result_set(&mut self.out, &columns, &rows),
-                PgResult::Error { severity, message, .. } => return Err(format!("{what} failed: {severity}:  {message}")),
+                PgResult::Tuples { columns, rows } => {
+                    print_result_set(&mut self.out, &columns, &rows)
+                }
+                PgResult::Error {
+                    severity, message, ..
+                } => return Err(format!("{what} failed: {severity}:  {message}")),
                 PgResult::Lost(text) => return Err(format!("{what} failed: {text}")),
                 _ => {}
             }
@@ -219,15 +279,31 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                     if !self.try_complete_step(steps, old, STEP_RETRY)? {
                         waiting.retain(|&w| w != old);
                     }
-                    waiting = self.try_complete_steps(steps, waiting, STEP_NONBLOCK | STEP_RETRY)?;
+                    waiting =
+                        self.try_complete_steps(steps, waiting, STEP_NONBLOCK | STEP_RETRY)?;
                     if self.active[s].is_some() && start.elapsed() > 2 * self.max_step_wait {
-                        let active: Vec<&str> = self.active.iter().flatten().map(|&a| spec.step(&steps[a]).name.as_str()).collect();
-                        return Err(format!("step {} timed out after {} seconds\nactive steps are: {}", spec.step(&steps[old]).name, start.elapsed().as_secs(), active.join(" ")));
+                        let active: Vec<&str> = self
+                            .active
+                            .iter()
+                            .flatten()
+                            .map(|&a| spec.step(&steps[a]).name.as_str())
+                            .collect();
+                        return Err(format!(
+                            "step {} timed out after {} seconds\nactive steps are: {}",
+                            spec.step(&steps[old]).name,
+                            start.elapsed().as_secs(),
+                            active.join(" ")
+                        ));
                     }
                 }
             }
             let sql = &spec.step(&steps[i]).sql;
-            self.conns[s].send_query(sql).map_err(|e| format!("failed to send query for step {}: {e}", spec.step(&steps[i]).name))?;
+            self.conns[s].send_query(sql).map_err(|e| {
+                format!(
+                    "failed to send query for step {}: {e}",
+                    spec.step(&steps[i]).name
+                )
+            })?;
             self.active[s] = Some(i);
             for (k, b) in steps[i].blockers.iter().enumerate() {
                 if let Blocker::Notices { session, count, .. } = b {
@@ -247,7 +323,10 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         for s in 0..spec.sessions.len() {
             if let Some(sql) = &spec.sessions[s].teardown {
                 let res = self.session_exec(s, sql)?;
-                if let Err(e) = self.print_exec(res, &format!("teardown of session {}", spec.sessions[s].name)) {
+                if let Err(e) = self.print_exec(
+                    res,
+                    &format!("teardown of session {}", spec.sessions[s].name),
+                ) {
                     self.out.push_str(&format!("{e}\n")); // isolationtester does not stop on teardown failure
                 }
             }
@@ -261,7 +340,12 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         Ok(())
     }
 
-    fn try_complete_steps(&mut self, steps: &[PermStep], mut waiting: Vec<usize>, flags: u8) -> Result<Vec<usize>, String> {
+    fn try_complete_steps(
+        &mut self,
+        steps: &[PermStep],
+        mut waiting: Vec<usize>,
+        flags: u8,
+    ) -> Result<Vec<usize>, String> {
         loop {
             self.any_new_notice = false;
             let old = waiting.len();
@@ -286,18 +370,27 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
     fn has_blocker(&self, steps: &[PermStep], i: usize) -> bool {
         steps[i].blockers.iter().enumerate().any(|(k, b)| match b {
             Blocker::Once => false,
-            Blocker::Step { session, step } => self.active[*session].is_some_and(|a| steps[a].session == *session && steps[a].step == *step),
-            Blocker::Notices { session, .. } => self.total_notices[*session] < self.target_notices[i][k],
+            Blocker::Step { session, step } => self.active[*session]
+                .is_some_and(|a| steps[a].session == *session && steps[a].step == *step),
+            Blocker::Notices { session, .. } => {
+                self.total_notices[*session] < self.target_notices[i][k]
+            }
         })
     }
 
     /// True when the step is *not* complete (waits for a lock, or for its markers).
-    fn try_complete_step(&mut self, steps: &[PermStep], i: usize, flags: u8) -> Result<bool, String> {
+    fn try_complete_step(
+        &mut self,
+        steps: &[PermStep],
+        i: usize,
+        flags: u8,
+    ) -> Result<bool, String> {
         let spec = self.spec;
         let step = spec.step(&steps[i]);
         let s = steps[i].session;
         if flags & STEP_RETRY == 0 && steps[i].blockers.contains(&Blocker::Once) {
-            self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+            self.out
+                .push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
             return Ok(true);
         }
         let start = Instant::now();
@@ -307,37 +400,52 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                 continue;
             }
             if flags & STEP_NONBLOCK != 0 {
-                let blocked = self.control.is_blocked(self.pids[s], &self.pids).map_err(|e| format!("lock wait query failed: {e}"))?;
+                let blocked = self
+                    .control
+                    .is_blocked(self.pids[s], &self.pids)
+                    .map_err(|e| format!("lock wait query failed: {e}"))?;
                 if blocked {
                     self.conns[s].consume_input()?;
                     if !self.is_busy(s) {
                         break;
                     }
                     if flags & STEP_RETRY == 0 {
-                        self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+                        self.out
+                            .push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
                     }
                     return Ok(true);
                 }
             }
             let waited = start.elapsed();
             if waited > self.max_step_wait && !canceled && self.conns[s].cancel().is_ok() {
-                self.out.push_str(&format!("isolationtester: canceling step {} after {} seconds\n", step.name, waited.as_secs()));
+                self.out.push_str(&format!(
+                    "isolationtester: canceling step {} after {} seconds\n",
+                    step.name,
+                    waited.as_secs()
+                ));
                 canceled = true;
             }
             if waited > 2 * self.max_step_wait {
-                return Err(format!("step {} timed out after {} seconds", step.name, waited.as_secs()));
+                return Err(format!(
+                    "step {} timed out after {} seconds",
+                    step.name,
+                    waited.as_secs()
+                ));
             }
         }
         if self.has_blocker(steps, i) {
             if flags & STEP_RETRY == 0 {
-                self.out.push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
+                self.out
+                    .push_str(&format!("step {}: {} <waiting ...>\n", step.name, step.sql));
             }
             return Ok(true);
         }
         if flags & STEP_RETRY != 0 {
-            self.out.push_str(&format!("step {}: <... completed>\n", step.name));
+            self.out
+                .push_str(&format!("step {}: <... completed>\n", step.name));
         } else {
-            self.out.push_str(&format!("step {}: {}\n", step.name, step.sql));
+            self.out
+                .push_str(&format!("step {}: {}\n", step.name, step.sql));
         }
         loop {
             let r = self.conns[s].get_result();
@@ -351,8 +459,16 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         // libpq parses NOTIFY messages on PQconsumeInput's caller's next parse; is_busy parses.
         self.is_busy(s);
         for n in self.conns[s].take_notifies() {
-            let sender = self.pids.iter().position(|&p| p == n.pid).map(|k| spec.sessions[k].name.clone()).unwrap_or_else(|| format!("PID {}", n.pid));
-            self.out.push_str(&format!("{}: NOTIFY \"{}\" with payload \"{}\" from {}\n", spec.sessions[s].name, n.channel, n.payload, sender));
+            let sender = self
+                .pids
+                .iter()
+                .position(|&p| p == n.pid)
+                .map(|k| spec.sessions[k].name.clone())
+                .unwrap_or_else(|| format!("PID {}", n.pid));
+            self.out.push_str(&format!(
+                "{}: NOTIFY \"{}\" with payload \"{}\" from {}\n",
+                spec.sessions[s].name, n.channel, n.payload, sender
+            ));
         }
         self.active[s] = None;
         Ok(false)

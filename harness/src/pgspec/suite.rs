@@ -57,8 +57,13 @@ pub struct Report {
 /// The cases of a directory laid out like PostgreSQL's (`specs/`, `expected/`,
 /// `isolation_schedule`): the schedule's tests in order, then `extra` (the prepared-transaction
 /// specs the schedule leaves out because they need `max_prepared_transactions`).
-pub fn cases_from_schedule(dir: &Path, schedule: &Path, extra: &[&str]) -> Result<Vec<Case>, String> {
-    let text = std::fs::read_to_string(schedule).map_err(|e| format!("cannot read {}: {e}", schedule.display()))?;
+pub fn cases_from_schedule(
+    dir: &Path,
+    schedule: &Path,
+    extra: &[&str],
+) -> Result<Vec<Case>, String> {
+    let text = std::fs::read_to_string(schedule)
+        .map_err(|e| format!("cannot read {}: {e}", schedule.display()))?;
     let mut names: Vec<String> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -66,7 +71,11 @@ pub fn cases_from_schedule(dir: &Path, schedule: &Path, extra: &[&str]) -> Resul
             continue;
         }
         let Some(tests) = line.strip_prefix("test:") else {
-            return Err(format!("{}:{}: expected `test: NAME ...`, found `{line}`", schedule.display(), n + 1));
+            return Err(format!(
+                "{}:{}: expected `test: NAME ...`, found `{line}`",
+                schedule.display(),
+                n + 1
+            ));
         };
         names.extend(tests.split_whitespace().map(str::to_string));
     }
@@ -75,7 +84,10 @@ pub fn cases_from_schedule(dir: &Path, schedule: &Path, extra: &[&str]) -> Resul
             names.push(e.to_string());
         }
     }
-    names.iter().map(|n| case(&dir.join("specs").join(format!("{n}.spec")))).collect()
+    names
+        .iter()
+        .map(|n| case(&dir.join("specs").join(format!("{n}.spec"))))
+        .collect()
 }
 
 /// The case of one spec file: expected files in `../expected/` beside its `specs/` directory
@@ -84,9 +96,15 @@ pub fn case(spec: &Path) -> Result<Case, String> {
     if !spec.exists() {
         return Err(format!("no spec file {}", spec.display()));
     }
-    let name = spec.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = spec
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dir = spec.parent().unwrap_or(Path::new("."));
-    let expected_dir = [dir.join("../expected"), dir.to_path_buf()].into_iter().find(|d| d.join(format!("{name}.out")).exists()).unwrap_or_else(|| dir.join("../expected"));
+    let expected_dir = [dir.join("../expected"), dir.to_path_buf()]
+        .into_iter()
+        .find(|d| d.join(format!("{name}.out")).exists())
+        .unwrap_or_else(|| dir.join("../expected"));
     let mut expected = Vec::new();
     let first = expected_dir.join(format!("{name}.out"));
     if first.exists() {
@@ -98,7 +116,11 @@ pub fn case(spec: &Path) -> Result<Case, String> {
             expected.push(p);
         }
     }
-    Ok(Case { name, spec: spec.to_path_buf(), expected })
+    Ok(Case {
+        name,
+        spec: spec.to_path_buf(),
+        expected,
+    })
 }
 
 /// The throwaway database of a run, dropped (with its sessions) when this goes.
@@ -117,7 +139,10 @@ fn scalar(c: &mut Conn, sql: &str) -> Result<String, String> {
     let r = c.exec(sql)?;
     c.take_notices();
     match r.into_iter().next() {
-        Some(PgResult::Tuples { rows, .. }) => Ok(rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default()),
+        Some(PgResult::Tuples { rows, .. }) => Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default()),
         Some(PgResult::Error { message, .. }) => Err(message),
         other => Err(format!("unexpected answer {other:?}")),
     }
@@ -140,17 +165,35 @@ impl Database {
         let base = ConnParams::from_url(url)?;
         let mut admin = Conn::connect(&base)?;
         let name = name.to_string();
-        command(&mut admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-        command(&mut admin, &format!("CREATE DATABASE {name} TEMPLATE=template0"))?;
-        for setting in ["lc_messages TO 'C'", "lc_monetary TO 'C'", "lc_numeric TO 'C'", "lc_time TO 'C'", "bytea_output TO 'hex'", "timezone_abbreviations TO 'Default'"] {
+        command(
+            &mut admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )?;
+        command(
+            &mut admin,
+            &format!("CREATE DATABASE {name} TEMPLATE=template0"),
+        )?;
+        for setting in [
+            "lc_messages TO 'C'",
+            "lc_monetary TO 'C'",
+            "lc_numeric TO 'C'",
+            "lc_time TO 'C'",
+            "bytea_output TO 'hex'",
+            "timezone_abbreviations TO 'Default'",
+        ] {
             command(&mut admin, &format!("ALTER DATABASE {name} SET {setting}"))?;
         }
         let server_version = scalar(&mut admin, "SHOW server_version")?;
-        let max_prepared_transactions = scalar(&mut admin, "SHOW max_prepared_transactions")?.parse().unwrap_or(0);
+        let max_prepared_transactions = scalar(&mut admin, "SHOW max_prepared_transactions")?
+            .parse()
+            .unwrap_or(0);
         let mut params = base.clone();
         params.dbname = name.clone();
         // libpq sends PGTZ and PGDATESTYLE, which pg_regress sets, as startup options.
-        params.options = vec![("TimeZone".into(), "PST8PDT".into()), ("DateStyle".into(), "Postgres, MDY".into())];
+        params.options = vec![
+            ("TimeZone".into(), "PST8PDT".into()),
+            ("DateStyle".into(), "Postgres, MDY".into()),
+        ];
         let conninfo = match &base.target {
             Target::Tcp(addr) => {
                 let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "5432"));
@@ -162,19 +205,33 @@ impl Database {
                 format!("host={dir} port={port} user={} dbname={name}", base.user)
             }
         };
-        Ok(Database { admin, name, params, conninfo, server_version, max_prepared_transactions })
+        Ok(Database {
+            admin,
+            name,
+            params,
+            conninfo,
+            server_version,
+            max_prepared_transactions,
+        })
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let _ = command(&mut self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = command(
+            &mut self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
 /// Why a spec cannot run on this server, if it cannot.
 pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
-    let uses_2pc = spec.sessions.iter().flat_map(|s| &s.steps).any(|t| t.sql.to_ascii_uppercase().contains("PREPARE TRANSACTION"));
+    let uses_2pc = spec
+        .sessions
+        .iter()
+        .flat_map(|s| &s.steps)
+        .any(|t| t.sql.to_ascii_uppercase().contains("PREPARE TRANSACTION"));
     if uses_2pc && db.max_prepared_transactions < 3 {
         return Some(format!("uses PREPARE TRANSACTION and the server has max_prepared_transactions = {}; PostgreSQL's README asks for at least 3 (`cargo xtask db up` starts the server with 10)", db.max_prepared_transactions));
     }
@@ -184,16 +241,24 @@ pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
 /// The verdict on `output`: equal to one expected file, or the diff against the closest.
 pub fn compare(output: &str, case: &Case) -> Verdict {
     if case.expected.is_empty() {
-        return Verdict::Error(format!("no expected output for {} (looked for {}.out in ../expected/ and beside the spec)", case.name, case.name));
+        return Verdict::Error(format!(
+            "no expected output for {} (looked for {}.out in ../expected/ and beside the spec)",
+            case.name, case.name
+        ));
     }
     let mut best: Option<(usize, PathBuf, String)> = None;
     for path in &case.expected {
-        let Ok(expected) = std::fs::read_to_string(path) else { continue };
+        let Ok(expected) = std::fs::read_to_string(path) else {
+            continue;
+        };
         if expected == output {
             return Verdict::Matches(path.clone());
         }
         let diff = super::diff::unified(&expected, output, &path.display().to_string(), "racelab");
-        let size = diff.lines().filter(|l| l.starts_with('+') || l.starts_with('-')).count();
+        let size = diff
+            .lines()
+            .filter(|l| l.starts_with('+') || l.starts_with('-'))
+            .count();
         if best.as_ref().is_none_or(|(s, _, _)| size < *s) {
             best = Some((size, path.clone(), diff));
         }
@@ -207,7 +272,12 @@ pub fn compare(output: &str, case: &Case) -> Verdict {
 /// Runs one spec with racelab and writes its output to `results/NAME.out`.
 pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration) -> Report {
     let start = Instant::now();
-    let report = |verdict, permutations| Report { name: case.name.clone(), verdict, seconds: start.elapsed().as_secs_f64(), permutations };
+    let report = |verdict, permutations| Report {
+        name: case.name.clone(),
+        verdict,
+        seconds: start.elapsed().as_secs_f64(),
+        permutations,
+    };
     let spec = match super::load(&case.spec) {
         Ok(s) => s,
         Err(e) => return report(Verdict::Error(e.to_string()), 0),
@@ -229,7 +299,12 @@ pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration)
 /// stdout and stderr into `results/NAME.out`, PGAPPNAME, PGTZ and PGDATESTYLE set).
 pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Path) -> Report {
     let start = Instant::now();
-    let report = |verdict| Report { name: case.name.clone(), verdict, seconds: start.elapsed().as_secs_f64(), permutations: 0 };
+    let report = |verdict| Report {
+        name: case.name.clone(),
+        verdict,
+        seconds: start.elapsed().as_secs_f64(),
+        permutations: 0,
+    };
     if let Ok(spec) = super::load(&case.spec) {
         if let Some(why) = unsupported(&spec, db) {
             return report(Verdict::Unsupported(why));
@@ -237,10 +312,19 @@ pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Pat
     }
     let _ = std::fs::create_dir_all(results);
     let out_path = results.join(format!("{}.out", case.name));
-    let (Ok(stdin), Ok(out)) = (std::fs::File::open(&case.spec), std::fs::File::create(&out_path)) else {
-        return report(Verdict::Error(format!("cannot open {} or create {}", case.spec.display(), out_path.display())));
+    let (Ok(stdin), Ok(out)) = (
+        std::fs::File::open(&case.spec),
+        std::fs::File::create(&out_path),
+    ) else {
+        return report(Verdict::Error(format!(
+            "cannot open {} or create {}",
+            case.spec.display(),
+            out_path.display()
+        )));
     };
-    let Ok(err) = out.try_clone() else { return report(Verdict::Error("cannot duplicate a file handle".into())) };
+    let Ok(err) = out.try_clone() else {
+        return report(Verdict::Error("cannot duplicate a file handle".into()));
+    };
     let status = Command::new(bin)
         .arg(&db.conninfo)
         .env("PGAPPNAME", format!("isolation/{}", case.name))
@@ -259,7 +343,13 @@ pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Pat
 
 /// Where Debian's postgresql-client (or -server-dev) puts PostgreSQL's isolationtester.
 pub fn find_isolationtester() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().filter_map(Result::ok).map(|e| e.path().join("lib/pgxs/src/test/isolation/isolationtester")).filter(|p| p.exists()).collect();
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("lib/pgxs/src/test/isolation/isolationtester"))
+        .filter(|p| p.exists())
+        .collect();
     found.sort();
     found.pop()
 }

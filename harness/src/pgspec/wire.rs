@@ -23,11 +23,18 @@ pub enum PgResult {
     /// An empty query string (PGRES_EMPTY_QUERY).
     Empty,
     /// Rows (PGRES_TUPLES_OK): column names and text values (None is NULL).
-    Tuples { columns: Vec<String>, rows: Vec<Vec<Option<String>>> },
+    Tuples {
+        columns: Vec<String>,
+        rows: Vec<Vec<Option<String>>>,
+    },
     /// libpq's own error when the connection is lost (no fields; printed as its message).
     Lost(String),
     /// An error (PGRES_FATAL_ERROR): severity and primary message.
-    Error { severity: String, message: String, sqlstate: String },
+    Error {
+        severity: String,
+        message: String,
+        sqlstate: String,
+    },
 }
 
 /// Where and as whom to connect.
@@ -51,16 +58,31 @@ impl ConnParams {
     /// From a db-backend URL (`host=127.0.0.1 port=N user=U dbname=D` or
     /// `postgresql://user@host:port/db`), parsed by `postgres::Config`.
     pub fn from_url(url: &str) -> Result<ConnParams, String> {
-        let config: postgres::Config = url.parse().map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let target = match config.get_hosts().first() {
             Some(postgres::config::Host::Tcp(h)) => Target::Tcp(format!("{h}:{port}")),
-            Some(postgres::config::Host::Unix(dir)) => Target::Unix(format!("{}/.s.PGSQL.{port}", dir.display())),
+            Some(postgres::config::Host::Unix(dir)) => {
+                Target::Unix(format!("{}/.s.PGSQL.{port}", dir.display()))
+            }
             None => Target::Unix(format!("/var/run/postgresql/.s.PGSQL.{port}")),
         };
-        let user = config.get_user().map(str::to_string).unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
-        let dbname = config.get_dbname().map(str::to_string).unwrap_or_else(|| user.clone());
-        Ok(ConnParams { target, user, dbname, options: vec![] })
+        let user = config
+            .get_user()
+            .map(str::to_string)
+            .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
+        let dbname = config
+            .get_dbname()
+            .map(str::to_string)
+            .unwrap_or_else(|| user.clone());
+        Ok(ConnParams {
+            target,
+            user,
+            dbname,
+            options: vec![],
+        })
     }
 }
 
@@ -103,7 +125,9 @@ fn open(target: &Target) -> Result<Stream, String> {
             let _ = s.set_nodelay(true);
             Ok(Stream::Tcp(s))
         }
-        Target::Unix(path) => UnixStream::connect(path).map(Stream::Unix).map_err(|e| format!("cannot connect to PostgreSQL at {path}: {e}")),
+        Target::Unix(path) => UnixStream::connect(path)
+            .map(Stream::Unix)
+            .map_err(|e| format!("cannot connect to PostgreSQL at {path}: {e}")),
     }
 }
 
@@ -163,8 +187,14 @@ fn fields(body: &[u8]) -> Vec<(u8, String)> {
     let mut i = 0;
     while i < body.len() && body[i] != 0 {
         let code = body[i];
-        let end = body[i + 1..].iter().position(|&b| b == 0).map_or(body.len(), |p| i + 1 + p);
-        out.push((code, String::from_utf8_lossy(&body[i + 1..end]).into_owned()));
+        let end = body[i + 1..]
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(body.len(), |p| i + 1 + p);
+        out.push((
+            code,
+            String::from_utf8_lossy(&body[i + 1..end]).into_owned(),
+        ));
         i = end + 1;
     }
     out
@@ -198,7 +228,10 @@ fn notice_text(f: &[(u8, String)]) -> String {
 }
 
 fn cstr(body: &[u8], at: &mut usize) -> String {
-    let end = body[*at..].iter().position(|&b| b == 0).map_or(body.len(), |p| *at + p);
+    let end = body[*at..]
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(body.len(), |p| *at + p);
     let s = String::from_utf8_lossy(&body[*at..end]).into_owned();
     *at = (end + 1).min(body.len());
     s
@@ -222,8 +255,22 @@ impl Conn {
         body.push(0);
         let mut startup = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         startup.extend_from_slice(&body);
-        stream.write_all(&startup).map_err(|e| format!("cannot talk to PostgreSQL: {e}"))?;
-        let mut conn = Conn { stream, target: params.target.clone(), inbuf: Vec::new(), status: Async::Busy, result: None, notices: vec![], notifies: vec![], pid: 0, secret: 0, broken: None, lost: false };
+        stream
+            .write_all(&startup)
+            .map_err(|e| format!("cannot talk to PostgreSQL: {e}"))?;
+        let mut conn = Conn {
+            stream,
+            target: params.target.clone(),
+            inbuf: Vec::new(),
+            status: Async::Busy,
+            result: None,
+            notices: vec![],
+            notifies: vec![],
+            pid: 0,
+            secret: 0,
+            broken: None,
+            lost: false,
+        };
         loop {
             let (kind, body) = conn.next_message_blocking()?;
             match kind {
@@ -239,7 +286,10 @@ impl Conn {
                 }
                 b'E' => {
                     let f = fields(&body);
-                    return Err(format!("PostgreSQL refused the connection: {}", field(&f, b'M').unwrap_or("?")));
+                    return Err(format!(
+                        "PostgreSQL refused the connection: {}",
+                        field(&f, b'M').unwrap_or("?")
+                    ));
                 }
                 b'Z' => break,
                 _ => {}
@@ -282,7 +332,9 @@ impl Conn {
         if self.broken.is_some() {
             return Ok(false);
         }
-        self.stream.set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1)))).map_err(|e| e.to_string())?;
+        self.stream
+            .set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1))))
+            .map_err(|e| e.to_string())?;
         let mut buf = [0u8; 65536];
         match self.stream.read(&mut buf) {
             Ok(0) => {
@@ -294,7 +346,14 @@ impl Conn {
                 self.inbuf.extend_from_slice(&buf[..n]);
                 Ok(true)
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => Ok(false),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => {
                 self.broken = Some(format!("could not receive data from server: {e}\n"));
                 Ok(true)
@@ -312,7 +371,9 @@ impl Conn {
         }
         let mut body = Vec::new();
         put_cstr(&mut body, sql);
-        self.stream.write_all(&message(b'Q', &body)).map_err(|e| format!("cannot send the query: {e}"))?;
+        self.stream
+            .write_all(&message(b'Q', &body))
+            .map_err(|e| format!("cannot send the query: {e}"))?;
         self.status = Async::Busy;
         self.result = None;
         Ok(())
@@ -332,32 +393,57 @@ impl Conn {
                 }
                 continue;
             }
-            let Some((kind, body)) = self.take_message() else { return };
+            let Some((kind, body)) = self.take_message() else {
+                return;
+            };
             match kind {
                 b'A' => {
                     let mut at = 4;
-                    let pid = i32::from_be_bytes(body.get(0..4).and_then(|b| b.try_into().ok()).unwrap_or_default());
+                    let pid = i32::from_be_bytes(
+                        body.get(0..4)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default(),
+                    );
                     let channel = cstr(&body, &mut at);
                     let payload = cstr(&body, &mut at);
-                    self.notifies.push(Notify { channel, payload, pid });
+                    self.notifies.push(Notify {
+                        channel,
+                        payload,
+                        pid,
+                    });
                 }
                 b'N' => self.notices.push(notice_text(&fields(&body))),
                 b'T' => {
-                    let n = u16::from_be_bytes(body.get(0..2).and_then(|b| b.try_into().ok()).unwrap_or_default()) as usize;
+                    let n = u16::from_be_bytes(
+                        body.get(0..2)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default(),
+                    ) as usize;
                     let mut at = 2;
                     let mut columns = Vec::with_capacity(n);
                     for _ in 0..n {
                         columns.push(cstr(&body, &mut at));
                         at += 18;
                     }
-                    self.result = Some(PgResult::Tuples { columns, rows: vec![] });
+                    self.result = Some(PgResult::Tuples {
+                        columns,
+                        rows: vec![],
+                    });
                 }
                 b'D' => {
-                    let n = u16::from_be_bytes(body.get(0..2).and_then(|b| b.try_into().ok()).unwrap_or_default()) as usize;
+                    let n = u16::from_be_bytes(
+                        body.get(0..2)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default(),
+                    ) as usize;
                     let mut at = 2;
                     let mut row = Vec::with_capacity(n);
                     for _ in 0..n {
-                        let len = i32::from_be_bytes(body.get(at..at + 4).and_then(|b| b.try_into().ok()).unwrap_or([255; 4]));
+                        let len = i32::from_be_bytes(
+                            body.get(at..at + 4)
+                                .and_then(|b| b.try_into().ok())
+                                .unwrap_or([255; 4]),
+                        );
                         at += 4;
                         if len < 0 {
                             row.push(None);
@@ -395,7 +481,11 @@ impl Conn {
                 }
                 // ParameterStatus, BackendKeyData, CopyIn/Out (refused below) and the rest.
                 b'G' | b'H' => {
-                    self.result = Some(PgResult::Error { severity: "ERROR".into(), message: "racelab's isolation runner does not support COPY".into(), sqlstate: String::new() });
+                    self.result = Some(PgResult::Error {
+                        severity: "ERROR".into(),
+                        message: "racelab's isolation runner does not support COPY".into(),
+                        sqlstate: String::new(),
+                    });
                     self.broken = Some("COPY is not supported".into());
                     self.status = Async::Ready;
                     self.lost = true;
@@ -421,7 +511,9 @@ impl Conn {
     pub fn consume_input(&mut self) -> Result<(), String> {
         // Non-blocking reads, not a tiny read timeout: the kernel rounds SO_RCVTIMEO up to a
         // scheduler tick, which made every step several milliseconds slower.
-        self.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        self.stream
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
         let mut r = Ok(());
         loop {
             match self.read_some(None) {
@@ -433,7 +525,9 @@ impl Conn {
                 }
             }
         }
-        self.stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+        self.stream
+            .set_nonblocking(false)
+            .map_err(|e| e.to_string())?;
         r
     }
 

@@ -8,7 +8,11 @@ use std::process::Command;
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
 fn chromium() -> PathBuf {
-    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"] {
+    for c in [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ] {
         if Path::new(c).exists() {
             return PathBuf::from(c);
         }
@@ -20,19 +24,33 @@ fn chromium() -> PathBuf {
 /// nothing) and a throwaway profile; returns stdout.
 fn headless(url: &str, args: &[&str], profile: &Path) -> String {
     let out = Command::new(chromium())
-        .args(["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND"])
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
         .output()
         .expect("chromium runs");
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert!(bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG"
+    );
     let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     (be(16), be(20))
 }
@@ -49,12 +67,21 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
         .arg(&out)
         .output()
         .expect("racelab runs");
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
-    let summary: reports::Summary = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("parses");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: reports::Summary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))
+            .expect("parses");
     let race = summary
         .results
         .iter()
-        .position(|r| r.scenario == "mailman-lockfile" && r.variant == "mailman-2.1" && r.trace.is_some())
+        .position(|r| {
+            r.scenario == "mailman-lockfile" && r.variant == "mailman-2.1" && r.trace.is_some()
+        })
         .expect("a mailman-2.1 run with its interleaving");
     let page = out.join("summary.html");
     let url = format!("file://{}#run-{race}", page.display());
@@ -63,24 +90,55 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
     // It renders: the DOM chromium built holds the matrix, and the race's section links to its
     // interleaving's page (written once per distinct trace), whose diagram has a box per step.
     let dom = headless(&url, &["--dump-dom"], &profile);
-    assert!(dom.contains("<table class=\"matrix\">"), "no outcome matrix in the rendered page");
-    let section = dom.split(&format!("<section id=\"run-{race}\">")).nth(1).expect("the race's section is in the DOM");
+    assert!(
+        dom.contains("<table class=\"matrix\">"),
+        "no outcome matrix in the rendered page"
+    );
+    let section = dom
+        .split(&format!("<section id=\"run-{race}\">"))
+        .nth(1)
+        .expect("the race's section is in the DOM");
     let section = section.split("</section>").next().expect("section");
     let trace = summary.results[race].trace.as_ref().expect("a trace");
     let link = reports::trace_path(trace, "html");
-    assert!(section.contains(&format!("href=\"{link}\"")), "the race's section does not link to its interleaving");
+    assert!(
+        section.contains(&format!("href=\"{link}\"")),
+        "the race's section does not link to its interleaving"
+    );
     let trace_page = out.join(&link);
-    let trace_dom = headless(&format!("file://{}", trace_page.display()), &["--dump-dom"], &profile);
+    let trace_dom = headless(
+        &format!("file://{}", trace_page.display()),
+        &["--dump-dom"],
+        &profile,
+    );
     let svg = trace_dom.split("</svg>").next().expect("svg");
-    assert!(svg.contains("<svg class=\"sequence\""), "no sequence diagram on the interleaving's page");
-    assert_eq!(svg.matches("<g class=\"row ").count(), trace.steps.len(), "one box per step");
+    assert!(
+        svg.contains("<svg class=\"sequence\""),
+        "no sequence diagram on the interleaving's page"
+    );
+    assert_eq!(
+        svg.matches("<g class=\"row ").count(),
+        trace.steps.len(),
+        "one box per step"
+    );
 
     // A screenshot of the race's interleaving, kept for a person to look at.
     let shot = dir.path().join("race.png");
-    headless(&format!("file://{}", trace_page.display()), &[&format!("--screenshot={}", shot.display()), "--window-size=1400,1800"], &profile);
+    headless(
+        &format!("file://{}", trace_page.display()),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1800",
+        ],
+        &profile,
+    );
     let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert_eq!(png_size(&bytes), (1400, 1800));
-    assert!(bytes.len() > 20_000, "the screenshot is nearly empty ({} bytes)", bytes.len());
+    assert!(
+        bytes.len() > 20_000,
+        "the screenshot is nearly empty ({} bytes)",
+        bytes.len()
+    );
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     std::fs::copy(&shot, &keep).expect("keep the screenshot");
     eprintln!("screenshot of the mailman-2.1 race: {}", keep.display());

@@ -46,15 +46,22 @@ fn rows(rows: Vec<Vec<Value>>) -> Outcome {
 }
 
 fn blocked(on: &[usize], lock: &str) -> Outcome {
-    Outcome::Blocked { on: on.to_vec(), lock: lock.to_string() }
+    Outcome::Blocked {
+        on: on.to_vec(),
+        lock: lock.to_string(),
+    }
 }
 
 fn failed(error: Errno, message: &str) -> Outcome {
-    Outcome::Failed { error, message: message.to_string() }
+    Outcome::Failed {
+        error,
+        message: message.to_string(),
+    }
 }
 
 fn query(db: &Db, sql: &str) -> Value {
-    db.query(&stmt(sql), &[]).unwrap_or_else(|e| panic!("query `{sql}`: {e}"))
+    db.query(&stmt(sql), &[])
+        .unwrap_or_else(|e| panic!("query `{sql}`: {e}"))
 }
 
 const PATCH: &[&str] = &[
@@ -67,7 +74,8 @@ const PERSON: &[&str] = &[
     "INSERT INTO person (id, email, n) VALUES (1, 'one@x', 0), (2, 'two@x', 0)",
 ];
 
-const MYSQL_DEADLOCK: &str = "(1213, 'Deadlock found when trying to get lock; try restarting transaction')";
+const MYSQL_DEADLOCK: &str =
+    "(1213, 'Deadlock found when trying to get lock; try restarting transaction')";
 
 /// Patchwork (seed 003): two "update, and insert if nothing was updated" transactions on keys
 /// past the end of the table both gap-lock the gap before the supremum, then each insert waits
@@ -76,23 +84,66 @@ const MYSQL_DEADLOCK: &str = "(1213, 'Deadlock found when trying to get lock; tr
 fn patchwork_gap_lock_deadlock_innodb() {
     let mut db = db(Flavour::InnoDb, PATCH);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "UPDATE patch SET x = 1 WHERE submission_ptr_id = 10", &[]), done(0));
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "UPDATE patch SET x = 1 WHERE submission_ptr_id = 10",
+            &[]
+        ),
+        done(0)
+    );
     assert_eq!(run(&mut db, B, "START TRANSACTION", &[]), ok());
-    assert_eq!(run(&mut db, B, "UPDATE patch SET x = 1 WHERE submission_ptr_id = 11", &[]), done(0));
+    assert_eq!(
+        run(
+            &mut db,
+            B,
+            "UPDATE patch SET x = 1 WHERE submission_ptr_id = 11",
+            &[]
+        ),
+        done(0)
+    );
     let gap = "gap before supremum in patch (next-key lock)";
-    assert_eq!(db.holders(), vec![Held { conn: A, lock: gap.to_string() }, Held { conn: B, lock: gap.to_string() }]);
+    assert_eq!(
+        db.holders(),
+        vec![
+            Held {
+                conn: A,
+                lock: gap.to_string()
+            },
+            Held {
+                conn: B,
+                lock: gap.to_string()
+            }
+        ]
+    );
 
     let insert = "INSERT INTO patch (submission_ptr_id, x) VALUES (?, 1)";
     assert_eq!(run(&mut db, A, insert, &[int(10)]), blocked(&[B], gap));
     assert_eq!(db.waiting(A), Some((&[B][..], gap)));
-    assert_eq!(run(&mut db, B, insert, &[int(11)]), failed(Errno::OperationalError, MYSQL_DEADLOCK));
-    assert!(!db.in_transaction(B), "the victim's transaction is rolled back");
-    assert_eq!(db.holders(), vec![Held { conn: A, lock: gap.to_string() }]);
+    assert_eq!(
+        run(&mut db, B, insert, &[int(11)]),
+        failed(Errno::OperationalError, MYSQL_DEADLOCK)
+    );
+    assert!(
+        !db.in_transaction(B),
+        "the victim's transaction is rolled back"
+    );
+    assert_eq!(
+        db.holders(),
+        vec![Held {
+            conn: A,
+            lock: gap.to_string()
+        }]
+    );
 
     assert_eq!(run(&mut db, A, insert, &[int(10)]), done(1));
     assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
     assert_eq!(db.count("patch"), Some(4));
-    assert_eq!(query(&db, "SELECT submission_ptr_id FROM patch WHERE x = 1"), Value::Rows(Arc::new(vec![vec![int(10)]])));
+    assert_eq!(
+        query(&db, "SELECT submission_ptr_id FROM patch WHERE x = 1"),
+        Value::Rows(Arc::new(vec![vec![int(10)]]))
+    );
     assert!(db.holders().is_empty());
 }
 
@@ -101,9 +152,25 @@ fn patchwork_sequence_never_blocks_under_postgres() {
     let mut db = db(Flavour::Postgres, PATCH);
     let insert = "INSERT INTO patch (submission_ptr_id, x) VALUES (?, 1)";
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "UPDATE patch SET x = 1 WHERE submission_ptr_id = 10", &[]), done(0));
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "UPDATE patch SET x = 1 WHERE submission_ptr_id = 10",
+            &[]
+        ),
+        done(0)
+    );
     assert_eq!(run(&mut db, B, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, B, "UPDATE patch SET x = 1 WHERE submission_ptr_id = 11", &[]), done(0));
+    assert_eq!(
+        run(
+            &mut db,
+            B,
+            "UPDATE patch SET x = 1 WHERE submission_ptr_id = 11",
+            &[]
+        ),
+        done(0)
+    );
     assert!(db.holders().is_empty(), "PostgreSQL has no gap locks");
     assert_eq!(run(&mut db, A, insert, &[int(10)]), done(1));
     assert_eq!(run(&mut db, B, insert, &[int(11)]), done(1));
@@ -115,31 +182,67 @@ fn patchwork_sequence_never_blocks_under_postgres() {
 /// A gap lock only stops inserts into its own gap.
 #[test]
 fn innodb_gap_lock_covers_only_its_gap() {
-    let mut db = db(Flavour::InnoDb, &["CREATE TABLE t (id INTEGER PRIMARY KEY)", "INSERT INTO t (id) VALUES (10), (20), (30)"]);
+    let mut db = db(
+        Flavour::InnoDb,
+        &[
+            "CREATE TABLE t (id INTEGER PRIMARY KEY)",
+            "INSERT INTO t (id) VALUES (10), (20), (30)",
+        ],
+    );
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "SELECT id FROM t WHERE id = 15 FOR UPDATE", &[]), rows(vec![]));
-    assert_eq!(run(&mut db, B, "INSERT INTO t (id) VALUES (25)", &[]), done(1));
-    assert_eq!(run(&mut db, B, "INSERT INTO t (id) VALUES (12)", &[]), blocked(&[A], "gap before t(id=20) (gap lock)"));
+    assert_eq!(
+        run(&mut db, A, "SELECT id FROM t WHERE id = 15 FOR UPDATE", &[]),
+        rows(vec![])
+    );
+    assert_eq!(
+        run(&mut db, B, "INSERT INTO t (id) VALUES (25)", &[]),
+        done(1)
+    );
+    assert_eq!(
+        run(&mut db, B, "INSERT INTO t (id) VALUES (12)", &[]),
+        blocked(&[A], "gap before t(id=20) (gap lock)")
+    );
     assert_eq!(run(&mut db, A, "ROLLBACK", &[]), ok());
-    assert_eq!(run(&mut db, B, "INSERT INTO t (id) VALUES (12)", &[]), done(1));
+    assert_eq!(
+        run(&mut db, B, "INSERT INTO t (id) VALUES (12)", &[]),
+        done(1)
+    );
 }
 
 /// Check-then-insert in autocommit: both checks pass, the second insert hits the unique key.
 #[test]
 fn check_then_insert_race_gets_integrity_error() {
     for (flavour, message) in [
-        (Flavour::Postgres, "duplicate key value violates unique constraint \"person_email_key\""),
-        (Flavour::InnoDb, "(1062, \"Duplicate entry 'new@x' for key 'person.email'\")"),
+        (
+            Flavour::Postgres,
+            "duplicate key value violates unique constraint \"person_email_key\"",
+        ),
+        (
+            Flavour::InnoDb,
+            "(1062, \"Duplicate entry 'new@x' for key 'person.email'\")",
+        ),
     ] {
         let mut db = db(flavour, PERSON);
         let check = "SELECT COUNT(*) FROM person WHERE email = %s";
         let insert = "INSERT INTO person (email) VALUES (%s)";
-        assert_eq!(run(&mut db, A, check, &[s("new@x")]), rows(vec![vec![int(0)]]));
-        assert_eq!(run(&mut db, B, check, &[s("new@x")]), rows(vec![vec![int(0)]]));
+        assert_eq!(
+            run(&mut db, A, check, &[s("new@x")]),
+            rows(vec![vec![int(0)]])
+        );
+        assert_eq!(
+            run(&mut db, B, check, &[s("new@x")]),
+            rows(vec![vec![int(0)]])
+        );
         assert_eq!(run(&mut db, A, insert, &[s("new@x")]), done(1));
-        assert_eq!(run(&mut db, B, insert, &[s("new@x")]), failed(Errno::IntegrityError, message));
+        assert_eq!(
+            run(&mut db, B, insert, &[s("new@x")]),
+            failed(Errno::IntegrityError, message)
+        );
         assert_eq!(db.count("person"), Some(3));
-        assert_eq!(query(&db, "SELECT id FROM person WHERE email = 'new@x'"), Value::Rows(Arc::new(vec![vec![int(3)]])));
+        assert_eq!(
+            query(&db, "SELECT id FROM person WHERE email = 'new@x'"),
+            Value::Rows(Arc::new(vec![vec![int(3)]]))
+        );
     }
 }
 
@@ -153,13 +256,28 @@ fn insert_waits_for_uncommitted_duplicate() {
             let insert = "INSERT INTO person (id, email) VALUES (?, ?)";
             assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
             assert_eq!(run(&mut db, A, insert, &[int(7), s("dup@x")]), done(1));
-            let Outcome::Blocked { on, lock } = run(&mut db, B, insert, &[int(8), s("dup@x")]) else { panic!("{flavour:?}: expected Blocked") };
+            let Outcome::Blocked { on, lock } = run(&mut db, B, insert, &[int(8), s("dup@x")])
+            else {
+                panic!("{flavour:?}: expected Blocked")
+            };
             assert_eq!(on, vec![A]);
             assert!(lock.starts_with("row person(id=7)"), "{lock}");
-            assert_eq!(run(&mut db, A, if commit { "COMMIT" } else { "ROLLBACK" }, &[]), ok());
+            assert_eq!(
+                run(&mut db, A, if commit { "COMMIT" } else { "ROLLBACK" }, &[]),
+                ok()
+            );
             let retry = run(&mut db, B, insert, &[int(8), s("dup@x")]);
             if commit {
-                assert!(matches!(retry, Outcome::Failed { error: Errno::IntegrityError, .. }), "{flavour:?}: {retry:?}");
+                assert!(
+                    matches!(
+                        retry,
+                        Outcome::Failed {
+                            error: Errno::IntegrityError,
+                            ..
+                        }
+                    ),
+                    "{flavour:?}: {retry:?}"
+                );
             } else {
                 assert_eq!(retry, done(1), "{flavour:?}");
             }
@@ -176,13 +294,32 @@ fn row_lock_blocks_update_until_commit() {
         let bump = "UPDATE person SET n = n + 1 WHERE id = ?";
         assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
         assert_eq!(run(&mut db, A, bump, &[int(1)]), done(1));
-        assert_eq!(run(&mut db, B, bump, &[int(1)]), blocked(&[A], "row person(id=1)"));
-        assert_eq!(run(&mut db, B, bump, &[int(1)]), blocked(&[A], "row person(id=1)"));
-        assert_eq!(run(&mut db, B, bump, &[int(2)]), done(1), "other rows are free");
-        assert_eq!(db.holders(), vec![Held { conn: A, lock: "row person(id=1)".to_string() }]);
+        assert_eq!(
+            run(&mut db, B, bump, &[int(1)]),
+            blocked(&[A], "row person(id=1)")
+        );
+        assert_eq!(
+            run(&mut db, B, bump, &[int(1)]),
+            blocked(&[A], "row person(id=1)")
+        );
+        assert_eq!(
+            run(&mut db, B, bump, &[int(2)]),
+            done(1),
+            "other rows are free"
+        );
+        assert_eq!(
+            db.holders(),
+            vec![Held {
+                conn: A,
+                lock: "row person(id=1)".to_string()
+            }]
+        );
         assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
         assert_eq!(run(&mut db, B, bump, &[int(1)]), done(1));
-        assert_eq!(query(&db, "SELECT n FROM person ORDER BY id"), Value::Rows(Arc::new(vec![vec![int(2)], vec![int(1)]])));
+        assert_eq!(
+            query(&db, "SELECT n FROM person ORDER BY id"),
+            Value::Rows(Arc::new(vec![vec![int(2)], vec![int(1)]]))
+        );
     }
 }
 
@@ -190,13 +327,44 @@ fn row_lock_blocks_update_until_commit() {
 fn select_for_update_blocks_and_skip_locked_and_nowait_do_not() {
     let mut db = db(Flavour::Postgres, PERSON);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "SELECT id FROM person WHERE id = 1 FOR UPDATE", &[]), rows(vec![vec![int(1)]]));
-    assert_eq!(run(&mut db, B, "SELECT id FROM person FOR UPDATE", &[]), blocked(&[A], "row person(id=1)"));
-    assert_eq!(run(&mut db, B, "SELECT id FROM person", &[]), rows(vec![vec![int(1)], vec![int(2)]]), "plain reads never block");
-    assert_eq!(run(&mut db, B, "SELECT id FROM person ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", &[]), rows(vec![vec![int(2)]]));
     assert_eq!(
-        run(&mut db, B, "SELECT id FROM person WHERE id = 1 FOR UPDATE NOWAIT", &[]),
-        failed(Errno::OperationalError, "could not obtain lock on row in relation \"person\"")
+        run(
+            &mut db,
+            A,
+            "SELECT id FROM person WHERE id = 1 FOR UPDATE",
+            &[]
+        ),
+        rows(vec![vec![int(1)]])
+    );
+    assert_eq!(
+        run(&mut db, B, "SELECT id FROM person FOR UPDATE", &[]),
+        blocked(&[A], "row person(id=1)")
+    );
+    assert_eq!(
+        run(&mut db, B, "SELECT id FROM person", &[]),
+        rows(vec![vec![int(1)], vec![int(2)]]),
+        "plain reads never block"
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            B,
+            "SELECT id FROM person ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            &[]
+        ),
+        rows(vec![vec![int(2)]])
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            B,
+            "SELECT id FROM person WHERE id = 1 FOR UPDATE NOWAIT",
+            &[]
+        ),
+        failed(
+            Errno::OperationalError,
+            "could not obtain lock on row in relation \"person\""
+        )
     );
 }
 
@@ -206,17 +374,50 @@ fn read_committed_visibility() {
         let mut db = db(flavour, PERSON);
         let count = "SELECT COUNT(*) FROM person";
         assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-        assert_eq!(run(&mut db, A, "INSERT INTO person (email) VALUES ('three@x')", &[]), done(1));
-        assert_eq!(run(&mut db, A, "UPDATE person SET email = 'uno@x' WHERE id = 1", &[]), done(1));
-        assert_eq!(run(&mut db, A, count, &[]), rows(vec![vec![int(3)]]), "own insert visible");
-        assert_eq!(run(&mut db, A, "SELECT email FROM person WHERE id = 1", &[]), rows(vec![vec![s("uno@x")]]));
-        assert_eq!(run(&mut db, B, count, &[]), rows(vec![vec![int(2)]]), "others' insert invisible");
-        assert_eq!(run(&mut db, B, "SELECT email FROM person WHERE id = 1", &[]), rows(vec![vec![s("one@x")]]));
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "INSERT INTO person (email) VALUES ('three@x')",
+                &[]
+            ),
+            done(1)
+        );
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "UPDATE person SET email = 'uno@x' WHERE id = 1",
+                &[]
+            ),
+            done(1)
+        );
+        assert_eq!(
+            run(&mut db, A, count, &[]),
+            rows(vec![vec![int(3)]]),
+            "own insert visible"
+        );
+        assert_eq!(
+            run(&mut db, A, "SELECT email FROM person WHERE id = 1", &[]),
+            rows(vec![vec![s("uno@x")]])
+        );
+        assert_eq!(
+            run(&mut db, B, count, &[]),
+            rows(vec![vec![int(2)]]),
+            "others' insert invisible"
+        );
+        assert_eq!(
+            run(&mut db, B, "SELECT email FROM person WHERE id = 1", &[]),
+            rows(vec![vec![s("one@x")]])
+        );
         assert_eq!(db.count("person"), Some(2));
         assert_eq!(query(&db, count), Value::Rows(Arc::new(vec![vec![int(2)]])));
         assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
         assert_eq!(run(&mut db, B, count, &[]), rows(vec![vec![int(3)]]));
-        assert_eq!(run(&mut db, B, "SELECT email FROM person WHERE id = 1", &[]), rows(vec![vec![s("uno@x")]]));
+        assert_eq!(
+            run(&mut db, B, "SELECT email FROM person WHERE id = 1", &[]),
+            rows(vec![vec![s("uno@x")]])
+        );
     }
 }
 
@@ -227,10 +428,27 @@ fn rollback_undoes_everything() {
         let all = "SELECT * FROM person ORDER BY id";
         let before = query(&db, all);
         assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-        assert_eq!(run(&mut db, A, "INSERT INTO person (id, email) VALUES (5, 'five@x')", &[]), done(1));
-        assert_eq!(run(&mut db, A, "UPDATE person SET n = 9 WHERE id <> 5", &[]), done(2));
-        assert_eq!(run(&mut db, A, "DELETE FROM person WHERE id = 2", &[]), done(1));
-        assert_eq!(run(&mut db, A, "SELECT id, n FROM person ORDER BY id", &[]), rows(vec![vec![int(1), int(9)], vec![int(5), int(0)]]));
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "INSERT INTO person (id, email) VALUES (5, 'five@x')",
+                &[]
+            ),
+            done(1)
+        );
+        assert_eq!(
+            run(&mut db, A, "UPDATE person SET n = 9 WHERE id <> 5", &[]),
+            done(2)
+        );
+        assert_eq!(
+            run(&mut db, A, "DELETE FROM person WHERE id = 2", &[]),
+            done(1)
+        );
+        assert_eq!(
+            run(&mut db, A, "SELECT id, n FROM person ORDER BY id", &[]),
+            rows(vec![vec![int(1), int(9)], vec![int(5), int(0)]])
+        );
         assert_eq!(run(&mut db, A, "ROLLBACK", &[]), ok());
         assert_eq!(query(&db, all), before, "{flavour:?}");
         assert_eq!(run(&mut db, B, all, &[]), Outcome::Done(before));
@@ -243,13 +461,25 @@ fn rollback_undoes_everything() {
 fn disconnect_rolls_back_and_releases_locks() {
     let mut db = db(Flavour::InnoDb, PERSON);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "UPDATE person SET n = 5 WHERE id = 1", &[]), done(1));
-    assert_eq!(run(&mut db, B, "DELETE FROM person WHERE id = 1", &[]), blocked(&[A], "row person(id=1)"));
+    assert_eq!(
+        run(&mut db, A, "UPDATE person SET n = 5 WHERE id = 1", &[]),
+        done(1)
+    );
+    assert_eq!(
+        run(&mut db, B, "DELETE FROM person WHERE id = 1", &[]),
+        blocked(&[A], "row person(id=1)")
+    );
     db.disconnect(A);
     assert!(!db.in_transaction(A));
     assert!(db.holders().is_empty());
-    assert_eq!(query(&db, "SELECT n FROM person WHERE id = 1"), Value::Rows(Arc::new(vec![vec![int(0)]])));
-    assert_eq!(run(&mut db, B, "DELETE FROM person WHERE id = 1", &[]), done(1));
+    assert_eq!(
+        query(&db, "SELECT n FROM person WHERE id = 1"),
+        Value::Rows(Arc::new(vec![vec![int(0)]]))
+    );
+    assert_eq!(
+        run(&mut db, B, "DELETE FROM person WHERE id = 1", &[]),
+        done(1)
+    );
     assert_eq!(db.count("person"), Some(1));
 }
 
@@ -259,28 +489,79 @@ fn disconnect_rolls_back_and_releases_locks() {
 fn postgres_error_aborts_the_transaction() {
     let mut db = db(Flavour::Postgres, PERSON);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "INSERT INTO person (id, email) VALUES (5, 'five@x')", &[]), done(1));
-    assert_eq!(run(&mut db, A, "UPDATE person SET n = 1 WHERE id = 2", &[]), done(1));
     assert_eq!(
-        run(&mut db, A, "INSERT INTO person (id, email) VALUES (1, 'again@x')", &[]),
-        failed(Errno::IntegrityError, "duplicate key value violates unique constraint \"person_pkey\"")
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (id, email) VALUES (5, 'five@x')",
+            &[]
+        ),
+        done(1)
+    );
+    assert_eq!(
+        run(&mut db, A, "UPDATE person SET n = 1 WHERE id = 2", &[]),
+        done(1)
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (id, email) VALUES (1, 'again@x')",
+            &[]
+        ),
+        failed(
+            Errno::IntegrityError,
+            "duplicate key value violates unique constraint \"person_pkey\""
+        )
     );
     assert!(db.is_aborted(A));
-    assert!(db.holders().is_empty(), "the aborted transaction released its locks");
-    assert_eq!(run(&mut db, B, "UPDATE person SET n = 2 WHERE id = 2", &[]), done(1));
-    let aborted = failed(Errno::ProgrammingError, "current transaction is aborted, commands ignored until end of transaction block");
+    assert!(
+        db.holders().is_empty(),
+        "the aborted transaction released its locks"
+    );
+    assert_eq!(
+        run(&mut db, B, "UPDATE person SET n = 2 WHERE id = 2", &[]),
+        done(1)
+    );
+    let aborted = failed(
+        Errno::ProgrammingError,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    );
     assert_eq!(run(&mut db, A, "SELECT id FROM person", &[]), aborted);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), aborted);
-    assert_eq!(run(&mut db, A, "COMMIT", &[]), ok(), "COMMIT of an aborted transaction rolls back");
+    assert_eq!(
+        run(&mut db, A, "COMMIT", &[]),
+        ok(),
+        "COMMIT of an aborted transaction rolls back"
+    );
     assert_eq!(db.count("person"), Some(2));
-    assert_eq!(run(&mut db, A, "SELECT n FROM person WHERE id = 2", &[]), rows(vec![vec![int(2)]]));
+    assert_eq!(
+        run(&mut db, A, "SELECT n FROM person WHERE id = 2", &[]),
+        rows(vec![vec![int(2)]])
+    );
 
     let mut db = self::db(Flavour::InnoDb, PERSON);
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, "INSERT INTO person (id, email) VALUES (5, 'five@x')", &[]), done(1));
     assert_eq!(
-        run(&mut db, A, "INSERT INTO person (id, email) VALUES (6, 'six@x'), (1, 'again@x')", &[]),
-        failed(Errno::IntegrityError, "(1062, \"Duplicate entry '1' for key 'person.PRIMARY'\")")
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (id, email) VALUES (5, 'five@x')",
+            &[]
+        ),
+        done(1)
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (id, email) VALUES (6, 'six@x'), (1, 'again@x')",
+            &[]
+        ),
+        failed(
+            Errno::IntegrityError,
+            "(1062, \"Duplicate entry '1' for key 'person.PRIMARY'\")"
+        )
     );
     assert!(!db.is_aborted(A));
     assert_eq!(
@@ -301,13 +582,22 @@ fn postgres_row_lock_deadlock_is_detected() {
     }
     assert_eq!(run(&mut db, A, bump, &[int(1)]), done(1));
     assert_eq!(run(&mut db, B, bump, &[int(2)]), done(1));
-    assert_eq!(run(&mut db, A, bump, &[int(2)]), blocked(&[B], "row person(id=2)"));
-    assert_eq!(run(&mut db, B, bump, &[int(1)]), failed(Errno::OperationalError, "deadlock detected"));
+    assert_eq!(
+        run(&mut db, A, bump, &[int(2)]),
+        blocked(&[B], "row person(id=2)")
+    );
+    assert_eq!(
+        run(&mut db, B, bump, &[int(1)]),
+        failed(Errno::OperationalError, "deadlock detected")
+    );
     assert!(db.is_aborted(B));
     assert_eq!(run(&mut db, A, bump, &[int(2)]), done(1));
     assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
     assert_eq!(run(&mut db, B, "ROLLBACK", &[]), ok());
-    assert_eq!(query(&db, "SELECT n FROM person ORDER BY id"), Value::Rows(Arc::new(vec![vec![int(1)], vec![int(1)]])));
+    assert_eq!(
+        query(&db, "SELECT n FROM person ORDER BY id"),
+        Value::Rows(Arc::new(vec![vec![int(1)], vec![int(1)]]))
+    );
 }
 
 /// A wait whose holder has since let go is not an edge: no false deadlock.
@@ -319,65 +609,151 @@ fn stale_waits_do_not_make_deadlocks() {
     assert_eq!(run(&mut db, A, bump, &[int(1)]), done(1));
     assert_eq!(run(&mut db, B, "BEGIN", &[]), ok());
     assert_eq!(run(&mut db, B, bump, &[int(2)]), done(1));
-    assert_eq!(run(&mut db, B, bump, &[int(1)]), blocked(&[A], "row person(id=1)"));
+    assert_eq!(
+        run(&mut db, B, bump, &[int(1)]),
+        blocked(&[A], "row person(id=1)")
+    );
     assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
     // B has not retried yet; A, in a new transaction, waits for B: no cycle any more.
     assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, A, bump, &[int(2)]), blocked(&[B], "row person(id=2)"));
-    assert_eq!(run(&mut db, C, bump, &[int(2)]), blocked(&[B], "row person(id=2)"));
+    assert_eq!(
+        run(&mut db, A, bump, &[int(2)]),
+        blocked(&[B], "row person(id=2)")
+    );
+    assert_eq!(
+        run(&mut db, C, bump, &[int(2)]),
+        blocked(&[B], "row person(id=2)")
+    );
 }
 
 #[test]
 fn auto_increment_counters_differ_between_flavours() {
-    let setup = &["CREATE TABLE t (id SERIAL PRIMARY KEY, v TEXT)", "INSERT INTO t (id, v) VALUES (1, 'setup')"];
+    let setup = &[
+        "CREATE TABLE t (id SERIAL PRIMARY KEY, v TEXT)",
+        "INSERT INTO t (id, v) VALUES (1, 'setup')",
+    ];
     let mut pg = db(Flavour::Postgres, setup);
-    assert_eq!(run(&mut pg, A, "INSERT INTO t (id, v) VALUES (2, 'explicit')", &[]), done(1));
+    assert_eq!(
+        run(
+            &mut pg,
+            A,
+            "INSERT INTO t (id, v) VALUES (2, 'explicit')",
+            &[]
+        ),
+        done(1)
+    );
     assert_eq!(
         run(&mut pg, A, "INSERT INTO t (v) VALUES ('serial')", &[]),
-        failed(Errno::IntegrityError, "duplicate key value violates unique constraint \"t_pkey\""),
+        failed(
+            Errno::IntegrityError,
+            "duplicate key value violates unique constraint \"t_pkey\""
+        ),
         "a PostgreSQL sequence does not move past explicit ids"
     );
-    assert_eq!(run(&mut pg, A, "INSERT INTO t (v) VALUES ('serial')", &[]), done(1), "the failed insert used up 2");
-    assert_eq!(query(&pg, "SELECT id FROM t WHERE v = 'serial'"), Value::Rows(Arc::new(vec![vec![int(3)]])));
+    assert_eq!(
+        run(&mut pg, A, "INSERT INTO t (v) VALUES ('serial')", &[]),
+        done(1),
+        "the failed insert used up 2"
+    );
+    assert_eq!(
+        query(&pg, "SELECT id FROM t WHERE v = 'serial'"),
+        Value::Rows(Arc::new(vec![vec![int(3)]]))
+    );
 
     let mut my = db(Flavour::InnoDb, setup);
-    assert_eq!(run(&mut my, A, "INSERT INTO t (id, v) VALUES (2, 'explicit')", &[]), done(1));
-    assert_eq!(run(&mut my, A, "INSERT INTO t (v) VALUES ('auto')", &[]), done(1));
-    assert_eq!(query(&my, "SELECT id FROM t WHERE v = 'auto'"), Value::Rows(Arc::new(vec![vec![int(3)]])));
+    assert_eq!(
+        run(
+            &mut my,
+            A,
+            "INSERT INTO t (id, v) VALUES (2, 'explicit')",
+            &[]
+        ),
+        done(1)
+    );
+    assert_eq!(
+        run(&mut my, A, "INSERT INTO t (v) VALUES ('auto')", &[]),
+        done(1)
+    );
+    assert_eq!(
+        query(&my, "SELECT id FROM t WHERE v = 'auto'"),
+        Value::Rows(Arc::new(vec![vec![int(3)]]))
+    );
     // Not transactional: a rolled-back insert's number is gone.
     assert_eq!(run(&mut my, B, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut my, B, "INSERT INTO t (v) VALUES ('lost')", &[]), done(1));
+    assert_eq!(
+        run(&mut my, B, "INSERT INTO t (v) VALUES ('lost')", &[]),
+        done(1)
+    );
     assert_eq!(run(&mut my, B, "ROLLBACK", &[]), ok());
-    assert_eq!(run(&mut my, A, "INSERT INTO t (v) VALUES ('next')", &[]), done(1));
-    assert_eq!(query(&my, "SELECT id FROM t WHERE v = 'next'"), Value::Rows(Arc::new(vec![vec![int(5)]])));
+    assert_eq!(
+        run(&mut my, A, "INSERT INTO t (v) VALUES ('next')", &[]),
+        done(1)
+    );
+    assert_eq!(
+        query(&my, "SELECT id FROM t WHERE v = 'next'"),
+        Value::Rows(Arc::new(vec![vec![int(5)]]))
+    );
 }
 
 #[test]
 fn placeholders_are_bound_in_text_order() {
-    let mut db = db(Flavour::Postgres, &["CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b INT, flag BOOLEAN)", "INSERT INTO t VALUES (1, 'x', 0, FALSE)"]);
+    let mut db = db(
+        Flavour::Postgres,
+        &[
+            "CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b INT, flag BOOLEAN)",
+            "INSERT INTO t VALUES (1, 'x', 0, FALSE)",
+        ],
+    );
     let update = stmt("UPDATE t SET a = ?, b = ? + 1 WHERE id = ? AND flag = ?");
     assert_eq!(update.params(), 4);
-    assert_eq!(db.execute(A, &update, &[s("new"), int(41), int(1), Value::Bool(false)]), done(1));
-    assert_eq!(query(&db, "SELECT a, b FROM t"), Value::Rows(Arc::new(vec![vec![s("new"), int(42)]])));
+    assert_eq!(
+        db.execute(A, &update, &[s("new"), int(41), int(1), Value::Bool(false)]),
+        done(1)
+    );
+    assert_eq!(
+        query(&db, "SELECT a, b FROM t"),
+        Value::Rows(Arc::new(vec![vec![s("new"), int(42)]]))
+    );
 
     let pyformat = stmt("SELECT id FROM t WHERE a = %s AND b = %s AND '%s' <> a");
     assert_eq!(pyformat.params(), 2, "%s inside quotes is text");
-    assert_eq!(db.execute(A, &pyformat, &[s("new"), int(42)]), rows(vec![vec![int(1)]]));
+    assert_eq!(
+        db.execute(A, &pyformat, &[s("new"), int(42)]),
+        rows(vec![vec![int(1)]])
+    );
 
     let numbered = stmt("SELECT id FROM t WHERE a = $2 AND b = $1");
     assert_eq!(numbered.params(), 2);
-    assert_eq!(db.execute(A, &numbered, &[int(42), s("new")]), rows(vec![vec![int(1)]]));
+    assert_eq!(
+        db.execute(A, &numbered, &[int(42), s("new")]),
+        rows(vec![vec![int(1)]])
+    );
 
     let insert = stmt("INSERT INTO t (id, a, b) VALUES (?, ?, 7), (?, 'lit', ?)");
     assert_eq!(insert.params(), 4);
-    assert_eq!(db.execute(A, &insert, &[int(2), s("two"), int(3), int(8)]), done(2));
+    assert_eq!(
+        db.execute(A, &insert, &[int(2), s("two"), int(3), int(8)]),
+        done(2)
+    );
     assert_eq!(
         query(&db, "SELECT id, a, b FROM t WHERE id > 1 ORDER BY id DESC"),
-        Value::Rows(Arc::new(vec![vec![int(3), s("lit"), int(8)], vec![int(2), s("two"), int(7)]]))
+        Value::Rows(Arc::new(vec![
+            vec![int(3), s("lit"), int(8)],
+            vec![int(2), s("two"), int(7)]
+        ]))
     );
 
-    assert!(matches!(db.execute(A, &update, &[int(1)]), Outcome::Failed { error: Errno::ProgrammingError, .. }));
-    assert!(prepare("SELECT id FROM t WHERE a = ? AND b = $1").is_err(), "mixed styles");
+    assert!(matches!(
+        db.execute(A, &update, &[int(1)]),
+        Outcome::Failed {
+            error: Errno::ProgrammingError,
+            ..
+        }
+    ));
+    assert!(
+        prepare("SELECT id FROM t WHERE a = ? AND b = $1").is_err(),
+        "mixed styles"
+    );
 }
 
 #[test]
@@ -404,16 +780,39 @@ fn prepare_rejects_unsupported_sql_clearly() {
         "CREATE TABLE d (at TIMESTAMP)",
         "SELECT id FROM person WHERE n = 1.5",
     ] {
-        let err = prepare(sql).err().unwrap_or_else(|| panic!("`{sql}` should be refused"));
-        assert!(err.contains("unsupported") && err.contains("supported:"), "`{sql}`: {err}");
+        let err = prepare(sql)
+            .err()
+            .unwrap_or_else(|| panic!("`{sql}` should be refused"));
+        assert!(
+            err.contains("unsupported") && err.contains("supported:"),
+            "`{sql}`: {err}"
+        );
     }
     for n in [100, 1000, 20000] {
-        let long = format!("SELECT * FROM person WHERE {}", vec!["id = 1"; n].join(" OR "));
-        assert!(prepare(&long).is_err(), "a {n}-term chain is refused, not a stack overflow");
+        let long = format!(
+            "SELECT * FROM person WHERE {}",
+            vec!["id = 1"; n].join(" OR ")
+        );
+        assert!(
+            prepare(&long).is_err(),
+            "a {n}-term chain is refused, not a stack overflow"
+        );
     }
-    let nested = format!("SELECT * FROM person WHERE {}id = 1{}", "(".repeat(500), ")".repeat(500));
+    let nested = format!(
+        "SELECT * FROM person WHERE {}id = 1{}",
+        "(".repeat(500),
+        ")".repeat(500)
+    );
     assert!(prepare(&nested).is_err());
-    for garbage in ["", "   ;", "¡¿ SELEC FROM ??", "SELECT * FROM", "'unterminated", "SELECT 1; SELECT 2", "\u{0}\u{1}"] {
+    for garbage in [
+        "",
+        "   ;",
+        "¡¿ SELEC FROM ??",
+        "SELECT * FROM",
+        "'unterminated",
+        "SELECT 1; SELECT 2",
+        "\u{0}\u{1}",
+    ] {
         assert!(prepare(garbage).is_err(), "`{garbage}` should not prepare");
     }
 }
@@ -421,14 +820,46 @@ fn prepare_rejects_unsupported_sql_clearly() {
 #[test]
 fn execution_errors_are_programming_errors() {
     let mut db = db(Flavour::InnoDb, PERSON);
-    assert_eq!(run(&mut db, A, "SELECT id FROM nobody", &[]), failed(Errno::ProgrammingError, "(1146, \"Table 'nobody' doesn't exist\")"));
-    assert_eq!(run(&mut db, A, "UPDATE person SET nope = 1", &[]), failed(Errno::ProgrammingError, "(1054, \"Unknown column 'nope' in 'field list'\")"));
-    assert!(matches!(run(&mut db, A, "CREATE TABLE x (id INT)", &[]), Outcome::Failed { error: Errno::ProgrammingError, .. }));
     assert_eq!(
-        run(&mut db, A, "INSERT INTO person (email, n) VALUES ('z', NULL)", &[]),
-        failed(Errno::IntegrityError, "(1048, \"Column 'n' cannot be null\")")
+        run(&mut db, A, "SELECT id FROM nobody", &[]),
+        failed(
+            Errno::ProgrammingError,
+            "(1146, \"Table 'nobody' doesn't exist\")"
+        )
     );
-    assert!(matches!(run(&mut db, A, "UPDATE person SET n = n / 0", &[]), Outcome::Failed { error: Errno::ProgrammingError, .. }));
+    assert_eq!(
+        run(&mut db, A, "UPDATE person SET nope = 1", &[]),
+        failed(
+            Errno::ProgrammingError,
+            "(1054, \"Unknown column 'nope' in 'field list'\")"
+        )
+    );
+    assert!(matches!(
+        run(&mut db, A, "CREATE TABLE x (id INT)", &[]),
+        Outcome::Failed {
+            error: Errno::ProgrammingError,
+            ..
+        }
+    ));
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (email, n) VALUES ('z', NULL)",
+            &[]
+        ),
+        failed(
+            Errno::IntegrityError,
+            "(1048, \"Column 'n' cannot be null\")"
+        )
+    );
+    assert!(matches!(
+        run(&mut db, A, "UPDATE person SET n = n / 0", &[]),
+        Outcome::Failed {
+            error: Errno::ProgrammingError,
+            ..
+        }
+    ));
     assert_eq!(db.count("person"), Some(2));
 }
 
@@ -436,11 +867,26 @@ fn execution_errors_are_programming_errors() {
 /// uncommitted insert of the key; PostgreSQL's snapshot does not see it at all.
 #[test]
 fn locking_reads_and_uncommitted_inserts() {
-    for (flavour, expected) in [(Flavour::Postgres, done(0)), (Flavour::InnoDb, blocked(&[A], "row person(id=7)"))] {
+    for (flavour, expected) in [
+        (Flavour::Postgres, done(0)),
+        (Flavour::InnoDb, blocked(&[A], "row person(id=7)")),
+    ] {
         let mut db = db(flavour, PERSON);
         assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-        assert_eq!(run(&mut db, A, "INSERT INTO person (id, email) VALUES (7, 'seven@x')", &[]), done(1));
-        assert_eq!(run(&mut db, B, "UPDATE person SET n = 1 WHERE id = 7", &[]), expected, "{flavour:?}");
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "INSERT INTO person (id, email) VALUES (7, 'seven@x')",
+                &[]
+            ),
+            done(1)
+        );
+        assert_eq!(
+            run(&mut db, B, "UPDATE person SET n = 1 WHERE id = 7", &[]),
+            expected,
+            "{flavour:?}"
+        );
     }
 }
 
@@ -449,9 +895,29 @@ fn nulls_never_conflict_in_unique_keys() {
     for flavour in [Flavour::Postgres, Flavour::InnoDb] {
         let mut db = db(flavour, PERSON);
         assert_eq!(run(&mut db, A, "BEGIN", &[]), ok());
-        assert_eq!(run(&mut db, A, "INSERT INTO person (email) VALUES (NULL), (NULL)", &[]), done(2));
-        assert_eq!(run(&mut db, B, "INSERT INTO person (email) VALUES (NULL)", &[]), done(1), "{flavour:?}");
-        assert_eq!(run(&mut db, B, "SELECT COUNT(*) FROM person WHERE email IS NULL", &[]), rows(vec![vec![int(1)]]));
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "INSERT INTO person (email) VALUES (NULL), (NULL)",
+                &[]
+            ),
+            done(2)
+        );
+        assert_eq!(
+            run(&mut db, B, "INSERT INTO person (email) VALUES (NULL)", &[]),
+            done(1),
+            "{flavour:?}"
+        );
+        assert_eq!(
+            run(
+                &mut db,
+                B,
+                "SELECT COUNT(*) FROM person WHERE email IS NULL",
+                &[]
+            ),
+            rows(vec![vec![int(1)]])
+        );
     }
 }
 
@@ -459,9 +925,27 @@ fn nulls_never_conflict_in_unique_keys() {
 #[test]
 fn update_assignment_order_follows_the_flavour() {
     for (flavour, b) in [(Flavour::Postgres, 0), (Flavour::InnoDb, 1)] {
-        let mut db = db(flavour, &["CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)", "INSERT INTO t VALUES (1, 0, 0)"]);
-        assert_eq!(run(&mut db, A, "UPDATE t SET a = a + 1, b = a WHERE id = 1", &[]), done(1));
-        assert_eq!(query(&db, "SELECT a, b FROM t"), Value::Rows(Arc::new(vec![vec![int(1), int(b)]])), "{flavour:?}");
+        let mut db = db(
+            flavour,
+            &[
+                "CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)",
+                "INSERT INTO t VALUES (1, 0, 0)",
+            ],
+        );
+        assert_eq!(
+            run(
+                &mut db,
+                A,
+                "UPDATE t SET a = a + 1, b = a WHERE id = 1",
+                &[]
+            ),
+            done(1)
+        );
+        assert_eq!(
+            query(&db, "SELECT a, b FROM t"),
+            Value::Rows(Arc::new(vec![vec![int(1), int(b)]])),
+            "{flavour:?}"
+        );
     }
 }
 
@@ -588,7 +1072,16 @@ const OPERANDS: &[&str] = &[
     "(NOT id = 2)",
 ];
 
-const OPERATORS: &[&str] = &["=", "<>", "<", ">=", "AND", "OR", "+", "-", "*", "/", "%", "IS", "IN"];
+const OPERATORS: &[&str] = &[
+    "=", "<>", "<", ">=", "AND", "OR", "+", "-", "*", "/", "%", "IS", "IN",
+];
 
-const SUFFIXES: &[&str] =
-    &["", " ORDER BY id DESC", " ORDER BY email, n LIMIT 1", " LIMIT ?", " FOR UPDATE", " ORDER BY n LIMIT 2 FOR UPDATE SKIP LOCKED", " FOR UPDATE NOWAIT"];
+const SUFFIXES: &[&str] = &[
+    "",
+    " ORDER BY id DESC",
+    " ORDER BY email, n LIMIT 1",
+    " LIMIT ?",
+    " FOR UPDATE",
+    " ORDER BY n LIMIT 2 FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE NOWAIT",
+];

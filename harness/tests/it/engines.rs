@@ -34,7 +34,8 @@ scenario appends {
 "#;
 
 pub fn program(src: &str) -> Arc<Program> {
-    let sc = racelab::lang::compile("test.race", src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
+    let sc = racelab::lang::compile("test.race", src)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
     Arc::new(sc.variants[0].clone())
 }
 
@@ -74,18 +75,36 @@ macro_rules! engine_test {
 engine_test!(finds_the_lost_update, |kind| {
     let prog = program(LOST_UPDATE);
     let ex = explore(&prog, &EngineConfig::new(kind, budget())).expect("engine runs");
-    let f = ex.findings.iter().find(|f| f.invariant == "no_lost_update").unwrap_or_else(|| panic!("{} missed the lost update in {} schedules", kind.name(), ex.schedules));
+    let f = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "no_lost_update")
+        .unwrap_or_else(|| {
+            panic!(
+                "{} missed the lost update in {} schedules",
+                kind.name(),
+                ex.schedules
+            )
+        });
     assert!(f.after >= 1 && f.after <= ex.schedules);
     // The schedule must interleave the two workers: both read before either writes.
     let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
     assert!(replayed.reproduced(&f.schedule));
-    assert!(f.schedule.switches() >= 1, "a lost update needs a context switch");
+    assert!(
+        f.schedule.switches() >= 1,
+        "a lost update needs a context switch"
+    );
 });
 
 engine_test!(finds_nothing_where_nothing_can_break, |kind| {
     let prog = program(NO_RACE);
     let ex = explore(&prog, &EngineConfig::new(kind, budget())).expect("engine runs");
-    assert!(ex.findings.is_empty(), "{} reported {:?}", kind.name(), ex.findings);
+    assert!(
+        ex.findings.is_empty(),
+        "{} reported {:?}",
+        kind.name(),
+        ex.findings
+    );
     assert!(ex.schedules > 0);
 });
 
@@ -94,10 +113,23 @@ fn dfs_and_loom_cover_a_small_scenario_exhaustively() {
     let prog = program(NO_RACE);
     for kind in [EngineKind::ShuttleDfs, EngineKind::Loom] {
         let ex = explore(&prog, &EngineConfig::new(kind, budget())).expect("engine runs");
-        assert!(ex.exhaustive, "{} should cover 2 actors x 2 steps within {} schedules (explored {})", kind.name(), budget().schedules, ex.schedules);
+        assert!(
+            ex.exhaustive,
+            "{} should cover 2 actors x 2 steps within {} schedules (explored {})",
+            kind.name(),
+            budget().schedules,
+            ex.schedules
+        );
     }
     // Random search is never a proof.
-    let ex = explore(&prog, &EngineConfig::new(EngineKind::ShuttleRandom, Budget::new(50, Duration::from_secs(10)))).expect("runs");
+    let ex = explore(
+        &prog,
+        &EngineConfig::new(
+            EngineKind::ShuttleRandom,
+            Budget::new(50, Duration::from_secs(10)),
+        ),
+    )
+    .expect("runs");
     assert!(!ex.exhaustive);
 }
 
@@ -113,44 +145,120 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
         racelab::suite::result_row("appends", &prog, &cfg, explore(&prog, &cfg))
     };
     let dfs = row(EngineKind::NativeDfs);
-    assert_eq!((dfs.coverage, dfs.exhaustive), (Some(Coverage::Proof), true));
-    assert!(dfs.covers.as_deref().is_some_and(|c| c.starts_with("every reachable state (")), "{:?}", dfs.covers);
+    assert_eq!(
+        (dfs.coverage, dfs.exhaustive),
+        (Some(Coverage::Proof), true)
+    );
+    assert!(
+        dfs.covers
+            .as_deref()
+            .is_some_and(|c| c.starts_with("every reachable state (")),
+        "{:?}",
+        dfs.covers
+    );
     assert!(reports::table::render_result_line(&dfs).contains("(proof over every reachable state)"));
     let loom = row(EngineKind::Loom);
-    assert_eq!((loom.coverage, loom.exhaustive), (Some(Coverage::Bounded), true));
-    assert_eq!(loom.covers.as_deref(), Some("every schedule within preemption bound 2"));
-    assert!(reports::table::render_result_line(&loom).contains("(exhaustive within preemption bound 2)"));
+    assert_eq!(
+        (loom.coverage, loom.exhaustive),
+        (Some(Coverage::Bounded), true)
+    );
+    assert_eq!(
+        loom.covers.as_deref(),
+        Some("every schedule within preemption bound 2")
+    );
+    assert!(reports::table::render_result_line(&loom)
+        .contains("(exhaustive within preemption bound 2)"));
     let random = row(EngineKind::NativeRandom);
-    assert_eq!((random.coverage, random.exhaustive), (Some(Coverage::Budget), false));
+    assert_eq!(
+        (random.coverage, random.exhaustive),
+        (Some(Coverage::Budget), false)
+    );
     assert!(reports::table::render_result_line(&random).contains("(not refuted: budget spent)"));
     for r in [&dfs, &loom, &random] {
-        assert!(r.assumptions.iter().any(|a| a.starts_with("faults: none declared")), "{:?}", r.assumptions);
-        assert!(r.assumptions.iter().any(|a| a.starts_with("atomicity: ")), "{:?}", r.assumptions);
+        assert!(
+            r.assumptions
+                .iter()
+                .any(|a| a.starts_with("faults: none declared")),
+            "{:?}",
+            r.assumptions
+        );
+        assert!(
+            r.assumptions.iter().any(|a| a.starts_with("atomicity: ")),
+            "{:?}",
+            r.assumptions
+        );
     }
     // A database variant names its isolation level.
-    let db = racelab::lang::compile("person.race", include_str!("../../../scenarios/patchwork-person.race")).expect("compiles");
+    let db = racelab::lang::compile(
+        "person.race",
+        include_str!("../../../scenarios/patchwork-person.race"),
+    )
+    .expect("compiles");
     let prog = Arc::new(db.variants[0].clone());
-    let cfg = EngineConfig::new(EngineKind::NativeRandom, Budget::new(20, Duration::from_secs(10)));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeRandom,
+        Budget::new(20, Duration::from_secs(10)),
+    );
     let r = racelab::suite::result_row("patchwork-person", &prog, &cfg, explore(&prog, &cfg));
-    assert!(r.assumptions.iter().any(|a| a.starts_with("isolation: postgres READ COMMITTED")), "{:?}", r.assumptions);
+    assert!(
+        r.assumptions
+            .iter()
+            .any(|a| a.starts_with("isolation: postgres READ COMMITTED")),
+        "{:?}",
+        r.assumptions
+    );
     // Explored durations and two-step kernel calls are assumptions too: Mailman's naps are
     // `sleep between(...)`, and its `stat` is a lookup then an attribute read.
-    let mailman = racelab::lang::compile("mailman-lockfile.race", include_str!("../../../scenarios/mailman-lockfile.race")).expect("compiles");
-    let prog = Arc::new(mailman.variants.iter().find(|v| v.variant == "patched").expect("variant patched").clone());
+    let mailman = racelab::lang::compile(
+        "mailman-lockfile.race",
+        include_str!("../../../scenarios/mailman-lockfile.race"),
+    )
+    .expect("compiles");
+    let prog = Arc::new(
+        mailman
+            .variants
+            .iter()
+            .find(|v| v.variant == "patched")
+            .expect("variant patched")
+            .clone(),
+    );
     let r = racelab::suite::result_row("mailman-lockfile", &prog, &cfg, explore(&prog, &cfg));
-    assert!(r.assumptions.iter().any(|a| a.starts_with("durations: explored")), "{:?}", r.assumptions);
-    assert!(r.assumptions.iter().any(|a| a.starts_with("atomicity: `stat` is a path lookup then an attribute read")), "{:?}", r.assumptions);
+    assert!(
+        r.assumptions
+            .iter()
+            .any(|a| a.starts_with("durations: explored")),
+        "{:?}",
+        r.assumptions
+    );
+    assert!(
+        r.assumptions
+            .iter()
+            .any(|a| a.starts_with("atomicity: `stat` is a path lookup then an attribute read")),
+        "{:?}",
+        r.assumptions
+    );
 }
 
 #[test]
 fn loom_refuses_more_actors_than_it_supports_and_names_the_alternative() {
-    let src = LOST_UPDATE.replace("worker x 2", "worker x 6").replace("counter == 2", "counter == 6");
+    let src = LOST_UPDATE
+        .replace("worker x 2", "worker x 6")
+        .replace("counter == 2", "counter == 6");
     let prog = program(&src);
-    let err = explore(&prog, &EngineConfig::new(EngineKind::Loom, budget())).expect_err("loom must refuse 6 actors");
+    let err = explore(&prog, &EngineConfig::new(EngineKind::Loom, budget()))
+        .expect_err("loom must refuse 6 actors");
     assert!(err.0.contains("at most 5 actors"), "{}", err.0);
-    assert!(err.0.contains("shuttle-random"), "the refusal should name the alternative: {}", err.0);
+    assert!(
+        err.0.contains("shuttle-random"),
+        "the refusal should name the alternative: {}",
+        err.0
+    );
     // shuttle has no such limit.
-    let ex = explore(&prog, &EngineConfig::new(EngineKind::ShuttleRandom, budget())).expect("shuttle runs 6 actors");
+    let ex = explore(
+        &prog,
+        &EngineConfig::new(EngineKind::ShuttleRandom, budget()),
+    )
+    .expect("shuttle runs 6 actors");
     assert!(ex.findings.iter().any(|f| f.invariant == "no_lost_update"));
 }
 
@@ -182,20 +290,50 @@ scenario wakeup {
 fn a_native_dfs_proof_settles_the_portfolio() {
     use racelab::suite::{self, Job};
     let budget = Budget::new(2_000, Duration::from_secs(20));
-    let kinds = [EngineKind::ShuttleRandom, EngineKind::NativeRandom, EngineKind::NativeDfs];
+    let kinds = [
+        EngineKind::ShuttleRandom,
+        EngineKind::NativeRandom,
+        EngineKind::NativeDfs,
+    ];
     let jobs = |src: &str| -> Vec<Job> {
         let prog = program(src);
-        kinds.iter().map(|&k| Job { scenario: "test".into(), prog: prog.clone(), config: EngineConfig::new(k, budget) }).collect()
+        kinds
+            .iter()
+            .map(|&k| Job {
+                scenario: "test".into(),
+                prog: prog.clone(),
+                config: EngineConfig::new(k, budget),
+            })
+            .collect()
     };
 
     let rows = suite::run(&jobs(NO_RACE), &|_| {});
-    let dfs = rows.iter().find(|r| r.engine == "native-dfs").expect("a native-dfs row");
-    assert!(suite::is_proof(dfs), "native-dfs proves the race-free scenario: {dfs:?}");
+    let dfs = rows
+        .iter()
+        .find(|r| r.engine == "native-dfs")
+        .expect("a native-dfs row");
+    assert!(
+        suite::is_proof(dfs),
+        "native-dfs proves the race-free scenario: {dfs:?}"
+    );
     for r in rows.iter().filter(|r| r.engine != "native-dfs") {
-        assert_eq!(r.proved_by.as_deref(), Some("native-dfs"), "{} was settled by the proof", r.engine);
+        assert_eq!(
+            r.proved_by.as_deref(),
+            Some("native-dfs"),
+            "{} was settled by the proof",
+            r.engine
+        );
         assert_eq!(r.schedules, 0, "{} ran no schedule of its own", r.engine);
-        assert!(r.met && r.outcome == reports::Outcome::Holds, "{} carries the proof's verdict: {r:?}", r.engine);
-        assert!(r.reason.as_deref().is_some_and(|m| m.contains("not run")), "{} says it was not run", r.engine);
+        assert!(
+            r.met && r.outcome == reports::Outcome::Holds,
+            "{} carries the proof's verdict: {r:?}",
+            r.engine
+        );
+        assert!(
+            r.reason.as_deref().is_some_and(|m| m.contains("not run")),
+            "{} says it was not run",
+            r.engine
+        );
     }
 
     // A violation settles nothing for the others: each engine still runs and finds it itself.
@@ -203,6 +341,10 @@ fn a_native_dfs_proof_settles_the_portfolio() {
     assert_eq!(rows.len(), kinds.len());
     for r in &rows {
         assert_eq!(r.proved_by, None, "{}", r.engine);
-        assert!(r.schedules > 0 && r.outcome == reports::Outcome::Violation && r.met, "{} ran and found the lost update: {r:?}", r.engine);
+        assert!(
+            r.schedules > 0 && r.outcome == reports::Outcome::Violation && r.met,
+            "{} ran and found the lost update: {r:?}",
+            r.engine
+        );
     }
 }

@@ -18,7 +18,8 @@ fn setup(scenario: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Prog
     }
     let file = dir.path().join("scenario.race");
     std::fs::write(&file, scenario).expect("write the scenario");
-    let sc = racelab::lang::compile(&file.display().to_string(), scenario).unwrap_or_else(|e| panic!("the test scenario compiles: {e:?}"));
+    let sc = racelab::lang::compile(&file.display().to_string(), scenario)
+        .unwrap_or_else(|e| panic!("the test scenario compiles: {e:?}"));
     let mut opts = GateOptions::new(&file, dir.path()).expect("gate options");
     opts.racelab = PathBuf::from(env!("CARGO_BIN_EXE_racelab"));
     (dir, sc.variants, opts)
@@ -28,7 +29,12 @@ fn setup(scenario: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Prog
 struct Lowest;
 
 impl Chooser for Lowest {
-    fn choose(&mut self, _step: usize, enabled: &[u8], _last: Option<(usize, bool)>) -> Result<Option<u8>, String> {
+    fn choose(
+        &mut self,
+        _step: usize,
+        enabled: &[u8],
+        _last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
         Ok(enabled.first().copied())
     }
 }
@@ -72,15 +78,43 @@ fn a_gated_process_that_exits_dies_or_hangs_is_reported_and_reaped() {
     let (dir, progs, mut opts) = setup(ENDINGS, &[("prog.sh", PROG)]);
     opts.step_timeout = Duration::from_secs(1);
     let exec = execute(&progs[0], &opts, &mut Lowest).expect("the run itself works");
-    let messages: Vec<String> = exec.broken.iter().map(|b| format!("{}: {}", b.invariant, b.message)).collect();
-    assert!(messages.iter().any(|m| m.starts_with("unhandled_error") && m.contains("p1 exited with status 3")), "{messages:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("deadlock") && m.contains("p3 made no gated call")), "{messages:#?}");
+    let messages: Vec<String> = exec
+        .broken
+        .iter()
+        .map(|b| format!("{}: {}", b.invariant, b.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("unhandled_error") && m.contains("p1 exited with status 3")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("deadlock") && m.contains("p3 made no gated call")),
+        "{messages:#?}"
+    );
     // The SIGSEGV is the second unhandled error of the run: each invariant is reported the first
     // time it breaks, so it shows in the step table instead.
-    assert!(exec.trace.iter().any(|s| s.actor == Some(1) && s.result.contains("SIGSEGV")), "{:#?}", exec.trace);
-    assert!(processes_mentioning(dir.path()).is_empty(), "left behind: {:?}", processes_mentioning(dir.path()));
+    assert!(
+        exec.trace
+            .iter()
+            .any(|s| s.actor == Some(1) && s.result.contains("SIGSEGV")),
+        "{:#?}",
+        exec.trace
+    );
+    assert!(
+        processes_mentioning(dir.path()).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(dir.path())
+    );
     // Every run directory is gone too.
-    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read the dir").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("racelab-gate-")).collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read the dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("racelab-gate-"))
+        .collect();
     assert!(left.is_empty(), "run directories left: {left:?}");
 }
 
@@ -89,7 +123,10 @@ fn a_program_that_cannot_start_is_an_infrastructure_error_that_says_why() {
     let scenario = "scenario nothing {\n  gate \"/nonexistent/racelab-no-such-program\"\n  actor a {\n    write(\"/f\", \"x\")\n  }\n  expect holds\n}\n";
     let (dir, progs, opts) = setup(scenario, &[]);
     let err = execute(&progs[0], &opts, &mut Lowest).expect_err("no program, no run");
-    assert!(err.contains("cannot run `/nonexistent/racelab-no-such-program`"), "{err}");
+    assert!(
+        err.contains("cannot run `/nonexistent/racelab-no-such-program`"),
+        "{err}"
+    );
     assert!(processes_mentioning(dir.path()).is_empty());
 }
 
@@ -111,29 +148,62 @@ scenario counter {
 "#;
 
 /// Read, add one, write back: no lock.
-const INC: &str = "read n < \"$RACELAB_ROOT/counter\"\necho $((n + 1)) > \"$RACELAB_ROOT/counter\"\n";
+const INC: &str =
+    "read n < \"$RACELAB_ROOT/counter\"\necho $((n + 1)) > \"$RACELAB_ROOT/counter\"\n";
 
 #[test]
 fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() {
     let (_dir, progs, opts) = setup(COUNTER, &[("inc.sh", INC)]);
     let prog = &progs[0];
     let want = vec!["no_lost_update".to_string()];
-    let ex = explore(prog, &opts, Strategy::Random, GateBudget { executions: 200, seconds: 120.0 }, &want, 7, &mut |_, _| {}).expect("explore through the gate");
-    let f = ex.findings.iter().find(|f| f.invariant == "no_lost_update").unwrap_or_else(|| panic!("two unlocked read-modify-writes lose an update in {} executions", ex.executions));
+    let ex = explore(
+        prog,
+        &opts,
+        Strategy::Random,
+        GateBudget {
+            executions: 200,
+            seconds: 120.0,
+        },
+        &want,
+        7,
+        &mut |_, _| {},
+    )
+    .expect("explore through the gate");
+    let f = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "no_lost_update")
+        .unwrap_or_else(|| {
+            panic!(
+                "two unlocked read-modify-writes lose an update in {} executions",
+                ex.executions
+            )
+        });
     // The token round-trips and replays, every time.
     let token = f.original.encode();
     let sched = Schedule::decode(&token).expect("the token decodes");
     for _ in 0..3 {
         let exec = replay(prog, &opts, &sched).expect("replay through the gate");
-        assert!(exec.broke("no_lost_update"), "the replay did not reproduce: {:#?}", exec.trace);
+        assert!(
+            exec.broke("no_lost_update"),
+            "the replay did not reproduce: {:#?}",
+            exec.trace
+        );
     }
     // The model finds the same race; its token is not a gate token, nor the other way round.
     let model = racelab::explore::explore(
         &std::sync::Arc::new(prog.clone()),
-        &racelab::explore::EngineConfig::new(racelab::explore::EngineKind::NativeDfs, racelab::explore::Budget::new(10_000, Duration::from_secs(30))),
+        &racelab::explore::EngineConfig::new(
+            racelab::explore::EngineKind::NativeDfs,
+            racelab::explore::Budget::new(10_000, Duration::from_secs(30)),
+        ),
     )
     .expect("the model explores");
-    let model_finding = model.findings.iter().find(|f| f.invariant == "no_lost_update").expect("the model loses the update too");
+    let model_finding = model
+        .findings
+        .iter()
+        .find(|f| f.invariant == "no_lost_update")
+        .expect("the model loses the update too");
     let model_sched = model_finding.schedule.clone();
     let err = replay(prog, &opts, &model_sched).expect_err("a model token is no gate token");
     assert!(err.contains("recorded on the model"), "{err}");
@@ -144,7 +214,8 @@ fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() 
 fn builtin(stem: &str, variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"));
     let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
-    let sc = racelab::lang::compile(&file.display().to_string(), &src).unwrap_or_else(|e| panic!("{stem}.race compiles: {e:?}"));
+    let sc = racelab::lang::compile(&file.display().to_string(), &src)
+        .unwrap_or_else(|e| panic!("{stem}.race compiles: {e:?}"));
     let prog = sc.variant(variant).expect("the variant exists").clone();
     let base = tempfile::tempdir().expect("a temp dir");
     let mut opts = GateOptions::new(&file, base.path()).expect("gate options");
@@ -167,15 +238,49 @@ fn the_real_flufl_lock_breaks_through_the_gate_where_its_model_does() {
     let (prog, opts, base) = flufl("stall");
     let model = racelab::explore::explore(
         &std::sync::Arc::new(prog.clone()),
-        &racelab::explore::EngineConfig::new(racelab::explore::EngineKind::NativeRandom, racelab::explore::Budget::new(20_000, Duration::from_secs(30))),
+        &racelab::explore::EngineConfig::new(
+            racelab::explore::EngineKind::NativeRandom,
+            racelab::explore::Budget::new(20_000, Duration::from_secs(30)),
+        ),
     )
     .expect("the model explores");
-    assert!(model.findings.iter().any(|f| f.invariant == "mutual_exclusion"), "the model of flufl.lock breaks mutual exclusion under a long stall");
+    assert!(
+        model
+            .findings
+            .iter()
+            .any(|f| f.invariant == "mutual_exclusion"),
+        "the model of flufl.lock breaks mutual exclusion under a long stall"
+    );
     let want = vec!["mutual_exclusion".to_string()];
-    let ex = explore(&prog, &opts, Strategy::Random, GateBudget { executions: 150, seconds: 180.0 }, &want, 1, &mut |_, _| {}).expect("explore through the gate");
-    let f = ex.findings.iter().find(|f| f.invariant == "mutual_exclusion").unwrap_or_else(|| panic!("no broken mutual exclusion in {} gated executions", ex.executions));
+    let ex = explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        GateBudget {
+            executions: 150,
+            seconds: 180.0,
+        },
+        &want,
+        1,
+        &mut |_, _| {},
+    )
+    .expect("explore through the gate");
+    let f = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "mutual_exclusion")
+        .unwrap_or_else(|| {
+            panic!(
+                "no broken mutual exclusion in {} gated executions",
+                ex.executions
+            )
+        });
     let exec = replay(&prog, &opts, &f.original).expect("replay through the gate");
-    assert!(exec.broke("mutual_exclusion"), "the replay did not reproduce:\n{:#?}", exec.trace);
+    assert!(
+        exec.broke("mutual_exclusion"),
+        "the replay did not reproduce:\n{:#?}",
+        exec.trace
+    );
     // Two holders at once, each inside the section by its own marker file, in the real run.
     let last = exec.trace.last().expect("a step table");
     assert_eq!(last.broke, vec!["mutual_exclusion".to_string()]);
@@ -184,32 +289,69 @@ fn the_real_flufl_lock_breaks_through_the_gate_where_its_model_does() {
 
 /// Runs the racelab binary; returns (exit code, stdout, stderr).
 fn racelab(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_racelab")).args(args).output().expect("run racelab");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_racelab"))
+        .args(args)
+        .output()
+        .expect("run racelab");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
-    let mailman = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race");
+    let mailman = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/mailman-lockfile.race"
+    );
     let flufl = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/flufl-lock.race");
     let (code, _, err) = racelab(&["explore", mailman, "--backend", "gate"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("no variant names a real program") && err.contains("section 5.15"), "{err}");
+    assert!(
+        err.contains("no variant names a real program") && err.contains("section 5.15"),
+        "{err}"
+    );
     let (code, _, err) = racelab(&["explore", flufl, "--backend", "gate", "--engine", "loom"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("use gate-random, gate-pct or all"), "{err}");
-    let (code, _, err) = racelab(&["explore", flufl, "--backend", "gate:/nonexistent/racelab-dir"]);
+    let (code, _, err) = racelab(&[
+        "explore",
+        flufl,
+        "--backend",
+        "gate:/nonexistent/racelab-dir",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a directory"), "{err}");
     let (code, _, err) = racelab(&["explore", flufl, "--backend", "fs:/tmp"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--backend gate"), "{err}");
     // A model token, replayed through the gate: refused, with what to do instead.
-    let (code, out, _) = racelab(&["explore", flufl, "--variant", "stall", "--engine", "native-random", "--json"]);
+    let (code, out, _) = racelab(&[
+        "explore",
+        flufl,
+        "--variant",
+        "stall",
+        "--engine",
+        "native-random",
+        "--json",
+    ]);
     assert_eq!(code, 0);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON rows");
-    let token = rows[0]["replay"].as_str().expect("the model finds the stall's break").to_string();
-    let (code, _, err) = racelab(&["replay", flufl, "--variant", "stall", "--backend", "gate", &token]);
+    let token = rows[0]["replay"]
+        .as_str()
+        .expect("the model finds the stall's break")
+        .to_string();
+    let (code, _, err) = racelab(&[
+        "replay",
+        flufl,
+        "--variant",
+        "stall",
+        "--backend",
+        "gate",
+        &token,
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("recorded on the model"), "{err}");
 }
@@ -222,13 +364,46 @@ fn linklock(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
 #[test]
 fn the_real_linklock_holds_through_the_gate_with_a_crash_and_breaks_with_a_long_stall() {
     let (prog, opts, _base) = linklock("crash");
-    let ex = explore(&prog, &opts, Strategy::Random, GateBudget { executions: 40, seconds: 120.0 }, &[], 3, &mut |_, _| {}).expect("explore through the gate");
+    let ex = explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        GateBudget {
+            executions: 40,
+            seconds: 120.0,
+        },
+        &[],
+        3,
+        &mut |_, _| {},
+    )
+    .expect("explore through the gate");
     assert_eq!(ex.executions, 40, "every execution ran");
-    assert!(ex.findings.is_empty(), "LinkLock broke under a crash: {:#?}", ex.findings.iter().map(|f| &f.message).collect::<Vec<_>>());
+    assert!(
+        ex.findings.is_empty(),
+        "LinkLock broke under a crash: {:#?}",
+        ex.findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+    );
     let (prog, opts, _base) = linklock("stall-past-lifetime");
     let want = vec!["mutual_exclusion".to_string()];
-    let ex = explore(&prog, &opts, Strategy::Random, GateBudget { executions: 100, seconds: 120.0 }, &want, 3, &mut |_, _| {}).expect("explore through the gate");
-    assert!(ex.findings.iter().any(|f| f.invariant == "mutual_exclusion"), "a 40 s stall is past any lease, the model says; the real LinkLock agrees");
+    let ex = explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        GateBudget {
+            executions: 100,
+            seconds: 120.0,
+        },
+        &want,
+        3,
+        &mut |_, _| {},
+    )
+    .expect("explore through the gate");
+    assert!(
+        ex.findings
+            .iter()
+            .any(|f| f.invariant == "mutual_exclusion"),
+        "a 40 s stall is past any lease, the model says; the real LinkLock agrees"
+    );
     // No racelab-linklock variant without a real twin is run: flufl-lock-10 says `gate none`.
     let (prog, _, _) = linklock("flufl-lock-10");
     assert!(prog.gate.is_none());

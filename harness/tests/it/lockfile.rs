@@ -21,7 +21,10 @@ const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/data/flufl_peer.py");
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("racelab-lockfile-").tempdir().expect("a temp dir")
+    tempfile::Builder::new()
+        .prefix("racelab-lockfile-")
+        .tempdir()
+        .expect("a temp dir")
 }
 
 fn counter_file(dir: &Path) -> PathBuf {
@@ -31,12 +34,20 @@ fn counter_file(dir: &Path) -> PathBuf {
 }
 
 fn read_counter(c: &Path) -> u64 {
-    std::fs::read_to_string(c).expect("read counter").trim().parse().expect("a number")
+    std::fs::read_to_string(c)
+        .expect("read counter")
+        .trim()
+        .parse()
+        .expect("a number")
 }
 
 /// Entries left in `dir` besides the counter: a lock that released properly leaves nothing.
 fn leftovers(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).filter(|n| n != "counter").collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "counter")
+        .collect();
     v.sort();
     v
 }
@@ -46,25 +57,46 @@ fn every_strategy_excludes_threads_and_processes() {
     for s in Strategy::ALL {
         let dir = tempdir();
         let counter = counter_file(dir.path());
-        let opts = worker::WorkerOpts { strategy: s, lock: s.path_in(dir.path(), "t"), iters: 150, counter: Some(counter.clone()), lifetime: None, timeout: Some(Duration::from_secs(30)) };
+        let opts = worker::WorkerOpts {
+            strategy: s,
+            lock: s.path_in(dir.path(), "t"),
+            iters: 150,
+            counter: Some(counter.clone()),
+            lifetime: None,
+            timeout: Some(Duration::from_secs(30)),
+        };
         let mut expected = 0;
         if s.excludes_threads() {
-            let r = worker::run_threads(&opts, 4).unwrap_or_else(|e| panic!("{}: threads: {e}", s.name()));
+            let r = worker::run_threads(&opts, 4)
+                .unwrap_or_else(|e| panic!("{}: threads: {e}", s.name()));
             assert_eq!(r.acquired, 600, "{}", s.name());
             assert_eq!(r.waits.count, 600);
             expected += 600;
-            assert_eq!(read_counter(&counter), expected, "{} lost increments between threads", s.name());
+            assert_eq!(
+                read_counter(&counter),
+                expected,
+                "{} lost increments between threads",
+                s.name()
+            );
         }
         if s.excludes_processes() {
-            let r = worker::run_processes(Path::new(RACELAB), &opts, 3).unwrap_or_else(|e| panic!("{}: processes: {e}", s.name()));
+            let r = worker::run_processes(Path::new(RACELAB), &opts, 3)
+                .unwrap_or_else(|e| panic!("{}: processes: {e}", s.name()));
             assert_eq!(r.acquired, 450, "{}", s.name());
             expected += 450;
-            assert_eq!(read_counter(&counter), expected, "{} lost increments between processes", s.name());
+            assert_eq!(
+                read_counter(&counter),
+                expected,
+                "{} lost increments between processes",
+                s.name()
+            );
         }
         // Kernel locks keep their (empty) lock file on purpose; file locks leave nothing.
         let left = leftovers(dir.path());
         match s {
-            Strategy::Flock | Strategy::Fcntl | Strategy::Ofd => assert_eq!(left, vec![format!("t.{}", s.name())]),
+            Strategy::Flock | Strategy::Fcntl | Strategy::Ofd => {
+                assert_eq!(left, vec![format!("t.{}", s.name())])
+            }
             _ => assert!(left.is_empty(), "{} left {left:?}", s.name()),
         }
     }
@@ -77,7 +109,8 @@ fn fcntl_locks_do_not_exclude_threads_of_one_process_which_is_why_they_run_as_pr
     let mut a = racelab::lockfile::FcntlLock::new(&path);
     let mut b = racelab::lockfile::FcntlLock::new(&path);
     a.acquire(Some(Duration::from_millis(100))).expect("first");
-    b.acquire(Some(Duration::from_millis(100))).expect("POSIX locks belong to the process: the second handle gets it too");
+    b.acquire(Some(Duration::from_millis(100)))
+        .expect("POSIX locks belong to the process: the second handle gets it too");
     assert!(!Strategy::Fcntl.excludes_threads());
 }
 
@@ -85,7 +118,14 @@ fn fcntl_locks_do_not_exclude_threads_of_one_process_which_is_why_they_run_as_pr
 fn link_lock_lays_out_flufl_locks_claim_and_expiry() {
     let dir = tempdir();
     let lockfile = dir.path().join("list.lock");
-    let mut l = LinkLock::new(&lockfile, LinkOptions { lifetime: Duration::from_secs(15), ..LinkOptions::default() }).expect("new");
+    let mut l = LinkLock::new(
+        &lockfile,
+        LinkOptions {
+            lifetime: Duration::from_secs(15),
+            ..LinkOptions::default()
+        },
+    )
+    .expect("new");
     let claim = l.claim_file().to_path_buf();
     let name = claim.to_str().expect("utf-8").to_string();
     let parts: Vec<&str> = name.split('|').collect();
@@ -98,9 +138,20 @@ fn link_lock_lays_out_flufl_locks_claim_and_expiry() {
     let m = std::fs::metadata(&lockfile).expect("lock file");
     assert_eq!(m.nlink(), 2);
     assert_eq!(m.ino(), std::fs::metadata(&claim).expect("claim").ino());
-    assert_eq!(std::fs::read_to_string(&lockfile).expect("read"), name, "the lock file names the claim, no newline");
-    let expiry = m.modified().expect("mtime").duration_since(SystemTime::now()).expect("mtime is in the future");
-    assert!(expiry > Duration::from_secs(14) && expiry <= Duration::from_secs(15), "{expiry:?}");
+    assert_eq!(
+        std::fs::read_to_string(&lockfile).expect("read"),
+        name,
+        "the lock file names the claim, no newline"
+    );
+    let expiry = m
+        .modified()
+        .expect("mtime")
+        .duration_since(SystemTime::now())
+        .expect("mtime is in the future");
+    assert!(
+        expiry > Duration::from_secs(14) && expiry <= Duration::from_secs(15),
+        "{expiry:?}"
+    );
 
     // A second owner times out and leaves no claim behind.
     let mut other = LinkLock::new(&lockfile, LinkOptions::default()).expect("new");
@@ -113,24 +164,41 @@ fn link_lock_lays_out_flufl_locks_claim_and_expiry() {
     assert!(!other.claim_file().exists());
 
     l.release().expect("release");
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 }
 
 #[test]
 fn link_lock_takes_over_an_expired_lock_and_its_old_holder_learns_it() {
     let dir = tempdir();
     let lockfile = dir.path().join("list.lock");
-    let short = LinkOptions { lifetime: Duration::from_millis(300), clock_slop: Duration::from_millis(100), ..LinkOptions::default() };
+    let short = LinkOptions {
+        lifetime: Duration::from_millis(300),
+        clock_slop: Duration::from_millis(100),
+        ..LinkOptions::default()
+    };
     let mut stalled = LinkLock::new(&lockfile, short.clone()).expect("new");
     stalled.acquire(None).expect("acquire");
     let old_claim = stalled.claim_file().to_path_buf();
 
     let mut taker = LinkLock::new(&lockfile, short).expect("new");
     let t = Instant::now();
-    taker.acquire(Some(Duration::from_secs(10))).expect("takes the expired lock over");
+    taker
+        .acquire(Some(Duration::from_secs(10)))
+        .expect("takes the expired lock over");
     // Expiry (lifetime + slop) and then the grace (one lifetime).
-    assert!(t.elapsed() >= Duration::from_millis(650), "{:?}", t.elapsed());
-    assert_eq!(std::fs::read_to_string(&lockfile).expect("read"), taker.claim_file().to_str().expect("utf-8"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(650),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lockfile).expect("read"),
+        taker.claim_file().to_str().expect("utf-8")
+    );
     assert!(!old_claim.exists(), "the expired holder's claim is removed");
     assert!(!PathBuf::from(format!("{}.brk", taker.claim_file().display())).exists());
 
@@ -139,7 +207,11 @@ fn link_lock_takes_over_an_expired_lock_and_its_old_holder_learns_it() {
         r => panic!("the stalled holder must learn it lost the lock: {r:?}"),
     }
     taker.release().expect("release");
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 }
 
 #[test]
@@ -162,7 +234,13 @@ fn flufl_python() -> &'static Result<PathBuf, String> {
         }
         let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flufl-venv");
         let py = venv.join("bin/python3");
-        let ok = |py: &Path| Command::new(py).args(["-c", "import flufl.lock"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import flufl.lock"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
         if ok(&py) {
             return Ok(py);
         }
@@ -171,16 +249,34 @@ fn flufl_python() -> &'static Result<PathBuf, String> {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+                Err(format!(
+                    "{what} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
             }
         };
         let _ = std::fs::remove_dir_all(&venv);
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv (Debian: apt-get install python3-venv)")?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "flufl.lock==10.0.0"]), "pip install flufl.lock==10.0.0 (needs PyPI)")?;
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "python3 -m venv (Debian: apt-get install python3-venv)",
+        )?;
+        run(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "flufl.lock==10.0.0",
+            ]),
+            "pip install flufl.lock==10.0.0 (needs PyPI)",
+        )?;
         if ok(&py) {
             Ok(py)
         } else {
-            Err(format!("{} cannot import flufl.lock after installing it", py.display()))
+            Err(format!(
+                "{} cannot import flufl.lock after installing it",
+                py.display()
+            ))
         }
     })
 }
@@ -200,7 +296,14 @@ struct Peer {
 
 impl Peer {
     fn start(args: &[&str], slop_s: f64) -> Peer {
-        let mut child = Command::new(python()).arg(PEER).args(args).env("FLUFL_SLOP", slop_s.to_string()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start python");
+        let mut child = Command::new(python())
+            .arg(PEER)
+            .args(args)
+            .env("FLUFL_SLOP", slop_s.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python");
         let out = BufReader::new(child.stdout.take().expect("piped stdout"));
         Peer { child, out }
     }
@@ -228,7 +331,11 @@ impl Drop for Peer {
 }
 
 fn opts(lifetime_ms: u64, slop_ms: u64) -> LinkOptions {
-    LinkOptions { lifetime: Duration::from_millis(lifetime_ms), clock_slop: Duration::from_millis(slop_ms), ..LinkOptions::default() }
+    LinkOptions {
+        lifetime: Duration::from_millis(lifetime_ms),
+        clock_slop: Duration::from_millis(slop_ms),
+        ..LinkOptions::default()
+    }
 }
 
 #[test]
@@ -241,17 +348,45 @@ fn flufl_lock_interop() {
     let counter = counter_file(dir.path());
     let rounds = 250u64;
     let t = Instant::now();
-    let pys: Vec<Peer> = (0..2).map(|_| Peer::start(&["contend", lock_s, counter.to_str().expect("utf-8"), &rounds.to_string()], 10.0)).collect();
-    let wopts = worker::WorkerOpts { strategy: Strategy::Link, lock: lockfile.clone(), iters: rounds, counter: Some(counter.clone()), lifetime: None, timeout: Some(Duration::from_secs(60)) };
-    let rust = worker::run_processes(Path::new(RACELAB), &wopts, 2).expect("racelab LinkLock processes");
+    let pys: Vec<Peer> = (0..2)
+        .map(|_| {
+            Peer::start(
+                &[
+                    "contend",
+                    lock_s,
+                    counter.to_str().expect("utf-8"),
+                    &rounds.to_string(),
+                ],
+                10.0,
+            )
+        })
+        .collect();
+    let wopts = worker::WorkerOpts {
+        strategy: Strategy::Link,
+        lock: lockfile.clone(),
+        iters: rounds,
+        counter: Some(counter.clone()),
+        lifetime: None,
+        timeout: Some(Duration::from_secs(60)),
+    };
+    let rust =
+        worker::run_processes(Path::new(RACELAB), &wopts, 2).expect("racelab LinkLock processes");
     for mut p in pys {
         assert_eq!(p.line(), "done");
         p.finish();
     }
     let mixed = t.elapsed();
-    assert_eq!(read_counter(&counter), 4 * rounds, "an increment was lost: two holders at once");
+    assert_eq!(
+        read_counter(&counter),
+        4 * rounds,
+        "an increment was lost: two holders at once"
+    );
     assert_eq!(rust.acquired, 2 * rounds);
-    assert!(leftovers(dir.path()).is_empty(), "left behind: {:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(dir.path())
+    );
     std::fs::remove_file(&counter).expect("rm counter");
 
     // 2. racelab waits for a flufl.lock holder, and times out on one.
@@ -263,14 +398,22 @@ fn flufl_lock_interop() {
         r => panic!("racelab should time out on flufl.lock's fresh lock: {r:?}"),
     }
     let t = Instant::now();
-    l.acquire(Some(Duration::from_secs(10))).expect("racelab gets the lock once flufl.lock releases it");
-    assert!(t.elapsed() >= Duration::from_millis(500), "{:?}: acquired while flufl.lock held it", t.elapsed());
+    l.acquire(Some(Duration::from_secs(10)))
+        .expect("racelab gets the lock once flufl.lock releases it");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}: acquired while flufl.lock held it",
+        t.elapsed()
+    );
     assert_eq!(holder.line(), "unlocked");
     holder.finish();
 
     // 3. flufl.lock times out on racelab's lock, then waits for it.
     let mut to = Peer::start(&["timeout", lock_s, "0.3"], 10.0);
-    assert!(to.line().starts_with("timeout"), "flufl.lock did not time out on racelab's lock");
+    assert!(
+        to.line().starts_with("timeout"),
+        "flufl.lock did not time out on racelab's lock"
+    );
     to.finish();
     let mut waiter = Peer::start(&["acquire", lock_s, "15"], 10.0);
     std::thread::sleep(Duration::from_millis(500));
@@ -278,7 +421,11 @@ fn flufl_lock_interop() {
     assert!(waiter.line().starts_with("locked"));
     assert_eq!(waiter.line(), "unlocked");
     waiter.finish();
-    assert!(leftovers(dir.path()).is_empty(), "left behind: {:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(dir.path())
+    );
 
     // 4. racelab breaks an expired claim of a crashed flufl.lock holder (lifetime 1 s, slop 1 s).
     let mut dead = Peer::start(&["crash", lock_s, "1"], 1.0);
@@ -287,10 +434,21 @@ fn flufl_lock_interop() {
     assert!(Path::new(&dead_claim).exists());
     let mut l = LinkLock::new(&lockfile, opts(1000, 1000)).expect("new");
     let t = Instant::now();
-    l.acquire(Some(Duration::from_secs(20))).expect("racelab breaks the expired flufl.lock claim");
-    assert!(t.elapsed() >= Duration::from_millis(1000), "{:?}: broke a lock before it expired", t.elapsed());
-    assert!(!Path::new(&dead_claim).exists(), "the dead holder's claim is removed");
-    assert_eq!(std::fs::read_to_string(&lockfile).expect("read"), l.claim_file().to_str().expect("utf-8"));
+    l.acquire(Some(Duration::from_secs(20)))
+        .expect("racelab breaks the expired flufl.lock claim");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}: broke a lock before it expired",
+        t.elapsed()
+    );
+    assert!(
+        !Path::new(&dead_claim).exists(),
+        "the dead holder's claim is removed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lockfile).expect("read"),
+        l.claim_file().to_str().expect("utf-8")
+    );
 
     // 5. flufl.lock breaks an expired claim of a crashed racelab holder (the handle is leaked:
     //    nothing releases it, as after SIGKILL).
@@ -298,24 +456,65 @@ fn flufl_lock_interop() {
     std::mem::forget(l);
     let mut breaker = Peer::start(&["acquire", lock_s, "15"], 1.0);
     let got = breaker.line();
-    let waited: f64 = got.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("elapsed");
-    assert!(waited >= 1.0, "flufl.lock broke racelab's lock after {waited}s, before it expired");
+    let waited: f64 = got
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("elapsed");
+    assert!(
+        waited >= 1.0,
+        "flufl.lock broke racelab's lock after {waited}s, before it expired"
+    );
     assert_eq!(breaker.line(), "unlocked");
     breaker.finish();
-    assert!(!claim.exists(), "flufl.lock's _break removes the winner's claim");
-    assert!(leftovers(dir.path()).is_empty(), "left behind: {:?}", leftovers(dir.path()));
+    assert!(
+        !claim.exists(),
+        "flufl.lock's _break removes the winner's claim"
+    );
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(dir.path())
+    );
 
     // 6. Throughput, uncontended, in the same run: flufl.lock as shipped against LinkLock.
     let iters = 2000u64;
-    let out = Command::new(python()).arg(PEER).args(["bench", lock_s, &iters.to_string()]).output().expect("python bench");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let flufl: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("ops/s");
-    let ours = worker::run_threads(&worker::WorkerOpts { strategy: Strategy::Link, lock: lockfile.clone(), iters, counter: None, lifetime: None, timeout: None }, 1).expect("bench").throughput();
+    let out = Command::new(python())
+        .arg(PEER)
+        .args(["bench", lock_s, &iters.to_string()])
+        .output()
+        .expect("python bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flufl: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ops/s");
+    let ours = worker::run_threads(
+        &worker::WorkerOpts {
+            strategy: Strategy::Link,
+            lock: lockfile.clone(),
+            iters,
+            counter: None,
+            lifetime: None,
+            timeout: None,
+        },
+        1,
+    )
+    .expect("bench")
+    .throughput();
     println!(
         "flufl.lock interop: {} increments by 2 flufl.lock + 2 racelab processes in {:.2}s, none lost; uncontended acquire+release: LinkLock {ours:.0}/s, flufl.lock {flufl:.0}/s, LinkLock / flufl.lock = {:.1}x",
         4 * rounds,
         mixed.as_secs_f64(),
         ours / flufl
     );
-    assert!(leftovers(dir.path()).is_empty(), "left behind: {:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(dir.path())
+    );
 }

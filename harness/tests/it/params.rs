@@ -30,19 +30,43 @@ fn a_failure_shrinks_to_the_smallest_parameter_and_its_token_replays() {
     let sc = racelab::lang::compile("counter.race", SRC).expect("compiles");
     let prog = sc.variant("default").expect("variant");
     assert_eq!(prog.params.len(), 1);
-    assert_eq!(prog.params[0].value, 1, "a parameter compiles at its low end by default");
-    let cfg = EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(60)));
-    let search = racelab::params::search("counter.race", SRC, "default", &prog.params, &cfg, 20, 7).expect("search runs");
-    let before = search.failing_before_shrink.clone().expect("some draw of N in 1..=10 breaks at_most_four");
+    assert_eq!(
+        prog.params[0].value, 1,
+        "a parameter compiles at its low end by default"
+    );
+    let cfg = EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(60)),
+    );
+    let search = racelab::params::search("counter.race", SRC, "default", &prog.params, &cfg, 20, 7)
+        .expect("search runs");
+    let before = search
+        .failing_before_shrink
+        .clone()
+        .expect("some draw of N in 1..=10 breaks at_most_four");
     assert!(before["N"] >= 3, "{before:?} cannot break it");
-    assert_eq!(search.result.values["N"], 3, "shrunk from {before:?} to {:?}", search.result.values);
-    let found = search.result.outcome.as_ref().expect("explored").findings.iter().find(|f| f.invariant == "at_most_four").expect("breaks at N = 3").clone();
+    assert_eq!(
+        search.result.values["N"], 3,
+        "shrunk from {before:?} to {:?}",
+        search.result.values
+    );
+    let found = search
+        .result
+        .outcome
+        .as_ref()
+        .expect("explored")
+        .findings
+        .iter()
+        .find(|f| f.invariant == "at_most_four")
+        .expect("breaks at N = 3")
+        .clone();
     assert_eq!(found.schedule.params, vec![("N".to_string(), 3)]);
 
     // The token carries N = 3: decoded, it compiles the scenario with it and reproduces.
     let token = Schedule::decode(&found.schedule.encode()).expect("decodes");
     assert_eq!(token.params, vec![("N".to_string(), 3)]);
-    let with = racelab::lang::compile_with("counter.race", SRC, &token.param_values()).expect("compiles with N = 3");
+    let with = racelab::lang::compile_with("counter.race", SRC, &token.param_values())
+        .expect("compiles with N = 3");
     let prog3 = Arc::new(with.variant("default").expect("variant").clone());
     let r = racelab::replay::replay(&prog3, &token).expect("fits");
     assert!(r.reproduced(&token));
@@ -51,7 +75,10 @@ fn a_failure_shrinks_to_the_smallest_parameter_and_its_token_replays() {
     let default = Arc::new(prog.clone());
     match racelab::replay::replay(&default, &token) {
         Err(e @ TokenError::Params { .. }) => assert!(e.to_string().contains("N = 3"), "{e}"),
-        other => panic!("expected a parameter mismatch, got {:?}", other.map(|r| r.trace.verdict)),
+        other => panic!(
+            "expected a parameter mismatch, got {:?}",
+            other.map(|r| r.trace.verdict)
+        ),
     }
 }
 
@@ -66,6 +93,7 @@ fn bad_parameters_are_errors_with_a_caret() {
     assert!(racelab::lang::render_plain(&e).contains("outside its range 1..=10"));
     values.clear();
     values.insert("M".to_string(), 1);
-    let e = racelab::lang::compile_with("counter.race", SRC, &values).expect_err("unknown parameter");
+    let e =
+        racelab::lang::compile_with("counter.race", SRC, &values).expect_err("unknown parameter");
     assert!(racelab::lang::render_plain(&e).contains("does not declare"));
 }

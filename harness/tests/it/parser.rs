@@ -175,7 +175,16 @@ fn mailman_lockfile() {
     let src = include_str!("../../../scenarios/mailman-lockfile.race");
     let sc =
         compile("mailman-lockfile.race", src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
-    assert_eq!(sc.variant_names(), ["mailman-2.1", "two-busy-qrunners", "patched", "patched-crash", "patched-stall"]);
+    assert_eq!(
+        sc.variant_names(),
+        [
+            "mailman-2.1",
+            "two-busy-qrunners",
+            "patched",
+            "patched-crash",
+            "patched-stall"
+        ]
+    );
     let short: String = render(&sc)
         .lines()
         .filter(|l| !l.starts_with("  proc"))
@@ -224,7 +233,12 @@ fn mailman_lockfile() {
     "#]]
     .assert_eq(&short);
     // `patched` replaces `lock` only: every other procedure lowers identically.
-    let variant = |name: &str| sc.variants.iter().find(|v| v.variant == name).unwrap_or_else(|| panic!("variant {name}"));
+    let variant = |name: &str| {
+        sc.variants
+            .iter()
+            .find(|v| v.variant == name)
+            .unwrap_or_else(|| panic!("variant {name}"))
+    };
     let (a, b) = (variant("mailman-2.1"), variant("patched"));
     for (pa, pb) in a.procs.iter().zip(&b.procs) {
         assert_eq!(pa.name, pb.name);
@@ -2228,7 +2242,9 @@ fn named_databases_connect_close_and_connections() {
 
 #[test]
 fn err_connect_without_a_named_database() {
-    check_err("scenario t {\n  actor a {\n    let c = connect(\"rw\")\n  }\n}\n", expect![[r#"
+    check_err(
+        "scenario t {\n  actor a {\n    let c = connect(\"rw\")\n  }\n}\n",
+        expect![[r#"
         1 error in test.race
           × `connect` needs a database to connect to
            ╭─[test.race:3:13]
@@ -2239,7 +2255,8 @@ fn err_connect_without_a_named_database() {
          4 │   }
            ╰────
           help: declare the server's databases first: `database rw_main_master`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ fn errors(src: &str, want: Expect) {
 
 #[test]
 fn every_spec_of_postgres_suite_parses() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
     let mut n = 0;
     let mut sessions = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -28,7 +29,10 @@ fn every_spec_of_postgres_suite_parses() {
         assert!(spec.permutation_count() >= 1, "{}", path.display());
     }
     assert_eq!(n, 117);
-    assert!(sessions >= 2 * n, "most specs have two or more sessions: {sessions}");
+    assert!(
+        sessions >= 2 * n,
+        "most specs have two or more sessions: {sessions}"
+    );
 }
 
 #[test]
@@ -161,8 +165,21 @@ fn a_spec_parses_into_sessions_steps_and_markers() {
 
 #[test]
 fn without_permutations_every_interleaving_runs_in_isolationtesters_order() {
-    let spec = pgspec::parse_named("all.spec", "session a\nstep a1 {}\nstep a2 {}\nsession b\nstep b1 {}\n").unwrap();
-    let names: Vec<String> = spec.permutations_to_run().iter().map(|p| p.iter().map(|s| spec.step(s).name.clone()).collect::<Vec<_>>().join(" ")).collect();
+    let spec = pgspec::parse_named(
+        "all.spec",
+        "session a\nstep a1 {}\nstep a2 {}\nsession b\nstep b1 {}\n",
+    )
+    .unwrap();
+    let names: Vec<String> = spec
+        .permutations_to_run()
+        .iter()
+        .map(|p| {
+            p.iter()
+                .map(|s| spec.step(s).name.clone())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
     assert_eq!(names, ["a1 a2 b1", "a1 b1 a2", "b1 a1 a2"]);
     assert_eq!(spec.permutation_count(), 3);
 }
@@ -382,13 +399,23 @@ fn a_blocking_spec_runs_on_postgres_with_isolationtesters_output() {
 #[test]
 fn postgres_own_deadlock_spec_matches_its_expected_output() {
     use racelab::pgspec::suite;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
     let db = suite::Database::create(&pg_url(), "racelab_pgspec_test2").unwrap();
     let results = tempfile::tempdir().unwrap();
     for name in ["deadlock-simple", "nowait", "skip-locked"] {
         let case = suite::case(&dir.join(format!("{name}.spec"))).unwrap();
-        let report = suite::run_case(&db, &case, results.path(), std::time::Duration::from_secs(60));
-        assert!(matches!(report.verdict, suite::Verdict::Matches(_)), "{name}: {:?}", report.verdict);
+        let report = suite::run_case(
+            &db,
+            &case,
+            results.path(),
+            std::time::Duration::from_secs(60),
+        );
+        assert!(
+            matches!(report.verdict, suite::Verdict::Matches(_)),
+            "{name}: {:?}",
+            report.verdict
+        );
         assert!(report.permutations >= 1);
     }
 }

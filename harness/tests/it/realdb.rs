@@ -55,8 +55,20 @@ fn mariadb() -> DbSpec {
 
 /// The model's token for `target` (loom finds it deterministically on two actors).
 fn model_token(prog: &Arc<Program>, target: &str) -> Schedule {
-    let ex = explore(prog, &EngineConfig::new(EngineKind::Loom, Budget::new(50_000, Duration::from_secs(60)))).expect("loom runs");
-    ex.findings.iter().find(|f| f.invariant == target).unwrap_or_else(|| panic!("loom did not find {target}")).schedule.clone()
+    let ex = explore(
+        prog,
+        &EngineConfig::new(
+            EngineKind::Loom,
+            Budget::new(50_000, Duration::from_secs(60)),
+        ),
+    )
+    .expect("loom runs");
+    ex.findings
+        .iter()
+        .find(|f| f.invariant == target)
+        .unwrap_or_else(|| panic!("loom did not find {target}"))
+        .schedule
+        .clone()
 }
 
 /// A whole schedule of the model, choosing at each step with `pick` among the runnable actors.
@@ -64,7 +76,9 @@ fn model_schedule(prog: &Arc<Program>, mut pick: impl FnMut(&[usize]) -> usize) 
     let mut m = Machine::new(Arc::clone(prog));
     let mut steps = Vec::new();
     while !m.is_finished() {
-        let runnable: Vec<usize> = (0..prog.actors.len()).filter(|&a| m.is_runnable(a)).collect();
+        let runnable: Vec<usize> = (0..prog.actors.len())
+            .filter(|&a| m.is_runnable(a))
+            .collect();
         assert!(!runnable.is_empty(), "the model is stuck");
         let a = runnable[pick(&runnable) % runnable.len()];
         m.step(a);
@@ -83,12 +97,17 @@ fn round_robin(prog: &Arc<Program>) -> Schedule {
 }
 
 fn force(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> DbForced {
-    forced_replay(prog, sched, spec).unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()))
+    forced_replay(prog, sched, spec)
+        .unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()))
 }
 
 /// The results column of the trace, for asserting what the real server said.
 fn results(r: &DbForced) -> Vec<String> {
-    r.trace.steps.iter().map(|s| format!("{} {}", s.operation, s.result)).collect()
+    r.trace
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.operation, s.result))
+        .collect()
 }
 
 fn check_then_insert_loses_a_mail(spec: &DbSpec, duplicate: &str) {
@@ -96,12 +115,26 @@ fn check_then_insert_loses_a_mail(spec: &DbSpec, duplicate: &str) {
     let sched = model_token(&prog, "no_mail_lost");
     let r = force(&prog, &sched, spec);
     assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
-    assert!(r.reproduced(&sched), "{}: no_mail_lost did not break: {:#?}", spec.name(), results(&r));
-    let lost = r.broken.iter().find(|b| b.invariant == "no_mail_lost").expect("broke");
+    assert!(
+        r.reproduced(&sched),
+        "{}: no_mail_lost did not break: {:#?}",
+        spec.name(),
+        results(&r)
+    );
+    let lost = r
+        .broken
+        .iter()
+        .find(|b| b.invariant == "no_mail_lost")
+        .expect("broke");
     assert!(lost.message.contains("== 2 is false"), "{lost:?}");
     // The loser's INSERT failed with the real server's duplicate-key error.
     let all = results(&r);
-    assert!(all.iter().any(|s| s.contains("IntegrityError") && s.contains(duplicate)), "{}: no real IntegrityError `{duplicate}` in {all:#?}", spec.name());
+    assert!(
+        all.iter()
+            .any(|s| s.contains("IntegrityError") && s.contains(duplicate)),
+        "{}: no real IntegrityError `{duplicate}` in {all:#?}",
+        spec.name()
+    );
 }
 
 fn get_or_create_loses_none(spec: &DbSpec) {
@@ -121,31 +154,68 @@ fn get_or_create_loses_none(spec: &DbSpec) {
     for sched in &scheds {
         let r = force(&prog, sched, spec);
         assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
-        assert!(r.broken.is_empty(), "{}: {:?} broke: {:#?}", spec.name(), r.broken, results(&r));
-        lost_races += results(&r).iter().filter(|s| s.contains("IntegrityError")).count();
+        assert!(
+            r.broken.is_empty(),
+            "{}: {:?} broke: {:#?}",
+            spec.name(),
+            r.broken,
+            results(&r)
+        );
+        lost_races += results(&r)
+            .iter()
+            .filter(|s| s.contains("IntegrityError"))
+            .count();
     }
     // The race was really run: some INSERT lost it and get_or_create() recovered.
-    assert!(lost_races > 0, "{}: no schedule made an INSERT lose the race", spec.name());
+    assert!(
+        lost_races > 0,
+        "{}: no schedule made an INSERT lose the race",
+        spec.name()
+    );
 }
 
 #[test]
 fn placeholders_and_ddl_are_translated_per_server() {
     let sql = "SELECT a FROM t WHERE b = ? AND c = '?' AND d = %s";
-    assert_eq!(translate(sql, Dialect::Postgres), ("SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2".to_string(), vec![0, 1]));
-    assert_eq!(translate(sql, Dialect::MariaDb).0, "SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?");
-    assert_eq!(translate("UPDATE t SET a = $2 WHERE id = $1", Dialect::Sqlite), ("UPDATE t SET a = ? WHERE id = ?".to_string(), vec![1, 0]));
+    assert_eq!(
+        translate(sql, Dialect::Postgres),
+        (
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2".to_string(),
+            vec![0, 1]
+        )
+    );
+    assert_eq!(
+        translate(sql, Dialect::MariaDb).0,
+        "SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?"
+    );
+    assert_eq!(
+        translate("UPDATE t SET a = $2 WHERE id = $1", Dialect::Sqlite),
+        ("UPDATE t SET a = ? WHERE id = ?".to_string(), vec![1, 0])
+    );
     let ddl = "CREATE TABLE s (id INTEGER PRIMARY KEY AUTO_INCREMENT, msgid TEXT)";
-    assert_eq!(translate_ddl(ddl, Dialect::Postgres), "CREATE TABLE s (id SERIAL PRIMARY KEY, msgid TEXT)");
-    assert_eq!(translate_ddl(ddl, Dialect::Sqlite), "CREATE TABLE s (id INTEGER PRIMARY KEY AUTOINCREMENT, msgid TEXT)");
+    assert_eq!(
+        translate_ddl(ddl, Dialect::Postgres),
+        "CREATE TABLE s (id SERIAL PRIMARY KEY, msgid TEXT)"
+    );
+    assert_eq!(
+        translate_ddl(ddl, Dialect::Sqlite),
+        "CREATE TABLE s (id INTEGER PRIMARY KEY AUTOINCREMENT, msgid TEXT)"
+    );
 }
 
 #[test]
 fn a_server_that_is_not_there_is_an_error_that_says_what_to_do() {
     let prog = person("check-then-insert");
     let sched = model_token(&prog, "no_mail_lost");
-    let spec = DbSpec::parse("postgres=host=127.0.0.1 port=1 user=nobody connect_timeout=2").expect("parses");
-    let e = forced_replay(&prog, &sched, &spec).expect_err("nothing listens on port 1").to_string();
-    assert!(e.contains("cannot connect to PostgreSQL") && e.contains("cargo xtask db up"), "{e}");
+    let spec = DbSpec::parse("postgres=host=127.0.0.1 port=1 user=nobody connect_timeout=2")
+        .expect("parses");
+    let e = forced_replay(&prog, &sched, &spec)
+        .expect_err("nothing listens on port 1")
+        .to_string();
+    assert!(
+        e.contains("cannot connect to PostgreSQL") && e.contains("cargo xtask db up"),
+        "{e}"
+    );
     let e = DbSpec::parse("db:oracle").expect_err("unknown");
     assert!(e.contains("db:sqlite"), "{e}");
 }
@@ -162,7 +232,10 @@ fn sqlite_get_or_create_loses_none() {
 
 #[test]
 fn postgres_check_then_insert_loses_a_mail() {
-    check_then_insert_loses_a_mail(&postgres(), "duplicate key value violates unique constraint \"person_email_key\"");
+    check_then_insert_loses_a_mail(
+        &postgres(),
+        "duplicate key value violates unique constraint \"person_email_key\"",
+    );
 }
 
 #[test]
@@ -172,7 +245,10 @@ fn postgres_get_or_create_loses_none() {
 
 #[test]
 fn mariadb_check_then_insert_loses_a_mail() {
-    check_then_insert_loses_a_mail(&mariadb(), "(1062, 'Duplicate entry 'new.contributor@example.org' for key 'email'')");
+    check_then_insert_loses_a_mail(
+        &mariadb(),
+        "(1062, 'Duplicate entry 'new.contributor@example.org' for key 'email'')",
+    );
 }
 
 #[test]
@@ -190,11 +266,28 @@ fn postgres_a_statement_that_waits_in_the_server_is_blocked_then_completes() {
     assert_eq!(r.divergence, None, "{:#?}", results(&r));
     assert!(r.reproduced(&sched), "{:#?}", results(&r));
     let all = results(&r);
-    let waited = all.iter().position(|s| s.contains("<waiting") && s.contains("pg_locks: transactionid") && s.contains("is locked by parser")).unwrap_or_else(|| panic!("no wait in {all:#?}"));
-    let completed = all[waited + 1..].iter().find(|s| s.contains("<... completed>")).unwrap_or_else(|| panic!("no completion in {all:#?}"));
-    assert!(completed.contains("IntegrityError duplicate key value violates unique constraint"), "{completed}");
+    let waited = all
+        .iter()
+        .position(|s| {
+            s.contains("<waiting")
+                && s.contains("pg_locks: transactionid")
+                && s.contains("is locked by parser")
+        })
+        .unwrap_or_else(|| panic!("no wait in {all:#?}"));
+    let completed = all[waited + 1..]
+        .iter()
+        .find(|s| s.contains("<... completed>"))
+        .unwrap_or_else(|| panic!("no completion in {all:#?}"));
+    assert!(
+        completed.contains("IntegrityError duplicate key value violates unique constraint"),
+        "{completed}"
+    );
     assert_eq!(r.info.isolation_level, "read committed");
-    assert!(r.info.server_version.starts_with("PostgreSQL "), "{:?}", r.info);
+    assert!(
+        r.info.server_version.starts_with("PostgreSQL "),
+        "{:?}",
+        r.info
+    );
 }
 
 /// Patchwork's Patch(...).save() on real InnoDB: the two UPDATEs of missing keys take gap
@@ -209,7 +302,11 @@ fn mariadb_save_gets_a_real_1213_and_objects_create_does_not() {
     assert_eq!(r.divergence, None, "{all:#?}");
     assert!(r.reproduced(&sched), "{all:#?}");
     assert!(all.iter().any(|s| s.contains("OperationalError (1213, 'Deadlock found when trying to get lock; try restarting transaction')")), "{all:#?}");
-    assert!(all.iter().any(|s| s.contains("<waiting> InnoDB: X RECORD lock on")), "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|s| s.contains("<waiting> InnoDB: X RECORD lock on")),
+        "{all:#?}"
+    );
     assert_eq!(r.info.isolation_level, "repeatable read");
 
     let prog = deadlock("objects-create");
@@ -218,7 +315,11 @@ fn mariadb_save_gets_a_real_1213_and_objects_create_does_not() {
         let all = results(&r);
         assert_eq!(r.divergence, None, "{all:#?}");
         assert!(r.broken.is_empty(), "{:?}: {all:#?}", r.broken);
-        assert!(!all.iter().any(|s| s.contains("1213") || s.contains("<waiting")), "{all:#?}");
+        assert!(
+            !all.iter()
+                .any(|s| s.contains("1213") || s.contains("<waiting")),
+            "{all:#?}"
+        );
     }
 }
 
@@ -230,23 +331,57 @@ fn postgres_save_takes_no_gap_lock_and_diverges_from_the_innodb_model() {
     let prog = deadlock("save");
     let sched = model_token(&prog, "no_mail_lost");
     let r = force(&prog, &sched, &postgres());
-    let d = r.divergence.clone().unwrap_or_else(|| panic!("no divergence: {:#?}", results(&r)));
+    let d = r
+        .divergence
+        .clone()
+        .unwrap_or_else(|| panic!("no divergence: {:#?}", results(&r)));
     assert!(d.operation.starts_with("sql(\"INSERT INTO patch"), "{d:?}");
-    assert_eq!((d.model.as_str(), d.real.as_str()), ("blocked", "1"), "{d:?}");
-    assert!(!results(&r).iter().any(|s| s.contains("1213") || s.contains("deadlock")), "{:#?}", results(&r));
+    assert_eq!(
+        (d.model.as_str(), d.real.as_str()),
+        ("blocked", "1"),
+        "{d:?}"
+    );
+    assert!(
+        !results(&r)
+            .iter()
+            .any(|s| s.contains("1213") || s.contains("deadlock")),
+        "{:#?}",
+        results(&r)
+    );
 }
 
 /// 500 free runs of two parsers = 1,000 mails: get-or-create loses none; check-then-insert,
 /// run the same way, does lose mails, so the runs really race.
 fn stress_person(spec: &DbSpec) {
-    let fixed = stress(&person("get-or-create"), spec, 500, 2, 7).unwrap_or_else(|e| panic!("{}: {e}", spec.name()));
+    let fixed = stress(&person("get-or-create"), spec, 500, 2, 7)
+        .unwrap_or_else(|e| panic!("{}: {e}", spec.name()));
     assert_eq!(fixed.runs, 500);
-    let lost = fixed.rates.iter().find(|r| r.invariant == "no_mail_lost").expect("rate");
-    assert_eq!(lost.hits, 0, "{}: get-or-create lost mails: {:?}", spec.name(), fixed.rates);
+    let lost = fixed
+        .rates
+        .iter()
+        .find(|r| r.invariant == "no_mail_lost")
+        .expect("rate");
+    assert_eq!(
+        lost.hits,
+        0,
+        "{}: get-or-create lost mails: {:?}",
+        spec.name(),
+        fixed.rates
+    );
     assert!(lost.high < 0.01, "{:?}", lost);
-    let racy = stress(&person("check-then-insert"), spec, 200, 2, 7).unwrap_or_else(|e| panic!("{}: {e}", spec.name()));
-    let lost = racy.rates.iter().find(|r| r.invariant == "no_mail_lost").expect("rate");
-    assert!(lost.hits > 0, "{}: check-then-insert lost no mail in 200 free runs: {:?}", spec.name(), racy.rates);
+    let racy = stress(&person("check-then-insert"), spec, 200, 2, 7)
+        .unwrap_or_else(|e| panic!("{}: {e}", spec.name()));
+    let lost = racy
+        .rates
+        .iter()
+        .find(|r| r.invariant == "no_mail_lost")
+        .expect("rate");
+    assert!(
+        lost.hits > 0,
+        "{}: check-then-insert lost no mail in 200 free runs: {:?}",
+        spec.name(),
+        racy.rates
+    );
     assert!(racy.first_failure.is_some());
 }
 
@@ -275,13 +410,36 @@ fn shared_dsn_leaves_a_real_connection_to_the_master(spec: &DbSpec) {
     let sched = model_token(&prog, "no_rw_connections");
     let r = force(&prog, &sched, spec);
     assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
-    assert!(r.reproduced(&sched), "{}: no_rw_connections did not break: {:#?}", spec.name(), results(&r));
-    let broke = r.broken.iter().find(|b| b.invariant == "no_rw_connections").expect("broke");
+    assert!(
+        r.reproduced(&sched),
+        "{}: no_rw_connections did not break: {:#?}",
+        spec.name(),
+        results(&r)
+    );
+    let broke = r
+        .broken
+        .iter()
+        .find(|b| b.invariant == "no_rw_connections")
+        .expect("broke");
     // The count comes from the server, not from the model: one connection is left open.
-    assert!(broke.message.contains(r#"connections("rw_main_master") = 1"#), "{}: {broke:?}", spec.name());
+    assert!(
+        broke
+            .message
+            .contains(r#"connections("rw_main_master") = 1"#),
+        "{}: {broke:?}",
+        spec.name()
+    );
     let all = results(&r);
-    assert!(all.iter().any(|s| s.starts_with("connect(dsn) rw_main_master#")), "{all:#?}");
-    assert!(all.iter().any(|s| s.starts_with("connect(dsn) ro_main_master#")), "{all:#?}");
+    assert!(
+        all.iter()
+            .any(|s| s.starts_with("connect(dsn) rw_main_master#")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|s| s.starts_with("connect(dsn) ro_main_master#")),
+        "{all:#?}"
+    );
 }
 
 /// per-thread-flag, forced along the model's round robin and 10 random schedules: every
@@ -301,10 +459,20 @@ fn per_thread_flag_leaves_none(spec: &DbSpec) {
     for sched in &scheds {
         let r = force(&prog, sched, spec);
         assert_eq!(r.divergence, None, "{}: {:#?}", spec.name(), results(&r));
-        assert!(r.broken.is_empty(), "{}: {:?} broke: {:#?}", spec.name(), r.broken, results(&r));
+        assert!(
+            r.broken.is_empty(),
+            "{}: {:?} broke: {:#?}",
+            spec.name(),
+            r.broken,
+            results(&r)
+        );
         // Not vacuous: connections to the master were opened and then closed for real.
         let all = results(&r);
-        assert!(all.iter().any(|s| s.starts_with("connect(dsn) rw_main_master#")), "{all:#?}");
+        assert!(
+            all.iter()
+                .any(|s| s.starts_with("connect(dsn) rw_main_master#")),
+            "{all:#?}"
+        );
         assert!(all.iter().any(|s| s.starts_with("close(conn)")), "{all:#?}");
     }
 }
@@ -333,7 +501,11 @@ fn mariadb_launchpad_per_thread_flag_leaves_none() {
 fn sqlite_refuses_launchpad_saying_why() {
     let prog = launchpad("shared-dsn");
     let sched = model_token(&prog, "no_rw_connections");
-    let err = forced_replay(&prog, &sched, &DbSpec::Sqlite).expect_err("SQLite has no server to count connections on");
+    let err = forced_replay(&prog, &sched, &DbSpec::Sqlite)
+        .expect_err("SQLite has no server to count connections on");
     let text = err.to_string();
-    assert!(text.contains("SQLite is a file, not a server") && text.contains("db:postgres"), "{text}");
+    assert!(
+        text.contains("SQLite is a file, not a server") && text.contains("db:postgres"),
+        "{text}"
+    );
 }

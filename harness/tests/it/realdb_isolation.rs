@@ -22,7 +22,11 @@ const PERSON_INNODB: &str = include_str!("../../../scenarios/patchwork-person-in
 
 /// Django 2.0's fix for patchwork-person-innodb: the connection at READ COMMITTED.
 fn person_innodb_read_committed() -> Arc<Program> {
-    program("patchwork-person-innodb.race", PERSON_INNODB, "read-committed")
+    program(
+        "patchwork-person-innodb.race",
+        PERSON_INNODB,
+        "read-committed",
+    )
 }
 
 /// Two doctors on call; each goes off call if it sees two on call (the classic write skew).
@@ -104,8 +108,13 @@ scenario doctors {
 "#;
 
 fn program(file: &str, src: &str, variant: &str) -> Arc<Program> {
-    let sc = racelab::lang::compile(file, src).unwrap_or_else(|e| panic!("{}", racelab::lang::diag::render_plain(&e)));
-    Arc::new(sc.variant(variant).unwrap_or_else(|| panic!("no variant {variant}")).clone())
+    let sc = racelab::lang::compile(file, src)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::diag::render_plain(&e)));
+    Arc::new(
+        sc.variant(variant)
+            .unwrap_or_else(|| panic!("no variant {variant}"))
+            .clone(),
+    )
 }
 
 fn server(name: &str) -> DbSpec {
@@ -114,9 +123,23 @@ fn server(name: &str) -> DbSpec {
 
 /// The model's finding for `target` (exhaustive DFS), or `None` when the model says it holds.
 fn model_finding(prog: &Arc<Program>, target: &str) -> Option<Schedule> {
-    let ex = explore(prog, &EngineConfig::new(EngineKind::NativeDfs, Budget::new(50_000, Duration::from_secs(60)))).expect("native-dfs runs");
-    assert!(ex.exhaustive || !ex.findings.is_empty(), "{}: the model's search was not exhaustive", prog.variant);
-    ex.findings.iter().find(|f| f.invariant == target).map(|f| f.schedule.clone())
+    let ex = explore(
+        prog,
+        &EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(50_000, Duration::from_secs(60)),
+        ),
+    )
+    .expect("native-dfs runs");
+    assert!(
+        ex.exhaustive || !ex.findings.is_empty(),
+        "{}: the model's search was not exhaustive",
+        prog.variant
+    );
+    ex.findings
+        .iter()
+        .find(|f| f.invariant == target)
+        .map(|f| f.schedule.clone())
 }
 
 /// Every actor in turn: each transaction's first statements run before the other commits.
@@ -124,7 +147,9 @@ fn round_robin(prog: &Arc<Program>) -> Schedule {
     let mut m = Machine::new(Arc::clone(prog));
     let (mut steps, mut turn) = (Vec::new(), 0usize);
     while !m.is_finished() {
-        let runnable: Vec<usize> = (0..prog.actors.len()).filter(|&a| m.is_runnable(a)).collect();
+        let runnable: Vec<usize> = (0..prog.actors.len())
+            .filter(|&a| m.is_runnable(a))
+            .collect();
         assert!(!runnable.is_empty(), "the model is stuck");
         turn += 1;
         let a = runnable[turn % runnable.len()];
@@ -139,9 +164,15 @@ fn alternate_then_in_order(prog: &Arc<Program>, alternate: usize) -> Schedule {
     let mut m = Machine::new(Arc::clone(prog));
     let mut steps = Vec::new();
     while !m.is_finished() {
-        let runnable: Vec<usize> = (0..prog.actors.len()).filter(|&a| m.is_runnable(a)).collect();
+        let runnable: Vec<usize> = (0..prog.actors.len())
+            .filter(|&a| m.is_runnable(a))
+            .collect();
         assert!(!runnable.is_empty(), "the model is stuck");
-        let a = if steps.len() < alternate { runnable[steps.len() % runnable.len()] } else { runnable[0] };
+        let a = if steps.len() < alternate {
+            runnable[steps.len() % runnable.len()]
+        } else {
+            runnable[0]
+        };
         m.step(a);
         steps.push(a as u8);
     }
@@ -149,35 +180,66 @@ fn alternate_then_in_order(prog: &Arc<Program>, alternate: usize) -> Schedule {
 }
 
 fn results(r: &DbForced) -> Vec<String> {
-    r.trace.steps.iter().map(|s| format!("{} {}", s.operation, s.result)).collect()
+    r.trace
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.operation, s.result))
+        .collect()
 }
 
 /// Forces `sched` and asserts that the server agreed with the model at every step.
 fn agrees(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> DbForced {
-    let r = forced_replay(prog, sched, spec).unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()));
-    assert_eq!(r.divergence, None, "{} on {}: {:#?}", prog.variant, spec.name(), results(&r));
+    let r = forced_replay(prog, sched, spec)
+        .unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()));
+    assert_eq!(
+        r.divergence,
+        None,
+        "{} on {}: {:#?}",
+        prog.variant,
+        spec.name(),
+        results(&r)
+    );
     r
 }
 
 /// How many of `runs` free runs on the server broke `invariant`.
 fn stress_hits(prog: &Arc<Program>, spec: &DbSpec, runs: u64, invariant: &str) -> u64 {
-    let s = stress(prog, spec, runs, 2, 11).unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()));
-    s.rates.iter().find(|r| r.invariant == invariant).map_or(0, |r| r.hits)
+    let s = stress(prog, spec, runs, 2, 11)
+        .unwrap_or_else(|e| panic!("{} on {}: {e}", prog.variant, spec.name()));
+    s.rates
+        .iter()
+        .find(|r| r.invariant == invariant)
+        .map_or(0, |r| r.hits)
 }
 
 #[test]
 fn mariadb_get_or_create_in_a_transaction_loses_the_mail_at_repeatable_read_as_the_model_says() {
     let spec = server("mariadb");
-    let prog = program("patchwork-person-innodb.race", PERSON_INNODB, "get-or-create-in-a-transaction");
+    let prog = program(
+        "patchwork-person-innodb.race",
+        PERSON_INNODB,
+        "get-or-create-in-a-transaction",
+    );
     let sched = model_finding(&prog, "no_mail_lost").expect("the model finds the lost mail");
     let r = agrees(&prog, &sched, &spec);
     assert!(r.reproduced(&sched), "{:#?}", results(&r));
     assert_eq!(r.info.isolation_level, "repeatable read");
     // The retry SELECT after the real 1062 reads the old snapshot: [] on MariaDB too.
     let all = results(&r);
-    let dup = all.iter().position(|s| s.contains("(1062")).unwrap_or_else(|| panic!("no 1062 in {all:#?}"));
-    assert!(all[dup + 1..].iter().any(|s| s.starts_with("sql(\"SELECT id FROM person") && s.ends_with(" []")), "{all:#?}");
-    assert!(stress_hits(&prog, &spec, 20, "no_mail_lost") > 0, "MariaDB never lost the mail in 20 free runs");
+    let dup = all
+        .iter()
+        .position(|s| s.contains("(1062"))
+        .unwrap_or_else(|| panic!("no 1062 in {all:#?}"));
+    assert!(
+        all[dup + 1..]
+            .iter()
+            .any(|s| s.starts_with("sql(\"SELECT id FROM person") && s.ends_with(" []")),
+        "{all:#?}"
+    );
+    assert!(
+        stress_hits(&prog, &spec, 20, "no_mail_lost") > 0,
+        "MariaDB never lost the mail in 20 free runs"
+    );
 }
 
 const DEADLOCK: &str = include_str!("../../../scenarios/patchwork-deadlock-1213.race");
@@ -188,17 +250,34 @@ const DEADLOCK: &str = include_str!("../../../scenarios/patchwork-deadlock-1213.
 #[test]
 fn mariadb_save_at_read_committed_takes_no_gap_locks_as_the_model_says() {
     let spec = server("mariadb");
-    let rc = program("patchwork-deadlock-1213.race", DEADLOCK, "save-read-committed");
-    assert_eq!(model_finding(&rc, "no_mail_lost"), None, "the model says save-read-committed holds");
+    let rc = program(
+        "patchwork-deadlock-1213.race",
+        DEADLOCK,
+        "save-read-committed",
+    );
+    assert_eq!(
+        model_finding(&rc, "no_mail_lost"),
+        None,
+        "the model says save-read-committed holds"
+    );
     for sched in [round_robin(&rc), alternate_then_in_order(&rc, 0)] {
         let r = agrees(&rc, &sched, &spec);
         let all = results(&r);
-        assert!(r.broken.is_empty() && !all.iter().any(|s| s.contains("1213") || s.contains("<waiting")), "{all:#?}");
+        assert!(
+            r.broken.is_empty()
+                && !all
+                    .iter()
+                    .any(|s| s.contains("1213") || s.contains("<waiting")),
+            "{all:#?}"
+        );
     }
     assert_eq!(stress_hits(&rc, &spec, 20, "no_mail_lost"), 0);
     let rr = program("patchwork-deadlock-1213.race", DEADLOCK, "save");
     assert!(model_finding(&rr, "no_mail_lost").is_some());
-    assert!(stress_hits(&rr, &spec, 30, "no_mail_lost") > 0, "MariaDB at REPEATABLE READ never deadlocked in 30 free runs");
+    assert!(
+        stress_hits(&rr, &spec, 30, "no_mail_lost") > 0,
+        "MariaDB at REPEATABLE READ never deadlocked in 30 free runs"
+    );
 }
 
 /// get_or_create() at READ COMMITTED (Django 2.0's fix): the retry SELECT sees the winner's row.
@@ -208,17 +287,36 @@ fn mariadb_save_at_read_committed_takes_no_gap_locks_as_the_model_says() {
 fn mariadb_get_or_create_at_read_committed_holds_as_the_model_says() {
     let spec = server("mariadb");
     let prog = person_innodb_read_committed();
-    assert_eq!(model_finding(&prog, "no_mail_lost"), None, "the model says read-committed holds");
+    assert_eq!(
+        model_finding(&prog, "no_mail_lost"),
+        None,
+        "the model says read-committed holds"
+    );
     let r = agrees(&prog, &alternate_then_in_order(&prog, 6), &spec);
     assert!(r.broken.is_empty(), "{:?}: {:#?}", r.broken, results(&r));
     // The race really ran: the loser's INSERT met the winner's row, and its retry found it.
-    assert!(results(&r).iter().any(|s| s.contains("(1062")), "{:#?}", results(&r));
-    assert!(r.info.isolation_level.contains("read committed (set by the scenario)"), "{:?}", r.info);
+    assert!(
+        results(&r).iter().any(|s| s.contains("(1062")),
+        "{:#?}",
+        results(&r)
+    );
+    assert!(
+        r.info
+            .isolation_level
+            .contains("read committed (set by the scenario)"),
+        "{:?}",
+        r.info
+    );
     // Free runs, where the loser's INSERT does wait for the winner's uncommitted row: every wait
     // is seen (no statement runs into racelab's 30 s limit) and no mail is lost.
-    let s = stress(&prog, &spec, 40, 2, 11).unwrap_or_else(|e| panic!("read-committed on MariaDB: {e}"));
+    let s = stress(&prog, &spec, 40, 2, 11)
+        .unwrap_or_else(|e| panic!("read-committed on MariaDB: {e}"));
     for rate in &s.rates {
-        assert_eq!(rate.hits, 0, "{} broke in {} of 40 free runs", rate.invariant, rate.hits);
+        assert_eq!(
+            rate.hits, 0,
+            "{} broke in {} of 40 free runs",
+            rate.invariant, rate.hits
+        );
     }
 }
 
@@ -229,10 +327,17 @@ fn postgres_write_skew_breaks_at_repeatable_read_and_is_refused_at_serializable(
     let sched = model_finding(&rr, "someone_on_call").expect("the model finds the write skew");
     let r = agrees(&rr, &sched, &spec);
     assert!(r.reproduced(&sched), "{:#?}", results(&r));
-    assert!(stress_hits(&rr, &spec, 40, "someone_on_call") > 0, "PostgreSQL never showed the write skew in 40 free runs");
+    assert!(
+        stress_hits(&rr, &spec, 40, "someone_on_call") > 0,
+        "PostgreSQL never showed the write skew in 40 free runs"
+    );
 
     let ser = program("doctors.race", DOCTORS, "serializable");
-    assert_eq!(model_finding(&ser, "someone_on_call"), None, "the model says serializable holds");
+    assert_eq!(
+        model_finding(&ser, "someone_on_call"),
+        None,
+        "the model says serializable holds"
+    );
     // The schedule of the write skew: both read before either writes; the server refuses the
     // second COMMIT with 40001 exactly where the model does.
     let r = agrees(&ser, &round_robin(&ser), &spec);
@@ -248,8 +353,16 @@ fn postgres_repeatable_read_refuses_the_concurrent_update_with_40001() {
     let prog = program("doctors.race", DOCTORS, "lost-update-refused");
     let r = agrees(&prog, &round_robin(&prog), &spec);
     let all = results(&r);
-    assert!(all.iter().any(|s| s.contains("<waiting")), "the second UPDATE waits first: {all:#?}");
-    assert!(all.iter().any(|s| s.contains("OperationalError could not serialize access due to concurrent update")), "{all:#?}");
+    assert!(
+        all.iter().any(|s| s.contains("<waiting")),
+        "the second UPDATE waits first: {all:#?}"
+    );
+    assert!(
+        all.iter()
+            .any(|s| s
+                .contains("OperationalError could not serialize access due to concurrent update")),
+        "{all:#?}"
+    );
 }
 
 /// Where the model and PostgreSQL part: the model's exact predicates see no conflict between
@@ -261,7 +374,14 @@ fn postgres_ssi_is_coarser_than_the_model_on_a_sequential_scan() {
     let spec = server("postgres");
     let prog = program("doctors.race", DOCTORS, "disjoint-serializable");
     let r = forced_replay(&prog, &round_robin(&prog), &spec).expect("replays");
-    let d = r.divergence.clone().unwrap_or_else(|| panic!("PostgreSQL agreed with the model: {:#?}", results(&r)));
+    let d = r
+        .divergence
+        .clone()
+        .unwrap_or_else(|| panic!("PostgreSQL agreed with the model: {:#?}", results(&r)));
     assert_eq!(d.operation, "sql(\"COMMIT\")", "{d:?}");
-    assert_eq!((d.model.as_str(), d.real.as_str()), ("ok", "OperationalError"), "{d:?}");
+    assert_eq!(
+        (d.model.as_str(), d.real.as_str()),
+        ("ok", "OperationalError"),
+        "{d:?}"
+    );
 }

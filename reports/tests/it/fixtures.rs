@@ -1,7 +1,9 @@
 //! Hand-written results that look like what the harness produces for the lockfile and queue
 //! scenarios, shared by every test so the renderers are compared on the same data.
 
-use reports::{Coverage, Env, Finding, Outcome, Rate, RunResult, Summary, Trace, TraceStep, Verdict};
+use reports::{
+    Coverage, Env, Finding, Outcome, Rate, RunResult, Summary, Trace, TraceStep, Verdict,
+};
 
 /// 2023-11-14T22:13:20Z: virtual clocks start at a real-looking epoch time.
 const T0: i64 = 1_700_000_000_000;
@@ -104,7 +106,10 @@ pub fn violation_met() -> RunResult {
     r.bound = Some("preemption bound 2".to_string());
     r.coverage = Some(Coverage::Budget);
     r.covers = Some("1234 schedules (PCT depth 3, seed 0x5eed)".to_string());
-    r.assumptions = vec!["faults: none declared".to_string(), "atomicity: every world operation is one step".to_string()];
+    r.assumptions = vec![
+        "faults: none declared".to_string(),
+        "atomicity: every world operation is one step".to_string(),
+    ];
     r.findings = vec![
         Finding {
             original: String::new(),

@@ -27,7 +27,10 @@ fn page_has_the_same_content_as_the_markdown() {
     assert!(page.contains("<section id=\"run-0\">"));
     assert!(page.contains("<pre class=\"token\">rl1:lockfile:naive:AAECAwQFBgc</pre>"));
     // The interleaving is a page of its own (`write_all` writes it), linked from the run.
-    assert!(page.contains("<a href=\"traces/t"), "no link to the run's interleaving");
+    assert!(
+        page.contains("<a href=\"traces/t"),
+        "no link to the run's interleaving"
+    );
     assert!(page.contains("rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)"));
     assert!(
         page.contains("env: filesystem <code>ext4</code>, mount options <code>rw,relatime</code>")
@@ -55,28 +58,48 @@ fn the_sequence_diagram_has_a_lane_per_actor_and_marks_faults_blocks_and_the_bre
     let svg = reports::sequence::render_sequence(&trace);
     assert!(svg.starts_with("<svg class=\"sequence\""));
     for actor in &trace.actors {
-        assert!(svg.contains(&format!(">{actor}</text>")), "no lane header for {actor}");
+        assert!(
+            svg.contains(&format!(">{actor}</text>")),
+            "no lane header for {actor}"
+        );
     }
     assert_eq!(svg.matches("<g class=\"row ").count(), trace.steps.len());
     assert!(svg.contains("class=\"fault\""), "the fault is not marked");
-    assert!(svg.contains("class=\"blocked\""), "the blocked step is not marked");
+    assert!(
+        svg.contains("class=\"blocked\""),
+        "the blocked step is not marked"
+    );
     let broke = trace.steps.iter().filter(|s| !s.broke.is_empty()).count();
     assert_eq!(svg.matches("class=\"broke\"").count(), broke);
-    assert!(svg.contains(&reports::html::escape(&trace.verdict)), "the verdict is not at the end");
+    assert!(
+        svg.contains(&reports::html::escape(&trace.verdict)),
+        "the verdict is not at the end"
+    );
 }
 
 /// Self-contained: nothing on the page would be fetched (no src, no external href, no url()).
 #[test]
 fn the_page_references_no_external_resource() {
-    let charts = vec![("throughput".to_string(), "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>".to_string())];
+    let charts = vec![(
+        "throughput".to_string(),
+        "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><rect/></svg>"
+            .to_string(),
+    )];
     let page = reports::html::render_html_with_charts(&fixtures::failing_summary(), &charts);
-    assert!(page.contains("<figure class=\"chart\">"), "the lock chart is not inlined");
+    assert!(
+        page.contains("<figure class=\"chart\">"),
+        "the lock chart is not inlined"
+    );
     assert!(!page.contains("<?xml"), "an XML prolog was inlined");
     for pattern in ["src=", "url(", "@import", "<link", "<script"] {
         assert!(!page.contains(pattern), "the page has `{pattern}`");
     }
     // Links stay on the page or go to the trace pages written beside it.
     for (i, _) in page.match_indices("href=\"") {
-        assert!(page[i + 6..].starts_with('#') || page[i + 6..].starts_with("traces/t"), "an external link: {}", &page[i..(i + 60).min(page.len())]);
+        assert!(
+            page[i + 6..].starts_with('#') || page[i + 6..].starts_with("traces/t"),
+            "an external link: {}",
+            &page[i..(i + 60).min(page.len())]
+        );
     }
 }

@@ -73,8 +73,15 @@ fn runs_md_has_every_run_s_details_and_links_its_trace() {
     let s = fixtures::passing_summary();
     let runs = reports::markdown::render_runs(&s);
     assert!(runs.starts_with("# racelab runs\n"));
-    assert!(runs.contains("### lockfile/naive/shuttle-pct/model") && runs.contains("### lockfile/fenced/stress/fs:ext4"), "{runs}");
-    assert!(runs.contains("- coverage: budget: 1234 schedules (PCT depth 3, seed 0x5eed)"), "{runs}");
+    assert!(
+        runs.contains("### lockfile/naive/shuttle-pct/model")
+            && runs.contains("### lockfile/fenced/stress/fs:ext4"),
+        "{runs}"
+    );
+    assert!(
+        runs.contains("- coverage: budget: 1234 schedules (PCT depth 3, seed 0x5eed)"),
+        "{runs}"
+    );
     let key = reports::trace_key(s.results[0].trace.as_ref().unwrap());
     assert!(runs.contains(&format!("Trace (8 steps; mutual_exclusion broke: holders(section) \\<= 1): [traces/{key}.txt](traces/{key}.txt)")), "{runs}");
     assert!(!runs.contains("-> EEXIST"), "the trace is not inlined");

@@ -1,7 +1,9 @@
 //! The per-actor trace table and the one-line run summary.
 
 use expect_test::expect;
-use reports::table::{MAX_OPERATION, MAX_RESULT, render_result_line, render_trace, Style, MAX_CELL};
+use reports::table::{
+    render_result_line, render_trace, Style, MAX_CELL, MAX_OPERATION, MAX_RESULT,
+};
 use reports::{Trace, TraceStep};
 
 use crate::fixtures;
@@ -75,19 +77,35 @@ fn color_only_changes_escape_codes() {
 #[test]
 fn long_operations_are_cut_but_results_stay_visible() {
     let mut trace = fixtures::lockfile_trace();
-    let step = trace.steps.iter_mut().find(|s| s.operation.contains("write(")).unwrap();
+    let step = trace
+        .steps
+        .iter_mut()
+        .find(|s| s.operation.contains("write("))
+        .unwrap();
     step.operation = format!("write({})", "x".repeat(200));
-    step.result = "blocked: gap before supremum in patch (next-key lock) is locked by parser1".into();
+    step.result =
+        "blocked: gap before supremum in patch (next-key lock) is locked by parser1".into();
     let out = render_trace(&trace, Style::plain());
     let row = out.lines().find(|l| l.contains("write(")).unwrap();
-    let cell = row.split(" | ").find(|c| c.contains("write(")).unwrap().trim_end();
+    let cell = row
+        .split(" | ")
+        .find(|c| c.contains("write("))
+        .unwrap()
+        .trim_end();
     let (op, result) = cell.split_once(" -> ").unwrap();
     assert_eq!(op.chars().count(), MAX_OPERATION, "{op:?}");
     assert!(op.ends_with("..."));
-    assert_eq!(result, "blocked: gap before supremum in patch (next-key lock) is locked by parser1");
+    assert_eq!(
+        result,
+        "blocked: gap before supremum in patch (next-key lock) is locked by parser1"
+    );
     assert!(cell.chars().count() <= MAX_OPERATION + 4 + MAX_RESULT);
     // A cell without a result is capped as a whole.
-    assert!(out.lines().all(|l| l.chars().count() < 4 * (MAX_OPERATION + 4 + MAX_RESULT) + 40), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.chars().count() < 4 * (MAX_OPERATION + 4 + MAX_RESULT) + 40),
+        "{out}"
+    );
     let _ = MAX_CELL;
 }
 
@@ -180,13 +198,37 @@ fn result_lines_distinguish_proof_bound_and_budget() {
         r.exhaustive = coverage != Coverage::Budget;
         render_result_line(&r)
     };
-    let proof = line(Coverage::Proof, "every reachable state (52576 states)", Outcome::Holds);
-    assert!(proof.contains("(proof over every reachable state)"), "{proof}");
-    let bounded = line(Coverage::Bounded, "every schedule within preemption bound 2", Outcome::Holds);
-    assert!(bounded.contains("(exhaustive within preemption bound 2)") && !bounded.contains("proof"), "{bounded}");
+    let proof = line(
+        Coverage::Proof,
+        "every reachable state (52576 states)",
+        Outcome::Holds,
+    );
+    assert!(
+        proof.contains("(proof over every reachable state)"),
+        "{proof}"
+    );
+    let bounded = line(
+        Coverage::Bounded,
+        "every schedule within preemption bound 2",
+        Outcome::Holds,
+    );
+    assert!(
+        bounded.contains("(exhaustive within preemption bound 2)") && !bounded.contains("proof"),
+        "{bounded}"
+    );
     let budget = line(Coverage::Budget, "20000 schedules (random)", Outcome::Holds);
-    assert!(budget.contains("(not refuted: budget spent)") && !budget.contains("exhaustive"), "{budget}");
+    assert!(
+        budget.contains("(not refuted: budget spent)") && !budget.contains("exhaustive"),
+        "{budget}"
+    );
     // A violation is settled by its counterexample: a budget adds nothing to say.
-    let found = line(Coverage::Budget, "17 schedules (random)", Outcome::Violation);
-    assert!(!found.contains("not refuted") && !found.contains("exhaustive"), "{found}");
+    let found = line(
+        Coverage::Budget,
+        "17 schedules (random)",
+        Outcome::Violation,
+    );
+    assert!(
+        !found.contains("not refuted") && !found.contains("exhaustive"),
+        "{found}"
+    );
 }

@@ -27,7 +27,13 @@ fn writes_every_format_and_json_round_trips() {
         .collect();
     assert_eq!(
         names,
-        ["summary.json", "summary.md", "summary.html", "junit.xml", "runs.md"]
+        [
+            "summary.json",
+            "summary.md",
+            "summary.html",
+            "junit.xml",
+            "runs.md"
+        ]
     );
     assert!(paths.iter().all(|p| p.starts_with(&dir) && p.is_file()));
 
@@ -68,9 +74,16 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
     let mut summary = fixtures::failing_summary();
     let lead = summary.results[0].clone();
     for engine in ["native-dfs", "loom", "forced-replay"] {
-        summary.results.push(reports::RunResult { engine: engine.to_string(), ..lead.clone() });
+        summary.results.push(reports::RunResult {
+            engine: engine.to_string(),
+            ..lead.clone()
+        });
     }
-    assert_eq!(summary.results.iter().filter(|r| r.trace.is_some()).count(), 5, "four rows share one trace, one has its own");
+    assert_eq!(
+        summary.results.iter().filter(|r| r.trace.is_some()).count(),
+        5,
+        "four rows share one trace, one has its own"
+    );
     let tmp = tempfile::tempdir().unwrap();
     // A file of the user's in the traces directory is left alone; a stale trace file is not.
     std::fs::create_dir_all(tmp.path().join("traces")).unwrap();
@@ -82,21 +95,52 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
     assert_eq!(back, summary, "summary.json keeps every row's trace");
 
     let key = reports::trace_key(lead.trace.as_ref().unwrap());
-    let mut files: Vec<String> = std::fs::read_dir(tmp.path().join("traces")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(tmp.path().join("traces"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 5, "{files:?}");
-    assert!(files.contains(&"notes.txt".to_string()) && !files.contains(&"t0123456789abcdef.txt".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"notes.txt".to_string())
+            && !files.contains(&"t0123456789abcdef.txt".to_string()),
+        "{files:?}"
+    );
     let text = std::fs::read_to_string(tmp.path().join(format!("traces/{key}.txt"))).unwrap();
-    assert!(text.contains("link(tmp, LOCKFILE) -> EEXIST") && text.contains("verdict: mutual_exclusion broke"), "{text}");
+    assert!(
+        text.contains("link(tmp, LOCKFILE) -> EEXIST")
+            && text.contains("verdict: mutual_exclusion broke"),
+        "{text}"
+    );
     let page = std::fs::read_to_string(tmp.path().join(format!("traces/{key}.html"))).unwrap();
-    assert_eq!(page.matches("<g class=\"row ").count(), lead.trace.as_ref().unwrap().steps.len(), "one box per step");
+    assert_eq!(
+        page.matches("<g class=\"row ").count(),
+        lead.trace.as_ref().unwrap().steps.len(),
+        "one box per step"
+    );
     assert!(page.contains("link(tmp, LOCKFILE) -&gt; EEXIST"));
 
     let md = std::fs::read_to_string(&paths[4]).unwrap();
-    assert_eq!(md.matches(&format!("[traces/{key}.txt](traces/{key}.txt)")).count(), 4, "{md}");
+    assert_eq!(
+        md.matches(&format!("[traces/{key}.txt](traces/{key}.txt)"))
+            .count(),
+        4,
+        "{md}"
+    );
     assert!(!md.contains("-> EEXIST"), "no trace is inlined in runs.md");
-    assert!(!std::fs::read_to_string(&paths[1]).unwrap().contains("-> EEXIST"), "no trace is inlined in summary.md");
+    assert!(
+        !std::fs::read_to_string(&paths[1])
+            .unwrap()
+            .contains("-> EEXIST"),
+        "no trace is inlined in summary.md"
+    );
     let html = std::fs::read_to_string(&paths[2]).unwrap();
-    assert_eq!(html.matches(&format!("href=\"traces/{key}.html\"")).count(), 4);
-    assert!(!html.contains("<svg class=\"sequence\""), "no diagram is inlined in the page");
+    assert_eq!(
+        html.matches(&format!("href=\"traces/{key}.html\"")).count(),
+        4
+    );
+    assert!(
+        !html.contains("<svg class=\"sequence\""),
+        "no diagram is inlined in the page"
+    );
 }

@@ -4,14 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::load;
 use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
 use racelab::suite;
-use super::load;
 
 const STEM: &str = "django-import-deadlock";
 
 fn variant(name: &str) -> Arc<racelab::ir::Program> {
-    Arc::new(load(STEM).variant(name).unwrap_or_else(|| panic!("variant {name}")).clone())
+    Arc::new(
+        load(STEM)
+            .variant(name)
+            .unwrap_or_else(|| panic!("variant {name}"))
+            .clone(),
+    )
 }
 
 /// Every engine once, and a second random seed. The schedule budget keeps the engines that
@@ -19,15 +24,24 @@ fn variant(name: &str) -> Arc<racelab::ir::Program> {
 /// the engines that find the deadlock do so within a few hundred schedules.
 fn portfolio_configs(schedules: u64, seconds: u64) -> Vec<EngineConfig> {
     let budget = Budget::new(schedules, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
+    let mut configs: Vec<EngineConfig> = EngineKind::ALL
+        .iter()
+        .map(|&k| EngineConfig::new(k, budget))
+        .collect();
     configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
     configs
 }
 
 /// Judges the portfolio's rows as `racelab suite` does and asserts every row met the
 /// variant's expectation.
-fn assert_portfolio_meets(prog: &Arc<racelab::ir::Program>, results: Vec<(EngineConfig, Result<Exploration, Refusal>)>) {
-    let mut rows: Vec<_> = results.into_iter().map(|(cfg, r)| suite::result_row(STEM, prog, &cfg, r)).collect();
+fn assert_portfolio_meets(
+    prog: &Arc<racelab::ir::Program>,
+    results: Vec<(EngineConfig, Result<Exploration, Refusal>)>,
+) {
+    let mut rows: Vec<_> = results
+        .into_iter()
+        .map(|(cfg, r)| suite::result_row(STEM, prog, &cfg, r))
+        .collect();
     suite::judge_portfolio(&mut rows);
     assert!(rows.iter().all(|r| r.met), "{}: {rows:#?}", prog.variant);
 }
@@ -43,18 +57,40 @@ fn django_14_deadlocks_and_replays_as_ab_ba() {
         .find(|(cfg, _)| cfg.kind == EngineKind::Loom)
         .and_then(|(_, r)| r.as_ref().ok())
         .expect("loom runs two actors");
-    let found = loom.findings.iter().find(|f| f.invariant == "deadlock").expect("loom finds the deadlock");
+    let found = loom
+        .findings
+        .iter()
+        .find(|f| f.invariant == "deadlock")
+        .expect("loom finds the deadlock");
     let shrunk = racelab::replay::shrink(&prog, &found.schedule);
     let replayed = racelab::replay::replay(&prog, &shrunk).expect("the token fits");
-    assert!(replayed.reproduced(&shrunk), "the shrunk schedule does not deadlock");
+    assert!(
+        replayed.reproduced(&shrunk),
+        "the shrunk schedule does not deadlock"
+    );
     let trace = &replayed.trace;
-    eprintln!("{}", reports::table::render_trace(trace, reports::table::Style::plain()));
+    eprintln!(
+        "{}",
+        reports::table::render_trace(trace, reports::table::Style::plain())
+    );
 
     let actor = |name: &str| trace.actors.iter().position(|a| a == name).expect("actor");
     let (t1, t2) = (actor("thread1"), actor("thread2"));
-    let steps_of = |a: usize| -> Vec<(usize, &reports::TraceStep)> { trace.steps.iter().enumerate().filter(|(_, s)| s.actor == Some(a)).collect() };
+    let steps_of = |a: usize| -> Vec<(usize, &reports::TraceStep)> {
+        trace
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.actor == Some(a))
+            .collect()
+    };
     let acquisitions = |a: usize| -> Vec<(usize, &reports::TraceStep)> {
-        steps_of(a).into_iter().filter(|(_, s)| s.operation.starts_with("with ") || s.operation.starts_with("acquire ")).collect()
+        steps_of(a)
+            .into_iter()
+            .filter(|(_, s)| {
+                s.operation.starts_with("with ") || s.operation.starts_with("acquire ")
+            })
+            .collect()
     };
 
     // Each thread's last step is the acquisition that hangs, on the lock the other one holds.
@@ -69,18 +105,40 @@ fn django_14_deadlocks_and_replays_as_ab_ba() {
     for a in [t1, t2] {
         let acq = acquisitions(a);
         let (_, before) = acq.split_last().expect("acquisitions");
-        assert!(before.iter().all(|(_, s)| s.result == "ok"), "an earlier acquisition blocked: {before:?}");
+        assert!(
+            before.iter().all(|(_, s)| s.result == "ok"),
+            "an earlier acquisition blocked: {before:?}"
+        );
     }
 
     // The AB-BA order: thread1 took write_lock (A), thread2 took the import lock (B), both before
     // either blocked; and neither released its lock afterwards.
-    let took = |a: usize, op: &str| acquisitions(a).iter().rev().find(|(_, s)| s.operation == op && s.result == "ok").map(|(i, _)| *i);
+    let took = |a: usize, op: &str| {
+        acquisitions(a)
+            .iter()
+            .rev()
+            .find(|(_, s)| s.operation == op && s.result == "ok")
+            .map(|(i, _)| *i)
+    };
     let a1 = took(t1, "with write_lock").expect("thread1 took write_lock");
     let a2 = took(t2, "with import_lock").expect("thread2 took the import lock");
-    assert!(a1 < b1.min(b2) && a2 < b1.min(b2), "both locks are taken before either thread blocks");
-    let released = |a: usize, op: &str, after: usize| steps_of(a).iter().any(|(i, s)| *i > after && s.operation.starts_with(op));
-    assert!(!released(t1, "release write_lock", a1), "thread1 let go of write_lock");
-    assert!(!released(t2, "release import_lock", a2), "thread2 let go of the import lock");
+    assert!(
+        a1 < b1.min(b2) && a2 < b1.min(b2),
+        "both locks are taken before either thread blocks"
+    );
+    let released = |a: usize, op: &str, after: usize| {
+        steps_of(a)
+            .iter()
+            .any(|(i, s)| *i > after && s.operation.starts_with(op))
+    };
+    assert!(
+        !released(t1, "release write_lock", a1),
+        "thread1 let go of write_lock"
+    );
+    assert!(
+        !released(t2, "release import_lock", a2),
+        "thread2 let go of the import lock"
+    );
 
     assert!(
         trace.verdict.contains("thread1 waits for rlock `import_lock` held by thread2; thread2 waits for rlock `write_lock` held by thread1"),
@@ -102,10 +160,23 @@ fn django_fix_holds_under_python_2s_global_import_lock() {
     let prog = variant("fix-py2");
     let mut configs = portfolio_configs(5_000, 20);
     // loom covers every schedule within preemption bound 3: a proof within that bound.
-    configs.push(EngineConfig::new(EngineKind::Loom, Budget::new(50_000, Duration::from_secs(20))).preemption_bound(3));
+    configs.push(
+        EngineConfig::new(
+            EngineKind::Loom,
+            Budget::new(50_000, Duration::from_secs(20)),
+        )
+        .preemption_bound(3),
+    );
     let results = portfolio::run(&prog, &configs);
-    let exhaustive = results.iter().filter_map(|(_, r)| r.as_ref().ok()).filter(|e| e.engine == "loom" && e.exhaustive).count();
-    assert_eq!(exhaustive, 2, "loom covers fix-py2 at preemption bounds 2 and 3");
+    let exhaustive = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter(|e| e.engine == "loom" && e.exhaustive)
+        .count();
+    assert_eq!(
+        exhaustive, 2,
+        "loom covers fix-py2 at preemption bounds 2 and 3"
+    );
     assert_portfolio_meets(&prog, results);
 }
 

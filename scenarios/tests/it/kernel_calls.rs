@@ -17,16 +17,30 @@ fn the_patched_lock_logs_unexpected_linkcount_1_in_the_model() {
         "invariant no_spurious_log: always count(locks) == 0",
         "invariant no_spurious_log: always count(locks, \"unexpected linkcount: 1\") == 0",
     );
-    assert_ne!(narrowed, src, "the scenario's no_spurious_log invariant changed: update this test");
-    let sc = racelab::lang::compile("mailman-lockfile.race", &narrowed).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
+    assert_ne!(
+        narrowed, src,
+        "the scenario's no_spurious_log invariant changed: update this test"
+    );
+    let sc = racelab::lang::compile("mailman-lockfile.race", &narrowed)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
     let prog = Arc::new(sc.variant("patched").expect("variant").clone());
-    let cfg = EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(120)));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(120)),
+    );
     let ex = explore(&prog, &cfg).expect("runs");
-    let found = ex.findings.iter().find(|f| f.invariant == "no_spurious_log").expect("the model reaches nlink 1 between a stat's lookup and its attributes");
+    let found = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "no_spurious_log")
+        .expect("the model reaches nlink 1 between a stat's lookup and its attributes");
     let mut m = Machine::new(Arc::clone(&prog));
     for &c in &found.schedule.steps {
         m.step(c as usize);
     }
     let log = m.log("locks").expect("the locks log");
-    assert!(log.iter().any(|e| &**e == "unexpected linkcount: 1"), "{log:?}");
+    assert!(
+        log.iter().any(|e| &**e == "unexpected linkcount: 1"),
+        "{log:?}"
+    );
 }

@@ -13,12 +13,16 @@ use racelab::suite;
 fn load() -> racelab::lang::Scenario {
     let path = scenarios::dir().join("racelab-linklock.race");
     let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
+    racelab::lang::compile(&path.display().to_string(), &src)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
 }
 
 fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
     let budget = Budget::new(20_000, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
+    let mut configs: Vec<EngineConfig> = EngineKind::ALL
+        .iter()
+        .map(|&k| EngineConfig::new(k, budget))
+        .collect();
     configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
     configs
 }
@@ -29,9 +33,21 @@ fn holds(variant: &str) {
     let prog = Arc::new(sc.variant(variant).expect("variant").clone());
     let results = portfolio::run(&prog, &portfolio_configs(5));
     for (cfg, r) in &results {
-        let ex = r.as_ref().unwrap_or_else(|e| panic!("{variant}: {} could not explore: {e:?}", cfg.kind.name()));
-        assert!(ex.findings.is_empty(), "racelab-linklock/{variant}: {} broke LinkLock: {:?}", cfg.kind.name(), ex.findings.iter().map(|f| &f.invariant).collect::<Vec<_>>());
-        assert!(ex.schedules > 1000, "{variant}: {} explored only {} schedules", cfg.kind.name(), ex.schedules);
+        let ex = r
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{variant}: {} could not explore: {e:?}", cfg.kind.name()));
+        assert!(
+            ex.findings.is_empty(),
+            "racelab-linklock/{variant}: {} broke LinkLock: {:?}",
+            cfg.kind.name(),
+            ex.findings.iter().map(|f| &f.invariant).collect::<Vec<_>>()
+        );
+        assert!(
+            ex.schedules > 1000,
+            "{variant}: {} explored only {} schedules",
+            cfg.kind.name(),
+            ex.schedules
+        );
     }
 }
 
@@ -41,11 +57,18 @@ fn violates(variant: &str, expected: &[&str]) {
     let prog = Arc::new(sc.variant(variant).expect("variant").clone());
     let results = portfolio::run(&prog, &portfolio_configs(5));
     for inv in expected {
-        let f = portfolio::first_finding(&results, inv).unwrap_or_else(|| panic!("{variant}: no engine found {inv}"));
+        let f = portfolio::first_finding(&results, inv)
+            .unwrap_or_else(|| panic!("{variant}: no engine found {inv}"));
         let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
-        assert!(replayed.reproduced(&f.schedule), "{variant}: the {inv} token does not reproduce");
+        assert!(
+            replayed.reproduced(&f.schedule),
+            "{variant}: the {inv} token does not reproduce"
+        );
     }
-    let mut rows: Vec<_> = results.into_iter().map(|(cfg, r)| suite::result_row("racelab-linklock", &prog, &cfg, r)).collect();
+    let mut rows: Vec<_> = results
+        .into_iter()
+        .map(|(cfg, r)| suite::result_row("racelab-linklock", &prog, &cfg, r))
+        .collect();
     suite::judge_portfolio(&mut rows);
     assert!(rows.iter().all(|r| r.met), "{variant}: {rows:#?}");
 }
@@ -72,10 +95,16 @@ fn linklock_holds_with_a_crash_and_a_stall_shorter_than_the_lifetime() {
 
 #[test]
 fn linklock_cannot_survive_a_stall_past_the_lifetime() {
-    violates("stall-past-lifetime", &["mutual_exclusion", "never_broken", "unhandled_error"]);
+    violates(
+        "stall-past-lifetime",
+        &["mutual_exclusion", "never_broken", "unhandled_error"],
+    );
 }
 
 #[test]
 fn flufl_lock_10_breaks_mutual_exclusion_with_one_crash() {
-    violates("flufl-lock-10", &["mutual_exclusion", "never_broken", "unhandled_error"]);
+    violates(
+        "flufl-lock-10",
+        &["mutual_exclusion", "never_broken", "unhandled_error"],
+    );
 }

@@ -1,14 +1,14 @@
 //! Tests that hold the built-in scenarios to their expectations, under the whole portfolio.
 
-mod launchpad;
-mod patchwork;
-mod mailman_faults;
 mod django;
-mod linklock;
-mod native;
-mod shrink;
-mod readme;
 mod kernel_calls;
+mod launchpad;
+mod linklock;
+mod mailman_faults;
+mod native;
+mod patchwork;
+mod readme;
+mod shrink;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +19,17 @@ use racelab::suite;
 pub(crate) fn load(stem: &str) -> racelab::lang::Scenario {
     let path = scenarios::dir().join(format!("{stem}.race"));
     let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src).unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
+    racelab::lang::compile(&path.display().to_string(), &src)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
 }
 
 /// Every engine, plus a second random seed, with the same budget (the submodules share it).
 pub(crate) fn portfolio_configs(seconds: u64) -> Vec<EngineConfig> {
     let budget = Budget::new(50_000, Duration::from_secs(seconds));
-    let mut configs: Vec<EngineConfig> = EngineKind::ALL.iter().map(|&k| EngineConfig::new(k, budget)).collect();
+    let mut configs: Vec<EngineConfig> = EngineKind::ALL
+        .iter()
+        .map(|&k| EngineConfig::new(k, budget))
+        .collect();
     // A second random seed: the portfolio spreads seeds as well as engines across cores.
     configs.push(EngineConfig::new(EngineKind::ShuttleRandom, budget).seed(7));
     configs
@@ -39,9 +43,16 @@ fn every_built_in_scenario_compiles_and_states_its_expectations() {
         let stem = f.file_stem().expect("stem").to_string_lossy().into_owned();
         let sc = load(&stem);
         assert!(sc.about.is_some(), "{stem} needs an `about`");
-        assert!(!sc.sources.is_empty(), "{stem} needs a `source` citing what it models");
+        assert!(
+            !sc.sources.is_empty(),
+            "{stem} needs a `source` citing what it models"
+        );
         for v in &sc.variants {
-            assert!(v.expected.is_some(), "{stem}/{} states no expectation", v.variant);
+            assert!(
+                v.expected.is_some(),
+                "{stem}/{} states no expectation",
+                v.variant
+            );
         }
     }
 }
@@ -52,11 +63,18 @@ fn the_portfolio_finds_mailman_21_breaking_mutual_exclusion() {
     let prog = Arc::new(sc.variant("mailman-2.1").expect("variant").clone());
     let results = portfolio::run(&prog, &portfolio_configs(30));
     for inv in ["no_spurious_log", "mutual_exclusion", "unhandled_error"] {
-        let f = portfolio::first_finding(&results, inv).unwrap_or_else(|| panic!("no engine found {inv}"));
+        let f = portfolio::first_finding(&results, inv)
+            .unwrap_or_else(|| panic!("no engine found {inv}"));
         let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
-        assert!(replayed.reproduced(&f.schedule), "{inv}: the token does not reproduce");
+        assert!(
+            replayed.reproduced(&f.schedule),
+            "{inv}: the token does not reproduce"
+        );
     }
-    let mut rows: Vec<_> = results.into_iter().map(|(cfg, r)| suite::result_row("mailman-lockfile", &prog, &cfg, r)).collect();
+    let mut rows: Vec<_> = results
+        .into_iter()
+        .map(|(cfg, r)| suite::result_row("mailman-lockfile", &prog, &cfg, r))
+        .collect();
     suite::judge_portfolio(&mut rows);
     assert!(rows.iter().all(|r| r.met), "{rows:#?}");
 }
@@ -70,8 +88,19 @@ fn the_patched_lock_keeps_mutual_exclusion_under_every_engine() {
     let results = portfolio::run(&prog, &portfolio_configs(10));
     for (cfg, r) in &results {
         let ex = r.as_ref().expect("every engine runs three actors");
-        let wrong: Vec<_> = ex.findings.iter().filter(|f| f.invariant != "no_spurious_log").collect();
-        assert!(wrong.is_empty(), "{} broke the patched lock: {wrong:?}", cfg.kind.name());
+        let wrong: Vec<_> = ex
+            .findings
+            .iter()
+            .filter(|f| f.invariant != "no_spurious_log")
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{} broke the patched lock: {wrong:?}",
+            cfg.kind.name()
+        );
     }
-    assert!(portfolio::first_finding(&results, "no_spurious_log").is_some(), "no engine found the stat window's log entry");
+    assert!(
+        portfolio::first_finding(&results, "no_spurious_log").is_some(),
+        "no engine found the stat window's log entry"
+    );
 }

@@ -26,12 +26,19 @@ fn every_variant() -> Vec<(String, Arc<Program>)> {
 }
 
 fn expects_a_failure(prog: &Program) -> bool {
-    matches!(prog.expected, Some(Expected::Violates(_) | Expected::Deadlock))
+    matches!(
+        prog.expected,
+        Some(Expected::Violates(_) | Expected::Deadlock)
+    )
 }
 
 /// A budget a debug build gets through in seconds; variants beyond it are reported, not proven.
 fn dfs_config() -> EngineConfig {
-    EngineConfig::new(EngineKind::NativeDfs, Budget::new(u64::MAX, Duration::from_secs(60))).max_states(300_000)
+    EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(60)),
+    )
+    .max_states(300_000)
 }
 
 #[test]
@@ -46,11 +53,23 @@ fn native_dfs_meets_every_expectation_and_proves_what_holds() {
             // Explored durations multiply the states: within this test's budget DFS alone may
             // not reach every expected finding of a fault variant. The native engines together
             // must (and `native_findings_replay_on_shuttle_and_on_the_model` replays them).
-            let Some(Expected::Violates(wanted)) = &prog.expected else { panic!("{stem}/{}: {row:#?}", prog.variant) };
-            let found: Vec<String> = native_findings(&prog).into_iter().map(|(_, f)| f.invariant).collect();
+            let Some(Expected::Violates(wanted)) = &prog.expected else {
+                panic!("{stem}/{}: {row:#?}", prog.variant)
+            };
+            let found: Vec<String> = native_findings(&prog)
+                .into_iter()
+                .map(|(_, f)| f.invariant)
+                .collect();
             let missing: Vec<&String> = wanted.iter().filter(|w| !found.contains(w)).collect();
-            assert!(missing.is_empty(), "{stem}/{}: no native engine found {missing:?}", prog.variant);
-            unproven.push(format!("{stem}/{} (found by the native engines together)", prog.variant));
+            assert!(
+                missing.is_empty(),
+                "{stem}/{}: no native engine found {missing:?}",
+                prog.variant
+            );
+            unproven.push(format!(
+                "{stem}/{} (found by the native engines together)",
+                prog.variant
+            ));
             continue;
         }
         assert!(row.met, "{stem}/{}: {row:#?}", prog.variant);
@@ -59,25 +78,41 @@ fn native_dfs_meets_every_expectation_and_proves_what_holds() {
         }
         if ex.exhaustive {
             // A proof says how big the space was.
-            assert!(ex.states.is_some_and(|n| n > 0), "{stem}/{}: exhaustive without a state count", prog.variant);
+            assert!(
+                ex.states.is_some_and(|n| n > 0),
+                "{stem}/{}: exhaustive without a state count",
+                prog.variant
+            );
             assert!(row.states == ex.states && row.exhaustive);
             proven.push(format!("{stem}/{}", prog.variant));
         } else {
             // Not a proof, and the row says why.
-            assert!(ex.bound.contains("budget"), "{stem}/{}: not exhaustive and no budget named: {}", prog.variant, ex.bound);
+            assert!(
+                ex.bound.contains("budget"),
+                "{stem}/{}: not exhaustive and no budget named: {}",
+                prog.variant,
+                ex.bound
+            );
             unproven.push(format!("{stem}/{}", prog.variant));
         }
     }
     // The patched Mailman lock, once the benchmark proof here, now fails (stat is two steps:
     // issue 17), so the proof checked is the racelab lock's without faults.
-    assert!(proven.contains(&"racelab-linklock/no-fault".to_string()), "proven: {proven:?}; not proven: {unproven:?}");
+    assert!(
+        proven.contains(&"racelab-linklock/no-fault".to_string()),
+        "proven: {proven:?}; not proven: {unproven:?}"
+    );
     eprintln!("native-dfs proved {proven:?}; within this test's budget of 300000 states it did not finish {unproven:?}");
 }
 
 /// The findings of the three native engines on a variant expected to fail.
 fn native_findings(prog: &Arc<Program>) -> Vec<(EngineKind, Found)> {
     let mut out = Vec::new();
-    for kind in [EngineKind::NativeDfs, EngineKind::NativeRandom, EngineKind::NativePct] {
+    for kind in [
+        EngineKind::NativeDfs,
+        EngineKind::NativeRandom,
+        EngineKind::NativePct,
+    ] {
         let cfg = match kind {
             EngineKind::NativeDfs => dfs_config(),
             _ => EngineConfig::new(kind, Budget::new(20_000, Duration::from_secs(20))),
@@ -91,15 +126,36 @@ fn native_findings(prog: &Arc<Program>) -> Vec<(EngineKind, Found)> {
 #[test]
 fn native_findings_replay_on_shuttle_and_on_the_model() {
     let mut replayed = 0;
-    for (stem, prog) in every_variant().into_iter().filter(|(_, p)| expects_a_failure(p)) {
+    for (stem, prog) in every_variant()
+        .into_iter()
+        .filter(|(_, p)| expects_a_failure(p))
+    {
         let found = native_findings(&prog);
-        assert!(!found.is_empty(), "{stem}/{}: no native engine found anything", prog.variant);
+        assert!(
+            !found.is_empty(),
+            "{stem}/{}: no native engine found anything",
+            prog.variant
+        );
         for (kind, f) in found {
-            let what = format!("{stem}/{}: {} from {}", prog.variant, f.invariant, kind.name());
-            let m = shuttle_engine::replay(&prog, &f.schedule.steps).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert!(m.broken().iter().any(|b| b.invariant == f.invariant), "{what}: did not break on shuttle; broke {:?}", m.broken());
-            let r = racelab::replay::replay(&prog, &f.schedule).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert!(r.reproduced(&f.schedule), "{what}: did not reproduce on the model");
+            let what = format!(
+                "{stem}/{}: {} from {}",
+                prog.variant,
+                f.invariant,
+                kind.name()
+            );
+            let m = shuttle_engine::replay(&prog, &f.schedule.steps)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                m.broken().iter().any(|b| b.invariant == f.invariant),
+                "{what}: did not break on shuttle; broke {:?}",
+                m.broken()
+            );
+            let r = racelab::replay::replay(&prog, &f.schedule)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                r.reproduced(&f.schedule),
+                "{what}: did not reproduce on the model"
+            );
             replayed += 1;
         }
     }
@@ -110,7 +166,11 @@ fn native_findings_replay_on_shuttle_and_on_the_model() {
 fn step_natively(prog: &Arc<Program>, steps: &[u8]) -> Machine {
     let mut m = Machine::new(Arc::clone(prog));
     for (i, &c) in steps.iter().enumerate() {
-        assert!(m.is_runnable(usize::from(c)), "step {}: choice {c} is not runnable", i + 1);
+        assert!(
+            m.is_runnable(usize::from(c)),
+            "step {}: choice {c} is not runnable",
+            i + 1
+        );
         m.step(usize::from(c));
     }
     m
@@ -119,11 +179,20 @@ fn step_natively(prog: &Arc<Program>, steps: &[u8]) -> Machine {
 #[test]
 fn shuttle_and_loom_findings_replay_on_the_native_stepper() {
     let mut replayed = 0;
-    for (stem, prog) in every_variant().into_iter().filter(|(_, p)| expects_a_failure(p)) {
-        for kind in [EngineKind::ShuttleRandom, EngineKind::ShuttlePct, EngineKind::Loom] {
+    for (stem, prog) in every_variant()
+        .into_iter()
+        .filter(|(_, p)| expects_a_failure(p))
+    {
+        for kind in [
+            EngineKind::ShuttleRandom,
+            EngineKind::ShuttlePct,
+            EngineKind::Loom,
+        ] {
             let cfg = EngineConfig::new(kind, Budget::new(5_000, Duration::from_secs(5)));
             // loom refuses scenarios with more threads than it supports; nothing to replay then.
-            let Ok(ex) = explore(&prog, &cfg) else { continue };
+            let Ok(ex) = explore(&prog, &cfg) else {
+                continue;
+            };
             for f in ex.findings {
                 let m = step_natively(&prog, &f.schedule.steps);
                 assert!(
@@ -148,14 +217,32 @@ fn sleep_sets_change_no_verdict() {
     for (stem, prog) in every_variant() {
         let plain = explore(&prog, &dfs_config()).expect("runs");
         let por = explore(&prog, &dfs_config().por(true)).expect("runs");
-        let (a, b) = (suite::result_row(&stem, &prog, &dfs_config(), Ok(plain.clone())), suite::result_row(&stem, &prog, &dfs_config().por(true), Ok(por.clone())));
+        let (a, b) = (
+            suite::result_row(&stem, &prog, &dfs_config(), Ok(plain.clone())),
+            suite::result_row(&stem, &prog, &dfs_config().por(true), Ok(por.clone())),
+        );
         assert!(b.met, "{stem}/{} with sleep sets: {b:#?}", prog.variant);
-        assert_eq!((a.outcome, a.met), (b.outcome, b.met), "{stem}/{}", prog.variant);
-        assert_eq!(plain.exhaustive, por.exhaustive, "{stem}/{}: {} vs {}", prog.variant, plain.bound, por.bound);
+        assert_eq!(
+            (a.outcome, a.met),
+            (b.outcome, b.met),
+            "{stem}/{}",
+            prog.variant
+        );
+        assert_eq!(
+            plain.exhaustive, por.exhaustive,
+            "{stem}/{}: {} vs {}",
+            prog.variant, plain.bound, por.bound
+        );
         if plain.exhaustive && !expects_a_failure(&prog) {
             // Sleep sets skip transitions, never states; states that differ only in the order of
             // ghost bookkeeping (who entered a section first) may merge, so never more.
-            assert!(por.states <= plain.states, "{stem}/{}: {:?} > {:?}", prog.variant, por.states, plain.states);
+            assert!(
+                por.states <= plain.states,
+                "{stem}/{}: {:?} > {:?}",
+                prog.variant,
+                por.states,
+                plain.states
+            );
         }
     }
 }

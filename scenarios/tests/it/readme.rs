@@ -19,14 +19,29 @@ const END: &str = "<!-- end trace -->";
 
 /// The block for one marker: the replay command with its token, then the step table.
 fn render(stem: &str, variant: &str, invariant: &str) -> String {
-    let prog = Arc::new(load(stem).variant(variant).unwrap_or_else(|| panic!("{stem} has no variant {variant}")).clone());
+    let prog = Arc::new(
+        load(stem)
+            .variant(variant)
+            .unwrap_or_else(|| panic!("{stem} has no variant {variant}"))
+            .clone(),
+    );
     // A schedule budget, not a time budget: the same schedules on any machine.
-    let cfg = EngineConfig::new(EngineKind::NativeRandom, Budget::new(100_000, Duration::from_secs(3600)));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeRandom,
+        Budget::new(100_000, Duration::from_secs(3600)),
+    );
     let ex = explore(&prog, &cfg).expect("native-random explores every scenario");
-    let found = ex.findings.iter().find(|f| f.invariant == invariant).unwrap_or_else(|| panic!("native-random did not find {invariant} in {stem}/{variant}"));
+    let found = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == invariant)
+        .unwrap_or_else(|| panic!("native-random did not find {invariant} in {stem}/{variant}"));
     let shrunk = racelab::replay::shrink(&prog, &found.schedule);
     let replayed = racelab::replay::replay(&prog, &shrunk).expect("our own token fits");
-    assert!(replayed.reproduced(&shrunk), "the shrunk schedule must still break {invariant}");
+    assert!(
+        replayed.reproduced(&shrunk),
+        "the shrunk schedule must still break {invariant}"
+    );
     format!(
         "```text\n$ racelab replay scenarios/{stem}.race --variant {variant} {}\n{}```\n",
         shrunk.encode(),
@@ -45,8 +60,13 @@ fn the_readme_traces_are_what_racelab_prints() {
         let header_end = at + rest[at..].find("-->").expect("a marker ends with -->") + 3;
         let marker = rest[at + BEGIN.len()..header_end - 3].trim();
         let words: Vec<&str> = marker.split_whitespace().collect();
-        let [stem, variant, invariant] = words[..] else { panic!("a trace marker names SCENARIO VARIANT INVARIANT, not `{marker}`") };
-        let end = header_end + rest[header_end..].find(END).expect("every trace marker has its end marker");
+        let [stem, variant, invariant] = words[..] else {
+            panic!("a trace marker names SCENARIO VARIANT INVARIANT, not `{marker}`")
+        };
+        let end = header_end
+            + rest[header_end..]
+                .find(END)
+                .expect("every trace marker has its end marker");
         out.push_str(&rest[..header_end]);
         out.push('\n');
         out.push_str(&render(stem, variant, invariant));
@@ -60,7 +80,14 @@ fn the_readme_traces_are_what_racelab_prints() {
         return;
     }
     if out != readme {
-        let diff: Vec<String> = readme.lines().zip(out.lines()).enumerate().filter(|(_, (a, b))| a != b).take(5).map(|(i, (a, b))| format!("line {}:\n  README: {a}\n  now:    {b}", i + 1)).collect();
+        let diff: Vec<String> = readme
+            .lines()
+            .zip(out.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(5)
+            .map(|(i, (a, b))| format!("line {}:\n  README: {a}\n  now:    {b}", i + 1))
+            .collect();
         panic!("README.md's traces differ from what racelab prints now (RACELAB_BLESS=1 rewrites them):\n{}", diff.join("\n"));
     }
 }

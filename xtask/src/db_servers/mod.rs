@@ -77,11 +77,24 @@ impl State {
     fn save(&self) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         let tmp = self.root.join("state.json.tmp");
-        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, State::path(&self.root))).map_err(|e| format!("cannot write the intent log in {}: {e}", self.root.display()))
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, State::path(&self.root)))
+            .map_err(|e| {
+                format!(
+                    "cannot write the intent log in {}: {e}",
+                    self.root.display()
+                )
+            })
     }
     pub fn load(root: &Path) -> Result<State, String> {
-        let text = std::fs::read_to_string(State::path(root)).map_err(|e| format!("{}: {e}", State::path(root).display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a db state file: {e}", State::path(root).display()))
+        let text = std::fs::read_to_string(State::path(root))
+            .map_err(|e| format!("{}: {e}", State::path(root).display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a db state file: {e}",
+                State::path(root).display()
+            )
+        })
     }
 }
 
@@ -119,7 +132,10 @@ impl Drop for Servers {
 }
 
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| format!("no free local port: {e}"))
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free local port: {e}"))
 }
 
 fn is_root() -> bool {
@@ -128,13 +144,25 @@ fn is_root() -> bool {
 
 /// The directory holding PostgreSQL's server programs (initdb, pg_ctl, postgres).
 fn pg_bindir() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().filter_map(Result::ok).map(|e| e.path().join("bin")).filter(|b| b.join("initdb").exists()).collect();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
     versions.sort();
-    versions.pop().or_else(|| which("initdb").and_then(|p| p.parent().map(Path::to_path_buf)))
+    versions
+        .pop()
+        .or_else(|| which("initdb").and_then(|p| p.parent().map(Path::to_path_buf)))
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(prog)).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Runs `cmd` (as `user` when we are root), returning what it printed on failure.
@@ -147,11 +175,22 @@ fn run_as(user: Option<&str>, prog: &Path, args: &[&str]) -> Result<(), String> 
         }
         _ => Command::new(prog),
     };
-    let out = cmd.args(args).stdin(Stdio::null()).output().map_err(|e| format!("cannot run {}: {e}", prog.display()))?;
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", prog.display()))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`{} {}` failed ({}): {}{}", prog.display(), args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim(), String::from_utf8_lossy(&out.stdout).trim()))
+        Err(format!(
+            "`{} {}` failed ({}): {}{}",
+            prog.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
     }
 }
 
@@ -159,7 +198,12 @@ fn chown(path: &Path, user: &str) -> Result<(), String> {
     if !is_root() {
         return Ok(());
     }
-    let st = Command::new("chown").arg("-R").arg(format!("{user}:")).arg(path).status().map_err(|e| format!("cannot run chown: {e}"))?;
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{user}:"))
+        .arg(path)
+        .status()
+        .map_err(|e| format!("cannot run chown: {e}"))?;
     if st.success() {
         Ok(())
     } else {
@@ -168,7 +212,12 @@ fn chown(path: &Path, user: &str) -> Result<(), String> {
 }
 
 /// Waits until `port` accepts connections, the server process dies, or 60 s pass.
-fn wait_ready(port: u16, pid_alive: &dyn Fn() -> bool, what: &str, log: &Path) -> Result<(), String> {
+fn wait_ready(
+    port: u16,
+    pid_alive: &dyn Fn() -> bool,
+    what: &str,
+    log: &Path,
+) -> Result<(), String> {
     let start = Instant::now();
     loop {
         if let Some(sig) = signals::pending() {
@@ -178,10 +227,18 @@ fn wait_ready(port: u16, pid_alive: &dyn Fn() -> bool, what: &str, log: &Path) -
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(5) && !pid_alive() {
-            return Err(format!("{what} exited while starting; its log {} says: {}", log.display(), tail(log)));
+            return Err(format!(
+                "{what} exited while starting; its log {} says: {}",
+                log.display(),
+                tail(log)
+            ));
         }
         if start.elapsed() > Duration::from_secs(60) {
-            return Err(format!("{what} did not accept connections on port {port} within 60s; see {}: {}", log.display(), tail(log)));
+            return Err(format!(
+                "{what} did not accept connections on port {port} within 60s; see {}: {}",
+                log.display(),
+                tail(log)
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -194,7 +251,13 @@ fn tail(log: &Path) -> String {
 }
 
 fn read_pid(pid_file: &Path) -> Option<i32> {
-    std::fs::read_to_string(pid_file).ok()?.lines().next()?.trim().parse().ok()
+    std::fs::read_to_string(pid_file)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn alive(pid: i32) -> bool {
@@ -207,33 +270,91 @@ fn version_of(prog: &Path) -> Option<String> {
 }
 
 fn start_postgres(e: &mut Entry) -> Result<(), String> {
-    let bin = pg_bindir().ok_or("PostgreSQL's initdb is not installed: `apt-get install -y postgresql`")?;
+    let bin = pg_bindir()
+        .ok_or("PostgreSQL's initdb is not installed: `apt-get install -y postgresql`")?;
     let data = e.dir.join("data");
     let sock = e.dir.join("sock");
-    std::fs::create_dir_all(&sock).map_err(|err| format!("cannot create {}: {err}", sock.display()))?;
+    std::fs::create_dir_all(&sock)
+        .map_err(|err| format!("cannot create {}: {err}", sock.display()))?;
     chown(&e.dir, "postgres")?;
     let user = Some("postgres");
-    run_as(user, &bin.join("initdb"), &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])?;
+    run_as(
+        user,
+        &bin.join("initdb"),
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+    )?;
     let log = e.dir.join("server.log");
     let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_prepared_transactions=10", e.port, sock.display());
-    run_as(user, &bin.join("pg_ctl"), &["-D", &data.to_string_lossy(), "-o", &opts, "-l", &log.to_string_lossy(), "-w", "-t", "60", "start"])?;
+    run_as(
+        user,
+        &bin.join("pg_ctl"),
+        &[
+            "-D",
+            &data.to_string_lossy(),
+            "-o",
+            &opts,
+            "-l",
+            &log.to_string_lossy(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+    )?;
     let pid_file = e.pid_file.clone();
-    wait_ready(e.port, &|| read_pid(&pid_file).is_some_and(alive), "postgres", &log)?;
+    wait_ready(
+        e.port,
+        &|| read_pid(&pid_file).is_some_and(alive),
+        "postgres",
+        &log,
+    )?;
     e.version = version_of(&bin.join("postgres"));
-    e.url = Some(format!("host=127.0.0.1 port={} user=postgres dbname=postgres", e.port));
+    e.url = Some(format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        e.port
+    ));
     Ok(())
 }
 
 fn start_mariadb(e: &mut Entry) -> Result<(), String> {
-    let install = which("mariadb-install-db").or_else(|| which("mysql_install_db")).ok_or("MariaDB's mariadb-install-db is not installed: `apt-get install -y mariadb-server`")?;
-    let server = which("mariadbd").or_else(|| Some(PathBuf::from("/usr/sbin/mariadbd")).filter(|p| p.exists())).ok_or("mariadbd is not installed: `apt-get install -y mariadb-server`")?;
+    let install = which("mariadb-install-db")
+        .or_else(|| which("mysql_install_db"))
+        .ok_or(
+            "MariaDB's mariadb-install-db is not installed: `apt-get install -y mariadb-server`",
+        )?;
+    let server = which("mariadbd")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/mariadbd")).filter(|p| p.exists()))
+        .ok_or("mariadbd is not installed: `apt-get install -y mariadb-server`")?;
     let data = e.dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|err| format!("cannot create {}: {err}", data.display()))?;
+    std::fs::create_dir_all(&data)
+        .map_err(|err| format!("cannot create {}: {err}", data.display()))?;
     chown(&e.dir, "mysql")?;
-    let user_arg = if is_root() { vec!["--user=mysql".to_string()] } else { vec![] };
-    let mut args = vec!["--no-defaults".to_string(), format!("--datadir={}", data.display()), "--skip-test-db".into(), "--auth-root-authentication-method=normal".into()];
+    let user_arg = if is_root() {
+        vec!["--user=mysql".to_string()]
+    } else {
+        vec![]
+    };
+    let mut args = vec![
+        "--no-defaults".to_string(),
+        format!("--datadir={}", data.display()),
+        "--skip-test-db".into(),
+        "--auth-root-authentication-method=normal".into(),
+    ];
     args.extend(user_arg.iter().cloned());
-    run_as(None, &install, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    run_as(
+        None,
+        &install,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
     let log = e.dir.join("server.log");
     let mut args = vec![
         "--no-defaults".to_string(),
@@ -249,8 +370,19 @@ fn start_mariadb(e: &mut Entry) -> Result<(), String> {
         "--max-connections=300".into(),
     ];
     args.extend(user_arg);
-    let mut child = Command::new(&server).args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|err| format!("cannot run {}: {err}", server.display()))?;
-    let started = wait_ready(e.port, &|| read_pid(&e.pid_file).is_some_and(alive), "mariadbd", &log);
+    let mut child = Command::new(&server)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|err| format!("cannot run {}: {err}", server.display()))?;
+    let started = wait_ready(
+        e.port,
+        &|| read_pid(&e.pid_file).is_some_and(alive),
+        "mariadbd",
+        &log,
+    );
     if started.is_err() {
         let _ = child.kill();
     }
@@ -268,21 +400,41 @@ fn start_mariadb(e: &mut Entry) -> Result<(), String> {
 pub fn up(root: Option<PathBuf>, kinds: &[Kind]) -> Result<Servers, String> {
     let root = match root {
         Some(r) => {
-            std::fs::create_dir_all(&r).map_err(|e| format!("cannot create {}: {e}", r.display()))?;
-            if std::fs::read_dir(&r).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                return Err(format!("{} is not empty; pass a new or empty directory", r.display()));
+            std::fs::create_dir_all(&r)
+                .map_err(|e| format!("cannot create {}: {e}", r.display()))?;
+            if std::fs::read_dir(&r)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+            {
+                return Err(format!(
+                    "{} is not empty; pass a new or empty directory",
+                    r.display()
+                ));
             }
             r
         }
-        None => tempfile::Builder::new().prefix("racelab-db-").tempdir().map_err(|e| format!("cannot create a temp directory: {e}"))?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("racelab-db-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp directory: {e}"))?
+            .keep(),
     };
     // The server users must reach their directories below it.
     let _ = std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755));
-    let mut servers = Servers { state: State { root: root.clone(), servers: Vec::new() }, down: false };
+    let mut servers = Servers {
+        state: State {
+            root: root.clone(),
+            servers: Vec::new(),
+        },
+        down: false,
+    };
     servers.state.save()?;
     for &kind in kinds {
         if let Some(sig) = signals::pending() {
-            return Err(format!("interrupted by {}; what was started has been stopped", signals::name(sig)));
+            return Err(format!(
+                "interrupted by {}; what was started has been stopped",
+                signals::name(sig)
+            ));
         }
         let dir = root.join(kind.name());
         let port = free_port()?;
@@ -290,11 +442,20 @@ pub fn up(root: Option<PathBuf>, kinds: &[Kind]) -> Result<Servers, String> {
             Kind::Postgres => dir.join("data").join("postmaster.pid"),
             Kind::Mariadb => dir.join("mariadb.pid"),
         };
-        servers.state.servers.push(Entry { kind, dir: dir.clone(), port, pid_file, url: None, version: None, skipped: None });
+        servers.state.servers.push(Entry {
+            kind,
+            dir: dir.clone(),
+            port,
+            pid_file,
+            url: None,
+            version: None,
+            skipped: None,
+        });
         // Logged before anything is created, so a crash from here on is undone by `down`.
         servers.state.save()?;
         let entry = servers.state.servers.last_mut().expect("just pushed");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let r = match kind {
             Kind::Postgres => start_postgres(entry),
             Kind::Mariadb => start_mariadb(entry),
@@ -313,7 +474,9 @@ pub fn up(root: Option<PathBuf>, kinds: &[Kind]) -> Result<Servers, String> {
 
 /// Stops one server by its pid file: SIGTERM, up to 20 s, then SIGKILL.
 fn stop(e: &Entry) {
-    let Some(pid) = read_pid(&e.pid_file) else { return };
+    let Some(pid) = read_pid(&e.pid_file) else {
+        return;
+    };
     let p = nix::unistd::Pid::from_raw(pid);
     let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
     let start = Instant::now();
@@ -340,14 +503,32 @@ pub fn down(root: &Path) -> Result<(), String> {
                 .iter()
                 .map(|&kind| {
                     let dir = root.join(kind.name());
-                    let pid_file = if kind == Kind::Postgres { dir.join("data").join("postmaster.pid") } else { dir.join("mariadb.pid") };
-                    Entry { kind, dir, port: 0, pid_file, url: None, version: None, skipped: None }
+                    let pid_file = if kind == Kind::Postgres {
+                        dir.join("data").join("postmaster.pid")
+                    } else {
+                        dir.join("mariadb.pid")
+                    };
+                    Entry {
+                        kind,
+                        dir,
+                        port: 0,
+                        pid_file,
+                        url: None,
+                        version: None,
+                        skipped: None,
+                    }
                 })
                 .collect();
             if !guess.iter().any(|e| e.dir.exists()) {
-                return Err(format!("{why}; {} does not look like a `db up` root, left alone", root.display()));
+                return Err(format!(
+                    "{why}; {} does not look like a `db up` root, left alone",
+                    root.display()
+                ));
             }
-            State { root: root.to_path_buf(), servers: guess }
+            State {
+                root: root.to_path_buf(),
+                servers: guess,
+            }
         }
     };
     for e in state.servers.iter().rev() {

@@ -49,7 +49,13 @@ struct Disk {
 const MIB: u64 = 1024 * 1024;
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Tmpfs, Kind::Ext4, Kind::Xfs, Kind::Btrfs, Kind::Overlay];
+    pub const ALL: [Kind; 5] = [
+        Kind::Tmpfs,
+        Kind::Ext4,
+        Kind::Xfs,
+        Kind::Btrfs,
+        Kind::Overlay,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -73,9 +79,24 @@ impl Kind {
         // 512 MiB up it lays out data/metadata block groups as on a normal-sized disk.
         // Force flags (-F/-f): the target is a regular file, and stdin is not a terminal to ask.
         match self {
-            Kind::Ext4 => Some(Disk { bytes: 256 * MIB, tool: "mkfs.ext4", args: &["-q", "-F", "-L", "racelab-ext4"], package: "e2fsprogs" }),
-            Kind::Xfs => Some(Disk { bytes: 512 * MIB, tool: "mkfs.xfs", args: &["-q", "-f", "-L", "racelab-xfs"], package: "xfsprogs" }),
-            Kind::Btrfs => Some(Disk { bytes: 512 * MIB, tool: "mkfs.btrfs", args: &["-q", "-f", "-L", "racelab-btrfs"], package: "btrfs-progs" }),
+            Kind::Ext4 => Some(Disk {
+                bytes: 256 * MIB,
+                tool: "mkfs.ext4",
+                args: &["-q", "-F", "-L", "racelab-ext4"],
+                package: "e2fsprogs",
+            }),
+            Kind::Xfs => Some(Disk {
+                bytes: 512 * MIB,
+                tool: "mkfs.xfs",
+                args: &["-q", "-f", "-L", "racelab-xfs"],
+                package: "xfsprogs",
+            }),
+            Kind::Btrfs => Some(Disk {
+                bytes: 512 * MIB,
+                tool: "mkfs.btrfs",
+                args: &["-q", "-f", "-L", "racelab-btrfs"],
+                package: "btrfs-progs",
+            }),
             Kind::Tmpfs | Kind::Overlay => None,
         }
     }
@@ -101,7 +122,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { root: None, only: Kind::ALL.to_vec(), crash: None }
+        Options {
+            root: None,
+            only: Kind::ALL.to_vec(),
+            crash: None,
+        }
     }
 }
 
@@ -147,11 +172,24 @@ pub enum Error {
     #[error("{0}")]
     BadInput(String),
     #[error("interrupted by {}: tore down what had been set up{}", signals::name(*signal), problems_suffix(teardown_problems))]
-    Interrupted { signal: i32, teardown_problems: Vec<String> },
-    #[error("no filesystem could come up:\n{}{}", skipped_lines(skipped), problems_suffix(teardown_problems))]
-    NothingCameUp { skipped: Vec<Entry>, teardown_problems: Vec<String> },
+    Interrupted {
+        signal: i32,
+        teardown_problems: Vec<String>,
+    },
+    #[error(
+        "no filesystem could come up:\n{}{}",
+        skipped_lines(skipped),
+        problems_suffix(teardown_problems)
+    )]
+    NothingCameUp {
+        skipped: Vec<Entry>,
+        teardown_problems: Vec<String>,
+    },
     #[error("teardown left things behind:\n  {}\nthe state file {} is kept: fix the cause and run `cargo xtask fs down --state {}` again", problems.join("\n  "), state.display(), state.display())]
-    Teardown { problems: Vec<String>, state: PathBuf },
+    Teardown {
+        problems: Vec<String>,
+        state: PathBuf,
+    },
     #[error(transparent)]
     Infra(#[from] anyhow::Error),
 }
@@ -165,7 +203,11 @@ fn problems_suffix(p: &[String]) -> String {
 }
 
 fn skipped_lines(entries: &[Entry]) -> String {
-    entries.iter().map(|e| format!("  {}: {}", e.name, e.skipped.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join("\n")
+    entries
+        .iter()
+        .map(|e| format!("  {}: {}", e.name, e.skipped.as_deref().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Error {
@@ -174,7 +216,10 @@ impl Error {
         match self {
             Error::BadInput(_) => 2,
             Error::Interrupted { signal, .. } => signals::exit_code(*signal),
-            Error::NotRoot { .. } | Error::NothingCameUp { .. } | Error::Teardown { .. } | Error::Infra(_) => 3,
+            Error::NotRoot { .. }
+            | Error::NothingCameUp { .. }
+            | Error::Teardown { .. }
+            | Error::Infra(_) => 3,
         }
     }
 }
@@ -217,15 +262,26 @@ impl Matrix {
         let started = Instant::now();
         let euid = nix::unistd::geteuid();
         if !euid.is_root() {
-            return Err(Error::NotRoot { euid: euid.as_raw() });
+            return Err(Error::NotRoot {
+                euid: euid.as_raw(),
+            });
         }
         if opts.only.is_empty() {
-            return Err(Error::BadInput("no filesystem requested; --only takes tmpfs,ext4,xfs,btrfs,overlay".into()));
+            return Err(Error::BadInput(
+                "no filesystem requested; --only takes tmpfs,ext4,xfs,btrfs,overlay".into(),
+            ));
         }
         signals::install()?;
         let (root, created_root) = make_root(opts.root.as_deref())?;
-        let requested: Vec<Kind> = Kind::ALL.into_iter().filter(|k| opts.only.contains(k)).collect();
-        let sf = match StateFile::create(&root, created_root, requested.iter().map(|k| k.name().to_string()).collect()) {
+        let requested: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| opts.only.contains(k))
+            .collect();
+        let sf = match StateFile::create(
+            &root,
+            created_root,
+            requested.iter().map(|k| k.name().to_string()).collect(),
+        ) {
             Ok(sf) => sf,
             Err(e) => {
                 if created_root {
@@ -248,7 +304,9 @@ impl Matrix {
             match m.act("matrix", Op::Mkdir { path: dir.clone() }, |_| mkdir(&dir)) {
                 Ok(()) => {}
                 Err(Step::Interrupted(signal)) => return Err(m.fail_interrupted(signal)),
-                Err(Step::Skip(msg)) => return Err(m.fail(anyhow::anyhow!("setting up the matrix root: {msg}"))),
+                Err(Step::Skip(msg)) => {
+                    return Err(m.fail(anyhow::anyhow!("setting up the matrix root: {msg}")))
+                }
                 Err(Step::Fatal(e)) => return Err(m.fail(e)),
             }
         }
@@ -263,7 +321,10 @@ impl Matrix {
                     let reason = if report.is_clean() {
                         reason
                     } else {
-                        format!("{reason}; rolling back also failed: {}", report.problems.join("; "))
+                        format!(
+                            "{reason}; rolling back also failed: {}",
+                            report.problems.join("; ")
+                        )
                     };
                     let entry = m.skipped_entry(kind, reason);
                     m.entries.push(entry);
@@ -275,7 +336,10 @@ impl Matrix {
         if m.entries.iter().all(|e| e.skipped.is_some()) {
             let skipped = std::mem::take(&mut m.entries);
             let report = m.teardown_now();
-            return Err(Error::NothingCameUp { skipped, teardown_problems: report.problems });
+            return Err(Error::NothingCameUp {
+                skipped,
+                teardown_problems: report.problems,
+            });
         }
         m.up_seconds = started.elapsed().as_secs_f64();
         let entries = m.entries.clone();
@@ -318,7 +382,10 @@ impl Matrix {
         if report.is_clean() {
             Ok(report)
         } else {
-            Err(Error::Teardown { problems: report.problems, state: self.state_path.clone() })
+            Err(Error::Teardown {
+                problems: report.problems,
+                state: self.state_path.clone(),
+            })
         }
     }
 
@@ -336,9 +403,16 @@ impl Matrix {
     }
 
     fn fail_interrupted(&mut self, signal: i32) -> Error {
-        eprintln!("{}: tearing down the fs matrix at {} (a second signal aborts the teardown)", signals::name(signal), self.root.display());
+        eprintln!(
+            "{}: tearing down the fs matrix at {} (a second signal aborts the teardown)",
+            signals::name(signal),
+            self.root.display()
+        );
         let report = self.teardown_now();
-        Error::Interrupted { signal, teardown_problems: report.problems }
+        Error::Interrupted {
+            signal,
+            teardown_problems: report.problems,
+        }
     }
 
     fn fail(&mut self, e: anyhow::Error) -> Error {
@@ -346,21 +420,33 @@ impl Matrix {
         if report.is_clean() {
             Error::Infra(e)
         } else {
-            Error::Infra(e.context(format!("and teardown left things behind: {}", report.problems.join("; "))))
+            Error::Infra(e.context(format!(
+                "and teardown left things behind: {}",
+                report.problems.join("; ")
+            )))
         }
     }
 
     fn log(&self) -> &StateFile {
         // Only called while `up` runs, before anything takes the log.
-        self.sf.as_ref().unwrap_or_else(|| unreachable!("the intent log is held until up returns"))
+        self.sf
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the intent log is held until up returns"))
     }
 
     fn log_mut(&mut self) -> &mut StateFile {
-        self.sf.as_mut().unwrap_or_else(|| unreachable!("the intent log is held until up returns"))
+        self.sf
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("the intent log is held until up returns"))
     }
 
     /// Logs `op`, performs it, logs that it is done (with what `perform` learnt, e.g. a loop device).
-    fn act(&mut self, fs: &str, op: Op, perform: impl FnOnce(&mut Op) -> Result<(), Step>) -> Result<(), Step> {
+    fn act(
+        &mut self,
+        fs: &str,
+        op: Op,
+        perform: impl FnOnce(&mut Op) -> Result<(), Step>,
+    ) -> Result<(), Step> {
         if let Some(sig) = signals::pending() {
             return Err(Step::Interrupted(sig));
         }
@@ -375,7 +461,10 @@ impl Matrix {
     fn crash_point(&self, action: usize, before: bool) {
         if let Some(c) = self.crash {
             if c.action == action && c.before == before {
-                eprintln!("--crash-at: killing ourselves {} action {action}", if before { "before" } else { "after" });
+                eprintln!(
+                    "--crash-at: killing ourselves {} action {action}",
+                    if before { "before" } else { "after" }
+                );
                 let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
                 std::process::abort();
             }
@@ -407,7 +496,13 @@ impl Matrix {
         let image_bytes = kind.disk().map(|d| d.bytes);
         match kind.disk() {
             None if kind == Kind::Tmpfs => {
-                self.act(name, Op::Mkdir { path: target.clone() }, |_| mkdir(&target))?;
+                self.act(
+                    name,
+                    Op::Mkdir {
+                        path: target.clone(),
+                    },
+                    |_| mkdir(&target),
+                )?;
                 self.mount(name, "racelab-tmpfs", "tmpfs", &target, TMPFS_DATA)?;
                 make_scenario_dir(&target)?;
             }
@@ -417,21 +512,36 @@ impl Matrix {
                 let base = self.root.join("overlay");
                 self.act(name, Op::Mkdir { path: base.clone() }, |_| mkdir(&base))?;
                 self.mount(name, "racelab-overlay-layers", "tmpfs", &base, TMPFS_DATA)?;
-                let (lower, upper, work) = (base.join("lower"), base.join("upper"), base.join("work"));
+                let (lower, upper, work) =
+                    (base.join("lower"), base.join("upper"), base.join("work"));
                 for d in [&lower, &upper, &work] {
                     mkdir(d)?;
                 }
                 // The scenario directory is in the lower layer, so the first write into it copies it
                 // up: scenarios then meet overlayfs's own behaviour, not just its upper filesystem's.
                 make_scenario_dir(&lower)?;
-                self.act(name, Op::Mkdir { path: target.clone() }, |_| mkdir(&target))?;
-                let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+                self.act(
+                    name,
+                    Op::Mkdir {
+                        path: target.clone(),
+                    },
+                    |_| mkdir(&target),
+                )?;
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lower.display(),
+                    upper.display(),
+                    work.display()
+                );
                 self.mount(name, "racelab-overlay", "overlay", &target, &data)?;
             }
             Some(disk) => {
                 // Checked before any action, so a missing tool costs nothing to roll back.
                 let Some(tool) = sys::find_tool(disk.tool) else {
-                    let shown = std::iter::once(disk.tool).chain(disk.args.iter().copied()).collect::<Vec<_>>().join(" ");
+                    let shown = std::iter::once(disk.tool)
+                        .chain(disk.args.iter().copied())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     return Err(Step::Skip(format!(
                         "`{shown} <image>` cannot run: {} not found in PATH or the sbin directories; install it with `apt-get install -y {}`",
                         disk.tool, disk.package
@@ -441,23 +551,56 @@ impl Matrix {
                     return Err(Step::Skip("`losetup --find --show <image>` cannot run: losetup not found; install it with `apt-get install -y mount`".into()));
                 };
                 let image = self.root.join("img").join(format!("{name}.img"));
-                self.act(name, Op::Image { path: image.clone(), bytes: disk.bytes }, |_| make_sparse(&image, disk.bytes))?;
+                self.act(
+                    name,
+                    Op::Image {
+                        path: image.clone(),
+                        bytes: disk.bytes,
+                    },
+                    |_| make_sparse(&image, disk.bytes),
+                )?;
                 let mut mkfs = Command::new(&tool);
                 mkfs.args(disk.args).arg(&image);
-                self.act(name, Op::Mkfs { image: image.clone(), command: sys::display(&mkfs) }, |_| sys::run(&mut mkfs).map(drop).map_err(Step::from))?;
+                self.act(
+                    name,
+                    Op::Mkfs {
+                        image: image.clone(),
+                        command: sys::display(&mkfs),
+                    },
+                    |_| sys::run(&mut mkfs).map(drop).map_err(Step::from),
+                )?;
                 let mut device = PathBuf::new();
-                self.act(name, Op::Loop { image: image.clone(), device: None }, |op| {
-                    let mut cmd = Command::new(&losetup);
-                    cmd.args(["--find", "--show"]).arg(&image);
-                    let out = sys::run(&mut cmd)?;
-                    device = PathBuf::from(out.trim());
-                    if !device.starts_with("/dev") {
-                        return Err(Step::Skip(format!("`{}` printed {out:?}, not a /dev/loopN device", sys::display(&cmd))));
-                    }
-                    *op = Op::Loop { image: image.clone(), device: Some(device.clone()) };
-                    Ok(())
-                })?;
-                self.act(name, Op::Mkdir { path: target.clone() }, |_| mkdir(&target))?;
+                self.act(
+                    name,
+                    Op::Loop {
+                        image: image.clone(),
+                        device: None,
+                    },
+                    |op| {
+                        let mut cmd = Command::new(&losetup);
+                        cmd.args(["--find", "--show"]).arg(&image);
+                        let out = sys::run(&mut cmd)?;
+                        device = PathBuf::from(out.trim());
+                        if !device.starts_with("/dev") {
+                            return Err(Step::Skip(format!(
+                                "`{}` printed {out:?}, not a /dev/loopN device",
+                                sys::display(&cmd)
+                            )));
+                        }
+                        *op = Op::Loop {
+                            image: image.clone(),
+                            device: Some(device.clone()),
+                        };
+                        Ok(())
+                    },
+                )?;
+                self.act(
+                    name,
+                    Op::Mkdir {
+                        path: target.clone(),
+                    },
+                    |_| mkdir(&target),
+                )?;
                 self.mount(name, &device.to_string_lossy(), name, &target, "")?;
                 make_scenario_dir(&target)?;
             }
@@ -465,8 +608,20 @@ impl Matrix {
         read_back(kind, &target, image_bytes)
     }
 
-    fn mount(&mut self, fs: &str, source: &str, fstype: &str, target: &Path, data: &str) -> Result<(), Step> {
-        let op = Op::Mount { source: source.to_string(), fstype: fstype.to_string(), target: target.to_path_buf(), data: data.to_string() };
+    fn mount(
+        &mut self,
+        fs: &str,
+        source: &str,
+        fstype: &str,
+        target: &Path,
+        data: &str,
+    ) -> Result<(), Step> {
+        let op = Op::Mount {
+            source: source.to_string(),
+            fstype: fstype.to_string(),
+            target: target.to_path_buf(),
+            data: data.to_string(),
+        };
         self.act(fs, op, |_| {
             let data_opt = (!data.is_empty()).then_some(data);
             nix::mount::mount(Some(source), target, Some(fstype), MsFlags::empty(), data_opt).map_err(|e| {
@@ -497,44 +652,79 @@ impl Drop for Matrix {
 }
 
 fn mkdir(path: &Path) -> Result<(), Step> {
-    std::fs::create_dir(path).map_err(|e| Step::Skip(format!("creating the directory {} failed: {e}", path.display())))
+    std::fs::create_dir(path).map_err(|e| {
+        Step::Skip(format!(
+            "creating the directory {} failed: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn make_sparse(path: &Path, bytes: u64) -> Result<(), Step> {
-    let f = std::fs::File::create_new(path).map_err(|e| Step::Skip(format!("creating the image {} failed: {e}", path.display())))?;
+    let f = std::fs::File::create_new(path)
+        .map_err(|e| Step::Skip(format!("creating the image {} failed: {e}", path.display())))?;
     // set_len on a new file makes a hole: no blocks are allocated until mkfs writes.
-    f.set_len(bytes).map_err(|e| Step::Skip(format!("sizing the image {} to {bytes} bytes failed: {e} (is the disk full?)", path.display())))
+    f.set_len(bytes).map_err(|e| {
+        Step::Skip(format!(
+            "sizing the image {} to {bytes} bytes failed: {e} (is the disk full?)",
+            path.display()
+        ))
+    })
 }
 
 /// Makes `<dir>/racelab` writable by anyone: actor processes might not run as root.
 fn make_scenario_dir(dir: &Path) -> Result<(), Step> {
     let d = dir.join(SCENARIO_DIR);
     mkdir(&d)?;
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777))
-        .map_err(|e| Step::Skip(format!("making {} writable (chmod 0777) failed: {e}", d.display())))
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).map_err(|e| {
+        Step::Skip(format!(
+            "making {} writable (chmod 0777) failed: {e}",
+            d.display()
+        ))
+    })
 }
 
 /// Reads back what the kernel actually mounted, and proves the scenario directory takes a write.
 fn read_back(kind: Kind, target: &Path, image_bytes: Option<u64>) -> Result<Entry, Step> {
     let info = sys::mount_at(target)
         .map_err(|e| Step::Skip(format!("reading /proc/self/mountinfo failed: {e}")))?
-        .ok_or_else(|| Step::Skip(format!("{} is not a mount point after mounting it (per /proc/self/mountinfo)", target.display())))?;
+        .ok_or_else(|| {
+            Step::Skip(format!(
+                "{} is not a mount point after mounting it (per /proc/self/mountinfo)",
+                target.display()
+            ))
+        })?;
     if info.fstype != kind.name() {
-        return Err(Step::Skip(format!("{} is mounted as {}, not {}", target.display(), info.fstype, kind.name())));
+        return Err(Step::Skip(format!(
+            "{} is mounted as {}, not {}",
+            target.display(),
+            info.fstype,
+            kind.name()
+        )));
     }
-    let statfs = sys::statfs_type(target).map_err(|e| Step::Skip(format!("statfs({}) failed: {e}", target.display())))?;
+    let statfs = sys::statfs_type(target)
+        .map_err(|e| Step::Skip(format!("statfs({}) failed: {e}", target.display())))?;
     let agrees = match kind {
         Kind::Ext4 => statfs == "ext2/ext3/ext4",
         _ => statfs == kind.name(),
     };
     if !agrees {
-        return Err(Step::Skip(format!("mountinfo says {} at {} but statfs says {statfs}", info.fstype, target.display())));
+        return Err(Step::Skip(format!(
+            "mountinfo says {} at {} but statfs says {statfs}",
+            info.fstype,
+            target.display()
+        )));
     }
     let dir = target.join(SCENARIO_DIR);
     let probe = dir.join(".racelab-probe");
     std::fs::write(&probe, b"probe")
         .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| Step::Skip(format!("writing a probe file {} failed: {e}", probe.display())))?;
+        .map_err(|e| {
+            Step::Skip(format!(
+                "writing a probe file {} failed: {e}",
+                probe.display()
+            ))
+        })?;
     Ok(Entry {
         name: kind.name().to_string(),
         mountpoint: target.to_path_buf(),
@@ -554,7 +744,12 @@ fn make_root(root: Option<&Path>) -> Result<(PathBuf, bool), Error> {
         let dir = tempfile::Builder::new()
             .prefix("racelab-fs-")
             .tempdir()
-            .map_err(|e| anyhow::anyhow!("creating a temp dir under {} failed: {e}", std::env::temp_dir().display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "creating a temp dir under {} failed: {e}",
+                    std::env::temp_dir().display()
+                )
+            })?;
         let path = dir.keep();
         let canonical = std::fs::canonicalize(&path).unwrap_or(path);
         return Ok((canonical, true));
@@ -562,9 +757,15 @@ fn make_root(root: Option<&Path>) -> Result<(PathBuf, bool), Error> {
     let created = match std::fs::create_dir(root) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(Error::BadInput(format!("creating the matrix root {} failed: {e}", root.display()))),
+        Err(e) => {
+            return Err(Error::BadInput(format!(
+                "creating the matrix root {} failed: {e}",
+                root.display()
+            )))
+        }
     };
-    let canonical = std::fs::canonicalize(root).map_err(|e| Error::BadInput(format!("resolving {} failed: {e}", root.display())))?;
+    let canonical = std::fs::canonicalize(root)
+        .map_err(|e| Error::BadInput(format!("resolving {} failed: {e}", root.display())))?;
     let refuse = |msg: String| {
         if created {
             let _ = std::fs::remove_dir(&canonical);
@@ -585,8 +786,18 @@ fn make_root(root: Option<&Path>) -> Result<(PathBuf, bool), Error> {
         let empty = std::fs::read_dir(&canonical).map(|mut rd| rd.next().is_none());
         match empty {
             Ok(true) => {}
-            Ok(false) => return refuse(format!("{} is not empty; give a new or empty directory as --root", canonical.display())),
-            Err(e) => return refuse(format!("{} is not a readable directory: {e}", canonical.display())),
+            Ok(false) => {
+                return refuse(format!(
+                    "{} is not empty; give a new or empty directory as --root",
+                    canonical.display()
+                ))
+            }
+            Err(e) => {
+                return refuse(format!(
+                    "{} is not a readable directory: {e}",
+                    canonical.display()
+                ))
+            }
         }
     }
     Ok((canonical, created))
@@ -627,13 +838,21 @@ pub fn down(target: &Target) -> Result<DownOutcome, Error> {
         let mut report = Report::default();
         teardown::sweep(&root, &mut report);
         if !report.is_clean() {
-            return Err(Error::Teardown { problems: report.problems, state });
+            return Err(Error::Teardown {
+                problems: report.problems,
+                state,
+            });
         }
-        return Ok(if report.unmounted.is_empty() && report.lazily_unmounted.is_empty() && report.detached.is_empty() {
-            DownOutcome::NothingThere(root)
-        } else {
-            DownOutcome::Swept(report)
-        });
+        return Ok(
+            if report.unmounted.is_empty()
+                && report.lazily_unmounted.is_empty()
+                && report.detached.is_empty()
+            {
+                DownOutcome::NothingThere(root)
+            } else {
+                DownOutcome::Swept(report)
+            },
+        );
     }
     let euid = nix::unistd::geteuid();
     if !euid.is_root() {
@@ -648,6 +867,9 @@ pub fn down(target: &Target) -> Result<DownOutcome, Error> {
     if report.is_clean() {
         Ok(DownOutcome::TornDown(report))
     } else {
-        Err(Error::Teardown { problems: report.problems, state: state_path })
+        Err(Error::Teardown {
+            problems: report.problems,
+            state: state_path,
+        })
     }
 }

@@ -28,9 +28,17 @@ pub enum Op {
     Mkfs { image: PathBuf, command: String },
     /// A loop device over `image`. `device` is known only after losetup answers; until then (or
     /// if we crashed before recording it) teardown finds the device by its backing file.
-    Loop { image: PathBuf, device: Option<PathBuf> },
+    Loop {
+        image: PathBuf,
+        device: Option<PathBuf>,
+    },
     /// A mount at `target`; undone by unmounting (lazily if it stays busy).
-    Mount { source: String, fstype: String, target: PathBuf, data: String },
+    Mount {
+        source: String,
+        fstype: String,
+        target: PathBuf,
+        data: String,
+    },
 }
 
 /// Where an action stands. `Intent` means "about to be done, or being done, or done but not yet recorded".
@@ -96,13 +104,24 @@ impl StateFile {
     /// Reads a log written by `create`/`save`, checking that it describes a matrix rooted where it lies,
     /// so that a stray or edited file cannot point teardown at an unrelated directory.
     pub fn load(path: &Path) -> Result<StateFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the state file {}", path.display()))?;
-        let state: State = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a racelab fs matrix state file (bad JSON or fields)", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the state file {}", path.display()))?;
+        let state: State = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a racelab fs matrix state file (bad JSON or fields)",
+                path.display()
+            )
+        })?;
         if state.version != VERSION {
-            bail!("{} has version {}, this xtask understands {VERSION}", path.display(), state.version);
+            bail!(
+                "{} has version {}, this xtask understands {VERSION}",
+                path.display(),
+                state.version
+            );
         }
-        let parent = path.parent().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+        let parent = path
+            .parent()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
         if parent.as_deref() != Some(state.root.as_path()) {
             bail!(
                 "{} says its matrix root is {}, but it is not in that directory; refusing to tear down from it",
@@ -111,16 +130,24 @@ impl StateFile {
             );
         }
         if state.root.parent().is_none() || state.root.parent() == Some(Path::new("/")) {
-            bail!("{} names {} as its root; refusing to delete a top-level directory", path.display(), state.root.display());
+            bail!(
+                "{} names {} as its root; refusing to delete a top-level directory",
+                path.display(),
+                state.root.display()
+            );
         }
-        Ok(StateFile { path: path.to_path_buf(), state })
+        Ok(StateFile {
+            path: path.to_path_buf(),
+            state,
+        })
     }
 
     /// Writes the state atomically (temp file, fsync, rename), so a crash mid-write leaves the old
     /// version rather than half a JSON document.
     pub fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(&self.state).context("serialising the fs matrix state")?;
+        let json =
+            serde_json::to_vec_pretty(&self.state).context("serialising the fs matrix state")?;
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&json)?;
@@ -128,12 +155,21 @@ impl StateFile {
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().with_context(|| format!("writing the intent log {} (is the matrix root writable and not full?)", self.path.display()))
+        write().with_context(|| {
+            format!(
+                "writing the intent log {} (is the matrix root writable and not full?)",
+                self.path.display()
+            )
+        })
     }
 
     /// Records that `op` is about to be performed, before it is. Returns its index.
     pub fn intend(&mut self, fs: &str, op: Op) -> Result<usize> {
-        self.state.actions.push(Action { fs: fs.to_string(), status: Status::Intent, op });
+        self.state.actions.push(Action {
+            fs: fs.to_string(),
+            status: Status::Intent,
+            op,
+        });
         self.save()?;
         Ok(self.state.actions.len() - 1)
     }

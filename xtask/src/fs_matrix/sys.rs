@@ -39,8 +39,13 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (u32::from(b[i + 1] - b'0') << 6) | (u32::from(b[i + 2] - b'0') << 3) | u32::from(b[i + 3] - b'0');
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (u32::from(b[i + 1] - b'0') << 6)
+                | (u32::from(b[i + 2] - b'0') << 3)
+                | u32::from(b[i + 3] - b'0');
             out.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
         } else {
@@ -78,7 +83,10 @@ pub fn mount_at(target: &Path) -> std::io::Result<Option<MountInfo>> {
 
 /// Mounts at or below `dir`, in mount order.
 pub fn mounts_under(dir: &Path) -> std::io::Result<Vec<MountInfo>> {
-    Ok(mounts()?.into_iter().filter(|m| m.mountpoint.starts_with(dir)).collect())
+    Ok(mounts()?
+        .into_iter()
+        .filter(|m| m.mountpoint.starts_with(dir))
+        .collect())
 }
 
 /// A bound loop device and the file behind it, as /sys/block/loopN/loop/backing_file says.
@@ -99,13 +107,19 @@ pub fn loop_devices() -> std::io::Result<Vec<LoopDev>> {
         if !name.starts_with("loop") {
             continue;
         }
-        let Ok(raw) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else { continue };
+        let Ok(raw) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
+            continue;
+        };
         let raw = raw.trim_end_matches('\n');
         let (path, deleted) = match raw.strip_suffix(" (deleted)") {
             Some(p) => (p, true),
             None => (raw, false),
         };
-        out.push(LoopDev { device: PathBuf::from("/dev").join(&name), backing_file: PathBuf::from(path), deleted });
+        out.push(LoopDev {
+            device: PathBuf::from("/dev").join(&name),
+            backing_file: PathBuf::from(path),
+            deleted,
+        });
     }
     out.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(out)
@@ -113,7 +127,10 @@ pub fn loop_devices() -> std::io::Result<Vec<LoopDev>> {
 
 /// Loop devices whose backing file is `dir` or below it.
 pub fn loops_under(dir: &Path) -> std::io::Result<Vec<LoopDev>> {
-    Ok(loop_devices()?.into_iter().filter(|l| l.backing_file.starts_with(dir)).collect())
+    Ok(loop_devices()?
+        .into_iter()
+        .filter(|l| l.backing_file.starts_with(dir))
+        .collect())
 }
 
 /// statfs(2)'s f_type, named. ext2/3/4 share one magic number, so the name says so.
@@ -136,10 +153,14 @@ pub fn statfs_type(path: &Path) -> Result<String, nix::Error> {
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from);
-    std::env::split_paths(&path).chain(extra).map(|d| d.join(name)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    std::env::split_paths(&path)
+        .chain(extra)
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Why running a command did not give us what we needed.
@@ -153,7 +174,11 @@ pub enum CmdError {
 
 /// A command line as a person would type it, for messages and the intent log.
 pub fn display(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs `cmd` to completion and returns its stdout; any failure names the exact command and its stderr.
@@ -178,13 +203,27 @@ pub fn run(cmd: &mut Command) -> Result<String, CmdError> {
             s
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(e) => return Err(CmdError::Failed(format!("waiting for `{shown}` failed: {e}"))),
+            Err(e) => {
+                return Err(CmdError::Failed(format!(
+                    "waiting for `{shown}` failed: {e}"
+                )))
+            }
         }
         if let Some(sig) = crate::signals::pending() {
             let _ = child.kill();
@@ -204,8 +243,14 @@ pub fn run(cmd: &mut Command) -> Result<String, CmdError> {
         Ok(stdout)
     } else {
         let stderr = stderr.trim();
-        let stderr = if stderr.is_empty() { "(no stderr)" } else { stderr };
-        Err(CmdError::Failed(format!("`{shown}` failed ({status}): {stderr}")))
+        let stderr = if stderr.is_empty() {
+            "(no stderr)"
+        } else {
+            stderr
+        };
+        Err(CmdError::Failed(format!(
+            "`{shown}` failed ({status}): {stderr}"
+        )))
     }
 }
 
@@ -215,7 +260,8 @@ mod tests {
 
     #[test]
     fn parses_mountinfo_with_optional_fields_and_escapes() {
-        let line = r"36 35 98:0 / /tmp/a\040b rw,noatime master:1 - ext4 /dev/loop3 rw,errors=continue";
+        let line =
+            r"36 35 98:0 / /tmp/a\040b rw,noatime master:1 - ext4 /dev/loop3 rw,errors=continue";
         let m = parse_mountinfo_line(line).expect("a valid mountinfo line");
         assert_eq!(m.mountpoint, PathBuf::from("/tmp/a b"));
         assert_eq!(m.fstype, "ext4");

@@ -49,7 +49,10 @@ fn unmount(target: &Path, report: &mut Report) {
             Ok(None) => return,
             Ok(Some(_)) => {}
             Err(e) => {
-                report.problems.push(format!("reading /proc/self/mountinfo to check {} failed: {e}", target.display()));
+                report.problems.push(format!(
+                    "reading /proc/self/mountinfo to check {} failed: {e}",
+                    target.display()
+                ));
                 return;
             }
         }
@@ -81,7 +84,9 @@ fn unmount(target: &Path, report: &mut Report) {
         // Still busy (a process has a file open or its cwd there): detach it from the namespace
         // now; the kernel frees it when the last user lets go, and nothing is left for us to see.
         match umount2(target, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => report.lazily_unmounted.push(target.to_path_buf()),
+            Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {
+                report.lazily_unmounted.push(target.to_path_buf())
+            }
             Err(e) => {
                 report.problems.push(format!(
                     "umount {} failed ({last}), and so did the lazy `umount -l` ({e}); find the user with `fuser -vm {}` and run `cargo xtask fs down` again",
@@ -99,7 +104,10 @@ fn detach_loops_of(image: &Path, report: &mut Report) {
     let devices = match sys::loop_devices() {
         Ok(d) => d,
         Err(e) => {
-            report.problems.push(format!("reading /sys/block to find the loop device of {} failed: {e}", image.display()));
+            report.problems.push(format!(
+                "reading /sys/block to find the loop device of {} failed: {e}",
+                image.display()
+            ));
             return;
         }
     };
@@ -112,7 +120,10 @@ fn detach_loops_of(image: &Path, report: &mut Report) {
 
 fn detach(device: &Path, report: &mut Report) {
     let Some(losetup) = sys::find_tool("losetup") else {
-        report.problems.push(format!("cannot detach {}: losetup not found (apt-get install -y mount)", device.display()));
+        report.problems.push(format!(
+            "cannot detach {}: losetup not found (apt-get install -y mount)",
+            device.display()
+        ));
         return;
     };
     let mut cmd = Command::new(losetup);
@@ -127,10 +138,14 @@ fn detach(device: &Path, report: &mut Report) {
     // LOOP_CLR_FD on a device that is still open (a lazily unmounted filesystem on it) does not
     // detach: it sets autoclear and succeeds, and the kernel detaches when the last user goes.
     // Otherwise the detach completes as losetup closes the device; poll briefly for either.
-    let name = device.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = device
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let sysfs = PathBuf::from("/sys/block").join(&name).join("loop");
     let backing = sysfs.join("backing_file");
-    let autoclear = || std::fs::read_to_string(sysfs.join("autoclear")).is_ok_and(|s| s.trim() == "1");
+    let autoclear =
+        || std::fs::read_to_string(sysfs.join("autoclear")).is_ok_and(|s| s.trim() == "1");
     let started = Instant::now();
     while backing.exists() && started.elapsed() < Duration::from_secs(2) {
         if started.elapsed() > Duration::from_millis(200) && autoclear() {
@@ -156,11 +171,17 @@ fn detach(device: &Path, report: &mut Report) {
 /// Teardown runs after a signal too; it must not be cut short by one, so it does not poll the flag.
 fn run_ignoring_signals(cmd: &mut Command) -> Result<String, String> {
     let shown = sys::display(cmd);
-    let out = cmd.output().map_err(|e| format!("`{shown}` could not be started: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("`{shown}` could not be started: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("`{shown}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -178,7 +199,10 @@ fn remove(path: &Path, report: &mut Report) {
         }
         Ok(_) => {}
         Err(e) => {
-            report.problems.push(format!("not deleting {}: reading /proc/self/mountinfo failed: {e}", path.display()));
+            report.problems.push(format!(
+                "not deleting {}: reading /proc/self/mountinfo failed: {e}",
+                path.display()
+            ));
             return;
         }
     }
@@ -191,7 +215,9 @@ fn remove(path: &Path, report: &mut Report) {
     match result {
         Ok(()) => report.removed.push(path.to_path_buf()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => report.problems.push(format!("deleting {} failed: {e}", path.display())),
+        Err(e) => report
+            .problems
+            .push(format!("deleting {} failed: {e}", path.display())),
     }
 }
 
@@ -204,7 +230,10 @@ fn undo(op: &Op, root: &Path, report: &mut Report) {
         Op::Loop { image, .. } if inside(image) => detach_loops_of(image, report),
         Op::Image { path, .. } | Op::Mkdir { path } if inside(path) => remove(path, report),
         Op::Mkfs { .. } => {}
-        other => report.problems.push(format!("ignoring a logged action outside the matrix root {}: {other:?}", root.display())),
+        other => report.problems.push(format!(
+            "ignoring a logged action outside the matrix root {}: {other:?}",
+            root.display()
+        )),
     }
 }
 
@@ -238,7 +267,9 @@ pub fn sweep(root: &Path, report: &mut Report) {
                 unmount(&m.mountpoint, report);
             }
         }
-        Err(e) => report.problems.push(format!("reading /proc/self/mountinfo failed: {e}")),
+        Err(e) => report
+            .problems
+            .push(format!("reading /proc/self/mountinfo failed: {e}")),
     }
     match sys::loops_under(root) {
         Ok(ls) => {
@@ -249,7 +280,9 @@ pub fn sweep(root: &Path, report: &mut Report) {
                 }
             }
         }
-        Err(e) => report.problems.push(format!("reading /sys/block failed: {e}")),
+        Err(e) => report
+            .problems
+            .push(format!("reading /sys/block failed: {e}")),
     }
 }
 
@@ -274,7 +307,9 @@ pub fn teardown(mut sf: StateFile) -> Report {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => report.problems.push(format!("listing {} failed: {e}", root.display())),
+            Err(e) => report
+                .problems
+                .push(format!("listing {} failed: {e}", root.display())),
         }
     } else {
         remove(&sf.path.with_extension("json.tmp"), &mut report);
@@ -287,7 +322,10 @@ pub fn teardown(mut sf: StateFile) -> Report {
         match std::fs::remove_dir(&root) {
             Ok(()) => report.removed.push(root),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => report.problems.push(format!("deleting the matrix root {} failed: {e}", root.display())),
+            Err(e) => report.problems.push(format!(
+                "deleting the matrix root {} failed: {e}",
+                root.display()
+            )),
         }
     }
     report

@@ -33,7 +33,21 @@ impl Archive {
         self.ino += 1;
         let name_len = u32::try_from(path.len() + 1).unwrap_or(u32::MAX);
         let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        let fields = [self.ino, mode, 0, 0, 1, 0, size, 0, 0, rdev >> 8, rdev & 0xff, name_len, 0];
+        let fields = [
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            size,
+            0,
+            0,
+            rdev >> 8,
+            rdev & 0xff,
+            name_len,
+            0,
+        ];
         let _ = write!(self.bytes, "070701");
         for f in fields {
             let _ = write!(self.bytes, "{f:08x}");

@@ -56,7 +56,13 @@ pub struct Run {
 
 impl Run {
     pub(crate) fn interrupted(sig: i32) -> Run {
-        Run { ended: Ended::Interrupted(sig), boot: None, mounts: vec![], guest: String::new(), guest_name: "" }
+        Run {
+            ended: Ended::Interrupted(sig),
+            boot: None,
+            mounts: vec![],
+            guest: String::new(),
+            guest_name: "",
+        }
     }
 }
 
@@ -73,7 +79,10 @@ impl Runtime {
     /// (removed only when empty) of a run in `rig`, for the clean-up watchdog.
     pub(crate) fn paths(rig: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let rt = Runtime::new(rig);
-        (vec![rt.init.clone(), rt.cmd.clone(), rt.umid.clone()], rt.dirs.clone())
+        (
+            vec![rt.init.clone(), rt.cmd.clone(), rt.umid.clone()],
+            rt.dirs.clone(),
+        )
     }
 
     fn new(rig: &Path) -> Runtime {
@@ -81,7 +90,10 @@ impl Runtime {
             init: rig.join("init"),
             cmd: rig.join("cmd"),
             umid: rig.join("umid"),
-            dirs: ["export", "nfs4", "nfs3", "nfs3b"].iter().map(|d| rig.join(d)).collect(),
+            dirs: ["export", "nfs4", "nfs3", "nfs3b"]
+                .iter()
+                .map(|d| rig.join(d))
+                .collect(),
         }
     }
 
@@ -146,16 +158,31 @@ enum Line {
 /// Boots `machine`, runs `argv` in it and tears it down. A guest that fails before the
 /// command starts is [`Error::Boot`] (the caller then tries the next guest); `force_fail` makes
 /// the init fail on purpose at its first step, to exercise that path.
-pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &[OsString], force_fail: bool, reaper: &mut Reaper) -> Result<Run, Error> {
-    let io = |what: &str, path: &Path, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
+pub(crate) fn boot_and_run(
+    rig: &Rig,
+    machine: &Machine,
+    opts: &Options,
+    argv: &[OsString],
+    force_fail: bool,
+    reaper: &mut Reaper,
+) -> Result<Run, Error> {
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        Error::Io(format!("{what} {}: {e}", path.display()))
+    };
     let rt = Runtime::new(&rig.dir);
     // Leftovers of a run that was killed outright (SIGKILL leaves no chance to clean up).
     rt.remove();
     let force = force_fail.then(|| format!("RACELAB_NFS_FAIL names {}", machine.name));
-    std::fs::write(&rt.init, render_init(&rig.dir, &machine.modules, force.as_deref())).map_err(|e| io("writing", &rt.init, e))?;
-    std::fs::set_permissions(&rt.init, std::fs::Permissions::from_mode(0o755)).map_err(|e| io("chmod", &rt.init, e))?;
+    std::fs::write(
+        &rt.init,
+        render_init(&rig.dir, &machine.modules, force.as_deref()),
+    )
+    .map_err(|e| io("writing", &rt.init, e))?;
+    std::fs::set_permissions(&rt.init, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| io("chmod", &rt.init, e))?;
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    std::fs::write(&rt.cmd, render_cmd(&opts.cwd, &env, &opts.mounts(), argv)).map_err(|e| io("writing", &rt.cmd, e))?;
+    std::fs::write(&rt.cmd, render_cmd(&opts.cwd, &env, &opts.mounts(), argv))
+        .map_err(|e| io("writing", &rt.cmd, e))?;
 
     let started = Instant::now();
     let mut cmd = Command::new(&machine.program);
@@ -167,13 +194,25 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
         // Its own process group, so it can be killed as a whole, and a terminal's Ctrl-C
         // reaches only us: we decide how the guest stops.
         .process_group(0);
-    let child = cmd.spawn().map_err(|e| Error::Boot { failing_line: format!("starting {}: {e}", machine.program.display()), what: format!("could not start {}", machine.program.display()), console: String::new() })?;
+    let child = cmd.spawn().map_err(|e| Error::Boot {
+        failing_line: format!("starting {}: {e}", machine.program.display()),
+        what: format!("could not start {}", machine.program.display()),
+        console: String::new(),
+    })?;
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     reaper.guard(pgid.as_raw());
     let mut guest = Guest { child, pgid };
     let (tx, rx) = mpsc::channel();
-    let stdout = guest.child.stdout.take().ok_or_else(|| Error::Io("no stdout pipe for the guest".into()))?;
-    let stderr = guest.child.stderr.take().ok_or_else(|| Error::Io("no stderr pipe for the guest".into()))?;
+    let stdout = guest
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Io("no stdout pipe for the guest".into()))?;
+    let stderr = guest
+        .child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::Io("no stderr pipe for the guest".into()))?;
     let tx_out = tx.clone();
     std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
@@ -215,15 +254,34 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
         if let Some(sig) = crate::signals::pending() {
             guest.stop();
             reaper.unguard();
-            eprintln!("nfs: {} stopped the guest; the rig's runtime files are removed", crate::signals::name(sig));
-            return Ok(Run { ended: Ended::Interrupted(sig), boot, mounts, guest: machine.title.clone(), guest_name: machine.name });
+            eprintln!(
+                "nfs: {} stopped the guest; the rig's runtime files are removed",
+                crate::signals::name(sig)
+            );
+            return Ok(Run {
+                ended: Ended::Interrupted(sig),
+                boot,
+                mounts,
+                guest: machine.title.clone(),
+                guest_name: machine.name,
+            });
         }
         if state == State::Booting && started.elapsed() > opts.boot_timeout {
             guest.stop();
             reaper.unguard();
-            let what = format!("the guest did not bring its NFS mounts up within {:?}", opts.boot_timeout);
-            let failing_line = setup_failed.clone().or_else(|| failing_line(&console)).map_or_else(|| what.clone(), |l| format!("{what}; last: {l}"));
-            return Err(Error::Boot { failing_line, what: format!("{what}; the console below says how far it got"), console: console.join("\n") });
+            let what = format!(
+                "the guest did not bring its NFS mounts up within {:?}",
+                opts.boot_timeout
+            );
+            let failing_line = setup_failed
+                .clone()
+                .or_else(|| failing_line(&console))
+                .map_or_else(|| what.clone(), |l| format!("{what}; last: {l}"));
+            return Err(Error::Boot {
+                failing_line,
+                what: format!("{what}; the console below says how far it got"),
+                console: console.join("\n"),
+            });
         }
         // After power-off UML may linger (it ends by SIGABRT); the status is known, so stop it.
         if exit_seen_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -240,7 +298,11 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
                             state = State::Mounts;
                             let t = started.elapsed();
                             boot = Some(t);
-                            eprintln!("nfs: guest up in {:.1}s ({})", t.as_secs_f64(), machine.title);
+                            eprintln!(
+                                "nfs: guest up in {:.1}s ({})",
+                                t.as_secs_f64(),
+                                machine.title
+                            );
                         } else if let Some(at) = text.find(SETUP_FAILED) {
                             setup_failed = Some(text[at + SETUP_FAILED.len()..].to_string());
                         }
@@ -251,13 +313,16 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
                             state = State::Command;
                             continue;
                         }
-                        if let Some(n) = text.strip_prefix(EXIT).and_then(|n| n.parse::<i32>().ok()) {
+                        if let Some(n) = text.strip_prefix(EXIT).and_then(|n| n.parse::<i32>().ok())
+                        {
                             status = Some(n);
                             state = State::Done;
                             exit_seen_at = Some(Instant::now());
                             continue;
                         }
-                        if state == State::Mounts && (text.contains(" nfs ") || text.contains(" nfs4 ")) {
+                        if state == State::Mounts
+                            && (text.contains(" nfs ") || text.contains(" nfs4 "))
+                        {
                             mounts.push(text.clone());
                         }
                         let mut out = stdout.lock();
@@ -293,12 +358,22 @@ pub(crate) fn boot_and_run(rig: &Rig, machine: &Machine, opts: &Options, argv: &
 /// The console line that best says why a boot failed: the last one that reports a failure or a
 /// panic, leaving out UML's harmless complaints about devices it was not given.
 fn failing_line(console: &[String]) -> Option<String> {
-    let noise = |l: &str| l.contains("find_iomem") || l.contains("ubd device") || l.contains("epollctl");
+    let noise =
+        |l: &str| l.contains("find_iomem") || l.contains("ubd device") || l.contains("epollctl");
     let bad = |l: &str| {
         let l = l.to_ascii_lowercase();
-        l.contains("failed") || l.contains("panic") || l.contains("error") || l.contains("cannot") || l.contains("unable")
+        l.contains("failed")
+            || l.contains("panic")
+            || l.contains("error")
+            || l.contains("cannot")
+            || l.contains("unable")
     };
-    console.iter().rev().find(|l| bad(l) && !noise(l)).or_else(|| console.last()).map(|l| l.trim().to_string())
+    console
+        .iter()
+        .rev()
+        .find(|l| bad(l) && !noise(l))
+        .or_else(|| console.last())
+        .map(|l| l.trim().to_string())
 }
 
 /// A console line without its line ending and terminal control sequences (ESC c, ESC [ ... X).
@@ -340,23 +415,44 @@ enum State {
 /// The init script for a rig: the template with the rig's path and the guest kernel's module
 /// root substituted, and with a deliberate failure at its first step when `force_fail` says why.
 pub(crate) fn render_init(rig: &Path, modules: &Path, force_fail: Option<&str>) -> String {
-    let force = force_fail.map_or_else(String::new, |why| format!("fail {}", quote(OsStr::new(&format!("forced to fail on purpose ({why})")))));
-    INIT_TEMPLATE.replace("@RIG@", &quote(rig.as_os_str())).replace("@MODULES@", &quote(modules.as_os_str())).replace("@FORCE_FAIL@", &force)
+    let force = force_fail.map_or_else(String::new, |why| {
+        format!(
+            "fail {}",
+            quote(OsStr::new(&format!("forced to fail on purpose ({why})")))
+        )
+    });
+    INIT_TEMPLATE
+        .replace("@RIG@", &quote(rig.as_os_str()))
+        .replace("@MODULES@", &quote(modules.as_os_str()))
+        .replace("@FORCE_FAIL@", &force)
 }
 
 /// The command file the init runs with `sh`: the caller's directory and environment (plus the
 /// mount variables), then the command itself. Passed as a file because the kernel command
 /// line splits at spaces and is limited in length.
-pub(crate) fn render_cmd(cwd: &Path, env: &[(OsString, OsString)], mounts: &super::Mounts, argv: &[OsString]) -> String {
-    let mut s = String::from("# The command of one `cargo xtask nfs run`; removed when the run ends.\n");
+pub(crate) fn render_cmd(
+    cwd: &Path,
+    env: &[(OsString, OsString)],
+    mounts: &super::Mounts,
+    argv: &[OsString],
+) -> String {
+    let mut s =
+        String::from("# The command of one `cargo xtask nfs run`; removed when the run ends.\n");
     s.push_str(&format!("cd {} || exit 125\n", quote(cwd.as_os_str())));
     // `env -i`: exactly the caller's environment, not the guest init's (which holds kernel
     // command-line leftovers such as `mem=1G`).
     s.push_str("exec env -i");
-    let ours = [("RACELAB_NFS4", &mounts.nfs4), ("RACELAB_NFS3", &mounts.nfs3), ("RACELAB_NFS3B", &mounts.nfs3b)];
+    let ours = [
+        ("RACELAB_NFS4", &mounts.nfs4),
+        ("RACELAB_NFS3", &mounts.nfs3),
+        ("RACELAB_NFS3B", &mounts.nfs3b),
+    ];
     for (k, v) in env {
         let name = k.to_string_lossy();
-        if !is_shell_name(&name) || ours.iter().any(|(o, _)| *o == name) || matches!(&*name, "PWD" | "OLDPWD" | "SHLVL" | "_") {
+        if !is_shell_name(&name)
+            || ours.iter().any(|(o, _)| *o == name)
+            || matches!(&*name, "PWD" | "OLDPWD" | "SHLVL" | "_")
+        {
             continue;
         }
         s.push_str(" \\\n  ");
@@ -384,7 +480,10 @@ fn concat(k: &OsStr, v: &OsStr) -> OsString {
 
 fn is_shell_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Single-quotes a word for sh: every byte is literal inside '...', and a ' is written '\''.
@@ -399,14 +498,26 @@ mod tests {
 
     #[test]
     fn terminal_codes_and_line_ends_are_stripped_from_console_lines() {
-        assert_eq!(strip_terminal_codes(b"\x1bc\x1b[?7l\x1b[2Jracelab-nfs-begin\r\n"), b"racelab-nfs-begin");
+        assert_eq!(
+            strip_terminal_codes(b"\x1bc\x1b[?7l\x1b[2Jracelab-nfs-begin\r\n"),
+            b"racelab-nfs-begin"
+        );
         assert_eq!(strip_terminal_codes(b"plain"), b"plain");
     }
 
     #[test]
     fn the_failing_line_is_the_last_failure_not_device_noise() {
-        let console: Vec<String> = ["Failed to initialize ubd device 0", "userspace - ptrace set fp regs failed, errno = 14", "Aborted"].map(String::from).to_vec();
-        assert_eq!(failing_line(&console).as_deref(), Some("userspace - ptrace set fp regs failed, errno = 14"));
+        let console: Vec<String> = [
+            "Failed to initialize ubd device 0",
+            "userspace - ptrace set fp regs failed, errno = 14",
+            "Aborted",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            failing_line(&console).as_deref(),
+            Some("userspace - ptrace set fp regs failed, errno = 14")
+        );
     }
 
     #[test]
@@ -417,29 +528,64 @@ mod tests {
 
     #[test]
     fn the_command_file_sets_the_mounts_and_cwd_and_drops_shell_state() {
-        let mounts = super::super::Mounts { nfs4: "/r/nfs4/racelab".into(), nfs3: "/r/nfs3/racelab".into(), nfs3b: "/r/nfs3b/racelab".into() };
-        let env = vec![("PATH".into(), "/usr/bin".into()), ("PWD".into(), "/x".into()), ("BAD-NAME".into(), "1".into()), ("RACELAB_NFS3".into(), "/elsewhere".into())];
-        let s = render_cmd(Path::new("/work dir"), &env, &mounts, &["sh".into(), "-c".into(), "echo 'hi'; exit 7".into()]);
+        let mounts = super::super::Mounts {
+            nfs4: "/r/nfs4/racelab".into(),
+            nfs3: "/r/nfs3/racelab".into(),
+            nfs3b: "/r/nfs3b/racelab".into(),
+        };
+        let env = vec![
+            ("PATH".into(), "/usr/bin".into()),
+            ("PWD".into(), "/x".into()),
+            ("BAD-NAME".into(), "1".into()),
+            ("RACELAB_NFS3".into(), "/elsewhere".into()),
+        ];
+        let s = render_cmd(
+            Path::new("/work dir"),
+            &env,
+            &mounts,
+            &["sh".into(), "-c".into(), "echo 'hi'; exit 7".into()],
+        );
         assert!(s.contains("cd '/work dir' || exit 125\n"), "{s}");
         assert!(s.contains("'PATH=/usr/bin'"), "{s}");
-        assert!(s.contains("'RACELAB_NFS3=/r/nfs3/racelab'") && !s.contains("/elsewhere"), "{s}");
+        assert!(
+            s.contains("'RACELAB_NFS3=/r/nfs3/racelab'") && !s.contains("/elsewhere"),
+            "{s}"
+        );
         assert!(s.contains("'RACELAB_NFS3B=/r/nfs3b/racelab'"), "{s}");
         assert!(!s.contains("PWD=") && !s.contains("BAD-NAME"), "{s}");
-        assert!(s.trim_end().ends_with(r"'sh' '-c' 'echo '\''hi'\''; exit 7'"), "{s}");
+        assert!(
+            s.trim_end()
+                .ends_with(r"'sh' '-c' 'echo '\''hi'\''; exit 7'"),
+            "{s}"
+        );
     }
 
     #[test]
     fn the_init_script_names_the_rig_and_writes_no_host_config() {
-        let s = render_init(Path::new("/tmp/rig"), Path::new("/tmp/rig/uml72/mods"), None);
+        let s = render_init(
+            Path::new("/tmp/rig"),
+            Path::new("/tmp/rig/uml72/mods"),
+            None,
+        );
         assert!(s.contains("R='/tmp/rig'"));
         assert!(s.contains("M='/tmp/rig/uml72/mods'"));
         assert!(!s.contains('@'), "a placeholder was left: {s}");
         assert!(!s.contains("forced to fail"));
-        let forced = render_init(Path::new("/tmp/rig"), Path::new("/m"), Some("RACELAB_NFS_FAIL names uml"));
-        assert!(forced.contains("fail 'forced to fail on purpose (RACELAB_NFS_FAIL names uml)'"), "{forced}");
+        let forced = render_init(
+            Path::new("/tmp/rig"),
+            Path::new("/m"),
+            Some("RACELAB_NFS_FAIL names uml"),
+        );
+        assert!(
+            forced.contains("fail 'forced to fail on purpose (RACELAB_NFS_FAIL names uml)'"),
+            "{forced}"
+        );
         assert!(s.contains("mount --bind /run/exports /etc/exports"));
         for marker in [BEGIN, COMMAND, EXIT, SETUP_FAILED.trim_end()] {
-            assert!(s.contains(marker), "the init script no longer prints {marker}");
+            assert!(
+                s.contains(marker),
+                "the init script no longer prints {marker}"
+            );
         }
     }
 }

@@ -80,7 +80,11 @@ pub enum Error {
     Guest { what: String, console: String },
     /// One guest did not get as far as running the command (the next one is tried).
     #[error("{what}\n--- guest console (last lines) ---\n{console}\n--- end of guest console ---")]
-    Boot { failing_line: String, what: String, console: String },
+    Boot {
+        failing_line: String,
+        what: String,
+        console: String,
+    },
     #[error("{0}")]
     Io(String),
     /// No guest booted on this host: each attempt's name and the line that says why it failed.
@@ -92,8 +96,19 @@ pub enum Error {
 fn host() -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = ["avx512f", "amx_tile"].into_iter().filter(|f| cpuinfo.split_whitespace().any(|w| w == *f)).collect();
-    format!("kernel {}, CPU {}", release.trim(), if flags.is_empty() { "without AVX-512/AMX".to_string() } else { format!("with {}", flags.join(", ")) })
+    let flags: Vec<&str> = ["avx512f", "amx_tile"]
+        .into_iter()
+        .filter(|f| cpuinfo.split_whitespace().any(|w| w == *f))
+        .collect();
+    format!(
+        "kernel {}, CPU {}",
+        release.trim(),
+        if flags.is_empty() {
+            "without AVX-512/AMX".to_string()
+        } else {
+            format!("with {}", flags.join(", "))
+        }
+    )
 }
 
 /// The guests, in the order they are tried.
@@ -139,7 +154,11 @@ impl Options {
 
     /// The directories the command will see (they exist only inside the guest).
     pub fn mounts(&self) -> Mounts {
-        Mounts { nfs4: self.rig.join("nfs4/racelab"), nfs3: self.rig.join("nfs3/racelab"), nfs3b: self.rig.join("nfs3b/racelab") }
+        Mounts {
+            nfs4: self.rig.join("nfs4/racelab"),
+            nfs3: self.rig.join("nfs3/racelab"),
+            nfs3b: self.rig.join("nfs3b/racelab"),
+        }
     }
 }
 
@@ -161,13 +180,18 @@ pub fn run(opts: &Options, argv: &[OsString]) -> Result<Run, Error> {
 
 /// [`run`] with a command that depends on the guest that boots (its [`GUESTS`] name): a
 /// slower guest can be given a smaller workload.
-pub fn run_adapted(opts: &Options, command_for: &dyn Fn(&str) -> Vec<OsString>) -> Result<Run, Error> {
+pub fn run_adapted(
+    opts: &Options,
+    command_for: &dyn Fn(&str) -> Vec<OsString>,
+) -> Result<Run, Error> {
     let argv = command_for(GUESTS[0]);
     if !nix::unistd::Uid::effective().is_root() {
         return Err(Error::NotRoot);
     }
     if argv.is_empty() {
-        return Err(Error::Io("no command to run in the guest; pass one after `--`".into()));
+        return Err(Error::Io(
+            "no command to run in the guest; pass one after `--`".into(),
+        ));
     }
     crate::signals::install().map_err(|e| Error::Io(e.to_string()))?;
     let rig = setup::Rig::open(&opts.rig)?;
@@ -176,7 +200,9 @@ pub fn run_adapted(opts: &Options, command_for: &dyn Fn(&str) -> Vec<OsString>) 
         return Ok(Run::interrupted(sig));
     }
     let (files, dirs) = guest::Runtime::paths(&rig.dir);
-    let watch = lock.try_clone().map_err(|e| Error::Io(format!("duplicating the rig's lock: {e}")))?;
+    let watch = lock
+        .try_clone()
+        .map_err(|e| Error::Io(format!("duplicating the rig's lock: {e}")))?;
     let mut reaper = reaper::Reaper::start(watch, &files, &dirs)?;
     rig.drop_stale_cache();
     rig.ensure_host_tools()?;
@@ -194,16 +220,32 @@ pub fn run_adapted(opts: &Options, command_for: &dyn Fn(&str) -> Vec<OsString>) 
             Ok(m) => m,
             Err(e) => {
                 eprintln!("nfs: {name}: could not set it up: {e}");
-                attempts.push(((*name).to_string(), format!("set-up: {}", first_line(&e.to_string()))));
+                attempts.push((
+                    (*name).to_string(),
+                    format!("set-up: {}", first_line(&e.to_string())),
+                ));
                 continue;
             }
         };
         let argv = command_for(name);
-        match guest::boot_and_run(&rig, &machine, opts, &argv, forced.contains(name), &mut reaper) {
-            Err(Error::Boot { failing_line, console, .. }) => {
+        match guest::boot_and_run(
+            &rig,
+            &machine,
+            opts,
+            &argv,
+            forced.contains(name),
+            &mut reaper,
+        ) {
+            Err(Error::Boot {
+                failing_line,
+                console,
+                ..
+            }) => {
                 eprintln!("nfs: {} did not boot: {failing_line}", machine.title);
                 if !console.is_empty() {
-                    eprintln!("--- its console (last lines) ---\n{console}\n--- end of its console ---");
+                    eprintln!(
+                        "--- its console (last lines) ---\n{console}\n--- end of its console ---"
+                    );
                 }
                 attempts.push((format!("{name} ({})", machine.title), failing_line));
             }
@@ -221,12 +263,19 @@ pub fn run_adapted(opts: &Options, command_for: &dyn Fn(&str) -> Vec<OsString>) 
 
 /// `RACELAB_NFS_FAIL`: the guests to make fail on purpose (a comma list of [`GUESTS`] names).
 fn forced_failures() -> Result<Vec<&'static str>, Error> {
-    let Ok(list) = std::env::var("RACELAB_NFS_FAIL") else { return Ok(vec![]) };
+    let Ok(list) = std::env::var("RACELAB_NFS_FAIL") else {
+        return Ok(vec![]);
+    };
     let mut out = Vec::new();
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match GUESTS.iter().find(|g| **g == word) {
             Some(g) => out.push(*g),
-            None => return Err(Error::Io(format!("RACELAB_NFS_FAIL={list}: unknown guest `{word}`; the guests are {}", GUESTS.join(", ")))),
+            None => {
+                return Err(Error::Io(format!(
+                    "RACELAB_NFS_FAIL={list}: unknown guest `{word}`; the guests are {}",
+                    GUESTS.join(", ")
+                )))
+            }
         }
     }
     Ok(out)
@@ -242,9 +291,21 @@ mod tests {
 
     #[test]
     fn no_guest_names_each_attempt_on_its_own_line() {
-        let e = Error::NoGuest(vec![("uml (User-mode Linux 7.2.7)".into(), "ptrace set fp regs failed, errno = 14".into()), ("qemu (Linux 6.1)".into(), "racelab-nfs-setup-failed: mount nfsd".into())]);
+        let e = Error::NoGuest(vec![
+            (
+                "uml (User-mode Linux 7.2.7)".into(),
+                "ptrace set fp regs failed, errno = 14".into(),
+            ),
+            (
+                "qemu (Linux 6.1)".into(),
+                "racelab-nfs-setup-failed: mount nfsd".into(),
+            ),
+        ]);
         let text = e.to_string();
-        assert!(text.starts_with("no NFS guest could boot on this host (kernel "), "{text}");
+        assert!(
+            text.starts_with("no NFS guest could boot on this host (kernel "),
+            "{text}"
+        );
         assert!(text.contains("\n  uml (User-mode Linux 7.2.7): ptrace set fp regs failed, errno = 14\n  qemu (Linux 6.1): racelab-nfs-setup-failed: mount nfsd"), "{text}");
     }
 }

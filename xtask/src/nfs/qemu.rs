@@ -56,7 +56,10 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
         Ok(v) if cache.join("initrd.cpio").is_file() => v.trim().to_string(),
         _ => install(rig, &cache)?,
     };
-    let append = format!("console=ttyS0 quiet panic=-1 racelab_init={}", rig.dir.join("init").display());
+    let append = format!(
+        "console=ttyS0 quiet panic=-1 racelab_init={}",
+        rig.dir.join("init").display()
+    );
     let kernel_root = cache.join("kernel");
     let args: Vec<OsString> = [
         "-accel",
@@ -78,19 +81,24 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
     .map(OsString::from)
     .chain([
         "-kernel".into(),
-        kernel_root.join(format!("boot/vmlinuz-{version}")).into_os_string(),
+        kernel_root
+            .join(format!("boot/vmlinuz-{version}"))
+            .into_os_string(),
         "-initrd".into(),
         cache.join("initrd.cpio").into_os_string(),
         "-append".into(),
         append.into(),
         // multidevs=remap: the host's / spans several filesystems; keep their inode numbers apart.
         "-virtfs".into(),
-        "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot".into(),
+        "local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot"
+            .into(),
     ])
     .collect();
     Ok(Machine {
         name: "qemu",
-        title: format!("Linux {version} (Debian 12 kernel) in qemu with TCG, one vCPU, host root over 9p"),
+        title: format!(
+            "Linux {version} (Debian 12 kernel) in qemu with TCG, one vCPU, host root over 9p"
+        ),
         program: PathBuf::from(TOOLS[0].0),
         args,
         modules: kernel_root,
@@ -104,30 +112,62 @@ fn install(rig: &Rig, cache: &Path) -> Result<String, Error> {
     let t = Instant::now();
     let package = kernel_package()?;
     let version = package.trim_start_matches("linux-image-").to_string();
-    eprintln!("nfs: fetching Debian's {package} and busybox-static into {} (once; later runs reuse it)", cache.display());
+    eprintln!(
+        "nfs: fetching Debian's {package} and busybox-static into {} (once; later runs reuse it)",
+        cache.display()
+    );
     let partial = rig.dir.join(format!("{CACHE}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
     let debs = partial.join("debs");
-    std::fs::create_dir_all(&debs).map_err(|e| Error::Setup(format!("creating {}: {e}", debs.display())))?;
+    std::fs::create_dir_all(&debs)
+        .map_err(|e| Error::Setup(format!("creating {}: {e}", debs.display())))?;
     setup::host_download(&debs, &[&package, "busybox-static"])?;
     let kernel_root = partial.join("kernel");
     setup::unpack(&setup::find_deb(&debs, &package)?, &kernel_root)?;
-    setup::unpack(&setup::find_deb(&debs, "busybox-static")?, &partial.join("busybox"))?;
+    setup::unpack(
+        &setup::find_deb(&debs, "busybox-static")?,
+        &partial.join("busybox"),
+    )?;
     // The package's postinst would run depmod; modprobe -d needs its index.
-    setup::run_tool(Command::new("depmod").arg("-b").arg(&kernel_root).arg(&version), "depmod for the guest kernel")?;
+    setup::run_tool(
+        Command::new("depmod")
+            .arg("-b")
+            .arg(&kernel_root)
+            .arg(&version),
+        "depmod for the guest kernel",
+    )?;
     let initrd = initramfs(&partial, &kernel_root, &version)?;
-    std::fs::write(partial.join("initrd.cpio"), initrd).map_err(|e| Error::Setup(format!("writing the initramfs: {e}")))?;
-    std::fs::write(partial.join("kernel-version"), format!("{version}\n")).map_err(|e| Error::Setup(format!("writing kernel-version: {e}")))?;
+    std::fs::write(partial.join("initrd.cpio"), initrd)
+        .map_err(|e| Error::Setup(format!("writing the initramfs: {e}")))?;
+    std::fs::write(partial.join("kernel-version"), format!("{version}\n"))
+        .map_err(|e| Error::Setup(format!("writing kernel-version: {e}")))?;
     let _ = std::fs::remove_dir_all(&debs);
     setup::commit(&partial, cache)?;
-    eprintln!("nfs: kernel {version} and initramfs ready in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "nfs: kernel {version} and initramfs ready in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(version)
 }
 
 /// The kernel package `linux-image-amd64` points at (e.g. linux-image-6.1.0-57-amd64).
 fn kernel_package() -> Result<String, Error> {
-    let ask = || Command::new("apt-cache").args(["depends", "linux-image-amd64"]).output();
-    let parse = |out: &[u8]| String::from_utf8_lossy(out).lines().find_map(|l| l.trim().strip_prefix("Depends: ").filter(|p| p.starts_with("linux-image-") && p.as_bytes().get(12).is_some_and(u8::is_ascii_digit)).map(str::to_string));
+    let ask = || {
+        Command::new("apt-cache")
+            .args(["depends", "linux-image-amd64"])
+            .output()
+    };
+    let parse = |out: &[u8]| {
+        String::from_utf8_lossy(out).lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("Depends: ")
+                .filter(|p| {
+                    p.starts_with("linux-image-")
+                        && p.as_bytes().get(12).is_some_and(u8::is_ascii_digit)
+                })
+                .map(str::to_string)
+        })
+    };
     if let Ok(out) = ask() {
         if let Some(p) = parse(&out.stdout) {
             return Ok(p);
@@ -135,30 +175,50 @@ fn kernel_package() -> Result<String, Error> {
     }
     // A fresh machine may have no package lists yet.
     setup::apt(&["update", "-qq"])?;
-    let out = ask().map_err(|e| Error::Setup(format!("apt-cache depends linux-image-amd64: {e}")))?;
-    parse(&out.stdout).ok_or_else(|| Error::Setup("apt-cache depends linux-image-amd64 names no kernel package".into()))
+    let out =
+        ask().map_err(|e| Error::Setup(format!("apt-cache depends linux-image-amd64: {e}")))?;
+    parse(&out.stdout).ok_or_else(|| {
+        Error::Setup("apt-cache depends linux-image-amd64 names no kernel package".into())
+    })
 }
 
 /// The initramfs: static busybox, `/dev/console`, the first-stage init, and the modules it
 /// loads, in dependency order (modprobe --show-depends against the unpacked kernel).
 fn initramfs(partial: &Path, kernel_root: &Path, version: &str) -> Result<Vec<u8>, Error> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Setup(format!("reading {}: {e}", p.display())));
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| Error::Setup(format!("reading {}: {e}", p.display())))
+    };
     let mut a = Archive::default();
     for d in ["bin", "dev", "proc", "host", "modules"] {
         a.dir(d);
     }
     a.char_device("dev/console", 5, 1);
-    a.file("bin/busybox", 0o755, &read(&partial.join("busybox/bin/busybox"))?);
+    a.file(
+        "bin/busybox",
+        0o755,
+        &read(&partial.join("busybox/bin/busybox"))?,
+    );
     a.file("init", 0o755, FIRST_STAGE.as_bytes());
     let mut order: Vec<PathBuf> = Vec::new();
     for m in FIRST_STAGE_MODULES {
-        let out = Command::new("modprobe").arg("-d").arg(kernel_root).args(["-S", version, "--show-depends", m]).output().map_err(|e| Error::Setup(format!("modprobe --show-depends {m}: {e}")))?;
+        let out = Command::new("modprobe")
+            .arg("-d")
+            .arg(kernel_root)
+            .args(["-S", version, "--show-depends", m])
+            .output()
+            .map_err(|e| Error::Setup(format!("modprobe --show-depends {m}: {e}")))?;
         if !out.status.success() {
-            return Err(Error::Setup(format!("modprobe --show-depends {m} for the guest kernel failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(Error::Setup(format!(
+                "modprobe --show-depends {m} for the guest kernel failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             // "insmod /path/x.ko [params]" or "builtin x" (nothing to load).
-            if let Some(path) = line.strip_prefix("insmod ").and_then(|r| r.split_whitespace().next()) {
+            if let Some(path) = line
+                .strip_prefix("insmod ")
+                .and_then(|r| r.split_whitespace().next())
+            {
                 let path = PathBuf::from(path);
                 if !order.contains(&path) {
                     order.push(path);
@@ -168,7 +228,10 @@ fn initramfs(partial: &Path, kernel_root: &Path, version: &str) -> Result<Vec<u8
     }
     let mut list = String::new();
     for path in &order {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         a.file(&format!("modules/{name}"), 0o644, &read(path)?);
         list.push_str(&name);
         list.push('\n');

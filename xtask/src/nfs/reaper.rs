@@ -51,8 +51,13 @@ impl Reaper {
         cmd.arg("-c").arg(SCRIPT).arg("racelab-nfs-reaper");
         cmd.args(files).arg("--").args(dirs);
         // Its own process group: a terminal's Ctrl-C goes to the run, which cleans up itself.
-        cmd.process_group(0).stdin(Stdio::piped()).stdout(Stdio::from(lock)).stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(|e| Error::Io(format!("starting the clean-up watchdog (/bin/sh): {e}")))?;
+        cmd.process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(lock))
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Io(format!("starting the clean-up watchdog (/bin/sh): {e}")))?;
         let pipe = child.stdin.take();
         Ok(Reaper { child, pipe })
     }

@@ -40,7 +40,10 @@ impl Rig {
             return Err(bad("must be an absolute path".into()));
         }
         let s = dir.to_string_lossy();
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(*c))) {
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/._-".contains(*c)))
+        {
             return Err(bad(format!("contains {c:?}; use a path of letters, digits and / . _ - only (it is written into /etc/exports and the guest kernel's command line)")));
         }
         match std::fs::symlink_metadata(dir) {
@@ -51,14 +54,20 @@ impl Rig {
             }
             Err(e) => return Err(bad(format!("cannot inspect it: {e}"))),
         }
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| bad(format!("cannot inspect it: {e}")))?;
+        let meta =
+            std::fs::symlink_metadata(dir).map_err(|e| bad(format!("cannot inspect it: {e}")))?;
         if !meta.is_dir() {
             return Err(bad("is not a directory (a symlink or a file is refused: pass a directory you own with --rig)".into()));
         }
         if meta.uid() != 0 {
-            return Err(bad(format!("is owned by uid {}, not root; remove it or pass another --rig", meta.uid())));
+            return Err(bad(format!(
+                "is owned by uid {}, not root; remove it or pass another --rig",
+                meta.uid()
+            )));
         }
-        Ok(Rig { dir: dir.to_path_buf() })
+        Ok(Rig {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Takes the rig's lock, waiting (and saying so) while another run holds it. Two runs on one
@@ -67,7 +76,12 @@ impl Rig {
         let path = self.dir.join("lock");
         let mut said = false;
         loop {
-            let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::Io(format!("opening {}: {e}", path.display())))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(lock),
                 Err((_, Errno::EWOULDBLOCK)) => {
@@ -76,7 +90,9 @@ impl Rig {
                         said = true;
                     }
                     if crate::signals::pending().is_some() {
-                        return Err(Error::Io("interrupted while waiting for the rig's lock".into()));
+                        return Err(Error::Io(
+                            "interrupted while waiting for the rig's lock".into(),
+                        ));
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
@@ -131,8 +147,13 @@ pub(crate) fn host_download(dir: &Path, packages: &[&str]) -> Result<(), Error> 
     let get = || {
         let mut cmd = Command::new("apt-get");
         // The sandbox user `_apt` cannot write a root-owned directory; we are root already.
-        cmd.args(["-o", "APT::Sandbox::User=root", "download", "-qq"]).args(packages).current_dir(dir);
-        run_tool(&mut cmd, &format!("apt-get download {}", packages.join(" ")))
+        cmd.args(["-o", "APT::Sandbox::User=root", "download", "-qq"])
+            .args(packages)
+            .current_dir(dir);
+        run_tool(
+            &mut cmd,
+            &format!("apt-get download {}", packages.join(" ")),
+        )
     };
     if get().is_err() {
         apt(&["update", "-qq"])?;
@@ -148,20 +169,38 @@ pub(crate) fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, Error> {
         .map_err(|e| Error::Setup(format!("reading {}: {e}", dir.display())))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
-        .ok_or_else(|| Error::Setup(format!("apt-get download left no {package}_*.deb in {}", dir.display())))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "deb")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .ok_or_else(|| {
+            Error::Setup(format!(
+                "apt-get download left no {package}_*.deb in {}",
+                dir.display()
+            ))
+        })
 }
 
 /// `dpkg -x DEB DIR`.
 pub(crate) fn unpack(deb: &Path, dir: &Path) -> Result<(), Error> {
-    run_tool(Command::new("dpkg").arg("-x").arg(deb).arg(dir), &format!("dpkg -x {}", deb.display()))
+    run_tool(
+        Command::new("dpkg").arg("-x").arg(deb).arg(dir),
+        &format!("dpkg -x {}", deb.display()),
+    )
 }
 
 /// Moves a completed `partial` tree to its final name: a cache directory only ever exists
 /// complete, so an interrupted install is redone, never half used.
 pub(crate) fn commit(partial: &Path, target: &Path) -> Result<(), Error> {
     let _ = std::fs::remove_dir_all(target);
-    std::fs::rename(partial, target).map_err(|e| Error::Setup(format!("renaming {} to {}: {e}", partial.display(), target.display())))
+    std::fs::rename(partial, target).map_err(|e| {
+        Error::Setup(format!(
+            "renaming {} to {}: {e}",
+            partial.display(),
+            target.display()
+        ))
+    })
 }
 
 pub(crate) fn apt(args: &[&str]) -> Result<(), Error> {
@@ -172,11 +211,23 @@ pub(crate) fn apt(args: &[&str]) -> Result<(), Error> {
 
 /// Runs a set-up tool quietly; its output becomes the error when it fails.
 pub(crate) fn run_tool(cmd: &mut Command, what: &str) -> Result<(), Error> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| Error::Setup(format!("{what}: cannot start it: {e} (is this Debian with apt-get and dpkg?)")))?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+        Error::Setup(format!(
+            "{what}: cannot start it: {e} (is this Debian with apt-get and dpkg?)"
+        ))
+    })?;
     if out.status.success() {
         return Ok(());
     }
     let text = String::from_utf8_lossy(&out.stderr);
-    let text = if text.trim().is_empty() { String::from_utf8_lossy(&out.stdout) } else { text };
-    Err(Error::Setup(format!("{what} failed ({}): {}", out.status, text.trim())))
+    let text = if text.trim().is_empty() {
+        String::from_utf8_lossy(&out.stdout)
+    } else {
+        text
+    };
+    Err(Error::Setup(format!(
+        "{what} failed ({}): {}",
+        out.status,
+        text.trim()
+    )))
 }

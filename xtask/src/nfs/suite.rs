@@ -32,7 +32,13 @@ use super::{Ended, Options};
 /// implementations that claim to be safe on NFS (flufl.lock, racelab's LinkLock), and
 /// nfs-two-clients, whose `nfs` variant runs on the two-client target (`nfs3x2`): client B's
 /// stale attribute cache, forced and under stress.
-pub const SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock", "flufl-lock", "racelab-linklock", "nfs-two-clients"];
+pub const SCENARIOS: &[&str] = &[
+    "mailman-lockfile",
+    "mailman-stale-lock",
+    "flufl-lock",
+    "racelab-linklock",
+    "nfs-two-clients",
+];
 
 /// The scenarios the qemu fallback reruns: its system calls are about 10x slower than UML's and
 /// its model part runs emulated, so only the two Mailman races and the small two-client
@@ -61,7 +67,13 @@ pub struct Params {
 
 impl Params {
     pub fn new(racelab: PathBuf, root: PathBuf, target: &Path) -> Params {
-        Params { racelab, root, summary_dir: target.join("racelab"), out: target.join("racelab-nfs"), rig: PathBuf::from(super::DEFAULT_RIG) }
+        Params {
+            racelab,
+            root,
+            summary_dir: target.join("racelab"),
+            out: target.join("racelab-nfs"),
+            rig: PathBuf::from(super::DEFAULT_RIG),
+        }
     }
 }
 
@@ -75,19 +87,33 @@ pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
     if !summary_path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&summary_path).map_err(|e| anyhow::anyhow!("reading {}: {e}", summary_path.display()))?;
-    let mut summary: Summary = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", summary_path.display()))?;
+    let text = std::fs::read_to_string(&summary_path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", summary_path.display()))?;
+    let mut summary: Summary = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", summary_path.display()))?;
     let templates = real_variants(&summary.results);
     if templates.is_empty() {
         return Ok(None);
     }
-    let scenarios: Vec<&str> = SCENARIOS.iter().copied().filter(|s| templates.iter().any(|t| t.scenario == *s)).collect();
-    println!("\n== NFS: {} on {} inside a guest (User-mode Linux, else qemu)", scenarios.join(", "), TARGETS.join(", "));
+    let scenarios: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| templates.iter().any(|t| t.scenario == *s))
+        .collect();
+    println!(
+        "\n== NFS: {} on {} inside a guest (User-mode Linux, else qemu)",
+        scenarios.join(", "),
+        TARGETS.join(", ")
+    );
     let t = Instant::now();
     let rows = match guest_rows(p, &scenarios) {
         Ok((mut rows, guest_name)) => {
             if guest_name == "qemu" {
-                let left_out: Vec<RunResult> = templates.iter().filter(|t| !QEMU_SCENARIOS.contains(&t.scenario.as_str())).cloned().collect();
+                let left_out: Vec<RunResult> = templates
+                    .iter()
+                    .filter(|t| !QEMU_SCENARIOS.contains(&t.scenario.as_str()))
+                    .cloned()
+                    .collect();
                 rows.extend(rows_for_all(&left_out, Outcome::Skipped, "left out on the qemu fallback guest (User-mode Linux did not boot here): its system calls are about 10x slower, and the NFS part must stay under 10 minutes"));
             }
             rows
@@ -102,11 +128,20 @@ pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
             rows_for_all(&templates, Outcome::Error, &why)
         }
     };
-    println!("NFS part: {} rows in {:.0}s", rows.len(), t.elapsed().as_secs_f64());
+    println!(
+        "NFS part: {} rows in {:.0}s",
+        rows.len(),
+        t.elapsed().as_secs_f64()
+    );
     let code = exit_code(&rows);
     summary.results.extend(rows);
     summary.ok = exit_code(&summary.results) == 0;
-    let written = reports::write_all(&summary, &p.summary_dir).map_err(|e| anyhow::anyhow!("writing the merged reports to {}: {e}", p.summary_dir.display()))?;
+    let written = reports::write_all(&summary, &p.summary_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "writing the merged reports to {}: {e}",
+            p.summary_dir.display()
+        )
+    })?;
     for w in written {
         println!("rewrote {} with the NFS rows", w.display());
     }
@@ -130,13 +165,31 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<(Vec<RunResult>, &'stati
     let m = opts.mounts();
     let command_for = |guest: &str| -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![p.racelab.clone().into(), "suite".into()];
-        let chosen = scenarios.iter().filter(|s| guest != "qemu" || QEMU_SCENARIOS.contains(s));
+        let chosen = scenarios
+            .iter()
+            .filter(|s| guest != "qemu" || QEMU_SCENARIOS.contains(s));
         argv.extend(chosen.map(|s| p.root.join("scenarios").join(format!("{s}.race")).into()));
         // Syscalls in a guest are slow and it has one CPU: fewer forced replays and stress runs
         // than on the host (10 and 20 per token and variant), enough to reproduce and to rate.
-        argv.extend(["--quick", "--engines", "loom", "--replays", "10", "--stress-runs", "20", "--out"].map(OsString::from));
+        argv.extend(
+            [
+                "--quick",
+                "--engines",
+                "loom",
+                "--replays",
+                "10",
+                "--stress-runs",
+                "20",
+                "--out",
+            ]
+            .map(OsString::from),
+        );
         argv.push(p.out.clone().into());
-        for (name, dirs) in [("nfs3", vec![&m.nfs3]), ("nfs4", vec![&m.nfs4]), ("nfs3x2", vec![&m.nfs3, &m.nfs3b])] {
+        for (name, dirs) in [
+            ("nfs3", vec![&m.nfs3]),
+            ("nfs4", vec![&m.nfs4]),
+            ("nfs3x2", vec![&m.nfs3, &m.nfs3b]),
+        ] {
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             argv.push(format!("--real={name}={}", dirs.join(",")).into());
         }
@@ -147,7 +200,12 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<(Vec<RunResult>, &'stati
         Ok(run) => run,
         // A guest that should boot on every x86_64 host and did not is an error, not a skip.
         Err(e @ super::Error::NoGuest(_)) => return Err(Stop::Error(why_down(&e.to_string()))),
-        Err(e) => return Err(Stop::Skip(format!("the NFS guest could not come up: {}", why_down(&e.to_string())))),
+        Err(e) => {
+            return Err(Stop::Skip(format!(
+                "the NFS guest could not come up: {}",
+                why_down(&e.to_string())
+            )))
+        }
     };
     println!("NFS guest: {}", run.guest);
     let status = match run.ended {
@@ -155,11 +213,22 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<(Vec<RunResult>, &'stati
         Ended::Exited(n) => n,
     };
     let path = p.out.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Stop::Error(format!("racelab suite in the guest exited with {status} and left no {}: {e}", path.display())))?;
-    let nfs: Summary = serde_json::from_str(&text).map_err(|e| Stop::Error(format!("parsing {}: {e}", path.display())))?;
-    let mut rows: Vec<RunResult> = nfs.results.into_iter().filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))).collect();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Stop::Error(format!(
+            "racelab suite in the guest exited with {status} and left no {}: {e}",
+            path.display()
+        ))
+    })?;
+    let nfs: Summary = serde_json::from_str(&text)
+        .map_err(|e| Stop::Error(format!("parsing {}: {e}", path.display())))?;
+    let mut rows: Vec<RunResult> = nfs
+        .results
+        .into_iter()
+        .filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}")))
+        .collect();
     for r in &mut rows {
-        r.env.get_or_insert_with(Default::default).server_version = Some(format!("Linux knfsd in {}", run.guest));
+        r.env.get_or_insert_with(Default::default).server_version =
+            Some(format!("Linux knfsd in {}", run.guest));
     }
     Ok((rows, run.guest_name))
 }
@@ -171,7 +240,10 @@ fn why_down(s: &str) -> String {
         return s.lines().map(str::trim).collect::<Vec<_>>().join("; ");
     }
     let first = first_line(s);
-    match s.lines().find(|l| l.contains("failed") && !l.contains("find_iomem") && !l.contains("ubd device")) {
+    match s
+        .lines()
+        .find(|l| l.contains("failed") && !l.contains("find_iomem") && !l.contains("ubd device"))
+    {
         Some(cause) if cause != first => format!("{first} (guest console: {})", cause.trim()),
         _ => first,
     }
@@ -185,8 +257,14 @@ fn first_line(s: &str) -> String {
 /// NFS targets would run.
 fn real_variants(rows: &[RunResult]) -> Vec<RunResult> {
     let mut out: Vec<RunResult> = Vec::new();
-    for r in rows.iter().filter(|r| SCENARIOS.contains(&r.scenario.as_str()) && r.backend.starts_with("fs:")) {
-        if !out.iter().any(|o| o.scenario == r.scenario && o.variant == r.variant) {
+    for r in rows
+        .iter()
+        .filter(|r| SCENARIOS.contains(&r.scenario.as_str()) && r.backend.starts_with("fs:"))
+    {
+        if !out
+            .iter()
+            .any(|o| o.scenario == r.scenario && o.variant == r.variant)
+        {
             out.push(r.clone());
         }
     }
@@ -195,7 +273,10 @@ fn real_variants(rows: &[RunResult]) -> Vec<RunResult> {
 
 /// A row per variant and target that did not run, with the reason.
 fn rows_for_all(templates: &[RunResult], outcome: Outcome, why: &str) -> Vec<RunResult> {
-    templates.iter().flat_map(|t| TARGETS.iter().map(move |n| marked(t, n, outcome, why))).collect()
+    templates
+        .iter()
+        .flat_map(|t| TARGETS.iter().map(move |n| marked(t, n, outcome, why)))
+        .collect()
 }
 
 /// A row for `target` that did not run: the template's scenario, variant and expectation.
@@ -254,12 +335,27 @@ mod tests {
 
     #[test]
     fn an_unavailable_rig_gives_skipped_rows_for_every_target_never_passes() {
-        let rows = vec![row("mailman-lockfile", "mailman-2.1", "model"), row("mailman-lockfile", "mailman-2.1", "fs:tempdir"), row("mailman-lockfile", "mailman-2.1", "fs:tmpfs"), row("patchwork-person", "v", "fs:tempdir")];
+        let rows = vec![
+            row("mailman-lockfile", "mailman-2.1", "model"),
+            row("mailman-lockfile", "mailman-2.1", "fs:tempdir"),
+            row("mailman-lockfile", "mailman-2.1", "fs:tmpfs"),
+            row("patchwork-person", "v", "fs:tempdir"),
+        ];
         let t = real_variants(&rows);
-        assert_eq!(t.len(), 1, "one template per variant that ran on a real filesystem");
+        assert_eq!(
+            t.len(),
+            1,
+            "one template per variant that ran on a real filesystem"
+        );
         let s = rows_for_all(&t, Outcome::Skipped, "not root");
-        assert_eq!(s.iter().map(|r| r.backend.as_str()).collect::<Vec<_>>(), ["fs:nfs3", "fs:nfs4", "fs:nfs3x2"]);
-        assert!(s.iter().all(|r| r.outcome == Outcome::Skipped && !r.met && r.reason.as_deref() == Some("not root") && r.replay.is_none()));
+        assert_eq!(
+            s.iter().map(|r| r.backend.as_str()).collect::<Vec<_>>(),
+            ["fs:nfs3", "fs:nfs4", "fs:nfs3x2"]
+        );
+        assert!(s.iter().all(|r| r.outcome == Outcome::Skipped
+            && !r.met
+            && r.reason.as_deref() == Some("not root")
+            && r.replay.is_none()));
         assert_eq!(exit_code(&s), 0);
     }
 }

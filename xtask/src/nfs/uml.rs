@@ -37,8 +37,17 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
     if kernel_version(&cache).is_none() || !cache.join("uml/usr/bin/linux.uml").is_file() {
         install(rig, &cache)?;
     }
-    let version = kernel_version(&cache).ok_or_else(|| Error::Setup(format!("{} has no usr/lib/uml/modules/VERSION; remove {} and run again", cache.join("uml").display(), cache.display())))?;
-    let package = std::fs::read_to_string(cache.join("package-version")).unwrap_or_default().trim().to_string();
+    let version = kernel_version(&cache).ok_or_else(|| {
+        Error::Setup(format!(
+            "{} has no usr/lib/uml/modules/VERSION; remove {} and run again",
+            cache.join("uml").display(),
+            cache.display()
+        ))
+    })?;
+    let package = std::fs::read_to_string(cache.join("package-version"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let umid = rig.dir.join("umid");
     let args: Vec<OsString> = vec![
         format!("mem={memory}").into(),
@@ -69,7 +78,11 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
 
 /// The kernel version the unpacked package carries its modules for.
 fn kernel_version(cache: &Path) -> Option<String> {
-    std::fs::read_dir(cache.join("uml/usr/lib/uml/modules")).ok()?.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    std::fs::read_dir(cache.join("uml/usr/lib/uml/modules"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.chars().next().is_some_and(|c| c.is_ascii_digit()))
 }
 
 /// Downloads `user-mode-linux` (unstable) and `libc6` (trixie) with the rig's private apt
@@ -83,7 +96,8 @@ fn install(rig: &Rig, cache: &Path) -> Result<(), Error> {
     let partial = rig.dir.join(format!("{CACHE}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
     let debs = partial.join("debs");
-    std::fs::create_dir_all(&debs).map_err(|e| Error::Setup(format!("creating {}: {e}", debs.display())))?;
+    std::fs::create_dir_all(&debs)
+        .map_err(|e| Error::Setup(format!("creating {}: {e}", debs.display())))?;
     apt.update()?;
     if apt.download(&debs, &[WANTED]).is_err() {
         apt.download(&debs, &["user-mode-linux/sid"])?;
@@ -92,21 +106,45 @@ fn install(rig: &Rig, cache: &Path) -> Result<(), Error> {
     let uml_deb = setup::find_deb(&debs, "user-mode-linux")?;
     setup::unpack(&uml_deb, &partial.join("uml"))?;
     setup::unpack(&setup::find_deb(&debs, "libc6")?, &partial.join("libc"))?;
-    let package = uml_deb.file_name().map(|n| n.to_string_lossy().split('_').nth(1).unwrap_or("").to_string()).unwrap_or_default();
+    let package = uml_deb
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .split('_')
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
     let _ = std::fs::write(partial.join("package-version"), format!("{package}\n"));
     // The final paths: the binary is run only after the rename below.
     let libdir = cache.join("libc/usr/lib/x86_64-linux-gnu");
     let mut patch = Command::new("patchelf");
-    patch.arg("--set-interpreter").arg(libdir.join("ld-linux-x86-64.so.2")).arg("--set-rpath").arg(&libdir).arg(partial.join("uml/usr/bin/linux.uml"));
+    patch
+        .arg("--set-interpreter")
+        .arg(libdir.join("ld-linux-x86-64.so.2"))
+        .arg("--set-rpath")
+        .arg(&libdir)
+        .arg(partial.join("uml/usr/bin/linux.uml"));
     setup::run_tool(&mut patch, "patchelf linux.uml")?;
-    let version = kernel_version(&partial).ok_or_else(|| Error::Setup("the user-mode-linux package has no usr/lib/uml/modules/VERSION".into()))?;
+    let version = kernel_version(&partial).ok_or_else(|| {
+        Error::Setup("the user-mode-linux package has no usr/lib/uml/modules/VERSION".into())
+    })?;
     // `modprobe -d DIR` looks in DIR/lib/modules/VERSION; the package has them elsewhere.
     let link_dir = partial.join("mods/lib/modules");
-    std::fs::create_dir_all(&link_dir).map_err(|e| Error::Setup(format!("creating {}: {e}", link_dir.display())))?;
-    std::os::unix::fs::symlink(cache.join("uml/usr/lib/uml/modules").join(&version), link_dir.join(&version)).map_err(|e| Error::Setup(format!("linking the modules: {e}")))?;
+    std::fs::create_dir_all(&link_dir)
+        .map_err(|e| Error::Setup(format!("creating {}: {e}", link_dir.display())))?;
+    std::os::unix::fs::symlink(
+        cache.join("uml/usr/lib/uml/modules").join(&version),
+        link_dir.join(&version),
+    )
+    .map_err(|e| Error::Setup(format!("linking the modules: {e}")))?;
     let _ = std::fs::remove_dir_all(&debs);
     setup::commit(&partial, cache)?;
-    eprintln!("nfs: user-mode-linux {package} (kernel {version}) unpacked in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "nfs: user-mode-linux {package} (kernel {version}) unpacked in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -118,14 +156,18 @@ struct PrivateApt {
 
 impl PrivateApt {
     fn new(dir: &Path) -> Result<PrivateApt, Error> {
-        let mk = |p: PathBuf| std::fs::create_dir_all(&p).map_err(|e| Error::Setup(format!("creating {}: {e}", p.display())));
+        let mk = |p: PathBuf| {
+            std::fs::create_dir_all(&p)
+                .map_err(|e| Error::Setup(format!("creating {}: {e}", p.display())))
+        };
         mk(dir.join("lists/partial"))?;
         mk(dir.join("cache/archives/partial"))?;
         let archive = host_debian_archive()?;
         let sources = dir.join("sources.list");
         let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
         let text = format!("# racelab's private apt sources for the NFS guest (the host's sources are untouched)\ndeb [signed-by={keyring}] {archive} trixie main\ndeb [signed-by={keyring}] {archive} sid main\n");
-        std::fs::write(&sources, text).map_err(|e| Error::Setup(format!("writing {}: {e}", sources.display())))?;
+        std::fs::write(&sources, text)
+            .map_err(|e| Error::Setup(format!("writing {}: {e}", sources.display())))?;
         let d = dir.display();
         let options = vec![
             format!("Dir::Etc::SourceList={}", sources.display()),
@@ -151,11 +193,20 @@ impl PrivateApt {
     }
 
     fn update(&self) -> Result<(), Error> {
-        setup::run_tool(self.command().args(["update", "-qq"]), "apt-get update (the rig's private trixie+sid sources)")
+        setup::run_tool(
+            self.command().args(["update", "-qq"]),
+            "apt-get update (the rig's private trixie+sid sources)",
+        )
     }
 
     fn download(&self, dir: &Path, what: &[&str]) -> Result<(), Error> {
-        setup::run_tool(self.command().args(["download", "-qq"]).args(what).current_dir(dir), &format!("apt-get download {} (private sources)", what.join(" ")))
+        setup::run_tool(
+            self.command()
+                .args(["download", "-qq"])
+                .args(what)
+                .current_dir(dir),
+            &format!("apt-get download {} (private sources)", what.join(" ")),
+        )
     }
 }
 
@@ -203,11 +254,18 @@ fn archive_in(text: &str) -> Option<String> {
     }
     // deb822 format: stanzas separated by blank lines, with `URIs:` and `Suites:` fields.
     for stanza in text.split("\n\n") {
-        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name).map(str::trim)).unwrap_or("");
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::trim))
+                .unwrap_or("")
+        };
         if !field("Types:").split_whitespace().any(|t| t == "deb") {
             continue;
         }
-        let uri = field("URIs:").split_whitespace().find(|u| u.trim_end_matches('/').ends_with("/debian"));
+        let uri = field("URIs:")
+            .split_whitespace()
+            .find(|u| u.trim_end_matches('/').ends_with("/debian"));
         if let (Some(uri), true) = (uri, field("Suites:").split_whitespace().any(plain)) {
             return Some(uri.trim_end_matches('/').to_string());
         }
@@ -222,9 +280,18 @@ mod tests {
     #[test]
     fn the_host_archive_is_found_in_either_sources_format_and_security_is_not_it() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n";
-        assert_eq!(archive_in(deb822).as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(
+            archive_in(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
         let one_line = "deb http://mirror.example/debian-security bookworm-security main\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n";
-        assert_eq!(archive_in(one_line).as_deref(), Some("http://mirror.example/debian"));
-        assert_eq!(archive_in("deb https://elsewhere.example/apt cloud-sdk main\n"), None);
+        assert_eq!(
+            archive_in(one_line).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(
+            archive_in("deb https://elsewhere.example/apt cloud-sdk main\n"),
+            None
+        );
     }
 }

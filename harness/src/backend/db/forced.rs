@@ -32,10 +32,17 @@ impl DbForced {
 }
 
 /// Replays `sched` on a fresh database of `spec` (dropped after), one real connection per actor.
-pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Result<DbForced, ForcedError> {
+pub fn forced_replay(
+    prog: &Arc<Program>,
+    sched: &Schedule,
+    spec: &DbSpec,
+) -> Result<DbForced, ForcedError> {
     sched.check_fits(prog)?;
     if prog.database.is_none() {
-        return Err(ForcedError::Infrastructure(format!("{}/{} declares no database; a database backend has nothing to run", prog.scenario, prog.variant)));
+        return Err(ForcedError::Infrastructure(format!(
+            "{}/{} declares no database; a database backend has nothing to run",
+            prog.scenario, prog.variant
+        )));
     }
     let backend = spec.open(prog).map_err(ForcedError::Infrastructure)?;
     let world = RealDbWorld::new(prog, backend).map_err(ForcedError::Infrastructure)?;
@@ -44,7 +51,13 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Re
     let divergence = lockstep(prog, sched, &mut real)?;
     let mut trace = trace_of(&real);
     mark_completions(&mut trace);
-    Ok(DbForced { broken: real.broken().to_vec(), end: real.end(), trace, divergence, info })
+    Ok(DbForced {
+        broken: real.broken().to_vec(),
+        end: real.end(),
+        trace,
+        divergence,
+        info,
+    })
 }
 
 /// Marks the result of a statement that had been waiting in the server, as isolationtester
@@ -52,7 +65,9 @@ pub fn forced_replay(prog: &Arc<Program>, sched: &Schedule, spec: &DbSpec) -> Re
 pub fn mark_completions(trace: &mut reports::Trace) {
     let mut waiting: Vec<bool> = vec![false; trace.actors.len()];
     for step in &mut trace.steps {
-        let Some(a) = step.actor.filter(|&a| a < waiting.len()) else { continue };
+        let Some(a) = step.actor.filter(|&a| a < waiting.len()) else {
+            continue;
+        };
         let now_waiting = step.result.contains("<waiting>");
         if waiting[a] && !now_waiting {
             step.result = format!("<... completed> {}", step.result);

@@ -10,7 +10,9 @@ use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
-use super::{created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError};
+use super::{
+    created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
+};
 use crate::ir::{Errno, Value};
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -33,31 +35,57 @@ impl MariaDb {
     pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<MariaDb, String> {
         let base = Opts::from_url(url).map_err(|e| format!("bad MariaDB URL `{url}`: {e}"))?;
         let mut admin = connect(&base)?;
-        if matches!(base.get_ip_or_hostname().as_ref(), "127.0.0.1" | "localhost" | "::1") {
-            let names: Vec<String> = admin.query("SHOW DATABASES LIKE 'racelab\\_%'").unwrap_or_default();
+        if matches!(
+            base.get_ip_or_hostname().as_ref(),
+            "127.0.0.1" | "localhost" | "::1"
+        ) {
+            let names: Vec<String> = admin
+                .query("SHOW DATABASES LIKE 'racelab\\_%'")
+                .unwrap_or_default();
             for stale in super::stale_run_databases(&names) {
                 let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {stale}"));
             }
         }
-        let name = format!("racelab_{}_{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
-        admin.query_drop(format!("DROP DATABASE IF EXISTS {name}")).map_err(|e| e.to_string())?;
-        admin.query_drop(format!("CREATE DATABASE {name}")).map_err(|e| format!("cannot create database {name}: {e}"))?;
+        let name = format!(
+            "racelab_{}_{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .query_drop(format!("DROP DATABASE IF EXISTS {name}"))
+            .map_err(|e| e.to_string())?;
+        admin
+            .query_drop(format!("CREATE DATABASE {name}"))
+            .map_err(|e| format!("cannot create database {name}: {e}"))?;
         for db in named {
             let full = format!("{name}_{db}");
-            admin.query_drop(format!("DROP DATABASE IF EXISTS {full}")).map_err(|e| e.to_string())?;
-            admin.query_drop(format!("CREATE DATABASE {full}")).map_err(|e| format!("cannot create database {full}: {e}"))?;
+            admin
+                .query_drop(format!("DROP DATABASE IF EXISTS {full}"))
+                .map_err(|e| e.to_string())?;
+            admin
+                .query_drop(format!("CREATE DATABASE {full}"))
+                .map_err(|e| format!("cannot create database {full}: {e}"))?;
         }
-        let opts: Opts = OptsBuilder::from_opts(base.clone()).db_name(Some(name.clone())).additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS).into();
+        let opts: Opts = OptsBuilder::from_opts(base.clone())
+            .db_name(Some(name.clone()))
+            .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS)
+            .into();
         let mut probe = connect(&opts)?;
-        let (version, isolation): (String, String) =
-            probe.query_first("SELECT VERSION(), @@SESSION.tx_isolation").map_err(|e| e.to_string())?.ok_or("the server did not say its version")?;
+        let (version, isolation): (String, String) = probe
+            .query_first("SELECT VERSION(), @@SESSION.tx_isolation")
+            .map_err(|e| e.to_string())?
+            .ok_or("the server did not say its version")?;
         let db = MariaDb {
             admin: Mutex::new(admin),
             opts,
             name,
             setup: setup.to_vec(),
             named: named.to_vec(),
-            info: DbInfo { backend: "db:mariadb".into(), server_version: format!("MariaDB {version}"), isolation_level: isolation.replace('-', " ").to_lowercase() },
+            info: DbInfo {
+                backend: "db:mariadb".into(),
+                server_version: format!("MariaDB {version}"),
+                isolation_level: isolation.replace('-', " ").to_lowercase(),
+            },
         };
         db.reset()?;
         Ok(db)
@@ -80,14 +108,22 @@ impl Backend for MariaDb {
         Ok(Box::new(MariaSession { conn }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
-        Ok(Box::new(MariaMonitor { conn: connect(&self.opts)?, run: self.name.clone(), waits: lock_waits(&self.opts)? }))
+        Ok(Box::new(MariaMonitor {
+            conn: connect(&self.opts)?,
+            run: self.name.clone(),
+            waits: lock_waits(&self.opts)?,
+        }))
     }
     fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
         if !self.named.iter().any(|n| n == db) {
             return Err(format!("the scenario declares no `database {db}`"));
         }
-        let opts: Opts = OptsBuilder::from_opts(self.opts.clone()).db_name(Some(format!("{}_{db}", self.name))).into();
-        Ok(Box::new(MariaSession { conn: connect(&opts)? }))
+        let opts: Opts = OptsBuilder::from_opts(self.opts.clone())
+            .db_name(Some(format!("{}_{db}", self.name)))
+            .into();
+        Ok(Box::new(MariaSession {
+            conn: connect(&opts)?,
+        }))
     }
     fn info(&self) -> DbInfo {
         self.info.clone()
@@ -97,14 +133,17 @@ impl Backend for MariaDb {
     }
     fn reset(&self) -> Result<(), String> {
         let mut c = connect(&self.opts)?;
-        c.query_drop("SET FOREIGN_KEY_CHECKS = 0").map_err(|e| e.to_string())?;
+        c.query_drop("SET FOREIGN_KEY_CHECKS = 0")
+            .map_err(|e| e.to_string())?;
         for stmt in &self.setup {
             if let Some(t) = created_table(stmt) {
-                c.query_drop(format!("DROP TABLE IF EXISTS `{t}`")).map_err(|e| e.to_string())?;
+                c.query_drop(format!("DROP TABLE IF EXISTS `{t}`"))
+                    .map_err(|e| e.to_string())?;
             }
         }
         for stmt in &self.setup {
-            c.query_drop(translate_ddl(stmt, Dialect::MariaDb)).map_err(|e| format!("setup statement `{stmt}` failed on MariaDB: {e}"))?;
+            c.query_drop(translate_ddl(stmt, Dialect::MariaDb))
+                .map_err(|e| format!("setup statement `{stmt}` failed on MariaDB: {e}"))?;
         }
         Ok(())
     }
@@ -125,13 +164,23 @@ fn to_my(v: &Value) -> mysql::Value {
 
 fn is_integer(t: mysql::consts::ColumnType) -> bool {
     use mysql::consts::ColumnType::*;
-    matches!(t, MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_INT24)
+    matches!(
+        t,
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_INT24
+    )
 }
 
 /// The text protocol sends every value as text: integer columns become ints again.
 fn typed(v: mysql::Value, integer: bool) -> Value {
     match (&v, integer) {
-        (mysql::Value::Bytes(b), true) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).map_or_else(|| from_my(v), Value::Int),
+        (mysql::Value::Bytes(b), true) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or_else(|| from_my(v), Value::Int),
         _ => from_my(v),
     }
 }
@@ -177,7 +226,9 @@ fn map_err(e: mysql::Error) -> SqlError {
     match e {
         mysql::Error::MySqlError(m) => {
             let error = match m.code {
-                1022 | 1048 | 1062 | 1169 | 1216 | 1217 | 1451 | 1452 | 1557 | 1586 => Errno::IntegrityError,
+                1022 | 1048 | 1062 | 1169 | 1216 | 1217 | 1451 | 1452 | 1557 | 1586 => {
+                    Errno::IntegrityError
+                }
                 1205 | 1213 | 1040 | 1053 | 2006 | 2013 | 1927 => Errno::OperationalError,
                 _ => Errno::ProgrammingError,
             };
@@ -191,8 +242,18 @@ fn rows(conn: &mut Conn, sql: &str, args: &[Value]) -> Result<Value, SqlError> {
     let rows: Vec<mysql::Row> = conn.query(interpolate(sql, args)).map_err(map_err)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let integer: Vec<bool> = row.columns_ref().iter().map(|c| is_integer(c.column_type())).collect();
-        out.push(row.unwrap().into_iter().zip(integer).map(|(v, int)| typed(v, int)).collect());
+        let integer: Vec<bool> = row
+            .columns_ref()
+            .iter()
+            .map(|c| is_integer(c.column_type()))
+            .collect();
+        out.push(
+            row.unwrap()
+                .into_iter()
+                .zip(integer)
+                .map(|(v, int)| typed(v, int))
+                .collect(),
+        );
     }
     Ok(Value::Rows(Arc::new(out)))
 }
@@ -204,9 +265,15 @@ impl Session for MariaSession {
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError> {
         match kind {
             Kind::Select => rows(&mut self.conn, sql, args),
-            Kind::Control => self.conn.query_drop(sql).map(|_| Value::None).map_err(map_err),
+            Kind::Control => self
+                .conn
+                .query_drop(sql)
+                .map(|_| Value::None)
+                .map_err(map_err),
             Kind::Change => {
-                self.conn.query_drop(interpolate(sql, args)).map_err(map_err)?;
+                self.conn
+                    .query_drop(interpolate(sql, args))
+                    .map_err(map_err)?;
                 Ok(Value::Int(self.conn.affected_rows() as i64))
             }
         }
@@ -243,7 +310,11 @@ fn lock_waits(opts: &Opts) -> Result<Arc<LockWaits>, String> {
     if let Some((_, w)) = servers.iter().find(|(k, _)| *k == key) {
         return Ok(Arc::clone(w));
     }
-    let w = Arc::new(LockWaits { opts: opts.clone(), conn: Mutex::new(connect(opts)?), picture: Mutex::new(None) });
+    let w = Arc::new(LockWaits {
+        opts: opts.clone(),
+        conn: Mutex::new(connect(opts)?),
+        picture: Mutex::new(None),
+    });
     servers.push((key, Arc::clone(&w)));
     Ok(w)
 }
@@ -261,7 +332,9 @@ impl LockWaits {
     /// picture newer than `since` exists yet (the caller asks again on its next poll).
     fn of(&self, id: u64, since: std::time::Instant) -> Result<Option<Vec<(u64, String)>>, String> {
         let mut picture = self.picture.lock().unwrap_or_else(|e| e.into_inner());
-        let stale = picture.as_ref().is_none_or(|(at, _)| at.elapsed() >= INNODB_CACHE_IDLE);
+        let stale = picture
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= INNODB_CACHE_IDLE);
         if stale {
             let at = std::time::Instant::now();
             let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
@@ -276,20 +349,38 @@ impl LockWaits {
             };
             *picture = Some((at, rows));
         }
-        let Some((at, rows)) = picture.as_ref() else { return Ok(None) };
+        let Some((at, rows)) = picture.as_ref() else {
+            return Ok(None);
+        };
         if *at <= since {
             return Ok(None);
         }
-        Ok(Some(rows.iter().filter(|(r, _, _)| *r == id).map(|(_, b, l)| (*b, l.clone())).collect()))
+        Ok(Some(
+            rows.iter()
+                .filter(|(r, _, _)| *r == id)
+                .map(|(_, b, l)| (*b, l.clone()))
+                .collect(),
+        ))
     }
 }
 
 impl Monitor for MariaMonitor {
-    fn waiting_for(&mut self, id: i64, since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
-        let Some(waits) = self.waits.of(id as u64, since)? else { return Ok(None) };
-        let Some((_, what)) = waits.first() else { return Ok(None) };
+    fn waiting_for(
+        &mut self,
+        id: i64,
+        since: std::time::Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String> {
+        let Some(waits) = self.waits.of(id as u64, since)? else {
+            return Ok(None);
+        };
+        let Some((_, what)) = waits.first() else {
+            return Ok(None);
+        };
         let what = format!("InnoDB: {what}");
-        Ok(Some((waits.into_iter().map(|(t, _)| t as i64).collect(), what)))
+        Ok(Some((
+            waits.into_iter().map(|(t, _)| t as i64).collect(),
+            what,
+        )))
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String> {
         rows(&mut self.conn, sql, args).map_err(|(_, m)| m)
@@ -299,12 +390,23 @@ impl Monitor for MariaMonitor {
     }
     fn connections(&mut self, db: &str) -> Result<i64, String> {
         let full = format!("{}_{db}", self.run);
-        let n: Option<i64> = self.conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", (full,)).map_err(|e| e.to_string())?;
+        let n: Option<i64> = self
+            .conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
+                (full,),
+            )
+            .map_err(|e| e.to_string())?;
         Ok(n.unwrap_or(0))
     }
     fn session_open(&mut self, id: i64) -> Result<bool, String> {
-        let n: Option<i64> = self.conn.exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", (id as u64,)).map_err(|e| e.to_string())?;
+        let n: Option<i64> = self
+            .conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                (id as u64,),
+            )
+            .map_err(|e| e.to_string())?;
         Ok(n.unwrap_or(0) > 0)
     }
 }
-

@@ -79,8 +79,16 @@ impl DbSpec {
     /// A fresh database for one run of `prog`, with its setup statements run and committed.
     pub fn open(&self, prog: &Program) -> Result<Arc<dyn Backend>, String> {
         self.supports(prog)?;
-        let setup = prog.database.as_ref().map(|d| d.setup_text.clone()).unwrap_or_default();
-        let names = prog.database.as_ref().map(|d| d.names.clone()).unwrap_or_default();
+        let setup = prog
+            .database
+            .as_ref()
+            .map(|d| d.setup_text.clone())
+            .unwrap_or_default();
+        let names = prog
+            .database
+            .as_ref()
+            .map(|d| d.names.clone())
+            .unwrap_or_default();
         Ok(match self {
             DbSpec::Sqlite => Arc::new(sqlite::SqliteDb::create(&setup, prog.actors.len())?),
             DbSpec::Postgres(url) => Arc::new(postgres::PgDb::create(url, &setup, &names)?),
@@ -116,11 +124,21 @@ impl DbInfo {
     /// The server's default level, and the levels the scenario's own SQL sets (BEGIN ISOLATION
     /// LEVEL, SET TRANSACTION), which its transactions then run at instead.
     pub fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
-        let mut set: Vec<&str> = prog.sql.iter().filter_map(|s| s.isolation_level()).map(|l| l.name()).filter(|l| *l != self.isolation_level).collect();
+        let mut set: Vec<&str> = prog
+            .sql
+            .iter()
+            .filter_map(|s| s.isolation_level())
+            .map(|l| l.name())
+            .filter(|l| *l != self.isolation_level)
+            .collect();
         set.sort_unstable();
         set.dedup();
         if !set.is_empty() {
-            self.isolation_level = format!("{} (server default), {} (set by the scenario)", self.isolation_level, set.join(", "));
+            self.isolation_level = format!(
+                "{} (server default), {} (set by the scenario)",
+                self.isolation_level,
+                set.join(", ")
+            );
         }
         self
     }
@@ -160,7 +178,9 @@ pub trait Backend: Send + Sync {
     fn reset(&self) -> Result<(), String>;
     /// A connection to one of the server's other databases (`database NAME`), for `connect()`.
     fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
-        Err(format!("this database has no other database `{db}` to connect to"))
+        Err(format!(
+            "this database has no other database `{db}` to connect to"
+        ))
     }
 }
 
@@ -179,7 +199,11 @@ pub trait Monitor: Send {
     /// anything newer than `since` (the moment its statement was sent: an older picture could
     /// show the wait of its previous statement); otherwise the sessions holding the lock and a
     /// description of it. Must not sleep: the caller polls, and a result may arrive meanwhile.
-    fn waiting_for(&mut self, id: i64, since: Instant) -> Result<Option<(Vec<i64>, String)>, String>;
+    fn waiting_for(
+        &mut self,
+        id: i64,
+        since: Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String>;
     /// A SELECT on committed data, for invariants.
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String>;
     /// Ends session `id` at the server (its statement fails, its transaction rolls back).
@@ -187,7 +211,9 @@ pub trait Monitor: Send {
     /// How many sessions the server has open to its database `db` (`database NAME`), in its
     /// own bookkeeping (PostgreSQL: pg_stat_activity; MariaDB: the process list).
     fn connections(&mut self, db: &str) -> Result<i64, String> {
-        Err(format!("this database cannot count the connections to `{db}`"))
+        Err(format!(
+            "this database cannot count the connections to `{db}`"
+        ))
     }
     /// Whether the server still lists session `id`.
     fn session_open(&mut self, _id: i64) -> Result<bool, String> {
@@ -267,8 +293,18 @@ pub fn translate_ddl(sql: &str, dialect: Dialect) -> String {
     let upper = sql.to_uppercase();
     let mut s = sql.to_string();
     for (from, pg, lite, maria) in [
-        ("INTEGER PRIMARY KEY AUTO_INCREMENT", "SERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY AUTO_INCREMENT"),
-        ("INTEGER PRIMARY KEY AUTOINCREMENT", "SERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY AUTO_INCREMENT"),
+        (
+            "INTEGER PRIMARY KEY AUTO_INCREMENT",
+            "SERIAL PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "INTEGER PRIMARY KEY AUTO_INCREMENT",
+        ),
+        (
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "SERIAL PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "INTEGER PRIMARY KEY AUTO_INCREMENT",
+        ),
     ] {
         if let Some(at) = upper.find(from) {
             let to = match dialect {
@@ -286,14 +322,21 @@ pub fn translate_ddl(sql: &str, dialect: Dialect) -> String {
 /// The table a `CREATE TABLE [IF NOT EXISTS] name (...)` creates.
 pub fn created_table(sql: &str) -> Option<String> {
     let words: Vec<&str> = sql.split_whitespace().collect();
-    if words.len() < 3 || !words[0].eq_ignore_ascii_case("create") || !words[1].eq_ignore_ascii_case("table") {
+    if words.len() < 3
+        || !words[0].eq_ignore_ascii_case("create")
+        || !words[1].eq_ignore_ascii_case("table")
+    {
         return None;
     }
     let mut name = words[2];
     if name.eq_ignore_ascii_case("if") && words.len() > 5 {
         name = words[5];
     }
-    let name = name.split('(').next().unwrap_or(name).trim_matches(|c| c == '"' || c == '`');
+    let name = name
+        .split('(')
+        .next()
+        .unwrap_or(name)
+        .trim_matches(|c| c == '"' || c == '`');
     (!name.is_empty()).then(|| name.to_string())
 }
 
@@ -305,8 +348,15 @@ pub fn stale_run_databases(names: &[String]) -> Vec<String> {
         .iter()
         .filter(|n| {
             let mut parts = n.strip_prefix("racelab_").unwrap_or("").split('_');
-            match (parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next().and_then(|p| p.parse::<u64>().ok()), parts.next()) {
-                (Some(pid), Some(_), _) => pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            match (
+                parts.next().and_then(|p| p.parse::<u32>().ok()),
+                parts.next().and_then(|p| p.parse::<u64>().ok()),
+                parts.next(),
+            ) {
+                (Some(pid), Some(_), _) => {
+                    pid != std::process::id()
+                        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                }
                 _ => false,
             }
         })
@@ -319,7 +369,12 @@ pub fn kind_of(stmt: &Prepared) -> Kind {
     if stmt.is_select() {
         return Kind::Select;
     }
-    let first = stmt.sql().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    let first = stmt
+        .sql()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     match first.as_str() {
         "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "END" | "SET" => Kind::Control,
         _ => Kind::Change,
@@ -328,7 +383,10 @@ pub fn kind_of(stmt: &Prepared) -> Kind {
 
 /// The arguments in placeholder order.
 fn ordered(args: &[Value], order: &[usize]) -> Vec<Value> {
-    order.iter().map(|&i| args.get(i).cloned().unwrap_or(Value::None)).collect()
+    order
+        .iter()
+        .map(|&i| args.get(i).cloned().unwrap_or(Value::None))
+        .collect()
 }
 
 type Job = (String, Vec<Value>, Kind);
@@ -373,8 +431,17 @@ impl Conn {
                 }
             })
             .map_err(|e| format!("cannot start a connection thread: {e}"))?;
-        let id = id_rx.recv().map_err(|_| "a connection thread died while connecting".to_string())??;
-        Ok(Conn { id, jobs: Some(job_tx), replies: reply_rx, pending: false, sent_at: Instant::now(), thread: Some(thread) })
+        let id = id_rx
+            .recv()
+            .map_err(|_| "a connection thread died while connecting".to_string())??;
+        Ok(Conn {
+            id,
+            jobs: Some(job_tx),
+            replies: reply_rx,
+            pending: false,
+            sent_at: Instant::now(),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -424,7 +491,13 @@ impl RealDbWorld {
         for a in 0..prog.actors.len() {
             conns.push(Some(Conn::start(&backend, a)?));
         }
-        Ok(RealDbWorld { fs, conns, named: Default::default(), monitor, backend })
+        Ok(RealDbWorld {
+            fs,
+            conns,
+            named: Default::default(),
+            monitor,
+            backend,
+        })
     }
 
     pub fn info(&self) -> DbInfo {
@@ -432,7 +505,9 @@ impl RealDbWorld {
     }
 
     fn actor_of(&self, session: i64) -> Option<usize> {
-        self.conns.iter().position(|c| c.as_ref().is_some_and(|c| c.id == session))
+        self.conns
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.id == session))
     }
 
     /// Sends the statement unless one is pending, then waits until it completes or the server
@@ -440,19 +515,34 @@ impl RealDbWorld {
     fn run(&mut self, actor: usize, stmt: &Prepared, args: &[Value]) -> Outcome {
         let dialect = self.backend.dialect();
         let Some(conn) = self.conns.get_mut(actor).and_then(Option::as_mut) else {
-            return Outcome::Failed { error: Errno::OperationalError, message: "the connection is closed".into() };
+            return Outcome::Failed {
+                error: Errno::OperationalError,
+                message: "the connection is closed".into(),
+            };
         };
         if !conn.pending {
             if args.len() != stmt.params() {
                 return Outcome::Failed {
                     error: Errno::ProgrammingError,
-                    message: format!("the statement has {} placeholders but {} parameters were given", stmt.params(), args.len()),
+                    message: format!(
+                        "the statement has {} placeholders but {} parameters were given",
+                        stmt.params(),
+                        args.len()
+                    ),
                 };
             }
             let (sql, order) = translate(stmt.sql(), dialect);
             let job = (sql, ordered(args, &order), kind_of(stmt));
-            if conn.jobs.as_ref().map(|j| j.send(job)).is_none_or(|r| r.is_err()) {
-                return Outcome::Failed { error: Errno::OperationalError, message: "the connection's thread is gone".into() };
+            if conn
+                .jobs
+                .as_ref()
+                .map(|j| j.send(job))
+                .is_none_or(|r| r.is_err())
+            {
+                return Outcome::Failed {
+                    error: Errno::OperationalError,
+                    message: "the connection's thread is gone".into(),
+                };
             }
             conn.pending = true;
             conn.sent_at = Instant::now();
@@ -472,12 +562,19 @@ impl RealDbWorld {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     conn.pending = false;
-                    return Outcome::Failed { error: Errno::OperationalError, message: "the connection's thread ended".into() };
+                    return Outcome::Failed {
+                        error: Errno::OperationalError,
+                        message: "the connection's thread ended".into(),
+                    };
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             poll = (poll * 2).min(BLOCKED_POLL);
-            let waiting = self.monitor.lock().unwrap_or_else(|e| e.into_inner()).waiting_for(id, since);
+            let waiting = self
+                .monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waiting_for(id, since);
             match waiting {
                 Ok(Some((holders, lock))) => {
                     // It may have finished in the meantime: a result beats a stale wait.
@@ -489,22 +586,37 @@ impl RealDbWorld {
                             Err((error, message)) => Outcome::Failed { error, message },
                         };
                     }
-                    let mut on: Vec<usize> = holders.iter().filter_map(|h| self.actor_of(*h)).filter(|&h| h != actor).collect();
+                    let mut on: Vec<usize> = holders
+                        .iter()
+                        .filter_map(|h| self.actor_of(*h))
+                        .filter(|&h| h != actor)
+                        .collect();
                     on.sort_unstable();
                     on.dedup();
                     if on.is_empty() {
                         // Held by nobody we know (a session of the harness?): keep waiting.
                         continue;
                     }
-                    return Outcome::Blocked { on, lock: format!("<waiting> {lock}") };
+                    return Outcome::Blocked {
+                        on,
+                        lock: format!("<waiting> {lock}"),
+                    };
                 }
                 Ok(None) => {}
-                Err(e) => return Outcome::Failed { error: Errno::OperationalError, message: format!("racelab could not watch the statement: {e}") },
+                Err(e) => {
+                    return Outcome::Failed {
+                        error: Errno::OperationalError,
+                        message: format!("racelab could not watch the statement: {e}"),
+                    }
+                }
             }
             if started.elapsed() > STATEMENT_LIMIT {
                 return Outcome::Failed {
                     error: Errno::OperationalError,
-                    message: format!("racelab: the statement neither finished nor waited for a lock within {}s", STATEMENT_LIMIT.as_secs()),
+                    message: format!(
+                        "racelab: the statement neither finished nor waited for a lock within {}s",
+                        STATEMENT_LIMIT.as_secs()
+                    ),
                 };
             }
         }
@@ -512,7 +624,12 @@ impl RealDbWorld {
 }
 
 impl Filesystem for RealDbWorld {
-    fn perform(&mut self, op: Op, args: &[Value], cx: &OpCtx) -> Result<Result<Value, Errno>, String> {
+    fn perform(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
         self.fs.perform(op, args, cx)
     }
     fn observe_exists(&self, path: &str) -> bool {
@@ -526,7 +643,12 @@ impl Filesystem for RealDbWorld {
     }
     fn observe_sql(&self, stmt: &Prepared, args: &[Value]) -> Option<Result<Value, String>> {
         let (sql, order) = translate(stmt.sql(), self.backend.dialect());
-        Some(self.monitor.lock().unwrap_or_else(|e| e.into_inner()).query(&sql, &ordered(args, &order)))
+        Some(
+            self.monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .query(&sql, &ordered(args, &order)),
+        )
     }
     fn connect(&mut self, _actor: usize, handle: usize, db: &str) -> Option<Result<(), String>> {
         Some(self.backend.connect_named(db).map(|session| {
@@ -534,7 +656,9 @@ impl Filesystem for RealDbWorld {
         }))
     }
     fn close(&mut self, handle: usize) -> Option<Result<(), String>> {
-        let Some(session) = self.named.remove(&handle) else { return Some(Ok(())) };
+        let Some(session) = self.named.remove(&handle) else {
+            return Some(Ok(()));
+        };
         let id = session.id();
         drop(session);
         // The client has said goodbye; the server's backend process goes a moment later. Wait
@@ -544,19 +668,36 @@ impl Filesystem for RealDbWorld {
         loop {
             match monitor.session_open(id) {
                 Ok(false) => return Some(Ok(())),
-                Ok(true) if started.elapsed() < CLOSE_LIMIT => std::thread::sleep(Duration::from_millis(1)),
-                Ok(true) => return Some(Err(format!("the server still lists session {id} {}s after it was closed", CLOSE_LIMIT.as_secs()))),
+                Ok(true) if started.elapsed() < CLOSE_LIMIT => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Ok(true) => {
+                    return Some(Err(format!(
+                        "the server still lists session {id} {}s after it was closed",
+                        CLOSE_LIMIT.as_secs()
+                    )))
+                }
                 Err(e) => return Some(Err(e)),
             }
         }
     }
     fn observe_connections(&self, db: &str) -> Option<Result<i64, String>> {
-        Some(self.monitor.lock().unwrap_or_else(|e| e.into_inner()).connections(db))
+        Some(
+            self.monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .connections(db),
+        )
     }
     fn disconnect(&mut self, actor: usize) {
-        let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else { return };
+        let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else {
+            return;
+        };
         if conn.pending {
-            self.monitor.lock().unwrap_or_else(|e| e.into_inner()).terminate(conn.id);
+            self.monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .terminate(conn.id);
         }
         drop(conn);
     }

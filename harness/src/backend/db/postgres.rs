@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row};
 
-use super::{created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError};
+use super::{
+    created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
+};
 use crate::ir::{Errno, Value};
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -30,31 +32,56 @@ fn connect(config: &Config) -> Result<Client, String> {
 
 impl PgDb {
     pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<PgDb, String> {
-        let base: Config = url.parse().map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
+        let base: Config = url
+            .parse()
+            .map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
         let mut admin = connect(&base)?;
         let local = base.get_hosts().iter().all(|h| match h {
             postgres::config::Host::Tcp(h) => h == "127.0.0.1" || h == "localhost" || h == "::1",
             _ => true,
         });
         if local {
-            let names: Vec<String> = admin.query("SELECT datname FROM pg_database WHERE datname LIKE 'racelab\\_%'", &[]).map(|rows| rows.iter().map(|r| r.get(0)).collect()).unwrap_or_default();
+            let names: Vec<String> = admin
+                .query(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'racelab\\_%'",
+                    &[],
+                )
+                .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                .unwrap_or_default();
             for stale in super::stale_run_databases(&names) {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)"));
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)"));
             }
         }
-        let name = format!("racelab_{}_{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "racelab_{}_{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
         // Two statements: CREATE DATABASE cannot run inside the implicit transaction of a batch.
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).map_err(|e| format!("cannot drop database {name}: {}", message(&e)))?;
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).map_err(|e| format!("cannot create database {name}: {}", message(&e)))?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .map_err(|e| format!("cannot drop database {name}: {}", message(&e)))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| format!("cannot create database {name}: {}", message(&e)))?;
         for db in named {
             let full = format!("{name}_{db}");
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {full}")).map_err(|e| format!("cannot drop database {full}: {}", message(&e)))?;
-            admin.batch_execute(&format!("CREATE DATABASE {full}")).map_err(|e| format!("cannot create database {full}: {}", message(&e)))?;
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {full}"))
+                .map_err(|e| format!("cannot drop database {full}: {}", message(&e)))?;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {full}"))
+                .map_err(|e| format!("cannot create database {full}: {}", message(&e)))?;
         }
         let mut config = base.clone();
         config.dbname(&name);
         let mut probe = connect(&config)?;
-        let show = |c: &mut Client, what: &str| -> Result<String, String> { c.query_one(&format!("SHOW {what}"), &[]).map(|r| r.get::<_, String>(0)).map_err(|e| e.to_string()) };
+        let show = |c: &mut Client, what: &str| -> Result<String, String> {
+            c.query_one(&format!("SHOW {what}"), &[])
+                .map(|r| r.get::<_, String>(0))
+                .map_err(|e| e.to_string())
+        };
         let version = show(&mut probe, "server_version")?;
         let isolation = show(&mut probe, "transaction_isolation")?;
         drop(probe);
@@ -64,7 +91,11 @@ impl PgDb {
             name,
             setup: setup.to_vec(),
             named: named.to_vec(),
-            info: DbInfo { backend: "db:postgres".into(), server_version: format!("PostgreSQL {version}"), isolation_level: isolation },
+            info: DbInfo {
+                backend: "db:postgres".into(),
+                server_version: format!("PostgreSQL {version}"),
+                isolation_level: isolation,
+            },
         };
         db.reset()?;
         Ok(db)
@@ -75,22 +106,35 @@ impl Drop for PgDb {
     fn drop(&mut self) {
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}_{db} WITH (FORCE)", self.name));
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {}_{db} WITH (FORCE)",
+                self.name
+            ));
         }
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
 impl Backend for PgDb {
     fn connect(&self, _actor: usize) -> Result<Box<dyn Session>, String> {
         let mut client = connect(&self.config)?;
-        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(|e| e.to_string())?.get(0);
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
         Ok(Box::new(PgSession { client, pid }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
         let client = connect(&self.config)?;
         let cancel = connect(&self.config)?;
-        Ok(Box::new(PgMonitor { client, cancel, run: self.name.clone() }))
+        Ok(Box::new(PgMonitor {
+            client,
+            cancel,
+            run: self.name.clone(),
+        }))
     }
     fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
         if !self.named.iter().any(|n| n == db) {
@@ -99,7 +143,10 @@ impl Backend for PgDb {
         let mut config = self.config.clone();
         config.dbname(&format!("{}_{db}", self.name));
         let mut client = connect(&config)?;
-        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).map_err(|e| e.to_string())?.get(0);
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(|e| e.to_string())?
+            .get(0);
         Ok(Box::new(PgSession { client, pid }))
     }
     fn info(&self) -> DbInfo {
@@ -112,11 +159,18 @@ impl Backend for PgDb {
         let mut c = connect(&self.config)?;
         for stmt in &self.setup {
             if let Some(t) = created_table(stmt) {
-                c.batch_execute(&format!("DROP TABLE IF EXISTS \"{t}\" CASCADE")).map_err(|e| e.to_string())?;
+                c.batch_execute(&format!("DROP TABLE IF EXISTS \"{t}\" CASCADE"))
+                    .map_err(|e| e.to_string())?;
             }
         }
         for stmt in &self.setup {
-            c.batch_execute(&translate_ddl(stmt, Dialect::Postgres)).map_err(|e| format!("setup statement `{stmt}` failed on PostgreSQL: {}", message(&e)))?;
+            c.batch_execute(&translate_ddl(stmt, Dialect::Postgres))
+                .map_err(|e| {
+                    format!(
+                        "setup statement `{stmt}` failed on PostgreSQL: {}",
+                        message(&e)
+                    )
+                })?;
         }
         Ok(())
     }
@@ -140,7 +194,13 @@ fn map_err(e: postgres::Error) -> SqlError {
     let error = match e.code().map(|c| c.code()) {
         Some(c) if c.starts_with("23") => Errno::IntegrityError,
         Some("25P02") => Errno::ProgrammingError,
-        Some(c) if ["40", "53", "55", "57", "58", "08", "XX"].iter().any(|p| c.starts_with(p)) => Errno::OperationalError,
+        Some(c)
+            if ["40", "53", "55", "57", "58", "08", "XX"]
+                .iter()
+                .any(|p| c.starts_with(p)) =>
+        {
+            Errno::OperationalError
+        }
         Some(_) => Errno::ProgrammingError,
         None => Errno::OperationalError,
     };
@@ -153,12 +213,30 @@ fn param(ty: &Type, v: &Value) -> Result<Box<dyn ToSql + Sync>, SqlError> {
         Value::Int(n) => Ok(Some(*n)),
         Value::Bool(b) => Ok(Some(*b as i64)),
         Value::None => Ok(None),
-        other => Err((Errno::ProgrammingError, format!("cannot pass {} `{other}` as {ty}", other.type_name()))),
+        other => Err((
+            Errno::ProgrammingError,
+            format!("cannot pass {} `{other}` as {ty}", other.type_name()),
+        )),
     };
-    let out_of_range = |_| (Errno::ProgrammingError, format!("{v} is out of range for {ty}"));
+    let out_of_range = |_| {
+        (
+            Errno::ProgrammingError,
+            format!("{v} is out of range for {ty}"),
+        )
+    };
     Ok(match *ty {
-        Type::INT2 => Box::new(int(v)?.map(i16::try_from).transpose().map_err(out_of_range)?),
-        Type::INT4 => Box::new(int(v)?.map(i32::try_from).transpose().map_err(out_of_range)?),
+        Type::INT2 => Box::new(
+            int(v)?
+                .map(i16::try_from)
+                .transpose()
+                .map_err(out_of_range)?,
+        ),
+        Type::INT4 => Box::new(
+            int(v)?
+                .map(i32::try_from)
+                .transpose()
+                .map_err(out_of_range)?,
+        ),
         Type::INT8 => Box::new(int(v)?),
         Type::BOOL => Box::new(match v {
             Value::Bool(b) => Some(*b),
@@ -175,20 +253,43 @@ fn param(ty: &Type, v: &Value) -> Result<Box<dyn ToSql + Sync>, SqlError> {
 fn value(row: &Row, i: usize) -> Result<Value, postgres::Error> {
     let ty = row.columns()[i].type_().clone();
     Ok(match ty {
-        Type::INT2 => row.try_get::<_, Option<i16>>(i)?.map_or(Value::None, |n| Value::Int(n.into())),
-        Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map_or(Value::None, |n| Value::Int(n.into())),
-        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map_or(Value::None, Value::Int),
-        Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map_or(Value::None, Value::Bool),
-        _ => row.try_get::<_, Option<String>>(i)?.map_or(Value::None, |s| Value::str(&s)),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)?
+            .map_or(Value::None, |n| Value::Int(n.into())),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map_or(Value::None, |n| Value::Int(n.into())),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)?
+            .map_or(Value::None, Value::Int),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map_or(Value::None, Value::Bool),
+        _ => row
+            .try_get::<_, Option<String>>(i)?
+            .map_or(Value::None, |s| Value::str(&s)),
     })
 }
 
 fn query(client: &mut Client, sql: &str, args: &[Value]) -> Result<Value, SqlError> {
     let stmt = client.prepare(sql).map_err(map_err)?;
-    let params = stmt.params().iter().zip(args).map(|(t, v)| param(t, v)).collect::<Result<Vec<_>, _>>()?;
+    let params = stmt
+        .params()
+        .iter()
+        .zip(args)
+        .map(|(t, v)| param(t, v))
+        .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
     let rows = client.query(&stmt, &refs).map_err(map_err)?;
-    let out = rows.iter().map(|r| (0..r.len()).map(|i| value(r, i)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+    let out = rows
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| value(r, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
     Ok(Value::Rows(Arc::new(out)))
 }
 
@@ -199,12 +300,24 @@ impl Session for PgSession {
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError> {
         match kind {
             Kind::Select => query(&mut self.client, sql, args),
-            Kind::Control => self.client.batch_execute(sql).map(|_| Value::None).map_err(map_err),
+            Kind::Control => self
+                .client
+                .batch_execute(sql)
+                .map(|_| Value::None)
+                .map_err(map_err),
             Kind::Change => {
                 let stmt = self.client.prepare(sql).map_err(map_err)?;
-                let params = stmt.params().iter().zip(args).map(|(t, v)| param(t, v)).collect::<Result<Vec<_>, _>>()?;
+                let params = stmt
+                    .params()
+                    .iter()
+                    .zip(args)
+                    .map(|(t, v)| param(t, v))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
-                self.client.execute(&stmt, &refs).map(|n| Value::Int(n as i64)).map_err(map_err)
+                self.client
+                    .execute(&stmt, &refs)
+                    .map(|n| Value::Int(n as i64))
+                    .map_err(map_err)
             }
         }
     }
@@ -219,9 +332,16 @@ struct PgMonitor {
 }
 
 impl Monitor for PgMonitor {
-    fn waiting_for(&mut self, id: i64, _since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
+    fn waiting_for(
+        &mut self,
+        id: i64,
+        _since: std::time::Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String> {
         let pid = id as i32;
-        let row = self.client.query_one("SELECT pg_blocking_pids($1)", &[&pid]).map_err(|e| e.to_string())?;
+        let row = self
+            .client
+            .query_one("SELECT pg_blocking_pids($1)", &[&pid])
+            .map_err(|e| e.to_string())?;
         let holders: Vec<i32> = row.get(0);
         if holders.is_empty() {
             return Ok(None);
@@ -235,21 +355,38 @@ impl Monitor for PgMonitor {
             .map_err(|e| e.to_string())?
             .map(|r| r.get::<_, String>(0))
             .unwrap_or_else(|| "a lock".into());
-        Ok(Some((holders.into_iter().map(i64::from).collect(), format!("pg_locks: {what}"))))
+        Ok(Some((
+            holders.into_iter().map(i64::from).collect(),
+            format!("pg_locks: {what}"),
+        )))
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String> {
         query(&mut self.client, sql, args).map_err(|(_, m)| m)
     }
     fn terminate(&mut self, id: i64) {
-        let _ = self.cancel.execute("SELECT pg_terminate_backend($1)", &[&(id as i32)]);
+        let _ = self
+            .cancel
+            .execute("SELECT pg_terminate_backend($1)", &[&(id as i32)]);
     }
     fn connections(&mut self, db: &str) -> Result<i64, String> {
         let full = format!("{}_{db}", self.run);
-        let row = self.client.query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", &[&full]).map_err(|e| e.to_string())?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&full],
+            )
+            .map_err(|e| e.to_string())?;
         Ok(row.get::<_, i64>(0))
     }
     fn session_open(&mut self, id: i64) -> Result<bool, String> {
-        let row = self.client.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", &[&(id as i32)]).map_err(|e| e.to_string())?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&(id as i32)],
+            )
+            .map_err(|e| e.to_string())?;
         Ok(row.get::<_, i64>(0) > 0)
     }
 }

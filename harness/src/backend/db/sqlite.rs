@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use rusqlite::{types::ValueRef, Connection, ErrorCode, InterruptHandle};
 
-use super::{created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError};
+use super::{
+    created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
+};
 use crate::ir::{Errno, Value};
 
 /// Per connection: whether it is inside its busy handler (waiting for a lock), and whether it
@@ -56,9 +58,19 @@ fn busy_handler(attempt: i32) -> bool {
 
 impl SqliteDb {
     pub fn create(setup: &[String], actors: usize) -> Result<SqliteDb, String> {
-        let dir = tempfile::Builder::new().prefix("racelab-sqlite-").tempdir().map_err(|e| format!("cannot create a temp directory for the SQLite file: {e}"))?;
-        let shared = Arc::new(Shared { flags: (0..actors).map(|_| Flags::default()).collect(), interrupts: Mutex::new((0..actors).map(|_| None).collect()) });
-        let db = SqliteDb { dir, setup: setup.to_vec(), shared };
+        let dir = tempfile::Builder::new()
+            .prefix("racelab-sqlite-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp directory for the SQLite file: {e}"))?;
+        let shared = Arc::new(Shared {
+            flags: (0..actors).map(|_| Flags::default()).collect(),
+            interrupts: Mutex::new((0..actors).map(|_| None).collect()),
+        });
+        let db = SqliteDb {
+            dir,
+            setup: setup.to_vec(),
+            shared,
+        };
         db.reset()?;
         Ok(db)
     }
@@ -68,39 +80,58 @@ impl SqliteDb {
     }
 
     fn open(&self) -> Result<Connection, String> {
-        Connection::open(self.path()).map_err(|e| format!("cannot open SQLite database {}: {e}", self.path().display()))
+        Connection::open(self.path())
+            .map_err(|e| format!("cannot open SQLite database {}: {e}", self.path().display()))
     }
 }
 
 impl Backend for SqliteDb {
     fn connect(&self, actor: usize) -> Result<Box<dyn Session>, String> {
         let conn = self.open()?;
-        conn.busy_handler(Some(busy_handler)).map_err(|e| e.to_string())?;
+        conn.busy_handler(Some(busy_handler))
+            .map_err(|e| e.to_string())?;
         CURRENT.with(|c| *c.borrow_mut() = Some((Arc::clone(&self.shared), actor)));
         self.shared.flags[actor].live.store(true, Ordering::SeqCst);
-        self.shared.interrupts.lock().unwrap_or_else(|e| e.into_inner())[actor] = Some(conn.get_interrupt_handle());
-        Ok(Box::new(SqliteSession { conn, actor, shared: Arc::clone(&self.shared) }))
+        self.shared
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())[actor] = Some(conn.get_interrupt_handle());
+        Ok(Box::new(SqliteSession {
+            conn,
+            actor,
+            shared: Arc::clone(&self.shared),
+        }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
         let conn = self.open()?;
-        Ok(Box::new(SqliteMonitor { conn, shared: Arc::clone(&self.shared) }))
+        Ok(Box::new(SqliteMonitor {
+            conn,
+            shared: Arc::clone(&self.shared),
+        }))
     }
     fn info(&self) -> DbInfo {
-        DbInfo { backend: "db:sqlite".into(), server_version: format!("SQLite {}", rusqlite::version()), isolation_level: "serializable (one writer at a time, WAL)".into() }
+        DbInfo {
+            backend: "db:sqlite".into(),
+            server_version: format!("SQLite {}", rusqlite::version()),
+            isolation_level: "serializable (one writer at a time, WAL)".into(),
+        }
     }
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
     fn reset(&self) -> Result<(), String> {
         let conn = self.open()?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| format!("cannot switch SQLite to WAL: {e}"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| format!("cannot switch SQLite to WAL: {e}"))?;
         for stmt in &self.setup {
             if let Some(t) = created_table(stmt) {
-                conn.execute_batch(&format!("DROP TABLE IF EXISTS \"{t}\"")).map_err(|e| e.to_string())?;
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS \"{t}\""))
+                    .map_err(|e| e.to_string())?;
             }
         }
         for stmt in &self.setup {
-            conn.execute_batch(&translate_ddl(stmt, Dialect::Sqlite)).map_err(|e| format!("setup statement `{stmt}` failed on SQLite: {e}"))?;
+            conn.execute_batch(&translate_ddl(stmt, Dialect::Sqlite))
+                .map_err(|e| format!("setup statement `{stmt}` failed on SQLite: {e}"))?;
         }
         Ok(())
     }
@@ -149,7 +180,11 @@ fn rows(conn: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<Value>
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push((0..n).map(|i| row.get_ref(i).map(from_sql)).collect::<rusqlite::Result<Vec<_>>>()?);
+        out.push(
+            (0..n)
+                .map(|i| row.get_ref(i).map(from_sql))
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
     }
     Ok(Value::Rows(Arc::new(out)))
 }
@@ -164,12 +199,16 @@ impl Session for SqliteSession {
             Kind::Control => self.conn.execute_batch(sql).map(|_| Value::None),
             Kind::Change => {
                 let params: Vec<rusqlite::types::Value> = args.iter().map(to_sql).collect();
-                self.conn.execute(sql, rusqlite::params_from_iter(params)).map(|n| Value::Int(n as i64))
+                self.conn
+                    .execute(sql, rusqlite::params_from_iter(params))
+                    .map(|n| Value::Int(n as i64))
             }
         };
         let flags = &self.shared.flags[self.actor];
         flags.busy.store(false, Ordering::SeqCst);
-        flags.in_txn.store(!self.conn.is_autocommit(), Ordering::SeqCst);
+        flags
+            .in_txn
+            .store(!self.conn.is_autocommit(), Ordering::SeqCst);
         r.map_err(map_err)
     }
 }
@@ -179,7 +218,10 @@ impl Drop for SqliteSession {
         let flags = &self.shared.flags[self.actor];
         flags.live.store(false, Ordering::SeqCst);
         flags.in_txn.store(false, Ordering::SeqCst);
-        self.shared.interrupts.lock().unwrap_or_else(|e| e.into_inner())[self.actor] = None;
+        self.shared
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())[self.actor] = None;
     }
 }
 
@@ -189,19 +231,37 @@ struct SqliteMonitor {
 }
 
 impl Monitor for SqliteMonitor {
-    fn waiting_for(&mut self, id: i64, _since: std::time::Instant) -> Result<Option<(Vec<i64>, String)>, String> {
+    fn waiting_for(
+        &mut self,
+        id: i64,
+        _since: std::time::Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String> {
         let me = id as usize;
-        if !self.shared.flags.get(me).is_some_and(|f| f.busy.load(Ordering::SeqCst)) {
+        if !self
+            .shared
+            .flags
+            .get(me)
+            .is_some_and(|f| f.busy.load(Ordering::SeqCst))
+        {
             return Ok(None);
         }
         // SQLite does not say who holds its write lock; in a forced replay only one statement
         // runs at a time, so it is a connection with an open transaction.
         let live = |i: usize| i != me && self.shared.flags[i].live.load(Ordering::SeqCst);
-        let mut holders: Vec<i64> = (0..self.shared.flags.len()).filter(|&i| live(i) && self.shared.flags[i].in_txn.load(Ordering::SeqCst)).map(|i| i as i64).collect();
+        let mut holders: Vec<i64> = (0..self.shared.flags.len())
+            .filter(|&i| live(i) && self.shared.flags[i].in_txn.load(Ordering::SeqCst))
+            .map(|i| i as i64)
+            .collect();
         if holders.is_empty() {
-            holders = (0..self.shared.flags.len()).filter(|&i| live(i)).map(|i| i as i64).collect();
+            holders = (0..self.shared.flags.len())
+                .filter(|&i| live(i))
+                .map(|i| i as i64)
+                .collect();
         }
-        Ok(Some((holders, "the database's write lock (SQLite locks the whole file)".into())))
+        Ok(Some((
+            holders,
+            "the database's write lock (SQLite locks the whole file)".into(),
+        )))
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Value, String> {
         rows(&self.conn, sql, args).map_err(|e| e.to_string())
@@ -210,7 +270,13 @@ impl Monitor for SqliteMonitor {
         if let Some(f) = self.shared.flags.get(id as usize) {
             f.cancel.store(true, Ordering::SeqCst);
         }
-        if let Some(Some(h)) = self.shared.interrupts.lock().unwrap_or_else(|e| e.into_inner()).get(id as usize) {
+        if let Some(Some(h)) = self
+            .shared
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id as usize)
+        {
             h.interrupt();
         }
     }

@@ -42,13 +42,24 @@ struct RunOutcome {
 }
 
 /// Runs `runs` free-running executions of `prog` on `spec`, `jobs` at a time.
-pub fn stress(prog: &Arc<Program>, spec: &DbSpec, runs: u64, jobs: usize, seed: u64) -> Result<DbStress, String> {
+pub fn stress(
+    prog: &Arc<Program>,
+    spec: &DbSpec,
+    runs: u64,
+    jobs: usize,
+    seed: u64,
+) -> Result<DbStress, String> {
     if prog.database.is_none() {
-        return Err(format!("{}/{} declares no database; a database backend has nothing to run", prog.scenario, prog.variant));
+        return Err(format!(
+            "{}/{} declares no database; a database backend has nothing to run",
+            prog.scenario, prog.variant
+        ));
     }
     let jobs = jobs.clamp(1, runs.max(1) as usize);
     let start = Instant::now();
-    let chunks: Vec<Vec<u64>> = (0..jobs).map(|j| (0..runs).filter(|i| *i as usize % jobs == j).collect()).collect();
+    let chunks: Vec<Vec<u64>> = (0..jobs)
+        .map(|j| (0..runs).filter(|i| *i as usize % jobs == j).collect())
+        .collect();
     let results: Vec<Result<JobOutcome, String>> = chunks
         .into_par_iter()
         .map(|chunk| {
@@ -85,20 +96,42 @@ pub fn stress(prog: &Arc<Program>, spec: &DbSpec, runs: u64, jobs: usize, seed: 
     let rates = names
         .into_iter()
         .map(|invariant| {
-            let hits = all.iter().filter(|(_, o)| o.broken.contains(&invariant)).count() as u64;
+            let hits = all
+                .iter()
+                .filter(|(_, o)| o.broken.contains(&invariant))
+                .count() as u64;
             let (low, high) = wilson(hits, n);
-            InvariantRate { invariant, hits, runs: n, low, high }
+            InvariantRate {
+                invariant,
+                hits,
+                runs: n,
+                low,
+                high,
+            }
         })
         .collect();
-    let first_failure = all.iter().find(|(_, o)| !o.broken.is_empty()).and_then(|(i, o)| {
-        let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
-        o.trace.clone().map(|t| (*i, schedule, t))
-    });
+    let first_failure = all
+        .iter()
+        .find(|(_, o)| !o.broken.is_empty())
+        .and_then(|(i, o)| {
+            let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
+            o.trace.clone().map(|t| (*i, schedule, t))
+        });
     let info = info.ok_or("no run took place")?.with_scenario_levels(prog);
-    Ok(DbStress { runs: n, seconds, rates, first_failure, info })
+    Ok(DbStress {
+        runs: n,
+        seconds,
+        rates,
+        first_failure,
+        info,
+    })
 }
 
-fn one_run(prog: &Arc<Program>, backend: &Arc<dyn Backend>, seed: u64) -> Result<RunOutcome, String> {
+fn one_run(
+    prog: &Arc<Program>,
+    backend: &Arc<dyn Backend>,
+    seed: u64,
+) -> Result<RunOutcome, String> {
     backend.reset()?;
     let world = RealDbWorld::new(prog, Arc::clone(backend))?;
     let mut machine = Machine::with_fs(Arc::clone(prog), world);
@@ -108,12 +141,15 @@ fn one_run(prog: &Arc<Program>, backend: &Arc<dyn Backend>, seed: u64) -> Result
         .map(|a| {
             let shared = Arc::clone(&shared);
             let mut chaos = Chaos(seed.wrapping_mul(31).wrapping_add(a as u64) | 1);
-            std::thread::Builder::new().name(format!("racelab-dbstress-{a}")).spawn(move || drive(a, &shared, &mut chaos))
+            std::thread::Builder::new()
+                .name(format!("racelab-dbstress-{a}"))
+                .spawn(move || drive(a, &shared, &mut chaos))
         })
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start actor threads: {e}"))?;
     for h in handles {
-        h.join().map_err(|_| "an actor thread panicked".to_string())?;
+        h.join()
+            .map_err(|_| "an actor thread panicked".to_string())?;
     }
     let m = shared.0.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = m.infrastructure_error() {
@@ -121,7 +157,11 @@ fn one_run(prog: &Arc<Program>, backend: &Arc<dyn Backend>, seed: u64) -> Result
     }
     let broken: Vec<String> = m.broken().iter().map(|b| b.invariant.clone()).collect();
     let trace = (!broken.is_empty()).then(|| crate::replay::trace_of(&*m));
-    Ok(RunOutcome { broken, schedule: m.schedule().to_vec(), trace })
+    Ok(RunOutcome {
+        broken,
+        schedule: m.schedule().to_vec(),
+        trace,
+    })
 }
 
 /// One actor's driver: whenever it is runnable, pause at random, then take its step.

@@ -13,28 +13,46 @@ use super::sql::{ident, object_name, unsupported, CreateTable};
 use super::table::{Column, Key, Schema, Ty};
 
 /// Lowers CREATE TABLE; `constant` evaluates a DEFAULT expression.
-pub(super) fn create_table(c: &ast::CreateTable, constant: &dyn Fn(&ast::Expr) -> Result<Value, String>) -> Result<CreateTable, String> {
+pub(super) fn create_table(
+    c: &ast::CreateTable,
+    constant: &dyn Fn(&ast::Expr) -> Result<Value, String>,
+) -> Result<CreateTable, String> {
     if c.query.is_some() || c.like.is_some() || c.clone.is_some() {
         return Err(unsupported("CREATE TABLE ... AS/LIKE/CLONE"));
     }
     if c.or_replace {
         return Err(unsupported("CREATE OR REPLACE TABLE"));
     }
-    let mut schema = SchemaBuilder { name: object_name(&c.name)?, ..SchemaBuilder::default() };
+    let mut schema = SchemaBuilder {
+        name: object_name(&c.name)?,
+        ..SchemaBuilder::default()
+    };
     for col in &c.columns {
         column(&mut schema, col, constant)?;
     }
     for constraint in &c.constraints {
         schema.constraint(constraint)?;
     }
-    Ok(CreateTable { schema: schema.build()?, if_not_exists: c.if_not_exists })
+    Ok(CreateTable {
+        schema: schema.build()?,
+        if_not_exists: c.if_not_exists,
+    })
 }
 
-fn column(schema: &mut SchemaBuilder, col: &ast::ColumnDef, constant: &dyn Fn(&ast::Expr) -> Result<Value, String>) -> Result<(), String> {
+fn column(
+    schema: &mut SchemaBuilder,
+    col: &ast::ColumnDef,
+    constant: &dyn Fn(&ast::Expr) -> Result<Value, String>,
+) -> Result<(), String> {
     use ast::ColumnOption as O;
     let name = ident(&col.name);
     let (ty, serial) = column_type(&col.data_type)?;
-    let mut column = Column { name: name.clone(), ty, not_null: false, default: None };
+    let mut column = Column {
+        name: name.clone(),
+        ty,
+        not_null: false,
+        default: None,
+    };
     if serial {
         schema.auto.push(name.clone());
     }
@@ -44,9 +62,16 @@ fn column(schema: &mut SchemaBuilder, col: &ast::ColumnDef, constant: &dyn Fn(&a
             O::NotNull => column.not_null = true,
             O::Default(e) => column.default = Some(constant(e)?),
             O::PrimaryKey(_) => schema.primary(opt.name.as_ref().map(ident), vec![name.clone()])?,
-            O::Unique(_) => schema.uniques.push((opt.name.as_ref().map(ident), vec![name.clone()])),
-            O::DialectSpecific(tokens) if is_auto_increment(tokens) => schema.auto.push(name.clone()),
-            O::Generated { generation_expr: None, .. } => schema.auto.push(name.clone()),
+            O::Unique(_) => schema
+                .uniques
+                .push((opt.name.as_ref().map(ident), vec![name.clone()])),
+            O::DialectSpecific(tokens) if is_auto_increment(tokens) => {
+                schema.auto.push(name.clone())
+            }
+            O::Generated {
+                generation_expr: None,
+                ..
+            } => schema.auto.push(name.clone()),
             other => return Err(unsupported(format!("the column option `{other}`"))),
         }
     }
@@ -55,7 +80,10 @@ fn column(schema: &mut SchemaBuilder, col: &ast::ColumnDef, constant: &dyn Fn(&a
 }
 
 fn is_auto_increment(tokens: &[Token]) -> bool {
-    let text: Vec<String> = tokens.iter().map(|t| t.to_string().to_uppercase()).collect();
+    let text: Vec<String> = tokens
+        .iter()
+        .map(|t| t.to_string().to_uppercase())
+        .collect();
     matches!(text.as_slice(), [t] if t == "AUTO_INCREMENT" || t == "AUTOINCREMENT")
 }
 
@@ -68,12 +96,19 @@ fn column_type(dt: &ast::DataType) -> Result<(Ty, bool), String> {
     };
     let base = base.trim_end_matches(" UNSIGNED");
     let ty = match base {
-        "INT" | "INTEGER" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "INT2" | "INT4" | "INT8" => (Ty::Int, false),
+        "INT" | "INTEGER" | "BIGINT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" | "INT2" | "INT4"
+        | "INT8" => (Ty::Int, false),
         "SERIAL" | "BIGSERIAL" | "SMALLSERIAL" | "SERIAL4" | "SERIAL8" => (Ty::Int, true),
         "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "STRING" => (Ty::Text(None), false),
-        "VARCHAR" | "CHARACTER VARYING" | "CHAR" | "CHARACTER" | "NVARCHAR" => (Ty::Text(args.parse().ok()), false),
+        "VARCHAR" | "CHARACTER VARYING" | "CHAR" | "CHARACTER" | "NVARCHAR" => {
+            (Ty::Text(args.parse().ok()), false)
+        }
         "BOOLEAN" | "BOOL" => (Ty::Bool, false),
-        _ => return Err(unsupported(format!("the column type {dt} (types: INTEGER, INT, BIGINT, SERIAL, TEXT, VARCHAR(n), BOOLEAN)"))),
+        _ => {
+            return Err(unsupported(format!(
+            "the column type {dt} (types: INTEGER, INT, BIGINT, SERIAL, TEXT, VARCHAR(n), BOOLEAN)"
+        )))
+        }
     };
     Ok(ty)
 }
@@ -92,7 +127,10 @@ struct SchemaBuilder {
 impl SchemaBuilder {
     fn primary(&mut self, name: Option<String>, cols: Vec<String>) -> Result<(), String> {
         if self.primary.is_some() {
-            return Err(format!("multiple primary keys for table \"{}\" are not allowed", self.name));
+            return Err(format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                self.name
+            ));
         }
         self.primary = Some((name, cols));
         Ok(())
@@ -110,7 +148,8 @@ impl SchemaBuilder {
         match c {
             C::PrimaryKey(pk) => self.primary(pk.name.as_ref().map(ident), cols(&pk.columns)?),
             C::Unique(u) => {
-                self.uniques.push((u.name.as_ref().map(ident), cols(&u.columns)?));
+                self.uniques
+                    .push((u.name.as_ref().map(ident), cols(&u.columns)?));
                 Ok(())
             }
             // Foreign keys and plain indexes change no outcome the model reports.
@@ -120,7 +159,12 @@ impl SchemaBuilder {
     }
 
     fn key(&self, primary: bool, name: Option<String>, cols: &[String]) -> Result<Key, String> {
-        let index = |c: &String| self.columns.iter().position(|col| col.name == *c).ok_or_else(|| format!("column \"{c}\" named in key does not exist"));
+        let index = |c: &String| {
+            self.columns
+                .iter()
+                .position(|col| col.name == *c)
+                .ok_or_else(|| format!("column \"{c}\" named in key does not exist"))
+        };
         let first = cols.first().ok_or("a key needs at least one column")?;
         let pg_name = match (&name, primary) {
             (Some(n), _) => n.clone(),
@@ -132,7 +176,12 @@ impl SchemaBuilder {
             (Some(n), false) => n,
             (None, false) => first.clone(),
         };
-        Ok(Key { primary, pg_name, my_name, cols: cols.iter().map(index).collect::<Result<_, _>>()? })
+        Ok(Key {
+            primary,
+            pg_name,
+            my_name,
+            cols: cols.iter().map(index).collect::<Result<_, _>>()?,
+        })
     }
 
     fn build(mut self) -> Result<Schema, String> {
@@ -160,11 +209,29 @@ impl SchemaBuilder {
                 false,
             ),
             [one] => (self.columns.iter().position(|c| c.name == *one), true),
-            _ => return Err(format!("table \"{}\" has more than one auto-increment column", self.name)),
+            _ => {
+                return Err(format!(
+                    "table \"{}\" has more than one auto-increment column",
+                    self.name
+                ))
+            }
         };
-        if auto_declared && auto.and_then(|c| self.columns.get(c)).is_none_or(|c| c.ty != Ty::Int) {
-            return Err(format!("the auto-increment column of table \"{}\" must be an integer", self.name));
+        if auto_declared
+            && auto
+                .and_then(|c| self.columns.get(c))
+                .is_none_or(|c| c.ty != Ty::Int)
+        {
+            return Err(format!(
+                "the auto-increment column of table \"{}\" must be an integer",
+                self.name
+            ));
         }
-        Ok(Schema { name: self.name, columns: self.columns, keys, auto, auto_declared })
+        Ok(Schema {
+            name: self.name,
+            columns: self.columns,
+            keys,
+            auto,
+            auto_declared,
+        })
     }
 }

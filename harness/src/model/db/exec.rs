@@ -94,7 +94,13 @@ impl PredRead {
     /// Whether a row version of this table matches the predicate (an error counts as a match:
     /// conservative, as PostgreSQL's coarser locks are).
     pub fn covers(&self, schema: &Schema, row: &[Value]) -> bool {
-        self.filter.as_ref().is_none_or(|f| f.holds(&Scope { params: &self.params, row: Some((schema, row)) }).unwrap_or(true))
+        self.filter.as_ref().is_none_or(|f| {
+            f.holds(&Scope {
+                params: &self.params,
+                row: Some((schema, row)),
+            })
+            .unwrap_or(true)
+        })
     }
 }
 
@@ -117,12 +123,15 @@ impl Ctx<'_> {
     }
 
     fn find_table(&self, tables: &[Arc<Table>], name: &str) -> Result<usize, Stop> {
-        tables.iter().position(|t| t.schema.name == name).ok_or_else(|| {
-            programming(match self.flavour {
-                Flavour::Postgres => format!("relation \"{name}\" does not exist"),
-                Flavour::InnoDb => format!("(1146, \"Table '{name}' doesn't exist\")"),
+        tables
+            .iter()
+            .position(|t| t.schema.name == name)
+            .ok_or_else(|| {
+                programming(match self.flavour {
+                    Flavour::Postgres => format!("relation \"{name}\" does not exist"),
+                    Flavour::InnoDb => format!("(1146, \"Table '{name}' doesn't exist\")"),
+                })
             })
-        })
     }
 
     fn no_column(&self, name: &str) -> Stop {
@@ -133,12 +142,21 @@ impl Ctx<'_> {
     }
 
     /// Every column named in `exprs` exists.
-    fn check<'e>(&self, schema: &Schema, exprs: impl IntoIterator<Item = &'e Expr>) -> Result<(), Stop> {
-        exprs.into_iter().try_for_each(|e| e.check(schema).map_err(|c| self.no_column(&c)))
+    fn check<'e>(
+        &self,
+        schema: &Schema,
+        exprs: impl IntoIterator<Item = &'e Expr>,
+    ) -> Result<(), Stop> {
+        exprs
+            .into_iter()
+            .try_for_each(|e| e.check(schema).map_err(|c| self.no_column(&c)))
     }
 
     fn scope<'s>(&'s self, schema: &'s Schema, row: &'s [Value]) -> Scope<'s> {
-        Scope { params: self.params, row: Some((schema, row)) }
+        Scope {
+            params: self.params,
+            row: Some((schema, row)),
+        }
     }
 
     fn eval(&self, e: &Expr, schema: &Schema, row: &[Value]) -> Result<Value, Stop> {
@@ -146,15 +164,25 @@ impl Ctx<'_> {
     }
 
     fn matches(&self, filter: Option<&Expr>, schema: &Schema, row: &[Value]) -> Result<bool, Stop> {
-        filter.map_or(Ok(true), |f| f.holds(&self.scope(schema, row)).map_err(programming))
+        filter.map_or(Ok(true), |f| {
+            f.holds(&self.scope(schema, row)).map_err(programming)
+        })
     }
 
     fn duplicate(&self, schema: &Schema, key: &Key, values: &[Value]) -> Stop {
         let msg = match self.flavour {
-            Flavour::Postgres => format!("duplicate key value violates unique constraint \"{}\"", key.pg_name),
+            Flavour::Postgres => format!(
+                "duplicate key value violates unique constraint \"{}\"",
+                key.pg_name
+            ),
             Flavour::InnoDb => {
                 let entry: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-                format!("(1062, \"Duplicate entry '{}' for key '{}.{}'\")", entry.join("-"), schema.name, key.my_name)
+                format!(
+                    "(1062, \"Duplicate entry '{}' for key '{}.{}'\")",
+                    entry.join("-"),
+                    schema.name,
+                    key.my_name
+                )
             }
         };
         Stop::Failed(Errno::IntegrityError, msg)
@@ -182,7 +210,11 @@ struct Hit {
 fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
     let mut order: Vec<usize> = (0..table.rows.len()).collect();
     if let (Flavour::InnoDb, Some(pk)) = (flavour, table.schema.primary()) {
-        let key = |r: &Row| r.latest().or(r.committed.as_ref()).and_then(|v| table.schema.key_of(pk, v));
+        let key = |r: &Row| {
+            r.latest()
+                .or(r.committed.as_ref())
+                .and_then(|v| table.schema.key_of(pk, v))
+        };
         order.sort_by_cached_key(|&i| table.rows.get(i).and_then(key));
     }
     order
@@ -192,11 +224,25 @@ fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
 /// shows this connection. A locking statement (`locking`) must also stop at rows another
 /// transaction holds: in PostgreSQL those whose committed version matches; in InnoDB, whose
 /// locking reads see the newest version, also those whose uncommitted version matches.
-fn scan(ctx: &Ctx<'_>, t: usize, table: &Table, filter: Option<&Expr>, locking: bool) -> Result<Vec<Hit>, Stop> {
+fn scan(
+    ctx: &Ctx<'_>,
+    t: usize,
+    table: &Table,
+    filter: Option<&Expr>,
+    locking: bool,
+) -> Result<Vec<Hit>, Stop> {
     let schema = &table.schema;
-    let snapshot = if locking && !ctx.snapshot_writes { None } else { ctx.snapshot };
+    let snapshot = if locking && !ctx.snapshot_writes {
+        None
+    } else {
+        ctx.snapshot
+    };
     if let Some(trail) = &ctx.ssi {
-        let read = PredRead { table: t, filter: filter.cloned(), params: ctx.params.to_vec() };
+        let read = PredRead {
+            table: t,
+            filter: filter.cloned(),
+            params: ctx.params.to_vec(),
+        };
         let mut trail = trail.borrow_mut();
         if !trail.reads.contains(&read) {
             trail.reads.push(read);
@@ -204,7 +250,9 @@ fn scan(ctx: &Ctx<'_>, t: usize, table: &Table, filter: Option<&Expr>, locking: 
     }
     let mut hits = Vec::new();
     for idx in scan_order(table, ctx.flavour) {
-        let Some(row) = table.rows.get(idx) else { continue };
+        let Some(row) = table.rows.get(idx) else {
+            continue;
+        };
         let other = row.locked_by_other(ctx.conn).filter(|_| locking);
         let visible = match row.visible_at(ctx.conn, snapshot) {
             Some(v) if ctx.matches(filter, schema, v)? => Some(v),
@@ -220,7 +268,12 @@ fn scan(ctx: &Ctx<'_>, t: usize, table: &Table, filter: Option<&Expr>, locking: 
         if let Some(vals) = visible.or(newest) {
             let own = row.lock.as_ref().is_some_and(|l| Some(l.conn) == ctx.conn);
             let stale = !own && snapshot.is_some_and(|at| row.committed_at > at);
-            hits.push(Hit { idx, vals: vals.clone(), other, stale });
+            hits.push(Hit {
+                idx,
+                vals: vals.clone(),
+                other,
+                stale,
+            });
         }
     }
     Ok(hits)
@@ -229,7 +282,14 @@ fn scan(ctx: &Ctx<'_>, t: usize, table: &Table, filter: Option<&Expr>, locking: 
 /// SSI: the writers of the versions of `row` a SERIALIZABLE read did not see (another
 /// transaction's pending write, versions committed after its snapshot), where either that
 /// version or the one it saw matches the WHERE: a rw-antidependency from the reader to each.
-fn read_past(ctx: &Ctx<'_>, schema: &Schema, row: &Row, snapshot: Option<u64>, filter: Option<&Expr>, saw_match: bool) -> Result<(), Stop> {
+fn read_past(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    row: &Row,
+    snapshot: Option<u64>,
+    filter: Option<&Expr>,
+    saw_match: bool,
+) -> Result<(), Stop> {
     let Some(trail) = &ctx.ssi else { return Ok(()) };
     let mut unseen: Vec<(Writer, Option<&Vals>)> = Vec::new();
     if let Some(lock) = row.lock.as_ref().filter(|l| Some(l.conn) != ctx.conn) {
@@ -243,7 +303,12 @@ fn read_past(ctx: &Ctx<'_>, schema: &Schema, row: &Row, snapshot: Option<u64>, f
         if row.committed_at > at {
             unseen.push((Writer::Committed(row.committed_at), row.committed.as_ref()));
         }
-        unseen.extend(row.older.iter().filter(|(ts, _)| *ts > at).map(|(ts, v)| (Writer::Committed(*ts), v.as_ref())));
+        unseen.extend(
+            row.older
+                .iter()
+                .filter(|(ts, _)| *ts > at)
+                .map(|(ts, v)| (Writer::Committed(*ts), v.as_ref())),
+        );
     }
     for (writer, version) in unseen {
         let matches = match version {
@@ -270,10 +335,21 @@ fn check_not_stale(ctx: &Ctx<'_>, table: &Table, hits: &[Hit]) -> Result<(), Sto
     if !ctx.snapshot_writes {
         return Ok(());
     }
-    match hits.iter().find(|h| h.stale).and_then(|h| table.rows.get(h.idx)) {
+    match hits
+        .iter()
+        .find(|h| h.stale)
+        .and_then(|h| table.rows.get(h.idx))
+    {
         Some(row) => Err(Stop::Failed(
             Errno::OperationalError,
-            format!("could not serialize access due to concurrent {}", if row.committed.is_none() { "delete" } else { "update" }),
+            format!(
+                "could not serialize access due to concurrent {}",
+                if row.committed.is_none() {
+                    "delete"
+                } else {
+                    "update"
+                }
+            ),
         )),
         None => Ok(()),
     }
@@ -286,14 +362,20 @@ fn first_conflict(table_idx: usize, table: &Table, hits: &[Hit]) -> Option<Wait>
     Some(Wait {
         on: hit.other.into_iter().collect(),
         lock: format!("row {}", table.schema.describe_row(&hit.vals)),
-        what: LockRef::Row { table: table_idx, row: row.id },
+        what: LockRef::Row {
+            table: table_idx,
+            row: row.id,
+        },
     })
 }
 
 /// Takes `conn`'s exclusive lock on the row, keeping any write it already made.
 fn lock_row(table: &mut Table, idx: usize, conn: usize) {
     if let Some(row) = table.rows.get_mut(idx) {
-        row.lock.get_or_insert(Lock { conn, write: Write::Locked });
+        row.lock.get_or_insert(Lock {
+            conn,
+            write: Write::Locked,
+        });
     }
 }
 
@@ -305,13 +387,21 @@ fn write_row(table: &mut Table, idx: usize, conn: usize, write: Write) {
 
 pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Result<Value, Stop> {
     let t = ctx.find_table(tables, &s.table)?;
-    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let Some(table) = tables.get_mut(t) else {
+        return Err(programming("internal: table vanished".into()));
+    };
     let schema = Arc::clone(&table.schema);
     let projected = match &s.projection {
         Projection::Exprs(exprs) => exprs.as_slice(),
         Projection::Star | Projection::CountStar => &[],
     };
-    ctx.check(&schema, s.filter.iter().chain(projected).chain(s.order.iter().map(|(e, _)| e)))?;
+    ctx.check(
+        &schema,
+        s.filter
+            .iter()
+            .chain(projected)
+            .chain(s.order.iter().map(|(e, _)| e)),
+    )?;
     let locking = s.lock.filter(|_| ctx.conn.is_some());
     let mut hits = scan(ctx, t, table, s.filter.as_ref(), locking.is_some())?;
     if locking == Some(LockMode::SkipLocked) {
@@ -349,21 +439,37 @@ fn nowait(flavour: Flavour, table: &str) -> Stop {
 }
 
 fn limit_value(ctx: &Ctx<'_>, limit: &Expr) -> Result<usize, Stop> {
-    match limit.eval(&Scope { params: ctx.params, row: None }).map_err(programming)? {
+    match limit
+        .eval(&Scope {
+            params: ctx.params,
+            row: None,
+        })
+        .map_err(programming)?
+    {
         Value::Int(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        v => Err(programming(format!("LIMIT must be a non-negative integer, not {v}"))),
+        v => Err(programming(format!(
+            "LIMIT must be a non-negative integer, not {v}"
+        ))),
     }
 }
 
 /// ORDER BY, stable (ties keep scan order). NULLs sort last ascending in PostgreSQL and first
 /// in MySQL.
-fn sort(ctx: &Ctx<'_>, schema: &Schema, hits: &mut Vec<Hit>, order_by: &[(Expr, bool)]) -> Result<(), Stop> {
+fn sort(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    hits: &mut Vec<Hit>,
+    order_by: &[(Expr, bool)],
+) -> Result<(), Stop> {
     if order_by.is_empty() {
         return Ok(());
     }
     let mut keyed = Vec::with_capacity(hits.len());
     for hit in hits.drain(..) {
-        let key = order_by.iter().map(|(e, _)| ctx.eval(e, schema, &hit.vals)).collect::<Result<Vec<_>, _>>()?;
+        let key = order_by
+            .iter()
+            .map(|(e, _)| ctx.eval(e, schema, &hit.vals))
+            .collect::<Result<Vec<_>, _>>()?;
         keyed.push((key, hit));
     }
     let nulls_high = ctx.flavour == Flavour::Postgres;
@@ -401,24 +507,55 @@ fn sort_cmp(x: &Value, y: &Value, nulls_high: bool) -> Ordering {
     }
 }
 
-fn project(ctx: &Ctx<'_>, schema: &Schema, hits: &[Hit], projection: &Projection) -> Result<Value, Stop> {
+fn project(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    hits: &[Hit],
+    projection: &Projection,
+) -> Result<Value, Stop> {
     let rows = match projection {
-        Projection::CountStar => vec![vec![Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX))]],
+        Projection::CountStar => vec![vec![Value::Int(
+            i64::try_from(hits.len()).unwrap_or(i64::MAX),
+        )]],
         Projection::Star => hits.iter().map(|h| h.vals.to_vec()).collect(),
         Projection::Exprs(exprs) => {
-            let row = |h: &Hit| exprs.iter().map(|e| ctx.eval(e, schema, &h.vals)).collect::<Result<Vec<_>, _>>();
+            let row = |h: &Hit| {
+                exprs
+                    .iter()
+                    .map(|e| ctx.eval(e, schema, &h.vals))
+                    .collect::<Result<Vec<_>, _>>()
+            };
             hits.iter().map(row).collect::<Result<_, _>>()?
         }
     };
     Ok(Value::Rows(Arc::new(rows)))
 }
 
-pub(super) fn update(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], u: &Update) -> Result<Value, Stop> {
+pub(super) fn update(
+    ctx: &Ctx<'_>,
+    conn: usize,
+    tables: &mut [Arc<Table>],
+    u: &Update,
+) -> Result<Value, Stop> {
     let t = ctx.find_table(tables, &u.table)?;
-    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let Some(table) = tables.get_mut(t) else {
+        return Err(programming("internal: table vanished".into()));
+    };
     let schema = Arc::clone(&table.schema);
-    let sets = u.sets.iter().map(|(c, e)| schema.column(c).map(|i| (i, e)).ok_or_else(|| ctx.no_column(c))).collect::<Result<Vec<_>, _>>()?;
-    ctx.check(&schema, u.filter.iter().chain(u.sets.iter().map(|(_, e)| e)))?;
+    let sets = u
+        .sets
+        .iter()
+        .map(|(c, e)| {
+            schema
+                .column(c)
+                .map(|i| (i, e))
+                .ok_or_else(|| ctx.no_column(c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.check(
+        &schema,
+        u.filter.iter().chain(u.sets.iter().map(|(_, e)| e)),
+    )?;
     let hits = scan(ctx, t, table, u.filter.as_ref(), true)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
         return Err(Stop::Blocked(wait));
@@ -444,7 +581,12 @@ pub(super) fn update(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], u: &
 
 /// The new version of a row. PostgreSQL evaluates every SET expression on the old row; MySQL
 /// evaluates them left to right, each seeing the assignments before it.
-fn updated_row(ctx: &Ctx<'_>, schema: &Schema, old: &[Value], sets: &[(usize, &Expr)]) -> Result<Vec<Value>, Stop> {
+fn updated_row(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    old: &[Value],
+    sets: &[(usize, &Expr)],
+) -> Result<Vec<Value>, Stop> {
     let mut new = old.to_vec();
     for &(col, e) in sets {
         let source = if ctx.innodb() { new.as_slice() } else { old };
@@ -457,9 +599,16 @@ fn updated_row(ctx: &Ctx<'_>, schema: &Schema, old: &[Value], sets: &[(usize, &E
     Ok(new)
 }
 
-pub(super) fn delete(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], d: &Delete) -> Result<Value, Stop> {
+pub(super) fn delete(
+    ctx: &Ctx<'_>,
+    conn: usize,
+    tables: &mut [Arc<Table>],
+    d: &Delete,
+) -> Result<Value, Stop> {
     let t = ctx.find_table(tables, &d.table)?;
-    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let Some(table) = tables.get_mut(t) else {
+        return Err(programming("internal: table vanished".into()));
+    };
     ctx.check(&table.schema, d.filter.iter())?;
     let hits = scan(ctx, t, table, d.filter.as_ref(), true)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
@@ -478,17 +627,31 @@ pub(super) fn delete(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], d: &
     Ok(Value::Int(i64::try_from(hits.len()).unwrap_or(i64::MAX)))
 }
 
-pub(super) fn insert(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], i: &Insert) -> Result<Value, Stop> {
+pub(super) fn insert(
+    ctx: &Ctx<'_>,
+    conn: usize,
+    tables: &mut [Arc<Table>],
+    i: &Insert,
+) -> Result<Value, Stop> {
     let t = ctx.find_table(tables, &i.table)?;
-    let Some(table) = tables.get_mut(t) else { return Err(programming("internal: table vanished".into())) };
+    let Some(table) = tables.get_mut(t) else {
+        return Err(programming("internal: table vanished".into()));
+    };
     let table = Arc::make_mut(table);
     let schema = Arc::clone(&table.schema);
     let targets = target_columns(ctx, &schema, i.columns.as_deref())?;
     for (n, exprs) in i.rows.iter().enumerate() {
         if exprs.len() != targets.len() {
             return Err(programming(match ctx.flavour {
-                Flavour::Postgres => format!("INSERT has {} expressions but {} target columns", exprs.len(), targets.len()),
-                Flavour::InnoDb => format!("(1136, \"Column count doesn't match value count at row {}\")", n + 1),
+                Flavour::Postgres => format!(
+                    "INSERT has {} expressions but {} target columns",
+                    exprs.len(),
+                    targets.len()
+                ),
+                Flavour::InnoDb => format!(
+                    "(1136, \"Column count doesn't match value count at row {}\")",
+                    n + 1
+                ),
             }));
         }
         let vals = new_row(ctx, table, &targets, exprs)?;
@@ -499,18 +662,35 @@ pub(super) fn insert(ctx: &Ctx<'_>, conn: usize, tables: &mut [Arc<Table>], i: &
         table.next_row_id += 1;
         let vals: Vals = vals.into();
         wrote(ctx, t, &vals);
-        table.rows.push(Row { id, committed: None, committed_at: 0, older: Vec::new(), lock: Some(Lock { conn, write: Write::Put(vals) }) });
+        table.rows.push(Row {
+            id,
+            committed: None,
+            committed_at: 0,
+            older: Vec::new(),
+            lock: Some(Lock {
+                conn,
+                write: Write::Put(vals),
+            }),
+        });
     }
     Ok(Value::Int(i64::try_from(i.rows.len()).unwrap_or(i64::MAX)))
 }
 
-fn target_columns(ctx: &Ctx<'_>, schema: &Schema, columns: Option<&[String]>) -> Result<Vec<usize>, Stop> {
-    let Some(columns) = columns else { return Ok((0..schema.columns.len()).collect()) };
+fn target_columns(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    columns: Option<&[String]>,
+) -> Result<Vec<usize>, Stop> {
+    let Some(columns) = columns else {
+        return Ok((0..schema.columns.len()).collect());
+    };
     let mut targets = Vec::new();
     for c in columns {
         let i = schema.column(c).ok_or_else(|| ctx.no_column(c))?;
         if targets.contains(&i) {
-            return Err(programming(format!("column \"{c}\" specified more than once")));
+            return Err(programming(format!(
+                "column \"{c}\" specified more than once"
+            )));
         }
         targets.push(i);
     }
@@ -519,12 +699,26 @@ fn target_columns(ctx: &Ctx<'_>, schema: &Schema, columns: Option<&[String]>) ->
 
 /// The values of a new row: the given ones, then defaults, and the auto-increment counter for
 /// the auto column when it was left out (or, in MySQL, given as NULL or 0).
-fn new_row(ctx: &Ctx<'_>, table: &mut Table, targets: &[usize], exprs: &[Expr]) -> Result<Vec<Value>, Stop> {
+fn new_row(
+    ctx: &Ctx<'_>,
+    table: &mut Table,
+    targets: &[usize],
+    exprs: &[Expr],
+) -> Result<Vec<Value>, Stop> {
     let schema = Arc::clone(&table.schema);
-    let mut vals: Vec<Value> = schema.columns.iter().map(|c| c.default.clone().unwrap_or(Value::None)).collect();
+    let mut vals: Vec<Value> = schema
+        .columns
+        .iter()
+        .map(|c| c.default.clone().unwrap_or(Value::None))
+        .collect();
     let mut given: BTreeMap<usize, Value> = BTreeMap::new();
     for (&col, e) in targets.iter().zip(exprs) {
-        let v = e.eval(&Scope { params: ctx.params, row: None }).map_err(programming)?;
+        let v = e
+            .eval(&Scope {
+                params: ctx.params,
+                row: None,
+            })
+            .map_err(programming)?;
         let ty = schema.columns.get(col).map_or(Ty::Text(None), |c| c.ty);
         given.insert(col, coerce(ty, v).map_err(programming)?);
     }
@@ -567,8 +761,13 @@ fn check_row(ctx: &Ctx<'_>, schema: &Schema, vals: &[Value]) -> Result<(), Stop>
         if let (Ty::Text(Some(max)), Value::Str(s)) = (col.ty, v) {
             if u64::try_from(s.chars().count()).unwrap_or(u64::MAX) > max {
                 return Err(programming(match ctx.flavour {
-                    Flavour::Postgres => format!("value too long for type character varying({max})"),
-                    Flavour::InnoDb => format!("(1406, \"Data too long for column '{}' at row 1\")", col.name),
+                    Flavour::Postgres => {
+                        format!("value too long for type character varying({max})")
+                    }
+                    Flavour::InnoDb => format!(
+                        "(1406, \"Data too long for column '{}' at row 1\")",
+                        col.name
+                    ),
                 }));
             }
         }
@@ -579,19 +778,48 @@ fn check_row(ctx: &Ctx<'_>, schema: &Schema, vals: &[Value]) -> Result<(), Stop>
 /// Unique and primary keys. A row this transaction can see with the same key is a violation; a
 /// row another transaction holds whose old or new version has the key makes both databases
 /// wait for that transaction (its outcome decides between a violation and success).
-fn check_unique(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Value], skip: Option<usize>) -> Result<(), Stop> {
+fn check_unique(
+    ctx: &Ctx<'_>,
+    t: usize,
+    table: &Table,
+    conn: usize,
+    vals: &[Value],
+    skip: Option<usize>,
+) -> Result<(), Stop> {
     let schema = &table.schema;
     let mut wait = None;
     for key in &schema.keys {
-        let Some(k) = schema.key_of(key, vals) else { continue };
+        let Some(k) = schema.key_of(key, vals) else {
+            continue;
+        };
         let has_key = |v: &Vals| schema.key_of(key, v).as_ref() == Some(&k);
-        let others = table.rows.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, row)| row);
+        let others = table
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, row)| row);
         for row in others {
             match row.locked_by_other(Some(conn)) {
                 Some(other) if wait.is_none() && row.versions().any(has_key) => {
-                    let holder = row.latest().or(row.committed.as_ref()).map_or(&[][..], |v| v);
-                    let lock = format!("row {} holding key {} of {}", schema.describe_row(holder), schema.describe_key(key, &k), ctx.key_name(key));
-                    wait = Some(Wait { on: vec![other], lock, what: LockRef::Row { table: t, row: row.id } });
+                    let holder = row
+                        .latest()
+                        .or(row.committed.as_ref())
+                        .map_or(&[][..], |v| v);
+                    let lock = format!(
+                        "row {} holding key {} of {}",
+                        schema.describe_row(holder),
+                        schema.describe_key(key, &k),
+                        ctx.key_name(key)
+                    );
+                    wait = Some(Wait {
+                        on: vec![other],
+                        lock,
+                        what: LockRef::Row {
+                            table: t,
+                            row: row.id,
+                        },
+                    });
                 }
                 Some(_) => {}
                 None if row.visible(Some(conn)).is_some_and(has_key) => {
@@ -612,22 +840,43 @@ fn check_unique(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Val
 /// InnoDB: a new index entry must wait while another transaction holds a gap lock on the gap
 /// it goes into (the insert intention lock conflicts with gap locks). An update that keeps a
 /// key inserts no new entry for it.
-fn check_insert_intention(ctx: &Ctx<'_>, t: usize, table: &Table, conn: usize, vals: &[Value], old: Option<&[Value]>) -> Result<(), Stop> {
+fn check_insert_intention(
+    ctx: &Ctx<'_>,
+    t: usize,
+    table: &Table,
+    conn: usize,
+    vals: &[Value],
+    old: Option<&[Value]>,
+) -> Result<(), Stop> {
     if !ctx.innodb() {
         return Ok(());
     }
     let schema = &table.schema;
     for (ki, key) in schema.keys.iter().enumerate() {
-        let Some(at) = schema.key_of(key, vals) else { continue };
+        let Some(at) = schema.key_of(key, vals) else {
+            continue;
+        };
         if old.is_some_and(|o| schema.key_of(key, o).as_ref() == Some(&at)) {
             continue;
         }
-        let gaps: Vec<&GapLock> = table.gaps.iter().filter(|g| g.conn != conn && g.covers(ki, &at)).collect();
+        let gaps: Vec<&GapLock> = table
+            .gaps
+            .iter()
+            .filter(|g| g.conn != conn && g.covers(ki, &at))
+            .collect();
         let Some(first) = gaps.first() else { continue };
         let mut on: Vec<usize> = gaps.iter().map(|g| g.conn).collect();
         on.sort_unstable();
         on.dedup();
-        return Err(Stop::Blocked(Wait { on, lock: table.describe_gap(first), what: LockRef::Gap { table: t, key: ki, at } }));
+        return Err(Stop::Blocked(Wait {
+            on,
+            lock: table.describe_gap(first),
+            what: LockRef::Gap {
+                table: t,
+                key: ki,
+                at,
+            },
+        }));
     }
     Ok(())
 }
@@ -638,13 +887,27 @@ fn gap_lock_if_absent(ctx: &Ctx<'_>, table: &mut Arc<Table>, conn: usize, filter
     if !ctx.gap_locks {
         return;
     }
-    let Some((ki, at)) = unique_lookup(ctx, &table.schema, filter) else { return };
-    let Some(key) = table.schema.keys.get(ki) else { return };
-    if table.rows.iter().flat_map(|r| r.versions()).any(|v| table.schema.key_of(key, v).as_ref() == Some(&at)) {
+    let Some((ki, at)) = unique_lookup(ctx, &table.schema, filter) else {
+        return;
+    };
+    let Some(key) = table.schema.keys.get(ki) else {
+        return;
+    };
+    if table
+        .rows
+        .iter()
+        .flat_map(|r| r.versions())
+        .any(|v| table.schema.key_of(key, v).as_ref() == Some(&at))
+    {
         return;
     }
     let (lo, hi) = table.gap_around(ki, &at);
-    let gap = GapLock { conn, key: ki, lo, hi };
+    let gap = GapLock {
+        conn,
+        key: ki,
+        lo,
+        hi,
+    };
     if !table.gaps.contains(&gap) {
         Arc::make_mut(table).gaps.push(gap);
     }
@@ -652,21 +915,41 @@ fn gap_lock_if_absent(ctx: &Ctx<'_>, table: &mut Arc<Table>, conn: usize, filter
 
 /// The unique index (primary key first) whose every column the WHERE fixes with `col = constant`,
 /// and the key it looks up.
-fn unique_lookup(ctx: &Ctx<'_>, schema: &Schema, filter: Option<&Expr>) -> Option<(usize, Vec<Value>)> {
+fn unique_lookup(
+    ctx: &Ctx<'_>,
+    schema: &Schema,
+    filter: Option<&Expr>,
+) -> Option<(usize, Vec<Value>)> {
     let mut fixed: BTreeMap<usize, Value> = BTreeMap::new();
     for c in filter?.conjuncts() {
-        let Expr::Cmp(CmpOp::Eq, a, b) = c else { continue };
+        let Expr::Cmp(CmpOp::Eq, a, b) = c else {
+            continue;
+        };
         let (col, e) = match (a.as_ref(), b.as_ref()) {
             (Expr::Col(col), e) | (e, Expr::Col(col)) if e.is_constant() => (col, e),
             _ => continue,
         };
-        let Some(i) = schema.column(col) else { continue };
+        let Some(i) = schema.column(col) else {
+            continue;
+        };
         let ty = schema.columns.get(i).map_or(Ty::Text(None), |c| c.ty);
-        let Ok(v) = e.eval(&Scope { params: ctx.params, row: None }).and_then(|v| coerce(ty, v)) else { continue };
+        let Ok(v) = e
+            .eval(&Scope {
+                params: ctx.params,
+                row: None,
+            })
+            .and_then(|v| coerce(ty, v))
+        else {
+            continue;
+        };
         fixed.insert(i, v);
     }
     schema.keys.iter().enumerate().find_map(|(ki, key)| {
-        let at: Option<Vec<Value>> = key.cols.iter().map(|c| fixed.get(c).filter(|v| **v != Value::None).cloned()).collect();
+        let at: Option<Vec<Value>> = key
+            .cols
+            .iter()
+            .map(|c| fixed.get(c).filter(|v| **v != Value::None).cloned())
+            .collect();
         at.map(|at| (ki, at))
     })
 }

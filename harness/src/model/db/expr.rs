@@ -99,19 +99,32 @@ impl Expr {
     pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
         match self {
             Expr::Lit(v) => Ok(v.clone()),
-            Expr::Param(i) => scope.params.get(*i).cloned().ok_or_else(|| format!("no parameter for placeholder {}", i + 1)),
+            Expr::Param(i) => scope
+                .params
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| format!("no parameter for placeholder {}", i + 1)),
             Expr::Col(c) => column_value(scope, c),
             Expr::Neg(e) => match e.eval(scope)? {
                 Value::None => Ok(Value::None),
-                v => as_int(&v)?.checked_neg().map(Value::Int).ok_or_else(out_of_range),
+                v => as_int(&v)?
+                    .checked_neg()
+                    .map(Value::Int)
+                    .ok_or_else(out_of_range),
             },
             Expr::Arith(op, a, b) => arith(*op, &a.eval(scope)?, &b.eval(scope)?),
             Expr::Cmp(op, a, b) => Ok(compare(*op, &a.eval(scope)?, &b.eval(scope)?)?),
             Expr::And(a, b) => Ok(and(truth(&a.eval(scope)?)?, truth(&b.eval(scope)?)?)),
             Expr::Or(a, b) => Ok(or(truth(&a.eval(scope)?)?, truth(&b.eval(scope)?)?)),
             Expr::Not(e) => Ok(truth(&e.eval(scope)?)?.map_or(Value::None, |b| Value::Bool(!b))),
-            Expr::IsNull { expr, negated } => Ok(Value::Bool((expr.eval(scope)? == Value::None) != *negated)),
-            Expr::InList { expr, list, negated } => in_list(&expr.eval(scope)?, list, *negated, scope),
+            Expr::IsNull { expr, negated } => {
+                Ok(Value::Bool((expr.eval(scope)? == Value::None) != *negated))
+            }
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => in_list(&expr.eval(scope)?, list, *negated, scope),
         }
     }
 
@@ -134,9 +147,15 @@ impl Expr {
 }
 
 fn column_value(scope: &Scope<'_>, name: &str) -> Result<Value, String> {
-    let (schema, row) = scope.row.ok_or_else(|| format!("column \"{name}\" cannot be used here"))?;
-    let i = schema.column(name).ok_or_else(|| format!("column \"{name}\" does not exist"))?;
-    row.get(i).cloned().ok_or_else(|| format!("column \"{name}\" has no value"))
+    let (schema, row) = scope
+        .row
+        .ok_or_else(|| format!("column \"{name}\" cannot be used here"))?;
+    let i = schema
+        .column(name)
+        .ok_or_else(|| format!("column \"{name}\" does not exist"))?;
+    row.get(i)
+        .cloned()
+        .ok_or_else(|| format!("column \"{name}\" has no value"))
 }
 
 fn out_of_range() -> String {
@@ -147,7 +166,10 @@ fn as_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Int(n) => Ok(*n),
         Value::Bool(b) => Ok(i64::from(*b)),
-        Value::Str(s) => s.trim().parse().map_err(|_| format!("invalid input syntax for type integer: \"{s}\"")),
+        Value::Str(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid input syntax for type integer: \"{s}\"")),
         v => Err(format!("expected an integer, found {}", v.type_name())),
     }
 }
@@ -175,7 +197,10 @@ fn truth(v: &Value) -> Result<Option<bool>, String> {
         Value::None => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
         Value::Int(n) => Ok(Some(*n != 0)),
-        v => Err(format!("argument of a condition must be boolean, not {}", v.type_name())),
+        v => Err(format!(
+            "argument of a condition must be boolean, not {}",
+            v.type_name()
+        )),
     }
 }
 
@@ -211,7 +236,9 @@ fn in_list(v: &Value, list: &[Expr], negated: bool, scope: &Scope<'_>) -> Result
 }
 
 fn compare(op: CmpOp, a: &Value, b: &Value) -> Result<Value, String> {
-    let Some(ord) = order(a, b)? else { return Ok(Value::None) };
+    let Some(ord) = order(a, b)? else {
+        return Ok(Value::None);
+    };
     Ok(Value::Bool(match op {
         CmpOp::Eq => ord.is_eq(),
         CmpOp::Ne => ord.is_ne(),
@@ -230,8 +257,16 @@ pub(super) fn order(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
         (Value::Str(x), Value::Str(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Int(_) | Value::Bool(_), _) | (_, Value::Int(_) | Value::Bool(_)) => as_int(a)?.cmp(&as_int(b)?),
-        _ => return Err(format!("cannot compare {} with {}", a.type_name(), b.type_name())),
+        (Value::Int(_) | Value::Bool(_), _) | (_, Value::Int(_) | Value::Bool(_)) => {
+            as_int(a)?.cmp(&as_int(b)?)
+        }
+        _ => {
+            return Err(format!(
+                "cannot compare {} with {}",
+                a.type_name(),
+                b.type_name()
+            ))
+        }
     }))
 }
 
@@ -245,8 +280,14 @@ pub(super) fn coerce(ty: Ty, v: Value) -> Result<Value, String> {
         (Ty::Text(_), Value::Bool(b)) => Ok(Value::str(if b { "true" } else { "false" })),
         (Ty::Bool, v @ Value::Bool(_)) => Ok(v),
         (Ty::Bool, Value::Int(n)) => Ok(Value::Bool(n != 0)),
-        (Ty::Bool, Value::Str(s)) => parse_bool(&s).map(Value::Bool).ok_or_else(|| format!("invalid input syntax for type boolean: \"{s}\"")),
-        (ty, v) => Err(format!("cannot store a {} value in a {} column", v.type_name(), ty.name())),
+        (Ty::Bool, Value::Str(s)) => parse_bool(&s)
+            .map(Value::Bool)
+            .ok_or_else(|| format!("invalid input syntax for type boolean: \"{s}\"")),
+        (ty, v) => Err(format!(
+            "cannot store a {} value in a {} column",
+            v.type_name(),
+            ty.name()
+        )),
     }
 }
 

@@ -117,7 +117,10 @@ pub enum Outcome {
 
 impl Outcome {
     fn failed(error: Errno, message: impl Into<String>) -> Outcome {
-        Outcome::Failed { error, message: message.into() }
+        Outcome::Failed {
+            error,
+            message: message.into(),
+        }
     }
 }
 
@@ -151,14 +154,19 @@ struct Conn {
 impl Conn {
     /// The state after the transaction ends: only the session's level stays.
     fn after_txn(self) -> Conn {
-        Conn { session_level: self.session_level, next_level: self.next_level, ..Conn::default() }
+        Conn {
+            session_level: self.session_level,
+            next_level: self.next_level,
+            ..Conn::default()
+        }
     }
 }
 
 /// The connection that runs the setup statements.
 const SETUP_CONN: usize = usize::MAX;
 
-const MYSQL_DEADLOCK: &str = "(1213, 'Deadlock found when trying to get lock; try restarting transaction')";
+const MYSQL_DEADLOCK: &str =
+    "(1213, 'Deadlock found when trying to get lock; try restarting transaction')";
 
 /// The database: tables, open transactions, and the waits remembered for deadlock detection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -183,17 +191,39 @@ impl Db {
     /// A database with the tables of the CREATE TABLE statements in `setup` and the rows of its
     /// INSERTs (and any other statements), all committed.
     pub fn new(flavour: Flavour, setup: &[Arc<Prepared>]) -> Result<Db, String> {
-        let mut db = Db { flavour, tables: Vec::new(), conns: BTreeMap::new(), waits: BTreeMap::new(), named: Vec::new(), clock: 0, sxacts: Vec::new(), next_sxact: 0 };
+        let mut db = Db {
+            flavour,
+            tables: Vec::new(),
+            conns: BTreeMap::new(),
+            waits: BTreeMap::new(),
+            named: Vec::new(),
+            clock: 0,
+            sxacts: Vec::new(),
+            next_sxact: 0,
+        };
         for stmt in setup {
             if stmt.params() > 0 {
-                return Err(format!("setup statement `{}` has placeholders; setup takes no parameters", stmt.sql()));
+                return Err(format!(
+                    "setup statement `{}` has placeholders; setup takes no parameters",
+                    stmt.sql()
+                ));
             }
             match &stmt.stmt {
                 Stmt::Create(c) => db.create(c)?,
                 _ => match db.execute(SETUP_CONN, stmt, &[]) {
                     Outcome::Done(_) => {}
-                    Outcome::Failed { message, .. } => return Err(format!("setup statement `{}` failed: {message}", stmt.sql())),
-                    Outcome::Blocked { lock, .. } => return Err(format!("setup statement `{}` blocked on {lock}", stmt.sql())),
+                    Outcome::Failed { message, .. } => {
+                        return Err(format!(
+                            "setup statement `{}` failed: {message}",
+                            stmt.sql()
+                        ))
+                    }
+                    Outcome::Blocked { lock, .. } => {
+                        return Err(format!(
+                            "setup statement `{}` blocked on {lock}",
+                            stmt.sql()
+                        ))
+                    }
                 },
             }
         }
@@ -205,7 +235,11 @@ impl Db {
 
     fn create(&mut self, c: &sql::CreateTable) -> Result<(), String> {
         if self.tables.iter().any(|t| t.schema.name == c.schema.name) {
-            return if c.if_not_exists { Ok(()) } else { Err(format!("relation \"{}\" already exists", c.schema.name)) };
+            return if c.if_not_exists {
+                Ok(())
+            } else {
+                Err(format!("relation \"{}\" already exists", c.schema.name))
+            };
         }
         self.tables.push(Arc::new(Table::new(c.schema.clone())));
         Ok(())
@@ -215,11 +249,16 @@ impl Db {
     /// start after them rather than colliding with them.
     fn start_counters_past_rows(&mut self) {
         for table in &mut self.tables {
-            let Some(auto) = table.schema.auto else { continue };
-            let ids = table.rows.iter().filter_map(|r| match r.committed.as_ref()?.get(auto) {
-                Some(Value::Int(n)) => Some(*n),
-                _ => None,
-            });
+            let Some(auto) = table.schema.auto else {
+                continue;
+            };
+            let ids = table
+                .rows
+                .iter()
+                .filter_map(|r| match r.committed.as_ref()?.get(auto) {
+                    Some(Value::Int(n)) => Some(*n),
+                    _ => None,
+                });
             let max = ids.max();
             if let Some(max) = max.filter(|&m| m >= table.auto_next) {
                 Arc::make_mut(table).auto_next = max.saturating_add(1);
@@ -238,20 +277,31 @@ impl Db {
             self.waits.remove(&conn);
             return Outcome::failed(
                 Errno::ProgrammingError,
-                format!("the statement has {} placeholders but {} parameters were given", stmt.params(), params.len()),
+                format!(
+                    "the statement has {} placeholders but {} parameters were given",
+                    stmt.params(),
+                    params.len()
+                ),
             );
         }
         let state = self.conn(conn);
         if state.aborted && !matches!(stmt.stmt, Stmt::Commit | Stmt::Rollback) {
             self.waits.remove(&conn);
-            return Outcome::failed(Errno::ProgrammingError, "current transaction is aborted, commands ignored until end of transaction block");
+            return Outcome::failed(
+                Errno::ProgrammingError,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            );
         }
         match &stmt.stmt {
             Stmt::Begin { level } => self.begin(conn, *level),
             Stmt::SetLevel { level, session } => self.set_level(conn, *level, *session),
             Stmt::Commit => self.end(conn, !state.aborted),
             Stmt::Rollback => self.end(conn, false),
-            Stmt::Create(_) => self.fail(conn, Errno::ProgrammingError, "CREATE TABLE is only supported in the setup".to_string()),
+            Stmt::Create(_) => self.fail(
+                conn,
+                Errno::ProgrammingError,
+                "CREATE TABLE is only supported in the setup".to_string(),
+            ),
             _ => self.run(conn, &stmt.stmt, params),
         }
     }
@@ -287,8 +337,19 @@ impl Db {
     /// or the flavour gives it.
     fn open_txn(&mut self, conn: usize, level: Option<Level>) {
         let state = self.conn(conn);
-        let level = level.or(state.next_level).or(state.session_level).unwrap_or(self.flavour.default_level());
-        self.set_conn(conn, Conn { in_txn: true, level: Some(level), next_level: None, ..state.after_txn() });
+        let level = level
+            .or(state.next_level)
+            .or(state.session_level)
+            .unwrap_or(self.flavour.default_level());
+        self.set_conn(
+            conn,
+            Conn {
+                in_txn: true,
+                level: Some(level),
+                next_level: None,
+                ..state.after_txn()
+            },
+        );
     }
 
     /// SET [SESSION] TRANSACTION ISOLATION LEVEL, with each server's rules for when it may run.
@@ -300,7 +361,11 @@ impl Db {
             // PostgreSQL outside a transaction: a warning, and no effect.
             (Session::Transaction, Flavour::Postgres) if !state.in_txn => {}
             (Session::Transaction, Flavour::Postgres) if state.queried => {
-                return self.fail(conn, Errno::ProgrammingError, "SET TRANSACTION ISOLATION LEVEL must be called before any query".to_string());
+                return self.fail(
+                    conn,
+                    Errno::ProgrammingError,
+                    "SET TRANSACTION ISOLATION LEVEL must be called before any query".to_string(),
+                );
             }
             (Session::Transaction, Flavour::Postgres) => state.level = Some(level),
             (Session::Transaction, Flavour::InnoDb) if state.in_txn => {
@@ -333,7 +398,10 @@ impl Db {
     /// it has something in (so clones keep sharing the others). A commit made while another
     /// connection holds a snapshot advances the clock and keeps the versions it replaces.
     fn finish(&mut self, conn: usize, commit: bool) {
-        let others_snapshot = self.conns.iter().any(|(&c, s)| c != conn && s.snapshot.is_some());
+        let others_snapshot = self
+            .conns
+            .iter()
+            .any(|(&c, s)| c != conn && s.snapshot.is_some());
         if commit && others_snapshot {
             self.clock += 1;
         }
@@ -396,7 +464,13 @@ impl Db {
             self.open_txn(conn, None);
         }
         if self.active_sxact(conn).is_some_and(|x| x.doomed) {
-            return self.stop(conn, implicit, before, Stop::Failed(Errno::OperationalError, ssi::SSI_FAILURE.to_string()), &[]);
+            return self.stop(
+                conn,
+                implicit,
+                before,
+                Stop::Failed(Errno::OperationalError, ssi::SSI_FAILURE.to_string()),
+                &[],
+            );
         }
         self.take_snapshot(conn, stmt);
         let state = self.conn(conn);
@@ -416,13 +490,16 @@ impl Db {
             Stmt::Insert(i) => exec::insert(&ctx, conn, &mut tables, i),
             Stmt::Update(u) => exec::update(&ctx, conn, &mut tables, u),
             Stmt::Delete(d) => exec::delete(&ctx, conn, &mut tables, d),
-            _ => Err(Stop::Failed(Errno::ProgrammingError, "internal: not a data statement".to_string())),
+            _ => Err(Stop::Failed(
+                Errno::ProgrammingError,
+                "internal: not a data statement".to_string(),
+            )),
         };
         let result = match (result, ctx.ssi.map(RefCell::into_inner)) {
             (Ok(value), Some(trail)) => self.record_ssi(conn, &tables, trail).map(|()| value),
-            (Err(Stop::Failed(Errno::IntegrityError, message)), Some(trail)) => {
-                self.conflict_in(conn, &tables, &trail.writes).and(Err(Stop::Failed(Errno::IntegrityError, message)))
-            }
+            (Err(Stop::Failed(Errno::IntegrityError, message)), Some(trail)) => self
+                .conflict_in(conn, &tables, &trail.writes)
+                .and(Err(Stop::Failed(Errno::IntegrityError, message))),
             (result, _) => result,
         };
         match result {
@@ -446,7 +523,14 @@ impl Db {
     }
 
     /// A statement that did not finish: an autocommit one leaves no transaction behind.
-    fn stop(&mut self, conn: usize, implicit: bool, before: Conn, stop: Stop, attempted: &[Arc<Table>]) -> Outcome {
+    fn stop(
+        &mut self,
+        conn: usize,
+        implicit: bool,
+        before: Conn,
+        stop: Stop,
+        attempted: &[Arc<Table>],
+    ) -> Outcome {
         if implicit {
             self.finish(conn, false);
             self.set_conn(conn, before);
@@ -475,7 +559,14 @@ impl Db {
         let state = self.conn(conn);
         if self.flavour == Flavour::Postgres && state.in_txn {
             self.finish(conn, false);
-            self.set_conn(conn, Conn { in_txn: true, aborted: true, ..state.after_txn() });
+            self.set_conn(
+                conn,
+                Conn {
+                    in_txn: true,
+                    aborted: true,
+                    ..state.after_txn()
+                },
+            );
         }
         Outcome::failed(error, message)
     }
@@ -483,7 +574,10 @@ impl Db {
     /// Records the wait, unless it closes a cycle: then the requester is the deadlock victim.
     fn block(&mut self, conn: usize, wait: Wait) -> Outcome {
         if !self.deadlocked(conn, &wait.on) {
-            let outcome = Outcome::Blocked { on: wait.on.clone(), lock: wait.lock.clone() };
+            let outcome = Outcome::Blocked {
+                on: wait.on.clone(),
+                lock: wait.lock.clone(),
+            };
             self.waits.insert(conn, wait);
             return outcome;
         }
@@ -496,7 +590,14 @@ impl Db {
             }
             Flavour::Postgres => {
                 let state = self.conn(conn);
-                self.set_conn(conn, Conn { in_txn: state.in_txn, aborted: state.in_txn, ..state.after_txn() });
+                self.set_conn(
+                    conn,
+                    Conn {
+                        in_txn: state.in_txn,
+                        aborted: state.in_txn,
+                        ..state.after_txn()
+                    },
+                );
                 Outcome::failed(Errno::OperationalError, "deadlock detected")
             }
         }
@@ -523,10 +624,15 @@ impl Db {
     /// Whether `conn` still holds the lock a remembered wait was for.
     fn holds(&self, conn: usize, what: &LockRef) -> bool {
         match what {
-            LockRef::Row { table, row } => {
-                self.tables.get(*table).is_some_and(|t| t.rows.iter().any(|r| r.id == *row && r.lock.as_ref().is_some_and(|l| l.conn == conn)))
-            }
-            LockRef::Gap { table, key, at } => self.tables.get(*table).is_some_and(|t| t.gaps.iter().any(|g| g.conn == conn && g.covers(*key, at))),
+            LockRef::Row { table, row } => self.tables.get(*table).is_some_and(|t| {
+                t.rows
+                    .iter()
+                    .any(|r| r.id == *row && r.lock.as_ref().is_some_and(|l| l.conn == conn))
+            }),
+            LockRef::Gap { table, key, at } => self
+                .tables
+                .get(*table)
+                .is_some_and(|t| t.gaps.iter().any(|g| g.conn == conn && g.covers(*key, at))),
         }
     }
 
@@ -557,7 +663,10 @@ impl Db {
 
     /// How many connections to named database `db` are open.
     pub fn named_connections(&self, db: u32) -> usize {
-        self.named.iter().filter(|(d, open)| *d == db && *open).count()
+        self.named
+            .iter()
+            .filter(|(d, open)| *d == db && *open)
+            .count()
     }
 
     /// The number of committed rows of `table`, for invariants.
@@ -576,9 +685,21 @@ impl Db {
             return Err("query() reads committed data without locks; drop FOR UPDATE".to_string());
         }
         if params.len() != stmt.params() {
-            return Err(format!("the statement has {} placeholders but {} parameters were given", stmt.params(), params.len()));
+            return Err(format!(
+                "the statement has {} placeholders but {} parameters were given",
+                stmt.params(),
+                params.len()
+            ));
         }
-        let ctx = Ctx { flavour: self.flavour, conn: None, params, snapshot: None, snapshot_writes: false, gap_locks: false, ssi: None };
+        let ctx = Ctx {
+            flavour: self.flavour,
+            conn: None,
+            params,
+            snapshot: None,
+            snapshot_writes: false,
+            gap_locks: false,
+            ssi: None,
+        };
         let mut tables = self.tables.clone();
         exec::select(&ctx, &mut tables, select).map_err(|stop| match stop {
             Stop::Failed(_, message) => message,
@@ -591,10 +712,19 @@ impl Db {
         let mut held = Vec::new();
         for t in &self.tables {
             for row in &t.rows {
-                let (Some(lock), Some(vals)) = (&row.lock, row.latest().or(row.committed.as_ref())) else { continue };
-                held.push(Held { conn: lock.conn, lock: format!("row {}", t.schema.describe_row(vals)) });
+                let (Some(lock), Some(vals)) = (&row.lock, row.latest().or(row.committed.as_ref()))
+                else {
+                    continue;
+                };
+                held.push(Held {
+                    conn: lock.conn,
+                    lock: format!("row {}", t.schema.describe_row(vals)),
+                });
             }
-            held.extend(t.gaps.iter().map(|g| Held { conn: g.conn, lock: t.describe_gap(g) }));
+            held.extend(t.gaps.iter().map(|g| Held {
+                conn: g.conn,
+                lock: t.describe_gap(g),
+            }));
         }
         held.sort();
         held
@@ -603,7 +733,9 @@ impl Db {
     /// The connections `conn` was last reported Blocked on, and the lock, if it has not run a
     /// statement since.
     pub fn waiting(&self, conn: usize) -> Option<(&[usize], &str)> {
-        self.waits.get(&conn).map(|w| (w.on.as_slice(), w.lock.as_str()))
+        self.waits
+            .get(&conn)
+            .map(|w| (w.on.as_slice(), w.lock.as_str()))
     }
 
     /// Whether `conn` is inside BEGIN ... COMMIT/ROLLBACK.
@@ -614,7 +746,11 @@ impl Db {
     /// The isolation level `conn`'s open transaction runs at, or its next one will.
     pub fn isolation_level(&self, conn: usize) -> Level {
         let state = self.conn(conn);
-        state.level.or(state.next_level).or(state.session_level).unwrap_or(self.flavour.default_level())
+        state
+            .level
+            .or(state.next_level)
+            .or(state.session_level)
+            .unwrap_or(self.flavour.default_level())
     }
 
     /// Whether `conn`'s transaction is aborted (PostgreSQL, after an error).
@@ -625,6 +761,11 @@ impl Db {
     /// Equal data, locks and transaction states, ignoring the wait-for bookkeeping that a
     /// Blocked outcome records (a blocked statement changes nothing else).
     pub fn same_state(&self, other: &Db) -> bool {
-        self.flavour == other.flavour && self.tables == other.tables && self.conns == other.conns && self.named == other.named && self.sxacts == other.sxacts && self.clock == other.clock
+        self.flavour == other.flavour
+            && self.tables == other.tables
+            && self.conns == other.conns
+            && self.named == other.named
+            && self.sxacts == other.sxacts
+            && self.clock == other.clock
     }
 }

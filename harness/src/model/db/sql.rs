@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use sqlparser::ast::{self, BinaryOperator, ObjectName, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator};
+use sqlparser::ast::{
+    self, BinaryOperator, ObjectName, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
+    UnaryOperator,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -109,13 +112,21 @@ impl Level {
     /// The levels the model runs for `flavour`.
     pub fn all(flavour: super::Flavour) -> &'static [Level] {
         match flavour {
-            super::Flavour::Postgres => &[Level::ReadCommitted, Level::RepeatableRead, Level::Serializable],
+            super::Flavour::Postgres => &[
+                Level::ReadCommitted,
+                Level::RepeatableRead,
+                Level::Serializable,
+            ],
             super::Flavour::InnoDb => &[Level::ReadCommitted, Level::RepeatableRead],
         }
     }
 
     fn supported(flavour: super::Flavour) -> String {
-        Level::all(flavour).iter().map(|l| l.name().to_uppercase()).collect::<Vec<_>>().join(", ")
+        Level::all(flavour)
+            .iter()
+            .map(|l| l.name().to_uppercase())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn why_not(self, flavour: super::Flavour) -> &'static str {
@@ -223,23 +234,43 @@ pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
     let text = rewrite_pyformat(sql);
     let placeholders = Placeholders::scan(&text)?;
     let dialect = GenericDialect {};
-    let statements = Parser::parse_sql(&dialect, &text).map_err(|e| format!("cannot parse `{}`: {e}", clip(sql)))?;
+    let statements = Parser::parse_sql(&dialect, &text)
+        .map_err(|e| format!("cannot parse `{}`: {e}", clip(sql)))?;
     let statement = match statements.as_slice() {
         [one] => one,
         [] => return Err("empty SQL: expected one statement".to_string()),
-        more => return Err(format!("expected one statement, found {} in `{}`", more.len(), clip(sql))),
+        more => {
+            return Err(format!(
+                "expected one statement, found {} in `{}`",
+                more.len(),
+                clip(sql)
+            ))
+        }
     };
-    let mut stmt = Lower { placeholders: &placeholders, qualifiers: Vec::new(), depth: Cell::new(0) }.statement(statement)?;
+    let mut stmt = Lower {
+        placeholders: &placeholders,
+        qualifiers: Vec::new(),
+        depth: Cell::new(0),
+    }
+    .statement(statement)?;
     if let Stmt::SetLevel { session, .. } = &mut stmt {
         // sqlparser drops MySQL's SESSION keyword in SET SESSION TRANSACTION; the text keeps it.
-        let words: Vec<String> = text.split_whitespace().take(3).map(str::to_ascii_uppercase).collect();
+        let words: Vec<String> = text
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_uppercase)
+            .collect();
         if *session == Session::Transaction && words.get(1).is_some_and(|w| w == "SESSION") {
             *session = Session::MySql;
         } else if words.get(1).is_some_and(|w| w == "GLOBAL" || w == "LOCAL") {
             return Err(unsupported("SET GLOBAL/LOCAL TRANSACTION (the model sets the transaction's or the session's level)"));
         }
     }
-    Ok(Arc::new(Prepared { sql: sql.to_string(), params: placeholders.count, stmt }))
+    Ok(Arc::new(Prepared {
+        sql: sql.to_string(),
+        params: placeholders.count,
+        stmt,
+    }))
 }
 
 /// The first 80 characters of a statement, for messages.
@@ -284,15 +315,24 @@ struct Placeholders {
 
 impl Placeholders {
     fn scan(text: &str) -> Result<Placeholders, String> {
-        let tokens = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location().map_err(|e| format!("cannot parse `{}`: {e}", clip(text)))?;
-        let words = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).count();
+        let tokens = Tokenizer::new(&GenericDialect {}, text)
+            .tokenize_with_location()
+            .map_err(|e| format!("cannot parse `{}`: {e}", clip(text)))?;
+        let words = tokens
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+            .count();
         if words > MAX_TOKENS {
-            return Err(format!("statement too long for the model: {words} tokens (at most {MAX_TOKENS})"));
+            return Err(format!(
+                "statement too long for the model: {words} tokens (at most {MAX_TOKENS})"
+            ));
         }
         let mut positional = BTreeMap::new();
         let mut numbered = 0;
         for t in &tokens {
-            let Token::Placeholder(p) = &t.token else { continue };
+            let Token::Placeholder(p) = &t.token else {
+                continue;
+            };
             if p == "?" {
                 let n = positional.len();
                 positional.insert((t.span.start.line, t.span.start.column), n);
@@ -303,7 +343,10 @@ impl Placeholders {
         if !positional.is_empty() && numbered > 0 {
             return Err("mixed placeholder styles: use either ?/%s or $1, $2, …".to_string());
         }
-        Ok(Placeholders { count: positional.len().max(numbered), positional })
+        Ok(Placeholders {
+            count: positional.len().max(numbered),
+            positional,
+        })
     }
 }
 
@@ -341,25 +384,58 @@ struct Lower<'a> {
 impl Lower<'_> {
     fn statement(&mut self, s: &Statement) -> Result<Stmt, String> {
         match s {
-            Statement::CreateTable(c) => ddl::create_table(c, &|e| self.constant(e)).map(Stmt::Create),
+            Statement::CreateTable(c) => {
+                ddl::create_table(c, &|e| self.constant(e)).map(Stmt::Create)
+            }
             Statement::Insert(i) => self.insert(i).map(Stmt::Insert),
             Statement::Query(q) => self.select(q).map(Stmt::Select),
             Statement::Update(u) => self.update(u).map(Stmt::Update),
             Statement::Delete(d) => self.delete(d).map(Stmt::Delete),
-            Statement::StartTransaction { modes, statements, exception, .. } => {
+            Statement::StartTransaction {
+                modes,
+                statements,
+                exception,
+                ..
+            } => {
                 if !statements.is_empty() || exception.is_some() {
                     return Err(unsupported("BEGIN ... END blocks"));
                 }
-                Ok(Stmt::Begin { level: isolation_mode(modes)? })
+                Ok(Stmt::Begin {
+                    level: isolation_mode(modes)?,
+                })
             }
-            Statement::Set(ast::Set::SetTransaction { modes, snapshot: None, session }) => {
-                let level = isolation_mode(modes)?.ok_or_else(|| unsupported("SET TRANSACTION without ISOLATION LEVEL"))?;
-                Ok(Stmt::SetLevel { level, session: if *session { Session::Characteristics } else { Session::Transaction } })
+            Statement::Set(ast::Set::SetTransaction {
+                modes,
+                snapshot: None,
+                session,
+            }) => {
+                let level = isolation_mode(modes)?
+                    .ok_or_else(|| unsupported("SET TRANSACTION without ISOLATION LEVEL"))?;
+                Ok(Stmt::SetLevel {
+                    level,
+                    session: if *session {
+                        Session::Characteristics
+                    } else {
+                        Session::Transaction
+                    },
+                })
             }
-            Statement::Commit { chain: false, modifier: None, .. } => Ok(Stmt::Commit),
-            Statement::Rollback { chain: false, savepoint: None } => Ok(Stmt::Rollback),
-            Statement::Rollback { savepoint: Some(_), .. } => Err(unsupported("savepoints")),
-            other => Err(unsupported(format!("the statement `{}`", clip(&other.to_string())))),
+            Statement::Commit {
+                chain: false,
+                modifier: None,
+                ..
+            } => Ok(Stmt::Commit),
+            Statement::Rollback {
+                chain: false,
+                savepoint: None,
+            } => Ok(Stmt::Rollback),
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Err(unsupported("savepoints")),
+            other => Err(unsupported(format!(
+                "the statement `{}`",
+                clip(&other.to_string())
+            ))),
         }
     }
 
@@ -375,7 +451,9 @@ impl Lower<'_> {
             Some(a) => format!("{name} {a}"),
             None => name.to_string(),
         };
-        if t.relation.to_string() != expected || alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+        if t.relation.to_string() != expected
+            || alias.as_ref().is_some_and(|a| !a.columns.is_empty())
+        {
             return Err(unsupported(format!("the table reference `{}`", t.relation)));
         }
         let table = object_name(name)?;
@@ -389,13 +467,19 @@ impl Lower<'_> {
             (q.with.is_some(), "WITH"),
             (q.fetch.is_some(), "FETCH"),
             (q.for_clause.is_some(), "FOR XML/JSON"),
-            (q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty(), "this query syntax"),
+            (
+                q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty(),
+                "this query syntax",
+            ),
         ];
         if let Some((_, what)) = extra.iter().find(|(present, _)| *present) {
             return Err(unsupported(*what));
         }
         let SetExpr::Select(s) = q.body.as_ref() else {
-            return Err(unsupported(format!("the query `{}` (only a single SELECT ... FROM one table)", clip(&q.body.to_string()))));
+            return Err(unsupported(format!(
+                "the query `{}` (only a single SELECT ... FROM one table)",
+                clip(&q.body.to_string())
+            )));
         };
         check_select_clauses(s)?;
         let [from] = s.from.as_slice() else {
@@ -424,13 +508,17 @@ impl Lower<'_> {
         }
         let exprs = items.iter().map(|item| match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => self.expr(e),
-            other => Err(unsupported(format!("the select item `{other}` (use *, COUNT(*) alone, or columns)"))),
+            other => Err(unsupported(format!(
+                "the select item `{other}` (use *, COUNT(*) alone, or columns)"
+            ))),
         });
         exprs.collect::<Result<_, _>>().map(Projection::Exprs)
     }
 
     fn order_by(&self, order: Option<&ast::OrderBy>) -> Result<Vec<(Expr, bool)>, String> {
-        let Some(order) = order else { return Ok(Vec::new()) };
+        let Some(order) = order else {
+            return Ok(Vec::new());
+        };
         let ast::OrderByKind::Expressions(exprs) = &order.kind else {
             return Err(unsupported(format!("`{order}`")));
         };
@@ -451,8 +539,15 @@ impl Lower<'_> {
     fn limit(&self, limit: Option<&ast::LimitClause>) -> Result<Option<Expr>, String> {
         match limit {
             None => Ok(None),
-            Some(ast::LimitClause::LimitOffset { limit, offset: None, limit_by }) if limit_by.is_empty() => limit.as_ref().map(|e| self.expr(e)).transpose(),
-            Some(other) => Err(unsupported(format!("`{}` (only LIMIT n)", other.to_string().trim()))),
+            Some(ast::LimitClause::LimitOffset {
+                limit,
+                offset: None,
+                limit_by,
+            }) if limit_by.is_empty() => limit.as_ref().map(|e| self.expr(e)).transpose(),
+            Some(other) => Err(unsupported(format!(
+                "`{}` (only LIMIT n)",
+                other.to_string().trim()
+            ))),
         }
     }
 
@@ -461,35 +556,63 @@ impl Lower<'_> {
             (u.from.is_some(), "UPDATE ... FROM"),
             (u.returning.is_some() || u.output.is_some(), "RETURNING"),
             (u.or.is_some(), "UPDATE OR ..."),
-            (!u.order_by.is_empty() || u.limit.is_some(), "UPDATE ... ORDER BY/LIMIT"),
-            (u.on_cluster.is_some() || u.settings.is_some() || !u.optimizer_hints.is_empty(), "this UPDATE syntax"),
+            (
+                !u.order_by.is_empty() || u.limit.is_some(),
+                "UPDATE ... ORDER BY/LIMIT",
+            ),
+            (
+                u.on_cluster.is_some() || u.settings.is_some() || !u.optimizer_hints.is_empty(),
+                "this UPDATE syntax",
+            ),
         ];
         if let Some((_, what)) = extra.iter().find(|(present, _)| *present) {
             return Err(unsupported(*what));
         }
         let table = self.table(&u.table)?;
         let sets = u.assignments.iter().map(|a| match &a.target {
-            ast::AssignmentTarget::ColumnName(name) => Ok((object_name(name)?, self.expr(&a.value)?)),
+            ast::AssignmentTarget::ColumnName(name) => {
+                Ok((object_name(name)?, self.expr(&a.value)?))
+            }
             ast::AssignmentTarget::Tuple(_) => Err(unsupported("tuple assignment in SET")),
         });
         let sets = sets.collect::<Result<_, _>>()?;
-        Ok(Update { table, sets, filter: u.selection.as_ref().map(|e| self.expr(e)).transpose()? })
+        Ok(Update {
+            table,
+            sets,
+            filter: u.selection.as_ref().map(|e| self.expr(e)).transpose()?,
+        })
     }
 
     fn delete(&mut self, d: &ast::Delete) -> Result<Delete, String> {
         let extra = [
-            (!d.tables.is_empty() || d.using.is_some(), "multi-table DELETE"),
+            (
+                !d.tables.is_empty() || d.using.is_some(),
+                "multi-table DELETE",
+            ),
             (d.returning.is_some() || d.output.is_some(), "RETURNING"),
-            (!d.order_by.is_empty() || d.limit.is_some(), "DELETE ... ORDER BY/LIMIT"),
-            (d.on_cluster.is_some() || d.settings.is_some() || !d.optimizer_hints.is_empty(), "this DELETE syntax"),
+            (
+                !d.order_by.is_empty() || d.limit.is_some(),
+                "DELETE ... ORDER BY/LIMIT",
+            ),
+            (
+                d.on_cluster.is_some() || d.settings.is_some() || !d.optimizer_hints.is_empty(),
+                "this DELETE syntax",
+            ),
         ];
         if let Some((_, what)) = extra.iter().find(|(present, _)| *present) {
             return Err(unsupported(*what));
         }
-        let ast::FromTable::WithFromKeyword(from) = &d.from else { return Err(unsupported("DELETE without FROM")) };
-        let [from] = from.as_slice() else { return Err(unsupported("DELETE from more than one table")) };
+        let ast::FromTable::WithFromKeyword(from) = &d.from else {
+            return Err(unsupported("DELETE without FROM"));
+        };
+        let [from] = from.as_slice() else {
+            return Err(unsupported("DELETE from more than one table"));
+        };
         let table = self.table(from)?;
-        Ok(Delete { table, filter: d.selection.as_ref().map(|e| self.expr(e)).transpose()? })
+        Ok(Delete {
+            table,
+            filter: d.selection.as_ref().map(|e| self.expr(e)).transpose()?,
+        })
     }
 
     fn insert(&mut self, i: &ast::Insert) -> Result<Insert, String> {
@@ -500,26 +623,71 @@ impl Lower<'_> {
             (i.returning.is_some() || i.output.is_some(), "RETURNING"),
             (i.or.is_some(), "INSERT OR ..."),
             (!i.assignments.is_empty(), "INSERT ... SET"),
-            (i.table_alias.is_some() || i.insert_alias.is_some(), "aliases in INSERT"),
-            (i.overwrite || i.partitioned.is_some() || !i.after_columns.is_empty() || i.has_table_keyword, "this INSERT syntax"),
-            (i.overriding.is_some() || i.priority.is_some() || i.settings.is_some() || i.format_clause.is_some(), "this INSERT syntax"),
-            (i.multi_table_insert_type.is_some() || !i.optimizer_hints.is_empty(), "this INSERT syntax"),
+            (
+                i.table_alias.is_some() || i.insert_alias.is_some(),
+                "aliases in INSERT",
+            ),
+            (
+                i.overwrite
+                    || i.partitioned.is_some()
+                    || !i.after_columns.is_empty()
+                    || i.has_table_keyword,
+                "this INSERT syntax",
+            ),
+            (
+                i.overriding.is_some()
+                    || i.priority.is_some()
+                    || i.settings.is_some()
+                    || i.format_clause.is_some(),
+                "this INSERT syntax",
+            ),
+            (
+                i.multi_table_insert_type.is_some() || !i.optimizer_hints.is_empty(),
+                "this INSERT syntax",
+            ),
         ];
         if let Some((_, what)) = extra.iter().find(|(present, _)| *present) {
             return Err(unsupported(*what));
         }
-        let ast::TableObject::TableName(name) = &i.table else { return Err(unsupported("INSERT into a table function")) };
+        let ast::TableObject::TableName(name) = &i.table else {
+            return Err(unsupported("INSERT into a table function"));
+        };
         let table = object_name(name)?;
-        let columns = i.columns.iter().map(object_name).collect::<Result<Vec<_>, _>>()?;
+        let columns = i
+            .columns
+            .iter()
+            .map(object_name)
+            .collect::<Result<Vec<_>, _>>()?;
         let values = match i.source.as_deref() {
-            Some(ast::Query { body, order_by: None, limit_clause: None, with: None, locks, .. }) if locks.is_empty() => match body.as_ref() {
+            Some(ast::Query {
+                body,
+                order_by: None,
+                limit_clause: None,
+                with: None,
+                locks,
+                ..
+            }) if locks.is_empty() => match body.as_ref() {
                 SetExpr::Values(v) => v,
-                other => return Err(unsupported(format!("INSERT ... `{}` (only VALUES)", clip(&other.to_string())))),
+                other => {
+                    return Err(unsupported(format!(
+                        "INSERT ... `{}` (only VALUES)",
+                        clip(&other.to_string())
+                    )))
+                }
             },
             _ => return Err(unsupported("INSERT without VALUES")),
         };
-        let rows = values.rows.iter().map(|row| row.content.iter().map(|e| self.expr(e)).collect::<Result<Vec<_>, _>>());
-        Ok(Insert { table, columns: (!columns.is_empty()).then_some(columns), rows: rows.collect::<Result<_, _>>()? })
+        let rows = values.rows.iter().map(|row| {
+            row.content
+                .iter()
+                .map(|e| self.expr(e))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        Ok(Insert {
+            table,
+            columns: (!columns.is_empty()).then_some(columns),
+            rows: rows.collect::<Result<_, _>>()?,
+        })
     }
 
     /// Lowers an expression, refusing nesting deeper than [`MAX_DEPTH`]: a left-deep chain of a
@@ -528,7 +696,9 @@ impl Lower<'_> {
     fn expr(&self, e: &ast::Expr) -> Result<Expr, String> {
         let depth = self.depth.get();
         if depth >= MAX_DEPTH {
-            return Err(format!("expression nested more than {MAX_DEPTH} levels deep; the model refuses it"));
+            return Err(format!(
+                "expression nested more than {MAX_DEPTH} levels deep; the model refuses it"
+            ));
         }
         self.depth.set(depth + 1);
         let lowered = self.expr_at_depth(e);
@@ -569,20 +739,37 @@ impl Lower<'_> {
     fn qualified(&self, parts: &[ast::Ident]) -> Result<Expr, String> {
         match parts {
             [q, col] if self.qualifiers.contains(&ident(q)) => Ok(Expr::Col(ident(col))),
-            _ => Err(format!("unknown table in column reference `{}`", parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join("."))),
+            _ => Err(format!(
+                "unknown table in column reference `{}`",
+                parts
+                    .iter()
+                    .map(|p| p.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )),
         }
     }
 
     fn value(&self, v: &ast::ValueWithSpan) -> Result<Expr, String> {
         use ast::Value as V;
         Ok(match &v.value {
-            V::Number(n, _) => Expr::Lit(Value::Int(n.parse().map_err(|_| unsupported(format!("the number {n} (only 64-bit integers)")))?)),
+            V::Number(n, _) => {
+                Expr::Lit(Value::Int(n.parse().map_err(|_| {
+                    unsupported(format!("the number {n} (only 64-bit integers)"))
+                })?))
+            }
             V::SingleQuotedString(s) | V::DoubleQuotedString(s) => Expr::Lit(Value::str(s)),
             V::Boolean(b) => Expr::Lit(Value::Bool(*b)),
             V::Null => Expr::Lit(Value::None),
             V::Placeholder(p) if p == "?" => {
                 let at = (v.span.start.line, v.span.start.column);
-                Expr::Param(*self.placeholders.positional.get(&at).ok_or("internal: placeholder not found by position")?)
+                Expr::Param(
+                    *self
+                        .placeholders
+                        .positional
+                        .get(&at)
+                        .ok_or("internal: placeholder not found by position")?,
+                )
             }
             V::Placeholder(p) => Expr::Param(dollar_number(p)? - 1),
             other => return Err(unsupported(format!("the literal {other}"))),
@@ -592,8 +779,12 @@ impl Lower<'_> {
     /// A DEFAULT: a literal (possibly negative), evaluated once.
     fn constant(&self, e: &ast::Expr) -> Result<Value, String> {
         let e = self.expr(e)?;
-        let scope = Scope { params: &[], row: None };
-        e.eval(&scope).map_err(|_| unsupported(format!("the DEFAULT {e:?} (only constants)")))
+        let scope = Scope {
+            params: &[],
+            row: None,
+        };
+        e.eval(&scope)
+            .map_err(|_| unsupported(format!("the DEFAULT {e:?} (only constants)")))
     }
 }
 
@@ -626,16 +817,29 @@ fn binary(op: &BinaryOperator, l: Box<Expr>, r: Box<Expr>) -> Option<Expr> {
 }
 
 fn check_select_clauses(s: &ast::Select) -> Result<(), String> {
-    let no_group_by = matches!(&s.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let no_group_by =
+        matches!(&s.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
     let extra = [
         (s.distinct.is_some(), "DISTINCT"),
         (s.top.is_some(), "TOP"),
         (s.into.is_some(), "SELECT INTO"),
         (!no_group_by || s.having.is_some(), "GROUP BY/HAVING"),
-        (!s.named_window.is_empty() || s.qualify.is_some(), "window functions"),
-        (!s.lateral_views.is_empty() || s.prewhere.is_some() || !s.connect_by.is_empty(), "this SELECT syntax"),
-        (!s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty(), "this SELECT syntax"),
-        (s.exclude.is_some() || s.value_table_mode.is_some() || s.select_modifiers.is_some(), "this SELECT syntax"),
+        (
+            !s.named_window.is_empty() || s.qualify.is_some(),
+            "window functions",
+        ),
+        (
+            !s.lateral_views.is_empty() || s.prewhere.is_some() || !s.connect_by.is_empty(),
+            "this SELECT syntax",
+        ),
+        (
+            !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty(),
+            "this SELECT syntax",
+        ),
+        (
+            s.exclude.is_some() || s.value_table_mode.is_some() || s.select_modifiers.is_some(),
+            "this SELECT syntax",
+        ),
         (!s.optimizer_hints.is_empty(), "optimizer hints"),
     ];
     match extra.iter().find(|(present, _)| *present) {
@@ -651,13 +855,19 @@ fn isolation_mode(modes: &[ast::TransactionMode]) -> Result<Option<Level>, Strin
     let mut level = None;
     for mode in modes {
         let ast::TransactionMode::IsolationLevel(l) = mode else {
-            return Err(unsupported(format!("the transaction mode `{mode}` (only ISOLATION LEVEL)")));
+            return Err(unsupported(format!(
+                "the transaction mode `{mode}` (only ISOLATION LEVEL)"
+            )));
         };
         level = Some(match l {
             L::ReadCommitted => Level::ReadCommitted,
             L::RepeatableRead => Level::RepeatableRead,
             L::Serializable => Level::Serializable,
-            other => return Err(unsupported(format!("ISOLATION LEVEL {other} (levels: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)"))),
+            other => {
+                return Err(unsupported(format!(
+                "ISOLATION LEVEL {other} (levels: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)"
+            )))
+            }
         });
     }
     Ok(level)
@@ -666,12 +876,18 @@ fn isolation_mode(modes: &[ast::TransactionMode]) -> Result<Option<Level>, Strin
 fn lock_mode(locks: &[ast::LockClause]) -> Result<Option<LockMode>, String> {
     match locks {
         [] => Ok(None),
-        [ast::LockClause { lock_type: ast::LockType::Update, of: None, nonblock }] => Ok(Some(match nonblock {
+        [ast::LockClause {
+            lock_type: ast::LockType::Update,
+            of: None,
+            nonblock,
+        }] => Ok(Some(match nonblock {
             None => LockMode::Wait,
             Some(ast::NonBlock::Nowait) => LockMode::NoWait,
             Some(ast::NonBlock::SkipLocked) => LockMode::SkipLocked,
         })),
-        [other] => Err(unsupported(format!("`{other}` (only FOR UPDATE [NOWAIT|SKIP LOCKED])"))),
+        [other] => Err(unsupported(format!(
+            "`{other}` (only FOR UPDATE [NOWAIT|SKIP LOCKED])"
+        ))),
         _ => Err(unsupported("more than one locking clause")),
     }
 }

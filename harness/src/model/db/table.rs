@@ -75,23 +75,45 @@ impl Schema {
 
     /// The values of `key`'s columns in `row`, or `None` if one is NULL (NULLs never conflict).
     pub fn key_of(&self, key: &Key, row: &[Value]) -> Option<Vec<Value>> {
-        key.cols.iter().map(|&c| row.get(c).filter(|v| **v != Value::None).cloned()).collect()
+        key.cols
+            .iter()
+            .map(|&c| row.get(c).filter(|v| **v != Value::None).cloned())
+            .collect()
     }
 
     /// `(email)=('a@x')`-style text for a key's columns and values.
     pub fn describe_key(&self, key: &Key, values: &[Value]) -> String {
-        let names: Vec<&str> = key.cols.iter().map(|&c| self.columns.get(c).map_or("?", |col| col.name.as_str())).collect();
+        let names: Vec<&str> = key
+            .cols
+            .iter()
+            .map(|&c| self.columns.get(c).map_or("?", |col| col.name.as_str()))
+            .collect();
         match (names.as_slice(), values) {
             ([name], [v]) => format!("{name}={}", sql_literal(v)),
-            _ => format!("({})=({})", names.join(", "), values.iter().map(sql_literal).collect::<Vec<_>>().join(", ")),
+            _ => format!(
+                "({})=({})",
+                names.join(", "),
+                values
+                    .iter()
+                    .map(sql_literal)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
     /// `person(id=3)`: a row named by its primary key, else by all its values.
     pub fn describe_row(&self, row: &[Value]) -> String {
-        match self.primary().and_then(|k| self.key_of(k, row).map(|v| (k, v))) {
+        match self
+            .primary()
+            .and_then(|k| self.key_of(k, row).map(|v| (k, v)))
+        {
             Some((key, values)) => format!("{}({})", self.name, self.describe_key(key, &values)),
-            None => format!("{}({})", self.name, row.iter().map(sql_literal).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "{}({})",
+                self.name,
+                row.iter().map(sql_literal).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 }
@@ -158,7 +180,9 @@ impl Row {
     /// a snapshot taken at `snapshot` saw (or the latest committed one, without a snapshot).
     pub fn visible_at(&self, viewer: Option<usize>, snapshot: Option<u64>) -> Option<&Vals> {
         match (&self.lock, snapshot) {
-            (Some(lock), _) if Some(lock.conn) == viewer && lock.write != Write::Locked => self.visible(viewer),
+            (Some(lock), _) if Some(lock.conn) == viewer && lock.write != Write::Locked => {
+                self.visible(viewer)
+            }
             (_, Some(at)) => self.version_at(at),
             _ => self.committed.as_ref(),
         }
@@ -169,14 +193,24 @@ impl Row {
         if self.committed_at <= at {
             return self.committed.as_ref();
         }
-        self.older.iter().rev().find(|(ts, _)| *ts <= at).and_then(|(_, v)| v.as_ref())
+        self.older
+            .iter()
+            .rev()
+            .find(|(ts, _)| *ts <= at)
+            .and_then(|(_, v)| v.as_ref())
     }
 
     /// The newest version, committed or not: what InnoDB's locking reads look at.
     pub fn latest(&self) -> Option<&Vals> {
         match &self.lock {
-            Some(Lock { write: Write::Put(v), .. }) => Some(v),
-            Some(Lock { write: Write::Deleted, .. }) => None,
+            Some(Lock {
+                write: Write::Put(v),
+                ..
+            }) => Some(v),
+            Some(Lock {
+                write: Write::Deleted,
+                ..
+            }) => None,
             _ => self.committed.as_ref(),
         }
     }
@@ -184,7 +218,10 @@ impl Row {
     /// Both versions: an index holds entries for each until the transaction ends.
     pub fn versions(&self) -> impl Iterator<Item = &Vals> {
         let pending = match &self.lock {
-            Some(Lock { write: Write::Put(v), .. }) => Some(v),
+            Some(Lock {
+                write: Write::Put(v),
+                ..
+            }) => Some(v),
             _ => None,
         };
         self.committed.iter().chain(pending)
@@ -192,7 +229,10 @@ impl Row {
 
     /// The connection holding this row's lock, if it is not `conn`.
     pub fn locked_by_other(&self, conn: Option<usize>) -> Option<usize> {
-        self.lock.as_ref().map(|l| l.conn).filter(|&c| Some(c) != conn)
+        self.lock
+            .as_ref()
+            .map(|l| l.conn)
+            .filter(|&c| Some(c) != conn)
     }
 }
 
@@ -209,7 +249,9 @@ pub(super) struct GapLock {
 
 impl GapLock {
     pub fn covers(&self, key: usize, at: &[Value]) -> bool {
-        self.key == key && self.lo.as_ref().is_none_or(|lo| lo.as_slice() < at) && self.hi.as_ref().is_none_or(|hi| at < hi.as_slice())
+        self.key == key
+            && self.lo.as_ref().is_none_or(|lo| lo.as_slice() < at)
+            && self.hi.as_ref().is_none_or(|hi| at < hi.as_slice())
     }
 }
 
@@ -227,19 +269,30 @@ pub(super) struct Table {
 
 impl Table {
     pub fn new(schema: Schema) -> Table {
-        Table { schema: Arc::new(schema), rows: Vec::new(), next_row_id: 1, auto_next: 1, gaps: Vec::new() }
+        Table {
+            schema: Arc::new(schema),
+            rows: Vec::new(),
+            next_row_id: 1,
+            auto_next: 1,
+            gaps: Vec::new(),
+        }
     }
 
     /// Whether `conn` holds any row or gap lock here (so commit and rollback can skip the table).
     pub fn touched_by(&self, conn: usize) -> bool {
-        self.rows.iter().any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn)) || self.gaps.iter().any(|g| g.conn == conn)
+        self.rows
+            .iter()
+            .any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn))
+            || self.gaps.iter().any(|g| g.conn == conn)
     }
 
     /// Ends `conn`'s transaction here: its writes become committed at clock `at` (keeping the
     /// versions they replace when `keep_history`: a snapshot is open), or vanish; its locks go.
     pub fn finish(&mut self, conn: usize, commit: bool, at: u64, keep_history: bool) {
         for row in &mut self.rows {
-            let Some(lock) = row.lock.take_if(|l| l.conn == conn) else { continue };
+            let Some(lock) = row.lock.take_if(|l| l.conn == conn) else {
+                continue;
+            };
             let new = match lock.write {
                 Write::Put(v) if commit => Some(v),
                 Write::Deleted if commit => None,
@@ -251,7 +304,8 @@ impl Table {
             }
             row.committed_at = at;
         }
-        self.rows.retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
+        self.rows
+            .retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
         self.gaps.retain(|g| g.conn != conn);
     }
 
@@ -265,25 +319,41 @@ impl Table {
                     row.committed_at = 0;
                 }
                 Some(at) => {
-                    let successors: Vec<u64> = row.older.iter().skip(1).map(|(ts, _)| *ts).chain([row.committed_at]).collect();
+                    let successors: Vec<u64> = row
+                        .older
+                        .iter()
+                        .skip(1)
+                        .map(|(ts, _)| *ts)
+                        .chain([row.committed_at])
+                        .collect();
                     let mut next = successors.into_iter();
-                    row.older.retain(|_| next.next().is_some_and(|succ| succ > at));
+                    row.older
+                        .retain(|_| next.next().is_some_and(|succ| succ > at));
                 }
             }
         }
-        self.rows.retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
+        self.rows
+            .retain(|r| r.committed.is_some() || r.lock.is_some() || !r.older.is_empty());
     }
 
     /// Whether [`Table::prune`] with no snapshot open would change anything.
     pub fn has_history(&self) -> bool {
-        self.rows.iter().any(|r| r.committed_at > 0 || !r.older.is_empty())
+        self.rows
+            .iter()
+            .any(|r| r.committed_at > 0 || !r.older.is_empty())
     }
 
     /// The neighbours of `at` among every entry of index `key` (all versions of all rows), which
     /// bound the gap `at` falls into.
     pub fn gap_around(&self, key: usize, at: &[Value]) -> (Option<Vec<Value>>, Option<Vec<Value>>) {
-        let Some(k) = self.schema.keys.get(key) else { return (None, None) };
-        let entries = self.rows.iter().flat_map(|r| r.versions()).filter_map(|v| self.schema.key_of(k, v));
+        let Some(k) = self.schema.keys.get(key) else {
+            return (None, None);
+        };
+        let entries = self
+            .rows
+            .iter()
+            .flat_map(|r| r.versions())
+            .filter_map(|v| self.schema.key_of(k, v));
         let (mut lo, mut hi): (Option<Vec<Value>>, Option<Vec<Value>>) = (None, None);
         for e in entries {
             if e.as_slice() < at && lo.as_ref().is_none_or(|l| *l < e) {
@@ -297,20 +367,31 @@ impl Table {
 
     /// `gap before supremum in patch (next-key lock)` / `gap before patch(id=3) (gap lock)`.
     pub fn describe_gap(&self, gap: &GapLock) -> String {
-        let Some(key) = self.schema.keys.get(gap.key) else { return format!("gap in {}", self.schema.name) };
+        let Some(key) = self.schema.keys.get(gap.key) else {
+            return format!("gap in {}", self.schema.name);
+        };
         let mut s = String::from("gap before ");
         match &gap.hi {
             None => {
                 let _ = write!(s, "supremum in {}", self.schema.name);
             }
             Some(hi) => {
-                let _ = write!(s, "{}({})", self.schema.name, self.schema.describe_key(key, hi));
+                let _ = write!(
+                    s,
+                    "{}({})",
+                    self.schema.name,
+                    self.schema.describe_key(key, hi)
+                );
             }
         }
         if !key.primary {
             let _ = write!(s, " index {}", key.my_name);
         }
-        s.push_str(if gap.hi.is_none() { " (next-key lock)" } else { " (gap lock)" });
+        s.push_str(if gap.hi.is_none() {
+            " (next-key lock)"
+        } else {
+            " (gap lock)"
+        });
         s
     }
 }
