@@ -90,30 +90,15 @@ pub enum Response {
 
 /// An operation's wire name.
 pub fn op_name(op: Op) -> Result<&'static str, String> {
-    Ok(match op {
-        Op::Create { excl: true } => "create!",
-        Op::Create { excl: false } => "create",
-        Op::Write
-        | Op::Read
-        | Op::Link
-        | Op::Unlink
-        | Op::Rename
-        | Op::Stat
-        | Op::Utime
-        | Op::Touch
-        | Op::Mkdir
-        | Op::Rmdir
-        | Op::StatLookup
-        | Op::StatAttrs
-        | Op::WriteOpen
-        | Op::WriteData => op.name(),
-        other => {
-            return Err(format!(
-                "`{}` is not performed by worker processes",
-                other.name()
-            ))
-        }
-    })
+    match op {
+        Op::Create { excl: true } => Ok("create!"),
+        // Every filesystem operation (and half of one) travels under its own name.
+        _ if op.is_filesystem() => Ok(op.name()),
+        other => Err(format!(
+            "`{}` is not performed by worker processes",
+            other.name()
+        )),
+    }
 }
 
 /// The operation for a wire name.
