@@ -76,9 +76,8 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
 pub fn isolation_level(flavour: Flavour) -> String {
     match flavour {
         Flavour::Postgres => "postgres READ COMMITTED (the server's default)".to_string(),
-        // The model's InnoDB takes REPEATABLE READ's gap locks (the Patchwork deadlock needs
-        // them) while its plain reads see the latest committed version; see model/db/mod.rs.
-        Flavour::InnoDb => "innodb REPEATABLE READ (the server's default: gap locks; plain reads see the latest committed row, as at READ COMMITTED)".to_string(),
+        Flavour::InnoDb => "innodb REPEATABLE READ (the server's default: a snapshot from the first plain read; locking reads and writes see the latest version, with gap locks)".to_string(),
+        Flavour::Sqlite => "sqlite SERIALIZABLE (WAL: one writer at a time, snapshots from the first statement, SQLITE_BUSY when a transaction that has read must wait to write)".to_string(),
     }
 }
 

@@ -864,6 +864,7 @@ fn same_rules(prog: &Program, spec: &crate::backend::db::DbSpec) -> bool {
         (prog.database.as_ref().map(|d| d.flavour), spec),
         (Some(Flavour::Postgres), DbSpec::Postgres(_))
             | (Some(Flavour::InnoDb), DbSpec::MariaDb(_))
+            | (Some(Flavour::Sqlite), DbSpec::Sqlite)
     )
 }
 
@@ -891,20 +892,20 @@ pub fn db_stress_row(
         .iter()
         .find(|x| row.expected_invariants.contains(&x.invariant) && x.hits > 0)
         .or(hit.first().copied());
-    // A variant written for InnoDB (`database innodb`: its SQL and its expectation are MariaDB's)
-    // that breaks on another server records what that server does; it is not judged there, as
-    // its forced replays are not.
-    let innodb_elsewhere = prog
-        .database
-        .as_ref()
-        .is_some_and(|d| d.flavour == crate::model::db::Flavour::InnoDb)
-        && r.info.backend != "db:mariadb";
+    // A variant written for InnoDB or SQLite (`database innodb` / `database sqlite`: its SQL and
+    // its expectation are that server's) that breaks on another server records what that server
+    // does; it is not judged there, as its forced replays are not.
+    let (foreign, own) = match prog.database.as_ref().map(|d| d.flavour) {
+        Some(crate::model::db::Flavour::InnoDb) => (r.info.backend != "db:mariadb", "InnoDB's"),
+        Some(crate::model::db::Flavour::Sqlite) => (r.info.backend != "db:sqlite", "SQLite's"),
+        _ => (false, ""),
+    };
     row.met = match row.expected {
-        Verdict::Holds => hit.is_empty() || innodb_elsewhere,
+        Verdict::Holds => hit.is_empty() || foreign,
         _ => true,
     };
-    if innodb_elsewhere && !hit.is_empty() && row.expected == Verdict::Holds {
-        row.reason = Some(format!("the variant follows InnoDB's rules and its SQL is MariaDB's; {} breaks it in free runs: recorded, not judged", r.info.backend));
+    if foreign && !hit.is_empty() && row.expected == Verdict::Holds {
+        row.reason = Some(format!("the variant follows {own} rules and its SQL is written for that server; {} breaks it in free runs: recorded, not judged", r.info.backend));
     }
     row.outcome = match primary {
         Some(p) if p.invariant == crate::ir::oracle::DEADLOCK => Outcome::Deadlock,

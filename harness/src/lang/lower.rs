@@ -573,9 +573,10 @@ impl<'a> Cx<'a> {
         let flavour = match flavour.map(|f| f.name.as_str()) {
             None | Some("postgres") | Some("postgresql") => db::Flavour::Postgres,
             Some("innodb") | Some("mysql") | Some("mariadb") => db::Flavour::InnoDb,
+            Some("sqlite") => db::Flavour::Sqlite,
             Some(other) => {
                 let span = flavour.map(|f| f.span).unwrap_or_default();
-                self.err(span, format!("unknown database flavour `{other}`"), "not a flavour", "write `database { ... }` (PostgreSQL rules, READ COMMITTED by default) or `database innodb { ... }` (MySQL/MariaDB InnoDB rules, REPEATABLE READ by default)");
+                self.err(span, format!("unknown database flavour `{other}`"), "not a flavour", "write `database { ... }` (PostgreSQL rules, READ COMMITTED by default), `database innodb { ... }` (MySQL/MariaDB InnoDB rules, REPEATABLE READ by default) or `database sqlite { ... }` (SQLite in WAL mode: one writer at a time)");
                 return None;
             }
         };

@@ -3,7 +3,8 @@
 //! exactly where the model finds a violation. Django's get_or_create() in a transaction at
 //! InnoDB's default REPEATABLE READ (and at READ COMMITTED), write skew at PostgreSQL's
 //! REPEATABLE READ (broken) and SERIALIZABLE (40001), 40001 on a concurrent update, and one
-//! case where PostgreSQL's coarser SSI locks abort a transaction the model lets commit.
+//! case where PostgreSQL's coarser SSI locks abort a transaction the model lets commit; and
+//! SQLite's one writer: get_or_create() in a DEFERRED transaction locked out, BEGIN IMMEDIATE not.
 //!
 //! Servers come from `$RACELAB_POSTGRES_URL` / `$RACELAB_MARIADB_URL` (`cargo xtask db up`).
 
@@ -384,4 +385,41 @@ fn postgres_ssi_is_coarser_than_the_model_on_a_sequential_scan() {
         ("ok", "OperationalError"),
         "{d:?}"
     );
+}
+
+const PERSON_SQLITE: &str = include_str!("../../../scenarios/patchwork-person-sqlite.race");
+
+/// SQLite needs no server, so this comparison runs everywhere: Django's get_or_create() in a
+/// DEFERRED transaction loses the mail with "database is locked" on the model and on real SQLite
+/// (forced along the model's schedule, and free-running); BEGIN IMMEDIATE holds on both.
+#[test]
+fn sqlite_get_or_create_in_a_transaction_is_locked_out_as_the_model_says() {
+    let spec = DbSpec::Sqlite;
+    let prog = program(
+        "patchwork-person-sqlite.race",
+        PERSON_SQLITE,
+        "get-or-create-in-a-transaction",
+    );
+    let sched = model_finding(&prog, "no_mail_lost").expect("the model finds the lost mail");
+    let r = agrees(&prog, &sched, &spec);
+    assert!(r.reproduced(&sched), "{:#?}", results(&r));
+    let all = results(&r);
+    assert!(
+        all.iter().any(|s| s.contains("database is locked")),
+        "no SQLITE_BUSY in {all:#?}"
+    );
+    assert!(
+        stress_hits(&prog, &spec, 40, "no_mail_lost") > 0,
+        "SQLite never lost the mail in 40 free runs"
+    );
+
+    let fixed = program(
+        "patchwork-person-sqlite.race",
+        PERSON_SQLITE,
+        "begin-immediate",
+    );
+    assert_eq!(model_finding(&fixed, "no_mail_lost"), None);
+    // The schedule that loses the mail above, as far as it fits the fix: every actor in turn.
+    agrees(&fixed, &round_robin(&fixed), &spec);
+    assert_eq!(stress_hits(&fixed, &spec, 40, "no_mail_lost"), 0);
 }

@@ -45,6 +45,8 @@ pub(super) enum LockRef {
         key: usize,
         at: Vec<Value>,
     },
+    /// SQLite's one write lock for the whole database.
+    Writer,
 }
 
 /// The statement's environment: which database, on whose behalf, with which parameters, and
@@ -122,22 +124,33 @@ impl Ctx<'_> {
         self.flavour == Flavour::InnoDb
     }
 
+    /// An error in the statement itself: ProgrammingError from psycopg2 and MySQLdb, but
+    /// OperationalError from SQLite's drivers (it reports them all as SQLITE_ERROR).
+    fn statement_error(&self, message: String) -> Stop {
+        match self.flavour {
+            Flavour::Sqlite => Stop::Failed(Errno::OperationalError, message),
+            Flavour::Postgres | Flavour::InnoDb => programming(message),
+        }
+    }
+
     fn find_table(&self, tables: &[Arc<Table>], name: &str) -> Result<usize, Stop> {
         tables
             .iter()
             .position(|t| t.schema.name == name)
             .ok_or_else(|| {
-                programming(match self.flavour {
+                self.statement_error(match self.flavour {
                     Flavour::Postgres => format!("relation \"{name}\" does not exist"),
                     Flavour::InnoDb => format!("(1146, \"Table '{name}' doesn't exist\")"),
+                    Flavour::Sqlite => format!("no such table: {name}"),
                 })
             })
     }
 
     fn no_column(&self, name: &str) -> Stop {
-        programming(match self.flavour {
+        self.statement_error(match self.flavour {
             Flavour::Postgres => format!("column \"{name}\" does not exist"),
             Flavour::InnoDb => format!("(1054, \"Unknown column '{name}' in 'field list'\")"),
+            Flavour::Sqlite => format!("no such column: {name}"),
         })
     }
 
@@ -184,13 +197,22 @@ impl Ctx<'_> {
                     key.my_name
                 )
             }
+            Flavour::Sqlite => {
+                let cols: Vec<String> = key
+                    .cols
+                    .iter()
+                    .filter_map(|&c| schema.columns.get(c))
+                    .map(|c| format!("{}.{}", schema.name, c.name))
+                    .collect();
+                format!("UNIQUE constraint failed: {}", cols.join(", "))
+            }
         };
         Stop::Failed(Errno::IntegrityError, msg)
     }
 
     fn key_name<'k>(&self, key: &'k Key) -> &'k str {
         match self.flavour {
-            Flavour::Postgres => &key.pg_name,
+            Flavour::Postgres | Flavour::Sqlite => &key.pg_name,
             Flavour::InnoDb => &key.my_name,
         }
     }
@@ -206,10 +228,19 @@ struct Hit {
 }
 
 /// The order a scan visits rows in: PostgreSQL's heap (insertion) order, InnoDB's clustered
-/// index (primary key) order.
+/// index (primary key) order, SQLite's rowid order (the key when it is an INTEGER PRIMARY KEY,
+/// else insertion order).
 fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
     let mut order: Vec<usize> = (0..table.rows.len()).collect();
-    if let (Flavour::InnoDb, Some(pk)) = (flavour, table.schema.primary()) {
+    let clustered = match flavour {
+        Flavour::InnoDb => table.schema.primary(),
+        Flavour::Sqlite => table
+            .schema
+            .primary()
+            .filter(|pk| table.schema.auto.is_some_and(|a| pk.cols == [a])),
+        Flavour::Postgres => None,
+    };
+    if let Some(pk) = clustered {
         let key = |r: &Row| {
             r.latest()
                 .or(r.committed.as_ref())
@@ -434,6 +465,8 @@ fn nowait(flavour: Flavour, table: &str) -> Stop {
         match flavour {
             Flavour::Postgres => format!("could not obtain lock on row in relation \"{table}\""),
             Flavour::InnoDb => "(3572, 'Statement aborted because lock(s) could not be acquired immediately and NOWAIT is set.')".to_string(),
+            // Refused when the scenario is compiled: SQLite has no FOR UPDATE.
+            Flavour::Sqlite => "database is locked".to_string(),
         },
     )
 }
@@ -642,9 +675,14 @@ pub(super) fn insert(
     let targets = target_columns(ctx, &schema, i.columns.as_deref())?;
     for (n, exprs) in i.rows.iter().enumerate() {
         if exprs.len() != targets.len() {
-            return Err(programming(match ctx.flavour {
+            return Err(ctx.statement_error(match ctx.flavour {
                 Flavour::Postgres => format!(
                     "INSERT has {} expressions but {} target columns",
+                    exprs.len(),
+                    targets.len()
+                ),
+                Flavour::Sqlite => format!(
+                    "{} values for {} columns",
                     exprs.len(),
                     targets.len()
                 ),
@@ -730,7 +768,8 @@ fn new_row(
     if let Some(auto) = schema.auto {
         let generate = match given.get(&auto) {
             None => true,
-            Some(Value::None | Value::Int(0)) => ctx.innodb(),
+            Some(Value::Int(0)) => ctx.innodb(),
+            Some(Value::None) => ctx.flavour != Flavour::Postgres,
             Some(_) => false,
         };
         if generate {
@@ -738,8 +777,11 @@ fn new_row(
                 *slot = Value::Int(table.auto_next);
             }
             table.auto_next = table.auto_next.saturating_add(1);
-        } else if let (true, Some(Value::Int(n))) = (ctx.innodb(), given.get(&auto)) {
-            // InnoDB moves its counter past an explicit value; a PostgreSQL sequence does not.
+        } else if let (false, Some(Value::Int(n))) =
+            (ctx.flavour == Flavour::Postgres, given.get(&auto))
+        {
+            // InnoDB moves its counter past an explicit value, and SQLite's next rowid is the
+            // largest one plus one; a PostgreSQL sequence does not move.
             table.auto_next = table.auto_next.max(n.saturating_add(1));
         }
     }
@@ -755,16 +797,21 @@ fn check_row(ctx: &Ctx<'_>, schema: &Schema, vals: &[Value]) -> Result<(), Stop>
                 match ctx.flavour {
                     Flavour::Postgres => format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, schema.name),
                     Flavour::InnoDb => format!("(1048, \"Column '{}' cannot be null\")", col.name),
+                    Flavour::Sqlite => format!("NOT NULL constraint failed: {}.{}", schema.name, col.name),
                 },
             ));
         }
-        if let (Ty::Text(Some(max)), Value::Str(s)) = (col.ty, v) {
+        // SQLite keeps VARCHAR(n) as a type name and never checks the length.
+        if let (Ty::Text(Some(max)), Value::Str(s), false) =
+            (col.ty, v, ctx.flavour == Flavour::Sqlite)
+        {
             if u64::try_from(s.chars().count()).unwrap_or(u64::MAX) > max {
                 return Err(programming(match ctx.flavour {
                     Flavour::Postgres => {
                         format!("value too long for type character varying({max})")
                     }
-                    Flavour::InnoDb => format!(
+                    // (SQLite never checks the length: see above.)
+                    Flavour::InnoDb | Flavour::Sqlite => format!(
                         "(1406, \"Data too long for column '{}' at row 1\")",
                         col.name
                     ),

@@ -1,4 +1,4 @@
-//! The model world's database: PostgreSQL or MySQL/InnoDB, at per-transaction isolation levels, in memory.
+//! The model world's database: PostgreSQL, MySQL/InnoDB or SQLite, at per-transaction isolation levels, in memory.
 //!
 //! Scenario actors each hold a connection and run one SQL statement per step. The exploration
 //! engine interleaves their steps, so a statement must be decided on the spot: it finishes
@@ -55,6 +55,14 @@
 //!   which Django sets).
 //! - **Order.** Without ORDER BY, rows come in PostgreSQL's insertion order or InnoDB's primary
 //!   key order.
+//! - **SQLite** (WAL mode, as the real backend runs it) has no row locks and no levels to
+//!   choose: one connection at a time holds the database's write lock, from its first write (or
+//!   BEGIN IMMEDIATE) to the end of its transaction. A transaction reads the snapshot of its first
+//!   statement. A write that finds the lock taken waits for it (the busy handler), unless its
+//!   transaction already holds a snapshot: then SQLite returns SQLITE_BUSY at once, since waiting
+//!   could deadlock; and a transaction whose snapshot a commit has overtaken can never write
+//!   (SQLITE_BUSY_SNAPSHOT). Both are "database is locked". A failed statement rolls back only
+//!   itself, and INTEGER PRIMARY KEY takes max(rowid) + 1, so a rolled-back id is used again.
 
 mod ddl;
 mod exec;
@@ -82,6 +90,7 @@ pub use sql::{prepare, Level, Prepared};
 pub enum Flavour {
     Postgres,
     InnoDb,
+    Sqlite,
 }
 
 impl Flavour {
@@ -90,6 +99,7 @@ impl Flavour {
         match self {
             Flavour::Postgres => Level::ReadCommitted,
             Flavour::InnoDb => Level::RepeatableRead,
+            Flavour::Sqlite => Level::Serializable,
         }
     }
 
@@ -98,6 +108,7 @@ impl Flavour {
         match self {
             Flavour::Postgres => "PostgreSQL",
             Flavour::InnoDb => "InnoDB (MariaDB/MySQL)",
+            Flavour::Sqlite => "SQLite",
         }
     }
 }
@@ -149,6 +160,9 @@ struct Conn {
     next_level: Option<Level>,
     /// SET SESSION ...: the level of the connection's later transactions.
     session_level: Option<Level>,
+    /// SQLite: a commit that changed data came after this transaction's snapshot, so it can
+    /// never write (SQLITE_BUSY_SNAPSHOT).
+    overtaken: bool,
 }
 
 impl Conn {
@@ -164,6 +178,9 @@ impl Conn {
 
 /// The connection that runs the setup statements.
 const SETUP_CONN: usize = usize::MAX;
+
+/// SQLite's SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT, as every driver shows them.
+const SQLITE_LOCKED: &str = "database is locked";
 
 const MYSQL_DEADLOCK: &str =
     "(1213, 'Deadlock found when trying to get lock; try restarting transaction')";
@@ -185,6 +202,8 @@ pub struct Db {
     /// SERIALIZABLE transactions, open or overlapping an open one (SSI).
     sxacts: Vec<Sxact>,
     next_sxact: u64,
+    /// SQLite: the connection holding the database's write lock.
+    writer: Option<usize>,
 }
 
 impl Db {
@@ -200,6 +219,7 @@ impl Db {
             clock: 0,
             sxacts: Vec::new(),
             next_sxact: 0,
+            writer: None,
         };
         for stmt in setup {
             if stmt.params() > 0 {
@@ -293,8 +313,18 @@ impl Db {
             );
         }
         match &stmt.stmt {
-            Stmt::Begin { level } => self.begin(conn, *level),
+            Stmt::Begin { level, immediate } => self.begin(conn, *level, *immediate),
             Stmt::SetLevel { level, session } => self.set_level(conn, *level, *session),
+            Stmt::Commit | Stmt::Rollback
+                if self.flavour == Flavour::Sqlite && !state.in_txn =>
+            {
+                let what = if matches!(stmt.stmt, Stmt::Commit) { "commit" } else { "rollback" };
+                self.fail(
+                    conn,
+                    Errno::OperationalError,
+                    format!("cannot {what} - no transaction is active"),
+                )
+            }
             Stmt::Commit => self.end(conn, !state.aborted),
             Stmt::Rollback => self.end(conn, false),
             Stmt::Create(_) => self.fail(
@@ -318,19 +348,63 @@ impl Db {
         }
     }
 
-    fn begin(&mut self, conn: usize, level: Option<Level>) -> Outcome {
+    fn begin(&mut self, conn: usize, level: Option<Level>, immediate: bool) -> Outcome {
         self.waits.remove(&conn);
         if self.conn(conn).in_txn {
-            if self.flavour == Flavour::Postgres {
+            match self.flavour {
                 // PostgreSQL only warns ("there is already a transaction in progress").
-                return Outcome::Done(Value::None);
+                Flavour::Postgres => return Outcome::Done(Value::None),
+                Flavour::Sqlite => {
+                    return self.fail(
+                        conn,
+                        Errno::OperationalError,
+                        "cannot start a transaction within a transaction".to_string(),
+                    )
+                }
+                // MySQL: BEGIN implicitly commits the open transaction.
+                Flavour::InnoDb => {
+                    self.finish(conn, true);
+                    self.set_conn(conn, self.conn(conn).after_txn());
+                }
             }
-            // MySQL: BEGIN implicitly commits the open transaction.
-            self.finish(conn, true);
-            self.set_conn(conn, self.conn(conn).after_txn());
+        }
+        if immediate {
+            // SQLite's BEGIN IMMEDIATE: the write lock now, waiting for it if it is taken.
+            if let Err(stop) = self.take_write_lock(conn) {
+                return match stop {
+                    Stop::Blocked(wait) => self.block(conn, wait),
+                    Stop::Failed(error, message) => self.fail(conn, error, message),
+                };
+            }
         }
         self.open_txn(conn, level);
         Outcome::Done(Value::None)
+    }
+
+    /// SQLite: takes the database's write lock for `conn`'s next write. A connection whose
+    /// transaction holds no snapshot yet waits for the holder (SQLite's busy handler); one that
+    /// does gets SQLITE_BUSY at once (waiting could deadlock), or SQLITE_BUSY_SNAPSHOT when a
+    /// commit has overtaken its snapshot.
+    fn take_write_lock(&mut self, conn: usize) -> Result<(), Stop> {
+        let state = self.conn(conn);
+        match self.writer {
+            Some(holder) if holder == conn => Ok(()),
+            Some(_) if state.snapshot.is_some() => {
+                Err(Stop::Failed(Errno::OperationalError, SQLITE_LOCKED.to_string()))
+            }
+            Some(holder) => Err(Stop::Blocked(Wait {
+                on: vec![holder],
+                lock: "the database's write lock (SQLite)".to_string(),
+                what: LockRef::Writer,
+            })),
+            None if state.overtaken => {
+                Err(Stop::Failed(Errno::OperationalError, SQLITE_LOCKED.to_string()))
+            }
+            None => {
+                self.writer = Some(conn);
+                Ok(())
+            }
+        }
     }
 
     /// Starts `conn`'s transaction at `level`, or else at the level SET TRANSACTION, SET SESSION
@@ -372,6 +446,14 @@ impl Db {
                 return self.fail(conn, Errno::ProgrammingError, "(1568, \"Transaction characteristics can't be changed while a transaction is in progress\")".to_string());
             }
             (Session::Transaction, Flavour::InnoDb) => state.next_level = Some(level),
+            // Refused when the scenario is compiled (SQLite has no SET TRANSACTION).
+            (Session::Transaction, Flavour::Sqlite) => {
+                return self.fail(
+                    conn,
+                    Errno::OperationalError,
+                    "near \"SET\": syntax error".to_string(),
+                );
+            }
         }
         self.set_conn(conn, state);
         Outcome::Done(Value::None)
@@ -406,16 +488,53 @@ impl Db {
             self.clock += 1;
         }
         let at = self.clock;
+        let mut wrote = false;
         for table in &mut self.tables {
             if table.touched_by(conn) {
+                wrote = true;
                 Arc::make_mut(table).finish(conn, commit, at, others_snapshot);
             }
+        }
+        if self.flavour == Flavour::Sqlite {
+            self.finish_sqlite(conn, commit && wrote);
         }
         self.end_sxact(conn, commit, at);
         if let Some(state) = self.conns.get_mut(&conn) {
             state.snapshot = None;
         }
         self.forget_history();
+    }
+
+    /// SQLite: the write lock goes; a commit that wrote overtakes every other open snapshot; and
+    /// INTEGER PRIMARY KEY goes on from the largest rowid left, as SQLite's does.
+    fn finish_sqlite(&mut self, conn: usize, wrote: bool) {
+        if self.writer == Some(conn) {
+            self.writer = None;
+        }
+        if wrote {
+            for (&c, state) in self.conns.iter_mut() {
+                if c != conn && state.snapshot.is_some() {
+                    state.overtaken = true;
+                }
+            }
+        }
+        for table in &mut self.tables {
+            let Some(auto) = table.schema.auto else {
+                continue;
+            };
+            let next = table
+                .rows
+                .iter()
+                .filter_map(|r| match r.latest().or(r.committed.as_ref())?.get(auto) {
+                    Some(Value::Int(n)) => Some(n.saturating_add(1)),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(1);
+            if next != table.auto_next {
+                Arc::make_mut(table).auto_next = next;
+            }
+        }
     }
 
     /// Drops the versions and SERIALIZABLE transactions no open snapshot needs any more.
@@ -443,13 +562,14 @@ impl Db {
         let mut state = self.conn(conn);
         let level = state.level.unwrap_or(Level::ReadCommitted);
         let wanted = match (self.flavour, level) {
+            (Flavour::Sqlite, _) => true,
             (_, Level::ReadCommitted) => false,
             (Flavour::Postgres, _) => true,
             (Flavour::InnoDb, _) => matches!(stmt, Stmt::Select(s) if s.lock.is_none()),
         };
         if wanted && state.snapshot.is_none() {
             state.snapshot = Some(self.clock);
-            if level == Level::Serializable {
+            if level == Level::Serializable && self.flavour == Flavour::Postgres {
                 self.start_sxact(conn, self.clock);
             }
             self.set_conn(conn, state);
@@ -471,6 +591,11 @@ impl Db {
                 Stop::Failed(Errno::OperationalError, ssi::SSI_FAILURE.to_string()),
                 &[],
             );
+        }
+        if self.flavour == Flavour::Sqlite && !matches!(stmt, Stmt::Select(_)) {
+            if let Err(stop) = self.take_write_lock(conn) {
+                return self.stop(conn, implicit, before, stop, &[]);
+            }
         }
         self.take_snapshot(conn, stmt);
         let state = self.conn(conn);
@@ -544,8 +669,12 @@ impl Db {
         }
     }
 
-    /// Auto-increment values a failed statement took stay taken, as in both databases.
+    /// Auto-increment values a failed statement took stay taken, as in PostgreSQL and InnoDB
+    /// (SQLite's rowids come from the rows, see `finish_sqlite`).
     fn keep_counters(&mut self, attempted: &[Arc<Table>]) {
+        if self.flavour == Flavour::Sqlite {
+            return;
+        }
         for (mine, theirs) in self.tables.iter_mut().zip(attempted) {
             if mine.auto_next != theirs.auto_next {
                 Arc::make_mut(mine).auto_next = theirs.auto_next;
@@ -582,13 +711,14 @@ impl Db {
             return outcome;
         }
         self.waits.remove(&conn);
-        self.finish(conn, false);
         match self.flavour {
             Flavour::InnoDb => {
+                self.finish(conn, false);
                 self.set_conn(conn, self.conn(conn).after_txn());
                 Outcome::failed(Errno::OperationalError, MYSQL_DEADLOCK)
             }
             Flavour::Postgres => {
+                self.finish(conn, false);
                 let state = self.conn(conn);
                 self.set_conn(
                     conn,
@@ -600,6 +730,9 @@ impl Db {
                 );
                 Outcome::failed(Errno::OperationalError, "deadlock detected")
             }
+            // Unreachable with one lock (a waiter holds nothing), but SQLite's answer to a wait
+            // that could deadlock is SQLITE_BUSY, with the transaction left open.
+            Flavour::Sqlite => Outcome::failed(Errno::OperationalError, SQLITE_LOCKED),
         }
     }
 
@@ -629,6 +762,7 @@ impl Db {
                     .iter()
                     .any(|r| r.id == *row && r.lock.as_ref().is_some_and(|l| l.conn == conn))
             }),
+            LockRef::Writer => self.writer == Some(conn),
             LockRef::Gap { table, key, at } => self
                 .tables
                 .get(*table)
@@ -726,6 +860,12 @@ impl Db {
                 lock: t.describe_gap(g),
             }));
         }
+        if let Some(conn) = self.writer {
+            held.push(Held {
+                conn,
+                lock: "the database's write lock (SQLite)".to_string(),
+            });
+        }
         held.sort();
         held
     }
@@ -767,5 +907,6 @@ impl Db {
             && self.named == other.named
             && self.sxacts == other.sxacts
             && self.clock == other.clock
+            && self.writer == other.writer
     }
 }

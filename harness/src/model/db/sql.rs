@@ -62,7 +62,7 @@ impl Prepared {
     /// ISOLATION LEVEL x), if any.
     pub fn isolation_level(&self) -> Option<Level> {
         match self.stmt {
-            Stmt::Begin { level } => level,
+            Stmt::Begin { level, .. } => level,
             Stmt::SetLevel { level, .. } => Some(level),
             _ => None,
         }
@@ -74,7 +74,17 @@ impl Prepared {
         use super::Flavour;
         let supported = Level::supported(flavour);
         match (&self.stmt, flavour) {
-            (Stmt::Begin { level: Some(_) }, Flavour::InnoDb) => Err(format!(
+            (Stmt::Begin { immediate: true, .. }, Flavour::Postgres | Flavour::InnoDb) => Err(format!(
+                "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's; {} writes BEGIN (and SELECT ... FOR UPDATE to lock rows up front)",
+                flavour.server()
+            )),
+            (Stmt::Begin { level: Some(_), .. } | Stmt::SetLevel { .. }, Flavour::Sqlite) => Err(
+                "SQLite has no isolation levels to choose: every transaction is serializable (one writer at a time; in WAL mode readers keep their snapshot). Write BEGIN, or BEGIN IMMEDIATE to take the write lock at once".to_string(),
+            ),
+            (Stmt::Select(Select { lock: Some(_), .. }), Flavour::Sqlite) => Err(
+                "SQLite has no SELECT ... FOR UPDATE (it locks the whole database, not rows); write BEGIN IMMEDIATE to take the write lock before reading".to_string(),
+            ),
+            (Stmt::Begin { level: Some(_), .. }, Flavour::InnoDb) => Err(format!(
                 "MariaDB/MySQL have no BEGIN/START TRANSACTION ISOLATION LEVEL; write `SET TRANSACTION ISOLATION LEVEL x` before BEGIN (next transaction) or `SET SESSION TRANSACTION ISOLATION LEVEL x` (the connection); levels the innodb model runs: {supported}"
             )),
             (Stmt::SetLevel { session: Session::Characteristics, .. }, Flavour::InnoDb) => {
@@ -118,6 +128,7 @@ impl Level {
                 Level::Serializable,
             ],
             super::Flavour::InnoDb => &[Level::ReadCommitted, Level::RepeatableRead],
+            super::Flavour::Sqlite => &[Level::Serializable],
         }
     }
 
@@ -161,9 +172,11 @@ pub(super) enum Stmt {
     Select(Select),
     Update(Update),
     Delete(Delete),
-    /// BEGIN / START TRANSACTION, with its ISOLATION LEVEL if given.
+    /// BEGIN / START TRANSACTION, with its ISOLATION LEVEL if given; `immediate`: SQLite's
+    /// BEGIN IMMEDIATE or EXCLUSIVE, which take the write lock at once (the same lock in WAL mode).
     Begin {
         level: Option<Level>,
+        immediate: bool,
     },
     /// SET [SESSION] TRANSACTION ISOLATION LEVEL x.
     SetLevel {
@@ -395,13 +408,21 @@ impl Lower<'_> {
                 modes,
                 statements,
                 exception,
+                modifier,
                 ..
             } => {
                 if !statements.is_empty() || exception.is_some() {
                     return Err(unsupported("BEGIN ... END blocks"));
                 }
+                use ast::TransactionModifier as M;
+                let immediate = match modifier {
+                    None | Some(M::Deferred) => false,
+                    Some(M::Immediate | M::Exclusive) => true,
+                    Some(other) => return Err(unsupported(format!("BEGIN {other}"))),
+                };
                 Ok(Stmt::Begin {
                     level: isolation_mode(modes)?,
+                    immediate,
                 })
             }
             Statement::Set(ast::Set::SetTransaction {
