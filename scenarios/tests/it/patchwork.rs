@@ -111,6 +111,21 @@ fn patchwork_get_or_create_in_an_innodb_transaction_loses_the_mail() {
 }
 
 #[test]
+fn patchwork_get_or_create_in_a_sqlite_transaction_is_locked_out() {
+    violates(
+        "patchwork-person-sqlite",
+        "get-or-create-in-a-transaction",
+        &["no_mail_lost", "unhandled_error"],
+    );
+}
+
+#[test]
+fn patchwork_get_or_create_holds_on_sqlite_with_begin_immediate_or_autocommit() {
+    holds("patchwork-person-sqlite", "begin-immediate");
+    holds("patchwork-person-sqlite", "autocommit");
+}
+
+#[test]
 fn patchwork_save_at_innodb_read_committed_takes_no_gap_lock_and_holds() {
     holds("patchwork-deadlock-1213", "save-read-committed");
 }
