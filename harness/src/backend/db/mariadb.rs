@@ -295,11 +295,14 @@ struct MariaMonitor {
 /// when it is older than this, and every read is fresh.
 const INNODB_CACHE_IDLE: std::time::Duration = std::time::Duration::from_millis(110);
 
-/// One server's lock waits as last read: (waiting session, blocking session, the lock).
+/// A lock wait: the waiting session, the blocking session, and the lock.
+type Waiting = (u64, u64, String);
+
+/// One server's lock waits as last read, and when.
 struct LockWaits {
     opts: Opts,
     conn: Mutex<Conn>,
-    picture: Mutex<Option<(std::time::Instant, Vec<(u64, u64, String)>)>>,
+    picture: Mutex<Option<(std::time::Instant, Vec<Waiting>)>>,
 }
 
 /// The shared [`LockWaits`] of the server `opts` points at (by host and port).
