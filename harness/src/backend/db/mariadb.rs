@@ -1,7 +1,8 @@
 //! MariaDB (InnoDB) as a real database: a throwaway database per run, a connection per actor
 //! with CLIENT_FOUND_ROWS (as Django sets it: UPDATE reports matched rows), the server's default
-//! REPEATABLE READ (its gap locks are what Patchwork's 1213 needs), and a monitor that reads
-//! `information_schema.INNODB_LOCK_WAITS` to see who waits for whom.
+//! REPEATABLE READ (its gap locks are what Patchwork's 1213 needs), and a monitor that sees who
+//! waits for whom in `SHOW ENGINE INNODB STATUS` (fresh on every call) or, when that leaves
+//! the holder open, in `information_schema.INNODB_LOCK_WAITS` (cached for 100 ms).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
 use super::{
-    created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
+    created_table, innodb_status, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
 };
 use crate::ir::{Errno, Value};
 
@@ -373,6 +374,20 @@ impl Monitor for MariaMonitor {
         id: i64,
         since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
+        // The status is written afresh on every call: a wait it settles is known at once,
+        // without waiting for the lock-wait tables' cache to refresh.
+        let status: Option<(String, String, String)> = self
+            .conn
+            .query_first("SHOW ENGINE INNODB STATUS")
+            .map_err(|e| e.to_string())?;
+        let txns = status.map_or_else(Vec::new, |(_, _, s)| innodb_status::transactions(&s));
+        if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64) {
+            return Ok(Some((vec![holder as i64], format!("InnoDB: {what}"))));
+        }
+        if !txns.iter().any(|t| t.thread == id as u64 && t.waiting_for.is_some()) {
+            // Not waiting now (or already done): nothing to ask the cached tables.
+            return Ok(None);
+        }
         let Some(waits) = self.waits.of(id as u64, since)? else {
             return Ok(None);
         };

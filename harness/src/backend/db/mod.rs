@@ -15,6 +15,7 @@
 //! setup statements, translated to the server's dialect where the spellings differ.
 
 pub mod forced;
+mod innodb_status;
 mod mariadb;
 mod postgres;
 mod sqlite;
