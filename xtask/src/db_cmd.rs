@@ -12,7 +12,8 @@ pub const USAGE: &str =
 
 db up starts PostgreSQL (initdb + pg_ctl) and MariaDB (mariadb-install-db + mariadbd) from
 Debian's packages (`apt-get install -y postgresql mariadb-server`), each under DIR (default: a
-fresh $TMPDIR/racelab-db-XXXXXX) on a private port on 127.0.0.1 and a private unix socket, and
+fresh racelab-db-XXXXXX in $TMPDIR if set, else in /dev/shm when it is a roomy tmpfs: DDL on
+a disk is 50x slower) on a private port on 127.0.0.1 and a private unix socket, and
 prints their URLs. Every server is logged in DIR/state.json before it starts; `db down` stops
 what the log records and deletes DIR. Ctrl-C during `up` stops what was started.
 

@@ -397,6 +397,26 @@ fn start_mariadb(e: &mut Entry) -> Result<(), String> {
 /// Starts the servers of `kinds` under `root` (a new or empty directory; a fresh temp directory
 /// when `None`). A server that cannot start is stopped, and listed with the reason; the others
 /// still come up. Ctrl-C or SIGTERM during `up` stops everything (see [`signals`]; install first).
+/// Where the servers' directories go by default: $TMPDIR when the user set it, else /dev/shm
+/// when it is a tmpfs with room to spare. The servers are throwaway, and on a disk every CREATE
+/// and DROP TABLE waits for the disk: measured on a busy 2-core machine, a stress run's schema
+/// reset (four tables) took 80-300 ms on MariaDB on disk and 2 ms on tmpfs. Locking and
+/// isolation are the same on both.
+fn default_parent() -> PathBuf {
+    const ROOM: u64 = 1 << 30;
+    if std::env::var_os("TMPDIR").is_none() {
+        let shm = std::path::Path::new("/dev/shm");
+        let roomy = nix::sys::statfs::statfs(shm).is_ok_and(|fs| {
+            fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
+                && (fs.blocks_available() as u64).saturating_mul(fs.block_size() as u64) >= ROOM
+        });
+        if roomy && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
+            return shm.to_path_buf();
+        }
+    }
+    std::env::temp_dir()
+}
+
 pub fn up(root: Option<PathBuf>, kinds: &[Kind]) -> Result<Servers, String> {
     let root = match root {
         Some(r) => {
@@ -415,7 +435,7 @@ pub fn up(root: Option<PathBuf>, kinds: &[Kind]) -> Result<Servers, String> {
         }
         None => tempfile::Builder::new()
             .prefix("racelab-db-")
-            .tempdir()
+            .tempdir_in(default_parent())
             .map_err(|e| format!("cannot create a temp directory: {e}"))?
             .keep(),
     };
