@@ -125,6 +125,10 @@ fn locks(c: &mut Criterion) {
                                 counter: None,
                                 lifetime: None,
                                 timeout: Some(Duration::from_secs(60)),
+                                // Criterion sizes a sample by wall time, which here includes
+                                // starting the owners: left alone it would ask for a few
+                                // cycles per fresh process and measure its cold start.
+                                min_time: Some(Duration::from_millis(if quick { 40 } else { 100 })),
                             };
                             let r = if procs {
                                 worker::run_processes(Path::new(RACELAB), &opts, n)

@@ -83,6 +83,10 @@ enum Command {
         /// states, and on the built-in scenarios costs more than it saves (see ARCHITECTURE.md).
         #[arg(long)]
         por: bool,
+        /// native-dfs: threads for the proof search (default: the CPUs). A search that finds a
+        /// violation is repeated on one thread, so the counterexample is the same every time.
+        #[arg(long)]
+        workers: Option<usize>,
         /// For a scenario with `param`s: how many draws of their values to explore (each with
         /// the whole budget); a failing draw is shrunk to the smallest values that still fail.
         #[arg(long, default_value_t = 8)]
@@ -190,6 +194,10 @@ enum Command {
         lifetime_ms: Option<u64>,
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// Keep cycling until this long has passed, also after `--iters` cycles: a few cycles
+        /// in a fresh process measure its cold start, not the lock.
+        #[arg(long)]
+        min_ms: Option<u64>,
     },
     /// Run PostgreSQL isolation specs (*.spec) on a real PostgreSQL server and compare the
     /// output with their expected files, as PostgreSQL's isolationtester does (docs/isolation.md).
@@ -268,6 +276,7 @@ fn main() -> ExitCode {
             preemption_bound,
             max_states,
             por,
+            workers,
             param_draws,
             shard,
             json,
@@ -301,7 +310,7 @@ fn main() -> ExitCode {
                 &engine,
                 budget,
                 seed,
-                (preemption_bound, max_states, shard, param_draws, por),
+                (preemption_bound, max_states, shard, param_draws, por, workers),
                 json,
                 &out,
             )
@@ -375,14 +384,14 @@ fn main() -> ExitCode {
             counter,
             lifetime_ms,
             timeout_ms,
+            min_ms,
         } => lockbench_cmd(
             &strategy,
             lock,
             iters,
             start_ns,
             counter,
-            lifetime_ms,
-            timeout_ms,
+            (lifetime_ms, timeout_ms, min_ms),
         ),
         Command::Suite {
             paths,
@@ -418,8 +427,7 @@ fn lockbench_cmd(
     iters: u64,
     start_ns: u64,
     counter: Option<PathBuf>,
-    lifetime_ms: Option<u64>,
-    timeout_ms: Option<u64>,
+    (lifetime_ms, timeout_ms, min_ms): (Option<u64>, Option<u64>, Option<u64>),
 ) -> u8 {
     use racelab::lockfile::{worker, MutexLock, Strategy};
     let strategy = match Strategy::parse(strategy) {
@@ -440,6 +448,7 @@ fn lockbench_cmd(
         counter,
         lifetime: lifetime_ms.map(Duration::from_millis),
         timeout: timeout_ms.map(Duration::from_millis),
+        min_time: min_ms.map(Duration::from_millis),
     };
     match worker::run(&opts, &MutexLock::new(), start_ns) {
         Ok(report) => match serde_json::to_string(&report) {
@@ -640,7 +649,14 @@ fn explore_cmd(
     engine: &str,
     budget: Budget,
     seed: u64,
-    (bound, max_states, shard, param_draws, por): (usize, u64, Option<reports::Shard>, u32, bool),
+    (bound, max_states, shard, param_draws, por, workers): (
+        usize,
+        u64,
+        Option<reports::Shard>,
+        u32,
+        bool,
+        Option<usize>,
+    ),
     json: bool,
     out: &Output,
 ) -> u8 {
@@ -672,11 +688,15 @@ fn explore_cmd(
         let configs: Vec<EngineConfig> = engines
             .iter()
             .map(|&k| {
-                EngineConfig::new(k, budget)
+                let cfg = EngineConfig::new(k, budget)
                     .seed(seed)
                     .preemption_bound(bound)
                     .max_states(max_states)
-                    .por(por)
+                    .por(por);
+                match workers {
+                    Some(n) => cfg.workers(n),
+                    None => cfg,
+                }
             })
             .collect();
         if !prog.params.is_empty() {

@@ -10,6 +10,7 @@
 pub mod collect;
 pub mod loom_engine;
 pub mod native;
+pub mod parallel;
 pub mod portfolio;
 pub mod shuttle_engine;
 mod threads;
@@ -94,6 +95,8 @@ pub struct EngineConfig {
     /// native-dfs: partial-order reduction with sleep sets (off by default: it skips transitions,
     /// never states, and costs more than it saves on the built-in scenarios).
     pub por: bool,
+    /// native-dfs: threads for the proof search (`parallel.rs`); 1 searches sequentially only.
+    pub workers: usize,
 }
 
 impl EngineConfig {
@@ -106,7 +109,14 @@ impl EngineConfig {
             preemption_bound: 2,
             max_states: native::DEFAULT_MAX_STATES,
             por: false,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+
+    /// native-dfs's threads for the proof search (at least 1).
+    pub fn workers(mut self, workers: usize) -> EngineConfig {
+        self.workers = workers.max(1);
+        self
     }
     pub fn seed(mut self, seed: u64) -> EngineConfig {
         self.seed = seed;

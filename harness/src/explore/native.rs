@@ -34,7 +34,8 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     let mut covered = None;
     let (exhaustive, states, note, paths) = match cfg.kind {
         EngineKind::NativeDfs => {
-            let s = dfs(&initial, cfg, &mut col, start);
+            let s = parallel_proof(&initial, cfg, start)
+                .unwrap_or_else(|| dfs(&initial, cfg, &mut col, start));
             covered = s.covered;
             (s.complete, Some(s.states), s.note, s.paths)
         }
@@ -155,6 +156,35 @@ struct Searched {
     /// The whole state space was expanded: no budget ran out.
     complete: bool,
     note: Option<String>,
+}
+
+/// The parallel proof search's verdict when it settles one (`parallel.rs`): every state
+/// expanded and none broke, or the budget spent. None when something broke (or the search is
+/// configured sequential): then the sequential search finds the deterministic counterexample.
+fn parallel_proof(initial: &Machine, cfg: &EngineConfig, start: Instant) -> Option<Searched> {
+    if cfg.workers < 2 || cfg.por {
+        return None;
+    }
+    let workers = cfg.workers;
+    match super::parallel::prove(initial, cfg, start, workers) {
+        super::parallel::Proof::Holds { states, paths } => Some(Searched {
+            states,
+            paths,
+            covered: None,
+            complete: true,
+            note: Some(format!(
+                "exhaustive over the whole state space: {states} distinct states (searched on {workers} threads)"
+            )),
+        }),
+        super::parallel::Proof::OutOfBudget { states, why } => Some(Searched {
+            states,
+            paths: 0,
+            covered: None,
+            complete: false,
+            note: Some(why),
+        }),
+        super::parallel::Proof::Broken => None,
+    }
 }
 
 /// The default bound on distinct states: 32 bytes each in the visited map, so about 250 MB at

@@ -24,6 +24,9 @@ pub struct WorkerOpts {
     pub lifetime: Option<Duration>,
     /// Give up waiting for one acquisition after this long.
     pub timeout: Option<Duration>,
+    /// Keep cycling until this long has passed, also after `iters` cycles (benchmarks: a few
+    /// cycles in a fresh thread or process measure its cold start, not the lock).
+    pub min_time: Option<Duration>,
 }
 
 /// What one owner (or several, merged) measured.
@@ -106,7 +109,10 @@ pub fn run(opts: &WorkerOpts, shared: &MutexLock, start_ns: u64) -> Result<Repor
     // From when this owner really began: a child that started late (a loaded machine) must not
     // count its lateness as time spent locking.
     let begin = monotonic_ns();
-    for _ in 0..opts.iters {
+    let min_ns = opts.min_time.map_or(0, |t| t.as_nanos() as u64);
+    let mut cycles = 0u64;
+    while cycles < opts.iters || monotonic_ns().saturating_sub(begin) < min_ns {
+        cycles += 1;
         let t = Instant::now();
         lock.acquire(opts.timeout)?;
         report.waits.record(t.elapsed().as_nanos() as u64);
@@ -171,6 +177,9 @@ pub fn run_processes(racelab: &Path, opts: &WorkerOpts, procs: usize) -> Result<
         }
         if let Some(t) = opts.timeout {
             cmd.arg("--timeout-ms").arg(t.as_millis().to_string());
+        }
+        if let Some(t) = opts.min_time {
+            cmd.arg("--min-ms").arg(t.as_millis().to_string());
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -348,3 +348,35 @@ fn a_native_dfs_proof_settles_the_portfolio() {
         );
     }
 }
+
+/// native-dfs on several threads proves what it proves on one, over exactly the same states and
+/// the same count of schedules; and a violation found on several threads is explained by the
+/// sequential search, so its token is the same whatever the threads did.
+#[test]
+fn parallel_proof_expands_the_same_states_and_leaves_counterexamples_deterministic() {
+    let src = include_str!("../../../scenarios/racelab-linklock.race");
+    let sc = racelab::lang::compile("racelab-linklock.race", src)
+        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
+    let holds = Arc::new(sc.variant("no-fault").expect("variant").clone());
+    let run = |prog: &Arc<Program>, workers: usize| {
+        let cfg = EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(u64::MAX, Duration::from_secs(300)),
+        )
+        .workers(workers);
+        explore(prog, &cfg).expect("native-dfs runs")
+    };
+    let one = run(&holds, 1);
+    let two = run(&holds, 2);
+    assert!(one.exhaustive && two.exhaustive, "{} / {}", one.bound, two.bound);
+    assert!(one.findings.is_empty() && two.findings.is_empty());
+    assert!(one.states.unwrap_or(0) > 10_000, "{:?}", one.states);
+    assert_eq!(one.states, two.states);
+    assert_eq!(one.schedules, two.schedules);
+    assert!(two.bound.contains("searched on 2 threads"), "{}", two.bound);
+
+    let broken = program(LOST_UPDATE);
+    let (one, two) = (run(&broken, 1), run(&broken, 2));
+    assert!(!one.findings.is_empty());
+    assert_eq!(one.findings, two.findings);
+}

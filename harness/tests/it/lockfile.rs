@@ -64,6 +64,7 @@ fn every_strategy_excludes_threads_and_processes() {
             counter: Some(counter.clone()),
             lifetime: None,
             timeout: Some(Duration::from_secs(30)),
+            min_time: None,
         };
         let mut expected = 0;
         if s.excludes_threads() {
@@ -368,6 +369,7 @@ fn flufl_lock_interop() {
         counter: Some(counter.clone()),
         lifetime: None,
         timeout: Some(Duration::from_secs(60)),
+        min_time: None,
     };
     let rust =
         worker::run_processes(Path::new(RACELAB), &wopts, 2).expect("racelab LinkLock processes");
@@ -501,6 +503,7 @@ fn flufl_lock_interop() {
             counter: None,
             lifetime: None,
             timeout: None,
+            min_time: None,
         },
         1,
     )

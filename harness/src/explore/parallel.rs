@@ -1,0 +1,212 @@
+//! native-dfs on several cores: a proof search that shares one visited set between workers.
+//!
+//! Which path first reaches a state depends on thread timing, so a parallel search cannot give
+//! the same counterexample twice. It is therefore used only to *prove*: when it expands every
+//! reachable state without an invariant breaking, that is the verdict, and the set of states
+//! (so their number) is the same whatever the timing. As soon as anything breaks it stops, and
+//! the sequential search runs to find, deterministically, the schedule a person will read and
+//! replay. "Parallel proves, sequential explains."
+//!
+//! Workers keep their own stack of states to expand and hand half of it to a shared pool when
+//! some worker is idle; the search ends when every worker is idle and the pool is empty. The
+//! visited set is sharded by fingerprint so that workers rarely wait for each other.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use super::EngineConfig;
+use crate::model::Machine;
+
+/// How the parallel search ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// Every reachable state was expanded and none breaks an invariant. `paths` counts the
+    /// transitions into a state seen before or into a finished execution, as the sequential
+    /// search counts its schedules: the same number whatever the timing.
+    Holds { states: u64, paths: u64 },
+    /// Some execution breaks an invariant: the sequential search must find and explain it.
+    Broken,
+    /// The budget ran out first; `why` says which.
+    OutOfBudget { states: u64, why: String },
+}
+
+const SHARDS: usize = 64;
+
+/// The work shared between workers, and how many are waiting for some.
+struct Pool {
+    work: Vec<Machine>,
+    idle: usize,
+    done: bool,
+}
+
+struct Shared<'a> {
+    cfg: &'a EngineConfig,
+    start: Instant,
+    workers: usize,
+    visited: Vec<Mutex<HashSet<u128>>>,
+    states: AtomicU64,
+    paths: AtomicU64,
+    pool: Mutex<Pool>,
+    wake: Condvar,
+    /// Workers waiting for work: a busy worker shares only when someone waits.
+    hungry: AtomicUsize,
+    stop: AtomicBool,
+    outcome: Mutex<Option<Proof>>,
+}
+
+impl Shared<'_> {
+    /// True the first time `fingerprint` is seen.
+    fn first_visit(&self, fingerprint: u128) -> bool {
+        let shard = (fingerprint as usize) % SHARDS;
+        self.visited[shard]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fingerprint)
+    }
+
+    /// Ends the search with `outcome`, unless it has ended already.
+    fn finish(&self, outcome: Proof) {
+        let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(outcome);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.done = true;
+        self.wake.notify_all();
+    }
+
+    /// The next state to expand from the pool, waiting for one; None once the search is over.
+    fn take(&self) -> Option<Machine> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if pool.done {
+                return None;
+            }
+            if let Some(m) = pool.work.pop() {
+                return Some(m);
+            }
+            pool.idle += 1;
+            if pool.idle == self.workers {
+                // Nobody has work and nobody can make more: every state is expanded.
+                pool.done = true;
+                drop(pool);
+                let states = self.states.load(Ordering::SeqCst);
+                let paths = self.paths.load(Ordering::SeqCst);
+                let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(Proof::Holds { states, paths });
+                self.wake.notify_all();
+                return None;
+            }
+            self.hungry.fetch_add(1, Ordering::SeqCst);
+            pool = self.wake.wait(pool).unwrap_or_else(|e| e.into_inner());
+            self.hungry.fetch_sub(1, Ordering::SeqCst);
+            pool.idle -= 1;
+        }
+    }
+
+    /// Moves half of `local` to the pool when another worker waits for work.
+    fn share(&self, local: &mut Vec<Machine>) {
+        if local.len() < 2 || self.hungry.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let half = local.split_off(local.len() / 2);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.work.extend(half);
+        self.wake.notify_all();
+    }
+}
+
+/// Expands every state reachable from `initial` on `workers` threads, within `cfg`'s budget of
+/// time and distinct states.
+pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usize) -> Proof {
+    if !initial.broken().is_empty() {
+        return Proof::Broken;
+    }
+    let shared = Shared {
+        cfg,
+        start,
+        workers: workers.max(1),
+        visited: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        states: AtomicU64::new(1),
+        paths: AtomicU64::new(0),
+        pool: Mutex::new(Pool {
+            work: Vec::new(),
+            idle: 0,
+            done: false,
+        }),
+        wake: Condvar::new(),
+        hungry: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        outcome: Mutex::new(None),
+    };
+    shared.first_visit(initial.state_fingerprint());
+    if !initial.is_finished() {
+        shared
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .work
+            .push(initial.clone());
+    }
+    std::thread::scope(|s| {
+        for _ in 0..shared.workers {
+            s.spawn(|| work(&shared));
+        }
+    });
+    let states = shared.states.load(Ordering::SeqCst);
+    let paths = shared.paths.load(Ordering::SeqCst);
+    let outcome = shared.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+    outcome.unwrap_or(Proof::Holds { states, paths })
+}
+
+fn work(shared: &Shared<'_>) {
+    let max_states = shared.cfg.max_states;
+    let mut local: Vec<Machine> = Vec::new();
+    let mut expanded = 0u32;
+    while let Some(m) = local.pop().or_else(|| shared.take()) {
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        for c in m.runnable() {
+            let mut next = m.clone();
+            next.step(c);
+            if next.broken().len() > m.broken().len() {
+                shared.finish(Proof::Broken);
+                return;
+            }
+            if !shared.first_visit(next.state_fingerprint()) {
+                shared.paths.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let states = shared.states.fetch_add(1, Ordering::Relaxed) + 1;
+            if states >= max_states {
+                shared.finish(Proof::OutOfBudget {
+                    states,
+                    why: format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"),
+                });
+                return;
+            }
+            if next.is_finished() {
+                shared.paths.fetch_add(1, Ordering::Relaxed);
+            } else {
+                local.push(next);
+            }
+        }
+        shared.share(&mut local);
+        expanded += 1;
+        if expanded.is_multiple_of(1024) && shared.start.elapsed() >= shared.cfg.budget.time {
+            let states = shared.states.load(Ordering::Relaxed);
+            shared.finish(Proof::OutOfBudget {
+                states,
+                why: format!(
+                    "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
+                    shared.cfg.budget.time.as_secs_f64()
+                ),
+            });
+            return;
+        }
+    }
+}
