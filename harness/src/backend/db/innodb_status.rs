@@ -105,7 +105,7 @@ pub(super) fn sole_blocker(txns: &[Txn], id: u64) -> Option<(u64, String)> {
         .iter()
         .filter(|t| t.thread != id && t.lock_structs > 0);
     let holder = holders.next()?;
-    holders.next().is_none().then(|| (holder.thread, lock))
+    holders.next().is_none().then_some((holder.thread, lock))
 }
 
 #[cfg(test)]
