@@ -408,7 +408,7 @@ fn default_parent() -> PathBuf {
         let shm = std::path::Path::new("/dev/shm");
         let roomy = nix::sys::statfs::statfs(shm).is_ok_and(|fs| {
             fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
-                && (fs.blocks_available() as u64).saturating_mul(fs.block_size() as u64) >= ROOM
+                && fs.blocks_available().saturating_mul(fs.block_size() as u64) >= ROOM
         });
         if roomy && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
             return shm.to_path_buf();
