@@ -57,9 +57,13 @@ pub fn jobs(
     for (stem, sc) in scenarios {
         for prog in &sc.variants {
             for &kind in engines {
+                // One thread per search: the suite already runs variants on every core, and
+                // measured so (quick suite, 2 cores) a parallel proof search got fewer states
+                // in its time than a sequential one.
                 let config = EngineConfig::new(kind, cfg.budget)
                     .seed(cfg.seed)
-                    .preemption_bound(cfg.preemption_bound);
+                    .preemption_bound(cfg.preemption_bound)
+                    .workers(1);
                 out.push(Job {
                     scenario: stem.clone(),
                     prog: Arc::new(prog.clone()),

@@ -176,9 +176,9 @@ fn parallel_proof(initial: &Machine, cfg: &EngineConfig, start: Instant) -> Opti
                 "exhaustive over the whole state space: {states} distinct states (searched on {workers} threads)"
             )),
         }),
-        super::parallel::Proof::OutOfBudget { states, why } => Some(Searched {
+        super::parallel::Proof::OutOfBudget { states, paths, why } => Some(Searched {
             states,
-            paths: 0,
+            paths,
             covered: None,
             complete: false,
             note: Some(why),

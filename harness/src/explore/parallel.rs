@@ -29,7 +29,7 @@ pub enum Proof {
     /// Some execution breaks an invariant: the sequential search must find and explain it.
     Broken,
     /// The budget ran out first; `why` says which.
-    OutOfBudget { states: u64, why: String },
+    OutOfBudget { states: u64, paths: u64, why: String },
 }
 
 const SHARDS: usize = 64;
@@ -185,6 +185,7 @@ fn work(shared: &Shared<'_>) {
             if states >= max_states {
                 shared.finish(Proof::OutOfBudget {
                     states,
+                    paths: shared.paths.load(Ordering::Relaxed),
                     why: format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"),
                 });
                 return;
@@ -201,6 +202,7 @@ fn work(shared: &Shared<'_>) {
             let states = shared.states.load(Ordering::Relaxed);
             shared.finish(Proof::OutOfBudget {
                 states,
+                paths: shared.paths.load(Ordering::Relaxed),
                 why: format!(
                     "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
                     shared.cfg.budget.time.as_secs_f64()

@@ -374,6 +374,19 @@ fn parallel_proof_expands_the_same_states_and_leaves_counterexamples_determinist
     assert_eq!(one.states, two.states);
     assert_eq!(one.schedules, two.schedules);
     assert!(two.bound.contains("searched on 2 threads"), "{}", two.bound);
+    // A budget that runs out is no proof, but what was explored is counted.
+    let cut = explore(
+        &holds,
+        &EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(u64::MAX, Duration::from_secs(300)),
+        )
+        .max_states(2_000)
+        .workers(2),
+    )
+    .expect("native-dfs runs");
+    assert!(!cut.exhaustive && cut.schedules > 0, "{}", cut.bound);
+    assert!(cut.bound.contains("state budget"), "{}", cut.bound);
 
     let broken = program(LOST_UPDATE);
     let (one, two) = (run(&broken, 1), run(&broken, 2));
