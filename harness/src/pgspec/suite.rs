@@ -353,3 +353,29 @@ pub fn find_isolationtester() -> Option<PathBuf> {
     found.sort();
     found.pop()
 }
+
+/// Runs one spec on the model database (PostgreSQL flavour) and writes its output to
+/// `results/NAME.out`; a spec with a statement outside the model's subset is not run, and the
+/// verdict says which statement and why.
+pub fn run_case_on_model(case: &Case, results: &Path) -> Report {
+    let start = Instant::now();
+    let report = |verdict, permutations| Report {
+        name: case.name.clone(),
+        verdict,
+        seconds: start.elapsed().as_secs_f64(),
+        permutations,
+    };
+    let spec = match super::load(&case.spec) {
+        Ok(s) => s,
+        Err(e) => return report(Verdict::Error(e.to_string()), 0),
+    };
+    if let Err(why) = super::model::check_spec(&spec) {
+        return report(Verdict::Unsupported(format!("not supported on the model: {why}")), 0);
+    }
+    let (control, sessions) = super::model::ModelSession::connect(spec.sessions.len());
+    // No step of the model ever waits on the clock; the limit is only the trait's.
+    let outcome = run_spec(&spec, control, sessions, Duration::from_secs(300));
+    let _ = std::fs::create_dir_all(results);
+    let _ = std::fs::write(results.join(format!("{}.out", case.name)), &outcome.output);
+    report(compare(&outcome.output, case), outcome.permutations as u64)
+}

@@ -56,6 +56,7 @@
 //! - **Order.** Without ORDER BY, rows come in PostgreSQL's insertion order or InnoDB's primary
 //!   key order.
 
+mod catalog;
 mod ddl;
 mod exec;
 mod expr;
