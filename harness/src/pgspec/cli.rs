@@ -435,7 +435,11 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>, backend: &str) -> repo
         covers: Some(format!(
             "the spec's {} permutations on the {}",
             r.permutations,
-            if backend == "model" { "model database (PostgreSQL flavour)" } else { "real server" }
+            if backend == "model" {
+                "model database (PostgreSQL flavour)"
+            } else {
+                "real server"
+            }
         )),
         assumptions: vec![],
     }
@@ -449,7 +453,10 @@ fn main_model(args: &Args, cases: &[Case]) -> u8 {
         eprintln!("error: --isolationtester runs PostgreSQL's tester on a server; it has nothing to compare with --backend model");
         return BAD_INPUT;
     }
-    println!("the model database (PostgreSQL flavour), {} specs", cases.len());
+    println!(
+        "the model database (PostgreSQL flavour), {} specs",
+        cases.len()
+    );
     let started = Instant::now();
     let mut ours = Vec::new();
     for c in cases {

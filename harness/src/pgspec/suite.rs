@@ -370,7 +370,10 @@ pub fn run_case_on_model(case: &Case, results: &Path) -> Report {
         Err(e) => return report(Verdict::Error(e.to_string()), 0),
     };
     if let Err(why) = super::model::check_spec(&spec) {
-        return report(Verdict::Unsupported(format!("not supported on the model: {why}")), 0);
+        return report(
+            Verdict::Unsupported(format!("not supported on the model: {why}")),
+            0,
+        );
     }
     let (control, sessions) = super::model::ModelSession::connect(spec.sessions.len());
     // No step of the model ever waits on the clock; the limit is only the trait's.
