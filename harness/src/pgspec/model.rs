@@ -445,11 +445,15 @@ pub fn unsupported_statements(spec: &Spec) -> Vec<(String, String)> {
 }
 
 /// A session's side of the model server: the statements still to run of the step it was
-/// sent, the results and notices not yet collected.
+/// sent, and what it sent back, in the server's order, as libpq reads it.
 #[derive(Default)]
 struct SessionState {
     queue: VecDeque<Item>,
-    results: VecDeque<PgResult>,
+    /// Messages not yet parsed: each statement's notices, then its result.
+    sent: VecDeque<Sent>,
+    /// The result parsed and not yet collected (libpq's PGASYNC_READY).
+    ready: Option<PgResult>,
+    /// Notices parsed and not yet collected.
     notices: Vec<String>,
     /// When the session's current statement first blocked (a ticket: smaller waited longer),
     /// and what it waits for.
@@ -459,6 +463,40 @@ struct SessionState {
     implicit: bool,
     /// Statements of the current step (the implicit block is for more than one).
     batch: usize,
+}
+
+/// A message a session sent back.
+#[derive(Debug)]
+enum Sent {
+    Notice(String),
+    Result(PgResult),
+}
+
+impl SessionState {
+    /// pqParseInput3: reads messages until a result is ready, and then the notices that
+    /// follow it (libpq handles notices in any state), stopping at the next result.
+    fn parse(&mut self) {
+        loop {
+            match self.sent.front() {
+                Some(Sent::Notice(_)) => {
+                    if let Some(Sent::Notice(n)) = self.sent.pop_front() {
+                        self.notices.push(n);
+                    }
+                }
+                Some(Sent::Result(_)) if self.ready.is_none() => {
+                    if let Some(Sent::Result(r)) = self.sent.pop_front() {
+                        self.ready = Some(r);
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Every statement of the step ran and every message was parsed.
+    fn finished(&self) -> bool {
+        self.queue.is_empty() && self.sent.is_empty()
+    }
 }
 
 /// The model database playing the server for a spec's connections.
@@ -624,7 +662,9 @@ impl ModelServer {
                 // BEGIN inside a multi-statement message turns its implicit block explicit.
                 self.sessions[s].implicit = false;
                 self.sessions[s].queue.pop_front();
-                self.sessions[s].results.push_back(PgResult::Command);
+                self.sessions[s]
+                    .sent
+                    .push_back(Sent::Result(PgResult::Command));
                 progress = true;
                 continue;
             }
@@ -653,10 +693,10 @@ impl ModelServer {
                     progress = true;
                     let st = &mut self.sessions[s];
                     st.waiting = None;
-                    st.notices.extend(notices);
+                    st.sent.extend(notices.into_iter().map(Sent::Notice));
                     st.queue.pop_front();
                     let failed = matches!(result, PgResult::Error { .. });
-                    st.results.push_back(result);
+                    st.sent.push_back(Sent::Result(result));
                     if failed {
                         // PostgreSQL skips the rest of the message and ends its implicit block.
                         st.queue.clear();
@@ -669,7 +709,9 @@ impl ModelServer {
         }
         if std::mem::take(&mut self.sessions[s].implicit) {
             if let Outcome::Failed { message, .. } = self.hidden(s, "COMMIT") {
-                self.sessions[s].results.push_back(error(message));
+                self.sessions[s]
+                    .sent
+                    .push_back(Sent::Result(error(message)));
             }
         }
         progress
@@ -704,11 +746,12 @@ impl ModelServer {
         if !st.queue.is_empty() {
             return Err("another command is already in progress".into());
         }
-        st.results.clear();
+        st.sent.clear();
+        st.ready = None;
         st.batch = items.len();
         st.queue = items.into();
         if st.queue.is_empty() {
-            st.results.push_back(PgResult::Empty);
+            st.sent.push_back(Sent::Result(PgResult::Empty));
         }
         self.advance(s);
         self.pump();
@@ -743,8 +786,9 @@ impl Link for ModelSession {
     fn is_busy(&mut self) -> bool {
         let mut server = self.server.borrow_mut();
         server.pump();
-        let st = &server.sessions[self.index];
-        st.results.is_empty() && !st.queue.is_empty()
+        let st = &mut server.sessions[self.index];
+        st.parse();
+        st.ready.is_none() && !st.finished()
     }
     /// Nothing arrives by itself on the model: every change happens when a statement is sent.
     fn wait_readable(&mut self, _timeout: Duration) -> Result<bool, String> {
@@ -756,12 +800,14 @@ impl Link for ModelSession {
     fn get_result(&mut self) -> Result<Option<PgResult>, String> {
         let mut server = self.server.borrow_mut();
         let st = &mut server.sessions[self.index];
-        match st.results.pop_front() {
+        st.parse();
+        match st.ready.take() {
             Some(r) => Ok(Some(r)),
-            None => match &st.waiting {
-                Some((_, _, lock)) => Err(format!("the statement waits for {lock} on the model, and nothing can release it while its result is awaited")),
-                None => Ok(None),
-            },
+            None if st.finished() => Ok(None),
+            None => Err(format!(
+                "the statement waits for {} on the model, and nothing can release it while its result is awaited",
+                st.waiting.as_ref().map_or("a lock", |(_, _, lock)| lock.as_str())
+            )),
         }
     }
     fn take_notices(&mut self) -> Vec<String> {
@@ -784,7 +830,7 @@ impl Link for ModelSession {
         let st = &server.sessions[self.index];
         st.waiting
             .as_ref()
-            .filter(|_| st.results.is_empty())
+            .filter(|_| st.ready.is_none() && st.sent.is_empty())
             .map(|(_, _, lock)| {
                 format!("it waits for {lock} on the model, and no step left to run can release it")
             })

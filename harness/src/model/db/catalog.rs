@@ -9,7 +9,7 @@ use super::table::Table;
 use super::Db;
 
 impl Db {
-    /// Runs CREATE TABLE as the server would, outside every transaction. `exact` keeps only the
+    /// Runs CREATE TABLE as the server would, while no transaction uses a table. `exact` keeps only the
     /// auto-increment columns the statement declares (SERIAL, identity): PostgreSQL fills no
     /// plain integer primary key by itself, whereas scenario setups rely on the model doing so.
     pub fn create_table(&mut self, stmt: &Prepared, exact: bool) -> Result<(), String> {
@@ -24,8 +24,7 @@ impl Db {
         self.create(&c)
     }
 
-    /// DROP TABLE [IF EXISTS] `name`, outside every transaction (table numbers recorded in
-    /// waits and SERIALIZABLE read sets shift, so none may be live).
+    /// DROP TABLE [IF EXISTS] `name`, while no transaction uses a table.
     pub fn drop_table(&mut self, name: &str, if_exists: bool) -> Result<(), String> {
         self.no_open_transaction("DROP TABLE")?;
         let name = name.to_lowercase();
@@ -39,13 +38,18 @@ impl Db {
         }
     }
 
+    /// PostgreSQL's DDL waits for every transaction that used the table; the model keeps no
+    /// table locks, so it refuses while any transaction has run a statement (one that only
+    /// began, or whose statements all failed, holds none). Table numbers recorded in waits and
+    /// SERIALIZABLE read sets would shift, so none may be live either.
     fn no_open_transaction(&self, what: &str) -> Result<(), String> {
-        if self.conns.values().any(|c| c.in_txn)
-            || !self.waits.is_empty()
-            || !self.sxacts.is_empty()
-        {
+        let busy = self
+            .conns
+            .values()
+            .any(|c| c.in_txn && (c.queried || c.snapshot.is_some()));
+        if busy || !self.waits.is_empty() || !self.sxacts.is_empty() {
             return Err(format!(
-                "the model runs {what} only while no transaction is open"
+                "the model runs {what} only while no transaction has used a table"
             ));
         }
         Ok(())
