@@ -134,6 +134,9 @@ fn short_reason(message: &str) -> String {
     let m = message.strip_prefix("unsupported: ").unwrap_or(message);
     let m = m.split("; supported:").next().unwrap_or(m);
     let m = m.split(" (expressions:").next().unwrap_or(m);
+    if m.contains("has no columns") {
+        return "a table without columns (the model needs at least one)".into();
+    }
     match m.strip_prefix("the expression `") {
         Some(e) if e.starts_with('(') => format!("subquery `{}`", e.trim_end_matches('`')),
         Some(e) if e.contains('(') => {
