@@ -215,9 +215,11 @@ fn translate(sql: &str) -> Result<Item, String> {
         "PREPARE" => return Err("PREPARE".into()),
         _ => {}
     }
-    if w.iter().any(|x| x == "SHARE") && w.iter().any(|x| x == "FOR") {
+    if w.windows(2)
+        .any(|p| p[0] == "KEY" && p[1].starts_with("SHARE"))
+    {
         return Err(
-            "FOR SHARE / FOR KEY SHARE (shared row locks; the model's row locks are exclusive)"
+            "FOR KEY SHARE (the model's shared lock is FOR SHARE, which also blocks non-key updates)"
                 .into(),
         );
     }
