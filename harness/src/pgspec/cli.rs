@@ -460,7 +460,11 @@ fn main_model(args: &Args, cases: &[Case]) -> u8 {
     let started = Instant::now();
     let mut ours = Vec::new();
     for c in cases {
-        let r = suite::run_case_on_model(c, &args.results.join("model"));
+        let r = suite::run_case_on_model(
+            c,
+            &args.results.join("model"),
+            Duration::from_secs(args.step_timeout.max(1)),
+        );
         print_report(&r, args.full_diffs);
         ours.push(r);
     }

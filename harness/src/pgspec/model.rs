@@ -745,6 +745,23 @@ impl ModelServer {
         }
     }
 
+    fn cancel(&mut self, s: usize) {
+        if self.sessions[s].waiting.take().is_none() {
+            return;
+        }
+        let message = match self.db.cancel(s) {
+            Outcome::Failed { message, .. } => message,
+            other => format!("{other:?}"),
+        };
+        let st = &mut self.sessions[s];
+        st.queue.clear();
+        st.sent.push_back(Sent::Result(error(message)));
+        if std::mem::take(&mut st.implicit) {
+            self.hidden(s, "ROLLBACK");
+        }
+        self.pump();
+    }
+
     fn send(&mut self, s: usize, sql: &str) -> Result<(), String> {
         let items = self.items(sql)?;
         let st = &mut self.sessions[s];
@@ -824,11 +841,11 @@ impl Link for ModelSession {
     fn pid(&self) -> i32 {
         PID_BASE + i32::try_from(self.index).unwrap_or(0)
     }
+    /// PQcancel: a waiting statement fails with "canceling statement due to user request"
+    /// and the rest of its step is skipped; a statement that is not waiting is not affected.
     fn cancel(&self) -> Result<(), String> {
-        Err(
-            "the model has no cancel: a blocked step waits until another step releases its lock"
-                .into(),
-        )
+        self.server.borrow_mut().cancel(self.index);
+        Ok(())
     }
     fn stalled(&self) -> Option<String> {
         let server = self.server.borrow();

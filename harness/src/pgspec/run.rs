@@ -27,7 +27,8 @@ pub trait Link {
     /// Asks the server to cancel the running statement.
     fn cancel(&self) -> Result<(), String>;
     /// Why the running statement can never finish unless another step is sent (the model
-    /// knows: it changes only when a statement is sent; a server cannot tell).
+    /// knows: it changes only when a statement is sent; a server cannot tell). Such a step is
+    /// cancelled at once rather than after the step timeout.
     fn stalled(&self) -> Option<String> {
         None
     }
@@ -406,10 +407,20 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
             }
             if flags & STEP_NONBLOCK == 0 {
                 // Only launching another step could release it, and none will be launched
-                // before this one completes: where a server would hit the step timeout, the
-                // model says so at once.
+                // before this one completes: the step timeout is as good as passed, so the
+                // model is cancelled at once, as a server would be when it expires.
                 if let Some(why) = self.conns[s].stalled() {
-                    return Err(format!("step {} can never complete: {why}", step.name));
+                    if canceled {
+                        return Err(format!("step {} can never complete: {why}", step.name));
+                    }
+                    self.conns[s].cancel()?;
+                    self.out.push_str(&format!(
+                        "isolationtester: canceling step {} after {} seconds\n",
+                        step.name,
+                        self.max_step_wait.as_secs()
+                    ));
+                    canceled = true;
+                    continue;
                 }
             }
             if flags & STEP_NONBLOCK != 0 {

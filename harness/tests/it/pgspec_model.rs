@@ -72,6 +72,52 @@ fn a_blocked_step_and_a_deadlock_are_seen_through_the_model() {
     .assert_eq(&outcome.output);
 }
 
+/// A permutation that sends a step to a session whose previous step waits for a lock nobody
+/// will release: isolationtester cancels the waiting step after the step timeout; the model
+/// knows at once that nothing can release it and prints the same (byte for byte what
+/// PostgreSQL 15 printed with `--step-timeout 1`), the implicit block of the two-statement step
+/// rolled back.
+#[test]
+fn a_step_nothing_can_release_is_cancelled_as_after_the_step_timeout() {
+    let spec = pgspec::parse_named(
+        "cancel.spec",
+        "setup { CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10); }\n\
+         teardown { DROP TABLE t; }\n\
+         session s1\nstep s1b { BEGIN; }\nstep s1u { UPDATE t SET v = 11 WHERE id = 1; }\nstep s1c { COMMIT; }\n\
+         session s2\nstep s2u { UPDATE t SET v = 12 WHERE id = 1; SELECT v FROM t; }\nstep s2s { SELECT v FROM t; }\n\
+         permutation s1b s1u s2u s2s s1c s2s\n",
+    )
+    .unwrap();
+    let (control, sessions) = ModelSession::connect(spec.sessions.len());
+    let outcome = run::run_spec(&spec, control, sessions, Duration::from_secs(1));
+    assert_eq!(outcome.fatal, None);
+    expect![[r#"
+        Parsed test spec with 2 sessions
+
+        starting permutation: s1b s1u s2u s2s s1c s2s
+        step s1b: BEGIN;
+        step s1u: UPDATE t SET v = 11 WHERE id = 1;
+        step s2u: UPDATE t SET v = 12 WHERE id = 1; SELECT v FROM t; <waiting ...>
+        isolationtester: canceling step s2u after 1 seconds
+        step s2u: <... completed>
+        ERROR:  canceling statement due to user request
+        step s2s: SELECT v FROM t;
+         v
+        --
+        10
+        (1 row)
+
+        step s1c: COMMIT;
+        step s2s: SELECT v FROM t;
+         v
+        --
+        11
+        (1 row)
+
+    "#]]
+    .assert_eq(&outcome.output);
+}
+
 /// Byte for byte what PostgreSQL 15 printed for the same spec: a failing statement of a
 /// multi-statement step rolls back the ones before it (an implicit transaction block), and
 /// warnings come where libpq parses them (up to the first result: before the step line).
@@ -121,7 +167,11 @@ fn a_spec_outside_the_subset_is_refused_with_the_reason() {
         )
         .unwrap();
         std::fs::write(dir.path().join(format!("{name}.out")), "").unwrap();
-        suite::run_case_on_model(&suite::case(&path).unwrap(), &dir.path().join("results"))
+        suite::run_case_on_model(
+            &suite::case(&path).unwrap(),
+            &dir.path().join("results"),
+            Duration::from_secs(300),
+        )
     };
     let cases = [
         (
@@ -183,7 +233,7 @@ fn postgres_suite_on_the_model_agrees_at_least_as_measured() {
     let started = Instant::now();
     let reports: Vec<_> = cases
         .iter()
-        .map(|c| suite::run_case_on_model(c, results.path()))
+        .map(|c| suite::run_case_on_model(c, results.path(), Duration::from_secs(300)))
         .collect();
     let agree: Vec<&str> = reports
         .iter()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::sql::{Prepared, Stmt};
 use super::table::Table;
-use super::Db;
+use super::{Db, Flavour, Outcome};
+use crate::ir::Errno;
 
 impl Db {
     /// Runs CREATE TABLE as the server would, while no transaction uses a table. `exact` keeps only the
@@ -53,6 +54,16 @@ impl Db {
             ));
         }
         Ok(())
+    }
+
+    /// The client cancelled `conn`'s waiting statement: it fails, and PostgreSQL aborts the
+    /// transaction it was in (as for any error).
+    pub fn cancel(&mut self, conn: usize) -> Outcome {
+        let message = match self.flavour {
+            Flavour::Postgres => "canceling statement due to user request",
+            Flavour::InnoDb => "(1317, 'Query execution was interrupted')",
+        };
+        self.fail(conn, Errno::OperationalError, message.to_string())
     }
 
     /// The columns of `table`, in table order (what `SELECT *` returns).
