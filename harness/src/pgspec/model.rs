@@ -902,3 +902,84 @@ impl Watch for ModelControl {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_quotes_and_comments() {
+        assert_eq!(
+            split_statements("BEGIN; SELECT 'a;b' FROM t -- x; y\n; /* ; */ COMMIT;").unwrap(),
+            vec!["BEGIN", "SELECT 'a;b' FROM t", "COMMIT"]
+        );
+        assert_eq!(split_statements(" ; ").unwrap(), Vec::<String>::new());
+        assert!(split_statements("DO $$ BEGIN NULL; END $$;")
+            .unwrap_err()
+            .contains("dollar-quoted"));
+    }
+
+    #[test]
+    fn a_column_named_key_is_quoted_and_key_keywords_are_not() {
+        assert_eq!(
+            quote_key_column(
+                "CREATE TABLE t (key int PRIMARY KEY, v text, FOREIGN KEY (v) REFERENCES u)"
+            ),
+            "CREATE TABLE t (\"key\" int PRIMARY KEY, v text, FOREIGN KEY (v) REFERENCES u)"
+        );
+        assert_eq!(
+            quote_key_column("SELECT * FROM t WHERE key = 'key' FOR KEY SHARE"),
+            "SELECT * FROM t WHERE \"key\" = 'key' FOR KEY SHARE"
+        );
+    }
+
+    #[test]
+    fn for_no_key_update_becomes_for_update() {
+        assert_eq!(
+            rewrite_no_key_update("SELECT * FROM t for no key update nowait"),
+            "SELECT * FROM t for update nowait"
+        );
+    }
+
+    #[test]
+    fn result_columns_are_named_as_postgres_names_them() {
+        assert_eq!(
+            column_names("SELECT id, t.v, v + 1, count(*), v AS \"Val\", w AS x, * FROM t")
+                .unwrap(),
+            ["id", "v", "?column?", "count", "Val", "x"]
+                .map(|n| ColumnName::Named(n.to_string()))
+                .into_iter()
+                .chain([ColumnName::Star("t".into())])
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn settings_the_model_has_are_translated_and_others_refused_by_name() {
+        assert!(matches!(
+            translate("SET default_transaction_isolation = 'serializable'"),
+            Ok(Item::Sql {
+                kind: Kind::SetSession,
+                ..
+            })
+        ));
+        assert_eq!(
+            translate("SET lock_timeout = '1s'").unwrap_err(),
+            "SET lock_timeout"
+        );
+        assert_eq!(
+            translate("END").map(|i| matches!(
+                i,
+                Item::Sql {
+                    kind: Kind::End,
+                    ..
+                }
+            )),
+            Ok(true)
+        );
+        assert!(matches!(
+            translate("DROP TABLE IF EXISTS a, b"),
+            Ok(Item::Drop { tables, if_exists: true }) if tables == ["a", "b"]
+        ));
+    }
+}
