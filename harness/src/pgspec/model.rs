@@ -248,8 +248,12 @@ fn translate(sql: &str) -> Result<Item, String> {
     })
 }
 
-/// `FOR NO KEY UPDATE` → `FOR UPDATE` (the model's parser knows only the latter).
+/// `FOR NO KEY UPDATE` → `FOR UPDATE` (the model's parser knows only the latter). Other text
+/// is returned as it is (the rewrite joins words with single spaces).
 fn rewrite_no_key_update(sql: &str) -> String {
+    if !words(sql).windows(2).any(|p| p[0] == "NO" && p[1] == "KEY") {
+        return sql.to_string();
+    }
     let mut out: Vec<&str> = Vec::new();
     let toks: Vec<&str> = sql.split_whitespace().collect();
     let mut i = 0;
