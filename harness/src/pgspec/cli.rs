@@ -536,7 +536,15 @@ fn merge_model_into_summary(path: &Path, ours: &[Report], totals: &Totals) -> Re
     suite_row.met = all;
     suite_row.bound = Some(totals.describe_model());
     suite_row.reason = Some(totals.describe_model());
-    summary.results.push(suite_row);
+    // Beside the server run's figures (matching count, time ratio) when they are there.
+    match summary
+        .results
+        .iter()
+        .position(|r| r.scenario == "pg-isolation" && r.backend == "db:postgres")
+    {
+        Some(i) => summary.results.insert(i + 1, suite_row),
+        None => summary.results.push(suite_row),
+    }
     summary.ok = summary.ok && all;
     let dir = path.parent().unwrap_or(Path::new("."));
     reports::write_all(&summary, dir)
