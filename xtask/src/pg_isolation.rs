@@ -1,7 +1,9 @@
 //! The PostgreSQL isolation suite's part of `cargo xtask run-scenarios`: `racelab isolation` on
 //! the run's PostgreSQL server over scenarios/pg-isolation (PostgreSQL 15's specs and expected
 //! outputs), with PostgreSQL's own isolationtester on the same specs for the wall-time ratio,
-//! one row per spec merged into `target/racelab/summary.json` (and its Markdown, HTML, JUnit).
+//! one row per spec merged into `target/racelab/summary.json` (and its Markdown, HTML, JUnit);
+//! then the same specs on the model database (`--backend model`, no server needed), one
+//! `model` row per spec and the model's agreement figures.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +17,21 @@ pub fn command(racelab: &Path, root: &Path, target: &Path, url: &str) -> Command
         .arg(root.join("scenarios/pg-isolation"))
         .arg(format!("--backend=db:postgres={url}"))
         .arg("--isolationtester=auto")
+        .arg("--results")
+        .arg(target.join("racelab/pg-isolation"))
+        .arg("--summary")
+        .arg(target.join("racelab/summary.json"));
+    cmd
+}
+
+/// The command that runs the suite on the model database; it needs no server, so it runs
+/// whether or not PostgreSQL is up.
+pub fn model_command(racelab: &Path, root: &Path, target: &Path) -> Command {
+    let mut cmd = Command::new(racelab);
+    cmd.current_dir(root)
+        .arg("isolation")
+        .arg(root.join("scenarios/pg-isolation"))
+        .arg("--backend=model")
         .arg("--results")
         .arg(target.join("racelab/pg-isolation"))
         .arg("--summary")

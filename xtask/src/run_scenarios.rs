@@ -191,6 +191,17 @@ pub fn run(args: &[String]) -> Result<u8> {
         )?;
         isolation_code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
     }
+    // The same specs on the model database (no server needed): one `model` row per spec. One
+    // shard runs it, so merged shards hold its rows once.
+    let first_shard = shard.as_deref().is_none_or(|s| s.starts_with("1/"));
+    if first_shard && signals::pending().is_none() {
+        let status = run_child(
+            &mut crate::pg_isolation::model_command(&racelab, &root, &target),
+            true,
+        )?;
+        isolation_code =
+            isolation_code.max(status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)));
+    }
     if let Some(m) = matrix {
         let report = m
             .down()

@@ -1,7 +1,9 @@
 //! `racelab isolation`: runs PostgreSQL isolation specs on a real server, prints a verdict per
 //! spec (matches / differs with a diff / unsupported / error), optionally runs PostgreSQL's
 //! own `isolationtester` on the same specs for comparison and timing, and can merge one
-//! `summary.json` row per spec (backend `db:postgres`) into an existing summary.
+//! `summary.json` row per spec (backend `db:postgres`) into an existing summary. With
+//! `--backend model` the same specs run on the model database instead (no server), where
+//! their SQL is within its subset.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,8 +18,9 @@ pub struct Args {
     /// (specs/, expected/, isolation_schedule: the schedule's specs, then the
     /// prepared-transaction ones). Default: scenarios/pg-isolation.
     pub paths: Vec<PathBuf>,
-    /// `db:postgres` (the server in $RACELAB_POSTGRES_URL, from `cargo xtask db up`) or
-    /// `db:postgres=URL`.
+    /// `db:postgres` (the server in $RACELAB_POSTGRES_URL, from `cargo xtask db up`),
+    /// `db:postgres=URL`, or `model` (the model database's PostgreSQL flavour: no server; a
+    /// spec whose SQL is outside the model's subset is reported not supported, with why).
     #[arg(long, default_value = "db:postgres")]
     pub backend: String,
     /// Where each spec's output goes (`racelab/NAME.out`, `isolationtester/NAME.out`).
@@ -123,6 +126,9 @@ pub fn main(args: &Args) -> u8 {
     }
     if bad {
         return BAD_INPUT;
+    }
+    if args.backend == "model" {
+        return main_model(args, &cases);
     }
     let url = match DbSpec::parse(args.backend.strip_prefix("db:").unwrap_or(&args.backend)) {
         Ok(DbSpec::Postgres(url)) => url,
@@ -326,7 +332,7 @@ fn merge_into_summary(
     let agree = rows_agree(ours, theirs, results);
     for (r, ok) in ours.iter().zip(&agree) {
         let theirs = theirs.iter().find(|t| t.name == r.name);
-        summary.results.push(row(r, *ok, theirs));
+        summary.results.push(row(r, *ok, theirs, "db:postgres"));
     }
     let all = agree
         .iter()
@@ -341,6 +347,7 @@ fn merge_into_summary(
         },
         all,
         None,
+        "db:postgres",
     );
     // The table of summary.md shows the variant, not the reason: the figures go there.
     suite_row.variant = match totals.theirs {
@@ -373,7 +380,7 @@ fn merge_into_summary(
 
 /// One summary.json row: the spec's listed permutations (or all interleavings) replayed on
 /// the server, expected to print PostgreSQL's expected output.
-fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult {
+fn row(r: &Report, agrees: bool, theirs: Option<&Report>, backend: &str) -> reports::RunResult {
     let (outcome, invariant, reason) = match &r.verdict {
         Verdict::Matches(p) => (reports::Outcome::Holds, None, Some(format!("output equals {}", p.display()))),
         Verdict::Differs { closest, diff } if agrees => (
@@ -396,7 +403,7 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult 
         scenario: r.name.clone(),
         variant: "pg-isolation".into(),
         engine: "replay".into(),
-        backend: "db:postgres".into(),
+        backend: backend.into(),
         faults: None,
         expected: reports::Verdict::Holds,
         expected_invariants: vec![],
@@ -426,9 +433,121 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>) -> reports::RunResult 
         coverage: (outcome != reports::Outcome::Skipped && outcome != reports::Outcome::Error)
             .then_some(reports::Coverage::Bounded),
         covers: Some(format!(
-            "the spec's {} permutations on the real server",
-            r.permutations
+            "the spec's {} permutations on the {}",
+            r.permutations,
+            if backend == "model" {
+                "model database (PostgreSQL flavour)"
+            } else {
+                "real server"
+            }
         )),
         assumptions: vec![],
     }
+}
+
+/// `--backend model`: every spec on the model database; a verdict per spec, the agreement
+/// figures, and (with `--summary`) one `model` row per spec and one for the suite. Exit code 0
+/// when every spec the model runs agrees with PostgreSQL's expected output, 1 otherwise.
+fn main_model(args: &Args, cases: &[Case]) -> u8 {
+    if args.isolationtester != "none" {
+        eprintln!("error: --isolationtester runs PostgreSQL's tester on a server; it has nothing to compare with --backend model");
+        return BAD_INPUT;
+    }
+    println!(
+        "the model database (PostgreSQL flavour), {} specs",
+        cases.len()
+    );
+    let started = Instant::now();
+    let mut ours = Vec::new();
+    for c in cases {
+        let r = suite::run_case_on_model(
+            c,
+            &args.results.join("model"),
+            Duration::from_secs(args.step_timeout.max(1)),
+        );
+        print_report(&r, args.full_diffs);
+        ours.push(r);
+    }
+    let totals = Totals::new(&ours, &[], started.elapsed().as_secs_f64(), 0.0);
+    println!("\n{}", totals.describe_model());
+    if let Some(path) = &args.summary {
+        if let Err(e) = merge_model_into_summary(path, &ours, &totals) {
+            eprintln!("error: {e}");
+            return INFRASTRUCTURE;
+        }
+    }
+    u8::from(totals.differs + totals.errors > 0)
+}
+
+impl Totals {
+    /// The model run's figures: agreement among the specs within the model's subset.
+    pub fn describe_model(&self) -> String {
+        let run = self.specs - self.unsupported;
+        format!(
+            "model: {}/{} specs within the model's subset agree with PostgreSQL's expected output ({} differ, {} errors); {} of {} specs not supported on the model; {:.1} s",
+            self.matched, run, self.differs, self.errors, self.unsupported, self.specs, self.seconds
+        )
+    }
+}
+
+fn merge_model_into_summary(path: &Path, ours: &[Report], totals: &Totals) -> Result<(), String> {
+    let mut summary: reports::Summary = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("cannot parse {}: {e}", path.display()))?,
+        Err(_) => reports::Summary {
+            ok: true,
+            results: vec![],
+            shard: None,
+        },
+    };
+    for r in ours {
+        let agrees = matches!(r.verdict, Verdict::Matches(_));
+        let mut row = row(r, agrees, None, "model");
+        if let Verdict::Differs { closest, diff } = &r.verdict {
+            row.reason = Some(format!("the model's output differs from PostgreSQL's {} (a model-vs-server finding: the model is too weak or too strong here)\n{}", closest.display(), diff.lines().take(30).collect::<Vec<_>>().join("\n")));
+        }
+        summary.results.push(row);
+    }
+    let all = totals.differs + totals.errors == 0;
+    let mut suite_row = row(
+        &Report {
+            name: "pg-isolation-model".into(),
+            verdict: Verdict::Unsupported(String::new()),
+            seconds: totals.seconds,
+            permutations: ours.iter().map(|r| r.permutations).sum(),
+        },
+        all,
+        None,
+        "model",
+    );
+    suite_row.variant = format!(
+        "model: {}/{} supported specs agree; {} not supported; {:.1}s",
+        totals.matched,
+        totals.specs - totals.unsupported,
+        totals.unsupported,
+        totals.seconds
+    );
+    suite_row.outcome = if all {
+        reports::Outcome::Holds
+    } else {
+        reports::Outcome::Violation
+    };
+    suite_row.invariant = (!all).then(|| "expected_output".into());
+    suite_row.met = all;
+    suite_row.bound = Some(totals.describe_model());
+    suite_row.reason = Some(totals.describe_model());
+    // Beside the server run's figures (matching count, time ratio) when they are there.
+    match summary
+        .results
+        .iter()
+        .position(|r| r.scenario == "pg-isolation" && r.backend == "db:postgres")
+    {
+        Some(i) => summary.results.insert(i + 1, suite_row),
+        None => summary.results.push(suite_row),
+    }
+    summary.ok = summary.ok && all;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    reports::write_all(&summary, dir)
+        .map_err(|e| format!("cannot write the reports in {}: {e}", dir.display()))?;
+    Ok(())
 }

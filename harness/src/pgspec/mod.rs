@@ -4,11 +4,12 @@
 //! [`wire`]), the output printed in isolationtester's format ([`output`]) and compared with the
 //! expected files ([`suite`], [`diff`]); [`cli`] is `racelab isolation`.
 //!
-//! The model side plugs in through [`run::Link`] and [`run::Watch`]: a session that takes SQL,
-//! reports whether its result is ready and whether it waits for a lock.
+//! The model side ([`model`]) plugs in through [`run::Link`] and [`run::Watch`]: a session that
+//! takes SQL, reports whether its result is ready and whether it waits for a lock.
 
 pub mod cli;
 pub mod diff;
+pub mod model;
 pub mod output;
 pub mod parse;
 pub mod run;

@@ -1,7 +1,7 @@
 //! Runs a spec's permutations the way isolationtester does (run_permutation,
 //! try_complete_step, try_complete_steps in isolationtester.c), over the [`Link`] and [`Watch`]
-//! traits: the real server through [`super::wire::Conn`], and (later) the model through the same
-//! interface. A launched step is watched by polling every 10 ms whether its session waits for a
+//! traits: the real server through [`super::wire::Conn`], and the model through the same
+//! interface ([`super::model`]). A launched step is watched by polling every 10 ms whether its session waits for a
 //! lock (`pg_isolation_test_session_is_blocked`), never by a fixed sleep.
 
 use std::time::{Duration, Instant};
@@ -26,6 +26,12 @@ pub trait Link {
     fn pid(&self) -> i32;
     /// Asks the server to cancel the running statement.
     fn cancel(&self) -> Result<(), String>;
+    /// Why the running statement can never finish unless another step is sent (the model
+    /// knows: it changes only when a statement is sent; a server cannot tell). Such a step is
+    /// cancelled at once rather than after the step timeout.
+    fn stalled(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Link for Conn {
@@ -398,6 +404,24 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         while self.is_busy(s) {
             if self.conns[s].wait_readable(POLL)? {
                 continue;
+            }
+            if flags & STEP_NONBLOCK == 0 {
+                // Only launching another step could release it, and none will be launched
+                // before this one completes: the step timeout is as good as passed, so the
+                // model is cancelled at once, as a server would be when it expires.
+                if let Some(why) = self.conns[s].stalled() {
+                    if canceled {
+                        return Err(format!("step {} can never complete: {why}", step.name));
+                    }
+                    self.conns[s].cancel()?;
+                    self.out.push_str(&format!(
+                        "isolationtester: canceling step {} after {} seconds\n",
+                        step.name,
+                        self.max_step_wait.as_secs()
+                    ));
+                    canceled = true;
+                    continue;
+                }
             }
             if flags & STEP_NONBLOCK != 0 {
                 let blocked = self

@@ -353,3 +353,32 @@ pub fn find_isolationtester() -> Option<PathBuf> {
     found.sort();
     found.pop()
 }
+
+/// Runs one spec on the model database (PostgreSQL flavour) and writes its output to
+/// `results/NAME.out`; a spec with a statement outside the model's subset is not run, and the
+/// verdict says which statement and why. A step that nothing can release is cancelled at once
+/// and reported as cancelled after `step_wait`, as isolationtester would after that long.
+pub fn run_case_on_model(case: &Case, results: &Path, step_wait: Duration) -> Report {
+    let start = Instant::now();
+    let report = |verdict, permutations| Report {
+        name: case.name.clone(),
+        verdict,
+        seconds: start.elapsed().as_secs_f64(),
+        permutations,
+    };
+    let spec = match super::load(&case.spec) {
+        Ok(s) => s,
+        Err(e) => return report(Verdict::Error(e.to_string()), 0),
+    };
+    if let Err(why) = super::model::check_spec(&spec) {
+        return report(
+            Verdict::Unsupported(format!("not supported on the model: {why}")),
+            0,
+        );
+    }
+    let (control, sessions) = super::model::ModelSession::connect(spec.sessions.len());
+    let outcome = run_spec(&spec, control, sessions, step_wait);
+    let _ = std::fs::create_dir_all(results);
+    let _ = std::fs::write(results.join(format!("{}.out", case.name)), &outcome.output);
+    report(compare(&outcome.output, case), outcome.permutations as u64)
+}

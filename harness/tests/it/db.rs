@@ -368,6 +368,89 @@ fn select_for_update_blocks_and_skip_locked_and_nowait_do_not() {
     );
 }
 
+/// FOR SHARE: sharers do not block each other; an exclusive locker or writer waits for all
+/// of them (NOWAIT fails, SKIP LOCKED skips); a sharer waits for an exclusive holder; two
+/// sharers upgrading to FOR UPDATE deadlock (PostgreSQL's nowait-2 and skip-locked-2 specs).
+#[test]
+fn select_for_share_shares_and_blocks_writers() {
+    let mut db = db(Flavour::Postgres, PERSON);
+    let share = "SELECT id FROM person WHERE id = 1 FOR SHARE";
+    for conn in [A, B, C] {
+        assert_eq!(run(&mut db, conn, "BEGIN", &[]), ok());
+    }
+    assert_eq!(run(&mut db, A, share, &[]), rows(vec![vec![int(1)]]));
+    assert_eq!(
+        run(&mut db, B, share, &[]),
+        rows(vec![vec![int(1)]]),
+        "sharers share"
+    );
+    assert_eq!(
+        run(&mut db, C, "UPDATE person SET n = 1 WHERE id = 1", &[]),
+        blocked(&[A, B], "row person(id=1)")
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            C,
+            "SELECT id FROM person ORDER BY id FOR UPDATE SKIP LOCKED",
+            &[]
+        ),
+        rows(vec![vec![int(2)]])
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            C,
+            "SELECT id FROM person WHERE id = 1 FOR UPDATE NOWAIT",
+            &[]
+        ),
+        failed(
+            Errno::OperationalError,
+            "could not obtain lock on row in relation \"person\""
+        )
+    );
+    assert_eq!(run(&mut db, C, "ROLLBACK", &[]), ok());
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "SELECT id FROM person WHERE id = 1 FOR UPDATE",
+            &[]
+        ),
+        blocked(&[B], "row person(id=1)"),
+        "an upgrade waits for the other sharer only"
+    );
+    assert_eq!(
+        run(&mut db, B, "UPDATE person SET n = 2 WHERE id = 1", &[]),
+        failed(Errno::OperationalError, "deadlock detected")
+    );
+    assert_eq!(
+        run(
+            &mut db,
+            A,
+            "SELECT id FROM person WHERE id = 1 FOR UPDATE",
+            &[]
+        ),
+        rows(vec![vec![int(1)]]),
+        "the victim's shared lock went with its transaction"
+    );
+    assert_eq!(run(&mut db, C, "BEGIN", &[]), ok());
+    assert_eq!(
+        run(&mut db, C, share, &[]),
+        blocked(&[A], "row person(id=1)"),
+        "a sharer waits for an exclusive holder"
+    );
+    assert_eq!(run(&mut db, A, "COMMIT", &[]), ok());
+    assert_eq!(run(&mut db, C, share, &[]), rows(vec![vec![int(1)]]));
+    assert_eq!(
+        db.holders(),
+        vec![Held {
+            conn: C,
+            lock: "row person(id=1) (shared)".into()
+        }]
+    );
+}
+
 #[test]
 fn read_committed_visibility() {
     for flavour in [Flavour::Postgres, Flavour::InnoDb] {
@@ -765,7 +848,7 @@ fn prepare_rejects_unsupported_sql_clearly() {
         "SELECT email, COUNT(*) FROM person GROUP BY email",
         "INSERT INTO person (email) VALUES ('a') ON CONFLICT DO NOTHING",
         "INSERT INTO person (email) SELECT email FROM person",
-        "SELECT id FROM person FOR SHARE",
+        "SELECT id FROM person FOR UPDATE OF person",
         "SELECT id FROM person LIMIT 1 OFFSET 2",
         "SELECT DISTINCT email FROM person",
         "SELECT id FROM person WHERE email LIKE 'a%'",

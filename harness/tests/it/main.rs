@@ -11,6 +11,7 @@ mod lockfile;
 mod params;
 mod parser;
 mod pgspec;
+mod pgspec_model;
 mod real;
 mod realdb;
 mod realdb_isolation;

@@ -223,7 +223,8 @@ impl Ctx<'_> {
 struct Hit {
     idx: usize,
     vals: Vals,
-    other: Option<usize>,
+    /// Other transactions holding locks on the row that the statement's lock conflicts with.
+    others: Vec<usize>,
     stale: bool,
 }
 
@@ -254,13 +255,15 @@ fn scan_order(table: &Table, flavour: Flavour) -> Vec<usize> {
 /// The rows the WHERE selects, in scan order. A plain read looks at the version READ COMMITTED
 /// shows this connection. A locking statement (`locking`) must also stop at rows another
 /// transaction holds: in PostgreSQL those whose committed version matches; in InnoDB, whose
-/// locking reads see the newest version, also those whose uncommitted version matches.
+/// locking reads see the newest version, also those whose uncommitted version matches. A
+/// `shared` lock (FOR SHARE) conflicts only with exclusive ones.
 fn scan(
     ctx: &Ctx<'_>,
     t: usize,
     table: &Table,
     filter: Option<&Expr>,
     locking: bool,
+    shared: bool,
 ) -> Result<Vec<Hit>, Stop> {
     let schema = &table.schema;
     let snapshot = if locking && !ctx.snapshot_writes {
@@ -284,13 +287,17 @@ fn scan(
         let Some(row) = table.rows.get(idx) else {
             continue;
         };
-        let other = row.locked_by_other(ctx.conn).filter(|_| locking);
+        let others = if locking {
+            row.conflicts(ctx.conn, shared)
+        } else {
+            Vec::new()
+        };
         let visible = match row.visible_at(ctx.conn, snapshot) {
             Some(v) if ctx.matches(filter, schema, v)? => Some(v),
             _ => None,
         };
-        let newest = match (other, ctx.innodb(), row.latest()) {
-            (Some(_), true, Some(v)) if ctx.matches(filter, schema, v)? => Some(v),
+        let newest = match (others.is_empty(), ctx.innodb(), row.latest()) {
+            (false, true, Some(v)) if ctx.matches(filter, schema, v)? => Some(v),
             _ => None,
         };
         if ctx.ssi.is_some() {
@@ -302,7 +309,7 @@ fn scan(
             hits.push(Hit {
                 idx,
                 vals: vals.clone(),
-                other,
+                others,
                 stale,
             });
         }
@@ -388,10 +395,10 @@ fn check_not_stale(ctx: &Ctx<'_>, table: &Table, hits: &[Hit]) -> Result<(), Sto
 
 /// The wait for the first row in `hits` another transaction holds, if there is one.
 fn first_conflict(table_idx: usize, table: &Table, hits: &[Hit]) -> Option<Wait> {
-    let hit = hits.iter().find(|h| h.other.is_some())?;
+    let hit = hits.iter().find(|h| !h.others.is_empty())?;
     let row = table.rows.get(hit.idx)?;
     Some(Wait {
-        on: hit.other.into_iter().collect(),
+        on: hit.others.clone(),
         lock: format!("row {}", table.schema.describe_row(&hit.vals)),
         what: LockRef::Row {
             table: table_idx,
@@ -407,6 +414,16 @@ fn lock_row(table: &mut Table, idx: usize, conn: usize) {
             conn,
             write: Write::Locked,
         });
+    }
+}
+
+/// Takes `conn`'s shared lock on the row (FOR SHARE), unless it holds the row already.
+fn share_row(table: &mut Table, idx: usize, conn: usize) {
+    if let Some(row) = table.rows.get_mut(idx) {
+        let exclusive = row.lock.as_ref().is_some_and(|l| l.conn == conn);
+        if !exclusive && !row.sharers.contains(&conn) {
+            row.sharers.push(conn);
+        }
     }
 }
 
@@ -434,9 +451,16 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
             .chain(s.order.iter().map(|(e, _)| e)),
     )?;
     let locking = s.lock.filter(|_| ctx.conn.is_some());
-    let mut hits = scan(ctx, t, table, s.filter.as_ref(), locking.is_some())?;
+    let mut hits = scan(
+        ctx,
+        t,
+        table,
+        s.filter.as_ref(),
+        locking.is_some(),
+        s.shared,
+    )?;
     if locking == Some(LockMode::SkipLocked) {
-        hits.retain(|h| h.other.is_none());
+        hits.retain(|h| h.others.is_empty());
     }
     sort(ctx, &schema, &mut hits, &s.order)?;
     if let Some(limit) = &s.limit {
@@ -453,7 +477,11 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
         gap_lock_if_absent(ctx, table, conn, s.filter.as_ref());
         if !hits.is_empty() {
             let table = Arc::make_mut(table);
-            hits.iter().for_each(|h| lock_row(table, h.idx, conn));
+            if s.shared {
+                hits.iter().for_each(|h| share_row(table, h.idx, conn));
+            } else {
+                hits.iter().for_each(|h| lock_row(table, h.idx, conn));
+            }
         }
     }
     project(ctx, &schema, &hits, &s.projection)
@@ -589,7 +617,7 @@ pub(super) fn update(
         &schema,
         u.filter.iter().chain(u.sets.iter().map(|(_, e)| e)),
     )?;
-    let hits = scan(ctx, t, table, u.filter.as_ref(), true)?;
+    let hits = scan(ctx, t, table, u.filter.as_ref(), true, false)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
         return Err(Stop::Blocked(wait));
     }
@@ -643,7 +671,7 @@ pub(super) fn delete(
         return Err(programming("internal: table vanished".into()));
     };
     ctx.check(&table.schema, d.filter.iter())?;
-    let hits = scan(ctx, t, table, d.filter.as_ref(), true)?;
+    let hits = scan(ctx, t, table, d.filter.as_ref(), true, false)?;
     if let Some(wait) = first_conflict(t, table, &hits) {
         return Err(Stop::Blocked(wait));
     }
@@ -709,6 +737,7 @@ pub(super) fn insert(
                 conn,
                 write: Write::Put(vals),
             }),
+            sharers: Vec::new(),
         });
     }
     Ok(Value::Int(i64::try_from(i.rows.len()).unwrap_or(i64::MAX)))

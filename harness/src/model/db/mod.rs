@@ -24,7 +24,9 @@
 //!   until the transaction ends; a matched row another transaction holds blocks the statement (on
 //!   the first such row in scan order). PostgreSQL matches on the committed version; InnoDB's
 //!   locking reads see the newest version, so there a row whose uncommitted version matches
-//!   blocks too. INSERT locks its new row.
+//!   blocks too. INSERT locks its new row. SELECT ... FOR SHARE takes a shared lock: it waits
+//!   for an exclusive holder, and exclusive lockers and writers wait for every sharer.
+//!   (PostgreSQL's FOR KEY SHARE, weaker still, is not modelled.)
 //! - **Unique keys.** A committed (or own) row with the same key fails the statement with
 //!   IntegrityError; another transaction's uncommitted row with that key (in its old or new
 //!   version) blocks the statement until that transaction ends, as in both databases. NULLs
@@ -64,6 +66,7 @@
 //!   (SQLITE_BUSY_SNAPSHOT). Both are "database is locked". A failed statement rolls back only
 //!   itself, and INTEGER PRIMARY KEY takes max(rowid) + 1, so a rolled-back id is used again.
 
+mod catalog;
 mod ddl;
 mod exec;
 mod expr;
@@ -758,9 +761,11 @@ impl Db {
     fn holds(&self, conn: usize, what: &LockRef) -> bool {
         match what {
             LockRef::Row { table, row } => self.tables.get(*table).is_some_and(|t| {
-                t.rows
-                    .iter()
-                    .any(|r| r.id == *row && r.lock.as_ref().is_some_and(|l| l.conn == conn))
+                t.rows.iter().any(|r| {
+                    r.id == *row
+                        && (r.lock.as_ref().is_some_and(|l| l.conn == conn)
+                            || r.sharers.contains(&conn))
+                })
             }),
             LockRef::Writer => self.writer == Some(conn),
             LockRef::Gap { table, key, at } => self
@@ -846,6 +851,12 @@ impl Db {
         let mut held = Vec::new();
         for t in &self.tables {
             for row in &t.rows {
+                if let Some(vals) = row.committed.as_ref() {
+                    held.extend(row.sharers.iter().map(|&conn| Held {
+                        conn,
+                        lock: format!("row {} (shared)", t.schema.describe_row(vals)),
+                    }));
+                }
                 let (Some(lock), Some(vals)) = (&row.lock, row.latest().or(row.committed.as_ref()))
                 else {
                     continue;

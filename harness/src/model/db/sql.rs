@@ -26,7 +26,7 @@ use super::table::Schema;
 
 /// What the model supports, for error messages.
 pub(super) const SUPPORTED: &str = "supported: CREATE TABLE (setup only), INSERT INTO t (cols) VALUES (...), \
-SELECT cols|*|COUNT(*) FROM t [WHERE ...] [ORDER BY ...] [LIMIT n] [FOR UPDATE [NOWAIT|SKIP LOCKED]], \
+SELECT cols|*|COUNT(*) FROM t [WHERE ...] [ORDER BY ...] [LIMIT n] [FOR UPDATE|SHARE [NOWAIT|SKIP LOCKED]], \
 UPDATE t SET col = expr, ... [WHERE ...], DELETE FROM t [WHERE ...], BEGIN/START TRANSACTION [ISOLATION LEVEL x], \
 SET [SESSION] TRANSACTION ISOLATION LEVEL x, SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x, COMMIT, ROLLBACK";
 
@@ -224,6 +224,8 @@ pub(super) struct Select {
     pub order: Vec<(Expr, bool)>,
     pub limit: Option<Expr>,
     pub lock: Option<LockMode>,
+    /// FOR SHARE rather than FOR UPDATE: a lock other sharers may hold too.
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -514,6 +516,7 @@ impl Lower<'_> {
             order: self.order_by(q.order_by.as_ref())?,
             limit: self.limit(q.limit_clause.as_ref())?,
             lock: lock_mode(&q.locks)?,
+            shared: shared_lock(&q.locks),
         })
     }
 
@@ -898,7 +901,7 @@ fn lock_mode(locks: &[ast::LockClause]) -> Result<Option<LockMode>, String> {
     match locks {
         [] => Ok(None),
         [ast::LockClause {
-            lock_type: ast::LockType::Update,
+            lock_type: ast::LockType::Update | ast::LockType::Share,
             of: None,
             nonblock,
         }] => Ok(Some(match nonblock {
@@ -907,8 +910,19 @@ fn lock_mode(locks: &[ast::LockClause]) -> Result<Option<LockMode>, String> {
             Some(ast::NonBlock::SkipLocked) => LockMode::SkipLocked,
         })),
         [other] => Err(unsupported(format!(
-            "`{other}` (only FOR UPDATE [NOWAIT|SKIP LOCKED])"
+            "`{other}` (only FOR UPDATE|SHARE [NOWAIT|SKIP LOCKED])"
         ))),
         _ => Err(unsupported("more than one locking clause")),
     }
+}
+
+/// Whether the locking clause is FOR SHARE (see [`lock_mode`] for the rest of it).
+fn shared_lock(locks: &[ast::LockClause]) -> bool {
+    matches!(
+        locks,
+        [ast::LockClause {
+            lock_type: ast::LockType::Share,
+            ..
+        }]
+    )
 }

@@ -160,6 +160,9 @@ pub(super) struct Row {
     /// oldest first. `None` is "deleted".
     pub older: Vec<(u64, Option<Vals>)>,
     pub lock: Option<Lock>,
+    /// Connections holding a shared lock (SELECT ... FOR SHARE), besides any exclusive `lock`:
+    /// they block exclusive lockers and writers, not each other.
+    pub sharers: Vec<usize>,
 }
 
 impl Row {
@@ -227,6 +230,19 @@ impl Row {
         self.committed.iter().chain(pending)
     }
 
+    /// The other connections whose locks on this row a lock request by `conn` must wait for:
+    /// the exclusive holder, and for an exclusive request (`shared` false) every sharer too.
+    pub fn conflicts(&self, conn: Option<usize>, shared: bool) -> Vec<usize> {
+        let mut on: Vec<usize> = self.lock.as_ref().map(|l| l.conn).into_iter().collect();
+        if !shared {
+            on.extend(&self.sharers);
+        }
+        on.retain(|&c| Some(c) != conn);
+        on.sort_unstable();
+        on.dedup();
+        on
+    }
+
     /// The connection holding this row's lock, if it is not `conn`.
     pub fn locked_by_other(&self, conn: Option<usize>) -> Option<usize> {
         self.lock
@@ -282,7 +298,7 @@ impl Table {
     pub fn touched_by(&self, conn: usize) -> bool {
         self.rows
             .iter()
-            .any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn))
+            .any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn) || r.sharers.contains(&conn))
             || self.gaps.iter().any(|g| g.conn == conn)
     }
 
@@ -290,6 +306,7 @@ impl Table {
     /// versions they replace when `keep_history`: a snapshot is open), or vanish; its locks go.
     pub fn finish(&mut self, conn: usize, commit: bool, at: u64, keep_history: bool) {
         for row in &mut self.rows {
+            row.sharers.retain(|&c| c != conn);
             let Some(lock) = row.lock.take_if(|l| l.conn == conn) else {
                 continue;
             };
