@@ -62,6 +62,8 @@ impl Db {
         let message = match self.flavour {
             Flavour::Postgres => "canceling statement due to user request",
             Flavour::InnoDb => "(1317, 'Query execution was interrupted')",
+            // sqlite3_interrupt(): SQLITE_INTERRUPT.
+            Flavour::Sqlite => "interrupted",
         };
         self.fail(conn, Errno::OperationalError, message.to_string())
     }
