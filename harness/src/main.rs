@@ -513,28 +513,33 @@ fn load_with(
     params: &std::collections::BTreeMap<String, i64>,
     out: &Output,
 ) -> Result<Scenario, u8> {
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             eprint_error(format_args!("cannot read {}: {e}", path.display()));
             return Err(BAD_INPUT);
         }
     };
-    match lang::compile_with(&path.display().to_string(), &src, params) {
-        Ok(sc) => Ok(sc),
-        Err(errors) => {
-            let theme = if out.color {
-                miette::GraphicalTheme::unicode()
-            } else {
-                miette::GraphicalTheme::unicode_nocolor()
-            };
-            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
-            let mut text = String::new();
-            let _ = handler.render_report(&mut text, &errors);
-            eprint!("{text}");
-            Err(BAD_INPUT)
-        }
-    }
+    let name = path.display().to_string();
+    let compiled =
+        lang::decode_source(&name, bytes).and_then(|src| lang::compile_with(&name, &src, params));
+    compiled.map_err(|errors| {
+        eprint_scenario_errors(&errors, out);
+        BAD_INPUT
+    })
+}
+
+/// Prints a file's diagnostics with miette: file:line:col, the line, a caret, and help.
+fn eprint_scenario_errors(errors: &lang::ScenarioErrors, out: &Output) {
+    let theme = if out.color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut text = String::new();
+    let _ = handler.render_report(&mut text, errors);
+    eprint!("{text}");
 }
 
 fn check(files: &[PathBuf], out: &Output) -> u8 {
@@ -571,15 +576,7 @@ fn check_spec(path: &Path, out: &Output) -> Result<String, u8> {
             spec.permutation_count()
         )),
         Err(racelab::pgspec::LoadError::Syntax(errors)) => {
-            let theme = if out.color {
-                miette::GraphicalTheme::unicode()
-            } else {
-                miette::GraphicalTheme::unicode_nocolor()
-            };
-            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
-            let mut text = String::new();
-            let _ = handler.render_report(&mut text, &errors);
-            eprint!("{text}");
+            eprint_scenario_errors(&errors, out);
             Err(BAD_INPUT)
         }
         Err(e) => {

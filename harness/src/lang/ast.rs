@@ -17,6 +17,9 @@ pub struct Scenario {
     pub variants: Vec<Variant>,
     /// Expectations written at the top level apply to the implicit `default` variant.
     pub expects: Vec<Expect>,
+    /// The file nests deeper than the parser allows: the tree is cut short, and only the
+    /// parser's diagnostic is worth reporting.
+    pub too_deep: bool,
 }
 
 #[derive(Debug, Clone)]

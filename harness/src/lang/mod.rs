@@ -30,6 +30,28 @@ impl Scenario {
     }
 }
 
+/// Decodes a scenario file's bytes (named `file` in diagnostics). A file that is not UTF-8 is
+/// an error that points at its first invalid byte, shown in the text as decoded lossily (the
+/// text before that byte is the file's own).
+pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioErrors> {
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[at];
+            let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let width = shown[at..].chars().next().map_or(0, char::len_utf8);
+            let diag = Diag::new(
+                Span::new(at, at + width),
+                "the file is not UTF-8 text",
+                format!("byte 0x{bad:02X} is not valid UTF-8 here"),
+            )
+            .help("save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8 FILE`)");
+            Err(ScenarioErrors::new(file, &shown, vec![diag]))
+        }
+    }
+}
+
 /// Parses and checks `src` (named `file` in diagnostics); every problem is reported at once.
 /// Parameters take the low end of their range.
 pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
@@ -45,6 +67,10 @@ pub fn compile_with(
 ) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
     let sc = parser::parse(src, &mut diags);
+    if sc.too_deep {
+        // The tree was cut short: what later passes would say about it is noise.
+        return Err(ScenarioErrors::new(file, src, diags));
+    }
     let tree_fingerprint = fingerprint_tokens(src);
     let name = sc.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
 
