@@ -153,6 +153,9 @@ pub struct Invariant {
 #[derive(Debug, Clone)]
 pub struct Variant {
     pub name: Ident,
+    /// `variant NAME extends PARENT`: the variant starts from PARENT's replacements and
+    /// expectations.
+    pub parent: Option<Ident>,
     /// Constants and procedures that replace the base scenario's of the same name.
     pub items: Vec<Item>,
     pub expects: Vec<Expect>,

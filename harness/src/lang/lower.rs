@@ -1793,7 +1793,7 @@ fn has_effects(e: &Expr) -> bool {
 }
 
 /// The candidate with the smallest edit distance, when it is close enough to be a typo.
-fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
+pub(crate) fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
     candidates
         .map(|c| (levenshtein(name, c), c))
         .filter(|(d, c)| *d <= 2.max(name.len() / 4) && *d < c.len().max(name.len()))

@@ -789,9 +789,19 @@ impl<'a> Parser<'a> {
     fn variant(&mut self) -> PResult<Variant> {
         self.bump();
         let name = self.compound_name("a variant name")?;
-        self.expect_punct("{", "a variant's body is written in braces")?;
+        let parent = if self.at_kw("extends") {
+            self.bump();
+            Some(self.compound_name("the name of the variant it extends")?)
+        } else {
+            None
+        };
+        self.expect_punct(
+            "{",
+            "a variant's body is written in braces: `variant NAME [extends OTHER] { ... }`",
+        )?;
         let mut v = Variant {
             name,
+            parent,
             items: vec![],
             expects: vec![],
         };
