@@ -223,6 +223,14 @@ pub enum StmtKind {
     },
     /// `exit`: the actor ends here, from any depth (Python's `sys.exit(0)`).
     Exit,
+    /// `unlink(p) ignore ENOENT, EEXIST`: the operation, with those errors expected and
+    /// dropped (`match op { ok => {} err(ENOENT) => {} ... }`); any other error is unhandled.
+    Ignore {
+        op: Expr,
+        errnos: Vec<Ident>,
+        /// The `ignore` keyword.
+        keyword: Span,
+    },
 }
 
 #[derive(Debug, Clone)]

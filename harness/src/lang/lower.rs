@@ -1036,6 +1036,7 @@ impl<'a> Cx<'a> {
             StmtKind::Exit => {
                 fx.emit(Instr::Exit);
             }
+            StmtKind::Ignore { op, errnos, keyword } => self.ignore_stmt(fx, op, errnos, *keyword),
             StmtKind::Expr(e) => match &e.kind {
                 ExprKind::Call(..) => {
                     self.call(fx, e, false, false);
@@ -1056,8 +1057,47 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// `op ignore E1, E2`: exactly `match op { ok => {} err(E1) => {} err(E2) => {} }`.
+    fn ignore_stmt(&mut self, fx: &mut Fx, op: &Expr, errnos: &[Ident], keyword: Span) {
+        if !is_fallible_op(op) {
+            self.err(
+                op.span.to(keyword),
+                "`ignore` follows an operation that can fail",
+                "not an operation",
+                "write it after a call such as `unlink(path) ignore ENOENT` or `sql(\"...\") ignore IntegrityError`",
+            );
+            return;
+        }
+        let mut arms = vec![ast::Arm {
+            pat: Pattern::Ok(None),
+            body: vec![],
+            span: keyword,
+        }];
+        for e in errnos {
+            if Errno::from_name(&e.name).is_none() {
+                self.unknown_errno(e);
+                continue;
+            }
+            arms.push(ast::Arm {
+                pat: Pattern::Err(Some(e.clone())),
+                body: vec![],
+                span: e.span,
+            });
+        }
+        self.match_stmt(fx, op, &arms);
+    }
+
+    fn unknown_errno(&mut self, id: &Ident) {
+        let known: Vec<_> = Errno::ALL.iter().map(|e| e.name()).collect();
+        let help = match closest(&id.name, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? known errnos: {}", known.join(", ")),
+            None => format!("known errnos: {}", known.join(", ")),
+        };
+        self.err(id.span, format!("unknown errno `{}`", id.name), "not an errno", help);
+    }
+
     fn match_stmt(&mut self, fx: &mut Fx, scrutinee: &Expr, arms: &[ast::Arm]) {
-        let is_op = matches!(&scrutinee.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name));
+        let is_op = is_fallible_op(scrutinee);
         let r = if is_op {
             match self.call(fx, scrutinee, true, true) {
                 Some(PExpr::Reg(r)) => r,
@@ -1112,14 +1152,7 @@ impl<'a> Cx<'a> {
                             match Errno::from_name(&id.name) {
                                 Some(e) => Some(PExpr::IsErrno(r, e)),
                                 None => {
-                                    let known: Vec<_> =
-                                        Errno::ALL.iter().map(|e| e.name()).collect();
-                                    self.err(
-                                        id.span,
-                                        format!("unknown errno `{}`", id.name),
-                                        "not an errno",
-                                        format!("known errnos: {}", known.join(", ")),
-                                    );
+                                    self.unknown_errno(id);
                                     None
                                 }
                             }
@@ -1728,6 +1761,11 @@ impl<'a> Cx<'a> {
             }
         }
     }
+}
+
+/// Whether `e` is a call of an operation whose result is `ok` or `err(ERRNO)`.
+fn is_fallible_op(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name))
 }
 
 fn op_signature(name: &str) -> String {

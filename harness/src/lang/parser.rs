@@ -1106,11 +1106,57 @@ impl<'a> Parser<'a> {
                 self.bump();
                 StmtKind::Assign(name, self.expr()?)
             }
-            _ => StmtKind::Expr(self.expr()?),
+            _ => {
+                let e = self.expr()?;
+                if self.at_kw("ignore") && !self.peek().nl_before {
+                    self.ignore(e)?
+                } else {
+                    StmtKind::Expr(e)
+                }
+            }
         };
         Ok(Stmt {
             kind,
             span: start.to(self.prev_span()),
+        })
+    }
+
+    /// `OP ignore ENOENT, EEXIST` after the operation `op`.
+    fn ignore(&mut self, op: Expr) -> PResult<StmtKind> {
+        let keyword = self.bump().span;
+        let mut errnos = Vec::new();
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Ident(name) if !t.nl_before => {
+                    self.bump();
+                    errnos.push(Ident {
+                        name: name.clone(),
+                        span: t.span,
+                    });
+                }
+                other => {
+                    self.error(
+                        if t.nl_before { keyword } else { t.span },
+                        format!(
+                            "expected an errno such as ENOENT after `ignore`, found {}",
+                            if t.nl_before { "the end of the line".to_string() } else { Self::describe(other) }
+                        ),
+                        "expected the errors to ignore",
+                        "write `unlink(path) ignore ENOENT` or `link(a, b) ignore EEXIST, ENOENT`",
+                    );
+                    return Err(());
+                }
+            }
+            if !self.at_punct(",") || self.peek().nl_before {
+                break;
+            }
+            self.bump();
+        }
+        Ok(StmtKind::Ignore {
+            op,
+            errnos,
+            keyword,
         })
     }
 

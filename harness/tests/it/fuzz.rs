@@ -67,7 +67,7 @@ const SMALL_FILES: &str = r#"scenario files {
       mkdir("{DIR}/e")
       rmdir("{DIR}/e")
     }
-    unlink("{DIR}/lock")
+    unlink("{DIR}/lock") ignore ENOENT, EEXIST
   }
   invariant one: always holders(held) <= 1
   invariant gone: at end not exists("{DIR}/lock") and read("{DIR}/a") != none
@@ -76,6 +76,9 @@ const SMALL_FILES: &str = r#"scenario files {
     const T = 1h
     proc try_lock(p) { return not false }
     expect violates one, deadlock
+  }
+  variant slower extends slow {
+    const T = 2h
   }
 }
 "#;
@@ -137,6 +140,9 @@ const TOKENS: &[&str] = &[
     "const",
     "fs",
     "dir",
+    "extends",
+    "ignore",
+    "ENOENT,",
 ];
 
 #[derive(Debug, Clone)]
