@@ -232,6 +232,12 @@ enum Command {
         #[arg(long, value_parser = racelab::shard::parse)]
         shard: Option<reports::Shard>,
     },
+    /// Write NAME.race: a commented starting scenario (two actors, a lock file, an invariant,
+    /// a variant that breaks it and one that holds) that checks and explores as it is.
+    New {
+        /// The scenario's name; the file is NAME.race (NAME may be a path, `dir/NAME`).
+        name: String,
+    },
     /// Combine the summary.json files of every shard of a sharded suite into one summary (and
     /// its Markdown, HTML and JUnit XML).
     Merge {
@@ -406,6 +412,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
+        Command::New { name } => new_cmd(&name),
         Command::Isolation(args) => racelab::pgspec::cli::main(&args),
     };
     ExitCode::from(code)
@@ -1668,6 +1675,52 @@ fn db_stress_cmd(
         0
     } else {
         1
+    }
+}
+
+/// `racelab new NAME`: writes NAME.race, never over an existing file.
+fn new_cmd(name: &str) -> u8 {
+    let path = PathBuf::from(if name.ends_with(".race") {
+        name.to_string()
+    } else {
+        format!("{name}.race")
+    });
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = racelab::starter::check_name(&stem) {
+        eprint_error(e);
+        return BAD_INPUT;
+    }
+    // `create_new` refuses an existing file in the same call that creates it: no window in
+    // which another file could appear and be overwritten.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path);
+    let written = file.and_then(|mut f| {
+        use std::io::Write as _;
+        f.write_all(racelab::starter::scenario(&stem).as_bytes())
+    });
+    match written {
+        Ok(()) => {
+            let p = path.display();
+            println!("wrote {p}: a lock taken by checking, then creating (variant `racy` breaks `exclusive`, `fixed` holds)");
+            println!("next: racelab check {p} && racelab explore {p}");
+            0
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprint_error(format_args!(
+                "{} already exists; racelab new does not overwrite a file: pick another name or remove it",
+                path.display()
+            ));
+            BAD_INPUT
+        }
+        Err(e) => {
+            eprint_error(format_args!("cannot write {}: {e}", path.display()));
+            BAD_INPUT
+        }
     }
 }
 

@@ -120,3 +120,56 @@ fn an_isolation_spec_that_is_not_utf8_is_refused_at_its_first_invalid_byte() {
     assert!(err.contains("bad.spec:2:18"), "{err}");
     assert!(err.contains("byte 0xFF"), "{err}");
 }
+
+#[test]
+fn racelab_new_writes_a_scenario_that_checks_and_whose_racy_variant_breaks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, out, err) = racelab(dir.path(), &["new", "my-race"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("wrote my-race.race"), "{out}");
+    let text = std::fs::read_to_string(dir.path().join("my-race.race")).expect("written");
+    assert!(text.contains("scenario my-race {"), "{text}");
+    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() >= 10, "commented");
+
+    let (code, out, err) = racelab(dir.path(), &["check", "my-race.race"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok (2 variants: racy, fixed)"), "{out}");
+
+    // Exhaustively: the racy variant breaks `exclusive`, the fixed one is proved to hold.
+    let (code, out, err) = racelab(
+        dir.path(),
+        &["explore", "my-race.race", "--engine", "native-dfs"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("my-race/racy [native-dfs, model]: violation (exclusive), expected violation (exclusive)"),
+        "{out}"
+    );
+    assert!(out.contains("my-race/fixed [native-dfs, model]: holds, expected holds"), "{out}");
+    assert!(out.contains("proof over every reachable state"), "{out}");
+    // And with the default engine, as a new user would run it.
+    let (code, out, err) = racelab(dir.path(), &["explore", "my-race.race", "--schedules", "2000"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("violation (exclusive)"), "{out}");
+}
+
+#[test]
+fn racelab_new_refuses_to_overwrite_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("mine.race"), "my own work\n").expect("write");
+    let (code, _, err) = racelab(dir.path(), &["new", "mine"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("mine.race already exists"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("mine.race")).unwrap(),
+        "my own work\n",
+        "untouched"
+    );
+    // `NAME.race` is accepted as the name too.
+    let (code, _, err) = racelab(dir.path(), &["new", "mine.race"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = racelab(dir.path(), &["new", "2fast"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`2fast` is not a scenario name"), "{err}");
+    assert!(!dir.path().join("2fast.race").exists());
+}
