@@ -225,6 +225,12 @@ pub enum StmtKind {
     Exit,
     /// `unlink(p) ignore ENOENT, EEXIST`: the operation, with those errors expected and
     /// dropped (`match op { ok => {} err(ENOENT) => {} ... }`); any other error is unhandled.
+    /// `try { ... } finally { ... }`: the finally block runs however the body is left,
+    /// except by a crash (Python's semantics).
+    Try {
+        body: Block,
+        finally: Block,
+    },
     Ignore {
         op: Expr,
         errnos: Vec<Ident>,

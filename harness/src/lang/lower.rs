@@ -411,6 +411,9 @@ struct Cx<'a> {
     explores_durations: bool,
 }
 
+/// How many `finally` blocks a `try` may be nested in (each level doubles the code).
+const MAX_TRY_IN_FINALLY: u32 = 4;
+
 /// The function being lowered.
 struct Fx {
     code: Vec<Instr>,
@@ -420,6 +423,11 @@ struct Fx {
     /// Sections entered and `with` locks taken and not yet left, innermost last: `break`,
     /// `continue` and `return` leave them on the way out.
     open_sections: Vec<Open>,
+    /// The `finally` blocks of the open `try`s (indexed by `Open::Try`), with how many scopes
+    /// were open at the `try`: a copy of the block sees only the names declared before it.
+    finallies: Vec<(ast::Block, usize)>,
+    /// Inside a `finally` block: `break`, `continue` and `return` may not leave it.
+    in_finally: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -427,6 +435,8 @@ enum Open {
     Section(u32),
     /// A `with` lock, and the label of its implicit release.
     Lock(u32, u32),
+    /// A `try` whose `finally` block is `Fx::finallies[i]`.
+    Try(usize),
 }
 
 struct LoopCx {
@@ -462,7 +472,7 @@ impl Fx {
     }
     fn patch(&mut self, at: usize, target: Pc) {
         match &mut self.code[at] {
-            Instr::Jump(t) | Instr::JumpIfNot(_, t) => *t = target,
+            Instr::Jump(t) | Instr::JumpIfNot(_, t) | Instr::TryEnter(t) => *t = target,
             _ => unreachable!("only jumps are patched"),
         }
     }
@@ -814,6 +824,8 @@ impl<'a> Cx<'a> {
             nregs: 0,
             loops: vec![],
             open_sections: vec![],
+            finallies: vec![],
+            in_finally: 0,
         };
         for p in params {
             let r = fx.reg();
@@ -837,19 +849,74 @@ impl<'a> Cx<'a> {
         fx.scopes.pop();
     }
 
-    fn leave_sections(fx: &mut Fx, down_to: usize) {
-        for &open in fx.open_sections[down_to..].iter().rev() {
-            fx.code.push(match open {
-                Open::Section(s) => Instr::Leave(s),
-                Open::Lock(lock, label) => Instr::Op {
-                    dst: None,
-                    op: Op::Release { lock },
-                    args: vec![],
-                    catch: false,
-                    label,
-                },
-            });
+    /// Leaves what `break`, `continue` or `return` jumps out of, innermost first: sections,
+    /// `with` locks, and `try`s, whose `finally` blocks run inline here.
+    fn leave_sections(&mut self, fx: &mut Fx, down_to: usize) {
+        let leaving: Vec<Open> = fx.open_sections[down_to..].iter().rev().copied().collect();
+        for open in leaving {
+            match open {
+                Open::Section(s) => {
+                    fx.emit(Instr::Leave(s));
+                }
+                Open::Lock(lock, label) => {
+                    fx.emit(Instr::Op {
+                        dst: None,
+                        op: Op::Release { lock },
+                        args: vec![],
+                        catch: false,
+                        label,
+                    });
+                }
+                Open::Try(i) => {
+                    fx.emit(Instr::TryLeave);
+                    let (block, scopes) = fx.finallies[i].clone();
+                    self.finally_block(fx, &block, scopes);
+                }
+            }
         }
+    }
+
+    /// `try { body } finally { fin }`: the body under a `TryEnter`; then `fin` inline for the
+    /// normal way out; then the copy a failure or `exit` jumps to, ending in `EndFinally`.
+    fn try_stmt(&mut self, fx: &mut Fx, span: Span, body: &[Stmt], fin: &ast::Block) {
+        // Every `finally` block is lowered at least twice, so one nested in another's is
+        // four times, and so on: the nesting is bounded to keep the code small.
+        if fx.in_finally >= MAX_TRY_IN_FINALLY {
+            self.err(
+                Span::new(span.start, span.start + 3),
+                format!("`try` nested inside {MAX_TRY_IN_FINALLY} `finally` blocks"),
+                "too deep",
+                "each finally block is compiled once per way out of its try; move the inner cleanup into a procedure called from the finally block",
+            );
+            return;
+        }
+        let enter = fx.emit(Instr::TryEnter(0));
+        let scopes = fx.scopes.len();
+        fx.finallies.push((fin.clone(), scopes));
+        fx.open_sections.push(Open::Try(fx.finallies.len() - 1));
+        self.block(fx, body);
+        fx.open_sections.pop();
+        fx.emit(Instr::TryLeave);
+        self.finally_block(fx, fin, scopes);
+        let end = fx.emit(Instr::Jump(0));
+        let handler = fx.pc();
+        fx.patch(enter, handler);
+        self.finally_block(fx, fin, scopes);
+        fx.emit(Instr::EndFinally);
+        let after = fx.pc();
+        fx.patch(end, after);
+    }
+
+    /// One copy of a `finally` block, seeing the first `scopes` scopes only, with no loop to
+    /// `break` out of.
+    fn finally_block(&mut self, fx: &mut Fx, fin: &ast::Block, scopes: usize) {
+        let hidden = fx.scopes.split_off(scopes.min(fx.scopes.len()));
+        let loops = std::mem::take(&mut fx.loops);
+        fx.in_finally += 1;
+        self.block(fx, fin);
+        fx.in_finally -= 1;
+        fx.loops = loops;
+        fx.scopes.extend(hidden);
     }
 
     fn stmt(&mut self, fx: &mut Fx, s: &Stmt) {
@@ -918,13 +985,17 @@ impl<'a> Cx<'a> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 let is_break = matches!(s.kind, StmtKind::Break);
+                let kw = if is_break { "break" } else { "continue" };
+                if fx.in_finally > 0 && fx.loops.is_empty() {
+                    self.err(s.span, format!("`{kw}` cannot leave a `finally` block"), "leaves the finally block", "a `finally` block runs to its end (it may be running because of a failure that must go on); put the loop inside it, or move the `break` out of it");
+                    return;
+                }
                 let Some(l) = fx.loops.last() else {
-                    let kw = if is_break { "break" } else { "continue" };
                     self.err(s.span, format!("`{kw}` outside of a loop"), "not in a loop", "`break` and `continue` belong inside `loop { ... }` or `while COND { ... }`");
                     return;
                 };
                 let (start, depth) = (l.start, l.sections_at_entry);
-                Self::leave_sections(fx, depth);
+                self.leave_sections(fx, depth);
                 if is_break {
                     let j = fx.emit(Instr::Jump(0));
                     if let Some(l) = fx.loops.last_mut() {
@@ -935,8 +1006,12 @@ impl<'a> Cx<'a> {
                 }
             }
             StmtKind::Return(e) => {
+                if fx.in_finally > 0 {
+                    self.err(s.span, "`return` cannot leave a `finally` block", "leaves the finally block", "a `finally` block runs to its end (it may be running because of a failure that must go on); return after the `try`");
+                    return;
+                }
                 let v = e.as_ref().map(|e| self.expr(fx, e));
-                Self::leave_sections(fx, 0);
+                self.leave_sections(fx, 0);
                 fx.emit(Instr::Return(v));
             }
             StmtKind::Match(scrutinee, arms) => self.match_stmt(fx, scrutinee, arms),
@@ -1037,6 +1112,7 @@ impl<'a> Cx<'a> {
                 fx.emit(Instr::Exit);
             }
             StmtKind::Ignore { op, errnos, keyword } => self.ignore_stmt(fx, op, errnos, *keyword),
+            StmtKind::Try { body, finally } => self.try_stmt(fx, s.span, body, finally),
             StmtKind::Expr(e) => match &e.kind {
                 ExprKind::Call(..) => {
                     self.call(fx, e, false, false);

@@ -1095,6 +1095,25 @@ impl<'a> Parser<'a> {
                     return Err(());
                 }
             }
+            "try" if matches!(self.peek_at(1).tok, Tok::Punct("{")) => {
+                self.bump();
+                let body = self.block()?;
+                if !self.at_kw("finally") {
+                    let t = self.peek().clone();
+                    self.error(
+                        t.span,
+                        format!("expected `finally` after the `try` block, found {}", Self::describe(&t.tok)),
+                        "expected `finally { ... }`",
+                        "write `try { ... } finally { ... }`: the finally block runs however the try block is left, except by a crash",
+                    );
+                    return Err(());
+                }
+                self.bump();
+                StmtKind::Try {
+                    body,
+                    finally: self.block()?,
+                }
+            }
             "exit" if self.next_ends_statement() => {
                 self.bump();
                 StmtKind::Exit

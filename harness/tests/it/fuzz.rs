@@ -142,6 +142,8 @@ const TOKENS: &[&str] = &[
     "dir",
     "extends",
     "ignore",
+    "try {",
+    "} finally {",
     "ENOENT,",
 ];
 
@@ -300,6 +302,8 @@ const NESTERS: &[(&str, &str, bool)] = &[
     ("critical s {\n", "\n}", true),
     ("match c { _ => ", " }", true),
     ("if false {} else if c == 0 {\n", "\n}", true),
+    ("try {\n", "\n} finally { set c = 1 }", true),
+    ("try { set c = 2 } finally {\n", "\n}", true),
     ("(", ")", false),
     ("not ", "", false),
     ("-", "", false),
