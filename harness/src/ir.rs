@@ -519,8 +519,18 @@ pub enum Instr {
         proc: Option<ProcId>,
         args: Vec<PExpr>,
     },
-    /// `exit`: the actor ends normally (Python's `sys.exit(0)`), from any depth.
+    /// `exit`: the actor ends normally (Python's `sys.exit(0)`), from any depth; the `finally`
+    /// blocks it leaves run first.
     Exit,
+    /// `try`: from here, a failure, an unhandled error or `exit` runs the `finally` block at
+    /// this pc (in this frame) before going on.
+    TryEnter(Pc),
+    /// The end of a `try` body (or a `break`/`continue`/`return` out of it): its `finally`
+    /// block no longer catches; the code that follows runs it inline.
+    TryLeave,
+    /// The end of a `finally` block: if it ran because of a failure or `exit`, that goes on
+    /// (to the next enclosing `finally`, or ends the actor); otherwise the next instruction.
+    EndFinally,
 }
 
 #[derive(Debug, Clone)]

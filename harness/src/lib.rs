@@ -22,4 +22,5 @@ mod rng;
 pub mod schedule;
 pub mod shard;
 pub mod shrink;
+pub mod starter;
 pub mod suite;

@@ -240,6 +240,12 @@ enum Command {
         #[arg(long, value_parser = racelab::shard::parse)]
         shard: Option<reports::Shard>,
     },
+    /// Write NAME.race: a commented starting scenario (two actors, a lock file, an invariant,
+    /// a variant that breaks it and one that holds) that checks and explores as it is.
+    New {
+        /// The scenario's name; the file is NAME.race (NAME may be a path, `dir/NAME`).
+        name: String,
+    },
     /// Combine the summary.json files of every shard of a sharded suite into one summary (and
     /// its Markdown, HTML and JUnit XML).
     Merge {
@@ -415,6 +421,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
+        Command::New { name } => new_cmd(&name),
         Command::Isolation(args) => racelab::pgspec::cli::main(&args),
     };
     ExitCode::from(code)
@@ -522,28 +529,33 @@ fn load_with(
     params: &std::collections::BTreeMap<String, i64>,
     out: &Output,
 ) -> Result<Scenario, u8> {
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             eprint_error(format_args!("cannot read {}: {e}", path.display()));
             return Err(BAD_INPUT);
         }
     };
-    match lang::compile_with(&path.display().to_string(), &src, params) {
-        Ok(sc) => Ok(sc),
-        Err(errors) => {
-            let theme = if out.color {
-                miette::GraphicalTheme::unicode()
-            } else {
-                miette::GraphicalTheme::unicode_nocolor()
-            };
-            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
-            let mut text = String::new();
-            let _ = handler.render_report(&mut text, &errors);
-            eprint!("{text}");
-            Err(BAD_INPUT)
-        }
-    }
+    let name = path.display().to_string();
+    let compiled =
+        lang::decode_source(&name, bytes).and_then(|src| lang::compile_with(&name, &src, params));
+    compiled.map_err(|errors| {
+        eprint_scenario_errors(&errors, out);
+        BAD_INPUT
+    })
+}
+
+/// Prints a file's diagnostics with miette: file:line:col, the line, a caret, and help.
+fn eprint_scenario_errors(errors: &lang::ScenarioErrors, out: &Output) {
+    let theme = if out.color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut text = String::new();
+    let _ = handler.render_report(&mut text, errors);
+    eprint!("{text}");
 }
 
 fn check(files: &[PathBuf], out: &Output) -> u8 {
@@ -580,15 +592,7 @@ fn check_spec(path: &Path, out: &Output) -> Result<String, u8> {
             spec.permutation_count()
         )),
         Err(racelab::pgspec::LoadError::Syntax(errors)) => {
-            let theme = if out.color {
-                miette::GraphicalTheme::unicode()
-            } else {
-                miette::GraphicalTheme::unicode_nocolor()
-            };
-            let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
-            let mut text = String::new();
-            let _ = handler.render_report(&mut text, &errors);
-            eprint!("{text}");
+            eprint_scenario_errors(&errors, out);
             Err(BAD_INPUT)
         }
         Err(e) => {
@@ -1691,6 +1695,52 @@ fn db_stress_cmd(
         0
     } else {
         1
+    }
+}
+
+/// `racelab new NAME`: writes NAME.race, never over an existing file.
+fn new_cmd(name: &str) -> u8 {
+    let path = PathBuf::from(if name.ends_with(".race") {
+        name.to_string()
+    } else {
+        format!("{name}.race")
+    });
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = racelab::starter::check_name(&stem) {
+        eprint_error(e);
+        return BAD_INPUT;
+    }
+    // `create_new` refuses an existing file in the same call that creates it: no window in
+    // which another file could appear and be overwritten.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path);
+    let written = file.and_then(|mut f| {
+        use std::io::Write as _;
+        f.write_all(racelab::starter::scenario(&stem).as_bytes())
+    });
+    match written {
+        Ok(()) => {
+            let p = path.display();
+            println!("wrote {p}: a lock taken by checking, then creating (variant `racy` breaks `exclusive`, `fixed` holds)");
+            println!("next: racelab check {p} && racelab explore {p}");
+            0
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprint_error(format_args!(
+                "{} already exists; racelab new does not overwrite a file: pick another name or remove it",
+                path.display()
+            ));
+            BAD_INPUT
+        }
+        Err(e) => {
+            eprint_error(format_args!("cannot write {}: {e}", path.display()));
+            BAD_INPUT
+        }
     }
 }
 

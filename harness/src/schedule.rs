@@ -288,9 +288,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], TokenError> {
+        // A forged length near usize::MAX must not overflow the addition.
         let s = self
-            .b
-            .get(self.i..self.i + n)
+            .i
+            .checked_add(n)
+            .and_then(|end| self.b.get(self.i..end))
             .ok_or_else(|| TokenError::Malformed("it is cut short".into()))?;
         self.i += n;
         Ok(s)

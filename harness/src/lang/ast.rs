@@ -17,6 +17,9 @@ pub struct Scenario {
     pub variants: Vec<Variant>,
     /// Expectations written at the top level apply to the implicit `default` variant.
     pub expects: Vec<Expect>,
+    /// The file nests deeper than the parser allows: the tree is cut short, and only the
+    /// parser's diagnostic is worth reporting.
+    pub too_deep: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +153,9 @@ pub struct Invariant {
 #[derive(Debug, Clone)]
 pub struct Variant {
     pub name: Ident,
+    /// `variant NAME extends PARENT`: the variant starts from PARENT's replacements and
+    /// expectations.
+    pub parent: Option<Ident>,
     /// Constants and procedures that replace the base scenario's of the same name.
     pub items: Vec<Item>,
     pub expects: Vec<Expect>,
@@ -217,6 +223,20 @@ pub enum StmtKind {
     },
     /// `exit`: the actor ends here, from any depth (Python's `sys.exit(0)`).
     Exit,
+    /// `unlink(p) ignore ENOENT, EEXIST`: the operation, with those errors expected and
+    /// dropped (`match op { ok => {} err(ENOENT) => {} ... }`); any other error is unhandled.
+    /// `try { ... } finally { ... }`: the finally block runs however the body is left,
+    /// except by a crash (Python's semantics).
+    Try {
+        body: Block,
+        finally: Block,
+    },
+    Ignore {
+        op: Expr,
+        errnos: Vec<Ident>,
+        /// The `ignore` keyword.
+        keyword: Span,
+    },
 }
 
 #[derive(Debug, Clone)]

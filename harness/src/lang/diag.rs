@@ -29,6 +29,8 @@ pub struct Diag {
     pub message: String,
     pub label: String,
     pub help: Option<String>,
+    /// More places the problem involves, each with its own label (the other end of a cycle).
+    pub also: Vec<(Span, String)>,
 }
 
 impl Diag {
@@ -38,7 +40,13 @@ impl Diag {
             message: message.into(),
             label: label.into(),
             help: None,
+            also: Vec::new(),
         }
+    }
+    /// Labels a second place in the source that the problem involves.
+    pub fn also(mut self, span: Span, label: impl Into<String>) -> Diag {
+        self.also.push((span, label.into()));
+        self
     }
     pub fn help(mut self, help: impl Into<String>) -> Diag {
         self.help = Some(help.into());
@@ -124,14 +132,15 @@ impl Diagnostic for SingleDiag {
         Some(&self.src)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = SourceSpan::new(
-            self.diag.span.start.into(),
-            self.diag.span.end - self.diag.span.start,
-        );
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.diag.label.clone()),
-            span,
-        ))))
+        let labelled = |span: Span, label: &str| {
+            LabeledSpan::new_with_span(
+                Some(label.to_string()),
+                SourceSpan::new(span.start.into(), span.end - span.start),
+            )
+        };
+        let main = labelled(self.diag.span, &self.diag.label);
+        let also = self.diag.also.iter().map(move |(s, l)| labelled(*s, l));
+        Some(Box::new(std::iter::once(main).chain(also)))
     }
 }
 

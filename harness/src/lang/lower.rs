@@ -411,6 +411,9 @@ struct Cx<'a> {
     explores_durations: bool,
 }
 
+/// How many `finally` blocks a `try` may be nested in (each level doubles the code).
+const MAX_TRY_IN_FINALLY: u32 = 4;
+
 /// The function being lowered.
 struct Fx {
     code: Vec<Instr>,
@@ -420,6 +423,11 @@ struct Fx {
     /// Sections entered and `with` locks taken and not yet left, innermost last: `break`,
     /// `continue` and `return` leave them on the way out.
     open_sections: Vec<Open>,
+    /// The `finally` blocks of the open `try`s (indexed by `Open::Try`), with how many scopes
+    /// were open at the `try`: a copy of the block sees only the names declared before it.
+    finallies: Vec<(ast::Block, usize)>,
+    /// Inside a `finally` block: `break`, `continue` and `return` may not leave it.
+    in_finally: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -427,6 +435,8 @@ enum Open {
     Section(u32),
     /// A `with` lock, and the label of its implicit release.
     Lock(u32, u32),
+    /// A `try` whose `finally` block is `Fx::finallies[i]`.
+    Try(usize),
 }
 
 struct LoopCx {
@@ -462,7 +472,7 @@ impl Fx {
     }
     fn patch(&mut self, at: usize, target: Pc) {
         match &mut self.code[at] {
-            Instr::Jump(t) | Instr::JumpIfNot(_, t) => *t = target,
+            Instr::Jump(t) | Instr::JumpIfNot(_, t) | Instr::TryEnter(t) => *t = target,
             _ => unreachable!("only jumps are patched"),
         }
     }
@@ -814,6 +824,8 @@ impl<'a> Cx<'a> {
             nregs: 0,
             loops: vec![],
             open_sections: vec![],
+            finallies: vec![],
+            in_finally: 0,
         };
         for p in params {
             let r = fx.reg();
@@ -837,19 +849,74 @@ impl<'a> Cx<'a> {
         fx.scopes.pop();
     }
 
-    fn leave_sections(fx: &mut Fx, down_to: usize) {
-        for &open in fx.open_sections[down_to..].iter().rev() {
-            fx.code.push(match open {
-                Open::Section(s) => Instr::Leave(s),
-                Open::Lock(lock, label) => Instr::Op {
-                    dst: None,
-                    op: Op::Release { lock },
-                    args: vec![],
-                    catch: false,
-                    label,
-                },
-            });
+    /// Leaves what `break`, `continue` or `return` jumps out of, innermost first: sections,
+    /// `with` locks, and `try`s, whose `finally` blocks run inline here.
+    fn leave_sections(&mut self, fx: &mut Fx, down_to: usize) {
+        let leaving: Vec<Open> = fx.open_sections[down_to..].iter().rev().copied().collect();
+        for open in leaving {
+            match open {
+                Open::Section(s) => {
+                    fx.emit(Instr::Leave(s));
+                }
+                Open::Lock(lock, label) => {
+                    fx.emit(Instr::Op {
+                        dst: None,
+                        op: Op::Release { lock },
+                        args: vec![],
+                        catch: false,
+                        label,
+                    });
+                }
+                Open::Try(i) => {
+                    fx.emit(Instr::TryLeave);
+                    let (block, scopes) = fx.finallies[i].clone();
+                    self.finally_block(fx, &block, scopes);
+                }
+            }
         }
+    }
+
+    /// `try { body } finally { fin }`: the body under a `TryEnter`; then `fin` inline for the
+    /// normal way out; then the copy a failure or `exit` jumps to, ending in `EndFinally`.
+    fn try_stmt(&mut self, fx: &mut Fx, span: Span, body: &[Stmt], fin: &ast::Block) {
+        // Every `finally` block is lowered at least twice, so one nested in another's is
+        // four times, and so on: the nesting is bounded to keep the code small.
+        if fx.in_finally >= MAX_TRY_IN_FINALLY {
+            self.err(
+                Span::new(span.start, span.start + 3),
+                format!("`try` nested inside {MAX_TRY_IN_FINALLY} `finally` blocks"),
+                "too deep",
+                "each finally block is compiled once per way out of its try; move the inner cleanup into a procedure called from the finally block",
+            );
+            return;
+        }
+        let enter = fx.emit(Instr::TryEnter(0));
+        let scopes = fx.scopes.len();
+        fx.finallies.push((fin.clone(), scopes));
+        fx.open_sections.push(Open::Try(fx.finallies.len() - 1));
+        self.block(fx, body);
+        fx.open_sections.pop();
+        fx.emit(Instr::TryLeave);
+        self.finally_block(fx, fin, scopes);
+        let end = fx.emit(Instr::Jump(0));
+        let handler = fx.pc();
+        fx.patch(enter, handler);
+        self.finally_block(fx, fin, scopes);
+        fx.emit(Instr::EndFinally);
+        let after = fx.pc();
+        fx.patch(end, after);
+    }
+
+    /// One copy of a `finally` block, seeing the first `scopes` scopes only, with no loop to
+    /// `break` out of.
+    fn finally_block(&mut self, fx: &mut Fx, fin: &ast::Block, scopes: usize) {
+        let hidden = fx.scopes.split_off(scopes.min(fx.scopes.len()));
+        let loops = std::mem::take(&mut fx.loops);
+        fx.in_finally += 1;
+        self.block(fx, fin);
+        fx.in_finally -= 1;
+        fx.loops = loops;
+        fx.scopes.extend(hidden);
     }
 
     fn stmt(&mut self, fx: &mut Fx, s: &Stmt) {
@@ -918,13 +985,17 @@ impl<'a> Cx<'a> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 let is_break = matches!(s.kind, StmtKind::Break);
+                let kw = if is_break { "break" } else { "continue" };
+                if fx.in_finally > 0 && fx.loops.is_empty() {
+                    self.err(s.span, format!("`{kw}` cannot leave a `finally` block"), "leaves the finally block", "a `finally` block runs to its end (it may be running because of a failure that must go on); put the loop inside it, or move the `break` out of it");
+                    return;
+                }
                 let Some(l) = fx.loops.last() else {
-                    let kw = if is_break { "break" } else { "continue" };
                     self.err(s.span, format!("`{kw}` outside of a loop"), "not in a loop", "`break` and `continue` belong inside `loop { ... }` or `while COND { ... }`");
                     return;
                 };
                 let (start, depth) = (l.start, l.sections_at_entry);
-                Self::leave_sections(fx, depth);
+                self.leave_sections(fx, depth);
                 if is_break {
                     let j = fx.emit(Instr::Jump(0));
                     if let Some(l) = fx.loops.last_mut() {
@@ -935,8 +1006,12 @@ impl<'a> Cx<'a> {
                 }
             }
             StmtKind::Return(e) => {
+                if fx.in_finally > 0 {
+                    self.err(s.span, "`return` cannot leave a `finally` block", "leaves the finally block", "a `finally` block runs to its end (it may be running because of a failure that must go on); return after the `try`");
+                    return;
+                }
                 let v = e.as_ref().map(|e| self.expr(fx, e));
-                Self::leave_sections(fx, 0);
+                self.leave_sections(fx, 0);
                 fx.emit(Instr::Return(v));
             }
             StmtKind::Match(scrutinee, arms) => self.match_stmt(fx, scrutinee, arms),
@@ -1036,6 +1111,8 @@ impl<'a> Cx<'a> {
             StmtKind::Exit => {
                 fx.emit(Instr::Exit);
             }
+            StmtKind::Ignore { op, errnos, keyword } => self.ignore_stmt(fx, op, errnos, *keyword),
+            StmtKind::Try { body, finally } => self.try_stmt(fx, s.span, body, finally),
             StmtKind::Expr(e) => match &e.kind {
                 ExprKind::Call(..) => {
                     self.call(fx, e, false, false);
@@ -1056,8 +1133,47 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// `op ignore E1, E2`: exactly `match op { ok => {} err(E1) => {} err(E2) => {} }`.
+    fn ignore_stmt(&mut self, fx: &mut Fx, op: &Expr, errnos: &[Ident], keyword: Span) {
+        if !is_fallible_op(op) {
+            self.err(
+                op.span.to(keyword),
+                "`ignore` follows an operation that can fail",
+                "not an operation",
+                "write it after a call such as `unlink(path) ignore ENOENT` or `sql(\"...\") ignore IntegrityError`",
+            );
+            return;
+        }
+        let mut arms = vec![ast::Arm {
+            pat: Pattern::Ok(None),
+            body: vec![],
+            span: keyword,
+        }];
+        for e in errnos {
+            if Errno::from_name(&e.name).is_none() {
+                self.unknown_errno(e);
+                continue;
+            }
+            arms.push(ast::Arm {
+                pat: Pattern::Err(Some(e.clone())),
+                body: vec![],
+                span: e.span,
+            });
+        }
+        self.match_stmt(fx, op, &arms);
+    }
+
+    fn unknown_errno(&mut self, id: &Ident) {
+        let known: Vec<_> = Errno::ALL.iter().map(|e| e.name()).collect();
+        let help = match closest(&id.name, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? known errnos: {}", known.join(", ")),
+            None => format!("known errnos: {}", known.join(", ")),
+        };
+        self.err(id.span, format!("unknown errno `{}`", id.name), "not an errno", help);
+    }
+
     fn match_stmt(&mut self, fx: &mut Fx, scrutinee: &Expr, arms: &[ast::Arm]) {
-        let is_op = matches!(&scrutinee.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name));
+        let is_op = is_fallible_op(scrutinee);
         let r = if is_op {
             match self.call(fx, scrutinee, true, true) {
                 Some(PExpr::Reg(r)) => r,
@@ -1112,14 +1228,7 @@ impl<'a> Cx<'a> {
                             match Errno::from_name(&id.name) {
                                 Some(e) => Some(PExpr::IsErrno(r, e)),
                                 None => {
-                                    let known: Vec<_> =
-                                        Errno::ALL.iter().map(|e| e.name()).collect();
-                                    self.err(
-                                        id.span,
-                                        format!("unknown errno `{}`", id.name),
-                                        "not an errno",
-                                        format!("known errnos: {}", known.join(", ")),
-                                    );
+                                    self.unknown_errno(id);
                                     None
                                 }
                             }
@@ -1730,6 +1839,11 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// Whether `e` is a call of an operation whose result is `ok` or `err(ERRNO)`.
+fn is_fallible_op(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name))
+}
+
 fn op_signature(name: &str) -> String {
     let sig = match name {
         "create" => "create(path) or create(path, excl)",
@@ -1793,7 +1907,7 @@ fn has_effects(e: &Expr) -> bool {
 }
 
 /// The candidate with the smallest edit distance, when it is close enough to be a typo.
-fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
+pub(crate) fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
     candidates
         .map(|c| (levenshtein(name, c), c))
         .filter(|(d, c)| *d <= 2.max(name.len() / 4) && *d < c.len().max(name.len()))

@@ -30,6 +30,28 @@ impl Scenario {
     }
 }
 
+/// Decodes a scenario file's bytes (named `file` in diagnostics). A file that is not UTF-8 is
+/// an error that points at its first invalid byte, shown in the text as decoded lossily (the
+/// text before that byte is the file's own).
+pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioErrors> {
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[at];
+            let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let width = shown[at..].chars().next().map_or(0, char::len_utf8);
+            let diag = Diag::new(
+                Span::new(at, at + width),
+                "the file is not UTF-8 text",
+                format!("byte 0x{bad:02X} is not valid UTF-8 here"),
+            )
+            .help("save the file as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8 FILE`)");
+            Err(ScenarioErrors::new(file, &shown, vec![diag]))
+        }
+    }
+}
+
 /// Parses and checks `src` (named `file` in diagnostics); every problem is reported at once.
 /// Parameters take the low end of their range.
 pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
@@ -45,16 +67,20 @@ pub fn compile_with(
 ) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
     let sc = parser::parse(src, &mut diags);
+    if sc.too_deep {
+        // The tree was cut short: what later passes would say about it is noise.
+        return Err(ScenarioErrors::new(file, src, diags));
+    }
     let tree_fingerprint = fingerprint_tokens(src);
     let name = sc.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
 
     let mut variants = Vec::new();
-    let mut inputs: Vec<(String, Vec<&Item>, &[ast::Expect], Span)> = Vec::new();
+    let mut inputs: Vec<(String, Vec<&Item>, Vec<ast::Expect>, Span)> = Vec::new();
     if sc.variants.is_empty() {
         inputs.push((
             "default".to_string(),
             sc.items.iter().collect(),
-            &sc.expects,
+            sc.expects.clone(),
             Span::default(),
         ));
     } else {
@@ -76,13 +102,32 @@ pub fn compile_with(
                     .help("variant names must be unique"),
                 );
             }
-            let items = apply_variant(&sc.items, v, &mut diags);
-            inputs.push((v.name.name.clone(), items, &v.expects, v.name.span));
+        }
+        let mut cycles_reported = std::collections::BTreeSet::new();
+        for v in &sc.variants {
+            // Oldest ancestor first: each variant in the chain applies its replacements on top
+            // of its parent's; the nearest variant that states expectations gives them.
+            let chain = inheritance_chain(&sc.variants, v, &mut cycles_reported, &mut diags);
+            let mut items: Vec<&Item> = sc.items.iter().collect();
+            for ancestor in &chain {
+                items = apply_variant(items, ancestor, &mut diags);
+            }
+            let nearest = |real: bool| {
+                chain
+                    .iter()
+                    .rev()
+                    .map(|a| a.expects.iter().filter(|e| e.real == real).cloned().collect::<Vec<_>>())
+                    .find(|es| !es.is_empty())
+                    .unwrap_or_default()
+            };
+            let mut expects = nearest(false);
+            expects.extend(nearest(true));
+            inputs.push((v.name.name.clone(), items, expects, v.name.span));
         }
     }
     for (variant, items, all_expects, span) in inputs {
         let (real, expects): (Vec<ast::Expect>, Vec<ast::Expect>) =
-            all_expects.iter().cloned().partition(|e| e.real);
+            all_expects.into_iter().partition(|e| e.real);
         let expects = &expects;
         let expected = expectation(expects, &variant, span, &mut diags);
         let expected_real = (!real.is_empty())
@@ -142,12 +187,80 @@ pub fn compile_with(
     })
 }
 
+/// The variants whose replacements make up `v`, oldest ancestor first and `v` last. An unknown
+/// parent, a variant that extends itself, or a cycle is reported (a cycle once, at every
+/// `extends` in it) and ends the chain there.
+fn inheritance_chain<'a>(
+    all: &'a [ast::Variant],
+    v: &'a ast::Variant,
+    cycles_reported: &mut std::collections::BTreeSet<Vec<String>>,
+    diags: &mut Vec<Diag>,
+) -> Vec<&'a ast::Variant> {
+    let mut chain = vec![v];
+    let mut cur = v;
+    while let Some(parent) = &cur.parent {
+        if parent.name == cur.name.name {
+            diags.push(
+                Diag::new(parent.span, format!("variant `{}` extends itself", cur.name.name), "the variant it extends")
+                    .also(cur.name.span, "is this variant")
+                    .help("a variant extends another variant of the same scenario; without `extends` it starts from the top-level declarations"),
+            );
+            break;
+        }
+        let Some(p) = all.iter().find(|c| c.name.name == parent.name) else {
+            let others = all.iter().map(|c| c.name.name.as_str()).filter(|n| *n != cur.name.name);
+            let help = match lower::closest(&parent.name, others.clone()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!(
+                    "the variants here: {}",
+                    others.collect::<Vec<_>>().join(", ")
+                ),
+            };
+            diags.push(
+                Diag::new(parent.span, format!("variant `{}` extends `{}`, which is not a variant of this scenario", cur.name.name, parent.name), "no such variant")
+                    .help(help),
+            );
+            break;
+        };
+        if let Some(at) = chain.iter().position(|c| std::ptr::eq(*c, p)) {
+            // `p` is already in the chain: the `extends` from `p` onwards go round in a circle.
+            let cycle = &chain[at..];
+            let mut key: Vec<String> = cycle.iter().map(|c| c.name.name.clone()).collect();
+            key.sort();
+            if cycles_reported.insert(key) {
+                let names: Vec<String> = cycle
+                    .iter()
+                    .chain(std::iter::once(&p))
+                    .map(|c| format!("`{}`", c.name.name))
+                    .collect();
+                let mut d = Diag::new(
+                    parent.span,
+                    format!("variants extend each other in a cycle: {}", names.join(" extends ")),
+                    "closes the cycle",
+                )
+                .help("one variant of the cycle must start from the top-level declarations: remove its `extends`");
+                for c in cycle.iter().filter(|c| !std::ptr::eq(**c, cur)) {
+                    if let Some(pp) = &c.parent {
+                        d = d.also(pp.span, format!("`{}` extends `{}` here", c.name.name, pp.name));
+                    }
+                }
+                diags.push(d);
+            }
+            break;
+        }
+        chain.push(p);
+        cur = p;
+    }
+    chain.reverse();
+    chain
+}
+
+/// `items` with `v`'s constants, procedures, faults and settings put in place of theirs.
 fn apply_variant<'a>(
-    base: &'a [Item],
+    mut items: Vec<&'a Item>,
     v: &'a ast::Variant,
     diags: &mut Vec<Diag>,
 ) -> Vec<&'a Item> {
-    let mut items: Vec<&Item> = base.iter().collect();
     for repl in &v.items {
         let (name, kind) = match repl {
             Item::Const { name, .. } => (name, "constant"),

@@ -33,8 +33,15 @@ const ITEM_KEYWORDS: &[&str] = &[
     "expect",
 ];
 
+/// How deeply blocks, parentheses, operators and calls may nest, all counted together. Every
+/// pass after the parser (lowering, constant evaluation, the machine's expression evaluator,
+/// dropping the tree) recurses over the tree, so bounding its height here bounds their stack
+/// use too; scenarios written by hand nest well under 20.
+pub const MAX_NESTING: usize = 100;
+
 /// Parses a whole scenario file. The tree is returned even when there were errors, so that later
-/// passes can report theirs too; callers must treat a non-empty `diags` as failure.
+/// passes can report theirs too; callers must treat a non-empty `diags` as failure. A file that
+/// nests deeper than [`MAX_NESTING`] is reported once and its tree marked `too_deep`.
 pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
     let toks = lex(src, diags);
     let mut p = Parser {
@@ -42,8 +49,13 @@ pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
         toks,
         pos: 0,
         diags,
+        depth: 0,
+        height: 0,
+        too_deep: false,
     };
-    p.scenario()
+    let mut sc = p.scenario();
+    sc.too_deep = p.too_deep;
+    sc
 }
 
 struct Parser<'a> {
@@ -51,6 +63,13 @@ struct Parser<'a> {
     toks: Vec<Token>,
     pos: usize,
     diags: &'a mut Vec<Diag>,
+    /// How many blocks, parentheses, unary operators and calls enclose the current token.
+    depth: usize,
+    /// The height of the expression the last expression function returned.
+    height: usize,
+    /// Set once the nesting limit was hit: the rest of the file is skipped, and no further
+    /// (consequential) errors are reported.
+    too_deep: bool,
 }
 
 type PResult<T> = Result<T, ()>;
@@ -89,7 +108,40 @@ impl<'a> Parser<'a> {
         label: impl Into<String>,
         help: impl Into<String>,
     ) {
-        self.diags.push(Diag::new(span, msg, label).help(help));
+        if !self.too_deep {
+            self.diags.push(Diag::new(span, msg, label).help(help));
+        }
+    }
+
+    /// Enters one level of nesting at `span`; past [`MAX_NESTING`] reports it (once) and gives
+    /// up on the file, so that nothing recurses deeper.
+    fn enter(&mut self, span: Span) -> PResult<()> {
+        self.depth += 1;
+        self.check_nesting(span, 0)
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Fails when an expression of `height` at the current depth would nest too deeply.
+    fn check_nesting(&mut self, span: Span, height: usize) -> PResult<()> {
+        if self.too_deep {
+            return Err(());
+        }
+        if self.depth + height <= MAX_NESTING {
+            return Ok(());
+        }
+        self.error(
+            span,
+            format!("nested too deeply: more than {MAX_NESTING} levels of blocks, parentheses, operators and calls"),
+            "too deep here",
+            "split the code into procedures, or name intermediate values with `let`",
+        );
+        self.too_deep = true;
+        // Skip the rest of the file: every enclosing level sees the end and returns.
+        self.pos = self.toks.len() - 1;
+        Err(())
     }
 
     fn describe(t: &Tok) -> String {
@@ -737,9 +789,19 @@ impl<'a> Parser<'a> {
     fn variant(&mut self) -> PResult<Variant> {
         self.bump();
         let name = self.compound_name("a variant name")?;
-        self.expect_punct("{", "a variant's body is written in braces")?;
+        let parent = if self.at_kw("extends") {
+            self.bump();
+            Some(self.compound_name("the name of the variant it extends")?)
+        } else {
+            None
+        };
+        self.expect_punct(
+            "{",
+            "a variant's body is written in braces: `variant NAME [extends OTHER] { ... }`",
+        )?;
         let mut v = Variant {
             name,
+            parent,
             items: vec![],
             expects: vec![],
         };
@@ -822,6 +884,14 @@ impl<'a> Parser<'a> {
     // ---------------------------------------------------------------- statements
 
     fn block(&mut self) -> PResult<Block> {
+        let open = self.peek().span;
+        self.enter(open)?;
+        let b = self.block_inner();
+        self.leave();
+        b
+    }
+
+    fn block_inner(&mut self) -> PResult<Block> {
         self.expect_punct("{", "a block is written in braces")?;
         let mut stmts = Vec::new();
         let mut failed = false;
@@ -1025,6 +1095,25 @@ impl<'a> Parser<'a> {
                     return Err(());
                 }
             }
+            "try" if matches!(self.peek_at(1).tok, Tok::Punct("{")) => {
+                self.bump();
+                let body = self.block()?;
+                if !self.at_kw("finally") {
+                    let t = self.peek().clone();
+                    self.error(
+                        t.span,
+                        format!("expected `finally` after the `try` block, found {}", Self::describe(&t.tok)),
+                        "expected `finally { ... }`",
+                        "write `try { ... } finally { ... }`: the finally block runs however the try block is left, except by a crash",
+                    );
+                    return Err(());
+                }
+                self.bump();
+                StmtKind::Try {
+                    body,
+                    finally: self.block()?,
+                }
+            }
             "exit" if self.next_ends_statement() => {
                 self.bump();
                 StmtKind::Exit
@@ -1036,11 +1125,57 @@ impl<'a> Parser<'a> {
                 self.bump();
                 StmtKind::Assign(name, self.expr()?)
             }
-            _ => StmtKind::Expr(self.expr()?),
+            _ => {
+                let e = self.expr()?;
+                if self.at_kw("ignore") && !self.peek().nl_before {
+                    self.ignore(e)?
+                } else {
+                    StmtKind::Expr(e)
+                }
+            }
         };
         Ok(Stmt {
             kind,
             span: start.to(self.prev_span()),
+        })
+    }
+
+    /// `OP ignore ENOENT, EEXIST` after the operation `op`.
+    fn ignore(&mut self, op: Expr) -> PResult<StmtKind> {
+        let keyword = self.bump().span;
+        let mut errnos = Vec::new();
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Ident(name) if !t.nl_before => {
+                    self.bump();
+                    errnos.push(Ident {
+                        name: name.clone(),
+                        span: t.span,
+                    });
+                }
+                other => {
+                    self.error(
+                        if t.nl_before { keyword } else { t.span },
+                        format!(
+                            "expected an errno such as ENOENT after `ignore`, found {}",
+                            if t.nl_before { "the end of the line".to_string() } else { Self::describe(other) }
+                        ),
+                        "expected the errors to ignore",
+                        "write `unlink(path) ignore ENOENT` or `link(a, b) ignore EEXIST, ENOENT`",
+                    );
+                    return Err(());
+                }
+            }
+            if !self.at_punct(",") || self.peek().nl_before {
+                break;
+            }
+            self.bump();
+        }
+        Ok(StmtKind::Ignore {
+            op,
+            errnos,
+            keyword,
         })
     }
 
@@ -1064,7 +1199,11 @@ impl<'a> Parser<'a> {
             self.bump();
             if self.at_kw("if") {
                 let start = self.peek().span;
-                let kind = self.if_stmt()?;
+                // `else if` chains nest in the tree, so they count as nesting too.
+                self.enter(start)?;
+                let kind = self.if_stmt();
+                self.leave();
+                let kind = kind?;
                 Some(vec![Stmt {
                     kind,
                     span: start.to(self.prev_span()),
@@ -1079,7 +1218,15 @@ impl<'a> Parser<'a> {
     }
 
     fn match_stmt(&mut self) -> PResult<StmtKind> {
-        self.bump();
+        let start = self.bump().span;
+        // An arm's body may be a bare statement (`ok => match ...`), which nests without a block.
+        self.enter(start)?;
+        let m = self.match_inner();
+        self.leave();
+        m
+    }
+
+    fn match_inner(&mut self) -> PResult<StmtKind> {
         let scrutinee = self.expr()?;
         self.expect_punct(
             "{",
@@ -1175,18 +1322,23 @@ impl<'a> Parser<'a> {
 
     fn binary(&mut self, min: u8) -> PResult<Expr> {
         let mut lhs = self.unary()?;
+        let mut lhs_height = self.height;
         while let Some((op, prec)) = self.binop() {
             if prec <= min {
                 break;
             }
-            self.bump();
+            let op_span = self.bump().span;
             let rhs = self.binary(prec)?;
+            // A chain `a + b + c ...` grows the tree's height without recursing here.
+            lhs_height = lhs_height.max(self.height) + 1;
+            self.check_nesting(op_span, lhs_height)?;
             let span = lhs.span.to(rhs.span);
             lhs = Expr {
                 kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
                 span,
             };
         }
+        self.height = lhs_height;
         Ok(lhs)
     }
 
@@ -1194,7 +1346,11 @@ impl<'a> Parser<'a> {
         let t = self.peek().clone();
         if matches!(t.tok, Tok::Punct("-")) {
             self.bump();
-            let e = self.unary()?;
+            self.enter(t.span)?;
+            let e = self.unary();
+            self.leave();
+            let e = e?;
+            self.height += 1;
             let span = t.span.to(e.span);
             return Ok(Expr {
                 kind: ExprKind::Unary(UnOp::Neg, Box::new(e)),
@@ -1204,7 +1360,11 @@ impl<'a> Parser<'a> {
         if matches!(&t.tok, Tok::Ident(s) if s == "not") {
             self.bump();
             // `not` binds looser than comparisons: `not a == b` is `not (a == b)`.
-            let e = self.binary(2)?;
+            self.enter(t.span)?;
+            let e = self.binary(2);
+            self.leave();
+            let e = e?;
+            self.height += 1;
             let span = t.span.to(e.span);
             return Ok(Expr {
                 kind: ExprKind::Unary(UnOp::Not, Box::new(e)),
@@ -1216,8 +1376,11 @@ impl<'a> Parser<'a> {
 
     fn postfix(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
+        let mut height = self.height;
         while self.at_punct(".") {
-            self.bump();
+            let dot = self.bump().span;
+            height += 1;
+            self.check_nesting(dot, height)?;
             let field = self.ident("a field name")?;
             let span = e.span.to(field.span);
             e = Expr {
@@ -1225,17 +1388,29 @@ impl<'a> Parser<'a> {
                 span,
             };
         }
+        self.height = height;
         Ok(e)
     }
 
     fn primary(&mut self) -> PResult<Expr> {
         let t = self.peek().clone();
+        self.height = 1;
         let kind = match &t.tok {
             Tok::Int(n) => ExprKind::Int(*n),
             Tok::Duration(ms) => ExprKind::Duration(*ms),
             Tok::Str(_) => {
                 self.bump();
                 let parts = self.interpolate(t.span)?;
+                let inner = parts
+                    .iter()
+                    .map(|p| match p {
+                        StrPart::Expr(e) => expr_height(e),
+                        StrPart::Lit(_) => 0,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                self.height = inner + 1;
+                self.check_nesting(t.span, self.height)?;
                 return Ok(Expr {
                     kind: ExprKind::Str(parts),
                     span: t.span,
@@ -1243,7 +1418,10 @@ impl<'a> Parser<'a> {
             }
             Tok::Punct("(") => {
                 self.bump();
-                let e = self.expr()?;
+                self.enter(t.span)?;
+                let e = self.expr();
+                self.leave();
+                let e = e?;
                 self.expect_punct(")", "close the parenthesis")?;
                 return Ok(Expr {
                     kind: e.kind,
@@ -1267,14 +1445,11 @@ impl<'a> Parser<'a> {
                     let name = self.ident("a name")?;
                     if self.at_punct("(") && self.peek().span.start == name.span.end {
                         self.bump();
-                        let mut args = Vec::new();
-                        while !self.at_punct(")") {
-                            args.push(self.expr()?);
-                            if !self.at_punct(")") {
-                                self.expect_punct(",", "separate arguments with commas")?;
-                            }
-                        }
-                        self.bump();
+                        self.enter(name.span)?;
+                        let args = self.call_args();
+                        self.leave();
+                        let (args, height) = args?;
+                        self.height = height + 1;
                         let span = name.span.to(self.prev_span());
                         return Ok(Expr {
                             kind: ExprKind::Call(name, args),
@@ -1294,6 +1469,21 @@ impl<'a> Parser<'a> {
         };
         self.bump();
         Ok(Expr { kind, span: t.span })
+    }
+
+    /// A call's arguments after its `(`, through the `)`, and the tallest argument's height.
+    fn call_args(&mut self) -> PResult<(Vec<Expr>, usize)> {
+        let mut args = Vec::new();
+        let mut height = 0;
+        while !self.at_punct(")") {
+            args.push(self.expr()?);
+            height = height.max(self.height);
+            if !self.at_punct(")") {
+                self.expect_punct(",", "separate arguments with commas")?;
+            }
+        }
+        self.bump();
+        Ok((args, height))
     }
 
     /// Splits a string literal into text and `{expr}` parts, parsing each expression in place.
@@ -1385,8 +1575,16 @@ impl<'a> Parser<'a> {
             toks,
             pos: 0,
             diags: self.diags,
+            depth: self.depth + 1,
+            height: 0,
+            too_deep: false,
         };
-        let e = sub.expr()?;
+        let e = sub.expr();
+        if sub.too_deep {
+            self.too_deep = true;
+            self.pos = self.toks.len() - 1;
+        }
+        let e = e?;
         if !sub.at_eof() {
             let t = sub.peek().clone();
             sub.error(
@@ -1398,5 +1596,23 @@ impl<'a> Parser<'a> {
             return Err(());
         }
         Ok(e)
+    }
+}
+
+/// The height of an expression's tree (a name is 1). Only used on trees the parser has bounded.
+fn expr_height(e: &Expr) -> usize {
+    1 + match &e.kind {
+        ExprKind::Unary(_, a) | ExprKind::Field(a, _) => expr_height(a),
+        ExprKind::Binary(_, a, b) => expr_height(a).max(expr_height(b)),
+        ExprKind::Call(_, args) => args.iter().map(expr_height).max().unwrap_or(0),
+        ExprKind::Str(parts) => parts
+            .iter()
+            .map(|p| match p {
+                StrPart::Expr(e) => expr_height(e),
+                StrPart::Lit(_) => 0,
+            })
+            .max()
+            .unwrap_or(0),
+        _ => 0,
     }
 }

@@ -36,6 +36,17 @@ struct Frame {
     /// Set on a signal handler's frame that interrupted `work`: when the handler returns, the
     /// actor goes back to its work until this time.
     resume_work_until: Option<i64>,
+    /// The `finally` blocks of this frame's open `try`s, innermost last.
+    finally: Vec<Pc>,
+}
+
+/// Why an actor is running `finally` blocks: what happens once they have all run.
+#[derive(Debug, Clone, Hash)]
+enum Unwinding {
+    /// A failure (`fail`, an assertion, an unhandled error): the actor then stops with it.
+    Failure(&'static str, String),
+    /// `exit`: the actor then ends normally.
+    Exit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,6 +103,8 @@ struct Actor {
     /// The first half of the two-step call this actor is parked at (`stat`, `write`) is done:
     /// its next step is the second half.
     half_done: bool,
+    /// Set while a `finally` block runs because of a failure or `exit`.
+    unwinding: Option<Unwinding>,
 }
 
 /// A `sleep between(lo, hi)` whose wake-up the engine is choosing, one binary digit per step:
@@ -264,6 +277,7 @@ impl<F: Filesystem> Machine<F> {
                     regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
                     ret: None,
                     resume_work_until: None,
+                        finally: vec![],
                 }],
                 status: Status::Ready,
                 busy: false,
@@ -273,6 +287,7 @@ impl<F: Filesystem> Machine<F> {
                 held: Vec::new(),
                 lose_next_link: false,
                 half_done: false,
+                unwinding: None,
             })
             .collect();
         let mut m = Machine {
@@ -599,7 +614,11 @@ impl<F: Filesystem> Machine<F> {
             });
         }
         match result {
-            Err(msg) => self.fail(a, oracle::UNHANDLED_ERROR, msg),
+            Err(msg) => {
+                if !self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                    self.advance(a);
+                }
+            }
             // The actor stays parked at the operation for its second half.
             Ok(Done::Blocked(_) | Done::Half(_)) => {}
             Ok(Done::Error(errno, msg)) if !catch => {
@@ -609,14 +628,14 @@ impl<F: Filesystem> Machine<F> {
                 } else {
                     format!(" {msg}")
                 };
-                self.fail(
-                    a,
-                    oracle::UNHANDLED_ERROR,
-                    format!(
-                        "{text} failed with {}{why} and nothing handles it",
-                        errno.name()
-                    ),
+                let msg = format!(
+                    "{text} failed with {}{why} and nothing handles it",
+                    errno.name()
                 );
+                // A `finally` block on the way out runs first (false: the actor goes on there).
+                if !self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                    self.advance(a);
+                }
             }
             Ok(r) => {
                 let v = match r {
@@ -1141,6 +1160,7 @@ impl<F: Filesystem> Machine<F> {
             regs,
             ret: None,
             resume_work_until,
+            finally: vec![],
         });
         // Interrupted between the halves of a call, the actor makes the whole call again later.
         actor.half_done = false;
@@ -1222,7 +1242,12 @@ impl<F: Filesystem> Machine<F> {
                             f.regs[dst as usize] = v;
                             f.pc += 1;
                         }
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     }
                 }
                 Instr::Jump(t) => {
@@ -1234,7 +1259,12 @@ impl<F: Filesystem> Machine<F> {
                     match self.eval_in(a, c).and_then(|v| eval::truthy(&v)) {
                         Ok(true) => self.frame(a).pc += 1,
                         Ok(false) => self.frame(a).pc = t,
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     }
                 }
                 Instr::Call { proc, args, dst } => {
@@ -1243,7 +1273,12 @@ impl<F: Filesystem> Machine<F> {
                         args.iter().map(|e| self.eval_in(a, e)).collect();
                     let vals = match vals {
                         Ok(v) => v,
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     };
                     if self.actors[a].frames.len() >= 256 {
                         return self.fail(
@@ -1263,12 +1298,18 @@ impl<F: Filesystem> Machine<F> {
                         regs,
                         ret: dst,
                         resume_work_until: None,
+                        finally: vec![],
                     });
                 }
                 Instr::Return(e) => {
                     let v = match e.as_ref().map(|e| self.eval_in(a, e)).transpose() {
                         Ok(v) => v.unwrap_or(Value::None),
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     };
                     let done = self.actors[a].frames.pop().expect("frame");
                     if let (Some(r), Some(caller)) = (done.ret, self.actors[a].frames.last_mut()) {
@@ -1288,7 +1329,12 @@ impl<F: Filesystem> Machine<F> {
                             self.actors[a].locals[local] = v;
                             self.frame(a).pc += 1;
                         }
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     }
                 }
                 Instr::Handle { signal, proc, args } => {
@@ -1297,7 +1343,12 @@ impl<F: Filesystem> Machine<F> {
                         args.iter().map(|e| self.eval_in(a, e)).collect();
                     let vals = match vals {
                         Ok(v) => v,
-                        Err(msg) => return self.fail(a, oracle::UNHANDLED_ERROR, msg),
+                        Err(msg) => {
+                            if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                                return;
+                            }
+                            continue;
+                        }
                     };
                     if let Err(why) = self.fs.handler(a, signal, proc.is_some()) {
                         self.abort(format!(
@@ -1314,8 +1365,28 @@ impl<F: Filesystem> Machine<F> {
                     self.frame(a).pc += 1;
                 }
                 Instr::Exit => {
-                    self.actors[a].frames.clear();
+                    // Ends the actor (the loop sees no frame), after its `finally` blocks.
+                    self.raise(a, Unwinding::Exit);
                 }
+                Instr::TryEnter(handler) => {
+                    let handler = *handler;
+                    let f = self.frame(a);
+                    f.finally.push(handler);
+                    f.pc += 1;
+                }
+                Instr::TryLeave => {
+                    let f = self.frame(a);
+                    f.finally.pop();
+                    f.pc += 1;
+                }
+                Instr::EndFinally => match self.actors[a].unwinding.take() {
+                    Some(why) => {
+                        if self.raise(a, why) {
+                            return;
+                        }
+                    }
+                    None => self.frame(a).pc += 1,
+                },
                 Instr::Enter(s) => {
                     let s = *s as usize;
                     self.holders[s].push(a);
@@ -1339,22 +1410,47 @@ impl<F: Filesystem> Machine<F> {
                         FailKind::Assertion => oracle::ASSERTION,
                         FailKind::Raised => oracle::UNHANDLED_ERROR,
                     };
-                    return self.fail(a, oracle, format!("{text} (line {line})"));
+                    if self.raise(a, Unwinding::Failure(oracle, format!("{text} (line {line})"))) {
+                        return;
+                    }
                 }
                 Instr::Unhandled { reg, label } => {
                     let (reg, label) = (*reg, *label);
                     if let Value::Err(e) = &self.frame(a).regs[reg as usize] {
                         let e = e.name();
                         let text = self.prog.labels[label as usize].text.clone();
-                        return self.fail(
-                            a,
-                            oracle::UNHANDLED_ERROR,
-                            format!("{text} failed with {e} and no arm of the match handles it"),
-                        );
+                        let msg = format!("{text} failed with {e} and no arm of the match handles it");
+                        if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
+                            return;
+                        }
+                        continue;
                     }
                     self.frame(a).pc += 1;
                 }
             }
+        }
+    }
+
+    /// A failure or `exit` in actor `a`: unwinds to the innermost open `try` and runs its
+    /// `finally` block (false: the actor goes on there), or, when none is open, stops the
+    /// actor with the failure (true) or ends it for `exit` (false: no frame is left).
+    fn raise(&mut self, a: usize, why: Unwinding) -> bool {
+        let actor = &mut self.actors[a];
+        while let Some(frame) = actor.frames.last_mut() {
+            if let Some(handler) = frame.finally.pop() {
+                frame.pc = handler;
+                actor.unwinding = Some(why);
+                return false;
+            }
+            actor.frames.pop();
+        }
+        actor.unwinding = None;
+        match why {
+            Unwinding::Failure(oracle, msg) => {
+                self.fail(a, oracle, msg);
+                true
+            }
+            Unwinding::Exit => false,
         }
     }
 

@@ -48,9 +48,11 @@ impl std::fmt::Display for LoadError {
 
 /// Reads and checks a spec file.
 pub fn load(path: &Path) -> Result<Spec, LoadError> {
-    let src = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| LoadError::Io(format!("cannot read {}: {e}", path.display())))?;
-    parse_named(&path.display().to_string(), &src)
+    let name = path.display().to_string();
+    let src = crate::lang::decode_source(&name, bytes).map_err(LoadError::Syntax)?;
+    parse_named(&name, &src)
 }
 
 /// Parses spec text; `name` is what diagnostics call the file.

@@ -78,37 +78,42 @@ impl Spec {
         if !self.permutations.is_empty() {
             return self.permutations.iter().map(|p| p.steps.clone()).collect();
         }
-        let mut out = Vec::new();
-        let mut piles = vec![0usize; self.sessions.len()];
-        let mut current = Vec::new();
-        self.interleave(&mut piles, &mut current, &mut out);
-        out
+        self.interleavings()
     }
 
-    fn interleave(
-        &self,
-        piles: &mut [usize],
-        current: &mut Vec<PermStep>,
-        out: &mut Vec<Vec<PermStep>>,
-    ) {
-        let mut found = false;
-        for s in 0..self.sessions.len() {
-            if piles[s] < self.sessions[s].steps.len() {
+    /// Every interleaving of the sessions' steps, depth first with the lowest session first
+    /// (isolationtester's recursion, written with an explicit stack: a spec with thousands of
+    /// steps must not overflow the thread's stack).
+    fn interleavings(&self) -> Vec<Vec<PermStep>> {
+        let sessions = self.sessions.len();
+        let mut out = Vec::new();
+        let mut piles = vec![0usize; sessions];
+        let mut current: Vec<PermStep> = Vec::new();
+        // For each level of `current` (and one more): the next session to try there.
+        let mut next_try = vec![0usize];
+        while let Some(from) = next_try.last().copied() {
+            let open = (from..sessions).find(|&s| piles[s] < self.sessions[s].steps.len());
+            if let Some(s) = open {
+                *next_try.last_mut().expect("not empty") = s + 1;
                 current.push(PermStep {
                     session: s,
                     step: piles[s],
                     blockers: vec![],
                 });
                 piles[s] += 1;
-                self.interleave(piles, current, out);
-                piles[s] -= 1;
-                current.pop();
-                found = true;
+                next_try.push(0);
+                continue;
+            }
+            if from == 0 {
+                // No session has a step left: one whole interleaving.
+                out.push(current.clone());
+            }
+            next_try.pop();
+            if let Some(done) = current.pop() {
+                piles[done.session] -= 1;
             }
         }
-        if !found {
-            out.push(current.clone());
-        }
+        out
     }
 
     /// How many permutations [`Spec::permutations_to_run`] yields, without building them

@@ -67,7 +67,7 @@ const SMALL_FILES: &str = r#"scenario files {
       mkdir("{DIR}/e")
       rmdir("{DIR}/e")
     }
-    unlink("{DIR}/lock")
+    unlink("{DIR}/lock") ignore ENOENT, EEXIST
   }
   invariant one: always holders(held) <= 1
   invariant gone: at end not exists("{DIR}/lock") and read("{DIR}/a") != none
@@ -76,6 +76,9 @@ const SMALL_FILES: &str = r#"scenario files {
     const T = 1h
     proc try_lock(p) { return not false }
     expect violates one, deadlock
+  }
+  variant slower extends slow {
+    const T = 2h
   }
 }
 "#;
@@ -137,6 +140,11 @@ const TOKENS: &[&str] = &[
     "const",
     "fs",
     "dir",
+    "extends",
+    "ignore",
+    "try {",
+    "} finally {",
+    "ENOENT,",
 ];
 
 #[derive(Debug, Clone)]
@@ -283,4 +291,108 @@ proptest! {
         let src = format!("scenario s {{\n  log l\n  cell c = 0\n  actor a {{\n    {}\n  }}\n}}\n", body.join(" "));
         compile_checked(&src)?;
     }
+}
+
+/// One way to nest: the opening and closing text around the inner level, and whether it is a
+/// statement (wraps statements) or an expression (wraps an expression).
+const NESTERS: &[(&str, &str, bool)] = &[
+    ("if c == 0 {\n", "\n}", true),
+    ("while c < 1 {\n", "\nbreak\n}", true),
+    ("loop {\n", "\nbreak\n}", true),
+    ("critical s {\n", "\n}", true),
+    ("match c { _ => ", " }", true),
+    ("if false {} else if c == 0 {\n", "\n}", true),
+    ("try {\n", "\n} finally { set c = 1 }", true),
+    ("try { set c = 2 } finally {\n", "\n}", true),
+    ("(", ")", false),
+    ("not ", "", false),
+    ("-", "", false),
+    ("1 + ", "", false),
+    ("id(", ")", false),
+    ("\"{", "}\"", false),
+];
+
+/// A scenario whose actor nests the chosen constructs, statements outside, expressions inside.
+fn nested_scenario(levels: &[usize]) -> String {
+    let (stmts, exprs): (Vec<usize>, Vec<usize>) = levels.iter().partition(|&&i| NESTERS[i].2);
+    let wrap = |inner: String, which: &[usize]| {
+        which.iter().rev().fold(inner, |inner, &i| {
+            format!("{}{inner}{}", NESTERS[i].0, NESTERS[i].1)
+        })
+    };
+    let expr = wrap("c".to_string(), &exprs);
+    let body = wrap(format!("set c = {expr}"), &stmts);
+    format!(
+        "scenario s {{\n  cell c = 0\n  proc id(v) {{ return v }}\n  actor a {{\n{body}\n  }}\n  invariant i: always c >= -1000\n}}\n"
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Deeply nested programs (blocks, `else if`, bare `match` arms, parentheses, operators,
+    /// calls, interpolations), from shallow to far past the limit: compile never panics and
+    /// never overflows the stack of a test thread (2 MiB); nesting past the limit is exactly
+    /// one diagnostic that names it.
+    #[test]
+    fn deep_nesting_never_overflows(levels in proptest::collection::vec(0..NESTERS.len(), 0..400)) {
+        let mut levels = levels;
+        let mut seen_interpolation = false;
+        levels.retain(|&i| {
+            let interp = NESTERS[i].0 == "\"{";
+            let keep = !(interp && seen_interpolation);
+            seen_interpolation |= interp;
+            keep
+        });
+        let src = nested_scenario(&levels);
+        compile_checked(&src)?;
+        if let Err(e) = compile(FILE, &src) {
+            if e.diags.iter().any(|d| d.message.starts_with("nested too deeply")) {
+                prop_assert_eq!(e.diags.len(), 1, "{}", render_plain(&e));
+            }
+        }
+    }
+}
+
+/// A replay token around arbitrary bytes, with a correct checksum, so that decoding gets past
+/// the checksum into the fields.
+fn forged_token(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut b = data.to_vec();
+    let mut h = 0x811c_9dc5u32;
+    for x in data {
+        h ^= u32::from(*x);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    b.extend_from_slice(&h.to_le_bytes());
+    format!(
+        "rl1_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Forged tokens (version byte 1 or 2, then anything, including lengths near 2^64 and
+    /// long runs) decode to a schedule or to a `TokenError`, never a panic.
+    #[test]
+    fn forged_replay_tokens_never_panic(
+        version in 1u8..=2,
+        body in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let mut data = vec![version];
+        data.extend(body);
+        let _ = racelab::schedule::Schedule::decode(&forged_token(&data));
+    }
+}
+
+#[test]
+fn a_forged_token_with_a_huge_length_is_refused() {
+    // Version, fingerprint, then a name length of 2^64 - 1.
+    let mut data = vec![1u8, 0, 0, 0, 0];
+    data.extend([0xff; 9]);
+    data.push(0x01);
+    let err = racelab::schedule::Schedule::decode(&forged_token(&data)).unwrap_err();
+    assert!(err.to_string().contains("cut short"), "{err}");
 }

@@ -7,6 +7,7 @@ mod faults;
 mod fuzz;
 mod gate;
 mod isolation;
+mod lang_cli;
 mod lockfile;
 mod params;
 mod parser;

@@ -126,6 +126,9 @@ fn instr(p: &Program, i: &Instr) -> String {
             None => format!("on:{}:default", signal.name()),
         },
         Instr::Exit => "exit".into(),
+        Instr::TryEnter(t) => format!("try{t}"),
+        Instr::TryLeave => "tryleave".into(),
+        Instr::EndFinally => "endfinally".into(),
     }
 }
 
@@ -2301,4 +2304,523 @@ fn err_procedure_named_like_an_operation() {
            ╰────
           help: calls of `touch` would run the operation, not this procedure; rename it (e.g. `touch_`)
     "#]]);
+}
+
+// ============================================================================ variant inheritance
+
+const EXTENDS: &str = r#"scenario s {
+  const NAP = 1s
+  log l
+  proc step() { append l "plain" }
+  actor a { step() sleep NAP }
+  invariant quiet: always count(l) <= 1
+  variant patched {
+    proc step() {
+      append l "patched"
+      append l "twice"
+    }
+    fault die: crash a
+    expect violates quiet
+  }
+  variant patched-crash extends patched {
+    fault hang: stall a for 5s
+    faults 2
+    expect holds
+  }
+  variant patched-slow extends patched-crash {
+    const NAP = 3s
+    fault die: stall a for 1s
+  }
+}"#;
+
+#[test]
+fn a_variant_extends_another_and_inherits_its_replacements_and_expectations() {
+    check_ok(
+        EXTENDS,
+        expect![[r#"
+            scenario s
+            variant patched expect=violates(quiet)
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= 1
+              proc step/0 regs=0 [3]: append:l append:l ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+            variant patched-crash expect=holds
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= 1
+              proc step/0 regs=0 [3]: append:l append:l ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+            variant patched-slow expect=holds
+              actors: a->a
+              logs: l
+              invariant quiet: always count(l) <= 1
+              proc step/0 regs=0 [3]: append:l append:l ret
+              proc a/0 regs=0 [3]: call:step sleep ret
+        "#]],
+    );
+    let sc = compile(FILE, EXTENDS).unwrap();
+    let faults = |v: &str| {
+        let p = sc.variant(v).unwrap();
+        let names: Vec<String> = p.faults.iter().map(|f| f.text.clone()).collect();
+        (names.join("; "), p.fault_budget)
+    };
+    assert_eq!(faults("patched"), ("fault die: crash a".to_string(), 1));
+    // The child keeps the parent's fault and adds its own, and sets the budget.
+    assert_eq!(
+        faults("patched-crash"),
+        ("fault die: crash a; fault hang: stall a for 5s".to_string(), 2)
+    );
+    // The grandchild replaces the inherited `die` in place and keeps the budget.
+    assert_eq!(
+        faults("patched-slow"),
+        ("fault die: stall a for 1s; fault hang: stall a for 5s".to_string(), 2)
+    );
+    // The grandchild's constant is in its code; its parent's is not.
+    let nap = |v: &str| match &sc.variant(v).unwrap().procs[1].code[1] {
+        Instr::Op { args, .. } => format!("{:?}", args[0]),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(nap("patched-crash"), "Const(Int(1000))");
+    assert_eq!(nap("patched-slow"), "Const(Int(3000))");
+}
+
+#[test]
+fn editing_a_parent_variant_changes_its_childrens_fingerprints() {
+    // A replay token recorded on `patched-crash` must not fit once what it runs changed, even
+    // if the change was written in `patched`.
+    let before = compile(FILE, EXTENDS).unwrap();
+    let edited = EXTENDS.replace("append l \"twice\"", "append l \"thrice\"");
+    let after = compile(FILE, &edited).unwrap();
+    for v in ["patched", "patched-crash", "patched-slow"] {
+        assert_ne!(
+            before.variant(v).unwrap().fingerprint,
+            after.variant(v).unwrap().fingerprint,
+            "{v}"
+        );
+    }
+    // Comments do not count.
+    let commented = EXTENDS.replace("fault hang:", "# a comment\n    fault hang:");
+    let same = compile(FILE, &commented).unwrap();
+    assert_eq!(
+        before.variant("patched-crash").unwrap().fingerprint,
+        same.variant("patched-crash").unwrap().fingerprint
+    );
+}
+
+#[test]
+fn err_variant_extends_an_unknown_variant_suggests_the_closest() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant patched { expect holds }\n  variant crash extends pached { expect holds }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `crash` extends `pached`, which is not a variant of this scenario
+               ╭─[test.race:4:25]
+             3 │   variant patched { expect holds }
+             4 │   variant crash extends pached { expect holds }
+               ·                         ───┬──
+               ·                            ╰── no such variant
+             5 │ }
+               ╰────
+              help: did you mean `patched`?
+        "#]],
+    );
+}
+
+#[test]
+fn err_variant_extends_itself() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant loop-back extends loop-back { expect holds }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variant `loop-back` extends itself
+               ╭─[test.race:3:11]
+             2 │   actor a { }
+             3 │   variant loop-back extends loop-back { expect holds }
+               ·           ────┬────         ────┬────
+               ·               │                 ╰── the variant it extends
+               ·               ╰── is this variant
+             4 │ }
+               ╰────
+              help: a variant extends another variant of the same scenario; without `extends` it starts from
+                    the top-level declarations
+        "#]],
+    );
+}
+
+#[test]
+fn err_variants_extending_each_other_in_a_cycle() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant one extends two { expect holds }\n  variant two extends one { expect holds }\n  variant three extends one { expect holds }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × variants extend each other in a cycle: `one` extends `two` extends `one`
+               ╭─[test.race:3:23]
+             2 │   actor a { }
+             3 │   variant one extends two { expect holds }
+               ·                       ─┬─
+               ·                        ╰── `one` extends `two` here
+             4 │   variant two extends one { expect holds }
+               ·                       ─┬─
+               ·                        ╰── closes the cycle
+             5 │   variant three extends one { expect holds }
+               ╰────
+              help: one variant of the cycle must start from the top-level declarations: remove its `extends`
+        "#]],
+    );
+}
+
+#[test]
+fn err_extends_without_a_name() {
+    check_err(
+        "scenario s {\n  actor a { }\n  variant one extends { expect holds }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × expected the name of the variant it extends, found `{`
+               ╭─[test.race:3:23]
+             2 │   actor a { }
+             3 │   variant one extends { expect holds }
+               ·                       ┬
+               ·                       ╰── expected the name of the variant it extends
+             4 │ }
+               ╰────
+              help: names are like `mailman-lockfile` or `mailman-2.1`
+        "#]],
+    );
+}
+
+// ============================================================================ `ignore ERRNO`
+
+#[test]
+fn ignore_lowers_exactly_like_the_match_it_abbreviates() {
+    let sugar = in_actor("    unlink(P) ignore ENOENT\n    link(P, \"/g\") ignore EEXIST, ENOENT\n    sql(\"INSERT INTO t (x) VALUES (1)\") ignore IntegrityError");
+    let spelled = in_actor("    match unlink(P) { ok => {} err(ENOENT) => {} }\n    match link(P, \"/g\") {\n      ok => {}\n      err(EEXIST) => {}\n      err(ENOENT) => {}\n    }\n    match sql(\"INSERT INTO t (x) VALUES (1)\") { ok => {} err(IntegrityError) => {} }");
+    let sugar = sugar.replace("log l\n", "log l\n  database { \"CREATE TABLE t (x INT)\" }\n");
+    let spelled = spelled.replace("log l\n", "log l\n  database { \"CREATE TABLE t (x INT)\" }\n");
+    let a = compile(FILE, &sugar).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    let b = compile(FILE, &spelled).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    assert_eq!(render(&a), render(&b));
+    check_ok(
+        &sugar,
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=3 [21]: unlink? jn3 j6 jn5 j6 unhandled link? jn9 j14 jn11 j14 jn13 j14 unhandled sql? jn17 j20 jn19 j20 unhandled ret
+        "#]],
+    );
+}
+
+#[test]
+fn ignore_drops_the_listed_errors_and_reports_the_others() {
+    use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+    let run = |stmt: &str| {
+        let src = format!("scenario s {{\n  fs {{ dir \"/d\" }}\n  actor a {{\n    {stmt}\n  }}\n}}\n");
+        let prog = super::engines::program(&src);
+        let ex = explore(
+            &prog,
+            &EngineConfig::new(
+                EngineKind::NativeDfs,
+                Budget::new(100, std::time::Duration::from_secs(30)),
+            ),
+        )
+        .expect("explores");
+        ex.findings
+            .iter()
+            .map(|f| f.invariant.clone())
+            .collect::<Vec<_>>()
+    };
+    // The file does not exist: ENOENT is ignored, so nothing breaks ...
+    assert_eq!(run("unlink(\"/d/f\") ignore ENOENT"), Vec::<String>::new());
+    assert_eq!(run("unlink(\"/d/f\") ignore EEXIST, ENOENT"), Vec::<String>::new());
+    // ... but an error that is not listed is unhandled, as in a `match` without it.
+    assert_eq!(run("unlink(\"/d/f\") ignore EEXIST"), ["unhandled_error"]);
+}
+
+#[test]
+fn err_ignore_unknown_errno_suggests_the_closest() {
+    check_err(
+        &in_actor("    unlink(P) ignore ENOENTT, EEXIST"),
+        expect![[r#"
+            1 error in test.race
+              × unknown errno `ENOENTT`
+               ╭─[test.race:7:22]
+             6 │   actor a {
+             7 │     unlink(P) ignore ENOENTT, EEXIST
+               ·                      ───┬───
+               ·                         ╰── not an errno
+             8 │   }
+               ╰────
+              help: did you mean `ENOENT`? known errnos: EPERM, ENOENT, EINTR, EIO, EBADF, EAGAIN, EACCES,
+                    EBUSY, EEXIST, EXDEV, ENOTDIR, EISDIR, EINVAL, ENOSPC, EROFS, EMLINK, ENAMETOOLONG,
+                    ENOTEMPTY, ELOOP, ESTALE, IntegrityError, OperationalError, ProgrammingError
+        "#]],
+    );
+}
+
+#[test]
+fn err_ignore_after_something_that_is_not_an_operation() {
+    check_err(
+        &in_actor("    id(1) ignore ENOENT"),
+        expect![[r#"
+            1 error in test.race
+              × `ignore` follows an operation that can fail
+               ╭─[test.race:7:5]
+             6 │   actor a {
+             7 │     id(1) ignore ENOENT
+               ·     ──────┬─────
+               ·           ╰── not an operation
+             8 │   }
+               ╰────
+              help: write it after a call such as `unlink(path) ignore ENOENT` or `sql("...") ignore
+                    IntegrityError`
+        "#]],
+    );
+}
+
+#[test]
+fn err_ignore_without_an_errno() {
+    check_err(
+        &in_actor("    unlink(P) ignore\n    unlink(P) ignore 3"),
+        expect![[r#"
+            2 errors in test.race
+              × expected an errno such as ENOENT after `ignore`, found the end of the line
+               ╭─[test.race:7:15]
+             6 │   actor a {
+             7 │     unlink(P) ignore
+               ·               ───┬──
+               ·                  ╰── expected the errors to ignore
+             8 │     unlink(P) ignore 3
+               ╰────
+              help: write `unlink(path) ignore ENOENT` or `link(a, b) ignore EEXIST, ENOENT`
+              × expected an errno such as ENOENT after `ignore`, found number `3`
+               ╭─[test.race:8:22]
+             7 │     unlink(P) ignore
+             8 │     unlink(P) ignore 3
+               ·                      ┬
+               ·                      ╰── expected the errors to ignore
+             9 │   }
+               ╰────
+              help: write `unlink(path) ignore ENOENT` or `link(a, b) ignore EEXIST, ENOENT`
+        "#]],
+    );
+}
+
+// ============================================================================ try / finally
+
+const TRY_FINALLY: &str = r#"scenario s {
+  log l
+  cell order = 0
+  fs { dir "/d" }
+  proc boom() { fail "boom" }
+  proc leave_early() {
+    try {
+      return 1
+    } finally {
+      append l "cleaned"
+    }
+  }
+  proc body() { append l "plain" }
+  actor a {
+    try {
+      body()
+    } finally {
+      append l "cleaned"
+    }
+  }
+  invariant cleaned_once: at end count(l, "cleaned") == 1
+  invariant not_after: at end count(l, "after") == 0
+  invariant inner_then_outer: at end order == 0 or order == 12
+  variant normal { expect holds }
+  variant fail-in-try {
+    proc body() { fail "broken" }
+    expect violates unhandled_error
+  }
+  variant fail-in-called-proc {
+    proc body() { boom() append l "after" }
+    expect violates unhandled_error
+  }
+  variant unhandled-operation-error {
+    proc body() { unlink("/d/missing") }
+    expect violates unhandled_error
+  }
+  variant failed-assertion {
+    proc body() { assert false, "no" }
+    expect violates assertion
+  }
+  variant return-from-try {
+    proc body() { leave_early() leave_early() }
+    expect violates cleaned_once
+  }
+  variant break-out-of-try {
+    proc body() {
+      loop {
+        try { break } finally { append l "cleaned" }
+      }
+    }
+    expect violates cleaned_once
+  }
+  variant nested {
+    proc body() {
+      try {
+        try { fail "deep" } finally { set order = order * 10 + 1 }
+      } finally {
+        set order = order * 10 + 2
+      }
+    }
+    expect violates unhandled_error
+  }
+  variant crash-skips-finally {
+    proc body() { sleep 10s }
+    fault die: crash a
+    expect violates cleaned_once
+  }
+}"#;
+
+/// What native-dfs (every reachable state) finds broken in one variant, sorted.
+fn broken_in(src: &str, variant: &str) -> Vec<String> {
+    use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+    let sc = compile(FILE, src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    let prog = std::sync::Arc::new(sc.variant(variant).expect("variant").clone());
+    let ex = explore(
+        &prog,
+        &EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(10_000, std::time::Duration::from_secs(60)),
+        ),
+    )
+    .expect("explores");
+    let mut found: Vec<String> = ex.findings.iter().map(|f| f.invariant.clone()).collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn finally_runs_on_every_way_out_but_a_crash() {
+    let expect_found = |variant: &str, want: &[&str]| {
+        assert_eq!(broken_in(TRY_FINALLY, variant), want, "variant {variant}");
+    };
+    // The normal way out: the finally block runs once.
+    expect_found("normal", &[]);
+    // A `break` out of a try runs its finally block, and the actor's runs after: twice.
+    expect_found("break-out-of-try", &["cleaned_once"]);
+    // A failure runs it, then the actor still stops with the failure (and nothing after the
+    // try runs): `cleaned_once` and `not_after` hold.
+    expect_found("fail-in-try", &["unhandled_error"]);
+    expect_found("fail-in-called-proc", &["unhandled_error"]);
+    expect_found("unhandled-operation-error", &["unhandled_error"]);
+    expect_found("failed-assertion", &["assertion"]);
+    // Inner finally, then outer: order == 12.
+    expect_found("nested", &["unhandled_error"]);
+    // Each `return 1` out of a try runs its finally (twice), then the actor's (three times).
+    expect_found("return-from-try", &["cleaned_once"]);
+    // A signal handler's `exit` unwinds through the interrupted body's try: whenever the
+    // signal cut the body short (no "after"), the finally block ran. (A signal that lands
+    // while the finally block itself runs cuts that short, as in Python.)
+    let signal = r#"scenario sig {
+  log l
+  proc on_term() { exit }
+  actor a {
+    on TERM call on_term()
+    try {
+      sleep 10s
+      append l "after"
+    } finally {
+      append l "cleaned"
+    }
+  }
+  fault term: signal a TERM
+  invariant cleaned_if_cut_short: at end count(l, "after") == 1 or count(l, "cleaned") == 1
+  invariant exited_early: at end count(l, "after") == 0
+}"#;
+    assert_eq!(broken_in(signal, "default"), ["exited_early"]);
+    // Without the try, a signal in the sleep ends the actor without cleaning up.
+    let bare = signal.replace("try {", "if true {").replace("} finally {", "}\n    if false {");
+    assert_eq!(broken_in(&bare, "default"), ["cleaned_if_cut_short", "exited_early"]);
+    // A crash (SIGKILL) runs nothing: some schedule ends with no "cleaned".
+    expect_found("crash-skips-finally", &["cleaned_once"]);
+}
+
+#[test]
+fn try_finally_lowers_to_a_handler_and_two_copies_of_the_finally_block() {
+    check_ok(
+        &in_actor("    try {\n      unlink(P)\n    } finally {\n      append l \"x\"\n    }"),
+        expect![[r#"
+            scenario t
+            variant default expect=none
+              actors: a->a
+              cells: c=Int(0)
+              logs: l
+              proc id/1 regs=1 [2]: ret= ret
+              proc a/0 regs=1 [8]: try5 unlink tryleave append:l j7 append:l endfinally ret
+        "#]],
+    );
+}
+
+#[test]
+fn err_try_without_finally_and_leaving_a_finally_block() {
+    check_err(
+        &in_actor("    try { unlink(P) }\n    loop {\n      try { unlink(P) } finally { break }\n    }"),
+        expect![[r#"
+            2 errors in test.race
+              × expected `finally` after the `try` block, found `loop`
+               ╭─[test.race:8:5]
+             7 │     try { unlink(P) }
+             8 │     loop {
+               ·     ──┬─
+               ·       ╰── expected `finally { ... }`
+             9 │       try { unlink(P) } finally { break }
+               ╰────
+              help: write `try { ... } finally { ... }`: the finally block runs however the try block is left,
+                    except by a crash
+              × `break` cannot leave a `finally` block
+                ╭─[test.race:9:35]
+              8 │     loop {
+              9 │       try { unlink(P) } finally { break }
+                ·                                   ──┬──
+                ·                                     ╰── leaves the finally block
+             10 │     }
+                ╰────
+              help: a `finally` block runs to its end (it may be running because of a failure that must go
+                    on); put the loop inside it, or move the `break` out of it
+        "#]],
+    );
+    check_err(
+        "scenario s {\n  proc p() {\n    try { } finally { return 1 }\n  }\n  actor a { p() }\n}\n",
+        expect![[r#"
+            1 error in test.race
+              × `return` cannot leave a `finally` block
+               ╭─[test.race:3:23]
+             2 │   proc p() {
+             3 │     try { } finally { return 1 }
+               ·                       ────┬───
+               ·                           ╰── leaves the finally block
+             4 │   }
+               ╰────
+              help: a `finally` block runs to its end (it may be running because of a failure that must go
+                    on); return after the `try`
+        "#]],
+    );
+}
+
+#[test]
+fn err_try_nested_too_deep_in_finally_blocks() {
+    // Each level doubles the lowered code; 60 levels would be 2^60 copies.
+    let mut body = String::from("unlink(P)");
+    for _ in 0..60 {
+        body = format!("try {{ unlink(P) }} finally {{ {body} }}");
+    }
+    let src = in_actor(&format!("    {body}"));
+    let e = compile(FILE, &src).expect_err("too deep");
+    assert_eq!(e.diags.len(), 1, "{}", render_plain(&e));
+    assert_eq!(e.diags[0].message, "`try` nested inside 4 `finally` blocks");
+    // Four levels are fine.
+    let mut ok = String::from("unlink(P)");
+    for _ in 0..4 {
+        ok = format!("try {{ unlink(P) }} finally {{ {ok} }}");
+    }
+    compile(FILE, &in_actor(&format!("    {ok}"))).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
 }

@@ -185,6 +185,25 @@ fn without_permutations_every_interleaving_runs_in_isolationtesters_order() {
 }
 
 #[test]
+fn a_session_of_twenty_thousand_steps_does_not_overflow_the_stack() {
+    // isolationtester enumerates interleavings by recursion, one level per step; racelab's
+    // enumeration keeps its own stack, so this runs on a test thread's 2 MiB.
+    let mut src = String::from("session a\n");
+    for i in 0..20_000 {
+        src.push_str(&format!("step s{i} {{ SELECT {i} }}\n"));
+    }
+    src.push_str("session b\nstep b1 {}\n");
+    let spec = pgspec::parse_named("long.spec", &src).unwrap();
+    assert_eq!(spec.permutation_count(), 20_001);
+    let perms = spec.permutations_to_run();
+    assert_eq!(perms.len(), 20_001);
+    assert!(perms.iter().all(|p| p.len() == 20_001));
+    // The first runs all of a's steps, then b's; the last starts with b's.
+    assert_eq!(perms[0].last().map(|s| s.session), Some(1));
+    assert_eq!(perms[20_000][0].session, 1);
+}
+
+#[test]
 fn an_undefined_step_and_a_misspelt_marker_are_each_reported() {
     errors(
         "session s1\nstep one { SELECT 1; }\nsession s2\nstep two { SELECT 2; }\npermutation one tow three(onw)\n",
