@@ -7,7 +7,12 @@
 //! - `nfs3`: the NFSv3 mount, every actor on one client;
 //! - `nfs4`: the NFSv4.2 mount;
 //! - `nfs3x2`: `DIR_A,DIR_B`, the same directory through the two NFSv3 clients, so actors on
-//!   client B see client A's changes through their own attribute cache.
+//!   client B see client A's changes through their own attribute cache;
+//! - `nfs4x2`: the same through two NFSv4.2 clients.
+//!
+//! The lock scenarios' `nfs-*` variants (`nfs cache 3s`: the NFS client model) run only on the
+//! two-client targets; their other variants only on the one-client targets (harness
+//! `suite::model_only_reason`).
 //!
 //! Its real rows (`fs:nfs…`, each with the mount options the guest kernel reports, and in
 //! `env.server_version` which guest and kernel served them) are appended to the main summary and
@@ -47,7 +52,7 @@ pub const SCENARIOS: &[&str] = &[
 pub const QEMU_SCENARIOS: &[&str] = &["mailman-lockfile", "mailman-stale-lock", "nfs-two-clients"];
 
 /// The real targets inside the guest, as the summary names them.
-pub const TARGETS: &[&str] = &["nfs3", "nfs4", "nfs3x2"];
+pub const TARGETS: &[&str] = &["nfs3", "nfs4", "nfs3x2", "nfs4x2"];
 
 /// What the NFS part needs to know about the main run.
 #[derive(Debug, Clone)]
@@ -189,6 +194,7 @@ fn guest_rows(p: &Params, scenarios: &[&str]) -> Result<(Vec<RunResult>, &'stati
             ("nfs3", vec![&m.nfs3]),
             ("nfs4", vec![&m.nfs4]),
             ("nfs3x2", vec![&m.nfs3, &m.nfs3b]),
+            ("nfs4x2", vec![&m.nfs4, &m.nfs4b]),
         ] {
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             argv.push(format!("--real={name}={}", dirs.join(",")).into());
@@ -350,7 +356,7 @@ mod tests {
         let s = rows_for_all(&t, Outcome::Skipped, "not root");
         assert_eq!(
             s.iter().map(|r| r.backend.as_str()).collect::<Vec<_>>(),
-            ["fs:nfs3", "fs:nfs4", "fs:nfs3x2"]
+            ["fs:nfs3", "fs:nfs4", "fs:nfs3x2", "fs:nfs4x2"]
         );
         assert!(s.iter().all(|r| r.outcome == Outcome::Skipped
             && !r.met
