@@ -552,7 +552,7 @@ impl ModelFs {
         let fresh = |at: i64| now - at < nfs.cache_ms;
         let cache = &nfs.caches[client];
         let named = match cache.names.get(path) {
-            Some((at, named)) if fresh(*at) => named.clone(),
+            Some((at, named)) if fresh(*at) => *named,
             _ => return self.look_up(client, path, now),
         };
         let ino = named?;
