@@ -205,7 +205,7 @@ fn guest_rows(p: &Params, scenarios: &[&'static str]) -> Result<(Vec<RunResult>,
             // runs than on the host (10 and 20 per token and variant), enough to reproduce and
             // to rate.
             argv.extend(
-                ["--quick", "--engines", pass.engines, "--replays", "10", "--stress-runs", "20", "--out"]
+                ["--quick", "--engines", pass.engines, "--replays", "10", "--stress-runs", pass.stress_runs, "--out"]
                     .map(String::from),
             );
             argv.push(p.out.join(pass.name).display().to_string());
@@ -273,12 +273,21 @@ struct Pass {
     name: &'static str,
     scenarios: Vec<&'static str>,
     engines: &'static str,
+    /// Free runs per variant and target (with and without chaos).
+    stress_runs: &'static str,
     targets: Vec<(&'static str, Option<&'static str>)>,
 }
 
 /// Why flufl-lock's `nfs-*` variants are not forced on two NFSv3 clients (scenarios/flufl-lock.race,
 /// "On two NFS clients", says what was measured).
 const FLUFL_NFS3X2: &str = "flufl-lock's nfs-crash schedules reach a stat through client B's cached name of a claim file another client removed; NFSv4.2 answers from B's cache as the model does, NFSv3 looks the name up again after the ESTALE of the utime before it, so the forced replay diverges at an mtime flufl.lock never reads (see the scenario)";
+
+/// Free runs per variant and target in the guest (the host's suite makes 100).
+const STRESS_RUNS: &str = "20";
+
+/// On the qemu fallback a free run of a lock scenario takes about 0.7 s (measured: 20 runs in
+/// 12-18 s), ten times UML's; stress is most of the NFS part there, so half as many.
+const QEMU_STRESS_RUNS: &str = "10";
 
 /// Why a target is left out on the qemu fallback.
 const QEMU_TWO_CLIENTS: &str = "left out on the qemu fallback guest (User-mode Linux did not boot here): its system calls are about 10x slower, and the NFS part must stay under 10 minutes";
@@ -304,6 +313,7 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
         name: "one-client",
         scenarios: chosen.clone(),
         engines: "loom",
+        stress_runs: if qemu { QEMU_STRESS_RUNS } else { STRESS_RUNS },
         targets: vec![("nfs3", None), ("nfs4", None)],
     }];
     if qemu {
@@ -312,6 +322,7 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
                 name: "two-clients",
                 scenarios: vec!["nfs-two-clients"],
                 engines: "loom",
+                stress_runs: QEMU_STRESS_RUNS,
                 targets: vec![("nfs3x2", None), ("nfs4x2", Some(QEMU_TWO_CLIENTS))],
             });
         }
@@ -324,6 +335,7 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
             name: "two-clients",
             scenarios: others,
             engines: "native-random",
+            stress_runs: STRESS_RUNS,
             targets: vec![("nfs3x2", None), ("nfs4x2", None)],
         });
     }
@@ -332,6 +344,7 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
             name: "two-clients-flufl",
             scenarios: flufl,
             engines: "native-random",
+            stress_runs: STRESS_RUNS,
             targets: vec![("nfs3x2", Some(FLUFL_NFS3X2)), ("nfs4x2", None)],
         });
     }
@@ -474,7 +487,7 @@ mod tests {
         let p = passes("qemu", SCENARIOS);
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].scenarios, QEMU_SCENARIOS);
-        assert!(p.iter().all(|x| x.engines == "loom"));
+        assert!(p.iter().all(|x| x.engines == "loom" && x.stress_runs == QEMU_STRESS_RUNS));
         assert_eq!(p[1].scenarios, ["nfs-two-clients"]);
         assert_eq!(
             p[1].targets,
