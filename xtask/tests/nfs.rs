@@ -131,7 +131,7 @@ fn as_root_or_refused(script: &str) -> Option<Output> {
 
 /// The runtime files a run puts in the rig: all gone when it has ended, however it ended.
 fn runtime_files_left() -> Vec<&'static str> {
-    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "umid"]
+    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "nfs4b", "umid"]
         .into_iter()
         .filter(|f| Path::new(RIG).join(f).exists())
         .collect()
@@ -560,7 +560,7 @@ fn not_root_is_refused_with_exit_3() {
 }
 
 /// The NFS part of `cargo xtask run-scenarios`: racelab's suite runs inside the guest with the
-/// three NFS targets, and its `fs:nfs…` rows (with the guest's mount options) are merged into
+/// four NFS targets (one client, then two), and its `fs:nfs…` rows (with the guest's mount options) are merged into
 /// the main summary. The guest and its mounts are real; racelab is a stand-in script here, so
 /// the test takes seconds instead of the real suite's minutes.
 #[test]
@@ -589,14 +589,23 @@ fn run_scenarios_merges_the_guest_suite_rows_into_the_main_summary() {
         &fake,
         format!(
             r#"#!/bin/sh
-echo "$@" > {args}
+echo "$@" >> {args}
 out=; prev=
 for a; do [ "$prev" = --out ] && out=$a; prev=$a; done
 mkdir -p "$out"
 opts() {{ awk -v m="$1" '$2 == m {{ print $4 }}' /proc/mounts; }}
 row() {{ printf '{{"scenario":"mailman-lockfile","variant":"mailman-2.1","engine":"forced-replay","backend":"fs:%s","faults":null,"expected":"violation","outcome":"violation","invariant":"mutual_exclusion","exhaustive":false,"schedules":10,"seconds":1.0,"first_failure_after":1,"replay":"rl1_x","met":true,"env":{{"fs_type":"%s","mount_options":"%s"}}}}' "$1" "$2" "$3"; }}
-printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
-  "$(row nfs3 nfs3 "$(opts {rig}/nfs3)")" "$(row nfs4 nfs4 "$(opts {rig}/nfs4)")" "$(row nfs3x2 nfs3 "$(opts {rig}/nfs3b)")" \
+rows=
+for a; do
+  case "$a" in
+    --real=*=!*) ;;
+    --real=nfs3=*) rows="$rows$(row nfs3 nfs3 "$(opts {rig}/nfs3)"),";;
+    --real=nfs4=*) rows="$rows$(row nfs4 nfs4 "$(opts {rig}/nfs4)"),";;
+    --real=nfs3x2=*) rows="$rows$(row nfs3x2 nfs3 "$(opts {rig}/nfs3b)"),";;
+    --real=nfs4x2=*) rows="$rows$(row nfs4x2 nfs4 "$(opts {rig}/nfs4b)"),";;
+  esac
+done
+printf '{{"ok":true,"results":[%s%s]}}' "$rows" \
   '{{"scenario":"mailman-lockfile","variant":"mailman-2.1","engine":"loom","backend":"model","faults":null,"expected":"violation","outcome":"violation","invariant":"mutual_exclusion","exhaustive":false,"schedules":10,"seconds":1.0,"first_failure_after":1,"replay":"rl1_x","met":true}}' > "$out/summary.json"
 "#,
             args = args_file.display(),
@@ -615,7 +624,10 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
     let backends: Vec<&str> = merged.results.iter().map(|r| r.backend.as_str()).collect();
     if !is_root() {
         assert_eq!(code, Some(0));
-        assert_eq!(backends, ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"]);
+        assert_eq!(
+            backends,
+            ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2", "fs:nfs4x2"]
+        );
         assert!(merged.results[1..]
             .iter()
             .all(|r| r.outcome == reports::Outcome::Skipped
@@ -625,8 +637,8 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
     assert_eq!(code, Some(0), "merged rows: {backends:?}");
     assert_eq!(
         backends,
-        ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2"],
-        "only the guest's NFS rows are merged, after the main ones"
+        ["fs:tempdir", "fs:nfs3", "fs:nfs4", "fs:nfs3x2", "fs:nfs4x2"],
+        "only the guest's NFS rows are merged, after the main ones (one client, then two)"
     );
     let opts = |i: usize| {
         merged.results[i]
@@ -638,9 +650,11 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
     assert!(
         opts(1).contains("vers=3")
             && opts(2).contains("vers=4.2")
-            && opts(3).contains("nosharecache"),
+            && opts(3).contains("nosharecache")
+            && opts(4).contains("vers=4.2")
+            && opts(4).contains("nosharecache"),
         "mount options from the guest: {:?}",
-        (opts(1), opts(2), opts(3))
+        (opts(1), opts(2), opts(3), opts(4))
     );
     let served_by = |i: usize| {
         merged.results[i]
@@ -650,7 +664,7 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
             .unwrap_or_default()
     };
     assert!(
-        (1..4).all(|i| served_by(i).starts_with("Linux knfsd in ")
+        (1..5).all(|i| served_by(i).starts_with("Linux knfsd in ")
             && (served_by(i).contains("User-mode Linux") || served_by(i).contains("qemu"))),
         "each row names the guest and kernel: {:?}",
         served_by(1)
@@ -666,9 +680,11 @@ printf '{{"ok":true,"results":[%s,%s,%s,%s]}}' \
         "mailman-lockfile.race",
         "--quick",
         "--engines loom",
+        "--engines native-random",
         &format!("--real=nfs3={RIG}/nfs3/racelab"),
         &format!("--real=nfs4={RIG}/nfs4/racelab"),
         &format!("--real=nfs3x2={RIG}/nfs3/racelab,{RIG}/nfs3b/racelab"),
+        &format!("--real=nfs4x2={RIG}/nfs4/racelab,{RIG}/nfs4b/racelab"),
     ] {
         assert!(
             args.contains(want),

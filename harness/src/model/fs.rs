@@ -125,24 +125,34 @@ pub struct ModelFs {
 /// The pin of `stat("/")`: the root has no inode in `names`.
 const ROOT_PIN: usize = usize::MAX;
 
-/// NFS client caches over the model server: each client keeps the attributes (and existence) it
-/// last fetched for a path for `cache_ms` of virtual time, as Linux's attribute cache does
-/// (acregmin = 3 s). `stat` answers from the cache while it is fresh; opening a file (`read`)
-/// revalidates it (close-to-open consistency); a client's own changes update its own cache
-/// from the reply's post-operation attributes. Other clients' caches are left as they were:
-/// client B still sees `st_nlink == 1` just after client A's `link`, and still sees a file A
-/// has just unlinked — the staleness Mailman's LockFile comments worry about.
+/// NFS client caches over the model server, as a Linux client keeps them: each client caches
+/// what a name resolved to (its dentries: the inode a path named, or that it was missing) and,
+/// apart from names, the attributes of each inode (the attribute cache is per file, not per
+/// name: a change a client makes through one name of a file is what it sees through every
+/// other name of it). Both are kept for `cache_ms` of virtual time (acregmin = 3 s). `stat`
+/// answers from the cache while it is fresh; when the inode a cached name points at is gone
+/// from the server (ESTALE), the kernel looks the name up again, and so does this. Opening a
+/// file (`read`) revalidates it (close-to-open consistency); a client's own changes refresh its
+/// own cache from the reply's post-operation attributes, for the names it used and the files
+/// they named before and after. Other clients' caches are left as they were: client B still
+/// sees `st_nlink == 1` just after client A's `link`, and still sees a file A has just
+/// unlinked — the staleness Mailman's LockFile comments worry about.
 #[derive(Debug, Clone, Hash)]
 struct NfsClients {
     cache_ms: i64,
     /// The client of each actor.
     client_of: Vec<u32>,
-    /// Per client: path → (when fetched, what stat said).
-    caches: Vec<AttrCache>,
+    caches: Vec<ClientCache>,
 }
 
-/// One client's attribute cache: path → (when fetched, what `stat` said).
-type AttrCache = BTreeMap<String, (i64, Result<Value, Errno>)>;
+/// One client's caches.
+#[derive(Debug, Clone, Default, Hash)]
+struct ClientCache {
+    /// path → (when looked up, the inode it named or why it named none).
+    names: BTreeMap<String, (i64, Result<usize, Errno>)>,
+    /// inode → (when fetched, its attributes).
+    attrs: BTreeMap<usize, (i64, Value)>,
+}
 
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
 pub fn normalize(path: &str) -> String {
@@ -460,7 +470,7 @@ impl ModelFs {
         self.nfs = Some(NfsClients {
             cache_ms,
             client_of,
-            caches: vec![BTreeMap::new(); clients],
+            caches: vec![ClientCache::default(); clients],
         });
     }
 
@@ -474,27 +484,114 @@ impl ModelFs {
         let path = path_arg(args, 0, op)?;
         let nfs = self.nfs.as_ref().expect("called only with NFS clients");
         let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
-        if op == Op::Stat {
-            if let Some((at, cached)) = nfs.caches[client].get(&path) {
-                if cx.now - at < nfs.cache_ms {
-                    return Ok(cached.clone());
-                }
-            }
+        if op == Op::Stat && path != "/" {
+            return Ok(self.cached_stat(client, &path, cx.now));
         }
-        let result = self.server(op, args, cx)?;
-        // The reply refreshes what this client knows of the paths involved: post-operation
-        // attributes for changes, a fresh GETATTR for `stat` and for an open (`read`).
+        // An operation that must find an existing file resolves its path through the client's
+        // cached names (dentries) first, as the kernel's path walk does: a fresh negative entry
+        // is ENOENT without asking the server (measured: client A, whose own unlink left a
+        // negative entry, gets ENOENT from utime(LOCKFILE) after client B has linked a new
+        // LOCKFILE). Creating operations (write, create, mkdir, a link's or a rename's target)
+        // go to the server whatever the client cached.
+        let resolves = matches!(
+            op,
+            Op::Read | Op::Utime | Op::Touch | Op::Unlink | Op::Rmdir | Op::Rename | Op::Link
+        );
+        let cached = match &nfs.caches[client].names.get(&path) {
+            Some((at, named)) if resolves && path != "/" && cx.now - at < nfs.cache_ms => {
+                Some(*named)
+            }
+            _ => None,
+        };
+        match cached {
+            Some(Err(e)) => return Ok(Err(e)),
+            // utime through a name the client still maps to a file the server has since
+            // unnamed or replaced: SETATTR goes to that file's handle (ESTALE, when the file is
+            // gone, makes the kernel look the name up again: then it is the server's name).
+            Some(Ok(ino))
+                if matches!(op, Op::Utime | Op::Touch)
+                    && self.names.get(&path) != Some(&ino)
+                    && self.inodes.get(ino).is_some_and(Option::is_some) =>
+            {
+                let t = match (op, args.get(1)) {
+                    (Op::Touch, _) => cx.now,
+                    (_, Some(Value::Int(t))) => *t,
+                    _ => return self.server(op, args, cx),
+                };
+                self.inode_mut(ino).mtime = t;
+                self.fetch_attrs(client, ino, cx.now);
+                return Ok(Ok(Value::None));
+            }
+            _ => {}
+        }
         let mut touched = vec![path];
         if matches!(op, Op::Link | Op::Rename) {
             touched.push(path_arg(args, 1, op)?);
         }
-        for p in touched {
-            let attrs = self.server(Op::Stat, &[Value::str(&p)], cx)?;
-            if let Some(nfs) = self.nfs.as_mut() {
-                nfs.caches[client].insert(p, (cx.now, attrs));
-            }
+        // The files the names named before the call: an unlink or a rename changes their link
+        // count, and the client knows it did (Linux drops its cached nlink).
+        let before: Vec<usize> = touched
+            .iter()
+            .filter_map(|p| self.names.get(p).copied())
+            .collect();
+        let result = self.server(op, args, cx)?;
+        // The reply refreshes what this client knows of the names involved and their files:
+        // post-operation attributes for changes, a fresh GETATTR for an open (`read`).
+        for p in &touched {
+            let _refreshed = self.look_up(client, p, cx.now);
+        }
+        for ino in before {
+            self.fetch_attrs(client, ino, cx.now);
         }
         Ok(result)
+    }
+
+    /// `stat` through `client`: the cached name and attributes while they are fresh.
+    fn cached_stat(&mut self, client: usize, path: &str, now: i64) -> Result<Value, Errno> {
+        let nfs = self.nfs.as_ref().expect("called only with NFS clients");
+        let fresh = |at: i64| now - at < nfs.cache_ms;
+        let cache = &nfs.caches[client];
+        let named = match cache.names.get(path) {
+            Some((at, named)) if fresh(*at) => *named,
+            _ => return self.look_up(client, path, now),
+        };
+        let ino = named?;
+        match cache.attrs.get(&ino) {
+            Some((at, attrs)) if fresh(*at) => Ok(attrs.clone()),
+            // GETATTR; on ESTALE (the file is gone) the kernel looks the name up again.
+            _ => match self.fetch_attrs(client, ino, now) {
+                Some(attrs) => Ok(attrs),
+                None => self.look_up(client, path, now),
+            },
+        }
+    }
+
+    /// LOOKUP on the server: caches what `path` names now and that file's attributes.
+    fn look_up(&mut self, client: usize, path: &str, now: i64) -> Result<Value, Errno> {
+        let named = self
+            .names
+            .get(path)
+            .copied()
+            .ok_or_else(|| self.missing(path));
+        let attrs = named.map(|ino| self.stat_of(ino));
+        if let Some(nfs) = self.nfs.as_mut() {
+            let cache = &mut nfs.caches[client];
+            cache.names.insert(path.to_string(), (now, named));
+            if let (Ok(ino), Ok(a)) = (named, &attrs) {
+                cache.attrs.insert(ino, (now, a.clone()));
+            }
+        }
+        attrs
+    }
+
+    /// GETATTR on the server: caches and returns the attributes of `ino`, None when it is gone.
+    fn fetch_attrs(&mut self, client: usize, ino: usize, now: i64) -> Option<Value> {
+        self.inodes.get(ino)?.as_ref()?;
+        let v = self.stat_of(ino);
+        if let Some(nfs) = self.nfs.as_mut() {
+            nfs.caches[client].attrs.insert(ino, (now, v.clone()));
+        }
+        Some(v)
     }
 
     /// The operation on the server's (the model's) state, as every client will eventually see it.
@@ -649,5 +746,96 @@ impl ModelFs {
             },
             other => return Err(format!("{} is not a filesystem operation", other.name())),
         })
+    }
+}
+
+#[cfg(test)]
+mod nfs_client_tests {
+    //! The NFS client model's rules, each as a real two-client forced replay showed it.
+    use super::*;
+
+    const T0: i64 = 1_000_000;
+
+    /// Actors 0 and 2 on client A, actor 1 on client B; a lock directory.
+    fn two_clients() -> ModelFs {
+        let mut fs = ModelFs::new();
+        fs.set_nfs(60_000, vec![0, 1, 0]);
+        fs.mkdir_all("/l", T0);
+        fs
+    }
+
+    fn op(fs: &mut ModelFs, actor: usize, op: Op, args: &[Value]) -> Result<Value, Errno> {
+        fs.perform(op, args, &OpCtx { now: T0, actor })
+            .expect("a well-formed operation")
+    }
+
+    fn stat(fs: &mut ModelFs, actor: usize, path: &str) -> Result<(i64, i64), Errno> {
+        match op(fs, actor, Op::Stat, &[Value::str(path)])? {
+            Value::Stat(s) => Ok((s.nlink, s.mtime)),
+            other => panic!("stat gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_other_client_keeps_the_link_count_it_fetched() {
+        let mut fs = two_clients();
+        op(&mut fs, 0, Op::Write, &[Value::str("/l/tmp"), Value::str("x")]).unwrap();
+        assert_eq!(stat(&mut fs, 1, "/l/tmp").unwrap().0, 1);
+        op(&mut fs, 0, Op::Link, &[Value::str("/l/tmp"), Value::str("/l/lock")]).unwrap();
+        assert_eq!(stat(&mut fs, 0, "/l/tmp").unwrap().0, 2, "client A saw its reply");
+        assert_eq!(stat(&mut fs, 1, "/l/tmp").unwrap().0, 1, "client B's cache");
+        // Opening the file revalidates it (close-to-open).
+        op(&mut fs, 1, Op::Read, &[Value::str("/l/tmp")]).unwrap();
+        assert_eq!(stat(&mut fs, 1, "/l/tmp").unwrap().0, 2);
+    }
+
+    #[test]
+    fn attributes_are_cached_per_file_not_per_name() {
+        let mut fs = two_clients();
+        op(&mut fs, 0, Op::Write, &[Value::str("/l/tmp"), Value::str("x")]).unwrap();
+        op(&mut fs, 0, Op::Link, &[Value::str("/l/tmp"), Value::str("/l/lock")]).unwrap();
+        assert_eq!(stat(&mut fs, 2, "/l/lock").unwrap().1, T0);
+        // Actor 0 touches the file through its other name; actor 2 shares client A's cache.
+        op(&mut fs, 0, Op::Utime, &[Value::str("/l/tmp"), Value::Int(T0 + 15_000)]).unwrap();
+        assert_eq!(stat(&mut fs, 2, "/l/lock").unwrap().1, T0 + 15_000);
+    }
+
+    #[test]
+    fn a_cached_missing_name_is_enoent_without_asking_the_server() {
+        let mut fs = two_clients();
+        op(&mut fs, 0, Op::Write, &[Value::str("/l/a"), Value::str("a")]).unwrap();
+        op(&mut fs, 0, Op::Link, &[Value::str("/l/a"), Value::str("/l/lock")]).unwrap();
+        op(&mut fs, 0, Op::Unlink, &[Value::str("/l/lock")]).unwrap();
+        // Client B links a new lock file; client A still has "missing" for the name.
+        op(&mut fs, 1, Op::Write, &[Value::str("/l/b"), Value::str("b")]).unwrap();
+        op(&mut fs, 1, Op::Link, &[Value::str("/l/b"), Value::str("/l/lock")]).unwrap();
+        let lock = || [Value::str("/l/lock"), Value::Int(T0 + 1)];
+        assert_eq!(op(&mut fs, 2, Op::Utime, &lock()), Err(Errno::ENOENT));
+        assert_eq!(op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]), Err(Errno::ENOENT));
+        assert_eq!(op(&mut fs, 2, Op::Unlink, &[Value::str("/l/lock")]), Err(Errno::ENOENT));
+        assert!(fs.observe_exists("/l/lock"), "the server's lock file is untouched");
+        // Creating goes to the server whatever the client cached.
+        assert_eq!(
+            op(&mut fs, 2, Op::Link, &[Value::str("/l/a"), Value::str("/l/lock")]),
+            Err(Errno::EEXIST)
+        );
+        // ... and the reply refreshed the name: now client A sees B's lock.
+        assert_eq!(op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]), Ok(Value::str("b")));
+    }
+
+    #[test]
+    fn a_stat_through_a_name_whose_file_is_gone_looks_the_name_up_again() {
+        let mut fs = two_clients();
+        op(&mut fs, 0, Op::Write, &[Value::str("/l/a"), Value::str("a")]).unwrap();
+        assert_eq!(stat(&mut fs, 1, "/l/a").unwrap().0, 1);
+        op(&mut fs, 0, Op::Unlink, &[Value::str("/l/a")]).unwrap();
+        // Fresh attributes for a file the server has freed: B answers from its cache.
+        assert_eq!(stat(&mut fs, 1, "/l/a").unwrap().0, 1);
+        // Once they are stale, GETATTR says ESTALE and the kernel looks the name up: ENOENT.
+        let later = OpCtx { now: T0 + 60_000, actor: 1 };
+        assert_eq!(
+            fs.perform(Op::Stat, &[Value::str("/l/a")], &later).unwrap(),
+            Err(Errno::ENOENT)
+        );
     }
 }

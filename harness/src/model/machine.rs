@@ -247,12 +247,24 @@ pub struct Machine<F: Filesystem = ModelFs> {
     deciding: Option<Decision>,
 }
 
+/// Each actor's NFS client under `nfs cache`. A scenario that names clients (`actor a on B`)
+/// places its actors itself; one that names none (a lock scenario's `nfs` variants: `actor
+/// qrunner x 3` on two clients) has them spread over two clients in turn, A, B, A, …, as the
+/// real two-client targets (`fs:DIR_A,DIR_B`, `backend::actor_roots`) spread them over their
+/// two mounts, so that a schedule forced there puts every actor on the client the model did.
+fn nfs_clients_of(prog: &Program) -> Vec<u32> {
+    if prog.clients.len() > 1 {
+        return prog.actors.iter().map(|a| a.client).collect();
+    }
+    (0..prog.actors.len()).map(|i| (i % 2) as u32).collect()
+}
+
 impl Machine<ModelFs> {
     /// A fresh execution on the model filesystem.
     pub fn new(prog: Arc<Program>) -> Machine<ModelFs> {
         let mut fs = ModelFs::new();
         if let Some(ms) = prog.nfs_cache_ms {
-            fs.set_nfs(ms, prog.actors.iter().map(|a| a.client).collect());
+            fs.set_nfs(ms, nfs_clients_of(&prog));
         }
         for entry in &prog.fs {
             match entry {

@@ -22,6 +22,7 @@ plus:
   RACELAB_NFS3=DIR/nfs3/racelab    through an NFSv3 mount (client A)
   RACELAB_NFS3B=DIR/nfs3b/racelab  the same directory through a second NFSv3 client
                                    (nosharecache: its own attribute cache)
+  RACELAB_NFS4B=DIR/nfs4b/racelab  the same directory through a second NFSv4.2 client
 
 The mounts exist only inside the guest; nothing is ever mounted on the host. The guest's
 console (its NFS mount lines, then COMMAND's stdout and stderr) is streamed to stdout.

@@ -51,7 +51,7 @@ mount -t nfsd nfsd /proc/fs/nfsd || fail "mount nfsd"
 mount -t rpc_pipefs rpc_pipefs /run/rpc_pipefs || fail "mount rpc_pipefs"
 # Leases off: a v3 lock on a file a v4 client holds a delegation for stalls about 3 s.
 echo 0 > /proc/sys/fs/leases-enable
-mkdir -p "$R/export" "$R/nfs4" "$R/nfs3" "$R/nfs3b"
+mkdir -p "$R/export" "$R/nfs4" "$R/nfs3" "$R/nfs3b" "$R/nfs4b"
 mount -t tmpfs -o mode=0777 tmpfs "$R/export" || fail "tmpfs over $R/export"
 rpcbind -w || fail "rpcbind"
 exportfs -o rw,no_root_squash,insecure,fsid=0,sync "127.0.0.1:$R/export" || fail "exportfs"
@@ -71,6 +71,7 @@ rpc.nfsd 4 || fail "rpc.nfsd"
 mount -t nfs -o vers=4.2 127.0.0.1:/ "$R/nfs4" || fail "mount NFSv4.2"
 mount -t nfs -o vers=3 "127.0.0.1:$R/export" "$R/nfs3" || fail "mount NFSv3"
 mount -t nfs -o vers=3,nosharecache "127.0.0.1:$R/export" "$R/nfs3b" || fail "mount the second NFSv3 client"
+mount -t nfs -o vers=4.2,nosharecache 127.0.0.1:/ "$R/nfs4b" || fail "mount the second NFSv4.2 client"
 mkdir -p "$R/nfs4/racelab" || fail "mkdir on NFSv4.2"
 echo "racelab-nfs-begin"
 echo "racelab-nfs: guest up; NFS mounts (in the guest kernel only, none on the host):"
@@ -80,6 +81,6 @@ echo "racelab-nfs-command"
 # they would into a log, without progress bars or terminal control sequences.
 { sh "$R/cmd" < /dev/null; echo $? > /run/racelab-status; } 2>&1 | cat
 echo "racelab-nfs-exit=$(cat /run/racelab-status)"
-umount "$R/nfs3b" "$R/nfs3" "$R/nfs4"
+umount "$R/nfs4b" "$R/nfs3b" "$R/nfs3" "$R/nfs4"
 echo o > /proc/sysrq-trigger
 while :; do sleep 60; done

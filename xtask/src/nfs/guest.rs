@@ -90,7 +90,7 @@ impl Runtime {
             init: rig.join("init"),
             cmd: rig.join("cmd"),
             umid: rig.join("umid"),
-            dirs: ["export", "nfs4", "nfs3", "nfs3b"]
+            dirs: ["export", "nfs4", "nfs3", "nfs3b", "nfs4b"]
                 .iter()
                 .map(|d| rig.join(d))
                 .collect(),
@@ -446,6 +446,7 @@ pub(crate) fn render_cmd(
         ("RACELAB_NFS4", &mounts.nfs4),
         ("RACELAB_NFS3", &mounts.nfs3),
         ("RACELAB_NFS3B", &mounts.nfs3b),
+        ("RACELAB_NFS4B", &mounts.nfs4b),
     ];
     for (k, v) in env {
         let name = k.to_string_lossy();
@@ -532,6 +533,7 @@ mod tests {
             nfs4: "/r/nfs4/racelab".into(),
             nfs3: "/r/nfs3/racelab".into(),
             nfs3b: "/r/nfs3b/racelab".into(),
+            nfs4b: "/r/nfs4b/racelab".into(),
         };
         let env = vec![
             ("PATH".into(), "/usr/bin".into()),

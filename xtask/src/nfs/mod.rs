@@ -24,10 +24,11 @@
 //! | `$RIG/nfs4`    | NFSv4.2                                                           |
 //! | `$RIG/nfs3`    | NFSv3 (client A)                                                  |
 //! | `$RIG/nfs3b`   | NFSv3 with `nosharecache`: client B, with its own attribute cache |
+//! | `$RIG/nfs4b`   | NFSv4.2 with `nosharecache`: a second NFSv4.2 client (B)          |
 //!
-//! All three show the same directory `racelab/` of the one export ([`Mounts`]). The command
+//! All four show the same directory `racelab/` of the one export ([`Mounts`]). The command
 //! runs there with the caller's environment and working directory plus `RACELAB_NFS4`,
-//! `RACELAB_NFS3` and `RACELAB_NFS3B`, its output streams to the host's stdout, and its exit
+//! `RACELAB_NFS3`, `RACELAB_NFS3B` and `RACELAB_NFS4B`, its output streams to the host's stdout, and its exit
 //! status comes back (`cargo xtask nfs run -- sh -c 'exit 7'` exits 7).
 //!
 //! Architecture invariant: **no mount is ever made on the host.** Every mount lives in the
@@ -124,6 +125,8 @@ pub struct Mounts {
     pub nfs3: PathBuf,
     /// `RACELAB_NFS3B`: the same directory through the second NFSv3 client (B, `nosharecache`).
     pub nfs3b: PathBuf,
+    /// `RACELAB_NFS4B`: the same directory through a second NFSv4.2 client (B, `nosharecache`).
+    pub nfs4b: PathBuf,
 }
 
 /// How to run a command in the guest.
@@ -158,6 +161,7 @@ impl Options {
             nfs4: self.rig.join("nfs4/racelab"),
             nfs3: self.rig.join("nfs3/racelab"),
             nfs3b: self.rig.join("nfs3b/racelab"),
+            nfs4b: self.rig.join("nfs4b/racelab"),
         }
     }
 }
