@@ -110,7 +110,6 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-
 /// The mechanism the gate could move to (#23): seccomp user notification. A thread installs a
 /// filter that turns its stat and utimensat calls into SECCOMP_RET_USER_NOTIF; the bench's main
 /// thread receives each notification and answers SECCOMP_USER_NOTIF_FLAG_CONTINUE, so the call

@@ -316,7 +316,14 @@ fn main() -> ExitCode {
                 &engine,
                 budget,
                 seed,
-                (preemption_bound, max_states, shard, param_draws, por, workers),
+                (
+                    preemption_bound,
+                    max_states,
+                    shard,
+                    param_draws,
+                    por,
+                    workers,
+                ),
                 json,
                 &out,
             )

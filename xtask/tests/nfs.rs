@@ -131,10 +131,12 @@ fn as_root_or_refused(script: &str) -> Option<Output> {
 
 /// The runtime files a run puts in the rig: all gone when it has ended, however it ended.
 fn runtime_files_left() -> Vec<&'static str> {
-    ["cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "nfs4b", "umid"]
-        .into_iter()
-        .filter(|f| Path::new(RIG).join(f).exists())
-        .collect()
+    [
+        "cmd", "init", "export", "nfs4", "nfs3", "nfs3b", "nfs4b", "umid",
+    ]
+    .into_iter()
+    .filter(|f| Path::new(RIG).join(f).exists())
+    .collect()
 }
 
 /// Nothing of a run is left: no guest process, no host mount, no runtime file.

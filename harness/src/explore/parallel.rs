@@ -29,7 +29,11 @@ pub enum Proof {
     /// Some execution breaks an invariant: the sequential search must find and explain it.
     Broken,
     /// The budget ran out first; `why` says which.
-    OutOfBudget { states: u64, paths: u64, why: String },
+    OutOfBudget {
+        states: u64,
+        paths: u64,
+        why: String,
+    },
 }
 
 const SHARDS: usize = 64;
@@ -158,7 +162,11 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
     });
     let states = shared.states.load(Ordering::SeqCst);
     let paths = shared.paths.load(Ordering::SeqCst);
-    let outcome = shared.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let outcome = shared
+        .outcome
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     outcome.unwrap_or(Proof::Holds { states, paths })
 }
 

@@ -1169,7 +1169,12 @@ impl<'a> Cx<'a> {
             Some(best) => format!("did you mean `{best}`? known errnos: {}", known.join(", ")),
             None => format!("known errnos: {}", known.join(", ")),
         };
-        self.err(id.span, format!("unknown errno `{}`", id.name), "not an errno", help);
+        self.err(
+            id.span,
+            format!("unknown errno `{}`", id.name),
+            "not an errno",
+            help,
+        );
     }
 
     fn match_stmt(&mut self, fx: &mut Fx, scrutinee: &Expr, arms: &[ast::Arm]) {
@@ -1907,7 +1912,10 @@ fn has_effects(e: &Expr) -> bool {
 }
 
 /// The candidate with the smallest edit distance, when it is close enough to be a typo.
-pub(crate) fn closest<'s>(name: &str, candidates: impl Iterator<Item = &'s str>) -> Option<&'s str> {
+pub(crate) fn closest<'s>(
+    name: &str,
+    candidates: impl Iterator<Item = &'s str>,
+) -> Option<&'s str> {
     candidates
         .map(|c| (levenshtein(name, c), c))
         .filter(|(d, c)| *d <= 2.max(name.len() / 4) && *d < c.len().max(name.len()))

@@ -116,7 +116,13 @@ pub fn compile_with(
                 chain
                     .iter()
                     .rev()
-                    .map(|a| a.expects.iter().filter(|e| e.real == real).cloned().collect::<Vec<_>>())
+                    .map(|a| {
+                        a.expects
+                            .iter()
+                            .filter(|e| e.real == real)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
                     .find(|es| !es.is_empty())
                     .unwrap_or_default()
             };
@@ -208,7 +214,10 @@ fn inheritance_chain<'a>(
             break;
         }
         let Some(p) = all.iter().find(|c| c.name.name == parent.name) else {
-            let others = all.iter().map(|c| c.name.name.as_str()).filter(|n| *n != cur.name.name);
+            let others = all
+                .iter()
+                .map(|c| c.name.name.as_str())
+                .filter(|n| *n != cur.name.name);
             let help = match lower::closest(&parent.name, others.clone()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!(
@@ -217,8 +226,15 @@ fn inheritance_chain<'a>(
                 ),
             };
             diags.push(
-                Diag::new(parent.span, format!("variant `{}` extends `{}`, which is not a variant of this scenario", cur.name.name, parent.name), "no such variant")
-                    .help(help),
+                Diag::new(
+                    parent.span,
+                    format!(
+                        "variant `{}` extends `{}`, which is not a variant of this scenario",
+                        cur.name.name, parent.name
+                    ),
+                    "no such variant",
+                )
+                .help(help),
             );
             break;
         };
@@ -241,7 +257,10 @@ fn inheritance_chain<'a>(
                 .help("one variant of the cycle must start from the top-level declarations: remove its `extends`");
                 for c in cycle.iter().filter(|c| !std::ptr::eq(**c, cur)) {
                     if let Some(pp) = &c.parent {
-                        d = d.also(pp.span, format!("`{}` extends `{}` here", c.name.name, pp.name));
+                        d = d.also(
+                            pp.span,
+                            format!("`{}` extends `{}` here", c.name.name, pp.name),
+                        );
                     }
                 }
                 diags.push(d);

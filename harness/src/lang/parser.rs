@@ -1159,7 +1159,11 @@ impl<'a> Parser<'a> {
                         if t.nl_before { keyword } else { t.span },
                         format!(
                             "expected an errno such as ENOENT after `ignore`, found {}",
-                            if t.nl_before { "the end of the line".to_string() } else { Self::describe(other) }
+                            if t.nl_before {
+                                "the end of the line".to_string()
+                            } else {
+                                Self::describe(other)
+                            }
                         ),
                         "expected the errors to ignore",
                         "write `unlink(path) ignore ENOENT` or `link(a, b) ignore EEXIST, ENOENT`",

@@ -779,10 +779,26 @@ mod nfs_client_tests {
     #[test]
     fn the_other_client_keeps_the_link_count_it_fetched() {
         let mut fs = two_clients();
-        op(&mut fs, 0, Op::Write, &[Value::str("/l/tmp"), Value::str("x")]).unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Write,
+            &[Value::str("/l/tmp"), Value::str("x")],
+        )
+        .unwrap();
         assert_eq!(stat(&mut fs, 1, "/l/tmp").unwrap().0, 1);
-        op(&mut fs, 0, Op::Link, &[Value::str("/l/tmp"), Value::str("/l/lock")]).unwrap();
-        assert_eq!(stat(&mut fs, 0, "/l/tmp").unwrap().0, 2, "client A saw its reply");
+        op(
+            &mut fs,
+            0,
+            Op::Link,
+            &[Value::str("/l/tmp"), Value::str("/l/lock")],
+        )
+        .unwrap();
+        assert_eq!(
+            stat(&mut fs, 0, "/l/tmp").unwrap().0,
+            2,
+            "client A saw its reply"
+        );
         assert_eq!(stat(&mut fs, 1, "/l/tmp").unwrap().0, 1, "client B's cache");
         // Opening the file revalidates it (close-to-open).
         op(&mut fs, 1, Op::Read, &[Value::str("/l/tmp")]).unwrap();
@@ -792,47 +808,115 @@ mod nfs_client_tests {
     #[test]
     fn attributes_are_cached_per_file_not_per_name() {
         let mut fs = two_clients();
-        op(&mut fs, 0, Op::Write, &[Value::str("/l/tmp"), Value::str("x")]).unwrap();
-        op(&mut fs, 0, Op::Link, &[Value::str("/l/tmp"), Value::str("/l/lock")]).unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Write,
+            &[Value::str("/l/tmp"), Value::str("x")],
+        )
+        .unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Link,
+            &[Value::str("/l/tmp"), Value::str("/l/lock")],
+        )
+        .unwrap();
         assert_eq!(stat(&mut fs, 2, "/l/lock").unwrap().1, T0);
         // Actor 0 touches the file through its other name; actor 2 shares client A's cache.
-        op(&mut fs, 0, Op::Utime, &[Value::str("/l/tmp"), Value::Int(T0 + 15_000)]).unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Utime,
+            &[Value::str("/l/tmp"), Value::Int(T0 + 15_000)],
+        )
+        .unwrap();
         assert_eq!(stat(&mut fs, 2, "/l/lock").unwrap().1, T0 + 15_000);
     }
 
     #[test]
     fn a_cached_missing_name_is_enoent_without_asking_the_server() {
         let mut fs = two_clients();
-        op(&mut fs, 0, Op::Write, &[Value::str("/l/a"), Value::str("a")]).unwrap();
-        op(&mut fs, 0, Op::Link, &[Value::str("/l/a"), Value::str("/l/lock")]).unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Write,
+            &[Value::str("/l/a"), Value::str("a")],
+        )
+        .unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Link,
+            &[Value::str("/l/a"), Value::str("/l/lock")],
+        )
+        .unwrap();
         op(&mut fs, 0, Op::Unlink, &[Value::str("/l/lock")]).unwrap();
         // Client B links a new lock file; client A still has "missing" for the name.
-        op(&mut fs, 1, Op::Write, &[Value::str("/l/b"), Value::str("b")]).unwrap();
-        op(&mut fs, 1, Op::Link, &[Value::str("/l/b"), Value::str("/l/lock")]).unwrap();
+        op(
+            &mut fs,
+            1,
+            Op::Write,
+            &[Value::str("/l/b"), Value::str("b")],
+        )
+        .unwrap();
+        op(
+            &mut fs,
+            1,
+            Op::Link,
+            &[Value::str("/l/b"), Value::str("/l/lock")],
+        )
+        .unwrap();
         let lock = || [Value::str("/l/lock"), Value::Int(T0 + 1)];
         assert_eq!(op(&mut fs, 2, Op::Utime, &lock()), Err(Errno::ENOENT));
-        assert_eq!(op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]), Err(Errno::ENOENT));
-        assert_eq!(op(&mut fs, 2, Op::Unlink, &[Value::str("/l/lock")]), Err(Errno::ENOENT));
-        assert!(fs.observe_exists("/l/lock"), "the server's lock file is untouched");
+        assert_eq!(
+            op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]),
+            Err(Errno::ENOENT)
+        );
+        assert_eq!(
+            op(&mut fs, 2, Op::Unlink, &[Value::str("/l/lock")]),
+            Err(Errno::ENOENT)
+        );
+        assert!(
+            fs.observe_exists("/l/lock"),
+            "the server's lock file is untouched"
+        );
         // Creating goes to the server whatever the client cached.
         assert_eq!(
-            op(&mut fs, 2, Op::Link, &[Value::str("/l/a"), Value::str("/l/lock")]),
+            op(
+                &mut fs,
+                2,
+                Op::Link,
+                &[Value::str("/l/a"), Value::str("/l/lock")]
+            ),
             Err(Errno::EEXIST)
         );
         // ... and the reply refreshed the name: now client A sees B's lock.
-        assert_eq!(op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]), Ok(Value::str("b")));
+        assert_eq!(
+            op(&mut fs, 2, Op::Read, &[Value::str("/l/lock")]),
+            Ok(Value::str("b"))
+        );
     }
 
     #[test]
     fn a_stat_through_a_name_whose_file_is_gone_looks_the_name_up_again() {
         let mut fs = two_clients();
-        op(&mut fs, 0, Op::Write, &[Value::str("/l/a"), Value::str("a")]).unwrap();
+        op(
+            &mut fs,
+            0,
+            Op::Write,
+            &[Value::str("/l/a"), Value::str("a")],
+        )
+        .unwrap();
         assert_eq!(stat(&mut fs, 1, "/l/a").unwrap().0, 1);
         op(&mut fs, 0, Op::Unlink, &[Value::str("/l/a")]).unwrap();
         // Fresh attributes for a file the server has freed: B answers from its cache.
         assert_eq!(stat(&mut fs, 1, "/l/a").unwrap().0, 1);
         // Once they are stale, GETATTR says ESTALE and the kernel looks the name up: ENOENT.
-        let later = OpCtx { now: T0 + 60_000, actor: 1 };
+        let later = OpCtx {
+            now: T0 + 60_000,
+            actor: 1,
+        };
         assert_eq!(
             fs.perform(Op::Stat, &[Value::str("/l/a")], &later).unwrap(),
             Err(Errno::ENOENT)

@@ -289,7 +289,7 @@ impl<F: Filesystem> Machine<F> {
                     regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
                     ret: None,
                     resume_work_until: None,
-                        finally: vec![],
+                    finally: vec![],
                 }],
                 status: Status::Ready,
                 busy: false,
@@ -1422,7 +1422,10 @@ impl<F: Filesystem> Machine<F> {
                         FailKind::Assertion => oracle::ASSERTION,
                         FailKind::Raised => oracle::UNHANDLED_ERROR,
                     };
-                    if self.raise(a, Unwinding::Failure(oracle, format!("{text} (line {line})"))) {
+                    if self.raise(
+                        a,
+                        Unwinding::Failure(oracle, format!("{text} (line {line})")),
+                    ) {
                         return;
                     }
                 }
@@ -1431,7 +1434,8 @@ impl<F: Filesystem> Machine<F> {
                     if let Value::Err(e) = &self.frame(a).regs[reg as usize] {
                         let e = e.name();
                         let text = self.prog.labels[label as usize].text.clone();
-                        let msg = format!("{text} failed with {e} and no arm of the match handles it");
+                        let msg =
+                            format!("{text} failed with {e} and no arm of the match handles it");
                         if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
                             return;
                         }

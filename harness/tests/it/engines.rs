@@ -368,7 +368,12 @@ fn parallel_proof_expands_the_same_states_and_leaves_counterexamples_determinist
     };
     let one = run(&holds, 1);
     let two = run(&holds, 2);
-    assert!(one.exhaustive && two.exhaustive, "{} / {}", one.bound, two.bound);
+    assert!(
+        one.exhaustive && two.exhaustive,
+        "{} / {}",
+        one.bound,
+        two.bound
+    );
     assert!(one.findings.is_empty() && two.findings.is_empty());
     assert!(one.states.unwrap_or(0) > 10_000, "{:?}", one.states);
     assert_eq!(one.states, two.states);

@@ -483,10 +483,26 @@ fn a_level_or_statement_the_flavour_cannot_run_is_a_compile_error_with_its_span(
             "BEGIN ISOLATION LEVEL SERIALIZABLE",
             "SQLite has no isolation levels to choose",
         ),
-        ("sqlite", "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN IMMEDIATE"),
-        ("sqlite", "SELECT id FROM t FOR UPDATE", "SQLite has no SELECT ... FOR UPDATE"),
-        ("postgres", "BEGIN IMMEDIATE", "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's"),
-        ("innodb", "BEGIN EXCLUSIVE", "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's"),
+        (
+            "sqlite",
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "BEGIN IMMEDIATE",
+        ),
+        (
+            "sqlite",
+            "SELECT id FROM t FOR UPDATE",
+            "SQLite has no SELECT ... FOR UPDATE",
+        ),
+        (
+            "postgres",
+            "BEGIN IMMEDIATE",
+            "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's",
+        ),
+        (
+            "innodb",
+            "BEGIN EXCLUSIVE",
+            "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's",
+        ),
     ];
     for (flavour, sql, hint) in cases {
         let src = format!("scenario s {{\n  database {flavour} {{ \"CREATE TABLE t (id INTEGER PRIMARY KEY)\" }}\n  actor a {{ sql(\"{sql}\") }}\n}}\n");
@@ -543,7 +559,12 @@ fn sqlite_has_one_writer_and_a_transaction_that_has_read_cannot_wait_for_it() {
     );
     // B has read nothing yet: its write waits (the busy handler), even an autocommit one.
     assert_eq!(run(&mut db, B, "BEGIN"), ok());
-    blocked_on(&mut db, B, "UPDATE person SET email = 'uno@x' WHERE id = 1", A);
+    blocked_on(
+        &mut db,
+        B,
+        "UPDATE person SET email = 'uno@x' WHERE id = 1",
+        A,
+    );
     blocked_on(&mut db, 3, "DELETE FROM person WHERE id = 1", A);
     // Once B has read, waiting could deadlock: SQLITE_BUSY at once, and B's transaction stays.
     assert_eq!(run(&mut db, B, "SELECT COUNT(*) FROM person"), count(1));
@@ -576,7 +597,11 @@ fn sqlite_begin_immediate_takes_the_write_lock_and_errors_are_sqlites() {
     blocked_on(&mut db, B, "BEGIN IMMEDIATE", A);
     // A statement that fails rolls back only itself; the write lock stays with A.
     assert_eq!(
-        run(&mut db, A, "INSERT INTO person (id, email) VALUES (2, 'one@x')"),
+        run(
+            &mut db,
+            A,
+            "INSERT INTO person (id, email) VALUES (2, 'one@x')"
+        ),
         Outcome::Failed {
             error: Errno::IntegrityError,
             message: "UNIQUE constraint failed: person.email".to_string(),

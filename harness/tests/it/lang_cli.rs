@@ -42,9 +42,15 @@ fn five_thousand_nested_ifs_are_refused_with_a_position() {
     assert_eq!(code, 2, "{err}");
     // Line 3 opens the actor (level 1); the 99th `if` (line 103) opens level 101.
     assert!(err.contains("ifs.race:103:9"), "{err}");
-    assert!(err.contains("nested too deeply: more than 100 levels"), "{err}");
+    assert!(
+        err.contains("nested too deeply: more than 100 levels"),
+        "{err}"
+    );
     assert!(err.contains("split the code into procedures"), "{err}");
-    assert!(err.contains("1 error in ifs.race"), "one diagnostic, no noise: {err}");
+    assert!(
+        err.contains("1 error in ifs.race"),
+        "one diagnostic, no noise: {err}"
+    );
 }
 
 #[test]
@@ -68,7 +74,11 @@ fn long_operator_chains_and_else_if_chains_are_refused_too() {
     let (code, err) = check_file("elif.race", scenario_around(&elifs).as_bytes());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nested too deeply"), "{err}");
-    let matches = format!("    {}set c = 1{}", "match c { _ => ".repeat(5000), "}".repeat(5000));
+    let matches = format!(
+        "    {}set c = 1{}",
+        "match c { _ => ".repeat(5000),
+        "}".repeat(5000)
+    );
     let (code, err) = check_file("match.race", scenario_around(&matches).as_bytes());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nested too deeply"), "{err}");
@@ -93,11 +103,21 @@ fn nesting_just_under_the_limit_checks_and_explores() {
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = racelab(
         dir.path(),
-        &["explore", "ok.race", "--engine", "native-dfs", "--schedules", "50"],
+        &[
+            "explore",
+            "ok.race",
+            "--engine",
+            "native-dfs",
+            "--schedules",
+            "50",
+        ],
     );
     // The invariant `c == 0` breaks at the write, as expected.
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("violation (i), expected violation (i)"), "{out}");
+    assert!(
+        out.contains("violation (i), expected violation (i)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -129,7 +149,13 @@ fn racelab_new_writes_a_scenario_that_checks_and_whose_racy_variant_breaks() {
     assert!(out.contains("wrote my-race.race"), "{out}");
     let text = std::fs::read_to_string(dir.path().join("my-race.race")).expect("written");
     assert!(text.contains("scenario my-race {"), "{text}");
-    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() >= 10, "commented");
+    assert!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+            >= 10,
+        "commented"
+    );
 
     let (code, out, err) = racelab(dir.path(), &["check", "my-race.race"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -145,10 +171,16 @@ fn racelab_new_writes_a_scenario_that_checks_and_whose_racy_variant_breaks() {
         out.contains("my-race/racy [native-dfs, model]: violation (exclusive), expected violation (exclusive)"),
         "{out}"
     );
-    assert!(out.contains("my-race/fixed [native-dfs, model]: holds, expected holds"), "{out}");
+    assert!(
+        out.contains("my-race/fixed [native-dfs, model]: holds, expected holds"),
+        "{out}"
+    );
     assert!(out.contains("proof over every reachable state"), "{out}");
     // And with the default engine, as a new user would run it.
-    let (code, out, err) = racelab(dir.path(), &["explore", "my-race.race", "--schedules", "2000"]);
+    let (code, out, err) = racelab(
+        dir.path(),
+        &["explore", "my-race.race", "--schedules", "2000"],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("violation (exclusive)"), "{out}");
 }

@@ -2369,12 +2369,18 @@ fn a_variant_extends_another_and_inherits_its_replacements_and_expectations() {
     // The child keeps the parent's fault and adds its own, and sets the budget.
     assert_eq!(
         faults("patched-crash"),
-        ("fault die: crash a; fault hang: stall a for 5s".to_string(), 2)
+        (
+            "fault die: crash a; fault hang: stall a for 5s".to_string(),
+            2
+        )
     );
     // The grandchild replaces the inherited `die` in place and keeps the budget.
     assert_eq!(
         faults("patched-slow"),
-        ("fault die: stall a for 1s; fault hang: stall a for 5s".to_string(), 2)
+        (
+            "fault die: stall a for 1s; fault hang: stall a for 5s".to_string(),
+            2
+        )
     );
     // The grandchild's constant is in its code; its parent's is not.
     let nap = |v: &str| match &sc.variant(v).unwrap().procs[1].code[1] {
@@ -2495,8 +2501,14 @@ fn err_extends_without_a_name() {
 fn ignore_lowers_exactly_like_the_match_it_abbreviates() {
     let sugar = in_actor("    unlink(P) ignore ENOENT\n    link(P, \"/g\") ignore EEXIST, ENOENT\n    sql(\"INSERT INTO t (x) VALUES (1)\") ignore IntegrityError");
     let spelled = in_actor("    match unlink(P) { ok => {} err(ENOENT) => {} }\n    match link(P, \"/g\") {\n      ok => {}\n      err(EEXIST) => {}\n      err(ENOENT) => {}\n    }\n    match sql(\"INSERT INTO t (x) VALUES (1)\") { ok => {} err(IntegrityError) => {} }");
-    let sugar = sugar.replace("log l\n", "log l\n  database { \"CREATE TABLE t (x INT)\" }\n");
-    let spelled = spelled.replace("log l\n", "log l\n  database { \"CREATE TABLE t (x INT)\" }\n");
+    let sugar = sugar.replace(
+        "log l\n",
+        "log l\n  database { \"CREATE TABLE t (x INT)\" }\n",
+    );
+    let spelled = spelled.replace(
+        "log l\n",
+        "log l\n  database { \"CREATE TABLE t (x INT)\" }\n",
+    );
     let a = compile(FILE, &sugar).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     let b = compile(FILE, &spelled).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     assert_eq!(render(&a), render(&b));
@@ -2518,7 +2530,8 @@ fn ignore_lowers_exactly_like_the_match_it_abbreviates() {
 fn ignore_drops_the_listed_errors_and_reports_the_others() {
     use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
     let run = |stmt: &str| {
-        let src = format!("scenario s {{\n  fs {{ dir \"/d\" }}\n  actor a {{\n    {stmt}\n  }}\n}}\n");
+        let src =
+            format!("scenario s {{\n  fs {{ dir \"/d\" }}\n  actor a {{\n    {stmt}\n  }}\n}}\n");
         let prog = super::engines::program(&src);
         let ex = explore(
             &prog,
@@ -2535,7 +2548,10 @@ fn ignore_drops_the_listed_errors_and_reports_the_others() {
     };
     // The file does not exist: ENOENT is ignored, so nothing breaks ...
     assert_eq!(run("unlink(\"/d/f\") ignore ENOENT"), Vec::<String>::new());
-    assert_eq!(run("unlink(\"/d/f\") ignore EEXIST, ENOENT"), Vec::<String>::new());
+    assert_eq!(
+        run("unlink(\"/d/f\") ignore EEXIST, ENOENT"),
+        Vec::<String>::new()
+    );
     // ... but an error that is not listed is unhandled, as in a `match` without it.
     assert_eq!(run("unlink(\"/d/f\") ignore EEXIST"), ["unhandled_error"]);
 }
@@ -2738,8 +2754,13 @@ fn finally_runs_on_every_way_out_but_a_crash() {
 }"#;
     assert_eq!(broken_in(signal, "default"), ["exited_early"]);
     // Without the try, a signal in the sleep ends the actor without cleaning up.
-    let bare = signal.replace("try {", "if true {").replace("} finally {", "}\n    if false {");
-    assert_eq!(broken_in(&bare, "default"), ["cleaned_if_cut_short", "exited_early"]);
+    let bare = signal
+        .replace("try {", "if true {")
+        .replace("} finally {", "}\n    if false {");
+    assert_eq!(
+        broken_in(&bare, "default"),
+        ["cleaned_if_cut_short", "exited_early"]
+    );
     // A crash (SIGKILL) runs nothing: some schedule ends with no "cleaned".
     expect_found("crash-skips-finally", &["cleaned_once"]);
 }
@@ -2763,7 +2784,9 @@ fn try_finally_lowers_to_a_handler_and_two_copies_of_the_finally_block() {
 #[test]
 fn err_try_without_finally_and_leaving_a_finally_block() {
     check_err(
-        &in_actor("    try { unlink(P) }\n    loop {\n      try { unlink(P) } finally { break }\n    }"),
+        &in_actor(
+            "    try { unlink(P) }\n    loop {\n      try { unlink(P) } finally { break }\n    }",
+        ),
         expect![[r#"
             2 errors in test.race
               × expected `finally` after the `try` block, found `loop`
@@ -2822,5 +2845,6 @@ fn err_try_nested_too_deep_in_finally_blocks() {
     for _ in 0..4 {
         ok = format!("try {{ unlink(P) }} finally {{ {ok} }}");
     }
-    compile(FILE, &in_actor(&format!("    {ok}"))).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    compile(FILE, &in_actor(&format!("    {ok}")))
+        .unwrap_or_else(|e| panic!("{}", render_plain(&e)));
 }

@@ -174,7 +174,10 @@ enum Stop {
 }
 
 /// Runs racelab's suite in the guest and returns its NFS rows.
-fn guest_rows(p: &Params, scenarios: &[&'static str]) -> Result<(Vec<RunResult>, &'static str), Stop> {
+fn guest_rows(
+    p: &Params,
+    scenarios: &[&'static str],
+) -> Result<(Vec<RunResult>, &'static str), Stop> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(Stop::Skip("not root: real NFS needs a guest with nfsd, which `cargo xtask nfs run` sets up only as root; run as root to include nfs3 and nfs4".into()));
     }
@@ -196,17 +199,28 @@ fn guest_rows(p: &Params, scenarios: &[&'static str]) -> Result<(Vec<RunResult>,
         let mut script = String::from("status=0\n");
         for pass in passes(guest, scenarios) {
             let mut argv: Vec<String> = vec![p.racelab.display().to_string(), "suite".into()];
-            argv.extend(
-                pass.scenarios
-                    .iter()
-                    .map(|s| p.root.join("scenarios").join(format!("{s}.race")).display().to_string()),
-            );
+            argv.extend(pass.scenarios.iter().map(|s| {
+                p.root
+                    .join("scenarios")
+                    .join(format!("{s}.race"))
+                    .display()
+                    .to_string()
+            }));
             // Syscalls in a guest are slow and it has one CPU: fewer forced replays and stress
             // runs than on the host (10 and 20 per token and variant), enough to reproduce and
             // to rate.
             argv.extend(
-                ["--quick", "--engines", pass.engines, "--replays", "10", "--stress-runs", pass.stress_runs, "--out"]
-                    .map(String::from),
+                [
+                    "--quick",
+                    "--engines",
+                    pass.engines,
+                    "--replays",
+                    "10",
+                    "--stress-runs",
+                    pass.stress_runs,
+                    "--out",
+                ]
+                .map(String::from),
             );
             argv.push(p.out.join(pass.name).display().to_string());
             for (target, left_out) in &pass.targets {
@@ -479,7 +493,10 @@ mod tests {
         );
         // Only what the main run covered; no empty pass.
         let p = passes("uml", &["mailman-lockfile"]);
-        assert_eq!(p.iter().map(|x| x.name).collect::<Vec<_>>(), ["one-client", "two-clients"]);
+        assert_eq!(
+            p.iter().map(|x| x.name).collect::<Vec<_>>(),
+            ["one-client", "two-clients"]
+        );
     }
 
     #[test]
@@ -487,7 +504,9 @@ mod tests {
         let p = passes("qemu", SCENARIOS);
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].scenarios, QEMU_SCENARIOS);
-        assert!(p.iter().all(|x| x.engines == "loom" && x.stress_runs == QEMU_STRESS_RUNS));
+        assert!(p
+            .iter()
+            .all(|x| x.engines == "loom" && x.stress_runs == QEMU_STRESS_RUNS));
         assert_eq!(p[1].scenarios, ["nfs-two-clients"]);
         assert_eq!(
             p[1].targets,

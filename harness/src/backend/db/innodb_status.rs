@@ -101,9 +101,7 @@ fn describe(line: &str) -> String {
 pub(super) fn sole_blocker(txns: &[Txn], id: u64) -> Option<(u64, String)> {
     let me = txns.iter().find(|t| t.thread == id)?;
     let lock = me.waiting_for.clone()?;
-    let mut holders = txns
-        .iter()
-        .filter(|t| t.thread != id && t.lock_structs > 0);
+    let mut holders = txns.iter().filter(|t| t.thread != id && t.lock_structs > 0);
     let holder = holders.next()?;
     holders.next().is_none().then_some((holder.thread, lock))
 }

@@ -12,7 +12,8 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
 use super::{
-    created_table, innodb_status, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
+    created_table, innodb_status, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session,
+    SqlError,
 };
 use crate::ir::{Errno, Value};
 
@@ -384,7 +385,10 @@ impl Monitor for MariaMonitor {
         if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64) {
             return Ok(Some((vec![holder as i64], format!("InnoDB: {what}"))));
         }
-        if !txns.iter().any(|t| t.thread == id as u64 && t.waiting_for.is_some()) {
+        if !txns
+            .iter()
+            .any(|t| t.thread == id as u64 && t.waiting_for.is_some())
+        {
             // Not waiting now (or already done): nothing to ask the cached tables.
             return Ok(None);
         }

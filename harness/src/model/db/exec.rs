@@ -709,11 +709,7 @@ pub(super) fn insert(
                     exprs.len(),
                     targets.len()
                 ),
-                Flavour::Sqlite => format!(
-                    "{} values for {} columns",
-                    exprs.len(),
-                    targets.len()
-                ),
+                Flavour::Sqlite => format!("{} values for {} columns", exprs.len(), targets.len()),
                 Flavour::InnoDb => format!(
                     "(1136, \"Column count doesn't match value count at row {}\")",
                     n + 1

@@ -318,10 +318,12 @@ impl Db {
         match &stmt.stmt {
             Stmt::Begin { level, immediate } => self.begin(conn, *level, *immediate),
             Stmt::SetLevel { level, session } => self.set_level(conn, *level, *session),
-            Stmt::Commit | Stmt::Rollback
-                if self.flavour == Flavour::Sqlite && !state.in_txn =>
-            {
-                let what = if matches!(stmt.stmt, Stmt::Commit) { "commit" } else { "rollback" };
+            Stmt::Commit | Stmt::Rollback if self.flavour == Flavour::Sqlite && !state.in_txn => {
+                let what = if matches!(stmt.stmt, Stmt::Commit) {
+                    "commit"
+                } else {
+                    "rollback"
+                };
                 self.fail(
                     conn,
                     Errno::OperationalError,
@@ -392,17 +394,19 @@ impl Db {
         let state = self.conn(conn);
         match self.writer {
             Some(holder) if holder == conn => Ok(()),
-            Some(_) if state.snapshot.is_some() => {
-                Err(Stop::Failed(Errno::OperationalError, SQLITE_LOCKED.to_string()))
-            }
+            Some(_) if state.snapshot.is_some() => Err(Stop::Failed(
+                Errno::OperationalError,
+                SQLITE_LOCKED.to_string(),
+            )),
             Some(holder) => Err(Stop::Blocked(Wait {
                 on: vec![holder],
                 lock: "the database's write lock (SQLite)".to_string(),
                 what: LockRef::Writer,
             })),
-            None if state.overtaken => {
-                Err(Stop::Failed(Errno::OperationalError, SQLITE_LOCKED.to_string()))
-            }
+            None if state.overtaken => Err(Stop::Failed(
+                Errno::OperationalError,
+                SQLITE_LOCKED.to_string(),
+            )),
             None => {
                 self.writer = Some(conn);
                 Ok(())
