@@ -185,7 +185,10 @@ fn mailman_lockfile() {
             "two-busy-qrunners",
             "patched",
             "patched-crash",
-            "patched-stall"
+            "patched-stall",
+            "nfs-mailman-2.1",
+            "nfs-patched",
+            "nfs-lost-reply"
         ]
     );
     let short: String = render(&sc)
@@ -227,6 +230,27 @@ fn mailman_lockfile() {
           invariant mutual_exclusion: always holders(list) <= 1
           invariant no_spurious_log: always count(locks) == 0
         variant patched-stall expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant nfs-mailman-2.1 expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant nfs-patched expect=holds
+          actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
+          logs: locks
+          sections: list
+          fs dir "/var/lib/mailman/locks"
+          invariant mutual_exclusion: always holders(list) <= 1
+          invariant no_spurious_log: always count(locks) == 0
+        variant nfs-lost-reply expect=violates(no_spurious_log,mutual_exclusion,unhandled_error)
           actors: qrunner1->qrunner qrunner2->qrunner qrunner3->qrunner
           logs: locks
           sections: list
