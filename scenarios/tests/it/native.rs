@@ -214,9 +214,17 @@ fn shuttle_and_loom_findings_replay_on_the_native_stepper() {
 /// expectation with it too, and proves the same variants.
 #[test]
 fn sleep_sets_change_no_verdict() {
+    let mut unsettled = Vec::new();
     for (stem, prog) in every_variant() {
         let plain = explore(&prog, &dfs_config()).expect("runs");
         let por = explore(&prog, &dfs_config().por(true)).expect("runs");
+        if !por.exhaustive && por.findings.is_empty() && !plain.findings.is_empty() {
+            // Sleep sets change the order of the search. Within this state budget they may not
+            // reach a violation plain DFS reached (flufl-lock/nfs-crash: 300,000 states): no
+            // verdict either way, so nothing to compare; a verdict they do reach must agree.
+            unsettled.push(format!("{stem}/{}", prog.variant));
+            continue;
+        }
         let (a, b) = (
             suite::result_row(&stem, &prog, &dfs_config(), Ok(plain.clone())),
             suite::result_row(&stem, &prog, &dfs_config().por(true), Ok(por.clone())),
@@ -245,4 +253,10 @@ fn sleep_sets_change_no_verdict() {
             );
         }
     }
+    eprintln!("sleep sets reached no verdict within the budget on: {unsettled:?}");
+    assert!(
+        unsettled.len() <= 2,
+        "sleep sets reached no verdict on {} variants: {unsettled:?}",
+        unsettled.len()
+    );
 }
