@@ -187,6 +187,19 @@ fn parallel_proof(initial: &Machine, cfg: &EngineConfig, start: Instant) -> Opti
     }
 }
 
+/// Why a search that ran out of distinct states is not a proof.
+pub(super) fn state_budget_spent(max_states: u64) -> String {
+    format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states")
+}
+
+/// Why a search that ran out of time after `states` distinct states is not a proof.
+pub(super) fn time_budget_spent(cfg: &EngineConfig, states: u64) -> String {
+    format!(
+        "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
+        cfg.budget.time.as_secs_f64()
+    )
+}
+
 /// The default bound on distinct states: 32 bytes each in the visited map, so about 250 MB at
 /// most with the map's overhead.
 pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
@@ -354,19 +367,13 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             stack.push(Frame::new(next, fingerprint, sleep));
         }
         if seen.len() as u64 >= max_states {
-            note = Some(format!(
-                "the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"
-            ));
+            note = Some(state_budget_spent(max_states));
             break;
         }
         // The clock is read only now and then: it costs more than a step.
         checked += 1;
         if checked.is_multiple_of(1024) && start.elapsed() >= cfg.budget.time {
-            note = Some(format!(
-                "the time budget ({:.0}s) ran out after {} distinct states, so this is not a proof",
-                cfg.budget.time.as_secs_f64(),
-                seen.len()
-            ));
+            note = Some(time_budget_spent(cfg, seen.len() as u64));
             break;
         }
     }

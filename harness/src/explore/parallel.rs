@@ -194,7 +194,7 @@ fn work(shared: &Shared<'_>) {
                 shared.finish(Proof::OutOfBudget {
                     states,
                     paths: shared.paths.load(Ordering::Relaxed),
-                    why: format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states"),
+                    why: super::native::state_budget_spent(max_states),
                 });
                 return;
             }
@@ -211,10 +211,7 @@ fn work(shared: &Shared<'_>) {
             shared.finish(Proof::OutOfBudget {
                 states,
                 paths: shared.paths.load(Ordering::Relaxed),
-                why: format!(
-                    "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
-                    shared.cfg.budget.time.as_secs_f64()
-                ),
+                why: super::native::time_budget_spent(shared.cfg, states),
             });
             return;
         }

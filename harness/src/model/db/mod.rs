@@ -495,15 +495,15 @@ impl Db {
             self.clock += 1;
         }
         let at = self.clock;
-        let mut wrote = false;
-        for table in &mut self.tables {
+        let mut touched = Vec::new();
+        for (i, table) in self.tables.iter_mut().enumerate() {
             if table.touched_by(conn) {
-                wrote = true;
+                touched.push(i);
                 Arc::make_mut(table).finish(conn, commit, at, others_snapshot);
             }
         }
         if self.flavour == Flavour::Sqlite {
-            self.finish_sqlite(conn, commit && wrote);
+            self.finish_sqlite(conn, commit, &touched);
         }
         self.end_sxact(conn, commit, at);
         if let Some(state) = self.conns.get_mut(&conn) {
@@ -513,19 +513,23 @@ impl Db {
     }
 
     /// SQLite: the write lock goes; a commit that wrote overtakes every other open snapshot; and
-    /// INTEGER PRIMARY KEY goes on from the largest rowid left, as SQLite's does.
-    fn finish_sqlite(&mut self, conn: usize, wrote: bool) {
+    /// in the tables the transaction `touched`, INTEGER PRIMARY KEY goes on from the largest
+    /// rowid left, as SQLite's does (no other table's rows changed).
+    fn finish_sqlite(&mut self, conn: usize, commit: bool, touched: &[usize]) {
         if self.writer == Some(conn) {
             self.writer = None;
         }
-        if wrote {
+        if commit && !touched.is_empty() {
             for (&c, state) in self.conns.iter_mut() {
                 if c != conn && state.snapshot.is_some() {
                     state.overtaken = true;
                 }
             }
         }
-        for table in &mut self.tables {
+        for &i in touched {
+            let Some(table) = self.tables.get_mut(i) else {
+                continue;
+            };
             let Some(auto) = table.schema.auto else {
                 continue;
             };
