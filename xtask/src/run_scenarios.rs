@@ -92,10 +92,11 @@ pub fn run(args: &[String]) -> Result<u8> {
             target.join("release").join("racelab")
         }
     };
+    let scenarios = scenarios.unwrap_or_else(|| root.join("scenarios"));
     let mut cmd = Command::new(&racelab);
     cmd.current_dir(&root)
         .arg("suite")
-        .arg(scenarios.unwrap_or_else(|| root.join("scenarios")))
+        .arg(&scenarios)
         .arg("--out")
         .arg(target.join("racelab"));
     if quick {
@@ -180,7 +181,20 @@ pub fn run(args: &[String]) -> Result<u8> {
                 .map(str::to_string)
         })
         .find(|u| !u.starts_with('!'));
+    // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), beside the
+    // main suite; merged into its summary at the end (skipped rows with the reason when the
+    // guest cannot come up).
+    let nfs_params = xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target);
+    let nfs_scenarios = xtask::nfs::suite::scenarios_in(&scenarios);
+    let nfs_part = (real && nfs && !nfs_scenarios.is_empty())
+        .then(|| xtask::nfs::suite::start(&nfs_params, nfs_scenarios));
     let status = run_child(&mut cmd, real)?;
+    if status.code() == Some(2) {
+        // Bad input: no summary to merge into; stop the guest instead of waiting for it.
+        if let Some(part) = &nfs_part {
+            part.cancel();
+        }
+    }
     // PostgreSQL's isolation suite on the same server, one row per spec merged into the summary,
     // timed against PostgreSQL's own isolationtester in the same run.
     let mut isolation_code = 0;
@@ -223,14 +237,8 @@ pub fn run(args: &[String]) -> Result<u8> {
         .code()
         .map_or(3, |c| u8::try_from(c).unwrap_or(3))
         .max(isolation_code);
-    // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), merged into the summary
-    // (skipped rows with the reason when the guest cannot come up).
-    if real && nfs && signals::pending().is_none() && matches!(code, 0 | 1 | 3) {
-        if let Some(c) = xtask::nfs::suite::run(&xtask::nfs::suite::Params::new(
-            racelab.clone(),
-            root.clone(),
-            &target,
-        ))? {
+    if let Some(part) = nfs_part {
+        if let Some(c) = xtask::nfs::suite::finish(&nfs_params, part)? {
             code = code.max(c);
         }
     }

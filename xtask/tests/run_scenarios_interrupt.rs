@@ -147,6 +147,12 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
         assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status:?}");
         let left = leftovers(&root, None);
         assert!(left.is_empty(), "{sig}: left behind: {left:#?}");
+        // The NFS part runs beside the main suite: its guest must be gone too.
+        let guests = guest_processes();
+        assert!(
+            guests.is_empty(),
+            "{sig}: NFS guest processes left: {guests:?}"
+        );
         let new_temp: Vec<PathBuf> = temp_dirs()
             .into_iter()
             .filter(|p| !before.contains(p))
@@ -156,4 +162,24 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
             "{sig}: temp dirs left behind: {new_temp:?}"
         );
     }
+}
+
+/// Processes of the NFS guest run-scenarios starts beside its main suite (User-mode Linux from
+/// the rig, or qemu booted with the rig's init).
+fn guest_processes() -> Vec<String> {
+    let rig = xtask::nfs::DEFAULT_RIG;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|p| {
+            let exe = std::fs::read_link(p.path().join("exe"))
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            exe.starts_with(&format!("{rig}/uml"))
+                || String::from_utf8_lossy(&cmdline).contains(&format!("racelab_init={rig}/init"))
+        })
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect()
 }

@@ -184,6 +184,17 @@ pub(crate) fn boot_and_run(
     std::fs::write(&rt.cmd, render_cmd(&opts.cwd, &env, &opts.mounts(), argv))
         .map_err(|e| io("writing", &rt.cmd, e))?;
 
+    // The command's output: standard output, or the file run-scenarios reads back later.
+    let mut sink: Box<dyn Write> = match &opts.output {
+        None => Box::new(std::io::stdout()),
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| io("opening", path, e))?,
+        ),
+    };
     let started = Instant::now();
     let mut cmd = Command::new(&machine.program);
     cmd.args(&machine.args)
@@ -249,9 +260,8 @@ pub(crate) fn boot_and_run(
     let mut setup_failed: Option<String> = None;
     let mut status: Option<i32> = None;
     let mut exit_seen_at: Option<Instant> = None;
-    let stdout = std::io::stdout();
     loop {
-        if let Some(sig) = crate::signals::pending() {
+        if let Some(sig) = opts.stop_requested() {
             guest.stop();
             reaper.unguard();
             eprintln!(
@@ -325,10 +335,9 @@ pub(crate) fn boot_and_run(
                         {
                             mounts.push(text.clone());
                         }
-                        let mut out = stdout.lock();
-                        let _ = out.write_all(&bytes);
-                        let _ = out.write_all(b"\n");
-                        let _ = out.flush();
+                        let _ = sink.write_all(&bytes);
+                        let _ = sink.write_all(b"\n");
+                        let _ = sink.flush();
                     }
                     State::Done => keep(&mut console, text),
                 }

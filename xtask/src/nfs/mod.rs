@@ -60,6 +60,8 @@ pub mod suite;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use guest::{Ended, Run};
@@ -142,6 +144,12 @@ pub struct Options {
     pub boot_timeout: Duration,
     /// Guest memory (UML's `mem=`, qemu's `-m`).
     pub memory: String,
+    /// Where the command's output goes: standard output when None, else appended to this file
+    /// (the NFS part of run-scenarios runs beside the main suite and keeps the two apart).
+    pub output: Option<PathBuf>,
+    /// Set by whoever started the run to stop it early, as a SIGTERM would (the main suite of
+    /// run-scenarios found bad input while the guest was running).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Options {
@@ -152,7 +160,20 @@ impl Options {
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             boot_timeout: Duration::from_secs(180),
             memory: "1G".into(),
+            output: None,
+            cancel: None,
         }
+    }
+
+    /// The signal that asks the run to stop: a pending Ctrl-C or SIGTERM, or SIGTERM when the
+    /// run was cancelled.
+    pub fn stop_requested(&self) -> Option<i32> {
+        crate::signals::pending().or_else(|| {
+            self.cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+                .then_some(nix::sys::signal::Signal::SIGTERM as i32)
+        })
     }
 
     /// The directories the command will see (they exist only inside the guest).
@@ -200,7 +221,7 @@ pub fn run_adapted(
     crate::signals::install().map_err(|e| Error::Io(e.to_string()))?;
     let rig = setup::Rig::open(&opts.rig)?;
     let lock = rig.lock()?;
-    if let Some(sig) = crate::signals::pending() {
+    if let Some(sig) = opts.stop_requested() {
         return Ok(Run::interrupted(sig));
     }
     let (files, dirs) = guest::Runtime::paths(&rig.dir);
@@ -213,7 +234,7 @@ pub fn run_adapted(
     let forced = forced_failures()?;
     let mut attempts: Vec<(String, String)> = Vec::new();
     for name in GUESTS {
-        if let Some(sig) = crate::signals::pending() {
+        if let Some(sig) = opts.stop_requested() {
             return Ok(Run::interrupted(sig));
         }
         let machine = match *name {

@@ -1,8 +1,9 @@
 //! The NFS part of `cargo xtask run-scenarios`: the lock scenarios rerun inside the NFS guest on nfs3, nfs4 and two NFSv3 clients, merged into the main summary.
 //!
-//! The main suite (model engines, local filesystems) has already written
-//! `target/racelab/summary.json`. This runs racelab's suite a second time, inside the guest
-//! ([`super::run`]), on the lock scenarios only, with three real targets:
+//! It starts beside the main suite (model engines, local filesystems, databases), in a thread
+//! of its own ([`start`]), and merges into `target/racelab/summary.json` once the main suite has
+//! written it ([`finish`]). It runs racelab's suite a second time, inside the guest
+//! ([`super::run`]), on the lock scenarios only, with four real targets:
 //!
 //! - `nfs3`: the NFSv3 mount, every actor on one client;
 //! - `nfs4`: the NFSv4.2 mount;
@@ -28,6 +29,8 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use reports::{Outcome, RunResult, Summary};
@@ -83,36 +86,110 @@ impl Params {
     }
 }
 
-/// Runs the NFS suite and merges it into the main summary. Returns the exit code the NFS rows
-/// call for (0 met or skipped, 1 an expectation failed, 3 an error), or None when there was
-/// nothing to do (the main summary holds none of the lock scenarios' real rows) or a signal
-/// stopped it.
+/// Runs the NFS suite after the main one and merges it into the main summary. Returns the exit
+/// code the NFS rows call for (0 met or skipped, 1 an expectation failed, 3 an error), or None
+/// when there was nothing to do (the main summary holds none of the lock scenarios' real rows)
+/// or a signal stopped it.
 pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
-    let summary_path = p.summary_dir.join("summary.json");
-    // The main suite stopped before writing its reports (bad input): nothing to add to.
-    if !summary_path.exists() {
+    let Some(summary) = read_summary(p)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&summary_path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", summary_path.display()))?;
-    let mut summary: Summary = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", summary_path.display()))?;
+    };
     let templates = real_variants(&summary.results);
-    if templates.is_empty() {
-        return Ok(None);
-    }
-    let scenarios: Vec<&str> = SCENARIOS
+    let scenarios: Vec<&'static str> = SCENARIOS
         .iter()
         .copied()
         .filter(|s| templates.iter().any(|t| t.scenario == *s))
         .collect();
+    if scenarios.is_empty() {
+        return Ok(None);
+    }
+    finish(p, start(p, scenarios))
+}
+
+/// The NFS part under way in its own thread.
+pub struct Started {
+    scenarios: Vec<&'static str>,
+    since: Instant,
+    log: PathBuf,
+    cancel: Arc<AtomicBool>,
+    guest: std::thread::JoinHandle<Result<(Vec<RunResult>, &'static str), Stop>>,
+}
+
+impl Started {
+    /// Stops the guest early (as Ctrl-C would); [`finish`] then adds nothing.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The lock scenarios a suite over `path` (a directory of `.race` files, or one file) runs: the
+/// ones the NFS part reruns when it starts before the main suite has written its summary.
+pub fn scenarios_in(path: &Path) -> Vec<&'static str> {
+    SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| {
+            if path.is_dir() {
+                path.join(format!("{s}.race")).is_file()
+            } else {
+                path.file_stem().is_some_and(|f| f == *s)
+            }
+        })
+        .collect()
+}
+
+/// Boots the guest and runs its passes in a thread, so the host's own rows run meanwhile: the
+/// guest is one CPU that mostly waits on its own NFS round trips, and running it after the main
+/// suite made it the longest part of CI. The guest's output goes to `out/guest.log`, printed by
+/// [`finish`] as one block.
+pub fn start(p: &Params, scenarios: Vec<&'static str>) -> Started {
+    let log = p.out.join("guest.log");
+    let _ = std::fs::create_dir_all(&p.out);
+    let _ = std::fs::remove_file(&log);
+    let cancel = Arc::new(AtomicBool::new(false));
+    println!(
+        "NFS part started beside the main suite: {} on {} inside a guest (its output: {})",
+        scenarios.join(", "),
+        TARGETS.join(", "),
+        log.display()
+    );
+    let guest = {
+        let (p, scenarios, log, cancel) =
+            (p.clone(), scenarios.clone(), log.clone(), cancel.clone());
+        std::thread::spawn(move || guest_rows(&p, &scenarios, Some(log), Some(cancel)))
+    };
+    Started {
+        scenarios,
+        since: Instant::now(),
+        log,
+        cancel,
+        guest,
+    }
+}
+
+/// Waits for the guest, prints its output, and merges its rows into the main summary (skipped
+/// or error rows, with the reason, for every variant when it could not run).
+pub fn finish(p: &Params, started: Started) -> anyhow::Result<Option<u8>> {
+    let outcome = started
+        .guest
+        .join()
+        .unwrap_or_else(|_| Err(Stop::Error("the NFS part's thread panicked".into())));
     println!(
         "\n== NFS: {} on {} inside a guest (User-mode Linux, else qemu)",
-        scenarios.join(", "),
+        started.scenarios.join(", "),
         TARGETS.join(", ")
     );
-    let t = Instant::now();
-    let rows = match guest_rows(p, &scenarios) {
+    if let Ok(text) = std::fs::read_to_string(&started.log) {
+        print!("{text}");
+    }
+    let Some(mut summary) = read_summary(p)? else {
+        return Ok(None);
+    };
+    let templates = real_variants(&summary.results);
+    if templates.is_empty() {
+        return Ok(None);
+    }
+    let rows = match outcome {
         Ok((mut rows, guest_name)) => {
             if guest_name == "qemu" {
                 let left_out: Vec<RunResult> = templates
@@ -150,7 +227,7 @@ pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
     println!(
         "NFS part: {} rows in {:.0}s",
         rows.len(),
-        t.elapsed().as_secs_f64()
+        started.since.elapsed().as_secs_f64()
     );
     let code = exit_code(&rows);
     summary.results.extend(rows);
@@ -167,6 +244,19 @@ pub fn run(p: &Params) -> anyhow::Result<Option<u8>> {
     Ok(Some(code))
 }
 
+/// The main summary, or None when the main suite stopped before writing it (bad input).
+fn read_summary(p: &Params) -> anyhow::Result<Option<Summary>> {
+    let summary_path = p.summary_dir.join("summary.json");
+    if !summary_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&summary_path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", summary_path.display()))?;
+    let summary = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", summary_path.display()))?;
+    Ok(Some(summary))
+}
+
 enum Stop {
     Signal,
     Skip(String),
@@ -177,6 +267,8 @@ enum Stop {
 fn guest_rows(
     p: &Params,
     scenarios: &[&'static str],
+    output: Option<PathBuf>,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<(Vec<RunResult>, &'static str), Stop> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(Stop::Skip("not root: real NFS needs a guest with nfsd, which `cargo xtask nfs run` sets up only as root; run as root to include nfs3 and nfs4".into()));
@@ -184,6 +276,8 @@ fn guest_rows(
     let mut opts = Options::new();
     opts.rig.clone_from(&p.rig);
     opts.cwd.clone_from(&p.root);
+    opts.output = output;
+    opts.cancel = cancel;
     let m = opts.mounts();
     let dirs_of = |target: &str| -> String {
         let dirs = match target {
@@ -512,6 +606,14 @@ mod tests {
             p[1].targets,
             [("nfs3x2", None), ("nfs4x2", Some(QEMU_TWO_CLIENTS))]
         );
+    }
+
+    #[test]
+    fn the_part_started_before_the_main_suite_reruns_the_lock_scenarios_it_will_run() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        assert_eq!(scenarios_in(&dir), SCENARIOS);
+        assert_eq!(scenarios_in(&dir.join("flufl-lock.race")), ["flufl-lock"]);
+        assert!(scenarios_in(&dir.join("patchwork-series.race")).is_empty());
     }
 
     #[test]
