@@ -17,6 +17,9 @@ use reports::Trace;
 pub struct GateArgs {
     /// Where runs are made (`gate:DIR`; default the temp dir).
     pub base: PathBuf,
+    /// `gate:DIR,DIR2,...`: the same directory through other clients (two NFS mounts of one
+    /// export); actors alternate between them.
+    pub clients: Vec<PathBuf>,
     pub tick_ms: u64,
     pub step_timeout: Duration,
 }
@@ -33,16 +36,18 @@ impl GateArgs {
         } else {
             backend.strip_prefix("gate:")
         }?;
-        let base = if rest.is_empty() {
-            std::env::temp_dir()
+        let mut dirs: Vec<PathBuf> = if rest.is_empty() {
+            vec![std::env::temp_dir()]
         } else {
-            PathBuf::from(rest)
+            rest.split(',').map(PathBuf::from).collect()
         };
-        if !base.is_dir() {
-            return Some(Err(format!("--backend gate:{}: not a directory; give an existing directory on the filesystem to test", base.display())));
+        if let Some(d) = dirs.iter().find(|d| !d.is_dir()) {
+            return Some(Err(format!("--backend gate:{rest}: {} is not a directory; give an existing directory on the filesystem to test (or DIR,DIR2 for one directory through two clients)", d.display())));
         }
+        let base = dirs.remove(0);
         Some(Ok(GateArgs {
             base,
+            clients: dirs,
             tick_ms,
             step_timeout: Duration::from_secs_f64(step_timeout_s.max(0.1)),
         }))
@@ -50,6 +55,7 @@ impl GateArgs {
 
     fn options(&self, file: &Path) -> Result<GateOptions, String> {
         let mut opts = GateOptions::new(file, &self.base)?;
+        opts.clients.clone_from(&self.clients);
         opts.tick_ns = self.tick_ms * 1_000_000;
         opts.step_timeout = self.step_timeout;
         Ok(opts)

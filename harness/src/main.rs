@@ -54,7 +54,8 @@ enum Command {
         engine: Option<String>,
         /// `model` (the default), or `gate[:DIR]`: the scenario's real program (`gate "..."`),
         /// its file-system calls under racelab's schedules, in fresh directories under DIR (the
-        /// temp dir by default). Budgets then count real executions.
+        /// temp dir by default). Budgets then count real executions. `gate:DIR,DIR2`: one
+        /// directory through two clients (two NFS mounts of one export), actors alternating.
         #[arg(long, default_value = "model")]
         backend: String,
         /// The gate: wake-ups fall on ticks of this many milliseconds (0: exact).
@@ -107,8 +108,8 @@ enum Command {
         /// The replay token printed by `racelab explore`.
         token: String,
         /// Where to replay: `model`, or `fs:DIR` (real syscalls in a fresh directory under DIR,
-        /// checked step by step against the model), or `gate[:DIR]` for a token found through
-        /// the gate.
+        /// checked step by step against the model), or `gate[:DIR]` (or `gate:DIR,DIR2`, one
+        /// directory through two clients) for a token found through the gate.
         #[arg(long, default_value = "model")]
         backend: String,
         /// The gate: a process that makes no gated call for this many seconds is hung.
@@ -232,9 +233,14 @@ enum Command {
         #[arg(long = "db")]
         db: Vec<String>,
         /// Also run every variant that names a real program (`gate "..."`) through the gate, in
-        /// a real directory: `NAME=DIR`. Repeatable. `NAME=!reason` lists it as skipped.
+        /// a real directory: `NAME=DIR`, or `NAME=DIR,DIR2` for one directory seen through two
+        /// clients (NFS mounts), actors alternating between them. Repeatable. `NAME=!reason`
+        /// lists it as skipped.
         #[arg(long = "gate")]
         gate: Vec<String>,
+        /// Real executions per gated variant and strategy (default: 150 with --quick, else 600).
+        #[arg(long)]
+        gate_executions: Option<u64>,
         /// Run only shard I of N (`--shard 1/2`): the variants whose position in the suite is
         /// I-1 modulo N, with every engine and backend; `racelab merge` combines the shards.
         #[arg(long, value_parser = racelab::shard::parse)]
@@ -416,6 +422,7 @@ fn main() -> ExitCode {
             gate,
             replays,
             stress_runs,
+            gate_executions,
             shard,
         } => suite_cmd(
             &paths,
@@ -423,7 +430,7 @@ fn main() -> ExitCode {
             quick,
             &engines,
             (&real, &db, &gate),
-            (replays, stress_runs),
+            (replays, stress_runs, gate_executions),
             shard,
             &out,
         ),
@@ -1296,7 +1303,7 @@ fn suite_cmd(
     quick: bool,
     engines: &[String],
     (real, db, gate): (&[String], &[String], &[String]),
-    counts: (Option<u32>, Option<u64>),
+    counts: (Option<u32>, Option<u64>, Option<u64>),
     shard: Option<reports::Shard>,
     out: &Output,
 ) -> u8 {
@@ -1307,17 +1314,20 @@ fn suite_cmd(
                 gate_targets.push(racelab::gate::report::GateTarget {
                     name: name.to_string(),
                     dir: Err(reason[1..].to_string()),
+                    clients: Vec::new(),
                 })
             }
-            Some((name, d)) if !name.is_empty() && Path::new(d).is_dir() => {
+            Some((name, d)) if !name.is_empty() && d.split(',').all(|d| Path::new(d).is_dir()) => {
+                let mut dirs = d.split(',').map(PathBuf::from);
                 gate_targets.push(racelab::gate::report::GateTarget {
                     name: name.to_string(),
-                    dir: Ok(PathBuf::from(d)),
+                    dir: Ok(dirs.next().unwrap_or_default()),
+                    clients: dirs.collect(),
                 })
             }
             _ => {
                 eprint_error(format_args!(
-                    "--gate {g}: expected NAME=DIR with an existing directory (or NAME=!reason)"
+                    "--gate {g}: expected NAME=DIR (or NAME=DIR,DIR2: one directory through two clients) with existing directories, or NAME=!reason"
                 ));
                 return BAD_INPUT;
             }
@@ -1493,7 +1503,7 @@ fn suite_cmd(
         if !gate_targets.is_empty() && racelab::backend::cancel::requested().is_none() {
             racelab::backend::cancel::install();
             // Each execution starts real processes (a fraction of a second): budgets in executions.
-            let budget = if quick {
+            let mut budget = if quick {
                 racelab::gate::explore::GateBudget {
                     executions: 150,
                     seconds: 75.0,
@@ -1504,6 +1514,12 @@ fn suite_cmd(
                     seconds: 300.0,
                 }
             };
+            if let Some(n) = counts.2 {
+                // An explicit count is the budget: time is no longer the limit (a guest's
+                // executions are several times slower than the host's).
+                budget.executions = n.max(1);
+                budget.seconds = 86_400.0;
+            }
             let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
                 .iter()
                 .filter_map(|(stem, sc)| {

@@ -147,12 +147,17 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
     // The gate: the scenarios' real programs (flufl.lock under its driver) in a temp directory,
     // their Python packages in the venv `cargo xtask venv` makes.
+    let venv = if real {
+        xtask::venv::ensure(&target)
+    } else {
+        Err("no real runs".into())
+    };
     if real {
         let dir = temp
             .as_ref()
             .map(|d| d.path().display().to_string())
             .unwrap_or_default();
-        match xtask::venv::ensure(&target) {
+        match &venv {
             Ok(venv) => {
                 cmd.env("RACELAB_VENV", venv);
                 cmd.arg(format!("--gate=tempdir={dir}"));

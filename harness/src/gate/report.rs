@@ -145,6 +145,9 @@ pub fn explore_row(
 pub struct GateTarget {
     pub name: String,
     pub dir: Result<std::path::PathBuf, String>,
+    /// The same directory through other clients (`--gate NAME=DIR,DIR2`): see
+    /// [`GateOptions::clients`].
+    pub clients: Vec<std::path::PathBuf>,
 }
 
 /// Rows for every variant with a `gate` command, on every target: gate-random exploration of
@@ -170,7 +173,8 @@ pub fn suite_rows(
                         r
                     }
                     Ok(dir) => match GateOptions::new(file, dir) {
-                        Ok(opts) => {
+                        Ok(mut opts) => {
+                            opts.clients.clone_from(&t.clients);
                             let mut r = explore_row(
                                 stem,
                                 prog,

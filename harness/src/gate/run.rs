@@ -28,6 +28,11 @@ pub struct GateOptions {
     pub scenario_dir: PathBuf,
     /// The directory each run's root is made in (on the filesystem under test).
     pub base: PathBuf,
+    /// The same directory as `base` seen through other clients (two NFS mounts of one export,
+    /// each with its own attribute cache). Actor `i` runs on client `i % (1 + clients.len())`:
+    /// the first on `base`, the next on `clients[0]`, and so on. The invariants read the files
+    /// through `base`.
+    pub clients: Vec<PathBuf>,
     /// A process that makes no gated call for this long (wall time) is hung: killed, reported.
     pub step_timeout: Duration,
     /// The step bound; beyond it the run is a livelock.
@@ -62,6 +67,7 @@ impl GateOptions {
             racelab,
             scenario_dir,
             base: base.to_path_buf(),
+            clients: Vec::new(),
             step_timeout: Duration::from_secs(20),
             max_steps: 5_000,
             seed: 1,
@@ -219,6 +225,29 @@ impl Drop for Watchdog {
     }
 }
 
+/// Each client's path of the run's root: `root` itself first, then the same directory through
+/// every other client in [`GateOptions::clients`] (it was made through the first one).
+fn client_roots(opts: &GateOptions, run: &Path, root: &Path) -> Result<Vec<PathBuf>, GateError> {
+    let mut roots = vec![root.to_path_buf()];
+    let rel = run
+        .strip_prefix(&opts.base)
+        .map_err(|_| format!("{} is not under {}", run.display(), opts.base.display()))?
+        .join("root");
+    for client in &opts.clients {
+        let theirs = client.join(&rel);
+        // Another client may not see the new directory until its cache of the parent expires;
+        // a lookup by name asks the server.
+        let theirs = theirs.canonicalize().map_err(|e| {
+            format!(
+                "{} (the run's root through another client): {e}",
+                theirs.display()
+            )
+        })?;
+        roots.push(theirs);
+    }
+    Ok(roots)
+}
+
 /// The real files an invariant reads: the root, plus racelab's conventions for sections and
 /// logs (docs/language.md, "The gate").
 struct GateWorld<'a> {
@@ -326,17 +355,12 @@ pub fn execute(
     let root = root
         .canonicalize()
         .map_err(|e| format!("{}: {e}", root.display()))?;
+    let roots = client_roots(opts, run.path(), &root)?;
 
     let mut procs = Vec::new();
     for (i, a) in prog.actors.iter().enumerate() {
-        let argv = expand_command(
-            command,
-            &root,
-            &a.name,
-            i,
-            &opts.scenario_dir,
-            &opts.racelab,
-        );
+        let root = &roots[i % roots.len()];
+        let argv = expand_command(command, root, &a.name, i, &opts.scenario_dir, &opts.racelab);
         let env = vec![
             ("RACELAB_ROOT".to_string(), root.display().to_string()),
             ("RACELAB_ACTOR".to_string(), a.name.to_string()),
@@ -357,7 +381,7 @@ pub fn execute(
             &argv,
             &env,
             &opts.scenario_dir,
-            &root,
+            root,
             &logs,
             opts.seed
                 .wrapping_mul(0x100_0000_01B3)

@@ -408,3 +408,86 @@ fn the_real_linklock_holds_through_the_gate_with_a_crash_and_breaks_with_a_long_
     let (prog, _, _) = linklock("flufl-lock-10");
     assert!(prog.gate.is_none());
 }
+
+const CLIENTS: &str = r#"
+scenario clients {
+  gate "sh $SCENARIO_DIR/where.sh $INDEX"
+  actor p x 2 {
+    write("/f", "x")
+  }
+  expect holds
+}
+"#;
+
+/// Says where the process runs (outside the run's root: not a step), then writes a file under it.
+const WHERE: &str =
+    "echo \"$RACELAB_ROOT\" > \"$RACELAB_ROOT/../../where-$1\"\necho x > \"$RACELAB_ROOT/f\"\n";
+
+/// Unmounts a bind mount when dropped, however the test ends.
+struct BindMount(PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn actors_alternate_between_clients_and_each_clients_calls_are_steps() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: a second client of one directory is a bind mount here, which needs root (CI runs as root; the NFS guest uses two real NFS clients)");
+        return;
+    }
+    let (dir, progs, mut opts) = setup(CLIENTS, &[("where.sh", WHERE)]);
+    // The same directory through a second path the kernel does not resolve back to the first,
+    // as a second NFS mount of one export is.
+    let other = tempfile::tempdir().expect("a mount point");
+    nix::mount::mount(
+        Some(dir.path()),
+        other.path(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .expect("bind mount");
+    let _mounted = BindMount(other.path().to_path_buf());
+    opts.clients = vec![other.path().to_path_buf()];
+    let exec = execute(&progs[0], &opts, &mut Lowest).expect("the run works");
+    let root_of = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("where-{i}")))
+            .unwrap_or_else(|e| panic!("actor {i} said where it ran: {e}"))
+    };
+    let (first, second) = (root_of(0), root_of(1));
+    assert!(
+        first.starts_with(
+            &dir.path()
+                .canonicalize()
+                .expect("canonical")
+                .display()
+                .to_string()
+        ),
+        "{first}"
+    );
+    assert!(
+        second.starts_with(
+            &other
+                .path()
+                .canonicalize()
+                .expect("canonical")
+                .display()
+                .to_string()
+        ),
+        "{second}"
+    );
+    // Each actor's write under its own client's root was a step of the schedule.
+    for actor in [0, 1] {
+        assert!(
+            exec.trace
+                .iter()
+                .any(|s| s.actor == Some(actor) && s.operation.contains("(f)")),
+            "actor {actor} made no step: {:#?}",
+            exec.trace
+        );
+    }
+    assert!(processes_mentioning(dir.path()).is_empty());
+}

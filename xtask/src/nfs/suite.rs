@@ -72,6 +72,9 @@ pub struct Params {
     pub out: PathBuf,
     /// The rig (`cargo xtask nfs run --rig`).
     pub rig: PathBuf,
+    /// The Python venv with flufl.lock (`cargo xtask venv`) for the gated runs, or why there is
+    /// none (the gate rows are then skipped, saying so).
+    pub venv: Result<PathBuf, String>,
 }
 
 impl Params {
@@ -82,6 +85,7 @@ impl Params {
             summary_dir: target.join("racelab"),
             out: target.join("racelab-nfs"),
             rig: PathBuf::from(super::DEFAULT_RIG),
+            venv: Err("no venv for the gated runs (cargo xtask venv)".into()),
         }
     }
 }
@@ -211,6 +215,8 @@ pub fn finish(p: &Params, started: Started) -> anyhow::Result<Option<u8>> {
                                 .map(|n| marked(t, n, Outcome::Skipped, QEMU_TWO_CLIENTS))
                         }),
                 );
+            } else if let Err(why) = &p.venv {
+                rows.extend(gate_rows_not_run(&templates, Outcome::Skipped, why));
             }
             rows
         }
@@ -326,12 +332,42 @@ fn guest_rows(
             let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
             script.push_str(&format!("{} || status=$?\n", line.join(" ")));
         }
+        for run in gate_runs(guest, scenarios, &p.venv) {
+            let Ok(venv) = &p.venv else { continue };
+            let file = p
+                .root
+                .join("scenarios")
+                .join(format!("{}.race", run.scenario));
+            let argv: Vec<String> = vec![
+                p.racelab.display().to_string(),
+                "explore".into(),
+                file.display().to_string(),
+                "--variant".into(),
+                run.variant.into(),
+                "--backend".into(),
+                format!("gate:{}", dirs_of(run.target)),
+                "--schedules".into(),
+                GATE_EXECUTIONS.into(),
+                "--seconds".into(),
+                "900".into(),
+                "--json".into(),
+            ];
+            let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+            script.push_str(&format!(
+                "RACELAB_VENV={} {} > {} || status=$?\n",
+                shell_quote(&venv.display().to_string()),
+                line.join(" "),
+                shell_quote(&gate_json(p, &run).display().to_string())
+            ));
+        }
         script.push_str("exit $status\n");
         vec!["sh".into(), "-c".into(), script.into()]
     };
     for pass in ["one-client", "two-clients", "two-clients-flufl"] {
         let _ = std::fs::remove_file(p.out.join(pass).join("summary.json"));
     }
+    let _ = std::fs::remove_dir_all(p.out.join("gate"));
+    let _ = std::fs::create_dir_all(p.out.join("gate"));
     let run = match super::run_adapted(&opts, &command_for) {
         Ok(run) => run,
         // A guest that should boot on every x86_64 host and did not is an error, not a skip.
@@ -364,6 +400,22 @@ fn guest_rows(
                 .into_iter()
                 .filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))),
         );
+    }
+    for g in gate_runs(run.guest_name, scenarios, &p.venv) {
+        match gate_row(p, &g, status) {
+            Ok(row) => rows.push(row),
+            Err(why) => {
+                println!(
+                    "NFS gate run {}/{} on {}: {why}",
+                    g.scenario, g.variant, g.target
+                );
+                rows.extend(
+                    gate_rows_not_run(&rows.clone(), Outcome::Error, &why)
+                        .into_iter()
+                        .filter(|r| r.backend == format!("gate:{}", g.target)),
+                );
+            }
+        }
     }
     for r in &mut rows {
         r.env.get_or_insert_with(Default::default).server_version =
@@ -459,6 +511,91 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
     out
 }
 
+/// Real executions of the gated flufl.lock on two clients: the crash race took 45 executions to
+/// its first failure on both nfs4x2 and nfs3x2 (66 on the host's ext4), 1.4-2.3 s each in the
+/// guest; a third of this budget is margin.
+const GATE_EXECUTIONS: &str = "150";
+
+/// One gated exploration in the guest: the real flufl.lock 10.0.0 processes alternating between
+/// two NFS clients under racelab's schedules (gate-random), on the variant whose race the NFS
+/// reports are about: a holder that crashes, and the others breaking its lock.
+#[derive(Debug, Clone, PartialEq)]
+struct GateRun {
+    scenario: &'static str,
+    variant: &'static str,
+    target: &'static str,
+}
+
+/// The gated runs for this guest: flufl-lock's crash on both two-client targets, when
+/// flufl-lock is among the scenarios, the guest is User-mode Linux (on the qemu fallback a gated
+/// execution is about ten times slower: skipped, saying so) and there is a venv.
+fn gate_runs(
+    guest: &str,
+    scenarios: &[&'static str],
+    venv: &Result<PathBuf, String>,
+) -> Vec<GateRun> {
+    if guest == "qemu" || venv.is_err() || !scenarios.contains(&"flufl-lock") {
+        return Vec::new();
+    }
+    ["nfs4x2", "nfs3x2"]
+        .map(|target| GateRun {
+            scenario: "flufl-lock",
+            variant: "crash",
+            target,
+        })
+        .to_vec()
+}
+
+/// Where the guest writes a gated run's rows (`racelab explore --json`).
+fn gate_json(p: &Params, run: &GateRun) -> PathBuf {
+    p.out.join("gate").join(format!(
+        "{}-{}-{}.json",
+        run.scenario, run.variant, run.target
+    ))
+}
+
+/// The row of a gated run, named after its target (`gate:nfs4x2`), or why the guest left none.
+fn gate_row(p: &Params, run: &GateRun, status: i32) -> Result<RunResult, String> {
+    let path = gate_json(p, run);
+    let rows = std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<Vec<RunResult>>(&t).map_err(|e| e.to_string()));
+    match rows {
+        Ok(rows) if rows.len() == 1 => {
+            let mut row = rows.into_iter().next().expect("one row");
+            row.backend = format!("gate:{}", run.target);
+            Ok(row)
+        }
+        Ok(rows) => Err(format!(
+            "{} rows in {} instead of one",
+            rows.len(),
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "the gated run in the guest (exit {status}) left no rows in {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Rows for the gated runs that did not happen, with the reason, one per run the guest would
+/// have made, from the variant's forced-replay row (its expectation).
+fn gate_rows_not_run(templates: &[RunResult], outcome: Outcome, why: &str) -> Vec<RunResult> {
+    let any_venv = Ok(PathBuf::new());
+    gate_runs("uml", SCENARIOS, &any_venv)
+        .iter()
+        .filter_map(|g| {
+            let t = templates
+                .iter()
+                .find(|t| t.scenario == g.scenario && t.variant == g.variant)?;
+            let mut row = marked(t, g.target, outcome, why);
+            row.engine = "gate-random".into();
+            row.backend = format!("gate:{}", g.target);
+            Some(row)
+        })
+        .collect()
+}
+
 /// `s` as one word for `sh`.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -504,10 +641,12 @@ fn real_variants(rows: &[RunResult]) -> Vec<RunResult> {
 
 /// A row per variant and target that did not run, with the reason.
 fn rows_for_all(templates: &[RunResult], outcome: Outcome, why: &str) -> Vec<RunResult> {
-    templates
+    let mut rows: Vec<RunResult> = templates
         .iter()
         .flat_map(|t| TARGETS.iter().map(move |n| marked(t, n, outcome, why)))
-        .collect()
+        .collect();
+    rows.extend(gate_rows_not_run(templates, outcome, why));
+    rows
 }
 
 /// A row for `target` that did not run: the template's scenario, variant and expectation.
@@ -614,6 +753,33 @@ mod tests {
         assert_eq!(scenarios_in(&dir), SCENARIOS);
         assert_eq!(scenarios_in(&dir.join("flufl-lock.race")), ["flufl-lock"]);
         assert!(scenarios_in(&dir.join("patchwork-series.race")).is_empty());
+    }
+
+    #[test]
+    fn the_gated_flufl_lock_runs_on_both_two_client_targets_only_where_it_can() {
+        let venv = Ok(PathBuf::from("/venv"));
+        let runs = gate_runs("uml", SCENARIOS, &venv);
+        let targets: Vec<&str> = runs.iter().map(|r| r.target).collect();
+        assert_eq!(targets, ["nfs4x2", "nfs3x2"]);
+        assert!(runs
+            .iter()
+            .all(|r| (r.scenario, r.variant) == ("flufl-lock", "crash")));
+        assert!(gate_runs("qemu", SCENARIOS, &venv).is_empty());
+        assert!(gate_runs("uml", &["mailman-lockfile"], &venv).is_empty());
+        assert!(gate_runs("uml", SCENARIOS, &Err("no venv".into())).is_empty());
+        // When they cannot run, their rows are there anyway, skipped with the reason.
+        let rows = rows_for_all(
+            &[row("flufl-lock", "crash", "fs:tempdir")],
+            Outcome::Skipped,
+            "no guest",
+        );
+        let gate: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.engine == "gate-random")
+            .map(|r| r.backend.as_str())
+            .collect();
+        assert_eq!(gate, ["gate:nfs4x2", "gate:nfs3x2"]);
+        assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped && !r.met));
     }
 
     #[test]
