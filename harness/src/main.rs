@@ -238,9 +238,6 @@ enum Command {
         /// lists it as skipped.
         #[arg(long = "gate")]
         gate: Vec<String>,
-        /// Real executions per gated variant and strategy (default: 150 with --quick, else 600).
-        #[arg(long)]
-        gate_executions: Option<u64>,
         /// Run only shard I of N (`--shard 1/2`): the variants whose position in the suite is
         /// I-1 modulo N, with every engine and backend; `racelab merge` combines the shards.
         #[arg(long, value_parser = racelab::shard::parse)]
@@ -422,7 +419,6 @@ fn main() -> ExitCode {
             gate,
             replays,
             stress_runs,
-            gate_executions,
             shard,
         } => suite_cmd(
             &paths,
@@ -430,7 +426,7 @@ fn main() -> ExitCode {
             quick,
             &engines,
             (&real, &db, &gate),
-            (replays, stress_runs, gate_executions),
+            (replays, stress_runs),
             shard,
             &out,
         ),
@@ -1303,7 +1299,7 @@ fn suite_cmd(
     quick: bool,
     engines: &[String],
     (real, db, gate): (&[String], &[String], &[String]),
-    counts: (Option<u32>, Option<u64>, Option<u64>),
+    counts: (Option<u32>, Option<u64>),
     shard: Option<reports::Shard>,
     out: &Output,
 ) -> u8 {
@@ -1503,7 +1499,7 @@ fn suite_cmd(
         if !gate_targets.is_empty() && racelab::backend::cancel::requested().is_none() {
             racelab::backend::cancel::install();
             // Each execution starts real processes (a fraction of a second): budgets in executions.
-            let mut budget = if quick {
+            let budget = if quick {
                 racelab::gate::explore::GateBudget {
                     executions: 150,
                     seconds: 75.0,
@@ -1514,12 +1510,6 @@ fn suite_cmd(
                     seconds: 300.0,
                 }
             };
-            if let Some(n) = counts.2 {
-                // An explicit count is the budget: time is no longer the limit (a guest's
-                // executions are several times slower than the host's).
-                budget.executions = n.max(1);
-                budget.seconds = 86_400.0;
-            }
             let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
                 .iter()
                 .filter_map(|(stem, sc)| {
