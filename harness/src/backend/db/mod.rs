@@ -465,6 +465,9 @@ const BLOCKED_POLL: Duration = Duration::from_millis(10);
 /// How long the server may take to forget a closed connection.
 const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
+/// How long a nonzero connection count must hold before racelab reports it.
+const SETTLE: Duration = Duration::from_millis(50);
+
 /// The scenario's world with a real database: files in the model filesystem, SQL on real
 /// connections, one per actor.
 pub struct RealDbWorld {
@@ -683,12 +686,28 @@ impl Filesystem for RealDbWorld {
         }
     }
     fn observe_connections(&self, db: &str) -> Option<Result<i64, String>> {
-        Some(
-            self.monitor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .connections(db),
-        )
+        let mut monitor = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        // A session that is going away can linger in the server's list for a moment after
+        // racelab saw its own id leave it (seen once on MariaDB on a machine loaded 5x over):
+        // a count above zero is read again until it has held for SETTLE, so a closing session
+        // is not counted and a leaked one, which stays, still is.
+        let mut n = match monitor.connections(db) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let (started, mut since) = (Instant::now(), Instant::now());
+        while n > 0 && since.elapsed() < SETTLE && started.elapsed() < CLOSE_LIMIT {
+            std::thread::sleep(Duration::from_millis(5));
+            match monitor.connections(db) {
+                Ok(m) if m == n => {}
+                Ok(m) => {
+                    n = m;
+                    since = Instant::now();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(n))
     }
     fn disconnect(&mut self, actor: usize) {
         let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else {
