@@ -4,9 +4,12 @@
 //! filesystem) and criterion's HTML (`target/bench-locks/criterion/report/index.html`).
 //!
 //! Filesystems: a temp dir always; as root also the matrix of [`xtask::fs_matrix`] (tmpfs, ext4,
-//! xfs, btrfs, overlayfs), torn down after. NFS is not part of the matrix yet, so it is listed as
-//! not measured. CI does not run this task (about 10 minutes on the full matrix); `--quick`
-//! (temp dir, contention 1 and 4, about 2 minutes) is for a quick look.
+//! xfs, btrfs, overlayfs), torn down after, and NFS: the same benchmark binary runs inside the
+//! NFS guest (`cargo xtask nfs run`) on its nfs3 and nfs4 mounts, each strategy against its floor
+//! measured there (a guest's system calls cost more than the host's: only the guest's own floor
+//! is a fair yardstick). CI does not run this task (about 10 minutes on the full matrix);
+//! `--quick` (temp dir, contention 1 and 4, about 2 minutes; `--nfs` adds NFS) is for a quick
+//! look.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,6 +38,7 @@ struct Waits {
 pub fn run(args: &[String]) -> Result<u8> {
     let mut quick = false;
     let mut matrix_wanted = true;
+    let mut nfs_wanted: Option<bool> = None;
     for a in args {
         match a.as_str() {
             "--quick" => {
@@ -42,9 +46,12 @@ pub fn run(args: &[String]) -> Result<u8> {
                 matrix_wanted = false;
             }
             "--no-matrix" => matrix_wanted = false,
-            other => bail!("unknown option `{other}` for bench-locks; options: --quick (temp dir, contention 1 and 4), --no-matrix"),
+            "--nfs" => nfs_wanted = Some(true),
+            "--no-nfs" => nfs_wanted = Some(false),
+            other => bail!("unknown option `{other}` for bench-locks; options: --quick (temp dir, contention 1 and 4), --no-matrix, --nfs / --no-nfs (nfs3 and nfs4 in the NFS guest; on by default without --quick)"),
         }
     }
+    let nfs_wanted = nfs_wanted.unwrap_or(!quick);
     let root = crate::root();
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
@@ -64,8 +71,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         .tempdir()
         .context("creating a temp dir to benchmark in (set TMPDIR)")?;
     let mut dirs = vec![("tempdir".to_string(), temp.path().to_path_buf())];
-    let mut notes =
-        vec!["nfs3, nfs4: not measured (no NFS server in the filesystem matrix yet)".to_string()];
+    let mut notes = Vec::new();
     let mut matrix = None;
     if matrix_wanted {
         if nix::unistd::Uid::effective().is_root() {
@@ -115,6 +121,20 @@ pub fn run(args: &[String]) -> Result<u8> {
         .context("running cargo bench")?;
     // flufl.lock is measured on the temp dir before the matrix goes down.
     let flufl = flufl_ratio(&root, &target, temp.path());
+    let mut nfs_fss = Vec::new();
+    if !nfs_wanted {
+        notes.push("nfs3, nfs4: not measured (--quick without --nfs, or --no-nfs)".into());
+    } else if xtask::signals::pending().is_none() {
+        match bench_on_nfs(&root, &out, quick) {
+            Ok(guest) => {
+                notes.push(format!(
+                    "nfs3, nfs4: measured inside the NFS guest, {guest}"
+                ));
+                nfs_fss = vec!["nfs3".to_string(), "nfs4".to_string()];
+            }
+            Err(why) => notes.push(format!("nfs3, nfs4: not measured: {why}")),
+        }
+    }
     if let Some(m) = matrix {
         let report = m
             .down()
@@ -132,7 +152,8 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
 
     let cells = collect(&out)?;
-    let fss: Vec<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
+    let mut fss: Vec<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
+    fss.extend(nfs_fss);
     let md = render_markdown(&fss, &cells, &flufl, &notes);
     std::fs::write(out.join("report.md"), &md)
         .with_context(|| format!("writing {}", out.join("report.md").display()))?;
@@ -161,12 +182,70 @@ pub fn run(args: &[String]) -> Result<u8> {
     Ok(0)
 }
 
+/// Runs the lock benchmark inside the NFS guest on its nfs3 and nfs4 mounts (criterion's results
+/// beside the host's, the wait percentiles in `raw-nfs/`). Returns which guest ran it.
+fn bench_on_nfs(root: &Path, out: &Path, quick: bool) -> Result<String, String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err("not root (the NFS guest needs root)".into());
+    }
+    let exe = bench_executable(root)?;
+    let raw = out.join("raw-nfs");
+    let _ = std::fs::remove_dir_all(&raw);
+    let script = format!(
+        "RACELAB_BENCH_LOCKS_DIRS=nfs3=$RACELAB_NFS3,nfs4=$RACELAB_NFS4 RACELAB_BENCH_LOCKS_QUICK={} RACELAB_BENCH_LOCKS_OUT='{}' CRITERION_HOME='{}' '{}' --bench",
+        if quick { 1 } else { 0 },
+        raw.display(),
+        out.join("criterion").display(),
+        exe.display()
+    );
+    let mut opts = xtask::nfs::Options::new();
+    opts.cwd = root.to_path_buf();
+    println!("benchmarking locks on nfs3 and nfs4 inside the NFS guest");
+    let run = xtask::nfs::run_adapted(&opts, &|_| {
+        vec!["sh".into(), "-c".into(), script.clone().into()]
+    })
+    .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+    match run.ended {
+        xtask::nfs::Ended::Exited(0) => Ok(run.guest),
+        xtask::nfs::Ended::Exited(n) => {
+            Err(format!("the benchmark exited with {n} in {}", run.guest))
+        }
+        xtask::nfs::Ended::Interrupted(sig) => {
+            Err(format!("interrupted by {}", xtask::signals::name(sig)))
+        }
+    }
+}
+
+/// The lock benchmark's binary (built now if it is not), to run inside the guest.
+fn bench_executable(root: &Path) -> Result<PathBuf, String> {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "bench",
+            "--no-run",
+            "--quiet",
+            "--message-format=json",
+            "--package",
+            "harness",
+            "--bench",
+            "locks",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("running cargo bench --no-run: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "locks")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo bench --no-run named no `locks` executable".into())
+}
+
 /// Key: (fs, strategy, mode "floor" | "threads" | "procs", owners).
 type Cells = BTreeMap<(String, String, String, usize), Cell>;
 
 fn collect(out: &Path) -> Result<Cells> {
     let waits_path = out.join("raw/waits.json");
-    let waits: BTreeMap<String, Waits> = match std::fs::read(&waits_path) {
+    let mut waits: BTreeMap<String, Waits> = match std::fs::read(&waits_path) {
         Ok(b) => serde_json::from_slice(&b)
             .with_context(|| format!("parsing {}", waits_path.display()))?,
         Err(e) => bail!(
@@ -174,6 +253,13 @@ fn collect(out: &Path) -> Result<Cells> {
             waits_path.display()
         ),
     };
+    // The guest's run, when there was one, wrote its own.
+    let nfs_waits = out.join("raw-nfs/waits.json");
+    if let Ok(b) = std::fs::read(&nfs_waits) {
+        let more: BTreeMap<String, Waits> = serde_json::from_slice(&b)
+            .with_context(|| format!("parsing {}", nfs_waits.display()))?;
+        waits.extend(more);
+    }
     let mut cells = Cells::new();
     let crit = out.join("criterion");
     let groups = std::fs::read_dir(&crit)

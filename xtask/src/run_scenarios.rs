@@ -189,7 +189,8 @@ pub fn run(args: &[String]) -> Result<u8> {
     // NFS: the lock scenarios again, inside a guest (User-mode Linux, else qemu), beside the
     // main suite; merged into its summary at the end (skipped rows with the reason when the
     // guest cannot come up).
-    let nfs_params = xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target);
+    let mut nfs_params = xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target);
+    nfs_params.venv = venv;
     let nfs_scenarios = xtask::nfs::suite::scenarios_in(&scenarios);
     let nfs_part = (real && nfs && !nfs_scenarios.is_empty())
         .then(|| xtask::nfs::suite::start(&nfs_params, nfs_scenarios));
