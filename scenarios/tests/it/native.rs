@@ -3,10 +3,13 @@
 //! from native-dfs, -random or -pct replays with actors as shuttle tasks, and a token from
 //! shuttle or loom replays on the machine stepped directly.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use racelab::explore::{explore, shuttle_engine, Budget, EngineConfig, EngineKind, Found};
+use racelab::explore::{
+    explore, shuttle_engine, Budget, EngineConfig, EngineKind, Exploration, Found,
+};
 use racelab::ir::{Expected, Program};
 use racelab::model::Machine;
 use racelab::suite;
@@ -41,13 +44,30 @@ fn dfs_config() -> EngineConfig {
     .max_states(300_000)
 }
 
+/// Plain DFS of a variant within [`dfs_config`], computed once for the tests that need it (they
+/// run at the same time; the second to ask waits for the first's result instead of searching
+/// the same states again).
+fn plain_dfs(stem: &str, prog: &Arc<Program>) -> Exploration {
+    type Cache = Mutex<HashMap<(String, String), Arc<OnceLock<Exploration>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cell = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((stem.to_string(), prog.variant.to_string()))
+        .or_default()
+        .clone();
+    cell.get_or_init(|| explore(prog, &dfs_config()).expect("native-dfs runs any scenario"))
+        .clone()
+}
+
 #[test]
 fn native_dfs_meets_every_expectation_and_proves_what_holds() {
     let mut proven = Vec::new();
     let mut unproven = Vec::new();
     for (stem, prog) in every_variant() {
         let cfg = dfs_config();
-        let ex = explore(&prog, &cfg).expect("native-dfs runs any scenario");
+        let ex = plain_dfs(&stem, &prog);
         let row = suite::result_row(&stem, &prog, &cfg, Ok(ex.clone()));
         if expects_a_failure(&prog) && prog.explores_durations && !row.met {
             // Explored durations multiply the states: within this test's budget DFS alone may
@@ -216,7 +236,7 @@ fn shuttle_and_loom_findings_replay_on_the_native_stepper() {
 fn sleep_sets_change_no_verdict() {
     let mut unsettled = Vec::new();
     for (stem, prog) in every_variant() {
-        let plain = explore(&prog, &dfs_config()).expect("runs");
+        let plain = plain_dfs(&stem, &prog);
         let por = explore(&prog, &dfs_config().por(true)).expect("runs");
         let proof = plain.exhaustive && plain.findings.is_empty();
         // A search that spends its budget without a finding has no verdict. Sleep sets change
@@ -226,7 +246,7 @@ fn sleep_sets_change_no_verdict() {
         // flufl-lock/nfs-lost-reply where sleep sets found the violation). Nothing to compare
         // then; but sleep sets must prove whatever plain DFS proves, and every verdict either
         // reaches must be the expected one.
-        let settled = |e: &racelab::explore::Exploration| e.exhaustive || !e.findings.is_empty();
+        let settled = |e: &Exploration| e.exhaustive || !e.findings.is_empty();
         if !proof && !(settled(&plain) && settled(&por)) {
             for (e, engine) in [(&plain, "plain"), (&por, "sleep sets")] {
                 if !e.findings.is_empty() {
