@@ -4,12 +4,14 @@ use super::ast::*;
 use super::diag::{Diag, Span};
 use super::lexer::{lex, Tok, Token};
 
-const KEYWORDS: &[&str] = &[
+/// Reserved words: never names (docs/language.md, section 2).
+pub const KEYWORDS: &[&str] = &[
     "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep",
     "work", "append", "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
 ];
 
-const ITEM_KEYWORDS: &[&str] = &[
+/// Words that start a scenario's items (and are names elsewhere).
+pub const ITEM_KEYWORDS: &[&str] = &[
     "about",
     "source",
     "const",
