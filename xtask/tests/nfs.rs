@@ -186,30 +186,9 @@ fn start_sleeping_run(fail: &str) -> Child {
     }
 }
 
-/// Host processes of a guest from the rig: UML's (its binary is in the rig) or qemu's (its
-/// kernel command line names the rig's init), and the clean-up watchdog.
+/// Host processes of a guest from the test rig.
 fn guest_processes() -> Vec<String> {
-    let uml = format!("{RIG}/uml72/");
-    let init = format!("racelab_init={RIG}/init");
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|p| {
-            let exe = std::fs::read_link(p.path().join("exe"))
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(
-                &std::fs::read(p.path().join("cmdline")).unwrap_or_default(),
-            )
-            .into_owned();
-            exe.starts_with(&uml)
-                || (exe.contains("qemu-system") && cmdline.contains(&init))
-                || (cmdline.contains("racelab-nfs-reaper")
-                    && cmdline.contains(&format!("{RIG}/init\0")))
-        })
-        .map(|p| p.file_name().to_string_lossy().into_owned())
-        .collect()
+    xtask::nfs::guest_processes(Path::new(RIG))
 }
 
 fn mountinfo() -> Vec<String> {

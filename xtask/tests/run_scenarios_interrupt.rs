@@ -164,22 +164,7 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
     }
 }
 
-/// Processes of the NFS guest run-scenarios starts beside its main suite (User-mode Linux from
-/// the rig, or qemu booted with the rig's init).
+/// Processes of the NFS guest run-scenarios starts beside its main suite (the default rig).
 fn guest_processes() -> Vec<String> {
-    let rig = xtask::nfs::DEFAULT_RIG;
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|p| {
-            let exe = std::fs::read_link(p.path().join("exe"))
-                .map(|e| e.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-            exe.starts_with(&format!("{rig}/uml"))
-                || String::from_utf8_lossy(&cmdline).contains(&format!("racelab_init={rig}/init"))
-        })
-        .map(|p| p.file_name().to_string_lossy().into_owned())
-        .collect()
+    xtask::nfs::guest_processes(Path::new(xtask::nfs::DEFAULT_RIG))
 }

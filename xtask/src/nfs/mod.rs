@@ -334,3 +334,31 @@ mod tests {
         assert!(text.contains("\n  uml (User-mode Linux 7.2.7): ptrace set fp regs failed, errno = 14\n  qemu (Linux 6.1): racelab-nfs-setup-failed: mount nfsd"), "{text}");
     }
 }
+
+/// Host processes of a guest booted from `rig` (their pids): User-mode Linux's (its binary is in
+/// the rig), qemu's (its kernel command line names the rig's init), and the clean-up watchdog.
+/// Tests use it to check that nothing is left behind.
+pub fn guest_processes(rig: &std::path::Path) -> Vec<String> {
+    let rig = rig.display();
+    let uml = format!("{rig}/uml72/");
+    let init = format!("racelab_init={rig}/init");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|p| {
+            let exe = std::fs::read_link(p.path().join("exe"))
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(
+                &std::fs::read(p.path().join("cmdline")).unwrap_or_default(),
+            )
+            .into_owned();
+            exe.starts_with(&uml)
+                || (exe.contains("qemu-system") && cmdline.contains(&init))
+                || (cmdline.contains("racelab-nfs-reaper")
+                    && cmdline.contains(&format!("{rig}/init\0")))
+        })
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect()
+}
