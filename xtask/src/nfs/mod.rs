@@ -310,31 +310,6 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Error;
-
-    #[test]
-    fn no_guest_names_each_attempt_on_its_own_line() {
-        let e = Error::NoGuest(vec![
-            (
-                "uml (User-mode Linux 7.2.7)".into(),
-                "ptrace set fp regs failed, errno = 14".into(),
-            ),
-            (
-                "qemu (Linux 6.1)".into(),
-                "racelab-nfs-setup-failed: mount nfsd".into(),
-            ),
-        ]);
-        let text = e.to_string();
-        assert!(
-            text.starts_with("no NFS guest could boot on this host (kernel "),
-            "{text}"
-        );
-        assert!(text.contains("\n  uml (User-mode Linux 7.2.7): ptrace set fp regs failed, errno = 14\n  qemu (Linux 6.1): racelab-nfs-setup-failed: mount nfsd"), "{text}");
-    }
-}
-
 /// Host processes of a guest booted from `rig` (their pids): User-mode Linux's (its binary is in
 /// the rig), qemu's (its kernel command line names the rig's init), and the clean-up watchdog.
 /// Tests use it to check that nothing is left behind.
@@ -361,4 +336,29 @@ pub fn guest_processes(rig: &std::path::Path) -> Vec<String> {
         })
         .map(|p| p.file_name().to_string_lossy().into_owned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn no_guest_names_each_attempt_on_its_own_line() {
+        let e = Error::NoGuest(vec![
+            (
+                "uml (User-mode Linux 7.2.7)".into(),
+                "ptrace set fp regs failed, errno = 14".into(),
+            ),
+            (
+                "qemu (Linux 6.1)".into(),
+                "racelab-nfs-setup-failed: mount nfsd".into(),
+            ),
+        ]);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("no NFS guest could boot on this host (kernel "),
+            "{text}"
+        );
+        assert!(text.contains("\n  uml (User-mode Linux 7.2.7): ptrace set fp regs failed, errno = 14\n  qemu (Linux 6.1): racelab-nfs-setup-failed: mount nfsd"), "{text}");
+    }
 }
