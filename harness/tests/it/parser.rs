@@ -177,7 +177,7 @@ fn in_actor(body: &str) -> String {
 fn mailman_lockfile() {
     let src = include_str!("../../../scenarios/mailman-lockfile.race");
     let sc =
-        compile("mailman-lockfile.race", src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+        compile(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"), src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     assert_eq!(
         sc.variant_names(),
         [
