@@ -190,7 +190,7 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     }
     // A database variant names its isolation level.
     let db = racelab::lang::compile(
-        "person.race",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person.race"),
         include_str!("../../../scenarios/patchwork-person.race"),
     )
     .expect("compiles");
