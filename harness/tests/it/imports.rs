@@ -88,7 +88,8 @@ fn compile(main: &str, loader: &MemLoader) -> Result<Scenario, ScenarioErrors> {
 fn check_error(main: &str, loader: &MemLoader, expected: Expect) {
     match compile(main, loader) {
         Ok(_) => panic!("compiled:\n{main}"),
-        Err(e) => expected.assert_eq(&render_plain(&e)),
+        // The header keeps a line at column 0, so expect-test keeps the indentation.
+        Err(e) => expected.assert_eq(&format!("{e}\n{}", render_plain(&e))),
     }
 }
 
@@ -167,6 +168,7 @@ fn a_missing_library_is_an_error_at_the_import() {
         &scenario(r#"import "lib/lcoks.race""#),
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × cannot read the library `s/lib/lcoks.race`: No such file or directory (os error 2)
                ╭─[s/guarded.race:4:10]
              3 │   source "a test"
@@ -188,6 +190,7 @@ fn an_import_cycle_is_an_error_in_both_files() {
         &scenario(r#"import "lib/a.race""#),
         &files(&[("s/lib/a.race", a), ("s/lib/b.race", b)]),
         expect![[r#"
+            1 error in s/guarded.race
               × libraries import each other in a cycle: `s/lib/a.race` imports `s/lib/b.race` imports `s/lib/
               │ a.race`
                ╭─[s/lib/b.race:2:10]
@@ -218,6 +221,7 @@ fn a_name_the_library_does_not_declare_is_an_error_in_both_files() {
         &scenario(r#"import "lib/locks.race" { lock, unlokc }"#),
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × `s/lib/locks.race` declares no `unlokc`
                ╭─[s/guarded.race:4:35]
              3 │   source "a test"
@@ -251,6 +255,7 @@ fn a_declaration_in_the_scenario_and_in_a_library_is_a_conflict_in_both_files() 
         &main,
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × procedure `unlock` is declared twice: here and in `s/lib/locks.race`
                ╭─[s/guarded.race:4:3]
              3 │   source "a test"
@@ -288,6 +293,7 @@ fn two_libraries_declaring_one_name_conflict() {
         &scenario("import \"lib/locks.race\"\n  import \"lib/other.race\""),
         &files(&[("s/lib/locks.race", LOCKS), ("s/lib/other.race", other)]),
         expect![[r#"
+            1 error in s/guarded.race
               × constant `NAP` is declared twice: here and in `s/lib/locks.race`
                ╭─[s/lib/other.race:2:9]
              1 │ library other {
@@ -339,6 +345,7 @@ fn importing_a_scenario_is_an_error_in_both_files() {
         &scenario(r#"import "other.race""#),
         &files(&[("s/other.race", other)]),
         expect![[r#"
+            1 error in s/guarded.race
               × `s/other.race` is a scenario, not a library
                ╭─[s/guarded.race:4:10]
              3 │   source "a test"
@@ -369,6 +376,7 @@ fn a_library_holds_declarations_only() {
         &scenario(r#"import "lib/bad.race""#),
         &files(&[("s/lib/bad.race", lib)]),
         expect![[r#"
+            3 errors in s/guarded.race
               × an actor cannot be declared in a library
                ╭─[s/lib/bad.race:2:9]
              1 │ library bad {
@@ -411,6 +419,7 @@ fn errors_inside_a_library_point_into_the_library() {
         &scenario(r#"import "lib/broken.race""#),
         &files(&[("s/lib/broken.race", lib)]),
         expect![[r#"
+            1 error in s/guarded.race
               × expected a variable name, found `=`
                ╭─[s/lib/broken.race:3:9]
              2 │   proc p() {
@@ -441,6 +450,7 @@ fn malformed_import_lines() {
         &scenario(r#"import "lib/locks.race" { }"#),
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × an import lists no names
                ╭─[s/guarded.race:4:3]
              3 │   source "a test"
@@ -456,6 +466,7 @@ fn malformed_import_lines() {
         &scenario(r#"import lib/locks.race"#),
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × expected the path of the library to import (a string), found `lib`
                ╭─[s/guarded.race:4:10]
              3 │   source "a test"
@@ -471,6 +482,7 @@ fn malformed_import_lines() {
         &scenario(r#"import "lib/locks.race" { lock unlock }"#),
         &files(&[("s/lib/locks.race", LOCKS)]),
         expect![[r#"
+            1 error in s/guarded.race
               × expected `,` or `}`, found `unlock`
                ╭─[s/guarded.race:4:34]
              3 │   source "a test"
@@ -494,6 +506,7 @@ fn a_library_is_not_a_scenario() {
     )
     .expect_err("a library");
     expect![[r#"
+        1 error in lib/locks.race
           × `locks` is a library, not a scenario
            ╭─[lib/locks.race:2:1]
          1 │ # A lock file taken with O_EXCL.
@@ -505,7 +518,7 @@ fn a_library_is_not_a_scenario() {
           help: a library is imported by scenarios (`import "lib/NAME.race"`); check or explore the
                 scenarios that import it
     "#]]
-    .assert_eq(&render_plain(&e));
+    .assert_eq(&format!("{e}\n{}", render_plain(&e)));
 }
 
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
