@@ -584,6 +584,9 @@ pub enum FsInit {
 pub struct Label {
     pub text: String,
     pub line: u32,
+    /// The imported library the operation is written in (`line` is that file's); `None` for
+    /// the scenario file itself.
+    pub file: Option<String>,
 }
 
 /// One variant of a scenario, ready to run.

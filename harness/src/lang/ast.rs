@@ -20,6 +20,12 @@ pub struct Scenario {
     /// The file nests deeper than the parser allows: the tree is cut short, and only the
     /// parser's diagnostic is worth reporting.
     pub too_deep: bool,
+    /// An `import` line did not parse: what it should have brought is missing.
+    pub broken_import: bool,
+    /// `library NAME { ... }`: declarations for scenarios to import, not a scenario.
+    pub library: bool,
+    /// The `scenario` or `library` keyword that opens the file.
+    pub header: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +93,20 @@ pub enum Item {
         command: Option<String>,
         span: Span,
     },
+    /// `import "lib/x.race"` or `import "lib/x.race" { lock, unlock }`: a library's
+    /// declarations (all of them, or the named ones and what they use), path relative to the
+    /// importing file.
+    Import(Import),
+}
+
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub path: String,
+    pub path_span: Span,
+    /// The names in `{ ... }`; `None` imports every declaration.
+    pub names: Option<Vec<Ident>>,
+    /// From `import` to the end of the path or of the name list.
+    pub span: Span,
 }
 
 /// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,

@@ -3,6 +3,8 @@
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 
+use super::sources::SourceMap;
+
 /// A byte range in the scenario source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Span {
@@ -63,19 +65,50 @@ pub struct ScenarioErrors {
 }
 
 impl ScenarioErrors {
-    pub fn new(name: &str, src: &str, mut diags: Vec<Diag>) -> ScenarioErrors {
+    pub fn new(name: &str, src: &str, diags: Vec<Diag>) -> ScenarioErrors {
+        ScenarioErrors::from_map(&SourceMap::new(name, src), diags)
+    }
+
+    /// Errors whose spans may point into any file of `map` (a scenario and its libraries):
+    /// each is shown in its own file, and a place it involves in another file is shown below
+    /// it, in that file.
+    pub fn from_map(map: &SourceMap, mut diags: Vec<Diag>) -> ScenarioErrors {
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         diags.dedup();
-        let source = NamedSource::new(name, src.to_string());
+        let sources: Vec<NamedSource<String>> = (0..map.files().len())
+            .map(|i| NamedSource::new(&map.files()[i].name, map.file_text(i).to_string()))
+            .collect();
         let singles = diags
             .iter()
-            .map(|d| SingleDiag {
-                diag: d.clone(),
-                src: source.clone(),
+            .map(|d| {
+                let (file, span) = map.local(d.span);
+                let mut local = Diag {
+                    span,
+                    also: Vec::new(),
+                    ..d.clone()
+                };
+                let mut elsewhere = Vec::new();
+                for (s, label) in &d.also {
+                    let (f, s) = map.local(*s);
+                    if f == file {
+                        local.also.push((s, label.clone()));
+                    } else {
+                        elsewhere.push(SingleDiag {
+                            diag: Diag::new(s, label.clone(), "here"),
+                            src: sources[f].clone(),
+                            related: Vec::new(),
+                        });
+                    }
+                }
+                SingleDiag {
+                    diag: local,
+                    src: sources[file].clone(),
+                    related: elsewhere,
+                }
             })
             .collect();
         ScenarioErrors {
-            name: name.to_string(),
+            name: map.files()[0].name.clone(),
             diags,
             singles,
         }
@@ -111,6 +144,8 @@ impl Diagnostic for ScenarioErrors {
 struct SingleDiag {
     diag: Diag,
     src: NamedSource<String>,
+    /// The places in other files the problem involves (the other end of an import).
+    related: Vec<SingleDiag>,
 }
 
 impl fmt::Display for SingleDiag {
@@ -130,6 +165,12 @@ impl Diagnostic for SingleDiag {
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.src)
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.related.iter().map(|d| d as &dyn Diagnostic)))
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let labelled = |span: Span, label: &str| {

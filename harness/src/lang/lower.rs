@@ -53,9 +53,16 @@ pub struct VariantInput<'a> {
     pub params: &'a std::collections::BTreeMap<String, i64>,
 }
 
-pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Program {
+/// Lowers one variant; `sources` holds the scenario and its libraries, which every span of
+/// `input` points into.
+pub fn lower(
+    sources: &super::sources::SourceMap,
+    input: VariantInput<'_>,
+    diags: &mut Vec<Diag>,
+) -> Program {
     let mut cx = Cx {
-        src,
+        src: sources.text(),
+        sources,
         diags,
         consts: HashMap::new(),
         cells: HashMap::new(),
@@ -272,6 +279,8 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
             }
             Item::Actor(a) => actor_defs.push(a),
             Item::Invariant(_) => {}
+            // Replaced by the library's declarations before lowering (imports.rs).
+            Item::Import(_) => {}
         }
     }
 
@@ -362,7 +371,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
                     ast::When::AtEnd => When::AtEnd,
                 },
                 cond,
-                text: src[inv.cond.span.start..inv.cond.span.end].to_string(),
+                text: sources.text()[inv.cond.span.start..inv.cond.span.end].to_string(),
             });
         }
     }
@@ -387,6 +396,7 @@ pub fn lower(src: &str, input: VariantInput<'_>, diags: &mut Vec<Diag>) -> Progr
 
 struct Cx<'a> {
     src: &'a str,
+    sources: &'a super::sources::SourceMap,
     diags: &'a mut Vec<Diag>,
     consts: HashMap<String, Value>,
     cells: HashMap<String, u32>,
@@ -521,12 +531,20 @@ impl<'a> Cx<'a> {
             .collect::<Vec<_>>()
             .join(" ");
         let line = self.line_of(span.start);
-        self.labels.push(Label { text, line });
+        let file = self.library_of(span.start);
+        self.labels.push(Label { text, line, file });
         self.labels.len() as u32 - 1
     }
 
+    /// The line of `offset` in its own file (the scenario's, or an imported library's).
     fn line_of(&self, offset: usize) -> u32 {
-        self.src[..offset.min(self.src.len())].matches('\n').count() as u32 + 1
+        self.sources.line_of(offset).1
+    }
+
+    /// The library `offset` is in, `None` in the scenario file itself.
+    fn library_of(&self, offset: usize) -> Option<String> {
+        let (file, _) = self.sources.line_of(offset);
+        (file > 0).then(|| self.sources.files()[file].name.clone())
     }
 
     fn const_value(&mut self, e: &Expr) -> Value {
@@ -1086,7 +1104,7 @@ impl<'a> Cx<'a> {
                 let label = self.label(head);
                 fx.emit(Instr::Op { dst: None, op: Op::Acquire { lock, mode: lmode }, args: vec![], catch: false, label });
                 let release = self.labels.len() as u32;
-                self.labels.push(Label { text: format!("release {} (end of with)", name.name), line: self.line_of(s.span.end.saturating_sub(1)) });
+                self.labels.push(Label { text: format!("release {} (end of with)", name.name), line: self.line_of(s.span.end.saturating_sub(1)), file: self.library_of(s.span.start) });
                 fx.open_sections.push(Open::Lock(lock, release));
                 self.block(fx, body);
                 fx.open_sections.pop();

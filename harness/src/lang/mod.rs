@@ -1,16 +1,21 @@
 //! The scenario language: lexing, parsing, checking and lowering `*.race` files to the IR.
 //!
-//! Architecture invariant: nothing in this module does I/O; callers hand it the text.
+//! Architecture invariant: nothing in this module does I/O but reading the libraries a scenario
+//! imports, through the [`Loader`] the caller gives ([`compile`] reads them from the filesystem).
 
 pub mod ast;
 pub mod diag;
+pub mod imports;
 pub mod lexer;
 pub mod lower;
 pub mod parser;
+pub mod sources;
 
 use crate::ir::{Expected, Program};
 use ast::{ExpectKind, Item};
 pub use diag::{render_plain, Diag, ScenarioErrors, Span};
+pub use imports::{FsLoader, Loader, MemLoader};
+use sources::SourceMap;
 
 /// A checked scenario: its metadata and one [`Program`] per variant.
 #[derive(Debug, Clone)]
@@ -60,18 +65,53 @@ pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
 
 /// [`compile`] with values for some of the scenario's `param`s (from an exploration's draw, or
 /// a replay token). A value for a parameter the scenario does not declare is an error.
+/// Imported libraries are read from the filesystem, relative to `file`.
 pub fn compile_with(
     file: &str,
     src: &str,
     params: &std::collections::BTreeMap<String, i64>,
 ) -> Result<Scenario, ScenarioErrors> {
+    compile_with_loader(file, src, params, &FsLoader)
+}
+
+/// [`compile_with`], reading imported libraries through `loader`.
+pub fn compile_with_loader(
+    file: &str,
+    src: &str,
+    params: &std::collections::BTreeMap<String, i64>,
+    loader: &dyn Loader,
+) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
+    let mut map = SourceMap::new(file, src);
     let sc = parser::parse(src, &mut diags);
     if sc.too_deep {
         // The tree was cut short: what later passes would say about it is noise.
         return Err(ScenarioErrors::new(file, src, diags));
     }
-    let tree_fingerprint = fingerprint_tokens(src);
+    if sc.library {
+        let name = sc.name.as_ref().map_or("", |n| n.name.as_str());
+        diags.push(
+            Diag::new(sc.header, format!("`{name}` is a library, not a scenario"), "a library")
+                .help("a library is imported by scenarios (`import \"lib/NAME.race\"`); check or explore the scenarios that import it"),
+        );
+        return Err(ScenarioErrors::new(file, src, diags));
+    }
+    let before = diags.len();
+    let resolved = imports::resolve(&sc.items, &mut map, loader, &mut diags);
+    let Some(base_items) = resolved.filter(|_| diags.len() == before && !sc.broken_import) else {
+        // A library that is missing, broken or in conflict: what the lowering would say about
+        // the names it should have brought is noise.
+        return Err(ScenarioErrors::from_map(&map, diags));
+    };
+    // The token fingerprint covers every imported file: editing a library invalidates the
+    // tokens of the scenarios that import it.
+    let mut tree_fingerprint = fingerprint_tokens(src);
+    for i in 1..map.files().len() {
+        tree_fingerprint = fnv32(
+            tree_fingerprint,
+            &fingerprint_tokens(map.file_text(i)).to_le_bytes(),
+        );
+    }
     let name = sc.name.as_ref().map(|n| n.name.clone()).unwrap_or_default();
 
     let mut variants = Vec::new();
@@ -79,7 +119,7 @@ pub fn compile_with(
     if sc.variants.is_empty() {
         inputs.push((
             "default".to_string(),
-            sc.items.iter().collect(),
+            base_items.iter().collect(),
             sc.expects.clone(),
             Span::default(),
         ));
@@ -108,7 +148,7 @@ pub fn compile_with(
             // Oldest ancestor first: each variant in the chain applies its replacements on top
             // of its parent's; the nearest variant that states expectations gives them.
             let chain = inheritance_chain(&sc.variants, v, &mut cycles_reported, &mut diags);
-            let mut items: Vec<&Item> = sc.items.iter().collect();
+            let mut items: Vec<&Item> = base_items.iter().collect();
             for ancestor in &chain {
                 items = apply_variant(items, ancestor, &mut diags);
             }
@@ -141,7 +181,7 @@ pub fn compile_with(
             .flatten();
         let fingerprint = fnv32(tree_fingerprint, variant.as_bytes());
         let prog = lower::lower(
-            src,
+            &map,
             lower::VariantInput {
                 scenario: &name,
                 variant: &variant,
@@ -163,8 +203,7 @@ pub fn compile_with(
         }
         variants.push(prog);
     }
-    let declared: Vec<&str> = sc
-        .items
+    let declared: Vec<&str> = base_items
         .iter()
         .filter_map(|i| {
             if let Item::Param { name, .. } = i {
@@ -183,7 +222,7 @@ pub fn compile_with(
         diags.push(Diag::new(Span::default(), format!("a value was given for parameter `{unknown}`, which the scenario does not declare"), "no such parameter").help(help));
     }
     if !diags.is_empty() {
-        return Err(ScenarioErrors::new(file, src, diags));
+        return Err(ScenarioErrors::from_map(&map, diags));
     }
     Ok(Scenario {
         name,

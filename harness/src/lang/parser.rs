@@ -12,6 +12,7 @@ pub const KEYWORDS: &[&str] = &[
 
 /// Words that start a scenario's items (and are names elsewhere).
 pub const ITEM_KEYWORDS: &[&str] = &[
+    "import",
     "about",
     "source",
     "const",
@@ -45,7 +46,23 @@ pub const MAX_NESTING: usize = 100;
 /// passes can report theirs too; callers must treat a non-empty `diags` as failure. A file that
 /// nests deeper than [`MAX_NESTING`] is reported once and its tree marked `too_deep`.
 pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
-    let toks = lex(src, diags);
+    parse_at(src, 0, diags)
+}
+
+/// [`parse`] of the file that starts at byte `base` of `full` (a [`super::sources::SourceMap`]'s
+/// text, the file running to its end): spans are offsets in `full`.
+pub fn parse_at(full: &str, base: usize, diags: &mut Vec<Diag>) -> Scenario {
+    let src = full;
+    let mut lexed = Vec::new();
+    let mut toks = lex(&full[base..], &mut lexed);
+    for t in &mut toks {
+        t.span = Span::new(t.span.start + base, t.span.end + base);
+        t.content_start += base;
+    }
+    for d in &mut lexed {
+        d.span = Span::new(d.span.start + base, d.span.end + base);
+    }
+    diags.extend(lexed);
     let mut p = Parser {
         src,
         toks,
@@ -268,20 +285,22 @@ impl<'a> Parser<'a> {
 
     fn scenario(&mut self) -> Scenario {
         let mut sc = Scenario::default();
-        if !self.at_kw("scenario") {
+        if !self.at_kw("scenario") && !self.at_kw("library") {
             let t = self.peek().clone();
             self.error(
                 t.span,
                 format!("expected `scenario`, found {}", Self::describe(&t.tok)),
                 "a scenario file starts here",
-                "a scenario file is `scenario NAME { ... }`",
+                "a scenario file is `scenario NAME { ... }` (a library is `library NAME { ... }`)",
             );
             return sc;
         }
-        self.bump();
-        sc.name = self.compound_name("a scenario name").ok();
+        sc.library = self.at_kw("library");
+        sc.header = self.bump().span;
+        let what = if sc.library { "library" } else { "scenario" };
+        sc.name = self.compound_name(&format!("a {what} name")).ok();
         if self
-            .expect_punct("{", "the scenario's body is written in braces")
+            .expect_punct("{", &format!("the {what}'s body is written in braces"))
             .is_err()
         {
             return sc;
@@ -297,8 +316,8 @@ impl<'a> Parser<'a> {
             self.error(
                 span,
                 "unexpected end of file",
-                "the scenario is not closed",
-                "add the `}` that closes `scenario { ... }`",
+                format!("the {what} is not closed"),
+                format!("add the `}}` that closes `{what} {{ ... }}`"),
             );
             return sc;
         }
@@ -307,9 +326,9 @@ impl<'a> Parser<'a> {
             let t = self.peek().clone();
             self.error(
                 t.span,
-                "text after the end of the scenario",
+                format!("text after the end of the {what}"),
                 "unexpected",
-                "a file holds exactly one `scenario { ... }`",
+                format!("a file holds exactly one `{what} {{ ... }}`"),
             );
         }
         sc
@@ -358,6 +377,13 @@ impl<'a> Parser<'a> {
             }
         };
         match kw.as_str() {
+            "import" => match self.import() {
+                Ok(i) => sc.items.push(Item::Import(i)),
+                Err(()) => {
+                    sc.broken_import = true;
+                    return Err(());
+                }
+            },
             "about" => {
                 self.bump();
                 let s = self.string("the description")?;
@@ -390,6 +416,67 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(())
+    }
+
+    /// `import "PATH"` or `import "PATH" { name, name }`.
+    fn import(&mut self) -> PResult<Import> {
+        let start = self.bump().span;
+        let (path, path_span) = self.string("the path of the library to import")?;
+        let mut span = start.to(path_span);
+        let mut names = None;
+        // The name list belongs to the import only on the same line: a `{` on the next line
+        // would be the start of something else.
+        if self.at_punct("{") && !self.peek().nl_before {
+            self.bump();
+            let mut list = Vec::new();
+            while !self.at_punct("}") {
+                let ok = match self.ident("a name to import") {
+                    Ok(name) => {
+                        list.push(name);
+                        true
+                    }
+                    Err(()) => false,
+                };
+                if ok && self.at_punct(",") {
+                    self.bump();
+                } else if !ok || !self.at_punct("}") {
+                    if ok {
+                        let t = self.peek().clone();
+                        self.error(
+                            t.span,
+                            format!("expected `,` or `}}`, found {}", Self::describe(&t.tok)),
+                            "expected `,` or `}`",
+                            "list the names to import: `import \"lib/x.race\" { lock, unlock }`",
+                        );
+                    }
+                    // Skip the rest of the list, so that its `}` does not end the scenario.
+                    while !self.at_eof() && !self.peek().nl_before && !self.at_punct("}") {
+                        self.bump();
+                    }
+                    if self.at_punct("}") && !self.peek().nl_before {
+                        self.bump();
+                    }
+                    return Err(());
+                }
+            }
+            span = span.to(self.bump().span);
+            if list.is_empty() {
+                self.error(
+                    span,
+                    "an import lists no names",
+                    "nothing to import",
+                    "name what to import, or drop the braces to import every declaration",
+                );
+                return Err(());
+            }
+            names = Some(list);
+        }
+        Ok(Import {
+            path,
+            path_span,
+            names,
+            span,
+        })
     }
 
     /// Items allowed both at the top level and (`const`, `proc`) inside a variant.

@@ -1417,7 +1417,11 @@ impl<F: Filesystem> Machine<F> {
                         .eval_in(a, msg)
                         .map(|v| v.to_string())
                         .unwrap_or_else(|e| e);
-                    let line = self.prog.labels[label as usize].line;
+                    let at = &self.prog.labels[label as usize];
+                    let line = match &at.file {
+                        Some(file) => format!("{} of {file}", at.line),
+                        None => at.line.to_string(),
+                    };
                     let oracle = match kind {
                         FailKind::Assertion => oracle::ASSERTION,
                         FailKind::Raised => oracle::UNHANDLED_ERROR,

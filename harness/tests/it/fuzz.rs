@@ -2,11 +2,47 @@
 //! near-valid programs, and every failure renders as a non-empty report naming the file.
 
 use proptest::prelude::*;
-use racelab::lang::{compile, render_plain};
+use racelab::lang::{compile_with_loader, render_plain, MemLoader, ScenarioErrors};
 
 const FILE: &str = "fuzz.race";
 
 const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+/// The library MAILMAN imports, as `fuzz.race`'s import finds it.
+const MAILMAN_LIB_PATH: &str = "lib/mailman-lockfile.race";
+const MAILMAN_LIB: &str = include_str!("../../../scenarios/lib/mailman-lockfile.race");
+const FLUFL_LIB_PATH: &str = "lib/flufl-lock.race";
+const FLUFL_LIB: &str = include_str!("../../../scenarios/lib/flufl-lock.race");
+
+/// A scenario that imports some of a library (and what it uses).
+const SMALL_IMPORT: &str = r#"scenario importer {
+  const LOCKFILE = "/l/lock"
+  const LIFETIME = 15s
+  fs { dir "/l" }
+  import "lib/flufl-lock.race" { touch_, break_by_name }
+  actor a x 2 {
+    touch_(LOCKFILE)
+    break_by_name()
+  }
+  expect holds
+}
+"#;
+
+/// The libraries the seeds import, held in memory (mutations may name any other file: those
+/// are missing).
+fn libraries(mailman_lib: &str, flufl_lib: &str) -> MemLoader {
+    MemLoader(
+        [
+            (MAILMAN_LIB_PATH.to_string(), mailman_lib.to_string()),
+            (FLUFL_LIB_PATH.to_string(), flufl_lib.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+fn compile(file: &str, src: &str) -> Result<racelab::lang::Scenario, ScenarioErrors> {
+    compile_with_loader(file, src, &Default::default(), &libraries(MAILMAN_LIB, FLUFL_LIB))
+}
 
 const SMALL_COUNTER: &str = r#"scenario counter {
   about "two workers increment a shared counter without a lock"
@@ -83,7 +119,7 @@ const SMALL_FILES: &str = r#"scenario files {
 }
 "#;
 
-const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES];
+const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES, SMALL_IMPORT];
 
 const TOKENS: &[&str] = &[
     "{",
@@ -145,6 +181,10 @@ const TOKENS: &[&str] = &[
     "try {",
     "} finally {",
     "ENOENT,",
+    "import",
+    "library",
+    "\"lib/mailman-lockfile.race\"",
+    "\"lib/flufl-lock.race\" { touch_ }",
 ];
 
 #[derive(Debug, Clone)]
@@ -218,7 +258,13 @@ fn apply(src: &str, m: &Mutation) -> String {
 
 /// Compiles `src`; on failure, the plain rendering must be non-empty and name the file.
 fn compile_checked(src: &str) -> Result<(), TestCaseError> {
-    if let Err(e) = compile(FILE, src) {
+    compile_checked_with(src, &libraries(MAILMAN_LIB, FLUFL_LIB))
+}
+
+/// [`compile_checked`] with the libraries `loader` holds. A diagnostic may point into an
+/// imported library: its span is then past the scenario's text, within the libraries'.
+fn compile_checked_with(src: &str, loader: &MemLoader) -> Result<(), TestCaseError> {
+    if let Err(e) = compile_with_loader(FILE, src, &Default::default(), loader) {
         prop_assert!(!e.diags.is_empty(), "an error without diagnostics");
         let text = render_plain(&e);
         prop_assert!(
@@ -227,20 +273,23 @@ fn compile_checked(src: &str) -> Result<(), TestCaseError> {
             e.diags.len()
         );
         prop_assert!(
-            text.contains(FILE),
-            "rendering does not name the file:\n{text}"
+            text.contains(FILE) || text.contains("lib/"),
+            "rendering names neither the file nor a library:\n{text}"
         );
+        let all_files = src.len() + loader.0.values().map(|l| l.len() + 1).sum::<usize>();
         for d in &e.diags {
             prop_assert!(
-                d.span.start <= d.span.end && d.span.end <= src.len(),
-                "span {:?} outside the source",
+                d.span.start <= d.span.end && d.span.end <= all_files,
+                "span {:?} outside the sources",
                 d.span
             );
-            prop_assert!(
-                src.is_char_boundary(d.span.start) && src.is_char_boundary(d.span.end),
-                "span {:?} splits a character",
-                d.span
-            );
+            if d.span.end <= src.len() {
+                prop_assert!(
+                    src.is_char_boundary(d.span.start) && src.is_char_boundary(d.span.end),
+                    "span {:?} splits a character",
+                    d.span
+                );
+            }
             prop_assert!(!d.message.is_empty());
         }
     }
@@ -283,6 +332,20 @@ proptest! {
             src = apply(&src, m);
         }
         compile_checked(&src)?;
+    }
+
+    #[test]
+    fn mutated_libraries_never_panic(
+        which in 0..2usize,
+        mutations in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let (mut mailman, mut flufl) = (MAILMAN_LIB.to_string(), FLUFL_LIB.to_string());
+        let lib = if which == 0 { &mut mailman } else { &mut flufl };
+        for m in &mutations {
+            *lib = apply(lib, m);
+        }
+        let main = if which == 0 { MAILMAN } else { SMALL_IMPORT };
+        compile_checked_with(main, &libraries(&mailman, &flufl))?;
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod engines;
 mod faults;
 mod fuzz;
 mod gate;
+mod imports;
 mod isolation;
 mod lang_cli;
 mod lockfile;

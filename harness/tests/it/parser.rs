@@ -177,7 +177,7 @@ fn in_actor(body: &str) -> String {
 fn mailman_lockfile() {
     let src = include_str!("../../../scenarios/mailman-lockfile.race");
     let sc =
-        compile("mailman-lockfile.race", src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+        compile(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"), src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     assert_eq!(
         sc.variant_names(),
         [
@@ -1725,7 +1725,7 @@ fn err_file_does_not_start_with_scenario() {
                ·    ╰── a scenario file starts here
              2 │   actor a { }
                ╰────
-              help: a scenario file is `scenario NAME { ... }`
+              help: a scenario file is `scenario NAME { ... }` (a library is `library NAME { ... }`)
         "#]],
     );
 }
@@ -1865,8 +1865,8 @@ fn err_unknown_declaration() {
                ·     ╰── not a declaration
              3 │   actor b { }
                ╰────
-              help: expected one of: about, source, const, param, fs, nfs, cell, local, log, lock, rlock,
-                    rwlock, database, gate, proc, actor, invariant, fault, faults, variant, expect
+              help: expected one of: import, about, source, const, param, fs, nfs, cell, local, log, lock,
+                    rlock, rwlock, database, gate, proc, actor, invariant, fault, faults, variant, expect
         "#]],
     );
 }
@@ -2098,16 +2098,16 @@ fn err_empty_file() {
     check_err(
         "",
         expect![[r#"
-        2 errors in test.race
-          × expected `scenario`, found end of file
-           ╭─[test.race:1:1]
-           ╰────
-          help: a scenario file is `scenario NAME { ... }`
-          × the scenario has no actors
-           ╭─[test.race:1:1]
-           ╰────
-          help: declare at least one actor: `actor worker x 2 { ... }`
-    "#]],
+            2 errors in test.race
+              × expected `scenario`, found end of file
+               ╭─[test.race:1:1]
+               ╰────
+              help: a scenario file is `scenario NAME { ... }` (a library is `library NAME { ... }`)
+              × the scenario has no actors
+               ╭─[test.race:1:1]
+               ╰────
+              help: declare at least one actor: `actor worker x 2 { ... }`
+        "#]],
     );
 }
 

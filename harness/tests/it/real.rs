@@ -13,10 +13,14 @@ use racelab::ir::Program;
 use racelab::schedule::Schedule;
 
 const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+/// The scenarios' paths: their imports are found relative to them.
+const MAILMAN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race");
+const STALE_LOCK_PATH: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-stale-lock.race");
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
 fn mailman(variant: &str) -> Arc<Program> {
-    let sc = racelab::lang::compile("mailman-lockfile.race", MAILMAN).expect("compiles");
+    let sc = racelab::lang::compile(MAILMAN_PATH, MAILMAN).expect("compiles");
     Arc::new(sc.variant(variant).expect("variant").clone())
 }
 
@@ -294,7 +298,7 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
     use_racelab_workers();
     let root = tempfile::tempdir().expect("temp dir");
     let stale = racelab::lang::compile(
-        "mailman-stale-lock.race",
+        STALE_LOCK_PATH,
         include_str!("../../../scenarios/mailman-stale-lock.race"),
     )
     .expect("compiles");
@@ -434,7 +438,7 @@ fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
 fn mailman_stale_lock_with_real_sigterm_and_sigkill_leaves_the_real_lock_file_behind() {
     use_racelab_workers();
     let src = include_str!("../../../scenarios/mailman-stale-lock.race");
-    let sc = racelab::lang::compile("mailman-stale-lock.race", src).expect("compiles");
+    let sc = racelab::lang::compile(STALE_LOCK_PATH, src).expect("compiles");
     let root = tempfile::tempdir().expect("temp dir");
     for (variant, target) in [
         ("no-handler", "no_stale_lock"),

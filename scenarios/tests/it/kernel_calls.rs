@@ -21,7 +21,7 @@ fn the_patched_lock_logs_unexpected_linkcount_1_in_the_model() {
         narrowed, src,
         "the scenario's no_spurious_log invariant changed: update this test"
     );
-    let sc = racelab::lang::compile("mailman-lockfile.race", &narrowed)
+    let sc = racelab::lang::compile(&path.display().to_string(), &narrowed)
         .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
     let prog = Arc::new(sc.variant("patched").expect("variant").clone());
     let cfg = EngineConfig::new(

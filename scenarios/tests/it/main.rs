@@ -9,6 +9,7 @@ mod mailman_faults;
 mod native;
 mod patchwork;
 mod readme;
+mod rewrite;
 mod shrink;
 use std::sync::Arc;
 use std::time::Duration;
