@@ -120,6 +120,8 @@ pub struct ModelFs {
     /// (the kernel's reference from the lookup, or the open file). A pinned inode outlives its
     /// last name until the second half lets it go, as an open file does.
     pinned: BTreeMap<usize, usize>,
+    /// The actors' open descriptors (`open`) and the flocks taken through them.
+    open_files: crate::model::fds::OpenFiles,
 }
 
 /// The pin of `stat("/")`: the root has no inode in `names`.
@@ -206,6 +208,19 @@ pub fn check_confined(path: &str) -> Result<(), String> {
 }
 
 /// The `i`-th argument as a normalised path, or the misuse that stops the actor.
+/// Argument 0 of a descriptor operation: the int `open` returned.
+fn fd_arg(args: &[Value], op: Op) -> Result<i64, String> {
+    match args.first() {
+        Some(Value::Int(fd)) => Ok(*fd),
+        Some(v) => Err(format!(
+            "{} expects a file descriptor (the int `open` returned), got a {} ({v})",
+            op.name(),
+            v.type_name()
+        )),
+        None => Err(format!("{} is missing its descriptor", op.name())),
+    }
+}
+
 pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
     match args.get(i) {
         Some(Value::Str(s)) => {
@@ -291,7 +306,7 @@ impl ModelFs {
     /// Frees an inode that no name and no pin refers to.
     fn free_if_unreferenced(&mut self, ino: usize) {
         let unnamed = self.inodes[ino].as_ref().is_some_and(|n| n.nlink <= 0);
-        if unnamed && !self.pinned.values().any(|p| *p == ino) {
+        if unnamed && !self.pinned.values().any(|p| *p == ino) && !self.open_files.refers_to(ino) {
             self.inodes[ino] = None;
         }
     }
@@ -439,8 +454,12 @@ impl Filesystem for ModelFs {
         self.exists(path)
     }
     fn disconnect(&mut self, actor: usize) {
-        // A process that is gone holds no inode any more.
+        // A process that is gone holds no inode any more: its pin goes, its descriptors close
+        // (and their flocks with them).
         self.unpin(actor);
+        for ino in self.open_files.close_all(actor) {
+            self.free_if_unreferenced(ino);
+        }
     }
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
@@ -451,6 +470,15 @@ impl Filesystem for ModelFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
+        if matches!(op, Op::Open { .. }) || op.is_descriptor() {
+            if self.nfs.is_some() {
+                return Err(format!(
+                    "{} on NFS clients is not modelled (no silly rename, no NFS lock manager): run this variant without `nfs cache`",
+                    op.name()
+                ));
+            }
+            return self.descriptor_op(op, args, cx);
+        }
         if self.nfs.is_none() {
             return self.server(op, args, cx);
         }
@@ -459,6 +487,46 @@ impl Filesystem for ModelFs {
 }
 
 impl ModelFs {
+    /// `open`, `flock`, `fstat` and `close` on descriptors (see [`crate::model::fds`]).
+    fn descriptor_op(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
+        if let Op::Open { creat } = op {
+            let path = path_arg(args, 0, op)?;
+            return Ok(self.open_fd(path, creat, cx));
+        }
+        let fd = fd_arg(args, op)?;
+        let a = cx.actor;
+        Ok(match op {
+            Op::Flock { unlock: false } => self.open_files.lock(a, fd).map(|()| Value::None),
+            Op::Flock { unlock: true } => self.open_files.unlock(a, fd).map(|()| Value::None),
+            Op::Fstat => self.open_files.inode(a, fd).map(|ino| self.stat_of(ino)),
+            _ => self.open_files.close(a, fd).map(|ino| {
+                self.free_if_unreferenced(ino);
+                Value::None
+            }),
+        })
+    }
+
+    /// open(path, O_RDWR|O_TRUNC|O_NOFOLLOW [|O_CREAT]): a descriptor on the inode the name has now.
+    fn open_fd(&mut self, path: String, creat: bool, cx: &OpCtx) -> Result<Value, Errno> {
+        if path == "/" {
+            return Err(Errno::EISDIR);
+        }
+        if !self.names.contains_key(&path) {
+            if !creat {
+                return Err(self.missing(&path));
+            }
+            self.check_parent(&path)?;
+        }
+        self.open_for_write(path.clone(), false, None, cx.now)?;
+        let ino = self.names[&path];
+        Ok(Value::Int(self.open_files.open(cx.actor, ino)))
+    }
+
     /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
     /// each client caching attributes for `cache_ms`.
     pub fn set_nfs(&mut self, cache_ms: i64, client_of: Vec<u32>) {
