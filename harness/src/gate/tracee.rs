@@ -78,6 +78,8 @@ struct Pending {
     op: &'static str,
     /// The descriptor a call on one acts on (`flock` updates [`Tracee::flocked`] by it).
     fd: Option<i64>,
+    /// Where an `fstat` writes its result, to show the link count it read.
+    stat_buf: Option<u64>,
     /// The first path (for `open`, what the new descriptor names).
     path: Option<String>,
 }
@@ -317,7 +319,12 @@ impl Tracee {
                     self.cont(None)?;
                     return Ok(None);
                 }
-                self.pending = Some(Pending { op, fd: None, path: model_path });
+                self.pending = Some(Pending {
+                    op,
+                    fd: None,
+                    stat_buf: None,
+                    path: model_path,
+                });
                 self.at = At::Step;
                 Ok(Some(Stop::Step(show_call(op, &shown))))
             }
@@ -433,9 +440,21 @@ impl Tracee {
     fn fd_step(&mut self, op: &'static str, fd: i64) -> Result<Option<Stop>, GateError> {
         let path = self.fds.get(&fd).cloned().unwrap_or_default();
         let shown = short_name(Path::new(path.trim_start_matches('/')));
+        let stat_buf = if op == "fstat" {
+            let regs = ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
+            match regs.orig_rax as i64 {
+                libc::SYS_fstat => Some(regs.rsi),
+                libc::SYS_newfstatat => Some(regs.rdx),
+                libc::SYS_statx => Some(regs.r8),
+                _ => None,
+            }
+        } else {
+            None
+        };
         self.pending = Some(Pending {
             op,
             fd: Some(fd),
+            stat_buf,
             path: Some(path),
         });
         self.at = At::Step;
@@ -460,6 +479,11 @@ impl Tracee {
             match pending.as_ref().map(|p| p.op) {
                 Some("read") | Some("write") => format!("{ret} bytes"),
                 Some("open") => format!("fd {ret}"),
+                // The link count the program read: 0 once the inode it locked lost its last name.
+                Some("fstat") => match pending.as_ref().and_then(|p| p.stat_buf) {
+                    Some(buf) => self.stat_nlink(buf).map_or("ok".into(), |n| format!("nlink {n}")),
+                    None => "ok".into(),
+                },
                 _ => "ok".into(),
             }
         };
@@ -594,6 +618,13 @@ impl Tracee {
             }
         }
         out
+    }
+
+    /// `st_nlink` from a `struct stat` (a u64) or `struct statx` (a u32) at `buf`: both at
+    /// offset 16 on x86_64; the low 32 bits are the count either way (little-endian).
+    fn stat_nlink(&self, buf: u64) -> Option<u32> {
+        let b = self.read_mem(buf + 16, 4).ok()?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
     }
 
     fn read_cstr(&self, mut at: u64) -> Result<String, GateError> {
