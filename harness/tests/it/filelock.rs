@@ -1,0 +1,71 @@
+//! scenarios/filelock.race: filelock's UnixFileLock per release on the model (every release
+//! proved to hold over every reachable state of three lockers), and the report's mechanism
+//! (unlink, then unlock, without the nlink check) found by the model and forced on real
+//! directories with real processes and threads, each descriptor a real open file and each
+//! flock a real flock(2).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use racelab::backend::forced::forced_replay;
+use racelab::backend::ActorMode;
+use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab::ir::Program;
+
+const FILELOCK: &str = include_str!("../../../scenarios/filelock.race");
+
+fn variant(name: &str) -> Arc<Program> {
+    let sc = racelab::lang::compile("filelock.race", FILELOCK).expect("filelock.race compiles");
+    Arc::new(sc.variant(name).expect("variant").clone())
+}
+
+fn dfs() -> EngineConfig {
+    EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(120)),
+    )
+}
+
+#[test]
+fn every_filelock_release_holds_over_every_reachable_state_on_a_local_filesystem() {
+    for v in ["v3.20.3", "v3.20.4", "v3.29.4", "v3.29.5"] {
+        let ex = explore(&variant(v), &dfs()).expect("native-dfs runs");
+        assert!(ex.findings.is_empty(), "{v}: {:?}", ex.findings);
+        assert!(ex.exhaustive, "{v}: native-dfs did not finish ({})", ex.bound);
+        assert!(ex.states.unwrap_or(0) > 1000, "{v}: only {:?} states", ex.states);
+    }
+}
+
+#[test]
+fn unlink_then_unlock_without_the_nlink_check_gives_two_holders_for_real() {
+    std::env::set_var("RACELAB_WORKER_EXE", env!("CARGO_BIN_EXE_racelab"));
+    let prog = variant("unlink-no-check");
+    let ex = explore(&prog, &dfs()).expect("native-dfs runs");
+    let found = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "mutual_exclusion")
+        .expect("the model finds two holders");
+    // The second holder's step is a flock: on the old inode (the waiter) or the new one.
+    let mut roots = vec![std::env::temp_dir()];
+    if std::path::Path::new("/dev/shm").is_dir() {
+        roots.push(PathBuf::from("/dev/shm"));
+    }
+    for root in roots {
+        for mode in [ActorMode::Processes, ActorMode::Threads] {
+            let r = forced_replay(&prog, &found.schedule, &[root.clone()], mode)
+                .unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+            assert_eq!(r.divergence, None, "{} {mode:?}", root.display());
+            assert!(r.reproduced(&found.schedule), "{} {mode:?}: no second holder", root.display());
+            let step = r
+                .trace
+                .steps
+                .iter()
+                .find(|s| s.broke.iter().any(|b| b == "mutual_exclusion"))
+                .expect("the breaking step");
+            assert_eq!(step.operation, "flock(fd)", "{step:?}");
+            assert_eq!(step.result, "ok");
+        }
+    }
+}
