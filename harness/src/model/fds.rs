@@ -76,6 +76,15 @@ impl OpenFiles {
             .collect()
     }
 
+    /// The actors with a descriptor on `ino` (an NFS client keeps a silly-renamed file while
+    /// one of its processes has it open).
+    pub fn openers(&self, ino: usize) -> impl Iterator<Item = usize> + '_ {
+        self.files
+            .iter()
+            .filter(move |(_, i)| **i == ino)
+            .map(|((actor, _), _)| *actor)
+    }
+
     /// Whether some descriptor still refers to `ino` (an open file keeps an unlinked inode alive).
     pub fn refers_to(&self, ino: usize) -> bool {
         self.files.values().any(|i| *i == ino)

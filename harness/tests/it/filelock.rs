@@ -69,3 +69,21 @@ fn unlink_then_unlock_without_the_nlink_check_gives_two_holders_for_real() {
         }
     }
 }
+
+#[test]
+fn on_nfs_the_silly_rename_defeats_the_nlink_check_and_a_stale_handle_raises() {
+    // Two NFS clients (locker1 and locker3 on A, locker2 on B). The releaser's unlink is a
+    // silly rename (it has the file open), so a waiter that flocks the old file between the
+    // releaser's LOCK_UN and its close reads nlink 1; once the releaser's client closed its
+    // last descriptor the file is gone on the server and a waiter on the other client gets
+    // ESTALE from fstat, which filelock does not catch. 3.29.5 never unlinks: it holds.
+    let ex = explore(&variant("nfs-v3.29.4"), &dfs()).expect("native-dfs runs");
+    let found: Vec<&str> = ex.findings.iter().map(|f| f.invariant.as_str()).collect();
+    for want in ["mutual_exclusion", "unhandled_error"] {
+        assert!(found.contains(&want), "{want} not in {found:?}");
+    }
+    let stale = ex.findings.iter().find(|f| f.invariant == "unhandled_error").expect("found");
+    assert!(stale.message.contains("ESTALE"), "{}", stale.message);
+    let fixed = explore(&variant("nfs-v3.29.5"), &dfs()).expect("native-dfs runs");
+    assert!(fixed.findings.is_empty() && fixed.exhaustive, "{:?}", fixed.findings);
+}
