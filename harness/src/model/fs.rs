@@ -945,10 +945,10 @@ mod nfs_client_tests {
         let silly: Vec<String> = fs.names.keys().filter(|p| is_silly_name(p)).cloned().collect();
         assert_eq!(silly.len(), 1, "{:?}", fs.names);
         // Every client reads nlink 1: the file still has its .nfs name.
-        assert_eq!(nlink_of(op(&mut fs, 1, Op::Fstat, &[fd1.clone()])), Ok(1));
+        assert_eq!(nlink_of(op(&mut fs, 1, Op::Fstat, std::slice::from_ref(&fd1))), Ok(1));
         // Actor 2 on the same client still has it open: the name stays.
         op(&mut fs, 0, Op::CloseFd, &[fd0]).unwrap();
-        assert_eq!(nlink_of(op(&mut fs, 2, Op::Fstat, &[fd2.clone()])), Ok(1));
+        assert_eq!(nlink_of(op(&mut fs, 2, Op::Fstat, std::slice::from_ref(&fd2))), Ok(1));
         // The client's last descriptor closes: it removes the .nfs name, and client B's
         // handle is stale.
         op(&mut fs, 2, Op::CloseFd, &[fd2]).unwrap();

@@ -54,7 +54,7 @@ fn unlink_then_unlock_without_the_nlink_check_gives_two_holders_for_real() {
     }
     for root in roots {
         for mode in [ActorMode::Processes, ActorMode::Threads] {
-            let r = forced_replay(&prog, &found.schedule, &[root.clone()], mode)
+            let r = forced_replay(&prog, &found.schedule, std::slice::from_ref(&root), mode)
                 .unwrap_or_else(|e| panic!("{}: {e}", root.display()));
             assert_eq!(r.divergence, None, "{} {mode:?}", root.display());
             assert!(r.reproduced(&found.schedule), "{} {mode:?}: no second holder", root.display());
