@@ -1001,6 +1001,52 @@ fn err_create_second_argument_not_excl() {
 }
 
 #[test]
+fn err_descriptor_operations_flags_and_arity() {
+    check_err(
+        "scenario s {\n  actor a {\n    let fd = open(\"/a\", excl)\n    flock(fd, ex)\n    fstat(fd, 1)\n    close()\n  }\n}\n",
+        expect![[r#"
+            4 errors in test.race
+              × the second argument of `open` can only be `creat`
+               ╭─[test.race:3:25]
+             2 │   actor a {
+             3 │     let fd = open("/a", excl)
+               ·                         ──┬─
+               ·                           ╰── expected `creat`
+             4 │     flock(fd, ex)
+               ╰────
+              help: write `open(path) or open(path, creat)`
+              × the second argument of `flock` can only be `un`
+               ╭─[test.race:4:15]
+             3 │     let fd = open("/a", excl)
+             4 │     flock(fd, ex)
+               ·               ─┬
+               ·                ╰── expected `un`
+             5 │     fstat(fd, 1)
+               ╰────
+              help: write `flock(fd) (LOCK_EX|LOCK_NB) or flock(fd, un) (LOCK_UN)`
+              × `fstat` takes 1 argument, not 2
+               ╭─[test.race:5:5]
+             4 │     flock(fd, ex)
+             5 │     fstat(fd, 1)
+               ·     ──────┬─────
+               ·           ╰── wrong number of arguments
+             6 │     close()
+               ╰────
+              help: write `fstat(fd)`
+              × `close` takes 1 argument, not 0
+               ╭─[test.race:6:5]
+             5 │     fstat(fd, 1)
+             6 │     close()
+               ·     ───┬───
+               ·        ╰── wrong number of arguments
+             7 │   }
+               ╰────
+              help: write `close(fd)`
+        "#]],
+    );
+}
+
+#[test]
 fn err_unknown_errno() {
     check_err(
         "scenario s {\n  actor a {\n    match stat(\"/a\") {\n      ok => {}\n      err(ENOFILE) => {}\n    }\n  }\n}\n",
