@@ -19,8 +19,14 @@ use racelab::ir::Program;
 const SCENARIO: &str = include_str!("../../scenarios/racelab-linklock.race");
 
 fn linklock() -> Arc<Program> {
-    let sc = racelab::lang::compile(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/racelab-linklock.race"), SCENARIO)
-        .expect("the built-in scenario compiles");
+    let sc = racelab::lang::compile(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/racelab-linklock.race"
+        ),
+        SCENARIO,
+    )
+    .expect("the built-in scenario compiles");
     Arc::new(
         sc.variant("no-fault")
             .expect("the scenario has this variant")

@@ -35,8 +35,14 @@ const SCHEDULES: u64 = 200;
 /// two-step stat lets the patched lock log "unexpected linkcount", which would stop every
 /// exploration at its first finding.)
 fn mailman(variant: &str) -> Arc<Program> {
-    let sc = racelab::lang::compile(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"), SCENARIO)
-        .expect("the built-in scenario compiles");
+    let sc = racelab::lang::compile(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/mailman-lockfile.race"
+        ),
+        SCENARIO,
+    )
+    .expect("the built-in scenario compiles");
     let mut prog = sc
         .variant(variant)
         .expect("the scenario has this variant")

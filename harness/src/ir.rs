@@ -95,7 +95,8 @@ macro_rules! errnos {
             pub const ALL: &'static [Errno] = &[$(Errno::$name),*];
             pub fn name(self) -> &'static str { match self { $(Errno::$name => stringify!($name)),* } }
             pub fn code(self) -> i32 { match self { $(Errno::$name => $code),* } }
-            pub fn from_name(s: &str) -> Option<Errno> { match s { $(stringify!($name) => Some(Errno::$name),)* _ => None } }
+            /// The errno named `s`; `EWOULDBLOCK` is Linux's other name for `EAGAIN` (flock's answer).
+            pub fn from_name(s: &str) -> Option<Errno> { match s { "EWOULDBLOCK" => Some(Errno::EAGAIN), $(stringify!($name) => Some(Errno::$name),)* _ => None } }
             pub fn from_code(c: i32) -> Option<Errno> { match c { $($code => Some(Errno::$name),)* _ => None } }
         }
     };
@@ -183,6 +184,25 @@ pub enum Op {
     /// The second half of `write`: the data written through the descriptor the open gave, then
     /// close (even if the name was unlinked or replaced in between).
     WriteData,
+    /// `open(path)` or `open(path, creat)`: open(2) with O_RDWR|O_TRUNC|O_NOFOLLOW (and
+    /// O_CREAT), the flags filelock's UnixFileLock uses. The value is a file descriptor (an int,
+    /// the lowest free number from 3 in the actor's own table); the descriptor refers to the
+    /// inode the name had at the open, whatever happens to the name afterwards.
+    Open {
+        creat: bool,
+    },
+    /// `flock(fd)`: flock(2) with LOCK_EX|LOCK_NB, which never blocks: `err(EWOULDBLOCK)` when
+    /// another open file holds the inode's lock. `flock(fd, un)`: LOCK_UN. The lock belongs to
+    /// the inode through the open file, not to the path.
+    Flock {
+        unlock: bool,
+    },
+    /// `fstat(fd)`: the attributes of the descriptor's inode (`st.nlink` is 0 once its last name
+    /// is gone).
+    Fstat,
+    /// `close(fd)`: closes a descriptor, dropping its flock. Written `close(...)` like a
+    /// database connection's close; an int argument makes it this.
+    CloseFd,
 }
 
 /// How a lock is taken: every lock kind supports `Exclusive`; only rwlocks take `Shared`.
@@ -350,7 +370,16 @@ impl Op {
                 | Op::StatAttrs
                 | Op::WriteOpen
                 | Op::WriteData
+                | Op::Open { .. }
+                | Op::Flock { .. }
+                | Op::Fstat
+                | Op::CloseFd
         )
+    }
+
+    /// True for the operations on file descriptors (their first argument is a descriptor, not a path).
+    pub fn is_descriptor(self) -> bool {
+        matches!(self, Op::Flock { .. } | Op::Fstat | Op::CloseFd)
     }
 
     pub fn name(self) -> &'static str {
@@ -381,6 +410,11 @@ impl Op {
             Op::StatAttrs => "stat-attrs",
             Op::WriteOpen => "write-open",
             Op::WriteData => "write-data",
+            Op::Open { .. } => "open",
+            Op::Flock { unlock: false } => "flock",
+            Op::Flock { unlock: true } => "flock-un",
+            Op::Fstat => "fstat",
+            Op::CloseFd => "close-fd",
         }
     }
 }

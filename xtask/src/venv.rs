@@ -1,12 +1,58 @@
 //! `cargo xtask venv`: the Python environment the gated drivers run in (scenarios/drivers/):
 //! a venv under target/ with flufl.lock pinned to the version `scenarios/flufl-lock.race`
-//! models. Made once and kept; checked on every use.
+//! models, and each filelock release `scenarios/filelock.race` models in a directory of its
+//! own (`$RACELAB_VENV/filelock/VERSION`, put on sys.path by the driver: one site-packages
+//! holds one version). Made once and kept; checked on every use.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The flufl.lock release the model follows step by step.
 pub const FLUFL_LOCK: &str = "flufl.lock==10.0.0";
+
+/// The filelock releases `scenarios/filelock.race` runs through the gate: 3.20.3 (keeps the
+/// lock file), 3.20.4 (first to unlink it on release, with the fstat nlink check), 3.29.4 (the
+/// last that unlinks) and 3.29.5 (keeps it again: tox-dev/filelock PR #577).
+pub const FILELOCK_VERSIONS: &[&str] = &["3.20.3", "3.20.4", "3.29.4", "3.29.5"];
+
+/// Installs each filelock release into `$venv/filelock/VERSION`. A release that cannot be
+/// installed is not an error here: `VERSION.missing` says why, and the driver prints that and
+/// fails before its first gated call, so its gate rows are errors with the reason, never passes.
+fn ensure_filelock(venv: &Path) -> Result<(), String> {
+    let base = venv.join("filelock");
+    std::fs::create_dir_all(&base).map_err(|e| format!("mkdir {}: {e}", base.display()))?;
+    for v in FILELOCK_VERSIONS {
+        let dir = base.join(v);
+        let missing = base.join(format!("{v}.missing"));
+        if dir.join("filelock/_unix.py").exists() {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(format!("filelock=={v}"))
+            .output()
+            .map_err(|e| format!("pip install filelock=={v}: {e}"))?;
+        if out.status.success() && dir.join("filelock/_unix.py").exists() {
+            let _ = std::fs::remove_file(&missing);
+        } else {
+            let why = format!(
+                "pip install filelock=={v} failed ({}): {}\n",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            std::fs::write(&missing, why).map_err(|e| format!("{}: {e}", missing.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// The venv's directory (`$RACELAB_VENV` for racelab), made if it is missing or incomplete.
 pub fn ensure(target: &Path) -> Result<PathBuf, String> {
@@ -21,6 +67,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
             .is_ok_and(|s| s.success())
     };
     if ready() {
+        ensure_filelock(&venv)?;
         return Ok(venv);
     }
     let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
@@ -50,6 +97,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
         &format!("pip install {FLUFL_LOCK} (needs PyPI)"),
     )?;
     if ready() {
+        ensure_filelock(&venv)?;
         Ok(venv)
     } else {
         Err(format!(

@@ -33,6 +33,9 @@ pub struct RealFs {
     /// The descriptor the first half of a two-step call left open for its second half: an
     /// O_PATH descriptor after a stat's lookup, a truncated file after a write's open.
     half: Option<std::fs::File>,
+    /// The descriptors `open` gave, by `(actor, number)`: numbered as the model numbers them
+    /// (the lowest free from 3, per actor), each a real open file whose flock is real.
+    fds: std::collections::BTreeMap<(usize, i64), std::fs::File>,
 }
 
 /// Why a real filesystem could not be set up.
@@ -60,6 +63,7 @@ impl RealFs {
             root: fd,
             root_path: root.to_path_buf(),
             half: None,
+            fds: Default::default(),
         })
     }
 
@@ -198,6 +202,79 @@ impl RealFs {
     }
 }
 
+impl RealFs {
+    /// `open`, `flock`, `fstat` and `close` on real descriptors, each the one real syscall.
+    fn descriptor_op(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
+        use std::os::fd::AsRawFd;
+        if let Op::Open { creat } = op {
+            let path = path_arg(args, 0, op)?;
+            if normalize(&path) == "/" {
+                return Ok(Err(Errno::EISDIR));
+            }
+            let mut flags = OFlag::O_RDWR | OFlag::O_TRUNC | OFlag::O_NOFOLLOW;
+            if creat {
+                flags |= OFlag::O_CREAT;
+            }
+            return Ok(self.open_in_root(&path, flags).and_then(|f| {
+                // O_TRUNC set the mtime to the real clock; the model's is the virtual one.
+                let ts = timespec(cx.now);
+                nix::sys::stat::futimens(f.as_fd(), &ts, &ts).map_err(errno_of)?;
+                let mut fd = 3;
+                while self.fds.contains_key(&(cx.actor, fd)) {
+                    fd += 1;
+                }
+                self.fds.insert((cx.actor, fd), f);
+                Ok(Value::Int(fd))
+            }));
+        }
+        let fd = match args.first() {
+            Some(Value::Int(fd)) => *fd,
+            other => {
+                return Err(format!(
+                    "{} expects a file descriptor (the int `open` returned), got {}",
+                    op.name(),
+                    other.map_or("nothing", Value::type_name)
+                ))
+            }
+        };
+        let key = (cx.actor, fd);
+        if op == Op::CloseFd {
+            // Dropping the File closes it, and the close drops its flock.
+            return Ok(self
+                .fds
+                .remove(&key)
+                .map(|_| Value::None)
+                .ok_or(Errno::EBADF));
+        }
+        let Some(f) = self.fds.get(&key) else {
+            return Ok(Err(Errno::EBADF));
+        };
+        Ok(match op {
+            Op::Flock { unlock } => {
+                let how = if unlock {
+                    nix::fcntl::FlockArg::Unlock
+                } else {
+                    nix::fcntl::FlockArg::LockExclusiveNonblock
+                };
+                // nix's `Flock` ties the lock to owning the file (dropped: unlocked); here the
+                // scenario decides when it ends (flock un, close), each one real syscall.
+                #[allow(deprecated)]
+                nix::fcntl::flock(f.as_raw_fd(), how)
+                    .map(|()| Value::None)
+                    .map_err(errno_of)
+            }
+            _ => nix::sys::stat::fstat(f.as_fd())
+                .map(|st| stat_value(&st))
+                .map_err(errno_of),
+        })
+    }
+}
+
 impl Filesystem for RealFs {
     fn perform(
         &mut self,
@@ -205,6 +282,9 @@ impl Filesystem for RealFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
+        if matches!(op, Op::Open { .. }) || op.is_descriptor() {
+            return self.descriptor_op(op, args, cx);
+        }
         let path = path_arg(args, 0, op)?;
         let second_path = || path_arg(args, 1, op);
         Ok(match op {
@@ -352,6 +432,11 @@ impl Filesystem for RealFs {
 
     fn observe_exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()
+    }
+
+    fn disconnect(&mut self, actor: usize) {
+        // The actor's process is gone: its descriptors close, and their flocks go with them.
+        self.fds.retain(|(a, _), _| *a != actor);
     }
 
     fn observe_contents(&self, path: &str) -> Option<String> {

@@ -92,6 +92,7 @@ pub enum Response {
 pub fn op_name(op: Op) -> Result<&'static str, String> {
     match op {
         Op::Create { excl: true } => Ok("create!"),
+        Op::Open { creat: true } => Ok("open!"),
         // Every filesystem operation (and half of one) travels under its own name.
         _ if op.is_filesystem() => Ok(op.name()),
         other => Err(format!(
@@ -120,6 +121,12 @@ pub fn op_of(name: &str) -> Option<Op> {
         "stat-attrs" => Op::StatAttrs,
         "write-open" => Op::WriteOpen,
         "write-data" => Op::WriteData,
+        "open!" => Op::Open { creat: true },
+        "open" => Op::Open { creat: false },
+        "flock" => Op::Flock { unlock: false },
+        "flock-un" => Op::Flock { unlock: true },
+        "fstat" => Op::Fstat,
+        "close-fd" => Op::CloseFd,
         _ => return None,
     })
 }

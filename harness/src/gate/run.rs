@@ -640,13 +640,23 @@ fn resume(
 }
 
 /// Whether a step changed what other processes can see: a successful link, unlink, rename,
-/// utime, write, or entering or leaving a section. Schedulers prefer to switch after these.
+/// utime, write, flock (taking or dropping the lock; a close that is a step drops one), or
+/// entering or leaving a section. Schedulers prefer to switch after these.
 fn changes_files(operation: &str, result: &str) -> bool {
     let op = operation.split('(').next().unwrap_or("");
     let failed = result.starts_with('E');
     matches!(
         op,
-        "link" | "unlink" | "rename" | "utime" | "write" | "mkdir" | "rmdir"
+        "link"
+            | "unlink"
+            | "rename"
+            | "utime"
+            | "write"
+            | "mkdir"
+            | "rmdir"
+            | "flock"
+            | "flock-un"
+            | "close"
     ) && !failed
         || operation.starts_with("enter ")
         || operation.starts_with("leave ")

@@ -36,6 +36,8 @@ pub const TRAPPED: &[i64] = &[
     libc::SYS_dup2,
     libc::SYS_dup3,
     libc::SYS_fcntl,
+    libc::SYS_flock,
+    libc::SYS_fstat,
     libc::SYS_clock_gettime,
     libc::SYS_gettimeofday,
     libc::SYS_time,
@@ -56,7 +58,8 @@ pub enum Call {
         op: &'static str,
         paths: Vec<(i64, u64)>,
     },
-    /// read/write/close on a file descriptor.
+    /// read/write/close/fstat/flock on a file descriptor (`flock` is LOCK_EX or LOCK_SH, with
+    /// or without LOCK_NB; `flock-un` is LOCK_UN).
     Fd { op: &'static str, fd: i64 },
     /// A copy of descriptor `fd` (dup, dup2, dup3, fcntl F_DUPFD): tracked like the original.
     Dup { fd: i64 },
@@ -131,6 +134,9 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
         libc::SYS_read | libc::SYS_pread64 => fd("read", a[0]),
         libc::SYS_write | libc::SYS_pwrite64 => fd("write", a[0]),
         libc::SYS_close => fd("close", a[0]),
+        libc::SYS_fstat => fd("fstat", a[0]),
+        libc::SYS_flock if a[1] as i32 & libc::LOCK_UN != 0 => fd("flock-un", a[0]),
+        libc::SYS_flock => fd("flock", a[0]),
         libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 => Call::Dup {
             fd: a[0] as i32 as i64,
         },

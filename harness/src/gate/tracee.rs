@@ -60,6 +60,10 @@ pub struct Tracee {
     pending: Option<Pending>,
     /// Descriptors open on files under the root, and their paths (shown root-relative).
     fds: HashMap<i64, String>,
+    /// The tracked descriptors this process holds a flock through: on these, `fstat` (a lock
+    /// library checking the inode it locked is still linked) and `close` (which drops the lock)
+    /// are steps too.
+    flocked: std::collections::HashSet<i64>,
     rng: u64,
     execed: bool,
     /// The result of the last step resumed, for the step table (`ok`, `3`, `EEXIST`).
@@ -72,6 +76,10 @@ pub struct Tracee {
 #[derive(Debug, Clone)]
 struct Pending {
     op: &'static str,
+    /// The descriptor a call on one acts on (`flock` updates [`Tracee::flocked`] by it).
+    fd: Option<i64>,
+    /// Where an `fstat` writes its result, to show the link count it read.
+    stat_buf: Option<u64>,
     /// The first path (for `open`, what the new descriptor names).
     path: Option<String>,
 }
@@ -117,6 +125,7 @@ impl Tracee {
             at: At::Start,
             pending: None,
             fds: HashMap::new(),
+            flocked: Default::default(),
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
             execed: false,
             last_result: String::new(),
@@ -288,9 +297,12 @@ impl Tracee {
                 let mut model_path = None;
                 for (dirfd, p) in paths {
                     // An empty path with AT_EMPTY_PATH names the descriptor itself (fstat,
-                    // futimens): like calls on descriptors, no step.
+                    // futimens): a call on the descriptor (glibc's fstat is newfstatat(fd, "")).
                     let raw = if p == 0 { String::new() } else { self.read_cstr(p)? };
                     if raw.is_empty() {
+                        if op == "stat" && self.flocked.contains(&dirfd) {
+                            return self.fd_step("fstat", dirfd);
+                        }
                         continue;
                     }
                     let path = self.resolve(dirfd, &raw);
@@ -307,16 +319,22 @@ impl Tracee {
                     self.cont(None)?;
                     return Ok(None);
                 }
-                self.pending = Some(Pending { op, path: model_path });
+                self.pending = Some(Pending {
+                    op,
+                    fd: None,
+                    stat_buf: None,
+                    path: model_path,
+                });
                 self.at = At::Step;
                 Ok(Some(Stop::Step(show_call(op, &shown))))
             }
             Call::Fd { op, fd } => {
-                let Some(path) = self.fds.get(&fd).cloned() else {
+                if !self.fds.contains_key(&fd) {
                     self.cont(None)?;
                     return Ok(None);
-                };
-                if matches!(op, "close" | "fstat" | "futime") {
+                }
+                let locked = self.flocked.contains(&fd);
+                if matches!(op, "close" | "fstat" | "futime") && !locked {
                     // Not steps: they change nothing another process can see on a local
                     // filesystem (NFS flushes on close; its writes were steps already).
                     if op == "close" {
@@ -325,10 +343,11 @@ impl Tracee {
                     self.cont(None)?;
                     return Ok(None);
                 }
-                let shown = short_name(Path::new(path.trim_start_matches('/')));
-                self.pending = Some(Pending { op, path: Some(path) });
-                self.at = At::Step;
-                Ok(Some(Stop::Step(show_call(op, &[shown]))))
+                if op == "futime" {
+                    self.cont(None)?;
+                    return Ok(None);
+                }
+                self.fd_step(op, fd)
             }
             Call::Time { clock: id, buf, kind } if virtual_clock(id) => {
                 let ns = if wall_clock(id) { clock.wall_ns() } else { clock.monotonic_ns() };
@@ -417,6 +436,31 @@ impl Tracee {
         }
     }
 
+    /// Stops at a call on tracked descriptor `fd` as a step.
+    fn fd_step(&mut self, op: &'static str, fd: i64) -> Result<Option<Stop>, GateError> {
+        let path = self.fds.get(&fd).cloned().unwrap_or_default();
+        let shown = short_name(Path::new(path.trim_start_matches('/')));
+        let stat_buf = if op == "fstat" {
+            let regs = ptrace::getregs(self.pid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
+            match regs.orig_rax as i64 {
+                libc::SYS_fstat => Some(regs.rsi),
+                libc::SYS_newfstatat => Some(regs.rdx),
+                libc::SYS_statx => Some(regs.r8),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        self.pending = Some(Pending {
+            op,
+            fd: Some(fd),
+            stat_buf,
+            path: Some(path),
+        });
+        self.at = At::Step;
+        Ok(Some(Stop::Step(show_call(op, &[shown]))))
+    }
+
     /// Performs the pending step: the call runs, we read its result at the syscall exit.
     fn finish_step(&mut self) -> Result<(), GateError> {
         let ret = self.run_to_exit()?;
@@ -435,10 +479,31 @@ impl Tracee {
             match pending.as_ref().map(|p| p.op) {
                 Some("read") | Some("write") => format!("{ret} bytes"),
                 Some("open") => format!("fd {ret}"),
+                // The link count the program read: 0 once the inode it locked lost its last name.
+                Some("fstat") => match pending.as_ref().and_then(|p| p.stat_buf) {
+                    Some(buf) => self
+                        .stat_nlink(buf)
+                        .map_or("ok".into(), |n| format!("nlink {n}")),
+                    None => "ok".into(),
+                },
                 _ => "ok".into(),
             }
         };
         if let Some(p) = pending {
+            match (p.op, p.fd) {
+                ("flock", Some(fd)) if ret == 0 => {
+                    self.flocked.insert(fd);
+                }
+                ("flock-un", Some(fd)) => {
+                    self.flocked.remove(&fd);
+                }
+                ("close", Some(fd)) => {
+                    // Closed, even when close reports an error (EINTR, EIO): the number is free.
+                    self.flocked.remove(&fd);
+                    self.fds.remove(&fd);
+                }
+                _ => {}
+            }
             if p.op == "open" && ret >= 0 {
                 if let Some(path) = p.path {
                     self.fds.insert(ret, path);
@@ -555,6 +620,13 @@ impl Tracee {
             }
         }
         out
+    }
+
+    /// `st_nlink` from a `struct stat` (a u64) or `struct statx` (a u32) at `buf`: both at
+    /// offset 16 on x86_64; the low 32 bits are the count either way (little-endian).
+    fn stat_nlink(&self, buf: u64) -> Option<u32> {
+        let b = self.read_mem(buf + 16, 4).ok()?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
     }
 
     fn read_cstr(&self, mut at: u64) -> Result<String, GateError> {

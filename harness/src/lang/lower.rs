@@ -25,6 +25,9 @@ const FS_OPS: &[(&str, usize)] = &[
     ("touch", 1),
     ("mkdir", 1),
     ("rmdir", 1),
+    ("open", 1),
+    ("flock", 1),
+    ("fstat", 1),
 ];
 const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
     ("len", Builtin::Len, 1),
@@ -1343,6 +1346,29 @@ impl<'a> Cx<'a> {
             });
             return Some(PExpr::Reg(dst));
         }
+        if name.name == "close" && self.named_databases.is_empty() {
+            // No database to close: `close(fd)` closes a descriptor `open` returned.
+            if args.len() != 1 {
+                self.err(
+                    e.span,
+                    format!("`close` takes 1 argument, not {}", args.len()),
+                    "wrong number of arguments",
+                    "write `close(fd)`",
+                );
+                return None;
+            }
+            let arg = self.expr(fx, &args[0]);
+            let dst = fx.reg();
+            let label = self.label(e.span);
+            fx.emit(Instr::Op {
+                dst: Some(dst),
+                op: Op::CloseFd,
+                args: vec![arg],
+                catch,
+                label,
+            });
+            return Some(PExpr::Reg(dst));
+        }
         if name.name == "connect" || name.name == "close" {
             let op = if name.name == "connect" {
                 Op::Connect
@@ -1399,9 +1425,35 @@ impl<'a> Cx<'a> {
                 "utime" => Op::Utime,
                 "touch" => Op::Touch,
                 "mkdir" => Op::Mkdir,
+                "open" => Op::Open { creat: false },
+                "flock" => Op::Flock { unlock: false },
+                "fstat" => Op::Fstat,
                 _ => Op::Rmdir,
             };
             let mut args: &[Expr] = args;
+            // A flag as a bare word in second place: `open(path, creat)`, `flock(fd, un)`.
+            let flag = match op {
+                Op::Open { .. } => Some(("creat", Op::Open { creat: true })),
+                Op::Flock { .. } => Some(("un", Op::Flock { unlock: true })),
+                _ => None,
+            };
+            if let (Some((word, flagged)), 2) = (flag, args.len()) {
+                if matches!(&args[1].kind, ExprKind::Name(n) if n.name == word) {
+                    op = flagged;
+                    args = &args[..1];
+                } else {
+                    self.err(
+                        args[1].span,
+                        format!(
+                            "the second argument of `{}` can only be `{word}`",
+                            name.name
+                        ),
+                        format!("expected `{word}`"),
+                        op_signature(&name.name),
+                    );
+                    return None;
+                }
+            }
             if op == (Op::Create { excl: false }) && args.len() == 2 {
                 if matches!(&args[1].kind, ExprKind::Name(n) if n.name == "excl") {
                     op = Op::Create { excl: true };
@@ -1433,6 +1485,8 @@ impl<'a> Cx<'a> {
             let vals: Vec<PExpr> = args.iter().map(|a| self.expr(fx, a)).collect();
             let path_args = if matches!(op, Op::Link | Op::Rename) {
                 2
+            } else if op.is_descriptor() {
+                0
             } else {
                 1
             };
@@ -1509,8 +1563,9 @@ impl<'a> Cx<'a> {
             known.push("sql");
         }
         if !self.named_databases.is_empty() {
-            known.extend(["connect", "close"]);
+            known.push("connect");
         }
+        known.push("close");
         known.extend(PURE_BUILTINS.iter().map(|(n, _, _)| *n));
         let procs: Vec<String> = self.procs.keys().cloned().collect();
         let suggestion = closest(
@@ -1864,7 +1919,7 @@ impl<'a> Cx<'a> {
 
 /// Whether `e` is a call of an operation whose result is `ok` or `err(ERRNO)`.
 fn is_fallible_op(e: &Expr) -> bool {
-    matches!(&e.kind, ExprKind::Call(name, _) if name.name == "sql" || FS_OPS.iter().any(|(n, _)| *n == name.name))
+    matches!(&e.kind, ExprKind::Call(name, _) if name.name == "sql" || name.name == "close" || FS_OPS.iter().any(|(n, _)| *n == name.name))
 }
 
 fn op_signature(name: &str) -> String {
@@ -1879,6 +1934,9 @@ fn op_signature(name: &str) -> String {
         "utime" => "utime(path, time)",
         "touch" => "touch(path)",
         "mkdir" => "mkdir(path)",
+        "open" => "open(path) or open(path, creat)",
+        "flock" => "flock(fd) (LOCK_EX|LOCK_NB) or flock(fd, un) (LOCK_UN)",
+        "fstat" => "fstat(fd)",
         _ => "rmdir(path)",
     };
     format!("write `{sig}`")

@@ -120,6 +120,8 @@ pub struct ModelFs {
     /// (the kernel's reference from the lookup, or the open file). A pinned inode outlives its
     /// last name until the second half lets it go, as an open file does.
     pinned: BTreeMap<usize, usize>,
+    /// The actors' open descriptors (`open`) and the flocks taken through them.
+    open_files: crate::model::fds::OpenFiles,
 }
 
 /// The pin of `stat("/")`: the root has no inode in `names`.
@@ -206,6 +208,26 @@ pub fn check_confined(path: &str) -> Result<(), String> {
 }
 
 /// The `i`-th argument as a normalised path, or the misuse that stops the actor.
+/// Whether `path`'s last component is an NFS client's silly-rename name (`.nfs` + hex).
+fn is_silly_name(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with(".nfs"))
+}
+
+/// Argument 0 of a descriptor operation: the int `open` returned.
+fn fd_arg(args: &[Value], op: Op) -> Result<i64, String> {
+    match args.first() {
+        Some(Value::Int(fd)) => Ok(*fd),
+        Some(v) => Err(format!(
+            "{} expects a file descriptor (the int `open` returned), got a {} ({v})",
+            op.name(),
+            v.type_name()
+        )),
+        None => Err(format!("{} is missing its descriptor", op.name())),
+    }
+}
+
 pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
     match args.get(i) {
         Some(Value::Str(s)) => {
@@ -291,7 +313,7 @@ impl ModelFs {
     /// Frees an inode that no name and no pin refers to.
     fn free_if_unreferenced(&mut self, ino: usize) {
         let unnamed = self.inodes[ino].as_ref().is_some_and(|n| n.nlink <= 0);
-        if unnamed && !self.pinned.values().any(|p| *p == ino) {
+        if unnamed && !self.pinned.values().any(|p| *p == ino) && !self.open_files.refers_to(ino) {
             self.inodes[ino] = None;
         }
     }
@@ -439,8 +461,12 @@ impl Filesystem for ModelFs {
         self.exists(path)
     }
     fn disconnect(&mut self, actor: usize) {
-        // A process that is gone holds no inode any more.
+        // A process that is gone holds no inode any more: its pin goes, its descriptors close
+        // (and their flocks with them).
         self.unpin(actor);
+        for ino in self.open_files.close_all(actor) {
+            self.closed(actor, ino);
+        }
     }
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
@@ -451,6 +477,9 @@ impl Filesystem for ModelFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
+        if matches!(op, Op::Open { .. }) || op.is_descriptor() {
+            return self.descriptor_op(op, args, cx);
+        }
         if self.nfs.is_none() {
             return self.server(op, args, cx);
         }
@@ -459,6 +488,131 @@ impl Filesystem for ModelFs {
 }
 
 impl ModelFs {
+    /// `open`, `flock`, `fstat` and `close` on descriptors (see [`crate::model::fds`]).
+    fn descriptor_op(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
+        if let Op::Open { creat } = op {
+            let path = path_arg(args, 0, op)?;
+            return Ok(self.open_fd(path, creat, cx));
+        }
+        let fd = fd_arg(args, op)?;
+        let a = cx.actor;
+        Ok(match op {
+            // On NFS, flock is a lock on the server's file (NLM, or NFSv4's LOCK): one lock
+            // for every client, as on a local filesystem.
+            Op::Flock { unlock: false } => self.open_files.lock(a, fd).map(|()| Value::None),
+            Op::Flock { unlock: true } => self.open_files.unlock(a, fd).map(|()| Value::None),
+            Op::Fstat => self
+                .open_files
+                .inode(a, fd)
+                .and_then(|ino| self.fstat_of(a, ino, cx.now)),
+            _ => self.open_files.close(a, fd).map(|ino| {
+                self.closed(a, ino);
+                Value::None
+            }),
+        })
+    }
+
+    /// fstat of an open inode. Locally: its attributes, `nlink` 0 once unnamed. Through an NFS
+    /// client: GETATTR on the server (a client revalidates a file's attributes when it takes a
+    /// lock on it), so `nlink` counts a silly-renamed file's `.nfs` name; a file with no name
+    /// left on the server is gone there, and its handle is stale (ESTALE).
+    fn fstat_of(&mut self, actor: usize, ino: usize, now: i64) -> Result<Value, Errno> {
+        let Some(client) = self.client_of(actor) else {
+            return Ok(self.stat_of(ino));
+        };
+        if self.inodes[ino].as_ref().is_none_or(|n| n.nlink <= 0) {
+            return Err(Errno::ESTALE);
+        }
+        Ok(self
+            .fetch_attrs(client, ino, now)
+            .unwrap_or_else(|| self.stat_of(ino)))
+    }
+
+    /// The NFS client of `actor`, or None on a local filesystem.
+    fn client_of(&self, actor: usize) -> Option<usize> {
+        let nfs = self.nfs.as_ref()?;
+        Some(nfs.client_of.get(actor).copied().unwrap_or(0) as usize)
+    }
+
+    /// After `actor` closed a descriptor on `ino`: on NFS, when no process of its client has the
+    /// file open any more, the client removes the file's silly-renamed `.nfs` names (the
+    /// deferred unlink); then the inode goes if nothing refers to it.
+    fn closed(&mut self, actor: usize, ino: usize) {
+        if let Some(client) = self.client_of(actor) {
+            let still_open = self
+                .open_files
+                .openers(ino)
+                .any(|a| self.client_of(a) == Some(client));
+            if !still_open {
+                let silly: Vec<String> = self
+                    .names
+                    .iter()
+                    .filter(|(p, i)| **i == ino && is_silly_name(p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for p in silly {
+                    self.unlink_name(&p, ino);
+                }
+            }
+        }
+        self.free_if_unreferenced(ino);
+    }
+
+    /// NFS's silly rename: `unlink(path)` through a client on which some process has the file
+    /// open renames it to `.nfsXXXX` in the same directory instead (the server would free a
+    /// file it has no name for, under the client's open descriptors); the client removes that
+    /// name when the last of its descriptors on the file closes. `None`: a plain unlink.
+    fn silly_rename(&mut self, client: usize, path: &str) -> Option<Result<Value, Errno>> {
+        let ino = *self.names.get(path)?;
+        let open_here = self
+            .open_files
+            .openers(ino)
+            .any(|a| self.client_of(a) == Some(client));
+        if !open_here || self.inode_mut(ino).kind == Kind::Dir {
+            return None;
+        }
+        let dir = parent(path);
+        let base = if dir == "/" {
+            String::new()
+        } else {
+            dir.to_string()
+        };
+        let mut n = 0u32;
+        let silly = loop {
+            let name = format!("{base}/.nfs{:016x}{n:08x}", ino + 3);
+            if !self.names.contains_key(&name) {
+                break name;
+            }
+            n += 1;
+        };
+        Some(self.rename(path.to_string(), silly))
+    }
+
+    /// open(path, O_RDWR|O_TRUNC|O_NOFOLLOW [|O_CREAT]): a descriptor on the inode the name has now.
+    fn open_fd(&mut self, path: String, creat: bool, cx: &OpCtx) -> Result<Value, Errno> {
+        if path == "/" {
+            return Err(Errno::EISDIR);
+        }
+        if !self.names.contains_key(&path) {
+            if !creat {
+                return Err(self.missing(&path));
+            }
+            self.check_parent(&path)?;
+        }
+        self.open_for_write(path.clone(), false, None, cx.now)?;
+        let ino = self.names[&path];
+        if let Some(client) = self.client_of(cx.actor) {
+            // Close-to-open: an NFS open looks the name up on the server and revalidates.
+            let _fresh = self.look_up(client, &path, cx.now);
+        }
+        Ok(Value::Int(self.open_files.open(cx.actor, ino)))
+    }
+
     /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
     /// each client caching attributes for `cache_ms`.
     pub fn set_nfs(&mut self, cache_ms: i64, client_of: Vec<u32>) {
@@ -534,7 +688,14 @@ impl ModelFs {
             .iter()
             .filter_map(|p| self.names.get(p).copied())
             .collect();
-        let result = self.server(op, args, cx)?;
+        let silly = match op {
+            Op::Unlink => self.silly_rename(client, &touched[0]),
+            _ => None,
+        };
+        let result = match silly {
+            Some(r) => r,
+            None => self.server(op, args, cx)?,
+        };
         // The reply refreshes what this client knows of the names involved and their files:
         // post-operation attributes for changes, a fresh GETATTR for an open (`read`).
         for p in &touched {
@@ -774,6 +935,68 @@ mod nfs_client_tests {
             Value::Stat(s) => Ok((s.nlink, s.mtime)),
             other => panic!("stat gave {other:?}"),
         }
+    }
+
+    fn nlink_of(v: Result<Value, Errno>) -> Result<i64, Errno> {
+        match v? {
+            Value::Stat(s) => Ok(s.nlink),
+            other => panic!("fstat gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unlink_of_a_file_open_on_the_client_is_a_silly_rename_until_its_last_close_there() {
+        let mut fs = two_clients();
+        let lock = Value::str("/l/lock");
+        let fd0 = op(
+            &mut fs,
+            0,
+            Op::Open { creat: true },
+            std::slice::from_ref(&lock),
+        )
+        .unwrap();
+        let fd1 = op(
+            &mut fs,
+            1,
+            Op::Open { creat: true },
+            std::slice::from_ref(&lock),
+        )
+        .unwrap();
+        let fd2 = op(
+            &mut fs,
+            2,
+            Op::Open { creat: true },
+            std::slice::from_ref(&lock),
+        )
+        .unwrap();
+        op(&mut fs, 0, Op::Unlink, std::slice::from_ref(&lock)).unwrap();
+        assert!(!fs.exists("/l/lock"));
+        let silly: Vec<String> = fs
+            .names
+            .keys()
+            .filter(|p| is_silly_name(p))
+            .cloned()
+            .collect();
+        assert_eq!(silly.len(), 1, "{:?}", fs.names);
+        // Every client reads nlink 1: the file still has its .nfs name.
+        assert_eq!(
+            nlink_of(op(&mut fs, 1, Op::Fstat, std::slice::from_ref(&fd1))),
+            Ok(1)
+        );
+        // Actor 2 on the same client still has it open: the name stays.
+        op(&mut fs, 0, Op::CloseFd, &[fd0]).unwrap();
+        assert_eq!(
+            nlink_of(op(&mut fs, 2, Op::Fstat, std::slice::from_ref(&fd2))),
+            Ok(1)
+        );
+        // The client's last descriptor closes: it removes the .nfs name, and client B's
+        // handle is stale.
+        op(&mut fs, 2, Op::CloseFd, &[fd2]).unwrap();
+        assert!(!fs.exists(&silly[0]));
+        assert_eq!(
+            nlink_of(op(&mut fs, 1, Op::Fstat, &[fd1])),
+            Err(Errno::ESTALE)
+        );
     }
 
     #[test]

@@ -712,6 +712,12 @@ impl<F: Filesystem> Machine<F> {
     }
 
     fn perform(&mut self, a: usize, op: Op, args: &[Value]) -> Result<Done, String> {
+        // `close(x)` in a scenario with databases: an int is a file descriptor, not a connection.
+        let op = if op == Op::Close && matches!(args.first(), Some(Value::Int(_))) {
+            Op::CloseFd
+        } else {
+            op
+        };
         let int_arg = |i: usize| match args.get(i) {
             Some(Value::Int(n)) => Ok(*n),
             other => Err(format!(

@@ -3,6 +3,7 @@
 //! Architecture invariant: no I/O here. Real backends implement [`fs::Filesystem`] elsewhere.
 
 pub mod db;
+pub mod fds;
 pub mod fs;
 pub mod locks;
 pub mod machine;

@@ -190,7 +190,10 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     }
     // A database variant names its isolation level.
     let db = racelab::lang::compile(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person.race"
+        ),
         include_str!("../../../scenarios/patchwork-person.race"),
     )
     .expect("compiles");
@@ -210,7 +213,10 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     // Explored durations and two-step kernel calls are assumptions too: Mailman's naps are
     // `sleep between(...)`, and its `stat` is a lookup then an attribute read.
     let mailman = racelab::lang::compile(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/mailman-lockfile.race"
+        ),
         include_str!("../../../scenarios/mailman-lockfile.race"),
     )
     .expect("compiles");
@@ -356,10 +362,13 @@ fn a_native_dfs_proof_settles_the_portfolio() {
 fn parallel_proof_expands_the_same_states_and_leaves_counterexamples_deterministic() {
     let src = include_str!("../../../scenarios/racelab-linklock.race");
     let sc = racelab::lang::compile(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/racelab-linklock.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/racelab-linklock.race"
+        ),
         src,
     )
-        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
+    .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
     let holds = Arc::new(sc.variant("no-fault").expect("variant").clone());
     let run = |prog: &Arc<Program>, workers: usize| {
         let cfg = EngineConfig::new(

@@ -41,7 +41,12 @@ fn libraries(mailman_lib: &str, flufl_lib: &str) -> MemLoader {
 }
 
 fn compile(file: &str, src: &str) -> Result<racelab::lang::Scenario, ScenarioErrors> {
-    compile_with_loader(file, src, &Default::default(), &libraries(MAILMAN_LIB, FLUFL_LIB))
+    compile_with_loader(
+        file,
+        src,
+        &Default::default(),
+        &libraries(MAILMAN_LIB, FLUFL_LIB),
+    )
 }
 
 const SMALL_COUNTER: &str = r#"scenario counter {

@@ -4,6 +4,7 @@ mod browser;
 mod db;
 mod engines;
 mod faults;
+mod filelock;
 mod fuzz;
 mod gate;
 mod imports;

@@ -176,8 +176,14 @@ fn in_actor(body: &str) -> String {
 #[test]
 fn mailman_lockfile() {
     let src = include_str!("../../../scenarios/mailman-lockfile.race");
-    let sc =
-        compile(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"), src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
+    let sc = compile(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/mailman-lockfile.race"
+        ),
+        src,
+    )
+    .unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     assert_eq!(
         sc.variant_names(),
         [
@@ -938,7 +944,7 @@ fn err_unknown_operation_suggests_link() {
              4 │   }
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, len, str, int, contains, min, max, first
+                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first
         "#]],
     );
 }
@@ -996,6 +1002,52 @@ fn err_create_second_argument_not_excl() {
              4 │   }
                ╰────
               help: write `create(path)` or `create(path, excl)` for O_EXCL
+        "#]],
+    );
+}
+
+#[test]
+fn err_descriptor_operations_flags_and_arity() {
+    check_err(
+        "scenario s {\n  actor a {\n    let fd = open(\"/a\", excl)\n    flock(fd, ex)\n    fstat(fd, 1)\n    close()\n  }\n}\n",
+        expect![[r#"
+            4 errors in test.race
+              × the second argument of `open` can only be `creat`
+               ╭─[test.race:3:25]
+             2 │   actor a {
+             3 │     let fd = open("/a", excl)
+               ·                         ──┬─
+               ·                           ╰── expected `creat`
+             4 │     flock(fd, ex)
+               ╰────
+              help: write `open(path) or open(path, creat)`
+              × the second argument of `flock` can only be `un`
+               ╭─[test.race:4:15]
+             3 │     let fd = open("/a", excl)
+             4 │     flock(fd, ex)
+               ·               ─┬
+               ·                ╰── expected `un`
+             5 │     fstat(fd, 1)
+               ╰────
+              help: write `flock(fd) (LOCK_EX|LOCK_NB) or flock(fd, un) (LOCK_UN)`
+              × `fstat` takes 1 argument, not 2
+               ╭─[test.race:5:5]
+             4 │     flock(fd, ex)
+             5 │     fstat(fd, 1)
+               ·     ──────┬─────
+               ·           ╰── wrong number of arguments
+             6 │     close()
+               ╰────
+              help: write `fstat(fd)`
+              × `close` takes 1 argument, not 0
+               ╭─[test.race:6:5]
+             5 │     fstat(fd, 1)
+             6 │     close()
+               ·     ───┬───
+               ·        ╰── wrong number of arguments
+             7 │   }
+               ╰────
+              help: write `close(fd)`
         "#]],
     );
 }
@@ -2023,7 +2075,7 @@ fn err_several_errors_reported_at_once() {
              5 │     break
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, len, str, int, contains, min, max, first
+                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first
               × `break` outside of a loop
                ╭─[test.race:5:5]
              4 │     lnk("/a", "/b")

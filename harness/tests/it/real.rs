@@ -14,9 +14,14 @@ use racelab::schedule::Schedule;
 
 const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
 /// The scenarios' paths: their imports are found relative to them.
-const MAILMAN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race");
-const STALE_LOCK_PATH: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-stale-lock.race");
+const MAILMAN_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/mailman-lockfile.race"
+);
+const STALE_LOCK_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/mailman-stale-lock.race"
+);
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
 fn mailman(variant: &str) -> Arc<Program> {

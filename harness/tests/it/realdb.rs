@@ -27,7 +27,14 @@ fn program(file: &str, src: &str, variant: &str) -> Arc<Program> {
 }
 
 fn person(variant: &str) -> Arc<Program> {
-    program(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person.race"), PERSON, variant)
+    program(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person.race"
+        ),
+        PERSON,
+        variant,
+    )
 }
 
 fn deadlock(variant: &str) -> Arc<Program> {

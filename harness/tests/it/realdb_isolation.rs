@@ -24,7 +24,10 @@ const PERSON_INNODB: &str = include_str!("../../../scenarios/patchwork-person-in
 /// Django 2.0's fix for patchwork-person-innodb: the connection at READ COMMITTED.
 fn person_innodb_read_committed() -> Arc<Program> {
     program(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person-innodb.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person-innodb.race"
+        ),
         PERSON_INNODB,
         "read-committed",
     )
@@ -217,7 +220,10 @@ fn stress_hits(prog: &Arc<Program>, spec: &DbSpec, runs: u64, invariant: &str) -
 fn mariadb_get_or_create_in_a_transaction_loses_the_mail_at_repeatable_read_as_the_model_says() {
     let spec = server("mariadb");
     let prog = program(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person-innodb.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person-innodb.race"
+        ),
         PERSON_INNODB,
         "get-or-create-in-a-transaction",
     );
@@ -396,7 +402,10 @@ const PERSON_SQLITE: &str = include_str!("../../../scenarios/patchwork-person-sq
 fn sqlite_get_or_create_in_a_transaction_is_locked_out_as_the_model_says() {
     let spec = DbSpec::Sqlite;
     let prog = program(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person-sqlite.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person-sqlite.race"
+        ),
         PERSON_SQLITE,
         "get-or-create-in-a-transaction",
     );
@@ -414,7 +423,10 @@ fn sqlite_get_or_create_in_a_transaction_is_locked_out_as_the_model_says() {
     );
 
     let fixed = program(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/patchwork-person-sqlite.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/patchwork-person-sqlite.race"
+        ),
         PERSON_SQLITE,
         "begin-immediate",
     );

@@ -13,10 +13,13 @@ const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
 
 fn mailman(variant: &str) -> Arc<racelab::ir::Program> {
     let sc = racelab::lang::compile(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mailman-lockfile.race"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/mailman-lockfile.race"
+        ),
         MAILMAN,
     )
-        .expect("the built-in scenario compiles");
+    .expect("the built-in scenario compiles");
     Arc::new(sc.variant(variant).expect("variant exists").clone())
 }
 
