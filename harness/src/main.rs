@@ -1473,7 +1473,53 @@ fn suite_cmd(
             };
             suite::db_rows(&scenarios, model_rows, &db_targets, &rc, &|r| say("db", r))
         });
-        let (mut fs_rows, mut gate_rows) = (Vec::new(), Vec::new());
+        // Gated runs spend their time in ptrace stops and the programs' own start-up, beside
+        // the filesystem rows rather than after them (the tracer is this thread throughout).
+        let gate = s.spawn(|| {
+            if gate_targets.is_empty() || racelab::backend::cancel::requested().is_some() {
+                return Vec::new();
+            }
+            racelab::backend::cancel::install();
+            // Each execution starts real processes (a fraction of a second): budgets in
+            // executions. A variant expected to hold can only end "not refuted" however long it
+            // runs; quick mode gives it fewer executions than one expected to break, which needs
+            // them to find its race (flufl-lock's crash: 66 here).
+            let (budget, holds_budget) = if quick {
+                (
+                    racelab::gate::explore::GateBudget {
+                        executions: 150,
+                        seconds: 75.0,
+                    },
+                    racelab::gate::explore::GateBudget {
+                        executions: 40,
+                        seconds: 30.0,
+                    },
+                )
+            } else {
+                let full = racelab::gate::explore::GateBudget {
+                    executions: 600,
+                    seconds: 300.0,
+                };
+                (full, full)
+            };
+            let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
+                .iter()
+                .filter_map(|(stem, sc)| {
+                    files
+                        .iter()
+                        .find(|f| self::stem(f) == *stem)
+                        .map(|f| (stem.clone(), f.clone(), sc.clone()))
+                })
+                .collect();
+            racelab::gate::report::suite_rows(
+                &with_files,
+                &gate_targets,
+                (budget, holds_budget),
+                0x5eed,
+                &|r| say("gate", r),
+            )
+        });
+        let mut fs_rows = Vec::new();
         if !targets.is_empty() {
             // Forced replays are cheap (tens of ms each): 20 even in quick mode, so "reproduces
             // every time" is measured (Wilson lower bound 0.84), not assumed; 100 in full runs.
@@ -1496,38 +1542,10 @@ fn suite_cmd(
             rc.stress_runs = counts.1.unwrap_or(rc.stress_runs).max(1);
             fs_rows = suite::real_rows(&scenarios, model_rows, &targets, &rc, &|r| say("real", r));
         }
-        if !gate_targets.is_empty() && racelab::backend::cancel::requested().is_none() {
-            racelab::backend::cancel::install();
-            // Each execution starts real processes (a fraction of a second): budgets in executions.
-            let budget = if quick {
-                racelab::gate::explore::GateBudget {
-                    executions: 150,
-                    seconds: 75.0,
-                }
-            } else {
-                racelab::gate::explore::GateBudget {
-                    executions: 600,
-                    seconds: 300.0,
-                }
-            };
-            let with_files: Vec<(String, PathBuf, Scenario)> = scenarios
-                .iter()
-                .filter_map(|(stem, sc)| {
-                    files
-                        .iter()
-                        .find(|f| self::stem(f) == *stem)
-                        .map(|f| (stem.clone(), f.clone(), sc.clone()))
-                })
-                .collect();
-            gate_rows = racelab::gate::report::suite_rows(
-                &with_files,
-                &gate_targets,
-                budget,
-                0x5eed,
-                &|r| say("gate", r),
-            );
-        }
-        ((fs_rows, gate_rows), db.join().unwrap_or_default())
+        (
+            (fs_rows, gate.join().unwrap_or_default()),
+            db.join().unwrap_or_default(),
+        )
     });
     spinner.finish_and_clear();
     // Filesystem rows first, then databases, then the gate: the order the reports always had.

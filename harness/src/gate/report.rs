@@ -155,7 +155,7 @@ pub struct GateTarget {
 pub fn suite_rows(
     scenarios: &[(String, std::path::PathBuf, crate::lang::Scenario)],
     targets: &[GateTarget],
-    budget: GateBudget,
+    (budget, holds_budget): (GateBudget, GateBudget),
     seed: u64,
     progress: &dyn Fn(&RunResult),
 ) -> Vec<RunResult> {
@@ -175,12 +175,14 @@ pub fn suite_rows(
                     Ok(dir) => match GateOptions::new(file, dir) {
                         Ok(mut opts) => {
                             opts.clients.clone_from(&t.clients);
+                            let expects_holds =
+                                matches!(prog.expected, Some(crate::ir::Expected::Holds));
                             let mut r = explore_row(
                                 stem,
                                 prog,
                                 &opts,
                                 Strategy::Random,
-                                budget,
+                                if expects_holds { holds_budget } else { budget },
                                 seed,
                                 &mut |_, _| {},
                             );
