@@ -362,7 +362,10 @@ fn render_markdown(
             let _ = writeln!(md, "flufl.lock not measured: {why}\n");
         }
     }
-    let _ = writeln!(md, "## Where each filesystem came from, and what was not measured\n");
+    let _ = writeln!(
+        md,
+        "## Where each filesystem came from, and what was not measured\n"
+    );
     for n in notes {
         let _ = writeln!(md, "- {n}");
     }

@@ -67,10 +67,14 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
         .arg(&out)
         .output()
         .expect("racelab runs");
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
+    // This test is about the report. Whether every budget-limited row meets its expectation
+    // depends on the machine's speed (a debug build on a loaded machine misses some within
+    // --quick's seconds; the scenarios' own tests judge verdicts), so exit 1 is accepted here;
+    // bad input (2) or an infrastructure error (3) is not.
+    assert!(
+        matches!(run.status.code(), Some(0 | 1)),
+        "{:?}: {}",
+        run.status,
         String::from_utf8_lossy(&run.stderr)
     );
     let summary: reports::Summary =
@@ -80,9 +84,12 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
         .results
         .iter()
         .position(|r| {
-            r.scenario == "mailman-lockfile" && r.variant == "mailman-2.1" && r.trace.is_some()
+            r.scenario == "mailman-lockfile"
+                && r.variant == "mailman-2.1"
+                && r.met
+                && r.trace.is_some()
         })
-        .expect("a mailman-2.1 run with its interleaving");
+        .expect("a mailman-2.1 run that found the race, with its interleaving");
     let page = out.join("summary.html");
     let url = format!("file://{}#run-{race}", page.display());
     let profile = dir.path().join("profile");
