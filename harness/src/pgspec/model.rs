@@ -532,9 +532,26 @@ fn value_text(v: &Value) -> Option<String> {
 fn error(message: String) -> PgResult {
     PgResult::Error {
         severity: "ERROR".into(),
+        sqlstate: sqlstate(&message).to_string(),
         message,
-        sqlstate: String::new(),
     }
+}
+
+/// The SQLSTATE PostgreSQL sends with the model's error message (so that an exploration's
+/// outcomes compare across the model and a server); empty for a message it does not know.
+fn sqlstate(message: &str) -> &'static str {
+    const CODES: [(&str, &str); 6] = [
+        ("deadlock detected", "40P01"),
+        ("could not serialize access", "40001"),
+        ("could not obtain lock on row", "55P03"),
+        ("duplicate key value violates unique constraint", "23505"),
+        ("canceling statement due to user request", "57014"),
+        ("current transaction is aborted", "25P02"),
+    ];
+    CODES
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("", |(_, code)| code)
 }
 
 impl ModelServer {
@@ -890,6 +907,24 @@ impl Watch for ModelControl {
             }
         }
         server.pump();
+        Ok(out)
+    }
+    fn snapshot(&mut self) -> Result<Vec<super::run::TableRows>, String> {
+        let server = self.server.borrow();
+        let mut out = Vec::new();
+        for table in server.db.table_names() {
+            let stmt = db::prepare(&format!("SELECT * FROM {table}"))?;
+            let mut rows: Vec<String> = match server.db.query(&stmt, &[])? {
+                Value::Rows(rows) => rows
+                    .iter()
+                    .map(|r| super::run::render_row(&r.iter().map(value_text).collect::<Vec<_>>()))
+                    .collect(),
+                other => return Err(format!("reading {table} gave {other:?}")),
+            };
+            rows.sort();
+            out.push(super::run::TableRows { table, rows });
+        }
+        out.sort();
         Ok(out)
     }
     fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String> {
