@@ -215,20 +215,11 @@ fn translate(sql: &str) -> Result<Item, String> {
         "PREPARE" => return Err("PREPARE".into()),
         _ => {}
     }
-    if w.windows(2)
-        .any(|p| p[0] == "KEY" && p[1].starts_with("SHARE"))
-    {
-        return Err(
-            "FOR KEY SHARE (the model's shared lock is FOR SHARE, which also blocks non-key updates)"
-                .into(),
-        );
-    }
     if w.iter().any(|x| x == "WITH") && w1 == "WITH" {
         return Err("WITH (common table expressions)".into());
     }
-    // FOR NO KEY UPDATE conflicts with everything FOR UPDATE conflicts with except FOR KEY
-    // SHARE, which the model refuses (above); so among what the model runs they are the same.
-    let text = quote_key_column(&rewrite_no_key_update(sql));
+    // The model reads FOR KEY SHARE and FOR NO KEY UPDATE itself (PostgreSQL's four strengths).
+    let text = quote_key_column(sql);
     let stmt = db::prepare(&text).map_err(|e| short_reason(&e))?;
     stmt.check_flavour(Flavour::Postgres)?;
     let kind = match w1.as_str() {
@@ -237,7 +228,7 @@ fn translate(sql: &str) -> Result<Item, String> {
         _ => Kind::Data,
     };
     let columns = if stmt.is_select() {
-        column_names(&text)?
+        column_names(&db::with_plain_lock_clause(&text))?
     } else {
         Vec::new()
     };
@@ -246,38 +237,6 @@ fn translate(sql: &str) -> Result<Item, String> {
         kind,
         columns,
     })
-}
-
-/// `FOR NO KEY UPDATE` → `FOR UPDATE` (the model's parser knows only the latter). Other text
-/// is returned as it is (the rewrite joins words with single spaces).
-fn rewrite_no_key_update(sql: &str) -> String {
-    if !words(sql).windows(2).any(|p| p[0] == "NO" && p[1] == "KEY") {
-        return sql.to_string();
-    }
-    let mut out: Vec<&str> = Vec::new();
-    let toks: Vec<&str> = sql.split_whitespace().collect();
-    let mut i = 0;
-    while i < toks.len() {
-        let is = |k: usize, word: &str| {
-            toks.get(i + k)
-                .is_some_and(|t| t.eq_ignore_ascii_case(word))
-        };
-        if is(0, "FOR")
-            && is(1, "NO")
-            && is(2, "KEY")
-            && toks
-                .get(i + 3)
-                .is_some_and(|t| t.to_ascii_uppercase().starts_with("UPDATE"))
-        {
-            out.push(toks[i]);
-            out.push(toks[i + 3]);
-            i += 4;
-        } else {
-            out.push(toks[i]);
-            i += 1;
-        }
-    }
-    out.join(" ")
 }
 
 /// Quotes a column named `key`: an ordinary name in PostgreSQL, a keyword to the model's
@@ -969,14 +928,6 @@ mod tests {
         assert_eq!(
             quote_key_column("SELECT * FROM t WHERE key = 'key' FOR KEY SHARE"),
             "SELECT * FROM t WHERE \"key\" = 'key' FOR KEY SHARE"
-        );
-    }
-
-    #[test]
-    fn for_no_key_update_becomes_for_update() {
-        assert_eq!(
-            rewrite_no_key_update("SELECT * FROM t for no key update nowait"),
-            "SELECT * FROM t for update nowait"
         );
     }
 

@@ -26,7 +26,10 @@
 //!   locking reads see the newest version, so there a row whose uncommitted version matches
 //!   blocks too. INSERT locks its new row. SELECT ... FOR SHARE takes a shared lock: it waits
 //!   for an exclusive holder, and exclusive lockers and writers wait for every sharer.
-//!   (PostgreSQL's FOR KEY SHARE, weaker still, is not modelled.)
+//!   PostgreSQL's four strengths are modelled ([`table::Strength`]): an UPDATE that assigns no
+//!   key column (primary key or unique) and FOR NO KEY UPDATE take FOR NO KEY UPDATE, which
+//!   FOR KEY SHARE does not wait for; DELETE, a key-assigning UPDATE and FOR UPDATE wait for
+//!   every FOR KEY SHARE holder.
 //! - **Unique keys.** A committed (or own) row with the same key fails the statement with
 //!   IntegrityError; another transaction's uncommitted row with that key (in its old or new
 //!   version) blocks the statement until that transaction ends, as in both databases. NULLs
@@ -86,7 +89,7 @@ use sql::{Session, Stmt};
 use ssi::Sxact;
 use table::Table;
 
-pub use sql::{prepare, Level, Prepared};
+pub use sql::{prepare, with_plain_lock_clause, Level, Prepared};
 
 /// Which database the model imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -772,7 +775,8 @@ impl Db {
                 t.rows.iter().any(|r| {
                     r.id == *row
                         && (r.lock.as_ref().is_some_and(|l| l.conn == conn)
-                            || r.sharers.contains(&conn))
+                            || r.sharers.contains(&conn)
+                            || r.key_sharers.contains(&conn))
                 })
             }),
             LockRef::Writer => self.writer == Some(conn),
@@ -863,6 +867,10 @@ impl Db {
                     held.extend(row.sharers.iter().map(|&conn| Held {
                         conn,
                         lock: format!("row {} (shared)", t.schema.describe_row(vals)),
+                    }));
+                    held.extend(row.key_sharers.iter().map(|&conn| Held {
+                        conn,
+                        lock: format!("row {} (key share)", t.schema.describe_row(vals)),
                     }));
                 }
                 let (Some(lock), Some(vals)) = (&row.lock, row.latest().or(row.committed.as_ref()))
