@@ -51,6 +51,7 @@ enum Kind {
     End,
     SetTransaction,
     SetSession,
+    Savepoint,
     Data,
 }
 
@@ -153,11 +154,9 @@ fn translate(sql: &str) -> Result<Item, String> {
     let w1 = first(1);
     let w2 = first(2);
     match w1.as_str() {
-        "SAVEPOINT" | "RELEASE" => {
-            return Err("savepoints (the model aborts the whole transaction on an error, so it has nothing to roll back to)".into())
-        }
+        "SAVEPOINT" | "RELEASE" => return savepoint_item(sql),
         "ROLLBACK" | "ABORT" if w.iter().any(|x| x == "TO") => {
-            return Err("ROLLBACK TO SAVEPOINT (the model has no savepoints)".into())
+            return savepoint_item(&format!("ROLLBACK {}", sql.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
         }
         "ROLLBACK" | "COMMIT" if w.iter().any(|x| x == "PREPARED") => {
             return Err("two-phase commit (COMMIT/ROLLBACK PREPARED)".into())
@@ -287,6 +286,18 @@ fn quote_key_column(sql: &str) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT]: statements of the open transaction
+/// (they neither open an implicit block nor warn as BEGIN and COMMIT do).
+fn savepoint_item(sql: &str) -> Result<Item, String> {
+    let stmt = db::prepare(sql).map_err(|e| short_reason(&e))?;
+    stmt.check_flavour(Flavour::Postgres)?;
+    Ok(Item::Sql {
+        stmt,
+        kind: Kind::Savepoint,
+        columns: Vec::new(),
+    })
 }
 
 /// SET: the isolation-level settings the model has; any other setting is refused by name

@@ -73,6 +73,7 @@ mod catalog;
 mod ddl;
 mod exec;
 mod expr;
+mod savepoint;
 mod sql;
 mod ssi;
 mod table;
@@ -210,6 +211,8 @@ pub struct Db {
     next_sxact: u64,
     /// SQLite: the connection holding the database's write lock.
     writer: Option<usize>,
+    /// PostgreSQL: each connection's open savepoints, oldest first.
+    savepoints: BTreeMap<usize, Vec<savepoint::Saved>>,
 }
 
 impl Db {
@@ -226,6 +229,7 @@ impl Db {
             sxacts: Vec::new(),
             next_sxact: 0,
             writer: None,
+            savepoints: BTreeMap::new(),
         };
         for stmt in setup {
             if stmt.params() > 0 {
@@ -311,7 +315,12 @@ impl Db {
             );
         }
         let state = self.conn(conn);
-        if state.aborted && !matches!(stmt.stmt, Stmt::Commit | Stmt::Rollback) {
+        if state.aborted
+            && !matches!(
+                stmt.stmt,
+                Stmt::Commit | Stmt::Rollback | Stmt::RollbackTo(_)
+            )
+        {
             self.waits.remove(&conn);
             return Outcome::failed(
                 Errno::ProgrammingError,
@@ -333,6 +342,9 @@ impl Db {
                     format!("cannot {what} - no transaction is active"),
                 )
             }
+            Stmt::Savepoint(name) => self.savepoint(conn, name),
+            Stmt::RollbackTo(name) => self.rollback_to(conn, name),
+            Stmt::Release(name) => self.release(conn, name),
             Stmt::Commit => self.end(conn, !state.aborted),
             Stmt::Rollback => self.end(conn, false),
             Stmt::Create(_) => self.fail(
@@ -509,6 +521,7 @@ impl Db {
             self.finish_sqlite(conn, commit, &touched);
         }
         self.end_sxact(conn, commit, at);
+        self.savepoints.remove(&conn);
         if let Some(state) = self.conns.get_mut(&conn) {
             state.snapshot = None;
         }
@@ -700,7 +713,15 @@ impl Db {
     fn fail(&mut self, conn: usize, error: Errno, message: String) -> Outcome {
         self.waits.remove(&conn);
         let state = self.conn(conn);
-        if self.flavour == Flavour::Postgres && state.in_txn {
+        if self.flavour == Flavour::Postgres && state.in_txn && self.abort_subtransaction(conn) {
+            self.set_conn(
+                conn,
+                Conn {
+                    aborted: true,
+                    ..state
+                },
+            );
+        } else if self.flavour == Flavour::Postgres && state.in_txn {
             self.finish(conn, false);
             self.set_conn(
                 conn,
@@ -935,5 +956,6 @@ impl Db {
             && self.sxacts == other.sxacts
             && self.clock == other.clock
             && self.writer == other.writer
+            && self.savepoints == other.savepoints
     }
 }

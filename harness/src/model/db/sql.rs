@@ -189,6 +189,10 @@ pub(super) enum Stmt {
     },
     Commit,
     Rollback,
+    /// PostgreSQL's SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT], by name.
+    Savepoint(String),
+    RollbackTo(String),
+    Release(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -504,8 +508,13 @@ impl Lower<'_> {
                 savepoint: None,
             } => Ok(Stmt::Rollback),
             Statement::Rollback {
-                savepoint: Some(_), ..
-            } => Err(unsupported("savepoints")),
+                savepoint: Some(name),
+                chain: false,
+            } => Ok(Stmt::RollbackTo(name.value.to_lowercase())),
+            Statement::Savepoint { name } => Ok(Stmt::Savepoint(name.value.to_lowercase())),
+            Statement::ReleaseSavepoint { name } => {
+                Ok(Stmt::Release(name.value.to_lowercase()))
+            }
             other => Err(unsupported(format!(
                 "the statement `{}`",
                 clip(&other.to_string())
