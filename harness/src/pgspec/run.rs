@@ -78,7 +78,20 @@ pub trait Watch {
     fn snapshot(&mut self) -> Result<Vec<TableRows>, String> {
         Err("this backend cannot list its tables".into())
     }
+    /// Rolls back the prepared transactions an interleaving left (one whose COMMIT PREPARED ran
+    /// before its PREPARE TRANSACTION), which would otherwise hold their locks for ever.
+    fn roll_back_prepared(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// While `on`, the control connection waits at most a few seconds for a lock (an
+    /// exploration's teardown must not hang on a lock an odd interleaving left).
+    fn limit_lock_waits(&mut self, _on: bool) -> Result<(), String> {
+        Ok(())
+    }
 }
+
+/// Tables with more rows than this are summed up (count and hash) in an exploration's outcome.
+pub const MAX_ROWS_LISTED: usize = 200;
 
 /// One table's committed rows, each rendered `(v1,v2,…)` (NULL for a null), sorted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,8 +134,39 @@ impl Watch for Conn {
             other => Err(format!("lock wait query failed: {other:?}")),
         }
     }
+    fn roll_back_prepared(&mut self) -> Result<(), String> {
+        let gids = Watch::exec(
+            self,
+            "SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()",
+        )?;
+        if let Some(PgResult::Tuples { rows, .. }) = gids.first() {
+            for gid in rows.iter().filter_map(|r| r.first().cloned().flatten()) {
+                Watch::exec(
+                    self,
+                    &format!("ROLLBACK PREPARED '{}'", gid.replace('\'', "''")),
+                )?;
+            }
+        }
+        Ok(())
+    }
+    fn limit_lock_waits(&mut self, on: bool) -> Result<(), String> {
+        Watch::exec(
+            self,
+            if on {
+                "SET lock_timeout = '10s'"
+            } else {
+                "RESET lock_timeout"
+            },
+        )
+        .map(|_| ())
+    }
+    /// Lock holders, and for a SERIALIZABLE READ ONLY DEFERRABLE transaction waiting for a
+    /// safe snapshot, the transactions it waits out.
     fn blockers(&mut self, pid: i32) -> Result<Vec<i32>, String> {
-        let rows = Watch::exec(self, &format!("SELECT pg_catalog.pg_blocking_pids({pid})"))?;
+        let rows = Watch::exec(
+            self,
+            &format!("SELECT pg_catalog.pg_blocking_pids({pid}) || pg_catalog.pg_safe_snapshot_blocking_pids({pid})"),
+        )?;
         match rows.first() {
             Some(PgResult::Tuples { rows, .. }) if rows.len() == 1 => Ok(rows[0]
                 .first()
@@ -137,7 +181,9 @@ impl Watch for Conn {
         }
     }
     /// The user tables (not the catalogs) and their rows, each read with a lock timeout so that
-    /// a table some session still locks exclusively is reported rather than waited for.
+    /// a table some session still locks exclusively is reported rather than waited for. A table
+    /// of more than [`MAX_ROWS_LISTED`] rows is summed up by its row count and an
+    /// order-independent hash of its rows, computed by the server.
     fn snapshot(&mut self) -> Result<Vec<TableRows>, String> {
         let names = Watch::exec(
             self,
@@ -156,8 +202,27 @@ impl Watch for Conn {
         for table in names {
             let res = Watch::exec(
                 self,
-                &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT * FROM {table}; COMMIT"),
+                &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT CASE WHEN count(*) > {MAX_ROWS_LISTED} THEN count(*) || ' rows, hash ' || sum(pg_catalog.hashtext(x::text)::bigint) END FROM {table} x; COMMIT"),
             )?;
+            let summary = res.iter().find_map(|r| match r {
+                PgResult::Tuples { rows, .. } => rows.first().and_then(|r| r.first().cloned().flatten()),
+                _ => None,
+            });
+            if let Some(summary) = summary {
+                out.push(TableRows {
+                    table,
+                    rows: vec![format!("<{summary}>")],
+                });
+                continue;
+            }
+            let res = if res.iter().any(|r| matches!(r, PgResult::Error { .. })) {
+                res
+            } else {
+                Watch::exec(
+                    self,
+                    &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT * FROM {table}; COMMIT"),
+                )?
+            };
             let mut rows = match res.iter().find_map(|r| match r {
                 PgResult::Tuples { rows, .. } => Some(rows),
                 _ => None,
@@ -506,13 +571,18 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
             for s in 0..spec.sessions.len() {
                 self.rollback_quietly(s)?;
             }
+            self.control.roll_back_prepared()?;
             self.trace.tables = Some(self.control.snapshot());
+            self.control.limit_lock_waits(true)?;
         }
         if let Some(sql) = &spec.teardown {
             let res = self.control.exec(sql)?;
             if let Err(e) = self.print_exec(res, "teardown") {
                 self.out.push_str(&format!("{e}\n"));
             }
+        }
+        if self.explore {
+            self.control.limit_lock_waits(false)?;
         }
         Ok(())
     }
