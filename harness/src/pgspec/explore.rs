@@ -326,7 +326,9 @@ impl Outcome {
         match (&self.tables, &listed.tables) {
             (Ok(a), Ok(b)) => {
                 let by_name = |t: &[TableRows]| -> BTreeMap<String, Vec<String>> {
-                    t.iter().map(|t| (t.table.clone(), t.rows.clone())).collect()
+                    t.iter()
+                        .map(|t| (t.table.clone(), t.rows.clone()))
+                        .collect()
                 };
                 let (a, b) = (by_name(a), by_name(b));
                 for (name, rows) in &a {
@@ -591,7 +593,10 @@ pub fn explore<C: Connector>(
             outcome,
             count,
             after: i as u64 + 1,
-            switches: perm.windows(2).filter(|w| w[0].session != w[1].session).count() as u32,
+            switches: perm
+                .windows(2)
+                .filter(|w| w[0].session != w[1].session)
+                .count() as u32,
             token: token(name, source, spec, perm)?,
         });
     }
@@ -611,7 +616,9 @@ pub fn token(name: &str, source: &str, spec: &Spec, perm: &[PermStep]) -> Result
         .iter()
         .map(|p| u8::try_from(offsets[p.session] + p.step))
         .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| format!("spec {name} has more than 256 steps: its interleavings have no token"))?;
+        .map_err(|_| {
+            format!("spec {name} has more than 256 steps: its interleavings have no token")
+        })?;
     Ok(Schedule {
         scenario: name.to_string(),
         variant: TOKEN_VARIANT.to_string(),
@@ -657,7 +664,10 @@ pub fn decode(token: &str, name: &str, source: &str, spec: &Spec) -> Result<Vec<
             variant: TOKEN_VARIANT.to_string(),
         }
         .to_string()
-        .replace("run `racelab explore` again", "run `racelab isolation --explore` again"));
+        .replace(
+            "run `racelab explore` again",
+            "run `racelab isolation --explore` again",
+        ));
     }
     let offsets = offsets(spec);
     sched
@@ -668,7 +678,9 @@ pub fn decode(token: &str, name: &str, source: &str, spec: &Spec) -> Result<Vec<
             let session = offsets.iter().rposition(|&o| o <= g).unwrap_or(0);
             let step = g - offsets[session];
             if step >= spec.sessions[session].steps.len() {
-                return Err(format!("the token names step #{g}, and spec {name} has fewer steps"));
+                return Err(format!(
+                    "the token names step #{g}, and spec {name} has fewer steps"
+                ));
             }
             Ok(PermStep {
                 session,

@@ -36,7 +36,15 @@ pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration,
         test: case.name.clone(),
         spec: &spec,
     };
-    explore::explore(&mut c, &case.name, &source, &spec, s.budget, s.seed, s.step_wait)
+    explore::explore(
+        &mut c,
+        &case.name,
+        &source,
+        &spec,
+        s.budget,
+        s.seed,
+        s.step_wait,
+    )
 }
 
 /// Explores one spec on the model, or says why the model cannot run it.
@@ -46,7 +54,15 @@ pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, String> {
     let mut c = ModelConnector {
         sessions: spec.sessions.len(),
     };
-    explore::explore(&mut c, &case.name, &source, &spec, s.budget, s.seed, s.step_wait)
+    explore::explore(
+        &mut c,
+        &case.name,
+        &source,
+        &spec,
+        s.budget,
+        s.seed,
+        s.step_wait,
+    )
 }
 
 /// Interleavings with the same outcome on both backends, of those both ran.
@@ -70,19 +86,18 @@ pub fn first_disagreement(server: &Exploration, model: &Exploration) -> Option<S
     };
     server.outcomes.iter().find_map(|(name, outcome)| {
         let (_, m) = model.outcomes.iter().find(|(n, _)| n == name)?;
-        (m != outcome).then(|| {
-            format!(
-                "{name}: server {} / model {}",
-                show(outcome),
-                show(m)
-            )
-        })
+        (m != outcome).then(|| format!("{name}: server {} / model {}", show(outcome), show(m)))
     })
 }
 
 /// Prints a spec's exploration: its figures, then each finding.
 pub fn print(backend: &str, ex: &Exploration) {
-    println!("{:<44} {backend:<11} {:>7.2} s  {}", ex.spec, ex.seconds, ex.describe());
+    println!(
+        "{:<44} {backend:<11} {:>7.2} s  {}",
+        ex.spec,
+        ex.seconds,
+        ex.describe()
+    );
     for f in &ex.findings {
         println!("    finding: {}", f.interleaving);
         println!("      outcome: {}", f.outcome.describe());
@@ -137,7 +152,10 @@ pub fn totals(explorations: &[Exploration], agreement: Option<(usize, usize)>) -
         .filter(|e| e.listed > 0 && e.exhaustive)
         .count();
     let findings: usize = explorations.iter().map(|e| e.findings.len()).sum();
-    let with = explorations.iter().filter(|e| !e.findings.is_empty()).count();
+    let with = explorations
+        .iter()
+        .filter(|e| !e.findings.is_empty())
+        .count();
     let sum = |f: fn(&Exploration) -> usize| explorations.iter().map(f).sum::<usize>();
     let mut s = format!(
         "unlisted interleavings: {ran} run in {listing} specs that list permutations (every one in {every}); {findings} new outcomes in {with} specs; {} stalled, {} timed out, {} failed, {} new outcomes not reproduced",
@@ -156,7 +174,13 @@ pub fn totals(explorations: &[Exploration], agreement: Option<(usize, usize)>) -
 
 /// A row for the suite's exploration: the figures, never failing the run (a new outcome is
 /// news about the spec's coverage, not a broken expectation).
-pub fn suite_row(name: &str, backend: &str, line: &str, seconds: f64, ran: usize) -> reports::RunResult {
+pub fn suite_row(
+    name: &str,
+    backend: &str,
+    line: &str,
+    seconds: f64,
+    ran: usize,
+) -> reports::RunResult {
     reports::RunResult {
         scenario: name.into(),
         variant: line.to_string(),
@@ -197,7 +221,13 @@ const INFRASTRUCTURE: u8 = 3;
 /// `--replay TOKEN` on the one spec given: the interleaving's isolationtester output on
 /// stdout, its outcome on stderr. Exit 0 when it ran, 1 when the run failed, 2 for a token
 /// that does not fit the spec, 3 when the server is unreachable.
-pub fn replay(case: &Case, token: &str, backend: &str, url: Option<&str>, step_wait: Duration) -> u8 {
+pub fn replay(
+    case: &Case,
+    token: &str,
+    backend: &str,
+    url: Option<&str>,
+    step_wait: Duration,
+) -> u8 {
     let (source, spec) = match load(case) {
         Ok(x) => x,
         Err(e) => {
@@ -259,7 +289,11 @@ pub fn replay(case: &Case, token: &str, backend: &str, url: Option<&str>, step_w
         None => {
             let outcome = explore::Outcome {
                 errors: rec.trace.errors.iter().cloned().collect(),
-                tables: rec.trace.tables.clone().unwrap_or_else(|| Err("not read".into())),
+                tables: rec
+                    .trace
+                    .tables
+                    .clone()
+                    .unwrap_or_else(|| Err("not read".into())),
             };
             if !rec.trace.stalled.is_empty() {
                 eprintln!("{backend}: stalled: {}", rec.trace.stalled.join("; "));

@@ -90,7 +90,11 @@ impl Db {
 
     pub(super) fn savepoint(&mut self, conn: usize, name: &str) -> Outcome {
         if self.flavour != Flavour::Postgres {
-            return self.fail(conn, Errno::ProgrammingError, "the model has savepoints on PostgreSQL only".into());
+            return self.fail(
+                conn,
+                Errno::ProgrammingError,
+                "the model has savepoints on PostgreSQL only".into(),
+            );
         }
         if !self.conn(conn).in_txn {
             return Outcome::failed(
