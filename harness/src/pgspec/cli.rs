@@ -294,13 +294,15 @@ pub struct Explored {
 fn explore_on_server(url: &str, cases: &[Case], args: &Args) -> Result<Explored, String> {
     use super::explore_cli as x;
     let settings = args.explore_settings();
-    let db = Database::create(url, ISOLATION_DB)?;
     let started = Instant::now();
     println!("\nunlisted interleavings (at most {} per spec, seed {}):", settings.budget, settings.seed);
     let mut server = Vec::new();
     let mut model = Vec::new();
     let (mut same, mut both) = (0, 0);
     for c in cases {
+        // A fresh database per spec: an odd interleaving can leave objects behind that the
+        // next spec's setup or table list would meet.
+        let db = Database::create(url, ISOLATION_DB)?;
         match x::on_server(&db, c, settings) {
             Ok(ex) => {
                 x::print("db:postgres", &ex);

@@ -572,7 +572,12 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                 self.rollback_quietly(s)?;
             }
             self.control.roll_back_prepared()?;
-            self.trace.tables = Some(self.control.snapshot());
+            self.trace.tables = Some(self.control.snapshot().map(|tables| {
+                tables
+                    .into_iter()
+                    .filter(|t| spec.names_table(&t.table))
+                    .collect()
+            }));
             self.control.limit_lock_waits(true)?;
         }
         if let Some(sql) = &spec.teardown {

@@ -495,6 +495,22 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
                 _ => Stop::Blocked(wait),
             });
         }
+        if s.strength == Strength::KeyShare {
+            // A KEY SHARE lock does not conflict with a committed update that kept the key:
+            // PostgreSQL locks the newer version without a serialization failure.
+            for h in &mut hits {
+                let kept = table.rows.get(h.idx).and_then(|r| r.committed.as_ref());
+                if h.stale
+                    && kept.is_some_and(|now| {
+                        schema.keys.iter().all(|k| {
+                            k.cols.iter().all(|&c| now.get(c) == h.vals.get(c))
+                        })
+                    })
+                {
+                    h.stale = false;
+                }
+            }
+        }
         check_not_stale(ctx, table, &hits)?;
         gap_lock_if_absent(ctx, table, conn, s.filter.as_ref());
         if !hits.is_empty() {
