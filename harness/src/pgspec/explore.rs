@@ -481,7 +481,9 @@ pub trait Connector {
     fn clean_up(&mut self) -> Result<(), String>;
 }
 
-/// Runs `perms`, reconnecting (and cleaning up) after a run that failed.
+/// Runs `perms`, each on fresh connections (so that session state — a temporary table made
+/// by a session's setup, a setting — does not carry over, whatever order they run in),
+/// cleaning up after a run that failed.
 pub fn run_all<C: Connector>(
     c: &mut C,
     spec: &Spec,
@@ -489,14 +491,13 @@ pub fn run_all<C: Connector>(
     step_wait: Duration,
 ) -> Result<Vec<Recorded>, String> {
     let mut out: Vec<Recorded> = Vec::new();
-    while out.len() < perms.len() {
+    for perm in perms {
         let (control, conns) = c.connect()?;
-        let recs = run_recorded(spec, control, conns, &perms[out.len()..], step_wait);
-        let failed = recs.last().is_some_and(|r| r.fatal.is_some());
-        if recs.is_empty() {
-            return Err("no permutation ran".into());
-        }
-        out.extend(recs);
+        let rec = run_recorded(spec, control, conns, std::slice::from_ref(perm), step_wait)
+            .pop()
+            .ok_or("no permutation ran")?;
+        let failed = rec.fatal.is_some();
+        out.push(rec);
         if failed {
             c.clean_up()?;
         }
