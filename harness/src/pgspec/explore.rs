@@ -438,6 +438,8 @@ pub struct Exploration {
     pub findings: Vec<Finding>,
     /// New outcomes a second run did not give again.
     pub unconfirmed: usize,
+    /// A run failed or its teardown did: the database may hold objects the spec left.
+    pub dirty: bool,
     /// Per unlisted interleaving run (by its step names): its outcome, or how it ended
     /// without one (`stalled`, `timed out`, `failed`), for comparing backends.
     pub outcomes: Vec<(String, Result<Outcome, &'static str>)>,
@@ -547,6 +549,10 @@ pub fn explore<C: Connector>(
     ex.listed_outcomes = listed_set.len();
     let runs = run_all(c, spec, &plan.unlisted, step_wait)?;
     ex.ran = runs.len();
+    ex.dirty = listed_runs
+        .iter()
+        .chain(&runs)
+        .any(|r| r.fatal.is_some() || r.output.contains("teardown failed:"));
     let mut new: BTreeMap<Outcome, (usize, usize)> = BTreeMap::new(); // outcome -> (first, count)
     for (i, (perm, rec)) in plan.unlisted.iter().zip(&runs).enumerate() {
         let class = classify(rec, &listed_set);
