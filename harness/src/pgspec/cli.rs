@@ -41,6 +41,35 @@ pub struct Args {
     /// Print every diff in full (default: the first 40 lines of each).
     #[arg(long)]
     pub full_diffs: bool,
+    /// Beyond the listed permutations: run up to N of each spec's unlisted interleavings (the
+    /// listed permutations' per-session steps in every other order; every one when there are
+    /// at most N, else a seeded sample) and report the outcomes no listed permutation gave,
+    /// with replay tokens. On the server, specs within the model's subset run on the model
+    /// too, and the two are compared interleaving by interleaving. 0: off.
+    #[arg(long, default_value_t = 0)]
+    pub explore: usize,
+    /// The seed of `--explore`'s sample.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds a step of an unlisted interleaving may wait before it is cancelled and the
+    /// interleaving reported as timed out (a step waiting on a session with no step before it
+    /// is cancelled at once and reported as stalled).
+    #[arg(long, default_value_t = 10)]
+    pub explore_step_timeout: u64,
+    /// Runs the one interleaving a token from `--explore` names, on the one spec given, and
+    /// prints isolationtester's output for it (its outcome goes to stderr).
+    #[arg(long, value_name = "TOKEN")]
+    pub replay: Option<String>,
+}
+
+impl Args {
+    fn explore_settings(&self) -> super::explore_cli::Settings {
+        super::explore_cli::Settings {
+            budget: self.explore,
+            seed: self.seed,
+            step_wait: Duration::from_secs(self.explore_step_timeout.max(1)),
+        }
+    }
 }
 
 /// pg_regress's database name; a spec (intra-grant-inplace-db) names it. Each tester gets a
@@ -127,6 +156,34 @@ pub fn main(args: &Args) -> u8 {
     if bad {
         return BAD_INPUT;
     }
+    if let Some(token) = &args.replay {
+        let [case] = &cases[..] else {
+            eprintln!("error: --replay runs one spec; give exactly one spec file (got {})", cases.len());
+            return BAD_INPUT;
+        };
+        let url = if args.backend == "model" {
+            None
+        } else {
+            match DbSpec::parse(args.backend.strip_prefix("db:").unwrap_or(&args.backend)) {
+                Ok(DbSpec::Postgres(url)) => Some(url),
+                Ok(other) => {
+                    eprintln!("error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL", other.name());
+                    return BAD_INPUT;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return INFRASTRUCTURE;
+                }
+            }
+        };
+        return super::explore_cli::replay(
+            case,
+            token,
+            &args.backend,
+            url.as_deref(),
+            Duration::from_secs(args.explore_step_timeout.max(1)),
+        );
+    }
     if args.backend == "model" {
         return main_model(args, &cases);
     }
@@ -201,8 +258,19 @@ pub fn main(args: &Args) -> u8 {
     }
     let totals = Totals::new(&ours, &theirs, our_seconds, their_seconds);
     println!("\n{}", totals.describe());
+    let explored = if args.explore > 0 {
+        match explore_on_server(&url, &cases, args) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return INFRASTRUCTURE;
+            }
+        }
+    } else {
+        None
+    };
     if let Some(path) = &args.summary {
-        if let Err(e) = merge_into_summary(path, &ours, &theirs, &totals, &args.results) {
+        if let Err(e) = merge_into_summary(path, &ours, &theirs, &totals, &args.results, explored.as_ref()) {
             eprintln!("error: {e}");
             return INFRASTRUCTURE;
         }
@@ -212,6 +280,60 @@ pub fn main(args: &Args) -> u8 {
         .zip(rows_agree(&ours, &theirs, &args.results))
         .any(|(r, ok)| !ok && !matches!(r.verdict, Verdict::Unsupported(_)));
     u8::from(failed)
+}
+
+/// The server run's exploration: every spec on the server, and those within the model's
+/// subset on the model too.
+pub struct Explored {
+    pub server: Vec<super::explore::Exploration>,
+    pub model: Vec<super::explore::Exploration>,
+    pub line: String,
+    pub seconds: f64,
+}
+
+fn explore_on_server(url: &str, cases: &[Case], args: &Args) -> Result<Explored, String> {
+    use super::explore_cli as x;
+    let settings = args.explore_settings();
+    let started = Instant::now();
+    println!("\nunlisted interleavings (at most {} per spec, seed {}):", settings.budget, settings.seed);
+    let mut server = Vec::new();
+    let mut model = Vec::new();
+    let (mut same, mut both) = (0, 0);
+    let mut db = Database::create(url, ISOLATION_DB)?;
+    for c in cases {
+        let result = x::on_server(&db, c, settings);
+        // A fresh database after a spec whose odd interleavings may have left objects behind
+        // (a failed run or teardown), before the next spec's setup meets them.
+        if result.as_ref().map_or(true, |ex| ex.dirty) {
+            drop(db);
+            db = Database::create(url, ISOLATION_DB)?;
+        }
+        match result {
+            Ok(ex) => {
+                x::print("db:postgres", &ex);
+                if let Ok(m) = x::on_model(c, settings) {
+                    let (s, b) = x::agreement(&ex, &m);
+                    println!("    model: {s}/{b} unlisted interleavings with the server's outcome");
+                    if let Some(d) = x::first_disagreement(&ex, &m) {
+                        println!("      first difference: {d}");
+                    }
+                    same += s;
+                    both += b;
+                    model.push(m);
+                }
+                server.push(ex);
+            }
+            Err(e) => println!("{:<44} db:postgres  {e}", c.name),
+        }
+    }
+    let line = x::totals(&server, Some((same, both)));
+    println!("\n{line}");
+    Ok(Explored {
+        server,
+        model,
+        line,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn print_report(r: &Report, full: bool) {
@@ -319,6 +441,7 @@ fn merge_into_summary(
     theirs: &[Report],
     totals: &Totals,
     results: &Path,
+    explored: Option<&Explored>,
 ) -> Result<(), String> {
     let mut summary: reports::Summary = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
@@ -332,7 +455,11 @@ fn merge_into_summary(
     let agree = rows_agree(ours, theirs, results);
     for (r, ok) in ours.iter().zip(&agree) {
         let theirs = theirs.iter().find(|t| t.name == r.name);
-        summary.results.push(row(r, *ok, theirs, "db:postgres"));
+        let mut row = row(r, *ok, theirs, "db:postgres");
+        if let Some(ex) = explored.and_then(|x| x.server.iter().find(|e| e.spec == r.name)) {
+            super::explore_cli::annotate(&mut row, ex);
+        }
+        summary.results.push(row);
     }
     let all = agree
         .iter()
@@ -371,6 +498,15 @@ fn merge_into_summary(
     suite_row.bound = Some(totals.describe());
     suite_row.reason = Some(totals.describe());
     summary.results.push(suite_row);
+    if let Some(x) = explored {
+        summary.results.push(super::explore_cli::suite_row(
+            "pg-isolation-unlisted",
+            "db:postgres",
+            &x.line,
+            x.seconds,
+            x.server.iter().map(|e| e.ran).sum(),
+        ));
+    }
     summary.ok = summary.ok && all;
     let dir = path.parent().unwrap_or(Path::new("."));
     reports::write_all(&summary, dir)
@@ -470,8 +606,33 @@ fn main_model(args: &Args, cases: &[Case]) -> u8 {
     }
     let totals = Totals::new(&ours, &[], started.elapsed().as_secs_f64(), 0.0);
     println!("\n{}", totals.describe_model());
+    let mut explored = None;
+    if args.explore > 0 {
+        use super::explore_cli as x;
+        let started = Instant::now();
+        println!("\nunlisted interleavings on the model (at most {} per spec, seed {}):", args.explore, args.seed);
+        let mut all = Vec::new();
+        for c in cases {
+            match x::on_model(c, args.explore_settings()) {
+                Ok(ex) => {
+                    x::print("model", &ex);
+                    all.push(ex);
+                }
+                Err(e) if e.starts_with("not supported") => {}
+                Err(e) => println!("{:<44} model        {e}", c.name),
+            }
+        }
+        let line = x::totals(&all, None);
+        println!("\n{line}");
+        explored = Some(Explored {
+            server: Vec::new(),
+            model: all,
+            line,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     if let Some(path) = &args.summary {
-        if let Err(e) = merge_model_into_summary(path, &ours, &totals) {
+        if let Err(e) = merge_model_into_summary(path, &ours, &totals, explored.as_ref()) {
             eprintln!("error: {e}");
             return INFRASTRUCTURE;
         }
@@ -490,7 +651,12 @@ impl Totals {
     }
 }
 
-fn merge_model_into_summary(path: &Path, ours: &[Report], totals: &Totals) -> Result<(), String> {
+fn merge_model_into_summary(
+    path: &Path,
+    ours: &[Report],
+    totals: &Totals,
+    explored: Option<&Explored>,
+) -> Result<(), String> {
     let mut summary: reports::Summary = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map_err(|e| format!("cannot parse {}: {e}", path.display()))?,
@@ -505,6 +671,9 @@ fn merge_model_into_summary(path: &Path, ours: &[Report], totals: &Totals) -> Re
         let mut row = row(r, agrees, None, "model");
         if let Verdict::Differs { closest, diff } = &r.verdict {
             row.reason = Some(format!("the model's output differs from PostgreSQL's {} (a model-vs-server finding: the model is too weak or too strong here)\n{}", closest.display(), diff.lines().take(30).collect::<Vec<_>>().join("\n")));
+        }
+        if let Some(ex) = explored.and_then(|x| x.model.iter().find(|e| e.spec == r.name)) {
+            super::explore_cli::annotate(&mut row, ex);
         }
         summary.results.push(row);
     }
@@ -544,6 +713,15 @@ fn merge_model_into_summary(path: &Path, ours: &[Report], totals: &Totals) -> Re
     {
         Some(i) => summary.results.insert(i + 1, suite_row),
         None => summary.results.push(suite_row),
+    }
+    if let Some(x) = explored.filter(|x| x.server.is_empty()) {
+        summary.results.push(super::explore_cli::suite_row(
+            "pg-isolation-unlisted-model",
+            "model",
+            &x.line,
+            x.seconds,
+            x.model.iter().map(|e| e.ran).sum(),
+        ));
     }
     summary.ok = summary.ok && all;
     let dir = path.parent().unwrap_or(Path::new("."));

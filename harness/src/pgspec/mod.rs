@@ -2,13 +2,16 @@
 //! parsed with racelab's diagnostics ([`parse`]), their permutations run on a real PostgreSQL
 //! server the way isolationtester runs them ([`run`], over the small libpq-like client in
 //! [`wire`]), the output printed in isolationtester's format ([`output`]) and compared with the
-//! expected files ([`suite`], [`diff`]); [`cli`] is `racelab isolation`.
+//! expected files ([`suite`], [`diff`]); [`cli`] is `racelab isolation`. [`explore`] runs the
+//! interleavings a spec does not list and reports the outcomes no listed permutation gave.
 //!
 //! The model side ([`model`]) plugs in through [`run::Link`] and [`run::Watch`]: a session that
 //! takes SQL, reports whether its result is ready and whether it waits for a lock.
 
 pub mod cli;
 pub mod diff;
+pub mod explore;
+pub mod explore_cli;
 pub mod model;
 pub mod output;
 pub mod parse;

@@ -51,6 +51,7 @@ enum Kind {
     End,
     SetTransaction,
     SetSession,
+    Savepoint,
     Data,
 }
 
@@ -153,11 +154,9 @@ fn translate(sql: &str) -> Result<Item, String> {
     let w1 = first(1);
     let w2 = first(2);
     match w1.as_str() {
-        "SAVEPOINT" | "RELEASE" => {
-            return Err("savepoints (the model aborts the whole transaction on an error, so it has nothing to roll back to)".into())
-        }
+        "SAVEPOINT" | "RELEASE" => return savepoint_item(sql),
         "ROLLBACK" | "ABORT" if w.iter().any(|x| x == "TO") => {
-            return Err("ROLLBACK TO SAVEPOINT (the model has no savepoints)".into())
+            return savepoint_item(&format!("ROLLBACK {}", sql.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
         }
         "ROLLBACK" | "COMMIT" if w.iter().any(|x| x == "PREPARED") => {
             return Err("two-phase commit (COMMIT/ROLLBACK PREPARED)".into())
@@ -215,20 +214,11 @@ fn translate(sql: &str) -> Result<Item, String> {
         "PREPARE" => return Err("PREPARE".into()),
         _ => {}
     }
-    if w.windows(2)
-        .any(|p| p[0] == "KEY" && p[1].starts_with("SHARE"))
-    {
-        return Err(
-            "FOR KEY SHARE (the model's shared lock is FOR SHARE, which also blocks non-key updates)"
-                .into(),
-        );
-    }
     if w.iter().any(|x| x == "WITH") && w1 == "WITH" {
         return Err("WITH (common table expressions)".into());
     }
-    // FOR NO KEY UPDATE conflicts with everything FOR UPDATE conflicts with except FOR KEY
-    // SHARE, which the model refuses (above); so among what the model runs they are the same.
-    let text = quote_key_column(&rewrite_no_key_update(sql));
+    // The model reads FOR KEY SHARE and FOR NO KEY UPDATE itself (PostgreSQL's four strengths).
+    let text = quote_key_column(sql);
     let stmt = db::prepare(&text).map_err(|e| short_reason(&e))?;
     stmt.check_flavour(Flavour::Postgres)?;
     let kind = match w1.as_str() {
@@ -237,7 +227,7 @@ fn translate(sql: &str) -> Result<Item, String> {
         _ => Kind::Data,
     };
     let columns = if stmt.is_select() {
-        column_names(&text)?
+        column_names(&db::with_plain_lock_clause(&text))?
     } else {
         Vec::new()
     };
@@ -246,38 +236,6 @@ fn translate(sql: &str) -> Result<Item, String> {
         kind,
         columns,
     })
-}
-
-/// `FOR NO KEY UPDATE` → `FOR UPDATE` (the model's parser knows only the latter). Other text
-/// is returned as it is (the rewrite joins words with single spaces).
-fn rewrite_no_key_update(sql: &str) -> String {
-    if !words(sql).windows(2).any(|p| p[0] == "NO" && p[1] == "KEY") {
-        return sql.to_string();
-    }
-    let mut out: Vec<&str> = Vec::new();
-    let toks: Vec<&str> = sql.split_whitespace().collect();
-    let mut i = 0;
-    while i < toks.len() {
-        let is = |k: usize, word: &str| {
-            toks.get(i + k)
-                .is_some_and(|t| t.eq_ignore_ascii_case(word))
-        };
-        if is(0, "FOR")
-            && is(1, "NO")
-            && is(2, "KEY")
-            && toks
-                .get(i + 3)
-                .is_some_and(|t| t.to_ascii_uppercase().starts_with("UPDATE"))
-        {
-            out.push(toks[i]);
-            out.push(toks[i + 3]);
-            i += 4;
-        } else {
-            out.push(toks[i]);
-            i += 1;
-        }
-    }
-    out.join(" ")
 }
 
 /// Quotes a column named `key`: an ordinary name in PostgreSQL, a keyword to the model's
@@ -328,6 +286,18 @@ fn quote_key_column(sql: &str) -> String {
         rest = &rest[c.len_utf8()..];
     }
     out
+}
+
+/// SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT]: statements of the open transaction
+/// (they neither open an implicit block nor warn as BEGIN and COMMIT do).
+fn savepoint_item(sql: &str) -> Result<Item, String> {
+    let stmt = db::prepare(sql).map_err(|e| short_reason(&e))?;
+    stmt.check_flavour(Flavour::Postgres)?;
+    Ok(Item::Sql {
+        stmt,
+        kind: Kind::Savepoint,
+        columns: Vec::new(),
+    })
 }
 
 /// SET: the isolation-level settings the model has; any other setting is refused by name
@@ -532,9 +502,26 @@ fn value_text(v: &Value) -> Option<String> {
 fn error(message: String) -> PgResult {
     PgResult::Error {
         severity: "ERROR".into(),
+        sqlstate: sqlstate(&message).to_string(),
         message,
-        sqlstate: String::new(),
     }
+}
+
+/// The SQLSTATE PostgreSQL sends with the model's error message (so that an exploration's
+/// outcomes compare across the model and a server); empty for a message it does not know.
+fn sqlstate(message: &str) -> &'static str {
+    const CODES: [(&str, &str); 6] = [
+        ("deadlock detected", "40P01"),
+        ("could not serialize access", "40001"),
+        ("could not obtain lock on row", "55P03"),
+        ("duplicate key value violates unique constraint", "23505"),
+        ("canceling statement due to user request", "57014"),
+        ("current transaction is aborted", "25P02"),
+    ];
+    CODES
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("", |(_, code)| code)
 }
 
 impl ModelServer {
@@ -892,6 +879,24 @@ impl Watch for ModelControl {
         server.pump();
         Ok(out)
     }
+    fn snapshot(&mut self) -> Result<Vec<super::run::TableRows>, String> {
+        let server = self.server.borrow();
+        let mut out = Vec::new();
+        for table in server.db.table_names() {
+            let stmt = db::prepare(&format!("SELECT * FROM {table}"))?;
+            let mut rows: Vec<String> = match server.db.query(&stmt, &[])? {
+                Value::Rows(rows) => rows
+                    .iter()
+                    .map(|r| super::run::render_row(&r.iter().map(value_text).collect::<Vec<_>>()))
+                    .collect(),
+                other => return Err(format!("reading {table} gave {other:?}")),
+            };
+            rows.sort();
+            out.push(super::run::TableRows { table, rows });
+        }
+        out.sort();
+        Ok(out)
+    }
     fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String> {
         let server = self.server.borrow();
         let Some(st) = usize::try_from(pid - PID_BASE)
@@ -934,14 +939,6 @@ mod tests {
         assert_eq!(
             quote_key_column("SELECT * FROM t WHERE key = 'key' FOR KEY SHARE"),
             "SELECT * FROM t WHERE \"key\" = 'key' FOR KEY SHARE"
-        );
-    }
-
-    #[test]
-    fn for_no_key_update_becomes_for_update() {
-        assert_eq!(
-            rewrite_no_key_update("SELECT * FROM t for no key update nowait"),
-            "SELECT * FROM t for update nowait"
         );
     }
 

@@ -116,6 +116,27 @@ impl Spec {
         out
     }
 
+    /// Whether the spec's SQL (setup, teardown, steps) mentions table `name` (as its last,
+    /// unquoted part, case-insensitively): the tables an exploration's outcome lists.
+    pub fn names_table(&self, name: &str) -> bool {
+        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_lowercase();
+        let texts = self
+            .setup
+            .iter()
+            .chain(&self.teardown)
+            .chain(self.sessions.iter().flat_map(|s| {
+                s.setup
+                    .iter()
+                    .chain(&s.teardown)
+                    .chain(s.steps.iter().map(|t| &t.sql))
+            }));
+        texts.into_iter().any(|sql| {
+            sql.to_lowercase()
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == name)
+        })
+    }
+
     /// How many permutations [`Spec::permutations_to_run`] yields, without building them
     /// (the multinomial coefficient when none are listed), saturating.
     pub fn permutation_count(&self) -> u64 {

@@ -69,6 +69,44 @@ pub trait Watch {
     fn exec(&mut self, sql: &str) -> Result<Vec<PgResult>, String>;
     /// Whether session `pid` waits for a lock held by one of `pids` (or for a safe snapshot).
     fn is_blocked(&mut self, pid: i32, pids: &[i32]) -> Result<bool, String>;
+    /// The sessions whose locks session `pid` waits for (`pg_blocking_pids`); empty when it
+    /// waits for none or the backend cannot tell.
+    fn blockers(&mut self, _pid: i32) -> Result<Vec<i32>, String> {
+        Ok(Vec::new())
+    }
+    /// Every table of the spec with its committed rows (for an exploration's outcome).
+    fn snapshot(&mut self) -> Result<Vec<TableRows>, String> {
+        Err("this backend cannot list its tables".into())
+    }
+    /// Rolls back the prepared transactions an interleaving left (one whose COMMIT PREPARED ran
+    /// before its PREPARE TRANSACTION), which would otherwise hold their locks for ever.
+    fn roll_back_prepared(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// While `on`, the control connection waits at most a few seconds for a lock (an
+    /// exploration's teardown must not hang on a lock an odd interleaving left).
+    fn limit_lock_waits(&mut self, _on: bool) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Tables with more rows than this are summed up (count and hash) in an exploration's outcome.
+pub const MAX_ROWS_LISTED: usize = 200;
+
+/// One table's committed rows, each rendered `(v1,v2,…)` (NULL for a null), sorted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: Vec<String>,
+}
+
+/// Renders one row as the outcome of an exploration shows it.
+pub fn render_row(values: &[Option<String>]) -> String {
+    let cells: Vec<&str> = values
+        .iter()
+        .map(|v| v.as_deref().unwrap_or("NULL"))
+        .collect();
+    format!("({})", cells.join(","))
 }
 
 impl Watch for Conn {
@@ -95,6 +133,117 @@ impl Watch for Conn {
                 .is_some_and(|v| v.starts_with('t'))),
             other => Err(format!("lock wait query failed: {other:?}")),
         }
+    }
+    fn roll_back_prepared(&mut self) -> Result<(), String> {
+        let gids = Watch::exec(
+            self,
+            "SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()",
+        )?;
+        if let Some(PgResult::Tuples { rows, .. }) = gids.first() {
+            for gid in rows.iter().filter_map(|r| r.first().cloned().flatten()) {
+                Watch::exec(
+                    self,
+                    &format!("ROLLBACK PREPARED '{}'", gid.replace('\'', "''")),
+                )?;
+            }
+        }
+        Ok(())
+    }
+    fn limit_lock_waits(&mut self, on: bool) -> Result<(), String> {
+        Watch::exec(
+            self,
+            if on {
+                "SET lock_timeout = '10s'"
+            } else {
+                "RESET lock_timeout"
+            },
+        )
+        .map(|_| ())
+    }
+    /// Lock holders, and for a SERIALIZABLE READ ONLY DEFERRABLE transaction waiting for a
+    /// safe snapshot, the transactions it waits out.
+    fn blockers(&mut self, pid: i32) -> Result<Vec<i32>, String> {
+        let rows = Watch::exec(
+            self,
+            &format!("SELECT pg_catalog.pg_blocking_pids({pid}) || pg_catalog.pg_safe_snapshot_blocking_pids({pid})"),
+        )?;
+        match rows.first() {
+            Some(PgResult::Tuples { rows, .. }) if rows.len() == 1 => Ok(rows[0]
+                .first()
+                .cloned()
+                .flatten()
+                .unwrap_or_default()
+                .trim_matches(|c| c == '{' || c == '}')
+                .split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()),
+            other => Err(format!("pg_blocking_pids failed: {other:?}")),
+        }
+    }
+    /// The user tables (not the catalogs) and their rows, each read with a lock timeout so that
+    /// a table some session still locks exclusively is reported rather than waited for. A table
+    /// of more than [`MAX_ROWS_LISTED`] rows is summed up by its row count and an
+    /// order-independent hash of its rows, computed by the server.
+    fn snapshot(&mut self) -> Result<Vec<TableRows>, String> {
+        let names = Watch::exec(
+            self,
+            "SELECT c.oid::pg_catalog.regclass::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' \
+             AND n.nspname !~ '^pg_' ORDER BY 1",
+        )?;
+        let names: Vec<String> = match names.first() {
+            Some(PgResult::Tuples { rows, .. }) => {
+                rows.iter().filter_map(|r| r.first().cloned().flatten()).collect()
+            }
+            other => return Err(format!("cannot list the tables: {other:?}")),
+        };
+        let mut out = Vec::new();
+        for table in names {
+            let res = Watch::exec(
+                self,
+                &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT CASE WHEN count(*) > {MAX_ROWS_LISTED} THEN count(*) || ' rows, hash ' || sum(pg_catalog.hashtext(x::text)::bigint) END FROM {table} x; COMMIT"),
+            )?;
+            let summary = res.iter().find_map(|r| match r {
+                PgResult::Tuples { rows, .. } => rows.first().and_then(|r| r.first().cloned().flatten()),
+                _ => None,
+            });
+            if let Some(summary) = summary {
+                out.push(TableRows {
+                    table,
+                    rows: vec![format!("<{summary}>")],
+                });
+                continue;
+            }
+            let res = if res.iter().any(|r| matches!(r, PgResult::Error { .. })) {
+                res
+            } else {
+                Watch::exec(
+                    self,
+                    &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT * FROM {table}; COMMIT"),
+                )?
+            };
+            let mut rows = match res.iter().find_map(|r| match r {
+                PgResult::Tuples { rows, .. } => Some(rows),
+                _ => None,
+            }) {
+                Some(rows) => rows.iter().map(|r| render_row(r)).collect(),
+                None => {
+                    let why = res
+                        .iter()
+                        .find_map(|r| match r {
+                            PgResult::Error { message, .. } => Some(message.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "no result".into());
+                    let _ = Watch::exec(self, "ROLLBACK");
+                    vec![format!("<unreadable: {why}>")]
+                }
+            };
+            rows.sort();
+            out.push(TableRows { table, rows });
+        }
+        Ok(out)
     }
 }
 
@@ -148,6 +297,85 @@ struct Runner<'a, L: Link, W: Watch> {
     target_notices: Vec<Vec<u64>>,
     out: String,
     max_step_wait: Duration,
+    /// Exploring interleavings nobody vetted: a step that waits on a session with no step
+    /// left before it is cancelled at once (as isolationtester would after its step timeout),
+    /// sessions are rolled back after each permutation, and the tables are read.
+    explore: bool,
+    trace: Trace,
+}
+
+/// What happened in one permutation, beyond its printed output: the errors by step, the
+/// steps cancelled, and (when exploring) the tables' rows at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// (step, SQLSTATE) of every error a step's statements raised, in order.
+    pub errors: Vec<(String, String)>,
+    /// Steps cancelled because they waited on a session that had no step left before them.
+    pub stalled: Vec<String>,
+    /// Steps cancelled because the step timeout passed.
+    pub timed_out: Vec<String>,
+    /// The tables at the end (after every session's open transaction was rolled back).
+    pub tables: Option<Result<Vec<TableRows>, String>>,
+}
+
+/// One permutation's run during an exploration.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// What isolationtester prints for it, from `starting permutation:` on.
+    pub output: String,
+    pub trace: Trace,
+    /// Why the run stopped (isolationtester would have exited), if it did; the connections
+    /// are then unusable.
+    pub fatal: Option<String>,
+}
+
+/// Runs `perms` (in order, on the same connections) recording each one's [`Trace`], with
+/// stalled steps cancelled at once and every session rolled back after each permutation.
+/// Stops after the first permutation that fails fatally (its record says why): the caller
+/// reconnects and goes on.
+pub fn run_recorded<L: Link, W: Watch>(
+    spec: &Spec,
+    control: W,
+    conns: Vec<L>,
+    perms: &[Vec<PermStep>],
+    max_step_wait: Duration,
+) -> Vec<Recorded> {
+    let pids = conns.iter().map(Link::pid).collect();
+    let mut r = Runner {
+        spec,
+        control,
+        active: vec![None; conns.len()],
+        total_notices: vec![0; conns.len()],
+        pids,
+        conns,
+        any_new_notice: false,
+        target_notices: vec![],
+        out: String::new(),
+        max_step_wait,
+        explore: true,
+        trace: Trace::default(),
+    };
+    let mut out = Vec::new();
+    for p in perms {
+        r.out.clear();
+        r.trace = Trace::default();
+        let fatal = r.run_permutation(p).err();
+        if let Some(e) = &fatal {
+            r.out.push_str(e);
+            if !e.ends_with('\n') {
+                r.out.push('\n');
+            }
+        }
+        out.push(Recorded {
+            output: std::mem::take(&mut r.out),
+            trace: std::mem::take(&mut r.trace),
+            fatal: fatal.clone().map(|e| e.trim_end().to_string()),
+        });
+        if fatal.is_some() {
+            break;
+        }
+    }
+    out
 }
 
 /// Runs every permutation of `spec` (listed, or all interleavings) on the given connections.
@@ -169,6 +397,8 @@ pub fn run_spec<L: Link, W: Watch>(
         target_notices: vec![],
         out: String::new(),
         max_step_wait,
+        explore: false,
+        trace: Trace::default(),
     };
     if !spec.permutations.is_empty() {
         let mut unused: Vec<&str> = spec
@@ -337,13 +567,70 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                 }
             }
         }
+        if self.explore {
+            for s in 0..spec.sessions.len() {
+                self.rollback_quietly(s)?;
+            }
+            self.control.roll_back_prepared()?;
+            self.trace.tables = Some(self.control.snapshot().map(|tables| {
+                tables
+                    .into_iter()
+                    .filter(|t| spec.names_table(&t.table))
+                    .collect()
+            }));
+            self.control.limit_lock_waits(true)?;
+        }
         if let Some(sql) = &spec.teardown {
             let res = self.control.exec(sql)?;
             if let Err(e) = self.print_exec(res, "teardown") {
                 self.out.push_str(&format!("{e}\n"));
             }
         }
+        if self.explore {
+            self.control.limit_lock_waits(false)?;
+        }
         Ok(())
+    }
+
+    /// Ends session `s`'s open transaction, if any, printing nothing (exploration only: the
+    /// final tables are read once no session holds a lock).
+    fn rollback_quietly(&mut self, s: usize) -> Result<(), String> {
+        self.conns[s].send_query("ROLLBACK")?;
+        while self.conns[s].get_result()?.is_some() {}
+        self.conns[s].take_notices();
+        Ok(())
+    }
+
+    /// Why session `s`'s running step can never complete unless another step is sent: the
+    /// model knows by itself; on a server (when exploring) the step waits for a lock held,
+    /// directly or through other waiting sessions, by a session with no step running.
+    fn stall(&mut self, s: usize) -> Result<Option<String>, String> {
+        if let Some(why) = self.conns[s].stalled() {
+            return Ok(Some(why));
+        }
+        if !self.explore {
+            return Ok(None);
+        }
+        let mut seen = vec![s];
+        let mut frontier = vec![s];
+        while let Some(w) = frontier.pop() {
+            for pid in self.control.blockers(self.pids[w])? {
+                let Some(b) = self.pids.iter().position(|&p| p == pid) else {
+                    continue; // not one of the spec's sessions: the step timeout handles it
+                };
+                if self.active[b].is_none() {
+                    return Ok(Some(format!(
+                        "it waits for a lock held by session {}, which has no step running",
+                        self.spec.sessions[b].name
+                    )));
+                }
+                if !seen.contains(&b) {
+                    seen.push(b);
+                    frontier.push(b);
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn try_complete_steps(
@@ -409,10 +696,18 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                 // Only launching another step could release it, and none will be launched
                 // before this one completes: the step timeout is as good as passed, so the
                 // model is cancelled at once, as a server would be when it expires.
-                if let Some(why) = self.conns[s].stalled() {
+                // A server's cancel arrives asynchronously: after it, wait for the step's
+                // error (or the step timeout) rather than asking again.
+                let stall = if canceled && self.conns[s].stalled().is_none() {
+                    None
+                } else {
+                    self.stall(s)?
+                };
+                if let Some(why) = stall {
                     if canceled {
                         return Err(format!("step {} can never complete: {why}", step.name));
                     }
+                    self.trace.stalled.push(format!("{}: {why}", step.name));
                     self.conns[s].cancel()?;
                     self.out.push_str(&format!(
                         "isolationtester: canceling step {} after {} seconds\n",
@@ -442,6 +737,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
             }
             let waited = start.elapsed();
             if waited > self.max_step_wait && !canceled && self.conns[s].cancel().is_ok() {
+                self.trace.timed_out.push(step.name.clone());
                 self.out.push_str(&format!(
                     "isolationtester: canceling step {} after {} seconds\n",
                     step.name,
@@ -475,7 +771,16 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
             let r = self.conns[s].get_result();
             self.drain_notices(s);
             match r? {
-                Some(r) => print_step_result(&mut self.out, &r),
+                Some(r) => {
+                    if let PgResult::Error {
+                        sqlstate, message, ..
+                    } = &r
+                    {
+                        let code = if sqlstate.is_empty() { message } else { sqlstate };
+                        self.trace.errors.push((step.name.clone(), code.clone()));
+                    }
+                    print_step_result(&mut self.out, &r)
+                }
                 None => break,
             }
         }

@@ -382,3 +382,53 @@ pub fn run_case_on_model(case: &Case, results: &Path, step_wait: Duration) -> Re
     let _ = std::fs::write(results.join(format!("{}.out", case.name)), &outcome.output);
     report(compare(&outcome.output, case), outcome.permutations as u64)
 }
+
+/// A spec's connections on the run's server, for an exploration.
+pub struct ServerConnector<'a> {
+    pub db: &'a Database,
+    pub test: String,
+    pub spec: &'a Spec,
+}
+
+impl super::explore::Connector for ServerConnector<'_> {
+    type L = Conn;
+    type W = Conn;
+    fn connect(&mut self) -> Result<(Conn, Vec<Conn>), String> {
+        connect_real(&self.db.params, &self.test, self.spec)
+    }
+    /// After a failed run: its sessions are gone (their transactions roll back once their
+    /// backends notice), so prepared transactions are rolled back and the spec's teardown runs,
+    /// waiting at most 30 s for a lock.
+    fn clean_up(&mut self) -> Result<(), String> {
+        let mut c = Conn::connect(&self.db.params)?;
+        command(&mut c, "SET lock_timeout = '30s'")?;
+        let gids = c.exec("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()")?;
+        if let Some(PgResult::Tuples { rows, .. }) = gids.first() {
+            for gid in rows.iter().filter_map(|r| r.first().cloned().flatten()) {
+                command(&mut c, &format!("ROLLBACK PREPARED '{}'", gid.replace('\'', "''")))?;
+            }
+        }
+        if let Some(sql) = &self.spec.teardown {
+            let _ = c.exec(sql)?; // an error (a table the failed run never made) is expected
+        }
+        c.take_notices();
+        Ok(())
+    }
+}
+
+/// A spec's connections on a fresh model database, for an exploration.
+pub struct ModelConnector {
+    pub sessions: usize,
+}
+
+impl super::explore::Connector for ModelConnector {
+    type L = super::model::ModelSession;
+    type W = super::model::ModelControl;
+    fn connect(&mut self) -> Result<(Self::W, Vec<Self::L>), String> {
+        Ok(super::model::ModelSession::connect(self.sessions))
+    }
+    /// Each connection is a fresh model: nothing is left behind.
+    fn clean_up(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}

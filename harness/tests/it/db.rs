@@ -853,8 +853,6 @@ fn prepare_rejects_unsupported_sql_clearly() {
         "SELECT DISTINCT email FROM person",
         "SELECT id FROM person WHERE email LIKE 'a%'",
         "SELECT 1",
-        "SAVEPOINT s1",
-        "ROLLBACK TO SAVEPOINT s1",
         "SET TRANSACTION READ ONLY",
         "BEGIN ISOLATION LEVEL READ UNCOMMITTED",
         "START TRANSACTION READ ONLY",
@@ -1168,3 +1166,93 @@ const SUFFIXES: &[&str] = &[
     " ORDER BY n LIMIT 2 FOR UPDATE SKIP LOCKED",
     " FOR UPDATE NOWAIT",
 ];
+
+/// PostgreSQL's row-lock strengths on the model: FOR KEY SHARE lets a non-key UPDATE through
+/// but makes a key-changing UPDATE and a DELETE wait; FOR NO KEY UPDATE lets FOR KEY SHARE
+/// through and blocks FOR SHARE; FOR KEY SHARE is PostgreSQL's only.
+#[test]
+fn key_share_and_no_key_update_conflict_as_in_postgres() {
+    let setup = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)",
+        "INSERT INTO t VALUES (1, 10)",
+    ];
+    let mut db = db(Flavour::Postgres, &setup);
+    for c in [1, 2] {
+        assert_eq!(run(&mut db, c, "BEGIN", &[]), ok());
+    }
+    assert_eq!(
+        run(&mut db, 1, "SELECT id FROM t FOR KEY SHARE", &[]),
+        rows(vec![vec![int(1)]])
+    );
+    assert_eq!(run(&mut db, 2, "UPDATE t SET v = 11 WHERE id = 1", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 1, "SELECT id FROM t FOR SHARE", &[]),
+        blocked(&[2], "row t(id=1)")
+    );
+    assert_eq!(run(&mut db, 2, "COMMIT", &[]), ok());
+    assert_eq!(run(&mut db, 2, "BEGIN", &[]), ok());
+    assert_eq!(
+        run(&mut db, 2, "UPDATE t SET id = 2 WHERE id = 1", &[]),
+        blocked(&[1], "row t(id=1)")
+    );
+    assert_eq!(
+        run(&mut db, 2, "DELETE FROM t WHERE id = 1", &[]),
+        blocked(&[1], "row t(id=1)")
+    );
+    // Connection 1's FOR SHARE waited and was not retried: it holds FOR KEY SHARE only.
+    assert_eq!(
+        run(&mut db, 2, "SELECT id FROM t FOR NO KEY UPDATE", &[]),
+        rows(vec![vec![int(1)]])
+    );
+    let err = prepare("SELECT id FROM t FOR KEY SHARE")
+        .unwrap()
+        .check_flavour(Flavour::InnoDb)
+        .unwrap_err();
+    assert!(err.contains("PostgreSQL's"), "{err}");
+}
+
+/// Savepoints on the model: ROLLBACK TO undoes the writes and releases the locks taken after
+/// the savepoint and keeps those before; an error inside a savepoint aborts only back to it,
+/// and ROLLBACK TO ends the aborted state; RELEASE forgets it; an unknown name is an error.
+#[test]
+fn rollback_to_savepoint_releases_later_locks_and_keeps_earlier_ones() {
+    let setup = [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)",
+        "INSERT INTO t VALUES (1, 10), (2, 20)",
+    ];
+    let mut db = db(Flavour::Postgres, &setup);
+    assert_eq!(run(&mut db, 1, "BEGIN", &[]), ok());
+    assert_eq!(run(&mut db, 1, "UPDATE t SET v = 11 WHERE id = 1", &[]), done(1));
+    assert_eq!(run(&mut db, 1, "SAVEPOINT a", &[]), ok());
+    assert_eq!(run(&mut db, 1, "UPDATE t SET v = 21 WHERE id = 2", &[]), done(1));
+    assert_eq!(run(&mut db, 1, "INSERT INTO t VALUES (3, 30)", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 2, "UPDATE t SET v = 22 WHERE id = 2", &[]),
+        blocked(&[1], "row t(id=2)")
+    );
+    assert_eq!(run(&mut db, 1, "ROLLBACK TO SAVEPOINT a", &[]), ok());
+    assert_eq!(run(&mut db, 2, "UPDATE t SET v = 22 WHERE id = 2", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 2, "UPDATE t SET v = 12 WHERE id = 1", &[]),
+        blocked(&[1], "row t(id=1)")
+    );
+    // An error inside the savepoint: aborted until ROLLBACK TO, earlier work kept.
+    assert_eq!(run(&mut db, 1, "SAVEPOINT b", &[]), ok());
+    assert!(matches!(
+        run(&mut db, 1, "INSERT INTO t VALUES (1, 0)", &[]),
+        Outcome::Failed { .. }
+    ));
+    assert!(matches!(run(&mut db, 1, "SELECT id FROM t", &[]), Outcome::Failed { message, .. } if message.starts_with("current transaction is aborted")));
+    assert_eq!(run(&mut db, 1, "ROLLBACK TO b", &[]), ok());
+    assert_eq!(run(&mut db, 1, "RELEASE SAVEPOINT b", &[]), ok());
+    assert!(matches!(run(&mut db, 1, "RELEASE b", &[]), Outcome::Failed { message, .. } if message == "savepoint \"b\" does not exist"));
+    assert_eq!(run(&mut db, 1, "ROLLBACK", &[]), ok());
+    assert_eq!(run(&mut db, 1, "BEGIN", &[]), ok());
+    assert_eq!(run(&mut db, 1, "SAVEPOINT c", &[]), ok());
+    assert_eq!(run(&mut db, 1, "COMMIT", &[]), ok());
+    assert_eq!(
+        query(&db, "SELECT id, v FROM t ORDER BY id"),
+        // Connection 2's autocommit UPDATE of row 2 committed once row 2 was free again.
+        Value::Rows(Arc::new(vec![vec![int(1), int(10)], vec![int(2), int(22)]]))
+    );
+}

@@ -14,6 +14,7 @@ mod lockfile;
 mod params;
 mod parser;
 mod pgspec;
+mod pgspec_explore;
 mod pgspec_model;
 mod real;
 mod realdb;

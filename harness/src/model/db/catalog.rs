@@ -68,6 +68,11 @@ impl Db {
         self.fail(conn, Errno::OperationalError, message.to_string())
     }
 
+    /// Every table's name, in creation order.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables.iter().map(|t| t.schema.name.clone()).collect()
+    }
+
     /// The columns of `table`, in table order (what `SELECT *` returns).
     pub fn column_names(&self, table: &str) -> Option<Vec<String>> {
         let name = table.to_lowercase();

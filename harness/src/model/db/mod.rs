@@ -26,7 +26,10 @@
 //!   locking reads see the newest version, so there a row whose uncommitted version matches
 //!   blocks too. INSERT locks its new row. SELECT ... FOR SHARE takes a shared lock: it waits
 //!   for an exclusive holder, and exclusive lockers and writers wait for every sharer.
-//!   (PostgreSQL's FOR KEY SHARE, weaker still, is not modelled.)
+//!   PostgreSQL's four strengths are modelled ([`table::Strength`]): an UPDATE that assigns no
+//!   key column (primary key or unique) and FOR NO KEY UPDATE take FOR NO KEY UPDATE, which
+//!   FOR KEY SHARE does not wait for; DELETE, a key-assigning UPDATE and FOR UPDATE wait for
+//!   every FOR KEY SHARE holder.
 //! - **Unique keys.** A committed (or own) row with the same key fails the statement with
 //!   IntegrityError; another transaction's uncommitted row with that key (in its old or new
 //!   version) blocks the statement until that transaction ends, as in both databases. NULLs
@@ -70,6 +73,7 @@ mod catalog;
 mod ddl;
 mod exec;
 mod expr;
+mod savepoint;
 mod sql;
 mod ssi;
 mod table;
@@ -86,7 +90,7 @@ use sql::{Session, Stmt};
 use ssi::Sxact;
 use table::Table;
 
-pub use sql::{prepare, Level, Prepared};
+pub use sql::{prepare, with_plain_lock_clause, Level, Prepared};
 
 /// Which database the model imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,6 +211,8 @@ pub struct Db {
     next_sxact: u64,
     /// SQLite: the connection holding the database's write lock.
     writer: Option<usize>,
+    /// PostgreSQL: each connection's open savepoints, oldest first.
+    savepoints: BTreeMap<usize, Vec<savepoint::Saved>>,
 }
 
 impl Db {
@@ -223,6 +229,7 @@ impl Db {
             sxacts: Vec::new(),
             next_sxact: 0,
             writer: None,
+            savepoints: BTreeMap::new(),
         };
         for stmt in setup {
             if stmt.params() > 0 {
@@ -308,7 +315,12 @@ impl Db {
             );
         }
         let state = self.conn(conn);
-        if state.aborted && !matches!(stmt.stmt, Stmt::Commit | Stmt::Rollback) {
+        if state.aborted
+            && !matches!(
+                stmt.stmt,
+                Stmt::Commit | Stmt::Rollback | Stmt::RollbackTo(_)
+            )
+        {
             self.waits.remove(&conn);
             return Outcome::failed(
                 Errno::ProgrammingError,
@@ -330,6 +342,9 @@ impl Db {
                     format!("cannot {what} - no transaction is active"),
                 )
             }
+            Stmt::Savepoint(name) => self.savepoint(conn, name),
+            Stmt::RollbackTo(name) => self.rollback_to(conn, name),
+            Stmt::Release(name) => self.release(conn, name),
             Stmt::Commit => self.end(conn, !state.aborted),
             Stmt::Rollback => self.end(conn, false),
             Stmt::Create(_) => self.fail(
@@ -506,6 +521,7 @@ impl Db {
             self.finish_sqlite(conn, commit, &touched);
         }
         self.end_sxact(conn, commit, at);
+        self.savepoints.remove(&conn);
         if let Some(state) = self.conns.get_mut(&conn) {
             state.snapshot = None;
         }
@@ -697,7 +713,15 @@ impl Db {
     fn fail(&mut self, conn: usize, error: Errno, message: String) -> Outcome {
         self.waits.remove(&conn);
         let state = self.conn(conn);
-        if self.flavour == Flavour::Postgres && state.in_txn {
+        if self.flavour == Flavour::Postgres && state.in_txn && self.abort_subtransaction(conn) {
+            self.set_conn(
+                conn,
+                Conn {
+                    aborted: true,
+                    ..state
+                },
+            );
+        } else if self.flavour == Flavour::Postgres && state.in_txn {
             self.finish(conn, false);
             self.set_conn(
                 conn,
@@ -772,7 +796,8 @@ impl Db {
                 t.rows.iter().any(|r| {
                     r.id == *row
                         && (r.lock.as_ref().is_some_and(|l| l.conn == conn)
-                            || r.sharers.contains(&conn))
+                            || r.sharers.contains(&conn)
+                            || r.key_sharers.contains(&conn))
                 })
             }),
             LockRef::Writer => self.writer == Some(conn),
@@ -864,6 +889,10 @@ impl Db {
                         conn,
                         lock: format!("row {} (shared)", t.schema.describe_row(vals)),
                     }));
+                    held.extend(row.key_sharers.iter().map(|&conn| Held {
+                        conn,
+                        lock: format!("row {} (key share)", t.schema.describe_row(vals)),
+                    }));
                 }
                 let (Some(lock), Some(vals)) = (&row.lock, row.latest().or(row.committed.as_ref()))
                 else {
@@ -927,5 +956,6 @@ impl Db {
             && self.sxacts == other.sxacts
             && self.clock == other.clock
             && self.writer == other.writer
+            && self.savepoints == other.savepoints
     }
 }

@@ -22,7 +22,7 @@ use crate::ir::Value;
 
 use super::ddl;
 use super::expr::{ArithOp, CmpOp, Expr, Scope};
-use super::table::Schema;
+use super::table::{Schema, Strength};
 
 /// What the model supports, for error messages.
 pub(super) const SUPPORTED: &str = "supported: CREATE TABLE (setup only), INSERT INTO t (cols) VALUES (...), \
@@ -81,6 +81,10 @@ impl Prepared {
             (Stmt::Begin { level: Some(_), .. } | Stmt::SetLevel { .. }, Flavour::Sqlite) => Err(
                 "SQLite has no isolation levels to choose: every transaction is serializable (one writer at a time; in WAL mode readers keep their snapshot). Write BEGIN, or BEGIN IMMEDIATE to take the write lock at once".to_string(),
             ),
+            (Stmt::Select(Select { strength: Strength::KeyShare | Strength::NoKeyUpdate, .. }), Flavour::InnoDb | Flavour::Sqlite) => Err(format!(
+                "FOR KEY SHARE and FOR NO KEY UPDATE are PostgreSQL's; {} writes FOR SHARE or FOR UPDATE",
+                flavour.server()
+            )),
             (Stmt::Select(Select { lock: Some(_), .. }), Flavour::Sqlite) => Err(
                 "SQLite has no SELECT ... FOR UPDATE (it locks the whole database, not rows); write BEGIN IMMEDIATE to take the write lock before reading".to_string(),
             ),
@@ -185,6 +189,10 @@ pub(super) enum Stmt {
     },
     Commit,
     Rollback,
+    /// PostgreSQL's SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT], by name.
+    Savepoint(String),
+    RollbackTo(String),
+    Release(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,8 +232,8 @@ pub(super) struct Select {
     pub order: Vec<(Expr, bool)>,
     pub limit: Option<Expr>,
     pub lock: Option<LockMode>,
-    /// FOR SHARE rather than FOR UPDATE: a lock other sharers may hold too.
-    pub shared: bool,
+    /// The strength of the locking clause (Update when there is none).
+    pub strength: Strength,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +254,7 @@ pub(super) struct Delete {
 /// Placeholders: `?`, Python DB-API's `%s` (rewritten to `?` before parsing, outside quotes),
 /// or PostgreSQL's `$1`, `$2`, … — not mixed.
 pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
-    let text = rewrite_pyformat(sql);
+    let (text, weaker) = weaker_lock_clause(&rewrite_pyformat(sql));
     let placeholders = Placeholders::scan(&text)?;
     let dialect = GenericDialect {};
     let statements = Parser::parse_sql(&dialect, &text)
@@ -268,6 +276,9 @@ pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
         depth: Cell::new(0),
     }
     .statement(statement)?;
+    if let (Stmt::Select(s), Some(strength)) = (&mut stmt, weaker) {
+        s.strength = strength;
+    }
     if let Stmt::SetLevel { session, .. } = &mut stmt {
         // sqlparser drops MySQL's SESSION keyword in SET SESSION TRANSACTION; the text keeps it.
         let words: Vec<String> = text
@@ -286,6 +297,50 @@ pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
         params: placeholders.count,
         stmt,
     }))
+}
+
+/// PostgreSQL's `FOR KEY SHARE` and `FOR NO KEY UPDATE`, which sqlparser does not read:
+/// rewritten to `FOR SHARE` / `FOR UPDATE` (the same length, padded, so positions in error
+/// messages hold), with the strength they stand for.
+fn weaker_lock_clause(text: &str) -> (String, Option<Strength>) {
+    let upper = text.to_ascii_uppercase();
+    let words: Vec<(usize, &str)> = upper
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - upper.as_ptr() as usize, w))
+        .collect();
+    for i in 0..words.len() {
+        let at = |k: usize| words.get(i + k).map(|(_, w)| *w);
+        let (strength, last) = match (at(0), at(1), at(2), at(3)) {
+            (Some("FOR"), Some("KEY"), Some(w), _) if w.starts_with("SHARE") => {
+                (Strength::KeyShare, 2)
+            }
+            (Some("FOR"), Some("NO"), Some("KEY"), Some(w)) if w.starts_with("UPDATE") => {
+                (Strength::NoKeyUpdate, 3)
+            }
+            _ => continue,
+        };
+        let start = words[i].0;
+        let keyword = if strength == Strength::KeyShare {
+            "SHARE"
+        } else {
+            "UPDATE"
+        };
+        let end = words[i + last].0 + keyword.len();
+        let replacement = format!("FOR {keyword}");
+        let padded = format!("{replacement:<width$}", width = end - start);
+        let mut out = String::with_capacity(text.len());
+        out.push_str(&text[..start]);
+        out.push_str(&padded);
+        out.push_str(&text[end..]);
+        return (out, Some(strength));
+    }
+    (text.to_string(), None)
+}
+
+/// The statement with `FOR KEY SHARE` / `FOR NO KEY UPDATE` written as `FOR SHARE` / `FOR
+/// UPDATE`, for parsers that know only those (the result columns do not depend on it).
+pub fn with_plain_lock_clause(sql: &str) -> String {
+    weaker_lock_clause(sql).0
 }
 
 /// The first 80 characters of a statement, for messages.
@@ -453,8 +508,13 @@ impl Lower<'_> {
                 savepoint: None,
             } => Ok(Stmt::Rollback),
             Statement::Rollback {
-                savepoint: Some(_), ..
-            } => Err(unsupported("savepoints")),
+                savepoint: Some(name),
+                chain: false,
+            } => Ok(Stmt::RollbackTo(name.value.to_lowercase())),
+            Statement::Savepoint { name } => Ok(Stmt::Savepoint(name.value.to_lowercase())),
+            Statement::ReleaseSavepoint { name } => {
+                Ok(Stmt::Release(name.value.to_lowercase()))
+            }
             other => Err(unsupported(format!(
                 "the statement `{}`",
                 clip(&other.to_string())
@@ -516,7 +576,11 @@ impl Lower<'_> {
             order: self.order_by(q.order_by.as_ref())?,
             limit: self.limit(q.limit_clause.as_ref())?,
             lock: lock_mode(&q.locks)?,
-            shared: shared_lock(&q.locks),
+            strength: if shared_lock(&q.locks) {
+                Strength::Share
+            } else {
+                Strength::Update
+            },
         })
     }
 

@@ -160,9 +160,26 @@ pub(super) struct Row {
     /// oldest first. `None` is "deleted".
     pub older: Vec<(u64, Option<Vals>)>,
     pub lock: Option<Lock>,
+    /// The `lock` holder holds only PostgreSQL's FOR NO KEY UPDATE strength (a non-key UPDATE,
+    /// or SELECT ... FOR NO KEY UPDATE), which FOR KEY SHARE lockers do not wait for.
+    pub no_key: bool,
     /// Connections holding a shared lock (SELECT ... FOR SHARE), besides any exclusive `lock`:
     /// they block exclusive lockers and writers, not each other.
     pub sharers: Vec<usize>,
+    /// Connections holding PostgreSQL's FOR KEY SHARE lock: only FOR UPDATE strength (DELETE,
+    /// a key-changing UPDATE, SELECT ... FOR UPDATE) waits for them.
+    pub key_sharers: Vec<usize>,
+}
+
+/// PostgreSQL's four row-lock strengths, weakest first (InnoDB's locking reads and writes are
+/// `Share` and `Update`). Conflicts: KeyShare–Update; Share–NoKeyUpdate, Update;
+/// NoKeyUpdate–Share, NoKeyUpdate, Update; Update–all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Strength {
+    KeyShare,
+    Share,
+    NoKeyUpdate,
+    Update,
 }
 
 impl Row {
@@ -230,12 +247,21 @@ impl Row {
         self.committed.iter().chain(pending)
     }
 
-    /// The other connections whose locks on this row a lock request by `conn` must wait for:
-    /// the exclusive holder, and for an exclusive request (`shared` false) every sharer too.
-    pub fn conflicts(&self, conn: Option<usize>, shared: bool) -> Vec<usize> {
-        let mut on: Vec<usize> = self.lock.as_ref().map(|l| l.conn).into_iter().collect();
-        if !shared {
+    /// The other connections whose locks on this row a lock request of strength `want` by
+    /// `conn` must wait for (see [`Strength`]).
+    pub fn conflicts(&self, conn: Option<usize>, want: Strength) -> Vec<usize> {
+        let mut on: Vec<usize> = self
+            .lock
+            .as_ref()
+            .filter(|_| !(want == Strength::KeyShare && self.no_key))
+            .map(|l| l.conn)
+            .into_iter()
+            .collect();
+        if matches!(want, Strength::NoKeyUpdate | Strength::Update) {
             on.extend(&self.sharers);
+        }
+        if want == Strength::Update {
+            on.extend(&self.key_sharers);
         }
         on.retain(|&c| Some(c) != conn);
         on.sort_unstable();
@@ -298,7 +324,11 @@ impl Table {
     pub fn touched_by(&self, conn: usize) -> bool {
         self.rows
             .iter()
-            .any(|r| r.lock.as_ref().is_some_and(|l| l.conn == conn) || r.sharers.contains(&conn))
+            .any(|r| {
+                r.lock.as_ref().is_some_and(|l| l.conn == conn)
+                    || r.sharers.contains(&conn)
+                    || r.key_sharers.contains(&conn)
+            })
             || self.gaps.iter().any(|g| g.conn == conn)
     }
 
@@ -307,9 +337,11 @@ impl Table {
     pub fn finish(&mut self, conn: usize, commit: bool, at: u64, keep_history: bool) {
         for row in &mut self.rows {
             row.sharers.retain(|&c| c != conn);
+            row.key_sharers.retain(|&c| c != conn);
             let Some(lock) = row.lock.take_if(|l| l.conn == conn) else {
                 continue;
             };
+            row.no_key = false;
             let new = match lock.write {
                 Write::Put(v) if commit => Some(v),
                 Write::Deleted if commit => None,
