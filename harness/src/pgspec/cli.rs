@@ -158,7 +158,10 @@ pub fn main(args: &Args) -> u8 {
     }
     if let Some(token) = &args.replay {
         let [case] = &cases[..] else {
-            eprintln!("error: --replay runs one spec; give exactly one spec file (got {})", cases.len());
+            eprintln!(
+                "error: --replay runs one spec; give exactly one spec file (got {})",
+                cases.len()
+            );
             return BAD_INPUT;
         };
         let url = if args.backend == "model" {
@@ -167,7 +170,10 @@ pub fn main(args: &Args) -> u8 {
             match DbSpec::parse(args.backend.strip_prefix("db:").unwrap_or(&args.backend)) {
                 Ok(DbSpec::Postgres(url)) => Some(url),
                 Ok(other) => {
-                    eprintln!("error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL", other.name());
+                    eprintln!(
+                        "error: isolation specs are PostgreSQL's; `--backend {}` is not PostgreSQL",
+                        other.name()
+                    );
                     return BAD_INPUT;
                 }
                 Err(e) => {
@@ -270,7 +276,14 @@ pub fn main(args: &Args) -> u8 {
         None
     };
     if let Some(path) = &args.summary {
-        if let Err(e) = merge_into_summary(path, &ours, &theirs, &totals, &args.results, explored.as_ref()) {
+        if let Err(e) = merge_into_summary(
+            path,
+            &ours,
+            &theirs,
+            &totals,
+            &args.results,
+            explored.as_ref(),
+        ) {
             eprintln!("error: {e}");
             return INFRASTRUCTURE;
         }
@@ -295,7 +308,10 @@ fn explore_on_server(url: &str, cases: &[Case], args: &Args) -> Result<Explored,
     use super::explore_cli as x;
     let settings = args.explore_settings();
     let started = Instant::now();
-    println!("\nunlisted interleavings (at most {} per spec, seed {}):", settings.budget, settings.seed);
+    println!(
+        "\nunlisted interleavings (at most {} per spec, seed {}):",
+        settings.budget, settings.seed
+    );
     let mut server = Vec::new();
     let mut model = Vec::new();
     let (mut same, mut both) = (0, 0);
@@ -610,7 +626,10 @@ fn main_model(args: &Args, cases: &[Case]) -> u8 {
     if args.explore > 0 {
         use super::explore_cli as x;
         let started = Instant::now();
-        println!("\nunlisted interleavings on the model (at most {} per spec, seed {}):", args.explore, args.seed);
+        println!(
+            "\nunlisted interleavings on the model (at most {} per spec, seed {}):",
+            args.explore, args.seed
+        );
         let mut all = Vec::new();
         for c in cases {
             match x::on_model(c, args.explore_settings()) {

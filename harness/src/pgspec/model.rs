@@ -156,7 +156,10 @@ fn translate(sql: &str) -> Result<Item, String> {
     match w1.as_str() {
         "SAVEPOINT" | "RELEASE" => return savepoint_item(sql),
         "ROLLBACK" | "ABORT" if w.iter().any(|x| x == "TO") => {
-            return savepoint_item(&format!("ROLLBACK {}", sql.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+            return savepoint_item(&format!(
+                "ROLLBACK {}",
+                sql.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+            ))
         }
         "ROLLBACK" | "COMMIT" if w.iter().any(|x| x == "PREPARED") => {
             return Err("two-phase commit (COMMIT/ROLLBACK PREPARED)".into())

@@ -119,7 +119,12 @@ impl Spec {
     /// Whether the spec's SQL (setup, teardown, steps) mentions table `name` (as its last,
     /// unquoted part, case-insensitively): the tables an exploration's outcome lists.
     pub fn names_table(&self, name: &str) -> bool {
-        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"').to_lowercase();
+        let name = name
+            .rsplit('.')
+            .next()
+            .unwrap_or(name)
+            .trim_matches('"')
+            .to_lowercase();
         let texts = self
             .setup
             .iter()

@@ -193,9 +193,10 @@ impl Watch for Conn {
              AND n.nspname !~ '^pg_' ORDER BY 1",
         )?;
         let names: Vec<String> = match names.first() {
-            Some(PgResult::Tuples { rows, .. }) => {
-                rows.iter().filter_map(|r| r.first().cloned().flatten()).collect()
-            }
+            Some(PgResult::Tuples { rows, .. }) => rows
+                .iter()
+                .filter_map(|r| r.first().cloned().flatten())
+                .collect(),
             other => return Err(format!("cannot list the tables: {other:?}")),
         };
         let mut out = Vec::new();
@@ -205,7 +206,9 @@ impl Watch for Conn {
                 &format!("BEGIN; SET LOCAL lock_timeout = '5s'; SELECT CASE WHEN count(*) > {MAX_ROWS_LISTED} THEN count(*) || ' rows, hash ' || sum(pg_catalog.hashtext(x::text)::bigint) END FROM {table} x; COMMIT"),
             )?;
             let summary = res.iter().find_map(|r| match r {
-                PgResult::Tuples { rows, .. } => rows.first().and_then(|r| r.first().cloned().flatten()),
+                PgResult::Tuples { rows, .. } => {
+                    rows.first().and_then(|r| r.first().cloned().flatten())
+                }
                 _ => None,
             });
             if let Some(summary) = summary {
@@ -776,7 +779,11 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
                         sqlstate, message, ..
                     } = &r
                     {
-                        let code = if sqlstate.is_empty() { message } else { sqlstate };
+                        let code = if sqlstate.is_empty() {
+                            message
+                        } else {
+                            sqlstate
+                        };
                         self.trace.errors.push((step.name.clone(), code.clone()));
                     }
                     print_step_result(&mut self.out, &r)

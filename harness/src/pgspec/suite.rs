@@ -402,10 +402,15 @@ impl super::explore::Connector for ServerConnector<'_> {
     fn clean_up(&mut self) -> Result<(), String> {
         let mut c = Conn::connect(&self.db.params)?;
         command(&mut c, "SET lock_timeout = '30s'")?;
-        let gids = c.exec("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()")?;
+        let gids = c.exec(
+            "SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = current_database()",
+        )?;
         if let Some(PgResult::Tuples { rows, .. }) = gids.first() {
             for gid in rows.iter().filter_map(|r| r.first().cloned().flatten()) {
-                command(&mut c, &format!("ROLLBACK PREPARED '{}'", gid.replace('\'', "''")))?;
+                command(
+                    &mut c,
+                    &format!("ROLLBACK PREPARED '{}'", gid.replace('\'', "''")),
+                )?;
             }
         }
         if let Some(sql) = &self.spec.teardown {

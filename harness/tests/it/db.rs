@@ -1184,7 +1184,10 @@ fn key_share_and_no_key_update_conflict_as_in_postgres() {
         run(&mut db, 1, "SELECT id FROM t FOR KEY SHARE", &[]),
         rows(vec![vec![int(1)]])
     );
-    assert_eq!(run(&mut db, 2, "UPDATE t SET v = 11 WHERE id = 1", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 2, "UPDATE t SET v = 11 WHERE id = 1", &[]),
+        done(1)
+    );
     assert_eq!(
         run(&mut db, 1, "SELECT id FROM t FOR SHARE", &[]),
         blocked(&[2], "row t(id=1)")
@@ -1222,16 +1225,28 @@ fn rollback_to_savepoint_releases_later_locks_and_keeps_earlier_ones() {
     ];
     let mut db = db(Flavour::Postgres, &setup);
     assert_eq!(run(&mut db, 1, "BEGIN", &[]), ok());
-    assert_eq!(run(&mut db, 1, "UPDATE t SET v = 11 WHERE id = 1", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 1, "UPDATE t SET v = 11 WHERE id = 1", &[]),
+        done(1)
+    );
     assert_eq!(run(&mut db, 1, "SAVEPOINT a", &[]), ok());
-    assert_eq!(run(&mut db, 1, "UPDATE t SET v = 21 WHERE id = 2", &[]), done(1));
-    assert_eq!(run(&mut db, 1, "INSERT INTO t VALUES (3, 30)", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 1, "UPDATE t SET v = 21 WHERE id = 2", &[]),
+        done(1)
+    );
+    assert_eq!(
+        run(&mut db, 1, "INSERT INTO t VALUES (3, 30)", &[]),
+        done(1)
+    );
     assert_eq!(
         run(&mut db, 2, "UPDATE t SET v = 22 WHERE id = 2", &[]),
         blocked(&[1], "row t(id=2)")
     );
     assert_eq!(run(&mut db, 1, "ROLLBACK TO SAVEPOINT a", &[]), ok());
-    assert_eq!(run(&mut db, 2, "UPDATE t SET v = 22 WHERE id = 2", &[]), done(1));
+    assert_eq!(
+        run(&mut db, 2, "UPDATE t SET v = 22 WHERE id = 2", &[]),
+        done(1)
+    );
     assert_eq!(
         run(&mut db, 2, "UPDATE t SET v = 12 WHERE id = 1", &[]),
         blocked(&[1], "row t(id=1)")
@@ -1242,10 +1257,14 @@ fn rollback_to_savepoint_releases_later_locks_and_keeps_earlier_ones() {
         run(&mut db, 1, "INSERT INTO t VALUES (1, 0)", &[]),
         Outcome::Failed { .. }
     ));
-    assert!(matches!(run(&mut db, 1, "SELECT id FROM t", &[]), Outcome::Failed { message, .. } if message.starts_with("current transaction is aborted")));
+    assert!(
+        matches!(run(&mut db, 1, "SELECT id FROM t", &[]), Outcome::Failed { message, .. } if message.starts_with("current transaction is aborted"))
+    );
     assert_eq!(run(&mut db, 1, "ROLLBACK TO b", &[]), ok());
     assert_eq!(run(&mut db, 1, "RELEASE SAVEPOINT b", &[]), ok());
-    assert!(matches!(run(&mut db, 1, "RELEASE b", &[]), Outcome::Failed { message, .. } if message == "savepoint \"b\" does not exist"));
+    assert!(
+        matches!(run(&mut db, 1, "RELEASE b", &[]), Outcome::Failed { message, .. } if message == "savepoint \"b\" does not exist")
+    );
     assert_eq!(run(&mut db, 1, "ROLLBACK", &[]), ok());
     assert_eq!(run(&mut db, 1, "BEGIN", &[]), ok());
     assert_eq!(run(&mut db, 1, "SAVEPOINT c", &[]), ok());

@@ -502,9 +502,10 @@ pub(super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Re
                 let kept = table.rows.get(h.idx).and_then(|r| r.committed.as_ref());
                 if h.stale
                     && kept.is_some_and(|now| {
-                        schema.keys.iter().all(|k| {
-                            k.cols.iter().all(|&c| now.get(c) == h.vals.get(c))
-                        })
+                        schema
+                            .keys
+                            .iter()
+                            .all(|k| k.cols.iter().all(|&c| now.get(c) == h.vals.get(c)))
                     })
                 {
                     h.stale = false;

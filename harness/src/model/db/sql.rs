@@ -512,9 +512,7 @@ impl Lower<'_> {
                 chain: false,
             } => Ok(Stmt::RollbackTo(name.value.to_lowercase())),
             Statement::Savepoint { name } => Ok(Stmt::Savepoint(name.value.to_lowercase())),
-            Statement::ReleaseSavepoint { name } => {
-                Ok(Stmt::Release(name.value.to_lowercase()))
-            }
+            Statement::ReleaseSavepoint { name } => Ok(Stmt::Release(name.value.to_lowercase())),
             other => Err(unsupported(format!(
                 "the statement `{}`",
                 clip(&other.to_string())

@@ -322,14 +322,11 @@ impl Table {
 
     /// Whether `conn` holds any row or gap lock here (so commit and rollback can skip the table).
     pub fn touched_by(&self, conn: usize) -> bool {
-        self.rows
-            .iter()
-            .any(|r| {
-                r.lock.as_ref().is_some_and(|l| l.conn == conn)
-                    || r.sharers.contains(&conn)
-                    || r.key_sharers.contains(&conn)
-            })
-            || self.gaps.iter().any(|g| g.conn == conn)
+        self.rows.iter().any(|r| {
+            r.lock.as_ref().is_some_and(|l| l.conn == conn)
+                || r.sharers.contains(&conn)
+                || r.key_sharers.contains(&conn)
+        }) || self.gaps.iter().any(|g| g.conn == conn)
     }
 
     /// Ends `conn`'s transaction here: its writes become committed at clock `at` (keeping the
