@@ -526,7 +526,7 @@ struct GateRun {
     target: &'static str,
 }
 
-/// The gated runs for this guest: flufl-lock's crash on both two-client targets, when
+/// The gated runs for this guest: flufl-lock's crash on two NFSv4.2 clients, when
 /// flufl-lock is among the scenarios, the guest is User-mode Linux (on the qemu fallback a gated
 /// execution is about ten times slower: skipped, saying so) and there is a venv.
 fn gate_runs(
@@ -537,7 +537,9 @@ fn gate_runs(
     if guest == "qemu" || venv.is_err() || !scenarios.contains(&"flufl-lock") {
         return Vec::new();
     }
-    ["nfs4x2", "nfs3x2"]
+    // nfs4x2 only: measured on both, the crash race broke after the same 45 executions on
+    // nfs3x2 (37.5 s); one is enough to show it each run, and the NFS part is CI's longest.
+    ["nfs4x2"]
         .map(|target| GateRun {
             scenario: "flufl-lock",
             variant: "crash",
@@ -756,11 +758,11 @@ mod tests {
     }
 
     #[test]
-    fn the_gated_flufl_lock_runs_on_both_two_client_targets_only_where_it_can() {
+    fn the_gated_flufl_lock_runs_on_two_nfs4_clients_only_where_it_can() {
         let venv = Ok(PathBuf::from("/venv"));
         let runs = gate_runs("uml", SCENARIOS, &venv);
         let targets: Vec<&str> = runs.iter().map(|r| r.target).collect();
-        assert_eq!(targets, ["nfs4x2", "nfs3x2"]);
+        assert_eq!(targets, ["nfs4x2"]);
         assert!(runs
             .iter()
             .all(|r| (r.scenario, r.variant) == ("flufl-lock", "crash")));
@@ -778,7 +780,7 @@ mod tests {
             .filter(|r| r.engine == "gate-random")
             .map(|r| r.backend.as_str())
             .collect();
-        assert_eq!(gate, ["gate:nfs4x2", "gate:nfs3x2"]);
+        assert_eq!(gate, ["gate:nfs4x2"]);
         assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped && !r.met));
     }
 
