@@ -5,8 +5,6 @@
 
 use expect_test::{expect, Expect};
 use racelab::lang::{compile_with_loader, render_plain, MemLoader, Scenario, ScenarioErrors};
-use std::path::Path;
-use std::process::Command;
 
 const LOCKS: &str = r#"# A lock file taken with O_EXCL.
 library locks {
@@ -521,21 +519,7 @@ fn a_library_is_not_a_scenario() {
     .assert_eq(&format!("{e}\n{}", render_plain(&e)));
 }
 
-const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
-
-fn racelab(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(RACELAB)
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("racelab runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::lang_cli::racelab;
 
 #[test]
 fn editing_a_library_invalidates_the_tokens_of_the_scenarios_that_import_it() {

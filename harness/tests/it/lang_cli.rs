@@ -8,7 +8,7 @@ use std::process::Command;
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
 /// Runs `racelab ARGS` in `dir` and returns its exit code, stdout and stderr.
-fn racelab(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn racelab(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(RACELAB)
         .current_dir(dir)
         .args(args)
