@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The command that runs the suite, its rows written to the summary at `summary` (the caller
-/// runs it beside the main suite and merges them after).
-pub fn command(racelab: &Path, root: &Path, target: &Path, url: &str, summary: &Path) -> Command {
+/// The command that runs the suite; the caller runs it (forwarding Ctrl-C) after the main suite
+/// has written summary.json.
+pub fn command(racelab: &Path, root: &Path, target: &Path, url: &str) -> Command {
     let mut cmd = Command::new(racelab);
     cmd.current_dir(root)
         .arg("isolation")
@@ -25,7 +25,7 @@ pub fn command(racelab: &Path, root: &Path, target: &Path, url: &str, summary: &
         .arg("--results")
         .arg(target.join("racelab/pg-isolation"))
         .arg("--summary")
-        .arg(summary);
+        .arg(target.join("racelab/summary.json"));
     cmd
 }
 

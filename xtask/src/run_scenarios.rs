@@ -194,51 +194,22 @@ pub fn run(args: &[String]) -> Result<u8> {
     let nfs_scenarios = xtask::nfs::suite::scenarios_in(&scenarios);
     let nfs_part = (real && nfs && !nfs_scenarios.is_empty())
         .then(|| xtask::nfs::suite::start(&nfs_params, nfs_scenarios));
-    // PostgreSQL's isolation suite on the same server, beside the main suite too: it waits on
-    // the server more than it computes. Its rows go to a summary of their own, merged into the
-    // main one after both are done; its output to a log printed then. It is timed against
-    // PostgreSQL's own isolationtester in the same command.
-    let pg_dir = target.join("racelab-pg");
-    let mut pg_part = None;
-    if let (Some(url), None) = (&pg_url, signals::pending()) {
-        let _ = std::fs::remove_dir_all(&pg_dir);
-        std::fs::create_dir_all(&pg_dir)
-            .with_context(|| format!("creating {}", pg_dir.display()))?;
-        let log = std::fs::File::create(pg_dir.join("output.txt"))
-            .with_context(|| format!("creating {}", pg_dir.join("output.txt").display()))?;
-        let mut pg = crate::pg_isolation::command(
-            &racelab,
-            &root,
-            &target,
-            url,
-            &pg_dir.join("summary.json"),
-        );
-        pg.stdout(log.try_clone().context("duplicating the log")?)
-            .stderr(log);
-        pg_part = Some(pg.spawn().context("starting racelab isolation")?);
-    }
     let status = run_child(&mut cmd, real)?;
     if status.code() == Some(2) {
-        // Bad input: no summary to merge into; stop the guest and the isolation suite instead
-        // of waiting for them.
+        // Bad input: no summary to merge into; stop the guest instead of waiting for it.
         if let Some(part) = &nfs_part {
             part.cancel();
         }
-        if let Some(pg) = &pg_part {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(pg.id()).unwrap_or(0));
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
     }
+    // PostgreSQL's isolation suite on the same server, one row per spec merged into the summary,
+    // timed against PostgreSQL's own isolationtester in the same run.
     let mut isolation_code = 0;
-    if let Some(pg) = pg_part {
-        let status = wait_child(pg, true)?;
-        if let Ok(text) = std::fs::read_to_string(pg_dir.join("output.txt")) {
-            print!("{text}");
-        }
+    if let (Some(url), None) = (&pg_url, signals::pending()) {
+        let status = run_child(
+            &mut crate::pg_isolation::command(&racelab, &root, &target, url),
+            true,
+        )?;
         isolation_code = status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3));
-        if status.code() != Some(2) && signals::pending().is_none() {
-            merge_rows(&pg_dir.join("summary.json"), &target.join("racelab"))?;
-        }
     }
     // The same specs on the model database (no server needed): one `model` row per spec. One
     // shard runs it, so merged shards hold its rows once.
@@ -298,12 +269,7 @@ fn bring_up_matrix() -> Result<Matrix, String> {
 /// Runs the suite, forwarding a Ctrl-C or SIGTERM to it (it stops its real runs between steps
 /// and cleans up) and waiting for it either way, so the matrix is never torn down under it.
 fn run_child(cmd: &mut Command, poll_signals: bool) -> Result<ExitStatus> {
-    let child = cmd.spawn().context("starting racelab suite")?;
-    wait_child(child, poll_signals)
-}
-
-/// Waits for a started child, forwarding a Ctrl-C or SIGTERM to it.
-fn wait_child(mut child: std::process::Child, poll_signals: bool) -> Result<ExitStatus> {
+    let mut child = cmd.spawn().context("starting racelab suite")?;
     if !poll_signals {
         return child.wait().context("waiting for racelab suite");
     }
@@ -321,33 +287,6 @@ fn wait_child(mut child: std::process::Child, poll_signals: bool) -> Result<Exit
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Appends the rows of the summary at `from` to the main summary in `dir` and renders every
-/// report again. Nothing to do when `from` was never written (the part stopped early) or the
-/// main suite wrote no summary (bad input).
-fn merge_rows(from: &std::path::Path, dir: &std::path::Path) -> Result<()> {
-    let main_path = dir.join("summary.json");
-    let (Ok(theirs), Ok(ours)) = (
-        std::fs::read_to_string(from),
-        std::fs::read_to_string(&main_path),
-    ) else {
-        return Ok(());
-    };
-    let theirs: reports::Summary =
-        serde_json::from_str(&theirs).with_context(|| format!("parsing {}", from.display()))?;
-    let mut summary: reports::Summary =
-        serde_json::from_str(&ours).with_context(|| format!("parsing {}", main_path.display()))?;
-    summary.ok = summary.ok && theirs.ok;
-    summary.results.extend(theirs.results);
-    reports::write_all(&summary, dir)
-        .map_err(|e| anyhow::anyhow!("writing the merged reports to {}: {e}", dir.display()))?;
-    println!(
-        "merged the isolation suite's rows from {} into {}",
-        from.display(),
-        main_path.display()
-    );
-    Ok(())
 }
 
 /// `--db` arguments for PostgreSQL and MariaDB: a URL from the environment, or a server started
