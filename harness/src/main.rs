@@ -242,6 +242,12 @@ enum Command {
         /// I-1 modulo N, with every engine and backend; `racelab merge` combines the shards.
         #[arg(long, value_parser = racelab::shard::parse)]
         shard: Option<reports::Shard>,
+        /// Take the model's findings (the tokens to force on `--real` targets) from this
+        /// summary.json instead of exploring (those of `--engines` only, when given): its model
+        /// rows are not repeated in the reports.
+        /// The NFS part uses it to explore on the host and only force and stress in the guest.
+        #[arg(long, value_name = "SUMMARY")]
+        findings_from: Option<PathBuf>,
     },
     /// Write NAME.race: a commented starting scenario (two actors, a lock file, an invariant,
     /// a variant that breaks it and one that holds) that checks and explores as it is.
@@ -420,13 +426,14 @@ fn main() -> ExitCode {
             replays,
             stress_runs,
             shard,
+            findings_from,
         } => suite_cmd(
             &paths,
             &dir,
             quick,
             &engines,
             (&real, &db, &gate),
-            (replays, stress_runs),
+            (replays, stress_runs, findings_from.as_deref()),
             shard,
             &out,
         ),
@@ -1063,6 +1070,7 @@ fn forced_replay_cmd(
     racelab::backend::cancel::install();
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
+    let _reuse = racelab::backend::process::Reuse::here();
     for i in 0..times.max(1) {
         let r = match forced_replay(prog, sched, roots, mode) {
             Ok(r) => r,
@@ -1299,7 +1307,7 @@ fn suite_cmd(
     quick: bool,
     engines: &[String],
     (real, db, gate): (&[String], &[String], &[String]),
-    counts: (Option<u32>, Option<u64>),
+    counts: (Option<u32>, Option<u64>, Option<&Path>),
     shard: Option<reports::Shard>,
     out: &Output,
 ) -> u8 {
@@ -1352,6 +1360,7 @@ fn suite_cmd(
     if !db_targets.is_empty() {
         racelab::backend::cancel::install();
     }
+    let engine_names = engines;
     let engines = match parse_engines(engines) {
         Ok(e) => e,
         Err(msg) => {
@@ -1424,18 +1433,33 @@ fn suite_cmd(
     } else {
         suite::SuiteConfig::full()
     };
-    let jobs = suite::jobs(&scenarios, &cfg, &engines);
-    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} exploring [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let mut results = suite::run(&jobs, &|r| {
-        bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
+    let borrowed_findings = counts.2;
+    let mut results = match borrowed_findings {
+        Some(from) => match suite::model_rows_from(from, &scenarios, engine_names) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprint_error(format_args!("--findings-from {}: {e}", from.display()));
+                return BAD_INPUT;
+            }
+        },
+        None => {
+            let jobs = suite::jobs(&scenarios, &cfg, &engines);
+            let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} exploring [{bar:30}] {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let rows = suite::run(&jobs, &|r| {
+                bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
+                bar.inc(1);
+            });
+            bar.finish_and_clear();
+            rows
+        }
+    };
     // The real runs: the database servers at the same time as the filesystems and the gate.
     // Database rows spend their time waiting for a server (the blocked-statement polls), the
     // others on processes and disks, so the two overlap on two cores instead of queueing.
@@ -1548,6 +1572,10 @@ fn suite_cmd(
         )
     });
     spinner.finish_and_clear();
+    if borrowed_findings.is_some() {
+        // Another run's model rows: they chose the tokens, they are that run's to report.
+        results.clear();
+    }
     // Filesystem rows first, then databases, then the gate: the order the reports always had.
     results.extend(fs_rows);
     results.extend(db_rows);

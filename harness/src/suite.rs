@@ -586,6 +586,32 @@ pub fn runs_on_real_fs(prog: &Program) -> bool {
         && prog.database.is_none()
 }
 
+/// The model rows of a previous suite's `summary.json` for these scenarios' variants (by the
+/// named engines, or all): their
+/// findings are the tokens [`real_rows`] forces, so a slow real target (an NFS guest) need not
+/// explore again. Tokens carry the scenario's fingerprint, so one recorded against another
+/// version of a file is refused when it is forced, as `replay` refuses it.
+pub fn model_rows_from(
+    path: &std::path::Path,
+    scenarios: &[(String, Scenario)],
+    engines: &[String],
+) -> Result<Vec<RunResult>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let summary: reports::Summary = serde_json::from_str(&text)
+        .map_err(|e| format!("not a racelab summary.json: {e}"))?;
+    Ok(summary
+        .results
+        .into_iter()
+        .filter(|r| r.backend == "model")
+        .filter(|r| engines.is_empty() || engines.contains(&r.engine))
+        .filter(|r| {
+            scenarios.iter().any(|(stem, sc)| {
+                *stem == r.scenario && sc.variants.iter().any(|v| v.variant == r.variant)
+            })
+        })
+        .collect())
+}
+
 /// Rows for real filesystems: every model finding of a variant forced on each target with
 /// process actors (`forced-replay`), and stress runs with and without chaos.
 pub fn real_rows(
@@ -777,6 +803,8 @@ fn forced_row(
     let start = std::time::Instant::now();
     let mut hits = 0u64;
     let mut runs = 0u64;
+    // One process per actor for all the replays, reset between them, not one per replay.
+    let _reuse = crate::backend::process::Reuse::here();
     for _ in 0..times.max(1) {
         match crate::backend::forced::forced_replay(
             prog,

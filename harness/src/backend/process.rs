@@ -6,13 +6,22 @@
 //! SIGKILL, a signal is the real signal — caught by a real handler only while the scenario has
 //! one installed, otherwise the worker dies of it — and a stall is SIGSTOP until the actor's
 //! next step, then SIGCONT. The harness waits for the kernel to confirm each.
+//!
+//! Starting a process is the dearest part of a short run (about 0.4 s under qemu's emulation,
+//! where the NFS fallback guest runs), so a loop of runs ([`with_reuse`]) hands a worker that
+//! finished its run alive back to an idle pool, and the next run of the same thread resets it
+//! (`Reset`: its descriptors closed, its handlers and caught signals forgotten, a new root)
+//! instead of starting a process. A worker that was killed, stopped, or left mid-request is
+//! never reused; [`release_idle`] ends the pooled ones when the loop is done.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal as NixSignal};
@@ -38,20 +47,135 @@ pub fn worker_exe() -> Result<PathBuf, String> {
     }
 }
 
-/// One actor's worker process. Dropping it kills its process group.
+thread_local! {
+    /// Whether workers this thread starts may go back to the idle pool ([`with_reuse`]).
+    static REUSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Live workers between runs, each with the thread that started it: PR_SET_PDEATHSIG ties a
+/// worker to that thread, so only that thread takes it again.
+static IDLE: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
+
+/// At most this many idle workers are kept; more are ended.
+const MAX_IDLE: usize = 32;
+
+/// Runs `f` with reuse on: the workers this thread starts in it go back to the idle pool when
+/// their run drops them alive, and its runs take idle workers before starting processes.
+pub fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
+    let before = REUSE.with(|r| r.replace(true));
+    let out = f();
+    REUSE.with(|r| r.set(before));
+    out
+}
+
+/// Reuse on for this thread until dropped; then every idle worker is ended ([`release_idle`]).
+/// For a loop of runs on one thread: `let _reuse = Reuse::here();`.
+#[must_use = "reuse lasts as long as the guard"]
+pub struct Reuse {
+    before: bool,
+}
+
+impl Reuse {
+    pub fn here() -> Reuse {
+        Reuse {
+            before: REUSE.with(|r| r.replace(true)),
+        }
+    }
+}
+
+impl Drop for Reuse {
+    fn drop(&mut self) {
+        REUSE.with(|r| r.set(self.before));
+        release_idle();
+    }
+}
+
+/// Ends every idle worker (killed and reaped): call it when a loop of runs is done, so no
+/// process outlives the work it was kept for.
+pub fn release_idle() {
+    let idle = std::mem::take(&mut *IDLE.lock().unwrap_or_else(|e| e.into_inner()));
+    for mut w in idle {
+        w.reusable = false;
+        drop(w);
+    }
+}
+
+/// An idle worker this thread started, reset for a run in `root`; None when there is none (or
+/// the ones there died with their thread).
+fn take_idle(root: &Path) -> Option<Worker> {
+    if !REUSE.with(Cell::get) {
+        return None;
+    }
+    let me = std::thread::current().id();
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    // Workers whose thread ended died with it: reap them now.
+    idle.retain_mut(|w| {
+        let alive = w.alive();
+        if !alive {
+            w.dead = true;
+        }
+        alive
+    });
+    let i = idle.iter().position(|w| w.started_by == me)?;
+    let mut w = idle.swap_remove(i);
+    drop(idle);
+    match w.ask(&Request::Reset {
+        root: root.to_string_lossy().into_owned(),
+    }) {
+        Ok(Response::Done) => Some(w),
+        _ => {
+            w.reusable = false;
+            None
+        }
+    }
+}
+
+/// One actor's worker process. Dropping it kills its process group, or hands it to the idle
+/// pool when its thread reuses workers and it can be reused.
 pub struct Worker {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
+    /// The process and its pipes; None only once handed over to the idle pool.
+    io: Option<Io>,
+    /// The process id, kept apart from `io` for messages.
+    id: u32,
     /// SIGSTOPped by a stall; continued before its next operation.
     stopped: bool,
     /// Reaped: killed by a fault or gone.
     dead: bool,
+    /// May go back to the idle pool: started under [`with_reuse`] and every request answered.
+    reusable: bool,
+    started_by: ThreadId,
+}
+
+/// A worker's process and the pipes to it.
+struct Io {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
 }
 
 impl Worker {
     fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
+        Pid::from_raw(self.id as i32)
+    }
+
+    /// A new value owning this worker's process; this one is left empty (its drop does nothing).
+    fn hand_over(&mut self) -> Option<Worker> {
+        let io = self.io.take()?;
+        Some(Worker {
+            io: Some(io),
+            id: self.id,
+            stopped: false,
+            dead: false,
+            reusable: true,
+            started_by: self.started_by,
+        })
+    }
+
+    /// Alive: not exited nor killed (reaps it if it is gone).
+    fn alive(&mut self) -> bool {
+        self.io
+            .as_mut()
+            .is_some_and(|io| matches!(io.child.try_wait(), Ok(None)))
     }
 
     /// Performs one filesystem operation in this worker.
@@ -62,11 +186,11 @@ impl Worker {
         now: i64,
     ) -> Result<Result<Value, Errno>, String> {
         if self.dead {
-            return Err(format!("worker {} is dead", self.child.id()));
+            return Err(format!("worker {} is dead", self.id));
         }
         if self.stopped {
             kill(self.pid(), NixSignal::SIGCONT)
-                .map_err(|e| format!("SIGCONT to worker {}: {e}", self.child.id()))?;
+                .map_err(|e| format!("SIGCONT to worker {}: {e}", self.id))?;
             self.stopped = false;
         }
         let args = args
@@ -82,23 +206,36 @@ impl Worker {
     }
 
     fn ask(&mut self, req: &Request) -> Result<Response, String> {
+        // Unanswered until the answer is read: a worker left mid-request is never reused.
+        let reusable = std::mem::replace(&mut self.reusable, false);
+        let answer = self.ask_once(req);
+        self.reusable = reusable && answer.is_ok();
+        answer
+    }
+
+    fn ask_once(&mut self, req: &Request) -> Result<Response, String> {
         let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
         line.push('\n');
-        self.input
+        let id = self.id;
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| format!("worker {id} was handed over"))?;
+        io.input
             .write_all(line.as_bytes())
-            .and_then(|()| self.input.flush())
-            .map_err(|e| format!("the worker (pid {}) is gone: {e}", self.child.id()))?;
+            .and_then(|()| io.input.flush())
+            .map_err(|e| format!("the worker (pid {id}) is gone: {e}"))?;
         let mut answer = String::new();
-        match self.output.read_line(&mut answer) {
+        match io.output.read_line(&mut answer) {
             Ok(0) => Err(format!(
                 "the worker (pid {}) exited without answering",
-                self.child.id()
+                self.id
             )),
             Ok(_) => serde_json::from_str(&answer)
                 .map_err(|e| format!("the worker answered garbage ({e}): {answer:?}")),
             Err(e) => Err(format!(
                 "reading from the worker (pid {}): {e}",
-                self.child.id()
+                self.id
             )),
         }
     }
@@ -189,17 +326,17 @@ impl Worker {
                 Ok(WaitStatus::StillAlive) => {
                     return Err(format!(
                         "worker {} still alive 10 s after {sig}",
-                        self.child.id()
+                        self.id
                     ))
                 }
                 Ok(other) => {
                     self.dead = true;
                     return Err(format!(
                         "worker {} ended as {other:?}, not by {sig}",
-                        self.child.id()
+                        self.id
                     ));
                 }
-                Err(e) => return Err(format!("waiting for worker {}: {e}", self.child.id())),
+                Err(e) => return Err(format!("waiting for worker {}: {e}", self.id)),
             }
         }
     }
@@ -217,6 +354,10 @@ impl ProcessExecutor {
         let me = std::process::id().to_string();
         let mut workers = Vec::with_capacity(roots.len());
         for (a, root) in roots.iter().enumerate() {
+            if let Some(w) = take_idle(root) {
+                workers.push(w);
+                continue;
+            }
             let mut child = Command::new(&exe)
                 .arg(WORKER_COMMAND)
                 .arg(root)
@@ -236,29 +377,35 @@ impl ProcessExecutor {
                 let _ = child.kill();
                 return Err("worker pipes missing".into());
             };
-            let mut w = Worker {
+            let id = child.id();
+            let mut io = Io {
                 child,
                 input,
                 output: BufReader::new(output),
-                stopped: false,
-                dead: false,
             };
             // The worker says `Done` once PR_SET_PDEATHSIG is in place and its root is open.
             let mut hello = String::new();
-            let ready = w
+            let ready = io
                 .output
                 .read_line(&mut hello)
                 .ok()
                 .filter(|n| *n > 0)
                 .and_then(|_| serde_json::from_str::<Response>(&hello).ok());
             if !matches!(ready, Some(Response::Done)) {
-                let _ = w.child.kill();
-                let _ = w.child.wait();
+                let _ = io.child.kill();
+                let _ = io.child.wait();
                 return Err(format!(
                     "worker for actor {a} did not start (said {hello:?}); see its message above"
                 ));
             }
-            workers.push(w);
+            workers.push(Worker {
+                io: Some(io),
+                id,
+                stopped: false,
+                dead: false,
+                reusable: REUSE.with(Cell::get),
+                started_by: std::thread::current().id(),
+            });
         }
         Ok(ProcessExecutor { workers })
     }
@@ -273,7 +420,7 @@ impl ProcessExecutor {
         self.workers
             .iter()
             .filter(|w| !w.dead)
-            .map(|w| w.child.id())
+            .map(|w| w.id)
             .collect()
     }
 
@@ -321,10 +468,29 @@ impl Executor for ProcessExecutor {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if !self.dead {
+        // Parked first: its descriptors of this run closed now (on NFS an open file whose name
+        // is removed would stay behind as a `.nfsXXXX`, and its flocks would outlive the run).
+        if self.reusable
+            && !self.dead
+            && !self.stopped
+            && matches!(
+                self.ask(&Request::Reset { root: "/".into() }),
+                Ok(Response::Done)
+            )
+        {
+            // Hand the process on to the pool: this value gives up its pipes and child.
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                if let Some(w) = self.hand_over() {
+                    idle.push(w);
+                    return;
+                }
+            }
+        }
+        if let (false, Some(io)) = (self.dead, self.io.as_mut()) {
             // The whole process group: a worker never forks, but nothing may outlive us.
-            let _ = nix::sys::signal::killpg(self.pid(), NixSignal::SIGKILL);
-            let _ = self.child.wait();
+            let _ = nix::sys::signal::killpg(Pid::from_raw(self.id as i32), NixSignal::SIGKILL);
+            let _ = io.child.wait();
         }
     }
 }
@@ -376,6 +542,15 @@ pub fn worker_main(root: &Path, parent: u32) -> i32 {
                 None => Response::Fail(format!("unknown signal {signal}")),
             },
             Ok(Request::Signals) => Response::Signals(signals.take()),
+            Ok(Request::Reset { root }) => match RealFs::open(Path::new(&root)) {
+                Ok(fresh) => {
+                    // The last run's descriptors (and their flocks) close with the old one.
+                    fs = fresh;
+                    signals.reset();
+                    Response::Done
+                }
+                Err(e) => Response::Fail(e.to_string()),
+            },
         };
         if send(&mut out, &response).is_err() {
             return 3;
@@ -414,6 +589,14 @@ impl SignalFlags {
         signal_hook::flag::register(raw, Arc::clone(&received)).map_err(|e| e.to_string())?;
         self.hooks.push((s, default_action, received));
         Ok(())
+    }
+
+    /// As after start: no handler installed (default actions again), nothing caught.
+    fn reset(&self) {
+        for (_, default_action, received) in &self.hooks {
+            default_action.store(true, Ordering::SeqCst);
+            received.store(false, Ordering::SeqCst);
+        }
     }
 
     fn take(&self) -> Vec<String> {

@@ -110,6 +110,9 @@ pub fn stress(
     let env = fs_info(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
     let steps = cfg.nemesis.then(|| super::nemesis::expected_steps(prog));
     let start = Instant::now();
+    // Each pool thread keeps its actors' processes from run to run (reset between runs); they
+    // end with this call.
+    let _reuse = super::process::Reuse::here();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.jobs.max(1))
         .build()
@@ -121,7 +124,9 @@ pub fn stress(
                 if let Some(sig) = super::cancel::requested() {
                     return Err(format!("interrupted by signal {sig}"));
                 }
-                let r = one_run(prog, roots, cfg, steps, cfg.seed.wrapping_add(i));
+                let r = super::process::with_reuse(|| {
+                    one_run(prog, roots, cfg, steps, cfg.seed.wrapping_add(i))
+                });
                 progress(i);
                 r
             })

@@ -74,6 +74,9 @@ pub enum Request {
     Handler { signal: String, installed: bool },
     /// Which caught signals arrived since the last ask.
     Signals,
+    /// Start a new run in `root`: close every descriptor of the last run, forget its handlers
+    /// and caught signals (a worker reused from the pool is then as fresh as a new one).
+    Reset { root: String },
 }
 
 /// A worker's answer.
