@@ -538,3 +538,47 @@ fn the_patched_locks_linkcount_noise_forced_on_a_temp_dir_is_real_step_for_step(
         entries(root.path())
     );
 }
+
+/// A loop of runs under `Reuse` keeps its actors' processes from run to run: the second run's
+/// workers are the first run's, reset (the flock the first run held through an open file is
+/// gone with that file), and none is left once the guard is dropped.
+#[test]
+fn reused_workers_are_the_same_processes_reset_between_runs_and_end_with_the_loop() {
+    use racelab::backend::process::{ProcessExecutor, Reuse};
+    use racelab::backend::Executor;
+    use racelab::ir::{Op, Value};
+    use_racelab_workers();
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().to_path_buf();
+    let open_and_lock = |ex: &mut ProcessExecutor, actor: usize| {
+        let fd = ex
+            .perform(actor, Op::Open { creat: true }, &[Value::str("/held")], 0)
+            .expect("asks")
+            .expect("opens");
+        ex.perform(actor, Op::Flock { unlock: false }, &[fd], 0)
+            .expect("asks")
+    };
+    let reuse = Reuse::here();
+    let first = {
+        let mut ex = ProcessExecutor::start(&[dir.clone(), dir.clone()]).expect("starts");
+        assert!(open_and_lock(&mut ex, 0).is_ok(), "actor 0 takes the flock");
+        assert!(open_and_lock(&mut ex, 1).is_err(), "actor 1 cannot while 0 holds it");
+        ex.pids()
+    };
+    let second = {
+        let mut ex = ProcessExecutor::start(&[dir.clone(), dir.clone()]).expect("starts");
+        // Had actor 0's process kept its descriptor, its flock would still be held.
+        assert!(
+            open_and_lock(&mut ex, 1).is_ok(),
+            "the first run's flock outlived its run"
+        );
+        ex.pids()
+    };
+    assert_eq!(first, second, "the same two processes ran both runs");
+    drop(reuse);
+    assert!(
+        my_workers(&dir).is_empty(),
+        "workers outlived their loop: {:?}",
+        my_workers(&dir)
+    );
+}
