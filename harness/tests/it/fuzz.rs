@@ -124,9 +124,9 @@ const SMALL_FILES: &str = r#"scenario files {
 }
 "#;
 
-const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES, SMALL_IMPORT];
+pub(crate) const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES, SMALL_IMPORT];
 
-const TOKENS: &[&str] = &[
+pub(crate) const TOKENS: &[&str] = &[
     "{",
     "}",
     "(",
@@ -193,7 +193,7 @@ const TOKENS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     /// Delete the bytes of a range (positions are fractions of the current length).
     Delete(f64, f64),
     /// Insert a token at a position.
@@ -206,7 +206,7 @@ enum Mutation {
     Truncate(f64),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     let frac = || 0.0..1.0f64;
     prop_oneof![
         (frac(), 0.0..0.05f64).prop_map(|(a, len)| Mutation::Delete(a, len)),
@@ -227,7 +227,7 @@ fn at(s: &str, f: f64) -> usize {
     i
 }
 
-fn apply(src: &str, m: &Mutation) -> String {
+pub(crate) fn apply(src: &str, m: &Mutation) -> String {
     match *m {
         Mutation::Delete(a, len) => {
             let start = at(src, a);
@@ -363,7 +363,7 @@ proptest! {
 
 /// One way to nest: the opening and closing text around the inner level, and whether it is a
 /// statement (wraps statements) or an expression (wraps an expression).
-const NESTERS: &[(&str, &str, bool)] = &[
+pub(crate) const NESTERS: &[(&str, &str, bool)] = &[
     ("if c == 0 {\n", "\n}", true),
     ("while c < 1 {\n", "\nbreak\n}", true),
     ("loop {\n", "\nbreak\n}", true),
@@ -381,7 +381,7 @@ const NESTERS: &[(&str, &str, bool)] = &[
 ];
 
 /// A scenario whose actor nests the chosen constructs, statements outside, expressions inside.
-fn nested_scenario(levels: &[usize]) -> String {
+pub(crate) fn nested_scenario(levels: &[usize]) -> String {
     let (stmts, exprs): (Vec<usize>, Vec<usize>) = levels.iter().partition(|&&i| NESTERS[i].2);
     let wrap = |inner: String, which: &[usize]| {
         which.iter().rev().fold(inner, |inner, &i| {

@@ -5,6 +5,7 @@ mod db;
 mod engines;
 mod faults;
 mod filelock;
+mod fmt;
 mod fuzz;
 mod gate;
 mod imports;
