@@ -144,7 +144,7 @@ fn lexable_tokens() -> Vec<&'static str> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::fuzz::cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn fmt_keeps_tokens_and_is_idempotent_on_mutated_scenarios(
@@ -170,7 +170,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::fuzz::cases(32), ..ProptestConfig::default() })]
 
     #[test]
     fn fmt_keeps_tokens_and_is_idempotent_on_deep_nesting(levels in proptest::collection::vec(0..NESTERS.len(), 0..300)) {
