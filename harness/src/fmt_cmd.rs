@@ -36,6 +36,13 @@ pub fn fmt_cmd(files: &[std::path::PathBuf], check: bool, out: &Output) -> u8 {
 /// Formats one file. `Ok(true)`: it was formatted already.
 fn fmt_file(path: &Path, check: bool, out: &Output) -> Result<bool, ()> {
     let name = path.display().to_string();
+    if path.extension().is_none_or(|x| x != "race") {
+        // A `.spec` is SQL in isolationtester's format: re-spacing it as a scenario would break it.
+        eprint_error(format_args!(
+            "{name}: racelab fmt formats scenario files (*.race) only"
+        ));
+        return Err(());
+    }
     let bytes =
         std::fs::read(path).map_err(|e| eprint_error(format_args!("cannot read {name}: {e}")))?;
     let src =

@@ -246,6 +246,14 @@ fn fmt_refuses_files_that_do_not_lex_with_file_line_col() {
     }
     let (code, _, stderr) = racelab(dir.path(), &["fmt", "--check", "missing.race"]);
     assert_eq!(code, 2, "{stderr}");
+    std::fs::write(
+        dir.path().join("t.spec"),
+        "session s1\nstep a { SELECT 1; }\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = racelab(dir.path(), &["fmt", "t.spec"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("*.race"), "{stderr}");
 }
 
 #[test]

@@ -404,6 +404,14 @@ pub(crate) const SEED_SMALL_COUNTER: &str = SMALL_COUNTER;
 pub(crate) const SEED_SMALL_FILES: &str = SMALL_FILES;
 pub(crate) const SEED_SMALL_CONSTRUCTS: &str = SMALL_CONSTRUCTS;
 
+/// A seed compiled with the seeds' libraries and parameter values (a replay token's).
+pub(crate) fn compile_seed_with(
+    src: &str,
+    params: &std::collections::BTreeMap<String, i64>,
+) -> Result<racelab::lang::Scenario, ScenarioErrors> {
+    compile_with_loader(FILE, src, params, &libraries(MAILMAN_LIB, FLUFL_LIB))
+}
+
 /// A seed compiled with the seeds' libraries; it must compile.
 pub(crate) fn compile_seed(src: &str) -> racelab::lang::Scenario {
     compile(FILE, src).unwrap_or_else(|e| panic!("a seed does not compile:\n{}", render_plain(&e)))

@@ -13,8 +13,9 @@ use racelab::pgspec::{parse_named, LoadError};
 use racelab::schedule::Schedule;
 
 use crate::fuzz::compile_checked;
+use crate::fuzz::SEED_SMALL_CONSTRUCTS;
 use crate::fuzz_spec::spec_checked;
-use crate::fuzz_token::{token_checked, token_programs};
+use crate::fuzz_token::{replay_like_the_cli, token_checked, token_programs};
 use crate::lang_cli::racelab;
 
 fn corpus_dir() -> PathBuf {
@@ -105,7 +106,13 @@ fn corpus_tokens_are_refused_by_every_seed_variant() {
     let progs = token_programs();
     for f in &files {
         let token = std::fs::read_to_string(f).expect("read");
-        for prog in &progs {
+        for variant in ["base", "none"] {
+            passed(
+                replay_like_the_cli(SEED_SMALL_CONSTRUCTS, variant, &token),
+                f,
+            );
+        }
+        for prog in progs {
             passed(token_checked(prog, &token), f);
             let replayed = Schedule::decode(&token).and_then(|s| racelab::replay::replay(prog, &s));
             assert!(

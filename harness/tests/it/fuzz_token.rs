@@ -12,16 +12,21 @@ use racelab::model::Machine;
 use racelab::replay::replay;
 use racelab::schedule::Schedule;
 
-use crate::fuzz::{compile_seed, SEED_SMALL_CONSTRUCTS, SEED_SMALL_COUNTER, SEED_SMALL_FILES};
+use crate::fuzz::{
+    compile_seed, compile_seed_with, SEED_SMALL_CONSTRUCTS, SEED_SMALL_COUNTER, SEED_SMALL_FILES,
+};
 
 /// Every variant of the scenarios the tokens are replayed against: loops, files, faults,
-/// `between` durations (decision steps) and a parameter.
-pub(crate) fn token_programs() -> Vec<Arc<Program>> {
-    [SEED_SMALL_COUNTER, SEED_SMALL_FILES, SEED_SMALL_CONSTRUCTS]
-        .iter()
-        .flat_map(|src| compile_seed(src).variants)
-        .map(Arc::new)
-        .collect()
+/// `between` durations (decision steps) and a parameter. Compiled once for all cases.
+pub(crate) fn token_programs() -> &'static [Arc<Program>] {
+    static PROGRAMS: std::sync::OnceLock<Vec<Arc<Program>>> = std::sync::OnceLock::new();
+    PROGRAMS.get_or_init(|| {
+        [SEED_SMALL_COUNTER, SEED_SMALL_FILES, SEED_SMALL_CONSTRUCTS]
+            .iter()
+            .flat_map(|src| compile_seed(src).variants)
+            .map(Arc::new)
+            .collect()
+    })
 }
 
 /// A valid token of `prog`: a random walk of at most `picks.len()` steps through its runnable
@@ -55,6 +60,37 @@ pub(crate) fn token_checked(prog: &Arc<Program>, token: &str) -> Result<(), Test
             "an empty token error: {:?}",
             e
         ),
+    }
+    Ok(())
+}
+
+/// What `racelab replay FILE --variant V TOKEN` does with a token: decode it, compile the
+/// scenario with the token's parameter values, pick the variant, check the token fits and
+/// replay it. Every refusal must say something (the command line prints it, exit 2).
+pub(crate) fn replay_like_the_cli(
+    src: &str,
+    variant: &str,
+    token: &str,
+) -> Result<(), TestCaseError> {
+    let sched = match Schedule::decode(token) {
+        Ok(s) => s,
+        Err(e) => {
+            prop_assert!(!e.to_string().trim().is_empty());
+            return Ok(());
+        }
+    };
+    let scenario = match compile_seed_with(src, &sched.param_values()) {
+        Ok(sc) => sc,
+        Err(e) => {
+            prop_assert!(
+                !e.diags.is_empty(),
+                "a refusal of the token's parameters says nothing"
+            );
+            return Ok(());
+        }
+    };
+    if let Some(prog) = scenario.variant(variant) {
+        token_checked(&Arc::new(prog.clone()), token)?;
     }
     Ok(())
 }
@@ -118,7 +154,7 @@ proptest! {
         let token = walk(prog, &picks);
         let sched = Schedule::decode(&token).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(replay(prog, &sched).is_ok(), "a walked token does not replay");
-        for other in &progs {
+        for other in progs {
             token_checked(other, &token)?;
         }
     }
@@ -136,6 +172,22 @@ proptest! {
             token = mutate(&token, m);
         }
         token_checked(prog, &token)?;
+    }
+
+    /// Tokens of the scenario with a parameter, carrying any parameter names and values
+    /// (undeclared, out of range, extreme), replayed as the command line replays them.
+    #[test]
+    fn tokens_with_any_parameter_values_never_panic(
+        names in proptest::collection::vec(prop::sample::select(&["ROUNDS", "rounds", "N", "", "ROUNDS "][..]), 0..3),
+        values in proptest::collection::vec(prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(0i64), -5i64..5, any::<i64>()], 3),
+        steps in proptest::collection::vec(0u8..4, 0..60),
+    ) {
+        let base = compile_seed(SEED_SMALL_CONSTRUCTS);
+        for prog in &base.variants {
+            let mut sched = Schedule::of(prog, None, steps.clone());
+            sched.params = names.iter().zip(&values).map(|(n, v)| (n.to_string(), *v)).collect();
+            replay_like_the_cli(SEED_SMALL_CONSTRUCTS, &prog.variant, &sched.encode())?;
+        }
     }
 
     /// A token with the right scenario, variant, fingerprint and parameters around arbitrary
