@@ -161,7 +161,7 @@ proptest! {
     #[test]
     fn fmt_keeps_tokens_and_is_idempotent_on_token_soups(
         toks in proptest::collection::vec(prop::sample::select(lexable_tokens()), 0..60),
-        seps in proptest::collection::vec(prop::sample::select(&["", " ", "  ", "\n", "\n\n", " # c\n", "\t"][..]), 60),
+        seps in proptest::collection::vec(prop::sample::select(&["", " ", "  ", "\n", "\n\n", " # c\n", "\t", "\r\n", " #x"][..]), 60),
     ) {
         let src: String = toks.iter().zip(&seps).map(|(t, s)| format!("{t}{s}")).collect();
         // Glued tokens may not lex (`3` `x` is `3x`, a bad unit): the contract holds either way.
