@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod fmt_cmd;
 mod gate_cmd;
 
 use clap::{Parser, Subcommand};
@@ -249,6 +250,16 @@ enum Command {
         #[arg(long, value_name = "SUMMARY")]
         findings_from: Option<PathBuf>,
     },
+    /// Format scenario files (*.race) in place: indentation by brackets, canonical spaces,
+    /// comments and line breaks kept, the tokens (and so replay tokens) unchanged.
+    Fmt {
+        /// Change nothing: list the files that are not formatted (exit 1 if any).
+        #[arg(long)]
+        check: bool,
+        /// Scenario or library files (*.race).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Write NAME.race: a commented starting scenario (two actors, a lock file, an invariant,
     /// a variant that breaks it and one that holds) that checks and explores as it is.
     New {
@@ -439,6 +450,7 @@ fn main() -> ExitCode {
         ),
         Command::Merge { files, out: dir } => merge_cmd(&files, &dir),
         Command::New { name } => new_cmd(&name),
+        Command::Fmt { check, files } => fmt_cmd::fmt_cmd(&files, check, &out),
         Command::Isolation(args) => racelab::pgspec::cli::main(&args),
     };
     ExitCode::from(code)

@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod diag;
+pub mod fmt;
 pub mod imports;
 pub mod lexer;
 pub mod lower;
@@ -446,7 +447,7 @@ fn uses_split_calls(prog: &crate::ir::Program) -> bool {
 
 /// A fingerprint of the scenario's tokens: comments and layout may change without invalidating
 /// replay tokens; any change to what the scenario does invalidates them.
-fn fingerprint_tokens(src: &str) -> u32 {
+pub fn fingerprint_tokens(src: &str) -> u32 {
     let mut ignored = Vec::new();
     let mut h = 0x811c_9dc5u32;
     for t in lexer::lex(src, &mut ignored) {

@@ -6,12 +6,72 @@ use racelab::lang::{compile_with_loader, render_plain, MemLoader, ScenarioErrors
 
 const FILE: &str = "fuzz.race";
 
+/// How many cases a property test runs: `n` in CI (a few seconds for all of them), and
+/// `RACELAB_FUZZ_SCALE` times as many for a longer campaign on a developer's machine
+/// (`RACELAB_FUZZ_SCALE=100 cargo test -p harness --test it -- fuzz`). A failure is saved by
+/// proptest under `harness/tests/proptest-regressions/` and replayed first on every run; its
+/// minimised input also belongs in `data/fuzz-corpus/` (see fuzz_corpus.rs).
+pub(crate) fn cases(n: u32) -> u32 {
+    let scale = std::env::var("RACELAB_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    n.saturating_mul(scale)
+}
+
 const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
 /// The library MAILMAN imports, as `fuzz.race`'s import finds it.
 const MAILMAN_LIB_PATH: &str = "lib/mailman-lockfile.race";
 const MAILMAN_LIB: &str = include_str!("../../../scenarios/lib/mailman-lockfile.race");
 const FLUFL_LIB_PATH: &str = "lib/flufl-lock.race";
 const FLUFL_LIB: &str = include_str!("../../../scenarios/lib/flufl-lock.race");
+const PATCHWORK_LIB_PATH: &str = "lib/patchwork-person.race";
+const PATCHWORK_LIB: &str = include_str!("../../../scenarios/lib/patchwork-person.race");
+
+/// Built-in scenarios that, between them, use every construct of the language: faults, NFS,
+/// `between` durations and finally-style unlocking (mailman-stale-lock), the gate (filelock),
+/// databases and imports (patchwork-person), parameters, `with` and lock acquisition (django).
+const MAILMAN_STALE: &str = include_str!("../../../scenarios/mailman-stale-lock.race");
+const FILELOCK: &str = include_str!("../../../scenarios/filelock.race");
+const PATCHWORK: &str = include_str!("../../../scenarios/patchwork-person.race");
+const DJANGO: &str = include_str!("../../../scenarios/django-import-deadlock.race");
+
+/// What no built-in scenario uses yet: `try`/`finally`, faults and a fault budget in a
+/// variant, `param` ranges, and `between` in a loop.
+const SMALL_CONSTRUCTS: &str = r#"scenario constructs {
+  const DIR = "/d"
+  param ROUNDS in 1..=2
+  cell n = 0
+  log events
+  fs { dir DIR }
+  proc process(msg) {
+    write("{DIR}/{msg}", msg)
+    sleep between(10ms, 20ms)
+  }
+  actor worker x 2 {
+    let i = 0
+    while i < ROUNDS {
+      try {
+        process("m{self}")
+        set n = n + 1
+      } finally {
+        unlink("{DIR}/m{self}") ignore ENOENT
+        append events "done {self}"
+      }
+      i = i + 1
+    }
+  }
+  fault kill: crash worker1
+  fault gc: stall worker2 for 30s
+  faults 1
+  invariant counted: at end n <= ROUNDS * 2
+  variant base { expect holds }
+  variant none extends base {
+    faults 0
+  }
+}
+"#;
 
 /// A scenario that imports some of a library (and what it uses).
 const SMALL_IMPORT: &str = r#"scenario importer {
@@ -34,6 +94,7 @@ fn libraries(mailman_lib: &str, flufl_lib: &str) -> MemLoader {
         [
             (MAILMAN_LIB_PATH.to_string(), mailman_lib.to_string()),
             (FLUFL_LIB_PATH.to_string(), flufl_lib.to_string()),
+            (PATCHWORK_LIB_PATH.to_string(), PATCHWORK_LIB.to_string()),
         ]
         .into_iter()
         .collect(),
@@ -124,9 +185,19 @@ const SMALL_FILES: &str = r#"scenario files {
 }
 "#;
 
-const SEEDS: &[&str] = &[MAILMAN, SMALL_COUNTER, SMALL_FILES, SMALL_IMPORT];
+pub(crate) const SEEDS: &[&str] = &[
+    MAILMAN,
+    SMALL_COUNTER,
+    SMALL_FILES,
+    SMALL_IMPORT,
+    SMALL_CONSTRUCTS,
+    MAILMAN_STALE,
+    FILELOCK,
+    PATCHWORK,
+    DJANGO,
+];
 
-const TOKENS: &[&str] = &[
+pub(crate) const TOKENS: &[&str] = &[
     "{",
     "}",
     "(",
@@ -190,10 +261,37 @@ const TOKENS: &[&str] = &[
     "library",
     "\"lib/mailman-lockfile.race\"",
     "\"lib/flufl-lock.race\" { touch_ }",
+    "fault",
+    "fault k: crash a",
+    "crash",
+    "stall",
+    "for 30s",
+    "signal",
+    "TERM then kill after 3s",
+    "faults",
+    "between(",
+    "10ms, 20ms)",
+    "param",
+    "in 1..=3",
+    "..=",
+    "gate",
+    "\"python3 x.py\"",
+    "nfs",
+    "database {",
+    "sql(",
+    "IntegrityError",
+    "with",
+    "acquire",
+    "release",
+    "lock",
+    "rlock",
+    "work",
+    "on",
+    "exit",
 ];
 
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     /// Delete the bytes of a range (positions are fractions of the current length).
     Delete(f64, f64),
     /// Insert a token at a position.
@@ -206,7 +304,7 @@ enum Mutation {
     Truncate(f64),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     let frac = || 0.0..1.0f64;
     prop_oneof![
         (frac(), 0.0..0.05f64).prop_map(|(a, len)| Mutation::Delete(a, len)),
@@ -227,7 +325,7 @@ fn at(s: &str, f: f64) -> usize {
     i
 }
 
-fn apply(src: &str, m: &Mutation) -> String {
+pub(crate) fn apply(src: &str, m: &Mutation) -> String {
     match *m {
         Mutation::Delete(a, len) => {
             let start = at(src, a);
@@ -262,7 +360,7 @@ fn apply(src: &str, m: &Mutation) -> String {
 }
 
 /// Compiles `src`; on failure, the plain rendering must be non-empty and name the file.
-fn compile_checked(src: &str) -> Result<(), TestCaseError> {
+pub(crate) fn compile_checked(src: &str) -> Result<(), TestCaseError> {
     compile_checked_with(src, &libraries(MAILMAN_LIB, FLUFL_LIB))
 }
 
@@ -301,6 +399,24 @@ fn compile_checked_with(src: &str, loader: &MemLoader) -> Result<(), TestCaseErr
     Ok(())
 }
 
+/// Seeds the replay-token tests compile and replay against.
+pub(crate) const SEED_SMALL_COUNTER: &str = SMALL_COUNTER;
+pub(crate) const SEED_SMALL_FILES: &str = SMALL_FILES;
+pub(crate) const SEED_SMALL_CONSTRUCTS: &str = SMALL_CONSTRUCTS;
+
+/// A seed compiled with the seeds' libraries and parameter values (a replay token's).
+pub(crate) fn compile_seed_with(
+    src: &str,
+    params: &std::collections::BTreeMap<String, i64>,
+) -> Result<racelab::lang::Scenario, ScenarioErrors> {
+    compile_with_loader(FILE, src, params, &libraries(MAILMAN_LIB, FLUFL_LIB))
+}
+
+/// A seed compiled with the seeds' libraries; it must compile.
+pub(crate) fn compile_seed(src: &str) -> racelab::lang::Scenario {
+    compile(FILE, src).unwrap_or_else(|e| panic!("a seed does not compile:\n{}", render_plain(&e)))
+}
+
 #[test]
 fn seeds_compile() {
     for s in SEEDS {
@@ -311,7 +427,7 @@ fn seeds_compile() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -363,7 +479,7 @@ proptest! {
 
 /// One way to nest: the opening and closing text around the inner level, and whether it is a
 /// statement (wraps statements) or an expression (wraps an expression).
-const NESTERS: &[(&str, &str, bool)] = &[
+pub(crate) const NESTERS: &[(&str, &str, bool)] = &[
     ("if c == 0 {\n", "\n}", true),
     ("while c < 1 {\n", "\nbreak\n}", true),
     ("loop {\n", "\nbreak\n}", true),
@@ -381,7 +497,7 @@ const NESTERS: &[(&str, &str, bool)] = &[
 ];
 
 /// A scenario whose actor nests the chosen constructs, statements outside, expressions inside.
-fn nested_scenario(levels: &[usize]) -> String {
+pub(crate) fn nested_scenario(levels: &[usize]) -> String {
     let (stmts, exprs): (Vec<usize>, Vec<usize>) = levels.iter().partition(|&&i| NESTERS[i].2);
     let wrap = |inner: String, which: &[usize]| {
         which.iter().rev().fold(inner, |inner, &i| {
@@ -396,7 +512,7 @@ fn nested_scenario(levels: &[usize]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     /// Deeply nested programs (blocks, `else if`, bare `match` arms, parentheses, operators,
     /// calls, interpolations), from shallow to far past the limit: compile never panics and
@@ -440,7 +556,7 @@ fn forged_token(data: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     /// Forged tokens (version byte 1 or 2, then anything, including lengths near 2^64 and
     /// long runs) decode to a schedule or to a `TokenError`, never a panic.
