@@ -597,8 +597,8 @@ pub fn model_rows_from(
     engines: &[String],
 ) -> Result<Vec<RunResult>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let summary: reports::Summary = serde_json::from_str(&text)
-        .map_err(|e| format!("not a racelab summary.json: {e}"))?;
+    let summary: reports::Summary =
+        serde_json::from_str(&text).map_err(|e| format!("not a racelab summary.json: {e}"))?;
     Ok(summary
         .results
         .into_iter()

@@ -69,3 +69,20 @@ fn no_test_is_switched_off() {
         "switched-off tests prove nothing: {offenders:?}"
     );
 }
+
+/// rustfmt-clean, as CI checks it: an ordinary test (rust-analyzer's tidy), so `cargo test`
+/// catches a file left unformatted before review does.
+#[test]
+fn the_workspace_is_rustfmt_clean() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(crate::root())
+        .args(["fmt", "--all", "--", "--check", "-l"])
+        .output()
+        .expect("cargo runs (rustfmt is a rustup component: `rustup component add rustfmt`)");
+    assert!(
+        out.status.success(),
+        "not rustfmt-clean (run `cargo fmt --all`):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

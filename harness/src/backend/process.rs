@@ -14,11 +14,11 @@
 //! instead of starting a process. A worker that was killed, stopped, or left mid-request is
 //! never reused; [`release_idle`] ends the pooled ones when the loop is done.
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -233,10 +233,7 @@ impl Worker {
             )),
             Ok(_) => serde_json::from_str(&answer)
                 .map_err(|e| format!("the worker answered garbage ({e}): {answer:?}")),
-            Err(e) => Err(format!(
-                "reading from the worker (pid {}): {e}",
-                self.id
-            )),
+            Err(e) => Err(format!("reading from the worker (pid {}): {e}", self.id)),
         }
     }
 
@@ -324,10 +321,7 @@ impl Worker {
                     std::thread::sleep(Duration::from_millis(1))
                 }
                 Ok(WaitStatus::StillAlive) => {
-                    return Err(format!(
-                        "worker {} still alive 10 s after {sig}",
-                        self.id
-                    ))
+                    return Err(format!("worker {} still alive 10 s after {sig}", self.id))
                 }
                 Ok(other) => {
                     self.dead = true;

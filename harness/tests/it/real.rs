@@ -562,7 +562,10 @@ fn reused_workers_are_the_same_processes_reset_between_runs_and_end_with_the_loo
     let first = {
         let mut ex = ProcessExecutor::start(&[dir.clone(), dir.clone()]).expect("starts");
         assert!(open_and_lock(&mut ex, 0).is_ok(), "actor 0 takes the flock");
-        assert!(open_and_lock(&mut ex, 1).is_err(), "actor 1 cannot while 0 holds it");
+        assert!(
+            open_and_lock(&mut ex, 1).is_err(),
+            "actor 1 cannot while 0 holds it"
+        );
         ex.pids()
     };
     let second = {

@@ -438,8 +438,12 @@ const HOST_ENGINES: &str = "loom,native-random";
 fn host_findings(p: &Params, scenarios: &[&'static str]) -> Result<PathBuf, Stop> {
     let out = p.out.join("model");
     let _ = std::fs::remove_dir_all(&out);
-    let log = std::fs::File::create(p.out.join("model.log"))
-        .map_err(|e| Stop::Error(format!("creating {}: {e}", p.out.join("model.log").display())))?;
+    let log = std::fs::File::create(p.out.join("model.log")).map_err(|e| {
+        Stop::Error(format!(
+            "creating {}: {e}",
+            p.out.join("model.log").display()
+        ))
+    })?;
     let log2 = log
         .try_clone()
         .map_err(|e| Stop::Error(format!("duplicating the log: {e}")))?;
