@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::{Ended, Error, Options, DEFAULT_RIG};
 
 pub const HELP: &str = "usage: cargo xtask nfs run [--rig DIR] -- COMMAND [ARGS...]
+       cargo xtask nfs suite [--racelab BIN] [--rig DIR]   (run-scenarios' NFS part again)
 
 Runs COMMAND inside a Linux guest booted on this machine's own root filesystem, with real
 kernel NFS: the guest's nfsd exports a tmpfs and the guest's NFS client mounts it back three
@@ -42,10 +43,54 @@ exit status: COMMAND's own; 3 when no guest could run it (not root, set-up faile
 guest booted: the error names each attempt's failing line); 128+N when stopped by signal N.
 ";
 
+/// `cargo xtask nfs suite [--racelab BIN] [--rig DIR]`: the NFS part of run-scenarios again,
+/// against the main summary a run-scenarios left in `target/racelab` (its NFS rows replaced),
+/// for working on the NFS part without the whole run.
+fn suite(args: &[String]) -> u8 {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = here.parent().map_or(here.clone(), PathBuf::from);
+    let target = root.join("target");
+    let mut p = super::suite::Params::new(target.join("debug/racelab"), root.clone(), &target);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--racelab", Some(bin)) => p.racelab = root.join(bin),
+            ("--rig", Some(dir)) => p.rig = root.join(dir),
+            _ => {
+                eprintln!("error: `{a}`: usage: cargo xtask nfs suite [--racelab BIN] [--rig DIR]\n(reruns the NFS part against target/racelab/summary.json from a run-scenarios)");
+                return 2;
+            }
+        }
+    }
+    if !p.racelab.is_file() {
+        eprintln!(
+            "error: no racelab binary at {}; build it (cargo build -p harness) or pass --racelab",
+            p.racelab.display()
+        );
+        return 2;
+    }
+    p.venv = crate::venv::ensure(&target).map_err(|e| e.to_string());
+    match super::suite::run(&p) {
+        Ok(Some(code)) => code,
+        Ok(None) => {
+            eprintln!(
+                "error: nothing to rerun: {} holds no real rows of the lock scenarios (run cargo xtask run-scenarios first)",
+                p.summary_dir.join("summary.json").display()
+            );
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            3
+        }
+    }
+}
+
 /// Returns the process exit code.
 pub fn run(args: &[String]) -> u8 {
     match args.first().map(String::as_str) {
         Some("run") => {}
+        Some("suite") => return suite(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{HELP}");
             return 0;
