@@ -249,13 +249,13 @@ fn the_editor_grammar_colours_built_in_scenarios_as_racelab_reads_them() {
             let text = &src[s..e];
             match &t.tok {
                 Tok::Str(_) => {
-                    for p in s..e {
+                    for (p, scope) in scopes.iter().enumerate().take(e).skip(s) {
                         assert!(
-                            has(&scopes[p], "string.quoted"),
+                            has(scope, "string.quoted"),
                             "{}: `{text}` is not all string: byte {} has {:?}",
                             at(s),
                             p - s,
-                            scopes[p]
+                            scope
                         );
                     }
                 }
