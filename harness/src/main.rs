@@ -249,6 +249,10 @@ enum Command {
         /// The NFS part uses it to explore on the host and only force and stress in the guest.
         #[arg(long, value_name = "SUMMARY")]
         findings_from: Option<PathBuf>,
+        /// Write only summary.json (no Markdown, HTML or JUnit), for a caller that merges the
+        /// rows into its own reports.
+        #[arg(long)]
+        json_only: bool,
     },
     /// Format scenario files (*.race) in place: indentation by brackets, canonical spaces,
     /// comments and line breaks kept, the tokens (and so replay tokens) unchanged.
@@ -438,13 +442,14 @@ fn main() -> ExitCode {
             stress_runs,
             shard,
             findings_from,
+            json_only,
         } => suite_cmd(
             &paths,
             &dir,
             quick,
             &engines,
             (&real, &db, &gate),
-            (replays, stress_runs, findings_from.as_deref()),
+            (replays, stress_runs, findings_from.as_deref(), json_only),
             shard,
             &out,
         ),
@@ -1319,7 +1324,7 @@ fn suite_cmd(
     quick: bool,
     engines: &[String],
     (real, db, gate): (&[String], &[String], &[String]),
-    counts: (Option<u32>, Option<u64>, Option<&Path>),
+    counts: (Option<u32>, Option<u64>, Option<&Path>, bool),
     shard: Option<reports::Shard>,
     out: &Output,
 ) -> u8 {
@@ -1610,7 +1615,12 @@ fn suite_cmd(
         results,
         shard,
     };
-    match reports::write_all(&summary, dir) {
+    let written = if counts.3 {
+        reports::write_json(&summary, dir)
+    } else {
+        reports::write_all(&summary, dir)
+    };
+    match written {
         Ok(paths) => {
             println!("\n{}", summary.tally().describe());
             for p in paths {

@@ -47,6 +47,18 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// Only `summary.json`, for a caller that merges the rows into reports of its own (the NFS
+/// guest's suite, whose host renders everything once): rendering Markdown and HTML under
+/// emulation costs more than the rows.
+pub fn write_json(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut json = serde_json::to_string_pretty(summary).map_err(io::Error::other)?;
+    json.push('\n');
+    let path = dir.join("summary.json");
+    std::fs::write(&path, json)?;
+    Ok(vec![path])
+}
+
 /// The SVG charts `cargo xtask bench-locks` writes to `target/bench-locks/` (a sibling of the
 /// report directory `target/racelab/`), by file name, for the HTML report; none when the
 /// benchmark has not run.

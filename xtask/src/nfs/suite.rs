@@ -293,6 +293,7 @@ fn guest_rows(
             argv.extend(
                 [
                     "--quick",
+                    "--json-only",
                     "--findings-from",
                     &findings.display().to_string(),
                     "--engines",
