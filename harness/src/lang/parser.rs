@@ -8,6 +8,7 @@ use super::lexer::{lex, Tok, Token};
 pub const KEYWORDS: &[&str] = &[
     "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep",
     "work", "append", "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
+    "for", "in", "map",
 ];
 
 /// Words that start a scenario's items (and are names elsewhere).
@@ -1055,9 +1056,20 @@ impl<'a> Parser<'a> {
             "set" => {
                 self.bump();
                 let name = self.ident("a cell name")?;
-                self.expect_punct("=", "write `set CELL = value`")?;
-                StmtKind::Set(name, self.expr()?)
+                if self.at_punct("[") && !self.peek().nl_before {
+                    let (key, _) = self.index_key()?;
+                    self.expect_punct("=", "write `set CELL[key] = value`")?;
+                    StmtKind::SetAt {
+                        cell: name,
+                        key,
+                        value: self.expr()?,
+                    }
+                } else {
+                    self.expect_punct("=", "write `set CELL = value` or `set CELL[key] = value`")?;
+                    StmtKind::Set(name, self.expr()?)
+                }
             }
+            "for" if self.next_is_word_on_same_line() => self.for_stmt()?,
             "if" => self.if_stmt()?,
             "loop" => {
                 self.bump();
@@ -1218,6 +1230,8 @@ impl<'a> Parser<'a> {
                 let e = self.expr()?;
                 if self.at_kw("ignore") && !self.peek().nl_before {
                     self.ignore(e)?
+                } else if self.at_punct("=") && !self.peek().nl_before {
+                    self.assign_at(e)?
                 } else {
                     StmtKind::Expr(e)
                 }
@@ -1226,6 +1240,57 @@ impl<'a> Parser<'a> {
         Ok(Stmt {
             kind,
             span: start.to(self.prev_span()),
+        })
+    }
+
+    /// `for NAME in EXPR { ... }`.
+    fn for_stmt(&mut self) -> PResult<StmtKind> {
+        self.bump();
+        let var = self.ident("a loop variable")?;
+        if !self.at_kw("in") {
+            let t = self.peek().clone();
+            self.error(
+                t.span,
+                format!("expected `in`, found {}", Self::describe(&t.tok)),
+                "expected `in`",
+                "write `for x in list { ... }` or `for key in map { ... }`",
+            );
+            return Err(());
+        }
+        self.bump();
+        let iter = self.expr()?;
+        Ok(StmtKind::For {
+            var,
+            iter,
+            body: self.block()?,
+        })
+    }
+
+    /// `target = value` where `target` (already parsed) must be `name[key]`.
+    fn assign_at(&mut self, target: Expr) -> PResult<StmtKind> {
+        let eq = self.bump().span;
+        let ExprKind::Index(coll, key) = target.kind else {
+            self.error(
+                target.span.to(eq),
+                "only a variable or one entry of it can be assigned",
+                "not assignable",
+                "write `name = value` or `name[key] = value`",
+            );
+            return Err(());
+        };
+        let ExprKind::Name(name) = coll.kind else {
+            self.error(
+                coll.span,
+                "only one level of a variable's entries can be assigned",
+                "not a variable",
+                "take the inner value out, change it, and put it back: `let row = t[a]` `row[b] = v` `t[a] = row`",
+            );
+            return Err(());
+        };
+        Ok(StmtKind::AssignAt {
+            name,
+            key: *key,
+            value: self.expr()?,
         })
     }
 
@@ -1398,6 +1463,7 @@ impl<'a> Parser<'a> {
         Some(match t {
             Tok::Ident(s) if s == "or" => (BinOp::Or, 1),
             Tok::Ident(s) if s == "and" => (BinOp::And, 2),
+            Tok::Ident(s) if s == "in" => (BinOp::In, 3),
             Tok::Punct("==") => (BinOp::Eq, 3),
             Tok::Punct("!=") => (BinOp::Ne, 3),
             Tok::Punct("<") => (BinOp::Lt, 3),
@@ -1470,19 +1536,126 @@ impl<'a> Parser<'a> {
     fn postfix(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
         let mut height = self.height;
-        while self.at_punct(".") {
-            let dot = self.bump().span;
-            height += 1;
-            self.check_nesting(dot, height)?;
-            let field = self.ident("a field name")?;
-            let span = e.span.to(field.span);
-            e = Expr {
-                kind: ExprKind::Field(Box::new(e), field),
-                span,
-            };
+        loop {
+            if self.at_punct(".") {
+                let dot = self.bump().span;
+                height += 1;
+                self.check_nesting(dot, height)?;
+                let field = self.ident("a field name")?;
+                let span = e.span.to(field.span);
+                e = Expr {
+                    kind: ExprKind::Field(Box::new(e), field),
+                    span,
+                };
+            } else if self.at_punct("[") && !self.peek().nl_before {
+                // On the same line only: a `[` that starts a line begins a list, not an index.
+                let (key, key_height) = self.index_key()?;
+                height = height.max(key_height) + 1;
+                self.check_nesting(key.span, height)?;
+                let span = e.span.to(self.prev_span());
+                e = Expr {
+                    kind: ExprKind::Index(Box::new(e), Box::new(key)),
+                    span,
+                };
+            } else {
+                break;
+            }
         }
         self.height = height;
         Ok(e)
+    }
+
+    /// `[ key ]` after a list or map, and the key's height.
+    fn index_key(&mut self) -> PResult<(Expr, usize)> {
+        let open = self.bump().span;
+        if self.at_punct("]") {
+            let t = self.peek().clone();
+            self.error(
+                open.to(t.span),
+                "empty index `[]`",
+                "expected an index or a key",
+                "write `list[0]` or `table[pid]`",
+            );
+            return Err(());
+        }
+        self.enter(open)?;
+        let key = self.expr();
+        self.leave();
+        let key = key?;
+        let height = self.height;
+        self.expect_punct("]", "close the index with `]`: `list[i]`, `table[key]`")?;
+        Ok((key, height))
+    }
+
+    /// `[a, b, c]` (the `[` is next): a list literal; elements may span lines, with an
+    /// optional trailing comma.
+    fn list_literal(&mut self) -> PResult<Expr> {
+        let open = self.bump().span;
+        self.enter(open)?;
+        let items = self.comma_list("]", "a list's elements", |p| p.expr());
+        self.leave();
+        let (items, height) = items?;
+        self.height = height + 1;
+        Ok(Expr {
+            kind: ExprKind::List(items),
+            span: open.to(self.prev_span()),
+        })
+    }
+
+    /// `map { key: value, ... }` (the `map` is next): a map literal.
+    fn map_literal(&mut self) -> PResult<Expr> {
+        let kw = self.bump().span;
+        self.expect_punct(
+            "{",
+            "a map is written `map { key: value, ... }`; `map {}` is the empty map",
+        )?;
+        self.enter(kw)?;
+        let entries = self.comma_list("}", "a map's entries", |p| {
+            let key = p.expr()?;
+            let h = p.height;
+            p.expect_punct(":", "a map's entries are written `key: value`")?;
+            let value = p.expr()?;
+            p.height = p.height.max(h);
+            Ok((key, value))
+        });
+        self.leave();
+        let (entries, height) = entries?;
+        self.height = height + 1;
+        Ok(Expr {
+            kind: ExprKind::Map(entries),
+            span: kw.to(self.prev_span()),
+        })
+    }
+
+    /// Items separated by commas (a trailing one allowed) up to and including `close`, and the
+    /// tallest item's height.
+    fn comma_list<T>(
+        &mut self,
+        close: &str,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<(Vec<T>, usize)> {
+        let mut items = Vec::new();
+        let mut height = 0;
+        while !self.at_punct(close) {
+            if self.at_eof() {
+                let span = self.peek().span;
+                self.error(
+                    span,
+                    "unexpected end of file",
+                    format!("{what} are not closed"),
+                    format!("add the `{close}`"),
+                );
+                return Err(());
+            }
+            items.push(item(self)?);
+            height = height.max(self.height);
+            if !self.at_punct(close) {
+                self.expect_punct(",", &format!("separate {what} with commas, and close them with `{close}`"))?;
+            }
+        }
+        self.bump();
+        Ok((items, height))
     }
 
     fn primary(&mut self) -> PResult<Expr> {
@@ -1508,6 +1681,10 @@ impl<'a> Parser<'a> {
                     kind: ExprKind::Str(parts),
                     span: t.span,
                 });
+            }
+            Tok::Punct("[") => return self.list_literal(),
+            Tok::Ident(s) if s == "map" && matches!(self.peek_at(1).tok, Tok::Punct("{")) => {
+                return self.map_literal()
             }
             Tok::Punct("(") => {
                 self.bump();
@@ -1696,8 +1873,15 @@ impl<'a> Parser<'a> {
 fn expr_height(e: &Expr) -> usize {
     1 + match &e.kind {
         ExprKind::Unary(_, a) | ExprKind::Field(a, _) => expr_height(a),
-        ExprKind::Binary(_, a, b) => expr_height(a).max(expr_height(b)),
-        ExprKind::Call(_, args) => args.iter().map(expr_height).max().unwrap_or(0),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => expr_height(a).max(expr_height(b)),
+        ExprKind::Call(_, args) | ExprKind::List(args) => {
+            args.iter().map(expr_height).max().unwrap_or(0)
+        }
+        ExprKind::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| expr_height(k).max(expr_height(v)))
+            .max()
+            .unwrap_or(0),
         ExprKind::Str(parts) => parts
             .iter()
             .map(|p| match p {
