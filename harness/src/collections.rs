@@ -13,10 +13,7 @@ use crate::ir::{Builtin, Value};
 pub fn index(coll: &Value, key: &Value) -> Result<Value, String> {
     match (coll, key) {
         (Value::List(items), Value::Int(i)) => position(items, *i).map(|i| items[i].clone()),
-        (Value::List(_), k) => Err(format!(
-            "a list is indexed by an int, not a {}",
-            k.type_name()
-        )),
+        (Value::List(_), k) => Err(format!("a list is indexed by an int, not {}", a_type(k))),
         (Value::Map(entries), k) => entries.get(k).cloned().ok_or_else(|| {
             format!(
                 "no key {} in the map ({})",
@@ -25,8 +22,8 @@ pub fn index(coll: &Value, key: &Value) -> Result<Value, String> {
             )
         }),
         (v, _) => Err(format!(
-            "a {} cannot be indexed; only lists and maps can",
-            v.type_name()
+            "{} cannot be indexed; only lists and maps can",
+            a_type(v)
         )),
     }
 }
@@ -91,11 +88,36 @@ pub fn builtin(b: Builtin, args: &[Value]) -> Option<Result<Value, String>> {
         (Builtin::Items, [v @ Value::List(_)]) => Ok(v.clone()),
         (Builtin::Items, [Value::Map(entries)]) => Ok(list(entries.keys().cloned().collect())),
         (Builtin::Items, [v]) => Err(format!(
-            "`for` goes over a list or a map, not a {} ({v})",
-            v.type_name()
+            "`for` goes over a list or a map, not {} ({v})",
+            a_type(v)
+        )),
+        (Builtin::Push | Builtin::Rest, [v, ..]) => Err(format!(
+            "`{}` takes a list first, not {}",
+            name(b),
+            a_type(v)
+        )),
+        (Builtin::Put | Builtin::Remove, [v, ..]) if len(v).is_none() => Err(format!(
+            "`{}` takes a map or a list first, not {}",
+            name(b),
+            a_type(v)
         )),
         _ => return None,
     })
+}
+
+fn name(b: Builtin) -> String {
+    format!("{b:?}").to_lowercase()
+}
+
+/// "an int", "a map": a value's type with its article, for messages.
+pub fn a_type(v: &Value) -> String {
+    let t = v.type_name();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
 }
 
 /// `put(coll, key, value)`, with the type error when `coll` is neither a map nor a list.
@@ -103,8 +125,8 @@ pub fn put(coll: &Value, key: &Value, value: &Value) -> Result<Value, String> {
     let args = [coll.clone(), key.clone(), value.clone()];
     builtin(Builtin::Put, &args).unwrap_or_else(|| {
         Err(match coll {
-            Value::List(_) => format!("a list is indexed by an int, not a {}", key.type_name()),
-            v => format!("a {} has no entries to set; only lists and maps do", v.type_name()),
+            Value::List(_) => format!("a list is indexed by an int, not {}", a_type(key)),
+            v => format!("{} has no entries to set; only lists and maps do", a_type(v)),
         })
     })
 }

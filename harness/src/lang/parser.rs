@@ -11,6 +11,12 @@ pub const KEYWORDS: &[&str] = &[
     "for", "in", "map",
 ];
 
+/// Keywords that start a statement: where recovery inside an unclosed literal stops.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "let", "set", "if", "loop", "while", "for", "break", "continue", "return", "match", "sleep",
+    "work", "append", "critical", "assert", "fail",
+];
+
 /// Words that start a scenario's items (and are names elsewhere).
 pub const ITEM_KEYWORDS: &[&str] = &[
     "import",
@@ -1279,12 +1285,18 @@ impl<'a> Parser<'a> {
             return Err(());
         };
         let ExprKind::Name(name) = coll.kind else {
-            self.error(
-                coll.span,
-                "only one level of a variable's entries can be assigned",
-                "not a variable",
-                "take the inner value out, change it, and put it back: `let row = t[a]` `row[b] = v` `t[a] = row`",
-            );
+            let (msg, help) = if matches!(coll.kind, ExprKind::Index(..)) {
+                (
+                    "only one level of a variable's entries can be assigned",
+                    "take the inner value out, change it, and put it back: `let row = t[a]` `row[b] = v` `t[a] = row`",
+                )
+            } else {
+                (
+                    "only an entry of a variable can be assigned",
+                    "bind the value first: `let t = ...` then `t[key] = value`",
+                )
+            };
+            self.error(coll.span, msg, "not a variable", help);
             return Err(());
         };
         Ok(StmtKind::AssignAt {
@@ -1648,14 +1660,51 @@ impl<'a> Parser<'a> {
                 );
                 return Err(());
             }
-            items.push(item(self)?);
-            height = height.max(self.height);
-            if !self.at_punct(close) {
-                self.expect_punct(",", &format!("separate {what} with commas, and close them with `{close}`"))?;
+            let ok = match item(self) {
+                Ok(x) => {
+                    items.push(x);
+                    height = height.max(self.height);
+                    self.at_punct(close)
+                        || self
+                            .expect_punct(",", &format!("separate {what} with commas, and close them with `{close}`"))
+                            .is_ok()
+                }
+                Err(()) => false,
+            };
+            if !ok {
+                self.skip_to_close(close);
+                return Err(());
             }
         }
         self.bump();
         Ok((items, height))
+    }
+
+    /// After an error inside a list or map literal, skips past its `close`, so that statement
+    /// recovery does not take the literal's `}` for the end of the block. Stops early at a
+    /// closing bracket it did not see open, or at a statement starting a line (the literal was
+    /// never closed).
+    fn skip_to_close(&mut self, close: &str) {
+        let mut depth = 0usize;
+        loop {
+            let t = self.peek().clone();
+            match &t.tok {
+                Tok::Eof => return,
+                Tok::Punct("{" | "(" | "[") => depth += 1,
+                Tok::Punct(p @ ("}" | ")" | "]")) => {
+                    if depth == 0 {
+                        if *p == close {
+                            self.bump();
+                        }
+                        return;
+                    }
+                    depth -= 1;
+                }
+                Tok::Ident(s) if depth == 0 && t.nl_before && STATEMENT_KEYWORDS.contains(&s.as_str()) => return,
+                _ => {}
+            }
+            self.bump();
+        }
     }
 
     fn primary(&mut self) -> PResult<Expr> {
@@ -1683,9 +1732,7 @@ impl<'a> Parser<'a> {
                 });
             }
             Tok::Punct("[") => return self.list_literal(),
-            Tok::Ident(s) if s == "map" && matches!(self.peek_at(1).tok, Tok::Punct("{")) => {
-                return self.map_literal()
-            }
+            Tok::Ident(s) if s == "map" => return self.map_literal(),
             Tok::Punct("(") => {
                 self.bump();
                 self.enter(t.span)?;
