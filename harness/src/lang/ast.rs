@@ -317,6 +317,8 @@ pub enum BinOp {
     Or,
     /// `x in c`: membership in a list, map (its keys) or string.
     In,
+    /// `x not in c`.
+    NotIn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

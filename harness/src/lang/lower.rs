@@ -1702,7 +1702,7 @@ impl<'a> Cx<'a> {
             ExprKind::Binary(op, a, b) => {
                 let av = self.expr(fx, a);
                 let bv = self.expr(fx, b);
-                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+                negate_if_not_in(*op, PExpr::Bin(binop(*op), Box::new(av), Box::new(bv)))
             }
             ExprKind::Call(..) => self
                 .call(fx, e, false, true)
@@ -1826,7 +1826,7 @@ impl<'a> Cx<'a> {
             ExprKind::Binary(op, a, b) => {
                 let av = self.lower_pure(a);
                 let bv = self.lower_pure(b);
-                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+                negate_if_not_in(*op, PExpr::Bin(binop(*op), Box::new(av), Box::new(bv)))
             }
             ExprKind::Field(inner, f) => {
                 let v = self.lower_pure(inner);
@@ -1997,7 +1997,16 @@ fn binop(op: ast::BinOp) -> BinOp {
         ast::BinOp::Ge => BinOp::Ge,
         ast::BinOp::And => BinOp::And,
         ast::BinOp::Or => BinOp::Or,
-        ast::BinOp::In => BinOp::In,
+        ast::BinOp::In | ast::BinOp::NotIn => BinOp::In,
+    }
+}
+
+/// `x not in xs` is `not (x in xs)`.
+fn negate_if_not_in(op: ast::BinOp, e: PExpr) -> PExpr {
+    if op == ast::BinOp::NotIn {
+        PExpr::Not(Box::new(e))
+    } else {
+        e
     }
 }
 

@@ -1476,6 +1476,12 @@ impl<'a> Parser<'a> {
             Tok::Ident(s) if s == "or" => (BinOp::Or, 1),
             Tok::Ident(s) if s == "and" => (BinOp::And, 2),
             Tok::Ident(s) if s == "in" => (BinOp::In, 3),
+            // `x not in xs`, Python's spelling; `not` anywhere else starts an operand.
+            Tok::Ident(s)
+                if s == "not" && matches!(&self.peek_at(1).tok, Tok::Ident(w) if w == "in") =>
+            {
+                (BinOp::NotIn, 3)
+            }
             Tok::Punct("==") => (BinOp::Eq, 3),
             Tok::Punct("!=") => (BinOp::Ne, 3),
             Tok::Punct("<") => (BinOp::Lt, 3),
@@ -1498,7 +1504,10 @@ impl<'a> Parser<'a> {
             if prec <= min {
                 break;
             }
-            let op_span = self.bump().span;
+            let mut op_span = self.bump().span;
+            if op == BinOp::NotIn {
+                op_span = op_span.to(self.bump().span);
+            }
             let rhs = self.binary(prec)?;
             // A chain `a + b + c ...` grows the tree's height without recursing here.
             lhs_height = lhs_height.max(self.height) + 1;

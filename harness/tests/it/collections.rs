@@ -434,6 +434,7 @@ fn a_queue_delivers_in_order_and_for_goes_over_lists_and_map_keys() {
       total = total + x
     }
     assert total == 1 and len(q) == 5, "break, and a snapshot of the list: {total} {q}"
+    assert 3 not in [1, 2] and not 1 not in [1] and "b" not in map { "a": 1 } and "ell" in "hello"
     assert remove([1, 2, 1], 1) == [2, 1] and remove(map { 1: 2 }, 1) == map {}
     assert put([1, 2], 1, 5) == [1, 5] and str(map { "k": ["v"] }) == "map {{ \"k\": [\"v\"] }}"
   }
@@ -532,4 +533,29 @@ fn a_fallback_replaces_any_error_and_runs_only_when_the_operation_failed() {
         run("    let v = read(\"/d/there\") or read(\"/d/none\")\n    append l v"),
         none
     );
+}
+
+#[test]
+fn tens_of_thousands_of_nested_lists_maps_or_indexes_are_refused_with_a_position() {
+    let cases = [
+        (
+            "lists.race",
+            format!("{}1{}", "[".repeat(50_000), "]".repeat(50_000)),
+        ),
+        (
+            "maps.race",
+            format!("{}1{}", "map { 1: ".repeat(20_000), " }".repeat(20_000)),
+        ),
+        ("indexes.race", format!("[1]{}", "[0]".repeat(50_000))),
+    ];
+    for (name, expr) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = format!("scenario deep {{\n  cell c = 0\n  actor a {{\n    set c = {expr}\n  }}\n}}\n");
+        std::fs::write(dir.path().join(name), src).expect("write");
+        let (code, _, err) = super::lang_cli::racelab(dir.path(), &["check", name]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(&format!("{name}:4:")), "{name}: {err}");
+        assert!(err.contains("nested too deeply"), "{name}: {err}");
+        assert!(err.contains(&format!("1 error in {name}")), "one diagnostic: {err}");
+    }
 }
