@@ -65,13 +65,11 @@ pub fn builtin(b: Builtin, args: &[Value]) -> Option<Result<Value, String>> {
             entries.insert(k.clone(), v.clone());
             Ok(Value::Map(Arc::new(entries)))
         }
-        (Builtin::Put, [Value::List(items), Value::Int(i), v]) => {
-            position(items, *i).map(|i| {
-                let mut items = items.as_ref().clone();
-                items[i] = v.clone();
-                list(items)
-            })
-        }
+        (Builtin::Put, [Value::List(items), Value::Int(i), v]) => position(items, *i).map(|i| {
+            let mut items = items.as_ref().clone();
+            items[i] = v.clone();
+            list(items)
+        }),
         (Builtin::Rest, [Value::List(items)]) => Ok(list(items.iter().skip(1).cloned().collect())),
         (Builtin::Remove, [Value::Map(entries), k]) => {
             let mut entries = entries.as_ref().clone();
@@ -126,7 +124,10 @@ pub fn put(coll: &Value, key: &Value, value: &Value) -> Result<Value, String> {
     builtin(Builtin::Put, &args).unwrap_or_else(|| {
         Err(match coll {
             Value::List(_) => format!("a list is indexed by an int, not {}", a_type(key)),
-            v => format!("{} has no entries to set; only lists and maps do", a_type(v)),
+            v => format!(
+                "{} has no entries to set; only lists and maps do",
+                a_type(v)
+            ),
         })
     })
 }
@@ -147,7 +148,10 @@ fn position(items: &[Value], i: i64) -> Result<usize, String> {
         .filter(|&i| i < items.len())
         .ok_or_else(|| match items.len() {
             0 => format!("index {i} is out of range: the list is empty"),
-            n => format!("index {i} is out of range of a list of {n} (0 to {})", n - 1),
+            n => format!(
+                "index {i} is out of range of a list of {n} (0 to {})",
+                n - 1
+            ),
         })
 }
 

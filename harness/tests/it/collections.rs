@@ -449,10 +449,22 @@ fn a_queue_delivers_in_order_and_for_goes_over_lists_and_map_keys() {
     // With the queue's updates under a lock, no message is delivered twice.
     let locked = src
         .replace("cell queue = []", "cell queue = []\n  lock L")
-        .replace("set queue = push(queue, m)", "with L { set queue = push(queue, m) }")
-        .replace("      let q = queue\n", "      acquire L\n      let q = queue\n")
-        .replace("      if len(q) == 0 { continue }", "      if len(q) == 0 { release L\n continue }")
-        .replace("      set queue = rest(q)\n", "      set queue = rest(q)\n      release L\n");
+        .replace(
+            "set queue = push(queue, m)",
+            "with L { set queue = push(queue, m) }",
+        )
+        .replace(
+            "      let q = queue\n",
+            "      acquire L\n      let q = queue\n",
+        )
+        .replace(
+            "      if len(q) == 0 { continue }",
+            "      if len(q) == 0 { release L\n continue }",
+        )
+        .replace(
+            "      set queue = rest(q)\n",
+            "      set queue = rest(q)\n      release L\n",
+        );
     assert_eq!(findings(&locked), vec![]);
 }
 
@@ -514,8 +526,14 @@ fn a_fallback_replaces_any_error_and_runs_only_when_the_operation_failed() {
             .collect::<Vec<_>>()
     };
     let none: Vec<String> = vec![];
-    assert_eq!(run("    assert (read(\"/d/gone\") or \"fb\") == \"fb\""), none);
-    assert_eq!(run("    assert (read(\"/d/there\") or \"fb\") == \"x\""), none);
+    assert_eq!(
+        run("    assert (read(\"/d/gone\") or \"fb\") == \"fb\""),
+        none
+    );
+    assert_eq!(
+        run("    assert (read(\"/d/there\") or \"fb\") == \"x\""),
+        none
+    );
     // EISDIR as well as ENOENT: any errno.
     assert_eq!(run("    assert (read(\"/d\") or \"dir\") == \"dir\""), none);
     assert_eq!(
@@ -527,7 +545,8 @@ fn a_fallback_replaces_any_error_and_runs_only_when_the_operation_failed() {
         [
             "unhandled_error: w: read(\"/d/none\") failed with ENOENT and nothing handles it",
         ]
-    "#]].assert_debug_eq(&run("    let v = read(\"/d/gone\") or read(\"/d/none\")"));
+    "#]]
+    .assert_debug_eq(&run("    let v = read(\"/d/gone\") or read(\"/d/none\")"));
     // The fallback is evaluated only when the operation failed.
     assert_eq!(
         run("    let v = read(\"/d/there\") or read(\"/d/none\")\n    append l v"),
@@ -550,12 +569,16 @@ fn tens_of_thousands_of_nested_lists_maps_or_indexes_are_refused_with_a_position
     ];
     for (name, expr) in cases {
         let dir = tempfile::tempdir().expect("temp dir");
-        let src = format!("scenario deep {{\n  cell c = 0\n  actor a {{\n    set c = {expr}\n  }}\n}}\n");
+        let src =
+            format!("scenario deep {{\n  cell c = 0\n  actor a {{\n    set c = {expr}\n  }}\n}}\n");
         std::fs::write(dir.path().join(name), src).expect("write");
         let (code, _, err) = super::lang_cli::racelab(dir.path(), &["check", name]);
         assert_eq!(code, 2, "{name}: {err}");
         assert!(err.contains(&format!("{name}:4:")), "{name}: {err}");
         assert!(err.contains("nested too deeply"), "{name}: {err}");
-        assert!(err.contains(&format!("1 error in {name}")), "one diagnostic: {err}");
+        assert!(
+            err.contains(&format!("1 error in {name}")),
+            "one diagnostic: {err}"
+        );
     }
 }

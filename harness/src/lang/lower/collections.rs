@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::{is_fallible_op, Cx, Fx, LoopCx};
+use crate::ir::*;
 use crate::lang::ast::{self, Expr, ExprKind, Ident, Stmt};
 use crate::lang::diag::Span;
-use crate::ir::*;
 
 impl Cx<'_> {
     /// The expression at `span` as written, with its line, for a failed index's message.
@@ -106,7 +106,10 @@ impl Cx<'_> {
                 name.span,
                 format!("assignment to undeclared variable `{}`", name.name),
                 "not declared",
-                format!("declare it first: `let {} = map {{}}` or `let {} = []`", name.name, name.name),
+                format!(
+                    "declare it first: `let {} = map {{}}` or `let {} = []`",
+                    name.name, name.name
+                ),
             );
         }
     }
