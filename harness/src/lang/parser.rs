@@ -1613,7 +1613,7 @@ impl<'a> Parser<'a> {
     fn list_literal(&mut self) -> PResult<Expr> {
         let open = self.bump().span;
         self.enter(open)?;
-        let items = self.comma_list("]", "a list's elements", |p| p.expr());
+        let items = self.comma_list(open, "]", "a list's elements", |p| p.expr());
         self.leave();
         let (items, height) = items?;
         self.height = height + 1;
@@ -1631,7 +1631,7 @@ impl<'a> Parser<'a> {
             "a map is written `map { key: value, ... }`; `map {}` is the empty map",
         )?;
         self.enter(kw)?;
-        let entries = self.comma_list("}", "a map's entries", |p| {
+        let entries = self.comma_list(kw, "}", "a map's entries", |p| {
             let key = p.expr()?;
             let h = p.height;
             p.expect_punct(":", "a map's entries are written `key: value`")?;
@@ -1652,6 +1652,7 @@ impl<'a> Parser<'a> {
     /// tallest item's height.
     fn comma_list<T>(
         &mut self,
+        open: Span,
         close: &str,
         what: &str,
         mut item: impl FnMut(&mut Self) -> PResult<T>,
@@ -1673,10 +1674,15 @@ impl<'a> Parser<'a> {
                 Ok(x) => {
                     items.push(x);
                     height = height.max(self.height);
-                    self.at_punct(close)
-                        || self
-                            .expect_punct(",", &format!("separate {what} with commas, and close them with `{close}`"))
-                            .is_ok()
+                    if self.at_punct(close) || self.at_punct(",") {
+                        if self.at_punct(",") {
+                            self.bump();
+                        }
+                        true
+                    } else {
+                        self.unclosed(open, close, what);
+                        false
+                    }
                 }
                 Err(()) => false,
             };
@@ -1687,6 +1693,31 @@ impl<'a> Parser<'a> {
         }
         self.bump();
         Ok((items, height))
+    }
+
+    /// An element of a literal is followed by neither `,` nor `close`: a new line that starts a
+    /// statement means the literal was never closed (said at its start), anything else a
+    /// missing comma.
+    fn unclosed(&mut self, open: Span, close: &str, what: &str) {
+        let t = self.peek().clone();
+        let new_statement = t.nl_before
+            && matches!(&t.tok, Tok::Ident(s) if STATEMENT_KEYWORDS.contains(&s.as_str()))
+            || matches!(t.tok, Tok::Eof | Tok::Punct("}" | ")" | "]"));
+        if new_statement {
+            self.error(
+                open,
+                format!("{what} are never closed"),
+                format!("no `{close}` closes this"),
+                format!("close them with `{close}` before {}", Self::describe(&t.tok)),
+            );
+        } else {
+            self.error(
+                t.span,
+                format!("expected `,` or `{close}`, found {}", Self::describe(&t.tok)),
+                format!("expected `,` or `{close}` here"),
+                format!("separate {what} with commas, and close them with `{close}`"),
+            );
+        }
     }
 
     /// After an error inside a list or map literal, skips past its `close`, so that statement

@@ -93,26 +93,53 @@ fn a_fallback_is_the_operation_caught_and_a_jump() {
 #[test]
 fn err_list_literal_not_closed() {
     check_err(
-        &in_actor("    let q = [1, 2\n    let r = [1,, 2]"),
+        &in_actor("    let q = [1, 2\n    let r = [1,, 2]\n    let s = [1 2]\n    let t = id([1)"),
         expect![[r#"
-            2 errors in test.race
-              × expected `,`, found `let`
-               ╭─[test.race:8:5]
+            5 errors in test.race
+              × a list's elements are never closed
+               ╭─[test.race:7:13]
+             6 │   actor a {
              7 │     let q = [1, 2
+               ·             ┬
+               ·             ╰── no `]` closes this
              8 │     let r = [1,, 2]
-               ·     ─┬─
-               ·      ╰── expected `,` here
-             9 │   }
                ╰────
-              help: separate a list's elements with commas, and close them with `]`
+              help: close them with `]` before `let`
               × expected an expression, found `,`
                ╭─[test.race:8:16]
              7 │     let q = [1, 2
              8 │     let r = [1,, 2]
                ·                ┬
                ·                ╰── expected an expression
-             9 │   }
+             9 │     let s = [1 2]
                ╰────
+              help: an expression is a value, a name, a call like `stat(path)`, or an operation on those
+              × expected `,` or `]`, found number `2`
+                ╭─[test.race:9:16]
+              8 │     let r = [1,, 2]
+              9 │     let s = [1 2]
+                ·                ┬
+                ·                ╰── expected `,` or `]` here
+             10 │     let t = id([1)
+                ╰────
+              help: separate a list's elements with commas, and close them with `]`
+              × a list's elements are never closed
+                ╭─[test.race:10:16]
+              9 │     let s = [1 2]
+             10 │     let t = id([1)
+                ·                ┬
+                ·                ╰── no `]` closes this
+             11 │   }
+                ╰────
+              help: close them with `]` before `)`
+              × expected an expression, found `)`
+                ╭─[test.race:10:18]
+              9 │     let s = [1 2]
+             10 │     let t = id([1)
+                ·                  ┬
+                ·                  ╰── expected an expression
+             11 │   }
+                ╰────
               help: an expression is a value, a name, a call like `stat(path)`, or an operation on those
         "#]],
     );
