@@ -1518,6 +1518,17 @@ impl<'a> Parser<'a> {
                 span,
             };
         }
+        if self.at_kw("not") && !self.peek().nl_before && min < 3 {
+            // `x not y`: an operand then `not` on one line is a half-written `not in`.
+            let t = self.peek().clone();
+            self.error(
+                t.span,
+                "`not` after a value: only `not in` can follow one",
+                "expected `not in`",
+                "write `x not in xs` for membership, or `not x` to negate",
+            );
+            return Err(());
+        }
         self.height = lhs_height;
         Ok(lhs)
     }

@@ -370,6 +370,43 @@ fn err_new_keywords_are_not_names() {
 }
 
 #[test]
+fn err_in_and_not_in_and_or_malformed() {
+    check_err(
+        &in_actor("    let b = 1 not 2\n    let c = 1 in\n    let d = read(P) or\n    let e = 1"),
+        expect![[r#"
+            3 errors in test.race
+              × `not` after a value: only `not in` can follow one
+               ╭─[test.race:7:15]
+             6 │   actor a {
+             7 │     let b = 1 not 2
+               ·               ─┬─
+               ·                ╰── expected `not in`
+             8 │     let c = 1 in
+               ╰────
+              help: write `x not in xs` for membership, or `not x` to negate
+              × expected an expression, found keyword `let`
+                ╭─[test.race:9:5]
+              8 │     let c = 1 in
+              9 │     let d = read(P) or
+                ·     ─┬─
+                ·      ╰── expected an expression
+             10 │     let e = 1
+                ╰────
+              help: statements such as `let` or `if` start a line of their own
+              × expected an expression, found keyword `let`
+                ╭─[test.race:10:5]
+              9 │     let d = read(P) or
+             10 │     let e = 1
+                ·     ─┬─
+                ·      ╰── expected an expression
+             11 │   }
+                ╰────
+              help: statements such as `let` or `if` start a line of their own
+        "#]],
+    );
+}
+
+#[test]
 fn err_fallback_in_an_invariant_or_constant() {
     check_err(
         r#"scenario t {
