@@ -1,5 +1,6 @@
 //! Evaluation of pure expressions: arithmetic, comparisons, strings, stat fields and world queries.
 
+use crate::collections;
 use crate::ir::{BinOp, Builtin, PExpr, Query, Reg, StatField, Value};
 
 /// What an expression may look at while it is evaluated.
@@ -78,6 +79,22 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             env.query(*q, &vals)?
         }
+        PExpr::List(items) => collections::list(
+            items
+                .iter()
+                .map(|a| eval(a, env))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        PExpr::Map(entries) => collections::map(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((eval(k, env)?, eval(v, env)?)))
+                .collect::<Result<Vec<_>, String>>()?,
+        ),
+        PExpr::Index { coll, key, at } => {
+            collections::index(&eval(coll, env)?, &eval(key, env)?)
+                .map_err(|msg| format!("{at}: {msg}"))?
+        }
     })
 }
 
@@ -131,6 +148,7 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
             }),
             _ => return type_err(&a, &b),
         },
+        BinOp::In => Bool(collections::contains(&a, &b)?),
         BinOp::And | BinOp::Or => unreachable!("short-circuit operators are evaluated in `eval`"),
     })
 }
@@ -157,7 +175,13 @@ fn builtin(b: Builtin, args: &[Value]) -> Result<Value, String> {
             .and_then(|r| r.first())
             .cloned()
             .unwrap_or(Value::None),
+        (Builtin::Len, [v]) if collections::len(v).is_some() => {
+            Value::Int(collections::len(v).unwrap_or(0))
+        }
         (b, args) => {
+            if let Some(res) = collections::builtin(b, args) {
+                return res;
+            }
             let types: Vec<_> = args.iter().map(Value::type_name).collect();
             return Err(format!("{b:?} does not take ({})", types.join(", ")).to_lowercase());
         }
@@ -179,5 +203,6 @@ pub fn op_text(op: BinOp) -> &'static str {
         BinOp::Ge => ">=",
         BinOp::And => "and",
         BinOp::Or => "or",
+        BinOp::In => "in",
     }
 }

@@ -20,6 +20,11 @@ pub enum Value {
     Err(Errno),
     /// The rows a SQL query returned (each row its columns, in SELECT order).
     Rows(Arc<Vec<Vec<Value>>>),
+    /// `[a, b]`: an immutable list; the builtins that "change" one return a new list.
+    List(Arc<Vec<Value>>),
+    /// `map { k: v }`: an immutable map, ordered by key (a BTreeMap, so that states hash and
+    /// compare the same way on every run).
+    Map(Arc<std::collections::BTreeMap<Value, Value>>),
 }
 
 impl Value {
@@ -35,6 +40,8 @@ impl Value {
             Value::Stat(_) => "stat",
             Value::Err(_) => "error",
             Value::Rows(_) => "rows",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
         }
     }
 }
@@ -72,6 +79,37 @@ impl fmt::Display for Value {
                 }
                 f.write_str("]")
             }
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    v.fmt_quoted(f)?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(entries) => {
+                f.write_str("map {")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    f.write_str(if i > 0 { ", " } else { " " })?;
+                    k.fmt_quoted(f)?;
+                    f.write_str(": ")?;
+                    v.fmt_quoted(f)?;
+                }
+                f.write_str(if entries.is_empty() { "}" } else { " }" })
+            }
+        }
+    }
+}
+
+impl Value {
+    /// Displays the value as it is written in a scenario: strings in quotes (inside a list or
+    /// a map, `["a", 1]` must not read as `[a, 1]`).
+    fn fmt_quoted(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => write!(f, "{s:?}"),
+            v => write!(f, "{v}"),
         }
     }
 }
@@ -152,6 +190,9 @@ pub enum Op {
     Work,
     CellGet(u32),
     CellSet(u32),
+    /// `set cell[key] = value`: one entry of a cell's list or map replaced, in one step (as a
+    /// Python dict or list item assignment is atomic under the GIL).
+    CellPut(u32),
     Append(u32),
     /// `acquire L` (or `acquire read L` / `acquire write L` on an rwlock). When the lock is not
     /// available the step leaves the actor blocked on it; it retries once the lock is released.
@@ -400,6 +441,7 @@ impl Op {
             Op::Work => "work",
             Op::CellGet(_) => "get",
             Op::CellSet(_) => "set",
+            Op::CellPut(_) => "set-item",
             Op::Append(_) => "append",
             Op::Acquire { .. } => "acquire",
             Op::Release { .. } => "release",
@@ -431,6 +473,18 @@ pub enum Builtin {
     Max,
     /// `first(rows)`: the first column of the first row, or none when there are no rows.
     First,
+    /// `push(list, v)`: a new list with `v` at the end.
+    Push,
+    /// `put(map, k, v)`: a new map with `k` set to `v`; `put(list, i, v)`: a new list with
+    /// element `i` replaced.
+    Put,
+    /// `rest(list)`: the list without its first element (a queue after its head is taken).
+    Rest,
+    /// `remove(map, k)`: the map without key `k`; `remove(list, v)`: the list without its
+    /// first element equal to `v`. Removing what is not there changes nothing.
+    Remove,
+    /// Not written in scenarios: what `for` goes over (a list itself, a map's keys in order).
+    Items,
 }
 
 /// Read-only questions about the world, allowed only in invariants (they are not steps).
@@ -467,6 +521,8 @@ pub enum BinOp {
     Ge,
     And,
     Or,
+    /// `x in c`: an element of a list, a key of a map, a substring of a string.
+    In,
 }
 
 /// A pure expression over registers and constants.
@@ -487,6 +543,17 @@ pub enum PExpr {
     ErrName(Reg),
     Call(Builtin, Vec<PExpr>),
     Query(Query, Vec<PExpr>),
+    /// `[a, b]`.
+    List(Vec<PExpr>),
+    /// `map { k: v }`.
+    Map(Vec<(PExpr, PExpr)>),
+    /// `c[k]`; `at` is the expression as written and its line, for the error when `k` is out
+    /// of range or missing.
+    Index {
+        coll: Box<PExpr>,
+        key: Box<PExpr>,
+        at: Arc<str>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! [`replay`] reproduces it.
 
 pub mod backend;
+pub mod collections;
 pub mod coverage;
 pub mod eval;
 pub mod explore;

@@ -257,6 +257,24 @@ pub enum StmtKind {
         /// The `ignore` keyword.
         keyword: Span,
     },
+    /// `for x in list { ... }` or `for k in map { ... }` (the keys, in order).
+    For {
+        var: Ident,
+        iter: Expr,
+        body: Block,
+    },
+    /// `name[key] = value`: a variable (or thread-local) gets a copy with one entry replaced.
+    AssignAt {
+        name: Ident,
+        key: Expr,
+        value: Expr,
+    },
+    /// `set cell[key] = value`: one entry of a cell's list or map replaced, in one step.
+    SetAt {
+        cell: Ident,
+        key: Expr,
+        value: Expr,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +315,10 @@ pub enum BinOp {
     Ge,
     And,
     Or,
+    /// `x in c`: membership in a list, map (its keys) or string.
+    In,
+    /// `x not in c`.
+    NotIn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,4 +346,10 @@ pub enum ExprKind {
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Call(Ident, Vec<Expr>),
     Field(Box<Expr>, Ident),
+    /// `[a, b]`.
+    List(Vec<Expr>),
+    /// `map { k: v, ... }`.
+    Map(Vec<(Expr, Expr)>),
+    /// `c[k]`.
+    Index(Box<Expr>, Box<Expr>),
 }

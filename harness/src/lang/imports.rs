@@ -529,6 +529,15 @@ impl Mentions<'_> {
                 self.block(finally);
             }
             StmtKind::Ignore { op, .. } => self.expr(op),
+            StmtKind::For { iter, body, .. } => {
+                self.expr(iter);
+                self.block(body);
+            }
+            StmtKind::AssignAt { name, key, value } | StmtKind::SetAt { cell: name, key, value } => {
+                self.name(name);
+                self.expr(key);
+                self.expr(value);
+            }
         }
     }
 
@@ -544,9 +553,16 @@ impl Mentions<'_> {
             }
             ExprKind::Name(n) => self.name(n),
             ExprKind::Unary(_, a) | ExprKind::Field(a, _) => self.expr(a),
-            ExprKind::Binary(_, a, b) => {
+            ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
                 self.expr(a);
                 self.expr(b);
+            }
+            ExprKind::List(items) => items.iter().for_each(|e| self.expr(e)),
+            ExprKind::Map(entries) => {
+                for (k, v) in entries {
+                    self.expr(k);
+                    self.expr(v);
+                }
             }
             ExprKind::Call(n, args) => {
                 self.name(n);

@@ -4,6 +4,8 @@
 //! becomes its own instruction writing a temporary register, in evaluation order (left to right),
 //! so that every world operation is exactly one step.
 
+mod collections;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ const PURE_BUILTINS: &[(&str, Builtin, usize)] = &[
     ("min", Builtin::Min, 2),
     ("max", Builtin::Max, 2),
     ("first", Builtin::First, 1),
+    ("push", Builtin::Push, 2),
+    ("put", Builtin::Put, 3),
+    ("rest", Builtin::Rest, 1),
+    ("remove", Builtin::Remove, 2),
 ];
 const QUERIES: &[&str] = &["holders", "count", "exists", "connections"];
 
@@ -1134,6 +1140,9 @@ impl<'a> Cx<'a> {
             }
             StmtKind::Ignore { op, errnos, keyword } => self.ignore_stmt(fx, op, errnos, *keyword),
             StmtKind::Try { body, finally } => self.try_stmt(fx, s.span, body, finally),
+            StmtKind::For { var, iter, body } => self.for_stmt(fx, var, iter, body),
+            StmtKind::AssignAt { name, key, value } => self.assign_at(fx, name, key, value),
+            StmtKind::SetAt { cell, key, value } => self.set_at(fx, s, cell, key, value),
             StmtKind::Expr(e) => match &e.kind {
                 ExprKind::Call(..) => {
                     self.call(fx, e, false, false);
@@ -1655,6 +1664,21 @@ impl<'a> Cx<'a> {
                     ast::UnOp::Not => PExpr::Not(Box::new(v)),
                 }
             }
+            ExprKind::Binary(ast::BinOp::Or, ..) if collections::is_fallback(e) => {
+                self.fallback(fx, e)
+            }
+            ExprKind::List(items) => PExpr::List(items.iter().map(|i| self.expr(fx, i)).collect()),
+            ExprKind::Map(entries) => PExpr::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (self.expr(fx, k), self.expr(fx, v)))
+                    .collect(),
+            ),
+            ExprKind::Index(coll, key) => PExpr::Index {
+                coll: Box::new(self.expr(fx, coll)),
+                key: Box::new(self.expr(fx, key)),
+                at: self.index_at(e.span),
+            },
             ExprKind::Binary(op @ (ast::BinOp::And | ast::BinOp::Or), a, b) if has_effects(b) => {
                 // Short-circuit: the right side's steps happen only when they would in the program.
                 let t = fx.reg();
@@ -1678,7 +1702,7 @@ impl<'a> Cx<'a> {
             ExprKind::Binary(op, a, b) => {
                 let av = self.expr(fx, a);
                 let bv = self.expr(fx, b);
-                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+                negate_if_not_in(*op, PExpr::Bin(binop(*op), Box::new(av), Box::new(bv)))
             }
             ExprKind::Call(..) => self
                 .call(fx, e, false, true)
@@ -1783,10 +1807,26 @@ impl<'a> Cx<'a> {
                     ast::UnOp::Not => PExpr::Not(Box::new(v)),
                 }
             }
+            ExprKind::Binary(ast::BinOp::Or, ..) if collections::is_fallback(e) => {
+                self.fallback_not_here(e);
+                PExpr::Const(Value::None)
+            }
+            ExprKind::List(items) => PExpr::List(items.iter().map(|i| self.lower_pure(i)).collect()),
+            ExprKind::Map(entries) => PExpr::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (self.lower_pure(k), self.lower_pure(v)))
+                    .collect(),
+            ),
+            ExprKind::Index(coll, key) => PExpr::Index {
+                coll: Box::new(self.lower_pure(coll)),
+                key: Box::new(self.lower_pure(key)),
+                at: self.index_at(e.span),
+            },
             ExprKind::Binary(op, a, b) => {
                 let av = self.lower_pure(a);
                 let bv = self.lower_pure(b);
-                PExpr::Bin(binop(*op), Box::new(av), Box::new(bv))
+                negate_if_not_in(*op, PExpr::Bin(binop(*op), Box::new(av), Box::new(bv)))
             }
             ExprKind::Field(inner, f) => {
                 let v = self.lower_pure(inner);
@@ -1909,7 +1949,7 @@ impl<'a> Cx<'a> {
                     span,
                     format!("`{}` with {} argument{} cannot be used here", name.name, args.len(), if args.len() == 1 { "" } else { "s" }),
                     "not allowed in an invariant or constant",
-                    "invariants may use holders(section), count(log), count(log, text), count(local, value), exists(path), read(path), sql(...), connections(database), len, str, int, contains, min, max",
+                    "invariants may use holders(section), count(log), count(log, text), count(local, value), exists(path), read(path), sql(...), connections(database), len, str, int, contains, min, max, push, put, rest, remove",
                 );
                 PExpr::Const(Value::None)
             }
@@ -1957,6 +1997,16 @@ fn binop(op: ast::BinOp) -> BinOp {
         ast::BinOp::Ge => BinOp::Ge,
         ast::BinOp::And => BinOp::And,
         ast::BinOp::Or => BinOp::Or,
+        ast::BinOp::In | ast::BinOp::NotIn => BinOp::In,
+    }
+}
+
+/// `x not in xs` is `not (x in xs)`.
+fn negate_if_not_in(op: ast::BinOp, e: PExpr) -> PExpr {
+    if op == ast::BinOp::NotIn {
+        PExpr::Not(Box::new(e))
+    } else {
+        e
     }
 }
 
@@ -1979,7 +2029,9 @@ fn has_effects(e: &Expr) -> bool {
             n.name == "now" || n.name.chars().next().is_some_and(char::is_lowercase)
         }
         ExprKind::Unary(_, a) | ExprKind::Field(a, _) => has_effects(a),
-        ExprKind::Binary(_, a, b) => has_effects(a) || has_effects(b),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => has_effects(a) || has_effects(b),
+        ExprKind::List(items) => items.iter().any(has_effects),
+        ExprKind::Map(entries) => entries.iter().any(|(k, v)| has_effects(k) || has_effects(v)),
         ExprKind::Str(parts) => parts
             .iter()
             .any(|p| matches!(p, StrPart::Expr(e) if has_effects(e))),

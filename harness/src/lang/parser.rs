@@ -1,5 +1,7 @@
 //! The parser: tokens to a [`Scenario`] syntax tree, recovering after each error so all are reported.
 
+mod collections;
+
 use super::ast::*;
 use super::diag::{Diag, Span};
 use super::lexer::{lex, Tok, Token};
@@ -8,6 +10,13 @@ use super::lexer::{lex, Tok, Token};
 pub const KEYWORDS: &[&str] = &[
     "let", "set", "if", "else", "loop", "while", "break", "continue", "return", "match", "sleep",
     "work", "append", "critical", "assert", "fail", "true", "false", "none", "and", "or", "not",
+    "for", "in", "map",
+];
+
+/// Keywords that start a statement: where recovery inside an unclosed literal stops.
+const STATEMENT_KEYWORDS: &[&str] = &[
+    "let", "set", "if", "loop", "while", "for", "break", "continue", "return", "match", "sleep",
+    "work", "append", "critical", "assert", "fail",
 ];
 
 /// Words that start a scenario's items (and are names elsewhere).
@@ -1055,9 +1064,20 @@ impl<'a> Parser<'a> {
             "set" => {
                 self.bump();
                 let name = self.ident("a cell name")?;
-                self.expect_punct("=", "write `set CELL = value`")?;
-                StmtKind::Set(name, self.expr()?)
+                if self.at_punct("[") && !self.peek().nl_before {
+                    let (key, _) = self.index_key()?;
+                    self.expect_punct("=", "write `set CELL[key] = value`")?;
+                    StmtKind::SetAt {
+                        cell: name,
+                        key,
+                        value: self.expr()?,
+                    }
+                } else {
+                    self.expect_punct("=", "write `set CELL = value` or `set CELL[key] = value`")?;
+                    StmtKind::Set(name, self.expr()?)
+                }
             }
+            "for" if self.next_is_word_on_same_line() => self.for_stmt()?,
             "if" => self.if_stmt()?,
             "loop" => {
                 self.bump();
@@ -1218,6 +1238,8 @@ impl<'a> Parser<'a> {
                 let e = self.expr()?;
                 if self.at_kw("ignore") && !self.peek().nl_before {
                     self.ignore(e)?
+                } else if self.at_punct("=") && !self.peek().nl_before {
+                    self.assign_at(e)?
                 } else {
                     StmtKind::Expr(e)
                 }
@@ -1398,6 +1420,13 @@ impl<'a> Parser<'a> {
         Some(match t {
             Tok::Ident(s) if s == "or" => (BinOp::Or, 1),
             Tok::Ident(s) if s == "and" => (BinOp::And, 2),
+            Tok::Ident(s) if s == "in" => (BinOp::In, 3),
+            // `x not in xs`, Python's spelling; `not` anywhere else starts an operand.
+            Tok::Ident(s)
+                if s == "not" && matches!(&self.peek_at(1).tok, Tok::Ident(w) if w == "in") =>
+            {
+                (BinOp::NotIn, 3)
+            }
             Tok::Punct("==") => (BinOp::Eq, 3),
             Tok::Punct("!=") => (BinOp::Ne, 3),
             Tok::Punct("<") => (BinOp::Lt, 3),
@@ -1420,7 +1449,10 @@ impl<'a> Parser<'a> {
             if prec <= min {
                 break;
             }
-            let op_span = self.bump().span;
+            let mut op_span = self.bump().span;
+            if op == BinOp::NotIn {
+                op_span = op_span.to(self.bump().span);
+            }
             let rhs = self.binary(prec)?;
             // A chain `a + b + c ...` grows the tree's height without recursing here.
             lhs_height = lhs_height.max(self.height) + 1;
@@ -1430,6 +1462,17 @@ impl<'a> Parser<'a> {
                 kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
                 span,
             };
+        }
+        if self.at_kw("not") && !self.peek().nl_before && min < 3 {
+            // `x not y`: an operand then `not` on one line is a half-written `not in`.
+            let t = self.peek().clone();
+            self.error(
+                t.span,
+                "`not` after a value: only `not in` can follow one",
+                "expected `not in`",
+                "write `x not in xs` for membership, or `not x` to negate",
+            );
+            return Err(());
         }
         self.height = lhs_height;
         Ok(lhs)
@@ -1470,16 +1513,30 @@ impl<'a> Parser<'a> {
     fn postfix(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
         let mut height = self.height;
-        while self.at_punct(".") {
-            let dot = self.bump().span;
-            height += 1;
-            self.check_nesting(dot, height)?;
-            let field = self.ident("a field name")?;
-            let span = e.span.to(field.span);
-            e = Expr {
-                kind: ExprKind::Field(Box::new(e), field),
-                span,
-            };
+        loop {
+            if self.at_punct(".") {
+                let dot = self.bump().span;
+                height += 1;
+                self.check_nesting(dot, height)?;
+                let field = self.ident("a field name")?;
+                let span = e.span.to(field.span);
+                e = Expr {
+                    kind: ExprKind::Field(Box::new(e), field),
+                    span,
+                };
+            } else if self.at_punct("[") && !self.peek().nl_before {
+                // On the same line only: a `[` that starts a line begins a list, not an index.
+                let (key, key_height) = self.index_key()?;
+                height = height.max(key_height) + 1;
+                self.check_nesting(key.span, height)?;
+                let span = e.span.to(self.prev_span());
+                e = Expr {
+                    kind: ExprKind::Index(Box::new(e), Box::new(key)),
+                    span,
+                };
+            } else {
+                break;
+            }
         }
         self.height = height;
         Ok(e)
@@ -1509,6 +1566,8 @@ impl<'a> Parser<'a> {
                     span: t.span,
                 });
             }
+            Tok::Punct("[") => return self.list_literal(),
+            Tok::Ident(s) if s == "map" => return self.map_literal(),
             Tok::Punct("(") => {
                 self.bump();
                 self.enter(t.span)?;
@@ -1696,8 +1755,15 @@ impl<'a> Parser<'a> {
 fn expr_height(e: &Expr) -> usize {
     1 + match &e.kind {
         ExprKind::Unary(_, a) | ExprKind::Field(a, _) => expr_height(a),
-        ExprKind::Binary(_, a, b) => expr_height(a).max(expr_height(b)),
-        ExprKind::Call(_, args) => args.iter().map(expr_height).max().unwrap_or(0),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => expr_height(a).max(expr_height(b)),
+        ExprKind::Call(_, args) | ExprKind::List(args) => {
+            args.iter().map(expr_height).max().unwrap_or(0)
+        }
+        ExprKind::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| expr_height(k).max(expr_height(v)))
+            .max()
+            .unwrap_or(0),
         ExprKind::Str(parts) => parts
             .iter()
             .map(|p| match p {

@@ -548,7 +548,7 @@ impl<F: Filesystem> Machine<F> {
         };
         let nfs = self.prog.nfs_cache_ms.is_some();
         Some(match *op {
-            Op::CellGet(id) | Op::CellSet(id) => vec![Resource::Cell(id)],
+            Op::CellGet(id) | Op::CellSet(id) | Op::CellPut(id) => vec![Resource::Cell(id)],
             Op::Append(id) => vec![Resource::Log(id)],
             Op::Acquire { lock, .. } | Op::Release { lock } => vec![Resource::Lock(lock)],
             // A second half acts on a pinned inode, whatever names it has now.
@@ -758,6 +758,13 @@ impl<F: Filesystem> Machine<F> {
             Op::CellGet(id) => self.cells[id as usize].clone(),
             Op::CellSet(id) => {
                 self.cells[id as usize] = args[0].clone();
+                Value::None
+            }
+            Op::CellPut(id) => {
+                let name = &self.prog.cells[id as usize].0;
+                let cell = &mut self.cells[id as usize];
+                *cell = crate::collections::put(cell, &args[0], &args[1])
+                    .map_err(|msg| format!("set {name}[{}]: {msg}", args[0]))?;
                 Value::None
             }
             Op::Append(id) => {
@@ -1780,7 +1787,13 @@ impl<F: Filesystem> Machine<F> {
                     stack.push(b);
                     stack.push(a);
                 }
-                PExpr::Concat(xs) | PExpr::Call(_, xs) => stack.extend(xs.iter().rev()),
+                PExpr::Concat(xs) | PExpr::Call(_, xs) | PExpr::List(xs) => {
+                    stack.extend(xs.iter().rev())
+                }
+                PExpr::Index { coll, key, .. } => {
+                    stack.push(key);
+                    stack.push(coll);
+                }
                 _ => {}
             }
         }

@@ -185,6 +185,30 @@ const SMALL_FILES: &str = r#"scenario files {
 }
 "#;
 
+/// Lists, maps and fallbacks: every collection construct once.
+const SMALL_COLLECTIONS: &str = r#"scenario pids {
+  cell alive = map {}
+  cell queue = []
+  const PIDS = [1, 2]
+  fs { dir "/d" }
+  actor worker x 2 {
+    set alive[self] = true
+    set queue = push(queue, self)
+    let seen = map { "a": [1], "b": map {} }
+    seen["c"] = len(PIDS)
+    for p in PIDS {
+      if p in seen["a"] { continue }
+      seen = put(seen, str(p), rest(queue))
+    }
+    let s = read("/d/pid") or read("/d/old") or ""
+    let q = remove(queue, self)
+    assert len(q) <= 2 and seen["c"] == 2, "odd {q[0]}"
+  }
+  invariant all: at end len(alive) == 2 and alive["worker1"] and not ("x" in alive)
+  expect holds
+}
+"#;
+
 pub(crate) const SEEDS: &[&str] = &[
     MAILMAN,
     SMALL_COUNTER,
@@ -195,6 +219,7 @@ pub(crate) const SEEDS: &[&str] = &[
     FILELOCK,
     PATCHWORK,
     DJANGO,
+    SMALL_COLLECTIONS,
 ];
 
 pub(crate) const TOKENS: &[&str] = &[
@@ -288,6 +313,27 @@ pub(crate) const TOKENS: &[&str] = &[
     "work",
     "on",
     "exit",
+    "[",
+    "]",
+    "[]",
+    "map",
+    "map {",
+    "map {}",
+    "\"k\":",
+    ":",
+    "in",
+    "for",
+    "for x in",
+    "or",
+    "or \"\"",
+    "read(\"/f\")",
+    "c[",
+    "x[0]",
+    "set c[0] =",
+    "push(",
+    "put(",
+    "rest(",
+    "remove(",
 ];
 
 #[derive(Debug, Clone)]
@@ -494,6 +540,11 @@ pub(crate) const NESTERS: &[(&str, &str, bool)] = &[
     ("1 + ", "", false),
     ("id(", ")", false),
     ("\"{", "}\"", false),
+    ("for x in [1] {\n", "\n}", true),
+    ("[", "]", false),
+    ("map { 1: ", " }", false),
+    ("[c][", "]", false),
+    ("read(\"/f\") or ", "", false),
 ];
 
 /// A scenario whose actor nests the chosen constructs, statements outside, expressions inside.

@@ -1,6 +1,7 @@
 //! The harness's integration tests: one binary, one module per area.
 
 mod browser;
+mod collections;
 mod db;
 mod engines;
 mod faults;

@@ -133,7 +133,7 @@ fn instr(p: &Program, i: &Instr) -> String {
 }
 
 #[track_caller]
-fn check_ok(src: &str, expect: Expect) {
+pub(super) fn check_ok(src: &str, expect: Expect) {
     match compile(FILE, src) {
         Ok(sc) => expect.assert_eq(&render(&sc)),
         Err(e) => panic!(
@@ -144,7 +144,7 @@ fn check_ok(src: &str, expect: Expect) {
 }
 
 #[track_caller]
-fn check_err(src: &str, expect: Expect) {
+pub(super) fn check_err(src: &str, expect: Expect) {
     match compile(FILE, src) {
         Ok(sc) => panic!(
             "expected errors, but the scenario compiled:\n{}",
@@ -165,7 +165,7 @@ fn check_err(src: &str, expect: Expect) {
 }
 
 /// Wraps statements in a scenario with one actor and the usual declarations.
-fn in_actor(body: &str) -> String {
+pub(super) fn in_actor(body: &str) -> String {
     format!(
         "scenario t {{\n  const P = \"/f\"\n  cell c = 0\n  log l\n  proc id(v) {{ return v }}\n  actor a {{\n{body}\n  }}\n}}\n"
     )
@@ -944,7 +944,8 @@ fn err_unknown_operation_suggests_link() {
              4 │   }
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first
+                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first,
+                    push, put, rest, remove
         "#]],
     );
 }
@@ -1581,7 +1582,7 @@ fn err_operation_in_invariant() {
                ╰────
               help: invariants may use holders(section), count(log), count(log, text), count(local, value),
                     exists(path), read(path), sql(...), connections(database), len, str, int, contains, min,
-                    max
+                    max, push, put, rest, remove
         "#]],
     );
 }
@@ -1977,7 +1978,7 @@ fn err_non_constant_const() {
                ╰────
               help: invariants may use holders(section), count(log), count(log, text), count(local, value),
                     exists(path), read(path), sql(...), connections(database), len, str, int, contains, min,
-                    max
+                    max, push, put, rest, remove
         "#]],
     );
 }
@@ -2075,7 +2076,8 @@ fn err_several_errors_reported_at_once() {
              5 │     break
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first
+                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first,
+                    push, put, rest, remove
               × `break` outside of a loop
                ╭─[test.race:5:5]
              4 │     lnk("/a", "/b")
@@ -2773,7 +2775,7 @@ const TRY_FINALLY: &str = r#"scenario s {
 }"#;
 
 /// What native-dfs (every reachable state) finds broken in one variant, sorted.
-fn broken_in(src: &str, variant: &str) -> Vec<String> {
+pub(super) fn broken_in(src: &str, variant: &str) -> Vec<String> {
     use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
     let sc = compile(FILE, src).unwrap_or_else(|e| panic!("{}", render_plain(&e)));
     let prog = std::sync::Arc::new(sc.variant(variant).expect("variant").clone());
