@@ -73,6 +73,10 @@ impl Chooser for RandomChooser {
         }
         Ok(Some(actors[self.rng.below(actors.len())]))
     }
+
+    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        Ok(Some(self.rng.below(ready) as u8))
+    }
 }
 
 struct PctChooser {
@@ -147,6 +151,10 @@ impl Chooser for PctChooser {
             }
         }
     }
+
+    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        Ok(Some(self.rng.below(ready) as u8))
+    }
 }
 
 /// Follows a recorded schedule, then stops.
@@ -165,6 +173,14 @@ impl Chooser for Follow<'_> {
             None => Ok(None),
             Some(c) if enabled.contains(c) => Ok(Some(*c)),
             Some(c) => Err(format!("the schedule diverged at step {}: it chooses #{c}, but only {enabled:?} can go (is the program deterministic given its schedule?)", step + 1)),
+        }
+    }
+
+    fn choose_thread(&mut self, step: usize, actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        match self.steps.get(step) {
+            None => Ok(None),
+            Some(&k) if (k as usize) < ready => Ok(Some(k)),
+            Some(k) => Err(format!("the schedule diverged at step {}: it chooses thread {k} of #{actor}, but only {ready} of its threads are at gated calls (is the program deterministic given its schedule?)", step + 1)),
         }
     }
 }
