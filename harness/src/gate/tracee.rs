@@ -90,6 +90,11 @@ pub type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
 #[derive(Debug, Default)]
 pub struct FileTimeMap {
     pub stamps: HashMap<(u64, i64, i64), u64>,
+    /// Per inode, the steps that may have changed its times: (real coarse time before the
+    /// step, virtual wall time of the step). An unlink of one of an inode's names changes its
+    /// ctime, but the name is gone before racelab can read it: such a time is dated by the
+    /// last step on the inode that began before it.
+    pub events: HashMap<u64, Vec<(i128, u64)>>,
     /// Real time (ns since 1970) when the run's files were made: kernel timestamps from then on
     /// that no step claims (the scenario's `fs` entries) read as the run's start.
     pub since_ns: i128,
@@ -105,6 +110,13 @@ impl FileTimeMap {
             return Some(*v);
         }
         let real = sec as i128 * 1_000_000_000 + nsec as i128;
+        if let Some(&(_, v)) = self
+            .events
+            .get(&ino)
+            .and_then(|e| e.iter().rev().find(|(before, _)| *before <= real))
+        {
+            return Some(v);
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
@@ -735,6 +747,19 @@ impl Tracee {
 
     /// Performs the pending step: the call runs, we read its result at the syscall exit.
     fn finish_step(&mut self, t: usize, clock: &VirtualClock) -> Result<(), GateError> {
+        // The inodes the step may change (an unlink leaves no name to read them by after).
+        let touched: Vec<u64> = match &self.threads[t].pending {
+            Some(p) if !matches!(p.op, "stat" | "fstat" | "read") => {
+                use std::os::unix::fs::MetadataExt;
+                p.paths
+                    .iter()
+                    .flat_map(|q| [Some(q.as_path()), q.parent()])
+                    .flatten()
+                    .filter_map(|q| std::fs::symlink_metadata(q).ok().map(|m| m.ino()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let before = coarse_now_ns();
         let ret = self.run_to_exit(t)?;
         if self.threads[t].at == ThreadAt::Gone {
@@ -764,7 +789,7 @@ impl Tracee {
         };
         if let Some(p) = &pending {
             if ret >= 0 {
-                self.date_files(p, before, clock)?;
+                self.date_files(p, before, &touched, clock)?;
             }
         }
         if let Some(p) = pending {
@@ -793,7 +818,13 @@ impl Tracee {
 
     /// After a step: a `stat` shows the file times the schedule gave them; a call that changed
     /// files has the real times it left on them (and on their directory) dated with the clock.
-    fn date_files(&mut self, p: &Pending, before_ns: i128, clock: &VirtualClock) -> Result<(), GateError> {
+    fn date_files(
+        &mut self,
+        p: &Pending,
+        before_ns: i128,
+        touched: &[u64],
+        clock: &VirtualClock,
+    ) -> Result<(), GateError> {
         if matches!(p.op, "stat" | "fstat") {
             if let Some((buf, statx)) = p.stat_buf {
                 self.virtualize_stat(buf, statx)?;
@@ -802,6 +833,9 @@ impl Tracee {
         }
         use std::os::unix::fs::MetadataExt;
         let mut map = self.times.borrow_mut();
+        for ino in touched {
+            map.events.entry(*ino).or_default().push((before_ns, clock.wall_ns()));
+        }
         for path in &p.paths {
             for q in [Some(path.as_path()), path.parent()].into_iter().flatten() {
                 let Ok(m) = std::fs::symlink_metadata(q) else { continue };
@@ -813,6 +847,9 @@ impl Tracee {
                 for (sec, nsec) in stamps {
                     if sec as i128 * 1_000_000_000 + nsec as i128 >= before_ns {
                         map.stamps.insert((m.ino(), sec, nsec), clock.wall_ns());
+                        if !touched.contains(&m.ino()) {
+                            map.events.entry(m.ino()).or_default().push((before_ns, clock.wall_ns()));
+                        }
                     }
                 }
             }
