@@ -46,6 +46,8 @@ pub struct GateOptions {
     /// Put first on the gated programs' PATH: `$RACELAB_VENV/bin`, where `cargo xtask venv`
     /// installs the Python packages the built-in drivers import (flufl.lock).
     pub path_prefix: Option<PathBuf>,
+    /// More environment for the gated programs (tests point `RACELAB_VENV` at their own).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl GateOptions {
@@ -73,6 +75,7 @@ impl GateOptions {
             seed: 1,
             tick_ns: 1_000_000_000,
             path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
+            extra_env: Vec::new(),
         })
     }
 }
@@ -379,6 +382,7 @@ pub fn execute(
             ("TZ".to_string(), "UTC".to_string()),
         ];
         let mut env = env;
+        env.extend(opts.extra_env.iter().cloned());
         if let Some(bin) = &opts.path_prefix {
             let path = std::env::var("PATH").unwrap_or_default();
             env.push(("PATH".to_string(), format!("{}:{path}", bin.display())));
