@@ -258,7 +258,11 @@ pub fn explore(
         seconds: 0.0,
         findings: Vec::new(),
     };
+    // PCT draws its change points over the steps a run makes: a guess until one run has
+    // finished, then the longest seen (a short program's races sit in its first few steps,
+    // which a guess of 200 would rarely hit).
     let mut expected_steps = 200;
+    let mut seen_finished = false;
     let mut opts = opts.clone();
     while out.executions < max_executions && started.elapsed() < max_time {
         let mut rng = Rng(seed ^ out.executions.wrapping_mul(0xA24B_AED4_963E_E407));
@@ -289,7 +293,12 @@ pub fn explore(
         };
         out.executions += 1;
         if exec.end == GateEnd::Finished {
-            expected_steps = expected_steps.max(exec.choices.len());
+            expected_steps = if seen_finished {
+                expected_steps.max(exec.choices.len())
+            } else {
+                exec.choices.len().max(1)
+            };
+            seen_finished = true;
         }
         for b in &exec.broken {
             if out.findings.iter().any(|f| f.invariant == b.invariant) {
