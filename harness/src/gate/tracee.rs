@@ -779,8 +779,8 @@ impl Tracee {
                 Some("open") => format!("fd {ret}"),
                 // The link count the program read: 0 once the inode it locked lost its last name.
                 Some("fstat") => match pending.as_ref().and_then(|p| p.stat_buf) {
-                    Some((buf, statx)) => self
-                        .stat_nlink(buf, statx)
+                    Some((buf, _)) => self
+                        .stat_nlink(buf)
                         .map_or("ok".into(), |n| format!("nlink {n}")),
                     None => "ok".into(),
                 },
@@ -998,8 +998,8 @@ impl Tracee {
 
     /// `st_nlink` from a `struct stat` (a u64) or `struct statx` (a u32) at `buf`: both at
     /// offset 16 on x86_64; the low 32 bits are the count either way (little-endian).
-    fn stat_nlink(&self, buf: u64, statx: bool) -> Option<u32> {
-        let b = self.read_mem(buf + if statx { 0x10 } else { 16 }, 4).ok()?;
+    fn stat_nlink(&self, buf: u64) -> Option<u32> {
+        let b = self.read_mem(buf + 16, 4).ok()?;
         Some(u32::from_le_bytes(b.try_into().ok()?))
     }
 

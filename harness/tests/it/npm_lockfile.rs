@@ -36,7 +36,11 @@ fn the_model_breaks_0_4_2_and_lock_sync_and_proves_0_4_3() {
         let found = ex.findings.iter().any(|f| f.invariant == "exclusive");
         assert_eq!(found, breaks, "{v}: {:?}", ex.findings);
         if !breaks {
-            assert!(ex.exhaustive, "{v}: native-dfs did not finish ({})", ex.bound);
+            assert!(
+                ex.exhaustive,
+                "{v}: native-dfs did not finish ({})",
+                ex.bound
+            );
         }
     }
 }
@@ -53,7 +57,14 @@ fn venv_with(version: &str) -> PathBuf {
     let prefix = venv.join("npm").join(format!("lockfile@{version}"));
     if !prefix.join("node_modules/lockfile/package.json").exists() {
         let out = std::process::Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+            .args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
             .arg(&prefix)
             .arg(format!("lockfile@{version}"))
             .output()
@@ -91,8 +102,16 @@ fn the_real_0_4_2_and_lock_sync_give_two_holders_through_the_gate_and_replay() {
     for (v, version) in [("v0.4.2", "0.4.2"), ("v1.0.4-sync", "1.0.4")] {
         let (prog, opts, _base) = gated(v, version);
         let want = vec!["exclusive".to_string()];
-        let ex = gate_explore(&prog, &opts, Strategy::Random, budget(150), &want, 0x5eed, &mut |_, _| {})
-            .unwrap_or_else(|e| panic!("{v}: the gate runs the real lockfile: {e}"));
+        let ex = gate_explore(
+            &prog,
+            &opts,
+            Strategy::Random,
+            budget(150),
+            &want,
+            0x5eed,
+            &mut |_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{v}: the gate runs the real lockfile: {e}"));
         let found = ex
             .findings
             .iter()
@@ -100,7 +119,12 @@ fn the_real_0_4_2_and_lock_sync_give_two_holders_through_the_gate_and_replay() {
             .unwrap_or_else(|| panic!("{v}: no two holders in {} executions", ex.executions));
         // Both waiters judged the dead holder's lock stale (its ctime is the run's start, and
         // Date.now() is 11 s later on the virtual clock), and the second unlinked the first's.
-        let ops: Vec<&str> = found.execution.trace.iter().map(|s| s.operation.as_str()).collect();
+        let ops: Vec<&str> = found
+            .execution
+            .trace
+            .iter()
+            .map(|s| s.operation.as_str())
+            .collect();
         assert!(
             ops.iter().filter(|o| **o == "unlink(app.lock)").count() >= 2,
             "{v}: {ops:?}"
@@ -114,9 +138,27 @@ fn the_real_0_4_2_and_lock_sync_give_two_holders_through_the_gate_and_replay() {
 #[test]
 fn the_real_0_4_3_holds_through_the_gate() {
     let (prog, opts, base) = gated("v0.4.3", "0.4.3");
-    let ex = gate_explore(&prog, &opts, Strategy::Random, budget(25), &[], 0x5eed, &mut |_, _| {})
-        .expect("the gate runs the real lockfile 0.4.3");
+    let ex = gate_explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        budget(25),
+        &[],
+        0x5eed,
+        &mut |_, _| {},
+    )
+    .expect("the gate runs the real lockfile 0.4.3");
     assert_eq!(ex.executions, 25);
-    assert!(ex.findings.is_empty(), "{:?}", ex.findings.iter().map(|f| &f.message).collect::<Vec<_>>());
-    assert!(std::fs::read_dir(base.path()).expect("read the base").next().is_none(), "a run directory was left");
+    assert!(
+        ex.findings.is_empty(),
+        "{:?}",
+        ex.findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+    );
+    assert!(
+        std::fs::read_dir(base.path())
+            .expect("read the base")
+            .next()
+            .is_none(),
+        "a run directory was left"
+    );
 }
