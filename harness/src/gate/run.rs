@@ -726,6 +726,7 @@ fn settle(
     let deadline = Instant::now() + opts.step_timeout;
     let mut probed = false;
     let mut quiet = 0u32;
+    let mut last_signature = None;
     loop {
         let mut any = false;
         for p in procs.iter_mut() {
@@ -733,9 +734,15 @@ fn settle(
         }
         if any {
             quiet = 0;
+            last_signature = None;
             continue;
         }
-        if procs.iter().all(Tracee::settled) {
+        // Settled twice over, with no thread run in between (see `idle_signature`).
+        let signature: Option<Vec<Vec<(i32, u64)>>> =
+            procs.iter().map(Tracee::idle_signature).collect();
+        let confirmed = signature.is_some() && signature == last_signature;
+        last_signature = signature;
+        if confirmed {
             if !probed {
                 probed = true;
                 let mut probing = false;
@@ -743,6 +750,7 @@ fn settle(
                     probing |= p.probe_timed()?;
                 }
                 if probing {
+                    last_signature = None;
                     continue;
                 }
             }

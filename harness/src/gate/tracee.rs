@@ -380,11 +380,28 @@ impl Tracee {
     /// Whether nothing in this process will change without racelab: every thread is held (at a
     /// step, asleep, in a timed wait) or idle in the kernel, and no event waits to be read.
     pub fn settled(&self) -> bool {
-        self.end.is_some()
-            || self.threads.iter().all(|t| match t.at {
-                ThreadAt::Free => t.probing.is_none() && !t.fresh && idle(self.pid, t.tid),
-                _ => true,
-            })
+        self.idle_signature().is_some()
+    }
+
+    /// When the process is settled, how many times each free thread has been run by the
+    /// kernel so far: the states are read one thread after another, so a thread read as idle
+    /// may have been woken by one read later, which went to sleep in between. Two passes with
+    /// the same signature show that nobody ran in between.
+    pub fn idle_signature(&self) -> Option<Vec<(i32, u64)>> {
+        if self.end.is_some() {
+            return Some(Vec::new());
+        }
+        let mut sig = Vec::new();
+        for t in &self.threads {
+            if t.at != ThreadAt::Free {
+                continue;
+            }
+            if t.probing.is_some() || t.fresh || !idle(self.pid, t.tid) {
+                return None;
+            }
+            sig.push((t.tid.as_raw(), times_run(self.pid, t.tid)));
+        }
+        Some(sig)
     }
 
     /// Performs thread `t`'s pending step and lets it run on, free.
@@ -1094,6 +1111,15 @@ fn set_arg(regs: &mut libc::user_regs_struct, n: usize, value: u64) {
         4 => regs.r8 = value,
         _ => regs.r9 = value,
     }
+}
+
+/// How many times the kernel has put thread `tid` on a CPU (`/proc/.../schedstat`, third field;
+/// 0 where the kernel does not keep it).
+fn times_run(pid: Pid, tid: Pid) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// Whether thread `tid` sleeps in the kernel (state `S`): idle outside the gate until something
