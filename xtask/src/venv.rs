@@ -2,7 +2,9 @@
 //! a venv under target/ with flufl.lock pinned to the version `scenarios/flufl-lock.race`
 //! models, and each filelock release `scenarios/filelock.race` models in a directory of its
 //! own (`$RACELAB_VENV/filelock/VERSION`, put on sys.path by the driver: one site-packages
-//! holds one version). Made once and kept; checked on every use.
+//! holds one version), and the npm packages the Node drivers load, each release in a prefix of
+//! its own (`$RACELAB_VENV/npm/NAME@VERSION/node_modules/NAME`). Made once and kept; checked on
+//! every use.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,6 +16,58 @@ pub const FLUFL_LOCK: &str = "flufl.lock==10.0.0";
 /// lock file), 3.20.4 (first to unlink it on release, with the fstat nlink check), 3.29.4 (the
 /// last that unlinks) and 3.29.5 (keeps it again: tox-dev/filelock PR #577).
 pub const FILELOCK_VERSIONS: &[&str] = &["3.20.3", "3.20.4", "3.29.4", "3.29.5"];
+
+/// The npm releases the Node drivers run through the gate: lockfile 0.4.2 (npm/lockfile#4: two
+/// waiters both remove a stale lock), 0.4.3 (the fix: a `.STALE` lock around the removal) and
+/// 1.0.4 (the last release, for its `lockSync`) for `scenarios/npm-lockfile.race`;
+/// proper-lockfile 4.1.2 (its #121, open) for `scenarios/proper-lockfile.race`.
+pub const NPM_PACKAGES: &[(&str, &str)] = &[
+    ("lockfile", "0.4.2"),
+    ("lockfile", "0.4.3"),
+    ("lockfile", "1.0.4"),
+    ("proper-lockfile", "4.1.2"),
+];
+
+/// Installs each npm release into `$venv/npm/NAME@VERSION`. As for filelock, a release that
+/// cannot be installed (no npm on this machine, no registry) leaves `NAME@VERSION.missing` with
+/// the reason, which the driver prints before its first gated call: an error row, never a pass.
+fn ensure_npm(venv: &Path) -> Result<(), String> {
+    let base = venv.join("npm");
+    std::fs::create_dir_all(&base).map_err(|e| format!("mkdir {}: {e}", base.display()))?;
+    for (name, v) in NPM_PACKAGES {
+        let dir = base.join(format!("{name}@{v}"));
+        let missing = base.join(format!("{name}@{v}.missing"));
+        if dir.join("node_modules").join(name).join("package.json").exists() {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+            .arg(&dir)
+            .arg(format!("{name}@{v}"))
+            .output();
+        let why = match out {
+            Ok(out) if out.status.success() && dir.join("node_modules").join(name).join("package.json").exists() => None,
+            Ok(out) => Some(format!(
+                "npm install {name}@{v} failed ({}): {}\n",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Some(format!(
+                "npm install {name}@{v}: cannot run npm: {e} (Debian: apt-get install nodejs npm)\n"
+            )),
+        };
+        match why {
+            None => {
+                let _ = std::fs::remove_file(&missing);
+            }
+            Some(why) => {
+                std::fs::write(&missing, why).map_err(|e| format!("{}: {e}", missing.display()))?
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Installs each filelock release into `$venv/filelock/VERSION`. A release that cannot be
 /// installed is not an error here: `VERSION.missing` says why, and the driver prints that and
@@ -68,6 +122,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
     };
     if ready() {
         ensure_filelock(&venv)?;
+        ensure_npm(&venv)?;
         return Ok(venv);
     }
     let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
@@ -98,6 +153,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
     )?;
     if ready() {
         ensure_filelock(&venv)?;
+        ensure_npm(&venv)?;
         Ok(venv)
     } else {
         Err(format!(

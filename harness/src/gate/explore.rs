@@ -73,6 +73,10 @@ impl Chooser for RandomChooser {
         }
         Ok(Some(actors[self.rng.below(actors.len())]))
     }
+
+    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        Ok(Some(self.rng.below(ready) as u8))
+    }
 }
 
 struct PctChooser {
@@ -147,6 +151,10 @@ impl Chooser for PctChooser {
             }
         }
     }
+
+    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        Ok(Some(self.rng.below(ready) as u8))
+    }
 }
 
 /// Follows a recorded schedule, then stops.
@@ -165,6 +173,14 @@ impl Chooser for Follow<'_> {
             None => Ok(None),
             Some(c) if enabled.contains(c) => Ok(Some(*c)),
             Some(c) => Err(format!("the schedule diverged at step {}: it chooses #{c}, but only {enabled:?} can go (is the program deterministic given its schedule?)", step + 1)),
+        }
+    }
+
+    fn choose_thread(&mut self, step: usize, actor: usize, ready: usize) -> Result<Option<u8>, String> {
+        match self.steps.get(step) {
+            None => Ok(None),
+            Some(&k) if (k as usize) < ready => Ok(Some(k)),
+            Some(k) => Err(format!("the schedule diverged at step {}: it chooses thread {k} of #{actor}, but only {ready} of its threads are at gated calls (is the program deterministic given its schedule?)", step + 1)),
         }
     }
 }
@@ -242,7 +258,11 @@ pub fn explore(
         seconds: 0.0,
         findings: Vec::new(),
     };
+    // PCT draws its change points over the steps a run makes: a guess until one run has
+    // finished, then the longest seen (a short program's races sit in its first few steps,
+    // which a guess of 200 would rarely hit).
     let mut expected_steps = 200;
+    let mut seen_finished = false;
     let mut opts = opts.clone();
     while out.executions < max_executions && started.elapsed() < max_time {
         let mut rng = Rng(seed ^ out.executions.wrapping_mul(0xA24B_AED4_963E_E407));
@@ -273,7 +293,12 @@ pub fn explore(
         };
         out.executions += 1;
         if exec.end == GateEnd::Finished {
-            expected_steps = expected_steps.max(exec.choices.len());
+            expected_steps = if seen_finished {
+                expected_steps.max(exec.choices.len())
+            } else {
+                exec.choices.len().max(1)
+            };
+            seen_finished = true;
         }
         for b in &exec.broken {
             if out.findings.iter().any(|f| f.invariant == b.invariant) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use reports::TraceStep;
 
-use super::tracee::{GateError, Stop, Tracee};
+use super::tracee::{coarse_now_ns, FileTimeMap, FileTimes, GateError, Stop, ThreadAt, Tracee};
 use super::{expand_command, VirtualClock};
 use crate::eval::{eval, truthy, Env};
 use crate::ir::{oracle, FaultKind, FsInit, Program, Query, Reg, Value, When};
@@ -46,6 +46,8 @@ pub struct GateOptions {
     /// Put first on the gated programs' PATH: `$RACELAB_VENV/bin`, where `cargo xtask venv`
     /// installs the Python packages the built-in drivers import (flufl.lock).
     pub path_prefix: Option<PathBuf>,
+    /// More environment for the gated programs (tests point `RACELAB_VENV` at their own).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl GateOptions {
@@ -73,6 +75,7 @@ impl GateOptions {
             seed: 1,
             tick_ns: 1_000_000_000,
             path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
+            extra_env: Vec::new(),
         })
     }
 }
@@ -87,6 +90,19 @@ pub trait Chooser {
         enabled: &[u8],
         last: Option<(usize, bool)>,
     ) -> Result<Option<u8>, String>;
+
+    /// Which of the `ready` threads of `actor` at gated calls goes (`0..ready`, in the order the
+    /// threads started), asked only when there are two or more: a schedule records it as one more
+    /// choice right after the actor's. `None` stops the run. The first is the default: a chooser
+    /// that does not explore threads runs the oldest.
+    fn choose_thread(
+        &mut self,
+        _step: usize,
+        _actor: usize,
+        _ready: usize,
+    ) -> Result<Option<u8>, String> {
+        Ok(Some(0))
+    }
 }
 
 /// How a gated run ended.
@@ -146,18 +162,6 @@ impl Execution {
             .collect::<Vec<_>>()
             .join("; ")
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Status {
-    /// Stopped at a gated call, shown as text.
-    Ready(String),
-    /// Asleep (or stalled) until this virtual time; then `Ready` again, or resumed from a sleep.
-    Waiting {
-        until: u64,
-        then: Option<String>,
-    },
-    Done(Ended),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +342,7 @@ pub fn execute(
         })?;
     let root = run.path().join("root");
     let logs = run.path().join("logs");
+    let made_at = coarse_now_ns();
     for d in [root.join(".racelab/logs"), logs.clone()] {
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
@@ -355,6 +360,11 @@ pub fn execute(
     let root = root
         .canonicalize()
         .map_err(|e| format!("{}: {e}", root.display()))?;
+    let times: FileTimes = std::rc::Rc::new(std::cell::RefCell::new(FileTimeMap {
+        since_ns: made_at,
+        start_wall_ns: VirtualClock::default().wall_ns(),
+        ..Default::default()
+    }));
     let roots = client_roots(opts, run.path(), &root)?;
 
     let mut procs = Vec::new();
@@ -372,6 +382,7 @@ pub fn execute(
             ("TZ".to_string(), "UTC".to_string()),
         ];
         let mut env = env;
+        env.extend(opts.extra_env.iter().cloned());
         if let Some(bin) = &opts.path_prefix {
             let path = std::env::var("PATH").unwrap_or_default();
             env.push(("PATH".to_string(), format!("{}:{path}", bin.display())));
@@ -386,22 +397,34 @@ pub fn execute(
             opts.seed
                 .wrapping_mul(0x100_0000_01B3)
                 .wrapping_add(i as u64 + 1),
+            opts.tick_ns,
+            times.clone(),
         )?);
     }
 
     let watchdog = Watchdog::start();
     let mut clock = VirtualClock::default();
     let n = prog.actors.len();
-    let mut status = Vec::with_capacity(n);
+    // How each actor ended, when racelab ended it (a crash fault, the hang watchdog).
+    let mut fate: Vec<Option<Ended>> = vec![None; n];
+    let mut reported = vec![false; n];
+    let mut stalled_until = vec![0u64; n];
     for p in procs.iter_mut() {
         p.start()?;
     }
-    for (i, p) in procs.iter_mut().enumerate() {
-        let st = resume(p, &clock, &watchdog, opts)?;
+    let first = settle(&mut procs, &clock, &watchdog, opts, &mut fate);
+    if let Err(e) = first {
+        for p in procs.iter_mut() {
+            p.reap();
+        }
+        return Err(e);
+    }
+    for (i, p) in procs.iter().enumerate() {
         // A program that fails before its first gated call did not run the scenario at all
         // (a missing interpreter or module, a typo in the command): that is the setup's fault.
-        if let Status::Done(end) = &st {
-            if *end != Ended::Exited(0) {
+        let end = ended(p, &fate[i]);
+        if let Some(end) = end {
+            if end != Ended::Exited(0) {
                 return Err(format!(
                     "{} ({}) ended before its first gated call ({end:?}): {}",
                     prog.actors[i].name,
@@ -409,8 +432,8 @@ pub fn execute(
                     p.stderr_tail()
                 ));
             }
+            reported[i] = true;
         }
-        status.push(st);
     }
     let mut fired = vec![false; prog.faults.len()];
     let mut last: Option<(usize, bool)> = None;
@@ -427,48 +450,50 @@ pub fn execute(
             if let Some(sig) = crate::backend::cancel::requested() {
                 return Err(format!("interrupted by signal {sig}"));
             }
+            let enabled_actors = |procs: &[Tracee], clock: &VirtualClock| -> Vec<u8> {
+                (0..n)
+                    .filter(|&i| {
+                        procs[i].alive()
+                            && stalled_until[i] <= clock.now_ns()
+                            && !procs[i].ready().is_empty()
+                    })
+                    .map(|i| i as u8)
+                    .collect()
+            };
             // Wake whoever is due; when nobody can run, the clock jumps to the next wake-up.
             loop {
-                let ready = status.iter().any(|s| matches!(s, Status::Ready(_)));
-                let next = status
+                let ready = !enabled_actors(&procs, &clock).is_empty();
+                let next = procs
                     .iter()
-                    .filter_map(|s| {
-                        if let Status::Waiting { until, .. } = s {
-                            Some(*until)
-                        } else {
-                            None
-                        }
-                    })
+                    .filter(|p| p.alive())
+                    .filter_map(Tracee::next_wakeup)
+                    .chain(
+                        (0..n)
+                            .filter(|&i| procs[i].alive() && stalled_until[i] > clock.now_ns())
+                            .map(|i| stalled_until[i]),
+                    )
                     .min();
                 match next {
                     Some(t) if !ready || t <= clock.now_ns() => {
                         clock.advance_to(t);
-                        for i in 0..n {
-                            if let Status::Waiting { until, then } = &status[i] {
-                                if *until <= clock.now_ns() {
-                                    status[i] = match then.clone() {
-                                        Some(call) => Status::Ready(call),
-                                        // The end of a sleep is no step: nothing shared happens
-                                        // before the process's next gated call.
-                                        None => resume(&mut procs[i], &clock, &watchdog, opts)?,
-                                    };
-                                }
-                            }
+                        // The end of a sleep is no step: nothing shared happens before the
+                        // thread's next gated call.
+                        for p in procs.iter_mut().filter(|p| p.alive()) {
+                            p.wake_due(&clock)?;
                         }
+                        settle(&mut procs, &clock, &watchdog, opts, &mut fate)?;
+                        note_ends(prog, &procs, &fate, &mut reported, &mut exec, opts);
                     }
                     _ => break,
                 }
             }
             let budget_left = fired.iter().filter(|f| **f).count() < prog.fault_budget;
-            let mut enabled: Vec<u8> = (0..n)
-                .filter(|&i| matches!(status[i], Status::Ready(_)))
-                .map(|i| i as u8)
-                .collect();
+            let mut enabled = enabled_actors(&procs, &clock);
             if enabled.is_empty() {
                 return Ok(());
             }
             for (f, fault) in prog.faults.iter().enumerate() {
-                if !fired[f] && budget_left && !matches!(status[fault.target], Status::Done(_)) {
+                if !fired[f] && budget_left && procs[fault.target].alive() {
                     enabled.push((n + f) as u8);
                 }
             }
@@ -493,18 +518,41 @@ pub fn execute(
             let time_ms = clock.wall_ms();
             let c = c as usize;
             let (actor, operation, result) = if c < n {
-                let Status::Ready(call) = status[c].clone() else {
-                    unreachable!("enabled actors are ready")
+                // An actor with several threads at gated calls: one more choice, which thread
+                // (0 = the one that started first).
+                let ready = procs[c].ready();
+                let k = if ready.len() > 1 {
+                    let Some(k) = chooser.choose_thread(exec.choices.len(), c, ready.len())? else {
+                        exec.choices.pop();
+                        exec.end = GateEnd::Cut;
+                        return Ok(());
+                    };
+                    if k as usize >= ready.len() {
+                        return Err(format!(
+                            "the schedule chose thread {k} of #{c}, which has {} threads at gated calls here",
+                            ready.len()
+                        ));
+                    }
+                    exec.choices.push(k);
+                    k as usize
+                } else {
+                    0
                 };
-                status[c] = resume(&mut procs[c], &clock, &watchdog, opts)?;
-                let result = match (procs[c].last_result.is_empty(), &status[c]) {
-                    (true, _) => describe_end(&status[c]),
-                    (false, Status::Done(_)) => format!(
-                        "{}, then {}",
-                        procs[c].last_result,
-                        describe_end(&status[c])
-                    ),
-                    (false, _) => procs[c].last_result.clone(),
+                let t = ready[k];
+                let call = procs[c].call(t);
+                watchdog.arm(procs[c].pid.as_raw(), opts.step_timeout);
+                let stepped = procs[c].step(t, &clock);
+                if watchdog.disarm() {
+                    fate[c] = Some(Ended::Hung);
+                }
+                stepped?;
+                settle(&mut procs, &clock, &watchdog, opts, &mut fate)?;
+                let end = ended(&procs[c], &fate[c]);
+                let result = match (procs[c].last_result.is_empty(), &end) {
+                    (true, Some(e)) => describe_end(e),
+                    (true, None) => "ok".into(),
+                    (false, Some(e)) => format!("{}, then {}", procs[c].last_result, describe_end(e)),
+                    (false, None) => procs[c].last_result.clone(),
                 };
                 (c, call, result)
             } else {
@@ -515,16 +563,13 @@ pub fn execute(
                 let result = match fault.kind {
                     FaultKind::Crash => {
                         procs[t].reap();
-                        status[t] = Status::Done(Ended::Crashed);
+                        fate[t] = Some(Ended::Crashed);
+                        reported[t] = true;
                         "crashed (SIGKILL): stops for good; its files stay".to_string()
                     }
                     FaultKind::Stall { for_ms } => {
                         let d = for_ms as u64 * 1_000_000;
-                        status[t] = match status[t].clone() {
-                            Status::Ready(call) => Status::Waiting { until: clock.now_ns() + d, then: Some(call) },
-                            Status::Waiting { until, then } => Status::Waiting { until: until.max(clock.now_ns() + d), then },
-                            done => done,
-                        };
+                        stalled_until[t] = stalled_until[t].max(clock.now_ns() + d);
                         format!("stalled for {}", crate::ir::format_duration(for_ms))
                     }
                     ref other => return Err(format!("fault `{}` ({other:?}) has no gated form yet; the gate lands crash and stall faults", fault.name)),
@@ -533,22 +578,8 @@ pub fn execute(
             };
             last = Some((actor, c < n && changes_files(&operation, &result)));
             // A process that ended badly in this step is a finding at this step.
-            if c < n {
-                let who = &prog.actors[c].name;
-                match &status[c] {
-                    Status::Done(Ended::Exited(code)) if *code != 0 => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} exited with status {code}: {}", procs[c].stderr_tail())),
-                    Status::Done(Ended::Killed(sig)) => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} was killed by {sig}: {}", procs[c].stderr_tail())),
-                    Status::Done(Ended::Hung) => exec.record(
-                        oracle::DEADLOCK,
-                        format!("deadlock: {who} made no gated call for {:?} of wall time (blocked outside the gate, or spinning): killed and reaped", opts.step_timeout),
-                    ),
-                    _ => {}
-                }
-            }
-            let alive: Vec<bool> = status
-                .iter()
-                .map(|s| !matches!(s, Status::Done(_)))
-                .collect();
+            note_ends(prog, &procs, &fate, &mut reported, &mut exec, opts);
+            let alive: Vec<bool> = procs.iter().map(Tracee::alive).collect();
             let world = GateWorld {
                 prog,
                 root: &root,
@@ -616,27 +647,140 @@ pub fn execute(
     Ok(exec)
 }
 
-/// Lets `p`'s pending call happen and runs it to its next stop, under the watchdog.
-fn resume(
-    p: &mut Tracee,
+/// How actor `p` ended, if it has: racelab's doing (`fate`) or the process's own.
+fn ended(p: &Tracee, fate: &Option<Ended>) -> Option<Ended> {
+    if let Some(f) = fate {
+        return Some(f.clone());
+    }
+    match p.end.as_ref()? {
+        Stop::Exited(code) => Some(Ended::Exited(*code)),
+        Stop::Killed(sig) => Some(Ended::Killed(*sig)),
+    }
+}
+
+/// Records, at the current step, every actor that has just ended badly: a non-zero exit or a
+/// signal is an unhandled error, a hang a deadlock.
+fn note_ends(
+    prog: &Program,
+    procs: &[Tracee],
+    fate: &[Option<Ended>],
+    reported: &mut [bool],
+    exec: &mut Execution,
+    opts: &GateOptions,
+) {
+    for i in 0..procs.len() {
+        if reported[i] {
+            continue;
+        }
+        let Some(end) = ended(&procs[i], &fate[i]) else {
+            continue;
+        };
+        reported[i] = true;
+        let who = &prog.actors[i].name;
+        match end {
+            Ended::Exited(code) if code != 0 => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} exited with status {code}: {}", procs[i].stderr_tail())),
+            Ended::Killed(sig) => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} was killed by {sig}: {}", procs[i].stderr_tail())),
+            Ended::Hung => exec.record(
+                oracle::DEADLOCK,
+                format!("deadlock: {who} made no gated call for {:?} of wall time (blocked outside the gate, or spinning): killed and reaped", opts.step_timeout),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Lets every free thread of every process run until the program is *settled*: each thread is
+/// held by the gate (at a step, asleep, in a timed wait) or idle in the kernel (a futex, an
+/// epoll with no deadline), and something can go on (a thread at a step, a wake-up due, or
+/// every process ended). Nothing then changes until racelab lets a thread go, so the schedule's
+/// choice is among everything that can run. A program that does not settle within
+/// `--step-timeout` (spinning, or every thread idle with nothing to wake it) is killed and
+/// marked hung.
+fn settle(
+    procs: &mut [Tracee],
     clock: &VirtualClock,
     watchdog: &Watchdog,
     opts: &GateOptions,
-) -> Result<Status, GateError> {
-    watchdog.arm(p.pid.as_raw(), opts.step_timeout);
-    let stop = p.resume(clock);
-    let hung = watchdog.disarm();
-    Ok(match stop? {
-        Stop::Step(call) => Status::Ready(call),
-        Stop::Sleep(until) if opts.tick_ns > 0 => Status::Waiting {
-            until: until.div_ceil(opts.tick_ns) * opts.tick_ns,
-            then: None,
-        },
-        Stop::Sleep(until) => Status::Waiting { until, then: None },
-        Stop::Exited(code) => Status::Done(Ended::Exited(code)),
-        Stop::Killed(_) if hung => Status::Done(Ended::Hung),
-        Stop::Killed(sig) => Status::Done(Ended::Killed(sig)),
-    })
+    fate: &mut [Option<Ended>],
+) -> Result<(), GateError> {
+    // A single-threaded program (the common case) is waited for, not polled: one free thread
+    // in all, alone in its process.
+    loop {
+        let free: Vec<usize> = (0..procs.len())
+            .filter(|&i| procs[i].alive() && procs[i].threads.iter().any(|t| t.at == ThreadAt::Free))
+            .collect();
+        let [i] = free[..] else { break };
+        if procs[i].live_threads() != 1 {
+            break;
+        }
+        watchdog.arm(procs[i].pid.as_raw(), opts.step_timeout);
+        let waited = procs[i].wait_single(clock);
+        if watchdog.disarm() {
+            fate[i] = Some(Ended::Hung);
+        }
+        waited?;
+        if procs[i].live_threads() <= 1 {
+            return Ok(());
+        }
+    }
+    let deadline = Instant::now() + opts.step_timeout;
+    let mut probed = false;
+    let mut quiet = 0u32;
+    let mut last_signature = None;
+    loop {
+        let mut any = false;
+        for p in procs.iter_mut() {
+            any |= p.drain(clock)?;
+        }
+        if any {
+            quiet = 0;
+            last_signature = None;
+            continue;
+        }
+        // Settled twice over, with no thread run in between (see `idle_signature`).
+        let signature: Option<Vec<Vec<(i32, u64)>>> =
+            procs.iter().map(Tracee::idle_signature).collect();
+        let confirmed = signature.is_some() && signature == last_signature;
+        last_signature = signature;
+        if confirmed {
+            if !probed {
+                probed = true;
+                let mut probing = false;
+                for p in procs.iter_mut().filter(|p| p.alive()) {
+                    probing |= p.probe_timed()?;
+                }
+                if probing {
+                    last_signature = None;
+                    continue;
+                }
+            }
+            let goes_on = procs.iter().all(|p| !p.alive())
+                || procs
+                    .iter()
+                    .any(|p| p.alive() && (!p.ready().is_empty() || p.next_wakeup().is_some()));
+            if goes_on {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            // Spinning threads, or everything idle with nothing to wake it: hung.
+            let all_settled = procs.iter().all(Tracee::settled);
+            for (i, p) in procs.iter_mut().enumerate() {
+                if p.alive() && (all_settled || !p.settled()) {
+                    p.reap();
+                    fate[i] = Some(Ended::Hung);
+                }
+            }
+            return Ok(());
+        }
+        // Poll: a few yields first (a thread pool's hand-over is quick), then short sleeps.
+        quiet += 1;
+        if quiet < 20 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(if quiet < 200 { 50 } else { 500 }));
+        }
+    }
 }
 
 /// Whether a step changed what other processes can see: a successful link, unlink, rename,
@@ -662,11 +806,11 @@ fn changes_files(operation: &str, result: &str) -> bool {
         || operation.starts_with("leave ")
 }
 
-fn describe_end(s: &Status) -> String {
-    match s {
-        Status::Done(Ended::Exited(c)) => format!("exits ({c})"),
-        Status::Done(Ended::Killed(sig)) => format!("killed by {sig}"),
-        Status::Done(Ended::Hung) => "hung: killed".into(),
-        _ => "ok".into(),
+fn describe_end(e: &Ended) -> String {
+    match e {
+        Ended::Exited(c) => format!("exits ({c})"),
+        Ended::Killed(sig) => format!("killed by {sig}"),
+        Ended::Hung => "hung: killed".into(),
+        Ended::Crashed => "crashed".into(),
     }
 }

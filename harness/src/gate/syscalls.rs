@@ -44,6 +44,9 @@ pub const TRAPPED: &[i64] = &[
     libc::SYS_nanosleep,
     libc::SYS_clock_nanosleep,
     libc::SYS_getrandom,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_poll,
     libc::SYS_fork,
     libc::SYS_vfork,
     libc::SYS_clone,
@@ -73,7 +76,13 @@ pub enum Call {
     Sleep { clock: i64, req: u64, abs: bool },
     /// Random bytes, `len` of them into `buf`.
     Random { buf: u64, len: u64 },
-    /// A new thread or process, which the gate does not follow.
+    /// A wait for events with a timeout in milliseconds (argument `arg`): `epoll_wait`,
+    /// `epoll_pwait`, `poll`. Negative waits for ever, 0 not at all.
+    Wait { timeout_ms: i32, arg: usize },
+    /// `clone` with these flags, or `clone3` (`None`: the flags are in the struct it points to):
+    /// a thread (CLONE_THREAD), which the gate follows, or a process, which it refuses.
+    Clone { flags: Option<u64> },
+    /// fork or vfork: a new process, which the gate does not follow.
     Spawn,
     /// Trapped, but nothing to the gate (fcntl other than F_DUPFD).
     Other,
@@ -175,7 +184,17 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
             buf: a[0],
             len: a[1],
         },
-        libc::SYS_fork | libc::SYS_vfork | libc::SYS_clone | libc::SYS_clone3 => Call::Spawn,
+        libc::SYS_epoll_wait | libc::SYS_epoll_pwait => Call::Wait {
+            timeout_ms: a[3] as i32,
+            arg: 3,
+        },
+        libc::SYS_poll => Call::Wait {
+            timeout_ms: a[2] as i32,
+            arg: 2,
+        },
+        libc::SYS_clone => Call::Clone { flags: Some(a[0]) },
+        libc::SYS_clone3 => Call::Clone { flags: None },
+        libc::SYS_fork | libc::SYS_vfork => Call::Spawn,
         _ => return None,
     })
 }

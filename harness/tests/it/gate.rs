@@ -606,3 +606,127 @@ fn the_real_filelock_nlink_check_fires_through_the_gate_and_mutual_exclusion_hol
     assert!(fired > 0, "no run of {runs} had the nlink check fire");
     assert!(processes_mentioning(base.path()).is_empty());
 }
+
+// ---- threads ----
+
+const THREADED: &str = r#"
+scenario threaded-counter {
+  fs { file "/counter" = "0" }
+  gate "/usr/bin/python3 $SCENARIO_DIR/inc_threads.py"
+  actor p {
+    write("/counter", "1")
+  }
+  invariant no_lost_update: at end int(read("/counter")) == 2
+  expect violates no_lost_update
+}
+"#;
+
+/// Two threads of one process read the counter and write it back plus one, no lock; the main
+/// thread waits for them in a futex (idle outside the gate).
+const INC_THREADS: &str = r#"import os, threading
+root = os.environ["RACELAB_ROOT"]
+def inc():
+    with open(root + "/counter") as f:
+        n = int(f.read() or 0)
+    with open(root + "/counter", "w") as f:
+        f.write(str(n + 1))
+ts = [threading.Thread(target=inc) for _ in range(2)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+"#;
+
+/// Always the lowest enabled actor, and its threads at gated calls by turns.
+struct Alternate(usize);
+
+impl Chooser for Alternate {
+    fn choose(
+        &mut self,
+        _step: usize,
+        enabled: &[u8],
+        _last: Option<(usize, bool)>,
+    ) -> Result<Option<u8>, String> {
+        Ok(enabled.first().copied())
+    }
+    fn choose_thread(
+        &mut self,
+        _step: usize,
+        _actor: usize,
+        ready: usize,
+    ) -> Result<Option<u8>, String> {
+        self.0 += 1;
+        Ok(Some((self.0 % ready) as u8))
+    }
+}
+
+#[test]
+fn the_threads_of_a_gated_process_are_scheduled_and_their_tokens_replay() {
+    let (dir, progs, opts) = setup(THREADED, &[("inc_threads.py", INC_THREADS)]);
+    let prog = &progs[0];
+    // Oldest thread first at every choice: one thread's whole increment, then the other's.
+    let serial = execute(prog, &opts, &mut Lowest).expect("a threaded program runs under the gate");
+    assert!(serial.broken.is_empty(), "{:?}\n{:#?}", serial.broken, serial.trace);
+    // By turns: the second thread reads before the first writes back. The actor's two threads
+    // at gated calls make such a step two choices (the actor, then which thread).
+    let racy = execute(prog, &opts, &mut Alternate(0)).expect("a threaded run");
+    assert!(racy.broke("no_lost_update"), "{:#?}", racy.trace);
+    assert!(
+        racy.choices.len() > racy.trace.len(),
+        "no thread choice was recorded: {:?} for {} steps",
+        racy.choices,
+        racy.trace.len()
+    );
+    // Exploring finds it too, and the shrunk token replays the same steps every time.
+    let want = vec!["no_lost_update".to_string()];
+    let ex = explore(
+        prog,
+        &opts,
+        Strategy::Random,
+        GateBudget {
+            executions: 60,
+            seconds: 120.0,
+        },
+        &want,
+        7,
+        &mut |_, _| {},
+    )
+    .expect("exploring a threaded program");
+    let finding = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "no_lost_update")
+        .expect("the random walk finds the lost update between two threads");
+    let token = finding.shrunk.encode();
+    let sched = Schedule::decode(&token).expect("the token decodes");
+    let first = replay(prog, &opts, &sched).expect("the token replays");
+    let second = replay(prog, &opts, &sched).expect("the token replays again");
+    assert!(first.broke("no_lost_update"), "{:#?}", first.trace);
+    let steps = |e: &racelab::gate::run::Execution| -> Vec<(Option<usize>, String, String)> {
+        e.trace
+            .iter()
+            .map(|s| (s.actor, s.operation.clone(), s.result.clone()))
+            .collect()
+    };
+    assert_eq!(steps(&first), steps(&second));
+    assert!(
+        processes_mentioning(dir.path()).is_empty(),
+        "left behind: {:?}",
+        processes_mentioning(dir.path())
+    );
+}
+
+#[test]
+fn a_program_that_starts_a_process_is_refused_with_what_to_do() {
+    let scenario = "scenario forks {\n  gate \"sh $SCENARIO_DIR/forks.sh\"\n  actor a {\n    write(\"/f\", \"x\")\n  }\n  expect holds\n}\n";
+    let (dir, progs, opts) = setup(
+        scenario,
+        &[("forks.sh", "/bin/true\necho x > \"$RACELAB_ROOT/f\"\n")],
+    );
+    let err = execute(&progs[0], &opts, &mut Lowest).expect_err("a fork is refused");
+    assert!(
+        err.contains("started a process") && err.contains("run the child as an actor"),
+        "{err}"
+    );
+    assert!(processes_mentioning(dir.path()).is_empty());
+}

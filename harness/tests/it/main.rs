@@ -16,6 +16,7 @@ mod imports;
 mod isolation;
 mod lang_cli;
 mod lockfile;
+mod npm_lockfile;
 mod params;
 mod parser;
 mod pgspec;
