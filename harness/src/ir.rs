@@ -142,6 +142,9 @@ pub enum Op {
     Touch,
     Mkdir,
     Rmdir,
+    /// `glob(pattern)`: how many names in a directory match a pattern (`*`, `?` in its last
+    /// component only), as Python's `glob.glob` lists them: one directory read, never an error.
+    Glob,
     /// `now`: read the clock.
     Now,
     /// `sleep d`, or `sleep between(lo, hi)` (two arguments): a duration the engines explore
@@ -366,6 +369,7 @@ impl Op {
                 | Op::Touch
                 | Op::Mkdir
                 | Op::Rmdir
+                | Op::Glob
                 | Op::StatLookup
                 | Op::StatAttrs
                 | Op::WriteOpen
@@ -395,6 +399,7 @@ impl Op {
             Op::Touch => "touch",
             Op::Mkdir => "mkdir",
             Op::Rmdir => "rmdir",
+            Op::Glob => "glob",
             Op::Now => "now",
             Op::Sleep => "sleep",
             Op::Work => "work",

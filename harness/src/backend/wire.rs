@@ -117,6 +117,7 @@ pub fn op_of(name: &str) -> Option<Op> {
         "touch" => Op::Touch,
         "mkdir" => Op::Mkdir,
         "rmdir" => Op::Rmdir,
+        "glob" => Op::Glob,
         "stat-lookup" => Op::StatLookup,
         "stat-attrs" => Op::StatAttrs,
         "write-open" => Op::WriteOpen,
