@@ -452,6 +452,20 @@ pub fn execute(
                                         // before the process's next gated call.
                                         None => resume(&mut procs[i], &clock, &watchdog, opts)?,
                                     };
+                                    // A process may end right after its sleep (an exception
+                                    // raised once a back-off runs out): a finding, at the
+                                    // step that ends the sleep.
+                                    if let Some((oracle, why)) = bad_end(&prog.actors[i].name, &status[i], &procs[i], opts) {
+                                        exec.record(oracle, why);
+                                        exec.trace.push(TraceStep {
+                                            actor: Some(i),
+                                            time_ms: clock.wall_ms(),
+                                            operation: "(wakes)".into(),
+                                            result: describe_end(&status[i]),
+                                            broke: vec![oracle.to_string()],
+                                            line: 0,
+                                        });
+                                    }
                                 }
                             }
                         }
@@ -534,15 +548,8 @@ pub fn execute(
             last = Some((actor, c < n && changes_files(&operation, &result)));
             // A process that ended badly in this step is a finding at this step.
             if c < n {
-                let who = &prog.actors[c].name;
-                match &status[c] {
-                    Status::Done(Ended::Exited(code)) if *code != 0 => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} exited with status {code}: {}", procs[c].stderr_tail())),
-                    Status::Done(Ended::Killed(sig)) => exec.record(oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} was killed by {sig}: {}", procs[c].stderr_tail())),
-                    Status::Done(Ended::Hung) => exec.record(
-                        oracle::DEADLOCK,
-                        format!("deadlock: {who} made no gated call for {:?} of wall time (blocked outside the gate, or spinning): killed and reaped", opts.step_timeout),
-                    ),
-                    _ => {}
+                if let Some((oracle, why)) = bad_end(&prog.actors[c].name, &status[c], &procs[c], opts) {
+                    exec.record(oracle, why);
                 }
             }
             let alive: Vec<bool> = status
@@ -614,6 +621,25 @@ pub fn execute(
         }
     }
     Ok(exec)
+}
+
+/// The finding a process's end is, if it ended badly: a non-zero exit or a signal is an
+/// `unhandled_error`, a hang a `deadlock`.
+fn bad_end(
+    who: &str,
+    status: &Status,
+    p: &Tracee,
+    opts: &GateOptions,
+) -> Option<(&'static str, String)> {
+    match status {
+        Status::Done(Ended::Exited(code)) if *code != 0 => Some((oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} exited with status {code}: {}", p.stderr_tail()))),
+        Status::Done(Ended::Killed(sig)) => Some((oracle::UNHANDLED_ERROR, format!("unhandled_error: {who} was killed by {sig}: {}", p.stderr_tail()))),
+        Status::Done(Ended::Hung) => Some((
+            oracle::DEADLOCK,
+            format!("deadlock: {who} made no gated call for {:?} of wall time (blocked outside the gate, or spinning): killed and reaped", opts.step_timeout),
+        )),
+        _ => None,
+    }
 }
 
 /// Lets `p`'s pending call happen and runs it to its next stop, under the watchdog.
