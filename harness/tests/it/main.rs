@@ -10,6 +10,7 @@ mod gate;
 mod imports;
 mod isolation;
 mod lang_cli;
+mod lock_reports;
 mod lockfile;
 mod params;
 mod parser;
