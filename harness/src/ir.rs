@@ -83,6 +83,10 @@ pub struct Stat {
     pub mtime: i64,
     pub size: i64,
     pub ino: i64,
+    /// A directory's. Not a field a scenario reads: forced replays leave a directory's mtime
+    /// out of the comparison (the model keeps it from the mkdir on; a kernel moves it with
+    /// every entry made or removed in it).
+    pub dir: bool,
 }
 
 macro_rules! errnos {

@@ -476,6 +476,7 @@ fn stat_value(st: &nix::sys::stat::FileStat) -> Value {
         mtime: st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000,
         size: if is_dir { 4096 } else { st.st_size },
         ino: st.st_ino as i64,
+        dir: is_dir,
     })
 }
 

@@ -333,6 +333,7 @@ impl ModelFs {
             mtime: n.mtime,
             size,
             ino: ino as i64 + 3,
+            dir: matches!(n.kind, Kind::Dir),
         })
     }
 
@@ -818,6 +819,7 @@ impl ModelFs {
                     mtime: cx.now,
                     size: 4096,
                     ino: 2,
+                    dir: true,
                 })),
                 None => Err(self.missing(&path)),
                 Some(&ino) => Ok(self.stat_of(ino)),
@@ -845,6 +847,7 @@ impl ModelFs {
                         mtime: cx.now,
                         size: 4096,
                         ino: 2,
+                        dir: true,
                     })
                 } else {
                     self.stat_of(ino)
