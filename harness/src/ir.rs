@@ -121,6 +121,10 @@ pub struct Stat {
     pub mtime: i64,
     pub size: i64,
     pub ino: i64,
+    /// A directory's. Not a field a scenario reads: forced replays leave a directory's mtime
+    /// out of the comparison (the model keeps it from the mkdir on; a kernel moves it with
+    /// every entry made or removed in it).
+    pub dir: bool,
 }
 
 macro_rules! errnos {
@@ -180,6 +184,9 @@ pub enum Op {
     Touch,
     Mkdir,
     Rmdir,
+    /// `glob(pattern)`: how many names in a directory match a pattern (`*`, `?` in its last
+    /// component only), as Python's `glob.glob` lists them: one directory read, never an error.
+    Glob,
     /// `now`: read the clock.
     Now,
     /// `sleep d`, or `sleep between(lo, hi)` (two arguments): a duration the engines explore
@@ -407,6 +414,7 @@ impl Op {
                 | Op::Touch
                 | Op::Mkdir
                 | Op::Rmdir
+                | Op::Glob
                 | Op::StatLookup
                 | Op::StatAttrs
                 | Op::WriteOpen
@@ -436,6 +444,7 @@ impl Op {
             Op::Touch => "touch",
             Op::Mkdir => "mkdir",
             Op::Rmdir => "rmdir",
+            Op::Glob => "glob",
             Op::Now => "now",
             Op::Sleep => "sleep",
             Op::Work => "work",

@@ -1,10 +1,11 @@
 //! `cargo xtask venv`: the Python environment the gated drivers run in (scenarios/drivers/):
 //! a venv under target/ with flufl.lock pinned to the version `scenarios/flufl-lock.race`
-//! models, and each filelock release `scenarios/filelock.race` models in a directory of its
-//! own (`$RACELAB_VENV/filelock/VERSION`, put on sys.path by the driver: one site-packages
-//! holds one version), and the npm packages the Node drivers load, each release in a prefix of
-//! its own (`$RACELAB_VENV/npm/NAME@VERSION/node_modules/NAME`). Made once and kept; checked on
-//! every use.
+//! models, each release of filelock, portalocker and conda that `scenarios/filelock.race`,
+//! `portalocker.race` and `conda-lock.race` model in a directory of its own
+//! (`$RACELAB_VENV/PACKAGE/VERSION`, put on sys.path by the driver: one site-packages holds one
+//! version), and the npm packages the Node drivers load, each release in a prefix of its own
+//! (`$RACELAB_VENV/npm/NAME@VERSION/node_modules/NAME`). Made once and kept; checked on every
+//! use.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -69,40 +70,127 @@ fn ensure_npm(venv: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Installs each filelock release into `$venv/filelock/VERSION`. A release that cannot be
-/// installed is not an error here: `VERSION.missing` says why, and the driver prints that and
-/// fails before its first gated call, so its gate rows are errors with the reason, never passes.
-fn ensure_filelock(venv: &Path) -> Result<(), String> {
-    let base = venv.join("filelock");
-    std::fs::create_dir_all(&base).map_err(|e| format!("mkdir {}: {e}", base.display()))?;
-    for v in FILELOCK_VERSIONS {
-        let dir = base.join(v);
-        let missing = base.join(format!("{v}.missing"));
-        if dir.join("filelock/_unix.py").exists() {
-            continue;
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg(format!("filelock=={v}"))
-            .output()
-            .map_err(|e| format!("pip install filelock=={v}: {e}"))?;
-        if out.status.success() && dir.join("filelock/_unix.py").exists() {
-            let _ = std::fs::remove_file(&missing);
-        } else {
-            let why = format!(
-                "pip install filelock=={v} failed ({}): {}\n",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            std::fs::write(&missing, why).map_err(|e| format!("{}: {e}", missing.display()))?;
+/// The portalocker releases `scenarios/portalocker.race` runs: 3.2.0 (the last 3.x, whose
+/// TemporaryFileLock unlocks before it unlinks and unlinks from atexit) and 4.0.0 (the fix of
+/// wolph/portalocker #115).
+pub const PORTALOCKER_VERSIONS: &[&str] = &["3.2.0", "4.0.0"];
+
+/// The conda releases `scenarios/conda-lock.race` runs: 4.1.6 (glob, then mkdir of a pid
+/// directory) and 4.2.7 (glob, then a pid file). Both are sdists; 4.2.7's setup.py imports
+/// auxlib, so they build without isolation, beside [`CONDA_BUILD_DEPS`]. 4.3.16 is not here:
+/// its setup.py needs `collections.Iterable`, gone since Python 3.10.
+pub const CONDA_VERSIONS: &[&str] = &["4.1.6", "4.2.7"];
+
+/// Installed into the venv for conda: what its old setup.py files import while pip builds them
+/// (auxlib, setuptools, wheel), and what 4.2.7's lock imports when it lets go
+/// (`conda.common.disk.rm_rf` imports conda.utils, which imports requests), pinned.
+pub const CONDA_BUILD_DEPS: &[&str] = &[
+    "auxlib==0.0.43",
+    "setuptools==65.5.0",
+    "wheel==0.48.0",
+    "requests==2.34.2",
+];
+
+/// One library whose releases each get a directory `$venv/PACKAGE/VERSION` (one site-packages
+/// holds one version; the driver puts the one it runs on sys.path).
+struct Releases {
+    package: &'static str,
+    versions: &'static [&'static str],
+    /// A file every installed release has, relative to its directory.
+    proof: &'static str,
+    /// Installed into the venv first (with their dependencies); the releases are then built
+    /// without isolation, against them.
+    build_deps: &'static [&'static str],
+}
+
+const RELEASES: &[Releases] = &[
+    Releases {
+        package: "filelock",
+        versions: FILELOCK_VERSIONS,
+        proof: "filelock/_unix.py",
+        build_deps: &[],
+    },
+    Releases {
+        package: "portalocker",
+        versions: PORTALOCKER_VERSIONS,
+        proof: "portalocker/utils.py",
+        build_deps: &[],
+    },
+    Releases {
+        package: "conda",
+        versions: CONDA_VERSIONS,
+        proof: "conda/lock.py",
+        build_deps: CONDA_BUILD_DEPS,
+    },
+];
+
+/// Installs each release of each library into `$venv/PACKAGE/VERSION`. A release that cannot
+/// be installed is not an error here: `VERSION.missing` says why, and the driver prints that
+/// and fails before its first gated call, so its gate rows are errors with the reason, never
+/// passes.
+fn ensure_releases(venv: &Path) -> Result<(), String> {
+    for lib in RELEASES {
+        let base = venv.join(lib.package);
+        std::fs::create_dir_all(&base).map_err(|e| format!("mkdir {}: {e}", base.display()))?;
+        let mut deps_ready = lib.build_deps.is_empty();
+        for v in lib.versions {
+            let dir = base.join(v);
+            let missing = base.join(format!("{v}.missing"));
+            if dir.join(lib.proof).exists() {
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            let spec = format!("{}=={v}", lib.package);
+            let mut why = None;
+            if !deps_ready {
+                let out = Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check"])
+                    .args(lib.build_deps)
+                    .output()
+                    .map_err(|e| format!("pip install {}: {e}", lib.build_deps.join(" ")))?;
+                if out.status.success() {
+                    deps_ready = true;
+                } else {
+                    why = Some(format!(
+                        "pip install {} (to build {spec}) failed ({}): {}\n",
+                        lib.build_deps.join(" "),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+            }
+            if why.is_none() {
+                let mut pip = Command::new(venv.join("bin/pip"));
+                pip.args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                ]);
+                if !lib.build_deps.is_empty() {
+                    pip.arg("--no-build-isolation");
+                }
+                let out = pip
+                    .arg("--target")
+                    .arg(&dir)
+                    .arg(&spec)
+                    .output()
+                    .map_err(|e| format!("pip install {spec}: {e}"))?;
+                if !(out.status.success() && dir.join(lib.proof).exists()) {
+                    why = Some(format!(
+                        "pip install {spec} failed ({}): {}\n",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+            }
+            match why {
+                None => {
+                    let _ = std::fs::remove_file(&missing);
+                }
+                Some(why) => std::fs::write(&missing, why)
+                    .map_err(|e| format!("{}: {e}", missing.display()))?,
+            }
         }
     }
     Ok(())
@@ -121,7 +209,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
             .is_ok_and(|s| s.success())
     };
     if ready() {
-        ensure_filelock(&venv)?;
+        ensure_releases(&venv)?;
         ensure_npm(&venv)?;
         return Ok(venv);
     }
@@ -152,7 +240,7 @@ pub fn ensure(target: &Path) -> Result<PathBuf, String> {
         &format!("pip install {FLUFL_LOCK} (needs PyPI)"),
     )?;
     if ready() {
-        ensure_filelock(&venv)?;
+        ensure_releases(&venv)?;
         ensure_npm(&venv)?;
         Ok(venv)
     } else {

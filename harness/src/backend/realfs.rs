@@ -13,7 +13,7 @@
 //! reason.
 
 use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno as NixErrno;
@@ -210,7 +210,6 @@ impl RealFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
-        use std::os::fd::AsRawFd;
         if let Op::Open { creat } = op {
             let path = path_arg(args, 0, op)?;
             if normalize(&path) == "/" {
@@ -413,6 +412,26 @@ impl Filesystem for RealFs {
                 };
                 self.pin_mtime(&path, t).map(|()| Value::None)
             }
+            // glob.glob: one directory read; a missing or unreadable directory lists nothing.
+            Op::Glob => {
+                let (dir, pattern) = crate::model::fs::split_glob(&normalize(&path))?;
+                let names = self
+                    .open_in_root(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .ok()
+                    .and_then(|d| {
+                        std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd())).ok()
+                    });
+                let count = names.map_or(0, |rd| {
+                    rd.filter_map(Result::ok)
+                        .filter(|e| {
+                            e.file_name()
+                                .to_str()
+                                .is_some_and(|n| crate::model::fs::glob_matches(&pattern, n))
+                        })
+                        .count()
+                });
+                Ok(Value::Int(count as i64))
+            }
             Op::Mkdir => {
                 if path == "/" {
                     Err(Errno::EEXIST)
@@ -457,6 +476,7 @@ fn stat_value(st: &nix::sys::stat::FileStat) -> Value {
         mtime: st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000,
         size: if is_dir { 4096 } else { st.st_size },
         ino: st.st_ino as i64,
+        dir: is_dir,
     })
 }
 

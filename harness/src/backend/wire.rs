@@ -16,6 +16,8 @@ pub enum WireValue {
         mtime: i64,
         size: i64,
         ino: i64,
+        #[serde(default)]
+        dir: bool,
     },
 }
 
@@ -31,6 +33,7 @@ impl WireValue {
                 mtime: s.mtime,
                 size: s.size,
                 ino: s.ino,
+                dir: s.dir,
             },
             other => {
                 return Err(format!(
@@ -51,11 +54,13 @@ impl WireValue {
                 mtime,
                 size,
                 ino,
+                dir,
             } => Value::Stat(Stat {
                 nlink,
                 mtime,
                 size,
                 ino,
+                dir,
             }),
         }
     }
@@ -120,6 +125,7 @@ pub fn op_of(name: &str) -> Option<Op> {
         "touch" => Op::Touch,
         "mkdir" => Op::Mkdir,
         "rmdir" => Op::Rmdir,
+        "glob" => Op::Glob,
         "stat-lookup" => Op::StatLookup,
         "stat-attrs" => Op::StatAttrs,
         "write-open" => Op::WriteOpen,

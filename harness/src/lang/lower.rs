@@ -27,6 +27,7 @@ const FS_OPS: &[(&str, usize)] = &[
     ("touch", 1),
     ("mkdir", 1),
     ("rmdir", 1),
+    ("glob", 1),
     ("open", 1),
     ("flock", 1),
     ("fstat", 1),
@@ -1437,6 +1438,7 @@ impl<'a> Cx<'a> {
                 "open" => Op::Open { creat: false },
                 "flock" => Op::Flock { unlock: false },
                 "fstat" => Op::Fstat,
+                "glob" => Op::Glob,
                 _ => Op::Rmdir,
             };
             let mut args: &[Expr] = args;
@@ -1977,6 +1979,7 @@ fn op_signature(name: &str) -> String {
         "open" => "open(path) or open(path, creat)",
         "flock" => "flock(fd) (LOCK_EX|LOCK_NB) or flock(fd, un) (LOCK_UN)",
         "fstat" => "fstat(fd)",
+        "glob" => "glob(pattern)",
         _ => "rmdir(path)",
     };
     format!("write `{sig}`")

@@ -333,6 +333,7 @@ impl ModelFs {
             mtime: n.mtime,
             size,
             ino: ino as i64 + 3,
+            dir: matches!(n.kind, Kind::Dir),
         })
     }
 
@@ -641,6 +642,10 @@ impl ModelFs {
         if op == Op::Stat && path != "/" {
             return Ok(self.cached_stat(client, &path, cx.now));
         }
+        // A directory listing (READDIR) is the server's; the model keeps no readdir cache.
+        if op == Op::Glob {
+            return self.server(op, args, cx);
+        }
         // An operation that must find an existing file resolves its path through the client's
         // cached names (dentries) first, as the kernel's path walk does: a fresh negative entry
         // is ENOENT without asking the server (measured: client A, whose own unlink left a
@@ -814,6 +819,7 @@ impl ModelFs {
                     mtime: cx.now,
                     size: 4096,
                     ino: 2,
+                    dir: true,
                 })),
                 None => Err(self.missing(&path)),
                 Some(&ino) => Ok(self.stat_of(ino)),
@@ -841,6 +847,7 @@ impl ModelFs {
                         mtime: cx.now,
                         size: 4096,
                         ino: 2,
+                        dir: true,
                     })
                 } else {
                     self.stat_of(ino)
@@ -895,6 +902,20 @@ impl ModelFs {
                     })
                 }
             }
+            Op::Glob => {
+                let (dir, pattern) = split_glob(&path)?;
+                let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+                let count = self
+                    .names
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(k, _)| {
+                        let name = &k[prefix.len()..];
+                        !name.is_empty() && !name.contains('/') && glob_matches(&pattern, name)
+                    })
+                    .count();
+                Ok(Value::Int(count as i64))
+            }
             Op::Rmdir => match self.names.get(&path).copied() {
                 None if path == "/" => Err(Errno::EBUSY),
                 None => Err(Errno::ENOENT),
@@ -908,6 +929,40 @@ impl ModelFs {
             other => return Err(format!("{} is not a filesystem operation", other.name())),
         })
     }
+}
+
+/// `glob(pattern)`'s directory and last component; wildcards only in the last component.
+pub fn split_glob(path: &str) -> Result<(String, String), String> {
+    let (dir, pattern) = match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("/", path),
+    };
+    if dir.contains(['*', '?']) {
+        return Err(format!(
+            "glob({path:?}): only the last component may hold wildcards"
+        ));
+    }
+    Ok((dir.to_string(), pattern.to_string()))
+}
+
+/// Whether `name` matches a glob component (`*` any run, `?` one character, anything else
+/// itself), as Python's `glob` does: a name starting with `.` only when the pattern does.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    if name.starts_with('.') && !pattern.starts_with('.') {
+        return false;
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
 }
 
 #[cfg(test)]

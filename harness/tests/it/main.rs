@@ -15,6 +15,7 @@ mod gate;
 mod imports;
 mod isolation;
 mod lang_cli;
+mod lock_reports;
 mod lockfile;
 mod npm_lockfile;
 mod params;

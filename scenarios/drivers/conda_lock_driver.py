@@ -1,0 +1,54 @@
+"""One conda process of scenarios/conda-lock.race: conda's own lock module, unmodified, under racelab's gate.
+
+Usage: conda_lock_driver.py VERSION PKGS COUNTER WORK_SECONDS LATER_SECONDS, paths as the
+scenario names them; racelab sets RACELAB_ROOT (the run's real root) and RACELAB_ACTOR.
+VERSION is a conda release `cargo xtask venv` installed into $VENV/conda/VERSION (one
+directory per release, `pip install --no-deps --target`); the venv is this python's prefix.
+
+What is loaded: `import conda.lock` from that directory, the normal way: conda/__init__.py runs
+(4.1.6: metadata only; 4.2.7: conda.compat and conda.gateways.logging too) and conda/lock.py
+imports what it imports (4.2.7: conda.compat, conda.exceptions; its __exit__ imports
+conda.common.disk). Nothing is patched, and nothing else of conda (its CLI, its solver, its
+dependencies) is imported: the lock module does not need them.
+
+The process takes `Locked(PKGS)` (4.1.6's Locked; 4.2.7's Locked = DirectoryLock) as conda
+does around its package cache, marks the critical section ($ROOT/.racelab/critical/pkgs/ACTOR),
+reads the counter, works, writes it plus one, logs the increment ($ROOT/.racelab/logs/done) and
+unmarks, inside the `with`. conda2 first sleeps LATER_SECONDS (a later run).
+"""
+
+import os
+import sys
+import time
+
+version, pkgs_arg, counter_arg, work, later = sys.argv[1:6]
+site = os.path.join(sys.prefix, "conda", version)
+if not os.path.isfile(os.path.join(site, "conda", "lock.py")):
+    missing = site + ".missing"
+    reason = open(missing).read().strip() if os.path.exists(missing) else "not installed"
+    sys.exit(f"conda {version} is not in {site}: {reason} (run `cargo xtask venv`)")
+sys.path.insert(0, site)
+
+import conda  # noqa: E402
+import conda.lock  # noqa: E402
+
+if conda.__version__ != version or not conda.lock.__file__.startswith(site):
+    sys.exit(f"imported conda {conda.__version__} from {conda.lock.__file__}, not {version} from {site}")
+
+root = os.environ["RACELAB_ROOT"]
+me = os.environ["RACELAB_ACTOR"]
+pkgs, counter = root + pkgs_arg, root + counter_arg
+marker = f"{root}/.racelab/critical/pkgs/{me}"
+
+if me == "conda2" and float(later) > 0:
+    time.sleep(float(later))
+with conda.lock.Locked(pkgs):
+    open(marker, "w").close()
+    with open(counter) as f:
+        n = int(f.read() or 0)
+    time.sleep(float(work))
+    with open(counter, "w") as f:
+        f.write(str(n + 1))
+    with open(f"{root}/.racelab/logs/done", "a") as f:
+        f.write(me + "\n")
+    os.unlink(marker)
