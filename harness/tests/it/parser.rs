@@ -944,8 +944,8 @@ fn err_unknown_operation_suggests_link() {
              4 │   }
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first,
-                    push, put, rest, remove
+                    touch, mkdir, rmdir, glob, open, flock, fstat, close, len, str, int, contains, min, max,
+                    first, push, put, rest, remove
         "#]],
     );
 }
@@ -2076,8 +2076,8 @@ fn err_several_errors_reported_at_once() {
              5 │     break
                ╰────
               help: did you mean `link`? operations: create, write, read, link, unlink, rename, stat, utime,
-                    touch, mkdir, rmdir, open, flock, fstat, close, len, str, int, contains, min, max, first,
-                    push, put, rest, remove
+                    touch, mkdir, rmdir, glob, open, flock, fstat, close, len, str, int, contains, min, max,
+                    first, push, put, rest, remove
               × `break` outside of a loop
                ╭─[test.race:5:5]
              4 │     lnk("/a", "/b")
