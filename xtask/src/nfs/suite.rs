@@ -492,9 +492,10 @@ fn counts(guest: &str) -> (&'static str, &'static str) {
 const QEMU_GATE: &str = "left out on the qemu fallback guest (User-mode Linux did not boot here): a gated execution of flufl.lock takes about ten times User-mode Linux's 1.4-2.3 s there, and its race needs about 45 of them";
 
 /// The guest suite's passes. One client (`nfs3`, `nfs4`): every chosen scenario, the schedules
-/// of loom and native-pct (few preemptions each: loom's alone found tokens for 6 of the 21
-/// variants that break, with native-pct's every one but two-busy-qrunners is forced, and all
-/// 68 forced rows reproduce). Two clients (`nfs3x2`, `nfs4x2`), where
+/// of loom and native-pct (few preemptions each: within `--quick`'s 8 s loom's alone found
+/// tokens for at most 5 of the 12 variants that break on one client, none on a loaded host;
+/// with native-pct's, 11 are forced, all but two-busy-qrunners, and all 68 forced rows
+/// reproduced on User-mode Linux). Two clients (`nfs3x2`, `nfs4x2`), where
 /// only the `nfs-*` variants (the NFS client model) and nfs-two-clients run: native-random's
 /// schedules, because loom finds none of the lock scenarios' two-client races within
 /// `--quick`'s 8 s (nfs-mailman-2.1, flufl-lock/nfs-crash) and native-random finds them within
