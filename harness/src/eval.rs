@@ -91,10 +91,8 @@ pub fn eval(e: &PExpr, env: &dyn Env) -> Result<Value, String> {
                 .map(|(k, v)| Ok((eval(k, env)?, eval(v, env)?)))
                 .collect::<Result<Vec<_>, String>>()?,
         ),
-        PExpr::Index { coll, key, at } => {
-            collections::index(&eval(coll, env)?, &eval(key, env)?)
-                .map_err(|msg| format!("{at}: {msg}"))?
-        }
+        PExpr::Index { coll, key, at } => collections::index(&eval(coll, env)?, &eval(key, env)?)
+            .map_err(|msg| format!("{at}: {msg}"))?,
     })
 }
 

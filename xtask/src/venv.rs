@@ -38,17 +38,38 @@ fn ensure_npm(venv: &Path) -> Result<(), String> {
     for (name, v) in NPM_PACKAGES {
         let dir = base.join(format!("{name}@{v}"));
         let missing = base.join(format!("{name}@{v}.missing"));
-        if dir.join("node_modules").join(name).join("package.json").exists() {
+        if dir
+            .join("node_modules")
+            .join(name)
+            .join("package.json")
+            .exists()
+        {
             continue;
         }
         let _ = std::fs::remove_dir_all(&dir);
         let out = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+            .args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
             .arg(&dir)
             .arg(format!("{name}@{v}"))
             .output();
         let why = match out {
-            Ok(out) if out.status.success() && dir.join("node_modules").join(name).join("package.json").exists() => None,
+            Ok(out)
+                if out.status.success()
+                    && dir
+                        .join("node_modules")
+                        .join(name)
+                        .join("package.json")
+                        .exists() =>
+            {
+                None
+            }
             Ok(out) => Some(format!(
                 "npm install {name}@{v} failed ({}): {}\n",
                 out.status,

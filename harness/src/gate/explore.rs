@@ -74,7 +74,12 @@ impl Chooser for RandomChooser {
         Ok(Some(actors[self.rng.below(actors.len())]))
     }
 
-    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+    fn choose_thread(
+        &mut self,
+        _step: usize,
+        _actor: usize,
+        ready: usize,
+    ) -> Result<Option<u8>, String> {
         Ok(Some(self.rng.below(ready) as u8))
     }
 }
@@ -152,7 +157,12 @@ impl Chooser for PctChooser {
         }
     }
 
-    fn choose_thread(&mut self, _step: usize, _actor: usize, ready: usize) -> Result<Option<u8>, String> {
+    fn choose_thread(
+        &mut self,
+        _step: usize,
+        _actor: usize,
+        ready: usize,
+    ) -> Result<Option<u8>, String> {
         Ok(Some(self.rng.below(ready) as u8))
     }
 }
@@ -176,7 +186,12 @@ impl Chooser for Follow<'_> {
         }
     }
 
-    fn choose_thread(&mut self, step: usize, actor: usize, ready: usize) -> Result<Option<u8>, String> {
+    fn choose_thread(
+        &mut self,
+        step: usize,
+        actor: usize,
+        ready: usize,
+    ) -> Result<Option<u8>, String> {
         match self.steps.get(step) {
             None => Ok(None),
             Some(&k) if (k as usize) < ready => Ok(Some(k)),

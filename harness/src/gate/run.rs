@@ -551,7 +551,9 @@ pub fn execute(
                 let result = match (procs[c].last_result.is_empty(), &end) {
                     (true, Some(e)) => describe_end(e),
                     (true, None) => "ok".into(),
-                    (false, Some(e)) => format!("{}, then {}", procs[c].last_result, describe_end(e)),
+                    (false, Some(e)) => {
+                        format!("{}, then {}", procs[c].last_result, describe_end(e))
+                    }
                     (false, None) => procs[c].last_result.clone(),
                 };
                 (c, call, result)
@@ -707,7 +709,9 @@ fn settle(
     // in all, alone in its process.
     loop {
         let free: Vec<usize> = (0..procs.len())
-            .filter(|&i| procs[i].alive() && procs[i].threads.iter().any(|t| t.at == ThreadAt::Free))
+            .filter(|&i| {
+                procs[i].alive() && procs[i].threads.iter().any(|t| t.at == ThreadAt::Free)
+            })
             .collect();
         let [i] = free[..] else { break };
         if procs[i].live_threads() != 1 {

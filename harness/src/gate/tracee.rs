@@ -122,7 +122,8 @@ impl FileTimeMap {
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
         // Kernel timestamps are coarse (a tick behind): a little slack either side.
-        (real >= self.since_ns - 50_000_000 && real <= now + 50_000_000).then_some(self.start_wall_ns)
+        (real >= self.since_ns - 50_000_000 && real <= now + 50_000_000)
+            .then_some(self.start_wall_ns)
     }
 }
 
@@ -250,7 +251,10 @@ impl Tracee {
 
     /// The number of threads that have not ended.
     pub fn live_threads(&self) -> usize {
-        self.threads.iter().filter(|t| t.at != ThreadAt::Gone).count()
+        self.threads
+            .iter()
+            .filter(|t| t.at != ThreadAt::Gone)
+            .count()
     }
 
     /// The last lines the process wrote to stderr, for reports.
@@ -462,7 +466,12 @@ impl Tracee {
     }
 
     /// One wait status of thread `t`.
-    fn on_status(&mut self, t: usize, status: WaitStatus, clock: &VirtualClock) -> Result<(), GateError> {
+    fn on_status(
+        &mut self,
+        t: usize,
+        status: WaitStatus,
+        clock: &VirtualClock,
+    ) -> Result<(), GateError> {
         let tid = self.threads[t].tid;
         match status {
             WaitStatus::Exited(_, code) => self.thread_ended(t, Stop::Exited(code)),
@@ -473,10 +482,13 @@ impl Tracee {
             }
             WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_CLONE as i32 => {
                 let new = ptrace::getevent(tid).map_err(|e| format!("PTRACE_GETEVENTMSG: {e}"))?;
-                self.threads.push(Thread::new(Pid::from_raw(new as i32), true));
+                self.threads
+                    .push(Thread::new(Pid::from_raw(new as i32), true));
                 self.cont(t, None)?;
             }
-            WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_SECCOMP as i32 => {
+            WaitStatus::PtraceEvent(_, _, ev)
+                if ev == ptrace::Event::PTRACE_EVENT_SECCOMP as i32 =>
+            {
                 if !self.execed {
                     // The launcher's own calls between its filter and exec.
                     self.cont(t, None)?;
@@ -532,7 +544,11 @@ impl Tracee {
                 for (dirfd, p) in paths {
                     // An empty path with AT_EMPTY_PATH names the descriptor itself (fstat,
                     // futimens): a call on the descriptor (glibc's fstat is newfstatat(fd, "")).
-                    let raw = if p == 0 { String::new() } else { self.read_cstr(p)? };
+                    let raw = if p == 0 {
+                        String::new()
+                    } else {
+                        self.read_cstr(p)?
+                    };
                     if raw.is_empty() {
                         if op == "stat" && self.flocked.contains(&dirfd) {
                             return self.fd_step(t, "fstat", dirfd);
@@ -591,8 +607,16 @@ impl Tracee {
                 }
                 self.fd_step(t, op, fd)
             }
-            Call::Time { clock: id, buf, kind } if virtual_clock(id) => {
-                let ns = if wall_clock(id) { clock.wall_ns() } else { clock.monotonic_ns() };
+            Call::Time {
+                clock: id,
+                buf,
+                kind,
+            } if virtual_clock(id) => {
+                let ns = if wall_clock(id) {
+                    clock.wall_ns()
+                } else {
+                    clock.monotonic_ns()
+                };
                 let (sec, sub) = ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
                 let ret = match kind {
                     TimeKind::Timespec => {
@@ -601,7 +625,10 @@ impl Tracee {
                     }
                     TimeKind::Timeval => {
                         if buf != 0 {
-                            self.write_mem(buf, &[sec.to_ne_bytes(), (sub / 1000).to_ne_bytes()].concat())?;
+                            self.write_mem(
+                                buf,
+                                &[sec.to_ne_bytes(), (sub / 1000).to_ne_bytes()].concat(),
+                            )?;
                         }
                         0
                     }
@@ -620,11 +647,17 @@ impl Tracee {
                 self.cont(t, None)?;
                 Ok(None)
             }
-            Call::Sleep { clock: id, req, abs } if virtual_clock(id) => {
+            Call::Sleep {
+                clock: id,
+                req,
+                abs,
+            } if virtual_clock(id) => {
                 let b = self.read_mem(req, 16)?;
                 let sec = i64::from_ne_bytes(b[..8].try_into().unwrap_or_default());
                 let nsec = i64::from_ne_bytes(b[8..].try_into().unwrap_or_default());
-                let d = (sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(nsec.max(0) as u64);
+                let d = (sec.max(0) as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(nsec.max(0) as u64);
                 let until = if !abs {
                     clock.now_ns().saturating_add(d)
                 } else if wall_clock(id) {
@@ -632,7 +665,9 @@ impl Tracee {
                 } else {
                     d.saturating_sub(clock.monotonic_ns() - clock.now_ns())
                 };
-                Ok(Some(ThreadAt::Sleep(self.on_tick(until.max(clock.now_ns())))))
+                Ok(Some(ThreadAt::Sleep(
+                    self.on_tick(until.max(clock.now_ns())),
+                )))
             }
             Call::Sleep { .. } => {
                 self.cont(t, None)?;
@@ -643,7 +678,9 @@ impl Tracee {
                 // the thread with its call about to run again, until the virtual deadline.
                 let until = match self.threads[t].probing.take() {
                     Some(u) => u,
-                    None => self.on_tick(clock.now_ns().saturating_add(timeout_ms as u64 * 1_000_000)),
+                    None => {
+                        self.on_tick(clock.now_ns().saturating_add(timeout_ms as u64 * 1_000_000))
+                    }
                 };
                 let mut entry = regs;
                 let mut now = regs;
@@ -737,11 +774,17 @@ impl Tracee {
     }
 
     /// Stops at a call on tracked descriptor `fd` as a step.
-    fn fd_step(&mut self, t: usize, op: &'static str, fd: i64) -> Result<Option<ThreadAt>, GateError> {
+    fn fd_step(
+        &mut self,
+        t: usize,
+        op: &'static str,
+        fd: i64,
+    ) -> Result<Option<ThreadAt>, GateError> {
         let path = self.fds.get(&fd).cloned().unwrap_or_default();
         let shown = short_name(Path::new(path.trim_start_matches('/')));
         let stat_buf = if op == "fstat" {
-            let regs = ptrace::getregs(self.threads[t].tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
+            let regs =
+                ptrace::getregs(self.threads[t].tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
             match regs.orig_rax as i64 {
                 libc::SYS_fstat => Some((regs.rsi, false)),
                 libc::SYS_newfstatat => Some((regs.rdx, false)),
@@ -851,11 +894,16 @@ impl Tracee {
         use std::os::unix::fs::MetadataExt;
         let mut map = self.times.borrow_mut();
         for ino in touched {
-            map.events.entry(*ino).or_default().push((before_ns, clock.wall_ns()));
+            map.events
+                .entry(*ino)
+                .or_default()
+                .push((before_ns, clock.wall_ns()));
         }
         for path in &p.paths {
             for q in [Some(path.as_path()), path.parent()].into_iter().flatten() {
-                let Ok(m) = std::fs::symlink_metadata(q) else { continue };
+                let Ok(m) = std::fs::symlink_metadata(q) else {
+                    continue;
+                };
                 let mut stamps = vec![(m.ctime(), m.ctime_nsec())];
                 // A utime's mtime is the program's own value, not the machine's.
                 if p.op != "utime" || q != path.as_path() {
@@ -865,7 +913,10 @@ impl Tracee {
                     if sec as i128 * 1_000_000_000 + nsec as i128 >= before_ns {
                         map.stamps.insert((m.ino(), sec, nsec), clock.wall_ns());
                         if !touched.contains(&m.ino()) {
-                            map.events.entry(m.ino()).or_default().push((before_ns, clock.wall_ns()));
+                            map.events
+                                .entry(m.ino())
+                                .or_default()
+                                .push((before_ns, clock.wall_ns()));
                         }
                     }
                 }
@@ -878,23 +929,34 @@ impl Tracee {
     /// `struct statx` the program just read into virtual times.
     fn virtualize_stat(&self, buf: u64, statx: bool) -> Result<(), GateError> {
         let (ino_at, fields): (u64, &[(u64, u64)]) = if statx {
-            (0x20, &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)])
+            (
+                0x20,
+                &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
+            )
         } else {
             (8, &[(72, 80), (88, 96), (104, 112)])
         };
         let word = |at: u64| -> Result<i64, GateError> {
-            Ok(i64::from_ne_bytes(self.read_mem(buf + at, 8)?.try_into().unwrap_or_default()))
+            Ok(i64::from_ne_bytes(
+                self.read_mem(buf + at, 8)?.try_into().unwrap_or_default(),
+            ))
         };
         let ino = word(ino_at)? as u64;
         let map = self.times.borrow();
         for &(sec_at, nsec_at) in fields {
             let sec = word(sec_at)?;
             let nsec = if statx {
-                u32::from_ne_bytes(self.read_mem(buf + nsec_at, 4)?.try_into().unwrap_or_default()) as i64
+                u32::from_ne_bytes(
+                    self.read_mem(buf + nsec_at, 4)?
+                        .try_into()
+                        .unwrap_or_default(),
+                ) as i64
             } else {
                 word(nsec_at)?
             };
-            let Some(v) = map.virtual_of(ino, sec, nsec) else { continue };
+            let Some(v) = map.virtual_of(ino, sec, nsec) else {
+                continue;
+            };
             let (vs, vn) = ((v / 1_000_000_000) as i64, (v % 1_000_000_000) as i64);
             self.write_mem(buf + sec_at, &vs.to_ne_bytes())?;
             if statx {
@@ -929,8 +991,9 @@ impl Tracee {
                     self.thread_ended(t, Stop::Killed(sig));
                     return Ok(0);
                 }
-                WaitStatus::Stopped(_, sig) => ptrace::syscall(tid, Some(sig))
-                    .map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
+                WaitStatus::Stopped(_, sig) => {
+                    ptrace::syscall(tid, Some(sig)).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?
+                }
                 _ => ptrace::syscall(tid, None).map_err(|e| format!("PTRACE_SYSCALL: {e}"))?,
             }
         }

@@ -533,7 +533,12 @@ impl Mentions<'_> {
                 self.expr(iter);
                 self.block(body);
             }
-            StmtKind::AssignAt { name, key, value } | StmtKind::SetAt { cell: name, key, value } => {
+            StmtKind::AssignAt { name, key, value }
+            | StmtKind::SetAt {
+                cell: name,
+                key,
+                value,
+            } => {
                 self.name(name);
                 self.expr(key);
                 self.expr(value);

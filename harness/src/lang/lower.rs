@@ -1813,7 +1813,9 @@ impl<'a> Cx<'a> {
                 self.fallback_not_here(e);
                 PExpr::Const(Value::None)
             }
-            ExprKind::List(items) => PExpr::List(items.iter().map(|i| self.lower_pure(i)).collect()),
+            ExprKind::List(items) => {
+                PExpr::List(items.iter().map(|i| self.lower_pure(i)).collect())
+            }
             ExprKind::Map(entries) => PExpr::Map(
                 entries
                     .iter()
@@ -2034,7 +2036,9 @@ fn has_effects(e: &Expr) -> bool {
         ExprKind::Unary(_, a) | ExprKind::Field(a, _) => has_effects(a),
         ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => has_effects(a) || has_effects(b),
         ExprKind::List(items) => items.iter().any(has_effects),
-        ExprKind::Map(entries) => entries.iter().any(|(k, v)| has_effects(k) || has_effects(v)),
+        ExprKind::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| has_effects(k) || has_effects(v)),
         ExprKind::Str(parts) => parts
             .iter()
             .any(|p| matches!(p, StrPart::Expr(e) if has_effects(e))),

@@ -904,7 +904,11 @@ impl ModelFs {
             }
             Op::Glob => {
                 let (dir, pattern) = split_glob(&path)?;
-                let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+                let prefix = if dir == "/" {
+                    "/".to_string()
+                } else {
+                    format!("{dir}/")
+                };
                 let count = self
                     .names
                     .range(prefix.clone()..)

@@ -666,7 +666,12 @@ fn the_threads_of_a_gated_process_are_scheduled_and_their_tokens_replay() {
     let prog = &progs[0];
     // Oldest thread first at every choice: one thread's whole increment, then the other's.
     let serial = execute(prog, &opts, &mut Lowest).expect("a threaded program runs under the gate");
-    assert!(serial.broken.is_empty(), "{:?}\n{:#?}", serial.broken, serial.trace);
+    assert!(
+        serial.broken.is_empty(),
+        "{:?}\n{:#?}",
+        serial.broken,
+        serial.trace
+    );
     // By turns: the second thread reads before the first writes back. The actor's two threads
     // at gated calls make such a step two choices (the actor, then which thread).
     let racy = execute(prog, &opts, &mut Alternate(0)).expect("a threaded run");

@@ -104,7 +104,11 @@ fn found(ex: &Exploration) -> Vec<&str> {
 fn portalocker_3_2_0_gives_two_holders_and_4_0_0_is_proved_to_hold_on_the_model() {
     for v in ["v4.0.0", "v4.0.0-waiters"] {
         let ex = dfs("portalocker", v);
-        assert!(ex.findings.is_empty() && ex.exhaustive, "{v}: {:?}", ex.findings);
+        assert!(
+            ex.findings.is_empty() && ex.exhaustive,
+            "{v}: {:?}",
+            ex.findings
+        );
     }
     // With a contender that gives up: its atexit release unlinks the holder's file (a stat,
     // then the unlink, by an actor that never held the lock), and the newcomer creates another.
@@ -140,14 +144,27 @@ fn the_real_portalocker_3_2_0_gives_two_holders_through_the_gate_and_4_0_0_does_
         seconds: 120.0,
     };
     let want = vec!["mutual_exclusion".to_string()];
-    let ex = gate_explore(&prog, &opts, Strategy::Random, budget, &want, 24301, &mut |_, _| {})
-        .expect("the gate runs portalocker 3.2.0");
+    let ex = gate_explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        budget,
+        &want,
+        24301,
+        &mut |_, _| {},
+    )
+    .expect("the gate runs portalocker 3.2.0");
     let two = ex
         .findings
         .iter()
         .find(|f| f.invariant == "mutual_exclusion")
         .unwrap_or_else(|| panic!("no two holders in {} executions", ex.executions));
-    let ops: Vec<&str> = two.execution.trace.iter().map(|s| s.operation.as_str()).collect();
+    let ops: Vec<&str> = two
+        .execution
+        .trace
+        .iter()
+        .map(|s| s.operation.as_str())
+        .collect();
     assert!(ops.contains(&"unlink(app.lock)"), "{ops:?}");
     let (prog, opts, base) = gated("portalocker", "v4.0.0", "portalocker", "4.0.0", &[]);
     let ex = gate_explore(
@@ -163,7 +180,11 @@ fn the_real_portalocker_3_2_0_gives_two_holders_through_the_gate_and_4_0_0_does_
         &mut |_, _| {},
     )
     .expect("the gate runs portalocker 4.0.0");
-    assert!(ex.findings.is_empty(), "{:?}", ex.findings.first().map(|f| &f.message));
+    assert!(
+        ex.findings.is_empty(),
+        "{:?}",
+        ex.findings.first().map(|f| &f.message)
+    );
     assert_eq!(ex.executions, 15);
     drop(base);
 }
@@ -172,7 +193,11 @@ fn the_real_portalocker_3_2_0_gives_two_holders_through_the_gate_and_4_0_0_does_
 fn conda_locks_give_two_holders_and_a_killed_holder_makes_the_next_run_fail_on_the_model() {
     for v in ["v4.1.6", "v4.2.7"] {
         let ex = dfs("conda-lock", v);
-        assert!(found(&ex).contains(&"mutual_exclusion"), "{v}: {:?}", found(&ex));
+        assert!(
+            found(&ex).contains(&"mutual_exclusion"),
+            "{v}: {:?}",
+            found(&ex)
+        );
     }
     // The later run starts at +5 s; its last back-off sleep starts at +516 s (4.1.6: 1 + 2
     // + ... + 256 s before it, 512 s in it) or +107.3 s (4.2.7: 0.1 + ... + 51.2 s, then
@@ -249,10 +274,20 @@ fn the_real_conda_lock_fails_every_later_run_after_a_killed_holder_through_the_g
         executions: 60,
         seconds: 120.0,
     };
-    let ex = gate_explore(&prog, &opts, Strategy::Random, budget, &want, 24301, &mut |_, _| {})
-        .expect("the gate runs conda 4.1.6");
+    let ex = gate_explore(
+        &prog,
+        &opts,
+        Strategy::Random,
+        budget,
+        &want,
+        24301,
+        &mut |_, _| {},
+    )
+    .expect("the gate runs conda 4.1.6");
     assert!(
-        ex.findings.iter().any(|f| f.invariant == "mutual_exclusion"),
+        ex.findings
+            .iter()
+            .any(|f| f.invariant == "mutual_exclusion"),
         "no two holders in {} executions",
         ex.executions
     );

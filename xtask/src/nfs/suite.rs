@@ -214,9 +214,11 @@ pub fn finish(p: &Params, started: Started) -> anyhow::Result<Option<u8>> {
     );
     let code = exit_code(&rows);
     // A rerun (`cargo xtask nfs suite`) replaces the NFS rows a run before merged.
-    summary
-        .results
-        .retain(|r| !TARGETS.iter().any(|t| r.backend.ends_with(&format!(":{t}"))));
+    summary.results.retain(|r| {
+        !TARGETS
+            .iter()
+            .any(|t| r.backend.ends_with(&format!(":{t}")))
+    });
     summary.results.extend(rows);
     summary.ok = exit_code(&summary.results) == 0;
     let written = reports::write_all(&summary, &p.summary_dir).map_err(|e| {
