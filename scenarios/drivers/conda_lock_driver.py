@@ -21,13 +21,10 @@ import os
 import sys
 import time
 
+from gate_driver import counted_section, load_release
+
 version, pkgs_arg, counter_arg, work, later = sys.argv[1:6]
-site = os.path.join(sys.prefix, "conda", version)
-if not os.path.isfile(os.path.join(site, "conda", "lock.py")):
-    missing = site + ".missing"
-    reason = open(missing).read().strip() if os.path.exists(missing) else "not installed"
-    sys.exit(f"conda {version} is not in {site}: {reason} (run `cargo xtask venv`)")
-sys.path.insert(0, site)
+site = load_release("conda", version, "conda/lock.py")
 
 import conda  # noqa: E402
 import conda.lock  # noqa: E402
@@ -38,17 +35,8 @@ if conda.__version__ != version or not conda.lock.__file__.startswith(site):
 root = os.environ["RACELAB_ROOT"]
 me = os.environ["RACELAB_ACTOR"]
 pkgs, counter = root + pkgs_arg, root + counter_arg
-marker = f"{root}/.racelab/critical/pkgs/{me}"
 
 if me == "conda2" and float(later) > 0:
     time.sleep(float(later))
 with conda.lock.Locked(pkgs):
-    open(marker, "w").close()
-    with open(counter) as f:
-        n = int(f.read() or 0)
-    time.sleep(float(work))
-    with open(counter, "w") as f:
-        f.write(str(n + 1))
-    with open(f"{root}/.racelab/logs/done", "a") as f:
-        f.write(me + "\n")
-    os.unlink(marker)
+    counted_section(root, me, "pkgs", counter, float(work))

@@ -14,15 +14,11 @@ one line per increment in $ROOT/.racelab/logs/done (count(done)).
 
 import os
 import sys
-import time
+
+from gate_driver import counted_section, load_release
 
 version = sys.argv[1]
-site = os.path.join(sys.prefix, "filelock", version)
-if not os.path.isfile(os.path.join(site, "filelock", "_unix.py")):
-    missing = site + ".missing"
-    reason = open(missing).read().strip() if os.path.exists(missing) else "not installed"
-    sys.exit(f"filelock {version} is not in {site}: {reason} (run `cargo xtask venv`)")
-sys.path.insert(0, site)
+load_release("filelock", version, "filelock/_unix.py")
 
 import filelock  # noqa: E402
 from filelock import UnixFileLock  # noqa: E402
@@ -33,18 +29,8 @@ if filelock.__version__ != version:
 root = os.environ["RACELAB_ROOT"]
 me = os.environ["RACELAB_ACTOR"]
 lockfile, counter = root + sys.argv[2], root + sys.argv[3]
-work = float(sys.argv[4])
-marker = f"{root}/.racelab/critical/app/{me}"
 
 lock = UnixFileLock(lockfile)  # no timeout, poll_interval 0.05 s
 lock.acquire()
-open(marker, "w").close()
-with open(counter) as f:
-    n = int(f.read() or 0)
-time.sleep(work)
-with open(counter, "w") as f:
-    f.write(str(n + 1))
-with open(f"{root}/.racelab/logs/done", "a") as f:
-    f.write(me + "\n")
-os.unlink(marker)
+counted_section(root, me, "app", counter, float(sys.argv[4]))
 lock.release()

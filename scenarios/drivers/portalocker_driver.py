@@ -18,13 +18,10 @@ import os
 import sys
 import time
 
+from gate_driver import counted_section, load_release
+
 version, lock_arg, counter_arg, work, trier, late = sys.argv[1:7]
-site = os.path.join(sys.prefix, "portalocker", version)
-if not os.path.isfile(os.path.join(site, "portalocker", "utils.py")):
-    missing = site + ".missing"
-    reason = open(missing).read().strip() if os.path.exists(missing) else "not installed"
-    sys.exit(f"portalocker {version} is not in {site}: {reason} (run `cargo xtask venv`)")
-sys.path.insert(0, site)
+load_release("portalocker", version, "portalocker/utils.py")
 
 import portalocker  # noqa: E402
 
@@ -34,7 +31,6 @@ if portalocker.__version__ != version:
 root = os.environ["RACELAB_ROOT"]
 me = os.environ["RACELAB_ACTOR"]
 lockfile, counter = root + lock_arg, root + counter_arg
-marker = f"{root}/.racelab/critical/app/{me}"
 
 if me == "locker3":
     time.sleep(float(late))
@@ -47,13 +43,5 @@ try:
 except portalocker.AlreadyLocked:
     print(f"{me}: {lockfile} is locked, giving up", file=sys.stderr)
     sys.exit(0)  # atexit runs the lock's release
-open(marker, "w").close()
-with open(counter) as f:
-    n = int(f.read() or 0)
-time.sleep(float(work))
-with open(counter, "w") as f:
-    f.write(str(n + 1))
-with open(f"{root}/.racelab/logs/done", "a") as f:
-    f.write(me + "\n")
-os.unlink(marker)
+counted_section(root, me, "app", counter, float(work))
 lock.release()
