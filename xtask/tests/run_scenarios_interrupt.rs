@@ -78,7 +78,15 @@ fn interrupting_run_scenarios_mid_matrix_leaves_nothing_behind() {
     let before = temp_dirs();
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         let mut child = Command::new(XTASK)
-            .args(["run-scenarios", "--quick", "--engines", "loom", "--racelab"])
+            // native-random finds the breaking variants' tokens in milliseconds, so the real runs
+            // this test interrupts start soon (loom spent a minute on the model part first).
+            .args([
+                "run-scenarios",
+                "--quick",
+                "--engines",
+                "native-random",
+                "--racelab",
+            ])
             .arg(&racelab)
             .arg("--scenarios")
             .arg(&scenario)
