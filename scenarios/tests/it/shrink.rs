@@ -25,7 +25,7 @@ fn every_failing_variant_shrinks_and_the_shrunk_schedule_replays_100_of_100() {
             // Random schedules are the long, switch-heavy ones a person would not want to read.
             let cfg = EngineConfig::new(
                 EngineKind::NativeRandom,
-                Budget::new(20_000, Duration::from_secs(20)),
+                Budget::new(5_000, Duration::from_secs(20)),
             );
             let ex = explore(&prog, &cfg).expect("native-random runs any scenario");
             assert!(
