@@ -1451,40 +1451,23 @@ fn suite_cmd(
         suite::SuiteConfig::full()
     };
     let borrowed_findings = counts.2;
-    let mut results = match borrowed_findings {
+    // Another run's model rows (`--findings-from`), read before anything starts: a bad file is
+    // bad input.
+    let borrowed_rows = match borrowed_findings {
         Some(from) => match suite::model_rows_from(from, &scenarios, engine_names) {
-            Ok(rows) => rows,
+            Ok(rows) => Some(rows),
             Err(e) => {
                 eprint_error(format_args!("--findings-from {}: {e}", from.display()));
                 return BAD_INPUT;
             }
         },
-        None => {
-            let jobs = suite::jobs(&scenarios, &cfg, &engines);
-            let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} exploring [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            let rows = suite::run(&jobs, &|r| {
-                bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
-                bar.inc(1);
-            });
-            bar.finish_and_clear();
-            rows
-        }
+        None => None,
     };
-    // The real runs: the database servers at the same time as the filesystems and the gate.
-    // Database rows spend their time waiting for a server (the blocked-statement polls), the
-    // others on processes and disks, so the two overlap on two cores instead of queueing.
-    let spinner = if out.tty {
-        indicatif::ProgressBar::new_spinner()
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = indicatif::MultiProgress::new();
+    if !out.tty {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let spinner = progress.add(indicatif::ProgressBar::new_spinner());
     spinner.enable_steady_tick(Duration::from_millis(200));
     let say = |what: &str, r: &reports::RunResult| {
         spinner.set_message(format!(
@@ -1492,31 +1475,13 @@ fn suite_cmd(
             r.scenario, r.variant, r.engine, r.backend
         ))
     };
-    let model_rows = &results;
-    let ((fs_rows, gate_rows), db_rows) = std::thread::scope(|s| {
-        let db = s.spawn(|| {
-            if db_targets.is_empty() {
-                return Vec::new();
-            }
-            // A forced replay on a server costs a CREATE DATABASE (~0.1-0.3 s): 5 per schedule.
-            let rc = if quick {
-                suite::RealConfig {
-                    replays: 5,
-                    stress_runs: 100,
-                    jobs: 2,
-                }
-            } else {
-                suite::RealConfig {
-                    replays: 20,
-                    stress_runs: 500,
-                    jobs: 2,
-                }
-            };
-            suite::db_rows(&scenarios, model_rows, &db_targets, &rc, &|r| say("db", r))
-        });
-        // Gated runs spend their time in ptrace stops and the programs' own start-up, beside
-        // the filesystem rows rather than after them (the tracer is this thread throughout).
-        let gate = s.spawn(|| {
+    let (mut results, ((fs_rows, gate_rows), db_rows)) = std::thread::scope(|outer| {
+        // Gated runs explore real programs on their own (they need no model finding), and spend
+        // their time in ptrace stops and the programs' start-up: they start now, beside the
+        // model engines and then the filesystem and database rows, instead of after the model
+        // (the tracer is this thread throughout). In CI they took 6 of the main suite's 10
+        // minutes in this one thread, after the model's 4.
+        let gate = outer.spawn(|| {
             if gate_targets.is_empty() || racelab::backend::cancel::requested().is_some() {
                 return Vec::new();
             }
@@ -1560,32 +1525,86 @@ fn suite_cmd(
                 &|r| say("gate", r),
             )
         });
-        let mut fs_rows = Vec::new();
-        if !targets.is_empty() {
-            // Forced replays are cheap (tens of ms each): 20 even in quick mode, so "reproduces
-            // every time" is measured (Wilson lower bound 0.84), not assumed; 100 in full runs.
-            // Quick mode's 50 free runs per variant and filesystem keep CI's real part to a few
-            // minutes on six filesystems (measured: 100 replays and 100 runs took 9 minutes).
-            let mut rc = if quick {
-                suite::RealConfig {
-                    replays: 20,
-                    stress_runs: 50,
-                    jobs: 2,
+        let results = match borrowed_rows {
+            Some(rows) => rows,
+            None => {
+                let jobs = suite::jobs(&scenarios, &cfg, &engines);
+                let bar = progress.add(indicatif::ProgressBar::new(jobs.len() as u64));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} exploring [{bar:30}] {pos}/{len} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                let rows = suite::run(&jobs, &|r| {
+                    bar.set_message(format!("{}/{}/{}", r.scenario, r.variant, r.engine));
+                    bar.inc(1);
+                });
+                bar.finish_and_clear();
+                if let Err(e) = suite::write_model_rows(&rows, dir) {
+                    eprintln!(
+                        "warning: cannot write {}: {e}",
+                        dir.join(suite::MODEL_ROWS_FILE).display()
+                    );
                 }
-            } else {
-                suite::RealConfig {
-                    replays: 100,
-                    stress_runs: 500,
-                    jobs: 2,
+                rows
+            }
+        };
+        // The real runs: the database servers at the same time as the filesystems. Database
+        // rows spend their time waiting for a server (the blocked-statement polls), the others
+        // on processes and disks, so the two overlap on two cores instead of queueing.
+        let model_rows = &results;
+        let (fs_rows, db_rows) = std::thread::scope(|s| {
+            let db = s.spawn(|| {
+                if db_targets.is_empty() {
+                    return Vec::new();
                 }
-            };
-            rc.replays = counts.0.unwrap_or(rc.replays).max(1);
-            rc.stress_runs = counts.1.unwrap_or(rc.stress_runs).max(1);
-            fs_rows = suite::real_rows(&scenarios, model_rows, &targets, &rc, &|r| say("real", r));
-        }
+                // A forced replay on a server costs a CREATE DATABASE (~0.1-0.3 s): 5 per schedule.
+                let rc = if quick {
+                    suite::RealConfig {
+                        replays: 5,
+                        stress_runs: 100,
+                        jobs: 2,
+                    }
+                } else {
+                    suite::RealConfig {
+                        replays: 20,
+                        stress_runs: 500,
+                        jobs: 2,
+                    }
+                };
+                suite::db_rows(&scenarios, model_rows, &db_targets, &rc, &|r| say("db", r))
+            });
+            let mut fs_rows = Vec::new();
+            if !targets.is_empty() {
+                // Forced replays are cheap (tens of ms each): 20 even in quick mode, so "reproduces
+                // every time" is measured (Wilson lower bound 0.84), not assumed; 100 in full runs.
+                // Quick mode's 50 free runs per variant and filesystem keep CI's real part to a few
+                // minutes on six filesystems (measured: 100 replays and 100 runs took 9 minutes).
+                let mut rc = if quick {
+                    suite::RealConfig {
+                        replays: 20,
+                        stress_runs: 50,
+                        jobs: 2,
+                    }
+                } else {
+                    suite::RealConfig {
+                        replays: 100,
+                        stress_runs: 500,
+                        jobs: 2,
+                    }
+                };
+                rc.replays = counts.0.unwrap_or(rc.replays).max(1);
+                rc.stress_runs = counts.1.unwrap_or(rc.stress_runs).max(1);
+                fs_rows =
+                    suite::real_rows(&scenarios, model_rows, &targets, &rc, &|r| say("real", r));
+            }
+            (fs_rows, db.join().unwrap_or_default())
+        });
         (
-            (fs_rows, gate.join().unwrap_or_default()),
-            db.join().unwrap_or_default(),
+            results,
+            ((fs_rows, gate.join().unwrap_or_default()), db_rows),
         )
     });
     spinner.finish_and_clear();

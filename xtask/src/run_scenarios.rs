@@ -102,7 +102,7 @@ pub fn run(args: &[String]) -> Result<u8> {
     if quick {
         cmd.arg("--quick");
     }
-    if let Some(e) = engines {
+    if let Some(e) = &engines {
         cmd.arg("--engines").arg(e);
     }
     if let Some(s) = &shard {
@@ -191,10 +191,20 @@ pub fn run(args: &[String]) -> Result<u8> {
     // guest cannot come up).
     let mut nfs_params = xtask::nfs::suite::Params::new(racelab.clone(), root.clone(), &target);
     nfs_params.venv = venv;
+    // With every engine and no shard, the main suite explores every variant the NFS part forces:
+    // the part waits for those rows instead of exploring them a second time beside the suite.
+    if engines.is_none() && shard.is_none() {
+        nfs_params.main_model = Some(xtask::nfs::suite::MainModel::in_dir(
+            &target.join("racelab"),
+        ));
+    }
     let nfs_scenarios = xtask::nfs::suite::scenarios_in(&scenarios);
     let nfs_part = (real && nfs && !nfs_scenarios.is_empty())
         .then(|| xtask::nfs::suite::start(&nfs_params, nfs_scenarios));
     let status = run_child(&mut cmd, real)?;
+    if let Some(main) = &nfs_params.main_model {
+        main.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if status.code() == Some(2) {
         // Bad input: no summary to merge into; stop the guest instead of waiting for it.
         if let Some(part) = &nfs_part {

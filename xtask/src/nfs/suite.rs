@@ -22,8 +22,10 @@
 //! run is never a pass.
 //!
 //! System calls in a guest are 10-100x slower than the host's, so the guest explores nothing:
-//! loom and native-random explore on the host first (`--quick`) and the guest suite forces
-//! their findings (`racelab suite --findings-from`: loom's and native-pct's on one client,
+//! it forces the model findings of the main suite beside it (`target/racelab/model.json`,
+//! written before the main suite's real runs; with `--engines` or `--shard`, or run alone as
+//! `cargo xtask nfs suite`, loom, native-pct and native-random explore on the host first) and
+//! the guest suite forces their findings (`racelab suite --findings-from`: loom's and native-pct's on one client,
 //! native-random's on two), with 10 forced replays per token
 //! and 20 stress runs per variant and target instead of the host's 100 (`--replays`,
 //! `--stress-runs`): enough to reproduce and to rate. `--no-nfs` leaves the part out.
@@ -70,6 +72,49 @@ pub struct Params {
     /// The Python venv with flufl.lock (`cargo xtask venv`) for the gated runs, or why there is
     /// none (the gate rows are then skipped, saying so).
     pub venv: Result<PathBuf, String>,
+    /// The main suite's model rows, when it runs beside this part with every engine: their
+    /// findings are forced in the guest instead of exploring the same variants on the host a
+    /// second time ([`host_findings`]). None explores them here.
+    pub main_model: Option<MainModel>,
+}
+
+/// The model rows the main suite writes as soon as it has explored (`racelab suite` writes
+/// `model.json` in its report directory before its real runs start).
+#[derive(Debug, Clone)]
+pub struct MainModel {
+    /// The file to wait for.
+    pub path: PathBuf,
+    /// Set when the main suite has ended: a file still missing then will never come (the suite
+    /// stopped before its model rows), and this part explores on its own instead of waiting.
+    pub ended: Arc<AtomicBool>,
+}
+
+impl MainModel {
+    /// The model rows of a `racelab suite --out DIR` started after this call (an earlier run's
+    /// file is removed, so it is never mistaken for this run's).
+    pub fn in_dir(dir: &Path) -> MainModel {
+        let path = dir.join("model.json");
+        let _ = std::fs::remove_file(&path);
+        MainModel {
+            path,
+            ended: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Waits for the file; None when the main suite ended without it or the part was cancelled.
+    fn wait(&self, cancel: Option<&AtomicBool>) -> Option<PathBuf> {
+        loop {
+            let ended = self.ended.load(Ordering::Relaxed);
+            if self.path.is_file() {
+                return Some(self.path.clone());
+            }
+            let cancelled = cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+            if ended || cancelled || crate::signals::pending().is_some() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
 }
 
 impl Params {
@@ -81,6 +126,7 @@ impl Params {
             out: target.join("racelab-nfs"),
             rig: PathBuf::from(super::DEFAULT_RIG),
             venv: Err("no venv for the gated runs (cargo xtask venv)".into()),
+            main_model: None,
         }
     }
 }
@@ -266,7 +312,7 @@ fn guest_rows(
     opts.rig.clone_from(&p.rig);
     opts.cwd.clone_from(&p.root);
     opts.output = output;
-    opts.cancel = cancel;
+    opts.cancel = cancel.clone();
     let m = opts.mounts();
     let dirs_of = |target: &str| -> String {
         let dirs = match target {
@@ -278,7 +324,17 @@ fn guest_rows(
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         dirs.join(",")
     };
-    let findings = host_findings(p, scenarios)?;
+    let main_findings = p
+        .main_model
+        .as_ref()
+        .and_then(|m| m.wait(cancel.as_deref()));
+    if crate::signals::pending().is_some() {
+        return Err(Stop::Signal);
+    }
+    let findings = match main_findings {
+        Some(rows) => rows,
+        None => host_findings(p, scenarios)?,
+    };
     let command_for = |guest: &str| -> Vec<OsString> {
         let mut script = String::from("status=0\n");
         for pass in passes(guest, scenarios) {
