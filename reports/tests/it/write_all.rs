@@ -32,7 +32,8 @@ fn writes_every_format_and_json_round_trips() {
             "summary.md",
             "summary.html",
             "junit.xml",
-            "runs.md"
+            "runs.md",
+            "runs.html"
         ]
     );
     assert!(paths.iter().all(|p| p.starts_with(&dir) && p.is_file()));
@@ -134,10 +135,11 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
             .contains("-> EEXIST"),
         "no trace is inlined in summary.md"
     );
-    let html = std::fs::read_to_string(&paths[2]).unwrap();
+    let html = std::fs::read_to_string(&paths[5]).unwrap();
     assert_eq!(
         html.matches(&format!("href=\"traces/{key}.html\"")).count(),
-        4
+        4,
+        "runs.html links every row to its trace"
     );
     assert!(
         !html.contains("<svg class=\"sequence\""),
