@@ -96,6 +96,10 @@ fn overview_section(results: &[RunResult]) -> String {
         });
         out.push_str(&table_row(cells.into_iter()));
     }
+    out.push_str("\nBackend groups:\n\n");
+    for (group, backends) in o.groups.iter().zip(&o.members) {
+        out.push_str(&format!("- {}: {}\n", text(group), text(&backends.join(", "))));
+    }
     out
 }
 

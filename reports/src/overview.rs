@@ -88,6 +88,8 @@ pub struct VariantRow<'a> {
 /// The per-variant overview.
 pub struct Overview<'a> {
     pub groups: Vec<&'a str>,
+    /// Each group's backends (in [`Overview::groups`] order), as first seen.
+    pub members: Vec<Vec<&'a str>>,
     pub rows: Vec<VariantRow<'a>>,
 }
 
@@ -108,6 +110,16 @@ pub fn overview(results: &[RunResult]) -> Overview<'_> {
             .unwrap_or(5)
     };
     groups.sort_by_key(|g| rank(g));
+    let mut members: Vec<Vec<&str>> = vec![Vec::new(); groups.len()];
+    for r in results {
+        let g = groups
+            .iter()
+            .position(|g| *g == backend_group(&r.backend))
+            .expect("every group was collected above");
+        if !members[g].contains(&r.backend.as_str()) {
+            members[g].push(&r.backend);
+        }
+    }
     let mut index: std::collections::HashMap<(&str, &str), usize> = Default::default();
     let mut rows: Vec<VariantRow> = Vec::new();
     let mut keys: Vec<std::collections::HashSet<String>> = Vec::new();
@@ -141,7 +153,11 @@ pub fn overview(results: &[RunResult]) -> Overview<'_> {
             }
         }
     }
-    Overview { groups, rows }
+    Overview {
+        groups,
+        members,
+        rows,
+    }
 }
 
 /// One rate: hits of runs with its 95% Wilson interval.

@@ -24,6 +24,12 @@ fn summary_with_violation_holds_and_skipped() {
         | lockfile | naive | violation (mutual_exclusion) | 1✓ |  | 1– | [8 steps](traces/ta29ed72c9e05ac34.txt) |
         | lockfile | fenced | holds |  | 1✓ |  | – |
 
+        Backend groups:
+
+        - model: model
+        - fs: fs:ext4
+        - nfs: fs:nfs
+
         ## Reproduction rates on real systems
 
         Hits of runs per backend; invariants with the same rates everywhere share a row. Each rate's 95% interval is in [runs.md](runs.md).

@@ -119,7 +119,11 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
         lead.trace.as_ref().unwrap().steps.len(),
         "one box per step"
     );
-    assert!(page.contains("link(tmp, LOCKFILE) -&gt; EEXIST"));
+    assert!(
+        page.contains("link(tmp, LOCKFILE) → EEXIST")
+            && page.contains(&format!("<a href=\"{key}.txt\">")),
+        "the diagram's boxes name each step, and the page links the table: {page}"
+    );
 
     let md = std::fs::read_to_string(&paths[4]).unwrap();
     assert_eq!(
