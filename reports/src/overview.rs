@@ -58,19 +58,6 @@ impl Counts {
             .collect::<Vec<_>>()
             .join(" ")
     }
-
-    /// The worst bucket present, for colouring a cell: `not-met`, `error`, `met`, `skipped`.
-    pub fn class(&self) -> &'static str {
-        if self.not_met > 0 {
-            "not-met"
-        } else if self.errors > 0 {
-            "error"
-        } else if self.met > 0 {
-            "met"
-        } else {
-            "skipped"
-        }
-    }
 }
 
 /// One scenario × variant: its expectation, a tally per backend group (in [`Overview::groups`]
