@@ -202,6 +202,11 @@ fn a_run_of_3000_rows_keeps_the_summaries_small_and_every_trace_reachable() {
         "summary.html is {html} bytes for {rows} rows"
     );
     let runs_html = size(dir, "runs.html");
+    eprintln!(
+        "{rows} rows: summary.md {md} B ({} B/row), summary.html {html} B, runs.html {runs_html} B, runs.md {} B",
+        md / rows,
+        size(dir, "runs.md")
+    );
     assert!(runs_html < 5_000_000, "runs.html is {runs_html} bytes");
 
     // Every row's trace is a file, linked from its row's details in runs.md and runs.html, and
