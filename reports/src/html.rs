@@ -497,7 +497,7 @@ fn details(i: usize, r: &RunResult) -> String {
         // One page per distinct trace beside the report, opened on demand: inlined in every
         // run, the diagrams made a quick run's page 27 MB.
         out.push_str(&format!(
-            "<p>The interleaving ({} steps; {}): <a href=\"{}\">sequence diagram and table</a>, <a href=\"{}\">text</a></p>\n",
+            "<p>The interleaving ({} steps; {}): <a href=\"{}\">sequence diagram</a>, <a href=\"{}\">text</a></p>\n",
             trace.steps.len(),
             escape(&trace.verdict),
             crate::trace_path(trace, "html"),
