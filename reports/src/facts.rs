@@ -53,6 +53,10 @@ pub(crate) fn facts(r: &RunResult, m: &Markup) -> Vec<Fact> {
         text(&r.expected_label()),
         text(&r.outcome_label())
     ))];
+    // An error's reason is what a reader acts on; skipped runs are listed with theirs apart.
+    if let (Outcome::Error, Some(reason)) = (r.outcome, &r.reason) {
+        facts.push(Fact::leaf(format!("error: {}", text(reason))));
+    }
     if let Some(covers) = &r.covers {
         let label = r.coverage.map_or("", |c| c.as_str());
         facts.push(Fact::leaf(format!(

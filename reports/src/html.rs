@@ -1,11 +1,17 @@
-//! Renders a whole summary as one HTML page (inline CSS and SVG, no scripts, nothing fetched):
-//! per scenario and variant the outcome on each engine and backend, what each verdict covers and
-//! assumes, divergences between the model and real backends, reproduction rates with their
-//! intervals, and the lock benchmark's charts when they exist. Each run's failing interleaving
-//! is a link to its page in `traces/` (written once per distinct trace by `write_all`).
+//! Renders a summary as two HTML pages (inline CSS and SVG, no scripts, nothing fetched).
+//! `summary.html`: per scenario and variant the outcome on each engine and backend, divergences
+//! between the model and real backends, reproduction rates pivoted per backend, assumptions,
+//! skips grouped by reason, the runs that did not meet their expectation in full, and the lock
+//! benchmark's charts. `runs.html`: a row and a details section per run. Each run's failing
+//! interleaving is a link to its page in `traces/` (written once per distinct trace).
+//!
+//! Why two pages: with every run's row, details and a rate bar per line, the CI run's single
+//! page was 3.5 MB for 2,166 rows (1.6 KB a row) and would pass 5 MB at some 3,200 rows; the
+//! summary page now grows with variants, backends and failing runs only.
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
 use crate::model::{Outcome, RunResult, Summary};
+use crate::overview::{assumption_sets, rate_pivot, skipped_by_reason};
 
 pub(crate) const CSS: &str = "\
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -31,7 +37,7 @@ td.cell.not-met { background: #ffebe9; }
 td.cell.skipped { background: #f6f8fa; color: #6e7781; }
 td.cell.error { background: #fff8c5; }
 .diagram { overflow-x: auto; border: 1px solid #d0d7de; padding: 0.5em; }
-svg.rate { vertical-align: middle; }
+table.rates td[style] { background: linear-gradient(90deg, #b6e3ff var(--p), transparent var(--p)); }
 .chart svg { max-width: 100%; height: auto; }
 ";
 
@@ -49,29 +55,55 @@ const COLUMNS: [&str; 11] = [
     "met",
 ];
 
+/// The file [`render_runs_html`] is written to, beside `summary.html`.
+pub const RUNS_HTML: &str = "runs.html";
+
 /// The whole page, ending with a newline.
 pub fn render_html(summary: &Summary) -> String {
     render_html_with_charts(summary, &[])
 }
 
-/// The whole page, with the lock benchmark's charts (name, SVG text) inlined at the end.
-pub fn render_html_with_charts(summary: &Summary, charts: &[(String, String)]) -> String {
-    let mut out = String::from(
+fn page_start(title: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>racelab summary</title>\n",
-    );
-    out.push_str(&format!("<style>\n{CSS}</style>\n</head>\n<body>\n"));
-    out.push_str("<h1>racelab summary</h1>\n");
+         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    )
+}
+
+/// The whole page, with the lock benchmark's charts (name, SVG text) inlined at the end: the
+/// matrix, divergences, rates pivoted per backend, assumptions, skips grouped by reason and the
+/// runs that did not meet their expectation in full. Every run's row and details are in
+/// [`RUNS_HTML`], which the matrix links to.
+pub fn render_html_with_charts(summary: &Summary, charts: &[(String, String)]) -> String {
+    let mut out = page_start("racelab summary");
     out.push_str(&overall(summary));
+    if !summary.results.is_empty() {
+        out.push_str(&format!(
+            "<p>Every run, its details, replay token and interleaving: <a href=\"{RUNS_HTML}\">{RUNS_HTML}</a></p>\n"
+        ));
+    }
     out.push_str(&matrix(&summary.results));
     out.push_str(&divergences(&summary.results));
-    out.push_str(&rates(&summary.results));
+    out.push_str(&rate_pivot_table(&summary.results));
     out.push_str(&assumptions(&summary.results));
+    out.push_str(&skipped_groups(&summary.results));
+    out.push_str(&not_met_sections(&summary.results));
+    out.push_str(&charts_section(charts));
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// `runs.html`: a row per run (linking to its details), every rate with its interval, every
+/// skip's and error's reason, and the details of every run that has any.
+pub fn render_runs_html(summary: &Summary) -> String {
+    let mut out = page_start("racelab runs");
+    out.push_str("<p>Every run of the <a href=\"summary.html\">racelab summary</a>; each interleaving is a page in <code>traces/</code>.</p>\n");
+    out.push_str(&overall(summary));
     out.push_str("<h2>Every run</h2>\n");
     out.push_str(&results_table(&summary.results));
+    out.push_str(&rates(&summary.results));
     out.push_str(&skipped_section(&summary.results));
     out.push_str(&details_sections(&summary.results));
-    out.push_str(&charts_section(charts));
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -140,7 +172,11 @@ fn matrix(results: &[RunResult]) -> String {
                     let shown = worst.unwrap_or(r);
                     let text = format!("{} {}", met_mark(shown), shown.outcome_label());
                     let link = if shown.has_details() {
-                        format!("<a href=\"#{}\">{}</a>", anchor(*i), escape(&text))
+                        format!(
+                            "<a href=\"{RUNS_HTML}#{}\">{}</a>",
+                            anchor(*i),
+                            escape(&text)
+                        )
                     } else {
                         escape(&text)
                     };
@@ -182,25 +218,8 @@ fn divergences(results: &[RunResult]) -> String {
     out
 }
 
-/// A 95% interval as a small bar: the interval shaded, the measured rate a tick.
-fn rate_bar(hits: u64, runs: u64, low: f64, high: f64) -> String {
-    let w = 160.0;
-    let p = if runs == 0 {
-        0.0
-    } else {
-        hits as f64 / runs as f64
-    };
-    format!(
-        "<svg class=\"rate\" width=\"170\" height=\"14\" role=\"img\"><title>{hits}/{runs}, 95% interval {:.1}%–{:.1}%</title><rect x=\"5\" y=\"5\" width=\"{w}\" height=\"4\" fill=\"#eaeef2\"/><rect x=\"{:.1}\" y=\"2\" width=\"{:.1}\" height=\"10\" fill=\"#54aeff\" opacity=\"0.5\"/><rect x=\"{:.1}\" y=\"0\" width=\"2\" height=\"14\" fill=\"#0969da\"/></svg>",
-        low * 100.0,
-        high * 100.0,
-        5.0 + low * w,
-        ((high - low) * w).max(1.0),
-        4.0 + p * w
-    )
-}
-
-/// Reproduction rates on real systems (forced replays and stress runs), with Wilson intervals.
+/// Every rate on real systems (forced replays and stress runs) with its Wilson interval, a
+/// line per run and invariant, for `runs.html`.
 fn rates(results: &[RunResult]) -> String {
     let mut lines = Vec::new();
     for r in results {
@@ -222,30 +241,96 @@ fn rates(results: &[RunResult]) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    let mut out = String::from("<h2>Reproduction rates on real systems</h2>\n<table>\n<thead><tr><th>run</th><th>invariant</th><th>hits / runs</th><th>95% interval (Wilson)</th><th></th></tr></thead>\n<tbody>\n");
+    let mut out = String::from("<h2>Reproduction rates on real systems</h2>\n<table>\n<thead><tr><th>run</th><th>invariant</th><th>hits / runs</th><th>95% interval (Wilson)</th></tr></thead>\n<tbody>\n");
     for (r, inv, hits, runs, low, high) in lines {
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{hits} / {runs}</td><td class=\"num\">{:.1}% – {:.1}%</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{hits} / {runs}</td><td class=\"num\">{:.1}% – {:.1}%</td></tr>\n",
             escape(&run_name(r)),
             escape(&inv),
             low * 100.0,
             high * 100.0,
-            rate_bar(hits, runs, low, high)
         ));
     }
     out.push_str("</tbody>\n</table>\n");
     out
 }
 
-/// Each variant's model assumptions, once.
-fn assumptions(results: &[RunResult]) -> String {
-    let groups = crate::facts::assumptions_by_variant(results);
+/// The rates pivoted, for the summary page: a column per backend, a row per run kind and the
+/// invariants that share its rates; each cell is filled as far as its rate and names its
+/// interval on hover (a bar per line made the rates 936 KB of a 3.5 MB page).
+fn rate_pivot_table(results: &[RunResult]) -> String {
+    let p = rate_pivot(results);
+    if p.rows.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("<h2>Reproduction rates on real systems</h2>\n<p>Hits of runs per backend (each cell is filled as far as its rate; hover for the 95% Wilson interval; every rate with its interval: <a href=\"{RUNS_HTML}\">{RUNS_HTML}</a>). Invariants with the same rates everywhere share a row.</p>\n<table class=\"rates\">\n<thead><tr><th>scenario / variant</th><th>run</th><th>invariant</th>");
+    for b in &p.backends {
+        out.push_str(&format!("<th>{}</th>", escape(b)));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &p.rows {
+        out.push_str(&format!(
+            "<tr><td>{}/{}</td><td>{}</td><td>{}</td>",
+            escape(row.scenario),
+            escape(row.variant),
+            escape(row.engine),
+            escape(&row.invariants.join(", "))
+        ));
+        for cell in &row.cells {
+            match cell {
+                None => out.push_str("<td></td>"),
+                Some(c) => out.push_str(&format!(
+                    "<td class=\"num\" title=\"{:.1}%, 95% interval {:.1}%–{:.1}%\" style=\"--p:{:.0}%\">{}/{}</td>",
+                    c.percent(),
+                    c.low * 100.0,
+                    c.high * 100.0,
+                    c.percent(),
+                    c.hits,
+                    c.runs
+                )),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// Skipped runs once per reason, naming `scenario/variant/engine` and its backends.
+fn skipped_groups(results: &[RunResult]) -> String {
+    let groups = skipped_by_reason(results);
     if groups.is_empty() {
         return String::new();
     }
-    let mut out = String::from("<h2>Model assumptions</h2>\n<p>What a model verdict (proof, bounded, budget) holds under, per variant.</p>\n<ul>\n");
-    for (name, list) in groups {
-        out.push_str(&format!("<li>{}<ul>\n", escape(&name)));
+    let mut out = String::from("<h2>Skipped</h2>\n<ul>\n");
+    for g in groups {
+        let n: usize = g.runs.iter().map(|(_, b)| b.len()).sum();
+        out.push_str(&format!(
+            "<li><strong>{n} skipped</strong>: <span class=\"reason\">{}</span>\n<ul>\n",
+            escape(g.reason)
+        ));
+        for (name, backends) in &g.runs {
+            out.push_str(&format!(
+                "<li>{}: {}</li>\n",
+                escape(name),
+                escape(&backends.join(", "))
+            ));
+        }
+        out.push_str("</ul></li>\n");
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
+/// The model assumptions, once per distinct set, with the variants that state it.
+fn assumptions(results: &[RunResult]) -> String {
+    let sets = assumption_sets(results);
+    if sets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Model assumptions</h2>\n<p>What a model verdict (proof, bounded, budget) holds under; variants that state the same share an entry.</p>\n<ul>\n");
+    for (names, list) in sets {
+        out.push_str(&format!("<li>{}<ul>\n", escape(&names.join(", "))));
         for a in list {
             out.push_str(&format!("<li>{}</li>\n", escape(a)));
         }
@@ -383,6 +468,23 @@ fn details_sections(results: &[RunResult]) -> String {
     out
 }
 
+/// The runs that did not meet their expectation (errors included), in full: what a reader of
+/// the summary has to act on.
+fn not_met_sections(results: &[RunResult]) -> String {
+    let mut out = String::new();
+    let missed = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.outcome != Outcome::Skipped && !r.is_met());
+    for (n, (i, r)) in missed.enumerate() {
+        if n == 0 {
+            out.push_str("<h2>Not met and errors</h2>\n");
+        }
+        out.push_str(&details(i, r));
+    }
+    out
+}
+
 fn details(i: usize, r: &RunResult) -> String {
     let mut out = format!("<section id=\"{}\">\n", anchor(i));
     out.push_str(&format!("<h3>{}</h3>\n", escape(&run_name(r))));
@@ -395,7 +497,7 @@ fn details(i: usize, r: &RunResult) -> String {
         // One page per distinct trace beside the report, opened on demand: inlined in every
         // run, the diagrams made a quick run's page 27 MB.
         out.push_str(&format!(
-            "<p>The interleaving ({} steps; {}): <a href=\"{}\">sequence diagram and table</a>, <a href=\"{}\">text</a></p>\n",
+            "<p>The interleaving ({} steps; {}): <a href=\"{}\">sequence diagram</a>, <a href=\"{}\">text</a></p>\n",
             trace.steps.len(),
             escape(&trace.verdict),
             crate::trace_path(trace, "html"),

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod overview;
 pub mod sequence;
 pub mod table;
 pub mod traces;
@@ -18,11 +19,11 @@ use std::path::{Path, PathBuf};
 pub use model::*;
 pub use traces::{distinct_traces, trace_key, trace_path, TRACES_DIR};
 
-/// Writes `summary.json`, `summary.md`, `summary.html`, `junit.xml` and `runs.md` (every run's
-/// details, linked from `summary.md`) into `dir` (creating it) and returns the paths written, in
-/// that order. Beside them, `traces/` holds every distinct
-/// trace once (`traces/KEY.txt`, `traces/KEY.html`; see [`traces`]), which `summary.md` and
-/// `summary.html` link to; `summary.json` keeps every row's trace as data.
+/// Writes `summary.json`, `summary.md`, `summary.html`, `junit.xml`, `runs.md` and `runs.html`
+/// (every run's row and details, linked from the summaries) into `dir` (creating it) and
+/// returns the paths written, in that order. Beside them, `traces/` holds every distinct trace
+/// once (`traces/KEY.txt`, `traces/KEY.html`; see [`traces`]), which the reports link to;
+/// `summary.json` keeps every row's trace as data.
 pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     traces::write_traces(summary, &dir.join(TRACES_DIR))?;
@@ -37,6 +38,7 @@ pub fn write_all(summary: &Summary, dir: &Path) -> io::Result<Vec<PathBuf>> {
         ),
         ("junit.xml", junit::render_junit(summary)),
         (markdown::RUNS_FILE, markdown::render_runs(summary)),
+        (html::RUNS_HTML, html::render_runs_html(summary)),
     ];
     let mut written = Vec::with_capacity(files.len());
     for (name, contents) in files {

@@ -1,13 +1,16 @@
-//! Renders a whole summary as Markdown: `summary.md` (overall status, a table of every run,
-//! the model's assumptions, rates, the skipped and errored runs with their reasons, and the
-//! details of the runs that did not meet their expectation) and `runs.md` (every run's details:
-//! coverage, bound, replay tokens, and a link to its trace in `traces/`).
+//! Renders a whole summary as Markdown: `summary.md` (the overall status, one row per scenario
+//! × variant with a tally per backend group and its shortest trace, every run that did not meet
+//! its expectation in full, rates pivoted per backend, skips grouped by reason, assumptions
+//! grouped by set) and `runs.md` (a row per run, every rate with its interval, every skip's
+//! reason, and every run's details: coverage, bound, replay tokens, a link to its trace).
 //!
-//! Traces are never inlined, and met runs' details live in `runs.md`: with a trace (some 200
-//! steps) and a details section per run, a quick run's `summary.md` was 9.3 MB.
+//! Traces are never inlined, and per-run content lives in `runs.md`: with a row per run the
+//! CI run's `summary.md` was 644 KB for 2,166 rows (9.3 MB when traces were inlined); now it
+//! grows with variants, backends and failing runs, not with runs.
 
 use crate::facts::{facts, first_failure, met_mark, run_name, Markup};
 use crate::model::{Outcome, RunResult, Summary};
+use crate::overview::{assumption_sets, overview, rate_pivot, skipped_by_reason};
 
 const COLUMNS: [(&str, &str); 11] = [
     ("scenario", "---"),
@@ -23,29 +26,145 @@ const COLUMNS: [(&str, &str); 11] = [
     ("met", ":---:"),
 ];
 
-/// The whole report, ending with a newline.
+/// The whole report, ending with a newline: the overall line, the per-variant overview, every
+/// run that did not meet its expectation in full, then compact views of rates, skips and
+/// assumptions. Every run's row and details are in [`RUNS_FILE`].
 pub fn render_summary(summary: &Summary) -> String {
     let mut out = String::from("# racelab summary\n\n");
     out.push_str(&overall_line(summary));
-    out.push_str(&results_table(&summary.results));
-    out.push_str(&assumptions_section(&summary.results));
-    out.push_str(&rates_section(&summary.results));
-    out.push_str(&skipped_section(&summary.results));
-    out.push_str(&attention_sections(&summary.results));
-    if summary.results.iter().any(|r| r.has_details()) {
-        out.push_str(&format!("\nEvery run's details (coverage, bound, replay tokens, traces): [{RUNS_FILE}]({RUNS_FILE})\n"));
+    if !summary.results.is_empty() {
+        out.push_str(&format!(
+            "\nEvery run (its row, details, replay token and trace): [{RUNS_FILE}]({RUNS_FILE}); the same as a page: [summary.html](summary.html)\n"
+        ));
     }
+    out.push_str(&overview_section(&summary.results));
+    out.push_str(&attention_sections(&summary.results));
+    out.push_str(&rate_pivot_section(&summary.results));
+    out.push_str(&skipped_groups_section(&summary.results));
+    out.push_str(&assumption_sets_section(&summary.results));
     out
 }
 
 /// The file [`render_runs`] is written to, beside `summary.md`.
 pub const RUNS_FILE: &str = "runs.md";
 
-/// `runs.md`: the details of every run that has any, ending with a newline.
+/// `runs.md`: a row per run, every rate with its interval, every skip and error with its
+/// reason, and the details of every run that has any (each linking its trace file), ending
+/// with a newline.
 pub fn render_runs(summary: &Summary) -> String {
-    let mut out = String::from("# racelab runs\n\nThe details of every run in [summary.md](summary.md); each trace is a file in `traces/`.\n");
-    for r in summary.results.iter().filter(|r| r.has_details()) {
+    let mut out = String::from("# racelab runs\n\nEvery run of [summary.md](summary.md); each trace is a file in `traces/`.\n");
+    out.push_str(&results_table(&summary.results));
+    out.push_str(&rates_section(&summary.results));
+    out.push_str(&skipped_section(&summary.results));
+    let mut detailed = summary.results.iter().filter(|r| r.has_details()).peekable();
+    if detailed.peek().is_some() {
+        out.push_str("\n## Details\n");
+    }
+    for r in detailed {
         out.push_str(&details(r));
+    }
+    out
+}
+
+/// One row per scenario × variant with a cell per backend group: the report's first answer.
+fn overview_section(results: &[RunResult]) -> String {
+    let o = overview(results);
+    if o.rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Overview\n\nRuns per scenario × variant and backend group that met (✓) or missed (✗) their expectation, were skipped (–) or errored (!), and the shortest interleaving any of them recorded, with how many distinct ones they recorded (each linked from its run in [runs.md](runs.md)).\n\n");
+    let mut header = vec!["scenario".to_string(), "variant".into(), "expected".into()];
+    header.extend(o.groups.iter().map(|g| text(g)));
+    header.push("shortest trace".into());
+    let rule: Vec<String> = (0..header.len()).map(|_| "---".to_string()).collect();
+    out.push_str(&table_row(header.into_iter()));
+    out.push_str(&table_row(rule.into_iter()));
+    for row in &o.rows {
+        let mut cells = vec![text(row.scenario), text(row.variant), text(&row.expected)];
+        cells.extend(row.cells.iter().map(|c| c.compact()));
+        cells.push(match row.shortest {
+            Some(t) => {
+                let path = crate::trace_path(t, "txt");
+                let more = if row.traces > 1 {
+                    format!(", {} distinct", row.traces)
+                } else {
+                    String::new()
+                };
+                format!("[{} steps]({path}){more}", t.steps.len())
+            }
+            None => "–".to_string(),
+        });
+        out.push_str(&table_row(cells.into_iter()));
+    }
+    out.push_str("\nBackend groups:\n\n");
+    for (group, backends) in o.groups.iter().zip(&o.members) {
+        out.push_str(&format!("- {}: {}\n", text(group), text(&backends.join(", "))));
+    }
+    out
+}
+
+/// The rates pivoted: a column per backend, a row per run kind and invariants sharing rates.
+fn rate_pivot_section(results: &[RunResult]) -> String {
+    let p = rate_pivot(results);
+    if p.rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Reproduction rates on real systems\n\nHits of runs per backend; invariants with the same rates everywhere share a row. Each rate's 95% interval is in [runs.md](runs.md).\n\n");
+    let mut header = vec![
+        "scenario".to_string(),
+        "variant".into(),
+        "run".into(),
+        "invariant".into(),
+    ];
+    header.extend(p.backends.iter().map(|b| text(b)));
+    let rule: Vec<String> = (0..header.len()).map(|_| "---".to_string()).collect();
+    out.push_str(&table_row(header.into_iter()));
+    out.push_str(&table_row(rule.into_iter()));
+    for row in &p.rows {
+        let mut cells = vec![
+            text(row.scenario),
+            text(row.variant),
+            text(row.engine),
+            text(&row.invariants.join(", ")),
+        ];
+        cells.extend(row.cells.iter().map(|c| {
+            c.map_or(String::new(), |c| format!("{}/{}", c.hits, c.runs))
+        }));
+        out.push_str(&table_row(cells.into_iter()));
+    }
+    out
+}
+
+/// Skipped runs, once per reason, naming the runs as `scenario/variant/engine: backends`.
+fn skipped_groups_section(results: &[RunResult]) -> String {
+    let groups = skipped_by_reason(results);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Skipped\n\n");
+    for g in groups {
+        let n: usize = g.runs.iter().map(|(_, b)| b.len()).sum();
+        out.push_str(&format!("- **{n} skipped**: "));
+        out.push_str(&list_item_body(g.reason));
+        for (name, backends) in &g.runs {
+            out.push_str(&format!("  - {}: {}\n", text(name), text(&backends.join(", "))));
+        }
+    }
+    out
+}
+
+/// Model assumptions, once per distinct set, with the variants that state it.
+fn assumption_sets_section(results: &[RunResult]) -> String {
+    let sets = assumption_sets(results);
+    if sets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Model assumptions\n\nWhat a model verdict (`proof`, `bounded`, `budget`) holds under; variants that state the same share an entry.\n\n");
+    for (names, assumptions) in sets {
+        out.push_str(&format!("- {}\n", text(&names.join(", "))));
+        for a in assumptions {
+            out.push_str(&format!("  - {}\n", text(a)));
+        }
     }
     out
 }
@@ -56,7 +175,10 @@ fn overall_line(summary: &Summary) -> String {
 }
 
 fn results_table(results: &[RunResult]) -> String {
-    let mut out = String::from("\n");
+    if results.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n## Every run\n\n");
     out.push_str(&table_row(COLUMNS.iter().map(|c| c.0.to_string())));
     out.push_str(&table_row(COLUMNS.iter().map(|c| c.1.to_string())));
     for r in results {
@@ -110,22 +232,6 @@ fn rates_section(results: &[RunResult]) -> String {
             ]
             .into_iter(),
         ));
-    }
-    out
-}
-
-/// Each variant's model assumptions, once (every engine's row of a variant states the same).
-fn assumptions_section(results: &[RunResult]) -> String {
-    let groups = crate::facts::assumptions_by_variant(results);
-    if groups.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("\n## Model assumptions\n\nWhat a model verdict (`proof`, `bounded`, `budget`) holds under, per variant.\n\n");
-    for (name, assumptions) in groups {
-        out.push_str(&format!("- {}\n", text(&name)));
-        for a in assumptions {
-            out.push_str(&format!("  - {}\n", text(a)));
-        }
     }
     out
 }
@@ -196,7 +302,7 @@ fn attention_sections(results: &[RunResult]) -> String {
         .filter(|r| r.outcome != Outcome::Skipped && !r.is_met());
     for (i, r) in detailed.enumerate() {
         if i == 0 {
-            out.push_str("\n## Not met\n");
+            out.push_str("\n## Not met and errors\n");
         }
         out.push_str(&details(r));
     }

@@ -1,6 +1,6 @@
-//! Every distinct trace once, beside the reports: `traces/KEY.txt` (the step table) and
-//! `traces/KEY.html` (the sequence diagram and the table), which `summary.md` and `summary.html`
-//! link to instead of inlining a trace in every run.
+//! Every distinct trace once, beside the reports: `traces/KEY.txt` (the step table, for the
+//! Markdown reports and terminals) and `traces/KEY.html` (the sequence diagram, linking the
+//! table), which the reports link to instead of inlining a trace in every run.
 //!
 //! A `--quick` run inlined one per run: summary.md was 9.3 MB and summary.html 26.8 MB, a
 //! trace being some 200 steps (its HTML ~80 KB). `summary.json` keeps each row's `trace` as it
@@ -71,7 +71,7 @@ pub(crate) fn write_traces(summary: &Summary, dir: &Path) -> io::Result<()> {
                 trace.scenario, trace.variant, trace.verdict
             ),
         )?;
-        std::fs::write(dir.join(format!("{key}.html")), trace_page(trace, &table))?;
+        std::fs::write(dir.join(format!("{key}.html")), trace_page(trace, &key))?;
     }
     Ok(())
 }
@@ -87,16 +87,17 @@ fn is_trace_file(name: &str) -> bool {
     stem.len() == 17 && stem.starts_with('t') && stem[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// One trace as a page of its own: the sequence diagram, then the step table.
-fn trace_page(trace: &Trace, table: &str) -> String {
+/// One trace as a page of its own: the sequence diagram (each box's full text on hover), and a
+/// link to the step table in `KEY.txt` rather than a second copy of it (the table was a quarter
+/// of the CI run's 79 MB of trace files).
+fn trace_page(trace: &Trace, key: &str) -> String {
     let title = format!("{}/{}: {}", trace.scenario, trace.variant, trace.verdict);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n\
-         <p><a href=\"../summary.html\">racelab summary</a></p>\n<h1>{t}</h1>\n<p>{n} steps, one lane per actor:</p>\n\
-         <div class=\"diagram\">\n{svg}</div>\n<p>Trace:</p>\n<pre class=\"trace\">{table}</pre>\n</body>\n</html>\n",
+         <p><a href=\"../summary.html\">racelab summary</a></p>\n<h1>{t}</h1>\n<p>{n} steps, one lane per actor; the same as a table: <a href=\"{key}.txt\">{key}.txt</a></p>\n\
+         <div class=\"diagram\">\n{svg}</div>\n</body>\n</html>\n",
         t = escape(&title),
         n = trace.steps.len(),
         svg = crate::sequence::render_sequence(trace),
-        table = escape(table),
     )
 }

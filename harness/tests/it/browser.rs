@@ -86,20 +86,31 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
         .position(|r| {
             r.scenario == "mailman-lockfile"
                 && r.variant == "mailman-2.1"
+                && r.backend == "model"
                 && r.met
                 && r.trace.is_some()
         })
         .expect("a mailman-2.1 run that found the race, with its interleaving");
     let page = out.join("summary.html");
-    let url = format!("file://{}#run-{race}", page.display());
     let profile = dir.path().join("profile");
 
-    // It renders: the DOM chromium built holds the matrix, and the race's section links to its
-    // interleaving's page (written once per distinct trace), whose diagram has a box per step.
-    let dom = headless(&url, &["--dump-dom"], &profile);
+    // It renders: the DOM chromium built holds the matrix, whose cells link to each run's
+    // section on runs.html; the race's section links to its interleaving's page (written once
+    // per distinct trace), whose diagram has a box per step.
+    let dom = headless(&format!("file://{}", page.display()), &["--dump-dom"], &profile);
     assert!(
         dom.contains("<table class=\"matrix\">"),
         "no outcome matrix in the rendered page"
+    );
+    assert!(
+        dom.contains(&format!("href=\"runs.html#run-{race}\"")),
+        "the matrix does not link the race's run to its details"
+    );
+    let runs = out.join("runs.html");
+    let dom = headless(
+        &format!("file://{}#run-{race}", runs.display()),
+        &["--dump-dom"],
+        &profile,
     );
     let section = dom
         .split(&format!("<section id=\"run-{race}\">"))

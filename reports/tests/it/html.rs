@@ -1,6 +1,6 @@
 //! The HTML report.
 
-use reports::html::{escape, render_html};
+use reports::html::{escape, render_html, render_runs_html};
 
 use crate::fixtures;
 
@@ -19,21 +19,33 @@ fn page_is_self_contained() {
 fn page_has_the_same_content_as_the_markdown() {
     let page = render_html(&fixtures::failing_summary());
     assert!(page.contains("<strong class=\"status-failed\">FAILED</strong> (6 runs: 2 met, 2 not met, 1 skipped, 1 error)"));
-    assert_eq!(page.matches("<tr class=").count(), 6);
-    assert_eq!(page.matches("<tr class=\"not-met\">").count(), 2);
-    assert!(page.contains("<h2>Skipped and errors</h2>"));
-    // Runs with details link to their section.
-    assert!(page.contains("<a href=\"#run-0\">violation (mutual_exclusion)</a>"));
-    assert!(page.contains("<section id=\"run-0\">"));
-    assert!(page.contains("<pre class=\"token\">rl1:lockfile:naive:AAECAwQFBgc</pre>"));
+    // The summary page: the matrix links each cell to its run on runs.html; the runs that need
+    // attention (two missed, one error) are here in full; skips are grouped by reason.
+    assert!(page.contains("<a href=\"runs.html#run-0\">✓ violation (mutual_exclusion)</a>"));
+    assert!(page.contains("<h2>Not met and errors</h2>"));
+    for i in [3, 4, 5] {
+        assert!(page.contains(&format!("<section id=\"run-{i}\">")), "run-{i}");
+    }
+    assert!(!page.contains("<section id=\"run-0\">"), "met runs' details are on runs.html");
+    assert!(page.contains("<li><strong>1 skipped</strong>: <span class=\"reason\">no NFS mount found"));
+    assert!(page.contains("error: connection refused"), "the error's reason");
+
+    // runs.html: a row per run, each with details linked, and the details themselves.
+    let runs = render_runs_html(&fixtures::failing_summary());
+    assert_eq!(runs.matches("<tr class=").count(), 6);
+    assert_eq!(runs.matches("<tr class=\"not-met\">").count(), 2);
+    assert!(runs.contains("<h2>Skipped and errors</h2>"));
+    assert!(runs.contains("<a href=\"#run-0\">violation (mutual_exclusion)</a>"));
+    assert!(runs.contains("<section id=\"run-0\">"));
+    assert!(runs.contains("<pre class=\"token\">rl1:lockfile:naive:AAECAwQFBgc</pre>"));
     // The interleaving is a page of its own (`write_all` writes it), linked from the run.
     assert!(
-        page.contains("<a href=\"traces/t"),
+        runs.contains("<a href=\"traces/t"),
         "no link to the run's interleaving"
     );
-    assert!(page.contains("rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)"));
+    assert!(runs.contains("rate: 0/500 runs (0.00%, 95% CI 0.00%-0.76%)"));
     assert!(
-        page.contains("env: filesystem <code>ext4</code>, mount options <code>rw,relatime</code>")
+        runs.contains("env: filesystem <code>ext4</code>, mount options <code>rw,relatime</code>")
     );
 }
 
@@ -45,6 +57,8 @@ fn every_string_is_escaped() {
     assert!(!page.contains("<img"));
     assert!(page.contains("&lt;img onerror=&quot;x&quot;&gt;"));
     assert!(page.contains("&lt;is the server running?&gt;"));
+    let runs = render_runs_html(&s);
+    assert!(!runs.contains("<img") && runs.contains("&lt;img onerror=&quot;x&quot;&gt;"));
     assert_eq!(escape("a&b<'c'>"), "a&amp;b&lt;&#39;c&#39;&gt;");
 }
 
@@ -94,10 +108,12 @@ fn the_page_references_no_external_resource() {
     for pattern in ["src=", "url(", "@import", "<link", "<script"] {
         assert!(!page.contains(pattern), "the page has `{pattern}`");
     }
-    // Links stay on the page or go to the trace pages written beside it.
+    // Links stay on the page or go to the pages written beside it.
     for (i, _) in page.match_indices("href=\"") {
         assert!(
-            page[i + 6..].starts_with('#') || page[i + 6..].starts_with("traces/t"),
+            page[i + 6..].starts_with('#')
+                || page[i + 6..].starts_with("traces/t")
+                || page[i + 6..].starts_with("runs.html"),
             "an external link: {}",
             &page[i..(i + 60).min(page.len())]
         );

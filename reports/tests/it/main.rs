@@ -4,6 +4,7 @@
 mod fixtures;
 mod html;
 mod junit;
+mod large_run;
 mod markdown;
 mod table;
 mod write_all;

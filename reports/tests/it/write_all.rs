@@ -32,7 +32,8 @@ fn writes_every_format_and_json_round_trips() {
             "summary.md",
             "summary.html",
             "junit.xml",
-            "runs.md"
+            "runs.md",
+            "runs.html"
         ]
     );
     assert!(paths.iter().all(|p| p.starts_with(&dir) && p.is_file()));
@@ -118,7 +119,11 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
         lead.trace.as_ref().unwrap().steps.len(),
         "one box per step"
     );
-    assert!(page.contains("link(tmp, LOCKFILE) -&gt; EEXIST"));
+    assert!(
+        page.contains("link(tmp, LOCKFILE) → EEXIST")
+            && page.contains(&format!("<a href=\"{key}.txt\">")),
+        "the diagram's boxes name each step, and the page links the table: {page}"
+    );
 
     let md = std::fs::read_to_string(&paths[4]).unwrap();
     assert_eq!(
@@ -134,10 +139,11 @@ fn each_distinct_trace_is_written_once_and_the_reports_link_to_it() {
             .contains("-> EEXIST"),
         "no trace is inlined in summary.md"
     );
-    let html = std::fs::read_to_string(&paths[2]).unwrap();
+    let html = std::fs::read_to_string(&paths[5]).unwrap();
     assert_eq!(
         html.matches(&format!("href=\"traces/{key}.html\"")).count(),
-        4
+        4,
+        "runs.html links every row to its trace"
     );
     assert!(
         !html.contains("<svg class=\"sequence\""),
