@@ -56,7 +56,11 @@ pub fn render_runs(summary: &Summary) -> String {
     out.push_str(&results_table(&summary.results));
     out.push_str(&rates_section(&summary.results));
     out.push_str(&skipped_section(&summary.results));
-    let mut detailed = summary.results.iter().filter(|r| r.has_details()).peekable();
+    let mut detailed = summary
+        .results
+        .iter()
+        .filter(|r| r.has_details())
+        .peekable();
     if detailed.peek().is_some() {
         out.push_str("\n## Details\n");
     }
@@ -98,7 +102,11 @@ fn overview_section(results: &[RunResult]) -> String {
     }
     out.push_str("\nBackend groups:\n\n");
     for (group, backends) in o.groups.iter().zip(&o.members) {
-        out.push_str(&format!("- {}: {}\n", text(group), text(&backends.join(", "))));
+        out.push_str(&format!(
+            "- {}: {}\n",
+            text(group),
+            text(&backends.join(", "))
+        ));
     }
     out
 }
@@ -127,9 +135,11 @@ fn rate_pivot_section(results: &[RunResult]) -> String {
             text(row.engine),
             text(&row.invariants.join(", ")),
         ];
-        cells.extend(row.cells.iter().map(|c| {
-            c.map_or(String::new(), |c| format!("{}/{}", c.hits, c.runs))
-        }));
+        cells.extend(
+            row.cells
+                .iter()
+                .map(|c| c.map_or(String::new(), |c| format!("{}/{}", c.hits, c.runs))),
+        );
         out.push_str(&table_row(cells.into_iter()));
     }
     out
@@ -147,7 +157,11 @@ fn skipped_groups_section(results: &[RunResult]) -> String {
         out.push_str(&format!("- **{n} skipped**: "));
         out.push_str(&list_item_body(g.reason));
         for (name, backends) in &g.runs {
-            out.push_str(&format!("  - {}: {}\n", text(name), text(&backends.join(", "))));
+            out.push_str(&format!(
+                "  - {}: {}\n",
+                text(name),
+                text(&backends.join(", "))
+            ));
         }
     }
     out

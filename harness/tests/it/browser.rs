@@ -97,7 +97,11 @@ fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
     // It renders: the DOM chromium built holds the matrix, whose cells link to each run's
     // section on runs.html; the race's section links to its interleaving's page (written once
     // per distinct trace), whose diagram has a box per step.
-    let dom = headless(&format!("file://{}", page.display()), &["--dump-dom"], &profile);
+    let dom = headless(
+        &format!("file://{}", page.display()),
+        &["--dump-dom"],
+        &profile,
+    );
     assert!(
         dom.contains("<table class=\"matrix\">"),
         "no outcome matrix in the rendered page"

@@ -24,11 +24,22 @@ fn page_has_the_same_content_as_the_markdown() {
     assert!(page.contains("<a href=\"runs.html#run-0\">✓ violation (mutual_exclusion)</a>"));
     assert!(page.contains("<h2>Not met and errors</h2>"));
     for i in [3, 4, 5] {
-        assert!(page.contains(&format!("<section id=\"run-{i}\">")), "run-{i}");
+        assert!(
+            page.contains(&format!("<section id=\"run-{i}\">")),
+            "run-{i}"
+        );
     }
-    assert!(!page.contains("<section id=\"run-0\">"), "met runs' details are on runs.html");
-    assert!(page.contains("<li><strong>1 skipped</strong>: <span class=\"reason\">no NFS mount found"));
-    assert!(page.contains("error: connection refused"), "the error's reason");
+    assert!(
+        !page.contains("<section id=\"run-0\">"),
+        "met runs' details are on runs.html"
+    );
+    assert!(
+        page.contains("<li><strong>1 skipped</strong>: <span class=\"reason\">no NFS mount found")
+    );
+    assert!(
+        page.contains("error: connection refused"),
+        "the error's reason"
+    );
 
     // runs.html: a row per run, each with details linked, and the details themselves.
     let runs = render_runs_html(&fixtures::failing_summary());

@@ -81,7 +81,10 @@ fn values_cannot_break_out_of_table_cells_or_fences() {
     let md = render_summary(&s);
     assert!(md.contains("| lockfile | a\\|b c | violation"), "{md}");
     let runs = reports::markdown::render_runs(&s);
-    assert!(runs.contains("| lockfile | a\\|b c | shuttle-pct |"), "{runs}");
+    assert!(
+        runs.contains("| lockfile | a\\|b c | shuttle-pct |"),
+        "{runs}"
+    );
     assert!(runs.contains("````text\nx```y\n````\n"), "{runs}");
 }
 
