@@ -58,21 +58,33 @@ fn dfs_config() -> EngineConfig {
     .max_states(100_000)
 }
 
-/// Plain DFS of a variant within [`dfs_config`], computed once for the tests that need it (they
-/// run at the same time; the second to ask waits for the first's result instead of searching
-/// the same states again).
-fn plain_dfs(stem: &str, prog: &Arc<Program>) -> Exploration {
-    type Cache = Mutex<HashMap<(String, String), Arc<OnceLock<Exploration>>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cell = CACHE
+/// Results per variant, computed once for the tests that need them: they run at the same time,
+/// and the second to ask waits for the first's result instead of searching the same states
+/// again.
+type PerVariant<T> = Mutex<HashMap<(String, String), Arc<OnceLock<T>>>>;
+
+fn once_per_variant<T: Clone>(
+    cache: &'static OnceLock<PerVariant<T>>,
+    stem: &str,
+    prog: &Arc<Program>,
+    compute: impl FnOnce() -> T,
+) -> T {
+    let cell = cache
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry((stem.to_string(), prog.variant.to_string()))
         .or_default()
         .clone();
-    cell.get_or_init(|| explore(prog, &dfs_config()).expect("native-dfs runs any scenario"))
-        .clone()
+    cell.get_or_init(compute).clone()
+}
+
+/// Plain DFS of a variant within [`dfs_config`], once per variant.
+fn plain_dfs(stem: &str, prog: &Arc<Program>) -> Exploration {
+    static CACHE: OnceLock<PerVariant<Exploration>> = OnceLock::new();
+    once_per_variant(&CACHE, stem, prog, || {
+        explore(prog, &dfs_config()).expect("native-dfs runs any scenario")
+    })
 }
 
 #[test]
@@ -97,7 +109,7 @@ fn native_dfs_meets_every_expectation_and_proves_what_holds() {
                 "{stem}/{}: {row:#?}",
                 prog.variant
             );
-            let found: Vec<String> = native_findings(&prog)
+            let found: Vec<String> = native_findings(&stem, &prog)
                 .into_iter()
                 .map(|(_, f)| f.invariant)
                 .collect();
@@ -146,24 +158,25 @@ fn native_dfs_meets_every_expectation_and_proves_what_holds() {
     eprintln!("native-dfs proved {proven:?}; within this test's budget of 100000 states it did not finish {unproven:?}");
 }
 
-/// The findings of the three native engines on a variant expected to fail.
-fn native_findings(prog: &Arc<Program>) -> Vec<(EngineKind, Found)> {
-    let mut out = Vec::new();
-    for kind in [
-        EngineKind::NativeDfs,
-        EngineKind::NativeRandom,
-        EngineKind::NativePct,
-    ] {
-        let cfg = match kind {
-            EngineKind::NativeDfs => dfs_config(),
+/// The findings of the three native engines on a variant expected to fail, once per variant
+/// (native-dfs's are [`plain_dfs`]'s).
+fn native_findings(stem: &str, prog: &Arc<Program>) -> Vec<(EngineKind, Found)> {
+    static CACHE: OnceLock<PerVariant<Vec<(EngineKind, Found)>>> = OnceLock::new();
+    once_per_variant(&CACHE, stem, prog, || {
+        let mut out: Vec<(EngineKind, Found)> = plain_dfs(stem, prog)
+            .findings
+            .into_iter()
+            .map(|f| (EngineKind::NativeDfs, f))
+            .collect();
+        for kind in [EngineKind::NativeRandom, EngineKind::NativePct] {
             // native-random needs 10,527 schedules for all three of mailman-lockfile/
             // patched-crash's invariants; a search stops once it has found every invariant.
-            _ => EngineConfig::new(kind, Budget::new(20_000, Duration::from_secs(20))),
-        };
-        let ex = explore(prog, &cfg).expect("native engines run any scenario");
-        out.extend(ex.findings.into_iter().map(|f| (kind, f)));
-    }
-    out
+            let cfg = EngineConfig::new(kind, Budget::new(20_000, Duration::from_secs(20)));
+            let ex = explore(prog, &cfg).expect("native engines run any scenario");
+            out.extend(ex.findings.into_iter().map(|f| (kind, f)));
+        }
+        out
+    })
 }
 
 #[test]
@@ -173,7 +186,7 @@ fn native_findings_replay_on_shuttle_and_on_the_model() {
         .into_iter()
         .filter(|(_, p)| expects_a_failure(p))
     {
-        let found = native_findings(&prog);
+        let found = native_findings(&stem, &prog);
         assert!(
             !found.is_empty(),
             "{stem}/{}: no native engine found anything",
