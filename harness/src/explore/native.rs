@@ -24,6 +24,7 @@ use std::time::Instant;
 use super::collect::{Collector, Exploration};
 use super::{EngineConfig, EngineKind};
 use crate::ir::Program;
+use crate::model::fingerprint::FingerprintKeys;
 use crate::model::Machine;
 
 /// Explores `prog` with one of the native engines.
@@ -200,14 +201,16 @@ pub(super) fn time_budget_spent(cfg: &EngineConfig, states: u64) -> String {
     )
 }
 
-/// The default bound on distinct states: 32 bytes each in the visited map, so about 250 MB at
-/// most with the map's overhead.
+/// The default bound on distinct states: 32 bytes each in the visited map (fingerprint and
+/// schedule count), so about 150 MB at most with the map's control bytes and slack.
 pub const DEFAULT_MAX_STATES: u64 = 4_000_000;
 
 /// A state being expanded: the machine, the choices not yet tried, the schedules counted so
 /// far below it, and for partial-order reduction its sleep set and the choices already taken.
+/// The last child takes the machine instead of a clone of it (a clone per successor was a
+/// third of the search's time), so `machine` is None once every choice has been taken.
 struct Frame {
-    machine: Machine,
+    machine: Option<Machine>,
     fingerprint: u128,
     choices: Vec<usize>,
     below: u128,
@@ -219,7 +222,7 @@ impl Frame {
     fn new(machine: Machine, fingerprint: u128, sleep: Vec<usize>) -> Frame {
         let choices = machine.runnable().filter(|c| !sleep.contains(c)).collect();
         Frame {
-            machine,
+            machine: Some(machine),
             fingerprint,
             choices,
             below: 0,
@@ -240,13 +243,14 @@ fn independent(m: &Machine, a: usize, b: usize) -> bool {
     }
 }
 
-/// What the search remembers of a state: the schedules below it (once expanded; `ON_STACK`
-/// while it is on the stack) and, with partial-order reduction, the sleep set it was expanded
-/// with.
-struct Seen {
-    below: u128,
-    sleep: Vec<usize>,
-}
+/// What the search remembers of each state: the schedules below it (once expanded; `ON_STACK`
+/// while it is on the stack), keyed by fingerprint. 32 bytes a state plus the table's control
+/// byte and slack; the fingerprints are hashes already, so the table does not hash them again.
+type Seen = HashMap<u128, u128, FingerprintKeys>;
+
+/// With partial-order reduction only: the sleep set each state was expanded with. Kept apart
+/// so that the usual search does not pay 24 bytes a state for an empty `Vec`.
+type Sleeps = HashMap<u128, Vec<usize>, FingerprintKeys>;
 
 /// Depth-first search that expands each distinct state once.
 ///
@@ -267,15 +271,10 @@ struct Seen {
 /// schedule count meaningless, so it is only given without POR.
 fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) -> Searched {
     let max_states = cfg.max_states;
-    let mut seen: HashMap<u128, Seen> = HashMap::new();
+    let mut seen = Seen::default();
+    let mut sleeps = Sleeps::default();
     let root = initial.state_fingerprint();
-    seen.insert(
-        root,
-        Seen {
-            below: ON_STACK,
-            sleep: Vec::new(),
-        },
-    );
+    seen.insert(root, ON_STACK);
     let mut stack = vec![Frame::new(initial.clone(), root, Vec::new())];
     if initial.is_finished() {
         col.absorb(initial);
@@ -290,8 +289,8 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
     while let Some(top) = stack.last_mut() {
         let Some(c) = top.choices.pop() else {
             let done = stack.pop().expect("the loop saw a top frame");
-            if let Some(entry) = seen.get_mut(&done.fingerprint) {
-                entry.below = done.below;
+            if let Some(below) = seen.get_mut(&done.fingerprint) {
+                *below = done.below;
             }
             match stack.last_mut() {
                 Some(parent) => parent.below = parent.below.saturating_add(done.below),
@@ -299,46 +298,60 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             }
             continue;
         };
+        let parent = top
+            .machine
+            .as_ref()
+            .expect("a frame keeps its machine until its last choice");
         // The child's sleep set: what this state sleeps on or has explored, that commutes with c.
         let child_sleep: Vec<usize> = if cfg.por {
             top.sleep
                 .iter()
                 .chain(top.done.iter())
                 .copied()
-                .filter(|&t| t != c && independent(&top.machine, t, c))
+                .filter(|&t| t != c && independent(parent, t, c))
                 .collect()
         } else {
             Vec::new()
         };
         if cfg.por {
-            skipped += top
-                .machine
+            skipped += parent
                 .runnable()
                 .filter(|t| child_sleep.contains(t))
                 .count() as u64;
             top.done.push(c);
         }
-        let mut next = top.machine.clone();
+        let broken_before = parent.broken().len();
+        let mut next = if top.choices.is_empty() {
+            top.machine.take().expect("the machine is taken by the last choice only")
+        } else {
+            parent.clone()
+        };
         next.step(c);
         let fingerprint = next.state_fingerprint();
         let mut revisit = None;
-        if let Some(entry) = seen.get_mut(&fingerprint) {
-            if entry.below == ON_STACK {
+        if let Some(&below) = seen.get(&fingerprint) {
+            if below == ON_STACK {
                 cyclic = true;
                 paths += 1;
                 continue;
             }
-            if !cfg.por || entry.sleep.iter().all(|t| child_sleep.contains(t)) {
-                paths += 1;
-                top.below = top.below.saturating_add(entry.below);
-                continue;
+            let slept = sleeps.get_mut(&fingerprint);
+            let covers = |s: &Vec<usize>| s.iter().all(|t| child_sleep.contains(t));
+            match slept {
+                Some(sleep) if cfg.por && !covers(sleep) => {
+                    // Reached with a smaller sleep set than it was expanded with: expand it
+                    // again with the intersection, so nothing it slept on goes unexplored.
+                    sleep.retain(|t| child_sleep.contains(t));
+                    revisit = Some(sleep.clone());
+                }
+                _ => {
+                    paths += 1;
+                    top.below = top.below.saturating_add(below);
+                    continue;
+                }
             }
-            // Reached with a smaller sleep set than it was expanded with: expand it again
-            // with the intersection, so nothing it slept on goes unexplored.
-            entry.sleep.retain(|t| child_sleep.contains(t));
-            revisit = Some(entry.sleep.clone());
         }
-        let broke = next.broken().len() > top.machine.broken().len();
+        let broke = next.broken().len() > broken_before;
         if (broke || next.is_finished()) && revisit.is_none() {
             // A finished execution is a path; so is the schedule up to a break (the finding's
             // token), also when the search stops there.
@@ -350,20 +363,14 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             }
         }
         if next.is_finished() {
-            seen.entry(fingerprint).or_insert(Seen {
-                below: 1,
-                sleep: Vec::new(),
-            });
+            seen.entry(fingerprint).or_insert(1);
             top.below = top.below.saturating_add(1);
         } else {
             let sleep = revisit.unwrap_or(child_sleep);
-            seen.insert(
-                fingerprint,
-                Seen {
-                    below: ON_STACK,
-                    sleep: sleep.clone(),
-                },
-            );
+            seen.insert(fingerprint, ON_STACK);
+            if cfg.por {
+                sleeps.insert(fingerprint, sleep.clone());
+            }
             stack.push(Frame::new(next, fingerprint, sleep));
         }
         if seen.len() as u64 >= max_states {

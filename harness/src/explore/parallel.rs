@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use super::EngineConfig;
+use crate::model::fingerprint::FingerprintKeys;
 use crate::model::Machine;
 
 /// How the parallel search ended.
@@ -38,6 +39,10 @@ pub enum Proof {
 
 const SHARDS: usize = 64;
 
+/// A value alone on its cache line.
+#[repr(align(64))]
+struct OwnLine<T>(T);
+
 /// The work shared between workers, and how many are waiting for some.
 struct Pool {
     work: Vec<Machine>,
@@ -49,8 +54,10 @@ struct Shared<'a> {
     cfg: &'a EngineConfig,
     start: Instant,
     workers: usize,
-    visited: Vec<Mutex<HashSet<u128>>>,
-    states: AtomicU64,
+    visited: Vec<Mutex<HashSet<u128, FingerprintKeys>>>,
+    /// Written by every worker at every new state: on a cache line of its own, so that the
+    /// flags the workers only read (`stop`, `hungry`) are not invalidated with it.
+    states: OwnLine<AtomicU64>,
     paths: AtomicU64,
     pool: Mutex<Pool>,
     wake: Condvar,
@@ -63,7 +70,9 @@ struct Shared<'a> {
 impl Shared<'_> {
     /// True the first time `fingerprint` is seen.
     fn first_visit(&self, fingerprint: u128) -> bool {
-        let shard = (fingerprint as usize) % SHARDS;
+        // The shard from the high half: the table indexes its buckets by the low half, which
+        // would otherwise be the same few bits for every key of a shard.
+        let shard = ((fingerprint >> 64) as usize) % SHARDS;
         self.visited[shard]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -97,7 +106,7 @@ impl Shared<'_> {
                 // Nobody has work and nobody can make more: every state is expanded.
                 pool.done = true;
                 drop(pool);
-                let states = self.states.load(Ordering::SeqCst);
+                let states = self.states.0.load(Ordering::SeqCst);
                 let paths = self.paths.load(Ordering::SeqCst);
                 let mut slot = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
                 slot.get_or_insert(Proof::Holds { states, paths });
@@ -134,7 +143,7 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
         start,
         workers: workers.max(1),
         visited: (0..SHARDS).map(|_| Mutex::default()).collect(),
-        states: AtomicU64::new(1),
+        states: OwnLine(AtomicU64::new(1)),
         paths: AtomicU64::new(0),
         pool: Mutex::new(Pool {
             work: Vec::new(),
@@ -160,7 +169,7 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
             s.spawn(|| work(&shared));
         }
     });
-    let states = shared.states.load(Ordering::SeqCst);
+    let states = shared.states.0.load(Ordering::SeqCst);
     let paths = shared.paths.load(Ordering::SeqCst);
     let outcome = shared
         .outcome
@@ -174,22 +183,44 @@ fn work(shared: &Shared<'_>) {
     let max_states = shared.cfg.max_states;
     let mut local: Vec<Machine> = Vec::new();
     let mut expanded = 0u32;
-    while let Some(m) = local.pop().or_else(|| shared.take()) {
+    // Paths are counted here and added to the shared count before this worker asks for work
+    // (so before the search can end): an atomic add per transition on a line both cores write
+    // would cost more than the count is worth.
+    let mut paths = 0u64;
+    loop {
+        let m = match local.pop() {
+            Some(m) => m,
+            None => {
+                shared.paths.fetch_add(std::mem::take(&mut paths), Ordering::Relaxed);
+                match shared.take() {
+                    Some(m) => m,
+                    None => return,
+                }
+            }
+        };
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        for c in m.runnable() {
-            let mut next = m.clone();
+        let choices: Vec<usize> = m.runnable().collect();
+        let broken_before = m.broken().len();
+        // Every successor but the last steps a clone; the last takes the machine itself.
+        let mut parent = Some(m);
+        for (i, &c) in choices.iter().enumerate() {
+            let mut next = if i + 1 == choices.len() {
+                parent.take().expect("taken by the last choice only")
+            } else {
+                parent.as_ref().expect("kept until the last choice").clone()
+            };
             next.step(c);
-            if next.broken().len() > m.broken().len() {
+            if next.broken().len() > broken_before {
                 shared.finish(Proof::Broken);
                 return;
             }
             if !shared.first_visit(next.state_fingerprint()) {
-                shared.paths.fetch_add(1, Ordering::Relaxed);
+                paths += 1;
                 continue;
             }
-            let states = shared.states.fetch_add(1, Ordering::Relaxed) + 1;
+            let states = shared.states.0.fetch_add(1, Ordering::Relaxed) + 1;
             if states >= max_states {
                 shared.finish(Proof::OutOfBudget {
                     states,
@@ -199,7 +230,7 @@ fn work(shared: &Shared<'_>) {
                 return;
             }
             if next.is_finished() {
-                shared.paths.fetch_add(1, Ordering::Relaxed);
+                paths += 1;
             } else {
                 local.push(next);
             }
@@ -207,7 +238,7 @@ fn work(shared: &Shared<'_>) {
         shared.share(&mut local);
         expanded += 1;
         if expanded.is_multiple_of(1024) && shared.start.elapsed() >= shared.cfg.budget.time {
-            let states = shared.states.load(Ordering::Relaxed);
+            let states = shared.states.0.load(Ordering::Relaxed);
             shared.finish(Proof::OutOfBudget {
                 states,
                 paths: shared.paths.load(Ordering::Relaxed),

@@ -1889,30 +1889,27 @@ impl Machine<ModelFs> {
     /// invariants have broken. Not the schedule that led here: two schedules that reach the
     /// same state have the same futures, which is what lets a stateful search expand it once.
     pub fn state_fingerprint(&self) -> u128 {
-        use std::hash::{Hash, Hasher};
-        let mut lo = std::hash::DefaultHasher::new();
-        let mut hi = std::hash::DefaultHasher::new();
-        // Two independent 64-bit hashes (the second salted): a collision needs both to collide.
-        0xa5a5_u16.hash(&mut hi);
-        for h in [&mut lo, &mut hi] {
-            self.fs.hash(h);
-            self.cells.hash(h);
-            self.logs.hash(h);
-            self.holders.hash(h);
-            self.locks.hash(h);
-            self.lock_order.hash(h);
-            self.db.hash(h);
-            self.clock.hash(h);
-            self.actors.hash(h);
-            self.fired.hash(h);
-            self.timers.hash(h);
-            self.deciding.hash(h);
-            for b in &self.broken {
-                b.invariant.hash(h);
-            }
-            self.end.hash(h);
+        use std::hash::Hash;
+        // One pass of a fast two-lane hash (see `fingerprint.rs` for its collision bound): the
+        // search hashes every successor, and two salted SipHash passes were half its time.
+        let mut h = super::fingerprint::Fingerprinter::default();
+        self.fs.hash(&mut h);
+        self.cells.hash(&mut h);
+        self.logs.hash(&mut h);
+        self.holders.hash(&mut h);
+        self.locks.hash(&mut h);
+        self.lock_order.hash(&mut h);
+        self.db.hash(&mut h);
+        self.clock.hash(&mut h);
+        self.actors.hash(&mut h);
+        self.fired.hash(&mut h);
+        self.timers.hash(&mut h);
+        self.deciding.hash(&mut h);
+        for b in &self.broken {
+            b.invariant.hash(&mut h);
         }
-        (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
+        self.end.hash(&mut h);
+        h.finish128()
     }
 
     /// The contents of a log, for tests and reports.

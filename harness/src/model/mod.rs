@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod fds;
+pub mod fingerprint;
 pub mod fs;
 pub mod locks;
 pub mod machine;
