@@ -513,12 +513,11 @@ fn notified(root: &Path, answer: Answer) -> Duration {
     t.elapsed()
 }
 
-/// The ways, by name, each timing one run of the program.
-fn ways<'a>(
-    root: &'a Path,
-    prog: &'a Program,
-    opts: &'a GateOptions,
-) -> Vec<(&'static str, Box<dyn Fn() -> Duration + 'a>)> {
+/// One way of running the program, by name: times one run.
+type Way<'a> = (&'static str, Box<dyn Fn() -> Duration + 'a>);
+
+/// The ways, in the order the bench prints them.
+fn ways<'a>(root: &'a Path, prog: &'a Program, opts: &'a GateOptions) -> Vec<Way<'a>> {
     vec![
         ("ungated", Box::new(move || plain(root))),
         ("gate-ptrace", Box::new(move || gated(prog, opts))),
