@@ -1,11 +1,27 @@
-//! What the gate costs per call: one program making the same file-system calls (stat and utime
-//! on one file, by turns) run plainly and under racelab's gate, where every call is a step that
-//! waits for the schedule. Criterion reports calls per second for both; at the end the bench
-//! prints the ratio and the time the gate adds to each call, both measured in this run.
+//! What the gate costs per call, and what seccomp user notification would cost instead (#23).
 //!
-//! Both sides start a process (the racelab binary's `__gate-bench`); the gated side also
-//! starts the launcher and installs the filter. CALLS is large enough that the per-call cost
-//! dominates; `added per call` subtracts the plain run's time, start-up included.
+//! One program, the racelab binary's `__gate-bench FILE CALLS` (stat and utimensat on one file
+//! under the root, by turns: every call a step of the gate), runs six ways in one run:
+//! - `ungated`: plainly;
+//! - `gate-ptrace`: under today's gate (`gate::run::execute`): a seccomp stop and a syscall-exit
+//!   stop per step, the turnstile, the invariants, the file dating;
+//! - `ptrace-bare`: the same two ptrace stops per step with nothing else (the launcher and
+//!   filter of the gate, a supervisor that reads each call's path and result): the mechanism's
+//!   share of the gate's cost;
+//! - `notif-continue`: the same calls returned SECCOMP_RET_USER_NOTIF; a supervisor receives
+//!   each, reads its path from the program's memory, checks the notification is still valid and
+//!   answers SECCOMP_USER_NOTIF_FLAG_CONTINUE (the call then runs in the program, its result
+//!   unseen);
+//! - `notif-emulate`: as above, but the supervisor makes each stat and utimensat under the root
+//!   itself, writes the `struct stat` into the program's memory and answers with the result, so
+//!   that it knows every step's result, as the gate must (its step table, its preemption rule
+//!   and its virtual file times read them);
+//! - `notif-emulate-sync`: the same with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (kernel 6.6+), which
+//!   hands the CPU straight between program and supervisor.
+//!
+//! Every way starts a process; `added per call` subtracts the plain run's time, start-up
+//! included, so it is the cost of the mechanism and nothing else. At the end the bench prints
+//! each way's calls/s and µs added per call from medians of interleaved runs.
 
 use std::path::Path;
 use std::process::Command;
@@ -42,12 +58,19 @@ impl Chooser for First {
     }
 }
 
-fn plain(dir: &Path) -> Duration {
+/// The benchmark's program with its arguments, as a command line.
+fn bench_args(file: &Path) -> [String; 3] {
+    [
+        "__gate-bench".into(),
+        file.display().to_string(),
+        CALLS.to_string(),
+    ]
+}
+
+fn plain(root: &Path) -> Duration {
     let t = Instant::now();
     let status = Command::new(RACELAB)
-        .arg("__gate-bench")
-        .arg(dir.join("bench"))
-        .arg(CALLS.to_string())
+        .args(bench_args(&root.join("bench")))
         .status()
         .expect("run the benchmark program");
     assert!(status.success(), "the benchmark program failed");
@@ -71,72 +94,166 @@ fn gated(prog: &Program, opts: &GateOptions) -> Duration {
     t.elapsed()
 }
 
-fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let prog = program();
-    let mut opts =
-        GateOptions::new(Path::new("gate-bench.race"), dir.path()).expect("gate options");
-    opts.racelab = RACELAB.into();
-    opts.max_steps = CALLS as usize + 10;
-
-    let mut group = c.benchmark_group("gate");
-    group.throughput(Throughput::Elements(CALLS));
-    group.sample_size(10);
-    group.bench_function("ungated", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| plain(dir.path())).sum())
-    });
-    group.bench_function("gated", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| gated(&prog, &opts)).sum())
-    });
-    group.finish();
-
-    // The ratio, measured here and now: medians of interleaved runs.
-    let mut p: Vec<Duration> = Vec::new();
-    let mut g: Vec<Duration> = Vec::new();
-    for _ in 0..7 {
-        p.push(plain(dir.path()));
-        g.push(gated(&prog, &opts));
-    }
-    p.sort();
-    g.sort();
-    let (p, g) = (p[3], g[3]);
-    let rate = |d: Duration| CALLS as f64 / d.as_secs_f64();
-    println!(
-        "gate: {CALLS} calls ungated {:.0} calls/s, gated {:.0} calls/s ({:.1}x slower); the gate adds {:.1} us per call",
-        rate(p),
-        rate(g),
-        g.as_secs_f64() / p.as_secs_f64(),
-        (g.as_secs_f64() - p.as_secs_f64()) * 1e6 / CALLS as f64
-    );
+/// The path a trapped call names under `root`, read from the program's memory (`None`: the
+/// call names no path there).
+fn path_under(
+    mem: &std::fs::File,
+    nr: i64,
+    args: [u64; 6],
+    root: &Path,
+) -> Option<std::path::PathBuf> {
+    use racelab::gate::syscalls::{decode, Call};
+    let Some(Call::Path { paths, .. }) = decode(nr, args) else {
+        return None;
+    };
+    paths.into_iter().find_map(|(_, p)| {
+        let path = std::path::PathBuf::from(read_cstr(mem, p)?);
+        path.starts_with(root).then_some(path)
+    })
 }
 
-/// The mechanism the gate could move to (#23): seccomp user notification. A thread installs a
-/// filter that turns its stat and utimensat calls into SECCOMP_RET_USER_NOTIF; the bench's main
-/// thread receives each notification and answers SECCOMP_USER_NOTIF_FLAG_CONTINUE, so the call
-/// then runs in the kernel as if never stopped. That is the least a supervisor must do per call
-/// (the gate would add its turnstile on top); compared with the same calls unfiltered, in this
-/// process, it gives the mechanism's cost per call beside today's ptrace stops above.
-///
-/// No safe crate wraps seccomp's listener ioctls, so this module, and only it, uses `unsafe`
-/// (racelab itself has none): plain system calls with zeroed plain-data arguments.
+/// A NUL-terminated string at `at` in a process's memory (`/proc/PID/mem`).
+fn read_cstr(mem: &std::fs::File, mut at: u64) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    if at == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    while out.len() < 4096 {
+        let mut chunk = [0u8; 256];
+        let n = mem
+            .read_at(&mut chunk, at)
+            .or_else(|_| mem.read_at(&mut chunk[..1], at))
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = chunk[..n].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&chunk[..end]);
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.extend_from_slice(&chunk[..n]);
+        at += n as u64;
+    }
+    None
+}
+
+fn open_mem(pid: u32) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .expect("the program's memory")
+}
+
+/// Today's mechanism with nothing on top: the gate's launcher and filter; at every trapped
+/// call after exec, the registers and the path; a call under the root is run to its exit stop
+/// and its result read (two stops), any other call continued (one stop).
+fn ptrace_bare(root: &Path) -> Duration {
+    use nix::sys::ptrace::{self, Event, Options};
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+
+    let wall = Some(WaitPidFlag::__WALL);
+    let t = Instant::now();
+    let mut child = Command::new(RACELAB)
+        .arg("__gate-exec")
+        .arg(RACELAB)
+        .args(bench_args(&root.join("bench")))
+        .spawn()
+        .expect("start the launcher");
+    let pid = Pid::from_raw(child.id() as i32);
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
+        other => panic!("the launcher did not stop: {other:?}"),
+    }
+    ptrace::setoptions(
+        pid,
+        Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_TRACEEXEC
+            | Options::PTRACE_O_EXITKILL
+            | Options::PTRACE_O_TRACESYSGOOD,
+    )
+    .expect("PTRACE_SETOPTIONS");
+    ptrace::cont(pid, None).expect("PTRACE_CONT");
+    let mut mem = None;
+    let mut steps = 0u64;
+    loop {
+        match waitpid(pid, wall).expect("waitpid") {
+            WaitStatus::Exited(_, code) => {
+                assert_eq!(code, 0, "the benchmark program failed");
+                break;
+            }
+            WaitStatus::PtraceEvent(_, _, ev) if ev == Event::PTRACE_EVENT_EXEC as i32 => {
+                mem = Some(open_mem(child.id()));
+                ptrace::cont(pid, None).expect("PTRACE_CONT");
+            }
+            WaitStatus::PtraceEvent(_, _, ev) if ev == Event::PTRACE_EVENT_SECCOMP as i32 => {
+                let under = mem.as_ref().and_then(|mem| {
+                    let r = ptrace::getregs(pid).expect("PTRACE_GETREGS");
+                    let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+                    path_under(mem, r.orig_rax as i64, args, root)
+                });
+                if under.is_some() {
+                    steps += 1;
+                    ptrace::syscall(pid, None).expect("PTRACE_SYSCALL");
+                    match waitpid(pid, wall).expect("waitpid") {
+                        WaitStatus::PtraceSyscall(_) => {
+                            let result = ptrace::getregs(pid).expect("PTRACE_GETREGS").rax as i64;
+                            assert!(result >= 0, "a benchmark call failed: {result}");
+                        }
+                        other => panic!("expected the call's exit stop: {other:?}"),
+                    }
+                }
+                ptrace::cont(pid, None).expect("PTRACE_CONT");
+            }
+            WaitStatus::Stopped(_, sig) => ptrace::cont(pid, Some(sig)).expect("PTRACE_CONT"),
+            _ => ptrace::cont(pid, None).expect("PTRACE_CONT"),
+        }
+    }
+    let _ = child.wait();
+    // The open that creates the file, then the CALLS.
+    assert_eq!(steps, CALLS + 1, "every call under the root was seen");
+    t.elapsed()
+}
+
+/// What the notification supervisor does with a call under the root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// SECCOMP_USER_NOTIF_FLAG_CONTINUE: the call runs in the program; its result is unseen.
+    Continue,
+    /// The supervisor makes the call itself and answers with its result.
+    Emulate,
+    /// As `Emulate`, with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP set on the listener.
+    EmulateSync,
+}
+
+/// Seccomp user notification: the listener ioctls, the filter's installation in the program
+/// (a `pre_exec` hook) and the emulated calls. No safe crate wraps these, so this module, and
+/// only it, uses `unsafe` (racelab itself has none): plain system calls with zeroed plain-data
+/// arguments.
 #[allow(unsafe_code)]
 mod notify {
-    use std::ffi::CString;
-    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::process::CommandExt;
+    use std::path::Path;
+    use std::process::{Child, Command};
+
+    use super::Answer;
 
     const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
     const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+    /// linux/seccomp.h, kernel 6.6+.
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 
-    /// The gate's own filter shape (seccompiler), for these calls, with TRACE turned into
+    /// The gate's own filter (seccompiler, every call in `TRAPPED`), with TRACE turned into
     /// USER_NOTIF.
     fn filter() -> Vec<libc::sock_filter> {
+        use racelab::gate::syscalls::TRAPPED;
         use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
-        let rules = [libc::SYS_newfstatat, libc::SYS_statx, libc::SYS_utimensat]
-            .into_iter()
-            .map(|nr| (nr, Vec::new()))
-            .collect();
+        let rules = TRAPPED.iter().map(|&nr| (nr, Vec::new())).collect();
         let prog: seccompiler::BpfProgram = SeccompFilter::new(
             rules,
             SeccompAction::Allow,
@@ -159,117 +276,311 @@ mod notify {
             .collect()
     }
 
-    /// Installs the filter on the calling thread; returns the listener.
-    fn install() -> OwnedFd {
-        let mut insns = filter();
-        let prog = libc::sock_fprog {
-            len: insns.len() as u16,
-            filter: insns.as_mut_ptr(),
+    /// Starts `command` with the filter installed just before its exec, and returns it with
+    /// the listener. The listener is created close-on-exec; the child clears that (an ioctl the
+    /// filter does not trap) so that the descriptor outlives the exec and racelab can take a
+    /// copy with pidfd_getfd, found by its name in /proc/PID/fd.
+    pub fn spawn(mut command: Command, answer: Answer) -> (Child, OwnedFd) {
+        let insns = filter();
+        // SAFETY: the hook runs between fork and exec and only makes system calls on data
+        // built before the fork (no allocation, no locks).
+        unsafe {
+            command.pre_exec(move || {
+                let prog = libc::sock_fprog {
+                    len: insns.len() as u16,
+                    filter: insns.as_ptr() as *mut libc::sock_filter,
+                };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let fd = libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &prog as *const libc::sock_fprog,
+                );
+                if fd < 0 || libc::ioctl(fd as i32, libc::FIONCLEX) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start the notified program");
+        let pid = child.id();
+        let remote = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("the program's descriptors")
+            .flatten()
+            .find(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().contains("seccomp notify"))
+            })
+            .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .expect("the program holds its listener");
+        // SAFETY: pidfd_open and pidfd_getfd on our own child; the kernel returns new
+        // descriptors we own.
+        let listener = unsafe {
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+            assert!(
+                pidfd >= 0,
+                "pidfd_open: {}",
+                std::io::Error::last_os_error()
+            );
+            let pidfd = OwnedFd::from_raw_fd(pidfd as RawFd);
+            let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), remote, 0);
+            assert!(fd >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+            OwnedFd::from_raw_fd(fd as RawFd)
         };
-        // SAFETY: prctl and seccomp with valid arguments; the program outlives the call.
-        let fd = unsafe {
-            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                &prog as *const libc::sock_fprog,
+        if answer == Answer::EmulateSync {
+            // SAFETY: an ioctl on our listener, its argument by value.
+            let r = unsafe {
+                libc::ioctl(
+                    listener.as_raw_fd(),
+                    libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                    SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+                )
+            };
+            assert_eq!(r, 0, "SET_FLAGS: {}", std::io::Error::last_os_error());
+        }
+        (child, listener)
+    }
+
+    /// One notification: the call's number, its arguments, the thread, and its id.
+    pub struct Request {
+        pub id: u64,
+        pub pid: u32,
+        pub nr: i64,
+        pub args: [u64; 6],
+    }
+
+    /// The next notification, or `None` once no process uses the filter any more.
+    pub fn receive(listener: &OwnedFd) -> Option<Request> {
+        let fd = listener.as_raw_fd();
+        loop {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on one pollfd we own.
+            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if n < 0 {
+                continue;
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                return None;
+            }
+            // SAFETY: RECV into a zeroed plain-data struct, as the kernel demands.
+            let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+            if r == 0 {
+                return Some(Request {
+                    id: req.id,
+                    pid: req.pid,
+                    nr: req.data.nr as i64,
+                    args: req.data.args,
+                });
+            }
+            // ENOENT: the caller died before we took its call.
+        }
+    }
+
+    /// Whether notification `id` is still pending: a check after reading the program's memory,
+    /// so that what was read came from the thread that made the call.
+    pub fn still_valid(listener: &OwnedFd, id: u64) -> bool {
+        let mut id = id;
+        // SAFETY: ID_VALID reads a u64 we own.
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+                &mut id,
+            ) == 0
+        }
+    }
+
+    /// Answers `id`: run the call (`None`), or return `Some(Ok(value))` / `Some(Err(errno))`.
+    pub fn respond(listener: &OwnedFd, id: u64, result: Option<Result<i64, i32>>) {
+        // SAFETY: SEND with a zeroed plain-data struct we fill in.
+        let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
+        resp.id = id;
+        match result {
+            None => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+            Some(Ok(v)) => resp.val = v,
+            Some(Err(e)) => resp.error = -e,
+        }
+        // ENOENT: the caller died meanwhile; nothing to answer.
+        // SAFETY: as above.
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp,
             )
         };
-        assert!(fd >= 0, "seccomp: {}", std::io::Error::last_os_error());
-        // SAFETY: the kernel just returned this descriptor to us.
-        unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
     }
 
-    /// `calls` stat/utimensat calls on `path` by turns.
-    fn work(path: &CString, calls: u64) {
-        // SAFETY: plain system calls on a NUL-terminated path and a zeroed stat buffer.
-        unsafe {
-            let mut st: libc::stat = std::mem::zeroed();
-            for i in 0..calls {
-                let r = if i % 2 == 0 {
-                    libc::stat(path.as_ptr(), &mut st)
-                } else {
-                    libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0)
-                };
-                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-            }
-        }
-    }
-
-    /// Time for `calls` calls unfiltered, and under user notification answered with CONTINUE.
-    pub fn measure(path: &std::path::Path, calls: u64) -> (Duration, Duration) {
-        let path = CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in a path");
-        let t = Instant::now();
-        work(&path, calls);
-        let plain = t.elapsed();
-        let (tx, rx) = mpsc::channel();
-        let worker = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let listener = install();
-                tx.send(listener).expect("the supervisor waits");
-                let t = Instant::now();
-                work(&path, calls);
-                t.elapsed()
-            })
+    /// Makes a stat (newfstatat) or utimensat of the program's on `path` here, writing what it
+    /// returns into the program's memory. `None`: not a call this emulates.
+    pub fn emulate(
+        mem: &std::fs::File,
+        nr: i64,
+        args: [u64; 6],
+        path: &Path,
+    ) -> Option<Result<i64, i32>> {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+        let errno = || {
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO)
         };
-        let listener = rx.recv().expect("the worker installs its filter");
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        for _ in 0..calls {
-            // SAFETY: zeroed plain-data structs, ioctls on our own listener.
-            unsafe {
-                let mut req: libc::seccomp_notif = std::mem::zeroed();
-                assert_eq!(
-                    libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req),
-                    0,
-                    "NOTIF_RECV: {}",
-                    std::io::Error::last_os_error()
-                );
-                let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
-                resp.id = req.id;
-                resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
-                assert_eq!(
-                    libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp),
-                    0,
-                    "NOTIF_SEND: {}",
-                    std::io::Error::last_os_error()
-                );
+        match nr {
+            libc::SYS_newfstatat => {
+                // SAFETY: fstatat into a zeroed struct stat we own; its bytes are then copied.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, args[3] as i32) }
+                    != 0
+                {
+                    return Some(Err(errno()));
+                }
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        (&st as *const libc::stat).cast::<u8>(),
+                        std::mem::size_of::<libc::stat>(),
+                    )
+                };
+                Some(match mem.write_all_at(bytes, args[2]) {
+                    Ok(()) => Ok(0),
+                    Err(_) => Err(libc::EFAULT),
+                })
             }
+            libc::SYS_utimensat => {
+                let mut times = [0u8; 32];
+                let ptr = if args[2] == 0 {
+                    std::ptr::null()
+                } else {
+                    if mem.read_exact_at(&mut times, args[2]).is_err() {
+                        return Some(Err(libc::EFAULT));
+                    }
+                    times.as_ptr().cast::<libc::timespec>()
+                };
+                // SAFETY: utimensat on a C string and two timespecs we own (or null).
+                let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ptr, args[3] as i32) };
+                Some(if r == 0 { Ok(0) } else { Err(errno()) })
+            }
+            _ => None,
         }
-        let notified = worker.join().expect("the worker thread");
-        (plain, notified)
     }
 }
 
-fn seccomp_notify(c: &mut Criterion) {
+/// The program under seccomp user notification, answered as `answer` says; every call under
+/// the root is a step whose path is read (and, emulating, whose result is known).
+fn notified(root: &Path, answer: Answer) -> Duration {
+    let t = Instant::now();
+    let mut command = Command::new(RACELAB);
+    command.args(bench_args(&root.join("bench")));
+    let (mut child, listener) = notify::spawn(command, answer);
+    let mem = open_mem(child.id());
+    let (mut steps, mut emulated) = (0u64, 0u64);
+    while let Some(req) = notify::receive(&listener) {
+        let under = path_under(&mem, req.nr, req.args, root);
+        if !notify::still_valid(&listener, req.id) {
+            continue;
+        }
+        debug_assert_eq!(req.pid, child.id(), "one thread");
+        let result = match &under {
+            Some(path) => {
+                steps += 1;
+                if answer == Answer::Continue {
+                    None
+                } else {
+                    notify::emulate(&mem, req.nr, req.args, path)
+                }
+            }
+            None => None,
+        };
+        if let Some(r) = result {
+            emulated += 1;
+            assert!(r.is_ok(), "an emulated call failed: {r:?}");
+        }
+        notify::respond(&listener, req.id, result);
+    }
+    let status = child.wait().expect("the notified program");
+    assert!(status.success(), "the benchmark program failed");
+    assert_eq!(steps, CALLS + 1, "every call under the root was seen");
+    if answer != Answer::Continue {
+        assert_eq!(emulated, CALLS, "every stat and utimensat was emulated");
+    }
+    t.elapsed()
+}
+
+/// One way of running the program, by name: times one run.
+type Way<'a> = (&'static str, Box<dyn Fn() -> Duration + 'a>);
+
+/// The ways, in the order the bench prints them.
+fn ways<'a>(root: &'a Path, prog: &'a Program, opts: &'a GateOptions) -> Vec<Way<'a>> {
+    vec![
+        ("ungated", Box::new(move || plain(root))),
+        ("gate-ptrace", Box::new(move || gated(prog, opts))),
+        ("ptrace-bare", Box::new(move || ptrace_bare(root))),
+        (
+            "notif-continue",
+            Box::new(move || notified(root, Answer::Continue)),
+        ),
+        (
+            "notif-emulate",
+            Box::new(move || notified(root, Answer::Emulate)),
+        ),
+        (
+            "notif-emulate-sync",
+            Box::new(move || notified(root, Answer::EmulateSync)),
+        ),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("bench");
-    std::fs::write(&file, "x").expect("the benchmark's file");
-    let mut group = c.benchmark_group("gate-mechanism");
+    let prog = program();
+    let mut opts =
+        GateOptions::new(Path::new("gate-bench.race"), dir.path()).expect("gate options");
+    opts.racelab = RACELAB.into();
+    opts.max_steps = CALLS as usize + 10;
+    let ways = ways(dir.path(), &prog, &opts);
+
+    let mut group = c.benchmark_group("gate");
     group.throughput(Throughput::Elements(CALLS));
     group.sample_size(10);
-    group.bench_function("seccomp-user-notif", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| notify::measure(&file, CALLS).1).sum())
-    });
-    group.finish();
-    let mut plain = Vec::new();
-    let mut notified = Vec::new();
-    for _ in 0..7 {
-        let (p, n) = notify::measure(&file, CALLS);
-        plain.push(p);
-        notified.push(n);
+    for (name, run) in &ways {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run()).sum())
+        });
     }
-    plain.sort();
-    notified.sort();
-    let (p, n) = (plain[3], notified[3]);
+    group.finish();
+
+    // The comparison, measured here and now: medians of interleaved runs.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
+    for _ in 0..7 {
+        for (i, (_, run)) in ways.iter().enumerate() {
+            times[i].push(run());
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let medians: Vec<Duration> = times.iter_mut().map(median).collect();
+    let plain = medians[0];
     println!(
-        "seccomp user notification: {CALLS} calls plain {:.0} calls/s, notified and continued {:.0} calls/s; the mechanism adds {:.1} us per call (goal for the gate: at most 15 us)",
-        CALLS as f64 / p.as_secs_f64(),
-        CALLS as f64 / n.as_secs_f64(),
-        (n.as_secs_f64() - p.as_secs_f64()) * 1e6 / CALLS as f64
+        "gate mechanisms: {CALLS} stat/utimensat calls under the root, medians of 7 interleaved runs (kernel {}):",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
     );
+    for ((name, _), d) in ways.iter().zip(&medians) {
+        println!(
+            "  {name:<20} {:>9.0} calls/s  {:>6.1} us added per call",
+            CALLS as f64 / d.as_secs_f64(),
+            (d.as_secs_f64() - plain.as_secs_f64()) * 1e6 / CALLS as f64
+        );
+    }
 }
 
-criterion_group!(benches, bench, seccomp_notify);
+criterion_group!(benches, bench);
 criterion_main!(benches);

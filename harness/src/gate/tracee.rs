@@ -926,44 +926,61 @@ impl Tracee {
     }
 
     /// Rewrites the access, change, modification (and birth) times of a `struct stat` or
-    /// `struct statx` the program just read into virtual times.
+    /// `struct statx` the program just read into virtual times. The struct is read in one
+    /// access to the program's memory and the changed span written back in one (field by field
+    /// it took up to 13 system calls per `stat` step: the gate's largest share of a step's cost
+    /// after the two ptrace stops).
     fn virtualize_stat(&self, buf: u64, statx: bool) -> Result<(), GateError> {
-        let (ino_at, fields): (u64, &[(u64, u64)]) = if statx {
+        // (inode, [(seconds, nanoseconds)] offsets, bytes to read) on x86_64; statx's
+        // nanoseconds are a u32, struct stat's an i64.
+        let (ino_at, fields, len): (usize, &[(usize, usize)], usize) = if statx {
             (
                 0x20,
                 &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
+                0x80,
             )
         } else {
-            (8, &[(72, 80), (88, 96), (104, 112)])
+            (8, &[(72, 80), (88, 96), (104, 112)], 120)
         };
-        let word = |at: u64| -> Result<i64, GateError> {
-            Ok(i64::from_ne_bytes(
-                self.read_mem(buf + at, 8)?.try_into().unwrap_or_default(),
-            ))
-        };
-        let ino = word(ino_at)? as u64;
+        let mut bytes = self.read_mem(buf, len)?;
+        if bytes.len() < len {
+            return Err(format!(
+                "reading the gated process's stat buffer at {buf:#x}: only {} of {len} bytes",
+                bytes.len()
+            ));
+        }
+        let word =
+            |b: &[u8], at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
+        let ino = word(&bytes, ino_at) as u64;
         let map = self.times.borrow();
+        let mut changed: Option<(usize, usize)> = None;
         for &(sec_at, nsec_at) in fields {
-            let sec = word(sec_at)?;
+            let sec = word(&bytes, sec_at);
             let nsec = if statx {
-                u32::from_ne_bytes(
-                    self.read_mem(buf + nsec_at, 4)?
-                        .try_into()
-                        .unwrap_or_default(),
-                ) as i64
+                u32::from_ne_bytes(bytes[nsec_at..nsec_at + 4].try_into().unwrap_or_default())
+                    as i64
             } else {
-                word(nsec_at)?
+                word(&bytes, nsec_at)
             };
             let Some(v) = map.virtual_of(ino, sec, nsec) else {
                 continue;
             };
             let (vs, vn) = ((v / 1_000_000_000) as i64, (v % 1_000_000_000) as i64);
-            self.write_mem(buf + sec_at, &vs.to_ne_bytes())?;
-            if statx {
-                self.write_mem(buf + nsec_at, &(vn as u32).to_ne_bytes())?;
+            bytes[sec_at..sec_at + 8].copy_from_slice(&vs.to_ne_bytes());
+            let nsec_end = if statx {
+                bytes[nsec_at..nsec_at + 4].copy_from_slice(&(vn as u32).to_ne_bytes());
+                nsec_at + 4
             } else {
-                self.write_mem(buf + nsec_at, &vn.to_ne_bytes())?;
-            }
+                bytes[nsec_at..nsec_at + 8].copy_from_slice(&vn.to_ne_bytes());
+                nsec_at + 8
+            };
+            changed = Some(match changed {
+                Some((from, _)) => (from, nsec_end),
+                None => (sec_at, nsec_end),
+            });
+        }
+        if let Some((from, to)) = changed {
+            self.write_mem(buf + from as u64, &bytes[from..to])?;
         }
         Ok(())
     }
