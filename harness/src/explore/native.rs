@@ -322,7 +322,9 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         }
         let broken_before = parent.broken().len();
         let mut next = if top.choices.is_empty() {
-            top.machine.take().expect("the machine is taken by the last choice only")
+            top.machine
+                .take()
+                .expect("the machine is taken by the last choice only")
         } else {
             parent.clone()
         };

@@ -191,7 +191,9 @@ fn work(shared: &Shared<'_>) {
         let m = match local.pop() {
             Some(m) => m,
             None => {
-                shared.paths.fetch_add(std::mem::take(&mut paths), Ordering::Relaxed);
+                shared
+                    .paths
+                    .fetch_add(std::mem::take(&mut paths), Ordering::Relaxed);
                 match shared.take() {
                     Some(m) => m,
                     None => return,
