@@ -78,7 +78,7 @@ enum Command {
         /// loom's preemption bound.
         #[arg(long, default_value_t = 2)]
         preemption_bound: usize,
-        /// native-dfs: the most distinct states to expand (16 bytes each) before giving up on a proof.
+        /// native-dfs: the most distinct states to expand (a 128-bit fingerprint each: about 33 bytes of memory per state measured) before giving up on a proof.
         #[arg(long, default_value_t = racelab::explore::native::DEFAULT_MAX_STATES)]
         max_states: u64,
         /// native-dfs: partial-order reduction with sleep sets. It skips transitions, never
