@@ -176,7 +176,25 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
-    outcome.unwrap_or(Proof::Holds { states, paths })
+    match outcome {
+        // Counted when the budget ran out, before the other workers added their own paths.
+        Some(Proof::OutOfBudget { states, why, .. }) => Proof::OutOfBudget { states, paths, why },
+        Some(other) => other,
+        None => Proof::Holds { states, paths },
+    }
+}
+
+/// A worker's own count of finished paths, added to the shared count when it is dropped (on
+/// every way out of [`work`]).
+struct LocalPaths<'a> {
+    shared: &'a AtomicU64,
+    paths: u64,
+}
+
+impl Drop for LocalPaths<'_> {
+    fn drop(&mut self) {
+        self.shared.fetch_add(self.paths, Ordering::Relaxed);
+    }
 }
 
 fn work(shared: &Shared<'_>) {
@@ -184,16 +202,19 @@ fn work(shared: &Shared<'_>) {
     let mut local: Vec<Machine> = Vec::new();
     let mut expanded = 0u32;
     // Paths are counted here and added to the shared count before this worker asks for work
-    // (so before the search can end): an atomic add per transition on a line both cores write
-    // would cost more than the count is worth.
-    let mut paths = 0u64;
+    // (so before the search can end) and when it returns: an atomic add per transition on a
+    // line both cores write would cost more than the count is worth.
+    let mut counted = LocalPaths {
+        shared: &shared.paths,
+        paths: 0,
+    };
     loop {
         let m = match local.pop() {
             Some(m) => m,
             None => {
                 shared
                     .paths
-                    .fetch_add(std::mem::take(&mut paths), Ordering::Relaxed);
+                    .fetch_add(std::mem::take(&mut counted.paths), Ordering::Relaxed);
                 match shared.take() {
                     Some(m) => m,
                     None => return,
@@ -219,7 +240,7 @@ fn work(shared: &Shared<'_>) {
                 return;
             }
             if !shared.first_visit(next.state_fingerprint()) {
-                paths += 1;
+                counted.paths += 1;
                 continue;
             }
             let states = shared.states.0.fetch_add(1, Ordering::Relaxed) + 1;
@@ -232,7 +253,7 @@ fn work(shared: &Shared<'_>) {
                 return;
             }
             if next.is_finished() {
-                paths += 1;
+                counted.paths += 1;
             } else {
                 local.push(next);
             }
