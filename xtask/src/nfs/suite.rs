@@ -41,8 +41,8 @@ use super::{Ended, Options};
 /// The scenarios rerun on NFS: the lock races whose reports are about NFS, the lock
 /// implementations that claim to be safe on NFS (flufl.lock, racelab's LinkLock), and
 /// nfs-two-clients, whose `nfs` variant runs on the two-client target (`nfs3x2`): client B's
-/// stale attribute cache, forced and under stress; and the reported races of issue #21 whose
-/// mechanism meets NFS on two clients ([`TWO_CLIENTS_ONLY`]).
+/// stale attribute cache, forced and under stress; and filelock, whose reported race (#21) meets
+/// NFS on two clients, for the gated replay of its documented token ([`GATE_REPLAY_ONLY`]).
 pub const SCENARIOS: &[&str] = &[
     "mailman-lockfile",
     "mailman-stale-lock",
@@ -50,16 +50,21 @@ pub const SCENARIOS: &[&str] = &[
     "racelab-linklock",
     "nfs-two-clients",
     "filelock",
-    "portalocker",
 ];
 
-/// Scenarios whose NFS findings need two clients, left out of the one-client pass: filelock's
-/// (tox-dev/filelock #574: a silly-renamed `.nfsXXXX` keeps nlink 1, so 3.20.4's fstat check
-/// passes on a file that lost the lock's name) and portalocker's (#115 and 4.0.0's ESTALE once
-/// the releaser's client closed the unlinked file). Their POSIX variants run on the host's
-/// filesystems; here only their `nfs-*` variants, on `nfs3x2` and `nfs4x2`, and a gated replay
-/// of each one's documented token ([`gate_runs`]).
-const TWO_CLIENTS_ONLY: &[&str] = &["filelock", "portalocker"];
+/// Scenarios the NFS part runs only as gated replays of their documented tokens
+/// ([`GATE_REPLAYS`]), not in the forced-replay and stress passes. Measured with `cargo xtask
+/// nfs suite` (User-mode Linux 7.2): on nfs3x2 and nfs4x2 the native-random tokens of
+/// filelock's nfs-v3.29.4 and portalocker's nfs-v3.2.0 and nfs-v4.0.0 all diverge from the
+/// model in forced replay (12 rows unmet): a waiter's flock of the file another client unlinked
+/// (silly-renamed) is EAGAIN on real NFS where the model says ok, and fstat of it after the
+/// releaser's close reads nlink 1 (NFSv3) or 0 (NFSv4.2) where the model says ESTALE; their
+/// stress-chaos runs did break mutual_exclusion on both targets (filelock nfs-v3.29.4 after 8
+/// and 3 runs of 20). Until the model's NFS flock and fstat follow Linux, the forced rows would
+/// fail every CI run on a model error, not a library's: left out, the real filelock's replay
+/// kept. portalocker has no token found on NFS to replay (its ext4 token does not carry over:
+/// scenarios/portalocker.race, "On NFS").
+const GATE_REPLAY_ONLY: &[&str] = &["filelock"];
 
 /// The real targets inside the guest, as the summary names them.
 pub const TARGETS: &[&str] = &["nfs3", "nfs4", "nfs3x2", "nfs4x2"];
@@ -289,7 +294,12 @@ fn guest_rows(
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         dirs.join(",")
     };
-    let findings = host_findings(p, scenarios)?;
+    let explored: Vec<&'static str> = scenarios
+        .iter()
+        .copied()
+        .filter(|s| !GATE_REPLAY_ONLY.contains(s))
+        .collect();
+    let findings = host_findings(p, &explored)?;
     let command_for = |guest: &str| -> Vec<OsString> {
         let mut script = String::from("status=0\n");
         for pass in passes(guest, scenarios) {
@@ -551,18 +561,18 @@ fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
     let one_client: Vec<&'static str> = chosen
         .iter()
         .copied()
-        .filter(|s| !TWO_CLIENTS_ONLY.contains(s))
+        .filter(|s| !GATE_REPLAY_ONLY.contains(s))
         .collect();
     let mut out = vec![Pass {
         name: "one-client",
-        scenarios: one_client,
+        scenarios: one_client.clone(),
         engines: "loom,native-pct",
         replays,
         stress_runs,
         targets: vec![("nfs3", None), ("nfs4", None)],
     }];
     let (flufl, others): (Vec<&'static str>, Vec<&'static str>) =
-        chosen.iter().partition(|s| **s == "flufl-lock");
+        one_client.iter().partition(|s| **s == "flufl-lock");
     if !others.is_empty() {
         out.push(Pass {
             name: "two-clients",
@@ -622,9 +632,6 @@ const GATE_REPLAYS: &[(&str, &str, &str, &str)] = &[
     // scenarios/filelock.race, "Real NFS agrees": 3.29.4's two holders on two NFSv4.2 clients,
     // a waiter's fstat reading nlink 1 on the silly-renamed file.
     ("filelock", "v3.29.4", "mutual_exclusion", "rl1_AvV6op4IZmlsZWxvY2sHdjMuMjkuNBBtdXR1YWxfZXhjbHVzaW9uAglnYXRlLnNlZWTuoe6Dsf2ijZYBDGdhdGUudGlja19tc9APAA0BCAILAAsBAwIGAQPmO1Sf"),
-    // scenarios/portalocker.race, v3.2.0: the two holders found through the gate on ext4
-    // (the releaser's unlink after its unlock), which the nfs-v3.2.0 model predicts on NFS too.
-    ("portalocker", "v3.2.0", "mutual_exclusion", "rl1_Avy5qlALcG9ydGFsb2NrZXIGdjMuMi4wEG11dHVhbF9leGNsdXNpb24CCWdhdGUuc2VlZISG-cPR-7PlfwxnYXRlLnRpY2tfbXPQDwAGAQQCA3MFj3Q"),
 ];
 
 /// The gated runs for this guest: flufl-lock's crash on two NFSv4.2 clients, when
@@ -810,6 +817,7 @@ fn real_variants(rows: &[RunResult]) -> Vec<RunResult> {
 fn rows_for_all(templates: &[RunResult], outcome: Outcome, why: &str) -> Vec<RunResult> {
     let mut rows: Vec<RunResult> = templates
         .iter()
+        .filter(|t| !GATE_REPLAY_ONLY.contains(&t.scenario.as_str()))
         .flat_map(|t| TARGETS.iter().map(move |n| marked(t, n, outcome, why)))
         .collect();
     rows.extend(gate_rows_not_run(templates, outcome, why));
@@ -885,12 +893,12 @@ mod tests {
         let one: Vec<&str> = all
             .iter()
             .copied()
-            .filter(|s| !TWO_CLIENTS_ONLY.contains(s))
+            .filter(|s| !GATE_REPLAY_ONLY.contains(s))
             .collect();
-        assert_eq!(p[0].scenarios, one, "every scenario on one client but filelock's and portalocker's");
+        assert_eq!(p[0].scenarios, one, "every scenario on one client but the replay-only ones");
         assert_eq!(p[0].targets, [("nfs3", None), ("nfs4", None)]);
-        assert!(!p[1].scenarios.contains(&"flufl-lock") && p[1].scenarios.len() == all.len() - 1);
-        assert!(p[1].scenarios.contains(&"filelock") && p[1].scenarios.contains(&"portalocker"));
+        assert!(!p[1].scenarios.contains(&"flufl-lock") && p[1].scenarios.len() == one.len() - 1);
+        assert!(!p.iter().any(|x| x.scenarios.contains(&"filelock")));
         assert_eq!(p[1].targets, [("nfs3x2", None), ("nfs4x2", None)]);
         assert_eq!(p[2].scenarios, ["flufl-lock"]);
         assert_eq!(
@@ -942,7 +950,6 @@ mod tests {
             [
                 ("flufl-lock", "crash", "nfs4x2", "gate-random"),
                 ("filelock", "v3.29.4", "nfs4x2", "replay"),
-                ("portalocker", "v3.2.0", "nfs4x2", "replay"),
             ]
         );
         // A replay is one execution of a token, in place of an exploration.
@@ -965,6 +972,10 @@ mod tests {
             .map(|r| (r.engine.as_str(), r.backend.as_str()))
             .collect();
         assert_eq!(gate, [("gate-random", "gate:nfs4x2"), ("replay", "gate:nfs4x2")]);
+        // filelock is a gated replay only: no forced-replay rows of it on the NFS targets.
+        assert!(!rows
+            .iter()
+            .any(|r| r.scenario == "filelock" && r.backend.starts_with("fs:")));
         assert!(rows.iter().all(|r| r.outcome == Outcome::Skipped && !r.met));
     }
 
