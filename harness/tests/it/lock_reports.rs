@@ -13,11 +13,13 @@ use racelab::gate::explore::{explore as gate_explore, GateBudget, GateExploratio
 use racelab::gate::run::{execute, Chooser, GateOptions};
 use racelab::ir::Program;
 
-fn scenario_file(stem: &str) -> PathBuf {
+/// scenarios/`stem`.race.
+pub(crate) fn scenario_file(stem: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"))
 }
 
-fn variant(stem: &str, name: &str) -> Program {
+/// Variant `name` of scenarios/`stem`.race, compiled.
+pub(crate) fn variant(stem: &str, name: &str) -> Program {
     let file = scenario_file(stem);
     let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
     let sc = racelab::lang::compile(&file.display().to_string(), &src)
@@ -25,12 +27,16 @@ fn variant(stem: &str, name: &str) -> Program {
     sc.variant(name).expect("the variant exists").clone()
 }
 
-fn dfs(stem: &str, name: &str) -> Exploration {
-    let cfg = EngineConfig::new(
+/// native-dfs with two minutes, every state otherwise.
+pub(crate) fn dfs_config() -> EngineConfig {
+    EngineConfig::new(
         EngineKind::NativeDfs,
         Budget::new(u64::MAX, Duration::from_secs(120)),
-    );
-    explore(&Arc::new(variant(stem, name)), &cfg).expect("native-dfs runs")
+    )
+}
+
+fn dfs(stem: &str, name: &str) -> Exploration {
+    explore(&Arc::new(variant(stem, name)), &dfs_config()).expect("native-dfs runs")
 }
 
 /// gate-random (the suite's seed) over the real program, until every invariant of `want` has

@@ -7,9 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab::explore::explore;
 use racelab::gate::explore::{
     explore as gate_explore, replay, GateBudget, GateExploration, Strategy,
 };
@@ -17,28 +16,10 @@ use racelab::gate::run::GateOptions;
 use racelab::ir::Program;
 use racelab::schedule::Schedule;
 
-fn scenario_file(stem: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"))
-}
-
-/// Variant `name` of scenarios/`stem`.race.
-fn compiled(stem: &str, name: &str) -> Program {
-    let file = scenario_file(stem);
-    let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
-    let sc = racelab::lang::compile(&file.display().to_string(), &src)
-        .unwrap_or_else(|e| panic!("{stem}.race compiles: {e:?}"));
-    sc.variant(name).expect("the variant exists").clone()
-}
+use crate::lock_reports::{dfs_config as dfs, scenario_file, variant as compiled};
 
 fn variant(name: &str) -> Program {
     compiled("npm-lockfile", name)
-}
-
-fn dfs() -> EngineConfig {
-    EngineConfig::new(
-        EngineKind::NativeDfs,
-        Budget::new(u64::MAX, Duration::from_secs(120)),
-    )
 }
 
 #[test]
