@@ -41,8 +41,9 @@ use super::{Ended, Options};
 /// The scenarios rerun on NFS: the lock races whose reports are about NFS, the lock
 /// implementations that claim to be safe on NFS (flufl.lock, racelab's LinkLock), and
 /// nfs-two-clients, whose `nfs` variant runs on the two-client target (`nfs3x2`): client B's
-/// stale attribute cache, forced and under stress; and filelock, whose reported race (#21) meets
-/// NFS on two clients, for the gated replay of its documented token ([`GATE_REPLAY_ONLY`]).
+/// stale attribute cache, forced and under stress; and filelock and portalocker, whose reported
+/// races (#21) meet NFS on two clients, for the gated replays of their documented tokens
+/// ([`GATE_REPLAY_ONLY`]).
 pub const SCENARIOS: &[&str] = &[
     "mailman-lockfile",
     "mailman-stale-lock",
@@ -50,6 +51,7 @@ pub const SCENARIOS: &[&str] = &[
     "racelab-linklock",
     "nfs-two-clients",
     "filelock",
+    "portalocker",
 ];
 
 /// Scenarios the NFS part runs only as gated replays of their documented tokens
@@ -61,10 +63,10 @@ pub const SCENARIOS: &[&str] = &[
 /// releaser's close reads nlink 1 (NFSv3) or 0 (NFSv4.2) where the model says ESTALE; their
 /// stress-chaos runs did break mutual_exclusion on both targets (filelock nfs-v3.29.4 after 8
 /// and 3 runs of 20). Until the model's NFS flock and fstat follow Linux, the forced rows would
-/// fail every CI run on a model error, not a library's: left out, the real filelock's replay
-/// kept. portalocker has no token found on NFS to replay (its ext4 token does not carry over:
-/// scenarios/portalocker.race, "On NFS").
-const GATE_REPLAY_ONLY: &[&str] = &["filelock"];
+/// fail every CI run on a model error, not a library's: left out, the real libraries' replays
+/// kept (portalocker's tokens were found through the gate on NFS itself: its ext4 token does
+/// not carry over, scenarios/portalocker.race, "On NFS").
+const GATE_REPLAY_ONLY: &[&str] = &["filelock", "portalocker"];
 
 /// The real targets inside the guest, as the summary names them.
 pub const TARGETS: &[&str] = &["nfs3", "nfs4", "nfs3x2", "nfs4x2"];
@@ -625,13 +627,18 @@ impl GateRun {
     }
 }
 
-/// The documented gate tokens replayed on two NFSv4.2 clients (a gated execution costs about
-/// 2 s in the guest, an exploration minutes): (scenario, variant, the invariant it breaks,
-/// token, where it is documented).
-const GATE_REPLAYS: &[(&str, &str, &str, &str)] = &[
+/// The documented gate tokens replayed on two NFS clients (a gated execution costs about 2 s in
+/// the guest, an exploration minutes): (scenario, variant, the invariant it breaks, target,
+/// token). Each is documented in its scenario.
+const GATE_REPLAYS: &[(&str, &str, &str, &str, &str)] = &[
     // scenarios/filelock.race, "Real NFS agrees": 3.29.4's two holders on two NFSv4.2 clients,
     // a waiter's fstat reading nlink 1 on the silly-renamed file.
-    ("filelock", "v3.29.4", "mutual_exclusion", "rl1_AvV6op4IZmlsZWxvY2sHdjMuMjkuNBBtdXR1YWxfZXhjbHVzaW9uAglnYXRlLnNlZWTuoe6Dsf2ijZYBDGdhdGUudGlja19tc9APAA0BCAILAAsBAwIGAQPmO1Sf"),
+    ("filelock", "v3.29.4", "mutual_exclusion", "nfs4x2", "rl1_AvV6op4IZmlsZWxvY2sHdjMuMjkuNBBtdXR1YWxfZXhjbHVzaW9uAglnYXRlLnNlZWTuoe6Dsf2ijZYBDGdhdGUudGlja19tc9APAA0BCAILAAsBAwIGAQPmO1Sf"),
+    // scenarios/portalocker.race, "On NFS": 3.2.0's atexit release unlinks a path whose
+    // isfile() its client's cache answered, FileNotFoundError (nfs4x2); 4.0.0's flock of the
+    // file the other client's releaser unlinked and closed, ESTALE (nfs3x2).
+    ("portalocker", "v3.2.0", "unhandled_error", "nfs4x2", "rl1_Avy5qlALcG9ydGFsb2NrZXIGdjMuMi4wD3VuaGFuZGxlZF9lcnJvcgIJZ2F0ZS5zZWVksLegs-PE78hjDGdhdGUudGlja19tc9APAQIAAwEIAgIBAgICAQMCAwACAgoyEGur"),
+    ("portalocker", "v4.0.0", "unhandled_error", "nfs3x2", "rl1_AhJS-GQLcG9ydGFsb2NrZXIGdjQuMC4wD3VuaGFuZGxlZF9lcnJvcgIJZ2F0ZS5zZWVktNPCn9Cz__gJDGdhdGUudGlja19tc9APAQUAAwEEAgMAAQEGAAECAgACAgIAAgIBAAECAgACAgEAAQIBAAECAgACAgEAAQICAAICAQABAgIAAgICAAECAQABAgEAAgICAAICAgACAgEAAQICAAICAgACAgIAAgICAAICAQABAgIAAQIBAAICAgACAgEAAQICAAICAgACAgIAAgICAAICAgACAgIAAQIBAAICAgACAgIAAYS4TD0"),
 ];
 
 /// The gated runs for this guest: flufl-lock's crash on two NFSv4.2 clients, when
@@ -657,12 +664,12 @@ fn gate_runs(
             invariant: "",
         });
     }
-    for (scenario, variant, invariant, token) in GATE_REPLAYS {
+    for (scenario, variant, invariant, target, token) in GATE_REPLAYS {
         if scenarios.contains(scenario) {
             runs.push(GateRun {
                 scenario,
                 variant,
-                target: "nfs4x2",
+                target,
                 token: Some(token),
                 invariant,
             });
@@ -703,7 +710,10 @@ fn replay_row(
         .iter()
         .find(|t| t.scenario == run.scenario && t.variant == run.variant)
         .ok_or_else(|| format!("no row of {}/{} in the main summary", run.scenario, run.variant))?;
-    let why = format!("the documented token replayed once through the gate on two NFSv4.2 clients: {last}");
+    let why = format!(
+        "the documented token replayed once through the gate on two NFS clients ({}): {last}",
+        run.target
+    );
     let mut row = marked(template, run.target, Outcome::Holds, &why);
     row.engine = run.engine().into();
     row.backend = format!("gate:{}", run.target);
@@ -950,6 +960,8 @@ mod tests {
             [
                 ("flufl-lock", "crash", "nfs4x2", "gate-random"),
                 ("filelock", "v3.29.4", "nfs4x2", "replay"),
+                ("portalocker", "v3.2.0", "nfs4x2", "replay"),
+                ("portalocker", "v4.0.0", "nfs3x2", "replay"),
             ]
         );
         // A replay is one execution of a token, in place of an exploration.
