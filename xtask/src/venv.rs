@@ -21,7 +21,8 @@ pub const FILELOCK_VERSIONS: &[&str] = &["3.20.3", "3.20.4", "3.29.4", "3.29.5"]
 /// The npm releases the Node drivers run through the gate: lockfile 0.4.2 (npm/lockfile#4: two
 /// waiters both remove a stale lock), 0.4.3 (the fix: a `.STALE` lock around the removal) and
 /// 1.0.4 (the last release, for its `lockSync`) for `scenarios/npm-lockfile.race`;
-/// proper-lockfile 4.1.2 (its #121, open) for `scenarios/proper-lockfile.race`.
+/// proper-lockfile 4.1.2 (its #121, open, and #71) for `scenarios/proper-lockfile.race` and
+/// `proper-lockfile-stall.race`.
 pub const NPM_PACKAGES: &[(&str, &str)] = &[
     ("lockfile", "0.4.2"),
     ("lockfile", "0.4.3"),

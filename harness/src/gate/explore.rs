@@ -253,7 +253,17 @@ pub struct GateFinding {
     pub original: Schedule,
     pub shrunk: Schedule,
     pub after: u64,
+    /// The execution of `shrunk` (of `original` until shrinking replaces it).
     pub execution: Execution,
+    /// Process switches in `original` ([`Execution::process_switches`]).
+    pub original_switches: u32,
+}
+
+impl GateFinding {
+    /// Process switches in `shrunk`: a thread choice is none.
+    pub fn shrunk_switches(&self) -> u32 {
+        self.execution.process_switches(self.shrunk.steps.len())
+    }
 }
 
 /// Explores until every invariant the expectation names has broken, or the budget is spent.
@@ -331,6 +341,7 @@ pub fn explore(
                 shrunk: sched.clone(),
                 original: sched,
                 after: out.executions,
+                original_switches: exec.process_switches(b.steps),
                 execution: exec.clone(),
             });
         }

@@ -70,8 +70,8 @@ pub fn explore_row(
             replay: f.shrunk.encode(),
             original: f.original.encode(),
             after: f.after,
-            switches: f.original.switches(),
-            shrunk_switches: f.shrunk.switches(),
+            switches: f.original_switches,
+            shrunk_switches: f.shrunk_switches(),
         })
         .collect();
     let found: Vec<&str> = row.findings.iter().map(|f| f.invariant.as_str()).collect();

@@ -119,6 +119,9 @@ pub enum GateEnd {
 #[derive(Debug, Clone)]
 pub struct Execution {
     pub choices: Vec<u8>,
+    /// The positions in `choices` that pick a thread of the actor chosen just before (an
+    /// actor with two or more threads at gated calls), not an actor.
+    pub thread_choices: Vec<usize>,
     pub trace: Vec<TraceStep>,
     /// Invariants (and oracles) that broke, each the first time it did, in order. The run
     /// goes on after a break, as the model's does, so that one execution can show several.
@@ -139,6 +142,20 @@ pub struct Broken {
 impl Execution {
     pub fn broke(&self, invariant: &str) -> bool {
         self.broken.iter().any(|b| b.invariant == invariant)
+    }
+
+    /// Context switches among the first `upto` choices: a choice of another actor (a process,
+    /// or a fault) than the one before. A thread choice moves within one process, no switch.
+    pub fn process_switches(&self, upto: usize) -> u32 {
+        let actors: Vec<u8> = self
+            .choices
+            .iter()
+            .take(upto)
+            .enumerate()
+            .filter(|(i, _)| !self.thread_choices.contains(i))
+            .map(|(_, c)| *c)
+            .collect();
+        actors.windows(2).filter(|w| w[0] != w[1]).count() as u32
     }
 
     fn record(&mut self, invariant: &str, message: String) {
@@ -439,6 +456,7 @@ pub fn execute(
     let mut last: Option<(usize, bool)> = None;
     let mut exec = Execution {
         choices: Vec::new(),
+        thread_choices: Vec::new(),
         trace: Vec::new(),
         broken: Vec::new(),
         end: GateEnd::Finished,
@@ -533,6 +551,7 @@ pub fn execute(
                             ready.len()
                         ));
                     }
+                    exec.thread_choices.push(exec.choices.len());
                     exec.choices.push(k);
                     k as usize
                 } else {
@@ -816,5 +835,27 @@ fn describe_end(e: &Ended) -> String {
         Ended::Killed(sig) => format!("killed by {sig}"),
         Ended::Hung => "hung: killed".into(),
         Ended::Crashed => "crashed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_choice_is_no_context_switch() {
+        // Actor 0, its thread 1; actor 0, its thread 0; actor 1; actor 1; actor 0.
+        let exec = Execution {
+            choices: vec![0, 1, 0, 0, 1, 1, 0],
+            thread_choices: vec![1, 3],
+            trace: Vec::new(),
+            broken: Vec::new(),
+            end: GateEnd::Finished,
+            elapsed_ms: 0,
+        };
+        assert_eq!(exec.process_switches(7), 2);
+        assert_eq!(exec.process_switches(4), 0);
+        // Counted as plain actors, the same choices made four switches.
+        assert_eq!(exec.choices.windows(2).filter(|w| w[0] != w[1]).count(), 4);
     }
 }

@@ -9,15 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use racelab::explore::{explore, Budget, EngineConfig, EngineKind, Exploration};
-use racelab::gate::explore::{explore as gate_explore, GateBudget, Strategy};
+use racelab::gate::explore::{explore as gate_explore, GateBudget, GateExploration, Strategy};
 use racelab::gate::run::{execute, Chooser, GateOptions};
 use racelab::ir::Program;
 
-fn scenario_file(stem: &str) -> PathBuf {
+/// scenarios/`stem`.race.
+pub(crate) fn scenario_file(stem: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"))
 }
 
-fn variant(stem: &str, name: &str) -> Program {
+/// Variant `name` of scenarios/`stem`.race, compiled.
+pub(crate) fn variant(stem: &str, name: &str) -> Program {
     let file = scenario_file(stem);
     let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
     let sc = racelab::lang::compile(&file.display().to_string(), &src)
@@ -25,12 +27,42 @@ fn variant(stem: &str, name: &str) -> Program {
     sc.variant(name).expect("the variant exists").clone()
 }
 
-fn dfs(stem: &str, name: &str) -> Exploration {
-    let cfg = EngineConfig::new(
+/// native-dfs with two minutes, every state otherwise.
+pub(crate) fn dfs_config() -> EngineConfig {
+    EngineConfig::new(
         EngineKind::NativeDfs,
         Budget::new(u64::MAX, Duration::from_secs(120)),
-    );
-    explore(&Arc::new(variant(stem, name)), &cfg).expect("native-dfs runs")
+    )
+}
+
+fn dfs(stem: &str, name: &str) -> Exploration {
+    explore(&Arc::new(variant(stem, name)), &dfs_config()).expect("native-dfs runs")
+}
+
+/// gate-random (the suite's seed) over the real program, until every invariant of `want` has
+/// broken or `executions` have run (two minutes at most).
+fn explore_real(
+    prog: &Program,
+    opts: &GateOptions,
+    want: &[&str],
+    executions: u64,
+    what: &str,
+) -> GateExploration {
+    let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+    let budget = GateBudget {
+        executions,
+        seconds: 120.0,
+    };
+    gate_explore(
+        prog,
+        opts,
+        Strategy::Random,
+        budget,
+        &want,
+        24301,
+        &mut |_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("the gate runs {what}: {e}"))
 }
 
 /// One pip at a time into the tests' shared venv.
@@ -139,21 +171,7 @@ fn portalocker_3_2_0_gives_two_holders_and_4_0_0_is_proved_to_hold_on_the_model(
 #[test]
 fn the_real_portalocker_3_2_0_gives_two_holders_through_the_gate_and_4_0_0_does_not() {
     let (prog, opts, _base) = gated("portalocker", "v3.2.0", "portalocker", "3.2.0", &[]);
-    let budget = GateBudget {
-        executions: 60,
-        seconds: 120.0,
-    };
-    let want = vec!["mutual_exclusion".to_string()];
-    let ex = gate_explore(
-        &prog,
-        &opts,
-        Strategy::Random,
-        budget,
-        &want,
-        24301,
-        &mut |_, _| {},
-    )
-    .expect("the gate runs portalocker 3.2.0");
+    let ex = explore_real(&prog, &opts, &["mutual_exclusion"], 60, "portalocker 3.2.0");
     let two = ex
         .findings
         .iter()
@@ -167,19 +185,7 @@ fn the_real_portalocker_3_2_0_gives_two_holders_through_the_gate_and_4_0_0_does_
         .collect();
     assert!(ops.contains(&"unlink(app.lock)"), "{ops:?}");
     let (prog, opts, base) = gated("portalocker", "v4.0.0", "portalocker", "4.0.0", &[]);
-    let ex = gate_explore(
-        &prog,
-        &opts,
-        Strategy::Random,
-        GateBudget {
-            executions: 15,
-            seconds: 120.0,
-        },
-        &[],
-        24301,
-        &mut |_, _| {},
-    )
-    .expect("the gate runs portalocker 4.0.0");
+    let ex = explore_real(&prog, &opts, &[], 15, "portalocker 4.0.0");
     assert!(
         ex.findings.is_empty(),
         "{:?}",
@@ -269,21 +275,7 @@ fn the_real_conda_lock_fails_every_later_run_after_a_killed_holder_through_the_g
     drop(base);
     // 4.1.6 through the gate: two processes both see no lock and both go in.
     let (prog, opts, _base) = gated("conda-lock", "v4.1.6", "conda", "4.1.6", CONDA_DEPS);
-    let want = vec!["mutual_exclusion".to_string()];
-    let budget = GateBudget {
-        executions: 60,
-        seconds: 120.0,
-    };
-    let ex = gate_explore(
-        &prog,
-        &opts,
-        Strategy::Random,
-        budget,
-        &want,
-        24301,
-        &mut |_, _| {},
-    )
-    .expect("the gate runs conda 4.1.6");
+    let ex = explore_real(&prog, &opts, &["mutual_exclusion"], 60, "conda 4.1.6");
     assert!(
         ex.findings
             .iter()
