@@ -28,32 +28,17 @@
 'use strict'
 
 const fs = require('fs')
-const path = require('path')
+const { die, loadPinned } = require('./gate_driver')
 const { Worker } = require('worker_threads')
 
 const [version, fileArg, staleArg, stallArg, delayArg, holdArg] = process.argv.slice(2)
-function die (msg) {
-  process.stderr.write(msg + '\n')
-  process.exit(2)
-}
 if (!holdArg) {
   die('usage: proper_lockfile_stall_driver.js VERSION FILE STALE_MS STALL_MS DELAY_MS HOLD_MS')
 }
 const me = process.env.RACELAB_ACTOR
 if (me === 'updater') process.exit(0)
 if (me !== 'holder' && me !== 'waiter') die(`unknown actor ${me}: holder, updater or waiter`)
-const venv = process.env.RACELAB_VENV
-if (!venv) die('RACELAB_VENV is not set: run `cargo xtask venv` and set it to the path it prints')
-const prefix = path.join(venv, 'npm', 'proper-lockfile@' + version)
-const pkgDir = path.join(prefix, 'node_modules', 'proper-lockfile')
-if (!fs.existsSync(path.join(pkgDir, 'package.json'))) {
-  const missing = prefix + '.missing'
-  const why = fs.existsSync(missing) ? fs.readFileSync(missing, 'utf8').trim() : 'not installed'
-  die(`proper-lockfile ${version} is not in ${prefix}: ${why} (run \`cargo xtask venv\`)`)
-}
-const installed = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version
-if (installed !== version) die(`${pkgDir} holds proper-lockfile ${installed}, not ${version}`)
-const lockfile = require(pkgDir)
+const lockfile = loadPinned('proper-lockfile', version)
 
 const root = process.env.RACELAB_ROOT
 const file = root + fileArg
