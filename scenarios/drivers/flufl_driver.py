@@ -12,15 +12,15 @@ $ROOT/.racelab/logs/NAME (count(NAME)).
 
 import os
 import sys
-import time
 
 from flufl.lock import Lock, NotLockedError
+
+from gate_driver import counted_section
 
 root = os.environ["RACELAB_ROOT"]
 me = os.environ["RACELAB_ACTOR"]
 lockfile, counter = root + sys.argv[1], root + sys.argv[2]
 work = float(sys.argv[3])
-marker = f"{root}/.racelab/critical/list/{me}"
 
 
 def log(name, line):
@@ -30,14 +30,7 @@ def log(name, line):
 
 lock = Lock(lockfile)  # flufl.lock's defaults: a 15 s lifetime, no timeout
 lock.lock()
-open(marker, "w").close()
-with open(counter) as f:
-    n = int(f.read() or 0)
-time.sleep(work)
-with open(counter, "w") as f:
-    f.write(str(n + 1))
-log("done", me)
-os.unlink(marker)
+counted_section(root, me, "list", counter, work)
 try:
     lock.unlock()
 except NotLockedError:
