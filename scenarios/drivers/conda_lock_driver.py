@@ -17,6 +17,7 @@ reads the counter, works, writes it plus one, logs the increment ($ROOT/.racelab
 unmarks, inside the `with`. conda2 first sleeps LATER_SECONDS (a later run).
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -38,5 +39,8 @@ pkgs, counter = root + pkgs_arg, root + counter_arg
 
 if me == "conda2" and float(later) > 0:
     time.sleep(float(later))
-with conda.lock.Locked(pkgs):
+# conda 4.3 takes no package-cache lock: nothing in 4.3.x imports conda.lock (conda/conda
+# #4903: "We removed all locks in conda itself in 4.3"), so its processes go straight in.
+package_cache_lock = contextlib.nullcontext() if version.startswith("4.3.") else conda.lock.Locked(pkgs)
+with package_cache_lock:
     counted_section(root, me, "pkgs", counter, float(work))

@@ -21,8 +21,13 @@ function loadPinned (name, version) {
   const pkgDir = path.join(prefix, 'node_modules', name)
   if (!fs.existsSync(path.join(pkgDir, 'package.json'))) {
     const missing = prefix + '.missing'
-    const why = fs.existsSync(missing) ? fs.readFileSync(missing, 'utf8').trim() : 'not installed'
-    die(`${name} ${version} is not in ${prefix}: ${why} (run \`cargo xtask venv\`)`)
+    if (fs.existsSync(missing)) {
+      // `cargo xtask venv` tried and could not install it here: exit 77, racelab's "skip"
+      // (harness/src/gate/mod.rs, SKIP_STATUS), with its reason.
+      process.stderr.write(`${name} ${version} cannot be installed here: ${fs.readFileSync(missing, 'utf8').trim()}\n`)
+      process.exit(77)
+    }
+    die(`${name} ${version} is not in ${prefix} (run \`cargo xtask venv\`)`)
   }
   const installed = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version
   if (installed !== version) die(`${pkgDir} holds ${name} ${installed}, not ${version}`)

@@ -15,15 +15,29 @@ import time
 def load_release(package, version, proof):
     """Puts $VENV/PACKAGE/VERSION first on sys.path: the release `cargo xtask venv` installed
     there (one directory per release; the venv is this python's prefix). PROOF is a file every
-    installed release has, relative to that directory. Exits with the reason when it is missing,
-    before the first gated call, so the row is an error that says why, never a pass."""
+    installed release has, relative to that directory.
+
+    When the release is not there, this exits before the first gated call, so the row is never
+    a pass: with status 77 (racelab's "skip", harness/src/gate/mod.rs SKIP_STATUS) when the
+    venv tried and could not install it here (VERSION.missing holds pip's error), else with an
+    error that says to run `cargo xtask venv`."""
     site = os.path.join(sys.prefix, package, version)
     if not os.path.isfile(os.path.join(site, proof)):
         missing = site + ".missing"
-        reason = open(missing).read().strip() if os.path.exists(missing) else "not installed"
-        sys.exit(f"{package} {version} is not in {site}: {reason} (run `cargo xtask venv`)")
+        if os.path.exists(missing):
+            sys.stderr.write(f"{package} {version} cannot be installed here: {pip_error(missing)}\n")
+            sys.exit(77)
+        sys.exit(f"{package} {version} is not in {site} (run `cargo xtask venv`)")
     sys.path.insert(0, site)
     return site
+
+
+def pip_error(missing):
+    """pip's failure in a VERSION.missing file, in two lines: what failed, and the Python
+    error that made it fail (pip prints the build's traceback between them)."""
+    lines = [l.strip() for l in open(missing).read().splitlines() if l.strip()]
+    raised = [l for l in lines if l.split(":")[0].endswith("Error") and " " not in l.split(":")[0]]
+    return "\n".join(dict.fromkeys(lines[:1] + raised[-1:]))
 
 
 def counted_section(root, me, section, counter, work):

@@ -99,9 +99,12 @@ pub const PORTALOCKER_VERSIONS: &[&str] = &["3.2.0", "4.0.0"];
 
 /// The conda releases `scenarios/conda-lock.race` runs: 4.1.6 (glob, then mkdir of a pid
 /// directory) and 4.2.7 (glob, then a pid file). Both are sdists; 4.2.7's setup.py imports
-/// auxlib, so they build without isolation, beside [`CONDA_BUILD_DEPS`]. 4.3.16 is not here:
-/// its setup.py needs `collections.Iterable`, gone since Python 3.10.
-pub const CONDA_VERSIONS: &[&str] = &["4.1.6", "4.2.7"];
+/// auxlib, so they build without isolation, beside [`CONDA_BUILD_DEPS`]. 4.3.16 (the last
+/// conda on PyPI; conda 4.3 took no package-cache lock) does not build on Python 3.11 (its
+/// setup.py needs `collections.Iterable`, gone since 3.10): it stays listed so that the venv
+/// tries it and writes `4.3.16.missing` with pip's error, and its gate rows are skipped with
+/// that reason (about 1.6 s per venv check while it cannot build).
+pub const CONDA_VERSIONS: &[&str] = &["4.1.6", "4.2.7", "4.3.16"];
 
 /// Installed into the venv for conda: what its old setup.py files import while pip builds them
 /// (auxlib, setuptools, wheel), and what 4.2.7's lock imports when it lets go

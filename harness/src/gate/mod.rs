@@ -19,6 +19,27 @@ pub mod tracee;
 
 use crate::model::machine::EPOCH_MS;
 
+/// The exit status by which a gated program says it cannot run here (automake's and meson's
+/// "skip" convention): a program that exits 77 before its first gated call has not run the
+/// scenario, and its row is skipped, with the program's last lines of stderr as the reason. The
+/// Python and Node drivers exit 77 when the pinned release they load is not installed (a
+/// release the registries here cannot build); any other early exit is still an error.
+pub const SKIP_STATUS: i32 = 77;
+
+/// How a skip travels through the gate's string errors: [`skip_error`] makes one and
+/// [`skip_reason`] recognises it, both here; printed as it is, it reads as a sentence.
+const SKIP_MARK: &str = "skipped: ";
+
+/// The error of a run whose program asked to be skipped, carrying its reason.
+pub fn skip_error(reason: &str) -> String {
+    format!("{SKIP_MARK}{reason}")
+}
+
+/// The reason, when `error` is a skip a gated program asked for (see [`SKIP_STATUS`]).
+pub fn skip_reason(error: &str) -> Option<&str> {
+    error.strip_prefix(SKIP_MARK)
+}
+
 /// Virtual time as the gated processes see it: nanoseconds since the run began, shown as the
 /// model's epoch on wall clocks and as a plausible uptime on monotonic ones.
 #[derive(Debug, Clone, Copy, Default)]

@@ -42,8 +42,16 @@ pub fn explore_row(
     let ex = match explore(prog, opts, strategy, budget, &want, seed, progress) {
         Ok(ex) => ex,
         Err(why) => {
-            row.outcome = Outcome::Error;
-            row.reason = Some(format!("the gate could not run the program: {why}"));
+            match super::skip_reason(&why) {
+                Some(reason) => {
+                    row.outcome = Outcome::Skipped;
+                    row.reason = Some(format!("the program cannot run here: {reason}"));
+                }
+                None => {
+                    row.outcome = Outcome::Error;
+                    row.reason = Some(format!("the gate could not run the program: {why}"));
+                }
+            }
             return row;
         }
     };

@@ -441,6 +441,14 @@ pub fn execute(
         // (a missing interpreter or module, a typo in the command): that is the setup's fault.
         let end = ended(p, &fate[i]);
         if let Some(end) = end {
+            if end == Ended::Exited(super::SKIP_STATUS) {
+                return Err(super::skip_error(&format!(
+                    "{} ({command}) exited {} before its first gated call: {}",
+                    prog.actors[i].name,
+                    super::SKIP_STATUS,
+                    p.stderr_tail()
+                )));
+            }
             if end != Ended::Exited(0) {
                 return Err(format!(
                     "{} ({}) ended before its first gated call ({end:?}): {}",

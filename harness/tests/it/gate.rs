@@ -130,6 +130,50 @@ fn a_program_that_cannot_start_is_an_infrastructure_error_that_says_why() {
     assert!(processes_mentioning(dir.path()).is_empty());
 }
 
+#[test]
+fn a_program_that_exits_77_before_its_first_gated_call_is_a_skipped_row_with_its_reason() {
+    // A driver whose pinned release the registries here cannot build exits 77 (automake's
+    // skip) with the reason; any other early exit stays an error. Neither is ever a pass.
+    let scenario = |status: i32| {
+        format!(
+            "scenario early {{\n  gate \"sh $SCENARIO_DIR/early.sh {status}\"\n  actor a {{\n    write(\"/f\", \"x\")\n  }}\n  expect violates unhandled_error\n}}\n"
+        )
+    };
+    let script = "echo 'libfoo 1.0 cannot be installed here: ImportError: no Iterable' >&2\nexit $1\n";
+    let explore_early = |status: i32| {
+        let (dir, progs, opts) = setup(&scenario(status), &[("early.sh", script)]);
+        let row = racelab::gate::report::explore_row(
+            "early",
+            &progs[0],
+            &opts,
+            Strategy::Random,
+            GateBudget {
+                executions: 5,
+                seconds: 60.0,
+            },
+            1,
+            &mut |_, _| {},
+        );
+        assert!(processes_mentioning(dir.path()).is_empty());
+        row
+    };
+    let skipped = explore_early(racelab::gate::SKIP_STATUS);
+    assert_eq!(skipped.outcome, reports::Outcome::Skipped, "{skipped:?}");
+    assert!(!skipped.met);
+    let reason = skipped.reason.unwrap_or_default();
+    assert!(
+        reason.contains("exited 77 before its first gated call")
+            && reason.contains("libfoo 1.0 cannot be installed here: ImportError: no Iterable"),
+        "{reason}"
+    );
+    let failed = explore_early(1);
+    assert_eq!(failed.outcome, reports::Outcome::Error, "{failed:?}");
+    assert!(
+        failed.reason.unwrap_or_default().contains("ended before its first gated call"),
+        "an early exit 1 is the setup's fault, not a skip"
+    );
+}
+
 const COUNTER: &str = r#"
 scenario counter {
   fs { file "/counter" = "0" }
