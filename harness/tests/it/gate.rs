@@ -139,7 +139,8 @@ fn a_program_that_exits_77_before_its_first_gated_call_is_a_skipped_row_with_its
             "scenario early {{\n  gate \"sh $SCENARIO_DIR/early.sh {status}\"\n  actor a {{\n    write(\"/f\", \"x\")\n  }}\n  expect violates unhandled_error\n}}\n"
         )
     };
-    let script = "echo 'libfoo 1.0 cannot be installed here: ImportError: no Iterable' >&2\nexit $1\n";
+    let script =
+        "echo 'libfoo 1.0 cannot be installed here: ImportError: no Iterable' >&2\nexit $1\n";
     let explore_early = |status: i32| {
         let (dir, progs, opts) = setup(&scenario(status), &[("early.sh", script)]);
         let row = racelab::gate::report::explore_row(
@@ -169,7 +170,10 @@ fn a_program_that_exits_77_before_its_first_gated_call_is_a_skipped_row_with_its
     let failed = explore_early(1);
     assert_eq!(failed.outcome, reports::Outcome::Error, "{failed:?}");
     assert!(
-        failed.reason.unwrap_or_default().contains("ended before its first gated call"),
+        failed
+            .reason
+            .unwrap_or_default()
+            .contains("ended before its first gated call"),
         "an early exit 1 is the setup's fault, not a skip"
     );
 }
