@@ -5,7 +5,11 @@
 //! [`model::Machine`] runs a program as a step function; [`explore`] drives machines under
 //! shuttle's schedulers and loom; [`schedule`] encodes what happened as a portable token; and
 //! [`replay`] reproduces it.
+//!
+//! A project's own tests use the narrow API at the crate root ([`check`], [`Scenario`],
+//! [`Engine`], [`Verdict`]): see [`api`].
 
+pub mod api;
 pub mod backend;
 pub mod collections;
 pub mod coverage;
@@ -25,3 +29,5 @@ pub mod shard;
 pub mod shrink;
 pub mod starter;
 pub mod suite;
+
+pub use api::{check, Engine, Error, Replay, Scenario, Verdict};

@@ -1,5 +1,6 @@
 //! The harness's integration tests: one binary, one module per area.
 
+mod api;
 mod browser;
 mod collections;
 mod db;
