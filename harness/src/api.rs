@@ -337,7 +337,11 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", reports::table::render_result_line(&self.row))?;
         for (invariant, token) in self.findings() {
-            writeln!(f, "  {invariant}: racelab replay FILE --variant {} {token}", self.row.variant)?;
+            writeln!(
+                f,
+                "  {invariant}: racelab replay FILE --variant {} {token}",
+                self.row.variant
+            )?;
         }
         if let Some(table) = self.table() {
             write!(f, "\n{table}")?;

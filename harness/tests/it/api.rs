@@ -21,7 +21,10 @@ fn a_racy_variant_gives_a_token_that_replays_and_its_fix_is_proved() {
     assert_eq!(invariant, "exclusive");
     let table = racy.table().expect("a finding has its step table");
     assert!(table.contains("alice") && table.contains("bob"), "{table}");
-    assert!(racy.to_string().contains(token), "the message shows the token");
+    assert!(
+        racy.to_string().contains(token),
+        "the message shows the token"
+    );
 
     let replay = scenario.replay("racy", token).expect("the token fits");
     assert!(replay.reproduced, "{}", replay.table);
@@ -75,7 +78,10 @@ fn bad_input_is_an_error_that_says_what_and_where() {
         .explore("nope", Engine::dfs())
         .err()
         .expect("no such variant");
-    assert_eq!(err.to_string(), "no variant `nope`; the variants are racy, fixed");
+    assert_eq!(
+        err.to_string(),
+        "no variant `nope`; the variants are racy, fixed"
+    );
     let scenario = starter();
     let racy = scenario.explore("racy", Engine::dfs()).expect("explores");
     let err = scenario
