@@ -214,7 +214,7 @@ impl Scenario {
         if row.outcome == Outcome::Error {
             return Err(Error::Refused(row.reason.unwrap_or_default()));
         }
-        Ok(Verdict::of(row))
+        Ok(Verdict::of(row, &self.file))
     }
 
     /// Every variant through the suite's model portfolio (native-dfs first: a proof settles
@@ -243,7 +243,7 @@ impl Scenario {
                     .or_else(|| mine.iter().find(|r| r.exhaustive))
                     .or_else(|| mine.iter().find(|r| r.replay.is_some()))
                     .or(mine.first())?;
-                Some(Verdict::of((*pick).clone()))
+                Some(Verdict::of((*pick).clone(), &self.file))
             })
             .collect()
     }
@@ -282,11 +282,16 @@ impl Scenario {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     row: RunResult,
+    /// The scenario's file, for the replay commands.
+    file: String,
 }
 
 impl Verdict {
-    fn of(row: RunResult) -> Verdict {
-        Verdict { row }
+    fn of(row: RunResult, file: &str) -> Verdict {
+        Verdict {
+            row,
+            file: file.to_string(),
+        }
     }
     pub fn variant(&self) -> &str {
         &self.row.variant
@@ -339,8 +344,8 @@ impl fmt::Display for Verdict {
         for (invariant, token) in self.findings() {
             writeln!(
                 f,
-                "  {invariant}: racelab replay FILE --variant {} {token}",
-                self.row.variant
+                "  {invariant}: racelab replay {} --variant {} {token}",
+                self.file, self.row.variant
             )?;
         }
         if let Some(table) = self.table() {

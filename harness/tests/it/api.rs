@@ -62,7 +62,10 @@ fn check_judges_every_variant_and_a_wrong_expectation_fails_with_the_table() {
         .expect("a formatted panic message");
     assert!(
         message.contains("1 of 2 variants of lockfile miss their expectation")
-            && message.contains("racelab replay FILE --variant racy rl1_"),
+            && message.contains(&format!(
+                "racelab replay {} --variant racy rl1_",
+                file.display()
+            )),
         "{message}"
     );
 }
