@@ -124,25 +124,6 @@ pub fn trace_of<F: crate::model::fs::Filesystem>(m: &Machine<F>) -> reports::Tra
     }
 }
 
-/// Runs `steps` on a fresh machine; when every step is runnable and `target` breaks, returns
-/// the prefix that ends where it broke.
-pub(crate) fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
-    let mut m = Machine::new(Arc::clone(prog));
-    for &a in steps {
-        if !m.is_runnable(a as usize) {
-            return None;
-        }
-        m.step(a as usize);
-        if let Some(b) = m.broken().iter().find(|b| b.invariant == target) {
-            return Some(steps[..b.at_step].to_vec());
-        }
-    }
-    m.broken()
-        .iter()
-        .find(|b| b.invariant == target)
-        .map(|b| steps[..b.at_step].to_vec())
-}
-
 pub use crate::shrink::shrink;
 
 /// A fault's trace row: short enough for a table column, naming the fault as declared.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::ir::Program;
-use crate::replay::reproduces;
+use crate::model::Machine;
 use crate::schedule::Schedule;
 
 /// The most candidates replayed per schedule: shrinking must never cost more than exploring.
@@ -108,6 +108,25 @@ pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
         steps,
         ..sched.clone()
     }
+}
+
+/// Runs `steps` on a fresh machine; when every step is runnable and `target` breaks, returns
+/// the prefix that ends where it broke.
+fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
+    let mut m = Machine::new(Arc::clone(prog));
+    for &a in steps {
+        if !m.is_runnable(a as usize) {
+            return None;
+        }
+        m.step(a as usize);
+        if let Some(b) = m.broken().iter().find(|b| b.invariant == target) {
+            return Some(steps[..b.at_step].to_vec());
+        }
+    }
+    m.broken()
+        .iter()
+        .find(|b| b.invariant == target)
+        .map(|b| steps[..b.at_step].to_vec())
 }
 
 /// The search itself, for any way of replaying: `reproduces(candidate)` runs a candidate and

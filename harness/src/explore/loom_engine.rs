@@ -15,9 +15,7 @@ mod driver {
     super::super::threads::threaded_driver!(loom);
 }
 
-/// loom's fixed thread limit (`loom::MAX_THREADS`), the engine's main thread included. racelab
-/// runs the first actor on the main thread, so a scenario may have this many actors.
-pub const MAX_ACTORS: usize = 5;
+pub use super::threads::MAX_ACTORS;
 
 /// The panic payload that ends a loom model early.
 pub(crate) struct StopExploring;

@@ -78,6 +78,19 @@ impl Budget {
     }
 }
 
+/// Why a search that ran out of distinct states is not a proof.
+fn state_budget_spent(max_states: u64) -> String {
+    format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states")
+}
+
+/// Why a search that ran out of time after `states` distinct states is not a proof.
+fn time_budget_spent(cfg: &EngineConfig, states: u64) -> String {
+    format!(
+        "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
+        cfg.budget.time.as_secs_f64()
+    )
+}
+
 /// One engine run's configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]

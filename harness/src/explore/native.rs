@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::collect::{Collector, Exploration};
-use super::{EngineConfig, EngineKind};
+use super::{state_budget_spent, time_budget_spent, EngineConfig, EngineKind};
 use crate::ir::Program;
 use crate::model::fingerprint::FingerprintKeys;
 use crate::model::Machine;
@@ -186,19 +186,6 @@ fn parallel_proof(initial: &Machine, cfg: &EngineConfig, start: Instant) -> Opti
         }),
         super::parallel::Proof::Broken => None,
     }
-}
-
-/// Why a search that ran out of distinct states is not a proof.
-pub(super) fn state_budget_spent(max_states: u64) -> String {
-    format!("the state budget of {max_states} distinct states ran out before the search finished, so this is not a proof; raise it with --max-states")
-}
-
-/// Why a search that ran out of time after `states` distinct states is not a proof.
-pub(super) fn time_budget_spent(cfg: &EngineConfig, states: u64) -> String {
-    format!(
-        "the time budget ({:.0}s) ran out after {states} distinct states, so this is not a proof",
-        cfg.budget.time.as_secs_f64()
-    )
 }
 
 /// The default bound on distinct states: 32 bytes each in the visited map (fingerprint and

@@ -248,7 +248,7 @@ fn work(shared: &Shared<'_>) {
                 shared.finish(Proof::OutOfBudget {
                     states,
                     paths: shared.paths.load(Ordering::Relaxed),
-                    why: super::native::state_budget_spent(max_states),
+                    why: super::state_budget_spent(max_states),
                 });
                 return;
             }
@@ -265,7 +265,7 @@ fn work(shared: &Shared<'_>) {
             shared.finish(Proof::OutOfBudget {
                 states,
                 paths: shared.paths.load(Ordering::Relaxed),
-                why: super::native::time_budget_spent(shared.cfg, states),
+                why: super::time_budget_spent(shared.cfg, states),
             });
             return;
         }

@@ -224,7 +224,7 @@ impl Scheduler for Follow {
 pub fn replay(prog: &Arc<Program>, steps: &[u8]) -> Result<crate::model::Machine, String> {
     super::install_panic_hooks();
     let initial = Arc::new(crate::model::Machine::new(Arc::clone(prog)));
-    let offset = 1 - usize::from(initial.choice_count() >= super::loom_engine::MAX_ACTORS);
+    let offset = 1 - usize::from(initial.choice_count() >= super::threads::MAX_ACTORS);
     let taken = Arc::new(AtomicUsize::new(0));
     let enabled = Arc::new(AtomicU64::new(0));
     let follow = Follow {

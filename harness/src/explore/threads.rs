@@ -7,6 +7,10 @@
 //! machine itself sits in a std mutex that is never contended (the engines run one task at a
 //! time), so taking it adds no scheduling point of its own.
 
+/// loom's fixed thread limit (`loom::MAX_THREADS`), the engine's main thread included. racelab
+/// runs the first actor on the main thread, so a scenario may have this many actors.
+pub const MAX_ACTORS: usize = 5;
+
 /// Defines `run_execution(initial, enabled, taken) -> Machine` using `$rt::sync::atomic` and `$rt::thread`.
 ///
 /// `initial` is the machine before any step, built once per exploration outside the engine:
@@ -57,7 +61,7 @@ macro_rules! threaded_driver {
             // Actors get their own threads with a roomy stack (the engines' default task stacks
             // are a few dozen KiB, too small for a debug build evaluating a long expression).
             // Only when loom's thread limit requires it does actor 0 run on the main thread.
-            let on_main = usize::from(n >= crate::explore::loom_engine::MAX_ACTORS);
+            let on_main = usize::from(n >= crate::explore::threads::MAX_ACTORS);
             // Task ids: the main task is 0, spawned tasks count up from 1.
             let task_of_actor = 1 - on_main;
             // Until every actor's thread exists, only the main task may run: otherwise the

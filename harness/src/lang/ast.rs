@@ -1,6 +1,6 @@
 //! The syntax tree of a scenario file, as written (names unresolved, variants not yet applied).
 
-use super::diag::Span;
+use super::span::Span;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ident {

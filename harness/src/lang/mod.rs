@@ -11,6 +11,7 @@ pub mod lexer;
 pub mod lower;
 pub mod parser;
 pub mod sources;
+pub mod span;
 
 use crate::ir::{Expected, Program};
 use ast::{ExpectKind, Item};

@@ -2,7 +2,7 @@
 //! end in one text so that a byte offset names one place in one file. Spans stay plain byte
 //! ranges through every pass; only diagnostics and line numbers ask which file an offset is in.
 
-use super::diag::Span;
+use super::span::Span;
 
 /// One file of a [`SourceMap`]: its name as diagnostics show it, and where its text starts.
 #[derive(Debug, Clone)]

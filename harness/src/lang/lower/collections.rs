@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{is_fallible_op, Cx, Fx, LoopCx};
+use super::calls::is_fallible_op;
+use super::{Cx, Fx, LoopCx};
 use crate::ir::*;
 use crate::lang::ast::{self, Expr, ExprKind, Ident, Stmt};
 use crate::lang::diag::Span;
