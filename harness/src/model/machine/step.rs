@@ -131,7 +131,12 @@ impl<F: Filesystem> Machine<F> {
 
     /// Everything a step does after its operation: the result into the actor's register (or
     /// its failure), local computation up to the next operation, and [`Machine::after_step`].
-    pub(super) fn conclude(&mut self, a: usize, broken_before: usize, result: Result<Done, String>) {
+    pub(super) fn conclude(
+        &mut self,
+        a: usize,
+        broken_before: usize,
+        result: Result<Done, String>,
+    ) {
         let (dst, catch, label) = match Self::pending_in(&self.prog, &self.actors[a]) {
             Instr::Op {
                 dst, catch, label, ..

@@ -6,7 +6,13 @@ use super::*;
 impl<F: Filesystem> Machine<F> {
     /// `sleep between(lo, hi)` (or `work`): the wake-up becomes the engine's choice among the
     /// representative times; with one, the actor just sleeps.
-    pub(super) fn begin_decision(&mut self, a: usize, busy: bool, lo: i64, hi: i64) -> Result<Done, String> {
+    pub(super) fn begin_decision(
+        &mut self,
+        a: usize,
+        busy: bool,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Done, String> {
         if lo < 0 || lo > hi {
             return Err(format!(
                 "between({}, {}) is not a range of durations (the low end first, neither negative)",
