@@ -3,7 +3,7 @@
 //! Planning (`jobs`, here), running the model's portfolio (`portfolio.rs`), judging an
 //! exploration (`model_row.rs`), the real filesystems and databases (`real_fs.rs`,
 //! `real_db.rs`), the model rows written for other runs (`findings.rs`); every row starts from
-//! [`row::blank_row`], the one place its fields are written out.
+//! `row::blank_row`, the one place its fields are written out.
 
 mod findings;
 mod model_row;
