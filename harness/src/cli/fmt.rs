@@ -5,11 +5,22 @@ use std::path::Path;
 
 use racelab::lang::{self, fmt::FmtError, ScenarioErrors};
 
-use crate::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
+use super::output::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
 
-/// Formats each file (in place, or only checks with `check`). Exit code: 2 if any file cannot
-/// be read or lexed, else 1 if `check` found a file that is not formatted, else 0.
-pub fn fmt_cmd(files: &[std::path::PathBuf], check: bool, out: &Output) -> u8 {
+#[derive(clap::Args)]
+pub struct FmtArgs {
+    /// Change nothing: list the files that are not formatted (exit 1 if any).
+    #[arg(long)]
+    check: bool,
+    /// Scenario or library files (*.race).
+    #[arg(required = true)]
+    files: Vec<std::path::PathBuf>,
+}
+
+/// Formats each file (in place, or only checks with `--check`). Exit code: 2 if any file cannot
+/// be read or lexed, else 1 if `--check` found a file that is not formatted, else 0.
+pub fn run(args: &FmtArgs, out: &Output) -> u8 {
+    let (files, check) = (&args.files, args.check);
     let mut bad_input = false;
     let mut unformatted = 0usize;
     for path in files {

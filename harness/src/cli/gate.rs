@@ -2,16 +2,19 @@
 //! program under the gate, on a real directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use racelab::gate::explore::{replay, Strategy};
 use racelab::gate::report::explore_row;
 use racelab::gate::run::GateOptions;
-use racelab::ir::Program;
 use racelab::schedule::Schedule;
-use reports::table::{render_trace, Style};
+use reports::table::render_trace;
 use reports::Trace;
+
+use super::explore::{print_rows, ExploreArgs};
+use super::load::{load, load_variant_with, pick_variants, stem};
+use super::output::{eprint_error, interrupted_exit, Output, BAD_INPUT, INFRASTRUCTURE};
+use super::replay::ReplayArgs;
 
 /// How the gate runs, from the command line.
 pub struct GateArgs {
@@ -62,7 +65,8 @@ impl GateArgs {
     }
 }
 
-pub fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
+/// The gate engines `--engine` names.
+fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
     match engine {
         "gate-random" => Ok(vec![Strategy::Random]),
         "gate-pct" => Ok(vec![Strategy::Pct { depth: 3 }]),
@@ -71,39 +75,47 @@ pub fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
     }
 }
 
-/// Explores each program through the gate; prints rows (or JSON) and returns the exit code.
-#[allow(clippy::too_many_arguments)]
-pub fn explore(
-    file: &Path,
-    stem: &str,
-    progs: &[&Program],
-    engine: &str,
-    args: &GateArgs,
-    executions: u64,
-    seconds: f64,
-    seed: u64,
-    json: bool,
-    style: Style,
-    tty: bool,
-) -> u8 {
+/// `racelab explore --backend gate[:DIR]`: explores each picked variant's program through the
+/// gate; prints rows (or JSON) and returns the exit code.
+pub fn explore(args: &ExploreArgs, gate: Result<GateArgs, String>, out: &Output) -> u8 {
+    let file = args.file.as_path();
+    // Real executions cost a fraction of a second each, not microseconds.
+    let engine = args.engine.as_deref().unwrap_or("gate-random");
+    let executions = args.schedules.unwrap_or(200);
+    let gate = match gate {
+        Ok(g) => g,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let sc = match load(file, out) {
+        Ok(sc) => sc,
+        Err(c) => return c,
+    };
+    let progs = match pick_variants(&sc, args.variant.as_deref(), file) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let stem = stem(file);
     racelab::backend::cancel::install();
     let strategies = match strategies(engine) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            eprint_error(e);
+            return BAD_INPUT;
         }
     };
-    let opts = match args.options(file) {
+    let opts = match gate.options(file) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 3;
+            eprint_error(e);
+            return INFRASTRUCTURE;
         }
     };
     if progs.iter().all(|p| p.gate.is_none()) {
         eprintln!("error: {}: no variant names a real program; add `gate \"COMMAND\"` to the scenario (docs/language.md, section 5.15) or explore the model (`--backend model`)", file.display());
-        return 2;
+        return BAD_INPUT;
     }
     let mut rows = Vec::new();
     for prog in progs {
@@ -112,7 +124,7 @@ pub fn explore(
             continue;
         }
         for &s in &strategies {
-            let bar = if tty {
+            let bar = if out.tty {
                 indicatif::ProgressBar::new(executions)
             } else {
                 indicatif::ProgressBar::hidden()
@@ -128,47 +140,79 @@ pub fn explore(
             };
             let budget = racelab::gate::explore::GateBudget {
                 executions,
-                seconds,
+                seconds: args.seconds,
             };
-            let row = explore_row(stem, prog, &opts, s, budget, seed, &mut progress);
+            let row = explore_row(&stem, prog, &opts, s, budget, args.seed, &mut progress);
             bar.finish_and_clear();
             rows.push(row);
             if let Some(sig) = racelab::backend::cancel::requested() {
                 eprintln!("interrupted by signal {sig}: every gated process was killed and reaped, every run directory removed");
-                return (128 + sig).clamp(0, 255) as u8;
+                return interrupted_exit(sig);
             }
         }
     }
-    crate::print_rows(&rows, file, json, "execution", "--backend gate ", style);
+    print_rows(
+        &rows,
+        file,
+        args.json,
+        "execution",
+        "--backend gate ",
+        out.style(),
+    );
     racelab::suite::exit_code(&rows) as u8
 }
 
-/// Replays a gate token `times` times; every run must break the token's invariant.
-pub fn replay_token(
-    prog: &Arc<Program>,
-    sched: &Schedule,
-    file: &Path,
-    args: &GateArgs,
-    times: u32,
-    style: Style,
-) -> u8 {
+/// `racelab replay --backend gate[:DIR] TOKEN`: replays a gate token `times` times; every run
+/// must break the token's invariant.
+pub fn replay_token(args: &ReplayArgs, gate: Result<GateArgs, String>, out: &Output) -> u8 {
+    let (file, times) = (args.file.as_path(), args.times);
+    let gate = match gate {
+        Ok(g) => g,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    let sched = match Schedule::decode(&args.token) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(e);
+            return BAD_INPUT;
+        }
+    };
+    // The token's own parameters (its seed and tick are the gate's, not the scenario's).
+    let params = sched
+        .params
+        .iter()
+        .filter(|(n, _)| !n.starts_with("gate."))
+        .cloned()
+        .collect();
+    let prog = match load_variant_with(file, &args.variant, &params, out) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let sched = &sched;
     racelab::backend::cancel::install();
-    let opts = match args.options(file) {
+    let opts = match gate.options(file) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 3;
+            eprint_error(e);
+            return INFRASTRUCTURE;
         }
     };
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
     let mut shown = false;
     for i in 0..times.max(1) {
-        let exec = match replay(prog, &opts, sched) {
+        let exec = match replay(&prog, &opts, sched) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("error: replay {} through the gate: {e}", i + 1);
-                return if e.contains("token") { 2 } else { 3 };
+                eprint_error(format_args!("replay {} through the gate: {e}", i + 1));
+                return if e.contains("token") {
+                    BAD_INPUT
+                } else {
+                    INFRASTRUCTURE
+                };
             }
         };
         if !shown {
@@ -180,7 +224,7 @@ pub fn replay_token(
                 steps: exec.trace.clone(),
                 verdict,
             };
-            print!("{}", render_trace(&trace, style));
+            print!("{}", render_trace(&trace, out.style()));
             shown = true;
         }
         if sched.target.as_ref().is_some_and(|t| exec.broke(t)) {
@@ -195,71 +239,5 @@ pub fn replay_token(
         0
     } else {
         1
-    }
-}
-
-/// `racelab __gate-linklock LOCKFILE COUNTER WORK_MS`: one locker of
-/// `scenarios/racelab-linklock.race` with racelab's real LinkLock, for the gate (a Rust program
-/// beside flufl.lock's Python). It follows the conventions of docs/language.md section 5.15:
-/// paths are the scenario's, under `$RACELAB_ROOT`; the critical section is the file
-/// `.racelab/critical/list/$RACELAB_ACTOR`; NotLocked on release is a line in `.racelab/logs/events`.
-pub fn linklock_driver(lockfile: &Path, counter: &Path, work_ms: u64) -> u8 {
-    use racelab::lockfile::{FileLock, LinkLock, LinkOptions};
-    use std::io::Write;
-    let (Ok(root), Ok(me)) = (
-        std::env::var("RACELAB_ROOT"),
-        std::env::var("RACELAB_ACTOR"),
-    ) else {
-        eprintln!(
-            "error: __gate-linklock runs under the gate, which sets RACELAB_ROOT and RACELAB_ACTOR"
-        );
-        return 2;
-    };
-    let under = |p: &Path| PathBuf::from(format!("{root}{}", p.display()));
-    let log = |name: &str, line: &str| {
-        let path = format!("{root}/.racelab/logs/{name}");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    };
-    let marker = PathBuf::from(format!("{root}/.racelab/critical/list/{me}"));
-    let mut lock = match LinkLock::new(&under(lockfile), LinkOptions::default()) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    if let Err(e) = lock.acquire(None) {
-        eprintln!("error: acquire: {e}");
-        return 1;
-    }
-    let step = || -> std::io::Result<()> {
-        std::fs::write(&marker, b"")?;
-        let n: u64 = match std::fs::read_to_string(under(counter)) {
-            Ok(s) => s.trim().parse().unwrap_or(0),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        std::thread::sleep(Duration::from_millis(work_ms));
-        std::fs::write(under(counter), (n + 1).to_string())?;
-        log("done", &me);
-        std::fs::remove_file(&marker)
-    };
-    if let Err(e) = step() {
-        eprintln!("error: in the critical section: {e}");
-        return 1;
-    }
-    match lock.release() {
-        Ok(()) => 0,
-        Err(e) => {
-            log("events", &format!("{me}: NotLockedError"));
-            eprintln!("error: release: {e}");
-            1
-        }
     }
 }

@@ -1,0 +1,87 @@
+//! The real world a forced replay or a stress run happens in: a real filesystem (directories,
+//! actors as threads or processes) or a real database (one connection per actor). The commands
+//! have one path each; this module is where it forks, and where the two worlds' words differ.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use racelab::backend::db::DbSpec;
+use racelab::backend::forced::{Divergence, ForcedError};
+use racelab::backend::ActorMode;
+use racelab::ir::Program;
+use racelab::schedule::Schedule;
+
+/// A real filesystem or a real database.
+pub enum RealWorld {
+    /// `fs:DIR[,DIR2...]`: fresh directories under the roots, actors as `mode`.
+    Fs {
+        roots: Vec<PathBuf>,
+        mode: ActorMode,
+    },
+    /// `db:sqlite|postgres[=URL]|mariadb[=URL]`.
+    Db(DbSpec),
+}
+
+/// One forced replay's outcome, whichever world it ran in.
+pub struct ForcedRun {
+    pub trace: reports::Trace,
+    pub divergence: Option<Divergence>,
+    pub reproduced: bool,
+    /// The line that says where the replay ran (printed after the first run's step table).
+    pub backend_line: String,
+}
+
+impl RealWorld {
+    /// What the messages call the world: "the real system" or "the real database".
+    pub fn noun(&self) -> &'static str {
+        match self {
+            RealWorld::Fs { .. } => "system",
+            RealWorld::Db(_) => "database",
+        }
+    }
+
+    /// What failed when the world did: "the real backend" or "the real database".
+    pub fn failing_part(&self) -> &'static str {
+        match self {
+            RealWorld::Fs { .. } => "backend",
+            RealWorld::Db(_) => "database",
+        }
+    }
+
+    /// Forces `sched` once on fresh real state (a fresh directory, a fresh database).
+    pub fn force(&self, prog: &Arc<Program>, sched: &Schedule) -> Result<ForcedRun, ForcedError> {
+        match self {
+            RealWorld::Fs { roots, mode } => {
+                let r = racelab::backend::forced::forced_replay(prog, sched, roots, *mode)?;
+                let dirs: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                let backend_line = format!(
+                    "backend: {} ({}, mounted at {}, options {}), actors as {}",
+                    dirs.join(", "),
+                    r.env.fs_type,
+                    r.env.mount_point,
+                    r.env.options,
+                    mode.name()
+                );
+                Ok(ForcedRun {
+                    reproduced: r.reproduced(sched),
+                    trace: r.trace,
+                    divergence: r.divergence,
+                    backend_line,
+                })
+            }
+            RealWorld::Db(db) => {
+                let r = racelab::backend::db::forced::forced_replay(prog, sched, db)?;
+                let backend_line = format!(
+                    "backend: {} ({}, isolation {}), one connection per actor",
+                    r.info.backend, r.info.server_version, r.info.isolation_level
+                );
+                Ok(ForcedRun {
+                    reproduced: r.reproduced(sched),
+                    trace: r.trace,
+                    divergence: r.divergence,
+                    backend_line,
+                })
+            }
+        }
+    }
+}

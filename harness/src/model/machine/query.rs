@@ -1,0 +1,123 @@
+//! What actors and invariants read of the world (queries), and the model world's state
+//! fingerprint and logs.
+
+use super::*;
+
+impl<F: Filesystem> Machine<F> {
+    /// The world's answer to an invariant's query.
+    pub(super) fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
+        let path = || match args.first() {
+            Some(Value::Str(s)) => Ok(s.clone()),
+            other => Err(format!(
+                "expected a path, got {}",
+                other.map_or("nothing", Value::type_name)
+            )),
+        };
+        Ok(match q {
+            Query::Holders(s) => {
+                Value::Int(self.holders.get(s as usize).map_or(0, Vec::len) as i64)
+            }
+            Query::LogCount(l) => Value::Int(self.logs[l as usize].len() as i64),
+            Query::LogCountMatching(l) => {
+                let needle = args.first().map(|v| v.to_string()).unwrap_or_default();
+                Value::Int(
+                    self.logs[l as usize]
+                        .iter()
+                        .filter(|e| e.contains(&needle))
+                        .count() as i64,
+                )
+            }
+            Query::Cell(c) => self.cells[c as usize].clone(),
+            Query::Now => Value::Int(self.clock),
+            Query::Exists => Value::Bool(self.fs.observe_exists(&path()?)),
+            Query::Contents => self
+                .fs
+                .observe_contents(&path()?)
+                .map_or(Value::None, |c| Value::str(&c)),
+            Query::LocalCount(l) => {
+                let want = args.first().cloned().unwrap_or(Value::None);
+                Value::Int(
+                    self.actors
+                        .iter()
+                        .filter(|a| a.locals[l as usize] == want)
+                        .count() as i64,
+                )
+            }
+            Query::Connections => {
+                let name = match args.first() {
+                    Some(Value::Str(s)) => s.clone(),
+                    other => {
+                        return Err(format!(
+                            "connections() takes a database name, got {}",
+                            other.map_or("nothing", Value::type_name)
+                        ))
+                    }
+                };
+                let names = self
+                    .prog
+                    .database
+                    .as_ref()
+                    .map_or(&[][..], |d| &d.names[..]);
+                let Some(db) = names.iter().position(|n| **n == *name) else {
+                    return Err(format!(
+                        "connections({name}): no such database; the server has {}",
+                        names.join(", ")
+                    ));
+                };
+                match self.fs.observe_connections(&name) {
+                    Some(n) => Value::Int(n?),
+                    None => Value::Int(
+                        self.db
+                            .as_ref()
+                            .map_or(0, |d| d.named_connections(db as u32))
+                            as i64,
+                    ),
+                }
+            }
+            Query::Sql(id) => match self.fs.observe_sql(&self.prog.sql[id as usize], args) {
+                Some(r) => r?,
+                None => match &self.db {
+                    Some(db) => db.query(&self.prog.sql[id as usize], args)?,
+                    None => return Err("the scenario declares no database".into()),
+                },
+            },
+        })
+    }
+}
+
+impl Machine<ModelFs> {
+    /// A 128-bit fingerprint of everything that decides this execution's future: every actor's
+    /// frames, status and thread-locals, the world (files, cells, logs, sections, locks, the
+    /// lock-order graph, the database), the clock, the faults landed and pending, and which
+    /// invariants have broken. Not the schedule that led here: two schedules that reach the
+    /// same state have the same futures, which is what lets a stateful search expand it once.
+    pub fn state_fingerprint(&self) -> u128 {
+        use std::hash::Hash;
+        // One pass of a fast two-lane hash (see `fingerprint.rs` for its collision bound): the
+        // search hashes every successor, and two salted SipHash passes were half its time.
+        let mut h = crate::model::fingerprint::Fingerprinter::default();
+        self.fs.hash(&mut h);
+        self.cells.hash(&mut h);
+        self.logs.hash(&mut h);
+        self.holders.hash(&mut h);
+        self.locks.hash(&mut h);
+        self.lock_order.hash(&mut h);
+        self.db.hash(&mut h);
+        self.clock.hash(&mut h);
+        self.actors.hash(&mut h);
+        self.fired.hash(&mut h);
+        self.timers.hash(&mut h);
+        self.deciding.hash(&mut h);
+        for b in &self.broken {
+            b.invariant.hash(&mut h);
+        }
+        self.end.hash(&mut h);
+        h.finish128()
+    }
+
+    /// The contents of a log, for tests and reports.
+    pub fn log(&self, name: &str) -> Option<&[Arc<str>]> {
+        let i = self.prog.logs.iter().position(|l| l == name)?;
+        Some(&self.logs[i])
+    }
+}
