@@ -80,7 +80,7 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
 }
 
 /// The machine's recorded steps as a [`reports::Trace`].
-pub fn trace_of<F: crate::model::fs::Filesystem>(m: &Machine<F>) -> reports::Trace {
+pub fn trace_of<F: crate::model::world::World>(m: &Machine<F>) -> reports::Trace {
     let prog = m.program();
     let steps = m
         .details()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::fsinfo::{fs_info, FsInfo};
 use super::{start, ActorFs, ActorMode, RealFs};
 use crate::ir::{Program, Value};
-use crate::model::fs::Filesystem;
+use crate::model::world::World;
 use crate::model::{Broken, End, Machine, StepOutcome, EPOCH_MS};
 use crate::replay::trace_of;
 use crate::schedule::{Schedule, TokenError};
@@ -121,7 +121,7 @@ pub fn forced_replay(
 /// connections, ...) and on a fresh model in lockstep, and returns the first step whose real
 /// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
 /// caller. Infrastructure failures and interruptions are errors, not divergences.
-pub fn lockstep<F: Filesystem>(
+pub fn lockstep<F: World>(
     prog: &Arc<Program>,
     sched: &Schedule,
     real: &mut Machine<F>,

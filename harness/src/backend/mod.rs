@@ -1,14 +1,14 @@
 //! Real backends: the scenario's world on real filesystems, with actors as real threads or processes.
 //!
 //! The interpreter stays one deterministic [`Machine`](crate::model::Machine); what becomes real
-//! is what the actors *do*. [`ActorFs`] is a [`Filesystem`] whose every operation is performed by
+//! is what the actors *do*. [`ActorFs`] is a [`World`] whose every operation is performed by
 //! the actor that takes the step — in that actor's own thread, or its own worker process (the
 //! racelab binary re-executed) — on a [`RealFs`] confined to a root directory. Faults become
 //! real too: SIGKILL, the signal itself (caught by a real handler only if the scenario installed
 //! one), SIGSTOP/SIGCONT.
 //!
 //! This module does I/O; the core (`lang`, `ir`, `model`, `explore`) does not, and knows real
-//! backends only through the `Filesystem` trait.
+//! backends only through the `World` traits (`model::world`).
 
 pub mod cancel;
 pub mod db;
@@ -24,7 +24,7 @@ pub mod wire;
 use std::path::PathBuf;
 
 use crate::ir::{Errno, FaultKind, Op, Signal, Value};
-use crate::model::fs::{Filesystem, OpCtx};
+use crate::model::world::{OpCtx, Signals, Sql, World};
 pub use realfs::RealFs;
 
 /// Where a scenario runs.
@@ -96,7 +96,7 @@ pub trait Executor: Send {
     fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String>;
 }
 
-/// A [`Filesystem`] whose operations the stepping actor performs itself, for real.
+/// A [`World`] whose operations the stepping actor performs itself, for real.
 pub struct ActorFs {
     exec: Box<dyn Executor>,
     /// The harness's own view of the root, for invariants (observing is not a step).
@@ -109,7 +109,7 @@ impl ActorFs {
     }
 }
 
-impl Filesystem for ActorFs {
+impl World for ActorFs {
     fn perform(
         &mut self,
         op: Op,
@@ -118,19 +118,27 @@ impl Filesystem for ActorFs {
     ) -> Result<Result<Value, Errno>, String> {
         self.exec.perform(cx.actor, op, args, cx.now)
     }
+
     fn observe_exists(&self, path: &str) -> bool {
         self.observer.observe_exists(path)
     }
+
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.observer.observe_contents(path)
     }
+}
+
+impl Signals for ActorFs {
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
         self.exec.fault(actor, fault, handled)
     }
+
     fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String> {
         self.exec.handler(actor, signal, installed)
     }
 }
+
+impl Sql for ActorFs {}
 
 /// Starts the executor for `mode` with `actors` actors working in `root`.
 /// Starts the executor for `mode`: actor `i` works in `roots[i]` (its client's view of the run

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::ir::{FaultKind, Program};
-use crate::model::fs::Filesystem;
+use crate::model::world::World;
 use crate::model::{Machine, Status};
 
 /// Steps of one fault-free round-robin run of the model: the scale on which due steps are drawn.
@@ -62,7 +62,7 @@ impl Plan {
 
     /// Lands one due fault, if one can land now; returns whether one did. Call under the
     /// machine's lock at every step boundary.
-    pub fn strike<F: Filesystem>(&self, m: &mut Machine<F>) -> bool {
+    pub fn strike<F: World>(&self, m: &mut Machine<F>) -> bool {
         let actors = m.actor_count();
         let done = m.schedule().len();
         for (f, due) in self.due.iter().enumerate() {

@@ -32,7 +32,7 @@ use super::realfs::RealFs;
 use super::wire::{self, Request, Response, WireValue};
 use super::Executor;
 use crate::ir::{Errno, FaultKind, Op, Signal, Value};
-use crate::model::fs::{Filesystem, OpCtx};
+use crate::model::world::{OpCtx, World};
 
 /// The hidden subcommand that runs a worker.
 pub const WORKER_COMMAND: &str = "__worker";

@@ -23,7 +23,8 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::ir::{Errno, FsInit, Op, Stat, Value};
-use crate::model::fs::{normalize, path_arg, Filesystem, OpCtx};
+use crate::model::fs::{normalize, path_arg};
+use crate::model::world::{OpCtx, Signals, Sql, World};
 
 /// The scenario's filesystem in a real directory.
 #[derive(Debug)]
@@ -274,7 +275,7 @@ impl RealFs {
     }
 }
 
-impl Filesystem for RealFs {
+impl World for RealFs {
     fn perform(
         &mut self,
         op: Op,
@@ -453,7 +454,7 @@ impl Filesystem for RealFs {
         self.stat(path).is_ok()
     }
 
-    fn disconnect(&mut self, actor: usize) {
+    fn actor_ended(&mut self, actor: usize) {
         // The actor's process is gone: its descriptors close, and their flocks go with them.
         self.fds.retain(|(a, _), _| *a != actor);
     }
@@ -465,6 +466,10 @@ impl Filesystem for RealFs {
         Some(s)
     }
 }
+
+impl Signals for RealFs {}
+
+impl Sql for RealFs {}
 
 /// What `stat` says, as the model says it.
 fn stat_value(st: &nix::sys::stat::FileStat) -> Value {

@@ -23,7 +23,7 @@ use super::nemesis::Plan;
 use super::process::{ProcessExecutor, Worker};
 use super::{ActorMode, RealFs};
 use crate::ir::{Errno, FaultKind, Op, Program, Signal, Value};
-use crate::model::fs::{Filesystem, OpCtx};
+use crate::model::world::{OpCtx, Signals, Sql, World};
 use crate::model::{Machine, EPOCH_MS};
 use crate::schedule::Schedule;
 
@@ -252,7 +252,7 @@ impl FreeRunFs {
     }
 }
 
-impl Filesystem for FreeRunFs {
+impl World for FreeRunFs {
     fn perform(
         &mut self,
         op: Op,
@@ -262,19 +262,27 @@ impl Filesystem for FreeRunFs {
         self.performer(cx.actor)?
             .perform(cx.actor, op, args, cx.now)
     }
+
     fn observe_exists(&self, path: &str) -> bool {
         self.observer.observe_exists(path)
     }
+
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.observer.observe_contents(path)
     }
+}
+
+impl Signals for FreeRunFs {
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
         self.performer(actor)?.fault(fault, handled)
     }
+
     fn handler(&mut self, actor: usize, signal: Signal, installed: bool) -> Result<(), String> {
         self.performer(actor)?.handler(signal, installed)
     }
 }
+
+impl Sql for FreeRunFs {}
 
 fn one_run(
     prog: &Arc<Program>,

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use super::realfs::RealFs;
 use super::Executor;
 use crate::ir::{Errno, FaultKind, Op, Signal, Value};
-use crate::model::fs::{Filesystem, OpCtx};
+use crate::model::world::{OpCtx, World};
 
 type Reply = Result<Result<Value, Errno>, String>;
 

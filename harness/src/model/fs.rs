@@ -2,97 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::world::{OpCtx, Signals, Sql, World};
 use crate::ir::{Errno, Op, Stat, Value};
-
-/// What a filesystem operation needs besides its arguments.
-pub struct OpCtx {
-    /// The current time, in milliseconds since the epoch (sets mtime on writes).
-    pub now: i64,
-    /// The actor taking the step: a real backend performs it in that actor's thread or process.
-    pub actor: usize,
-}
-
-/// A filesystem that can perform the language's operations: the model below, or a real directory.
-///
-/// Call order: `perform` once per step, in the order the schedule dictates. Implementations must
-/// map every failure to an [`Errno`]; `Err(String)` is reserved for misuse by the scenario
-/// (a path that is not a string), which stops the actor.
-pub trait Filesystem {
-    fn perform(
-        &mut self,
-        op: Op,
-        args: &[Value],
-        cx: &OpCtx,
-    ) -> Result<Result<Value, Errno>, String>;
-    /// Whether `path` exists, for invariants (not a step).
-    fn observe_exists(&self, path: &str) -> bool;
-    /// The contents of a regular file at `path`, for invariants (not a step).
-    fn observe_contents(&self, path: &str) -> Option<String>;
-
-    /// A fault lands on `actor`: a real backend makes it real (SIGKILL, the signal, SIGSTOP).
-    /// `handled` says whether the actor has a handler for the signal. An `Err` is an
-    /// infrastructure failure (the signal could not be delivered), never a finding.
-    fn fault(
-        &mut self,
-        _actor: usize,
-        _fault: &crate::ir::FaultKind,
-        _handled: bool,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// The actor installed (or removed) a handler for `signal`: a real process catches it from now on.
-    fn handler(
-        &mut self,
-        _actor: usize,
-        _signal: crate::ir::Signal,
-        _installed: bool,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// Runs an SQL statement on a real database, on `actor`'s own connection. `None` (the
-    /// default) means "no real database here": the machine uses its model database.
-    fn sql(
-        &mut self,
-        _actor: usize,
-        _stmt: &crate::model::db::Prepared,
-        _args: &[Value],
-    ) -> Option<crate::model::db::Outcome> {
-        None
-    }
-
-    /// An invariant's `sql("SELECT ...")` on the real database's committed data; `None` as above.
-    fn observe_sql(
-        &self,
-        _stmt: &crate::model::db::Prepared,
-        _args: &[Value],
-    ) -> Option<Result<Value, String>> {
-        None
-    }
-
-    /// The actor ended (or died): a real backend closes its database connection.
-    fn disconnect(&mut self, _actor: usize) {}
-
-    /// `connect(db)`: a real backend opens a real connection to the server's database `db` for
-    /// `actor`, known to the machine as connection `handle`. `None` (the default): no real
-    /// server here, the model's connection table is all there is. `Some(Err)` is an
-    /// infrastructure failure.
-    fn connect(&mut self, _actor: usize, _handle: usize, _db: &str) -> Option<Result<(), String>> {
-        None
-    }
-
-    /// `close(handle)`: a real backend closes that connection and waits until the server has
-    /// forgotten it, so that `connections()` never counts a closed one.
-    fn close(&mut self, _handle: usize) -> Option<Result<(), String>> {
-        None
-    }
-
-    /// An invariant's `connections(db)`: the server's own count of open connections to `db`.
-    fn observe_connections(&self, _db: &str) -> Option<Result<i64, String>> {
-        None
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 enum Kind {
@@ -457,11 +368,12 @@ impl ModelFs {
     }
 }
 
-impl Filesystem for ModelFs {
+impl World for ModelFs {
     fn observe_exists(&self, path: &str) -> bool {
         self.exists(path)
     }
-    fn disconnect(&mut self, actor: usize) {
+
+    fn actor_ended(&mut self, actor: usize) {
         // A process that is gone holds no inode any more: its pin goes, its descriptors close
         // (and their flocks with them).
         self.unpin(actor);
@@ -469,9 +381,11 @@ impl Filesystem for ModelFs {
             self.closed(actor, ino);
         }
     }
+
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
     }
+
     fn perform(
         &mut self,
         op: Op,
@@ -487,6 +401,10 @@ impl Filesystem for ModelFs {
         self.through_client(op, args, cx)
     }
 }
+
+impl Signals for ModelFs {}
+
+impl Sql for ModelFs {}
 
 impl ModelFs {
     /// `open`, `flock`, `fstat` and `close` on descriptors (see [`crate::model::fds`]).

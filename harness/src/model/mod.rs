@@ -1,6 +1,6 @@
 //! The model world: an in-memory POSIX filesystem and the interpreter that runs actors over it.
 //!
-//! Architecture invariant: no I/O here. Real backends implement [`fs::Filesystem`] elsewhere.
+//! Architecture invariant: no I/O here. Real backends implement [`world::World`] elsewhere.
 
 pub mod db;
 pub mod fds;
@@ -8,6 +8,7 @@ pub mod fingerprint;
 pub mod fs;
 pub mod locks;
 pub mod machine;
+pub mod world;
 
 pub use machine::{
     Broken, End, Machine, Resource, Status, StepDetail, StepOutcome, StepWhat, EPOCH_MS,

@@ -215,7 +215,7 @@ fn nothing_outside_the_root_is_touched_by_paths_or_symlinks() {
     // A symlink inside the root that points outside: with RESOLVE_IN_ROOT it resolves inside.
     std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).expect("symlink");
     let mut fs = racelab::backend::RealFs::open(root.path()).expect("root");
-    use racelab::model::fs::{Filesystem, OpCtx};
+    use racelab::model::world::{OpCtx, World};
     let cx = OpCtx {
         now: racelab::model::EPOCH_MS,
         actor: 0,

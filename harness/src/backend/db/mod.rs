@@ -1,6 +1,6 @@
 //! Real databases as the scenario's world: SQLite, PostgreSQL and MariaDB behind `sql(...)`.
 //!
-//! [`RealDbWorld`] is a [`Filesystem`] (the "world backend" trait) whose filesystem operations
+//! [`RealDbWorld`] is a [`World`] (the "world backend" trait) whose filesystem operations
 //! go to the model filesystem and whose SQL statements go to a real database, each actor on its
 //! own connection, each connection on its own thread. A statement is sent and then watched:
 //! it either completes (its result is the step's result) or the server reports the session as
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::ir::{Errno, Op, Program, Value};
 use crate::model::db::{Outcome, Prepared};
-use crate::model::fs::{Filesystem, ModelFs, OpCtx};
+use crate::model::fs::ModelFs;
+use crate::model::world::{OpCtx, Signals, Sql, World};
 
 /// Which real database, and where (`db:sqlite`, `db:postgres[=URL]`, `db:mariadb[=URL]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -627,7 +628,7 @@ impl RealDbWorld {
     }
 }
 
-impl Filesystem for RealDbWorld {
+impl World for RealDbWorld {
     fn perform(
         &mut self,
         op: Op,
@@ -636,15 +637,36 @@ impl Filesystem for RealDbWorld {
     ) -> Result<Result<Value, Errno>, String> {
         self.fs.perform(op, args, cx)
     }
+
     fn observe_exists(&self, path: &str) -> bool {
         self.fs.observe_exists(path)
     }
+
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.fs.observe_contents(path)
     }
+
+    fn actor_ended(&mut self, actor: usize) {
+        let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else {
+            return;
+        };
+        if conn.pending {
+            self.monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .terminate(conn.id);
+        }
+        drop(conn);
+    }
+}
+
+impl Signals for RealDbWorld {}
+
+impl Sql for RealDbWorld {
     fn sql(&mut self, actor: usize, stmt: &Prepared, args: &[Value]) -> Option<Outcome> {
         Some(self.run(actor, stmt, args))
     }
+
     fn observe_sql(&self, stmt: &Prepared, args: &[Value]) -> Option<Result<Value, String>> {
         let (sql, order) = translate(stmt.sql(), self.backend.dialect());
         Some(
@@ -654,11 +676,13 @@ impl Filesystem for RealDbWorld {
                 .query(&sql, &ordered(args, &order)),
         )
     }
+
     fn connect(&mut self, _actor: usize, handle: usize, db: &str) -> Option<Result<(), String>> {
         Some(self.backend.connect_named(db).map(|session| {
             self.named.insert(handle, session);
         }))
     }
+
     fn close(&mut self, handle: usize) -> Option<Result<(), String>> {
         let Some(session) = self.named.remove(&handle) else {
             return Some(Ok(()));
@@ -685,6 +709,7 @@ impl Filesystem for RealDbWorld {
             }
         }
     }
+
     fn observe_connections(&self, db: &str) -> Option<Result<i64, String>> {
         let mut monitor = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
         // A session that is going away can linger in the server's list for a moment after
@@ -709,18 +734,6 @@ impl Filesystem for RealDbWorld {
         }
         Some(Ok(n))
     }
-    fn disconnect(&mut self, actor: usize) {
-        let Some(conn) = self.conns.get_mut(actor).and_then(Option::take) else {
-            return;
-        };
-        if conn.pending {
-            self.monitor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .terminate(conn.id);
-        }
-        drop(conn);
-    }
 }
 
 impl Drop for RealDbWorld {
@@ -728,7 +741,7 @@ impl Drop for RealDbWorld {
         // Sessions with a statement still waiting in the server are ended there first, so that
         // their threads can be joined.
         for a in 0..self.conns.len() {
-            self.disconnect(a);
+            self.actor_ended(a);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// Lets fault `f` land now. Returns the trace row's text.
     pub(super) fn land_fault(&mut self, f: usize) -> String {
         self.fired[f] = true;
@@ -118,7 +118,7 @@ impl<F: Filesystem> Machine<F> {
             db.disconnect(a);
             self.wake_row_waiters(a);
         }
-        self.fs.disconnect(a);
+        self.fs.actor_ended(a);
     }
 
     /// What the kernel and the database server do for a process that is gone.
@@ -137,6 +137,6 @@ impl<F: Filesystem> Machine<F> {
             db.disconnect(a);
             self.wake_row_waiters(a);
         }
-        self.fs.disconnect(a);
+        self.fs.actor_ended(a);
     }
 }

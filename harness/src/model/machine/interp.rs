@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// Runs actor `a`'s local computation until it is parked at a world operation, finishes, or fails.
     pub(super) fn advance(&mut self, a: usize) {
         // A bound on local computation between two steps: an infinite loop without a step is a
@@ -277,12 +277,12 @@ impl<F: Filesystem> Machine<F> {
 
 /// The environment expressions evaluate in: an actor's registers and thread-locals (none for
 /// an invariant), and the world's queries.
-pub(super) struct ActorEnv<'m, F: Filesystem> {
+pub(super) struct ActorEnv<'m, F: World> {
     pub(super) m: &'m Machine<F>,
     pub(super) actor: Option<usize>,
 }
 
-impl<F: Filesystem> Env for ActorEnv<'_, F> {
+impl<F: World> Env for ActorEnv<'_, F> {
     fn reg(&self, r: Reg) -> Value {
         self.actor
             .and_then(|a| self.m.actors[a].frames.last())

@@ -23,7 +23,8 @@ mod world;
 use std::sync::Arc;
 
 use super::db::{self, Db};
-use super::fs::{Filesystem, ModelFs, OpCtx};
+use super::fs::ModelFs;
+use super::world::{OpCtx, World};
 use super::locks::{LockOrder, LockState};
 use crate::eval::{self, Env};
 use crate::ir::*;
@@ -227,7 +228,7 @@ enum Done {
 
 /// The whole state of one execution of one scenario variant.
 #[derive(Clone)]
-pub struct Machine<F: Filesystem = ModelFs> {
+pub struct Machine<F: World = ModelFs> {
     prog: Arc<Program>,
     pub fs: F,
     cells: Vec<Value>,
@@ -284,7 +285,7 @@ impl Machine<ModelFs> {
     }
 }
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// A fresh execution on a given filesystem, already holding the scenario's initial files.
     pub fn with_fs(prog: Arc<Program>, fs: F) -> Machine<F> {
         let actors = prog

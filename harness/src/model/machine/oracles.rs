@@ -4,7 +4,7 @@
 use super::interp::ActorEnv;
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     pub(super) fn fail(&mut self, a: usize, oracle: &str, msg: String) {
         let name = self.prog.actors[a].name.clone();
         self.actors[a].status = Status::Failed;

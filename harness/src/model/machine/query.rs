@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// The world's answer to an invariant's query.
     pub(super) fn query(&self, q: Query, args: &[Value]) -> Result<Value, String> {
         let path = || match args.first() {

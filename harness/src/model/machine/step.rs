@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// Takes one step of actor `a`: performs its pending world operation, then runs its local
     /// computation up to the next one. Checks `always` invariants, and lets time advance if no
     /// actor is runnable afterwards.

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     /// `sleep between(lo, hi)` (or `work`): the wake-up becomes the engine's choice among the
     /// representative times; with one, the actor just sleeps.
     pub(super) fn begin_decision(

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<F: Filesystem> Machine<F> {
+impl<F: World> Machine<F> {
     pub(super) fn perform(&mut self, a: usize, op: Op, args: &[Value]) -> Result<Done, String> {
         // `close(x)` in a scenario with databases: an int is a file descriptor, not a connection.
         let op = if op == Op::Close && matches!(args.first(), Some(Value::Int(_))) {
