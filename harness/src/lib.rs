@@ -13,6 +13,7 @@ pub mod api;
 pub mod backend;
 pub mod collections;
 pub mod coverage;
+pub mod error;
 pub mod eval;
 pub mod explore;
 pub mod gate;

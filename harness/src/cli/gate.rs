@@ -208,11 +208,7 @@ pub fn replay_token(args: &ReplayArgs, gate: Result<GateArgs, String>, out: &Out
             Ok(e) => e,
             Err(e) => {
                 eprint_error(format_args!("replay {} through the gate: {e}", i + 1));
-                return if e.contains("token") {
-                    BAD_INPUT
-                } else {
-                    INFRASTRUCTURE
-                };
+                return e.exit_code();
             }
         };
         if !shown {

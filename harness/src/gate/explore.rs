@@ -359,7 +359,11 @@ pub fn explore(
 }
 
 /// Replays `sched` through the gate. The token must be a gate token for this variant.
-pub fn replay(prog: &Program, opts: &GateOptions, sched: &Schedule) -> Result<Execution, String> {
+pub fn replay(
+    prog: &Program,
+    opts: &GateOptions,
+    sched: &Schedule,
+) -> Result<Execution, GateError> {
     if sched.scenario != prog.scenario || sched.variant != prog.variant {
         return Err(TokenError::WrongScenario {
             token_scenario: sched.scenario.clone(),
@@ -367,17 +371,17 @@ pub fn replay(prog: &Program, opts: &GateOptions, sched: &Schedule) -> Result<Ex
             scenario: prog.scenario.clone(),
             variant: prog.variant.clone(),
         }
-        .to_string());
+        .into());
     }
     if sched.fingerprint == prog.fingerprint {
-        return Err("this token was recorded on the model, whose steps are the scenario's operations; a gated run's steps are the real program's calls. Replay it with `--backend model` (or a real fs backend), or explore with `--backend gate` for a gate token".into());
+        return Err(crate::error::Error::new(crate::error::ErrorKind::Token, "this token was recorded on the model, whose steps are the scenario's operations; a gated run's steps are the real program's calls. Replay it with `--backend model` (or a real fs backend), or explore with `--backend gate` for a gate token"));
     }
     if sched.fingerprint != gate_fingerprint(prog) {
         return Err(TokenError::Stale {
             scenario: prog.scenario.clone(),
             variant: prog.variant.clone(),
         }
-        .to_string());
+        .into());
     }
     let mut opts = opts.clone();
     for (name, value) in &sched.params {

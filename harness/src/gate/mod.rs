@@ -26,20 +26,6 @@ use crate::model::machine::EPOCH_MS;
 /// release the registries here cannot build); any other early exit is still an error.
 pub const SKIP_STATUS: i32 = 77;
 
-/// How a skip travels through the gate's string errors: [`skip_error`] makes one and
-/// [`skip_reason`] recognises it, both here; printed as it is, it reads as a sentence.
-const SKIP_MARK: &str = "skipped: ";
-
-/// The error of a run whose program asked to be skipped, carrying its reason.
-pub fn skip_error(reason: &str) -> String {
-    format!("{SKIP_MARK}{reason}")
-}
-
-/// The reason, when `error` is a skip a gated program asked for (see [`SKIP_STATUS`]).
-pub fn skip_reason(error: &str) -> Option<&str> {
-    error.strip_prefix(SKIP_MARK)
-}
-
 /// Virtual time as the gated processes see it: nanoseconds since the run began, shown as the
 /// model's epoch on wall clocks and as a plausible uptime on monotonic ones.
 #[derive(Debug, Clone, Copy, Default)]

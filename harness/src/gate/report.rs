@@ -42,12 +42,12 @@ pub fn explore_row(
     let ex = match explore(prog, opts, strategy, budget, &want, seed, progress) {
         Ok(ex) => ex,
         Err(why) => {
-            match super::skip_reason(&why) {
-                Some(reason) => {
+            match why.kind() {
+                crate::error::ErrorKind::Skipped => {
                     row.outcome = Outcome::Skipped;
-                    row.reason = Some(format!("the program cannot run here: {reason}"));
+                    row.reason = Some(format!("the program cannot run here: {why}"));
                 }
-                None => {
+                _ => {
                     row.outcome = Outcome::Error;
                     row.reason = Some(format!("the gate could not run the program: {why}"));
                 }

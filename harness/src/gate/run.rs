@@ -346,7 +346,8 @@ pub fn execute(
         return Err(format!(
             "scenario `{}` variant `{}` has no `gate \"COMMAND\"`: there is no real program to run",
             prog.scenario, prog.variant
-        ));
+        )
+        .into());
     };
     let run = tempfile::Builder::new()
         .prefix("racelab-gate-")
@@ -442,7 +443,7 @@ pub fn execute(
         let end = ended(p, &fate[i]);
         if let Some(end) = end {
             if end == Ended::Exited(super::SKIP_STATUS) {
-                return Err(super::skip_error(&format!(
+                return Err(crate::error::Error::skipped(format!(
                     "{} ({command}) exited {} before its first gated call: {}",
                     prog.actors[i].name,
                     super::SKIP_STATUS,
@@ -455,7 +456,8 @@ pub fn execute(
                     prog.actors[i].name,
                     command,
                     p.stderr_tail()
-                ));
+                )
+                .into());
             }
             reported[i] = true;
         }
@@ -474,7 +476,7 @@ pub fn execute(
     let result = (|| -> Result<(), GateError> {
         loop {
             if let Some(sig) = crate::backend::cancel::requested() {
-                return Err(format!("interrupted by signal {sig}"));
+                return Err(format!("interrupted by signal {sig}").into());
             }
             let enabled_actors = |procs: &[Tracee], clock: &VirtualClock| -> Vec<u8> {
                 (0..n)
@@ -538,7 +540,8 @@ pub fn execute(
             if !enabled.contains(&c) {
                 return Err(format!(
                     "the schedule chose #{c}, which is not enabled here (enabled: {enabled:?})"
-                ));
+                )
+                .into());
             }
             exec.choices.push(c);
             let time_ms = clock.wall_ms();
@@ -557,7 +560,7 @@ pub fn execute(
                         return Err(format!(
                             "the schedule chose thread {k} of #{c}, which has {} threads at gated calls here",
                             ready.len()
-                        ));
+                        ).into());
                     }
                     exec.thread_choices.push(exec.choices.len());
                     exec.choices.push(k);
@@ -601,7 +604,7 @@ pub fn execute(
                         stalled_until[t] = stalled_until[t].max(clock.now_ns() + d);
                         format!("stalled for {}", crate::ir::format_duration(for_ms))
                     }
-                    ref other => return Err(format!("fault `{}` ({other:?}) has no gated form yet; the gate lands crash and stall faults", fault.name)),
+                    ref other => return Err(format!("fault `{}` ({other:?}) has no gated form yet; the gate lands crash and stall faults", fault.name).into()),
                 };
                 (t, fault.text.clone(), result)
             };
@@ -624,7 +627,8 @@ pub fn execute(
                         return Err(format!(
                             "invariant `{}` cannot be read from the real files: {e}",
                             inv.name
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -668,7 +672,8 @@ pub fn execute(
                     return Err(format!(
                         "invariant `{}` cannot be read from the real files: {e}",
                         inv.name
-                    ))
+                    )
+                    .into())
                 }
             }
         }

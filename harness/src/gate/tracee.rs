@@ -34,8 +34,9 @@ pub enum Stop {
     Killed(Signal),
 }
 
-/// What went wrong with the gate itself (not with the program).
-pub type GateError = String;
+/// What went wrong with the gate itself (not with the program), typed: a token, a refusal, a
+/// skip the program asked for, or the infrastructure.
+pub type GateError = crate::error::Error;
 
 /// Where one thread stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,12 +229,11 @@ impl Tracee {
                 return Err(format!(
                     "the gate launcher exited with status {code}: {}",
                     t.stderr_tail()
-                ));
+                )
+                .into());
             }
             other => {
-                return Err(format!(
-                    "the gate launcher did not stop as expected: {other:?}"
-                ))
+                return Err(format!("the gate launcher did not stop as expected: {other:?}").into())
             }
         }
         let opts = Options::PTRACE_O_TRACESECCOMP
@@ -436,7 +436,7 @@ impl Tracee {
                         self.on_status(t, status, clock)?;
                     }
                     Err(Errno::ECHILD) => self.threads[t].at = ThreadAt::Gone,
-                    Err(e) => return Err(format!("waitpid: {e}")),
+                    Err(e) => return Err(format!("waitpid: {e}").into()),
                 }
             }
             t += 1;
@@ -458,7 +458,7 @@ impl Tracee {
                     self.threads[t].at = ThreadAt::Gone;
                     continue;
                 }
-                Err(e) => return Err(format!("waitpid: {e}")),
+                Err(e) => return Err(format!("waitpid: {e}").into()),
             };
             self.on_status(t, status, clock)?;
         }
@@ -521,7 +521,7 @@ impl Tracee {
             Ok(()) => Ok(()),
             // Killed meanwhile (exit_group from another thread): its exit is collected next.
             Err(Errno::ESRCH) => Ok(()),
-            Err(e) => Err(format!("PTRACE_CONT: {e}")),
+            Err(e) => Err(format!("PTRACE_CONT: {e}").into()),
         }
     }
 
@@ -761,7 +761,7 @@ impl Tracee {
     }
 
     fn refuse_process() -> GateError {
-        "the gated program started a process (fork, vfork or clone without CLONE_THREAD); the gate follows the threads of one process per actor, not child processes: run the child as an actor of its own, or gate a program that does not fork (docs/language.md, \"The gate\")".into()
+        crate::error::Error::refused("the gated program started a process (fork, vfork or clone without CLONE_THREAD); the gate follows the threads of one process per actor, not child processes: run the child as an actor of its own, or gate a program that does not fork (docs/language.md, \"The gate\")")
     }
 
     /// `until`, rounded up to the tick: sleeps that end within one tick wake together.
@@ -947,7 +947,8 @@ impl Tracee {
             return Err(format!(
                 "reading the gated process's stat buffer at {buf:#x}: only {} of {len} bytes",
                 bytes.len()
-            ));
+            )
+            .into());
         }
         let word =
             |b: &[u8], at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
@@ -1125,9 +1126,9 @@ impl Tracee {
             .map_err(|e| format!("reading the gated process's memory at {at:#x}: {e}"))?;
         buf.truncate(n);
         if n == 0 {
-            return Err(format!(
-                "reading the gated process's memory at {at:#x}: nothing there"
-            ));
+            return Err(
+                format!("reading the gated process's memory at {at:#x}: nothing there").into(),
+            );
         }
         Ok(buf)
     }
@@ -1138,7 +1139,7 @@ impl Tracee {
             .as_ref()
             .ok_or("the process's memory is not open yet")?;
         mem.write_all_at(bytes, at)
-            .map_err(|e| format!("writing the gated process's memory at {at:#x}: {e}"))
+            .map_err(|e| format!("writing the gated process's memory at {at:#x}: {e}").into())
     }
 
     /// splitmix64: the gated program's "random" bytes, the same on every run of a schedule.

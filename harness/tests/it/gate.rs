@@ -124,9 +124,11 @@ fn a_program_that_cannot_start_is_an_infrastructure_error_that_says_why() {
     let (dir, progs, opts) = setup(scenario, &[]);
     let err = execute(&progs[0], &opts, &mut Lowest).expect_err("no program, no run");
     assert!(
-        err.contains("cannot run `/nonexistent/racelab-no-such-program`"),
+        err.message()
+            .contains("cannot run `/nonexistent/racelab-no-such-program`"),
         "{err}"
     );
+    assert_eq!(err.kind(), racelab::error::ErrorKind::Infrastructure);
     assert!(processes_mentioning(dir.path()).is_empty());
 }
 
@@ -254,7 +256,8 @@ fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() 
         .expect("the model loses the update too");
     let model_sched = model_finding.schedule.clone();
     let err = replay(prog, &opts, &model_sched).expect_err("a model token is no gate token");
-    assert!(err.contains("recorded on the model"), "{err}");
+    assert!(err.message().contains("recorded on the model"), "{err}");
+    assert_eq!(err.exit_code(), 2, "a token from elsewhere is bad input");
     assert_eq!(sched.check_fits(prog), Err(TokenError::ThroughGate));
 }
 
@@ -778,8 +781,10 @@ fn a_program_that_starts_a_process_is_refused_with_what_to_do() {
     );
     let err = execute(&progs[0], &opts, &mut Lowest).expect_err("a fork is refused");
     assert!(
-        err.contains("started a process") && err.contains("run the child as an actor"),
+        err.message().contains("started a process")
+            && err.message().contains("run the child as an actor"),
         "{err}"
     );
+    assert_eq!(err.kind(), racelab::error::ErrorKind::Refused);
     assert!(processes_mentioning(dir.path()).is_empty());
 }
