@@ -347,7 +347,7 @@ impl Cx<'_> {
 pub(super) fn add_named_databases(named_databases: &[Ident], prog: &mut Program) {
     let db = prog.database.get_or_insert_with(|| DatabaseIr {
         flavour: db::Flavour::Postgres,
-        initial: db::Db::new(db::Flavour::Postgres, &[]).expect("an empty database sets up"),
+        setup: vec![],
         setup_text: vec![],
         names: vec![],
     });
@@ -428,9 +428,10 @@ impl Cx<'_> {
             return None;
         }
         match db::Db::new(flavour, &setup) {
-            Ok(initial) => Some(DatabaseIr {
+            // The model runs the setup again for each machine (`Db::initial`).
+            Ok(_) => Some(DatabaseIr {
                 flavour,
-                initial,
+                setup,
                 setup_text: statements.iter().map(|(t, _)| t.clone()).collect(),
                 names: vec![],
             }),

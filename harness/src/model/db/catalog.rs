@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::sql::{Prepared, Stmt};
+use crate::ir::sql::{Prepared, Stmt};
 use super::table::Table;
 use super::{Db, Flavour, Outcome};
 use crate::ir::Errno;

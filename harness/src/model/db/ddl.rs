@@ -9,8 +9,8 @@ use sqlparser::tokenizer::Token;
 
 use crate::ir::Value;
 
-use super::sql::{ident, object_name, unsupported, CreateTable};
-use super::table::{Column, Key, Schema, Ty};
+use super::subset::{ident, object_name, unsupported};
+use crate::ir::sql::{Column, CreateTable, Key, Schema, Ty};
 
 /// Lowers CREATE TABLE; `constant` evaluates a DEFAULT expression.
 pub(super) fn create_table(

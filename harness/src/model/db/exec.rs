@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use crate::ir::{Errno, Value};
 
-use super::expr::{coerce, order, CmpOp, Expr, Scope};
-use super::sql::{Delete, Insert, LockMode, Projection, Select, Update};
-use super::table::{GapLock, Key, Lock, Row, Schema, Strength, Table, Ty, Vals, Write};
-use super::Flavour;
+use super::expr::{coerce, order, Scope};
+use super::table::{GapLock, Lock, Row, Table, Vals, Write};
+use crate::ir::sql::{
+    CmpOp, Delete, Expr, Flavour, Insert, Key, LockMode, Projection, Schema, Select, Strength, Ty,
+    Update,
+};
 
 /// Why a statement did not finish.
 #[derive(Debug)]

@@ -8,50 +8,7 @@ use std::cmp::Ordering;
 
 use crate::ir::Value;
 
-use super::table::{Schema, Ty};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum CmpOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum ArithOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-}
-
-/// A scalar expression: literals, placeholders, column references and the operators of WHERE.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum Expr {
-    Lit(Value),
-    /// The n-th (0-based) parameter, in the order the placeholders appear in the SQL text.
-    Param(usize),
-    Col(String),
-    Neg(Box<Expr>),
-    Arith(ArithOp, Box<Expr>, Box<Expr>),
-    Cmp(CmpOp, Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
-    Not(Box<Expr>),
-    IsNull {
-        expr: Box<Expr>,
-        negated: bool,
-    },
-    InList {
-        expr: Box<Expr>,
-        list: Vec<Expr>,
-        negated: bool,
-    },
-}
+use crate::ir::sql::{ArithOp, CmpOp, Expr, Schema, Ty};
 
 /// What an expression can read while it is evaluated: the parameters, and a row if there is one.
 pub(super) struct Scope<'a> {
@@ -96,7 +53,7 @@ impl Expr {
         }
     }
 
-    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+    pub(super) fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
         match self {
             Expr::Lit(v) => Ok(v.clone()),
             Expr::Param(i) => scope
@@ -129,7 +86,7 @@ impl Expr {
     }
 
     /// WHERE semantics: only TRUE selects a row; FALSE and NULL (unknown) do not.
-    pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
+    pub(super) fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
         Ok(truth(&self.eval(scope)?)? == Some(true))
     }
 

@@ -76,49 +76,23 @@ mod expr;
 mod savepoint;
 mod sql;
 mod ssi;
+mod subset;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::ir::{Errno, Value};
+use crate::ir::{DatabaseIr, Errno, Value};
 
 use std::cell::RefCell;
 
 use exec::{Ctx, LockRef, Stop, Wait};
-use sql::{Session, Stmt};
+use crate::ir::sql::{CreateTable, Session, Stmt};
 use ssi::Sxact;
 use table::Table;
 
-pub use sql::{prepare, with_plain_lock_clause, Level, Prepared};
-
-/// Which database the model imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flavour {
-    Postgres,
-    InnoDb,
-    Sqlite,
-}
-
-impl Flavour {
-    /// The level a transaction runs at unless the scenario sets another: the server's default.
-    pub fn default_level(self) -> Level {
-        match self {
-            Flavour::Postgres => Level::ReadCommitted,
-            Flavour::InnoDb => Level::RepeatableRead,
-            Flavour::Sqlite => Level::Serializable,
-        }
-    }
-
-    /// The server, for messages.
-    pub fn server(self) -> &'static str {
-        match self {
-            Flavour::Postgres => "PostgreSQL",
-            Flavour::InnoDb => "InnoDB (MariaDB/MySQL)",
-            Flavour::Sqlite => "SQLite",
-        }
-    }
-}
+pub use crate::ir::sql::{Flavour, Level, Prepared};
+pub use sql::{prepare, with_plain_lock_clause};
 
 /// What a statement attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +190,13 @@ pub struct Db {
 }
 
 impl Db {
+    /// The database a scenario's actors start from: `d`'s setup statements run on a fresh one.
+    /// Lowering ran the same statements on the same flavour, which is deterministic, so they
+    /// succeed here.
+    pub fn initial(d: &DatabaseIr) -> Db {
+        Db::new(d.flavour, &d.setup).expect("the setup ran when the scenario was lowered")
+    }
+
     /// A database with the tables of the CREATE TABLE statements in `setup` and the rows of its
     /// INSERTs (and any other statements), all committed.
     pub fn new(flavour: Flavour, setup: &[Arc<Prepared>]) -> Result<Db, String> {
@@ -263,7 +244,7 @@ impl Db {
         Ok(db)
     }
 
-    fn create(&mut self, c: &sql::CreateTable) -> Result<(), String> {
+    fn create(&mut self, c: &CreateTable) -> Result<(), String> {
         if self.tables.iter().any(|t| t.schema.name == c.schema.name) {
             return if c.if_not_exists {
                 Ok(())

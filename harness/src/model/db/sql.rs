@@ -7,12 +7,10 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    self, BinaryOperator, ObjectName, ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor,
-    UnaryOperator,
+    self, BinaryOperator, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -21,233 +19,16 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::ir::Value;
 
 use super::ddl;
-use super::expr::{ArithOp, CmpOp, Expr, Scope};
-use super::table::{Schema, Strength};
-
-/// What the model supports, for error messages.
-pub(super) const SUPPORTED: &str = "supported: CREATE TABLE (setup only), INSERT INTO t (cols) VALUES (...), \
-SELECT cols|*|COUNT(*) FROM t [WHERE ...] [ORDER BY ...] [LIMIT n] [FOR UPDATE|SHARE [NOWAIT|SKIP LOCKED]], \
-UPDATE t SET col = expr, ... [WHERE ...], DELETE FROM t [WHERE ...], BEGIN/START TRANSACTION [ISOLATION LEVEL x], \
-SET [SESSION] TRANSACTION ISOLATION LEVEL x, SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x, COMMIT, ROLLBACK";
+use super::subset::{ident, object_name, unsupported};
+use super::expr::Scope;
+use crate::ir::sql::{
+    ArithOp, CmpOp, Delete, Expr, Insert, Level, LockMode, Prepared, Projection,
+    Select, Session, Stmt, Strength, Update,
+};
 
 /// Limits that keep parsing, lowering and evaluation well inside the stack.
 const MAX_TOKENS: usize = 4000;
 const MAX_DEPTH: usize = 64;
-
-/// A parsed statement of the subset, ready to run any number of times with different parameters.
-pub struct Prepared {
-    sql: String,
-    params: usize,
-    pub(super) stmt: Stmt,
-}
-
-impl Prepared {
-    /// How many parameters `execute` needs: the number of `?`/`%s` placeholders (or the largest
-    /// `$n`).
-    pub fn params(&self) -> usize {
-        self.params
-    }
-
-    /// The SQL text as given to [`prepare`].
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-
-    /// Whether this is a SELECT (without FOR UPDATE it never blocks and changes nothing).
-    pub fn is_select(&self) -> bool {
-        matches!(self.stmt, Stmt::Select(_))
-    }
-
-    /// The isolation level this statement names (BEGIN ISOLATION LEVEL x, SET ... TRANSACTION
-    /// ISOLATION LEVEL x), if any.
-    pub fn isolation_level(&self) -> Option<Level> {
-        match self.stmt {
-            Stmt::Begin { level, .. } => level,
-            Stmt::SetLevel { level, .. } => Some(level),
-            _ => None,
-        }
-    }
-
-    /// Whether `flavour`'s server accepts this statement and the model can run it as that
-    /// server would; the reason, and what is supported, when not.
-    pub fn check_flavour(&self, flavour: super::Flavour) -> Result<(), String> {
-        use super::Flavour;
-        let supported = Level::supported(flavour);
-        match (&self.stmt, flavour) {
-            (Stmt::Begin { immediate: true, .. }, Flavour::Postgres | Flavour::InnoDb) => Err(format!(
-                "BEGIN IMMEDIATE and BEGIN EXCLUSIVE are SQLite's; {} writes BEGIN (and SELECT ... FOR UPDATE to lock rows up front)",
-                flavour.server()
-            )),
-            (Stmt::Begin { level: Some(_), .. } | Stmt::SetLevel { .. }, Flavour::Sqlite) => Err(
-                "SQLite has no isolation levels to choose: every transaction is serializable (one writer at a time; in WAL mode readers keep their snapshot). Write BEGIN, or BEGIN IMMEDIATE to take the write lock at once".to_string(),
-            ),
-            (Stmt::Select(Select { strength: Strength::KeyShare | Strength::NoKeyUpdate, .. }), Flavour::InnoDb | Flavour::Sqlite) => Err(format!(
-                "FOR KEY SHARE and FOR NO KEY UPDATE are PostgreSQL's; {} writes FOR SHARE or FOR UPDATE",
-                flavour.server()
-            )),
-            (Stmt::Select(Select { lock: Some(_), .. }), Flavour::Sqlite) => Err(
-                "SQLite has no SELECT ... FOR UPDATE (it locks the whole database, not rows); write BEGIN IMMEDIATE to take the write lock before reading".to_string(),
-            ),
-            (Stmt::Begin { level: Some(_), .. }, Flavour::InnoDb) => Err(format!(
-                "MariaDB/MySQL have no BEGIN/START TRANSACTION ISOLATION LEVEL; write `SET TRANSACTION ISOLATION LEVEL x` before BEGIN (next transaction) or `SET SESSION TRANSACTION ISOLATION LEVEL x` (the connection); levels the innodb model runs: {supported}"
-            )),
-            (Stmt::SetLevel { session: Session::Characteristics, .. }, Flavour::InnoDb) => {
-                Err("SET SESSION CHARACTERISTICS is PostgreSQL's; MariaDB/MySQL write `SET SESSION TRANSACTION ISOLATION LEVEL x`".to_string())
-            }
-            (Stmt::SetLevel { session: Session::MySql, .. }, Flavour::Postgres) => Err(
-                "PostgreSQL has no SET SESSION TRANSACTION; write `SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL x`, or `BEGIN ISOLATION LEVEL x`".to_string(),
-            ),
-            _ => match self.isolation_level() {
-                Some(level) if !Level::all(flavour).contains(&level) => Err(format!("the model does not run {} on {}: {}; levels it runs there: {supported}", level.name(), flavour.server(), level.why_not(flavour))),
-                _ => Ok(()),
-            },
-        }
-    }
-}
-
-/// A transaction isolation level the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Level {
-    ReadCommitted,
-    RepeatableRead,
-    Serializable,
-}
-
-impl Level {
-    /// As the servers spell it in SHOW transaction_isolation / @@tx_isolation, lowercased.
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::ReadCommitted => "read committed",
-            Level::RepeatableRead => "repeatable read",
-            Level::Serializable => "serializable",
-        }
-    }
-
-    /// The levels the model runs for `flavour`.
-    pub fn all(flavour: super::Flavour) -> &'static [Level] {
-        match flavour {
-            super::Flavour::Postgres => &[
-                Level::ReadCommitted,
-                Level::RepeatableRead,
-                Level::Serializable,
-            ],
-            super::Flavour::InnoDb => &[Level::ReadCommitted, Level::RepeatableRead],
-            super::Flavour::Sqlite => &[Level::Serializable],
-        }
-    }
-
-    fn supported(flavour: super::Flavour) -> String {
-        Level::all(flavour)
-            .iter()
-            .map(|l| l.name().to_uppercase())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    fn why_not(self, flavour: super::Flavour) -> &'static str {
-        match (self, flavour) {
-            (Level::Serializable, super::Flavour::InnoDb) => "InnoDB's SERIALIZABLE turns every plain SELECT into a shared-lock read, and the model has exclusive row locks only",
-            _ => "not modelled",
-        }
-    }
-}
-
-/// How a SET ... TRANSACTION statement was spelled: which transactions it sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Session {
-    /// `SET TRANSACTION`: PostgreSQL, the current transaction; MySQL, the next one.
-    Transaction,
-    /// `SET SESSION CHARACTERISTICS AS TRANSACTION` (PostgreSQL): later transactions.
-    Characteristics,
-    /// `SET SESSION TRANSACTION` (MySQL/MariaDB): later transactions.
-    MySql,
-}
-
-impl fmt::Debug for Prepared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Prepared({:?})", self.sql)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Stmt {
-    Create(CreateTable),
-    Insert(Insert),
-    Select(Select),
-    Update(Update),
-    Delete(Delete),
-    /// BEGIN / START TRANSACTION, with its ISOLATION LEVEL if given; `immediate`: SQLite's
-    /// BEGIN IMMEDIATE or EXCLUSIVE, which take the write lock at once (the same lock in WAL mode).
-    Begin {
-        level: Option<Level>,
-        immediate: bool,
-    },
-    /// SET [SESSION] TRANSACTION ISOLATION LEVEL x.
-    SetLevel {
-        level: Level,
-        session: Session,
-    },
-    Commit,
-    Rollback,
-    /// PostgreSQL's SAVEPOINT, ROLLBACK TO [SAVEPOINT], RELEASE [SAVEPOINT], by name.
-    Savepoint(String),
-    RollbackTo(String),
-    Release(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct CreateTable {
-    pub schema: Schema,
-    pub if_not_exists: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Insert {
-    pub table: String,
-    /// `None`: all columns in table order.
-    pub columns: Option<Vec<String>>,
-    pub rows: Vec<Vec<Expr>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Projection {
-    Star,
-    CountStar,
-    Exprs(Vec<Expr>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LockMode {
-    Wait,
-    NoWait,
-    SkipLocked,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Select {
-    pub table: String,
-    pub projection: Projection,
-    pub filter: Option<Expr>,
-    /// Expressions and whether each is descending.
-    pub order: Vec<(Expr, bool)>,
-    pub limit: Option<Expr>,
-    pub lock: Option<LockMode>,
-    /// The strength of the locking clause (Update when there is none).
-    pub strength: Strength,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Update {
-    pub table: String,
-    pub sets: Vec<(String, Expr)>,
-    pub filter: Option<Expr>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Delete {
-    pub table: String,
-    pub filter: Option<Expr>,
-}
 
 /// Parses `sql` (one statement) and lowers it to the subset, or says what is not supported.
 ///
@@ -425,22 +206,6 @@ fn dollar_number(p: &str) -> Result<usize, String> {
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n >= 1)
         .ok_or_else(|| format!("unsupported placeholder `{p}`: use ?, %s or $1, $2, …"))
-}
-
-pub(super) fn unsupported(what: impl fmt::Display) -> String {
-    format!("unsupported: {what}; {SUPPORTED}")
-}
-
-pub(super) fn ident(id: &ast::Ident) -> String {
-    id.value.to_lowercase()
-}
-
-/// The last part of a (possibly schema-qualified) name, lowercased.
-pub(super) fn object_name(name: &ObjectName) -> Result<String, String> {
-    match name.0.last() {
-        Some(ObjectNamePart::Identifier(id)) => Ok(ident(id)),
-        _ => Err(unsupported(format!("the name `{name}`"))),
-    }
 }
 
 /// The lowering of one statement; `qualifiers` are the names a column may be prefixed with.

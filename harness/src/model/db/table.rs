@@ -10,16 +10,8 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::ir::sql::{Key, Schema, Strength, Ty};
 use crate::ir::Value;
-
-/// A column type of the subset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Ty {
-    Int,
-    /// TEXT, or VARCHAR(n)/CHAR(n) with the maximum length.
-    Text(Option<u64>),
-    Bool,
-}
 
 impl Ty {
     pub fn name(self) -> &'static str {
@@ -30,38 +22,6 @@ impl Ty {
             Ty::Bool => "boolean",
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Column {
-    pub name: String,
-    pub ty: Ty,
-    pub not_null: bool,
-    pub default: Option<Value>,
-}
-
-/// A primary key or unique constraint; each is a unique index in both databases.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Key {
-    pub primary: bool,
-    /// The name PostgreSQL gives it (`person_pkey`, `person_email_key`, or the CONSTRAINT name).
-    pub pg_name: String,
-    /// The name MySQL gives it (`PRIMARY`, the first column's name, or the CONSTRAINT name).
-    pub my_name: String,
-    pub cols: Vec<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Schema {
-    pub name: String,
-    pub columns: Vec<Column>,
-    /// The primary key first, if there is one.
-    pub keys: Vec<Key>,
-    /// The column filled from the table's counter when an INSERT leaves it out: an
-    /// AUTO_INCREMENT/SERIAL/identity column, or else a single-column integer primary key.
-    pub auto: Option<usize>,
-    /// Whether `auto` was declared (AUTO_INCREMENT, SERIAL, identity) rather than implied.
-    pub auto_declared: bool,
 }
 
 impl Schema {
@@ -169,17 +129,6 @@ pub(super) struct Row {
     /// Connections holding PostgreSQL's FOR KEY SHARE lock: only FOR UPDATE strength (DELETE,
     /// a key-changing UPDATE, SELECT ... FOR UPDATE) waits for them.
     pub key_sharers: Vec<usize>,
-}
-
-/// PostgreSQL's four row-lock strengths, weakest first (InnoDB's locking reads and writes are
-/// `Share` and `Update`). Conflicts: KeyShare–Update; Share–NoKeyUpdate, Update;
-/// NoKeyUpdate–Share, NoKeyUpdate, Update; Update–all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Strength {
-    KeyShare,
-    Share,
-    NoKeyUpdate,
-    Update,
 }
 
 impl Row {

@@ -317,7 +317,7 @@ impl<F: World> Machine<F> {
             holders: vec![Vec::new(); prog.sections.len()],
             locks: vec![LockState::default(); prog.locks.len()],
             lock_order: LockOrder::default(),
-            db: prog.database.as_ref().map(|d| d.initial.clone()),
+            db: prog.database.as_ref().map(Db::initial),
             clock: EPOCH_MS,
             fired: vec![false; prog.faults.len()],
             timers: Vec::new(),
