@@ -79,8 +79,7 @@ fn bad_input_is_an_error_that_says_what_and_where() {
     assert!(text.contains("bad.race:2:"), "{text}");
     let err = starter()
         .explore("nope", Engine::dfs())
-        .err()
-        .expect("no such variant");
+        .expect_err("no such variant");
     assert_eq!(
         err.to_string(),
         "no variant `nope`; the variants are racy, fixed"
@@ -89,8 +88,7 @@ fn bad_input_is_an_error_that_says_what_and_where() {
     let racy = scenario.explore("racy", Engine::dfs()).expect("explores");
     let err = scenario
         .replay("fixed", racy.findings()[0].1)
-        .err()
-        .expect("racy's token is not fixed's");
+        .expect_err("racy's token is not fixed's");
     assert!(err.to_string().contains("variant `racy`"), "{err}");
     assert!(Scenario::load("/nonexistent/x.race").is_err());
 }
