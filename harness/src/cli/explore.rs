@@ -3,18 +3,17 @@
 //! runs out; the results as tables with replay commands, or as JSON.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use racelab::explore::{Budget, EngineConfig};
 use racelab::ir::Program;
 use racelab::suite;
-use reports::table::{render_result_line, render_trace, Style};
 
 use super::gate::GateArgs;
 use super::load::{load, parse_engines, pick_variants, stem};
-use super::output::{eprint_error, Output, BAD_INPUT};
+use super::output::{eprint_error, print_rows, Output, BAD_INPUT};
 
 #[derive(clap::Args)]
 pub struct ExploreArgs {
@@ -78,7 +77,16 @@ pub struct ExploreArgs {
 /// Explores on the backend the arguments name: the model, or the gate.
 pub fn run(args: &ExploreArgs, out: &Output) -> u8 {
     if let Some(gate) = GateArgs::parse(&args.backend, args.tick_ms, args.step_timeout) {
-        return super::gate::explore(args, gate, out);
+        let request = super::gate::ExploreRequest {
+            file: &args.file,
+            variant: args.variant.as_deref(),
+            engine: args.engine.as_deref(),
+            schedules: args.schedules,
+            seconds: args.seconds,
+            seed: args.seed,
+            json: args.json,
+        };
+        return super::gate::explore(&request, gate, out);
     }
     if args.backend != "model" {
         eprint_error(format_args!("explore runs on `--backend model` or `--backend gate[:DIR]`, not `{}`; real filesystems and databases replay and stress what the model finds (racelab replay, racelab stress)", args.backend));
@@ -224,60 +232,4 @@ fn search_params(
         cfg,
         s.result.outcome,
     ))
-}
-
-/// Prints exploration rows: as JSON, or each row's result line, its findings with their replay
-/// commands (`replay_flags` added, such as `--backend gate`), and the lead finding's step table.
-pub fn print_rows(
-    rows: &[reports::RunResult],
-    file: &Path,
-    json: bool,
-    unit: &str,
-    replay_flags: &str,
-    style: Style,
-) {
-    if json {
-        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
-        return;
-    }
-    for r in rows {
-        println!("{}", render_result_line(r));
-        if let Some(reason) = &r.reason {
-            println!("  {reason}");
-        }
-        if let (Some(c), Some(covers)) = (r.coverage, &r.covers) {
-            println!("  coverage: {} ({covers})", c.as_str());
-        }
-        for f in &r.findings {
-            println!(
-                "  {} broke after {} {unit}(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {replay_flags}{}",
-                f.invariant,
-                f.after,
-                f.switches,
-                f.shrunk_switches,
-                file.display(),
-                r.variant,
-                f.replay
-            );
-            if f.original != f.replay && !f.original.is_empty() {
-                println!("    as found (before shrinking): {}", f.original);
-            }
-        }
-        if let Some(t) = &r.trace {
-            println!();
-            print!("{}", render_trace(t, style));
-            println!();
-        }
-    }
-    // Every engine's row of a variant states the same assumptions: print them once.
-    let mut shown: Vec<&str> = Vec::new();
-    for r in rows.iter().filter(|r| !r.assumptions.is_empty()) {
-        if !shown.contains(&r.variant.as_str()) {
-            shown.push(&r.variant);
-            println!("model assumptions ({}):", r.variant);
-            for a in &r.assumptions {
-                println!("  - {a}");
-            }
-        }
-    }
 }

@@ -11,10 +11,10 @@ use racelab::schedule::Schedule;
 use reports::table::render_trace;
 use reports::Trace;
 
-use super::explore::{print_rows, ExploreArgs};
 use super::load::{load, load_variant_with, pick_variants, stem};
-use super::output::{eprint_error, interrupted_exit, Output, BAD_INPUT, INFRASTRUCTURE};
-use super::replay::ReplayArgs;
+use super::output::{
+    eprint_error, interrupted_exit, print_rows, Output, BAD_INPUT, INFRASTRUCTURE,
+};
 
 /// How the gate runs, from the command line.
 pub struct GateArgs {
@@ -75,12 +75,24 @@ fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
     }
 }
 
+/// What `racelab explore --backend gate` asks for (from `ExploreArgs`, which this module does
+/// not import: the commands call the gate, not the other way round).
+pub struct ExploreRequest<'a> {
+    pub file: &'a Path,
+    pub variant: Option<&'a str>,
+    pub engine: Option<&'a str>,
+    pub schedules: Option<u64>,
+    pub seconds: f64,
+    pub seed: u64,
+    pub json: bool,
+}
+
 /// `racelab explore --backend gate[:DIR]`: explores each picked variant's program through the
 /// gate; prints rows (or JSON) and returns the exit code.
-pub fn explore(args: &ExploreArgs, gate: Result<GateArgs, String>, out: &Output) -> u8 {
-    let file = args.file.as_path();
+pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Output) -> u8 {
+    let file = args.file;
     // Real executions cost a fraction of a second each, not microseconds.
-    let engine = args.engine.as_deref().unwrap_or("gate-random");
+    let engine = args.engine.unwrap_or("gate-random");
     let executions = args.schedules.unwrap_or(200);
     let gate = match gate {
         Ok(g) => g,
@@ -93,7 +105,7 @@ pub fn explore(args: &ExploreArgs, gate: Result<GateArgs, String>, out: &Output)
         Ok(sc) => sc,
         Err(c) => return c,
     };
-    let progs = match pick_variants(&sc, args.variant.as_deref(), file) {
+    let progs = match pick_variants(&sc, args.variant, file) {
         Ok(p) => p,
         Err(c) => return c,
     };
@@ -164,8 +176,11 @@ pub fn explore(args: &ExploreArgs, gate: Result<GateArgs, String>, out: &Output)
 
 /// `racelab replay --backend gate[:DIR] TOKEN`: replays a gate token `times` times; every run
 /// must break the token's invariant.
-pub fn replay_token(args: &ReplayArgs, gate: Result<GateArgs, String>, out: &Output) -> u8 {
-    let (file, times) = (args.file.as_path(), args.times);
+pub fn replay_token(
+    (file, variant, token, times): (&Path, &str, &str, u32),
+    gate: Result<GateArgs, String>,
+    out: &Output,
+) -> u8 {
     let gate = match gate {
         Ok(g) => g,
         Err(e) => {
@@ -173,7 +188,7 @@ pub fn replay_token(args: &ReplayArgs, gate: Result<GateArgs, String>, out: &Out
             return BAD_INPUT;
         }
     };
-    let sched = match Schedule::decode(&args.token) {
+    let sched = match Schedule::decode(token) {
         Ok(s) => s,
         Err(e) => {
             eprint_error(e);
@@ -187,7 +202,7 @@ pub fn replay_token(args: &ReplayArgs, gate: Result<GateArgs, String>, out: &Out
         .filter(|(n, _)| !n.starts_with("gate."))
         .cloned()
         .collect();
-    let prog = match load_variant_with(file, &args.variant, &params, out) {
+    let prog = match load_variant_with(file, variant, &params, out) {
         Ok(p) => p,
         Err(c) => return c,
     };

@@ -1,9 +1,10 @@
-//! How the commands print: exit codes, colour and Unicode detection, errors, diagnostics and
-//! progress bars, shared by every command.
+//! How the commands print: exit codes, colour and Unicode detection, errors, diagnostics,
+//! progress bars and exploration rows, shared by every command.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
-use reports::table::Style;
+use reports::table::{render_result_line, render_trace, Style};
 
 /// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3 infrastructure.
 pub const BAD_INPUT: u8 = 2;
@@ -68,4 +69,60 @@ pub fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBa
     }
     bar.set_message(what.to_string());
     bar
+}
+
+/// Prints exploration rows: as JSON, or each row's result line, its findings with their replay
+/// commands (`replay_flags` added, such as `--backend gate`), and the lead finding's step table.
+pub fn print_rows(
+    rows: &[reports::RunResult],
+    file: &Path,
+    json: bool,
+    unit: &str,
+    replay_flags: &str,
+    style: Style,
+) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    for r in rows {
+        println!("{}", render_result_line(r));
+        if let Some(reason) = &r.reason {
+            println!("  {reason}");
+        }
+        if let (Some(c), Some(covers)) = (r.coverage, &r.covers) {
+            println!("  coverage: {} ({covers})", c.as_str());
+        }
+        for f in &r.findings {
+            println!(
+                "  {} broke after {} {unit}(s); shrunk from {} to {} context switches; replay: racelab replay {} --variant {} {replay_flags}{}",
+                f.invariant,
+                f.after,
+                f.switches,
+                f.shrunk_switches,
+                file.display(),
+                r.variant,
+                f.replay
+            );
+            if f.original != f.replay && !f.original.is_empty() {
+                println!("    as found (before shrinking): {}", f.original);
+            }
+        }
+        if let Some(t) = &r.trace {
+            println!();
+            print!("{}", render_trace(t, style));
+            println!();
+        }
+    }
+    // Every engine's row of a variant states the same assumptions: print them once.
+    let mut shown: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| !r.assumptions.is_empty()) {
+        if !shown.contains(&r.variant.as_str()) {
+            shown.push(&r.variant);
+            println!("model assumptions ({}):", r.variant);
+            for a in &r.assumptions {
+                println!("  - {a}");
+            }
+        }
+    }
 }

@@ -46,7 +46,13 @@ pub struct ReplayArgs {
 /// Replays where `--backend` says: the gate, a real world, or the model.
 pub fn run(args: &ReplayArgs, out: &Output) -> u8 {
     if let Some(gate) = GateArgs::parse(&args.backend, 1000, args.step_timeout) {
-        return super::gate::replay_token(args, gate, out);
+        let request = (
+            args.file.as_path(),
+            args.variant.as_str(),
+            args.token.as_str(),
+            args.times,
+        );
+        return super::gate::replay_token(request, gate, out);
     }
     let file = args.file.as_path();
     // `db:sqlite|postgres[=URL]|mariadb[=URL]`: the same token, one statement per step on real connections.
