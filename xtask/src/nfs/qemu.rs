@@ -42,7 +42,7 @@ fail() { echo "racelab-nfs-setup-failed: $*"; poweroff -f; }
 mount -t proc proc /proc || fail "mount /proc in the initramfs"
 INIT=$(sed -n 's/.*racelab_init=\([^ ]*\).*/\1/p' /proc/cmdline)
 for m in $(cat /modules.list); do insmod "/modules/$m" || fail "insmod $m"; done
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=mmap hostroot /host || fail "mount the host's root over 9p"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot /host || fail "mount the host's root over 9p"
 umount /proc
 mount -t devtmpfs dev /host/dev || fail "devtmpfs on /host/dev"
 exec chroot /host /bin/sh "$INIT"
@@ -56,6 +56,7 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
         Ok(v) if cache.join("initrd.cpio").is_file() => v.trim().to_string(),
         _ => install(rig, &cache)?,
     };
+    refresh_initramfs(&cache, &version)?;
     let append = format!(
         "console=ttyS0 quiet panic=-1 racelab_init={}",
         rig.dir.join("init").display()
@@ -105,6 +106,33 @@ pub(crate) fn machine(rig: &Rig, memory: &str) -> Result<Machine, Error> {
     })
 }
 
+/// Rebuilds the cached initramfs from the cached kernel and busybox when it was built from
+/// another [`FIRST_STAGE`] (a rig cached by an older racelab): the first stage is baked into
+/// the initramfs, so a change to it (its 9p mount options) would otherwise never reach a rig
+/// that already has one. `initrd.stamp` names the first stage it was built from.
+fn refresh_initramfs(cache: &Path, version: &str) -> Result<(), Error> {
+    let stamp = cache.join("initrd.stamp");
+    let want = first_stage_stamp();
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == want) {
+        return Ok(());
+    }
+    let initrd = initramfs(cache, &cache.join("kernel"), version)?;
+    let partial = cache.join("initrd.cpio.partial");
+    std::fs::write(&partial, initrd)
+        .and_then(|()| std::fs::rename(&partial, cache.join("initrd.cpio")))
+        .and_then(|()| std::fs::write(&stamp, format!("{want}\n")))
+        .map_err(|e| Error::Setup(format!("rebuilding the initramfs in {}: {e}", cache.display())))
+}
+
+/// A fingerprint of the first stage and its modules (FNV-1a: stable across builds and hosts).
+fn first_stage_stamp() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in FIRST_STAGE.bytes().chain(FIRST_STAGE_MODULES.join(",").bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// Downloads Debian 12's kernel and busybox-static with the host's apt, unpacks them into
 /// `qemu.partial/`, indexes the modules, builds the initramfs, then renames the tree to `qemu/`.
 /// Returns the kernel version.
@@ -141,6 +169,8 @@ fn install(rig: &Rig, cache: &Path) -> Result<String, Error> {
         .map_err(|e| Error::Setup(format!("writing the initramfs: {e}")))?;
     std::fs::write(partial.join("kernel-version"), format!("{version}\n"))
         .map_err(|e| Error::Setup(format!("writing kernel-version: {e}")))?;
+    std::fs::write(partial.join("initrd.stamp"), format!("{}\n", first_stage_stamp()))
+        .map_err(|e| Error::Setup(format!("writing initrd.stamp: {e}")))?;
     let _ = std::fs::remove_dir_all(&debs);
     setup::commit(&partial, cache)?;
     eprintln!(
