@@ -28,7 +28,9 @@
 //! the guest suite forces their findings (`racelab suite --findings-from`: loom's and native-pct's on one client,
 //! native-random's on two), with 10 forced replays per token
 //! and 20 stress runs per variant and target instead of the host's 100 (`--replays`,
-//! `--stress-runs`): enough to reproduce and to rate. `--no-nfs` leaves the part out.
+//! `--stress-runs`): enough to reproduce and to rate; 3 and 3 on the qemu fallback
+//! ([`counts`]). `--no-nfs` leaves the part out. The guest log has each pass's wall time
+//! (`NFS step pass one-client: N s`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -628,7 +630,11 @@ const FLUFL_NFS3X2: &str = "flufl-lock's nfs-crash schedules reach a stat throug
 /// 20 and 50); under qemu's emulation a run of a lock scenario takes 0.6-1.2 s (measured with
 /// workers reused from run to run: 20 runs of mailman-2.1 in 13.1 s, of flufl-lock/crash in
 /// 23.3 s), ten times more, so 3 and 3: every row still runs (reproduced or not, with its
-/// rate's interval), and the NFS part stays under 10 minutes.
+/// rate's interval), and the NFS part stays under 10 minutes. Measured with `cargo xtask nfs
+/// suite --findings-from` and `RACELAB_NFS_FAIL=uml` on a two-core host at a load of 8-10:
+/// 671 s with the host root over 9p uncached, 443 s with `cache=loose` and racelab run from
+/// the guest's tmpfs (boot 21 s, one-client pass 297 s, two-clients 95 s, flufl 18 s; forced
+/// replays about 3.6 ms a step, against User-mode Linux's 0.3).
 fn counts(guest: &str) -> (&'static str, &'static str) {
     if guest == "qemu" {
         ("3", "3")
