@@ -639,7 +639,9 @@ const FLUFL_NFS3X2: &str = "flufl-lock's nfs-crash schedules reach a stat throug
 /// suite --findings-from` and `RACELAB_NFS_FAIL=uml` on a two-core host at a load of 8-10:
 /// 671 s with the host root over 9p uncached, 443 s with `cache=loose` and racelab run from
 /// the guest's tmpfs (boot 21 s, one-client pass 297 s, two-clients 95 s, flufl 18 s; forced
-/// replays about 3.6 ms a step, against User-mode Linux's 0.3).
+/// replays about 3.6 ms a step, against User-mode Linux's 0.2), and 553 s in a second run that
+/// also made the three gated replays (boot 24 s, passes 359, 116 and 16 s, replays 31 s): the
+/// load decides more than anything here.
 fn counts(guest: &str) -> (&'static str, &'static str) {
     if guest == "qemu" {
         ("3", "3")
