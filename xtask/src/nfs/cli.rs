@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use super::{Ended, Error, Options, DEFAULT_RIG};
 
 pub const HELP: &str = "usage: cargo xtask nfs run [--rig DIR] -- COMMAND [ARGS...]
-       cargo xtask nfs suite [--racelab BIN] [--rig DIR]   (run-scenarios' NFS part again)
+       cargo xtask nfs suite [--racelab BIN] [--rig DIR] [--findings-from MODEL_JSON]
+                             (run-scenarios' NFS part again)
 
 Runs COMMAND inside a Linux guest booted on this machine's own root filesystem, with real
 kernel NFS: the guest's nfsd exports a tmpfs and the guest's NFS client mounts it back three
@@ -43,9 +44,11 @@ exit status: COMMAND's own; 3 when no guest could run it (not root, set-up faile
 guest booted: the error names each attempt's failing line); 128+N when stopped by signal N.
 ";
 
-/// `cargo xtask nfs suite [--racelab BIN] [--rig DIR]`: the NFS part of run-scenarios again,
-/// against the main summary a run-scenarios left in `target/racelab` (its NFS rows replaced),
-/// for working on the NFS part without the whole run.
+/// `cargo xtask nfs suite [--racelab BIN] [--rig DIR] [--findings-from FILE]`: the NFS part of
+/// run-scenarios again, against the main summary a run-scenarios left in `target/racelab` (its
+/// NFS rows replaced), for working on the NFS part without the whole run. `--findings-from`
+/// forces the model rows of that file (the main suite's `model.json`), as run-scenarios does,
+/// instead of exploring on the host first: the part's time is then the guest's alone.
 fn suite(args: &[String]) -> u8 {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = here.parent().map_or(here.clone(), PathBuf::from);
@@ -56,8 +59,16 @@ fn suite(args: &[String]) -> u8 {
         match (a.as_str(), it.next()) {
             ("--racelab", Some(bin)) => p.racelab = root.join(bin),
             ("--rig", Some(dir)) => p.rig = root.join(dir),
+            ("--findings-from", Some(file)) => {
+                let file = root.join(file);
+                if !file.is_file() {
+                    eprintln!("error: --findings-from {}: no such file (a racelab suite's model.json or summary.json)", file.display());
+                    return 2;
+                }
+                p.main_model = Some(super::suite::MainModel::finished(file));
+            }
             _ => {
-                eprintln!("error: `{a}`: usage: cargo xtask nfs suite [--racelab BIN] [--rig DIR]\n(reruns the NFS part against target/racelab/summary.json from a run-scenarios)");
+                eprintln!("error: `{a}`: usage: cargo xtask nfs suite [--racelab BIN] [--rig DIR] [--findings-from MODEL_JSON]\n(reruns the NFS part against target/racelab/summary.json from a run-scenarios)");
                 return 2;
             }
         }

@@ -80,6 +80,8 @@ echo "racelab-nfs-command"
 # The command's output goes through a pipe, not the guest console (a tty): programs print as
 # they would into a log, without progress bars or terminal control sequences.
 { sh "$R/cmd" < /dev/null; echo $? > /run/racelab-status; } 2>&1 | cat
+# qemu's 9p root caches writes in the guest (cache=loose): flush them before the host reads.
+sync
 echo "racelab-nfs-exit=$(cat /run/racelab-status)"
 umount "$R/nfs4b" "$R/nfs3b" "$R/nfs3" "$R/nfs4"
 echo o > /proc/sysrq-trigger

@@ -11,7 +11,8 @@
 //!    `seccomp=on` mode, the host's root through hostfs: about 2 s per run. It boots whatever
 //!    the host CPU's FP-state size (Debian 12's UML 6.1 panics on AVX-512/AMX hosts).
 //! 2. [`qemu`]: Debian 12's kernel in qemu with TCG and one vCPU, the host's root over 9p.
-//!    Slower (10-20 s to boot, NFS operations about 10x slower) but independent of the CPU.
+//!    Slower (17-25 s to boot on a loaded two-core host, NFS operations about 10x slower)
+//!    but independent of the CPU.
 //!
 //! If none boots, the run fails with [`Error::NoGuest`] naming each attempt's failing line.
 //! `RACELAB_NFS_FAIL=uml` (a comma list of guest names) makes those attempts fail on purpose
