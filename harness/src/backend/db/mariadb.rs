@@ -432,6 +432,7 @@ impl Monitor for MariaMonitor {
     fn waiting_for(
         &mut self,
         id: i64,
+        peers: &[i64],
         since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
         // The status is written afresh on every call: a wait it settles is known at once,
@@ -441,7 +442,8 @@ impl Monitor for MariaMonitor {
             .query_first("SHOW ENGINE INNODB STATUS")
             .map_err(|e| e.to_string())?;
         let txns = status.map_or_else(Vec::new, |(_, _, s)| innodb_status::transactions(&s));
-        if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64) {
+        let peers: Vec<u64> = peers.iter().map(|&p| p as u64).collect();
+        if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64, &peers) {
             return Ok(Some((vec![holder as i64], format!("InnoDB: {what}"))));
         }
         if !txns

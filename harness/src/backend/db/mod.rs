@@ -213,10 +213,13 @@ pub trait Monitor: Send {
     /// `None` when session `id` is not waiting for a lock, or when the server cannot yet tell
     /// anything newer than `since` (the moment its statement was sent: an older picture could
     /// show the wait of its previous statement); otherwise the sessions holding the lock and a
-    /// description of it. Must not sleep: the caller polls, and a result may arrive meanwhile.
+    /// description of it. `peers` are the run's other sessions, the only ones that can hold
+    /// locks in its database. Must not sleep: the caller polls, and a result may arrive
+    /// meanwhile.
     fn waiting_for(
         &mut self,
         id: i64,
+        peers: &[i64],
         since: Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String>;
     /// A SELECT on committed data, for invariants.
@@ -587,6 +590,13 @@ impl RealDbWorld {
             conn.sent_at = Instant::now();
         }
         let (id, since) = (conn.id, conn.sent_at);
+        let peers: Vec<i64> = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| c.id)
+            .filter(|&p| p != id)
+            .collect();
         let started = Instant::now();
         let mut poll = Duration::from_micros(200);
         loop {
@@ -613,7 +623,7 @@ impl RealDbWorld {
                 .monitor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .waiting_for(id, since);
+                .waiting_for(id, &peers, since);
             match waiting {
                 Ok(Some((holders, lock))) => {
                     // It may have finished in the meantime: a result beats a stale wait.
@@ -778,7 +788,12 @@ impl Drop for RealDbWorld {
 struct Recycled;
 
 impl Monitor for Recycled {
-    fn waiting_for(&mut self, _: i64, _: Instant) -> Result<Option<(Vec<i64>, String)>, String> {
+    fn waiting_for(
+        &mut self,
+        _: i64,
+        _: &[i64],
+        _: Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String> {
         Err("the monitor was handed on".into())
     }
     fn query(&mut self, _: &str, _: &[Value]) -> Result<Value, String> {

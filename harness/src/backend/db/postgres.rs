@@ -382,6 +382,7 @@ impl Monitor for PgMonitor {
     fn waiting_for(
         &mut self,
         id: i64,
+        _peers: &[i64],
         _since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
         let pid = id as i32;
