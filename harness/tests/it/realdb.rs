@@ -591,3 +591,40 @@ fn postgres_reset_is_a_fresh_database() {
 fn mariadb_reset_is_a_fresh_database() {
     reset_is_a_fresh_database(&mariadb());
 }
+
+/// An actor's PostgreSQL connection handed to a later run has nothing of the earlier run left:
+/// no open transaction (its insert is rolled back), no session setting, no temp table.
+#[test]
+fn postgres_a_pooled_connection_is_a_new_session_again() {
+    use racelab::backend::db::Kind;
+    let spec = postgres();
+    let prog = program("reset-counters.race", COUNTERS, "v");
+    let backend = spec.open(&prog).expect("database");
+    let mut s = backend.connect(0).expect("connects");
+    let id = s.id();
+    for (sql, kind) in [
+        ("CREATE TEMP TABLE scratch (x INTEGER)", Kind::Change),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            Kind::Control,
+        ),
+        ("BEGIN", Kind::Control),
+        ("INSERT INTO item (name) VALUES ('uncommitted')", Kind::Change),
+    ] {
+        s.run(sql, &[], kind).expect(sql);
+    }
+    backend.recycle_session(s);
+    let mut again = backend.connect(1).expect("connects");
+    assert_eq!(again.id(), id, "the pooled session is handed out");
+    let one = |s: &mut Box<dyn racelab::backend::db::Session>, sql: &str| {
+        format!("{:?}", s.run(sql, &[], Kind::Select).expect(sql))
+    };
+    let fresh = |sql: &str| one(&mut backend.connect(2).expect("connects"), sql);
+    for sql in [
+        "SELECT current_setting('transaction_isolation')",
+        "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'scratch'",
+        "SELECT name FROM item ORDER BY id",
+    ] {
+        assert_eq!(one(&mut again, sql), fresh(sql), "{sql}");
+    }
+}

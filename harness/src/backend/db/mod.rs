@@ -182,6 +182,12 @@ pub trait Backend: Send + Sync {
     /// tables truncated and their rows inserted again where [`reset::truncate_plan`] allows,
     /// else dropped and created again.
     fn reset(&self) -> Result<(), String>;
+    /// Takes back an actor's connection when its run is over, for a later [`Backend::connect`],
+    /// if the backend pools connections and [`Session::reset_for_reuse`] succeeds; else it is
+    /// closed.
+    fn recycle_session(&self, session: Box<dyn Session>) {
+        drop(session);
+    }
     /// Takes back a run's monitor for the next run's [`Backend::monitor`] (it is racelab's own
     /// connection, no actor's), if the monitor says it can be used again; else it is closed.
     fn recycle_monitor(&self, monitor: Box<dyn Monitor>) {
@@ -202,6 +208,13 @@ pub trait Session: Send {
     fn id(&self) -> i64;
     /// Runs one statement, already in the server's dialect.
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError>;
+    /// Puts the session back to what a new connection starts with (no transaction, no session
+    /// settings, prepared statements, temp tables, advisory locks or listeners), as a
+    /// connection pool does before handing a connection out again. False when it cannot (the
+    /// session was ended, the server is gone): then it is closed, not reused.
+    fn reset_for_reuse(&mut self) -> bool {
+        false
+    }
 }
 
 /// The harness's own connection: who waits for whom, committed data, and ending sessions.
@@ -433,7 +446,6 @@ impl Conn {
             .name(format!("racelab-db-{actor}"))
             .spawn(move || {
                 let session = backend.connect(actor);
-                drop(backend);
                 let mut session = match session {
                     Ok(s) => {
                         let _ = id_tx.send(Ok(s.id()));
@@ -449,6 +461,9 @@ impl Conn {
                         break;
                     }
                 }
+                // The actor is done with it (or the world is going): the backend may keep it,
+                // reset, for another run.
+                backend.recycle_session(session);
             })
             .map_err(|e| format!("cannot start a connection thread: {e}"))?;
         Ok(Connecting {

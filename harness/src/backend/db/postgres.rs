@@ -28,6 +28,10 @@ pub struct PgDb {
     resetter: Mutex<Option<Client>>,
     /// The previous run's monitor, handed to the next run (racelab's own connections).
     spare_monitor: Mutex<Option<Box<dyn Monitor>>>,
+    /// Actors' connections of finished runs, reset with DISCARD ALL, for the next runs' actors:
+    /// starting a PostgreSQL backend (a fork, authentication, cache loading) took 3-20 ms per
+    /// connection on a loaded machine, more than the rest of a run.
+    spare_sessions: Mutex<Vec<Box<dyn Session>>>,
     /// The scenario's `database NAME`s, each a real database `<name>_<NAME>` beside this one.
     named: Vec<String>,
     info: DbInfo,
@@ -100,6 +104,7 @@ impl PgDb {
             truncate: truncate_plan(setup),
             resetter: Mutex::new(None),
             spare_monitor: Mutex::new(None),
+            spare_sessions: Mutex::new(Vec::new()),
             named: named.to_vec(),
             info: DbInfo {
                 backend: "db:postgres".into(),
@@ -149,6 +154,7 @@ impl Drop for PgDb {
     fn drop(&mut self) {
         // racelab's own connections to the database go first.
         self.spare_monitor.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.spare_sessions.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         self.resetter.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
@@ -166,6 +172,10 @@ impl Drop for PgDb {
 
 impl Backend for PgDb {
     fn connect(&self, _actor: usize) -> Result<Box<dyn Session>, String> {
+        let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(session) = spare {
+            return Ok(session);
+        }
         let mut client = connect(&self.config)?;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
@@ -212,6 +222,14 @@ impl Backend for PgDb {
             }),
             None => self.recreate(c),
         })
+    }
+    fn recycle_session(&self, mut session: Box<dyn Session>) {
+        if session.reset_for_reuse() {
+            self.spare_sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(session);
+        }
     }
     fn recycle_monitor(&self, mut monitor: Box<dyn Monitor>) {
         if monitor.reusable() {
@@ -340,6 +358,15 @@ fn query(client: &mut Client, sql: &str, args: &[Value]) -> Result<Value, SqlErr
 impl Session for PgSession {
     fn id(&self) -> i64 {
         self.pid.into()
+    }
+    fn reset_for_reuse(&mut self) -> bool {
+        // ROLLBACK ends a transaction the actor left open (a warning when there is none);
+        // DISCARD ALL, which may not run inside one, then drops everything else the session
+        // set up: settings (RESET ALL), prepared statements, portals, temp tables, advisory
+        // locks, LISTEN, cached plans and sequence state.
+        !self.client.is_closed()
+            && self.client.batch_execute("ROLLBACK").is_ok()
+            && self.client.batch_execute("DISCARD ALL").is_ok()
     }
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError> {
         match kind {
