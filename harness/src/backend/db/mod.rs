@@ -14,7 +14,8 @@
 //! server, dropped after; SQLite: a file in a temp directory in WAL mode) with the scenario's
 //! setup statements, translated to the server's dialect where the spellings differ. Stress
 //! runs reuse one database per parallel job, put back to the setup's state before every run
-//! ([`reset`]); each run's actors still connect afresh.
+//! ([`reset`]); the actors connect afresh on MariaDB and SQLite, and on PostgreSQL take a
+//! connection of an earlier run reset to a new session's state (ROLLBACK, DISCARD ALL).
 
 pub mod forced;
 mod innodb_status;
