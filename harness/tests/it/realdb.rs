@@ -516,3 +516,115 @@ fn sqlite_refuses_launchpad_saying_why() {
         "{text}"
     );
 }
+
+// ------------------------------------------------------------- resets between stress runs
+
+/// Tables with server-numbered keys, one row each; nothing TRUNCATE cannot put back.
+const COUNTERS: &str = r#"
+scenario reset-counters {
+  database {
+    "CREATE TABLE item (id INTEGER PRIMARY KEY AUTO_INCREMENT, name VARCHAR(20) NOT NULL UNIQUE)"
+    "CREATE TABLE tag (id INTEGER PRIMARY KEY AUTO_INCREMENT, item_id INTEGER NOT NULL)"
+    "INSERT INTO item (name) VALUES ('first')"
+    "INSERT INTO tag (item_id) VALUES (1)"
+  }
+  actor a { sql("INSERT INTO item (name) VALUES ('a')") }
+  invariant one: at end first(sql("SELECT COUNT(*) FROM item")) == 2
+  variant v { expect holds }
+}
+"#;
+
+/// What a run sees of `backend`'s tables: a new item and a new tag numbered by the server, then
+/// every row.
+fn numbered_rows(backend: &Arc<dyn racelab::backend::db::Backend>) -> Vec<String> {
+    use racelab::backend::db::Kind;
+    let mut s = backend.connect(0).expect("connects");
+    s.run("INSERT INTO item (name) VALUES ('next')", &[], Kind::Change)
+        .expect("insert");
+    s.run("INSERT INTO tag (item_id) VALUES (2)", &[], Kind::Change)
+        .expect("insert");
+    ["SELECT id, name FROM item ORDER BY id", "SELECT id, item_id FROM tag ORDER BY id"]
+        .iter()
+        .map(|q| format!("{:?}", s.run(q, &[], Kind::Select).expect("select")))
+        .collect()
+}
+
+/// A database a run has changed every way a run can (rows added and deleted, counters moved on,
+/// a transaction left open by a connection that went away) is, after a reset, what a fresh one
+/// is: the same rows and the same next numbers.
+fn reset_is_a_fresh_database(spec: &DbSpec) {
+    use racelab::backend::db::Kind;
+    let prog = program("reset-counters.race", COUNTERS, "v");
+    let setup = &prog.database.as_ref().expect("database").setup_text;
+    assert!(
+        racelab::backend::db::reset::truncate_plan(setup).is_some(),
+        "this setup is meant to take the TRUNCATE path"
+    );
+    let fresh = numbered_rows(&spec.open(&prog).expect("fresh database"));
+    let used = spec.open(&prog).expect("database");
+    {
+        let mut s = used.connect(0).expect("connects");
+        for sql in [
+            "INSERT INTO item (name) VALUES ('x')",
+            "INSERT INTO item (name) VALUES ('y')",
+            "DELETE FROM item WHERE name = 'first'",
+            "DELETE FROM tag",
+            "BEGIN",
+            "INSERT INTO tag (item_id) VALUES (9)",
+        ] {
+            let kind = if sql == "BEGIN" { Kind::Control } else { Kind::Change };
+            s.run(sql, &[], kind).expect(sql);
+        }
+    }
+    used.reset().expect("reset");
+    assert_eq!(numbered_rows(&used), fresh, "{}", spec.name());
+    used.reset().expect("reset");
+    assert_eq!(numbered_rows(&used), fresh, "{} (a second reset)", spec.name());
+}
+
+#[test]
+fn postgres_reset_is_a_fresh_database() {
+    reset_is_a_fresh_database(&postgres());
+}
+
+#[test]
+fn mariadb_reset_is_a_fresh_database() {
+    reset_is_a_fresh_database(&mariadb());
+}
+
+/// An actor's PostgreSQL connection handed to a later run has nothing of the earlier run left:
+/// no open transaction (its insert is rolled back), no session setting, no temp table.
+#[test]
+fn postgres_a_pooled_connection_is_a_new_session_again() {
+    use racelab::backend::db::Kind;
+    let spec = postgres();
+    let prog = program("reset-counters.race", COUNTERS, "v");
+    let backend = spec.open(&prog).expect("database");
+    let mut s = backend.connect(0).expect("connects");
+    let id = s.id();
+    for (sql, kind) in [
+        ("CREATE TEMP TABLE scratch (x INTEGER)", Kind::Change),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            Kind::Control,
+        ),
+        ("BEGIN", Kind::Control),
+        ("INSERT INTO item (name) VALUES ('uncommitted')", Kind::Change),
+    ] {
+        s.run(sql, &[], kind).expect(sql);
+    }
+    backend.recycle_session(s);
+    let mut again = backend.connect(1).expect("connects");
+    assert_eq!(again.id(), id, "the pooled session is handed out");
+    let one = |s: &mut Box<dyn racelab::backend::db::Session>, sql: &str| {
+        format!("{:?}", s.run(sql, &[], Kind::Select).expect(sql))
+    };
+    let fresh = |sql: &str| one(&mut backend.connect(2).expect("connects"), sql);
+    for sql in [
+        "SELECT current_setting('transaction_isolation')",
+        "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'scratch'",
+        "SELECT name FROM item ORDER BY id",
+    ] {
+        assert_eq!(one(&mut again, sql), fresh(sql), "{sql}");
+    }
+}

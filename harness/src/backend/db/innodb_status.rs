@@ -97,11 +97,19 @@ fn describe(line: &str) -> String {
 }
 
 /// Who session `id` waits for, when the status settles it: it is in LOCK WAIT and exactly one
-/// other transaction holds locks. `None` when it does not wait, or the status cannot say who.
-pub(super) fn sole_blocker(txns: &[Txn], id: u64) -> Option<(u64, String)> {
+/// of `peers` holds locks. `None` when it does not wait, or the status cannot say who.
+///
+/// `peers` are the other sessions of the same run. The status lists every transaction on the
+/// server, also those of parallel stress jobs, which work in databases of their own and so
+/// cannot hold this run's locks; counting them sent most waits to the slow path when two jobs
+/// ran at once. (racelab's own connections to the run's database hold no locks: the reset
+/// connection is idle during a run and the monitor reads without locking.)
+pub(super) fn sole_blocker(txns: &[Txn], id: u64, peers: &[u64]) -> Option<(u64, String)> {
     let me = txns.iter().find(|t| t.thread == id)?;
     let lock = me.waiting_for.clone()?;
-    let mut holders = txns.iter().filter(|t| t.thread != id && t.lock_structs > 0);
+    let mut holders = txns
+        .iter()
+        .filter(|t| t.thread != id && t.lock_structs > 0 && peers.contains(&t.thread));
     let holder = holders.next()?;
     holders.next().is_none().then_some((holder.thread, lock))
 }
@@ -149,13 +157,13 @@ FILE I/O
         assert_eq!(txns[1].waiting_for, None);
         assert_eq!(txns[2].lock_structs, 0);
         assert_eq!(
-            sole_blocker(&txns, 8990),
+            sole_blocker(&txns, 8990, &[8989, 8991]),
             Some((
                 8989,
                 "S RECORD lock on `bench`.`person` index email".to_string()
             ))
         );
-        assert_eq!(sole_blocker(&txns, 8989), None);
+        assert_eq!(sole_blocker(&txns, 8989, &[8990, 8991]), None);
     }
 
     #[test]
@@ -173,6 +181,24 @@ FILE I/O
             "---TRANSACTION (0x7f6f5c1f2b80), not started\n0 lock struct(s)",
             "---TRANSACTION 39660, ACTIVE 0 sec\n1 lock struct(s)",
         );
-        assert_eq!(sole_blocker(&transactions(&extra), 8990), None);
+        assert_eq!(
+            sole_blocker(&transactions(&extra), 8990, &[8989, 8991]),
+            None
+        );
+    }
+
+    #[test]
+    fn transactions_of_other_runs_are_not_candidates() {
+        let other_run = STATUS.replace(
+            "---TRANSACTION (0x7f6f5c1f2b80), not started\n0 lock struct(s)",
+            "---TRANSACTION 39660, ACTIVE 0 sec\n1 lock struct(s)",
+        );
+        assert_eq!(
+            sole_blocker(&transactions(&other_run), 8990, &[8989]),
+            Some((
+                8989,
+                "S RECORD lock on `bench`.`person` index email".to_string()
+            ))
+        );
     }
 }

@@ -11,6 +11,7 @@ use mysql::consts::CapabilityFlags;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
+use super::reset::{truncate_plan, TruncatePlan};
 use super::{
     created_table, innodb_status, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session,
     SqlError,
@@ -24,6 +25,12 @@ pub struct MariaDb {
     opts: Opts,
     name: String,
     setup: Vec<String>,
+    /// How a reset empties and refills the tables, when TRUNCATE can (see [`super::reset`]).
+    truncate: Option<TruncatePlan>,
+    /// racelab's own connection to this database for resets, kept from run to run.
+    resetter: Mutex<Option<Conn>>,
+    /// The previous run's monitor, handed to the next run (racelab's own connection).
+    spare_monitor: Mutex<Option<Box<dyn Monitor>>>,
     /// The scenario's `database NAME`s, each a real database `<name>_<NAME>` beside this one.
     named: Vec<String>,
     info: DbInfo,
@@ -82,6 +89,9 @@ impl MariaDb {
             opts,
             name,
             setup: setup.to_vec(),
+            truncate: truncate_plan(setup),
+            resetter: Mutex::new(Some(probe)),
+            spare_monitor: Mutex::new(None),
             named: named.to_vec(),
             info: DbInfo {
                 backend: "db:mariadb".into(),
@@ -89,13 +99,59 @@ impl MariaDb {
                 isolation_level: isolation.replace('-', " ").to_lowercase(),
             },
         };
-        db.reset()?;
+        db.with_resetter(|c| db.recreate(c))?;
         Ok(db)
     }
+
+    /// Runs `f` on the kept reset connection, connecting first when there is none (a failed
+    /// reset drops it: the server may have closed it).
+    fn with_resetter(&self, f: impl FnOnce(&mut Conn) -> Result<(), String>) -> Result<(), String> {
+        let mut kept = self.resetter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = match kept.take() {
+            Some(c) => c,
+            None => connect(&self.opts)?,
+        };
+        f(&mut conn)?;
+        *kept = Some(conn);
+        Ok(())
+    }
+
+    /// Drops the setup's tables and runs the whole setup again.
+    fn recreate(&self, c: &mut Conn) -> Result<(), String> {
+        c.query_drop("SET FOREIGN_KEY_CHECKS = 0")
+            .map_err(|e| e.to_string())?;
+        for stmt in &self.setup {
+            if let Some(t) = created_table(stmt) {
+                c.query_drop(format!("DROP TABLE IF EXISTS `{t}`"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for stmt in &self.setup {
+            c.query_drop(translate_ddl(stmt, Dialect::MariaDb))
+                .map_err(|e| format!("setup statement `{stmt}` failed on MariaDB: {e}"))?;
+        }
+        c.query_drop("SET FOREIGN_KEY_CHECKS = 1")
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs a multi-statement query to its end; the first statement that fails is the error (the
+/// server runs none after it).
+fn run_all(c: &mut Conn, sql: &str) -> Result<(), mysql::Error> {
+    let mut result = c.query_iter(sql)?;
+    while let Some(set) = result.iter() {
+        for row in set {
+            row?;
+        }
+    }
+    Ok(())
 }
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
+        // racelab's own connections to the database go first.
+        self.spare_monitor.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.resetter.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
             let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {}_{db}", self.name));
@@ -110,6 +166,10 @@ impl Backend for MariaDb {
         Ok(Box::new(MariaSession { conn }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
+        let spare = self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(monitor) = spare {
+            return Ok(monitor);
+        }
         Ok(Box::new(MariaMonitor {
             conn: connect(&self.opts)?,
             run: self.name.clone(),
@@ -134,20 +194,16 @@ impl Backend for MariaDb {
         Dialect::MariaDb
     }
     fn reset(&self) -> Result<(), String> {
-        let mut c = connect(&self.opts)?;
-        c.query_drop("SET FOREIGN_KEY_CHECKS = 0")
-            .map_err(|e| e.to_string())?;
-        for stmt in &self.setup {
-            if let Some(t) = created_table(stmt) {
-                c.query_drop(format!("DROP TABLE IF EXISTS `{t}`"))
-                    .map_err(|e| e.to_string())?;
-            }
+        self.with_resetter(|c| match &self.truncate {
+            Some(plan) => run_all(c, &plan.mariadb())
+                .map_err(|e| format!("resetting the tables failed on MariaDB: {e}")),
+            None => self.recreate(c),
+        })
+    }
+    fn recycle_monitor(&self, mut monitor: Box<dyn Monitor>) {
+        if monitor.reusable() {
+            *self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor);
         }
-        for stmt in &self.setup {
-            c.query_drop(translate_ddl(stmt, Dialect::MariaDb))
-                .map_err(|e| format!("setup statement `{stmt}` failed on MariaDB: {e}"))?;
-        }
-        Ok(())
     }
 }
 
@@ -370,9 +426,13 @@ impl LockWaits {
 }
 
 impl Monitor for MariaMonitor {
+    fn reusable(&mut self) -> bool {
+        self.conn.ping().is_ok()
+    }
     fn waiting_for(
         &mut self,
         id: i64,
+        peers: &[i64],
         since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
         // The status is written afresh on every call: a wait it settles is known at once,
@@ -382,7 +442,8 @@ impl Monitor for MariaMonitor {
             .query_first("SHOW ENGINE INNODB STATUS")
             .map_err(|e| e.to_string())?;
         let txns = status.map_or_else(Vec::new, |(_, _, s)| innodb_status::transactions(&s));
-        if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64) {
+        let peers: Vec<u64> = peers.iter().map(|&p| p as u64).collect();
+        if let Some((holder, what)) = innodb_status::sole_blocker(&txns, id as u64, &peers) {
             return Ok(Some((vec![holder as i64], format!("InnoDB: {what}"))));
         }
         if !txns

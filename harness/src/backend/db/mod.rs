@@ -12,12 +12,16 @@
 //!
 //! Each run gets a fresh database (PostgreSQL and MariaDB: `CREATE DATABASE racelab_…` on the
 //! server, dropped after; SQLite: a file in a temp directory in WAL mode) with the scenario's
-//! setup statements, translated to the server's dialect where the spellings differ.
+//! setup statements, translated to the server's dialect where the spellings differ. Stress
+//! runs reuse one database per parallel job, put back to the setup's state before every run
+//! ([`reset`]); the actors connect afresh on MariaDB and SQLite, and on PostgreSQL take a
+//! connection of an earlier run reset to a new session's state (ROLLBACK, DISCARD ALL).
 
 pub mod forced;
 mod innodb_status;
 mod mariadb;
 mod postgres;
+pub mod reset;
 mod sqlite;
 pub mod stress;
 
@@ -176,8 +180,21 @@ pub trait Backend: Send + Sync {
     fn monitor(&self) -> Result<Box<dyn Monitor>, String>;
     fn info(&self) -> DbInfo;
     fn dialect(&self) -> Dialect;
-    /// Empties the database and runs the setup again (stress runs reuse one database).
+    /// Puts the database back to the setup's state (stress runs reuse one database): the
+    /// tables truncated and their rows inserted again where [`reset::truncate_plan`] allows,
+    /// else dropped and created again.
     fn reset(&self) -> Result<(), String>;
+    /// Takes back an actor's connection when its run is over, for a later [`Backend::connect`],
+    /// if the backend pools connections and [`Session::reset_for_reuse`] succeeds; else it is
+    /// closed.
+    fn recycle_session(&self, session: Box<dyn Session>) {
+        drop(session);
+    }
+    /// Takes back a run's monitor for the next run's [`Backend::monitor`] (it is racelab's own
+    /// connection, no actor's), if the monitor says it can be used again; else it is closed.
+    fn recycle_monitor(&self, monitor: Box<dyn Monitor>) {
+        drop(monitor);
+    }
     /// A connection to one of the server's other databases (`database NAME`), for `connect()`.
     fn connect_named(&self, db: &str) -> Result<Box<dyn Session>, String> {
         Err(format!(
@@ -193,17 +210,31 @@ pub trait Session: Send {
     fn id(&self) -> i64;
     /// Runs one statement, already in the server's dialect.
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError>;
+    /// Puts the session back to what a new connection starts with (no transaction, no session
+    /// settings, prepared statements, temp tables, advisory locks or listeners), as a
+    /// connection pool does before handing a connection out again. False when it cannot (the
+    /// session was ended, the server is gone): then it is closed, not reused.
+    fn reset_for_reuse(&mut self) -> bool {
+        false
+    }
 }
 
 /// The harness's own connection: who waits for whom, committed data, and ending sessions.
 pub trait Monitor: Send {
+    /// Whether this monitor's connections are still open, so that the next run may use it.
+    fn reusable(&mut self) -> bool {
+        false
+    }
     /// `None` when session `id` is not waiting for a lock, or when the server cannot yet tell
     /// anything newer than `since` (the moment its statement was sent: an older picture could
     /// show the wait of its previous statement); otherwise the sessions holding the lock and a
-    /// description of it. Must not sleep: the caller polls, and a result may arrive meanwhile.
+    /// description of it. `peers` are the run's other sessions, the only ones that can hold
+    /// locks in its database. Must not sleep: the caller polls, and a result may arrive
+    /// meanwhile.
     fn waiting_for(
         &mut self,
         id: i64,
+        peers: &[i64],
         since: Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String>;
     /// A SELECT on committed data, for invariants.
@@ -406,7 +437,9 @@ struct Conn {
 }
 
 impl Conn {
-    fn start(backend: &Arc<dyn Backend>, actor: usize) -> Result<Conn, String> {
+    /// Starts the connection's thread, which connects; [`Conn::connected`] waits for it, so
+    /// the actors' connections are made at the same time, as separate processes' would be.
+    fn start(backend: &Arc<dyn Backend>, actor: usize) -> Result<Connecting, String> {
         let (job_tx, job_rx) = channel::<Job>();
         let (reply_tx, reply_rx) = channel();
         let (id_tx, id_rx) = channel();
@@ -415,7 +448,6 @@ impl Conn {
             .name(format!("racelab-db-{actor}"))
             .spawn(move || {
                 let session = backend.connect(actor);
-                drop(backend);
                 let mut session = match session {
                     Ok(s) => {
                         let _ = id_tx.send(Ok(s.id()));
@@ -431,19 +463,38 @@ impl Conn {
                         break;
                     }
                 }
+                // The actor is done with it (or the world is going): the backend may keep it,
+                // reset, for another run.
+                backend.recycle_session(session);
             })
             .map_err(|e| format!("cannot start a connection thread: {e}"))?;
-        let id = id_rx
+        Ok(Connecting {
+            id: id_rx,
+            conn: Conn {
+                id: 0,
+                jobs: Some(job_tx),
+                replies: reply_rx,
+                pending: false,
+                sent_at: Instant::now(),
+                thread: Some(thread),
+            },
+        })
+    }
+}
+
+/// A connection whose thread is still connecting.
+struct Connecting {
+    id: Receiver<Result<i64, String>>,
+    conn: Conn,
+}
+
+impl Connecting {
+    fn connected(mut self) -> Result<Conn, String> {
+        self.conn.id = self
+            .id
             .recv()
             .map_err(|_| "a connection thread died while connecting".to_string())??;
-        Ok(Conn {
-            id,
-            jobs: Some(job_tx),
-            replies: reply_rx,
-            pending: false,
-            sent_at: Instant::now(),
-            thread: Some(thread),
-        })
+        Ok(self.conn)
     }
 }
 
@@ -492,10 +543,13 @@ impl RealDbWorld {
             }
         }
         let monitor = Mutex::new(backend.monitor()?);
-        let mut conns = Vec::with_capacity(prog.actors.len());
-        for a in 0..prog.actors.len() {
-            conns.push(Some(Conn::start(&backend, a)?));
-        }
+        let connecting = (0..prog.actors.len())
+            .map(|a| Conn::start(&backend, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let conns = connecting
+            .into_iter()
+            .map(|c| c.connected().map(Some))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RealDbWorld {
             fs,
             conns,
@@ -553,6 +607,13 @@ impl RealDbWorld {
             conn.sent_at = Instant::now();
         }
         let (id, since) = (conn.id, conn.sent_at);
+        let peers: Vec<i64> = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| c.id)
+            .filter(|&p| p != id)
+            .collect();
         let started = Instant::now();
         let mut poll = Duration::from_micros(200);
         loop {
@@ -579,7 +640,7 @@ impl RealDbWorld {
                 .monitor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .waiting_for(id, since);
+                .waiting_for(id, &peers, since);
             match waiting {
                 Ok(Some((holders, lock))) => {
                     // It may have finished in the meantime: a result beats a stale wait.
@@ -743,5 +804,29 @@ impl Drop for RealDbWorld {
         for a in 0..self.conns.len() {
             self.actor_ended(a);
         }
+        self.named.clear();
+        let monitor = std::mem::replace(
+            self.monitor.get_mut().unwrap_or_else(|e| e.into_inner()),
+            Box::new(Recycled),
+        );
+        self.backend.recycle_monitor(monitor);
     }
+}
+
+/// What a dropped world holds in place of the monitor it gave back to its backend.
+struct Recycled;
+
+impl Monitor for Recycled {
+    fn waiting_for(
+        &mut self,
+        _: i64,
+        _: &[i64],
+        _: Instant,
+    ) -> Result<Option<(Vec<i64>, String)>, String> {
+        Err("the monitor was handed on".into())
+    }
+    fn query(&mut self, _: &str, _: &[Value]) -> Result<Value, String> {
+        Err("the monitor was handed on".into())
+    }
+    fn terminate(&mut self, _: i64) {}
 }

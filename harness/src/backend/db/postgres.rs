@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Row};
 
+use super::reset::{truncate_plan, TruncatePlan};
 use super::{
     created_table, translate_ddl, Backend, DbInfo, Dialect, Kind, Monitor, Session, SqlError,
 };
@@ -21,6 +22,16 @@ pub struct PgDb {
     config: Config,
     name: String,
     setup: Vec<String>,
+    /// How a reset empties and refills the tables, when TRUNCATE can (see [`super::reset`]).
+    truncate: Option<TruncatePlan>,
+    /// racelab's own connection to this database for resets, kept from run to run.
+    resetter: Mutex<Option<Client>>,
+    /// The previous run's monitor, handed to the next run (racelab's own connections).
+    spare_monitor: Mutex<Option<Box<dyn Monitor>>>,
+    /// Actors' connections of finished runs, reset with DISCARD ALL, for the next runs' actors:
+    /// starting a PostgreSQL backend (a fork, authentication, cache loading) took 3-20 ms per
+    /// connection on a loaded machine, more than the rest of a run.
+    spare_sessions: Mutex<Vec<Box<dyn Session>>>,
     /// The scenario's `database NAME`s, each a real database `<name>_<NAME>` beside this one.
     named: Vec<String>,
     info: DbInfo,
@@ -90,6 +101,10 @@ impl PgDb {
             config,
             name,
             setup: setup.to_vec(),
+            truncate: truncate_plan(setup),
+            resetter: Mutex::new(None),
+            spare_monitor: Mutex::new(None),
+            spare_sessions: Mutex::new(Vec::new()),
             named: named.to_vec(),
             info: DbInfo {
                 backend: "db:postgres".into(),
@@ -97,13 +112,50 @@ impl PgDb {
                 isolation_level: isolation,
             },
         };
-        db.reset()?;
+        db.with_resetter(|c| db.recreate(c))?;
         Ok(db)
+    }
+
+    /// Runs `f` on the kept reset connection, connecting first when there is none or the
+    /// server closed it.
+    fn with_resetter<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut kept = self.resetter.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(Client::is_closed) {
+            *kept = Some(connect(&self.config)?);
+        }
+        f(kept.as_mut().expect("connected above"))
+    }
+
+    /// Drops the setup's tables and runs the whole setup again.
+    fn recreate(&self, c: &mut Client) -> Result<(), String> {
+        for stmt in &self.setup {
+            if let Some(t) = created_table(stmt) {
+                c.batch_execute(&format!("DROP TABLE IF EXISTS \"{t}\" CASCADE"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for stmt in &self.setup {
+            c.batch_execute(&translate_ddl(stmt, Dialect::Postgres))
+                .map_err(|e| {
+                    format!(
+                        "setup statement `{stmt}` failed on PostgreSQL: {}",
+                        message(&e)
+                    )
+                })?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
+        // racelab's own connections to the database go first.
+        self.spare_monitor.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.spare_sessions.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        self.resetter.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
             let _ = admin.batch_execute(&format!(
@@ -120,6 +172,10 @@ impl Drop for PgDb {
 
 impl Backend for PgDb {
     fn connect(&self, _actor: usize) -> Result<Box<dyn Session>, String> {
+        let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(session) = spare {
+            return Ok(session);
+        }
         let mut client = connect(&self.config)?;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
@@ -128,6 +184,10 @@ impl Backend for PgDb {
         Ok(Box::new(PgSession { client, pid }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
+        let spare = self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(monitor) = spare {
+            return Ok(monitor);
+        }
         let client = connect(&self.config)?;
         let cancel = connect(&self.config)?;
         Ok(Box::new(PgMonitor {
@@ -156,23 +216,25 @@ impl Backend for PgDb {
         Dialect::Postgres
     }
     fn reset(&self) -> Result<(), String> {
-        let mut c = connect(&self.config)?;
-        for stmt in &self.setup {
-            if let Some(t) = created_table(stmt) {
-                c.batch_execute(&format!("DROP TABLE IF EXISTS \"{t}\" CASCADE"))
-                    .map_err(|e| e.to_string())?;
-            }
+        self.with_resetter(|c| match &self.truncate {
+            Some(plan) => c.batch_execute(&plan.postgres()).map_err(|e| {
+                format!("resetting the tables failed on PostgreSQL: {}", message(&e))
+            }),
+            None => self.recreate(c),
+        })
+    }
+    fn recycle_session(&self, mut session: Box<dyn Session>) {
+        if session.reset_for_reuse() {
+            self.spare_sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(session);
         }
-        for stmt in &self.setup {
-            c.batch_execute(&translate_ddl(stmt, Dialect::Postgres))
-                .map_err(|e| {
-                    format!(
-                        "setup statement `{stmt}` failed on PostgreSQL: {}",
-                        message(&e)
-                    )
-                })?;
+    }
+    fn recycle_monitor(&self, mut monitor: Box<dyn Monitor>) {
+        if monitor.reusable() {
+            *self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor);
         }
-        Ok(())
     }
 }
 
@@ -297,6 +359,15 @@ impl Session for PgSession {
     fn id(&self) -> i64 {
         self.pid.into()
     }
+    fn reset_for_reuse(&mut self) -> bool {
+        // ROLLBACK ends a transaction the actor left open (a warning when there is none);
+        // DISCARD ALL, which may not run inside one, then drops everything else the session
+        // set up: settings (RESET ALL), prepared statements, portals, temp tables, advisory
+        // locks, LISTEN, cached plans and sequence state.
+        !self.client.is_closed()
+            && self.client.batch_execute("ROLLBACK").is_ok()
+            && self.client.batch_execute("DISCARD ALL").is_ok()
+    }
     fn run(&mut self, sql: &str, args: &[Value], kind: Kind) -> Result<Value, SqlError> {
         match kind {
             Kind::Select => query(&mut self.client, sql, args),
@@ -332,9 +403,13 @@ struct PgMonitor {
 }
 
 impl Monitor for PgMonitor {
+    fn reusable(&mut self) -> bool {
+        !self.client.is_closed() && !self.cancel.is_closed()
+    }
     fn waiting_for(
         &mut self,
         id: i64,
+        _peers: &[i64],
         _since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
         let pid = id as i32;

@@ -234,6 +234,7 @@ impl Monitor for SqliteMonitor {
     fn waiting_for(
         &mut self,
         id: i64,
+        _peers: &[i64],
         _since: std::time::Instant,
     ) -> Result<Option<(Vec<i64>, String)>, String> {
         let me = id as usize;
