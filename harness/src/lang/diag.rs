@@ -3,8 +3,8 @@
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 
-pub use super::span::Span;
 use super::sources::SourceMap;
+pub use super::span::Span;
 
 /// One problem in a scenario file: what is wrong, where, and what to do.
 #[derive(Debug, Clone, PartialEq)]

@@ -543,10 +543,13 @@ fn numbered_rows(backend: &Arc<dyn racelab::backend::db::Backend>) -> Vec<String
         .expect("insert");
     s.run("INSERT INTO tag (item_id) VALUES (2)", &[], Kind::Change)
         .expect("insert");
-    ["SELECT id, name FROM item ORDER BY id", "SELECT id, item_id FROM tag ORDER BY id"]
-        .iter()
-        .map(|q| format!("{:?}", s.run(q, &[], Kind::Select).expect("select")))
-        .collect()
+    [
+        "SELECT id, name FROM item ORDER BY id",
+        "SELECT id, item_id FROM tag ORDER BY id",
+    ]
+    .iter()
+    .map(|q| format!("{:?}", s.run(q, &[], Kind::Select).expect("select")))
+    .collect()
 }
 
 /// A database a run has changed every way a run can (rows added and deleted, counters moved on,
@@ -572,14 +575,23 @@ fn reset_is_a_fresh_database(spec: &DbSpec) {
             "BEGIN",
             "INSERT INTO tag (item_id) VALUES (9)",
         ] {
-            let kind = if sql == "BEGIN" { Kind::Control } else { Kind::Change };
+            let kind = if sql == "BEGIN" {
+                Kind::Control
+            } else {
+                Kind::Change
+            };
             s.run(sql, &[], kind).expect(sql);
         }
     }
     used.reset().expect("reset");
     assert_eq!(numbered_rows(&used), fresh, "{}", spec.name());
     used.reset().expect("reset");
-    assert_eq!(numbered_rows(&used), fresh, "{} (a second reset)", spec.name());
+    assert_eq!(
+        numbered_rows(&used),
+        fresh,
+        "{} (a second reset)",
+        spec.name()
+    );
 }
 
 #[test]
@@ -609,7 +621,10 @@ fn postgres_a_pooled_connection_is_a_new_session_again() {
             Kind::Control,
         ),
         ("BEGIN", Kind::Control),
-        ("INSERT INTO item (name) VALUES ('uncommitted')", Kind::Change),
+        (
+            "INSERT INTO item (name) VALUES ('uncommitted')",
+            Kind::Change,
+        ),
     ] {
         s.run(sql, &[], kind).expect(sql);
     }

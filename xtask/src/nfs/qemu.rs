@@ -132,13 +132,21 @@ fn refresh_initramfs(cache: &Path, version: &str) -> Result<(), Error> {
     std::fs::write(&partial, initrd)
         .and_then(|()| std::fs::rename(&partial, cache.join("initrd.cpio")))
         .and_then(|()| std::fs::write(&stamp, format!("{want}\n")))
-        .map_err(|e| Error::Setup(format!("rebuilding the initramfs in {}: {e}", cache.display())))
+        .map_err(|e| {
+            Error::Setup(format!(
+                "rebuilding the initramfs in {}: {e}",
+                cache.display()
+            ))
+        })
 }
 
 /// A fingerprint of the first stage and its modules (FNV-1a: stable across builds and hosts).
 fn first_stage_stamp() -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in FIRST_STAGE.bytes().chain(FIRST_STAGE_MODULES.join(",").bytes()) {
+    for b in FIRST_STAGE
+        .bytes()
+        .chain(FIRST_STAGE_MODULES.join(",").bytes())
+    {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
@@ -180,8 +188,11 @@ fn install(rig: &Rig, cache: &Path) -> Result<String, Error> {
         .map_err(|e| Error::Setup(format!("writing the initramfs: {e}")))?;
     std::fs::write(partial.join("kernel-version"), format!("{version}\n"))
         .map_err(|e| Error::Setup(format!("writing kernel-version: {e}")))?;
-    std::fs::write(partial.join("initrd.stamp"), format!("{}\n", first_stage_stamp()))
-        .map_err(|e| Error::Setup(format!("writing initrd.stamp: {e}")))?;
+    std::fs::write(
+        partial.join("initrd.stamp"),
+        format!("{}\n", first_stage_stamp()),
+    )
+    .map_err(|e| Error::Setup(format!("writing initrd.stamp: {e}")))?;
     let _ = std::fs::remove_dir_all(&debs);
     setup::commit(&partial, cache)?;
     eprintln!(

@@ -465,7 +465,10 @@ fn guest_rows(
                 ));
                 timed(
                     &mut script,
-                    &format!("gate replay {}/{} on {}", run.scenario, run.variant, run.target),
+                    &format!(
+                        "gate replay {}/{} on {}",
+                        run.scenario, run.variant, run.target
+                    ),
                 );
                 continue;
             }
@@ -492,7 +495,10 @@ fn guest_rows(
             ));
             timed(
                 &mut script,
-                &format!("gate run {}/{} on {}", run.scenario, run.variant, run.target),
+                &format!(
+                    "gate run {}/{} on {}",
+                    run.scenario, run.variant, run.target
+                ),
             );
         }
         script.push_str("exit $status\n");

@@ -150,8 +150,14 @@ fn run_all(c: &mut Conn, sql: &str) -> Result<(), mysql::Error> {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         // racelab's own connections to the database go first.
-        self.spare_monitor.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        self.resetter.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.spare_monitor
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.resetter
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
             let _ = admin.query_drop(format!("DROP DATABASE IF EXISTS {}_{db}", self.name));
@@ -166,7 +172,11 @@ impl Backend for MariaDb {
         Ok(Box::new(MariaSession { conn }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
-        let spare = self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let spare = self
+            .spare_monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(monitor) = spare {
             return Ok(monitor);
         }

@@ -153,9 +153,18 @@ impl PgDb {
 impl Drop for PgDb {
     fn drop(&mut self) {
         // racelab's own connections to the database go first.
-        self.spare_monitor.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        self.spare_sessions.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
-        self.resetter.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        self.spare_monitor
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.spare_sessions
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.resetter
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         for db in &self.named {
             let _ = admin.batch_execute(&format!(
@@ -172,7 +181,11 @@ impl Drop for PgDb {
 
 impl Backend for PgDb {
     fn connect(&self, _actor: usize) -> Result<Box<dyn Session>, String> {
-        let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let spare = self
+            .spare_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
         if let Some(session) = spare {
             return Ok(session);
         }
@@ -184,7 +197,11 @@ impl Backend for PgDb {
         Ok(Box::new(PgSession { client, pid }))
     }
     fn monitor(&self) -> Result<Box<dyn Monitor>, String> {
-        let spare = self.spare_monitor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let spare = self
+            .spare_monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(monitor) = spare {
             return Ok(monitor);
         }
@@ -217,9 +234,9 @@ impl Backend for PgDb {
     }
     fn reset(&self) -> Result<(), String> {
         self.with_resetter(|c| match &self.truncate {
-            Some(plan) => c.batch_execute(&plan.postgres()).map_err(|e| {
-                format!("resetting the tables failed on PostgreSQL: {}", message(&e))
-            }),
+            Some(plan) => c
+                .batch_execute(&plan.postgres())
+                .map_err(|e| format!("resetting the tables failed on PostgreSQL: {}", message(&e))),
             None => self.recreate(c),
         })
     }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::ir::sql::{Prepared, Stmt};
 use super::table::Table;
 use super::{Db, Flavour, Outcome};
+use crate::ir::sql::{Prepared, Stmt};
 use crate::ir::Errno;
 
 impl Db {

@@ -86,8 +86,8 @@ use crate::ir::{DatabaseIr, Errno, Value};
 
 use std::cell::RefCell;
 
-use exec::{Ctx, LockRef, Stop, Wait};
 use crate::ir::sql::{CreateTable, Session, Stmt};
+use exec::{Ctx, LockRef, Stop, Wait};
 use ssi::Sxact;
 use table::Table;
 

@@ -19,11 +19,11 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::ir::Value;
 
 use super::ddl;
-use super::subset::{ident, object_name, unsupported};
 use super::expr::Scope;
+use super::subset::{ident, object_name, unsupported};
 use crate::ir::sql::{
-    ArithOp, CmpOp, Delete, Expr, Insert, Level, LockMode, Prepared, Projection,
-    Select, Session, Stmt, Strength, Update,
+    ArithOp, CmpOp, Delete, Expr, Insert, Level, LockMode, Prepared, Projection, Select, Session,
+    Stmt, Strength, Update,
 };
 
 /// Limits that keep parsing, lowering and evaluation well inside the stack.

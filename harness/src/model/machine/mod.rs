@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use super::db::{self, Db};
 use super::fs::ModelFs;
-use super::world::{OpCtx, World};
 use super::locks::{LockOrder, LockState};
+use super::world::{OpCtx, World};
 use crate::eval::{self, Env};
 use crate::ir::*;
 
