@@ -296,6 +296,51 @@ impl std::fmt::Display for Outcome {
 }
 
 impl RunResult {
+    /// A row with nothing measured yet: which run it is and the expectation it is judged
+    /// against; an error until a result says otherwise, every other field empty. The one place
+    /// a row's fields are written out: every row (model, real filesystem, real database, gate,
+    /// NFS) starts from it.
+    pub fn unmeasured(
+        scenario: &str,
+        variant: &str,
+        engine: &str,
+        backend: String,
+        (expected, expected_invariants): (Verdict, Vec<String>),
+    ) -> RunResult {
+        RunResult {
+            scenario: scenario.to_string(),
+            variant: variant.to_string(),
+            engine: engine.to_string(),
+            backend,
+            faults: None,
+            expected,
+            expected_invariants,
+            outcome: Outcome::Error,
+            invariant: None,
+            exhaustive: false,
+            coverage: None,
+            covers: None,
+            assumptions: vec![],
+            schedules: 0,
+            seconds: 0.0,
+            first_failure_after: None,
+            replay: None,
+            met: false,
+            findings: vec![],
+            switches: None,
+            shrunk_switches: None,
+            rate: None,
+            rates: vec![],
+            divergence: None,
+            env: None,
+            bound: None,
+            states: None,
+            reason: None,
+            trace: None,
+            proved_by: None,
+        }
+    }
+
     /// `variant/engine/backend`: the run's name within its scenario (the JUnit test case name).
     pub fn case_name(&self) -> String {
         format!("{}/{}/{}", self.variant, self.engine, self.backend)

@@ -552,36 +552,16 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>, backend: &str) -> repo
         Verdict::Error(e) => (reports::Outcome::Error, None, Some(e.clone())),
     };
     reports::RunResult {
-        scenario: r.name.clone(),
-        variant: "pg-isolation".into(),
-        engine: "replay".into(),
-        backend: backend.into(),
-        faults: None,
-        expected: reports::Verdict::Holds,
-        expected_invariants: vec![],
         outcome,
         invariant,
-        exhaustive: false,
         schedules: r.permutations,
         seconds: r.seconds,
-        first_failure_after: None,
-        replay: None,
         met: agrees,
-        findings: vec![],
-        switches: None,
-        shrunk_switches: None,
-        rate: None,
-        rates: vec![],
-        divergence: None,
-        env: None,
         bound: Some(format!(
             "{} permutations (the spec's, or every interleaving when it lists none)",
             r.permutations
         )),
-        states: None,
         reason,
-        trace: None,
-        proved_by: None,
         coverage: (outcome != reports::Outcome::Skipped && outcome != reports::Outcome::Error)
             .then_some(reports::Coverage::Bounded),
         covers: Some(format!(
@@ -593,7 +573,13 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>, backend: &str) -> repo
                 "real server"
             }
         )),
-        assumptions: vec![],
+        ..reports::RunResult::unmeasured(
+            &r.name,
+            "pg-isolation",
+            "replay",
+            backend.to_string(),
+            (reports::Verdict::Holds, vec![]),
+        )
     }
 }
 

@@ -182,36 +182,21 @@ pub fn suite_row(
     ran: usize,
 ) -> reports::RunResult {
     reports::RunResult {
-        scenario: name.into(),
-        variant: line.to_string(),
-        engine: "replay".into(),
-        backend: backend.into(),
-        faults: None,
-        expected: reports::Verdict::Holds,
-        expected_invariants: vec![],
         outcome: reports::Outcome::Holds,
-        invariant: None,
-        exhaustive: false,
         schedules: ran as u64,
         seconds,
-        first_failure_after: None,
-        replay: None,
         met: true,
-        findings: vec![],
-        switches: None,
-        shrunk_switches: None,
-        rate: None,
-        rates: vec![],
-        divergence: None,
-        env: None,
         bound: Some(line.to_string()),
-        states: None,
         reason: Some(line.to_string()),
-        trace: None,
-        proved_by: None,
         coverage: Some(reports::Coverage::Bounded),
         covers: Some("each spec's unlisted interleavings (every one, or a seeded sample), outcome = errors by step and SQLSTATE plus the tables' final rows".into()),
-        assumptions: vec![],
+        ..reports::RunResult::unmeasured(
+            name,
+            line,
+            "replay",
+            backend.to_string(),
+            (reports::Verdict::Holds, vec![]),
+        )
     }
 }
 

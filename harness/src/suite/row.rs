@@ -1,5 +1,5 @@
-//! The result row: [`blank_row`] is the one place a `summary.json` row's fields are written out;
-//! every row (model, real filesystem, real database, gate) starts from it, and the helpers here
+//! The result row: [`blank_row`] starts every row of the harness (model, real filesystem, real
+//! database, gate) from `RunResult::unmeasured`, the one place its fields are written out, and the helpers here
 //! fill the parts several kinds of rows share (rates, divergences, coverage of real runs).
 
 use reports::{Outcome, RunResult, Verdict};
@@ -17,39 +17,13 @@ pub(super) fn blank_row(
     backend: String,
     expectation: Option<&Expected>,
 ) -> RunResult {
-    let (expected, expected_invariants) = verdict_of(expectation);
-    RunResult {
-        scenario: stem.to_string(),
-        variant: prog.variant.clone(),
-        engine: engine.to_string(),
+    RunResult::unmeasured(
+        stem,
+        &prog.variant,
+        engine,
         backend,
-        faults: None,
-        expected,
-        expected_invariants,
-        outcome: Outcome::Error,
-        invariant: None,
-        exhaustive: false,
-        coverage: None,
-        covers: None,
-        assumptions: vec![],
-        schedules: 0,
-        seconds: 0.0,
-        first_failure_after: None,
-        replay: None,
-        met: false,
-        findings: vec![],
-        switches: None,
-        shrunk_switches: None,
-        rate: None,
-        rates: vec![],
-        divergence: None,
-        env: None,
-        bound: None,
-        states: None,
-        reason: None,
-        trace: None,
-        proved_by: None,
-    }
+        verdict_of(expectation),
+    )
 }
 
 /// A blank row of a real backend (`fs:NAME`), judged against what the variant expects of a real

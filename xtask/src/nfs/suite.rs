@@ -986,31 +986,17 @@ fn rows_for_all(templates: &[RunResult], outcome: Outcome, why: &str) -> Vec<Run
 /// A row for `target` that did not run: the template's scenario, variant and expectation.
 fn marked(template: &RunResult, target: &str, outcome: Outcome, why: &str) -> RunResult {
     RunResult {
-        engine: "forced-replay".into(),
-        backend: format!("fs:{target}"),
+        faults: template.faults.clone(),
+        assumptions: template.assumptions.clone(),
         outcome,
-        invariant: None,
-        exhaustive: false,
-        coverage: None,
-        covers: None,
-        schedules: 0,
-        seconds: 0.0,
-        first_failure_after: None,
-        replay: None,
-        met: false,
-        findings: vec![],
-        switches: None,
-        shrunk_switches: None,
-        rate: None,
-        rates: vec![],
-        divergence: None,
-        env: None,
-        bound: None,
-        states: None,
         reason: Some(why.to_string()),
-        trace: None,
-        proved_by: None,
-        ..template.clone()
+        ..RunResult::unmeasured(
+            &template.scenario,
+            &template.variant,
+            "forced-replay",
+            format!("fs:{target}"),
+            (template.expected, template.expected_invariants.clone()),
+        )
     }
 }
 
