@@ -44,7 +44,10 @@ fn created_table_as_written(sql: &str) -> Option<String> {
     }
     let name = words.get(at)?.split('(').next()?;
     let rest = sql.to_ascii_uppercase();
-    if name.is_empty() || !sql.contains('(') || rest.contains(" AS SELECT") || rest.contains(" LIKE ")
+    if name.is_empty()
+        || !sql.contains('(')
+        || rest.contains(" AS SELECT")
+        || rest.contains(" LIKE ")
     {
         return None;
     }
@@ -137,7 +140,10 @@ mod tests {
         ]))
         .expect("resettable");
         assert_eq!(plan.tables, ["person", "\"Patch\""]);
-        assert_eq!(plan.rows, ["INSERT INTO person (id, email) VALUES (1, 'a')"]);
+        assert_eq!(
+            plan.rows,
+            ["INSERT INTO person (id, email) VALUES (1, 'a')"]
+        );
         assert_eq!(
             plan.postgres(),
             "TRUNCATE person, \"Patch\" RESTART IDENTITY CASCADE;\nINSERT INTO person (id, email) VALUES (1, 'a')"
