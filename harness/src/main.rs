@@ -1669,8 +1669,9 @@ fn db_forced_replay_cmd(
     racelab::backend::cancel::install();
     let what = sched.target.as_deref().unwrap_or("a violation");
     let mut reproduced = 0;
+    let mut replayer = racelab::backend::db::forced::DbReplayer::new(db);
     for i in 0..times.max(1) {
-        let r = match racelab::backend::db::forced::forced_replay(prog, sched, db) {
+        let r = match replayer.replay(prog, sched) {
             Ok(r) => r,
             Err(ForcedError::Token(e)) => {
                 eprint_error(e);
