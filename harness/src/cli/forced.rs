@@ -26,8 +26,9 @@ pub fn forced_replay(
     let mut reproduced = 0;
     // Worker processes are kept between the runs of this loop instead of started for each.
     let _reuse = matches!(world, RealWorld::Fs { .. }).then(racelab::backend::process::Reuse::here);
+    let mut forcer = world.forcer();
     for i in 0..times.max(1) {
-        let r = match world.force(prog, sched) {
+        let r = match forcer.force(prog, sched) {
             Ok(r) => r,
             Err(ForcedError::Token(e)) => {
                 eprint_error(e);

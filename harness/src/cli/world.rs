@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use racelab::backend::db::forced::DbReplayer;
 use racelab::backend::db::DbSpec;
 use racelab::backend::forced::{Divergence, ForcedError};
 use racelab::backend::ActorMode;
@@ -48,9 +49,34 @@ impl RealWorld {
         }
     }
 
-    /// Forces `sched` once on fresh real state (a fresh directory, a fresh database).
-    pub fn force(&self, prog: &Arc<Program>, sched: &Schedule) -> Result<ForcedRun, ForcedError> {
-        match self {
+    /// What forces schedules in this world, one after another: the database world keeps one
+    /// database for a token's replays, reset between them (`DbReplayer`).
+    pub fn forcer(&self) -> Forcer<'_> {
+        Forcer {
+            db: match self {
+                RealWorld::Db(db) => Some(DbReplayer::new(db)),
+                RealWorld::Fs { .. } => None,
+            },
+            world: self,
+        }
+    }
+}
+
+/// Forces schedules in one [`RealWorld`], each on fresh real state (a fresh directory; the
+/// database reset to the scenario's initial state).
+pub struct Forcer<'w> {
+    world: &'w RealWorld,
+    db: Option<DbReplayer>,
+}
+
+impl Forcer<'_> {
+    /// Forces `sched` once.
+    pub fn force(
+        &mut self,
+        prog: &Arc<Program>,
+        sched: &Schedule,
+    ) -> Result<ForcedRun, ForcedError> {
+        match self.world {
             RealWorld::Fs { roots, mode } => {
                 let r = racelab::backend::forced::forced_replay(prog, sched, roots, *mode)?;
                 let dirs: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
@@ -69,8 +95,12 @@ impl RealWorld {
                     backend_line,
                 })
             }
-            RealWorld::Db(db) => {
-                let r = racelab::backend::db::forced::forced_replay(prog, sched, db)?;
+            RealWorld::Db(_) => {
+                let replayer = self
+                    .db
+                    .as_mut()
+                    .expect("a database world's forcer has a replayer");
+                let r = replayer.replay(prog, sched)?;
                 let backend_line = format!(
                     "backend: {} ({}, isolation {}), one connection per actor",
                     r.info.backend, r.info.server_version, r.info.isolation_level

@@ -119,8 +119,9 @@ fn db_forced_row(
     row.backend = spec.name().to_string();
     let start = std::time::Instant::now();
     let (mut hits, mut runs) = (0u64, 0u64);
+    let mut replayer = crate::backend::db::forced::DbReplayer::new(spec);
     for _ in 0..times.max(1) {
-        match crate::backend::db::forced::forced_replay(prog, sched, spec) {
+        match replayer.replay(prog, sched) {
             Ok(r) => {
                 runs += 1;
                 row.env = Some(db_env(&r.info));

@@ -643,3 +643,34 @@ fn postgres_a_pooled_connection_is_a_new_session_again() {
         assert_eq!(one(&mut again, sql), fresh(sql), "{sql}");
     }
 }
+
+/// Forced replays that share one database (reset between them) reproduce the race every time,
+/// with the real server's duplicate-key error, as replays on fresh databases do.
+fn replays_on_one_database_reproduce_every_time(spec: &DbSpec) {
+    let prog = person("check-then-insert");
+    let sched = model_token(&prog, "no_mail_lost");
+    let mut replayer = racelab::backend::db::forced::DbReplayer::new(spec);
+    for i in 0..3 {
+        let r = replayer
+            .replay(&prog, &sched)
+            .unwrap_or_else(|e| panic!("{} replay {i}: {e}", spec.name()));
+        assert_eq!(
+            r.divergence,
+            None,
+            "{} replay {i}: {:#?}",
+            spec.name(),
+            results(&r)
+        );
+        assert!(r.reproduced(&sched), "{} replay {i}", spec.name());
+    }
+}
+
+#[test]
+fn postgres_replays_on_one_database_reproduce_every_time() {
+    replays_on_one_database_reproduce_every_time(&postgres());
+}
+
+#[test]
+fn mariadb_replays_on_one_database_reproduce_every_time() {
+    replays_on_one_database_reproduce_every_time(&mariadb());
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{DbInfo, DbSpec, RealDbWorld};
+use super::{Backend, DbInfo, DbSpec, RealDbWorld};
 use crate::backend::forced::{lockstep, Divergence, ForcedError};
 use crate::ir::Program;
 use crate::model::{Broken, End, Machine};
@@ -37,14 +37,68 @@ pub fn forced_replay(
     sched: &Schedule,
     spec: &DbSpec,
 ) -> Result<DbForced, ForcedError> {
-    sched.check_fits(prog)?;
-    if prog.database.is_none() {
-        return Err(ForcedError::Infrastructure(format!(
-            "{}/{} declares no database; a database backend has nothing to run",
-            prog.scenario, prog.variant
-        )));
+    DbReplayer::new(spec).replay(prog, sched)
+}
+
+/// Forced replays of one program that share one database of `spec`: created at the first
+/// replay, put back to the setup's state ([`super::Backend::reset`]) before each later one,
+/// dropped with the replayer. Creating a PostgreSQL database costs more than a replay. A
+/// scenario with `database NAME`s gets fresh databases every time: it counts the server's
+/// connections to them, and a session of the previous replay that the server has not yet
+/// forgotten would be counted.
+pub struct DbReplayer {
+    spec: DbSpec,
+    /// The database and the program it was set up for.
+    open: Option<(Arc<Program>, Arc<dyn Backend>)>,
+}
+
+impl DbReplayer {
+    pub fn new(spec: &DbSpec) -> DbReplayer {
+        DbReplayer {
+            spec: spec.clone(),
+            open: None,
+        }
     }
-    let backend = spec.open(prog).map_err(ForcedError::Infrastructure)?;
+
+    fn backend(&mut self, prog: &Arc<Program>) -> Result<Arc<dyn Backend>, String> {
+        let shareable = prog.database.as_ref().is_some_and(|d| d.names.is_empty());
+        if let Some((p, backend)) = &self.open {
+            if shareable && Arc::ptr_eq(p, prog) {
+                backend.reset()?;
+                return Ok(Arc::clone(backend));
+            }
+        }
+        self.open = None;
+        let backend = self.spec.open(prog)?;
+        if shareable {
+            self.open = Some((Arc::clone(prog), Arc::clone(&backend)));
+        }
+        Ok(backend)
+    }
+
+    /// Replays `sched`, one real connection per actor.
+    pub fn replay(
+        &mut self,
+        prog: &Arc<Program>,
+        sched: &Schedule,
+    ) -> Result<DbForced, ForcedError> {
+        sched.check_fits(prog)?;
+        if prog.database.is_none() {
+            return Err(ForcedError::Infrastructure(format!(
+                "{}/{} declares no database; a database backend has nothing to run",
+                prog.scenario, prog.variant
+            )));
+        }
+        let backend = self.backend(prog).map_err(ForcedError::Infrastructure)?;
+        replay_on(prog, sched, backend)
+    }
+}
+
+fn replay_on(
+    prog: &Arc<Program>,
+    sched: &Schedule,
+    backend: Arc<dyn Backend>,
+) -> Result<DbForced, ForcedError> {
     let world = RealDbWorld::new(prog, backend).map_err(ForcedError::Infrastructure)?;
     let info = world.info().with_scenario_levels(prog);
     let mut real = Machine::with_fs(Arc::clone(prog), world);
