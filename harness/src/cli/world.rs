@@ -52,21 +52,21 @@ impl RealWorld {
     /// What forces schedules in this world, one after another: the database world keeps one
     /// database for a token's replays, reset between them (`DbReplayer`).
     pub fn forcer(&self) -> Forcer<'_> {
-        Forcer {
-            db: match self {
-                RealWorld::Db(db) => Some(DbReplayer::new(db)),
-                RealWorld::Fs { .. } => None,
-            },
-            world: self,
+        match self {
+            RealWorld::Fs { roots, mode } => Forcer::Fs { roots, mode: *mode },
+            RealWorld::Db(db) => Forcer::Db(DbReplayer::new(db)),
         }
     }
 }
 
 /// Forces schedules in one [`RealWorld`], each on fresh real state (a fresh directory; the
 /// database reset to the scenario's initial state).
-pub struct Forcer<'w> {
-    world: &'w RealWorld,
-    db: Option<DbReplayer>,
+pub enum Forcer<'w> {
+    Fs {
+        roots: &'w [PathBuf],
+        mode: ActorMode,
+    },
+    Db(DbReplayer),
 }
 
 impl Forcer<'_> {
@@ -76,8 +76,8 @@ impl Forcer<'_> {
         prog: &Arc<Program>,
         sched: &Schedule,
     ) -> Result<ForcedRun, ForcedError> {
-        match self.world {
-            RealWorld::Fs { roots, mode } => {
+        match self {
+            Forcer::Fs { roots, mode } => {
                 let r = racelab::backend::forced::forced_replay(prog, sched, roots, *mode)?;
                 let dirs: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
                 let backend_line = format!(
@@ -95,11 +95,7 @@ impl Forcer<'_> {
                     backend_line,
                 })
             }
-            RealWorld::Db(_) => {
-                let replayer = self
-                    .db
-                    .as_mut()
-                    .expect("a database world's forcer has a replayer");
+            Forcer::Db(replayer) => {
                 let r = replayer.replay(prog, sched)?;
                 let backend_line = format!(
                     "backend: {} ({}, isolation {}), one connection per actor",

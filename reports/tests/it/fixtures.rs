@@ -57,36 +57,15 @@ pub fn lockfile_trace() -> Trace {
 /// A run with every optional field empty; tests fill in what they need.
 pub fn run(scenario: &str, variant: &str, engine: &str, backend: &str) -> RunResult {
     RunResult {
-        scenario: scenario.to_string(),
-        variant: variant.to_string(),
-        engine: engine.to_string(),
-        backend: backend.to_string(),
-        faults: None,
-        expected: Verdict::Holds,
-        expected_invariants: Vec::new(),
         outcome: Outcome::Holds,
-        invariant: None,
-        exhaustive: false,
-        coverage: None,
-        covers: None,
-        assumptions: Vec::new(),
-        schedules: 0,
-        seconds: 0.0,
-        first_failure_after: None,
-        replay: None,
         met: true,
-        findings: Vec::new(),
-        switches: None,
-        shrunk_switches: None,
-        rate: None,
-        rates: vec![],
-        divergence: None,
-        env: None,
-        bound: None,
-        states: None,
-        reason: None,
-        trace: None,
-        proved_by: None,
+        ..RunResult::unmeasured(
+            scenario,
+            variant,
+            engine,
+            backend.to_string(),
+            (Verdict::Holds, Vec::new()),
+        )
     }
 }
 
