@@ -212,7 +212,8 @@ fn the_command_sees_nfs4_and_nfs3_mounts_and_its_exit_status_comes_back() {
     let _g = one_guest();
     let script = r#"grep -E ' nfs4? ' /proc/mounts | while read -r src dir fs opts rest; do echo "mount $dir $fs $opts"; done
 echo "cwd=$(pwd)"
-echo "dirs: $(test -d "$RACELAB_NFS4" && echo nfs4) $(test -d "$RACELAB_NFS3" && echo nfs3) $(test -d "$RACELAB_NFS3B" && echo nfs3b)"
+echo "dirs: $(test -d "$RACELAB_NFS4" && echo nfs4) $(test -d "$RACELAB_NFS3" && echo nfs3) $(test -d "$RACELAB_NFS3B" && echo nfs3b) $(test -d "$RACELAB_NFS4B" && echo nfs4b)"
+grep -h '^name:' /proc/fs/nfsd/clients/*/info | sed 's/^/nfsd-client /'
 exit 7"#;
     let Some(out) = as_root_or_refused(script) else {
         return;
@@ -248,8 +249,25 @@ exit 7"#;
         "the command runs in the caller's directory:\n{stdout}"
     );
     assert!(
-        stdout.contains("dirs: nfs4 nfs3 nfs3b"),
-        "RACELAB_NFS4/3/3B name existing directories:\n{stdout}"
+        stdout.lines().any(
+            |l| l.starts_with(&format!("mount {RIG}/nfs4b nfs4 ")) && l.contains("nosharecache")
+        ),
+        "no second NFSv4.2 mount (nosharecache) inside:\n{stdout}"
+    );
+    // Two NFSv4 *clients*, as two machines would be: the server tells them apart (their own
+    // client IDs, leases and open owners), not one client with two superblocks.
+    let clients: std::collections::BTreeSet<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("nfsd-client "))
+        .collect();
+    assert_eq!(
+        clients.len(),
+        2,
+        "nfsd must see the nfs4 and nfs4b mounts as two clients with their own names:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("dirs: nfs4 nfs3 nfs3b nfs4b"),
+        "RACELAB_NFS4/3/3B/4B name existing directories:\n{stdout}"
     );
     assert!(
         host_nfs_mounts().is_empty(),

@@ -55,6 +55,8 @@ mkdir -p "$R/export" "$R/nfs4" "$R/nfs3" "$R/nfs3b" "$R/nfs4b"
 mount -t tmpfs -o mode=0777 tmpfs "$R/export" || fail "tmpfs over $R/export"
 rpcbind -w || fail "rpcbind"
 exportfs -o rw,no_root_squash,insecure,fsid=0,sync "127.0.0.1:$R/export" || fail "exportfs"
+# The second NFSv4.2 client (below) reaches the server at 127.0.0.2.
+exportfs -o rw,no_root_squash,insecure,fsid=0,sync "127.0.0.2:$R/export" || fail "exportfs to 127.0.0.2"
 rpc.statd --no-notify || fail "rpc.statd"
 rpc.mountd 2>/dev/null || fail "rpc.mountd"
 # nfsdcld must hold the cld pipe before nfsd starts: with no clients to reclaim the kernel then
@@ -68,14 +70,24 @@ until ls -l /proc/$!/fd 2>/dev/null | grep -q inotify; do
   sleep 0.1
 done
 rpc.nfsd 4 || fail "rpc.nfsd"
+# The node name the NFSv4 client gives the server as its identity (client B sets its own below).
+echo racelab-nfs-a > /proc/sys/kernel/hostname
 mount -t nfs -o vers=4.2 127.0.0.1:/ "$R/nfs4" || fail "mount NFSv4.2"
 mount -t nfs -o vers=3 "127.0.0.1:$R/export" "$R/nfs3" || fail "mount NFSv3"
 mount -t nfs -o vers=3,nosharecache "127.0.0.1:$R/export" "$R/nfs3b" || fail "mount the second NFSv3 client"
-mount -t nfs -o vers=4.2,nosharecache 127.0.0.1:/ "$R/nfs4b" || fail "mount the second NFSv4.2 client"
+# A second NFSv4.2 *client*, not just a second superblock: the kernel shares one nfs_client (one
+# lease, one client ID, one open-owner space) between mounts of the same server address, and
+# names it to the server by the node name. So client B mounts through another address (all of
+# 127/8 is loopback) from its own UTS namespace with its own node name: nfsd then sees two
+# clients (/proc/fs/nfsd/clients), as with two machines. Without it the server took B's opens
+# and removes as A's, and forced replays diverged (a read saw contents the model had unlinked).
+unshare --uts sh -c "echo racelab-nfs-b > /proc/sys/kernel/hostname && mount -t nfs -o vers=4.2,nosharecache 127.0.0.2:/ '$R/nfs4b'" || fail "mount the second NFSv4.2 client (unshare --uts, 127.0.0.2)"
 mkdir -p "$R/nfs4/racelab" || fail "mkdir on NFSv4.2"
 echo "racelab-nfs-begin"
 echo "racelab-nfs: guest up; NFS mounts (in the guest kernel only, none on the host):"
 grep -E ' nfs4? ' /proc/mounts
+echo "racelab-nfs: NFSv4 clients the server sees:"
+cat /proc/fs/nfsd/clients/*/info 2>/dev/null | grep -E '^(clientid|address|name):'
 echo "racelab-nfs-command"
 # The command's output goes through a pipe, not the guest console (a tty): programs print as
 # they would into a log, without progress bars or terminal control sequences.

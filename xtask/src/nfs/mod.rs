@@ -25,7 +25,8 @@
 //! | `$RIG/nfs4`    | NFSv4.2                                                           |
 //! | `$RIG/nfs3`    | NFSv3 (client A)                                                  |
 //! | `$RIG/nfs3b`   | NFSv3 with `nosharecache`: client B, with its own attribute cache |
-//! | `$RIG/nfs4b`   | NFSv4.2 with `nosharecache`: a second NFSv4.2 client (B)          |
+//! | `$RIG/nfs4b`   | NFSv4.2 with `nosharecache`: a second NFSv4.2 client (B), its own |
+//! |                | client ID at the server (other address, own UTS node name)        |
 //!
 //! All four show the same directory `racelab/` of the one export ([`Mounts`]). The command
 //! runs there with the caller's environment and working directory plus `RACELAB_NFS4`,
