@@ -27,18 +27,18 @@ pub struct Divergence {
     pub real: String,
 }
 
-/// What a forced replay showed.
+/// What a forced replay showed, on any world: `Env` says where it ran ([`FsRun`] for a
+/// filesystem, `DbInfo` for a database server).
 #[derive(Debug, Clone)]
-pub struct Forced {
+pub struct Forced<Env> {
     pub broken: Vec<Broken>,
     pub end: Option<End>,
     pub trace: reports::Trace,
     pub divergence: Option<Divergence>,
-    pub env: FsInfo,
-    pub mode: ActorMode,
+    pub env: Env,
 }
 
-impl Forced {
+impl<Env> Forced<Env> {
     /// True when the schedule's target broke on the real system (and nothing diverged first).
     pub fn reproduced(&self, sched: &Schedule) -> bool {
         self.divergence.is_none()
@@ -47,6 +47,13 @@ impl Forced {
                 None => !self.broken.is_empty(),
             }
     }
+}
+
+/// Where a forced replay on a filesystem ran: the filesystem, and the actors' kind.
+#[derive(Debug, Clone)]
+pub struct FsRun {
+    pub fs: FsInfo,
+    pub mode: ActorMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +76,7 @@ pub fn forced_replay(
     sched: &Schedule,
     roots: &[std::path::PathBuf],
     mode: ActorMode,
-) -> Result<Forced, ForcedError> {
+) -> Result<Forced<FsRun>, ForcedError> {
     let root: &Path = roots
         .first()
         .map(|p| p.as_path())
@@ -106,8 +113,7 @@ pub fn forced_replay(
         end: real.end(),
         trace,
         divergence,
-        env,
-        mode,
+        env: FsRun { fs: env, mode },
     };
     // Workers first (they hold files open under the run directory), then the directory.
     drop(real);

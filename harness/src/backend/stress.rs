@@ -51,15 +51,28 @@ pub struct InvariantRate {
     pub high: f64,
 }
 
-/// What a stress campaign measured.
+/// What a stress campaign measured, on any world: `Env` says where and how it ran
+/// ([`FsStress`] on a filesystem, `DbInfo` on a database server).
 #[derive(Debug, Clone)]
-pub struct StressResult {
+pub struct Stress<Env> {
     pub runs: u64,
     pub seconds: f64,
     pub rates: Vec<InvariantRate>,
     /// The first run (by run number) that broke something: its schedule and trace.
     pub first_failure: Option<(u64, Schedule, reports::Trace)>,
-    pub env: FsInfo,
+    pub env: Env,
+}
+
+impl<Env> Stress<Env> {
+    pub fn runs_per_second(&self) -> f64 {
+        self.runs as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Where and how a stress campaign on a filesystem ran.
+#[derive(Debug, Clone)]
+pub struct FsStress {
+    pub fs: FsInfo,
     pub chaos: bool,
     pub mode: ActorMode,
     /// With the nemesis: each declared fault's name and the number of runs it landed in
@@ -69,11 +82,8 @@ pub struct StressResult {
     pub nemesis_seed: Option<u64>,
 }
 
-impl StressResult {
-    pub fn runs_per_second(&self) -> f64 {
-        self.runs as f64 / self.seconds.max(1e-9)
-    }
-}
+/// A stress campaign on a filesystem.
+pub type StressResult = Stress<FsStress>;
 
 /// The 95% Wilson score interval for `hits` successes in `runs` trials.
 pub fn wilson(hits: u64, runs: u64) -> (f64, f64) {
@@ -87,12 +97,57 @@ pub fn wilson(hits: u64, runs: u64) -> (f64, f64) {
     ((center - half).max(0.0), (center + half).min(1.0))
 }
 
-/// One run's outcome.
-struct RunOutcome {
-    broken: Vec<String>,
-    landed: Vec<bool>,
-    schedule: Vec<u8>,
-    trace: Option<reports::Trace>,
+/// One free run's outcome, on any world.
+pub(crate) struct RunOutcome {
+    /// The invariants it broke.
+    pub broken: Vec<String>,
+    /// Which declared faults the nemesis landed (empty without it).
+    pub landed: Vec<bool>,
+    /// The order its steps took, as a schedule.
+    pub schedule: Vec<u8>,
+    pub trace: Option<reports::Trace>,
+}
+
+/// What free runs measured, on any world: every invariant's rate (the program's, then any other
+/// that broke) and the first run, by run number, that broke something. `runs` are in run order.
+pub(crate) fn tally(
+    prog: &Program,
+    runs: &[(u64, &RunOutcome)],
+) -> (Vec<InvariantRate>, Option<(u64, Schedule, reports::Trace)>) {
+    let mut names: Vec<String> = prog.invariants.iter().map(|i| i.name.clone()).collect();
+    for (_, o) in runs {
+        for b in &o.broken {
+            if !names.contains(b) {
+                names.push(b.clone());
+            }
+        }
+    }
+    let n = runs.len() as u64;
+    let rates = names
+        .into_iter()
+        .map(|invariant| {
+            let hits = runs
+                .iter()
+                .filter(|(_, o)| o.broken.contains(&invariant))
+                .count() as u64;
+            let (low, high) = wilson(hits, n);
+            InvariantRate {
+                invariant,
+                hits,
+                runs: n,
+                low,
+                high,
+            }
+        })
+        .collect();
+    let first_failure = runs
+        .iter()
+        .find(|(_, o)| !o.broken.is_empty())
+        .and_then(|(i, o)| {
+            let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
+            o.trace.clone().map(|t| (*i, schedule, t))
+        });
+    (rates, first_failure)
 }
 
 /// Runs `cfg.runs` free-running executions of `prog` under `roots[0]` (each actor through its
@@ -137,37 +192,10 @@ pub fn stress(
     for o in outcomes {
         ok.push(o?);
     }
-    let mut names: Vec<String> = prog.invariants.iter().map(|i| i.name.clone()).collect();
-    for o in &ok {
-        for b in &o.broken {
-            if !names.contains(b) {
-                names.push(b.clone());
-            }
-        }
-    }
     let runs = ok.len() as u64;
-    let rates = names
-        .into_iter()
-        .map(|invariant| {
-            let hits = ok.iter().filter(|o| o.broken.contains(&invariant)).count() as u64;
-            let (low, high) = wilson(hits, runs);
-            InvariantRate {
-                invariant,
-                hits,
-                runs,
-                low,
-                high,
-            }
-        })
-        .collect();
-    let first_failure = ok
-        .iter()
-        .enumerate()
-        .find(|(_, o)| !o.broken.is_empty())
-        .and_then(|(i, o)| {
-            let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
-            o.trace.clone().map(|t| (i as u64, schedule, t))
-        });
+    let numbered: Vec<(u64, &RunOutcome)> =
+        ok.iter().enumerate().map(|(i, o)| (i as u64, o)).collect();
+    let (rates, first_failure) = tally(prog, &numbered);
     let landed = if cfg.nemesis {
         prog.faults
             .iter()
@@ -182,16 +210,18 @@ pub fn stress(
     } else {
         Vec::new()
     };
-    Ok(StressResult {
+    Ok(Stress {
         runs,
         seconds,
         rates,
         first_failure,
-        env,
-        chaos: cfg.chaos,
-        mode: cfg.mode,
-        landed,
-        nemesis_seed: cfg.nemesis.then_some(cfg.seed),
+        env: FsStress {
+            fs: env,
+            chaos: cfg.chaos,
+            mode: cfg.mode,
+            landed,
+            nemesis_seed: cfg.nemesis.then_some(cfg.seed),
+        },
     })
 }
 

@@ -170,7 +170,7 @@ fn stress_fs(
     bar.finish_and_clear();
     let r = result?;
     let stem = stem(&args.file);
-    let row = racelab::suite::stress_row(&stem, prog, &r, &r.env.fs_type, &roots[0]);
+    let row = racelab::suite::stress_row(&stem, prog, &r, &r.env.fs.fs_type, &roots[0]);
     let headline = format!(
         "{}/{} on {} ({}, {}), {} actors{}: {} runs in {:.1}s ({:.1} runs/s)",
         stem,
@@ -180,8 +180,8 @@ fn stress_fs(
             .map(|r| r.display().to_string())
             .collect::<Vec<_>>()
             .join(","),
-        r.env.fs_type,
-        r.env.options,
+        r.env.fs.fs_type,
+        r.env.fs.options,
         mode.name(),
         if chaos { ", chaos" } else { "" },
         r.runs,
@@ -210,9 +210,9 @@ fn stress_db(
         "{}/{} on {} ({}, isolation {}), {} actors on their own connections: {} runs in {:.1}s ({:.1} runs/s)",
         stem,
         prog.variant,
-        r.info.backend,
-        r.info.server_version,
-        r.info.isolation_level,
+        r.env.backend,
+        r.env.server_version,
+        r.env.isolation_level,
         prog.actors.len(),
         r.runs,
         r.seconds,

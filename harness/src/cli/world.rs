@@ -83,9 +83,9 @@ impl Forcer<'_> {
                 let backend_line = format!(
                     "backend: {} ({}, mounted at {}, options {}), actors as {}",
                     dirs.join(", "),
-                    r.env.fs_type,
-                    r.env.mount_point,
-                    r.env.options,
+                    r.env.fs.fs_type,
+                    r.env.fs.mount_point,
+                    r.env.fs.options,
                     mode.name()
                 );
                 Ok(ForcedRun {
@@ -99,7 +99,7 @@ impl Forcer<'_> {
                 let r = replayer.replay(prog, sched)?;
                 let backend_line = format!(
                     "backend: {} ({}, isolation {}), one connection per actor",
-                    r.info.backend, r.info.server_version, r.info.isolation_level
+                    r.env.backend, r.env.server_version, r.env.isolation_level
                 );
                 Ok(ForcedRun {
                     reproduced: r.reproduced(sched),

@@ -52,7 +52,7 @@ pub fn db_stress_row(
     r: &crate::backend::db::stress::DbStress,
 ) -> RunResult {
     let mut row = base_row(stem, prog, "stress", "");
-    row.backend = r.info.backend.clone();
+    row.backend = r.env.backend.clone();
     let hit: Vec<&crate::backend::stress::InvariantRate> =
         r.rates.iter().filter(|x| x.hits > 0).collect();
     let primary = r
@@ -64,8 +64,8 @@ pub fn db_stress_row(
     // its expectation are that server's) that breaks on another server records what that server
     // does; it is not judged there, as its forced replays are not.
     let (foreign, own) = match prog.database.as_ref().map(|d| d.flavour) {
-        Some(crate::model::db::Flavour::InnoDb) => (r.info.backend != "db:mariadb", "InnoDB's"),
-        Some(crate::model::db::Flavour::Sqlite) => (r.info.backend != "db:sqlite", "SQLite's"),
+        Some(crate::model::db::Flavour::InnoDb) => (r.env.backend != "db:mariadb", "InnoDB's"),
+        Some(crate::model::db::Flavour::Sqlite) => (r.env.backend != "db:sqlite", "SQLite's"),
         _ => (false, ""),
     };
     row.met = match row.expected {
@@ -73,7 +73,7 @@ pub fn db_stress_row(
         _ => true,
     };
     if foreign && !hit.is_empty() && row.expected == Verdict::Holds {
-        row.reason = Some(format!("the variant follows {own} rules and its SQL is written for that server; {} breaks it in free runs: recorded, not judged", r.info.backend));
+        row.reason = Some(format!("the variant follows {own} rules and its SQL is written for that server; {} breaks it in free runs: recorded, not judged", r.env.backend));
     }
     row.outcome = match primary {
         Some(p) if p.invariant == crate::ir::oracle::DEADLOCK => Outcome::Deadlock,
@@ -93,7 +93,7 @@ pub fn db_stress_row(
     });
     row.rate = shown.map(rate_of);
     row.rates = rates_of(&r.rates);
-    row.env = Some(db_env(&r.info));
+    row.env = Some(db_env(&r.env));
     row.bound = Some(format!(
         "{} free-running runs, {} actors each on its own connection",
         r.runs,
@@ -124,7 +124,7 @@ fn db_forced_row(
         match replayer.replay(prog, sched) {
             Ok(r) => {
                 runs += 1;
-                row.env = Some(db_env(&r.info));
+                row.env = Some(db_env(&r.env));
                 if let Some(d) = r.divergence {
                     row.divergence = Some(divergence_of(d));
                     row.trace = Some(r.trace);

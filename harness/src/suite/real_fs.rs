@@ -184,8 +184,8 @@ fn forced_row(
             Ok(r) => {
                 runs += 1;
                 row.env = Some(reports::Env {
-                    fs_type: Some(r.env.fs_type.clone()),
-                    mount_options: Some(r.env.options.clone()),
+                    fs_type: Some(r.env.fs.fs_type.clone()),
+                    mount_options: Some(r.env.fs.options.clone()),
                     ..Default::default()
                 });
                 if let Some(d) = r.divergence {
@@ -260,7 +260,11 @@ pub fn stress_row(
     backend: &str,
     root: &std::path::Path,
 ) -> RunResult {
-    let engine = if r.chaos { "stress-chaos" } else { "stress" };
+    let engine = if r.env.chaos {
+        "stress-chaos"
+    } else {
+        "stress"
+    };
     let mut row = base_row(stem, prog, engine, backend);
     let hit: Vec<&InvariantRate> = r.rates.iter().filter(|x| x.hits > 0).collect();
     let primary = r
@@ -304,7 +308,7 @@ pub fn stress_row(
     row.covers = Some(format!(
         "{} free runs{}",
         r.runs,
-        if r.nemesis_seed.is_some() {
+        if r.env.nemesis_seed.is_some() {
             " with the nemesis"
         } else {
             ""
@@ -318,15 +322,15 @@ pub fn stress_row(
     row.rate = shown.map(rate_of);
     row.rates = rates_of(&r.rates);
     row.env = Some(reports::Env {
-        fs_type: Some(r.env.fs_type.clone()),
-        mount_options: Some(r.env.options.clone()),
+        fs_type: Some(r.env.fs.fs_type.clone()),
+        mount_options: Some(r.env.fs.options.clone()),
         ..Default::default()
     });
     row.bound = Some(format!(
         "{} free-running runs with {} actors{} in {}",
         r.runs,
-        r.mode.name(),
-        if r.chaos { " and chaos" } else { "" },
+        r.env.mode.name(),
+        if r.env.chaos { " and chaos" } else { "" },
         root.display()
     ));
     row.trace = r.first_failure.as_ref().map(|(_, _, t)| t.clone());
@@ -335,10 +339,11 @@ pub fn stress_row(
 
 /// A stress row's `faults`: the nemesis's seed, the budget, and how many runs each fault landed in.
 fn nemesis_faults(prog: &Program, r: &crate::backend::stress::StressResult) -> String {
-    let Some(seed) = r.nemesis_seed else {
+    let Some(seed) = r.env.nemesis_seed else {
         return "not injected in these stress runs (--no-nemesis)".to_string();
     };
     let landed: Vec<String> = r
+        .env
         .landed
         .iter()
         .map(|(name, n)| format!("{name} in {n}/{}", r.runs))

@@ -348,21 +348,21 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
                 quiet.rates
             );
         }
-        assert!(quiet.landed.is_empty() && quiet.nemesis_seed.is_none());
+        assert!(quiet.env.landed.is_empty() && quiet.env.nemesis_seed.is_none());
         let r = run(true);
-        assert_eq!(r.landed.len(), prog.faults.len(), "{}", prog.variant);
+        assert_eq!(r.env.landed.len(), prog.faults.len(), "{}", prog.variant);
         assert!(
-            r.landed.iter().all(|(_, n)| *n > 0),
+            r.env.landed.iter().all(|(_, n)| *n > 0),
             "{}: a fault never landed: {:?}",
             prog.variant,
-            r.landed
+            r.env.landed
         );
         assert!(
             hits(&r) > hits(&quiet),
             "{}: {target} did not break more often with real faults: {:?} (landed {:?}) vs {:?}",
             prog.variant,
             r.rates,
-            r.landed,
+            r.env.landed,
             quiet.rates
         );
         // The first failing run's schedule carries the fault that landed in it.

@@ -289,11 +289,11 @@ fn postgres_a_statement_that_waits_in_the_server_is_blocked_then_completes() {
         completed.contains("IntegrityError duplicate key value violates unique constraint"),
         "{completed}"
     );
-    assert_eq!(r.info.isolation_level, "read committed");
+    assert_eq!(r.env.isolation_level, "read committed");
     assert!(
-        r.info.server_version.starts_with("PostgreSQL "),
+        r.env.server_version.starts_with("PostgreSQL "),
         "{:?}",
-        r.info
+        r.env
     );
 }
 
@@ -314,7 +314,7 @@ fn mariadb_save_gets_a_real_1213_and_objects_create_does_not() {
             .any(|s| s.contains("<waiting> InnoDB: X RECORD lock on")),
         "{all:#?}"
     );
-    assert_eq!(r.info.isolation_level, "repeatable read");
+    assert_eq!(r.env.isolation_level, "repeatable read");
 
     let prog = deadlock("objects-create");
     for sched in [round_robin(&prog), model_schedule(&prog, |_| 0)] {

@@ -230,7 +230,7 @@ fn mariadb_get_or_create_in_a_transaction_loses_the_mail_at_repeatable_read_as_t
     let sched = model_finding(&prog, "no_mail_lost").expect("the model finds the lost mail");
     let r = agrees(&prog, &sched, &spec);
     assert!(r.reproduced(&sched), "{:#?}", results(&r));
-    assert_eq!(r.info.isolation_level, "repeatable read");
+    assert_eq!(r.env.isolation_level, "repeatable read");
     // The retry SELECT after the real 1062 reads the old snapshot: [] on MariaDB too.
     let all = results(&r);
     let dup = all
@@ -308,11 +308,11 @@ fn mariadb_get_or_create_at_read_committed_holds_as_the_model_says() {
         results(&r)
     );
     assert!(
-        r.info
+        r.env
             .isolation_level
             .contains("read committed (set by the scenario)"),
         "{:?}",
-        r.info
+        r.env
     );
     // Free runs, where the loser's INSERT does wait for the winner's uncommitted row: every wait
     // is seen (no statement runs into racelab's 30 s limit) and no mail is lost.

@@ -4,32 +4,14 @@
 use std::sync::Arc;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
-use crate::backend::forced::{lockstep, Divergence, ForcedError};
+use crate::backend::forced::{lockstep, Forced, ForcedError};
 use crate::ir::Program;
-use crate::model::{Broken, End, Machine};
+use crate::model::Machine;
 use crate::replay::trace_of;
 use crate::schedule::Schedule;
 
-/// What a forced replay on a real database showed.
-#[derive(Debug, Clone)]
-pub struct DbForced {
-    pub broken: Vec<Broken>,
-    pub end: Option<End>,
-    pub trace: reports::Trace,
-    pub divergence: Option<Divergence>,
-    pub info: DbInfo,
-}
-
-impl DbForced {
-    /// True when the schedule's target broke on the real database (and nothing diverged first).
-    pub fn reproduced(&self, sched: &Schedule) -> bool {
-        self.divergence.is_none()
-            && match &sched.target {
-                Some(t) => self.broken.iter().any(|b| &b.invariant == t),
-                None => !self.broken.is_empty(),
-            }
-    }
-}
+/// What a forced replay on a real database showed: `env` is the server and its levels.
+pub type DbForced = Forced<DbInfo>;
 
 /// Replays `sched` on a fresh database of `spec` (dropped after), one real connection per actor.
 pub fn forced_replay(
@@ -110,7 +92,7 @@ fn replay_on(
         end: real.end(),
         trace,
         divergence,
-        info,
+        env: info,
     })
 }
 

@@ -16,30 +16,15 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
-use crate::backend::stress::{wilson, InvariantRate};
+use crate::backend::stress::{tally, RunOutcome, Stress};
 use crate::ir::Program;
 use crate::model::Machine;
-use crate::schedule::Schedule;
 
-/// What a stress campaign on a real database measured.
-#[derive(Debug, Clone)]
-pub struct DbStress {
-    pub runs: u64,
-    pub seconds: f64,
-    pub rates: Vec<InvariantRate>,
-    /// The first run (by run number) that broke something: its schedule and trace.
-    pub first_failure: Option<(u64, Schedule, reports::Trace)>,
-    pub info: DbInfo,
-}
+/// What a stress campaign on a real database measured: `env` is the server and its levels.
+pub type DbStress = Stress<DbInfo>;
 
 /// One parallel job: the database it used and its runs, by run number.
 type JobOutcome = (DbInfo, Vec<(u64, RunOutcome)>);
-
-struct RunOutcome {
-    broken: Vec<String>,
-    schedule: Vec<u8>,
-    trace: Option<reports::Trace>,
-}
 
 /// Runs `runs` free-running executions of `prog` on `spec`, `jobs` at a time.
 pub fn stress(
@@ -84,46 +69,16 @@ pub fn stress(
         all.extend(o);
     }
     all.sort_by_key(|(i, _)| *i);
-    let mut names: Vec<String> = prog.invariants.iter().map(|i| i.name.clone()).collect();
-    for (_, o) in &all {
-        for b in &o.broken {
-            if !names.contains(b) {
-                names.push(b.clone());
-            }
-        }
-    }
     let n = all.len() as u64;
-    let rates = names
-        .into_iter()
-        .map(|invariant| {
-            let hits = all
-                .iter()
-                .filter(|(_, o)| o.broken.contains(&invariant))
-                .count() as u64;
-            let (low, high) = wilson(hits, n);
-            InvariantRate {
-                invariant,
-                hits,
-                runs: n,
-                low,
-                high,
-            }
-        })
-        .collect();
-    let first_failure = all
-        .iter()
-        .find(|(_, o)| !o.broken.is_empty())
-        .and_then(|(i, o)| {
-            let schedule = Schedule::of(prog, o.broken.first().cloned(), o.schedule.clone());
-            o.trace.clone().map(|t| (*i, schedule, t))
-        });
+    let numbered: Vec<(u64, &RunOutcome)> = all.iter().map(|(i, o)| (*i, o)).collect();
+    let (rates, first_failure) = tally(prog, &numbered);
     let info = info.ok_or("no run took place")?.with_scenario_levels(prog);
-    Ok(DbStress {
+    Ok(Stress {
         runs: n,
         seconds,
         rates,
         first_failure,
-        info,
+        env: info,
     })
 }
 
@@ -159,6 +114,7 @@ fn one_run(
     let trace = (!broken.is_empty()).then(|| crate::replay::trace_of(&*m));
     Ok(RunOutcome {
         broken,
+        landed: Vec::new(),
         schedule: m.schedule().to_vec(),
         trace,
     })
