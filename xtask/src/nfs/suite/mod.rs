@@ -1,4 +1,4 @@
-//! The NFS part of `cargo xtask run-scenarios`: the lock scenarios rerun inside the NFS guest on nfs3, nfs4 and two NFSv3 clients, merged into the main summary.
+//! The NFS part of `cargo xtask run-scenarios`: the lock scenarios rerun inside the NFS guest on nfs3, nfs4 and two clients of each, merged into the main summary.
 //!
 //! It starts beside the main suite (model engines, local filesystems, databases), in a thread
 //! of its own ([`start`]), and merges into `target/racelab/summary.json` once the main suite has
