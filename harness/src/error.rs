@@ -34,13 +34,24 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// The exit code of a command this error ends (DESIGN.md: 1 an expectation failed, 2 bad
     /// input, 3 infrastructure).
-    pub fn exit_code(self) -> u8 {
+    pub const fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Expectation => 1,
             ErrorKind::BadInput | ErrorKind::Token => 2,
             ErrorKind::Infrastructure | ErrorKind::Refused | ErrorKind::Skipped => 3,
         }
     }
+}
+
+/// The exit codes as constants, for commands that print their error where it happens and end
+/// with its code; each is its kind's [`ErrorKind::exit_code`], so the mapping stays here.
+pub mod exit {
+    use super::ErrorKind;
+
+    /// An expectation failed (a row not met).
+    pub const EXPECTATION_FAILED: u8 = ErrorKind::Expectation.exit_code();
+    pub const BAD_INPUT: u8 = ErrorKind::BadInput.exit_code();
+    pub const INFRASTRUCTURE: u8 = ErrorKind::Infrastructure.exit_code();
 }
 
 /// A failure with its kind and a message for a person.

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use reports::table::{render_result_line, render_trace, Style};
 
-/// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3 infrastructure.
-pub const BAD_INPUT: u8 = 2;
-pub const INFRASTRUCTURE: u8 = 3;
+/// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3
+/// infrastructure; decided by [`racelab::error::ErrorKind::exit_code`].
+pub use racelab::error::exit::{BAD_INPUT, INFRASTRUCTURE};
 
 /// The exit code of a run a signal interrupted: 128 + the signal, as shells report it.
 pub fn interrupted_exit(sig: i32) -> u8 {

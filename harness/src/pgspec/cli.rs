@@ -76,8 +76,7 @@ impl Args {
 /// fresh one, in turn.
 const ISOLATION_DB: &str = "isolation_regression";
 
-const BAD_INPUT: u8 = 2;
-const INFRASTRUCTURE: u8 = 3;
+use crate::error::exit::{BAD_INPUT, INFRASTRUCTURE};
 
 fn cases(paths: &[PathBuf]) -> Result<Vec<Case>, String> {
     let default = [PathBuf::from("scenarios/pg-isolation")];

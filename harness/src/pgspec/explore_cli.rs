@@ -200,8 +200,7 @@ pub fn suite_row(
     }
 }
 
-const BAD_INPUT: u8 = 2;
-const INFRASTRUCTURE: u8 = 3;
+use crate::error::exit::{BAD_INPUT, INFRASTRUCTURE};
 
 /// `--replay TOKEN` on the one spec given: the interleaving's isolationtester output on
 /// stdout, its outcome on stderr. Exit 0 when it ran, 1 when the run failed, 2 for a token

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use reports::{Outcome, RunResult};
 
+use crate::error::exit;
 use crate::explore::{Budget, EngineConfig, EngineKind};
 use crate::ir::{Expected, Program};
 use crate::lang::Scenario;
@@ -107,20 +108,20 @@ pub fn jobs(
     out
 }
 
-/// Exit code of a run of results: 0 all met, 1 an expectation failed, 3 an infrastructure error.
+/// Exit code of a run of results ([`crate::error::exit`]): 0 all met, 1 an expectation failed, 3 an infrastructure error.
 pub fn exit_code(results: &[RunResult]) -> i32 {
     if results.iter().any(|r| r.outcome == Outcome::Error) {
-        return 3;
+        return exit::INFRASTRUCTURE.into();
     }
     // Nothing ran at all: that is not a pass.
     if results.iter().all(|r| r.outcome == Outcome::Skipped) {
-        return 3;
+        return exit::INFRASTRUCTURE.into();
     }
     if results
         .iter()
         .any(|r| r.outcome != Outcome::Skipped && !r.met)
     {
-        return 1;
+        return exit::EXPECTATION_FAILED.into();
     }
     0
 }
