@@ -1,4 +1,4 @@
-//! `cargo xtask bench-locks`: run the lock benchmarks (`harness/benches/locks.rs`) on every
+//! `cargo xtask bench-locks`: run the lock benchmarks (`crates/locks/benches/locks.rs`) on every
 //! filesystem this machine can provide, measure flufl.lock beside LinkLock, and write
 //! `target/bench-locks/report.md`, SVG charts (throughput and p99 wait per strategy and
 //! filesystem) and criterion's HTML (`target/bench-locks/criterion/report/index.html`).
@@ -108,7 +108,7 @@ pub fn run(args: &[String]) -> Result<u8> {
             "bench",
             "--quiet",
             "--package",
-            "harness",
+            "racelab-locks",
             "--bench",
             "locks",
         ])
@@ -225,7 +225,7 @@ fn bench_executable(root: &Path) -> Result<PathBuf, String> {
             "--quiet",
             "--message-format=json",
             "--package",
-            "harness",
+            "racelab-locks",
             "--bench",
             "locks",
         ])
@@ -315,7 +315,7 @@ fn render_markdown(
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Lock throughput\n");
-    let _ = writeln!(md, "Acquire+release cycles per second, all owners together (criterion's mean), and how long each acquire waited (p50/p99/max, µs). *floor*: the raw system calls of one uncontended acquire/release of the strategy (`racelab::lockfile::floor`), measured in the same run; *÷ floor*: the strategy's time per cycle over the floor's. `fcntl` runs with processes only (POSIX locks belong to the process), `mutex` with threads only.\n");
+    let _ = writeln!(md, "Acquire+release cycles per second, all owners together (criterion's mean), and how long each acquire waited (p50/p99/max, µs). *floor*: the raw system calls of one uncontended acquire/release of the strategy (`racelab_locks::floor`), measured in the same run; *÷ floor*: the strategy's time per cycle over the floor's. `fcntl` runs with processes only (POSIX locks belong to the process), `mutex` with threads only.\n");
     for fs in fss {
         let _ = writeln!(md, "## {fs}\n");
         let _ = writeln!(
@@ -488,7 +488,7 @@ fn flufl_ratio(root: &Path, target: &Path, dir: &Path) -> Result<(f64, f64), Str
     }
     let iters = "5000";
     let lock = dir.join("flufl-vs-linklock.lock");
-    let peer = root.join("harness/tests/it/data/flufl_peer.py");
+    let peer = root.join("crates/racelab/tests/it/data/flufl_peer.py");
     let theirs = Command::new(&py)
         .arg(&peer)
         .arg("bench")
