@@ -2,10 +2,10 @@
 //! reproducible from its seed and well mixed even for consecutive seeds.
 
 /// splitmix64 (Steele, Lea and Flood), one 64-bit word of state.
-pub(crate) struct Rng(pub(crate) u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -13,7 +13,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform enough below `n` (at least 1) for picking among a few choices.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }

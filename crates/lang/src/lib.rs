@@ -1,7 +1,18 @@
-//! The scenario language: lexing, parsing, checking and lowering `*.race` files to the IR.
+//! racelab-lang, the scenario language: lexing, parsing, checking and lowering `*.race` files
+//! to the IR ([`ir`]), with the IR's expression evaluation ([`eval`], [`collections`]), the SQL
+//! front end ([`sql`]) and the diagnostics.
 //!
-//! Architecture invariant: nothing in this module does I/O but reading the libraries a scenario
-//! imports, through the [`Loader`] the caller gives ([`compile`] reads them from the filesystem).
+//! Architecture invariant: nothing in this crate does I/O but reading the libraries a scenario
+//! imports, through the [`Loader`] the caller gives ([`FsLoader`] reads them from the
+//! filesystem). It depends on no other racelab crate: running a database's setup is the model's
+//! business, so the caller passes that check in ([`SetupCheck`]; `racelab_core::lang::compile`
+//! passes the model's).
+
+pub mod collections;
+pub mod eval;
+pub mod ir;
+pub mod paths;
+pub mod sql;
 
 pub mod ast;
 pub mod diag;
@@ -59,29 +70,20 @@ pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioError
     }
 }
 
-/// Parses and checks `src` (named `file` in diagnostics); every problem is reported at once.
-/// Parameters take the low end of their range.
-pub fn compile(file: &str, src: &str) -> Result<Scenario, ScenarioErrors> {
-    compile_with(file, src, &std::collections::BTreeMap::new())
-}
+/// Runs a `database` block's setup statements on a fresh model database: `Err` with the
+/// server's complaint if they fail (a duplicate key, an unknown table).
+pub type SetupCheck = dyn Fn(sql::Flavour, &[std::sync::Arc<sql::Prepared>]) -> Result<(), String> + Sync;
 
-/// [`compile`] with values for some of the scenario's `param`s (from an exploration's draw, or
-/// a replay token). A value for a parameter the scenario does not declare is an error.
-/// Imported libraries are read from the filesystem, relative to `file`.
-pub fn compile_with(
-    file: &str,
-    src: &str,
-    params: &std::collections::BTreeMap<String, i64>,
-) -> Result<Scenario, ScenarioErrors> {
-    compile_with_loader(file, src, params, &FsLoader)
-}
-
-/// [`compile_with`], reading imported libraries through `loader`.
+/// Parses and checks `src` (named `file` in diagnostics), every problem reported at once, with
+/// values for some of the scenario's `param`s (the rest take their range's low end; a value for
+/// a parameter the scenario does not declare is an error), reading imported libraries through
+/// `loader` and checking database setups with `setup`.
 pub fn compile_with_loader(
     file: &str,
     src: &str,
     params: &std::collections::BTreeMap<String, i64>,
     loader: &dyn Loader,
+    setup: &SetupCheck,
 ) -> Result<Scenario, ScenarioErrors> {
     let mut diags = Vec::new();
     let mut map = SourceMap::new(file, src);
@@ -191,6 +193,7 @@ pub fn compile_with_loader(
                 expected,
                 fingerprint,
                 params,
+                setup,
             },
             &mut diags,
         );
@@ -457,7 +460,7 @@ pub fn fingerprint_tokens(src: &str) -> u32 {
     h
 }
 
-pub(crate) fn fnv32(mut h: u32, bytes: &[u8]) -> u32 {
+pub fn fnv32(mut h: u32, bytes: &[u8]) -> u32 {
     for b in bytes {
         h ^= u32::from(*b);
         h = h.wrapping_mul(0x0100_0193);

@@ -1,6 +1,6 @@
 //! Lock files and other inter-process locks behind one trait, for real backends and benchmarks.
 //!
-//! (Not to be confused with [`racelab_core::model::locks`], the model world's mutexes.)
+//! (Not to be confused with `racelab_core::model::locks`, the model world's mutexes.)
 //!
 //! | strategy | mechanism | a crashed holder | NFS |
 //! |---|---|---|---|

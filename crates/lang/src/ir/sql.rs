@@ -51,9 +51,9 @@ impl Program {
 
 /// A parsed statement of the subset, ready to run any number of times with different parameters.
 pub struct Prepared {
-    pub(crate) sql: String,
-    pub(crate) params: usize,
-    pub(crate) stmt: Stmt,
+    pub sql: String,
+    pub params: usize,
+    pub stmt: Stmt,
 }
 
 impl Prepared {
@@ -168,7 +168,7 @@ impl Level {
 
 /// How a SET ... TRANSACTION statement was spelled: which transactions it sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Session {
+pub enum Session {
     /// `SET TRANSACTION`: PostgreSQL, the current transaction; MySQL, the next one.
     Transaction,
     /// `SET SESSION CHARACTERISTICS AS TRANSACTION` (PostgreSQL): later transactions.
@@ -184,7 +184,7 @@ impl fmt::Debug for Prepared {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Stmt {
+pub enum Stmt {
     Create(CreateTable),
     Insert(Insert),
     Select(Select),
@@ -210,13 +210,13 @@ pub(crate) enum Stmt {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CreateTable {
+pub struct CreateTable {
     pub schema: Schema,
     pub if_not_exists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Insert {
+pub struct Insert {
     pub table: String,
     /// `None`: all columns in table order.
     pub columns: Option<Vec<String>>,
@@ -224,21 +224,21 @@ pub(crate) struct Insert {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Projection {
+pub enum Projection {
     Star,
     CountStar,
     Exprs(Vec<Expr>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LockMode {
+pub enum LockMode {
     Wait,
     NoWait,
     SkipLocked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Select {
+pub struct Select {
     pub table: String,
     pub projection: Projection,
     pub filter: Option<Expr>,
@@ -251,14 +251,14 @@ pub(crate) struct Select {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Update {
+pub struct Update {
     pub table: String,
     pub sets: Vec<(String, Expr)>,
     pub filter: Option<Expr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Delete {
+pub struct Delete {
     pub table: String,
     pub filter: Option<Expr>,
 }
@@ -295,7 +295,7 @@ impl Flavour {
 /// `Share` and `Update`). Conflicts: KeyShare–Update; Share–NoKeyUpdate, Update;
 /// NoKeyUpdate–Share, NoKeyUpdate, Update; Update–all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Strength {
+pub enum Strength {
     KeyShare,
     Share,
     NoKeyUpdate,
@@ -303,7 +303,7 @@ pub(crate) enum Strength {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum CmpOp {
+pub enum CmpOp {
     Eq,
     Ne,
     Lt,
@@ -313,7 +313,7 @@ pub(crate) enum CmpOp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ArithOp {
+pub enum ArithOp {
     Add,
     Sub,
     Mul,
@@ -323,7 +323,7 @@ pub(crate) enum ArithOp {
 
 /// A scalar expression: literals, placeholders, column references and the operators of WHERE.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Expr {
+pub enum Expr {
     Lit(Value),
     /// The n-th (0-based) parameter, in the order the placeholders appear in the SQL text.
     Param(usize),
@@ -347,7 +347,7 @@ pub(crate) enum Expr {
 
 /// A column type of the subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Ty {
+pub enum Ty {
     Int,
     /// TEXT, or VARCHAR(n)/CHAR(n) with the maximum length.
     Text(Option<u64>),
@@ -355,7 +355,7 @@ pub(crate) enum Ty {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Column {
+pub struct Column {
     pub name: String,
     pub ty: Ty,
     pub not_null: bool,
@@ -364,7 +364,7 @@ pub(crate) struct Column {
 
 /// A primary key or unique constraint; each is a unique index in both databases.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Key {
+pub struct Key {
     pub primary: bool,
     /// The name PostgreSQL gives it (`person_pkey`, `person_email_key`, or the CONSTRAINT name).
     pub pg_name: String,
@@ -374,7 +374,7 @@ pub(crate) struct Key {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Schema {
+pub struct Schema {
     pub name: String,
     pub columns: Vec<Column>,
     /// The primary key first, if there is one.
@@ -384,4 +384,78 @@ pub(crate) struct Schema {
     pub auto: Option<usize>,
     /// Whether `auto` was declared (AUTO_INCREMENT, SERIAL, identity) rather than implied.
     pub auto_declared: bool,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Int => "integer",
+            Ty::Text(None) => "text",
+            Ty::Text(Some(_)) => "character varying",
+            Ty::Bool => "boolean",
+        }
+    }
+}
+
+impl Schema {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn primary(&self) -> Option<&Key> {
+        self.keys.first().filter(|k| k.primary)
+    }
+
+    /// The values of `key`'s columns in `row`, or `None` if one is NULL (NULLs never conflict).
+    pub fn key_of(&self, key: &Key, row: &[Value]) -> Option<Vec<Value>> {
+        key.cols
+            .iter()
+            .map(|&c| row.get(c).filter(|v| **v != Value::None).cloned())
+            .collect()
+    }
+
+    /// `(email)=('a@x')`-style text for a key's columns and values.
+    pub fn describe_key(&self, key: &Key, values: &[Value]) -> String {
+        let names: Vec<&str> = key
+            .cols
+            .iter()
+            .map(|&c| self.columns.get(c).map_or("?", |col| col.name.as_str()))
+            .collect();
+        match (names.as_slice(), values) {
+            ([name], [v]) => format!("{name}={}", sql_literal(v)),
+            _ => format!(
+                "({})=({})",
+                names.join(", "),
+                values
+                    .iter()
+                    .map(sql_literal)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// `person(id=3)`: a row named by its primary key, else by all its values.
+    pub fn describe_row(&self, row: &[Value]) -> String {
+        match self
+            .primary()
+            .and_then(|k| self.key_of(k, row).map(|v| (k, v)))
+        {
+            Some((key, values)) => format!("{}({})", self.name, self.describe_key(key, &values)),
+            None => format!(
+                "{}({})",
+                self.name,
+                row.iter().map(sql_literal).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// A value as SQL would spell it: strings quoted, NULL as NULL.
+pub fn sql_literal(v: &Value) -> String {
+    match v {
+        Value::None => "NULL".to_string(),
+        Value::Str(s) => format!("'{}'", s.replace('\'', "''")),
+        v => v.to_string(),
+    }
 }

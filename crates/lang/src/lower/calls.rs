@@ -279,7 +279,7 @@ impl Cx<'_> {
         };
         for (v, a) in vals.iter().zip(args).take(path_args) {
             if let PExpr::Const(Value::Str(p)) = v {
-                if let Err(msg) = racelab_core::model::fs::check_confined(p) {
+                if let Err(msg) = crate::paths::check_confined(p) {
                     self.err(a.span, msg, "leaves the scenario's root", "write the path from the scenario's `/`; on a real backend `/` is the directory given to --backend fs:DIR");
                 }
             }

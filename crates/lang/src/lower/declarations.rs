@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::calls::is_operation;
 use crate::ast::{self, Expr, Ident, Item};
 use crate::diag::{Diag, Span};
-use racelab_core::model::db;
+use crate::sql as db;
 
 struct NoEnv;
 impl Env for NoEnv {
@@ -375,7 +375,7 @@ impl Cx<'_> {
 
     pub(super) fn const_path(&mut self, e: &Expr) -> Option<String> {
         match self.const_value(e) {
-            Value::Str(s) if s.starts_with('/') => match racelab_core::model::fs::check_confined(&s) {
+            Value::Str(s) if s.starts_with('/') => match crate::paths::check_confined(&s) {
                 Ok(()) => Some(s.to_string()),
                 Err(msg) => {
                     self.err(
@@ -427,7 +427,7 @@ impl Cx<'_> {
         if setup.len() != statements.len() {
             return None;
         }
-        match db::Db::new(flavour, &setup) {
+        match (self.setup)(flavour, &setup) {
             // The model runs the setup again for each machine (`Db::initial`).
             Ok(_) => Some(DatabaseIr {
                 flavour,

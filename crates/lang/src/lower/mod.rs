@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::ast::{self, Ident, Item};
 use super::diag::{Diag, Span};
 use crate::ir::*;
-use racelab_core::model::db;
+use crate::sql as db;
 
 /// The items of one variant: the base scenario's, with the variant's replacements applied.
 pub struct VariantInput<'a> {
@@ -34,6 +34,8 @@ pub struct VariantInput<'a> {
     pub fingerprint: u32,
     /// Values for `param` declarations (the rest take their range's low end).
     pub params: &'a std::collections::BTreeMap<String, i64>,
+    /// Runs a database's setup on the model (the caller's: the model is not in this crate).
+    pub setup: &'a crate::SetupCheck,
 }
 
 /// Lowers one variant; `sources` holds the scenario and its libraries, which every span of
@@ -62,6 +64,7 @@ pub fn lower(
         named_databases: vec![],
         sql: vec![],
         explores_durations: false,
+        setup: input.setup,
     };
     let mut prog = Program {
         scenario: input.scenario.to_string(),
@@ -147,6 +150,8 @@ struct Cx<'a> {
     sql: Vec<Arc<db::Prepared>>,
     /// Some `sleep` or `work` takes `between(lo, hi)`.
     explores_durations: bool,
+    /// Runs a database's setup statements on the model, to report a failing setup here.
+    setup: &'a crate::SetupCheck,
 }
 
 /// The function being lowered.

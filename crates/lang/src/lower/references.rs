@@ -5,7 +5,7 @@ use super::{closest, Cx};
 use crate::ir::*;
 use crate::ast::{Expr, Ident};
 use crate::diag::Span;
-use racelab_core::model::db;
+use crate::sql as db;
 
 impl Cx<'_> {
     /// A constant database name given to `connect` or `connections` must be declared.

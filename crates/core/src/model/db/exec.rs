@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use racelab_lang::ir::{Errno, Value};
 
-use super::expr::{coerce, order, Scope};
+use racelab_lang::sql::expr::{coerce, order, Scope};
 use super::table::{GapLock, Lock, Row, Table, Vals, Write};
 use racelab_lang::ir::sql::{
     CmpOp, Delete, Expr, Flavour, Insert, Key, LockMode, Projection, Schema, Select, Strength, Ty,

@@ -70,13 +70,9 @@
 //!   itself, and INTEGER PRIMARY KEY takes max(rowid) + 1, so a rolled-back id is used again.
 
 mod catalog;
-mod ddl;
 mod exec;
-mod expr;
 mod savepoint;
-mod sql;
 mod ssi;
-mod subset;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,7 +88,7 @@ use ssi::Sxact;
 use table::Table;
 
 pub use racelab_lang::ir::sql::{Flavour, Level, Prepared};
-pub use sql::{prepare, with_plain_lock_clause};
+pub use racelab_lang::sql::{prepare, with_plain_lock_clause};
 
 /// What a statement attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

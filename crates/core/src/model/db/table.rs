@@ -10,82 +10,8 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use racelab_lang::ir::sql::{Key, Schema, Strength, Ty};
+use racelab_lang::ir::sql::{Schema, Strength};
 use racelab_lang::ir::Value;
-
-impl Ty {
-    pub fn name(self) -> &'static str {
-        match self {
-            Ty::Int => "integer",
-            Ty::Text(None) => "text",
-            Ty::Text(Some(_)) => "character varying",
-            Ty::Bool => "boolean",
-        }
-    }
-}
-
-impl Schema {
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name == name)
-    }
-
-    pub fn primary(&self) -> Option<&Key> {
-        self.keys.first().filter(|k| k.primary)
-    }
-
-    /// The values of `key`'s columns in `row`, or `None` if one is NULL (NULLs never conflict).
-    pub fn key_of(&self, key: &Key, row: &[Value]) -> Option<Vec<Value>> {
-        key.cols
-            .iter()
-            .map(|&c| row.get(c).filter(|v| **v != Value::None).cloned())
-            .collect()
-    }
-
-    /// `(email)=('a@x')`-style text for a key's columns and values.
-    pub fn describe_key(&self, key: &Key, values: &[Value]) -> String {
-        let names: Vec<&str> = key
-            .cols
-            .iter()
-            .map(|&c| self.columns.get(c).map_or("?", |col| col.name.as_str()))
-            .collect();
-        match (names.as_slice(), values) {
-            ([name], [v]) => format!("{name}={}", sql_literal(v)),
-            _ => format!(
-                "({})=({})",
-                names.join(", "),
-                values
-                    .iter()
-                    .map(sql_literal)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-
-    /// `person(id=3)`: a row named by its primary key, else by all its values.
-    pub fn describe_row(&self, row: &[Value]) -> String {
-        match self
-            .primary()
-            .and_then(|k| self.key_of(k, row).map(|v| (k, v)))
-        {
-            Some((key, values)) => format!("{}({})", self.name, self.describe_key(key, &values)),
-            None => format!(
-                "{}({})",
-                self.name,
-                row.iter().map(sql_literal).collect::<Vec<_>>().join(", ")
-            ),
-        }
-    }
-}
-
-/// A value as SQL would spell it: strings quoted, NULL as NULL.
-pub(super) fn sql_literal(v: &Value) -> String {
-    match v {
-        Value::None => "NULL".to_string(),
-        Value::Str(s) => format!("'{}'", s.replace('\'', "''")),
-        v => v.to_string(),
-    }
-}
 
 /// Row values, shared between versions and clones of the database.
 pub(super) type Vals = Arc<[Value]>;

@@ -109,23 +109,9 @@ fn parent(path: &str) -> &str {
     }
 }
 
-/// Refuses a path whose `..` would climb above the scenario's root (`/..`, `/a/../..`): on a
-/// real backend the root is a directory of the host, and a scenario must never reach out of
-/// it. The model refuses the same paths, so model and real runs agree.
-pub fn check_confined(path: &str) -> Result<(), String> {
-    let mut depth = 0usize;
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." if depth == 0 => {
-                return Err(format!("the path `{path}` climbs above the scenario's root with `..`; scenario paths are relative to the root and cannot leave it"))
-            }
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-    }
-    Ok(())
-}
+/// Refuses a path whose `..` would climb above the scenario's root (the lowering checks literal
+/// paths with the same function).
+pub use racelab_lang::paths::check_confined;
 
 /// The `i`-th argument as a normalised path, or the misuse that stops the actor.
 /// Whether `path`'s last component is an NFS client's silly-rename name (`.nfs` + hex).

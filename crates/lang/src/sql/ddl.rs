@@ -7,13 +7,13 @@
 use sqlparser::ast;
 use sqlparser::tokenizer::Token;
 
-use racelab_lang::ir::Value;
+use crate::ir::Value;
 
 use super::subset::{ident, object_name, unsupported};
-use racelab_lang::ir::sql::{Column, CreateTable, Key, Schema, Ty};
+use crate::ir::sql::{Column, CreateTable, Key, Schema, Ty};
 
 /// Lowers CREATE TABLE; `constant` evaluates a DEFAULT expression.
-pub(super) fn create_table(
+pub(crate) fn create_table(
     c: &ast::CreateTable,
     constant: &dyn Fn(&ast::Expr) -> Result<Value, String>,
 ) -> Result<CreateTable, String> {

@@ -6,12 +6,12 @@
 
 use std::cmp::Ordering;
 
-use racelab_lang::ir::Value;
+use crate::ir::Value;
 
-use racelab_lang::ir::sql::{ArithOp, CmpOp, Expr, Schema, Ty};
+use crate::ir::sql::{ArithOp, CmpOp, Expr, Schema, Ty};
 
 /// What an expression can read while it is evaluated: the parameters, and a row if there is one.
-pub(super) struct Scope<'a> {
+pub struct Scope<'a> {
     pub params: &'a [Value],
     pub row: Option<(&'a Schema, &'a [Value])>,
 }
@@ -53,7 +53,7 @@ impl Expr {
         }
     }
 
-    pub(super) fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
         match self {
             Expr::Lit(v) => Ok(v.clone()),
             Expr::Param(i) => scope
@@ -86,7 +86,7 @@ impl Expr {
     }
 
     /// WHERE semantics: only TRUE selects a row; FALSE and NULL (unknown) do not.
-    pub(super) fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
+    pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
         Ok(truth(&self.eval(scope)?)? == Some(true))
     }
 
@@ -208,7 +208,7 @@ fn compare(op: CmpOp, a: &Value, b: &Value) -> Result<Value, String> {
 
 /// SQL comparison: unknown when either side is NULL; a string compared with an integer or a
 /// boolean is read as one (as an untyped literal or a bound parameter would be).
-pub(super) fn order(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
+pub fn order(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
     Ok(Some(match (a, b) {
         (Value::None, _) | (_, Value::None) => return Ok(None),
         (Value::Int(x), Value::Int(y)) => x.cmp(y),
@@ -228,7 +228,7 @@ pub(super) fn order(a: &Value, b: &Value) -> Result<Option<Ordering>, String> {
 }
 
 /// Converts a value for storage in a column of type `ty`, as an assignment cast would.
-pub(super) fn coerce(ty: Ty, v: Value) -> Result<Value, String> {
+pub fn coerce(ty: Ty, v: Value) -> Result<Value, String> {
     match (ty, v) {
         (_, Value::None) => Ok(Value::None),
         (Ty::Int, v) => as_int(&v).map(Value::Int),

@@ -16,12 +16,12 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use racelab_lang::ir::Value;
+use crate::ir::Value;
 
 use super::ddl;
 use super::expr::Scope;
 use super::subset::{ident, object_name, unsupported};
-use racelab_lang::ir::sql::{
+use crate::ir::sql::{
     ArithOp, CmpOp, Delete, Expr, Insert, Level, LockMode, Prepared, Projection, Select, Session,
     Stmt, Strength, Update,
 };
