@@ -103,6 +103,7 @@ pub fn run(args: &[String]) -> Result<u8> {
         .collect::<Vec<_>>()
         .join(",");
     println!("benchmarking locks on: {list}");
+    build_racelab_for_bench(&root)?;
     let status = Command::new(env!("CARGO"))
         .args([
             "bench",
@@ -214,6 +215,21 @@ fn bench_on_nfs(root: &Path, out: &Path, quick: bool) -> Result<String, String> 
             Err(format!("interrupted by {}", xtask::signals::name(sig)))
         }
     }
+}
+
+/// The benchmark's process owners are `racelab __lockbench` processes, and the `racelab`
+/// package is above `racelab-locks`: build its binary into the bench profile's directory, where
+/// the benchmark looks for it.
+fn build_racelab_for_bench(root: &Path) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--package", "racelab", "--bin", "racelab"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build -p racelab")?;
+    if !status.success() {
+        bail!("cargo build -p racelab failed ({status})");
+    }
+    Ok(())
 }
 
 /// The lock benchmark's binary (built now if it is not), to run inside the guest.

@@ -16,13 +16,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use racelab_core::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab_lang::ir::Program;
 
-const SCENARIO: &str = include_str!("../../scenarios/racelab-linklock.race");
+const SCENARIO: &str = include_str!("../../../scenarios/racelab-linklock.race");
 
 fn linklock() -> Arc<Program> {
     let sc = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/racelab-linklock.race"
+            "/../../scenarios/racelab-linklock.race"
         ),
         SCENARIO,
     )

@@ -26,7 +26,7 @@ use racelab_core::explore::{self, Budget, EngineConfig, EngineKind};
 use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 
-const SCENARIO: &str = include_str!("../../scenarios/mailman-lockfile.race");
+const SCENARIO: &str = include_str!("../../../scenarios/mailman-lockfile.race");
 
 /// Schedules per criterion iteration, on both sides.
 const SCHEDULES: u64 = 200;
@@ -38,7 +38,7 @@ fn mailman(variant: &str) -> Arc<Program> {
     let sc = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/mailman-lockfile.race"
+            "/../../scenarios/mailman-lockfile.race"
         ),
         SCENARIO,
     )

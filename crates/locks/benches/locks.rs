@@ -5,7 +5,7 @@
 //! acquire goes into a histogram written to `$RACELAB_BENCH_LOCKS_OUT/waits.json` (p50/p99/max).
 //!
 //! `cargo xtask bench-locks` runs this on every filesystem it can bring up and renders the report;
-//! run alone (`cargo bench -p racelab --bench locks`) it uses one temp dir. Environment:
+//! run alone (`cargo bench -p racelab-locks --bench locks`, after `cargo build --release -p racelab`) it uses one temp dir. Environment:
 //! - `RACELAB_BENCH_LOCKS_DIRS=name=dir,name=dir`: the filesystems (default: a temp dir);
 //! - `RACELAB_BENCH_LOCKS_QUICK=1`: contention 1 and 4 only, shorter measurements;
 //! - `RACELAB_BENCH_LOCKS_OUT=dir`: where waits.json goes (default `target/bench-locks/raw`).
@@ -24,14 +24,31 @@ use racelab_locks::floor::Floor;
 use racelab_locks::stats::Histogram;
 use racelab_locks::{worker, Strategy};
 
-const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
+/// The `racelab` binary whose `__lockbench` subcommand runs the process owners: `$RACELAB_BIN`,
+/// else the one in this benchmark's profile directory (the `racelab` package is above this
+/// crate, so cargo cannot build it for us: `cargo xtask bench-locks` builds it first).
+fn racelab_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RACELAB_BIN") {
+        return PathBuf::from(p);
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("racelab")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => {
+            eprintln!("error: no racelab binary beside this benchmark; build it first (cargo build --release -p racelab) or set RACELAB_BIN");
+            std::process::exit(2);
+        }
+    }
+}
 
 /// Wait histograms per `fs/strategy/mode-N`, written out after every group.
 static WAITS: Mutex<BTreeMap<String, Histogram>> = Mutex::new(BTreeMap::new());
 
 fn out_dir() -> PathBuf {
     std::env::var_os("RACELAB_BENCH_LOCKS_OUT").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-locks/raw"),
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-locks/raw"),
         PathBuf::from,
     )
 }
@@ -131,7 +148,7 @@ fn locks(c: &mut Criterion) {
                                 min_time: Some(Duration::from_millis(if quick { 40 } else { 100 })),
                             };
                             let r = if procs {
-                                worker::run_processes(Path::new(RACELAB), &opts, n)
+                                worker::run_processes(&racelab_bin(), &opts, n)
                             } else {
                                 worker::run_threads(&opts, n)
                             };

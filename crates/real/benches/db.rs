@@ -37,7 +37,7 @@ const VARIANTS: &[(&str, &str)] = &[
 ];
 
 fn program(file: &str, variant: &str) -> Arc<Program> {
-    let path = format!("{}/../scenarios/{file}.race", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../scenarios/{file}.race", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let sc = racelab_core::lang::compile(&path, &src).unwrap_or_else(|e| panic!("{path}: {e:?}"));
     Arc::new(

@@ -59,7 +59,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 fn the_html_report_renders_in_headless_chromium_with_a_screenshot_of_a_race() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("report");
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let run = Command::new(RACELAB)
         .arg("suite")
         .args(["mailman-lockfile.race", "patchwork-person.race"].map(|f| scenarios.join(f)))

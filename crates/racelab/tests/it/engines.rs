@@ -192,9 +192,9 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     let db = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person.race"
+            "/../../scenarios/patchwork-person.race"
         ),
-        include_str!("../../../scenarios/patchwork-person.race"),
+        include_str!("../../../../scenarios/patchwork-person.race"),
     )
     .expect("compiles");
     let prog = Arc::new(db.variants[0].clone());
@@ -215,9 +215,9 @@ fn rows_state_what_their_verdict_covers_and_assumes() {
     let mailman = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/mailman-lockfile.race"
+            "/../../scenarios/mailman-lockfile.race"
         ),
-        include_str!("../../../scenarios/mailman-lockfile.race"),
+        include_str!("../../../../scenarios/mailman-lockfile.race"),
     )
     .expect("compiles");
     let prog = Arc::new(
@@ -360,11 +360,11 @@ fn a_native_dfs_proof_settles_the_portfolio() {
 /// sequential search, so its token is the same whatever the threads did.
 #[test]
 fn parallel_proof_expands_the_same_states_and_leaves_counterexamples_deterministic() {
-    let src = include_str!("../../../scenarios/racelab-linklock.race");
+    let src = include_str!("../../../../scenarios/racelab-linklock.race");
     let sc = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/racelab-linklock.race"
+            "/../../scenarios/racelab-linklock.race"
         ),
         src,
     )

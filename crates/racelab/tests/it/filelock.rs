@@ -13,7 +13,7 @@ use racelab_real::backend::ActorMode;
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
 use racelab_lang::ir::Program;
 
-const FILELOCK: &str = include_str!("../../../scenarios/filelock.race");
+const FILELOCK: &str = include_str!("../../../../scenarios/filelock.race");
 
 fn variant(name: &str) -> Arc<Program> {
     let sc = racelab_core::lang::compile("filelock.race", FILELOCK).expect("filelock.race compiles");

@@ -84,7 +84,7 @@ fn race_files(dir: &Path) -> Vec<PathBuf> {
 /// and is idempotent.
 #[test]
 fn built_in_scenarios_and_libraries_are_fmt_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let files: Vec<PathBuf> = race_files(&root)
         .into_iter()
         .chain(race_files(&root.join("lib")))

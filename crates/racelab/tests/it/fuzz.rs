@@ -20,22 +20,22 @@ pub(crate) fn cases(n: u32) -> u32 {
     n.saturating_mul(scale)
 }
 
-const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+const MAILMAN: &str = include_str!("../../../../scenarios/mailman-lockfile.race");
 /// The library MAILMAN imports, as `fuzz.race`'s import finds it.
 const MAILMAN_LIB_PATH: &str = "lib/mailman-lockfile.race";
-const MAILMAN_LIB: &str = include_str!("../../../scenarios/lib/mailman-lockfile.race");
+const MAILMAN_LIB: &str = include_str!("../../../../scenarios/lib/mailman-lockfile.race");
 const FLUFL_LIB_PATH: &str = "lib/flufl-lock.race";
-const FLUFL_LIB: &str = include_str!("../../../scenarios/lib/flufl-lock.race");
+const FLUFL_LIB: &str = include_str!("../../../../scenarios/lib/flufl-lock.race");
 const PATCHWORK_LIB_PATH: &str = "lib/patchwork-person.race";
-const PATCHWORK_LIB: &str = include_str!("../../../scenarios/lib/patchwork-person.race");
+const PATCHWORK_LIB: &str = include_str!("../../../../scenarios/lib/patchwork-person.race");
 
 /// Built-in scenarios that, between them, use every construct of the language: faults, NFS,
 /// `between` durations and finally-style unlocking (mailman-stale-lock), the gate (filelock),
 /// databases and imports (patchwork-person), parameters, `with` and lock acquisition (django).
-const MAILMAN_STALE: &str = include_str!("../../../scenarios/mailman-stale-lock.race");
-const FILELOCK: &str = include_str!("../../../scenarios/filelock.race");
-const PATCHWORK: &str = include_str!("../../../scenarios/patchwork-person.race");
-const DJANGO: &str = include_str!("../../../scenarios/django-import-deadlock.race");
+const MAILMAN_STALE: &str = include_str!("../../../../scenarios/mailman-stale-lock.race");
+const FILELOCK: &str = include_str!("../../../../scenarios/filelock.race");
+const PATCHWORK: &str = include_str!("../../../../scenarios/patchwork-person.race");
+const DJANGO: &str = include_str!("../../../../scenarios/django-import-deadlock.race");
 
 /// What no built-in scenario uses yet: `try`/`finally`, faults and a fault budget in a
 /// variant, `param` ranges, and `between` in a loop.

@@ -13,10 +13,10 @@ const FILE: &str = "fuzz.spec";
 /// Real specs from PostgreSQL's suite: setup/teardown blocks, sessions, steps, quoted names,
 /// listed permutations with blockers (`s1a(s2a)`, `*`, `notices N`).
 pub(crate) const SPEC_SEEDS: &[&str] = &[
-    include_str!("../../../scenarios/pg-isolation/specs/nowait.spec"),
-    include_str!("../../../scenarios/pg-isolation/specs/deadlock-simple.spec"),
-    include_str!("../../../scenarios/pg-isolation/specs/deadlock-hard.spec"),
-    include_str!("../../../scenarios/pg-isolation/specs/merge-delete.spec"),
+    include_str!("../../../../scenarios/pg-isolation/specs/nowait.spec"),
+    include_str!("../../../../scenarios/pg-isolation/specs/deadlock-simple.spec"),
+    include_str!("../../../../scenarios/pg-isolation/specs/deadlock-hard.spec"),
+    include_str!("../../../../scenarios/pg-isolation/specs/merge-delete.spec"),
 ];
 
 const SPEC_TOKENS: &[&str] = &[

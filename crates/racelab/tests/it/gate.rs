@@ -263,7 +263,7 @@ fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() 
 
 /// A built-in scenario's variant, with gate options for a fresh directory.
 fn builtin(stem: &str, variant: &str) -> (Program, GateOptions, tempfile::TempDir) {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"));
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../scenarios/{stem}.race"));
     let src = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {stem}.race: {e}"));
     let sc = racelab_core::lang::compile(&file.display().to_string(), &src)
         .unwrap_or_else(|e| panic!("{stem}.race compiles: {e:?}"));
@@ -355,9 +355,9 @@ fn racelab(args: &[&str]) -> (i32, String, String) {
 fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
     let mailman = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/mailman-lockfile.race"
+        "/../../scenarios/mailman-lockfile.race"
     );
-    let flufl = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/flufl-lock.race");
+    let flufl = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/flufl-lock.race");
     let (code, _, err) = racelab(&["explore", mailman, "--backend", "gate"]);
     assert_eq!(code, 2, "{err}");
     assert!(

@@ -15,7 +15,7 @@ use racelab_lang::ir::Program;
 
 /// scenarios/`stem`.race.
 pub(crate) fn scenario_file(stem: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.race"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../scenarios/{stem}.race"))
 }
 
 /// Variant `name` of scenarios/`stem`.race, compiled.

@@ -175,11 +175,11 @@ pub(super) fn in_actor(body: &str) -> String {
 
 #[test]
 fn mailman_lockfile() {
-    let src = include_str!("../../../scenarios/mailman-lockfile.race");
+    let src = include_str!("../../../../scenarios/mailman-lockfile.race");
     let sc = compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/mailman-lockfile.race"
+            "/../../scenarios/mailman-lockfile.race"
         ),
         src,
     )

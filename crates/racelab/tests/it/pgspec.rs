@@ -18,7 +18,7 @@ fn errors(src: &str, want: Expect) {
 #[test]
 fn every_spec_of_postgres_suite_parses() {
     let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/pg-isolation/specs");
     let mut n = 0;
     let mut sessions = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -419,7 +419,7 @@ fn a_blocking_spec_runs_on_postgres_with_isolationtesters_output() {
 fn postgres_own_deadlock_spec_matches_its_expected_output() {
     use racelab_real::pgspec::suite;
     let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation/specs");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/pg-isolation/specs");
     let db = suite::Database::create(&pg_url(), "racelab_pgspec_test2").unwrap();
     let results = tempfile::tempdir().unwrap();
     for name in ["deadlock-simple", "nowait", "skip-locked"] {

@@ -13,7 +13,7 @@ use racelab_real::pgspec::{self, parse::Spec};
 
 fn spec_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios/pg-isolation/specs")
+        .join("../../scenarios/pg-isolation/specs")
         .join(format!("{name}.spec"))
 }
 

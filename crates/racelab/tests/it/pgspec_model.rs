@@ -217,7 +217,7 @@ fn a_spec_outside_the_subset_is_refused_with_the_reason() {
 /// (debug build).
 #[test]
 fn postgres_suite_on_the_model_agrees_at_least_as_measured() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/pg-isolation");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/pg-isolation");
     let cases = suite::cases_from_schedule(
         &dir,
         &dir.join("isolation_schedule"),

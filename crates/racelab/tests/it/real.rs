@@ -12,15 +12,15 @@ use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
 use racelab_lang::ir::Program;
 use racelab_core::schedule::Schedule;
 
-const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+const MAILMAN: &str = include_str!("../../../../scenarios/mailman-lockfile.race");
 /// The scenarios' paths: their imports are found relative to them.
 const MAILMAN_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../scenarios/mailman-lockfile.race"
+    "/../../scenarios/mailman-lockfile.race"
 );
 const STALE_LOCK_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../scenarios/mailman-stale-lock.race"
+    "/../../scenarios/mailman-stale-lock.race"
 );
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
@@ -304,7 +304,7 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
     let root = tempfile::tempdir().expect("temp dir");
     let stale = racelab_core::lang::compile(
         STALE_LOCK_PATH,
-        include_str!("../../../scenarios/mailman-stale-lock.race"),
+        include_str!("../../../../scenarios/mailman-stale-lock.race"),
     )
     .expect("compiles");
     // Rates measured with 200 runs: patched-crash's log noise 35% with the nemesis (its
@@ -390,7 +390,7 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
 #[test]
 fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
     let root = tempfile::tempdir().expect("temp dir");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mailman-lockfile.race");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/mailman-lockfile.race");
     for sig in [
         nix::sys::signal::Signal::SIGINT,
         nix::sys::signal::Signal::SIGTERM,
@@ -442,7 +442,7 @@ fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
 #[test]
 fn mailman_stale_lock_with_real_sigterm_and_sigkill_leaves_the_real_lock_file_behind() {
     use_racelab_workers();
-    let src = include_str!("../../../scenarios/mailman-stale-lock.race");
+    let src = include_str!("../../../../scenarios/mailman-stale-lock.race");
     let sc = racelab_core::lang::compile(STALE_LOCK_PATH, src).expect("compiles");
     let root = tempfile::tempdir().expect("temp dir");
     for (variant, target) in [

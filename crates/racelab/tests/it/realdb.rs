@@ -17,9 +17,9 @@ use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::schedule::Schedule;
 
-const PERSON: &str = include_str!("../../../scenarios/patchwork-person.race");
-const DEADLOCK: &str = include_str!("../../../scenarios/patchwork-deadlock-1213.race");
-const LAUNCHPAD: &str = include_str!("../../../scenarios/launchpad-readonly-switch.race");
+const PERSON: &str = include_str!("../../../../scenarios/patchwork-person.race");
+const DEADLOCK: &str = include_str!("../../../../scenarios/patchwork-deadlock-1213.race");
+const LAUNCHPAD: &str = include_str!("../../../../scenarios/launchpad-readonly-switch.race");
 
 fn program(file: &str, src: &str, variant: &str) -> Arc<Program> {
     let sc = racelab_core::lang::compile(file, src).expect("compiles");
@@ -30,7 +30,7 @@ fn person(variant: &str) -> Arc<Program> {
     program(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person.race"
+            "/../../scenarios/patchwork-person.race"
         ),
         PERSON,
         variant,

@@ -19,14 +19,14 @@ use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::schedule::Schedule;
 
-const PERSON_INNODB: &str = include_str!("../../../scenarios/patchwork-person-innodb.race");
+const PERSON_INNODB: &str = include_str!("../../../../scenarios/patchwork-person-innodb.race");
 
 /// Django 2.0's fix for patchwork-person-innodb: the connection at READ COMMITTED.
 fn person_innodb_read_committed() -> Arc<Program> {
     program(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person-innodb.race"
+            "/../../scenarios/patchwork-person-innodb.race"
         ),
         PERSON_INNODB,
         "read-committed",
@@ -222,7 +222,7 @@ fn mariadb_get_or_create_in_a_transaction_loses_the_mail_at_repeatable_read_as_t
     let prog = program(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person-innodb.race"
+            "/../../scenarios/patchwork-person-innodb.race"
         ),
         PERSON_INNODB,
         "get-or-create-in-a-transaction",
@@ -249,7 +249,7 @@ fn mariadb_get_or_create_in_a_transaction_loses_the_mail_at_repeatable_read_as_t
     );
 }
 
-const DEADLOCK: &str = include_str!("../../../scenarios/patchwork-deadlock-1213.race");
+const DEADLOCK: &str = include_str!("../../../../scenarios/patchwork-deadlock-1213.race");
 
 /// InnoDB READ COMMITTED takes no gap locks: Patchwork's save() no longer deadlocks, on the
 /// model and on MariaDB (forced along the model's schedules, and free-running), while at the
@@ -393,7 +393,7 @@ fn postgres_ssi_is_coarser_than_the_model_on_a_sequential_scan() {
     );
 }
 
-const PERSON_SQLITE: &str = include_str!("../../../scenarios/patchwork-person-sqlite.race");
+const PERSON_SQLITE: &str = include_str!("../../../../scenarios/patchwork-person-sqlite.race");
 
 /// SQLite needs no server, so this comparison runs everywhere: Django's get_or_create() in a
 /// DEFERRED transaction loses the mail with "database is locked" on the model and on real SQLite
@@ -404,7 +404,7 @@ fn sqlite_get_or_create_in_a_transaction_is_locked_out_as_the_model_says() {
     let prog = program(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person-sqlite.race"
+            "/../../scenarios/patchwork-person-sqlite.race"
         ),
         PERSON_SQLITE,
         "get-or-create-in-a-transaction",
@@ -425,7 +425,7 @@ fn sqlite_get_or_create_in_a_transaction_is_locked_out_as_the_model_says() {
     let fixed = program(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/patchwork-person-sqlite.race"
+            "/../../scenarios/patchwork-person-sqlite.race"
         ),
         PERSON_SQLITE,
         "begin-immediate",

@@ -9,13 +9,13 @@ use racelab_core::schedule::{Schedule, TokenError};
 
 use super::engines::{program, LOST_UPDATE};
 
-const MAILMAN: &str = include_str!("../../../scenarios/mailman-lockfile.race");
+const MAILMAN: &str = include_str!("../../../../scenarios/mailman-lockfile.race");
 
 fn mailman(variant: &str) -> Arc<racelab_lang::ir::Program> {
     let sc = racelab_core::lang::compile(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/mailman-lockfile.race"
+            "/../../scenarios/mailman-lockfile.race"
         ),
         MAILMAN,
     )

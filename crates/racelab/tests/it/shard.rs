@@ -9,7 +9,7 @@ const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
 
 fn scenario(stem: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
+        .join("../../scenarios")
         .join(format!("{stem}.race"))
 }
 
