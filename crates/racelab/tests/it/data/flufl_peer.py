@@ -1,4 +1,4 @@
-"""A flufl.lock peer for racelab's interop test (harness/tests/it/lockfile.rs).
+"""A flufl.lock peer for racelab's interop test (crates/racelab/tests/it/lockfile.rs).
 
 Real flufl.lock from PyPI. Only two things are adjusted, both through flufl.lock's own seams:
 the clock slop (a module constant, 10 s) so that expiry cases take seconds, and _sleep() (a
