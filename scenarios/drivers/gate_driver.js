@@ -23,7 +23,7 @@ function loadPinned (name, version) {
     const missing = prefix + '.missing'
     if (fs.existsSync(missing)) {
       // `cargo xtask venv` tried and could not install it here: exit 77, racelab's "skip"
-      // (harness/src/gate/mod.rs, SKIP_STATUS), with its reason.
+      // (crates/real/src/gate/mod.rs, SKIP_STATUS), with its reason.
       process.stderr.write(`${name} ${version} cannot be installed here: ${fs.readFileSync(missing, 'utf8').trim()}\n`)
       process.exit(77)
     }

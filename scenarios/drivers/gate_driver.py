@@ -18,7 +18,7 @@ def load_release(package, version, proof):
     installed release has, relative to that directory.
 
     When the release is not there, this exits before the first gated call, so the row is never
-    a pass: with status 77 (racelab's "skip", harness/src/gate/mod.rs SKIP_STATUS) when the
+    a pass: with status 77 (racelab's "skip", crates/real/src/gate/mod.rs SKIP_STATUS) when the
     venv tried and could not install it here (VERSION.missing holds pip's error), else with an
     error that says to run `cargo xtask venv`."""
     site = os.path.join(sys.prefix, package, version)

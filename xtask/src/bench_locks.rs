@@ -1,4 +1,4 @@
-//! `cargo xtask bench-locks`: run the lock benchmarks (`harness/benches/locks.rs`) on every
+//! `cargo xtask bench-locks`: run the lock benchmarks (`crates/locks/benches/locks.rs`) on every
 //! filesystem this machine can provide, measure flufl.lock beside LinkLock, and write
 //! `target/bench-locks/report.md`, SVG charts (throughput and p99 wait per strategy and
 //! filesystem) and criterion's HTML (`target/bench-locks/criterion/report/index.html`).
@@ -103,12 +103,13 @@ pub fn run(args: &[String]) -> Result<u8> {
         .collect::<Vec<_>>()
         .join(",");
     println!("benchmarking locks on: {list}");
+    build_racelab_for_bench(&root)?;
     let status = Command::new(env!("CARGO"))
         .args([
             "bench",
             "--quiet",
             "--package",
-            "harness",
+            "racelab-locks",
             "--bench",
             "locks",
         ])
@@ -216,6 +217,21 @@ fn bench_on_nfs(root: &Path, out: &Path, quick: bool) -> Result<String, String> 
     }
 }
 
+/// The benchmark's process owners are `racelab __lockbench` processes, and the `racelab`
+/// package is above `racelab-locks`: build its binary into the bench profile's directory, where
+/// the benchmark looks for it.
+fn build_racelab_for_bench(root: &Path) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--package", "racelab", "--bin", "racelab"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build -p racelab")?;
+    if !status.success() {
+        bail!("cargo build -p racelab failed ({status})");
+    }
+    Ok(())
+}
+
 /// The lock benchmark's binary (built now if it is not), to run inside the guest.
 fn bench_executable(root: &Path) -> Result<PathBuf, String> {
     let out = Command::new(env!("CARGO"))
@@ -225,7 +241,7 @@ fn bench_executable(root: &Path) -> Result<PathBuf, String> {
             "--quiet",
             "--message-format=json",
             "--package",
-            "harness",
+            "racelab-locks",
             "--bench",
             "locks",
         ])
@@ -315,7 +331,7 @@ fn render_markdown(
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Lock throughput\n");
-    let _ = writeln!(md, "Acquire+release cycles per second, all owners together (criterion's mean), and how long each acquire waited (p50/p99/max, µs). *floor*: the raw system calls of one uncontended acquire/release of the strategy (`racelab::lockfile::floor`), measured in the same run; *÷ floor*: the strategy's time per cycle over the floor's. `fcntl` runs with processes only (POSIX locks belong to the process), `mutex` with threads only.\n");
+    let _ = writeln!(md, "Acquire+release cycles per second, all owners together (criterion's mean), and how long each acquire waited (p50/p99/max, µs). *floor*: the raw system calls of one uncontended acquire/release of the strategy (`racelab_locks::floor`), measured in the same run; *÷ floor*: the strategy's time per cycle over the floor's. `fcntl` runs with processes only (POSIX locks belong to the process), `mutex` with threads only.\n");
     for fs in fss {
         let _ = writeln!(md, "## {fs}\n");
         let _ = writeln!(
@@ -488,7 +504,7 @@ fn flufl_ratio(root: &Path, target: &Path, dir: &Path) -> Result<(f64, f64), Str
     }
     let iters = "5000";
     let lock = dir.join("flufl-vs-linklock.lock");
-    let peer = root.join("harness/tests/it/data/flufl_peer.py");
+    let peer = root.join("crates/racelab/tests/it/data/flufl_peer.py");
     let theirs = Command::new(&py)
         .arg(&peer)
         .arg("bench")

@@ -54,7 +54,7 @@ pub fn run(args: &[String]) -> Result<u8> {
                         .context("--racelab needs the path of a racelab binary")?,
                 );
                 // Absolute: the NFS guest and the suite run it from other directories.
-                let path = std::fs::canonicalize(&given).with_context(|| format!("--racelab {}: no such binary; build it first (e.g. cargo build --profile ci -p harness)", given.display()))?;
+                let path = std::fs::canonicalize(&given).with_context(|| format!("--racelab {}: no such binary; build it first (e.g. cargo build --profile ci -p racelab)", given.display()))?;
                 racelab = Some(path);
             }
             "--scenarios" => {
@@ -79,7 +79,7 @@ pub fn run(args: &[String]) -> Result<u8> {
                     "--release",
                     "--quiet",
                     "--package",
-                    "harness",
+                    "racelab",
                     "--bin",
                     "racelab",
                 ])

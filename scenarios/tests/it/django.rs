@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::load;
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
-use racelab::suite;
+use racelab_core::explore::{portfolio, Budget, EngineConfig, EngineKind, Exploration, Refusal};
+use racelab_real::suite;
 
 const STEM: &str = "django-import-deadlock";
 
-fn variant(name: &str) -> Arc<racelab::ir::Program> {
+fn variant(name: &str) -> Arc<racelab_lang::ir::Program> {
     Arc::new(
         load(STEM)
             .variant(name)
@@ -35,7 +35,7 @@ fn portfolio_configs(schedules: u64, seconds: u64) -> Vec<EngineConfig> {
 /// Judges the portfolio's rows as `racelab suite` does and asserts every row met the
 /// variant's expectation.
 fn assert_portfolio_meets(
-    prog: &Arc<racelab::ir::Program>,
+    prog: &Arc<racelab_lang::ir::Program>,
     results: Vec<(EngineConfig, Result<Exploration, Refusal>)>,
 ) {
     let mut rows: Vec<_> = results
@@ -62,8 +62,8 @@ fn django_14_deadlocks_and_replays_as_ab_ba() {
         .iter()
         .find(|f| f.invariant == "deadlock")
         .expect("loom finds the deadlock");
-    let shrunk = racelab::replay::shrink(&prog, &found.schedule);
-    let replayed = racelab::replay::replay(&prog, &shrunk).expect("the token fits");
+    let shrunk = racelab_core::replay::shrink(&prog, &found.schedule);
+    let replayed = racelab_core::replay::replay(&prog, &shrunk).expect("the token fits");
     assert!(
         replayed.reproduced(&shrunk),
         "the shrunk schedule does not deadlock"

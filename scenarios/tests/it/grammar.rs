@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use fancy_regex::Regex;
-use racelab::lang::lexer::{lex, Tok};
-use racelab::lang::parser::{ITEM_KEYWORDS, KEYWORDS};
+use racelab_core::lang::lexer::{lex, Tok};
+use racelab_core::lang::parser::{ITEM_KEYWORDS, KEYWORDS};
 use serde_json::Value;
 
 /// One rule of the grammar, compiled.

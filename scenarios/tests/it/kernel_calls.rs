@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
-use racelab::model::Machine;
+use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab_core::model::Machine;
 
 /// The patched variant with `no_spurious_log` narrowed to the one message real stress runs
 /// logged, so that the search looks for exactly that entry.
@@ -21,8 +21,8 @@ fn the_patched_lock_logs_unexpected_linkcount_1_in_the_model() {
         narrowed, src,
         "the scenario's no_spurious_log invariant changed: update this test"
     );
-    let sc = racelab::lang::compile(&path.display().to_string(), &narrowed)
-        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)));
+    let sc = racelab_core::lang::compile(&path.display().to_string(), &narrowed)
+        .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)));
     let prog = Arc::new(sc.variant("patched").expect("variant").clone());
     let cfg = EngineConfig::new(
         EngineKind::NativeDfs,

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::{load, portfolio_configs};
-use racelab::explore::{portfolio, EngineConfig, EngineKind, Exploration, Refusal};
-use racelab::ir::Program;
-use racelab::suite;
+use racelab_core::explore::{portfolio, EngineConfig, EngineKind, Exploration, Refusal};
+use racelab_lang::ir::Program;
+use racelab_real::suite;
 
 const STEM: &str = "launchpad-readonly-switch";
 const INVARIANT: &str = "no_rw_connections";
@@ -50,7 +50,7 @@ fn replay_first_finding(prog: &Arc<Program>, results: &Results) -> (Vec<Step>, S
     let found =
         portfolio::first_finding(results, INVARIANT).expect("some engine found no_rw_connections");
     let replayed =
-        racelab::replay::replay(prog, &found.schedule).expect("the token fits the scenario");
+        racelab_core::replay::replay(prog, &found.schedule).expect("the token fits the scenario");
     assert!(
         replayed.reproduced(&found.schedule),
         "the token does not reproduce {INVARIANT}"

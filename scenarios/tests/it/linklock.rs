@@ -1,4 +1,4 @@
-//! racelab's LinkLock (`harness/src/lockfile/link.rs`) modelled in `racelab-linklock.race`: mutual
+//! racelab's LinkLock (`crates/locks/src/link.rs`) modelled in `racelab-linklock.race`: mutual
 //! exclusion must hold under crash faults and stalls shorter than the lifetime, under the whole
 //! portfolio; a stall past the lifetime breaks it (a lease's nature), and so does flufl.lock
 //! 10.0's own algorithm with one crash. A change to LinkLock's algorithm goes into the scenario
@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind};
-use racelab::suite;
+use racelab_core::explore::{portfolio, Budget, EngineConfig, EngineKind};
+use racelab_real::suite;
 
-fn load() -> racelab::lang::Scenario {
+fn load() -> racelab_core::lang::Scenario {
     let path = scenarios::dir().join("racelab-linklock.race");
     let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src)
-        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
+    racelab_core::lang::compile(&path.display().to_string(), &src)
+        .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)))
 }
 
 /// A budget in schedules, the seconds only a backstop: a variant that holds spends its whole
@@ -63,7 +63,7 @@ fn violates(variant: &str, expected: &[&str]) {
     for inv in expected {
         let f = portfolio::first_finding(&results, inv)
             .unwrap_or_else(|| panic!("{variant}: no engine found {inv}"));
-        let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
+        let replayed = racelab_core::replay::replay(&prog, &f.schedule).expect("token fits");
         assert!(
             replayed.reproduced(&f.schedule),
             "{variant}: the {inv} token does not reproduce"

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{load, portfolio_configs};
-use racelab::explore::portfolio;
-use racelab::suite;
+use racelab_core::explore::portfolio;
+use racelab_real::suite;
 
 /// Explores `stem`/`variant` with the portfolio (`seconds` per engine) and asserts that:
 /// - every invariant in `expected` is found, and nothing else (the portfolio meets the variant's
@@ -23,7 +23,7 @@ fn check(stem: &str, variant: &str, seconds: u64, expected: &[&str], target: &st
     for inv in expected {
         let f = portfolio::first_finding(&results, inv)
             .unwrap_or_else(|| panic!("{stem}/{variant}: no engine found {inv}"));
-        let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
+        let replayed = racelab_core::replay::replay(&prog, &f.schedule).expect("token fits");
         assert!(
             replayed.reproduced(&f.schedule),
             "{stem}/{variant}: the {inv} token does not reproduce"

@@ -14,15 +14,15 @@ mod shrink;
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab::explore::{portfolio, Budget, EngineConfig, EngineKind};
-use racelab::suite;
+use racelab_core::explore::{portfolio, Budget, EngineConfig, EngineKind};
+use racelab_real::suite;
 
 /// A built-in scenario, compiled (the submodules share it).
-pub(crate) fn load(stem: &str) -> racelab::lang::Scenario {
+pub(crate) fn load(stem: &str) -> racelab_core::lang::Scenario {
     let path = scenarios::dir().join(format!("{stem}.race"));
     let src = std::fs::read_to_string(&path).expect("built-in scenario exists");
-    racelab::lang::compile(&path.display().to_string(), &src)
-        .unwrap_or_else(|e| panic!("{}", racelab::lang::render_plain(&e)))
+    racelab_core::lang::compile(&path.display().to_string(), &src)
+        .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)))
 }
 
 /// Every engine, plus a second random seed, with the same budget (the submodules share it): 5,000
@@ -70,7 +70,7 @@ fn the_portfolio_finds_mailman_21_breaking_mutual_exclusion() {
     for inv in ["no_spurious_log", "mutual_exclusion", "unhandled_error"] {
         let f = portfolio::first_finding(&results, inv)
             .unwrap_or_else(|| panic!("no engine found {inv}"));
-        let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
+        let replayed = racelab_core::replay::replay(&prog, &f.schedule).expect("token fits");
         assert!(
             replayed.reproduced(&f.schedule),
             "{inv}: the token does not reproduce"

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use racelab::explore::{
+use racelab_core::explore::{
     collect, explore, shuttle_engine, Budget, EngineConfig, EngineKind, Exploration, Found,
 };
-use racelab::ir::{Expected, Program};
-use racelab::model::Machine;
-use racelab::suite;
+use racelab_lang::ir::{Expected, Program};
+use racelab_core::model::Machine;
+use racelab_real::suite;
 
 use super::load;
 
@@ -34,7 +34,7 @@ fn expected_invariant(prog: &Program, invariant: &str) -> bool {
     collect::tolerated(&prog.expected, invariant)
         || match &prog.expected {
             Some(Expected::Violates(wanted)) => wanted.iter().any(|w| w == invariant),
-            Some(Expected::Deadlock) => invariant == racelab::ir::oracle::DEADLOCK,
+            Some(Expected::Deadlock) => invariant == racelab_lang::ir::oracle::DEADLOCK,
             _ => false,
         }
 }
@@ -206,7 +206,7 @@ fn native_findings_replay_on_shuttle_and_on_the_model() {
                 "{what}: did not break on shuttle; broke {:?}",
                 m.broken()
             );
-            let r = racelab::replay::replay(&prog, &f.schedule)
+            let r = racelab_core::replay::replay(&prog, &f.schedule)
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(
                 r.reproduced(&f.schedule),

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::{load, portfolio_configs};
-use racelab::explore::{portfolio, EngineConfig, Exploration, Refusal};
-use racelab::schedule::Schedule;
-use racelab::suite;
+use racelab_core::explore::{portfolio, EngineConfig, Exploration, Refusal};
+use racelab_core::schedule::Schedule;
+use racelab_real::suite;
 
 type Results = Vec<(EngineConfig, Result<Exploration, Refusal>)>;
 
@@ -18,7 +18,7 @@ fn meets(
     stem: &str,
     variant: &str,
     seconds: u64,
-) -> (Arc<racelab::ir::Program>, Results, Vec<reports::RunResult>) {
+) -> (Arc<racelab_lang::ir::Program>, Results, Vec<reports::RunResult>) {
     let sc = load(stem);
     let prog = Arc::new(
         sc.variant(variant)
@@ -69,7 +69,7 @@ fn violates(stem: &str, variant: &str, expected: &[&str]) {
     for inv in expected {
         let f = portfolio::first_finding(&results, inv)
             .unwrap_or_else(|| panic!("no engine found {inv} in {stem}/{variant}"));
-        let replayed = racelab::replay::replay(&prog, &f.schedule).expect("token fits");
+        let replayed = racelab_core::replay::replay(&prog, &f.schedule).expect("token fits");
         assert!(
             replayed.reproduced(&f.schedule),
             "{stem}/{variant}: the {inv} token does not reproduce"
@@ -164,7 +164,7 @@ fn patchwork_save_deadlocks_on_the_gap_lock_with_mysql_1213() {
         .map(|f| f.replay.clone())
         .expect("a row carries the unhandled_error token");
     let sched = Schedule::decode(&token).expect("the token decodes");
-    let replayed = racelab::replay::replay(&prog, &sched).expect("the token fits the scenario");
+    let replayed = racelab_core::replay::replay(&prog, &sched).expect("the token fits the scenario");
     assert!(
         replayed.reproduced(&sched),
         "the token does not reproduce unhandled_error"

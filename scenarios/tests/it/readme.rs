@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
 use reports::table::{render_trace, Style};
 
 use super::load;
@@ -36,8 +36,8 @@ fn render(stem: &str, variant: &str, invariant: &str) -> String {
         .iter()
         .find(|f| f.invariant == invariant)
         .unwrap_or_else(|| panic!("native-random did not find {invariant} in {stem}/{variant}"));
-    let shrunk = racelab::replay::shrink(&prog, &found.schedule);
-    let replayed = racelab::replay::replay(&prog, &shrunk).expect("our own token fits");
+    let shrunk = racelab_core::replay::shrink(&prog, &found.schedule);
+    let replayed = racelab_core::replay::replay(&prog, &shrunk).expect("our own token fits");
     assert!(
         replayed.reproduced(&shrunk),
         "the shrunk schedule must still break {invariant}"

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab::explore::{explore, Budget, EngineConfig, EngineKind};
-use racelab::ir::Expected;
+use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab_lang::ir::Expected;
 
 use super::load;
 
@@ -35,7 +35,7 @@ fn every_failing_variant_shrinks_and_the_shrunk_schedule_replays_100_of_100() {
             );
             for found in &ex.findings {
                 let original = &found.schedule;
-                let shrunk = racelab::replay::shrink(&prog, original);
+                let shrunk = racelab_core::replay::shrink(&prog, original);
                 let what = format!("{stem}/{} {}", prog.variant, found.invariant);
                 assert!(
                     shrunk.switches() <= original.switches(),
@@ -51,7 +51,7 @@ fn every_failing_variant_shrinks_and_the_shrunk_schedule_replays_100_of_100() {
                 );
                 assert_eq!(shrunk.target, original.target);
                 for _ in 0..100 {
-                    let r = racelab::replay::replay(&prog, &shrunk)
+                    let r = racelab_core::replay::replay(&prog, &shrunk)
                         .unwrap_or_else(|e| panic!("{what}: {e}"));
                     assert!(
                         r.reproduced(&shrunk),

@@ -75,7 +75,7 @@ fn suite(args: &[String]) -> u8 {
     }
     if !p.racelab.is_file() {
         eprintln!(
-            "error: no racelab binary at {}; build it (cargo build -p harness) or pass --racelab",
+            "error: no racelab binary at {}; build it (cargo build -p racelab) or pass --racelab",
             p.racelab.display()
         );
         return 2;

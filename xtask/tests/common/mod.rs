@@ -30,7 +30,7 @@ pub fn racelab() -> PathBuf {
                 "build",
                 "-q",
                 "-p",
-                "harness",
+                "racelab",
                 "--bin",
                 "racelab",
                 "--profile",

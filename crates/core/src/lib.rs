@@ -1,0 +1,19 @@
+//! racelab-core: the model world and the machine that steps it ([`model`]), the engines that
+//! explore its interleavings ([`explore`]: native, shuttle and loom), schedules and their replay
+//! tokens ([`schedule`]), [`replay`], [`shrink`], scenario [`params`], [`coverage`] and the
+//! [`error`] kinds with their exit codes.
+//!
+//! Architecture invariant: no I/O. The manifest has no I/O crate, and `tests/tidy.rs` fails if
+//! a source file names `std::fs`, `std::process` or `std::net`; files, processes and servers
+//! are `racelab-real`'s.
+
+pub mod coverage;
+pub mod error;
+pub mod explore;
+pub mod lang;
+pub mod model;
+pub mod params;
+pub mod replay;
+pub mod rng;
+pub mod schedule;
+pub mod shrink;

@@ -1,0 +1,159 @@
+//! The NFS client model: each actor's operations through its client, with per-client attribute caches (close-to-open, cached lookups, ESTALE when the server lost the file).
+
+use racelab_lang::ir::{Errno, Op, Value};
+use crate::model::world::OpCtx;
+
+use super::*;
+
+impl ModelFs {
+    /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
+    /// each client caching attributes for `cache_ms`.
+    pub fn set_nfs(&mut self, cache_ms: i64, client_of: Vec<u32>) {
+        let clients = client_of
+            .iter()
+            .copied()
+            .max()
+            .map_or(1, |m| m as usize + 1);
+        self.nfs = Some(NfsClients {
+            cache_ms,
+            client_of,
+            caches: vec![ClientCache::default(); clients],
+        });
+    }
+
+    /// One operation through the actor's NFS client.
+    pub(super) fn through_client(
+        &mut self,
+        op: Op,
+        args: &[Value],
+        cx: &OpCtx,
+    ) -> Result<Result<Value, Errno>, String> {
+        let path = path_arg(args, 0, op)?;
+        let nfs = self.nfs.as_ref().expect("called only with NFS clients");
+        let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
+        if op == Op::Stat && path != "/" {
+            return Ok(self.cached_stat(client, &path, cx.now));
+        }
+        // A directory listing (READDIR) is the server's; the model keeps no readdir cache.
+        if op == Op::Glob {
+            return self.server(op, args, cx);
+        }
+        // An operation that must find an existing file resolves its path through the client's
+        // cached names (dentries) first, as the kernel's path walk does: a fresh negative entry
+        // is ENOENT without asking the server (measured: client A, whose own unlink left a
+        // negative entry, gets ENOENT from utime(LOCKFILE) after client B has linked a new
+        // LOCKFILE). Creating operations (write, create, mkdir, a link's or a rename's target)
+        // go to the server whatever the client cached.
+        let resolves = matches!(
+            op,
+            Op::Read | Op::Utime | Op::Touch | Op::Unlink | Op::Rmdir | Op::Rename | Op::Link
+        );
+        let cached = match &nfs.caches[client].names.get(&path) {
+            Some((at, named)) if resolves && path != "/" && cx.now - at < nfs.cache_ms => {
+                Some(*named)
+            }
+            _ => None,
+        };
+        match cached {
+            Some(Err(e)) => return Ok(Err(e)),
+            // utime through a name the client still maps to a file the server has since
+            // unnamed or replaced: SETATTR goes to that file's handle (ESTALE, when the file is
+            // gone, makes the kernel look the name up again: then it is the server's name).
+            Some(Ok(ino))
+                if matches!(op, Op::Utime | Op::Touch)
+                    && self.names.get(&path) != Some(&ino)
+                    && self.inodes.get(ino).is_some_and(Option::is_some) =>
+            {
+                let t = match (op, args.get(1)) {
+                    (Op::Touch, _) => cx.now,
+                    (_, Some(Value::Int(t))) => *t,
+                    _ => return self.server(op, args, cx),
+                };
+                self.inode_mut(ino).mtime = t;
+                self.fetch_attrs(client, ino, cx.now);
+                return Ok(Ok(Value::None));
+            }
+            _ => {}
+        }
+        let mut touched = vec![path];
+        if matches!(op, Op::Link | Op::Rename) {
+            touched.push(path_arg(args, 1, op)?);
+        }
+        // The files the names named before the call: an unlink or a rename changes their link
+        // count, and the client knows it did (Linux drops its cached nlink).
+        let before: Vec<usize> = touched
+            .iter()
+            .filter_map(|p| self.names.get(p).copied())
+            .collect();
+        let silly = match op {
+            Op::Unlink => self.silly_rename(client, &touched[0]),
+            _ => None,
+        };
+        let result = match silly {
+            Some(r) => r,
+            None => self.server(op, args, cx)?,
+        };
+        // The reply refreshes what this client knows of the names involved and their files:
+        // post-operation attributes for changes, a fresh GETATTR for an open (`read`).
+        for p in &touched {
+            let _refreshed = self.look_up(client, p, cx.now);
+        }
+        for ino in before {
+            self.fetch_attrs(client, ino, cx.now);
+        }
+        Ok(result)
+    }
+
+    /// `stat` through `client`: the cached name and attributes while they are fresh.
+    pub(super) fn cached_stat(
+        &mut self,
+        client: usize,
+        path: &str,
+        now: i64,
+    ) -> Result<Value, Errno> {
+        let nfs = self.nfs.as_ref().expect("called only with NFS clients");
+        let fresh = |at: i64| now - at < nfs.cache_ms;
+        let cache = &nfs.caches[client];
+        let named = match cache.names.get(path) {
+            Some((at, named)) if fresh(*at) => *named,
+            _ => return self.look_up(client, path, now),
+        };
+        let ino = named?;
+        match cache.attrs.get(&ino) {
+            Some((at, attrs)) if fresh(*at) => Ok(attrs.clone()),
+            // GETATTR; on ESTALE (the file is gone) the kernel looks the name up again.
+            _ => match self.fetch_attrs(client, ino, now) {
+                Some(attrs) => Ok(attrs),
+                None => self.look_up(client, path, now),
+            },
+        }
+    }
+
+    /// LOOKUP on the server: caches what `path` names now and that file's attributes.
+    pub(super) fn look_up(&mut self, client: usize, path: &str, now: i64) -> Result<Value, Errno> {
+        let named = self
+            .names
+            .get(path)
+            .copied()
+            .ok_or_else(|| self.missing(path));
+        let attrs = named.map(|ino| self.stat_of(ino));
+        if let Some(nfs) = self.nfs.as_mut() {
+            let cache = &mut nfs.caches[client];
+            cache.names.insert(path.to_string(), (now, named));
+            if let (Ok(ino), Ok(a)) = (named, &attrs) {
+                cache.attrs.insert(ino, (now, a.clone()));
+            }
+        }
+        attrs
+    }
+
+    /// GETATTR on the server: caches and returns the attributes of `ino`, None when it is gone.
+    pub(super) fn fetch_attrs(&mut self, client: usize, ino: usize, now: i64) -> Option<Value> {
+        self.inodes.get(ino)?.as_ref()?;
+        let v = self.stat_of(ino);
+        if let Some(nfs) = self.nfs.as_mut() {
+            nfs.caches[client].attrs.insert(ino, (now, v.clone()));
+        }
+        Some(v)
+    }
+}

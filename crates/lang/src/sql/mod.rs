@@ -1,0 +1,13 @@
+//! The SQL front end: statement text → the IR's prepared statements ([`prepare`]), CREATE
+//! TABLE → a schema, and the expressions both the lowering and the database model evaluate.
+//!
+//! It lives with the language (not the model) because lowering prepares every statement of a
+//! scenario and reports bad SQL at its span; the model's executor only runs what it prepared.
+
+pub mod ddl;
+pub mod expr;
+pub mod prepare;
+mod subset;
+
+pub use crate::ir::sql::{Flavour, Level, Prepared};
+pub use prepare::{prepare, with_plain_lock_clause};
