@@ -12,7 +12,7 @@
 //! - `nfs4x2`: the same through two NFSv4.2 clients.
 //!
 //! The lock scenarios' `nfs-*` variants (`nfs cache 3s`: the NFS client model) run only on the
-//! two-client targets; their other variants only on the one-client targets (harness
+//! two-client targets; their other variants only on the one-client targets (racelab-real
 //! `suite::model_only_reason`).
 //!
 //! Its real rows (`fs:nfs…`, each with the mount options the guest kernel reports, and in
@@ -327,7 +327,7 @@ fn read_summary(p: &Params) -> anyhow::Result<Option<Summary>> {
     Ok(Some(summary))
 }
 
-/// racelab's rule (harness `suite::exit_code`), for the rows this part adds: an error is 3, an
+/// racelab's rule (racelab-real `suite::exit_code`), for the rows this part adds: an error is 3, an
 /// unmet expectation 1; skipped rows are neither a pass nor a failure.
 fn exit_code(rows: &[RunResult]) -> u8 {
     if rows.iter().any(|r| r.outcome == Outcome::Error) {
