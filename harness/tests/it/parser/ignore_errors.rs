@@ -40,7 +40,7 @@ fn ignore_drops_the_listed_errors_and_reports_the_others() {
     let run = |stmt: &str| {
         let src =
             format!("scenario s {{\n  fs {{ dir \"/d\" }}\n  actor a {{\n    {stmt}\n  }}\n}}\n");
-        let prog = super::super::engines::program(&src);
+        let prog = crate::engines::program(&src);
         let ex = explore(
             &prog,
             &EngineConfig::new(
