@@ -14,7 +14,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::subset::unsupported;
-use crate::ir::sql::{Prepared, Select, Session, Stmt, Strength};
+use crate::ir::sql::{Prepared, Session, Stmt, Strength};
 
 mod clauses;
 mod lower;

@@ -10,10 +10,13 @@
 //! or nothing and has no "first result is ready" state. Connection settings still come from
 //! the same URL the db backend takes, parsed by `postgres::Config`.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::ErrorKind;
 use std::time::Duration;
+
+mod message;
+mod stream;
+use self::stream::{Stream, open};
+use self::message::{put_cstr, message, fields, field, notice_text, cstr};
 
 /// One result, as `PQgetResult` returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,52 +88,6 @@ impl ConnParams {
         })
     }
 }
-
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nonblocking(on),
-            Stream::Unix(s) => s.set_nonblocking(on),
-        }
-    }
-    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(t),
-            Stream::Unix(s) => s.set_read_timeout(t),
-        }
-    }
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.write_all(buf),
-            Stream::Unix(s) => s.write_all(buf),
-        }
-    }
-}
-
-fn open(target: &Target) -> Result<Stream, String> {
-    match target {
-        Target::Tcp(addr) => {
-            let s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to PostgreSQL at {addr}: {e}; is the server up (`cargo xtask db up`)?"))?;
-            let _ = s.set_nodelay(true);
-            Ok(Stream::Tcp(s))
-        }
-        Target::Unix(path) => UnixStream::connect(path)
-            .map(Stream::Unix)
-            .map_err(|e| format!("cannot connect to PostgreSQL at {path}: {e}")),
-    }
-}
-
 /// libpq's PGASYNC_* states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Async {
@@ -167,74 +124,6 @@ pub struct Conn {
     broken: Option<String>,
     /// The lost-connection result was handed out: the query is over.
     lost: bool,
-}
-
-fn put_cstr(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(s.as_bytes());
-    buf.push(0);
-}
-
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![kind];
-    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-/// Error and notice fields: (code, value).
-fn fields(body: &[u8]) -> Vec<(u8, String)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < body.len() && body[i] != 0 {
-        let code = body[i];
-        let end = body[i + 1..]
-            .iter()
-            .position(|&b| b == 0)
-            .map_or(body.len(), |p| i + 1 + p);
-        out.push((
-            code,
-            String::from_utf8_lossy(&body[i + 1..end]).into_owned(),
-        ));
-        i = end + 1;
-    }
-    out
-}
-
-fn field(f: &[(u8, String)], code: u8) -> Option<&str> {
-    f.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
-}
-
-/// pqBuildErrorMessage3 at the default verbosity, for a notice (no CONTEXT, no cursor).
-fn notice_text(f: &[(u8, String)]) -> String {
-    let mut s = String::new();
-    if let Some(sev) = field(f, b'S') {
-        s.push_str(&format!("{sev}:  "));
-    }
-    if let Some(m) = field(f, b'M') {
-        s.push_str(m);
-    }
-    if let Some(p) = field(f, b'P') {
-        s.push_str(&format!(" at character {p}"));
-    } else if let Some(p) = field(f, b'p') {
-        s.push_str(&format!(" at character {p}"));
-    }
-    s.push('\n');
-    for (code, label) in [(b'D', "DETAIL"), (b'H', "HINT"), (b'q', "QUERY")] {
-        if let Some(v) = field(f, code) {
-            s.push_str(&format!("{label}:  {v}\n"));
-        }
-    }
-    s
-}
-
-fn cstr(body: &[u8], at: &mut usize) -> String {
-    let end = body[*at..]
-        .iter()
-        .position(|&b| b == 0)
-        .map_or(body.len(), |p| *at + p);
-    let s = String::from_utf8_lossy(&body[*at..end]).into_owned();
-    *at = (end + 1).min(body.len());
-    s
 }
 
 impl Conn {
