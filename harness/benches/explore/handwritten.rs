@@ -154,12 +154,7 @@ impl Shared {
         self.advance_clock(&mut w);
     }
 
-    fn block<'a>(
-        &self,
-        mut w: MutexGuard<'a, World>,
-        me: usize,
-        d: i64,
-    ) -> MutexGuard<'a, World> {
+    fn block<'a>(&self, mut w: MutexGuard<'a, World>, me: usize, d: i64) -> MutexGuard<'a, World> {
         w.wake_at[me] = Some(w.clock + d);
         self.advance_clock(&mut w);
         while w.wake_at[me].is_some() {

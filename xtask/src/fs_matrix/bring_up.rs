@@ -7,9 +7,9 @@ use std::process::Command;
 
 use nix::mount::MsFlags;
 
-use crate::signals;
 use super::state::{Op, STATE_FILE};
-use super::{sys, Matrix, Kind, Entry, Error, Step, TMPFS_DATA, SCENARIO_DIR};
+use super::{sys, Entry, Error, Kind, Matrix, Step, SCENARIO_DIR, TMPFS_DATA};
+use crate::signals;
 
 impl Matrix {
     /// Logs `op`, performs it, logs that it is done (with what `perform` learnt, e.g. a loop device).
@@ -30,7 +30,7 @@ impl Matrix {
         self.log_mut().done(i, op).map_err(Step::Fatal)
     }
 
-    pub(super) fn crash_point(&self, action: usize, before: bool) {
+    fn crash_point(&self, action: usize, before: bool) {
         if let Some(c) = self.crash {
             if c.action == action && c.before == before {
                 eprintln!(
@@ -241,7 +241,11 @@ pub(super) fn make_scenario_dir(dir: &Path) -> Result<(), Step> {
 }
 
 /// Reads back what the kernel actually mounted, and proves the scenario directory takes a write.
-pub(super) fn read_back(kind: Kind, target: &Path, image_bytes: Option<u64>) -> Result<Entry, Step> {
+pub(super) fn read_back(
+    kind: Kind,
+    target: &Path,
+    image_bytes: Option<u64>,
+) -> Result<Entry, Step> {
     let info = sys::mount_at(target)
         .map_err(|e| Step::Skip(format!("reading /proc/self/mountinfo failed: {e}")))?
         .ok_or_else(|| {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::state::{StateFile, STATE_FILE};
-use super::{teardown, Report, Error};
+use super::{teardown, Error, Report};
 
 /// What to tear down: a matrix root or its state file.
 #[derive(Debug, Clone)]

@@ -3,7 +3,10 @@
 
 use std::process::Command;
 
-use super::{XTASK, RIG, one_guest, workspace, is_root, nfs_sh_failing, text, assert_refusal, assert_nothing_left};
+use super::{
+    assert_nothing_left, assert_refusal, is_root, nfs_sh_failing, one_guest, text, workspace, RIG,
+    XTASK,
+};
 
 /// The fallback: when User-mode Linux fails (forced), qemu boots instead, with the same mounts,
 /// the same view of the host, and the failed attempt named.

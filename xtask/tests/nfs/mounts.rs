@@ -5,7 +5,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{XTASK, RIG, one_guest, workspace, is_root, text, as_root_or_refused, mountinfo, host_nfs_mounts};
+use super::{
+    as_root_or_refused, host_nfs_mounts, is_root, mountinfo, one_guest, text, workspace, RIG, XTASK,
+};
 
 #[test]
 fn the_command_sees_nfs4_and_nfs3_mounts_and_its_exit_status_comes_back() {

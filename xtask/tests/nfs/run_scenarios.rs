@@ -1,6 +1,6 @@
 //! `cargo xtask run-scenarios` merges the guest suite's rows into the main summary.
 
-use super::{RIG, one_guest, workspace, is_root};
+use super::{is_root, one_guest, workspace, RIG};
 
 /// The NFS part of `cargo xtask run-scenarios`: racelab's suite runs inside the guest with the
 /// four NFS targets (one client, then two), and its `fs:nfs…` rows (with the guest's mount options) are merged into

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{RIG, one_guest, is_root, nfs_sh, wait_limited, assert_refusal, runtime_files_left, assert_nothing_left, start_sleeping_run, guest_processes, host_nfs_mounts};
+use super::{
+    assert_nothing_left, assert_refusal, guest_processes, host_nfs_mounts, is_root, nfs_sh,
+    one_guest, runtime_files_left, start_sleeping_run, wait_limited, RIG,
+};
 
 #[test]
 fn sigint_during_a_run_leaves_no_guest_process_and_no_runtime_files() {

@@ -1,8 +1,8 @@
 //! A scenario's SQL text for a real server: placeholders and DDL in each dialect, the table a
 //! CREATE makes, the run databases left behind, and what kind of statement a text is.
 
-use crate::model::db::Prepared;
 use super::{Dialect, Kind};
+use crate::model::db::Prepared;
 
 /// A statement's text in `dialect`, with the argument index behind each placeholder.
 /// Placeholders in the scenario are `?`, `%s` (in order) or `$n`; string literals, quoted

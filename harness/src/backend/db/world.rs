@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::sql_text::{kind_of, translate};
+use super::{Backend, DbInfo, Kind, Monitor, Session, SqlError};
 use crate::ir::{Errno, Op, Program, Value};
 use crate::model::db::{Outcome, Prepared};
 use crate::model::fs::ModelFs;
 use crate::model::world::{OpCtx, Signals, Sql, World};
-use super::{Backend, DbInfo, Kind, Monitor, Session, SqlError};
-use super::sql_text::{translate, kind_of};
 
 /// The arguments in placeholder order.
 fn ordered(args: &[Value], order: &[usize]) -> Vec<Value> {

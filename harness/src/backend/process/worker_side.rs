@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal as NixSignal;
 
-use crate::backend::realfs::RealFs;
-use crate::backend::wire::{self, Request, Response, WireValue};
+use super::super::realfs::RealFs;
+use super::super::wire::{self, Request, Response, WireValue};
+use super::nix_signal;
 use crate::ir::{Signal, Value};
 use crate::model::world::{OpCtx, World};
-use super::nix_signal;
 
 /// The worker's main loop (`racelab __worker ROOT PARENT_PID`). Returns the exit code.
 pub fn worker_main(root: &Path, parent: u32) -> i32 {

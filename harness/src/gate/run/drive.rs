@@ -3,14 +3,14 @@
 
 use reports::TraceStep;
 
-use crate::gate::tracee::{coarse_now_ns, FileTimeMap, FileTimes, GateError, Tracee};
-use crate::gate::{expand_command, VirtualClock};
-use crate::eval::{eval, truthy};
-use crate::ir::{oracle, FaultKind, FsInit, Program, When};
-use super::{Chooser, Execution, GateEnd, GateOptions};
+use super::super::tracee::{coarse_now_ns, FileTimeMap, FileTimes, GateError, Tracee};
+use super::ends::{changes_files, describe_end, ended, note_ends, settle, Ended};
 use super::watchdog::Watchdog;
 use super::world::{client_roots, GateWorld};
-use super::ends::{Ended, ended, note_ends, settle, changes_files, describe_end};
+use super::{Chooser, Execution, GateEnd, GateOptions};
+use crate::eval::{eval, truthy};
+use crate::gate::{expand_command, VirtualClock};
+use crate::ir::{oracle, FaultKind, FsInit, Program, When};
 
 /// Runs `prog`'s gate command once per actor and steps them as `chooser` says.
 pub fn execute(
@@ -118,11 +118,11 @@ pub fn execute(
         // (a missing interpreter or module, a typo in the command): that is the setup's fault.
         let end = ended(p, &fate[i]);
         if let Some(end) = end {
-            if end == Ended::Exited(crate::gate::SKIP_STATUS) {
+            if end == Ended::Exited(super::super::SKIP_STATUS) {
                 return Err(crate::error::Error::skipped(format!(
                     "{} ({command}) exited {} before its first gated call: {}",
                     prog.actors[i].name,
-                    crate::gate::SKIP_STATUS,
+                    super::super::SKIP_STATUS,
                     p.stderr_tail()
                 )));
             }

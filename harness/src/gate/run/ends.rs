@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::gate::tracee::{GateError, Stop, ThreadAt, Tracee};
-use crate::gate::VirtualClock;
-use crate::ir::{oracle, Program};
-use super::{Execution, GateOptions};
+use super::super::tracee::{GateError, Stop, ThreadAt, Tracee};
+use super::super::VirtualClock;
 use super::watchdog::Watchdog;
+use super::{Execution, GateOptions};
+use crate::ir::{oracle, Program};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Ended {

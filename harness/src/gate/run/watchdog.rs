@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 
 /// Kills the running process if one gated step takes longer than the timeout.
 pub(super) struct Watchdog {
-    pub(super) armed: Arc<Mutex<Option<(i32, Instant)>>>,
+    armed: Arc<Mutex<Option<(i32, Instant)>>>,
     pub(super) fired: Arc<AtomicI32>,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) thread: Option<std::thread::JoinHandle<()>>,

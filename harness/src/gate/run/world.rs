@@ -3,15 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::gate::tracee::GateError;
-use crate::gate::VirtualClock;
+use super::super::tracee::GateError;
+use super::super::VirtualClock;
+use super::GateOptions;
 use crate::eval::Env;
 use crate::ir::{Program, Query, Reg, Value};
-use super::GateOptions;
 
 /// Each client's path of the run's root: `root` itself first, then the same directory through
 /// every other client in [`GateOptions::clients`] (it was made through the first one).
-pub(super) fn client_roots(opts: &GateOptions, run: &Path, root: &Path) -> Result<Vec<PathBuf>, GateError> {
+pub(super) fn client_roots(
+    opts: &GateOptions,
+    run: &Path,
+    root: &Path,
+) -> Result<Vec<PathBuf>, GateError> {
     let mut roots = vec![root.to_path_buf()];
     let rel = run
         .strip_prefix(&opts.base)
@@ -45,7 +49,7 @@ impl GateWorld<'_> {
     pub(super) fn real(&self, model_path: &str) -> PathBuf {
         self.root.join(model_path.trim_start_matches('/'))
     }
-    pub(super) fn log_lines(&self, l: u32) -> Vec<String> {
+    fn log_lines(&self, l: u32) -> Vec<String> {
         let path = self
             .root
             .join(".racelab/logs")

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::lang::ast::{Block, Expr, ExprKind, Ident, Item, Pattern, Stmt, StmtKind, StrPart};
+use super::super::ast::{Block, Expr, ExprKind, Ident, Item, Pattern, Stmt, StmtKind, StrPart};
 
 /// The kind and name a declaration introduces (kinds as the lowering keeps them apart).
 pub(super) fn declared(item: &Item) -> Option<(&'static str, &Ident)> {
@@ -40,8 +40,8 @@ pub(super) fn mentions(item: &Item, out: &mut HashSet<String>) {
         Item::Fs { entries, .. } => {
             for e in entries {
                 match e {
-                    crate::lang::ast::FsEntry::Dir { path } => m.expr(path),
-                    crate::lang::ast::FsEntry::File { path, contents } => {
+                    super::super::ast::FsEntry::Dir { path } => m.expr(path),
+                    super::super::ast::FsEntry::File { path, contents } => {
                         m.expr(path);
                         m.expr(contents);
                     }

@@ -1,10 +1,10 @@
 //! The model database seen from outside: disconnecting, named connections, counts and queries,
 //! lock holders and waits, transaction state, and state equality for property tests.
 
-use crate::ir::Value;
-use crate::ir::sql::Stmt;
-use super::{exec, Db, Held, Level, Prepared};
 use super::exec::{Ctx, Stop};
+use super::{exec, Db, Held, Level, Prepared};
+use crate::ir::sql::Stmt;
+use crate::ir::Value;
 
 impl Db {
     /// The client died: its open transaction rolls back and its locks go.

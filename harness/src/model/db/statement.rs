@@ -1,15 +1,15 @@
 //! One statement attempt on the model database: running it on a copy of the tables, and what
 //! it comes to: done, failed (with PostgreSQL's aborted transaction), blocked, or deadlocked.
 
-use std::collections::BTreeSet;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::ir::{Errno, Value};
-use crate::ir::sql::Stmt;
-use super::{exec, ssi, Conn, Db, Outcome, Flavour, Level, SQLITE_LOCKED, MYSQL_DEADLOCK};
 use super::exec::{Ctx, LockRef, Stop, Wait};
 use super::table::Table;
+use super::{exec, ssi, Conn, Db, Flavour, Level, Outcome, MYSQL_DEADLOCK, SQLITE_LOCKED};
+use crate::ir::sql::Stmt;
+use crate::ir::{Errno, Value};
 
 impl Db {
     pub(super) fn run(&mut self, conn: usize, stmt: &Stmt, params: &[Value]) -> Outcome {
@@ -107,7 +107,7 @@ impl Db {
 
     /// Auto-increment values a failed statement took stay taken, as in PostgreSQL and InnoDB
     /// (SQLite's rowids come from the rows, see `finish_sqlite`).
-    pub(super) fn keep_counters(&mut self, attempted: &[Arc<Table>]) {
+    fn keep_counters(&mut self, attempted: &[Arc<Table>]) {
         if self.flavour == Flavour::Sqlite {
             return;
         }
@@ -181,7 +181,7 @@ impl Db {
     }
 
     /// Whether `conn`, by waiting for `on`, would wait for itself through the remembered waits.
-    pub(super) fn deadlocked(&self, conn: usize, on: &[usize]) -> bool {
+    fn deadlocked(&self, conn: usize, on: &[usize]) -> bool {
         let mut seen = BTreeSet::new();
         let mut todo = on.to_vec();
         while let Some(c) = todo.pop() {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::ir::{Errno, Value};
-use crate::ir::sql::{Session, Stmt};
 use super::exec::{LockRef, Stop, Wait};
-use super::{Conn, Db, Outcome, Flavour, Level, SQLITE_LOCKED};
+use super::{Conn, Db, Flavour, Level, Outcome, SQLITE_LOCKED};
+use crate::ir::sql::{Session, Stmt};
+use crate::ir::{Errno, Value};
 
 impl Db {
     pub(super) fn begin(&mut self, conn: usize, level: Option<Level>, immediate: bool) -> Outcome {
@@ -206,7 +206,7 @@ impl Db {
     }
 
     /// Drops the versions and SERIALIZABLE transactions no open snapshot needs any more.
-    pub(super) fn forget_history(&mut self) {
+    fn forget_history(&mut self) {
         self.prune_sxacts();
         let oldest = self.conns.values().filter_map(|s| s.snapshot).min();
         for table in &mut self.tables {

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::pgspec::suite;
-use crate::pgspec::suite::Case;
+use super::super::suite;
+use super::super::suite::Case;
+use super::summary::{merge_model_into_summary, Totals};
 use super::{print_report, Args, Explored, BAD_INPUT, INFRASTRUCTURE};
-use super::summary::{Totals, merge_model_into_summary};
 
 /// `--backend model`: every spec on the model database; a verdict per spec, the agreement
 /// figures, and (with `--summary`) one `model` row per spec and one for the suite. Exit code 0
@@ -34,7 +34,7 @@ pub(super) fn main_model(args: &Args, cases: &[Case]) -> u8 {
     println!("\n{}", totals.describe_model());
     let mut explored = None;
     if args.explore > 0 {
-        use crate::pgspec::explore_cli as x;
+        use super::super::explore_cli as x;
         let started = Instant::now();
         println!(
             "\nunlisted interleavings on the model (at most {} per spec, seed {}):",

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::pgspec::suite::{Report, Verdict};
+use super::super::suite::{Report, Verdict};
 use super::Explored;
 
 /// The run's figures: how many specs matched under each tester, and the wall times.
@@ -19,7 +19,12 @@ pub struct Totals {
 }
 
 impl Totals {
-    pub(super) fn new(ours: &[Report], theirs: &[Report], our_seconds: f64, their_seconds: f64) -> Totals {
+    pub(super) fn new(
+        ours: &[Report],
+        theirs: &[Report],
+        our_seconds: f64,
+        their_seconds: f64,
+    ) -> Totals {
         let count = |f: fn(&Verdict) -> bool| ours.iter().filter(|r| f(&r.verdict)).count();
         Totals {
             specs: ours.len(),
@@ -92,7 +97,7 @@ pub(super) fn merge_into_summary(
         let theirs = theirs.iter().find(|t| t.name == r.name);
         let mut row = row(r, *ok, theirs, "db:postgres");
         if let Some(ex) = explored.and_then(|x| x.server.iter().find(|e| e.spec == r.name)) {
-            crate::pgspec::explore_cli::annotate(&mut row, ex);
+            super::super::explore_cli::annotate(&mut row, ex);
         }
         summary.results.push(row);
     }
@@ -134,7 +139,7 @@ pub(super) fn merge_into_summary(
     suite_row.reason = Some(totals.describe());
     summary.results.push(suite_row);
     if let Some(x) = explored {
-        summary.results.push(crate::pgspec::explore_cli::suite_row(
+        summary.results.push(super::super::explore_cli::suite_row(
             "pg-isolation-unlisted",
             "db:postgres",
             &x.line,
@@ -235,7 +240,7 @@ pub(super) fn merge_model_into_summary(
             row.reason = Some(format!("the model's output differs from PostgreSQL's {} (a model-vs-server finding: the model is too weak or too strong here)\n{}", closest.display(), diff.lines().take(30).collect::<Vec<_>>().join("\n")));
         }
         if let Some(ex) = explored.and_then(|x| x.model.iter().find(|e| e.spec == r.name)) {
-            crate::pgspec::explore_cli::annotate(&mut row, ex);
+            super::super::explore_cli::annotate(&mut row, ex);
         }
         summary.results.push(row);
     }
@@ -277,7 +282,7 @@ pub(super) fn merge_model_into_summary(
         None => summary.results.push(suite_row),
     }
     if let Some(x) = explored.filter(|x| x.server.is_empty()) {
-        summary.results.push(crate::pgspec::explore_cli::suite_row(
+        summary.results.push(super::super::explore_cli::suite_row(
             "pg-isolation-unlisted-model",
             "model",
             &x.line,

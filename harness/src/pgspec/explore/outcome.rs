@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pgspec::run::{Recorded, TableRows, Trace};
+use super::super::run::{Recorded, TableRows, Trace};
 
 /// What a run changed and what failed (see the module's documentation).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::pgspec::parse::{PermStep, Spec};
+use super::super::parse::{PermStep, Spec};
 
 /// The interleavings to run for a spec.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    pub(super) fn below(&mut self, n: u64) -> u64 {
+    fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }

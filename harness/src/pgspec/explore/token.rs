@@ -1,9 +1,9 @@
 //! Replay tokens for a spec's interleavings: encoding one against the spec's source, and
 //! decoding it back into its steps.
 
-use crate::pgspec::parse::{PermStep, Spec};
-use crate::schedule::{Schedule, TokenError};
+use super::super::parse::{PermStep, Spec};
 use super::TOKEN_VARIANT;
+use crate::schedule::{Schedule, TokenError};
 
 fn fingerprint(source: &str) -> u32 {
     crate::lang::fnv32(0x811c_9dc5, source.as_bytes())

@@ -5,10 +5,10 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use super::super::wire::PgResult;
+use super::translate::{split_statements, translate, ColumnName, Item, Kind};
 use crate::ir::Value;
 use crate::model::db::{self, Db, Flavour, Outcome};
-use crate::pgspec::wire::PgResult;
-use super::translate::{Item, Kind, ColumnName, split_statements, translate};
 
 /// A session's side of the model server: the statements still to run of the step it was
 /// sent, and what it sent back, in the server's order, as libpq reads it.
@@ -28,7 +28,7 @@ pub(super) struct SessionState {
     /// does for a multi-statement query outside BEGIN (an implicit transaction block).
     pub(super) implicit: bool,
     /// Statements of the current step (the implicit block is for more than one).
-    pub(super) batch: usize,
+    batch: usize,
 }
 
 /// A message a session sent back.
@@ -69,8 +69,8 @@ impl SessionState {
 pub struct ModelServer {
     pub(super) db: Db,
     pub(super) sessions: Vec<SessionState>,
-    pub(super) next_ticket: u64,
-    pub(super) cache: HashMap<String, Result<Vec<Item>, String>>,
+    next_ticket: u64,
+    cache: HashMap<String, Result<Vec<Item>, String>>,
 }
 
 /// A shared handle on the server, for the spec's sessions and control connection.
@@ -208,7 +208,7 @@ impl ModelServer {
         Ok((result, notices))
     }
 
-    pub(super) fn hidden(&mut self, conn: usize, sql: &str) -> Outcome {
+    fn hidden(&mut self, conn: usize, sql: &str) -> Outcome {
         match db::prepare(sql) {
             Ok(stmt) => self.db.execute(conn, &stmt, &[]),
             Err(e) => Outcome::Failed {
@@ -220,7 +220,7 @@ impl ModelServer {
 
     /// Runs session `s`'s queued statements until one blocks or none is left; true when at
     /// least one finished.
-    pub(super) fn advance(&mut self, s: usize) -> bool {
+    fn advance(&mut self, s: usize) -> bool {
         let mut progress = false;
         while let Some(item) = self.sessions[s].queue.front().cloned() {
             let data = matches!(

@@ -3,12 +3,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::super::run::{Link, Watch};
+use super::super::wire::{Notify, PgResult};
+use super::server::{value_text, ModelServer, Shared};
+use super::{CONTROL, PID_BASE};
 use crate::ir::Value;
 use crate::model::db;
-use crate::pgspec::run::{Link, Watch};
-use crate::pgspec::wire::{Notify, PgResult};
-use super::{CONTROL, PID_BASE};
-use super::server::{ModelServer, Shared, value_text};
 
 /// One session of a spec on the model.
 pub struct ModelSession {
@@ -117,7 +117,7 @@ impl Watch for ModelControl {
         server.pump();
         Ok(out)
     }
-    fn snapshot(&mut self) -> Result<Vec<crate::pgspec::run::TableRows>, String> {
+    fn snapshot(&mut self) -> Result<Vec<super::super::run::TableRows>, String> {
         let server = self.server.borrow();
         let mut out = Vec::new();
         for table in server.db.table_names() {
@@ -125,12 +125,14 @@ impl Watch for ModelControl {
             let mut rows: Vec<String> = match server.db.query(&stmt, &[])? {
                 Value::Rows(rows) => rows
                     .iter()
-                    .map(|r| crate::pgspec::run::render_row(&r.iter().map(value_text).collect::<Vec<_>>()))
+                    .map(|r| {
+                        super::super::run::render_row(&r.iter().map(value_text).collect::<Vec<_>>())
+                    })
                     .collect(),
                 other => return Err(format!("reading {table} gave {other:?}")),
             };
             rows.sort();
-            out.push(crate::pgspec::run::TableRows { table, rows });
+            out.push(super::super::run::TableRows { table, rows });
         }
         out.sort();
         Ok(out)

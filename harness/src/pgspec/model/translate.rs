@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::super::parse::Spec;
 use crate::model::db::{self, Flavour, Prepared};
-use crate::pgspec::parse::Spec;
 
 /// What a statement of a spec becomes on the model.
 #[derive(Debug, Clone)]
@@ -404,7 +404,6 @@ pub fn unsupported_statements(spec: &Spec) -> Vec<(String, String)> {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

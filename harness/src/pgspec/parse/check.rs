@@ -1,9 +1,9 @@
 //! Checking a parsed spec: duplicate and unknown names (with suggestions) and misplaced step
 //! markers, every problem reported.
 
-use crate::lang::diag::{Diag, Span};
-use super::{Blocker, PermStep, Permutation, Spec};
 use super::grammar::Parsed;
+use super::{Blocker, PermStep, Permutation, Spec};
+use crate::lang::diag::{Diag, Span};
 
 /// isolationtester's check_testspec: unique step names, steps and blockers that exist, no
 /// blocker on its own session. Unlike isolationtester, every problem is reported, not the first.

@@ -1,9 +1,9 @@
 //! The spec's syntax: setup, teardown, sessions with their steps, and permutations (with
 //! step markers), stopping at the first error as isolationtester's parser does.
 
-use crate::lang::diag::{Diag, Span};
-use super::{Session, Step};
 use super::lex::Tok;
+use super::{Session, Step};
+use crate::lang::diag::{Diag, Span};
 
 pub(super) struct Parser {
     pub(super) toks: Vec<(Tok, Span)>,
@@ -23,20 +23,20 @@ pub(super) struct RawPermStep {
 }
 
 impl Parser {
-    pub(super) fn peek(&self) -> &Tok {
+    fn peek(&self) -> &Tok {
         &self.toks[self.pos].0
     }
     pub(super) fn span(&self) -> Span {
         self.toks[self.pos].1
     }
-    pub(super) fn bump(&mut self) -> (Tok, Span) {
+    fn bump(&mut self) -> (Tok, Span) {
         let t = self.toks[self.pos].clone();
         if self.pos + 1 < self.toks.len() {
             self.pos += 1;
         }
         t
     }
-    pub(super) fn at_keyword(&self, k: &str) -> bool {
+    fn at_keyword(&self, k: &str) -> bool {
         matches!(self.peek(), Tok::Keyword(w) if *w == k)
     }
     pub(super) fn unexpected(&self, wanted: &str) -> Diag {

@@ -1,7 +1,7 @@
 //! The spec's tokens: keywords, names, quoted names and `{ SQL }` blocks, with their spans.
 
-use crate::lang::diag::{Diag, Span};
 use super::grammar::swallowed_help;
+use crate::lang::diag::{Diag, Span};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::pgspec::parse::Spec;
-use crate::pgspec::wire::{Conn, ConnParams, Notify, PgResult};
+use super::super::parse::Spec;
+use super::super::wire::{Conn, ConnParams, Notify, PgResult};
 
 /// One session's connection, driven like libpq's asynchronous API.
 pub trait Link {

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use crate::pgspec::output::{print_result_set, print_step_result};
-use crate::pgspec::parse::{Blocker, PermStep};
-use crate::pgspec::wire::PgResult;
-use super::{POLL, Runner, STEP_NONBLOCK, STEP_RETRY};
+use super::super::output::{print_result_set, print_step_result};
+use super::super::parse::{Blocker, PermStep};
+use super::super::wire::PgResult;
 use super::connection::{Link, Watch};
+use super::{Runner, POLL, STEP_NONBLOCK, STEP_RETRY};
 
 impl<L: Link, W: Watch> Runner<'_, L, W> {
-    pub(super) fn drain_notices(&mut self, s: usize) {
+    fn drain_notices(&mut self, s: usize) {
         for n in self.conns[s].take_notices() {
             self.out
                 .push_str(&format!("{}: {n}", self.spec.sessions[s].name));
@@ -25,7 +25,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         busy
     }
 
-    pub(super) fn print_exec(&mut self, results: Vec<PgResult>, what: &str) -> Result<(), String> {
+    fn print_exec(&mut self, results: Vec<PgResult>, what: &str) -> Result<(), String> {
         for r in results {
             match r {
                 PgResult::Tuples { columns, rows } => {
@@ -41,7 +41,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         Ok(())
     }
 
-    pub(super) fn session_exec(&mut self, s: usize, sql: &str) -> Result<Vec<PgResult>, String> {
+    fn session_exec(&mut self, s: usize, sql: &str) -> Result<Vec<PgResult>, String> {
         self.conns[s].send_query(sql)?;
         let mut out = Vec::new();
         loop {
@@ -161,7 +161,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
 
     /// Ends session `s`'s open transaction, if any, printing nothing (exploration only: the
     /// final tables are read once no session holds a lock).
-    pub(super) fn rollback_quietly(&mut self, s: usize) -> Result<(), String> {
+    fn rollback_quietly(&mut self, s: usize) -> Result<(), String> {
         self.conns[s].send_query("ROLLBACK")?;
         while self.conns[s].get_result()?.is_some() {}
         self.conns[s].take_notices();
@@ -171,7 +171,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
     /// Why session `s`'s running step can never complete unless another step is sent: the
     /// model knows by itself; on a server (when exploring) the step waits for a lock held,
     /// directly or through other waiting sessions, by a session with no step running.
-    pub(super) fn stall(&mut self, s: usize) -> Result<Option<String>, String> {
+    fn stall(&mut self, s: usize) -> Result<Option<String>, String> {
         if let Some(why) = self.conns[s].stalled() {
             return Ok(Some(why));
         }
@@ -227,7 +227,7 @@ impl<L: Link, W: Watch> Runner<'_, L, W> {
         }
     }
 
-    pub(super) fn has_blocker(&self, steps: &[PermStep], i: usize) -> bool {
+    fn has_blocker(&self, steps: &[PermStep], i: usize) -> bool {
         steps[i].blockers.iter().enumerate().any(|(k, b)| match b {
             Blocker::Once => false,
             Blocker::Step { session, step } => self.active[*session]

@@ -3,8 +3,8 @@
 
 use expect_test::expect;
 
-use crate::parser::broken_in;
 use super::findings;
+use crate::parser::broken_in;
 
 // ============================================================================ semantics
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use racelab::ir::{Errno, Value};
 use racelab::model::db::{prepare, Flavour, Held, Outcome};
 
-use super::{A, B, C, db, run, int, s, done, ok, rows, blocked, failed, query, PATCH, PERSON, MYSQL_DEADLOCK};
+use super::{
+    blocked, db, done, failed, int, ok, query, rows, run, s, A, B, C, MYSQL_DEADLOCK, PATCH, PERSON,
+};
 
 /// Patchwork (seed 003): two "update, and insert if nothing was updated" transactions on keys
 /// past the end of the table both gap-lock the gap before the supremum, then each insert waits

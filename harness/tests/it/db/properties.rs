@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use racelab::ir::Value;
 use racelab::model::db::{prepare, Flavour, Outcome, Prepared};
 
-use super::{A, B, stmt, db, int, s, PERSON};
+use super::{db, int, s, stmt, A, B, PERSON};
 
 /// The statements the property test draws from (BEGIN thrice, so that transactions overlap and
 /// hold locks); every placeholder takes the same integer parameter.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use racelab::ir::{Errno, Value};
 use racelab::model::db::{prepare, Flavour, Outcome};
 
-use super::{A, B, stmt, db, run, int, s, done, ok, rows, blocked, failed, query, PERSON};
+use super::{blocked, db, done, failed, int, ok, query, rows, run, s, stmt, A, B, PERSON};
 
 #[test]
 fn placeholders_are_bound_in_text_order() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use racelab::ir::{Errno, Value};
 use racelab::model::db::{Flavour, Outcome};
 
-use super::{A, B, C, db, run, int, s, done, ok, rows, blocked, failed, query, PERSON};
+use super::{blocked, db, done, failed, int, ok, query, rows, run, s, A, B, C, PERSON};
 
 #[test]
 fn read_committed_visibility() {

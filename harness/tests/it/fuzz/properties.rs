@@ -4,7 +4,10 @@
 use proptest::prelude::*;
 use racelab::lang::render_plain;
 
-use super::{FILE, cases, SEEDS, TOKENS, mutation, apply, compile_checked, compile_checked_with, compile, libraries, NESTERS, nested_scenario, MAILMAN, MAILMAN_LIB, FLUFL_LIB, SMALL_IMPORT};
+use super::{
+    apply, cases, compile, compile_checked, compile_checked_with, libraries, mutation,
+    nested_scenario, FILE, FLUFL_LIB, MAILMAN, MAILMAN_LIB, NESTERS, SEEDS, SMALL_IMPORT, TOKENS,
+};
 
 #[test]
 fn seeds_compile() {

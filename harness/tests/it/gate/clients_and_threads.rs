@@ -7,7 +7,7 @@ use racelab::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab::gate::run::{execute, Chooser};
 use racelab::schedule::Schedule;
 
-use super::{setup, Lowest, processes_mentioning};
+use super::{processes_mentioning, setup, Lowest};
 
 const CLIENTS: &str = r#"
 scenario clients {

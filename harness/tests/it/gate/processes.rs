@@ -7,7 +7,7 @@ use racelab::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab::gate::run::execute;
 use racelab::schedule::{Schedule, TokenError};
 
-use super::{setup, Lowest, processes_mentioning, racelab};
+use super::{processes_mentioning, racelab, setup, Lowest};
 
 const ENDINGS: &str = r#"
 scenario endings {

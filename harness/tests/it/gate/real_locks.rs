@@ -8,7 +8,7 @@ use racelab::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab::gate::run::{execute, Chooser, GateOptions};
 use racelab::ir::Program;
 
-use super::{processes_mentioning, builtin};
+use super::{builtin, processes_mentioning};
 
 /// scenarios/flufl-lock.race with its driver, on the real flufl.lock 10.0.0.
 fn flufl(variant: &str) -> (Program, GateOptions, tempfile::TempDir) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use racelab::ir::{Errno, Value};
 use racelab::model::db::{Flavour, Level, Outcome};
 
-use super::{A, B, DOCTORS, PERSON, db, run, ok, done, count, ON_CALL};
+use super::{count, db, done, ok, run, A, B, DOCTORS, ON_CALL, PERSON};
 
 #[test]
 fn innodb_repeatable_read_snapshot_from_the_first_read_writes_on_the_latest() {

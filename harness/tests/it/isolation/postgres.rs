@@ -6,7 +6,10 @@ use std::sync::Arc;
 use racelab::ir::{Errno, Value};
 use racelab::model::db::{prepare, Flavour, Level, Outcome};
 
-use super::{A, B, DOCTORS, PERSON, db, run, ok, done, count, serialization, CONCURRENT_UPDATE, SSI, ON_CALL, write_skew};
+use super::{
+    count, db, done, ok, run, serialization, write_skew, A, B, CONCURRENT_UPDATE, DOCTORS, ON_CALL,
+    PERSON, SSI,
+};
 
 #[test]
 fn postgres_repeatable_read_allows_write_skew() {

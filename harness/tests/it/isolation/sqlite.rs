@@ -3,7 +3,7 @@
 use racelab::ir::Errno;
 use racelab::model::db::{Db, Flavour, Level, Outcome};
 
-use super::{A, B, PERSON, db, run, ok, done, count};
+use super::{count, db, done, ok, run, A, B, PERSON};
 
 const LOCKED: &str = "database is locked";
 

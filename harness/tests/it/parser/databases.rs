@@ -2,7 +2,7 @@
 
 use expect_test::expect;
 
-use super::{check_ok, check_err};
+use super::{check_err, check_ok};
 
 #[test]
 fn named_databases_connect_close_and_connections() {

@@ -3,7 +3,7 @@
 use expect_test::expect;
 use racelab::lang::{compile, render_plain};
 
-use super::{check_ok, check_err, in_actor, FILE, render};
+use super::{check_err, check_ok, in_actor, render, FILE};
 
 #[test]
 fn ignore_lowers_exactly_like_the_match_it_abbreviates() {

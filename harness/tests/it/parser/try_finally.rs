@@ -3,7 +3,7 @@
 use expect_test::expect;
 use racelab::lang::{compile, render_plain};
 
-use super::{check_ok, check_err, in_actor, broken_in, FILE};
+use super::{broken_in, check_err, check_ok, in_actor, FILE};
 
 const TRY_FINALLY: &str = r#"scenario s {
   log l

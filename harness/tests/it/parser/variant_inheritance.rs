@@ -1,10 +1,10 @@
 //! Variant inheritance: `extends` inherits replacements and expectations, and its errors.
 
 use expect_test::expect;
-use racelab::lang::compile;
 use racelab::ir::Instr;
+use racelab::lang::compile;
 
-use super::{check_ok, check_err, FILE};
+use super::{check_err, check_ok, FILE};
 
 const EXTENDS: &str = r#"scenario s {
   const NAP = 1s

@@ -2,8 +2,8 @@
 //! invariants, expectations and variants compile to the expected shape.
 
 use expect_test::expect;
-use racelab::lang::{compile, render_plain};
 use racelab::ir::Instr;
+use racelab::lang::{compile, render_plain};
 
 use super::{check_ok, expected, in_actor, FILE};
 

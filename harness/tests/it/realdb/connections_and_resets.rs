@@ -6,7 +6,10 @@ use std::sync::Arc;
 use racelab::backend::db::forced::forced_replay;
 use racelab::backend::db::DbSpec;
 
-use super::{program, person, launchpad, postgres, mariadb, model_token, model_schedule, round_robin, force, results};
+use super::{
+    force, launchpad, mariadb, model_schedule, model_token, person, postgres, program, results,
+    round_robin,
+};
 
 // ---------------------------------------------------- Launchpad: connections the server counts
 

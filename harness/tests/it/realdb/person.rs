@@ -6,7 +6,9 @@ use racelab::backend::db::forced::forced_replay;
 use racelab::backend::db::stress::stress;
 use racelab::backend::db::{translate, translate_ddl, DbSpec, Dialect};
 
-use super::{person, deadlock, postgres, mariadb, model_token, model_schedule, round_robin, force, results};
+use super::{
+    deadlock, force, mariadb, model_schedule, model_token, person, postgres, results, round_robin,
+};
 
 fn check_then_insert_loses_a_mail(spec: &DbSpec, duplicate: &str) {
     let prog = person("check-then-insert");

@@ -3,15 +3,19 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::ir::{Errno, Value};
-use crate::model::db::expr::{order, Scope};
-use crate::model::db::table::Table;
-use crate::ir::sql::{Expr, Flavour, LockMode, Projection, Schema, Select, Strength};
-use super::{Ctx, Hit, Stop, programming};
-use super::scan::{scan, check_not_stale, first_conflict, lock_row, share_row};
+use super::super::expr::{order, Scope};
+use super::super::table::Table;
+use super::scan::{check_not_stale, first_conflict, lock_row, scan, share_row};
 use super::write::gap_lock_if_absent;
+use super::{programming, Ctx, Hit, Stop};
+use crate::ir::sql::{Expr, Flavour, LockMode, Projection, Schema, Select, Strength};
+use crate::ir::{Errno, Value};
 
-pub(in super::super) fn select(ctx: &Ctx<'_>, tables: &mut [Arc<Table>], s: &Select) -> Result<Value, Stop> {
+pub(in super::super) fn select(
+    ctx: &Ctx<'_>,
+    tables: &mut [Arc<Table>],
+    s: &Select,
+) -> Result<Value, Stop> {
     let t = ctx.find_table(tables, &s.table)?;
     let Some(table) = tables.get_mut(t) else {
         return Err(programming("internal: table vanished".into()));

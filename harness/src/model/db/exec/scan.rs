@@ -1,10 +1,10 @@
 //! Finding the rows a statement applies to, and taking or checking their locks (including
 //! the SSI bookkeeping of what a SERIALIZABLE read saw and wrote).
 
-use crate::ir::Errno;
-use crate::model::db::table::{Lock, Row, Table, Vals, Write};
-use crate::ir::sql::{Expr, Flavour, Schema, Strength};
+use super::super::table::{Lock, Row, Table, Vals, Write};
 use super::{Ctx, Hit, LockRef, PredRead, Stop, Wait, Writer};
+use crate::ir::sql::{Expr, Flavour, Schema, Strength};
+use crate::ir::Errno;
 
 /// The order a scan visits rows in: PostgreSQL's heap (insertion) order, InnoDB's clustered
 /// index (primary key) order, SQLite's rowid order (the key when it is an INTEGER PRIMARY KEY,

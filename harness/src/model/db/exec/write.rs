@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::ir::{Errno, Value};
-use crate::model::db::expr::{coerce, Scope};
-use crate::model::db::table::{GapLock, Lock, Row, Table, Vals, Write};
+use super::super::expr::{coerce, Scope};
+use super::super::table::{GapLock, Lock, Row, Table, Vals, Write};
+use super::scan::{check_not_stale, first_conflict, scan, write_row, wrote};
+use super::{programming, Ctx, LockRef, Stop, Wait};
 use crate::ir::sql::{CmpOp, Delete, Expr, Flavour, Insert, Schema, Strength, Ty, Update};
-use super::{Ctx, LockRef, Stop, Wait, programming};
-use super::scan::{scan, wrote, check_not_stale, first_conflict, write_row};
+use crate::ir::{Errno, Value};
 
 pub(in super::super) fn update(
     ctx: &Ctx<'_>,
@@ -386,7 +386,12 @@ fn check_insert_intention(
 
 /// InnoDB: a locking statement whose WHERE looks up one key of a unique index that is not there
 /// locks the gap where it would be (REPEATABLE READ behaviour; see the module docs).
-pub(super) fn gap_lock_if_absent(ctx: &Ctx<'_>, table: &mut Arc<Table>, conn: usize, filter: Option<&Expr>) {
+pub(super) fn gap_lock_if_absent(
+    ctx: &Ctx<'_>,
+    table: &mut Arc<Table>,
+    conn: usize,
+    filter: Option<&Expr>,
+) {
     if !ctx.gap_locks {
         return;
     }

@@ -3,7 +3,7 @@
 
 use sqlparser::ast;
 
-use crate::model::db::subset::unsupported;
+use super::super::subset::unsupported;
 use crate::ir::sql::{Level, LockMode};
 
 pub(super) fn check_select_clauses(s: &ast::Select) -> Result<(), String> {
