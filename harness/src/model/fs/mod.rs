@@ -79,14 +79,7 @@ struct ClientCache {
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
 pub fn normalize(path: &str) -> String {
     // Fast path: most scenario paths are already normal; checking is cheaper than rebuilding.
-    let already_normal = path.starts_with('/')
-        && (path == "/" || !path.ends_with('/'))
-        && !path.contains("//")
-        && !path.contains("/./")
-        && !path.contains("/../")
-        && !path.ends_with("/.")
-        && !path.ends_with("/..");
-    if already_normal {
+    if is_normal(path) {
         return path.to_string();
     }
     let mut parts: Vec<&str> = Vec::new();
@@ -100,6 +93,21 @@ pub fn normalize(path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Whether `path` is already what [`normalize`] makes of it: absolute, and no component empty
+/// (`//`, a trailing `/`), `.` or `..`. One pass over the bytes: every filesystem step asks.
+fn is_normal(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    b[1..]
+        .split(|&c| c == b'/')
+        .all(|c| !matches!(c, b"" | b"." | b".."))
 }
 
 fn parent(path: &str) -> &str {
@@ -149,10 +157,21 @@ fn fd_arg(args: &[Value], op: Op) -> Result<i64, String> {
 }
 
 pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
+    path_arg_ref(args, i, op).map(std::borrow::Cow::into_owned)
+}
+
+/// [`path_arg`], borrowing the argument when it is normal already (no allocation on the
+/// model's hot path; a normal path has no `..`, so it is confined too).
+pub fn path_arg_ref(
+    args: &[Value],
+    i: usize,
+    op: Op,
+) -> Result<std::borrow::Cow<'_, str>, String> {
     match args.get(i) {
+        Some(Value::Str(s)) if is_normal(s) => Ok(std::borrow::Cow::Borrowed(&**s)),
         Some(Value::Str(s)) => {
             check_confined(s)?;
-            Ok(normalize(s))
+            Ok(std::borrow::Cow::Owned(normalize(s)))
         }
         Some(v) => Err(format!(
             "{} expects a path (a string), got a {} ({v})",

@@ -13,12 +13,12 @@ impl ModelFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
-        let path = path_arg(args, 0, op)?;
+        let path = path_arg_ref(args, 0, op)?;
         Ok(match op {
-            Op::Create { excl } => self.open_for_write(path, excl, None, cx.now),
+            Op::Create { excl } => self.open_for_write(path.into_owned(), excl, None, cx.now),
             Op::Write => {
                 let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
-                self.open_for_write(path, false, Some(data), cx.now)
+                self.open_for_write(path.into_owned(), false, Some(data), cx.now)
             }
             Op::Read => match self.inode(&path) {
                 None if path == "/" => Err(Errno::EISDIR),
@@ -32,22 +32,22 @@ impl ModelFs {
                 }) => Ok(Value::str(s)),
             },
             Op::Link => {
-                let to = path_arg(args, 1, op)?;
+                let to = path_arg_ref(args, 1, op)?;
                 (|| {
-                    let ino = *self.names.get(&path).ok_or(Errno::ENOENT)?;
+                    let ino = *self.names.get(&*path).ok_or(Errno::ENOENT)?;
                     if self.inode_mut(ino).kind == Kind::Dir {
                         return Err(Errno::EPERM);
                     }
                     self.check_parent(&to)?;
-                    if to == "/" || self.names.contains_key(&to) {
+                    if to == "/" || self.names.contains_key(&*to) {
                         return Err(Errno::EEXIST);
                     }
                     self.inode_mut(ino).nlink += 1;
-                    self.names.insert(to, ino);
+                    self.names.insert(to.into_owned(), ino);
                     Ok(Value::None)
                 })()
             }
-            Op::Unlink => match self.names.get(&path).copied() {
+            Op::Unlink => match self.names.get(&*path).copied() {
                 None => Err(self.missing(&path)),
                 Some(ino) if self.inode_mut(ino).kind == Kind::Dir => Err(Errno::EISDIR),
                 Some(ino) => {
@@ -57,9 +57,9 @@ impl ModelFs {
             },
             Op::Rename => {
                 let to = path_arg(args, 1, op)?;
-                self.rename(path, to)
+                self.rename(path.into_owned(), to)
             }
-            Op::Stat => match self.names.get(&path) {
+            Op::Stat => match self.names.get(&*path) {
                 None if path == "/" => Ok(Value::Stat(Stat {
                     nlink: 2,
                     mtime: cx.now,
@@ -70,7 +70,7 @@ impl ModelFs {
                 None => Err(self.missing(&path)),
                 Some(&ino) => Ok(self.stat_of(ino)),
             },
-            Op::StatLookup => match self.names.get(&path) {
+            Op::StatLookup => match self.names.get(&*path) {
                 None if path == "/" => {
                     self.unpin(cx.actor);
                     self.pinned.insert(cx.actor, ROOT_PIN);
@@ -102,9 +102,9 @@ impl ModelFs {
                 Ok(v)
             }
             Op::WriteOpen => self
-                .open_for_write(path.clone(), false, Some(String::new()), cx.now)
+                .open_for_write(path.to_string(), false, Some(String::new()), cx.now)
                 .inspect(|_| {
-                    let ino = self.names[&path];
+                    let ino = self.names[&*path];
                     self.unpin(cx.actor);
                     self.pinned.insert(cx.actor, ino);
                 }),
@@ -130,7 +130,7 @@ impl ModelFs {
                         ))
                     }
                 };
-                match self.names.get(&path) {
+                match self.names.get(&*path) {
                     None => Err(self.missing(&path)),
                     Some(&ino) => {
                         self.inode_mut(ino).mtime = t;
@@ -139,11 +139,11 @@ impl ModelFs {
                 }
             }
             Op::Mkdir => {
-                if path == "/" || self.names.contains_key(&path) {
+                if path == "/" || self.names.contains_key(&*path) {
                     Err(Errno::EEXIST)
                 } else {
                     self.check_parent(&path).map(|()| {
-                        self.insert(path, Kind::Dir, cx.now);
+                        self.insert(path.into_owned(), Kind::Dir, cx.now);
                         Value::None
                     })
                 }
@@ -166,7 +166,7 @@ impl ModelFs {
                     .count();
                 Ok(Value::Int(count as i64))
             }
-            Op::Rmdir => match self.names.get(&path).copied() {
+            Op::Rmdir => match self.names.get(&*path).copied() {
                 None if path == "/" => Err(Errno::EBUSY),
                 None => Err(Errno::ENOENT),
                 Some(ino) if self.inode_mut(ino).kind != Kind::Dir => Err(Errno::ENOTDIR),

@@ -254,6 +254,9 @@ pub struct Machine<F: World = ModelFs> {
     infrastructure: Option<String>,
     /// A duration being chosen: until it is, only its digits are choices.
     deciding: Option<Decision>,
+    /// Scratch space for a step's argument values, kept empty between steps (so a clone
+    /// copies nothing) and reused so that a step allocates no vector. Not state.
+    arg_buf: Vec<Value>,
 }
 
 /// Each actor's NFS client under `nfs cache`. A scenario that names clients (`actor a on B`)
@@ -330,6 +333,7 @@ impl<F: World> Machine<F> {
             last: None,
             infrastructure: None,
             deciding: None,
+            arg_buf: Vec::new(),
             fs,
             prog,
         };
