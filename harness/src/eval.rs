@@ -51,6 +51,12 @@ pub fn eval_bool<E: Env + ?Sized>(e: &PExpr, env: &E) -> Result<bool, String> {
             b,
         ) => match (leaf(a, env), leaf(b, env)) {
             (Some(x), Some(y)) => compare(*op, x, y),
+            // An invariant's `holders(s) <= 1`, `count(log) == 0`: the world's answer
+            // compared where it lands.
+            (None, Some(y)) => match &**a {
+                PExpr::Query(q, args) if args.is_empty() => compare(*op, &env.query(*q, &[])?, y),
+                _ => compare(*op, &*eval_ref(a, env)?, y),
+            },
             _ => compare(*op, &*eval_ref(a, env)?, &*eval_ref(b, env)?),
         },
         _ => truthy(&*eval_ref(e, env)?),

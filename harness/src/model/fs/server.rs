@@ -15,10 +15,12 @@ impl ModelFs {
     ) -> Result<Result<Value, Errno>, String> {
         let path = path_arg_ref(args, 0, op)?;
         Ok(match op {
-            Op::Create { excl } => self.open_for_write(path.into_owned(), excl, None, cx.now),
+            Op::Create { excl } => {
+                self.open_for_write(path_key(args, 0, &path), excl, None, cx.now)
+            }
             Op::Write => {
-                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
-                self.open_for_write(path.into_owned(), false, Some(data), cx.now)
+                let data = data_arg(args.get(1));
+                self.open_for_write(path_key(args, 0, &path), false, Some(data), cx.now)
             }
             Op::Read => match self.inode(&path) {
                 None if path == "/" => Err(Errno::EISDIR),
@@ -29,7 +31,7 @@ impl ModelFs {
                 Some(Inode {
                     kind: Kind::File(s),
                     ..
-                }) => Ok(Value::str(s)),
+                }) => Ok(Value::Str(Arc::clone(s))),
             },
             Op::Link => {
                 let to = path_arg_ref(args, 1, op)?;
@@ -43,7 +45,7 @@ impl ModelFs {
                         return Err(Errno::EEXIST);
                     }
                     self.inode_mut(ino).nlink += 1;
-                    self.names.insert(to.into_owned(), ino);
+                    self.names.insert(path_key(args, 1, &to), ino);
                     Ok(Value::None)
                 })()
             }
@@ -102,7 +104,7 @@ impl ModelFs {
                 Ok(v)
             }
             Op::WriteOpen => self
-                .open_for_write(path.to_string(), false, Some(String::new()), cx.now)
+                .open_for_write(path_key(args, 0, &path), false, Some("".into()), cx.now)
                 .inspect(|_| {
                     let ino = self.names[&*path];
                     self.unpin(cx.actor);
@@ -112,7 +114,7 @@ impl ModelFs {
                 let Some(&ino) = self.pinned.get(&cx.actor) else {
                     return Err("write's second half came without its open".into());
                 };
-                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
+                let data = data_arg(args.get(1));
                 let node = self.inode_mut(ino);
                 node.kind = Kind::File(data);
                 node.mtime = cx.now;
@@ -143,7 +145,7 @@ impl ModelFs {
                     Err(Errno::EEXIST)
                 } else {
                     self.check_parent(&path).map(|()| {
-                        self.insert(path.into_owned(), Kind::Dir, cx.now);
+                        self.insert(path_key(args, 0, &path), Kind::Dir, cx.now);
                         Value::None
                     })
                 }
@@ -157,7 +159,7 @@ impl ModelFs {
                 };
                 let count = self
                     .names
-                    .range(prefix.clone()..)
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(&prefix))
                     .filter(|(k, _)| {
                         let name = &k[prefix.len()..];

@@ -64,9 +64,10 @@ impl<F: World> Machine<F> {
                 }
                 Instr::Call { proc, args, dst } => {
                     let (proc, dst) = (*proc, *dst);
-                    // The arguments go straight into the callee's registers: one allocation.
+                    // The arguments go straight into the callee's registers, a vector a returned
+                    // frame left behind when there is one: no allocation.
                     let nregs = prog.procs[proc as usize].nregs as usize;
-                    let mut regs = Vec::with_capacity(nregs.max(args.len()));
+                    let mut regs = self.spare_regs.0.pop().unwrap_or_default();
                     let vals = self.eval_args_into(a, args, &mut regs);
                     match vals {
                         Ok(()) => {}
@@ -106,9 +107,14 @@ impl<F: World> Machine<F> {
                             continue;
                         }
                     };
-                    let done = self.actors[a].frames.pop().expect("frame");
+                    let mut done = self.actors[a].frames.pop().expect("frame");
                     if let (Some(r), Some(caller)) = (done.ret, self.actors[a].frames.last_mut()) {
                         caller.regs[r as usize] = v;
+                    }
+                    if self.spare_regs.0.len() < SPARE_REGS {
+                        let mut regs = std::mem::take(&mut done.regs);
+                        regs.clear();
+                        self.spare_regs.0.push(regs);
                     }
                     if let Some(until) = done.resume_work_until.filter(|&w| w > self.clock) {
                         // A handler interrupted `work`; the computation goes on where it was.
