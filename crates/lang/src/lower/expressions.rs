@@ -29,7 +29,7 @@ impl Cx<'_> {
             ExprKind::Unary(op, inner) => {
                 let v = self.expr(fx, inner);
                 match op {
-                    ast::UnOp::Neg => PExpr::Neg(Box::new(v)),
+                    ast::UnOp::Neg => negate(v),
                     ast::UnOp::Not => PExpr::Not(Box::new(v)),
                 }
             }
@@ -254,7 +254,7 @@ impl Cx<'_> {
             ExprKind::Unary(op, inner) => {
                 let v = self.lower_pure(inner);
                 match op {
-                    ast::UnOp::Neg => PExpr::Neg(Box::new(v)),
+                    ast::UnOp::Neg => negate(v),
                     ast::UnOp::Not => PExpr::Not(Box::new(v)),
                 }
             }
@@ -439,5 +439,14 @@ fn name_arg(args: &[Expr], i: usize) -> Option<String> {
     match args.get(i).map(|a| &a.kind) {
         Some(ExprKind::Name(n)) => Some(n.name.clone()),
         _ => None,
+    }
+}
+
+/// `-v`; of an integer literal (Mailman's `-1`), the constant itself, so that evaluating it
+/// builds nothing at run time. Wrapping, as the evaluator negates.
+fn negate(v: PExpr) -> PExpr {
+    match v {
+        PExpr::Const(Value::Int(n)) => PExpr::Const(Value::Int(n.wrapping_neg())),
+        v => PExpr::Neg(Box::new(v)),
     }
 }

@@ -67,7 +67,7 @@ impl ModelFs {
                 .openers(ino)
                 .any(|a| self.client_of(a) == Some(client));
             if !still_open {
-                let silly: Vec<String> = self
+                let silly: Vec<Arc<str>> = self
                     .names
                     .iter()
                     .filter(|(p, i)| **i == ino && is_silly_name(p))
@@ -107,7 +107,7 @@ impl ModelFs {
         let mut n = 0u32;
         let silly = loop {
             let name = format!("{base}/.nfs{:016x}{n:08x}", ino + 3);
-            if !self.names.contains_key(&name) {
+            if !self.names.contains_key(name.as_str()) {
                 break name;
             }
             n += 1;
@@ -125,14 +125,14 @@ impl ModelFs {
         if path == "/" {
             return Err(Errno::EISDIR);
         }
-        if !self.names.contains_key(&path) {
+        if !self.names.contains_key(path.as_str()) {
             if !creat {
                 return Err(self.missing(&path));
             }
             self.check_parent(&path)?;
         }
-        self.open_for_write(path.clone(), false, None, cx.now)?;
-        let ino = self.names[&path];
+        self.open_for_write(path.as_str().into(), false, None, cx.now)?;
+        let ino = self.names[path.as_str()];
         if let Some(client) = self.client_of(cx.actor) {
             // Close-to-open: an NFS open looks the name up on the server and revalidates.
             let _fresh = self.look_up(client, &path, cx.now);

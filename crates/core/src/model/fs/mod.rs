@@ -10,13 +10,17 @@ mod server;
 pub use glob::{glob_matches, split_glob};
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
 use super::world::{OpCtx, Signals, Sql, World};
 use racelab_lang::ir::{Errno, Op, Stat, Value};
 
 #[derive(Debug, Clone, PartialEq, Hash)]
 enum Kind {
-    File(String),
+    /// A file's contents, shared: a clone of the filesystem (every schedule, every successor
+    /// state) and a `read` copy no bytes.
+    File(Arc<str>),
     Dir,
 }
 
@@ -32,7 +36,7 @@ struct Inode {
 pub struct ModelFs {
     /// invariant: every key is a normalised absolute path whose parent is a directory in `names`
     /// (or `/`), and every value indexes a live inode.
-    names: BTreeMap<String, usize>,
+    names: BTreeMap<Arc<str>, usize>,
     inodes: Vec<Option<Inode>>,
     /// Set for `nfs cache D`: the world as NFS clients see it.
     nfs: Option<NfsClients>,
@@ -79,14 +83,7 @@ struct ClientCache {
 /// Normalises an absolute path: collapses `//` and `.`, resolves `..` without ever climbing above `/`.
 pub fn normalize(path: &str) -> String {
     // Fast path: most scenario paths are already normal; checking is cheaper than rebuilding.
-    let already_normal = path.starts_with('/')
-        && (path == "/" || !path.ends_with('/'))
-        && !path.contains("//")
-        && !path.contains("/./")
-        && !path.contains("/../")
-        && !path.ends_with("/.")
-        && !path.ends_with("/..");
-    if already_normal {
+    if is_normal(path) {
         return path.to_string();
     }
     let mut parts: Vec<&str> = Vec::new();
@@ -100,6 +97,21 @@ pub fn normalize(path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Whether `path` is already what [`normalize`] makes of it: absolute, and no component empty
+/// (`//`, a trailing `/`), `.` or `..`. One pass over the bytes: every filesystem step asks.
+fn is_normal(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    b[1..]
+        .split(|&c| c == b'/')
+        .all(|c| !matches!(c, b"" | b"." | b".."))
 }
 
 fn parent(path: &str) -> &str {
@@ -135,10 +147,21 @@ fn fd_arg(args: &[Value], op: Op) -> Result<i64, String> {
 }
 
 pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
+    path_arg_ref(args, i, op).map(std::borrow::Cow::into_owned)
+}
+
+/// [`path_arg`], borrowing the argument when it is normal already (no allocation on the
+/// model's hot path; a normal path has no `..`, so it is confined too).
+pub fn path_arg_ref(
+    args: &[Value],
+    i: usize,
+    op: Op,
+) -> Result<std::borrow::Cow<'_, str>, String> {
     match args.get(i) {
+        Some(Value::Str(s)) if is_normal(s) => Ok(std::borrow::Cow::Borrowed(&**s)),
         Some(Value::Str(s)) => {
             check_confined(s)?;
-            Ok(normalize(s))
+            Ok(std::borrow::Cow::Owned(normalize(s)))
         }
         Some(v) => Err(format!(
             "{} expects a path (a string), got a {} ({v})",
@@ -146,6 +169,24 @@ pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
             v.type_name()
         )),
         None => Err(format!("{} is missing an argument", op.name())),
+    }
+}
+
+/// The name table's key for argument `i`, whose normalised path is `path`: the argument's own
+/// string when it was normal already (a new name then costs no allocation).
+fn path_key(args: &[Value], i: usize, path: &str) -> Arc<str> {
+    match args.get(i) {
+        Some(Value::Str(s)) if **s == *path => Arc::clone(s),
+        _ => path.into(),
+    }
+}
+
+/// What `write` stores: the data's string itself, or what it displays as.
+fn data_arg(v: Option<&Value>) -> Arc<str> {
+    match v {
+        Some(Value::Str(s)) => Arc::clone(s),
+        Some(v) => v.to_string().into(),
+        None => "".into(),
     }
 }
 
@@ -157,36 +198,36 @@ impl ModelFs {
     /// Creates a directory and its parents (for the scenario's initial `fs { ... }` block).
     pub fn mkdir_all(&mut self, path: &str, now: i64) {
         let path = normalize(path);
-        if path == "/" || self.names.contains_key(&path) {
+        if path == "/" || self.names.contains_key(path.as_str()) {
             return;
         }
         self.mkdir_all(parent(&path), now);
-        self.insert(path, Kind::Dir, now);
+        self.insert(path.into(), Kind::Dir, now);
     }
 
     /// Creates a file with contents (and its parent directories).
     pub fn put_file(&mut self, path: &str, contents: &str, now: i64) {
         let path = normalize(path);
         self.mkdir_all(parent(&path), now);
-        if let Some(ino) = self.names.get(&path).copied() {
+        if let Some(ino) = self.names.get(path.as_str()).copied() {
             self.unlink_name(&path, ino);
         }
-        self.insert(path, Kind::File(contents.to_string()), now);
+        self.insert(path.into(), Kind::File(contents.into()), now);
     }
 
     pub fn exists(&self, path: &str) -> bool {
         let p = normalize(path);
-        p == "/" || self.names.contains_key(&p)
+        p == "/" || self.names.contains_key(p.as_str())
     }
 
     pub fn contents(&self, path: &str) -> Option<&str> {
         match &self.inode(&normalize(path))?.kind {
-            Kind::File(s) => Some(s),
+            Kind::File(s) => Some(&**s),
             Kind::Dir => None,
         }
     }
 
-    fn insert(&mut self, path: String, kind: Kind, now: i64) {
+    fn insert(&mut self, path: Arc<str>, kind: Kind, now: i64) {
         let nlink = if kind == Kind::Dir { 2 } else { 1 };
         self.inodes.push(Some(Inode {
             kind,
@@ -287,23 +328,23 @@ impl ModelFs {
     fn has_children(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
         self.names
-            .range(prefix.clone()..)
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
             .next()
             .is_some_and(|(k, _)| k.starts_with(&prefix))
     }
 
     fn open_for_write(
         &mut self,
-        path: String,
+        path: Arc<str>,
         excl: bool,
-        data: Option<String>,
+        data: Option<Arc<str>>,
         now: i64,
     ) -> Result<Value, Errno> {
         self.check_parent(&path)?;
-        if path == "/" {
+        if &*path == "/" {
             return Err(Errno::EISDIR);
         }
-        match self.names.get(&path).copied() {
+        match self.names.get(&*path).copied() {
             Some(ino) => {
                 if excl {
                     return Err(Errno::EEXIST);
@@ -312,16 +353,16 @@ impl ModelFs {
                 if node.kind == Kind::Dir {
                     return Err(Errno::EISDIR);
                 }
-                node.kind = Kind::File(data.unwrap_or_default());
+                node.kind = Kind::File(data.unwrap_or_else(|| "".into()));
                 node.mtime = now;
             }
-            None => self.insert(path, Kind::File(data.unwrap_or_default()), now),
+            None => self.insert(path, Kind::File(data.unwrap_or_else(|| "".into())), now),
         }
         Ok(Value::None)
     }
 
     fn rename(&mut self, from: String, to: String) -> Result<Value, Errno> {
-        let src = *self.names.get(&from).ok_or(Errno::ENOENT)?;
+        let src = *self.names.get(from.as_str()).ok_or(Errno::ENOENT)?;
         self.check_parent(&to)?;
         if from == to {
             return Ok(Value::None);
@@ -330,7 +371,7 @@ impl ModelFs {
         if src_is_dir && to.starts_with(&format!("{from}/")) {
             return Err(Errno::EINVAL);
         }
-        if let Some(dst) = self.names.get(&to).copied() {
+        if let Some(dst) = self.names.get(to.as_str()).copied() {
             let dst_is_dir = self.inode(&to).is_some_and(|n| n.kind == Kind::Dir);
             match (src_is_dir, dst_is_dir) {
                 (false, true) => return Err(Errno::EISDIR),
@@ -344,21 +385,22 @@ impl ModelFs {
             }
             self.unlink_name(&to, dst);
         }
-        self.names.remove(&from);
+        self.names.remove(from.as_str());
         if src_is_dir {
             let prefix = format!("{from}/");
-            let moved: Vec<(String, usize)> = self
+            let moved: Vec<(Arc<str>, usize)> = self
                 .names
-                .range(prefix.clone()..)
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(k, v)| (k.clone(), *v))
                 .collect();
             for (k, v) in moved {
                 self.names.remove(&k);
-                self.names.insert(format!("{to}/{}", &k[prefix.len()..]), v);
+                self.names
+                    .insert(format!("{to}/{}", &k[prefix.len()..]).into(), v);
             }
         }
-        self.names.insert(to, src);
+        self.names.insert(to.into(), src);
         Ok(Value::None)
     }
 }

@@ -61,7 +61,7 @@ impl ModelFs {
             // gone, makes the kernel look the name up again: then it is the server's name).
             Some(Ok(ino))
                 if matches!(op, Op::Utime | Op::Touch)
-                    && self.names.get(&path) != Some(&ino)
+                    && self.names.get(path.as_str()) != Some(&ino)
                     && self.inodes.get(ino).is_some_and(Option::is_some) =>
             {
                 let t = match (op, args.get(1)) {
@@ -83,7 +83,7 @@ impl ModelFs {
         // count, and the client knows it did (Linux drops its cached nlink).
         let before: Vec<usize> = touched
             .iter()
-            .filter_map(|p| self.names.get(p).copied())
+            .filter_map(|p| self.names.get(p.as_str()).copied())
             .collect();
         let silly = match op {
             Op::Unlink => self.silly_rename(client, &touched[0]),

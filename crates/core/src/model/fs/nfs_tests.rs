@@ -61,7 +61,7 @@ fn an_unlink_of_a_file_open_on_the_client_is_a_silly_rename_until_its_last_close
         .names
         .keys()
         .filter(|p| is_silly_name(p))
-        .cloned()
+        .map(|p| p.to_string())
         .collect();
     assert_eq!(silly.len(), 1, "{:?}", fs.names);
     // Every client reads nlink 1: the file still has its .nfs name.

@@ -13,12 +13,14 @@ impl ModelFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
-        let path = path_arg(args, 0, op)?;
+        let path = path_arg_ref(args, 0, op)?;
         Ok(match op {
-            Op::Create { excl } => self.open_for_write(path, excl, None, cx.now),
+            Op::Create { excl } => {
+                self.open_for_write(path_key(args, 0, &path), excl, None, cx.now)
+            }
             Op::Write => {
-                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
-                self.open_for_write(path, false, Some(data), cx.now)
+                let data = data_arg(args.get(1));
+                self.open_for_write(path_key(args, 0, &path), false, Some(data), cx.now)
             }
             Op::Read => match self.inode(&path) {
                 None if path == "/" => Err(Errno::EISDIR),
@@ -29,25 +31,25 @@ impl ModelFs {
                 Some(Inode {
                     kind: Kind::File(s),
                     ..
-                }) => Ok(Value::str(s)),
+                }) => Ok(Value::Str(Arc::clone(s))),
             },
             Op::Link => {
-                let to = path_arg(args, 1, op)?;
+                let to = path_arg_ref(args, 1, op)?;
                 (|| {
-                    let ino = *self.names.get(&path).ok_or(Errno::ENOENT)?;
+                    let ino = *self.names.get(&*path).ok_or(Errno::ENOENT)?;
                     if self.inode_mut(ino).kind == Kind::Dir {
                         return Err(Errno::EPERM);
                     }
                     self.check_parent(&to)?;
-                    if to == "/" || self.names.contains_key(&to) {
+                    if to == "/" || self.names.contains_key(&*to) {
                         return Err(Errno::EEXIST);
                     }
                     self.inode_mut(ino).nlink += 1;
-                    self.names.insert(to, ino);
+                    self.names.insert(path_key(args, 1, &to), ino);
                     Ok(Value::None)
                 })()
             }
-            Op::Unlink => match self.names.get(&path).copied() {
+            Op::Unlink => match self.names.get(&*path).copied() {
                 None => Err(self.missing(&path)),
                 Some(ino) if self.inode_mut(ino).kind == Kind::Dir => Err(Errno::EISDIR),
                 Some(ino) => {
@@ -57,9 +59,9 @@ impl ModelFs {
             },
             Op::Rename => {
                 let to = path_arg(args, 1, op)?;
-                self.rename(path, to)
+                self.rename(path.into_owned(), to)
             }
-            Op::Stat => match self.names.get(&path) {
+            Op::Stat => match self.names.get(&*path) {
                 None if path == "/" => Ok(Value::Stat(Stat {
                     nlink: 2,
                     mtime: cx.now,
@@ -70,7 +72,7 @@ impl ModelFs {
                 None => Err(self.missing(&path)),
                 Some(&ino) => Ok(self.stat_of(ino)),
             },
-            Op::StatLookup => match self.names.get(&path) {
+            Op::StatLookup => match self.names.get(&*path) {
                 None if path == "/" => {
                     self.unpin(cx.actor);
                     self.pinned.insert(cx.actor, ROOT_PIN);
@@ -102,9 +104,9 @@ impl ModelFs {
                 Ok(v)
             }
             Op::WriteOpen => self
-                .open_for_write(path.clone(), false, Some(String::new()), cx.now)
+                .open_for_write(path_key(args, 0, &path), false, Some("".into()), cx.now)
                 .inspect(|_| {
-                    let ino = self.names[&path];
+                    let ino = self.names[&*path];
                     self.unpin(cx.actor);
                     self.pinned.insert(cx.actor, ino);
                 }),
@@ -112,7 +114,7 @@ impl ModelFs {
                 let Some(&ino) = self.pinned.get(&cx.actor) else {
                     return Err("write's second half came without its open".into());
                 };
-                let data = args.get(1).map(|v| v.to_string()).unwrap_or_default();
+                let data = data_arg(args.get(1));
                 let node = self.inode_mut(ino);
                 node.kind = Kind::File(data);
                 node.mtime = cx.now;
@@ -130,7 +132,7 @@ impl ModelFs {
                         ))
                     }
                 };
-                match self.names.get(&path) {
+                match self.names.get(&*path) {
                     None => Err(self.missing(&path)),
                     Some(&ino) => {
                         self.inode_mut(ino).mtime = t;
@@ -139,11 +141,11 @@ impl ModelFs {
                 }
             }
             Op::Mkdir => {
-                if path == "/" || self.names.contains_key(&path) {
+                if path == "/" || self.names.contains_key(&*path) {
                     Err(Errno::EEXIST)
                 } else {
                     self.check_parent(&path).map(|()| {
-                        self.insert(path, Kind::Dir, cx.now);
+                        self.insert(path_key(args, 0, &path), Kind::Dir, cx.now);
                         Value::None
                     })
                 }
@@ -157,7 +159,7 @@ impl ModelFs {
                 };
                 let count = self
                     .names
-                    .range(prefix.clone()..)
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(&prefix))
                     .filter(|(k, _)| {
                         let name = &k[prefix.len()..];
@@ -166,7 +168,7 @@ impl ModelFs {
                     .count();
                 Ok(Value::Int(count as i64))
             }
-            Op::Rmdir => match self.names.get(&path).copied() {
+            Op::Rmdir => match self.names.get(&*path).copied() {
                 None if path == "/" => Err(Errno::EBUSY),
                 None => Err(Errno::ENOENT),
                 Some(ino) if self.inode_mut(ino).kind != Kind::Dir => Err(Errno::ENOTDIR),

@@ -51,7 +51,7 @@ impl<F: World> Machine<F> {
                 }
                 Instr::JumpIfNot(c, t) => {
                     let t = *t;
-                    match self.eval_in(a, c).and_then(|v| eval::truthy(&v)) {
+                    match self.eval_bool_in(a, c) {
                         Ok(true) => self.frame(a).pc += 1,
                         Ok(false) => self.frame(a).pc = t,
                         Err(msg) => {
@@ -64,10 +64,13 @@ impl<F: World> Machine<F> {
                 }
                 Instr::Call { proc, args, dst } => {
                     let (proc, dst) = (*proc, *dst);
-                    let vals: Result<Vec<Value>, String> =
-                        args.iter().map(|e| self.eval_in(a, e)).collect();
-                    let vals = match vals {
-                        Ok(v) => v,
+                    // The arguments go straight into the callee's registers, a vector a returned
+                    // frame left behind when there is one: no allocation.
+                    let nregs = prog.procs[proc as usize].nregs as usize;
+                    let mut regs = self.spare_regs.0.pop().unwrap_or_default();
+                    let vals = self.eval_args_into(a, args, &mut regs);
+                    match vals {
+                        Ok(()) => {}
                         Err(msg) => {
                             if self.raise(a, Unwinding::Failure(oracle::UNHANDLED_ERROR, msg)) {
                                 return;
@@ -83,10 +86,8 @@ impl<F: World> Machine<F> {
                         );
                     }
                     self.frame(a).pc += 1;
-                    let mut regs = vec![Value::None; self.prog.procs[proc as usize].nregs as usize];
-                    for (slot, v) in regs.iter_mut().zip(vals) {
-                        *slot = v;
-                    }
+                    regs.truncate(nregs);
+                    regs.resize(nregs, Value::None);
                     self.actors[a].frames.push(Frame {
                         proc,
                         pc: 0,
@@ -106,9 +107,14 @@ impl<F: World> Machine<F> {
                             continue;
                         }
                     };
-                    let done = self.actors[a].frames.pop().expect("frame");
+                    let mut done = self.actors[a].frames.pop().expect("frame");
                     if let (Some(r), Some(caller)) = (done.ret, self.actors[a].frames.last_mut()) {
                         caller.regs[r as usize] = v;
+                    }
+                    if self.spare_regs.0.len() < SPARE_REGS {
+                        let mut regs = std::mem::take(&mut done.regs);
+                        regs.clear();
+                        self.spare_regs.0.push(regs);
                     }
                     if let Some(until) = done.resume_work_until.filter(|&w| w > self.clock) {
                         // A handler interrupted `work`; the computation goes on where it was.
@@ -273,6 +279,32 @@ impl<F: World> Machine<F> {
             },
         )
     }
+
+    /// A condition in actor `a`'s frame, evaluated without building its value.
+    pub(super) fn eval_bool_in(&self, a: usize, e: &PExpr) -> Result<bool, String> {
+        eval::eval_bool(
+            e,
+            &ActorEnv {
+                m: self,
+                actor: Some(a),
+            },
+        )
+    }
+
+    /// Evaluates an operation's arguments into `out` (cleared first): the machine's reusable
+    /// buffer, so that a step allocates no argument vector.
+    pub(super) fn eval_args_into(
+        &self,
+        a: usize,
+        args: &[PExpr],
+        out: &mut Vec<Value>,
+    ) -> Result<(), String> {
+        out.clear();
+        for e in args {
+            out.push(self.eval_in(a, e)?);
+        }
+        Ok(())
+    }
 }
 
 /// The environment expressions evaluate in: an actor's registers and thread-locals (none for
@@ -289,8 +321,16 @@ impl<F: World> Env for ActorEnv<'_, F> {
             .and_then(|f| f.regs.get(r as usize).cloned())
             .unwrap_or(Value::None)
     }
+    fn reg_ref(&self, r: Reg) -> Option<&Value> {
+        // An invariant has no registers: `reg` answers none for it.
+        let frame = self.m.actors[self.actor?].frames.last()?;
+        frame.regs.get(r as usize)
+    }
     fn self_name(&self) -> Option<&str> {
         self.actor.map(|a| &*self.m.prog.actors[a].name)
+    }
+    fn local_ref(&self, l: u32) -> Option<&Value> {
+        self.m.actors[self.actor?].locals.get(l as usize)
     }
     fn local(&self, l: u32) -> Value {
         self.actor

@@ -254,7 +254,36 @@ pub struct Machine<F: World = ModelFs> {
     infrastructure: Option<String>,
     /// A duration being chosen: until it is, only its digits are choices.
     deciding: Option<Decision>,
+    /// Scratch space for a step's argument values, empty between steps, reused so that a
+    /// step allocates no vector. Not state.
+    arg_buf: Scratch,
+    /// The register vectors of returned frames, emptied, for the next calls to reuse. Not state.
+    spare_regs: Spare,
 }
+
+/// A step's argument buffer: a clone of the machine starts without one (it holds nothing
+/// between steps, and copying its capacity would be an allocation per clone).
+#[derive(Default)]
+struct Scratch(Vec<Value>);
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
+}
+
+/// Emptied register vectors kept for reuse; a clone starts with none.
+#[derive(Default)]
+struct Spare(Vec<Vec<Value>>);
+
+impl Clone for Spare {
+    fn clone(&self) -> Self {
+        Spare::default()
+    }
+}
+
+/// How many emptied register vectors a machine keeps: enough for the deepest usual call chain.
+const SPARE_REGS: usize = 16;
 
 /// Each actor's NFS client under `nfs cache`. A scenario that names clients (`actor a on B`)
 /// places its actors itself; one that names none (a lock scenario's `nfs` variants: `actor
@@ -330,6 +359,8 @@ impl<F: World> Machine<F> {
             last: None,
             infrastructure: None,
             deciding: None,
+            arg_buf: Scratch::default(),
+            spare_regs: Spare::default(),
             fs,
             prog,
         };

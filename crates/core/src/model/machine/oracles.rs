@@ -38,14 +38,13 @@ impl<F: World> Machine<F> {
             {
                 continue;
             }
-            let res = eval::eval(
+            let res = eval::eval_bool(
                 &inv.cond,
                 &ActorEnv {
                     m: self,
                     actor: None,
                 },
-            )
-            .and_then(|v| eval::truthy(&v));
+            );
             match res {
                 Ok(true) => {}
                 Ok(false) => {

@@ -37,8 +37,12 @@ impl<F: World> Machine<F> {
             Instr::Op { op, args, .. } => (*op, args),
             other => unreachable!("a ready actor is parked at an operation, not {other:?}"),
         };
-        let vals: Result<Vec<Value>, String> = args.iter().map(|e| self.eval_in(a, e)).collect();
-        let result = vals.and_then(|vals| self.perform(a, op, &vals));
+        let mut vals = std::mem::take(&mut self.arg_buf.0);
+        let result = self
+            .eval_args_into(a, args, &mut vals)
+            .and_then(|()| self.perform(a, op, &vals));
+        vals.clear();
+        self.arg_buf.0 = vals;
         self.conclude(a, broken_before, result);
     }
 

@@ -1,0 +1,115 @@
+//! A native engine on a built-in variant, alone in a process, for `perf record` / `perf stat`.
+//!
+//! The benches time several sides and a sanity pass in one process, which a profile would mix
+//! up; this runs exactly one thing:
+//!
+//! - `random [rounds]`: the explore bench's native-random side (mailman-lockfile/patched with
+//!   `stat` as one step), 1,000 schedules a round;
+//! - `dfs [rounds]`: the dfs bench's proof (racelab-linklock/no-fault) on one thread;
+//! - `dump`: the patched mailman variant's lowered IR, to read beside a profile.
+//!
+//! `cargo build --profile bench -p harness --example profile_engines`, then
+//! `perf stat -e task-clock target/release/examples/profile_engines random 20` (CPU time, which
+//! a loaded machine disturbs less than the wall-clock rate it prints).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use racelab::explore::{self, Budget, EngineConfig, EngineKind};
+use racelab::ir::Program;
+
+fn variant(file: &str, name: &str) -> Program {
+    let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(&path).expect("the built-in scenario is readable");
+    let sc = racelab::lang::compile(&path, &src).expect("the built-in scenario compiles");
+    sc.variant(name)
+        .expect("the scenario has this variant")
+        .clone()
+}
+
+/// The explore bench's program: `stat` as one step, as its hand-written side takes it.
+fn mailman_patched() -> Program {
+    let mut prog = variant("mailman-lockfile.race", "patched");
+    prog.split_calls = false;
+    prog
+}
+
+fn random(rounds: u64) {
+    let prog = Arc::new(mailman_patched());
+    let start = Instant::now();
+    for r in 0..rounds {
+        let cfg = EngineConfig::new(
+            EngineKind::NativeRandom,
+            Budget::new(1000, Duration::from_secs(600)),
+        )
+        .seed(r);
+        let ex = explore::explore(&prog, &cfg).expect("native-random explores any scenario");
+        assert!(
+            ex.findings.is_empty(),
+            "the patched lock broke: {:?}",
+            ex.findings
+        );
+    }
+    let s = start.elapsed().as_secs_f64();
+    let n = rounds * 1000;
+    println!(
+        "native-random: {n} schedules in {s:.2}s: {:.0} schedules/s",
+        n as f64 / s
+    );
+}
+
+fn dfs(rounds: u64) {
+    let prog = Arc::new(variant("racelab-linklock.race", "no-fault"));
+    let start = Instant::now();
+    let mut states = 0;
+    for _ in 0..rounds {
+        let cfg = EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(u64::MAX, Duration::from_secs(600)),
+        )
+        .workers(1);
+        let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
+        assert!(ex.exhaustive, "the proof did not finish: {}", ex.bound);
+        states += ex.states.unwrap_or(0);
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "native-dfs: {states} states in {s:.2}s: {:.0} states/s",
+        states as f64 / s
+    );
+}
+
+fn dump() {
+    let prog = mailman_patched();
+    for (i, p) in prog.procs.iter().enumerate() {
+        println!("proc {i} {} ({} registers)", p.name, p.nregs);
+        for (pc, ins) in p.code.iter().enumerate() {
+            println!("  {pc:3} {ins:?}");
+        }
+    }
+    for inv in &prog.invariants {
+        println!("invariant {}: {:?}", inv.name, inv.cond);
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "random".into());
+    let rounds = match args.next().map(|r| r.parse::<u64>()) {
+        None => 20,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("profile_engines: rounds must be a number: {e}");
+            std::process::exit(2);
+        }
+    };
+    match which.as_str() {
+        "random" => random(rounds),
+        "dfs" => dfs(rounds),
+        "dump" => dump(),
+        other => {
+            eprintln!("profile_engines: unknown mode {other:?} (random, dfs or dump)");
+            std::process::exit(2);
+        }
+    }
+}
