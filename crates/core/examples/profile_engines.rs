@@ -15,13 +15,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use racelab::explore::{self, Budget, EngineConfig, EngineKind};
-use racelab::ir::Program;
+use racelab_core::explore::{self, Budget, EngineConfig, EngineKind};
+use racelab_lang::ir::Program;
 
 fn variant(file: &str, name: &str) -> Program {
-    let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).expect("the built-in scenario is readable");
-    let sc = racelab::lang::compile(&path, &src).expect("the built-in scenario compiles");
+    let sc = racelab_core::lang::compile(&path, &src).expect("the built-in scenario compiles");
     sc.variant(name)
         .expect("the scenario has this variant")
         .clone()
