@@ -8,7 +8,7 @@
 //! - `dfs [rounds]`: the dfs bench's proof (racelab-linklock/no-fault) on one thread;
 //! - `dump`: the patched mailman variant's lowered IR, to read beside a profile.
 //!
-//! `cargo build --profile bench -p harness --example profile_engines`, then
+//! `cargo build --profile bench -p racelab-core --example profile_engines`, then
 //! `perf stat -e task-clock target/release/examples/profile_engines random 20` (CPU time, which
 //! a loaded machine disturbs less than the wall-clock rate it prints).
 
