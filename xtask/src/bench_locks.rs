@@ -222,7 +222,15 @@ fn bench_on_nfs(root: &Path, out: &Path, quick: bool) -> Result<String, String> 
 /// the benchmark looks for it.
 fn build_racelab_for_bench(root: &Path) -> Result<()> {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--package", "racelab", "--bin", "racelab"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "racelab",
+            "--bin",
+            "racelab",
+        ])
         .current_dir(root)
         .status()
         .context("running cargo build -p racelab")?;

@@ -10,8 +10,8 @@
 use reports::Coverage;
 
 use crate::explore::{EngineConfig, EngineKind, Exploration};
-use racelab_lang::ir::{FaultKind, Instr, Op, Program};
 use crate::model::db::Flavour;
+use racelab_lang::ir::{FaultKind, Instr, Op, Program};
 
 /// What one model exploration covered, and the same in words.
 pub fn of_exploration(cfg: &EngineConfig, ex: &Exploration) -> (Coverage, String) {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::Program;
 use crate::model::{Broken, End, Machine, StepWhat};
 use crate::schedule::{Schedule, TokenError};
+use racelab_lang::ir::Program;
 
 /// What a replay showed.
 #[derive(Debug, Clone)]

@@ -90,7 +90,11 @@ impl std::error::Error for TokenError {}
 
 impl Schedule {
     /// A schedule of `prog` (its scenario, variant, fingerprint and parameter values).
-    pub fn of(prog: &racelab_lang::ir::Program, target: Option<String>, steps: Vec<u8>) -> Schedule {
+    pub fn of(
+        prog: &racelab_lang::ir::Program,
+        target: Option<String>,
+        steps: Vec<u8>,
+    ) -> Schedule {
         Schedule {
             scenario: prog.scenario.clone(),
             variant: prog.variant.clone(),

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::Program;
 use crate::model::Machine;
 use crate::schedule::Schedule;
+use racelab_lang::ir::Program;
 
 /// The most candidates replayed per schedule: shrinking must never cost more than exploring.
 const MAX_ATTEMPTS: usize = 1_000;

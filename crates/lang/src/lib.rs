@@ -72,7 +72,8 @@ pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioError
 
 /// Runs a `database` block's setup statements on a fresh model database: `Err` with the
 /// server's complaint if they fail (a duplicate key, an unknown table).
-pub type SetupCheck = dyn Fn(sql::Flavour, &[std::sync::Arc<sql::Prepared>]) -> Result<(), String> + Sync;
+pub type SetupCheck =
+    dyn Fn(sql::Flavour, &[std::sync::Arc<sql::Prepared>]) -> Result<(), String> + Sync;
 
 /// Parses and checks `src` (named `file` in diagnostics), every problem reported at once, with
 /// values for some of the scenario's `param`s (the rest take their range's low end; a value for

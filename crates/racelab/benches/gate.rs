@@ -28,8 +28,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use racelab_real::gate::run::{execute, Chooser, GateOptions};
 use racelab_lang::ir::Program;
+use racelab_real::gate::run::{execute, Chooser, GateOptions};
 
 const CALLS: u64 = 4_000;
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
@@ -39,8 +39,8 @@ fn program() -> Program {
     let src = format!(
         "scenario gate-bench {{\n  gate \"$RACELAB __gate-bench $ROOT/bench {CALLS}\"\n  actor worker {{\n    sleep 1s\n  }}\n  expect holds\n}}\n"
     );
-    let sc =
-        racelab_core::lang::compile("gate-bench.race", &src).expect("the benchmark's scenario compiles");
+    let sc = racelab_core::lang::compile("gate-bench.race", &src)
+        .expect("the benchmark's scenario compiles");
     sc.variants[0].clone()
 }
 

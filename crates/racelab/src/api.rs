@@ -32,8 +32,8 @@ use std::time::Duration;
 use reports::{Outcome, RunResult};
 
 use racelab_core::explore::{EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
 use racelab_core::schedule::{Schedule, TokenError};
+use racelab_lang::ir::Program;
 
 /// Why a scenario could not be loaded, explored or replayed. Its `Display` says what and where
 /// (a scenario error is rendered as `racelab check` renders it: file:line:col with a caret).
@@ -158,9 +158,10 @@ impl Scenario {
     }
 
     fn compile(stem: String, file: String, source: String) -> Result<Scenario, Error> {
-        let compiled = racelab_core::lang::compile(&file, &source).map_err(|e| Error::Scenario {
-            rendered: racelab_core::lang::render_plain(&e),
-        })?;
+        let compiled =
+            racelab_core::lang::compile(&file, &source).map_err(|e| Error::Scenario {
+                rendered: racelab_core::lang::render_plain(&e),
+            })?;
         Ok(Scenario {
             stem,
             file,
@@ -255,11 +256,11 @@ impl Scenario {
             self.program(variant)?
         } else {
             let values = sched.params.iter().cloned().collect();
-            let sc = racelab_core::lang::compile_with(&self.file, &self.source, &values).map_err(|e| {
-                Error::Scenario {
+            let sc = racelab_core::lang::compile_with(&self.file, &self.source, &values).map_err(
+                |e| Error::Scenario {
                     rendered: racelab_core::lang::render_plain(&e),
-                }
-            })?;
+                },
+            )?;
             Arc::new(
                 sc.variant(variant)
                     .cloned()

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use racelab_lang::ir::Program;
 use racelab_real::backend::db::stress::stress;
 use racelab_real::backend::db::DbSpec;
-use racelab_lang::ir::Program;
 
 /// Runs per campaign: enough that a database's creation (once per job) does not count.
 const RUNS: u64 = 40;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use racelab_core::explore::{
     collect, explore, shuttle_engine, Budget, EngineConfig, EngineKind, Exploration, Found,
 };
-use racelab_lang::ir::{Expected, Program};
 use racelab_core::model::Machine;
+use racelab_lang::ir::{Expected, Program};
 use racelab_real::suite;
 
 use super::load;

@@ -18,7 +18,11 @@ fn meets(
     stem: &str,
     variant: &str,
     seconds: u64,
-) -> (Arc<racelab_lang::ir::Program>, Results, Vec<reports::RunResult>) {
+) -> (
+    Arc<racelab_lang::ir::Program>,
+    Results,
+    Vec<reports::RunResult>,
+) {
     let sc = load(stem);
     let prog = Arc::new(
         sc.variant(variant)
@@ -164,7 +168,8 @@ fn patchwork_save_deadlocks_on_the_gap_lock_with_mysql_1213() {
         .map(|f| f.replay.clone())
         .expect("a row carries the unhandled_error token");
     let sched = Schedule::decode(&token).expect("the token decodes");
-    let replayed = racelab_core::replay::replay(&prog, &sched).expect("the token fits the scenario");
+    let replayed =
+        racelab_core::replay::replay(&prog, &sched).expect("the token fits the scenario");
     assert!(
         replayed.reproduced(&sched),
         "the token does not reproduce unhandled_error"

@@ -22,11 +22,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use self::bring_up::{make_root, mkdir};
+pub use self::down::{down, DownOutcome, Target};
 use crate::signals;
 use state::{Op, StateFile};
 pub use teardown::Report;
-pub use self::down::{down, DownOutcome, Target};
-use self::bring_up::{make_root, mkdir};
 
 /// The filesystems of the matrix, in the order they come up (and go down in reverse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,9 +51,10 @@ exit 7"#;
         "the command runs in the caller's directory:\n{stdout}"
     );
     assert!(
-        stdout.lines().any(
-            |l| l.starts_with(&format!("mount {RIG}/nfs4b nfs4 ")) && l.contains("nosharecache")
-        ),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("mount {RIG}/nfs4b nfs4 "))
+                && l.contains("nosharecache")),
         "no second NFSv4.2 mount (nosharecache) inside:\n{stdout}"
     );
     // Two NFSv4 *clients*, as two machines would be: the server tells them apart (their own

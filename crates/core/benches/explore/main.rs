@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use racelab_core::explore::{self, Budget, EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
+use racelab_lang::ir::Program;
 
 const SCENARIO: &str = include_str!("../../../../scenarios/mailman-lockfile.race");
 

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Expected, Program};
 use crate::model::Machine;
 use crate::schedule::Schedule;
+use racelab_lang::ir::{Expected, Program};
 
 /// An invariant broken by some execution, with the shortest schedule prefix that breaks it.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,5 +104,6 @@ impl Collector {
 /// Findings that do not contradict an expectation: a lock-order cycle is what a deadlock looks
 /// like in a run that did not hang, so a variant expected to deadlock may show both.
 pub fn tolerated(expected: &Option<Expected>, invariant: &str) -> bool {
-    matches!(expected, Some(Expected::Deadlock)) && invariant == racelab_lang::ir::oracle::LOCK_ORDER
+    matches!(expected, Some(Expected::Deadlock))
+        && invariant == racelab_lang::ir::oracle::LOCK_ORDER
 }

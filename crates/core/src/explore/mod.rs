@@ -18,8 +18,8 @@ mod threads;
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab_lang::ir::Program;
 pub use collect::{Exploration, Found};
+use racelab_lang::ir::Program;
 
 /// Which engine decides the interleavings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,9 +23,9 @@ use std::time::Instant;
 
 use super::collect::{Collector, Exploration};
 use super::{state_budget_spent, time_budget_spent, EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
 use crate::model::fingerprint::FingerprintKeys;
 use crate::model::Machine;
+use racelab_lang::ir::Program;
 
 /// Explores `prog` with one of the native engines.
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {

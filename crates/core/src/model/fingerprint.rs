@@ -74,7 +74,10 @@ impl Fingerprinter {
     /// The 128-bit fingerprint of everything written so far.
     pub fn finish128(&self) -> u128 {
         let lo = fold(fold(self.lo ^ self.words, K[2]) ^ self.lo2, K[0]);
-        let hi = fold(fold(self.hi ^ self.words.rotate_left(17), K[3]) ^ self.hi2, K[1]);
+        let hi = fold(
+            fold(self.hi ^ self.words.rotate_left(17), K[3]) ^ self.hi2,
+            K[1],
+        );
         (u128::from(hi) << 64) | u128::from(lo)
     }
 }

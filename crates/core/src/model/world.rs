@@ -8,8 +8,8 @@
 //! Architecture invariant: these traits are the only door between the core and anything real;
 //! the core never imports a real backend.
 
-use racelab_lang::ir::{Op, Value};
 use crate::model::db::{Outcome, Prepared};
+use racelab_lang::ir::{Op, Value};
 
 /// What a world operation needs besides its arguments.
 pub struct OpCtx {

@@ -2,8 +2,8 @@
 //! procedure calls and pure builtins, each checked against its signature.
 
 use super::{closest, Cx, Fx};
-use crate::ir::*;
 use crate::ast::{Expr, ExprKind, Ident};
+use crate::ir::*;
 
 const FS_OPS: &[(&str, usize)] = &[
     ("create", 1),

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use super::calls::is_fallible_op;
 use super::{Cx, Fx, LoopCx};
-use crate::ir::*;
 use crate::ast::{self, Expr, ExprKind, Ident, Stmt};
 use crate::diag::Span;
+use crate::ir::*;
 
 impl Cx<'_> {
     /// The expression at `span` as written, with its line, for a failed index's message.

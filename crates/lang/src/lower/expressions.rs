@@ -4,9 +4,9 @@
 use super::calls::PURE_BUILTINS;
 use super::collections;
 use super::{closest, Cx, Fx};
-use crate::ir::*;
 use crate::ast::{self, Expr, ExprKind, Ident, StrPart};
 use crate::diag::Span;
+use crate::ir::*;
 
 impl Cx<'_> {
     /// Lowers an expression inside a procedure or actor; calls become instructions.

@@ -2,9 +2,9 @@
 //! SQL and names, signals, locks, critical sections and errnos.
 
 use super::{closest, Cx};
-use crate::ir::*;
 use crate::ast::{Expr, Ident};
 use crate::diag::Span;
+use crate::ir::*;
 use crate::sql as db;
 
 impl Cx<'_> {

@@ -3,9 +3,9 @@
 
 use super::calls::is_fallible_op;
 use super::{Cx, Fx, LoopCx, Open};
-use crate::ir::*;
 use crate::ast::{self, Expr, ExprKind, Ident, Pattern, Stmt, StmtKind};
 use crate::diag::Span;
+use crate::ir::*;
 
 /// How many `finally` blocks a `try` may be nested in (each level doubles the code).
 const MAX_TRY_IN_FINALLY: u32 = 4;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use racelab_real::backend::forced::ForcedError;
-use racelab_lang::ir::Program;
 use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
+use racelab_real::backend::forced::ForcedError;
 use reports::table::render_trace;
 
 use super::output::{eprint_error, interrupted_exit, Output, BAD_INPUT, INFRASTRUCTURE};
@@ -25,7 +25,8 @@ pub fn forced_replay(
     let noun = world.noun();
     let mut reproduced = 0;
     // Worker processes are kept between the runs of this loop instead of started for each.
-    let _reuse = matches!(world, RealWorld::Fs { .. }).then(racelab_real::backend::process::Reuse::here);
+    let _reuse =
+        matches!(world, RealWorld::Fs { .. }).then(racelab_real::backend::process::Reuse::here);
     let mut forcer = world.forcer();
     for i in 0..times.max(1) {
         let r = match forcer.force(prog, sched) {

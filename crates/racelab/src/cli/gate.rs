@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use racelab_core::schedule::Schedule;
 use racelab_real::gate::explore::{replay, Strategy};
 use racelab_real::gate::report::explore_row;
 use racelab_real::gate::run::GateOptions;
-use racelab_core::schedule::Schedule;
 use reports::table::render_trace;
 use reports::Trace;
 

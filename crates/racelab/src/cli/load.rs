@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use racelab_core::explore::EngineKind;
-use racelab_lang::ir::Program;
 use racelab_core::lang::{self, Scenario};
+use racelab_lang::ir::Program;
 
 use super::output::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
 

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use racelab_real::backend::db::DbSpec;
-use racelab_real::backend::{ActorMode, BackendSpec};
 use racelab_core::replay;
 use racelab_core::schedule::Schedule;
+use racelab_real::backend::db::DbSpec;
+use racelab_real::backend::{ActorMode, BackendSpec};
 use reports::table::render_trace;
 
 use super::forced::forced_replay;

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 use racelab_real::backend::db::DbSpec;
 use racelab_real::backend::stress::InvariantRate;
 use racelab_real::backend::{ActorMode, BackendSpec};
-use racelab_lang::ir::Program;
-use racelab_core::schedule::Schedule;
 use reports::table::render_trace;
 
 use super::load::{load_variant, stem};
@@ -87,7 +87,8 @@ pub fn run(args: &StressArgs, out: &Output) -> u8 {
                 "the real {} failed: {why}",
                 world.failing_part()
             ));
-            return racelab_real::backend::cancel::requested().map_or(INFRASTRUCTURE, interrupted_exit);
+            return racelab_real::backend::cancel::requested()
+                .map_or(INFRASTRUCTURE, interrupted_exit);
         }
     };
     if args.json {

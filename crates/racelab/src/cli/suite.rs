@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use racelab_real::backend::db::DbSpec;
 use racelab_core::explore::EngineKind;
+use racelab_core::lang::Scenario;
+use racelab_real::backend::db::DbSpec;
 use racelab_real::gate::explore::GateBudget;
 use racelab_real::gate::report::GateTarget;
-use racelab_core::lang::Scenario;
 use racelab_real::suite::{self, RealConfig, RealDbTarget, RealFsTarget};
 use reports::table::render_result_line;
 use reports::RunResult;

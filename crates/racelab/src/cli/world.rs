@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 use racelab_real::backend::db::forced::DbReplayer;
 use racelab_real::backend::db::DbSpec;
 use racelab_real::backend::forced::{Divergence, ForcedError};
 use racelab_real::backend::ActorMode;
-use racelab_lang::ir::Program;
-use racelab_core::schedule::Schedule;
 
 /// A real filesystem or a real database.
 pub enum RealWorld {

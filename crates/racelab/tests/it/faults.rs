@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::replay::replay;
 use racelab_core::schedule::{Schedule, TokenError};
+use racelab_lang::ir::Program;
 
 const FAULTS: &str = r#"
 scenario faults {
@@ -165,7 +165,10 @@ fn a_stall_delays_the_actor_by_its_duration_from_where_it_lands() {
     assert_eq!(events(&m), ["one", "two", "tick", "three"]);
     assert_eq!(m.now() - racelab_core::model::EPOCH_MS, 15_000);
     // Not landing it: the work ends at 10 s.
-    assert_eq!(run(&prog, &[]).now() - racelab_core::model::EPOCH_MS, 10_000);
+    assert_eq!(
+        run(&prog, &[]).now() - racelab_core::model::EPOCH_MS,
+        10_000
+    );
 }
 
 #[test]

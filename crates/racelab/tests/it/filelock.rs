@@ -8,15 +8,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab_real::backend::forced::forced_replay;
-use racelab_real::backend::ActorMode;
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
 use racelab_lang::ir::Program;
+use racelab_real::backend::forced::forced_replay;
+use racelab_real::backend::ActorMode;
 
 const FILELOCK: &str = include_str!("../../../../scenarios/filelock.race");
 
 fn variant(name: &str) -> Arc<Program> {
-    let sc = racelab_core::lang::compile("filelock.race", FILELOCK).expect("filelock.race compiles");
+    let sc =
+        racelab_core::lang::compile("filelock.race", FILELOCK).expect("filelock.race compiles");
     Arc::new(sc.variant(name).expect("variant").clone())
 }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use proptest::test_runner::TestCaseError;
 use racelab_core::lang::fmt::{format, FmtError};
 use racelab_core::lang::{compile_with_loader, decode_source, MemLoader};
-use racelab_real::pgspec::{parse_named, LoadError};
 use racelab_core::schedule::Schedule;
+use racelab_real::pgspec::{parse_named, LoadError};
 
 use crate::fuzz::compile_checked;
 use crate::fuzz::SEED_SMALL_CONSTRUCTS;
@@ -114,7 +114,8 @@ fn corpus_tokens_are_refused_by_every_seed_variant() {
         }
         for prog in progs {
             passed(token_checked(prog, &token), f);
-            let replayed = Schedule::decode(&token).and_then(|s| racelab_core::replay::replay(prog, &s));
+            let replayed =
+                Schedule::decode(&token).and_then(|s| racelab_core::replay::replay(prog, &s));
             assert!(
                 replayed.is_err(),
                 "{} replays on {}/{}",

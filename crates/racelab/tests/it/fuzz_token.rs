@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::replay::replay;
 use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 
 use crate::fuzz::{
     compile_seed, compile_seed_with, SEED_SMALL_CONSTRUCTS, SEED_SMALL_COUNTER, SEED_SMALL_FILES,

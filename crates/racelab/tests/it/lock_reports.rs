@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind, Exploration};
+use racelab_lang::ir::Program;
 use racelab_real::gate::explore::{explore as gate_explore, GateBudget, GateExploration, Strategy};
 use racelab_real::gate::run::{execute, Chooser, GateOptions};
-use racelab_lang::ir::Program;
 
 /// scenarios/`stem`.race.
 pub(crate) fn scenario_file(stem: &str) -> PathBuf {

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use racelab_core::explore::explore;
+use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 use racelab_real::gate::explore::{
     explore as gate_explore, replay, GateBudget, GateExploration, Strategy,
 };
 use racelab_real::gate::run::GateOptions;
-use racelab_lang::ir::Program;
-use racelab_core::schedule::Schedule;
 
 use crate::lock_reports::{dfs_config as dfs, scenario_file, variant as compiled};
 

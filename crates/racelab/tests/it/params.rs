@@ -38,8 +38,9 @@ fn a_failure_shrinks_to_the_smallest_parameter_and_its_token_replays() {
         EngineKind::NativeDfs,
         Budget::new(u64::MAX, Duration::from_secs(60)),
     );
-    let search = racelab_core::params::search("counter.race", SRC, "default", &prog.params, &cfg, 20, 7)
-        .expect("search runs");
+    let search =
+        racelab_core::params::search("counter.race", SRC, "default", &prog.params, &cfg, 20, 7)
+            .expect("search runs");
     let before = search
         .failing_before_shrink
         .clone()
@@ -89,11 +90,12 @@ fn bad_parameters_are_errors_with_a_caret() {
     assert!(racelab_core::lang::render_plain(&e).contains("the range 5..=2 is empty"));
     let mut values = std::collections::BTreeMap::new();
     values.insert("N".to_string(), 11);
-    let e = racelab_core::lang::compile_with("counter.race", SRC, &values).expect_err("out of range");
+    let e =
+        racelab_core::lang::compile_with("counter.race", SRC, &values).expect_err("out of range");
     assert!(racelab_core::lang::render_plain(&e).contains("outside its range 1..=10"));
     values.clear();
     values.insert("M".to_string(), 1);
-    let e =
-        racelab_core::lang::compile_with("counter.race", SRC, &values).expect_err("unknown parameter");
+    let e = racelab_core::lang::compile_with("counter.race", SRC, &values)
+        .expect_err("unknown parameter");
     assert!(racelab_core::lang::render_plain(&e).contains("does not declare"));
 }

@@ -5,12 +5,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
+use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 use racelab_real::backend::forced::forced_replay;
 use racelab_real::backend::stress::{stress, StressConfig};
 use racelab_real::backend::ActorMode;
-use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
-use racelab_core::schedule::Schedule;
 
 const MAILMAN: &str = include_str!("../../../../scenarios/mailman-lockfile.race");
 /// The scenarios' paths: their imports are found relative to them.
@@ -390,7 +390,8 @@ fn the_nemesis_makes_declared_faults_real_in_free_runs() {
 #[test]
 fn ctrl_c_during_stress_cleans_up_workers_and_run_directories() {
     let root = tempfile::tempdir().expect("temp dir");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/mailman-lockfile.race");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/mailman-lockfile.race");
     for sig in [
         nix::sys::signal::Signal::SIGINT,
         nix::sys::signal::Signal::SIGTERM,
@@ -544,9 +545,9 @@ fn the_patched_locks_linkcount_noise_forced_on_a_temp_dir_is_real_step_for_step(
 /// gone with that file), and none is left once the guard is dropped.
 #[test]
 fn reused_workers_are_the_same_processes_reset_between_runs_and_end_with_the_loop() {
+    use racelab_lang::ir::{Op, Value};
     use racelab_real::backend::process::{ProcessExecutor, Reuse};
     use racelab_real::backend::Executor;
-    use racelab_lang::ir::{Op, Value};
     use_racelab_workers();
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().to_path_buf();

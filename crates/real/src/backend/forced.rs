@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use super::fsinfo::{fs_info, FsInfo};
 use super::{start, ActorFs, ActorMode, RealFs};
-use racelab_lang::ir::{Program, Value};
 use racelab_core::model::world::World;
 use racelab_core::model::{Broken, End, Machine, StepOutcome, EPOCH_MS};
 use racelab_core::replay::trace_of;
 use racelab_core::schedule::{Schedule, TokenError};
+use racelab_lang::ir::{Program, Value};
 
 /// The first step where reality disagreed with the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,11 +207,13 @@ fn name_of(prog: &Program, c: usize) -> String {
 /// entry made or removed in the directory).
 fn comparable(o: &StepOutcome) -> StepOutcome {
     match o {
-        StepOutcome::Value(Value::Stat(s)) => StepOutcome::Value(Value::Stat(racelab_lang::ir::Stat {
-            ino: 0,
-            mtime: if s.dir { 0 } else { s.mtime },
-            ..*s
-        })),
+        StepOutcome::Value(Value::Stat(s)) => {
+            StepOutcome::Value(Value::Stat(racelab_lang::ir::Stat {
+                ino: 0,
+                mtime: if s.dir { 0 } else { s.mtime },
+                ..*s
+            }))
+        }
         other => other.clone(),
     }
 }

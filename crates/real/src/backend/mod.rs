@@ -23,8 +23,8 @@ pub mod wire;
 
 use std::path::PathBuf;
 
-use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
+use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 pub use realfs::RealFs;
 
 /// Where a scenario runs.

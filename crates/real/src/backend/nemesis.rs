@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{FaultKind, Program};
 use racelab_core::model::world::World;
 use racelab_core::model::{Machine, Status};
+use racelab_lang::ir::{FaultKind, Program};
 
 /// Steps of one fault-free round-robin run of the model: the scale on which due steps are drawn.
 pub fn expected_steps(prog: &Arc<Program>) -> usize {

@@ -22,9 +22,9 @@ use nix::sys::stat::{fstatat, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
-use racelab_lang::ir::{Errno, FsInit, Op, Stat, Value};
 use racelab_core::model::fs::{normalize, path_arg};
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
+use racelab_lang::ir::{Errno, FsInit, Op, Stat, Value};
 
 /// The scenario's filesystem in a real directory.
 #[derive(Debug)]

@@ -22,10 +22,10 @@ use super::fsinfo::{fs_info, FsInfo};
 use super::nemesis::Plan;
 use super::process::{ProcessExecutor, Worker};
 use super::{ActorMode, RealFs};
-use racelab_lang::ir::{Errno, FaultKind, Op, Program, Signal, Value};
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
 use racelab_core::model::{Machine, EPOCH_MS};
 use racelab_core::schedule::Schedule;
+use racelab_lang::ir::{Errno, FaultKind, Op, Program, Signal, Value};
 
 /// How to stress.
 #[derive(Debug, Clone, Copy)]

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use super::realfs::RealFs;
 use super::Executor;
-use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 use racelab_core::model::world::{OpCtx, World};
+use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 
 type Reply = Result<Result<Value, Errno>, String>;
 

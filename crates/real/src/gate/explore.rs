@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::run::{execute, Chooser, Execution, GateEnd, GateOptions};
 use super::tracee::GateError;
-use racelab_lang::ir::Program;
 use racelab_core::rng::Rng;
 use racelab_core::schedule::{Schedule, TokenError};
+use racelab_lang::ir::Program;
 
 /// The schedule-picking strategies the gate offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,8 +21,8 @@ pub mod wire;
 
 use std::path::Path;
 
-use racelab_core::lang::diag::ScenarioErrors;
 pub use parse::Spec;
+use racelab_core::lang::diag::ScenarioErrors;
 
 /// Why a spec could not be loaded.
 #[derive(Debug)]

@@ -19,8 +19,8 @@ use reports::{Outcome, RunResult};
 
 use racelab_core::error::exit;
 use racelab_core::explore::{Budget, EngineConfig, EngineKind};
-use racelab_lang::ir::{Expected, Program};
 use racelab_core::lang::Scenario;
+use racelab_lang::ir::{Expected, Program};
 
 pub use findings::{model_rows_from, write_model_rows, MODEL_ROWS_FILE};
 pub use model_row::result_row;

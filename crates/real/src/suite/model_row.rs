@@ -6,8 +6,8 @@ use reports::{Finding, Outcome, RunResult};
 
 use super::row::blank_row;
 use racelab_core::explore::{collect, EngineConfig, Exploration, Refusal};
-use racelab_lang::ir::{Expected, Program};
 use racelab_core::replay;
+use racelab_lang::ir::{Expected, Program};
 
 /// Turns one exploration into a `summary.json` row, judged against the variant's expectation.
 pub fn result_row(
@@ -127,7 +127,8 @@ pub fn result_row(
         Some(Expected::Deadlock) => {
             found.contains(&racelab_lang::ir::oracle::DEADLOCK)
                 && found.iter().all(|f| {
-                    *f == racelab_lang::ir::oracle::DEADLOCK || collect::tolerated(&prog.expected, f)
+                    *f == racelab_lang::ir::oracle::DEADLOCK
+                        || collect::tolerated(&prog.expected, f)
                 })
         }
         None => false,

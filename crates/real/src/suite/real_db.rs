@@ -10,8 +10,8 @@ use super::real_fs::RealConfig;
 use super::row::{
     base_row, divergence_of, error_row, forced_rate, rate_of, rates_of, real_coverage, skipped_row,
 };
-use racelab_lang::ir::Program;
 use racelab_core::lang::Scenario;
+use racelab_lang::ir::Program;
 
 /// A real database the suite runs the database scenarios on, or why it is not available
 /// (reported as skipped rows, never as a pass).
@@ -64,8 +64,12 @@ pub fn db_stress_row(
     // its expectation are that server's) that breaks on another server records what that server
     // does; it is not judged there, as its forced replays are not.
     let (foreign, own) = match prog.database.as_ref().map(|d| d.flavour) {
-        Some(racelab_core::model::db::Flavour::InnoDb) => (r.env.backend != "db:mariadb", "InnoDB's"),
-        Some(racelab_core::model::db::Flavour::Sqlite) => (r.env.backend != "db:sqlite", "SQLite's"),
+        Some(racelab_core::model::db::Flavour::InnoDb) => {
+            (r.env.backend != "db:mariadb", "InnoDB's")
+        }
+        Some(racelab_core::model::db::Flavour::Sqlite) => {
+            (r.env.backend != "db:sqlite", "SQLite's")
+        }
         _ => (false, ""),
     };
     row.met = match row.expected {
@@ -189,7 +193,10 @@ fn db_forced_row(
 /// Whole schedules of the model for a variant that should hold: round robin (every actor's
 /// first statements before anyone's second, the window of a check-then-act race) and a few
 /// drawn at random, so forced replay has interleavings to try where exploring found nothing.
-pub fn model_schedules(prog: &Arc<Program>, random: usize) -> Vec<racelab_core::schedule::Schedule> {
+pub fn model_schedules(
+    prog: &Arc<Program>,
+    random: usize,
+) -> Vec<racelab_core::schedule::Schedule> {
     let mut out = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for k in 0..=random {

@@ -10,8 +10,8 @@ use super::row::{
     base_row, divergence_of, error_row, forced_rate, rate_of, rates_of, real_coverage, skipped_row,
 };
 use crate::backend::stress::{wilson, InvariantRate};
-use racelab_lang::ir::Program;
 use racelab_core::lang::Scenario;
+use racelab_lang::ir::Program;
 
 /// A real filesystem the suite runs on: a name for reports and a writable directory, or the
 /// reason it is not available (reported as a skipped row, never as a pass).

@@ -83,8 +83,8 @@ use std::sync::Arc;
 
 use racelab_lang::ir::{DatabaseIr, Errno, Value};
 
-use racelab_lang::ir::sql::{CreateTable, Stmt};
 use exec::Wait;
+use racelab_lang::ir::sql::{CreateTable, Stmt};
 use ssi::Sxact;
 use table::Table;
 

@@ -1,7 +1,7 @@
 //! Descriptors in the model filesystem: open, flock, fstat and close, and what a last close does on an NFS client (the silly-renamed file goes).
 
-use racelab_lang::ir::{Errno, Op, Value};
 use crate::model::world::OpCtx;
+use racelab_lang::ir::{Errno, Op, Value};
 
 use super::*;
 

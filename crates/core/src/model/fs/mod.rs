@@ -152,11 +152,7 @@ pub fn path_arg(args: &[Value], i: usize, op: Op) -> Result<String, String> {
 
 /// [`path_arg`], borrowing the argument when it is normal already (no allocation on the
 /// model's hot path; a normal path has no `..`, so it is confined too).
-pub fn path_arg_ref(
-    args: &[Value],
-    i: usize,
-    op: Op,
-) -> Result<std::borrow::Cow<'_, str>, String> {
+pub fn path_arg_ref(args: &[Value], i: usize, op: Op) -> Result<std::borrow::Cow<'_, str>, String> {
     match args.get(i) {
         Some(Value::Str(s)) if is_normal(s) => Ok(std::borrow::Cow::Borrowed(&**s)),
         Some(Value::Str(s)) => {

@@ -1,7 +1,7 @@
 //! The NFS client model: each actor's operations through its client, with per-client attribute caches (close-to-open, cached lookups, ESTALE when the server lost the file).
 
-use racelab_lang::ir::{Errno, Op, Value};
 use crate::model::world::OpCtx;
+use racelab_lang::ir::{Errno, Op, Value};
 
 use super::*;
 

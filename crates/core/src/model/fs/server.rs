@@ -1,7 +1,7 @@
 //! The operations on the server's (the model's) state, as every client eventually sees them: the POSIX semantics of each file operation.
 
-use racelab_lang::ir::{Errno, Op, Stat, Value};
 use crate::model::world::OpCtx;
+use racelab_lang::ir::{Errno, Op, Stat, Value};
 
 use super::*;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{prepare, Flavour, Held, Outcome};
+use racelab_lang::ir::{Errno, Value};
 
 use super::{
     blocked, db, done, failed, int, ok, query, rows, run, s, A, B, C, MYSQL_DEADLOCK, PATCH, PERSON,

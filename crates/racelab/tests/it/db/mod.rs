@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{prepare, Db, Flavour, Outcome, Prepared};
+use racelab_lang::ir::{Errno, Value};
 
 mod locking;
 mod properties;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use racelab_lang::ir::Value;
 use racelab_core::model::db::{prepare, Flavour, Outcome, Prepared};
+use racelab_lang::ir::Value;
 
 use super::{db, int, s, stmt, A, B, PERSON};
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{prepare, Flavour, Outcome};
+use racelab_lang::ir::{Errno, Value};
 
 use super::{blocked, db, done, failed, int, ok, query, rows, run, s, stmt, A, B, PERSON};
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use racelab_core::schedule::Schedule;
 use racelab_real::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab_real::gate::run::{execute, Chooser};
-use racelab_core::schedule::Schedule;
 
 use super::{processes_mentioning, setup, Lowest};
 

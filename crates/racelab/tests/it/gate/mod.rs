@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use racelab_real::gate::run::{Chooser, GateOptions};
 use racelab_lang::ir::Program;
+use racelab_real::gate::run::{Chooser, GateOptions};
 
 mod clients_and_threads;
 mod processes;

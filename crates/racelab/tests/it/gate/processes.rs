@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use racelab_core::schedule::{Schedule, TokenError};
 use racelab_real::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab_real::gate::run::execute;
-use racelab_core::schedule::{Schedule, TokenError};
 
 use super::{processes_mentioning, racelab, setup, Lowest};
 
@@ -222,7 +222,10 @@ fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../scenarios/mailman-lockfile.race"
     );
-    let flufl = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/flufl-lock.race");
+    let flufl = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/flufl-lock.race"
+    );
     let (code, _, err) = racelab(&["explore", mailman, "--backend", "gate"]);
     assert_eq!(code, 2, "{err}");
     assert!(

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use racelab_lang::ir::Program;
 use racelab_real::gate::explore::{explore, replay, GateBudget, Strategy};
 use racelab_real::gate::run::{execute, Chooser, GateOptions};
-use racelab_lang::ir::Program;
 
 use super::{builtin, processes_mentioning};
 

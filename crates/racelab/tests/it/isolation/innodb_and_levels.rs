@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{Flavour, Level, Outcome};
+use racelab_lang::ir::{Errno, Value};
 
 use super::{count, db, done, ok, run, A, B, DOCTORS, ON_CALL, PERSON};
 

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{prepare, Db, Flavour, Outcome};
+use racelab_lang::ir::{Errno, Value};
 
 mod innodb_and_levels;
 mod postgres;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use racelab_lang::ir::{Errno, Value};
 use racelab_core::model::db::{prepare, Flavour, Level, Outcome};
+use racelab_lang::ir::{Errno, Value};
 
 use super::{
     count, db, done, ok, run, serialization, write_skew, A, B, CONCURRENT_UPDATE, DOCTORS, ON_CALL,

@@ -1,7 +1,7 @@
 //! SQLite on the model: one writer, "database is locked", and BEGIN IMMEDIATE.
 
-use racelab_lang::ir::Errno;
 use racelab_core::model::db::{Db, Flavour, Level, Outcome};
+use racelab_lang::ir::Errno;
 
 use super::{count, db, done, ok, run, A, B, PERSON};
 

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use expect_test::Expect;
-use racelab_lang::ir::{self, Instr, Program};
 use racelab_core::lang::{compile, render_plain, Scenario};
+use racelab_lang::ir::{self, Instr, Program};
 
 mod databases;
 mod errors_declarations;

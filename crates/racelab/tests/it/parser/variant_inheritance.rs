@@ -1,8 +1,8 @@
 //! Variant inheritance: `extends` inherits replacements and expectations, and its errors.
 
 use expect_test::expect;
-use racelab_lang::ir::Instr;
 use racelab_core::lang::compile;
+use racelab_lang::ir::Instr;
 
 use super::{check_err, check_ok, FILE};
 

@@ -2,8 +2,8 @@
 //! invariants, expectations and variants compile to the expected shape.
 
 use expect_test::expect;
-use racelab_lang::ir::Instr;
 use racelab_core::lang::{compile, render_plain};
+use racelab_lang::ir::Instr;
 
 use super::{check_ok, expected, in_actor, FILE};
 

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use racelab_real::backend::db::forced::{forced_replay, DbForced};
-use racelab_real::backend::db::DbSpec;
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
+use racelab_real::backend::db::forced::{forced_replay, DbForced};
+use racelab_real::backend::db::DbSpec;
 
 mod connections_and_resets;
 mod person;

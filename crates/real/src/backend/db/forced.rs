@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
 use crate::backend::forced::{lockstep, Forced, ForcedError};
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
 use racelab_core::replay::trace_of;
 use racelab_core::schedule::Schedule;
+use racelab_lang::ir::Program;
 
 /// What a forced replay on a real database showed: `env` is the server and its levels.
 pub type DbForced = Forced<DbInfo>;

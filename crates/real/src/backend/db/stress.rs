@@ -17,8 +17,8 @@ use rayon::prelude::*;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
 use crate::backend::stress::{tally, RunOutcome, Stress};
-use racelab_lang::ir::Program;
 use racelab_core::model::Machine;
+use racelab_lang::ir::Program;
 
 /// What a stress campaign on a real database measured: `env` is the server and its levels.
 pub type DbStress = Stress<DbInfo>;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::sql_text::{kind_of, translate};
 use super::{Backend, DbInfo, Kind, Monitor, Session, SqlError};
-use racelab_lang::ir::{Errno, Op, Program, Value};
 use racelab_core::model::db::{Outcome, Prepared};
 use racelab_core::model::fs::ModelFs;
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
+use racelab_lang::ir::{Errno, Op, Program, Value};
 
 /// The arguments in placeholder order.
 fn ordered(args: &[Value], order: &[usize]) -> Vec<Value> {
@@ -138,7 +138,9 @@ impl RealDbWorld {
         for entry in &prog.fs {
             match entry {
                 racelab_lang::ir::FsInit::Dir(p) => fs.mkdir_all(p, racelab_core::model::EPOCH_MS),
-                racelab_lang::ir::FsInit::File(p, c) => fs.put_file(p, c, racelab_core::model::EPOCH_MS),
+                racelab_lang::ir::FsInit::File(p, c) => {
+                    fs.put_file(p, c, racelab_core::model::EPOCH_MS)
+                }
             }
         }
         let monitor = Mutex::new(backend.monitor()?);

@@ -11,8 +11,8 @@ use nix::sys::signal::Signal as NixSignal;
 use super::super::realfs::RealFs;
 use super::super::wire::{self, Request, Response, WireValue};
 use super::nix_signal;
-use racelab_lang::ir::{Signal, Value};
 use racelab_core::model::world::{OpCtx, World};
+use racelab_lang::ir::{Signal, Value};
 
 /// The worker's main loop (`racelab __worker ROOT PARENT_PID`). Returns the exit code.
 pub fn worker_main(root: &Path, parent: u32) -> i32 {

@@ -8,8 +8,8 @@ use super::ends::{changes_files, describe_end, ended, note_ends, settle, Ended};
 use super::watchdog::Watchdog;
 use super::world::{client_roots, GateWorld};
 use super::{Chooser, Execution, GateEnd, GateOptions};
-use racelab_lang::eval::{eval, truthy};
 use crate::gate::{expand_command, VirtualClock};
+use racelab_lang::eval::{eval, truthy};
 use racelab_lang::ir::{oracle, FaultKind, FsInit, Program, When};
 
 /// Runs `prog`'s gate command once per actor and steps them as `chooser` says.

@@ -14,9 +14,9 @@ use crate::backend::db::DbSpec;
 mod on_model;
 mod summary;
 
+use self::on_model::main_model;
 pub use self::summary::Totals;
 use self::summary::{merge_into_summary, rows_agree};
-use self::on_model::main_model;
 
 /// Arguments of `racelab isolation`.
 #[derive(clap::Args, Debug)]

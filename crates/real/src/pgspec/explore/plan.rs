@@ -177,7 +177,8 @@ pub fn plan(spec: &Spec, budget: usize, seed: u64) -> Plan {
             );
         }
     } else if budget > 0 {
-        let mut rng = Rng(seed ^ u64::from(racelab_core::lang::fnv32(0x811c_9dc5, b"pg-isolation")));
+        let mut rng =
+            Rng(seed ^ u64::from(racelab_core::lang::fnv32(0x811c_9dc5, b"pg-isolation")));
         let mut seen = listed_keys.clone();
         let mut tries = 0;
         // Program sets with unlisted interleavings left, in turn.

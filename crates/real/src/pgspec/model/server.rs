@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use super::super::wire::PgResult;
 use super::translate::{split_statements, translate, ColumnName, Item, Kind};
-use racelab_lang::ir::Value;
 use racelab_core::model::db::{self, Db, Flavour, Outcome};
+use racelab_lang::ir::Value;
 
 /// A session's side of the model server: the statements still to run of the step it was
 /// sent, and what it sent back, in the server's order, as libpq reads it.

@@ -7,8 +7,8 @@ use super::super::run::{Link, Watch};
 use super::super::wire::{Notify, PgResult};
 use super::server::{value_text, ModelServer, Shared};
 use super::{CONTROL, PID_BASE};
-use racelab_lang::ir::Value;
 use racelab_core::model::db;
+use racelab_lang::ir::Value;
 
 /// One session of a spec on the model.
 pub struct ModelSession {

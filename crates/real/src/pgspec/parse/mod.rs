@@ -13,9 +13,9 @@ use racelab_core::lang::diag::{Diag, Span};
 mod check;
 mod grammar;
 mod lex;
-use self::lex::lex;
-use self::grammar::{Parser, swallowed_help, parse_tokens};
 use self::check::check;
+use self::grammar::{parse_tokens, swallowed_help, Parser};
+use self::lex::lex;
 
 /// A parsed and checked spec.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 mod message;
 mod stream;
-use self::stream::{Stream, open};
-use self::message::{put_cstr, message, fields, field, notice_text, cstr};
+use self::message::{cstr, field, fields, message, notice_text, put_cstr};
+use self::stream::{open, Stream};
 
 /// One result, as `PQgetResult` returns it.
 #[derive(Debug, Clone, PartialEq)]

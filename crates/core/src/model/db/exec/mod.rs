@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use racelab_lang::ir::{Errno, Value};
 
-use racelab_lang::sql::expr::Scope;
 use super::table::{Table, Vals};
 use racelab_lang::ir::sql::{Expr, Flavour, Key, Schema};
+use racelab_lang::sql::expr::Scope;
 
 mod query;
 mod scan;

@@ -3,13 +3,13 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use racelab_lang::sql::expr::{order, Scope};
 use super::super::table::Table;
 use super::scan::{check_not_stale, first_conflict, lock_row, scan, share_row};
 use super::write::gap_lock_if_absent;
 use super::{programming, Ctx, Hit, Stop};
 use racelab_lang::ir::sql::{Expr, Flavour, LockMode, Projection, Schema, Select, Strength};
 use racelab_lang::ir::{Errno, Value};
+use racelab_lang::sql::expr::{order, Scope};
 
 pub(in super::super) fn select(
     ctx: &Ctx<'_>,

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use racelab_lang::sql::expr::{coerce, Scope};
 use super::super::table::{GapLock, Lock, Row, Table, Vals, Write};
 use super::scan::{check_not_stale, first_conflict, scan, write_row, wrote};
 use super::{programming, Ctx, LockRef, Stop, Wait};
 use racelab_lang::ir::sql::{CmpOp, Delete, Expr, Flavour, Insert, Schema, Strength, Ty, Update};
 use racelab_lang::ir::{Errno, Value};
+use racelab_lang::sql::expr::{coerce, Scope};
 
 pub(in super::super) fn update(
     ctx: &Ctx<'_>,
