@@ -73,19 +73,6 @@ impl Parser {
     }
 }
 
-/// An unclosed `{` swallows spec text up to the next block's `}`, and the error shows up far
-/// from the cause: name the brace.
-pub(super) fn swallowed_help(d: Diag, before: &[(Tok, Span)], src: &str) -> Diag {
-    let swallowing = before.iter().rev().find(|(t, _)| matches!(t, Tok::Sql(body) if ["session", "step", "permutation", "setup", "teardown"].iter().any(|k| body.contains(&format!("\n{k} ")))));
-    match swallowing {
-        Some((_, span)) => {
-            let line = |at: usize| src[..at].matches('\n').count() + 1;
-            d.help(format!("the `{{` on line {} is not closed before the next section: its SQL block runs to the `}}` on line {} and swallows the spec text between", line(span.start), line(span.end - 1)))
-        }
-        None => d,
-    }
-}
-
 /// The syntax: stops at the first error, as isolationtester's bison parser does (a spec has
 /// no line structure to resynchronise on: an SQL block spans lines).
 pub(super) fn parse_tokens(p: &mut Parser) -> Result<Parsed, Diag> {

@@ -1,6 +1,5 @@
 //! The spec's tokens: keywords, names, quoted names and `{ SQL }` blocks, with their spans.
 
-use super::grammar::swallowed_help;
 use racelab_core::lang::diag::{Diag, Span};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -166,4 +165,17 @@ pub(super) fn lex(src: &str) -> Result<Vec<(Tok, Span)>, Diag> {
     }
     out.push((Tok::Eof, Span::new(src.len(), src.len())));
     Ok(out)
+}
+
+/// An unclosed `{` swallows spec text up to the next block's `}`, and the error shows up far
+/// from the cause: name the brace.
+pub(super) fn swallowed_help(d: Diag, before: &[(Tok, Span)], src: &str) -> Diag {
+    let swallowing = before.iter().rev().find(|(t, _)| matches!(t, Tok::Sql(body) if ["session", "step", "permutation", "setup", "teardown"].iter().any(|k| body.contains(&format!("\n{k} ")))));
+    match swallowing {
+        Some((_, span)) => {
+            let line = |at: usize| src[..at].matches('\n').count() + 1;
+            d.help(format!("the `{{` on line {} is not closed before the next section: its SQL block runs to the `}}` on line {} and swallows the spec text between", line(span.start), line(span.end - 1)))
+        }
+        None => d,
+    }
 }

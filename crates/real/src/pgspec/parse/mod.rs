@@ -14,8 +14,9 @@ mod check;
 mod grammar;
 mod lex;
 use self::check::check;
-use self::grammar::{parse_tokens, swallowed_help, Parser};
+use self::grammar::{parse_tokens, Parser};
 use self::lex::lex;
+use self::lex::swallowed_help;
 
 /// A parsed and checked spec.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,223 +1,32 @@
-//! `prepare`: SQL text → a small statement tree the model executes.
-//!
-//! Parsing is sqlparser's (GenericDialect, which accepts both MySQL's and PostgreSQL's spellings);
-//! this module lowers its very general AST to the subset the model implements and refuses
-//! everything else by name, so a scenario never runs a statement whose clauses were silently
-//! ignored. Placeholders are numbered here, once, in the order they appear in the text.
+//! Lowering a parsed statement (sqlparser's AST) into the model's subset: the statements,
+//! their tables, projections, ORDER BY and LIMIT, and expressions.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use sqlparser::ast::{
     self, BinaryOperator, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator,
 };
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::ir::Value;
-
-use super::ddl;
-use super::expr::Scope;
-use super::subset::{ident, object_name, unsupported};
+use super::clauses::{check_select_clauses, isolation_mode, lock_mode, shared_lock};
+use super::{clip, dollar_number, Placeholders, MAX_DEPTH};
 use crate::ir::sql::{
-    ArithOp, CmpOp, Delete, Expr, Insert, Level, LockMode, Prepared, Projection, Select, Session,
-    Stmt, Strength, Update,
+    ArithOp, CmpOp, Delete, Expr, Insert, Projection, Select, Session, Stmt, Strength, Update,
 };
-
-/// Limits that keep parsing, lowering and evaluation well inside the stack.
-const MAX_TOKENS: usize = 4000;
-const MAX_DEPTH: usize = 64;
-
-/// Parses `sql` (one statement) and lowers it to the subset, or says what is not supported.
-///
-/// Placeholders: `?`, Python DB-API's `%s` (rewritten to `?` before parsing, outside quotes),
-/// or PostgreSQL's `$1`, `$2`, … — not mixed.
-pub fn prepare(sql: &str) -> Result<Arc<Prepared>, String> {
-    let (text, weaker) = weaker_lock_clause(&rewrite_pyformat(sql));
-    let placeholders = Placeholders::scan(&text)?;
-    let dialect = GenericDialect {};
-    let statements = Parser::parse_sql(&dialect, &text)
-        .map_err(|e| format!("cannot parse `{}`: {e}", clip(sql)))?;
-    let statement = match statements.as_slice() {
-        [one] => one,
-        [] => return Err("empty SQL: expected one statement".to_string()),
-        more => {
-            return Err(format!(
-                "expected one statement, found {} in `{}`",
-                more.len(),
-                clip(sql)
-            ))
-        }
-    };
-    let mut stmt = Lower {
-        placeholders: &placeholders,
-        qualifiers: Vec::new(),
-        depth: Cell::new(0),
-    }
-    .statement(statement)?;
-    if let (Stmt::Select(s), Some(strength)) = (&mut stmt, weaker) {
-        s.strength = strength;
-    }
-    if let Stmt::SetLevel { session, .. } = &mut stmt {
-        // sqlparser drops MySQL's SESSION keyword in SET SESSION TRANSACTION; the text keeps it.
-        let words: Vec<String> = text
-            .split_whitespace()
-            .take(3)
-            .map(str::to_ascii_uppercase)
-            .collect();
-        if *session == Session::Transaction && words.get(1).is_some_and(|w| w == "SESSION") {
-            *session = Session::MySql;
-        } else if words.get(1).is_some_and(|w| w == "GLOBAL" || w == "LOCAL") {
-            return Err(unsupported("SET GLOBAL/LOCAL TRANSACTION (the model sets the transaction's or the session's level)"));
-        }
-    }
-    Ok(Arc::new(Prepared {
-        sql: sql.to_string(),
-        params: placeholders.count,
-        stmt,
-    }))
-}
-
-/// PostgreSQL's `FOR KEY SHARE` and `FOR NO KEY UPDATE`, which sqlparser does not read:
-/// rewritten to `FOR SHARE` / `FOR UPDATE` (the same length, padded, so positions in error
-/// messages hold), with the strength they stand for.
-fn weaker_lock_clause(text: &str) -> (String, Option<Strength>) {
-    let upper = text.to_ascii_uppercase();
-    let words: Vec<(usize, &str)> = upper
-        .split_whitespace()
-        .map(|w| (w.as_ptr() as usize - upper.as_ptr() as usize, w))
-        .collect();
-    for i in 0..words.len() {
-        let at = |k: usize| words.get(i + k).map(|(_, w)| *w);
-        let (strength, last) = match (at(0), at(1), at(2), at(3)) {
-            (Some("FOR"), Some("KEY"), Some(w), _) if w.starts_with("SHARE") => {
-                (Strength::KeyShare, 2)
-            }
-            (Some("FOR"), Some("NO"), Some("KEY"), Some(w)) if w.starts_with("UPDATE") => {
-                (Strength::NoKeyUpdate, 3)
-            }
-            _ => continue,
-        };
-        let start = words[i].0;
-        let keyword = if strength == Strength::KeyShare {
-            "SHARE"
-        } else {
-            "UPDATE"
-        };
-        let end = words[i + last].0 + keyword.len();
-        let replacement = format!("FOR {keyword}");
-        let padded = format!("{replacement:<width$}", width = end - start);
-        let mut out = String::with_capacity(text.len());
-        out.push_str(&text[..start]);
-        out.push_str(&padded);
-        out.push_str(&text[end..]);
-        return (out, Some(strength));
-    }
-    (text.to_string(), None)
-}
-
-/// The statement with `FOR KEY SHARE` / `FOR NO KEY UPDATE` written as `FOR SHARE` / `FOR
-/// UPDATE`, for parsers that know only those (the result columns do not depend on it).
-pub fn with_plain_lock_clause(sql: &str) -> String {
-    weaker_lock_clause(sql).0
-}
-
-/// The first 80 characters of a statement, for messages.
-fn clip(sql: &str) -> String {
-    let sql = sql.trim();
-    match sql.char_indices().nth(80) {
-        Some((i, _)) => format!("{}…", &sql[..i]),
-        None => sql.to_string(),
-    }
-}
-
-/// Replaces `%s` outside quotes and comments by `? ` (same length, so error positions hold).
-fn rewrite_pyformat(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        out.push(c);
-        match quote {
-            Some('-') if c == '\n' => quote = None,
-            Some(q) if c == q && q != '-' => quote = None,
-            Some(_) => {}
-            None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
-            None if c == '-' && chars.peek() == Some(&'-') => quote = Some('-'),
-            None if c == '%' && chars.peek() == Some(&'s') => {
-                chars.next();
-                out.pop();
-                out.push_str("? ");
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-/// Where each placeholder is in the text, and so which parameter it takes.
-struct Placeholders {
-    /// `?` placeholders by (line, column), numbered in text order.
-    positional: BTreeMap<(u64, u64), usize>,
-    count: usize,
-}
-
-impl Placeholders {
-    fn scan(text: &str) -> Result<Placeholders, String> {
-        let tokens = Tokenizer::new(&GenericDialect {}, text)
-            .tokenize_with_location()
-            .map_err(|e| format!("cannot parse `{}`: {e}", clip(text)))?;
-        let words = tokens
-            .iter()
-            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-            .count();
-        if words > MAX_TOKENS {
-            return Err(format!(
-                "statement too long for the model: {words} tokens (at most {MAX_TOKENS})"
-            ));
-        }
-        let mut positional = BTreeMap::new();
-        let mut numbered = 0;
-        for t in &tokens {
-            let Token::Placeholder(p) = &t.token else {
-                continue;
-            };
-            if p == "?" {
-                let n = positional.len();
-                positional.insert((t.span.start.line, t.span.start.column), n);
-            } else {
-                numbered = numbered.max(dollar_number(p)?);
-            }
-        }
-        if !positional.is_empty() && numbered > 0 {
-            return Err("mixed placeholder styles: use either ?/%s or $1, $2, …".to_string());
-        }
-        Ok(Placeholders {
-            count: positional.len().max(numbered),
-            positional,
-        })
-    }
-}
-
-fn dollar_number(p: &str) -> Result<usize, String> {
-    p.strip_prefix('$')
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| format!("unsupported placeholder `{p}`: use ?, %s or $1, $2, …"))
-}
+use crate::ir::Value;
+use crate::sql::ddl;
+use crate::sql::expr::Scope;
+use crate::sql::subset::{ident, object_name, unsupported};
 
 /// The lowering of one statement; `qualifiers` are the names a column may be prefixed with.
-struct Lower<'a> {
-    placeholders: &'a Placeholders,
-    qualifiers: Vec<String>,
+pub(super) struct Lower<'a> {
+    pub(super) placeholders: &'a Placeholders,
+    pub(super) qualifiers: Vec<String>,
     /// How deeply the expression being lowered is nested, against [`MAX_DEPTH`].
-    depth: Cell<usize>,
+    pub(super) depth: Cell<usize>,
 }
 
 impl Lower<'_> {
-    fn statement(&mut self, s: &Statement) -> Result<Stmt, String> {
+    pub(super) fn statement(&mut self, s: &Statement) -> Result<Stmt, String> {
         match s {
             Statement::CreateTable(c) => {
                 ddl::create_table(c, &|e| self.constant(e)).map(Stmt::Create)
@@ -286,7 +95,7 @@ impl Lower<'_> {
     }
 
     /// A plain table reference `t` or `t [AS] alias`; its names become the column qualifiers.
-    fn table(&mut self, t: &ast::TableWithJoins) -> Result<String, String> {
+    pub(super) fn table(&mut self, t: &ast::TableWithJoins) -> Result<String, String> {
         if !t.joins.is_empty() {
             return Err(unsupported("joins"));
         }
@@ -308,7 +117,7 @@ impl Lower<'_> {
         Ok(table)
     }
 
-    fn select(&mut self, q: &ast::Query) -> Result<Select, String> {
+    pub(super) fn select(&mut self, q: &ast::Query) -> Result<Select, String> {
         let extra = [
             (q.with.is_some(), "WITH"),
             (q.fetch.is_some(), "FETCH"),
@@ -347,7 +156,7 @@ impl Lower<'_> {
         })
     }
 
-    fn projection(&self, items: &[SelectItem]) -> Result<Projection, String> {
+    pub(super) fn projection(&self, items: &[SelectItem]) -> Result<Projection, String> {
         if let [item] = items {
             let text = item.to_string();
             if text == "*" {
@@ -366,7 +175,10 @@ impl Lower<'_> {
         exprs.collect::<Result<_, _>>().map(Projection::Exprs)
     }
 
-    fn order_by(&self, order: Option<&ast::OrderBy>) -> Result<Vec<(Expr, bool)>, String> {
+    pub(super) fn order_by(
+        &self,
+        order: Option<&ast::OrderBy>,
+    ) -> Result<Vec<(Expr, bool)>, String> {
         let Some(order) = order else {
             return Ok(Vec::new());
         };
@@ -387,7 +199,7 @@ impl Lower<'_> {
         exprs.iter().map(lower).collect()
     }
 
-    fn limit(&self, limit: Option<&ast::LimitClause>) -> Result<Option<Expr>, String> {
+    pub(super) fn limit(&self, limit: Option<&ast::LimitClause>) -> Result<Option<Expr>, String> {
         match limit {
             None => Ok(None),
             Some(ast::LimitClause::LimitOffset {
@@ -402,7 +214,7 @@ impl Lower<'_> {
         }
     }
 
-    fn update(&mut self, u: &ast::Update) -> Result<Update, String> {
+    pub(super) fn update(&mut self, u: &ast::Update) -> Result<Update, String> {
         let extra = [
             (u.from.is_some(), "UPDATE ... FROM"),
             (u.returning.is_some() || u.output.is_some(), "RETURNING"),
@@ -434,7 +246,7 @@ impl Lower<'_> {
         })
     }
 
-    fn delete(&mut self, d: &ast::Delete) -> Result<Delete, String> {
+    pub(super) fn delete(&mut self, d: &ast::Delete) -> Result<Delete, String> {
         let extra = [
             (
                 !d.tables.is_empty() || d.using.is_some(),
@@ -466,7 +278,7 @@ impl Lower<'_> {
         })
     }
 
-    fn insert(&mut self, i: &ast::Insert) -> Result<Insert, String> {
+    pub(super) fn insert(&mut self, i: &ast::Insert) -> Result<Insert, String> {
         let extra = [
             (i.on.is_some(), "ON CONFLICT / ON DUPLICATE KEY UPDATE"),
             (i.ignore, "INSERT IGNORE"),
@@ -544,7 +356,7 @@ impl Lower<'_> {
     /// Lowers an expression, refusing nesting deeper than [`MAX_DEPTH`]: a left-deep chain of a
     /// thousand ORs is valid SQL, but lowering and evaluating it recursively would overflow the
     /// stack.
-    fn expr(&self, e: &ast::Expr) -> Result<Expr, String> {
+    pub(super) fn expr(&self, e: &ast::Expr) -> Result<Expr, String> {
         let depth = self.depth.get();
         if depth >= MAX_DEPTH {
             return Err(format!(
@@ -557,7 +369,7 @@ impl Lower<'_> {
         lowered
     }
 
-    fn expr_at_depth(&self, e: &ast::Expr) -> Result<Expr, String> {
+    pub(super) fn expr_at_depth(&self, e: &ast::Expr) -> Result<Expr, String> {
         use ast::Expr as E;
         let b = |e: &ast::Expr| self.expr(e).map(Box::new);
         Ok(match e {
@@ -587,7 +399,7 @@ impl Lower<'_> {
         })
     }
 
-    fn qualified(&self, parts: &[ast::Ident]) -> Result<Expr, String> {
+    pub(super) fn qualified(&self, parts: &[ast::Ident]) -> Result<Expr, String> {
         match parts {
             [q, col] if self.qualifiers.contains(&ident(q)) => Ok(Expr::Col(ident(col))),
             _ => Err(format!(
@@ -601,7 +413,7 @@ impl Lower<'_> {
         }
     }
 
-    fn value(&self, v: &ast::ValueWithSpan) -> Result<Expr, String> {
+    pub(super) fn value(&self, v: &ast::ValueWithSpan) -> Result<Expr, String> {
         use ast::Value as V;
         Ok(match &v.value {
             V::Number(n, _) => {
@@ -628,7 +440,7 @@ impl Lower<'_> {
     }
 
     /// A DEFAULT: a literal (possibly negative), evaluated once.
-    fn constant(&self, e: &ast::Expr) -> Result<Value, String> {
+    pub(super) fn constant(&self, e: &ast::Expr) -> Result<Value, String> {
         let e = self.expr(e)?;
         let scope = Scope {
             params: &[],
@@ -665,91 +477,4 @@ fn binary(op: &BinaryOperator, l: Box<Expr>, r: Box<Expr>) -> Option<Expr> {
         (_, _, B::Or) => Some(Expr::Or(l, r)),
         _ => None,
     }
-}
-
-fn check_select_clauses(s: &ast::Select) -> Result<(), String> {
-    let no_group_by =
-        matches!(&s.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    let extra = [
-        (s.distinct.is_some(), "DISTINCT"),
-        (s.top.is_some(), "TOP"),
-        (s.into.is_some(), "SELECT INTO"),
-        (!no_group_by || s.having.is_some(), "GROUP BY/HAVING"),
-        (
-            !s.named_window.is_empty() || s.qualify.is_some(),
-            "window functions",
-        ),
-        (
-            !s.lateral_views.is_empty() || s.prewhere.is_some() || !s.connect_by.is_empty(),
-            "this SELECT syntax",
-        ),
-        (
-            !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty(),
-            "this SELECT syntax",
-        ),
-        (
-            s.exclude.is_some() || s.value_table_mode.is_some() || s.select_modifiers.is_some(),
-            "this SELECT syntax",
-        ),
-        (!s.optimizer_hints.is_empty(), "optimizer hints"),
-    ];
-    match extra.iter().find(|(present, _)| *present) {
-        Some((_, what)) => Err(unsupported(*what)),
-        None => Ok(()),
-    }
-}
-
-/// The ISOLATION LEVEL among a transaction's modes; READ ONLY/READ WRITE are refused (the model
-/// does not check access modes, so it would silently ignore them).
-fn isolation_mode(modes: &[ast::TransactionMode]) -> Result<Option<Level>, String> {
-    use ast::TransactionIsolationLevel as L;
-    let mut level = None;
-    for mode in modes {
-        let ast::TransactionMode::IsolationLevel(l) = mode else {
-            return Err(unsupported(format!(
-                "the transaction mode `{mode}` (only ISOLATION LEVEL)"
-            )));
-        };
-        level = Some(match l {
-            L::ReadCommitted => Level::ReadCommitted,
-            L::RepeatableRead => Level::RepeatableRead,
-            L::Serializable => Level::Serializable,
-            other => {
-                return Err(unsupported(format!(
-                "ISOLATION LEVEL {other} (levels: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)"
-            )))
-            }
-        });
-    }
-    Ok(level)
-}
-
-fn lock_mode(locks: &[ast::LockClause]) -> Result<Option<LockMode>, String> {
-    match locks {
-        [] => Ok(None),
-        [ast::LockClause {
-            lock_type: ast::LockType::Update | ast::LockType::Share,
-            of: None,
-            nonblock,
-        }] => Ok(Some(match nonblock {
-            None => LockMode::Wait,
-            Some(ast::NonBlock::Nowait) => LockMode::NoWait,
-            Some(ast::NonBlock::SkipLocked) => LockMode::SkipLocked,
-        })),
-        [other] => Err(unsupported(format!(
-            "`{other}` (only FOR UPDATE|SHARE [NOWAIT|SKIP LOCKED])"
-        ))),
-        _ => Err(unsupported("more than one locking clause")),
-    }
-}
-
-/// Whether the locking clause is FOR SHARE (see [`lock_mode`] for the rest of it).
-fn shared_lock(locks: &[ast::LockClause]) -> bool {
-    matches!(
-        locks,
-        [ast::LockClause {
-            lock_type: ast::LockType::Share,
-            ..
-        }]
-    )
 }
