@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use reports::{Outcome, RunResult, Summary};
+use reports::{RunResult, Summary};
 
 use super::plan::{gate_json, gate_runs, passes};
-use super::rows::{gate_row, gate_rows_not_run, real_variants, why_down};
+use super::rows::{gate_error_row, gate_row, real_variants, why_down};
 use super::{read_summary, Params, GATE_REPLAY_ONLY, TARGETS};
 use crate::nfs::{Ended, Options};
 
@@ -231,11 +231,24 @@ pub(super) fn guest_rows(
                 .filter(|r| TARGETS.iter().any(|t| r.backend == format!("fs:{t}"))),
         );
     }
-    let templates = read_summary(p)
+    // The gated rows take their variants' faults and assumptions from the model rows this part
+    // forced (it has them: the guest ran on them), not from the main summary, which the main
+    // suite may not have written yet when the guest is done.
+    let templates: Vec<RunResult> = std::fs::read_to_string(&findings)
         .ok()
+        .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
+        .map(|s| s.results)
+        .into_iter()
         .flatten()
-        .map(|s| real_variants(&s.results))
-        .unwrap_or_default();
+        .chain(
+            read_summary(p)
+                .ok()
+                .flatten()
+                .map(|s| real_variants(&s.results))
+                .into_iter()
+                .flatten(),
+        )
+        .collect();
     for g in gate_runs(run.guest_name, scenarios, &p.venv) {
         match gate_row(p, &g, status, &templates) {
             Ok(row) => rows.push(row),
@@ -244,11 +257,7 @@ pub(super) fn guest_rows(
                     "NFS gate run {}/{} on {}: {why}",
                     g.scenario, g.variant, g.target
                 );
-                rows.extend(
-                    gate_rows_not_run(&rows.clone(), Outcome::Error, &why)
-                        .into_iter()
-                        .filter(|r| r.backend == format!("gate:{}", g.target)),
-                );
+                rows.push(gate_error_row(&g, &templates, &why));
             }
         }
     }

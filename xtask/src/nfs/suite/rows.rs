@@ -29,22 +29,12 @@ pub(super) fn replay_row(
         "1" => false,
         other => return Err(format!("racelab replay exited with {other}: {last}")),
     };
-    let template = templates
-        .iter()
-        .find(|t| t.scenario == run.scenario && t.variant == run.variant)
-        .ok_or_else(|| {
-            format!(
-                "no row of {}/{} in the main summary",
-                run.scenario, run.variant
-            )
-        })?;
     let why = format!(
         "the documented token replayed once through the gate on two NFS clients ({}): {last}",
         run.target
     );
-    let mut row = marked(template, run.target, Outcome::Holds, &why);
-    row.engine = run.engine().into();
-    row.backend = format!("gate:{}", run.target);
+    // A replay's expectation is its token's: the invariant it broke.
+    let mut row = gate_run_row(run, templates, Outcome::Holds, &why);
     row.expected = reports::Verdict::Violation;
     row.expected_invariants = vec![run.invariant.to_string()];
     row.schedules = 1;
@@ -56,6 +46,39 @@ pub(super) fn replay_row(
     }
     row.met = reproduced;
     Ok(row)
+}
+
+/// A row for gated run `run` (its scenario, variant, engine and `gate:TARGET`), with its
+/// variant's faults and assumptions when a row of that variant is among `templates`.
+fn gate_run_row(run: &GateRun, templates: &[RunResult], outcome: Outcome, why: &str) -> RunResult {
+    let template = templates
+        .iter()
+        .find(|t| t.scenario == run.scenario && t.variant == run.variant);
+    RunResult {
+        faults: template.and_then(|t| t.faults.clone()),
+        assumptions: template.map(|t| t.assumptions.clone()).unwrap_or_default(),
+        outcome,
+        reason: Some(why.to_string()),
+        ..RunResult::unmeasured(
+            run.scenario,
+            run.variant,
+            run.engine(),
+            format!("gate:{}", run.target),
+            template.map_or((reports::Verdict::Violation, Vec::new()), |t| {
+                (t.expected, t.expected_invariants.clone())
+            }),
+        )
+    }
+}
+
+/// The error row of gated run `run` that left no result: that run's own row, never another's.
+pub(super) fn gate_error_row(run: &GateRun, templates: &[RunResult], why: &str) -> RunResult {
+    let mut row = gate_run_row(run, templates, Outcome::Error, why);
+    if run.token.is_some() {
+        row.expected = reports::Verdict::Violation;
+        row.expected_invariants = vec![run.invariant.to_string()];
+    }
+    row
 }
 
 /// The row of a gated run, named after its target (`gate:nfs4x2`), or why the guest left none.

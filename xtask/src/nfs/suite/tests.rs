@@ -162,3 +162,33 @@ fn an_unavailable_rig_gives_skipped_rows_for_every_target_never_passes() {
         && r.replay.is_none()));
     assert_eq!(exit_code(&s), 0);
 }
+
+/// A gated run that leaves no result is an error row of its own (its scenario, variant and
+/// target), whether or not the main summary exists yet: never a copy of another run's row.
+#[test]
+fn a_gated_run_without_a_result_is_its_own_error_row_even_before_the_main_summary() {
+    let venv = Ok(PathBuf::new());
+    let runs = gate_runs("uml", SCENARIOS, &venv);
+    let replay = runs
+        .iter()
+        .find(|g| g.token.is_some())
+        .expect("a documented token");
+    let alone = gate_error_row(replay, &[], "no exit status");
+    assert_eq!(
+        (alone.scenario.as_str(), alone.variant.as_str()),
+        (replay.scenario, replay.variant)
+    );
+    assert_eq!(alone.backend, format!("gate:{}", replay.target));
+    assert_eq!(alone.engine, "replay");
+    assert_eq!(alone.outcome, Outcome::Error);
+    assert_eq!(
+        alone.expected_invariants,
+        vec![replay.invariant.to_string()]
+    );
+    assert_eq!(exit_code(std::slice::from_ref(&alone)), 3);
+    // With a model row of the variant (the findings the guest forced), its faults come along.
+    let mut model = row(replay.scenario, replay.variant, "model");
+    model.faults = Some("crash1: crash locker1".into());
+    let with = gate_error_row(replay, &[model], "no exit status");
+    assert_eq!(with.faults.as_deref(), Some("crash1: crash locker1"));
+}
