@@ -29,8 +29,20 @@ pub(super) fn replay_row(
         "1" => false,
         other => return Err(format!("racelab replay exited with {other}: {last}")),
     };
+    // Tries whose schedule diverged before this one (see guest.rs, GATE_REPLAY_ATTEMPTS).
+    let diverged: Vec<String> = std::fs::read_to_string(out.with_extension("diverged"))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    let tries = match diverged.first() {
+        None => "once".to_string(),
+        Some(first) => format!(
+            "{} times: the first {} diverged ({first}), then",
+            diverged.len() + 1,
+            diverged.len()
+        ),
+    };
     let why = format!(
-        "the documented token replayed once through the gate on two NFS clients ({}): {last}",
+        "the documented token replayed {tries} through the gate on two NFS clients ({}): {last}",
         run.target
     );
     // A replay's expectation is its token's: the invariant it broke.
