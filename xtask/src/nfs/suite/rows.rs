@@ -45,10 +45,7 @@ pub(super) fn replay_row(
         "the documented token replayed {tries} through the gate on two NFS clients ({}): {last}",
         run.target
     );
-    // A replay's expectation is its token's: the invariant it broke.
     let mut row = gate_run_row(run, templates, Outcome::Holds, &why);
-    row.expected = reports::Verdict::Violation;
-    row.expected_invariants = vec![run.invariant.to_string()];
     row.schedules = 1;
     row.replay = Some(token.to_string());
     if reproduced {
@@ -76,21 +73,24 @@ fn gate_run_row(run: &GateRun, templates: &[RunResult], outcome: Outcome, why: &
             run.variant,
             run.engine(),
             format!("gate:{}", run.target),
-            template.map_or((reports::Verdict::Violation, Vec::new()), |t| {
-                (t.expected, t.expected_invariants.clone())
-            }),
+            expectation(run, template),
         )
+    }
+}
+
+/// What gated run `run` is judged against: a replay, its token's invariant broken again; an
+/// exploration, its variant's expectation (a violation when no row of the variant is at hand).
+fn expectation(run: &GateRun, template: Option<&RunResult>) -> (reports::Verdict, Vec<String>) {
+    match (run.token, template) {
+        (Some(_), _) => (reports::Verdict::Violation, vec![run.invariant.to_string()]),
+        (None, Some(t)) => (t.expected, t.expected_invariants.clone()),
+        (None, None) => (reports::Verdict::Violation, Vec::new()),
     }
 }
 
 /// The error row of gated run `run` that left no result: that run's own row, never another's.
 pub(super) fn gate_error_row(run: &GateRun, templates: &[RunResult], why: &str) -> RunResult {
-    let mut row = gate_run_row(run, templates, Outcome::Error, why);
-    if run.token.is_some() {
-        row.expected = reports::Verdict::Violation;
-        row.expected_invariants = vec![run.invariant.to_string()];
-    }
-    row
+    gate_run_row(run, templates, Outcome::Error, why)
 }
 
 /// The row of a gated run, named after its target (`gate:nfs4x2`), or why the guest left none.
