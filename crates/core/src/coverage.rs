@@ -65,7 +65,7 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
     out.push(atomicity(prog));
     if let Some(ms) = prog.nfs_cache_ms {
         out.push(format!(
-            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; a `read` through a name the client still caches, whose file another client has removed, is ENOENT, though a real NFSv4.2 client may read the removed file's old contents while the server still holds it (measured right after the removal on the qemu guest: 4 of 20 reads; the model does not explore that answer)"
+            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; a `read` through a name the client still caches, whose file another client has removed, answers ENOENT or the removed file's old contents, and the engines explore both (a real NFSv4.2 client gave the old contents right after the removal on the qemu guest: 4 of 20 reads; never on User-mode Linux); a forced replay takes whichever answer the real client gives"
         ));
     }
     out

@@ -35,7 +35,7 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
         let a = a as usize;
         if a >= m.choice_count() {
             let faults = prog.faults.len();
-            let decision = if prog.explores_durations {
+            let decision = if prog.has_decision_choice() {
                 " and a decision choice"
             } else {
                 ""
@@ -54,7 +54,7 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
             let why = if m.is_finished() {
                 "comes after the end of the execution".to_string()
             } else if Some(a) == m.decision_choice() || m.deciding_actor().is_some() {
-                "is not a digit of the duration being chosen here".to_string()
+                "is not a digit of the duration or answer being chosen here".to_string()
             } else if a >= m.actor_count() {
                 format!(
                     "is fault `{}`, which cannot land here",

@@ -21,8 +21,8 @@ pub use super::threads::MAX_ACTORS;
 pub(crate) struct StopExploring;
 
 pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Result<Exploration, Refusal> {
-    // Every actor and every fault is a loom thread, and so is the decision choice of `between` durations.
-    let threads = prog.actors.len() + prog.faults.len() + usize::from(prog.explores_durations);
+    // Every actor and every fault is a loom thread, and so is the decision choice (durations, answers).
+    let threads = prog.actors.len() + prog.faults.len() + usize::from(prog.has_decision_choice());
     if threads > MAX_ACTORS {
         let faults = if prog.faults.is_empty() {
             String::new()

@@ -32,6 +32,12 @@ pub trait World: Signals + Sql {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, racelab_lang::ir::Errno>, String>;
+    /// Another answer the operation just performed was as allowed to give, for the engines to
+    /// choose between (see `Program::explores_answers`); taken, so it is asked once per step.
+    /// Real worlds give the one answer reality gave: the default.
+    fn other_answer(&mut self) -> Option<Result<Value, racelab_lang::ir::Errno>> {
+        None
+    }
     /// Whether `path` exists, for invariants (not a step).
     fn observe_exists(&self, path: &str) -> bool;
     /// The contents of a regular file at `path`, for invariants (not a step).

@@ -558,6 +558,22 @@ pub struct Program {
     pub fingerprint: u32,
 }
 
+impl Program {
+    /// Whether an operation may have two allowed answers that the engines choose between:
+    /// under the NFS client model with two or more clients, a `read` through a name one client
+    /// still caches, of a file another client has removed, is ENOENT or the removed file's old
+    /// contents (a real NFSv4.2 client was measured giving both).
+    pub fn explores_answers(&self) -> bool {
+        self.nfs_cache_ms.is_some() && (self.clients.len() > 1 || self.actors.len() > 1)
+    }
+
+    /// Whether the machine has a decision choice (see `Machine::decision_choice`): the engines
+    /// choose durations (`between`) or answers ([`Program::explores_answers`]) digit by digit.
+    pub fn has_decision_choice(&self) -> bool {
+        self.explores_durations || self.explores_answers()
+    }
+}
+
 /// Names of the oracles every scenario has without declaring them.
 pub mod oracle {
     pub const UNHANDLED_ERROR: &str = "unhandled_error";

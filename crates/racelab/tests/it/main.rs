@@ -18,6 +18,7 @@ mod isolation;
 mod lang_cli;
 mod lock_reports;
 mod lockfile;
+mod nfs_answers;
 mod npm_lockfile;
 mod params;
 mod parser;

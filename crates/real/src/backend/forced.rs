@@ -27,6 +27,20 @@ pub struct Divergence {
     pub real: String,
 }
 
+/// A step where the model allowed more than one answer (see `Program::explores_answers`) and
+/// reality gave another than the token's: the replay followed reality's, as the model allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Steer {
+    /// 1-based, as in the step table.
+    pub step: usize,
+    pub actor: String,
+    pub operation: String,
+    /// The answer the token chose.
+    pub token: String,
+    /// The answer reality gave, which the model also allows.
+    pub real: String,
+}
+
 /// What a forced replay showed, on any world: `Env` says where it ran ([`FsRun`] for a
 /// filesystem, `DbInfo` for a database server).
 #[derive(Debug, Clone)]
@@ -35,6 +49,8 @@ pub struct Forced<Env> {
     pub end: Option<End>,
     pub trace: reports::Trace,
     pub divergence: Option<Divergence>,
+    /// Where reality chose another allowed answer than the token's, in step order.
+    pub steered: Vec<Steer>,
     pub env: Env,
 }
 
@@ -106,13 +122,17 @@ pub fn forced_replay(
     let exec = start(mode, &super::actor_roots(prog, roots, &run_name)).map_err(infra)?;
 
     let mut real = Machine::with_fs(Arc::clone(prog), ActorFs::new(exec, observer));
-    let divergence = lockstep(prog, sched, &mut real)?;
+    let Lockstep {
+        divergence,
+        steered,
+    } = lockstep(prog, sched, &mut real)?;
     let trace = trace_of(&real);
     let out = Forced {
         broken: real.broken().to_vec(),
         end: real.end(),
         trace,
         divergence,
+        steered,
         env: FsRun { fs: env, mode },
     };
     // Workers first (they hold files open under the run directory), then the directory.
@@ -123,27 +143,56 @@ pub fn forced_replay(
     Ok(out)
 }
 
+/// What running a schedule in lockstep showed: the first divergence, and the steps where reality
+/// chose another answer the model allows.
+#[derive(Debug, Default)]
+pub struct Lockstep {
+    pub divergence: Option<Divergence>,
+    pub steered: Vec<Steer>,
+}
+
 /// Runs `sched` on `real` (any world: real actors on a real directory, real database
 /// connections, ...) and on a fresh model in lockstep, and returns the first step whose real
 /// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
 /// caller. Infrastructure failures and interruptions are errors, not divergences.
+///
+/// Where the model allows more than one answer to a step (an NFS client reading a removed
+/// file through a cached name), reality decides, not the token: the model takes the answer
+/// reality gave when it is one it allows (a [`Steer`] when it is not the token's), skips the
+/// token's digits for that choice, and the replay goes on from there.
 pub fn lockstep<F: World>(
     prog: &Arc<Program>,
     sched: &Schedule,
     real: &mut Machine<F>,
-) -> Result<Option<Divergence>, ForcedError> {
+) -> Result<Lockstep, ForcedError> {
     sched.check_fits(prog)?;
     let infra = ForcedError::Infrastructure;
     real.record_details();
     let mut model = Machine::new(Arc::clone(prog));
     model.record_details();
-    let mut divergence = None;
-    for (i, &c) in sched.steps.iter().enumerate() {
+    let mut out = Lockstep::default();
+    let mut i = 0;
+    while i < sched.steps.len() {
         if let Some(sig) = super::cancel::requested() {
             return Err(ForcedError::Interrupted(sig));
         }
-        let c = c as usize;
+        let c = sched.steps[i] as usize;
         if c >= model.choice_count() || !model.is_runnable(c) {
+            if let Some(s) = out.steered.first() {
+                // Reality took the replay elsewhere at an allowed choice: the rest of the token
+                // was recorded for another path.
+                out.divergence = Some(Divergence {
+                    step: i + 1,
+                    actor: name_of(prog, c),
+                    operation: "(the next step)".into(),
+                    model: format!(
+                        "not runnable after reality chose {} at step {}",
+                        s.real, s.step
+                    ),
+                    real: "(not taken)".into(),
+                });
+                break;
+            }
             return Err(TokenError::Diverged {
                 step: i + 1,
                 actor: c,
@@ -152,7 +201,7 @@ pub fn lockstep<F: World>(
             .into());
         }
         if !real.is_runnable(c) {
-            divergence = Some(Divergence {
+            out.divergence = Some(Divergence {
                 step: i + 1,
                 actor: name_of(prog, c),
                 operation: "(the next step)".into(),
@@ -170,26 +219,89 @@ pub fn lockstep<F: World>(
         if let Some(why) = real.infrastructure_error() {
             return Err(infra(format!("step {}: {why}", i + 1)));
         }
-        let (m, r) = (
-            model.last_outcome().map(comparable),
-            real.last_outcome().map(comparable),
-        );
-        if m != r {
-            let operation = real.details().last().map(|d| match d.what {
-                racelab_core::model::StepWhat::Op(l) => prog.labels[l as usize].text.clone(),
-                racelab_core::model::StepWhat::Fault(f) => format!("fault {}", prog.faults[f].name),
-            });
-            divergence = Some(Divergence {
+        let real_outcome = real.last_outcome().map(comparable);
+        if let Some(answers) = model.answers_being_chosen() {
+            let answers: Vec<StepOutcome> = answers.iter().map(outcome_of).collect();
+            let digits = (usize::BITS - (answers.len() - 1).leading_zeros()) as usize;
+            let recorded = &sched.steps[(i + 1).min(sched.steps.len())..];
+            let recorded = &recorded[..digits.min(recorded.len())];
+            let Some(k) = answers
+                .iter()
+                .position(|a| Some(comparable(a)) == real_outcome)
+            else {
+                out.divergence = Some(Divergence {
+                    step: i + 1,
+                    actor: name_of(prog, c),
+                    operation: operation_of(prog, real),
+                    model: answers
+                        .iter()
+                        .map(describe)
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    real: real_outcome.map_or("nothing".into(), |o| describe(&o)),
+                });
+                break;
+            };
+            let token_choice = token_answer(&model, recorded).filter(|_| recorded.len() == digits);
+            model.choose_answer(k);
+            if token_choice != Some(k) {
+                out.steered.push(Steer {
+                    step: i + 1,
+                    actor: name_of(prog, c),
+                    operation: operation_of(prog, real),
+                    token: token_choice
+                        .and_then(|t| answers.get(t))
+                        .map_or("(no choice recorded)".into(), describe),
+                    real: describe(&answers[k]),
+                });
+            }
+            // The token's digits for this choice are spent, whichever answer was taken.
+            i += 1 + if token_choice.is_some() { digits } else { 0 };
+            continue;
+        }
+        let m = model.last_outcome().map(comparable);
+        if m != real_outcome {
+            out.divergence = Some(Divergence {
                 step: i + 1,
                 actor: name_of(prog, c),
-                operation: operation.unwrap_or_default(),
+                operation: operation_of(prog, real),
                 model: m.map_or("nothing".into(), |o| describe(&o)),
-                real: r.map_or("nothing".into(), |o| describe(&o)),
+                real: real_outcome.map_or("nothing".into(), |o| describe(&o)),
             });
             break;
         }
+        i += 1;
     }
-    Ok(divergence)
+    Ok(out)
+}
+
+/// The answer index the token's recorded digits choose, when they are digits of this choice.
+fn token_answer<F: World>(model: &Machine<F>, digits: &[u8]) -> Option<usize> {
+    let actor = model.deciding_actor()?;
+    let decision = model.decision_choice()?;
+    digits.iter().try_fold(0usize, |acc, &d| match d as usize {
+        x if x == actor => Some(acc << 1),
+        x if x == decision => Some(acc << 1 | 1),
+        _ => None,
+    })
+}
+
+/// The operation of the real machine's last step, as the step table names it.
+fn operation_of<F: World>(prog: &Program, real: &Machine<F>) -> String {
+    real.details()
+        .last()
+        .map(|d| match d.what {
+            racelab_core::model::StepWhat::Op(l) => prog.labels[l as usize].text.clone(),
+            racelab_core::model::StepWhat::Fault(f) => format!("fault {}", prog.faults[f].name),
+        })
+        .unwrap_or_default()
+}
+
+fn outcome_of(answer: &Result<Value, racelab_lang::ir::Errno>) -> StepOutcome {
+    match answer {
+        Ok(v) => StepOutcome::Value(v.clone()),
+        Err(e) => StepOutcome::Error(*e),
+    }
 }
 
 fn name_of(prog: &Program, c: usize) -> String {

@@ -172,6 +172,10 @@ fn forced_row(
     let start = std::time::Instant::now();
     let mut hits = 0u64;
     let mut runs = 0u64;
+    // Replays that missed the target after reality chose another answer the model allows, with
+    // the first such choice: they show reality's choice, not whether the race is real.
+    let mut steered = 0u64;
+    let mut first_steer = None;
     // One process per actor for all the replays, reset between them, not one per replay.
     let _reuse = crate::backend::process::Reuse::here();
     for _ in 0..times.max(1) {
@@ -196,6 +200,9 @@ fn forced_row(
                 if r.reproduced(&sched) {
                     hits += 1;
                     row.trace.get_or_insert(r.trace);
+                } else if let Some(s) = r.steered.into_iter().next() {
+                    steered += 1;
+                    first_steer.get_or_insert(s);
                 }
             }
             Err(e) => return error_row(stem, prog, "forced-replay", backend, &e.to_string()),
@@ -212,7 +219,7 @@ fn forced_row(
         times.max(1)
     ));
     (row.coverage, row.covers) = real_coverage(runs, "forced replays of one schedule");
-    let all = hits == runs && row.divergence.is_none();
+    let all = hits > 0 && hits + steered == runs && row.divergence.is_none();
     row.outcome = match (&row.divergence, sched.target.as_deref()) {
         (Some(_), _) => Outcome::Holds,
         (None, Some(racelab_lang::ir::oracle::DEADLOCK)) if hits > 0 => Outcome::Deadlock,
@@ -230,6 +237,21 @@ fn forced_row(
             .and_then(|e| e.fs_type.as_deref())
             .is_some_and(|t| t.starts_with("nfs"));
     row.met = (all || (posix_on_nfs && row.divergence.is_some())) && row.expected != Verdict::Holds;
+    let steer_note = first_steer.map_or(String::new(), |s| {
+        format!(
+            "; in {steered} of {runs} the real client answered step {} ({}: {}) with {} where the token chose {}, both allowed by the model, and the race did not follow",
+            s.step, s.actor, s.operation, s.real, s.token
+        )
+    });
+    if hits == 0 && steered == runs && runs > 0 && row.divergence.is_none() {
+        // Every replay went where reality chose: nothing was learned about the race.
+        row.outcome = Outcome::Skipped;
+        row.met = false;
+        row.reason = Some(format!(
+            "not forced: the token needs an answer only the real system chooses{steer_note}"
+        ));
+        return row;
+    }
     row.reason = Some(if let Some(d) = &row.divergence {
         let note = if posix_on_nfs {
             "; the variant models a POSIX filesystem and NFS is not one here: recorded, not judged"
@@ -242,7 +264,7 @@ fn forced_row(
         )
     } else {
         format!(
-            "{} reproduced in {hits} of {runs} forced replays",
+            "{} reproduced in {hits} of {runs} forced replays{steer_note}",
             sched.target.as_deref().unwrap_or("the violation")
         )
     });

@@ -69,6 +69,12 @@ struct NfsClients {
     /// The client of each actor.
     client_of: Vec<u32>,
     caches: Vec<ClientCache>,
+    /// The last contents of removed files that a client still has a name cached for: what a
+    /// read through that name may still return (see `ModelFs::through_client`).
+    removed: BTreeMap<usize, Arc<str>>,
+    /// The other answer the operation just performed could have given, until the machine
+    /// takes it (`World::other_answer`); always `None` between steps.
+    other_answer: Option<Result<Value, Errno>>,
 }
 
 /// One client's caches.
@@ -257,7 +263,13 @@ impl ModelFs {
     fn free_if_unreferenced(&mut self, ino: usize) {
         let unnamed = self.inodes[ino].as_ref().is_some_and(|n| n.nlink <= 0);
         if unnamed && !self.pinned.values().any(|p| *p == ino) && !self.open_files.refers_to(ino) {
-            self.inodes[ino] = None;
+            if let Some(Inode {
+                kind: Kind::File(contents),
+                ..
+            }) = self.inodes[ino].take()
+            {
+                self.remember_removed(ino, contents);
+            }
         }
     }
 
@@ -417,6 +429,10 @@ impl World for ModelFs {
 
     fn observe_contents(&self, path: &str) -> Option<String> {
         self.contents(path).map(str::to_string)
+    }
+
+    fn other_answer(&mut self) -> Option<Result<Value, Errno>> {
+        self.nfs.as_mut()?.other_answer.take()
     }
 
     fn perform(

@@ -231,3 +231,30 @@ fn a_stat_through_a_name_whose_file_is_gone_looks_the_name_up_again() {
         Err(Errno::ENOENT)
     );
 }
+
+#[test]
+fn a_read_through_a_cached_name_of_a_file_another_client_removed_may_give_its_old_contents() {
+    let mut fs = two_clients();
+    let lock = Value::str("/l/lock");
+    let write = [lock.clone(), Value::str("held by a")];
+    op(&mut fs, 0, Op::Write, &write).unwrap();
+    assert_eq!(
+        op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
+        Ok(Value::str("held by a"))
+    );
+    assert_eq!(fs.other_answer(), None, "a live file has one answer");
+    op(&mut fs, 1, Op::Unlink, std::slice::from_ref(&lock)).unwrap();
+    // Client A still caches the name: the server's ENOENT, or the removed file's contents.
+    assert_eq!(
+        op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(fs.other_answer(), Some(Ok(Value::str("held by a"))));
+    assert_eq!(fs.other_answer(), None, "taken once");
+    // Client B removed it itself: its own cache says ENOENT, the only answer.
+    assert_eq!(
+        op(&mut fs, 1, Op::Read, std::slice::from_ref(&lock)),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(fs.other_answer(), None);
+}

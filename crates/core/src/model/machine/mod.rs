@@ -12,6 +12,7 @@
 //! actor `c`; choice `actor_count() + f` lands fault `f` (a crash, a signal, a stall) right now.
 //! So where a fault lands is part of the schedule, explored and replayed like an interleaving.
 
+mod answers;
 mod faults;
 mod interp;
 mod oracles;
@@ -116,25 +117,45 @@ struct Actor {
     unwinding: Option<Unwinding>,
 }
 
-/// A `sleep between(lo, hi)` whose wake-up the engine is choosing, one binary digit per step:
-/// digit 0 is the sleeper's own choice index, digit 1 the decision choice.
+/// A choice the engine is making, one binary digit per step: digit 0 is the actor's own choice
+/// index, digit 1 the decision choice.
 #[derive(Debug, Clone, Hash)]
 struct Decision {
     actor: usize,
-    /// The representative wake-up times, latest first (see `Machine::representative_wake_ups`).
-    wake: Vec<i64>,
+    /// What is being chosen among.
+    among: Among,
     /// The digits chosen so far, most significant first, as a number.
     prefix: usize,
     digits_left: u32,
-    busy: bool,
     label: u32,
+}
+
+/// The alternatives of a [`Decision`].
+#[derive(Debug, Clone, Hash)]
+enum Among {
+    /// A `sleep between(lo, hi)` (or `work`): the representative wake-up times, latest first
+    /// (see `Machine::representative_wake_ups`).
+    Wake { wake: Vec<i64>, busy: bool },
+    /// A world operation with more than one allowed answer (see `World::other_answer`): the
+    /// world's own first, then the others. The actor stays parked at the operation until one is
+    /// chosen; no time passes meanwhile.
+    Answer(Vec<Result<Value, Errno>>),
+}
+
+impl Among {
+    fn len(&self) -> usize {
+        match self {
+            Among::Wake { wake, .. } => wake.len(),
+            Among::Answer(answers) => answers.len(),
+        }
+    }
 }
 
 impl Decision {
     /// Whether digit `bit` keeps the choice within `wake`: the smallest number it can still
     /// become must index a wake-up.
     fn allows(&self, bit: usize) -> bool {
-        ((self.prefix << 1 | bit) << (self.digits_left - 1)) < self.wake.len()
+        ((self.prefix << 1 | bit) << (self.digits_left - 1)) < self.among.len()
     }
 }
 
@@ -224,6 +245,9 @@ enum Done {
     Blocked(String),
     /// The first half of a two-step call: the actor stays at the operation for the second.
     Half(&'static str),
+    /// The operation has more than one allowed answer: the actor stays at it while the engine
+    /// chooses one (a [`Decision`] among [`Among::Answer`]).
+    Choosing(String),
 }
 
 /// The whole state of one execution of one scenario variant.
@@ -430,18 +454,19 @@ impl<F: World> Machine<F> {
 
     /// Actors, faults, and the decision choice: the number of distinct choices an engine can make.
     pub fn choice_count(&self) -> usize {
-        self.actors.len() + self.fired.len() + usize::from(self.prog.explores_durations)
+        self.actors.len() + self.fired.len() + usize::from(self.prog.has_decision_choice())
     }
 
-    /// The choice that is digit 1 of a duration being chosen (digit 0 is the sleeper itself),
-    /// when the program has `between` durations: the last choice index, after the faults.
+    /// The choice that is digit 1 of a duration or an answer being chosen (digit 0 is the actor
+    /// itself), when the program has `between` durations or explores answers
+    /// ([`Program::has_decision_choice`]): the last choice index, after the faults.
     pub fn decision_choice(&self) -> Option<usize> {
         self.prog
-            .explores_durations
+            .has_decision_choice()
             .then(|| self.actors.len() + self.fired.len())
     }
 
-    /// The actor whose duration is being chosen, if one is.
+    /// The actor whose duration or answer is being chosen, if one is.
     pub fn deciding_actor(&self) -> Option<usize> {
         self.deciding.as_ref().map(|d| d.actor)
     }

@@ -156,6 +156,7 @@ impl<F: World> Machine<F> {
             Ok(Done::Error(e, msg)) => format!("{} {msg}", e.name()),
             Ok(Done::Blocked(why)) => format!("blocked: {why}"),
             Ok(Done::Half(what)) => what.to_string(),
+            Ok(Done::Choosing(what)) => what.clone(),
             Err(msg) => format!("error: {msg}"),
         });
         if self.details.is_some() {
@@ -163,7 +164,7 @@ impl<F: World> Machine<F> {
                 Ok(Done::Value(v)) => StepOutcome::Value(v.clone()),
                 Ok(Done::Error(e, _)) => StepOutcome::Error(*e),
                 Ok(Done::Blocked(_)) => StepOutcome::Blocked,
-                Ok(Done::Half(_)) => StepOutcome::Value(Value::None),
+                Ok(Done::Half(_) | Done::Choosing(_)) => StepOutcome::Value(Value::None),
                 Err(msg) => StepOutcome::Value(Value::str(msg)),
             });
         }
@@ -174,7 +175,7 @@ impl<F: World> Machine<F> {
                 }
             }
             // The actor stays parked at the operation for its second half.
-            Ok(Done::Blocked(_) | Done::Half(_)) => {}
+            Ok(Done::Blocked(_) | Done::Half(_) | Done::Choosing(_)) => {}
             Ok(Done::Error(errno, msg)) if !catch => {
                 let text = self.prog.labels[label as usize].text.clone();
                 let why = if msg.is_empty() {
@@ -195,7 +196,9 @@ impl<F: World> Machine<F> {
                 let v = match r {
                     Done::Value(v) => v,
                     Done::Error(e, _) => Value::Err(e),
-                    Done::Blocked(_) | Done::Half(_) => unreachable!("handled above"),
+                    Done::Blocked(_) | Done::Half(_) | Done::Choosing(_) => {
+                        unreachable!("handled above")
+                    }
                 };
                 let frame = self.actors[a].frames.last_mut().expect("frame");
                 if let Some(d) = dst {

@@ -36,10 +36,9 @@ impl<F: World> Machine<F> {
         let text = format!("chooses among {} wake-ups", wake.len());
         self.deciding = Some(Decision {
             actor: a,
-            wake,
+            among: Among::Wake { wake, busy },
             prefix: 0,
             digits_left: digits,
-            busy,
             label,
         });
         Ok(Done::Value(Value::str(&text)))
@@ -108,17 +107,23 @@ impl<F: World> Machine<F> {
             return;
         }
         let d = self.deciding.take().expect("deciding");
-        let wake = d.wake[d.prefix];
-        self.actors[d.actor].status = Status::Sleeping(wake);
-        self.actors[d.actor].busy = d.busy;
+        let (wake, busy) = match d.among {
+            Among::Wake { wake, busy } => (wake, busy),
+            Among::Answer(answers) => {
+                return self.answer_chosen(d.actor, answers, d.prefix, broken_before)
+            }
+        };
+        let chosen = wake[d.prefix];
+        self.actors[d.actor].status = Status::Sleeping(chosen);
+        self.actors[d.actor].busy = busy;
         if self.details.is_some() {
-            self.last = Some(StepOutcome::Value(Value::Int(wake - self.clock)));
+            self.last = Some(StepOutcome::Value(Value::Int(chosen - self.clock)));
         }
-        let verb = if d.busy { "works" } else { "sleeps" };
+        let verb = if busy { "works" } else { "sleeps" };
         let result = format!(
             "{verb} {} (chosen among {} wake-ups)",
-            format_duration(wake - self.clock),
-            d.wake.len()
+            format_duration(chosen - self.clock),
+            wake.len()
         );
         self.after_step(
             broken_before,

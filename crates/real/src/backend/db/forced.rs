@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
-use crate::backend::forced::{lockstep, Forced, ForcedError};
+use crate::backend::forced::{lockstep, Forced, ForcedError, Lockstep};
 use racelab_core::model::Machine;
 use racelab_core::replay::trace_of;
 use racelab_core::schedule::Schedule;
@@ -84,7 +84,10 @@ fn replay_on(
     let world = RealDbWorld::new(prog, backend).map_err(ForcedError::Infrastructure)?;
     let info = world.info().with_scenario_levels(prog);
     let mut real = Machine::with_fs(Arc::clone(prog), world);
-    let divergence = lockstep(prog, sched, &mut real)?;
+    let Lockstep {
+        divergence,
+        steered,
+    } = lockstep(prog, sched, &mut real)?;
     let mut trace = trace_of(&real);
     mark_completions(&mut trace);
     Ok(DbForced {
@@ -92,6 +95,7 @@ fn replay_on(
         end: real.end(),
         trace,
         divergence,
+        steered,
         env: info,
     })
 }
