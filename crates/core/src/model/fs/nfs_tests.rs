@@ -258,3 +258,31 @@ fn a_read_through_a_cached_name_of_a_file_another_client_removed_may_give_its_ol
     );
     assert_eq!(fs.other_answer(), None);
 }
+
+#[test]
+fn a_read_through_a_cached_name_another_client_unlinked_may_reach_the_file_by_its_handle() {
+    let mut fs = two_clients();
+    let (claim, lock) = (Value::str("/l/claim.b"), Value::str("/l/lock"));
+    op(&mut fs, 1, Op::Write, &[claim.clone(), Value::str("b")]).unwrap();
+    op(&mut fs, 1, Op::Link, &[claim.clone(), lock.clone()]).unwrap();
+    assert_eq!(
+        op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
+        Ok(Value::str("b"))
+    );
+    // B unlinks the lock; the file lives on under B's claim name. A's cached name still
+    // leads to it by handle, or A looks the name up again.
+    op(&mut fs, 1, Op::Unlink, std::slice::from_ref(&lock)).unwrap();
+    assert_eq!(
+        op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(fs.other_answer(), Some(Ok(Value::str("b"))));
+    // Then B removes its claim: a utime through A's cached name of it may still succeed.
+    op(&mut fs, 0, Op::Stat, std::slice::from_ref(&claim)).unwrap();
+    op(&mut fs, 1, Op::Unlink, std::slice::from_ref(&claim)).unwrap();
+    assert_eq!(
+        op(&mut fs, 0, Op::Touch, std::slice::from_ref(&claim)),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(fs.other_answer(), Some(Ok(Value::None)));
+}
