@@ -6,7 +6,10 @@
 //! - `random [rounds]`: the explore bench's native-random side (mailman-lockfile/patched with
 //!   `stat` as one step), 1,000 schedules a round;
 //! - `dfs [rounds]`: the dfs bench's proof (racelab-linklock/no-fault) on one thread;
-//! - `dump`: the patched mailman variant's lowered IR, to read beside a profile.
+//! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
+//! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
+//!   built-in scenario: its states, schedules and findings with their schedules, one line
+//!   each, to diff before and after a change to the machine (they must not change).
 //!
 //! `cargo build --profile bench -p racelab-core --example profile_engines`, then
 //! `perf stat -e task-clock target/release/examples/profile_engines random 20` (CPU time, which
@@ -92,6 +95,41 @@ fn dump() {
     }
 }
 
+fn states() {
+    let dir = format!("{}/../../scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the scenarios directory is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "race"))
+        .collect();
+    files.sort();
+    for path in files {
+        let path = path.to_string_lossy().into_owned();
+        let src = std::fs::read_to_string(&path).expect("the built-in scenario is readable");
+        let sc = racelab_core::lang::compile(&path, &src).expect("the built-in scenario compiles");
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        for prog in &sc.variants {
+            let cfg = EngineConfig::new(
+                EngineKind::NativeDfs,
+                Budget::new(u64::MAX, Duration::from_secs(600)),
+            )
+            .workers(1)
+            .max_states(300_000);
+            let ex = explore::explore(&Arc::new(prog.clone()), &cfg)
+                .expect("native-dfs explores any scenario");
+            let found: Vec<String> = ex
+                .findings
+                .iter()
+                .map(|f| format!("{} at {:?}", f.invariant, f.schedule.steps))
+                .collect();
+            println!(
+                "{file}/{}: states {:?}, schedules {}, exhaustive {}, covered {:?}, findings {found:?}",
+                prog.variant, ex.states, ex.schedules, ex.exhaustive, ex.covered
+            );
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "random".into());
@@ -107,8 +145,9 @@ fn main() {
         "random" => random(rounds),
         "dfs" => dfs(rounds),
         "dump" => dump(),
+        "states" => states(),
         other => {
-            eprintln!("profile_engines: unknown mode {other:?} (random, dfs or dump)");
+            eprintln!("profile_engines: unknown mode {other:?} (random, dfs, dump or states)");
             std::process::exit(2);
         }
     }
