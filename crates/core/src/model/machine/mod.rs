@@ -22,6 +22,7 @@ mod world;
 
 use std::sync::Arc;
 
+use super::cow::Cow;
 use super::db::{self, Db};
 use super::fs::ModelFs;
 use super::locks::{LockOrder, LockState};
@@ -239,7 +240,8 @@ pub struct Machine<F: World = ModelFs> {
     lock_order: LockOrder,
     db: Option<Db>,
     clock: i64,
-    actors: Vec<Actor>,
+    /// Copy-on-write: a step changes one actor, so a successor shares the others.
+    actors: Vec<Cow<Actor>>,
     /// Per fault: whether it has landed.
     fired: Vec<bool>,
     timers: Vec<KillTimer>,
@@ -320,24 +322,26 @@ impl<F: World> Machine<F> {
         let actors = prog
             .actors
             .iter()
-            .map(|a| Actor {
-                frames: vec![Frame {
-                    proc: a.proc,
-                    pc: 0,
-                    regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
-                    ret: None,
-                    resume_work_until: None,
-                    finally: vec![],
-                }],
-                status: Status::Ready,
-                busy: false,
-                waiting: None,
-                locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
-                handlers: Vec::new(),
-                held: Vec::new(),
-                lose_next_link: false,
-                half_done: false,
-                unwinding: None,
+            .map(|a| {
+                Cow::new(Actor {
+                    frames: vec![Frame {
+                        proc: a.proc,
+                        pc: 0,
+                        regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
+                        ret: None,
+                        resume_work_until: None,
+                        finally: vec![],
+                    }],
+                    status: Status::Ready,
+                    busy: false,
+                    waiting: None,
+                    locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
+                    handlers: Vec::new(),
+                    held: Vec::new(),
+                    lose_next_link: false,
+                    half_done: false,
+                    unwinding: None,
+                })
             })
             .collect();
         let mut m = Machine {
