@@ -69,6 +69,7 @@ impl<T> Clone for Cow<T> {
 
 impl<T> Deref for Cow<T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         &self.0.value
     }
@@ -77,6 +78,7 @@ impl<T> Deref for Cow<T> {
 impl<T: Clone> DerefMut for Cow<T> {
     /// Copies the part if another state shares it, and forgets its fingerprint: the caller is
     /// about to change it.
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         let version = Arc::make_mut(&mut self.0);
         version.fingerprint.take();

@@ -232,13 +232,15 @@ enum Done {
 pub struct Machine<F: World = ModelFs> {
     prog: Arc<Program>,
     pub fs: F,
-    cells: Vec<Value>,
-    logs: Vec<Vec<Arc<str>>>,
+    // The world's parts are copy-on-write (`Cow`), as the actors are: most steps change one
+    // of them at most, and a successor shares the rest with its parent.
+    cells: Cow<Vec<Value>>,
+    logs: Cow<Vec<Vec<Arc<str>>>>,
     /// Per section, the actors inside it (ghost state: entering is not a step).
-    holders: Vec<Vec<usize>>,
-    locks: Vec<LockState>,
-    lock_order: LockOrder,
-    db: Option<Db>,
+    holders: Cow<Vec<Vec<usize>>>,
+    locks: Cow<Vec<LockState>>,
+    lock_order: Cow<LockOrder>,
+    db: Option<Cow<Db>>,
     clock: i64,
     /// Copy-on-write: a step changes one actor, so a successor shares the others.
     actors: Vec<Cow<Actor>>,
@@ -345,12 +347,12 @@ impl<F: World> Machine<F> {
             })
             .collect();
         let mut m = Machine {
-            cells: prog.cells.iter().map(|(_, v)| v.clone()).collect(),
-            logs: vec![Vec::new(); prog.logs.len()],
-            holders: vec![Vec::new(); prog.sections.len()],
-            locks: vec![LockState::default(); prog.locks.len()],
-            lock_order: LockOrder::default(),
-            db: prog.database.as_ref().map(Db::initial),
+            cells: Cow::new(prog.cells.iter().map(|(_, v)| v.clone()).collect()),
+            logs: Cow::new(vec![Vec::new(); prog.logs.len()]),
+            holders: Cow::new(vec![Vec::new(); prog.sections.len()]),
+            locks: Cow::new(vec![LockState::default(); prog.locks.len()]),
+            lock_order: Cow::default(),
+            db: prog.database.as_ref().map(|d| Cow::new(Db::initial(d))),
             clock: EPOCH_MS,
             fired: vec![false; prog.faults.len()],
             timers: Vec::new(),
