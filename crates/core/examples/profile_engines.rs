@@ -5,7 +5,8 @@
 //!
 //! - `random [rounds]`: the explore bench's native-random side (mailman-lockfile/patched with
 //!   `stat` as one step), 1,000 schedules a round;
-//! - `dfs [rounds]`: the dfs bench's proof (racelab-linklock/no-fault) on one thread;
+//! - `dfs [rounds] [workers]`: the dfs bench's proof (racelab-linklock/no-fault), on one thread
+//!   unless `workers` says more (CPU time over wall time then shows how busy they kept);
 //! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
 //! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
 //!   built-in scenario: its states, schedules and findings with their schedules, one line
@@ -61,7 +62,7 @@ fn random(rounds: u64) {
     );
 }
 
-fn dfs(rounds: u64) {
+fn dfs(rounds: u64, workers: usize) {
     let prog = Arc::new(variant("racelab-linklock.race", "no-fault"));
     let start = Instant::now();
     let mut states = 0;
@@ -70,7 +71,7 @@ fn dfs(rounds: u64) {
             EngineKind::NativeDfs,
             Budget::new(u64::MAX, Duration::from_secs(600)),
         )
-        .workers(1);
+        .workers(workers);
         let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
         assert!(ex.exhaustive, "the proof did not finish: {}", ex.bound);
         states += ex.states.unwrap_or(0);
@@ -143,7 +144,16 @@ fn main() {
     };
     match which.as_str() {
         "random" => random(rounds),
-        "dfs" => dfs(rounds),
+        "dfs" => {
+            let workers = args.next().map_or(Ok(1), |w| w.parse::<usize>());
+            match workers {
+                Ok(w) if w > 0 => dfs(rounds, w),
+                _ => {
+                    eprintln!("profile_engines: workers must be a positive number");
+                    std::process::exit(2);
+                }
+            }
+        }
         "dump" => dump(),
         "states" => states(),
         other => {
