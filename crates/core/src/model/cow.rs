@@ -44,6 +44,18 @@ impl<T> Cow<T> {
     }
 }
 
+impl<T: Clone> Cow<T> {
+    /// Gives this state its own copy of the part (keeping its fingerprint), so that cloning it
+    /// later touches no reference count another thread's states share. See `Machine::detach`.
+    pub fn detach(&mut self) {
+        let copy = Versioned {
+            value: self.0.value.clone(),
+            fingerprint: self.0.fingerprint.clone(),
+        };
+        self.0 = Arc::new(copy);
+    }
+}
+
 impl<T: Hash> Cow<T> {
     /// The part's own 128-bit fingerprint, computed once per version.
     pub fn fingerprint(&self) -> u128 {

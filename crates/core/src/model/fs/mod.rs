@@ -50,6 +50,14 @@ pub struct ModelFs {
     open_files: crate::model::fds::OpenFiles,
 }
 
+impl ModelFs {
+    /// Copies the parts shared with other states (see `Machine::detach`).
+    pub fn detach(&mut self) {
+        self.names.detach();
+        self.inodes.detach();
+    }
+}
+
 /// The pin of `stat("/")`: the root has no inode in `names`.
 const ROOT_PIN: usize = usize::MAX;
 
