@@ -8,6 +8,8 @@
 //! - `dfs [rounds] [workers]`: the dfs bench's proof (racelab-linklock/no-fault), on one thread
 //!   unless `workers` says more (CPU time over wall time then shows how busy they kept);
 //! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
+//! - `space FILE VARIANT [workers]`: native-dfs on one built-in variant with the default
+//!   state budget, for its size and (under `/usr/bin/time -v`) its peak memory;
 //! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
 //!   built-in scenario: its states, schedules and findings with their schedules, one line
 //!   each, to diff before and after a change to the machine (they must not change).
@@ -83,6 +85,20 @@ fn dfs(rounds: u64, workers: usize) {
     );
 }
 
+fn space(file: &str, name: &str, workers: usize) {
+    let prog = Arc::new(variant(file, name));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(600)),
+    )
+    .workers(workers);
+    let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
+    println!(
+        "{file}/{name}: {:?} states in {:.2}s on {workers} worker(s), exhaustive {}: {}",
+        ex.states, ex.seconds, ex.exhaustive, ex.bound
+    );
+}
+
 fn dump() {
     let prog = mailman_patched();
     for (i, p) in prog.procs.iter().enumerate() {
@@ -134,6 +150,14 @@ fn states() {
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "random".into());
+    if which == "space" {
+        let (Some(file), Some(name)) = (args.next(), args.next()) else {
+            eprintln!("profile_engines: space FILE VARIANT [workers]");
+            std::process::exit(2);
+        };
+        let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+        return space(&file, &name, workers);
+    }
     let rounds = match args.next().map(|r| r.parse::<u64>()) {
         None => 20,
         Some(Ok(n)) => n,
@@ -157,7 +181,9 @@ fn main() {
         "dump" => dump(),
         "states" => states(),
         other => {
-            eprintln!("profile_engines: unknown mode {other:?} (random, dfs, dump or states)");
+            eprintln!(
+                "profile_engines: unknown mode {other:?} (random, dfs, space, dump or states)"
+            );
             std::process::exit(2);
         }
     }
