@@ -5,8 +5,14 @@
 //!
 //! - `random [rounds]`: the explore bench's native-random side (mailman-lockfile/patched with
 //!   `stat` as one step), 1,000 schedules a round;
-//! - `dfs [rounds]`: the dfs bench's proof (racelab-linklock/no-fault) on one thread;
-//! - `dump`: the patched mailman variant's lowered IR, to read beside a profile.
+//! - `dfs [rounds] [workers]`: the dfs bench's proof (racelab-linklock/no-fault), on one thread
+//!   unless `workers` says more (CPU time over wall time then shows how busy they kept);
+//! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
+//! - `space FILE VARIANT [workers]`: native-dfs on one built-in variant with the default
+//!   state budget, for its size and (under `/usr/bin/time -v`) its peak memory;
+//! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
+//!   built-in scenario: its states, schedules and findings with their schedules, one line
+//!   each, to diff before and after a change to the machine (they must not change).
 //!
 //! `cargo build --profile bench -p racelab-core --example profile_engines`, then
 //! `perf stat -e task-clock target/release/examples/profile_engines random 20` (CPU time, which
@@ -58,7 +64,7 @@ fn random(rounds: u64) {
     );
 }
 
-fn dfs(rounds: u64) {
+fn dfs(rounds: u64, workers: usize) {
     let prog = Arc::new(variant("racelab-linklock.race", "no-fault"));
     let start = Instant::now();
     let mut states = 0;
@@ -67,7 +73,7 @@ fn dfs(rounds: u64) {
             EngineKind::NativeDfs,
             Budget::new(u64::MAX, Duration::from_secs(600)),
         )
-        .workers(1);
+        .workers(workers);
         let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
         assert!(ex.exhaustive, "the proof did not finish: {}", ex.bound);
         states += ex.states.unwrap_or(0);
@@ -76,6 +82,20 @@ fn dfs(rounds: u64) {
     println!(
         "native-dfs: {states} states in {s:.2}s: {:.0} states/s",
         states as f64 / s
+    );
+}
+
+fn space(file: &str, name: &str, workers: usize) {
+    let prog = Arc::new(variant(file, name));
+    let cfg = EngineConfig::new(
+        EngineKind::NativeDfs,
+        Budget::new(u64::MAX, Duration::from_secs(600)),
+    )
+    .workers(workers);
+    let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
+    println!(
+        "{file}/{name}: {:?} states in {:.2}s on {workers} worker(s), exhaustive {}: {}",
+        ex.states, ex.seconds, ex.exhaustive, ex.bound
     );
 }
 
@@ -92,9 +112,52 @@ fn dump() {
     }
 }
 
+fn states() {
+    let dir = format!("{}/../../scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the scenarios directory is readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "race"))
+        .collect();
+    files.sort();
+    for path in files {
+        let path = path.to_string_lossy().into_owned();
+        let src = std::fs::read_to_string(&path).expect("the built-in scenario is readable");
+        let sc = racelab_core::lang::compile(&path, &src).expect("the built-in scenario compiles");
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        for prog in &sc.variants {
+            let cfg = EngineConfig::new(
+                EngineKind::NativeDfs,
+                Budget::new(u64::MAX, Duration::from_secs(600)),
+            )
+            .workers(1)
+            .max_states(300_000);
+            let ex = explore::explore(&Arc::new(prog.clone()), &cfg)
+                .expect("native-dfs explores any scenario");
+            let found: Vec<String> = ex
+                .findings
+                .iter()
+                .map(|f| format!("{} at {:?}", f.invariant, f.schedule.steps))
+                .collect();
+            println!(
+                "{file}/{}: states {:?}, schedules {}, exhaustive {}, covered {:?}, findings {found:?}",
+                prog.variant, ex.states, ex.schedules, ex.exhaustive, ex.covered
+            );
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "random".into());
+    if which == "space" {
+        let (Some(file), Some(name)) = (args.next(), args.next()) else {
+            eprintln!("profile_engines: space FILE VARIANT [workers]");
+            std::process::exit(2);
+        };
+        let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+        return space(&file, &name, workers);
+    }
     let rounds = match args.next().map(|r| r.parse::<u64>()) {
         None => 20,
         Some(Ok(n)) => n,
@@ -105,10 +168,22 @@ fn main() {
     };
     match which.as_str() {
         "random" => random(rounds),
-        "dfs" => dfs(rounds),
+        "dfs" => {
+            let workers = args.next().map_or(Ok(1), |w| w.parse::<usize>());
+            match workers {
+                Ok(w) if w > 0 => dfs(rounds, w),
+                _ => {
+                    eprintln!("profile_engines: workers must be a positive number");
+                    std::process::exit(2);
+                }
+            }
+        }
         "dump" => dump(),
+        "states" => states(),
         other => {
-            eprintln!("profile_engines: unknown mode {other:?} (random, dfs or dump)");
+            eprintln!(
+                "profile_engines: unknown mode {other:?} (random, dfs, space, dump or states)"
+            );
             std::process::exit(2);
         }
     }

@@ -10,15 +10,22 @@
 //! Workers keep their own stack of states to expand and hand half of it to a shared pool when
 //! some worker is idle; the search ends when every worker is idle and the pool is empty. The
 //! visited set is sharded by fingerprint so that workers rarely wait for each other.
+//!
+//! What the cores write in common is kept to a minimum: a state taken from another worker is
+//! detached first (`Machine::detach`: its own copies of the parts it shared, its own handle on
+//! the program), so that the clones and drops of one worker's states write reference counts
+//! that only that worker's core holds; and new states are added to the shared count in
+//! batches, not one atomic add on a shared line per state.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use super::EngineConfig;
 use crate::model::fingerprint::FingerprintKeys;
 use crate::model::Machine;
+use racelab_lang::ir::Program;
 
 /// How the parallel search ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +46,10 @@ pub enum Proof {
 
 const SHARDS: usize = 64;
 
+/// New states a worker counts on its own before adding them to the shared count: the state
+/// budget may be overrun by this much per worker.
+const STATES_BATCH: u64 = 64;
+
 /// A value alone on its cache line.
 #[repr(align(64))]
 struct OwnLine<T>(T);
@@ -52,6 +63,8 @@ struct Pool {
 
 struct Shared<'a> {
     cfg: &'a EngineConfig,
+    /// The program the machines run: each worker takes its own handle on a copy of it.
+    prog: &'a Program,
     start: Instant,
     workers: usize,
     visited: Vec<Mutex<HashSet<u128, FingerprintKeys>>>,
@@ -140,6 +153,7 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
     }
     let shared = Shared {
         cfg,
+        prog: initial.program(),
         start,
         workers: workers.max(1),
         visited: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -197,6 +211,32 @@ impl Drop for LocalPaths<'_> {
     }
 }
 
+/// A worker's new states not yet in the shared count, added when there are
+/// [`STATES_BATCH`] of them, and when it is dropped (every way out of [`work`]: the count is
+/// read once every worker has returned).
+struct LocalStates<'a> {
+    shared: &'a AtomicU64,
+    states: u64,
+}
+
+impl LocalStates<'_> {
+    /// Counts a new state; returns the shared count when a batch was added to it.
+    fn add_one(&mut self) -> Option<u64> {
+        self.states += 1;
+        if self.states < STATES_BATCH {
+            return None;
+        }
+        let batch = std::mem::take(&mut self.states);
+        Some(self.shared.fetch_add(batch, Ordering::Relaxed) + batch)
+    }
+}
+
+impl Drop for LocalStates<'_> {
+    fn drop(&mut self) {
+        self.shared.fetch_add(self.states, Ordering::Relaxed);
+    }
+}
+
 fn work(shared: &Shared<'_>) {
     let max_states = shared.cfg.max_states;
     let mut local: Vec<Machine> = Vec::new();
@@ -208,6 +248,11 @@ fn work(shared: &Shared<'_>) {
         shared: &shared.paths,
         paths: 0,
     };
+    let mut new_states = LocalStates {
+        shared: &shared.states.0,
+        states: 0,
+    };
+    let prog = Arc::new(shared.prog.clone());
     loop {
         let m = match local.pop() {
             Some(m) => m,
@@ -215,8 +260,16 @@ fn work(shared: &Shared<'_>) {
                 shared
                     .paths
                     .fetch_add(std::mem::take(&mut counted.paths), Ordering::Relaxed);
+                // Before the search can end: `take` reads the count when every worker idles.
+                shared
+                    .states
+                    .0
+                    .fetch_add(std::mem::take(&mut new_states.states), Ordering::Relaxed);
                 match shared.take() {
-                    Some(m) => m,
+                    Some(mut m) => {
+                        m.detach(&prog);
+                        m
+                    }
                     None => return,
                 }
             }
@@ -243,8 +296,7 @@ fn work(shared: &Shared<'_>) {
                 counted.paths += 1;
                 continue;
             }
-            let states = shared.states.0.fetch_add(1, Ordering::Relaxed) + 1;
-            if states >= max_states {
+            if let Some(states) = new_states.add_one().filter(|&s| s >= max_states) {
                 shared.finish(Proof::OutOfBudget {
                     states,
                     paths: shared.paths.load(Ordering::Relaxed),

@@ -2,6 +2,7 @@
 //!
 //! Architecture invariant: no I/O here. Real backends implement [`world::World`] elsewhere.
 
+pub mod cow;
 pub mod db;
 pub mod fds;
 pub mod fingerprint;

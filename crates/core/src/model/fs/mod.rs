@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::cow::Cow;
 use super::world::{OpCtx, Signals, Sql, World};
 use racelab_lang::ir::{Errno, Op, Stat, Value};
 
@@ -36,8 +37,9 @@ struct Inode {
 pub struct ModelFs {
     /// invariant: every key is a normalised absolute path whose parent is a directory in `names`
     /// (or `/`), and every value indexes a live inode.
-    names: BTreeMap<Arc<str>, usize>,
-    inodes: Vec<Option<Inode>>,
+    /// Copy-on-write (as `inodes`): a successor state shares them until it changes a file.
+    names: Cow<BTreeMap<Arc<str>, usize>>,
+    inodes: Cow<Vec<Option<Inode>>>,
     /// Set for `nfs cache D`: the world as NFS clients see it.
     nfs: Option<NfsClients>,
     /// Per actor, the inode the first half of its `stat` or `write` holds for the second half
@@ -46,6 +48,14 @@ pub struct ModelFs {
     pinned: BTreeMap<usize, usize>,
     /// The actors' open descriptors (`open`) and the flocks taken through them.
     open_files: crate::model::fds::OpenFiles,
+}
+
+impl ModelFs {
+    /// Copies the parts shared with other states (see `Machine::detach`).
+    pub fn detach(&mut self) {
+        self.names.detach();
+        self.inodes.detach();
+    }
 }
 
 /// The pin of `stat("/")`: the root has no inode in `names`.

@@ -111,9 +111,7 @@ impl<F: World> Machine<F> {
     /// (rolling back what it did not commit, as Django closes it at the end of a request); a
     /// lock it acquired and never released stays held, as a `threading.Lock` does.
     pub(super) fn finish(&mut self, a: usize) {
-        for h in &mut self.holders {
-            h.retain(|x| *x != a);
-        }
+        self.leave_sections(a);
         if let Some(db) = self.db.as_mut() {
             db.disconnect(a);
             self.wake_row_waiters(a);
@@ -121,13 +119,21 @@ impl<F: World> Machine<F> {
         self.fs.actor_ended(a);
     }
 
+    /// Takes actor `a` out of every critical section, writing (so copying) the holders only if
+    /// it is in one.
+    fn leave_sections(&mut self, a: usize) {
+        if self.holders.iter().any(|h| h.contains(&a)) {
+            for h in self.holders.iter_mut() {
+                h.retain(|x| *x != a);
+            }
+        }
+    }
+
     /// What the kernel and the database server do for a process that is gone.
     pub(super) fn release_everything(&mut self, a: usize) {
         self.actors[a].frames.clear();
         self.actors[a].waiting = None;
-        for h in &mut self.holders {
-            h.retain(|x| *x != a);
-        }
+        self.leave_sections(a);
         for l in std::mem::take(&mut self.actors[a].held) {
             if self.locks[l as usize].release_all(a) {
                 self.wake_lock_waiters(l);

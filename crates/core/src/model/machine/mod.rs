@@ -23,6 +23,7 @@ mod world;
 
 use std::sync::Arc;
 
+use super::cow::Cow;
 use super::db::{self, Db};
 use super::fs::ModelFs;
 use super::locks::{LockOrder, LockState};
@@ -255,15 +256,18 @@ enum Done {
 pub struct Machine<F: World = ModelFs> {
     prog: Arc<Program>,
     pub fs: F,
-    cells: Vec<Value>,
-    logs: Vec<Vec<Arc<str>>>,
+    // The world's parts are copy-on-write (`Cow`), as the actors are: most steps change one
+    // of them at most, and a successor shares the rest with its parent.
+    cells: Cow<Vec<Value>>,
+    logs: Cow<Vec<Vec<Arc<str>>>>,
     /// Per section, the actors inside it (ghost state: entering is not a step).
-    holders: Vec<Vec<usize>>,
-    locks: Vec<LockState>,
-    lock_order: LockOrder,
-    db: Option<Db>,
+    holders: Cow<Vec<Vec<usize>>>,
+    locks: Cow<Vec<LockState>>,
+    lock_order: Cow<LockOrder>,
+    db: Option<Cow<Db>>,
     clock: i64,
-    actors: Vec<Actor>,
+    /// Copy-on-write: a step changes one actor, so a successor shares the others.
+    actors: Vec<Cow<Actor>>,
     /// Per fault: whether it has landed.
     fired: Vec<bool>,
     timers: Vec<KillTimer>,
@@ -344,33 +348,35 @@ impl<F: World> Machine<F> {
         let actors = prog
             .actors
             .iter()
-            .map(|a| Actor {
-                frames: vec![Frame {
-                    proc: a.proc,
-                    pc: 0,
-                    regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
-                    ret: None,
-                    resume_work_until: None,
-                    finally: vec![],
-                }],
-                status: Status::Ready,
-                busy: false,
-                waiting: None,
-                locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
-                handlers: Vec::new(),
-                held: Vec::new(),
-                lose_next_link: false,
-                half_done: false,
-                unwinding: None,
+            .map(|a| {
+                Cow::new(Actor {
+                    frames: vec![Frame {
+                        proc: a.proc,
+                        pc: 0,
+                        regs: vec![Value::None; prog.procs[a.proc as usize].nregs as usize],
+                        ret: None,
+                        resume_work_until: None,
+                        finally: vec![],
+                    }],
+                    status: Status::Ready,
+                    busy: false,
+                    waiting: None,
+                    locals: prog.locals.iter().map(|(_, v)| v.clone()).collect(),
+                    handlers: Vec::new(),
+                    held: Vec::new(),
+                    lose_next_link: false,
+                    half_done: false,
+                    unwinding: None,
+                })
             })
             .collect();
         let mut m = Machine {
-            cells: prog.cells.iter().map(|(_, v)| v.clone()).collect(),
-            logs: vec![Vec::new(); prog.logs.len()],
-            holders: vec![Vec::new(); prog.sections.len()],
-            locks: vec![LockState::default(); prog.locks.len()],
-            lock_order: LockOrder::default(),
-            db: prog.database.as_ref().map(Db::initial),
+            cells: Cow::new(prog.cells.iter().map(|(_, v)| v.clone()).collect()),
+            logs: Cow::new(vec![Vec::new(); prog.logs.len()]),
+            holders: Cow::new(vec![Vec::new(); prog.sections.len()]),
+            locks: Cow::new(vec![LockState::default(); prog.locks.len()]),
+            lock_order: Cow::default(),
+            db: prog.database.as_ref().map(|d| Cow::new(Db::initial(d))),
             clock: EPOCH_MS,
             fired: vec![false; prog.faults.len()],
             timers: Vec::new(),

@@ -115,6 +115,31 @@ impl Machine<ModelFs> {
         h.finish128()
     }
 
+    /// Gives this machine its own copy of every part it shares with other states, and `prog`
+    /// (the same program) as its program handle. The parallel search calls it on a state a
+    /// worker takes from another: the states of one worker then share reference counts with
+    /// each other only, instead of writing counters the other core also writes at every clone
+    /// and drop (cache lines bouncing between the cores).
+    pub fn detach(&mut self, prog: &Arc<Program>) {
+        debug_assert!(
+            *self.prog.variant == *prog.variant,
+            "a machine is only rebound to its own program"
+        );
+        self.prog = Arc::clone(prog);
+        self.fs.detach();
+        for a in &mut self.actors {
+            a.detach();
+        }
+        self.cells.detach();
+        self.logs.detach();
+        self.holders.detach();
+        self.locks.detach();
+        self.lock_order.detach();
+        if let Some(db) = &mut self.db {
+            db.detach();
+        }
+    }
+
     /// The contents of a log, for tests and reports.
     pub fn log(&self, name: &str) -> Option<&[Arc<str>]> {
         let i = self.prog.logs.iter().position(|l| l == name)?;
