@@ -7,10 +7,16 @@
 //! a source file names `std::fs`, `std::process` or `std::net`; files, processes and servers
 //! are `racelab-real`'s.
 
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
+
 pub mod coverage;
 pub mod error;
 pub mod explore;
 pub mod lang;
+// model/ is being rewritten on another branch: its leftover `pub` in private types is narrowed
+// after that merge, not here.
+#[allow(unreachable_pub)]
 pub mod model;
 pub mod params;
 pub mod replay;

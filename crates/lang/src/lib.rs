@@ -8,21 +8,24 @@
 //! business, so the caller passes that check in ([`SetupCheck`]; `racelab_core::lang::compile`
 //! passes the model's).
 
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
+
 pub mod collections;
 pub mod eval;
 pub mod ir;
 pub mod paths;
 pub mod sql;
 
-pub mod ast;
+pub(crate) mod ast;
 pub mod diag;
 pub mod fmt;
-pub mod imports;
+pub(crate) mod imports;
 pub mod lexer;
-pub mod lower;
+pub(crate) mod lower;
 pub mod parser;
-pub mod sources;
-pub mod span;
+pub(crate) mod sources;
+pub(crate) mod span;
 
 use crate::ir::{Expected, Program};
 use ast::{ExpectKind, Item};
@@ -72,7 +75,7 @@ pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioError
 
 /// Runs a `database` block's setup statements on a fresh model database: `Err` with the
 /// server's complaint if they fail (a duplicate key, an unknown table).
-pub type SetupCheck =
+pub(crate) type SetupCheck =
     dyn Fn(sql::Flavour, &[std::sync::Arc<sql::Prepared>]) -> Result<(), String> + Sync;
 
 /// Parses and checks `src` (named `file` in diagnostics), every problem reported at once, with

@@ -7,6 +7,9 @@
 //! engines, schedules, replay; no I/O), `racelab-real` (real filesystems, processes, databases,
 //! the gate, the suite's rows) and `racelab-locks` (the lock files).
 
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod shard;
 pub mod starter;

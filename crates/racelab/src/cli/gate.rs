@@ -17,7 +17,7 @@ use super::output::{
 };
 
 /// How the gate runs, from the command line.
-pub struct GateArgs {
+pub(crate) struct GateArgs {
     /// Where runs are made (`gate:DIR`; default the temp dir).
     pub base: PathBuf,
     /// `gate:DIR,DIR2,...`: the same directory through other clients (two NFS mounts of one
@@ -29,7 +29,7 @@ pub struct GateArgs {
 
 impl GateArgs {
     /// `gate` or `gate:DIR`; `None` for other backends.
-    pub fn parse(
+    pub(crate) fn parse(
         backend: &str,
         tick_ms: u64,
         step_timeout_s: f64,
@@ -77,7 +77,7 @@ fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
 
 /// What `racelab explore --backend gate` asks for (from `ExploreArgs`, which this module does
 /// not import: the commands call the gate, not the other way round).
-pub struct ExploreRequest<'a> {
+pub(crate) struct ExploreRequest<'a> {
     pub file: &'a Path,
     pub variant: Option<&'a str>,
     pub engine: Option<&'a str>,
@@ -89,7 +89,7 @@ pub struct ExploreRequest<'a> {
 
 /// `racelab explore --backend gate[:DIR]`: explores each picked variant's program through the
 /// gate; prints rows (or JSON) and returns the exit code.
-pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Output) -> u8 {
+pub(crate) fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Output) -> u8 {
     let file = args.file;
     // Real executions cost a fraction of a second each, not microseconds.
     let engine = args.engine.unwrap_or("gate-random");
@@ -176,7 +176,7 @@ pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Outp
 
 /// `racelab replay --backend gate[:DIR] TOKEN`: replays a gate token `times` times; every run
 /// must break the token's invariant.
-pub fn replay_token(
+pub(crate) fn replay_token(
     (file, variant, token, times): (&Path, &str, &str, u32),
     gate: Result<GateArgs, String>,
     out: &Output,

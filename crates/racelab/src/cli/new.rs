@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use super::output::{eprint_error, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     /// The scenario's name; the file is NAME.race (NAME may be a path, `dir/NAME`).
     name: String,
 }
 
 /// Writes NAME.race and says what to run next.
-pub fn run(args: &NewArgs) -> u8 {
+pub(crate) fn run(args: &NewArgs) -> u8 {
     let name = &args.name;
     let path = PathBuf::from(if name.ends_with(".race") {
         name.to_string()

@@ -16,7 +16,7 @@ use super::output::{eprint_error, Output, BAD_INPUT};
 use super::world::RealWorld;
 
 #[derive(clap::Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     pub file: PathBuf,
     /// The variant the token was recorded for.
     #[arg(long)]
@@ -44,7 +44,7 @@ pub struct ReplayArgs {
 }
 
 /// Replays where `--backend` says: the gate, a real world, or the model.
-pub fn run(args: &ReplayArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &ReplayArgs, out: &Output) -> u8 {
     if let Some(gate) = GateArgs::parse(&args.backend, 1000, args.step_timeout) {
         let request = (
             args.file.as_path(),

@@ -18,7 +18,7 @@ use super::output::{
 use super::world::RealWorld;
 
 #[derive(clap::Args)]
-pub struct StressArgs {
+pub(crate) struct StressArgs {
     file: PathBuf,
     #[arg(long)]
     variant: String,
@@ -59,7 +59,7 @@ struct Stressed {
 }
 
 /// Stresses the variant in the world `--backend` names and prints the rates.
-pub fn run(args: &StressArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &StressArgs, out: &Output) -> u8 {
     let world = match parse_world(args) {
         Ok(w) => w,
         Err(c) => return c,

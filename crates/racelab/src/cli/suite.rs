@@ -18,7 +18,7 @@ use super::load::{load, parse_engines, stem};
 use super::output::{eprint_error, interrupted_exit, Output, BAD_INPUT, INFRASTRUCTURE};
 
 #[derive(clap::Args)]
-pub struct SuiteArgs {
+pub(crate) struct SuiteArgs {
     /// Scenario files or directories (default: ./scenarios).
     paths: Vec<PathBuf>,
     /// Where to write the reports.
@@ -82,7 +82,7 @@ struct Plan<'a> {
 }
 
 /// Plans, runs every row, prints each row's result line and writes the reports.
-pub fn run(args: &SuiteArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &SuiteArgs, out: &Output) -> u8 {
     let plan = match plan(args, out) {
         Ok(p) => p,
         Err(c) => return c,

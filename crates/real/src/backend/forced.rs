@@ -127,7 +127,7 @@ pub fn forced_replay(
 /// connections, ...) and on a fresh model in lockstep, and returns the first step whose real
 /// result differed from the model's. `real` keeps its state (trace, broken invariants) for the
 /// caller. Infrastructure failures and interruptions are errors, not divergences.
-pub fn lockstep<F: World>(
+pub(crate) fn lockstep<F: World>(
     prog: &Arc<Program>,
     sched: &Schedule,
     real: &mut Machine<F>,

@@ -16,10 +16,10 @@ pub mod forced;
 pub mod fsinfo;
 pub mod nemesis;
 pub mod process;
-pub mod realfs;
+pub(crate) mod realfs;
 pub mod stress;
-pub mod threads;
-pub mod wire;
+pub(crate) mod threads;
+pub(crate) mod wire;
 
 use std::path::PathBuf;
 
@@ -97,14 +97,14 @@ pub trait Executor: Send {
 }
 
 /// A [`World`] whose operations the stepping actor performs itself, for real.
-pub struct ActorFs {
+pub(crate) struct ActorFs {
     exec: Box<dyn Executor>,
     /// The harness's own view of the root, for invariants (observing is not a step).
     observer: RealFs,
 }
 
 impl ActorFs {
-    pub fn new(exec: Box<dyn Executor>, observer: RealFs) -> ActorFs {
+    pub(crate) fn new(exec: Box<dyn Executor>, observer: RealFs) -> ActorFs {
         ActorFs { exec, observer }
     }
 }
@@ -143,7 +143,7 @@ impl Sql for ActorFs {}
 /// Starts the executor for `mode` with `actors` actors working in `root`.
 /// Starts the executor for `mode`: actor `i` works in `roots[i]` (its client's view of the run
 /// directory).
-pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, String> {
+pub(crate) fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, String> {
     Ok(match mode {
         ActorMode::Threads => Box::new(threads::ThreadExecutor::start(roots)?),
         ActorMode::Processes => Box::new(process::ProcessExecutor::start(roots)?),
@@ -154,7 +154,7 @@ pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, St
 /// (several mounts of one export: NFS clients A, B, …). Actors go to the client the scenario
 /// puts them on; a scenario that names no clients spreads its actors over the mounts in turn,
 /// so that a single-client race can also be run across clients.
-pub fn actor_roots(
+pub(crate) fn actor_roots(
     prog: &racelab_lang::ir::Program,
     clients: &[PathBuf],
     run: &std::ffi::OsStr,

@@ -86,7 +86,7 @@ pub struct FsStress {
 pub type StressResult = Stress<FsStress>;
 
 /// The 95% Wilson score interval for `hits` successes in `runs` trials.
-pub fn wilson(hits: u64, runs: u64) -> (f64, f64) {
+pub(crate) fn wilson(hits: u64, runs: u64) -> (f64, f64) {
     if runs == 0 {
         return (0.0, 1.0);
     }

@@ -34,17 +34,6 @@ pub enum Verdict {
     Error(String),
 }
 
-impl Verdict {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Verdict::Matches(_) => "matches",
-            Verdict::Differs { .. } => "differs",
-            Verdict::Unsupported(_) => "unsupported",
-            Verdict::Error(_) => "error",
-        }
-    }
-}
-
 /// One spec's report.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -226,7 +215,7 @@ impl Drop for Database {
 }
 
 /// Why a spec cannot run on this server, if it cannot.
-pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
+pub(crate) fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
     let uses_2pc = spec
         .sessions
         .iter()
@@ -239,7 +228,7 @@ pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
 }
 
 /// The verdict on `output`: equal to one expected file, or the diff against the closest.
-pub fn compare(output: &str, case: &Case) -> Verdict {
+pub(crate) fn compare(output: &str, case: &Case) -> Verdict {
     if case.expected.is_empty() {
         return Verdict::Error(format!(
             "no expected output for {} (looked for {}.out in ../expected/ and beside the spec)",
@@ -297,7 +286,12 @@ pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration)
 
 /// Runs one spec under PostgreSQL's `isolationtester` (as pg_regress does: spec on stdin,
 /// stdout and stderr into `results/NAME.out`, PGAPPNAME, PGTZ and PGDATESTYLE set).
-pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Path) -> Report {
+pub(crate) fn run_isolationtester(
+    bin: &Path,
+    db: &Database,
+    case: &Case,
+    results: &Path,
+) -> Report {
     let start = Instant::now();
     let report = |verdict| Report {
         name: case.name.clone(),
@@ -342,7 +336,7 @@ pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Pat
 }
 
 /// Where Debian's postgresql-client (or -server-dev) puts PostgreSQL's isolationtester.
-pub fn find_isolationtester() -> Option<PathBuf> {
+pub(crate) fn find_isolationtester() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -422,7 +416,7 @@ impl super::explore::Connector for ServerConnector<'_> {
 }
 
 /// A spec's connections on a fresh model database, for an exploration.
-pub struct ModelConnector {
+pub(crate) struct ModelConnector {
     pub sessions: usize,
 }
 

@@ -29,7 +29,7 @@ mod sql_text;
 mod world;
 
 pub use self::sql_text::{created_table, kind_of, stale_run_databases, translate, translate_ddl};
-pub use self::world::RealDbWorld;
+pub(crate) use self::world::RealDbWorld;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,8 +49,8 @@ pub enum DbSpec {
 }
 
 /// Where `cargo xtask db up` leaves the URLs of the servers it started.
-pub const POSTGRES_URL_VAR: &str = "RACELAB_POSTGRES_URL";
-pub const MARIADB_URL_VAR: &str = "RACELAB_MARIADB_URL";
+pub(crate) const POSTGRES_URL_VAR: &str = "RACELAB_POSTGRES_URL";
+pub(crate) const MARIADB_URL_VAR: &str = "RACELAB_MARIADB_URL";
 
 impl DbSpec {
     /// Parses the part after `db:`: `sqlite`, `postgres[=URL]`, `mariadb[=URL]`. Without a URL
@@ -104,7 +104,7 @@ impl DbSpec {
     }
 
     /// Whether this kind of database can run `prog` at all; the reason when it cannot.
-    pub fn supports(&self, prog: &Program) -> Result<(), String> {
+    pub(crate) fn supports(&self, prog: &Program) -> Result<(), String> {
         let named = prog.database.as_ref().is_some_and(|d| !d.names.is_empty());
         if named && *self == DbSpec::Sqlite {
             return Err(format!(
@@ -130,7 +130,7 @@ pub struct DbInfo {
 impl DbInfo {
     /// The server's default level, and the levels the scenario's own SQL sets (BEGIN ISOLATION
     /// LEVEL, SET TRANSACTION), which its transactions then run at instead.
-    pub fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
+    pub(crate) fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
         let mut set: Vec<&str> = prog
             .sql
             .iter()
@@ -171,7 +171,7 @@ pub enum Kind {
 }
 
 /// A statement failed: the DB-API exception class and the driver's message.
-pub type SqlError = (Errno, String);
+pub(crate) type SqlError = (Errno, String);
 
 /// One fresh database on a server (or an SQLite file), dropped when the last handle goes.
 pub trait Backend: Send + Sync {

@@ -21,7 +21,7 @@ use racelab_core::model::Machine;
 use racelab_lang::ir::Program;
 
 /// What a stress campaign on a real database measured: `env` is the server and its levels.
-pub type DbStress = Stress<DbInfo>;
+pub(crate) type DbStress = Stress<DbInfo>;
 
 /// One parallel job: the database it used and its runs, by run number.
 type JobOutcome = (DbInfo, Vec<(u64, RunOutcome)>);

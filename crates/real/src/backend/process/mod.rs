@@ -36,11 +36,11 @@ mod worker_side;
 pub use self::worker_side::worker_main;
 
 /// The hidden subcommand that runs a worker.
-pub const WORKER_COMMAND: &str = "__worker";
+pub(crate) const WORKER_COMMAND: &str = "__worker";
 
 /// The binary to re-execute: `RACELAB_WORKER_EXE` when set (tests run from another binary),
 /// else this very executable.
-pub fn worker_exe() -> Result<PathBuf, String> {
+pub(crate) fn worker_exe() -> Result<PathBuf, String> {
     match std::env::var_os("RACELAB_WORKER_EXE") {
         Some(p) => Ok(PathBuf::from(p)),
         None => std::env::current_exe()
@@ -62,7 +62,7 @@ const MAX_IDLE: usize = 32;
 
 /// Runs `f` with reuse on: the workers this thread starts in it go back to the idle pool when
 /// their run drops them alive, and its runs take idle workers before starting processes.
-pub fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
     let before = REUSE.with(|r| r.replace(true));
     let out = f();
     REUSE.with(|r| r.set(before));
@@ -93,7 +93,7 @@ impl Drop for Reuse {
 
 /// Ends every idle worker (killed and reaped): call it when a loop of runs is done, so no
 /// process outlives the work it was kept for.
-pub fn release_idle() {
+pub(crate) fn release_idle() {
     let idle = std::mem::take(&mut *IDLE.lock().unwrap_or_else(|e| e.into_inner()));
     for mut w in idle {
         w.reusable = false;
@@ -133,7 +133,7 @@ fn take_idle(root: &Path) -> Option<Worker> {
 
 /// One actor's worker process. Dropping it kills its process group, or hands it to the idle
 /// pool when its thread reuses workers and it can be reused.
-pub struct Worker {
+pub(crate) struct Worker {
     /// The process and its pipes; None only once handed over to the idle pool.
     io: Option<Io>,
     /// The process id, kept apart from `io` for messages.
@@ -180,7 +180,7 @@ impl Worker {
     }
 
     /// Performs one filesystem operation in this worker.
-    pub fn perform(
+    pub(crate) fn perform(
         &mut self,
         op: Op,
         args: &[Value],
@@ -240,7 +240,7 @@ impl Worker {
 
     /// Makes a fault real on this worker: SIGKILL (reaped), SIGSTOP (until its next
     /// operation), or the signal, waiting until a handler reports it or the default action kills.
-    pub fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
+    pub(crate) fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
         let pid = self.pid();
         match fault {
             FaultKind::Crash => {
@@ -296,7 +296,7 @@ impl Worker {
     }
 
     /// Installs (or removes) a real flag-setting handler for `signal` in the worker.
-    pub fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
+    pub(crate) fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
         match self.ask(&Request::Handler {
             signal: signal.name().to_string(),
             installed,
@@ -406,7 +406,7 @@ impl ProcessExecutor {
     }
 
     /// Hands out the workers, one per actor, for drivers that run actors in parallel.
-    pub fn into_workers(mut self) -> Vec<Worker> {
+    pub(crate) fn into_workers(mut self) -> Vec<Worker> {
         std::mem::take(&mut self.workers)
     }
 
