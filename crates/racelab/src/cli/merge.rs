@@ -41,8 +41,8 @@ pub(crate) fn run(args: &MergeArgs) -> u8 {
     let summary = match racelab::shard::merge(parts) {
         Ok(s) => s,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     match reports::write_all(&summary, dir) {

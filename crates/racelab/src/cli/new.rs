@@ -23,8 +23,8 @@ pub(crate) fn run(args: &NewArgs) -> u8 {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     if let Err(e) = racelab::starter::check_name(&stem) {
-        eprint_error(e);
-        return BAD_INPUT;
+        eprint_error(&e);
+        return e.exit_code();
     }
     // `create_new` refuses an existing file in the same call that creates it: no window in
     // which another file could appear and be overwritten.

@@ -59,8 +59,8 @@ pub(crate) fn run(args: &ReplayArgs, out: &Output) -> u8 {
     let db = match args.backend.strip_prefix("db:").map(DbSpec::parse) {
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
         None => None,
     };
@@ -68,15 +68,15 @@ pub(crate) fn run(args: &ReplayArgs, out: &Output) -> u8 {
     let backend = match BackendSpec::parse(backend) {
         Ok(b) => b,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let mode = match ActorMode::parse(&args.actors) {
         Ok(m) => m,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     // A token recorded with parameter values replays on the scenario compiled with them.

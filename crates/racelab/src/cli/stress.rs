@@ -111,8 +111,8 @@ fn parse_world(args: &StressArgs) -> Result<RealWorld, u8> {
     if let Some(db) = args.backend.strip_prefix("db:") {
         // One connection per actor: `--actors`, `--chaos` and the nemesis are filesystem ideas.
         return DbSpec::parse(db).map(RealWorld::Db).map_err(|e| {
-            eprint_error(e);
-            BAD_INPUT
+            eprint_error(&e);
+            e.exit_code()
         });
     }
     let roots = match BackendSpec::parse(&args.backend) {
@@ -122,15 +122,15 @@ fn parse_world(args: &StressArgs) -> Result<RealWorld, u8> {
             return Err(BAD_INPUT);
         }
         Err(e) => {
-            eprint_error(e);
-            return Err(BAD_INPUT);
+            eprint_error(&e);
+            return Err(e.exit_code());
         }
     };
     match ActorMode::parse(&args.actors) {
         Ok(mode) => Ok(RealWorld::Fs { roots, mode }),
         Err(e) => {
-            eprint_error(e);
-            Err(BAD_INPUT)
+            eprint_error(&e);
+            Err(e.exit_code())
         }
     }
 }

@@ -205,7 +205,7 @@ fn parse_db_target(d: &str) -> Result<RealDbTarget, u8> {
             }),
             Err(e) => {
                 eprint_error(format_args!("--db {d}: {e}"));
-                Err(BAD_INPUT)
+                Err(e.exit_code())
             }
         },
     }

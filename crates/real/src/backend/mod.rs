@@ -23,6 +23,7 @@ pub(crate) mod wire;
 
 use std::path::PathBuf;
 
+use racelab_core::error::Error;
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
 use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 pub use realfs::RealFs;
@@ -38,14 +39,14 @@ pub enum BackendSpec {
 }
 
 impl BackendSpec {
-    /// Parses `model` or `fs:DIR`.
-    pub fn parse(s: &str) -> Result<BackendSpec, String> {
+    /// Parses `model` or `fs:DIR`; anything else is bad input.
+    pub fn parse(s: &str) -> Result<BackendSpec, Error> {
         match s {
             "model" => Ok(BackendSpec::Model),
             _ => match s.strip_prefix("fs:") {
-                Some("") => Err("`fs:` needs a directory: `--backend fs:/tmp/race`".into()),
+                Some("") => Err(Error::bad_input("`fs:` needs a directory: `--backend fs:/tmp/race`")),
                 Some(dirs) => Ok(BackendSpec::Fs(dirs.split(',').map(PathBuf::from).collect())),
-                None => Err(format!("unknown backend `{s}`; backends: `model`, `fs:DIR` (a real directory on any filesystem)")),
+                None => Err(Error::bad_input(format!("unknown backend `{s}`; backends: `model`, `fs:DIR` (a real directory on any filesystem)"))),
             },
         }
     }
@@ -63,13 +64,14 @@ pub enum ActorMode {
 }
 
 impl ActorMode {
-    pub fn parse(s: &str) -> Result<ActorMode, String> {
+    /// Parses `threads` or `processes`; anything else is bad input.
+    pub fn parse(s: &str) -> Result<ActorMode, Error> {
         match s {
             "threads" => Ok(ActorMode::Threads),
             "processes" => Ok(ActorMode::Processes),
-            _ => Err(format!(
+            _ => Err(Error::bad_input(format!(
                 "unknown actor mode `{s}`; use `threads` or `processes`"
-            )),
+            ))),
         }
     }
     pub fn name(self) -> &'static str {

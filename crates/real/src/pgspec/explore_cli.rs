@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::explore::{self, Connector, Exploration};
 use super::suite::{Case, Database, ModelConnector, ServerConnector};
+use racelab_core::error::Error;
 
 /// What an exploration runs with.
 #[derive(Debug, Clone, Copy)]
@@ -25,18 +26,19 @@ fn load(case: &Case) -> Result<(String, super::Spec), String> {
     Ok((source, spec))
 }
 
-/// Explores one spec on the server.
-pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration, String> {
+/// Explores one spec on the server: refused when the server cannot run it, infrastructure
+/// when the spec cannot be read or the server fails.
+pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration, Error> {
     let (source, spec) = load(case)?;
     if let Some(why) = super::suite::unsupported(&spec, db) {
-        return Err(format!("not run: {why}"));
+        return Err(Error::refused(format!("not run: {why}")));
     }
     let mut c = ServerConnector {
         db,
         test: case.name.clone(),
         spec: &spec,
     };
-    explore::explore(
+    Ok(explore::explore(
         &mut c,
         &case.name,
         &source,
@@ -44,17 +46,17 @@ pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration,
         s.budget,
         s.seed,
         s.step_wait,
-    )
+    )?)
 }
 
-/// Explores one spec on the model, or says why the model cannot run it.
-pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, String> {
+/// Explores one spec on the model, or says why the model cannot run it (refused).
+pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, Error> {
     let (source, spec) = load(case)?;
-    super::model::check_spec(&spec).map_err(|e| format!("not supported on the model: {e}"))?;
+    super::model::check_spec(&spec).map_err(|e| e.context("not supported on the model"))?;
     let mut c = ModelConnector {
         sessions: spec.sessions.len(),
     };
-    explore::explore(
+    Ok(explore::explore(
         &mut c,
         &case.name,
         &source,
@@ -62,7 +64,7 @@ pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, String> {
         s.budget,
         s.seed,
         s.step_wait,
-    )
+    )?)
 }
 
 /// Interleavings with the same outcome on both backends, of those both ran.

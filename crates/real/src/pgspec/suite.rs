@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::parse::Spec;
 use super::run::{connect_real, run_spec};
 use super::wire::{Conn, ConnParams, PgResult, Target};
+use racelab_core::error::Error;
 
 /// One spec to run: its name, file and expected outputs.
 #[derive(Debug, Clone)]
@@ -50,9 +51,9 @@ pub fn cases_from_schedule(
     dir: &Path,
     schedule: &Path,
     extra: &[&str],
-) -> Result<Vec<Case>, String> {
+) -> Result<Vec<Case>, Error> {
     let text = std::fs::read_to_string(schedule)
-        .map_err(|e| format!("cannot read {}: {e}", schedule.display()))?;
+        .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", schedule.display())))?;
     let mut names: Vec<String> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -60,11 +61,11 @@ pub fn cases_from_schedule(
             continue;
         }
         let Some(tests) = line.strip_prefix("test:") else {
-            return Err(format!(
+            return Err(Error::bad_input(format!(
                 "{}:{}: expected `test: NAME ...`, found `{line}`",
                 schedule.display(),
                 n + 1
-            ));
+            )));
         };
         names.extend(tests.split_whitespace().map(str::to_string));
     }
@@ -80,10 +81,10 @@ pub fn cases_from_schedule(
 }
 
 /// The case of one spec file: expected files in `../expected/` beside its `specs/` directory
-/// (or in the same directory).
-pub fn case(spec: &Path) -> Result<Case, String> {
+/// (or in the same directory). A spec file that is not there is bad input.
+pub fn case(spec: &Path) -> Result<Case, Error> {
     if !spec.exists() {
-        return Err(format!("no spec file {}", spec.display()));
+        return Err(Error::bad_input(format!("no spec file {}", spec.display())));
     }
     let name = spec
         .file_stem()
@@ -149,8 +150,8 @@ fn command(c: &mut Conn, sql: &str) -> Result<(), String> {
 impl Database {
     /// Creates database `name` on the server `url` names, as pg_regress creates its
     /// `isolation_regression` (one spec, intra-grant-inplace-db, names it), dropping an
-    /// existing one first as pg_regress does.
-    pub fn create(url: &str, name: &str) -> Result<Database, String> {
+    /// existing one first as pg_regress does. What fails here is the server's: infrastructure.
+    pub fn create(url: &str, name: &str) -> Result<Database, Error> {
         let base = ConnParams::from_url(url)?;
         let mut admin = Conn::connect(&base)?;
         let name = name.to_string();

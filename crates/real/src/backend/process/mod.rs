@@ -29,7 +29,27 @@ use nix::unistd::Pid;
 
 use super::wire::{self, Request, Response, WireValue};
 use super::Executor;
+use racelab_core::error::Error;
 use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
+
+/// Why a worker did not perform an operation: the two end a run differently.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// The worker is gone, cannot be reached, or cannot be handed the operation: an
+    /// infrastructure failure that ends the campaign, never a finding.
+    Worker(Error),
+    /// The operation failed inside the worker, as it would have in a thread: the actor fails.
+    Operation(String),
+}
+
+impl From<CallFailure> for String {
+    fn from(f: CallFailure) -> String {
+        match f {
+            CallFailure::Worker(e) => e.into(),
+            CallFailure::Operation(msg) => msg,
+        }
+    }
+}
 
 mod worker_side;
 
@@ -185,25 +205,32 @@ impl Worker {
         op: Op,
         args: &[Value],
         now: i64,
-    ) -> Result<Result<Value, Errno>, String> {
+    ) -> Result<Result<Value, Errno>, CallFailure> {
+        let worker = |e: String| CallFailure::Worker(Error::infrastructure(e));
         if self.dead {
-            return Err(format!("worker {} is dead", self.id));
+            return Err(worker(format!("worker {} is dead", self.id)));
         }
         if self.stopped {
             kill(self.pid(), NixSignal::SIGCONT)
-                .map_err(|e| format!("SIGCONT to worker {}: {e}", self.id))?;
+                .map_err(|e| worker(format!("SIGCONT to worker {}: {e}", self.id)))?;
             self.stopped = false;
         }
         let args = args
             .iter()
             .map(WireValue::from_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        let r = self.ask(&Request::Perform {
-            op: wire::op_name(op)?.to_string(),
-            args,
-            now,
-        })?;
-        wire::result_of(r)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(worker)?;
+        let r = self
+            .ask(&Request::Perform {
+                op: wire::op_name(op).map_err(worker)?.to_string(),
+                args,
+                now,
+            })
+            .map_err(worker)?;
+        match r {
+            Response::Fail(msg) => Err(CallFailure::Operation(msg)),
+            r => wire::result_of(r).map_err(worker),
+        }
     }
 
     fn ask(&mut self, req: &Request) -> Result<Response, String> {
@@ -343,8 +370,9 @@ pub struct ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    /// One worker process per actor; actor `a` works in `roots[a]`.
-    pub fn start(roots: &[PathBuf]) -> Result<ProcessExecutor, String> {
+    /// One worker process per actor; actor `a` works in `roots[a]`. What fails here (the
+    /// binary, a process, its pipes) is infrastructure.
+    pub fn start(roots: &[PathBuf]) -> Result<ProcessExecutor, Error> {
         let exe = worker_exe()?;
         let me = std::process::id().to_string();
         let mut workers = Vec::with_capacity(roots.len());
@@ -389,9 +417,9 @@ impl ProcessExecutor {
             if !matches!(ready, Some(Response::Done)) {
                 let _ = io.child.kill();
                 let _ = io.child.wait();
-                return Err(format!(
+                return Err(Error::infrastructure(format!(
                     "worker for actor {a} did not start (said {hello:?}); see its message above"
-                ));
+                )));
             }
             workers.push(Worker {
                 io: Some(io),
@@ -449,7 +477,7 @@ impl Executor for ProcessExecutor {
         args: &[Value],
         now: i64,
     ) -> Result<Result<Value, Errno>, String> {
-        self.worker(actor)?.perform(op, args, now)
+        Ok(self.worker(actor)?.perform(op, args, now)?)
     }
 
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {
