@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use racelab_core::error::Error;
 use racelab_core::schedule::Schedule;
 use racelab_lang::ir::Program;
 use racelab_real::backend::db::DbSpec;
@@ -12,9 +13,7 @@ use racelab_real::backend::{ActorMode, BackendSpec};
 use reports::table::render_trace;
 
 use super::load::{load_variant, stem};
-use super::output::{
-    eprint_error, interrupted_exit, progress_bar, Output, BAD_INPUT, INFRASTRUCTURE,
-};
+use super::output::{eprint_error, interrupted_exit, progress_bar, Output, BAD_INPUT};
 use super::world::RealWorld;
 
 #[derive(clap::Args)]
@@ -88,7 +87,7 @@ pub(crate) fn run(args: &StressArgs, out: &Output) -> u8 {
                 world.failing_part()
             ));
             return racelab_real::backend::cancel::requested()
-                .map_or(INFRASTRUCTURE, interrupted_exit);
+                .map_or(why.exit_code(), interrupted_exit);
         }
     };
     if args.json {
@@ -143,7 +142,7 @@ fn stress_fs(
     mode: ActorMode,
     jobs: usize,
     out: &Output,
-) -> Result<Stressed, String> {
+) -> Result<Stressed, Error> {
     let chaos = args.chaos;
     let nemesis = !args.no_nemesis
         && prog
@@ -203,7 +202,7 @@ fn stress_db(
     prog: &Arc<Program>,
     db: &DbSpec,
     jobs: usize,
-) -> Result<Stressed, String> {
+) -> Result<Stressed, Error> {
     let r = racelab_real::backend::db::stress::stress(prog, db, args.runs, jobs, args.seed)?;
     let stem = stem(&args.file);
     let row = racelab_real::suite::db_stress_row(&stem, prog, &r);

@@ -149,7 +149,7 @@ fn plan<'a>(args: &'a SuiteArgs, out: &Output) -> Result<Plan<'a>, u8> {
             Ok(rows) => Some(rows),
             Err(e) => {
                 eprint_error(format_args!("--findings-from {}: {e}", from.display()));
-                return Err(BAD_INPUT);
+                return Err(e.exit_code());
             }
         },
         None => None,
