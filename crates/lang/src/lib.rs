@@ -7,6 +7,21 @@
 //! filesystem). It depends on no other racelab crate: running a database's setup is the model's
 //! business, so the caller passes that check in ([`SetupCheck`]; `racelab_core::lang::compile`
 //! passes the model's).
+//!
+//! # The public API
+//!
+//! What other crates call, and nothing else (`#![warn(unreachable_pub)]` keeps it so):
+//! - compiling: [`compile_with_loader`] (through `racelab_core::lang::compile*`, which pass the
+//!   model's [`SetupCheck`]), [`decode_source`], [`Scenario`], the [`Loader`]s, and the token
+//!   fingerprint ([`fingerprint_tokens`], [`fnv32`]);
+//! - the IR the model runs: [`ir`] (programs, instructions, values, the SQL they carry), its
+//!   pure evaluation ([`eval`], [`collections`]) and the SQL front end ([`sql`]: `prepare`,
+//!   expressions), with [`paths::check_confined`];
+//! - diagnostics: [`Diag`], [`ScenarioErrors`], [`Span`], [`render_plain`];
+//! - `racelab fmt` and the grammar tests: [`fmt::format`], [`lexer`] (tokens) and the keyword
+//!   lists in [`parser`].
+//!
+//! The AST, the lowering passes, imports' resolution and the source map are private.
 
 // The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
 #![warn(unreachable_pub)]
@@ -75,7 +90,7 @@ pub fn decode_source(file: &str, bytes: Vec<u8>) -> Result<String, ScenarioError
 
 /// Runs a `database` block's setup statements on a fresh model database: `Err` with the
 /// server's complaint if they fail (a duplicate key, an unknown table).
-pub(crate) type SetupCheck =
+pub type SetupCheck =
     dyn Fn(sql::Flavour, &[std::sync::Arc<sql::Prepared>]) -> Result<(), String> + Sync;
 
 /// Parses and checks `src` (named `file` in diagnostics), every problem reported at once, with

@@ -30,6 +30,12 @@
 //! a bug to fix: no lock that can be broken survives a holder that outlives its lease.
 //! `flufl-lock-10` shows flufl.lock 10.0's own algorithm breaking mutual exclusion with a mere
 //! crash; [`link`] explains the two differences that fix it.
+//!
+//! # The public API
+//!
+//! The strategies above behind [`FileLock`] ([`Strategy`] names them for the benchmarks),
+//! [`LockError`], and the benchmark parts: [`worker`] (a lock owner in a process),
+//! [`stats`] (latency histograms) and [`floor`] (the cost floor).
 
 // The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
 #![warn(unreachable_pub)]

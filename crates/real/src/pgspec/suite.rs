@@ -277,7 +277,7 @@ pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration)
     }
     let (control, sessions) = match connect_real(&db.params, &case.name, &spec) {
         Ok(c) => c,
-        Err(e) => return report(Verdict::Error(e), 0),
+        Err(e) => return report(Verdict::Error(e.into()), 0),
     };
     let outcome = run_spec(&spec, control, sessions, step_wait);
     let _ = std::fs::create_dir_all(results);
@@ -389,7 +389,7 @@ impl super::explore::Connector for ServerConnector<'_> {
     type L = Conn;
     type W = Conn;
     fn connect(&mut self) -> Result<(Conn, Vec<Conn>), String> {
-        connect_real(&self.db.params, &self.test, self.spec)
+        Ok(connect_real(&self.db.params, &self.test, self.spec)?)
     }
     /// After a failed run: its sessions are gone (their transactions roll back once their
     /// backends notice), so prepared transactions are rolled back and the spec's teardown runs,
