@@ -73,7 +73,7 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
 
 /// The isolation level the model gives a database of `flavour`: the server's default level.
 /// The one place to update when the model gains isolation levels (`database ... isolation X`).
-pub fn isolation_level(flavour: Flavour) -> String {
+pub(crate) fn isolation_level(flavour: Flavour) -> String {
     match flavour {
         Flavour::Postgres => "postgres READ COMMITTED (the server's default)".to_string(),
         Flavour::InnoDb => "innodb REPEATABLE READ (the server's default: a snapshot from the first plain read; locking reads and writes see the latest version, with gap locks)".to_string(),

@@ -3,13 +3,13 @@
 use super::span::Span;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ident {
+pub(crate) struct Ident {
     pub name: String,
     pub span: Span,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: Option<Ident>,
     pub about: Option<(String, Span)>,
     pub sources: Vec<(String, Span)>,
@@ -29,14 +29,13 @@ pub struct Scenario {
 }
 
 #[derive(Debug, Clone)]
-pub enum Item {
+pub(crate) enum Item {
     Const {
         name: Ident,
         value: Expr,
     },
     Fs {
         entries: Vec<FsEntry>,
-        span: Span,
     },
     Cell {
         name: Ident,
@@ -100,7 +99,7 @@ pub enum Item {
 }
 
 #[derive(Debug, Clone)]
-pub struct Import {
+pub(crate) struct Import {
     pub path: String,
     pub path_span: Span,
     /// The names in `{ ... }`; `None` imports every declaration.
@@ -112,7 +111,7 @@ pub struct Import {
 /// `fault NAME: crash ACTOR`, `fault NAME: stall ACTOR for 30s`,
 /// `fault NAME: signal ACTOR TERM [then kill after 3s]`.
 #[derive(Debug, Clone)]
-pub struct Fault {
+pub(crate) struct Fault {
     pub name: Ident,
     pub target: Ident,
     pub kind: FaultSpec,
@@ -120,7 +119,7 @@ pub struct Fault {
 }
 
 #[derive(Debug, Clone)]
-pub enum FaultSpec {
+pub(crate) enum FaultSpec {
     Crash,
     Stall(Expr),
     Signal {
@@ -134,20 +133,20 @@ pub enum FaultSpec {
 }
 
 #[derive(Debug, Clone)]
-pub enum FsEntry {
+pub(crate) enum FsEntry {
     Dir { path: Expr },
     File { path: Expr, contents: Expr },
 }
 
 #[derive(Debug, Clone)]
-pub struct Proc {
+pub(crate) struct Proc {
     pub name: Ident,
     pub params: Vec<Ident>,
     pub body: Block,
 }
 
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub(crate) struct Actor {
     pub name: Ident,
     pub count: Option<(i64, Span)>,
     /// `on B`: the NFS client (mount) the actor works through.
@@ -156,7 +155,7 @@ pub struct Actor {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// Checked after every step.
     Always,
     /// Checked once, when every actor has finished.
@@ -164,14 +163,14 @@ pub enum When {
 }
 
 #[derive(Debug, Clone)]
-pub struct Invariant {
+pub(crate) struct Invariant {
     pub name: Ident,
     pub when: When,
     pub cond: Expr,
 }
 
 #[derive(Debug, Clone)]
-pub struct Variant {
+pub(crate) struct Variant {
     pub name: Ident,
     /// `variant NAME extends PARENT`: the variant starts from PARENT's replacements and
     /// expectations.
@@ -182,30 +181,30 @@ pub struct Variant {
 }
 
 #[derive(Debug, Clone)]
-pub enum ExpectKind {
+pub(crate) enum ExpectKind {
     Violates(Vec<Ident>),
     Deadlock,
     Holds,
 }
 
 #[derive(Debug, Clone)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub kind: ExpectKind,
     pub span: Span,
     /// `expect on real ...`: what real systems show, where they differ from the model.
     pub real: bool,
 }
 
-pub type Block = Vec<Stmt>;
+pub(crate) type Block = Vec<Stmt>;
 
 #[derive(Debug, Clone)]
-pub struct Stmt {
+pub(crate) struct Stmt {
     pub kind: StmtKind,
     pub span: Span,
 }
 
 #[derive(Debug, Clone)]
-pub enum StmtKind {
+pub(crate) enum StmtKind {
     Let(Ident, Expr),
     Assign(Ident, Expr),
     /// `set cell = value`: a write to a shared cell (one step).
@@ -278,30 +277,30 @@ pub enum StmtKind {
 }
 
 #[derive(Debug, Clone)]
-pub struct Arm {
+pub(crate) struct Arm {
     pub pat: Pattern,
     pub body: Block,
     pub span: Span,
 }
 
 #[derive(Debug, Clone)]
-pub enum Pattern {
+pub(crate) enum Pattern {
     /// `ok` or `ok(name)` or `ok(_)`.
     Ok(Option<Ident>),
     /// `err`, `err(EEXIST)` or `err(e)` (a lowercase name binds the errno's name as a string).
     Err(Option<Ident>),
     Lit(Expr),
-    Wildcard(Span),
+    Wildcard,
 }
 
 #[derive(Debug, Clone)]
-pub struct Expr {
+pub(crate) struct Expr {
     pub kind: ExprKind,
     pub span: Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinOp {
+pub(crate) enum BinOp {
     Add,
     Sub,
     Mul,
@@ -322,19 +321,19 @@ pub enum BinOp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnOp {
+pub(crate) enum UnOp {
     Neg,
     Not,
 }
 
 #[derive(Debug, Clone)]
-pub enum StrPart {
+pub(crate) enum StrPart {
     Lit(String),
     Expr(Expr),
 }
 
 #[derive(Debug, Clone)]
-pub enum ExprKind {
+pub(crate) enum ExprKind {
     Int(i64),
     Duration(i64),
     Str(Vec<StrPart>),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::ir::{Builtin, Value};
 
 /// `coll[key]`: an element of a list (by position from 0) or the value of a map's key.
-pub fn index(coll: &Value, key: &Value) -> Result<Value, String> {
+pub(crate) fn index(coll: &Value, key: &Value) -> Result<Value, String> {
     match (coll, key) {
         (Value::List(items), Value::Int(i)) => position(items, *i).map(|i| items[i].clone()),
         (Value::List(_), k) => Err(format!("a list is indexed by an int, not {}", a_type(k))),
@@ -29,7 +29,7 @@ pub fn index(coll: &Value, key: &Value) -> Result<Value, String> {
 }
 
 /// `x in coll`: an element of a list, a key of a map, a substring of a string.
-pub fn contains(x: &Value, coll: &Value) -> Result<bool, String> {
+pub(crate) fn contains(x: &Value, coll: &Value) -> Result<bool, String> {
     match (x, coll) {
         (x, Value::List(items)) => Ok(items.contains(x)),
         (x, Value::Map(entries)) => Ok(entries.contains_key(x)),
@@ -43,7 +43,7 @@ pub fn contains(x: &Value, coll: &Value) -> Result<bool, String> {
 }
 
 /// `len` of a list or a map; `None` for any other value.
-pub fn len(v: &Value) -> Option<i64> {
+pub(crate) fn len(v: &Value) -> Option<i64> {
     match v {
         Value::List(items) => Some(items.len() as i64),
         Value::Map(entries) => Some(entries.len() as i64),
@@ -53,7 +53,7 @@ pub fn len(v: &Value) -> Option<i64> {
 
 /// The collection builtins (`push`, `put`, `rest`, `remove`, and `for`'s `Items`); `None` when
 /// `b` is not one of them or the arguments do not fit, so the caller reports the types.
-pub fn builtin(b: Builtin, args: &[Value]) -> Option<Result<Value, String>> {
+pub(crate) fn builtin(b: Builtin, args: &[Value]) -> Option<Result<Value, String>> {
     Some(match (b, args) {
         (Builtin::Push, [Value::List(items), v]) => {
             let mut items = items.as_ref().clone();
@@ -108,7 +108,7 @@ fn name(b: Builtin) -> String {
 }
 
 /// "an int", "a map": a value's type with its article, for messages.
-pub fn a_type(v: &Value) -> String {
+pub(crate) fn a_type(v: &Value) -> String {
     let t = v.type_name();
     let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
@@ -133,11 +133,11 @@ pub fn put(coll: &Value, key: &Value, value: &Value) -> Result<Value, String> {
 }
 
 /// Builds a map from its entries in the order written; a key written twice keeps its last value.
-pub fn map(entries: impl IntoIterator<Item = (Value, Value)>) -> Value {
+pub(crate) fn map(entries: impl IntoIterator<Item = (Value, Value)>) -> Value {
     Value::Map(Arc::new(entries.into_iter().collect::<BTreeMap<_, _>>()))
 }
 
-pub fn list(items: Vec<Value>) -> Value {
+pub(crate) fn list(items: Vec<Value>) -> Value {
     Value::List(Arc::new(items))
 }
 

@@ -28,7 +28,7 @@ impl Diag {
         }
     }
     /// Labels a second place in the source that the problem involves.
-    pub fn also(mut self, span: Span, label: impl Into<String>) -> Diag {
+    pub(crate) fn also(mut self, span: Span, label: impl Into<String>) -> Diag {
         self.also.push((span, label.into()));
         self
     }
@@ -54,7 +54,7 @@ impl ScenarioErrors {
     /// Errors whose spans may point into any file of `map` (a scenario and its libraries):
     /// each is shown in its own file, and a place it involves in another file is shown below
     /// it, in that file.
-    pub fn from_map(map: &SourceMap, mut diags: Vec<Diag>) -> ScenarioErrors {
+    pub(crate) fn from_map(map: &SourceMap, mut diags: Vec<Diag>) -> ScenarioErrors {
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         diags.dedup();
         let sources: Vec<NamedSource<String>> = (0..map.files().len())

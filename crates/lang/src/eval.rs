@@ -79,7 +79,10 @@ fn leaf<'a, E: Env + ?Sized>(e: &'a PExpr, env: &'a E) -> Option<&'a Value> {
 /// tests and field reads on the hot path then build no value at all. The rare forms
 /// (strings built, collections, builtins, queries with arguments) are in [`eval_other`], so
 /// that this function's frame stays small.
-pub fn eval_ref<'a, E: Env + ?Sized>(e: &'a PExpr, env: &'a E) -> Result<Cow<'a, Value>, String> {
+pub(crate) fn eval_ref<'a, E: Env + ?Sized>(
+    e: &'a PExpr,
+    env: &'a E,
+) -> Result<Cow<'a, Value>, String> {
     Ok(Cow::Owned(match e {
         PExpr::Const(v) => return Ok(Cow::Borrowed(v)),
         PExpr::Reg(r) => return Ok(reg_of(env, *r)),
@@ -294,7 +297,7 @@ fn builtin(b: Builtin, args: &[Value]) -> Result<Value, String> {
     })
 }
 
-pub fn op_text(op: BinOp) -> &'static str {
+pub(crate) fn op_text(op: BinOp) -> &'static str {
     match op {
         BinOp::Add => "+",
         BinOp::Sub => "-",

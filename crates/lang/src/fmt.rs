@@ -34,7 +34,7 @@ pub enum FmtError {
 }
 
 /// Spaces per indentation level, as the built-in scenarios are written.
-pub const INDENT: usize = 2;
+pub(crate) const INDENT: usize = 2;
 
 /// One token of a code line and the spaces the author put before it on that line.
 struct Piece<'a> {
@@ -260,7 +260,7 @@ struct Open {
 
 /// How deep brackets may nest: far past what `racelab check` accepts, and small enough that
 /// the indentation of a pathological file stays a few megabytes.
-pub const MAX_BRACKETS: usize = 1000;
+pub(crate) const MAX_BRACKETS: usize = 1000;
 
 fn print(lines: &[Line<'_>]) -> Result<String, FmtError> {
     let mut out = String::new();

@@ -7,6 +7,24 @@
 //! filesystem). It depends on no other racelab crate: running a database's setup is the model's
 //! business, so the caller passes that check in ([`SetupCheck`]; `racelab_core::lang::compile`
 //! passes the model's).
+//!
+//! # The public API
+//!
+//! What other crates call, and nothing else (`#![warn(unreachable_pub)]` keeps it so):
+//! - compiling: [`compile_with_loader`] (through `racelab_core::lang::compile*`, which pass the
+//!   model's [`SetupCheck`]), [`decode_source`], [`Scenario`], the [`Loader`]s, and the token
+//!   fingerprint ([`fingerprint_tokens`], [`fnv32`]);
+//! - the IR the model runs: [`ir`] (programs, instructions, values, the SQL they carry), its
+//!   pure evaluation ([`eval`], [`collections`]) and the SQL front end ([`sql`]: `prepare`,
+//!   expressions), with [`paths::check_confined`];
+//! - diagnostics: [`Diag`], [`ScenarioErrors`], [`Span`], [`render_plain`];
+//! - `racelab fmt` and the grammar tests: [`fmt::format`], [`lexer`] (tokens) and the keyword
+//!   lists in [`parser`].
+//!
+//! The AST, the lowering passes, imports' resolution and the source map are private.
+
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
 
 pub mod collections;
 pub mod eval;
@@ -14,15 +32,15 @@ pub mod ir;
 pub mod paths;
 pub mod sql;
 
-pub mod ast;
+pub(crate) mod ast;
 pub mod diag;
 pub mod fmt;
-pub mod imports;
+pub(crate) mod imports;
 pub mod lexer;
-pub mod lower;
+pub(crate) mod lower;
 pub mod parser;
-pub mod sources;
-pub mod span;
+pub(crate) mod sources;
+pub(crate) mod span;
 
 use crate::ir::{Expected, Program};
 use ast::{ExpectKind, Item};

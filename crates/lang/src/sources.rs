@@ -6,7 +6,7 @@ use super::span::Span;
 
 /// One file of a [`SourceMap`]: its name as diagnostics show it, and where its text starts.
 #[derive(Debug, Clone)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     pub name: String,
     pub start: usize,
     pub len: usize,
@@ -14,14 +14,14 @@ pub struct SourceFile {
 
 /// The scenario file first, then each imported library once, separated by a newline.
 #[derive(Debug, Clone)]
-pub struct SourceMap {
+pub(crate) struct SourceMap {
     text: String,
     files: Vec<SourceFile>,
 }
 
 impl SourceMap {
     /// A map holding the scenario file `name` with text `text`.
-    pub fn new(name: &str, text: &str) -> SourceMap {
+    pub(crate) fn new(name: &str, text: &str) -> SourceMap {
         SourceMap {
             text: text.to_string(),
             files: vec![SourceFile {
@@ -33,7 +33,7 @@ impl SourceMap {
     }
 
     /// Appends a file; returns the offset its text starts at.
-    pub fn add(&mut self, name: &str, text: &str) -> usize {
+    pub(crate) fn add(&mut self, name: &str, text: &str) -> usize {
         // The separator keeps the previous file's end-of-file offset inside that file.
         self.text.push('\n');
         let start = self.text.len();
@@ -47,17 +47,17 @@ impl SourceMap {
     }
 
     /// Every file's text, end to end.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.text
     }
 
-    pub fn files(&self) -> &[SourceFile] {
+    pub(crate) fn files(&self) -> &[SourceFile] {
         &self.files
     }
 
     /// The index of the file holding `offset` (an offset past a file's end, up to its
     /// separator, is that file's end of file).
-    pub fn file_index(&self, offset: usize) -> usize {
+    pub(crate) fn file_index(&self, offset: usize) -> usize {
         self.files
             .iter()
             .rposition(|f| f.start <= offset)
@@ -65,14 +65,14 @@ impl SourceMap {
     }
 
     /// The text of file `i`.
-    pub fn file_text(&self, i: usize) -> &str {
+    pub(crate) fn file_text(&self, i: usize) -> &str {
         let f = &self.files[i];
         &self.text[f.start..f.start + f.len]
     }
 
     /// `span` as a range in its own file's text, with that file's index. A span that runs
     /// past its file's end (it cannot, from the parser) is cut at the end.
-    pub fn local(&self, span: Span) -> (usize, Span) {
+    pub(crate) fn local(&self, span: Span) -> (usize, Span) {
         let i = self.file_index(span.start);
         let f = &self.files[i];
         let end = span.end.min(f.start + f.len).max(span.start);
@@ -80,7 +80,7 @@ impl SourceMap {
     }
 
     /// The 1-based line of `offset` in its own file, and that file's index.
-    pub fn line_of(&self, offset: usize) -> (usize, u32) {
+    pub(crate) fn line_of(&self, offset: usize) -> (usize, u32) {
         let i = self.file_index(offset);
         let f = &self.files[i];
         let upto = offset.min(f.start + f.len).max(f.start);

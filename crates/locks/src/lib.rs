@@ -30,6 +30,15 @@
 //! a bug to fix: no lock that can be broken survives a holder that outlives its lease.
 //! `flufl-lock-10` shows flufl.lock 10.0's own algorithm breaking mutual exclusion with a mere
 //! crash; [`link`] explains the two differences that fix it.
+//!
+//! # The public API
+//!
+//! The strategies above behind [`FileLock`] ([`Strategy`] names them for the benchmarks),
+//! [`LockError`], and the benchmark parts: [`worker`] (a lock owner in a process),
+//! [`stats`] (latency histograms) and [`floor`] (the cost floor).
+
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
 
 pub mod floor;
 mod link;
@@ -159,7 +168,11 @@ impl Strategy {
     }
 
     /// A fresh handle for one owner. [`MutexLock`]s are shared through `shared` (one per lock).
-    pub fn open(self, path: &Path, shared: &MutexLock) -> Result<Box<dyn FileLock>, LockError> {
+    pub(crate) fn open(
+        self,
+        path: &Path,
+        shared: &MutexLock,
+    ) -> Result<Box<dyn FileLock>, LockError> {
         Ok(match self {
             Strategy::Link => Box::new(LinkLock::new(path, LinkOptions::default())?),
             Strategy::Excl => Box::new(ExclLock::new(path)),

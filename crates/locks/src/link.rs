@@ -42,7 +42,7 @@ use nix::sys::time::TimeSpec;
 use super::{Backoff, FileLock, LockError};
 
 /// flufl.lock's separator between the parts of a claim file's name.
-pub const SEP: char = '|';
+pub(crate) const SEP: char = '|';
 
 /// LinkLock's tunables. The defaults are flufl.lock's.
 #[derive(Debug, Clone)]
@@ -145,6 +145,7 @@ impl LinkLock {
         &self.claim
     }
 
+    /// The lock file itself.
     pub fn lockfile(&self) -> &Path {
         &self.lockfile
     }

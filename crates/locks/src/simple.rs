@@ -52,7 +52,7 @@ pub struct ExclLock {
 }
 
 impl ExclLock {
-    pub fn new(path: &Path) -> ExclLock {
+    pub(crate) fn new(path: &Path) -> ExclLock {
         ExclLock {
             path: path.to_path_buf(),
             locked: false,
@@ -102,7 +102,7 @@ pub struct MkdirLock {
 }
 
 impl MkdirLock {
-    pub fn new(path: &Path) -> MkdirLock {
+    pub(crate) fn new(path: &Path) -> MkdirLock {
         MkdirLock {
             path: path.to_path_buf(),
             locked: false,
@@ -161,7 +161,7 @@ pub struct FlockLock {
 }
 
 impl FlockLock {
-    pub fn new(path: &Path) -> FlockLock {
+    pub(crate) fn new(path: &Path) -> FlockLock {
         FlockLock {
             path: path.to_path_buf(),
             file: None,
@@ -347,7 +347,7 @@ impl FileLock for FcntlLock {
 pub struct OfdLock(RecordLock);
 
 impl OfdLock {
-    pub fn new(path: &Path) -> OfdLock {
+    pub(crate) fn new(path: &Path) -> OfdLock {
         OfdLock(RecordLock {
             path: path.to_path_buf(),
             file: None,

@@ -40,11 +40,7 @@ fn upper_of(b: u32) -> u64 {
 }
 
 impl Histogram {
-    pub fn new() -> Histogram {
-        Histogram::default()
-    }
-
-    pub fn record(&mut self, ns: u64) {
+    pub(crate) fn record(&mut self, ns: u64) {
         let b = bucket_of(ns);
         match self.buckets.binary_search_by_key(&b, |&(k, _)| k) {
             Ok(i) => self.buckets[i].1 += 1,
@@ -124,7 +120,7 @@ mod tests {
 
     #[test]
     fn quantiles_are_within_a_sixteenth() {
-        let mut h = Histogram::new();
+        let mut h = Histogram::default();
         for v in 1..=10_000u64 {
             h.record(v * 1000);
         }
@@ -134,7 +130,7 @@ mod tests {
             "p50 {p50}"
         );
         assert_eq!(h.quantile(1.0), 10_000_000);
-        let mut g = Histogram::new();
+        let mut g = Histogram::default();
         g.record(1);
         g.merge(&h);
         assert_eq!((g.count, g.min, g.max), (10_001, 1, 10_000_000));

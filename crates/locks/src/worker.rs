@@ -42,7 +42,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn merge(&mut self, other: &Report) {
+    pub(crate) fn merge(&mut self, other: &Report) {
         self.acquired += other.acquired;
         self.elapsed_ns = self.elapsed_ns.max(other.elapsed_ns);
         self.waits.merge(&other.waits);
@@ -60,7 +60,7 @@ impl Report {
 
 /// CLOCK_MONOTONIC in ns: one clock for every process on the machine, so a parent can give its
 /// children a common start instant.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
     })

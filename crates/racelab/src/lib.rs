@@ -6,6 +6,12 @@
 //! crates below it: `racelab-lang` (scenario files → IR), `racelab-core` (the model world, the
 //! engines, schedules, replay; no I/O), `racelab-real` (real filesystems, processes, databases,
 //! the gate, the suite's rows) and `racelab-locks` (the lock files).
+//!
+//! Besides [`api`], [`shard`] (`--shard I/N` and `racelab merge`) and [`starter`] (`racelab
+//! new`'s scenario) are public for the command; their errors are `racelab_core::error::Error`.
+
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod shard;

@@ -1,5 +1,8 @@
 //! The `racelab` command line: parses the arguments and runs the command (each in `cli/`).
 
+// The API is what the crate root exports; anything else `pub` is a warning (CI denies warnings).
+#![warn(unreachable_pub)]
+
 mod cli;
 
 use std::process::ExitCode;

@@ -9,12 +9,13 @@
 
 use reports::{RunResult, Shard, Summary};
 
+use racelab_core::error::Error;
 use racelab_core::lang::Scenario;
 
-/// Parses `I/N` (1 <= I <= N).
-pub fn parse(text: &str) -> Result<Shard, String> {
+/// Parses `I/N` (1 <= I <= N); anything else is bad input.
+pub fn parse(text: &str) -> Result<Shard, Error> {
     let usage = || {
-        format!("--shard {text}: expected I/N with 1 <= I <= N, such as --shard 1/2 and --shard 2/2 on two machines")
+        Error::bad_input(format!("--shard {text}: expected I/N with 1 <= I <= N, such as --shard 1/2 and --shard 2/2 on two machines"))
     };
     let (i, n) = text.split_once('/').ok_or_else(usage)?;
     let (index, count): (u32, u32) = (
@@ -46,8 +47,12 @@ pub fn select(scenarios: Vec<(String, Scenario)>, shard: Shard) -> Vec<(String, 
 
 /// Combines the summaries of shards `1/N` .. `N/N` into the summary of the whole run. Refuses
 /// summaries that are not shards, shards of different splits, a shard given twice, a missing
-/// shard, and a variant that two shards both ran.
-pub fn merge(parts: Vec<(String, Summary)>) -> Result<Summary, String> {
+/// shard, and a variant that two shards both ran: each is bad input.
+pub fn merge(parts: Vec<(String, Summary)>) -> Result<Summary, Error> {
+    merge_shards(parts).map_err(Error::bad_input)
+}
+
+fn merge_shards(parts: Vec<(String, Summary)>) -> Result<Summary, String> {
     if parts.is_empty() {
         return Err("nothing to merge: pass the summary.json of every shard".into());
     }

@@ -1,8 +1,10 @@
 //! `racelab new NAME`: the text of a commented starting scenario, one that checks and whose
 //! `racy` variant `explore` breaks while `fixed` holds.
 
-/// Why a name cannot become a scenario.
-pub fn check_name(name: &str) -> Result<(), String> {
+use racelab_core::error::Error;
+
+/// Why a name cannot become a scenario (bad input).
+pub fn check_name(name: &str) -> Result<(), Error> {
     let ok_start = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     let ok_rest = name
         .chars()
@@ -10,9 +12,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok_start && ok_rest && !name.ends_with(['-', '.']) {
         return Ok(());
     }
-    Err(format!(
+    Err(Error::bad_input(format!(
         "`{name}` is not a scenario name: start with a letter, then letters, digits, `-`, `_` or `.` (like `mailman-lockfile`)"
-    ))
+    )))
 }
 
 /// The starting scenario called `name` (already checked with [`check_name`]).

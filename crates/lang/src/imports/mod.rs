@@ -48,7 +48,7 @@ impl Loader for MemLoader {
 /// `path` as written in an import of the file `importer`: relative to the importer's
 /// directory, with `.` and `..` resolved lexically (a cycle through `../lib/x.race` and
 /// `x.race` is found).
-pub fn resolve_path(importer: &str, path: &str) -> String {
+pub(crate) fn resolve_path(importer: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -98,7 +98,7 @@ enum LibState {
 
 /// The scenario's declarations with every import replaced by what it imports. Problems are
 /// pushed to `diags`; returns `None` when a library nests too deeply (only that error counts).
-pub fn resolve(
+pub(crate) fn resolve(
     items: &[Item],
     map: &mut SourceMap,
     loader: &dyn Loader,

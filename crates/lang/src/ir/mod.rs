@@ -145,7 +145,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub const ALL: [Signal; 5] = [
+    pub(crate) const ALL: [Signal; 5] = [
         Signal::Term,
         Signal::Int,
         Signal::Hup,
@@ -583,5 +583,5 @@ pub mod oracle {
     /// Two actors took the same locks in opposite orders, with no common lock guarding both:
     /// a deadlock waiting for a less lucky schedule, reported even when this run did not hang.
     pub const LOCK_ORDER: &str = "lock_order";
-    pub const ALL: &[&str] = &[UNHANDLED_ERROR, ASSERTION, DEADLOCK, LIVELOCK, LOCK_ORDER];
+    pub(crate) const ALL: &[&str] = &[UNHANDLED_ERROR, ASSERTION, DEADLOCK, LIVELOCK, LOCK_ORDER];
 }

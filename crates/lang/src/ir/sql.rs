@@ -138,7 +138,7 @@ impl Level {
     }
 
     /// The levels the model runs for `flavour`.
-    pub fn all(flavour: Flavour) -> &'static [Level] {
+    pub(crate) fn all(flavour: Flavour) -> &'static [Level] {
         match flavour {
             Flavour::Postgres => &[
                 Level::ReadCommitted,
@@ -282,7 +282,7 @@ impl Flavour {
     }
 
     /// The server, for messages.
-    pub fn server(self) -> &'static str {
+    pub(crate) fn server(self) -> &'static str {
         match self {
             Flavour::Postgres => "PostgreSQL",
             Flavour::InnoDb => "InnoDB (MariaDB/MySQL)",
@@ -387,7 +387,7 @@ pub struct Schema {
 }
 
 impl Ty {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Ty::Int => "integer",
             Ty::Text(None) => "text",
@@ -452,7 +452,7 @@ impl Schema {
 }
 
 /// A value as SQL would spell it: strings quoted, NULL as NULL.
-pub fn sql_literal(v: &Value) -> String {
+pub(crate) fn sql_literal(v: &Value) -> String {
     match v {
         Value::None => "NULL".to_string(),
         Value::Str(s) => format!("'{}'", s.replace('\'', "''")),

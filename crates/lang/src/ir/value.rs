@@ -131,7 +131,7 @@ macro_rules! errnos {
         #[allow(clippy::upper_case_acronyms)]
         pub enum Errno { $($(#[$doc])* $name),* }
         impl Errno {
-            pub const ALL: &'static [Errno] = &[$(Errno::$name),*];
+            pub(crate) const ALL: &'static [Errno] = &[$(Errno::$name),*];
             pub fn name(self) -> &'static str { match self { $(Errno::$name => stringify!($name)),* } }
             pub fn code(self) -> i32 { match self { $(Errno::$name => $code),* } }
             /// The errno named `s`; `EWOULDBLOCK` is Linux's other name for `EAGAIN` (flock's answer).

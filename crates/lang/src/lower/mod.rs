@@ -26,7 +26,7 @@ use crate::ir::*;
 use crate::sql as db;
 
 /// The items of one variant: the base scenario's, with the variant's replacements applied.
-pub struct VariantInput<'a> {
+pub(crate) struct VariantInput<'a> {
     pub scenario: &'a str,
     pub variant: &'a str,
     pub items: Vec<&'a Item>,
@@ -40,7 +40,7 @@ pub struct VariantInput<'a> {
 
 /// Lowers one variant; `sources` holds the scenario and its libraries, which every span of
 /// `input` points into.
-pub fn lower(
+pub(crate) fn lower(
     sources: &super::sources::SourceMap,
     input: VariantInput<'_>,
     diags: &mut Vec<Diag>,

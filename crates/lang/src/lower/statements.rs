@@ -495,7 +495,7 @@ impl Cx<'_> {
         for arm in arms {
             fx.scopes.push(vec![]);
             let test = match &arm.pat {
-                Pattern::Wildcard(_) => {
+                Pattern::Wildcard => {
                     catch_all = true;
                     None
                 }

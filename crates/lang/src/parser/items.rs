@@ -219,7 +219,7 @@ impl Parser<'_> {
             }
             "fs" if top => {
                 self.bump();
-                self.fs(t.span)
+                self.fs()
             }
             "cell" if top => {
                 self.bump();

@@ -57,18 +57,18 @@ pub const ITEM_KEYWORDS: &[&str] = &[
 /// pass after the parser (lowering, constant evaluation, the machine's expression evaluator,
 /// dropping the tree) recurses over the tree, so bounding its height here bounds their stack
 /// use too; scenarios written by hand nest well under 20.
-pub const MAX_NESTING: usize = 100;
+pub(crate) const MAX_NESTING: usize = 100;
 
 /// Parses a whole scenario file. The tree is returned even when there were errors, so that later
 /// passes can report theirs too; callers must treat a non-empty `diags` as failure. A file that
 /// nests deeper than [`MAX_NESTING`] is reported once and its tree marked `too_deep`.
-pub fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
+pub(crate) fn parse(src: &str, diags: &mut Vec<Diag>) -> Scenario {
     parse_at(src, 0, diags)
 }
 
 /// [`parse`] of the file that starts at byte `base` of `full` (a [`super::sources::SourceMap`]'s
 /// text, the file running to its end): spans are offsets in `full`.
-pub fn parse_at(full: &str, base: usize, diags: &mut Vec<Diag>) -> Scenario {
+pub(crate) fn parse_at(full: &str, base: usize, diags: &mut Vec<Diag>) -> Scenario {
     let src = full;
     let mut lexed = Vec::new();
     let mut toks = lex(&full[base..], &mut lexed);

@@ -422,7 +422,7 @@ impl Parser<'_> {
         match &t.tok {
             Tok::Ident(s) if s == "_" => {
                 self.bump();
-                Ok(Pattern::Wildcard(t.span))
+                Ok(Pattern::Wildcard)
             }
             Tok::Ident(s) if s == "ok" || s == "err" => {
                 let is_ok = s == "ok";

@@ -6,7 +6,7 @@ use crate::lexer::Tok;
 use crate::span::Span;
 
 impl Parser<'_> {
-    pub(super) fn fs(&mut self, start: Span) -> PResult<Item> {
+    pub(super) fn fs(&mut self) -> PResult<Item> {
         self.expect_punct(
             "{",
             "write `fs { dir \"/path\"  file \"/path\" = \"contents\" }`",
@@ -40,11 +40,8 @@ impl Parser<'_> {
                 return Err(());
             }
         }
-        let end = self.expect_punct("}", "close the `fs` block")?;
-        Ok(Item::Fs {
-            entries,
-            span: start.to(end),
-        })
+        self.expect_punct("}", "close the `fs` block")?;
+        Ok(Item::Fs { entries })
     }
 
     pub(super) fn database(&mut self, start: Span) -> PResult<Item> {

@@ -4,10 +4,10 @@
 //! It lives with the language (not the model) because lowering prepares every statement of a
 //! scenario and reports bad SQL at its span; the model's executor only runs what it prepared.
 
-pub mod ddl;
+pub(crate) mod ddl;
 pub mod expr;
 pub mod prepare;
 mod subset;
 
-pub use crate::ir::sql::{Flavour, Level, Prepared};
+pub(crate) use crate::ir::sql::{Flavour, Prepared};
 pub use prepare::{prepare, with_plain_lock_clause};

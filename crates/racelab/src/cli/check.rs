@@ -7,14 +7,14 @@ use super::load::load;
 use super::output::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Scenario files (*.race), or PostgreSQL isolation specs (*.spec).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 /// Checks every file; the exit code is the last failing file's (2), else 0.
-pub fn run(args: &CheckArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &CheckArgs, out: &Output) -> u8 {
     let mut code = 0;
     for f in &args.files {
         if f.extension().is_some_and(|x| x == "spec") {

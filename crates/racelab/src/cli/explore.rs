@@ -16,7 +16,7 @@ use super::load::{load, parse_engines, pick_variants, stem};
 use super::output::{eprint_error, print_rows, Output, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct ExploreArgs {
+pub(crate) struct ExploreArgs {
     pub file: PathBuf,
     /// The variant to explore (default: every variant).
     #[arg(long)]
@@ -77,7 +77,7 @@ pub struct ExploreArgs {
 }
 
 /// Explores on the backend the arguments name: the model, or the gate.
-pub fn run(args: &ExploreArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &ExploreArgs, out: &Output) -> u8 {
     if let Some(gate) = GateArgs::parse(&args.backend, args.tick_ms, args.step_timeout) {
         let request = super::gate::ExploreRequest {
             file: &args.file,

@@ -8,7 +8,7 @@ use racelab_core::lang::{self, fmt::FmtError, ScenarioErrors};
 use super::output::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct FmtArgs {
+pub(crate) struct FmtArgs {
     /// Change nothing: list the files that are not formatted (exit 1 if any).
     #[arg(long)]
     check: bool,
@@ -19,7 +19,7 @@ pub struct FmtArgs {
 
 /// Formats each file (in place, or only checks with `--check`). Exit code: 2 if any file cannot
 /// be read or lexed, else 1 if `--check` found a file that is not formatted, else 0.
-pub fn run(args: &FmtArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &FmtArgs, out: &Output) -> u8 {
     let (files, check) = (&args.files, args.check);
     let mut bad_input = false;
     let mut unformatted = 0usize;

@@ -13,7 +13,7 @@ use super::world::RealWorld;
 
 /// Forces the schedule on `world` `times` times: 0 if every run reproduced the token's
 /// violation, 1 if one diverged from the model or did not reproduce.
-pub fn forced_replay(
+pub(crate) fn forced_replay(
     prog: &Arc<Program>,
     sched: &Schedule,
     world: &RealWorld,

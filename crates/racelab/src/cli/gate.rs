@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use racelab_core::error::Error;
 use racelab_core::schedule::Schedule;
 use racelab_real::gate::explore::{replay, Strategy};
 use racelab_real::gate::report::explore_row;
@@ -12,12 +13,10 @@ use reports::table::render_trace;
 use reports::Trace;
 
 use super::load::{load, load_variant_with, pick_variants, stem};
-use super::output::{
-    eprint_error, interrupted_exit, print_rows, Output, BAD_INPUT, INFRASTRUCTURE,
-};
+use super::output::{eprint_error, interrupted_exit, print_rows, Output, BAD_INPUT};
 
 /// How the gate runs, from the command line.
-pub struct GateArgs {
+pub(crate) struct GateArgs {
     /// Where runs are made (`gate:DIR`; default the temp dir).
     pub base: PathBuf,
     /// `gate:DIR,DIR2,...`: the same directory through other clients (two NFS mounts of one
@@ -29,11 +28,11 @@ pub struct GateArgs {
 
 impl GateArgs {
     /// `gate` or `gate:DIR`; `None` for other backends.
-    pub fn parse(
+    pub(crate) fn parse(
         backend: &str,
         tick_ms: u64,
         step_timeout_s: f64,
-    ) -> Option<Result<GateArgs, String>> {
+    ) -> Option<Result<GateArgs, Error>> {
         let rest = if backend == "gate" {
             Some("")
         } else {
@@ -45,7 +44,7 @@ impl GateArgs {
             rest.split(',').map(PathBuf::from).collect()
         };
         if let Some(d) = dirs.iter().find(|d| !d.is_dir()) {
-            return Some(Err(format!("--backend gate:{rest}: {} is not a directory; give an existing directory on the filesystem to test (or DIR,DIR2 for one directory through two clients)", d.display())));
+            return Some(Err(Error::bad_input(format!("--backend gate:{rest}: {} is not a directory; give an existing directory on the filesystem to test (or DIR,DIR2 for one directory through two clients)", d.display()))));
         }
         let base = dirs.remove(0);
         Some(Ok(GateArgs {
@@ -56,7 +55,8 @@ impl GateArgs {
         }))
     }
 
-    fn options(&self, file: &Path) -> Result<GateOptions, String> {
+    /// The gate's options for `file`; what fails here (the gate's own setup) is infrastructure.
+    fn options(&self, file: &Path) -> Result<GateOptions, Error> {
         let mut opts = GateOptions::new(file, &self.base)?;
         opts.clients.clone_from(&self.clients);
         opts.tick_ns = self.tick_ms * 1_000_000;
@@ -66,18 +66,18 @@ impl GateArgs {
 }
 
 /// The gate engines `--engine` names.
-fn strategies(engine: &str) -> Result<Vec<Strategy>, String> {
+fn strategies(engine: &str) -> Result<Vec<Strategy>, Error> {
     match engine {
         "gate-random" => Ok(vec![Strategy::Random]),
         "gate-pct" => Ok(vec![Strategy::Pct { depth: 3 }]),
         "all" => Ok(vec![Strategy::Random, Strategy::Pct { depth: 3 }]),
-        other => Err(format!("engine `{other}` does not drive real programs; with --backend gate, use gate-random, gate-pct or all")),
+        other => Err(Error::bad_input(format!("engine `{other}` does not drive real programs; with --backend gate, use gate-random, gate-pct or all"))),
     }
 }
 
 /// What `racelab explore --backend gate` asks for (from `ExploreArgs`, which this module does
 /// not import: the commands call the gate, not the other way round).
-pub struct ExploreRequest<'a> {
+pub(crate) struct ExploreRequest<'a> {
     pub file: &'a Path,
     pub variant: Option<&'a str>,
     pub engine: Option<&'a str>,
@@ -89,7 +89,7 @@ pub struct ExploreRequest<'a> {
 
 /// `racelab explore --backend gate[:DIR]`: explores each picked variant's program through the
 /// gate; prints rows (or JSON) and returns the exit code.
-pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Output) -> u8 {
+pub(crate) fn explore(args: &ExploreRequest, gate: Result<GateArgs, Error>, out: &Output) -> u8 {
     let file = args.file;
     // Real executions cost a fraction of a second each, not microseconds.
     let engine = args.engine.unwrap_or("gate-random");
@@ -97,8 +97,8 @@ pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Outp
     let gate = match gate {
         Ok(g) => g,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let sc = match load(file, out) {
@@ -114,15 +114,15 @@ pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Outp
     let strategies = match strategies(engine) {
         Ok(s) => s,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let opts = match gate.options(file) {
         Ok(o) => o,
         Err(e) => {
-            eprint_error(e);
-            return INFRASTRUCTURE;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     if progs.iter().all(|p| p.gate.is_none()) {
@@ -176,23 +176,24 @@ pub fn explore(args: &ExploreRequest, gate: Result<GateArgs, String>, out: &Outp
 
 /// `racelab replay --backend gate[:DIR] TOKEN`: replays a gate token `times` times; every run
 /// must break the token's invariant.
-pub fn replay_token(
+pub(crate) fn replay_token(
     (file, variant, token, times): (&Path, &str, &str, u32),
-    gate: Result<GateArgs, String>,
+    gate: Result<GateArgs, Error>,
     out: &Output,
 ) -> u8 {
     let gate = match gate {
         Ok(g) => g,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let sched = match Schedule::decode(token) {
         Ok(s) => s,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            let e = Error::from(e);
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     // The token's own parameters (its seed and tick are the gate's, not the scenario's).
@@ -211,8 +212,8 @@ pub fn replay_token(
     let opts = match gate.options(file) {
         Ok(o) => o,
         Err(e) => {
-            eprint_error(e);
-            return INFRASTRUCTURE;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let what = sched.target.as_deref().unwrap_or("a violation");

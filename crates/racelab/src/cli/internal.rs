@@ -7,35 +7,35 @@ use std::time::Duration;
 use super::output::{eprint_error, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct GateExecArgs {
+pub(crate) struct GateExecArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     argv: Vec<String>,
 }
 
 /// `racelab __gate-exec ARGV...`: starts a program under the gate, traced, with its seccomp filter.
-pub fn gate_exec(args: &GateExecArgs) -> u8 {
+pub(crate) fn gate_exec(args: &GateExecArgs) -> u8 {
     racelab_real::gate::launch::gate_exec(&args.argv).clamp(0, 255) as u8
 }
 
 #[derive(clap::Args)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     root: PathBuf,
     parent: u32,
 }
 
 /// `racelab __worker ROOT PARENT`: performs one actor's operations for a real backend.
-pub fn worker(args: &WorkerArgs) -> u8 {
+pub(crate) fn worker(args: &WorkerArgs) -> u8 {
     racelab_real::backend::process::worker_main(&args.root, args.parent).clamp(0, 255) as u8
 }
 
 #[derive(clap::Args)]
-pub struct GateBenchArgs {
+pub(crate) struct GateBenchArgs {
     file: PathBuf,
     calls: u64,
 }
 
 /// `racelab __gate-bench FILE CALLS`: a program whose every call is a gated step.
-pub fn gate_bench(args: &GateBenchArgs) -> u8 {
+pub(crate) fn gate_bench(args: &GateBenchArgs) -> u8 {
     let (file, calls) = (args.file.as_path(), args.calls);
     if let Err(e) = std::fs::write(file, b"bench") {
         eprint_error(format_args!("{}: {e}", file.display()));
@@ -63,14 +63,14 @@ pub fn gate_bench(args: &GateBenchArgs) -> u8 {
 }
 
 #[derive(clap::Args)]
-pub struct GateLinkLockArgs {
+pub(crate) struct GateLinkLockArgs {
     lockfile: PathBuf,
     counter: PathBuf,
     work_ms: u64,
 }
 
 /// `racelab __gate-linklock`, from its arguments.
-pub fn gate_linklock(args: &GateLinkLockArgs) -> u8 {
+pub(crate) fn gate_linklock(args: &GateLinkLockArgs) -> u8 {
     linklock_driver(&args.lockfile, &args.counter, args.work_ms)
 }
 

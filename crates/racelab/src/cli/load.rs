@@ -12,12 +12,12 @@ use racelab_lang::ir::Program;
 use super::output::{eprint_error, eprint_scenario_errors, Output, BAD_INPUT};
 
 /// Reads and compiles a scenario file and picks one variant, printing what went wrong.
-pub fn load_variant(file: &Path, variant: &str, out: &Output) -> Result<Arc<Program>, u8> {
+pub(crate) fn load_variant(file: &Path, variant: &str, out: &Output) -> Result<Arc<Program>, u8> {
     load_variant_with(file, variant, &Default::default(), out)
 }
 
 /// [`load_variant`] with values for the scenario's parameters (a replay token's).
-pub fn load_variant_with(
+pub(crate) fn load_variant_with(
     file: &Path,
     variant: &str,
     params: &BTreeMap<String, i64>,
@@ -28,12 +28,12 @@ pub fn load_variant_with(
 }
 
 /// Reads and compiles a scenario file, printing diagnostics on failure.
-pub fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
+pub(crate) fn load(path: &Path, out: &Output) -> Result<Scenario, u8> {
     load_with(path, &Default::default(), out)
 }
 
 /// [`load`] with values for the scenario's parameters.
-pub fn load_with(
+pub(crate) fn load_with(
     path: &Path,
     params: &BTreeMap<String, i64>,
     out: &Output,
@@ -55,7 +55,7 @@ pub fn load_with(
 }
 
 /// The named variant, or every variant when none is named.
-pub fn pick_variants<'s>(
+pub(crate) fn pick_variants<'s>(
     sc: &'s Scenario,
     variant: Option<&str>,
     file: &Path,
@@ -77,14 +77,14 @@ pub fn pick_variants<'s>(
 }
 
 /// A scenario's name in reports: its file name without `.race`.
-pub fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
 /// Engine names from the command line; none, or `all`, means every model engine.
-pub fn parse_engines(spec: &[String]) -> Result<Vec<EngineKind>, String> {
+pub(crate) fn parse_engines(spec: &[String]) -> Result<Vec<EngineKind>, String> {
     if spec.is_empty() || spec.iter().any(|s| s == "all") {
         return Ok(EngineKind::ALL.to_vec());
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::output::{BAD_INPUT, INFRASTRUCTURE};
 
 #[derive(clap::Args)]
-pub struct LockBenchArgs {
+pub(crate) struct LockBenchArgs {
     #[arg(long)]
     strategy: String,
     #[arg(long)]
@@ -30,7 +30,7 @@ pub struct LockBenchArgs {
 }
 
 /// Runs the owner's cycles and prints its report; 1 if the lock failed it.
-pub fn run(args: LockBenchArgs) -> u8 {
+pub(crate) fn run(args: LockBenchArgs) -> u8 {
     use racelab_locks::{worker, MutexLock, Strategy};
     let strategy = match Strategy::parse(&args.strategy) {
         Ok(s) if s.excludes_processes() => s,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::output::{eprint_error, BAD_INPUT, INFRASTRUCTURE};
 
 #[derive(clap::Args)]
-pub struct MergeArgs {
+pub(crate) struct MergeArgs {
     /// The shards' summary.json files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -16,7 +16,7 @@ pub struct MergeArgs {
 }
 
 /// Merges and writes; the exit code is the merged suite's.
-pub fn run(args: &MergeArgs) -> u8 {
+pub(crate) fn run(args: &MergeArgs) -> u8 {
     let (files, dir) = (&args.files, &args.out);
     let mut parts = Vec::new();
     for f in files {
@@ -41,8 +41,8 @@ pub fn run(args: &MergeArgs) -> u8 {
     let summary = match racelab::shard::merge(parts) {
         Ok(s) => s,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     match reports::write_all(&summary, dir) {

@@ -2,21 +2,21 @@
 //! `run` that answers with the exit code (DESIGN.md: 0 met, 1 an expectation failed, 2 bad
 //! input, 3 infrastructure); [`output`] and [`load`] are what they share.
 
-pub mod check;
-pub mod explore;
-pub mod fmt;
-pub mod forced;
-pub mod gate;
-pub mod internal;
-pub mod load;
-pub mod lockbench;
-pub mod merge;
-pub mod new;
-pub mod output;
-pub mod replay;
-pub mod stress;
-pub mod suite;
-pub mod world;
+pub(crate) mod check;
+pub(crate) mod explore;
+pub(crate) mod fmt;
+pub(crate) mod forced;
+pub(crate) mod gate;
+pub(crate) mod internal;
+pub(crate) mod load;
+pub(crate) mod lockbench;
+pub(crate) mod merge;
+pub(crate) mod new;
+pub(crate) mod output;
+pub(crate) mod replay;
+pub(crate) mod stress;
+pub(crate) mod suite;
+pub(crate) mod world;
 
 use clap::{Parser, Subcommand};
 
@@ -26,13 +26,13 @@ use clap::{Parser, Subcommand};
     version,
     about = "Find, print and replay races described as scenarios"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check scenario files for errors without running them.
     Check(check::CheckArgs),
     /// Explore a scenario's interleavings until an invariant breaks or the budget runs out.

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use super::output::{eprint_error, BAD_INPUT};
 
 #[derive(clap::Args)]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     /// The scenario's name; the file is NAME.race (NAME may be a path, `dir/NAME`).
     name: String,
 }
 
 /// Writes NAME.race and says what to run next.
-pub fn run(args: &NewArgs) -> u8 {
+pub(crate) fn run(args: &NewArgs) -> u8 {
     let name = &args.name;
     let path = PathBuf::from(if name.ends_with(".race") {
         name.to_string()
@@ -23,8 +23,8 @@ pub fn run(args: &NewArgs) -> u8 {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     if let Err(e) = racelab::starter::check_name(&stem) {
-        eprint_error(e);
-        return BAD_INPUT;
+        eprint_error(&e);
+        return e.exit_code();
     }
     // `create_new` refuses an existing file in the same call that creates it: no window in
     // which another file could appear and be overwritten.

@@ -8,21 +8,21 @@ use reports::table::{render_result_line, render_trace, Style};
 
 /// Exit codes (DESIGN.md): 0 expectations met, 1 an expectation failed, 2 bad input, 3
 /// infrastructure; decided by [`racelab_core::error::ErrorKind::exit_code`].
-pub use racelab_core::error::exit::{BAD_INPUT, INFRASTRUCTURE};
+pub(crate) use racelab_core::error::exit::{BAD_INPUT, INFRASTRUCTURE};
 
 /// The exit code of a run a signal interrupted: 128 + the signal, as shells report it.
-pub fn interrupted_exit(sig: i32) -> u8 {
+pub(crate) fn interrupted_exit(sig: i32) -> u8 {
     (128 + sig).clamp(0, 255) as u8
 }
 
 /// How to print: colour and Unicode only on a terminal, and never when NO_COLOR is set.
-pub struct Output {
+pub(crate) struct Output {
     pub color: bool,
     pub tty: bool,
 }
 
 impl Output {
-    pub fn detect() -> Output {
+    pub(crate) fn detect() -> Output {
         let tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Output {
@@ -31,7 +31,7 @@ impl Output {
         }
     }
 
-    pub fn style(&self) -> Style {
+    pub(crate) fn style(&self) -> Style {
         Style {
             color: self.color,
             unicode: self.tty,
@@ -39,12 +39,12 @@ impl Output {
     }
 }
 
-pub fn eprint_error(msg: impl std::fmt::Display) {
+pub(crate) fn eprint_error(msg: impl std::fmt::Display) {
     eprintln!("error: {msg}");
 }
 
 /// Prints a file's diagnostics with miette: file:line:col, the line, a caret, and help.
-pub fn eprint_scenario_errors(errors: &racelab_core::lang::ScenarioErrors, out: &Output) {
+pub(crate) fn eprint_scenario_errors(errors: &racelab_core::lang::ScenarioErrors, out: &Output) {
     let theme = if out.color {
         miette::GraphicalTheme::unicode()
     } else {
@@ -57,7 +57,7 @@ pub fn eprint_scenario_errors(errors: &racelab_core::lang::ScenarioErrors, out: 
 }
 
 /// A progress bar on a terminal; nothing (hidden) otherwise.
-pub fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBar {
     if !out.tty {
         return indicatif::ProgressBar::hidden();
     }
@@ -73,7 +73,7 @@ pub fn progress_bar(len: u64, out: &Output, what: &str) -> indicatif::ProgressBa
 
 /// Prints exploration rows: as JSON, or each row's result line, its findings with their replay
 /// commands (`replay_flags` added, such as `--backend gate`), and the lead finding's step table.
-pub fn print_rows(
+pub(crate) fn print_rows(
     rows: &[reports::RunResult],
     file: &Path,
     json: bool,

@@ -16,7 +16,7 @@ use super::output::{eprint_error, Output, BAD_INPUT};
 use super::world::RealWorld;
 
 #[derive(clap::Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     pub file: PathBuf,
     /// The variant the token was recorded for.
     #[arg(long)]
@@ -44,7 +44,7 @@ pub struct ReplayArgs {
 }
 
 /// Replays where `--backend` says: the gate, a real world, or the model.
-pub fn run(args: &ReplayArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &ReplayArgs, out: &Output) -> u8 {
     if let Some(gate) = GateArgs::parse(&args.backend, 1000, args.step_timeout) {
         let request = (
             args.file.as_path(),
@@ -59,8 +59,8 @@ pub fn run(args: &ReplayArgs, out: &Output) -> u8 {
     let db = match args.backend.strip_prefix("db:").map(DbSpec::parse) {
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
         None => None,
     };
@@ -68,15 +68,15 @@ pub fn run(args: &ReplayArgs, out: &Output) -> u8 {
     let backend = match BackendSpec::parse(backend) {
         Ok(b) => b,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     let mode = match ActorMode::parse(&args.actors) {
         Ok(m) => m,
         Err(e) => {
-            eprint_error(e);
-            return BAD_INPUT;
+            eprint_error(&e);
+            return e.exit_code();
         }
     };
     // A token recorded with parameter values replays on the scenario compiled with them.

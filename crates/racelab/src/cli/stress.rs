@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use racelab_core::error::Error;
 use racelab_core::schedule::Schedule;
 use racelab_lang::ir::Program;
 use racelab_real::backend::db::DbSpec;
@@ -12,13 +13,11 @@ use racelab_real::backend::{ActorMode, BackendSpec};
 use reports::table::render_trace;
 
 use super::load::{load_variant, stem};
-use super::output::{
-    eprint_error, interrupted_exit, progress_bar, Output, BAD_INPUT, INFRASTRUCTURE,
-};
+use super::output::{eprint_error, interrupted_exit, progress_bar, Output, BAD_INPUT};
 use super::world::RealWorld;
 
 #[derive(clap::Args)]
-pub struct StressArgs {
+pub(crate) struct StressArgs {
     file: PathBuf,
     #[arg(long)]
     variant: String,
@@ -59,7 +58,7 @@ struct Stressed {
 }
 
 /// Stresses the variant in the world `--backend` names and prints the rates.
-pub fn run(args: &StressArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &StressArgs, out: &Output) -> u8 {
     let world = match parse_world(args) {
         Ok(w) => w,
         Err(c) => return c,
@@ -88,7 +87,7 @@ pub fn run(args: &StressArgs, out: &Output) -> u8 {
                 world.failing_part()
             ));
             return racelab_real::backend::cancel::requested()
-                .map_or(INFRASTRUCTURE, interrupted_exit);
+                .map_or(why.exit_code(), interrupted_exit);
         }
     };
     if args.json {
@@ -111,8 +110,8 @@ fn parse_world(args: &StressArgs) -> Result<RealWorld, u8> {
     if let Some(db) = args.backend.strip_prefix("db:") {
         // One connection per actor: `--actors`, `--chaos` and the nemesis are filesystem ideas.
         return DbSpec::parse(db).map(RealWorld::Db).map_err(|e| {
-            eprint_error(e);
-            BAD_INPUT
+            eprint_error(&e);
+            e.exit_code()
         });
     }
     let roots = match BackendSpec::parse(&args.backend) {
@@ -122,15 +121,15 @@ fn parse_world(args: &StressArgs) -> Result<RealWorld, u8> {
             return Err(BAD_INPUT);
         }
         Err(e) => {
-            eprint_error(e);
-            return Err(BAD_INPUT);
+            eprint_error(&e);
+            return Err(e.exit_code());
         }
     };
     match ActorMode::parse(&args.actors) {
         Ok(mode) => Ok(RealWorld::Fs { roots, mode }),
         Err(e) => {
-            eprint_error(e);
-            Err(BAD_INPUT)
+            eprint_error(&e);
+            Err(e.exit_code())
         }
     }
 }
@@ -143,7 +142,7 @@ fn stress_fs(
     mode: ActorMode,
     jobs: usize,
     out: &Output,
-) -> Result<Stressed, String> {
+) -> Result<Stressed, Error> {
     let chaos = args.chaos;
     let nemesis = !args.no_nemesis
         && prog
@@ -203,7 +202,7 @@ fn stress_db(
     prog: &Arc<Program>,
     db: &DbSpec,
     jobs: usize,
-) -> Result<Stressed, String> {
+) -> Result<Stressed, Error> {
     let r = racelab_real::backend::db::stress::stress(prog, db, args.runs, jobs, args.seed)?;
     let stem = stem(&args.file);
     let row = racelab_real::suite::db_stress_row(&stem, prog, &r);

@@ -18,7 +18,7 @@ use super::load::{load, parse_engines, stem};
 use super::output::{eprint_error, interrupted_exit, Output, BAD_INPUT, INFRASTRUCTURE};
 
 #[derive(clap::Args)]
-pub struct SuiteArgs {
+pub(crate) struct SuiteArgs {
     /// Scenario files or directories (default: ./scenarios).
     paths: Vec<PathBuf>,
     /// Where to write the reports.
@@ -82,7 +82,7 @@ struct Plan<'a> {
 }
 
 /// Plans, runs every row, prints each row's result line and writes the reports.
-pub fn run(args: &SuiteArgs, out: &Output) -> u8 {
+pub(crate) fn run(args: &SuiteArgs, out: &Output) -> u8 {
     let plan = match plan(args, out) {
         Ok(p) => p,
         Err(c) => return c,
@@ -149,7 +149,7 @@ fn plan<'a>(args: &'a SuiteArgs, out: &Output) -> Result<Plan<'a>, u8> {
             Ok(rows) => Some(rows),
             Err(e) => {
                 eprint_error(format_args!("--findings-from {}: {e}", from.display()));
-                return Err(BAD_INPUT);
+                return Err(e.exit_code());
             }
         },
         None => None,
@@ -205,7 +205,7 @@ fn parse_db_target(d: &str) -> Result<RealDbTarget, u8> {
             }),
             Err(e) => {
                 eprint_error(format_args!("--db {d}: {e}"));
-                Err(BAD_INPUT)
+                Err(e.exit_code())
             }
         },
     }

@@ -13,7 +13,7 @@ use racelab_real::backend::forced::{Divergence, ForcedError};
 use racelab_real::backend::ActorMode;
 
 /// A real filesystem or a real database.
-pub enum RealWorld {
+pub(crate) enum RealWorld {
     /// `fs:DIR[,DIR2...]`: fresh directories under the roots, actors as `mode`.
     Fs {
         roots: Vec<PathBuf>,
@@ -24,7 +24,7 @@ pub enum RealWorld {
 }
 
 /// One forced replay's outcome, whichever world it ran in.
-pub struct ForcedRun {
+pub(crate) struct ForcedRun {
     pub trace: reports::Trace,
     pub divergence: Option<Divergence>,
     pub reproduced: bool,
@@ -34,7 +34,7 @@ pub struct ForcedRun {
 
 impl RealWorld {
     /// What the messages call the world: "the real system" or "the real database".
-    pub fn noun(&self) -> &'static str {
+    pub(crate) fn noun(&self) -> &'static str {
         match self {
             RealWorld::Fs { .. } => "system",
             RealWorld::Db(_) => "database",
@@ -42,7 +42,7 @@ impl RealWorld {
     }
 
     /// What failed when the world did: "the real backend" or "the real database".
-    pub fn failing_part(&self) -> &'static str {
+    pub(crate) fn failing_part(&self) -> &'static str {
         match self {
             RealWorld::Fs { .. } => "backend",
             RealWorld::Db(_) => "database",
@@ -51,7 +51,7 @@ impl RealWorld {
 
     /// What forces schedules in this world, one after another: the database world keeps one
     /// database for a token's replays, reset between them (`DbReplayer`).
-    pub fn forcer(&self) -> Forcer<'_> {
+    pub(crate) fn forcer(&self) -> Forcer<'_> {
         match self {
             RealWorld::Fs { roots, mode } => Forcer::Fs { roots, mode: *mode },
             RealWorld::Db(db) => Forcer::Db(DbReplayer::new(db)),
@@ -61,7 +61,7 @@ impl RealWorld {
 
 /// Forces schedules in one [`RealWorld`], each on fresh real state (a fresh directory; the
 /// database reset to the scenario's initial state).
-pub enum Forcer<'w> {
+pub(crate) enum Forcer<'w> {
     Fs {
         roots: &'w [PathBuf],
         mode: ActorMode,
@@ -71,7 +71,7 @@ pub enum Forcer<'w> {
 
 impl Forcer<'_> {
     /// Forces `sched` once.
-    pub fn force(
+    pub(crate) fn force(
         &mut self,
         prog: &Arc<Program>,
         sched: &Schedule,

@@ -146,7 +146,7 @@ pub fn forced_replay(
 /// What running a schedule in lockstep showed: the first divergence, and the steps where reality
 /// chose another answer the model allows.
 #[derive(Debug, Default)]
-pub struct Lockstep {
+pub(crate) struct Lockstep {
     pub divergence: Option<Divergence>,
     pub steered: Vec<Steer>,
 }
@@ -160,7 +160,7 @@ pub struct Lockstep {
 /// file through a cached name), reality decides, not the token: the model takes the answer
 /// reality gave when it is one it allows (a [`Steer`] when it is not the token's), skips the
 /// token's digits for that choice, and the replay goes on from there.
-pub fn lockstep<F: World>(
+pub(crate) fn lockstep<F: World>(
     prog: &Arc<Program>,
     sched: &Schedule,
     real: &mut Machine<F>,

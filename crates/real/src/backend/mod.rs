@@ -16,13 +16,14 @@ pub mod forced;
 pub mod fsinfo;
 pub mod nemesis;
 pub mod process;
-pub mod realfs;
+pub(crate) mod realfs;
 pub mod stress;
-pub mod threads;
-pub mod wire;
+pub(crate) mod threads;
+pub(crate) mod wire;
 
 use std::path::PathBuf;
 
+use racelab_core::error::Error;
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
 use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
 pub use realfs::RealFs;
@@ -38,14 +39,14 @@ pub enum BackendSpec {
 }
 
 impl BackendSpec {
-    /// Parses `model` or `fs:DIR`.
-    pub fn parse(s: &str) -> Result<BackendSpec, String> {
+    /// Parses `model` or `fs:DIR`; anything else is bad input.
+    pub fn parse(s: &str) -> Result<BackendSpec, Error> {
         match s {
             "model" => Ok(BackendSpec::Model),
             _ => match s.strip_prefix("fs:") {
-                Some("") => Err("`fs:` needs a directory: `--backend fs:/tmp/race`".into()),
+                Some("") => Err(Error::bad_input("`fs:` needs a directory: `--backend fs:/tmp/race`")),
                 Some(dirs) => Ok(BackendSpec::Fs(dirs.split(',').map(PathBuf::from).collect())),
-                None => Err(format!("unknown backend `{s}`; backends: `model`, `fs:DIR` (a real directory on any filesystem)")),
+                None => Err(Error::bad_input(format!("unknown backend `{s}`; backends: `model`, `fs:DIR` (a real directory on any filesystem)"))),
             },
         }
     }
@@ -63,13 +64,14 @@ pub enum ActorMode {
 }
 
 impl ActorMode {
-    pub fn parse(s: &str) -> Result<ActorMode, String> {
+    /// Parses `threads` or `processes`; anything else is bad input.
+    pub fn parse(s: &str) -> Result<ActorMode, Error> {
         match s {
             "threads" => Ok(ActorMode::Threads),
             "processes" => Ok(ActorMode::Processes),
-            _ => Err(format!(
+            _ => Err(Error::bad_input(format!(
                 "unknown actor mode `{s}`; use `threads` or `processes`"
-            )),
+            ))),
         }
     }
     pub fn name(self) -> &'static str {
@@ -97,14 +99,14 @@ pub trait Executor: Send {
 }
 
 /// A [`World`] whose operations the stepping actor performs itself, for real.
-pub struct ActorFs {
+pub(crate) struct ActorFs {
     exec: Box<dyn Executor>,
     /// The harness's own view of the root, for invariants (observing is not a step).
     observer: RealFs,
 }
 
 impl ActorFs {
-    pub fn new(exec: Box<dyn Executor>, observer: RealFs) -> ActorFs {
+    pub(crate) fn new(exec: Box<dyn Executor>, observer: RealFs) -> ActorFs {
         ActorFs { exec, observer }
     }
 }
@@ -143,7 +145,7 @@ impl Sql for ActorFs {}
 /// Starts the executor for `mode` with `actors` actors working in `root`.
 /// Starts the executor for `mode`: actor `i` works in `roots[i]` (its client's view of the run
 /// directory).
-pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, String> {
+pub(crate) fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, String> {
     Ok(match mode {
         ActorMode::Threads => Box::new(threads::ThreadExecutor::start(roots)?),
         ActorMode::Processes => Box::new(process::ProcessExecutor::start(roots)?),
@@ -154,7 +156,7 @@ pub fn start(mode: ActorMode, roots: &[PathBuf]) -> Result<Box<dyn Executor>, St
 /// (several mounts of one export: NFS clients A, B, …). Actors go to the client the scenario
 /// puts them on; a scenario that names no clients spreads its actors over the mounts in turn,
 /// so that a single-client race can also be run across clients.
-pub fn actor_roots(
+pub(crate) fn actor_roots(
     prog: &racelab_lang::ir::Program,
     clients: &[PathBuf],
     run: &std::ffi::OsStr,

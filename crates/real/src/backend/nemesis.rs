@@ -17,7 +17,7 @@ use racelab_core::model::{Machine, Status};
 use racelab_lang::ir::{FaultKind, Program};
 
 /// Steps of one fault-free round-robin run of the model: the scale on which due steps are drawn.
-pub fn expected_steps(prog: &Arc<Program>) -> usize {
+pub(crate) fn expected_steps(prog: &Arc<Program>) -> usize {
     let mut m = Machine::new(Arc::clone(prog));
     let actors = prog.actors.len();
     let mut turn = 0usize;
@@ -44,13 +44,13 @@ pub fn injectable(kind: &FaultKind) -> bool {
 /// One run's plan: for each declared fault, the step count after which it is due (`None`:
 /// never, for faults the nemesis cannot make real).
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     due: Vec<Option<usize>>,
 }
 
 impl Plan {
     /// Draws each fault's moment from `seed`, uniformly in `0..=steps`.
-    pub fn draw(prog: &Program, steps: usize, seed: u64) -> Plan {
+    pub(crate) fn draw(prog: &Program, steps: usize, seed: u64) -> Plan {
         let mut rng = racelab_core::rng::Rng(seed ^ 0x6e65_6d65_7369_7321);
         let due = prog
             .faults
@@ -62,7 +62,7 @@ impl Plan {
 
     /// Lands one due fault, if one can land now; returns whether one did. Call under the
     /// machine's lock at every step boundary.
-    pub fn strike<F: World>(&self, m: &mut Machine<F>) -> bool {
+    pub(crate) fn strike<F: World>(&self, m: &mut Machine<F>) -> bool {
         let actors = m.actor_count();
         let done = m.schedule().len();
         for (f, due) in self.due.iter().enumerate() {
@@ -78,7 +78,7 @@ impl Plan {
 }
 
 /// Which faults landed in a finished run's schedule.
-pub fn landed(prog: &Program, schedule: &[u8]) -> Vec<bool> {
+pub(crate) fn landed(prog: &Program, schedule: &[u8]) -> Vec<bool> {
     let actors = prog.actors.len();
     (0..prog.faults.len())
         .map(|f| schedule.iter().any(|&c| c as usize == actors + f))

@@ -68,12 +68,8 @@ impl RealFs {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root_path
-    }
-
     /// Creates the scenario's initial directories and files, with mtimes pinned to `now`.
-    pub fn populate(&mut self, entries: &[FsInit], now: i64) -> Result<(), RealFsError> {
+    pub(crate) fn populate(&mut self, entries: &[FsInit], now: i64) -> Result<(), RealFsError> {
         let cx = OpCtx { now, actor: 0 };
         for e in entries {
             let (path, result) = match e {

@@ -20,8 +20,9 @@ use rayon::prelude::*;
 
 use super::fsinfo::{fs_info, FsInfo};
 use super::nemesis::Plan;
-use super::process::{ProcessExecutor, Worker};
+use super::process::{CallFailure, ProcessExecutor, Worker};
 use super::{ActorMode, RealFs};
+use racelab_core::error::Error;
 use racelab_core::model::world::{OpCtx, Signals, Sql, World};
 use racelab_core::model::{Machine, EPOCH_MS};
 use racelab_core::schedule::Schedule;
@@ -86,7 +87,7 @@ pub struct FsStress {
 pub type StressResult = Stress<FsStress>;
 
 /// The 95% Wilson score interval for `hits` successes in `runs` trials.
-pub fn wilson(hits: u64, runs: u64) -> (f64, f64) {
+pub(crate) fn wilson(hits: u64, runs: u64) -> (f64, f64) {
     if runs == 0 {
         return (0.0, 1.0);
     }
@@ -152,16 +153,18 @@ pub(crate) fn tally(
 
 /// Runs `cfg.runs` free-running executions of `prog` under `roots[0]` (each actor through its
 /// client's mount when there are several, see [`super::actor_roots`]), `progress` after each.
+/// Bad input without a directory; what the filesystem, a worker or the run could not do is
+/// infrastructure.
 pub fn stress(
     prog: &Arc<Program>,
     roots: &[PathBuf],
     cfg: &StressConfig,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<StressResult, String> {
+) -> Result<StressResult, Error> {
     let root: &Path = roots
         .first()
         .map(PathBuf::as_path)
-        .ok_or("no directory to run in")?;
+        .ok_or_else(|| Error::bad_input("no directory to run in"))?;
     let env = fs_info(root).map_err(|e| format!("statfs {}: {e}", root.display()))?;
     let steps = cfg.nemesis.then(|| super::nemesis::expected_steps(prog));
     let start = Instant::now();
@@ -238,9 +241,11 @@ impl Performer {
         op: Op,
         args: &[Value],
         now: i64,
-    ) -> Result<Result<Value, Errno>, String> {
+    ) -> Result<Result<Value, Errno>, CallFailure> {
         match self {
-            Performer::Thread(fs) => fs.perform(op, args, &OpCtx { now, actor }),
+            Performer::Thread(fs) => fs
+                .perform(op, args, &OpCtx { now, actor })
+                .map_err(CallFailure::Operation),
             Performer::Process(w) => w.perform(op, args, now),
         }
     }
@@ -289,8 +294,9 @@ impl World for FreeRunFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
-        self.performer(cx.actor)?
-            .perform(cx.actor, op, args, cx.now)
+        Ok(self
+            .performer(cx.actor)?
+            .perform(cx.actor, op, args, cx.now)?)
     }
 
     fn observe_exists(&self, path: &str) -> bool {
@@ -464,17 +470,15 @@ fn drive(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .perform(a, op, &args, now);
-                if let Err(e) = &result {
-                    if e.contains("worker") {
-                        // The worker died under us: an infrastructure failure, not a finding.
-                        let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        m.complete(a, Err(e.clone()));
-                        cv.notify_all();
-                        return Err(e.clone());
-                    }
+                if let Err(CallFailure::Worker(e)) = &result {
+                    // The worker died under us: an infrastructure failure, not a finding.
+                    let mut m = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    m.complete(a, Err(e.to_string()));
+                    cv.notify_all();
+                    return Err(e.to_string());
                 }
                 m = lock.lock().unwrap_or_else(|e| e.into_inner());
-                m.complete(a, result);
+                m.complete(a, result.map_err(String::from));
             }
         }
         cv.notify_all();

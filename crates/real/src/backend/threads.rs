@@ -22,13 +22,13 @@ struct ActorThread {
 }
 
 /// One thread per actor.
-pub struct ThreadExecutor {
+pub(crate) struct ThreadExecutor {
     actors: Vec<Option<ActorThread>>,
 }
 
 impl ThreadExecutor {
     /// One thread per actor; actor `a` works in `roots[a]`.
-    pub fn start(roots: &[PathBuf]) -> Result<ThreadExecutor, String> {
+    pub(crate) fn start(roots: &[PathBuf]) -> Result<ThreadExecutor, String> {
         let mut out = Vec::with_capacity(roots.len());
         for (a, root) in roots.iter().enumerate() {
             let mut fs = RealFs::open(root).map_err(|e| e.to_string())?;

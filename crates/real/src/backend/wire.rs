@@ -6,7 +6,7 @@ use racelab_lang::ir::{Errno, Op, Stat, Value};
 
 /// A value as it crosses a pipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum WireValue {
+pub(crate) enum WireValue {
     None,
     Bool(bool),
     Int(i64),
@@ -22,7 +22,7 @@ pub enum WireValue {
 }
 
 impl WireValue {
-    pub fn from_value(v: &Value) -> Result<WireValue, String> {
+    pub(crate) fn from_value(v: &Value) -> Result<WireValue, String> {
         Ok(match v {
             Value::None => WireValue::None,
             Value::Bool(b) => WireValue::Bool(*b),
@@ -43,7 +43,7 @@ impl WireValue {
             }
         })
     }
-    pub fn into_value(self) -> Value {
+    pub(crate) fn into_value(self) -> Value {
         match self {
             WireValue::None => Value::None,
             WireValue::Bool(b) => Value::Bool(b),
@@ -68,7 +68,7 @@ impl WireValue {
 
 /// What the harness asks a worker to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Request {
+pub(crate) enum Request {
     /// Perform a filesystem operation (`op` is its name, `create!` for O_EXCL).
     Perform {
         op: String,
@@ -86,7 +86,7 @@ pub enum Request {
 
 /// A worker's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Response {
+pub(crate) enum Response {
     Ok(WireValue),
     /// An errno, by name.
     Errno(String),
@@ -97,7 +97,7 @@ pub enum Response {
 }
 
 /// An operation's wire name.
-pub fn op_name(op: Op) -> Result<&'static str, String> {
+pub(crate) fn op_name(op: Op) -> Result<&'static str, String> {
     match op {
         Op::Create { excl: true } => Ok("create!"),
         Op::Open { creat: true } => Ok("open!"),
@@ -111,7 +111,7 @@ pub fn op_name(op: Op) -> Result<&'static str, String> {
 }
 
 /// The operation for a wire name.
-pub fn op_of(name: &str) -> Option<Op> {
+pub(crate) fn op_of(name: &str) -> Option<Op> {
     Some(match name {
         "create!" => Op::Create { excl: true },
         "create" => Op::Create { excl: false },
@@ -141,7 +141,7 @@ pub fn op_of(name: &str) -> Option<Op> {
 }
 
 /// Turns a worker's response to `Perform` into the machine's result.
-pub fn result_of(r: Response) -> Result<Result<Value, Errno>, String> {
+pub(crate) fn result_of(r: Response) -> Result<Result<Value, Errno>, String> {
     match r {
         Response::Ok(v) => Ok(Ok(v.into_value())),
         Response::Errno(name) => Errno::from_name(&name)

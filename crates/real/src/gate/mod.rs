@@ -15,7 +15,7 @@ pub mod launch;
 pub mod report;
 pub mod run;
 pub mod syscalls;
-pub mod tracee;
+pub(crate) mod tracee;
 
 use racelab_core::model::machine::EPOCH_MS;
 
@@ -29,7 +29,7 @@ pub const SKIP_STATUS: i32 = 77;
 /// Virtual time as the gated processes see it: nanoseconds since the run began, shown as the
 /// model's epoch on wall clocks and as a plausible uptime on monotonic ones.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct VirtualClock {
+pub(crate) struct VirtualClock {
     now: u64,
 }
 
@@ -37,20 +37,20 @@ pub struct VirtualClock {
 const MONOTONIC_BASE_NS: u64 = 1_000 * 1_000_000_000;
 
 impl VirtualClock {
-    pub fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         self.now
     }
-    pub fn wall_ns(&self) -> u64 {
+    pub(crate) fn wall_ns(&self) -> u64 {
         EPOCH_MS as u64 * 1_000_000 + self.now
     }
-    pub fn monotonic_ns(&self) -> u64 {
+    pub(crate) fn monotonic_ns(&self) -> u64 {
         MONOTONIC_BASE_NS + self.now
     }
     /// Milliseconds since the epoch, as the model's traces show time.
-    pub fn wall_ms(&self) -> i64 {
+    pub(crate) fn wall_ms(&self) -> i64 {
         (self.wall_ns() / 1_000_000) as i64
     }
-    pub fn advance_to(&mut self, ns: u64) {
+    pub(crate) fn advance_to(&mut self, ns: u64) {
         self.now = self.now.max(ns);
     }
 }
@@ -58,7 +58,7 @@ impl VirtualClock {
 /// Splits a `gate "..."` command into words and fills in `$ROOT`, `$ACTOR`, `$INDEX`,
 /// `$SCENARIO_DIR` and `$RACELAB` (this racelab binary). Words are separated by spaces; there
 /// is no quoting (a program that needs more gets a small wrapper script).
-pub fn expand_command(
+pub(crate) fn expand_command(
     command: &str,
     root: &std::path::Path,
     actor: &str,

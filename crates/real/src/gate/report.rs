@@ -8,10 +8,10 @@ use super::run::GateOptions;
 use racelab_lang::ir::Program;
 
 /// The most real executions spent shrinking one finding.
-pub const SHRINK_ATTEMPTS: usize = 30;
+pub(crate) const SHRINK_ATTEMPTS: usize = 30;
 
 /// `gate:tmpfs`, `gate:ext4`, `gate:nfs4`: the gate and the filesystem its runs were on.
-pub fn backend_name(opts: &GateOptions) -> String {
+pub(crate) fn backend_name(opts: &GateOptions) -> String {
     match crate::backend::fsinfo::fs_info(&opts.base) {
         Ok(fs) => format!("gate:{}", fs.fs_type),
         Err(_) => "gate".to_string(),

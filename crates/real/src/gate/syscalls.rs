@@ -201,7 +201,7 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Option<Call> {
 
 /// Whether `clock` is one the gate virtualizes (wall and monotonic clocks; CPU-time clocks run
 /// free, since they measure work, not time).
-pub fn virtual_clock(clock: i64) -> bool {
+pub(crate) fn virtual_clock(clock: i64) -> bool {
     matches!(
         clock as i32,
         libc::CLOCK_REALTIME
@@ -215,7 +215,7 @@ pub fn virtual_clock(clock: i64) -> bool {
 }
 
 /// Whether `clock` counts from the epoch (wall clocks) rather than from boot.
-pub fn wall_clock(clock: i64) -> bool {
+pub(crate) fn wall_clock(clock: i64) -> bool {
     matches!(
         clock as i32,
         libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI

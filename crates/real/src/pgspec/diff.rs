@@ -3,7 +3,12 @@
 
 /// `diff -U3 expected actual`; empty when equal. Beyond 1000 differing lines it shows the first
 /// difference only (a run that went wrong early differs everywhere, and the rest is noise).
-pub fn unified(expected: &str, actual: &str, expected_name: &str, actual_name: &str) -> String {
+pub(crate) fn unified(
+    expected: &str,
+    actual: &str,
+    expected_name: &str,
+    actual_name: &str,
+) -> String {
     let a: Vec<&str> = expected.lines().collect();
     let b: Vec<&str> = actual.lines().collect();
     if a == b {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::explore::{self, Connector, Exploration};
 use super::suite::{Case, Database, ModelConnector, ServerConnector};
+use racelab_core::error::Error;
 
 /// What an exploration runs with.
 #[derive(Debug, Clone, Copy)]
@@ -25,18 +26,19 @@ fn load(case: &Case) -> Result<(String, super::Spec), String> {
     Ok((source, spec))
 }
 
-/// Explores one spec on the server.
-pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration, String> {
+/// Explores one spec on the server: refused when the server cannot run it, infrastructure
+/// when the spec cannot be read or the server fails.
+pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration, Error> {
     let (source, spec) = load(case)?;
     if let Some(why) = super::suite::unsupported(&spec, db) {
-        return Err(format!("not run: {why}"));
+        return Err(Error::refused(format!("not run: {why}")));
     }
     let mut c = ServerConnector {
         db,
         test: case.name.clone(),
         spec: &spec,
     };
-    explore::explore(
+    Ok(explore::explore(
         &mut c,
         &case.name,
         &source,
@@ -44,17 +46,17 @@ pub fn on_server(db: &Database, case: &Case, s: Settings) -> Result<Exploration,
         s.budget,
         s.seed,
         s.step_wait,
-    )
+    )?)
 }
 
-/// Explores one spec on the model, or says why the model cannot run it.
-pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, String> {
+/// Explores one spec on the model, or says why the model cannot run it (refused).
+pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, Error> {
     let (source, spec) = load(case)?;
-    super::model::check_spec(&spec).map_err(|e| format!("not supported on the model: {e}"))?;
+    super::model::check_spec(&spec).map_err(|e| e.context("not supported on the model"))?;
     let mut c = ModelConnector {
         sessions: spec.sessions.len(),
     };
-    explore::explore(
+    Ok(explore::explore(
         &mut c,
         &case.name,
         &source,
@@ -62,7 +64,7 @@ pub fn on_model(case: &Case, s: Settings) -> Result<Exploration, String> {
         s.budget,
         s.seed,
         s.step_wait,
-    )
+    )?)
 }
 
 /// Interleavings with the same outcome on both backends, of those both ran.
@@ -79,7 +81,7 @@ pub fn agreement(server: &Exploration, model: &Exploration) -> (usize, usize) {
 }
 
 /// The first interleaving whose outcome differs between the backends, described.
-pub fn first_disagreement(server: &Exploration, model: &Exploration) -> Option<String> {
+pub(crate) fn first_disagreement(server: &Exploration, model: &Exploration) -> Option<String> {
     let show = |o: &Result<explore::Outcome, &str>| match o {
         Ok(o) => o.describe(),
         Err(e) => e.to_string(),
@@ -91,7 +93,7 @@ pub fn first_disagreement(server: &Exploration, model: &Exploration) -> Option<S
 }
 
 /// Prints a spec's exploration: its figures, then each finding.
-pub fn print(backend: &str, ex: &Exploration) {
+pub(crate) fn print(backend: &str, ex: &Exploration) {
     println!(
         "{:<44} {backend:<11} {:>7.2} s  {}",
         ex.spec,
@@ -120,7 +122,7 @@ pub fn print(backend: &str, ex: &Exploration) {
 
 /// Adds a spec's exploration to its summary row: the figures to its reason, the findings as
 /// findings (invariant `unlisted_outcome`) with their tokens.
-pub fn annotate(row: &mut reports::RunResult, ex: &Exploration) {
+pub(crate) fn annotate(row: &mut reports::RunResult, ex: &Exploration) {
     let text = format!("unlisted interleavings: {}", ex.describe());
     row.reason = Some(match row.reason.take() {
         Some(r) if !r.is_empty() => format!("{text}\n{r}"),
@@ -144,7 +146,7 @@ pub fn annotate(row: &mut reports::RunResult, ex: &Exploration) {
 }
 
 /// The suite's exploration figures, one line.
-pub fn totals(explorations: &[Exploration], agreement: Option<(usize, usize)>) -> String {
+pub(crate) fn totals(explorations: &[Exploration], agreement: Option<(usize, usize)>) -> String {
     let ran: usize = explorations.iter().map(|e| e.ran).sum();
     let listing = explorations.iter().filter(|e| e.listed > 0).count();
     let every = explorations
@@ -174,7 +176,7 @@ pub fn totals(explorations: &[Exploration], agreement: Option<(usize, usize)>) -
 
 /// A row for the suite's exploration: the figures, never failing the run (a new outcome is
 /// news about the spec's coverage, not a broken expectation).
-pub fn suite_row(
+pub(crate) fn suite_row(
     name: &str,
     backend: &str,
     line: &str,
@@ -205,7 +207,7 @@ use racelab_core::error::exit::{BAD_INPUT, INFRASTRUCTURE};
 /// `--replay TOKEN` on the one spec given: the interleaving's isolationtester output on
 /// stdout, its outcome on stderr. Exit 0 when it ran, 1 when the run failed, 2 for a token
 /// that does not fit the spec, 3 when the server is unreachable.
-pub fn replay(
+pub(crate) fn replay(
     case: &Case,
     token: &str,
     backend: &str,

@@ -9,19 +9,19 @@
 //! takes SQL, reports whether its result is ready and whether it waits for a lock.
 
 pub mod cli;
-pub mod diff;
+pub(crate) mod diff;
 pub mod explore;
 pub mod explore_cli;
 pub mod model;
-pub mod output;
+pub(crate) mod output;
 pub mod parse;
 pub mod run;
 pub mod suite;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::path::Path;
 
-pub use parse::Spec;
+pub(crate) use parse::Spec;
 use racelab_core::lang::diag::ScenarioErrors;
 
 /// Why a spec could not be loaded.

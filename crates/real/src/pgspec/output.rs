@@ -5,7 +5,7 @@ use super::wire::PgResult;
 
 /// PQprint(res, {header, align, fieldSep "|"}): a header line, a dashed border, right-aligned
 /// numeric columns, `(N rows)` and a blank line. Widths are in bytes, as printf counts them.
-pub fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option<String>>]) {
+pub(crate) fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option<String>>]) {
     if columns.is_empty() {
         return;
     }
@@ -77,7 +77,7 @@ pub fn print_result_set(out: &mut String, columns: &[String], rows: &[Vec<Option
 }
 
 /// How try_complete_step prints one result of a completed step.
-pub fn print_step_result(out: &mut String, r: &PgResult) {
+pub(crate) fn print_step_result(out: &mut String, r: &PgResult) {
     match r {
         PgResult::Command | PgResult::Empty => {}
         PgResult::Tuples { columns, rows } => print_result_set(out, columns, rows),

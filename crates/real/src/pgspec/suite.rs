@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::parse::Spec;
 use super::run::{connect_real, run_spec};
 use super::wire::{Conn, ConnParams, PgResult, Target};
+use racelab_core::error::Error;
 
 /// One spec to run: its name, file and expected outputs.
 #[derive(Debug, Clone)]
@@ -34,17 +35,6 @@ pub enum Verdict {
     Error(String),
 }
 
-impl Verdict {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Verdict::Matches(_) => "matches",
-            Verdict::Differs { .. } => "differs",
-            Verdict::Unsupported(_) => "unsupported",
-            Verdict::Error(_) => "error",
-        }
-    }
-}
-
 /// One spec's report.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -61,9 +51,9 @@ pub fn cases_from_schedule(
     dir: &Path,
     schedule: &Path,
     extra: &[&str],
-) -> Result<Vec<Case>, String> {
+) -> Result<Vec<Case>, Error> {
     let text = std::fs::read_to_string(schedule)
-        .map_err(|e| format!("cannot read {}: {e}", schedule.display()))?;
+        .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", schedule.display())))?;
     let mut names: Vec<String> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -71,11 +61,11 @@ pub fn cases_from_schedule(
             continue;
         }
         let Some(tests) = line.strip_prefix("test:") else {
-            return Err(format!(
+            return Err(Error::bad_input(format!(
                 "{}:{}: expected `test: NAME ...`, found `{line}`",
                 schedule.display(),
                 n + 1
-            ));
+            )));
         };
         names.extend(tests.split_whitespace().map(str::to_string));
     }
@@ -91,10 +81,10 @@ pub fn cases_from_schedule(
 }
 
 /// The case of one spec file: expected files in `../expected/` beside its `specs/` directory
-/// (or in the same directory).
-pub fn case(spec: &Path) -> Result<Case, String> {
+/// (or in the same directory). A spec file that is not there is bad input.
+pub fn case(spec: &Path) -> Result<Case, Error> {
     if !spec.exists() {
-        return Err(format!("no spec file {}", spec.display()));
+        return Err(Error::bad_input(format!("no spec file {}", spec.display())));
     }
     let name = spec
         .file_stem()
@@ -160,8 +150,8 @@ fn command(c: &mut Conn, sql: &str) -> Result<(), String> {
 impl Database {
     /// Creates database `name` on the server `url` names, as pg_regress creates its
     /// `isolation_regression` (one spec, intra-grant-inplace-db, names it), dropping an
-    /// existing one first as pg_regress does.
-    pub fn create(url: &str, name: &str) -> Result<Database, String> {
+    /// existing one first as pg_regress does. What fails here is the server's: infrastructure.
+    pub fn create(url: &str, name: &str) -> Result<Database, Error> {
         let base = ConnParams::from_url(url)?;
         let mut admin = Conn::connect(&base)?;
         let name = name.to_string();
@@ -226,7 +216,7 @@ impl Drop for Database {
 }
 
 /// Why a spec cannot run on this server, if it cannot.
-pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
+pub(crate) fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
     let uses_2pc = spec
         .sessions
         .iter()
@@ -239,7 +229,7 @@ pub fn unsupported(spec: &Spec, db: &Database) -> Option<String> {
 }
 
 /// The verdict on `output`: equal to one expected file, or the diff against the closest.
-pub fn compare(output: &str, case: &Case) -> Verdict {
+pub(crate) fn compare(output: &str, case: &Case) -> Verdict {
     if case.expected.is_empty() {
         return Verdict::Error(format!(
             "no expected output for {} (looked for {}.out in ../expected/ and beside the spec)",
@@ -287,7 +277,7 @@ pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration)
     }
     let (control, sessions) = match connect_real(&db.params, &case.name, &spec) {
         Ok(c) => c,
-        Err(e) => return report(Verdict::Error(e), 0),
+        Err(e) => return report(Verdict::Error(e.into()), 0),
     };
     let outcome = run_spec(&spec, control, sessions, step_wait);
     let _ = std::fs::create_dir_all(results);
@@ -297,7 +287,12 @@ pub fn run_case(db: &Database, case: &Case, results: &Path, step_wait: Duration)
 
 /// Runs one spec under PostgreSQL's `isolationtester` (as pg_regress does: spec on stdin,
 /// stdout and stderr into `results/NAME.out`, PGAPPNAME, PGTZ and PGDATESTYLE set).
-pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Path) -> Report {
+pub(crate) fn run_isolationtester(
+    bin: &Path,
+    db: &Database,
+    case: &Case,
+    results: &Path,
+) -> Report {
     let start = Instant::now();
     let report = |verdict| Report {
         name: case.name.clone(),
@@ -342,7 +337,7 @@ pub fn run_isolationtester(bin: &Path, db: &Database, case: &Case, results: &Pat
 }
 
 /// Where Debian's postgresql-client (or -server-dev) puts PostgreSQL's isolationtester.
-pub fn find_isolationtester() -> Option<PathBuf> {
+pub(crate) fn find_isolationtester() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -394,7 +389,7 @@ impl super::explore::Connector for ServerConnector<'_> {
     type L = Conn;
     type W = Conn;
     fn connect(&mut self) -> Result<(Conn, Vec<Conn>), String> {
-        connect_real(&self.db.params, &self.test, self.spec)
+        Ok(connect_real(&self.db.params, &self.test, self.spec)?)
     }
     /// After a failed run: its sessions are gone (their transactions roll back once their
     /// backends notice), so prepared transactions are rolled back and the spec's teardown runs,
@@ -422,7 +417,7 @@ impl super::explore::Connector for ServerConnector<'_> {
 }
 
 /// A spec's connections on a fresh model database, for an exploration.
-pub struct ModelConnector {
+pub(crate) struct ModelConnector {
     pub sessions: usize,
 }
 

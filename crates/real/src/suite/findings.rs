@@ -6,21 +6,24 @@ use std::collections::BTreeMap;
 use reports::RunResult;
 
 use super::exit_code;
+use racelab_core::error::Error;
 use racelab_core::lang::Scenario;
 
 /// The model rows of a previous suite's `summary.json` for these scenarios' variants (by the
 /// named engines, or all): their
 /// findings are the tokens [`real_rows`] forces, so a slow real target (an NFS guest) need not
 /// explore again. Tokens carry the scenario's fingerprint, so one recorded against another
-/// version of a file is refused when it is forced, as `replay` refuses it.
+/// version of a file is refused when it is forced, as `replay` refuses it. A file that cannot
+/// be read or is no summary is bad input.
 pub fn model_rows_from(
     path: &std::path::Path,
     scenarios: &[(String, Scenario)],
     engines: &[String],
-) -> Result<Vec<RunResult>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let summary: reports::Summary =
-        serde_json::from_str(&text).map_err(|e| format!("not a racelab summary.json: {e}"))?;
+) -> Result<Vec<RunResult>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_input(format!("cannot read it: {e}")))?;
+    let summary: reports::Summary = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_input(format!("not a racelab summary.json: {e}")))?;
     Ok(summary
         .results
         .into_iter()

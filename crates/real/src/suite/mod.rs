@@ -27,7 +27,7 @@ pub use model_row::result_row;
 pub use portfolio::{is_proof, judge_portfolio, proved_row, run};
 pub use real_db::{db_rows, db_stress_row, model_schedules, RealDbTarget};
 pub use real_fs::{real_rows, runs_on_real_fs, stress_row, RealConfig, RealFsTarget};
-pub use row::base_row;
+pub(crate) use row::base_row;
 
 /// How hard the suite explores.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -279,7 +279,7 @@ pub fn db_rows(
                         push(
                             RunResult {
                                 backend: spec.name().to_string(),
-                                ..skipped_row(stem, &prog, engine, &t.name, &why)
+                                ..skipped_row(stem, &prog, engine, &t.name, why.message())
                             },
                             &mut rows,
                         );
@@ -302,7 +302,7 @@ pub fn db_rows(
                     Ok(r) => db_stress_row(stem, &prog, &r),
                     Err(why) => RunResult {
                         backend: spec.name().to_string(),
-                        ..error_row(stem, &prog, "stress", &t.name, &why)
+                        ..error_row(stem, &prog, "stress", &t.name, why.message())
                     },
                 };
                 push(row, &mut rows);

@@ -108,7 +108,7 @@ pub fn real_rows(
                             &prog,
                             if chaos { "stress-chaos" } else { "stress" },
                             &t.name,
-                            &why,
+                            why.message(),
                         ),
                     };
                     progress(&row);

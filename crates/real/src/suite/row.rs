@@ -28,7 +28,7 @@ pub(super) fn blank_row(
 
 /// A blank row of a real backend (`fs:NAME`), judged against what the variant expects of a real
 /// system (`expect real ...` when it differs from the model).
-pub fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
+pub(crate) fn base_row(stem: &str, prog: &Program, engine: &str, backend: &str) -> RunResult {
     blank_row(
         stem,
         prog,

@@ -117,7 +117,8 @@ fn a_server_that_is_not_there_is_an_error_that_says_what_to_do() {
         "{e}"
     );
     let e = DbSpec::parse("db:oracle").expect_err("unknown");
-    assert!(e.contains("db:sqlite"), "{e}");
+    assert!(e.message().contains("db:sqlite"), "{e}");
+    assert_eq!(e.kind(), racelab_core::error::ErrorKind::BadInput, "{e}");
 }
 
 #[test]

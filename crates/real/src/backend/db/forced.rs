@@ -102,7 +102,7 @@ fn replay_on(
 
 /// Marks the result of a statement that had been waiting in the server, as isolationtester
 /// prints `<... completed>`: the step after an actor's `<waiting>` step is its completion.
-pub fn mark_completions(trace: &mut reports::Trace) {
+pub(crate) fn mark_completions(trace: &mut reports::Trace) {
     let mut waiting: Vec<bool> = vec![false; trace.actors.len()];
     for step in &mut trace.steps {
         let Some(a) = step.actor.filter(|&a| a < waiting.len()) else {

@@ -20,7 +20,7 @@ use racelab_lang::ir::{Errno, Value};
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
-pub struct MariaDb {
+pub(crate) struct MariaDb {
     admin: Mutex<Conn>,
     opts: Opts,
     name: String,
@@ -41,7 +41,7 @@ fn connect(opts: &Opts) -> Result<Conn, String> {
 }
 
 impl MariaDb {
-    pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<MariaDb, String> {
+    pub(crate) fn create(url: &str, setup: &[String], named: &[String]) -> Result<MariaDb, String> {
         let base = Opts::from_url(url).map_err(|e| format!("bad MariaDB URL `{url}`: {e}"))?;
         let mut admin = connect(&base)?;
         if matches!(

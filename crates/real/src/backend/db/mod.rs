@@ -29,11 +29,12 @@ mod sql_text;
 mod world;
 
 pub use self::sql_text::{created_table, kind_of, stale_run_databases, translate, translate_ddl};
-pub use self::world::RealDbWorld;
+pub(crate) use self::world::RealDbWorld;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use racelab_core::error::Error;
 use racelab_lang::ir::{Errno, Program, Value};
 
 /// Which real database, and where (`db:sqlite`, `db:postgres[=URL]`, `db:mariadb[=URL]`).
@@ -49,28 +50,28 @@ pub enum DbSpec {
 }
 
 /// Where `cargo xtask db up` leaves the URLs of the servers it started.
-pub const POSTGRES_URL_VAR: &str = "RACELAB_POSTGRES_URL";
-pub const MARIADB_URL_VAR: &str = "RACELAB_MARIADB_URL";
+pub(crate) const POSTGRES_URL_VAR: &str = "RACELAB_POSTGRES_URL";
+pub(crate) const MARIADB_URL_VAR: &str = "RACELAB_MARIADB_URL";
 
 impl DbSpec {
     /// Parses the part after `db:`: `sqlite`, `postgres[=URL]`, `mariadb[=URL]`. Without a URL
     /// the server comes from `$RACELAB_POSTGRES_URL` / `$RACELAB_MARIADB_URL` (what
-    /// `cargo xtask db up` prints).
-    pub fn parse(s: &str) -> Result<DbSpec, String> {
+    /// `cargo xtask db up` prints). Bad input when the database is unknown or has no server.
+    pub fn parse(s: &str) -> Result<DbSpec, Error> {
         let (name, url) = match s.split_once('=') {
             Some((n, u)) => (n, Some(u.to_string())),
             None => (s, None),
         };
         let from_env = |var: &str, what: &str| {
             url.clone().filter(|u| !u.is_empty()).or_else(|| std::env::var(var).ok().filter(|u| !u.is_empty())).ok_or_else(|| {
-                format!("no {what} server given: pass `--backend db:{name}=URL`, or start throwaway servers with `cargo xtask db up` and export the {var} it prints")
+                Error::bad_input(format!("no {what} server given: pass `--backend db:{name}=URL`, or start throwaway servers with `cargo xtask db up` and export the {var} it prints"))
             })
         };
         match name {
             "sqlite" => Ok(DbSpec::Sqlite),
             "postgres" | "postgresql" | "pg" => Ok(DbSpec::Postgres(from_env(POSTGRES_URL_VAR, "PostgreSQL")?)),
             "mariadb" | "mysql" => Ok(DbSpec::MariaDb(from_env(MARIADB_URL_VAR, "MariaDB")?)),
-            _ => Err(format!("unknown database `db:{s}`; databases: `db:sqlite`, `db:postgres[=URL]`, `db:mariadb[=URL]`")),
+            _ => Err(Error::bad_input(format!("unknown database `db:{s}`; databases: `db:sqlite`, `db:postgres[=URL]`, `db:mariadb[=URL]`"))),
         }
     }
 
@@ -83,8 +84,10 @@ impl DbSpec {
         }
     }
 
-    /// A fresh database for one run of `prog`, with its setup statements run and committed.
-    pub fn open(&self, prog: &Program) -> Result<Arc<dyn Backend>, String> {
+    /// A fresh database for one run of `prog`, with its setup statements run and committed:
+    /// refused when this kind of database cannot run `prog`, infrastructure when the server
+    /// cannot be had.
+    pub fn open(&self, prog: &Program) -> Result<Arc<dyn Backend>, Error> {
         self.supports(prog)?;
         let setup = prog
             .database
@@ -104,13 +107,13 @@ impl DbSpec {
     }
 
     /// Whether this kind of database can run `prog` at all; the reason when it cannot.
-    pub fn supports(&self, prog: &Program) -> Result<(), String> {
+    pub(crate) fn supports(&self, prog: &Program) -> Result<(), Error> {
         let named = prog.database.as_ref().is_some_and(|d| !d.names.is_empty());
         if named && *self == DbSpec::Sqlite {
-            return Err(format!(
+            return Err(Error::refused(format!(
                 "{}/{} connects to the server's databases (`database NAME`, `connect`, `connections`); SQLite is a file, not a server: it has no other databases and no list of who is connected, so it cannot answer `connections()`. Run it on db:postgres or db:mariadb",
                 prog.scenario, prog.variant
-            ));
+            )));
         }
         Ok(())
     }
@@ -130,7 +133,7 @@ pub struct DbInfo {
 impl DbInfo {
     /// The server's default level, and the levels the scenario's own SQL sets (BEGIN ISOLATION
     /// LEVEL, SET TRANSACTION), which its transactions then run at instead.
-    pub fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
+    pub(crate) fn with_scenario_levels(mut self, prog: &Program) -> DbInfo {
         let mut set: Vec<&str> = prog
             .sql
             .iter()
@@ -171,7 +174,7 @@ pub enum Kind {
 }
 
 /// A statement failed: the DB-API exception class and the driver's message.
-pub type SqlError = (Errno, String);
+pub(crate) type SqlError = (Errno, String);
 
 /// One fresh database on a server (or an SQLite file), dropped when the last handle goes.
 pub trait Backend: Send + Sync {

@@ -16,7 +16,7 @@ use racelab_lang::ir::{Errno, Value};
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
-pub struct PgDb {
+pub(crate) struct PgDb {
     /// A connection to the database the URL names, for CREATE and DROP DATABASE.
     admin: Mutex<Client>,
     config: Config,
@@ -42,7 +42,7 @@ fn connect(config: &Config) -> Result<Client, String> {
 }
 
 impl PgDb {
-    pub fn create(url: &str, setup: &[String], named: &[String]) -> Result<PgDb, String> {
+    pub(crate) fn create(url: &str, setup: &[String], named: &[String]) -> Result<PgDb, String> {
         let base: Config = url
             .parse()
             .map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;

@@ -94,7 +94,7 @@ impl TruncatePlan {
     /// sequences the tables own start again; CASCADE: tables referring to them are emptied
     /// too, all being in the plan), then the rows, as one multi-statement query: one round
     /// trip, one implicit transaction.
-    pub fn postgres(&self) -> String {
+    pub(crate) fn postgres(&self) -> String {
         let mut sql = format!(
             "TRUNCATE {} RESTART IDENTITY CASCADE",
             self.tables.join(", ")
@@ -108,7 +108,7 @@ impl TruncatePlan {
 
     /// MariaDB: TRUNCATE takes one table (and restarts its AUTO_INCREMENT); foreign-key checks
     /// are off while the tables are emptied and filled, as the setup's own order may need.
-    pub fn mariadb(&self) -> String {
+    pub(crate) fn mariadb(&self) -> String {
         let mut sql = String::from("SET FOREIGN_KEY_CHECKS = 0");
         for t in &self.tables {
             sql.push_str(&format!(";\nTRUNCATE TABLE {t}"));

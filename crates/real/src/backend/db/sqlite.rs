@@ -30,7 +30,7 @@ struct Shared {
     interrupts: Mutex<Vec<Option<InterruptHandle>>>,
 }
 
-pub struct SqliteDb {
+pub(crate) struct SqliteDb {
     dir: tempfile::TempDir,
     setup: Vec<String>,
     shared: Arc<Shared>,
@@ -57,7 +57,7 @@ fn busy_handler(attempt: i32) -> bool {
 }
 
 impl SqliteDb {
-    pub fn create(setup: &[String], actors: usize) -> Result<SqliteDb, String> {
+    pub(crate) fn create(setup: &[String], actors: usize) -> Result<SqliteDb, String> {
         let dir = tempfile::Builder::new()
             .prefix("racelab-sqlite-")
             .tempdir()

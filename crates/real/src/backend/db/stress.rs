@@ -17,35 +17,37 @@ use rayon::prelude::*;
 
 use super::{Backend, DbInfo, DbSpec, RealDbWorld};
 use crate::backend::stress::{tally, RunOutcome, Stress};
+use racelab_core::error::Error;
 use racelab_core::model::Machine;
 use racelab_lang::ir::Program;
 
 /// What a stress campaign on a real database measured: `env` is the server and its levels.
-pub type DbStress = Stress<DbInfo>;
+pub(crate) type DbStress = Stress<DbInfo>;
 
 /// One parallel job: the database it used and its runs, by run number.
 type JobOutcome = (DbInfo, Vec<(u64, RunOutcome)>);
 
-/// Runs `runs` free-running executions of `prog` on `spec`, `jobs` at a time.
+/// Runs `runs` free-running executions of `prog` on `spec`, `jobs` at a time. Bad input when
+/// the variant has no database; what the server or the run could not do is infrastructure.
 pub fn stress(
     prog: &Arc<Program>,
     spec: &DbSpec,
     runs: u64,
     jobs: usize,
     seed: u64,
-) -> Result<DbStress, String> {
+) -> Result<DbStress, Error> {
     if prog.database.is_none() {
-        return Err(format!(
+        return Err(Error::bad_input(format!(
             "{}/{} declares no database; a database backend has nothing to run",
             prog.scenario, prog.variant
-        ));
+        )));
     }
     let jobs = jobs.clamp(1, runs.max(1) as usize);
     let start = Instant::now();
     let chunks: Vec<Vec<u64>> = (0..jobs)
         .map(|j| (0..runs).filter(|i| *i as usize % jobs == j).collect())
         .collect();
-    let results: Vec<Result<JobOutcome, String>> = chunks
+    let results: Vec<Result<JobOutcome, Error>> = chunks
         .into_par_iter()
         .map(|chunk| {
             let backend = spec.open(prog)?;
@@ -53,7 +55,9 @@ pub fn stress(
             let mut out = Vec::with_capacity(chunk.len());
             for i in chunk {
                 if let Some(sig) = crate::backend::cancel::requested() {
-                    return Err(format!("interrupted by signal {sig}"));
+                    return Err(Error::infrastructure(format!(
+                        "interrupted by signal {sig}"
+                    )));
                 }
                 out.push((i, one_run(prog, &backend, seed.wrapping_add(i))?));
             }

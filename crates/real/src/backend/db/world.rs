@@ -121,7 +121,7 @@ const SETTLE: Duration = Duration::from_millis(50);
 
 /// The scenario's world with a real database: files in the model filesystem, SQL on real
 /// connections, one per actor.
-pub struct RealDbWorld {
+pub(crate) struct RealDbWorld {
     fs: ModelFs,
     conns: Vec<Option<Conn>>,
     /// `connect("NAME")` connections, by the machine's handle number; they only have to exist.
@@ -133,7 +133,7 @@ pub struct RealDbWorld {
 impl RealDbWorld {
     /// Connects every actor of `prog` to `backend`, with the scenario's files in a model
     /// filesystem beside it.
-    pub fn new(prog: &Program, backend: Arc<dyn Backend>) -> Result<RealDbWorld, String> {
+    pub(crate) fn new(prog: &Program, backend: Arc<dyn Backend>) -> Result<RealDbWorld, String> {
         let mut fs = ModelFs::new();
         for entry in &prog.fs {
             match entry {
@@ -160,7 +160,7 @@ impl RealDbWorld {
         })
     }
 
-    pub fn info(&self) -> DbInfo {
+    pub(crate) fn info(&self) -> DbInfo {
         self.backend.info()
     }
 

@@ -29,18 +29,38 @@ use nix::unistd::Pid;
 
 use super::wire::{self, Request, Response, WireValue};
 use super::Executor;
+use racelab_core::error::Error;
 use racelab_lang::ir::{Errno, FaultKind, Op, Signal, Value};
+
+/// Why a worker did not perform an operation: the two end a run differently.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// The worker is gone, cannot be reached, or cannot be handed the operation: an
+    /// infrastructure failure that ends the campaign, never a finding.
+    Worker(Error),
+    /// The operation failed inside the worker, as it would have in a thread: the actor fails.
+    Operation(String),
+}
+
+impl From<CallFailure> for String {
+    fn from(f: CallFailure) -> String {
+        match f {
+            CallFailure::Worker(e) => e.into(),
+            CallFailure::Operation(msg) => msg,
+        }
+    }
+}
 
 mod worker_side;
 
 pub use self::worker_side::worker_main;
 
 /// The hidden subcommand that runs a worker.
-pub const WORKER_COMMAND: &str = "__worker";
+pub(crate) const WORKER_COMMAND: &str = "__worker";
 
 /// The binary to re-execute: `RACELAB_WORKER_EXE` when set (tests run from another binary),
 /// else this very executable.
-pub fn worker_exe() -> Result<PathBuf, String> {
+pub(crate) fn worker_exe() -> Result<PathBuf, String> {
     match std::env::var_os("RACELAB_WORKER_EXE") {
         Some(p) => Ok(PathBuf::from(p)),
         None => std::env::current_exe()
@@ -62,7 +82,7 @@ const MAX_IDLE: usize = 32;
 
 /// Runs `f` with reuse on: the workers this thread starts in it go back to the idle pool when
 /// their run drops them alive, and its runs take idle workers before starting processes.
-pub fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
     let before = REUSE.with(|r| r.replace(true));
     let out = f();
     REUSE.with(|r| r.set(before));
@@ -93,7 +113,7 @@ impl Drop for Reuse {
 
 /// Ends every idle worker (killed and reaped): call it when a loop of runs is done, so no
 /// process outlives the work it was kept for.
-pub fn release_idle() {
+pub(crate) fn release_idle() {
     let idle = std::mem::take(&mut *IDLE.lock().unwrap_or_else(|e| e.into_inner()));
     for mut w in idle {
         w.reusable = false;
@@ -133,7 +153,7 @@ fn take_idle(root: &Path) -> Option<Worker> {
 
 /// One actor's worker process. Dropping it kills its process group, or hands it to the idle
 /// pool when its thread reuses workers and it can be reused.
-pub struct Worker {
+pub(crate) struct Worker {
     /// The process and its pipes; None only once handed over to the idle pool.
     io: Option<Io>,
     /// The process id, kept apart from `io` for messages.
@@ -180,30 +200,37 @@ impl Worker {
     }
 
     /// Performs one filesystem operation in this worker.
-    pub fn perform(
+    pub(crate) fn perform(
         &mut self,
         op: Op,
         args: &[Value],
         now: i64,
-    ) -> Result<Result<Value, Errno>, String> {
+    ) -> Result<Result<Value, Errno>, CallFailure> {
+        let worker = |e: String| CallFailure::Worker(Error::infrastructure(e));
         if self.dead {
-            return Err(format!("worker {} is dead", self.id));
+            return Err(worker(format!("worker {} is dead", self.id)));
         }
         if self.stopped {
             kill(self.pid(), NixSignal::SIGCONT)
-                .map_err(|e| format!("SIGCONT to worker {}: {e}", self.id))?;
+                .map_err(|e| worker(format!("SIGCONT to worker {}: {e}", self.id)))?;
             self.stopped = false;
         }
         let args = args
             .iter()
             .map(WireValue::from_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        let r = self.ask(&Request::Perform {
-            op: wire::op_name(op)?.to_string(),
-            args,
-            now,
-        })?;
-        wire::result_of(r)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(worker)?;
+        let r = self
+            .ask(&Request::Perform {
+                op: wire::op_name(op).map_err(worker)?.to_string(),
+                args,
+                now,
+            })
+            .map_err(worker)?;
+        match r {
+            Response::Fail(msg) => Err(CallFailure::Operation(msg)),
+            r => wire::result_of(r).map_err(worker),
+        }
     }
 
     fn ask(&mut self, req: &Request) -> Result<Response, String> {
@@ -240,7 +267,7 @@ impl Worker {
 
     /// Makes a fault real on this worker: SIGKILL (reaped), SIGSTOP (until its next
     /// operation), or the signal, waiting until a handler reports it or the default action kills.
-    pub fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
+    pub(crate) fn fault(&mut self, fault: &FaultKind, handled: bool) -> Result<(), String> {
         let pid = self.pid();
         match fault {
             FaultKind::Crash => {
@@ -296,7 +323,7 @@ impl Worker {
     }
 
     /// Installs (or removes) a real flag-setting handler for `signal` in the worker.
-    pub fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
+    pub(crate) fn handler(&mut self, signal: Signal, installed: bool) -> Result<(), String> {
         match self.ask(&Request::Handler {
             signal: signal.name().to_string(),
             installed,
@@ -343,8 +370,9 @@ pub struct ProcessExecutor {
 }
 
 impl ProcessExecutor {
-    /// One worker process per actor; actor `a` works in `roots[a]`.
-    pub fn start(roots: &[PathBuf]) -> Result<ProcessExecutor, String> {
+    /// One worker process per actor; actor `a` works in `roots[a]`. What fails here (the
+    /// binary, a process, its pipes) is infrastructure.
+    pub fn start(roots: &[PathBuf]) -> Result<ProcessExecutor, Error> {
         let exe = worker_exe()?;
         let me = std::process::id().to_string();
         let mut workers = Vec::with_capacity(roots.len());
@@ -389,9 +417,9 @@ impl ProcessExecutor {
             if !matches!(ready, Some(Response::Done)) {
                 let _ = io.child.kill();
                 let _ = io.child.wait();
-                return Err(format!(
+                return Err(Error::infrastructure(format!(
                     "worker for actor {a} did not start (said {hello:?}); see its message above"
-                ));
+                )));
             }
             workers.push(Worker {
                 io: Some(io),
@@ -406,7 +434,7 @@ impl ProcessExecutor {
     }
 
     /// Hands out the workers, one per actor, for drivers that run actors in parallel.
-    pub fn into_workers(mut self) -> Vec<Worker> {
+    pub(crate) fn into_workers(mut self) -> Vec<Worker> {
         std::mem::take(&mut self.workers)
     }
 
@@ -449,7 +477,7 @@ impl Executor for ProcessExecutor {
         args: &[Value],
         now: i64,
     ) -> Result<Result<Value, Errno>, String> {
-        self.worker(actor)?.perform(op, args, now)
+        Ok(self.worker(actor)?.perform(op, args, now)?)
     }
 
     fn fault(&mut self, actor: usize, fault: &FaultKind, handled: bool) -> Result<(), String> {

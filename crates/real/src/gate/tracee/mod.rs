@@ -29,7 +29,7 @@ use super::VirtualClock;
 
 /// How a gated process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Exited by itself with this status.
     Exited(i32),
     /// Killed by a signal (a crash fault, or the hang watchdog).
@@ -38,11 +38,11 @@ pub enum Stop {
 
 /// What went wrong with the gate itself (not with the program), typed: a token, a refusal, a
 /// skip the program asked for, or the infrastructure.
-pub type GateError = racelab_core::error::Error;
+pub(crate) type GateError = racelab_core::error::Error;
 
 /// Where one thread stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ThreadAt {
+pub(crate) enum ThreadAt {
     /// Running, or blocked in the kernel outside the gate; not waited for.
     Free,
     /// At a step: the call, shown as `link(/a, /b)`, not yet made.
@@ -56,7 +56,7 @@ pub enum ThreadAt {
 }
 
 /// One thread of a gated process.
-pub struct Thread {
+pub(crate) struct Thread {
     pub tid: Pid,
     pub at: ThreadAt,
     /// The pending step's paths and descriptor, to track descriptors it opens or closes.
@@ -88,10 +88,10 @@ impl Thread {
 /// real timestamp a step left on a file, to the virtual wall time (ns) of that step. A program
 /// that compares a file's ctime with its clock (npm's lockfile) then sees the times of the
 /// schedule, not of the machine.
-pub type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
+pub(crate) type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
 
 #[derive(Debug, Default)]
-pub struct FileTimeMap {
+pub(crate) struct FileTimeMap {
     pub stamps: HashMap<(u64, i64, i64), u64>,
     /// Per inode, the steps that may have changed its times: (real coarse time before the
     /// step, virtual wall time of the step). An unlink of one of an inode's names changes its
@@ -130,7 +130,7 @@ impl FileTimeMap {
     }
 }
 
-pub struct Tracee {
+pub(crate) struct Tracee {
     pub pid: Pid,
     child: Child,
     root: PathBuf,
@@ -175,7 +175,7 @@ impl Tracee {
     /// before the program itself runs. Output goes to files in `logs` (a full pipe would
     /// block a process racelab keeps stopped).
     #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
+    pub(crate) fn spawn(
         racelab: &Path,
         argv: &[String],
         env: &[(String, String)],
@@ -247,12 +247,12 @@ impl Tracee {
         Ok(t)
     }
 
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.end.is_none()
     }
 
     /// The number of threads that have not ended.
-    pub fn live_threads(&self) -> usize {
+    pub(crate) fn live_threads(&self) -> usize {
         self.threads
             .iter()
             .filter(|t| t.at != ThreadAt::Gone)
@@ -260,14 +260,14 @@ impl Tracee {
     }
 
     /// The last lines the process wrote to stderr, for reports.
-    pub fn stderr_tail(&self) -> String {
+    pub(crate) fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(6)..].join("\n")
     }
 
     /// SIGKILL to the whole process, now; `reap` (or the next wait) collects it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if self.end.is_none() {
             let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         }
@@ -275,7 +275,7 @@ impl Tracee {
 
     /// Kills the process if it still lives and waits for every thread of it, so that nothing is
     /// left behind.
-    pub fn reap(&mut self) -> Option<Stop> {
+    pub(crate) fn reap(&mut self) -> Option<Stop> {
         if self.end.is_some() {
             return None;
         }
@@ -311,7 +311,7 @@ impl Tracee {
 
     /// Lets a freshly started process run on (to its exec and beyond) without waiting for it:
     /// the programs' start-ups, which touch nothing under the root, then overlap.
-    pub fn start(&mut self) -> Result<(), GateError> {
+    pub(crate) fn start(&mut self) -> Result<(), GateError> {
         if !self.started {
             self.started = true;
             self.cont(0, None)?;
@@ -320,14 +320,14 @@ impl Tracee {
     }
 
     /// The threads at a step, in the order they started.
-    pub fn ready(&self) -> Vec<usize> {
+    pub(crate) fn ready(&self) -> Vec<usize> {
         (0..self.threads.len())
             .filter(|&i| matches!(self.threads[i].at, ThreadAt::Step(_)))
             .collect()
     }
 
     /// The call thread `t` is stopped at.
-    pub fn call(&self, t: usize) -> String {
+    pub(crate) fn call(&self, t: usize) -> String {
         match &self.threads[t].at {
             ThreadAt::Step(c) => c.clone(),
             _ => String::new(),
@@ -335,7 +335,7 @@ impl Tracee {
     }
 
     /// The earliest virtual time a sleeping or waiting thread wakes at.
-    pub fn next_wakeup(&self) -> Option<u64> {
+    pub(crate) fn next_wakeup(&self) -> Option<u64> {
         self.threads
             .iter()
             .filter_map(|t| match t.at {
@@ -347,7 +347,7 @@ impl Tracee {
 
     /// Wakes every thread due by the clock: a sleep returns 0, a timed wait runs once more
     /// without waiting (it finds its events, or times out as the program expects).
-    pub fn wake_due(&mut self, clock: &VirtualClock) -> Result<(), GateError> {
+    pub(crate) fn wake_due(&mut self, clock: &VirtualClock) -> Result<(), GateError> {
         for t in 0..self.threads.len() {
             match self.threads[t].at {
                 ThreadAt::Sleep(u) if u <= clock.now_ns() => {
@@ -370,7 +370,7 @@ impl Tracee {
 
     /// Lets every timed wait run its call once more to see whether an event came (a thread of
     /// its own finished a job); a wait that finds none is held again with its deadline.
-    pub fn probe_timed(&mut self) -> Result<bool, GateError> {
+    pub(crate) fn probe_timed(&mut self) -> Result<bool, GateError> {
         let mut any = false;
         for t in 0..self.threads.len() {
             if let ThreadAt::Timed(u) = self.threads[t].at {
@@ -385,7 +385,7 @@ impl Tracee {
 
     /// Whether nothing in this process will change without racelab: every thread is held (at a
     /// step, asleep, in a timed wait) or idle in the kernel, and no event waits to be read.
-    pub fn settled(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         self.idle_signature().is_some()
     }
 
@@ -393,7 +393,7 @@ impl Tracee {
     /// kernel so far: the states are read one thread after another, so a thread read as idle
     /// may have been woken by one read later, which went to sleep in between. Two passes with
     /// the same signature show that nobody ran in between.
-    pub fn idle_signature(&self) -> Option<Vec<(i32, u64)>> {
+    pub(crate) fn idle_signature(&self) -> Option<Vec<(i32, u64)>> {
         if self.end.is_some() {
             return Some(Vec::new());
         }
@@ -411,7 +411,7 @@ impl Tracee {
     }
 
     /// Performs thread `t`'s pending step and lets it run on, free.
-    pub fn step(&mut self, t: usize, clock: &VirtualClock) -> Result<(), GateError> {
+    pub(crate) fn step(&mut self, t: usize, clock: &VirtualClock) -> Result<(), GateError> {
         self.last_result.clear();
         if !matches!(self.threads[t].at, ThreadAt::Step(_)) {
             return Err("stepped a thread that is not at a step".into());
@@ -425,7 +425,7 @@ impl Tracee {
 
     /// Collects what happened to the free threads, without waiting: answers their free calls
     /// and holds them at steps, sleeps and timed waits. Returns whether anything happened.
-    pub fn drain(&mut self, clock: &VirtualClock) -> Result<bool, GateError> {
+    pub(crate) fn drain(&mut self, clock: &VirtualClock) -> Result<bool, GateError> {
         let mut any = false;
         let mut t = 0;
         while t < self.threads.len() {
@@ -448,7 +448,7 @@ impl Tracee {
 
     /// Waits for the process's one free thread to stop (the fast path of a single-threaded
     /// program: no polling). Returns early when the thread starts another.
-    pub fn wait_single(&mut self, clock: &VirtualClock) -> Result<(), GateError> {
+    pub(crate) fn wait_single(&mut self, clock: &VirtualClock) -> Result<(), GateError> {
         let count = self.threads.len();
         while self.end.is_none() && self.threads.len() == count {
             let Some(t) = self.threads.iter().position(|t| t.at == ThreadAt::Free) else {
@@ -552,7 +552,7 @@ fn show_call(op: &str, names: &[String]) -> String {
 }
 
 /// The kernel's coarse wall clock (what it stamps files with), in ns since 1970.
-pub fn coarse_now_ns() -> i128 {
+pub(crate) fn coarse_now_ns() -> i128 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE)
         .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
         .unwrap_or(0)

@@ -15,7 +15,7 @@ mod on_model;
 mod summary;
 
 use self::on_model::main_model;
-pub use self::summary::Totals;
+pub(crate) use self::summary::Totals;
 use self::summary::{merge_into_summary, rows_agree};
 
 /// Arguments of `racelab isolation`.
@@ -303,7 +303,7 @@ pub fn main(args: &Args) -> u8 {
 
 /// The server run's exploration: every spec on the server, and those within the model's
 /// subset on the model too.
-pub struct Explored {
+pub(crate) struct Explored {
     pub server: Vec<super::explore::Exploration>,
     pub model: Vec<super::explore::Exploration>,
     pub line: String,

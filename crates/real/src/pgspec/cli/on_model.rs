@@ -6,6 +6,7 @@ use super::super::suite;
 use super::super::suite::Case;
 use super::summary::{merge_model_into_summary, Totals};
 use super::{print_report, Args, Explored, BAD_INPUT, INFRASTRUCTURE};
+use racelab_core::error::ErrorKind;
 
 /// `--backend model`: every spec on the model database; a verdict per spec, the agreement
 /// figures, and (with `--summary`) one `model` row per spec and one for the suite. Exit code 0
@@ -47,7 +48,7 @@ pub(super) fn main_model(args: &Args, cases: &[Case]) -> u8 {
                     x::print("model", &ex);
                     all.push(ex);
                 }
-                Err(e) if e.starts_with("not supported") => {}
+                Err(e) if e.kind() == ErrorKind::Refused => {}
                 Err(e) => println!("{:<44} model        {e}", c.name),
             }
         }

@@ -7,7 +7,7 @@ use super::super::suite::{Report, Verdict};
 use super::Explored;
 
 /// The run's figures: how many specs matched under each tester, and the wall times.
-pub struct Totals {
+pub(crate) struct Totals {
     pub specs: usize,
     pub matched: usize,
     pub differs: usize,
@@ -45,7 +45,7 @@ impl Totals {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!("racelab: {}/{} specs match their expected output ({} differ, {} unsupported, {} errors) in {:.1} s", self.matched, self.specs, self.differs, self.unsupported, self.errors, self.seconds);
         if let Some((m, secs)) = self.theirs {
             s.push_str(&format!("; PostgreSQL's isolationtester: {m}/{} in {secs:.1} s; wall-time ratio racelab/isolationtester {:.2}", self.specs, self.seconds / secs.max(1e-9)));
@@ -209,7 +209,7 @@ fn row(r: &Report, agrees: bool, theirs: Option<&Report>, backend: &str) -> repo
 
 impl Totals {
     /// The model run's figures: agreement among the specs within the model's subset.
-    pub fn describe_model(&self) -> String {
+    pub(crate) fn describe_model(&self) -> String {
         let run = self.specs - self.unsupported;
         format!(
             "model: {}/{} specs within the model's subset agree with PostgreSQL's expected output ({} differ, {} errors); {} of {} specs not supported on the model; {:.1} s",

@@ -18,6 +18,5 @@ mod server;
 mod session;
 mod translate;
 
-pub use self::server::{ModelServer, Shared};
 pub use self::session::{ModelControl, ModelSession};
 pub use self::translate::{check_spec, split_statements, unsupported_statements};

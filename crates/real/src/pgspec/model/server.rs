@@ -66,7 +66,7 @@ impl SessionState {
 }
 
 /// The model database playing the server for a spec's connections.
-pub struct ModelServer {
+pub(crate) struct ModelServer {
     pub(super) db: Db,
     pub(super) sessions: Vec<SessionState>,
     next_ticket: u64,
@@ -74,7 +74,7 @@ pub struct ModelServer {
 }
 
 /// A shared handle on the server, for the spec's sessions and control connection.
-pub type Shared = Rc<RefCell<ModelServer>>;
+pub(crate) type Shared = Rc<RefCell<ModelServer>>;
 
 pub(super) fn value_text(v: &Value) -> Option<String> {
     match v {
@@ -113,7 +113,7 @@ fn sqlstate(message: &str) -> &'static str {
 
 impl ModelServer {
     /// A server with no tables and `sessions` connections, plus the control connection.
-    pub fn new(sessions: usize) -> Shared {
+    pub(crate) fn new(sessions: usize) -> Shared {
         Rc::new(RefCell::new(ModelServer {
             db: Db::new(Flavour::Postgres, &[]).expect("an empty setup always builds"),
             sessions: (0..sessions).map(|_| SessionState::default()).collect(),

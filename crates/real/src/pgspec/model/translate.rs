@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::super::parse::Spec;
+use racelab_core::error::Error;
 use racelab_core::model::db::{self, Flavour, Prepared};
 
 /// What a statement of a spec becomes on the model.
@@ -360,10 +361,10 @@ fn column_names(sql: &str) -> Result<Vec<ColumnName>, String> {
 }
 
 /// Every statement of the spec (setup, teardown, sessions' setup, steps, teardown) within the
-/// model's subset, or where the first one is not and why.
-pub fn check_spec(spec: &Spec) -> Result<(), String> {
+/// model's subset, or where the first one is not and why (refused: the model cannot run it).
+pub fn check_spec(spec: &Spec) -> Result<(), Error> {
     match unsupported_statements(spec).into_iter().next() {
-        Some((what, why)) => Err(format!("{what}: {why}")),
+        Some((what, why)) => Err(Error::refused(format!("{what}: {why}"))),
         None => Ok(()),
     }
 }

@@ -169,7 +169,7 @@ impl Spec {
 }
 
 /// Parses and checks one spec; every problem found, sorted by position.
-pub fn parse(src: &str) -> Result<Spec, Vec<Diag>> {
+pub(crate) fn parse(src: &str) -> Result<Spec, Vec<Diag>> {
     let toks = lex(src).map_err(|d| vec![d])?;
     let mut p = Parser { toks, pos: 0 };
     let spec = parse_tokens(&mut p).map_err(|d| vec![swallowed_help(d, &p.toks[..p.pos], src)])?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::super::parse::Spec;
 use super::super::wire::{Conn, ConnParams, Notify, PgResult};
+use racelab_core::error::Error;
 
 /// One session's connection, driven like libpq's asynchronous API.
 pub trait Link {
@@ -246,12 +247,13 @@ impl Watch for Conn {
     }
 }
 
-/// Opens the connections a spec needs: a control connection and one per session.
+/// Opens the connections a spec needs: a control connection and one per session. A
+/// connection the server refuses is infrastructure.
 pub fn connect_real(
     params: &ConnParams,
     test: &str,
     spec: &Spec,
-) -> Result<(Conn, Vec<Conn>), String> {
+) -> Result<(Conn, Vec<Conn>), Error> {
     let with_app = |name: &str| {
         let mut p = params.clone();
         p.options.push((

@@ -76,7 +76,7 @@ pub struct Recorded {
 /// stalled steps cancelled at once and every session rolled back after each permutation.
 /// Stops after the first permutation that fails fatally (its record says why): the caller
 /// reconnects and goes on.
-pub fn run_recorded<L: Link, W: Watch>(
+pub(crate) fn run_recorded<L: Link, W: Watch>(
     spec: &Spec,
     control: W,
     conns: Vec<L>,

@@ -60,7 +60,7 @@ pub enum Target {
 impl ConnParams {
     /// From a db-backend URL (`host=127.0.0.1 port=N user=U dbname=D` or
     /// `postgresql://user@host:port/db`), parsed by `postgres::Config`.
-    pub fn from_url(url: &str) -> Result<ConnParams, String> {
+    pub(crate) fn from_url(url: &str) -> Result<ConnParams, String> {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| format!("bad PostgreSQL URL `{url}`: {e}"))?;
@@ -97,7 +97,7 @@ enum Async {
 }
 
 /// A notice, formatted as libpq's default notice processor receives it.
-pub type Notice = String;
+pub(crate) type Notice = String;
 
 /// A NOTIFY received: channel, payload, sender's backend pid.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +129,7 @@ pub struct Conn {
 impl Conn {
     /// Connects and authenticates (trust; the throwaway servers use it), then waits for
     /// ReadyForQuery.
-    pub fn connect(params: &ConnParams) -> Result<Conn, String> {
+    pub(crate) fn connect(params: &ConnParams) -> Result<Conn, String> {
         let mut stream = open(&params.target)?;
         let mut body = Vec::new();
         body.extend_from_slice(&196608i32.to_be_bytes());
@@ -251,7 +251,7 @@ impl Conn {
     }
 
     /// PQsendQuery: a simple query, possibly several statements.
-    pub fn send_query(&mut self, sql: &str) -> Result<(), String> {
+    pub(crate) fn send_query(&mut self, sql: &str) -> Result<(), String> {
         if self.status != Async::Idle {
             return Err("another command is already in progress".into());
         }
@@ -397,7 +397,7 @@ impl Conn {
     }
 
     /// PQconsumeInput: reads whatever has arrived, without waiting.
-    pub fn consume_input(&mut self) -> Result<(), String> {
+    pub(crate) fn consume_input(&mut self) -> Result<(), String> {
         // Non-blocking reads, not a tiny read timeout: the kernel rounds SO_RCVTIMEO up to a
         // scheduler tick, which made every step several milliseconds slower.
         self.stream
@@ -421,14 +421,14 @@ impl Conn {
     }
 
     /// PQisBusy: parses what has arrived; true while the next result is not ready.
-    pub fn is_busy(&mut self) -> bool {
+    pub(crate) fn is_busy(&mut self) -> bool {
         self.parse_input();
         self.lost_connection_result();
         self.status == Async::Busy
     }
 
     /// select() on the socket for up to `timeout`, then PQconsumeInput: true when data came.
-    pub fn wait_readable(&mut self, timeout: Duration) -> Result<bool, String> {
+    pub(crate) fn wait_readable(&mut self, timeout: Duration) -> Result<bool, String> {
         let got = self.read_some(Some(timeout))?;
         if got {
             self.consume_input()?;
@@ -437,7 +437,7 @@ impl Conn {
     }
 
     /// PQgetResult: the next result, waiting for it; None once the query is over.
-    pub fn get_result(&mut self) -> Result<Option<PgResult>, String> {
+    pub(crate) fn get_result(&mut self) -> Result<Option<PgResult>, String> {
         self.parse_input();
         self.lost_connection_result();
         while self.status == Async::Busy {
@@ -456,17 +456,17 @@ impl Conn {
     }
 
     /// Notices parsed since the last call, in order.
-    pub fn take_notices(&mut self) -> Vec<Notice> {
+    pub(crate) fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
 
     /// NOTIFY messages parsed since the last call.
-    pub fn take_notifies(&mut self) -> Vec<Notify> {
+    pub(crate) fn take_notifies(&mut self) -> Vec<Notify> {
         std::mem::take(&mut self.notifies)
     }
 
     /// PQexec: sends and collects every result (the last error wins, as in libpq).
-    pub fn exec(&mut self, sql: &str) -> Result<Vec<PgResult>, String> {
+    pub(crate) fn exec(&mut self, sql: &str) -> Result<Vec<PgResult>, String> {
         self.send_query(sql)?;
         let mut out = Vec::new();
         while let Some(r) = self.get_result()? {
@@ -476,7 +476,7 @@ impl Conn {
     }
 
     /// PQcancel: asks the server, on a new connection, to cancel this session's query.
-    pub fn cancel(&self) -> Result<(), String> {
+    pub(crate) fn cancel(&self) -> Result<(), String> {
         let mut s = open(&self.target)?;
         let mut m = 16i32.to_be_bytes().to_vec();
         m.extend_from_slice(&80877102i32.to_be_bytes());
