@@ -74,12 +74,12 @@ fn out_of_budget(cfg: &EngineConfig, col: &Collector, start: Instant) -> bool {
 
 /// native-random and native-pct: executions from `initial`, each step as `chooser` says,
 /// until the budget is spent, the verdict settled, or the chooser has no more.
-fn run_chooser(
+fn run_chooser<C: Chooser>(
     initial: &Machine,
     cfg: &EngineConfig,
     col: &mut Collector,
     start: Instant,
-    chooser: &mut dyn Chooser,
+    chooser: &mut C,
 ) {
     let mut runnable = Vec::new();
     while !out_of_budget(cfg, col, start) && chooser.new_execution() {
