@@ -1,7 +1,9 @@
-//! Deterministic replay of a portable schedule on the model, producing the step table.
+//! Deterministic replay of a portable schedule on the model, producing the step table: the
+//! machine stepped as the shared [`Replay`] chooser follows the schedule.
 
 use std::sync::Arc;
 
+use crate::explore::chooser::{Chooser, Divergence, Replay};
 use crate::model::{Broken, End, Machine, StepWhat};
 use crate::schedule::{Schedule, TokenError};
 use racelab_lang::ir::Program;
@@ -31,45 +33,23 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
     sched.check_fits(prog)?;
     let mut m = Machine::new(Arc::clone(prog));
     m.record_details();
-    for (i, &a) in sched.steps.iter().enumerate() {
-        let a = a as usize;
-        if a >= m.choice_count() {
-            let faults = prog.faults.len();
-            let decision = if prog.has_decision_choice() {
-                " and a decision choice"
-            } else {
-                ""
-            };
-            let why = format!(
-                "does not exist (the scenario has {} actors, {faults} faults{decision})",
-                m.actor_count()
-            );
-            return Err(TokenError::Diverged {
-                step: i + 1,
-                actor: a,
-                why,
-            });
+    let mut follow = Replay::new(&sched.steps);
+    follow.new_execution();
+    let mut runnable = Vec::new();
+    loop {
+        runnable.clear();
+        runnable.extend(m.runnable());
+        match follow.next_choice(&runnable, None) {
+            Some(a) => m.step(a),
+            None => break,
         }
-        if !m.is_runnable(a) {
-            let why = if m.is_finished() {
-                "comes after the end of the execution".to_string()
-            } else if Some(a) == m.decision_choice() || m.deciding_actor().is_some() {
-                "is not a digit of the duration or answer being chosen here".to_string()
-            } else if a >= m.actor_count() {
-                format!(
-                    "is fault `{}`, which cannot land here",
-                    prog.faults[a - m.actor_count()].name
-                )
-            } else {
-                format!("is not runnable ({:?})", m.status(a))
-            };
-            return Err(TokenError::Diverged {
-                step: i + 1,
-                actor: a,
-                why,
-            });
-        }
-        m.step(a);
+    }
+    if let Some(Divergence::Choice { step, wanted, .. }) = follow.divergence() {
+        return Err(TokenError::Diverged {
+            step: step + 1,
+            actor: *wanted,
+            why: why_not_runnable(prog, &m, *wanted),
+        });
     }
     let trace = trace_of(&m);
     Ok(Replayed {
@@ -77,6 +57,33 @@ pub fn replay(prog: &Arc<Program>, sched: &Schedule) -> Result<Replayed, TokenEr
         end: m.end(),
         trace,
     })
+}
+
+/// Why choice `a` of a schedule cannot be taken by `m`, where the replay stopped.
+fn why_not_runnable(prog: &Program, m: &Machine, a: usize) -> String {
+    if a >= m.choice_count() {
+        let faults = prog.faults.len();
+        let decision = if prog.has_decision_choice() {
+            " and a decision choice"
+        } else {
+            ""
+        };
+        format!(
+            "does not exist (the scenario has {} actors, {faults} faults{decision})",
+            m.actor_count()
+        )
+    } else if m.is_finished() {
+        "comes after the end of the execution".to_string()
+    } else if Some(a) == m.decision_choice() || m.deciding_actor().is_some() {
+        "is not a digit of the duration or answer being chosen here".to_string()
+    } else if a >= m.actor_count() {
+        format!(
+            "is fault `{}`, which cannot land here",
+            prog.faults[a - m.actor_count()].name
+        )
+    } else {
+        format!("is not runnable ({:?})", m.status(a))
+    }
 }
 
 /// The machine's recorded steps as a [`reports::Trace`].

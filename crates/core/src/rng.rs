@@ -1,5 +1,6 @@
-//! SplitMix64: the small seeded generator behind the gate's explorers and the stress nemesis,
-//! reproducible from its seed and well mixed even for consecutive seeds.
+//! SplitMix64: the small seeded generator behind the stress nemesis and pgspec's sampled
+//! interleavings, reproducible from its seed and well mixed even for consecutive seeds. (The
+//! engines' choosers keep native-random's xorshift64*, `explore/chooser/random.rs`.)
 
 /// splitmix64 (Steele, Lea and Flood), one 64-bit word of state.
 pub struct Rng(pub u64);

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::explore::chooser::{Chooser, Replay};
 use crate::model::Machine;
 use crate::schedule::Schedule;
 use racelab_lang::ir::Program;
@@ -110,18 +111,26 @@ pub fn shrink(prog: &Arc<Program>, sched: &Schedule) -> Schedule {
     }
 }
 
-/// Runs `steps` on a fresh machine; when every step is runnable and `target` breaks, returns
-/// the prefix that ends where it broke.
+/// Runs `steps` on a fresh machine as the shared [`Replay`] chooser follows them; when every
+/// step is runnable and `target` breaks, returns the prefix that ends where it broke.
 fn reproduces(prog: &Arc<Program>, steps: &[u8], target: &str) -> Option<Vec<u8>> {
     let mut m = Machine::new(Arc::clone(prog));
-    for &a in steps {
-        if !m.is_runnable(a as usize) {
-            return None;
-        }
-        m.step(a as usize);
+    let mut follow = Replay::new(steps);
+    follow.new_execution();
+    let mut runnable = Vec::new();
+    loop {
+        runnable.clear();
+        runnable.extend(m.runnable());
+        let Some(a) = follow.next_choice(&runnable, None) else {
+            break;
+        };
+        m.step(a);
         if let Some(b) = m.broken().iter().find(|b| b.invariant == target) {
             return Some(steps[..b.at_step].to_vec());
         }
+    }
+    if follow.divergence().is_some() {
+        return None;
     }
     m.broken()
         .iter()

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use racelab_lang::ir::Program;
-use racelab_real::gate::run::{execute, Chooser, GateOptions};
+use racelab_real::gate::run::{execute, Chooser, GateOptions, Last};
 
 const CALLS: u64 = 4_000;
 const RACELAB: &str = env!("CARGO_BIN_EXE_racelab");
@@ -48,13 +48,8 @@ fn program() -> Program {
 struct First;
 
 impl Chooser for First {
-    fn choose(
-        &mut self,
-        _step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        Ok(enabled.first().copied())
+    fn next_choice(&mut self, runnable: &[usize], _last: Option<Last>) -> Option<usize> {
+        runnable.first().copied()
     }
 }
 

@@ -7,6 +7,7 @@
 //! and when virtual time moves. racelab records its own schedule, so findings replay on any
 //! engine or backend.
 
+pub mod chooser;
 pub mod collect;
 pub mod loom_engine;
 pub mod native;

@@ -5,10 +5,11 @@
 //! the world, the clock), so an engine can step it as a value: clone it, step a choice, look at
 //! the result. That is all three engines here:
 //!
-//! - `native-random`: at each step, a uniformly random runnable choice (an actor, or a fault).
+//! - `native-random`: at each step, a uniformly random runnable choice (an actor, or a fault):
+//!   the shared [`Random`] chooser.
 //! - `native-pct`: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random
 //!   distinct priorities, `depth - 1` priority change points at random steps, and always the
-//!   highest-priority runnable choice.
+//!   highest-priority runnable choice: the shared [`Pct`] chooser.
 //! - `native-dfs`: depth-first search over the whole state space, expanding every distinct
 //!   state once (a 128-bit fingerprint of [`Machine::state_fingerprint`] in a visited set). When
 //!   it finishes within its budget, `holds` is a proof over every reachable state, not only
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::chooser::{Chooser, Pct, Random};
 use super::collect::{Collector, Exploration};
 use super::{state_budget_spent, time_budget_spent, EngineConfig, EngineKind};
 use crate::model::fingerprint::FingerprintKeys;
@@ -41,11 +43,12 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
             (s.complete, Some(s.states), s.note, s.paths)
         }
         EngineKind::NativePct => {
-            pct(&initial, cfg, &mut col, start);
+            let mut pct = Pct::new(cfg.seed, cfg.pct_depth, initial.choice_count());
+            run_chooser(&initial, cfg, &mut col, start, &mut pct);
             (false, None, None, col.executions)
         }
         _ => {
-            random(&initial, cfg, &mut col, start);
+            run_chooser(&initial, cfg, &mut col, start, &mut Random::new(cfg.seed));
             (false, None, None, col.executions)
         }
     };
@@ -65,33 +68,21 @@ pub fn explore(prog: &Arc<Program>, cfg: &EngineConfig) -> Exploration {
     }
 }
 
-/// A small, fast, seedable generator (xorshift64*): the engines need reproducible choices, not
-/// cryptographic ones.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn out_of_budget(cfg: &EngineConfig, col: &Collector, start: Instant) -> bool {
     col.stop || col.executions >= cfg.budget.schedules.max(1) || start.elapsed() >= cfg.budget.time
 }
 
-fn random(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) {
-    let mut rng = Rng::new(cfg.seed);
+/// native-random and native-pct: executions from `initial`, each step as `chooser` says,
+/// until the budget is spent, the verdict settled, or the chooser has no more.
+fn run_chooser<C: Chooser>(
+    initial: &Machine,
+    cfg: &EngineConfig,
+    col: &mut Collector,
+    start: Instant,
+    chooser: &mut C,
+) {
     let mut runnable = Vec::new();
-    while !out_of_budget(cfg, col, start) {
+    while !out_of_budget(cfg, col, start) && chooser.new_execution() {
         let mut m = initial.clone();
         while !m.is_finished() {
             runnable.clear();
@@ -99,47 +90,12 @@ fn random(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Ins
             if runnable.is_empty() {
                 break;
             }
-            m.step(runnable[rng.below(runnable.len())]);
-        }
-        col.absorb(&m);
-    }
-}
-
-fn pct(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instant) {
-    let mut rng = Rng::new(cfg.seed);
-    let n = initial.choice_count();
-    // The number of steps an execution takes, estimated from the longest one so far: change
-    // points are drawn among them.
-    let mut length = 32usize;
-    let mut runnable = Vec::new();
-    while !out_of_budget(cfg, col, start) {
-        // Priorities depth..depth+n, distinct and shuffled; change points lower a choice to
-        // 1..depth-1, below every initial priority.
-        let mut priority: Vec<usize> = (0..n).map(|i| cfg.pct_depth + i).collect();
-        for i in (1..n).rev() {
-            priority.swap(i, rng.below(i + 1));
-        }
-        let changes: Vec<usize> = (1..cfg.pct_depth).map(|_| rng.below(length)).collect();
-        let mut m = initial.clone();
-        let mut step = 0usize;
-        while !m.is_finished() {
-            runnable.clear();
-            runnable.extend(m.runnable());
-            let Some(&chosen) = runnable.iter().max_by_key(|&&c| priority[c]) else {
+            let Some(c) = chooser.next_choice(&runnable, None) else {
                 break;
             };
-            if let Some(k) = changes.iter().position(|&at| at == step) {
-                priority[chosen] = cfg.pct_depth - 1 - k;
-                let Some(&rechosen) = runnable.iter().max_by_key(|&&c| priority[c]) else {
-                    break;
-                };
-                m.step(rechosen);
-            } else {
-                m.step(chosen);
-            }
-            step += 1;
+            m.step(c);
         }
-        length = length.max(step);
+        chooser.end_execution();
         col.absorb(&m);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind, Exploration};
 use racelab_lang::ir::Program;
 use racelab_real::gate::explore::{explore as gate_explore, GateBudget, GateExploration, Strategy};
-use racelab_real::gate::run::{execute, Chooser, GateOptions};
+use racelab_real::gate::run::{execute, Chooser, GateOptions, Last};
 
 /// scenarios/`stem`.race.
 pub(crate) fn scenario_file(stem: &str) -> PathBuf {
@@ -232,21 +232,20 @@ fn conda_locks_give_two_holders_and_a_killed_holder_makes_the_next_run_fail_on_t
 }
 
 /// conda1 for `steps` gated calls, then the crash fault, then conda2 to its end.
-struct CrashAfter(usize);
+struct CrashAfter {
+    steps: usize,
+    step: usize,
+}
 
 impl Chooser for CrashAfter {
-    fn choose(
-        &mut self,
-        step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        let want = match step.cmp(&self.0) {
+    fn next_choice(&mut self, runnable: &[usize], _last: Option<Last>) -> Option<usize> {
+        let want = match self.step.cmp(&self.steps) {
             std::cmp::Ordering::Less => 0,
             std::cmp::Ordering::Equal => 2,
             std::cmp::Ordering::Greater => 1,
         };
-        Ok(enabled.contains(&want).then_some(want))
+        self.step += 1;
+        runnable.contains(&want).then_some(want)
     }
 }
 
@@ -257,7 +256,8 @@ fn the_real_conda_lock_fails_every_later_run_after_a_killed_holder_through_the_g
     // and raises LockError once the back-off (204.7 s of virtual time) runs out. The exit
     // comes right after a sleep, no gated call: the gate reports it all the same.
     let (prog, opts, base) = gated("conda-lock", "v4.2.7-crash", "conda", "4.2.7", CONDA_DEPS);
-    let exec = execute(&prog, &opts, &mut CrashAfter(5)).expect("a gated execution");
+    let exec =
+        execute(&prog, &opts, &mut CrashAfter { steps: 5, step: 0 }).expect("a gated execution");
     let ops: Vec<&str> = exec.trace.iter().map(|s| s.operation.as_str()).collect();
     assert!(ops[3].starts_with("open(pkgs.pid"), "{ops:?}");
     let err = exec

@@ -1,26 +1,30 @@
-//! Exploring a real program's interleavings through the gate: random and PCT schedules over its
-//! gated calls, faults landed like any other choice, failures shrunk and replayed.
+//! Exploring a real program's interleavings through the gate: random, PCT and depth-first
+//! schedules over its gated calls (the engines' shared choosers, `racelab_core::explore::chooser`),
+//! faults landed like any other choice, failures shrunk and replayed.
 //!
 //! Every execution starts real processes, so budgets are in executions and seconds, counted
 //! in tens or hundreds rather than the model's millions.
 
 use std::time::{Duration, Instant};
 
-use super::run::{execute, Chooser, Execution, GateEnd, GateOptions};
+use super::run::{execute, Chooser, Execution, GateOptions};
 use super::tracee::GateError;
-use racelab_core::rng::Rng;
+use racelab_core::explore::chooser::{Dfs, Divergence, Pct, Replay, Walk};
 use racelab_core::schedule::{Schedule, TokenError};
 use racelab_lang::ir::Program;
 
 /// The schedule-picking strategies the gate offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
+    /// The shared [`Walk`]: a random walk that preempts a process mostly after a step others
+    /// see; a fault lands one time in 16.
     Random,
-    /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random actor
-    /// priorities, `depth - 1` priority drops at random steps; faults land at random steps.
-    Pct {
-        depth: usize,
-    },
+    /// The shared [`Pct`], native-pct's: random priorities over the actors and faults,
+    /// `depth - 1` priority drops at random steps.
+    Pct { depth: usize },
+    /// The shared [`Dfs`]: every schedule, depth first, until there is none left or the
+    /// budget is spent; every execution gets the same random bytes.
+    Dfs,
 }
 
 impl Strategy {
@@ -28,175 +32,27 @@ impl Strategy {
         match self {
             Strategy::Random => "gate-random",
             Strategy::Pct { .. } => "gate-pct",
+            Strategy::Dfs => "gate-dfs",
+        }
+    }
+
+    /// The strategy's chooser for a whole exploration of `prog`.
+    fn chooser(self, prog: &Program, seed: u64) -> Box<dyn Chooser> {
+        let actors = prog.actors.len();
+        match self {
+            Strategy::Random => Box::new(Walk::new(seed, actors, 16)),
+            Strategy::Pct { depth } => Box::new(Pct::new(seed, depth, actors + prog.faults.len())),
+            Strategy::Dfs => Box::new(Dfs::new(seed)),
         }
     }
 }
 
-/// A random walk that keeps running one process and preempts it mostly where it matters:
-/// after a step that changed a file others see, it switches to another ready process one time
-/// in two; after any other step, one time in four. (Uniform choices at every step would split
-/// every read-decide-write sequence of a real program, whose calls are many, and almost never
-/// let one process run a whole decision while another waits right after its write.) A fault,
-/// when one may land, lands one time in `fault_odds`.
-struct RandomChooser {
-    rng: Rng,
-    actors: usize,
-    fault_odds: usize,
-}
-
-impl Chooser for RandomChooser {
-    fn choose(
-        &mut self,
-        _step: usize,
-        enabled: &[u8],
-        last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        let (actors, faults): (Vec<u8>, Vec<u8>) =
-            enabled.iter().partition(|&&c| (c as usize) < self.actors);
-        if !faults.is_empty() && (actors.is_empty() || self.rng.below(self.fault_odds) == 0) {
-            return Ok(Some(faults[self.rng.below(faults.len())]));
-        }
-        if let Some((prev, changed)) = last {
-            let others: Vec<u8> = actors
-                .iter()
-                .copied()
-                .filter(|&a| a as usize != prev)
-                .collect();
-            if actors.contains(&(prev as u8)) {
-                let switch = !others.is_empty() && self.rng.below(if changed { 2 } else { 4 }) == 0;
-                return Ok(Some(if switch {
-                    others[self.rng.below(others.len())]
-                } else {
-                    prev as u8
-                }));
-            }
-        }
-        Ok(Some(actors[self.rng.below(actors.len())]))
-    }
-
-    fn choose_thread(
-        &mut self,
-        _step: usize,
-        _actor: usize,
-        ready: usize,
-    ) -> Result<Option<u8>, String> {
-        Ok(Some(self.rng.below(ready) as u8))
-    }
-}
-
-struct PctChooser {
-    actors: usize,
-    priority: Vec<usize>,
-    change_points: Vec<usize>,
-    fault_points: Vec<usize>,
-    rng: Rng,
-}
-
-impl PctChooser {
-    fn new(
-        actors: usize,
-        faults: usize,
-        depth: usize,
-        expected_steps: usize,
-        mut rng: Rng,
-    ) -> PctChooser {
-        // Distinct random priorities, all above the ones handed out at change points.
-        let mut priority: Vec<usize> = (depth..depth + actors).collect();
-        for i in (1..priority.len()).rev() {
-            let j = rng.below(i + 1);
-            priority.swap(i, j);
-        }
-        let change_points = (1..depth).map(|_| rng.below(expected_steps)).collect();
-        let fault_points = (0..faults).map(|_| rng.below(expected_steps)).collect();
-        PctChooser {
-            actors,
-            priority,
-            change_points,
-            fault_points,
-            rng,
-        }
-    }
-}
-
-impl Chooser for PctChooser {
-    fn choose(
-        &mut self,
-        step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        let faults: Vec<u8> = enabled
-            .iter()
-            .copied()
-            .filter(|&c| c as usize >= self.actors)
-            .collect();
-        if let Some(&f) = faults.iter().find(|&&f| {
-            self.fault_points
-                .get(f as usize - self.actors)
-                .is_some_and(|&p| p <= step)
-        }) {
-            return Ok(Some(f));
-        }
-        loop {
-            let Some(&best) = enabled
-                .iter()
-                .filter(|&&c| (c as usize) < self.actors)
-                .max_by_key(|&&c| self.priority[c as usize])
-            else {
-                return Ok(faults.first().copied());
-            };
-            // At a change point the highest-priority actor drops below every other.
-            match self.change_points.iter().position(|&p| p == step) {
-                Some(k) => {
-                    self.priority[best as usize] = k;
-                    self.change_points[k] = usize::MAX;
-                    let _ = self.rng.next();
-                }
-                None => return Ok(Some(best)),
-            }
-        }
-    }
-
-    fn choose_thread(
-        &mut self,
-        _step: usize,
-        _actor: usize,
-        ready: usize,
-    ) -> Result<Option<u8>, String> {
-        Ok(Some(self.rng.below(ready) as u8))
-    }
-}
-
-/// Follows a recorded schedule, then stops.
-pub struct Follow<'a> {
-    pub steps: &'a [u8],
-}
-
-impl Chooser for Follow<'_> {
-    fn choose(
-        &mut self,
-        step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        match self.steps.get(step) {
-            None => Ok(None),
-            Some(c) if enabled.contains(c) => Ok(Some(*c)),
-            Some(c) => Err(format!("the schedule diverged at step {}: it chooses #{c}, but only {enabled:?} can go (is the program deterministic given its schedule?)", step + 1)),
-        }
-    }
-
-    fn choose_thread(
-        &mut self,
-        step: usize,
-        actor: usize,
-        ready: usize,
-    ) -> Result<Option<u8>, String> {
-        match self.steps.get(step) {
-            None => Ok(None),
-            Some(&k) if (k as usize) < ready => Ok(Some(k)),
-            Some(k) => Err(format!("the schedule diverged at step {}: it chooses thread {k} of #{actor}, but only {ready} of its threads are at gated calls (is the program deterministic given its schedule?)", step + 1)),
-        }
+/// The message of a gated replay whose schedule the program did not follow. The NFS part
+/// (`xtask/src/nfs/suite/guest.rs`) retries a replay whose output says "the schedule diverged".
+fn diverged(d: &Divergence) -> String {
+    match d {
+        Divergence::Choice { step, wanted, runnable } => format!("the schedule diverged at step {}: it chooses #{wanted}, but only {runnable:?} can go (is the program deterministic given its schedule?)", step + 1),
+        Divergence::Thread { step, wanted, actor, ready } => format!("the schedule diverged at step {}: it chooses thread {wanted} of #{actor}, but only {ready} of its threads are at gated calls (is the program deterministic given its schedule?)", step + 1),
     }
 }
 
@@ -244,6 +100,8 @@ pub struct GateExploration {
     pub seconds: f64,
     /// Per invariant broken: the first execution that broke it and how many had run by then.
     pub findings: Vec<GateFinding>,
+    /// Every schedule was run (gate-dfs, when its search ended within the budget).
+    pub exhaustive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -282,49 +140,22 @@ pub fn explore(
         executions: 0,
         seconds: 0.0,
         findings: Vec::new(),
+        exhaustive: false,
     };
-    // PCT draws its change points over the steps a run makes: a guess until one run has
-    // finished, then the longest seen (a short program's races sit in its first few steps,
-    // which a guess of 200 would rarely hit).
-    let mut expected_steps = 200;
-    let mut seen_finished = false;
+    let mut chooser = strategy.chooser(prog, seed);
     let mut opts = opts.clone();
     while out.executions < max_executions && started.elapsed() < max_time {
-        let mut rng = Rng(seed ^ out.executions.wrapping_mul(0xA24B_AED4_963E_E407));
-        // Each execution draws the programs' random numbers afresh, as each real run would.
-        opts.seed = rng.next() >> 1;
-        let opts = &opts;
-        let exec = match strategy {
-            Strategy::Random => execute(
-                prog,
-                opts,
-                &mut RandomChooser {
-                    rng,
-                    actors: prog.actors.len(),
-                    fault_odds: 16,
-                },
-            )?,
-            Strategy::Pct { depth } => execute(
-                prog,
-                opts,
-                &mut PctChooser::new(
-                    prog.actors.len(),
-                    prog.faults.len(),
-                    depth,
-                    expected_steps,
-                    rng,
-                ),
-            )?,
-        };
-        out.executions += 1;
-        if exec.end == GateEnd::Finished {
-            expected_steps = if seen_finished {
-                expected_steps.max(exec.choices.len())
-            } else {
-                exec.choices.len().max(1)
-            };
-            seen_finished = true;
+        if !chooser.new_execution() {
+            out.exhaustive = true;
+            break;
         }
+        // Each execution draws the programs' random numbers afresh, as each real run would
+        // (gate-dfs gives each the same ones: its executions must differ by schedule only).
+        opts.seed = chooser.next_u64() >> 1;
+        let opts = &opts;
+        let exec = execute(prog, opts, &mut *chooser)?;
+        chooser.end_execution();
+        out.executions += 1;
         for b in &exec.broken {
             if out.findings.iter().any(|f| f.invariant == b.invariant) {
                 continue;
@@ -391,13 +222,13 @@ pub fn replay(
             _ => {}
         }
     }
-    execute(
-        prog,
-        &opts,
-        &mut Follow {
-            steps: &sched.steps,
-        },
-    )
+    let mut follow = Replay::new(&sched.steps);
+    follow.new_execution();
+    let exec = execute(prog, &opts, &mut follow)?;
+    match follow.divergence() {
+        Some(d) => Err(diverged(d).into()),
+        None => Ok(exec),
+    }
 }
 
 /// Shrinks a finding by replaying candidates through the gate: at most `max_attempts` real

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use racelab_core::schedule::Schedule;
 use racelab_real::gate::explore::{explore, replay, GateBudget, Strategy};
-use racelab_real::gate::run::{execute, Chooser};
+use racelab_real::gate::run::{execute, Chooser, Last};
 
 use super::{processes_mentioning, setup, Lowest};
 
@@ -126,22 +126,12 @@ for t in ts:
 struct Alternate(usize);
 
 impl Chooser for Alternate {
-    fn choose(
-        &mut self,
-        _step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        Ok(enabled.first().copied())
+    fn next_choice(&mut self, runnable: &[usize], _last: Option<Last>) -> Option<usize> {
+        runnable.first().copied()
     }
-    fn choose_thread(
-        &mut self,
-        _step: usize,
-        _actor: usize,
-        ready: usize,
-    ) -> Result<Option<u8>, String> {
+    fn next_thread(&mut self, _actor: usize, ready: usize) -> Option<usize> {
         self.0 += 1;
-        Ok(Some((self.0 % ready) as u8))
+        Some(self.0 % ready)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use racelab_lang::ir::Program;
-use racelab_real::gate::run::{Chooser, GateOptions};
+use racelab_real::gate::run::{Chooser, GateOptions, Last};
 
 mod clients_and_threads;
 mod processes;
@@ -30,13 +30,8 @@ fn setup(scenario: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Prog
 struct Lowest;
 
 impl Chooser for Lowest {
-    fn choose(
-        &mut self,
-        _step: usize,
-        enabled: &[u8],
-        _last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
-        Ok(enabled.first().copied())
+    fn next_choice(&mut self, runnable: &[usize], _last: Option<Last>) -> Option<usize> {
+        runnable.first().copied()
     }
 }
 

@@ -216,6 +216,63 @@ fn a_lost_update_found_through_the_gate_replays_and_tokens_stay_on_their_side() 
     assert_eq!(sched.check_fits(prog), Err(TokenError::ThroughGate));
 }
 
+/// Two processes write their index over one file: the second must write last.
+const LAST_WRITER: &str = r#"
+scenario last-writer {
+  gate "sh $SCENARIO_DIR/w.sh $INDEX $ROOT"
+  actor w x 2 {
+    write("/f", "x")
+  }
+  invariant second_writes_last: at end read("/f") == "1\n"
+  expect violates second_writes_last
+}
+"#;
+
+#[test]
+fn gate_dfs_runs_every_schedule_of_a_small_program_and_says_it_ran_out() {
+    let (_dir, progs, opts) = setup(LAST_WRITER, &[("w.sh", "echo $1 > \"$2/f\"\n")]);
+    let prog = &progs[0];
+    let run = || {
+        explore(
+            prog,
+            &opts,
+            Strategy::Dfs,
+            GateBudget {
+                executions: 200,
+                seconds: 300.0,
+            },
+            &[],
+            1,
+            &mut |_, _| {},
+        )
+        .expect("explore through the gate")
+    };
+    let ex = run();
+    assert!(
+        ex.exhaustive,
+        "{} executions, not exhaustive",
+        ex.executions
+    );
+    // Each process makes two gated calls (dash's open of the redirection, then echo's write):
+    // the 4!/(2!2!) interleavings, each run once.
+    assert_eq!(ex.executions, 6);
+    // Depth first from the lowest choice: the first schedule runs w1 whole, then w2, and holds.
+    let f = ex
+        .findings
+        .iter()
+        .find(|f| f.invariant == "second_writes_last")
+        .expect("some schedule lets the first process write last");
+    assert!(f.after > 1 && f.after <= ex.executions, "{}", f.after);
+    let exec = replay(prog, &opts, &f.original).expect("replay through the gate");
+    assert!(exec.broke("second_writes_last"), "{:#?}", exec.trace);
+    // The same search again: the same schedules, so the same count and the same finding.
+    let again = run();
+    assert_eq!(
+        (again.executions, again.findings[0].after),
+        (ex.executions, f.after)
+    );
+}
+
 #[test]
 fn the_command_line_refuses_what_the_gate_cannot_do_and_says_what_to_do() {
     let mailman = concat!(

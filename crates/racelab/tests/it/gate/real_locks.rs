@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use racelab_lang::ir::Program;
 use racelab_real::gate::explore::{explore, replay, GateBudget, Strategy};
-use racelab_real::gate::run::{execute, Chooser, GateOptions};
+use racelab_real::gate::run::{execute, Chooser, GateOptions, Last};
 
 use super::{builtin, processes_mentioning};
 
@@ -165,15 +165,10 @@ fn filelock(variant: &str, version: &str) -> (Program, GateOptions, tempfile::Te
 
 /// The gate's random walk (explore.rs's): stay with the last process, switch one time in two
 /// after a step others see, one in four otherwise. Seeded, so a failing run repeats.
-struct Walk(u64, Option<u8>);
+struct Walk(u64, Option<usize>);
 
 impl Chooser for Walk {
-    fn choose(
-        &mut self,
-        _step: usize,
-        enabled: &[u8],
-        last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String> {
+    fn next_choice(&mut self, enabled: &[usize], last: Option<Last>) -> Option<usize> {
         let mut next = |n: usize| {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
@@ -181,15 +176,15 @@ impl Chooser for Walk {
             (self.0 % n as u64) as usize
         };
         let pick = match (last, self.1) {
-            (Some((_, changed)), Some(prev))
-                if enabled.contains(&prev) && next(if changed { 2 } else { 4 }) != 0 =>
+            (Some(Last { shared, .. }), Some(prev))
+                if enabled.contains(&prev) && next(if shared { 2 } else { 4 }) != 0 =>
             {
                 prev
             }
             _ => enabled[next(enabled.len())],
         };
         self.1 = Some(pick);
-        Ok(Some(pick))
+        Some(pick)
     }
 }
 

@@ -7,12 +7,14 @@ use super::super::tracee::{coarse_now_ns, FileTimeMap, FileTimes, GateError, Tra
 use super::ends::{changes_files, describe_end, ended, note_ends, settle, Ended};
 use super::watchdog::Watchdog;
 use super::world::{client_roots, GateWorld};
-use super::{Chooser, Execution, GateEnd, GateOptions};
+use super::{Chooser, Execution, GateEnd, GateOptions, Last};
 use crate::gate::{expand_command, VirtualClock};
 use racelab_lang::eval::{eval, truthy};
 use racelab_lang::ir::{oracle, FaultKind, FsInit, Program, When};
 
-/// Runs `prog`'s gate command once per actor and steps them as `chooser` says.
+/// Runs `prog`'s gate command once per actor and steps them as `chooser` says: one execution,
+/// which the caller starts ([`Chooser::new_execution`]) and ends ([`Chooser::end_execution`])
+/// when it explores with one chooser.
 pub fn execute(
     prog: &Program,
     opts: &GateOptions,
@@ -139,7 +141,7 @@ pub fn execute(
         }
     }
     let mut fired = vec![false; prog.faults.len()];
-    let mut last: Option<(usize, bool)> = None;
+    let mut last: Option<Last> = None;
     let mut exec = Execution {
         choices: Vec::new(),
         thread_choices: Vec::new(),
@@ -209,16 +211,17 @@ pub fn execute(
                 );
                 return Ok(());
             }
-            let Some(c) = chooser.choose(exec.choices.len(), &enabled, last)? else {
+            let choices: Vec<usize> = enabled.iter().map(|&c| usize::from(c)).collect();
+            let Some(c) = chooser.next_choice(&choices, last) else {
                 exec.end = GateEnd::Cut;
                 return Ok(());
             };
-            if !enabled.contains(&c) {
+            let Some(c) = u8::try_from(c).ok().filter(|c| enabled.contains(c)) else {
                 return Err(format!(
                     "the schedule chose #{c}, which is not enabled here (enabled: {enabled:?})"
                 )
                 .into());
-            }
+            };
             exec.choices.push(c);
             let time_ms = clock.wall_ms();
             let c = c as usize;
@@ -227,17 +230,20 @@ pub fn execute(
                 // (0 = the one that started first).
                 let ready = procs[c].ready();
                 let k = if ready.len() > 1 {
-                    let Some(k) = chooser.choose_thread(exec.choices.len(), c, ready.len())? else {
+                    let Some(k) = chooser.next_thread(c, ready.len()) else {
                         exec.choices.pop();
                         exec.end = GateEnd::Cut;
                         return Ok(());
                     };
-                    if k as usize >= ready.len() {
+                    let Some(k) = u8::try_from(k)
+                        .ok()
+                        .filter(|&k| usize::from(k) < ready.len())
+                    else {
                         return Err(format!(
                             "the schedule chose thread {k} of #{c}, which has {} threads at gated calls here",
                             ready.len()
                         ).into());
-                    }
+                    };
                     exec.thread_choices.push(exec.choices.len());
                     exec.choices.push(k);
                     k as usize
@@ -284,7 +290,10 @@ pub fn execute(
                 };
                 (t, fault.text.clone(), result)
             };
-            last = Some((actor, c < n && changes_files(&operation, &result)));
+            last = Some(Last {
+                actor,
+                shared: c < n && changes_files(&operation, &result),
+            });
             // A process that ended badly in this step is a finding at this step.
             note_ends(prog, &procs, &fate, &mut reported, &mut exec, opts);
             let alive: Vec<bool> = procs.iter().map(Tracee::alive).collect();

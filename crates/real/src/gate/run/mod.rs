@@ -17,6 +17,11 @@ mod watchdog;
 mod world;
 
 pub use self::drive::execute;
+/// The gate's choosers are the engines' ([`racelab_core::explore::chooser`]): the choices are
+/// the enabled actors and faults (`last` says whether the previous step changed a file others
+/// see), and an actor with two or more threads at gated calls asks
+/// [`Chooser::next_thread`] for one more choice.
+pub use racelab_core::explore::chooser::{Chooser, Last};
 
 /// How gated runs are made.
 #[derive(Debug, Clone)]
@@ -76,31 +81,6 @@ impl GateOptions {
             path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
             extra_env: Vec::new(),
         })
-    }
-}
-
-/// Decides each step of a gated run.
-pub trait Chooser {
-    /// One of `enabled` (sorted), or `None` to stop the run here (a replayed prefix has ended).
-    /// `last` is the previous step's actor and whether that step changed a file others see.
-    fn choose(
-        &mut self,
-        step: usize,
-        enabled: &[u8],
-        last: Option<(usize, bool)>,
-    ) -> Result<Option<u8>, String>;
-
-    /// Which of the `ready` threads of `actor` at gated calls goes (`0..ready`, in the order the
-    /// threads started), asked only when there are two or more: a schedule records it as one more
-    /// choice right after the actor's. `None` stops the run. The first is the default: a chooser
-    /// that does not explore threads runs the oldest.
-    fn choose_thread(
-        &mut self,
-        _step: usize,
-        _actor: usize,
-        _ready: usize,
-    ) -> Result<Option<u8>, String> {
-        Ok(Some(0))
     }
 }
 

@@ -1,9 +1,12 @@
 //! Which interleavings of a spec's sessions to run: every merge of the sessions' steps when
-//! they fit the budget, else a seeded random sample of them.
+//! they fit the budget, else a seeded random sample of them. A plan is whole permutations
+//! drawn up front (isolationtester runs a listed order), not a choice per step, so it is no
+//! `Chooser`; its draws use the core's splitmix generator.
 
 use std::collections::BTreeSet;
 
 use super::super::parse::{PermStep, Spec};
+use racelab_core::rng::Rng;
 
 /// The interleavings to run for a spec.
 #[derive(Debug, Clone)]
@@ -90,22 +93,6 @@ fn every_merge(program: &[Vec<usize>]) -> Vec<Vec<PermStep>> {
     out
 }
 
-/// SplitMix64: a small seeded generator, so a budgeted exploration is the same run to run.
-struct Rng(u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// A merge drawn uniformly: each position goes to a session with probability proportional to
 /// the steps it has left.
 fn random_merge(program: &[Vec<usize>], rng: &mut Rng) -> Vec<PermStep> {
@@ -116,7 +103,7 @@ fn random_merge(program: &[Vec<usize>], rng: &mut Rng) -> Vec<PermStep> {
         if total == 0 {
             return interleave(program, &order);
         }
-        let mut pick = rng.below(total as u64) as usize;
+        let mut pick = rng.below(total);
         let s = left
             .iter()
             .position(|&n| {
