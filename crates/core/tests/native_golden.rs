@@ -87,13 +87,13 @@ fn nfs_mailman_2_1() {
         "mailman-lockfile.race",
         "nfs-mailman-2.1",
         expect![[r#"
-        native-random 0x1: 15753 runs; no_spurious_log@1/58#84b55c3be842b230 mutual_exclusion@15753/67#9dee6d310c6372f5 unhandled_error@15753/72#2f343f71609d6101
-        native-random 0x2: 20000 runs; no_spurious_log@6/83#d7394976fece84ef
-        native-random 0x5eed: 9924 runs; no_spurious_log@9/64#944ee7bc25592d27 mutual_exclusion@9924/67#07030abb1dbdddd9 unhandled_error@9924/72#5b56abef9da9ecbe
-        native-pct 0x1: 20000 runs; no_spurious_log@1690/97#e1553f0203c4fb4d
-        native-pct 0x2: 20000 runs; no_spurious_log@3081/97#ecb90afdc9b6a2b5
-        native-pct 0x5eed: 20000 runs; no_spurious_log@14281/97#0714e1a61ff62841
-    "#]],
+            native-random 0x1: 8965 runs; no_spurious_log@1/59#acfa524de5d440df mutual_exclusion@8965/68#552c04e5936c6202 unhandled_error@8965/73#2aa4d0788f91f201
+            native-random 0x2: 20000 runs; no_spurious_log@6/84#01bd7b5e7bb615f4
+            native-random 0x5eed: 20000 runs; no_spurious_log@9/64#944ee7bc25592d27
+            native-pct 0x1: 20000 runs; no_spurious_log@1690/97#e1553f0203c4fb4d
+            native-pct 0x2: 20000 runs; no_spurious_log@3081/98#d4a0a438e7ec647d
+            native-pct 0x5eed: 20000 runs; no_spurious_log@14281/97#0714e1a61ff62841
+        "#]],
     );
 }
 
