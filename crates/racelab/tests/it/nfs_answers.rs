@@ -127,3 +127,39 @@ fn a_forced_replay_follows_the_answer_reality_gives_and_says_so() {
     let again = Schedule::decode(&token.encode()).expect("round trip");
     assert_eq!(&again, token);
 }
+
+#[test]
+fn a_token_reality_steers_off_its_path_ends_there_without_a_divergence() {
+    // The owner reads through its cached name right after the removal; then, only on the old
+    // contents, it reads a second time: a token that took the old contents has a step more
+    // than reality, which answers ENOENT, can follow.
+    let src = STALE_READ.replace(
+        r#"ok(text) => { append seen "still {text}" }"#,
+        r#"ok(text) => {
+        append seen "still {text}"
+        let again = read("/locks")
+      }"#,
+    );
+    let sc = racelab_core::lang::compile("stale.race", &src)
+        .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)));
+    let nfs = Arc::new(
+        sc.variants
+            .iter()
+            .find(|v| v.variant == "nfs")
+            .unwrap()
+            .clone(),
+    );
+    let ex = explore(&nfs, &EngineConfig::new(EngineKind::NativeDfs, budget())).expect("runs");
+    let token = &ex.findings[0].schedule;
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = forced_replay(
+        &nfs,
+        token,
+        &[root.path().to_path_buf()],
+        ActorMode::Threads,
+    )
+    .expect("a token reality steered elsewhere is no token error");
+    assert_eq!(r.divergence, None);
+    assert_eq!(r.steered.len(), 1);
+    assert!(!r.reproduced(token));
+}
