@@ -1,8 +1,10 @@
-//! SplitMix64: the small seeded generator behind the stress nemesis and pgspec's sampled
-//! interleavings, reproducible from its seed and well mixed even for consecutive seeds. (The
-//! engines' choosers keep native-random's xorshift64*, `explore/chooser/random.rs`.)
+//! SplitMix64: the small seeded generator behind the stress nemesis, pgspec's sampled
+//! interleavings and the gate's random walk, reproducible from its seed and well mixed even
+//! for consecutive seeds. (The native engines keep their xorshift64*,
+//! `explore/chooser/random.rs`.)
 
 /// splitmix64 (Steele, Lea and Flood), one 64-bit word of state.
+#[derive(Debug, Clone)]
 pub struct Rng(pub u64);
 
 impl Rng {
