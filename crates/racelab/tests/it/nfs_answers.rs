@@ -6,7 +6,7 @@ use std::time::Duration;
 use racelab_core::explore::{explore, Budget, EngineConfig, EngineKind};
 use racelab_core::schedule::Schedule;
 use racelab_lang::ir::Program;
-use racelab_real::backend::forced::forced_replay;
+use racelab_real::backend::forced::{forced_replay, Forced, FsRun};
 use racelab_real::backend::ActorMode;
 
 /// Client A reads its file, client B removes it, client A reads it again through the name it
@@ -51,7 +51,11 @@ scenario nfs-stale-read {
 "#;
 
 fn variant(name: &str) -> Arc<Program> {
-    let sc = racelab_core::lang::compile("stale.race", STALE_READ)
+    variant_of(STALE_READ, name)
+}
+
+fn variant_of(src: &str, name: &str) -> Arc<Program> {
+    let sc = racelab_core::lang::compile("stale.race", src)
         .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)));
     let v = sc
         .variants
@@ -59,6 +63,22 @@ fn variant(name: &str) -> Arc<Program> {
         .find(|v| v.variant == name)
         .expect("variant");
     Arc::new(v.clone())
+}
+
+/// native-dfs's first finding on `prog`, forced with threads on one local directory for both
+/// "clients", where reality always answers ENOENT.
+fn force_first_finding(prog: &Arc<Program>) -> (Schedule, Forced<FsRun>) {
+    let ex = explore(prog, &EngineConfig::new(EngineKind::NativeDfs, budget())).expect("runs");
+    let token = ex.findings[0].schedule.clone();
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = forced_replay(
+        prog,
+        &token,
+        &[root.path().to_path_buf()],
+        ActorMode::Threads,
+    )
+    .expect("a token reality steers elsewhere is no token error");
+    (token, r)
 }
 
 fn budget() -> Budget {
@@ -100,18 +120,8 @@ fn every_engine_finds_the_answer_only_an_nfs_client_gives() {
 
 #[test]
 fn a_forced_replay_follows_the_answer_reality_gives_and_says_so() {
-    let nfs = variant("nfs");
-    let ex = explore(&nfs, &EngineConfig::new(EngineKind::NativeDfs, budget())).expect("runs");
-    let token = &ex.findings[0].schedule;
-    // One local directory for both "clients": reality always answers ENOENT.
-    let root = tempfile::tempdir().expect("temp dir");
-    let r = forced_replay(
-        &nfs,
-        token,
-        &[root.path().to_path_buf()],
-        ActorMode::Threads,
-    )
-    .expect("runs");
+    let (token, r) = force_first_finding(&variant("nfs"));
+    let token = &token;
     assert_eq!(
         r.divergence, None,
         "reality's answer is one the model allows"
@@ -140,25 +150,8 @@ fn a_token_reality_steers_off_its_path_ends_there_without_a_divergence() {
         let again = read("/locks")
       }"#,
     );
-    let sc = racelab_core::lang::compile("stale.race", &src)
-        .unwrap_or_else(|e| panic!("{}", racelab_core::lang::render_plain(&e)));
-    let nfs = Arc::new(
-        sc.variants
-            .iter()
-            .find(|v| v.variant == "nfs")
-            .unwrap()
-            .clone(),
-    );
-    let ex = explore(&nfs, &EngineConfig::new(EngineKind::NativeDfs, budget())).expect("runs");
-    let token = &ex.findings[0].schedule;
-    let root = tempfile::tempdir().expect("temp dir");
-    let r = forced_replay(
-        &nfs,
-        token,
-        &[root.path().to_path_buf()],
-        ActorMode::Threads,
-    )
-    .expect("a token reality steered elsewhere is no token error");
+    let (token, r) = force_first_finding(&variant_of(&src, "nfs"));
+    let token = &token;
     assert_eq!(r.divergence, None);
     assert_eq!(r.steered.len(), 1);
     assert!(!r.reproduced(token));

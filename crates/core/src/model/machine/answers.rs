@@ -62,11 +62,9 @@ impl<F: World> Machine<F> {
         }
     }
 
-    /// Chooses answer `index` of the decision being made, whatever the schedule says: the
-    /// digits it takes, most significant first. A forced replay uses it to follow the answer
-    /// reality gave. Returns the choice indices it stepped.
-    pub fn choose_answer(&mut self, index: usize) -> Vec<usize> {
-        let mut stepped = vec![];
+    /// Chooses answer `index` of the decision being made, whatever the schedule says, digit by
+    /// digit, most significant first. A forced replay uses it to follow the answer reality gave.
+    pub fn choose_answer(&mut self, index: usize) {
         while let Some(d) = &self.deciding {
             let bit = (index >> (d.digits_left - 1)) & 1;
             let c = if bit == 0 {
@@ -75,10 +73,8 @@ impl<F: World> Machine<F> {
                 self.decision_choice()
                     .expect("an answer is chosen by the decision choice")
             };
-            stepped.push(c);
             self.step(c);
         }
-        stepped
     }
 }
 
