@@ -151,6 +151,28 @@ pub(crate) fn tally(
     (rates, first_failure)
 }
 
+/// The stress runs' thread pool of `jobs` threads, kept for the life of the process: a worker
+/// process is tied to the thread that started it (PR_SET_PDEATHSIG), so pool threads that
+/// outlive one `stress` call let a loop of calls (the suite's rows, under one
+/// [`super::process::Reuse`]) reset its actors' processes instead of starting new ones, which
+/// is most of a short run's cost in a slow guest.
+fn pool_of(jobs: usize) -> Result<Arc<rayon::ThreadPool>, String> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(n, _)| *n == jobs) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .thread_name(|i| format!("racelab-stress-{i}"))
+            .build()
+            .map_err(|e| e.to_string())?,
+    );
+    pools.push((jobs, Arc::clone(&pool)));
+    Ok(pool)
+}
+
 /// Runs `cfg.runs` free-running executions of `prog` under `roots[0]` (each actor through its
 /// client's mount when there are several, see [`super::actor_roots`]), `progress` after each.
 /// Bad input without a directory; what the filesystem, a worker or the run could not do is
@@ -171,10 +193,7 @@ pub fn stress(
     // Each pool thread keeps its actors' processes from run to run (reset between runs); they
     // end with this call.
     let _reuse = super::process::Reuse::here();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.jobs.max(1))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let pool = pool_of(cfg.jobs.max(1))?;
     let outcomes: Vec<Result<RunOutcome, String>> = pool.install(|| {
         (0..cfg.runs)
             .into_par_iter()

@@ -59,6 +59,9 @@ pub fn real_rows(
     progress: &(dyn Fn(&RunResult) + Sync),
 ) -> Vec<RunResult> {
     let mut rows = Vec::new();
+    // One process per actor for every row, reset between runs, not one per row: starting a
+    // process is most of a short run's cost in a slow guest (about 0.4 s under qemu).
+    let _reuse = crate::backend::process::Reuse::here();
     for (stem, sc) in scenarios {
         for prog in sc.variants.iter().filter(|p| runs_on_real_fs(p)) {
             let prog = Arc::new(prog.clone());

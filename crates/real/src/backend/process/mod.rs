@@ -89,7 +89,8 @@ pub(crate) fn with_reuse<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// Reuse on for this thread until dropped; then every idle worker is ended ([`release_idle`]).
+/// Reuse on for this thread until dropped; then, unless an outer guard is still on (a suite's
+/// loop of rows around a row's loop of runs), every idle worker is ended ([`release_idle`]).
 /// For a loop of runs on one thread: `let _reuse = Reuse::here();`.
 #[must_use = "reuse lasts as long as the guard"]
 pub struct Reuse {
@@ -107,7 +108,9 @@ impl Reuse {
 impl Drop for Reuse {
     fn drop(&mut self) {
         REUSE.with(|r| r.set(self.before));
-        release_idle();
+        if !self.before {
+            release_idle();
+        }
     }
 }
 
