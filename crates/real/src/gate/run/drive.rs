@@ -12,6 +12,10 @@ use crate::gate::{expand_command, VirtualClock};
 use racelab_lang::eval::{eval, truthy};
 use racelab_lang::ir::{oracle, FaultKind, FsInit, Program, When};
 
+/// How long a program may take to reach its first gated call (see `execute`): its start-up,
+/// which no schedule orders.
+const STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `prog`'s gate command once per actor and steps them as `chooser` says: one execution,
 /// which the caller starts ([`Chooser::new_execution`]) and ends ([`Chooser::end_execution`])
 /// when it explores with one chooser.
@@ -108,7 +112,14 @@ pub fn execute(
     for p in procs.iter_mut() {
         p.start()?;
     }
-    let first = settle(&mut procs, &clock, &watchdog, opts, &mut fate);
+    // Start-up (an interpreter loading its modules) is not a step, and takes far longer in an
+    // emulated guest: measured under qemu's TCG on a loaded host, Python with filelock did not
+    // reach its first gated call within a step's 20 s.
+    let startup = GateOptions {
+        step_timeout: opts.step_timeout.max(STARTUP_TIMEOUT),
+        ..opts.clone()
+    };
+    let first = settle(&mut procs, &clock, &watchdog, &startup, &mut fate);
     if let Err(e) = first {
         for p in procs.iter_mut() {
             p.reap();
