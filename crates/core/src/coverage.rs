@@ -65,7 +65,7 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
     out.push(atomicity(prog));
     if let Some(ms) = prog.nfs_cache_ms {
         out.push(format!(
-            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; a `read` through a name the client still caches, whose file another client has removed, answers ENOENT or the removed file's old contents, and the engines explore both (a real NFSv4.2 client gave the old contents right after the removal on the qemu guest: 4 of 20 reads; never on User-mode Linux); a forced replay takes whichever answer the real client gives"
+            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; where real clients were measured answering one call more than one way, the engines explore every answer: a `read` or `stat` through a name a client still caches for a file the server has since unnamed (the server's answer or the cached file's), a `utime` of a removed file (ENOENT or ok), an `fstat` of an open file the server no longer names (ESTALE, nlink 0, or the attributes last seen), a `flock` while another actor's release may still be on its way to the server (granted or EAGAIN); a forced replay takes whichever answer the real client gives"
         ));
     }
     out

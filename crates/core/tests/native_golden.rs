@@ -87,12 +87,12 @@ fn nfs_mailman_2_1() {
         "mailman-lockfile.race",
         "nfs-mailman-2.1",
         expect![[r#"
-            native-random 0x1: 8965 runs; no_spurious_log@1/59#acfa524de5d440df mutual_exclusion@8965/68#552c04e5936c6202 unhandled_error@8965/73#2aa4d0788f91f201
-            native-random 0x2: 20000 runs; no_spurious_log@6/84#01bd7b5e7bb615f4
-            native-random 0x5eed: 20000 runs; no_spurious_log@9/64#944ee7bc25592d27
-            native-pct 0x1: 20000 runs; no_spurious_log@1690/97#e1553f0203c4fb4d
+            native-random 0x1: 11813 runs; no_spurious_log@1/59#acfa524de5d440df mutual_exclusion@11813/68#223cb28904f5fc4d unhandled_error@11813/76#1973be224d9f3e33
+            native-random 0x2: 6472 runs; no_spurious_log@6/84#01bd7b5e7bb615f4 mutual_exclusion@6472/68#4d95a484771f9ead unhandled_error@6472/76#68b41d26b8d105a2
+            native-random 0x5eed: 8862 runs; no_spurious_log@9/64#944ee7bc25592d27 mutual_exclusion@8862/68#0910bb348d00aed1 unhandled_error@8862/73#2ad6fe9d91f4a771
+            native-pct 0x1: 20000 runs; no_spurious_log@6270/98#4b260c0c7f61e9f9
             native-pct 0x2: 20000 runs; no_spurious_log@3081/98#d4a0a438e7ec647d
-            native-pct 0x5eed: 20000 runs; no_spurious_log@14281/97#0714e1a61ff62841
+            native-pct 0x5eed: 20000 runs; no_spurious_log@15704/99#770fc69c5bf572f0
         "#]],
     );
 }

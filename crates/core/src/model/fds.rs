@@ -58,6 +58,17 @@ impl OpenFiles {
         Ok(())
     }
 
+    /// Whether the open file `(actor, fd)` holds its inode's flock.
+    pub fn holds_lock(&self, actor: usize, fd: i64) -> bool {
+        self.inode(actor, fd)
+            .is_ok_and(|ino| self.flocks.get(&ino) == Some(&(actor, fd)))
+    }
+
+    /// The lock on `ino` goes, whoever held it (a grant the server turned out to refuse).
+    pub fn drop_lock(&mut self, ino: usize) {
+        self.flocks.remove(&ino);
+    }
+
     /// close(fd): the descriptor goes, and with it its flock. Returns the inode it referred to.
     pub fn close(&mut self, actor: usize, fd: i64) -> Result<usize, Errno> {
         self.unlock(actor, fd)?;

@@ -32,12 +32,16 @@ pub trait World: Signals + Sql {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, racelab_lang::ir::Errno>, String>;
-    /// Another answer the operation just performed was as allowed to give, for the engines to
-    /// choose between (see `Program::explores_answers`); taken, so it is asked once per step.
-    /// Real worlds give the one answer reality gave: the default.
-    fn other_answer(&mut self) -> Option<Result<Value, racelab_lang::ir::Errno>> {
-        None
+    /// The other answers the operation just performed was as allowed to give (each distinct
+    /// from the one it gave and from each other), for the engines to choose among (see
+    /// `Program::explores_answers`); taken, so they are asked once per step. Real worlds give
+    /// the one answer reality gave: the default, none.
+    fn other_answers(&mut self) -> Vec<Result<Value, racelab_lang::ir::Errno>> {
+        Vec::new()
     }
+    /// The engine chose answer `index` (0: the one `perform` gave) among the operation's
+    /// allowed answers: a world whose answers differ in their effects makes the chosen one's.
+    fn answer_taken(&mut self, _index: usize) {}
     /// Whether `path` exists, for invariants (not a step).
     fn observe_exists(&self, path: &str) -> bool;
     /// The contents of a regular file at `path`, for invariants (not a step).

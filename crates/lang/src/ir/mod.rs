@@ -559,10 +559,13 @@ pub struct Program {
 }
 
 impl Program {
-    /// Whether an operation may have two allowed answers that the engines choose between:
-    /// under the NFS client model with two or more clients, a `read` through a name one client
-    /// still caches, of a file another client has removed, is ENOENT or the removed file's old
-    /// contents (a real NFSv4.2 client was measured giving both).
+    /// Whether an operation may have several allowed answers that the engines choose among:
+    /// under the NFS client model with two or more actors, a `read` or `stat` through a name a
+    /// client still caches for a file the server has since unnamed (the server's answer, or the
+    /// cached file's), an `fstat` of an open file the server no longer names (ESTALE, `nlink` 0,
+    /// or the last attributes the client had), and a `flock` while another actor's release of
+    /// it may still be on its way to the server (granted, or EAGAIN). Real clients were measured
+    /// giving each (crates/core/src/model/fs/nfs.rs and descriptors.rs say where).
     pub fn explores_answers(&self) -> bool {
         self.nfs_cache_ms.is_some() && (self.clients.len() > 1 || self.actors.len() > 1)
     }

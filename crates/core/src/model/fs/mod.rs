@@ -82,9 +82,18 @@ struct NfsClients {
     /// The last contents of removed files that a client still has a name cached for: what a
     /// read through that name may still return (see `ModelFs::through_client`).
     removed: BTreeMap<usize, Arc<str>>,
-    /// The other answer the operation just performed could have given, until the machine
-    /// takes it (`World::other_answer`); always `None` between steps.
-    other_answer: Option<Result<Value, Errno>>,
+    /// The other answers the operation just performed could have given, until the machine
+    /// takes them (`World::other_answers`); always empty between steps.
+    other_answers: Vec<Result<Value, Errno>>,
+    /// Flocks released through a client that the server may not have seen released yet:
+    /// `(inode, releasing actor)`. Linux's NFSv3 client sends NLM's UNLOCK without waiting for
+    /// the reply (fs/lockd/clntproc.c, `nlmclnt_unlock`), so another open file's LOCK can reach
+    /// the server first and be refused. Kept until the releasing actor's next operation or the
+    /// inode's next grant.
+    unlocks_in_flight: Vec<(usize, usize)>,
+    /// The inode whose flock was just granted with EAGAIN as the other answer: if the engine
+    /// chooses EAGAIN, the grant is undone (`World::answer_taken`).
+    refused_grant: Option<usize>,
 }
 
 /// One client's caches.
@@ -441,8 +450,25 @@ impl World for ModelFs {
         self.contents(path).map(str::to_string)
     }
 
-    fn other_answer(&mut self) -> Option<Result<Value, Errno>> {
-        self.nfs.as_mut()?.other_answer.take()
+    fn answer_taken(&mut self, index: usize) {
+        let Some(ino) = self.nfs.as_mut().and_then(|nfs| nfs.refused_grant.take()) else {
+            return;
+        };
+        if index == 0 {
+            // Granted: the server had seen every release of it.
+            if let Some(nfs) = self.nfs.as_mut() {
+                nfs.unlocks_in_flight.retain(|(i, _)| *i != ino);
+            }
+        } else {
+            self.open_files.drop_lock(ino);
+        }
+    }
+
+    fn other_answers(&mut self) -> Vec<Result<Value, Errno>> {
+        self.nfs
+            .as_mut()
+            .map(|nfs| std::mem::take(&mut nfs.other_answers))
+            .unwrap_or_default()
     }
 
     fn perform(
@@ -451,6 +477,12 @@ impl World for ModelFs {
         args: &[Value],
         cx: &OpCtx,
     ) -> Result<Result<Value, Errno>, String> {
+        if let Some(nfs) = self.nfs.as_mut() {
+            if nfs.unlocks_in_flight.iter().any(|(_, r)| *r == cx.actor) {
+                // The releasing process made another call: its UNLOCK has been answered.
+                nfs.unlocks_in_flight.retain(|(_, r)| *r != cx.actor);
+            }
+        }
         if matches!(op, Op::Open { .. }) || op.is_descriptor() {
             return self.descriptor_op(op, args, cx);
         }

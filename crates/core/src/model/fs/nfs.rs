@@ -19,7 +19,9 @@ impl ModelFs {
             client_of,
             caches: vec![ClientCache::default(); clients],
             removed: BTreeMap::new(),
-            other_answer: None,
+            other_answers: Vec::new(),
+            unlocks_in_flight: Vec::new(),
+            refused_grant: None,
         });
     }
 
@@ -34,7 +36,18 @@ impl ModelFs {
         let nfs = self.nfs.as_ref().expect("called only with NFS clients");
         let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
         if op == Op::Stat && path != "/" {
-            return Ok(self.cached_stat(client, &path, cx.now));
+            // Through a fresh cached name whose file the server has since unnamed, the kernel
+            // may answer for that file (cached attributes, or GETATTR on its handle) or look the
+            // name up again: two allowed answers, as for a read below. Measured on two clients
+            // (flufl-lock nfs-crash): after the ESTALE of a utime on a removed claim, client B's
+            // stat of LOCKFILE, which B still mapped to that claim, answered from B's cache on
+            // NFSv4.2 and with the new lock's attributes on NFSv3.
+            let relooked = self
+                .unnamed_since_cached(client, &path, cx.now)
+                .then(|| self.server_stat(&path));
+            let first = self.cached_stat(client, &path, cx.now);
+            self.offer_answers(&first, relooked);
+            return Ok(first);
         }
         // A directory listing (READDIR) is the server's; the model keeps no readdir cache.
         if op == Op::Glob {
@@ -59,7 +72,7 @@ impl ModelFs {
         // Through a name the client still caches, whose file the server has since unnamed or
         // removed, the kernel may trust the cached name and act on that file's handle (NFSv3
         // GETATTR, NFSv4.1+ OPEN by handle) or look the name up again: two allowed answers,
-        // which the engines choose between (`World::other_answer`). Measured on the qemu guest,
+        // which the engines choose between (`World::other_answers`). Measured on the qemu guest,
         // never on User-mode Linux: a read of the lock file just after the other client
         // unlinked it got the file's contents (it lived on under its claim name; mailman
         // nfs-mailman-2.1, nfs3x2 and nfs4x2), a read after it was removed for good got the
@@ -110,9 +123,7 @@ impl ModelFs {
             Some(r) => r,
             None => self.server(op, args, cx)?,
         };
-        if let (Some(nfs), Some(other)) = (self.nfs.as_mut(), other) {
-            nfs.other_answer = (other != result).then_some(other);
-        }
+        self.offer_answers(&result, other);
         // The reply refreshes what this client knows of the names involved and their files:
         // post-operation attributes for changes, a fresh GETATTR for an open (`read`).
         for p in &touched {
@@ -147,6 +158,42 @@ impl ModelFs {
                 None => self.look_up(client, path, now),
             },
         }
+    }
+
+    /// Offers the engines `others` beside the answer `given` (`World::other_answers`): those
+    /// that differ from it and from each other.
+    pub(super) fn offer_answers(
+        &mut self,
+        given: &Result<Value, Errno>,
+        others: impl IntoIterator<Item = Result<Value, Errno>>,
+    ) {
+        let Some(nfs) = self.nfs.as_mut() else {
+            return;
+        };
+        for other in others {
+            if other != *given && !nfs.other_answers.contains(&other) {
+                nfs.other_answers.push(other);
+            }
+        }
+    }
+
+    /// Whether `client` holds a fresh name `path` for a file the server no longer names so.
+    fn unnamed_since_cached(&self, client: usize, path: &str, now: i64) -> bool {
+        let Some(nfs) = self.nfs.as_ref() else {
+            return false;
+        };
+        match nfs.caches[client].names.get(path) {
+            Some((at, Ok(ino))) if now - at < nfs.cache_ms => self.names.get(path) != Some(ino),
+            _ => false,
+        }
+    }
+
+    /// What a LOOKUP of `path` and a GETATTR would answer now, without caching it.
+    fn server_stat(&self, path: &str) -> Result<Value, Errno> {
+        self.names
+            .get(path)
+            .map(|ino| self.stat_of(*ino))
+            .ok_or_else(|| self.missing(path))
     }
 
     /// LOOKUP on the server: caches what `path` names now and that file's attributes.

@@ -242,21 +242,21 @@ fn a_read_through_a_cached_name_of_a_file_another_client_removed_may_give_its_ol
         op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
         Ok(Value::str("held by a"))
     );
-    assert_eq!(fs.other_answer(), None, "a live file has one answer");
+    assert_eq!(fs.other_answers(), [], "a live file has one answer");
     op(&mut fs, 1, Op::Unlink, std::slice::from_ref(&lock)).unwrap();
     // Client A still caches the name: the server's ENOENT, or the removed file's contents.
     assert_eq!(
         op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
         Err(Errno::ENOENT)
     );
-    assert_eq!(fs.other_answer(), Some(Ok(Value::str("held by a"))));
-    assert_eq!(fs.other_answer(), None, "taken once");
+    assert_eq!(fs.other_answers(), [Ok(Value::str("held by a"))]);
+    assert_eq!(fs.other_answers(), [], "taken once");
     // Client B removed it itself: its own cache says ENOENT, the only answer.
     assert_eq!(
         op(&mut fs, 1, Op::Read, std::slice::from_ref(&lock)),
         Err(Errno::ENOENT)
     );
-    assert_eq!(fs.other_answer(), None);
+    assert_eq!(fs.other_answers(), []);
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn a_read_through_a_cached_name_another_client_unlinked_may_reach_the_file_by_it
         op(&mut fs, 0, Op::Read, std::slice::from_ref(&lock)),
         Err(Errno::ENOENT)
     );
-    assert_eq!(fs.other_answer(), Some(Ok(Value::str("b"))));
+    assert_eq!(fs.other_answers(), [Ok(Value::str("b"))]);
     // Then B removes its claim: a utime through A's cached name of it may still succeed.
     op(&mut fs, 0, Op::Stat, std::slice::from_ref(&claim)).unwrap();
     op(&mut fs, 1, Op::Unlink, std::slice::from_ref(&claim)).unwrap();
@@ -284,5 +284,116 @@ fn a_read_through_a_cached_name_another_client_unlinked_may_reach_the_file_by_it
         op(&mut fs, 0, Op::Touch, std::slice::from_ref(&claim)),
         Err(Errno::ENOENT)
     );
-    assert_eq!(fs.other_answer(), Some(Ok(Value::None)));
+    assert_eq!(fs.other_answers(), [Ok(Value::None)]);
+}
+
+#[test]
+fn a_stat_through_a_cached_name_another_client_relinked_may_answer_for_either_file() {
+    let mut fs = two_clients();
+    let (old, new, lock) = (
+        Value::str("/l/claim.old"),
+        Value::str("/l/claim.new"),
+        Value::str("/l/lock"),
+    );
+    op(&mut fs, 0, Op::Write, &[old.clone(), Value::str("old")]).unwrap();
+    op(&mut fs, 0, Op::Link, &[old.clone(), lock.clone()]).unwrap();
+    assert_eq!(
+        stat(&mut fs, 1, "/l/lock"),
+        Ok((2, T0)),
+        "B caches the name"
+    );
+    assert_eq!(
+        fs.other_answers(),
+        [],
+        "a name the server still gives has one answer"
+    );
+    // A breaks the lock and takes it again with a new claim, a second later.
+    let a_later = OpCtx {
+        now: T0 + 1_000,
+        actor: 0,
+    };
+    for (o, args) in [
+        (Op::Unlink, vec![lock.clone()]),
+        (Op::Unlink, vec![old.clone()]),
+        (Op::Write, vec![new.clone(), Value::str("new")]),
+        (Op::Link, vec![new.clone(), lock.clone()]),
+    ] {
+        fs.perform(o, &args, &a_later).unwrap().unwrap();
+    }
+    // B still maps LOCKFILE to the removed claim: its cached attributes (NFSv4.2, measured),
+    // or the new lock's, looked up again (NFSv3 after an ESTALE, measured).
+    assert_eq!(stat(&mut fs, 1, "/l/lock"), Ok((2, T0)));
+    match &fs.other_answers()[..] {
+        [Ok(Value::Stat(s))] => assert_eq!((s.nlink, s.mtime), (2, T0 + 1_000)),
+        other => panic!("expected the new lock's attributes as the other answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_fstat_of_a_file_the_server_no_longer_names_may_be_stale_unlinked_or_as_last_seen() {
+    let mut fs = two_clients();
+    let lock = Value::str("/l/lock");
+    // A (actor 0) and B (actor 1) open the lock file; A unlinks it while it has it open (a
+    // silly rename), then closes: its client removes the `.nfs` name, the last one.
+    let fd_a = op(
+        &mut fs,
+        0,
+        Op::Open { creat: true },
+        std::slice::from_ref(&lock),
+    )
+    .unwrap();
+    let fd_b = op(
+        &mut fs,
+        1,
+        Op::Open { creat: true },
+        std::slice::from_ref(&lock),
+    )
+    .unwrap();
+    assert_eq!(
+        nlink_of(op(&mut fs, 1, Op::Fstat, std::slice::from_ref(&fd_b))),
+        Ok(1)
+    );
+    op(&mut fs, 0, Op::Unlink, std::slice::from_ref(&lock)).unwrap();
+    op(&mut fs, 0, Op::CloseFd, &[fd_a]).unwrap();
+    // NFSv3's GETATTR: ESTALE; NFSv4.2 keeps B's open file: nlink 0; or what B last saw: 1.
+    assert_eq!(
+        op(&mut fs, 1, Op::Fstat, std::slice::from_ref(&fd_b)),
+        Err(Errno::ESTALE)
+    );
+    let others: Vec<Result<i64, Errno>> = fs.other_answers().into_iter().map(nlink_of).collect();
+    assert_eq!(others, [Ok(0), Ok(1)]);
+}
+
+#[test]
+fn a_flock_after_another_clients_release_may_be_refused_until_the_server_sees_it() {
+    let mut fs = two_clients();
+    let lock = Value::str("/l/lock");
+    let open = |fs: &mut ModelFs, actor| {
+        op(
+            fs,
+            actor,
+            Op::Open { creat: true },
+            std::slice::from_ref(&lock),
+        )
+        .unwrap()
+    };
+    let (fd_a, fd_b) = (open(&mut fs, 0), open(&mut fs, 1));
+    let flock = |fs: &mut ModelFs, actor, fd: &Value, unlock| {
+        op(fs, actor, Op::Flock { unlock }, std::slice::from_ref(fd))
+    };
+    assert_eq!(flock(&mut fs, 0, &fd_a, false), Ok(Value::None));
+    assert_eq!(fs.other_answers(), [], "nothing was released");
+    assert_eq!(flock(&mut fs, 0, &fd_a, true), Ok(Value::None));
+    // A's UNLOCK may not have reached the server: B's LOCK is granted, or refused.
+    assert_eq!(flock(&mut fs, 1, &fd_b, false), Ok(Value::None));
+    assert_eq!(fs.other_answers(), [Err(Errno::EAGAIN)]);
+    // The engine chose the refusal: B holds nothing, and A can lock again.
+    fs.answer_taken(1);
+    assert_eq!(flock(&mut fs, 0, &fd_a, false), Ok(Value::None));
+    assert_eq!(
+        fs.other_answers(),
+        [],
+        "A's own next call: its UNLOCK was answered"
+    );
+    assert_eq!(flock(&mut fs, 1, &fd_b, false), Err(Errno::EAGAIN));
 }

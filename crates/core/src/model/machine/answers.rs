@@ -3,29 +3,36 @@
 use super::*;
 
 impl<F: World> Machine<F> {
-    /// Actor `a`'s operation came back with `first` from the world, which says `other` was as
-    /// allowed: the actor stays at the operation while the engine chooses, one digit per step
-    /// (digit 0 the actor's own choice index: `first`; digit 1 the decision choice: `other`).
+    /// Actor `a`'s operation came back with `first` from the world, which says `others` were as
+    /// allowed: the actor stays at the operation while the engine chooses, one binary digit per
+    /// step, most significant first (digit 0 the actor's own choice index, digit 1 the decision
+    /// choice), the number they make indexing `first` (0) then `others`. With two answers that
+    /// is one digit, so tokens recorded before a third answer existed still replay.
     pub(super) fn begin_answer(
         &mut self,
         a: usize,
         first: Result<Value, Errno>,
-        other: Result<Value, Errno>,
+        others: Vec<Result<Value, Errno>>,
     ) -> Done {
         let label = match Self::pending_in(&self.prog, &self.actors[a]) {
             Instr::Op { label, .. } => *label,
             _ => 0,
         };
+        let mut answers = Vec::with_capacity(1 + others.len());
+        answers.push(first);
+        answers.extend(others);
+        let shown: Vec<String> = answers.iter().map(show).collect();
+        let (last, rest) = shown.split_last().expect("at least two answers");
         let text = format!(
-            "may answer {} or {}: the engine chooses next",
-            show(&first),
-            show(&other)
+            "may answer {} or {last}: the engine chooses next",
+            rest.join(", ")
         );
+        let digits = usize::BITS - (answers.len() - 1).leading_zeros();
         self.deciding = Some(Decision {
             actor: a,
-            among: Among::Answer(vec![first, other]),
+            among: Among::Answer(answers),
             prefix: 0,
-            digits_left: 1,
+            digits_left: digits,
             label,
         });
         Done::Choosing(text)
@@ -41,6 +48,7 @@ impl<F: World> Machine<F> {
         broken_before: usize,
     ) {
         let count = answers.len();
+        self.fs.answer_taken(index);
         let chosen = answers
             .into_iter()
             .nth(index)

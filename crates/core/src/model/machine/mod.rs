@@ -137,7 +137,7 @@ enum Among {
     /// A `sleep between(lo, hi)` (or `work`): the representative wake-up times, latest first
     /// (see `Machine::representative_wake_ups`).
     Wake { wake: Vec<i64>, busy: bool },
-    /// A world operation with more than one allowed answer (see `World::other_answer`): the
+    /// A world operation with more than one allowed answer (see `World::other_answers`): the
     /// world's own first, then the others. The actor stays parked at the operation until one is
     /// chosen; no time passes meanwhile.
     Answer(Vec<Result<Value, Errno>>),

@@ -80,8 +80,9 @@ impl<F: World> Machine<F> {
                 ) {
                     return Ok(self.halves(a, fs_op, result));
                 }
-                if let Some(other) = self.fs.other_answer() {
-                    return Ok(self.begin_answer(a, result, other));
+                let others = self.fs.other_answers();
+                if !others.is_empty() {
+                    return Ok(self.begin_answer(a, result, others));
                 }
                 if fs_op == Op::Link
                     && std::mem::take(&mut self.actors[a].lose_next_link)
