@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use xtask::db_servers;
@@ -201,7 +201,13 @@ pub fn run(args: &[String]) -> Result<u8> {
     let nfs_scenarios = xtask::nfs::suite::scenarios_in(&scenarios);
     let nfs_part = (real && nfs && !nfs_scenarios.is_empty())
         .then(|| xtask::nfs::suite::start(&nfs_params, nfs_scenarios));
+    let started = Instant::now();
     let status = run_child(&mut cmd, real)?;
+    // Where the run's time went (CI's log shows it beside the NFS part's own steps).
+    eprintln!(
+        "run-scenarios: main suite ended after {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Some(main) = &nfs_params.main_model {
         main.ended.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -232,6 +238,10 @@ pub fn run(args: &[String]) -> Result<u8> {
         isolation_code =
             isolation_code.max(status.code().map_or(3, |c| u8::try_from(c).unwrap_or(3)));
     }
+    eprintln!(
+        "run-scenarios: isolation suites ended after {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Some(m) = matrix {
         let report = m
             .down()

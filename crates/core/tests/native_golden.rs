@@ -87,9 +87,9 @@ fn nfs_mailman_2_1() {
         "mailman-lockfile.race",
         "nfs-mailman-2.1",
         expect![[r#"
-            native-random 0x1: 11813 runs; no_spurious_log@1/59#acfa524de5d440df mutual_exclusion@11813/68#223cb28904f5fc4d unhandled_error@11813/76#1973be224d9f3e33
-            native-random 0x2: 6472 runs; no_spurious_log@6/84#01bd7b5e7bb615f4 mutual_exclusion@6472/68#4d95a484771f9ead unhandled_error@6472/76#68b41d26b8d105a2
-            native-random 0x5eed: 8862 runs; no_spurious_log@9/64#944ee7bc25592d27 mutual_exclusion@8862/68#0910bb348d00aed1 unhandled_error@8862/73#2ad6fe9d91f4a771
+            native-random 0x1: 1433 runs; no_spurious_log@1/59#acfa524de5d440df mutual_exclusion@1433/69#8e6b807d47760e64 unhandled_error@1433/74#9c58447e32fc1ef4
+            native-random 0x2: 2561 runs; no_spurious_log@5/59#22fd650216a49507 mutual_exclusion@2561/68#9301317eca925238 unhandled_error@2561/73#2a51dd1b765a7a7a
+            native-random 0x5eed: 6220 runs; no_spurious_log@11/65#60f4247052ed709b mutual_exclusion@6220/68#3e438c5bb8159c19 unhandled_error@6220/73#d530f20438a535f6
             native-pct 0x1: 20000 runs; no_spurious_log@6270/98#4b260c0c7f61e9f9
             native-pct 0x2: 20000 runs; no_spurious_log@3081/98#d4a0a438e7ec647d
             native-pct 0x5eed: 20000 runs; no_spurious_log@15704/99#770fc69c5bf572f0

@@ -170,10 +170,10 @@ fn native_findings(stem: &str, prog: &Arc<Program>) -> Vec<(EngineKind, Found)> 
             .collect();
         for kind in [EngineKind::NativeRandom, EngineKind::NativePct] {
             // native-random needs 10,527 schedules for all three of mailman-lockfile/
-            // patched-crash's invariants, and 8,862 for nfs-mailman-2.1's mutual_exclusion at
-            // the default seed since the NFS model explores both answers of a read and a stat
-            // through a cached name (11,813 at seed 1, 6,472 at seed 2; with the read's two
-            // answers only, 23,692, 8,965 and 26,199: seed luck either way,
+            // patched-crash's invariants, and 6,220 for nfs-mailman-2.1's mutual_exclusion at
+            // the default seed since the NFS model explores every answer a real client gives to
+            // a read or a stat through a cached name (1,433 at seed 1, 2,561 at seed 2; with
+            // the read's two answers only, 23,692, 8,965 and 26,199: seed luck either way,
             // crates/core/tests/native_golden.rs pins them); a search stops once it has found
             // every invariant.
             let cfg = EngineConfig::new(kind, Budget::new(20_000, Duration::from_secs(20)));

@@ -200,7 +200,7 @@ pub(super) fn guest_rows(
         script.push_str("exit $status\n");
         vec!["sh".into(), "-c".into(), script.into()]
     };
-    for pass in ["one-client", "two-clients", "two-clients-flufl"] {
+    for pass in ["one-client", "two-clients"] {
         let _ = std::fs::remove_file(p.out.join(pass).join("summary.json"));
     }
     let _ = std::fs::remove_dir_all(p.out.join("gate"));

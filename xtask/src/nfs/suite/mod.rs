@@ -62,15 +62,21 @@ pub const SCENARIOS: &[&str] = &[
 /// Scenarios the NFS part runs only as gated replays of their documented tokens
 /// (`plan::GATE_REPLAYS`), not in the forced-replay and stress passes. Measured with `cargo xtask
 /// nfs suite` (User-mode Linux 7.2): on nfs3x2 and nfs4x2 the native-random tokens of
-/// filelock's nfs-v3.29.4 and portalocker's nfs-v3.2.0 and nfs-v4.0.0 all diverge from the
-/// model in forced replay (12 rows unmet): a waiter's flock of the file another client unlinked
-/// (silly-renamed) is EAGAIN on real NFS where the model says ok, and fstat of it after the
-/// releaser's close reads nlink 1 (NFSv3) or 0 (NFSv4.2) where the model says ESTALE; their
-/// stress-chaos runs did break mutual_exclusion on both targets (filelock nfs-v3.29.4 after 8
-/// and 3 runs of 20). Until the model's NFS flock and fstat follow Linux, the forced rows would
-/// fail every CI run on a model error, not a library's: left out, the real libraries' replays
-/// kept (portalocker's tokens were found through the gate on NFS itself: its ext4 token does
-/// not carry over, scenarios/portalocker.race, "On NFS").
+/// filelock's nfs-v3.29.4 and portalocker's nfs-v3.2.0 and nfs-v4.0.0 diverged from the model
+/// in forced replay (12 rows unmet). The model now gives the answers those runs showed: fstat
+/// of a file the server no longer names reads nlink 0 (both versions) where the model had only
+/// ESTALE (now ESTALE, nlink 0 or the attributes last seen: those rows are steered, not
+/// diverged), a stat gives a fresher mtime than the client's cache (now the cache's or the
+/// server's), a flock may be refused while a release is on its way. What is left (measured
+/// again after those changes: 7 rows unmet, every one at a flock, model ok, real EAGAIN): an
+/// open(O_CREAT) through client A of a name A still caches for a file client B unlinked reached
+/// that old file, still flocked by A's other process, instead of creating a new one. Both
+/// answers are "fd 3", so a forced replay cannot see reality's choice until the flock; modelling
+/// it needs the open's choice resolved at the descriptor's first use. Until then the forced rows
+/// would fail every CI run on a model gap, not a library's: left out, the real libraries' replays
+/// kept (portalocker's tokens were found through the gate on NFS itself: its ext4 token does not
+/// carry over, scenarios/portalocker.race, "On NFS"). Their stress rows did break the
+/// libraries' mutual exclusion on both versions (filelock nfs-v3.29.4, portalocker nfs-v3.2.0).
 const GATE_REPLAY_ONLY: &[&str] = &["filelock", "portalocker"];
 
 /// The real targets inside the guest, as the summary names them.

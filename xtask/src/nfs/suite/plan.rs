@@ -20,10 +20,6 @@ pub(super) struct Pass {
     pub(super) targets: Vec<(&'static str, Option<&'static str>)>,
 }
 
-/// Why flufl-lock's `nfs-*` variants are not forced on two NFSv3 clients (scenarios/flufl-lock.race,
-/// "On two NFS clients", says what was measured).
-pub(super) const FLUFL_NFS3X2: &str = "flufl-lock's nfs-crash schedules reach a stat through client B's cached name of a claim file another client removed; NFSv4.2 answers from B's cache as the model does, NFSv3 looks the name up again after the ESTALE of the utime before it, so the forced replay diverges at an mtime flufl.lock never reads (see the scenario)";
-
 /// Forced replays per token, and free runs per variant and target, in the guest: User-mode
 /// Linux runs real calls at about a tenth of the host's speed (10 and 20, against the host's
 /// 20 and 50); under qemu's emulation a run of a lock scenario takes 0.6-1.2 s (measured with
@@ -76,26 +72,17 @@ pub(super) fn passes(guest: &str, scenarios: &[&'static str]) -> Vec<Pass> {
         stress_runs,
         targets: vec![("nfs3", None), ("nfs4", None)],
     }];
-    let (flufl, others): (Vec<&'static str>, Vec<&'static str>) =
-        one_client.iter().partition(|s| **s == "flufl-lock");
-    if !others.is_empty() {
+    // Two clients: the same scenarios. (flufl-lock once had a pass of its own, on nfs4x2
+    // only, until the model gave a stat through a cached name both answers NFSv3 and NFSv4.2
+    // give: scenarios/flufl-lock.race, nfs-crash.)
+    if !one_client.is_empty() {
         out.push(Pass {
             name: "two-clients",
-            scenarios: others,
+            scenarios: one_client,
             engines: "native-random",
             replays,
             stress_runs,
             targets: vec![("nfs3x2", None), ("nfs4x2", None)],
-        });
-    }
-    if !flufl.is_empty() {
-        out.push(Pass {
-            name: "two-clients-flufl",
-            scenarios: flufl,
-            engines: "native-random",
-            replays,
-            stress_runs,
-            targets: vec![("nfs3x2", Some(FLUFL_NFS3X2)), ("nfs4x2", None)],
         });
     }
     out

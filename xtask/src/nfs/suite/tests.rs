@@ -13,7 +13,7 @@ fn row(scenario: &str, variant: &str, backend: &str) -> RunResult {
 }
 
 #[test]
-fn two_client_targets_get_native_random_schedules_and_flufl_skips_nfs3x2_with_its_reason() {
+fn two_client_targets_get_native_random_schedules_on_both_nfs_versions() {
     let all = SCENARIOS.to_vec();
     let p = passes("uml", &all);
     assert_eq!(
@@ -21,7 +21,6 @@ fn two_client_targets_get_native_random_schedules_and_flufl_skips_nfs3x2_with_it
         [
             ("one-client", "loom,native-pct"),
             ("two-clients", "native-random"),
-            ("two-clients-flufl", "native-random")
         ]
     );
     let one: Vec<&str> = all
@@ -34,14 +33,9 @@ fn two_client_targets_get_native_random_schedules_and_flufl_skips_nfs3x2_with_it
         "every scenario on one client but the replay-only ones"
     );
     assert_eq!(p[0].targets, [("nfs3", None), ("nfs4", None)]);
-    assert!(!p[1].scenarios.contains(&"flufl-lock") && p[1].scenarios.len() == one.len() - 1);
+    assert_eq!(p[1].scenarios, one, "flufl-lock too, on both versions");
     assert!(!p.iter().any(|x| x.scenarios.contains(&"filelock")));
     assert_eq!(p[1].targets, [("nfs3x2", None), ("nfs4x2", None)]);
-    assert_eq!(p[2].scenarios, ["flufl-lock"]);
-    assert_eq!(
-        p[2].targets,
-        [("nfs3x2", Some(FLUFL_NFS3X2)), ("nfs4x2", None)]
-    );
     // Only what the main run covered; no empty pass.
     let p = passes("uml", &["mailman-lockfile"]);
     assert_eq!(

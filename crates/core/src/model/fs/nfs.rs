@@ -36,14 +36,16 @@ impl ModelFs {
         let nfs = self.nfs.as_ref().expect("called only with NFS clients");
         let client = nfs.client_of.get(cx.actor).copied().unwrap_or(0) as usize;
         if op == Op::Stat && path != "/" {
-            // Through a fresh cached name whose file the server has since unnamed, the kernel
-            // may answer for that file (cached attributes, or GETATTR on its handle) or look the
-            // name up again: two allowed answers, as for a read below. Measured on two clients
-            // (flufl-lock nfs-crash): after the ESTALE of a utime on a removed claim, client B's
-            // stat of LOCKFILE, which B still mapped to that claim, answered from B's cache on
-            // NFSv4.2 and with the new lock's attributes on NFSv3.
+            // While the cache is fresh the kernel may still revalidate (a changed directory makes
+            // it look the name up again): the cached answer, or the server's, two allowed
+            // answers as for a read below. Measured on two clients: after the ESTALE of a utime
+            // on a removed claim, client B's stat of LOCKFILE, which B still mapped to that
+            // claim, answered from B's cache on NFSv4.2 and with the new lock's attributes on
+            // NFSv3 (flufl-lock nfs-crash); a stat of a lock file another client had just
+            // touched gave the new mtime where B's cache held the old one (portalocker
+            // nfs-v3.2.0, nfs3x2 and nfs4x2).
             let relooked = self
-                .unnamed_since_cached(client, &path, cx.now)
+                .cached_name_is_fresh(client, &path, cx.now)
                 .then(|| self.server_stat(&path));
             let first = self.cached_stat(client, &path, cx.now);
             self.offer_answers(&first, relooked);
@@ -177,15 +179,12 @@ impl ModelFs {
         }
     }
 
-    /// Whether `client` holds a fresh name `path` for a file the server no longer names so.
-    fn unnamed_since_cached(&self, client: usize, path: &str, now: i64) -> bool {
+    /// Whether `client` holds a fresh name `path` for a file (a stat may answer from it).
+    fn cached_name_is_fresh(&self, client: usize, path: &str, now: i64) -> bool {
         let Some(nfs) = self.nfs.as_ref() else {
             return false;
         };
-        match nfs.caches[client].names.get(path) {
-            Some((at, Ok(ino))) if now - at < nfs.cache_ms => self.names.get(path) != Some(ino),
-            _ => false,
-        }
+        matches!(nfs.caches[client].names.get(path), Some((at, Ok(_))) if now - at < nfs.cache_ms)
     }
 
     /// What a LOOKUP of `path` and a GETATTR would answer now, without caching it.
