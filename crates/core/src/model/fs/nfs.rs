@@ -44,11 +44,20 @@ impl ModelFs {
             // NFSv3 (flufl-lock nfs-crash); a stat of a lock file another client had just
             // touched gave the new mtime where B's cache held the old one (portalocker
             // nfs-v3.2.0, nfs3x2 and nfs4x2).
-            let relooked = self
-                .cached_name_is_fresh(client, &path, cx.now)
-                .then(|| self.server_stat(&path));
+            //
+            // And once `cache_ms` has passed the kernel may not have revalidated yet (Linux's
+            // attribute timeouts grow from acregmin to acregmax, and a cached name, negative
+            // ones included, is trusted while its directory's attributes are: acdirmin): the
+            // server's answer, or the stale cached one. Measured: a real forced replay takes a
+            // fraction of a second, so a name the model's 3 s cache had let go at 3 s was still
+            // ENOENT for the real client (nfs-two-clients nfs, on the qemu guest).
+            let other = if self.cached_name_is_fresh(client, &path, cx.now) {
+                Some(self.server_stat(&path))
+            } else {
+                self.stale_stat(client, &path)
+            };
             let first = self.cached_stat(client, &path, cx.now);
-            self.offer_answers(&first, relooked);
+            self.offer_answers(&first, other);
             return Ok(first);
         }
         // A directory listing (READDIR) is the server's; the model keeps no readdir cache.
@@ -185,6 +194,16 @@ impl ModelFs {
             return false;
         };
         matches!(nfs.caches[client].names.get(path), Some((at, Ok(_))) if now - at < nfs.cache_ms)
+    }
+
+    /// What `client`'s cache still says of `path` past its lifetime: the negative entry's error,
+    /// or the attributes last cached for the file the name named; None when it holds neither.
+    fn stale_stat(&self, client: usize, path: &str) -> Option<Result<Value, Errno>> {
+        let cache = &self.nfs.as_ref()?.caches[client];
+        match cache.names.get(path)? {
+            (_, Err(e)) => Some(Err(*e)),
+            (_, Ok(ino)) => cache.attrs.get(ino).map(|(_, attrs)| Ok(attrs.clone())),
+        }
     }
 
     /// What a LOOKUP of `path` and a GETATTR would answer now, without caching it.

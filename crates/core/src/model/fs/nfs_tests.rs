@@ -397,3 +397,31 @@ fn a_flock_after_another_clients_release_may_be_refused_until_the_server_sees_it
     );
     assert_eq!(flock(&mut fs, 1, &fd_b, false), Err(Errno::EAGAIN));
 }
+
+#[test]
+fn a_stat_past_the_cache_lifetime_may_still_answer_from_the_cache() {
+    let mut fs = two_clients();
+    // B looks for a file that is not there yet: a negative entry.
+    assert_eq!(stat(&mut fs, 1, "/l/file"), Err(Errno::ENOENT));
+    op(
+        &mut fs,
+        0,
+        Op::Write,
+        &[Value::str("/l/file"), Value::str("x")],
+    )
+    .unwrap();
+    // A minute later the model's cache has let the entry go: the server's answer; but the
+    // kernel may not have revalidated yet: the stale ENOENT is allowed too.
+    let later = OpCtx {
+        now: T0 + 60_000,
+        actor: 1,
+    };
+    let first = fs
+        .perform(Op::Stat, &[Value::str("/l/file")], &later)
+        .unwrap();
+    assert!(
+        matches!(first, Ok(Value::Stat(_))),
+        "the server's answer first: {first:?}"
+    );
+    assert_eq!(fs.other_answers(), [Err(Errno::ENOENT)]);
+}
