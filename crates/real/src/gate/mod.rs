@@ -12,6 +12,7 @@
 
 pub mod explore;
 pub mod launch;
+pub mod notify;
 pub mod report;
 pub mod run;
 pub mod syscalls;

@@ -95,6 +95,7 @@ pub fn execute(
                 .wrapping_add(i as u64 + 1),
             opts.tick_ns,
             times.clone(),
+            opts.ptrace_only,
         )?);
     }
 

@@ -52,6 +52,11 @@ pub struct GateOptions {
     pub path_prefix: Option<PathBuf>,
     /// More environment for the gated programs (tests point `RACELAB_VENV` at their own).
     pub extra_env: Vec<(String, String)>,
+    /// Trap every gated call with ptrace stops, as before seccomp user notification (the
+    /// bench's `gate-ptrace` way; `RACELAB_GATE_PTRACE_ONLY` set in racelab's environment).
+    /// Otherwise the calls in [`crate::gate::syscalls::NOTIFIED`] go through a listener when
+    /// the kernel has one. Steps, results and tokens are the same either way.
+    pub ptrace_only: bool,
 }
 
 impl GateOptions {
@@ -80,6 +85,7 @@ impl GateOptions {
             tick_ns: 1_000_000_000,
             path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
             extra_env: Vec::new(),
+            ptrace_only: std::env::var_os(crate::gate::notify::PTRACE_ONLY_ENV).is_some(),
         })
     }
 }

@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 
 mod calls;
 mod memory;
+mod notified;
 mod times;
 
 use super::VirtualClock;
@@ -69,6 +70,8 @@ pub(crate) struct Thread {
     timed: Option<(libc::user_regs_struct, usize)>,
     /// Let go from a timed wait to check for events: the deadline it keeps if none.
     probing: Option<u64>,
+    /// The step it is held at came as a notification: racelab makes the call and answers it.
+    held: Option<notified::HeldCall>,
 }
 
 impl Thread {
@@ -80,6 +83,7 @@ impl Thread {
             fresh,
             timed: None,
             probing: None,
+            held: None,
         }
     }
 }
@@ -153,6 +157,10 @@ pub(crate) struct Tracee {
     pub stderr: PathBuf,
     /// How the process ended, once it has.
     pub end: Option<Stop>,
+    /// racelab's copy of the process's seccomp listener: the calls in `syscalls::NOTIFIED`
+    /// come through it (`None`: every call through ptrace).
+    listener: Option<crate::gate::notify::Listener>,
+    waiter: Option<notified::Waiter>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +193,7 @@ impl Tracee {
         seed: u64,
         tick_ns: u64,
         times: FileTimes,
+        ptrace_only: bool,
     ) -> Result<Tracee, GateError> {
         let name = format!("{seed}");
         let stdout = File::create(logs.join(format!("{name}.out")))
@@ -194,7 +203,13 @@ impl Tracee {
             .map_err(|e| format!("cannot create the gated process's log: {e}"))?;
         // Its own process group: a Ctrl-C at the terminal reaches racelab, which stops between
         // steps and reaps every gated process (PTRACE_O_EXITKILL kills them if racelab dies).
-        let child = Command::new(racelab)
+        let mut command = Command::new(racelab);
+        if ptrace_only {
+            command.env(crate::gate::notify::PTRACE_ONLY_ENV, "1");
+        } else {
+            command.env_remove(crate::gate::notify::PTRACE_ONLY_ENV);
+        }
+        let child = command
             .process_group(0)
             .arg("__gate-exec")
             .args(argv)
@@ -222,6 +237,8 @@ impl Tracee {
             last_result: String::new(),
             stderr: stderr_path,
             end: None,
+            listener: None,
+            waiter: None,
         };
         // The launcher stops itself before installing the filter; set our options then.
         match waitpid(pid, None) {
@@ -244,6 +261,31 @@ impl Tracee {
             | Options::PTRACE_O_EXITKILL
             | Options::PTRACE_O_TRACESYSGOOD;
         ptrace::setoptions(pid, opts).map_err(|e| format!("PTRACE_SETOPTIONS: {e}"))?;
+        // Its second stop, filters installed: the listener is racelab's to take. The process
+        // stays stopped there until `start`.
+        ptrace::cont(pid, None).map_err(|e| format!("PTRACE_CONT: {e}"))?;
+        loop {
+            match waitpid(pid, None) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => break,
+                Ok(WaitStatus::Exited(_, code)) => {
+                    t.gone(Stop::Exited(code));
+                    return Err(format!(
+                        "the gate launcher exited with status {code}: {}",
+                        t.stderr_tail()
+                    )
+                    .into());
+                }
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    ptrace::cont(pid, None).map_err(|e| format!("PTRACE_CONT: {e}"))?
+                }
+                other => {
+                    return Err(
+                        format!("the gate launcher did not stop as expected: {other:?}").into(),
+                    )
+                }
+            }
+        }
+        t.take_listener()?;
         Ok(t)
     }
 
@@ -416,8 +458,9 @@ impl Tracee {
         if !matches!(self.threads[t].at, ThreadAt::Step(_)) {
             return Err("stepped a thread that is not at a step".into());
         }
+        let notified = self.threads[t].held.is_some();
         self.finish_step(t, clock)?;
-        if self.threads[t].at != ThreadAt::Gone {
+        if !notified && self.threads[t].at != ThreadAt::Gone {
             self.cont(t, None)?;
         }
         Ok(())
@@ -443,6 +486,9 @@ impl Tracee {
             }
             t += 1;
         }
+        if self.end.is_none() {
+            any |= self.receive_all(clock)?;
+        }
         Ok(any)
     }
 
@@ -454,6 +500,10 @@ impl Tracee {
             let Some(t) = self.threads.iter().position(|t| t.at == ThreadAt::Free) else {
                 break;
             };
+            if self.listener.is_some() {
+                self.wait_event(t, clock)?;
+                continue;
+            }
             let status = match waitpid(self.threads[t].tid, WALL) {
                 Ok(s) => s,
                 Err(Errno::ECHILD) => {
@@ -484,8 +534,11 @@ impl Tracee {
             }
             WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_CLONE as i32 => {
                 let new = ptrace::getevent(tid).map_err(|e| format!("PTRACE_GETEVENTMSG: {e}"))?;
-                self.threads
-                    .push(Thread::new(Pid::from_raw(new as i32), true));
+                let new = Pid::from_raw(new as i32);
+                // (Already known if a notification of its came first.)
+                if !self.threads.iter().any(|t| t.tid == new) {
+                    self.threads.push(Thread::new(new, true));
+                }
                 self.cont(t, None)?;
             }
             WaitStatus::PtraceEvent(_, _, ev)

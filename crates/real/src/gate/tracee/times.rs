@@ -60,17 +60,8 @@ impl Tracee {
     /// it took up to 13 system calls per `stat` step: the gate's largest share of a step's cost
     /// after the two ptrace stops).
     pub(super) fn virtualize_stat(&self, buf: u64, statx: bool) -> Result<(), GateError> {
-        // (inode, [(seconds, nanoseconds)] offsets, bytes to read) on x86_64; statx's
-        // nanoseconds are a u32, struct stat's an i64.
-        let (ino_at, fields, len): (usize, &[(usize, usize)], usize) = if statx {
-            (
-                0x20,
-                &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
-                0x80,
-            )
-        } else {
-            (8, &[(72, 80), (88, 96), (104, 112)], 120)
-        };
+        // Up to the last time field: statx's birth time, struct stat's ctime.
+        let len = if statx { 0x80 } else { 120 };
         let mut bytes = self.read_mem(buf, len)?;
         if bytes.len() < len {
             return Err(format!(
@@ -79,6 +70,16 @@ impl Tracee {
             )
             .into());
         }
+        if let Some((from, to)) = self.virtualize_bytes(&mut bytes, statx) {
+            self.write_mem(buf + from as u64, &bytes[from..to])?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the times in `bytes`, a `struct stat` or `struct statx`, into virtual times.
+    /// Returns the span of bytes it changed.
+    pub(super) fn virtualize_bytes(&self, bytes: &mut [u8], statx: bool) -> Option<(usize, usize)> {
+        let (ino_at, fields) = stat_layout(statx);
         let word =
             |b: &[u8], at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
         let ino = word(&bytes, ino_at) as u64;
@@ -109,9 +110,19 @@ impl Tracee {
                 None => (sec_at, nsec_end),
             });
         }
-        if let Some((from, to)) = changed {
-            self.write_mem(buf + from as u64, &bytes[from..to])?;
-        }
-        Ok(())
+        changed
+    }
+}
+
+/// Where the inode and the (seconds, nanoseconds) of each time are in a `struct statx` or
+/// `struct stat` on x86_64 (statx's nanoseconds are a u32, struct stat's an i64).
+fn stat_layout(statx: bool) -> (usize, &'static [(usize, usize)]) {
+    if statx {
+        (
+            0x20,
+            &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
+        )
+    } else {
+        (8, &[(72, 80), (88, 96), (104, 112)])
     }
 }
