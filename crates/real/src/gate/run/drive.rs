@@ -150,6 +150,7 @@ pub fn execute(
         broken: Vec::new(),
         end: GateEnd::Finished,
         elapsed_ms: 0,
+        notified_steps: 0,
     };
 
     let result = (|| -> Result<(), GateError> {
@@ -335,6 +336,7 @@ pub fn execute(
     })();
     drop(watchdog);
     exec.elapsed_ms = clock.now_ns() / 1_000_000;
+    exec.notified_steps = procs.iter().map(|p| p.notified_steps).sum();
     // Whatever happened, no process outlives the run.
     for p in procs.iter_mut() {
         p.reap();

@@ -114,6 +114,9 @@ pub struct Execution {
     pub end: GateEnd,
     /// Virtual time at the end, in milliseconds since the run began.
     pub elapsed_ms: u64,
+    /// How many steps came as seccomp notifications and were made by racelab (0 when every
+    /// call went through ptrace): which mechanism ran, for tests and benches.
+    pub notified_steps: usize,
 }
 
 /// An invariant that broke, why, and after how many choices (its schedule is that prefix).
@@ -180,6 +183,7 @@ mod tests {
             broken: Vec::new(),
             end: GateEnd::Finished,
             elapsed_ms: 0,
+            notified_steps: 0,
         };
         assert_eq!(exec.process_switches(7), 2);
         assert_eq!(exec.process_switches(4), 0);

@@ -373,3 +373,26 @@ impl Tracee {
         Ok(())
     }
 }
+
+/// A root-relative path as the step table shows it: the file name (the directory is the
+/// scenario's), or what racelab's own conventions mean (`section list/locker1`, `log done`).
+pub(super) fn short_name(rel: &Path) -> String {
+    let parts: Vec<String> = rel
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [".racelab", "critical", s, a] => format!("section {s}/{a}"),
+        [".racelab", "logs", l] => format!("log {l}"),
+        _ => parts.last().cloned().unwrap_or_default(),
+    }
+}
+
+/// `link(a, b)`; racelab's markers as what they mean (`enter list`, `leave list`).
+pub(super) fn show_call(op: &str, names: &[String]) -> String {
+    match (op, names) {
+        ("open", [n]) if n.starts_with("section ") => format!("enter {}", &n["section ".len()..]),
+        ("unlink", [n]) if n.starts_with("section ") => format!("leave {}", &n["section ".len()..]),
+        _ => format!("{op}({})", names.join(", ")),
+    }
+}

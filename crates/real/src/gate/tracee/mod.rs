@@ -26,6 +26,9 @@ mod memory;
 mod notified;
 mod times;
 
+use calls::{short_name, show_call};
+pub(crate) use times::{FileTimeMap, FileTimes};
+
 use super::VirtualClock;
 
 /// How a gated process ended.
@@ -88,52 +91,6 @@ impl Thread {
     }
 }
 
-/// File times the gated programs made, as virtual times: `(inode, seconds, nanoseconds)` of a
-/// real timestamp a step left on a file, to the virtual wall time (ns) of that step. A program
-/// that compares a file's ctime with its clock (npm's lockfile) then sees the times of the
-/// schedule, not of the machine.
-pub(crate) type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
-
-#[derive(Debug, Default)]
-pub(crate) struct FileTimeMap {
-    pub stamps: HashMap<(u64, i64, i64), u64>,
-    /// Per inode, the steps that may have changed its times: (real coarse time before the
-    /// step, virtual wall time of the step). An unlink of one of an inode's names changes its
-    /// ctime, but the name is gone before racelab can read it: such a time is dated by the
-    /// last step on the inode that began before it.
-    pub events: HashMap<u64, Vec<(i128, u64)>>,
-    /// Real time (ns since 1970) when the run's files were made: kernel timestamps from then on
-    /// that no step claims (the scenario's `fs` entries) read as the run's start.
-    pub since_ns: i128,
-    /// The virtual wall clock at the run's start.
-    pub start_wall_ns: u64,
-}
-
-impl FileTimeMap {
-    /// The virtual time a real timestamp stands for, or `None` to leave it (a time the program
-    /// set itself with utime, outside the run's real time).
-    fn virtual_of(&self, ino: u64, sec: i64, nsec: i64) -> Option<u64> {
-        if let Some(v) = self.stamps.get(&(ino, sec, nsec)) {
-            return Some(*v);
-        }
-        let real = sec as i128 * 1_000_000_000 + nsec as i128;
-        if let Some(&(_, v)) = self
-            .events
-            .get(&ino)
-            .and_then(|e| e.iter().rev().find(|(before, _)| *before <= real))
-        {
-            return Some(v);
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        // Kernel timestamps are coarse (a tick behind): a little slack either side.
-        (real >= self.since_ns - 50_000_000 && real <= now + 50_000_000)
-            .then_some(self.start_wall_ns)
-    }
-}
-
 pub(crate) struct Tracee {
     pub pid: Pid,
     child: Child,
@@ -161,6 +118,8 @@ pub(crate) struct Tracee {
     /// come through it (`None`: every call through ptrace).
     listener: Option<crate::gate::notify::Listener>,
     waiter: Option<notified::Waiter>,
+    /// The steps made through notification so far.
+    pub notified_steps: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +198,7 @@ impl Tracee {
             end: None,
             listener: None,
             waiter: None,
+            notified_steps: 0,
         };
         // The launcher stops itself before installing the filter; set our options then.
         match waitpid(pid, None) {
@@ -578,29 +538,6 @@ impl Tracee {
             Err(Errno::ESRCH) => Ok(()),
             Err(e) => Err(format!("PTRACE_CONT: {e}").into()),
         }
-    }
-}
-
-/// A root-relative path as the step table shows it: the file name (the directory is the
-/// scenario's), or what racelab's own conventions mean (`section list/locker1`, `log done`).
-fn short_name(rel: &Path) -> String {
-    let parts: Vec<String> = rel
-        .iter()
-        .map(|c| c.to_string_lossy().into_owned())
-        .collect();
-    match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [".racelab", "critical", s, a] => format!("section {s}/{a}"),
-        [".racelab", "logs", l] => format!("log {l}"),
-        _ => parts.last().cloned().unwrap_or_default(),
-    }
-}
-
-/// `link(a, b)`; racelab's markers as what they mean (`enter list`, `leave list`).
-fn show_call(op: &str, names: &[String]) -> String {
-    match (op, names) {
-        ("open", [n]) if n.starts_with("section ") => format!("enter {}", &n["section ".len()..]),
-        ("unlink", [n]) if n.starts_with("section ") => format!("leave {}", &n["section ".len()..]),
-        _ => format!("{op}({})", names.join(", ")),
     }
 }
 

@@ -313,6 +313,7 @@ impl Tracee {
     /// Answers a held step with its result: the thread runs on, free.
     pub(super) fn answer_held(&mut self, t: usize, held: &HeldCall, ret: i64) {
         let _ = self.reply(held.req, Reply::Return(ret));
+        self.notified_steps += 1;
         if self.threads[t].at != ThreadAt::Gone {
             self.threads[t].at = ThreadAt::Free;
         }
