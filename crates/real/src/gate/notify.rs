@@ -235,6 +235,12 @@ impl PathArg {
         } else {
             format!("/proc/{pid}/fd/{dirfd}")
         };
+        // A descriptor the program does not hold: the kernel's EBADF, not the ENOENT that
+        // `/proc/PID/fd/N/...` would give.
+        let at_fd = dirfd != libc::AT_FDCWD as i64 && !raw.starts_with('/');
+        if at_fd && std::fs::symlink_metadata(&base).is_err() {
+            return None;
+        }
         let (path, dirfd) = if raw.starts_with('/') {
             (raw.to_string(), None)
         } else if raw.is_empty() {

@@ -87,6 +87,10 @@ impl Tracee {
     pub(super) fn wait_event(&mut self, t: usize, clock: &VirtualClock) -> Result<(), GateError> {
         let tid = self.threads[t].tid;
         loop {
+            // Notifications first: with the gate's own calls notified, the common event.
+            if self.receive_all(clock)? {
+                return Ok(());
+            }
             let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
             match waitpid(tid, Some(flags)) {
                 Ok(WaitStatus::StillAlive) => {}
@@ -96,9 +100,6 @@ impl Tracee {
                     return Ok(());
                 }
                 Err(e) => return Err(format!("waitpid: {e}").into()),
-            }
-            if self.receive_all(clock)? {
-                return Ok(());
             }
             let (Some(listener), Some(waiter)) = (&self.listener, &mut self.waiter) else {
                 return Err("waiting for notifications without a listener".into());
