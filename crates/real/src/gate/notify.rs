@@ -1,4 +1,4 @@
-//! Seccomp user notification for the gate: the filter with two actions, the listener's ioctls,
+//! Seccomp user notification for the gate: its two filters (notify, trace), the listener's ioctls,
 //! and the gated calls racelab makes itself on a program's behalf (#23 goal 5).
 //!
 //! No safe crate wraps the listener (`seccompiler` only builds filters, `nix` has no seccomp),
@@ -21,7 +21,7 @@ const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const NOTIFY_MARK: u32 = 0x5ec;
 
 /// The environment variable by which racelab tells its launcher to trap every call with ptrace
-/// (the bench's `gate-ptrace` way, and `GateOptions::mechanism`); removed before the exec.
+/// (the bench's `gate-ptrace` way, `GateOptions::ptrace_only`); removed before the exec.
 pub const PTRACE_ONLY_ENV: &str = "RACELAB_GATE_PTRACE_ONLY";
 
 /// A filter that stops `calls` with SECCOMP_RET_TRACE, or with SECCOMP_RET_USER_NOTIF when
@@ -327,5 +327,87 @@ pub(crate) fn call(nr: i64, args: [u64; 6], paths: &[PathArg], buf: Option<&mut 
             .unwrap_or(libc::EIO) as i64)
     } else {
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::syscalls::{decode, Call};
+
+    #[test]
+    fn every_notified_call_is_answered_or_made_with_its_paths_where_decode_reads_them() {
+        for &nr in NOTIFIED {
+            assert!(TRAPPED.contains(&nr), "{nr} is trapped");
+            // Arguments that name a path everywhere a call may have one (non-null pointers).
+            let args = [libc::AT_FDCWD as u64, 0x1000, 0x2000, 0x3000, 0x4000, 0];
+            let args = if layout(nr).is_some_and(|l| l.paths[0].0.is_none()) {
+                [0x1000, 0x2000, 0x3000, 0x4000, 0, 0]
+            } else {
+                args
+            };
+            match decode(nr, args) {
+                Some(Call::Time { .. }) | Some(Call::Random { .. }) => {
+                    assert!(layout(nr).is_none(), "{nr} is answered, not made")
+                }
+                Some(Call::Path { paths, .. }) => {
+                    let l = layout(nr).unwrap_or_else(|| panic!("{nr} has a layout"));
+                    let made: Vec<(i64, u64)> = l
+                        .paths
+                        .iter()
+                        .map(|&(d, p)| {
+                            (
+                                d.map_or(libc::AT_FDCWD as i64, |d| args[d] as i32 as i64),
+                                args[p],
+                            )
+                        })
+                        .collect();
+                    assert_eq!(made, paths, "{nr}: the paths racelab replaces are decode's");
+                }
+                other => panic!("{nr} decodes as {other:?}, which notification does not handle"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_is_resolved_from_the_programs_own_directories() {
+        let me = Pid::this();
+        let abs = PathArg::new(me, 5, "/etc/hostname").expect("an absolute path");
+        assert_eq!(abs.path.to_str(), Ok("/etc/hostname"));
+        let rel = PathArg::new(me, libc::AT_FDCWD as i64, "a/b").expect("a relative path");
+        assert_eq!(
+            rel.path.to_str(),
+            Ok(format!("/proc/{me}/cwd/a/b").as_str())
+        );
+        assert!(
+            PathArg::new(me, 9_999, "a").is_none(),
+            "a descriptor the program does not hold is EBADF"
+        );
+        let dir = std::fs::File::open("/").expect("open /");
+        let fd = dir.as_raw_fd() as i64;
+        let empty = PathArg::new(me, fd, "").expect("an empty path on a held descriptor");
+        assert!(empty.dirfd.is_some() && empty.path.as_bytes().is_empty());
+        // The call made with it is the kernel's: a stat of `/` through the O_PATH descriptor.
+        let mut buf = vec![0u8; std::mem::size_of::<libc::stat>()];
+        let args = [0, 0, 0, libc::AT_EMPTY_PATH as u64, 0, 0];
+        let r = call(
+            libc::SYS_newfstatat,
+            args,
+            &[empty],
+            Some(buf.as_mut_slice()),
+        );
+        assert_eq!(r, 0, "newfstatat through the O_PATH descriptor");
+        let ino = u64::from_ne_bytes(buf[8..16].try_into().expect("8 bytes"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(ino, std::fs::metadata("/").expect("stat /").ino());
+        let missing = PathArg::new(me, libc::AT_FDCWD as i64, "/no/such/racelab/file")
+            .expect("an absolute path");
+        let r = call(
+            libc::SYS_newfstatat,
+            [0; 6],
+            &[missing],
+            Some(buf.as_mut_slice()),
+        );
+        assert_eq!(r, -(libc::ENOENT as i64), "the kernel's errno");
     }
 }
