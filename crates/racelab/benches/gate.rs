@@ -1,10 +1,14 @@
 //! What the gate costs per call, and what seccomp user notification would cost instead (#23).
 //!
 //! One program, the racelab binary's `__gate-bench FILE CALLS` (stat and utimensat on one file
-//! under the root, by turns: every call a step of the gate), runs six ways in one run:
+//! under the root, by turns: every call a step of the gate), runs seven ways in one run:
 //! - `ungated`: plainly;
-//! - `gate-ptrace`: under today's gate (`gate::run::execute`): a seccomp stop and a syscall-exit
-//!   stop per step, the turnstile, the invariants, the file dating;
+//! - `gate-ptrace`: under the gate with every call through ptrace (`GateOptions::ptrace_only`,
+//!   the gate before #23 goal 5): a seccomp stop and a syscall-exit stop per step, the
+//!   turnstile, the invariants, the file dating;
+//! - `gate-notify`: under the gate as it runs by default: the stat and utimensat steps come as
+//!   notifications, held until the schedule picks them, made by racelab and answered with their
+//!   result (the open and write that create the file still through ptrace);
 //! - `ptrace-bare`: the same two ptrace stops per step with nothing else (the launcher and
 //!   filter of the gate, a supervisor that reads each call's path and result): the mechanism's
 //!   share of the gate's cost;
@@ -153,6 +157,7 @@ fn ptrace_bare(root: &Path) -> Duration {
     let wall = Some(WaitPidFlag::__WALL);
     let t = Instant::now();
     let mut child = Command::new(RACELAB)
+        .env(racelab_real::gate::notify::PTRACE_ONLY_ENV, "1")
         .arg("__gate-exec")
         .arg(RACELAB)
         .args(bench_args(&root.join("bench")))
@@ -202,6 +207,10 @@ fn ptrace_bare(root: &Path) -> Duration {
                     }
                 }
                 ptrace::cont(pid, None).expect("PTRACE_CONT");
+            }
+            // The launcher's second stop, filters installed.
+            WaitStatus::Stopped(_, Signal::SIGSTOP) if mem.is_none() => {
+                ptrace::cont(pid, None).expect("PTRACE_CONT")
             }
             WaitStatus::Stopped(_, sig) => ptrace::cont(pid, Some(sig)).expect("PTRACE_CONT"),
             _ => ptrace::cont(pid, None).expect("PTRACE_CONT"),
@@ -512,10 +521,16 @@ fn notified(root: &Path, answer: Answer) -> Duration {
 type Way<'a> = (&'static str, Box<dyn Fn() -> Duration + 'a>);
 
 /// The ways, in the order the bench prints them.
-fn ways<'a>(root: &'a Path, prog: &'a Program, opts: &'a GateOptions) -> Vec<Way<'a>> {
+fn ways<'a>(
+    root: &'a Path,
+    prog: &'a Program,
+    ptrace: &'a GateOptions,
+    notify: &'a GateOptions,
+) -> Vec<Way<'a>> {
     vec![
         ("ungated", Box::new(move || plain(root))),
-        ("gate-ptrace", Box::new(move || gated(prog, opts))),
+        ("gate-ptrace", Box::new(move || gated(prog, ptrace))),
+        ("gate-notify", Box::new(move || gated(prog, notify))),
         ("ptrace-bare", Box::new(move || ptrace_bare(root))),
         (
             "notif-continue",
@@ -539,7 +554,10 @@ fn bench(c: &mut Criterion) {
         GateOptions::new(Path::new("gate-bench.race"), dir.path()).expect("gate options");
     opts.racelab = RACELAB.into();
     opts.max_steps = CALLS as usize + 10;
-    let ways = ways(dir.path(), &prog, &opts);
+    let mut ptrace = opts.clone();
+    ptrace.ptrace_only = true;
+    opts.ptrace_only = false;
+    let ways = ways(dir.path(), &prog, &ptrace, &opts);
 
     let mut group = c.benchmark_group("gate");
     group.throughput(Throughput::Elements(CALLS));
@@ -565,8 +583,9 @@ fn bench(c: &mut Criterion) {
     let medians: Vec<Duration> = times.iter_mut().map(median).collect();
     let plain = medians[0];
     println!(
-        "gate mechanisms: {CALLS} stat/utimensat calls under the root, medians of 7 interleaved runs (kernel {}):",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+        "gate mechanisms: {CALLS} stat/utimensat calls under the root, medians of 7 interleaved runs (kernel {}, load {}):",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
     );
     for ((name, _), d) in ways.iter().zip(&medians) {
         println!(

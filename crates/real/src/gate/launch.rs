@@ -1,19 +1,18 @@
 //! The first moments of a gated process: ask to be traced, wait for the tracer, install the
-//! seccomp filter that stops the gated system calls, and exec the unmodified program.
+//! seccomp filters that stop the gated system calls (user notification for some, ptrace for the
+//! rest), stop again for racelab to take the listener, and exec the unmodified program.
 //!
 //! This runs as `racelab __gate-exec PROGRAM ARGS...`, a fresh process, so nothing here has to
-//! be async-signal-safe (which `pre_exec` would demand) and the workspace stays free of
-//! `unsafe`. The filter survives `execve`, so every gated call of the program, whatever its
+//! be async-signal-safe (which `pre_exec` would demand) and the only `unsafe` is
+//! `notify`'s. The filter survives `execve`, so every gated call of the program, whatever its
 //! language or libc, traps to racelab.
 
-use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 
 use nix::sys::ptrace;
 use nix::sys::signal::{raise, Signal};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 
-use super::syscalls::TRAPPED;
+use super::notify::{install, PTRACE_ONLY_ENV};
 
 /// Becomes the program named by `argv` under racelab's gate. Returns only on failure, with the
 /// exit code to use; the tracer reports the message the launcher prints.
@@ -31,31 +30,21 @@ pub fn gate_exec(argv: &[String]) -> i32 {
         eprintln!("racelab gate: raise(SIGSTOP) failed: {e}");
         return 126;
     }
-    let filter = match build_filter() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("racelab gate: cannot build the seccomp filter: {e}");
-            return 126;
-        }
-    };
-    if let Err(e) = seccompiler::apply_filter(&filter) {
+    let ptrace_only = std::env::var_os(PTRACE_ONLY_ENV).is_some();
+    if let Err(e) = install(ptrace_only) {
         eprintln!("racelab gate: cannot install the seccomp filter: {e}");
         return 126;
     }
-    let err = std::process::Command::new(program).args(args).exec();
+    // A second stop: racelab takes its copy of the listener (if any) before the exec closes
+    // this one.
+    if let Err(e) = raise(Signal::SIGSTOP) {
+        eprintln!("racelab gate: raise(SIGSTOP) failed: {e}");
+        return 126;
+    }
+    let err = std::process::Command::new(program)
+        .args(args)
+        .env_remove(PTRACE_ONLY_ENV)
+        .exec();
     eprintln!("racelab gate: cannot run `{program}`: {err}");
     127
-}
-
-/// SECCOMP_RET_TRACE for every trapped call, whatever its arguments; everything else runs free.
-fn build_filter() -> Result<BpfProgram, seccompiler::BackendError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        TRAPPED.iter().map(|&nr| (nr, Vec::new())).collect();
-    SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Trace(0),
-        TargetArch::x86_64,
-    )?
-    .try_into()
 }

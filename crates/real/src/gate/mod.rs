@@ -2,9 +2,10 @@
 //! a schedule says, their clock racelab's virtual clock.
 //!
 //! Mechanism (see ARCHITECTURE.md, "The gate"): each actor is started through
-//! `racelab __gate-exec`, which asks to be traced, installs a seccomp filter that stops the
-//! calls listed in [`syscalls::TRAPPED`], and execs the program. racelab, the tracer, keeps
-//! every process stopped but one. A call on a file under the run's root is a *step*: it waits
+//! `racelab __gate-exec`, which asks to be traced, installs seccomp filters that stop the
+//! calls listed in [`syscalls::TRAPPED`] (those in [`syscalls::NOTIFIED`] as user
+//! notifications, which racelab answers or makes itself, the rest as ptrace stops: see
+//! [`notify`]), and execs the program. racelab, the tracer, keeps every process held but one. A call on a file under the run's root is a *step*: it waits
 //! until the schedule picks its process. Time calls are answered from the virtual clock (the
 //! vDSO is hidden from the program, so its C library asks the kernel), sleeps end when the
 //! discrete-event clock reaches them, and random bytes come from a per-actor seed, so that a
@@ -12,6 +13,7 @@
 
 pub mod explore;
 pub mod launch;
+pub mod notify;
 pub mod report;
 pub mod run;
 pub mod syscalls;

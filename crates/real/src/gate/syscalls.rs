@@ -53,6 +53,38 @@ pub const TRAPPED: &[i64] = &[
     libc::SYS_clone3,
 ];
 
+/// The trapped calls that go through seccomp user notification instead of ptrace stops, when
+/// the kernel gives the launcher a listener: racelab answers them without running them (time,
+/// random bytes), lets them run (SECCOMP_USER_NOTIF_FLAG_CONTINUE: files outside the root), or
+/// holds them as steps and makes them itself (`notify::call`: the same call, with the
+/// program's paths resolved from its own directory, and the result the kernel gave racelab).
+/// Each is a call whose emulation is exact for a program of racelab's own user: `mkdir`
+/// (the program's umask, not racelab's, would apply), `open` (the descriptor must be the
+/// program's), descriptor calls, sleeps, waits and clones stay on ptrace (docs/design-decisions.md,
+/// "Seccomp user notification").
+pub const NOTIFIED: &[i64] = &[
+    libc::SYS_link,
+    libc::SYS_linkat,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_rmdir,
+    libc::SYS_stat,
+    libc::SYS_lstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_utime,
+    libc::SYS_utimes,
+    libc::SYS_utimensat,
+    libc::SYS_futimesat,
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
+    libc::SYS_time,
+    libc::SYS_getrandom,
+];
+
 /// A trapped call, decoded from the registers at its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {

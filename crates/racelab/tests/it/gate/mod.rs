@@ -8,6 +8,7 @@ use racelab_lang::ir::Program;
 use racelab_real::gate::run::{Chooser, GateOptions, Last};
 
 mod clients_and_threads;
+mod notification;
 mod processes;
 mod real_locks;
 

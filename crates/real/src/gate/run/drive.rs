@@ -99,6 +99,7 @@ pub fn execute(
                 .wrapping_add(i as u64 + 1),
             opts.tick_ns,
             times.clone(),
+            opts.ptrace_only,
         )?);
     }
 
@@ -160,6 +161,7 @@ pub fn execute(
         broken: Vec::new(),
         end: GateEnd::Finished,
         elapsed_ms: 0,
+        notified_steps: 0,
     };
 
     let result = (|| -> Result<(), GateError> {
@@ -345,6 +347,7 @@ pub fn execute(
     })();
     drop(watchdog);
     exec.elapsed_ms = clock.now_ns() / 1_000_000;
+    exec.notified_steps = procs.iter().map(|p| p.notified_steps).sum();
     // Whatever happened, no process outlives the run.
     for p in procs.iter_mut() {
         p.reap();

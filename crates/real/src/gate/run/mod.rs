@@ -52,6 +52,11 @@ pub struct GateOptions {
     pub path_prefix: Option<PathBuf>,
     /// More environment for the gated programs (tests point `RACELAB_VENV` at their own).
     pub extra_env: Vec<(String, String)>,
+    /// Trap every gated call with ptrace stops, as before seccomp user notification (the
+    /// bench's `gate-ptrace` way; `RACELAB_GATE_PTRACE_ONLY` set in racelab's environment).
+    /// Otherwise the calls in [`crate::gate::syscalls::NOTIFIED`] go through a listener when
+    /// the kernel has one. Steps, results and tokens are the same either way.
+    pub ptrace_only: bool,
 }
 
 impl GateOptions {
@@ -80,6 +85,7 @@ impl GateOptions {
             tick_ns: 1_000_000_000,
             path_prefix: std::env::var_os("RACELAB_VENV").map(|v| PathBuf::from(v).join("bin")),
             extra_env: Vec::new(),
+            ptrace_only: std::env::var_os(crate::gate::notify::PTRACE_ONLY_ENV).is_some(),
         })
     }
 }
@@ -108,6 +114,9 @@ pub struct Execution {
     pub end: GateEnd,
     /// Virtual time at the end, in milliseconds since the run began.
     pub elapsed_ms: u64,
+    /// How many steps came as seccomp notifications and were made by racelab (0 when every
+    /// call went through ptrace): which mechanism ran, for tests and benches.
+    pub notified_steps: usize,
 }
 
 /// An invariant that broke, why, and after how many choices (its schedule is that prefix).
@@ -174,6 +183,7 @@ mod tests {
             broken: Vec::new(),
             end: GateEnd::Finished,
             elapsed_ms: 0,
+            notified_steps: 0,
         };
         assert_eq!(exec.process_switches(7), 2);
         assert_eq!(exec.process_switches(4), 0);

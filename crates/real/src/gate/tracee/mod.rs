@@ -23,7 +23,11 @@ use nix::unistd::Pid;
 
 mod calls;
 mod memory;
+mod notified;
 mod times;
+
+use calls::{short_name, show_call};
+pub(crate) use times::{FileTimeMap, FileTimes};
 
 use super::VirtualClock;
 
@@ -69,6 +73,8 @@ pub(crate) struct Thread {
     timed: Option<(libc::user_regs_struct, usize)>,
     /// Let go from a timed wait to check for events: the deadline it keeps if none.
     probing: Option<u64>,
+    /// The step it is held at came as a notification: racelab makes the call and answers it.
+    held: Option<notified::HeldCall>,
 }
 
 impl Thread {
@@ -80,53 +86,8 @@ impl Thread {
             fresh,
             timed: None,
             probing: None,
+            held: None,
         }
-    }
-}
-
-/// File times the gated programs made, as virtual times: `(inode, seconds, nanoseconds)` of a
-/// real timestamp a step left on a file, to the virtual wall time (ns) of that step. A program
-/// that compares a file's ctime with its clock (npm's lockfile) then sees the times of the
-/// schedule, not of the machine.
-pub(crate) type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
-
-#[derive(Debug, Default)]
-pub(crate) struct FileTimeMap {
-    pub stamps: HashMap<(u64, i64, i64), u64>,
-    /// Per inode, the steps that may have changed its times: (real coarse time before the
-    /// step, virtual wall time of the step). An unlink of one of an inode's names changes its
-    /// ctime, but the name is gone before racelab can read it: such a time is dated by the
-    /// last step on the inode that began before it.
-    pub events: HashMap<u64, Vec<(i128, u64)>>,
-    /// Real time (ns since 1970) when the run's files were made: kernel timestamps from then on
-    /// that no step claims (the scenario's `fs` entries) read as the run's start.
-    pub since_ns: i128,
-    /// The virtual wall clock at the run's start.
-    pub start_wall_ns: u64,
-}
-
-impl FileTimeMap {
-    /// The virtual time a real timestamp stands for, or `None` to leave it (a time the program
-    /// set itself with utime, outside the run's real time).
-    fn virtual_of(&self, ino: u64, sec: i64, nsec: i64) -> Option<u64> {
-        if let Some(v) = self.stamps.get(&(ino, sec, nsec)) {
-            return Some(*v);
-        }
-        let real = sec as i128 * 1_000_000_000 + nsec as i128;
-        if let Some(&(_, v)) = self
-            .events
-            .get(&ino)
-            .and_then(|e| e.iter().rev().find(|(before, _)| *before <= real))
-        {
-            return Some(v);
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        // Kernel timestamps are coarse (a tick behind): a little slack either side.
-        (real >= self.since_ns - 50_000_000 && real <= now + 50_000_000)
-            .then_some(self.start_wall_ns)
     }
 }
 
@@ -153,6 +114,12 @@ pub(crate) struct Tracee {
     pub stderr: PathBuf,
     /// How the process ended, once it has.
     pub end: Option<Stop>,
+    /// racelab's copy of the process's seccomp listener: the calls in `syscalls::NOTIFIED`
+    /// come through it (`None`: every call through ptrace).
+    listener: Option<crate::gate::notify::Listener>,
+    waiter: Option<notified::Waiter>,
+    /// The steps made through notification so far.
+    pub notified_steps: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +152,7 @@ impl Tracee {
         seed: u64,
         tick_ns: u64,
         times: FileTimes,
+        ptrace_only: bool,
     ) -> Result<Tracee, GateError> {
         let name = format!("{seed}");
         let stdout = File::create(logs.join(format!("{name}.out")))
@@ -194,7 +162,13 @@ impl Tracee {
             .map_err(|e| format!("cannot create the gated process's log: {e}"))?;
         // Its own process group: a Ctrl-C at the terminal reaches racelab, which stops between
         // steps and reaps every gated process (PTRACE_O_EXITKILL kills them if racelab dies).
-        let child = Command::new(racelab)
+        let mut command = Command::new(racelab);
+        if ptrace_only {
+            command.env(crate::gate::notify::PTRACE_ONLY_ENV, "1");
+        } else {
+            command.env_remove(crate::gate::notify::PTRACE_ONLY_ENV);
+        }
+        let child = command
             .process_group(0)
             .arg("__gate-exec")
             .args(argv)
@@ -222,6 +196,9 @@ impl Tracee {
             last_result: String::new(),
             stderr: stderr_path,
             end: None,
+            listener: None,
+            waiter: None,
+            notified_steps: 0,
         };
         // The launcher stops itself before installing the filter; set our options then.
         match waitpid(pid, None) {
@@ -244,6 +221,31 @@ impl Tracee {
             | Options::PTRACE_O_EXITKILL
             | Options::PTRACE_O_TRACESYSGOOD;
         ptrace::setoptions(pid, opts).map_err(|e| format!("PTRACE_SETOPTIONS: {e}"))?;
+        // Its second stop, filters installed: the listener is racelab's to take. The process
+        // stays stopped there until `start`.
+        ptrace::cont(pid, None).map_err(|e| format!("PTRACE_CONT: {e}"))?;
+        loop {
+            match waitpid(pid, None) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => break,
+                Ok(WaitStatus::Exited(_, code)) => {
+                    t.gone(Stop::Exited(code));
+                    return Err(format!(
+                        "the gate launcher exited with status {code}: {}",
+                        t.stderr_tail()
+                    )
+                    .into());
+                }
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    ptrace::cont(pid, None).map_err(|e| format!("PTRACE_CONT: {e}"))?
+                }
+                other => {
+                    return Err(
+                        format!("the gate launcher did not stop as expected: {other:?}").into(),
+                    )
+                }
+            }
+        }
+        t.take_listener()?;
         Ok(t)
     }
 
@@ -416,8 +418,9 @@ impl Tracee {
         if !matches!(self.threads[t].at, ThreadAt::Step(_)) {
             return Err("stepped a thread that is not at a step".into());
         }
+        let notified = self.threads[t].held.is_some();
         self.finish_step(t, clock)?;
-        if self.threads[t].at != ThreadAt::Gone {
+        if !notified && self.threads[t].at != ThreadAt::Gone {
             self.cont(t, None)?;
         }
         Ok(())
@@ -443,6 +446,9 @@ impl Tracee {
             }
             t += 1;
         }
+        if self.end.is_none() {
+            any |= self.receive_all(clock)?;
+        }
         Ok(any)
     }
 
@@ -454,6 +460,10 @@ impl Tracee {
             let Some(t) = self.threads.iter().position(|t| t.at == ThreadAt::Free) else {
                 break;
             };
+            if self.listener.is_some() {
+                self.wait_event(t, clock)?;
+                continue;
+            }
             let status = match waitpid(self.threads[t].tid, WALL) {
                 Ok(s) => s,
                 Err(Errno::ECHILD) => {
@@ -484,8 +494,11 @@ impl Tracee {
             }
             WaitStatus::PtraceEvent(_, _, ev) if ev == ptrace::Event::PTRACE_EVENT_CLONE as i32 => {
                 let new = ptrace::getevent(tid).map_err(|e| format!("PTRACE_GETEVENTMSG: {e}"))?;
-                self.threads
-                    .push(Thread::new(Pid::from_raw(new as i32), true));
+                let new = Pid::from_raw(new as i32);
+                // (Already known if a notification of its came first.)
+                if !self.threads.iter().any(|t| t.tid == new) {
+                    self.threads.push(Thread::new(new, true));
+                }
                 self.cont(t, None)?;
             }
             WaitStatus::PtraceEvent(_, _, ev)
@@ -525,29 +538,6 @@ impl Tracee {
             Err(Errno::ESRCH) => Ok(()),
             Err(e) => Err(format!("PTRACE_CONT: {e}").into()),
         }
-    }
-}
-
-/// A root-relative path as the step table shows it: the file name (the directory is the
-/// scenario's), or what racelab's own conventions mean (`section list/locker1`, `log done`).
-fn short_name(rel: &Path) -> String {
-    let parts: Vec<String> = rel
-        .iter()
-        .map(|c| c.to_string_lossy().into_owned())
-        .collect();
-    match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [".racelab", "critical", s, a] => format!("section {s}/{a}"),
-        [".racelab", "logs", l] => format!("log {l}"),
-        _ => parts.last().cloned().unwrap_or_default(),
-    }
-}
-
-/// `link(a, b)`; racelab's markers as what they mean (`enter list`, `leave list`).
-fn show_call(op: &str, names: &[String]) -> String {
-    match (op, names) {
-        ("open", [n]) if n.starts_with("section ") => format!("enter {}", &n["section ".len()..]),
-        ("unlink", [n]) if n.starts_with("section ") => format!("leave {}", &n["section ".len()..]),
-        _ => format!("{op}({})", names.join(", ")),
     }
 }
 

@@ -60,17 +60,8 @@ impl Tracee {
     /// it took up to 13 system calls per `stat` step: the gate's largest share of a step's cost
     /// after the two ptrace stops).
     pub(super) fn virtualize_stat(&self, buf: u64, statx: bool) -> Result<(), GateError> {
-        // (inode, [(seconds, nanoseconds)] offsets, bytes to read) on x86_64; statx's
-        // nanoseconds are a u32, struct stat's an i64.
-        let (ino_at, fields, len): (usize, &[(usize, usize)], usize) = if statx {
-            (
-                0x20,
-                &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
-                0x80,
-            )
-        } else {
-            (8, &[(72, 80), (88, 96), (104, 112)], 120)
-        };
+        // Up to the last time field: statx's birth time, struct stat's ctime.
+        let len = if statx { 0x80 } else { 120 };
         let mut bytes = self.read_mem(buf, len)?;
         if bytes.len() < len {
             return Err(format!(
@@ -79,18 +70,28 @@ impl Tracee {
             )
             .into());
         }
+        if let Some((from, to)) = self.virtualize_bytes(&mut bytes, statx) {
+            self.write_mem(buf + from as u64, &bytes[from..to])?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the times in `bytes`, a `struct stat` or `struct statx`, into virtual times.
+    /// Returns the span of bytes it changed.
+    pub(super) fn virtualize_bytes(&self, bytes: &mut [u8], statx: bool) -> Option<(usize, usize)> {
+        let (ino_at, fields) = stat_layout(statx);
         let word =
             |b: &[u8], at: usize| i64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
-        let ino = word(&bytes, ino_at) as u64;
+        let ino = word(bytes, ino_at) as u64;
         let map = self.times.borrow();
         let mut changed: Option<(usize, usize)> = None;
         for &(sec_at, nsec_at) in fields {
-            let sec = word(&bytes, sec_at);
+            let sec = word(bytes, sec_at);
             let nsec = if statx {
                 u32::from_ne_bytes(bytes[nsec_at..nsec_at + 4].try_into().unwrap_or_default())
                     as i64
             } else {
-                word(&bytes, nsec_at)
+                word(bytes, nsec_at)
             };
             let Some(v) = map.virtual_of(ino, sec, nsec) else {
                 continue;
@@ -109,9 +110,65 @@ impl Tracee {
                 None => (sec_at, nsec_end),
             });
         }
-        if let Some((from, to)) = changed {
-            self.write_mem(buf + from as u64, &bytes[from..to])?;
+        changed
+    }
+}
+
+/// Where the inode and the (seconds, nanoseconds) of each time are in a `struct statx` or
+/// `struct stat` on x86_64 (statx's nanoseconds are a u32, struct stat's an i64).
+fn stat_layout(statx: bool) -> (usize, &'static [(usize, usize)]) {
+    if statx {
+        (
+            0x20,
+            &[(0x40, 0x48), (0x50, 0x58), (0x60, 0x68), (0x70, 0x78)],
+        )
+    } else {
+        (8, &[(72, 80), (88, 96), (104, 112)])
+    }
+}
+
+/// File times the gated programs made, as virtual times: `(inode, seconds, nanoseconds)` of a
+/// real timestamp a step left on a file, to the virtual wall time (ns) of that step. A program
+/// that compares a file's ctime with its clock (npm's lockfile) then sees the times of the
+/// schedule, not of the machine.
+pub(crate) type FileTimes = std::rc::Rc<std::cell::RefCell<FileTimeMap>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct FileTimeMap {
+    pub stamps: HashMap<(u64, i64, i64), u64>,
+    /// Per inode, the steps that may have changed its times: (real coarse time before the
+    /// step, virtual wall time of the step). An unlink of one of an inode's names changes its
+    /// ctime, but the name is gone before racelab can read it: such a time is dated by the
+    /// last step on the inode that began before it.
+    pub events: HashMap<u64, Vec<(i128, u64)>>,
+    /// Real time (ns since 1970) when the run's files were made: kernel timestamps from then on
+    /// that no step claims (the scenario's `fs` entries) read as the run's start.
+    pub since_ns: i128,
+    /// The virtual wall clock at the run's start.
+    pub start_wall_ns: u64,
+}
+
+impl FileTimeMap {
+    /// The virtual time a real timestamp stands for, or `None` to leave it (a time the program
+    /// set itself with utime, outside the run's real time).
+    fn virtual_of(&self, ino: u64, sec: i64, nsec: i64) -> Option<u64> {
+        if let Some(v) = self.stamps.get(&(ino, sec, nsec)) {
+            return Some(*v);
         }
-        Ok(())
+        let real = sec as i128 * 1_000_000_000 + nsec as i128;
+        if let Some(&(_, v)) = self
+            .events
+            .get(&ino)
+            .and_then(|e| e.iter().rev().find(|(before, _)| *before <= real))
+        {
+            return Some(v);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        // Kernel timestamps are coarse (a tick behind): a little slack either side.
+        (real >= self.since_ns - 50_000_000 && real <= now + 50_000_000)
+            .then_some(self.start_wall_ns)
     }
 }
