@@ -1,6 +1,7 @@
 //! Tests that hold the built-in scenarios to their expectations, under the whole portfolio.
 
 mod django;
+mod documented_tokens;
 mod grammar;
 mod kernel_calls;
 mod launchpad;
