@@ -11,8 +11,9 @@
 //!   mailman-lockfile/patched (`stat` as one step, as the explore bench takes it) and
 //!   flufl-lock/no-fault, each timed on its own (`perf stat` gives the CPU time of the whole);
 //! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
-//! - `space FILE VARIANT [workers]`: native-dfs on one built-in variant with the default
-//!   state budget, for its size and (under `/usr/bin/time -v`) its peak memory;
+//! - `space FILE VARIANT [workers] [max-states]`: native-dfs on one built-in variant, with
+//!   the default state budget unless given, for its size and (under `/usr/bin/time -v`) its
+//!   peak memory;
 //! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
 //!   built-in scenario: its states, schedules and findings with their schedules, one line
 //!   each, to diff before and after a change to the machine (they must not change).
@@ -145,13 +146,16 @@ fn proofs(rounds: u64, workers: usize) {
     prove_rounds("flufl-lock/no-fault", flufl, rounds, workers);
 }
 
-fn space(file: &str, name: &str, workers: usize) {
+fn space(file: &str, name: &str, workers: usize, max_states: Option<u64>) {
     let prog = Arc::new(variant(file, name));
-    let cfg = EngineConfig::new(
+    let mut cfg = EngineConfig::new(
         EngineKind::NativeDfs,
         Budget::new(u64::MAX, Duration::from_secs(600)),
     )
     .workers(workers);
+    if let Some(max) = max_states {
+        cfg = cfg.max_states(max);
+    }
     let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
     println!(
         "{file}/{name}: {:?} states in {:.2}s on {workers} worker(s), exhaustive {}: {}",
@@ -212,11 +216,12 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "random".into());
     if which == "space" {
         let (Some(file), Some(name)) = (args.next(), args.next()) else {
-            eprintln!("profile_engines: space FILE VARIANT [workers]");
+            eprintln!("profile_engines: space FILE VARIANT [workers] [max-states]");
             std::process::exit(2);
         };
         let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(1);
-        return space(&file, &name, workers);
+        let max_states = args.next().and_then(|m| m.parse().ok());
+        return space(&file, &name, workers, max_states);
     }
     let rounds = match args.next().map(|r| r.parse::<u64>()) {
         None => 20,
