@@ -7,9 +7,13 @@
 //!   `stat` as one step), 1,000 schedules a round;
 //! - `dfs [rounds] [workers]`: the dfs bench's proof (racelab-linklock/no-fault), on one thread
 //!   unless `workers` says more (CPU time over wall time then shows how busy they kept);
+//! - `proofs [rounds] [workers]`: the two per-core targets, proved by native-dfs:
+//!   mailman-lockfile/patched (`stat` as one step, as the explore bench takes it) and
+//!   flufl-lock/no-fault, each timed on its own (`perf stat` gives the CPU time of the whole);
 //! - `dump`: the patched mailman variant's lowered IR, to read beside a profile;
-//! - `space FILE VARIANT [workers]`: native-dfs on one built-in variant with the default
-//!   state budget, for its size and (under `/usr/bin/time -v`) its peak memory;
+//! - `space FILE VARIANT [workers] [max-states]`: native-dfs on one built-in variant, with
+//!   the default state budget unless given, for its size and (under `/usr/bin/time -v`) its
+//!   peak memory;
 //! - `states`: native-dfs (one thread, at most 300,000 states) on every variant of every
 //!   built-in scenario: its states, schedules and findings with their schedules, one line
 //!   each, to diff before and after a change to the machine (they must not change).
@@ -85,13 +89,73 @@ fn dfs(rounds: u64, workers: usize) {
     );
 }
 
-fn space(file: &str, name: &str, workers: usize) {
+/// The CPU time this process has used, every thread's (ended ones too), from
+/// `/proc/self/stat` (utime and stime, in the kernel's 100 Hz clock ticks): on a shared machine
+/// states per CPU-second are steadier than states per wall second.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// Proves `prog` `rounds` times on `workers` threads; prints its states per wall second and
+/// per CPU-second.
+fn prove_rounds(name: &str, prog: Program, rounds: u64, workers: usize) {
+    let prog = Arc::new(prog);
+    let start = Instant::now();
+    let cpu_start = cpu_seconds();
+    let mut states = 0;
+    for _ in 0..rounds {
+        let cfg = EngineConfig::new(
+            EngineKind::NativeDfs,
+            Budget::new(u64::MAX, Duration::from_secs(600)),
+        )
+        .workers(workers);
+        let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
+        assert!(
+            ex.exhaustive && ex.findings.is_empty(),
+            "{name} is not proved: {}",
+            ex.bound
+        );
+        states += ex.states.unwrap_or(0);
+    }
+    let s = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    println!(
+        "{name}: {states} states in {s:.2}s ({cpu:.2} CPU-s) on {workers} worker(s): {:.0} states/s, {:.0} states/CPU-s",
+        states as f64 / s,
+        states as f64 / cpu
+    );
+}
+
+fn proofs(rounds: u64, workers: usize) {
+    prove_rounds(
+        "mailman-lockfile/patched",
+        mailman_patched(),
+        rounds,
+        workers,
+    );
+    let flufl = variant("flufl-lock.race", "no-fault");
+    prove_rounds("flufl-lock/no-fault", flufl, rounds, workers);
+}
+
+fn space(file: &str, name: &str, workers: usize, max_states: Option<u64>) {
     let prog = Arc::new(variant(file, name));
-    let cfg = EngineConfig::new(
+    let mut cfg = EngineConfig::new(
         EngineKind::NativeDfs,
         Budget::new(u64::MAX, Duration::from_secs(600)),
     )
     .workers(workers);
+    if let Some(max) = max_states {
+        cfg = cfg.max_states(max);
+    }
     let ex = explore::explore(&prog, &cfg).expect("native-dfs explores any scenario");
     println!(
         "{file}/{name}: {:?} states in {:.2}s on {workers} worker(s), exhaustive {}: {}",
@@ -152,11 +216,12 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "random".into());
     if which == "space" {
         let (Some(file), Some(name)) = (args.next(), args.next()) else {
-            eprintln!("profile_engines: space FILE VARIANT [workers]");
+            eprintln!("profile_engines: space FILE VARIANT [workers] [max-states]");
             std::process::exit(2);
         };
         let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(1);
-        return space(&file, &name, workers);
+        let max_states = args.next().and_then(|m| m.parse().ok());
+        return space(&file, &name, workers, max_states);
     }
     let rounds = match args.next().map(|r| r.parse::<u64>()) {
         None => 20,
@@ -168,10 +233,11 @@ fn main() {
     };
     match which.as_str() {
         "random" => random(rounds),
-        "dfs" => {
+        "dfs" | "proofs" => {
             let workers = args.next().map_or(Ok(1), |w| w.parse::<usize>());
             match workers {
-                Ok(w) if w > 0 => dfs(rounds, w),
+                Ok(w) if w > 0 && which == "dfs" => dfs(rounds, w),
+                Ok(w) if w > 0 => proofs(rounds, w),
                 _ => {
                     eprintln!("profile_engines: workers must be a positive number");
                     std::process::exit(2);
@@ -182,7 +248,7 @@ fn main() {
         "states" => states(),
         other => {
             eprintln!(
-                "profile_engines: unknown mode {other:?} (random, dfs, space, dump or states)"
+                "profile_engines: unknown mode {other:?} (random, dfs, proofs, space, dump or states)"
             );
             std::process::exit(2);
         }

@@ -18,6 +18,7 @@
 //! Every engine records the machine's own schedule (the choice of each step), so a finding is
 //! the same portable token that loom, shuttle and every real backend replay.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -162,8 +163,15 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(machine: Machine, fingerprint: u128, sleep: Vec<usize>) -> Frame {
-        let choices = machine.runnable().filter(|c| !sleep.contains(c)).collect();
+    /// `choices` is an empty vector to fill (one a finished frame gave back, so that the search
+    /// allocates none per state).
+    fn new(
+        machine: Machine,
+        fingerprint: u128,
+        sleep: Vec<usize>,
+        mut choices: Vec<usize>,
+    ) -> Frame {
+        choices.extend(machine.runnable().filter(|c| !sleep.contains(c)));
         Frame {
             machine: Some(machine),
             fingerprint,
@@ -218,7 +226,9 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
     let mut sleeps = Sleeps::default();
     let root = initial.state_fingerprint();
     seen.insert(root, ON_STACK);
-    let mut stack = vec![Frame::new(initial.clone(), root, Vec::new())];
+    let mut stack = vec![Frame::new(initial.clone(), root, Vec::new(), Vec::new())];
+    // The choice vectors of finished frames, for new frames to reuse.
+    let mut spare_choices: Vec<Vec<usize>> = Vec::new();
     if initial.is_finished() {
         col.absorb(initial);
         stack[0].below = 1;
@@ -235,6 +245,7 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             if let Some(below) = seen.get_mut(&done.fingerprint) {
                 *below = done.below;
             }
+            spare_choices.push(done.choices);
             match stack.last_mut() {
                 Some(parent) => parent.below = parent.below.saturating_add(done.below),
                 None => covered = Some(done.below),
@@ -274,7 +285,16 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
         next.step(c);
         let fingerprint = next.state_fingerprint();
         let mut revisit = None;
-        if let Some(&below) = seen.get(&fingerprint) {
+        // One probe of the table for a new state (it is marked on the stack at once; a finished
+        // one is given its count below), two for a state seen before.
+        let seen_before = match seen.entry(fingerprint) {
+            Entry::Occupied(entry) => Some(*entry.get()),
+            Entry::Vacant(entry) => {
+                entry.insert(ON_STACK);
+                None
+            }
+        };
+        if let Some(below) = seen_before {
             if below == ON_STACK {
                 cyclic = true;
                 paths += 1;
@@ -303,20 +323,30 @@ fn dfs(initial: &Machine, cfg: &EngineConfig, col: &mut Collector, start: Instan
             paths += 1;
             col.absorb(&next);
             if col.stop {
+                if seen_before.is_none() {
+                    // Counted as a state only once expanded, as before the one-probe lookup.
+                    seen.remove(&fingerprint);
+                }
                 note = Some("stopped once the verdict was settled".to_string());
                 break;
             }
         }
         if next.is_finished() {
-            seen.entry(fingerprint).or_insert(1);
+            if seen_before.is_none() {
+                seen.insert(fingerprint, 1);
+            }
             top.below = top.below.saturating_add(1);
         } else {
             let sleep = revisit.unwrap_or(child_sleep);
-            seen.insert(fingerprint, ON_STACK);
+            if seen_before.is_some() {
+                // A revisit under partial-order reduction: on the stack again.
+                seen.insert(fingerprint, ON_STACK);
+            }
             if cfg.por {
                 sleeps.insert(fingerprint, sleep.clone());
             }
-            stack.push(Frame::new(next, fingerprint, sleep));
+            let choices = spare_choices.pop().unwrap_or_default();
+            stack.push(Frame::new(next, fingerprint, sleep, choices));
         }
         if seen.len() as u64 >= max_states {
             note = Some(state_budget_spent(max_states));

@@ -67,7 +67,9 @@ struct Shared<'a> {
     prog: &'a Program,
     start: Instant,
     workers: usize,
-    visited: Vec<Mutex<HashSet<u128, FingerprintKeys>>>,
+    /// Each shard's lock on a cache line of its own: two shards on one line would make the
+    /// cores take turns at it although they lock different shards.
+    visited: Vec<OwnLine<Mutex<HashSet<u128, FingerprintKeys>>>>,
     /// Written by every worker at every new state: on a cache line of its own, so that the
     /// flags the workers only read (`stop`, `hungry`) are not invalidated with it.
     states: OwnLine<AtomicU64>,
@@ -87,6 +89,7 @@ impl Shared<'_> {
         // would otherwise be the same few bits for every key of a shard.
         let shard = ((fingerprint >> 64) as usize) % SHARDS;
         self.visited[shard]
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(fingerprint)
@@ -133,12 +136,16 @@ impl Shared<'_> {
         }
     }
 
-    /// Moves half of `local` to the pool when another worker waits for work.
+    /// Moves half of `local` to the pool when another worker waits for work: the older half,
+    /// the states nearest the root, whose subtrees are the largest. Handing over the newest
+    /// (deepest) ones, as before, gave away small subtrees: the other worker was soon hungry
+    /// again, and every hand-over costs a detach.
     fn share(&self, local: &mut Vec<Machine>) {
         if local.len() < 2 || self.hungry.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let half = local.split_off(local.len() / 2);
+        let newer = local.split_off(local.len() / 2);
+        let half = std::mem::replace(local, newer);
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.work.extend(half);
         self.wake.notify_all();
@@ -156,7 +163,7 @@ pub fn prove(initial: &Machine, cfg: &EngineConfig, start: Instant, workers: usi
         prog: initial.program(),
         start,
         workers: workers.max(1),
-        visited: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        visited: (0..SHARDS).map(|_| OwnLine(Mutex::default())).collect(),
         states: OwnLine(AtomicU64::new(1)),
         paths: AtomicU64::new(0),
         pool: Mutex::new(Pool {
@@ -253,6 +260,8 @@ fn work(shared: &Shared<'_>) {
         states: 0,
     };
     let prog = Arc::new(shared.prog.clone());
+    // The choices of the state being expanded: one vector for them all.
+    let mut choices: Vec<usize> = Vec::new();
     loop {
         let m = match local.pop() {
             Some(m) => m,
@@ -277,7 +286,8 @@ fn work(shared: &Shared<'_>) {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        let choices: Vec<usize> = m.runnable().collect();
+        choices.clear();
+        choices.extend(m.runnable());
         let broken_before = m.broken().len();
         // Every successor but the last steps a clone; the last takes the machine itself.
         let mut parent = Some(m);

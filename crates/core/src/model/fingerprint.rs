@@ -82,6 +82,28 @@ impl Fingerprinter {
     }
 }
 
+/// The last one to seven bytes of a write as one little-endian word, with their count in the
+/// top byte ("ab" and "ab\0" differ). Read with two overlapping loads instead of a copy into a
+/// buffer, whose variable length was a `memcpy` call for every string the search hashed.
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    debug_assert!((1..8).contains(&n));
+    let bytes = if n >= 4 {
+        let first = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let last = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+        // The two loads overlap when n < 8; the bytes they share are the same, so or-ing them
+        // puts every byte at its own place.
+        u64::from(first) | (u64::from(last) << (8 * (n - 4)))
+    } else {
+        // One to three bytes: the first, the middle and the last, which cover them all.
+        u64::from(rest[0])
+            | (u64::from(rest[n / 2]) << (8 * (n / 2)))
+            | (u64::from(rest[n - 1]) << (8 * (n - 1)))
+    };
+    bytes | ((n as u64) << 56)
+}
+
 impl Hasher for Fingerprinter {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
@@ -90,11 +112,7 @@ impl Hasher for Fingerprinter {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            // Up to seven bytes, and their count in the top byte: "ab" and "ab\0" differ.
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            buf[7] = rest.len() as u8;
-            self.word(u64::from_le_bytes(buf));
+            self.word(tail_word(rest));
         }
     }
     fn write_u8(&mut self, i: u8) {
@@ -178,6 +196,17 @@ mod tests {
         for (a, b) in pairs {
             assert_ne!(a as u64, b as u64, "low lanes collide");
             assert_ne!((a >> 64) as u64, (b >> 64) as u64, "high lanes collide");
+        }
+    }
+
+    #[test]
+    fn a_tail_is_its_bytes_in_order_and_its_count() {
+        let bytes = *b"abcdefg";
+        for n in 1..8 {
+            let mut buf = [0u8; 8];
+            buf[..n].copy_from_slice(&bytes[..n]);
+            buf[7] = n as u8;
+            assert_eq!(tail_word(&bytes[..n]), u64::from_le_bytes(buf), "{n} bytes");
         }
     }
 

@@ -272,7 +272,7 @@ pub struct Machine<F: World = ModelFs> {
     fired: Vec<bool>,
     timers: Vec<KillTimer>,
     /// The schedule so far: the actor of each step.
-    schedule: Vec<u8>,
+    schedule: Steps,
     broken: Vec<Broken>,
     end: Option<End>,
     max_steps: usize,
@@ -297,6 +297,36 @@ struct Scratch(Vec<Value>);
 impl Clone for Scratch {
     fn clone(&self) -> Self {
         Scratch::default()
+    }
+}
+
+/// The schedule so far. A clone keeps room for more steps: the stateful search clones a
+/// machine and steps it at once, and an exact-capacity copy reallocated (copying the whole
+/// schedule again) at that first push.
+#[derive(Default)]
+struct Steps(Vec<u8>);
+
+/// Steps a clone has room for before its schedule grows.
+const STEPS_HEADROOM: usize = 32;
+
+impl Clone for Steps {
+    fn clone(&self) -> Self {
+        let mut steps = Vec::with_capacity(self.0.len() + STEPS_HEADROOM);
+        steps.extend_from_slice(&self.0);
+        Steps(steps)
+    }
+}
+
+impl std::ops::Deref for Steps {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Steps {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
     }
 }
 
@@ -381,7 +411,7 @@ impl<F: World> Machine<F> {
             fired: vec![false; prog.faults.len()],
             timers: Vec::new(),
             actors,
-            schedule: Vec::new(),
+            schedule: Steps::default(),
             broken: Vec::new(),
             end: None,
             max_steps: DEFAULT_MAX_STEPS,
