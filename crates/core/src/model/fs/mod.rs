@@ -94,6 +94,17 @@ struct NfsClients {
     /// The inode whose flock was just granted with EAGAIN as the other answer: if the engine
     /// chooses EAGAIN, the grant is undone (`World::answer_taken`).
     refused_grant: Option<usize>,
+    /// A stat past the cache's lifetime looked `path` up again for `client`; if the engine
+    /// chooses the stale answer, the client had not, and keeps its old entry (`StaleName`).
+    stale_name: Option<StaleName>,
+}
+
+/// What a client's cache held for a name before a lookup the engine may undo.
+#[derive(Debug, Clone, Hash)]
+struct StaleName {
+    client: usize,
+    path: String,
+    entry: (i64, Result<usize, Errno>),
 }
 
 /// One client's caches.
@@ -451,6 +462,16 @@ impl World for ModelFs {
     }
 
     fn answer_taken(&mut self, index: usize) {
+        if let Some(stale) = self.nfs.as_mut().and_then(|nfs| nfs.stale_name.take()) {
+            if index != 0 {
+                // The kernel answered from its stale entry: it did not look the name up.
+                if let Some(nfs) = self.nfs.as_mut() {
+                    nfs.caches[stale.client]
+                        .names
+                        .insert(stale.path, stale.entry);
+                }
+            }
+        }
         let Some(ino) = self.nfs.as_mut().and_then(|nfs| nfs.refused_grant.take()) else {
             return;
         };

@@ -22,6 +22,7 @@ impl ModelFs {
             other_answers: Vec::new(),
             unlocks_in_flight: Vec::new(),
             refused_grant: None,
+            stale_name: None,
         });
     }
 
@@ -56,7 +57,20 @@ impl ModelFs {
             } else {
                 self.stale_stat(client, &path)
             };
+            let entry = self
+                .nfs
+                .as_ref()
+                .and_then(|nfs| nfs.caches[client].names.get(&path).cloned());
             let first = self.cached_stat(client, &path, cx.now);
+            if let (Some(nfs), Some(other)) = (self.nfs.as_mut(), &other) {
+                if !nfs.cache_fresh(entry.as_ref(), cx.now) && *other != first {
+                    nfs.stale_name = entry.map(|entry| StaleName {
+                        client,
+                        path: path.clone(),
+                        entry,
+                    });
+                }
+            }
             self.offer_answers(&first, other);
             return Ok(first);
         }
@@ -274,5 +288,12 @@ impl ModelFs {
             nfs.caches[client].attrs.insert(ino, (now, v.clone()));
         }
         Some(v)
+    }
+}
+
+impl NfsClients {
+    /// Whether a cached name looked up at the entry's time is still fresh at `now`.
+    fn cache_fresh(&self, entry: Option<&(i64, Result<usize, Errno>)>, now: i64) -> bool {
+        entry.is_some_and(|(at, _)| now - at < self.cache_ms)
     }
 }

@@ -424,4 +424,14 @@ fn a_stat_past_the_cache_lifetime_may_still_answer_from_the_cache() {
         "the server's answer first: {first:?}"
     );
     assert_eq!(fs.other_answers(), [Err(Errno::ENOENT)]);
+    // The engine chose the stale answer: the client did not look the name up, so its next
+    // stat has both answers again (a lookup would have left it one).
+    fs.answer_taken(1);
+    let stat_now = |fs: &mut ModelFs| fs.perform(Op::Stat, &[Value::str("/l/file")], &later);
+    assert!(matches!(stat_now(&mut fs), Ok(Ok(Value::Stat(_)))));
+    assert_eq!(fs.other_answers(), [Err(Errno::ENOENT)]);
+    // It chose the lookup this time: the fresh entry stays, one answer.
+    fs.answer_taken(0);
+    assert!(matches!(stat_now(&mut fs), Ok(Ok(Value::Stat(_)))));
+    assert_eq!(fs.other_answers(), []);
 }
