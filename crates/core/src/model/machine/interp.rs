@@ -128,6 +128,7 @@ impl<F: World> Machine<F> {
                     match self.eval_in(a, e) {
                         Ok(v) => {
                             self.actors[a].locals[local] = v;
+                            self.wrote(watch::Part::Locals);
                             self.frame(a).pc += 1;
                         }
                         Err(msg) => {
@@ -191,12 +192,14 @@ impl<F: World> Machine<F> {
                 Instr::Enter(s) => {
                     let s = *s as usize;
                     self.holders[s].push(a);
+                    self.wrote(watch::Part::Holders);
                     self.frame(a).pc += 1;
                 }
                 Instr::Leave(s) => {
                     let s = *s as usize;
                     if let Some(i) = self.holders[s].iter().position(|h| *h == a) {
                         self.holders[s].remove(i);
+                        self.wrote(watch::Part::Holders);
                     }
                     self.frame(a).pc += 1;
                 }

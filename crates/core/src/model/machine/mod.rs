@@ -19,6 +19,7 @@ mod oracles;
 mod query;
 mod step;
 mod time;
+mod watch;
 mod world;
 
 use std::sync::Arc;
@@ -287,6 +288,11 @@ pub struct Machine<F: World = ModelFs> {
     arg_buf: Scratch,
     /// The register vectors of returned frames, emptied, for the next calls to reuse. Not state.
     spare_regs: Spare,
+    /// Which invariants read which parts of the state (`watch.rs`). Not state.
+    watch: watch::Watch,
+    /// The parts written since invariants were last checked, a bit per `watch::Part`: empty
+    /// between steps. Not state.
+    written: u8,
 }
 
 /// A step's argument buffer: a clone of the machine starts without one (it holds nothing
@@ -391,6 +397,8 @@ impl<F: World> Machine<F> {
             deciding: None,
             arg_buf: Scratch::default(),
             spare_regs: Spare::default(),
+            watch: watch::Watch::of(&prog),
+            written: watch::ALL_PARTS,
             fs,
             prog,
         };

@@ -31,9 +31,13 @@ impl<F: World> Machine<F> {
             return;
         }
         let prog = Arc::clone(&self.prog);
-        for inv in &prog.invariants {
+        let written = std::mem::take(&mut self.written);
+        for (i, inv) in prog.invariants.iter().enumerate() {
             let applies = inv.when == When::Always || when == When::AtEnd;
+            // After a step, an invariant whose inputs it did not write answers as before.
+            let unchanged = when == When::Always && !self.watch.is_due(i, written);
             if !applies
+                || unchanged
                 || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name))
             {
                 continue;

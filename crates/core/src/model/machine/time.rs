@@ -151,7 +151,10 @@ impl<F: World> Machine<F> {
             let timers = self.timers.iter().filter(|k| live(self, k)).map(|k| k.at);
             match sleepers.chain(timers).min() {
                 Some(t) => {
-                    self.clock = self.clock.max(t);
+                    if t > self.clock {
+                        self.clock = t;
+                        self.wrote(watch::Part::Clock);
+                    }
                     self.fire_timers();
                     for a in 0..self.actors.len() {
                         if matches!(self.actors[a].status, Status::Sleeping(w) if w <= self.clock) {
