@@ -85,8 +85,7 @@ fn run_chooser<C: Chooser>(
     while !out_of_budget(cfg, col, start) && chooser.new_execution() {
         let mut m = initial.clone();
         while !m.is_finished() {
-            runnable.clear();
-            runnable.extend(m.runnable());
+            m.runnable_into(&mut runnable);
             if runnable.is_empty() {
                 break;
             }

@@ -559,6 +559,41 @@ impl<F: World> Machine<F> {
         (0..self.choice_count()).filter(|&c| self.is_runnable(c))
     }
 
+    /// [`Machine::runnable`] into `out` (cleared first), in one pass over the actors and the
+    /// faults: the random engines ask at every step, and `is_runnable` per choice counted the
+    /// ready actors and the landed faults again for each.
+    pub fn runnable_into(&self, out: &mut Vec<usize>) {
+        out.clear();
+        if self.end.is_some() {
+            return;
+        }
+        if let Some(d) = &self.deciding {
+            out.extend((d.allows(0)).then_some(d.actor));
+            out.extend(self.decision_choice().filter(|_| d.allows(1)));
+        } else {
+            out.extend((0..self.actors.len()).filter(|&a| self.actors[a].status == Status::Ready));
+            let any_ready = !out.is_empty();
+            let landed = self.fired.iter().filter(|x| **x).count();
+            if any_ready && landed < self.prog.fault_budget {
+                let n = self.actors.len();
+                out.extend(
+                    self.prog
+                        .faults
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(f, fault)| {
+                            (!self.fired[f] && !self.actors[fault.target].status.is_over())
+                                .then_some(n + f)
+                        }),
+                );
+            }
+        }
+        debug_assert!(
+            out.iter().copied().eq(self.runnable()),
+            "runnable_into agrees with runnable"
+        );
+    }
+
     fn any_actor_ready(&self) -> bool {
         self.actors.iter().any(|a| a.status == Status::Ready)
     }
