@@ -13,6 +13,12 @@ impl<F: World> Machine<F> {
         // executing them needs no clones.
         let prog = Arc::clone(&self.prog);
         loop {
+            // The plain instructions run on one borrow of the actor (`local.rs`); this loop
+            // takes the others, one at a time.
+            match self.run_local(a, &mut budget) {
+                local::Local::Parked | local::Local::Working => return,
+                local::Local::General => {}
+            }
             budget -= 1;
             if budget == 0 {
                 self.fail(a, oracle::LIVELOCK, "an actor computed for a million instructions without taking a step (a loop without an operation?)".into());

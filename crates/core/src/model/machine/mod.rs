@@ -15,6 +15,7 @@
 mod answers;
 mod faults;
 mod interp;
+mod local;
 mod oracles;
 mod query;
 mod step;

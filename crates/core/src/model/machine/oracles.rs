@@ -31,11 +31,11 @@ impl<F: World> Machine<F> {
             return;
         }
         let prog = Arc::clone(&self.prog);
-        let written = std::mem::take(&mut self.written);
+        let due = self.watch.due(std::mem::take(&mut self.written));
         for (i, inv) in prog.invariants.iter().enumerate() {
             let applies = inv.when == When::Always || when == When::AtEnd;
             // After a step, an invariant whose inputs it did not write answers as before.
-            let unchanged = when == When::Always && !self.watch.is_due(i, written);
+            let unchanged = when == When::Always && !due.includes(i);
             if !applies
                 || unchanged
                 || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name))

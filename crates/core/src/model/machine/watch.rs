@@ -73,16 +73,31 @@ impl Watch {
         watch
     }
 
-    /// Whether invariant `i` must be evaluated again after writes to the parts in `written`.
-    pub(super) fn is_due(&self, i: usize, written: u8) -> bool {
-        let Some(bit) = bit_of(i) else { return true };
+    /// The invariants to evaluate again after writes to the parts in `written`.
+    pub(super) fn due(&self, written: u8) -> Due {
         let mut due = self.every_step;
         for (p, readers) in self.readers.iter().enumerate() {
             if written & (1 << p) != 0 {
                 due |= readers;
             }
         }
-        due & bit != 0
+        Due(due)
+    }
+
+    /// Whether invariant `i` must be evaluated again after writes to the parts in `written`.
+    #[cfg(test)]
+    fn is_due(&self, i: usize, written: u8) -> bool {
+        self.due(written).includes(i)
+    }
+}
+
+/// The invariants to evaluate after a step: a bit each, computed once per check.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Due(u64);
+
+impl Due {
+    pub(super) fn includes(self, i: usize) -> bool {
+        bit_of(i).is_none_or(|bit| self.0 & bit != 0)
     }
 }
 
