@@ -309,8 +309,17 @@ impl<F: World> Machine<F> {
         out: &mut Vec<Value>,
     ) -> Result<(), String> {
         out.clear();
+        // Most arguments are a constant or a register: copied without the evaluator's walk.
+        let regs = self.actors[a]
+            .frames
+            .last()
+            .map_or(&[][..], |f| &f.regs[..]);
         for e in args {
-            out.push(self.eval_in(a, e)?);
+            out.push(match e {
+                PExpr::Const(v) => v.clone(),
+                PExpr::Reg(r) => regs.get(*r as usize).cloned().unwrap_or(Value::None),
+                e => self.eval_in(a, e)?,
+            });
         }
         Ok(())
     }

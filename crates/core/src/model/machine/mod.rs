@@ -411,6 +411,25 @@ impl<F: World> Machine<F> {
         m
     }
 
+    /// Makes this machine a copy of `initial` (as a clone would), keeping the allocations it
+    /// made that are not state: the schedule's capacity, the emptied register vectors and the
+    /// argument buffer. An engine that runs one execution after another from the same start
+    /// then does not grow them again each time.
+    pub fn restart_from(&mut self, initial: &Machine<F>)
+    where
+        F: Clone,
+    {
+        let mut schedule = std::mem::take(&mut self.schedule);
+        let spare_regs = std::mem::take(&mut self.spare_regs);
+        let arg_buf = std::mem::take(&mut self.arg_buf);
+        *self = initial.clone();
+        schedule.clear();
+        schedule.extend_from_slice(&self.schedule);
+        self.schedule = schedule;
+        self.spare_regs = spare_regs;
+        self.arg_buf = arg_buf;
+    }
+
     /// Records a [`StepDetail`] for every step from now on (replay does this; exploration does not).
     pub fn record_details(&mut self) {
         self.details = Some(Vec::new());
@@ -572,21 +591,22 @@ impl<F: World> Machine<F> {
             out.extend((d.allows(0)).then_some(d.actor));
             out.extend(self.decision_choice().filter(|_| d.allows(1)));
         } else {
-            out.extend((0..self.actors.len()).filter(|&a| self.actors[a].status == Status::Ready));
-            let any_ready = !out.is_empty();
-            let landed = self.fired.iter().filter(|x| **x).count();
-            if any_ready && landed < self.prog.fault_budget {
-                let n = self.actors.len();
-                out.extend(
-                    self.prog
-                        .faults
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(f, fault)| {
-                            (!self.fired[f] && !self.actors[fault.target].status.is_over())
-                                .then_some(n + f)
-                        }),
-                );
+            for (a, actor) in self.actors.iter().enumerate() {
+                if actor.status == Status::Ready {
+                    out.push(a);
+                }
+            }
+            let n = self.actors.len();
+            let faults = &self.prog.faults;
+            if !out.is_empty()
+                && !faults.is_empty()
+                && self.fired.iter().filter(|x| **x).count() < self.prog.fault_budget
+            {
+                for (f, fault) in faults.iter().enumerate() {
+                    if !self.fired[f] && !self.actors[fault.target].status.is_over() {
+                        out.push(n + f);
+                    }
+                }
             }
         }
         debug_assert!(

@@ -30,8 +30,12 @@ impl<F: World> Machine<F> {
         if self.prog.invariants.is_empty() {
             return;
         }
-        let prog = Arc::clone(&self.prog);
         let due = self.watch.due(std::mem::take(&mut self.written));
+        if when == When::Always && due.is_empty() {
+            // The usual step: it wrote nothing any invariant reads.
+            return;
+        }
+        let prog = Arc::clone(&self.prog);
         for (i, inv) in prog.invariants.iter().enumerate() {
             let applies = inv.when == When::Always || when == When::AtEnd;
             // After a step, an invariant whose inputs it did not write answers as before.

@@ -44,8 +44,10 @@ pub(super) const ALL_PARTS: u8 = (1 << PARTS) - 1;
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Watch {
     readers: [u64; PARTS],
-    /// Invariants that read the world, or come after the 64th: evaluated after every step.
+    /// Invariants that read the world: evaluated after every step.
     every_step: u64,
+    /// More than 64 invariants: those past the 64th are evaluated after every step.
+    beyond_bits: bool,
 }
 
 /// The bit of invariant `i`, or none for one past the 64th (always evaluated).
@@ -56,7 +58,10 @@ fn bit_of(i: usize) -> Option<u64> {
 impl Watch {
     /// Classifies `prog`'s invariants by what they read.
     pub(super) fn of(prog: &Program) -> Watch {
-        let mut watch = Watch::default();
+        let mut watch = Watch {
+            beyond_bits: prog.invariants.len() > 64,
+            ..Watch::default()
+        };
         for (i, inv) in prog.invariants.iter().enumerate() {
             let Some(bit) = bit_of(i) else { break };
             let mut parts = 0u8;
@@ -81,7 +86,7 @@ impl Watch {
                 due |= readers;
             }
         }
-        Due(due)
+        Due(due, self.beyond_bits)
     }
 
     /// Whether invariant `i` must be evaluated again after writes to the parts in `written`.
@@ -91,11 +96,17 @@ impl Watch {
     }
 }
 
-/// The invariants to evaluate after a step: a bit each, computed once per check.
+/// The invariants to evaluate after a step: a bit each for the first 64, computed once per
+/// check, and whether there are more (always due).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Due(u64);
+pub(super) struct Due(u64, bool);
 
 impl Due {
+    /// True when no invariant is due.
+    pub(super) fn is_empty(self) -> bool {
+        self.0 == 0 && !self.1
+    }
+
     pub(super) fn includes(self, i: usize) -> bool {
         bit_of(i).is_none_or(|bit| self.0 & bit != 0)
     }
