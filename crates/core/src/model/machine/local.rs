@@ -56,6 +56,39 @@ impl Env for FrameEnv<'_> {
     }
 }
 
+/// The conditions lowered `match` arms and most `if`s test, answered straight from the
+/// registers as the evaluator would; None for any other form (or a register out of range),
+/// which the evaluator takes.
+#[inline]
+fn quick_condition(c: &PExpr, regs: &[Value]) -> Option<bool> {
+    fn leaf<'a>(e: &'a PExpr, regs: &'a [Value]) -> Option<&'a Value> {
+        match e {
+            PExpr::Const(v) => Some(v),
+            PExpr::Reg(r) => regs.get(*r as usize),
+            _ => None,
+        }
+    }
+    let leaf = |e| leaf(e, regs);
+    match c {
+        PExpr::IsOk(r) => Some(!matches!(regs.get(*r as usize)?, Value::Err(_))),
+        PExpr::IsErrno(r, x) => Some(matches!(regs.get(*r as usize)?, Value::Err(y) if y == x)),
+        // The evaluator's `==` and `!=` are the values' equality, whatever their types.
+        PExpr::Bin(BinOp::Eq, a, b) => Some(leaf(a)? == leaf(b)?),
+        PExpr::Bin(BinOp::Ne, a, b) => Some(leaf(a)? != leaf(b)?),
+        _ => None,
+    }
+}
+
+/// A register or a constant, copied without the evaluator's walk; None for anything else.
+#[inline]
+fn quick_value(e: &PExpr, regs: &[Value]) -> Option<Value> {
+    match e {
+        PExpr::Const(v) => Some(v.clone()),
+        PExpr::Reg(r) => regs.get(*r as usize).cloned(),
+        _ => None,
+    }
+}
+
 impl<F: World> Machine<F> {
     /// Runs actor `a`'s plain local instructions, counting each against `budget` as the general
     /// loop does, until it parks at an operation or reaches one the general loop must take
@@ -87,12 +120,13 @@ impl<F: World> Machine<F> {
                     return Local::Parked;
                 }
                 Instr::Eval { dst, e } => {
-                    let Ok(v) = eval::eval(e, &env) else {
-                        return Local::General;
+                    let v = match quick_value(e, &frame.regs) {
+                        Some(v) => v,
+                        None => match eval::eval(e, &env) {
+                            Ok(v) if !queried.get() => v,
+                            _ => return Local::General,
+                        },
                     };
-                    if queried.get() {
-                        return Local::General;
-                    }
                     let frame = actor.frames.last_mut().expect("the frame just read");
                     frame.regs[*dst as usize] = v;
                     frame.pc += 1;
@@ -103,12 +137,13 @@ impl<F: World> Machine<F> {
                 }
                 Instr::JumpIfNot(c, t) => {
                     let t = *t;
-                    let Ok(holds) = eval::eval_bool(c, &env) else {
-                        return Local::General;
+                    let holds = match quick_condition(c, &frame.regs) {
+                        Some(holds) => holds,
+                        None => match eval::eval_bool(c, &env) {
+                            Ok(holds) if !queried.get() => holds,
+                            _ => return Local::General,
+                        },
                     };
-                    if queried.get() {
-                        return Local::General;
-                    }
                     let frame = actor.frames.last_mut().expect("the frame just read");
                     frame.pc = if holds { frame.pc + 1 } else { t };
                 }
@@ -120,7 +155,11 @@ impl<F: World> Machine<F> {
                     // returned frame left behind when there is one: no allocation.
                     let mut regs = spare.pop().unwrap_or_default();
                     for e in args {
-                        match eval::eval(e, &env) {
+                        let v = match quick_value(e, &frame.regs) {
+                            Some(v) => Ok(v),
+                            None => eval::eval(e, &env).map_err(drop),
+                        };
+                        match v {
                             Ok(v) if !queried.get() => regs.push(v),
                             _ => {
                                 regs.clear();
@@ -145,9 +184,12 @@ impl<F: World> Machine<F> {
                 Instr::Return(e) => {
                     let v = match e {
                         None => Value::None,
-                        Some(e) => match eval::eval(e, &env) {
-                            Ok(v) if !queried.get() => v,
-                            _ => return Local::General,
+                        Some(e) => match quick_value(e, &frame.regs) {
+                            Some(v) => v,
+                            None => match eval::eval(e, &env) {
+                                Ok(v) if !queried.get() => v,
+                                _ => return Local::General,
+                            },
                         },
                     };
                     let mut done = actor.frames.pop().expect("the frame just read");
