@@ -107,7 +107,8 @@ impl<F: World> Machine<F> {
             let Some(frame) = actor.frames.last() else {
                 return Local::General;
             };
-            let env = FrameEnv {
+            // Built only where the evaluator is needed: most instructions never ask.
+            let env = || FrameEnv {
                 regs: &frame.regs,
                 locals: &actor.locals,
                 name,
@@ -122,7 +123,7 @@ impl<F: World> Machine<F> {
                 Instr::Eval { dst, e } => {
                     let v = match quick_value(e, &frame.regs) {
                         Some(v) => v,
-                        None => match eval::eval(e, &env) {
+                        None => match eval::eval(e, &env()) {
                             Ok(v) if !queried.get() => v,
                             _ => return Local::General,
                         },
@@ -139,7 +140,7 @@ impl<F: World> Machine<F> {
                     let t = *t;
                     let holds = match quick_condition(c, &frame.regs) {
                         Some(holds) => holds,
-                        None => match eval::eval_bool(c, &env) {
+                        None => match eval::eval_bool(c, &env()) {
                             Ok(holds) if !queried.get() => holds,
                             _ => return Local::General,
                         },
@@ -157,7 +158,7 @@ impl<F: World> Machine<F> {
                     for e in args {
                         let v = match quick_value(e, &frame.regs) {
                             Some(v) => Ok(v),
-                            None => eval::eval(e, &env).map_err(drop),
+                            None => eval::eval(e, &env()).map_err(drop),
                         };
                         match v {
                             Ok(v) if !queried.get() => regs.push(v),
@@ -186,7 +187,7 @@ impl<F: World> Machine<F> {
                         None => Value::None,
                         Some(e) => match quick_value(e, &frame.regs) {
                             Some(v) => v,
-                            None => match eval::eval(e, &env) {
+                            None => match eval::eval(e, &env()) {
                                 Ok(v) if !queried.get() => v,
                                 _ => return Local::General,
                             },
