@@ -411,25 +411,6 @@ impl<F: World> Machine<F> {
         m
     }
 
-    /// Makes this machine a copy of `initial` (as a clone would), keeping the allocations it
-    /// made that are not state: the schedule's capacity, the emptied register vectors and the
-    /// argument buffer. An engine that runs one execution after another from the same start
-    /// then does not grow them again each time.
-    pub fn restart_from(&mut self, initial: &Machine<F>)
-    where
-        F: Clone,
-    {
-        let mut schedule = std::mem::take(&mut self.schedule);
-        let spare_regs = std::mem::take(&mut self.spare_regs);
-        let arg_buf = std::mem::take(&mut self.arg_buf);
-        *self = initial.clone();
-        schedule.clear();
-        schedule.extend_from_slice(&self.schedule);
-        self.schedule = schedule;
-        self.spare_regs = spare_regs;
-        self.arg_buf = arg_buf;
-    }
-
     /// Records a [`StepDetail`] for every step from now on (replay does this; exploration does not).
     pub fn record_details(&mut self) {
         self.details = Some(Vec::new());
