@@ -83,11 +83,15 @@ fn run_chooser<C: Chooser>(
     chooser: &mut C,
 ) {
     let mut runnable = Vec::new();
+    // One machine, restarted from `initial` for each execution: it keeps its buffers.
+    let mut m = initial.clone();
+    let mut first = true;
     while !out_of_budget(cfg, col, start) && chooser.new_execution() {
-        let mut m = initial.clone();
+        if !std::mem::take(&mut first) {
+            m.restart_from(initial);
+        }
         while !m.is_finished() {
-            runnable.clear();
-            runnable.extend(m.runnable());
+            m.runnable_into(&mut runnable);
             if runnable.is_empty() {
                 break;
             }

@@ -126,6 +126,7 @@ impl<F: World> Machine<F> {
             for h in self.holders.iter_mut() {
                 h.retain(|x| *x != a);
             }
+            self.wrote(watch::Part::Holders);
         }
     }
 

@@ -13,6 +13,12 @@ impl<F: World> Machine<F> {
         // executing them needs no clones.
         let prog = Arc::clone(&self.prog);
         loop {
+            // The plain instructions run on one borrow of the actor (`local.rs`); this loop
+            // takes the others, one at a time.
+            match self.run_local(a, &mut budget) {
+                local::Local::Parked | local::Local::Working => return,
+                local::Local::General => {}
+            }
             budget -= 1;
             if budget == 0 {
                 self.fail(a, oracle::LIVELOCK, "an actor computed for a million instructions without taking a step (a loop without an operation?)".into());
@@ -86,8 +92,8 @@ impl<F: World> Machine<F> {
                         );
                     }
                     self.frame(a).pc += 1;
-                    regs.truncate(nregs);
-                    regs.resize(nregs, Value::None);
+                    // Not `resize`: cloning its fill value cost a hundred instructions a call.
+                    regs.resize_with(nregs, || Value::None);
                     self.actors[a].frames.push(Frame {
                         proc,
                         pc: 0,
@@ -128,6 +134,7 @@ impl<F: World> Machine<F> {
                     match self.eval_in(a, e) {
                         Ok(v) => {
                             self.actors[a].locals[local] = v;
+                            self.wrote(watch::Part::Locals);
                             self.frame(a).pc += 1;
                         }
                         Err(msg) => {
@@ -191,12 +198,14 @@ impl<F: World> Machine<F> {
                 Instr::Enter(s) => {
                     let s = *s as usize;
                     self.holders[s].push(a);
+                    self.wrote(watch::Part::Holders);
                     self.frame(a).pc += 1;
                 }
                 Instr::Leave(s) => {
                     let s = *s as usize;
                     if let Some(i) = self.holders[s].iter().position(|h| *h == a) {
                         self.holders[s].remove(i);
+                        self.wrote(watch::Part::Holders);
                     }
                     self.frame(a).pc += 1;
                 }
@@ -300,8 +309,17 @@ impl<F: World> Machine<F> {
         out: &mut Vec<Value>,
     ) -> Result<(), String> {
         out.clear();
+        // Most arguments are a constant or a register: copied without the evaluator's walk.
+        let regs = self.actors[a]
+            .frames
+            .last()
+            .map_or(&[][..], |f| &f.regs[..]);
         for e in args {
-            out.push(self.eval_in(a, e)?);
+            out.push(match e {
+                PExpr::Const(v) => v.clone(),
+                PExpr::Reg(r) => regs.get(*r as usize).cloned().unwrap_or(Value::None),
+                e => self.eval_in(a, e)?,
+            });
         }
         Ok(())
     }

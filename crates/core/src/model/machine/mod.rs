@@ -15,10 +15,12 @@
 mod answers;
 mod faults;
 mod interp;
+mod local;
 mod oracles;
 mod query;
 mod step;
 mod time;
+mod watch;
 mod world;
 
 use std::sync::Arc;
@@ -287,6 +289,11 @@ pub struct Machine<F: World = ModelFs> {
     arg_buf: Scratch,
     /// The register vectors of returned frames, emptied, for the next calls to reuse. Not state.
     spare_regs: Spare,
+    /// Which invariants read which parts of the state (`watch.rs`). Not state.
+    watch: watch::Watch,
+    /// The parts written since invariants were last checked, a bit per `watch::Part`: empty
+    /// between steps. Not state.
+    written: u8,
 }
 
 /// A step's argument buffer: a clone of the machine starts without one (it holds nothing
@@ -421,6 +428,8 @@ impl<F: World> Machine<F> {
             deciding: None,
             arg_buf: Scratch::default(),
             spare_regs: Spare::default(),
+            watch: watch::Watch::of(&prog),
+            written: watch::ALL_PARTS,
             fs,
             prog,
         };
@@ -579,6 +588,42 @@ impl<F: World> Machine<F> {
 
     pub fn runnable(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.choice_count()).filter(|&c| self.is_runnable(c))
+    }
+
+    /// [`Machine::runnable`] into `out` (cleared first), in one pass over the actors and the
+    /// faults: the random engines ask at every step, and `is_runnable` per choice counted the
+    /// ready actors and the landed faults again for each.
+    pub fn runnable_into(&self, out: &mut Vec<usize>) {
+        out.clear();
+        if self.end.is_some() {
+            return;
+        }
+        if let Some(d) = &self.deciding {
+            out.extend((d.allows(0)).then_some(d.actor));
+            out.extend(self.decision_choice().filter(|_| d.allows(1)));
+        } else {
+            for (a, actor) in self.actors.iter().enumerate() {
+                if actor.status == Status::Ready {
+                    out.push(a);
+                }
+            }
+            let n = self.actors.len();
+            let faults = &self.prog.faults;
+            if !out.is_empty()
+                && !faults.is_empty()
+                && self.fired.iter().filter(|x| **x).count() < self.prog.fault_budget
+            {
+                for (f, fault) in faults.iter().enumerate() {
+                    if !self.fired[f] && !self.actors[fault.target].status.is_over() {
+                        out.push(n + f);
+                    }
+                }
+            }
+        }
+        debug_assert!(
+            out.iter().copied().eq(self.runnable()),
+            "runnable_into agrees with runnable"
+        );
     }
 
     fn any_actor_ready(&self) -> bool {

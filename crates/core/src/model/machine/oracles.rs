@@ -30,10 +30,18 @@ impl<F: World> Machine<F> {
         if self.prog.invariants.is_empty() {
             return;
         }
+        let due = self.watch.due(std::mem::take(&mut self.written));
+        if when == When::Always && due.is_empty() {
+            // The usual step: it wrote nothing any invariant reads.
+            return;
+        }
         let prog = Arc::clone(&self.prog);
-        for inv in &prog.invariants {
+        for (i, inv) in prog.invariants.iter().enumerate() {
             let applies = inv.when == When::Always || when == When::AtEnd;
+            // After a step, an invariant whose inputs it did not write answers as before.
+            let unchanged = when == When::Always && !due.includes(i);
             if !applies
+                || unchanged
                 || (!self.broken.is_empty() && self.broken.iter().any(|b| b.invariant == inv.name))
             {
                 continue;

@@ -1,5 +1,5 @@
-//! What actors and invariants read of the world (queries), and the model world's state
-//! fingerprint and logs.
+//! What actors and invariants read of the world (queries), the model world's state
+//! fingerprint and logs, and a machine's copies (restarted from another, detached).
 
 use super::*;
 
@@ -82,6 +82,27 @@ impl<F: World> Machine<F> {
                 },
             },
         })
+    }
+}
+
+impl<F: World> Machine<F> {
+    /// Makes this machine a copy of `initial` (as a clone would), keeping the allocations it
+    /// made that are not state: the schedule's capacity, the emptied register vectors and the
+    /// argument buffer. An engine that runs one execution after another from the same start
+    /// then does not grow them again each time.
+    pub fn restart_from(&mut self, initial: &Machine<F>)
+    where
+        F: Clone,
+    {
+        let mut schedule = std::mem::take(&mut self.schedule);
+        let spare_regs = std::mem::take(&mut self.spare_regs);
+        let arg_buf = std::mem::take(&mut self.arg_buf);
+        *self = initial.clone();
+        schedule.clear();
+        schedule.extend_from_slice(&self.schedule);
+        self.schedule = schedule;
+        self.spare_regs = spare_regs;
+        self.arg_buf = arg_buf;
     }
 }
 

@@ -51,9 +51,11 @@ impl<F: World> Machine<F> {
             Op::CellGet(id) => self.cells[id as usize].clone(),
             Op::CellSet(id) => {
                 self.cells[id as usize] = args[0].clone();
+                self.wrote(watch::Part::Cells);
                 Value::None
             }
             Op::CellPut(id) => {
+                self.wrote(watch::Part::Cells);
                 let name = &self.prog.cells[id as usize].0;
                 let cell = &mut self.cells[id as usize];
                 *cell = racelab_lang::collections::put(cell, &args[0], &args[1])
@@ -62,6 +64,7 @@ impl<F: World> Machine<F> {
             }
             Op::Append(id) => {
                 self.logs[id as usize].push(Arc::from(args[0].to_string().as_str()));
+                self.wrote(watch::Part::Logs);
                 Value::None
             }
             fs_op => {
