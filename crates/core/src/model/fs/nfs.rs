@@ -5,6 +5,12 @@ use racelab_lang::ir::{Errno, Op, Value};
 
 use super::*;
 
+/// The longest a Linux client trusts a cached name or attributes without asking the server
+/// again: acregmax and acdirmax, 60 s by default. A stale answer is allowed up to this age, never
+/// beyond (else a client polling a name could be answered from its cache forever: a livelock no
+/// real client has).
+const TRUSTED_AT_MOST_MS: i64 = 60_000;
+
 impl ModelFs {
     /// Models every actor's operations as made through its NFS client (`client_of[actor]`),
     /// each client caching attributes for `cache_ms`.
@@ -55,7 +61,7 @@ impl ModelFs {
             let other = if self.cached_name_is_fresh(client, &path, cx.now) {
                 Some(self.server_stat(&path))
             } else {
-                self.stale_stat(client, &path)
+                self.stale_stat(client, &path, cx.now)
             };
             let entry = self
                 .nfs
@@ -210,11 +216,13 @@ impl ModelFs {
         matches!(nfs.caches[client].names.get(path), Some((at, Ok(_))) if now - at < nfs.cache_ms)
     }
 
-    /// What `client`'s cache still says of `path` past its lifetime: the negative entry's error,
-    /// or the attributes last cached for the file the name named; None when it holds neither.
-    fn stale_stat(&self, client: usize, path: &str) -> Option<Result<Value, Errno>> {
+    /// What `client`'s cache still says of `path` past its lifetime but within
+    /// [`TRUSTED_AT_MOST_MS`]: the negative entry's error, or the attributes last cached for the
+    /// file the name named; None when it holds neither, or held it too long.
+    fn stale_stat(&self, client: usize, path: &str, now: i64) -> Option<Result<Value, Errno>> {
         let cache = &self.nfs.as_ref()?.caches[client];
         match cache.names.get(path)? {
+            (at, _) if now - at >= TRUSTED_AT_MOST_MS => None,
             (_, Err(e)) => Some(Err(*e)),
             (_, Ok(ino)) => cache.attrs.get(ino).map(|(_, attrs)| Ok(attrs.clone())),
         }
