@@ -65,7 +65,7 @@ pub fn model_assumptions(prog: &Program) -> Vec<String> {
     out.push(atomicity(prog));
     if let Some(ms) = prog.nfs_cache_ms {
         out.push(format!(
-            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; where real clients were measured answering one call more than one way, the engines explore every answer: a `read` or `stat` through a name a client still caches for a file the server has since unnamed (the server's answer or the cached file's), a `utime` of a removed file (ENOENT or ok), an `fstat` of an open file the server no longer names (ESTALE, nlink 0, or the attributes last seen), a `flock` while another actor's release may still be on its way to the server (granted or EAGAIN); a forced replay takes whichever answer the real client gives"
+            "nfs: each client caches attributes for {ms} ms; replies are lost only where a `retransmit` fault says so; where real clients were measured answering one call more than one way, the engines explore every answer: a `read` or `stat` through a name a client still caches for a file the server has since unnamed (the server's answer or the cached file's), a `stat` past the cache's lifetime but within 60 s of the lookup (the server's or the stale entry's), a `utime` of a removed file (ENOENT or ok), an `fstat` of an open file the server no longer names (ESTALE, nlink 0, or the attributes last seen), a `flock` while another actor's release may still be on its way to the server (granted or EAGAIN); a forced replay takes whichever answer the real client gives"
         ));
     }
     out
