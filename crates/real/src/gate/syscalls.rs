@@ -246,6 +246,27 @@ pub(crate) fn virtual_clock(clock: i64) -> bool {
     ) || clock < 0
 }
 
+/// What a read of virtual clock `clock` answers now: the bytes for its buffer (a timespec, a
+/// timeval, or time(2)'s seconds) and the call's return value. One place for the ptrace and the
+/// notified paths, so both give a program the same times.
+pub(crate) fn virtual_time(
+    now: &crate::gate::VirtualClock,
+    clock: i64,
+    kind: TimeKind,
+) -> (Vec<u8>, i64) {
+    let ns = if wall_clock(clock) {
+        now.wall_ns()
+    } else {
+        now.monotonic_ns()
+    };
+    let (sec, sub) = ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
+    match kind {
+        TimeKind::Timespec => ([sec.to_ne_bytes(), sub.to_ne_bytes()].concat(), 0),
+        TimeKind::Timeval => ([sec.to_ne_bytes(), (sub / 1000).to_ne_bytes()].concat(), 0),
+        TimeKind::Seconds => (sec.to_ne_bytes().to_vec(), sec),
+    }
+}
+
 /// Whether `clock` counts from the epoch (wall clocks) rather than from boot.
 pub(crate) fn wall_clock(clock: i64) -> bool {
     matches!(

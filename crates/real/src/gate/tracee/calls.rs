@@ -1,6 +1,6 @@
 //! A trapped call of a gated thread: answered on the way (time, random bytes, files outside the root), refused (a child process), or held as a step and finished after it.
 
-use crate::gate::syscalls::{decode, virtual_clock, wall_clock, Call, TimeKind};
+use crate::gate::syscalls::{decode, virtual_clock, virtual_time, wall_clock, Call, TimeKind};
 use crate::gate::VirtualClock;
 use nix::sys::ptrace::{self};
 use std::path::Path;
@@ -99,33 +99,11 @@ impl Tracee {
                 buf,
                 kind,
             } if virtual_clock(id) => {
-                let ns = if wall_clock(id) {
-                    clock.wall_ns()
-                } else {
-                    clock.monotonic_ns()
-                };
-                let (sec, sub) = ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
-                let ret = match kind {
-                    TimeKind::Timespec => {
-                        self.write_mem(buf, &[sec.to_ne_bytes(), sub.to_ne_bytes()].concat())?;
-                        0
-                    }
-                    TimeKind::Timeval => {
-                        if buf != 0 {
-                            self.write_mem(
-                                buf,
-                                &[sec.to_ne_bytes(), (sub / 1000).to_ne_bytes()].concat(),
-                            )?;
-                        }
-                        0
-                    }
-                    TimeKind::Seconds => {
-                        if buf != 0 {
-                            self.write_mem(buf, &sec.to_ne_bytes())?;
-                        }
-                        sec
-                    }
-                };
+                let (bytes, ret) = virtual_time(clock, id, kind);
+                // time(2) and gettimeofday(2) accept a null buffer; a timespec must have one.
+                if kind == TimeKind::Timespec || buf != 0 {
+                    self.write_mem(buf, &bytes)?;
+                }
                 self.skip_call(t, ret)?;
                 self.cont(t, None)?;
                 Ok(None)

@@ -9,7 +9,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 
 use crate::gate::notify::{self, Listener, PathArg, Reply, Request};
-use crate::gate::syscalls::{decode, virtual_clock, wall_clock, Call, TimeKind};
+use crate::gate::syscalls::{decode, virtual_clock, virtual_time, Call, TimeKind};
 
 use super::*;
 
@@ -161,19 +161,7 @@ impl Tracee {
                 buf,
                 kind,
             } if virtual_clock(id) => {
-                let ns = if wall_clock(id) {
-                    clock.wall_ns()
-                } else {
-                    clock.monotonic_ns()
-                };
-                let (sec, sub) = ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
-                let (bytes, ret) = match kind {
-                    TimeKind::Timespec => ([sec.to_ne_bytes(), sub.to_ne_bytes()].concat(), 0),
-                    TimeKind::Timeval => {
-                        ([sec.to_ne_bytes(), (sub / 1000).to_ne_bytes()].concat(), 0)
-                    }
-                    TimeKind::Seconds => (sec.to_ne_bytes().to_vec(), sec),
-                };
+                let (bytes, ret) = virtual_time(clock, id, kind);
                 let written =
                     (buf == 0 && kind != TimeKind::Timespec) || self.write_mem(buf, &bytes).is_ok();
                 self.reply(req, Reply::Return(if written { ret } else { fault }))
